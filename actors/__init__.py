@@ -1,0 +1,3 @@
+"""Ready actors: sources, sinks, transforms, flow control and collectives."""
+
+__all__: list[str] = []

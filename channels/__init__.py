@@ -1,0 +1,42 @@
+"""Typed, bounded async channels: the transport under streamnet. Knows no dataframes."""
+
+import contextlib
+
+from channels._channel import Channel, ChannelState, ChannelStatistics
+from channels._errors import (
+    ChannelAborted,
+    ChannelBroken,
+    ChannelClosed,
+    ChannelError,
+    SequenceError,
+    StreamnetError,
+)
+from channels._lineariser import linearise
+from channels._message import Message
+from channels._observer import ChannelObserver, current_observer, observe
+from channels._select import recv_any
+
+__all__ = [
+    "Channel",
+    "ChannelAborted",
+    "ChannelBroken",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelObserver",
+    "ChannelState",
+    "ChannelStatistics",
+    "Message",
+    "SequenceError",
+    "StreamnetError",
+    "current_observer",
+    "linearise",
+    "observe",
+    "recv_any",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("channels._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = "channels"
+del _name, _obj

@@ -1,0 +1,510 @@
+"""Typed, bounded, async channels.
+
+The contract of every method, with the errors it raises, is written here once.
+
+State of a channel, and what each operation does in it:
+
+============  =========================  ==========================  ==================
+state         ``send``                   ``recv``                    how it gets there
+============  =========================  ==========================  ==================
+open          delivers; waits while      next message; waits while   initial
+              full                       empty
+drained       raises `ChannelClosed`     buffered messages, then     every producer
+                                         ``None``                    called ``drain``
+shut down     raises `ChannelBroken`     ``None`` (buffer dropped)   ``shutdown``
+aborted       raises `ChannelAborted`    raises `ChannelAborted`     ``abort(cause)``
+============  =========================  ==========================  ==================
+
+A blocked call wakes as soon as the state changes. A cancelled ``send`` never
+delivers its message; a cancelled ``recv`` never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import types
+import typing
+from collections import deque
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, Generic, Literal, TypeVar
+
+from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed
+from channels._message import Message, payload_nbytes
+from channels._observer import _observer
+
+__all__ = ["Channel", "ChannelState", "ChannelStatistics"]
+
+T = TypeVar("T")
+
+ChannelState = Literal["open", "drained", "shut down", "aborted"]
+
+_OPEN: ChannelState = "open"
+_DRAINED: ChannelState = "drained"
+_SHUTDOWN: ChannelState = "shut down"
+_ABORTED: ChannelState = "aborted"
+
+_UNRESOLVED: Any = object()
+_names = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatistics:
+    """A snapshot of one channel.
+
+    Attributes
+    ----------
+    name, state, capacity, max_bytes
+        What the channel is and how it is bounded (``max_bytes`` is None when unbounded).
+    buffered_messages, buffered_bytes
+        What sits in the buffer now.
+    peak_buffered_messages, peak_buffered_bytes
+        The most the buffer ever held.
+    messages_sent, messages_received
+        Messages that entered and left the channel.
+    waiting_senders, waiting_receivers
+        Calls blocked on the channel now.
+    """
+
+    name: str
+    state: ChannelState
+    capacity: int
+    max_bytes: int | None
+    buffered_messages: int
+    buffered_bytes: int
+    peak_buffered_messages: int
+    peak_buffered_bytes: int
+    messages_sent: int
+    messages_received: int
+    waiting_senders: int
+    waiting_receivers: int
+
+
+def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        fut = waiters.popleft()
+        if not fut.done():
+            fut.set_result(None)
+            return
+
+
+def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        fut = waiters.popleft()
+        if not fut.done():
+            fut.set_result(None)
+
+
+def _instance_check(payload_type: Any) -> Any:
+    """What ``isinstance`` can check for a declared payload type; None checks nothing."""
+    if payload_type is None or payload_type is Any or isinstance(payload_type, TypeVar):
+        return None
+    origin = typing.get_origin(payload_type)
+    if origin is typing.Union or origin is types.UnionType:
+        parts = [_instance_check(arg) for arg in typing.get_args(payload_type)]
+        if any(part is None for part in parts):
+            return None
+        flat: list[type] = []
+        for part in parts:
+            flat.extend(part if isinstance(part, tuple) else (part,))
+        return tuple(flat)
+    if origin is not None:
+        return _instance_check(origin)
+    return payload_type if isinstance(payload_type, type) else None
+
+
+class Channel(Generic[T]):
+    """A bounded async channel of :class:`Message` objects.
+
+    Parameters
+    ----------
+    payload_type
+        Type every payload must have (``Channel[TableChunk]()`` declares it too).
+        A payload of another type makes ``send`` raise `TypeError`.
+    capacity
+        Messages the buffer holds before ``send`` waits (at least 1).
+    max_bytes
+        Optional bound on the payload bytes in the buffer (payloads report their
+        size through ``nbytes``). A message larger than the bound is still let
+        through when the buffer is empty, so nothing can deadlock on it.
+    name
+        Used in errors and statistics.
+    producers
+        How many producers must call ``drain`` before the stream ends. A Network
+        sets it from its wiring.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def main():
+    ...     ch = Channel[str](capacity=2)
+    ...     await ch.send(None, Message(0, "hello"))
+    ...     await ch.drain(None)
+    ...     return [m.payload async for m in ch]
+    >>> asyncio.run(main())
+    ['hello']
+    """
+
+    __slots__ = (
+        "__orig_class__",
+        "__weakref__",
+        "_buffer",
+        "_bytes",
+        "_capacity",
+        "_cause",
+        "_check",
+        "_consumers",
+        "_drained_by",
+        "_max_bytes",
+        "_name",
+        "_owner",
+        "_payload_type",
+        "_peak_bytes",
+        "_peak_messages",
+        "_producers",
+        "_received",
+        "_recv_waiters",
+        "_send_waiters",
+        "_sent",
+        "_state",
+    )
+
+    def __init__(
+        self,
+        payload_type: type[T] | Any = None,
+        *,
+        capacity: int = 2,
+        max_bytes: int | None = None,
+        name: str | None = None,
+        producers: int = 1,
+    ) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise ValueError(f"Channel: `capacity` must be an int >= 1, got {capacity!r}")
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            raise ValueError(f"Channel: `max_bytes` must be None or an int >= 1, got {max_bytes!r}")
+        if type(producers) is not int or producers < 1:
+            raise ValueError(f"Channel: `producers` must be an int >= 1, got {producers!r}")
+        self._name = name if name is not None else f"channel#{next(_names)}"
+        self._payload_type = payload_type
+        self._check = _UNRESOLVED
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._buffer: deque[tuple[Message[T], int]] = deque()
+        self._bytes = 0
+        self._recv_waiters: deque[asyncio.Future[None]] = deque()
+        self._send_waiters: deque[asyncio.Future[None]] = deque()
+        self._state: ChannelState = _OPEN
+        self._cause: BaseException | None = None
+        self._producers = producers
+        self._consumers = 0
+        self._drained_by: set[object] = set()
+        self._owner: object | None = None
+        self._sent = 0
+        self._received = 0
+        self._peak_messages = 0
+        self._peak_bytes = 0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        """The channel's name, used in errors and statistics."""
+        return self._name
+
+    @property
+    def payload_type(self) -> Any:
+        """The declared payload type, or None if any payload is accepted."""
+        if self._payload_type is not None:
+            return self._payload_type
+        orig = getattr(self, "__orig_class__", None)
+        if orig is not None:
+            args = typing.get_args(orig)
+            if args:
+                return args[0]
+        return None
+
+    @property
+    def capacity(self) -> int:
+        """Messages the buffer holds before ``send`` waits."""
+        return self._capacity
+
+    @property
+    def max_bytes(self) -> int | None:
+        """Bound on buffered payload bytes, or None."""
+        return self._max_bytes
+
+    @property
+    def state(self) -> ChannelState:
+        """``"open"``, ``"drained"``, ``"shut down"`` or ``"aborted"``."""
+        return self._state
+
+    @property
+    def abort_cause(self) -> BaseException | None:
+        """The failure the channel was aborted with, or None."""
+        return self._cause
+
+    def __len__(self) -> int:
+        """Messages in the buffer now."""
+        return len(self._buffer)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Channel {self._name!r} {self._state}, {len(self._buffer)}/{self._capacity} messages>"
+        )
+
+    def statistics(self) -> ChannelStatistics:
+        """A snapshot of the channel's buffer and counters."""
+        return ChannelStatistics(
+            name=self._name,
+            state=self._state,
+            capacity=self._capacity,
+            max_bytes=self._max_bytes,
+            buffered_messages=len(self._buffer),
+            buffered_bytes=self._bytes,
+            peak_buffered_messages=self._peak_messages,
+            peak_buffered_bytes=self._peak_bytes,
+            messages_sent=self._sent,
+            messages_received=self._received,
+            waiting_senders=sum(not f.done() for f in self._send_waiters),
+            waiting_receivers=sum(not f.done() for f in self._recv_waiters),
+        )
+
+    # ------------------------------------------------------------------ producer side
+    async def send(self, ctx: object, msg: Message[T]) -> None:
+        """Put ``msg`` into the channel, waiting while it is full.
+
+        Parameters
+        ----------
+        ctx
+            The calling actor's Context (rapidsmpf's form; any object, or None).
+        msg
+            The message to deliver.
+
+        Raises
+        ------
+        TypeError
+            ``msg`` is not a Message, or its payload is not of the declared type.
+        ChannelClosed
+            Every producer already drained the channel.
+        ChannelBroken
+            The channel was shut down (its consumers need no more).
+        ChannelAborted
+            The channel was aborted; ``__cause__`` is the failure.
+        """
+        if self._state is not _OPEN:
+            self._raise_closed("send into")
+        if type(msg) is not Message:
+            raise TypeError(
+                f"channel `{self._name}`: send takes a Message, got {type(msg).__name__}"
+            )
+        check = self._check
+        if check is _UNRESOLVED:
+            check = self._check = _instance_check(self.payload_type)
+        if check is not None and not isinstance(msg.payload, check):
+            raise TypeError(
+                f"channel `{self._name}` carries {_type_name(self.payload_type)} payloads, "
+                f"got {type(msg.payload).__name__} "
+                f"(message sequence number {msg.sequence_number})"
+            )
+        size = payload_nbytes(msg.payload)
+        blocked = 0.0
+        buffer = self._buffer
+        if len(buffer) >= self._capacity or (
+            self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+        ):
+            start = perf_counter()
+            await self._wait_for_room(size)
+            blocked = perf_counter() - start
+        buffer.append((msg, size))
+        self._bytes += size
+        self._sent += 1
+        if len(buffer) > self._peak_messages:
+            self._peak_messages = len(buffer)
+        if self._bytes > self._peak_bytes:
+            self._peak_bytes = self._bytes
+        if self._recv_waiters:
+            _wake_one(self._recv_waiters)
+        observer = _observer.get()
+        if observer is not None:
+            observer.on_send(self, msg, blocked)
+
+    async def _wait_for_room(self, size: int) -> None:
+        loop = asyncio.get_running_loop()
+        buffer = self._buffer
+        while len(buffer) >= self._capacity or (
+            self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+        ):
+            fut: asyncio.Future[None] = loop.create_future()
+            self._send_waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self._forget_waiter(self._send_waiters, fut)
+                raise
+            if self._state is not _OPEN:
+                self._raise_closed("send into")
+
+    async def drain(self, ctx: object) -> None:
+        """End the stream from this producer; the consumer still gets everything sent before.
+
+        The stream ends once every producer drained. Draining twice from the same
+        actor counts once; draining a channel that is no longer open does nothing.
+        """
+        self._producer_done(_observer.get())
+
+    def _producer_done(self, token: object | None) -> None:
+        if self._state is not _OPEN:
+            return
+        if token is not None:
+            if token in self._drained_by:
+                return
+            self._drained_by.add(token)
+        self._producers -= 1
+        if self._producers <= 0:
+            self._state = _DRAINED
+            _wake_all(self._recv_waiters)
+            _wake_all(self._send_waiters)
+
+    # ------------------------------------------------------------------ consumer side
+    async def recv(self, ctx: object) -> Message[T] | None:
+        """The next message, waiting while the channel is empty.
+
+        Returns
+        -------
+        Message or None
+            None at the end of the stream: every producer drained and the buffer
+            is empty, or the channel was shut down.
+
+        Raises
+        ------
+        ChannelAborted
+            The channel was aborted; ``__cause__`` is the failure.
+        """
+        blocked = 0.0
+        if not self._buffer:
+            if self._state is _OPEN:
+                start = perf_counter()
+                await self._wait_for_message()
+                blocked = perf_counter() - start
+            if not self._buffer:
+                if self._state is _ABORTED:
+                    self._raise_closed("receive from")
+                observer = _observer.get()
+                if observer is not None:
+                    observer.on_end(self, blocked)
+                return None
+        msg, size = self._buffer.popleft()
+        self._bytes -= size
+        self._received += 1
+        if self._send_waiters:
+            _wake_one(self._send_waiters)
+        observer = _observer.get()
+        if observer is not None:
+            observer.on_recv(self, msg, blocked)
+        return msg
+
+    async def _wait_for_message(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._buffer and self._state is _OPEN:
+            fut: asyncio.Future[None] = loop.create_future()
+            self._recv_waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self._forget_waiter(self._recv_waiters, fut)
+                raise
+
+    def _forget_waiter(
+        self, waiters: deque[asyncio.Future[None]], fut: asyncio.Future[None]
+    ) -> None:
+        """Remove a cancelled waiter; a wake-up it already got goes to the next one."""
+        try:
+            waiters.remove(fut)
+        except ValueError:
+            if fut.done() and not fut.cancelled():
+                _wake_one(waiters)
+
+    def _poll(self) -> Message[T] | Any | None:
+        """A message if one is buffered, None at the end, `_EMPTY` if one must wait."""
+        if self._buffer:
+            msg, size = self._buffer.popleft()
+            self._bytes -= size
+            self._received += 1
+            if self._send_waiters:
+                _wake_one(self._send_waiters)
+            return msg
+        if self._state is _OPEN:
+            return _EMPTY
+        if self._state is _ABORTED:
+            self._raise_closed("receive from")
+        return None
+
+    def __aiter__(self) -> typing.AsyncIterator[Message[T]]:
+        return self._iterate()
+
+    async def _iterate(self) -> typing.AsyncIterator[Message[T]]:
+        while (msg := await self.recv(None)) is not None:
+            yield msg
+
+    # ------------------------------------------------------------------ closing
+    async def shutdown(self, ctx: object) -> None:
+        """Close at once: buffered messages are dropped, blocked calls wake.
+
+        A consumer calls it when it needs no more (producers then get
+        `ChannelBroken`); a producer calls it on its error path. Does nothing on
+        a channel that was already shut down or aborted.
+        """
+        self._close(_SHUTDOWN, None)
+
+    def abort(self, cause: BaseException) -> None:
+        """Close at once because of ``cause``: ``send`` and ``recv`` raise `ChannelAborted`."""
+        self._close(_ABORTED, cause)
+
+    def _close(self, state: ChannelState, cause: BaseException | None) -> None:
+        if self._state is _ABORTED or (state is _SHUTDOWN and self._state is _SHUTDOWN):
+            return
+        self._state = state
+        self._cause = cause
+        self._buffer.clear()
+        self._bytes = 0
+        _wake_all(self._recv_waiters)
+        _wake_all(self._send_waiters)
+
+    def _consumer_done(self) -> None:
+        """A consumer left; once all did, the channel is shut down."""
+        self._consumers -= 1
+        if self._consumers <= 0 and (
+            self._state is _OPEN or (self._state is _DRAINED and self._buffer)
+        ):
+            self._close(_SHUTDOWN, None)
+
+    def _raise_closed(self, action: str) -> typing.NoReturn:
+        where = f"cannot {action} channel `{self._name}`"
+        if self._state is _ABORTED:
+            raise ChannelAborted(
+                f"{where}: it was aborted by {type(self._cause).__name__}: {self._cause}",
+                channel=self,
+            ) from self._cause
+        if self._state is _SHUTDOWN:
+            raise ChannelBroken(
+                f"{where}: it was shut down, its consumers need no more", channel=self
+            )
+        raise ChannelClosed(f"{where}: every producer already drained it", channel=self)
+
+    # ------------------------------------------------------------------ async with
+    async def __aenter__(self) -> Channel[T]:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        """Drain on a normal exit; abort with the exception otherwise."""
+        if exc is None:
+            await self.drain(None)
+        else:
+            self.abort(exc)
+
+
+_EMPTY: Any = object()
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else repr(tp)

@@ -1,0 +1,60 @@
+"""The envelope that travels through channels."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Message"]
+
+T = TypeVar("T")
+
+
+class Message(Generic[T]):
+    """A payload tagged with its sequence number.
+
+    Sequence numbers are unique within a stream and define its order; nothing
+    assumes they are dense or that messages arrive in order.
+
+    Examples
+    --------
+    >>> msg = Message(3, "payload")
+    >>> msg.sequence_number, msg.payload
+    (3, 'payload')
+    """
+
+    __slots__ = ("payload", "sequence_number")
+
+    sequence_number: int
+    payload: T
+
+    def __init__(self, sequence_number: int, payload: T) -> None:
+        if type(sequence_number) is not int:
+            if not isinstance(sequence_number, int) or isinstance(sequence_number, bool):
+                raise TypeError(
+                    "Message: `sequence_number` must be an int, "
+                    f"got {type(sequence_number).__name__} {sequence_number!r}"
+                )
+            sequence_number = int(sequence_number)
+        self.sequence_number = sequence_number
+        self.payload = payload
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the payload in bytes, as the payload reports it (0 if it does not)."""
+        return payload_nbytes(self.payload)
+
+    def __repr__(self) -> str:
+        return f"Message(sequence_number={self.sequence_number}, payload={self.payload!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return bool(self.sequence_number == other.sequence_number and self.payload == other.payload)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def payload_nbytes(payload: Any) -> int:
+    """Bytes a payload reports through an ``nbytes`` attribute, else 0."""
+    nbytes = getattr(payload, "nbytes", 0)
+    return nbytes if type(nbytes) is int else 0

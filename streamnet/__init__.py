@@ -1,0 +1,57 @@
+"""streamnet: streaming dataframe pipelines built as actor networks."""
+
+import contextlib
+
+from channels import (
+    Channel,
+    ChannelAborted,
+    ChannelBroken,
+    ChannelClosed,
+    ChannelError,
+    ChannelStatistics,
+    Message,
+    SequenceError,
+    StreamnetError,
+)
+from streamnet._actor import ActorDefinition, ActorNode, define_actor
+from streamnet._context import Context
+from streamnet._errors import BackendUnavailableError, WiringError
+from streamnet._network import Network, run_actor_network
+from streamnet._statistics import ActorStatistics, NetworkStatistics
+from streamnet._table_chunk import TableChunk, TableView
+from streamnet._typing import ActorState, Backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorDefinition",
+    "ActorNode",
+    "ActorState",
+    "ActorStatistics",
+    "Backend",
+    "BackendUnavailableError",
+    "Channel",
+    "ChannelAborted",
+    "ChannelBroken",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelStatistics",
+    "Context",
+    "Message",
+    "Network",
+    "NetworkStatistics",
+    "SequenceError",
+    "StreamnetError",
+    "TableChunk",
+    "TableView",
+    "WiringError",
+    "define_actor",
+    "run_actor_network",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("streamnet._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = "streamnet"
+del _name, _obj

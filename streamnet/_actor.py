@@ -1,0 +1,304 @@
+"""define_actor: turn an ``async def`` into a factory of actor nodes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
+
+from channels._channel import Channel
+from streamnet._context import Context
+
+__all__ = ["ActorDefinition", "ActorNode", "Endpoint", "define_actor"]
+
+P = ParamSpec("P")
+
+Role = Literal["input", "output"]
+
+_INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
+_OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})
+
+
+def role_from_name(name: str) -> Role | None:
+    """The role a parameter name announces: ``ch_in`` is an input, ``chs_out`` an output.
+
+    The name is split on ``_``; a part ``in``/``input(s)`` marks an input,
+    ``out``/``output(s)`` an output. Anything else (or both) is undecided.
+    """
+    tokens = set(name.lower().split("_"))
+    is_in = bool(tokens & _INPUT_TOKENS)
+    is_out = bool(tokens & _OUTPUT_TOKENS)
+    if is_in == is_out:
+        return None
+    return "input" if is_in else "output"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One channel as one actor parameter sees it."""
+
+    parameter: str
+    channel: Channel[Any]
+    role: Role | None
+    payload_type: Any
+    """The payload type the parameter's annotation declares, or None."""
+
+
+class ActorNode:
+    """An actor ready to run in a Network: its function, its Context and its arguments.
+
+    Made by calling a function decorated with :func:`define_actor`; not running yet.
+    """
+
+    __slots__ = ("_args", "_definition", "_kwargs", "_name", "_network", "ctx", "endpoints")
+
+    def __init__(
+        self,
+        definition: ActorDefinition[Any],
+        ctx: Context,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        endpoints: tuple[Endpoint, ...],
+    ) -> None:
+        self._definition = definition
+        self.ctx = ctx
+        self._args = args
+        self._kwargs = kwargs
+        self.endpoints = endpoints
+        self._name = ctx._actor_name(definition.name)
+        self._network: object | None = None
+
+    @property
+    def name(self) -> str:
+        """Unique within its Context: the definition's name and an index (``accumulator#0``)."""
+        return self._name
+
+    @property
+    def definition(self) -> ActorDefinition[Any]:
+        """The decorated function this node was made from."""
+        return self._definition
+
+    def named(self, name: str) -> ActorNode:
+        """Give the node another name (for statistics and errors); returns the node."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"actor name must be a non-empty str, got {name!r}")
+        self._name = name
+        return self
+
+    @property
+    def inputs(self) -> tuple[Channel[Any], ...]:
+        """Channels this actor consumes, each once."""
+        return _unique(e.channel for e in self.endpoints if e.role == "input")
+
+    @property
+    def outputs(self) -> tuple[Channel[Any], ...]:
+        """Channels this actor produces into, each once."""
+        return _unique(e.channel for e in self.endpoints if e.role == "output")
+
+    def call(self) -> Awaitable[None]:
+        """Start the actor's coroutine (the Network does this)."""
+        return self._definition.fn(self.ctx, *self._args, **self._kwargs)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(c.name for c in self.inputs)
+        outs = ", ".join(c.name for c in self.outputs)
+        return f"<ActorNode {self._name} in=[{ins}] out=[{outs}]>"
+
+
+def _unique(channels: Iterable[Channel[Any]]) -> tuple[Channel[Any], ...]:
+    seen: dict[int, Channel[Any]] = {}
+    for channel in channels:
+        seen.setdefault(id(channel), channel)
+    return tuple(seen.values())
+
+
+class ActorDefinition(Generic[P]):
+    """A decorated actor function; calling it with a Context and arguments gives an ActorNode."""
+
+    def __init__(
+        self,
+        fn: Callable[Concatenate[Context, P], Awaitable[None]],
+        *,
+        name: str | None,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+    ) -> None:
+        self.fn = fn
+        self.name: str = name or str(getattr(fn, "__name__", "actor"))
+        self.signature = inspect.signature(fn)
+        self._explicit: dict[str, Role] = {p: "input" for p in inputs}
+        self._explicit.update({p: "output" for p in outputs})
+        self._hints: dict[str, Any] | None = None
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode:
+        if not isinstance(ctx, Context):
+            raise TypeError(
+                f"actor `{self.name}`: the first argument must be a streamnet.Context, "
+                f"got {type(ctx).__name__}"
+            )
+        try:
+            bound = self.signature.bind(ctx, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"actor `{self.name}`: {exc}") from None
+        return ActorNode(self, ctx, args, kwargs, self._endpoints(bound.arguments))
+
+    def role_of(self, parameter: str) -> Role | None:
+        """The role of a channel parameter: declared, or read from its name."""
+        return self._explicit.get(parameter) or role_from_name(parameter)
+
+    def _endpoints(self, arguments: Mapping[str, Any]) -> tuple[Endpoint, ...]:
+        endpoints: list[Endpoint] = []
+        params = list(arguments.items())[1:]  # skip the Context
+        for parameter, value in params:
+            channels = list(_channels_in(value))
+            if not channels:
+                continue
+            role = self.role_of(parameter)
+            payload_type = _payload_type_of(self._type_hints().get(parameter))
+            endpoints.extend(Endpoint(parameter, ch, role, payload_type) for ch in channels)
+        return tuple(endpoints)
+
+    def _type_hints(self) -> dict[str, Any]:
+        if self._hints is None:
+            try:
+                self._hints = typing.get_type_hints(self.fn)
+            except Exception:  # unresolved forward references: no annotation checks
+                self._hints = {}
+        return self._hints
+
+    def __repr__(self) -> str:
+        return f"<actor definition {self.name}{self.signature}>"
+
+
+def _channels_in(value: Any) -> Iterable[Channel[Any]]:
+    if isinstance(value, Channel):
+        yield value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _channels_in(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _channels_in(item)
+
+
+def _payload_type_of(annotation: Any) -> Any:
+    """``Channel[T]`` (or a container of them) gives T; anything else None."""
+    if annotation is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is Channel:
+        args = typing.get_args(annotation)
+        return args[0] if args else None
+    if origin is not None:
+        for arg in typing.get_args(annotation):
+            found = _payload_type_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+@overload
+def define_actor(
+    fn: Callable[Concatenate[Context, P], Awaitable[None]], /
+) -> ActorDefinition[P]: ...
+
+
+@overload
+def define_actor(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> Callable[[Callable[Concatenate[Context, P], Awaitable[None]]], ActorDefinition[P]]: ...
+
+
+def define_actor(
+    fn: Callable[Concatenate[Context, P], Awaitable[None]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> Any:
+    """Declare an actor: an ``async def`` whose first parameter is the Context.
+
+    Usable with or without parentheses. Calling the decorated function with a
+    Context and its arguments returns an :class:`ActorNode` (nothing runs
+    yet). When the actor exits, normally or not, the runtime drains its output
+    channels and releases its inputs, so a forgotten ``drain`` never deadlocks.
+
+    Each channel parameter must be known as an input or an output. Names say it
+    (``ch_in``, ``chs_in``, ``left_in``; ``ch_out``, ``outputs``); otherwise
+    list the parameter in ``inputs=`` or ``outputs=``.
+
+    Parameters
+    ----------
+    name
+        Base name for the actor's nodes (default: the function's name).
+    inputs, outputs
+        Parameters that hold input / output channels whatever their names.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not an ``async def`` function, takes no Context parameter, or
+        ``inputs``/``outputs`` name parameters it does not have.
+
+    Examples
+    --------
+    >>> from streamnet import Context, Message, TableChunk
+    >>> @define_actor()
+    ... async def accumulator(ctx, ch_in, ch_out):
+    ...     while (msg := await ch_in.recv(ctx)) is not None:
+    ...         table = TableChunk.from_message(msg)
+    ...         await ch_out.send(ctx, Message(msg.sequence_number, table))
+    ...     await ch_out.drain(ctx)
+    >>> ctx = Context()
+    >>> node = accumulator(ctx, ctx.create_channel(), ctx.create_channel())
+    >>> node.name
+    'accumulator#0'
+    """
+
+    def decorate(
+        function: Callable[Concatenate[Context, P], Awaitable[None]],
+    ) -> ActorDefinition[P]:
+        label = getattr(function, "__qualname__", repr(function))
+        if isinstance(function, ActorDefinition):
+            raise TypeError(f"define_actor: `{label}` is already an actor definition")
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(
+                f"define_actor: `{label}` must be an `async def` function, "
+                f"got {type(function).__name__}"
+            )
+        params = list(inspect.signature(function).parameters.values())
+        if not params or params[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            raise TypeError(
+                f"define_actor: `{label}` must take the Context as its first positional "
+                "parameter, e.g. `async def {0}(ctx, ch_in, ch_out)`".format(
+                    getattr(function, "__name__", "actor")
+                )
+            )
+        names = {p.name for p in params[1:]}
+        unknown = [p for p in (*inputs, *outputs) if p not in names]
+        if unknown:
+            raise TypeError(
+                f"define_actor: `{label}` has no parameter(s) {unknown} named in inputs/outputs; "
+                f"its parameters are {sorted(names)}"
+            )
+        both = sorted(set(inputs) & set(outputs))
+        if both:
+            raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
+        return ActorDefinition(function, name=name, inputs=inputs, outputs=outputs)
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

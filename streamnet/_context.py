@@ -1,0 +1,215 @@
+"""Context: what every actor of a network shares (backend, threads, options, statistics)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType, TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from channels._channel import Channel
+from streamnet._errors import BackendUnavailableError
+from streamnet._statistics import ActorRecorder, NetworkStatistics
+from streamnet._typing import Backend
+
+__all__ = ["Context"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_BACKENDS = ("cpu", "gpu")
+
+
+class Context:
+    """The runtime shared by the actors of a network.
+
+    Parameters
+    ----------
+    backend
+        ``"cpu"`` (default): tables are Arrow tables, kernels are pyarrow/Polars.
+    num_threads
+        Size of the thread pool that runs blocking kernels (default: the number
+        of CPUs). Arrow and Polars release the GIL there.
+    channel_capacity
+        Default capacity, in messages, of channels made by :meth:`create_channel`.
+    options
+        Free-form settings that actors may read (``ctx.options["key"]``).
+    cancel_grace
+        Seconds a failing network waits for its cancelled actors to stop before
+        it raises anyway, naming the actors that did not stop.
+
+    Examples
+    --------
+    >>> with Context(num_threads=2) as ctx:
+    ...     ch = ctx.create_channel(int, capacity=4)
+    >>> ch.capacity
+    4
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend = "cpu",
+        num_threads: int | None = None,
+        channel_capacity: int = 2,
+        options: Mapping[str, Any] | None = None,
+        cancel_grace: float = 5.0,
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
+        if backend == "gpu":
+            raise BackendUnavailableError(
+                "Context: the `gpu` backend is not available in this version of streamnet; "
+                "use backend='cpu'"
+            )
+        if num_threads is not None and (type(num_threads) is not int or num_threads < 1):
+            raise ValueError(f"Context: `num_threads` must be an int >= 1, got {num_threads!r}")
+        if type(channel_capacity) is not int or channel_capacity < 1:
+            raise ValueError(
+                f"Context: `channel_capacity` must be an int >= 1, got {channel_capacity!r}"
+            )
+        if cancel_grace < 0:
+            raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
+        self._backend: Backend = backend
+        self._num_threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
+        self._channel_capacity = channel_capacity
+        self._options: Mapping[str, Any] = MappingProxyType(dict(options or {}))
+        self._cancel_grace = float(cancel_grace)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._closed = False
+        self._recorders: list[ActorRecorder] = []
+        self._channels: list[Channel[Any]] = []
+        self._actor_counts: dict[str, int] = {}
+
+    @property
+    def backend(self) -> Backend:
+        """``"cpu"`` or ``"gpu"``."""
+        return self._backend
+
+    @property
+    def num_threads(self) -> int:
+        """Size of the kernel thread pool."""
+        return self._num_threads
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Read-only free-form settings."""
+        return self._options
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds a failing network waits for cancelled actors to stop."""
+        return self._cancel_grace
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<Context backend={self._backend!r} num_threads={self._num_threads}>"
+
+    # ----------------------------------------------------------------- channels
+    def create_channel(
+        self,
+        payload_type: type[T] | Any = None,
+        *,
+        capacity: int | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+    ) -> Channel[T]:
+        """A new channel; ``capacity`` defaults to the Context's ``channel_capacity``.
+
+        See :class:`channels.Channel` for the parameters.
+        """
+        if name is None:
+            name = f"ch#{len(self._channels)}"
+        channel: Channel[T] = Channel(
+            payload_type,
+            capacity=self._channel_capacity if capacity is None else capacity,
+            max_bytes=max_bytes,
+            name=name,
+        )
+        self._channels.append(channel)
+        return channel
+
+    # ----------------------------------------------------------------- threads
+    async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a blocking ``fn(*args, **kwargs)`` in the Context's thread pool and await it.
+
+        Raises
+        ------
+        RuntimeError
+            The Context was closed.
+        """
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        return await loop.run_in_executor(self._pool(), call)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            with self._executor_lock:
+                if self._closed:
+                    raise RuntimeError("Context is closed; create a new Context")
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self._num_threads, thread_name_prefix="streamnet"
+                    )
+                executor = self._executor
+        return executor
+
+    # ----------------------------------------------------------------- actors and statistics
+    def _actor_name(self, base: str) -> str:
+        index = self._actor_counts.get(base, 0)
+        self._actor_counts[base] = index + 1
+        return f"{base}#{index}"
+
+    def _new_recorder(self, name: str) -> ActorRecorder:
+        recorder = ActorRecorder(name)
+        self._recorders.append(recorder)
+        return recorder
+
+    def statistics(self) -> NetworkStatistics:
+        """Statistics of every actor run and channel made with this Context so far."""
+        return NetworkStatistics(
+            actors=tuple(r.snapshot() for r in self._recorders),
+            channels=tuple(c.statistics() for c in self._channels),
+        )
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Shut the thread pool down (waiting for running kernels). Idempotent."""
+        with self._executor_lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Context:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)

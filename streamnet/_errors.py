@@ -1,0 +1,25 @@
+"""Errors raised by the streamnet runtime (the root lives in `channels`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from channels._errors import StreamnetError
+
+__all__ = ["BackendUnavailableError", "WiringError"]
+
+
+class WiringError(StreamnetError, ValueError):
+    """A Network is wired wrongly; ``problems`` lists every problem found, one per entry."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        header = (
+            "network wiring has 1 problem" if count == 1 else f"network wiring has {count} problems"
+        )
+        super().__init__(header + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class BackendUnavailableError(StreamnetError, RuntimeError):
+    """The requested backend cannot be used in this environment."""

@@ -1,0 +1,428 @@
+"""Network: a validated graph of actors and channels, and how it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from channels._channel import Channel, _instance_check
+from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
+from channels._observer import observe
+from streamnet._actor import ActorDefinition, ActorNode, Endpoint
+from streamnet._context import Context
+from streamnet._errors import WiringError
+from streamnet._statistics import ActorRecorder, NetworkStatistics
+
+__all__ = ["Network", "run_actor_network"]
+
+logger = logging.getLogger("streamnet")
+
+NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
+
+
+class Network:
+    """A graph of actor nodes joined by channels, validated when built.
+
+    Building checks the wiring and reports every problem at once in a
+    `WiringError`: an argument that is not an actor node, a channel parameter
+    that is neither input nor output, a channel nobody produces into or nobody
+    consumes, a channel already used by another network, payload types that
+    disagree between producer, consumer and channel.
+
+    Running starts every actor as a task. If one raises, the others are
+    cancelled, every channel is aborted, and the original exception is raised
+    with a note naming the actor. A network runs once.
+
+    Examples
+    --------
+    >>> from streamnet import Context, Message, define_actor
+    >>> @define_actor
+    ... async def numbers(ctx, ch_out):
+    ...     for i in range(3):
+    ...         await ch_out.send(ctx, Message(i, i))
+    >>> @define_actor
+    ... async def total(ctx, ch_in, result):
+    ...     result.append(sum([m.payload async for m in ch_in]))
+    >>> ctx = Context()
+    >>> ch, result = ctx.create_channel(int), []
+    >>> Network(ctx, [numbers(ctx, ch), total(ctx, ch, result)]).run()
+    >>> result
+    [3]
+    """
+
+    def __init__(self, ctx: Context, actors: Sequence[ActorNode], *, name: str = "network") -> None:
+        if not isinstance(ctx, Context):
+            raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
+        if isinstance(actors, ActorNode) or not isinstance(actors, Sequence):
+            raise TypeError(
+                f"Network: `actors` must be a list of actor nodes, got {type(actors).__name__}"
+            )
+        self.ctx = ctx
+        self.name = name
+        self._actors: tuple[ActorNode, ...] = tuple(actors)
+        self._state: NetworkState = "built"
+        self._recorders: dict[str, ActorRecorder] = {}
+        self._failures: list[tuple[ActorNode, BaseException]] = []
+        self._tasks: dict[asyncio.Task[None], ActorNode] = {}
+        self._channels: tuple[Channel[Any], ...] = ()
+        problems = _validate(ctx, self._actors)
+        if problems:
+            raise WiringError(problems)
+        self._channels = _unique_channels(self._actors)
+        self._bind()
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def actors(self) -> tuple[ActorNode, ...]:
+        """The actor nodes, in the order given."""
+        return self._actors
+
+    @property
+    def channels(self) -> tuple[Channel[Any], ...]:
+        """Every channel joining the actors, each once."""
+        return self._channels
+
+    @property
+    def state(self) -> NetworkState:
+        """``"built"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``."""
+        return self._state
+
+    def statistics(self) -> NetworkStatistics:
+        """Per-actor and per-channel statistics of this network (live while it runs)."""
+        return NetworkStatistics(
+            actors=tuple(
+                self._recorders[a.name].snapshot()
+                if a.name in self._recorders
+                else ActorRecorder(a.name).snapshot()
+                for a in self._actors
+            ),
+            channels=tuple(c.statistics() for c in self._channels),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Network {self.name!r} {self._state}: {len(self._actors)} actors, "
+            f"{len(self._channels)} channels>"
+        )
+
+    # ----------------------------------------------------------------- running
+    def run(self) -> None:
+        """Run to completion, blocking the caller.
+
+        Works from plain scripts and from threads that already run an event
+        loop (Jupyter): the network then runs on a loop of its own in a helper
+        thread. ``KeyboardInterrupt`` cancels the network cleanly, then propagates.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.run_async())
+            return
+        _run_in_helper_thread(self)
+
+    async def run_async(self) -> None:
+        """Run to completion on the running event loop."""
+        if self._state != "built":
+            raise StreamnetError(
+                f"network `{self.name}` is {self._state}; a network runs once, build a new one "
+                "with new channels"
+            )
+        self._state = "running"
+        loop = asyncio.get_running_loop()
+        for node in self._actors:
+            recorder = self.ctx._new_recorder(node.name)
+            self._recorders[node.name] = recorder
+            task = loop.create_task(self._run_actor(node, recorder), name=node.name)
+            self._tasks[task] = node
+        try:
+            _, pending = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if pending and self._failures:
+                # The failing actor already cancelled the others; give them a bounded time.
+                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+            elif pending:
+                await asyncio.wait(pending)
+                pending = set()
+        except asyncio.CancelledError:
+            self._state = "cancelled"
+            self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
+            await self._cancel_and_wait()
+            raise
+        finally:
+            for task in self._tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved here; raised below through _failures
+        if self._failures:
+            self._state = "failed"
+            failure = self._primary_failure()
+            if pending and isinstance(failure, Exception):
+                names = ", ".join(f"`{self._tasks[t].name}`" for t in pending)
+                failure.add_note(
+                    f"actor(s) {names} did not stop within {self.ctx.cancel_grace} s of being "
+                    "cancelled and were left behind"
+                )
+            raise failure
+        self._state = "done"
+
+    async def _run_actor(self, node: ActorNode, recorder: ActorRecorder) -> None:
+        with observe(recorder):
+            recorder.start()
+            state: Any = "done"
+            try:
+                await node.call()
+            except ChannelBroken as exc:
+                if exc.channel not in node.outputs:
+                    state = "failed"
+                    self._fail(node, exc)
+                    raise
+                # Its consumers need no more: a normal end, like a closed pipe.
+            except asyncio.CancelledError:
+                state = "cancelled"
+                raise
+            except BaseException as exc:
+                state = "failed"
+                self._fail(node, exc)
+                raise
+            finally:
+                recorder.finish(state)
+                for channel in node.outputs:
+                    channel._producer_done(recorder)
+                for channel in node.inputs:
+                    channel._consumer_done()
+
+    def _fail(self, node: ActorNode, exc: BaseException) -> None:
+        first = not self._failures
+        if not first and isinstance(exc, ChannelAborted):
+            return  # a consequence of the first failure
+        self._failures.append((node, exc))
+        if isinstance(exc, Exception):
+            exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
+        logger.error("actor %s failed: %s: %s", node.name, type(exc).__name__, exc)
+        if first:
+            self._abort_all(exc)
+            # Actors blocked on a channel wake first and see ChannelAborted; the rest
+            # (sleeping, awaiting a kernel) are cancelled right after.
+            asyncio.get_running_loop().call_soon(self._cancel_others, node)
+
+    def _cancel_others(self, node: ActorNode) -> None:
+        for task, other in self._tasks.items():
+            if other is not node:
+                task.cancel()
+
+    def _abort_all(self, cause: BaseException) -> None:
+        for channel in self._channels:
+            channel.abort(cause)
+
+    async def _cancel_and_wait(self) -> None:
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+
+    def _primary_failure(self) -> BaseException:
+        _node, exc = self._failures[0]
+        for other, later in self._failures[1:]:
+            if isinstance(exc, Exception):
+                exc.add_note(f"actor `{other.name}` also failed: {type(later).__name__}: {later}")
+        return exc
+
+    # ----------------------------------------------------------------- wiring
+    def _bind(self) -> None:
+        for channel in self._channels:
+            channel._owner = self
+            channel._producers = 0
+            channel._consumers = 0
+        for node in self._actors:
+            node._network = self
+            for channel in node.outputs:
+                channel._producers += 1
+            for channel in node.inputs:
+                channel._consumers += 1
+        known = {id(c) for c in self.ctx._channels}
+        self.ctx._channels.extend(c for c in self._channels if id(c) not in known)
+
+
+def _unique_channels(actors: Sequence[ActorNode]) -> tuple[Channel[Any], ...]:
+    seen: dict[int, Channel[Any]] = {}
+    for node in actors:
+        for endpoint in node.endpoints:
+            seen.setdefault(id(endpoint.channel), endpoint.channel)
+    return tuple(seen.values())
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, ActorDefinition):
+        return (
+            f"the actor definition `{value.name}`, not a node; call it with the Context and its "
+            f"channels: {value.name}(ctx, ...)"
+        )
+    if asyncio.iscoroutine(value):
+        value.close()
+        label = getattr(value, "__qualname__", "?")
+        return (
+            f"a coroutine ({label}), not an actor node; decorate the function with "
+            "@define_actor and call it with the Context and its channels"
+        )
+    if callable(value):
+        label = getattr(value, "__qualname__", repr(value))
+        return (
+            f"the function `{label}`, not an actor node; decorate it with @define_actor and call it"
+        )
+    return f"a {type(value).__name__}, not an actor node"
+
+
+def _validate(ctx: Context, actors: Sequence[Any]) -> list[str]:
+    problems: list[str] = []
+    nodes: list[ActorNode] = []
+    seen: set[int] = set()
+    for index, node in enumerate(actors):
+        if not isinstance(node, ActorNode):
+            problems.append(f"actors[{index}] is {_describe(node)}")
+            continue
+        if id(node) in seen:
+            problems.append(f"actor `{node.name}` is listed twice")
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        if node.ctx is not ctx:
+            problems.append(f"actor `{node.name}` was made with another Context than the network's")
+        if node._network is not None:
+            problems.append(f"actor `{node.name}` already belongs to another network")
+    if not actors:
+        problems.append("the network has no actors")
+
+    producers: dict[int, list[tuple[ActorNode, Endpoint]]] = {}
+    consumers: dict[int, list[tuple[ActorNode, Endpoint]]] = {}
+    channels: dict[int, Channel[Any]] = {}
+    for node in nodes:
+        for endpoint in node.endpoints:
+            channel = endpoint.channel
+            channels[id(channel)] = channel
+            if endpoint.role is None:
+                problems.append(
+                    f"actor `{node.name}` parameter `{endpoint.parameter}` holds channel "
+                    f"`{channel.name}` but is neither an input nor an output; name it like "
+                    f"`ch_in` / `ch_out`, or declare it with "
+                    f"@define_actor(inputs=[...]) or outputs=[...]"
+                )
+                continue
+            side = producers if endpoint.role == "output" else consumers
+            side.setdefault(id(channel), []).append((node, endpoint))
+
+    for key, channel in channels.items():
+        made = producers.get(key, [])
+        used = consumers.get(key, [])
+        if not made and used:
+            problems.append(
+                f"channel `{channel.name}` has no producer: "
+                f"{_endpoint_list(used)} receive from it, but no actor sends into it"
+            )
+        if made and not used:
+            problems.append(
+                f"channel `{channel.name}` has no consumer: "
+                f"{_endpoint_list(made)} send into it, but no actor receives from it"
+            )
+        owner = channel._owner
+        if owner is not None:
+            problems.append(f"channel `{channel.name}` already belongs to another network")
+        elif channel.state != "open":
+            problems.append(f"channel `{channel.name}` is already {channel.state}")
+        problems.extend(_type_problems(channel, made, used))
+    return problems
+
+
+def _endpoint_list(endpoints: list[tuple[ActorNode, Endpoint]]) -> str:
+    return ", ".join(f"`{node.name}`.{endpoint.parameter}" for node, endpoint in endpoints)
+
+
+def _as_classes(tp: Any) -> tuple[type, ...] | None:
+    check = _instance_check(tp)
+    if check is None:
+        return None
+    return check if isinstance(check, tuple) else (check,)
+
+
+def _fits(inner: tuple[type, ...], outer: tuple[type, ...]) -> bool:
+    return all(issubclass(cls, outer) for cls in inner)
+
+
+def _type_problems(
+    channel: Channel[Any],
+    made: list[tuple[ActorNode, Endpoint]],
+    used: list[tuple[ActorNode, Endpoint]],
+) -> list[str]:
+    problems: list[str] = []
+    declared = _as_classes(channel.payload_type)
+    senders = [(n, e, c) for n, e in made if (c := _as_classes(e.payload_type)) is not None]
+    receivers = [(n, e, c) for n, e in used if (c := _as_classes(e.payload_type)) is not None]
+    for node, endpoint, sent in senders:
+        if declared is not None and not (_fits(sent, declared) or _fits(declared, sent)):
+            problems.append(
+                f"channel `{channel.name}` carries {_names(declared)} but `{node.name}`."
+                f"{endpoint.parameter} sends {_names(sent)}"
+            )
+        for other, other_endpoint, wanted in receivers:
+            if not _fits(sent, wanted):
+                problems.append(
+                    f"channel `{channel.name}`: `{node.name}`.{endpoint.parameter} sends "
+                    f"{_names(sent)} but `{other.name}`.{other_endpoint.parameter} expects "
+                    f"{_names(wanted)}"
+                )
+    if declared is not None:
+        for node, endpoint, wanted in receivers:
+            if not _fits(declared, wanted):
+                problems.append(
+                    f"channel `{channel.name}` carries {_names(declared)} but `{node.name}`."
+                    f"{endpoint.parameter} expects {_names(wanted)}"
+                )
+    return problems
+
+
+def _names(classes: tuple[type, ...]) -> str:
+    return " | ".join(cls.__name__ for cls in classes)
+
+
+def _run_in_helper_thread(network: Network) -> None:
+    """Run on a fresh loop in a helper thread, for callers already inside a loop (Jupyter)."""
+    outcome: dict[str, Any] = {}
+    started = threading.Event()
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(network.run_async())
+            outcome["loop"], outcome["task"] = loop, task
+            started.set()
+            loop.run_until_complete(task)
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            started.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    thread = threading.Thread(target=target, name=f"streamnet-{network.name}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        started.wait()
+        loop, task = outcome.get("loop"), outcome.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    error = outcome.get("error")
+    if error is not None:
+        if isinstance(error, asyncio.CancelledError):
+            raise KeyboardInterrupt from None
+        raise error
+
+
+def run_actor_network(ctx: Context, actors: Sequence[ActorNode]) -> None:
+    """Build a :class:`Network` of ``actors`` and run it to completion (rapidsmpf's form)."""
+    Network(ctx, actors).run()

@@ -1,0 +1,228 @@
+"""Per-actor statistics: what each actor received, sent, and where its time went."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from channels._channel import Channel, ChannelStatistics
+from channels._message import Message, payload_nbytes
+from streamnet._typing import ActorState
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+__all__ = ["ActorStatistics", "NetworkStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStatistics:
+    """What one actor did.
+
+    Attributes
+    ----------
+    name
+        The actor's name in its network (``accumulator#0``).
+    state
+        ``"created"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``.
+    messages_in, rows_in, bytes_in
+        Messages received, and the rows and bytes of their payloads.
+    messages_out, rows_out, bytes_out
+        Messages sent, and the rows and bytes of their payloads.
+    wall_seconds
+        Time from the actor's start to its end (or to now while running).
+    busy_seconds
+        ``wall_seconds`` less the time blocked on channels: its own code and kernels.
+    blocked_input_seconds
+        Time spent waiting for input on an empty channel.
+    blocked_output_seconds
+        Time spent waiting for room on a full channel (backpressure).
+    """
+
+    name: str
+    state: ActorState
+    messages_in: int
+    rows_in: int
+    bytes_in: int
+    messages_out: int
+    rows_out: int
+    bytes_out: int
+    wall_seconds: float
+    busy_seconds: float
+    blocked_input_seconds: float
+    blocked_output_seconds: float
+
+
+def _rows(payload: Any) -> int:
+    rows = getattr(payload, "num_rows", 0)
+    return rows if type(rows) is int else 0
+
+
+class ActorRecorder:
+    """Counts one actor's channel traffic; a :class:`channels.ChannelObserver`.
+
+    It is also the actor's identity towards channels (one drain per actor).
+    """
+
+    __slots__ = (
+        "blocked_in",
+        "blocked_out",
+        "bytes_in",
+        "bytes_out",
+        "ended",
+        "messages_in",
+        "messages_out",
+        "name",
+        "rows_in",
+        "rows_out",
+        "started",
+        "state",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state: ActorState = "created"
+        self.messages_in = self.rows_in = self.bytes_in = 0
+        self.messages_out = self.rows_out = self.bytes_out = 0
+        self.blocked_in = self.blocked_out = 0.0
+        self.started = self.ended = 0.0
+
+    def on_send(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
+        payload = message.payload
+        self.messages_out += 1
+        self.rows_out += _rows(payload)
+        self.bytes_out += payload_nbytes(payload)
+        self.blocked_out += blocked
+
+    def on_recv(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
+        payload = message.payload
+        self.messages_in += 1
+        self.rows_in += _rows(payload)
+        self.bytes_in += payload_nbytes(payload)
+        self.blocked_in += blocked
+
+    def on_end(self, channel: Channel[Any], blocked: float) -> None:
+        self.blocked_in += blocked
+
+    def start(self) -> None:
+        self.state = "running"
+        self.started = perf_counter()
+
+    def finish(self, state: ActorState) -> None:
+        self.state = state
+        self.ended = perf_counter()
+
+    def snapshot(self) -> ActorStatistics:
+        if self.started == 0.0:
+            wall = 0.0
+        else:
+            wall = (self.ended if self.ended else perf_counter()) - self.started
+        return ActorStatistics(
+            name=self.name,
+            state=self.state,
+            messages_in=self.messages_in,
+            rows_in=self.rows_in,
+            bytes_in=self.bytes_in,
+            messages_out=self.messages_out,
+            rows_out=self.rows_out,
+            bytes_out=self.bytes_out,
+            wall_seconds=wall,
+            busy_seconds=max(0.0, wall - self.blocked_in - self.blocked_out),
+            blocked_input_seconds=self.blocked_in,
+            blocked_output_seconds=self.blocked_out,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStatistics:
+    """Statistics of every actor and channel of a run.
+
+    ``str()`` gives a readable table; ``to_polars()`` / ``to_pandas()`` give frames.
+    """
+
+    actors: tuple[ActorStatistics, ...]
+    channels: tuple[ChannelStatistics, ...]
+
+    def actor(self, name: str) -> ActorStatistics:
+        """The statistics of the actor called ``name``.
+
+        Raises
+        ------
+        KeyError
+            No actor has that name; the message lists the names.
+        """
+        for stats in self.actors:
+            if stats.name == name:
+                return stats
+        raise KeyError(f"no actor named `{name}`; actors are {[a.name for a in self.actors]}")
+
+    def channel(self, name: str) -> ChannelStatistics:
+        """The statistics of the channel called ``name`` (KeyError if none)."""
+        for stats in self.channels:
+            if stats.name == name:
+                return stats
+        raise KeyError(f"no channel named `{name}`; channels are {[c.name for c in self.channels]}")
+
+    def to_polars(self, *, what: str = "actors") -> pl.DataFrame:
+        """Actor (``what="actors"``) or channel (``what="channels"``) statistics as a DataFrame."""
+        import polars as pl
+
+        rows, cls = self._rows(what)
+        if not rows:
+            return pl.DataFrame(schema=[f.name for f in fields(cls)])
+        return pl.DataFrame(rows)
+
+    def to_pandas(self, *, what: str = "actors") -> pd.DataFrame:
+        """Like :meth:`to_polars`, as a pandas DataFrame."""
+        import pandas as pd
+
+        rows, cls = self._rows(what)
+        return pd.DataFrame(rows, columns=[f.name for f in fields(cls)])
+
+    def _rows(self, what: str) -> tuple[list[dict[str, Any]], type]:
+        if what == "actors":
+            return [asdict(a) for a in self.actors], ActorStatistics
+        if what == "channels":
+            return [asdict(c) for c in self.channels], ChannelStatistics
+        raise ValueError(f"`what` must be 'actors' or 'channels', got {what!r}")
+
+    def __str__(self) -> str:
+        header = (
+            "actor",
+            "state",
+            "msgs in",
+            "rows in",
+            "msgs out",
+            "rows out",
+            "MB out",
+            "busy s",
+            "wait in s",
+            "wait out s",
+        )
+        body = [
+            (
+                a.name,
+                a.state,
+                f"{a.messages_in:,}",
+                f"{a.rows_in:,}",
+                f"{a.messages_out:,}",
+                f"{a.rows_out:,}",
+                f"{a.bytes_out / 1e6:,.1f}",
+                f"{a.busy_seconds:.3f}",
+                f"{a.blocked_input_seconds:.3f}",
+                f"{a.blocked_output_seconds:.3f}",
+            )
+            for a in self.actors
+        ]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines = [
+            "  ".join(
+                cell.ljust(width) if i < 2 else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in [header, *body]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)

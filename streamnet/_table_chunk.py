@@ -1,0 +1,232 @@
+"""TableChunk: one chunk of a table on one backend, possibly spilled."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from channels._message import Message
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+__all__ = ["TableChunk", "TableView"]
+
+
+class TableView:
+    """A read-only view of a chunk's table (rapidsmpf's ``table_view()``)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def num_rows(self) -> int:
+        """Number of rows."""
+        return int(self._table.num_rows)
+
+    def num_columns(self) -> int:
+        """Number of columns."""
+        return int(self._table.num_columns)
+
+    def column_names(self) -> list[str]:
+        """Column names, in order."""
+        return list(self._table.column_names)
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema."""
+        return self._table.schema
+
+    def __repr__(self) -> str:
+        return f"<TableView {self._table.num_rows} rows x {self._table.num_columns} columns>"
+
+
+class TableChunk:
+    """One chunk of a table. On the CPU backend it holds a ``pyarrow.Table``.
+
+    A chunk may be spilled to disk to free memory and is loaded back
+    transparently the next time its data is used; metadata (rows, columns,
+    schema, bytes) never needs a load. Spilling and loading are atomic: a
+    reader never sees a half-spilled chunk.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> chunk = TableChunk.from_arrow(pa.table({"a": [1, 2, 3]}))
+    >>> chunk.num_rows, chunk.table_view().num_columns()
+    (3, 1)
+    >>> chunk.to_polars()["a"].sum()
+    6
+    """
+
+    __slots__ = ("_lock", "_nbytes", "_num_rows", "_schema", "_spill_path", "_table")
+
+    backend = "cpu"
+
+    def __init__(self, table: pa.Table) -> None:
+        if not isinstance(table, pa.Table):
+            raise TypeError(
+                "TableChunk holds a pyarrow.Table; use TableChunk.from_polars, from_pandas or "
+                f"from_arrow for other inputs, got {type(table).__module__}.{type(table).__name__}"
+            )
+        self._table: pa.Table | None = table
+        self._num_rows = int(table.num_rows)
+        self._schema = table.schema
+        self._nbytes = int(table.nbytes)
+        self._spill_path: Path | None = None
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_arrow(cls, data: pa.Table | pa.RecordBatch) -> TableChunk:
+        """A chunk from an Arrow table or record batch (no copy)."""
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        return cls(data)
+
+    @classmethod
+    def from_polars(cls, df: pl.DataFrame) -> TableChunk:
+        """A chunk from a Polars DataFrame (zero-copy where Arrow allows)."""
+        import polars as pl
+
+        if not isinstance(df, pl.DataFrame):
+            raise TypeError(f"from_polars takes a polars.DataFrame, got {type(df).__name__}")
+        return cls(df.to_arrow())
+
+    @classmethod
+    def from_pandas(cls, df: pd.DataFrame, *, preserve_index: bool = False) -> TableChunk:
+        """A chunk from a pandas DataFrame (the index is dropped unless ``preserve_index``)."""
+        return cls(pa.Table.from_pandas(df, preserve_index=preserve_index))
+
+    @classmethod
+    def from_message(cls, msg: Message[Any]) -> TableChunk:
+        """The TableChunk a message carries.
+
+        Raises
+        ------
+        TypeError
+            The message carries something else.
+        """
+        payload = msg.payload
+        if not isinstance(payload, TableChunk):
+            raise TypeError(
+                f"message {msg.sequence_number} carries a {type(payload).__name__}, "
+                "not a TableChunk"
+            )
+        return payload
+
+    # ----------------------------------------------------------------- metadata
+    @property
+    def num_rows(self) -> int:
+        """Number of rows."""
+        return self._num_rows
+
+    @property
+    def num_columns(self) -> int:
+        """Number of columns."""
+        return len(self._schema)
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names, in order."""
+        return list(self._schema.names)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema."""
+        return self._schema
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the table's buffers take in memory (also while spilled)."""
+        return self._nbytes
+
+    # ----------------------------------------------------------------- data
+    def table_view(self) -> TableView:
+        """A view of the table with ``num_rows()`` and ``num_columns()``."""
+        return TableView(self._available())
+
+    def to_arrow(self) -> pa.Table:
+        """The data as a ``pyarrow.Table`` (no copy)."""
+        return self._available()
+
+    def to_polars(self) -> pl.DataFrame:
+        """The data as a Polars DataFrame (zero-copy where Arrow allows)."""
+        import polars as pl
+
+        df = pl.from_arrow(self._available())
+        assert isinstance(df, pl.DataFrame)
+        return df
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The data as a pandas DataFrame (needs pandas installed)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("TableChunk.to_pandas needs pandas: pip install pandas") from exc
+        return self._available().to_pandas()
+
+    def __repr__(self) -> str:
+        where = "spilled" if self.is_spilled else "in memory"
+        return (
+            f"<TableChunk {self._num_rows} rows x {len(self._schema)} columns, "
+            f"{self._nbytes} bytes, {where}>"
+        )
+
+    # ----------------------------------------------------------------- spilling
+    @property
+    def is_spilled(self) -> bool:
+        """True while the data lives on disk rather than in memory."""
+        return self._table is None
+
+    def spill(self, directory: str | os.PathLike[str] | None = None) -> int:
+        """Write the data to an Arrow IPC file and free it from memory.
+
+        Returns the bytes freed (0 if already spilled). The file is removed
+        when the chunk is loaded again or garbage-collected.
+        """
+        with self._lock:
+            table = self._table
+            if table is None:
+                return 0
+            folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            self._spill_path = path
+            self._table = None
+            return int(self._nbytes)
+
+    def make_available(self) -> TableChunk:
+        """Load the data back into memory if it was spilled; returns self."""
+        self._available()
+        return self
+
+    def _available(self) -> pa.Table:
+        table = self._table
+        if table is not None:
+            return table
+        with self._lock:
+            if self._table is None:
+                path = self._spill_path
+                assert path is not None
+                with pa.OSFile(str(path), "rb") as source:
+                    self._table = pa.ipc.open_file(source).read_all()
+                path.unlink(missing_ok=True)
+                self._spill_path = None
+            return self._table
+
+    def __del__(self) -> None:
+        path = getattr(self, "_spill_path", None)
+        if path is not None:
+            with contextlib.suppress(OSError):  # best effort, also at interpreter exit
+                path.unlink(missing_ok=True)

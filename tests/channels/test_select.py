@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from channels import Channel, ChannelAborted, Message, recv_any
+
+
+async def test_recv_any_returns_the_ready_channel() -> None:
+    a: Channel[int] = Channel()
+    b: Channel[int] = Channel()
+    await b.send(None, Message(3, 3))
+    index, msg = await asyncio.wait_for(recv_any(None, [a, b]), 1)
+    assert index == 1 and msg is not None and msg.payload == 3
+
+
+async def test_recv_any_waits_for_the_first_to_become_ready() -> None:
+    a: Channel[int] = Channel()
+    b: Channel[int] = Channel()
+    waiting = asyncio.create_task(recv_any(None, [a, b]))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await a.send(None, Message(1, 1))
+    index, msg = await asyncio.wait_for(waiting, 1)
+    assert index == 0 and msg is not None
+    # The waiter it left on `b` is gone: a later message on b is not lost.
+    await b.send(None, Message(2, 2))
+    assert (await b.recv(None)).payload == 2  # type: ignore[union-attr]
+
+
+async def test_recv_any_reports_end_of_stream_per_channel() -> None:
+    a: Channel[int] = Channel()
+    b: Channel[int] = Channel()
+    await a.drain(None)
+    index, msg = await recv_any(None, [a, b])
+    assert (index, msg) == (0, None)
+
+
+async def test_recv_any_merges_all_messages() -> None:
+    inputs = [Channel[int](capacity=2) for _ in range(3)]
+
+    async def produce(k: int) -> None:
+        for i in range(20):
+            await inputs[k].send(None, Message(k * 100 + i, k))
+        await inputs[k].drain(None)
+
+    async def merge() -> list[int]:
+        got, open_ = [], list(inputs)
+        while open_:
+            index, msg = await recv_any(None, open_)
+            if msg is None:
+                open_.pop(index)
+            else:
+                got.append(msg.sequence_number)
+        return got
+
+    async with asyncio.timeout(5):
+        *_, got = await asyncio.gather(*(produce(k) for k in range(3)), merge())
+    assert sorted(got) == sorted(k * 100 + i for k in range(3) for i in range(20))
+
+
+async def test_recv_any_raises_on_aborted_channel() -> None:
+    a: Channel[int] = Channel()
+    a.abort(RuntimeError("gone"))
+    with pytest.raises(ChannelAborted):
+        await recv_any(None, [a])
+
+
+async def test_recv_any_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        await recv_any(None, [])
+
+
+async def test_cancelled_recv_any_leaves_no_waiter_behind() -> None:
+    a: Channel[int] = Channel()
+    waiting = asyncio.create_task(recv_any(None, [a]))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert a.statistics().waiting_receivers == 0

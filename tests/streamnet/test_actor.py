@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+from streamnet import ActorNode, Channel, Context, TableChunk, define_actor
+from streamnet._actor import role_from_name
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("ch_in", "input"),
+        ("chs_in", "input"),
+        ("left_in", "input"),
+        ("inputs", "input"),
+        ("ch_out", "output"),
+        ("out", "output"),
+        ("outputs", "output"),
+        ("left", None),
+        ("in_out", None),
+        ("inside", None),
+    ],
+)
+def test_role_from_parameter_name(name: str, role: str | None) -> None:
+    assert role_from_name(name) == role
+
+
+def test_define_actor_with_and_without_parentheses() -> None:
+    @define_actor
+    async def a(ctx, ch_in, ch_out): ...
+
+    @define_actor()
+    async def b(ctx, ch_in, ch_out): ...
+
+    ctx = Context()
+    for definition in (a, b):
+        node = definition(ctx, ctx.create_channel(), ctx.create_channel())
+        assert isinstance(node, ActorNode)
+
+
+def test_define_actor_rejects_plain_functions() -> None:
+    with pytest.raises(TypeError, match="`.*sync_fn` must be an `async def` function"):
+
+        @define_actor
+        def sync_fn(ctx, ch_out): ...
+
+
+def test_define_actor_requires_a_context_parameter() -> None:
+    with pytest.raises(TypeError, match="Context as its first positional parameter"):
+
+        @define_actor
+        async def no_ctx(): ...
+
+    with pytest.raises(TypeError, match="Context as its first positional parameter"):
+
+        @define_actor
+        async def kw_only(*, ctx): ...
+
+
+def test_define_actor_checks_declared_parameters() -> None:
+    with pytest.raises(TypeError, match=r"no parameter\(s\) \['nope'\]"):
+
+        @define_actor(inputs=["nope"])
+        async def f(ctx, left): ...
+
+    with pytest.raises(TypeError, match="both inputs and outputs"):
+
+        @define_actor(inputs=["x"], outputs=["x"])
+        async def g(ctx, x): ...
+
+
+def test_calling_requires_a_context_first() -> None:
+    @define_actor
+    async def f(ctx, ch_out): ...
+
+    with pytest.raises(
+        TypeError, match="actor `f`: the first argument must be a streamnet.Context"
+    ):
+        f(Channel(), Channel())  # type: ignore[arg-type]
+
+
+def test_calling_with_wrong_arguments_names_the_actor() -> None:
+    @define_actor
+    async def f(ctx, ch_out): ...
+
+    with pytest.raises(TypeError, match="actor `f`: .*argument"):
+        f(Context())  # type: ignore[call-arg]
+
+
+def test_endpoints_found_in_arguments_lists_and_dicts() -> None:
+    @define_actor(inputs=["left", "right"])
+    async def join(ctx, left, right, outputs, options): ...
+
+    ctx = Context()
+    left, right = ctx.create_channel(), ctx.create_channel()
+    outs = {"a": ctx.create_channel(), "b": ctx.create_channel()}
+    node = join(ctx, left, right, outs, options={"k": 1})
+    assert node.inputs == (left, right)
+    assert node.outputs == (outs["a"], outs["b"])
+    assert node.name == "join#0"
+    assert join(ctx, left, right, outs, None).name == "join#1"
+    assert node.named("my join").name == "my join"
+
+
+def test_annotations_give_endpoint_payload_types() -> None:
+    @define_actor
+    async def f(ctx: Context, ch_in: Channel[TableChunk], chs_out: list[Channel[int]]) -> None: ...
+
+    ctx = Context()
+    node = f(ctx, ctx.create_channel(), [ctx.create_channel()])
+    assert [e.payload_type for e in node.endpoints] == [TableChunk, int]
+
+
+def test_decorated_actor_keeps_name_and_doc() -> None:
+    @define_actor
+    async def documented(ctx, ch_out):
+        """Docs."""
+
+    assert documented.__doc__ == "Docs."
+    assert documented.__name__ == "documented"

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from streamnet import BackendUnavailableError, Context
+
+
+async def test_to_thread_runs_off_the_event_loop_thread() -> None:
+    with Context(num_threads=2) as ctx:
+        loop_thread = threading.get_ident()
+        ident = await ctx.to_thread(threading.get_ident)
+        assert ident != loop_thread
+        assert await ctx.to_thread(pow, 2, 10) == 1024
+        assert await ctx.to_thread(sorted, [3, 1, 2], reverse=True) == [3, 2, 1]
+
+
+async def test_to_thread_after_close_raises() -> None:
+    ctx = Context()
+    ctx.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await ctx.to_thread(int)
+
+
+async def test_to_thread_propagates_exceptions() -> None:
+    with Context() as ctx, pytest.raises(ZeroDivisionError):
+        await ctx.to_thread(lambda: 1 / 0)
+
+
+def test_create_channel_uses_context_defaults() -> None:
+    ctx = Context(channel_capacity=5)
+    ch = ctx.create_channel(int)
+    assert (ch.capacity, ch.payload_type, ch.name) == (5, int, "ch#0")
+    assert ctx.create_channel(capacity=1, max_bytes=10, name="x").name == "x"
+
+
+def test_options_are_read_only() -> None:
+    ctx = Context(options={"k": 1})
+    assert ctx.options["k"] == 1
+    with pytest.raises(TypeError):
+        ctx.options["k"] = 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"backend": "tpu"}, "backend"),
+        ({"num_threads": 0}, "num_threads"),
+        ({"channel_capacity": 0}, "channel_capacity"),
+        ({"cancel_grace": -1}, "cancel_grace"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Context(**kwargs)
+
+
+def test_gpu_backend_says_it_is_unavailable() -> None:
+    with pytest.raises(BackendUnavailableError, match="gpu"):
+        Context(backend="gpu")
+
+
+async def test_async_context_manager_closes() -> None:
+    async with Context() as ctx:
+        await ctx.to_thread(int)
+    assert ctx.closed

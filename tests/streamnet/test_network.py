@@ -1,0 +1,471 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from streamnet import (
+    Channel,
+    ChannelAborted,
+    Context,
+    Message,
+    Network,
+    StreamnetError,
+    TableChunk,
+    WiringError,
+    define_actor,
+    run_actor_network,
+)
+
+
+@define_actor()
+async def accumulator(ctx, ch_in, ch_out):
+    """The canonical actor from the design, as written."""
+    total = 0
+    msg: Message[TableChunk] | None
+    while (msg := await ch_in.recv(ctx)) is not None:
+        table = TableChunk.from_message(msg)
+        total += table.table_view().num_rows()
+        await ch_out.send(ctx, Message(msg.sequence_number, table))
+    await ch_out.drain(ctx)
+
+
+@define_actor
+async def table_source(ctx, ch_out, n: int, rows: int = 10):
+    for i in range(n):
+        table = pa.table({"x": list(range(i * rows, (i + 1) * rows))})
+        await ch_out.send(ctx, Message(i, TableChunk.from_arrow(table)))
+    await ch_out.drain(ctx)
+
+
+@define_actor
+async def collect(ctx, ch_in, into: list):
+    while (msg := await ch_in.recv(ctx)) is not None:
+        into.append(msg)
+
+
+@define_actor
+async def numbers(ctx, ch_out, n: int):
+    for i in range(n):
+        await ch_out.send(ctx, Message(i, i))
+
+
+@define_actor
+async def passthrough(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+@define_actor
+async def fail_after(ctx, ch_in, ch_out, k: int):
+    seen = 0
+    async for msg in ch_in:
+        seen += 1
+        if seen > k:
+            raise ValueError(f"bad row after {k}")
+        await ch_out.send(ctx, msg)
+
+
+def test_design_example_runs_as_written() -> None:
+    with Context() as ctx:
+        a, b = ctx.create_channel(TableChunk), ctx.create_channel(TableChunk)
+        out: list[Message[TableChunk]] = []
+        run_actor_network(
+            ctx, actors=[table_source(ctx, a, 5), accumulator(ctx, a, b), collect(ctx, b, out)]
+        )
+    assert [m.sequence_number for m in out] == [0, 1, 2, 3, 4]
+    assert sum(TableChunk.from_message(m).num_rows for m in out) == 50
+
+
+async def test_run_async_in_a_running_loop() -> None:
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    out: list = []
+    await Network(
+        ctx, [numbers(ctx, a, 100), passthrough(ctx, a, b), collect(ctx, b, out)]
+    ).run_async()
+    assert [m.payload for m in out] == list(range(100))
+
+
+async def test_run_from_a_thread_with_a_running_loop_like_jupyter() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list = []
+    Network(ctx, [numbers(ctx, a, 10), collect(ctx, a, out)]).run()  # blocking call inside a loop
+    assert len(out) == 10
+
+
+async def test_forgotten_drain_never_deadlocks() -> None:
+    @define_actor
+    async def forgets(ctx, ch_out):
+        await ch_out.send(ctx, Message(0, 0))
+
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list = []
+    async with asyncio.timeout(5):
+        await Network(ctx, [forgets(ctx, a), collect(ctx, a, out)]).run_async()
+    assert len(out) == 1
+
+
+async def test_several_producers_end_the_stream_together() -> None:
+    ctx = Context()
+    a = ctx.create_channel(capacity=1)
+    out: list = []
+    async with asyncio.timeout(5):
+        await Network(
+            ctx, [numbers(ctx, a, 30), numbers(ctx, a, 20), collect(ctx, a, out)]
+        ).run_async()
+    assert len(out) == 50
+
+
+async def test_raising_actor_in_five_actor_network_raises_original_and_leaves_no_task() -> None:
+    ctx = Context()
+    c = [ctx.create_channel(capacity=1) for _ in range(4)]
+    out: list = []
+    net = Network(
+        ctx,
+        [
+            numbers(ctx, c[0], 10**9),
+            passthrough(ctx, c[0], c[1]),
+            fail_after(ctx, c[1], c[2], 3),
+            passthrough(ctx, c[2], c[3]),
+            collect(ctx, c[3], out),
+        ],
+    )
+    async with asyncio.timeout(2):
+        with pytest.raises(ValueError, match="bad row after 3") as info:
+            await net.run_async()
+    assert type(info.value) is ValueError  # raised as itself, not wrapped
+    assert any("fail_after#0" in note for note in info.value.__notes__)
+    assert net.state == "failed"
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    states = {a.name: a.state for a in net.statistics().actors}
+    assert states["fail_after#0"] == "failed"
+    assert all(c.state == "aborted" for c in net.channels)
+
+
+async def test_failure_in_a_source_cancels_a_blocked_sink() -> None:
+    @define_actor
+    async def broken_source(ctx, ch_out):
+        await asyncio.sleep(0.01)
+        raise KeyError("missing")
+
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list = []
+    async with asyncio.timeout(2):
+        with pytest.raises(KeyError):
+            await Network(ctx, [broken_source(ctx, a), collect(ctx, a, out)]).run_async()
+
+
+async def test_failure_cancels_an_actor_blocked_outside_channels() -> None:
+    @define_actor
+    async def sleeper(ctx, ch_in):
+        await asyncio.sleep(3600)
+
+    @define_actor
+    async def boom(ctx, ch_out):
+        raise RuntimeError("boom")
+
+    ctx = Context()
+    a = ctx.create_channel()
+    async with asyncio.timeout(2):
+        with pytest.raises(RuntimeError, match="boom"):
+            await Network(ctx, [boom(ctx, a), sleeper(ctx, a)]).run_async()
+
+
+async def test_actor_ignoring_cancellation_does_not_hang_the_network() -> None:
+    hold = True
+
+    @define_actor
+    async def stubborn(ctx, ch_in):
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if not hold:
+                    raise
+
+    @define_actor
+    async def boom(ctx, ch_out):
+        await asyncio.sleep(0)
+        raise RuntimeError("boom")
+
+    ctx = Context(cancel_grace=0.1)
+    a = ctx.create_channel()
+    net = Network(ctx, [boom(ctx, a), stubborn(ctx, a)])
+    async with asyncio.timeout(3):
+        with pytest.raises(RuntimeError, match="boom") as info:
+            await net.run_async()
+    assert any("stubborn#0" in n and "did not stop" in n for n in info.value.__notes__)
+    hold = False
+    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+    assert len(leftovers) == 1
+    for task in leftovers:
+        task.cancel()
+    await asyncio.wait(leftovers, timeout=1)
+
+
+async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
+    @define_actor
+    async def take(ctx, ch_in, n: int, into: list):
+        async for msg in ch_in:
+            into.append(msg.payload)
+            if len(into) == n:
+                return
+
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    out: list = []
+    net = Network(ctx, [numbers(ctx, a, 10**9), passthrough(ctx, a, b), take(ctx, b, 5, out)])
+    async with asyncio.timeout(5):
+        await net.run_async()
+    assert out == [0, 1, 2, 3, 4]
+    assert net.state == "done"
+    assert {a.state for a in net.statistics().actors} == {"done"}
+
+
+async def test_channel_broken_on_an_input_is_a_failure() -> None:
+    @define_actor
+    async def misuse(ctx, ch_in, ch_out):
+        await ch_in.shutdown(ctx)
+        await ch_in.send(ctx, Message(0, 0))  # sending into its own input
+
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    out: list = []
+    with pytest.raises(StreamnetError, match="shut down"):
+        await Network(
+            ctx, [numbers(ctx, a, 3), misuse(ctx, a, b), collect(ctx, b, out)]
+        ).run_async()
+
+
+async def test_a_second_failure_is_noted_on_the_first() -> None:
+    @define_actor
+    async def boom(ctx, ch_out):
+        await asyncio.sleep(0.01)
+        raise RuntimeError("first")
+
+    @define_actor
+    async def bad_cleanup(ctx, ch_in):
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise OSError("cleanup failed")
+
+    ctx = Context()
+    a = ctx.create_channel()
+    with pytest.raises(RuntimeError, match="first") as info:
+        await Network(ctx, [boom(ctx, a), bad_cleanup(ctx, a)]).run_async()
+    assert any("bad_cleanup#0" in n and "cleanup failed" in n for n in info.value.__notes__)
+
+
+async def test_downstream_sees_abort_not_a_normal_end() -> None:
+    seen: list = []
+
+    @define_actor
+    async def watcher(ctx, ch_in):
+        try:
+            await ch_in.recv(ctx)
+            await ch_in.recv(ctx)
+        except ChannelAborted as exc:
+            seen.append(exc)
+            raise
+
+    @define_actor
+    async def boom(ctx, ch_out):
+        await ch_out.send(ctx, Message(0, 0))
+        await asyncio.sleep(0.01)
+        raise OSError("disk")
+
+    ctx = Context()
+    a = ctx.create_channel()
+    with pytest.raises(OSError, match="disk"):
+        await Network(ctx, [boom(ctx, a), watcher(ctx, a)]).run_async()
+    assert len(seen) == 1 and isinstance(seen[0].__cause__, OSError)
+
+
+async def test_cancelling_run_async_cancels_every_actor() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+
+    @define_actor
+    async def forever(ctx, ch_in):
+        await asyncio.sleep(3600)
+
+    net = Network(ctx, [numbers(ctx, a, 10**9), forever(ctx, a)])
+    task = asyncio.create_task(net.run_async())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert net.state == "cancelled"
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_a_network_runs_once() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    net = Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
+    await net.run_async()
+    with pytest.raises(StreamnetError, match="runs once"):
+        await net.run_async()
+
+
+# ---------------------------------------------------------------- validation
+def test_validation_reports_every_problem_at_once() -> None:
+    @define_actor
+    async def odd(ctx, left): ...
+
+    ctx = Context()
+    dangling_in = ctx.create_channel(name="nobody-produces")
+    dangling_out = ctx.create_channel(name="nobody-consumes")
+    c = ctx.create_channel(name="c")
+    with pytest.raises(WiringError) as info:
+        Network(ctx, [collect(ctx, dangling_in, []), numbers(ctx, dangling_out, 1), odd(ctx, c)])
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert any(
+        "`nobody-produces` has no producer" in p and "`collect#0`.ch_in" in p for p in problems
+    )
+    assert any(
+        "`nobody-consumes` has no consumer" in p and "`numbers#0`.ch_out" in p for p in problems
+    )
+    assert any(
+        "`odd#0` parameter `left`" in p and "neither an input nor an output" in p for p in problems
+    )
+    assert str(info.value).startswith("network wiring has 3 problems:\n  - ")
+    assert isinstance(info.value, ValueError)
+
+
+def test_validation_explains_non_nodes() -> None:
+    async def plain(ctx, ch_out): ...
+
+    ctx = Context()
+    with pytest.raises(WiringError) as info:
+        Network(ctx, [numbers, plain, plain(ctx, None), 3])  # type: ignore[list-item]
+    text = str(info.value)
+    assert "actors[0] is the actor definition `numbers`, not a node" in text
+    assert "actors[1] is the function" in text and "@define_actor" in text
+    assert "actors[2] is a coroutine" in text
+    assert "actors[3] is a int" in text
+
+
+def test_validation_rejects_empty_and_duplicate_and_foreign_context() -> None:
+    ctx, other = Context(), Context()
+    with pytest.raises(WiringError, match="no actors"):
+        Network(ctx, [])
+    a = ctx.create_channel()
+    producer = numbers(ctx, a, 1)
+    with pytest.raises(WiringError, match="listed twice"):
+        Network(ctx, [producer, producer, collect(ctx, a, [])])
+    b = other.create_channel()
+    with pytest.raises(WiringError, match="another Context"):
+        Network(ctx, [numbers(other, b, 1), collect(other, b, [])])
+
+
+def test_channel_used_by_two_networks_is_rejected() -> None:
+    ctx = Context()
+    a = ctx.create_channel(name="shared")
+    Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
+    with pytest.raises(WiringError, match="`shared` already belongs to another network"):
+        Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
+
+
+def test_payload_type_mismatch_between_annotations_is_rejected() -> None:
+    @define_actor
+    async def ints(ctx, ch_out: Channel[int]): ...
+
+    @define_actor
+    async def strs(ctx, ch_in: Channel[str]): ...
+
+    @define_actor
+    async def tables(ctx, ch_in: Channel[TableChunk]): ...
+
+    ctx = Context()
+    a = ctx.create_channel(name="a")
+    with pytest.raises(
+        WiringError, match="`a`: `ints#0`.ch_out sends int but `strs#0`.ch_in expects str"
+    ):
+        Network(ctx, [ints(ctx, a), strs(ctx, a)])
+    b = ctx.create_channel(TableChunk, name="b")
+    with pytest.raises(WiringError, match="`b` carries TableChunk but `ints#1`.ch_out sends int"):
+        Network(ctx, [ints(ctx, b), tables(ctx, b)])
+
+
+def test_compatible_annotations_pass() -> None:
+    @define_actor
+    async def bools(ctx, ch_out: Channel[bool]): ...
+
+    @define_actor
+    async def ints(ctx, ch_in: Channel[int]): ...
+
+    ctx = Context()
+    a = ctx.create_channel(int)
+    Network(ctx, [bools(ctx, a), ints(ctx, a)])
+
+
+def test_network_rejects_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="`ctx` must be a streamnet.Context"):
+        Network(None, [])  # type: ignore[arg-type]
+    ctx = Context()
+    a = ctx.create_channel()
+    with pytest.raises(TypeError, match="list of actor nodes"):
+        Network(ctx, numbers(ctx, a, 1))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- KeyboardInterrupt
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, sys
+            from streamnet import Context, Message, Network, define_actor
+
+            @define_actor
+            async def endless(ctx, ch_out):
+                i = 0
+                while True:
+                    await ch_out.send(ctx, Message(i, i))
+                    i += 1
+
+            @define_actor
+            async def slow(ctx, ch_in):
+                print("started", flush=True)
+                try:
+                    async for _ in ch_in:
+                        await asyncio.sleep(0.01)
+                finally:
+                    print("sink cleaned up", flush=True)
+
+            ctx = Context()
+            ch = ctx.create_channel()
+            try:
+                Network(ctx, [endless(ctx, ch), slow(ctx, ch)]).run()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                sys.exit(3)
+            """
+        )
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 3
+    assert "sink cleaned up" in out and "interrupted" in out

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import asyncio
+
+import pyarrow as pa
+import pytest
+
+from streamnet import Context, Message, Network, TableChunk, define_actor
+
+
+@define_actor
+async def source(ctx, ch_out, sizes: list[int]):
+    for i, n in enumerate(sizes):
+        await ch_out.send(ctx, Message(i, TableChunk.from_arrow(pa.table({"v": list(range(n))}))))
+
+
+@define_actor
+async def keep_even_rows(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        table = TableChunk.from_message(msg).to_arrow()
+        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_arrow(table[::2])))
+
+
+@define_actor
+async def slow_sink(ctx, ch_in):
+    async for _ in ch_in:
+        await asyncio.sleep(0.002)
+
+
+async def test_statistics_counts_are_exact() -> None:
+    sizes = [5, 0, 8, 3]
+    ctx = Context()
+    a = ctx.create_channel(TableChunk, capacity=1, name="raw")
+    b = ctx.create_channel(TableChunk, capacity=1, name="even")
+    net = Network(ctx, [source(ctx, a, sizes), keep_even_rows(ctx, a, b), slow_sink(ctx, b)])
+    await net.run_async()
+    stats = net.statistics()
+    src, mid, sink = (stats.actor(n) for n in ("source#0", "keep_even_rows#0", "slow_sink#0"))
+    even = [(n + 1) // 2 for n in sizes]
+    assert (src.messages_out, src.rows_out, src.messages_in) == (4, sum(sizes), 0)
+    assert (mid.messages_in, mid.rows_in) == (4, sum(sizes))
+    assert (mid.messages_out, mid.rows_out) == (4, sum(even))
+    assert (sink.messages_in, sink.rows_in, sink.messages_out) == (4, sum(even), 0)
+    assert src.bytes_out == mid.bytes_in > 0
+    # The slow sink holds everyone back: upstream waits on full channels.
+    assert src.blocked_output_seconds > 0 and mid.blocked_output_seconds > 0
+    assert sink.blocked_input_seconds >= 0
+    for a in stats.actors:
+        assert a.state == "done"
+        assert a.busy_seconds + a.blocked_input_seconds + a.blocked_output_seconds == pytest.approx(
+            a.wall_seconds
+        )
+    raw = stats.channel("raw")
+    assert (raw.messages_sent, raw.messages_received, raw.peak_buffered_messages) == (4, 4, 1)
+    assert raw.state == "drained"
+    assert [x.name for x in ctx.statistics().actors] == [x.name for x in stats.actors]
+
+
+async def test_statistics_as_frames_and_text() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    net = Network(ctx, [source(ctx, a, [3]), slow_sink(ctx, a)])
+    before = net.statistics()
+    assert {x.state for x in before.actors} == {"created"}
+    await net.run_async()
+    stats = net.statistics()
+    df = stats.to_polars()
+    assert df["name"].to_list() == ["source#0", "slow_sink#0"]
+    assert df["rows_out"].to_list() == [3, 0]
+    assert list(stats.to_pandas(what="channels")["name"]) == [a.name]
+    text = str(stats)
+    assert "source#0" in text and "rows out" in text
+    with pytest.raises(KeyError, match="no actor named `nope`"):
+        stats.actor("nope")
+    with pytest.raises(ValueError, match="'actors' or 'channels'"):
+        stats.to_polars(what="x")

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from streamnet import Message, TableChunk
+
+
+def _table() -> pa.Table:
+    return pa.table({"a": [1, 2, None], "b": ["x", "y", "z"]})
+
+
+def test_from_arrow_keeps_the_table_without_copy() -> None:
+    table = _table()
+    chunk = TableChunk.from_arrow(table)
+    assert chunk.to_arrow() is table
+    assert (chunk.num_rows, chunk.num_columns, chunk.column_names) == (3, 2, ["a", "b"])
+    assert chunk.nbytes == table.nbytes
+    view = chunk.table_view()
+    assert (view.num_rows(), view.num_columns()) == (3, 2)
+
+
+def test_from_record_batch() -> None:
+    batch = pa.record_batch({"a": [1, 2]})
+    assert TableChunk.from_arrow(batch).num_rows == 2
+
+
+def test_polars_round_trip() -> None:
+    df = pl.DataFrame({"a": [1, 2, None], "b": ["x", None, "z"]})
+    out = TableChunk.from_polars(df).to_polars()
+    assert out.equals(df)
+
+
+def test_pandas_round_trip_drops_index_by_default() -> None:
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}, index=[10, 11])
+    chunk = TableChunk.from_pandas(df)
+    assert chunk.column_names == ["a", "b"]
+    pd.testing.assert_frame_equal(chunk.to_pandas(), df.reset_index(drop=True))
+
+
+def test_constructor_rejects_other_types_with_a_hint() -> None:
+    with pytest.raises(TypeError, match="from_polars"):
+        TableChunk(pl.DataFrame({"a": [1]}))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="polars.DataFrame"):
+        TableChunk.from_polars(_table())  # type: ignore[arg-type]
+
+
+def test_from_message_checks_the_payload() -> None:
+    chunk = TableChunk.from_arrow(_table())
+    assert TableChunk.from_message(Message(0, chunk)) is chunk
+    with pytest.raises(TypeError, match="message 4 carries a str, not a TableChunk"):
+        TableChunk.from_message(Message(4, "x"))
+
+
+def test_spill_frees_memory_and_loads_back_transparently(tmp_path) -> None:
+    table = _table()
+    chunk = TableChunk.from_arrow(table)
+    assert chunk.spill(tmp_path) == table.nbytes
+    assert chunk.is_spilled
+    assert len(list(tmp_path.iterdir())) == 1
+    # metadata without loading
+    assert (chunk.num_rows, chunk.nbytes, chunk.schema) == (3, table.nbytes, table.schema)
+    assert chunk.is_spilled
+    assert chunk.to_arrow().equals(table)
+    assert not chunk.is_spilled
+    assert list(tmp_path.iterdir()) == []
+    assert chunk.spill(tmp_path) > 0
+    assert chunk.make_available() is chunk and not chunk.is_spilled
+    assert chunk.spill(tmp_path) > 0 and chunk.spill(tmp_path) == 0
+
+
+def test_spilled_file_is_removed_with_the_chunk(tmp_path) -> None:
+    chunk = TableChunk.from_arrow(_table())
+    chunk.spill(tmp_path)
+    del chunk
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_readers_never_see_a_half_spilled_chunk(tmp_path) -> None:
+    table = pa.table({"a": list(range(10_000))})
+    chunk = TableChunk.from_arrow(table)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                assert chunk.to_arrow().num_rows == 10_000
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def spiller() -> None:
+        for _ in range(200):
+            chunk.spill(tmp_path)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [
+        threading.Thread(target=spiller)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert chunk.to_arrow().equals(table)
