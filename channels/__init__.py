@@ -13,7 +13,7 @@ from channels._errors import (
 )
 from channels._lineariser import linearise
 from channels._message import Message
-from channels._observer import ChannelObserver, current_observer, observe
+from channels._observer import TrafficCounter, current_counter, observe
 from channels._select import recv_any
 
 __all__ = [
@@ -22,13 +22,13 @@ __all__ = [
     "ChannelBroken",
     "ChannelClosed",
     "ChannelError",
-    "ChannelObserver",
     "ChannelState",
     "ChannelStatistics",
     "Message",
     "SequenceError",
     "StreamnetError",
-    "current_observer",
+    "TrafficCounter",
+    "current_counter",
     "linearise",
     "observe",
     "recv_any",

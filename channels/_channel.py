@@ -21,18 +21,18 @@ delivers its message; a cancelled ``recv`` never loses one.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import types
 import typing
+from asyncio import CancelledError, Future, get_running_loop
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Generic, Literal, TypeVar
 
 from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed
-from channels._message import Message, payload_nbytes
-from channels._observer import _observer
+from channels._message import Message, payload_nbytes, payload_rows
+from channels._observer import _counter
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
 
@@ -81,7 +81,7 @@ class ChannelStatistics:
     waiting_receivers: int
 
 
-def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
+def _wake_one(waiters: deque[Future[None]]) -> None:
     while waiters:
         fut = waiters.popleft()
         if not fut.done():
@@ -89,7 +89,7 @@ def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
             return
 
 
-def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+def _wake_all(waiters: deque[Future[None]]) -> None:
     while waiters:
         fut = waiters.popleft()
         if not fut.done():
@@ -190,10 +190,10 @@ class Channel(Generic[T]):
         self._check = _UNRESOLVED
         self._capacity = capacity
         self._max_bytes = max_bytes
-        self._buffer: deque[tuple[Message[T], int]] = deque()
+        self._buffer: deque[tuple[Message[T], int, int]] = deque()
         self._bytes = 0
-        self._recv_waiters: deque[asyncio.Future[None]] = deque()
-        self._send_waiters: deque[asyncio.Future[None]] = deque()
+        self._recv_waiters: deque[Future[None]] = deque()
+        self._send_waiters: deque[Future[None]] = deque()
         self._state: ChannelState = _OPEN
         self._cause: BaseException | None = None
         self._producers = producers
@@ -306,16 +306,32 @@ class Channel(Generic[T]):
                 f"got {type(msg.payload).__name__} "
                 f"(message sequence number {msg.sequence_number})"
             )
-        size = payload_nbytes(msg.payload)
+        payload = msg.payload
+        size = payload_nbytes(payload)
         blocked = 0.0
         buffer = self._buffer
         if len(buffer) >= self._capacity or (
             self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
         ):
             start = perf_counter()
-            await self._wait_for_room(size)
+            loop = get_running_loop()
+            while True:
+                fut = loop.create_future()
+                self._send_waiters.append(fut)
+                try:
+                    await fut
+                except CancelledError:
+                    self._forget_waiter(self._send_waiters, fut)
+                    raise
+                if self._state is not _OPEN:
+                    self._raise_closed("send into")
+                if len(buffer) < self._capacity and not (
+                    self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+                ):
+                    break
             blocked = perf_counter() - start
-        buffer.append((msg, size))
+        rows = payload_rows(payload)
+        buffer.append((msg, size, rows))
         self._bytes += size
         self._sent += 1
         if len(buffer) > self._peak_messages:
@@ -324,25 +340,13 @@ class Channel(Generic[T]):
             self._peak_bytes = self._bytes
         if self._recv_waiters:
             _wake_one(self._recv_waiters)
-        observer = _observer.get()
-        if observer is not None:
-            observer.on_send(self, msg, blocked)
-
-    async def _wait_for_room(self, size: int) -> None:
-        loop = asyncio.get_running_loop()
-        buffer = self._buffer
-        while len(buffer) >= self._capacity or (
-            self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
-        ):
-            fut: asyncio.Future[None] = loop.create_future()
-            self._send_waiters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                self._forget_waiter(self._send_waiters, fut)
-                raise
-            if self._state is not _OPEN:
-                self._raise_closed("send into")
+        counter = _counter.get()
+        if counter is not None:
+            counter.messages_out += 1
+            counter.bytes_out += size
+            counter.rows_out += rows
+            if blocked:
+                counter.blocked_out += blocked
 
     async def drain(self, ctx: object) -> None:
         """End the stream from this producer; the consumer still gets everything sent before.
@@ -350,7 +354,7 @@ class Channel(Generic[T]):
         The stream ends once every producer drained. Draining twice from the same
         actor counts once; draining a channel that is no longer open does nothing.
         """
-        self._producer_done(_observer.get())
+        self._producer_done(_counter.get())
 
     def _producer_done(self, token: object | None) -> None:
         if self._state is not _OPEN:
@@ -381,42 +385,41 @@ class Channel(Generic[T]):
             The channel was aborted; ``__cause__`` is the failure.
         """
         blocked = 0.0
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             if self._state is _OPEN:
                 start = perf_counter()
-                await self._wait_for_message()
+                loop = get_running_loop()
+                while not buffer and self._state is _OPEN:
+                    fut = loop.create_future()
+                    self._recv_waiters.append(fut)
+                    try:
+                        await fut
+                    except CancelledError:
+                        self._forget_waiter(self._recv_waiters, fut)
+                        raise
                 blocked = perf_counter() - start
-            if not self._buffer:
+            if not buffer:
                 if self._state is _ABORTED:
                     self._raise_closed("receive from")
-                observer = _observer.get()
-                if observer is not None:
-                    observer.on_end(self, blocked)
+                if blocked and (counter := _counter.get()) is not None:
+                    counter.blocked_in += blocked
                 return None
-        msg, size = self._buffer.popleft()
+        msg, size, rows = buffer.popleft()
         self._bytes -= size
         self._received += 1
         if self._send_waiters:
             _wake_one(self._send_waiters)
-        observer = _observer.get()
-        if observer is not None:
-            observer.on_recv(self, msg, blocked)
+        counter = _counter.get()
+        if counter is not None:
+            counter.messages_in += 1
+            counter.bytes_in += size
+            counter.rows_in += rows
+            if blocked:
+                counter.blocked_in += blocked
         return msg
 
-    async def _wait_for_message(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._buffer and self._state is _OPEN:
-            fut: asyncio.Future[None] = loop.create_future()
-            self._recv_waiters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                self._forget_waiter(self._recv_waiters, fut)
-                raise
-
-    def _forget_waiter(
-        self, waiters: deque[asyncio.Future[None]], fut: asyncio.Future[None]
-    ) -> None:
+    def _forget_waiter(self, waiters: deque[Future[None]], fut: Future[None]) -> None:
         """Remove a cancelled waiter; a wake-up it already got goes to the next one."""
         try:
             waiters.remove(fut)
@@ -424,19 +427,30 @@ class Channel(Generic[T]):
             if fut.done() and not fut.cancelled():
                 _wake_one(waiters)
 
-    def _poll(self) -> Message[T] | Any | None:
-        """A message if one is buffered, None at the end, `_EMPTY` if one must wait."""
+    def _poll(self, blocked: float) -> Message[T] | Any | None:
+        """A message if one is buffered, None at the end, `_EMPTY` if one must wait.
+
+        ``blocked`` is the time the caller waited, counted when it gets a result.
+        """
         if self._buffer:
-            msg, size = self._buffer.popleft()
+            msg, size, rows = self._buffer.popleft()
             self._bytes -= size
             self._received += 1
             if self._send_waiters:
                 _wake_one(self._send_waiters)
+            counter = _counter.get()
+            if counter is not None:
+                counter.messages_in += 1
+                counter.bytes_in += size
+                counter.rows_in += rows
+                counter.blocked_in += blocked
             return msg
         if self._state is _OPEN:
             return _EMPTY
         if self._state is _ABORTED:
             self._raise_closed("receive from")
+        if blocked and (counter := _counter.get()) is not None:
+            counter.blocked_in += blocked
         return None
 
     def __aiter__(self) -> typing.AsyncIterator[Message[T]]:

@@ -54,7 +54,29 @@ class Message(Generic[T]):
     __hash__ = None  # type: ignore[assignment]
 
 
+_REPORTS_NBYTES: dict[type, bool] = {}
+_REPORTS_ROWS: dict[type, bool] = {}
+
+
 def payload_nbytes(payload: Any) -> int:
     """Bytes a payload reports through an ``nbytes`` attribute, else 0."""
+    kind = type(payload)
+    reports = _REPORTS_NBYTES.get(kind)
+    if reports is None:
+        reports = _REPORTS_NBYTES[kind] = hasattr(payload, "nbytes")
+    if not reports:
+        return 0
     nbytes = getattr(payload, "nbytes", 0)
     return nbytes if type(nbytes) is int else 0
+
+
+def payload_rows(payload: Any) -> int:
+    """Rows a payload reports through a ``num_rows`` attribute, else 0."""
+    kind = type(payload)
+    reports = _REPORTS_ROWS.get(kind)
+    if reports is None:
+        reports = _REPORTS_ROWS[kind] = hasattr(payload, "num_rows")
+    if not reports:
+        return 0
+    rows = getattr(payload, "num_rows", 0)
+    return rows if type(rows) is int else 0

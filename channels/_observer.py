@@ -1,8 +1,8 @@
-"""A hook through which a runtime learns what each task does with channels.
+"""Per-task traffic counters, through which a runtime learns what each task does with channels.
 
-Channels know nothing of actors. A runtime that wants per-actor statistics sets
-an observer for each of its tasks with :func:`observe`; every ``send``,
-``recv`` and ``drain`` made from that task then reports to it. The observer
+Channels know nothing of actors. A runtime that wants per-actor statistics gives
+each of its tasks a :class:`TrafficCounter` with :func:`observe`; every
+``send``, ``recv`` and ``drain`` made from that task then adds to it. The counter
 also identifies the producer, so that one producer draining twice counts once.
 """
 
@@ -11,41 +11,56 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
-    from channels._channel import Channel
-    from channels._message import Message
-
-__all__ = ["ChannelObserver", "current_observer", "observe"]
+__all__ = ["TrafficCounter", "current_counter", "observe"]
 
 
-class ChannelObserver(Protocol):
-    """Receives a report of every channel operation made by one task."""
+class TrafficCounter:
+    """What one task sent and received through channels.
 
-    def on_send(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
-        """``message`` entered ``channel`` after waiting ``blocked`` seconds for room."""
+    Attributes
+    ----------
+    messages_in, rows_in, bytes_in
+        Messages received, and the rows and bytes their payloads report
+        (through ``num_rows`` and ``nbytes``; 0 when a payload reports none).
+    messages_out, rows_out, bytes_out
+        The same for messages sent.
+    blocked_in
+        Seconds spent waiting for a message on an empty channel.
+    blocked_out
+        Seconds spent waiting for room on a full channel (backpressure).
+    """
 
-    def on_recv(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
-        """``message`` left ``channel`` after waiting ``blocked`` seconds for it."""
+    __slots__ = (
+        "blocked_in",
+        "blocked_out",
+        "bytes_in",
+        "bytes_out",
+        "messages_in",
+        "messages_out",
+        "rows_in",
+        "rows_out",
+    )
 
-    def on_end(self, channel: Channel[Any], blocked: float) -> None:
-        """``recv`` on ``channel`` saw the end of the stream after waiting ``blocked`` seconds."""
+    def __init__(self) -> None:
+        self.messages_in = self.rows_in = self.bytes_in = 0
+        self.messages_out = self.rows_out = self.bytes_out = 0
+        self.blocked_in = self.blocked_out = 0.0
 
 
-_observer: ContextVar[ChannelObserver | None] = ContextVar("channel_observer", default=None)
+_counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)
 
 
-def current_observer() -> ChannelObserver | None:
-    """The observer of the running task, or None."""
-    return _observer.get()
+def current_counter() -> TrafficCounter | None:
+    """The counter of the running task, or None."""
+    return _counter.get()
 
 
 @contextmanager
-def observe(observer: ChannelObserver | None) -> Iterator[None]:
-    """Report the channel operations of the current task (and tasks it starts) to ``observer``."""
-    token = _observer.set(observer)
+def observe(counter: TrafficCounter | None) -> Iterator[None]:
+    """Count the channel traffic of the current task (and tasks it starts) in ``counter``."""
+    token = _counter.set(counter)
     try:
         yield
     finally:
-        _observer.reset(token)
+        _counter.reset(token)

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 from channels._channel import _EMPTY, Channel
 from channels._message import Message
-from channels._observer import _observer
 
 __all__ = ["recv_any"]
 
@@ -48,16 +47,10 @@ async def recv_any(ctx: object, channels: Sequence[Channel[T]]) -> tuple[int, Me
         raise ValueError("recv_any: `channels` is empty; there is nothing to receive from")
     start = 0.0
     while True:
+        blocked = perf_counter() - start if start else 0.0
         for index, channel in enumerate(channels):
-            result = channel._poll()
+            result = channel._poll(blocked)
             if result is not _EMPTY:
-                observer = _observer.get()
-                if observer is not None:
-                    blocked = perf_counter() - start if start else 0.0
-                    if result is None:
-                        observer.on_end(channel, blocked)
-                    else:
-                        observer.on_recv(channel, result, blocked)
                 return index, result
         if not start:
             start = perf_counter()

@@ -80,8 +80,8 @@ def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> None:
     chunks = _generate(rows, 100_000)
     result: list[pa.Table] = []
     with Context() as ctx:
-        raw = ctx.create_channel(TableChunk, name="raw")
-        kept = ctx.create_channel(TableChunk, name="discounted")
+        raw: Channel[TableChunk] = ctx.create_channel(TableChunk, name="raw")
+        kept: Channel[TableChunk] = ctx.create_channel(TableChunk, name="discounted")
         network = Network(
             ctx,
             [_source(ctx, raw, chunks), _discounted(ctx, raw, kept), _aggregate(ctx, kept, result)],

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from channels._channel import Channel, ChannelStatistics
-from channels._message import Message, payload_nbytes
+from channels._channel import ChannelStatistics
+from channels._observer import TrafficCounter
 from streamnet._typing import ActorState
 
 if TYPE_CHECKING:
@@ -55,56 +55,19 @@ class ActorStatistics:
     blocked_output_seconds: float
 
 
-def _rows(payload: Any) -> int:
-    rows = getattr(payload, "num_rows", 0)
-    return rows if type(rows) is int else 0
-
-
-class ActorRecorder:
-    """Counts one actor's channel traffic; a :class:`channels.ChannelObserver`.
+class ActorRecorder(TrafficCounter):
+    """One actor's traffic counter (see :class:`channels.TrafficCounter`), state and times.
 
     It is also the actor's identity towards channels (one drain per actor).
     """
 
-    __slots__ = (
-        "blocked_in",
-        "blocked_out",
-        "bytes_in",
-        "bytes_out",
-        "ended",
-        "messages_in",
-        "messages_out",
-        "name",
-        "rows_in",
-        "rows_out",
-        "started",
-        "state",
-    )
+    __slots__ = ("ended", "name", "started", "state")
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
         self.state: ActorState = "created"
-        self.messages_in = self.rows_in = self.bytes_in = 0
-        self.messages_out = self.rows_out = self.bytes_out = 0
-        self.blocked_in = self.blocked_out = 0.0
         self.started = self.ended = 0.0
-
-    def on_send(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
-        payload = message.payload
-        self.messages_out += 1
-        self.rows_out += _rows(payload)
-        self.bytes_out += payload_nbytes(payload)
-        self.blocked_out += blocked
-
-    def on_recv(self, channel: Channel[Any], message: Message[Any], blocked: float) -> None:
-        payload = message.payload
-        self.messages_in += 1
-        self.rows_in += _rows(payload)
-        self.bytes_in += payload_nbytes(payload)
-        self.blocked_in += blocked
-
-    def on_end(self, channel: Channel[Any], blocked: float) -> None:
-        self.blocked_in += blocked
 
     def start(self) -> None:
         self.state = "running"

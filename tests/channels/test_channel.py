@@ -12,6 +12,7 @@ from channels import (
     ChannelBroken,
     ChannelClosed,
     Message,
+    TrafficCounter,
     observe,
 )
 
@@ -199,18 +200,13 @@ async def test_multi_producer_stream_ends_when_all_drained() -> None:
 
 
 async def test_same_observer_draining_twice_counts_once() -> None:
-    class Token:
-        def on_send(self, *a: object) -> None: ...
-        def on_recv(self, *a: object) -> None: ...
-        def on_end(self, *a: object) -> None: ...
-
     ch: Channel[int] = Channel(producers=2)
-    token = Token()
+    token = TrafficCounter()
     with observe(token):
         await ch.drain(None)
         await ch.drain(None)
     assert ch.state == "open"
-    with observe(Token()):
+    with observe(TrafficCounter()):
         await ch.drain(None)
     assert ch.state == "drained"
 

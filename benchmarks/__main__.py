@@ -1,0 +1,43 @@
+"""Run the benchmarks side by side with their peers and print the tables (``make bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+
+def machine() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        memory = f", {mem:.0f} GiB memory"
+    except (ValueError, OSError, AttributeError):
+        memory = ""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores{memory}, "
+        f"Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("workloads", nargs="*", default=["hop"], help="workloads to run: hop")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}\n")
+    for name in args.workloads:
+        if name == "hop":
+            from benchmarks import hop
+
+            print("## W0: per-hop cost through pass-through actors\n")
+            results = hop.run(messages=2_000 if args.quick else 40_000, repeats=2 if args.quick else 9)
+            print(hop.report(results))
+            print()
+        else:
+            parser.error(f"unknown workload {name!r}; choose from: hop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
