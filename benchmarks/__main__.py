@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import hop
 
             print("## W0: per-hop cost through pass-through actors\n")
-            results = hop.run(messages=2_000 if args.quick else 40_000, repeats=2 if args.quick else 9)
+            results = hop.run(
+                messages=2_000 if args.quick else 40_000, repeats=2 if args.quick else 9
+            )
             print(hop.report(results))
             print()
         else:

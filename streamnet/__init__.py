@@ -13,9 +13,16 @@ from channels import (
     SequenceError,
     StreamnetError,
 )
-from streamnet._actor import ActorDefinition, ActorNode, define_actor
+from streamnet._actor import ActorDefinition, ActorNode, current_actor_name, define_actor
 from streamnet._context import Context
-from streamnet._errors import BackendUnavailableError, WiringError
+from streamnet._errors import (
+    ActorResultError,
+    BackendUnavailableError,
+    ColumnNotFoundError,
+    FileReadError,
+    SchemaError,
+    WiringError,
+)
 from streamnet._network import Network, run_actor_network
 from streamnet._statistics import ActorStatistics, NetworkStatistics
 from streamnet._table_chunk import TableChunk, TableView
@@ -25,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActorDefinition",
+    "ActorResultError",
     "ActorNode",
     "ActorState",
     "ActorStatistics",
@@ -36,15 +44,19 @@ __all__ = [
     "ChannelClosed",
     "ChannelError",
     "ChannelStatistics",
+    "ColumnNotFoundError",
     "Context",
+    "FileReadError",
     "Message",
     "Network",
     "NetworkStatistics",
+    "SchemaError",
     "SequenceError",
     "StreamnetError",
     "TableChunk",
     "TableView",
     "WiringError",
+    "current_actor_name",
     "define_actor",
     "run_actor_network",
 ]

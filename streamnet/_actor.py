@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
 
 from channels._channel import Channel
+from channels._observer import current_counter
 from streamnet._context import Context
+from streamnet._errors import ActorResultError
+from streamnet._typing import ActorState
 
-__all__ = ["ActorDefinition", "ActorNode", "Endpoint", "define_actor"]
+__all__ = ["ActorDefinition", "ActorNode", "Endpoint", "current_actor_name", "define_actor"]
 
 P = ParamSpec("P")
 
@@ -20,6 +23,12 @@ Role = Literal["input", "output"]
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
 _OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})
+
+
+def current_actor_name() -> str | None:
+    """The name of the actor running the current task, or None outside a Network."""
+    name = getattr(current_counter(), "name", None)
+    return name if isinstance(name, str) else None
 
 
 def role_from_name(name: str) -> Role | None:
@@ -53,7 +62,17 @@ class ActorNode:
     Made by calling a function decorated with :func:`define_actor`; not running yet.
     """
 
-    __slots__ = ("_args", "_definition", "_kwargs", "_name", "_network", "ctx", "endpoints")
+    __slots__ = (
+        "_args",
+        "_definition",
+        "_kwargs",
+        "_name",
+        "_network",
+        "_result",
+        "_state",
+        "ctx",
+        "endpoints",
+    )
 
     def __init__(
         self,
@@ -70,6 +89,8 @@ class ActorNode:
         self.endpoints = endpoints
         self._name = ctx._actor_name(definition.name)
         self._network: object | None = None
+        self._state: ActorState = "created"
+        self._result: Any = None
 
     @property
     def name(self) -> str:
@@ -98,9 +119,28 @@ class ActorNode:
         """Channels this actor produces into, each once."""
         return _unique(e.channel for e in self.endpoints if e.role == "output")
 
-    def call(self) -> Awaitable[None]:
+    def call(self) -> Awaitable[Any]:
         """Start the actor's coroutine (the Network does this)."""
         return self._definition.fn(self.ctx, *self._args, **self._kwargs)
+
+    @property
+    def state(self) -> ActorState:
+        """``"created"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``."""
+        return self._state
+
+    def result(self) -> Any:
+        """What the actor's function returned (a sink's table, a scan's report...).
+
+        Raises
+        ------
+        ActorResultError
+            The actor has not finished, or did not finish successfully.
+        """
+        if self._state != "done":
+            raise ActorResultError(
+                f"actor `{self._name}` is {self._state}; its result exists once it is done"
+            )
+        return self._result
 
     def __repr__(self) -> str:
         ins = ", ".join(c.name for c in self.inputs)
@@ -120,7 +160,7 @@ class ActorDefinition(Generic[P]):
 
     def __init__(
         self,
-        fn: Callable[Concatenate[Context, P], Awaitable[None]],
+        fn: Callable[Concatenate[Context, P], Awaitable[Any]],
         *,
         name: str | None,
         inputs: Sequence[str],
@@ -203,7 +243,7 @@ def _payload_type_of(annotation: Any) -> Any:
 
 @overload
 def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[None]], /
+    fn: Callable[Concatenate[Context, P], Awaitable[Any]], /
 ) -> ActorDefinition[P]: ...
 
 
@@ -215,11 +255,11 @@ def define_actor(
     name: str | None = None,
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
-) -> Callable[[Callable[Concatenate[Context, P], Awaitable[None]]], ActorDefinition[P]]: ...
+) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
 
 
 def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[None]] | None = None,
+    fn: Callable[Concatenate[Context, P], Awaitable[Any]] | None = None,
     /,
     *,
     name: str | None = None,
@@ -266,7 +306,7 @@ def define_actor(
     """
 
     def decorate(
-        function: Callable[Concatenate[Context, P], Awaitable[None]],
+        function: Callable[Concatenate[Context, P], Awaitable[Any]],
     ) -> ActorDefinition[P]:
         label = getattr(function, "__qualname__", repr(function))
         if isinstance(function, ActorDefinition):

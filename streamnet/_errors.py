@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 from channels._errors import StreamnetError
 
-__all__ = ["BackendUnavailableError", "WiringError"]
+__all__ = [
+    "ActorResultError",
+    "BackendUnavailableError",
+    "ColumnNotFoundError",
+    "FileReadError",
+    "SchemaError",
+    "WiringError",
+]
 
 
 class WiringError(StreamnetError, ValueError):
@@ -23,3 +30,22 @@ class WiringError(StreamnetError, ValueError):
 
 class BackendUnavailableError(StreamnetError, RuntimeError):
     """The requested backend cannot be used in this environment."""
+
+
+class ColumnNotFoundError(StreamnetError, KeyError):
+    """An expression or option names a column the table does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class SchemaError(StreamnetError, ValueError):
+    """Tables that must share a schema do not (files of one scan, chunks of one sink)."""
+
+
+class FileReadError(StreamnetError, OSError):
+    """A file exists but cannot be read as the format it was opened as."""
+
+
+class ActorResultError(StreamnetError, RuntimeError):
+    """An actor's result was asked for before the actor finished successfully."""

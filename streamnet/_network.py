@@ -169,9 +169,10 @@ class Network:
     async def _run_actor(self, node: ActorNode, recorder: ActorRecorder) -> None:
         with observe(recorder):
             recorder.start()
+            node._state = "running"
             state: Any = "done"
             try:
-                await node.call()
+                node._result = await node.call()
             except ChannelBroken as exc:
                 if exc.channel not in node.outputs:
                     state = "failed"
@@ -187,6 +188,7 @@ class Network:
                 raise
             finally:
                 recorder.finish(state)
+                node._state = state
                 for channel in node.outputs:
                     channel._producer_done(recorder)
                 for channel in node.inputs:

@@ -52,7 +52,9 @@ class TableView:
 class TableChunk:
     """One chunk of a table. On the CPU backend it holds a ``pyarrow.Table``.
 
-    A chunk may be spilled to disk to free memory and is loaded back
+    A chunk made from a Polars DataFrame keeps the frame and converts to Arrow
+    only when asked (and the other way round), so a chain of Polars transforms
+    never converts back and forth. A chunk may be spilled to disk to free memory and is loaded back
     transparently the next time its data is used; metadata (rows, columns,
     schema, bytes) never needs a load. Spilling and loading are atomic: a
     reader never sees a half-spilled chunk.
@@ -67,7 +69,7 @@ class TableChunk:
     6
     """
 
-    __slots__ = ("_lock", "_nbytes", "_num_rows", "_schema", "_spill_path", "_table")
+    __slots__ = ("_frame", "_lock", "_nbytes", "_num_rows", "_schema", "_spill_path", "_table")
 
     backend = "cpu"
 
@@ -78,8 +80,9 @@ class TableChunk:
                 f"from_arrow for other inputs, got {type(table).__module__}.{type(table).__name__}"
             )
         self._table: pa.Table | None = table
+        self._frame: pl.DataFrame | None = None
         self._num_rows = int(table.num_rows)
-        self._schema = table.schema
+        self._schema: pa.Schema | None = table.schema
         self._nbytes = int(table.nbytes)
         self._spill_path: Path | None = None
         self._lock = threading.Lock()
@@ -99,7 +102,15 @@ class TableChunk:
 
         if not isinstance(df, pl.DataFrame):
             raise TypeError(f"from_polars takes a polars.DataFrame, got {type(df).__name__}")
-        return cls(df.to_arrow())
+        chunk = cls.__new__(cls)
+        chunk._table = None
+        chunk._frame = df
+        chunk._num_rows = df.height
+        chunk._schema = None
+        chunk._nbytes = int(df.estimated_size())
+        chunk._spill_path = None
+        chunk._lock = threading.Lock()
+        return chunk
 
     @classmethod
     def from_pandas(cls, df: pd.DataFrame, *, preserve_index: bool = False) -> TableChunk:
@@ -132,16 +143,21 @@ class TableChunk:
     @property
     def num_columns(self) -> int:
         """Number of columns."""
-        return len(self._schema)
+        return len(self.column_names)
 
     @property
     def column_names(self) -> list[str]:
         """Column names, in order."""
-        return list(self._schema.names)
+        frame = self._frame
+        if self._schema is None and frame is not None:
+            return list(frame.columns)
+        return list(self.schema.names)
 
     @property
     def schema(self) -> pa.Schema:
         """The Arrow schema."""
+        if self._schema is None:
+            self._schema = self._arrow().schema
         return self._schema
 
     @property
@@ -152,18 +168,22 @@ class TableChunk:
     # ----------------------------------------------------------------- data
     def table_view(self) -> TableView:
         """A view of the table with ``num_rows()`` and ``num_columns()``."""
-        return TableView(self._available())
+        return TableView(self._arrow())
 
     def to_arrow(self) -> pa.Table:
-        """The data as a ``pyarrow.Table`` (no copy)."""
-        return self._available()
+        """The data as a ``pyarrow.Table`` (no copy when the chunk holds one)."""
+        return self._arrow()
 
     def to_polars(self) -> pl.DataFrame:
         """The data as a Polars DataFrame (zero-copy where Arrow allows)."""
         import polars as pl
 
-        df = pl.from_arrow(self._available())
+        frame = self._frame
+        if frame is not None:
+            return frame
+        df = pl.from_arrow(self._arrow())
         assert isinstance(df, pl.DataFrame)
+        self._frame = df
         return df
 
     def to_pandas(self) -> pd.DataFrame:
@@ -172,12 +192,12 @@ class TableChunk:
             import pandas  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("TableChunk.to_pandas needs pandas: pip install pandas") from exc
-        return self._available().to_pandas()
+        return self._arrow().to_pandas()
 
     def __repr__(self) -> str:
         where = "spilled" if self.is_spilled else "in memory"
         return (
-            f"<TableChunk {self._num_rows} rows x {len(self._schema)} columns, "
+            f"<TableChunk {self._num_rows} rows x {self.num_columns} columns, "
             f"{self._nbytes} bytes, {where}>"
         )
 
@@ -185,7 +205,7 @@ class TableChunk:
     @property
     def is_spilled(self) -> bool:
         """True while the data lives on disk rather than in memory."""
-        return self._table is None
+        return self._spill_path is not None
 
     def spill(self, directory: str | os.PathLike[str] | None = None) -> int:
         """Write the data to an Arrow IPC file and free it from memory.
@@ -194,35 +214,44 @@ class TableChunk:
         when the chunk is loaded again or garbage-collected.
         """
         with self._lock:
+            if self._spill_path is not None:
+                return 0
             table = self._table
             if table is None:
-                return 0
+                assert self._frame is not None
+                table = self._frame.to_arrow()
             folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
             with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table)
             self._spill_path = path
+            self._schema = table.schema
             self._table = None
+            self._frame = None
             return int(self._nbytes)
 
     def make_available(self) -> TableChunk:
         """Load the data back into memory if it was spilled; returns self."""
-        self._available()
+        if self._spill_path is not None:
+            self._arrow()
         return self
 
-    def _available(self) -> pa.Table:
+    def _arrow(self) -> pa.Table:
         table = self._table
         if table is not None:
             return table
         with self._lock:
             if self._table is None:
                 path = self._spill_path
-                assert path is not None
-                with pa.OSFile(str(path), "rb") as source:
-                    self._table = pa.ipc.open_file(source).read_all()
-                path.unlink(missing_ok=True)
-                self._spill_path = None
+                if path is not None:
+                    with pa.OSFile(str(path), "rb") as source:
+                        self._table = pa.ipc.open_file(source).read_all()
+                    path.unlink(missing_ok=True)
+                    self._spill_path = None
+                else:
+                    assert self._frame is not None
+                    self._table = self._frame.to_arrow()
             return self._table
 
     def __del__(self) -> None:
