@@ -1,3 +1,49 @@
-"""Ready actors: sources, sinks, transforms, flow control and collectives."""
+"""Ready actors: sources, sinks, local transforms and flow control.
 
-__all__: list[str] = []
+Expressions are Polars expressions (``pl.col("x") > 3``).
+"""
+
+import contextlib
+
+from actors._collect import CollectInto, collect
+from actors._concat import concat
+from actors._csv import read_csv
+from actors._flow import fanout, lineariser, merge, throttle
+from actors._limit import limit
+from actors._memory import from_arrow, from_pandas, from_polars
+from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
+from actors._rechunk import rechunk
+from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
+
+__all__ = [
+    "ChunkKind",
+    "CollectInto",
+    "ParquetScanReport",
+    "ParquetWriteReport",
+    "collect",
+    "concat",
+    "fanout",
+    "filter",
+    "from_arrow",
+    "from_pandas",
+    "from_polars",
+    "lineariser",
+    "limit",
+    "map_chunks",
+    "merge",
+    "read_csv",
+    "read_parquet",
+    "rechunk",
+    "rename",
+    "select",
+    "throttle",
+    "with_columns",
+    "write_parquet",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("actors._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = "actors"
+del _name, _obj

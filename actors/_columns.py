@@ -1,0 +1,62 @@
+"""Column references: which columns expressions need, and a clear error when one is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import polars as pl
+
+from streamnet import ColumnNotFoundError, current_actor_name
+
+__all__ = ["IntoExpr", "as_exprs", "check_columns", "referenced_columns"]
+
+IntoExpr = pl.Expr | str
+"""A Polars expression, or a column name."""
+
+
+def as_exprs(exprs: Iterable[IntoExpr], named: dict[str, IntoExpr] | None = None) -> list[pl.Expr]:
+    """Expressions from expressions and column names (``named`` become aliases)."""
+    out: list[pl.Expr] = []
+    for expr in exprs:
+        out.append(_as_expr(expr))
+    for name, expr in (named or {}).items():
+        out.append(_as_expr(expr).alias(name))
+    return out
+
+
+def _as_expr(expr: IntoExpr) -> pl.Expr:
+    if isinstance(expr, str):
+        return pl.col(expr)
+    if isinstance(expr, pl.Expr):
+        return expr
+    raise TypeError(
+        f"expected a Polars expression or a column name, got {type(expr).__name__} {expr!r}"
+    )
+
+
+def referenced_columns(exprs: Iterable[pl.Expr]) -> set[str]:
+    """Columns the expressions read (selectors like ``pl.all()`` read none by name)."""
+    names: set[str] = set()
+    for expr in exprs:
+        names.update(expr.meta.root_names())
+    return names
+
+
+def check_columns(needed: Iterable[str], available: Sequence[str], *, where: str = "") -> None:
+    """Raise `ColumnNotFoundError` naming the actor and the missing columns.
+
+    ``where`` says what asked for them (``"filter predicate"``); the actor's
+    name comes from the running Network.
+    """
+    have = set(available)
+    missing = sorted(set(needed) - have)
+    if not missing:
+        return
+    actor = current_actor_name()
+    prefix = f"actor `{actor}`" if actor else "streamnet"
+    what = f" ({where})" if where else ""
+    listed = ", ".join(f"`{name}`" for name in missing)
+    noun = "column" if len(missing) == 1 else "columns"
+    raise ColumnNotFoundError(
+        f"{prefix}: {noun} {listed} not found{what}; columns are {list(available)}"
+    )

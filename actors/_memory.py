@@ -1,0 +1,156 @@
+"""Sources from in-memory tables: Arrow, Polars, pandas."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from streamnet import Channel, Context, Message, TableChunk, define_actor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "chunk_row_count", "from_arrow", "from_pandas", "from_polars"]
+
+DEFAULT_CHUNK_ROWS = 100_000
+"""Rows per chunk when neither ``chunk_rows`` nor ``chunk_bytes`` is given."""
+
+
+def chunk_row_count(
+    num_rows: int, nbytes: int, chunk_rows: int | None, chunk_bytes: int | None
+) -> int:
+    """Rows per chunk for a table of ``num_rows`` rows and ``nbytes`` bytes."""
+    if chunk_rows is not None and chunk_bytes is not None:
+        raise ValueError("give `chunk_rows` or `chunk_bytes`, not both")
+    if chunk_rows is not None:
+        if type(chunk_rows) is not int or chunk_rows < 1:
+            raise ValueError(f"`chunk_rows` must be an int >= 1, got {chunk_rows!r}")
+        return chunk_rows
+    if chunk_bytes is not None:
+        if type(chunk_bytes) is not int or chunk_bytes < 1:
+            raise ValueError(f"`chunk_bytes` must be an int >= 1, got {chunk_bytes!r}")
+        row_bytes = nbytes / num_rows if num_rows else 1.0
+        return max(1, int(chunk_bytes // max(row_bytes, 1e-9)))
+    return DEFAULT_CHUNK_ROWS
+
+
+async def _send_slices(
+    ctx: Context, ch_out: Channel[TableChunk], num_rows: int, step: int, make: Any
+) -> None:
+    if num_rows == 0:  # one empty chunk carries the schema downstream
+        await ch_out.send(ctx, Message(0, make(0, 0)))
+    for seq, offset in enumerate(range(0, num_rows, step)):
+        await ch_out.send(ctx, Message(seq, make(offset, step)))
+    await ch_out.drain(ctx)
+
+
+@define_actor
+async def from_arrow(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    table: pa.Table | pa.RecordBatch,
+    *,
+    chunk_rows: int | None = None,
+    chunk_bytes: int | None = None,
+) -> None:
+    """Stream an Arrow table in chunks of ``chunk_rows`` rows or about ``chunk_bytes`` bytes.
+
+    Chunks are zero-copy slices, numbered 0, 1, 2... in row order. An empty
+    table gives one empty chunk, so its schema reaches the sink.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_arrow
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> sink = collect(ctx, ch)
+    >>> Network(ctx, [from_arrow(ctx, ch, pa.table({"x": range(5)}), chunk_rows=2), sink]).run()
+    >>> sink.result()["x"].to_pylist()
+    [0, 1, 2, 3, 4]
+    """
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"from_arrow: `table` must be a pyarrow.Table, got {type(table).__name__}")
+    step = chunk_row_count(table.num_rows, table.nbytes, chunk_rows, chunk_bytes)
+    await _send_slices(
+        ctx,
+        ch_out,
+        table.num_rows,
+        step,
+        lambda offset, n: TableChunk.from_arrow(table.slice(offset, n)),
+    )
+
+
+@define_actor
+async def from_polars(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    df: pl.DataFrame,
+    *,
+    chunk_rows: int | None = None,
+    chunk_bytes: int | None = None,
+) -> None:
+    """Stream a Polars DataFrame in chunks (see :func:`from_arrow`).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> sink = collect(ctx, ch, into="polars")
+    >>> Network(ctx, [from_polars(ctx, ch, pl.DataFrame({"x": [1, 2, 3]}), chunk_rows=1), sink]).run()
+    >>> sink.result().height
+    3
+    """
+    if isinstance(df, pl.LazyFrame):
+        raise TypeError("from_polars: got a LazyFrame; collect it first or use read_parquet")
+    if not isinstance(df, pl.DataFrame):
+        raise TypeError(f"from_polars: `df` must be a polars.DataFrame, got {type(df).__name__}")
+    step = chunk_row_count(df.height, int(df.estimated_size()), chunk_rows, chunk_bytes)
+    await _send_slices(
+        ctx, ch_out, df.height, step, lambda offset, n: TableChunk.from_polars(df.slice(offset, n))
+    )
+
+
+@define_actor
+async def from_pandas(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    df: pd.DataFrame,
+    *,
+    chunk_rows: int | None = None,
+    chunk_bytes: int | None = None,
+    preserve_index: bool = False,
+) -> None:
+    """Stream a pandas DataFrame in chunks (converted to Arrow once; see :func:`from_arrow`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_pandas
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> sink = collect(ctx, ch, into="pandas")
+    >>> Network(ctx, [from_pandas(ctx, ch, pd.DataFrame({"x": [1, 2]})), sink]).run()
+    >>> sink.result()["x"].tolist()
+    [1, 2]
+    """
+    if not type(df).__module__.startswith("pandas"):
+        raise TypeError(f"from_pandas: `df` must be a pandas.DataFrame, got {type(df).__name__}")
+    table = await ctx.to_thread(pa.Table.from_pandas, df, preserve_index=preserve_index)
+    step = chunk_row_count(table.num_rows, table.nbytes, chunk_rows, chunk_bytes)
+    await _send_slices(
+        ctx,
+        ch_out,
+        table.num_rows,
+        step,
+        lambda offset, n: TableChunk.from_arrow(table.slice(offset, n)),
+    )

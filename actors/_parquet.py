@@ -1,0 +1,412 @@
+"""Parquet: a streamed scan with projection and predicate pushdown, and a streamed writer."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from actors._columns import check_columns, referenced_columns
+from streamnet import (
+    Channel,
+    ChannelBroken,
+    Context,
+    FileReadError,
+    Message,
+    SchemaError,
+    TableChunk,
+    current_actor_name,
+    define_actor,
+)
+
+__all__ = [
+    "ParquetScanReport",
+    "ParquetWriteReport",
+    "arrow_predicate",
+    "expand_paths",
+    "read_parquet",
+    "write_parquet",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ParquetScanReport:
+    """What a Parquet scan read (the result of :func:`read_parquet`).
+
+    Attributes
+    ----------
+    files
+        Files scanned.
+    row_groups_total, row_groups_read
+        Row groups in those files, and those actually read: the rest were skipped
+        by their statistics (predicate pushdown) or never needed (a ``limit``
+        downstream stopped the scan).
+    rows_read
+        Rows decoded from the row groups read.
+    rows_emitted
+        Rows sent downstream after the exact filter.
+    """
+
+    files: int
+    row_groups_total: int
+    row_groups_read: int
+    rows_read: int
+    rows_emitted: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParquetWriteReport:
+    """What :func:`write_parquet` wrote."""
+
+    files: tuple[str, ...]
+    rows: int
+    chunks: int
+
+
+def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Path]:
+    """Files named by a path, a directory (every ``*suffix`` in it, recursively), a glob, or a list.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist or a pattern matches nothing; the message names it.
+    """
+    items = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if not items:
+        raise FileNotFoundError("no files given")
+    paths: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        if glob.has_magic(text):
+            matched = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matched:
+                raise FileNotFoundError(f"no files match `{text}`")
+            paths.extend(matched)
+        elif os.path.isdir(text):
+            found = sorted(p for p in Path(text).rglob(f"*{suffix}") if p.is_file())
+            if not found:
+                raise FileNotFoundError(f"directory `{text}` holds no `*{suffix}` files")
+            paths.extend(found)
+        elif os.path.isfile(text):
+            paths.append(Path(text))
+        else:
+            raise FileNotFoundError(f"file `{text}` does not exist")
+    return paths
+
+
+class _PredicateCapture:
+    """Stands in for a pyarrow dataset so Polars hands over its pushed-down predicate."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.filter: Any = None
+
+    def to_batches(self, columns: Any = None, filter: Any = None, **_: Any) -> Iterator[Any]:
+        self.filter = filter
+        return iter(())
+
+
+def arrow_predicate(predicate: pl.Expr, schema: pa.Schema) -> Any:
+    """The part of a Polars predicate that pyarrow can test on row-group statistics, or None.
+
+    Polars does the translation (as for ``scan_pyarrow_dataset``): conjunctions it
+    cannot translate are left out, so the result may keep rows the predicate
+    drops, never the reverse. Rows are still filtered exactly afterwards.
+    """
+    capture = _PredicateCapture(schema)
+    try:
+        pl.scan_pyarrow_dataset(capture).filter(predicate).collect()  # type: ignore[arg-type]
+    except Exception:  # any failure only means no pushdown
+        return None
+    return capture.filter if isinstance(capture.filter, ds.Expression) else None
+
+
+@dataclass(slots=True)
+class _Piece:
+    path: Path
+    fragment: Any
+    rows: int
+
+
+def _plan(
+    paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None
+) -> tuple[pa.Schema, list[_Piece], int, Any]:
+    """Open every file's metadata, check schemas, and list the row groups to read."""
+    parquet = ds.ParquetFileFormat()
+    local = pafs.LocalFileSystem()
+    schema: pa.Schema | None = None
+    first: Path | None = None
+    fragments = []
+    for path in paths:
+        try:
+            fragment = parquet.make_fragment(str(path), filesystem=local)
+            fragment.ensure_complete_metadata()
+            file_schema = fragment.physical_schema
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+        if schema is None:
+            schema, first = file_schema, path
+        elif not file_schema.equals(schema):
+            raise SchemaError(
+                f"`{path}` does not have the schema of `{first}`:\n"
+                f"  `{path}`: {_describe_schema(file_schema)}\n"
+                f"  `{first}`: {_describe_schema(schema)}"
+            )
+        fragments.append((path, fragment))
+    assert schema is not None
+    needed = set(columns or []) | (
+        referenced_columns([predicate]) if predicate is not None else set()
+    )
+    check_columns(needed, schema.names, where="read_parquet")
+    pushed = arrow_predicate(predicate, schema) if predicate is not None else None
+    pieces: list[_Piece] = []
+    total = 0
+    for path, fragment in fragments:
+        total += len(fragment.row_groups)
+        if pushed is not None:
+            kept = fragment.split_by_row_group(pushed, schema=schema)
+        else:
+            kept = fragment.split_by_row_group()
+        for piece in kept:
+            rows = sum(rg.num_rows for rg in piece.row_groups)
+            pieces.append(_Piece(path, piece, rows))
+    return schema, pieces, total, pushed
+
+
+def _describe_schema(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
+
+
+def _read_piece(
+    piece: _Piece,
+    schema: pa.Schema,
+    read_columns: list[str] | None,
+    out_columns: list[str] | None,
+    predicate: pl.Expr | None,
+) -> tuple[TableChunk, int]:
+    try:
+        table = piece.fragment.to_table(schema=schema, columns=read_columns, use_threads=True)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FileReadError(f"cannot read `{piece.path}`: {exc}") from exc
+    rows = table.num_rows
+    if predicate is None:
+        return TableChunk.from_arrow(table), rows
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.filter(predicate)
+    if out_columns is not None:
+        frame = frame.select(out_columns)
+    return TableChunk.from_polars(frame), rows
+
+
+@define_actor
+async def read_parquet(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    source: PathLike | Sequence[PathLike],
+    *,
+    columns: Sequence[str] | None = None,
+    filters: pl.Expr | None = None,
+    prefetch: int | None = None,
+) -> ParquetScanReport:
+    """Stream Parquet files row group by row group, in file and row order.
+
+    Parameters
+    ----------
+    source
+        A file, a directory (every ``*.parquet`` in it), a glob, or a list of these.
+    columns
+        Columns to read (projection); all when None.
+    filters
+        A Polars predicate. Row groups whose statistics prove it false are never
+        read; the rows of the others are filtered exactly.
+    prefetch
+        Row groups read ahead in the thread pool (default: the Context's threads).
+
+    Returns
+    -------
+    ParquetScanReport
+        Through ``node.result()``: files, row groups total and read, rows.
+
+    Raises
+    ------
+    FileNotFoundError, FileReadError, SchemaError, ColumnNotFoundError
+        Naming the file or the column.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, read_parquet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> pl.DataFrame({"x": range(10), "y": range(10)}).write_parquet(path, row_group_size=5)
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> scan = read_parquet(ctx, ch, path, columns=["y"], filters=pl.col("x") >= 7)
+    >>> sink = collect(ctx, ch, into="polars")
+    >>> Network(ctx, [scan, sink]).run()
+    >>> sink.result()["y"].to_list(), scan.result().row_groups_read
+    ([7, 8, 9], 1)
+    """
+    if filters is not None and not isinstance(filters, pl.Expr):
+        raise TypeError(f"read_parquet: `filters` must be a Polars expression, got {filters!r}")
+    if isinstance(columns, str):
+        raise TypeError("read_parquet: `columns` must be a list of names, not a single string")
+    depth = prefetch if prefetch is not None else ctx.num_threads
+    if type(depth) is not int or depth < 1:
+        raise ValueError(f"read_parquet: `prefetch` must be an int >= 1, got {prefetch!r}")
+    out_columns = list(columns) if columns is not None else None
+    paths = await ctx.to_thread(expand_paths, source, ".parquet")
+    schema, pieces, total, _ = await ctx.to_thread(_plan, paths, out_columns, filters)
+    read_columns = out_columns
+    if out_columns is not None and filters is not None:
+        extra = sorted(referenced_columns([filters]) - set(out_columns))
+        read_columns = out_columns + extra
+
+    pending: deque[asyncio.Future[tuple[TableChunk, int]]] = deque()
+    next_piece = 0
+    read = rows_read = rows_emitted = seq = 0
+
+    def refill() -> None:
+        nonlocal next_piece
+        while len(pending) < depth and next_piece < len(pieces):
+            piece = pieces[next_piece]
+            next_piece += 1
+            pending.append(
+                asyncio.ensure_future(
+                    ctx.to_thread(_read_piece, piece, schema, read_columns, out_columns, filters)
+                )
+            )
+
+    try:
+        refill()
+        while pending:
+            chunk, rows = await pending.popleft()
+            read += 1
+            rows_read += rows
+            refill()
+            if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):
+                continue  # skip empty chunks, but keep one so the schema reaches the sink
+            await ch_out.send(ctx, Message(seq, chunk))
+            seq += 1
+            rows_emitted += chunk.num_rows
+        if seq == 0:  # nothing at all: still send the (empty) schema
+            empty = schema.empty_table()
+            if out_columns is not None:
+                empty = empty.select(out_columns)
+            await ch_out.send(ctx, Message(0, TableChunk.from_arrow(empty)))
+        await ch_out.drain(ctx)
+    except ChannelBroken:
+        pass  # downstream needs no more (a limit): stop reading
+    finally:
+        for future in pending:
+            future.cancel()
+    return ParquetScanReport(
+        files=len(paths),
+        row_groups_total=total,
+        row_groups_read=read,
+        rows_read=rows_read,
+        rows_emitted=rows_emitted,
+    )
+
+
+@define_actor
+async def write_parquet(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    path: PathLike,
+    *,
+    partitioned: bool = False,
+    compression: str = "zstd",
+    row_group_rows: int | None = None,
+) -> ParquetWriteReport:
+    """Write the stream to Parquet without holding it in memory.
+
+    Parameters
+    ----------
+    path
+        The file to write, or with ``partitioned=True`` a directory that gets one
+        file per chunk, ``part-<sequence number>.parquet``.
+    compression
+        Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
+    row_group_rows
+        Largest row group; a chunk larger than this is split.
+
+    Chunks are written in arrival order (sequence order for a linear pipeline).
+
+    Raises
+    ------
+    SchemaError
+        A chunk does not have the schema of the first one; the message names both.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import pyarrow as pa, pyarrow.parquet as pq
+    >>> from streamnet import Context, Network
+    >>> from actors import from_arrow, write_parquet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.parquet"
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> src = from_arrow(ctx, ch, pa.table({"x": range(6)}), chunk_rows=2)
+    >>> Network(ctx, [src, write_parquet(ctx, ch, path)]).run()
+    >>> pq.read_table(path)["x"].to_pylist()
+    [0, 1, 2, 3, 4, 5]
+    """
+    target = Path(path)
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    first_seq = 0
+    files: list[str] = []
+    rows = chunks = 0
+    if partitioned:
+        await ctx.to_thread(target.mkdir, parents=True, exist_ok=True)
+    try:
+        while (msg := await ch_in.recv(ctx)) is not None:
+            table = TableChunk.from_message(msg).to_arrow()
+            if schema is None:
+                schema, first_seq = table.schema, msg.sequence_number
+            elif not table.schema.equals(schema):
+                raise SchemaError(
+                    f"actor `{current_actor_name()}`: chunk {msg.sequence_number} has schema "
+                    f"{_describe_schema(table.schema)} but chunk {first_seq} had "
+                    f"{_describe_schema(schema)}; a Parquet file holds one schema"
+                )
+            if partitioned:
+                file = target / f"part-{msg.sequence_number:08d}.parquet"
+                await ctx.to_thread(
+                    pq.write_table,
+                    table,
+                    file,
+                    compression=compression,
+                    row_group_size=row_group_rows,
+                )
+                files.append(str(file))
+            else:
+                if writer is None:
+                    writer = await ctx.to_thread(
+                        pq.ParquetWriter, str(target), schema, compression=compression
+                    )
+                    files.append(str(target))
+                assert writer is not None
+                await ctx.to_thread(writer.write_table, table, row_group_size=row_group_rows)
+            rows += table.num_rows
+            chunks += 1
+    finally:
+        if writer is not None:
+            await ctx.to_thread(writer.close)
+    return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)

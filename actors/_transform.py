@@ -1,0 +1,234 @@
+"""Local transforms: filter, select, with_columns, rename, map_chunks.
+
+Each runs its kernel in the Context's thread pool, one chunk at a time, and
+keeps sequence numbers. Expressions are Polars expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from actors._columns import IntoExpr, as_exprs, check_columns, referenced_columns
+from streamnet import Channel, Context, Message, TableChunk, define_actor
+
+__all__ = ["ChunkKind", "filter", "map_chunks", "rename", "select", "with_columns"]
+
+ChunkKind = Literal["arrow", "polars", "pandas"]
+"""The table type a user function receives."""
+
+
+async def _map_frames(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    kernel: Callable[[pl.DataFrame], pl.DataFrame],
+    needed: set[str],
+    where: str,
+) -> None:
+    checked: set[tuple[str, ...]] = set()
+    while (msg := await ch_in.recv(ctx)) is not None:
+        chunk = TableChunk.from_message(msg)
+        columns = tuple(chunk.column_names)
+        if columns not in checked:
+            check_columns(needed, columns, where=where)
+            checked.add(columns)
+        out = await ctx.to_thread(kernel, chunk.to_polars())
+        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
+
+
+@define_actor
+async def filter(
+    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], predicate: pl.Expr
+) -> None:
+    """Keep the rows where ``predicate`` (a boolean Polars expression) is true.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, filter, from_polars
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [1, 2, 3]})
+    >>> Network(ctx, [from_polars(ctx, a, df), filter(ctx, a, b, pl.col("x") > 1), sink]).run()
+    >>> sink.result()["x"].to_list()
+    [2, 3]
+    """
+    if not isinstance(predicate, pl.Expr):
+        raise TypeError(f"filter: `predicate` must be a Polars expression, got {predicate!r}")
+    await _map_frames(
+        ctx,
+        ch_in,
+        ch_out,
+        lambda df: df.filter(predicate),
+        referenced_columns([predicate]),
+        "filter predicate",
+    )
+
+
+@define_actor
+async def select(
+    ctx: Context,
+    /,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    *exprs: IntoExpr,
+    **named: IntoExpr,
+) -> None:
+    """Keep or compute columns: names or Polars expressions; keywords name the result.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, select
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [1, 2], "y": [3, 4]})
+    >>> Network(ctx, [from_polars(ctx, a, df), select(ctx, a, b, "y", z=pl.col("x") * 10), sink]).run()
+    >>> sink.result().to_dicts()
+    [{'y': 3, 'z': 10}, {'y': 4, 'z': 20}]
+    """
+    columns = as_exprs(exprs, named)
+    await _map_frames(
+        ctx, ch_in, ch_out, lambda df: df.select(columns), referenced_columns(columns), "select"
+    )
+
+
+@define_actor
+async def with_columns(
+    ctx: Context,
+    /,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    *exprs: IntoExpr,
+    **named: IntoExpr,
+) -> None:
+    """Add or replace columns computed by Polars expressions; keywords name them.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, with_columns
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [1, 2]})
+    >>> Network(ctx, [from_polars(ctx, a, df), with_columns(ctx, a, b, y=pl.col("x") + 1), sink]).run()
+    >>> sink.result()["y"].to_list()
+    [2, 3]
+    """
+    columns = as_exprs(exprs, named)
+    await _map_frames(
+        ctx,
+        ch_in,
+        ch_out,
+        lambda df: df.with_columns(columns),
+        referenced_columns(columns),
+        "with_columns",
+    )
+
+
+@define_actor
+async def rename(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    mapping: Mapping[str, str],
+) -> None:
+    """Rename columns, ``{"old": "new"}``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, rename
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [1]})
+    >>> Network(ctx, [from_polars(ctx, a, df), rename(ctx, a, b, {"x": "id"}), sink]).run()
+    >>> sink.result().columns
+    ['id']
+    """
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"rename: `mapping` must be a mapping old -> new, got {mapping!r}")
+    renames = dict(mapping)
+    await _map_frames(ctx, ch_in, ch_out, lambda df: df.rename(renames), set(renames), "rename")
+
+
+def _to_chunk(value: Any, where: str) -> TableChunk:
+    if isinstance(value, TableChunk):
+        return value
+    if isinstance(value, pa.Table | pa.RecordBatch):
+        return TableChunk.from_arrow(value)
+    if isinstance(value, pl.DataFrame):
+        return TableChunk.from_polars(value)
+    if type(value).__module__.startswith("pandas"):
+        return TableChunk.from_pandas(value)
+    raise TypeError(
+        f"{where}: the function must return a pyarrow.Table, polars.DataFrame, pandas.DataFrame "
+        f"or TableChunk, got {type(value).__name__}"
+    )
+
+
+@define_actor
+async def map_chunks(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    fn: Callable[[Any], Any],
+    *,
+    kind: ChunkKind = "arrow",
+    in_thread: bool = True,
+) -> None:
+    """Apply ``fn`` to each chunk's table and send what it returns.
+
+    Parameters
+    ----------
+    fn
+        Takes the table (``kind``: ``"arrow"`` gives a ``pyarrow.Table``, the CPU
+        backend's native type; ``"polars"`` or ``"pandas"`` a DataFrame) and
+        returns a table of any of these types. Returning None drops the chunk.
+    in_thread
+        Run ``fn`` in the Context's thread pool (default); it must then be thread-safe.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, map_chunks
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [3, 1, 2]})
+    >>> Network(ctx, [from_polars(ctx, a, df), map_chunks(ctx, a, b, lambda t: t.sort_by("x")), sink]).run()
+    >>> sink.result()["x"].to_list()
+    [1, 2, 3]
+    """
+    if not callable(fn):
+        raise TypeError(f"map_chunks: `fn` must be callable, got {fn!r}")
+    convert: Callable[[TableChunk], Any]
+    if kind == "arrow":
+        convert = TableChunk.to_arrow
+    elif kind == "polars":
+        convert = TableChunk.to_polars
+    elif kind == "pandas":
+        convert = TableChunk.to_pandas
+    else:
+        raise ValueError(f"map_chunks: `kind` must be 'arrow', 'polars' or 'pandas', got {kind!r}")
+    where = f"map_chunks({getattr(fn, '__qualname__', fn)!s})"
+    while (msg := await ch_in.recv(ctx)) is not None:
+        table = convert(TableChunk.from_message(msg))
+        out = await ctx.to_thread(fn, table) if in_thread else fn(table)
+        if out is not None:
+            await ch_out.send(ctx, Message(msg.sequence_number, _to_chunk(out, where)))
+    await ch_out.drain(ctx)
