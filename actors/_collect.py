@@ -8,6 +8,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from actors._columns import describe_schema
 from streamnet import (
     Channel,
     Context,
@@ -39,7 +40,7 @@ def _concat(chunks: list[tuple[int, TableChunk]], into: CollectInto) -> Any:
     else:
         first = tables[0].schema
         for table in tables:
-            if not table.schema.equals(first):
+            if not table.schema.equals(first, check_metadata=False):
                 raise _schema_error(chunks)
         table = pa.concat_tables(tables)
     return table.to_pandas() if into == "pandas" else table
@@ -48,10 +49,11 @@ def _concat(chunks: list[tuple[int, TableChunk]], into: CollectInto) -> Any:
 def _schema_error(chunks: list[tuple[int, TableChunk]]) -> SchemaError:
     first_seq, first = chunks[0]
     for seq, chunk in chunks[1:]:
-        if not chunk.schema.equals(first.schema):
+        if not chunk.schema.equals(first.schema, check_metadata=False):
             return SchemaError(
-                f"actor `{current_actor_name()}`: chunk {seq} has schema {chunk.schema} but "
-                f"chunk {first_seq} has {first.schema}; every chunk of a stream must share one"
+                f"actor `{current_actor_name()}`: chunk {seq} has schema "
+                f"{describe_schema(chunk.schema)} but chunk {first_seq} has "
+                f"{describe_schema(first.schema)}; every chunk of a stream must share one"
             )
     return SchemaError(f"actor `{current_actor_name()}`: chunks of the stream differ in schema")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import polars as pl
+import pyarrow as pa
 
 from streamnet import ColumnNotFoundError, current_actor_name
 
-__all__ = ["IntoExpr", "as_exprs", "check_columns", "referenced_columns"]
+__all__ = ["IntoExpr", "as_exprs", "check_columns", "describe_schema", "referenced_columns"]
 
 IntoExpr = pl.Expr | str
 """A Polars expression, or a column name."""
@@ -60,3 +61,8 @@ def check_columns(needed: Iterable[str], available: Sequence[str], *, where: str
     raise ColumnNotFoundError(
         f"{prefix}: {noun} {listed} not found{what}; columns are {list(available)}"
     )
+
+
+def describe_schema(schema: pa.Schema) -> str:
+    """``name: type, ...`` without metadata, for error messages."""
+    return "{" + ", ".join(f"{field.name}: {field.type}" for field in schema) + "}"

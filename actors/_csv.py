@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from actors._columns import describe_schema
 from actors._parquet import PathLike, expand_paths
 from streamnet import (
     Channel,
@@ -33,13 +34,15 @@ def _open(
 ) -> Any:
     read = pacsv.ReadOptions(
         block_size=block_size,
-        autogenerate_column_names=not has_header,
+        autogenerate_column_names=not has_header and schema is None,
         column_names=schema.names if (schema is not None and not has_header) else None,
     )
-    parse = pacsv.ParseOptions(delimiter=delimiter)
+    # An empty line is a row of nulls and "" an empty string, as Polars reads them.
+    parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(
         column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
-        include_columns=schema.names if (schema is not None and has_header) else None,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
     )
     try:
         return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
@@ -129,7 +132,8 @@ async def read_csv(
             elif not file_schema.equals(seen):
                 raise SchemaError(
                     f"`{path}` does not have the schema of `{first}`: "
-                    f"{file_schema} versus {seen}; pass `schema=` to read both alike"
+                    f"{describe_schema(file_schema)} versus {describe_schema(seen)}; "
+                    "pass `schema=` to read both alike"
                 )
             sent_from_file = False
             while (batch := await ctx.to_thread(_next_batch, reader, path)) is not None:

@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from actors._columns import check_columns, referenced_columns
+from actors._columns import check_columns, describe_schema, referenced_columns
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -162,8 +162,8 @@ def _plan(
         elif not file_schema.equals(schema):
             raise SchemaError(
                 f"`{path}` does not have the schema of `{first}`:\n"
-                f"  `{path}`: {_describe_schema(file_schema)}\n"
-                f"  `{first}`: {_describe_schema(schema)}"
+                f"  `{path}`: {describe_schema(file_schema)}\n"
+                f"  `{first}`: {describe_schema(schema)}"
             )
         fragments.append((path, fragment))
     assert schema is not None
@@ -184,10 +184,6 @@ def _plan(
             rows = sum(rg.num_rows for rg in piece.row_groups)
             pieces.append(_Piece(path, piece, rows))
     return schema, pieces, total, pushed
-
-
-def _describe_schema(schema: pa.Schema) -> str:
-    return ", ".join(f"{f.name}: {f.type}" for f in schema)
 
 
 def _read_piece(
@@ -380,11 +376,11 @@ async def write_parquet(
             table = TableChunk.from_message(msg).to_arrow()
             if schema is None:
                 schema, first_seq = table.schema, msg.sequence_number
-            elif not table.schema.equals(schema):
+            elif not table.schema.equals(schema, check_metadata=False):
                 raise SchemaError(
                     f"actor `{current_actor_name()}`: chunk {msg.sequence_number} has schema "
-                    f"{_describe_schema(table.schema)} but chunk {first_seq} had "
-                    f"{_describe_schema(schema)}; a Parquet file holds one schema"
+                    f"{describe_schema(table.schema)} but chunk {first_seq} had "
+                    f"{describe_schema(schema)}; a Parquet file holds one schema"
                 )
             if partitioned:
                 file = target / f"part-{msg.sequence_number:08d}.parquet"

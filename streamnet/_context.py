@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 import threading
@@ -150,7 +151,8 @@ class Context:
         """
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-        return await loop.run_in_executor(self._pool(), call)
+        # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
+        return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor

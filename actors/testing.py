@@ -1,0 +1,64 @@
+"""Helpers for testing actors: run a linear pipeline on a table and get the result back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from actors._collect import CollectInto, collect
+from actors._memory import from_arrow, from_polars
+from streamnet import ActorNode, Channel, Context, Network
+
+__all__ = ["Stage", "run_pipeline"]
+
+Stage = Callable[[Context, Channel[Any], Channel[Any]], ActorNode]
+"""Makes one actor between an input and an output channel: ``lambda ctx, i, o: ...``."""
+
+
+def run_pipeline(
+    data: pl.DataFrame | pa.Table,
+    *stages: Stage,
+    chunk_rows: int | None = None,
+    into: CollectInto = "polars",
+    ctx: Context | None = None,
+    capacity: int = 2,
+) -> Any:
+    """Stream ``data`` through ``stages`` in order and collect the result.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from actors import filter
+    >>> df = pl.DataFrame({"x": [1, 2, 3]})
+    >>> run_pipeline(df, lambda ctx, i, o: filter(ctx, i, o, pl.col("x") != 2))["x"].to_list()
+    [1, 3]
+    """
+    context = ctx if ctx is not None else Context()
+    try:
+        return _run(context, data, stages, chunk_rows, into, capacity)
+    finally:
+        if ctx is None:
+            context.close()
+
+
+def _run(
+    context: Context,
+    data: pl.DataFrame | pa.Table,
+    stages: tuple[Stage, ...],
+    chunk_rows: int | None,
+    into: CollectInto,
+    capacity: int,
+) -> Any:
+    chans: list[Channel[Any]] = [context.create_channel(capacity=capacity) for _ in range(len(stages) + 1)]
+    if isinstance(data, pl.DataFrame):
+        source = from_polars(context, chans[0], data, chunk_rows=chunk_rows)
+    else:
+        source = from_arrow(context, chans[0], data, chunk_rows=chunk_rows)
+    nodes = [source]
+    nodes += [stage(context, chans[i], chans[i + 1]) for i, stage in enumerate(stages)]
+    sink = collect(context, chans[-1], into=into)
+    Network(context, [*nodes, sink]).run()
+    return sink.result()

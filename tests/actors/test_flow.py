@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import Context, Message, Network, SequenceError, TableChunk, define_actor
+
+
+def test_fanout_gives_every_consumer_everything() -> None:
+    df = pl.DataFrame({"x": range(50)})
+    ctx = Context()
+    src = ctx.create_channel()
+    outs = [ctx.create_channel() for _ in range(3)]
+    sinks = [actors.collect(ctx, ch, into="polars") for ch in outs]
+    Network(
+        ctx, [actors.from_polars(ctx, src, df, chunk_rows=7), actors.fanout(ctx, src, outs), *sinks]
+    ).run()
+    for sink in sinks:
+        assert_frame_equal(sink.result(), df)
+
+
+def test_fanout_goes_at_the_pace_of_the_slowest_consumer() -> None:
+    @define_actor
+    async def slow(ctx, ch_in):
+        async for _ in ch_in:
+            await asyncio.sleep(0.002)
+
+    ctx = Context()
+    src, fast, slow_ch = (
+        ctx.create_channel(),
+        ctx.create_channel(capacity=1),
+        ctx.create_channel(capacity=1),
+    )
+    net = Network(
+        ctx,
+        [
+            actors.from_polars(ctx, src, pl.DataFrame({"x": range(30)}), chunk_rows=1),
+            actors.fanout(ctx, src, [fast, slow_ch]),
+            actors.collect(ctx, fast),
+            slow(ctx, slow_ch),
+        ],
+    )
+    net.run()
+    stats = net.statistics()
+    assert stats.channel(slow_ch.name).peak_buffered_messages == 1
+    assert stats.actor("fanout#0").blocked_output_seconds > 0
+
+
+def test_fanout_keeps_feeding_the_others_when_one_consumer_stops() -> None:
+    ctx = Context()
+    src, a, b, a2 = (ctx.create_channel() for _ in range(4))
+    full, head = actors.collect(ctx, b), actors.collect(ctx, a2)
+    Network(
+        ctx,
+        [
+            actors.from_arrow(ctx, src, pa.table({"x": range(100)}), chunk_rows=5),
+            actors.fanout(ctx, src, [a, b]),
+            actors.limit(ctx, a, a2, 7),
+            head,
+            full,
+        ],
+    ).run()
+    assert head.result().num_rows == 7
+    assert full.result().num_rows == 100
+
+
+def test_merge_forwards_everything_and_keeps_sequence_numbers() -> None:
+    @define_actor
+    async def numbered(ctx, ch_out, seqs):
+        for s in seqs:
+            await ch_out.send(ctx, Message(s, TableChunk.from_arrow(pa.table({"s": [s]}))))
+
+    ctx = Context()
+    a, b, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    sink = actors.collect(ctx, out)
+    Network(
+        ctx,
+        [
+            numbered(ctx, a, range(0, 40, 2)),
+            numbered(ctx, b, range(1, 40, 2)),
+            actors.merge(ctx, [a, b], out),
+            sink,
+        ],
+    ).run()
+    assert sink.result()["s"].to_pylist() == list(range(40))
+
+
+def test_merge_renumbers_independent_streams() -> None:
+    ctx = Context()
+    a, b, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    sink = actors.collect(ctx, out, into="polars")
+    Network(
+        ctx,
+        [
+            actors.from_polars(ctx, a, pl.DataFrame({"x": range(10)}), chunk_rows=3),
+            actors.from_polars(ctx, b, pl.DataFrame({"x": range(10, 20)}), chunk_rows=3),
+            actors.merge(ctx, [a, b], out, renumber=True),
+            sink,
+        ],
+    ).run()
+    assert sorted(sink.result()["x"].to_list()) == list(range(20))
+
+
+def test_lineariser_actor_orders_and_reports_duplicates() -> None:
+    @define_actor
+    async def numbered(ctx, ch_out, seqs):
+        for s in seqs:
+            await ch_out.send(ctx, Message(s, TableChunk.from_arrow(pa.table({"s": [s]}))))
+
+    seen: list[int] = []
+
+    @define_actor
+    async def record(ctx, ch_in):
+        async for msg in ch_in:
+            seen.append(msg.sequence_number)
+
+    ctx = Context()
+    a, b, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    Network(
+        ctx,
+        [
+            numbered(ctx, a, [0, 4, 5]),
+            numbered(ctx, b, [1, 2, 9]),
+            actors.lineariser(ctx, [a, b], out),
+            record(ctx, out),
+        ],
+    ).run()
+    assert seen == [0, 1, 2, 4, 5, 9]
+    ctx = Context()
+    a, b, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    with pytest.raises(SequenceError, match="sequence number 1 arrived twice"):
+        Network(
+            ctx,
+            [
+                numbered(ctx, a, [0, 1]),
+                numbered(ctx, b, [1]),
+                actors.lineariser(ctx, [a, b], out),
+                record(ctx, out),
+            ],
+        ).run()
+
+
+def test_throttle_caps_the_rate() -> None:
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    sink = actors.collect(ctx, b)
+    start = time.monotonic()
+    Network(
+        ctx,
+        [
+            actors.from_arrow(ctx, a, pa.table({"x": range(6)}), chunk_rows=1),
+            actors.throttle(ctx, a, b, chunks_per_second=100),
+            sink,
+        ],
+    ).run()
+    # 6 chunks, burst 1, 100/s: at least 5 intervals of 10 ms (a lower bound, not a timing target).
+    assert time.monotonic() - start >= 0.045
+    assert sink.result().num_rows == 6
+
+
+def test_throttle_rows_per_second_and_bad_arguments() -> None:
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    sink = actors.collect(ctx, b)
+    Network(
+        ctx,
+        [
+            actors.from_arrow(ctx, a, pa.table({"x": range(100)}), chunk_rows=10),
+            actors.throttle(ctx, a, b, rows_per_second=1e6),
+            sink,
+        ],
+    ).run()
+    assert sink.result().num_rows == 100
+    for kwargs, match in [
+        ({}, "exactly one"),
+        ({"chunks_per_second": 0}, "> 0"),
+        ({"chunks_per_second": 1, "burst": 0}, "burst"),
+    ]:
+        ctx = Context()
+        a, b = ctx.create_channel(), ctx.create_channel()
+        with pytest.raises(ValueError, match=match):
+            Network(
+                ctx,
+                [
+                    actors.from_arrow(ctx, a, pa.table({"x": [1]})),
+                    actors.throttle(ctx, a, b, **kwargs),
+                    actors.collect(ctx, b),
+                ],
+            ).run()

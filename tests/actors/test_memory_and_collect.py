@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from polars.testing import assert_frame_equal
+from strategies import chunk_rows, frames
+
+import actors
+from actors.testing import run_pipeline
+from streamnet import (
+    Context,
+    Message,
+    Network,
+    SchemaError,
+    SequenceError,
+    TableChunk,
+    define_actor,
+)
+
+
+@given(frames(), chunk_rows)
+def test_arrow_and_polars_sources_round_trip(df: pl.DataFrame, rows: int) -> None:
+    assert_frame_equal(run_pipeline(df, chunk_rows=rows), df)
+    table = df.to_arrow()
+    assert run_pipeline(table, chunk_rows=rows, into="arrow").equals(table)
+
+
+def test_sources_cut_chunks_by_rows_and_bytes() -> None:
+    table = pa.table({"x": pa.array(range(1000), pa.int64())})  # 8 bytes a row
+    sizes: list[int] = []
+
+    def record(t: pa.Table) -> pa.Table:
+        sizes.append(t.num_rows)
+        return t
+
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    Network(
+        ctx,
+        [
+            actors.from_arrow(ctx, a, table, chunk_bytes=800),
+            actors.map_chunks(ctx, a, b, record, in_thread=False),
+            actors.collect(ctx, b),
+        ],
+    ).run()
+    assert sizes == [100] * 10
+
+
+def test_pandas_source_and_sink() -> None:
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", None, "z"]})
+    ctx = Context()
+    ch = ctx.create_channel()
+    sink = actors.collect(ctx, ch, into="pandas")
+    Network(ctx, [actors.from_pandas(ctx, ch, df, chunk_rows=2), sink]).run()
+    pd.testing.assert_frame_equal(sink.result(), df)
+
+
+def test_empty_table_keeps_its_schema() -> None:
+    df = pl.DataFrame(schema={"a": pl.Int32, "b": pl.String})
+    assert run_pipeline(df).schema == df.schema
+
+
+@define_actor
+async def scrambled(ctx, ch_out, order: list[int]):
+    for seq in order:
+        await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(pa.table({"seq": [seq]}))))
+
+
+def test_collect_orders_by_sequence_number_whatever_the_arrival_order() -> None:
+    ctx = Context()
+    ch = ctx.create_channel()
+    sink = actors.collect(ctx, ch)
+    Network(ctx, [scrambled(ctx, ch, [5, 0, 17, 3]), sink]).run()
+    assert sink.result()["seq"].to_pylist() == [0, 3, 5, 17]
+
+
+def test_collect_rejects_duplicate_sequence_numbers() -> None:
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(SequenceError, match="sequence number 3 arrived twice"):
+        Network(ctx, [scrambled(ctx, ch, [3, 1, 3]), actors.collect(ctx, ch)]).run()
+
+
+def test_collect_rejects_mixed_schemas_naming_the_chunks() -> None:
+    @define_actor
+    async def mixed(ctx, ch_out):
+        await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"a": [1]}))))
+        await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"a": ["x"]}))))
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(
+        SchemaError, match=r"chunk 1 has schema \{a: string\} but chunk 0 has \{a: int64\}"
+    ):
+        Network(ctx, [mixed(ctx, ch), actors.collect(ctx, ch)]).run()
+
+
+def test_bad_source_arguments() -> None:
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(TypeError, match="LazyFrame"):
+        Network(
+            ctx, [actors.from_polars(ctx, ch, pl.LazyFrame({"a": [1]})), actors.collect(ctx, ch)]
+        ).run()
+    ch = ctx.create_channel()
+    with pytest.raises(ValueError, match="`chunk_rows` must be an int >= 1"):
+        Network(
+            ctx,
+            [
+                actors.from_arrow(ctx, ch, pa.table({"a": [1]}), chunk_rows=0),
+                actors.collect(ctx, ch),
+            ],
+        ).run()
+    ch = ctx.create_channel()
+    with pytest.raises(ValueError, match="`into` must be"):
+        Network(
+            ctx,
+            [actors.from_arrow(ctx, ch, pa.table({"a": [1]})), actors.collect(ctx, ch, into="csv")],
+        ).run()

@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import (
+    ColumnNotFoundError,
+    Context,
+    FileReadError,
+    Network,
+    SchemaError,
+    define_actor,
+)
+
+
+def _scan(path, **kwargs) -> tuple[pl.DataFrame, actors.ParquetScanReport]:
+    ctx = Context()
+    ch = ctx.create_channel()
+    scan = actors.read_parquet(ctx, ch, path, **kwargs)
+    sink = actors.collect(ctx, ch, into="polars")
+    Network(ctx, [scan, sink]).run()
+    return sink.result(), scan.result()
+
+
+@pytest.fixture(scope="module")
+def sorted_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 row groups of 1000 rows; `k` increases so row-group statistics are selective."""
+    path = tmp_path_factory.mktemp("pq") / "sorted.parquet"
+    rng = np.random.default_rng(1)
+    n = 10_000
+    df = pl.DataFrame(
+        {
+            "k": np.arange(n),
+            "v": rng.normal(size=n),
+            "s": rng.choice(["red", "green", "blue", None], size=n),
+        }
+    )
+    df.write_parquet(path, row_group_size=1000)
+    assert pq.ParquetFile(path).num_row_groups == 10
+    return path
+
+
+@settings(max_examples=25)
+@given(
+    st.integers(-10, 10_010),
+    st.integers(-10, 10_010),
+    st.sampled_from([None, ["v"], ["s", "k"]]),
+)
+def test_scan_with_pushdown_equals_polars(sorted_file: Path, lo: int, hi: int, columns) -> None:
+    pred = (pl.col("k") >= lo) & (pl.col("k") < hi) & pl.col("v").is_not_null()
+    out, report = _scan(sorted_file, columns=columns, filters=pred)
+    lazy = pl.scan_parquet(sorted_file).filter(pred)
+    expected = lazy.select(columns).collect() if columns else lazy.collect()
+    assert_frame_equal(out, expected)
+    # Statistics prune a row group when its [min, max] of k proves a bound false.
+    possible = sum(1 for g in range(10) if g * 1000 + 999 >= lo and g * 1000 < hi)
+    assert report.row_groups_total == 10
+    assert report.row_groups_read == possible
+    assert report.rows_emitted == expected.height
+
+
+def test_pushdown_skips_row_groups(sorted_file: Path) -> None:
+    out, report = _scan(sorted_file, filters=pl.col("k") >= 9_500)
+    assert out.height == 500
+    assert (report.row_groups_read, report.rows_read) == (1, 1000)
+
+
+def test_untranslatable_predicate_reads_everything_but_filters_exactly(sorted_file: Path) -> None:
+    pred = pl.col("s").str.contains("ee")
+    out, report = _scan(sorted_file, filters=pred)
+    assert report.row_groups_read == 10
+    assert_frame_equal(out, pl.read_parquet(sorted_file).filter(pred))
+
+
+def test_partly_translatable_predicate_still_prunes(sorted_file: Path) -> None:
+    pred = (pl.col("k") < 1500) & pl.col("s").str.contains("ee")
+    out, report = _scan(sorted_file, filters=pred)
+    assert report.row_groups_read == 2
+    assert_frame_equal(out, pl.read_parquet(sorted_file).filter(pred))
+
+
+def test_projection_reads_only_the_columns_asked(sorted_file: Path) -> None:
+    out, _ = _scan(sorted_file, columns=["s"])
+    assert out.columns == ["s"]
+    assert out.height == 10_000
+
+
+def test_filter_that_matches_nothing_keeps_the_schema(sorted_file: Path) -> None:
+    out, report = _scan(sorted_file, columns=["k", "s"], filters=pl.col("k") > 10**9)
+    assert out.height == 0
+    assert out.columns == ["k", "s"]
+    assert report.row_groups_read == 0
+
+
+def test_limit_stops_the_scan_early(tmp_path: Path) -> None:
+    path = tmp_path / "many.parquet"
+    pl.DataFrame({"x": range(100_000)}).write_parquet(path, row_group_size=1000)
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    scan = actors.read_parquet(ctx, a, path, prefetch=2)
+    sink = actors.collect(ctx, b)
+    Network(ctx, [scan, actors.limit(ctx, a, b, 2500), sink]).run()
+    assert sink.result()["x"].to_pylist() == list(range(2500))
+    report = scan.result()
+    assert report.row_groups_total == 100
+    assert report.row_groups_read < 10
+
+
+def test_directory_and_glob_read_files_in_name_order(tmp_path: Path) -> None:
+    for i in range(3):
+        pl.DataFrame({"f": [i] * 5}).write_parquet(tmp_path / f"part-{i}.parquet")
+    out, report = _scan(tmp_path)
+    assert out["f"].to_list() == [0] * 5 + [1] * 5 + [2] * 5
+    assert report.files == 3
+    out, _ = _scan(str(tmp_path / "part-[12].parquet"))
+    assert out["f"].unique().sort().to_list() == [1, 2]
+    out, _ = _scan([tmp_path / "part-2.parquet", tmp_path / "part-0.parquet"])
+    assert out["f"].to_list() == [2] * 5 + [0] * 5
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.parquet` does not exist"):
+        _scan(tmp_path / "nope.parquet")
+    with pytest.raises(FileNotFoundError, match=r"no files match `.*\*.parquet`"):
+        _scan(str(tmp_path / "*.parquet"))
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"this is not parquet at all")
+    with pytest.raises(FileReadError, match="cannot read `.*bad.parquet` as Parquet"):
+        _scan(bad)
+
+
+def test_schema_mismatch_between_files_names_both(tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1]}).write_parquet(tmp_path / "a.parquet")
+    pl.DataFrame({"a": ["x"]}).write_parquet(tmp_path / "b.parquet")
+    with pytest.raises(
+        SchemaError, match=r"b.parquet` does not have the schema of `.*a.parquet`"
+    ) as info:
+        _scan(tmp_path)
+    assert "a: large_string" in str(info.value) or "a: string" in str(info.value)
+
+
+def test_missing_column_names_the_column_and_actor(sorted_file: Path) -> None:
+    with pytest.raises(ColumnNotFoundError, match=r"actor `read_parquet#0`: column `zz` not found"):
+        _scan(sorted_file, columns=["k", "zz"])
+    with pytest.raises(ColumnNotFoundError, match="column `q` not found"):
+        _scan(sorted_file, filters=pl.col("q") > 1)
+
+
+def test_bad_scan_arguments(sorted_file: Path) -> None:
+    with pytest.raises(TypeError, match="`filters` must be a Polars expression"):
+        _scan(sorted_file, filters=[("k", ">", 3)])
+    with pytest.raises(TypeError, match="not a single string"):
+        _scan(sorted_file, columns="k")
+    with pytest.raises(ValueError, match="`prefetch`"):
+        _scan(sorted_file, prefetch=0)
+
+
+@pytest.mark.slow
+def test_round_trip_of_a_million_rows_with_bounded_memory(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    target = tmp_path / "out.parquet"
+    n = 1_200_000
+    rng = np.random.default_rng(7)
+    table = pa.table(
+        {
+            "id": np.arange(n),
+            "x": rng.normal(size=n),
+            "tag": pa.array(rng.choice(["alpha", "beta", "gamma"], size=n)),
+        }
+    )
+    pq.write_table(table, source, row_group_size=25_000)  # 48 row groups
+    full = table.nbytes
+    del table
+
+    peak = 0
+    baseline = pa.total_allocated_bytes()
+
+    @define_actor
+    async def watch(ctx, ch_in, ch_out):
+        nonlocal peak
+        async for msg in ch_in:
+            peak = max(peak, pa.total_allocated_bytes() - baseline)
+            await ch_out.send(ctx, msg)
+
+    async def main() -> None:
+        ctx = Context()
+        a, b = ctx.create_channel(), ctx.create_channel()
+        writer = actors.write_parquet(ctx, b, target, row_group_rows=25_000)
+        await Network(
+            ctx, [actors.read_parquet(ctx, a, source), watch(ctx, a, b), writer]
+        ).run_async()
+        assert writer.result().rows == n
+
+    asyncio.run(main())
+    assert peak < 0.35 * full, f"peak {peak} bytes against {full} for the whole table"
+    out = pl.read_parquet(target)
+    assert_frame_equal(out, pl.read_parquet(source))
+    assert pq.ParquetFile(target).num_row_groups == 48
+
+
+def test_write_partitioned_gives_one_file_per_chunk(tmp_path: Path) -> None:
+    ctx = Context()
+    ch = ctx.create_channel()
+    writer = actors.write_parquet(ctx, ch, tmp_path / "parts", partitioned=True)
+    src = actors.from_arrow(ctx, ch, pa.table({"x": range(10)}), chunk_rows=4)
+    Network(ctx, [src, writer]).run()
+    report = writer.result()
+    assert [Path(f).name for f in report.files] == [f"part-0000000{i}.parquet" for i in range(3)]
+    assert pl.read_parquet(tmp_path / "parts")["x"].to_list() == list(range(10))
+
+
+def test_write_rejects_a_chunk_with_another_schema(tmp_path: Path) -> None:
+    from streamnet import Message, TableChunk
+
+    @define_actor
+    async def mixed(ctx, ch_out):
+        await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"a": [1]}))))
+        await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"b": [1]}))))
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(
+        SchemaError, match=r"chunk 1 has schema \{b: int64\} but chunk 0 had \{a: int64\}"
+    ):
+        Network(ctx, [mixed(ctx, ch), actors.write_parquet(ctx, ch, tmp_path / "x.parquet")]).run()
