@@ -52,7 +52,9 @@ def _run(
     into: CollectInto,
     capacity: int,
 ) -> Any:
-    chans: list[Channel[Any]] = [context.create_channel(capacity=capacity) for _ in range(len(stages) + 1)]
+    chans: list[Channel[Any]] = [
+        context.create_channel(capacity=capacity) for _ in range(len(stages) + 1)
+    ]
     if isinstance(data, pl.DataFrame):
         source = from_polars(context, chans[0], data, chunk_rows=chunk_rows)
     else:

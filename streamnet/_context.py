@@ -119,7 +119,7 @@ class Context:
     # ----------------------------------------------------------------- channels
     def create_channel(
         self,
-        payload_type: type[T] | Any = None,
+        payload_type: type[T] | None = None,
         *,
         capacity: int | None = None,
         max_bytes: int | None = None,

@@ -1,96 +1,207 @@
-"""The demo job behind ``streamnet demo``."""
+"""The demo ETL job behind ``streamnet demo``: a TPC-H Q1-shaped pipeline over generated data.
+
+The actor library is imported lazily (inside functions) so that the runtime
+package never depends on it at import time.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import time
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from channels import Channel, Message
-from streamnet._actor import define_actor
+from channels import Channel
+from streamnet._actor import ActorNode, define_actor
 from streamnet._context import Context
 from streamnet._network import Network
 from streamnet._table_chunk import TableChunk
 
+__all__ = ["lineitem", "run_demo"]
 
-def _generate(rows: int, chunk_rows: int, seed: int = 0) -> list[pa.Table]:
+DEFAULT_ROWS = 3_000_000
+ROW_GROUP_ROWS = 250_000
+CUTOFF = dt.date(1998, 9, 2)
+
+KEYS = ["l_returnflag", "l_linestatus"]
+# Partial aggregates per chunk: sums and counts, merged at the end (means come last).
+PARTIALS = [
+    pl.col("l_quantity").sum().alias("sum_qty"),
+    pl.col("l_extendedprice").sum().alias("sum_base_price"),
+    pl.col("disc_price").sum().alias("sum_disc_price"),
+    pl.col("charge").sum().alias("sum_charge"),
+    pl.col("l_discount").sum().alias("sum_disc"),
+    pl.len().alias("count_order"),
+]
+
+
+def lineitem(rows: int, data_dir: str | os.PathLike[str] | None = None, seed: int = 42) -> Path:
+    """A TPC-H-like ``lineitem`` Parquet file of ``rows`` rows, generated once and cached."""
+    folder = Path(data_dir) if data_dir is not None else Path(".cache") / "streamnet-demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"lineitem-{rows}-{seed}.parquet"
+    if path.exists():
+        return path
     rng = np.random.default_rng(seed)
-    chunks = []
-    for start in range(0, rows, chunk_rows):
-        n = min(chunk_rows, rows - start)
-        chunks.append(
-            pa.table(
+    start = np.datetime64("1992-01-02")
+    partial = path.with_suffix(".tmp")
+    schema = None
+    writer: pq.ParquetWriter | None = None
+    try:
+        for offset in range(0, rows, ROW_GROUP_ROWS):
+            n = min(ROW_GROUP_ROWS, rows - offset)
+            ship = start + rng.integers(0, 2526, n).astype("timedelta64[D]")
+            returnflag = np.where(
+                ship > np.datetime64("1995-06-17"), "N", rng.choice(np.array(["A", "R"]), n)
+            )
+            quantity = rng.integers(1, 51, n).astype(np.float64)
+            table = pa.table(
                 {
-                    "flag": rng.choice(np.array(["A", "N", "R"]), n),
-                    "quantity": rng.integers(1, 51, n),
-                    "price": rng.uniform(900.0, 105_000.0, n).round(2),
-                    "discount": rng.integers(0, 11, n) / 100,
+                    "l_orderkey": np.arange(offset, offset + n, dtype=np.int64) // 4 + 1,
+                    "l_partkey": rng.integers(1, 200_001, n),
+                    "l_quantity": quantity,
+                    "l_extendedprice": np.round(quantity * rng.uniform(900.0, 2100.0, n), 2),
+                    "l_discount": rng.integers(0, 11, n) / 100.0,
+                    "l_tax": rng.integers(0, 9, n) / 100.0,
+                    "l_returnflag": returnflag,
+                    "l_linestatus": np.where(ship > np.datetime64("1995-06-17"), "O", "F"),
+                    "l_shipdate": pa.array(ship, pa.date32()),
+                    "l_shipmode": rng.choice(
+                        np.array(["AIR", "FOB", "MAIL", "RAIL", "REG AIR", "SHIP", "TRUCK"]), n
+                    ),
                 }
             )
-        )
-    return chunks
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(str(partial), schema, compression="zstd")
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    finally:
+        if writer is not None:
+            writer.close()
+    partial.rename(path)
+    return path
 
 
 @define_actor
-async def _source(ctx: Context, ch_out: Channel[TableChunk], chunks: list[pa.Table]) -> None:
-    for seq, table in enumerate(chunks):
-        await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(table)))
-    await ch_out.drain(ctx)
+async def aggregate_by_flag(ctx: Context, ch_in: Channel[TableChunk]) -> pl.DataFrame:
+    """Group-by of the demo: partial aggregates per chunk, merged and sorted at the end."""
 
+    def partial(df: pl.DataFrame) -> pl.DataFrame:
+        return df.group_by(KEYS).agg(PARTIALS)
 
-@define_actor
-async def _discounted(
-    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk]
-) -> None:
-    def kernel(table: pa.Table) -> pa.Table:
-        keep = table.filter(pc.greater(table["discount"], 0.04))
-        revenue = pc.multiply(keep["price"], pc.subtract(1, keep["discount"]))
-        return keep.append_column("revenue", revenue)
-
+    partials: list[pl.DataFrame] = []
     while (msg := await ch_in.recv(ctx)) is not None:
-        out = await ctx.to_thread(kernel, TableChunk.from_message(msg).to_arrow())
-        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_arrow(out)))
-    await ch_out.drain(ctx)
+        partials.append(await ctx.to_thread(partial, TableChunk.from_message(msg).to_polars()))
+
+    def final(parts: list[pl.DataFrame]) -> pl.DataFrame:
+        merged = pl.concat(parts).group_by(KEYS).agg(pl.exclude(KEYS).sum())
+        return merged.select(
+            *KEYS,
+            "sum_qty",
+            "sum_base_price",
+            "sum_disc_price",
+            "sum_charge",
+            (pl.col("sum_qty") / pl.col("count_order")).alias("avg_qty"),
+            (pl.col("sum_base_price") / pl.col("count_order")).alias("avg_price"),
+            (pl.col("sum_disc") / pl.col("count_order")).alias("avg_disc"),
+            "count_order",
+        ).sort(KEYS)
+
+    return await ctx.to_thread(final, partials)
 
 
-@define_actor
-async def _aggregate(ctx: Context, ch_in: Channel[TableChunk], result: list[pa.Table]) -> None:
-    partials = []
-    while (msg := await ch_in.recv(ctx)) is not None:
-        table = TableChunk.from_message(msg).to_arrow()
-        partials.append(
-            await ctx.to_thread(
-                lambda t: t.group_by("flag").aggregate([("revenue", "sum"), ("quantity", "sum")]),
-                table,
-            )
+def polars_reference(path: Path) -> pl.DataFrame:
+    """The same query in Polars' streaming engine, to check the pipeline's answer."""
+    return (
+        pl.scan_parquet(path)
+        .filter(pl.col("l_shipdate") <= CUTOFF)
+        .group_by(KEYS)
+        .agg(
+            pl.col("l_quantity").sum().alias("sum_qty"),
+            pl.col("l_extendedprice").sum().alias("sum_base_price"),
+            (pl.col("l_extendedprice") * (1 - pl.col("l_discount"))).sum().alias("sum_disc_price"),
+            (pl.col("l_extendedprice") * (1 - pl.col("l_discount")) * (1 + pl.col("l_tax")))
+            .sum()
+            .alias("sum_charge"),
+            pl.col("l_quantity").mean().alias("avg_qty"),
+            pl.col("l_extendedprice").mean().alias("avg_price"),
+            pl.col("l_discount").mean().alias("avg_disc"),
+            pl.len().alias("count_order"),
         )
-    merged = (
-        pa.concat_tables(partials)
-        .group_by("flag")
-        .aggregate([("revenue_sum", "sum"), ("quantity_sum", "sum")])
+        .sort(KEYS)
+        .collect(engine="streaming")
     )
-    result.append(merged.sort_by("flag"))
 
 
-def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> None:
-    """Generate data, run the pipeline, print the result and per-actor statistics."""
-    rows = rows or 2_000_000
-    chunks = _generate(rows, 100_000)
-    result: list[pa.Table] = []
+def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
+    """scan Parquet -> filter on a date -> derive columns -> group and aggregate -> sort."""
+    import actors
+
+    scanned, kept, derived = (
+        ctx.create_channel(TableChunk, name=name) for name in ("scanned", "kept", "derived")
+    )
+    columns = [
+        "l_quantity", "l_extendedprice", "l_discount", "l_tax",
+        "l_returnflag", "l_linestatus", "l_shipdate",
+    ]  # fmt: skip
+    sink = aggregate_by_flag(ctx, derived)
+    network = Network(
+        ctx,
+        [
+            actors.read_parquet(ctx, scanned, path, columns=columns),
+            actors.filter(ctx, scanned, kept, pl.col("l_shipdate") <= CUTOFF),
+            actors.with_columns(
+                ctx,
+                kept,
+                derived,
+                disc_price=pl.col("l_extendedprice") * (1 - pl.col("l_discount")),
+                charge=pl.col("l_extendedprice")
+                * (1 - pl.col("l_discount"))
+                * (1 + pl.col("l_tax")),
+            ),
+            sink,
+        ],
+        name="demo",
+    )
+    return network, sink
+
+
+def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> pl.DataFrame:
+    """Generate (or reuse) the data, run the pipeline, print the result and statistics."""
+    rows = rows or DEFAULT_ROWS
+    started = time.perf_counter()
+    path = lineitem(rows, data_dir)
+    prepared = time.perf_counter() - started
     with Context() as ctx:
-        raw: Channel[TableChunk] = ctx.create_channel(TableChunk, name="raw")
-        kept: Channel[TableChunk] = ctx.create_channel(TableChunk, name="discounted")
-        network = Network(
-            ctx,
-            [_source(ctx, raw, chunks), _discounted(ctx, raw, kept), _aggregate(ctx, kept, result)],
-            name="demo",
-        )
+        network, sink = build_network(ctx, path)
         start = time.perf_counter()
         network.run()
         elapsed = time.perf_counter() - start
-    print(f"revenue by flag over {rows:,} rows ({elapsed:.2f} s):")
-    print(TableChunk.from_arrow(result[0]).to_polars())
-    print()
+    result: pl.DataFrame = sink.result()
+    reference = polars_reference(path)
+    same = result.equals(reference) or _close(result, reference)
+    with pl.Config(tbl_cols=-1, tbl_width_chars=200, float_precision=2, thousands_separator=","):
+        print(
+            f"TPC-H Q1 over {rows:,} generated lineitem rows in `{path}` (data ready in {prepared:.1f} s)"
+        )
+        print(result)
+    print(f"\npipeline: {elapsed:.2f} s; same answer as Polars: {'yes' if same else 'NO'}\n")
     print(network.statistics())
+    if not same:
+        raise SystemExit("the demo's result differs from Polars'")
+    return result
+
+
+def _close(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    from polars.testing import assert_frame_equal
+
+    try:
+        assert_frame_equal(a, b, check_exact=False, rel_tol=1e-9)
+    except AssertionError:
+        return False
+    return True
