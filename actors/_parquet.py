@@ -136,8 +136,10 @@ def arrow_predicate(predicate: pl.Expr, schema: pa.Schema) -> Any:
 
 @dataclass(slots=True)
 class _Piece:
+    """One row group: where its rows start in its file, and how many there are."""
+
     path: Path
-    fragment: Any
+    offset: int
     rows: int
 
 
@@ -175,37 +177,40 @@ def _plan(
     pieces: list[_Piece] = []
     total = 0
     for path, fragment in fragments:
-        total += len(fragment.row_groups)
+        groups = fragment.row_groups
+        total += len(groups)
+        offsets = {}
+        offset = 0
+        for group in groups:
+            offsets[group.id] = (offset, group.num_rows)
+            offset += group.num_rows
         if pushed is not None:
-            kept = fragment.split_by_row_group(pushed, schema=schema)
+            kept = [
+                g.id
+                for piece in fragment.split_by_row_group(pushed, schema=schema)
+                for g in piece.row_groups
+            ]
         else:
-            kept = fragment.split_by_row_group()
-        for piece in kept:
-            rows = sum(rg.num_rows for rg in piece.row_groups)
-            pieces.append(_Piece(path, piece, rows))
+            kept = [g.id for g in groups]
+        for group_id in kept:
+            start, rows = offsets[group_id]
+            pieces.append(_Piece(path, start, rows))
     return schema, pieces, total, pushed
 
 
-def _read_piece(
-    piece: _Piece,
-    schema: pa.Schema,
-    read_columns: list[str] | None,
-    out_columns: list[str] | None,
-    predicate: pl.Expr | None,
-) -> tuple[TableChunk, int]:
+def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | None) -> TableChunk:
+    """Read one row group with Polars' Parquet reader (the fastest here), filtered and projected."""
+    # A row-group-aligned slice makes Polars decode that row group only.
+    query = pl.scan_parquet(piece.path).slice(piece.offset, piece.rows)
+    if predicate is not None:
+        query = query.filter(predicate)
+    if columns is not None:
+        query = query.select(columns)
     try:
-        table = piece.fragment.to_table(schema=schema, columns=read_columns, use_threads=True)
-    except (pa.ArrowInvalid, OSError) as exc:
+        frame = query.collect()
+    except (pl.exceptions.ComputeError, OSError) as exc:
         raise FileReadError(f"cannot read `{piece.path}`: {exc}") from exc
-    rows = table.num_rows
-    if predicate is None:
-        return TableChunk.from_arrow(table), rows
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    frame = frame.filter(predicate)
-    if out_columns is not None:
-        frame = frame.select(out_columns)
-    return TableChunk.from_polars(frame), rows
+    return TableChunk.from_polars(frame)
 
 
 @define_actor
@@ -230,7 +235,8 @@ async def read_parquet(
         A Polars predicate. Row groups whose statistics prove it false are never
         read; the rows of the others are filtered exactly.
     prefetch
-        Row groups read ahead in the thread pool (default: the Context's threads).
+        Row groups read at once in the thread pool (default: the Context's
+        ``num_threads``); memory holds about this many decoded row groups.
 
     Returns
     -------
@@ -268,12 +274,8 @@ async def read_parquet(
     out_columns = list(columns) if columns is not None else None
     paths = await ctx.to_thread(expand_paths, source, ".parquet")
     schema, pieces, total, _ = await ctx.to_thread(_plan, paths, out_columns, filters)
-    read_columns = out_columns
-    if out_columns is not None and filters is not None:
-        extra = sorted(referenced_columns([filters]) - set(out_columns))
-        read_columns = out_columns + extra
 
-    pending: deque[asyncio.Future[tuple[TableChunk, int]]] = deque()
+    pending: deque[asyncio.Future[TableChunk]] = deque()
     next_piece = 0
     read = rows_read = rows_emitted = seq = 0
 
@@ -283,28 +285,24 @@ async def read_parquet(
             piece = pieces[next_piece]
             next_piece += 1
             pending.append(
-                asyncio.ensure_future(
-                    ctx.to_thread(_read_piece, piece, schema, read_columns, out_columns, filters)
-                )
+                asyncio.ensure_future(ctx.to_thread(_read_piece, piece, out_columns, filters))
             )
 
     try:
         refill()
         while pending:
-            chunk, rows = await pending.popleft()
+            rows_read += pieces[read].rows
+            chunk = await pending.popleft()
             read += 1
-            rows_read += rows
             refill()
             if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):
                 continue  # skip empty chunks, but keep one so the schema reaches the sink
             await ch_out.send(ctx, Message(seq, chunk))
             seq += 1
             rows_emitted += chunk.num_rows
-        if seq == 0:  # nothing at all: still send the (empty) schema
-            empty = schema.empty_table()
-            if out_columns is not None:
-                empty = empty.select(out_columns)
-            await ch_out.send(ctx, Message(0, TableChunk.from_arrow(empty)))
+        if seq == 0:  # nothing at all: still send the (empty) schema, typed as the data
+            empty = await ctx.to_thread(_read_piece, _Piece(paths[0], 0, 0), out_columns, None)
+            await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
     except ChannelBroken:
         pass  # downstream needs no more (a limit): stop reading

@@ -22,10 +22,16 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("workloads", nargs="*", default=["hop"], help="workloads to run: hop")
+    parser.add_argument(
+        "workloads", nargs="*", default=["hop", "scan"], help="workloads to run: hop, scan"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
-    print(f"machine: {machine()}\n")
+    import polars as pl
+    import pyarrow as pa
+
+    print(f"machine: {machine()}")
+    print(f"versions: polars {pl.__version__}, pyarrow {pa.__version__}\n")
     for name in args.workloads:
         if name == "hop":
             from benchmarks import hop
@@ -36,8 +42,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(hop.report(results))
             print()
+        elif name == "scan":
+            from benchmarks import scan
+
+            print("## W-scan: Parquet scan -> filter -> project -> collect\n")
+            rows = 2_000_000 if args.quick else 20_000_000
+            print(scan.report(*scan.run(rows=rows, repeats=1 if args.quick else 3)))
+            print()
         else:
-            parser.error(f"unknown workload {name!r}; choose from: hop")
+            parser.error(f"unknown workload {name!r}; choose from: hop, scan")
     return 0
 
 

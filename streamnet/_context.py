@@ -34,8 +34,9 @@ class Context:
     backend
         ``"cpu"`` (default): tables are Arrow tables, kernels are pyarrow/Polars.
     num_threads
-        Size of the thread pool that runs blocking kernels (default: the number
-        of CPUs). Arrow and Polars release the GIL there.
+        Size of the thread pool that runs blocking kernels. Arrow and Polars
+        release the GIL there, and many kernels wait on I/O, so the default is
+        Python's own for thread pools: the number of CPUs + 4, at most 32.
     channel_capacity
         Default capacity, in messages, of channels made by :meth:`create_channel`.
     options
@@ -77,7 +78,9 @@ class Context:
         if cancel_grace < 0:
             raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
         self._backend: Backend = backend
-        self._num_threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
+        self._num_threads = (
+            num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        )
         self._channel_capacity = channel_capacity
         self._options: Mapping[str, Any] = MappingProxyType(dict(options or {}))
         self._cancel_grace = float(cancel_grace)
