@@ -145,8 +145,11 @@ class _Piece:
 
 def _plan(
     paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None
-) -> tuple[pa.Schema, list[_Piece], int, Any]:
-    """Open every file's metadata, check schemas, and list the row groups to read."""
+) -> tuple[list[_Piece], int]:
+    """Open every file's metadata, check schemas, and list the row groups to read.
+
+    Returns the row groups to read and the number of row groups in all files.
+    """
     parquet = ds.ParquetFileFormat()
     local = pafs.LocalFileSystem()
     schema: pa.Schema | None = None
@@ -195,7 +198,7 @@ def _plan(
         for group_id in kept:
             start, rows = offsets[group_id]
             pieces.append(_Piece(path, start, rows))
-    return schema, pieces, total, pushed
+    return pieces, total
 
 
 def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | None) -> TableChunk:
@@ -273,7 +276,7 @@ async def read_parquet(
         raise ValueError(f"read_parquet: `prefetch` must be an int >= 1, got {prefetch!r}")
     out_columns = list(columns) if columns is not None else None
     paths = await ctx.to_thread(expand_paths, source, ".parquet")
-    schema, pieces, total, _ = await ctx.to_thread(_plan, paths, out_columns, filters)
+    pieces, total = await ctx.to_thread(_plan, paths, out_columns, filters)
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
     next_piece = 0
