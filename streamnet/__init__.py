@@ -13,16 +13,27 @@ from channels import (
     SequenceError,
     StreamnetError,
 )
-from streamnet._actor import ActorDefinition, ActorNode, current_actor_name, define_actor
+from streamnet._actor import (
+    ActorDefinition,
+    ActorNode,
+    current_actor,
+    current_actor_name,
+    define_actor,
+)
+from streamnet._collective import Collective
+from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
 from streamnet._errors import (
     ActorResultError,
     BackendUnavailableError,
     ColumnNotFoundError,
     FileReadError,
+    NetworkMismatchError,
+    RemoteRankError,
     SchemaError,
     WiringError,
 )
+from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks
 from streamnet._network import Network, run_actor_network
 from streamnet._statistics import ActorStatistics, NetworkStatistics
 from streamnet._table_chunk import TableChunk, TableView
@@ -44,21 +55,31 @@ __all__ = [
     "ChannelClosed",
     "ChannelError",
     "ChannelStatistics",
+    "Collective",
     "ColumnNotFoundError",
+    "Communicator",
     "Context",
     "FileReadError",
+    "InProcessCommunicator",
+    "InProcessWorld",
     "Message",
     "Network",
+    "NetworkMismatchError",
     "NetworkStatistics",
+    "RemoteRankError",
     "SchemaError",
     "SequenceError",
+    "SingleCommunicator",
     "StreamnetError",
     "TableChunk",
     "TableView",
+    "Tag",
     "WiringError",
+    "current_actor",
     "current_actor_name",
     "define_actor",
     "run_actor_network",
+    "run_ranks",
 ]
 
 for _name in __all__:

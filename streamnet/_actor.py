@@ -6,16 +6,23 @@ import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
 
 from channels._channel import Channel
-from channels._observer import current_counter
 from streamnet._context import Context
 from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState
 
-__all__ = ["ActorDefinition", "ActorNode", "Endpoint", "current_actor_name", "define_actor"]
+__all__ = [
+    "ActorDefinition",
+    "ActorNode",
+    "Endpoint",
+    "current_actor",
+    "current_actor_name",
+    "define_actor",
+]
 
 P = ParamSpec("P")
 
@@ -25,10 +32,18 @@ _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
 _OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})
 
 
+_current_node: ContextVar[ActorNode | None] = ContextVar("streamnet_actor", default=None)
+
+
+def current_actor() -> ActorNode | None:
+    """The actor node running the current task (or kernel thread), or None outside a Network."""
+    return _current_node.get()
+
+
 def current_actor_name() -> str | None:
     """The name of the actor running the current task, or None outside a Network."""
-    name = getattr(current_counter(), "name", None)
-    return name if isinstance(name, str) else None
+    node = _current_node.get()
+    return node.name if node is not None else None
 
 
 def role_from_name(name: str) -> Role | None:
@@ -72,6 +87,7 @@ class ActorNode:
         "_state",
         "ctx",
         "endpoints",
+        "op_id",
     )
 
     def __init__(
@@ -88,6 +104,8 @@ class ActorNode:
         self._kwargs = kwargs
         self.endpoints = endpoints
         self._name = ctx._actor_name(definition.name)
+        self.op_id: int | None = ctx._next_op_id() if definition.collective else None
+        """The collective operation id (same on every rank), or None for a local actor."""
         self._network: object | None = None
         self._state: ActorState = "created"
         self._result: Any = None
@@ -165,8 +183,10 @@ class ActorDefinition(Generic[P]):
         name: str | None,
         inputs: Sequence[str],
         outputs: Sequence[str],
+        collective: bool = False,
     ) -> None:
         self.fn = fn
+        self.collective = collective
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
@@ -255,6 +275,7 @@ def define_actor(
     name: str | None = None,
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
+    collective: bool = False,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
 
 
@@ -265,6 +286,7 @@ def define_actor(
     name: str | None = None,
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
+    collective: bool = False,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -283,6 +305,11 @@ def define_actor(
         Base name for the actor's nodes (default: the function's name).
     inputs, outputs
         Parameters that hold input / output channels whatever their names.
+    collective
+        The actor talks to its peers on other ranks. Each node then gets an
+        operation id (``node.op_id``), assigned in the order nodes are made, so
+        every rank that builds the same network gets the same ids; a Network
+        checks at start that all ranks agree.
 
     Raises
     ------
@@ -337,7 +364,9 @@ def define_actor(
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
-        return ActorDefinition(function, name=name, inputs=inputs, outputs=outputs)
+        return ActorDefinition(
+            function, name=name, inputs=inputs, outputs=outputs, collective=collective
+        )
 
     if fn is not None:
         return decorate(fn)

@@ -13,6 +13,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from channels._channel import Channel
+from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._typing import Backend
@@ -44,6 +45,9 @@ class Context:
     cancel_grace
         Seconds a failing network waits for its cancelled actors to stop before
         it raises anyway, naming the actors that did not stop.
+    communicator
+        How this rank reaches the others (default: a single rank). Collective
+        actors exchange data through it.
 
     Examples
     --------
@@ -61,6 +65,7 @@ class Context:
         channel_capacity: int = 2,
         options: Mapping[str, Any] | None = None,
         cancel_grace: float = 5.0,
+        communicator: Communicator | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -90,6 +95,13 @@ class Context:
         self._recorders: list[ActorRecorder] = []
         self._channels: list[Channel[Any]] = []
         self._actor_counts: dict[str, int] = {}
+        if communicator is not None and not isinstance(communicator, Communicator):
+            raise TypeError(
+                f"Context: `communicator` must be a streamnet.Communicator, got {communicator!r}"
+            )
+        self._communicator = communicator if communicator is not None else SingleCommunicator()
+        self._op_ids = 0
+        self._runs = 0
 
     @property
     def backend(self) -> Backend:
@@ -107,6 +119,21 @@ class Context:
         return self._options
 
     @property
+    def communicator(self) -> Communicator:
+        """How this rank reaches the others."""
+        return self._communicator
+
+    @property
+    def rank(self) -> int:
+        """This rank (0 in a single-rank run)."""
+        return self._communicator.rank
+
+    @property
+    def nranks(self) -> int:
+        """Number of ranks in the run."""
+        return self._communicator.nranks
+
+    @property
     def cancel_grace(self) -> float:
         """Seconds a failing network waits for cancelled actors to stop."""
         return self._cancel_grace
@@ -117,7 +144,10 @@ class Context:
         return self._closed
 
     def __repr__(self) -> str:
-        return f"<Context backend={self._backend!r} num_threads={self._num_threads}>"
+        return (
+            f"<Context backend={self._backend!r} num_threads={self._num_threads} "
+            f"rank={self.rank} of {self.nranks}>"
+        )
 
     # ----------------------------------------------------------------- channels
     def create_channel(
@@ -175,6 +205,17 @@ class Context:
         index = self._actor_counts.get(base, 0)
         self._actor_counts[base] = index + 1
         return f"{base}#{index}"
+
+    def _next_op_id(self) -> int:
+        """Operation ids of collectives: 0, 1, 2... in the order nodes are made on this rank."""
+        op_id = self._op_ids
+        self._op_ids += 1
+        return op_id
+
+    def _next_run(self) -> int:
+        run = self._runs
+        self._runs += 1
+        return run
 
     def _new_recorder(self, name: str) -> ActorRecorder:
         recorder = ActorRecorder(name)

@@ -11,6 +11,8 @@ __all__ = [
     "BackendUnavailableError",
     "ColumnNotFoundError",
     "FileReadError",
+    "NetworkMismatchError",
+    "RemoteRankError",
     "SchemaError",
     "WiringError",
 ]
@@ -49,3 +51,16 @@ class FileReadError(StreamnetError, OSError):
 
 class ActorResultError(StreamnetError, RuntimeError):
     """An actor's result was asked for before the actor finished successfully."""
+
+
+class RemoteRankError(StreamnetError, RuntimeError):
+    """Another rank of the run failed; ``rank`` and ``cause`` say which and how."""
+
+    def __init__(self, rank: int, cause: BaseException) -> None:
+        self.rank = rank
+        self.cause = cause
+        super().__init__(f"rank {rank} failed: {type(cause).__name__}: {cause}")
+
+
+class NetworkMismatchError(StreamnetError, RuntimeError):
+    """The ranks of a run built different networks (their collectives do not line up)."""

@@ -11,9 +11,9 @@ from typing import Any, Literal
 from channels._channel import Channel, _instance_check
 from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
 from channels._observer import observe
-from streamnet._actor import ActorDefinition, ActorNode, Endpoint
+from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._context import Context
-from streamnet._errors import WiringError
+from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 
 __all__ = ["Network", "run_actor_network"]
@@ -131,6 +131,12 @@ class Network:
                 "with new channels"
             )
         self._state = "running"
+        if self.ctx.nranks > 1:
+            try:
+                await self._check_ranks_agree()
+            except BaseException:
+                self._state = "failed"
+                raise
         loop = asyncio.get_running_loop()
         for node in self._actors:
             recorder = self.ctx._new_recorder(node.name)
@@ -166,7 +172,29 @@ class Network:
             raise failure
         self._state = "done"
 
+    def fingerprint(self) -> tuple[tuple[str, int], ...]:
+        """The collectives of this network as ``(kind, operation id)``; equal on every rank."""
+        return tuple(
+            (node.definition.name, node.op_id) for node in self._actors if node.op_id is not None
+        )
+
+    async def _check_ranks_agree(self) -> None:
+        """Every rank must have built the same collectives, or they would wait on each other."""
+        comm = self.ctx.communicator
+        mine = self.fingerprint()
+        everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+        if any(other != mine for other in everyone):
+            lines = "\n".join(
+                f"  rank {rank}: {_describe_fingerprint(print_)}"
+                for rank, print_ in enumerate(everyone)
+            )
+            raise NetworkMismatchError(
+                f"the ranks built different networks; their collectives must match one for one "
+                f"(build the same network in the same order on every rank):\n{lines}"
+            )
+
     async def _run_actor(self, node: ActorNode, recorder: ActorRecorder) -> None:
+        _current_node.set(node)
         with observe(recorder):
             recorder.start()
             node._state = "running"
@@ -204,6 +232,8 @@ class Network:
         logger.error("actor %s failed: %s: %s", node.name, type(exc).__name__, exc)
         if first:
             self._abort_all(exc)
+            if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
+                self.ctx.communicator.abort(exc)  # peers' collectives raise instead of waiting
             # Actors blocked on a channel wake first and see ChannelAborted; the rest
             # (sleeping, awaiting a kernel) are cancelled right after.
             asyncio.get_running_loop().call_soon(self._cancel_others, node)
@@ -385,6 +415,12 @@ def _type_problems(
 
 def _names(classes: tuple[type, ...]) -> str:
     return " | ".join(cls.__name__ for cls in classes)
+
+
+def _describe_fingerprint(fingerprint: tuple[tuple[str, int], ...]) -> str:
+    if not fingerprint:
+        return "no collectives"
+    return ", ".join(f"{kind} (op {op_id})" for kind, op_id in fingerprint)
 
 
 def _run_in_helper_thread(network: Network) -> None:

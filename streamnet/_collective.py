@@ -1,0 +1,62 @@
+"""What a collective actor uses to talk to its peers: its operation's tags on the communicator."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from streamnet._actor import current_actor
+from streamnet._communicator import Communicator
+from streamnet._context import Context
+
+__all__ = ["Collective"]
+
+
+class Collective:
+    """The running collective operation of the current actor.
+
+    Every tag it uses starts with the actor's operation id, so two collectives
+    of one network never mix their messages, and the same actor on every rank
+    talks to its twins only.
+
+    Raises
+    ------
+    RuntimeError
+        Made outside a collective actor (one declared ``@define_actor(collective=True)``).
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        node = current_actor()
+        if node is None or node.op_id is None:
+            raise RuntimeError(
+                "Collective: only a running collective actor has an operation; declare it "
+                "with @define_actor(collective=True) and run it in a Network"
+            )
+        self.op_id: int = node.op_id
+        self.comm: Communicator = ctx.communicator
+        self.rank = ctx.rank
+        self.nranks = ctx.nranks
+        self.name = node.name
+
+    @property
+    def peers(self) -> list[int]:
+        """Every other rank."""
+        return [r for r in range(self.nranks) if r != self.rank]
+
+    def tag(self, *parts: Hashable) -> tuple[Hashable, ...]:
+        """A tag of this operation."""
+        return (self.op_id, *parts)
+
+    async def send(self, dest: int, payload: Any, *parts: Hashable) -> None:
+        """Send to ``dest`` with the tag ``(op_id, *parts)``."""
+        await self.comm.send(dest, self.tag(*parts), payload)
+
+    async def recv(self, source: int, *parts: Hashable) -> Any:
+        """Receive from ``source`` with the tag ``(op_id, *parts)``."""
+        return await self.comm.recv(source, self.tag(*parts))
+
+    async def allgather(self, value: Any, *parts: Hashable) -> list[Any]:
+        """Every rank's ``value`` in rank order."""
+        if self.nranks == 1:
+            return [value]
+        return await self.comm.allgather(self.tag(*parts), value)

@@ -1,0 +1,188 @@
+"""In-process ranks: N ranks in one process and one event loop, for tests and notebooks.
+
+Each rank has its own Context and builds its own network, exactly as separate
+processes would; payloads move between them by reference (no copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from streamnet._communicator import Communicator, Tag, remote_error
+from streamnet._context import Context
+from streamnet._errors import RemoteRankError
+
+__all__ = ["InProcessCommunicator", "InProcessWorld", "run_ranks"]
+
+R = TypeVar("R")
+
+
+class _Mailbox:
+    __slots__ = ("items", "waiters")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+
+class InProcessWorld:
+    """The shared state of ``nranks`` in-process ranks; hands out one communicator per rank.
+
+    Examples
+    --------
+    >>> world = InProcessWorld(2)
+    >>> [c.rank for c in world.communicators()]
+    [0, 1]
+    """
+
+    def __init__(self, nranks: int) -> None:
+        if type(nranks) is not int or nranks < 1:
+            raise ValueError(f"InProcessWorld: `nranks` must be an int >= 1, got {nranks!r}")
+        self.nranks = nranks
+        self._mailboxes: dict[tuple[int, int, Tag], _Mailbox] = {}
+        self._failure: tuple[int, BaseException] | None = None
+
+    def communicator(self, rank: int) -> InProcessCommunicator:
+        """The communicator of ``rank``."""
+        return InProcessCommunicator(self, rank)
+
+    def communicators(self) -> list[InProcessCommunicator]:
+        """One communicator per rank, in rank order."""
+        return [self.communicator(rank) for rank in range(self.nranks)]
+
+    @property
+    def failure(self) -> tuple[int, BaseException] | None:
+        """``(rank, cause)`` of the first rank that aborted, or None."""
+        return self._failure
+
+    def _mailbox(self, source: int, dest: int, tag: Tag) -> _Mailbox:
+        key = (source, dest, tag)
+        box = self._mailboxes.get(key)
+        if box is None:
+            box = self._mailboxes[key] = _Mailbox()
+        return box
+
+    def _raise_if_failed(self, rank: int) -> None:
+        if self._failure is not None:
+            failed, cause = self._failure
+            if failed != rank:
+                raise remote_error(failed, cause)
+            raise RemoteRankError(failed, cause) from cause
+
+    def _abort(self, rank: int, cause: BaseException) -> None:
+        if self._failure is not None:
+            return
+        self._failure = (rank, cause)
+        for box in self._mailboxes.values():
+            while box.waiters:
+                waiter = box.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+class InProcessCommunicator(Communicator):
+    """One rank of an :class:`InProcessWorld`."""
+
+    def __init__(self, world: InProcessWorld, rank: int) -> None:
+        if type(rank) is not int or not 0 <= rank < world.nranks:
+            raise ValueError(f"rank must be in 0..{world.nranks - 1}, got {rank!r}")
+        self._world = world
+        self._rank = rank
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def nranks(self) -> int:
+        return self._world.nranks
+
+    async def send(self, dest: int, tag: Tag, payload: Any) -> None:
+        self._check_peer(dest, "dest")
+        self._world._raise_if_failed(self._rank)
+        box = self._world._mailbox(self._rank, dest, tag)
+        box.items.append(payload)
+        while box.waiters:
+            waiter = box.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def recv(self, source: int, tag: Tag) -> Any:
+        self._check_peer(source, "source")
+        box = self._world._mailbox(source, self._rank, tag)
+        while not box.items:
+            self._world._raise_if_failed(self._rank)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            box.waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in box.waiters:
+                    box.waiters.remove(waiter)
+                raise
+        return box.items.popleft()
+
+    def abort(self, cause: BaseException) -> None:
+        self._world._abort(self._rank, cause)
+
+    def __repr__(self) -> str:
+        return f"<InProcessCommunicator rank {self._rank} of {self.nranks}>"
+
+
+def run_ranks(
+    nranks: int,
+    job: Callable[[Context], Awaitable[R]],
+    **context_options: Any,
+) -> list[R]:
+    """Run ``job(ctx)`` on ``nranks`` in-process ranks at once; their results in rank order.
+
+    Each rank gets its own :class:`Context` (``context_options`` are passed to
+    it) whose communicator joins the others. ``job`` builds the rank's network
+    and awaits ``network.run_async()``, as one process of a multi-process run would.
+
+    If a rank fails, every other rank's collectives raise `RemoteRankError`, and
+    the original exception is raised here, with a note naming its rank.
+
+    Examples
+    --------
+    >>> async def job(ctx):
+    ...     return ctx.rank * 10
+    >>> run_ranks(3, job)
+    [0, 10, 20]
+    """
+    world = InProcessWorld(nranks)
+
+    async def main() -> list[Any]:
+        contexts = [Context(communicator=comm, **context_options) for comm in world.communicators()]
+        try:
+            return await asyncio.gather(
+                *(_guarded(job, ctx) for ctx in contexts), return_exceptions=True
+            )
+        finally:
+            for ctx in contexts:
+                ctx.close()
+
+    outcomes = asyncio.run(main())
+    failures = [(rank, o) for rank, o in enumerate(outcomes) if isinstance(o, BaseException)]
+    if failures:
+        primary = [(r, e) for r, e in failures if not isinstance(e, RemoteRankError)]
+        rank, error = (primary or failures)[0]
+        if isinstance(error, Exception) and not any(
+            "on rank" in n for n in getattr(error, "__notes__", [])
+        ):
+            error.add_note(f"on rank {rank} of {nranks}")
+        raise error
+    return outcomes
+
+
+async def _guarded(job: Callable[[Context], Awaitable[R]], ctx: Context) -> R:
+    try:
+        return await job(ctx)
+    except BaseException as exc:
+        if not isinstance(exc, RemoteRankError):
+            ctx.communicator.abort(exc)  # a failure outside any network still reaches the peers
+        raise
