@@ -9,13 +9,17 @@ from actors._collect import CollectInto, collect
 from actors._concat import concat
 from actors._csv import read_csv
 from actors._flow import fanout, lineariser, merge, throttle
+from actors._groupby import Agg, AggHow, groupby_agg
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
+from actors._shuffle import shuffle
 from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
 
 __all__ = [
+    "Agg",
+    "AggHow",
     "ChunkKind",
     "CollectInto",
     "ParquetScanReport",
@@ -27,6 +31,7 @@ __all__ = [
     "from_arrow",
     "from_pandas",
     "from_polars",
+    "groupby_agg",
     "lineariser",
     "limit",
     "map_chunks",
@@ -36,6 +41,7 @@ __all__ = [
     "rechunk",
     "rename",
     "select",
+    "shuffle",
     "throttle",
     "with_columns",
     "write_parquet",

@@ -1,0 +1,221 @@
+"""Moving data between ranks for the collective actors: hash partitioning and exchanges.
+
+An exchange takes this rank's frames, cuts each into partitions as it arrives
+(never concatenating the input), keeps the pieces of the partitions this rank
+owns and sends the others to their owners, then waits until every rank said it
+is done. Partition ``p`` belongs to rank ``p % nranks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from actors._columns import check_columns
+from streamnet import Channel, Collective, Context, TableChunk
+
+__all__ = [
+    "ExchangeReport",
+    "Partitioner",
+    "Partitions",
+    "canonical_keys",
+    "exchange",
+    "frames_of",
+    "hash_partition",
+    "owner",
+]
+
+Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
+"""Cuts a frame into pieces by partition id."""
+
+SEED = 0x5EED
+_DONE = None
+
+
+def owner(partition: int, nranks: int) -> int:
+    """The rank that owns ``partition`` (round-robin)."""
+    return partition % nranks
+
+
+async def frames_of(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    needed: Sequence[str] = (),
+    *,
+    where: str = "",
+    order: bool = False,
+) -> AsyncIterator[pl.DataFrame]:
+    """The frames of a stream, checking once per schema that ``needed`` columns exist.
+
+    With ``order``, each frame gains ``__rank`` and ``__seq`` columns: with the
+    row order inside a frame they give the global order of a multi-rank stream
+    (rank, then sequence number), which first/last/keep="first" rely on.
+    """
+    checked: set[tuple[str, ...]] = set()
+    while (msg := await ch_in.recv(ctx)) is not None:
+        chunk = TableChunk.from_message(msg)
+        columns = tuple(chunk.column_names)
+        if columns not in checked:
+            check_columns(needed, columns, where=where)
+            checked.add(columns)
+        frame = chunk.to_polars()
+        if order:
+            frame = frame.with_columns(
+                pl.lit(ctx.rank, pl.Int64).alias("__rank"),
+                pl.lit(msg.sequence_number, pl.Int64).alias("__seq"),
+            )
+        yield frame
+
+
+def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
+    """Key expressions cast so that equal values hash alike whatever their width (Int32/Int64...)."""
+    exprs = []
+    for key in keys:
+        dtype = df.schema[key]
+        expr = pl.col(key)
+        if dtype.is_signed_integer():
+            expr = expr.cast(pl.Int64)
+        elif dtype.is_unsigned_integer():
+            expr = expr.cast(pl.UInt64)
+        elif dtype.is_float():
+            expr = expr.cast(pl.Float64)
+        elif isinstance(dtype, pl.Categorical | pl.Enum):
+            expr = expr.cast(pl.String)
+        exprs.append(expr)
+    return exprs
+
+
+def hash_partition(
+    df: pl.DataFrame, keys: Sequence[str], partitions: int
+) -> dict[int, pl.DataFrame]:
+    """Rows of ``df`` by partition: a seeded hash of the key columns modulo ``partitions``.
+
+    Rows with equal keys land in the same partition on every rank; null keys too.
+    Empty partitions are left out.
+    """
+    if partitions == 1 or df.height == 0:
+        return {0: df} if df.height else {}
+    ids = df.select(
+        (pl.struct(canonical_keys(df, keys)).hash(SEED) % partitions).alias("__partition")
+    ).to_series()
+    pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
+    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+
+
+@dataclass
+class ExchangeReport:
+    """Traffic of one exchange on this rank."""
+
+    bytes_sent: dict[int, int] = field(default_factory=dict)
+    bytes_received: dict[int, int] = field(default_factory=dict)
+    peak_buffered_bytes: int = 0
+    spilled_bytes: int = 0
+
+
+class Partitions:
+    """The pieces of the partitions this rank owns, kept as TableChunks (spillable)."""
+
+    def __init__(self, owned: Sequence[int], max_buffered_bytes: int | None) -> None:
+        self.pieces: dict[int, list[TableChunk]] = {p: [] for p in owned}
+        self.max_buffered_bytes = max_buffered_bytes
+        self.buffered = 0
+        self.report = ExchangeReport()
+        self.schema: pl.DataFrame | None = None
+        """An empty frame with the input's schema, once this rank saw any input."""
+
+    def add(self, partition: int, piece: TableChunk) -> None:
+        self.pieces[partition].append(piece)
+        self.buffered += piece.nbytes
+        if self.buffered > self.report.peak_buffered_bytes:
+            self.report.peak_buffered_bytes = self.buffered
+        if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Spill the largest in-memory pieces until the buffer fits its bound again."""
+        assert self.max_buffered_bytes is not None
+        resident = sorted(
+            (c for cs in self.pieces.values() for c in cs if not c.is_spilled),
+            key=lambda c: c.nbytes,
+            reverse=True,
+        )
+        for chunk in resident:
+            if self.buffered <= self.max_buffered_bytes:
+                break
+            freed = chunk.spill()
+            self.buffered -= freed
+            self.report.spilled_bytes += freed
+
+    def take(self, partition: int) -> pl.DataFrame | None:
+        """The whole partition as one frame (loading spilled pieces), or None if it is empty."""
+        chunks = self.pieces.pop(partition, [])
+        frames = [c.to_polars() for c in chunks if c.num_rows]
+        for chunk in chunks:
+            if not chunk.is_spilled:
+                self.buffered -= chunk.nbytes
+        if not frames:
+            return None
+        return (
+            pl.concat(frames, how="vertical_relaxed", rechunk=False)
+            if len(frames) > 1
+            else frames[0]
+        )
+
+
+async def exchange(
+    ctx: Context,
+    coll: Collective,
+    frames: AsyncIterator[pl.DataFrame],
+    partitioner: Partitioner,
+    partitions: int,
+    phase: str,
+    *,
+    owner_of: Callable[[int, int], int] = owner,
+    max_buffered_bytes: int | None = None,
+) -> Partitions:
+    """Cut ``frames`` with ``partitioner`` and gather each owned partition from every rank.
+
+    ``phase`` tells apart several exchanges of one collective (the two sides of
+    a join); ``owner_of(partition, nranks)`` says which rank holds a partition.
+    Memory: input is partitioned frame by frame; owned pieces are held until
+    every rank is done, spilled beyond ``max_buffered_bytes``.
+    """
+    owned = [p for p in range(partitions) if owner_of(p, coll.nranks) == coll.rank]
+    held = Partitions(owned, max_buffered_bytes)
+
+    async def receive(peer: int) -> None:
+        while (item := await coll.recv(peer, phase)) is not _DONE:
+            partition, table = item
+            chunk = TableChunk.from_arrow(table)
+            held.report.bytes_received[peer] = (
+                held.report.bytes_received.get(peer, 0) + chunk.nbytes
+            )
+            held.add(partition, chunk)
+
+    receivers = [asyncio.ensure_future(receive(peer)) for peer in coll.peers]
+    held.schema = None
+    try:
+        async for frame in frames:
+            if held.schema is None:
+                held.schema = frame.head(0)
+            pieces = await ctx.to_thread(partitioner, frame)
+            for partition, piece in pieces.items():
+                dest = owner_of(partition, coll.nranks)
+                if dest == coll.rank:
+                    held.add(partition, TableChunk.from_polars(piece))
+                else:
+                    table = await ctx.to_thread(piece.to_arrow)
+                    held.report.bytes_sent[dest] = (
+                        held.report.bytes_sent.get(dest, 0) + table.nbytes
+                    )
+                    await coll.send(dest, (partition, table), phase)
+        for peer in coll.peers:
+            await coll.send(peer, _DONE, phase)
+        await asyncio.gather(*receivers)
+    finally:
+        for task in receivers:
+            task.cancel()
+    return held

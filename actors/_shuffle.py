@@ -1,0 +1,92 @@
+"""shuffle: hash-partition a stream on key columns across ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import polars as pl
+
+from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+
+__all__ = ["shuffle"]
+
+
+def key_list(keys: str | Sequence[str], what: str) -> list[str]:
+    """Key column names from one name or a list, checked not empty."""
+    listed = [keys] if isinstance(keys, str) else list(keys)
+    if not listed or not all(isinstance(k, str) for k in listed):
+        raise ValueError(
+            f"{what}: keys must be a column name or a non-empty list of names, got {keys!r}"
+        )
+    return listed
+
+
+def partition_count(value: int | None, coll: Collective, what: str) -> int:
+    count = coll.nranks if value is None else value
+    if type(count) is not int or count < 1:
+        raise ValueError(f"{what}: `num_partitions` must be an int >= 1, got {value!r}")
+    return count
+
+
+@define_actor(collective=True)
+async def shuffle(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    keys: str | Sequence[str],
+    *,
+    num_partitions: int | None = None,
+    max_buffered_bytes: int | None = None,
+) -> ExchangeReport:
+    """Hash-partition the stream on ``keys`` into partitions spread over the ranks.
+
+    Rows with equal keys (nulls included) end up in the same partition, owned by
+    rank ``partition % nranks``. Each rank sends out its partitions as one chunk
+    each, numbered by partition id and in that order, once every rank finished
+    its input. Input is partitioned chunk by chunk, never concatenated whole;
+    held pieces beyond ``max_buffered_bytes`` are spilled to disk.
+
+    Returns an ExchangeReport (bytes sent and received per peer, peak buffered
+    bytes) through ``node.result()``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, shuffle
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"k": [1, 2, 1, 3], "v": [1, 2, 3, 4]})
+    >>> Network(ctx, [from_polars(ctx, a, df, chunk_rows=2), shuffle(ctx, a, b, "k", num_partitions=2), sink]).run()
+    >>> sorted(sink.result()["v"].to_list())
+    [1, 2, 3, 4]
+    """
+    coll = Collective(ctx)
+    key_cols = key_list(keys, "shuffle")
+    count = partition_count(num_partitions, coll, "shuffle")
+    held = await exchange(
+        ctx,
+        coll,
+        frames_of(ctx, ch_in, key_cols, where="shuffle keys"),
+        partial(hash_partition, keys=key_cols, partitions=count),
+        count,
+        "shuffle",
+        max_buffered_bytes=max_buffered_bytes,
+    )
+    sent = False
+    for partition in sorted(held.pieces):
+        frame = held.take(partition)
+        if frame is not None:
+            await ch_out.send(ctx, Message(partition, TableChunk.from_polars(frame)))
+            sent = True
+    if not sent and held.schema is not None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(held.schema)))
+    await ch_out.drain(ctx)
+    return held.report
+
+
+def empty_like(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    return frame.head(0) if frame is not None else None
