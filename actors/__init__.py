@@ -10,6 +10,7 @@ from actors._concat import concat
 from actors._csv import read_csv
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, AggHow, groupby_agg
+from actors._join import BROADCAST_THRESHOLD, JoinHow, JoinReport, JoinStrategy, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
@@ -20,8 +21,12 @@ from actors._transform import ChunkKind, filter, map_chunks, rename, select, wit
 __all__ = [
     "Agg",
     "AggHow",
+    "BROADCAST_THRESHOLD",
     "ChunkKind",
     "CollectInto",
+    "JoinHow",
+    "JoinReport",
+    "JoinStrategy",
     "ParquetScanReport",
     "ParquetWriteReport",
     "collect",
@@ -33,6 +38,7 @@ __all__ = [
     "from_polars",
     "groupby_agg",
     "lineariser",
+    "join",
     "limit",
     "map_chunks",
     "merge",

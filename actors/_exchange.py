@@ -22,6 +22,7 @@ __all__ = [
     "Partitioner",
     "Partitions",
     "canonical_keys",
+    "chunks_of",
     "exchange",
     "frames_of",
     "hash_partition",
@@ -40,15 +41,15 @@ def owner(partition: int, nranks: int) -> int:
     return partition % nranks
 
 
-async def frames_of(
+async def chunks_of(
     ctx: Context,
     ch_in: Channel[TableChunk],
     needed: Sequence[str] = (),
     *,
     where: str = "",
     order: bool = False,
-) -> AsyncIterator[pl.DataFrame]:
-    """The frames of a stream, checking once per schema that ``needed`` columns exist.
+) -> AsyncIterator[tuple[int, pl.DataFrame]]:
+    """``(sequence number, frame)`` of a stream, checking once per schema that ``needed`` columns exist.
 
     With ``order``, each frame gains ``__rank`` and ``__seq`` columns: with the
     row order inside a frame they give the global order of a multi-rank stream
@@ -67,6 +68,19 @@ async def frames_of(
                 pl.lit(ctx.rank, pl.Int64).alias("__rank"),
                 pl.lit(msg.sequence_number, pl.Int64).alias("__seq"),
             )
+        yield msg.sequence_number, frame
+
+
+async def frames_of(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    needed: Sequence[str] = (),
+    *,
+    where: str = "",
+    order: bool = False,
+) -> AsyncIterator[pl.DataFrame]:
+    """The frames of a stream (see :func:`chunks_of`)."""
+    async for _, frame in chunks_of(ctx, ch_in, needed, where=where, order=order):
         yield frame
 
 

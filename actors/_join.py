@@ -1,0 +1,211 @@
+"""join: broadcast or shuffle hash join across ranks, chosen from observed sizes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+import polars as pl
+
+from actors._exchange import ExchangeReport, chunks_of, exchange, frames_of, hash_partition
+from actors._shuffle import key_list, partition_count
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+
+__all__ = ["BROADCAST_THRESHOLD", "JoinHow", "JoinReport", "JoinStrategy", "join"]
+
+JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
+"""Join types, with Polars' meaning."""
+
+JoinStrategy = Literal["auto", "broadcast", "shuffle"]
+"""How the join moves data between ranks."""
+
+BROADCAST_THRESHOLD = 64 * 2**20
+"""``strategy="auto"`` broadcasts the right side when all ranks together hold at most this many bytes of it."""
+
+_BROADCASTABLE = ("inner", "left", "semi", "anti")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinReport:
+    """What a join did on this rank (``node.result()``)."""
+
+    strategy: Literal["broadcast", "shuffle"]
+    right_bytes: int
+    """Bytes of the right side over all ranks, as far as it was read before choosing."""
+    left: ExchangeReport | None
+    right: ExchangeReport | None
+
+
+def _join(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    left_on: list[str],
+    right_on: list[str],
+    how: JoinHow,
+    suffix: str,
+) -> pl.DataFrame:
+    if left_on == right_on:
+        return left.join(right, on=left_on, how=how, suffix=suffix)
+    return left.join(right, left_on=left_on, right_on=right_on, how=how, suffix=suffix)
+
+
+@define_actor(collective=True)
+async def join(
+    ctx: Context,
+    left_in: Channel[TableChunk],
+    right_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    *,
+    on: str | Sequence[str] | None = None,
+    left_on: str | Sequence[str] | None = None,
+    right_on: str | Sequence[str] | None = None,
+    how: JoinHow = "inner",
+    suffix: str = "_right",
+    strategy: JoinStrategy = "auto",
+    broadcast_threshold: int = BROADCAST_THRESHOLD,
+    num_partitions: int | None = None,
+    max_buffered_bytes: int | None = None,
+) -> JoinReport:
+    """Join two streams on key columns, across every rank, with Polars' semantics.
+
+    ``strategy="broadcast"`` gathers the whole right side on every rank and joins
+    each left chunk as it streams by (left, inner, semi and anti joins).
+    ``strategy="shuffle"`` hash-partitions both sides on the keys and joins
+    partition by partition (every join type). ``"auto"`` reads the right side
+    first, up to ``broadcast_threshold`` bytes per rank; if the whole right side,
+    summed over ranks, fits in the threshold and the join type allows it, it
+    broadcasts, otherwise it shuffles. Column names found on both sides get
+    ``suffix`` as in Polars; null keys never match.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, join
+    >>> ctx = Context()
+    >>> l, r, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, out, into="polars")
+    >>> left = pl.DataFrame({"id": [1, 2, 3], "x": ["a", "b", "c"]})
+    >>> right = pl.DataFrame({"id": [3, 1], "y": [30, 10]})
+    >>> Network(ctx, [from_polars(ctx, l, left), from_polars(ctx, r, right), join(ctx, l, r, out, on="id"), sink]).run()
+    >>> sink.result().sort("id").to_dicts()
+    [{'id': 1, 'x': 'a', 'y': 10}, {'id': 3, 'x': 'c', 'y': 30}]
+    """
+    coll = Collective(ctx)
+    if on is not None:
+        if left_on is not None or right_on is not None:
+            raise ValueError("join: give `on`, or `left_on` and `right_on`, not both")
+        lkeys = rkeys = key_list(on, "join")
+    elif left_on is not None and right_on is not None:
+        lkeys, rkeys = key_list(left_on, "join"), key_list(right_on, "join")
+        if len(lkeys) != len(rkeys):
+            raise ValueError(f"join: `left_on` {lkeys} and `right_on` {rkeys} differ in length")
+    else:
+        raise ValueError("join: give the keys with `on`, or with `left_on` and `right_on`")
+    if how not in ("inner", "left", "right", "full", "semi", "anti"):
+        raise ValueError(f"join: `how` must be inner, left, right, full, semi or anti, got {how!r}")
+    if strategy not in ("auto", "broadcast", "shuffle"):
+        raise ValueError(f"join: `strategy` must be auto, broadcast or shuffle, got {strategy!r}")
+    if strategy == "broadcast" and how not in _BROADCASTABLE:
+        raise ValueError(
+            f"join: how={how!r} cannot broadcast the right side (its unmatched right rows would "
+            "repeat on every rank); use strategy='shuffle' or 'auto'"
+        )
+    count = partition_count(num_partitions, coll, "join")
+    lefts = chunks_of(ctx, left_in, lkeys, where="join left keys")
+    rights = frames_of(ctx, right_in, rkeys, where="join right keys")
+
+    # Read the right side first, up to the threshold (all of it when broadcasting is forced).
+    buffered: list[pl.DataFrame] = []
+    size = 0
+    ended = False
+    if strategy != "shuffle":
+        while strategy == "broadcast" or size <= broadcast_threshold:
+            frame = await anext(rights, None)
+            if frame is None:
+                ended = True
+                break
+            buffered.append(frame)
+            size += int(frame.estimated_size())
+    sizes = await coll.allgather((size, ended), "size")
+    total = sum(s for s, _ in sizes)
+    broadcast = strategy == "broadcast" or (
+        strategy == "auto"
+        and how in _BROADCASTABLE
+        and all(e for _, e in sizes)
+        and total <= broadcast_threshold
+    )
+    if broadcast:
+        await _broadcast_join(ctx, coll, lefts, buffered, ch_out, lkeys, rkeys, how, suffix)
+        return JoinReport("broadcast", total, None, None)
+
+    async def right_stream() -> AsyncIterator[pl.DataFrame]:
+        for frame in buffered:
+            yield frame
+        async for frame in rights:
+            yield frame
+
+    async def left_stream() -> AsyncIterator[pl.DataFrame]:
+        async for _, frame in lefts:
+            yield frame
+
+    right_held = await exchange(
+        ctx, coll, right_stream(), partial(hash_partition, keys=rkeys, partitions=count),
+        count, "right", max_buffered_bytes=max_buffered_bytes,
+    )  # fmt: skip
+    left_held = await exchange(
+        ctx, coll, left_stream(), partial(hash_partition, keys=lkeys, partitions=count),
+        count, "left", max_buffered_bytes=max_buffered_bytes,
+    )  # fmt: skip
+    schemas = await coll.allgather((left_held.schema, right_held.schema), "schemas")
+    left_empty = next((left for left, _ in schemas if left is not None), None)
+    right_empty = next((right for _, right in schemas if right is not None), None)
+    sent = False
+    for partition in sorted(left_held.pieces):
+        left_part = left_held.take(partition)
+        right_part = right_held.take(partition)
+        if left_part is None and how in ("inner", "left", "semi", "anti"):
+            continue  # nothing on the left: nothing to keep
+        if right_part is None and how in ("inner", "right", "semi"):
+            continue  # nothing on the right: no match possible
+        left_part = left_part if left_part is not None else left_empty
+        right_part = right_part if right_part is not None else right_empty
+        if left_part is None or right_part is None:
+            continue  # one side never sent a single chunk on any rank
+        out = await ctx.to_thread(_join, left_part, right_part, lkeys, rkeys, how, suffix)
+        await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
+        sent = True
+    if not sent and left_empty is not None and right_empty is not None:
+        out = _join(left_empty, right_empty, lkeys, rkeys, how, suffix)
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
+    return JoinReport("shuffle", total, left_held.report, right_held.report)
+
+
+async def _broadcast_join(
+    ctx: Context,
+    coll: Collective,
+    lefts: AsyncIterator[tuple[int, pl.DataFrame]],
+    buffered: list[pl.DataFrame],
+    ch_out: Channel[TableChunk],
+    lkeys: list[str],
+    rkeys: list[str],
+    how: JoinHow,
+    suffix: str,
+) -> None:
+    """Gather the whole right side on every rank, then join each left chunk as it comes."""
+    local = pl.concat(buffered, how="vertical_relaxed") if buffered else None
+    everyone = await coll.allgather(local.to_arrow() if local is not None else None, "broadcast")
+    parts = [pl.DataFrame(table) for table in everyone if table is not None]
+    small = pl.concat(parts, how="vertical_relaxed") if parts else None
+    async for seq, left in lefts:
+        if small is None:  # no rank ever saw a right chunk: no right columns to add
+            if how in ("inner", "semi"):
+                continue
+            out = left
+        else:
+            out = await ctx.to_thread(_join, left, small, lkeys, rkeys, how, suffix)
+        await ch_out.send(ctx, Message(seq, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
