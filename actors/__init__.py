@@ -5,9 +5,11 @@ Expressions are Polars expressions (``pl.col("x") > 3``).
 
 import contextlib
 
+from actors._allgather import allgather
 from actors._collect import CollectInto, collect
 from actors._concat import concat
 from actors._csv import read_csv
+from actors._distinct import DistinctKeep, distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, AggHow, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinHow, JoinReport, JoinStrategy, join
@@ -16,6 +18,7 @@ from actors._memory import from_arrow, from_pandas, from_polars
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
+from actors._sort import sort, top_k
 from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
 
 __all__ = [
@@ -24,13 +27,16 @@ __all__ = [
     "BROADCAST_THRESHOLD",
     "ChunkKind",
     "CollectInto",
+    "DistinctKeep",
     "JoinHow",
     "JoinReport",
     "JoinStrategy",
     "ParquetScanReport",
     "ParquetWriteReport",
+    "allgather",
     "collect",
     "concat",
+    "distinct",
     "fanout",
     "filter",
     "from_arrow",
@@ -48,7 +54,9 @@ __all__ = [
     "rename",
     "select",
     "shuffle",
+    "sort",
     "throttle",
+    "top_k",
     "with_columns",
     "write_parquet",
 ]

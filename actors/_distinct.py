@@ -1,0 +1,100 @@
+"""distinct: unique rows (on all or some columns) across every rank."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+from typing import Literal
+
+import polars as pl
+
+from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition
+from actors._shuffle import partition_count
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+
+__all__ = ["DistinctKeep", "distinct"]
+
+DistinctKeep = Literal["any", "first", "last"]
+"""Which row of a set of duplicates :func:`distinct` keeps."""
+
+_ORDER = ["__rank", "__seq"]
+
+
+@define_actor(collective=True)
+async def distinct(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    subset: str | Sequence[str] | None = None,
+    *,
+    keep: DistinctKeep = "any",
+    num_partitions: int | None = None,
+    max_buffered_bytes: int | None = None,
+) -> ExchangeReport:
+    """Drop duplicate rows, judged on ``subset`` columns (all when None), across ranks.
+
+    Each chunk is deduplicated on arrival, the survivors are shuffled on the
+    subset, and each rank deduplicates the partitions it owns. ``keep="first"``
+    or ``"last"`` keeps the first or last duplicate in stream order (rank, then
+    sequence number, then row); ``"any"`` is cheapest.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, distinct, from_polars
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"k": [1, 1, 2], "v": [10, 20, 30]})
+    >>> Network(ctx, [from_polars(ctx, a, df, chunk_rows=1), distinct(ctx, a, b, "k", keep="first"), sink]).run()
+    >>> sink.result().sort("k").to_dicts()
+    [{'k': 1, 'v': 10}, {'k': 2, 'v': 30}]
+    """
+    coll = Collective(ctx)
+    if keep not in ("any", "first", "last"):
+        raise ValueError(f"distinct: `keep` must be 'any', 'first' or 'last', got {keep!r}")
+    cols = None if subset is None else ([subset] if isinstance(subset, str) else list(subset))
+    count = partition_count(num_partitions, coll, "distinct")
+    ordered = keep != "any"
+    key_holder: list[list[str]] = []
+
+    def dedup(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+        if ordered:
+            frame = frame.with_row_index("__row").sort([*_ORDER, "__row"], maintain_order=True)
+            frame = frame.unique(subset=keys, keep=keep, maintain_order=True).drop("__row")
+            return frame
+        return frame.unique(subset=keys, keep="any")
+
+    async def prepared() -> AsyncIterator[pl.DataFrame]:
+        async for frame in frames_of(
+            ctx, ch_in, cols or [], where="distinct subset", order=ordered
+        ):
+            if not key_holder:
+                key_holder.append(cols or [c for c in frame.columns if c not in _ORDER])
+            yield await ctx.to_thread(dedup, frame, key_holder[0])
+
+    def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+        return hash_partition(frame, key_holder[0], count)
+
+    held = await exchange(
+        ctx, coll, prepared(), partitioner, count, "distinct", max_buffered_bytes=max_buffered_bytes
+    )
+    sent = False
+    for partition in sorted(held.pieces):
+        frame = held.take(partition)
+        if frame is None:
+            continue
+        out = await ctx.to_thread(dedup, frame, key_holder[0])
+        if ordered:
+            out = out.drop(_ORDER)
+        await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
+        sent = True
+    if not sent and held.schema is not None:
+        empty = held.schema.drop(_ORDER) if ordered else held.schema
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
+    await ch_out.drain(ctx)
+    return held.report
+
+
+del partial

@@ -1,0 +1,212 @@
+"""sort and top_k: a global sort by sampled range partitioning, and its cheap special case."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+
+import polars as pl
+
+from actors._exchange import ExchangeReport, exchange, frames_of
+from actors._shuffle import key_list
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+
+__all__ = ["sort", "top_k"]
+
+SAMPLES_PER_CHUNK = 128
+
+
+def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[bool]:
+    if isinstance(value, bool):
+        return [value] * len(keys)
+    flags = list(value)
+    if len(flags) != len(keys) or not all(isinstance(f, bool) for f in flags):
+        raise ValueError(f"sort: `{name}` must be a bool or one bool per key {keys}, got {value!r}")
+    return flags
+
+
+def _boundaries(
+    samples: pl.DataFrame, keys: list[str], desc: list[bool], nulls_last: list[bool], parts: int
+) -> pl.DataFrame:
+    """``parts - 1`` rows that cut the sorted samples into ``parts`` equal ranges."""
+    if samples.height == 0 or parts == 1:
+        return samples.head(0)
+    ordered = samples.sort(keys, descending=desc, nulls_last=nulls_last, maintain_order=True)
+    picks = [min(ordered.height - 1, (i * ordered.height) // parts) for i in range(1, parts)]
+    return ordered[picks]
+
+
+def range_partition(
+    frame: pl.DataFrame,
+    bounds: pl.DataFrame,
+    keys: list[str],
+    desc: list[bool],
+    nulls_last: list[bool],
+) -> dict[int, pl.DataFrame]:
+    """Rows by range: partition i holds the rows ordered after i boundaries.
+
+    Sorting the rows together with the boundary rows (boundaries first among
+    equals) gives each row the number of boundaries before it, under exactly the
+    order the sort uses: descending keys, nulls first or last, any key types.
+    """
+    if bounds.height == 0:
+        return {0: frame} if frame.height else {}
+    marked = pl.concat(
+        [
+            bounds.select(keys).with_columns(
+                pl.lit(1, pl.Int8).alias("__bound"), pl.lit(None, pl.UInt32).alias("__row")
+            ),
+            frame.select(keys).with_columns(
+                pl.lit(0, pl.Int8).alias("__bound"),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    ordered = marked.sort(
+        [*keys, "__bound"],
+        descending=[*desc, True],
+        nulls_last=[*nulls_last, False],
+        maintain_order=True,
+    )
+    placed = ordered.with_columns(pl.col("__bound").cum_sum().alias("__partition")).filter(
+        pl.col("__bound") == 0
+    )
+    ids = placed.sort("__row").get_column("__partition")
+    pieces = frame.with_columns(ids.alias("__partition")).partition_by(
+        "__partition", as_dict=True, include_key=False
+    )
+    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+
+
+def _contiguous(partition: int, nranks: int) -> int:
+    return partition  # one range per rank, in rank order
+
+
+@define_actor(collective=True)
+async def sort(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    by: str | Sequence[str],
+    *,
+    descending: bool | Sequence[bool] = False,
+    nulls_last: bool | Sequence[bool] = False,
+    max_buffered_bytes: int | None = None,
+) -> ExchangeReport:
+    """Sort the stream across every rank, as Polars' ``sort`` would.
+
+    Each rank samples its input's keys; the samples of all ranks give range
+    boundaries; every chunk is cut by range and sent to the rank that owns the
+    range (rank 0 the first); each rank sorts its range. Reading the ranks'
+    outputs in rank order gives the global order (``allgather`` does). Ties
+    keep no particular order.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, sort
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [3, None, 1, 2]})
+    >>> Network(ctx, [from_polars(ctx, a, df, chunk_rows=1), sort(ctx, a, b, "x", descending=True, nulls_last=True), sink]).run()
+    >>> sink.result()["x"].to_list()
+    [3, 2, 1, None]
+    """
+    coll = Collective(ctx)
+    keys = key_list(by, "sort")
+    desc = _flags(descending, keys, "descending")
+    last = _flags(nulls_last, keys, "nulls_last")
+    frames: list[TableChunk] = []
+    samples: list[pl.DataFrame] = []
+    async for frame in frames_of(ctx, ch_in, keys, where="sort keys"):
+        frames.append(TableChunk.from_polars(frame))
+        take = min(frame.height, SAMPLES_PER_CHUNK)
+        samples.append(
+            frame.select(keys).sample(take, seed=len(frames))
+            if take
+            else frame.select(keys).head(0)
+        )
+    local = pl.concat(samples, how="vertical_relaxed") if samples else None
+    gathered = await coll.allgather(local.to_arrow() if local is not None else None, "samples")
+    all_samples = [pl.DataFrame(t) for t in gathered if t is not None]
+    if not all_samples:  # no rank saw a chunk
+        await ch_out.drain(ctx)
+        return ExchangeReport()
+    bounds = _boundaries(
+        pl.concat(all_samples, how="vertical_relaxed"), keys, desc, last, coll.nranks
+    )
+
+    async def replay() -> AsyncIterator[pl.DataFrame]:
+        for chunk in frames:
+            yield chunk.to_polars()
+        frames.clear()
+
+    held = await exchange(
+        ctx, coll, replay(),
+        partial(range_partition, bounds=bounds, keys=keys, desc=desc, nulls_last=last),
+        coll.nranks, "sort", owner_of=_contiguous, max_buffered_bytes=max_buffered_bytes,
+    )  # fmt: skip
+    schemas = await coll.allgather(held.schema, "schema")
+    taken = held.take(coll.rank)
+    # An empty range still sends the schema.
+    mine = taken if taken is not None else next((s for s in schemas if s is not None), None)
+    if mine is not None:
+        out = await ctx.to_thread(lambda f: f.sort(keys, descending=desc, nulls_last=last), mine)
+        await ch_out.send(ctx, Message(coll.rank, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
+    return held.report
+
+
+@define_actor(collective=True)
+async def top_k(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    by: str | Sequence[str],
+    k: int,
+    *,
+    descending: bool | Sequence[bool] = False,
+    nulls_last: bool | Sequence[bool] = False,
+) -> None:
+    """The first ``k`` rows of the stream sorted by ``by``, on every rank.
+
+    Only the best ``k`` rows of each chunk are kept as the stream goes, so
+    memory holds about ``2k`` rows; at the end the ranks swap their ``k`` rows
+    and each sends the same ``k`` rows out. ``descending=True`` gives the largest.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, from_polars, top_k
+    >>> ctx = Context()
+    >>> a, b = ctx.create_channel(), ctx.create_channel()
+    >>> sink = collect(ctx, b, into="polars")
+    >>> df = pl.DataFrame({"x": [5, 1, 4, 2, 3]})
+    >>> Network(ctx, [from_polars(ctx, a, df, chunk_rows=2), top_k(ctx, a, b, "x", 2, descending=True), sink]).run()
+    >>> sink.result()["x"].to_list()
+    [5, 4]
+    """
+    coll = Collective(ctx)
+    keys = key_list(by, "top_k")
+    if type(k) is not int or k < 0:
+        raise ValueError(f"top_k: `k` must be an int >= 0, got {k!r}")
+    desc = _flags(descending, keys, "descending")
+    last = _flags(nulls_last, keys, "nulls_last")
+
+    def best(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.sort(keys, descending=desc, nulls_last=last, maintain_order=True).head(k)
+
+    kept: pl.DataFrame | None = None
+    async for frame in frames_of(ctx, ch_in, keys, where="top_k keys"):
+        both = frame if kept is None else pl.concat([kept, frame], how="vertical_relaxed")
+        kept = await ctx.to_thread(best, both)
+    everyone = await coll.allgather(kept.to_arrow() if kept is not None else None, "top")
+    parts = [pl.DataFrame(t) for t in everyone if t is not None]
+    if parts:
+        out = await ctx.to_thread(best, pl.concat(parts, how="vertical_relaxed"))
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
