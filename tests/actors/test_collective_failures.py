@@ -1,0 +1,182 @@
+"""Failure paths of collectives: a failing rank, mismatched networks, memory bounds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import polars as pl
+import pytest
+
+import actors
+from streamnet import (
+    Context,
+    Message,
+    Network,
+    NetworkMismatchError,
+    RemoteRankError,
+    TableChunk,
+    define_actor,
+    run_ranks,
+)
+
+
+@define_actor
+async def chunks_then_fail(ctx, ch_out, fail_on_rank: int, after: int):
+    for seq in range(1000):
+        if ctx.rank == fail_on_rank and seq == after:
+            raise ValueError(f"bad record on rank {ctx.rank}")
+        frame = pl.DataFrame({"k": [seq % 5], "v": [seq]})
+        await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
+        await asyncio.sleep(0)
+
+
+def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -> None:
+    seen: dict[int, BaseException] = {}
+
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        try:
+            await Network(
+                ctx,
+                [
+                    chunks_then_fail(ctx, a, 1, 5),
+                    actors.shuffle(ctx, a, b, "k"),
+                    actors.collect(ctx, b),
+                ],
+            ).run_async()
+        except BaseException as exc:
+            seen[ctx.rank] = exc
+            raise
+
+    async def bounded() -> None:
+        await asyncio.wait_for(asyncio.to_thread(run_ranks, 3, job), 10)
+
+    with pytest.raises(ValueError, match="bad record on rank 1") as info:
+        asyncio.run(bounded())
+    assert any("on rank 1 of 3" in note for note in info.value.__notes__)
+    assert set(seen) == {0, 1, 2}
+    for rank in (0, 2):
+        assert isinstance(seen[rank], RemoteRankError)
+        assert seen[rank].rank == 1
+        assert "rank 1 failed: ValueError: bad record on rank 1" in str(seen[rank])
+
+
+def test_a_rank_failing_before_its_network_starts_does_not_hang_the_others() -> None:
+    async def job(ctx: Context) -> None:
+        if ctx.rank == 0:
+            raise RuntimeError("could not open input")
+        a, b = ctx.create_channel(), ctx.create_channel()
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, pl.DataFrame({"k": [1]})),
+                actors.shuffle(ctx, a, b, "k"),
+                actors.collect(ctx, b),
+            ],
+        ).run_async()
+
+    with pytest.raises(RuntimeError, match="could not open input"):
+        run_ranks(2, job)
+
+
+def test_mismatched_networks_are_detected_on_every_rank() -> None:
+    seen: dict[int, BaseException] = {}
+
+    async def job(ctx: Context) -> None:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        df = pl.DataFrame({"k": [1, 2], "v": [3, 4]})
+        if ctx.rank == 0:
+            nodes = [
+                actors.from_polars(ctx, a, df),
+                actors.shuffle(ctx, a, b, "k"),
+                actors.groupby_agg(ctx, b, c, "k", {"v": "sum"}),
+                actors.collect(ctx, c),
+            ]
+        else:
+            nodes = [
+                actors.from_polars(ctx, a, df),
+                actors.groupby_agg(ctx, a, c, "k", {"v": "sum"}),
+                actors.collect(ctx, c),
+            ]
+        try:
+            await Network(ctx, nodes).run_async()
+        except NetworkMismatchError as exc:
+            seen[ctx.rank] = exc
+            raise
+
+    with pytest.raises(NetworkMismatchError, match="the ranks built different networks") as info:
+        run_ranks(2, job)
+    text = str(info.value)
+    assert "rank 0: shuffle (op 0), groupby_agg (op 1)" in text
+    assert "rank 1: groupby_agg (op 0)" in text
+    assert set(seen) == {0, 1}
+
+
+def test_operation_ids_follow_build_order() -> None:
+    ctx = Context()
+    a, b, c, d = (ctx.create_channel() for _ in range(4))
+    first = actors.shuffle(ctx, a, b, "k")
+    local = actors.filter(ctx, b, c, pl.col("k") > 0)
+    second = actors.distinct(ctx, c, d)
+    assert (first.op_id, local.op_id, second.op_id) == (0, None, 1)
+
+
+def test_shuffle_spills_to_stay_within_its_memory_bound(tmp_path) -> None:
+    chunk = pl.DataFrame({"k": range(1000), "v": range(1000)})  # 16 kB a chunk
+    bound = 4 * chunk.estimated_size()
+
+    async def job(ctx: Context):
+        a, b = ctx.create_channel(), ctx.create_channel()
+        source = actors.from_polars(ctx, a, pl.concat([chunk] * 40), chunk_rows=1000)
+        shuffle = actors.shuffle(
+            ctx, a, b, "k", num_partitions=4 * ctx.nranks, max_buffered_bytes=bound
+        )
+        sink = actors.collect(ctx, b, into="polars")
+        await Network(ctx, [source, shuffle, sink]).run_async()
+        return shuffle.result(), sink.result()
+
+    results = run_ranks(2, job)
+    total = sum(out.height for _, out in results)
+    assert total == 2 * 40 * 1000
+    for report, _ in results:
+        # Never more than the bound plus the one piece that crossed it.
+        assert report.peak_buffered_bytes <= bound + chunk.estimated_size()
+        assert report.spilled_bytes > 0
+        assert sum(report.bytes_sent.values()) > 0
+
+
+def test_collective_helpers_refuse_to_run_outside_a_collective_actor() -> None:
+    from streamnet import Collective
+
+    with pytest.raises(RuntimeError, match="collective=True"):
+        Collective(Context())
+
+
+def test_collective_bad_arguments() -> None:
+    df = pl.DataFrame({"k": [1], "v": [2]})
+
+    def run(make):
+        async def job(ctx: Context) -> None:
+            a, b = ctx.create_channel(), ctx.create_channel()
+            await Network(
+                ctx, [actors.from_polars(ctx, a, df), make(ctx, a, b), actors.collect(ctx, b)]
+            ).run_async()
+
+        run_ranks(1, job)
+
+    with pytest.raises(ValueError, match="keys must be a column name"):
+        run(lambda c, i, o: actors.shuffle(c, i, o, []))
+    with pytest.raises(ValueError, match="unknown aggregation 'median'"):
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"v": "median"}))
+    with pytest.raises(ValueError, match="output names \\['v_sum'\\] repeat"):
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", [("v", "sum"), ("v", "sum")]))
+    with pytest.raises(ValueError, match="`keep` must be"):
+        run(lambda c, i, o: actors.distinct(c, i, o, keep="none"))
+    with pytest.raises(ValueError, match="one bool per key"):
+        run(lambda c, i, o: actors.sort(c, i, o, "k", descending=[True, False]))
+    from streamnet import ColumnNotFoundError
+
+    with pytest.raises(ColumnNotFoundError, match="actor `groupby_agg#0`: column `w` not found"):
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"w": "sum"}))
+    with pytest.raises(ColumnNotFoundError, match="actor `shuffle#0`: column `zz` not found"):
+        run(lambda c, i, o: actors.shuffle(c, i, o, "zz"))

@@ -1,0 +1,299 @@
+"""Each collective equals Polars on random data, on 1 to 4 in-process ranks."""
+
+from __future__ import annotations
+
+import itertools
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import Context, Network, run_ranks
+
+RANKS = st.integers(1, 4)
+
+
+@st.composite
+def keyed_frames(draw: st.DrawFn, max_rows: int = 80) -> pl.DataFrame:
+    """Numeric and string keys with nulls and skew (a few keys can dominate)."""
+    n = draw(st.integers(0, max_rows))
+    hot = draw(st.booleans())
+    ints = st.one_of(st.none(), st.integers(0, 2 if hot else 30))
+    keys = draw(st.lists(ints, min_size=n, max_size=n))
+    names = draw(
+        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "cc"])), min_size=n, max_size=n)
+    )
+    values = draw(st.lists(st.one_of(st.none(), st.integers(-1000, 1000)), min_size=n, max_size=n))
+    return pl.DataFrame(
+        {"k": keys, "name": names, "v": values},
+        schema={"k": pl.Int64, "name": pl.String, "v": pl.Int64},
+    )
+
+
+def split(df: pl.DataFrame, nranks: int, empty_rank: int | None) -> list[pl.DataFrame]:
+    """Rows dealt to ranks in contiguous slices; ``empty_rank`` gets none."""
+    ranks = [r for r in range(nranks) if r != empty_rank] or [0]
+    parts = {r: df.head(0) for r in range(nranks)}
+    step = -(-df.height // len(ranks)) if df.height else 0
+    for i, r in enumerate(ranks):
+        parts[r] = df.slice(i * step, step) if step else df.head(0)
+    return [parts[r] for r in range(nranks)]
+
+
+def run_collective(parts: list[pl.DataFrame], make, *, chunk_rows: int = 7) -> list[pl.DataFrame]:
+    async def job(ctx: Context) -> pl.DataFrame:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b, into="polars")
+        source = actors.from_polars(ctx, a, parts[ctx.rank], chunk_rows=chunk_rows)
+        await Network(ctx, [source, make(ctx, a, b), sink]).run_async()
+        return sink.result()
+
+    return run_ranks(len(parts), job)
+
+
+def sort_all(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(df.columns, nulls_last=True)
+
+
+@settings(max_examples=25)
+@given(keyed_frames(), RANKS, st.booleans())
+def test_shuffle_puts_each_key_on_one_rank_and_loses_nothing(df, nranks, empty) -> None:
+    parts = split(df, nranks, nranks - 1 if empty else None)
+    outs = run_collective(
+        parts, lambda c, i, o: actors.shuffle(c, i, o, ["k", "name"], num_partitions=2 * nranks)
+    )
+    got = (
+        pl.concat([o for o in outs if o.width], how="vertical_relaxed")
+        if any(o.width for o in outs)
+        else df.head(0)
+    )
+    assert_frame_equal(sort_all(got), sort_all(pl.concat(parts)))
+    seen: dict[tuple, int] = {}
+    for rank, out in enumerate(outs):
+        for key in out.select("k", "name").unique().iter_rows():
+            assert seen.setdefault(key, rank) == rank, f"key {key} on ranks {seen[key]} and {rank}"
+
+
+AGG_SETS = [
+    [("v", "sum"), ("v", "count"), ("*", "len"), ("v", "mean"), ("v", "min"), ("v", "max")],
+    [("v", "first"), ("v", "last"), ("v", "std"), ("v", "var")],
+    [("v", "n_unique"), ("v", "sum", "total"), ("name", "first")],
+]
+
+
+@settings(max_examples=25)
+@given(
+    keyed_frames(),
+    RANKS,
+    st.sampled_from(AGG_SETS),
+    st.sampled_from([["k"], ["k", "name"], ["name"]]),
+    st.booleans(),
+)
+def test_groupby_agg_equals_polars(df, nranks, aggs, keys, empty) -> None:
+    parts = split(df, nranks, 0 if empty and nranks > 1 else None)
+    outs = run_collective(parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs))
+    items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
+    expected = pl.concat(parts).group_by(keys).agg([a.polars() for a in items])
+    got = pl.concat(outs)
+    assert_frame_equal(
+        got.sort(keys, nulls_last=True),
+        expected.sort(keys, nulls_last=True),
+        check_exact=False,
+        rel_tol=1e-9,
+        abs_tol=1e-9,
+    )
+
+
+@settings(max_examples=20)
+@given(
+    keyed_frames(),
+    keyed_frames(max_rows=30),
+    RANKS,
+    st.sampled_from(["inner", "left", "right", "full", "semi", "anti"]),
+    st.sampled_from(["auto", "shuffle", "broadcast"]),
+)
+def test_join_equals_polars(left, right, nranks, how, strategy) -> None:
+    if strategy == "broadcast" and how in ("right", "full"):
+        return
+    lparts, rparts = split(left, nranks, None), split(right, nranks, nranks - 1)
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, lch, lparts[ctx.rank], chunk_rows=9),
+                actors.from_polars(ctx, rch, rparts[ctx.rank], chunk_rows=5),
+                actors.join(ctx, lch, rch, out, on=["k", "name"], how=how, strategy=strategy),
+                sink,
+            ],
+        ).run_async()
+        return sink.result()
+
+    got = pl.concat(run_ranks(nranks, job))
+    expected = left.join(right, on=["k", "name"], how=how)
+    assert got.columns == expected.columns
+    assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+def test_join_on_differently_named_and_typed_keys() -> None:
+    left = pl.DataFrame({"id": pl.Series([1, 2, 3, None], dtype=pl.Int32), "x": [1, 2, 3, 4]})
+    right = pl.DataFrame({"key": pl.Series([3, 1, 5], dtype=pl.Int32), "x": [30, 10, 50]})
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, lch, left if ctx.rank == 0 else left.head(0)),
+                actors.from_polars(ctx, rch, right if ctx.rank == 1 else right.head(0)),
+                actors.join(
+                    ctx, lch, rch, out, left_on="id", right_on="key", how="left", strategy="shuffle"
+                ),
+                sink,
+            ],
+        ).run_async()
+        return sink.result()
+
+    got = pl.concat(run_ranks(2, job))
+    expected = left.join(right, left_on="id", right_on="key", how="left")
+    assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+def test_auto_join_broadcasts_small_and_shuffles_large() -> None:
+    left = pl.DataFrame({"k": range(1000), "x": range(1000)})
+    small = pl.DataFrame({"k": range(0, 1000, 10), "y": range(100)})
+
+    def run(threshold: int) -> tuple[str, pl.DataFrame]:
+        async def job(ctx: Context):
+            lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+            sink = actors.collect(ctx, out, into="polars")
+            j = actors.join(ctx, lch, rch, out, on="k", broadcast_threshold=threshold)
+            await Network(
+                ctx,
+                [
+                    actors.from_polars(ctx, lch, left.slice(ctx.rank * 500, 500), chunk_rows=100),
+                    actors.from_polars(ctx, rch, small.slice(ctx.rank * 50, 50), chunk_rows=10),
+                    j,
+                    sink,
+                ],
+            ).run_async()
+            return j.result().strategy, sink.result()
+
+        results = run_ranks(2, job)
+        assert results[0][0] == results[1][0]  # every rank chose the same way
+        return results[0][0], pl.concat([r[1] for r in results])
+
+    chosen, got = run(10 * 2**20)
+    assert chosen == "broadcast"
+    assert got.height == 100
+    chosen, got = run(100)
+    assert chosen == "shuffle"
+    assert got.height == 100
+
+
+def test_join_rejects_broadcast_of_a_full_join() -> None:
+    with pytest.raises(ValueError, match="how='full' cannot broadcast"):
+
+        async def job(ctx: Context) -> None:
+            lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+            df = pl.DataFrame({"k": [1]})
+            await Network(
+                ctx,
+                [
+                    actors.from_polars(ctx, lch, df),
+                    actors.from_polars(ctx, rch, df),
+                    actors.join(ctx, lch, rch, out, on="k", how="full", strategy="broadcast"),
+                    actors.collect(ctx, out),
+                ],
+            ).run_async()
+
+        run_ranks(1, job)
+
+
+@settings(max_examples=20)
+@given(
+    keyed_frames(),
+    RANKS,
+    st.sampled_from([(False, False), (True, True), ([True, False], [False, True])]),
+    st.booleans(),
+)
+def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty) -> None:
+    desc, nulls_last = flags
+    parts = split(df, nranks, nranks - 1 if empty else None)
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, c, into="polars")
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, parts[ctx.rank], chunk_rows=6),
+                actors.sort(ctx, a, b, ["k", "name"], descending=desc, nulls_last=nulls_last),
+                actors.allgather(ctx, b, c),
+                sink,
+            ],
+        ).run_async()
+        return sink.result()
+
+    expected = pl.concat(parts).sort(["k", "name"], descending=desc, nulls_last=nulls_last)
+    for got in run_ranks(nranks, job):
+        if expected.height == 0:
+            assert got.height == 0
+            continue
+        assert_frame_equal(got.select("k", "name"), expected.select("k", "name"))
+        assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+@settings(max_examples=20)
+@given(keyed_frames(), RANKS, st.integers(0, 20))
+def test_top_k_equals_polars(df, nranks, k) -> None:
+    parts = split(df, nranks, None)
+    outs = run_collective(
+        parts,
+        lambda c, i, o: actors.top_k(
+            c, i, o, ["v", "k"], k, descending=[True, False], nulls_last=True
+        ),
+    )
+    expected = pl.concat(parts).sort(["v", "k"], descending=[True, False], nulls_last=True).head(k)
+    for got in outs:
+        assert_frame_equal(got.select("v", "k"), expected.select("v", "k"))
+
+
+@settings(max_examples=20)
+@given(
+    keyed_frames(),
+    RANKS,
+    st.sampled_from([None, ["k"], ["k", "name"]]),
+    st.sampled_from(["any", "first", "last"]),
+)
+def test_distinct_equals_polars(df, nranks, subset, keep) -> None:
+    parts = split(df, nranks, None)
+    outs = run_collective(parts, lambda c, i, o: actors.distinct(c, i, o, subset, keep=keep))
+    got = pl.concat(outs)
+    expected = pl.concat(parts).unique(subset=subset, keep=keep, maintain_order=True)
+    if keep == "any":
+        cols = subset or df.columns
+        assert_frame_equal(sort_all(got.select(cols)), sort_all(expected.select(cols)))
+        assert got.height == expected.height
+    else:
+        assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+@pytest.mark.parametrize(("nranks", "ordered"), list(itertools.product([1, 2, 4], [True, False])))
+def test_allgather_gives_every_rank_everything(nranks: int, ordered: bool) -> None:
+    parts = [pl.DataFrame({"r": [r] * 20, "i": range(20)}) for r in range(nranks)]
+    outs = run_collective(
+        parts, lambda c, i, o: actors.allgather(c, i, o, ordered=ordered), chunk_rows=3
+    )
+    expected = pl.concat(parts)
+    for got in outs:
+        if ordered:
+            assert_frame_equal(got, expected)
+        else:
+            assert_frame_equal(sort_all(got), sort_all(expected))
