@@ -198,21 +198,20 @@ def test_auto_join_broadcasts_small_and_shuffles_large() -> None:
 
 
 def test_join_rejects_broadcast_of_a_full_join() -> None:
+    async def job(ctx: Context) -> None:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        df = pl.DataFrame({"k": [1]})
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, lch, df),
+                actors.from_polars(ctx, rch, df),
+                actors.join(ctx, lch, rch, out, on="k", how="full", strategy="broadcast"),
+                actors.collect(ctx, out),
+            ],
+        ).run_async()
+
     with pytest.raises(ValueError, match="how='full' cannot broadcast"):
-
-        async def job(ctx: Context) -> None:
-            lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
-            df = pl.DataFrame({"k": [1]})
-            await Network(
-                ctx,
-                [
-                    actors.from_polars(ctx, lch, df),
-                    actors.from_polars(ctx, rch, df),
-                    actors.join(ctx, lch, rch, out, on="k", how="full", strategy="broadcast"),
-                    actors.collect(ctx, out),
-                ],
-            ).run_async()
-
         run_ranks(1, job)
 
 
