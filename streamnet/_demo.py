@@ -16,8 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from channels import Channel
-from streamnet._actor import ActorNode, define_actor
+from streamnet._actor import ActorNode
 from streamnet._context import Context
 from streamnet._network import Network
 from streamnet._table_chunk import TableChunk
@@ -29,14 +28,15 @@ ROW_GROUP_ROWS = 250_000
 CUTOFF = dt.date(1998, 9, 2)
 
 KEYS = ["l_returnflag", "l_linestatus"]
-# Partial aggregates per chunk: sums and counts, merged at the end (means come last).
-PARTIALS = [
-    pl.col("l_quantity").sum().alias("sum_qty"),
-    pl.col("l_extendedprice").sum().alias("sum_base_price"),
-    pl.col("disc_price").sum().alias("sum_disc_price"),
-    pl.col("charge").sum().alias("sum_charge"),
-    pl.col("l_discount").sum().alias("sum_disc"),
-    pl.len().alias("count_order"),
+AGGREGATES = [
+    ("l_quantity", "sum", "sum_qty"),
+    ("l_extendedprice", "sum", "sum_base_price"),
+    ("disc_price", "sum", "sum_disc_price"),
+    ("charge", "sum", "sum_charge"),
+    ("l_quantity", "mean", "avg_qty"),
+    ("l_extendedprice", "mean", "avg_price"),
+    ("l_discount", "mean", "avg_disc"),
+    (None, "len", "count_order"),
 ]
 
 
@@ -87,34 +87,6 @@ def lineitem(rows: int, data_dir: str | os.PathLike[str] | None = None, seed: in
     return path
 
 
-@define_actor
-async def aggregate_by_flag(ctx: Context, ch_in: Channel[TableChunk]) -> pl.DataFrame:
-    """Group-by of the demo: partial aggregates per chunk, merged and sorted at the end."""
-
-    def partial(df: pl.DataFrame) -> pl.DataFrame:
-        return df.group_by(KEYS).agg(PARTIALS)
-
-    partials: list[pl.DataFrame] = []
-    while (msg := await ch_in.recv(ctx)) is not None:
-        partials.append(await ctx.to_thread(partial, TableChunk.from_message(msg).to_polars()))
-
-    def final(parts: list[pl.DataFrame]) -> pl.DataFrame:
-        merged = pl.concat(parts).group_by(KEYS).agg(pl.exclude(KEYS).sum())
-        return merged.select(
-            *KEYS,
-            "sum_qty",
-            "sum_base_price",
-            "sum_disc_price",
-            "sum_charge",
-            (pl.col("sum_qty") / pl.col("count_order")).alias("avg_qty"),
-            (pl.col("sum_base_price") / pl.col("count_order")).alias("avg_price"),
-            (pl.col("sum_disc") / pl.col("count_order")).alias("avg_disc"),
-            "count_order",
-        ).sort(KEYS)
-
-    return await ctx.to_thread(final, partials)
-
-
 def polars_reference(path: Path) -> pl.DataFrame:
     """The same query in Polars' streaming engine, to check the pipeline's answer."""
     return (
@@ -142,14 +114,15 @@ def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
     """scan Parquet -> filter on a date -> derive columns -> group and aggregate -> sort."""
     import actors
 
-    scanned, kept, derived = (
-        ctx.create_channel(TableChunk, name=name) for name in ("scanned", "kept", "derived")
+    scanned, kept, derived, grouped, ordered = (
+        ctx.create_channel(TableChunk, name=name)
+        for name in ("scanned", "kept", "derived", "grouped", "sorted")
     )
     columns = [
         "l_quantity", "l_extendedprice", "l_discount", "l_tax",
         "l_returnflag", "l_linestatus", "l_shipdate",
     ]  # fmt: skip
-    sink = aggregate_by_flag(ctx, derived)
+    sink = actors.collect(ctx, ordered, into="polars")
     network = Network(
         ctx,
         [
@@ -164,6 +137,8 @@ def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
                 * (1 - pl.col("l_discount"))
                 * (1 + pl.col("l_tax")),
             ),
+            actors.groupby_agg(ctx, derived, grouped, KEYS, AGGREGATES),
+            actors.sort(ctx, grouped, ordered, KEYS),
             sink,
         ],
         name="demo",

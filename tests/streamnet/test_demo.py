@@ -16,7 +16,7 @@ def test_demo_matches_polars_and_prints_statistics(
     result = run_demo(rows=60_000, data_dir=str(tmp_path))
     out = capsys.readouterr().out
     assert "same answer as Polars: yes" in out
-    assert "read_parquet#0" in out and "aggregate_by_flag#0" in out
+    assert "read_parquet#0" in out and "groupby_agg#0" in out and "sort#0" in out
     assert result.height == 3
     assert (
         result["count_order"].sum()
