@@ -9,6 +9,7 @@ is done. Partition ``p`` belongs to rank ``p % nranks``.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ __all__ = [
     "exchange",
     "frames_of",
     "hash_partition",
+    "map_in_threads",
     "owner",
 ]
 
@@ -82,6 +84,27 @@ async def frames_of(
     """The frames of a stream (see :func:`chunks_of`)."""
     async for _, frame in chunks_of(ctx, ch_in, needed, where=where, order=order):
         yield frame
+
+
+async def map_in_threads(
+    ctx: Context,
+    frames: AsyncIterator[pl.DataFrame],
+    fn: Callable[[pl.DataFrame], pl.DataFrame],
+    *,
+    depth: int,
+) -> AsyncIterator[pl.DataFrame]:
+    """``fn`` over ``frames`` in the thread pool, up to ``depth`` at once, results in order."""
+    pending: deque[asyncio.Future[pl.DataFrame]] = deque()
+    try:
+        async for frame in frames:
+            pending.append(asyncio.ensure_future(ctx.to_thread(fn, frame)))
+            if len(pending) >= depth:
+                yield await pending.popleft()
+        while pending:
+            yield await pending.popleft()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
@@ -215,6 +238,9 @@ async def exchange(
         async for frame in frames:
             if held.schema is None:
                 held.schema = frame.head(0)
+            if partitions == 1 and coll.nranks == 1:  # nothing to cut or send
+                held.add(0, TableChunk.from_polars(frame))
+                continue
             pieces = await ctx.to_thread(partitioner, frame)
             for partition, piece in pieces.items():
                 dest = owner_of(partition, coll.nranks)

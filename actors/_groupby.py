@@ -9,7 +9,7 @@ from typing import Literal
 
 import polars as pl
 
-from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition
+from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition, map_in_threads
 from actors._shuffle import key_list, partition_count
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
@@ -128,6 +128,38 @@ def _partials(aggs: list[Agg]) -> list[pl.Expr]:
     return exprs
 
 
+def _row_partials(aggs: list[Agg]) -> list[pl.Expr]:
+    """Each row as a partial aggregate of its own one-row group (same columns as ``_partials``).
+
+    Shipping these instead of grouped partials costs no grouping at all, which
+    pays when a chunk has nearly as many groups as rows.
+    """
+    idx = pl.get_index_type()
+    exprs: list[pl.Expr] = []
+    for i, agg in enumerate(aggs):
+        p = f"__{i}_"
+        if agg.how == "len":
+            exprs.append(pl.lit(1, idx).alias(p + "n"))
+            continue
+        col = pl.col(agg.column)  # type: ignore[arg-type]
+        present = col.is_not_null().cast(idx)
+        if agg.how == "sum":
+            exprs.append(col.fill_null(0).alias(p + "sum"))  # the sum of [null] is 0
+        elif agg.how in ("min", "max", "first", "last"):
+            exprs.append(col.alias(p + agg.how))
+        elif agg.how == "count":
+            exprs.append(present.alias(p + "n"))
+        elif agg.how == "mean":
+            exprs += [col.fill_null(0).alias(p + "sum"), present.alias(p + "n")]
+        elif agg.how in ("std", "var"):
+            exprs += [
+                present.alias(p + "n"),
+                col.cast(pl.Float64).alias(p + "mean"),
+                pl.when(col.is_null()).then(None).otherwise(pl.lit(0.0)).alias(p + "m2"),
+            ]
+    return exprs
+
+
 def _finals(aggs: list[Agg], keys: list[str]) -> tuple[list[pl.Expr], list[pl.Expr]]:
     """Window columns to add before the final group-by, and the final aggregates."""
     windows: list[pl.Expr] = []
@@ -139,7 +171,9 @@ def _finals(aggs: list[Agg], keys: list[str]) -> tuple[list[pl.Expr], list[pl.Ex
         elif agg.how in ("sum", "min", "max"):
             finals.append(getattr(pl.col(p + agg.how), agg.how)().alias(agg.output))
         elif agg.how in ("first", "last"):
-            ordered = pl.col(p + agg.how).sort_by(_ORDER)
+            ordered = pl.col(p + agg.how).sort_by(
+                _ORDER, maintain_order=True
+            )  # stable: row order within a chunk
             finals.append(
                 (ordered.first() if agg.how == "first" else ordered.last()).alias(agg.output)
             )
@@ -165,9 +199,10 @@ def _final_group(
     frame: pl.DataFrame, keys: list[str], aggs: list[Agg], schema: pl.Schema
 ) -> pl.DataFrame:
     windows, finals = _finals(aggs, keys)
+    query = frame.lazy()
     if windows:
-        frame = frame.with_columns(windows)
-    out = frame.group_by(keys).agg(finals)
+        query = query.with_columns(windows)
+    out = query.group_by(keys).agg(finals).collect(engine="streaming")
     return out.cast(dict(schema))  # type: ignore[arg-type]
 
 
@@ -176,7 +211,7 @@ def _raw_group(
 ) -> pl.DataFrame:
     if ordered:
         frame = frame.sort(_ORDER, maintain_order=True)
-    return frame.group_by(keys).agg([a.polars() for a in aggs])
+    return frame.lazy().group_by(keys).agg([a.polars() for a in aggs]).collect(engine="streaming")
 
 
 @define_actor(collective=True)
@@ -234,18 +269,33 @@ async def groupby_agg(
     ordered = any(a.how in ("first", "last") for a in items)
     raw = any(a.how == "n_unique" for a in items)
     first_frame: list[pl.DataFrame] = []
+    partials, row_partials = _partials(items), _row_partials(items)
+    grouping = True  # turned off once chunks prove to have about as many groups as rows
 
-    async def prepared() -> AsyncIterator[pl.DataFrame]:
+    def pre_aggregate(frame: pl.DataFrame) -> pl.DataFrame:
+        if grouping:
+            return frame.lazy().group_by(key_cols).agg(partials).collect(engine="streaming")
+        order = [pl.col(c) for c in _ORDER] if ordered else []
+        return frame.select(*[pl.col(k) for k in key_cols], *row_partials, *order)
+
+    async def selected() -> AsyncIterator[pl.DataFrame]:
         async for frame in frames_of(ctx, ch_in, needed, where="groupby_agg", order=ordered):
             frame = frame.select(needed + (_ORDER if ordered else []))
             if not first_frame:
                 first_frame.append(frame.head(0))
-            if raw:
-                yield frame
-            else:
-                yield await ctx.to_thread(
-                    lambda f: f.group_by(key_cols).agg(_partials(items)), frame
-                )
+            yield frame
+
+    def pre_aggregate_and_learn(frame: pl.DataFrame) -> pl.DataFrame:
+        nonlocal grouping
+        out = pre_aggregate(frame)
+        if grouping and frame.height >= 10_000 and out.height > frame.height // 2:
+            grouping = False  # high cardinality: grouping chunks would not shrink them
+        return out
+
+    def prepared() -> AsyncIterator[pl.DataFrame]:
+        if raw:
+            return selected()
+        return map_in_threads(ctx, selected(), pre_aggregate_and_learn, depth=2)
 
     held = await exchange(
         ctx,

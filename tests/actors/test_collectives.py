@@ -296,3 +296,33 @@ def test_allgather_gives_every_rank_everything(nranks: int, ordered: bool) -> No
             assert_frame_equal(got, expected)
         else:
             assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_exact(
+    nranks: int,
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 60_000
+    values = rng.integers(-100, 100, n).astype(float)
+    values[rng.random(n) < 0.2] = np.nan
+    df = pl.DataFrame(
+        {"k": rng.integers(0, n, n), "v": pl.Series(values).fill_nan(None)}
+    )  # about 38k groups in 60k rows: grouping a chunk barely shrinks it
+    aggs = [
+        (c, h)
+        for c in ["v"]
+        for h in ["sum", "count", "mean", "min", "max", "first", "last", "std", "var"]
+    ]
+    aggs.append(("*", "len"))
+    parts = [df.slice(r * n // nranks, n // nranks) for r in range(nranks)]
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, "k", aggs), chunk_rows=15_000
+    )
+    items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
+    expected = df.group_by("k").agg([a.polars() for a in items]).sort("k")
+    assert_frame_equal(
+        pl.concat(outs).sort("k"), expected, check_exact=False, rel_tol=1e-9, abs_tol=1e-9
+    )
