@@ -46,9 +46,14 @@ def _join(
     how: JoinHow,
     suffix: str,
 ) -> pl.DataFrame:
+    # Polars' streaming engine joins several times faster than its eager one here.
     if left_on == right_on:
-        return left.join(right, on=left_on, how=how, suffix=suffix)
-    return left.join(right, left_on=left_on, right_on=right_on, how=how, suffix=suffix)
+        query = left.lazy().join(right.lazy(), on=left_on, how=how, suffix=suffix)
+    else:
+        query = left.lazy().join(
+            right.lazy(), left_on=left_on, right_on=right_on, how=how, suffix=suffix
+        )
+    return query.collect(engine="streaming")
 
 
 @define_actor(collective=True)
@@ -117,12 +122,16 @@ async def join(
     lefts = chunks_of(ctx, left_in, lkeys, where="join left keys")
     rights = frames_of(ctx, right_in, rkeys, where="join right keys")
 
-    # Read the right side first, up to the threshold (all of it when broadcasting is forced).
+    # Read the right side first, up to the threshold (all of it when broadcasting is forced,
+    # or with a single rank, where "broadcasting" moves nothing).
     buffered: list[pl.DataFrame] = []
     size = 0
     ended = False
+    read_all = strategy == "broadcast" or (
+        strategy == "auto" and coll.nranks == 1 and how in _BROADCASTABLE
+    )
     if strategy != "shuffle":
-        while strategy == "broadcast" or size <= broadcast_threshold:
+        while read_all or size <= broadcast_threshold:
             frame = await anext(rights, None)
             if frame is None:
                 ended = True
@@ -131,7 +140,7 @@ async def join(
             size += int(frame.estimated_size())
     sizes = await coll.allgather((size, ended), "size")
     total = sum(s for s, _ in sizes)
-    broadcast = strategy == "broadcast" or (
+    broadcast = read_all or (
         strategy == "auto"
         and how in _BROADCASTABLE
         and all(e for _, e in sizes)
@@ -195,17 +204,45 @@ async def _broadcast_join(
     how: JoinHow,
     suffix: str,
 ) -> None:
-    """Gather the whole right side on every rank, then join each left chunk as it comes."""
-    local = pl.concat(buffered, how="vertical_relaxed") if buffered else None
-    everyone = await coll.allgather(local.to_arrow() if local is not None else None, "broadcast")
-    parts = [pl.DataFrame(table) for table in everyone if table is not None]
-    small = pl.concat(parts, how="vertical_relaxed") if parts else None
-    async for seq, left in lefts:
+    """Gather the whole right side on every rank, then join the left side as it streams.
+
+    Each join builds a hash table of the right side, so left chunks are joined in
+    batches of at least twice the right side's rows: the builds then cost no more
+    than the probes, and a small right side still joins chunk by chunk.
+    """
+    if coll.nranks == 1:
+        small = pl.concat(buffered, how="vertical_relaxed") if buffered else None
+    else:
+        local = pl.concat(buffered, how="vertical_relaxed") if buffered else None
+        everyone = await coll.allgather(
+            local.to_arrow() if local is not None else None, "broadcast"
+        )
+        parts = [pl.DataFrame(table) for table in everyone if table is not None]
+        small = pl.concat(parts, how="vertical_relaxed") if parts else None
+    batch_rows = 2 * small.height if small is not None else 0
+    batch: list[pl.DataFrame] = []
+    first_seq = 0
+
+    async def flush() -> None:
+        left = pl.concat(batch, how="vertical_relaxed") if len(batch) > 1 else batch[0]
+        batch.clear()
         if small is None:  # no rank ever saw a right chunk: no right columns to add
             if how in ("inner", "semi"):
-                continue
+                return
             out = left
         else:
             out = await ctx.to_thread(_join, left, small, lkeys, rkeys, how, suffix)
-        await ch_out.send(ctx, Message(seq, TableChunk.from_polars(out)))
+        await ch_out.send(ctx, Message(first_seq, TableChunk.from_polars(out)))
+
+    rows = 0
+    async for seq, left in lefts:
+        if not batch:
+            first_seq = seq
+        batch.append(left)
+        rows += left.height
+        if rows >= batch_rows:
+            await flush()
+            rows = 0
+    if batch:
+        await flush()
     await ch_out.drain(ctx)

@@ -23,7 +23,10 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "workloads", nargs="*", default=["hop", "scan"], help="workloads to run: hop, scan"
+        "workloads",
+        nargs="*",
+        default=["hop", "scan", "groupby", "join"],
+        help="workloads to run: hop, scan, groupby, join",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
@@ -49,8 +52,28 @@ def main(argv: list[str] | None = None) -> int:
             rows = 2_000_000 if args.quick else 20_000_000
             print(scan.report(*scan.run(rows=rows, repeats=1 if args.quick else 3)))
             print()
+        elif name == "groupby":
+            from benchmarks import groupby
+
+            print("## W1: streaming group-by-sum\n")
+            rows = 2_000_000 if args.quick else 200_000_000
+            print(groupby.report(*groupby.run(rows=rows, repeats=1 if args.quick else 2)))
+            print()
+        elif name == "join":
+            from benchmarks import join
+
+            print("## W3: join of a table with a stream\n")
+            sizes = (100_000, 1_000_000) if args.quick else (10_000_000, 100_000_000)
+            print(
+                join.report(
+                    *join.run(
+                        table_rows=sizes[0], stream_rows=sizes[1], repeats=1 if args.quick else 2
+                    )
+                )
+            )
+            print()
         else:
-            parser.error(f"unknown workload {name!r}; choose from: hop, scan")
+            parser.error(f"unknown workload {name!r}; choose from: hop, scan, groupby, join")
     return 0
 
 

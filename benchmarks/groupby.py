@@ -28,9 +28,7 @@ def generate(rows: int, keys: int, seed: int = 3) -> pa.Table:
     batches = []
     for start in range(0, rows, 10_000_000):
         n = min(10_000_000, rows - start)
-        batches.append(
-            pa.record_batch({"k": rng.integers(0, keys, n), "v": rng.random(n)})
-        )
+        batches.append(pa.record_batch({"k": rng.integers(0, keys, n), "v": rng.random(n)}))
     return pa.Table.from_batches(batches)
 
 
@@ -60,7 +58,7 @@ def run_duckdb(table: pa.Table) -> pl.DataFrame:
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     con.register("t", table)
-    out = con.execute("SELECT k, sum(v) AS v FROM t GROUP BY k").to_arrow_table()
+    out = con.sql("SELECT k, sum(v) AS v FROM t GROUP BY k").to_arrow_table()
     con.close()
     frame = pl.from_arrow(out)
     assert isinstance(frame, pl.DataFrame)
@@ -95,12 +93,16 @@ class Result:
 
 def _check(frame: pl.DataFrame, reference: tuple[int, float] | None) -> tuple[int, float]:
     got = (frame.height, float(frame["v"].sum()))
-    if reference is not None and (got[0] != reference[0] or abs(got[1] - reference[1]) > 1e-6 * abs(reference[1])):
+    if reference is not None and (
+        got[0] != reference[0] or abs(got[1] - reference[1]) > 1e-6 * abs(reference[1])
+    ):
         raise AssertionError(f"result {got} differs from {reference}")
     return got
 
 
-def run(*, rows: int = 200_000_000, key_counts: tuple[int, ...] = (1_000, 1_000_000), repeats: int = 2) -> tuple[int, list[Result]]:
+def run(
+    *, rows: int = 200_000_000, key_counts: tuple[int, ...] = (1_000, 1_000_000), repeats: int = 2
+) -> tuple[int, list[Result]]:
     results = []
     for keys in key_counts:
         table = generate(rows, keys)
@@ -130,7 +132,9 @@ def report(rows: int, results: list[Result]) -> str:
         group = [r for r in results if r.keys == keys]
         best = min(r.seconds for r in group)
         for r in group:
-            lines.append(f"| {keys:,} | {r.engine} | {r.seconds:.2f} | {rows / r.seconds / 1e6:.0f} | {r.seconds / best:.2f}x |")
+            lines.append(
+                f"| {keys:,} | {r.engine} | {r.seconds:.2f} | {rows / r.seconds / 1e6:.0f} | {r.seconds / best:.2f}x |"
+            )
     return "\n".join(lines)
 
 
