@@ -17,7 +17,7 @@ from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
-from actors._shuffle import shuffle
+from actors._shuffle import Placement, shuffle
 from actors._sort import sort, top_k
 from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
 
@@ -33,6 +33,7 @@ __all__ = [
     "JoinStrategy",
     "ParquetScanReport",
     "ParquetWriteReport",
+    "Placement",
     "allgather",
     "collect",
     "concat",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from functools import partial
 from typing import Literal
 
 import polars as pl
@@ -95,6 +94,3 @@ async def distinct(
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
     await ch_out.drain(ctx)
     return held.report
-
-
-del partial

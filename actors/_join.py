@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -9,6 +10,7 @@ from typing import Literal
 
 import polars as pl
 
+from actors._columns import check_columns
 from actors._exchange import ExchangeReport, chunks_of, exchange, frames_of, hash_partition
 from actors._shuffle import key_list, partition_count
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
@@ -119,26 +121,37 @@ async def join(
             "repeat on every rank); use strategy='shuffle' or 'auto'"
         )
     count = partition_count(num_partitions, coll, "join")
-    lefts = chunks_of(ctx, left_in, lkeys, where="join left keys")
     rights = frames_of(ctx, right_in, rkeys, where="join right keys")
 
-    # Read the right side first, up to the threshold (all of it when broadcasting is forced,
-    # or with a single rank, where "broadcasting" moves nothing).
-    buffered: list[pl.DataFrame] = []
-    size = 0
-    ended = False
-    read_all = strategy == "broadcast" or (
-        strategy == "auto" and coll.nranks == 1 and how in _BROADCASTABLE
-    )
-    if strategy != "shuffle":
-        while read_all or size <= broadcast_threshold:
-            frame = await anext(rights, None)
-            if frame is None:
-                ended = True
-                break
-            buffered.append(frame)
-            size += int(frame.estimated_size())
-    sizes = await coll.allgather((size, ended), "size")
+    # The left side is buffered while the right side is read, so a join whose two inputs
+    # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
+    # buffered left chunks go to disk.
+    early = _LeftBuffer(ctx, left_in, spill_beyond=broadcast_threshold)
+    buffering = asyncio.ensure_future(early.fill())
+    try:
+        # Read the right side first, up to the threshold (all of it when broadcasting is
+        # forced, or with a single rank, where "broadcasting" moves nothing).
+        buffered: list[pl.DataFrame] = []
+        size = 0
+        ended = False
+        read_all = strategy == "broadcast" or (
+            strategy == "auto" and coll.nranks == 1 and how in _BROADCASTABLE
+        )
+        if strategy != "shuffle":
+            while read_all or size <= broadcast_threshold:
+                frame = await anext(rights, None)
+                if frame is None:
+                    ended = True
+                    break
+                buffered.append(frame)
+                size += int(frame.estimated_size())
+        sizes = await coll.allgather((size, ended), "size")
+    finally:
+        buffering.cancel()
+        await asyncio.gather(buffering, return_exceptions=True)
+    if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
+        raise buffering.exception()  # type: ignore[misc]
+    lefts = early.replay_then(chunks_of(ctx, left_in, lkeys, where="join left keys"), lkeys)
     total = sum(s for s, _ in sizes)
     broadcast = read_all or (
         strategy == "auto"
@@ -160,13 +173,16 @@ async def join(
         async for _, frame in lefts:
             yield frame
 
-    right_held = await exchange(
-        ctx, coll, right_stream(), partial(hash_partition, keys=rkeys, partitions=count),
-        count, "right", max_buffered_bytes=max_buffered_bytes,
-    )  # fmt: skip
-    left_held = await exchange(
-        ctx, coll, left_stream(), partial(hash_partition, keys=lkeys, partitions=count),
-        count, "left", max_buffered_bytes=max_buffered_bytes,
+    # Both sides at once: neither waits for the other to end (no deadlock under a fanout).
+    right_held, left_held = await asyncio.gather(
+        exchange(
+            ctx, coll, right_stream(), partial(hash_partition, keys=rkeys, partitions=count),
+            count, "right", max_buffered_bytes=max_buffered_bytes,
+        ),
+        exchange(
+            ctx, coll, left_stream(), partial(hash_partition, keys=lkeys, partitions=count),
+            count, "left", max_buffered_bytes=max_buffered_bytes,
+        ),
     )  # fmt: skip
     schemas = await coll.allgather((left_held.schema, right_held.schema), "schemas")
     left_empty = next((left for left, _ in schemas if left is not None), None)
@@ -191,6 +207,44 @@ async def join(
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
     await ch_out.drain(ctx)
     return JoinReport("shuffle", total, left_held.report, right_held.report)
+
+
+class _LeftBuffer:
+    """Left chunks received while the right side is being read, spilled beyond a bound."""
+
+    def __init__(self, ctx: Context, channel: Channel[TableChunk], *, spill_beyond: int) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.spill_beyond = spill_beyond
+        self.chunks: list[tuple[int, TableChunk]] = []
+        self.in_memory = 0
+        self.ended = False
+
+    async def fill(self) -> None:
+        """Receive until cancelled or the stream ends (a cancelled receive loses nothing)."""
+        while (msg := await self.channel.recv(self.ctx)) is not None:
+            chunk = TableChunk.from_message(msg)
+            self.chunks.append((msg.sequence_number, chunk))
+            self.in_memory += chunk.nbytes
+            if self.in_memory > self.spill_beyond:
+                self.in_memory -= await self.ctx.to_thread(chunk.spill)
+        self.ended = True
+
+    async def replay_then(
+        self, rest: AsyncIterator[tuple[int, pl.DataFrame]], keys: list[str]
+    ) -> AsyncIterator[tuple[int, pl.DataFrame]]:
+        """The buffered chunks, then the rest of the stream."""
+        checked: set[tuple[str, ...]] = set()
+        for seq, chunk in self.chunks:
+            columns = tuple(chunk.column_names)
+            if columns not in checked:
+                check_columns(keys, columns, where="join left keys")
+                checked.add(columns)
+            yield seq, chunk.to_polars()
+        self.chunks.clear()
+        if not self.ended:
+            async for item in rest:
+                yield item
 
 
 async def _broadcast_join(

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Literal
 
-import polars as pl
-
-from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition
+from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition, owner
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
-__all__ = ["shuffle"]
+__all__ = ["Placement", "contiguous_owner", "shuffle"]
+
+Placement = Literal["round_robin", "contiguous"]
+"""How partitions are spread over ranks."""
+
+
+def contiguous_owner(partition: int, nranks: int, *, partitions: int) -> int:
+    """The rank owning ``partition`` when each rank holds a block of consecutive partitions."""
+    return partition * nranks // partitions
 
 
 def key_list(keys: str | Sequence[str], what: str) -> list[str]:
@@ -38,14 +45,17 @@ async def shuffle(
     keys: str | Sequence[str],
     *,
     num_partitions: int | None = None,
+    placement: Placement = "round_robin",
     max_buffered_bytes: int | None = None,
 ) -> ExchangeReport:
     """Hash-partition the stream on ``keys`` into partitions spread over the ranks.
 
-    Rows with equal keys (nulls included) end up in the same partition, owned by
-    rank ``partition % nranks``. Each rank sends out its partitions as one chunk
-    each, numbered by partition id and in that order, once every rank finished
-    its input. Input is partitioned chunk by chunk, never concatenated whole;
+    Rows with equal keys (nulls included) end up in the same partition. With
+    ``placement="round_robin"`` rank ``r`` owns partitions ``r, r + nranks, ...``;
+    with ``"contiguous"`` it owns one block of consecutive partitions. A
+    partition is complete once every rank finished its input, so each rank sends
+    out its partitions then, one chunk each, numbered by partition id and in
+    that order. Input is partitioned chunk by chunk, never concatenated whole;
     held pieces beyond ``max_buffered_bytes`` are spilled to disk.
 
     Returns an ExchangeReport (bytes sent and received per peer, peak buffered
@@ -67,6 +77,11 @@ async def shuffle(
     coll = Collective(ctx)
     key_cols = key_list(keys, "shuffle")
     count = partition_count(num_partitions, coll, "shuffle")
+    if placement not in ("round_robin", "contiguous"):
+        raise ValueError(
+            f"shuffle: `placement` must be 'round_robin' or 'contiguous', got {placement!r}"
+        )
+    owner_of = owner if placement == "round_robin" else partial(contiguous_owner, partitions=count)
     held = await exchange(
         ctx,
         coll,
@@ -74,6 +89,7 @@ async def shuffle(
         partial(hash_partition, keys=key_cols, partitions=count),
         count,
         "shuffle",
+        owner_of=owner_of,
         max_buffered_bytes=max_buffered_bytes,
     )
     sent = False
@@ -86,7 +102,3 @@ async def shuffle(
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(held.schema)))
     await ch_out.drain(ctx)
     return held.report
-
-
-def empty_like(frame: pl.DataFrame | None) -> pl.DataFrame | None:
-    return frame.head(0) if frame is not None else None

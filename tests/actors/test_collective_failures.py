@@ -6,6 +6,7 @@ import asyncio
 
 import polars as pl
 import pytest
+from bounded import run_ranks_within
 
 import actors
 from streamnet import (
@@ -48,11 +49,8 @@ def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -
             seen[ctx.rank] = exc
             raise
 
-    async def bounded() -> None:
-        await asyncio.wait_for(asyncio.to_thread(run_ranks, 3, job), 10)
-
     with pytest.raises(ValueError, match="bad record on rank 1") as info:
-        asyncio.run(bounded())
+        run_ranks_within(10, 3, job)
     assert any("on rank 1 of 3" in note for note in info.value.__notes__)
     assert set(seen) == {0, 1, 2}
     for rank in (0, 2):

@@ -6,6 +6,7 @@ import itertools
 
 import polars as pl
 import pytest
+from bounded import run_ranks_within
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -326,3 +327,45 @@ def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_
     assert_frame_equal(
         pl.concat(outs).sort("k"), expected, check_exact=False, rel_tol=1e-9, abs_tol=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    ("nranks", "strategy"), [(1, "auto"), (2, "auto"), (2, "shuffle"), (2, "broadcast")]
+)
+def test_self_join_through_a_fanout_does_not_deadlock(nranks: int, strategy: str) -> None:
+    """Both join inputs come from one fanout: the join must read them concurrently."""
+    df = pl.DataFrame({"k": [i % 50 for i in range(4000)], "v": range(4000)})
+    parts = split(df, nranks, None)
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        src, left, right, out = (ctx.create_channel(capacity=1) for _ in range(4))
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, src, parts[ctx.rank], chunk_rows=50),
+                actors.fanout(ctx, src, [left, right]),
+                actors.join(
+                    ctx,
+                    left,
+                    right,
+                    out,
+                    on="k",
+                    how="semi",
+                    strategy=strategy,
+                    broadcast_threshold=2_000,
+                ),
+                sink,
+            ],
+        ).run_async()
+        return sink.result()
+
+    got = pl.concat(run_ranks_within(30, nranks, job))
+    assert_frame_equal(sort_all(got), sort_all(df.join(df, on="k", how="semi")))
+
+
+def test_contiguous_placement_gives_each_rank_a_block_of_partitions() -> None:
+    from actors._shuffle import contiguous_owner
+
+    assert [contiguous_owner(p, 3, partitions=7) for p in range(7)] == [0, 0, 0, 1, 1, 2, 2]
+    assert [contiguous_owner(p, 2, partitions=2) for p in range(2)] == [0, 1]
