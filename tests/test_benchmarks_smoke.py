@@ -1,8 +1,10 @@
-"""The benchmark entry point runs (tiny sizes; no timing is asserted)."""
+"""Every benchmark runs at a tiny size and its engines agree (no timing is asserted)."""
 
 from __future__ import annotations
 
-from benchmarks import hop
+from pathlib import Path
+
+from benchmarks import groupby, hop, join, scan
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -10,3 +12,21 @@ def test_hop_benchmark_runs_and_reports_every_cell() -> None:
     assert [(r.hops, r.capacity) for r in results] == [(h, c) for h in (1, 4, 8) for c in (1, 2, 8)]
     table = hop.report(results)
     assert table.count("\n") == len(results) + 1
+
+
+def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:
+    rows, results = scan.run(rows=60_000, repeats=1, data_dir=str(tmp_path))
+    assert {r.engine for r in results} == set(scan.ENGINES)
+    assert "ratio to best peer" in scan.report(rows, results)
+
+
+def test_groupby_benchmark_engines_agree() -> None:
+    rows, results = groupby.run(rows=50_000, key_counts=(10, 5_000), repeats=1)
+    assert len(results) == 2 * len(groupby.ENGINES)
+    assert "ratio to fastest" in groupby.report(rows, results)
+
+
+def test_join_benchmark_engines_agree() -> None:
+    *sizes, results = join.run(table_rows=5_000, stream_rows=50_000, repeats=1)
+    assert {r.engine for r in results} == set(join.ENGINES)
+    assert "rows out" in join.report(*sizes, results)
