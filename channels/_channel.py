@@ -63,6 +63,8 @@ class ChannelStatistics:
         The most the buffer ever held.
     messages_sent, messages_received
         Messages that entered and left the channel.
+    rows_sent
+        Rows of the messages that entered it (what payloads report as ``num_rows``).
     waiting_senders, waiting_receivers
         Calls blocked on the channel now.
     """
@@ -77,6 +79,7 @@ class ChannelStatistics:
     peak_buffered_bytes: int
     messages_sent: int
     messages_received: int
+    rows_sent: int
     waiting_senders: int
     waiting_receivers: int
 
@@ -165,6 +168,7 @@ class Channel(Generic[T]):
         "_producers",
         "_received",
         "_recv_waiters",
+        "_rows",
         "_send_waiters",
         "_sent",
         "_state",
@@ -201,6 +205,7 @@ class Channel(Generic[T]):
         self._drained_by: set[object] = set()
         self._owner: object | None = None
         self._sent = 0
+        self._rows = 0
         self._received = 0
         self._peak_messages = 0
         self._peak_bytes = 0
@@ -265,6 +270,7 @@ class Channel(Generic[T]):
             peak_buffered_bytes=self._peak_bytes,
             messages_sent=self._sent,
             messages_received=self._received,
+            rows_sent=self._rows,
             waiting_senders=sum(not f.done() for f in self._send_waiters),
             waiting_receivers=sum(not f.done() for f in self._recv_waiters),
         )
@@ -334,6 +340,7 @@ class Channel(Generic[T]):
         buffer.append((msg, size, rows))
         self._bytes += size
         self._sent += 1
+        self._rows += rows
         if len(buffer) > self._peak_messages:
             self._peak_messages = len(buffer)
         if self._bytes > self._peak_bytes:

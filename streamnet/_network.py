@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from channels._channel import Channel, _instance_check
@@ -14,6 +16,7 @@ from channels._observer import observe
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._context import Context
 from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
+from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 
 __all__ = ["Network", "run_actor_network"]
@@ -101,6 +104,29 @@ class Network:
             ),
             channels=tuple(c.statistics() for c in self._channels),
         )
+
+    # ----------------------------------------------------------------- pictures
+    def to_dot(self) -> str:
+        """The network as Graphviz DOT (actors as boxes, channels as arrows)."""
+        return to_dot(self)
+
+    def to_svg(self, *, engine: PictureEngine = "auto") -> str:
+        """The network as SVG: Graphviz when installed, a pure-Python layout otherwise."""
+        return to_svg(self, engine=engine)
+
+    def _repr_svg_(self) -> str:
+        return self.to_svg()
+
+    def save_picture(self, path: str | os.PathLike[str], *, engine: PictureEngine = "auto") -> Path:
+        """Write the picture to ``path``: ``.svg`` or ``.dot``. Returns the path."""
+        target = Path(path)
+        if target.suffix == ".dot":
+            target.write_text(self.to_dot())
+        elif target.suffix == ".svg":
+            target.write_text(self.to_svg(engine=engine))
+        else:
+            raise ValueError(f"save_picture: write a `.svg` or `.dot` file, got `{target.name}`")
+        return target
 
     def __repr__(self) -> str:
         return (
