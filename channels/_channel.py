@@ -354,6 +354,8 @@ class Channel(Generic[T]):
             counter.rows_out += rows
             if blocked:
                 counter.blocked_out += blocked
+                if counter.waits is not None:
+                    counter.waits.append(("output", start, start + blocked))
 
     async def drain(self, ctx: object) -> None:
         """End the stream from this producer; the consumer still gets everything sent before.
@@ -411,6 +413,8 @@ class Channel(Generic[T]):
                     self._raise_closed("receive from")
                 if blocked and (counter := _counter.get()) is not None:
                     counter.blocked_in += blocked
+                    if counter.waits is not None:
+                        counter.waits.append(("input", start, start + blocked))
                 return None
         msg, size, rows = buffer.popleft()
         self._bytes -= size
@@ -424,6 +428,8 @@ class Channel(Generic[T]):
             counter.rows_in += rows
             if blocked:
                 counter.blocked_in += blocked
+                if counter.waits is not None:
+                    counter.waits.append(("input", start, start + blocked))
         return msg
 
     def _forget_waiter(self, waiters: deque[Future[None]], fut: Future[None]) -> None:
@@ -450,7 +456,11 @@ class Channel(Generic[T]):
                 counter.messages_in += 1
                 counter.bytes_in += size
                 counter.rows_in += rows
-                counter.blocked_in += blocked
+                if blocked:
+                    counter.blocked_in += blocked
+                    if counter.waits is not None:
+                        now = perf_counter()
+                        counter.waits.append(("input", now - blocked, now))
             return msg
         if self._state is _OPEN:
             return _EMPTY
@@ -458,6 +468,9 @@ class Channel(Generic[T]):
             self._raise_closed("receive from")
         if blocked and (counter := _counter.get()) is not None:
             counter.blocked_in += blocked
+            if counter.waits is not None:
+                now = perf_counter()
+                counter.waits.append(("input", now - blocked, now))
         return None
 
     def __aiter__(self) -> typing.AsyncIterator[Message[T]]:

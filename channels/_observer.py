@@ -29,6 +29,10 @@ class TrafficCounter:
         Seconds spent waiting for a message on an empty channel.
     blocked_out
         Seconds spent waiting for room on a full channel (backpressure).
+    waits
+        When not None, every wait is appended as ``(kind, start, end)``, kind
+        ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
+        material of a timeline.
     """
 
     __slots__ = (
@@ -40,12 +44,14 @@ class TrafficCounter:
         "messages_out",
         "rows_in",
         "rows_out",
+        "waits",
     )
 
     def __init__(self) -> None:
         self.messages_in = self.rows_in = self.bytes_in = 0
         self.messages_out = self.rows_out = self.bytes_out = 0
         self.blocked_in = self.blocked_out = 0.0
+        self.waits: list[tuple[str, float, float]] | None = None
 
 
 _counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)

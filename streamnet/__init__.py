@@ -34,15 +34,19 @@ from streamnet._errors import (
     WiringError,
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks
+from streamnet._logging import ActorLogFilter
 from streamnet._network import Network, run_actor_network
+from streamnet._picture import PictureEngine
 from streamnet._statistics import ActorStatistics, NetworkStatistics
 from streamnet._table_chunk import TableChunk, TableView
+from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorDefinition",
+    "ActorLogFilter",
     "ActorResultError",
     "ActorNode",
     "ActorState",
@@ -66,14 +70,18 @@ __all__ = [
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "PictureEngine",
     "RemoteRankError",
     "SchemaError",
     "SequenceError",
     "SingleCommunicator",
+    "Span",
+    "SpanKind",
     "StreamnetError",
     "TableChunk",
     "TableView",
     "Tag",
+    "Timeline",
     "WiringError",
     "current_actor",
     "current_actor_name",

@@ -48,6 +48,9 @@ class Context:
     communicator
         How this rank reaches the others (default: a single rank). Collective
         actors exchange data through it.
+    trace
+        Record when each actor waits, for ``network.timeline()`` (costs a little
+        per wait, nothing per message).
 
     Examples
     --------
@@ -66,6 +69,7 @@ class Context:
         options: Mapping[str, Any] | None = None,
         cancel_grace: float = 5.0,
         communicator: Communicator | None = None,
+        trace: bool = False,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -101,6 +105,7 @@ class Context:
             )
         self._communicator = communicator if communicator is not None else SingleCommunicator()
         self._op_ids = 0
+        self.trace = bool(trace)
         self._runs = 0
 
     @property

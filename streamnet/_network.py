@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -16,12 +15,13 @@ from channels._observer import observe
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._context import Context
 from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
+from streamnet._logging import logger
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._statistics import ActorRecorder, NetworkStatistics
+from streamnet._timeline import Timeline
 
 __all__ = ["Network", "run_actor_network"]
 
-logger = logging.getLogger("streamnet")
 
 NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
 
@@ -105,6 +105,24 @@ class Network:
             channels=tuple(c.statistics() for c in self._channels),
         )
 
+    def timeline(self) -> Timeline:
+        """When each actor was busy or blocked (the run needs ``Context(trace=True)``).
+
+        Raises
+        ------
+        StreamnetError
+            The network has not run, or ran without tracing.
+        """
+        if self._state == "built":
+            raise StreamnetError(f"network `{self.name}` has not run yet; run it, then ask")
+        if not self.ctx.trace:
+            raise StreamnetError(
+                f"network `{self.name}` ran without tracing; build it with Context(trace=True)"
+            )
+        return Timeline.from_recorders(
+            [self._recorders[a.name] for a in self._actors], rank=self.ctx.rank
+        )
+
     # ----------------------------------------------------------------- pictures
     def to_dot(self) -> str:
         """The network as Graphviz DOT (actors as boxes, channels as arrows)."""
@@ -166,6 +184,8 @@ class Network:
         loop = asyncio.get_running_loop()
         for node in self._actors:
             recorder = self.ctx._new_recorder(node.name)
+            if self.ctx.trace:
+                recorder.waits = []
             self._recorders[node.name] = recorder
             task = loop.create_task(self._run_actor(node, recorder), name=node.name)
             self._tasks[task] = node
@@ -255,7 +275,14 @@ class Network:
         self._failures.append((node, exc))
         if isinstance(exc, Exception):
             exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
-        logger.error("actor %s failed: %s: %s", node.name, type(exc).__name__, exc)
+        logger.error(
+            "actor %s failed on rank %d: %s: %s",
+            node.name,
+            self.ctx.rank,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
         if first:
             self._abort_all(exc)
             if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
