@@ -118,6 +118,7 @@ async def read_csv(
     paths = await ctx.to_thread(expand_paths, source, ".csv")
     seen: pa.Schema | None = None
     first = paths[0]
+    ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
     seq = 0
     try:
         for path in paths:
@@ -140,6 +141,7 @@ async def read_csv(
                 if batch.num_rows == 0 and sent_from_file:
                     continue
                 await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(batch)))
+                ctx.progress.advance(batch.num_rows)
                 seq += 1
                 sent_from_file = True
         if seq == 0 and seen is not None:

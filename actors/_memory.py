@@ -39,10 +39,13 @@ def chunk_row_count(
 async def _send_slices(
     ctx: Context, ch_out: Channel[TableChunk], num_rows: int, step: int, make: Any
 ) -> None:
+    ctx.progress.expect(num_rows)
     if num_rows == 0:  # one empty chunk carries the schema downstream
         await ch_out.send(ctx, Message(0, make(0, 0)))
     for seq, offset in enumerate(range(0, num_rows, step)):
-        await ch_out.send(ctx, Message(seq, make(offset, step)))
+        chunk = make(offset, step)
+        await ch_out.send(ctx, Message(seq, chunk))
+        ctx.progress.advance(chunk.num_rows)
     await ch_out.drain(ctx)
 
 

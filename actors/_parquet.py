@@ -277,6 +277,7 @@ async def read_parquet(
     out_columns = list(columns) if columns is not None else None
     paths = await ctx.to_thread(expand_paths, source, ".parquet")
     pieces, total = await ctx.to_thread(_plan, paths, out_columns, filters)
+    ctx.progress.expect(sum(piece.rows for piece in pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
     next_piece = 0
@@ -296,6 +297,7 @@ async def read_parquet(
         while pending:
             rows_read += pieces[read].rows
             chunk = await pending.popleft()
+            ctx.progress.advance(pieces[read].rows)
             read += 1
             refill()
             if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):

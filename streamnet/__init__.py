@@ -37,6 +37,7 @@ from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ran
 from streamnet._logging import ActorLogFilter
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
+from streamnet._progress import ProgressTracker
 from streamnet._statistics import ActorStatistics, NetworkStatistics
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._timeline import Span, SpanKind, Timeline
@@ -71,6 +72,7 @@ __all__ = [
     "NetworkMismatchError",
     "NetworkStatistics",
     "PictureEngine",
+    "ProgressTracker",
     "RemoteRankError",
     "SchemaError",
     "SequenceError",

@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 from channels._channel import Channel
 from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
+from streamnet._progress import ProgressTracker
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._typing import Backend
 
@@ -106,6 +107,8 @@ class Context:
         self._communicator = communicator if communicator is not None else SingleCommunicator()
         self._op_ids = 0
         self.trace = bool(trace)
+        self.progress = ProgressTracker()
+        """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._runs = 0
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich.console import Console
 
 from streamnet._actor import ActorNode
 from streamnet._context import Context
@@ -166,7 +168,9 @@ def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> pl.Data
         )
         print(result)
     print(f"\npipeline: {elapsed:.2f} s; same answer as Polars: {'yes' if same else 'NO'}\n")
-    print(network.statistics())
+    # Piped output has no width of its own: do not squeeze the table into 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(network.statistics())
     if not same:
         raise SystemExit("the demo's result differs from Polars'")
     return result

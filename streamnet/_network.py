@@ -17,6 +17,7 @@ from streamnet._context import Context
 from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
 from streamnet._logging import logger
 from streamnet._picture import PictureEngine, to_dot, to_svg
+from streamnet._progress import ProgressTracker, progress_wanted, show_progress
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._timeline import Timeline
 
@@ -153,22 +154,43 @@ class Network:
         )
 
     # ----------------------------------------------------------------- running
-    def run(self) -> None:
+    def run(self, *, progress: bool | None = None) -> None:
         """Run to completion, blocking the caller.
 
         Works from plain scripts and from threads that already run an event
         loop (Jupyter): the network then runs on a loop of its own in a helper
         thread. ``KeyboardInterrupt`` cancels the network cleanly, then propagates.
+
+        Parameters
+        ----------
+        progress
+            Show a progress bar of the rows the sources read: None (default)
+            shows it in a terminal or a notebook but not when output is
+            redirected; True always; False never.
         """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            asyncio.run(self.run_async())
+            asyncio.run(self.run_async(progress=progress))
             return
-        _run_in_helper_thread(self)
+        _run_in_helper_thread(self, progress)
 
-    async def run_async(self) -> None:
-        """Run to completion on the running event loop."""
+    async def run_async(self, *, progress: bool | None = None) -> None:
+        """Run to completion on the running event loop (``progress`` as for :meth:`run`)."""
+        if self._state == "built":
+            self.ctx.progress = ProgressTracker()  # this run's sources report here
+        if not progress_wanted(progress):
+            await self._run()
+            return
+        stop = asyncio.Event()
+        bar = asyncio.ensure_future(show_progress(self.ctx.progress, self.name, stop))
+        try:
+            await self._run()
+        finally:
+            stop.set()
+            await bar
+
+    async def _run(self) -> None:
         if self._state != "built":
             raise StreamnetError(
                 f"network `{self.name}` is {self._state}; a network runs once, build a new one "
@@ -476,7 +498,7 @@ def _describe_fingerprint(fingerprint: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{kind} (op {op_id})" for kind, op_id in fingerprint)
 
 
-def _run_in_helper_thread(network: Network) -> None:
+def _run_in_helper_thread(network: Network, progress: bool | None) -> None:
     """Run on a fresh loop in a helper thread, for callers already inside a loop (Jupyter)."""
     outcome: dict[str, Any] = {}
     started = threading.Event()
@@ -484,7 +506,7 @@ def _run_in_helper_thread(network: Network) -> None:
     def target() -> None:
         loop = asyncio.new_event_loop()
         try:
-            task = loop.create_task(network.run_async())
+            task = loop.create_task(network.run_async(progress=progress))
             outcome["loop"], outcome["task"] = loop, task
             started.set()
             loop.run_until_complete(task)

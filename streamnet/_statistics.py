@@ -151,6 +151,30 @@ class NetworkStatistics:
             return [asdict(c) for c in self.channels], ChannelStatistics
         raise ValueError(f"`what` must be 'actors' or 'channels', got {what!r}")
 
+    def __rich__(self) -> Any:
+        """A rich Table of the actors (``rich.print(stats)``); backpressured actors in red."""
+        from rich.table import Table
+
+        table = Table(title="actors", title_justify="left")
+        for column in ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
+                       "busy s", "wait in s", "wait out s"):  # fmt: skip
+            table.add_column(
+                column, justify="left" if column in ("actor", "state") else "right", no_wrap=True
+            )
+        for a in self.actors:
+            pressed = a.blocked_output_seconds > 0.2 * max(a.wall_seconds, 1e-9)
+            table.add_row(
+                a.name, a.state, f"{a.messages_in:,}", f"{a.rows_in:,}", f"{a.messages_out:,}",
+                f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}", f"{a.busy_seconds:.3f}",
+                f"{a.blocked_input_seconds:.3f}", f"{a.blocked_output_seconds:.3f}",
+                style="bold red" if a.state == "failed" else ("red" if pressed else None),
+            )  # fmt: skip
+        return table
+
+    def _repr_html_(self) -> str:
+        """Notebooks show the actor table."""
+        return str(self.to_polars()._repr_html_())
+
     def __str__(self) -> str:
         header = (
             "actor",

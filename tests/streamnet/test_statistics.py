@@ -74,3 +74,18 @@ async def test_statistics_as_frames_and_text() -> None:
         stats.actor("nope")
     with pytest.raises(ValueError, match="'actors' or 'channels'"):
         stats.to_polars(what="x")
+
+
+async def test_statistics_render_with_rich_and_as_html() -> None:
+    from rich.console import Console
+
+    ctx = Context()
+    a = ctx.create_channel()
+    net = Network(ctx, [source(ctx, a, [3, 4]), slow_sink(ctx, a)])
+    await net.run_async()
+    console = Console(record=True, width=160)
+    console.print(net.statistics())
+    text = console.export_text()
+    assert "source#0" in text
+    assert "rows out" in text
+    assert "<table" in net.statistics()._repr_html_()
