@@ -13,6 +13,7 @@ from channels._channel import Channel, _instance_check
 from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
 from channels._observer import observe
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
+from streamnet._capture import NetworkCaptured, capturing
 from streamnet._context import Context
 from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
 from streamnet._logging import logger
@@ -168,6 +169,8 @@ class Network:
             shows it in a terminal or a notebook but not when output is
             redirected; True always; False never.
         """
+        if capturing():
+            raise NetworkCaptured(self)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -177,6 +180,8 @@ class Network:
 
     async def run_async(self, *, progress: bool | None = None) -> None:
         """Run to completion on the running event loop (``progress`` as for :meth:`run`)."""
+        if capturing():
+            raise NetworkCaptured(self)
         if self._state == "built":
             self.ctx.progress = ProgressTracker()  # this run's sources report here
         if not progress_wanted(progress):
