@@ -33,7 +33,7 @@ from streamnet._errors import (
     SchemaError,
     WiringError,
 )
-from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks
+from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
 from streamnet._logging import ActorLogFilter
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
@@ -90,6 +90,7 @@ __all__ = [
     "define_actor",
     "run_actor_network",
     "run_ranks",
+    "run_ranks_async",
 ]
 
 for _name in __all__:

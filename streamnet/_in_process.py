@@ -15,7 +15,7 @@ from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
 
-__all__ = ["InProcessCommunicator", "InProcessWorld", "run_ranks"]
+__all__ = ["InProcessCommunicator", "InProcessWorld", "run_ranks", "run_ranks_async"]
 
 R = TypeVar("R")
 
@@ -143,6 +143,7 @@ def run_ranks(
     Each rank gets its own :class:`Context` (``context_options`` are passed to
     it) whose communicator joins the others. ``job`` builds the rank's network
     and awaits ``network.run_async()``, as one process of a multi-process run would.
+    In a notebook or other async code, ``await run_ranks_async(...)`` instead.
 
     If a rank fails, every other rank's collectives raise `RemoteRankError`, and
     the original exception is raised here, with a note naming its rank.
@@ -154,29 +155,33 @@ def run_ranks(
     >>> run_ranks(3, job)
     [0, 10, 20]
     """
+    return asyncio.run(run_ranks_async(nranks, job, **context_options))
+
+
+async def run_ranks_async(
+    nranks: int,
+    job: Callable[[Context], Awaitable[R]],
+    **context_options: Any,
+) -> list[R]:
+    """:func:`run_ranks` on the running event loop (for notebooks and async code)."""
     world = InProcessWorld(nranks)
-
-    async def main() -> list[Any]:
-        contexts = [Context(communicator=comm, **context_options) for comm in world.communicators()]
-        try:
-            return await asyncio.gather(
-                *(_guarded(job, ctx) for ctx in contexts), return_exceptions=True
-            )
-        finally:
-            for ctx in contexts:
-                ctx.close()
-
-    outcomes = asyncio.run(main())
+    contexts = [Context(communicator=comm, **context_options) for comm in world.communicators()]
+    try:
+        outcomes = await asyncio.gather(
+            *(_guarded(job, ctx) for ctx in contexts), return_exceptions=True
+        )
+    finally:
+        for ctx in contexts:
+            ctx.close()
     failures = [(rank, o) for rank, o in enumerate(outcomes) if isinstance(o, BaseException)]
     if failures:
         primary = [(r, e) for r, e in failures if not isinstance(e, RemoteRankError)]
         rank, error = (primary or failures)[0]
-        if isinstance(error, Exception) and not any(
-            "on rank" in n for n in getattr(error, "__notes__", [])
-        ):
+        notes = getattr(error, "__notes__", [])
+        if isinstance(error, Exception) and not any("on rank" in n for n in notes):
             error.add_note(f"on rank {rank} of {nranks}")
         raise error
-    return outcomes
+    return outcomes  # type: ignore[return-value]
 
 
 async def _guarded(job: Callable[[Context], Awaitable[R]], ctx: Context) -> R:

@@ -166,8 +166,8 @@ class Network:
         ----------
         progress
             Show a progress bar of the rows the sources read: None (default)
-            shows it in a terminal or a notebook but not when output is
-            redirected; True always; False never.
+            shows it in a terminal or a notebook, on rank 0, but not when
+            output is redirected; True always; False never.
         """
         if capturing():
             raise NetworkCaptured(self)
@@ -184,7 +184,7 @@ class Network:
             raise NetworkCaptured(self)
         if self._state == "built":
             self.ctx.progress = ProgressTracker()  # this run's sources report here
-        if not progress_wanted(progress):
+        if not progress_wanted(progress, self.ctx.rank):
             await self._run()
             return
         stop = asyncio.Event()

@@ -35,18 +35,31 @@ class ProgressTracker:
         self.done += rows
 
 
-def progress_wanted(option: bool | None, stream: TextIO | None = None) -> bool:
-    """None means: show a bar in a terminal or a notebook, not when output is redirected."""
+def progress_wanted(option: bool | None, rank: int = 0, stream: TextIO | None = None) -> bool:
+    """None means: show a bar in a terminal or a notebook, not when output is redirected,
+    and on rank 0 only (one bar per run, not one per rank)."""
     if option is not None:
         return option
+    if rank != 0:
+        return False
     target = stream if stream is not None else sys.stderr
-    in_notebook = "ipykernel" in sys.modules
-    return in_notebook or bool(getattr(target, "isatty", lambda: False)())
+    return _in_notebook() or bool(getattr(target, "isatty", lambda: False)())
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (not merely when its packages are imported)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 async def show_progress(tracker: ProgressTracker, description: str, stop: asyncio.Event) -> None:
     """Refresh a tqdm bar (notebook widget or terminal) from ``tracker`` until ``stop`` is set."""
-    from tqdm.auto import tqdm
+    try:  # a notebook widget when ipywidgets can draw one, text otherwise
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
 
     bar: Any = tqdm(total=None, desc=description, unit=" rows", unit_scale=True, dynamic_ncols=True)
     try:
