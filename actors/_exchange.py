@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
 
 import polars as pl
 
 from actors._columns import check_columns
-from streamnet import Channel, Collective, Context, TableChunk
+from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk
 
 __all__ = [
     "ExchangeReport",
@@ -142,14 +141,8 @@ def hash_partition(
     return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
 
 
-@dataclass
-class ExchangeReport:
-    """Traffic of one exchange on this rank."""
-
-    bytes_sent: dict[int, int] = field(default_factory=dict)
-    bytes_received: dict[int, int] = field(default_factory=dict)
-    peak_buffered_bytes: int = 0
-    spilled_bytes: int = 0
+ExchangeReport = CollectiveTraffic
+"""Traffic of one exchange on this rank (bytes per peer, peak held, spilled)."""
 
 
 class Partitions:

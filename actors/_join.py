@@ -39,6 +39,15 @@ class JoinReport:
     left: ExchangeReport | None
     right: ExchangeReport | None
 
+    @property
+    def traffic(self) -> ExchangeReport:
+        """Both sides' traffic together (nothing moved for a single-rank broadcast)."""
+        total = ExchangeReport()
+        for side in (self.left, self.right):
+            if side is not None:
+                total = total + side
+        return total
+
 
 def _join(
     left: pl.DataFrame,

@@ -20,7 +20,7 @@ from streamnet._actor import (
     current_actor_name,
     define_actor,
 )
-from streamnet._collective import Collective
+from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
 from streamnet._errors import (
@@ -38,7 +38,7 @@ from streamnet._logging import ActorLogFilter
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
-from streamnet._statistics import ActorStatistics, NetworkStatistics
+from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
@@ -61,6 +61,8 @@ __all__ = [
     "ChannelError",
     "ChannelStatistics",
     "Collective",
+    "CollectiveStatistics",
+    "CollectiveTraffic",
     "ColumnNotFoundError",
     "Communicator",
     "Context",

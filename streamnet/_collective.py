@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamnet._actor import current_actor
 from streamnet._communicator import Communicator
 from streamnet._context import Context
 
-__all__ = ["Collective"]
+__all__ = ["Collective", "CollectiveTraffic"]
+
+
+@dataclass
+class CollectiveTraffic:
+    """What one collective moved on this rank: bytes per peer, and what it held.
+
+    A collective actor returns it (or an object with a ``traffic`` attribute), and
+    ``network.statistics().collectives`` lists it per actor.
+    """
+
+    bytes_sent: dict[int, int] = field(default_factory=dict)
+    bytes_received: dict[int, int] = field(default_factory=dict)
+    peak_buffered_bytes: int = 0
+    spilled_bytes: int = 0
+
+    def __add__(self, other: CollectiveTraffic) -> CollectiveTraffic:
+        def merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
+
+        return CollectiveTraffic(
+            merged(self.bytes_sent, other.bytes_sent),
+            merged(self.bytes_received, other.bytes_received),
+            max(self.peak_buffered_bytes, other.peak_buffered_bytes),
+            self.spilled_bytes + other.spilled_bytes,
+        )
 
 
 class Collective:

@@ -14,12 +14,13 @@ from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
 from channels._observer import observe
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._capture import NetworkCaptured, capturing
+from streamnet._collective import CollectiveTraffic
 from streamnet._context import Context
 from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
 from streamnet._logging import logger
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._progress import ProgressTracker, progress_wanted, show_progress
-from streamnet._statistics import ActorRecorder, NetworkStatistics
+from streamnet._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
 from streamnet._timeline import Timeline
 
 __all__ = ["Network", "run_actor_network"]
@@ -105,7 +106,28 @@ class Network:
                 for a in self._actors
             ),
             channels=tuple(c.statistics() for c in self._channels),
+            collectives=tuple(self._collective_statistics()),
         )
+
+    def _collective_statistics(self) -> list[CollectiveStatistics]:
+        out = []
+        for node in self._actors:
+            if node.op_id is None or node.state != "done":
+                continue
+            result = node.result()
+            traffic = (
+                result
+                if isinstance(result, CollectiveTraffic)
+                else getattr(result, "traffic", None)
+            )
+            if isinstance(traffic, CollectiveTraffic):
+                out.append(
+                    CollectiveStatistics(
+                        node.name, dict(traffic.bytes_sent), dict(traffic.bytes_received),
+                        traffic.peak_buffered_bytes, traffic.spilled_bytes,
+                    )
+                )  # fmt: skip
+        return out
 
     def timeline(self) -> Timeline:
         """When each actor was busy or blocked (the run needs ``Context(trace=True)``).

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-__all__ = ["ActorStatistics", "NetworkStatistics"]
+__all__ = ["ActorStatistics", "CollectiveStatistics", "NetworkStatistics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +99,27 @@ class ActorRecorder(TrafficCounter):
 
 
 @dataclass(frozen=True, slots=True)
-class NetworkStatistics:
-    """Statistics of every actor and channel of a run.
+class CollectiveStatistics:
+    """Bytes one collective actor sent to and received from each peer rank."""
 
-    ``str()`` gives a readable table; ``to_polars()`` / ``to_pandas()`` give frames.
+    name: str
+    bytes_sent: dict[int, int]
+    bytes_received: dict[int, int]
+    peak_buffered_bytes: int
+    spilled_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStatistics:
+    """Statistics of every actor and channel of a run (and of its collectives, once done).
+
+    ``str()`` gives a readable table; ``to_polars()`` / ``to_pandas()`` give frames
+    (``what="actors"``, ``"channels"`` or ``"collectives"``: one row per peer).
     """
 
     actors: tuple[ActorStatistics, ...]
     channels: tuple[ChannelStatistics, ...]
+    collectives: tuple[CollectiveStatistics, ...] = ()
 
     def actor(self, name: str) -> ActorStatistics:
         """The statistics of the actor called ``name``.
@@ -134,7 +147,7 @@ class NetworkStatistics:
 
         rows, cls = self._rows(what)
         if not rows:
-            return pl.DataFrame(schema=[f.name for f in fields(cls)])
+            return pl.DataFrame(schema=_columns(cls))
         return pl.DataFrame(rows)
 
     def to_pandas(self, *, what: str = "actors") -> pd.DataFrame:
@@ -142,14 +155,26 @@ class NetworkStatistics:
         import pandas as pd
 
         rows, cls = self._rows(what)
-        return pd.DataFrame(rows, columns=[f.name for f in fields(cls)])
+        return pd.DataFrame(rows, columns=_columns(cls))
 
-    def _rows(self, what: str) -> tuple[list[dict[str, Any]], type]:
+    def _rows(self, what: str) -> tuple[list[dict[str, Any]], type | list[str]]:
         if what == "actors":
             return [asdict(a) for a in self.actors], ActorStatistics
         if what == "channels":
             return [asdict(c) for c in self.channels], ChannelStatistics
-        raise ValueError(f"`what` must be 'actors' or 'channels', got {what!r}")
+        if what == "collectives":
+            rows = [
+                {
+                    "name": c.name,
+                    "peer": peer,
+                    "bytes_sent": c.bytes_sent.get(peer, 0),
+                    "bytes_received": c.bytes_received.get(peer, 0),
+                }
+                for c in self.collectives
+                for peer in sorted(c.bytes_sent.keys() | c.bytes_received.keys())
+            ]
+            return rows, ["name", "peer", "bytes_sent", "bytes_received"]
+        raise ValueError(f"`what` must be 'actors', 'channels' or 'collectives', got {what!r}")
 
     def __rich__(self) -> Any:
         """A rich Table of the actors (``rich.print(stats)``); backpressured actors in red."""
@@ -213,3 +238,7 @@ class NetworkStatistics:
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+
+def _columns(cls: type | list[str]) -> list[str]:
+    return cls if isinstance(cls, list) else [f.name for f in fields(cls)]

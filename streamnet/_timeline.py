@@ -114,8 +114,9 @@ class Timeline:
             import matplotlib.pyplot as plt
         except ImportError as exc:
             raise ImportError("Timeline.plot needs matplotlib: pip install matplotlib") from exc
+        own_figure = ax is None
         if ax is None:
-            _, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(self.actors)))
+            _, ax = plt.subplots(figsize=(10, 0.8 + 0.45 * len(self.actors)))
         rows = {name: i for i, name in enumerate(reversed(self.actors))}
         for span in self.spans:
             ax.barh(rows[span.actor], span.end - span.start, left=span.start, height=0.6,
@@ -125,4 +126,6 @@ class Timeline:
         ax.legend(unique.values(), unique.keys(), loc="upper right", fontsize="small")
         ax.set_yticks(list(rows.values()), list(rows.keys()))
         ax.set_xlabel("seconds")
+        if own_figure:
+            ax.figure.tight_layout()  # room for the actor names
         return ax

@@ -178,3 +178,25 @@ def test_collective_bad_arguments() -> None:
         run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"w": "sum"}))
     with pytest.raises(ColumnNotFoundError, match="actor `shuffle#0`: column `zz` not found"):
         run(lambda c, i, o: actors.shuffle(c, i, o, "zz"))
+
+
+def test_network_statistics_list_each_collectives_bytes_per_peer() -> None:
+    df = pl.DataFrame({"k": range(400), "v": range(400)})
+
+    async def job(ctx: Context):
+        a, b = ctx.create_channel(), ctx.create_channel()
+        shuffle = actors.shuffle(ctx, a, b, "k")
+        net = Network(
+            ctx, [actors.from_polars(ctx, a, df, chunk_rows=50), shuffle, actors.collect(ctx, b)]
+        )
+        await net.run_async()
+        return net.statistics(), shuffle.result()
+
+    for rank, (stats, report) in enumerate(run_ranks(3, job)):
+        (entry,) = stats.collectives
+        assert entry.name == "shuffle#0"
+        assert entry.bytes_sent == report.bytes_sent
+        assert set(entry.bytes_sent) == {0, 1, 2} - {rank}
+        frame = stats.to_polars(what="collectives")
+        assert frame.columns == ["name", "peer", "bytes_sent", "bytes_received"]
+        assert frame["bytes_sent"].sum() == sum(report.bytes_sent.values())

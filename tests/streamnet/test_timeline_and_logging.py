@@ -112,3 +112,14 @@ def test_log_filter_names_the_actor_in_user_records(caplog: pytest.LogCaptureFix
         ("chatty#0", "saw 0"),
         ("chatty#0", "saw 1"),
     ]
+
+
+def test_timeline_plots_a_gantt_chart(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = _run(trace=True).timeline().plot()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["slow_consumer#0", "producer#0"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"busy", "blocked on output"}
+    ax.figure.savefig(tmp_path / "timeline.png")
+    assert (tmp_path / "timeline.png").stat().st_size > 0
