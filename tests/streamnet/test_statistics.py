@@ -72,7 +72,7 @@ async def test_statistics_as_frames_and_text() -> None:
     assert "source#0" in text and "rows out" in text
     with pytest.raises(KeyError, match="no actor named `nope`"):
         stats.actor("nope")
-    with pytest.raises(ValueError, match="'actors' or 'channels'"):
+    with pytest.raises(ValueError, match="'actors', 'channels' or 'collectives'"):
         stats.to_polars(what="x")
 
 
