@@ -12,6 +12,7 @@ from channels._errors import (
     StreamnetError,
 )
 from channels._lineariser import linearise
+from channels._mailbox import Mailbox, MailboxFull, MailboxStatistics, OverflowPolicy
 from channels._message import Message
 from channels._observer import TrafficCounter, current_counter, observe
 from channels._select import recv_any
@@ -24,7 +25,11 @@ __all__ = [
     "ChannelError",
     "ChannelState",
     "ChannelStatistics",
+    "Mailbox",
+    "MailboxFull",
+    "MailboxStatistics",
     "Message",
+    "OverflowPolicy",
     "SequenceError",
     "StreamnetError",
     "TrafficCounter",

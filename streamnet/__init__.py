@@ -9,6 +9,8 @@ from channels import (
     ChannelClosed,
     ChannelError,
     ChannelStatistics,
+    Mailbox,
+    MailboxFull,
     Message,
     SequenceError,
     StreamnetError,
@@ -20,11 +22,13 @@ from streamnet._actor import (
     current_actor_name,
     define_actor,
 )
+from streamnet._actor_runtime import ActorContext, ActorLifecycle, ActorRuntime, persistent_actor
 from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
 from streamnet._errors import (
     ActorResultError,
+    ActorStateError,
     BackendUnavailableError,
     ColumnNotFoundError,
     FileReadError,
@@ -35,6 +39,7 @@ from streamnet._errors import (
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
 from streamnet._logging import ActorLogFilter
+from streamnet._messages import is_message, message, reply
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
@@ -46,9 +51,13 @@ from streamnet._typing import ActorState, Backend
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActorContext",
     "ActorDefinition",
+    "ActorLifecycle",
     "ActorLogFilter",
     "ActorResultError",
+    "ActorRuntime",
+    "ActorStateError",
     "ActorNode",
     "ActorState",
     "ActorStatistics",
@@ -69,6 +78,8 @@ __all__ = [
     "FileReadError",
     "InProcessCommunicator",
     "InProcessWorld",
+    "Mailbox",
+    "MailboxFull",
     "Message",
     "Network",
     "NetworkMismatchError",
@@ -90,6 +101,10 @@ __all__ = [
     "current_actor",
     "current_actor_name",
     "define_actor",
+    "is_message",
+    "message",
+    "persistent_actor",
+    "reply",
     "run_actor_network",
     "run_ranks",
     "run_ranks_async",

@@ -8,6 +8,7 @@ from channels._errors import StreamnetError
 
 __all__ = [
     "ActorResultError",
+    "ActorStateError",
     "BackendUnavailableError",
     "ColumnNotFoundError",
     "FileReadError",
@@ -64,3 +65,7 @@ class RemoteRankError(StreamnetError, RuntimeError):
 
 class NetworkMismatchError(StreamnetError, RuntimeError):
     """The ranks of a run built different networks (their collectives do not line up)."""
+
+
+class ActorStateError(StreamnetError, RuntimeError):
+    """A persistent actor was asked for a lifecycle step its state does not allow."""

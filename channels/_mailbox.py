@@ -1,0 +1,170 @@
+"""Mailbox: a bounded priority queue for persistent actors, with an overflow policy."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from channels._errors import ChannelError
+
+__all__ = ["Mailbox", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
+
+T = TypeVar("T")
+
+OverflowPolicy = Literal["block", "reject", "drop_oldest"]
+"""What ``put`` does when the mailbox is full: wait, raise `MailboxFull`, or move the
+oldest message to the dead letters to make room."""
+
+
+class MailboxFull(ChannelError):
+    """``put`` on a full mailbox whose policy is ``"reject"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatistics:
+    """A snapshot of one mailbox."""
+
+    name: str
+    size: int
+    capacity: int | None
+    delivered: int
+    dead_letters: int
+
+
+class Mailbox(Generic[T]):
+    """Messages delivered by priority (higher first), first-in first-out within a priority.
+
+    A message's priority is its ``priority`` attribute (0-255, default 128).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from types import SimpleNamespace as M
+    >>> async def main():
+    ...     box = Mailbox(capacity=8)
+    ...     for text, prio in [("low", 1), ("high", 200), ("low2", 1)]:
+    ...         await box.put(M(text=text, priority=prio))
+    ...     return [(await box.get()).text for _ in range(3)]
+    >>> asyncio.run(main())
+    ['high', 'low', 'low2']
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int | None = 1024,
+        overflow: OverflowPolicy = "block",
+        name: str = "mailbox",
+    ) -> None:
+        if capacity is not None and (type(capacity) is not int or capacity < 1):
+            raise ValueError(f"Mailbox: `capacity` must be None or an int >= 1, got {capacity!r}")
+        if overflow not in ("block", "reject", "drop_oldest"):
+            raise ValueError(
+                f"Mailbox: `overflow` must be 'block', 'reject' or 'drop_oldest', got {overflow!r}"
+            )
+        self.name = name
+        self.capacity = capacity
+        self.overflow: OverflowPolicy = overflow
+        self._heap: list[tuple[int, int, T]] = []
+        self._order = itertools.count()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._delivered = 0
+        self.dead_letters: list[T] = []
+        """Messages dropped by the ``drop_oldest`` policy, oldest first."""
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _full(self) -> bool:
+        return self.capacity is not None and len(self._heap) >= self.capacity
+
+    async def put(self, message: T) -> None:
+        """Deliver ``message``; when full, act on the overflow policy.
+
+        Raises
+        ------
+        MailboxFull
+            The mailbox is full and its policy is ``"reject"``.
+        ValueError
+            The message's priority is not an int in 0..255.
+        """
+        priority = _priority_of(message)
+        if self._full():
+            if self.overflow == "reject":
+                raise MailboxFull(f"mailbox `{self.name}` is full ({self.capacity} messages)")
+            if self.overflow == "drop_oldest":
+                self._drop_oldest()
+            else:
+                loop = asyncio.get_running_loop()
+                while self._full():
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._putters.append(waiter)
+                    try:
+                        await waiter
+                    except asyncio.CancelledError:
+                        if waiter in self._putters:
+                            self._putters.remove(waiter)
+                        raise
+        heapq.heappush(self._heap, (-priority, next(self._order), message))
+        _wake(self._getters)
+
+    def _drop_oldest(self) -> None:
+        oldest = min(range(len(self._heap)), key=lambda i: self._heap[i][1])
+        _, _, message = self._heap[oldest]
+        self._heap[oldest] = self._heap[-1]
+        self._heap.pop()
+        heapq.heapify(self._heap)
+        self.dead_letters.append(message)
+
+    async def get(self, timeout: float | None = None) -> T:
+        """The next message by priority, waiting at most ``timeout`` seconds.
+
+        Raises
+        ------
+        TimeoutError
+            Nothing arrived within ``timeout``.
+        """
+        if not self._heap:
+            async with asyncio.timeout(timeout):
+                loop = asyncio.get_running_loop()
+                while not self._heap:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._getters.append(waiter)
+                    try:
+                        await waiter
+                    except asyncio.CancelledError:
+                        if waiter in self._getters:
+                            self._getters.remove(waiter)
+                        elif waiter.done() and not waiter.cancelled():
+                            _wake(self._getters)  # pass on a wake-up meant for us
+                        raise
+        _, _, message = heapq.heappop(self._heap)
+        self._delivered += 1
+        _wake(self._putters)
+        return message
+
+    def statistics(self) -> MailboxStatistics:
+        """Size, capacity, messages delivered and dead letters."""
+        return MailboxStatistics(
+            self.name, len(self._heap), self.capacity, self._delivered, len(self.dead_letters)
+        )
+
+
+def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
+def _priority_of(message: Any) -> int:
+    priority = getattr(message, "priority", 128)
+    if type(priority) is not int or not 0 <= priority <= 255:
+        raise ValueError(f"message priority must be an int in 0..255, got {priority!r}")
+    return priority

@@ -1,0 +1,443 @@
+"""ActorRuntime: long-lived actors with a lifecycle, mailboxes and request/response from the host.
+
+Persistent actors run on the same Context as networks (its thread pool, its
+traffic counters); their mailboxes are :class:`channels.Mailbox` priority queues.
+
+Lifecycle (illegal transitions raise `ActorStateError`)::
+
+    launch ──> launched ──activate──> active <──reactivate── inactive
+                                        └──────deactivate──────┘
+    launched / active / inactive ──terminate──> terminating ──> terminated
+    an actor whose function raises ──> failed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from channels._mailbox import Mailbox, OverflowPolicy
+from channels._observer import TrafficCounter, observe
+from streamnet._context import Context
+from streamnet._errors import ActorStateError
+from streamnet._logging import logger
+
+__all__ = ["ActorContext", "ActorLifecycle", "ActorRuntime", "persistent_actor"]
+
+
+def persistent_actor(
+    actor_id: str | None = None, *, kernel_id: str | None = None
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Mark an ``async def`` as a persistent actor with a default id (``kernel_id`` is an alias).
+
+    The function takes an :class:`ActorContext` first; launch it with
+    ``runtime.launch(actor_id, fn)``.
+
+    Raises
+    ------
+    TypeError
+        The function is not ``async def``.
+    """
+    default_id = actor_id or kernel_id
+
+    def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        if not asyncio.iscoroutinefunction(fn):
+            raise TypeError(f"persistent_actor: `{fn!r}` must be an `async def` function")
+        fn.actor_id = default_id or fn.__name__  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+ActorLifecycle = Literal["launched", "active", "inactive", "terminating", "terminated", "failed"]
+"""Where a persistent actor is in its life."""
+
+_LIVE = ("launched", "active", "inactive")
+
+
+@dataclass(eq=False)
+class _Actor:
+    actor_id: str
+    fn: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    inbox: Mailbox[Any]
+    outbox: Mailbox[Any]
+    state: ActorLifecycle = "launched"
+    task: asyncio.Task[Any] | None = None
+    active: asyncio.Event = field(default_factory=asyncio.Event)
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: BaseException | None = None
+    parent: str | None = None
+    children: list[str] = field(default_factory=list)
+    counter: TrafficCounter = field(default_factory=TrafficCounter)
+
+
+class ActorContext:
+    """What a persistent actor's function receives as its first argument."""
+
+    def __init__(self, runtime: ActorRuntime, actor: _Actor) -> None:
+        self._runtime = runtime
+        self._actor = actor
+
+    @property
+    def actor_id(self) -> str:
+        """This actor's id."""
+        return self._actor.actor_id
+
+    @property
+    def context(self) -> Context:
+        """The runtime's Context (thread pool, options)."""
+        return self._runtime.ctx
+
+    @property
+    def should_terminate(self) -> bool:
+        """True once the host asked this actor to stop: finish up and return."""
+        return self._actor.stopping.is_set()
+
+    @property
+    def is_active(self) -> bool:
+        """False while deactivated (paused)."""
+        return self._actor.active.is_set()
+
+    async def wait_active(self) -> None:
+        """Wait until the actor is active again (or asked to terminate)."""
+        if self._actor.active.is_set() or self._actor.stopping.is_set():
+            return
+        waits = [
+            asyncio.ensure_future(e.wait()) for e in (self._actor.active, self._actor.stopping)
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def receive(self, timeout: float | None = None) -> Any:
+        """The next message of the inbox (highest priority first).
+
+        While the actor is inactive it receives nothing. A request to terminate
+        ends the wait at once, as a timeout does.
+
+        Raises
+        ------
+        TimeoutError
+            Nothing arrived within ``timeout`` seconds, or the actor must stop.
+        """
+        actor = self._actor
+        async with asyncio.timeout(timeout):
+            while True:
+                if actor.stopping.is_set():
+                    raise TimeoutError(f"actor `{actor.actor_id}` is terminating")
+                if not actor.active.is_set():
+                    await self.wait_active()
+                    continue
+                getting = asyncio.ensure_future(actor.inbox.get())
+                stop = asyncio.ensure_future(actor.stopping.wait())
+                pause = asyncio.ensure_future(actor.paused.wait())
+                try:
+                    await asyncio.wait([getting, stop, pause], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    pause.cancel()
+                    if not getting.done():
+                        getting.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await getting
+                if getting.done() and not getting.cancelled():
+                    message = getting.result()
+                    actor.counter.messages_in += 1
+                    return message
+
+    async def send(self, message: Any) -> None:
+        """Answer the host: a reply to a pending ``request`` goes to it, the rest to the outbox."""
+        self._actor.counter.messages_out += 1
+        await self._runtime._deliver_to_host(self._actor, message)
+
+    async def send_to(self, actor_id: str, message: Any) -> None:
+        """Put ``message`` in another actor's inbox (by id, wherever it runs in the runtime)."""
+        self._actor.counter.messages_out += 1
+        await self._runtime.send(actor_id, message)
+
+    async def spawn(
+        self, child_id: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Launch and activate a child actor; it is terminated before this actor is."""
+        await self._runtime.launch(child_id, fn, *args, **kwargs)
+        self._runtime._actors[child_id].parent = self.actor_id
+        self._actor.children.append(child_id)
+        await self._runtime.activate(child_id)
+
+    async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking ``fn`` in the Context's thread pool."""
+        return await self._runtime.ctx.to_thread(fn, *args, **kwargs)
+
+
+class ActorRuntime:
+    """Runs persistent actors and lets the host talk to them. Use with ``async with``.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def echo(ctx):
+    ...     while not ctx.should_terminate:
+    ...         try:
+    ...             msg = await ctx.receive(timeout=0.1)
+    ...         except TimeoutError:
+    ...             continue
+    ...         await ctx.send(msg)
+    >>> async def main():
+    ...     async with ActorRuntime() as runtime:
+    ...         await runtime.launch("echo", echo)
+    ...         await runtime.activate("echo")
+    ...         await runtime.send("echo", "hello")
+    ...         return await runtime.receive("echo", timeout=1)
+    >>> asyncio.run(main())
+    'hello'
+    """
+
+    def __init__(
+        self,
+        ctx: Context | None = None,
+        *,
+        mailbox_capacity: int | None = 1024,
+        overflow: OverflowPolicy = "block",
+    ) -> None:
+        self._owns_ctx = ctx is None
+        self.ctx = ctx if ctx is not None else Context()
+        self._mailbox_capacity = mailbox_capacity
+        self._overflow: OverflowPolicy = overflow
+        self._actors: dict[str, _Actor] = {}
+        self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
+
+    async def __aenter__(self) -> ActorRuntime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _get(self, actor_id: str) -> _Actor:
+        try:
+            return self._actors[actor_id]
+        except KeyError:
+            known = sorted(self._actors)
+            raise KeyError(f"no actor `{actor_id}` in this runtime; actors are {known}") from None
+
+    def _require(self, actor: _Actor, action: str, allowed: tuple[str, ...]) -> None:
+        if actor.state not in allowed:
+            raise ActorStateError(
+                f"cannot {action} actor `{actor.actor_id}`: it is {actor.state}, "
+                f"and {action} needs it {' or '.join(allowed)}"
+            )
+
+    def state(self, actor_id: str) -> ActorLifecycle:
+        """The actor's lifecycle state."""
+        return self._get(actor_id).state
+
+    def failure(self, actor_id: str) -> BaseException | None:
+        """The exception a failed actor raised, or None."""
+        return self._get(actor_id).failure
+
+    def dead_letters(self, actor_id: str) -> list[Any]:
+        """Messages the actor's inbox dropped (``overflow="drop_oldest"``)."""
+        return list(self._get(actor_id).inbox.dead_letters)
+
+    @property
+    def actor_ids(self) -> list[str]:
+        """Ids of every actor launched, in launch order."""
+        return list(self._actors)
+
+    async def launch(
+        self,
+        actor_id: str,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        mailbox_capacity: int | None = None,
+        overflow: OverflowPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
+
+        Raises
+        ------
+        ActorStateError
+            An actor with this id is still alive.
+        TypeError
+            ``fn`` is not an ``async def`` function.
+        """
+        if not asyncio.iscoroutinefunction(fn):
+            raise TypeError(f"launch: actor `{actor_id}` needs an `async def` function, got {fn!r}")
+        old = self._actors.get(actor_id)
+        if old is not None and old.state in (*_LIVE, "terminating"):
+            raise ActorStateError(
+                f"cannot launch actor `{actor_id}`: one with this id is {old.state}"
+            )
+        capacity = mailbox_capacity if mailbox_capacity is not None else self._mailbox_capacity
+        policy = overflow if overflow is not None else self._overflow
+        actor = _Actor(
+            actor_id, fn, args, kwargs,
+            inbox=Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
+            outbox=Mailbox(capacity=None, name=f"{actor_id}.outbox"),
+        )  # fmt: skip
+        self._actors[actor_id] = actor
+        actor.task = asyncio.get_running_loop().create_task(self._run(actor), name=actor_id)
+
+    async def _run(self, actor: _Actor) -> None:
+        with observe(actor.counter):
+            try:
+                await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
+            except asyncio.CancelledError:
+                actor.state = "terminated"
+                raise
+            except Exception as exc:
+                actor.state = "failed"
+                actor.failure = exc
+                exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
+                logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
+                self._fail_pending(actor.actor_id, exc)
+                return
+            actor.state = "terminated"
+            self._fail_pending(
+                actor.actor_id, ActorStateError(f"actor `{actor.actor_id}` ended without replying")
+            )
+
+    def _fail_pending(self, actor_id: str, exc: BaseException) -> None:
+        for key, (owner, future) in list(self._pending.items()):
+            if owner == actor_id and not future.done():
+                future.set_exception(exc)
+                del self._pending[key]
+
+    async def activate(self, actor_id: str) -> None:
+        """Let a launched actor start receiving."""
+        actor = self._get(actor_id)
+        self._require(actor, "activate", ("launched",))
+        actor.state = "active"
+        actor.active.set()
+
+    async def deactivate(self, actor_id: str) -> None:
+        """Pause an active actor: it receives nothing until reactivated."""
+        actor = self._get(actor_id)
+        self._require(actor, "deactivate", ("active",))
+        actor.state = "inactive"
+        actor.active.clear()
+        actor.paused.set()
+
+    async def reactivate(self, actor_id: str) -> None:
+        """Resume a deactivated actor."""
+        actor = self._get(actor_id)
+        self._require(actor, "reactivate", ("inactive",))
+        actor.state = "active"
+        actor.paused.clear()
+        actor.active.set()
+
+    async def terminate(self, actor_id: str, timeout: float = 5.0) -> None:
+        """Ask the actor (its children first) to stop; cancel it after ``timeout`` seconds."""
+        actor = self._get(actor_id)
+        self._require(actor, "terminate", _LIVE)
+        for child in reversed(actor.children):
+            if self._actors[child].state in _LIVE:
+                await self.terminate(child, timeout)
+        actor.state = "terminating"
+        actor.stopping.set()
+        assert actor.task is not None
+        done, _ = await asyncio.wait([actor.task], timeout=timeout)
+        if not done:
+            actor.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await actor.task
+        if actor.state == "terminating":
+            actor.state = "terminated"
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Terminate every live actor, children before parents, newest first."""
+        for actor_id in reversed(list(self._actors)):
+            actor = self._actors[actor_id]
+            if actor.state in _LIVE and actor.parent is None:
+                await self.terminate(actor_id, timeout)
+        for actor in self._actors.values():
+            if actor.state in _LIVE:
+                await self.terminate(actor.actor_id, timeout)
+        if self._owns_ctx:
+            self.ctx.close()
+
+    # ------------------------------------------------------------------ host mailboxes
+    async def send(self, actor_id: str, message: Any) -> None:
+        """Put ``message`` in the actor's inbox (its overflow policy applies when full).
+
+        Raises
+        ------
+        ActorStateError
+            The actor is no longer alive.
+        MailboxFull
+            The inbox is full and its policy is ``"reject"``.
+        """
+        actor = self._get(actor_id)
+        self._require(actor, "send to", _LIVE)
+        await actor.inbox.put(message)
+
+    async def receive(self, actor_id: str, timeout: float | None = None) -> Any:
+        """The next message the actor sent to the host (not the replies of ``request``).
+
+        Raises
+        ------
+        TimeoutError
+            Nothing came within ``timeout`` seconds.
+        """
+        return await self._get(actor_id).outbox.get(timeout)
+
+    async def request(self, actor_id: str, message: Any, timeout: float | None = None) -> Any:
+        """Send ``message`` and return the reply whose ``correlation_id`` is its ``message_id``.
+
+        Other messages the actor sends meanwhile stay in its outbox; concurrent
+        requests each get their own reply.
+
+        Raises
+        ------
+        TimeoutError
+            No reply within ``timeout`` seconds.
+        TypeError
+            ``message`` has no ``message_id`` (make it a ``@message``).
+        Exception
+            The actor failed (or ended) before replying: its exception.
+        """
+        key = getattr(message, "message_id", None)
+        if key is None:
+            raise TypeError(
+                f"request: the message needs a `message_id` (use @message), got {message!r}"
+            )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = (actor_id, future)
+        try:
+            await self.send(actor_id, message)
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._pending.pop(key, None)
+
+    async def _deliver_to_host(self, actor: _Actor, message: Any) -> None:
+        pending = self._pending.pop(getattr(message, "correlation_id", None), None)
+        if pending is not None and not pending[1].done():
+            pending[1].set_result(message)
+            return
+        await actor.outbox.put(message)
+
+    def statistics(self, actor_id: str) -> dict[str, int]:
+        """Messages the actor received and sent, and its inbox size now."""
+        actor = self._get(actor_id)
+        return {
+            "messages_in": actor.counter.messages_in,
+            "messages_out": actor.counter.messages_out,
+            "inbox": len(actor.inbox),
+            "dead_letters": len(actor.inbox.dead_letters),
+        }

@@ -1,0 +1,330 @@
+"""Persistent actors: the 'Building Actors' calculator tests, lifecycle, mailboxes, requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import pytest
+
+# The guide's names, with only the imports changed:
+from streamnet import ActorContext as KernelContext
+from streamnet import ActorRuntime as RingKernelRuntime
+from streamnet import ActorStateError, MailboxFull, message
+from streamnet import persistent_actor as ring_kernel
+
+
+@message
+@dataclass
+class CalculateRequest:
+    a: float
+    b: float
+    operation: str = "add"
+
+
+@message
+@dataclass
+class CalculateResponse:
+    result: float
+    success: bool = True
+    error: str | None = None
+    error_code: str | None = None
+
+
+def calculate(a: float, b: float, operation: str) -> float:
+    if operation == "add":
+        return a + b
+    if operation == "div":
+        return a / b
+    raise ValueError(f"unknown operation {operation!r}")
+
+
+@ring_kernel(kernel_id="calculator")
+async def calculator(ctx: KernelContext) -> None:
+    while not ctx.should_terminate:
+        if not ctx.is_active:
+            await ctx.wait_active()
+            continue
+        try:
+            request = await ctx.receive(timeout=0.1)
+            try:
+                result = calculate(request.a, request.b, request.operation)
+                await ctx.send(
+                    CalculateResponse(
+                        result=result, success=True, correlation_id=request.message_id
+                    )
+                )
+            except ZeroDivisionError:
+                await ctx.send(
+                    CalculateResponse(
+                        result=0.0,
+                        success=False,
+                        error="Division by zero",
+                        error_code="DIVIDE_BY_ZERO",
+                        correlation_id=request.message_id,
+                    )
+                )
+            except ValueError as e:
+                await ctx.send(
+                    CalculateResponse(
+                        result=0.0,
+                        success=False,
+                        error=str(e),
+                        error_code="INVALID_INPUT",
+                        correlation_id=request.message_id,
+                    )
+                )
+        except TimeoutError:
+            continue
+
+
+# --- the guide's two tests, as written ---------------------------------------
+@pytest.mark.asyncio
+async def test_calculator_add():
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calculator", calculator)
+        await runtime.activate("calculator")
+        await asyncio.sleep(0.1)
+        # Send request
+        request = CalculateRequest(a=10, b=5, operation="add")
+        await runtime.send("calculator", request)
+        # Verify response
+        response = await runtime.receive("calculator", timeout=1.0)
+        assert response.success
+        assert response.result == 15.0
+        assert response.correlation_id == request.message_id
+
+
+@pytest.mark.asyncio
+async def test_calculator_divide_by_zero():
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calculator", calculator)
+        await runtime.activate("calculator")
+        await asyncio.sleep(0.1)
+        request = CalculateRequest(a=10, b=0, operation="div")
+        await runtime.send("calculator", request)
+        response = await runtime.receive("calculator", timeout=1.0)
+        assert not response.success
+        assert response.error_code == "DIVIDE_BY_ZERO"
+
+
+# --- requests ----------------------------------------------------------------
+async def test_interleaved_requests_each_get_their_own_reply() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calculator", calculator)
+        await runtime.activate("calculator")
+        requests = [CalculateRequest(a=i, b=1) for i in range(20)]
+        replies = await asyncio.gather(
+            *(runtime.request("calculator", r, timeout=2) for r in requests)
+        )
+        assert [r.result for r in replies] == [i + 1 for i in range(20)]
+        assert all(
+            rep.correlation_id == req.message_id for req, rep in zip(requests, replies, strict=True)
+        )
+
+
+async def test_request_returns_the_matching_reply_not_the_next_message() -> None:
+    @message
+    @dataclass
+    class Note:
+        text: str
+
+    async def chatty(ctx: KernelContext) -> None:
+        while not ctx.should_terminate:
+            try:
+                request = await ctx.receive(timeout=0.1)
+            except TimeoutError:
+                continue
+            await ctx.send(Note("unrelated news"))  # not a reply
+            await ctx.send(request.reply(Note("the answer")))
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("chatty", chatty)
+        await runtime.activate("chatty")
+        reply = await runtime.request("chatty", Note("question"), timeout=2)
+        assert reply.text == "the answer"
+        assert (await runtime.receive("chatty", timeout=1)).text == "unrelated news"
+
+
+async def test_request_times_out_with_the_standard_error() -> None:
+    async def silent(ctx: KernelContext) -> None:
+        while not ctx.should_terminate:
+            try:
+                await ctx.receive(timeout=0.1)
+            except TimeoutError:
+                continue
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("silent", silent)
+        await runtime.activate("silent")
+        with pytest.raises(TimeoutError):
+            await runtime.request("silent", CalculateRequest(a=1, b=2), timeout=0.2)
+        with pytest.raises(TypeError, match="message_id"):
+            await runtime.request("silent", "not a message", timeout=0.2)
+
+
+async def test_a_failing_actor_is_recorded_logged_and_fails_pending_requests(caplog) -> None:
+    async def fragile(ctx: KernelContext) -> None:
+        await ctx.receive()
+        raise RuntimeError("lost my state")
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("fragile", fragile)
+        await runtime.activate("fragile")
+        with (
+            caplog.at_level(logging.ERROR, logger="streamnet"),
+            pytest.raises(RuntimeError, match="lost my state"),
+        ):
+            await runtime.request("fragile", CalculateRequest(a=1, b=1), timeout=2)
+        assert runtime.state("fragile") == "failed"
+        assert isinstance(runtime.failure("fragile"), RuntimeError)
+        assert any("persistent actor fragile failed" in r.getMessage() for r in caplog.records)
+
+
+# --- lifecycle ----------------------------------------------------------------
+async def test_lifecycle_states_and_illegal_transitions() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator)
+        assert runtime.state("calc") == "launched"
+        with pytest.raises(ActorStateError, match="cannot reactivate actor `calc`: it is launched"):
+            await runtime.reactivate("calc")
+        await runtime.activate("calc")
+        assert runtime.state("calc") == "active"
+        with pytest.raises(ActorStateError, match="activate needs it launched"):
+            await runtime.activate("calc")
+        await runtime.deactivate("calc")
+        assert runtime.state("calc") == "inactive"
+        await runtime.reactivate("calc")
+        await runtime.terminate("calc", timeout=1)
+        assert runtime.state("calc") == "terminated"
+        with pytest.raises(ActorStateError, match="it is terminated"):
+            await runtime.send("calc", CalculateRequest(a=1, b=1))
+        with pytest.raises(KeyError, match="no actor `nope`"):
+            runtime.state("nope")
+        with pytest.raises(TypeError, match="async def"):
+            await runtime.launch("sync", lambda ctx: None)
+
+
+async def test_deactivated_actor_receives_nothing_until_reactivated() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator)
+        await runtime.activate("calc")
+        await runtime.deactivate("calc")
+        await runtime.send("calc", CalculateRequest(a=2, b=2))
+        with pytest.raises(TimeoutError):
+            await runtime.receive("calc", timeout=0.3)
+        await runtime.reactivate("calc")
+        assert (await runtime.receive("calc", timeout=1)).result == 4
+
+
+async def test_terminate_is_prompt_and_cancels_an_actor_that_ignores_it() -> None:
+    async def stubborn(ctx: KernelContext) -> None:
+        await asyncio.Event().wait()  # never looks at should_terminate
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator)
+        await runtime.activate("calc")
+        await runtime.launch("stubborn", stubborn)
+        async with asyncio.timeout(2):
+            await runtime.terminate("calc", timeout=1)  # wakes from receive at once
+            await runtime.terminate("stubborn", timeout=0.2)
+        assert runtime.state("stubborn") == "terminated"
+
+
+# --- mailboxes ------------------------------------------------------------------
+async def test_higher_priority_first_fifo_within_a_priority() -> None:
+    all_seen = asyncio.Event()
+
+    async def recorder(ctx: KernelContext, seen: list) -> None:
+        await ctx.wait_active()
+        while not ctx.should_terminate:
+            try:
+                seen.append((await ctx.receive(timeout=0.1)).a)
+            except TimeoutError:
+                continue
+            if len(seen) == 5:
+                all_seen.set()
+
+    seen: list[float] = []
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("rec", recorder, seen)
+        for a, priority in [(1, 10), (2, 200), (3, 10), (4, 200), (5, 128)]:
+            await runtime.send("rec", CalculateRequest(a=a, b=0, priority=priority))
+        await runtime.activate("rec")
+        await asyncio.wait_for(all_seen.wait(), 2)
+    assert seen == [2, 4, 5, 1, 3]
+
+
+async def test_overflow_policies() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("reject", calculator, mailbox_capacity=2, overflow="reject")
+        await runtime.send("reject", CalculateRequest(a=1, b=1))
+        await runtime.send("reject", CalculateRequest(a=2, b=1))
+        with pytest.raises(MailboxFull, match="reject.inbox` is full"):
+            await runtime.send("reject", CalculateRequest(a=3, b=1))
+
+        await runtime.launch("drop", calculator, mailbox_capacity=2, overflow="drop_oldest")
+        for a in range(4):
+            await runtime.send("drop", CalculateRequest(a=a, b=1))
+        assert [m.a for m in runtime.dead_letters("drop")] == [0, 1]
+
+        await runtime.launch("block", calculator, mailbox_capacity=1)
+        await runtime.send("block", CalculateRequest(a=1, b=1))
+        blocked = asyncio.ensure_future(runtime.send("block", CalculateRequest(a=2, b=1)))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()
+        await runtime.activate("block")
+        await asyncio.wait_for(blocked, 2)
+
+
+def test_message_fields_and_priority_validation() -> None:
+    request = CalculateRequest(a=1, b=2)
+    assert request.priority == 128
+    assert request.correlation_id is None
+    assert request.message_id != CalculateRequest(a=1, b=2).message_id
+    with pytest.raises(ValueError, match="`priority` must be an int in 0..255, got 300"):
+        CalculateRequest(a=1, b=2, priority=300)
+    reply = request.reply(CalculateResponse(result=3.0))
+    assert reply.correlation_id == request.message_id
+
+
+# --- actors talking to actors -----------------------------------------------------
+async def test_actors_send_by_id_and_children_stop_before_parents() -> None:
+    order: list[str] = []
+
+    async def doubler(ctx: KernelContext) -> None:
+        try:
+            while not ctx.should_terminate:
+                try:
+                    req = await ctx.receive(timeout=0.1)
+                except TimeoutError:
+                    continue
+                await ctx.send_to(
+                    "front", CalculateResponse(result=req.a * 2, correlation_id=req.message_id)
+                )
+        finally:
+            order.append("doubler")
+
+    async def front(ctx: KernelContext) -> None:
+        await ctx.spawn("doubler", doubler)
+        try:
+            while not ctx.should_terminate:
+                try:
+                    msg = await ctx.receive(timeout=0.1)
+                except TimeoutError:
+                    continue
+                if isinstance(msg, CalculateRequest):
+                    await ctx.send_to("doubler", msg)
+                else:
+                    await ctx.send(msg)
+        finally:
+            order.append("front")
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("front", front)
+        await runtime.activate("front")
+        reply = await runtime.request("front", CalculateRequest(a=21, b=0), timeout=2)
+        assert reply.result == 42
+        assert runtime.state("doubler") == "active"
+    assert order == ["doubler", "front"]
