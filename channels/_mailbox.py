@@ -71,6 +71,7 @@ class Mailbox(Generic[T]):
         self.overflow: OverflowPolicy = overflow
         self._heap: list[tuple[int, int, T]] = []
         self._order = itertools.count()
+        self._front = itertools.count(-1, -1)
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._delivered = 0
@@ -111,6 +112,11 @@ class Mailbox(Generic[T]):
                             self._putters.remove(waiter)
                         raise
         heapq.heappush(self._heap, (-priority, next(self._order), message))
+        _wake(self._getters)
+
+    def requeue(self, message: T) -> None:
+        """Put ``message`` back to be delivered next within its priority (ignores the capacity)."""
+        heapq.heappush(self._heap, (-_priority_of(message), next(self._front), message))
         _wake(self._getters)
 
     def _drop_oldest(self) -> None:

@@ -44,6 +44,14 @@ from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
+from streamnet._supervisor import (
+    Backoff,
+    ChildSpec,
+    RestartIntensityError,
+    RestartType,
+    SupervisionStrategy,
+    Supervisor,
+)
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
@@ -62,6 +70,7 @@ __all__ = [
     "ActorState",
     "ActorStatistics",
     "Backend",
+    "Backoff",
     "BackendUnavailableError",
     "Channel",
     "ChannelAborted",
@@ -69,6 +78,7 @@ __all__ = [
     "ChannelClosed",
     "ChannelError",
     "ChannelStatistics",
+    "ChildSpec",
     "Collective",
     "CollectiveStatistics",
     "CollectiveTraffic",
@@ -87,10 +97,14 @@ __all__ = [
     "PictureEngine",
     "ProgressTracker",
     "RemoteRankError",
+    "RestartIntensityError",
+    "RestartType",
     "SchemaError",
     "SequenceError",
     "SingleCommunicator",
     "Span",
+    "SupervisionStrategy",
+    "Supervisor",
     "SpanKind",
     "StreamnetError",
     "TableChunk",

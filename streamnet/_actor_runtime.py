@@ -76,6 +76,10 @@ class _Actor:
     parent: str | None = None
     children: list[str] = field(default_factory=list)
     counter: TrafficCounter = field(default_factory=TrafficCounter)
+    current: Any = None
+    """The message being processed (the last one received), for redelivery after a crash."""
+    on_exit: Callable[[str, BaseException | None, bool], None] | None = None
+    """Called when the actor's function ends: (actor id, exception or None, shut down on request)."""
 
 
 class ActorContext:
@@ -152,6 +156,7 @@ class ActorContext:
                 if getting.done() and not getting.cancelled():
                     message = getting.result()
                     actor.counter.messages_in += 1
+                    actor.current = message
                     return message
 
     async def send(self, message: Any) -> None:
@@ -214,6 +219,8 @@ class ActorRuntime:
         self._overflow: OverflowPolicy = overflow
         self._actors: dict[str, _Actor] = {}
         self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
+        self.supervision_failures: list[tuple[str, BaseException]] = []
+        """(supervisor id, cause) for every top-level supervisor that gave up."""
 
     async def __aenter__(self) -> ActorRuntime:
         return self
@@ -265,9 +272,13 @@ class ActorRuntime:
         *args: Any,
         mailbox_capacity: int | None = None,
         overflow: OverflowPolicy | None = None,
+        inbox: Mailbox[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
+
+        ``inbox`` reuses a mailbox (a supervisor restarting an actor keeps its
+        inbox, so messages sent during the restart reach the new instance).
 
         Raises
         ------
@@ -287,8 +298,8 @@ class ActorRuntime:
         policy = overflow if overflow is not None else self._overflow
         actor = _Actor(
             actor_id, fn, args, kwargs,
-            inbox=Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
-            outbox=Mailbox(capacity=None, name=f"{actor_id}.outbox"),
+            inbox=inbox if inbox is not None else Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
+            outbox=old.outbox if old is not None else Mailbox(capacity=None, name=f"{actor_id}.outbox"),
         )  # fmt: skip
         self._actors[actor_id] = actor
         actor.task = asyncio.get_running_loop().create_task(self._run(actor), name=actor_id)
@@ -299,6 +310,7 @@ class ActorRuntime:
                 await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
             except asyncio.CancelledError:
                 actor.state = "terminated"
+                self._exited(actor, None)
                 raise
             except Exception as exc:
                 actor.state = "failed"
@@ -306,11 +318,17 @@ class ActorRuntime:
                 exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
                 logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
                 self._fail_pending(actor.actor_id, exc)
+                self._exited(actor, exc)
                 return
             actor.state = "terminated"
             self._fail_pending(
                 actor.actor_id, ActorStateError(f"actor `{actor.actor_id}` ended without replying")
             )
+            self._exited(actor, None)
+
+    def _exited(self, actor: _Actor, exc: BaseException | None) -> None:
+        if actor.on_exit is not None:
+            actor.on_exit(actor.actor_id, exc, actor.stopping.is_set())
 
     def _fail_pending(self, actor_id: str, exc: BaseException) -> None:
         for key, (owner, future) in list(self._pending.items()):

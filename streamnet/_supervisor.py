@@ -1,0 +1,297 @@
+"""Supervisors with Erlang/OTP semantics for persistent actors.
+
+A supervisor starts its children in order and watches them. When one exits, its
+restart type decides whether it comes back (``permanent``: always; ``transient``:
+after an abnormal exit only; ``temporary``: never), and the strategy decides who
+restarts with it:
+
+- ``one_for_one`` / ``simple_one_for_one``: only that child;
+- ``one_for_all``: every child (the others are stopped in reverse start order,
+  then all start again in start order);
+- ``rest_for_one``: that child and those started after it.
+
+More than ``max_restarts`` restarts within ``max_seconds`` means the trouble is
+not local: the supervisor stops its children (reverse start order), fails, and
+escalates to its parent supervisor, which treats it like any failed child. At
+the top, the failure is recorded in ``runtime.supervision_failures`` and logged.
+A restarted actor gets fresh state from its function and keeps its inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any, Literal
+
+from channels._errors import StreamnetError
+from streamnet._actor_runtime import ActorRuntime
+from streamnet._logging import logger
+
+__all__ = [
+    "Backoff",
+    "ChildSpec",
+    "RestartIntensityError",
+    "RestartType",
+    "SupervisionStrategy",
+    "Supervisor",
+]
+
+RestartType = Literal["permanent", "transient", "temporary"]
+"""When a child that exited is restarted: always, after an abnormal exit, never."""
+
+SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
+"""Which children restart with a child that exited (see the module)."""
+
+
+class RestartIntensityError(StreamnetError, RuntimeError):
+    """A supervisor restarted more than ``max_restarts`` times within ``max_seconds``."""
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to start (and restart) one child actor.
+
+    ``redeliver``: after a crash, give the message the child was processing to
+    the new instance once (a second crash on it drops it to the dead letters);
+    by default it is dropped to the dead letters at once.
+    """
+
+    actor_id: str
+    fn: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    restart: RestartType = "permanent"
+    shutdown_timeout: float = 5.0
+    redeliver: bool = False
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before a restart: ``initial * factor**n`` up to ``maximum``, ± ``jitter`` (a
+    fraction), where ``n`` counts restarts since the last quiet spell of ``reset_after`` s."""
+
+    initial: float = 0.01
+    maximum: float = 1.0
+    factor: float = 2.0
+    jitter: float = 0.1
+    reset_after: float = 10.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """The delay before restart number ``attempt`` (0-based) of a streak."""
+        base = min(self.maximum, self.initial * self.factor**attempt)
+        if self.jitter:
+            base *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
+        return max(0.0, base)
+
+
+class Supervisor:
+    """Starts, watches and restarts child actors (and child supervisors) in a runtime.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def worker(ctx):
+    ...     while not ctx.should_terminate:
+    ...         try:
+    ...             await ctx.receive(timeout=0.1)
+    ...         except TimeoutError:
+    ...             continue
+    >>> async def main():
+    ...     async with ActorRuntime() as runtime:
+    ...         sup = Supervisor(runtime, "top", [ChildSpec("a", worker), ChildSpec("b", worker)])
+    ...         await sup.start()
+    ...         states = [runtime.state(c) for c in sup.children]
+    ...         await sup.stop()
+    ...         return states
+    >>> asyncio.run(main())
+    ['active', 'active']
+    """
+
+    def __init__(
+        self,
+        runtime: ActorRuntime,
+        supervisor_id: str,
+        children: Sequence[ChildSpec | Supervisor] = (),
+        *,
+        strategy: SupervisionStrategy = "one_for_one",
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        backoff: Backoff | None = None,
+        template: ChildSpec | None = None,
+    ) -> None:
+        if strategy not in ("one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"):
+            raise ValueError(f"Supervisor: unknown strategy {strategy!r}")
+        if strategy == "simple_one_for_one" and (template is None or children):
+            raise ValueError(
+                "Supervisor: simple_one_for_one takes a `template` ChildSpec and no fixed "
+                "children; add children with start_child(actor_id, *args)"
+            )
+        if type(max_restarts) is not int or max_restarts < 0 or max_seconds <= 0:
+            raise ValueError("Supervisor: `max_restarts` must be >= 0 and `max_seconds` > 0")
+        self.runtime = runtime
+        self.supervisor_id = supervisor_id
+        self.strategy: SupervisionStrategy = strategy
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self.backoff = backoff
+        self.template = template
+        self.parent: Supervisor | None = None
+        self.state: Literal["created", "running", "stopped", "failed"] = "created"
+        self.failure: BaseException | None = None
+        self.restarts = 0
+        """Restarts performed (each restart decision counts once, whatever its strategy)."""
+        self._order: list[str] = []
+        self._specs: dict[str, ChildSpec | Supervisor] = {}
+        for child in children:
+            self._add(child)
+        self._history: list[float] = []
+        self._streak = 0
+        self._last_restart = 0.0
+        self._lock = asyncio.Lock()
+        self._redelivered: set[Any] = set()
+        self._rng = random.Random(0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _add(self, child: ChildSpec | Supervisor) -> str:
+        key = child.actor_id if isinstance(child, ChildSpec) else child.supervisor_id
+        if key in self._specs:
+            raise ValueError(f"supervisor `{self.supervisor_id}`: child `{key}` is listed twice")
+        if isinstance(child, Supervisor):
+            child.parent = self
+        self._specs[key] = child
+        self._order.append(key)
+        return key
+
+    @property
+    def children(self) -> list[str]:
+        """Ids of the children, in start order."""
+        return list(self._order)
+
+    # ------------------------------------------------------------------ start / stop
+    async def start(self) -> None:
+        """Start every child in order."""
+        self.state = "running"
+        self._history.clear()
+        for key in list(self._order):
+            await self._start(key)
+
+    async def start_child(self, child: ChildSpec | str, *args: Any) -> str:
+        """Add and start a child: a spec, or for ``simple_one_for_one`` an id and extra args."""
+        if isinstance(child, str):
+            if self.template is None:
+                raise ValueError("start_child(actor_id, ...) needs a simple_one_for_one template")
+            t = self.template
+            child = ChildSpec(
+                child, t.fn, (*t.args, *args), t.kwargs, t.restart, t.shutdown_timeout, t.redeliver
+            )
+        key = self._add(child)
+        await self._start(key)
+        return key
+
+    async def _start(self, key: str, *, crashed: bool = False) -> None:
+        spec = self._specs[key]
+        if isinstance(spec, Supervisor):
+            spec.state = "created"
+            spec.failure = None
+            await spec.start()
+            return
+        old = self.runtime._actors.get(key)
+        inbox = old.inbox if old is not None else None
+        if old is not None and crashed and old.current is not None:
+            message = old.current
+            ident = getattr(message, "message_id", id(message))
+            if spec.redeliver and ident not in self._redelivered and inbox is not None:
+                self._redelivered.add(ident)
+                inbox.requeue(message)
+            elif inbox is not None:
+                inbox.dead_letters.append(message)
+        await self.runtime.launch(key, spec.fn, *spec.args, inbox=inbox, **dict(spec.kwargs))
+        self.runtime._actors[key].on_exit = self._on_exit
+        await self.runtime.activate(key)
+        await asyncio.sleep(0)  # as in OTP, a child begins before the next one starts
+
+    async def _stop_child(self, key: str) -> None:
+        spec = self._specs[key]
+        if isinstance(spec, Supervisor):
+            if spec.state == "running":
+                await spec.stop()
+            return
+        actor = self.runtime._actors.get(key)
+        if actor is not None and actor.state in ("launched", "active", "inactive"):
+            await self.runtime.terminate(key, spec.shutdown_timeout)
+
+    async def stop(self) -> None:
+        """Stop the children in reverse start order (each drains, then is cancelled after
+        its ``shutdown_timeout``)."""
+        if self.state == "running":
+            self.state = "stopped"
+        for key in reversed(self._order):
+            await self._stop_child(key)
+
+    # ------------------------------------------------------------------ exits
+    def _on_exit(self, key: str, exc: BaseException | None, requested: bool) -> None:
+        if requested or self.state != "running":
+            return  # stopped on purpose: nothing to do
+        task = asyncio.get_running_loop().create_task(self._handle_exit(key, exc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_exit(self, key: str, exc: BaseException | None) -> None:
+        async with self._lock:
+            if self.state != "running" or key not in self._specs:
+                return
+            spec = self._specs[key]
+            restart = spec.restart if isinstance(spec, ChildSpec) else "permanent"
+            if restart == "temporary" or (restart == "transient" and exc is None):
+                self._order.remove(key)
+                del self._specs[key]
+                return
+            now = monotonic()
+            self._history = [t for t in self._history if now - t < self.max_seconds]
+            self._history.append(now)
+            if len(self._history) > self.max_restarts:
+                cause = RestartIntensityError(
+                    f"supervisor `{self.supervisor_id}` restarted {self.max_restarts} times within "
+                    f"{self.max_seconds} s and `{key}` failed again"
+                )
+                if exc is not None:
+                    cause.__cause__ = exc
+                await self._escalate(cause)
+                return
+            if self.backoff is not None:
+                if now - self._last_restart > self.backoff.reset_after:
+                    self._streak = 0
+                await asyncio.sleep(self.backoff.delay(self._streak, self._rng))
+                self._streak += 1
+            self._last_restart = monotonic()
+            index = self._order.index(key)
+            if self.strategy == "one_for_all":
+                group = list(self._order)
+            elif self.strategy == "rest_for_one":
+                group = self._order[index:]
+            else:
+                group = [key]
+            for other in reversed(group):
+                if other != key:
+                    await self._stop_child(other)
+            for member in group:
+                await self._start(member, crashed=member == key and exc is not None)
+            self.restarts += 1
+            logger.warning(
+                "supervisor %s restarted %s after %s", self.supervisor_id, ", ".join(group),
+                f"{type(exc).__name__}: {exc}" if exc is not None else "a normal exit",
+            )  # fmt: skip
+
+    async def _escalate(self, cause: BaseException) -> None:
+        self.failure = cause
+        for key in reversed(self._order):  # children exit on request: no restarts meanwhile
+            await self._stop_child(key)
+        logger.error("supervisor %s gives up: %s", self.supervisor_id, cause)
+        if self.parent is None:
+            self.runtime.supervision_failures.append((self.supervisor_id, cause))
+        self.state = "failed"  # last: whoever sees it sees the whole outcome
+        if self.parent is not None:
+            self.parent._on_exit(self.supervisor_id, cause, False)
