@@ -154,6 +154,16 @@ class Mailbox(Generic[T]):
         _wake(self._putters)
         return message
 
+    def get_nowait(self) -> T:
+        """The next message by priority; raises ``IndexError`` when empty."""
+        _, _, message = heapq.heappop(self._heap)
+        self._delivered += 1
+        _wake(self._putters)
+        return message
+
+    def _wake_getter(self) -> None:
+        _wake(self._getters)
+
     def statistics(self) -> MailboxStatistics:
         """Size, capacity, messages delivered and dead letters."""
         return MailboxStatistics(

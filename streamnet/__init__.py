@@ -35,6 +35,7 @@ from streamnet._errors import (
     NetworkMismatchError,
     RemoteRankError,
     SchemaError,
+    WatchdogTimeout,
     WiringError,
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
@@ -111,6 +112,7 @@ __all__ = [
     "TableView",
     "Tag",
     "Timeline",
+    "WatchdogTimeout",
     "WiringError",
     "current_actor",
     "current_actor_name",

@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from time import monotonic
 from types import TracebackType
 from typing import Any, Literal
 
 from channels._mailbox import Mailbox, OverflowPolicy
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
-from streamnet._errors import ActorStateError
+from streamnet._errors import ActorStateError, WatchdogTimeout
 from streamnet._logging import logger
 
 __all__ = ["ActorContext", "ActorLifecycle", "ActorRuntime", "persistent_actor"]
@@ -70,7 +71,6 @@ class _Actor:
     state: ActorLifecycle = "launched"
     task: asyncio.Task[Any] | None = None
     active: asyncio.Event = field(default_factory=asyncio.Event)
-    paused: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     failure: BaseException | None = None
     parent: str | None = None
@@ -78,6 +78,12 @@ class _Actor:
     counter: TrafficCounter = field(default_factory=TrafficCounter)
     current: Any = None
     """The message being processed (the last one received), for redelivery after a crash."""
+    heartbeat_timeout: float | None = None
+    last_progress: float = 0.0
+    busy: bool = False
+    """True from a receive until the actor's next receive: it holds input."""
+    watchdog_fired: bool = False
+    waker: asyncio.Future[None] | None = None
     on_exit: Callable[[str, BaseException | None, bool], None] | None = None
     """Called when the actor's function ends: (actor id, exception or None, shut down on request)."""
 
@@ -134,34 +140,49 @@ class ActorContext:
             Nothing arrived within ``timeout`` seconds, or the actor must stop.
         """
         actor = self._actor
+        actor.busy = False
+        actor.last_progress = monotonic()
+        inbox = actor.inbox
+        if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
+            return self._took(inbox.get_nowait())  # fast path: no waiting
         async with asyncio.timeout(timeout):
             while True:
                 if actor.stopping.is_set():
                     raise TimeoutError(f"actor `{actor.actor_id}` is terminating")
-                if not actor.active.is_set():
-                    await self.wait_active()
-                    continue
-                getting = asyncio.ensure_future(actor.inbox.get())
-                stop = asyncio.ensure_future(actor.stopping.wait())
-                pause = asyncio.ensure_future(actor.paused.wait())
+                if actor.active.is_set() and inbox._heap:
+                    return self._took(inbox.get_nowait())
+                # One future, woken by a message, a pause or resume, or a request to stop.
+                waker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                actor.waker = waker
+                if actor.active.is_set():
+                    inbox._getters.append(waker)
                 try:
-                    await asyncio.wait([getting, stop, pause], return_when=asyncio.FIRST_COMPLETED)
+                    await waker
+                except asyncio.CancelledError:
+                    if waker in inbox._getters:
+                        inbox._getters.remove(waker)
+                    elif waker.done() and not waker.cancelled():
+                        inbox._wake_getter()  # pass on a wake-up meant for us
+                    raise
                 finally:
-                    stop.cancel()
-                    pause.cancel()
-                    if not getting.done():
-                        getting.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await getting
-                if getting.done() and not getting.cancelled():
-                    message = getting.result()
-                    actor.counter.messages_in += 1
-                    actor.current = message
-                    return message
+                    actor.waker = None
+
+    def _took(self, message: Any) -> Any:
+        actor = self._actor
+        actor.counter.messages_in += 1
+        actor.current = message
+        actor.busy = True
+        actor.last_progress = monotonic()
+        return message
+
+    def heartbeat(self) -> None:
+        """Tell the watchdog this actor is making progress (receive and send do too)."""
+        self._actor.last_progress = monotonic()
 
     async def send(self, message: Any) -> None:
         """Answer the host: a reply to a pending ``request`` goes to it, the rest to the outbox."""
         self._actor.counter.messages_out += 1
+        self._actor.last_progress = monotonic()
         await self._runtime._deliver_to_host(self._actor, message)
 
     async def send_to(self, actor_id: str, message: Any) -> None:
@@ -181,6 +202,12 @@ class ActorContext:
     async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking ``fn`` in the Context's thread pool."""
         return await self._runtime.ctx.to_thread(fn, *args, **kwargs)
+
+
+def _wake(actor: _Actor) -> None:
+    waker = actor.waker
+    if waker is not None and not waker.done():
+        waker.set_result(None)
 
 
 class ActorRuntime:
@@ -219,6 +246,7 @@ class ActorRuntime:
         self._overflow: OverflowPolicy = overflow
         self._actors: dict[str, _Actor] = {}
         self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
         self.supervision_failures: list[tuple[str, BaseException]] = []
         """(supervisor id, cause) for every top-level supervisor that gave up."""
 
@@ -273,12 +301,17 @@ class ActorRuntime:
         mailbox_capacity: int | None = None,
         overflow: OverflowPolicy | None = None,
         inbox: Mailbox[Any] | None = None,
+        heartbeat_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
 
         ``inbox`` reuses a mailbox (a supervisor restarting an actor keeps its
         inbox, so messages sent during the restart reach the new instance).
+        With ``heartbeat_timeout``, a watchdog fails the actor (`WatchdogTimeout`)
+        when it holds input (a message received and not done with, or messages
+        waiting) but shows no progress (receive, send or ``ctx.heartbeat()``) for
+        that many seconds.
 
         Raises
         ------
@@ -301,30 +334,69 @@ class ActorRuntime:
             inbox=inbox if inbox is not None else Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
             outbox=old.outbox if old is not None else Mailbox(capacity=None, name=f"{actor_id}.outbox"),
         )  # fmt: skip
+        actor.heartbeat_timeout = heartbeat_timeout
+        actor.last_progress = monotonic()
         self._actors[actor_id] = actor
         actor.task = asyncio.get_running_loop().create_task(self._run(actor), name=actor_id)
+        if heartbeat_timeout is not None:
+            self._ensure_watchdog()
 
     async def _run(self, actor: _Actor) -> None:
         with observe(actor.counter):
             try:
                 await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
             except asyncio.CancelledError:
-                actor.state = "terminated"
-                self._exited(actor, None)
-                raise
+                if not actor.watchdog_fired:
+                    actor.state = "terminated"
+                    self._exited(actor, None)
+                    raise
+                stuck = WatchdogTimeout(
+                    f"actor `{actor.actor_id}` held input without progress for more than "
+                    f"{actor.heartbeat_timeout} s"
+                )
+                self._failed(actor, stuck)
+                return  # the watchdog's own cancellation ends here
             except Exception as exc:
-                actor.state = "failed"
-                actor.failure = exc
                 exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
-                logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
-                self._fail_pending(actor.actor_id, exc)
-                self._exited(actor, exc)
+                self._failed(actor, exc)
                 return
             actor.state = "terminated"
             self._fail_pending(
                 actor.actor_id, ActorStateError(f"actor `{actor.actor_id}` ended without replying")
             )
             self._exited(actor, None)
+
+    def _failed(self, actor: _Actor, exc: BaseException) -> None:
+        actor.state = "failed"
+        actor.failure = exc
+        logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
+        self._fail_pending(actor.actor_id, exc)
+        self._exited(actor, exc)
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="watchdog")
+
+    async def _watch(self) -> None:
+        """Fail live actors that hold input but made no progress within their timeout."""
+        while True:
+            watched = [
+                a for a in self._actors.values()
+                if a.heartbeat_timeout is not None and a.state in ("active", "inactive")
+            ]  # fmt: skip
+            if not watched:
+                return
+            now = monotonic()
+            for actor in watched:
+                holds_input = actor.busy or len(actor.inbox) > 0
+                idle_for = now - actor.last_progress
+                assert actor.heartbeat_timeout is not None
+                if holds_input and actor.state == "active" and idle_for > actor.heartbeat_timeout:
+                    actor.watchdog_fired = True
+                    assert actor.task is not None
+                    actor.task.cancel()
+            period = min(a.heartbeat_timeout for a in watched if a.heartbeat_timeout) / 4
+            await asyncio.sleep(period)
 
     def _exited(self, actor: _Actor, exc: BaseException | None) -> None:
         if actor.on_exit is not None:
@@ -342,6 +414,7 @@ class ActorRuntime:
         self._require(actor, "activate", ("launched",))
         actor.state = "active"
         actor.active.set()
+        _wake(actor)
 
     async def deactivate(self, actor_id: str) -> None:
         """Pause an active actor: it receives nothing until reactivated."""
@@ -349,15 +422,15 @@ class ActorRuntime:
         self._require(actor, "deactivate", ("active",))
         actor.state = "inactive"
         actor.active.clear()
-        actor.paused.set()
+        _wake(actor)
 
     async def reactivate(self, actor_id: str) -> None:
         """Resume a deactivated actor."""
         actor = self._get(actor_id)
         self._require(actor, "reactivate", ("inactive",))
         actor.state = "active"
-        actor.paused.clear()
         actor.active.set()
+        _wake(actor)
 
     async def terminate(self, actor_id: str, timeout: float = 5.0) -> None:
         """Ask the actor (its children first) to stop; cancel it after ``timeout`` seconds."""
@@ -368,6 +441,7 @@ class ActorRuntime:
                 await self.terminate(child, timeout)
         actor.state = "terminating"
         actor.stopping.set()
+        _wake(actor)
         assert actor.task is not None
         done, _ = await asyncio.wait([actor.task], timeout=timeout)
         if not done:
@@ -386,6 +460,10 @@ class ActorRuntime:
         for actor in self._actors.values():
             if actor.state in _LIVE:
                 await self.terminate(actor.actor_id, timeout)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self._owns_ctx:
             self.ctx.close()
 

@@ -15,6 +15,7 @@ __all__ = [
     "NetworkMismatchError",
     "RemoteRankError",
     "SchemaError",
+    "WatchdogTimeout",
     "WiringError",
 ]
 
@@ -69,3 +70,7 @@ class NetworkMismatchError(StreamnetError, RuntimeError):
 
 class ActorStateError(StreamnetError, RuntimeError):
     """A persistent actor was asked for a lifecycle step its state does not allow."""
+
+
+class WatchdogTimeout(StreamnetError, TimeoutError):
+    """A persistent actor held input without progress for longer than its heartbeat timeout."""

@@ -66,6 +66,8 @@ class ChildSpec:
     restart: RestartType = "permanent"
     shutdown_timeout: float = 5.0
     redeliver: bool = False
+    heartbeat_timeout: float | None = None
+    """Watchdog: fail the child when it holds input without progress this long."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,10 @@ class Supervisor:
                 inbox.requeue(message)
             elif inbox is not None:
                 inbox.dead_letters.append(message)
-        await self.runtime.launch(key, spec.fn, *spec.args, inbox=inbox, **dict(spec.kwargs))
+        await self.runtime.launch(
+            key, spec.fn, *spec.args, inbox=inbox, heartbeat_timeout=spec.heartbeat_timeout,
+            **dict(spec.kwargs),
+        )  # fmt: skip
         self.runtime._actors[key].on_exit = self._on_exit
         await self.runtime.activate(key)
         await asyncio.sleep(0)  # as in OTP, a child begins before the next one starts

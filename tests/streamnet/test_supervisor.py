@@ -242,3 +242,69 @@ async def test_supervisor_waits_out_the_backoff_and_resets_after_a_quiet_spell()
         await world.until(lambda: world.starts["b"] == 4)
         assert sup._streak == 1  # the streak started over
         await sup.stop()
+
+
+async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplog) -> None:
+    import logging
+
+    from streamnet import WatchdogTimeout
+
+    caplog.set_level(logging.ERROR, logger="streamnet")
+    world = World()
+    release = asyncio.Event()
+
+    async def sticky(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while not ctx.should_terminate:
+            try:
+                cmd = await ctx.receive(timeout=0.05)
+            except TimeoutError:
+                continue
+            if cmd.what == "hang":
+                await release.wait()  # holds the message, makes no progress
+            world.handled.append(cmd.what)
+            world.note("handled")
+
+    async with ActorRuntime() as runtime:
+        spec = ChildSpec("s", sticky, (world,), heartbeat_timeout=0.2, shutdown_timeout=1)
+        sup = Supervisor(runtime, "sup", [spec])
+        await sup.start()
+        await asyncio.sleep(0.5)  # idle (nothing held) is not stuck
+        assert world.starts["s"] == 1
+        await runtime.send("s", Cmd("hang"))
+        await world.until(lambda: world.starts["s"] == 2)
+        assert (
+            isinstance(runtime._actors["s"].failure, WatchdogTimeout)
+            or runtime.state("s") == "active"
+        )
+        await runtime.send("s", Cmd("fine"))
+        await world.until(lambda: "fine" in world.handled)
+        assert [m.what for m in runtime.dead_letters("s")] == ["hang"]
+        await sup.stop()
+
+
+async def test_watchdog_spares_an_actor_that_reports_progress() -> None:
+    world = World()
+
+    async def slow_but_alive(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while not ctx.should_terminate:
+            try:
+                await ctx.receive(timeout=0.05)
+            except TimeoutError:
+                continue
+            for _ in range(8):  # 0.4 s of work, reporting progress as it goes
+                await asyncio.sleep(0.05)
+                ctx.heartbeat()
+            world.handled.append("done")
+            world.note("handled")
+
+    async with ActorRuntime() as runtime:
+        sup = Supervisor(
+            runtime, "sup", [ChildSpec("w", slow_but_alive, (world,), heartbeat_timeout=0.2)]
+        )
+        await sup.start()
+        await runtime.send("w", Cmd("work"))
+        await world.until(lambda: world.handled == ["done"])
+        assert world.starts["w"] == 1
+        await sup.stop()
