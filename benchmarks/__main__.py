@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "workloads",
         nargs="*",
-        default=["hop", "scan", "groupby", "join"],
-        help="workloads to run: hop, scan, groupby, join",
+        default=["hop", "scan", "groupby", "join", "actors"],
+        help="workloads to run: hop, scan, groupby, join, actors",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
@@ -72,8 +72,19 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print()
+        elif name == "actors":
+            from benchmarks import actors_latency
+
+            print("## W6: persistent actor round trip and throughput\n")
+            sizes = (2_000, 20_000) if args.quick else (20_000, 200_000)
+            print(
+                actors_latency.report(actors_latency.run(round_trips=sizes[0], messages=sizes[1]))
+            )
+            print()
         else:
-            parser.error(f"unknown workload {name!r}; choose from: hop, scan, groupby, join")
+            parser.error(
+                f"unknown workload {name!r}; choose from: hop, scan, groupby, join, actors"
+            )
     return 0
 
 

@@ -145,17 +145,32 @@ class ActorContext:
         inbox = actor.inbox
         if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
             return self._took(inbox.get_nowait())  # fast path: no waiting
-        async with asyncio.timeout(timeout):
+        loop = asyncio.get_running_loop()
+        expired = False
+        timer: asyncio.TimerHandle | None = None
+        try:
             while True:
                 if actor.stopping.is_set():
                     raise TimeoutError(f"actor `{actor.actor_id}` is terminating")
+                if expired:
+                    raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
                 if actor.active.is_set() and inbox._heap:
                     return self._took(inbox.get_nowait())
-                # One future, woken by a message, a pause or resume, or a request to stop.
-                waker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                # One future, woken by a message, a pause or resume, a stop, or the timer.
+                waker: asyncio.Future[None] = loop.create_future()
                 actor.waker = waker
                 if actor.active.is_set():
                     inbox._getters.append(waker)
+                if timeout is not None and timer is None:
+
+                    def expire() -> None:
+                        nonlocal expired
+                        expired = True
+                        w = actor.waker
+                        if w is not None and not w.done():
+                            w.set_result(None)
+
+                    timer = loop.call_later(timeout, expire)
                 try:
                     await waker
                 except asyncio.CancelledError:
@@ -166,6 +181,11 @@ class ActorContext:
                     raise
                 finally:
                     actor.waker = None
+                    if waker in inbox._getters:
+                        inbox._getters.remove(waker)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _took(self, message: Any) -> Any:
         actor = self._actor
@@ -202,6 +222,11 @@ class ActorContext:
     async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking ``fn`` in the Context's thread pool."""
         return await self._runtime.ctx.to_thread(fn, *args, **kwargs)
+
+
+def _expire(future: asyncio.Future[Any], actor_id: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"actor `{actor_id}` did not reply within {timeout} s"))
 
 
 def _wake(actor: _Actor) -> None:
@@ -512,14 +537,19 @@ class ActorRuntime:
             raise TypeError(
                 f"request: the message needs a `message_id` (use @message), got {message!r}"
             )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[key] = (actor_id, future)
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, _expire, future, actor_id, timeout)
         try:
             await self.send(actor_id, message)
-            async with asyncio.timeout(timeout):
-                return await future
+            return await future
         finally:
             self._pending.pop(key, None)
+            if timer is not None:
+                timer.cancel()
 
     async def _deliver_to_host(self, actor: _Actor, message: Any) -> None:
         pending = self._pending.pop(getattr(message, "correlation_id", None), None)

@@ -102,7 +102,13 @@ def reply(request: Any, response: M) -> M:
     """``response`` answering ``request``: a copy whose ``correlation_id`` is the request's id."""
     if not is_message(response):
         raise TypeError(f"reply: the response must be a @message, got {type(response).__name__}")
-    return dataclasses.replace(response, correlation_id=request.message_id)  # type: ignore[type-var]
+    fields = getattr(response, "__dict__", None)
+    if fields is None:  # slotted dataclass: the general (slower) way
+        return dataclasses.replace(response, correlation_id=request.message_id)  # type: ignore[type-var]
+    answer = object.__new__(type(response))
+    answer.__dict__.update(fields)  # a shallow copy, as dataclasses.replace makes
+    object.__setattr__(answer, "correlation_id", request.message_id)  # frozen ones too
+    return answer
 
 
 def is_message(value: Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import groupby, hop, join, scan
+from benchmarks import actors_latency, groupby, hop, join, scan
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -30,3 +30,9 @@ def test_join_benchmark_engines_agree() -> None:
     *sizes, results = join.run(table_rows=5_000, stream_rows=50_000, repeats=1)
     assert {r.engine for r in results} == set(join.ENGINES)
     assert "rows out" in join.report(*sizes, results)
+
+
+def test_actor_latency_benchmark_runs() -> None:
+    results = actors_latency.run(round_trips=200, messages=2_000)
+    assert [r.engine for r in results] == ["streamnet ActorRuntime", "asyncio.Queue"]
+    assert all(r.per_second > 0 and r.p50_us > 0 for r in results)
