@@ -312,6 +312,12 @@ class Channel(Generic[T]):
                 f"got {type(msg.payload).__name__} "
                 f"(message sequence number {msg.sequence_number})"
             )
+        counter = _counter.get()
+        if counter is not None and counter.sent is not None:
+            seen = counter.sent.setdefault(self, set())
+            if msg.sequence_number in seen:
+                return  # a restarted stage repeating output it already sent
+            seen.add(msg.sequence_number)
         payload = msg.payload
         size = payload_nbytes(payload)
         blocked = 0.0
@@ -347,7 +353,6 @@ class Channel(Generic[T]):
             self._peak_bytes = self._bytes
         if self._recv_waiters:
             _wake_one(self._recv_waiters)
-        counter = _counter.get()
         if counter is not None:
             counter.messages_out += 1
             counter.bytes_out += size
@@ -426,6 +431,8 @@ class Channel(Generic[T]):
             counter.messages_in += 1
             counter.bytes_in += size
             counter.rows_in += rows
+            if counter.taken is not None:
+                counter.taken[self] = msg
             if blocked:
                 counter.blocked_in += blocked
                 if counter.waits is not None:
@@ -456,6 +463,8 @@ class Channel(Generic[T]):
                 counter.messages_in += 1
                 counter.bytes_in += size
                 counter.rows_in += rows
+                if counter.taken is not None:
+                    counter.taken[self] = msg
                 if blocked:
                     counter.blocked_in += blocked
                     if counter.waits is not None:
@@ -472,6 +481,21 @@ class Channel(Generic[T]):
                 now = perf_counter()
                 counter.waits.append(("input", now - blocked, now))
         return None
+
+    def _requeue(self, msg: Message[T]) -> None:
+        """Put ``msg`` back at the head of the buffer (a restarted consumer gets it again).
+
+        It may exceed the capacity by one; nothing happens once the channel is
+        shut down or aborted.
+        """
+        if self._state in (_SHUTDOWN, _ABORTED):
+            return
+        size = payload_nbytes(msg.payload)
+        self._buffer.appendleft((msg, size, payload_rows(msg.payload)))
+        self._bytes += size
+        self._received -= 1
+        if self._recv_waiters:
+            _wake_one(self._recv_waiters)
 
     def __aiter__(self) -> typing.AsyncIterator[Message[T]]:
         return self._iterate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 __all__ = ["TrafficCounter", "current_counter", "observe"]
 
@@ -44,6 +45,8 @@ class TrafficCounter:
         "messages_out",
         "rows_in",
         "rows_out",
+        "sent",
+        "taken",
         "waits",
     )
 
@@ -52,6 +55,10 @@ class TrafficCounter:
         self.messages_out = self.rows_out = self.bytes_out = 0
         self.blocked_in = self.blocked_out = 0.0
         self.waits: list[tuple[str, float, float]] | None = None
+        self.taken: dict[Any, Any] | None = None
+        """When not None: per input channel, the last message received (the one in flight)."""
+        self.sent: dict[Any, set[int]] | None = None
+        """When not None: per output channel, the sequence numbers sent; a repeat is dropped."""
 
 
 _counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)

@@ -18,6 +18,7 @@ from channels import (
 from streamnet._actor import (
     ActorDefinition,
     ActorNode,
+    RestartPolicy,
     current_actor,
     current_actor_name,
     define_actor,
@@ -99,6 +100,7 @@ __all__ = [
     "ProgressTracker",
     "RemoteRankError",
     "RestartIntensityError",
+    "RestartPolicy",
     "RestartType",
     "SchemaError",
     "SequenceError",

@@ -16,6 +16,7 @@ from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState
 
 __all__ = [
+    "RestartPolicy",
     "ActorDefinition",
     "ActorNode",
     "Endpoint",
@@ -58,6 +59,29 @@ def role_from_name(name: str) -> Role | None:
     if is_in == is_out:
         return None
     return "input" if is_in else "output"
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """Restart a streaming actor that raises, at most ``max_restarts`` times in ``max_seconds``.
+
+    The restarted actor is called afresh (new state) on the same channels. The
+    message it was processing goes back to the head of its input channel, and
+    any output whose sequence number it already sent is dropped: a stage that
+    handles each message on its own and keeps sequence numbers (a map, a
+    filter) then loses and duplicates nothing downstream. Beyond the limit, the
+    failure ends the network as any other.
+    """
+
+    max_restarts: int = 3
+    max_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if type(self.max_restarts) is not int or self.max_restarts < 1 or self.max_seconds <= 0:
+            raise ValueError(
+                "RestartPolicy: `max_restarts` must be an int >= 1 and `max_seconds` > 0, "
+                f"got {self.max_restarts!r} and {self.max_seconds!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +208,11 @@ class ActorDefinition(Generic[P]):
         inputs: Sequence[str],
         outputs: Sequence[str],
         collective: bool = False,
+        restart: RestartPolicy | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
+        self.restart = restart
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
@@ -276,6 +302,7 @@ def define_actor(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     collective: bool = False,
+    restart: RestartPolicy | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
 
 
@@ -287,6 +314,7 @@ def define_actor(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     collective: bool = False,
+    restart: RestartPolicy | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -310,6 +338,9 @@ def define_actor(
         operation id (``node.op_id``), assigned in the order nodes are made, so
         every rank that builds the same network gets the same ids; a Network
         checks at start that all ranks agree.
+    restart
+        A :class:`RestartPolicy`: restart the actor when it raises instead of
+        failing the network (not for collectives).
 
     Raises
     ------
@@ -361,12 +392,15 @@ def define_actor(
                 f"define_actor: `{label}` has no parameter(s) {unknown} named in inputs/outputs; "
                 f"its parameters are {sorted(names)}"
             )
+        if restart is not None and collective:
+            raise TypeError(f"define_actor: `{label}` is collective and cannot be restarted alone")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
-            function, name=name, inputs=inputs, outputs=outputs, collective=collective
-        )
+            function, name=name, inputs=inputs, outputs=outputs, collective=collective,
+            restart=restart,
+        )  # fmt: skip
 
     if fn is not None:
         return decorate(fn)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from channels._channel import Channel, _instance_check
-from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
+from channels._errors import ChannelAborted, ChannelBroken, ChannelError, StreamnetError
 from channels._observer import observe
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._capture import NetworkCaptured, capturing
@@ -295,7 +296,7 @@ class Network:
             node._state = "running"
             state: Any = "done"
             try:
-                node._result = await node.call()
+                node._result = await self._call(node, recorder)
             except ChannelBroken as exc:
                 if exc.channel not in node.outputs:
                     state = "failed"
@@ -316,6 +317,36 @@ class Network:
                     channel._producer_done(recorder)
                 for channel in node.inputs:
                     channel._consumer_done()
+
+    async def _call(self, node: ActorNode, recorder: ActorRecorder) -> Any:
+        """Run the actor's function; with a restart policy, call it afresh after a failure."""
+        policy = node.definition.restart
+        if policy is None:
+            return await node.call()
+        recorder.taken, recorder.sent = {}, {}
+        restarts: list[float] = []
+        while True:
+            try:
+                return await node.call()
+            except (ChannelError, asyncio.CancelledError):
+                raise  # a closed channel or a cancellation is not the stage's own failure
+            except Exception as exc:
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < policy.max_seconds]
+                if len(restarts) >= policy.max_restarts:
+                    exc.add_note(
+                        f"actor `{node.name}` was restarted {len(restarts)} times within "
+                        f"{policy.max_seconds} s and failed again"
+                    )
+                    raise
+                restarts.append(now)
+                for channel, msg in recorder.taken.items():
+                    channel._requeue(msg)  # the message in flight is processed again
+                recorder.taken.clear()
+                recorder.restarts += 1
+                logger.warning(
+                    "actor %s failed (%s: %s) and restarts", node.name, type(exc).__name__, exc
+                )
 
     def _fail(self, node: ActorNode, exc: BaseException) -> None:
         first = not self._failures

@@ -39,6 +39,8 @@ class ActorStatistics:
         Time spent waiting for input on an empty channel.
     blocked_output_seconds
         Time spent waiting for room on a full channel (backpressure).
+    restarts
+        Times the actor was restarted under its restart policy.
     """
 
     name: str
@@ -53,6 +55,7 @@ class ActorStatistics:
     busy_seconds: float
     blocked_input_seconds: float
     blocked_output_seconds: float
+    restarts: int = 0
 
 
 class ActorRecorder(TrafficCounter):
@@ -61,11 +64,12 @@ class ActorRecorder(TrafficCounter):
     It is also the actor's identity towards channels (one drain per actor).
     """
 
-    __slots__ = ("ended", "name", "started", "state")
+    __slots__ = ("ended", "name", "restarts", "started", "state")
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+        self.restarts = 0
         self.state: ActorState = "created"
         self.started = self.ended = 0.0
 
@@ -95,6 +99,7 @@ class ActorRecorder(TrafficCounter):
             busy_seconds=max(0.0, wall - self.blocked_in - self.blocked_out),
             blocked_input_seconds=self.blocked_in,
             blocked_output_seconds=self.blocked_out,
+            restarts=self.restarts,
         )
 
 

@@ -1,0 +1,90 @@
+"""Streaming stages with a restart policy: nothing lost or duplicated downstream."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamnet import Context, Message, Network, RestartPolicy, define_actor
+
+
+@define_actor
+async def numbers(ctx, ch_out, n: int):
+    for i in range(n):
+        await ch_out.send(ctx, Message(i, i))
+
+
+@define_actor
+async def collect(ctx, ch_in, into: list):
+    async for msg in ch_in:
+        into.append((msg.sequence_number, msg.payload))
+
+
+def _run(stage, n: int = 20) -> tuple[list, Network]:
+    ctx = Context()
+    a, b = ctx.create_channel(capacity=2), ctx.create_channel(capacity=2)
+    out: list = []
+    net = Network(ctx, [numbers(ctx, a, n), stage(ctx, a, b), collect(ctx, b, out)])
+    net.run()
+    return out, net
+
+
+def test_a_stage_crashing_before_it_sends_loses_nothing() -> None:
+    crashed: set[int] = set()
+
+    @define_actor(restart=RestartPolicy(max_restarts=5))
+    async def squares(ctx, ch_in, ch_out):
+        async for msg in ch_in:
+            if msg.sequence_number in (3, 7) and msg.sequence_number not in crashed:
+                crashed.add(msg.sequence_number)
+                raise RuntimeError(f"flaky at {msg.sequence_number}")
+            await ch_out.send(ctx, Message(msg.sequence_number, msg.payload**2))
+
+    out, net = _run(squares)
+    assert out == [(i, i * i) for i in range(20)]
+    assert net.statistics().actor("squares#0").restarts == 2
+    assert net.state == "done"
+
+
+def test_a_stage_crashing_after_it_sent_duplicates_nothing() -> None:
+    crashed: set[int] = set()
+
+    @define_actor(restart=RestartPolicy())
+    async def doubles(ctx, ch_in, ch_out):
+        async for msg in ch_in:
+            await ch_out.send(ctx, Message(msg.sequence_number, msg.payload * 2))
+            if msg.sequence_number == 5 and 5 not in crashed:
+                crashed.add(5)
+                raise RuntimeError("crashed after sending 5")
+
+    out, _ = _run(doubles)
+    assert out == [(i, 2 * i) for i in range(20)]
+
+
+def test_too_many_restarts_fail_the_network_with_the_original_error() -> None:
+    @define_actor(restart=RestartPolicy(max_restarts=2, max_seconds=60))
+    async def always_fails(ctx, ch_in, ch_out):
+        async for _msg in ch_in:
+            raise ValueError("bad stage")
+
+    with pytest.raises(ValueError, match="bad stage") as info:
+        _run(always_fails)
+    assert any("restarted 2 times within 60 s" in note for note in info.value.__notes__)
+
+
+def test_without_a_policy_the_first_failure_ends_the_network() -> None:
+    @define_actor
+    async def fails_once(ctx, ch_in, ch_out):
+        async for _msg in ch_in:
+            raise RuntimeError("no second chance")
+
+    with pytest.raises(RuntimeError, match="no second chance"):
+        _run(fails_once)
+
+
+def test_restart_policy_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_restarts"):
+        RestartPolicy(max_restarts=0)
+    with pytest.raises(TypeError, match="collective and cannot be restarted"):
+
+        @define_actor(collective=True, restart=RestartPolicy())
+        async def nope(ctx, ch_in, ch_out): ...
