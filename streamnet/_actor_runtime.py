@@ -84,6 +84,10 @@ class _Actor:
     """True from a receive until the actor's next receive: it holds input."""
     watchdog_fired: bool = False
     waker: asyncio.Future[None] | None = None
+    deadline: float | None = None
+    """When the current receive gives up (loop time), or None."""
+    timer: asyncio.TimerHandle | None = None
+    """One timer per actor, reused across receives: it re-arms when it fires early."""
     on_exit: Callable[[str, BaseException | None, bool], None] | None = None
     """Called when the actor's function ends: (actor id, exception or None, shut down on request)."""
 
@@ -146,13 +150,18 @@ class ActorContext:
         if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
             return self._took(inbox.get_nowait())  # fast path: no waiting
         loop = asyncio.get_running_loop()
-        expired = False
-        timer: asyncio.TimerHandle | None = None
+        actor.deadline = None if timeout is None else loop.time() + timeout
+        if actor.deadline is not None and (
+            actor.timer is None or actor.timer.when() > actor.deadline
+        ):
+            if actor.timer is not None:
+                actor.timer.cancel()
+            actor.timer = loop.call_at(actor.deadline, self._on_timer)
         try:
             while True:
                 if actor.stopping.is_set():
                     raise TimeoutError(f"actor `{actor.actor_id}` is terminating")
-                if expired:
+                if actor.deadline is not None and loop.time() >= actor.deadline:
                     raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
                 if actor.active.is_set() and inbox._heap:
                     return self._took(inbox.get_nowait())
@@ -161,16 +170,6 @@ class ActorContext:
                 actor.waker = waker
                 if actor.active.is_set():
                     inbox._getters.append(waker)
-                if timeout is not None and timer is None:
-
-                    def expire() -> None:
-                        nonlocal expired
-                        expired = True
-                        w = actor.waker
-                        if w is not None and not w.done():
-                            w.set_result(None)
-
-                    timer = loop.call_later(timeout, expire)
                 try:
                     await waker
                 except asyncio.CancelledError:
@@ -184,8 +183,19 @@ class ActorContext:
                     if waker in inbox._getters:
                         inbox._getters.remove(waker)
         finally:
-            if timer is not None:
-                timer.cancel()
+            actor.deadline = None  # the timer stays armed for the next receive
+
+    def _on_timer(self) -> None:
+        """The actor's timer fired: wake a receive whose deadline passed, else re-arm."""
+        actor = self._actor
+        actor.timer = None
+        if actor.deadline is None:
+            return  # nobody is waiting with a deadline: stay idle until one does
+        loop = asyncio.get_running_loop()
+        if loop.time() >= actor.deadline:
+            _wake(actor)
+        else:
+            actor.timer = loop.call_at(actor.deadline, self._on_timer)
 
     def _took(self, message: Any) -> Any:
         actor = self._actor
@@ -222,11 +232,6 @@ class ActorContext:
     async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking ``fn`` in the Context's thread pool."""
         return await self._runtime.ctx.to_thread(fn, *args, **kwargs)
-
-
-def _expire(future: asyncio.Future[Any], actor_id: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError(f"actor `{actor_id}` did not reply within {timeout} s"))
 
 
 def _wake(actor: _Actor) -> None:
@@ -272,6 +277,8 @@ class ActorRuntime:
         self._actors: dict[str, _Actor] = {}
         self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
         self._watchdog: asyncio.Task[None] | None = None
+        self._deadlines: dict[Any, tuple[float, str, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self.supervision_failures: list[tuple[str, BaseException]] = []
         """(supervisor id, cause) for every top-level supervisor that gave up."""
 
@@ -424,6 +431,9 @@ class ActorRuntime:
             await asyncio.sleep(period)
 
     def _exited(self, actor: _Actor, exc: BaseException | None) -> None:
+        if actor.timer is not None:
+            actor.timer.cancel()
+            actor.timer = None
         if actor.on_exit is not None:
             actor.on_exit(actor.actor_id, exc, actor.stopping.is_set())
 
@@ -485,6 +495,9 @@ class ActorRuntime:
         for actor in self._actors.values():
             if actor.state in _LIVE:
                 await self.terminate(actor.actor_id, timeout)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -540,16 +553,36 @@ class ActorRuntime:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending[key] = (actor_id, future)
-        timer = None
         if timeout is not None:
-            timer = loop.call_later(timeout, _expire, future, actor_id, timeout)
+            deadline = loop.time() + timeout
+            self._deadlines[key] = (deadline, actor_id, timeout)
+            if self._timer is None or self._timer.when() > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_at(deadline, self._expire_requests)
         try:
             await self.send(actor_id, message)
             return await future
         finally:
             self._pending.pop(key, None)
-            if timer is not None:
-                timer.cancel()
+            self._deadlines.pop(key, None)  # the timer stays armed for later requests
+
+    def _expire_requests(self) -> None:
+        """Fail the requests whose deadline passed; re-arm for the earliest of the rest."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for key, (deadline, actor_id, timeout) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[key]
+                pending = self._pending.pop(key, None)
+                if pending is not None and not pending[1].done():
+                    pending[1].set_exception(
+                        TimeoutError(f"actor `{actor_id}` did not reply within {timeout} s")
+                    )
+        if self._deadlines:
+            earliest = min(d for d, _, _ in self._deadlines.values())
+            self._timer = loop.call_at(earliest, self._expire_requests)
 
     async def _deliver_to_host(self, actor: _Actor, message: Any) -> None:
         pending = self._pending.pop(getattr(message, "correlation_id", None), None)
