@@ -421,7 +421,14 @@ class Channel(Generic[T]):
                     if counter.waits is not None:
                         counter.waits.append(("input", start, start + blocked))
                 return None
-        msg, size, rows = buffer.popleft()
+        return self._take(blocked)
+
+    def _take(self, blocked: float) -> Message[T]:
+        """Pop the head of the buffer and count it for the receiving task's counter.
+
+        ``blocked`` is how long the receiver waited for it (its wait ended now).
+        """
+        msg, size, rows = self._buffer.popleft()
         self._bytes -= size
         self._received += 1
         if self._send_waiters:
@@ -436,7 +443,8 @@ class Channel(Generic[T]):
             if blocked:
                 counter.blocked_in += blocked
                 if counter.waits is not None:
-                    counter.waits.append(("input", start, start + blocked))
+                    now = perf_counter()
+                    counter.waits.append(("input", now - blocked, now))
         return msg
 
     def _forget_waiter(self, waiters: deque[Future[None]], fut: Future[None]) -> None:
@@ -453,24 +461,7 @@ class Channel(Generic[T]):
         ``blocked`` is the time the caller waited, counted when it gets a result.
         """
         if self._buffer:
-            msg, size, rows = self._buffer.popleft()
-            self._bytes -= size
-            self._received += 1
-            if self._send_waiters:
-                _wake_one(self._send_waiters)
-            counter = _counter.get()
-            if counter is not None:
-                counter.messages_in += 1
-                counter.bytes_in += size
-                counter.rows_in += rows
-                if counter.taken is not None:
-                    counter.taken[self] = msg
-                if blocked:
-                    counter.blocked_in += blocked
-                    if counter.waits is not None:
-                        now = perf_counter()
-                        counter.waits.append(("input", now - blocked, now))
-            return msg
+            return self._take(blocked)
         if self._state is _OPEN:
             return _EMPTY
         if self._state is _ABORTED:
