@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from channels._channel import _wake_one
 from channels._errors import ChannelError
 
 __all__ = ["Mailbox", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
@@ -112,12 +113,12 @@ class Mailbox(Generic[T]):
                             self._putters.remove(waiter)
                         raise
         heapq.heappush(self._heap, (-priority, next(self._order), message))
-        _wake(self._getters)
+        _wake_one(self._getters)
 
     def requeue(self, message: T) -> None:
         """Put ``message`` back to be delivered next within its priority (ignores the capacity)."""
         heapq.heappush(self._heap, (-_priority_of(message), next(self._front), message))
-        _wake(self._getters)
+        _wake_one(self._getters)
 
     def _drop_oldest(self) -> None:
         oldest = min(range(len(self._heap)), key=lambda i: self._heap[i][1])
@@ -147,36 +148,28 @@ class Mailbox(Generic[T]):
                         if waiter in self._getters:
                             self._getters.remove(waiter)
                         elif waiter.done() and not waiter.cancelled():
-                            _wake(self._getters)  # pass on a wake-up meant for us
+                            _wake_one(self._getters)  # pass on a wake-up meant for us
                         raise
         _, _, message = heapq.heappop(self._heap)
         self._delivered += 1
-        _wake(self._putters)
+        _wake_one(self._putters)
         return message
 
     def get_nowait(self) -> T:
         """The next message by priority; raises ``IndexError`` when empty."""
         _, _, message = heapq.heappop(self._heap)
         self._delivered += 1
-        _wake(self._putters)
+        _wake_one(self._putters)
         return message
 
     def _wake_getter(self) -> None:
-        _wake(self._getters)
+        _wake_one(self._getters)
 
     def statistics(self) -> MailboxStatistics:
         """Size, capacity, messages delivered and dead letters."""
         return MailboxStatistics(
             self.name, len(self._heap), self.capacity, self._delivered, len(self.dead_letters)
         )
-
-
-def _wake(waiters: deque[asyncio.Future[None]]) -> None:
-    while waiters:
-        waiter = waiters.popleft()
-        if not waiter.done():
-            waiter.set_result(None)
-            return
 
 
 def _priority_of(message: Any) -> int:
