@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "workloads",
         nargs="*",
-        default=["hop", "scan", "groupby", "join", "actors"],
-        help="workloads to run: hop, scan, groupby, join, actors",
+        default=["hop", "scan", "groupby", "join", "tpch", "actors"],
+        help="workloads to run: hop, scan, groupby, join, tpch, actors",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             )
+            print()
+        elif name == "tpch":
+            from benchmarks import tpch_q1
+
+            print("## W4: TPC-H Q1 from Parquet\n")
+            sf = 0.05 if args.quick else 1.0
+            print(tpch_q1.report(*tpch_q1.run(scale_factor=sf, repeats=1 if args.quick else 3)))
             print()
         elif name == "actors":
             from benchmarks import actors_latency

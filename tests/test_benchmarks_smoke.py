@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import actors_latency, groupby, hop, join, scan
+from benchmarks import actors_latency, groupby, hop, join, scan, tpch_q1
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -36,3 +36,9 @@ def test_actor_latency_benchmark_runs() -> None:
     results = actors_latency.run(round_trips=200, messages=2_000)
     assert [r.engine for r in results] == ["streamnet ActorRuntime", "asyncio.Queue"]
     assert all(r.per_second > 0 and r.p50_us > 0 for r in results)
+
+
+def test_tpch_q1_benchmark_engines_agree(tmp_path: Path) -> None:
+    rows, results = tpch_q1.run(scale_factor=0.01, repeats=1, data_dir=str(tmp_path))
+    assert rows == 60_000
+    assert [r.engine for r in results] == list(tpch_q1.ENGINES)
