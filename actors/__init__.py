@@ -3,8 +3,6 @@
 Expressions are Polars expressions (``pl.col("x") > 3``).
 """
 
-import contextlib
-
 from actors._allgather import allgather
 from actors._collect import CollectInto, collect
 from actors._concat import concat
@@ -20,6 +18,7 @@ from actors._rechunk import rechunk
 from actors._shuffle import Placement, shuffle
 from actors._sort import sort, top_k
 from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
+from channels._exports import publish
 
 __all__ = [
     "Agg",
@@ -62,9 +61,4 @@ __all__ = [
     "write_parquet",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("actors._"):
-        with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = "actors"
-del _name, _obj
+publish(globals(), "actors", __all__)

@@ -1,7 +1,5 @@
 """Typed, bounded async channels: the transport under streamnet. Knows no dataframes."""
 
-import contextlib
-
 from channels._channel import Channel, ChannelState, ChannelStatistics
 from channels._errors import (
     ChannelAborted,
@@ -11,6 +9,7 @@ from channels._errors import (
     SequenceError,
     StreamnetError,
 )
+from channels._exports import publish
 from channels._lineariser import linearise
 from channels._mailbox import Mailbox, MailboxFull, MailboxStatistics, OverflowPolicy
 from channels._message import Message
@@ -39,9 +38,4 @@ __all__ = [
     "recv_any",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("channels._"):
-        with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = "channels"
-del _name, _obj
+publish(globals(), "channels", __all__)

@@ -99,6 +99,15 @@ def _wake_all(waiters: deque[Future[None]]) -> None:
             fut.set_result(None)
 
 
+def _forget_waiter(waiters: deque[Future[None]], fut: Future[None]) -> None:
+    """Remove a cancelled waiter; a wake-up it already got goes to the next one."""
+    try:
+        waiters.remove(fut)
+    except ValueError:
+        if fut.done() and not fut.cancelled():
+            _wake_one(waiters)
+
+
 def _instance_check(payload_type: Any) -> Any:
     """What ``isinstance`` can check for a declared payload type; None checks nothing."""
     if payload_type is None or payload_type is Any or isinstance(payload_type, TypeVar):
@@ -333,7 +342,7 @@ class Channel(Generic[T]):
                 try:
                     await fut
                 except CancelledError:
-                    self._forget_waiter(self._send_waiters, fut)
+                    _forget_waiter(self._send_waiters, fut)
                     raise
                 if self._state is not _OPEN:
                     self._raise_closed("send into")
@@ -410,7 +419,7 @@ class Channel(Generic[T]):
                     try:
                         await fut
                     except CancelledError:
-                        self._forget_waiter(self._recv_waiters, fut)
+                        _forget_waiter(self._recv_waiters, fut)
                         raise
                 blocked = perf_counter() - start
             if not buffer:
@@ -446,14 +455,6 @@ class Channel(Generic[T]):
                     now = perf_counter()
                     counter.waits.append(("input", now - blocked, now))
         return msg
-
-    def _forget_waiter(self, waiters: deque[Future[None]], fut: Future[None]) -> None:
-        """Remove a cancelled waiter; a wake-up it already got goes to the next one."""
-        try:
-            waiters.remove(fut)
-        except ValueError:
-            if fut.done() and not fut.cancelled():
-                _wake_one(waiters)
 
     def _poll(self, blocked: float) -> Message[T] | Any | None:
         """A message if one is buffered, None at the end, `_EMPTY` if one must wait.

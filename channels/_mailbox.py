@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from channels._channel import _wake_one
+from channels._channel import _forget_waiter, _wake_one
 from channels._errors import ChannelError
 
 __all__ = ["Mailbox", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
@@ -109,8 +109,7 @@ class Mailbox(Generic[T]):
                     try:
                         await waiter
                     except asyncio.CancelledError:
-                        if waiter in self._putters:
-                            self._putters.remove(waiter)
+                        _forget_waiter(self._putters, waiter)
                         raise
         heapq.heappush(self._heap, (-priority, next(self._order), message))
         _wake_one(self._getters)
@@ -145,15 +144,9 @@ class Mailbox(Generic[T]):
                     try:
                         await waiter
                     except asyncio.CancelledError:
-                        if waiter in self._getters:
-                            self._getters.remove(waiter)
-                        elif waiter.done() and not waiter.cancelled():
-                            _wake_one(self._getters)  # pass on a wake-up meant for us
+                        _forget_waiter(self._getters, waiter)
                         raise
-        _, _, message = heapq.heappop(self._heap)
-        self._delivered += 1
-        _wake_one(self._putters)
-        return message
+        return self.get_nowait()
 
     def get_nowait(self) -> T:
         """The next message by priority; raises ``IndexError`` when empty."""
@@ -161,9 +154,6 @@ class Mailbox(Generic[T]):
         self._delivered += 1
         _wake_one(self._putters)
         return message
-
-    def _wake_getter(self) -> None:
-        _wake_one(self._getters)
 
     def statistics(self) -> MailboxStatistics:
         """Size, capacity, messages delivered and dead letters."""

@@ -1,7 +1,5 @@
 """streamnet: streaming dataframe pipelines built as actor networks."""
 
-import contextlib
-
 from channels import (
     Channel,
     ChannelAborted,
@@ -15,6 +13,7 @@ from channels import (
     SequenceError,
     StreamnetError,
 )
+from channels._exports import publish
 from streamnet._actor import (
     ActorDefinition,
     ActorNode,
@@ -128,9 +127,4 @@ __all__ = [
     "run_ranks_async",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("streamnet._"):
-        with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = "streamnet"
-del _name, _obj
+publish(globals(), "streamnet", __all__)

@@ -21,6 +21,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Any, Literal
 
+from channels._channel import _forget_waiter
 from channels._mailbox import Mailbox, OverflowPolicy
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
@@ -173,10 +174,7 @@ class ActorContext:
                 try:
                     await waker
                 except asyncio.CancelledError:
-                    if waker in inbox._getters:
-                        inbox._getters.remove(waker)
-                    elif waker.done() and not waker.cancelled():
-                        inbox._wake_getter()  # pass on a wake-up meant for us
+                    _forget_waiter(inbox._getters, waker)
                     raise
                 finally:
                     actor.waker = None

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from channels._channel import _forget_waiter, _wake_all, _wake_one
 from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
@@ -77,10 +78,7 @@ class InProcessWorld:
             return
         self._failure = (rank, cause)
         for box in self._mailboxes.values():
-            while box.waiters:
-                waiter = box.waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
+            _wake_all(box.waiters)
 
 
 class InProcessCommunicator(Communicator):
@@ -105,11 +103,7 @@ class InProcessCommunicator(Communicator):
         self._world._raise_if_failed(self._rank)
         box = self._world._mailbox(self._rank, dest, tag)
         box.items.append(payload)
-        while box.waiters:
-            waiter = box.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+        _wake_one(box.waiters)
 
     async def recv(self, source: int, tag: Tag) -> Any:
         self._check_peer(source, "source")
@@ -121,8 +115,7 @@ class InProcessCommunicator(Communicator):
             try:
                 await waiter
             except asyncio.CancelledError:
-                if waiter in box.waiters:
-                    box.waiters.remove(waiter)
+                _forget_waiter(box.waiters, waiter)
                 raise
         return box.items.popleft()
 
