@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sys
+from typing import Any
 
 
 def machine() -> str:
@@ -20,78 +22,62 @@ def machine() -> str:
     )
 
 
+# name: (heading, module in benchmarks/, sizes of a full run, sizes of a --quick run)
+WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
+    "hop": (
+        "W0: per-hop cost through pass-through actors", "hop",
+        {"messages": 40_000, "repeats": 9}, {"messages": 2_000, "repeats": 2},
+    ),
+    "scan": (
+        "W-scan: Parquet scan -> filter -> project -> collect", "scan",
+        {"rows": 20_000_000, "repeats": 3}, {"rows": 2_000_000, "repeats": 1},
+    ),
+    "groupby": (
+        "W1: streaming group-by-sum", "groupby",
+        {"rows": 200_000_000, "repeats": 2}, {"rows": 2_000_000, "repeats": 1},
+    ),
+    "join": (
+        "W3: join of a table with a stream", "join",
+        {"table_rows": 10_000_000, "stream_rows": 100_000_000, "repeats": 2},
+        {"table_rows": 100_000, "stream_rows": 1_000_000, "repeats": 1},
+    ),
+    "tpch": (
+        "W4: TPC-H Q1 from Parquet", "tpch_q1",
+        {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.05, "repeats": 1},
+    ),
+    "actors": (
+        "W6: persistent actor round trip and throughput", "actors_latency",
+        {"round_trips": 20_000, "messages": 200_000}, {"round_trips": 2_000, "messages": 20_000},
+    ),
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "workloads",
         nargs="*",
-        default=["hop", "scan", "groupby", "join", "tpch", "actors"],
-        help="workloads to run: hop, scan, groupby, join, tpch, actors",
+        default=[],
+        metavar="WORKLOAD",
+        help=f"workloads to run (default: all): {', '.join(WORKLOADS)}",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
+    unknown = [w for w in args.workloads if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; choose from: {', '.join(WORKLOADS)}")
     import polars as pl
     import pyarrow as pa
 
     print(f"machine: {machine()}")
     print(f"versions: polars {pl.__version__}, pyarrow {pa.__version__}\n")
-    for name in args.workloads:
-        if name == "hop":
-            from benchmarks import hop
-
-            print("## W0: per-hop cost through pass-through actors\n")
-            results = hop.run(
-                messages=2_000 if args.quick else 40_000, repeats=2 if args.quick else 9
-            )
-            print(hop.report(results))
-            print()
-        elif name == "scan":
-            from benchmarks import scan
-
-            print("## W-scan: Parquet scan -> filter -> project -> collect\n")
-            rows = 2_000_000 if args.quick else 20_000_000
-            print(scan.report(*scan.run(rows=rows, repeats=1 if args.quick else 3)))
-            print()
-        elif name == "groupby":
-            from benchmarks import groupby
-
-            print("## W1: streaming group-by-sum\n")
-            rows = 2_000_000 if args.quick else 200_000_000
-            print(groupby.report(*groupby.run(rows=rows, repeats=1 if args.quick else 2)))
-            print()
-        elif name == "join":
-            from benchmarks import join
-
-            print("## W3: join of a table with a stream\n")
-            sizes = (100_000, 1_000_000) if args.quick else (10_000_000, 100_000_000)
-            print(
-                join.report(
-                    *join.run(
-                        table_rows=sizes[0], stream_rows=sizes[1], repeats=1 if args.quick else 2
-                    )
-                )
-            )
-            print()
-        elif name == "tpch":
-            from benchmarks import tpch_q1
-
-            print("## W4: TPC-H Q1 from Parquet\n")
-            sf = 0.05 if args.quick else 1.0
-            print(tpch_q1.report(*tpch_q1.run(scale_factor=sf, repeats=1 if args.quick else 3)))
-            print()
-        elif name == "actors":
-            from benchmarks import actors_latency
-
-            print("## W6: persistent actor round trip and throughput\n")
-            sizes = (2_000, 20_000) if args.quick else (20_000, 200_000)
-            print(
-                actors_latency.report(actors_latency.run(round_trips=sizes[0], messages=sizes[1]))
-            )
-            print()
-        else:
-            parser.error(
-                f"unknown workload {name!r}; choose from: hop, scan, groupby, join, actors"
-            )
+    for name in args.workloads or list(WORKLOADS):
+        title, module_name, full, quick = WORKLOADS[name]
+        module = importlib.import_module(f"benchmarks.{module_name}")
+        print(f"## {title}\n")
+        outcome = module.run(**(quick if args.quick else full))
+        print(module.report(*outcome) if isinstance(outcome, tuple) else module.report(outcome))
+        print()
     return 0
 
 
