@@ -9,7 +9,14 @@ import pyarrow as pa
 
 from streamnet import ColumnNotFoundError, current_actor_name
 
-__all__ = ["IntoExpr", "as_exprs", "check_columns", "describe_schema", "referenced_columns"]
+__all__ = [
+    "ColumnCheck",
+    "IntoExpr",
+    "as_exprs",
+    "check_columns",
+    "describe_schema",
+    "referenced_columns",
+]
 
 IntoExpr = pl.Expr | str
 """A Polars expression, or a column name."""
@@ -61,6 +68,21 @@ def check_columns(needed: Iterable[str], available: Sequence[str], *, where: str
     raise ColumnNotFoundError(
         f"{prefix}: {noun} {listed} not found{what}; columns are {list(available)}"
     )
+
+
+class ColumnCheck:
+    """:func:`check_columns` for a stream: each distinct set of columns is checked once."""
+
+    def __init__(self, needed: Iterable[str], *, where: str = "") -> None:
+        self.needed = set(needed)
+        self.where = where
+        self._seen: set[tuple[str, ...]] = set()
+
+    def __call__(self, columns: Sequence[str]) -> None:
+        key = tuple(columns)
+        if key not in self._seen:
+            check_columns(self.needed, key, where=self.where)
+            self._seen.add(key)
 
 
 def describe_schema(schema: pa.Schema) -> str:

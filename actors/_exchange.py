@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import polars as pl
 
-from actors._columns import check_columns
+from actors._columns import ColumnCheck
 from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk
 
 __all__ = [
@@ -56,13 +56,10 @@ async def chunks_of(
     row order inside a frame they give the global order of a multi-rank stream
     (rank, then sequence number), which first/last/keep="first" rely on.
     """
-    checked: set[tuple[str, ...]] = set()
+    check = ColumnCheck(needed, where=where)
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
-        columns = tuple(chunk.column_names)
-        if columns not in checked:
-            check_columns(needed, columns, where=where)
-            checked.add(columns)
+        check(chunk.column_names)
         frame = chunk.to_polars()
         if order:
             frame = frame.with_columns(

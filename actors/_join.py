@@ -10,7 +10,7 @@ from typing import Literal
 
 import polars as pl
 
-from actors._columns import check_columns
+from actors._columns import ColumnCheck
 from actors._exchange import ExchangeReport, chunks_of, exchange, frames_of, hash_partition
 from actors._shuffle import key_list, partition_count
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
@@ -243,12 +243,9 @@ class _LeftBuffer:
         self, rest: AsyncIterator[tuple[int, pl.DataFrame]], keys: list[str]
     ) -> AsyncIterator[tuple[int, pl.DataFrame]]:
         """The buffered chunks, then the rest of the stream."""
-        checked: set[tuple[str, ...]] = set()
+        check = ColumnCheck(keys, where="join left keys")
         for seq, chunk in self.chunks:
-            columns = tuple(chunk.column_names)
-            if columns not in checked:
-                check_columns(keys, columns, where="join left keys")
-                checked.add(columns)
+            check(chunk.column_names)
             yield seq, chunk.to_polars()
         self.chunks.clear()
         if not self.ended:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from actors._columns import IntoExpr, as_exprs, check_columns, referenced_columns
+from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["ChunkKind", "filter", "map_chunks", "rename", "select", "with_columns"]
@@ -29,13 +29,10 @@ async def _map_frames(
     needed: set[str],
     where: str,
 ) -> None:
-    checked: set[tuple[str, ...]] = set()
+    check = ColumnCheck(needed, where=where)
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
-        columns = tuple(chunk.column_names)
-        if columns not in checked:
-            check_columns(needed, columns, where=where)
-            checked.add(columns)
+        check(chunk.column_names)
         out = await ctx.to_thread(kernel, chunk.to_polars())
         await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_polars(out)))
     await ch_out.drain(ctx)
