@@ -14,6 +14,7 @@ Streaming dataframe pipelines built as actor networks.
 commands:
   demo     run the demo ETL pipeline (TPC-H Q1 shape) on generated data
   graph    write a picture of a job's network (SVG or DOT) without running it
+  run      run a job script on N ranks (MPI): streamnet run -n 2 job.py [args]
   bench    run the benchmarks beside their peers and print the tables
 """
 
@@ -51,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
         help="who draws the SVG: Graphviz if installed (auto), or the built-in layout",
     )  # fmt: skip
     graph.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
+    run = commands.add_parser(
+        "run",
+        help="run a job on N ranks through mpiexec",
+        description="Start N processes of JOB through mpiexec; in each, Context() joins the "
+        "others as one rank. The same job runs on one rank under plain `python JOB`. "
+        "Use `-m MODULE` to run a module (e.g. `-m streamnet demo`). The exit status is "
+        "non-zero if any rank failed.",
+    )
+    run.add_argument("-n", "--nranks", type=int, default=2, help="number of ranks (default: 2)")
+    run.add_argument("-m", dest="module", default=None, help="run a module instead of a script")
+    run.add_argument(
+        "job", nargs=argparse.REMAINDER, help="the job script and its arguments (or the module's)"
+    )
     bench = commands.add_parser(
         "bench",
         help="run the benchmarks beside their peers (from a source checkout)",
@@ -80,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"wrote the picture of network `{network.name}` ({len(network.actors)} actors) to {output}"
         )
         return 0
+    if args.command == "run":
+        from channels._errors import StreamnetError
+        from streamnet._launcher import run_job
+
+        try:
+            job = ["-m", args.module, *args.job] if args.module else args.job
+            return run_job(args.nranks, job)
+        except (StreamnetError, FileNotFoundError, ValueError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
     if args.command == "bench":
         root = Path(__file__).resolve().parents[1]
         if not (root / "benchmarks" / "__main__.py").is_file():

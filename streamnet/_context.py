@@ -47,8 +47,11 @@ class Context:
         Seconds a failing network waits for its cancelled actors to stop before
         it raises anyway, naming the actors that did not stop.
     communicator
-        How this rank reaches the others (default: a single rank). Collective
-        actors exchange data through it.
+        How this rank reaches the others. Collective actors exchange data
+        through it. Default: the ranks of the MPI job when the process was
+        started by an MPI launcher (``streamnet run -n N``, ``mpiexec``, ``srun``)
+        with more than one rank, otherwise a single rank; so one ``job.py`` runs
+        unchanged on one rank or many.
     trace
         Record when each actor waits, for ``network.timeline()`` (costs a little
         per wait, nothing per message).
@@ -104,7 +107,7 @@ class Context:
             raise TypeError(
                 f"Context: `communicator` must be a streamnet.Communicator, got {communicator!r}"
             )
-        self._communicator = communicator if communicator is not None else SingleCommunicator()
+        self._communicator = communicator if communicator is not None else _launched_communicator()
         self._op_ids = 0
         self.trace = bool(trace)
         self.progress = ProgressTracker()
@@ -267,3 +270,13 @@ class Context:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+def _launched_communicator() -> Communicator:
+    """The MPI job's ranks when an MPI launcher started this process among several."""
+    from streamnet._mpi import launched_ranks, mpi_communicator
+
+    ranks = launched_ranks()
+    if ranks is not None and ranks > 1:
+        return mpi_communicator()
+    return SingleCommunicator()

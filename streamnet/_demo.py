@@ -6,6 +6,7 @@ package never depends on it at import time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import sys
@@ -113,18 +114,23 @@ def polars_reference(path: Path) -> pl.DataFrame:
 
 
 def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
-    """scan Parquet -> filter on a date -> derive columns -> group and aggregate -> sort."""
+    """scan Parquet -> filter on a date -> derive columns -> group and aggregate -> sort.
+
+    On several ranks each scans its share of the row groups, and the sorted
+    result is gathered so that every rank's sink holds all of it, in order.
+    """
     import actors
 
-    scanned, kept, derived, grouped, ordered = (
+    scanned, kept, derived, grouped, ordered, gathered = (
         ctx.create_channel(TableChunk, name=name)
-        for name in ("scanned", "kept", "derived", "grouped", "sorted")
+        for name in ("scanned", "kept", "derived", "grouped", "sorted", "gathered")
     )
     columns = [
         "l_quantity", "l_extendedprice", "l_discount", "l_tax",
         "l_returnflag", "l_linestatus", "l_shipdate",
     ]  # fmt: skip
-    sink = actors.collect(ctx, ordered, into="polars")
+    gather = [actors.allgather(ctx, ordered, gathered)] if ctx.nranks > 1 else []
+    sink = actors.collect(ctx, gathered if gather else ordered, into="polars")
     network = Network(
         ctx,
         [
@@ -141,6 +147,7 @@ def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
             ),
             actors.groupby_agg(ctx, derived, grouped, KEYS, AGGREGATES),
             actors.sort(ctx, grouped, ordered, KEYS),
+            *gather,
             sink,
         ],
         name="demo",
@@ -149,17 +156,27 @@ def build_network(ctx: Context, path: Path) -> tuple[Network, ActorNode]:
 
 
 def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> pl.DataFrame:
-    """Generate (or reuse) the data, run the pipeline, print the result and statistics."""
+    """Generate (or reuse) the data, run the pipeline, print the result and statistics.
+
+    Under ``streamnet run -n N`` every rank runs it: rank 0 generates the data
+    while the others wait, the ranks share the scan, and rank 0 prints.
+    """
     rows = rows or DEFAULT_ROWS
     started = time.perf_counter()
-    path = lineitem(rows, data_dir)
-    prepared = time.perf_counter() - started
     with Context() as ctx:
+        path = lineitem(rows, data_dir) if ctx.rank == 0 else None
+        if ctx.nranks > 1:  # the others wait for rank 0's data, and learn where it is
+            path = asyncio.run(ctx.communicator.allgather(("demo", "data"), path))[0]
+        assert path is not None
+        prepared = time.perf_counter() - started
         network, sink = build_network(ctx, path)
         start = time.perf_counter()
         network.run()
         elapsed = time.perf_counter() - start
     result: pl.DataFrame = sink.result()
+    if ctx.rank != 0:
+        return result
+    ranks = f" on {ctx.nranks} ranks" if ctx.nranks > 1 else ""
     reference = polars_reference(path)
     same = result.equals(reference) or _close(result, reference)
     with pl.Config(tbl_cols=-1, tbl_width_chars=200, float_precision=2, thousands_separator=","):
@@ -167,7 +184,7 @@ def run_demo(*, rows: int | None = None, data_dir: str | None = None) -> pl.Data
             f"TPC-H Q1 over {rows:,} generated lineitem rows in `{path}` (data ready in {prepared:.1f} s)"
         )
         print(result)
-    print(f"\npipeline: {elapsed:.2f} s; same answer as Polars: {'yes' if same else 'NO'}\n")
+    print(f"\npipeline{ranks}: {elapsed:.2f} s; same answer as Polars: {'yes' if same else 'NO'}\n")
     # Piped output has no width of its own: do not squeeze the table into 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(network.statistics())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from channels._errors import StreamnetError
 
@@ -30,6 +31,9 @@ class WiringError(StreamnetError, ValueError):
             "network wiring has 1 problem" if count == 1 else f"network wiring has {count} problems"
         )
         super().__init__(header + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels between ranks
+        return (type(self), (self.problems,), self.__dict__)
 
 
 class BackendUnavailableError(StreamnetError, RuntimeError):
@@ -62,6 +66,9 @@ class RemoteRankError(StreamnetError, RuntimeError):
         self.rank = rank
         self.cause = cause
         super().__init__(f"rank {rank} failed: {type(cause).__name__}: {cause}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels between ranks
+        return (type(self), (self.rank, self.cause), self.__dict__)
 
 
 class NetworkMismatchError(StreamnetError, RuntimeError):

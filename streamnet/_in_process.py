@@ -161,23 +161,35 @@ async def run_ranks_async(
     contexts = [Context(communicator=comm, **context_options) for comm in world.communicators()]
     try:
         outcomes = await asyncio.gather(
-            *(_guarded(job, ctx) for ctx in contexts), return_exceptions=True
+            *(guarded(job, ctx) for ctx in contexts), return_exceptions=True
         )
     finally:
         for ctx in contexts:
             ctx.close()
-    failures = [(rank, o) for rank, o in enumerate(outcomes) if isinstance(o, BaseException)]
-    if failures:
-        primary = [(r, e) for r, e in failures if not isinstance(e, RemoteRankError)]
-        rank, error = (primary or failures)[0]
-        notes = getattr(error, "__notes__", [])
-        if isinstance(error, Exception) and not any("on rank" in n for n in notes):
-            error.add_note(f"on rank {rank} of {nranks}")
-        raise error
+    failure = first_failure(outcomes)
+    if failure is not None:
+        raise failure
     return outcomes  # type: ignore[return-value]
 
 
-async def _guarded(job: Callable[[Context], Awaitable[R]], ctx: Context) -> R:
+def first_failure(outcomes: list[Any]) -> BaseException | None:
+    """The error to raise for a run whose ranks ended with ``outcomes`` (None if none failed).
+
+    The original error wins over the `RemoteRankError`s it caused on the other
+    ranks; it gets a note naming its rank.
+    """
+    failures = [(rank, o) for rank, o in enumerate(outcomes) if isinstance(o, BaseException)]
+    if not failures:
+        return None
+    primary = [(r, e) for r, e in failures if not isinstance(e, RemoteRankError)]
+    rank, error = (primary or failures)[0]
+    notes = getattr(error, "__notes__", [])
+    if isinstance(error, Exception) and not any("on rank" in n for n in notes):
+        error.add_note(f"on rank {rank} of {len(outcomes)}")
+    return error
+
+
+async def guarded(job: Callable[[Context], Awaitable[R]], ctx: Context) -> R:
     try:
         return await job(ctx)
     except BaseException as exc:

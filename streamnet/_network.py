@@ -197,9 +197,13 @@ class Network:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            inside_a_loop = False
+        else:
+            inside_a_loop = True
+        if inside_a_loop:
+            _run_in_helper_thread(self, progress)
+        else:  # outside the `except`, so a failure is not shown as raised while handling another
             asyncio.run(self.run_async(progress=progress))
-            return
-        _run_in_helper_thread(self, progress)
 
     async def run_async(self, *, progress: bool | None = None) -> None:
         """Run to completion on the running event loop (``progress`` as for :meth:`run`)."""

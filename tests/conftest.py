@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from streamnet._mpi import launched_ranks
 
 settings.register_profile(
     "default",
@@ -10,4 +14,23 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "40")),
 )
-settings.load_profile("default")
+# Under mpiexec every rank runs the same tests: they must draw the same examples in the
+# same order, so nothing may depend on timing, a database or a random seed.
+settings.register_profile(
+    "mpi",
+    parent=settings.get_profile("default"),
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=False,
+)
+settings.load_profile("mpi" if (launched_ranks() or 1) > 1 else "default")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under mpiexec, each rank gets its own temporary directories (no shared cleanup)."""
+    if (launched_ranks() or 1) > 1 and not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="streamnet-tests-")
+
+# Job scripts the MPI tests start under mpiexec: not modules to import here.
+collect_ignore_glob = ["streamnet/mpi_jobs/*"]

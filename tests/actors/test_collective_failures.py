@@ -6,7 +6,7 @@ import asyncio
 
 import polars as pl
 import pytest
-from bounded import run_ranks_within
+import ranks
 
 import actors
 from streamnet import (
@@ -17,7 +17,6 @@ from streamnet import (
     RemoteRankError,
     TableChunk,
     define_actor,
-    run_ranks,
 )
 
 
@@ -49,11 +48,12 @@ def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -
             seen[ctx.rank] = exc
             raise
 
+    nranks = ranks.size(3)
     with pytest.raises(ValueError, match="bad record on rank 1") as info:
-        run_ranks_within(10, 3, job)
-    assert any("on rank 1 of 3" in note for note in info.value.__notes__)
-    assert set(seen) == {0, 1, 2}
-    for rank in (0, 2):
+        ranks.run(nranks, job, within=10)
+    assert any(f"on rank 1 of {nranks}" in note for note in info.value.__notes__)
+    assert set(seen) == ranks.here(nranks)
+    for rank in ranks.here(nranks) - {1}:
         assert isinstance(seen[rank], RemoteRankError)
         assert seen[rank].rank == 1
         assert "rank 1 failed: ValueError: bad record on rank 1" in str(seen[rank])
@@ -74,7 +74,7 @@ def test_a_rank_failing_before_its_network_starts_does_not_hang_the_others() -> 
         ).run_async()
 
     with pytest.raises(RuntimeError, match="could not open input"):
-        run_ranks(2, job)
+        ranks.run(ranks.size(2), job)
 
 
 def test_mismatched_networks_are_detected_on_every_rank() -> None:
@@ -102,12 +102,13 @@ def test_mismatched_networks_are_detected_on_every_rank() -> None:
             seen[ctx.rank] = exc
             raise
 
+    nranks = ranks.size(2)
     with pytest.raises(NetworkMismatchError, match="the ranks built different networks") as info:
-        run_ranks(2, job)
+        ranks.run(nranks, job)
     text = str(info.value)
     assert "rank 0: shuffle (op 0), groupby_agg (op 1)" in text
     assert "rank 1: groupby_agg (op 0)" in text
-    assert set(seen) == {0, 1}
+    assert set(seen) == ranks.here(nranks)
 
 
 def test_operation_ids_follow_build_order() -> None:
@@ -133,9 +134,10 @@ def test_shuffle_spills_to_stay_within_its_memory_bound(tmp_path) -> None:
         await Network(ctx, [source, shuffle, sink]).run_async()
         return shuffle.result(), sink.result()
 
-    results = run_ranks(2, job)
+    nranks = ranks.size(2)
+    results = ranks.run(nranks, job)
     total = sum(out.height for _, out in results)
-    assert total == 2 * 40 * 1000
+    assert total == nranks * 40 * 1000
     for report, _ in results:
         # Never more than the bound plus the one piece that crossed it.
         assert report.peak_buffered_bytes <= bound + chunk.estimated_size()
@@ -160,7 +162,7 @@ def test_collective_bad_arguments() -> None:
                 ctx, [actors.from_polars(ctx, a, df), make(ctx, a, b), actors.collect(ctx, b)]
             ).run_async()
 
-        run_ranks(1, job)
+        ranks.run(ranks.size(1), job)
 
     with pytest.raises(ValueError, match="keys must be a column name"):
         run(lambda c, i, o: actors.shuffle(c, i, o, []))
@@ -192,11 +194,12 @@ def test_network_statistics_list_each_collectives_bytes_per_peer() -> None:
         await net.run_async()
         return net.statistics(), shuffle.result()
 
-    for rank, (stats, report) in enumerate(run_ranks(3, job)):
+    nranks = ranks.size(3)
+    for rank, (stats, report) in enumerate(ranks.run(nranks, job)):
         (entry,) = stats.collectives
         assert entry.name == "shuffle#0"
         assert entry.bytes_sent == report.bytes_sent
-        assert set(entry.bytes_sent) == {0, 1, 2} - {rank}
+        assert set(entry.bytes_sent) == set(range(nranks)) - {rank}
         frame = stats.to_polars(what="collectives")
         assert frame.columns == ["name", "peer", "bytes_sent", "bytes_received"]
         assert frame["bytes_sent"].sum() == sum(report.bytes_sent.values())

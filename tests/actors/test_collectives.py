@@ -6,13 +6,13 @@ import itertools
 
 import polars as pl
 import pytest
-from bounded import run_ranks_within
+import ranks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import Context, Network, run_ranks
+from streamnet import Context, Network
 
 RANKS = st.integers(1, 4)
 
@@ -52,7 +52,7 @@ def run_collective(parts: list[pl.DataFrame], make, *, chunk_rows: int = 7) -> l
         await Network(ctx, [source, make(ctx, a, b), sink]).run_async()
         return sink.result()
 
-    return run_ranks(len(parts), job)
+    return ranks.run(len(parts), job)
 
 
 def sort_all(df: pl.DataFrame) -> pl.DataFrame:
@@ -62,6 +62,7 @@ def sort_all(df: pl.DataFrame) -> pl.DataFrame:
 @settings(max_examples=25)
 @given(keyed_frames(), RANKS, st.booleans())
 def test_shuffle_puts_each_key_on_one_rank_and_loses_nothing(df, nranks, empty) -> None:
+    nranks = ranks.size(nranks)
     parts = split(df, nranks, nranks - 1 if empty else None)
     outs = run_collective(
         parts, lambda c, i, o: actors.shuffle(c, i, o, ["k", "name"], num_partitions=2 * nranks)
@@ -94,6 +95,7 @@ AGG_SETS = [
     st.booleans(),
 )
 def test_groupby_agg_equals_polars(df, nranks, aggs, keys, empty) -> None:
+    nranks = ranks.size(nranks)
     parts = split(df, nranks, 0 if empty and nranks > 1 else None)
     outs = run_collective(parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs))
     items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
@@ -117,6 +119,7 @@ def test_groupby_agg_equals_polars(df, nranks, aggs, keys, empty) -> None:
     st.sampled_from(["auto", "shuffle", "broadcast"]),
 )
 def test_join_equals_polars(left, right, nranks, how, strategy) -> None:
+    nranks = ranks.size(nranks)
     if strategy == "broadcast" and how in ("right", "full"):
         return
     lparts, rparts = split(left, nranks, None), split(right, nranks, nranks - 1)
@@ -135,7 +138,7 @@ def test_join_equals_polars(left, right, nranks, how, strategy) -> None:
         ).run_async()
         return sink.result()
 
-    got = pl.concat(run_ranks(nranks, job))
+    got = pl.concat(ranks.run(nranks, job))
     expected = left.join(right, on=["k", "name"], how=how)
     assert got.columns == expected.columns
     assert_frame_equal(sort_all(got), sort_all(expected))
@@ -161,7 +164,7 @@ def test_join_on_differently_named_and_typed_keys() -> None:
         ).run_async()
         return sink.result()
 
-    got = pl.concat(run_ranks(2, job))
+    got = pl.concat(ranks.run(ranks.size(2), job))
     expected = left.join(right, left_on="id", right_on="key", how="left")
     assert_frame_equal(sort_all(got), sort_all(expected))
 
@@ -186,7 +189,7 @@ def test_auto_join_broadcasts_small_and_shuffles_large() -> None:
             ).run_async()
             return j.result().strategy, sink.result()
 
-        results = run_ranks(2, job)
+        results = ranks.run(ranks.size(2), job)
         assert results[0][0] == results[1][0]  # every rank chose the same way
         return results[0][0], pl.concat([r[1] for r in results])
 
@@ -213,7 +216,7 @@ def test_join_rejects_broadcast_of_a_full_join() -> None:
         ).run_async()
 
     with pytest.raises(ValueError, match="how='full' cannot broadcast"):
-        run_ranks(1, job)
+        ranks.run(ranks.size(1), job)
 
 
 @settings(max_examples=20)
@@ -224,6 +227,7 @@ def test_join_rejects_broadcast_of_a_full_join() -> None:
     st.booleans(),
 )
 def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty) -> None:
+    nranks = ranks.size(nranks)
     desc, nulls_last = flags
     parts = split(df, nranks, nranks - 1 if empty else None)
 
@@ -242,7 +246,7 @@ def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty
         return sink.result()
 
     expected = pl.concat(parts).sort(["k", "name"], descending=desc, nulls_last=nulls_last)
-    for got in run_ranks(nranks, job):
+    for got in ranks.run(nranks, job):
         if expected.height == 0:
             assert got.height == 0
             continue
@@ -253,6 +257,7 @@ def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty
 @settings(max_examples=20)
 @given(keyed_frames(), RANKS, st.integers(0, 20))
 def test_top_k_equals_polars(df, nranks, k) -> None:
+    nranks = ranks.size(nranks)
     parts = split(df, nranks, None)
     outs = run_collective(
         parts,
@@ -273,6 +278,7 @@ def test_top_k_equals_polars(df, nranks, k) -> None:
     st.sampled_from(["any", "first", "last"]),
 )
 def test_distinct_equals_polars(df, nranks, subset, keep) -> None:
+    nranks = ranks.size(nranks)
     parts = split(df, nranks, None)
     outs = run_collective(parts, lambda c, i, o: actors.distinct(c, i, o, subset, keep=keep))
     got = pl.concat(outs)
@@ -287,6 +293,7 @@ def test_distinct_equals_polars(df, nranks, subset, keep) -> None:
 
 @pytest.mark.parametrize(("nranks", "ordered"), list(itertools.product([1, 2, 4], [True, False])))
 def test_allgather_gives_every_rank_everything(nranks: int, ordered: bool) -> None:
+    nranks = ranks.size(nranks)
     parts = [pl.DataFrame({"r": [r] * 20, "i": range(20)}) for r in range(nranks)]
     outs = run_collective(
         parts, lambda c, i, o: actors.allgather(c, i, o, ordered=ordered), chunk_rows=3
@@ -303,6 +310,7 @@ def test_allgather_gives_every_rank_everything(nranks: int, ordered: bool) -> No
 def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_exact(
     nranks: int,
 ) -> None:
+    nranks = ranks.size(nranks)
     import numpy as np
 
     rng = np.random.default_rng(5)
@@ -334,6 +342,7 @@ def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_
 )
 def test_self_join_through_a_fanout_does_not_deadlock(nranks: int, strategy: str) -> None:
     """Both join inputs come from one fanout: the join must read them concurrently."""
+    nranks = ranks.size(nranks)
     df = pl.DataFrame({"k": [i % 50 for i in range(4000)], "v": range(4000)})
     parts = split(df, nranks, None)
 
@@ -360,7 +369,7 @@ def test_self_join_through_a_fanout_does_not_deadlock(nranks: int, strategy: str
         ).run_async()
         return sink.result()
 
-    got = pl.concat(run_ranks_within(30, nranks, job))
+    got = pl.concat(ranks.run(nranks, job, within=30))
     assert_frame_equal(sort_all(got), sort_all(df.join(df, on="k", how="semi")))
 
 

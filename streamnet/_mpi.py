@@ -1,0 +1,412 @@
+"""MPI: the ranks of a run are the processes of an MPI job (``mpiexec``, ``srun``), via mpi4py.
+
+Installed with the ``mpi`` extra (``pip install 'streamnet[mpi]'`` brings mpi4py
+and MPICH, whose ``mpiexec`` needs no system MPI). ``Context()`` uses it by
+itself when the process was started by an MPI launcher with more than one rank;
+:func:`launched_ranks` says whether it was.
+
+How it works: every MPI call happens on the event loop's thread, non-blocking
+(``Isend`` / ``Irecv`` / ``Iprobe``). A *pump* task polls MPI while anything is in
+flight, backing off to a millisecond when nothing moves, so the event loop never
+blocks and a rank waiting for data costs almost no CPU. A payload is one small
+header message (its tag and pickled skeleton, see :mod:`streamnet._wire`)
+followed by its tables' Arrow IPC buffers as raw messages, received straight
+into Arrow buffers and read back without a copy. Messages are always received
+as they arrive, whether or not anybody waits for them yet, so two ranks
+sending large tables to each other never wait on one another.
+
+Abort: a failing rank sends every peer a small abort message carrying its
+exception; their pending and later ``send``/``recv`` raise `RemoteRankError`.
+An uncaught exception in the job does the same (an excepthook), so a rank that
+dies outside any network does not leave its peers waiting; and MPI launchers
+end the whole job when one rank exits with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from streamnet import _wire
+from streamnet._communicator import Communicator, Tag, remote_error
+from streamnet._errors import BackendUnavailableError, RemoteRankError
+
+__all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
+
+_HEADER, _DATA, _ABORT = 11, 12, 13
+_PIECE = 1 << 30  # largest single MPI message: counts stay far below 2**31
+_LINGER = 0.5  # seconds the pump keeps polling after the last message moved
+_MAX_NAP = 1e-3
+
+# Variables MPI launchers set in each rank's environment to the number of ranks.
+_LAUNCHER_VARIABLES = (
+    "PMI_SIZE",  # MPICH and Intel MPI (Hydra), srun --mpi=pmi2
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI
+    "SLURM_STEP_NUM_TASKS",  # srun (set for a job step, not for the batch script)
+)
+
+
+def launched_ranks() -> int | None:
+    """Number of ranks an MPI launcher started this process among, from the environment.
+
+    None when no launcher variable is set (a plain ``python job.py``).
+
+    Examples
+    --------
+    >>> launched_ranks() is None or launched_ranks() >= 1
+    True
+    """
+    for variable in _LAUNCHER_VARIABLES:
+        value = os.environ.get(variable)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _mpi_module() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"this process was started as one of {launched_ranks()} MPI ranks, but mpi4py "
+            f"cannot be imported ({exc}); install the MPI extra: pip install 'streamnet[mpi]'"
+        ) from exc
+    return MPI
+
+
+def _piece_views(buffer: memoryview) -> list[memoryview]:
+    if len(buffer) <= _PIECE:
+        return [buffer]
+    return [buffer[i : i + _PIECE] for i in range(0, len(buffer), _PIECE)]
+
+
+@dataclass
+class _Outgoing:
+    epoch: int
+    requests: list[Any]
+    keep_alive: list[Any]
+    future: asyncio.Future[None]
+
+
+@dataclass
+class _Incoming:
+    key: Any
+    header: bytes
+    buffers: list[Any]
+    requests: list[Any] = field(default_factory=list)
+
+
+class _Engine:
+    """The process's MPI endpoint: one per process, shared by every MPICommunicator."""
+
+    def __init__(self, comm: Any, mpi: Any) -> None:
+        self.mpi = mpi
+        self.comm = comm
+        self.rank: int = comm.Get_rank()
+        self.nranks: int = comm.Get_size()
+        self.inbox: dict[tuple[int, Any], deque[Any]] = {}
+        self.waiters: dict[tuple[int, Any], deque[asyncio.Future[None]]] = {}
+        self.incoming: dict[int, deque[_Incoming]] = {}
+        self.outgoing: list[_Outgoing] = []
+        self.failures: dict[int | None, tuple[int, BaseException]] = {}  # None: every epoch
+        self.lock = threading.RLock()
+        self.pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self.epochs = itertools.count()
+        self.status = mpi.Status()
+
+    # ------------------------------------------------------------ operations
+    def failure(self, epoch: int) -> tuple[int, BaseException] | None:
+        return self.failures.get(epoch) or self.failures.get(None)
+
+    def raise_if_failed(self, epoch: int) -> None:
+        failure = self.failure(epoch)
+        if failure is not None:
+            failed, cause = failure
+            if failed != self.rank:
+                raise remote_error(failed, cause)
+            raise RemoteRankError(failed, cause) from cause
+
+    async def send(self, dest: int, key: tuple[int, Tag], payload: Any) -> None:
+        self.raise_if_failed(key[0])
+        if dest == self.rank:
+            self._deliver(dest, key, payload)
+            return
+        header, buffers = _wire.dumps(payload)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        blob = pickle.dumps((key, header, [len(b) for b in buffers]), protocol=5)
+        with self.lock:
+            requests = [self.comm.Isend([blob, self.mpi.BYTE], dest, _HEADER)]
+            for buffer in buffers:
+                for piece in _piece_views(buffer):
+                    requests.append(self.comm.Isend([piece, self.mpi.BYTE], dest, _DATA))
+            self.outgoing.append(_Outgoing(key[0], requests, [blob, buffers], done))
+        self._ensure_pump(loop)
+        await asyncio.shield(done)  # a cancelled sender leaves the transfer to finish
+
+    async def recv(self, source: int, key: tuple[int, Tag]) -> Any:
+        slot = (source, key)
+        while True:
+            box = self.inbox.get(slot)
+            if box:
+                item = box.popleft()
+                if not box:
+                    del self.inbox[slot]
+                return item
+            self.raise_if_failed(key[0])
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.waiters.setdefault(slot, deque()).append(waiter)
+            self._ensure_pump(loop)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                queue = self.waiters.get(slot)
+                if queue is not None and waiter in queue:
+                    queue.remove(waiter)
+                raise
+
+    def abort(self, epoch: int | None, cause: BaseException) -> None:
+        """Fail ``epoch`` (None: every epoch, the process is going down) here and on every peer."""
+        with self.lock:
+            if epoch in self.failures or None in self.failures:
+                return
+            self.failures[epoch] = (self.rank, cause)
+            blob = _pickled_failure(epoch, self.rank, cause)
+            requests = [
+                self.comm.Isend([blob, self.mpi.BYTE], peer, _ABORT)
+                for peer in range(self.nranks)
+                if peer != self.rank
+            ]
+            deadline = time.monotonic() + 2.0  # small messages go at once; never wait long
+            while not self.mpi.Request.Testall(requests) and time.monotonic() < deadline:
+                time.sleep(1e-3)
+            self._fail(epoch)
+
+    # ------------------------------------------------------------ the pump
+    def _ensure_pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = self.pumps.get(loop)
+        if task is None or task.done():
+            self.pumps[loop] = loop.create_task(self._pump(loop), name="streamnet-mpi-pump")
+
+    def _busy(self) -> bool:
+        return bool(self.outgoing or any(self.incoming.values()) or any(self.waiters.values()))
+
+    async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        nap = 0.0
+        last_progress = time.monotonic()
+        try:
+            while True:
+                with self.lock:
+                    progressed = self._poll()
+                now = time.monotonic()
+                if progressed:
+                    last_progress, nap = now, 0.0
+                elif not self._busy() and now - last_progress > _LINGER:
+                    return
+                else:
+                    nap = min(_MAX_NAP, nap * 2 or 2e-5)
+                await asyncio.sleep(nap)
+        finally:
+            if self.pumps.get(loop) is asyncio.current_task():
+                del self.pumps[loop]
+
+    def _poll(self) -> bool:
+        """One round of MPI progress; True when anything moved."""
+        mpi, comm, status = self.mpi, self.comm, self.status
+        progressed = False
+        while comm.Iprobe(mpi.ANY_SOURCE, _ABORT, status):
+            source = status.Get_source()
+            blob = bytearray(status.Get_count(mpi.BYTE))
+            comm.Recv([blob, mpi.BYTE], source, _ABORT)
+            epoch, failure = _unpickled_failure(source, blob)
+            if epoch not in self.failures:
+                self.failures[epoch] = failure
+                self._fail(epoch)
+            progressed = True
+        while comm.Iprobe(mpi.ANY_SOURCE, _HEADER, status):
+            source = status.Get_source()
+            blob = bytearray(status.Get_count(mpi.BYTE))
+            comm.Recv([blob, mpi.BYTE], source, _HEADER)
+            key, header, sizes = pickle.loads(blob)
+            message = _Incoming(key, header, [pa.allocate_buffer(size) for size in sizes])
+            for buffer in message.buffers:  # posted in send order: MPI matches them in order
+                for piece in _piece_views(memoryview(buffer)):
+                    message.requests.append(comm.Irecv([piece, mpi.BYTE], source, _DATA))
+            self.incoming.setdefault(source, deque()).append(message)
+            progressed = True
+        for source, queue in self.incoming.items():
+            while queue and mpi.Request.Testall(queue[0].requests):
+                message = queue.popleft()
+                self._deliver(source, message.key, _wire.loads(message.header, message.buffers))
+                progressed = True
+        if self.outgoing:
+            still = [o for o in self.outgoing if not mpi.Request.Testall(o.requests)]
+            if len(still) != len(self.outgoing):
+                for sent in self.outgoing:
+                    if sent not in still:
+                        _settle(sent.future, None)
+                self.outgoing = still
+                progressed = True
+        return progressed
+
+    def _deliver(self, source: int, key: tuple[int, Tag], payload: Any) -> None:
+        if self.failure(key[0]) is not None:
+            return  # late traffic of a failed epoch: nobody will ask for it
+        slot = (source, key)
+        self.inbox.setdefault(slot, deque()).append(payload)
+        waiters = self.waiters.get(slot)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                _settle(waiter, None)
+                break
+        if waiters is not None and not waiters:
+            del self.waiters[slot]
+
+    def _fail(self, epoch: int | None) -> None:
+        """Wake everything waiting in ``epoch`` (None: in any epoch) to raise the failure."""
+        failed, cause = self.failures[epoch]
+        error = (
+            remote_error(failed, cause) if failed != self.rank else RemoteRankError(failed, cause)
+        )
+        hit = [o for o in self.outgoing if epoch is None or o.epoch == epoch]
+        for sent in hit:  # a peer that failed may never take it: stop waiting for the transfer
+            _settle(sent.future, error)
+        self.outgoing = [o for o in self.outgoing if o not in hit]
+        for slot in [s for s in self.waiters if epoch is None or s[1][0] == epoch]:
+            for waiter in self.waiters.pop(slot):
+                _settle(waiter, None)  # the woken receiver raises RemoteRankError itself
+        for slot in [s for s in self.inbox if epoch is None or s[1][0] == epoch]:
+            del self.inbox[slot]
+
+
+def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():
+            return
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
+
+    loop = future.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(settle)
+
+
+def _pickled_failure(epoch: int | None, rank: int, cause: BaseException) -> bytes:
+    described = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+    try:
+        blob = pickle.dumps((epoch, rank, cause, described))
+        pickle.loads(blob)
+    except Exception:
+        blob = pickle.dumps((epoch, rank, None, described))
+    return blob
+
+
+def _unpickled_failure(
+    source: int, blob: bytes | bytearray
+) -> tuple[int | None, tuple[int, BaseException]]:
+    try:
+        epoch, rank, cause, described = pickle.loads(blob)
+    except Exception:
+        return None, (source, RuntimeError("(the failure could not be read)"))
+    if not isinstance(cause, BaseException):
+        cause = RuntimeError(described)
+    return epoch, (rank, cause)
+
+
+class MPICommunicator(Communicator):
+    """This process's rank of the MPI job; made by :func:`mpi_communicator` (or ``Context()``).
+
+    Each communicator made in a process is a separate *epoch*: its messages never
+    mix with those of communicators made before it, so networks run one after
+    another never see each other's traffic. Every rank must therefore make its
+    communicators (its Contexts) in the same order, as SPMD code does anyway;
+    a Context meant for this rank alone takes ``communicator=SingleCommunicator()``.
+    """
+
+    def __init__(self, engine: _Engine, epoch: int) -> None:
+        self._engine = engine
+        self._epoch = epoch
+
+    @property
+    def rank(self) -> int:
+        return self._engine.rank
+
+    @property
+    def nranks(self) -> int:
+        return self._engine.nranks
+
+    async def send(self, dest: int, tag: Tag, payload: Any) -> None:
+        self._check_peer(dest, "dest")
+        await self._engine.send(dest, (self._epoch, tag), payload)
+
+    async def recv(self, source: int, tag: Tag) -> Any:
+        self._check_peer(source, "source")
+        return await self._engine.recv(source, (self._epoch, tag))
+
+    def abort(self, cause: BaseException) -> None:
+        self._engine.abort(self._epoch, cause)
+
+    def __repr__(self) -> str:
+        return f"<MPICommunicator rank {self.rank} of {self.nranks}, epoch {self._epoch}>"
+
+
+_engine: _Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def mpi_rank() -> int:
+    """This process's rank in the MPI job."""
+    return _mpi_module().COMM_WORLD.Get_rank()  # type: ignore[no-any-return]
+
+
+def mpi_communicator() -> MPICommunicator:
+    """A new communicator over every rank of the MPI job (``MPI.COMM_WORLD``).
+
+    Raises
+    ------
+    BackendUnavailableError
+        mpi4py is not installed.
+    """
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            mpi = _mpi_module()
+            _engine = _Engine(mpi.COMM_WORLD.Dup(), mpi)
+            _install_excepthook(_engine)
+        return MPICommunicator(_engine, next(_engine.epochs))
+
+
+def _install_excepthook(engine: _Engine) -> None:
+    previous = sys.excepthook
+
+    def abort_peers(
+        kind: type[BaseException], error: BaseException, tb: TracebackType | None
+    ) -> None:
+        previous(kind, error, tb)  # the original error first, where the user looks
+        if not isinstance(error, RemoteRankError):
+            engine.abort(None, error)
+        sys.stderr.flush()
+
+    sys.excepthook = abort_peers
