@@ -22,6 +22,19 @@ def machine() -> str:
     )
 
 
+def versions() -> str:
+    """Versions of the engines the workloads compare (those installed)."""
+    from importlib import metadata
+
+    found = []
+    for name in ("polars", "pyarrow", "duckdb", "pandas", "dask", "tpchgen-cli"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
 # name: (heading, module in benchmarks/, sizes of a full run, sizes of a --quick run)
 WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "hop": (
@@ -43,7 +56,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     ),
     "tpch": (
         "W4: TPC-H Q1 from Parquet", "tpch_q1",
-        {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.05, "repeats": 1},
+        {"scale_factors": (1.0, 10.0), "repeats": 3}, {"scale_factors": (0.05,), "repeats": 1},
+    ),
+    "tpch-queries": (
+        "W5: TPC-H Q3, Q6, Q9, Q18 from Parquet", "tpch_queries",
+        {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
     ),
     "actors": (
         "W6: persistent actor round trip and throughput", "actors_latency",
@@ -66,11 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from: {', '.join(WORKLOADS)}")
-    import polars as pl
-    import pyarrow as pa
-
     print(f"machine: {machine()}")
-    print(f"versions: polars {pl.__version__}, pyarrow {pa.__version__}\n")
+    print(f"versions: {versions()}\n")
     for name in args.workloads or list(WORKLOADS):
         title, module_name, full, quick = WORKLOADS[name]
         module = importlib.import_module(f"benchmarks.{module_name}")

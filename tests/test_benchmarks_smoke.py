@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import actors_latency, groupby, hop, join, scan, tpch_q1
+import pytest
+
+from benchmarks import _measure, actors_latency, groupby, hop, join, scan, tpch_q1
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -21,15 +23,20 @@ def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:
 
 
 def test_groupby_benchmark_engines_agree() -> None:
+    pytest.importorskip("dask.dataframe")
     rows, results = groupby.run(rows=50_000, key_counts=(10, 5_000), repeats=1)
     assert len(results) == 2 * len(groupby.ENGINES)
-    assert "ratio to fastest" in groupby.report(rows, results)
+    table = groupby.report(rows, results)
+    assert "ratio to fastest" in table
+    assert "streamnet over its kernels in a plain loop: 10 keys: " in table
 
 
 def test_join_benchmark_engines_agree() -> None:
-    *sizes, results = join.run(table_rows=5_000, stream_rows=50_000, repeats=1)
+    table_rows, stream_rows, matches, results = join.run(
+        table_rows=5_000, stream_rows=50_000, repeats=1
+    )
     assert {r.engine for r in results} == set(join.ENGINES)
-    assert "rows out" in join.report(*sizes, results)
+    assert "rows out" in join.report(table_rows, stream_rows, matches, results)
 
 
 def test_actor_latency_benchmark_runs() -> None:
@@ -39,6 +46,41 @@ def test_actor_latency_benchmark_runs() -> None:
 
 
 def test_tpch_q1_benchmark_engines_agree(tmp_path: Path) -> None:
-    rows, results = tpch_q1.run(scale_factor=0.01, repeats=1, data_dir=str(tmp_path))
-    assert rows == 60_000
-    assert [r.engine for r in results] == list(tpch_q1.ENGINES)
+    pytest.importorskip("dask.dataframe")
+    results = tpch_q1.run(
+        scale_factors=(0.01, 0.02), repeats=1, data_dir=str(tmp_path), memory=False
+    )
+    assert [(r.scale_factor, r.rows) for r in results[:: len(tpch_q1.ENGINES)]] == [
+        (0.01, 60_000),
+        (0.02, 120_000),
+    ]
+    assert [r.engine for r in results] == 2 * list(tpch_q1.ENGINES)
+    table = tpch_q1.report(results)
+    assert "streamnet over its kernels in a plain loop: SF 0.01: " in table
+
+
+def test_tpch_queries_benchmark_engines_agree(tmp_path: Path) -> None:
+    from benchmarks import tpch_data, tpch_queries
+
+    try:
+        tpch_data.tpchgen()
+    except FileNotFoundError:
+        pytest.skip("tpchgen-cli is not installed")
+    scale_factor, lineitem_rows, results = tpch_queries.run(
+        scale_factor=0.01, repeats=1, data_dir=str(tmp_path), memory=False
+    )
+    assert lineitem_rows == 60_175  # dbgen's row count at this scale factor
+    assert [(r.query, r.engine) for r in results] == [
+        (q, e) for q in tpch_queries.QUERIES for e in tpch_queries.ENGINES
+    ]
+    assert "| Q18 | streamnet |" in tpch_queries.report(scale_factor, lineitem_rows, results)
+    assert sorted(p.name for p in (tmp_path / "tpch-sf0.01").iterdir()) == sorted(
+        f"{name}.parquet" for name in tpch_data.TABLES
+    )
+
+
+def test_peak_memory_is_measured_in_a_fresh_process() -> None:
+    peak = _measure.peak_memory(bytearray, 64 * 2**20)  # 64 MiB of zeros, touched
+    if peak is None:
+        pytest.skip("no /proc memory counters here")
+    assert 60 * 2**20 <= peak < 256 * 2**20
