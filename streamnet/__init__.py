@@ -40,10 +40,12 @@ from streamnet._errors import (
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
 from streamnet._logging import ActorLogFilter
+from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
 from streamnet._messages import is_message, message, reply
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
+from streamnet._ray import RayCommunicator, run_on_ray
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
     Backoff,
@@ -89,6 +91,7 @@ __all__ = [
     "FileReadError",
     "InProcessCommunicator",
     "InProcessWorld",
+    "MPICommunicator",
     "Mailbox",
     "MailboxFull",
     "Message",
@@ -97,6 +100,7 @@ __all__ = [
     "NetworkStatistics",
     "PictureEngine",
     "ProgressTracker",
+    "RayCommunicator",
     "RemoteRankError",
     "RestartIntensityError",
     "RestartPolicy",
@@ -119,10 +123,13 @@ __all__ = [
     "current_actor_name",
     "define_actor",
     "is_message",
+    "launched_ranks",
     "message",
+    "mpi_communicator",
     "persistent_actor",
     "reply",
     "run_actor_network",
+    "run_on_ray",
     "run_ranks",
     "run_ranks_async",
 ]

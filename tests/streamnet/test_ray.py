@@ -1,0 +1,89 @@
+"""Ranks as Ray actors: the same jobs and results as in-process ranks (a local Ray cluster)."""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import Context, Network, RemoteRankError, run_ranks
+from streamnet._demo import build_network, lineitem
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+
+from streamnet._ray import run_on_ray  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_cluster():
+    """One local Ray cluster for the module: starting one takes seconds."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def test_the_demo_on_two_ray_ranks_equals_one_rank(tmp_path) -> None:
+    path = lineitem(600_000, tmp_path)  # three row groups to share between the ranks
+
+    async def demo(ctx: Context) -> pl.DataFrame:
+        network, sink = build_network(ctx, path)
+        await network.run_async(progress=False)
+        return sink.result()
+
+    (alone,) = run_ranks(1, demo)
+    on_ray = run_on_ray(2, demo, timeout=180)
+    for result in on_ray:  # the demo gathers the sorted result onto every rank
+        assert_frame_equal(result, alone, check_exact=False, rel_tol=1e-9)
+
+
+def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path) -> None:
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        frame = pl.DataFrame({"k": range(1000), "v": range(1000)})
+        if ctx.rank == 1:
+            raise ValueError("bad input on rank 1")
+        try:
+            await Network(
+                ctx,
+                [
+                    actors.from_polars(ctx, a, frame),
+                    actors.shuffle(ctx, a, b, "k"),
+                    actors.collect(ctx, b),
+                ],
+            ).run_async()
+        except RemoteRankError as exc:  # what the peers saw, for the driver to check
+            (tmp_path / f"rank-{ctx.rank}.txt").write_text(f"{exc.rank}: {exc}")
+            raise
+
+    with pytest.raises(ValueError, match="bad input on rank 1") as info:
+        run_on_ray(3, job, timeout=120)
+    assert "on rank 1 of 3" in info.value.__notes__
+    for peer in (0, 2):
+        seen = (tmp_path / f"rank-{peer}.txt").read_text()
+        assert seen == "1: rank 1 failed: ValueError: bad input on rank 1"
+
+
+def test_a_ray_rank_whose_process_dies_does_not_hang_the_others() -> None:
+    async def job(ctx: Context) -> None:
+        if ctx.rank == 0:
+            os._exit(7)
+        a, b = ctx.create_channel(), ctx.create_channel()
+        frame = pl.DataFrame({"k": range(100)})
+        await Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, frame),
+                actors.shuffle(ctx, a, b, "k"),
+                actors.collect(ctx, b),
+            ],
+        ).run_async()
+
+    with pytest.raises(RuntimeError, match="the Ray actor of rank 0 died"):
+        run_on_ray(2, job, timeout=120)
