@@ -183,3 +183,14 @@ def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:
     )  # fmt: skip
     assert status == 0, output[-5000:]
     assert output.count(" passed") == nranks
+
+
+@needs_mpi
+def test_the_demo_on_two_ranks_gives_polars_answer(tmp_path) -> None:
+    status, output, _ = run_job(
+        "-n", "2", "-m", "streamnet", "demo", "--rows", "600000", "--data-dir", str(tmp_path)
+    )
+    assert status == 0, output[-3000:]
+    assert "pipeline on 2 ranks" in output
+    assert "same answer as Polars: yes" in output
+    assert output.count("TPC-H Q1 over") == 1  # rank 0 alone prints
