@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
+from actors._split import rank_share
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -45,6 +46,8 @@ PathLike = str | os.PathLike[str]
 @dataclass(frozen=True, slots=True)
 class ParquetScanReport:
     """What a Parquet scan read (the result of :func:`read_parquet`).
+
+    On several ranks, each rank's report describes its own share of the scan.
 
     Attributes
     ----------
@@ -136,19 +139,26 @@ def arrow_predicate(predicate: pl.Expr, schema: pa.Schema) -> Any:
 
 @dataclass(slots=True)
 class _Piece:
-    """One row group: where its rows start in its file, and how many there are."""
+    """One row group: where its rows start in its file, how many there are, and whether to read it.
 
+    ``read`` is False for a row group whose statistics prove the predicate false.
+    A file without row groups is one piece with ``row_group`` False and no rows,
+    so that it is still counted among the files of the scan. ``file`` is the
+    index of ``path`` among the files scanned.
+    """
+
+    file: int
     path: Path
     offset: int
     rows: int
+    read: bool = True
+    row_group: bool = True
 
 
-def _plan(
-    paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None
-) -> tuple[list[_Piece], int]:
-    """Open every file's metadata, check schemas, and list the row groups to read.
+def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None) -> list[_Piece]:
+    """Open every file's metadata, check schemas, and list every row group, in file and row order.
 
-    Returns the row groups to read and the number of row groups in all files.
+    The row groups that statistics prune are listed too, marked not to be read.
     """
     parquet = ds.ParquetFileFormat()
     local = pafs.LocalFileSystem()
@@ -178,27 +188,24 @@ def _plan(
     check_columns(needed, schema.names, where="read_parquet")
     pushed = arrow_predicate(predicate, schema) if predicate is not None else None
     pieces: list[_Piece] = []
-    total = 0
-    for path, fragment in fragments:
+    for file, (path, fragment) in enumerate(fragments):
         groups = fragment.row_groups
-        total += len(groups)
-        offsets = {}
-        offset = 0
-        for group in groups:
-            offsets[group.id] = (offset, group.num_rows)
-            offset += group.num_rows
+        if not groups:
+            pieces.append(_Piece(file, path, 0, 0, read=False, row_group=False))
+            continue
         if pushed is not None:
-            kept = [
+            kept = {
                 g.id
                 for piece in fragment.split_by_row_group(pushed, schema=schema)
                 for g in piece.row_groups
-            ]
+            }
         else:
-            kept = [g.id for g in groups]
-        for group_id in kept:
-            start, rows = offsets[group_id]
-            pieces.append(_Piece(path, start, rows))
-    return pieces, total
+            kept = {g.id for g in groups}
+        offset = 0
+        for group in sorted(groups, key=lambda g: g.id):
+            pieces.append(_Piece(file, path, offset, group.num_rows, read=group.id in kept))
+            offset += group.num_rows
+    return pieces
 
 
 def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | None) -> TableChunk:
@@ -225,8 +232,12 @@ async def read_parquet(
     columns: Sequence[str] | None = None,
     filters: pl.Expr | None = None,
     prefetch: int | None = None,
+    split: bool = True,
 ) -> ParquetScanReport:
     """Stream Parquet files row group by row group, in file and row order.
+
+    On several ranks, each rank reads its own share of the row groups (see
+    ``split``); together the ranks read every row exactly once.
 
     Parameters
     ----------
@@ -240,11 +251,23 @@ async def read_parquet(
     prefetch
         Row groups read at once in the thread pool (default: the Context's
         ``num_threads``); memory holds about this many decoded row groups.
+    split
+        With several ranks: True (the default) splits the row groups that
+        statistics do not prune into one contiguous run per rank, balanced by
+        row count, so rank 0 reads the first rows in file and row order, rank 1
+        the next, and so on (concatenated in rank order, the ranks' outputs are
+        the whole scan, in order). A rank with no share sends one empty chunk
+        with the schema. False makes every rank read everything, e.g. a small
+        table that every rank joins with. Every rank must see the same files.
+        With one rank, both are the same.
 
     Returns
     -------
     ParquetScanReport
-        Through ``node.result()``: files, row groups total and read, rows.
+        Through ``node.result()``: files, row groups total and read, rows, of
+        this rank's share (``files`` counts a file split between ranks on each
+        of them; the other fields add up over the ranks to those of the whole
+        scan). ``ctx.progress`` likewise expects this rank's rows only.
 
     Raises
     ------
@@ -266,6 +289,17 @@ async def read_parquet(
     >>> Network(ctx, [scan, sink]).run()
     >>> sink.result()["y"].to_list(), scan.result().row_groups_read
     ([7, 8, 9], 1)
+
+    On two ranks (here in one process), each reads one row group:
+
+    >>> from streamnet import run_ranks
+    >>> async def job(ctx):
+    ...     ch = ctx.create_channel()
+    ...     sink = collect(ctx, ch, into="polars")
+    ...     await Network(ctx, [read_parquet(ctx, ch, path, columns=["x"]), sink]).run_async()
+    ...     return sink.result()["x"].to_list()
+    >>> run_ranks(2, job)
+    [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     """
     if filters is not None and not isinstance(filters, pl.Expr):
         raise TypeError(f"read_parquet: `filters` must be a Polars expression, got {filters!r}")
@@ -274,9 +308,16 @@ async def read_parquet(
     depth = prefetch if prefetch is not None else ctx.num_threads
     if type(depth) is not int or depth < 1:
         raise ValueError(f"read_parquet: `prefetch` must be an int >= 1, got {prefetch!r}")
+    if not isinstance(split, bool):
+        raise TypeError(f"read_parquet: `split` must be True or False, got {split!r}")
     out_columns = list(columns) if columns is not None else None
     paths = await ctx.to_thread(expand_paths, source, ".parquet")
-    pieces, total = await ctx.to_thread(_plan, paths, out_columns, filters)
+    planned = await ctx.to_thread(_plan, paths, out_columns, filters)
+    if split:
+        weights = [piece.rows if piece.read else 0 for piece in planned]
+        share = rank_share(weights, ctx.rank, ctx.nranks)
+        planned = planned[share.start : share.stop]
+    pieces = [piece for piece in planned if piece.read]
     ctx.progress.expect(sum(piece.rows for piece in pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
@@ -305,8 +346,8 @@ async def read_parquet(
             await ch_out.send(ctx, Message(seq, chunk))
             seq += 1
             rows_emitted += chunk.num_rows
-        if seq == 0:  # nothing at all: still send the (empty) schema, typed as the data
-            empty = await ctx.to_thread(_read_piece, _Piece(paths[0], 0, 0), out_columns, None)
+        if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
+            empty = await ctx.to_thread(_read_piece, _Piece(0, paths[0], 0, 0), out_columns, None)
             await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
     except ChannelBroken:
@@ -315,8 +356,8 @@ async def read_parquet(
         for future in pending:
             future.cancel()
     return ParquetScanReport(
-        files=len(paths),
-        row_groups_total=total,
+        files=len({piece.file for piece in planned}),
+        row_groups_total=sum(piece.row_group for piece in planned),
         row_groups_read=read,
         rows_read=rows_read,
         rows_emitted=rows_emitted,
@@ -335,11 +376,22 @@ async def write_parquet(
 ) -> ParquetWriteReport:
     """Write the stream to Parquet without holding it in memory.
 
+    On several ranks, each rank writes its own files into the directory ``path``,
+    with its rank in their names, so ranks never collide (see ``path``).
+
     Parameters
     ----------
     path
         The file to write, or with ``partitioned=True`` a directory that gets one
-        file per chunk, ``part-<sequence number>.parquet``.
+        file per chunk, ``part-<sequence number>.parquet``. With several ranks,
+        ``path`` is always a directory (created if missing), as Spark and Dask
+        write a dataset: each rank writes ``part-r<rank>.parquet`` into it, or
+        with ``partitioned=True`` one ``part-r<rank>-<sequence number>.parquet``
+        per chunk (ranks zero-padded to 5 digits, sequence numbers to 8), so
+        that name order is rank order, then stream order, and
+        ``read_parquet(path)`` or ``polars.read_parquet(path)`` reads the
+        dataset back in that order. Files already in the directory are left
+        alone. A rank that receives no chunk writes no file.
     compression
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
@@ -372,8 +424,11 @@ async def write_parquet(
     first_seq = 0
     files: list[str] = []
     rows = chunks = 0
-    if partitioned:
-        await ctx.to_thread(target.mkdir, parents=True, exist_ok=True)
+    prefix = "part-" if ctx.nranks == 1 else f"part-r{ctx.rank:05d}-"
+    if partitioned or ctx.nranks > 1:
+        await ctx.to_thread(_make_directory, target)
+    if not partitioned and ctx.nranks > 1:
+        target = target / f"part-r{ctx.rank:05d}.parquet"
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
             table = TableChunk.from_message(msg).to_arrow()
@@ -386,7 +441,7 @@ async def write_parquet(
                     f"{describe_schema(schema)}; a Parquet file holds one schema"
                 )
             if partitioned:
-                file = target / f"part-{msg.sequence_number:08d}.parquet"
+                file = target / f"{prefix}{msg.sequence_number:08d}.parquet"
                 await ctx.to_thread(
                     pq.write_table,
                     table,
@@ -409,3 +464,13 @@ async def write_parquet(
         if writer is not None:
             await ctx.to_thread(writer.close)
     return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)
+
+
+def _make_directory(target: Path) -> None:
+    """Create the directory ``target`` that :func:`write_parquet` writes into."""
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(
+            f"actor `{current_actor_name()}`: `{target}` is a file, but a directory is needed "
+            "to write one Parquet file per chunk or per rank into"
+        )
+    target.mkdir(parents=True, exist_ok=True)
