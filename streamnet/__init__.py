@@ -40,8 +40,8 @@ from streamnet._errors import (
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
 from streamnet._logging import ActorLogFilter
-from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
 from streamnet._messages import is_message, message, reply
+from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
 from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker

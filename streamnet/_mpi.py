@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from streamnet import _wire
 from streamnet._communicator import Communicator, Tag, remote_error
-from streamnet._errors import BackendUnavailableError, RemoteRankError
+from streamnet._errors import BackendUnavailableError, NetworkMismatchError, RemoteRankError
 
 __all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
 
@@ -166,6 +166,7 @@ class _Engine:
                     del self.inbox[slot]
                 return item
             self.raise_if_failed(key[0])
+            self._check_epochs_agree(source, key)
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self.waiters.setdefault(slot, deque()).append(waiter)
@@ -177,6 +178,26 @@ class _Engine:
                 if queue is not None and waiter in queue:
                     queue.remove(waiter)
                 raise
+
+    def _check_epochs_agree(self, source: int, key: tuple[int, Tag]) -> None:
+        """Raise if ``source`` opened this network in another epoch than this rank waits in.
+
+        A network's first exchange is its ranks' fingerprints. When that arrives
+        from ``source`` in epoch e1 while this rank waits for it in e0, the two
+        made their Contexts in a different order, and neither would ever hear from
+        the other.
+        """
+        epoch, tag = key
+        if not _is_fingerprint(tag):
+            return
+        for other_source, (other_epoch, other_tag) in self.inbox:
+            if other_source == source and other_tag == tag and other_epoch != epoch:
+                raise NetworkMismatchError(
+                    f"rank {self.rank} waits for rank {source} in its communicator #{epoch}, "
+                    f"but rank {source} started its network in communicator #{other_epoch}: "
+                    "the ranks made their Contexts in a different order (a Context for one "
+                    "rank alone takes communicator=SingleCommunicator())"
+                )
 
     def abort(self, epoch: int | None, cause: BaseException) -> None:
         """Fail ``epoch`` (None: every epoch, the process is going down) here and on every peer."""
@@ -267,6 +288,11 @@ class _Engine:
             return  # late traffic of a failed epoch: nobody will ask for it
         slot = (source, key)
         self.inbox.setdefault(slot, deque()).append(payload)
+        if _is_fingerprint(key[1]):  # wake whoever waits for it in another epoch, to raise
+            for other in [s for s in self.waiters if s[0] == source and s[1][1] == key[1]]:
+                if other != slot:
+                    for waiter in self.waiters.pop(other):
+                        _settle(waiter, None)
         waiters = self.waiters.get(slot)
         while waiters:
             waiter = waiters.popleft()
@@ -291,6 +317,11 @@ class _Engine:
                 _settle(waiter, None)  # the woken receiver raises RemoteRankError itself
         for slot in [s for s in self.inbox if epoch is None or s[1][0] == epoch]:
             del self.inbox[slot]
+
+
+def _is_fingerprint(tag: Tag) -> bool:
+    """The tag of a network's first exchange, its ranks' fingerprints (see Network)."""
+    return isinstance(tag, tuple) and len(tag) == 2 and tag[0] == "network"
 
 
 def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:

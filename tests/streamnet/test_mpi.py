@@ -194,3 +194,12 @@ def test_the_demo_on_two_ranks_gives_polars_answer(tmp_path) -> None:
     assert "pipeline on 2 ranks" in output
     assert "same answer as Polars: yes" in output
     assert output.count("TPC-H Q1 over") == 1  # rank 0 alone prints
+
+
+@needs_mpi
+def test_ranks_that_made_their_contexts_in_another_order_fail_instead_of_hanging() -> None:
+    status, output, _ = run_job("-n", "2", str(JOBS / "misordered.py"), timeout=60)
+    assert status != 0, output[-3000:]
+    assert "NetworkMismatchError" in output
+    assert "made their Contexts in a different order" in output
+    assert "finished although" not in output
