@@ -27,7 +27,15 @@ from polars.testing import assert_frame_equal
 from benchmarks._kernels import groupby_loop, overhead
 from benchmarks._measure import best_time, mib, peak_memory
 from streamnet import Context
-from streamnet._demo import AGGREGATES, CUTOFF, KEYS, build_network, lineitem, polars_reference
+from streamnet._demo import (
+    AGGREGATES,
+    CUTOFF,
+    KEYS,
+    ROW_GROUP_ROWS,
+    build_network,
+    lineitem,
+    polars_reference,
+)
 
 ROWS_PER_SCALE_FACTOR = 6_000_000
 COLUMNS = [
@@ -126,7 +134,7 @@ def run_pandas(path: Path) -> pl.DataFrame:
     """Chunked pandas: per row group, filter, derive, sum per group; then sum the partial sums."""
     partials = []
     cutoff = pd.Timestamp(CUTOFF)
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=250_000, columns=COLUMNS):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS, columns=COLUMNS):
         frame = batch.to_pandas(date_as_object=False)
         frame = _derive(frame[frame["l_shipdate"] <= cutoff])
         partials.append(frame.groupby(KEYS)[[*_SUMMED, "count_order"]].sum())

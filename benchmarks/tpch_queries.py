@@ -30,10 +30,10 @@ from polars.testing import assert_frame_equal
 import actors
 from benchmarks._measure import best_time, mib, peak_memory
 from benchmarks.tpch_data import ROW_GROUP_ROWS, TABLES, tables
-from streamnet import Channel, Context, Network, TableChunk
-from streamnet._actor import ActorNode
+from streamnet import ActorNode, Channel, Context, Network, TableChunk
 
 Tables = dict[str, Path]
+Stream = Channel[TableChunk]
 
 QUERIES = ("q3", "q6", "q9", "q18")
 
@@ -205,35 +205,38 @@ class _Pipeline:
         self.ctx = ctx
         self.nodes: list[ActorNode] = []
 
-    def channel(self) -> Channel[TableChunk]:
+    def channel(self) -> Stream:
         return self.ctx.create_channel(TableChunk)
 
-    def scan(self, path: Path, columns: Sequence[str], filters: pl.Expr | None = None) -> Any:
+    def scan(self, path: Path, columns: Sequence[str], filters: pl.Expr | None = None) -> Stream:
         out = self.channel()
         self.nodes.append(
             actors.read_parquet(self.ctx, out, path, columns=list(columns), filters=filters)
         )
         return out
 
-    def join(self, left: Any, right: Any, **kwargs: Any) -> Any:
+    def join(self, left: Stream, right: Stream, **kwargs: Any) -> Stream:
         """``left`` (streamed) joined with ``right`` (read first), with :func:`actors.join`'s options."""
         out = self.channel()
         self.nodes.append(actors.join(self.ctx, left, right, out, **kwargs))
         return out
 
-    def fanout(self, ch_in: Any, count: int) -> list[Any]:
+    def fanout(self, ch_in: Stream, count: int) -> list[Stream]:
         """``count`` copies of the stream ``ch_in``."""
         outs = [self.channel() for _ in range(count)]
         self.nodes.append(actors.fanout(self.ctx, ch_in, outs))
         return outs
 
-    def step(self, actor: Callable[..., ActorNode], ch_in: Any, *args: Any, **kwargs: Any) -> Any:
+    def step(
+        self, actor: Callable[..., ActorNode], ch_in: Stream, *args: Any, **kwargs: Any
+    ) -> Stream:
         """``actor(ctx, ch_in, ch_out, *args, **kwargs)``, for one-input actors."""
         out = self.channel()
         self.nodes.append(actor(self.ctx, ch_in, out, *args, **kwargs))
         return out
 
-    def collect(self, ch: Any) -> pl.DataFrame:
+    def collect(self, ch: Stream) -> pl.DataFrame:
+        """Run the network with a sink on ``ch``; what the sink gathered."""
         sink = actors.collect(self.ctx, ch, into="polars")
         Network(self.ctx, [*self.nodes, sink]).run(progress=False)
         result: pl.DataFrame = sink.result()
