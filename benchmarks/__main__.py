@@ -7,6 +7,8 @@ import importlib
 import os
 import platform
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -79,19 +81,35 @@ def main(argv: list[str] | None = None) -> int:
         help=f"workloads to run (default: all): {', '.join(WORKLOADS)}",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="also write the tables (Markdown) to FILE, headed by the machine, versions and command",
+    )
     args = parser.parse_args(argv)
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from: {', '.join(WORKLOADS)}")
-    print(f"machine: {machine()}")
-    print(f"versions: {versions()}\n")
+    written: list[str] = []
+
+    def emit(text: str) -> None:
+        print(text, flush=True)
+        written.append(text)
+        if args.output:  # rewritten after each workload: a long run keeps what it finished
+            Path(args.output).write_text("\n".join(written) + "\n")
+
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    emit(f"Machine: {machine()}  \nVersions: {versions()}  \nCommand: `{command}`\n")
     for name in args.workloads or list(WORKLOADS):
         title, module_name, full, quick = WORKLOADS[name]
         module = importlib.import_module(f"benchmarks.{module_name}")
-        print(f"## {title}\n")
+        started = time.perf_counter()
         outcome = module.run(**(quick if args.quick else full))
-        print(module.report(*outcome) if isinstance(outcome, tuple) else module.report(outcome))
-        print()
+        table = module.report(*outcome) if isinstance(outcome, tuple) else module.report(outcome)
+        emit(
+            f"## {title}\n\n{table}\n\n_(whole workload: {time.perf_counter() - started:.0f} s)_\n"
+        )
     return 0
 
 
