@@ -51,6 +51,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W1: streaming group-by-sum", "groupby",
         {"rows": 200_000_000, "repeats": 2}, {"rows": 2_000_000, "repeats": 1},
     ),
+    "shuffle": (
+        "W2: hash shuffle across 2 ranks (MPI) beside Dask's P2P shuffle", "shuffle",
+        {"sizes": (2 * 2**30, 8 * 2**30), "repeats": 1},
+        {"sizes": (64 * 2**20,), "chunk_rows": 2**18, "repeats": 1},
+    ),
     "join": (
         "W3: join of a table with a stream", "join",
         {"table_rows": 10_000_000, "stream_rows": 100_000_000, "repeats": 2},

@@ -84,3 +84,17 @@ def test_peak_memory_is_measured_in_a_fresh_process() -> None:
     if peak is None:
         pytest.skip("no /proc memory counters here")
     assert 60 * 2**20 <= peak < 256 * 2**20
+
+
+def test_shuffle_benchmark_engines_agree() -> None:
+    pytest.importorskip("mpi4py")
+    pytest.importorskip("distributed")
+    from benchmarks import shuffle
+
+    results, notes = shuffle.run(sizes=(8 * 2**20,), chunk_rows=2**15)  # 4 chunks of 2 MiB
+    assert notes == []
+    assert [r.engine for r in results] == [shuffle.STREAMNET, shuffle.DASK]
+    ours = results[0]
+    assert ours.partitions == 2 and sum(ours.bytes_sent) > 0 and len(ours.phases) == 2
+    table = shuffle.report(results, notes)
+    assert "ratio to dask" in table and "targets, 8 MiB (2 partitions)" in table
