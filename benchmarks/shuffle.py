@@ -30,8 +30,8 @@ most a quarter of the bound, so that loading a spilled partition back for the
 sink stays within it. A rank's *working set* is the bytes of owned pieces it
 held in memory at peak (the shuffle report's ``peak_buffered_bytes``) plus one
 generated chunk in flight, plus, when it spilled, the largest partition loaded
-back for the sink (see :func:`working_set`); its peak is ``ru_maxrss``, the whole process's
-high-water mark, imports (about 160 MiB) included. A Dask worker's peak is its
+back for the sink (see :func:`working_set`); its peak is ``ru_maxrss``, the
+whole process's high-water mark, imports (about 200 MiB) included. A Dask worker's peak is its
 ``ru_maxrss`` too, after one run on a fresh cluster.
 """
 
