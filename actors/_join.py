@@ -198,8 +198,8 @@ async def join(
     right_empty = next((right for _, right in schemas if right is not None), None)
     sent = False
     for partition in sorted(left_held.pieces):
-        left_part = left_held.take(partition)
-        right_part = right_held.take(partition)
+        left_part = await ctx.to_thread(left_held.take, partition)
+        right_part = await ctx.to_thread(right_held.take, partition)
         if left_part is None and how in ("inner", "left", "semi", "anti"):
             continue  # nothing on the left: nothing to keep
         if right_part is None and how in ("inner", "right", "semi"):

@@ -94,7 +94,7 @@ async def shuffle(
     )
     sent = False
     for partition in sorted(held.pieces):
-        frame = held.take(partition)
+        frame = await ctx.to_thread(held.take, partition)
         if frame is not None:
             await ch_out.send(ctx, Message(partition, TableChunk.from_polars(frame)))
             sent = True

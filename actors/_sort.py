@@ -150,7 +150,7 @@ async def sort(
         coll.nranks, "sort", owner_of=_contiguous, max_buffered_bytes=max_buffered_bytes,
     )  # fmt: skip
     schemas = await coll.allgather(held.schema, "schema")
-    taken = held.take(coll.rank)
+    taken = await ctx.to_thread(held.take, coll.rank)
     # An empty range still sends the schema.
     mine = taken if taken is not None else next((s for s in schemas if s is not None), None)
     if mine is not None:

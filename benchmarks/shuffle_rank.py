@@ -150,9 +150,9 @@ class Phases:
     Seconds per step, summed over the run on one rank (steps in the thread pool
     overlap others): ``generate``, making chunks; ``partition``, the shuffle's
     hash partitioning of each chunk (thread pool); ``serialize``, writing each
-    piece bound for the peer to Arrow IPC (on the event loop, inside
+    piece bound for the peer to Arrow IPC (in a thread, inside
     ``send``); ``send``, each awaited send until MPI completed it, serialization
-    included; ``spill``, writing held pieces to disk (event loop); ``sink``,
+    included; ``spill``, writing held pieces to disk (thread pool); ``sink``,
     counting and summing received partitions. Memory, in bytes: the resident
     high-water mark and resident set when the first partition reaches the sink
     (all input ended, everything owned is held), the bytes Arrow's allocator
@@ -199,8 +199,7 @@ class Phases:
         ):
             setattr(module, name, self._timed(step, getattr(module, name)))
         _mpi._Engine.send = self._timed_async("send", _mpi._Engine.send)  # type: ignore[method-assign]
-        held = actors._exchange.Partitions
-        held._spill = self._timed("spill", held._spill)  # type: ignore[method-assign]
+        actors._exchange._spill_all = self._timed("spill", actors._exchange._spill_all)
         Totals.add = self._timed("sink", Totals.add)  # type: ignore[method-assign]
 
     def first_output(self) -> None:

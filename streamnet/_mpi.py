@@ -143,8 +143,12 @@ class _Engine:
         if dest == self.rank:
             self._deliver(dest, key, payload)
             return
-        header, buffers = _wire.dumps(payload)
         loop = asyncio.get_running_loop()
+        if _wire.is_bulky(payload):  # a table: write its bytes in a thread, the pump keeps polling
+            header, buffers = await loop.run_in_executor(None, _wire.dumps, payload)
+            self.raise_if_failed(key[0])
+        else:
+            header, buffers = _wire.dumps(payload)
         done: asyncio.Future[None] = loop.create_future()
         blob = pickle.dumps((key, header, [len(b) for b in buffers]), protocol=5)
         with self.lock:

@@ -139,7 +139,11 @@ class RayCommunicator(Communicator):
         if dest == host.rank:
             host._put(dest, tag, payload)
             return
-        header, buffers = _wire.dumps(payload)
+        if _wire.is_bulky(payload):  # a table: write its bytes in a thread
+            loop = asyncio.get_running_loop()
+            header, buffers = await loop.run_in_executor(None, _wire.dumps, payload)
+        else:
+            header, buffers = _wire.dumps(payload)
         arrays = [np.frombuffer(buffer, dtype=np.uint8) for buffer in buffers]
         seq = host.next_out.get(dest, 0)
         host.next_out[dest] = seq + 1
