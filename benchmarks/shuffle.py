@@ -30,9 +30,9 @@ most a quarter of the bound, so that loading a spilled partition back for the
 sink stays within it. A rank's *working set* is the bytes of owned pieces it
 held in memory at peak (the shuffle report's ``peak_buffered_bytes``) plus one
 generated chunk in flight, plus, when it spilled, the largest partition loaded
-back for the sink (see :func:`working_set`); its peak is ``ru_maxrss``, the
-whole process's high-water mark, imports (about 200 MiB) included. A Dask worker's peak is its
-``ru_maxrss`` too, after one run on a fresh cluster.
+back for the sink (see :func:`working_set`); its peak is ``VmHWM``, the
+whole process's resident high-water mark, imports (about 200 MiB) included. A Dask worker's
+peak is its ``VmHWM`` too, after one run on a fresh cluster.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -261,13 +260,22 @@ def _partition_sums(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The process's resident high-water mark (``VmHWM``).
+
+    Not ``ru_maxrss``: Linux carries that across fork and exec, so a worker
+    started by a large parent would report the parent's peak.
+    """
+    return _status_bytes("VmHWM")
 
 
 def _rss() -> int:
+    return _status_bytes("VmRSS")
+
+
+def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 

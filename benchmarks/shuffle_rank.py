@@ -8,7 +8,7 @@ receives, holding nothing. Every rank prints one JSON line (prefixed with
 
 - ``seconds``: wall time of the network run on this rank, from a barrier that
   every rank passes before it starts; the shuffle's time is the slowest rank's.
-- ``peak_rss``: the process's resident high-water mark (``ru_maxrss``) over its
+- ``peak_rss``: the process's resident high-water mark (``VmHWM``) over its
   whole life, imports included; ``rss_before`` is the resident set just before
   the network ran, so ``peak_rss - rss_before`` is what the run itself added.
 - ``bytes_sent`` / ``bytes_received`` / ``peak_buffered_bytes`` /
@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import functools
 import json
-import resource
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -312,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             "chunks": gen.result(),
             "seconds": seconds,
             "rss_before": rss_before,
-            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_rss": _rss_bytes("VmHWM"),  # not ru_maxrss, which Linux keeps across exec
             "bytes_sent": sum(report.bytes_sent.values()),
             "bytes_received": sum(report.bytes_received.values()),
             "peak_buffered_bytes": report.peak_buffered_bytes,
