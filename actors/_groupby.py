@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -10,8 +11,16 @@ from typing import Literal
 import polars as pl
 
 from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition, map_in_threads
-from actors._shuffle import key_list, partition_count
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+from actors._shuffle import partition_count
+from streamnet import (
+    Channel,
+    Collective,
+    Context,
+    Message,
+    TableChunk,
+    current_actor_name,
+    define_actor,
+)
 
 __all__ = ["Agg", "AggHow", "groupby_agg"]
 
@@ -99,6 +108,36 @@ def normalise_aggs(aggs: Sequence[AggSpec] | Mapping[str, str | Sequence[str]]) 
             f"groupby_agg: output names {duplicates} repeat; name them with Agg(name=...)"
         )
     return items
+
+
+def _key_names(keys: object) -> list[str]:
+    """Key column names from one name or a list of names; ``[]`` means one global group."""
+    listed: list[object] | None = None
+    if isinstance(keys, str):
+        listed = [keys]
+    elif isinstance(keys, Iterable) and not isinstance(keys, bytes):
+        listed = list(keys)
+    if listed is None or not all(isinstance(k, str) for k in listed):
+        raise ValueError(
+            "groupby_agg: keys must be a column name, a list of names, or [] to aggregate "
+            f"the whole stream as one group; got {keys!r}"
+        )
+    return listed  # type: ignore[return-value]
+
+
+def _check_types(empty: pl.DataFrame, aggs: list[Agg]) -> None:
+    """Raise a TypeError naming the actor if an aggregation does not apply to its column's type."""
+    for agg in aggs:
+        if agg.column is None:
+            continue
+        try:
+            empty.select(agg.polars())
+        except pl.exceptions.PolarsError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise TypeError(
+                f"actor `{current_actor_name()}`: aggregation {agg.how!r} does not apply to "
+                f"column `{agg.column}` of type {empty.schema[agg.column]} ({reason})"
+            ) from None
 
 
 # ----------------------------------------------------------------------- partial / final
@@ -214,6 +253,172 @@ def _raw_group(
     return frame.lazy().group_by(keys).agg([a.polars() for a in aggs]).collect(engine="streaming")
 
 
+# ------------------------------------------------------------------ one global group
+# keys=[]: every chunk reduces to one row of partials (a select, no grouping), the rows
+# are merged on each rank, and each rank sends its single merged row to rank 0.
+_FIRST = ["__first_rank", "__first_seq"]  # where a partial's first row comes from
+_LAST = ["__last_rank", "__last_seq"]  # where its last row comes from
+_MERGE_EVERY = 64  # partial rows held before they are merged into one
+_MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
+
+
+def _global_partials(aggs: list[Agg]) -> list[pl.Expr]:
+    """One row of partial aggregates of a non-empty chunk; columns are named ``__<i>_<part>``."""
+    exprs: list[pl.Expr] = []
+    for i, agg in enumerate(aggs):
+        p = f"__{i}_"
+        if agg.how == "len":
+            exprs.append(pl.len().alias(p + "n"))
+            continue
+        col = pl.col(agg.column)  # type: ignore[arg-type]
+        if agg.how in ("sum", "min", "max", "first", "last"):
+            exprs.append(getattr(col, agg.how)().alias(p + agg.how))
+        elif agg.how == "count":
+            exprs.append(col.count().alias(p + "n"))
+        elif agg.how == "mean":
+            exprs += [col.sum().alias(p + "sum"), col.count().alias(p + "n")]
+        elif agg.how in ("std", "var"):
+            exprs += [
+                col.count().alias(p + "n"),
+                col.cast(pl.Float64).mean().alias(p + "mean"),
+                (col.cast(pl.Float64).var(ddof=0) * col.count()).alias(p + "m2"),
+            ]
+        elif agg.how == "n_unique":  # exact: the distinct values (null included) travel
+            exprs.append(col.unique().implode().alias(p + "unique"))
+    if any(a.how in ("first", "last") for a in aggs):
+        exprs += [
+            pl.col(c).first().alias(n) for c, n in zip(_ORDER * 2, _FIRST + _LAST, strict=True)
+        ]
+    return exprs
+
+
+def _global_merges(aggs: list[Agg]) -> list[pl.Expr]:
+    """Partial rows merged into one row with the same columns (associative)."""
+    exprs: list[pl.Expr] = []
+    for i, agg in enumerate(aggs):
+        p = f"__{i}_"
+        if agg.how in ("len", "count"):
+            exprs.append(pl.col(p + "n").sum())
+        elif agg.how in ("sum", "min", "max"):
+            exprs.append(getattr(pl.col(p + agg.how), agg.how)())
+        elif agg.how == "first":  # the value of the earliest partial in stream order
+            exprs.append(pl.col(p + "first").sort_by(_FIRST, maintain_order=True).first())
+        elif agg.how == "last":
+            exprs.append(pl.col(p + "last").sort_by(_LAST, maintain_order=True).last())
+        elif agg.how == "mean":
+            exprs += [pl.col(p + "sum").sum(), pl.col(p + "n").sum()]
+        elif agg.how in ("std", "var"):
+            # Chan et al.: merge (n, mean, M2) of the partials.
+            n_i, mean_i = pl.col(p + "n"), pl.col(p + "mean").fill_null(0.0)
+            n = n_i.sum()
+            grand = pl.when(n > 0).then((n_i * mean_i).sum() / n).otherwise(0.0)
+            spread = (n_i * (mean_i - grand) ** 2).sum()
+            exprs += [
+                n.alias(p + "n"),
+                grand.alias(p + "mean"),
+                (pl.col(p + "m2").fill_null(0.0).sum() + spread).alias(p + "m2"),
+            ]
+        elif agg.how == "n_unique":
+            exprs.append(pl.col(p + "unique").explode().unique().implode())
+    if any(a.how in ("first", "last") for a in aggs):
+        exprs += [pl.col(c).sort_by(_FIRST, maintain_order=True).first() for c in _FIRST]
+        exprs += [pl.col(c).sort_by(_LAST, maintain_order=True).last() for c in _LAST]
+    return exprs
+
+
+def _global_finals(aggs: list[Agg]) -> list[pl.Expr]:
+    """The aggregates from the one merged row of partials."""
+    exprs: list[pl.Expr] = []
+    for i, agg in enumerate(aggs):
+        p = f"__{i}_"
+        if agg.how in ("len", "count"):
+            expr = pl.col(p + "n")
+        elif agg.how in ("sum", "min", "max", "first", "last"):
+            expr = pl.col(p + agg.how)
+        elif agg.how == "mean":
+            n = pl.col(p + "n")
+            expr = pl.when(n > 0).then(pl.col(p + "sum") / n).otherwise(None)
+        elif agg.how in ("std", "var"):
+            n = pl.col(p + "n")
+            expr = pl.when(n > 1).then(pl.col(p + "m2") / (n - 1)).otherwise(None)
+            expr = expr.sqrt() if agg.how == "std" else expr
+        else:  # n_unique
+            expr = pl.col(p + "unique").list.len()
+        exprs.append(expr.alias(agg.output))
+    return exprs
+
+
+def _merge(frames: list[pl.DataFrame], merges: list[pl.Expr]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical_relaxed").select(merges)
+
+
+async def _global_agg(
+    ctx: Context,
+    coll: Collective,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    items: list[Agg],
+) -> ExchangeReport:
+    """``select(aggs)`` of the whole stream: one row on rank 0, an empty chunk elsewhere."""
+    report = ExchangeReport()
+    columns = sorted({a.column for a in items if a.column is not None})
+    ordered = any(a.how in ("first", "last") for a in items)
+    partials, merges = _global_partials(items), _global_merges(items)
+    sample: list[pl.DataFrame] = []
+
+    async def non_empty() -> AsyncIterator[pl.DataFrame]:
+        async for frame in frames_of(ctx, ch_in, columns, where="groupby_agg", order=ordered):
+            if not sample:
+                sample.append(frame.select(columns).head(0))
+                _check_types(sample[0], items)
+            if frame.height:  # an empty chunk adds nothing, not even a first/last
+                yield frame
+
+    merged: pl.DataFrame | None = None  # this rank's partials so far, merged into one row
+    pending: list[pl.DataFrame] = []
+    pending_bytes = merged_bytes = 0
+    async for part in map_in_threads(ctx, non_empty(), lambda f: f.select(partials), depth=2):
+        pending.append(part)
+        pending_bytes += int(part.estimated_size())
+        report.peak_buffered_bytes = max(report.peak_buffered_bytes, merged_bytes + pending_bytes)
+        if len(pending) >= _MERGE_EVERY or pending_bytes > max(merged_bytes, _MERGE_BYTES):
+            rows = pending if merged is None else [merged, *pending]
+            merged = await ctx.to_thread(_merge, rows, merges)
+            merged_bytes, pending, pending_bytes = int(merged.estimated_size()), [], 0
+    if pending:
+        rows = pending if merged is None else [merged, *pending]
+        merged = await ctx.to_thread(_merge, rows, merges)
+
+    # The output schema, the same on every rank: Polars' own select over an empty input.
+    samples = await coll.allgather(sample[0] if sample else None, "global", "schema")
+    empty = next((s for s in samples if s is not None), None)
+    if empty is None:  # no rank saw a single chunk: the column types are unknown
+        empty = pl.DataFrame(schema={c: pl.Null for c in columns})
+    nothing = empty.select([a.polars() for a in items])
+    schema = nothing.schema
+    if coll.rank != 0:
+        if merged is not None:
+            report.bytes_sent[0] = int(merged.estimated_size())
+        await coll.send(0, merged, "global", "partial")
+        out = nothing.clear()
+    else:
+        received = await asyncio.gather(*[coll.recv(r, "global", "partial") for r in coll.peers])
+        rows = []
+        for peer, row in zip([coll.rank, *coll.peers], [merged, *received], strict=True):
+            if row is not None:
+                rows.append(row)
+                if peer != coll.rank:
+                    report.bytes_received[peer] = int(row.estimated_size())
+        if rows:
+            total = await ctx.to_thread(_merge, rows, merges) if len(rows) > 1 else rows[0]
+            out = total.select(_global_finals(items)).cast(dict(schema))  # type: ignore[arg-type]
+        else:  # no rows anywhere
+            out = nothing
+    await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
+    return report
+
+
 @define_actor(collective=True)
 async def groupby_agg(
     ctx: Context,
@@ -235,10 +440,22 @@ async def groupby_agg(
     in Polars; ``first``/``last`` follow the stream's order (rank, then sequence
     number). Output groups come in no particular order; sort after if needed.
 
+    ``keys=[]`` aggregates the whole stream as one group, as Polars'
+    ``df.select(aggs)`` does: the output is exactly one row in all, sent by rank
+    0, while every other rank sends one empty chunk with the same schema. Each
+    chunk is reduced to one row of partials as it arrives (for ``n_unique``, its
+    distinct values), each rank merges its rows into one and sends that row to
+    rank 0: no rows are shuffled, and ``num_partitions`` and
+    ``max_buffered_bytes`` go unused. Without any input row the row is Polars'
+    answer for an empty frame (``sum``, ``count``, ``len`` and ``n_unique`` 0,
+    the others null); if no rank even received a chunk, the column types are
+    unknown and it is that answer for empty columns of type Null.
+
     Parameters
     ----------
     keys
-        Column name(s) to group by.
+        Column name(s) to group by; ``[]`` for one group of the whole stream
+        (``None`` is an error, so that a missing argument is not read as "no keys").
     aggs
         ``{"x": ["sum", "mean"]}``, or a list of ``("x", "sum")``,
         ``("x", "mean", "name")`` or :class:`Agg`; ``("*", "len")`` or
@@ -256,14 +473,30 @@ async def groupby_agg(
     >>> Network(ctx, [from_polars(ctx, a, df, chunk_rows=1), groupby_agg(ctx, a, b, "k", {"v": ["sum", "max"]}), sink]).run()
     >>> sink.result().sort("k").to_dicts()
     [{'k': 'a', 'v_sum': 4, 'v_max': 3}, {'k': 'b', 'v_sum': 2, 'v_max': 2}]
+
+    A global aggregation (``keys=[]``), also over an empty input:
+
+    >>> def total(frame):
+    ...     ctx = Context()
+    ...     a, b = ctx.create_channel(), ctx.create_channel()
+    ...     sink = collect(ctx, b, into="polars")
+    ...     aggs = [("v", "sum"), ("v", "mean"), ("*", "len")]
+    ...     Network(ctx, [from_polars(ctx, a, frame, chunk_rows=1), groupby_agg(ctx, a, b, [], aggs), sink]).run()
+    ...     return sink.result().to_dicts()
+    >>> total(df)
+    [{'v_sum': 6, 'v_mean': 2.0, 'len': 3}]
+    >>> total(df.head(0))
+    [{'v_sum': 0, 'v_mean': None, 'len': 0}]
     """
     coll = Collective(ctx)
-    key_cols = key_list(keys, "groupby_agg")
+    key_cols = _key_names(keys)
     items = [
         Agg(None, "len", a.name) if (a.column == "*" and a.how == "len") else a
         for a in normalise_aggs(aggs)
     ]
     count = partition_count(num_partitions, coll, "groupby_agg")
+    if not key_cols:
+        return await _global_agg(ctx, coll, ch_in, ch_out, items)
     columns = sorted({a.column for a in items if a.column is not None})
     needed = [*key_cols, *[c for c in columns if c not in key_cols]]
     ordered = any(a.how in ("first", "last") for a in items)
@@ -283,6 +516,7 @@ async def groupby_agg(
             frame = frame.select(needed + (_ORDER if ordered else []))
             if not first_frame:
                 first_frame.append(frame.head(0))
+                _check_types(first_frame[0], items)
             yield frame
 
     def pre_aggregate_and_learn(frame: pl.DataFrame) -> pl.DataFrame:
