@@ -286,16 +286,11 @@ def streamnet_q6(t: Tables) -> pl.DataFrame:
     with Context() as ctx:
         p = _Pipeline(ctx)
         lines = p.scan(t["lineitem"], ["l_extendedprice", "l_discount"], _q6_predicate())
-        # groupby_agg needs a key: a constant one makes it a global sum.
         products = p.step(
-            actors.select,
-            lines,
-            key=pl.lit(0, pl.Int8),
-            revenue=pl.col("l_extendedprice") * pl.col("l_discount"),
+            actors.select, lines, revenue=pl.col("l_extendedprice") * pl.col("l_discount")
         )
-        total = p.step(actors.groupby_agg, products, "key", [("revenue", "sum", "revenue")])
-        out = p.step(actors.select, total, "revenue")
-        return p.collect(out)
+        total = p.step(actors.groupby_agg, products, [], [("revenue", "sum", "revenue")])
+        return p.collect(total)
 
 
 def streamnet_q9(t: Tables) -> pl.DataFrame:

@@ -32,5 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if (launched_ranks() or 1) > 1 and not config.option.basetemp:
         config.option.basetemp = tempfile.mkdtemp(prefix="streamnet-tests-")
 
+
 # Job scripts the MPI tests start under mpiexec: not modules to import here.
 collect_ignore_glob = ["streamnet/mpi_jobs/*"]
