@@ -120,6 +120,9 @@ class _Engine:
         self.waiters: dict[tuple[int, Any], deque[asyncio.Future[None]]] = {}
         self.incoming: dict[int, deque[_Incoming]] = {}
         self.outgoing: list[_Outgoing] = []
+        # Sends of failed epochs: nobody waits for them, but MPI may still read their
+        # buffers (a live peer still receives them), so they are kept until complete.
+        self.abandoned: list[_Outgoing] = []
         self.failures: dict[int | None, tuple[int, BaseException]] = {}  # None: every epoch
         self.lock = threading.RLock()
         self.pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
@@ -277,6 +280,8 @@ class _Engine:
                 message = queue.popleft()
                 self._deliver(source, message.key, _wire.loads(message.header, message.buffers))
                 progressed = True
+        if self.abandoned:
+            self.abandoned = [o for o in self.abandoned if not mpi.Request.Testall(o.requests)]
         if self.outgoing:
             still = [o for o in self.outgoing if not mpi.Request.Testall(o.requests)]
             if len(still) != len(self.outgoing):
@@ -316,6 +321,7 @@ class _Engine:
         for sent in hit:  # a peer that failed may never take it: stop waiting for the transfer
             _settle(sent.future, error)
         self.outgoing = [o for o in self.outgoing if o not in hit]
+        self.abandoned.extend(hit)
         for slot in [s for s in self.waiters if epoch is None or s[1][0] == epoch]:
             for waiter in self.waiters.pop(slot):
                 _settle(waiter, None)  # the woken receiver raises RemoteRankError itself
