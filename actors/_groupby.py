@@ -141,27 +141,30 @@ def _check_types(empty: pl.DataFrame, aggs: list[Agg]) -> None:
 
 
 # ----------------------------------------------------------------------- partial / final
+def _partial(agg: Agg, p: str) -> list[pl.Expr]:
+    """The partial aggregates of one aggregation over a chunk (or a group of it), named
+    ``p + <part>``; none for ``n_unique``, which the keyed and global paths keep apart."""
+    if agg.how == "len":
+        return [pl.len().alias(p + "n")]
+    col = pl.col(agg.column)  # type: ignore[arg-type]
+    if agg.how in ("sum", "min", "max", "first", "last"):
+        return [getattr(col, agg.how)().alias(p + agg.how)]
+    if agg.how == "count":
+        return [col.count().alias(p + "n")]
+    if agg.how == "mean":
+        return [col.sum().alias(p + "sum"), col.count().alias(p + "n")]
+    if agg.how in ("std", "var"):
+        return [
+            col.count().alias(p + "n"),
+            col.cast(pl.Float64).mean().alias(p + "mean"),
+            (col.cast(pl.Float64).var(ddof=0) * col.count()).alias(p + "m2"),
+        ]
+    return []
+
+
 def _partials(aggs: list[Agg]) -> list[pl.Expr]:
     """Per-chunk partial aggregates; columns are named ``__<i>_<part>``."""
-    exprs: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        if agg.how == "len":
-            exprs.append(pl.len().alias(p + "n"))
-            continue
-        col = pl.col(agg.column)  # type: ignore[arg-type]
-        if agg.how in ("sum", "min", "max", "first", "last"):
-            exprs.append(getattr(col, agg.how)().alias(p + agg.how))
-        elif agg.how == "count":
-            exprs.append(col.count().alias(p + "n"))
-        elif agg.how == "mean":
-            exprs += [col.sum().alias(p + "sum"), col.count().alias(p + "n")]
-        elif agg.how in ("std", "var"):
-            exprs += [
-                col.count().alias(p + "n"),
-                col.cast(pl.Float64).mean().alias(p + "mean"),
-                (col.cast(pl.Float64).var(ddof=0) * col.count()).alias(p + "m2"),
-            ]
+    exprs = [e for i, agg in enumerate(aggs) for e in _partial(agg, f"__{i}_")]
     if any(a.how in ("first", "last") for a in aggs):
         exprs += [pl.col("__rank").first(), pl.col("__seq").first()]
     return exprs
@@ -267,24 +270,9 @@ def _global_partials(aggs: list[Agg]) -> list[pl.Expr]:
     exprs: list[pl.Expr] = []
     for i, agg in enumerate(aggs):
         p = f"__{i}_"
-        if agg.how == "len":
-            exprs.append(pl.len().alias(p + "n"))
-            continue
-        col = pl.col(agg.column)  # type: ignore[arg-type]
-        if agg.how in ("sum", "min", "max", "first", "last"):
-            exprs.append(getattr(col, agg.how)().alias(p + agg.how))
-        elif agg.how == "count":
-            exprs.append(col.count().alias(p + "n"))
-        elif agg.how == "mean":
-            exprs += [col.sum().alias(p + "sum"), col.count().alias(p + "n")]
-        elif agg.how in ("std", "var"):
-            exprs += [
-                col.count().alias(p + "n"),
-                col.cast(pl.Float64).mean().alias(p + "mean"),
-                (col.cast(pl.Float64).var(ddof=0) * col.count()).alias(p + "m2"),
-            ]
-        elif agg.how == "n_unique":  # exact: the distinct values (null included) travel
-            exprs.append(col.unique().implode().alias(p + "unique"))
+        exprs += _partial(agg, p)
+        if agg.how == "n_unique":  # exact: the distinct values (null included) travel
+            exprs.append(pl.col(agg.column).unique().implode().alias(p + "unique"))  # type: ignore[arg-type]
     if any(a.how in ("first", "last") for a in aggs):
         exprs += [
             pl.col(c).first().alias(n) for c, n in zip(_ORDER * 2, _FIRST + _LAST, strict=True)
