@@ -7,26 +7,17 @@ processes would; payloads move between them by reference (no copy).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from channels._channel import _forget_waiter, _wake_all, _wake_one
 from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
+from streamnet._tagged_inbox import TaggedInbox
 
 __all__ = ["InProcessCommunicator", "InProcessWorld", "run_ranks", "run_ranks_async"]
 
 R = TypeVar("R")
-
-
-class _Mailbox:
-    __slots__ = ("items", "waiters")
-
-    def __init__(self) -> None:
-        self.items: deque[Any] = deque()
-        self.waiters: deque[asyncio.Future[None]] = deque()
 
 
 class InProcessWorld:
@@ -43,7 +34,7 @@ class InProcessWorld:
         if type(nranks) is not int or nranks < 1:
             raise ValueError(f"InProcessWorld: `nranks` must be an int >= 1, got {nranks!r}")
         self.nranks = nranks
-        self._mailboxes: dict[tuple[int, int, Tag], _Mailbox] = {}
+        self._inbox = TaggedInbox()  # slots: (source, dest, tag)
         self._failure: tuple[int, BaseException] | None = None
 
     def communicator(self, rank: int) -> InProcessCommunicator:
@@ -59,13 +50,6 @@ class InProcessWorld:
         """``(rank, cause)`` of the first rank that aborted, or None."""
         return self._failure
 
-    def _mailbox(self, source: int, dest: int, tag: Tag) -> _Mailbox:
-        key = (source, dest, tag)
-        box = self._mailboxes.get(key)
-        if box is None:
-            box = self._mailboxes[key] = _Mailbox()
-        return box
-
     def _raise_if_failed(self, rank: int) -> None:
         if self._failure is not None:
             failed, cause = self._failure
@@ -77,8 +61,7 @@ class InProcessWorld:
         if self._failure is not None:
             return
         self._failure = (rank, cause)
-        for box in self._mailboxes.values():
-            _wake_all(box.waiters)
+        self._inbox.wake()
 
 
 class InProcessCommunicator(Communicator):
@@ -101,23 +84,14 @@ class InProcessCommunicator(Communicator):
     async def send(self, dest: int, tag: Tag, payload: Any) -> None:
         self._check_peer(dest, "dest")
         self._world._raise_if_failed(self._rank)
-        box = self._world._mailbox(self._rank, dest, tag)
-        box.items.append(payload)
-        _wake_one(box.waiters)
+        self._world._inbox.put((self._rank, dest, tag), payload)
 
     async def recv(self, source: int, tag: Tag) -> Any:
         self._check_peer(source, "source")
-        box = self._world._mailbox(source, self._rank, tag)
-        while not box.items:
-            self._world._raise_if_failed(self._rank)
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            box.waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                _forget_waiter(box.waiters, waiter)
-                raise
-        return box.items.popleft()
+        world = self._world
+        return await world._inbox.get(
+            (source, self._rank, tag), lambda: world._raise_if_failed(self._rank)
+        )
 
     def abort(self, cause: BaseException) -> None:
         self._world._abort(self._rank, cause)

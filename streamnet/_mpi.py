@@ -42,6 +42,7 @@ import pyarrow as pa
 from streamnet import _wire
 from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._errors import BackendUnavailableError, NetworkMismatchError, RemoteRankError
+from streamnet._tagged_inbox import TaggedInbox, settle
 
 __all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
 
@@ -116,8 +117,7 @@ class _Engine:
         self.comm = comm
         self.rank: int = comm.Get_rank()
         self.nranks: int = comm.Get_size()
-        self.inbox: dict[tuple[int, Any], deque[Any]] = {}
-        self.waiters: dict[tuple[int, Any], deque[asyncio.Future[None]]] = {}
+        self.inbox = TaggedInbox()  # slots: (source, (epoch, tag))
         self.incoming: dict[int, deque[_Incoming]] = {}
         self.outgoing: list[_Outgoing] = []
         # Sends of failed epochs: nobody waits for them, but MPI may still read their
@@ -164,27 +164,12 @@ class _Engine:
         await asyncio.shield(done)  # a cancelled sender leaves the transfer to finish
 
     async def recv(self, source: int, key: tuple[int, Tag]) -> Any:
-        slot = (source, key)
-        while True:
-            box = self.inbox.get(slot)
-            if box:
-                item = box.popleft()
-                if not box:
-                    del self.inbox[slot]
-                return item
+        def before_waiting() -> None:
             self.raise_if_failed(key[0])
             self._check_epochs_agree(source, key)
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self.waiters.setdefault(slot, deque()).append(waiter)
-            self._ensure_pump(loop)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                queue = self.waiters.get(slot)
-                if queue is not None and waiter in queue:
-                    queue.remove(waiter)
-                raise
+            self._ensure_pump(asyncio.get_running_loop())
+
+        return await self.inbox.get((source, key), before_waiting)
 
     def _check_epochs_agree(self, source: int, key: tuple[int, Tag]) -> None:
         """Raise if ``source`` opened this network in another epoch than this rank waits in.
@@ -197,7 +182,7 @@ class _Engine:
         epoch, tag = key
         if not _is_fingerprint(tag):
             return
-        for other_source, (other_epoch, other_tag) in self.inbox:
+        for other_source, (other_epoch, other_tag) in self.inbox.slots():
             if other_source == source and other_tag == tag and other_epoch != epoch:
                 raise NetworkMismatchError(
                     f"rank {self.rank} waits for rank {source} in its communicator #{epoch}, "
@@ -230,7 +215,7 @@ class _Engine:
             self.pumps[loop] = loop.create_task(self._pump(loop), name="streamnet-mpi-pump")
 
     def _busy(self) -> bool:
-        return bool(self.outgoing or any(self.incoming.values()) or any(self.waiters.values()))
+        return bool(self.outgoing or any(self.incoming.values()) or self.inbox.waiting())
 
     async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         nap = 0.0
@@ -287,7 +272,7 @@ class _Engine:
             if len(still) != len(self.outgoing):
                 for sent in self.outgoing:
                     if sent not in still:
-                        _settle(sent.future, None)
+                        settle(sent.future, None)
                 self.outgoing = still
                 progressed = True
         return progressed
@@ -295,21 +280,9 @@ class _Engine:
     def _deliver(self, source: int, key: tuple[int, Tag], payload: Any) -> None:
         if self.failure(key[0]) is not None:
             return  # late traffic of a failed epoch: nobody will ask for it
-        slot = (source, key)
-        self.inbox.setdefault(slot, deque()).append(payload)
+        self.inbox.put((source, key), payload)
         if _is_fingerprint(key[1]):  # wake whoever waits for it in another epoch, to raise
-            for other in [s for s in self.waiters if s[0] == source and s[1][1] == key[1]]:
-                if other != slot:
-                    for waiter in self.waiters.pop(other):
-                        _settle(waiter, None)
-        waiters = self.waiters.get(slot)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                _settle(waiter, None)
-                break
-        if waiters is not None and not waiters:
-            del self.waiters[slot]
+            self.inbox.wake(lambda s: s[0] == source and s[1][1] == key[1] and s[1] != key)
 
     def _fail(self, epoch: int | None) -> None:
         """Wake everything waiting in ``epoch`` (None: in any epoch) to raise the failure."""
@@ -319,39 +292,20 @@ class _Engine:
         )
         hit = [o for o in self.outgoing if epoch is None or o.epoch == epoch]
         for sent in hit:  # a peer that failed may never take it: stop waiting for the transfer
-            _settle(sent.future, error)
+            settle(sent.future, error)
         self.outgoing = [o for o in self.outgoing if o not in hit]
         self.abandoned.extend(hit)
-        for slot in [s for s in self.waiters if epoch is None or s[1][0] == epoch]:
-            for waiter in self.waiters.pop(slot):
-                _settle(waiter, None)  # the woken receiver raises RemoteRankError itself
-        for slot in [s for s in self.inbox if epoch is None or s[1][0] == epoch]:
-            del self.inbox[slot]
+
+        def in_epoch(slot: Any) -> bool:
+            return epoch is None or slot[1][0] == epoch
+
+        self.inbox.wake(in_epoch)  # the woken receivers raise RemoteRankError themselves
+        self.inbox.discard(in_epoch)
 
 
 def _is_fingerprint(tag: Tag) -> bool:
     """The tag of a network's first exchange, its ranks' fingerprints (see Network)."""
     return isinstance(tag, tuple) and len(tag) == 2 and tag[0] == "network"
-
-
-def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
-    def settle() -> None:
-        if future.done():
-            return
-        if outcome is None:
-            future.set_result(None)
-        else:
-            future.set_exception(outcome)
-
-    loop = future.get_loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        settle()
-    elif not loop.is_closed():
-        loop.call_soon_threadsafe(settle)
 
 
 def _pickled_failure(epoch: int | None, rank: int, cause: BaseException) -> bytes:

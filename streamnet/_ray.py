@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._context import Context
 from streamnet._errors import BackendUnavailableError, RemoteRankError
 from streamnet._in_process import first_failure, guarded
+from streamnet._tagged_inbox import TaggedInbox
 
 __all__ = ["RayCommunicator", "run_on_ray"]
 
@@ -56,8 +56,7 @@ class _Rank:
         self.rank = rank
         self.nranks = nranks
         self.peers: list[Any] = []
-        self.inbox: dict[tuple[int, Tag], deque[Any]] = {}
-        self.waiters: dict[tuple[int, Tag], deque[asyncio.Future[None]]] = {}
+        self.inbox = TaggedInbox()  # slots: (source, tag)
         self.next_in: dict[int, int] = {}  # per source: the sequence number delivered next
         self.early: dict[int, dict[int, tuple[Tag, Any]]] = {}  # arrived before their turn
         self.next_out: dict[int, int] = {}
@@ -83,7 +82,7 @@ class _Rank:
         expected = self.next_in.get(source, 0)
         while expected in early:
             tag, payload = early.pop(expected)
-            self._put(source, tag, payload)
+            self.inbox.put((source, tag), payload)
             expected += 1
         self.next_in[source] = expected
 
@@ -94,21 +93,7 @@ class _Rank:
         """Record the failure of ``rank`` and wake every receiver to raise it."""
         if self.failure is None:
             self.failure = (rank, _cause(blob))
-            for queue in self.waiters.values():
-                for waiter in queue:
-                    if not waiter.done():
-                        waiter.set_result(None)
-            self.waiters.clear()
-
-    def _put(self, source: int, tag: Tag, payload: Any) -> None:
-        slot = (source, tag)
-        self.inbox.setdefault(slot, deque()).append(payload)
-        queue = self.waiters.get(slot)
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+            self.inbox.wake()
 
     def raise_if_failed(self) -> None:
         if self.failure is not None:
@@ -137,7 +122,7 @@ class RayCommunicator(Communicator):
         host = self._host
         host.raise_if_failed()
         if dest == host.rank:
-            host._put(dest, tag, payload)
+            host.inbox.put((dest, tag), payload)
             return
         if _wire.is_bulky(payload):  # a table: write its bytes in a thread
             loop = asyncio.get_running_loop()
@@ -157,21 +142,7 @@ class RayCommunicator(Communicator):
     async def recv(self, source: int, tag: Tag) -> Any:
         self._check_peer(source, "source")
         host = self._host
-        slot = (source, tag)
-        while True:
-            box = host.inbox.get(slot)
-            if box:
-                return box.popleft()
-            host.raise_if_failed()
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            host.waiters.setdefault(slot, deque()).append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                queue = host.waiters.get(slot)
-                if queue is not None and waiter in queue:
-                    queue.remove(waiter)
-                raise
+        return await host.inbox.get((source, tag), host.raise_if_failed)
 
     def abort(self, cause: BaseException) -> None:
         host = self._host
