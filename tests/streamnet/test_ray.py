@@ -43,21 +43,22 @@ def test_the_demo_on_two_ray_ranks_equals_one_rank(tmp_path) -> None:
         assert_frame_equal(result, alone, check_exact=False, rel_tol=1e-9)
 
 
+async def shuffled(ctx: Context, frame: pl.DataFrame) -> None:
+    """Run source -> shuffle on "k" -> collect on this rank."""
+    a, b = ctx.create_channel(), ctx.create_channel()
+    await Network(
+        ctx,
+        [actors.from_polars(ctx, a, frame), actors.shuffle(ctx, a, b, "k"), actors.collect(ctx, b)],
+    ).run_async()
+
+
 def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path) -> None:
     async def job(ctx: Context) -> None:
-        a, b = ctx.create_channel(), ctx.create_channel()
         frame = pl.DataFrame({"k": range(1000), "v": range(1000)})
         if ctx.rank == 1:
             raise ValueError("bad input on rank 1")
         try:
-            await Network(
-                ctx,
-                [
-                    actors.from_polars(ctx, a, frame),
-                    actors.shuffle(ctx, a, b, "k"),
-                    actors.collect(ctx, b),
-                ],
-            ).run_async()
+            await shuffled(ctx, frame)
         except RemoteRankError as exc:  # what the peers saw, for the driver to check
             (tmp_path / f"rank-{ctx.rank}.txt").write_text(f"{exc.rank}: {exc}")
             raise
@@ -74,16 +75,7 @@ def test_a_ray_rank_whose_process_dies_does_not_hang_the_others() -> None:
     async def job(ctx: Context) -> None:
         if ctx.rank == 0:
             os._exit(7)
-        a, b = ctx.create_channel(), ctx.create_channel()
-        frame = pl.DataFrame({"k": range(100)})
-        await Network(
-            ctx,
-            [
-                actors.from_polars(ctx, a, frame),
-                actors.shuffle(ctx, a, b, "k"),
-                actors.collect(ctx, b),
-            ],
-        ).run_async()
+        await shuffled(ctx, pl.DataFrame({"k": range(100)}))
 
     with pytest.raises(RuntimeError, match="the Ray actor of rank 0 died"):
         run_on_ray(2, job, timeout=120)
