@@ -27,13 +27,30 @@ class MailboxFull(ChannelError):
 
 @dataclass(frozen=True, slots=True)
 class MailboxStatistics:
-    """A snapshot of one mailbox."""
+    """A snapshot of one mailbox.
+
+    Attributes
+    ----------
+    name, capacity, overflow
+        What the mailbox is and how it is bounded (``capacity`` is None when unbounded).
+    size
+        Messages waiting in it now.
+    delivered
+        Messages taken out of it.
+    dead_letters
+        Messages set aside: dropped by ``drop_oldest``, or by the owner of the mailbox.
+    waiting_senders, waiting_receivers
+        Calls blocked on the mailbox now.
+    """
 
     name: str
-    size: int
     capacity: int | None
+    overflow: OverflowPolicy
+    size: int
     delivered: int
     dead_letters: int
+    waiting_senders: int
+    waiting_receivers: int
 
 
 class Mailbox(Generic[T]):
@@ -77,7 +94,8 @@ class Mailbox(Generic[T]):
         self._putters: deque[asyncio.Future[None]] = deque()
         self._delivered = 0
         self.dead_letters: list[T] = []
-        """Messages dropped by the ``drop_oldest`` policy, oldest first."""
+        """Messages set aside, oldest first: dropped by the ``drop_oldest`` policy, or
+        put here by the mailbox's owner (a supervisor, for the message a child crashed on)."""
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -85,13 +103,18 @@ class Mailbox(Generic[T]):
     def _full(self) -> bool:
         return self.capacity is not None and len(self._heap) >= self.capacity
 
-    async def put(self, message: T) -> None:
+    async def put(self, message: T, timeout: float | None = None) -> None:
         """Deliver ``message``; when full, act on the overflow policy.
+
+        With ``"block"``, wait at most ``timeout`` seconds for room; a put that
+        times out (or is cancelled) delivers nothing.
 
         Raises
         ------
         MailboxFull
             The mailbox is full and its policy is ``"reject"``.
+        TimeoutError
+            The mailbox stayed full for ``timeout`` seconds.
         ValueError
             The message's priority is not an int in 0..255.
         """
@@ -101,18 +124,30 @@ class Mailbox(Generic[T]):
                 raise MailboxFull(f"mailbox `{self.name}` is full ({self.capacity} messages)")
             if self.overflow == "drop_oldest":
                 self._drop_oldest()
+            elif timeout is None:
+                await self._wait_for_room()
             else:
-                loop = asyncio.get_running_loop()
-                while self._full():
-                    waiter: asyncio.Future[None] = loop.create_future()
-                    self._putters.append(waiter)
-                    try:
-                        await waiter
-                    except asyncio.CancelledError:
-                        _forget_waiter(self._putters, waiter)
-                        raise
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._wait_for_room()
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"mailbox `{self.name}` stayed full ({self.capacity} messages) "
+                        f"for {timeout} s"
+                    ) from None
         heapq.heappush(self._heap, (-priority, next(self._order), message))
         _wake_one(self._getters)
+
+    async def _wait_for_room(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._full():
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._putters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                _forget_waiter(self._putters, waiter)
+                raise
 
     def requeue(self, message: T) -> None:
         """Put ``message`` back to be delivered next within its priority (ignores the capacity)."""
@@ -156,9 +191,16 @@ class Mailbox(Generic[T]):
         return message
 
     def statistics(self) -> MailboxStatistics:
-        """Size, capacity, messages delivered and dead letters."""
+        """Size, capacity, messages delivered, dead letters and blocked calls."""
         return MailboxStatistics(
-            self.name, len(self._heap), self.capacity, self._delivered, len(self.dead_letters)
+            name=self.name,
+            size=len(self._heap),
+            capacity=self.capacity,
+            delivered=self._delivered,
+            dead_letters=len(self.dead_letters),
+            overflow=self.overflow,
+            waiting_senders=sum(not f.done() for f in self._putters),
+            waiting_receivers=sum(not f.done() for f in self._getters),
         )
 
 
