@@ -9,6 +9,7 @@ from channels import (
     ChannelStatistics,
     Mailbox,
     MailboxFull,
+    MailboxStatistics,
     Message,
     SequenceError,
     StreamnetError,
@@ -22,7 +23,13 @@ from streamnet._actor import (
     current_actor_name,
     define_actor,
 )
-from streamnet._actor_runtime import ActorContext, ActorLifecycle, ActorRuntime, persistent_actor
+from streamnet._actor_runtime import (
+    ActorContext,
+    ActorLifecycle,
+    ActorRuntime,
+    PersistentActorStatistics,
+    persistent_actor,
+)
 from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
@@ -94,10 +101,12 @@ __all__ = [
     "MPICommunicator",
     "Mailbox",
     "MailboxFull",
+    "MailboxStatistics",
     "Message",
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "PersistentActorStatistics",
     "PictureEngine",
     "ProgressTracker",
     "RayCommunicator",

@@ -9,6 +9,9 @@ Lifecycle (illegal transitions raise `ActorStateError`)::
                                         └──────deactivate──────┘
     launched / active / inactive ──terminate──> terminating ──> terminated
     an actor whose function raises ──> failed
+
+A request to terminate wakes a waiting ``receive`` with a `TimeoutError`; an actor
+that lets it propagate ends ``terminated``, not ``failed``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ from types import TracebackType
 from typing import Any, Literal
 
 from channels._channel import _forget_waiter
-from channels._mailbox import Mailbox, OverflowPolicy
+from channels._mailbox import Mailbox, MailboxStatistics, OverflowPolicy
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
 from streamnet._errors import ActorStateError, WatchdogTimeout
 from streamnet._logging import logger
 
-__all__ = ["ActorContext", "ActorLifecycle", "ActorRuntime", "persistent_actor"]
+__all__ = [
+    "ActorContext",
+    "ActorLifecycle",
+    "ActorRuntime",
+    "PersistentActorStatistics",
+    "persistent_actor",
+]
 
 
 def persistent_actor(
@@ -60,6 +69,38 @@ ActorLifecycle = Literal["launched", "active", "inactive", "terminating", "termi
 
 _LIVE = ("launched", "active", "inactive")
 
+_ABANDONED_KEPT = 10_000
+"""How many requests that ended without their reply the runtime remembers, to drop the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentActorStatistics:
+    """A snapshot of one persistent actor, over every instance started under its id.
+
+    Attributes
+    ----------
+    actor_id, state
+        The actor and where it is in its life now.
+    launches
+        Instances started under this id: 1, plus one per restart (or relaunch).
+    messages_in, messages_out
+        Messages it received, and sent (to the host or to other actors).
+    late_replies
+        Replies dropped because their request had already ended (timed out,
+        cancelled, or failed with the actor).
+    inbox, outbox
+        Its mailboxes; the inbox's ``dead_letters`` counts the messages set aside.
+    """
+
+    actor_id: str
+    state: ActorLifecycle
+    launches: int
+    messages_in: int
+    messages_out: int
+    late_replies: int
+    inbox: MailboxStatistics
+    outbox: MailboxStatistics
+
 
 @dataclass(eq=False)
 class _Actor:
@@ -89,8 +130,15 @@ class _Actor:
     """When the current receive gives up (loop time), or None."""
     timer: asyncio.TimerHandle | None = None
     """One timer per actor, reused across receives: it re-arms when it fires early."""
-    on_exit: Callable[[str, BaseException | None, bool], None] | None = None
-    """Called when the actor's function ends: (actor id, exception or None, shut down on request)."""
+    on_exit: Callable[[_Actor, BaseException | None, bool], None] | None = None
+    """Called when the actor's function ends: (this instance, exception or None, shut down on
+    request). Whoever sets it (a supervisor) also logs the failures."""
+    restarting: bool = False
+    """Set by a supervisor that will start a new instance on this inbox: sends are accepted."""
+    stop_signal: BaseException | None = None
+    """The error ``receive`` raised to tell the actor to stop: not a failure if it escapes."""
+    launches: int = 1
+    late_replies: int = 0
 
 
 class ActorContext:
@@ -146,6 +194,7 @@ class ActorContext:
         """
         actor = self._actor
         actor.busy = False
+        actor.current = None  # back for more: done with the previous message
         actor.last_progress = monotonic()
         inbox = actor.inbox
         if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
@@ -161,7 +210,8 @@ class ActorContext:
         try:
             while True:
                 if actor.stopping.is_set():
-                    raise TimeoutError(f"actor `{actor.actor_id}` is terminating")
+                    actor.stop_signal = TimeoutError(f"actor `{actor.actor_id}` is terminating")
+                    raise actor.stop_signal
                 if actor.deadline is not None and loop.time() >= actor.deadline:
                     raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
                 if actor.active.is_set() and inbox._heap:
@@ -274,9 +324,14 @@ class ActorRuntime:
         self._overflow: OverflowPolicy = overflow
         self._actors: dict[str, _Actor] = {}
         self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
+        self._abandoned: dict[Any, str] = {}
+        """Requests that ended without their reply (oldest first, bounded): key -> actor id."""
         self._watchdog: asyncio.Task[None] | None = None
         self._deadlines: dict[Any, tuple[float, str, float]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._stop_first: list[Callable[[], Awaitable[None]]] = []
+        """What ``shutdown`` awaits before it terminates actors: the top supervisors' ``stop``."""
+        self._closed = False
         self.supervision_failures: list[tuple[str, BaseException]] = []
         """(supervisor id, cause) for every top-level supervisor that gave up."""
 
@@ -315,7 +370,8 @@ class ActorRuntime:
         return self._get(actor_id).failure
 
     def dead_letters(self, actor_id: str) -> list[Any]:
-        """Messages the actor's inbox dropped (``overflow="drop_oldest"``)."""
+        """Messages set aside from the actor's inbox, oldest first: dropped by
+        ``overflow="drop_oldest"``, or crashed on under a supervisor."""
         return list(self._get(actor_id).inbox.dead_letters)
 
     @property
@@ -346,12 +402,14 @@ class ActorRuntime:
         Raises
         ------
         ActorStateError
-            An actor with this id is still alive.
+            An actor with this id is still alive, or the runtime is shut down.
         TypeError
             ``fn`` is not an ``async def`` function.
         """
         if not asyncio.iscoroutinefunction(fn):
             raise TypeError(f"launch: actor `{actor_id}` needs an `async def` function, got {fn!r}")
+        if self._closed:
+            raise ActorStateError(f"cannot launch actor `{actor_id}`: the runtime is shut down")
         old = self._actors.get(actor_id)
         if old is not None and old.state in (*_LIVE, "terminating"):
             raise ActorStateError(
@@ -366,6 +424,11 @@ class ActorRuntime:
         )  # fmt: skip
         actor.heartbeat_timeout = heartbeat_timeout
         actor.last_progress = monotonic()
+        if old is not None:  # statistics are per id, over every instance
+            actor.launches = old.launches + 1
+            actor.late_replies = old.late_replies
+            actor.counter.messages_in = old.counter.messages_in
+            actor.counter.messages_out = old.counter.messages_out
         self._actors[actor_id] = actor
         actor.task = asyncio.get_running_loop().create_task(self._run(actor), name=actor_id)
         if heartbeat_timeout is not None:
@@ -377,31 +440,65 @@ class ActorRuntime:
                 await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
             except asyncio.CancelledError:
                 if not actor.watchdog_fired:
-                    actor.state = "terminated"
-                    self._exited(actor, None)
+                    self._ended(actor, None)
                     raise
                 stuck = WatchdogTimeout(
                     f"actor `{actor.actor_id}` held input without progress for more than "
                     f"{actor.heartbeat_timeout} s"
                 )
-                self._failed(actor, stuck)
+                self._ended(actor, stuck)
                 return  # the watchdog's own cancellation ends here
             except Exception as exc:
+                if exc is actor.stop_signal and actor.stopping.is_set():
+                    actor.current = None
+                    self._ended(actor, None)  # asked to stop while waiting: a clean end
+                    return
                 exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
-                self._failed(actor, exc)
+                self._ended(actor, exc)
                 return
-            actor.state = "terminated"
-            self._fail_pending(
-                actor.actor_id, ActorStateError(f"actor `{actor.actor_id}` ended without replying")
-            )
-            self._exited(actor, None)
+            actor.current = None  # it returned: done with every message it took
+            self._ended(actor, None)
 
-    def _failed(self, actor: _Actor, exc: BaseException) -> None:
-        actor.state = "failed"
-        actor.failure = exc
-        logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
-        self._fail_pending(actor.actor_id, exc)
-        self._exited(actor, exc)
+    def _ended(self, actor: _Actor, exc: BaseException | None) -> None:
+        """The actor's function ended: record how, tell its owner, settle its requests."""
+        if exc is None:
+            actor.state = "terminated"
+        else:
+            actor.state = "failed"
+            actor.failure = exc
+            if actor.on_exit is None:  # an owner (a supervisor) logs it its own way
+                logger.error("persistent actor %s failed: %s", actor.actor_id, exc, exc_info=exc)
+        if actor.timer is not None:
+            actor.timer.cancel()
+            actor.timer = None
+        if actor.on_exit is not None:
+            actor.on_exit(actor, exc, actor.stopping.is_set())
+        self._settle_requests(actor)
+
+    def _settle_requests(self, actor: _Actor) -> None:
+        """Fail the pending requests to an actor that ended and that no instance will answer.
+
+        When a new instance will start on the same inbox, the requests still waiting
+        in it stay pending for that instance; the ones the old instance took fail.
+        """
+        owned = [key for key, (owner, _) in self._pending.items() if owner == actor.actor_id]
+        if not owned:
+            return
+        queued = set()
+        if actor.restarting:
+            queued = {getattr(m, "message_id", None) for _, _, m in actor.inbox._heap}
+        error = actor.failure or ActorStateError(f"actor `{actor.actor_id}` ended without replying")
+        for key in owned:
+            if key in queued:
+                continue
+            _, future = self._pending.pop(key)
+            if not future.done():
+                future.set_exception(error)
+
+    def _abandon(self, actor: _Actor) -> None:
+        """A restart of ``actor`` will not happen after all: refuse sends, settle requests."""
+        actor.restarting = False
+        self._settle_requests(actor)
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
@@ -427,19 +524,6 @@ class ActorRuntime:
                     actor.task.cancel()
             period = min(a.heartbeat_timeout for a in watched if a.heartbeat_timeout) / 4
             await asyncio.sleep(period)
-
-    def _exited(self, actor: _Actor, exc: BaseException | None) -> None:
-        if actor.timer is not None:
-            actor.timer.cancel()
-            actor.timer = None
-        if actor.on_exit is not None:
-            actor.on_exit(actor.actor_id, exc, actor.stopping.is_set())
-
-    def _fail_pending(self, actor_id: str, exc: BaseException) -> None:
-        for key, (owner, future) in list(self._pending.items()):
-            if owner == actor_id and not future.done():
-                future.set_exception(exc)
-                del self._pending[key]
 
     async def activate(self, actor_id: str) -> None:
         """Let a launched actor start receiving."""
@@ -485,7 +569,11 @@ class ActorRuntime:
             actor.state = "terminated"
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Terminate every live actor, children before parents, newest first."""
+        """Stop the supervisors (newest first: they restart nothing after), then
+        terminate every live actor, children before parents, newest first."""
+        self._closed = True
+        for stop in reversed(self._stop_first):
+            await stop()
         for actor_id in reversed(list(self._actors)):
             actor = self._actors[actor_id]
             if actor.state in _LIVE and actor.parent is None:
@@ -504,19 +592,26 @@ class ActorRuntime:
             self.ctx.close()
 
     # ------------------------------------------------------------------ host mailboxes
-    async def send(self, actor_id: str, message: Any) -> None:
+    async def send(self, actor_id: str, message: Any, timeout: float | None = None) -> None:
         """Put ``message`` in the actor's inbox (its overflow policy applies when full).
+
+        While a supervisor restarts the actor, the message waits in its inbox for
+        the new instance. With ``overflow="block"``, wait at most ``timeout``
+        seconds for room.
 
         Raises
         ------
         ActorStateError
-            The actor is no longer alive.
+            The actor is no longer alive, and no restart is under way.
         MailboxFull
             The inbox is full and its policy is ``"reject"``.
+        TimeoutError
+            The inbox stayed full for ``timeout`` seconds; nothing was sent.
         """
         actor = self._get(actor_id)
-        self._require(actor, "send to", _LIVE)
-        await actor.inbox.put(message)
+        if actor.state not in _LIVE and not actor.restarting:
+            self._require(actor, "send to", _LIVE)
+        await actor.inbox.put(message, timeout)
 
     async def receive(self, actor_id: str, timeout: float | None = None) -> Any:
         """The next message the actor sent to the host (not the replies of ``request``).
@@ -532,7 +627,10 @@ class ActorRuntime:
         """Send ``message`` and return the reply whose ``correlation_id`` is its ``message_id``.
 
         Other messages the actor sends meanwhile stay in its outbox; concurrent
-        requests each get their own reply.
+        requests each get their own reply. ``timeout`` covers the whole request:
+        waiting for room in a full inbox, then for the reply. A reply that comes
+        after its request ended (timed out, cancelled, failed) is dropped and
+        counted in ``statistics(actor_id).late_replies``.
 
         Raises
         ------
@@ -559,8 +657,24 @@ class ActorRuntime:
                     self._timer.cancel()
                 self._timer = loop.call_at(deadline, self._expire_requests)
         try:
-            await self.send(actor_id, message)
+            if timeout is None:
+                await self.send(actor_id, message)
+            else:
+                try:
+                    await self.send(actor_id, message, timeout)  # waits only when full
+                except TimeoutError as full:
+                    raise TimeoutError(
+                        f"actor `{actor_id}` did not reply within {timeout} s: the request "
+                        f"was never sent ({full})"
+                    ) from None
             return await future
+        except BaseException:
+            self._abandoned[key] = actor_id  # its reply, if one comes, is dropped
+            if len(self._abandoned) > _ABANDONED_KEPT:
+                del self._abandoned[next(iter(self._abandoned))]
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: the caller gets it or a timeout in its stead
+            raise
         finally:
             self._pending.pop(key, None)
             self._deadlines.pop(key, None)  # the timer stays armed for later requests
@@ -583,18 +697,27 @@ class ActorRuntime:
             self._timer = loop.call_at(earliest, self._expire_requests)
 
     async def _deliver_to_host(self, actor: _Actor, message: Any) -> None:
-        pending = self._pending.pop(getattr(message, "correlation_id", None), None)
+        key = getattr(message, "correlation_id", None)
+        pending = self._pending.pop(key, None)
         if pending is not None and not pending[1].done():
             pending[1].set_result(message)
             return
+        if key is not None and self._abandoned.pop(key, None) is not None:
+            actor.late_replies += 1
+            logger.debug("actor %s replied after its request ended: reply dropped", actor.actor_id)
+            return
         await actor.outbox.put(message)
 
-    def statistics(self, actor_id: str) -> dict[str, int]:
-        """Messages the actor received and sent, and its inbox size now."""
+    def statistics(self, actor_id: str) -> PersistentActorStatistics:
+        """What the actor did over all its instances, and its mailboxes now."""
         actor = self._get(actor_id)
-        return {
-            "messages_in": actor.counter.messages_in,
-            "messages_out": actor.counter.messages_out,
-            "inbox": len(actor.inbox),
-            "dead_letters": len(actor.inbox.dead_letters),
-        }
+        return PersistentActorStatistics(
+            actor_id=actor_id,
+            state=actor.state,
+            launches=actor.launches,
+            messages_in=actor.counter.messages_in,
+            messages_out=actor.counter.messages_out,
+            late_replies=actor.late_replies,
+            inbox=actor.inbox.statistics(),
+            outbox=actor.outbox.statistics(),
+        )

@@ -10,16 +10,29 @@ restarts with it:
   then all start again in start order);
 - ``rest_for_one``: that child and those started after it.
 
+As in OTP, the exits of children the supervisor stops itself are not failures,
+and an exit of an instance that a group restart already replaced is ignored: two
+children failing together under ``one_for_all`` make one restart.
+
 More than ``max_restarts`` restarts within ``max_seconds`` means the trouble is
 not local: the supervisor stops its children (reverse start order), fails, and
 escalates to its parent supervisor, which treats it like any failed child. At
 the top, the failure is recorded in ``runtime.supervision_failures`` and logged.
-A restarted actor gets fresh state from its function and keeps its inbox.
+
+A restarted actor gets fresh state from its function and keeps its inbox:
+messages sent while it restarts wait there for the new instance. The message an
+instance held when it crashed (or was cut off by a shutdown) goes to the dead
+letters, or back to the inbox once with ``redeliver``; a message it finished (it
+came back to ``receive``) is never set aside. A crash is logged once, at WARNING
+(its traceback at DEBUG); a supervisor that gives up logs an ERROR at the top.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +40,7 @@ from time import monotonic
 from typing import Any, Literal
 
 from channels._errors import StreamnetError
-from streamnet._actor_runtime import ActorRuntime
+from streamnet._actor_runtime import ActorRuntime, _Actor
 from streamnet._logging import logger
 
 __all__ = [
@@ -156,6 +169,10 @@ class Supervisor:
         self._redelivered: set[Any] = set()
         self._rng = random.Random(0)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._halted = asyncio.Event()
+        """Set by ``stop``: calls off a restart waiting out its backoff."""
+        self._incarnation = object()
+        """Which start of this supervisor an escalation comes from (new at each start)."""
 
     def _add(self, child: ChildSpec | Supervisor) -> str:
         key = child.actor_id if isinstance(child, ChildSpec) else child.supervisor_id
@@ -174,8 +191,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
-        """Start every child in order."""
+        """Start every child in order.
+
+        A top supervisor is stopped by ``runtime.shutdown()`` before the runtime
+        terminates its actors.
+        """
+        if self.parent is None and self.stop not in self.runtime._stop_first:
+            self.runtime._stop_first.append(self.stop)
         self.state = "running"
+        self._halted.clear()
+        self._incarnation = object()
         self._history.clear()
         for key in list(self._order):
             await self._start(key)
@@ -186,14 +211,12 @@ class Supervisor:
             if self.template is None:
                 raise ValueError("start_child(actor_id, ...) needs a simple_one_for_one template")
             t = self.template
-            child = ChildSpec(
-                child, t.fn, (*t.args, *args), t.kwargs, t.restart, t.shutdown_timeout, t.redeliver
-            )
+            child = dataclasses.replace(t, actor_id=child, args=(*t.args, *args))
         key = self._add(child)
         await self._start(key)
         return key
 
-    async def _start(self, key: str, *, crashed: bool = False) -> None:
+    async def _start(self, key: str) -> None:
         spec = self._specs[key]
         if isinstance(spec, Supervisor):
             spec.state = "created"
@@ -201,20 +224,11 @@ class Supervisor:
             await spec.start()
             return
         old = self.runtime._actors.get(key)
-        inbox = old.inbox if old is not None else None
-        if old is not None and crashed and old.current is not None:
-            message = old.current
-            ident = getattr(message, "message_id", id(message))
-            if spec.redeliver and ident not in self._redelivered and inbox is not None:
-                self._redelivered.add(ident)
-                inbox.requeue(message)
-            elif inbox is not None:
-                inbox.dead_letters.append(message)
         await self.runtime.launch(
-            key, spec.fn, *spec.args, inbox=inbox, heartbeat_timeout=spec.heartbeat_timeout,
-            **dict(spec.kwargs),
+            key, spec.fn, *spec.args, inbox=old.inbox if old is not None else None,
+            heartbeat_timeout=spec.heartbeat_timeout, **dict(spec.kwargs),
         )  # fmt: skip
-        self.runtime._actors[key].on_exit = self._on_exit
+        self.runtime._actors[key].on_exit = self._actor_exited
         await self.runtime.activate(key)
         await asyncio.sleep(0)  # as in OTP, a child begins before the next one starts
 
@@ -230,73 +244,178 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Stop the children in reverse start order (each drains, then is cancelled after
-        its ``shutdown_timeout``)."""
+        its ``shutdown_timeout``).
+
+        A restart under way finishes first; one waiting out its backoff is called
+        off. Once ``stop`` returns, the supervisor restarts nothing.
+        """
         if self.state == "running":
             self.state = "stopped"
-        for key in reversed(self._order):
-            await self._stop_child(key)
+        self._halted.set()
+        async with self._lock:
+            for key in reversed(self._order):
+                await self._stop_child(key)
+        handlers = [t for t in self._tasks if t is not asyncio.current_task()]
+        if handlers:
+            await asyncio.wait(handlers)  # they see the stop and return
 
     # ------------------------------------------------------------------ exits
-    def _on_exit(self, key: str, exc: BaseException | None, requested: bool) -> None:
-        if requested or self.state != "running":
-            return  # stopped on purpose: nothing to do
-        task = asyncio.get_running_loop().create_task(self._handle_exit(key, exc))
+    def _current(self, key: str) -> object | None:
+        """The running incarnation of a child: its actor instance, or its supervisor's start."""
+        spec = self._specs.get(key)
+        if isinstance(spec, Supervisor):
+            return spec._incarnation
+        return self.runtime._actors.get(key)
+
+    def _will_restart(self, key: str, exc: BaseException | None) -> bool:
+        spec = self._specs.get(key)
+        if spec is None or self.state != "running":
+            return False
+        restart = spec.restart if isinstance(spec, ChildSpec) else "permanent"
+        return restart == "permanent" or (restart == "transient" and exc is not None)
+
+    def _actor_exited(self, instance: _Actor, exc: BaseException | None, requested: bool) -> None:
+        """A child actor's function ended (called by the runtime, at once)."""
+        key = instance.actor_id
+        if exc is not None:
+            logger.warning(
+                "supervisor `%s`: child `%s` failed: %s", self.supervisor_id, key, _describe(exc)
+            )
+            logger.debug("the failure of child `%s`", key, exc_info=exc)
+        if not requested and self._will_restart(key, exc):
+            instance.restarting = True  # sends wait in its inbox for the next instance
+        self._set_aside(instance)
+        if not requested and self.state == "running" and key in self._specs:
+            self._schedule(key, instance, exc)
+
+    def _supervisor_exited(self, child: Supervisor, cause: BaseException) -> None:
+        """A child supervisor gave up."""
+        if self.state == "running" and child.supervisor_id in self._specs:
+            self._schedule(child.supervisor_id, child._incarnation, cause)
+
+    def _set_aside(self, instance: _Actor) -> None:
+        """Deal with the message an instance held when it ended: redeliver it once to the
+        next instance (``redeliver``), else put it in the dead letters."""
+        message = instance.current
+        if message is None:
+            return
+        instance.current = None
+        spec = self._specs.get(instance.actor_id)
+        ident = getattr(message, "message_id", None) or id(message)
+        if (
+            instance.restarting
+            and isinstance(spec, ChildSpec)
+            and spec.redeliver
+            and ident not in self._redelivered
+        ):
+            self._redelivered.add(ident)
+            instance.inbox.requeue(message)
+        else:
+            instance.inbox.dead_letters.append(message)
+
+    def _schedule(self, key: str, incarnation: object, exc: BaseException | None) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._handle_exit(key, incarnation, exc), name=f"{self.supervisor_id}: exit of {key}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle_exit(self, key: str, exc: BaseException | None) -> None:
+    async def _handle_exit(self, key: str, incarnation: object, exc: BaseException | None) -> None:
         async with self._lock:
-            if self.state != "running" or key not in self._specs:
+            try:
+                await self._restart_after(key, incarnation, exc)
+            except Exception as error:  # a restart that cannot be made: give up
+                await self._escalate(error)
+
+    async def _restart_after(
+        self, key: str, incarnation: object, exc: BaseException | None
+    ) -> None:
+        if self._current(key) is not incarnation:
+            return  # an instance a group restart already replaced, as OTP ignores its exit
+        if self.state != "running":
+            self._abandon(incarnation)  # stopped meanwhile: no restart
+            return
+        if not self._will_restart(key, exc):
+            self._order.remove(key)
+            del self._specs[key]
+            return
+        now = monotonic()
+        self._history = [t for t in self._history if now - t < self.max_seconds]
+        if len(self._history) >= self.max_restarts:
+            cause = RestartIntensityError(self._intensity_message(key, exc, len(self._history)))
+            cause.__cause__ = exc
+            await self._escalate(cause)
+            return
+        self._history.append(now)
+        if self.backoff is not None:
+            if now - self._last_restart > self.backoff.reset_after:
+                self._streak = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.backoff.delay(self._streak, self._rng)):
+                    await self._halted.wait()
+            if self._halted.is_set():
+                self._abandon(incarnation)  # stopped during the backoff: no restart
                 return
-            spec = self._specs[key]
-            restart = spec.restart if isinstance(spec, ChildSpec) else "permanent"
-            if restart == "temporary" or (restart == "transient" and exc is None):
-                self._order.remove(key)
-                del self._specs[key]
-                return
-            now = monotonic()
-            self._history = [t for t in self._history if now - t < self.max_seconds]
-            self._history.append(now)
-            if len(self._history) > self.max_restarts:
-                cause = RestartIntensityError(
-                    f"supervisor `{self.supervisor_id}` restarted {self.max_restarts} times within "
-                    f"{self.max_seconds} s and `{key}` failed again"
-                )
-                if exc is not None:
-                    cause.__cause__ = exc
-                await self._escalate(cause)
-                return
-            if self.backoff is not None:
-                if now - self._last_restart > self.backoff.reset_after:
-                    self._streak = 0
-                await asyncio.sleep(self.backoff.delay(self._streak, self._rng))
-                self._streak += 1
-            self._last_restart = monotonic()
-            index = self._order.index(key)
-            if self.strategy == "one_for_all":
-                group = list(self._order)
-            elif self.strategy == "rest_for_one":
-                group = self._order[index:]
-            else:
-                group = [key]
-            for other in reversed(group):
-                if other != key:
-                    await self._stop_child(other)
-            for member in group:
-                await self._start(member, crashed=member == key and exc is not None)
-            self.restarts += 1
-            logger.warning(
-                "supervisor %s restarted %s after %s", self.supervisor_id, ", ".join(group),
-                f"{type(exc).__name__}: {exc}" if exc is not None else "a normal exit",
-            )  # fmt: skip
+            self._streak += 1
+        self._last_restart = monotonic()
+        index = self._order.index(key)
+        if self.strategy == "one_for_all":
+            group = list(self._order)
+        elif self.strategy == "rest_for_one":
+            group = self._order[index:]
+        else:
+            group = [key]
+        for member in group:  # sends to them wait in their inboxes during the restart
+            if isinstance(self._specs[member], ChildSpec) and member in self.runtime._actors:
+                self.runtime._actors[member].restarting = True
+        for other in reversed(group):
+            if other != key:
+                await self._stop_child(other)
+        for member in group:
+            await self._start(member)
+        self.restarts += 1
+        logger.info(
+            "supervisor `%s` restarted %s after child `%s` %s", self.supervisor_id,
+            ", ".join(f"`{m}`" for m in group), key,
+            f"failed ({_describe(exc)})" if exc is not None else "exited normally",
+        )  # fmt: skip
+
+    def _intensity_message(self, key: str, exc: BaseException | None, restarts: int) -> str:
+        what = f"failed ({_describe(exc)})" if exc is not None else "exited normally"
+        head = f"supervisor `{self.supervisor_id}` gives up: child `{key}` {what}"
+        if self.max_restarts == 0:
+            return f"{head} and `max_restarts=0` allows no restart"
+        plural = "" if restarts == 1 else "s"
+        return (
+            f"{head} after {restarts} restart{plural} within {self.max_seconds:g} s; "
+            f"`max_restarts={self.max_restarts}` allows no more"
+        )
+
+    def _abandon(self, incarnation: object) -> None:
+        if isinstance(incarnation, _Actor):
+            self.runtime._abandon(incarnation)
 
     async def _escalate(self, cause: BaseException) -> None:
         self.failure = cause
         for key in reversed(self._order):  # children exit on request: no restarts meanwhile
             await self._stop_child(key)
-        logger.error("supervisor %s gives up: %s", self.supervisor_id, cause)
+        for key in self._order:
+            instance = self.runtime._actors.get(key)
+            if isinstance(self._specs[key], ChildSpec) and instance is not None:
+                self.runtime._abandon(instance)
+        text = (
+            str(cause)
+            if isinstance(cause, RestartIntensityError)
+            else f"supervisor `{self.supervisor_id}` gives up: {_describe(cause)}"
+        )
+        # A parent handles the failure (it logs nothing itself); at the top it is an error.
+        logger.log(logging.ERROR if self.parent is None else logging.WARNING, "%s", text)
         if self.parent is None:
             self.runtime.supervision_failures.append((self.supervisor_id, cause))
         self.state = "failed"  # last: whoever sees it sees the whole outcome
         if self.parent is not None:
-            self.parent._on_exit(self.supervisor_id, cause, False)
+            self.parent._supervisor_exited(self, cause)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

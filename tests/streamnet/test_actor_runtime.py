@@ -328,3 +328,96 @@ async def test_actors_send_by_id_and_children_stop_before_parents() -> None:
         assert reply.result == 42
         assert runtime.state("doubler") == "active"
     assert order == ["doubler", "front"]
+
+
+# --- timeouts, late replies, termination, statistics ------------------------------
+async def test_request_timeout_covers_a_send_blocked_on_a_full_inbox() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator, mailbox_capacity=1)  # launched: reads nothing
+        await runtime.send("calc", CalculateRequest(a=1, b=1))  # the inbox is full now
+        async with asyncio.timeout(5):  # a hang shows as this timeout, without the text below
+            with pytest.raises(TimeoutError, match=r"actor `calc` did not reply within 0.2 s"):
+                await runtime.request("calc", CalculateRequest(a=2, b=1), timeout=0.2)
+            with pytest.raises(TimeoutError, match=r"mailbox `calc.inbox` stayed full"):
+                await runtime.send("calc", CalculateRequest(a=3, b=1), timeout=0.1)
+        assert runtime.statistics("calc").inbox.size == 1  # a send that timed out delivers nothing
+
+
+async def test_replies_after_their_request_timed_out_are_dropped_and_counted() -> None:
+    @message
+    @dataclass
+    class Note:
+        text: str
+
+    release = asyncio.Event()
+
+    async def slow(ctx: KernelContext) -> None:
+        while not ctx.should_terminate:
+            try:
+                msg = await ctx.receive(timeout=0.1)
+            except TimeoutError:
+                continue
+            if msg.text == "slow":
+                await release.wait()
+                await ctx.send(msg.reply(Note("too late")))
+            else:
+                await ctx.send(Note(f"news after {msg.text}"))
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("slow", slow)
+        await runtime.activate("slow")
+        with pytest.raises(TimeoutError, match="did not reply within 0.1 s"):
+            await runtime.request("slow", Note("slow"), timeout=0.1)
+        release.set()
+        await runtime.send("slow", Note("fast"))  # answered after the late reply was sent
+        assert (await runtime.receive("slow", timeout=2)).text == "news after fast"
+        assert runtime.statistics("slow").late_replies == 1
+        assert runtime.statistics("slow").outbox.size == 0
+
+
+async def test_terminate_ends_an_actor_waiting_in_receive_without_timeout(caplog) -> None:
+    seen: list[str] = []
+    got = asyncio.Event()
+
+    async def plain(ctx: KernelContext) -> None:
+        while True:
+            msg = await ctx.receive()  # no timeout: the shortest actor idiom
+            seen.append(msg.operation)
+            got.set()
+
+    caplog.set_level(logging.DEBUG, logger="streamnet")
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("plain", plain)
+        await runtime.activate("plain")
+        await runtime.send("plain", CalculateRequest(a=1, b=1, operation="first"))
+        async with asyncio.timeout(3):  # shorter than the grace period: no cancellation
+            await got.wait()  # back in receive, waiting with no timeout
+            await runtime.terminate("plain", timeout=5)
+        assert runtime.state("plain") == "terminated"
+        assert runtime.failure("plain") is None
+    assert seen == ["first"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_statistics_is_a_frozen_record_with_the_mailboxes() -> None:
+    import dataclasses
+
+    from streamnet import MailboxStatistics, PersistentActorStatistics
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator, mailbox_capacity=4)
+        await runtime.activate("calc")
+        for a in range(3):
+            await runtime.request("calc", CalculateRequest(a=a, b=1), timeout=2)
+        await runtime.send("calc", CalculateRequest(a=9, b=1))
+        await runtime.receive("calc", timeout=2)
+        stats = runtime.statistics("calc")
+    assert isinstance(stats, PersistentActorStatistics)
+    assert (stats.actor_id, stats.messages_in, stats.messages_out, stats.launches) == (
+        "calc", 4, 4, 1,
+    )  # fmt: skip
+    assert isinstance(stats.inbox, MailboxStatistics)
+    assert (stats.inbox.name, stats.inbox.capacity, stats.inbox.delivered) == ("calc.inbox", 4, 4)
+    assert (stats.outbox.size, stats.late_replies, stats.inbox.dead_letters) == (0, 0, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.messages_in = 0  # type: ignore[misc]

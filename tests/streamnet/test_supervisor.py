@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ async def started(world: World, runtime: ActorRuntime, sup: Supervisor, n: int) 
     await world.until(lambda: sum(world.starts.values()) >= n)
 
 
+async def settled(sup: Supervisor, timeout: float = 5.0) -> None:
+    """Wait until the supervisor has handled every exit it was told of."""
+    async with asyncio.timeout(timeout):
+        while sup._tasks:
+            await asyncio.gather(*sup._tasks)
+
+
 @pytest.mark.parametrize(
     ("strategy", "restarted", "stop_order"),
     [
@@ -148,7 +156,10 @@ async def test_intensity_exceeded_stops_children_and_escalates_to_the_top() -> N
                 await world.until(lambda r=round_: world.starts["b"] == r + 2)
         await world.until(lambda: sup.state == "failed")
         assert isinstance(sup.failure, RestartIntensityError)
-        assert "restarted 2 times within 10 s" in str(sup.failure)
+        assert str(sup.failure) == (
+            "supervisor `sup` gives up: child `b` failed (RuntimeError: b crashed) after 2 "
+            "restarts within 10 s; `max_restarts=2` allows no more"
+        )
         assert isinstance(sup.failure.__cause__, RuntimeError)
         assert runtime.state("a") == "terminated"
         assert runtime.supervision_failures == [("sup", sup.failure)]
@@ -308,3 +319,233 @@ async def test_watchdog_spares_an_actor_that_reports_progress() -> None:
         await world.until(lambda: world.handled == ["done"])
         assert world.starts["w"] == 1
         await sup.stop()
+
+
+async def test_stop_during_a_backoff_restarts_nothing() -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        backoff = Backoff(initial=30.0, maximum=30.0, jitter=0.0)
+        sup = Supervisor(runtime, "sup", specs(world, "a", "b"), backoff=backoff)
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))
+        await world.until(lambda: runtime.state("b") == "failed" and sup._lock.locked())
+        await sup.stop()  # while the restart of `b` waits out its 30 s backoff
+        await settled(sup)  # the pending restart ends with the stop, not 30 s later
+        assert world.starts == {"a": 1, "b": 1}
+        assert (sup.state, runtime.state("a"), runtime.state("b")) == (
+            "stopped", "terminated", "failed",
+        )  # fmt: skip
+
+
+async def test_runtime_shutdown_stops_the_supervisor_first() -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        backoff = Backoff(initial=30.0, maximum=30.0, jitter=0.0)
+        sup = Supervisor(runtime, "sup", specs(world, "a", "b"), backoff=backoff)
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))
+        await world.until(lambda: runtime.state("b") == "failed" and sup._lock.locked())
+    assert (sup.state, sup._tasks) == ("stopped", set())  # the restart was called off
+    assert world.starts == {"a": 1, "b": 1}
+    assert world.events[-1] == "stop a"
+
+
+@pytest.mark.parametrize("max_restarts", [1, 5])
+@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
+async def test_children_failing_together_count_as_one_group_restart(strategy, max_restarts) -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        sup = Supervisor(
+            runtime, "sup", specs(world, "a", "b", "c"), strategy=strategy,
+            max_restarts=max_restarts, max_seconds=10,
+        )  # fmt: skip
+        await sup.start()
+        await runtime.send("a", Cmd("crash"))
+        await runtime.send("b", Cmd("crash"))  # both crash in the same turn of the loop
+        await world.until(lambda: world.starts["c"] == 2)
+        await settled(sup)
+        assert (sup.state, sup.restarts) == ("running", 1)
+        assert world.starts == {"a": 2, "b": 2, "c": 2}
+        assert [runtime.state(n) for n in "abc"] == ["active"] * 3
+        await sup.stop()
+
+
+@pytest.mark.parametrize("redeliver", [False, True])
+async def test_a_crash_while_idle_sets_aside_no_message(redeliver) -> None:
+    world = World()
+
+    async def idle_crasher(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        life = world.starts[ctx.actor_id]
+        while not ctx.should_terminate:
+            try:
+                cmd = await ctx.receive(timeout=0.02)
+            except TimeoutError:
+                if life == 1 and world.handled and not ctx.should_terminate:
+                    raise RuntimeError("crashed while idle") from None
+                continue
+            world.handled.append(cmd.what)
+            world.note("handled")
+
+    async with ActorRuntime() as runtime:
+        spec = ChildSpec("w", idle_crasher, (world,), redeliver=redeliver, shutdown_timeout=1)
+        sup = Supervisor(runtime, "sup", [spec])
+        await sup.start()
+        await runtime.send("w", Cmd("one"))  # handled, then the actor crashes while idle
+        await world.until(lambda: world.starts["w"] == 2)
+        await runtime.send("w", Cmd("two"))
+        await world.until(lambda: "two" in world.handled)
+        assert world.handled == ["one", "two"]  # "one" is not handled twice...
+        assert runtime.dead_letters("w") == []  # ...nor set aside
+        await sup.stop()
+
+
+async def test_messages_sent_during_a_restart_reach_the_new_instance() -> None:
+    world = World()
+    release = asyncio.Event()
+
+    async def slow_to_stop(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        try:
+            while not ctx.should_terminate:
+                try:
+                    cmd = await ctx.receive(timeout=0.05)
+                except TimeoutError:
+                    continue
+                if cmd.what == "crash":
+                    raise RuntimeError("crash")
+                if cmd.what == "ask":
+                    await ctx.send(cmd.reply(Cmd("answer")))
+                world.handled.append(f"{ctx.actor_id}:{cmd.what}")
+                world.note("handled")
+        finally:
+            if ctx.should_terminate:
+                world.note(f"stopping {ctx.actor_id}")
+                await release.wait()
+
+    async with ActorRuntime() as runtime:
+        children = [ChildSpec(n, slow_to_stop, (world,), shutdown_timeout=5) for n in "ab"]
+        sup = Supervisor(runtime, "sup", children, strategy="one_for_all")
+        await sup.start()
+        await runtime.send("a", Cmd("crash"))
+        await world.until(lambda: "stopping b" in world.events)  # a group restart under way
+        assert (runtime.state("a"), runtime.state("b")) == ("failed", "terminating")
+        await runtime.send("a", Cmd("x"))
+        await runtime.send("b", Cmd("y"))
+        ask = asyncio.ensure_future(runtime.request("b", Cmd("ask"), timeout=5))
+        await world.until(lambda: runtime.statistics("b").inbox.size == 2)
+        release.set()
+        assert (await asyncio.wait_for(ask, 5)).what == "answer"
+        await world.until(lambda: len(world.handled) == 3)
+        assert sorted(world.handled) == ["a:x", "b:ask", "b:y"]
+        assert world.starts == {"a": 2, "b": 2}
+        await sup.stop()
+
+
+async def test_restart_intensity_error_says_exactly_what_happened() -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        sup = Supervisor(runtime, "sup", specs(world, "x"), max_restarts=0, max_seconds=10)
+        await sup.start()
+        await runtime.send("x", Cmd("crash"))
+        await world.until(lambda: sup.state == "failed")
+    assert str(sup.failure) == (
+        "supervisor `sup` gives up: child `x` failed (RuntimeError: x crashed) and "
+        "`max_restarts=0` allows no restart"
+    )
+
+
+async def test_a_supervised_crash_is_logged_once_at_warning_with_the_traceback_on_debug(
+    caplog,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="streamnet")
+    world = World()
+    async with ActorRuntime() as runtime:
+        sup = Supervisor(runtime, "sup", specs(world, "b"))
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))
+        await world.until(lambda: world.starts["b"] == 2)
+        await settled(sup)
+        await sup.stop()
+    loud = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [("WARNING", "supervisor `sup`: child `b` failed: RuntimeError: b crashed")]
+    traced = [r for r in caplog.records if r.exc_info]
+    assert [r.levelname for r in traced] == ["DEBUG"]
+
+
+# --- stress: many children, random crashes, nothing lost ----------------------------
+@message
+@dataclass
+class Job:
+    n: int
+    poison: bool = False
+    """The child crashes on it: it goes to the dead letters (after one redelivery if asked)."""
+    crash_when_idle: bool = False
+    """The child handles it, then crashes when it next waits for input: nothing is lost."""
+
+
+async def job_worker(ctx: ActorContext, processed: Counter[tuple[str, int]], world: World) -> None:
+    crash_when_idle = False
+    while not ctx.should_terminate:
+        try:
+            job = await ctx.receive(timeout=0 if crash_when_idle else 0.05)
+        except TimeoutError:  # with timeout 0: as soon as the inbox is empty
+            if crash_when_idle and not ctx.should_terminate:
+                raise RuntimeError(f"{ctx.actor_id} crashed while idle") from None
+            continue
+        if job.poison:
+            raise RuntimeError(f"{ctx.actor_id} crashed on job {job.n}")
+        await asyncio.sleep(0)  # others run while this job is in hand
+        processed[(ctx.actor_id, job.n)] += 1
+        crash_when_idle = crash_when_idle or job.crash_when_idle
+        world.changed.set()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "backoff", [None, Backoff(initial=0.001, maximum=0.004)], ids=["no_backoff", "backoff"]
+)
+@pytest.mark.parametrize(("strategy", "redeliver"), [("one_for_one", False), ("one_for_all", True)])
+async def test_stress_every_message_is_processed_once_or_dead_lettered(
+    strategy, redeliver, backoff
+) -> None:
+    actors, per_actor = 50, 1000
+    rng = random.Random(13)
+    names = [f"w{i}" for i in range(actors)]
+    jobs = {
+        name: [
+            Job(n, poison=rng.random() < 0.001, crash_when_idle=rng.random() < 0.001)
+            for n in range(per_actor)
+        ]
+        for name in names
+    }
+    poison = {(name, j.n) for name in names for j in jobs[name] if j.poison}
+    world = World()
+    processed: Counter[tuple[str, int]] = Counter()
+    async with ActorRuntime(mailbox_capacity=64) as runtime:
+        spec = [
+            ChildSpec(name, job_worker, (processed, world), redeliver=redeliver, shutdown_timeout=5)
+            for name in names
+        ]
+        sup = Supervisor(
+            runtime, "pool", spec, strategy=strategy, max_restarts=100_000, max_seconds=60,
+            backoff=backoff,
+        )  # fmt: skip
+        await sup.start()
+        for n in range(per_actor):
+            for name in rng.sample(names, actors):
+                await runtime.send(name, jobs[name][n])  # never refused, even mid-restart
+
+        def dead() -> set[tuple[str, int]]:
+            return {(name, j.n) for name in names for j in runtime.dead_letters(name)}
+
+        expected = actors * per_actor - len(poison)
+        await world.until(lambda: processed.total() == expected and len(dead()) == len(poison), 30)
+        await settled(sup)
+        await sup.stop()
+        assert sup.state == "stopped" and sup.failure is None
+        everything = {(name, n) for name in names for n in range(per_actor)}
+        assert set(processed) == everything - poison
+        assert set(processed.values()) == {1}  # exactly once
+        assert dead() == poison
+        assert sum(len(runtime.dead_letters(name)) for name in names) == len(poison)
