@@ -190,7 +190,8 @@ class ActorContext:
         Raises
         ------
         TimeoutError
-            Nothing arrived within ``timeout`` seconds, or the actor must stop.
+            Nothing arrived within ``timeout`` seconds, or the actor must stop (an
+            actor that lets this one propagate ends ``terminated``, not ``failed``).
         """
         actor = self._actor
         actor.busy = False

@@ -138,7 +138,7 @@ async def test_restart_types(restart, how, comes_back) -> None:
             await world.until(lambda: world.starts["w"] == 2)
             assert sup.children == ["w"]
         else:
-            await asyncio.sleep(0.1)  # give a wrong restart a chance to show
+            await settled(sup)  # the exit is handled: a wrong restart would show now
             assert world.starts["w"] == 1
             assert sup.children == []
         await sup.stop()
