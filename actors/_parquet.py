@@ -6,15 +6,13 @@ import asyncio
 import glob
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
@@ -34,9 +32,10 @@ from streamnet import (
 __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
-    "arrow_predicate",
     "expand_paths",
     "read_parquet",
+    "row_group_statistics",
+    "skip_predicate",
     "write_parquet",
 ]
 
@@ -110,31 +109,64 @@ def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Pat
     return paths
 
 
-class _PredicateCapture:
-    """Stands in for a pyarrow dataset so Polars hands over its pushed-down predicate."""
+def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
+    """Polars' own test of whether a batch of rows can be skipped by its statistics, or None.
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.filter: Any = None
-
-    def to_batches(self, columns: Any = None, filter: Any = None, **_: Any) -> Iterator[Any]:
-        self.filter = filter
-        return iter(())
-
-
-def arrow_predicate(predicate: pl.Expr, schema: pa.Schema) -> Any:
-    """The part of a Polars predicate that pyarrow can test on row-group statistics, or None.
-
-    Polars does the translation (as for ``scan_pyarrow_dataset``): conjunctions it
-    cannot translate are left out, so the result may keep rows the predicate
-    drops, never the reverse. Rows are still filtered exactly afterwards.
+    It is the test Polars' Parquet reader prunes row groups with, so pruning
+    follows Polars' semantics: NaN sorts above every number and equals itself,
+    and Parquet's min/max (which leave NaN out) never prune a row group where
+    NaN could match. The expression reads, per batch, ``len`` (rows) and for each
+    column ``c`` ``c_min``, ``c_max`` and ``c_nc`` (null count), null where
+    unknown; true means no row can match. None when Polars has no such test.
     """
-    capture = _PredicateCapture(schema)
     try:
-        pl.scan_pyarrow_dataset(capture).filter(predicate).collect()  # type: ignore[arg-type]
-    except Exception:  # any failure only means no pushdown
+        return predicate._skip_batch_predicate(dict(schema))
+    except Exception:  # any failure (unsupported expression) only means no pruning
         return None
-    return capture.filter if isinstance(capture.filter, ds.Expression) else None
+
+
+def row_group_statistics(
+    metadata: pq.FileMetaData, schema: pa.Schema, columns: Iterable[str]
+) -> pl.DataFrame:
+    """The statistics of each row group in the columns :func:`skip_predicate` reads.
+
+    A value the file does not record (no statistics, a nested column, a type
+    the statistics do not convert to) is null, which never prunes.
+    """
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    data: dict[str, pa.Array] = {"len": pa.array([g.num_rows for g in groups], pa.int64())}
+    for name in columns:
+        kind = schema.field(name).type
+        leaf = leaves.get(name)
+        stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
+        bounds = [s if s is not None and s.has_min_max else None for s in stats]
+        data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
+        data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
+        data[f"{name}_nc"] = pa.array(
+            [s.null_count if s is not None and s.has_null_count else None for s in stats],
+            pa.int64(),
+        )
+    frame = pl.from_arrow(pa.table(data))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert."""
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.nulls(len(values), kind)
+
+
+def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:
+    """Per row group, whether ``skip`` proves that none of its rows match."""
+    try:
+        verdict = statistics.with_columns(skip.fill_null(False).alias("skip"))["skip"]
+        return [v is True for v in verdict.to_list()]
+    except Exception:  # statistics Polars cannot compare: read every row group
+        return [False] * statistics.height
 
 
 @dataclass(slots=True)
@@ -160,17 +192,14 @@ def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | Non
 
     The row groups that statistics prune are listed too, marked not to be read.
     """
-    parquet = ds.ParquetFileFormat()
-    local = pafs.LocalFileSystem()
     schema: pa.Schema | None = None
     first: Path | None = None
-    fragments = []
+    files = []
     for path in paths:
         try:
-            fragment = parquet.make_fragment(str(path), filesystem=local)
-            fragment.ensure_complete_metadata()
-            file_schema = fragment.physical_schema
-        except (pa.ArrowInvalid, OSError) as exc:
+            metadata = pq.read_metadata(path)
+            file_schema = metadata.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
             raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
         if schema is None:
             schema, first = file_schema, path
@@ -180,31 +209,26 @@ def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | Non
                 f"  `{path}`: {describe_schema(file_schema)}\n"
                 f"  `{first}`: {describe_schema(schema)}"
             )
-        fragments.append((path, fragment))
+        files.append((path, metadata))
     assert schema is not None
-    needed = set(columns or []) | (
-        referenced_columns([predicate]) if predicate is not None else set()
-    )
-    check_columns(needed, schema.names, where="read_parquet")
-    pushed = arrow_predicate(predicate, schema) if predicate is not None else None
+    filtered = referenced_columns([predicate]) if predicate is not None else set()
+    check_columns(set(columns or []) | filtered, schema.names, where="read_parquet")
+    skip = None
+    if predicate is not None:
+        skip = skip_predicate(predicate, pl.from_arrow(schema.empty_table()).schema)  # type: ignore[union-attr]
     pieces: list[_Piece] = []
-    for file, (path, fragment) in enumerate(fragments):
-        groups = fragment.row_groups
-        if not groups:
+    for file, (path, metadata) in enumerate(files):
+        if metadata.num_row_groups == 0:
             pieces.append(_Piece(file, path, 0, 0, read=False, row_group=False))
             continue
-        if pushed is not None:
-            kept = {
-                g.id
-                for piece in fragment.split_by_row_group(pushed, schema=schema)
-                for g in piece.row_groups
-            }
-        else:
-            kept = {g.id for g in groups}
+        pruned = [False] * metadata.num_row_groups
+        if skip is not None:
+            pruned = _pruned(skip, row_group_statistics(metadata, schema, sorted(filtered)))
         offset = 0
-        for group in sorted(groups, key=lambda g: g.id):
-            pieces.append(_Piece(file, path, offset, group.num_rows, read=group.id in kept))
-            offset += group.num_rows
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            pieces.append(_Piece(file, path, offset, rows, read=not pruned[group]))
+            offset += rows
     return pieces
 
 
@@ -246,8 +270,10 @@ async def read_parquet(
     columns
         Columns to read (projection); all when None.
     filters
-        A Polars predicate. Row groups whose statistics prove it false are never
-        read; the rows of the others are filtered exactly.
+        A Polars predicate. Row groups whose statistics prove that no row
+        matches are never read (Polars' own test, so NaN, which Parquet
+        statistics leave out, is never pruned where it could match); the rows
+        of the others are filtered exactly.
     prefetch
         Row groups read at once in the thread pool (default: the Context's
         ``num_threads``); memory holds about this many decoded row groups.
