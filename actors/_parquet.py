@@ -381,6 +381,8 @@ async def read_parquet(
     finally:
         for future in pending:
             future.cancel()
+        if pending:  # a cancelled read still running ends first (see Context.to_thread)
+            await asyncio.wait(pending)
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.row_group for piece in planned),

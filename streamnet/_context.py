@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
@@ -188,15 +189,26 @@ class Context:
     async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking ``fn(*args, **kwargs)`` in the Context's thread pool and await it.
 
+        Cancelling the caller never abandons a running kernel: one not started
+        yet never runs, and a running one is waited for before the cancellation
+        goes on. So the caller's cleanup (closing a writer, freeing a buffer)
+        never runs while a thread still uses what it cleans up.
+
         Raises
         ------
         RuntimeError
             The Context was closed.
         """
-        loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
-        return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
+        kernel = self._pool().submit(contextvars.copy_context().run, call)
+        done = asyncio.wrap_future(kernel)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            if not kernel.cancel():  # running already: let it end before cleanup runs
+                await _outlast(done)
+            raise
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor
@@ -270,6 +282,15 @@ class Context:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+async def _outlast(done: asyncio.Future[Any]) -> None:
+    """Wait until ``done`` is done, through any cancellation (the caller re-raises its own)."""
+    while not done.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([done])
+    if not done.cancelled():
+        done.exception()  # retrieved: a failure after cancellation is superseded by it
 
 
 def _launched_communicator() -> Communicator:
