@@ -205,7 +205,8 @@ async def read_csv(
     Parameters
     ----------
     source
-        A file, a directory (every ``*.csv``), a glob, or a list of these.
+        A file, a directory (every ``*.csv`` in it, skipping names that start
+        with ``.`` or ``_``), a glob, or a list of these.
     schema
         Column names and Arrow types (``pa.schema`` or ``{"name": pa.int64()}``);
         when None, the types are inferred from the first block of the first file

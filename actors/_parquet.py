@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 from collections import deque
@@ -16,10 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
+from actors._commit import StagedOutput, WriteMode, check_target, output_actor
 from actors._split import rank_share
 from streamnet import (
     Channel,
     ChannelBroken,
+    Collective,
     Context,
     FileReadError,
     Message,
@@ -32,6 +35,7 @@ from streamnet import (
 __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
+    "WriteMode",
     "expand_paths",
     "read_parquet",
     "row_group_statistics",
@@ -79,7 +83,8 @@ class ParquetWriteReport:
 
 
 def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Path]:
-    """Files named by a path, a directory (every ``*suffix`` in it, recursively), a glob, or a list.
+    """Files named by a path, a directory (every ``*suffix`` in it, recursively, but none
+    whose name or folder starts with ``.`` or ``_``), a glob, or a list.
 
     Raises
     ------
@@ -98,7 +103,11 @@ def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Pat
                 raise FileNotFoundError(f"no files match `{text}`")
             paths.extend(matched)
         elif os.path.isdir(text):
-            found = sorted(p for p in Path(text).rglob(f"*{suffix}") if p.is_file())
+            found = sorted(
+                p
+                for p in Path(text).rglob(f"*{suffix}")
+                if p.is_file() and not _hidden(p.relative_to(text))
+            )
             if not found:
                 raise FileNotFoundError(f"directory `{text}` holds no `*{suffix}` files")
             paths.extend(found)
@@ -107,6 +116,12 @@ def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Pat
         else:
             raise FileNotFoundError(f"file `{text}` does not exist")
     return paths
+
+
+def _hidden(relative: Path) -> bool:
+    """Whether a path inside a directory is skipped: a part of it starts with ``.`` or ``_``
+    (temporary files of a write in progress, markers), as pyarrow and Spark skip them."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
 
 
 def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
@@ -266,7 +281,8 @@ async def read_parquet(
     Parameters
     ----------
     source
-        A file, a directory (every ``*.parquet`` in it), a glob, or a list of these.
+        A file, a directory (every ``*.parquet`` in it, skipping names that start
+        with ``.`` or ``_``: a write in progress, markers), a glob, or a list of these.
     columns
         Columns to read (projection); all when None.
     filters
@@ -392,34 +408,54 @@ async def read_parquet(
     )
 
 
-@define_actor
+def _check_write(actor: str, *, ctx: Context, path: PathLike, partitioned: bool, mode: object,
+                 **_: Any) -> None:  # fmt: skip
+    if not isinstance(partitioned, bool):
+        raise TypeError(
+            f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
+        )
+    directory = partitioned or ctx.nranks > 1
+    check_target(Path(path), mode, directory=directory, actor=actor)
+
+
+@output_actor(check=_check_write)
 async def write_parquet(
     ctx: Context,
     ch_in: Channel[TableChunk],
     path: PathLike,
     *,
     partitioned: bool = False,
+    mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
 ) -> ParquetWriteReport:
-    """Write the stream to Parquet without holding it in memory.
+    """Write the stream to Parquet without holding it in memory, atomically.
 
-    On several ranks, each rank writes its own files into the directory ``path``,
-    with its rank in their names, so ranks never collide (see ``path``).
+    Output appears only complete: files are written under hidden temporary
+    names next to ``path`` and moved into place once the whole stream was
+    written (on every rank); a directory gets a ``_SUCCESS`` marker last. A
+    failed or cancelled run removes what it wrote and leaves ``path`` as it
+    was. On several ranks, each rank writes its own files into the directory
+    ``path``, with its rank in their names, so ranks never collide (see ``path``).
 
     Parameters
     ----------
     path
         The file to write, or with ``partitioned=True`` a directory that gets one
         file per chunk, ``part-<sequence number>.parquet``. With several ranks,
-        ``path`` is always a directory (created if missing), as Spark and Dask
-        write a dataset: each rank writes ``part-r<rank>.parquet`` into it, or
-        with ``partitioned=True`` one ``part-r<rank>-<sequence number>.parquet``
-        per chunk (ranks zero-padded to 5 digits, sequence numbers to 8), so
-        that name order is rank order, then stream order, and
-        ``read_parquet(path)`` or ``polars.read_parquet(path)`` reads the
-        dataset back in that order. Files already in the directory are left
-        alone. A rank that receives no chunk writes no file.
+        ``path`` is always a directory, as Spark and Dask write a dataset: each
+        rank writes ``part-r<rank>.parquet`` into it, or with ``partitioned=True``
+        one ``part-r<rank>-<sequence number>.parquet`` per chunk (ranks
+        zero-padded to 5 digits, sequence numbers to 8), so that name order is
+        rank order, then stream order, and ``read_parquet(path)`` or
+        ``polars.read_parquet(path)`` reads the dataset back in that order. A
+        rank that receives no chunk writes no file.
+    mode
+        When ``path`` exists: ``"error"`` (default) raises `FileExistsError` as
+        the network is built, before anything runs; ``"overwrite"`` replaces it
+        once the new output is complete; ``"append"`` adds this write's files to
+        the directory, named ``part-w<UTC time>-...`` so that no earlier name is
+        reused and a later write sorts after (a single file cannot be appended to).
     compression
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
@@ -427,8 +463,15 @@ async def write_parquet(
 
     Chunks are written in arrival order (sequence order for a linear pipeline).
 
+    Returns
+    -------
+    ParquetWriteReport
+        Through ``node.result()``: this rank's files (their final paths), rows, chunks.
+
     Raises
     ------
+    FileExistsError, ValueError
+        The target exists (``mode="error"``), or the mode does not fit it.
     SchemaError
         A chunk does not have the schema of the first one; the message names both.
 
@@ -446,17 +489,13 @@ async def write_parquet(
     >>> pq.read_table(path)["x"].to_pylist()
     [0, 1, 2, 3, 4, 5]
     """
-    target = Path(path)
+    coll = Collective(ctx)
+    directory = partitioned or ctx.nranks > 1
+    output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
-    first_seq = 0
-    files: list[str] = []
-    rows = chunks = 0
-    prefix = "part-" if ctx.nranks == 1 else f"part-r{ctx.rank:05d}-"
-    if partitioned or ctx.nranks > 1:
-        await ctx.to_thread(_make_directory, target)
-    if not partitioned and ctx.nranks > 1:
-        target = target / f"part-r{ctx.rank:05d}.parquet"
+    first_seq = rows = chunks = 0
+    prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
             table = TableChunk.from_message(msg).to_arrow()
@@ -469,36 +508,34 @@ async def write_parquet(
                     f"{describe_schema(schema)}; a Parquet file holds one schema"
                 )
             if partitioned:
-                file = target / f"{prefix}{msg.sequence_number:08d}.parquet"
+                stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
+                file = output.stage(output.file_name(f"{stem}.parquet"))
                 await ctx.to_thread(
-                    pq.write_table,
-                    table,
-                    file,
-                    compression=compression,
+                    pq.write_table, table, file, compression=compression,
                     row_group_size=row_group_rows,
-                )
-                files.append(str(file))
+                )  # fmt: skip
             else:
                 if writer is None:
-                    writer = await ctx.to_thread(
-                        pq.ParquetWriter, str(target), schema, compression=compression
+                    file = output.stage(
+                        output.file_name(f"{prefix}.parquet") if directory else None
                     )
-                    files.append(str(target))
+                    writer = await ctx.to_thread(
+                        pq.ParquetWriter, str(file), schema, compression=compression
+                    )
                 assert writer is not None
                 await ctx.to_thread(writer.write_table, table, row_group_size=row_group_rows)
             rows += table.num_rows
             chunks += 1
-    finally:
         if writer is not None:
-            await ctx.to_thread(writer.close)
+            closing, writer = writer, None
+            await ctx.to_thread(closing.close)
+        files = await output.commit(ctx, coll)
+    except BaseException:
+        # Synchronous, so that no second cancellation cuts it short; no kernel of this
+        # actor still runs (Context.to_thread waits for a cancelled one to end).
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        output.abandon()
+        raise
     return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)
-
-
-def _make_directory(target: Path) -> None:
-    """Create the directory ``target`` that :func:`write_parquet` writes into."""
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(
-            f"actor `{current_actor_name()}`: `{target}` is a file, but a directory is needed "
-            "to write one Parquet file per chunk or per rank into"
-        )
-    target.mkdir(parents=True, exist_ok=True)

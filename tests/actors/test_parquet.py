@@ -347,3 +347,16 @@ def test_pushdown_on_floats_still_prunes_where_nan_cannot_match(tmp_path: Path) 
     out, report = _scan(path, filters=pl.col("f") < 0)
     assert out["f"].to_list() == [-2.0, -1.0]
     assert report.row_groups_read == 1  # [1, NaN] and [5, 6] cannot hold a negative number
+
+
+def test_directory_scan_skips_hidden_and_underscore_entries(tmp_path: Path) -> None:
+    """A write in progress stages under hidden names; markers start with `_` (as in pyarrow)."""
+    pl.DataFrame({"f": [1]}).write_parquet(tmp_path / "part-0.parquet")
+    for hidden in [".out.parquet.1234.tmp/part-0.parquet", "_temporary/part-9.parquet"]:
+        (tmp_path / hidden).parent.mkdir()
+        pl.DataFrame({"f": [2]}).write_parquet(tmp_path / hidden)
+    pl.DataFrame({"f": [3]}).write_parquet(tmp_path / ".part-1.parquet")
+    (tmp_path / "_SUCCESS").touch()
+    out, report = _scan(tmp_path)
+    assert out["f"].to_list() == [1]
+    assert report.files == 1
