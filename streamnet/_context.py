@@ -17,6 +17,7 @@ from channels._channel import Channel
 from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
 from streamnet._progress import ProgressTracker
+from streamnet._spill import SpillDirectory
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._typing import Backend
 
@@ -56,6 +57,11 @@ class Context:
     trace
         Record when each actor waits, for ``network.timeline()`` (costs a little
         per wait, nothing per message).
+    spill_directory
+        Where chunks are spilled to disk (default: Python's temporary
+        directory). The Context checks that it is writable when made, spills
+        into a folder of its own there (``ctx.spills``), removes the spill files
+        of a run when the run ends, whichever way, and the folder when closed.
 
     Examples
     --------
@@ -75,6 +81,7 @@ class Context:
         cancel_grace: float = 5.0,
         communicator: Communicator | None = None,
         trace: bool = False,
+        spill_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -111,6 +118,8 @@ class Context:
         self._communicator = communicator if communicator is not None else _launched_communicator()
         self._op_ids = 0
         self.trace = bool(trace)
+        self.spills = SpillDirectory(spill_directory)
+        """Where this Context's chunks spill (see :class:`SpillDirectory`)."""
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._runs = 0
@@ -254,12 +263,14 @@ class Context:
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
-        """Shut the thread pool down (waiting for running kernels). Idempotent."""
+        """Shut the thread pool down (waiting for running kernels) and remove the spill
+        folder. Idempotent."""
         with self._executor_lock:
             self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        self.spills.close()
 
     def __enter__(self) -> Context:
         return self

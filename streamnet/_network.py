@@ -260,6 +260,7 @@ class Network:
             for task in self._tasks:
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved here; raised below through _failures
+            self.ctx.spills.release()  # the run's spill files, however it ended
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()
