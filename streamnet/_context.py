@@ -57,6 +57,11 @@ class Context:
     trace
         Record when each actor waits, for ``network.timeline()`` (costs a little
         per wait, nothing per message).
+    trace_limit
+        With ``trace``, the waits kept per actor: a ring buffer of the latest
+        ones (about 120 bytes each), so memory stays bounded however long the
+        run. The timeline of an actor that waited more often starts at its
+        oldest wait kept.
     spill_directory
         Where chunks are spilled to disk (default: Python's temporary
         directory). The Context checks that it is writable when made, spills
@@ -81,6 +86,7 @@ class Context:
         cancel_grace: float = 5.0,
         communicator: Communicator | None = None,
         trace: bool = False,
+        trace_limit: int = 10_000,
         spill_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         if backend not in _BACKENDS:
@@ -96,6 +102,8 @@ class Context:
             raise ValueError(
                 f"Context: `channel_capacity` must be an int >= 1, got {channel_capacity!r}"
             )
+        if type(trace_limit) is not int or trace_limit < 1:
+            raise ValueError(f"Context: `trace_limit` must be an int >= 1, got {trace_limit!r}")
         if cancel_grace < 0:
             raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
         self._backend: Backend = backend
@@ -118,6 +126,7 @@ class Context:
         self._communicator = communicator if communicator is not None else _launched_communicator()
         self._op_ids = 0
         self.trace = bool(trace)
+        self.trace_limit = trace_limit
         self.spills = SpillDirectory(spill_directory)
         """Where this Context's chunks spill (see :class:`SpillDirectory`)."""
         self.progress = ProgressTracker()
