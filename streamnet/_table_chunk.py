@@ -212,11 +212,12 @@ class TableChunk:
     def spill(self, directory: SpillDirectory | str | os.PathLike[str] | None = None) -> int:
         """Write the data to an Arrow IPC file and free it from memory.
 
-        ``directory`` is where: a Context's spill directory (``ctx.spills``, what
-        the library's actors use), a folder, or by default Python's temporary
-        directory. Returns the bytes freed (0 if already spilled). The file is
-        removed when the chunk is loaded again or garbage-collected, or with
-        the rest of the spill directory's files when the run ends.
+        ``directory`` is where: a Context's spill directory (``ctx.spills``), or
+        a folder. By default, that of the Context of the running actor, and
+        outside any actor Python's temporary directory. Returns the bytes freed
+        (0 if already spilled). The file is removed when the chunk is loaded
+        again or garbage-collected, or with the rest of the Context's spill
+        files when the run ends.
 
         Raises
         ------
@@ -230,6 +231,11 @@ class TableChunk:
             if table is None:
                 assert self._frame is not None
                 table = self._frame.to_arrow()
+            if directory is None:
+                from streamnet._actor import current_actor
+
+                node = current_actor()
+                directory = node.ctx.spills if node is not None else None
             if isinstance(directory, SpillDirectory):
                 path = directory.new_file(self._nbytes)
             else:

@@ -181,3 +181,23 @@ def test_closing_the_context_removes_its_folder(tmp_path: Path) -> None:
         assert ctx.spills.path.parent == tmp_path and ctx.spills.statistics().files_present == 1
         assert chunk.to_arrow()["x"].to_pylist() == [1, 2]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_chunk_spilled_by_an_actor_goes_to_its_context_directory(
+    tmp_path: Path, stray: Path
+) -> None:
+    ctx = Context(spill_directory=tmp_path)
+    ch = ctx.create_channel()
+
+    @define_actor
+    async def spills(ctx: Context, ch_out: Any) -> None:
+        chunk = TableChunk.from_arrow(pa.table({"x": range(10)}))
+        await ctx.to_thread(chunk.spill)  # no directory given: the Context's
+        await ch_out.send(ctx, Message(0, chunk))
+        await ch_out.drain(ctx)
+
+    sink = actors.collect(ctx, ch)
+    Network(ctx, [spills(ctx, ch), sink]).run()
+    assert sink.result()["x"].to_pylist() == list(range(10))
+    assert ctx.spills.statistics().files_written == 1
+    assert list(stray.iterdir()) == []
