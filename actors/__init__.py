@@ -13,7 +13,13 @@ from actors._groupby import Agg, AggHow, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinHow, JoinReport, JoinStrategy, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
-from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
+from actors._parquet import (
+    ParquetScanReport,
+    ParquetWriteReport,
+    WriteMode,
+    read_parquet,
+    write_parquet,
+)
 from actors._rechunk import rechunk
 from actors._shuffle import Placement, shuffle
 from actors._sort import sort, top_k
@@ -33,6 +39,7 @@ __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
     "Placement",
+    "WriteMode",
     "allgather",
     "collect",
     "concat",

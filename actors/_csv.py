@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,79 +103,205 @@ def _share(paths: list[Path], rank: int, nranks: int, has_header: bool) -> list[
     return parts
 
 
-def _open(
-    path: os.PathLike[str],
-    schema: pa.Schema | None,
-    block_size: int,
-    delimiter: str,
-    has_header: bool,
-) -> Any:
-    read = pacsv.ReadOptions(
-        block_size=block_size,
-        autogenerate_column_names=not has_header and schema is None,
-        column_names=schema.names if (schema is not None and not has_header) else None,
-    )
-    try:
-        return pacsv.open_csv(
-            path,
-            read_options=read,
-            parse_options=_parse(delimiter),
-            convert_options=_convert(schema),
+@dataclass(frozen=True, slots=True)
+class _Format:
+    """How the files are written: what :func:`read_csv` was told."""
+
+    block_size: int
+    delimiter: str
+    has_header: bool
+    encoding: str
+
+    def read_options(self, schema: pa.Schema | None, *, part: bool = False) -> Any:
+        named = schema is not None and (part or not self.has_header)
+        return pacsv.ReadOptions(
+            block_size=self.block_size,
+            autogenerate_column_names=not self.has_header and schema is None,
+            column_names=schema.names if named else None,  # type: ignore[union-attr]
+            encoding=self.encoding,
         )
-    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-        raise FileReadError(f"cannot read `{path}` as CSV: {exc}") from exc
+
+    def parse_options(self, *, part: bool = False) -> Any:
+        # An empty line is a row of nulls and "" an empty string, as Polars reads them.
+        # A whole file is cut into blocks at row ends, line breaks in quotes included; a
+        # byte range between ranks is cut at line breaks (values must have none).
+        return pacsv.ParseOptions(
+            delimiter=self.delimiter, ignore_empty_lines=False, newlines_in_values=not part
+        )
 
 
-def _open_part(part: _Part, schema: pa.Schema, block_size: int, delimiter: str) -> Any:
+_MESSAGE_LIMIT = 300
+_SPLIT_HINT = (
+    "a file split between ranks must not have line breaks inside values "
+    "(pass `split=False`, or write more files than ranks)"
+)
+
+
+def _failure(part: _Part, exc: BaseException, fmt: _Format) -> FileReadError:
+    """A `FileReadError` naming the file (and the line where it can be told) for ``exc``."""
+    if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in str(exc):
+        return _undecodable(part, fmt)
+    detail = str(exc)
+    if len(detail) > _MESSAGE_LIMIT:
+        detail = detail[:_MESSAGE_LIMIT] + "..."
+    message = f"cannot read {part.describe()} as CSV: {detail}"
+    if "straddles" in detail:
+        message += (
+            f"; a row is longer than `block_size` (pass a larger one), or a quoted value "
+            f"never closes, got block_size={fmt.block_size}"
+        )
+    if part.span is not None:
+        message += f"; {_SPLIT_HINT}"
+    return FileReadError(message)
+
+
+def _undecodable(part: _Part, fmt: _Format) -> FileReadError:
+    """The error for bytes that are not text in the file's encoding, with their line."""
+    where = ""
+    found = _first_undecodable(part.path, fmt.encoding)
+    if found is not None:
+        line, offset = found
+        where = f" on line {line} (byte {offset})"
+    return FileReadError(
+        f"cannot read `{part.path}` as CSV: it holds bytes that are not {fmt.encoding} text"
+        f"{where}; pass `encoding=` with the file's encoding (e.g. encoding='latin-1'), "
+        f"got encoding={fmt.encoding!r}"
+    )
+
+
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """The line and byte offset of the first bytes of ``path`` that ``encoding`` cannot decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = offset = 0
+    with open(path, "rb") as file:
+        while True:
+            block = file.read(1 << 20)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                # The decoder may hold back up to a few bytes of a previous block.
+                bad = max(0, exc.start - len(exc.object) + len(block))
+                return lines + block.count(b"\n", 0, bad) + 1, offset + bad
+            if not block:
+                return None
+            lines += block.count(b"\n")
+            offset += len(block)
+
+
+def _unclosed_quote(part: _Part, last: pa.RecordBatch) -> FileReadError | None:
+    """The error for a quoted value that never closes, or None.
+
+    Such a value takes in the rest of the file (or of the byte range) as the last
+    value of its last row: a value with line breaks, where the text does not end
+    with the closing quote.
+    """
+    if last.num_rows == 0 or last.num_columns == 0:
+        return None
+    column = last.column(last.num_columns - 1)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    value = column[-1].as_py()
+    if value is None or "\n" not in value:
+        return None
+    start, end = part.span if part.span is not None else (0, os.path.getsize(part.path))
+    with open(part.path, "rb") as file:
+        file.seek(max(start, end - 16))
+        tail = file.read(end - max(start, end - 16))
+    for ending in (b"\r\n", b"\n", b"\r"):
+        if tail.endswith(ending):
+            tail = tail[: -len(ending)]
+            break
+    if tail.rstrip(b" \t").endswith(b'"'):
+        return None
+    line = _line_breaks(part.path, end) - value.count("\n") + 1
+    if part.span is not None:
+        return FileReadError(
+            f"cannot read {part.describe()} as CSV: the quoted value that opens on line "
+            f"{line} does not close within these rows; {_SPLIT_HINT}"
+        )
+    return FileReadError(
+        f"cannot read `{part.path}` as CSV: the quoted value that opens on line {line} is "
+        "never closed, so the rest of the file would be one value; close its quote"
+    )
+
+
+def _line_breaks(path: Path, end: int) -> int:
+    """Line breaks in the first ``end`` bytes of ``path``."""
+    count = done = 0
+    with open(path, "rb") as file:
+        while done < end and (block := file.read(min(1 << 20, end - done))):
+            count += block.count(b"\n")
+            done += len(block)
+    return count
+
+
+def _open(path: Path, schema: pa.Schema | None, fmt: _Format) -> Any:
+    """A reader of the whole file: typed with ``schema``, or with the types inferred from its
+    first block, where a column with no value at all is a string column (as in Polars)."""
+    part = _Part(0, path)
+    if os.path.getsize(path) == 0:
+        if schema is None:
+            raise FileReadError(
+                f"cannot read `{path}` as CSV: the file is empty, so it names no columns; "
+                "pass `schema=` to read it as no rows"
+            )
+        return pa.RecordBatchReader.from_batches(schema, [])
+    try:
+        reader = _open_csv(path, fmt.read_options(schema), fmt.parse_options(), schema)
+        if schema is None:
+            inferred = reader.schema
+            if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
+                raise _undecodable(part, fmt)
+            empty = {f.name: pa.string() for f in inferred if pa.types.is_null(f.type)}
+            if empty:
+                typed = pa.schema([(f.name, empty.get(f.name, f.type)) for f in inferred])
+                reader = _open_csv(path, fmt.read_options(None), fmt.parse_options(), typed)
+        return reader
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        raise _failure(part, exc, fmt) from exc
+
+
+def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> Any:
+    reader = pacsv.open_csv(
+        source,
+        read_options=read,
+        parse_options=parse,
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    reader.schema.names  # noqa: B018 - names that are not text raise here, not downstream
+    return reader
+
+
+def _open_part(part: _Part, schema: pa.Schema, fmt: _Format) -> Any:
     """A reader of the rows in ``part``'s byte range, typed with ``schema``: the types a reader
     of the whole file inferred, so each range reads as it would in the whole file."""
     assert part.span is not None
     start, end = part.span
-    read = pacsv.ReadOptions(block_size=block_size, column_names=schema.names)
     try:
         with pa.memory_map(str(part.path)) as mapped:
             mapped.seek(start)
             rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
-        return pacsv.open_csv(
+        return _open_csv(
             pa.BufferReader(rows),
-            read_options=read,
-            parse_options=_parse(delimiter),
-            convert_options=_convert(schema),
+            fmt.read_options(schema, part=True),
+            fmt.parse_options(part=True),
+            schema,
         )
-    except (pa.ArrowInvalid, pa.ArrowKeyError, OSError) as exc:
-        raise FileReadError(_part_error(part, exc)) from exc
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError, OSError) as exc:
+        raise _failure(part, exc, fmt) from exc
 
 
-def _part_error(part: _Part, exc: Exception) -> str:
-    message = f"cannot read {part.describe()} as CSV: {exc}"
-    if part.span is not None:
-        message += (
-            "; a file split between ranks must not have line breaks inside values "
-            "(pass `split=False`, or write more files than ranks)"
-        )
-    return message
-
-
-def _parse(delimiter: str) -> pacsv.ParseOptions:
-    # An empty line is a row of nulls and "" an empty string, as Polars reads them.
-    return pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
-
-
-def _convert(schema: pa.Schema | None) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(
-        column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-
-
-def _next_batch(reader: Any, part: _Part) -> pa.RecordBatch | None:
+def _next_batch(reader: Any, part: _Part, fmt: _Format) -> pa.RecordBatch | None:
     try:
         return reader.read_next_batch()
     except StopIteration:
         return None
-    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-        raise FileReadError(_part_error(part, exc)) from exc
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        raise _failure(part, exc, fmt) from exc
 
 
 def _as_schema(schema: pa.Schema | Mapping[str, Any] | None) -> pa.Schema | None:
@@ -195,6 +322,7 @@ async def read_csv(
     delimiter: str = ",",
     has_header: bool = True,
     block_size: int = 1 << 22,
+    encoding: str = "utf-8",
     split: bool = True,
 ) -> None:
     """Stream CSV files in blocks of about ``block_size`` bytes, in file and row order.
@@ -205,14 +333,22 @@ async def read_csv(
     Parameters
     ----------
     source
-        A file, a directory (every ``*.csv``), a glob, or a list of these.
+        A file, a directory (every ``*.csv`` in it, skipping names that start
+        with ``.`` or ``_``), a glob, or a list of these.
     schema
         Column names and Arrow types (``pa.schema`` or ``{"name": pa.int64()}``);
         when None, the types are inferred from the first block of the first file
-        and every other file must agree.
+        and every other file must agree. A column with no value there (a file
+        with only its header, say) is a string column, as in Polars and DuckDB.
+        An empty file (0 bytes) has no rows of ``schema``; without ``schema`` it
+        names no columns and raises.
     has_header
         Whether the first line names the columns (without it, names come from
         ``schema`` or are generated as ``f0, f1, ...``).
+    encoding
+        The files' text encoding (a Python codec name: ``"latin-1"``,
+        ``"cp1252"``...). Bytes that are not text in it raise `FileReadError`
+        naming the file and the line, never a silent binary column.
     split
         With several ranks: True (the default) gives each rank a contiguous
         share, balanced by bytes, so that the ranks' outputs concatenated in
@@ -225,10 +361,14 @@ async def read_csv(
         the schema of the first file. False makes every rank read everything.
         Every rank must see the same files. With one rank, both are the same.
 
+    Values may hold line breaks inside quotes (not when a file is split
+    between ranks by bytes, see ``split``); a quote that never closes raises
+    `FileReadError` with its line instead of taking in the rest of the file.
+
     Raises
     ------
     FileNotFoundError, FileReadError, SchemaError
-        Naming the file.
+        Naming the file (and the line, where it can be told).
 
     Examples
     --------
@@ -250,22 +390,34 @@ async def read_csv(
         raise ValueError(f"read_csv: `block_size` must be an int >= 1, got {block_size!r}")
     if not isinstance(split, bool):
         raise TypeError(f"read_csv: `split` must be True or False, got {split!r}")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(
+            f"read_csv: `encoding` must name a Python codec, got {encoding!r}"
+        ) from None
+    fmt = _Format(block_size, delimiter, has_header, encoding)
     paths = await ctx.to_thread(expand_paths, source, ".csv")
     if split and ctx.nranks > 1:
         parts = await ctx.to_thread(_share, paths, ctx.rank, ctx.nranks, has_header)
     else:
         parts = [_Part(i, path) for i, path in enumerate(paths)]
+    if any(part.span is not None for part in parts) and "\n".encode(encoding) != b"\n":
+        raise ValueError(
+            f"read_csv: a file split between ranks is cut at line breaks, which needs an "
+            f"encoding that writes them as one byte; pass `split=False`, got encoding={encoding!r}"
+        )
     first = paths[0]
     seen: pa.Schema | None = None
     if not parts or parts[0].file != 0:  # every rank checks against the first file's schema
-        reader = await ctx.to_thread(_open, first, wanted, block_size, delimiter, has_header)
+        reader = await ctx.to_thread(_open, first, wanted, fmt)
         seen = _checked(first, reader.schema, wanted)
     ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
     seq = 0
     try:
         for part in parts:
             path = part.path
-            reader = await ctx.to_thread(_open, path, wanted, block_size, delimiter, has_header)
+            reader = await ctx.to_thread(_open, path, wanted, fmt)
             file_schema = _checked(path, reader.schema, wanted)
             if seen is None:
                 seen = file_schema
@@ -276,20 +428,32 @@ async def read_csv(
                     "pass `schema=` to read both alike"
                 )
             if part.span is not None:
-                reader = await ctx.to_thread(_open_part, part, file_schema, block_size, delimiter)
-            sent_from_file = False
-            while (batch := await ctx.to_thread(_next_batch, reader, part)) is not None:
-                if batch.num_rows == 0 and sent_from_file:
+                reader = await ctx.to_thread(_open_part, part, file_schema, fmt)
+            # Each batch waits for the next: the last one of a part is checked before it goes.
+            held: pa.RecordBatch | None = None
+            while (batch := await ctx.to_thread(_next_batch, reader, part, fmt)) is not None:
+                if batch.num_rows == 0 and held is not None:
                     continue
-                await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(batch)))
-                ctx.progress.advance(batch.num_rows)
-                seq += 1
-                sent_from_file = True
+                if held is not None and held.num_rows > 0:
+                    seq = await _send(ctx, ch_out, seq, held)
+                held = batch
+            if held is not None:
+                unclosed = await ctx.to_thread(_unclosed_quote, part, held)
+                if unclosed is not None:
+                    raise unclosed
+                seq = await _send(ctx, ch_out, seq, held)
         if seq == 0 and seen is not None:
             await ch_out.send(ctx, Message(0, TableChunk.from_arrow(seen.empty_table())))
         await ch_out.drain(ctx)
     except ChannelBroken:
         pass  # downstream needs no more
+
+
+async def _send(ctx: Context, ch_out: Channel[TableChunk], seq: int, batch: pa.RecordBatch) -> int:
+    """Send ``batch`` as message ``seq``; the next sequence number."""
+    await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(batch)))
+    ctx.progress.advance(batch.num_rows)
+    return seq + 1
 
 
 def _checked(path: Path, file_schema: pa.Schema, wanted: pa.Schema | None) -> pa.Schema:

@@ -140,9 +140,9 @@ def hash_partition(
     return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
 
 
-def _spill_all(chunks: Sequence[TableChunk]) -> None:
+def _spill_all(ctx: Context, chunks: Sequence[TableChunk]) -> None:
     for chunk in chunks:
-        chunk.spill()
+        chunk.spill(ctx.spills)
 
 
 ExchangeReport = CollectiveTraffic
@@ -169,7 +169,7 @@ class Partitions:
             self.report.peak_buffered_bytes = self.buffered
         if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
             victims = self._choose_victims()
-            await ctx.to_thread(_spill_all, victims)
+            await ctx.to_thread(_spill_all, ctx, victims)
 
     def _choose_victims(self) -> list[TableChunk]:
         """The largest in-memory pieces whose spilling brings the buffer within its bound.

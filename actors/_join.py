@@ -236,7 +236,7 @@ class _LeftBuffer:
             self.chunks.append((msg.sequence_number, chunk))
             self.in_memory += chunk.nbytes
             if self.in_memory > self.spill_beyond:
-                self.in_memory -= await self.ctx.to_thread(chunk.spill)
+                self.in_memory -= await self.ctx.to_thread(chunk.spill, self.ctx.spills)
         self.ended = True
 
     async def replay_then(

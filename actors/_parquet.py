@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
+from actors._commit import StagedOutput, WriteMode, check_target, output_actor
 from actors._split import rank_share
 from streamnet import (
     Channel,
     ChannelBroken,
+    Collective,
     Context,
     FileReadError,
     Message,
@@ -34,9 +35,11 @@ from streamnet import (
 __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
-    "arrow_predicate",
+    "WriteMode",
     "expand_paths",
     "read_parquet",
+    "row_group_statistics",
+    "skip_predicate",
     "write_parquet",
 ]
 
@@ -80,7 +83,8 @@ class ParquetWriteReport:
 
 
 def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Path]:
-    """Files named by a path, a directory (every ``*suffix`` in it, recursively), a glob, or a list.
+    """Files named by a path, a directory (every ``*suffix`` in it, recursively, but none
+    whose name or folder starts with ``.`` or ``_``), a glob, or a list.
 
     Raises
     ------
@@ -99,7 +103,11 @@ def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Pat
                 raise FileNotFoundError(f"no files match `{text}`")
             paths.extend(matched)
         elif os.path.isdir(text):
-            found = sorted(p for p in Path(text).rglob(f"*{suffix}") if p.is_file())
+            found = sorted(
+                p
+                for p in Path(text).rglob(f"*{suffix}")
+                if p.is_file() and not _hidden(p.relative_to(text))
+            )
             if not found:
                 raise FileNotFoundError(f"directory `{text}` holds no `*{suffix}` files")
             paths.extend(found)
@@ -110,31 +118,70 @@ def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Pat
     return paths
 
 
-class _PredicateCapture:
-    """Stands in for a pyarrow dataset so Polars hands over its pushed-down predicate."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.filter: Any = None
-
-    def to_batches(self, columns: Any = None, filter: Any = None, **_: Any) -> Iterator[Any]:
-        self.filter = filter
-        return iter(())
+def _hidden(relative: Path) -> bool:
+    """Whether a path inside a directory is skipped: a part of it starts with ``.`` or ``_``
+    (temporary files of a write in progress, markers), as pyarrow and Spark skip them."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
 
 
-def arrow_predicate(predicate: pl.Expr, schema: pa.Schema) -> Any:
-    """The part of a Polars predicate that pyarrow can test on row-group statistics, or None.
+def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
+    """Polars' own test of whether a batch of rows can be skipped by its statistics, or None.
 
-    Polars does the translation (as for ``scan_pyarrow_dataset``): conjunctions it
-    cannot translate are left out, so the result may keep rows the predicate
-    drops, never the reverse. Rows are still filtered exactly afterwards.
+    It is the test Polars' Parquet reader prunes row groups with, so pruning
+    follows Polars' semantics: NaN sorts above every number and equals itself,
+    and Parquet's min/max (which leave NaN out) never prune a row group where
+    NaN could match. The expression reads, per batch, ``len`` (rows) and for each
+    column ``c`` ``c_min``, ``c_max`` and ``c_nc`` (null count), null where
+    unknown; true means no row can match. None when Polars has no such test.
     """
-    capture = _PredicateCapture(schema)
     try:
-        pl.scan_pyarrow_dataset(capture).filter(predicate).collect()  # type: ignore[arg-type]
-    except Exception:  # any failure only means no pushdown
+        return predicate._skip_batch_predicate(dict(schema))
+    except Exception:  # any failure (unsupported expression) only means no pruning
         return None
-    return capture.filter if isinstance(capture.filter, ds.Expression) else None
+
+
+def row_group_statistics(
+    metadata: pq.FileMetaData, schema: pa.Schema, columns: Iterable[str]
+) -> pl.DataFrame:
+    """The statistics of each row group in the columns :func:`skip_predicate` reads.
+
+    A value the file does not record (no statistics, a nested column, a type
+    the statistics do not convert to) is null, which never prunes.
+    """
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    data: dict[str, pa.Array] = {"len": pa.array([g.num_rows for g in groups], pa.int64())}
+    for name in columns:
+        kind = schema.field(name).type
+        leaf = leaves.get(name)
+        stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
+        bounds = [s if s is not None and s.has_min_max else None for s in stats]
+        data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
+        data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
+        data[f"{name}_nc"] = pa.array(
+            [s.null_count if s is not None and s.has_null_count else None for s in stats],
+            pa.int64(),
+        )
+    frame = pl.from_arrow(pa.table(data))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert."""
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.nulls(len(values), kind)
+
+
+def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:
+    """Per row group, whether ``skip`` proves that none of its rows match."""
+    try:
+        verdict = statistics.with_columns(skip.fill_null(False).alias("skip"))["skip"]
+        return [v is True for v in verdict.to_list()]
+    except Exception:  # statistics Polars cannot compare: read every row group
+        return [False] * statistics.height
 
 
 @dataclass(slots=True)
@@ -160,17 +207,14 @@ def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | Non
 
     The row groups that statistics prune are listed too, marked not to be read.
     """
-    parquet = ds.ParquetFileFormat()
-    local = pafs.LocalFileSystem()
     schema: pa.Schema | None = None
     first: Path | None = None
-    fragments = []
+    files = []
     for path in paths:
         try:
-            fragment = parquet.make_fragment(str(path), filesystem=local)
-            fragment.ensure_complete_metadata()
-            file_schema = fragment.physical_schema
-        except (pa.ArrowInvalid, OSError) as exc:
+            metadata = pq.read_metadata(path)
+            file_schema = metadata.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
             raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
         if schema is None:
             schema, first = file_schema, path
@@ -180,31 +224,26 @@ def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | Non
                 f"  `{path}`: {describe_schema(file_schema)}\n"
                 f"  `{first}`: {describe_schema(schema)}"
             )
-        fragments.append((path, fragment))
+        files.append((path, metadata))
     assert schema is not None
-    needed = set(columns or []) | (
-        referenced_columns([predicate]) if predicate is not None else set()
-    )
-    check_columns(needed, schema.names, where="read_parquet")
-    pushed = arrow_predicate(predicate, schema) if predicate is not None else None
+    filtered = referenced_columns([predicate]) if predicate is not None else set()
+    check_columns(set(columns or []) | filtered, schema.names, where="read_parquet")
+    skip = None
+    if predicate is not None:
+        skip = skip_predicate(predicate, pl.from_arrow(schema.empty_table()).schema)  # type: ignore[union-attr]
     pieces: list[_Piece] = []
-    for file, (path, fragment) in enumerate(fragments):
-        groups = fragment.row_groups
-        if not groups:
+    for file, (path, metadata) in enumerate(files):
+        if metadata.num_row_groups == 0:
             pieces.append(_Piece(file, path, 0, 0, read=False, row_group=False))
             continue
-        if pushed is not None:
-            kept = {
-                g.id
-                for piece in fragment.split_by_row_group(pushed, schema=schema)
-                for g in piece.row_groups
-            }
-        else:
-            kept = {g.id for g in groups}
+        pruned = [False] * metadata.num_row_groups
+        if skip is not None:
+            pruned = _pruned(skip, row_group_statistics(metadata, schema, sorted(filtered)))
         offset = 0
-        for group in sorted(groups, key=lambda g: g.id):
-            pieces.append(_Piece(file, path, offset, group.num_rows, read=group.id in kept))
-            offset += group.num_rows
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            pieces.append(_Piece(file, path, offset, rows, read=not pruned[group]))
+            offset += rows
     return pieces
 
 
@@ -242,12 +281,15 @@ async def read_parquet(
     Parameters
     ----------
     source
-        A file, a directory (every ``*.parquet`` in it), a glob, or a list of these.
+        A file, a directory (every ``*.parquet`` in it, skipping names that start
+        with ``.`` or ``_``: a write in progress, markers), a glob, or a list of these.
     columns
         Columns to read (projection); all when None.
     filters
-        A Polars predicate. Row groups whose statistics prove it false are never
-        read; the rows of the others are filtered exactly.
+        A Polars predicate. Row groups whose statistics prove that no row
+        matches are never read (Polars' own test, so NaN, which Parquet
+        statistics leave out, is never pruned where it could match); the rows
+        of the others are filtered exactly.
     prefetch
         Row groups read at once in the thread pool (default: the Context's
         ``num_threads``); memory holds about this many decoded row groups.
@@ -355,6 +397,8 @@ async def read_parquet(
     finally:
         for future in pending:
             future.cancel()
+        if pending:  # a cancelled read still running ends first (see Context.to_thread)
+            await asyncio.wait(pending)
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.row_group for piece in planned),
@@ -364,34 +408,54 @@ async def read_parquet(
     )
 
 
-@define_actor
+def _check_write(actor: str, *, ctx: Context, path: PathLike, partitioned: bool, mode: object,
+                 **_: Any) -> None:  # fmt: skip
+    if not isinstance(partitioned, bool):
+        raise TypeError(
+            f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
+        )
+    directory = partitioned or ctx.nranks > 1
+    check_target(Path(path), mode, directory=directory, actor=actor)
+
+
+@output_actor(check=_check_write)
 async def write_parquet(
     ctx: Context,
     ch_in: Channel[TableChunk],
     path: PathLike,
     *,
     partitioned: bool = False,
+    mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
 ) -> ParquetWriteReport:
-    """Write the stream to Parquet without holding it in memory.
+    """Write the stream to Parquet without holding it in memory, atomically.
 
-    On several ranks, each rank writes its own files into the directory ``path``,
-    with its rank in their names, so ranks never collide (see ``path``).
+    Output appears only complete: files are written under hidden temporary
+    names next to ``path`` and moved into place once the whole stream was
+    written (on every rank); a directory gets a ``_SUCCESS`` marker last. A
+    failed or cancelled run removes what it wrote and leaves ``path`` as it
+    was. On several ranks, each rank writes its own files into the directory
+    ``path``, with its rank in their names, so ranks never collide (see ``path``).
 
     Parameters
     ----------
     path
         The file to write, or with ``partitioned=True`` a directory that gets one
         file per chunk, ``part-<sequence number>.parquet``. With several ranks,
-        ``path`` is always a directory (created if missing), as Spark and Dask
-        write a dataset: each rank writes ``part-r<rank>.parquet`` into it, or
-        with ``partitioned=True`` one ``part-r<rank>-<sequence number>.parquet``
-        per chunk (ranks zero-padded to 5 digits, sequence numbers to 8), so
-        that name order is rank order, then stream order, and
-        ``read_parquet(path)`` or ``polars.read_parquet(path)`` reads the
-        dataset back in that order. Files already in the directory are left
-        alone. A rank that receives no chunk writes no file.
+        ``path`` is always a directory, as Spark and Dask write a dataset: each
+        rank writes ``part-r<rank>.parquet`` into it, or with ``partitioned=True``
+        one ``part-r<rank>-<sequence number>.parquet`` per chunk (ranks
+        zero-padded to 5 digits, sequence numbers to 8), so that name order is
+        rank order, then stream order, and ``read_parquet(path)`` or
+        ``polars.read_parquet(path)`` reads the dataset back in that order. A
+        rank that receives no chunk writes no file.
+    mode
+        When ``path`` exists: ``"error"`` (default) raises `FileExistsError` as
+        the network is built, before anything runs; ``"overwrite"`` replaces it
+        once the new output is complete; ``"append"`` adds this write's files to
+        the directory, named ``part-w<UTC time>-...`` so that no earlier name is
+        reused and a later write sorts after (a single file cannot be appended to).
     compression
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
@@ -399,8 +463,15 @@ async def write_parquet(
 
     Chunks are written in arrival order (sequence order for a linear pipeline).
 
+    Returns
+    -------
+    ParquetWriteReport
+        Through ``node.result()``: this rank's files (their final paths), rows, chunks.
+
     Raises
     ------
+    FileExistsError, ValueError
+        The target exists (``mode="error"``), or the mode does not fit it.
     SchemaError
         A chunk does not have the schema of the first one; the message names both.
 
@@ -418,17 +489,13 @@ async def write_parquet(
     >>> pq.read_table(path)["x"].to_pylist()
     [0, 1, 2, 3, 4, 5]
     """
-    target = Path(path)
+    coll = Collective(ctx)
+    directory = partitioned or ctx.nranks > 1
+    output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
-    first_seq = 0
-    files: list[str] = []
-    rows = chunks = 0
-    prefix = "part-" if ctx.nranks == 1 else f"part-r{ctx.rank:05d}-"
-    if partitioned or ctx.nranks > 1:
-        await ctx.to_thread(_make_directory, target)
-    if not partitioned and ctx.nranks > 1:
-        target = target / f"part-r{ctx.rank:05d}.parquet"
+    first_seq = rows = chunks = 0
+    prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
             table = TableChunk.from_message(msg).to_arrow()
@@ -441,36 +508,34 @@ async def write_parquet(
                     f"{describe_schema(schema)}; a Parquet file holds one schema"
                 )
             if partitioned:
-                file = target / f"{prefix}{msg.sequence_number:08d}.parquet"
+                stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
+                file = output.stage(output.file_name(f"{stem}.parquet"))
                 await ctx.to_thread(
-                    pq.write_table,
-                    table,
-                    file,
-                    compression=compression,
+                    pq.write_table, table, file, compression=compression,
                     row_group_size=row_group_rows,
-                )
-                files.append(str(file))
+                )  # fmt: skip
             else:
                 if writer is None:
-                    writer = await ctx.to_thread(
-                        pq.ParquetWriter, str(target), schema, compression=compression
+                    file = output.stage(
+                        output.file_name(f"{prefix}.parquet") if directory else None
                     )
-                    files.append(str(target))
+                    writer = await ctx.to_thread(
+                        pq.ParquetWriter, str(file), schema, compression=compression
+                    )
                 assert writer is not None
                 await ctx.to_thread(writer.write_table, table, row_group_size=row_group_rows)
             rows += table.num_rows
             chunks += 1
-    finally:
         if writer is not None:
-            await ctx.to_thread(writer.close)
+            closing, writer = writer, None
+            await ctx.to_thread(closing.close)
+        files = await output.commit(ctx, coll)
+    except BaseException:
+        # Synchronous, so that no second cancellation cuts it short; no kernel of this
+        # actor still runs (Context.to_thread waits for a cancelled one to end).
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        output.abandon()
+        raise
     return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)
-
-
-def _make_directory(target: Path) -> None:
-    """Create the directory ``target`` that :func:`write_parquet` writes into."""
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(
-            f"actor `{current_actor_name()}`: `{target}` is a file, but a directory is needed "
-            "to write one Parquet file per chunk or per rank into"
-        )
-    target.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ also identifies the producer, so that one producer draining twice counts once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,7 +34,7 @@ class TrafficCounter:
     waits
         When not None, every wait is appended as ``(kind, start, end)``, kind
         ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
-        material of a timeline.
+        material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
     """
 
     __slots__ = (
@@ -54,7 +55,7 @@ class TrafficCounter:
         self.messages_in = self.rows_in = self.bytes_in = 0
         self.messages_out = self.rows_out = self.bytes_out = 0
         self.blocked_in = self.blocked_out = 0.0
-        self.waits: list[tuple[str, float, float]] | None = None
+        self.waits: deque[tuple[str, float, float]] | None = None
         self.taken: dict[Any, Any] | None = None
         """When not None: per input channel, the last message received (the one in flight)."""
         self.sent: dict[Any, set[int]] | None = None

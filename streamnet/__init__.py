@@ -53,6 +53,7 @@ from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._ray import RayCommunicator, run_on_ray
+from streamnet._spill import SpillDirectory, SpillStatistics
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
     Backoff,
@@ -121,6 +122,8 @@ __all__ = [
     "SupervisionStrategy",
     "Supervisor",
     "SpanKind",
+    "SpillDirectory",
+    "SpillStatistics",
     "StreamnetError",
     "TableChunk",
     "TableView",

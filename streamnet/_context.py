@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
@@ -16,6 +17,7 @@ from channels._channel import Channel
 from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
 from streamnet._progress import ProgressTracker
+from streamnet._spill import SpillDirectory
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._typing import Backend
 
@@ -55,6 +57,16 @@ class Context:
     trace
         Record when each actor waits, for ``network.timeline()`` (costs a little
         per wait, nothing per message).
+    trace_limit
+        With ``trace``, the waits kept per actor: a ring buffer of the latest
+        ones (about 120 bytes each), so memory stays bounded however long the
+        run. The timeline of an actor that waited more often starts at its
+        oldest wait kept.
+    spill_directory
+        Where chunks are spilled to disk (default: Python's temporary
+        directory). The Context checks that it is writable when made, spills
+        into a folder of its own there (``ctx.spills``), removes the spill files
+        of a run when the run ends, whichever way, and the folder when closed.
 
     Examples
     --------
@@ -74,6 +86,8 @@ class Context:
         cancel_grace: float = 5.0,
         communicator: Communicator | None = None,
         trace: bool = False,
+        trace_limit: int = 10_000,
+        spill_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -88,6 +102,8 @@ class Context:
             raise ValueError(
                 f"Context: `channel_capacity` must be an int >= 1, got {channel_capacity!r}"
             )
+        if type(trace_limit) is not int or trace_limit < 1:
+            raise ValueError(f"Context: `trace_limit` must be an int >= 1, got {trace_limit!r}")
         if cancel_grace < 0:
             raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
         self._backend: Backend = backend
@@ -110,6 +126,9 @@ class Context:
         self._communicator = communicator if communicator is not None else _launched_communicator()
         self._op_ids = 0
         self.trace = bool(trace)
+        self.trace_limit = trace_limit
+        self.spills = SpillDirectory(spill_directory)
+        """Where this Context's chunks spill (see :class:`SpillDirectory`)."""
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._runs = 0
@@ -188,15 +207,26 @@ class Context:
     async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking ``fn(*args, **kwargs)`` in the Context's thread pool and await it.
 
+        Cancelling the caller never abandons a running kernel: one not started
+        yet never runs, and a running one is waited for before the cancellation
+        goes on. So the caller's cleanup (closing a writer, freeing a buffer)
+        never runs while a thread still uses what it cleans up.
+
         Raises
         ------
         RuntimeError
             The Context was closed.
         """
-        loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
-        return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
+        kernel = self._pool().submit(contextvars.copy_context().run, call)
+        done = asyncio.wrap_future(kernel)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            if not kernel.cancel():  # running already: let it end before cleanup runs
+                await _outlast(done)
+            raise
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor
@@ -242,12 +272,14 @@ class Context:
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
-        """Shut the thread pool down (waiting for running kernels). Idempotent."""
+        """Shut the thread pool down (waiting for running kernels) and remove the spill
+        folder. Idempotent."""
         with self._executor_lock:
             self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        self.spills.close()
 
     def __enter__(self) -> Context:
         return self
@@ -270,6 +302,15 @@ class Context:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+async def _outlast(done: asyncio.Future[Any]) -> None:
+    """Wait until ``done`` is done, through any cancellation (the caller re-raises its own)."""
+    while not done.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([done])
+    if not done.cancelled():
+        done.exception()  # retrieved: a failure after cancellation is superseded by it
 
 
 def _launched_communicator() -> Communicator:

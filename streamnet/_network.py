@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -239,7 +240,7 @@ class Network:
         for node in self._actors:
             recorder = self.ctx._new_recorder(node.name)
             if self.ctx.trace:
-                recorder.waits = []
+                recorder.waits = deque(maxlen=self.ctx.trace_limit)
             self._recorders[node.name] = recorder
             task = loop.create_task(self._run_actor(node, recorder), name=node.name)
             self._tasks[task] = node
@@ -260,6 +261,7 @@ class Network:
             for task in self._tasks:
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved here; raised below through _failures
+            self.ctx.spills.release()  # the run's spill files, however it ended
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()

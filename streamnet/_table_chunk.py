@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from channels._errors import StreamnetError
 from channels._message import Message
+from streamnet._spill import SpillDirectory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,11 +209,20 @@ class TableChunk:
         """True while the data lives on disk rather than in memory."""
         return self._spill_path is not None
 
-    def spill(self, directory: str | os.PathLike[str] | None = None) -> int:
+    def spill(self, directory: SpillDirectory | str | os.PathLike[str] | None = None) -> int:
         """Write the data to an Arrow IPC file and free it from memory.
 
-        Returns the bytes freed (0 if already spilled). The file is removed
-        when the chunk is loaded again or garbage-collected.
+        ``directory`` is where: a Context's spill directory (``ctx.spills``), or
+        a folder. By default, that of the Context of the running actor, and
+        outside any actor Python's temporary directory. Returns the bytes freed
+        (0 if already spilled). The file is removed when the chunk is loaded
+        again or garbage-collected, or with the rest of the Context's spill
+        files when the run ends.
+
+        Raises
+        ------
+        OSError
+            The file cannot be written (a full disk); the message names it.
         """
         with self._lock:
             if self._spill_path is not None:
@@ -220,11 +231,26 @@ class TableChunk:
             if table is None:
                 assert self._frame is not None
                 table = self._frame.to_arrow()
-            folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
+            if directory is None:
+                from streamnet._actor import current_actor
+
+                node = current_actor()
+                directory = node.ctx.spills if node is not None else None
+            if isinstance(directory, SpillDirectory):
+                path = directory.new_file(self._nbytes)
+            else:
+                folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
+            try:
+                with (
+                    pa.OSFile(str(path), "wb") as sink,
+                    pa.ipc.new_file(sink, table.schema) as writer,
+                ):
+                    writer.write_table(table)
+            except OSError as exc:
+                path.unlink(missing_ok=True)
+                raise OSError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             self._spill_path = path
             self._schema = table.schema
             self._table = None
@@ -245,8 +271,14 @@ class TableChunk:
             if self._table is None:
                 path = self._spill_path
                 if path is not None:
-                    with pa.OSFile(str(path), "rb") as source:
-                        self._table = pa.ipc.open_file(source).read_all()
+                    try:
+                        with pa.OSFile(str(path), "rb") as source:
+                            self._table = pa.ipc.open_file(source).read_all()
+                    except FileNotFoundError as exc:
+                        raise StreamnetError(
+                            f"chunk spilled to `{path}` cannot be loaded: its file was "
+                            "removed when the run that spilled it ended"
+                        ) from exc
                     path.unlink(missing_ok=True)
                     self._spill_path = None
                 else:

@@ -40,23 +40,33 @@ class Timeline:
     """Spans of every actor of one run on one rank.
 
     Run the network with ``Context(trace=True)``, then ``network.timeline()``.
+    ``truncated`` names the actors that waited more often than the Context's
+    ``trace_limit``: only their latest waits were kept, and their spans start
+    at the oldest of those.
     """
 
     actors: tuple[str, ...]
     spans: tuple[Span, ...]
     rank: int = 0
+    truncated: tuple[str, ...] = ()
 
     @classmethod
     def from_recorders(cls, recorders: Sequence[ActorRecorder], rank: int = 0) -> Timeline:
         started = [r.started for r in recorders if r.started]
         origin = min(started) if started else 0.0
         spans: list[Span] = []
+        truncated: list[str] = []
         for recorder in recorders:
             if not recorder.started:
                 continue
             end = recorder.ended or recorder.started
             cursor = recorder.started
-            for kind, begin, finish in sorted(recorder.waits or []):
+            waits = sorted(recorder.waits or [])
+            limit = getattr(recorder.waits, "maxlen", None)
+            if limit is not None and len(waits) >= limit:  # older waits were dropped
+                truncated.append(recorder.name)
+                cursor = waits[0][1]
+            for kind, begin, finish in waits:
                 if begin > cursor:
                     spans.append(Span(recorder.name, "busy", cursor - origin, begin - origin))
                 spans.append(
@@ -65,7 +75,7 @@ class Timeline:
                 cursor = max(cursor, finish)
             if end > cursor:
                 spans.append(Span(recorder.name, "busy", cursor - origin, end - origin))
-        return cls(tuple(r.name for r in recorders), tuple(spans), rank)
+        return cls(tuple(r.name for r in recorders), tuple(spans), rank, tuple(truncated))
 
     def to_chrome_trace(self) -> dict[str, Any]:
         """The Chrome trace event format (``chrome://tracing``, Perfetto): complete events in µs."""

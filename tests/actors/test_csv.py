@@ -6,6 +6,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from strategies import frames
 
@@ -78,3 +79,128 @@ def test_csv_empty_file_with_header_keeps_columns(tmp_path: Path) -> None:
     out = _read(path, schema={"a": pa.int64(), "b": pa.string()})
     assert out.columns == ["a", "b"]
     assert out.height == 0
+
+
+# -- no row lost or garbled silently ---------------------------------------------------------
+
+
+def _rows_with_an_unclosed_quote(path: Path, at_line: int, rows: int = 4999) -> None:
+    lines = ["a,b"] + [f"{i},x{i}" for i in range(rows)]
+    lines[at_line - 1] = '2,"never closed'
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("block_size", [1 << 22, 1 << 12])
+def test_csv_quote_that_never_closes_names_the_file_and_line(
+    tmp_path: Path, block_size: int
+) -> None:
+    """It used to take in the rest of the file as one value: 3 of 4,999 rows, no error."""
+    path = tmp_path / "q.csv"
+    _rows_with_an_unclosed_quote(path, at_line=4)
+    where = "opens on line 4 is never closed" if block_size > path.stat().st_size else "straddles"
+    with pytest.raises(FileReadError, match=rf"cannot read `.*q.csv` as CSV: .*{where}"):
+        _read(path, block_size=block_size)
+    (tmp_path / "q2.csv").write_text('a,b\n1,"y\n')  # on the last line
+    with pytest.raises(
+        FileReadError, match=r"q2\.csv` as CSV: the quoted value that opens on line 2"
+    ):
+        _read(tmp_path / "q2.csv")
+
+
+def test_csv_quote_that_never_closes_on_a_rank_is_named(tmp_path: Path) -> None:
+    from bounded import run_ranks_within
+
+    path = tmp_path / "q.csv"
+    _rows_with_an_unclosed_quote(path, at_line=4000)
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch)
+        await Network(ctx, [actors.read_csv(ctx, ch, path), sink]).run_async()
+
+    with pytest.raises(FileReadError, match=r"q.csv` \(the rows in bytes .*opens on line 4000"):
+        run_ranks_within(60, 2, job)
+
+
+@settings(max_examples=25)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet='ab ,"\n\r\t', max_size=8)), min_size=1, max_size=40
+    ),
+    st.sampled_from([1 << 10, 1 << 12, 1 << 20]),
+)
+def test_csv_values_with_quotes_and_line_breaks_equal_polars(
+    tmp_path_factory: pytest.TempPathFactory, values: list[str | None], block_size: int
+) -> None:
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    df = pl.DataFrame(
+        {"n": range(len(values)), "s": values}, schema={"n": pl.Int64, "s": pl.String}
+    )
+    df.write_csv(path)
+    out = _read(path, block_size=block_size)
+    assert_frame_equal(out, pl.read_csv(path, schema=df.schema))
+    assert_frame_equal(out, df)
+
+
+def _latin1_file(path: Path, *, late: bool) -> None:
+    rows = [b"%d,x%d" % (i, i) for i in range(3000 if late else 2)]
+    rows.insert(len(rows) - 1, "7,café".encode("latin-1"))
+    path.write_bytes(b"a,b\n" + b"\n".join(rows) + b"\n")
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["first block", "later block"])
+def test_csv_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path: Path, late: bool) -> None:
+    """They used to make a silent Binary column (or fail in a later block)."""
+    path = tmp_path / "l.csv"
+    _latin1_file(path, late=late)
+    line = 3001 if late else 3
+    message = (
+        rf"cannot read `.*l.csv` as CSV: it holds bytes that are not utf-8 text on line {line}"
+    )
+    with pytest.raises(FileReadError, match=message):
+        _read(path, block_size=1 << 12)
+    with pytest.raises(FileReadError, match=message):
+        _read(path, schema={"a": pa.int64(), "b": pa.string()}, block_size=1 << 12)
+    out = _read(path, encoding="latin-1", block_size=1 << 12)
+    assert_frame_equal(out, pl.read_csv(path, encoding="latin-1"))
+    assert "café" in out["b"].to_list()
+
+
+def test_csv_header_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes("prix €,b\n1,2\n".encode("cp1252"))
+    with pytest.raises(
+        FileReadError, match=r"h.csv` as CSV: .*not utf-8 text on line 1 \(byte 5\)"
+    ):
+        _read(path)
+    assert _read(path, encoding="cp1252").columns == ["prix €", "b"]
+    with pytest.raises(ValueError, match="`encoding` must name a Python codec, got 'klingon'"):
+        _read(path, encoding="klingon")
+
+
+def test_csv_header_only_file_gives_string_columns_as_polars_and_duckdb(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n")
+    out = _read(path)
+    assert out.schema == pl.read_csv(path).schema == {"a": pl.String, "b": pl.String}
+    assert duckdb.read_csv(str(path)).types == ["VARCHAR", "VARCHAR"]
+    assert out.height == 0
+
+
+def test_csv_column_with_no_value_is_a_string_column(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("a,b\n1,\n2,\n")
+    out = _read(path)
+    assert_frame_equal(out, pl.read_csv(path))
+    assert out.schema["b"] == pl.String
+
+
+def test_csv_empty_file_with_a_schema_has_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "z.csv"
+    path.write_bytes(b"")
+    out = _read(path, schema={"a": pa.int64(), "b": pa.string()})
+    assert out.schema == {"a": pl.Int64, "b": pl.String} and out.height == 0
+    with pytest.raises(FileReadError, match=r"z.csv` as CSV: the file is empty.*pass `schema=`"):
+        _read(path)

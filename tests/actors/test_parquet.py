@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +238,125 @@ def test_write_rejects_a_chunk_with_another_schema(tmp_path: Path) -> None:
         SchemaError, match=r"chunk 1 has schema \{b: int64\} but chunk 0 had \{a: int64\}"
     ):
         Network(ctx, [mixed(ctx, ch), actors.write_parquet(ctx, ch, tmp_path / "x.parquet")]).run()
+
+
+# -- pushdown never drops a row group that could hold a matching row --------------------------
+
+SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.5, -2.5, 100.0]
+FLOAT_LITERALS = st.one_of(
+    st.sampled_from(SPECIAL_FLOATS), st.just(pl.lit(None, pl.Float64)), st.floats(-200, 200)
+)
+COMPARISONS = [
+    operator.eq,
+    operator.ne,
+    operator.lt,
+    operator.le,
+    operator.gt,
+    operator.ge,
+]
+
+
+def _atoms() -> st.SearchStrategy[pl.Expr]:
+    f, i, s = pl.col("f"), pl.col("i"), pl.col("s")
+    return st.one_of(
+        st.builds(lambda op, v: op(f, v), st.sampled_from(COMPARISONS), FLOAT_LITERALS),
+        st.builds(lambda op, v: op(i, v), st.sampled_from(COMPARISONS), st.integers(-3, 3)),
+        st.builds(lambda op, v: op(s, v), st.sampled_from(COMPARISONS), st.sampled_from("abz")),
+        st.builds(f.is_in, st.lists(st.sampled_from([*SPECIAL_FLOATS, None]), max_size=3)),
+        st.builds(i.is_in, st.lists(st.integers(-3, 3), max_size=3)),
+        st.sampled_from([f.is_nan(), f.is_not_nan(), f.is_null(), f.is_not_null()]),
+        st.sampled_from([i.is_null(), i.is_not_null(), s.is_null(), s.is_not_null()]),
+    )
+
+
+PREDICATES_OVER_SPECIAL_VALUES = st.recursive(
+    _atoms(),
+    lambda inner: st.one_of(
+        st.builds(operator.and_, inner, inner),
+        st.builds(operator.or_, inner, inner),
+        st.builds(operator.invert, inner),
+    ),
+    max_leaves=4,
+)
+
+
+@st.composite
+def special_frames(draw: st.DrawFn) -> pl.DataFrame:
+    """Floats with NaN, nulls, infinities and both zeros; ints and strings with nulls."""
+    n = draw(st.integers(0, 40))
+    floats = st.one_of(st.none(), st.sampled_from(SPECIAL_FLOATS), st.floats(-200, 200))
+    return pl.DataFrame(
+        {
+            "f": draw(st.lists(floats, min_size=n, max_size=n)),
+            "i": draw(st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=n, max_size=n)),
+            "s": draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n)),
+        },
+        schema={"f": pl.Float64, "i": pl.Int64, "s": pl.String},
+    )
+
+
+@settings(max_examples=150)
+@given(special_frames(), st.integers(1, 12), st.booleans(), PREDICATES_OVER_SPECIAL_VALUES)
+def test_pushdown_equals_polars_with_nan_nulls_and_infinities(
+    tmp_path_factory: pytest.TempPathFactory,
+    df: pl.DataFrame,
+    group_rows: int,
+    by_pyarrow: bool,
+    pred: pl.Expr,
+) -> None:
+    """Files written by Polars and by pyarrow (their statistics differ around NaN)."""
+    path = tmp_path_factory.mktemp("special") / "t.parquet"
+    if by_pyarrow:
+        pq.write_table(df.to_arrow(), path, row_group_size=group_rows)
+    else:
+        df.write_parquet(path, row_group_size=group_rows)
+    out, report = _scan(path, filters=pred)
+    assert_frame_equal(out, df.filter(pred))
+    assert report.rows_emitted == out.height
+
+
+@pytest.mark.parametrize(
+    "pred",
+    [
+        pl.col("f").is_nan(),
+        pl.col("f") > 100,
+        pl.col("f") >= 100,
+        pl.col("f") != 1.0,
+        ~(pl.col("f") <= 100),
+        pl.col("f") == math.nan,
+        pl.col("f").is_in([math.nan]),
+    ],
+    ids=str,
+)
+def test_pushdown_keeps_row_groups_whose_nan_matches(tmp_path: Path, pred: pl.Expr) -> None:
+    """Parquet's min/max leave NaN out, and Polars orders NaN above every number."""
+    path = tmp_path / "nan.parquet"
+    df = pl.DataFrame({"f": [1.0, math.nan, 2.0, 3.0]})
+    pq.write_table(df.to_arrow(), path, row_group_size=2)
+    statistics = pq.read_metadata(path).row_group(0).column(0).statistics
+    assert (statistics.min, statistics.max) == (1.0, 1.0)  # NaN left out
+    out, _ = _scan(path, filters=pred)
+    assert_frame_equal(out, df.filter(pred))
+    assert out["f"].is_nan().any()
+
+
+def test_pushdown_on_floats_still_prunes_where_nan_cannot_match(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    df = pl.DataFrame({"f": [-2.0, -1.0, 1.0, math.nan, 5.0, 6.0]})
+    pq.write_table(df.to_arrow(), path, row_group_size=2)
+    out, report = _scan(path, filters=pl.col("f") < 0)
+    assert out["f"].to_list() == [-2.0, -1.0]
+    assert report.row_groups_read == 1  # [1, NaN] and [5, 6] cannot hold a negative number
+
+
+def test_directory_scan_skips_hidden_and_underscore_entries(tmp_path: Path) -> None:
+    """A write in progress stages under hidden names; markers start with `_` (as in pyarrow)."""
+    pl.DataFrame({"f": [1]}).write_parquet(tmp_path / "part-0.parquet")
+    for hidden in [".out.parquet.1234.tmp/part-0.parquet", "_temporary/part-9.parquet"]:
+        (tmp_path / hidden).parent.mkdir()
+        pl.DataFrame({"f": [2]}).write_parquet(tmp_path / hidden)
+    pl.DataFrame({"f": [3]}).write_parquet(tmp_path / ".part-1.parquet")
+    (tmp_path / "_SUCCESS").touch()
+    out, report = _scan(tmp_path)
+    assert out["f"].to_list() == [1]
+    assert report.files == 1

@@ -296,15 +296,21 @@ def test_write_parquet_partitioned_on_two_ranks_names_the_rank(tmp_path: Path) -
     assert names == [
         [f"part-r{rank:05d}-{seq:08d}.parquet" for seq in range(3)] for rank in range(2)
     ]
-    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == names[0] + names[1]
+    written = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    assert written == ["_SUCCESS", *names[0], *names[1]]
     assert pl.read_parquet(tmp_path / "parts")["x"].to_list() == [*range(10), *range(100, 110)]
 
 
-def test_write_parquet_on_two_ranks_over_a_file_is_refused(tmp_path: Path) -> None:
+def test_write_parquet_on_two_ranks_over_an_existing_target_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "out.parquet"
     target.write_bytes(b"")
-    with pytest.raises(FileExistsError, match=r"out.parquet` is a file, but a directory is needed"):
+    with pytest.raises(FileExistsError, match=r"out.parquet` already exists; pass mode="):
         write_on_ranks(2, target)
+    with pytest.raises(FileExistsError, match=r"out.parquet` is a file, but mode='append'"):
+        write_on_ranks(2, target, mode="append")
+    assert target.read_bytes() == b""
+    write_on_ranks(2, target, mode="overwrite")  # a file replaced by a directory
+    assert pl.read_parquet(target)["x"].to_list() == [*range(10), *range(100, 110)]
 
 
 # -- a whole pipeline on two ranks ----------------------------------------------------------
@@ -328,7 +334,11 @@ def test_read_groupby_write_on_two_ranks_equals_polars(
         ).run_async()
 
     run_ranks_within(60, 2, job)
-    assert {p.name for p in target.iterdir()} <= {"part-r00000.parquet", "part-r00001.parquet"}
+    assert {p.name for p in target.iterdir()} <= {
+        "part-r00000.parquet",
+        "part-r00001.parquet",
+        "_SUCCESS",
+    }
     expected = (
         pl.scan_parquet(parquet_files)
         .filter(pred)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -26,6 +27,50 @@ async def test_to_thread_after_close_raises() -> None:
 async def test_to_thread_propagates_exceptions() -> None:
     with Context() as ctx, pytest.raises(ZeroDivisionError):
         await ctx.to_thread(lambda: 1 / 0)
+
+
+@pytest.mark.timeout(30)
+async def test_cancelled_caller_cleans_up_only_after_its_running_kernel_ends() -> None:
+    """Cleanup after a cancelled ``to_thread`` never races the kernel (a closed writer crashed)."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def kernel() -> None:
+        started.set()
+        release.wait(20)
+        order.append("kernel ended")
+
+    async def caller(ctx: Context) -> None:
+        try:
+            await ctx.to_thread(kernel)
+        finally:
+            order.append("cleanup")
+
+    with Context(num_threads=2) as ctx:
+        task = asyncio.create_task(caller(ctx))
+        await asyncio.to_thread(started.wait, 20)
+        task.cancel()
+        task.cancel()  # a second cancellation does not cut the wait short either
+        done, _ = await asyncio.wait([task], timeout=0.2)
+        assert not done, "the caller went on while its kernel still ran"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert order == ["kernel ended", "cleanup"]
+
+
+async def test_cancelled_caller_drops_a_kernel_not_started_yet() -> None:
+    gate, ran = threading.Event(), []
+    with Context(num_threads=1) as ctx:
+        blocker = asyncio.ensure_future(ctx.to_thread(gate.wait, 20))
+        queued = asyncio.ensure_future(ctx.to_thread(ran.append, 1))
+        await asyncio.sleep(0)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        gate.set()
+        assert await blocker
+        assert await ctx.to_thread(len, ran) == 0
 
 
 def test_create_channel_uses_context_defaults() -> None:

@@ -123,3 +123,42 @@ def test_timeline_plots_a_gantt_chart(tmp_path: Path) -> None:
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"busy", "blocked on output"}
     ax.figure.savefig(tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+@define_actor
+async def relay(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+@pytest.mark.timeout(60)
+def test_trace_memory_is_bounded_by_trace_limit() -> None:
+    """It grew by every wait (a few per message), 650 MB over 500k messages."""
+    import gc
+    import tracemalloc
+
+    n, limit = 20_000, 100
+    ctx = Context(trace=True, trace_limit=limit, channel_capacity=1)
+    a, b = ctx.create_channel(), ctx.create_channel()
+    net = Network(ctx, [producer(ctx, a, n), relay(ctx, a, b), consumer(ctx, b)])
+    tracemalloc.start()
+    try:
+        net.run(progress=False)
+        gc.collect()
+        retained, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert retained < 1_000_000, f"{retained} bytes kept for {n} messages"  # unbounded: ~7 MB
+    timeline = net.timeline()
+    assert set(timeline.truncated) == {"producer#0", "relay#0", "consumer#0"}
+    for actor in timeline.actors:
+        waits = [s for s in timeline.spans if s.actor == actor and s.kind != "busy"]
+        assert len(waits) == limit  # the latest ones
+    with pytest.raises(ValueError, match="`trace_limit` must be an int >= 1, got 0"):
+        Context(trace=True, trace_limit=0)
+
+
+@define_actor
+async def consumer(ctx, ch_in):
+    async for _ in ch_in:
+        pass

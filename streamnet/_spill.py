@@ -1,0 +1,154 @@
+"""Spill directory: where a Context's spilled chunks go, and how they are removed.
+
+Each Context spills into a folder of its own inside the spill directory,
+``streamnet-spill-<host>-<pid>-<token>``. The files of a run are removed when the
+run ends, whichever way it ends (no garbage collection needed), and the folder
+when the Context closes or the process exits. A process that was killed leaves
+its folder behind: the next Context that starts in the same directory on the
+same host removes the folders of processes that are no longer alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SpillDirectory", "SpillStatistics"]
+
+_PREFIX = "streamnet-spill-"
+_checked_roots: set[Path] = set()
+_checked_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class SpillStatistics:
+    """What a Context spilled.
+
+    Attributes
+    ----------
+    directory
+        The Context's own folder, inside the spill directory.
+    files_written, bytes_written
+        Spill files written so far, and the in-memory bytes of the chunks they hold.
+    files_present
+        Spill files on disk now (0 once a run ended).
+    """
+
+    directory: Path
+    files_written: int
+    bytes_written: int
+    files_present: int
+
+
+class SpillDirectory:
+    """A Context's folder for spilled chunks, inside ``root`` (Python's temporary directory
+    by default).
+
+    Making one checks that ``root`` is writable, so that a read-only or missing
+    directory fails when the Context starts rather than at the first spill, and
+    removes what killed processes left there.
+
+    Raises
+    ------
+    OSError
+        ``root`` cannot be created or written to; the message names it.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root if root is not None else tempfile.gettempdir()).absolute()
+        _check_root(self.root)
+        host = socket.gethostname().replace("-", "_")
+        self.path = self.root / f"{_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        """This Context's folder (made at the first spill)."""
+        self._lock = threading.Lock()
+        self._files = self._bytes = 0
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+
+    def new_file(self, nbytes: int = 0) -> Path:
+        """A fresh path for a spill file of a chunk of ``nbytes`` bytes."""
+        with self._lock:
+            self._files += 1
+            self._bytes += nbytes
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path / f"{uuid.uuid4().hex}.arrow"
+
+    def release(self) -> int:
+        """Remove every spill file on disk now; the number removed.
+
+        A chunk whose file is removed can no longer be loaded: the runtime does
+        this when a run ends, when no chunk of the run is used any more.
+        """
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.path):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    def close(self) -> None:
+        """Remove the folder and everything in it. Idempotent."""
+        self._finalizer()
+
+    def statistics(self) -> SpillStatistics:
+        """Files and bytes spilled so far, and the files on disk now."""
+        try:
+            present = sum(1 for _ in os.scandir(self.path))
+        except FileNotFoundError:
+            present = 0
+        with self._lock:
+            return SpillStatistics(self.path, self._files, self._bytes, present)
+
+    def __repr__(self) -> str:
+        return f"<SpillDirectory {str(self.path)!r}>"
+
+
+def _check_root(root: Path) -> None:
+    """Check once per process that ``root`` is writable, and clean up after dead processes."""
+    with _checked_lock:
+        if root in _checked_roots:
+            return
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=root, prefix=".streamnet-probe-") as probe:
+                probe.write(b"\0" * 4096)
+                probe.flush()
+        except OSError as exc:
+            raise OSError(
+                f"spill directory `{root}` is not writable: {exc.strerror or exc}; pass "
+                "Context(spill_directory=...) a writable folder with room"
+            ) from exc
+        _remove_leftovers(root)
+        _checked_roots.add(root)
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove the spill folders that processes of this host left when they were killed."""
+    if os.name != "posix":  # os.kill(pid, 0) only probes on POSIX
+        return
+    mine = f"{_PREFIX}{socket.gethostname().replace('-', '_')}-"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if not entry.name.startswith(mine) or not entry.is_dir(follow_symlinks=False):
+                continue
+            pid_text = entry.name[len(mine) :].split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, say: alive
+        return True
+    return True
