@@ -12,6 +12,10 @@ Lifecycle (illegal transitions raise `ActorStateError`)::
 
 A request to terminate wakes a waiting ``receive`` with a `TimeoutError`; an actor
 that lets it propagate ends ``terminated``, not ``failed``.
+
+An actor that ends for good (no supervisor restarts it) has its mailboxes closed:
+a send blocked on its full inbox fails with `ActorStateError` instead of waiting
+forever, and so does a host ``receive`` once the outbox is empty.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from channels._channel import _forget_waiter
-from channels._mailbox import Mailbox, MailboxStatistics, OverflowPolicy
+from channels._mailbox import Mailbox, MailboxClosed, MailboxStatistics, OverflowPolicy
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
 from streamnet._errors import ActorStateError, WatchdogTimeout
@@ -394,7 +398,8 @@ class ActorRuntime:
         """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
 
         ``inbox`` reuses a mailbox (a supervisor restarting an actor keeps its
-        inbox, so messages sent during the restart reach the new instance).
+        inbox, so messages sent during the restart reach the new instance); a
+        closed one is reopened, with the messages still in it.
         With ``heartbeat_timeout``, a watchdog fails the actor (`WatchdogTimeout`)
         when it holds input (a message received and not done with, or messages
         waiting) but shows no progress (receive, send or ``ctx.heartbeat()``) for
@@ -423,6 +428,8 @@ class ActorRuntime:
             inbox=inbox if inbox is not None else Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
             outbox=old.outbox if old is not None else Mailbox(capacity=None, name=f"{actor_id}.outbox"),
         )  # fmt: skip
+        actor.inbox.reopen()  # closed if the previous instance had ended for good
+        actor.outbox.reopen()
         actor.heartbeat_timeout = heartbeat_timeout
         actor.last_progress = monotonic()
         if old is not None:  # statistics are per id, over every instance
@@ -474,7 +481,16 @@ class ActorRuntime:
             actor.timer = None
         if actor.on_exit is not None:
             actor.on_exit(actor, exc, actor.stopping.is_set())
+        self._settle(actor)
+
+    def _settle(self, actor: _Actor) -> None:
+        """An instance ended: settle its requests and, unless a new instance will
+        start on its inbox, close its mailboxes (it ended for good)."""
         self._settle_requests(actor)
+        if not actor.restarting and self._actors.get(actor.actor_id) is actor:
+            reason = f"actor `{actor.actor_id}` is {actor.state}"
+            actor.inbox.close(reason)  # wakes sends blocked on a full inbox
+            actor.outbox.close(reason)  # the host still gets what is in it
 
     def _settle_requests(self, actor: _Actor) -> None:
         """Fail the pending requests to an actor that ended and that no instance will answer.
@@ -497,9 +513,9 @@ class ActorRuntime:
                 future.set_exception(error)
 
     def _abandon(self, actor: _Actor) -> None:
-        """A restart of ``actor`` will not happen after all: refuse sends, settle requests."""
+        """A restart of ``actor`` will not happen after all: it ended for good."""
         actor.restarting = False
-        self._settle_requests(actor)
+        self._settle(actor)
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
@@ -603,7 +619,8 @@ class ActorRuntime:
         Raises
         ------
         ActorStateError
-            The actor is no longer alive, and no restart is under way.
+            The actor is no longer alive, and no restart is under way; or it
+            ended for good while the send waited for room (nothing was sent).
         MailboxFull
             The inbox is full and its policy is ``"reject"``.
         TimeoutError
@@ -612,17 +629,31 @@ class ActorRuntime:
         actor = self._get(actor_id)
         if actor.state not in _LIVE and not actor.restarting:
             self._require(actor, "send to", _LIVE)
-        await actor.inbox.put(message, timeout)
+        try:
+            await actor.inbox.put(message, timeout)
+        except MailboxClosed as closed:
+            raise ActorStateError(
+                f"cannot send to actor `{actor_id}`: it ended while the send waited for room, "
+                f"and nothing was sent ({closed})"
+            ) from closed
 
     async def receive(self, actor_id: str, timeout: float | None = None) -> Any:
         """The next message the actor sent to the host (not the replies of ``request``).
 
         Raises
         ------
+        ActorStateError
+            The actor ended for good and every message it sent was received.
         TimeoutError
             Nothing came within ``timeout`` seconds.
         """
-        return await self._get(actor_id).outbox.get(timeout)
+        try:
+            return await self._get(actor_id).outbox.get(timeout)
+        except MailboxClosed as closed:
+            raise ActorStateError(
+                f"cannot receive from actor `{actor_id}`: it ended, and every message it "
+                f"sent was received ({closed})"
+            ) from closed
 
     async def request(self, actor_id: str, message: Any, timeout: float | None = None) -> Any:
         """Send ``message`` and return the reply whose ``correlation_id`` is its ``message_id``.

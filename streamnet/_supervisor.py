@@ -338,6 +338,7 @@ class Supervisor:
         if not self._will_restart(key, exc):
             self._order.remove(key)
             del self._specs[key]
+            self._abandon(incarnation)  # already ended for good: nothing changes
             return
         now = monotonic()
         self._history = [t for t in self._history if now - t < self.max_seconds]

@@ -14,6 +14,7 @@ import pytest
 from streamnet import (
     ActorContext,
     ActorRuntime,
+    ActorStateError,
     Backoff,
     ChildSpec,
     RestartIntensityError,
@@ -471,6 +472,69 @@ async def test_a_supervised_crash_is_logged_once_at_warning_with_the_traceback_o
     assert loud == [("WARNING", "supervisor `sup`: child `b` failed: RuntimeError: b crashed")]
     traced = [r for r in caplog.records if r.exc_info]
     assert [r.levelname for r in traced] == ["DEBUG"]
+
+
+# --- a send blocked on a full inbox: kept through a restart, failed when no restart comes ---
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("case", "outcome"),
+    [
+        ("restarted", "delivered"),
+        ("temporary", "failed"),
+        ("gives_up", "failed"),
+        ("stopped", "terminated"),
+    ],
+)
+async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_without_one(
+    case, outcome
+) -> None:
+    world = World()
+    release = asyncio.Event()
+
+    async def holder(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while True:
+            cmd = await ctx.receive()
+            if cmd.what == "hold":  # keeps this message until released; the inbox fills up
+                world.note("holding")
+                await release.wait()
+                if ctx.should_terminate:
+                    return
+                raise RuntimeError("crashed on hold")
+            world.handled.append(cmd.what)
+            world.note("handled")
+
+    restart = "temporary" if case == "temporary" else "permanent"
+    async with ActorRuntime(mailbox_capacity=1) as runtime:
+        spec = ChildSpec("w", holder, (world,), restart=restart, shutdown_timeout=60)
+        # a backoff keeps the restart waiting while the blocked send is woken, if it is
+        backoff = Backoff(initial=0.05, jitter=0.0) if case == "restarted" else None
+        max_restarts = 0 if case == "gives_up" else 5
+        sup = Supervisor(runtime, "sup", [spec], max_restarts=max_restarts, backoff=backoff)
+        await sup.start()
+        await runtime.send("w", Cmd("hold"))
+        await world.until(lambda: "holding" in world.events)
+        await runtime.send("w", Cmd("fill"))  # the inbox is full now
+        blocked = asyncio.ensure_future(runtime.send("w", Cmd("blocked")))
+        await world.until(lambda: runtime.statistics("w").inbox.waiting_senders == 1)
+        stopping = None
+        if case == "stopped":
+            stopping = asyncio.ensure_future(sup.stop())
+            await world.until(lambda: runtime.state("w") == "terminating")
+        release.set()
+        async with asyncio.timeout(5):  # a hang shows as this timeout
+            if outcome == "delivered":
+                await blocked  # the kept inbox stayed open: the new instance takes it
+                await world.until(lambda: world.handled == ["fill", "blocked"])
+                assert world.starts["w"] == 2
+            else:
+                with pytest.raises(ActorStateError, match=f"actor `w` is {outcome}"):
+                    await blocked
+                assert runtime.statistics("w").inbox.closed
+            if stopping is not None:
+                await stopping
+            await settled(sup)
+        await sup.stop()
 
 
 # --- stress: many children, random crashes, nothing lost ----------------------------
