@@ -519,3 +519,49 @@ async def test_an_actor_relaunched_under_the_same_id_gets_its_mailboxes_open_aga
         await runtime.send("calc", CalculateRequest(a=20, b=22))
         assert (await runtime.receive("calc", timeout=2)).result == 42
         assert runtime.statistics("calc").launches == 2
+
+
+# --- spawned children are linked to their parent -------------------------------------
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("how", ["terminate", "return", "raise"])
+async def test_spawned_children_are_terminated_before_their_parent_ends(how) -> None:
+    stopped: list[tuple[str, str]] = []  # (who stopped, the state of its parent then)
+
+    async def leaf(ctx: KernelContext, parent: str) -> None:
+        try:
+            while True:
+                await ctx.receive()
+        finally:
+            stopped.append((ctx.actor_id, runtime.state(parent)))
+
+    async def kid(ctx: KernelContext) -> None:
+        await ctx.spawn("grandkid", leaf, "kid")
+        await leaf(ctx, "parent")
+
+    async def parent(ctx: KernelContext) -> None:
+        await ctx.spawn("kid", kid)
+        await ctx.spawn("sibling", leaf, "parent")
+        try:
+            await ctx.receive()  # terminating it ends this wait cleanly
+            if how == "raise":
+                raise RuntimeError("parent crashed")
+        finally:
+            stopped.append(("parent", "-"))
+
+    async with RingKernelRuntime(shutdown_timeout=60) as runtime:  # no cancellation needed
+        await runtime.launch("parent", parent)
+        await runtime.activate("parent")
+        await until(lambda: len(runtime.actor_ids) == 4)
+        async with asyncio.timeout(5):
+            if how == "terminate":
+                await runtime.terminate("parent")
+            else:
+                await runtime.send("parent", "go")
+                await until(lambda: runtime.state("parent") in ("terminated", "failed"))
+        children = [(who, state) for who, state in stopped if who != "parent"]
+        # newest first, each before the one that spawned it ended
+        assert children == [("sibling", "active"), ("grandkid", "active"), ("kid", "active")]
+        assert [runtime.state(a) for a in ("kid", "grandkid", "sibling")] == ["terminated"] * 3
+        assert runtime.state("parent") == ("failed" if how == "raise" else "terminated")
+        if how == "terminate":
+            assert stopped[-1] == ("parent", "-")  # asked to stop only once they are gone

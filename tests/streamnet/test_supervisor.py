@@ -537,6 +537,44 @@ async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_witho
         await sup.stop()
 
 
+# --- spawned children are linked to their parent -------------------------------------
+async def spawner(ctx: ActorContext, world: World) -> None:
+    """Spawns a child `kid`, then behaves as `child`."""
+    await ctx.spawn("kid", child, world)
+    await child(ctx, world)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("strategy", "crash"), [("one_for_one", "parent"), ("one_for_all", "other")]
+)
+async def test_a_supervised_parent_that_spawns_is_restarted_and_spawns_again(
+    strategy, crash
+) -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        children = [
+            ChildSpec("parent", spawner, (world,), shutdown_timeout=5),
+            ChildSpec("other", child, (world,), shutdown_timeout=5),
+        ]
+        sup = Supervisor(runtime, "sup", children, strategy=strategy, max_restarts=1)
+        await sup.start()
+        await world.until(lambda: world.starts["kid"] == 1)
+        world.events.clear()
+        await runtime.send(crash, Cmd("crash"))
+        await world.until(lambda: world.starts["kid"] == 2)
+        await settled(sup)
+        assert (sup.state, sup.restarts) == ("running", 1)  # no second failure on the spawn
+        assert world.starts["parent"] == 2
+        events = world.events
+        assert events.index("stop kid") < events.index("start parent")  # the link ended first
+        assert [runtime.state(n) for n in ("parent", "kid", "other")] == ["active"] * 3
+        await runtime.send("kid", Cmd("ping"))
+        await world.until(lambda: "kid:ping" in world.handled)
+        await sup.stop()
+        assert runtime.state("kid") == "terminated"
+
+
 # --- stress: many children, random crashes, nothing lost ----------------------------
 @message
 @dataclass
