@@ -575,6 +575,34 @@ async def test_a_supervised_parent_that_spawns_is_restarted_and_spawns_again(
         assert runtime.state("kid") == "terminated"
 
 
+# --- temporary children in group restarts -----------------------------------------------
+@pytest.mark.parametrize("restart", ["permanent", "transient", "temporary"])
+@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
+async def test_a_group_restart_leaves_out_temporary_children(strategy, restart) -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        children = [*specs(world, "a", "b"), *specs(world, "c", restart=restart)]
+        sup = Supervisor(runtime, "sup", children, strategy=strategy)
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))  # `c` was started after `b`: in both groups
+        await world.until(lambda: sup.restarts == 1)
+        await settled(sup)
+        assert "stop c" in world.events  # stopped with the group in every case
+        expected_a = 2 if strategy == "one_for_all" else 1
+        if restart == "temporary":  # stopped, never restarted, no longer a child
+            assert world.starts == {"a": expected_a, "b": 2, "c": 1}
+            assert sup.children == ["a", "b"]
+            assert runtime.state("c") == "terminated"
+            with pytest.raises(ActorStateError, match="cannot send to actor `c`: it is terminated"):
+                await runtime.send("c", Cmd("late"))
+        else:
+            assert world.starts == {"a": expected_a, "b": 2, "c": 2}
+            assert sup.children == ["a", "b", "c"]
+            assert runtime.state("c") == "active"
+        assert sup.state == "running"
+        await sup.stop()
+
+
 # --- stress: many children, random crashes, nothing lost ----------------------------
 @message
 @dataclass
