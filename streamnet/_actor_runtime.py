@@ -280,13 +280,13 @@ class ActorContext:
     ) -> None:
         """Launch and activate a child actor, linked to this one.
 
-        The link works as OTP links do for a parent that does not trap exits, in
-        one direction: whenever this actor ends (it returns, fails, is terminated,
+        The link goes one way, and ends children as an OTP supervisor shuts its
+        children down: whenever this actor ends (it returns, fails, is terminated,
         or its supervisor restarts it), its spawned children still running are
-        terminated first, newest first, with the grace this actor is terminated
-        with (else the runtime's ``shutdown_timeout``). A restarted instance can
-        thus spawn them again under the same ids. A child that fails does not end
-        its parent.
+        terminated first, newest first, each with the grace this actor is
+        terminated with (else the runtime's ``shutdown_timeout``). A restarted
+        instance can thus spawn them again under the same ids. A child that fails
+        does not end its parent.
 
         Raises
         ------
