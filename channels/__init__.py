@@ -11,7 +11,7 @@ from channels._errors import (
 )
 from channels._exports import publish
 from channels._lineariser import linearise
-from channels._mailbox import Mailbox, MailboxFull, MailboxStatistics, OverflowPolicy
+from channels._mailbox import Mailbox, MailboxClosed, MailboxFull, MailboxStatistics, OverflowPolicy
 from channels._message import Message
 from channels._observer import TrafficCounter, current_counter, observe
 from channels._select import recv_any
@@ -25,6 +25,7 @@ __all__ = [
     "ChannelState",
     "ChannelStatistics",
     "Mailbox",
+    "MailboxClosed",
     "MailboxFull",
     "MailboxStatistics",
     "Message",

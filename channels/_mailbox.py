@@ -9,10 +9,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from channels._channel import _forget_waiter, _wake_one
-from channels._errors import ChannelError
+from channels._channel import _forget_waiter, _wake_all, _wake_one
+from channels._errors import ChannelClosed, ChannelError
 
-__all__ = ["Mailbox", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
+__all__ = ["Mailbox", "MailboxClosed", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
 
 T = TypeVar("T")
 
@@ -23,6 +23,13 @@ oldest message to the dead letters to make room."""
 
 class MailboxFull(ChannelError):
     """``put`` on a full mailbox whose policy is ``"reject"``."""
+
+
+class MailboxClosed(ChannelClosed):
+    """``put`` on a closed mailbox, or ``get`` on one that is closed and empty.
+
+    ``channel`` is the mailbox concerned.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,8 @@ class MailboxStatistics:
         Messages set aside: dropped by ``drop_oldest``, or by the owner of the mailbox.
     waiting_senders, waiting_receivers
         Calls blocked on the mailbox now.
+    closed
+        True once ``close`` was called (and until ``reopen``).
     """
 
     name: str
@@ -51,12 +60,15 @@ class MailboxStatistics:
     dead_letters: int
     waiting_senders: int
     waiting_receivers: int
+    closed: bool
 
 
 class Mailbox(Generic[T]):
     """Messages delivered by priority (higher first), first-in first-out within a priority.
 
     A message's priority is its ``priority`` attribute (0-255, default 128).
+    ``close`` ends it: blocked and later ``put`` calls fail, ``get`` returns what is
+    left and then fails; nothing waits on a closed mailbox.
 
     Examples
     --------
@@ -93,6 +105,8 @@ class Mailbox(Generic[T]):
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._delivered = 0
+        self._closed: str | None = None
+        """Why the mailbox was closed, or None while it is open."""
         self.dead_letters: list[T] = []
         """Messages set aside, oldest first: dropped by the ``drop_oldest`` policy, or
         put here by the mailbox's owner (a supervisor, for the message a child crashed on)."""
@@ -111,6 +125,9 @@ class Mailbox(Generic[T]):
 
         Raises
         ------
+        MailboxClosed
+            The mailbox is closed, or was closed while the put waited for room;
+            nothing was delivered.
         MailboxFull
             The mailbox is full and its policy is ``"reject"``.
         TimeoutError
@@ -119,6 +136,8 @@ class Mailbox(Generic[T]):
             The message's priority is not an int in 0..255.
         """
         priority = _priority_of(message)
+        if self._closed is not None:
+            raise self._closed_error()
         if self._full():
             if self.overflow == "reject":
                 raise MailboxFull(f"mailbox `{self.name}` is full ({self.capacity} messages)")
@@ -148,6 +167,8 @@ class Mailbox(Generic[T]):
             except asyncio.CancelledError:
                 _forget_waiter(self._putters, waiter)
                 raise
+            if self._closed is not None:
+                raise self._closed_error()
 
     def requeue(self, message: T) -> None:
         """Put ``message`` back to be delivered next within its priority (ignores the capacity)."""
@@ -167,6 +188,9 @@ class Mailbox(Generic[T]):
 
         Raises
         ------
+        MailboxClosed
+            The mailbox is closed and empty (messages put before ``close`` are
+            still returned).
         TimeoutError
             Nothing arrived within ``timeout``.
         """
@@ -174,6 +198,8 @@ class Mailbox(Generic[T]):
             async with asyncio.timeout(timeout):
                 loop = asyncio.get_running_loop()
                 while not self._heap:
+                    if self._closed is not None:
+                        raise self._closed_error()
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._getters.append(waiter)
                     try:
@@ -190,6 +216,33 @@ class Mailbox(Generic[T]):
         _wake_one(self._putters)
         return message
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called (and until ``reopen``)."""
+        return self._closed is not None
+
+    def close(self, reason: str | None = None) -> None:
+        """Accept no more messages, and wake every blocked call with `MailboxClosed`.
+
+        ``reason`` ends the error's text (the owner says what happened, e.g.
+        "actor `a` is terminated"). Messages already in the mailbox stay: ``get``
+        returns them, then fails. Closing a closed mailbox changes nothing.
+        """
+        if self._closed is not None:
+            return
+        self._closed = reason or ""
+        _wake_all(self._putters)
+        _wake_all(self._getters)
+
+    def reopen(self) -> None:
+        """Accept messages again after ``close`` (a new owner took the mailbox over);
+        the messages still in it are kept."""
+        self._closed = None
+
+    def _closed_error(self) -> MailboxClosed:
+        why = f": {self._closed}" if self._closed else ""
+        return MailboxClosed(f"mailbox `{self.name}` is closed{why}", channel=self)
+
     def statistics(self) -> MailboxStatistics:
         """Size, capacity, messages delivered, dead letters and blocked calls."""
         return MailboxStatistics(
@@ -201,6 +254,7 @@ class Mailbox(Generic[T]):
             overflow=self.overflow,
             waiting_senders=sum(not f.done() for f in self._putters),
             waiting_receivers=sum(not f.done() for f in self._getters),
+            closed=self._closed is not None,
         )
 
 

@@ -12,6 +12,11 @@ Lifecycle (illegal transitions raise `ActorStateError`)::
 
 A request to terminate wakes a waiting ``receive`` with a `TimeoutError`; an actor
 that lets it propagate ends ``terminated``, not ``failed``.
+
+An actor that ends for good (no supervisor restarts it) has its mailboxes closed:
+a send blocked on its full inbox fails with `ActorStateError` instead of waiting
+forever, and so does a host ``receive`` once the outbox is empty. Actors started
+with ``ctx.spawn`` are linked to their parent: they are terminated before it ends.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from channels._channel import _forget_waiter
-from channels._mailbox import Mailbox, MailboxStatistics, OverflowPolicy
+from channels._mailbox import Mailbox, MailboxClosed, MailboxStatistics, OverflowPolicy
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
 from streamnet._errors import ActorStateError, WatchdogTimeout
@@ -116,7 +121,8 @@ class _Actor:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     failure: BaseException | None = None
     parent: str | None = None
-    children: list[str] = field(default_factory=list)
+    children: list[_Actor] = field(default_factory=list)
+    """The instances it spawned (linked: terminated before it ends), oldest first."""
     counter: TrafficCounter = field(default_factory=TrafficCounter)
     current: Any = None
     """The message being processed (the last one received), for redelivery after a crash."""
@@ -272,11 +278,29 @@ class ActorContext:
     async def spawn(
         self, child_id: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
     ) -> None:
-        """Launch and activate a child actor; it is terminated before this actor is."""
-        await self._runtime.launch(child_id, fn, *args, **kwargs)
-        self._runtime._actors[child_id].parent = self.actor_id
-        self._actor.children.append(child_id)
-        await self._runtime.activate(child_id)
+        """Launch and activate a child actor, linked to this one.
+
+        The link goes one way, and ends children as an OTP supervisor shuts its
+        children down: whenever this actor ends (it returns, fails, is terminated,
+        or its supervisor restarts it), its spawned children still running are
+        terminated first, newest first, each with the grace this actor is
+        terminated with (else the runtime's ``shutdown_timeout``). A restarted
+        instance can thus spawn them again under the same ids. A child that fails
+        does not end its parent.
+
+        Raises
+        ------
+        ActorStateError
+            An actor with id ``child_id`` is still alive.
+        """
+        runtime = self._runtime
+        await runtime.launch(child_id, fn, *args, **kwargs)
+        child = runtime._actors[child_id]
+        child.parent = self.actor_id
+        actor = self._actor
+        actor.children = [c for c in actor.children if c.task is not None and not c.task.done()]
+        actor.children.append(child)
+        await runtime.activate(child_id)
 
     async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking ``fn`` in the Context's thread pool."""
@@ -291,6 +315,16 @@ def _wake(actor: _Actor) -> None:
 
 class ActorRuntime:
     """Runs persistent actors and lets the host talk to them. Use with ``async with``.
+
+    Parameters
+    ----------
+    ctx
+        The Context the actors run on (a new one, closed at shutdown, by default).
+    mailbox_capacity, overflow
+        Defaults for each actor's inbox (``launch`` can override them).
+    shutdown_timeout
+        The grace an actor gets to stop before it is cancelled, when ``terminate``
+        or ``shutdown`` is given none, and for the children an ending actor spawned.
 
     Examples
     --------
@@ -318,8 +352,11 @@ class ActorRuntime:
         *,
         mailbox_capacity: int | None = 1024,
         overflow: OverflowPolicy = "block",
+        shutdown_timeout: float = 5.0,
     ) -> None:
         self._owns_ctx = ctx is None
+        self.shutdown_timeout = shutdown_timeout
+        """The grace an actor gets to stop before it is cancelled, when no other is given."""
         self.ctx = ctx if ctx is not None else Context()
         self._mailbox_capacity = mailbox_capacity
         self._overflow: OverflowPolicy = overflow
@@ -394,7 +431,8 @@ class ActorRuntime:
         """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
 
         ``inbox`` reuses a mailbox (a supervisor restarting an actor keeps its
-        inbox, so messages sent during the restart reach the new instance).
+        inbox, so messages sent during the restart reach the new instance); a
+        closed one is reopened, with the messages still in it.
         With ``heartbeat_timeout``, a watchdog fails the actor (`WatchdogTimeout`)
         when it holds input (a message received and not done with, or messages
         waiting) but shows no progress (receive, send or ``ctx.heartbeat()``) for
@@ -423,6 +461,8 @@ class ActorRuntime:
             inbox=inbox if inbox is not None else Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
             outbox=old.outbox if old is not None else Mailbox(capacity=None, name=f"{actor_id}.outbox"),
         )  # fmt: skip
+        actor.inbox.reopen()  # closed if the previous instance had ended for good
+        actor.outbox.reopen()
         actor.heartbeat_timeout = heartbeat_timeout
         actor.last_progress = monotonic()
         if old is not None:  # statistics are per id, over every instance
@@ -436,29 +476,36 @@ class ActorRuntime:
             self._ensure_watchdog()
 
     async def _run(self, actor: _Actor) -> None:
+        failure: BaseException | None = None
         with observe(actor.counter):
             try:
                 await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
             except asyncio.CancelledError:
                 if not actor.watchdog_fired:
+                    for child in actor.children:  # cancelled from outside: so are its links
+                        if child.task is not None:
+                            child.task.cancel()
                     self._ended(actor, None)
                     raise
-                stuck = WatchdogTimeout(
+                failure = WatchdogTimeout(
                     f"actor `{actor.actor_id}` held input without progress for more than "
                     f"{actor.heartbeat_timeout} s"
                 )
-                self._ended(actor, stuck)
-                return  # the watchdog's own cancellation ends here
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # the watchdog's own cancellation ends here
             except Exception as exc:
                 if exc is actor.stop_signal and actor.stopping.is_set():
-                    actor.current = None
-                    self._ended(actor, None)  # asked to stop while waiting: a clean end
-                    return
-                exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
-                self._ended(actor, exc)
-                return
-            actor.current = None  # it returned: done with every message it took
-            self._ended(actor, None)
+                    actor.current = None  # asked to stop while waiting: a clean end
+                else:
+                    exc.add_note(f"raised in persistent actor `{actor.actor_id}`")
+                    failure = exc
+            else:
+                actor.current = None  # it returned: done with every message it took
+        try:  # linked children end first: a new instance may spawn them again
+            await self._stop_children(actor, self.shutdown_timeout)
+        finally:
+            self._ended(actor, failure)
 
     def _ended(self, actor: _Actor, exc: BaseException | None) -> None:
         """The actor's function ended: record how, tell its owner, settle its requests."""
@@ -474,7 +521,16 @@ class ActorRuntime:
             actor.timer = None
         if actor.on_exit is not None:
             actor.on_exit(actor, exc, actor.stopping.is_set())
+        self._settle(actor)
+
+    def _settle(self, actor: _Actor) -> None:
+        """An instance ended: settle its requests and, unless a new instance will
+        start on its inbox, close its mailboxes (it ended for good)."""
         self._settle_requests(actor)
+        if not actor.restarting and self._actors.get(actor.actor_id) is actor:
+            reason = f"actor `{actor.actor_id}` is {actor.state}"
+            actor.inbox.close(reason)  # wakes sends blocked on a full inbox
+            actor.outbox.close(reason)  # the host still gets what is in it
 
     def _settle_requests(self, actor: _Actor) -> None:
         """Fail the pending requests to an actor that ended and that no instance will answer.
@@ -497,9 +553,9 @@ class ActorRuntime:
                 future.set_exception(error)
 
     def _abandon(self, actor: _Actor) -> None:
-        """A restart of ``actor`` will not happen after all: refuse sends, settle requests."""
+        """A restart of ``actor`` will not happen after all: it ended for good."""
         actor.restarting = False
-        self._settle_requests(actor)
+        self._settle(actor)
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
@@ -550,28 +606,44 @@ class ActorRuntime:
         actor.active.set()
         _wake(actor)
 
-    async def terminate(self, actor_id: str, timeout: float = 5.0) -> None:
-        """Ask the actor (its children first) to stop; cancel it after ``timeout`` seconds."""
+    async def terminate(self, actor_id: str, timeout: float | None = None) -> None:
+        """Ask the actor to stop; cancel it after ``timeout`` seconds (default: the
+        runtime's ``shutdown_timeout``).
+
+        The children it spawned are terminated first, newest first, each with the
+        same grace.
+        """
         actor = self._get(actor_id)
         self._require(actor, "terminate", _LIVE)
-        for child in reversed(actor.children):
-            if self._actors[child].state in _LIVE:
-                await self.terminate(child, timeout)
-        actor.state = "terminating"
-        actor.stopping.set()
-        _wake(actor)
-        assert actor.task is not None
-        done, _ = await asyncio.wait([actor.task], timeout=timeout)
+        await self._terminate(actor, self.shutdown_timeout if timeout is None else timeout)
+
+    async def _terminate(self, actor: _Actor, timeout: float) -> None:
+        """Stop an instance (also one already terminating or whose function ended):
+        its linked children first, then itself; cancel whoever outlasts ``timeout``."""
+        await self._stop_children(actor, timeout)
+        if actor.state in _LIVE:
+            actor.state = "terminating"
+            actor.stopping.set()
+            _wake(actor)
+        task = actor.task
+        assert task is not None
+        done, _ = await asyncio.wait([task], timeout=timeout)
         if not done:
-            actor.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await actor.task
+            task.cancel()
+            await asyncio.wait([task])  # a cancellation of the caller still propagates
         if actor.state == "terminating":
             actor.state = "terminated"
 
-    async def shutdown(self, timeout: float = 5.0) -> None:
+    async def _stop_children(self, actor: _Actor, timeout: float) -> None:
+        """Terminate the linked children of ``actor`` that still run, newest first."""
+        for child in reversed(actor.children):
+            if child.task is not None and not child.task.done():
+                await self._terminate(child, timeout)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
         """Stop the supervisors (newest first: they restart nothing after), then
-        terminate every live actor, children before parents, newest first."""
+        terminate every live actor, children before parents, newest first, each
+        with ``timeout`` seconds of grace (default: ``shutdown_timeout``)."""
         self._closed = True
         for stop in reversed(self._stop_first):
             await stop()
@@ -603,7 +675,8 @@ class ActorRuntime:
         Raises
         ------
         ActorStateError
-            The actor is no longer alive, and no restart is under way.
+            The actor is no longer alive, and no restart is under way; or it
+            ended for good while the send waited for room (nothing was sent).
         MailboxFull
             The inbox is full and its policy is ``"reject"``.
         TimeoutError
@@ -612,17 +685,31 @@ class ActorRuntime:
         actor = self._get(actor_id)
         if actor.state not in _LIVE and not actor.restarting:
             self._require(actor, "send to", _LIVE)
-        await actor.inbox.put(message, timeout)
+        try:
+            await actor.inbox.put(message, timeout)
+        except MailboxClosed as closed:
+            raise ActorStateError(
+                f"cannot send to actor `{actor_id}`: it ended while the send waited for room, "
+                f"and nothing was sent ({closed})"
+            ) from closed
 
     async def receive(self, actor_id: str, timeout: float | None = None) -> Any:
         """The next message the actor sent to the host (not the replies of ``request``).
 
         Raises
         ------
+        ActorStateError
+            The actor ended for good and every message it sent was received.
         TimeoutError
             Nothing came within ``timeout`` seconds.
         """
-        return await self._get(actor_id).outbox.get(timeout)
+        try:
+            return await self._get(actor_id).outbox.get(timeout)
+        except MailboxClosed as closed:
+            raise ActorStateError(
+                f"cannot receive from actor `{actor_id}`: it ended, and every message it "
+                f"sent was received ({closed})"
+            ) from closed
 
     async def request(self, actor_id: str, message: Any, timeout: float | None = None) -> Any:
         """Send ``message`` and return the reply whose ``correlation_id`` is its ``message_id``.

@@ -10,6 +10,10 @@ restarts with it:
   then all start again in start order);
 - ``rest_for_one``: that child and those started after it.
 
+In a group restart, as in OTP, a ``temporary`` child is stopped with the group
+but not started again: it leaves the supervisor's children. ``permanent`` and
+``transient`` children start again with the group.
+
 As in OTP, the exits of children the supervisor stops itself are not failures,
 and an exit of an instance that a group restart already replaced is ignored: two
 children failing together under ``one_for_all`` make one restart.
@@ -271,7 +275,7 @@ class Supervisor:
         spec = self._specs.get(key)
         if spec is None or self.state != "running":
             return False
-        restart = spec.restart if isinstance(spec, ChildSpec) else "permanent"
+        restart = _restart_of(spec)
         return restart == "permanent" or (restart == "transient" and exc is not None)
 
     def _actor_exited(self, instance: _Actor, exc: BaseException | None, requested: bool) -> None:
@@ -330,14 +334,15 @@ class Supervisor:
     async def _restart_after(
         self, key: str, incarnation: object, exc: BaseException | None
     ) -> None:
-        if self._current(key) is not incarnation:
-            return  # an instance a group restart already replaced, as OTP ignores its exit
+        if self._current(key) is not incarnation or key not in self._specs:
+            return  # replaced, or removed, by a group restart: as OTP ignores its exit
         if self.state != "running":
             self._abandon(incarnation)  # stopped meanwhile: no restart
             return
         if not self._will_restart(key, exc):
             self._order.remove(key)
             del self._specs[key]
+            self._abandon(incarnation)  # already ended for good: nothing changes
             return
         now = monotonic()
         self._history = [t for t in self._history if now - t < self.max_seconds]
@@ -365,12 +370,18 @@ class Supervisor:
             group = self._order[index:]
         else:
             group = [key]
+        leaving = [m for m in group if m != key and _restart_of(self._specs[m]) == "temporary"]
         for member in group:  # sends to them wait in their inboxes during the restart
-            if isinstance(self._specs[member], ChildSpec) and member in self.runtime._actors:
-                self.runtime._actors[member].restarting = True
+            spec, instance = self._specs[member], self.runtime._actors.get(member)
+            if isinstance(spec, ChildSpec) and instance is not None and member not in leaving:
+                instance.restarting = True
         for other in reversed(group):
             if other != key:
                 await self._stop_child(other)
+        for member in leaving:  # temporary: stopped with the group, never restarted (OTP)
+            self._order.remove(member)
+            del self._specs[member]
+        group = [m for m in group if m not in leaving]
         for member in group:
             await self._start(member)
         self.restarts += 1
@@ -415,6 +426,11 @@ class Supervisor:
         self.state = "failed"  # last: whoever sees it sees the whole outcome
         if self.parent is not None:
             self.parent._supervisor_exited(self, cause)
+
+
+def _restart_of(spec: ChildSpec | Supervisor) -> RestartType:
+    """A child's restart type; a child supervisor is ``permanent``."""
+    return spec.restart if isinstance(spec, ChildSpec) else "permanent"
 
 
 def _describe(exc: BaseException) -> str:

@@ -421,3 +421,147 @@ async def test_statistics_is_a_frozen_record_with_the_mailboxes() -> None:
     assert (stats.outbox.size, stats.late_replies, stats.inbox.dead_letters) == (0, 0, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.messages_in = 0  # type: ignore[misc]
+
+
+# --- nothing waits on an actor that ended for good ----------------------------------
+async def until(predicate, timeout: float = 5.0) -> None:
+    """Let the loop turn until ``predicate`` holds (state, not time, ends the wait).
+
+    The states it checks (blocked calls, lifecycle states) have no event to wait on;
+    each turn lets every ready task take one step.
+    """
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("how", "state"), [("terminate", "terminated"), ("return", "terminated"), ("raise", "failed")]
+)
+async def test_a_send_blocked_on_a_full_inbox_fails_when_the_actor_ends(how, state) -> None:
+    release = asyncio.Event()
+
+    async def holder(ctx: KernelContext) -> None:
+        await ctx.receive()  # holds this message until released; the inbox fills up
+        await release.wait()
+        if how == "raise":
+            raise RuntimeError("gave up")
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("h", holder, mailbox_capacity=1)
+        await runtime.activate("h")
+        await runtime.send("h", CalculateRequest(a=1, b=1))
+        await until(lambda: runtime.statistics("h").messages_in == 1)
+        await runtime.send("h", CalculateRequest(a=2, b=1))  # the inbox is full now
+        blocked = asyncio.ensure_future(runtime.send("h", CalculateRequest(a=3, b=1)))
+        await until(lambda: runtime.statistics("h").inbox.waiting_senders == 1)
+        if how == "terminate":
+            stop = asyncio.ensure_future(runtime.terminate("h", timeout=60))
+            await until(lambda: runtime.state("h") == "terminating")
+        release.set()
+        async with asyncio.timeout(5):  # a hang shows as this timeout, not as the error below
+            with pytest.raises(
+                ActorStateError,
+                match=rf"cannot send to actor `h`: it ended while the send waited for room, and "
+                rf"nothing was sent \(mailbox `h.inbox` is closed: actor `h` is {state}\)",
+            ):
+                await blocked
+            if how == "terminate":
+                await stop
+        assert runtime.state("h") == state
+        with pytest.raises(ActorStateError, match=f"cannot send to actor `h`: it is {state}"):
+            await runtime.send("h", CalculateRequest(a=4, b=1))
+        stats = runtime.statistics("h").inbox
+        assert (stats.size, stats.closed, stats.waiting_senders) == (1, True, 0)
+
+
+@pytest.mark.timeout(20)
+async def test_host_receive_gets_what_an_ended_actor_sent_then_fails_instead_of_waiting() -> None:
+    async def farewell(ctx: KernelContext) -> None:
+        await ctx.receive()
+        await ctx.send("bye")
+
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("f", farewell)
+        await runtime.activate("f")
+        waiting = asyncio.ensure_future(runtime.receive("f"))  # no timeout
+        await until(lambda: runtime.statistics("f").outbox.waiting_receivers == 1)
+        await runtime.send("f", "go")
+        async with asyncio.timeout(5):
+            assert await waiting == "bye"
+            await until(lambda: runtime.state("f") == "terminated")
+            with pytest.raises(
+                ActorStateError,
+                match=r"cannot receive from actor `f`: it ended, and every message it sent was "
+                r"received \(mailbox `f.outbox` is closed: actor `f` is terminated\)",
+            ):
+                await runtime.receive("f")  # no timeout: it must not wait forever
+
+        await runtime.launch("g", farewell)  # a receive blocked before the end is woken too
+        await runtime.activate("g")
+        waiting = asyncio.ensure_future(runtime.receive("g"))
+        await until(lambda: runtime.statistics("g").outbox.waiting_receivers == 1)
+        async with asyncio.timeout(5):
+            await runtime.terminate("g", timeout=60)  # it waits in receive: a clean stop
+            with pytest.raises(ActorStateError, match="actor `g` is terminated"):
+                await waiting
+
+
+async def test_an_actor_relaunched_under_the_same_id_gets_its_mailboxes_open_again() -> None:
+    async with RingKernelRuntime() as runtime:
+        await runtime.launch("calc", calculator)
+        await runtime.activate("calc")
+        await runtime.terminate("calc", timeout=5)
+        assert runtime.statistics("calc").inbox.closed
+        await runtime.launch("calc", calculator)
+        await runtime.activate("calc")
+        await runtime.send("calc", CalculateRequest(a=20, b=22))
+        assert (await runtime.receive("calc", timeout=2)).result == 42
+        assert runtime.statistics("calc").launches == 2
+
+
+# --- spawned children are linked to their parent -------------------------------------
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("how", ["terminate", "return", "raise"])
+async def test_spawned_children_are_terminated_before_their_parent_ends(how) -> None:
+    stopped: list[tuple[str, str]] = []  # (who stopped, the state of its parent then)
+
+    async def leaf(ctx: KernelContext, parent: str) -> None:
+        try:
+            while True:
+                await ctx.receive()
+        finally:
+            stopped.append((ctx.actor_id, runtime.state(parent)))
+
+    async def kid(ctx: KernelContext) -> None:
+        await ctx.spawn("grandkid", leaf, "kid")
+        await leaf(ctx, "parent")
+
+    async def parent(ctx: KernelContext) -> None:
+        await ctx.spawn("kid", kid)
+        await ctx.spawn("sibling", leaf, "parent")
+        try:
+            await ctx.receive()  # terminating it ends this wait cleanly
+            if how == "raise":
+                raise RuntimeError("parent crashed")
+        finally:
+            stopped.append(("parent", "-"))
+
+    async with RingKernelRuntime(shutdown_timeout=60) as runtime:  # no cancellation needed
+        await runtime.launch("parent", parent)
+        await runtime.activate("parent")
+        await until(lambda: len(runtime.actor_ids) == 4)
+        async with asyncio.timeout(5):
+            if how == "terminate":
+                await runtime.terminate("parent")
+            else:
+                await runtime.send("parent", "go")
+                await until(lambda: runtime.state("parent") in ("terminated", "failed"))
+        children = [(who, state) for who, state in stopped if who != "parent"]
+        # newest first, each before the one that spawned it ended
+        assert children == [("sibling", "active"), ("grandkid", "active"), ("kid", "active")]
+        assert [runtime.state(a) for a in ("kid", "grandkid", "sibling")] == ["terminated"] * 3
+        assert runtime.state("parent") == ("failed" if how == "raise" else "terminated")
+        if how == "terminate":
+            assert stopped[-1] == ("parent", "-")  # asked to stop only once they are gone

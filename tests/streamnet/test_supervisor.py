@@ -14,6 +14,7 @@ import pytest
 from streamnet import (
     ActorContext,
     ActorRuntime,
+    ActorStateError,
     Backoff,
     ChildSpec,
     RestartIntensityError,
@@ -471,6 +472,135 @@ async def test_a_supervised_crash_is_logged_once_at_warning_with_the_traceback_o
     assert loud == [("WARNING", "supervisor `sup`: child `b` failed: RuntimeError: b crashed")]
     traced = [r for r in caplog.records if r.exc_info]
     assert [r.levelname for r in traced] == ["DEBUG"]
+
+
+# --- a send blocked on a full inbox: kept through a restart, failed when no restart comes ---
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("case", "outcome"),
+    [
+        ("restarted", "delivered"),
+        ("temporary", "failed"),
+        ("gives_up", "failed"),
+        ("stopped", "terminated"),
+    ],
+)
+async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_without_one(
+    case, outcome
+) -> None:
+    world = World()
+    release = asyncio.Event()
+
+    async def holder(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while True:
+            cmd = await ctx.receive()
+            if cmd.what == "hold":  # keeps this message until released; the inbox fills up
+                world.note("holding")
+                await release.wait()
+                if ctx.should_terminate:
+                    return
+                raise RuntimeError("crashed on hold")
+            world.handled.append(cmd.what)
+            world.note("handled")
+
+    restart = "temporary" if case == "temporary" else "permanent"
+    async with ActorRuntime(mailbox_capacity=1) as runtime:
+        spec = ChildSpec("w", holder, (world,), restart=restart, shutdown_timeout=60)
+        # a backoff keeps the restart waiting while the blocked send is woken, if it is
+        backoff = Backoff(initial=0.05, jitter=0.0) if case == "restarted" else None
+        max_restarts = 0 if case == "gives_up" else 5
+        sup = Supervisor(runtime, "sup", [spec], max_restarts=max_restarts, backoff=backoff)
+        await sup.start()
+        await runtime.send("w", Cmd("hold"))
+        await world.until(lambda: "holding" in world.events)
+        await runtime.send("w", Cmd("fill"))  # the inbox is full now
+        blocked = asyncio.ensure_future(runtime.send("w", Cmd("blocked")))
+        await world.until(lambda: runtime.statistics("w").inbox.waiting_senders == 1)
+        stopping = None
+        if case == "stopped":
+            stopping = asyncio.ensure_future(sup.stop())
+            await world.until(lambda: runtime.state("w") == "terminating")
+        release.set()
+        async with asyncio.timeout(5):  # a hang shows as this timeout
+            if outcome == "delivered":
+                await blocked  # the kept inbox stayed open: the new instance takes it
+                await world.until(lambda: world.handled == ["fill", "blocked"])
+                assert world.starts["w"] == 2
+            else:
+                with pytest.raises(ActorStateError, match=f"actor `w` is {outcome}"):
+                    await blocked
+                assert runtime.statistics("w").inbox.closed
+            if stopping is not None:
+                await stopping
+            await settled(sup)
+        await sup.stop()
+
+
+# --- spawned children are linked to their parent -------------------------------------
+async def spawner(ctx: ActorContext, world: World) -> None:
+    """Spawns a child `kid`, then behaves as `child`."""
+    await ctx.spawn("kid", child, world)
+    await child(ctx, world)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("strategy", "crash"), [("one_for_one", "parent"), ("one_for_all", "other")]
+)
+async def test_a_supervised_parent_that_spawns_is_restarted_and_spawns_again(
+    strategy, crash
+) -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        children = [
+            ChildSpec("parent", spawner, (world,), shutdown_timeout=5),
+            ChildSpec("other", child, (world,), shutdown_timeout=5),
+        ]
+        sup = Supervisor(runtime, "sup", children, strategy=strategy, max_restarts=1)
+        await sup.start()
+        await world.until(lambda: world.starts["kid"] == 1)
+        world.events.clear()
+        await runtime.send(crash, Cmd("crash"))
+        await world.until(lambda: world.starts["kid"] == 2)
+        await settled(sup)
+        assert (sup.state, sup.restarts) == ("running", 1)  # no second failure on the spawn
+        assert world.starts["parent"] == 2
+        events = world.events
+        assert events.index("stop kid") < events.index("start parent")  # the link ended first
+        assert [runtime.state(n) for n in ("parent", "kid", "other")] == ["active"] * 3
+        await runtime.send("kid", Cmd("ping"))
+        await world.until(lambda: "kid:ping" in world.handled)
+        await sup.stop()
+        assert runtime.state("kid") == "terminated"
+
+
+# --- temporary children in group restarts -----------------------------------------------
+@pytest.mark.parametrize("restart", ["permanent", "transient", "temporary"])
+@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
+async def test_a_group_restart_leaves_out_temporary_children(strategy, restart) -> None:
+    world = World()
+    async with ActorRuntime() as runtime:
+        children = [*specs(world, "a", "b"), *specs(world, "c", restart=restart)]
+        sup = Supervisor(runtime, "sup", children, strategy=strategy)
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))  # `c` was started after `b`: in both groups
+        await world.until(lambda: sup.restarts == 1)
+        await settled(sup)
+        assert "stop c" in world.events  # stopped with the group in every case
+        expected_a = 2 if strategy == "one_for_all" else 1
+        if restart == "temporary":  # stopped, never restarted, no longer a child
+            assert world.starts == {"a": expected_a, "b": 2, "c": 1}
+            assert sup.children == ["a", "b"]
+            assert runtime.state("c") == "terminated"
+            with pytest.raises(ActorStateError, match="cannot send to actor `c`: it is terminated"):
+                await runtime.send("c", Cmd("late"))
+        else:
+            assert world.starts == {"a": expected_a, "b": 2, "c": 2}
+            assert sup.children == ["a", "b", "c"]
+            assert runtime.state("c") == "active"
+        assert sup.state == "running"
+        await sup.stop()
 
 
 # --- stress: many children, random crashes, nothing lost ----------------------------
