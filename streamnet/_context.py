@@ -55,6 +55,20 @@ class Context:
     trace
         Record when each actor waits, for ``network.timeline()`` (costs a little
         per wait, nothing per message).
+    stall_timeout
+        Seconds a running network may go without progress (no message moved
+        on a channel or between ranks, no actor ended) while no kernel runs in
+        the thread pool, before it fails with `DeadlockError` naming what each
+        actor waits on. None (default) never: actors that wait on channels
+        only are found deadlocked without it, this also catches actors that
+        wait forever on anything else. With several ranks, set it above the
+        longest time a rank may wait for its peers.
+    blocked_loop_warning
+        Seconds an actor may hold the event loop (running Python code without
+        awaiting: ``time.sleep``, a long loop) before a warning on the
+        ``streamnet`` logger names it; every other actor stands still
+        meanwhile. None turns the watchdog off. Move such work to
+        ``await ctx.to_thread(fn, *args)``.
 
     Examples
     --------
@@ -74,6 +88,8 @@ class Context:
         cancel_grace: float = 5.0,
         communicator: Communicator | None = None,
         trace: bool = False,
+        stall_timeout: float | None = None,
+        blocked_loop_warning: float | None = 1.0,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -90,6 +106,12 @@ class Context:
             )
         if cancel_grace < 0:
             raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
+        for option, value in (
+            ("stall_timeout", stall_timeout),
+            ("blocked_loop_warning", blocked_loop_warning),
+        ):
+            if value is not None and (type(value) not in (int, float) or not value > 0):
+                raise ValueError(f"Context: `{option}` must be None or a number > 0, got {value!r}")
         self._backend: Backend = backend
         self._num_threads = (
             num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4)
@@ -113,6 +135,13 @@ class Context:
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._runs = 0
+        self._stall_timeout = None if stall_timeout is None else float(stall_timeout)
+        self._blocked_loop_warning = (
+            None if blocked_loop_warning is None else float(blocked_loop_warning)
+        )
+        self._kernels = 0  # kernels submitted to the thread pool and not finished
+        self._kernels_lock = threading.Lock()
+        self._exchanged = 0  # messages moved between ranks by collectives (progress)
 
     @property
     def backend(self) -> Backend:
@@ -148,6 +177,16 @@ class Context:
     def cancel_grace(self) -> float:
         """Seconds a failing network waits for cancelled actors to stop."""
         return self._cancel_grace
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """Seconds without progress before a network fails with `DeadlockError`, or None."""
+        return self._stall_timeout
+
+    @property
+    def blocked_loop_warning(self) -> float | None:
+        """Seconds an actor may block the event loop before a warning names it, or None."""
+        return self._blocked_loop_warning
 
     @property
     def closed(self) -> bool:
@@ -196,7 +235,20 @@ class Context:
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
-        return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
+        future = self._pool().submit(contextvars.copy_context().run, call)
+        with self._kernels_lock:
+            self._kernels += 1
+        future.add_done_callback(self._kernel_done)  # also when cancelled before it started
+        return await asyncio.wrap_future(future, loop=loop)
+
+    def _kernel_done(self, future: object) -> None:
+        with self._kernels_lock:
+            self._kernels -= 1
+
+    @property
+    def _kernels_running(self) -> bool:
+        """Whether a kernel runs (or waits to run) in the thread pool now."""
+        return self._kernels > 0
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor

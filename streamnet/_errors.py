@@ -12,6 +12,7 @@ __all__ = [
     "ActorStateError",
     "BackendUnavailableError",
     "ColumnNotFoundError",
+    "DeadlockError",
     "FileReadError",
     "NetworkMismatchError",
     "RemoteRankError",
@@ -81,3 +82,17 @@ class ActorStateError(StreamnetError, RuntimeError):
 
 class WatchdogTimeout(StreamnetError, TimeoutError):
     """A persistent actor held input without progress for longer than its heartbeat timeout."""
+
+
+class DeadlockError(StreamnetError, RuntimeError):
+    """A running network can make no more progress: its actors wait on each other forever.
+
+    ``waits`` lists what each actor concerned waits on, one line per actor.
+    """
+
+    def __init__(self, message: str, waits: Sequence[str] = ()) -> None:
+        self.waits = tuple(waits)
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels between ranks
+        return (type(self), (str(self), self.waits), self.__dict__)

@@ -17,7 +17,20 @@ from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._capture import NetworkCaptured, capturing
 from streamnet._collective import CollectiveTraffic
 from streamnet._context import Context
-from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
+from streamnet._errors import (
+    DeadlockError,
+    NetworkMismatchError,
+    RemoteRankError,
+    WiringError,
+)
+from streamnet._liveness import (
+    CHECK_INTERVAL,
+    attach,
+    channel_waits,
+    deadlocked,
+    describe_wait,
+    where_waiting,
+)
 from streamnet._logging import logger
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._progress import ProgressTracker, progress_wanted, show_progress
@@ -41,7 +54,17 @@ class Network:
 
     Running starts every actor as a task. If one raises, the others are
     cancelled, every channel is aborted, and the original exception is raised
-    with a note naming the actor. A network runs once.
+    with a note naming the actor. Actors that wait on each other's channels
+    forever end the run with `DeadlockError`. A network runs once.
+
+    Parameters
+    ----------
+    ctx
+        The Context every actor was made with.
+    actors
+        The actor nodes.
+    name
+        Used in errors, logs and pictures.
 
     Examples
     --------
@@ -60,7 +83,13 @@ class Network:
     [3]
     """
 
-    def __init__(self, ctx: Context, actors: Sequence[ActorNode], *, name: str = "network") -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        actors: Sequence[ActorNode],
+        *,
+        name: str = "network",
+    ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
         if isinstance(actors, ActorNode) or not isinstance(actors, Sequence):
@@ -72,13 +101,19 @@ class Network:
         self._actors: tuple[ActorNode, ...] = tuple(actors)
         self._state: NetworkState = "built"
         self._recorders: dict[str, ActorRecorder] = {}
-        self._failures: list[tuple[ActorNode, BaseException]] = []
+        self._failures: list[tuple[ActorNode | None, BaseException]] = []
         self._tasks: dict[asyncio.Task[None], ActorNode] = {}
         self._channels: tuple[Channel[Any], ...] = ()
         problems = _validate(ctx, self._actors)
         if problems:
             raise WiringError(problems)
         self._channels = _unique_channels(self._actors)
+        self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        # Per running actor: its tasks, and the channel wait of each task blocked on one.
+        self._watched: dict[ActorNode, tuple[set[asyncio.Task[Any]], dict[Any, Any]]] = {}
+        self._progress: tuple[int, ...] = ()
+        self._progressed = 0.0
         self._bind()
 
     # ----------------------------------------------------------------- introspection
@@ -236,30 +271,20 @@ class Network:
                 self._state = "failed"
                 raise
         loop = asyncio.get_running_loop()
-        for node in self._actors:
-            recorder = self.ctx._new_recorder(node.name)
-            if self.ctx.trace:
-                recorder.waits = []
-            self._recorders[node.name] = recorder
-            task = loop.create_task(self._run_actor(node, recorder), name=node.name)
-            self._tasks[task] = node
+        monitor = attach(self)  # files the tasks actors start; watches the event loop
         try:
-            _, pending = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-            if pending and self._failures:
-                # The failing actor already cancelled the others; give them a bounded time.
-                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
-            elif pending:
-                await asyncio.wait(pending)
-                pending = set()
-        except asyncio.CancelledError:
-            self._state = "cancelled"
-            self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
-            await self._cancel_and_wait()
-            raise
+            for node in self._actors:
+                recorder = self.ctx._new_recorder(node.name)
+                if self.ctx.trace:
+                    recorder.waits = []
+                self._recorders[node.name] = recorder
+                task = loop.create_task(self._run_actor(node, recorder), name=node.name)
+                recorder.tasks, recorder.waiting = {task}, {}
+                self._watched[node] = (recorder.tasks, recorder.waiting)
+                self._tasks[task] = node
+            pending = await self._supervise()
         finally:
-            for task in self._tasks:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved here; raised below through _failures
+            monitor.detach(self)
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()
@@ -271,6 +296,119 @@ class Network:
                 )
             raise failure
         self._state = "done"
+
+    async def _supervise(self) -> set[asyncio.Task[None]]:
+        """Wait for the actors, looking at them every so often; the tasks left behind."""
+        pending = set(self._tasks)
+        self._progressed = time.monotonic()
+        try:
+            while pending and not self._failures:
+                _, pending = await asyncio.wait(
+                    pending, timeout=CHECK_INTERVAL, return_when=asyncio.FIRST_EXCEPTION
+                )
+                if pending and not self._failures:
+                    self._look(len(self._tasks) - len(pending))
+            if pending:
+                # The failing actor already cancelled the others; give them a bounded time.
+                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+        except asyncio.CancelledError:
+            self._state = "cancelled"
+            self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
+            await self._cancel_and_wait()
+            raise
+        finally:
+            for task in self._tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved here; raised below through _failures
+        return pending
+
+    # ----------------------------------------------------------------- liveness
+    def _look(self, finished: int) -> None:
+        """Fail the network if its actors wait on each other forever, or made no progress."""
+        now = time.monotonic()
+        progress = (
+            finished,
+            self.ctx._exchanged,
+            *(c._sent + c._received for c in self._channels),
+        )
+        if progress != self._progress or self.ctx._kernels_running:
+            self._progress, self._progressed = progress, now
+        live = [node for task, node in self._tasks.items() if not task.done()]
+        stalled: dict[ActorNode, list[Any]] = {}
+        runnable: list[ActorNode] = []
+        for node in live:
+            waits = channel_waits(*self._watched[node])
+            if waits is None or any(c._owner is not self for _, chans, _ in waits for c in chans):
+                runnable.append(node)  # it can move, or waits on a channel we cannot judge
+            else:
+                stalled[node] = waits
+        stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
+        if stuck:
+            lines = [
+                f"actor `{node.name}` {describe_wait(wait, self._serving_names)}"
+                for node in stuck
+                for wait in stalled[node]
+            ]
+            self._fail(
+                None,
+                DeadlockError(
+                    f"network `{self.name}`{self._on_rank()} is deadlocked: these actors wait "
+                    "on channels that only they could serve, so none of them can move:\n"
+                    + "\n".join(f"  - {line}" for line in lines),
+                    lines,
+                ),
+            )
+            return
+        timeout = self.ctx.stall_timeout
+        if timeout is not None and now - self._progressed > timeout:
+            lines = []
+            for node in live:
+                tasks, waiting = self._watched[node]
+                code = getattr(node.definition.fn, "__code__", None)
+                for task in list(tasks):
+                    if task.done():
+                        continue
+                    wait = waiting.get(task)
+                    what = (
+                        describe_wait(wait, self._serving_names)
+                        if wait is not None
+                        else f"waits outside any channel, {where_waiting(task, code)}"
+                    )
+                    line = f"actor `{node.name}` {what}"
+                    if line not in lines:
+                        lines.append(line)
+            self._fail(
+                None,
+                DeadlockError(
+                    f"network `{self.name}`{self._on_rank()} made no progress for "
+                    f"{now - self._progressed:.1f} s (Context(stall_timeout={timeout:g})): no "
+                    "message moved, no actor ended and no kernel ran; its actors wait:\n"
+                    + "\n".join(f"  - {line}" for line in lines),
+                    lines,
+                ),
+            )
+
+    def _serving(self, channel: Channel[Any], kind: str) -> list[ActorNode]:
+        """The actors that can complete a wait of ``kind`` on ``channel``."""
+        return self._consumers[channel] if kind == "send" else self._producers[channel]
+
+    def _serving_names(self, channel: Channel[Any], kind: str) -> list[str]:
+        return [node.name for node in self._serving(channel, kind)]
+
+    def _on_rank(self) -> str:
+        return f" on rank {self.ctx.rank}" if self.ctx.nranks > 1 else ""
+
+    def _actor_of(self, task: asyncio.Task[Any] | None) -> ActorNode | None:
+        """The actor running ``task`` (its own task, or one it started), or None."""
+        if task is None:
+            return None
+        node = self._tasks.get(task)
+        if node is not None:
+            return node
+        for candidate, (tasks, _) in list(self._watched.items()):
+            if task in tasks:
+                return candidate
+        return None
 
     def fingerprint(self) -> tuple[tuple[str, int], ...]:
         """The collectives of this network as ``(kind, operation id)``; equal on every rank."""
@@ -352,21 +490,25 @@ class Network:
                     "actor %s failed (%s: %s) and restarts", node.name, type(exc).__name__, exc
                 )
 
-    def _fail(self, node: ActorNode, exc: BaseException) -> None:
+    def _fail(self, node: ActorNode | None, exc: BaseException) -> None:
+        """Record a failure of ``node`` (None: of the network as a whole, a deadlock)."""
         first = not self._failures
-        if not first and isinstance(exc, ChannelAborted):
+        if not first and isinstance(exc, ChannelAborted | RemoteRankError):
             return  # a consequence of the first failure
         self._failures.append((node, exc))
-        if isinstance(exc, Exception):
-            exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
-        logger.error(
-            "actor %s failed on rank %d: %s: %s",
-            node.name,
-            self.ctx.rank,
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
-        )
+        if node is None:
+            logger.error("network %s failed on rank %d: %s", self.name, self.ctx.rank, exc)
+        else:
+            if isinstance(exc, Exception):
+                exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
+            logger.error(
+                "actor %s failed on rank %d: %s: %s",
+                node.name,
+                self.ctx.rank,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
         if first:
             self._abort_all(exc)
             if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
@@ -375,7 +517,7 @@ class Network:
             # (sleeping, awaiting a kernel) are cancelled right after.
             asyncio.get_running_loop().call_soon(self._cancel_others, node)
 
-    def _cancel_others(self, node: ActorNode) -> None:
+    def _cancel_others(self, node: ActorNode | None) -> None:
         for task, other in self._tasks.items():
             if other is not node:
                 task.cancel()
@@ -395,7 +537,8 @@ class Network:
         _node, exc = self._failures[0]
         for other, later in self._failures[1:]:
             if isinstance(exc, Exception):
-                exc.add_note(f"actor `{other.name}` also failed: {type(later).__name__}: {later}")
+                who = f"actor `{other.name}`" if other is not None else f"network `{self.name}`"
+                exc.add_note(f"{who} also failed: {type(later).__name__}: {later}")
         return exc
 
     # ----------------------------------------------------------------- wiring
@@ -408,8 +551,10 @@ class Network:
             node._network = self
             for channel in node.outputs:
                 channel._producers += 1
+                self._producers[channel].append(node)
             for channel in node.inputs:
                 channel._consumers += 1
+                self._consumers[channel].append(node)
         known = {id(c) for c in self.ctx._channels}
         self.ctx._channels.extend(c for c in self._channels if id(c) not in known)
 
