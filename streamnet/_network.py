@@ -50,7 +50,8 @@ class Network:
     `WiringError`: an argument that is not an actor node, a channel parameter
     that is neither input nor output, a channel nobody produces into or nobody
     consumes, a channel already used by another network, payload types that
-    disagree between producer, consumer and channel.
+    disagree between producer, consumer and channel, a cycle that was not
+    declared.
 
     Running starts every actor as a task. If one raises, the others are
     cancelled, every channel is aborted, and the original exception is raised
@@ -65,6 +66,9 @@ class Network:
         The actor nodes.
     name
         Used in errors, logs and pictures.
+    feedback
+        Channels that carry data back upstream on purpose, closing a loop;
+        any other cycle is a wiring error.
 
     Examples
     --------
@@ -89,6 +93,7 @@ class Network:
         actors: Sequence[ActorNode],
         *,
         name: str = "network",
+        feedback: Sequence[Channel[Any]] = (),
     ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
@@ -104,7 +109,11 @@ class Network:
         self._failures: list[tuple[ActorNode | None, BaseException]] = []
         self._tasks: dict[asyncio.Task[None], ActorNode] = {}
         self._channels: tuple[Channel[Any], ...] = ()
-        problems = _validate(ctx, self._actors)
+        if isinstance(feedback, Channel) or not isinstance(feedback, Sequence):
+            raise TypeError(
+                f"Network: `feedback` must be a list of channels, got {type(feedback).__name__}"
+            )
+        problems = _validate(ctx, self._actors, tuple(feedback))
         if problems:
             raise WiringError(problems)
         self._channels = _unique_channels(self._actors)
@@ -588,7 +597,10 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}, not an actor node"
 
 
-def _validate(ctx: Context, actors: Sequence[Any]) -> list[str]:
+def _validate(
+    ctx: Context, actors: Sequence[Any], feedback: Sequence[Channel[Any]] = ()
+) -> list[str]:
+    """The wiring problems of ``actors``."""
     problems: list[str] = []
     nodes: list[ActorNode] = []
     seen: set[int] = set()
@@ -645,7 +657,140 @@ def _validate(ctx: Context, actors: Sequence[Any]) -> list[str]:
         elif channel.state != "open":
             problems.append(f"channel `{channel.name}` is already {channel.state}")
         problems.extend(_type_problems(channel, made, used))
+    problems.extend(_cycle_problems(nodes, producers, consumers, channels, feedback))
     return problems
+
+
+def _cycle_problems(
+    nodes: Sequence[ActorNode],
+    producers: dict[int, list[tuple[ActorNode, Endpoint]]],
+    consumers: dict[int, list[tuple[ActorNode, Endpoint]]],
+    channels: dict[int, Channel[Any]],
+    feedback: Sequence[Channel[Any]],
+) -> list[str]:
+    """Cycles of actors through channels not declared as ``feedback``, and stray declarations."""
+    problems: list[str] = []
+    declared: set[int] = set()
+    for channel in feedback:
+        if not isinstance(channel, Channel):
+            problems.append(f"`feedback` holds a {type(channel).__name__}, not a channel")
+        elif id(channel) not in channels:
+            problems.append(
+                f"feedback channel `{channel.name}` is not a channel of this network's actors"
+            )
+        else:
+            declared.add(id(channel))
+
+    def edges(skip: set[int]) -> dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]:
+        out: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]] = {n: [] for n in nodes}
+        for key, made in producers.items():
+            if key in skip:
+                continue
+            for producer, _ in made:
+                for consumer, _ in consumers.get(key, []):
+                    out[producer].append((channels[key], consumer))
+        return out
+
+    forward = edges(declared)
+    for component in _strongly_connected(nodes, forward):
+        path = _cycle_in(component, forward)
+        if path is None:
+            continue
+        route = " -> ".join(f"`{node.name}` -[`{channel.name}`]" for node, channel in path)
+        problems.append(
+            f"actors form a cycle: {route} -> `{path[0][0].name}`; every actor on it waits "
+            "for the others to end. If the loop is intended, declare the channel that "
+            f"carries data back: Network(..., feedback=[<channel `{path[-1][1].name}`>])"
+        )
+    if declared:
+        group = {
+            node: index
+            for index, component in enumerate(_strongly_connected(nodes, edges(set())))
+            for node in component
+        }
+        for key in declared:
+            closes = any(
+                group[producer] == group[consumer]
+                for producer, _ in producers.get(key, [])
+                for consumer, _ in consumers.get(key, [])
+            )
+            if not closes:
+                problems.append(
+                    f"feedback channel `{channels[key].name}` closes no loop: no actor that "
+                    "receives from it sends, directly or not, into it; drop it from `feedback`"
+                )
+    return problems
+
+
+def _strongly_connected(
+    nodes: Sequence[ActorNode], edges: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]
+) -> list[list[ActorNode]]:
+    """The strongly connected components of the graph (Tarjan's algorithm, without recursion)."""
+    index: dict[ActorNode, int] = {}
+    low: dict[ActorNode, int] = {}
+    stack: list[ActorNode] = []
+    on_stack: set[ActorNode] = set()
+    components: list[list[ActorNode]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, successors = work[-1]
+            for _, successor in successors:
+                if successor not in index:
+                    index[successor] = low[successor] = len(index)
+                    stack.append(successor)
+                    on_stack.add(successor)
+                    work.append((successor, iter(edges[successor])))
+                    break
+                if successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component: list[ActorNode] = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member is node:
+                            break
+                    components.append(component[::-1])
+    return components
+
+
+def _cycle_in(
+    component: list[ActorNode], edges: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]
+) -> list[tuple[ActorNode, Channel[Any]]] | None:
+    """One cycle through the first actor of ``component``, as (actor, channel it sends into)
+    steps; None when the component is one actor that does not feed itself."""
+    start = component[0]
+    members = set(component)
+    came: dict[ActorNode, tuple[ActorNode, Channel[Any]]] = {}
+    frontier = [start]
+    while frontier:
+        following: list[ActorNode] = []
+        for node in frontier:
+            for channel, successor in edges[node]:
+                if successor not in members:
+                    continue
+                if successor is start:
+                    path = [(node, channel)]
+                    while path[0][0] is not start:
+                        path.insert(0, came[path[0][0]])
+                    return path
+                if successor not in came:
+                    came[successor] = (node, channel)
+                    following.append(successor)
+        frontier = following
+    return None
 
 
 def _endpoint_list(endpoints: list[tuple[ActorNode, Endpoint]]) -> str:

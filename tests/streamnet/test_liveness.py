@@ -87,7 +87,9 @@ async def run_expecting_deadlock(net: Network) -> str:
 async def test_two_actors_waiting_on_each_others_output_fail_with_deadlock_error() -> None:
     ctx = Context()
     ab, ba = ctx.create_channel(name="ab"), ctx.create_channel(name="ba")
-    net = Network(ctx, [echo(ctx, ba, ab).named("left"), echo(ctx, ab, ba).named("right")])
+    net = Network(
+        ctx, [echo(ctx, ba, ab).named("left"), echo(ctx, ab, ba).named("right")], feedback=[ba]
+    )
     text = await run_expecting_deadlock(net)
     assert text.startswith("network `network` is deadlocked")
     assert "actor `left` waits to receive from channel `ba` (empty; produced by `right`)" in text
@@ -104,7 +106,7 @@ async def test_a_loop_whose_channels_fill_up_fails_with_deadlock_error() -> None
 
     ctx = Context(channel_capacity=1)
     ab, ba = ctx.create_channel(name="ab"), ctx.create_channel(name="ba")
-    net = Network(ctx, [flood(ctx, ba, ab, 10), echo(ctx, ab, ba)])
+    net = Network(ctx, [flood(ctx, ba, ab, 10), echo(ctx, ab, ba)], feedback=[ba])
     text = await run_expecting_deadlock(net)
     assert (
         "actor `flood#0` waits to send into channel `ab` (full: 1 of 1 messages; "
@@ -263,7 +265,7 @@ async def test_a_task_an_actor_started_counts_as_that_actor(looks: Looks) -> Non
     out: list = []
     nodes = [pumps_from_a_task(ctx, back, fwd, out), pong(ctx, fwd, back)]
     async with asyncio.timeout(30):
-        await Network(ctx, nodes).run_async()
+        await Network(ctx, nodes, feedback=[back]).run_async()
     assert out == ["ping-pong"]
     assert asyncio.get_running_loop().get_task_factory() is None  # the loop is as it was
 

@@ -469,3 +469,74 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 3
     assert "sink cleaned up" in out and "interrupted" in out
+
+
+# ---------------------------------------------------------------- cycles
+@define_actor
+async def relay(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+def test_a_cycle_is_a_wiring_error_listing_it() -> None:
+    ctx = Context()
+    ab, bc, ca = (ctx.create_channel(name=n) for n in ("ab", "bc", "ca"))
+    with pytest.raises(WiringError) as info:
+        Network(ctx, [relay(ctx, ca, ab), relay(ctx, ab, bc), relay(ctx, bc, ca)])
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        "actors form a cycle: `relay#0` -[`ab`] -> `relay#1` -[`bc`] -> `relay#2` -[`ca`] -> "
+        "`relay#0`"
+    )
+    assert "Network(..., feedback=[<channel `ca`>])" in problem
+
+
+def test_an_actor_feeding_itself_is_a_cycle() -> None:
+    @define_actor
+    async def own_tail(ctx, ch_in, ch_out, extra_in):
+        pass
+
+    ctx = Context()
+    loop, start = ctx.create_channel(name="loop"), ctx.create_channel(name="start")
+    with pytest.raises(WiringError, match=r"cycle: `own_tail#0` -\[`loop`\] -> `own_tail#0`"):
+        Network(ctx, [numbers(ctx, start, 1), own_tail(ctx, loop, loop, start)])
+
+
+async def test_a_declared_feedback_loop_runs() -> None:
+    @define_actor
+    async def counter(ctx, ch_in, ch_out, until: int, seen: list):
+        await ch_out.send(ctx, Message(0, 0))
+        async for msg in ch_in:
+            seen.append(msg.payload)
+            if msg.payload >= until:
+                await ch_out.drain(ctx)  # the loop ends: `increment` ends, then `back` does
+            else:
+                await ch_out.send(ctx, Message(msg.sequence_number + 1, msg.payload))
+
+    @define_actor
+    async def increment(ctx, ch_in, ch_out):
+        async for msg in ch_in:
+            await ch_out.send(ctx, Message(msg.sequence_number, msg.payload + 1))
+
+    ctx = Context()
+    forth, back = ctx.create_channel(), ctx.create_channel()
+    seen: list = []
+    async with asyncio.timeout(5):
+        await Network(
+            ctx, [counter(ctx, back, forth, 5, seen), increment(ctx, forth, back)], feedback=[back]
+        ).run_async()
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_a_feedback_declaration_must_close_a_loop_of_this_network() -> None:
+    ctx = Context()
+    a, b, stray = ctx.create_channel(name="a"), ctx.create_channel(name="b"), Channel(name="stray")
+    with pytest.raises(WiringError) as info:
+        Network(
+            ctx, [numbers(ctx, a, 1), relay(ctx, a, b), collect(ctx, b, [])], feedback=[b, stray]
+        )
+    assert info.value.problems == (
+        "feedback channel `stray` is not a channel of this network's actors",
+        "feedback channel `b` closes no loop: no actor that receives from it sends, directly "
+        "or not, into it; drop it from `feedback`",
+    )
