@@ -36,6 +36,7 @@ from streamnet._errors import (
     NetworkMismatchError,
     RemoteRankError,
     SchemaError,
+    UnreadInputError,
     WatchdogTimeout,
     WiringError,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "TableView",
     "Tag",
     "Timeline",
+    "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
     "current_actor",

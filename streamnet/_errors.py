@@ -17,6 +17,7 @@ __all__ = [
     "NetworkMismatchError",
     "RemoteRankError",
     "SchemaError",
+    "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
 ]
@@ -96,3 +97,7 @@ class DeadlockError(StreamnetError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # travels between ranks
         return (type(self), (str(self), self.waits), self.__dict__)
+
+
+class UnreadInputError(StreamnetError, RuntimeError):
+    """An actor returned while its input still had data, without shutting that input down."""

@@ -21,6 +21,7 @@ from streamnet._errors import (
     DeadlockError,
     NetworkMismatchError,
     RemoteRankError,
+    UnreadInputError,
     WiringError,
 )
 from streamnet._liveness import (
@@ -55,8 +56,10 @@ class Network:
 
     Running starts every actor as a task. If one raises, the others are
     cancelled, every channel is aborted, and the original exception is raised
-    with a note naming the actor. Actors that wait on each other's channels
-    forever end the run with `DeadlockError`. A network runs once.
+    with a note naming the actor. An actor that returns leaving input unread
+    fails with `UnreadInputError`, unless it shut that input down or was
+    declared ``@define_actor(stops_early=True)``. Actors that wait on each
+    other's channels forever end the run with `DeadlockError`. A network runs once.
 
     Parameters
     ----------
@@ -448,6 +451,8 @@ class Network:
             state: Any = "done"
             try:
                 node._result = await self._call(node, recorder)
+                if not node.definition.stops_early:
+                    self._check_inputs_read(node)
             except ChannelBroken as exc:
                 if exc.channel not in node.outputs:
                     state = "failed"
@@ -468,6 +473,29 @@ class Network:
                     channel._producer_done(recorder)
                 for channel in node.inputs:
                     channel._consumer_done()
+
+    def _check_inputs_read(self, node: ActorNode) -> None:
+        """Raise if ``node`` returned while an input it consumes last still had data coming."""
+        for endpoint in node.endpoints:
+            channel = endpoint.channel
+            if endpoint.role != "input" or channel._consumers > 1:
+                continue  # other consumers still read it (a worker pool)
+            buffered = len(channel)
+            if channel.state == "open":
+                left = "is still open: its producers have not finished" + (
+                    f", and {buffered} message(s) wait in it" if buffered else ""
+                )
+            elif channel.state == "drained" and buffered:
+                left = f"still holds {buffered} message(s)"
+            else:
+                continue
+            raise UnreadInputError(
+                f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
+                f"to the end: channel `{channel.name}` {left}. Read until `recv` returns None; "
+                f"to stop early on purpose, shut the input down (`await "
+                f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
+                "@define_actor(stops_early=True)"
+            )
 
     async def _call(self, node: ActorNode, recorder: ActorRecorder) -> Any:
         """Run the actor's function; with a restart policy, call it afresh after a failure."""

@@ -19,6 +19,7 @@ from streamnet import (
     Network,
     StreamnetError,
     TableChunk,
+    UnreadInputError,
     WiringError,
     define_actor,
     run_actor_network,
@@ -220,6 +221,7 @@ async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
         async for msg in ch_in:
             into.append(msg.payload)
             if len(into) == n:
+                await ch_in.shutdown(ctx)  # on purpose: upstream may stop
                 return
 
     ctx = Context()
@@ -469,6 +471,82 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 3
     assert "sink cleaned up" in out and "interrupted" in out
+
+
+# ---------------------------------------------------------------- reading inputs to the end
+@define_actor
+async def first_three(ctx, ch_in, into: list):
+    async for msg in ch_in:
+        into.append(msg.payload)
+        if len(into) == 3:
+            return  # leaves the rest of the stream unread
+
+
+async def test_an_actor_returning_with_input_unread_is_an_error_naming_it() -> None:
+    ctx = Context()
+    a = ctx.create_channel(name="numbers")
+    net = Network(ctx, [numbers(ctx, a, 1000), first_three(ctx, a, [])])
+    async with asyncio.timeout(5):
+        with pytest.raises(UnreadInputError) as info:
+            await net.run_async()
+    text = str(info.value)
+    assert text.startswith(
+        "actor `first_three#0` returned without reading its input `ch_in` to the end: "
+        "channel `numbers` is still open: its producers have not finished"
+    )
+    assert "`await ch_in.shutdown(ctx)`" in text and "@define_actor(stops_early=True)" in text
+    assert net.state == "failed"
+
+
+async def test_an_actor_returning_with_messages_left_in_a_drained_input_is_an_error() -> None:
+    @define_actor
+    async def a_then_b(ctx, a_out, b_out):
+        for i in range(3):
+            await a_out.send(ctx, Message(i, i))
+        await a_out.drain(ctx)
+        await b_out.send(ctx, Message(0, 0))
+
+    @define_actor
+    async def waits_then_takes_one(ctx, ch_in, other_in):
+        async for _ in other_in:  # by then `ch_in` holds everything and was drained
+            pass
+        await ch_in.recv(ctx)
+
+    ctx = Context()
+    a, b = ctx.create_channel(name="a", capacity=4), ctx.create_channel(name="b")
+    net = Network(ctx, [a_then_b(ctx, a, b), waits_then_takes_one(ctx, a, b)])
+    with pytest.raises(UnreadInputError, match="channel `a` still holds 2 message"):
+        await net.run_async()
+
+
+async def test_an_actor_declared_to_stop_early_may_leave_its_input() -> None:
+    taken: list = []
+    stops = define_actor(stops_early=True)(first_three.fn)
+    ctx = Context()
+    a = ctx.create_channel()
+    net = Network(ctx, [numbers(ctx, a, 10**9), stops(ctx, a, taken)])
+    async with asyncio.timeout(5):
+        await net.run_async()  # and the endless producer stops with it
+    assert taken == [0, 1, 2]
+    assert net.state == "done"
+
+
+async def test_a_worker_leaving_a_pool_early_loses_nothing() -> None:
+    @define_actor
+    async def worker(ctx, ch_in, into: list, quit_after: int | None):
+        async for msg in ch_in:
+            into.append(msg.payload)
+            if quit_after is not None and len(into) == quit_after:
+                return  # the other worker reads the rest
+
+    ctx = Context()
+    a = ctx.create_channel()
+    quitter: list = []
+    stayer: list = []
+    await Network(
+        ctx, [numbers(ctx, a, 100), worker(ctx, a, quitter, 1), worker(ctx, a, stayer, None)]
+    ).run_async()
+    assert sorted(quitter + stayer) == list(range(100))
 
 
 # ---------------------------------------------------------------- cycles
