@@ -17,6 +17,7 @@ __all__ = [
     "NetworkMismatchError",
     "RemoteRankError",
     "SchemaError",
+    "SharedChannelWarning",
     "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
@@ -101,3 +102,7 @@ class DeadlockError(StreamnetError, RuntimeError):
 
 class UnreadInputError(StreamnetError, RuntimeError):
     """An actor returned while its input still had data, without shutting that input down."""
+
+
+class SharedChannelWarning(UserWarning):
+    """Actors of different kinds consume one channel, so each gets only part of its stream."""

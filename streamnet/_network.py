@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from streamnet._errors import (
     DeadlockError,
     NetworkMismatchError,
     RemoteRankError,
+    SharedChannelWarning,
     UnreadInputError,
     WiringError,
 )
@@ -52,7 +54,8 @@ class Network:
     that is neither input nor output, a channel nobody produces into or nobody
     consumes, a channel already used by another network, payload types that
     disagree between producer, consumer and channel, a cycle that was not
-    declared.
+    declared. Actors of different definitions consuming one channel (each
+    gets part of the stream) get a `SharedChannelWarning`.
 
     Running starts every actor as a task. If one raises, the others are
     cancelled, every channel is aborted, and the original exception is raised
@@ -116,9 +119,11 @@ class Network:
             raise TypeError(
                 f"Network: `feedback` must be a list of channels, got {type(feedback).__name__}"
             )
-        problems = _validate(ctx, self._actors, tuple(feedback))
+        problems, notices = _validate(ctx, self._actors, tuple(feedback))
         if problems:
             raise WiringError(problems)
+        for notice in notices:
+            warnings.warn(notice, SharedChannelWarning, stacklevel=2)
         self._channels = _unique_channels(self._actors)
         self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
@@ -627,9 +632,10 @@ def _describe(value: Any) -> str:
 
 def _validate(
     ctx: Context, actors: Sequence[Any], feedback: Sequence[Channel[Any]] = ()
-) -> list[str]:
-    """The wiring problems of ``actors``."""
+) -> tuple[list[str], list[str]]:
+    """The wiring problems of ``actors``, and the warnings it deserves."""
     problems: list[str] = []
+    notices: list[str] = []
     nodes: list[ActorNode] = []
     seen: set[int] = set()
     for index, node in enumerate(actors):
@@ -685,8 +691,20 @@ def _validate(
         elif channel.state != "open":
             problems.append(f"channel `{channel.name}` is already {channel.state}")
         problems.extend(_type_problems(channel, made, used))
+        kinds: dict[ActorDefinition[Any], ActorNode] = {}
+        for node, _ in used:
+            kinds.setdefault(node.definition, node)
+        if len(kinds) > 1:
+            names = " and ".join(f"`{node.name}`" for node in kinds.values())
+            notices.append(
+                f"channel `{channel.name}` is consumed by actors of different kinds, {names}: "
+                "each receives only part of its stream (actors made from one definition may "
+                "share a channel as a worker pool). To give each the whole stream, put a "
+                "fanout in front; to keep the split, silence this with "
+                "warnings.filterwarnings('ignore', category=streamnet.SharedChannelWarning)"
+            )
     problems.extend(_cycle_problems(nodes, producers, consumers, channels, feedback))
-    return problems
+    return problems, notices
 
 
 def _cycle_problems(

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from streamnet import (
     Context,
     Message,
     Network,
+    SharedChannelWarning,
     StreamnetError,
     TableChunk,
     UnreadInputError,
@@ -547,6 +549,41 @@ async def test_a_worker_leaving_a_pool_early_loses_nothing() -> None:
         ctx, [numbers(ctx, a, 100), worker(ctx, a, quitter, 1), worker(ctx, a, stayer, None)]
     ).run_async()
     assert sorted(quitter + stayer) == list(range(100))
+
+
+# ---------------------------------------------------------------- several consumers
+def test_consumers_of_different_kinds_on_one_channel_are_warned_about() -> None:
+    ctx = Context()
+    a = ctx.create_channel(name="shared")
+    with pytest.warns(SharedChannelWarning) as info:
+        Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), passthrough_sink(ctx, a)])
+    (warning,) = info.list
+    text = str(warning.message)
+    assert text.startswith(
+        "channel `shared` is consumed by actors of different kinds, `collect#0` and "
+        "`passthrough_sink#0`: each receives only part of its stream"
+    )
+    assert warning.filename == __file__  # points at the Network(...) call
+
+
+def test_a_worker_pool_of_one_definition_is_not_warned_about() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), collect(ctx, a, [])])  # errors if warned
+
+
+def test_the_shared_channel_warning_can_be_silenced() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=SharedChannelWarning)
+        Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), passthrough_sink(ctx, a)])
+
+
+@define_actor
+async def passthrough_sink(ctx, ch_in):
+    async for _ in ch_in:
+        pass
 
 
 # ---------------------------------------------------------------- cycles
