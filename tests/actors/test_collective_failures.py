@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 
 import polars as pl
 import pytest
@@ -57,6 +59,40 @@ def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -
         assert isinstance(seen[rank], RemoteRankError)
         assert seen[rank].rank == 1
         assert "rank 1 failed: ValueError: bad record on rank 1" in str(seen[rank])
+
+
+def test_a_rank_failing_on_its_first_chunk_is_reported_once_without_stray_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logged once where it failed, once as RemoteRankError elsewhere; no task left unretrieved."""
+    caplog.set_level(logging.ERROR)
+
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        await Network(
+            ctx,
+            [
+                chunks_then_fail(ctx, a, 1, 0),
+                actors.shuffle(ctx, a, b, "k"),
+                actors.collect(ctx, b),
+            ],
+        ).run_async()
+
+    nranks = ranks.size(3)
+    with pytest.raises(ValueError, match="bad record on rank 1"):
+        ranks.run(nranks, job, within=30)
+    logged = [r.getMessage() for r in caplog.records if r.name == "streamnet"]
+    for record in caplog.records:  # they hold the failures, and through their tracebacks the tasks
+        record.msg, record.args, record.exc_info = record.getMessage(), (), None
+    caplog.clear()
+    gc.collect()  # an abandoned task reports an unretrieved exception when it is collected
+    stray = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert stray == []
+    for rank in ranks.here(nranks):
+        mine = [message for message in logged if f"on rank {rank}:" in message]
+        assert len(mine) == 1, mine
+        expected = "ValueError: bad record" if rank == 1 else "RemoteRankError: rank 1 failed"
+        assert expected in mine[0]
 
 
 def test_a_rank_failing_before_its_network_starts_does_not_hang_the_others() -> None:
