@@ -437,7 +437,16 @@ class Network:
         """Every rank must have built the same collectives, or they would wait on each other."""
         comm = self.ctx.communicator
         mine = self.fingerprint()
-        everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+        try:
+            everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+        except RemoteRankError as exc:
+            if not isinstance(exc.cause, NetworkMismatchError):
+                raise
+            # A peer found the mismatch first and failed; whichever rank hears of it
+            # first, every rank reports the one root cause itself.
+            mismatch = NetworkMismatchError(str(exc.cause))
+            mismatch.add_note(f"found first by rank {exc.rank}")
+            raise mismatch from None
         if any(other != mine for other in everyone):
             lines = "\n".join(
                 f"  rank {rank}: {_describe_fingerprint(print_)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from typing import Any
 
 import polars as pl
 import pytest
@@ -13,6 +14,8 @@ import ranks
 import actors
 from streamnet import (
     Context,
+    InProcessCommunicator,
+    InProcessWorld,
     Message,
     Network,
     NetworkMismatchError,
@@ -20,6 +23,7 @@ from streamnet import (
     TableChunk,
     define_actor,
 )
+from streamnet._in_process import guarded
 
 
 @define_actor
@@ -145,6 +149,50 @@ def test_mismatched_networks_are_detected_on_every_rank() -> None:
     assert "rank 0: shuffle (op 0), groupby_agg (op 1)" in text
     assert "rank 1: groupby_agg (op 0)" in text
     assert set(seen) == ranks.here(nranks)
+
+
+def test_a_rank_hearing_of_a_mismatch_from_a_peer_first_reports_the_mismatch_itself() -> None:
+    """Under MPI a peer's abort can overtake the fingerprints; the outcome must not change."""
+    world = InProcessWorld(3)
+    failed = asyncio.Event()
+    abort = world._abort
+
+    def abort_and_tell(rank: int, cause: BaseException) -> None:
+        abort(rank, cause)
+        failed.set()
+
+    world._abort = abort_and_tell  # type: ignore[method-assign]
+
+    class Late(InProcessCommunicator):
+        async def recv(self, source: int, tag: Any) -> Any:
+            await failed.wait()  # the peers' fingerprints are there, but the abort comes first
+            self._world._raise_if_failed(self.rank)
+            return await super().recv(source, tag)
+
+    async def job(ctx: Context) -> None:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        df = pl.DataFrame({"k": [1, 2], "v": [3, 4]})
+        nodes = [actors.from_polars(ctx, a, df)]
+        if ctx.rank == 0:
+            nodes += [
+                actors.shuffle(ctx, a, b, "k"),
+                actors.groupby_agg(ctx, b, c, "k", {"v": "sum"}),
+            ]
+        else:
+            nodes += [actors.groupby_agg(ctx, a, c, "k", {"v": "sum"})]
+        await Network(ctx, [*nodes, actors.collect(ctx, c)]).run_async()
+
+    async def main() -> list[Any]:
+        comms = [world.communicator(0), world.communicator(1), Late(world, 2)]
+        contexts = [Context(communicator=comm) for comm in comms]
+        return await asyncio.wait_for(
+            asyncio.gather(*(guarded(job, ctx) for ctx in contexts), return_exceptions=True), 30
+        )
+
+    outcomes = asyncio.run(main())
+    assert [type(outcome) for outcome in outcomes] == [NetworkMismatchError] * 3
+    assert "the ranks built different networks" in str(outcomes[2])
+    assert any("found first by rank" in note for note in outcomes[2].__notes__)
 
 
 def test_operation_ids_follow_build_order() -> None:
