@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import types
 import typing
-from asyncio import CancelledError, Future, current_task, get_running_loop
+from asyncio import CancelledError, Future, get_running_loop
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
@@ -337,29 +337,26 @@ class Channel(Generic[T]):
             start = perf_counter()
             loop = get_running_loop()
             waiting = counter.waiting if counter is not None else None
-            task = current_task() if waiting is not None else None
-            try:
-                while True:
-                    fut = loop.create_future()
-                    self._send_waiters.append(fut)
-                    if task is not None:
-                        waiting[task] = (fut, (self,), "send")  # type: ignore[index]
-                    try:
-                        await fut
-                    except CancelledError:
-                        _forget_waiter(self._send_waiters, fut)
-                        raise
-                    if self._state is not _OPEN:
-                        self._raise_closed("send into")
-                    if len(buffer) < self._capacity and not (
-                        self._max_bytes is not None
-                        and buffer
-                        and self._bytes + size > self._max_bytes
-                    ):
-                        break
-            finally:
-                if task is not None:
-                    waiting.pop(task, None)  # type: ignore[union-attr]
+            while True:
+                fut = loop.create_future()
+                self._send_waiters.append(fut)
+                if waiting is not None:
+                    waiting.add(fut)
+                try:
+                    await fut
+                except CancelledError:
+                    _forget_waiter(self._send_waiters, fut)
+                    if waiting is not None:
+                        waiting.discard(fut)
+                    raise
+                if waiting is not None:
+                    waiting.discard(fut)
+                if self._state is not _OPEN:
+                    self._raise_closed("send into")
+                if len(buffer) < self._capacity and not (
+                    self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+                ):
+                    break
             blocked = perf_counter() - start
         rows = payload_rows(payload)
         buffer.append((msg, size, rows))
@@ -425,21 +422,20 @@ class Channel(Generic[T]):
                 loop = get_running_loop()
                 counter = _counter.get()
                 waiting = counter.waiting if counter is not None else None
-                task = current_task() if waiting is not None else None
-                try:
-                    while not buffer and self._state is _OPEN:
-                        fut = loop.create_future()
-                        self._recv_waiters.append(fut)
-                        if task is not None:
-                            waiting[task] = (fut, (self,), "receive")  # type: ignore[index]
-                        try:
-                            await fut
-                        except CancelledError:
-                            _forget_waiter(self._recv_waiters, fut)
-                            raise
-                finally:
-                    if task is not None:
-                        waiting.pop(task, None)  # type: ignore[union-attr]
+                while not buffer and self._state is _OPEN:
+                    fut = loop.create_future()
+                    self._recv_waiters.append(fut)
+                    if waiting is not None:
+                        waiting.add(fut)
+                    try:
+                        await fut
+                    except CancelledError:
+                        _forget_waiter(self._recv_waiters, fut)
+                        if waiting is not None:
+                            waiting.discard(fut)
+                        raise
+                    if waiting is not None:
+                        waiting.discard(fut)
                 blocked = perf_counter() - start
             if not buffer:
                 if self._state is _ABORTED:

@@ -8,16 +8,13 @@ also identifies the producer, so that one producer draining twice counts once.
 
 from __future__ import annotations
 
-from asyncio import Future, Task
+from asyncio import Future
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any
 
 __all__ = ["TrafficCounter", "current_counter", "observe"]
-
-ChannelWait = tuple["Future[None]", tuple[Any, ...], Literal["send", "receive"]]
-"""A channel call blocked now: the future it awaits, the channels that can wake it, its kind."""
 
 
 class TrafficCounter:
@@ -39,10 +36,10 @@ class TrafficCounter:
         ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
         material of a timeline.
     waiting
-        When not None, each task of the counter blocked in a channel call now,
-        mapped to ``(future, channels, kind)``: the future it awaits, the
-        channels that can wake it, and ``"send"`` or ``"receive"``. A runtime
-        reads it to find actors that wait on each other forever.
+        When not None, the futures the counter's tasks await in channel calls
+        now (one per blocked call; it also sits in the waiters of the channels
+        that can wake it). A runtime reads it to find actors that wait on each
+        other forever.
     """
 
     __slots__ = (
@@ -69,7 +66,7 @@ class TrafficCounter:
         """When not None: per input channel, the last message received (the one in flight)."""
         self.sent: dict[Any, set[int]] | None = None
         """When not None: per output channel, the sequence numbers sent; a repeat is dropped."""
-        self.waiting: dict[Task[Any], ChannelWait] | None = None
+        self.waiting: set[Future[None]] | None = None
 
 
 _counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)

@@ -64,14 +64,13 @@ async def _wait_any(channels: Sequence[Channel[Any]]) -> None:
         channel._recv_waiters.append(fut)
     counter = _counter.get()
     waiting = counter.waiting if counter is not None else None
-    task = asyncio.current_task() if waiting is not None else None
-    if task is not None:
-        waiting[task] = (fut, tuple(channels), "receive")  # type: ignore[index]
+    if waiting is not None:
+        waiting.add(fut)
     try:
         await fut
     finally:
-        if task is not None:
-            waiting.pop(task, None)  # type: ignore[union-attr]
+        if waiting is not None:
+            waiting.discard(fut)
         for channel in channels:
             with contextlib.suppress(ValueError):
                 channel._recv_waiters.remove(fut)

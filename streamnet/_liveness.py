@@ -1,9 +1,10 @@
 """Liveness: networks that wait forever, and actors that hold the event loop.
 
 Nothing here touches a channel's fast path. A channel call that has to wait
-records, on its actor's traffic counter, the future it awaits and the channels
-that can wake it (`channels.TrafficCounter.waiting`); a task factory files every
-task an actor starts under that actor. From these a running network tells:
+adds the future it awaits to its actor's traffic counter
+(`channels.TrafficCounter.waiting`); the same future sits in the waiters of the
+channels that can wake it. A task factory files every task an actor starts
+under that actor. From these a running network tells:
 
 - **Deadlock.** An actor all of whose tasks wait on channels is *stalled*. A
   stalled actor can move again only if an actor that serves one of its channels
@@ -23,6 +24,7 @@ task an actor starts under that actor. From these a running network tells:
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import sysconfig
 import threading
@@ -32,38 +34,63 @@ from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, S
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import channels
 from channels._channel import Channel
-from channels._observer import ChannelWait, _counter
+from channels._observer import _counter
 from streamnet._logging import logger
 
-__all__ = ["attach", "channel_waits", "deadlocked", "describe_wait", "where_waiting"]
+__all__ = [
+    "ChannelWait",
+    "attach",
+    "blocked_calls",
+    "channel_waits",
+    "deadlocked",
+    "describe_wait",
+    "where_waiting",
+]
 
 CHECK_INTERVAL = 0.1
 """Seconds between two looks of a running network at its actors."""
 
 _STDLIB = sysconfig.get_paths()["stdlib"]
+_CHANNELS = os.path.dirname(channels.__file__)
 
 N = TypeVar("N")
 
+ChannelWait = tuple[tuple[Channel[Any], ...], str]
+"""A blocked channel call: the channels that can wake it, and ``"send"`` or ``"receive"``."""
+
 
 # ----------------------------------------------------------------------------- deadlock
-def channel_waits(
-    tasks: set[asyncio.Task[Any]], waiting: Mapping[Any, ChannelWait]
-) -> list[ChannelWait] | None:
-    """The channel waits of an actor whose every task waits on a channel; None if one can run.
+def blocked_calls(chans: Iterable[Channel[Any]]) -> dict[asyncio.Future[None], ChannelWait]:
+    """The future of every call blocked on ``chans`` now, with what it waits on."""
+    found: dict[asyncio.Future[None], tuple[list[Channel[Any]], str]] = {}
+    for channel in chans:
+        for kind, waiters in (("send", channel._send_waiters), ("receive", channel._recv_waiters)):
+            for future in waiters:
+                if not future.done():
+                    found.setdefault(future, ([], kind))[0].append(channel)
+    return {future: (tuple(where), kind) for future, (where, kind) in found.items()}
 
-    Finished tasks are dropped from ``tasks`` on the way.
+
+def channel_waits(
+    tasks: set[asyncio.Task[Any]],
+    waiting: set[asyncio.Future[None]],
+    calls: Mapping[asyncio.Future[None], ChannelWait],
+) -> list[ChannelWait] | None:
+    """What an actor waits on when every one of its ``tasks`` is blocked in a call on one of
+    the channels of ``calls``; None when one may run (or waits on a channel not there).
+
+    ``waiting`` holds the futures of the actor's blocked channel calls (each task has at
+    most one). Finished tasks are dropped from ``tasks`` on the way.
     """
-    waits: list[ChannelWait] = []
-    for task in list(tasks):
-        if task.done():
-            tasks.discard(task)
-            continue
-        wait = waiting.get(task)
-        if wait is None or wait[0].done():  # a woken task that has not resumed yet can run
-            return None
-        waits.append(wait)
-    return waits
+    for task in [t for t in tasks if t.done()]:
+        tasks.discard(task)
+    blocked = [future for future in waiting if not future.done()]  # done: woken, can run
+    if len(blocked) != len(tasks):
+        return None
+    waits = [calls.get(future) for future in blocked]
+    return None if any(wait is None for wait in waits) else waits  # type: ignore[return-value]
 
 
 def deadlocked(
@@ -85,7 +112,7 @@ def deadlocked(
         for node, waits in list(left.items()):
             if any(
                 other in hopeful
-                for _, chans, kind in waits
+                for chans, kind in waits
                 for channel in chans
                 for other in serving(channel, kind)
             ):
@@ -97,7 +124,7 @@ def deadlocked(
 
 def describe_wait(wait: ChannelWait, serving: Callable[[Channel[Any], str], Sequence[str]]) -> str:
     """``waits to receive from channel `a` (empty; produced by `x#0`)`` and the like."""
-    _, chans, kind = wait
+    chans, kind = wait
 
     def one(channel: Channel[Any]) -> str:
         names = ", ".join(f"`{name}`" for name in serving(channel, kind)) or "no actor"
@@ -114,8 +141,9 @@ def describe_wait(wait: ChannelWait, serving: Callable[[Channel[Any], str], Sequ
     return f"waits to {verb} any of channels " + ", ".join(one(c) for c in chans)
 
 
-def where_waiting(task: asyncio.Task[Any], code: types.CodeType | None) -> str:
-    """Where ``task`` is suspended: ``file.py:12 in `fn```, preferring the frame of ``code``."""
+def where_waiting(task: asyncio.Task[Any], code: types.CodeType | None) -> str | None:
+    """Where ``task`` is suspended: ``at file.py:12 in `fn```, preferring the frame of
+    ``code``; None when it is suspended in a channel call."""
     frames: list[types.FrameType] = []
     awaitable: Any = task.get_coro()
     while awaitable is not None:
@@ -129,6 +157,8 @@ def where_waiting(task: asyncio.Task[Any], code: types.CodeType | None) -> str:
             or getattr(awaitable, "gi_yieldfrom", None)
             or getattr(awaitable, "ag_await", None)
         )
+    if any(frame.f_code.co_filename.startswith(_CHANNELS) for frame in frames):
+        return None
     return _location(frames, code)
 
 

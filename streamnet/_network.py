@@ -28,7 +28,9 @@ from streamnet._errors import (
 )
 from streamnet._liveness import (
     CHECK_INTERVAL,
+    ChannelWait,
     attach,
+    blocked_calls,
     channel_waits,
     deadlocked,
     describe_wait,
@@ -128,7 +130,7 @@ class Network:
         self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         # Per running actor: its tasks, and the channel wait of each task blocked on one.
-        self._watched: dict[ActorNode, tuple[set[asyncio.Task[Any]], dict[Any, Any]]] = {}
+        self._watched: dict[ActorNode, tuple[set[asyncio.Task[Any]], set[Any]]] = {}
         self._progress: tuple[int, ...] = ()
         self._progressed = 0.0
         self._bind()
@@ -296,7 +298,7 @@ class Network:
                     recorder.waits = []
                 self._recorders[node.name] = recorder
                 task = loop.create_task(self._run_actor(node, recorder), name=node.name)
-                recorder.tasks, recorder.waiting = {task}, {}
+                recorder.tasks, recorder.waiting = {task}, set()
                 self._watched[node] = (recorder.tasks, recorder.waiting)
                 self._tasks[task] = node
             pending = await self._supervise()
@@ -351,11 +353,12 @@ class Network:
         if progress != self._progress or self.ctx._kernels_running:
             self._progress, self._progressed = progress, now
         live = [node for task, node in self._tasks.items() if not task.done()]
-        stalled: dict[ActorNode, list[Any]] = {}
+        calls = blocked_calls(self._channels)
+        stalled: dict[ActorNode, list[ChannelWait]] = {}
         runnable: list[ActorNode] = []
         for node in live:
-            waits = channel_waits(*self._watched[node])
-            if waits is None or any(c._owner is not self for _, chans, _ in waits for c in chans):
+            waits = channel_waits(*self._watched[node], calls)
+            if waits is None:
                 runnable.append(node)  # it can move, or waits on a channel we cannot judge
             else:
                 stalled[node] = waits
@@ -382,18 +385,17 @@ class Network:
             for node in live:
                 tasks, waiting = self._watched[node]
                 code = getattr(node.definition.fn, "__code__", None)
-                for task in list(tasks):
-                    if task.done():
-                        continue
-                    wait = waiting.get(task)
-                    what = (
-                        describe_wait(wait, self._serving_names)
-                        if wait is not None
-                        else f"waits outside any channel, {where_waiting(task, code)}"
-                    )
-                    line = f"actor `{node.name}` {what}"
-                    if line not in lines:
-                        lines.append(line)
+                whats = [
+                    describe_wait(calls[future], self._serving_names)
+                    for future in waiting
+                    if future in calls
+                ]
+                whats += [
+                    f"waits outside any channel, {where}"
+                    for task in list(tasks)
+                    if not task.done() and (where := where_waiting(task, code)) is not None
+                ]
+                lines += [f"actor `{node.name}` {what}" for what in dict.fromkeys(whats)]
             self._fail(
                 None,
                 DeadlockError(

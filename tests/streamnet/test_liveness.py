@@ -184,7 +184,7 @@ async def test_a_deadlock_on_one_rank_is_raised_and_reaches_the_others() -> None
 
 def test_only_stalled_actors_that_nothing_can_wake_are_deadlocked() -> None:
     a, b = Channel[int](name="a"), Channel[int](name="b")
-    stalled: dict[str, list[Any]] = {"x": [(None, (a,), "receive")], "y": [(None, (b,), "send")]}
+    stalled: dict[str, list[Any]] = {"x": [((a,), "receive")], "y": [((b,), "send")]}
     served_by_z = {("a", "receive"): ["y"], ("b", "send"): ["z"]}
     assert deadlocked(stalled, ["z"], lambda ch, kind: served_by_z[ch.name, kind]) == []
     in_a_ring = {("a", "receive"): ["y"], ("b", "send"): ["x"]}
