@@ -24,6 +24,8 @@ under that actor. From these a running network tells:
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import os
 import sys
 import sysconfig
@@ -152,11 +154,17 @@ def where_waiting(task: asyncio.Task[Any], code: types.CodeType | None) -> str |
             frame = getattr(awaitable, "ag_frame", None)
         if frame is not None:
             frames.append(frame)
-        awaitable = (
+        following = (
             getattr(awaitable, "cr_await", None)
             or getattr(awaitable, "gi_yieldfrom", None)
             or getattr(awaitable, "ag_await", None)
         )
+        if following is None and frame is None:  # `async for` over an async generator: the
+            # awaited step does not show its generator, but holds it (CPython)
+            following = next(
+                (r for r in gc.get_referents(awaitable) if inspect.isasyncgen(r)), None
+            )
+        awaitable = following
     if any(frame.f_code.co_filename.startswith(_CHANNELS) for frame in frames):
         return None
     return _location(frames, code)

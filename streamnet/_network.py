@@ -129,7 +129,7 @@ class Network:
         self._channels = _unique_channels(self._actors)
         self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
-        # Per running actor: its tasks, and the channel wait of each task blocked on one.
+        # Per running actor: its tasks, and the futures of its channel calls blocked now.
         self._watched: dict[ActorNode, tuple[set[asyncio.Task[Any]], set[Any]]] = {}
         self._progress: tuple[int, ...] = ()
         self._progressed = 0.0
@@ -385,16 +385,14 @@ class Network:
             for node in live:
                 tasks, waiting = self._watched[node]
                 code = getattr(node.definition.fn, "__code__", None)
-                whats = [
-                    describe_wait(calls[future], self._serving_names)
-                    for future in waiting
-                    if future in calls
-                ]
-                whats += [
-                    f"waits outside any channel, {where}"
-                    for task in list(tasks)
-                    if not task.done() and (where := where_waiting(task, code)) is not None
-                ]
+                blocked = [calls[future] for future in waiting if future in calls]
+                whats = [describe_wait(wait, self._serving_names) for wait in blocked]
+                if len(blocked) < sum(not task.done() for task in tasks):
+                    whats += [
+                        f"waits outside any channel, {where}"
+                        for task in list(tasks)
+                        if not task.done() and (where := where_waiting(task, code)) is not None
+                    ]
                 lines += [f"actor `{node.name}` {what}" for what in dict.fromkeys(whats)]
             self._fail(
                 None,
