@@ -131,10 +131,10 @@ def describe_wait(wait: ChannelWait, serving: Callable[[Channel[Any], str], Sequ
     def one(channel: Channel[Any]) -> str:
         names = ", ".join(f"`{name}`" for name in serving(channel, kind)) or "no actor"
         if kind == "send":
-            return (
-                f"`{channel.name}` (full: {len(channel)} of {channel.capacity} messages; "
-                f"consumed by {names})"
-            )
+            held = f"{len(channel)} of {channel.capacity} messages"
+            if channel.max_bytes is not None:
+                held += f", {channel.statistics().buffered_bytes} of {channel.max_bytes} bytes"
+            return f"`{channel.name}` (full: {held}; consumed by {names})"
         return f"`{channel.name}` (empty; produced by {names})"
 
     verb = "send into" if kind == "send" else "receive from"
