@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import polars as pl
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk
+from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, spawn
 
 __all__ = [
     "ExchangeReport",
@@ -94,7 +94,7 @@ async def map_in_threads(
     pending: deque[asyncio.Future[pl.DataFrame]] = deque()
     try:
         async for frame in frames:
-            pending.append(asyncio.ensure_future(ctx.to_thread(fn, frame)))
+            pending.append(spawn(ctx.to_thread(fn, frame)))
             if len(pending) >= depth:
                 yield await pending.popleft()
         while pending:
@@ -245,7 +245,7 @@ async def exchange(
             )
             await held.add(ctx, partition, chunk)
 
-    receivers = [asyncio.ensure_future(receive(peer)) for peer in coll.peers]
+    receivers = [spawn(receive(peer)) for peer in coll.peers]
     sending: set[asyncio.Future[None]] = set()
 
     async def send(dest: int, partition: int, piece: pl.DataFrame) -> None:
@@ -274,7 +274,7 @@ async def exchange(
                         sending.difference_update(done)
                         for task in done:
                             task.result()
-                    sending.add(asyncio.ensure_future(send(dest, partition, piece)))
+                    sending.add(spawn(send(dest, partition, piece)))
         if sending:  # every piece is out before the end marker
             await asyncio.gather(*sending)
             sending.clear()

@@ -19,7 +19,8 @@ async def fanout(ctx: Context, ch_in: Channel[Any], chs_out: Sequence[Channel[An
 
     Bounded: a message goes to the next output only once the previous one took
     it, so the slowest consumer sets the pace. An output whose consumer stopped
-    (for example a ``limit``) is dropped; the others go on.
+    (for example a ``limit``) is dropped; the others go on. Once every output
+    stopped, the input is shut down, so upstream stops too.
 
     Examples
     --------
@@ -42,6 +43,8 @@ async def fanout(ctx: Context, ch_in: Channel[Any], chs_out: Sequence[Channel[An
                 outputs.remove(channel)
     for channel in chs_out:
         await channel.drain(ctx)
+    if not outputs:  # nobody wants more: stop upstream too
+        await ch_in.shutdown(ctx)
 
 
 @define_actor

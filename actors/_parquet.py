@@ -30,6 +30,7 @@ from streamnet import (
     TableChunk,
     current_actor_name,
     define_actor,
+    spawn,
 )
 
 __all__ = [
@@ -371,9 +372,7 @@ async def read_parquet(
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
             next_piece += 1
-            pending.append(
-                asyncio.ensure_future(ctx.to_thread(_read_piece, piece, out_columns, filters))
-            )
+            pending.append(spawn(ctx.to_thread(_read_piece, piece, out_columns, filters)))
 
     try:
         refill()

@@ -336,14 +336,21 @@ class Channel(Generic[T]):
         ):
             start = perf_counter()
             loop = get_running_loop()
+            waiting = counter.waiting if counter is not None else None
             while True:
                 fut = loop.create_future()
                 self._send_waiters.append(fut)
+                if waiting is not None:
+                    waiting.add(fut)
                 try:
                     await fut
                 except CancelledError:
                     _forget_waiter(self._send_waiters, fut)
+                    if waiting is not None:
+                        waiting.discard(fut)
                     raise
+                if waiting is not None:
+                    waiting.discard(fut)
                 if self._state is not _OPEN:
                     self._raise_closed("send into")
                 if len(buffer) < self._capacity and not (
@@ -413,14 +420,22 @@ class Channel(Generic[T]):
             if self._state is _OPEN:
                 start = perf_counter()
                 loop = get_running_loop()
+                counter = _counter.get()
+                waiting = counter.waiting if counter is not None else None
                 while not buffer and self._state is _OPEN:
                     fut = loop.create_future()
                     self._recv_waiters.append(fut)
+                    if waiting is not None:
+                        waiting.add(fut)
                     try:
                         await fut
                     except CancelledError:
                         _forget_waiter(self._recv_waiters, fut)
+                        if waiting is not None:
+                            waiting.discard(fut)
                         raise
+                    if waiting is not None:
+                        waiting.discard(fut)
                 blocked = perf_counter() - start
             if not buffer:
                 if self._state is _ABORTED:

@@ -8,6 +8,7 @@ also identifies the producer, so that one producer draining twice counts once.
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,11 @@ class TrafficCounter:
         When not None, every wait is appended as ``(kind, start, end)``, kind
         ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
         material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
+    waiting
+        When not None, the futures the counter's tasks await in channel calls
+        now (one per blocked call; it also sits in the waiters of the channels
+        that can wake it). A runtime reads it to find actors that wait on each
+        other forever.
     """
 
     __slots__ = (
@@ -48,6 +54,7 @@ class TrafficCounter:
         "rows_out",
         "sent",
         "taken",
+        "waiting",
         "waits",
     )
 
@@ -60,6 +67,7 @@ class TrafficCounter:
         """When not None: per input channel, the last message received (the one in flight)."""
         self.sent: dict[Any, set[int]] | None = None
         """When not None: per output channel, the sequence numbers sent; a repeat is dropped."""
+        self.waiting: set[Future[None]] | None = None
 
 
 _counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)

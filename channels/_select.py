@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from channels._channel import _EMPTY, Channel
 from channels._message import Message
+from channels._observer import _counter
 
 __all__ = ["recv_any"]
 
@@ -61,9 +62,15 @@ async def _wait_any(channels: Sequence[Channel[Any]]) -> None:
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     for channel in channels:
         channel._recv_waiters.append(fut)
+    counter = _counter.get()
+    waiting = counter.waiting if counter is not None else None
+    if waiting is not None:
+        waiting.add(fut)
     try:
         await fut
     finally:
+        if waiting is not None:
+            waiting.discard(fut)
         for channel in channels:
             with contextlib.suppress(ValueError):
                 channel._recv_waiters.remove(fut)

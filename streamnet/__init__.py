@@ -39,10 +39,13 @@ from streamnet._errors import (
     ActorStateError,
     BackendUnavailableError,
     ColumnNotFoundError,
+    DeadlockError,
     FileReadError,
     NetworkMismatchError,
     RemoteRankError,
     SchemaError,
+    SharedChannelWarning,
+    UnreadInputError,
     WatchdogTimeout,
     WiringError,
 )
@@ -65,6 +68,7 @@ from streamnet._supervisor import (
     Supervisor,
 )
 from streamnet._table_chunk import TableChunk, TableView
+from streamnet._tasks import spawn
 from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
 
@@ -97,6 +101,7 @@ __all__ = [
     "ColumnNotFoundError",
     "Communicator",
     "Context",
+    "DeadlockError",
     "FileReadError",
     "InProcessCommunicator",
     "InProcessWorld",
@@ -119,6 +124,7 @@ __all__ = [
     "RestartType",
     "SchemaError",
     "SequenceError",
+    "SharedChannelWarning",
     "SingleCommunicator",
     "Span",
     "SupervisionStrategy",
@@ -131,6 +137,7 @@ __all__ = [
     "TableView",
     "Tag",
     "Timeline",
+    "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
     "current_actor",
@@ -146,6 +153,7 @@ __all__ = [
     "run_on_ray",
     "run_ranks",
     "run_ranks_async",
+    "spawn",
 ]
 
 publish(globals(), "streamnet", __all__)

@@ -209,10 +209,12 @@ class ActorDefinition(Generic[P]):
         outputs: Sequence[str],
         collective: bool = False,
         restart: RestartPolicy | None = None,
+        stops_early: bool = False,
     ) -> None:
         self.fn = fn
         self.collective = collective
         self.restart = restart
+        self.stops_early = stops_early
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
@@ -303,6 +305,7 @@ def define_actor(
     outputs: Sequence[str] = (),
     collective: bool = False,
     restart: RestartPolicy | None = None,
+    stops_early: bool = False,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
 
 
@@ -315,6 +318,7 @@ def define_actor(
     outputs: Sequence[str] = (),
     collective: bool = False,
     restart: RestartPolicy | None = None,
+    stops_early: bool = False,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -341,6 +345,13 @@ def define_actor(
     restart
         A :class:`RestartPolicy`: restart the actor when it raises instead of
         failing the network (not for collectives).
+    stops_early
+        The actor may return before its inputs end (it takes what it needs
+        and stops). Otherwise returning while an input it consumes (alone) still
+        has data coming is an `UnreadInputError`, since the data would be lost
+        silently; an actor that stops on purpose can also shut that input down
+        itself (``await ch_in.shutdown(ctx)``), as ``actors.limit`` does. Either
+        way, its producers then stop with it.
 
     Raises
     ------
@@ -399,7 +410,7 @@ def define_actor(
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
-            restart=restart,
+            restart=restart, stops_early=bool(stops_early),
         )  # fmt: skip
 
     if fn is not None:

@@ -59,6 +59,7 @@ class Collective:
                 "with @define_actor(collective=True) and run it in a Network"
             )
         self.op_id: int = node.op_id
+        self.ctx = ctx
         self.comm: Communicator = ctx.communicator
         self.rank = ctx.rank
         self.nranks = ctx.nranks
@@ -76,13 +77,18 @@ class Collective:
     async def send(self, dest: int, payload: Any, *parts: Hashable) -> None:
         """Send to ``dest`` with the tag ``(op_id, *parts)``."""
         await self.comm.send(dest, self.tag(*parts), payload)
+        self.ctx._exchanged += 1  # progress, for Context(stall_timeout=...)
 
     async def recv(self, source: int, *parts: Hashable) -> Any:
         """Receive from ``source`` with the tag ``(op_id, *parts)``."""
-        return await self.comm.recv(source, self.tag(*parts))
+        payload = await self.comm.recv(source, self.tag(*parts))
+        self.ctx._exchanged += 1
+        return payload
 
     async def allgather(self, value: Any, *parts: Hashable) -> list[Any]:
         """Every rank's ``value`` in rank order."""
         if self.nranks == 1:
             return [value]
-        return await self.comm.allgather(self.tag(*parts), value)
+        everyone = await self.comm.allgather(self.tag(*parts), value)
+        self.ctx._exchanged += 1
+        return everyone

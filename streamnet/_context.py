@@ -67,6 +67,20 @@ class Context:
         directory). The Context checks that it is writable when made, spills
         into a folder of its own there (``ctx.spills``), removes the spill files
         of a run when the run ends, whichever way, and the folder when closed.
+    stall_timeout
+        Seconds a running network may go without progress (no message moved
+        on a channel or between ranks, no actor ended) while no kernel runs in
+        the thread pool, before it fails with `DeadlockError` naming what each
+        actor waits on. None (default) never: actors that wait on channels
+        only are found deadlocked without it, this also catches actors that
+        wait forever on anything else. With several ranks, set it above the
+        longest time a rank may wait for its peers.
+    blocked_loop_warning
+        Seconds an actor may hold the event loop (running Python code without
+        awaiting: ``time.sleep``, a long loop) before a warning on the
+        ``streamnet`` logger names it; every other actor stands still
+        meanwhile. None turns the watchdog off. Move such work to
+        ``await ctx.to_thread(fn, *args)``.
 
     Examples
     --------
@@ -88,6 +102,8 @@ class Context:
         trace: bool = False,
         trace_limit: int = 10_000,
         spill_directory: str | os.PathLike[str] | None = None,
+        stall_timeout: float | None = None,
+        blocked_loop_warning: float | None = 1.0,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
@@ -106,6 +122,12 @@ class Context:
             raise ValueError(f"Context: `trace_limit` must be an int >= 1, got {trace_limit!r}")
         if cancel_grace < 0:
             raise ValueError(f"Context: `cancel_grace` must be >= 0, got {cancel_grace!r}")
+        for option, value in (
+            ("stall_timeout", stall_timeout),
+            ("blocked_loop_warning", blocked_loop_warning),
+        ):
+            if value is not None and (type(value) not in (int, float) or not value > 0):
+                raise ValueError(f"Context: `{option}` must be None or a number > 0, got {value!r}")
         self._backend: Backend = backend
         self._num_threads = (
             num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4)
@@ -132,6 +154,13 @@ class Context:
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._runs = 0
+        self._stall_timeout = None if stall_timeout is None else float(stall_timeout)
+        self._blocked_loop_warning = (
+            None if blocked_loop_warning is None else float(blocked_loop_warning)
+        )
+        self._kernels = 0  # kernels submitted to the thread pool and not finished
+        self._kernels_lock = threading.Lock()
+        self._exchanged = 0  # messages moved between ranks by collectives (progress)
 
     @property
     def backend(self) -> Backend:
@@ -167,6 +196,16 @@ class Context:
     def cancel_grace(self) -> float:
         """Seconds a failing network waits for cancelled actors to stop."""
         return self._cancel_grace
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """Seconds without progress before a network fails with `DeadlockError`, or None."""
+        return self._stall_timeout
+
+    @property
+    def blocked_loop_warning(self) -> float | None:
+        """Seconds an actor may block the event loop before a warning names it, or None."""
+        return self._blocked_loop_warning
 
     @property
     def closed(self) -> bool:
@@ -220,6 +259,9 @@ class Context:
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
         kernel = self._pool().submit(contextvars.copy_context().run, call)
+        with self._kernels_lock:
+            self._kernels += 1
+        kernel.add_done_callback(self._kernel_done)  # also when cancelled before it started
         done = asyncio.wrap_future(kernel)
         try:
             return await asyncio.shield(done)
@@ -227,6 +269,15 @@ class Context:
             if not kernel.cancel():  # running already: let it end before cleanup runs
                 await _outlast(done)
             raise
+
+    def _kernel_done(self, future: object) -> None:
+        with self._kernels_lock:
+            self._kernels -= 1
+
+    @property
+    def _kernels_running(self) -> bool:
+        """Whether a kernel runs (or waits to run) in the thread pool now."""
+        return self._kernels > 0
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor

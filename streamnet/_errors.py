@@ -12,10 +12,13 @@ __all__ = [
     "ActorStateError",
     "BackendUnavailableError",
     "ColumnNotFoundError",
+    "DeadlockError",
     "FileReadError",
     "NetworkMismatchError",
     "RemoteRankError",
     "SchemaError",
+    "SharedChannelWarning",
+    "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
 ]
@@ -81,3 +84,25 @@ class ActorStateError(StreamnetError, RuntimeError):
 
 class WatchdogTimeout(StreamnetError, TimeoutError):
     """A persistent actor held input without progress for longer than its heartbeat timeout."""
+
+
+class DeadlockError(StreamnetError, RuntimeError):
+    """A running network can make no more progress: its actors wait on each other forever.
+
+    ``waits`` lists what each actor concerned waits on, one line per actor.
+    """
+
+    def __init__(self, message: str, waits: Sequence[str] = ()) -> None:
+        self.waits = tuple(waits)
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels between ranks
+        return (type(self), (str(self), self.waits), self.__dict__)
+
+
+class UnreadInputError(StreamnetError, RuntimeError):
+    """An actor returned while its input still had data, without shutting that input down."""
+
+
+class SharedChannelWarning(UserWarning):
+    """Actors of different kinds consume one channel, so each gets only part of its stream."""

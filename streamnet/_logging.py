@@ -22,9 +22,10 @@ class ActorLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        node = current_actor()
-        record.actor = node.name if node is not None else "-"
-        record.rank = node.ctx.rank if node is not None else 0
+        if not hasattr(record, "actor"):  # unless the caller named it (`extra=`)
+            node = current_actor()
+            record.actor = node.name if node is not None else "-"
+            record.rank = node.ctx.rank if node is not None else 0
         return True
 
 

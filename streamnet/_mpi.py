@@ -25,6 +25,7 @@ end the whole job when one rank exits with an error.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import os
 import pickle
@@ -43,6 +44,7 @@ from streamnet import _wire
 from streamnet._communicator import Communicator, Tag, remote_error
 from streamnet._errors import BackendUnavailableError, NetworkMismatchError, RemoteRankError
 from streamnet._tagged_inbox import TaggedInbox, settle
+from streamnet._tasks import retrieve
 
 __all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
 
@@ -161,6 +163,7 @@ class _Engine:
                     requests.append(self.comm.Isend([piece, self.mpi.BYTE], dest, _DATA))
             self.outgoing.append(_Outgoing(key[0], requests, [blob, buffers], done))
         self._ensure_pump(loop)
+        done.add_done_callback(retrieve)  # a cancelled sender no longer looks at it
         await asyncio.shield(done)  # a cancelled sender leaves the transfer to finish
 
     async def recv(self, source: int, key: tuple[int, Tag]) -> Any:
@@ -212,7 +215,10 @@ class _Engine:
     def _ensure_pump(self, loop: asyncio.AbstractEventLoop) -> None:
         task = self.pumps.get(loop)
         if task is None or task.done():
-            self.pumps[loop] = loop.create_task(self._pump(loop), name="streamnet-mpi-pump")
+            # A context of its own: the pump serves every actor, it belongs to none.
+            self.pumps[loop] = loop.create_task(
+                self._pump(loop), name="streamnet-mpi-pump", context=contextvars.Context()
+            )
 
     def _busy(self) -> bool:
         return bool(self.outgoing or any(self.incoming.values()) or self.inbox.waiting())

@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,24 @@ from streamnet._actor import ActorDefinition, ActorNode, Endpoint, _current_node
 from streamnet._capture import NetworkCaptured, capturing
 from streamnet._collective import CollectiveTraffic
 from streamnet._context import Context
-from streamnet._errors import NetworkMismatchError, RemoteRankError, WiringError
+from streamnet._errors import (
+    DeadlockError,
+    NetworkMismatchError,
+    RemoteRankError,
+    SharedChannelWarning,
+    UnreadInputError,
+    WiringError,
+)
+from streamnet._liveness import (
+    CHECK_INTERVAL,
+    ChannelWait,
+    attach,
+    blocked_calls,
+    channel_waits,
+    deadlocked,
+    describe_wait,
+    where_waiting,
+)
 from streamnet._logging import logger
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._progress import ProgressTracker, progress_wanted, show_progress
@@ -38,11 +56,28 @@ class Network:
     `WiringError`: an argument that is not an actor node, a channel parameter
     that is neither input nor output, a channel nobody produces into or nobody
     consumes, a channel already used by another network, payload types that
-    disagree between producer, consumer and channel.
+    disagree between producer, consumer and channel, a cycle that was not
+    declared. Actors of different definitions consuming one channel (each
+    gets part of the stream) get a `SharedChannelWarning`.
 
     Running starts every actor as a task. If one raises, the others are
     cancelled, every channel is aborted, and the original exception is raised
-    with a note naming the actor. A network runs once.
+    with a note naming the actor. An actor that returns leaving input unread
+    fails with `UnreadInputError`, unless it shut that input down or was
+    declared ``@define_actor(stops_early=True)``. Actors that wait on each
+    other's channels forever end the run with `DeadlockError`. A network runs once.
+
+    Parameters
+    ----------
+    ctx
+        The Context every actor was made with.
+    actors
+        The actor nodes.
+    name
+        Used in errors, logs and pictures.
+    feedback
+        Channels that carry data back upstream on purpose, closing a loop;
+        any other cycle is a wiring error.
 
     Examples
     --------
@@ -61,7 +96,14 @@ class Network:
     [3]
     """
 
-    def __init__(self, ctx: Context, actors: Sequence[ActorNode], *, name: str = "network") -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        actors: Sequence[ActorNode],
+        *,
+        name: str = "network",
+        feedback: Sequence[Channel[Any]] = (),
+    ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
         if isinstance(actors, ActorNode) or not isinstance(actors, Sequence):
@@ -73,13 +115,25 @@ class Network:
         self._actors: tuple[ActorNode, ...] = tuple(actors)
         self._state: NetworkState = "built"
         self._recorders: dict[str, ActorRecorder] = {}
-        self._failures: list[tuple[ActorNode, BaseException]] = []
+        self._failures: list[tuple[ActorNode | None, BaseException]] = []
         self._tasks: dict[asyncio.Task[None], ActorNode] = {}
         self._channels: tuple[Channel[Any], ...] = ()
-        problems = _validate(ctx, self._actors)
+        if isinstance(feedback, Channel) or not isinstance(feedback, Sequence):
+            raise TypeError(
+                f"Network: `feedback` must be a list of channels, got {type(feedback).__name__}"
+            )
+        problems, notices = _validate(ctx, self._actors, tuple(feedback))
         if problems:
             raise WiringError(problems)
+        for notice in notices:
+            warnings.warn(notice, SharedChannelWarning, stacklevel=2)
         self._channels = _unique_channels(self._actors)
+        self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        # Per running actor: its tasks, and the futures of its channel calls blocked now.
+        self._watched: dict[ActorNode, tuple[set[asyncio.Task[Any]], set[Any]]] = {}
+        self._progress: tuple[int, ...] = ()
+        self._progressed = 0.0
         self._bind()
 
     # ----------------------------------------------------------------- introspection
@@ -237,30 +291,20 @@ class Network:
                 self._state = "failed"
                 raise
         loop = asyncio.get_running_loop()
-        for node in self._actors:
-            recorder = self.ctx._new_recorder(node.name)
-            if self.ctx.trace:
-                recorder.waits = deque(maxlen=self.ctx.trace_limit)
-            self._recorders[node.name] = recorder
-            task = loop.create_task(self._run_actor(node, recorder), name=node.name)
-            self._tasks[task] = node
+        monitor = attach(self)  # files the tasks actors start; watches the event loop
         try:
-            _, pending = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-            if pending and self._failures:
-                # The failing actor already cancelled the others; give them a bounded time.
-                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
-            elif pending:
-                await asyncio.wait(pending)
-                pending = set()
-        except asyncio.CancelledError:
-            self._state = "cancelled"
-            self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
-            await self._cancel_and_wait()
-            raise
+            for node in self._actors:
+                recorder = self.ctx._new_recorder(node.name)
+                if self.ctx.trace:
+                    recorder.waits = deque(maxlen=self.ctx.trace_limit)
+                self._recorders[node.name] = recorder
+                task = loop.create_task(self._run_actor(node, recorder), name=node.name)
+                recorder.tasks, recorder.waiting = {task}, set()
+                self._watched[node] = (recorder.tasks, recorder.waiting)
+                self._tasks[task] = node
+            pending = await self._supervise()
         finally:
-            for task in self._tasks:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved here; raised below through _failures
+            monitor.detach(self)
             self.ctx.spills.release()  # the run's spill files, however it ended
         if self._failures:
             self._state = "failed"
@@ -274,6 +318,117 @@ class Network:
             raise failure
         self._state = "done"
 
+    async def _supervise(self) -> set[asyncio.Task[None]]:
+        """Wait for the actors, looking at them every so often; the tasks left behind."""
+        pending = set(self._tasks)
+        self._progressed = time.monotonic()
+        try:
+            while pending and not self._failures:
+                _, pending = await asyncio.wait(
+                    pending, timeout=CHECK_INTERVAL, return_when=asyncio.FIRST_EXCEPTION
+                )
+                if pending and not self._failures:
+                    self._look(len(self._tasks) - len(pending))
+            if pending:
+                # The failing actor already cancelled the others; give them a bounded time.
+                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+        except asyncio.CancelledError:
+            self._state = "cancelled"
+            self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
+            await self._cancel_and_wait()
+            raise
+        finally:
+            for task in self._tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved here; raised below through _failures
+        return pending
+
+    # ----------------------------------------------------------------- liveness
+    def _look(self, finished: int) -> None:
+        """Fail the network if its actors wait on each other forever, or made no progress."""
+        now = time.monotonic()
+        progress = (
+            finished,
+            self.ctx._exchanged,
+            *(c._sent + c._received for c in self._channels),
+        )
+        if progress != self._progress or self.ctx._kernels_running:
+            self._progress, self._progressed = progress, now
+        live = [node for task, node in self._tasks.items() if not task.done()]
+        calls = blocked_calls(self._channels)
+        stalled: dict[ActorNode, list[ChannelWait]] = {}
+        runnable: list[ActorNode] = []
+        for node in live:
+            waits = channel_waits(*self._watched[node], calls)
+            if waits is None:
+                runnable.append(node)  # it can move, or waits on a channel we cannot judge
+            else:
+                stalled[node] = waits
+        stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
+        if stuck:
+            lines = [
+                f"actor `{node.name}` {describe_wait(wait, self._serving_names)}"
+                for node in stuck
+                for wait in stalled[node]
+            ]
+            self._fail(
+                None,
+                DeadlockError(
+                    f"network `{self.name}`{self._on_rank()} is deadlocked: these actors wait "
+                    "on channels that only they could serve, so none of them can move:\n"
+                    + "\n".join(f"  - {line}" for line in lines),
+                    lines,
+                ),
+            )
+            return
+        timeout = self.ctx.stall_timeout
+        if timeout is not None and now - self._progressed > timeout:
+            lines = []
+            for node in live:
+                tasks, waiting = self._watched[node]
+                code = getattr(node.definition.fn, "__code__", None)
+                blocked = [calls[future] for future in waiting if future in calls]
+                whats = [describe_wait(wait, self._serving_names) for wait in blocked]
+                if len(blocked) < sum(not task.done() for task in tasks):
+                    whats += [
+                        f"waits outside any channel, {where}"
+                        for task in list(tasks)
+                        if not task.done() and (where := where_waiting(task, code)) is not None
+                    ]
+                lines += [f"actor `{node.name}` {what}" for what in dict.fromkeys(whats)]
+            self._fail(
+                None,
+                DeadlockError(
+                    f"network `{self.name}`{self._on_rank()} made no progress for "
+                    f"{now - self._progressed:.1f} s (Context(stall_timeout={timeout:g})): no "
+                    "message moved, no actor ended and no kernel ran; its actors wait:\n"
+                    + "\n".join(f"  - {line}" for line in lines),
+                    lines,
+                ),
+            )
+
+    def _serving(self, channel: Channel[Any], kind: str) -> list[ActorNode]:
+        """The actors that can complete a wait of ``kind`` on ``channel``."""
+        return self._consumers[channel] if kind == "send" else self._producers[channel]
+
+    def _serving_names(self, channel: Channel[Any], kind: str) -> list[str]:
+        return [node.name for node in self._serving(channel, kind)]
+
+    def _on_rank(self) -> str:
+        return f" on rank {self.ctx.rank}" if self.ctx.nranks > 1 else ""
+
+    def _actor_of(self, task: asyncio.Task[Any] | None) -> ActorNode | None:
+        """The actor running ``task`` (its own task, or one it started), or None."""
+        if task is None:
+            return None
+        node = self._tasks.get(task)
+        if node is not None:
+            return node
+        for candidate, (tasks, _) in list(self._watched.items()):
+            if task in tasks:
+                return candidate
+        return None
+
     def fingerprint(self) -> tuple[tuple[str, int], ...]:
         """The collectives of this network as ``(kind, operation id)``; equal on every rank."""
         return tuple(
@@ -284,7 +439,16 @@ class Network:
         """Every rank must have built the same collectives, or they would wait on each other."""
         comm = self.ctx.communicator
         mine = self.fingerprint()
-        everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+        try:
+            everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+        except RemoteRankError as exc:
+            if not isinstance(exc.cause, NetworkMismatchError):
+                raise
+            # A peer found the mismatch first and failed; whichever rank hears of it
+            # first, every rank reports the one root cause itself.
+            mismatch = NetworkMismatchError(str(exc.cause))
+            mismatch.add_note(f"found first by rank {exc.rank}")
+            raise mismatch from None
         if any(other != mine for other in everyone):
             lines = "\n".join(
                 f"  rank {rank}: {_describe_fingerprint(print_)}"
@@ -303,6 +467,8 @@ class Network:
             state: Any = "done"
             try:
                 node._result = await self._call(node, recorder)
+                if not node.definition.stops_early:
+                    self._check_inputs_read(node)
             except ChannelBroken as exc:
                 if exc.channel not in node.outputs:
                     state = "failed"
@@ -323,6 +489,29 @@ class Network:
                     channel._producer_done(recorder)
                 for channel in node.inputs:
                     channel._consumer_done()
+
+    def _check_inputs_read(self, node: ActorNode) -> None:
+        """Raise if ``node`` returned while an input it consumes last still had data coming."""
+        for endpoint in node.endpoints:
+            channel = endpoint.channel
+            if endpoint.role != "input" or channel._consumers > 1:
+                continue  # other consumers still read it (a worker pool)
+            buffered = len(channel)
+            if channel.state == "open":
+                left = "is still open: its producers have not finished" + (
+                    f", and {buffered} message(s) wait in it" if buffered else ""
+                )
+            elif channel.state == "drained" and buffered:
+                left = f"still holds {buffered} message(s)"
+            else:
+                continue
+            raise UnreadInputError(
+                f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
+                f"to the end: channel `{channel.name}` {left}. Read until `recv` returns None; "
+                f"to stop early on purpose, shut the input down (`await "
+                f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
+                "@define_actor(stops_early=True)"
+            )
 
     async def _call(self, node: ActorNode, recorder: ActorRecorder) -> Any:
         """Run the actor's function; with a restart policy, call it afresh after a failure."""
@@ -354,21 +543,25 @@ class Network:
                     "actor %s failed (%s: %s) and restarts", node.name, type(exc).__name__, exc
                 )
 
-    def _fail(self, node: ActorNode, exc: BaseException) -> None:
+    def _fail(self, node: ActorNode | None, exc: BaseException) -> None:
+        """Record a failure of ``node`` (None: of the network as a whole, a deadlock)."""
         first = not self._failures
-        if not first and isinstance(exc, ChannelAborted):
+        if not first and isinstance(exc, ChannelAborted | RemoteRankError):
             return  # a consequence of the first failure
         self._failures.append((node, exc))
-        if isinstance(exc, Exception):
-            exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
-        logger.error(
-            "actor %s failed on rank %d: %s: %s",
-            node.name,
-            self.ctx.rank,
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
-        )
+        if node is None:
+            logger.error("network %s failed on rank %d: %s", self.name, self.ctx.rank, exc)
+        else:
+            if isinstance(exc, Exception):
+                exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
+            logger.error(
+                "actor %s failed on rank %d: %s: %s",
+                node.name,
+                self.ctx.rank,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
         if first:
             self._abort_all(exc)
             if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
@@ -377,7 +570,7 @@ class Network:
             # (sleeping, awaiting a kernel) are cancelled right after.
             asyncio.get_running_loop().call_soon(self._cancel_others, node)
 
-    def _cancel_others(self, node: ActorNode) -> None:
+    def _cancel_others(self, node: ActorNode | None) -> None:
         for task, other in self._tasks.items():
             if other is not node:
                 task.cancel()
@@ -397,7 +590,8 @@ class Network:
         _node, exc = self._failures[0]
         for other, later in self._failures[1:]:
             if isinstance(exc, Exception):
-                exc.add_note(f"actor `{other.name}` also failed: {type(later).__name__}: {later}")
+                who = f"actor `{other.name}`" if other is not None else f"network `{self.name}`"
+                exc.add_note(f"{who} also failed: {type(later).__name__}: {later}")
         return exc
 
     # ----------------------------------------------------------------- wiring
@@ -410,8 +604,10 @@ class Network:
             node._network = self
             for channel in node.outputs:
                 channel._producers += 1
+                self._producers[channel].append(node)
             for channel in node.inputs:
                 channel._consumers += 1
+                self._consumers[channel].append(node)
         known = {id(c) for c in self.ctx._channels}
         self.ctx._channels.extend(c for c in self._channels if id(c) not in known)
 
@@ -445,8 +641,12 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}, not an actor node"
 
 
-def _validate(ctx: Context, actors: Sequence[Any]) -> list[str]:
+def _validate(
+    ctx: Context, actors: Sequence[Any], feedback: Sequence[Channel[Any]] = ()
+) -> tuple[list[str], list[str]]:
+    """The wiring problems of ``actors``, and the warnings it deserves."""
     problems: list[str] = []
+    notices: list[str] = []
     nodes: list[ActorNode] = []
     seen: set[int] = set()
     for index, node in enumerate(actors):
@@ -502,7 +702,152 @@ def _validate(ctx: Context, actors: Sequence[Any]) -> list[str]:
         elif channel.state != "open":
             problems.append(f"channel `{channel.name}` is already {channel.state}")
         problems.extend(_type_problems(channel, made, used))
+        kinds: dict[ActorDefinition[Any], ActorNode] = {}
+        for node, _ in used:
+            kinds.setdefault(node.definition, node)
+        if len(kinds) > 1:
+            names = " and ".join(f"`{node.name}`" for node in kinds.values())
+            notices.append(
+                f"channel `{channel.name}` is consumed by actors of different kinds, {names}: "
+                "each receives only part of its stream (actors made from one definition may "
+                "share a channel as a worker pool). To give each the whole stream, put a "
+                "fanout in front; to keep the split, silence this with "
+                "warnings.filterwarnings('ignore', category=streamnet.SharedChannelWarning)"
+            )
+    problems.extend(_cycle_problems(nodes, producers, consumers, channels, feedback))
+    return problems, notices
+
+
+def _cycle_problems(
+    nodes: Sequence[ActorNode],
+    producers: dict[int, list[tuple[ActorNode, Endpoint]]],
+    consumers: dict[int, list[tuple[ActorNode, Endpoint]]],
+    channels: dict[int, Channel[Any]],
+    feedback: Sequence[Channel[Any]],
+) -> list[str]:
+    """Cycles of actors through channels not declared as ``feedback``, and stray declarations."""
+    problems: list[str] = []
+    declared: set[int] = set()
+    for channel in feedback:
+        if not isinstance(channel, Channel):
+            problems.append(f"`feedback` holds a {type(channel).__name__}, not a channel")
+        elif id(channel) not in channels:
+            problems.append(
+                f"feedback channel `{channel.name}` is not a channel of this network's actors"
+            )
+        else:
+            declared.add(id(channel))
+
+    def edges(skip: set[int]) -> dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]:
+        out: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]] = {n: [] for n in nodes}
+        for key, made in producers.items():
+            if key in skip:
+                continue
+            for producer, _ in made:
+                for consumer, _ in consumers.get(key, []):
+                    out[producer].append((channels[key], consumer))
+        return out
+
+    forward = edges(declared)
+    for component in _strongly_connected(nodes, forward):
+        path = _cycle_in(component, forward)
+        if path is None:
+            continue
+        route = " -> ".join(f"`{node.name}` -[`{channel.name}`]" for node, channel in path)
+        problems.append(
+            f"actors form a cycle: {route} -> `{path[0][0].name}`; every actor on it waits "
+            "for the others to end. If the loop is intended, declare the channel that "
+            f"carries data back: Network(..., feedback=[<channel `{path[-1][1].name}`>])"
+        )
+    if declared:
+        group = {
+            node: index
+            for index, component in enumerate(_strongly_connected(nodes, edges(set())))
+            for node in component
+        }
+        for key in declared:
+            closes = any(
+                group[producer] == group[consumer]
+                for producer, _ in producers.get(key, [])
+                for consumer, _ in consumers.get(key, [])
+            )
+            if not closes:
+                problems.append(
+                    f"feedback channel `{channels[key].name}` closes no loop: no actor that "
+                    "receives from it sends, directly or not, into it; drop it from `feedback`"
+                )
     return problems
+
+
+def _strongly_connected(
+    nodes: Sequence[ActorNode], edges: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]
+) -> list[list[ActorNode]]:
+    """The strongly connected components of the graph (Tarjan's algorithm, without recursion)."""
+    index: dict[ActorNode, int] = {}
+    low: dict[ActorNode, int] = {}
+    stack: list[ActorNode] = []
+    on_stack: set[ActorNode] = set()
+    components: list[list[ActorNode]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, successors = work[-1]
+            for _, successor in successors:
+                if successor not in index:
+                    index[successor] = low[successor] = len(index)
+                    stack.append(successor)
+                    on_stack.add(successor)
+                    work.append((successor, iter(edges[successor])))
+                    break
+                if successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component: list[ActorNode] = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member is node:
+                            break
+                    components.append(component[::-1])
+    return components
+
+
+def _cycle_in(
+    component: list[ActorNode], edges: dict[ActorNode, list[tuple[Channel[Any], ActorNode]]]
+) -> list[tuple[ActorNode, Channel[Any]]] | None:
+    """One cycle through the first actor of ``component``, as (actor, channel it sends into)
+    steps; None when the component is one actor that does not feed itself."""
+    start = component[0]
+    members = set(component)
+    came: dict[ActorNode, tuple[ActorNode, Channel[Any]]] = {}
+    frontier = [start]
+    while frontier:
+        following: list[ActorNode] = []
+        for node in frontier:
+            for channel, successor in edges[node]:
+                if successor not in members:
+                    continue
+                if successor is start:
+                    path = [(node, channel)]
+                    while path[0][0] is not start:
+                        path.insert(0, came[path[0][0]])
+                    return path
+                if successor not in came:
+                    came[successor] = (node, channel)
+                    following.append(successor)
+        frontier = following
+    return None
 
 
 def _endpoint_list(endpoints: list[tuple[ActorNode, Endpoint]]) -> str:

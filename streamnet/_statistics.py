@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,7 @@ class ActorRecorder(TrafficCounter):
     It is also the actor's identity towards channels (one drain per actor).
     """
 
-    __slots__ = ("ended", "name", "restarts", "started", "state")
+    __slots__ = ("ended", "name", "restarts", "started", "state", "tasks")
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -72,6 +73,8 @@ class ActorRecorder(TrafficCounter):
         self.restarts = 0
         self.state: ActorState = "created"
         self.started = self.ended = 0.0
+        self.tasks: set[asyncio.Task[Any]] | None = None
+        """While it runs in a Network: the actor's task and the tasks it started."""
 
     def start(self) -> None:
         self.state = "running"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import pytest
@@ -31,6 +32,28 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under mpiexec, each rank gets its own temporary directories (no shared cleanup)."""
     if (launched_ranks() or 1) > 1 and not config.option.basetemp:
         config.option.basetemp = tempfile.mkdtemp(prefix="streamnet-tests-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under mpiexec, a rank whose tests failed ends the whole job once it reported.
+
+    Otherwise the other ranks, still in the suite, would wait in the next test's
+    collectives for a rank that left (``-x``) until their timeouts.
+    """
+    status = config.stash.get(_EXIT_STATUS, 0)
+    if (launched_ranks() or 1) > 1 and status not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+        from mpi4py import MPI
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(status)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 # Job scripts the MPI tests start under mpiexec: not modules to import here.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+from typing import Any
 
 import polars as pl
 import pytest
@@ -11,6 +14,8 @@ import ranks
 import actors
 from streamnet import (
     Context,
+    InProcessCommunicator,
+    InProcessWorld,
     Message,
     Network,
     NetworkMismatchError,
@@ -18,6 +23,7 @@ from streamnet import (
     TableChunk,
     define_actor,
 )
+from streamnet._in_process import guarded
 
 
 @define_actor
@@ -57,6 +63,40 @@ def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -
         assert isinstance(seen[rank], RemoteRankError)
         assert seen[rank].rank == 1
         assert "rank 1 failed: ValueError: bad record on rank 1" in str(seen[rank])
+
+
+def test_a_rank_failing_on_its_first_chunk_is_reported_once_without_stray_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logged once where it failed, once as RemoteRankError elsewhere; no task left unretrieved."""
+    caplog.set_level(logging.ERROR)
+
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        await Network(
+            ctx,
+            [
+                chunks_then_fail(ctx, a, 1, 0),
+                actors.shuffle(ctx, a, b, "k"),
+                actors.collect(ctx, b),
+            ],
+        ).run_async()
+
+    nranks = ranks.size(3)
+    with pytest.raises(ValueError, match="bad record on rank 1"):
+        ranks.run(nranks, job, within=30)
+    logged = [r.getMessage() for r in caplog.records if r.name == "streamnet"]
+    for record in caplog.records:  # they hold the failures, and through their tracebacks the tasks
+        record.msg, record.args, record.exc_info = record.getMessage(), (), None
+    caplog.clear()
+    gc.collect()  # an abandoned task reports an unretrieved exception when it is collected
+    stray = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert stray == []
+    for rank in ranks.here(nranks):
+        mine = [message for message in logged if f"on rank {rank}:" in message]
+        assert len(mine) == 1, mine
+        expected = "ValueError: bad record" if rank == 1 else "RemoteRankError: rank 1 failed"
+        assert expected in mine[0]
 
 
 def test_a_rank_failing_before_its_network_starts_does_not_hang_the_others() -> None:
@@ -109,6 +149,50 @@ def test_mismatched_networks_are_detected_on_every_rank() -> None:
     assert "rank 0: shuffle (op 0), groupby_agg (op 1)" in text
     assert "rank 1: groupby_agg (op 0)" in text
     assert set(seen) == ranks.here(nranks)
+
+
+def test_a_rank_hearing_of_a_mismatch_from_a_peer_first_reports_the_mismatch_itself() -> None:
+    """Under MPI a peer's abort can overtake the fingerprints; the outcome must not change."""
+    world = InProcessWorld(3)
+    failed = asyncio.Event()
+    abort = world._abort
+
+    def abort_and_tell(rank: int, cause: BaseException) -> None:
+        abort(rank, cause)
+        failed.set()
+
+    world._abort = abort_and_tell  # type: ignore[method-assign]
+
+    class Late(InProcessCommunicator):
+        async def recv(self, source: int, tag: Any) -> Any:
+            await failed.wait()  # the peers' fingerprints are there, but the abort comes first
+            self._world._raise_if_failed(self.rank)
+            return await super().recv(source, tag)
+
+    async def job(ctx: Context) -> None:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        df = pl.DataFrame({"k": [1, 2], "v": [3, 4]})
+        nodes = [actors.from_polars(ctx, a, df)]
+        if ctx.rank == 0:
+            nodes += [
+                actors.shuffle(ctx, a, b, "k"),
+                actors.groupby_agg(ctx, b, c, "k", {"v": "sum"}),
+            ]
+        else:
+            nodes += [actors.groupby_agg(ctx, a, c, "k", {"v": "sum"})]
+        await Network(ctx, [*nodes, actors.collect(ctx, c)]).run_async()
+
+    async def main() -> list[Any]:
+        comms = [world.communicator(0), world.communicator(1), Late(world, 2)]
+        contexts = [Context(communicator=comm) for comm in comms]
+        return await asyncio.wait_for(
+            asyncio.gather(*(guarded(job, ctx) for ctx in contexts), return_exceptions=True), 30
+        )
+
+    outcomes = asyncio.run(main())
+    assert [type(outcome) for outcome in outcomes] == [NetworkMismatchError] * 3
+    assert "the ranks built different networks" in str(outcomes[2])
+    assert any("found first by rank" in note for note in outcomes[2].__notes__)
 
 
 def test_operation_ids_follow_build_order() -> None:

@@ -70,6 +70,26 @@ def test_fanout_keeps_feeding_the_others_when_one_consumer_stops() -> None:
     assert full.result().num_rows == 100
 
 
+def test_fanout_stops_upstream_once_every_consumer_stopped() -> None:
+    ctx = Context()
+    src, a, b, a2, b2 = (ctx.create_channel() for _ in range(5))
+    heads = [actors.collect(ctx, a2), actors.collect(ctx, b2)]
+    source = actors.from_arrow(ctx, src, pa.table({"x": range(100_000)}), chunk_rows=5)
+    net = Network(
+        ctx,
+        [
+            source,
+            actors.fanout(ctx, src, [a, b]),
+            actors.limit(ctx, a, a2, 7),
+            actors.limit(ctx, b, b2, 3),
+            *heads,
+        ],
+    )
+    net.run()  # no actor left input unread by mistake
+    assert [h.result().num_rows for h in heads] == [7, 3]
+    assert net.statistics().actor(source.name).messages_out < 100  # of 20,000 chunks
+
+
 def test_merge_forwards_everything_and_keeps_sequence_numbers() -> None:
     @define_actor
     async def numbered(ctx, ch_out, seqs):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,8 +18,10 @@ from streamnet import (
     Context,
     Message,
     Network,
+    SharedChannelWarning,
     StreamnetError,
     TableChunk,
+    UnreadInputError,
     WiringError,
     define_actor,
     run_actor_network,
@@ -220,6 +223,7 @@ async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
         async for msg in ch_in:
             into.append(msg.payload)
             if len(into) == n:
+                await ch_in.shutdown(ctx)  # on purpose: upstream may stop
                 return
 
     ctx = Context()
@@ -469,3 +473,185 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 3
     assert "sink cleaned up" in out and "interrupted" in out
+
+
+# ---------------------------------------------------------------- reading inputs to the end
+@define_actor
+async def first_three(ctx, ch_in, into: list):
+    async for msg in ch_in:
+        into.append(msg.payload)
+        if len(into) == 3:
+            return  # leaves the rest of the stream unread
+
+
+async def test_an_actor_returning_with_input_unread_is_an_error_naming_it() -> None:
+    ctx = Context()
+    a = ctx.create_channel(name="numbers")
+    net = Network(ctx, [numbers(ctx, a, 1000), first_three(ctx, a, [])])
+    async with asyncio.timeout(5):
+        with pytest.raises(UnreadInputError) as info:
+            await net.run_async()
+    text = str(info.value)
+    assert text.startswith(
+        "actor `first_three#0` returned without reading its input `ch_in` to the end: "
+        "channel `numbers` is still open: its producers have not finished"
+    )
+    assert "`await ch_in.shutdown(ctx)`" in text and "@define_actor(stops_early=True)" in text
+    assert net.state == "failed"
+
+
+async def test_an_actor_returning_with_messages_left_in_a_drained_input_is_an_error() -> None:
+    @define_actor
+    async def a_then_b(ctx, a_out, b_out):
+        for i in range(3):
+            await a_out.send(ctx, Message(i, i))
+        await a_out.drain(ctx)
+        await b_out.send(ctx, Message(0, 0))
+
+    @define_actor
+    async def waits_then_takes_one(ctx, ch_in, other_in):
+        async for _ in other_in:  # by then `ch_in` holds everything and was drained
+            pass
+        await ch_in.recv(ctx)
+
+    ctx = Context()
+    a, b = ctx.create_channel(name="a", capacity=4), ctx.create_channel(name="b")
+    net = Network(ctx, [a_then_b(ctx, a, b), waits_then_takes_one(ctx, a, b)])
+    with pytest.raises(UnreadInputError, match="channel `a` still holds 2 message"):
+        await net.run_async()
+
+
+async def test_an_actor_declared_to_stop_early_may_leave_its_input() -> None:
+    taken: list = []
+    stops = define_actor(stops_early=True)(first_three.fn)
+    ctx = Context()
+    a = ctx.create_channel()
+    net = Network(ctx, [numbers(ctx, a, 10**9), stops(ctx, a, taken)])
+    async with asyncio.timeout(5):
+        await net.run_async()  # and the endless producer stops with it
+    assert taken == [0, 1, 2]
+    assert net.state == "done"
+
+
+async def test_a_worker_leaving_a_pool_early_loses_nothing() -> None:
+    @define_actor
+    async def worker(ctx, ch_in, into: list, quit_after: int | None):
+        async for msg in ch_in:
+            into.append(msg.payload)
+            if quit_after is not None and len(into) == quit_after:
+                return  # the other worker reads the rest
+
+    ctx = Context()
+    a = ctx.create_channel()
+    quitter: list = []
+    stayer: list = []
+    await Network(
+        ctx, [numbers(ctx, a, 100), worker(ctx, a, quitter, 1), worker(ctx, a, stayer, None)]
+    ).run_async()
+    assert sorted(quitter + stayer) == list(range(100))
+
+
+# ---------------------------------------------------------------- several consumers
+def test_consumers_of_different_kinds_on_one_channel_are_warned_about() -> None:
+    ctx = Context()
+    a = ctx.create_channel(name="shared")
+    with pytest.warns(SharedChannelWarning) as info:
+        Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), passthrough_sink(ctx, a)])
+    (warning,) = info.list
+    text = str(warning.message)
+    assert text.startswith(
+        "channel `shared` is consumed by actors of different kinds, `collect#0` and "
+        "`passthrough_sink#0`: each receives only part of its stream"
+    )
+    assert warning.filename == __file__  # points at the Network(...) call
+
+
+def test_a_worker_pool_of_one_definition_is_not_warned_about() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), collect(ctx, a, [])])  # errors if warned
+
+
+def test_the_shared_channel_warning_can_be_silenced() -> None:
+    ctx = Context()
+    a = ctx.create_channel()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=SharedChannelWarning)
+        Network(ctx, [numbers(ctx, a, 3), collect(ctx, a, []), passthrough_sink(ctx, a)])
+
+
+@define_actor
+async def passthrough_sink(ctx, ch_in):
+    async for _ in ch_in:
+        pass
+
+
+# ---------------------------------------------------------------- cycles
+@define_actor
+async def relay(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+def test_a_cycle_is_a_wiring_error_listing_it() -> None:
+    ctx = Context()
+    ab, bc, ca = (ctx.create_channel(name=n) for n in ("ab", "bc", "ca"))
+    with pytest.raises(WiringError) as info:
+        Network(ctx, [relay(ctx, ca, ab), relay(ctx, ab, bc), relay(ctx, bc, ca)])
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        "actors form a cycle: `relay#0` -[`ab`] -> `relay#1` -[`bc`] -> `relay#2` -[`ca`] -> "
+        "`relay#0`"
+    )
+    assert "Network(..., feedback=[<channel `ca`>])" in problem
+
+
+def test_an_actor_feeding_itself_is_a_cycle() -> None:
+    @define_actor
+    async def own_tail(ctx, ch_in, ch_out, extra_in):
+        pass
+
+    ctx = Context()
+    loop, start = ctx.create_channel(name="loop"), ctx.create_channel(name="start")
+    with pytest.raises(WiringError, match=r"cycle: `own_tail#0` -\[`loop`\] -> `own_tail#0`"):
+        Network(ctx, [numbers(ctx, start, 1), own_tail(ctx, loop, loop, start)])
+
+
+async def test_a_declared_feedback_loop_runs() -> None:
+    @define_actor
+    async def counter(ctx, ch_in, ch_out, until: int, seen: list):
+        await ch_out.send(ctx, Message(0, 0))
+        async for msg in ch_in:
+            seen.append(msg.payload)
+            if msg.payload >= until:
+                await ch_out.drain(ctx)  # the loop ends: `increment` ends, then `back` does
+            else:
+                await ch_out.send(ctx, Message(msg.sequence_number + 1, msg.payload))
+
+    @define_actor
+    async def increment(ctx, ch_in, ch_out):
+        async for msg in ch_in:
+            await ch_out.send(ctx, Message(msg.sequence_number, msg.payload + 1))
+
+    ctx = Context()
+    forth, back = ctx.create_channel(), ctx.create_channel()
+    seen: list = []
+    async with asyncio.timeout(5):
+        await Network(
+            ctx, [counter(ctx, back, forth, 5, seen), increment(ctx, forth, back)], feedback=[back]
+        ).run_async()
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_a_feedback_declaration_must_close_a_loop_of_this_network() -> None:
+    ctx = Context()
+    a, b, stray = ctx.create_channel(name="a"), ctx.create_channel(name="b"), Channel(name="stray")
+    with pytest.raises(WiringError) as info:
+        Network(
+            ctx, [numbers(ctx, a, 1), relay(ctx, a, b), collect(ctx, b, [])], feedback=[b, stray]
+        )
+    assert info.value.problems == (
+        "feedback channel `stray` is not a channel of this network's actors",
+        "feedback channel `b` closes no loop: no actor that receives from it sends, directly "
+        "or not, into it; drop it from `feedback`",
+    )

@@ -1,0 +1,369 @@
+"""Liveness: deadlocked networks fail with DeadlockError, and a blocked event loop is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import polars as pl
+import pytest
+
+import actors
+from channels import Channel
+from streamnet import (
+    Context,
+    DeadlockError,
+    Message,
+    Network,
+    RemoteRankError,
+    TableChunk,
+    define_actor,
+    run_ranks_async,
+)
+from streamnet._liveness import deadlocked
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Looks:
+    """Counts the looks running networks take at their actors; releases events after some."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._targets: list[tuple[int, Any]] = []
+
+    def release_after(self, looks: int, event: Any) -> Any:
+        """Set ``event`` (asyncio or threading) once ``looks`` more looks were taken."""
+        self._targets.append((self.count + looks, event))
+        return event
+
+    def after(self, looks: int) -> asyncio.Event:
+        return self.release_after(looks, asyncio.Event())  # type: ignore[no-any-return]
+
+    def seen(self) -> None:
+        self.count += 1
+        for target, event in self._targets:
+            if self.count >= target:
+                event.set()
+
+
+@pytest.fixture
+def looks(monkeypatch: pytest.MonkeyPatch) -> Looks:
+    counter = Looks()
+    original = Network._look
+
+    def counting(self: Network, finished: int) -> None:
+        original(self, finished)
+        counter.seen()
+
+    monkeypatch.setattr(Network, "_look", counting)
+    return counter
+
+
+@define_actor
+async def echo(ctx, ch_in, ch_out):
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+@define_actor
+async def collect(ctx, ch_in, into: list):
+    async for msg in ch_in:
+        into.append(msg.payload)
+
+
+async def run_expecting_deadlock(net: Network) -> str:
+    async with asyncio.timeout(10):
+        with pytest.raises(DeadlockError) as info:
+            await net.run_async()
+    assert net.state == "failed"
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # nothing left behind
+    return str(info.value)
+
+
+# ------------------------------------------------------------------------ deadlocks
+async def test_two_actors_waiting_on_each_others_output_fail_with_deadlock_error() -> None:
+    ctx = Context()
+    ab, ba = ctx.create_channel(name="ab"), ctx.create_channel(name="ba")
+    net = Network(
+        ctx, [echo(ctx, ba, ab).named("left"), echo(ctx, ab, ba).named("right")], feedback=[ba]
+    )
+    text = await run_expecting_deadlock(net)
+    assert text.startswith("network `network` is deadlocked")
+    assert "actor `left` waits to receive from channel `ba` (empty; produced by `right`)" in text
+    assert "actor `right` waits to receive from channel `ab` (empty; produced by `left`)" in text
+
+
+async def test_a_loop_whose_channels_fill_up_fails_with_deadlock_error() -> None:
+    @define_actor
+    async def flood(ctx, ch_in, ch_out, n: int):
+        for i in range(n):  # sends everything before it reads anything back
+            await ch_out.send(ctx, Message(i, i))
+        async for _ in ch_in:
+            pass
+
+    ctx = Context(channel_capacity=1)
+    ab, ba = ctx.create_channel(name="ab"), ctx.create_channel(name="ba")
+    net = Network(ctx, [flood(ctx, ba, ab, 10), echo(ctx, ab, ba)], feedback=[ba])
+    text = await run_expecting_deadlock(net)
+    assert (
+        "actor `flood#0` waits to send into channel `ab` (full: 1 of 1 messages; "
+        "consumed by `echo#0`)" in text
+    )
+    assert "actor `echo#0` waits to send into channel `ba` (full: 1 of 1 messages" in text
+
+
+async def test_an_actor_that_never_reads_an_input_its_producer_fills_is_a_deadlock() -> None:
+    @define_actor
+    async def two_outputs(ctx, first_out, second_out):
+        for i in range(5):
+            await first_out.send(ctx, Message(i, i))
+        await second_out.send(ctx, Message(0, "last"))
+
+    @define_actor
+    async def second_first(ctx, first_in, second_in):
+        await second_in.recv(ctx)  # waits for what comes after everything on `first`
+        async for _ in first_in:
+            pass
+        async for _ in second_in:
+            pass
+
+    ctx = Context()
+    first, second = ctx.create_channel(name="first"), ctx.create_channel(name="second")
+    net = Network(ctx, [two_outputs(ctx, first, second), second_first(ctx, first, second)])
+    text = await run_expecting_deadlock(net)
+    assert "actor `two_outputs#0` waits to send into channel `first` (full: 2 of 2" in text
+    assert (
+        "actor `second_first#0` waits to receive from channel `second` (empty; produced by "
+        "`two_outputs#0`)" in text
+    )
+
+
+async def test_a_deadlock_on_one_rank_is_raised_and_reaches_the_others() -> None:
+    @define_actor
+    async def two_outputs(ctx, first_out, second_out):
+        for i in range(5):
+            await first_out.send(ctx, Message(i, i))
+        await second_out.send(ctx, Message(0, "last"))
+
+    @define_actor
+    async def second_first(ctx, first_in, second_in):
+        await second_in.recv(ctx)
+        async for _ in first_in:
+            pass
+
+    gate = asyncio.Event()  # rank 1 stays in its shuffle until rank 0 failed
+    seen: dict[int, BaseException] = {}
+
+    @define_actor
+    async def held(ctx, ch_out):
+        await gate.wait()
+
+    async def job(ctx: Context) -> None:
+        a, b, first, second = (ctx.create_channel() for _ in range(4))
+        source = actors.from_polars(ctx, a, pl.DataFrame({"k": [1, 2]}))
+        nodes = [source if ctx.rank == 0 else held(ctx, a)]
+        nodes += [actors.shuffle(ctx, a, b, "k"), actors.collect(ctx, b)]
+        if ctx.rank == 0:
+            nodes += [two_outputs(ctx, first, second), second_first(ctx, first, second)]
+        try:
+            await Network(ctx, nodes).run_async()
+        except BaseException as exc:
+            seen[ctx.rank] = exc
+            gate.set()
+            raise
+
+    async with asyncio.timeout(20):
+        with pytest.raises(DeadlockError, match="network `network` on rank 0 is deadlocked"):
+            await run_ranks_async(2, job)
+    assert isinstance(seen[1], RemoteRankError)
+    assert isinstance(seen[1].cause, DeadlockError)
+
+
+def test_only_stalled_actors_that_nothing_can_wake_are_deadlocked() -> None:
+    a, b = Channel[int](name="a"), Channel[int](name="b")
+    stalled: dict[str, list[Any]] = {"x": [((a,), "receive")], "y": [((b,), "send")]}
+    served_by_z = {("a", "receive"): ["y"], ("b", "send"): ["z"]}
+    assert deadlocked(stalled, ["z"], lambda ch, kind: served_by_z[ch.name, kind]) == []
+    in_a_ring = {("a", "receive"): ["y"], ("b", "send"): ["x"]}
+    assert sorted(deadlocked(stalled, ["z"], lambda ch, kind: in_a_ring[ch.name, kind])) == [
+        "x",
+        "y",
+    ]
+
+
+# ------------------------------------------------------------------------ what is no deadlock
+async def test_an_actor_running_a_kernel_is_not_deadlocked(looks: Looks) -> None:
+    released = looks.release_after(5, threading.Event())
+
+    @define_actor
+    async def slow_source(ctx, ch_out):
+        assert await ctx.to_thread(released.wait, 30)  # meanwhile its consumer waits
+        await ch_out.send(ctx, Message(0, "late"))
+
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list = []
+    async with asyncio.timeout(30):
+        await Network(ctx, [slow_source(ctx, a), collect(ctx, a, out)]).run_async()
+    assert out == ["late"]
+
+
+async def test_an_actor_awaiting_something_else_is_not_deadlocked(looks: Looks) -> None:
+    @define_actor
+    async def waits_for_an_event(ctx, ch_out):
+        await looks.after(5).wait()  # not a channel: the network cannot judge it
+        await ch_out.send(ctx, Message(0, "late"))
+
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list = []
+    async with asyncio.timeout(30):
+        await Network(ctx, [waits_for_an_event(ctx, a), collect(ctx, a, out)]).run_async()
+    assert out == ["late"]
+
+
+async def test_a_collective_waiting_on_another_rank_is_not_deadlocked(looks: Looks) -> None:
+    @define_actor
+    async def late_on_rank_1(ctx, ch_out):
+        if ctx.rank == 1:
+            await looks.after(10).wait()  # rank 0's shuffle waits for this rank meanwhile
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(pl.DataFrame({"k": [ctx.rank]}))))
+
+    async def job(ctx: Context) -> int:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b)
+        nodes = [late_on_rank_1(ctx, a), actors.shuffle(ctx, a, b, "k"), sink]
+        await Network(ctx, nodes).run_async()
+        return int(sink.result().num_rows)
+
+    async with asyncio.timeout(30):
+        assert sum(await run_ranks_async(2, job)) == 2
+
+
+async def test_a_task_an_actor_started_counts_as_that_actor(looks: Looks) -> None:
+    @define_actor
+    async def pumps_from_a_task(ctx, ch_in, ch_out, into: list):
+        async def pump() -> None:
+            await looks.after(5).wait()  # while this task waits, the actor's own waits on `back`
+            await ch_out.send(ctx, Message(0, "ping"))
+            await ch_out.drain(ctx)
+
+        task = asyncio.create_task(pump())
+        into.extend([msg.payload async for msg in ch_in])
+        await task
+
+    @define_actor
+    async def pong(ctx, ch_in, ch_out):
+        async for msg in ch_in:
+            await ch_out.send(ctx, Message(msg.sequence_number, msg.payload + "-pong"))
+
+    ctx = Context()
+    fwd, back = ctx.create_channel(), ctx.create_channel()
+    out: list = []
+    nodes = [pumps_from_a_task(ctx, back, fwd, out), pong(ctx, fwd, back)]
+    async with asyncio.timeout(30):
+        await Network(ctx, nodes, feedback=[back]).run_async()
+    assert out == ["ping-pong"]
+    assert asyncio.get_running_loop().get_task_factory() is None  # the loop is as it was
+
+
+# ------------------------------------------------------------------------ no progress
+async def test_stall_timeout_ends_a_network_waiting_forever_outside_channels() -> None:
+    @define_actor
+    async def waits_forever(ctx, ch_out):
+        await asyncio.Event().wait()
+
+    ctx = Context(stall_timeout=0.3)
+    a = ctx.create_channel(name="a")
+    net = Network(ctx, [waits_forever(ctx, a), collect(ctx, a, [])])
+    text = await run_expecting_deadlock(net)
+    assert text.startswith("network `network` made no progress for")
+    assert "Context(stall_timeout=0.3)" in text
+    assert "actor `waits_forever#0` waits outside any channel, at test_liveness.py:" in text
+    assert "in `waits_forever`" in text
+    assert "actor `collect#0` waits to receive from channel `a` (empty" in text
+
+
+async def test_stall_timeout_waits_while_a_kernel_runs(looks: Looks) -> None:
+    released = looks.release_after(6, threading.Event())  # 0.6 s of looks, twice the timeout
+
+    @define_actor
+    async def slow_source(ctx, ch_out):
+        assert await ctx.to_thread(released.wait, 30)
+        await ch_out.send(ctx, Message(0, "late"))
+
+    ctx = Context(stall_timeout=0.3)
+    a = ctx.create_channel()
+    out: list = []
+    async with asyncio.timeout(30):
+        await Network(ctx, [slow_source(ctx, a), collect(ctx, a, out)]).run_async()
+    assert out == ["late"]
+
+
+@pytest.mark.parametrize("option", ["stall_timeout", "blocked_loop_warning"])
+@pytest.mark.parametrize("value", [0, -1.0, "1", True])
+def test_liveness_options_must_be_positive_numbers(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"`{option}` must be None or a number > 0, got"):
+        Context(**{option: value})
+
+
+# ------------------------------------------------------------------------ blocked event loop
+class Catch(logging.Handler):
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.records: list[logging.LogRecord] = []
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.records.append(record)
+            self.seen.set()
+
+
+async def test_an_actor_blocking_the_event_loop_is_named_in_a_warning() -> None:
+    catch = Catch("blocked the event loop")
+    logger = logging.getLogger("streamnet")
+    logger.addHandler(catch)
+
+    @define_actor
+    async def hog(ctx, ch_out):
+        catch.seen.wait(30)  # holds the loop (the mistake under test) until the warning came
+        await ch_out.send(ctx, Message(0, 0))
+
+    ctx = Context(blocked_loop_warning=0.2)
+    a = ctx.create_channel()
+    try:
+        async with asyncio.timeout(40):
+            await Network(ctx, [hog(ctx, a), collect(ctx, a, [])]).run_async()
+    finally:
+        logger.removeHandler(catch)
+    (record,) = catch.records
+    text = record.getMessage()
+    assert text.startswith("actor `hog#0` of network `network` has blocked the event loop for")
+    assert "(at test_liveness.py:" in text and "in `hog`)" in text
+    assert "`await ctx.to_thread(fn, ...)`" in text
+    assert record.levelno == logging.WARNING
+    assert record.actor == "hog#0"  # type: ignore[attr-defined]
+
+
+async def test_the_watchdog_runs_only_while_a_network_runs_and_can_be_turned_off() -> None:
+    def watchdogs() -> int:
+        return sum(
+            t.name == "streamnet-loop-watchdog" and t.is_alive() for t in threading.enumerate()
+        )
+
+    counts: list[int] = []
+
+    @define_actor
+    async def count(ctx, ch_out):
+        counts.append(watchdogs())
+
+    for warning in (1.0, None):
+        ctx = Context(blocked_loop_warning=warning)
+        a = ctx.create_channel()
+        await Network(ctx, [count(ctx, a), collect(ctx, a, [])]).run_async()
+    assert counts == [1, 0]
