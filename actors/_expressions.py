@@ -133,9 +133,20 @@ _ROW_WISE_NAMESPACES: Mapping[str, frozenset[str]] = {
     "Categorical": frozenset({"GetCategories"}),
 }
 
-# Functions whose inputs after the first may be a Series literal: a set of values,
-# not a column (`is_in`, the old and new values of `replace`, holidays).
-_CONSTANT_ARGUMENTS = frozenset({"Boolean.IsIn", "Replace", "ReplaceStrict", "Business"})
+# Inputs (by position) that are a set of values rather than a value per row: `is_in`'s
+# values, `replace`'s old and new values, the patterns of `str.contains_any` and its
+# kin, business-day holidays. A literal there (a Series too) is fine; an expression
+# would be read as a whole column, so as each chunk's values here.
+_VALUE_INPUTS: Mapping[str, tuple[int, ...]] = {
+    "Boolean.IsIn": (1,),
+    "Replace": (1, 2),
+    "ReplaceStrict": (1, 2),
+    "StringExpr.ContainsAny": (1,),
+    "StringExpr.ReplaceMany": (1, 2),
+    "StringExpr.ExtractMany": (1,),
+    "StringExpr.FindMany": (1,),
+    "Business": (-1,),
+}
 
 # Functions whose second input `ambiguous="infer"` resolves a time from its neighbours.
 _AMBIGUOUS = frozenset({"TemporalExpr.ReplaceTimeZone", "StringExpr.Strptime"})
@@ -254,9 +265,14 @@ def _function_refusal(node: Any, body: Any) -> tuple[Any, str] | None:
         return node, "infers its format from the values it sees (pass `format=`)"
     if qualified in _AMBIGUOUS and len(inputs) > 1 and _is_string(inputs[1], "infer"):
         return node, "infers ambiguous times from neighbouring rows (`ambiguous='infer'`)"
-    if name in _CONSTANT_ARGUMENTS or qualified in _CONSTANT_ARGUMENTS:
-        inputs = inputs[:1] + [i for i in inputs[1:] if not _is_literal(i)]
-    return _first(inputs)
+    values = _VALUE_INPUTS.get(qualified, _VALUE_INPUTS.get(name, ()))
+    positions = {p % len(inputs) for p in values if -len(inputs) <= p < len(inputs)}
+    if any(not _is_literal(inputs[p]) for p in positions):
+        return node, (
+            "takes its set of values from an expression, which Polars reads as a whole "
+            "column (pass the values as a list)"
+        )
+    return _first(child for p, child in enumerate(inputs) if p not in positions)
 
 
 def _infers_format(options: Any) -> bool:

@@ -68,6 +68,13 @@ ROW_WISE: dict[str, pl.Expr] = {
     "replace": x.replace({1: 100, 2: 200}),
     "replace_series": x.replace([1, 2], [100, 200]),  # Series literals of values, not rows
     "replace_strict": x.replace_strict({1: 100}, default=-1),
+    "replace_strict_default_per_row": x.replace_strict({1: 100}, default=y),
+    "contains_any": s.str.contains_any(["a", "Xy"]),
+    "replace_many": s.str.replace_many(["a", ","], ["A", ";"]),
+    "is_business_day": d.dt.date().dt.is_business_day(),
+    "business_days": pl.business_day_count(
+        d.dt.date(), d.dt.date(), holidays=[dt.date(2020, 1, 1)]
+    ),
     "horizontal": pl.max_horizontal(x, y) + pl.sum_horizontal(x, y),
     "literal": pl.lit(1),
     "literal_string": pl.lit("k"),
@@ -139,6 +146,11 @@ NOT_ROW_WISE: list[tuple[pl.Expr, str]] = [
     (x.rle_id(), "rle_id()"),
     (x.interpolate(), "interpolate()"),
     (x.is_in(y.implode()), 'col("y").implode()'),
+    (x.is_in(y), "set of values from an expression"),  # all of `y`, so each chunk's
+    (x.replace(y, 0), "set of values from an expression"),
+    (x.replace_strict([1], y), "set of values from an expression"),
+    (s.str.contains_any(pl.col("p")), "set of values from an expression"),
+    (pl.business_day_count(d, d, holidays=pl.col("h")), "set of values"),  # type: ignore[arg-type]
     (x + pl.lit(pl.Series([1, 2, 3])), "Series"),
     (pl.lit(1).sum(), ".sum()"),
     (s.str.join(","), "concat_vertical"),
