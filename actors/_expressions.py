@@ -15,7 +15,12 @@ Polars 1.44 and 2.x): column references, scalar literals, operators, casts,
 ``str``, ``dt``, ``list``, ``arr``, ``struct``, ``bin`` and ``cat``
 namespaces, but for the few of their functions that read other rows);
 aggregations, windows, sorts, slices and anything the check does not know are
-refused. (Polars 2's ``Expr.meta.is_row_separable`` is no help: it calls
+refused. So are a function that infers from the values it sees
+(``str.to_date()`` without a format, ``ambiguous="infer"``) and a set of values
+given as an expression (``x.is_in(pl.col("y"))``, which reads all of ``y``). A
+Python function passes when Polars knows it works row by row
+(``map_elements``, ``map_batches(..., is_elementwise=True)``); Polars needs
+``cloudpickle`` to serialize one. (Polars 2's ``Expr.meta.is_row_separable`` is no help: it calls
 ``x > x.mean()`` row-separable, needs the schema for many expressions, and
 Polars 1.44 does not have it.)
 """
