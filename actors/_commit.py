@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, get_args
 
-from streamnet import ActorDefinition, ActorNode, Collective, Context
+from actors._checked import checked_actor
+from streamnet import ActorDefinition, Collective, Context
 
 __all__ = ["SUCCESS_MARKER", "StagedOutput", "WriteMode", "check_target", "output_actor"]
 
@@ -65,33 +66,13 @@ def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> 
         )
 
 
-class _CheckedDefinition(ActorDefinition[P]):
-    """A collective actor definition whose nodes check their arguments when made."""
-
-    def __init__(
-        self, fn: Callable[Concatenate[Context, P], Awaitable[Any]], check: Callable[..., None]
-    ) -> None:
-        super().__init__(fn, name=None, inputs=(), outputs=(), collective=True)
-        self._check = check
-
-    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode:
-        node = super().__call__(ctx, *args, **kwargs)
-        bound = self.signature.bind(ctx, *args, **kwargs)
-        bound.apply_defaults()
-        self._check(node.name, **bound.arguments)
-        return node
-
-
 def output_actor(
     check: Callable[..., None],
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]:
     """Declare a writer: a collective actor whose nodes call ``check(name, **arguments)``
     when made, so that a bad target fails while the network is built, before anything runs."""
 
-    def decorate(fn: Callable[Concatenate[Context, P], Awaitable[Any]]) -> ActorDefinition[P]:
-        return _CheckedDefinition(fn, check)
-
-    return decorate
+    return checked_actor(check, collective=True)
 
 
 class StagedOutput:

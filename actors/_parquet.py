@@ -16,8 +16,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actors._checked import checked_actor
 from actors._columns import check_columns, describe_schema, referenced_columns
 from actors._commit import StagedOutput, WriteMode, check_target, output_actor
+from actors._expressions import check_row_wise
 from actors._split import rank_share
 from streamnet import (
     Channel,
@@ -29,7 +31,6 @@ from streamnet import (
     SchemaError,
     TableChunk,
     current_actor_name,
-    define_actor,
     spawn,
 )
 
@@ -263,7 +264,15 @@ def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | N
     return TableChunk.from_polars(frame)
 
 
-@define_actor
+def _check_read(actor: str, *, filters: object, **_: Any) -> None:
+    if filters is None:
+        return
+    if not isinstance(filters, pl.Expr):
+        raise TypeError(f"read_parquet: `filters` must be a Polars expression, got {filters!r}")
+    check_row_wise([filters], actor=actor, where="`filters`")
+
+
+@checked_actor(_check_read)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -287,10 +296,10 @@ async def read_parquet(
     columns
         Columns to read (projection); all when None.
     filters
-        A Polars predicate. Row groups whose statistics prove that no row
-        matches are never read (Polars' own test, so NaN, which Parquet
-        statistics leave out, is never pruned where it could match); the rows
-        of the others are filtered exactly.
+        A row-wise Polars predicate (it is evaluated one row group at a time).
+        Row groups whose statistics prove that no row matches are never read
+        (Polars' own test, so NaN, which Parquet statistics leave out, is never
+        pruned where it could match); the rows of the others are filtered exactly.
     prefetch
         Row groups read at once in the thread pool (default: the Context's
         ``num_threads``); memory holds about this many decoded row groups.
@@ -316,6 +325,8 @@ async def read_parquet(
     ------
     FileNotFoundError, FileReadError, SchemaError, ColumnNotFoundError
         Naming the file or the column.
+    ExpressionError
+        When the node is made, if ``filters`` is not row-wise.
 
     Examples
     --------
@@ -344,8 +355,6 @@ async def read_parquet(
     >>> run_ranks(2, job)
     [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     """
-    if filters is not None and not isinstance(filters, pl.Expr):
-        raise TypeError(f"read_parquet: `filters` must be a Polars expression, got {filters!r}")
     if isinstance(columns, str):
         raise TypeError("read_parquet: `columns` must be a list of names, not a single string")
     depth = prefetch if prefetch is not None else ctx.num_threads

@@ -1,7 +1,8 @@
 """Local transforms: filter, select, with_columns, rename, map_chunks.
 
 Each runs its kernel in the Context's thread pool, one chunk at a time, and
-keeps sequence numbers. Expressions are Polars expressions.
+keeps sequence numbers. Expressions are Polars expressions, and must be
+row-wise (see `actors._expressions`); `map_chunks` is for work per chunk.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from actors._checked import checked_actor
 from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
+from actors._expressions import check_row_wise
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["ChunkKind", "filter", "map_chunks", "rename", "select", "with_columns"]
@@ -38,11 +41,37 @@ async def _map_frames(
     await ch_out.drain(ctx)
 
 
-@define_actor
+def _check_filter(actor: str, *, predicate: object, **_: Any) -> None:
+    if not isinstance(predicate, pl.Expr):
+        raise TypeError(f"filter: `predicate` must be a Polars expression, got {predicate!r}")
+    check_row_wise([predicate], actor=actor, where="predicate")
+
+
+def _check_select(
+    actor: str, *, exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+) -> None:
+    check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions", select=True)
+
+
+def _check_with_columns(
+    actor: str, *, exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+) -> None:
+    check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions")
+
+
+@checked_actor(_check_filter)
 async def filter(
     ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], predicate: pl.Expr
 ) -> None:
     """Keep the rows where ``predicate`` (a boolean Polars expression) is true.
+
+    The predicate must be row-wise, as it is evaluated one chunk at a time.
+
+    Raises
+    ------
+    ExpressionError
+        When the node is made, if the predicate is not row-wise
+        (``pl.col("x") > pl.col("x").mean()``, ``pl.col("x").is_duplicated()``...).
 
     Examples
     --------
@@ -57,8 +86,6 @@ async def filter(
     >>> sink.result()["x"].to_list()
     [2, 3]
     """
-    if not isinstance(predicate, pl.Expr):
-        raise TypeError(f"filter: `predicate` must be a Polars expression, got {predicate!r}")
     await _map_frames(
         ctx,
         ch_in,
@@ -69,7 +96,7 @@ async def filter(
     )
 
 
-@define_actor
+@checked_actor(_check_select)
 async def select(
     ctx: Context,
     /,
@@ -79,6 +106,13 @@ async def select(
     **named: IntoExpr,
 ) -> None:
     """Keep or compute columns: names or Polars expressions; keywords name the result.
+
+    Raises
+    ------
+    ExpressionError
+        When the node is made, if an expression is not row-wise (``cum_sum()``,
+        ``shift()``, ``pl.len()``, an aggregation...) or every one is a literal:
+        they are evaluated one chunk at a time.
 
     Examples
     --------
@@ -99,7 +133,7 @@ async def select(
     )
 
 
-@define_actor
+@checked_actor(_check_with_columns)
 async def with_columns(
     ctx: Context,
     /,
@@ -109,6 +143,13 @@ async def with_columns(
     **named: IntoExpr,
 ) -> None:
     """Add or replace columns computed by Polars expressions; keywords name them.
+
+    Raises
+    ------
+    ExpressionError
+        When the node is made, if an expression is not row-wise (``cum_sum()``,
+        ``shift()``, ``rank()``, ``over(...)``, an aggregation...): they are
+        evaluated one chunk at a time. ``map_chunks`` computes per chunk on purpose.
 
     Examples
     --------
@@ -188,6 +229,10 @@ async def map_chunks(
     in_thread: bool = True,
 ) -> None:
     """Apply ``fn`` to each chunk's table and send what it returns.
+
+    The way to compute per chunk on purpose: ``filter``, ``select`` and
+    ``with_columns`` refuse expressions that are not row-wise, while here
+    ``lambda df: df.with_columns(pl.col("x").rank())`` ranks within each chunk.
 
     Parameters
     ----------

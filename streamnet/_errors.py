@@ -13,6 +13,7 @@ __all__ = [
     "BackendUnavailableError",
     "ColumnNotFoundError",
     "DeadlockError",
+    "ExpressionError",
     "FileReadError",
     "NetworkMismatchError",
     "RemoteRankError",
@@ -48,6 +49,11 @@ class ColumnNotFoundError(StreamnetError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ExpressionError(StreamnetError, ValueError):
+    """An expression cannot be evaluated where it was given (one that is not row-wise,
+    given to an actor that evaluates it one chunk at a time)."""
 
 
 class SchemaError(StreamnetError, ValueError):
