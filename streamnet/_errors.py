@@ -48,7 +48,7 @@ class ColumnNotFoundError(StreamnetError, KeyError):
 
 
 class SchemaError(StreamnetError, ValueError):
-    """Tables that must share a schema do not (files of one scan, chunks of one sink)."""
+    """Tables that must share a schema do not (chunks of one stream, its ranks, files of one scan)."""
 
 
 class FileReadError(StreamnetError, OSError):
