@@ -316,7 +316,9 @@ def _global_merges(aggs: list[Agg]) -> list[pl.Expr]:
                 (pl.col(p + "m2").fill_null(0.0).sum() + spread).alias(p + "m2"),
             ]
         elif agg.how == "n_unique":
-            exprs.append(pl.col(p + "unique").explode().unique().implode())
+            # explicit: Polars 1.x warns on the default, which 2.x changed to False
+            values = pl.col(p + "unique").explode(empty_as_null=False)
+            exprs.append(values.unique().implode())
     if any(a.how in ("first", "last") for a in aggs):
         exprs += [pl.col(c).sort_by(_FIRST, maintain_order=True).first() for c in _FIRST]
         exprs += [pl.col(c).sort_by(_LAST, maintain_order=True).last() for c in _LAST]

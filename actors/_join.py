@@ -200,10 +200,10 @@ async def join(
         and total <= broadcast_threshold
     )
     if broadcast:
-        right_empty = await right_schema.agree(coll, "right")
-        if right_empty is None and how == "left":
-            raise _unknown_side("right", right_in, how)
-        await _broadcast_join(ctx, coll, lefts, buffered, ch_out, lkeys, rkeys, how, suffix)
+        await right_schema.agree(coll, "right")
+        await _broadcast_join(
+            ctx, coll, lefts, buffered, right_in, ch_out, lkeys, rkeys, how, suffix
+        )
         return JoinReport("broadcast", total, None, None)
 
     async def right_stream() -> AsyncIterator[pl.DataFrame]:
@@ -344,6 +344,7 @@ async def _broadcast_join(
     coll: Collective,
     lefts: AsyncIterator[tuple[int, pl.DataFrame]],
     buffered: list[pl.DataFrame],
+    right_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
     lkeys: list[str],
     rkeys: list[str],
@@ -373,6 +374,8 @@ async def _broadcast_join(
         left = pl.concat(batch, how="vertical") if len(batch) > 1 else batch[0]
         batch.clear()
         if small is None:  # no rank ever saw a right chunk: no match, no right columns
+            if how == "left":
+                raise _unknown_side("right", right_in, how)
             if how == "inner":
                 return  # the result's columns are unknown
             out = left if how == "anti" else left.head(0)  # semi

@@ -68,9 +68,25 @@ def canonical_schema(schema: pa.Schema) -> pa.Schema:
     return polars_to_arrow(frame).schema
 
 
+# The last schemas seen and their canonical forms: comparing schemas is much cheaper than
+# hashing one for the cache, and a stream's chunks share a handful of schemas. Replaced
+# whole, never mutated, so kernel threads may read it while another thread updates it.
+_recent: tuple[tuple[pa.Schema, pa.Schema], ...] = ()
+
+
+def _canonical_of(schema: pa.Schema) -> pa.Schema:
+    global _recent
+    for seen, target in _recent:
+        if schema.equals(seen, check_metadata=False):
+            return target
+    target = canonical_schema(schema)
+    _recent = ((schema, target), *_recent[:7])
+    return target
+
+
 def canonical_table(table: pa.Table) -> pa.Table:
     """``table`` with the canonical types (itself when it has them already)."""
-    target = canonical_schema(table.schema)
+    target = _canonical_of(table.schema)
     if table.schema.equals(target, check_metadata=False):
         return table
     try:
@@ -156,8 +172,8 @@ class StreamSchema:
     arrow: pa.Schema
     sequence_number: int
     actor: str | None
-    polars: pl.Schema | None = None
-    """The Polars schema of a chunk held by Polars that matched (a cheaper comparison)."""
+    polars: tuple[list[str], list[pl.DataType]] | None = None
+    """Names and Polars types of a Polars-held chunk that matched: a cheaper comparison."""
 
 
 def check_stream(
@@ -171,10 +187,10 @@ def check_stream(
         ``chunk`` does not have the schema of the stream's first chunk.
     """
     frame = chunk._polars_only()
-    polars_schema = frame.schema if frame is not None else None
+    polars_schema = (frame.columns, frame.dtypes) if frame is not None else None
     if state is None:
         return StreamSchema(chunk.schema, sequence_number, current_actor_name(), polars_schema)
-    if polars_schema is not None and state.polars is not None and polars_schema == state.polars:
+    if polars_schema is not None and polars_schema == state.polars:
         return state
     schema = chunk.schema
     if schema is state.arrow or schema.equals(state.arrow, check_metadata=False):
