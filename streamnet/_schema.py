@@ -186,8 +186,7 @@ def check_stream(
     SchemaError
         ``chunk`` does not have the schema of the stream's first chunk.
     """
-    frame = chunk._polars_only()
-    polars_schema = (frame.columns, frame.dtypes) if frame is not None else None
+    polars_schema = chunk._names_and_dtypes()
     if state is None:
         return StreamSchema(chunk.schema, sequence_number, current_actor_name(), polars_schema)
     if polars_schema is not None and polars_schema == state.polars:

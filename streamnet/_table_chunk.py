@@ -82,7 +82,16 @@ class TableChunk:
     DataType(large_string)
     """
 
-    __slots__ = ("_frame", "_lock", "_nbytes", "_num_rows", "_schema", "_spill_path", "_table")
+    __slots__ = (
+        "_frame",
+        "_lock",
+        "_nbytes",
+        "_num_rows",
+        "_polars_schema",
+        "_schema",
+        "_spill_path",
+        "_table",
+    )
 
     backend = "cpu"
 
@@ -97,6 +106,7 @@ class TableChunk:
         self._frame: pl.DataFrame | None = None
         self._num_rows = int(table.num_rows)
         self._schema: pa.Schema | None = table.schema
+        self._polars_schema: tuple[list[str], list[Any]] | None = None
         self._nbytes = int(table.nbytes)
         self._spill_path: Path | None = None
         self._lock = threading.Lock()
@@ -121,6 +131,7 @@ class TableChunk:
         chunk._frame = df
         chunk._num_rows = df.height
         chunk._schema = None
+        chunk._polars_schema = None
         chunk._nbytes = int(df.estimated_size())
         chunk._spill_path = None
         chunk._lock = threading.Lock()
@@ -177,9 +188,15 @@ class TableChunk:
             )
         return self._schema
 
-    def _polars_only(self) -> pl.DataFrame | None:
-        """The frame of a chunk held by Polars alone (its Arrow schema not yet known), else None."""
-        return self._frame if self._schema is None else None
+    def _names_and_dtypes(self) -> tuple[list[str], list[Any]] | None:
+        """Column names and Polars types of a chunk held by Polars alone (its Arrow schema not
+        yet known), else None: what its stream's check compares, cheaper than a schema."""
+        frame = self._frame
+        if self._schema is not None or frame is None:
+            return None
+        if self._polars_schema is None:
+            self._polars_schema = (frame.columns, frame.dtypes)
+        return self._polars_schema
 
     def __stream_check__(
         self, stream: StreamSchema | None, channel: str, sequence_number: int
