@@ -7,8 +7,9 @@ oldest compatibility level): ``large_string``, ``large_binary``, ``large_list``,
 Every chunk the library emits uses these types: a chunk made from an Arrow table
 is cast to them when it is made (no copy when it already has them), so a source
 stream and a transformed stream of one table have equal schemas. String views
-would spare Polars one copy on export, but Parquet writers and many Arrow
-consumers do not take them, so the large flavours are the canonical ones.
+would spare Polars one copy on export, but pyarrow 16 (the oldest supported)
+can neither write them to Parquet nor cast strings to them, and not every Arrow
+consumer reads them; the large flavours are Polars' own default export.
 
 One schema per stream. Every chunk of a stream has the schema of its first
 chunk, as in Polars. A TableChunk entering a channel is checked against the
