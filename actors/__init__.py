@@ -4,6 +4,7 @@ Expressions are Polars expressions (``pl.col("x") > 3``).
 """
 
 from actors._allgather import allgather
+from actors._cast import IntoSchema, cast
 from actors._collect import CollectInto, collect
 from actors._concat import concat
 from actors._csv import read_csv
@@ -33,6 +34,7 @@ __all__ = [
     "ChunkKind",
     "CollectInto",
     "DistinctKeep",
+    "IntoSchema",
     "JoinHow",
     "JoinReport",
     "JoinStrategy",
@@ -41,6 +43,7 @@ __all__ = [
     "Placement",
     "WriteMode",
     "allgather",
+    "cast",
     "collect",
     "concat",
     "distinct",

@@ -8,16 +8,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from actors._columns import describe_schema
-from streamnet import (
-    Channel,
-    Context,
-    SchemaError,
-    SequenceError,
-    TableChunk,
-    current_actor_name,
-    define_actor,
-)
+from streamnet import Channel, Context, SequenceError, TableChunk, current_actor_name, define_actor
 
 __all__ = ["CollectInto", "collect"]
 
@@ -26,36 +17,13 @@ CollectInto = Literal["arrow", "polars", "pandas"]
 
 
 def _concat(chunks: list[tuple[int, TableChunk]], into: CollectInto) -> Any:
+    # Every chunk entered the channel with the stream's schema, so they concatenate as they are.
     if into == "polars":
         frames = [chunk.to_polars() for _, chunk in chunks]
-        if not frames:
-            return pl.DataFrame()
-        try:
-            return pl.concat(frames, how="vertical", rechunk=False)
-        except pl.exceptions.SchemaError as exc:
-            raise _schema_error(chunks) from exc
+        return pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame()
     tables = [chunk.to_arrow() for _, chunk in chunks]
-    if not tables:
-        table = pa.table({})
-    else:
-        first = tables[0].schema
-        for table in tables:
-            if not table.schema.equals(first, check_metadata=False):
-                raise _schema_error(chunks)
-        table = pa.concat_tables(tables)
+    table = pa.concat_tables(tables) if tables else pa.table({})
     return table.to_pandas() if into == "pandas" else table
-
-
-def _schema_error(chunks: list[tuple[int, TableChunk]]) -> SchemaError:
-    first_seq, first = chunks[0]
-    for seq, chunk in chunks[1:]:
-        if not chunk.schema.equals(first.schema, check_metadata=False):
-            return SchemaError(
-                f"actor `{current_actor_name()}`: chunk {seq} has schema "
-                f"{describe_schema(chunk.schema)} but chunk {first_seq} has "
-                f"{describe_schema(first.schema)}; every chunk of a stream must share one"
-            )
-    return SchemaError(f"actor `{current_actor_name()}`: chunks of the stream differ in schema")
 
 
 @define_actor
@@ -71,8 +39,11 @@ async def collect(ctx: Context, ch_in: Channel[TableChunk], *, into: CollectInto
     ------
     SequenceError
         Two chunks carry the same sequence number.
-    SchemaError
-        Chunks differ in schema.
+
+    Every chunk of the stream has one schema (a chunk of another schema makes
+    the actor that sent it raise `SchemaError`), so the chunks concatenate as
+    they are, without casting. A stream without any chunk gives a table without
+    columns.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from typing import Literal
 
 import polars as pl
 
-from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition
+from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of, hash_partition
 from actors._shuffle import partition_count
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
@@ -35,7 +35,13 @@ async def distinct(
     Each chunk is deduplicated on arrival, the survivors are shuffled on the
     subset, and each rank deduplicates the partitions it owns. ``keep="first"``
     or ``"last"`` keeps the first or last duplicate in stream order (rank, then
-    sequence number, then row); ``"any"`` is cheapest.
+    sequence number, then row); ``"any"`` is cheapest. A rank whose input had no
+    chunk learns the stream's schema from the other ranks.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Examples
     --------
@@ -56,9 +62,13 @@ async def distinct(
     cols = None if subset is None else ([subset] if isinstance(subset, str) else list(subset))
     count = partition_count(num_partitions, coll, "distinct")
     ordered = keep != "any"
-    key_holder: list[list[str]] = []
+    schema = InputSchema(ch_in)
 
-    def dedup(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    def keys_of(columns: list[str]) -> list[str]:
+        return cols or [c for c in columns if c not in _ORDER]
+
+    def dedup(frame: pl.DataFrame) -> pl.DataFrame:
+        keys = keys_of(frame.columns)
         if ordered:
             frame = frame.with_row_index("__row").sort([*_ORDER, "__row"], maintain_order=True)
             frame = frame.unique(subset=keys, keep=keep, maintain_order=True).drop("__row")
@@ -67,30 +77,28 @@ async def distinct(
 
     async def prepared() -> AsyncIterator[pl.DataFrame]:
         async for frame in frames_of(
-            ctx, ch_in, cols or [], where="distinct subset", order=ordered
+            ctx, ch_in, cols or [], where="distinct subset", order=ordered, schema=schema
         ):
-            if not key_holder:
-                key_holder.append(cols or [c for c in frame.columns if c not in _ORDER])
-            yield await ctx.to_thread(dedup, frame, key_holder[0])
+            yield await ctx.to_thread(dedup, frame)
 
     def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        return hash_partition(frame, key_holder[0], count)
+        return hash_partition(frame, keys_of(frame.columns), count)
 
     held = await exchange(
         ctx, coll, prepared(), partitioner, count, "distinct", max_buffered_bytes=max_buffered_bytes
     )
+    empty = await schema.agree(coll)
     sent = False
     for partition in sorted(held.pieces):
         frame = await ctx.to_thread(held.take, partition)
         if frame is None:
             continue
-        out = await ctx.to_thread(dedup, frame, key_holder[0])
+        out = await ctx.to_thread(dedup, frame)
         if ordered:
             out = out.drop(_ORDER)
         await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
         sent = True
-    if not sent and held.schema is not None:
-        empty = held.schema.drop(_ORDER) if ordered else held.schema
+    if not sent and empty is not None:
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
     await ch_out.drain(ctx)
     return held.report

@@ -13,12 +13,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import polars as pl
+import pyarrow as pa
 
 from actors._columns import ColumnCheck
 from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, spawn
 
 __all__ = [
     "ExchangeReport",
+    "InputSchema",
     "Partitioner",
     "Partitions",
     "canonical_keys",
@@ -43,6 +45,34 @@ def owner(partition: int, nranks: int) -> int:
     return partition % nranks
 
 
+class InputSchema:
+    """The schema of a collective's input stream: this rank's, then every rank's.
+
+    A collective shows it each chunk it receives (``seen``); ``agree`` then
+    checks that every rank's input has one schema (a `SchemaError` otherwise)
+    and gives it to every rank, also to one whose stream had no chunk at all.
+    """
+
+    def __init__(self, channel: Channel[TableChunk]) -> None:
+        self.channel = channel.name
+        self.local: pa.Schema | None = None
+
+    def seen(self, chunk: TableChunk) -> None:
+        """Note ``chunk``'s schema if it is the first chunk (a schema, no data)."""
+        if self.local is None:
+            self.local = chunk.schema
+
+    async def agree(self, coll: Collective, *parts: str) -> pl.DataFrame | None:
+        """An empty frame with the input's schema on every rank; None if no rank had a chunk."""
+        schema = await coll.agree_schema(self.local, *parts, channel=self.channel)
+        return None if schema is None else empty_frame(schema)
+
+
+def empty_frame(schema: pa.Schema) -> pl.DataFrame:
+    """An empty Polars frame of an Arrow schema."""
+    return TableChunk.from_arrow(schema.empty_table()).to_polars()
+
+
 async def chunks_of(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -50,17 +80,21 @@ async def chunks_of(
     *,
     where: str = "",
     order: bool = False,
+    schema: InputSchema | None = None,
 ) -> AsyncIterator[tuple[int, pl.DataFrame]]:
     """``(sequence number, frame)`` of a stream, checking once per schema that ``needed`` columns exist.
 
     With ``order``, each frame gains ``__rank`` and ``__seq`` columns: with the
     row order inside a frame they give the global order of a multi-rank stream
     (rank, then sequence number), which first/last/keep="first" rely on.
+    ``schema`` notes the stream's schema.
     """
     check = ColumnCheck(needed, where=where)
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
         check(chunk.column_names)
+        if schema is not None:
+            schema.seen(chunk)
         frame = chunk.to_polars()
         if order:
             frame = frame.with_columns(
@@ -77,9 +111,10 @@ async def frames_of(
     *,
     where: str = "",
     order: bool = False,
+    schema: InputSchema | None = None,
 ) -> AsyncIterator[pl.DataFrame]:
     """The frames of a stream (see :func:`chunks_of`)."""
-    async for _, frame in chunks_of(ctx, ch_in, needed, where=where, order=order):
+    async for _, frame in chunks_of(ctx, ch_in, needed, where=where, order=order, schema=schema):
         yield frame
 
 
@@ -157,8 +192,6 @@ class Partitions:
         self.max_buffered_bytes = max_buffered_bytes
         self.buffered = 0
         self.report = ExchangeReport()
-        self.schema: pl.DataFrame | None = None
-        """An empty frame with the input's schema, once this rank saw any input."""
         self._leaving: set[TableChunk] = set()  # chosen to spill: no longer counted as held
 
     async def add(self, ctx: Context, partition: int, piece: TableChunk) -> None:
@@ -198,7 +231,10 @@ class Partitions:
         return victims
 
     def take(self, partition: int) -> pl.DataFrame | None:
-        """The whole partition as one frame (loading spilled pieces), or None if it is empty."""
+        """The whole partition as one frame (loading spilled pieces), or None if it is empty.
+
+        Pieces are concatenated as they are, never cast: they share one schema.
+        """
         chunks = self.pieces.pop(partition, [])
         frames = [c.to_polars() for c in chunks if c.num_rows]
         for chunk in chunks:
@@ -208,11 +244,7 @@ class Partitions:
                 self.buffered -= chunk.nbytes
         if not frames:
             return None
-        return (
-            pl.concat(frames, how="vertical_relaxed", rechunk=False)
-            if len(frames) > 1
-            else frames[0]
-        )
+        return pl.concat(frames, how="vertical", rechunk=False) if len(frames) > 1 else frames[0]
 
 
 async def exchange(
@@ -253,11 +285,8 @@ async def exchange(
         held.report.bytes_sent[dest] = held.report.bytes_sent.get(dest, 0) + table.nbytes
         await coll.send(dest, (partition, table), phase)
 
-    held.schema = None
     try:
         async for frame in frames:
-            if held.schema is None:
-                held.schema = frame.head(0)
             if partitions == 1 and coll.nranks == 1:  # nothing to cut or send
                 await held.add(ctx, 0, TableChunk.from_polars(frame))
                 continue

@@ -10,7 +10,14 @@ from typing import Literal
 
 import polars as pl
 
-from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition, map_in_threads
+from actors._exchange import (
+    ExchangeReport,
+    InputSchema,
+    exchange,
+    frames_of,
+    hash_partition,
+    map_in_threads,
+)
 from actors._shuffle import partition_count
 from streamnet import (
     Channel,
@@ -245,6 +252,8 @@ def _final_group(
     if windows:
         query = query.with_columns(windows)
     out = query.group_by(keys).agg(finals).collect(engine="streaming")
+    # The result types Polars' own aggregation gives for this input schema (the same on
+    # every rank), where merging partials gave another width (a sum of counts...).
     return out.cast(dict(schema))  # type: ignore[arg-type]
 
 
@@ -307,7 +316,9 @@ def _global_merges(aggs: list[Agg]) -> list[pl.Expr]:
                 (pl.col(p + "m2").fill_null(0.0).sum() + spread).alias(p + "m2"),
             ]
         elif agg.how == "n_unique":
-            exprs.append(pl.col(p + "unique").explode().unique().implode())
+            # explicit: Polars 1.x warns on the default, which 2.x changed to False
+            values = pl.col(p + "unique").explode(empty_as_null=False)
+            exprs.append(values.unique().implode())
     if any(a.how in ("first", "last") for a in aggs):
         exprs += [pl.col(c).sort_by(_FIRST, maintain_order=True).first() for c in _FIRST]
         exprs += [pl.col(c).sort_by(_LAST, maintain_order=True).last() for c in _LAST]
@@ -337,7 +348,7 @@ def _global_finals(aggs: list[Agg]) -> list[pl.Expr]:
 
 
 def _merge(frames: list[pl.DataFrame], merges: list[pl.Expr]) -> pl.DataFrame:
-    return pl.concat(frames, how="vertical_relaxed").select(merges)
+    return pl.concat(frames, how="vertical").select(merges)
 
 
 async def _global_agg(
@@ -353,9 +364,12 @@ async def _global_agg(
     ordered = any(a.how in ("first", "last") for a in items)
     partials, merges = _global_partials(items), _global_merges(items)
     sample: list[pl.DataFrame] = []
+    schema = InputSchema(ch_in)
 
     async def non_empty() -> AsyncIterator[pl.DataFrame]:
-        async for frame in frames_of(ctx, ch_in, columns, where="groupby_agg", order=ordered):
+        async for frame in frames_of(
+            ctx, ch_in, columns, where="groupby_agg", order=ordered, schema=schema
+        ):
             if not sample:
                 sample.append(frame.select(columns).head(0))
                 _check_types(sample[0], items)
@@ -378,12 +392,13 @@ async def _global_agg(
         merged = await ctx.to_thread(_merge, rows, merges)
 
     # The output schema, the same on every rank: Polars' own select over an empty input.
-    samples = await coll.allgather(sample[0] if sample else None, "global", "schema")
-    empty = next((s for s in samples if s is not None), None)
+    empty = await schema.agree(coll, "global")
     if empty is None:  # no rank saw a single chunk: the column types are unknown
         empty = pl.DataFrame(schema={c: pl.Null for c in columns})
+    elif not sample:  # the aggregations are checked on every rank, also one without input
+        _check_types(empty.select(columns), items)
     nothing = empty.select([a.polars() for a in items])
-    schema = nothing.schema
+    result_schema = nothing.schema
     if coll.rank != 0:
         if merged is not None:
             report.bytes_sent[0] = int(merged.estimated_size())
@@ -399,7 +414,7 @@ async def _global_agg(
                     report.bytes_received[peer] = int(row.estimated_size())
         if rows:
             total = await ctx.to_thread(_merge, rows, merges) if len(rows) > 1 else rows[0]
-            out = total.select(_global_finals(items)).cast(dict(schema))  # type: ignore[arg-type]
+            out = total.select(_global_finals(items)).cast(dict(result_schema))  # type: ignore[arg-type]
         else:  # no rows anywhere
             out = nothing
     await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
@@ -438,6 +453,15 @@ async def groupby_agg(
     answer for an empty frame (``sum``, ``count``, ``len`` and ``n_unique`` 0,
     the others null); if no rank even received a chunk, the column types are
     unknown and it is that answer for empty columns of type Null.
+
+    A rank whose input had no chunk learns the input's schema from the other
+    ranks, so every rank sends at least one chunk (possibly empty) with the
+    result's schema, unless no rank had a chunk.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Parameters
     ----------
@@ -492,15 +516,22 @@ async def groupby_agg(
     first_frame: list[pl.DataFrame] = []
     partials, row_partials = _partials(items), _row_partials(items)
     grouping = True  # turned off once chunks prove to have about as many groups as rows
+    schema = InputSchema(ch_in)
 
     def pre_aggregate(frame: pl.DataFrame) -> pl.DataFrame:
+        grouped = frame.lazy().group_by(key_cols).agg(partials)
         if grouping:
-            return frame.lazy().group_by(key_cols).agg(partials).collect(engine="streaming")
+            return grouped.collect(engine="streaming")
         order = [pl.col(c) for c in _ORDER] if ordered else []
-        return frame.select(*[pl.col(k) for k in key_cols], *row_partials, *order)
+        rows = frame.select(*[pl.col(k) for k in key_cols], *row_partials, *order)
+        # The partials of a partition concatenate as they are: rows take the grouped types
+        # (a sum of Int8 values is an Int64 partial), which only ever widens.
+        return rows.cast(dict(grouped.collect_schema()))  # type: ignore[arg-type]
 
     async def selected() -> AsyncIterator[pl.DataFrame]:
-        async for frame in frames_of(ctx, ch_in, needed, where="groupby_agg", order=ordered):
+        async for frame in frames_of(
+            ctx, ch_in, needed, where="groupby_agg", order=ordered, schema=schema
+        ):
             frame = frame.select(needed + (_ORDER if ordered else []))
             if not first_frame:
                 first_frame.append(frame.head(0))
@@ -529,27 +560,26 @@ async def groupby_agg(
         max_buffered_bytes=max_buffered_bytes,
     )
     # The result's schema, the same on every rank: Polars' own aggregation of an empty input.
-    samples = await coll.allgather(first_frame[0] if first_frame else None, "schema")
-    empty = next((s for s in samples if s is not None), None)
+    empty = await schema.agree(coll)
     if empty is None:  # no rank saw a single chunk
         await ch_out.drain(ctx)
         return held.report
-    schema = (
-        empty.drop(_ORDER, strict=False).group_by(key_cols).agg([a.polars() for a in items]).schema
-    )
+    if not first_frame:  # the aggregations are checked on every rank, also one without input
+        _check_types(empty.select(needed), items)
+    result_schema = empty.group_by(key_cols).agg([a.polars() for a in items]).schema
     sent = False
     for partition in sorted(held.pieces):
         frame = await ctx.to_thread(held.take, partition)
         if frame is None:
             continue
-        if raw:
+        if raw:  # Polars' own aggregation of the rows: its result types
             out = await ctx.to_thread(_raw_group, frame, key_cols, items, ordered)
-            out = out.cast(dict(schema))  # type: ignore[arg-type]
         else:
-            out = await ctx.to_thread(_final_group, frame, key_cols, items, schema)
+            out = await ctx.to_thread(_final_group, frame, key_cols, items, result_schema)
         await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
         sent = True
     if not sent:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(pl.DataFrame(schema=schema))))
+        empty_out = pl.DataFrame(schema=result_schema)
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty_out)))
     await ch_out.drain(ctx)
     return held.report

@@ -11,9 +11,25 @@ from typing import Literal
 import polars as pl
 
 from actors._columns import ColumnCheck
-from actors._exchange import ExchangeReport, chunks_of, exchange, frames_of, hash_partition
+from actors._exchange import (
+    ExchangeReport,
+    InputSchema,
+    chunks_of,
+    exchange,
+    frames_of,
+    hash_partition,
+)
 from actors._shuffle import key_list, partition_count
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Collective,
+    Context,
+    Message,
+    SchemaError,
+    TableChunk,
+    current_actor_name,
+    define_actor,
+)
 
 __all__ = ["BROADCAST_THRESHOLD", "JoinHow", "JoinReport", "JoinStrategy", "join"]
 
@@ -95,6 +111,18 @@ async def join(
     broadcasts, otherwise it shuffles. Column names found on both sides get
     ``suffix`` as in Polars; null keys never match.
 
+    A rank whose input had no chunk on one side learns that side's schema from
+    the other ranks. If no rank had a chunk on one side, the columns it would
+    add are unknown: a join that keeps the other side's rows and adds those
+    columns (left or full with no right chunk, right or full with no left chunk)
+    raises `SchemaError`; the others give what Polars gives for an empty side.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs on one side differ in schema, or the result's columns
+        cannot be known (see above).
+
     Examples
     --------
     >>> import polars as pl
@@ -130,12 +158,13 @@ async def join(
             "repeat on every rank); use strategy='shuffle' or 'auto'"
         )
     count = partition_count(num_partitions, coll, "join")
-    rights = frames_of(ctx, right_in, rkeys, where="join right keys")
+    left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
+    rights = frames_of(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
 
     # The left side is buffered while the right side is read, so a join whose two inputs
     # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
     # buffered left chunks go to disk.
-    early = _LeftBuffer(ctx, left_in, spill_beyond=broadcast_threshold)
+    early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=broadcast_threshold)
     buffering = asyncio.ensure_future(early.fill())
     try:
         # Read the right side first, up to the threshold (all of it when broadcasting is
@@ -160,7 +189,9 @@ async def join(
         await asyncio.gather(buffering, return_exceptions=True)
     if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
         raise buffering.exception()  # type: ignore[misc]
-    lefts = early.replay_then(chunks_of(ctx, left_in, lkeys, where="join left keys"), lkeys)
+    lefts = early.replay_then(
+        chunks_of(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
+    )
     total = sum(s for s, _ in sizes)
     broadcast = read_all or (
         strategy == "auto"
@@ -169,7 +200,10 @@ async def join(
         and total <= broadcast_threshold
     )
     if broadcast:
-        await _broadcast_join(ctx, coll, lefts, buffered, ch_out, lkeys, rkeys, how, suffix)
+        await right_schema.agree(coll, "right")
+        await _broadcast_join(
+            ctx, coll, lefts, buffered, right_in, ch_out, lkeys, rkeys, how, suffix
+        )
         return JoinReport("broadcast", total, None, None)
 
     async def right_stream() -> AsyncIterator[pl.DataFrame]:
@@ -193,37 +227,88 @@ async def join(
             count, "left", max_buffered_bytes=max_buffered_bytes,
         ),
     )  # fmt: skip
-    schemas = await coll.allgather((left_held.schema, right_held.schema), "schemas")
-    left_empty = next((left for left, _ in schemas if left is not None), None)
-    right_empty = next((right for _, right in schemas if right is not None), None)
+    left_empty = await left_schema.agree(coll, "left")
+    right_empty = await right_schema.agree(coll, "right")
+    _check_sides_known(left_empty, right_empty, how, left_in, right_in)
     sent = False
     for partition in sorted(left_held.pieces):
         left_part = await ctx.to_thread(left_held.take, partition)
         right_part = await ctx.to_thread(right_held.take, partition)
+        if left_part is None and right_part is None:
+            continue
         if left_part is None and how in ("inner", "left", "semi", "anti"):
             continue  # nothing on the left: nothing to keep
         if right_part is None and how in ("inner", "right", "semi"):
             continue  # nothing on the right: no match possible
         left_part = left_part if left_part is not None else left_empty
         right_part = right_part if right_part is not None else right_empty
-        if left_part is None or right_part is None:
-            continue  # one side never sent a single chunk on any rank
-        out = await ctx.to_thread(_join, left_part, right_part, lkeys, rkeys, how, suffix)
+        assert left_part is not None  # a side without a chunk anywhere raised above or skips
+        if right_part is None:  # no right chunk on any rank, an anti join: every left row stays
+            out = left_part
+        else:
+            out = await ctx.to_thread(_join, left_part, right_part, lkeys, rkeys, how, suffix)
         await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
         sent = True
-    if not sent and left_empty is not None and right_empty is not None:
-        out = _join(left_empty, right_empty, lkeys, rkeys, how, suffix)
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+    if not sent:
+        empty = _empty_result(left_empty, right_empty, lkeys, rkeys, how, suffix)
+        if empty is not None:
+            await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
     await ch_out.drain(ctx)
     return JoinReport("shuffle", total, left_held.report, right_held.report)
+
+
+def _check_sides_known(
+    left: pl.DataFrame | None,
+    right: pl.DataFrame | None,
+    how: JoinHow,
+    left_in: Channel[TableChunk],
+    right_in: Channel[TableChunk],
+) -> None:
+    """Raise if one side had no chunk on any rank and the result needs its columns."""
+    if right is None and left is not None and how in ("left", "full"):
+        raise _unknown_side("right", right_in, how)
+    if left is None and right is not None and how in ("right", "full"):
+        raise _unknown_side("left", left_in, how)
+
+
+def _unknown_side(side: str, channel: Channel[TableChunk], how: JoinHow) -> SchemaError:
+    return SchemaError(
+        f"actor `{current_actor_name()}`: the {side} input (channel `{channel.name}`) had no "
+        f"chunk on any rank, so the columns it adds to a {how} join are unknown; send at "
+        "least one chunk (an empty one carries the schema); got none"
+    )
+
+
+def _empty_result(
+    left: pl.DataFrame | None,
+    right: pl.DataFrame | None,
+    lkeys: list[str],
+    rkeys: list[str],
+    how: JoinHow,
+    suffix: str,
+) -> pl.DataFrame | None:
+    """The empty result of the join, if its schema is known."""
+    if left is not None and right is not None:
+        return _join(left, right, lkeys, rkeys, how, suffix)
+    if left is not None and how in ("semi", "anti"):  # no right chunk: the left schema
+        return left
+    return None
 
 
 class _LeftBuffer:
     """Left chunks received while the right side is being read, spilled beyond a bound."""
 
-    def __init__(self, ctx: Context, channel: Channel[TableChunk], *, spill_beyond: int) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        channel: Channel[TableChunk],
+        schema: InputSchema,
+        *,
+        spill_beyond: int,
+    ) -> None:
         self.ctx = ctx
         self.channel = channel
+        self.schema = schema
         self.spill_beyond = spill_beyond
         self.chunks: list[tuple[int, TableChunk]] = []
         self.in_memory = 0
@@ -233,6 +318,7 @@ class _LeftBuffer:
         """Receive until cancelled or the stream ends (a cancelled receive loses nothing)."""
         while (msg := await self.channel.recv(self.ctx)) is not None:
             chunk = TableChunk.from_message(msg)
+            self.schema.seen(chunk)
             self.chunks.append((msg.sequence_number, chunk))
             self.in_memory += chunk.nbytes
             if self.in_memory > self.spill_beyond:
@@ -258,6 +344,7 @@ async def _broadcast_join(
     coll: Collective,
     lefts: AsyncIterator[tuple[int, pl.DataFrame]],
     buffered: list[pl.DataFrame],
+    right_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
     lkeys: list[str],
     rkeys: list[str],
@@ -271,25 +358,27 @@ async def _broadcast_join(
     than the probes, and a small right side still joins chunk by chunk.
     """
     if coll.nranks == 1:
-        small = pl.concat(buffered, how="vertical_relaxed") if buffered else None
+        small = pl.concat(buffered, how="vertical") if buffered else None
     else:
-        local = pl.concat(buffered, how="vertical_relaxed") if buffered else None
+        local = pl.concat(buffered, how="vertical") if buffered else None
         everyone = await coll.allgather(
             local.to_arrow() if local is not None else None, "broadcast"
         )
-        parts = [pl.DataFrame(table) for table in everyone if table is not None]
-        small = pl.concat(parts, how="vertical_relaxed") if parts else None
+        parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
+        small = pl.concat(parts, how="vertical") if parts else None
     batch_rows = 2 * small.height if small is not None else 0
     batch: list[pl.DataFrame] = []
     first_seq = 0
 
     async def flush() -> None:
-        left = pl.concat(batch, how="vertical_relaxed") if len(batch) > 1 else batch[0]
+        left = pl.concat(batch, how="vertical") if len(batch) > 1 else batch[0]
         batch.clear()
-        if small is None:  # no rank ever saw a right chunk: no right columns to add
-            if how in ("inner", "semi"):
-                return
-            out = left
+        if small is None:  # no rank ever saw a right chunk: no match, no right columns
+            if how == "left":
+                raise _unknown_side("right", right_in, how)
+            if how == "inner":
+                return  # the result's columns are unknown
+            out = left if how == "anti" else left.head(0)  # semi
         else:
             out = await ctx.to_thread(_join, left, small, lkeys, rkeys, how, suffix)
         await ch_out.send(ctx, Message(first_seq, TableChunk.from_polars(out)))

@@ -21,9 +21,10 @@ async def rechunk(
 ) -> None:
     """Re-cut the stream into chunks of ``rows`` rows (or about ``chunk_bytes`` bytes).
 
-    Every output chunk but the last has the target size. Rows keep their arrival
-    order and output chunks are numbered 0, 1, 2...; slicing and concatenating
-    are zero-copy.
+    Every output chunk but the last has the target size. With ``chunk_bytes``,
+    rows are counted from the bytes per row of the first chunk that has rows.
+    Rows keep their arrival order and output chunks are numbered 0, 1, 2...;
+    slicing and concatenating are zero-copy.
 
     Examples
     --------
@@ -47,6 +48,7 @@ async def rechunk(
     """
     if rows is None and chunk_bytes is None:
         raise ValueError("rechunk: give `rows` or `chunk_bytes`")
+    chunk_row_count(0, 0, rows, chunk_bytes)  # checks the arguments before any input
     pending: list[pa.Table] = []
     pending_rows = 0
     target = 0
@@ -56,9 +58,10 @@ async def rechunk(
         table = TableChunk.from_message(msg).to_arrow()
         if schema is None:
             schema = table.schema
-            target = chunk_row_count(table.num_rows, table.nbytes, rows, chunk_bytes)
         if table.num_rows == 0:
             continue
+        if not target:  # sized from the first chunk with rows: an empty one has no row size
+            target = chunk_row_count(table.num_rows, table.nbytes, rows, chunk_bytes)
         pending.append(table)
         pending_rows += table.num_rows
         while pending_rows >= target:

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Literal
 
-from actors._exchange import ExchangeReport, exchange, frames_of, hash_partition, owner
+from actors._exchange import (
+    ExchangeReport,
+    InputSchema,
+    exchange,
+    frames_of,
+    hash_partition,
+    owner,
+)
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
 __all__ = ["Placement", "contiguous_owner", "shuffle"]
@@ -55,8 +62,15 @@ async def shuffle(
     with ``"contiguous"`` it owns one block of consecutive partitions. A
     partition is complete once every rank finished its input, so each rank sends
     out its partitions then, one chunk each, numbered by partition id and in
-    that order. Input is partitioned chunk by chunk, never concatenated whole;
-    held pieces beyond ``max_buffered_bytes`` are spilled to disk.
+    that order; a rank that owns no rows sends one empty chunk with the
+    stream's schema, learnt from the other ranks if its own input had no chunk.
+    Input is partitioned chunk by chunk, never concatenated whole; held pieces
+    beyond ``max_buffered_bytes`` are spilled to disk.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Returns an ExchangeReport (bytes sent and received per peer, peak buffered
     bytes) through ``node.result()``.
@@ -82,23 +96,25 @@ async def shuffle(
             f"shuffle: `placement` must be 'round_robin' or 'contiguous', got {placement!r}"
         )
     owner_of = owner if placement == "round_robin" else partial(contiguous_owner, partitions=count)
+    schema = InputSchema(ch_in)
     held = await exchange(
         ctx,
         coll,
-        frames_of(ctx, ch_in, key_cols, where="shuffle keys"),
+        frames_of(ctx, ch_in, key_cols, where="shuffle keys", schema=schema),
         partial(hash_partition, keys=key_cols, partitions=count),
         count,
         "shuffle",
         owner_of=owner_of,
         max_buffered_bytes=max_buffered_bytes,
     )
+    empty = await schema.agree(coll)
     sent = False
     for partition in sorted(held.pieces):
         frame = await ctx.to_thread(held.take, partition)
         if frame is not None:
             await ch_out.send(ctx, Message(partition, TableChunk.from_polars(frame)))
             sent = True
-    if not sent and held.schema is not None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(held.schema)))
+    if not sent and empty is not None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
     await ch_out.drain(ctx)
     return held.report

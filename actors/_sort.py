@@ -7,7 +7,7 @@ from functools import partial
 
 import polars as pl
 
-from actors._exchange import ExchangeReport, exchange, frames_of
+from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of
 from actors._shuffle import key_list
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
@@ -61,7 +61,7 @@ def range_partition(
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
             ),
         ],
-        how="vertical_relaxed",
+        how="vertical",
     )
     ordered = marked.sort(
         [*keys, "__bound"],
@@ -100,7 +100,14 @@ async def sort(
     boundaries; every chunk is cut by range and sent to the rank that owns the
     range (rank 0 the first); each rank sorts its range. Reading the ranks'
     outputs in rank order gives the global order (``allgather`` does). Ties
-    keep no particular order.
+    keep no particular order. Each rank sends one chunk, empty if its range is,
+    with the stream's schema (learnt from the other ranks if its own input had
+    no chunk).
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Examples
     --------
@@ -121,7 +128,8 @@ async def sort(
     last = _flags(nulls_last, keys, "nulls_last")
     frames: list[TableChunk] = []
     samples: list[pl.DataFrame] = []
-    async for frame in frames_of(ctx, ch_in, keys, where="sort keys"):
+    schema = InputSchema(ch_in)
+    async for frame in frames_of(ctx, ch_in, keys, where="sort keys", schema=schema):
         frames.append(TableChunk.from_polars(frame))
         take = min(frame.height, SAMPLES_PER_CHUNK)
         samples.append(
@@ -129,15 +137,14 @@ async def sort(
             if take
             else frame.select(keys).head(0)
         )
-    local = pl.concat(samples, how="vertical_relaxed") if samples else None
-    gathered = await coll.allgather(local.to_arrow() if local is not None else None, "samples")
-    all_samples = [pl.DataFrame(t) for t in gathered if t is not None]
-    if not all_samples:  # no rank saw a chunk
+    empty = await schema.agree(coll)
+    if empty is None:  # no rank saw a chunk
         await ch_out.drain(ctx)
         return ExchangeReport()
-    bounds = _boundaries(
-        pl.concat(all_samples, how="vertical_relaxed"), keys, desc, last, coll.nranks
-    )
+    local = pl.concat(samples, how="vertical") if samples else None
+    gathered = await coll.allgather(local.to_arrow() if local is not None else None, "samples")
+    all_samples = [TableChunk.from_arrow(t).to_polars() for t in gathered if t is not None]
+    bounds = _boundaries(pl.concat(all_samples, how="vertical"), keys, desc, last, coll.nranks)
 
     async def replay() -> AsyncIterator[pl.DataFrame]:
         for chunk in frames:
@@ -149,13 +156,10 @@ async def sort(
         partial(range_partition, bounds=bounds, keys=keys, desc=desc, nulls_last=last),
         coll.nranks, "sort", owner_of=_contiguous, max_buffered_bytes=max_buffered_bytes,
     )  # fmt: skip
-    schemas = await coll.allgather(held.schema, "schema")
     taken = await ctx.to_thread(held.take, coll.rank)
-    # An empty range still sends the schema.
-    mine = taken if taken is not None else next((s for s in schemas if s is not None), None)
-    if mine is not None:
-        out = await ctx.to_thread(lambda f: f.sort(keys, descending=desc, nulls_last=last), mine)
-        await ch_out.send(ctx, Message(coll.rank, TableChunk.from_polars(out)))
+    mine = taken if taken is not None else empty  # an empty range still sends the schema
+    out = await ctx.to_thread(lambda f: f.sort(keys, descending=desc, nulls_last=last), mine)
+    await ch_out.send(ctx, Message(coll.rank, TableChunk.from_polars(out)))
     await ch_out.drain(ctx)
     return held.report
 
@@ -176,6 +180,11 @@ async def top_k(
     Only the best ``k`` rows of each chunk are kept as the stream goes, so
     memory holds about ``2k`` rows; at the end the ranks swap their ``k`` rows
     and each sends the same ``k`` rows out. ``descending=True`` gives the largest.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Examples
     --------
@@ -201,12 +210,14 @@ async def top_k(
         return frame.sort(keys, descending=desc, nulls_last=last, maintain_order=True).head(k)
 
     kept: pl.DataFrame | None = None
-    async for frame in frames_of(ctx, ch_in, keys, where="top_k keys"):
-        both = frame if kept is None else pl.concat([kept, frame], how="vertical_relaxed")
+    schema = InputSchema(ch_in)
+    async for frame in frames_of(ctx, ch_in, keys, where="top_k keys", schema=schema):
+        both = frame if kept is None else pl.concat([kept, frame], how="vertical")
         kept = await ctx.to_thread(best, both)
+    await schema.agree(coll)
     everyone = await coll.allgather(kept.to_arrow() if kept is not None else None, "top")
-    parts = [pl.DataFrame(t) for t in everyone if t is not None]
+    parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
     if parts:
-        out = await ctx.to_thread(best, pl.concat(parts, how="vertical_relaxed"))
+        out = await ctx.to_thread(best, pl.concat(parts, how="vertical"))
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
     await ch_out.drain(ctx)

@@ -17,6 +17,10 @@ aborted       raises `ChannelAborted`    raises `ChannelAborted`     ``abort(cau
 
 A blocked call wakes as soon as the state changes. A cancelled ``send`` never
 delivers its message; a cancelled ``recv`` never loses one.
+
+A payload whose type defines ``__stream_check__`` is checked as it enters (see
+`channels._message.payload_stream_check`): TableChunk uses it so that every chunk
+of a stream has the schema of the first.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from time import perf_counter
 from typing import Any, Generic, Literal, TypeVar
 
 from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed
-from channels._message import Message, payload_nbytes, payload_rows
+from channels._message import Message, payload_nbytes, payload_rows, payload_stream_check
 from channels._observer import _counter
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
@@ -181,6 +185,7 @@ class Channel(Generic[T]):
         "_send_waiters",
         "_sent",
         "_state",
+        "_stream",
     )
 
     def __init__(
@@ -218,6 +223,7 @@ class Channel(Generic[T]):
         self._received = 0
         self._peak_messages = 0
         self._peak_bytes = 0
+        self._stream: Any = None  # what the payloads' __stream_check__ keeps
 
     # ------------------------------------------------------------------ properties
     @property
@@ -305,6 +311,9 @@ class Channel(Generic[T]):
             The channel was shut down (its consumers need no more).
         ChannelAborted
             The channel was aborted; ``__cause__`` is the failure.
+        Exception
+            Whatever the payload's ``__stream_check__`` raises to refuse it (a
+            TableChunk whose schema differs from the stream's: `SchemaError`).
         """
         if self._state is not _OPEN:
             self._raise_closed("send into")
@@ -328,6 +337,9 @@ class Channel(Generic[T]):
                 return  # a restarted stage repeating output it already sent
             seen.add(msg.sequence_number)
         payload = msg.payload
+        stream_check = payload_stream_check(payload)
+        if stream_check is not None:
+            self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
         size = payload_nbytes(payload)
         blocked = 0.0
         buffer = self._buffer

@@ -80,3 +80,24 @@ def payload_rows(payload: Any) -> int:
         return 0
     rows = getattr(payload, "num_rows", 0)
     return rows if type(rows) is int else 0
+
+
+_STREAM_CHECKS: dict[type, Any] = {}
+
+
+def payload_stream_check(payload: Any) -> Any:
+    """The ``__stream_check__`` method of a payload's type, or None if it has none.
+
+    A payload type defines ``__stream_check__(self, state, channel, sequence_number)``
+    to keep a stream consistent: a channel calls it on every payload that enters,
+    with the state the previous payload returned (None for the first), and keeps
+    what it returns; it raises to refuse the payload. Channels never look inside.
+    """
+    kind = type(payload)
+    check = _STREAM_CHECKS.get(kind, _UNKNOWN)
+    if check is _UNKNOWN:
+        check = _STREAM_CHECKS[kind] = getattr(kind, "__stream_check__", None)
+    return check
+
+
+_UNKNOWN: Any = object()

@@ -6,9 +6,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from streamnet._actor import current_actor
 from streamnet._communicator import Communicator
 from streamnet._context import Context
+from streamnet._errors import SchemaError
+from streamnet._schema import describe_schema, schema_differences
 
 __all__ = ["Collective", "CollectiveTraffic"]
 
@@ -92,3 +96,36 @@ class Collective:
         everyone = await self.comm.allgather(self.tag(*parts), value)
         self.ctx._exchanged += 1
         return everyone
+
+    async def agree_schema(
+        self, schema: pa.Schema | None, *parts: Hashable, channel: str | None = None
+    ) -> pa.Schema | None:
+        """The schema of the collective's input stream, the same on every rank.
+
+        Every rank passes the schema of its input (``TableChunk.schema`` of a
+        chunk; None when its stream had no chunk), so a rank without a chunk still
+        learns the schema from its peers. Returns it, or None when no rank had a
+        chunk. ``channel`` names the input in errors.
+
+        Raises
+        ------
+        SchemaError
+            Two ranks' inputs differ in schema: every rank raises it, naming the
+            actor, the channel, the ranks, the columns and both types.
+        """
+        everyone = await self.allgather(schema, "schema", *parts)
+        known = [(rank, s) for rank, s in enumerate(everyone) if s is not None]
+        if not known:
+            return None
+        first_rank, first = known[0]
+        for rank, other in known[1:]:
+            if not other.equals(first, check_metadata=False):
+                where = f"actor `{self.name}`" + (f", channel `{channel}`" if channel else "")
+                problems = "; ".join(schema_differences(first, other, of=f"rank {first_rank}"))
+                raise SchemaError(
+                    f"{where}: the chunks on rank {rank} do not have the schema of those on "
+                    f"rank {first_rank}: {problems}; every rank's chunks of one stream must "
+                    "share one schema (cast them explicitly first, with `actors.cast`); "
+                    f"got {describe_schema(other)}"
+                )
+        return first

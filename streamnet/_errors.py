@@ -57,7 +57,7 @@ class ExpressionError(StreamnetError, ValueError):
 
 
 class SchemaError(StreamnetError, ValueError):
-    """Tables that must share a schema do not (files of one scan, chunks of one sink)."""
+    """Tables that must share a schema do not (chunks of one stream, its ranks, files of one scan)."""
 
 
 class FileReadError(StreamnetError, OSError):

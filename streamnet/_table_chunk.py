@@ -14,6 +14,13 @@ import pyarrow as pa
 
 from channels._errors import StreamnetError
 from channels._message import Message
+from streamnet._schema import (
+    StreamSchema,
+    arrow_schema_of,
+    canonical_table,
+    check_stream,
+    polars_to_arrow,
+)
 from streamnet._spill import SpillDirectory
 
 if TYPE_CHECKING:
@@ -56,7 +63,11 @@ class TableChunk:
 
     A chunk made from a Polars DataFrame keeps the frame and converts to Arrow
     only when asked (and the other way round), so a chain of Polars transforms
-    never converts back and forth. A chunk may be spilled to disk to free memory and is loaded back
+    never converts back and forth. Its Arrow types are the canonical ones, what
+    Polars exports (``large_string``, ``large_binary``, ``large_list``...): a
+    table of other flavours (``string``, ``string_view``, ``list``...) is cast
+    when the chunk is made, so equal tables give equal schemas whatever their
+    origin. A chunk may be spilled to disk to free memory and is loaded back
     transparently the next time its data is used; metadata (rows, columns,
     schema, bytes) never needs a load. Spilling and loading are atomic: a
     reader never sees a half-spilled chunk.
@@ -69,9 +80,20 @@ class TableChunk:
     (3, 1)
     >>> chunk.to_polars()["a"].sum()
     6
+    >>> TableChunk.from_arrow(pa.table({"s": ["x"]})).schema.field("s").type
+    DataType(large_string)
     """
 
-    __slots__ = ("_frame", "_lock", "_nbytes", "_num_rows", "_schema", "_spill_path", "_table")
+    __slots__ = (
+        "_frame",
+        "_lock",
+        "_nbytes",
+        "_num_rows",
+        "_polars_schema",
+        "_schema",
+        "_spill_path",
+        "_table",
+    )
 
     backend = "cpu"
 
@@ -81,10 +103,12 @@ class TableChunk:
                 "TableChunk holds a pyarrow.Table; use TableChunk.from_polars, from_pandas or "
                 f"from_arrow for other inputs, got {type(table).__module__}.{type(table).__name__}"
             )
+        table = canonical_table(table)
         self._table: pa.Table | None = table
         self._frame: pl.DataFrame | None = None
         self._num_rows = int(table.num_rows)
         self._schema: pa.Schema | None = table.schema
+        self._polars_schema: tuple[list[str], list[Any]] | None = None
         self._nbytes = int(table.nbytes)
         self._spill_path: Path | None = None
         self._lock = threading.Lock()
@@ -92,7 +116,7 @@ class TableChunk:
     # ----------------------------------------------------------------- constructors
     @classmethod
     def from_arrow(cls, data: pa.Table | pa.RecordBatch) -> TableChunk:
-        """A chunk from an Arrow table or record batch (no copy)."""
+        """A chunk from an Arrow table or record batch (no copy when its types are canonical)."""
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         return cls(data)
@@ -109,6 +133,7 @@ class TableChunk:
         chunk._frame = df
         chunk._num_rows = df.height
         chunk._schema = None
+        chunk._polars_schema = None
         chunk._nbytes = int(df.estimated_size())
         chunk._spill_path = None
         chunk._lock = threading.Lock()
@@ -157,10 +182,35 @@ class TableChunk:
 
     @property
     def schema(self) -> pa.Schema:
-        """The Arrow schema."""
+        """The Arrow schema, with the canonical types (a Polars-held chunk is not converted)."""
         if self._schema is None:
-            self._schema = self._arrow().schema
+            frame = self._frame
+            self._schema = (
+                arrow_schema_of(frame.schema) if frame is not None else self._arrow().schema
+            )
         return self._schema
+
+    def _names_and_dtypes(self) -> tuple[list[str], list[Any]] | None:
+        """Column names and Polars types of a chunk held by Polars alone (its Arrow schema not
+        yet known), else None: what its stream's check compares, cheaper than a schema."""
+        frame = self._frame
+        if self._schema is not None or frame is None:
+            return None
+        if self._polars_schema is None:
+            self._polars_schema = (frame.columns, frame.dtypes)
+        return self._polars_schema
+
+    def __stream_check__(
+        self, stream: StreamSchema | None, channel: str, sequence_number: int
+    ) -> StreamSchema:
+        """The stream's schema once this chunk entered ``channel`` (see `channels.Channel`).
+
+        Raises
+        ------
+        SchemaError
+            The chunk does not have the schema of the stream's first chunk.
+        """
+        return check_stream(stream, self, channel, sequence_number)
 
     @property
     def nbytes(self) -> int:
@@ -173,7 +223,7 @@ class TableChunk:
         return TableView(self._arrow())
 
     def to_arrow(self) -> pa.Table:
-        """The data as a ``pyarrow.Table`` (no copy when the chunk holds one)."""
+        """The data as a ``pyarrow.Table`` with the canonical types (no copy when it holds one)."""
         return self._arrow()
 
     def to_polars(self) -> pl.DataFrame:
@@ -230,7 +280,7 @@ class TableChunk:
             table = self._table
             if table is None:
                 assert self._frame is not None
-                table = self._frame.to_arrow()
+                table = polars_to_arrow(self._frame)
             if directory is None:
                 from streamnet._actor import current_actor
 
@@ -283,7 +333,7 @@ class TableChunk:
                     self._spill_path = None
                 else:
                     assert self._frame is not None
-                    self._table = self._frame.to_arrow()
+                    self._table = polars_to_arrow(self._frame)
             return self._table
 
     def __del__(self) -> None:

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from strategies import chunk_rows, frames
 
 import actors
 from actors.testing import run_pipeline
 from streamnet import (
+    ActorNode,
+    Channel,
     Context,
     Message,
     Network,
@@ -84,18 +89,22 @@ def test_collect_rejects_duplicate_sequence_numbers() -> None:
         Network(ctx, [scrambled(ctx, ch, [3, 1, 3]), actors.collect(ctx, ch)]).run()
 
 
-def test_collect_rejects_mixed_schemas_naming_the_chunks() -> None:
+def test_a_chunk_of_another_schema_never_reaches_collect() -> None:
     @define_actor
     async def mixed(ctx, ch_out):
         await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"a": [1]}))))
         await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"a": ["x"]}))))
 
     ctx = Context()
-    ch = ctx.create_channel()
+    ch = ctx.create_channel(name="mixed")
+    sink = actors.collect(ctx, ch)
     with pytest.raises(
-        SchemaError, match=r"chunk 1 has schema \{a: string\} but chunk 0 has \{a: int64\}"
+        SchemaError,
+        match=r"actor `mixed#0`, channel `mixed`: chunk 1 .* column `a` has type String where "
+        r"the stream has Int64",
     ):
-        Network(ctx, [mixed(ctx, ch), actors.collect(ctx, ch)]).run()
+        Network(ctx, [mixed(ctx, ch), sink]).run()
+    assert sink.state != "done"
 
 
 def test_bad_source_arguments() -> None:
@@ -120,3 +129,62 @@ def test_bad_source_arguments() -> None:
             ctx,
             [actors.from_arrow(ctx, ch, pa.table({"a": [1]})), actors.collect(ctx, ch, into="csv")],
         ).run()
+
+
+@settings(max_examples=15)
+@given(frames(), chunk_rows, st.sampled_from(["arrow", "polars", "pandas"]))
+def test_a_source_stream_and_a_transformed_stream_of_one_table_combine(
+    tmp_path_factory: pytest.TempPathFactory, df: pl.DataFrame, rows: int, kind: str
+) -> None:
+    """Sources and Polars-based transforms emit the same Arrow types (large_string...).
+
+    Before, a source emitted `string` and a transform `large_string`: the streams could
+    not be collected into one Arrow table nor written to one Parquet file.
+    """
+    df = df.with_columns(b=pl.col("s").cast(pl.Binary), l=pl.concat_list("i", "i"))
+    table = df.to_arrow().cast(
+        pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()),
+                   ("b", pa.binary()), ("l", pa.list_(pa.int64()))])
+    )  # fmt: skip
+    expected = pl.concat([df, df.filter(pl.col("i").is_not_null())])
+
+    def source(ctx: Context, ch: Channel[TableChunk]) -> ActorNode:
+        if kind == "pandas":
+            frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # keeps the Arrow types
+            return actors.from_pandas(ctx, ch, frame, chunk_rows=rows)
+        if kind == "polars":
+            return actors.from_polars(ctx, ch, pl.from_arrow(table), chunk_rows=rows)
+        return actors.from_arrow(ctx, ch, table, chunk_rows=rows)
+
+    def run(combine: str, sink: Callable[[Context, Channel[TableChunk]], ActorNode]) -> ActorNode:
+        ctx = Context()
+        a, b, c, d, e = (ctx.create_channel() for _ in range(5))
+        if combine == "concat":
+            joined = actors.concat(ctx, [a, d], e)
+        else:
+            joined = actors.merge(ctx, [a, d], e, renumber=True)
+        node = sink(ctx, e)
+        Network(
+            ctx,
+            [
+                source(ctx, a),
+                source(ctx, b),
+                actors.filter(ctx, b, c, pl.col("i").is_not_null()),
+                actors.select(ctx, c, d, "i", "f", "s", "b", "l"),
+                joined,
+                node,
+            ],
+        ).run()
+        return node
+
+    for combine in ("concat", "merge"):
+        got = run(combine, lambda ctx, ch: actors.collect(ctx, ch, into="arrow")).result()
+        assert got.schema.field("s").type == pa.large_string()
+        assert_frame_equal(by_all(pl.from_arrow(got)), by_all(expected))
+    target = tmp_path_factory.mktemp("out") / "both.parquet"
+    run("merge", lambda ctx, ch: actors.write_parquet(ctx, ch, target))
+    assert_frame_equal(by_all(pl.read_parquet(target)), by_all(expected))
+
+
+def by_all(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(["i", "f", "s"], nulls_last=True)

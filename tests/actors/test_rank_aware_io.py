@@ -239,7 +239,7 @@ def test_csv_rank_with_no_share_still_sends_the_schema(tmp_path: Path) -> None:
     assert sum(sum(t.num_rows for t in chunks) for chunks in ranked) == 1
     for chunks in ranked:
         assert len(chunks) == 1
-        assert chunks[0].schema == pa.schema([("a", pa.int64()), ("b", pa.string())])
+        assert chunks[0].schema == pa.schema([("a", pa.int64()), ("b", pa.large_string())])
 
 
 def test_csv_split_false_reads_everything_on_every_rank(tmp_path: Path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from strategies import chunk_rows, frames
 
 import actors
 from actors.testing import run_pipeline
-from streamnet import Context, Network
+from streamnet import Context, Message, Network, TableChunk, define_actor
 
 
 @given(frames(max_rows=80), chunk_rows, st.integers(1, 30))
@@ -52,6 +52,39 @@ def test_rechunk_by_bytes() -> None:
     )
     assert out.equals(table)
     assert sizes == [200] * 5
+
+
+@settings(max_examples=20)
+@given(st.integers(1, 3), st.integers(1, 400), st.integers(1, 50), st.integers(8, 400))
+def test_rechunk_by_bytes_sizes_from_the_first_chunk_with_rows(
+    empties: int, n: int, rows: int, chunk_bytes: int
+) -> None:
+    """Before, an empty first chunk made ``chunk_bytes`` count rows (one byte a row)."""
+    table = pa.table({"x": pa.array(range(n), pa.int64())})  # 8 bytes a row
+    chunks = [table.slice(0, 0)] * empties + [table.slice(i, rows) for i in range(0, n, rows)]
+    sizes: list[int] = []
+
+    @define_actor
+    async def chunked(ctx, ch_out):
+        for seq, part in enumerate(chunks):
+            await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(part)))
+
+    ctx = Context()
+    a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    sink = actors.collect(ctx, c)
+    Network(
+        ctx,
+        [
+            chunked(ctx, a),
+            actors.rechunk(ctx, a, b, chunk_bytes=chunk_bytes),
+            actors.map_chunks(ctx, b, c, lambda t: sizes.append(t.num_rows) or t, in_thread=False),
+            sink,
+        ],
+    ).run()
+    assert sink.result().equals(table)
+    target = max(1, chunk_bytes // 8)
+    assert sizes[:-1] == [target] * (len(sizes) - 1)
+    assert 0 < sizes[-1] <= target
 
 
 @given(frames(max_rows=80), chunk_rows, st.integers(0, 100))

@@ -188,7 +188,11 @@ def test_a_rank_dying_outright_ends_the_whole_job() -> None:
 @pytest.mark.parametrize("nranks", [2, 3])
 def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:
     """The collective tests again, each test process one rank of an MPI job."""
-    suite = ["tests/actors/test_collectives.py", "tests/actors/test_collective_failures.py"]
+    suite = [
+        "tests/actors/test_collectives.py",
+        "tests/actors/test_collective_failures.py",
+        "tests/actors/test_collective_inputs.py",
+    ]
     status, output, _ = run_job(
         "-n", str(nranks), "-m", "pytest", *suite, "-q", "-x", "-p", "no:cacheprovider",
         "-p", "no:randomly", timeout=400,

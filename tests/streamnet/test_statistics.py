@@ -11,7 +11,9 @@ from streamnet import Context, Message, Network, TableChunk, define_actor
 @define_actor
 async def source(ctx, ch_out, sizes: list[int]):
     for i, n in enumerate(sizes):
-        await ch_out.send(ctx, Message(i, TableChunk.from_arrow(pa.table({"v": list(range(n))}))))
+        await ch_out.send(
+            ctx, Message(i, TableChunk.from_arrow(pa.table({"v": pa.array(range(n), pa.int64())})))
+        )
 
 
 @define_actor

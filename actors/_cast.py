@@ -1,0 +1,114 @@
+"""cast: change column types explicitly, the one way a stream's schema changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import polars as pl
+import pyarrow as pa
+
+from actors._columns import ColumnCheck
+from streamnet import Channel, Context, Message, TableChunk, define_actor
+
+__all__ = ["IntoSchema", "cast"]
+
+IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
+"""Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""
+
+
+def polars_types(schema: IntoSchema) -> dict[str, pl.DataType]:
+    """``schema`` as column name -> Polars type (Arrow types are read as Polars reads them)."""
+    if isinstance(schema, pa.Schema):
+        items: list[tuple[str, Any]] = [(field.name, field.type) for field in schema]
+    elif isinstance(schema, Mapping):
+        items = list(schema.items())
+    else:
+        raise TypeError(
+            f"cast: `schema` must be a mapping of column names to types, or a Polars or Arrow "
+            f"schema, got {type(schema).__name__}"
+        )
+    types: dict[str, pl.DataType] = {}
+    for name, dtype in items:
+        if not isinstance(name, str):
+            raise TypeError(f"cast: column names must be str, got {name!r}")
+        if isinstance(dtype, pa.DataType):
+            frame = pl.from_arrow(pa.schema([(name, dtype)]).empty_table())
+            assert isinstance(frame, pl.DataFrame)
+            types[name] = frame.schema[name]
+        elif isinstance(dtype, pl.DataType) or (
+            isinstance(dtype, type) and issubclass(dtype, pl.DataType)
+        ):
+            types[name] = dtype if isinstance(dtype, pl.DataType) else dtype()
+        else:
+            raise TypeError(
+                f"cast: the type of column `{name}` must be a Polars or Arrow type, got {dtype!r}"
+            )
+    return types
+
+
+@define_actor
+async def cast(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    schema: IntoSchema,
+    *,
+    strict: bool = True,
+) -> None:
+    """Cast the columns named in ``schema`` to its types; other columns pass unchanged.
+
+    Every chunk of a stream has one schema, and streamnet never casts
+    implicitly: a chunk whose types differ from its stream's makes the actor
+    that sends it raise `SchemaError`. When two streams of different types must
+    meet (``concat``, ``merge``, the sides of a ``join``, the ranks of a
+    collective), cast one of them to the types of the other before they meet,
+    widening (``Int64`` to ``Float64``) rather than narrowing. Casts follow
+    Polars' ``DataFrame.cast``.
+
+    Parameters
+    ----------
+    schema
+        ``{"column": type}`` with Polars types (``pl.Float64``) or Arrow types
+        (``pa.float64()``), or a Polars or Arrow schema. Every column it names
+        must exist.
+    strict
+        A value that does not fit its new type raises (Polars' strict cast);
+        with False it becomes null.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        ``schema`` names a column the stream does not have.
+
+    Examples
+    --------
+    An integer stream widened to meet a float stream:
+
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import cast, collect, concat, from_polars
+    >>> ctx = Context()
+    >>> ints, floats, wide, out = (ctx.create_channel() for _ in range(4))
+    >>> sink = collect(ctx, out, into="polars")
+    >>> Network(ctx, [
+    ...     from_polars(ctx, ints, pl.DataFrame({"v": [1, 2]})),
+    ...     from_polars(ctx, floats, pl.DataFrame({"v": [0.5]})),
+    ...     cast(ctx, ints, wide, {"v": pl.Float64}),
+    ...     concat(ctx, [wide, floats], out),
+    ...     sink,
+    ... ]).run()
+    >>> sink.result()["v"].to_list()
+    [1.0, 2.0, 0.5]
+    """
+    types = polars_types(schema)
+    check = ColumnCheck(types, where="cast")
+    while (msg := await ch_in.recv(ctx)) is not None:
+        chunk = TableChunk.from_message(msg)
+        check(chunk.column_names)
+        out = await ctx.to_thread(
+            lambda frame: frame.cast(types, strict=strict),  # type: ignore[arg-type]
+            chunk.to_polars(),
+        )
+        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_polars(out)))
+    await ch_out.drain(ctx)
