@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from streamnet._communicator import Communicator, Tag, remote_error
+from streamnet._communicator import Communicator, FailureRecord, Tag
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
 from streamnet._tagged_inbox import TaggedInbox
@@ -35,7 +35,7 @@ class InProcessWorld:
             raise ValueError(f"InProcessWorld: `nranks` must be an int >= 1, got {nranks!r}")
         self.nranks = nranks
         self._inbox = TaggedInbox()  # slots: (source, dest, tag)
-        self._failure: tuple[int, BaseException] | None = None
+        self._failures = FailureRecord()
 
     def communicator(self, rank: int) -> InProcessCommunicator:
         """The communicator of ``rank``."""
@@ -48,20 +48,14 @@ class InProcessWorld:
     @property
     def failure(self) -> tuple[int, BaseException] | None:
         """``(rank, cause)`` of the first rank that aborted, or None."""
-        return self._failure
+        return self._failures.failed
 
     def _raise_if_failed(self, rank: int) -> None:
-        if self._failure is not None:
-            failed, cause = self._failure
-            if failed != rank:
-                raise remote_error(failed, cause)
-            raise RemoteRankError(failed, cause) from cause
+        self._failures.check()
 
     def _abort(self, rank: int, cause: BaseException) -> None:
-        if self._failure is not None:
-            return
-        self._failure = (rank, cause)
-        self._inbox.wake()
+        if self._failures.record(rank, cause):
+            self._inbox.wake()
 
 
 class InProcessCommunicator(Communicator):
@@ -96,6 +90,9 @@ class InProcessCommunicator(Communicator):
     def abort(self, cause: BaseException) -> None:
         self._world._abort(self._rank, cause)
 
+    def _failure_record(self) -> FailureRecord:
+        return self._world._failures
+
     def __repr__(self) -> str:
         return f"<InProcessCommunicator rank {self._rank} of {self.nranks}>"
 
@@ -112,7 +109,7 @@ def run_ranks(
     and awaits ``network.run_async()``, as one process of a multi-process run would.
     In a notebook or other async code, ``await run_ranks_async(...)`` instead.
 
-    If a rank fails, every other rank's collectives raise `RemoteRankError`, and
+    If a rank fails, every other rank's network fails with `RemoteRankError`, and
     the original exception is raised here, with a note naming its rank.
 
     Examples

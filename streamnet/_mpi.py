@@ -8,15 +8,19 @@ itself when the process was started by an MPI launcher with more than one rank;
 How it works: every MPI call happens on the event loop's thread, non-blocking
 (``Isend`` / ``Irecv`` / ``Iprobe``). A *pump* task polls MPI while anything is in
 flight, backing off to a millisecond when nothing moves, so the event loop never
-blocks and a rank waiting for data costs almost no CPU. A payload is one small
-header message (its tag and pickled skeleton, see :mod:`streamnet._wire`)
-followed by its tables' Arrow IPC buffers as raw messages, received straight
-into Arrow buffers and read back without a copy. Messages are always received
-as they arrive, whether or not anybody waits for them yet, so two ranks
-sending large tables to each other never wait on one another.
+blocks and a rank waiting for data costs almost no CPU. While a network runs
+with nothing in flight (its actors busy upstream of their collectives), the pump
+still polls every 10 ms for a peer's abort, so that the network fails at once
+rather than at its next exchange; a send or a receive wakes it from such a nap.
+A payload is one small header message (its tag and pickled skeleton, see
+:mod:`streamnet._wire`) followed by its tables' Arrow IPC buffers as raw
+messages, received straight into Arrow buffers and read back without a copy.
+Messages are always received as they arrive, whether or not anybody waits for
+them yet, so two ranks sending large tables to each other never wait on one another.
 
 Abort: a failing rank sends every peer a small abort message carrying its
-exception; their pending and later ``send``/``recv`` raise `RemoteRankError`.
+exception; their pending and later ``send``/``recv`` raise `RemoteRankError`,
+and their running networks fail with it.
 An uncaught exception in the job does the same (an excepthook), so a rank that
 dies outside any network does not leave its peers waiting; and MPI launchers
 end the whole job when one rank exits with an error.
@@ -34,6 +38,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -41,7 +46,7 @@ from typing import Any
 import pyarrow as pa
 
 from streamnet import _wire
-from streamnet._communicator import Communicator, Tag, remote_error
+from streamnet._communicator import Communicator, FailureRecord, Tag
 from streamnet._errors import BackendUnavailableError, NetworkMismatchError, RemoteRankError
 from streamnet._tagged_inbox import TaggedInbox, settle
 from streamnet._tasks import retrieve
@@ -51,7 +56,8 @@ __all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
 _HEADER, _DATA, _ABORT = 11, 12, 13
 _PIECE = 1 << 30  # largest single MPI message: counts stay far below 2**31
 _LINGER = 0.5  # seconds the pump keeps polling after the last message moved
-_MAX_NAP = 1e-3
+_MAX_NAP = 1e-3  # seconds between polls, at most, while messages move or receivers wait
+_WATCH_NAP = 1e-2  # at most, while only a running network listens for a peer's abort
 
 # Variables MPI launchers set in each rank's environment to the number of ranks.
 _LAUNCHER_VARIABLES = (
@@ -125,23 +131,33 @@ class _Engine:
         # Sends of failed epochs: nobody waits for them, but MPI may still read their
         # buffers (a live peer still receives them), so they are kept until complete.
         self.abandoned: list[_Outgoing] = []
-        self.failures: dict[int | None, tuple[int, BaseException]] = {}  # None: every epoch
+        self.failures: dict[int, FailureRecord] = {}  # per epoch, made when first needed
+        self.down: tuple[int, BaseException] | None = None  # a failure of every epoch
+        self.watchers: dict[asyncio.AbstractEventLoop, int] = {}  # networks awaiting aborts
         self.lock = threading.RLock()
         self.pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self.naps: dict[asyncio.AbstractEventLoop, asyncio.Future[bool]] = {}  # pumps napping
         self.epochs = itertools.count()
         self.status = mpi.Status()
 
     # ------------------------------------------------------------ operations
-    def failure(self, epoch: int) -> tuple[int, BaseException] | None:
-        return self.failures.get(epoch) or self.failures.get(None)
+    def record(self, epoch: int) -> FailureRecord:
+        """Where the failures of ``epoch`` are recorded."""
+        with self.lock:
+            record = self.failures.get(epoch)
+            if record is None:
+                record = self.failures[epoch] = FailureRecord()
+                if self.down is not None:
+                    record.record(*self.down)
+            return record
+
+    def failure(self, epoch: int | None) -> tuple[int, BaseException] | None:
+        """The failure of ``epoch`` (None: of every epoch), if any."""
+        record = None if epoch is None else self.failures.get(epoch)
+        return record.failed if record is not None else self.down
 
     def raise_if_failed(self, epoch: int) -> None:
-        failure = self.failure(epoch)
-        if failure is not None:
-            failed, cause = failure
-            if failed != self.rank:
-                raise remote_error(failed, cause)
-            raise RemoteRankError(failed, cause) from cause
+        self.record(epoch).check()
 
     async def send(self, dest: int, key: tuple[int, Tag], payload: Any) -> None:
         self.raise_if_failed(key[0])
@@ -197,9 +213,8 @@ class _Engine:
     def abort(self, epoch: int | None, cause: BaseException) -> None:
         """Fail ``epoch`` (None: every epoch, the process is going down) here and on every peer."""
         with self.lock:
-            if epoch in self.failures or None in self.failures:
+            if self.failure(epoch) is not None:
                 return
-            self.failures[epoch] = (self.rank, cause)
             blob = _pickled_failure(epoch, self.rank, cause)
             requests = [
                 self.comm.Isend([blob, self.mpi.BYTE], peer, _ABORT)
@@ -209,18 +224,46 @@ class _Engine:
             deadline = time.monotonic() + 2.0  # small messages go at once; never wait long
             while not self.mpi.Request.Testall(requests) and time.monotonic() < deadline:
                 time.sleep(1e-3)
-            self._fail(epoch)
+            self._fail(epoch, (self.rank, cause))
+
+    def watch(self, epoch: int, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
+        """`Communicator.watch` for ``epoch``: the pump keeps polling for aborts meanwhile."""
+        loop = asyncio.get_running_loop()
+        stop = self.record(epoch).watch(self.rank, callback)
+        with self.lock:
+            self.watchers[loop] = self.watchers.get(loop, 0) + 1
+        self._ensure_pump(loop)
+        stopped = False
+
+        def unwatch() -> None:
+            nonlocal stopped
+            with self.lock:
+                if stopped:
+                    return
+                stopped = True
+                self.watchers[loop] -= 1
+                if not self.watchers[loop]:
+                    del self.watchers[loop]
+            stop()
+
+        return unwatch
 
     # ------------------------------------------------------------ the pump
     def _ensure_pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the pump of ``loop`` (the running one), or wake it from a nap."""
         task = self.pumps.get(loop)
         if task is None or task.done():
             # A context of its own: the pump serves every actor, it belongs to none.
             self.pumps[loop] = loop.create_task(
                 self._pump(loop), name="streamnet-mpi-pump", context=contextvars.Context()
             )
+            return
+        nap = self.naps.get(loop)
+        if nap is not None:
+            _resolve(nap, True)
 
     def _busy(self) -> bool:
+        """Whether messages move or receivers wait."""
         return bool(self.outgoing or any(self.incoming.values()) or self.inbox.waiting())
 
     async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -231,13 +274,25 @@ class _Engine:
                 with self.lock:
                     progressed = self._poll()
                 now = time.monotonic()
+                busy = self._busy()
                 if progressed:
                     last_progress, nap = now, 0.0
-                elif not self._busy() and now - last_progress > _LINGER:
+                elif not busy and loop not in self.watchers and now - last_progress > _LINGER:
                     return
                 else:
-                    nap = min(_MAX_NAP, nap * 2 or 2e-5)
-                await asyncio.sleep(nap)
+                    nap = min(_MAX_NAP if busy else _WATCH_NAP, nap * 2 or 2e-5)
+                if nap == 0.0:
+                    await asyncio.sleep(0)
+                    continue
+                woken: asyncio.Future[bool] = loop.create_future()
+                self.naps[loop] = woken
+                timer = loop.call_later(nap, _resolve, woken, False)
+                try:
+                    if await woken:  # woken early by a send, a receive or a watch
+                        nap = 0.0
+                finally:
+                    timer.cancel()
+                    del self.naps[loop]
         finally:
             if self.pumps.get(loop) is asyncio.current_task():
                 del self.pumps[loop]
@@ -251,9 +306,8 @@ class _Engine:
             blob = bytearray(status.Get_count(mpi.BYTE))
             comm.Recv([blob, mpi.BYTE], source, _ABORT)
             epoch, failure = _unpickled_failure(source, blob)
-            if epoch not in self.failures:
-                self.failures[epoch] = failure
-                self._fail(epoch)
+            if self.failure(epoch) is None:
+                self._fail(epoch, failure)
             progressed = True
         while comm.Iprobe(mpi.ANY_SOURCE, _HEADER, status):
             source = status.Get_source()
@@ -290,15 +344,18 @@ class _Engine:
         if _is_fingerprint(key[1]):  # wake whoever waits for it in another epoch, to raise
             self.inbox.wake(lambda s: s[0] == source and s[1][1] == key[1] and s[1] != key)
 
-    def _fail(self, epoch: int | None) -> None:
-        """Wake everything waiting in ``epoch`` (None: in any epoch) to raise the failure."""
-        failed, cause = self.failures[epoch]
-        error = (
-            remote_error(failed, cause) if failed != self.rank else RemoteRankError(failed, cause)
-        )
+    def _fail(self, epoch: int | None, failure: tuple[int, BaseException]) -> None:
+        """Record ``failure`` in ``epoch`` (None: in every epoch), telling its watchers,
+        and wake everything waiting there to raise it."""
+        if epoch is None:
+            self.down = failure
+            for record in self.failures.values():
+                record.record(*failure)
+        else:
+            self.record(epoch).record(*failure)
         hit = [o for o in self.outgoing if epoch is None or o.epoch == epoch]
         for sent in hit:  # a peer that failed may never take it: stop waiting for the transfer
-            settle(sent.future, error)
+            settle(sent.future, self.record(sent.epoch).error())
         self.outgoing = [o for o in self.outgoing if o not in hit]
         self.abandoned.extend(hit)
 
@@ -307,6 +364,11 @@ class _Engine:
 
         self.inbox.wake(in_epoch)  # the woken receivers raise RemoteRankError themselves
         self.inbox.discard(in_epoch)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _is_fingerprint(tag: Tag) -> bool:
@@ -368,6 +430,12 @@ class MPICommunicator(Communicator):
 
     def abort(self, cause: BaseException) -> None:
         self._engine.abort(self._epoch, cause)
+
+    def watch(self, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
+        return self._engine.watch(self._epoch, callback)
+
+    def _failure_record(self) -> FailureRecord:
+        return self._engine.record(self._epoch)
 
     def __repr__(self) -> str:
         return f"<MPICommunicator rank {self.rank} of {self.nranks}, epoch {self._epoch}>"

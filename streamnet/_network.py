@@ -65,7 +65,9 @@ class Network:
     with a note naming the actor. An actor that returns leaving input unread
     fails with `UnreadInputError`, unless it shut that input down or was
     declared ``@define_actor(stops_early=True)``. Actors that wait on each
-    other's channels forever end the run with `DeadlockError`. A network runs once.
+    other's channels forever end the run with `DeadlockError`. When another
+    rank fails, the network fails the same way at once, whatever its actors
+    are doing, with `RemoteRankError`. A network runs once.
 
     Parameters
     ----------
@@ -287,11 +289,17 @@ class Network:
         if self.ctx.nranks > 1:
             try:
                 await self._check_ranks_agree()
+            except RemoteRankError as exc:  # a peer failed before this network started
+                self._state = "failed"
+                self._log_failure(None, exc)
+                raise
             except BaseException:
                 self._state = "failed"
                 raise
         loop = asyncio.get_running_loop()
         monitor = attach(self)  # files the tasks actors start; watches the event loop
+        # A peer's failure fails this network at once, whatever its actors are doing.
+        unwatch = self.ctx.communicator.watch(self._peer_failed)
         try:
             for node in self._actors:
                 recorder = self.ctx._new_recorder(node.name)
@@ -304,6 +312,7 @@ class Network:
                 self._tasks[task] = node
             pending = await self._supervise()
         finally:
+            unwatch()
             monitor.detach(self)
             self.ctx.spills.release()  # the run's spill files, however it ended
         if self._failures:
@@ -407,6 +416,12 @@ class Network:
                 ),
             )
 
+    def _peer_failed(self, error: RemoteRankError) -> None:
+        """Another rank failed: fail this network as a local failure would, unless its
+        actors all ended already (it finished before hearing of it)."""
+        if self._state == "running" and not all(task.done() for task in self._tasks):
+            self._fail(None, error)
+
     def _serving(self, channel: Channel[Any], kind: str) -> list[ActorNode]:
         """The actors that can complete a wait of ``kind`` on ``channel``."""
         return self._consumers[channel] if kind == "send" else self._producers[channel]
@@ -440,7 +455,11 @@ class Network:
         comm = self.ctx.communicator
         mine = self.fingerprint()
         try:
+            if (known := comm.failure) is not None:
+                raise known
             everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+            if (known := comm.failure) is not None:  # heard of while exchanging fingerprints
+                raise known
         except RemoteRankError as exc:
             if not isinstance(exc.cause, NetworkMismatchError):
                 raise
@@ -549,11 +568,28 @@ class Network:
         if not first and isinstance(exc, ChannelAborted | RemoteRankError):
             return  # a consequence of the first failure
         self._failures.append((node, exc))
+        if node is not None and isinstance(exc, Exception):
+            exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
+        self._log_failure(node, exc)
+        if first:
+            self._abort_all(exc)
+            if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
+                self.ctx.communicator.abort(exc)  # the peers' networks fail too
+            # Actors blocked on a channel wake first and see ChannelAborted; the rest
+            # (sleeping, awaiting a kernel) are cancelled right after.
+            asyncio.get_running_loop().call_soon(self._cancel_others, node)
+
+    def _log_failure(self, node: ActorNode | None, exc: BaseException) -> None:
+        """One line per failure; the traceback only where it was raised, in an actor."""
         if node is None:
-            logger.error("network %s failed on rank %d: %s", self.name, self.ctx.rank, exc)
+            logger.error(
+                "network %s failed on rank %d: %s: %s",
+                self.name,
+                self.ctx.rank,
+                type(exc).__name__,
+                exc,
+            )
         else:
-            if isinstance(exc, Exception):
-                exc.add_note(f"raised in actor `{node.name}` of network `{self.name}`")
             logger.error(
                 "actor %s failed on rank %d: %s: %s",
                 node.name,
@@ -562,13 +598,6 @@ class Network:
                 exc,
                 exc_info=exc,
             )
-        if first:
-            self._abort_all(exc)
-            if self.ctx.nranks > 1 and not isinstance(exc, RemoteRankError):
-                self.ctx.communicator.abort(exc)  # peers' collectives raise instead of waiting
-            # Actors blocked on a channel wake first and see ChannelAborted; the rest
-            # (sleeping, awaiting a kernel) are cancelled right after.
-            asyncio.get_running_loop().call_soon(self._cancel_others, node)
 
     def _cancel_others(self, node: ActorNode | None) -> None:
         for task, other in self._tasks.items():

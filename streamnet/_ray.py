@@ -10,7 +10,7 @@ Tables travel in the wire format of :mod:`streamnet._wire`: their Arrow IPC
 buffers become NumPy byte arrays, which Ray places in its shared object store
 and the receiving rank reads without a copy. A send returns once the peer has
 the message, which bounds what is in flight. A rank that fails tells the others,
-whose collectives raise `RemoteRankError`; if a rank's process dies outright,
+whose networks fail with `RemoteRankError`; if a rank's process dies outright,
 the driver tells the others the same.
 """
 
@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from streamnet import _wire
-from streamnet._communicator import Communicator, Tag, remote_error
+from streamnet._communicator import Communicator, FailureRecord, Tag, remote_error
 from streamnet._context import Context
-from streamnet._errors import BackendUnavailableError, RemoteRankError
+from streamnet._errors import BackendUnavailableError
 from streamnet._in_process import first_failure, guarded
 from streamnet._tagged_inbox import TaggedInbox
 
@@ -60,7 +60,7 @@ class _Rank:
         self.next_in: dict[int, int] = {}  # per source: the sequence number delivered next
         self.early: dict[int, dict[int, tuple[Tag, Any]]] = {}  # arrived before their turn
         self.next_out: dict[int, int] = {}
-        self.failure: tuple[int, BaseException] | None = None
+        self.failures = FailureRecord()
 
     async def connect(self, peers: list[Any]) -> None:
         self.peers = peers
@@ -75,7 +75,7 @@ class _Rank:
         self, source: int, seq: int, tag: Tag, header: bytes, buffers: list[Any]
     ) -> None:
         """Take message ``seq`` from ``source``; messages may arrive out of order."""
-        if self.failure is not None:
+        if self.failures.failed is not None:
             return
         early = self.early.setdefault(source, {})
         early[seq] = (tag, _wire.loads(header, buffers))
@@ -90,17 +90,12 @@ class _Rank:
         self.fail(rank, blob)
 
     def fail(self, rank: int, blob: bytes) -> None:
-        """Record the failure of ``rank`` and wake every receiver to raise it."""
-        if self.failure is None:
-            self.failure = (rank, _cause(blob))
+        """Record the failure of ``rank``, wake every receiver to raise it, tell the watchers."""
+        if self.failures.failed is None and self.failures.record(rank, _cause(blob)):
             self.inbox.wake()
 
     def raise_if_failed(self) -> None:
-        if self.failure is not None:
-            failed, cause = self.failure
-            if failed != self.rank:
-                raise remote_error(failed, cause)
-            raise RemoteRankError(failed, cause) from cause
+        self.failures.check()
 
 
 class RayCommunicator(Communicator):
@@ -146,13 +141,16 @@ class RayCommunicator(Communicator):
 
     def abort(self, cause: BaseException) -> None:
         host = self._host
-        if host.failure is not None:
+        if host.failures.failed is not None:
             return
         blob = _blob(cause)
         host.fail(host.rank, blob)
         for peer, handle in enumerate(host.peers):
             if peer != host.rank:
                 handle.abort.remote(host.rank, blob)
+
+    def _failure_record(self) -> FailureRecord:
+        return self._host.failures
 
     def __repr__(self) -> str:
         return f"<RayCommunicator rank {self.rank} of {self.nranks}>"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -85,6 +87,12 @@ def test_a_rank_failing_on_its_first_chunk_is_reported_once_without_stray_traceb
     nranks = ranks.size(3)
     with pytest.raises(ValueError, match="bad record on rank 1"):
         ranks.run(nranks, job, within=30)
+    assert_reported_once(caplog, nranks)
+
+
+def assert_reported_once(caplog: pytest.LogCaptureFixture, nranks: int) -> None:
+    """Rank 1's failure was logged once on rank 1, once as RemoteRankError on each other
+    rank, and no task was left with an unretrieved exception."""
     logged = [r.getMessage() for r in caplog.records if r.name == "streamnet"]
     for record in caplog.records:  # they hold the failures, and through their tracebacks the tasks
         record.msg, record.args, record.exc_info = record.getMessage(), (), None
@@ -97,6 +105,172 @@ def test_a_rank_failing_on_its_first_chunk_is_reported_once_without_stray_traceb
         assert len(mine) == 1, mine
         expected = "ValueError: bad record" if rank == 1 else "RemoteRankError: rank 1 failed"
         assert expected in mine[0]
+
+
+# A peer's failure ends a rank's network at once, whatever that rank is doing: rank 1
+# fails in its first actor while every other rank is busy upstream of its collective.
+@pytest.fixture
+def no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under MPI, nothing polls for messages once none moves or is awaited (no grace time),
+    except what a running network does to hear of a peer's failure."""
+    import streamnet._mpi
+
+    monkeypatch.setattr(streamnet._mpi, "_LINGER", 0.0)
+
+
+@define_actor
+async def fails_at_once(ctx, ch_out):
+    raise ValueError(f"bad record on rank {ctx.rank}")
+
+
+@define_actor
+async def fails_once_the_others_are_busy(ctx, ch_out):
+    for peer in range(ctx.nranks):
+        if peer != ctx.rank:
+            await ctx.communicator.recv(peer, "busy")
+    raise ValueError(f"bad record on rank {ctx.rank}")
+
+
+async def tell_rank_1_busy(ctx: Context) -> None:
+    await ctx.communicator.send(1, "busy", None)
+
+
+def run_while_rank_1_fails(
+    busy: Callable[[Context, Any], list[Any]],
+    caplog: pytest.LogCaptureFixture,
+    *,
+    rank_1: Any = fails_at_once,
+    collective: str = "shuffle",
+    sink: Any = actors.collect,
+) -> tuple[dict[int, Network], dict[int, BaseException]]:
+    """On every rank: ``busy`` actors (``rank_1`` on rank 1) -> ``collective`` -> ``sink``.
+
+    Checks that rank 1's error is raised, and that every other rank's network
+    failed with `RemoteRankError` naming it; returns each rank's network and error.
+    """
+    caplog.set_level(logging.ERROR)
+    networks: dict[int, Network] = {}
+    seen: dict[int, BaseException] = {}
+
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        upstream = [rank_1(ctx, a)] if ctx.rank == 1 else busy(ctx, a)
+        if collective == "shuffle":
+            middle = actors.shuffle(ctx, a, b, "k")
+        else:  # a global aggregation: its one exchange comes after its whole input
+            middle = actors.groupby_agg(ctx, a, b, [], {"v": "sum"})
+        networks[ctx.rank] = net = Network(ctx, [*upstream, middle, sink(ctx, b)])
+        try:
+            await net.run_async()
+        except BaseException as exc:
+            seen[ctx.rank] = exc
+            raise
+
+    nranks = ranks.size(2)
+    with pytest.raises(ValueError, match="bad record on rank 1"):
+        ranks.run(nranks, job, within=20)
+    assert set(seen) == ranks.here(nranks)
+    for rank in ranks.here(nranks) - {1}:
+        assert isinstance(seen[rank], RemoteRankError), seen[rank]
+        assert seen[rank].rank == 1
+        assert str(seen[rank]) == "rank 1 failed: ValueError: bad record on rank 1"
+        assert networks[rank].state == "failed"
+    assert_reported_once(caplog, nranks)
+    return networks, seen
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("no_linger")
+def test_a_peer_failing_ends_a_rank_waiting_for_something_that_never_happens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    waited: set[int] = set()
+
+    @define_actor
+    async def waits_forever(ctx, ch_out):
+        await tell_rank_1_busy(ctx)
+        waited.add(ctx.rank)
+        await asyncio.Event().wait()  # nobody sets it: only the peer's failure ends this
+
+    networks, _ = run_while_rank_1_fails(
+        lambda ctx, ch: [waits_forever(ctx, ch)],
+        caplog,
+        rank_1=fails_once_the_others_are_busy,
+        collective="global aggregation",  # nothing is exchanged while its input is awaited
+    )
+    for rank in ranks.here(ranks.size(2)) - {1}:
+        assert rank in waited
+        assert networks[rank].actors[0].state == "cancelled"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("no_linger")
+def test_a_peer_failing_ends_a_rank_in_a_long_kernel_once_the_kernel_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started, release, returned = threading.Event(), threading.Event(), threading.Event()
+    after_kernel: list[int] = []
+
+    def kernel() -> None:
+        started.set()
+        release.wait(30)  # let go only once this rank's network has failed
+        returned.set()
+
+    @define_actor
+    async def long_kernel(ctx, ch_out):
+        await tell_rank_1_busy(ctx)
+        await ctx.to_thread(kernel)
+        after_kernel.append(ctx.rank)  # never runs: the actor was cancelled meanwhile
+
+    @define_actor
+    async def sink(ctx, ch_in):
+        try:
+            async for _ in ch_in:
+                pass
+        finally:  # its input was aborted, or it was cancelled: the network failed
+            release.set()
+
+    @define_actor
+    async def fails_once_the_kernel_runs(ctx, ch_out):
+        for peer in range(ctx.nranks):
+            if peer != ctx.rank:
+                await ctx.communicator.recv(peer, "busy")
+        if not ranks.UNDER_MPI:  # in one process, make sure the kernel runs when rank 1 fails
+            await ctx.to_thread(started.wait, 30)
+        raise ValueError(f"bad record on rank {ctx.rank}")
+
+    networks, _ = run_while_rank_1_fails(
+        lambda ctx, ch: [long_kernel(ctx, ch)], caplog, rank_1=fails_once_the_kernel_runs,
+        sink=sink,
+    )  # fmt: skip
+    assert after_kernel == []
+    if not ranks.UNDER_MPI:
+        assert started.is_set()
+    if started.is_set():  # the network ended only after the running kernel returned
+        assert returned.is_set()
+        for rank in ranks.here(ranks.size(2)) - {1}:
+            assert networks[rank].actors[0].state == "cancelled"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("no_linger")
+def test_a_peer_failing_ends_a_rank_reading_a_slow_source_before_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A minute's scan feeds an aggregation that exchanges only after its whole input."""
+    frame = pl.DataFrame({"k": range(1200), "v": range(1200)})
+
+    def slow_scan(ctx: Context, ch_out: Any) -> list[Any]:
+        raw = ctx.create_channel()
+        return [
+            actors.from_polars(ctx, raw, frame, chunk_rows=1),
+            actors.throttle(ctx, raw, ch_out, chunks_per_second=20),
+        ]
+
+    networks, _ = run_while_rank_1_fails(slow_scan, caplog, collective="global aggregation")
+    for rank in ranks.here(ranks.size(2)) - {1}:
+        scan, throttle = networks[rank].actors[:2]
+        assert "done" not in (scan.state, throttle.state)  # stopped part way
 
 
 def test_a_rank_failing_before_its_network_starts_does_not_hang_the_others() -> None:

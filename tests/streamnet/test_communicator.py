@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -104,3 +105,77 @@ def test_run_ranks_returns_results_in_rank_order_and_raises_the_original() -> No
     with pytest.raises(KeyError) as info:
         run_ranks(3, failing)
     assert any("on rank 2 of 3" in n for n in info.value.__notes__)
+
+
+# --------------------------------------------------------------------- watching for failures
+async def test_watchers_hear_of_a_peers_abort_once_and_not_of_their_own() -> None:
+    world = InProcessWorld(3)
+    c0, c1, c2 = world.communicators()
+    heard: dict[int, list[RemoteRankError]] = {0: [], 1: [], 2: []}
+    told = asyncio.Event()
+
+    def watcher(rank: int):
+        def hear(error: RemoteRankError) -> None:
+            heard[rank].append(error)
+            if rank == 2:
+                told.set()
+
+        return hear
+
+    stops = [c.watch(watcher(c.rank)) for c in (c0, c1, c2)]
+    stops[0]()  # rank 0 stopped watching: it is told nothing
+    c1.abort(ValueError("disk full"))
+    c2.abort(KeyError("later"))  # a second failure changes nothing
+    await asyncio.wait_for(told.wait(), 5)
+    await asyncio.sleep(0)  # anything else scheduled would have run by now
+    assert heard[0] == [] and heard[1] == []
+    (error,) = heard[2]
+    assert (error.rank, str(error)) == (1, "rank 1 failed: ValueError: disk full")
+    assert isinstance(error.__cause__, ValueError)
+    assert str(c0.failure) == "rank 1 failed: ValueError: disk full"
+
+
+async def test_a_watcher_is_told_of_a_failure_known_before_it_watched() -> None:
+    world = InProcessWorld(2)
+    c0, c1 = world.communicators()
+    assert c0.failure is None
+    c1.abort(ValueError("gone"))
+    heard = asyncio.get_running_loop().create_future()
+    c0.watch(heard.set_result)
+    error = await asyncio.wait_for(heard, 5)
+    assert error.rank == 1
+
+
+def test_a_watcher_is_told_on_its_own_event_loop_from_another_thread() -> None:
+    """A network run on a helper thread's loop hears of a failure recorded elsewhere."""
+    world = InProcessWorld(2)
+    c0, c1 = world.communicators()
+    watching = threading.Event()
+    outcome: dict[str, object] = {}
+
+    async def watch() -> None:
+        heard: asyncio.Future[RemoteRankError] = asyncio.get_running_loop().create_future()
+
+        def hear(error: RemoteRankError) -> None:
+            outcome["thread"] = threading.get_ident()
+            heard.set_result(error)
+
+        c0.watch(hear)
+        watching.set()
+        outcome["error"] = await asyncio.wait_for(heard, 5)
+
+    thread = threading.Thread(target=lambda: asyncio.run(watch()))
+    thread.start()
+    assert watching.wait(5)
+    c1.abort(ValueError("elsewhere"))  # no event loop runs here
+    thread.join(10)
+    assert outcome["thread"] == thread.ident
+    assert str(outcome["error"]) == "rank 1 failed: ValueError: elsewhere"
+
+
+async def test_a_single_rank_has_nothing_to_watch() -> None:
+    comm = SingleCommunicator()
+    stop = comm.watch(lambda error: pytest.fail("a single rank has no peers"))
+    comm.abort(ValueError("x"))
+    stop()
+    assert comm.failure is None

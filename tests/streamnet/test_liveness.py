@@ -15,6 +15,7 @@ from channels import Channel
 from streamnet import (
     Context,
     DeadlockError,
+    InProcessWorld,
     Message,
     Network,
     RemoteRankError,
@@ -192,6 +193,56 @@ def test_only_stalled_actors_that_nothing_can_wake_are_deadlocked() -> None:
         "x",
         "y",
     ]
+
+
+# ------------------------------------------------------------------------ a peer's failure
+async def test_a_network_started_after_a_peer_failed_fails_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = InProcessWorld(2)
+    world.communicator(1).abort(ValueError("disk full"))
+    ran: list[str] = []
+
+    @define_actor
+    async def never(ctx):
+        ran.append("ran")
+
+    ctx = Context(communicator=world.communicator(0))
+    net = Network(ctx, [never(ctx)])
+    async with asyncio.timeout(10):
+        with pytest.raises(RemoteRankError, match="rank 1 failed: ValueError: disk full") as info:
+            await net.run_async()
+    assert (info.value.rank, ran, net.state) == (1, [], "failed")
+    assert [r.getMessage() for r in caplog.records if r.name == "streamnet"] == [
+        "network network failed on rank 0: RemoteRankError: rank 1 failed: ValueError: disk full"
+    ]
+
+
+async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rank 1's failure is heard of as rank 0's last actor returns, and after the run."""
+    world = InProcessWorld(2)
+    peer = world.communicator(1)
+
+    @define_actor
+    async def last(ctx):
+        if ctx.rank == 0:
+            peer.abort(ValueError("later"))  # its news arrives once this actor has returned
+
+    async def run(rank: int) -> Network:
+        ctx = Context(communicator=world.communicator(rank))
+        net = Network(ctx, [last(ctx)])
+        await net.run_async()
+        return net
+
+    async with asyncio.timeout(10):
+        networks = await asyncio.gather(run(0), run(1))
+    peer.abort(KeyError("even later"))
+    await asyncio.sleep(0)  # what the failure would have scheduled has run by now
+    assert [net.state for net in networks] == ["done", "done"]
+    assert str(world.communicator(0).failure) == "rank 1 failed: ValueError: later"
+    assert [r for r in caplog.records if r.name == "streamnet"] == []
 
 
 # ------------------------------------------------------------------------ what is no deadlock

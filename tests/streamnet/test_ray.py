@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import polars as pl
@@ -9,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import Context, Network, RemoteRankError, run_ranks
+from streamnet import Context, Network, RemoteRankError, define_actor, run_ranks
 from streamnet._demo import build_network, lineitem
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
@@ -69,6 +70,31 @@ def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path) ->
     for peer in (0, 2):
         seen = (tmp_path / f"rank-{peer}.txt").read_text()
         assert seen == "1: rank 1 failed: ValueError: bad input on rank 1"
+
+
+def test_a_ray_rank_failing_ends_a_peer_waiting_outside_any_exchange(tmp_path) -> None:
+    """Rank 0 waits on something that never happens, upstream of its only exchange."""
+
+    async def job(ctx: Context) -> None:
+        @define_actor
+        async def source(ctx, ch_out):
+            if ctx.rank == 1:
+                raise ValueError("bad input on rank 1")
+            await asyncio.Event().wait()  # only the peer's failure ends this
+
+        a, b = ctx.create_channel(), ctx.create_channel()
+        aggregate = actors.groupby_agg(ctx, a, b, [], {"v": "sum"})
+        try:
+            await Network(ctx, [source(ctx, a), aggregate, actors.collect(ctx, b)]).run_async()
+        except RemoteRankError as exc:
+            (tmp_path / f"rank-{ctx.rank}.txt").write_text(f"{exc.rank}: {exc}")
+            raise
+
+    with pytest.raises(ValueError, match="bad input on rank 1"):
+        run_on_ray(2, job, timeout=60)
+    assert (tmp_path / "rank-0.txt").read_text() == (
+        "1: rank 1 failed: ValueError: bad input on rank 1"
+    )
 
 
 def test_a_ray_rank_whose_process_dies_does_not_hang_the_others() -> None:
