@@ -34,6 +34,7 @@ from streamnet import (
     Message,
     Network,
     RemoteRankError,
+    SchemaError,
     TableChunk,
     current_actor,
     define_actor,
@@ -189,6 +190,28 @@ async def test_cancelled_run_leaves_nothing(tmp_path: Path, path: WritePath) -> 
         await run
     ctx.close()
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("path", WRITE_PATHS[:2], ids=lambda p: p.name)
+def test_a_chunk_of_another_schema_fails_the_write_where_it_is_sent(
+    tmp_path: Path, path: WritePath
+) -> None:
+    """The writer needs no schema check of its own: its input channel lets in one schema."""
+
+    @define_actor
+    async def mixed(ctx: Context, ch_out: Any) -> None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"x": [1, 2]}))))
+        await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"x": [0.5]}))))
+        await ch_out.drain(ctx)
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    writer = actors.write_parquet(ctx, ch, tmp_path / "out.parquet", partitioned=path.partitioned)
+    with pytest.raises(
+        SchemaError, match=r"^actor `mixed#0`, channel .*column `x` has type Float64"
+    ):
+        Network(ctx, [mixed(ctx, ch), writer]).run()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=lambda p: p.name)
