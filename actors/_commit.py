@@ -196,9 +196,9 @@ class StagedOutput:
         """
         everyone = await coll.allgather([str(path) for path in self.staged], "staged")
         if coll.rank == 0:
-            peers = [(rank, Path(path)) for rank, paths in enumerate(everyone) for path in paths]
+            peers = [(r, Path(path)) for r, paths in enumerate(everyone) if r for path in paths]
             try:
-                await ctx.to_thread(self._move_into_place, [p for p in peers if p[0] != 0])
+                await ctx.to_thread(self._move_into_place, peers)
             except _PeerGaveUp as gone:
                 await _failure_of(coll, gone.rank, gone)
         await coll.allgather(True, "committed")
