@@ -1,30 +1,54 @@
 """Atomic output: files staged under temporary names and moved into place when the stream ends.
 
-A writer stages everything it writes next to its target, under a hidden name
-(``.<target name>.<token>.tmp``: a file, or a directory of files), and commits
-when its whole input stream ended on every rank: a single file is renamed onto
-its path; a directory gets its ``_SUCCESS`` marker, then appears at its path in
-one rename (or, to append, its files are moved in and the marker is written
-last, as Hadoop and Spark committers do). A failed or cancelled writer removes
-what it staged, so a failed run leaves nothing that looks like a result, and
-with ``mode="overwrite"`` the old output stays until the new one is complete.
+Each rank of a writer stages what it writes next to the target, under a hidden
+name of its own, ``.<target name>.<host>-<pid>-<token>.tmp`` (a file, or a
+directory of files), which no other rank writes into or removes. The output is
+committed once the whole input stream ended on every rank: rank 0 moves the
+other ranks' files into its own staging directory, one by one; a single file
+is renamed onto its path; a directory gets its ``_SUCCESS`` marker, then appears
+at its path in one rename (or, to append, its files are moved in and the marker
+is written last, as Hadoop and Spark committers do). A failed or cancelled
+writer removes what is still in its own staging place, so a failed run leaves
+nothing that looks like a result, and a rank's cleanup never pulls files from
+under a rank still writing. With ``mode="overwrite"`` the old output stays until
+the new one is complete.
+
+A writer that is killed (SIGKILL, a crash) cannot clean up. The next write to
+the same target removes the staging leftovers of the writers of this host whose
+process is no longer running, and puts back an old output that a killed
+overwrite had moved aside (``.<target name>.<tag>.old``) before the new one was in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, get_args
+from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, get_args
 
 from actors._checked import checked_actor
-from streamnet import ActorDefinition, Collective, Context
+from streamnet import (
+    ActorDefinition,
+    Collective,
+    Context,
+    left_by_dead_process,
+    process_tag,
+)
 
-__all__ = ["SUCCESS_MARKER", "StagedOutput", "WriteMode", "check_target", "output_actor"]
+__all__ = [
+    "SUCCESS_MARKER",
+    "StagedOutput",
+    "WriteMode",
+    "check_target",
+    "output_actor",
+    "remove_leftovers",
+]
 
 P = ParamSpec("P")
 
@@ -34,9 +58,22 @@ WriteMode = Literal["error", "overwrite", "append"]
 SUCCESS_MARKER = "_SUCCESS"
 """The empty file a directory output gets last, once all its files are in place."""
 
+_FAILURE_WAIT = 30.0
+"""Seconds rank 0 waits for the failure of a rank whose staged files vanished before it
+took them: that rank removed them because it is failing, and its failure reaches every
+rank within moments. Only files removed by something else (a person) make it run out."""
+
+_LEFTOVER = re.compile(r"(?P<owner>.+)\.(?P<kind>tmp|old)")
+"""What follows ``.<target name>.`` in the name of a writer's staging place, or of an old
+output it moved aside: the owner (``<host>-<pid>-<token>``) and which of the two it is."""
+
 
 def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> None:
     """Refuse a write that cannot succeed, before anything runs.
+
+    Before it looks at ``target``, it removes what killed writers left next to
+    it (see :func:`remove_leftovers`), so that an old output a killed overwrite
+    had moved aside is back at its path.
 
     Raises
     ------
@@ -55,6 +92,7 @@ def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> 
             "cannot be appended to; write one file per chunk (`partitioned=True`), "
             "got partitioned=False"
         )
+    remove_leftovers(target)
     if mode == "error" and os.path.lexists(target):
         raise FileExistsError(
             f"actor `{actor}`: `{target}` already exists; pass mode='overwrite' to replace it "
@@ -64,6 +102,32 @@ def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> 
         raise FileExistsError(
             f"actor `{actor}`: `{target}` is a file, but mode='append' adds files to a directory"
         )
+
+
+def remove_leftovers(target: Path) -> None:
+    """Remove what writers of ``target`` left next to it when they were killed.
+
+    The staged files and directories of a writer of this host whose process is
+    no longer running are removed. An old output such a writer had moved aside
+    to overwrite it is put back when ``target`` is missing (the writer was killed
+    before its new output was in place), and removed otherwise. Nothing of a
+    running writer, or of another host's, is touched.
+    """
+    prefix = f".{target.name}."
+    try:
+        names = [entry.name for entry in os.scandir(target.parent)]
+    except OSError:  # no folder yet, or one that cannot be read: nothing to clean
+        return
+    for name in names:
+        found = _LEFTOVER.fullmatch(name[len(prefix) :]) if name.startswith(prefix) else None
+        if found is None or not left_by_dead_process(found["owner"]):
+            continue
+        path = target.parent / name
+        if found["kind"] == "old" and not os.path.lexists(target):
+            with contextlib.suppress(OSError):  # another rank may have put it back first
+                os.rename(path, target)
+        else:
+            _remove(path)
 
 
 def output_actor(
@@ -82,16 +146,17 @@ class StagedOutput:
     then :meth:`commit` once the stream ended, or :meth:`abandon` on failure.
     """
 
-    def __init__(
-        self, target: Path, mode: WriteMode, *, directory: bool, token: str, tag: str | None
-    ) -> None:
+    def __init__(self, target: Path, mode: WriteMode, *, directory: bool, tag: str | None) -> None:
         self.target = target
         self.mode = mode
         self.directory = directory
         self.tag = tag
         """Prefix of the file names of an append (the write's UTC time), so that no name of
         an earlier write is reused and one write's files sort together."""
-        self.staging = target.parent / f".{target.name}.{token}.tmp"
+        owner = f"{process_tag()}-{uuid.uuid4().hex[:12]}"
+        self.staging = target.parent / f".{target.name}.{owner}.tmp"
+        """This rank's own staging place: only this rank writes into it and removes it; rank
+        0 only takes files out of it, once this rank staged them all."""
         self.staged: list[Path] = []
         self.committed = False
 
@@ -99,14 +164,14 @@ class StagedOutput:
     async def begin(
         cls, ctx: Context, coll: Collective, target: Path, mode: WriteMode, *, directory: bool
     ) -> StagedOutput:
-        """Agree with the other ranks on where to stage (rank 0 decides)."""
+        """Agree with the other ranks on the write's tag (rank 0 decides, and makes the folder
+        that holds the target)."""
         mine = None
         if coll.rank == 0:
             await ctx.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-            tag = datetime.now(UTC).strftime("w%Y%m%dT%H%M%S%f") if mode == "append" else None
-            mine = (uuid.uuid4().hex[:16], tag)
-        token, tag = (await coll.allgather(mine, "stage"))[0]
-        return cls(target, mode, directory=directory, token=token, tag=tag)
+            mine = datetime.now(UTC).strftime("w%Y%m%dT%H%M%S%f") if mode == "append" else None
+        tag = (await coll.allgather(mine, "stage"))[0]
+        return cls(target, mode, directory=directory, tag=tag)
 
     def file_name(self, stem: str) -> str:
         """The name of a file of a directory output (with the write's tag when appending)."""
@@ -126,18 +191,27 @@ class StagedOutput:
         """Move every rank's staged files into place once every rank staged them all.
 
         Returns the final paths of this rank's files. A rank that failed makes
-        this raise `RemoteRankError` on the others, before anything moved.
+        this raise `RemoteRankError` on the others, before anything moved; one
+        that fails while rank 0 moves the files makes rank 0 raise it too.
         """
-        await coll.allgather(True, "staged")
+        everyone = await coll.allgather([str(path) for path in self.staged], "staged")
         if coll.rank == 0:
-            await ctx.to_thread(self._move_into_place)
+            peers = [(r, Path(path)) for r, paths in enumerate(everyone) if r for path in paths]
+            try:
+                await ctx.to_thread(self._move_into_place, peers)
+            except _PeerGaveUp as gone:
+                await _failure_of(coll, gone.rank, gone)
         await coll.allgather(True, "committed")
-        self.committed = True
+        if not self.committed:  # rank 0 took this rank's files: its own place is empty
+            self.committed = True
+            with contextlib.suppress(OSError):
+                self.staging.rmdir()
         if not self.directory:
             return [str(self.target)] if self.staged else []
         return [str(self.target / path.name) for path in self.staged]
 
-    def _move_into_place(self) -> None:
+    def _move_into_place(self, peers: list[tuple[int, Path]]) -> None:
+        """Take the other ranks' files (``(rank, path)``) and put the output at its path."""
         target = self.target
         if self.mode == "error" and os.path.lexists(target):
             raise FileExistsError(
@@ -155,21 +229,42 @@ class StagedOutput:
                 os.replace(self.staging, target)
             self.committed = True
             return
-        self.staging.mkdir(exist_ok=True)  # a directory output exists even without files
+        self.staging.mkdir(parents=True, exist_ok=True)  # a directory output exists even empty
         if self.mode == "append" and target.is_dir():
-            (target / SUCCESS_MARKER).unlink(missing_ok=True)
-            for path in sorted(self.staging.iterdir()):
-                os.replace(path, target / path.name)
-            (target / SUCCESS_MARKER).touch()
-            self.committed = True
-            self.staging.rmdir()
+            self._append([(0, path) for path in self.staged] + peers)
             return
+        for rank, path in peers:
+            _take(rank, path, self.staging / path.name)
         (self.staging / SUCCESS_MARKER).touch()
         if os.path.lexists(target):
             self._replace_old(lambda: os.rename(self.staging, target))
         else:
             os.rename(self.staging, target)
         self.committed = True
+
+    def _append(self, files: list[tuple[int, Path]]) -> None:
+        """Move every rank's files into the existing directory, the marker last; on failure,
+        remove those moved in, so that the directory is as it was."""
+        marker = self.target / SUCCESS_MARKER
+        had_marker = marker.exists()
+        marker.unlink(missing_ok=True)
+        moved: list[Path] = []
+        try:
+            for rank, path in files:
+                _take(rank, path, self.target / path.name)
+                moved.append(self.target / path.name)
+            marker.touch()
+        except BaseException:
+            for path in moved:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            if had_marker:
+                with contextlib.suppress(OSError):
+                    marker.touch()
+            raise
+        self.committed = True
+        with contextlib.suppress(OSError):
+            self.staging.rmdir()
 
     def _replace_old(self, move_new: Callable[[], None]) -> None:
         """Move the old target aside, the new output in, then delete the old one."""
@@ -184,17 +279,43 @@ class StagedOutput:
         _remove(old)
 
     def abandon(self) -> None:
-        """Remove what this rank staged (nothing once committed); the staging directory goes
-        with the last rank's files. Synchronous, so that no cancellation cuts it short."""
-        if self.committed:
-            return
-        for path in self.staged:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-        if self.directory:
-            with contextlib.suppress(OSError):  # other ranks' files may still be there
-                (self.staging / SUCCESS_MARKER).unlink(missing_ok=True)
-                self.staging.rmdir()
+        """Remove what is still in this rank's staging place (nothing once committed).
+
+        Files rank 0 already took are in its own place, which it removes itself.
+        Synchronous, so that no cancellation cuts it short.
+        """
+        if not self.committed:
+            _remove(self.staging)
+
+
+class _PeerGaveUp(Exception):
+    """Files a rank staged vanished before rank 0 took them: that rank removed them."""
+
+    def __init__(self, rank: int, path: Path) -> None:
+        super().__init__(
+            f"the file `{path}` that rank {rank} staged vanished before it could be moved "
+            "into place"
+        )
+        self.rank = rank
+
+
+def _take(rank: int, source: Path, destination: Path) -> None:
+    """Move a file rank ``rank`` staged; its disappearance is that rank's giving up."""
+    try:
+        os.replace(source, destination)
+    except FileNotFoundError:
+        if rank == 0 or os.path.lexists(source):
+            raise  # the destination's folder is missing: not the staging rank's doing
+        raise _PeerGaveUp(rank, source) from None
+
+
+async def _failure_of(coll: Collective, rank: int, gone: _PeerGaveUp) -> NoReturn:
+    """Raise the failure of ``rank``, which removed its staged files because it is failing:
+    it reaches this rank as `RemoteRankError` (a `FileNotFoundError` if it never comes)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_FAILURE_WAIT):
+            await coll.recv(rank, "gave up")  # never sent: only that rank's failure ends it
+    raise FileNotFoundError(str(gone))
 
 
 def _remove(path: Path) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from actors._columns import describe_schema
@@ -111,6 +113,8 @@ class _Format:
     delimiter: str
     has_header: bool
     encoding: str
+    typed: bool
+    """Whether ``schema=`` gave the types (else the first block of the first file did)."""
 
     def read_options(self, schema: pa.Schema | None, *, part: bool = False) -> Any:
         named = schema is not None and (part or not self.has_header)
@@ -137,10 +141,21 @@ _SPLIT_HINT = (
 )
 
 
-def _failure(part: _Part, exc: BaseException, fmt: _Format) -> FileReadError:
-    """A `FileReadError` naming the file (and the line where it can be told) for ``exc``."""
+def _failure(
+    part: _Part,
+    exc: BaseException,
+    fmt: _Format,
+    *,
+    names: Sequence[str] | None = None,
+    rows_before: int = 0,
+) -> FileReadError:
+    """A `FileReadError` naming the file (and the line where it can be told) for ``exc``,
+    raised by a reader of ``part`` whose columns are ``names`` after ``rows_before`` rows."""
     if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in str(exc):
         return _undecodable(part, fmt)
+    conversion = _CONVERSION.search(str(exc))
+    if conversion is not None:
+        return _unconvertible(part, fmt, conversion, names, rows_before)
     detail = str(exc)
     if len(detail) > _MESSAGE_LIMIT:
         detail = detail[:_MESSAGE_LIMIT] + "..."
@@ -153,6 +168,84 @@ def _failure(part: _Part, exc: BaseException, fmt: _Format) -> FileReadError:
     if part.span is not None:
         message += f"; {_SPLIT_HINT}"
     return FileReadError(message)
+
+
+# pyarrow's message for a value that does not convert to its column's type.
+_CONVERSION = re.compile(
+    r"In CSV column #(?P<column>\d+): CSV conversion error to (?P<type>[^:]+): "
+    r"invalid value '(?P<value>.*)'$",
+    re.DOTALL,
+)
+
+
+def _unconvertible(
+    part: _Part,
+    fmt: _Format,
+    found: re.Match[str],
+    names: Sequence[str] | None,
+    rows_before: int,
+) -> FileReadError:
+    """The error for a value that is not of its column's type: the column, the line, the
+    type and where it came from, and how to read the value (as Polars says it)."""
+    index, kind, value = int(found["column"]), found["type"], found["value"]
+    name = names[index] if names is not None and index < len(names) else None
+    column = f"column `{name}`" if name is not None else f"column {index + 1}"
+    line = _line_of(part, fmt, names, index, value, rows_before) if names is not None else None
+    where = f" on line {line}" if line is not None else ""
+    wider = "pa.float64()" if _is_float(value) else "pa.string()"
+    if fmt.typed:
+        origin = "its type in `schema=`"
+        fix = f"pass a type that holds it (such as {wider})"
+    else:
+        origin = (
+            f"the type inferred from the first block of the file (`block_size`={fmt.block_size} "
+            "bytes)"
+        )
+        fix = (
+            f"pass `schema=` with a type that holds it (such as {wider}), or a larger "
+            "`block_size` to infer the types from more rows"
+        )
+    return FileReadError(
+        f"cannot read {part.describe()} as CSV: {column}{where} holds a value that is not "
+        f"{kind}, {origin}; {fix}; got {value!r}"
+    )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _line_of(
+    part: _Part, fmt: _Format, names: Sequence[str], column: int, value: str, rows_before: int
+) -> int | None:
+    """The line where the first row from row ``rows_before`` on whose value in ``column`` is
+    ``value`` starts (``part`` read again, every column as text), or None if not found."""
+    try:
+        text = pa.schema([(name, pa.string()) for name in names])
+        reader = _open_csv(*_source(part, fmt, text), text)
+        row = breaks = 0
+        for batch in reader:
+            start: int = min(max(0, rows_before - row), batch.num_rows)
+            at = int(pc.index(batch.column(column).slice(start), value).as_py())
+            if at >= 0:
+                breaks += _breaks(batch.slice(0, start + at))
+                first = _line_breaks(part.path, part.span[0]) if part.span is not None else 0
+                header = 1 if fmt.has_header and part.span is None else 0
+                return first + header + row + start + at + breaks + 1
+            breaks += _breaks(batch)
+            row += batch.num_rows
+    except Exception:  # the line is a courtesy: never let looking for it hide the error
+        return None
+    return None
+
+
+def _breaks(batch: pa.RecordBatch) -> int:
+    """Line breaks inside the values of ``batch`` (every column text)."""
+    return sum(int(pc.sum(pc.count_substring(c, "\n")).as_py() or 0) for c in batch.columns)
 
 
 def _undecodable(part: _Part, fmt: _Format) -> FileReadError:
@@ -258,7 +351,7 @@ def _open(path: Path, schema: pa.Schema | None, fmt: _Format) -> Any:
                 reader = _open_csv(path, fmt.read_options(None), fmt.parse_options(), typed)
         return reader
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
-        raise _failure(part, exc, fmt) from exc
+        raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
 
 
 def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> Any:
@@ -276,32 +369,37 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
     return reader
 
 
+def _source(part: _Part, fmt: _Format, schema: pa.Schema | None) -> tuple[Any, Any, Any]:
+    """What :func:`_open_csv` reads for ``part`` (the file, or the bytes of its range), and
+    its read and parse options."""
+    if part.span is None:
+        return part.path, fmt.read_options(schema), fmt.parse_options()
+    start, end = part.span
+    with pa.memory_map(str(part.path)) as mapped:
+        mapped.seek(start)
+        rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
+    return pa.BufferReader(rows), fmt.read_options(schema, part=True), fmt.parse_options(part=True)
+
+
 def _open_part(part: _Part, schema: pa.Schema, fmt: _Format) -> Any:
     """A reader of the rows in ``part``'s byte range, typed with ``schema``: the types a reader
     of the whole file inferred, so each range reads as it would in the whole file."""
     assert part.span is not None
-    start, end = part.span
     try:
-        with pa.memory_map(str(part.path)) as mapped:
-            mapped.seek(start)
-            rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
-        return _open_csv(
-            pa.BufferReader(rows),
-            fmt.read_options(schema, part=True),
-            fmt.parse_options(part=True),
-            schema,
-        )
+        return _open_csv(*_source(part, fmt, schema), schema)
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError, OSError) as exc:
-        raise _failure(part, exc, fmt) from exc
+        raise _failure(part, exc, fmt, names=schema.names) from exc
 
 
-def _next_batch(reader: Any, part: _Part, fmt: _Format) -> pa.RecordBatch | None:
+def _next_batch(reader: Any, part: _Part, fmt: _Format, rows_before: int) -> pa.RecordBatch | None:
+    """The next batch of ``reader``, which read ``rows_before`` rows of ``part`` so far."""
     try:
         return reader.read_next_batch()
     except StopIteration:
         return None
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
-        raise _failure(part, exc, fmt) from exc
+        names = reader.schema.names
+        raise _failure(part, exc, fmt, names=names, rows_before=rows_before) from exc
 
 
 def _as_schema(schema: pa.Schema | Mapping[str, Any] | None) -> pa.Schema | None:
@@ -337,8 +435,10 @@ async def read_csv(
         with ``.`` or ``_``), a glob, or a list of these.
     schema
         Column names and Arrow types (``pa.schema`` or ``{"name": pa.int64()}``);
-        when None, the types are inferred from the first block of the first file
-        and every other file must agree. A column with no value there (a file
+        when None, the types are inferred from the first block (``block_size``
+        bytes) of the first file and every other file must agree; a later value
+        that does not fit its column's type raises `FileReadError` naming the
+        column and the line, as Polars does. A column with no value there (a file
         with only its header, say) is a string column, as in Polars and DuckDB.
         An empty file (0 bytes) has no rows of ``schema``; without ``schema`` it
         names no columns and raises.
@@ -396,7 +496,7 @@ async def read_csv(
         raise ValueError(
             f"read_csv: `encoding` must name a Python codec, got {encoding!r}"
         ) from None
-    fmt = _Format(block_size, delimiter, has_header, encoding)
+    fmt = _Format(block_size, delimiter, has_header, encoding, wanted is not None)
     paths = await ctx.to_thread(expand_paths, source, ".csv")
     if split and ctx.nranks > 1:
         parts = await ctx.to_thread(_share, paths, ctx.rank, ctx.nranks, has_header)
@@ -431,7 +531,9 @@ async def read_csv(
                 reader = await ctx.to_thread(_open_part, part, file_schema, fmt)
             # Each batch waits for the next: the last one of a part is checked before it goes.
             held: pa.RecordBatch | None = None
-            while (batch := await ctx.to_thread(_next_batch, reader, part, fmt)) is not None:
+            rows = 0
+            while (batch := await ctx.to_thread(_next_batch, reader, part, fmt, rows)) is not None:
+                rows += batch.num_rows
                 if batch.num_rows == 0 and held is not None:
                     continue
                 if held is not None and held.num_rows > 0:

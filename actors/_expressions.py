@@ -19,10 +19,11 @@ refused. So are a function that infers from the values it sees
 (``str.to_date()`` without a format, ``ambiguous="infer"``) and a set of values
 given as an expression (``x.is_in(pl.col("y"))``, which reads all of ``y``). A
 Python function passes when Polars knows it works row by row
-(``map_elements``, ``map_batches(..., is_elementwise=True)``); Polars needs
-``cloudpickle`` to serialize one. (Polars 2's ``Expr.meta.is_row_separable`` is no help: it calls
-``x > x.mean()`` row-separable, needs the schema for many expressions, and
-Polars 1.44 does not have it.)
+(``map_elements``, ``map_batches(..., is_elementwise=True)``); Polars serializes
+it with ``cloudpickle``, a dependency of streamnet. (Polars 2's
+``Expr.meta.is_row_separable`` is no help: it calls ``x > x.mean()``
+row-separable, needs the schema for many expressions, and Polars 1.44 does not
+have it.)
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ from streamnet import (
     Message,
     SchemaError,
     TableChunk,
-    current_actor_name,
     spawn,
 )
 
@@ -480,8 +479,6 @@ async def write_parquet(
     ------
     FileExistsError, ValueError
         The target exists (``mode="error"``), or the mode does not fit it.
-    SchemaError
-        A chunk does not have the schema of the first one; the message names both.
 
     Examples
     --------
@@ -501,20 +498,13 @@ async def write_parquet(
     directory = partitioned or ctx.nranks > 1
     output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
     writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    first_seq = rows = chunks = 0
+    rows = chunks = 0
     prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
+        # The channel lets in only chunks of one schema (SchemaError in the sender otherwise),
+        # so every chunk fits the file the first one opened.
         while (msg := await ch_in.recv(ctx)) is not None:
             table = TableChunk.from_message(msg).to_arrow()
-            if schema is None:
-                schema, first_seq = table.schema, msg.sequence_number
-            elif not table.schema.equals(schema, check_metadata=False):
-                raise SchemaError(
-                    f"actor `{current_actor_name()}`: chunk {msg.sequence_number} has schema "
-                    f"{describe_schema(table.schema)} but chunk {first_seq} had "
-                    f"{describe_schema(schema)}; a Parquet file holds one schema"
-                )
             if partitioned:
                 stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
                 file = output.stage(output.file_name(f"{stem}.parquet"))
@@ -528,7 +518,7 @@ async def write_parquet(
                         output.file_name(f"{prefix}.parquet") if directory else None
                     )
                     writer = await ctx.to_thread(
-                        pq.ParquetWriter, str(file), schema, compression=compression
+                        pq.ParquetWriter, str(file), table.schema, compression=compression
                     )
                 assert writer is not None
                 await ctx.to_thread(writer.write_table, table, row_group_size=row_group_rows)

@@ -51,6 +51,7 @@ from streamnet._errors import (
     WiringError,
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
+from streamnet._leftovers import left_by_dead_process, process_tag
 from streamnet._logging import ActorLogFilter
 from streamnet._messages import is_message, message, reply
 from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
@@ -147,9 +148,11 @@ __all__ = [
     "define_actor",
     "is_message",
     "launched_ranks",
+    "left_by_dead_process",
     "message",
     "mpi_communicator",
     "persistent_actor",
+    "process_tag",
     "reply",
     "run_actor_network",
     "run_on_ray",

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+
+from streamnet._leftovers import left_by_dead_process, process_tag
 
 __all__ = ["SpillDirectory", "SpillStatistics"]
 
@@ -65,8 +66,7 @@ class SpillDirectory:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root if root is not None else tempfile.gettempdir()).absolute()
         _check_root(self.root)
-        host = socket.gethostname().replace("-", "_")
-        self.path = self.root / f"{_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.path = self.root / f"{_PREFIX}{process_tag()}-{uuid.uuid4().hex[:12]}"
         """This Context's folder (made at the first spill)."""
         self._lock = threading.Lock()
         self._files = self._bytes = 0
@@ -132,23 +132,11 @@ def _check_root(root: Path) -> None:
 
 def _remove_leftovers(root: Path) -> None:
     """Remove the spill folders that processes of this host left when they were killed."""
-    if os.name != "posix":  # os.kill(pid, 0) only probes on POSIX
-        return
-    mine = f"{_PREFIX}{socket.gethostname().replace('-', '_')}-"
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
-            if not entry.name.startswith(mine) or not entry.is_dir(follow_symlinks=False):
-                continue
-            pid_text = entry.name[len(mine) :].split("-", 1)[0]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
+            if (
+                entry.name.startswith(_PREFIX)
+                and entry.is_dir(follow_symlinks=False)
+                and left_by_dead_process(entry.name[len(_PREFIX) :])
+            ):
                 shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process, say: alive
-        return True
-    return True

@@ -61,11 +61,78 @@ def test_csv_files_in_order_and_schema_mismatch_named(tmp_path: Path) -> None:
         _read(tmp_path / "c.csv", schema={"x": pa.string(), "z": pa.int64()})
 
 
-def test_csv_bad_value_for_declared_type_names_the_file(tmp_path: Path) -> None:
+def test_csv_bad_value_for_declared_type_names_the_file_column_and_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("x\n1\nnot-a-number\n")
-    with pytest.raises(FileReadError, match="cannot read `.*bad.csv` as CSV"):
+    with pytest.raises(
+        FileReadError,
+        match=r"cannot read `.*bad.csv` as CSV: column `x` on line 3 holds a value that is not "
+        r"int64, its type in `schema=`; pass a type that holds it \(such as pa.string\(\)\); "
+        r"got 'not-a-number'",
+    ):
         _read(path, schema={"x": pa.int64()})
+
+
+def _ints_then(path: Path, bad: str, *, before: int, quoted_breaks: set[int]) -> int:
+    """A CSV file of int rows, then one whose `c` is ``bad``; the line of that row.
+
+    The rows whose number is in ``quoted_breaks`` have a line break inside a quoted value.
+    """
+    lines = ["a,b,c"]
+    for i in range(before):
+        lines.append(f'{i},"x\ny",{i}' if i in quoted_breaks else f"{i},x,{i}")
+    lines.append(f"{before},z,{bad}")
+    lines.extend(f"{i},x,{i}" for i in range(before + 1, before + 20))
+    path.write_text("\n".join(lines) + "\n")
+    return 2 + before + len(quoted_breaks & set(range(before)))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(200, 600),  # more rows than the first block holds
+    st.sets(st.integers(0, 600), max_size=5),
+    st.sampled_from([64, 256, 1024]),
+)
+def test_csv_value_that_does_not_fit_the_inferred_type_names_column_line_type_and_fix(
+    tmp_path_factory: pytest.TempPathFactory, before: int, quoted_breaks: set[int], block: int
+) -> None:
+    """Ints in the first block make `c` an int64 column; a later `0.5` does not fit."""
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    line = _ints_then(path, "0.5", before=before, quoted_breaks=quoted_breaks)
+    with pytest.raises(
+        FileReadError,
+        match=rf"cannot read `.*t.csv` as CSV: column `c` on line {line} holds a value that is "
+        rf"not int64, the type inferred from the first block of the file \(`block_size`={block} "
+        r"bytes\); pass `schema=` with a type that holds it \(such as pa.float64\(\)\), or a "
+        r"larger `block_size` to infer the types from more rows; got '0.5'",
+    ):
+        _read(path, block_size=block)
+    with pytest.raises(pl.exceptions.ComputeError):  # Polars, inferring from as few rows
+        pl.read_csv(path, infer_schema_length=10)
+    # The fix the message gives reads what Polars reads with that type.
+    schema = {"a": pa.int64(), "b": pa.string(), "c": pa.float64()}
+    out = _read(path, block_size=block, schema=schema)
+    assert_frame_equal(out, pl.read_csv(path, schema_overrides={"c": pl.Float64}))
+
+
+def test_csv_value_that_does_not_fit_on_a_rank_names_its_line_in_the_file(tmp_path: Path) -> None:
+    from bounded import run_ranks_within
+
+    path = tmp_path / "t.csv"
+    line = _ints_then(path, "abc", before=3000, quoted_breaks=set())
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch)
+        await Network(ctx, [actors.read_csv(ctx, ch, path, block_size=1024), sink]).run_async()
+
+    with pytest.raises(
+        FileReadError,
+        match=rf"t.csv` \(the rows in bytes .*\) as CSV: column `c` on line {line} holds a "
+        r"value that is not int64, .*\(such as pa.string\(\)\).*; got 'abc'",
+    ) as info:
+        run_ranks_within(60, 2, job)
+    assert "on rank 1 of 2" in "".join(getattr(info.value, "__notes__", []))
 
 
 def test_csv_missing_file_is_named(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ node is made, before anything runs.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import itertools
+import re
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -109,13 +110,9 @@ ROW_WISE: dict[str, pl.Expr] = {
     "struct_with_fields": sc.struct.with_fields(c=pl.field("a") + 1),
     "as_struct": pl.struct(x, y),
     "concat_list": pl.concat_list(x, y),
+    "map_elements": MAP_ELEMENTS,
+    "map_batches_elementwise": x.map_batches(lambda c: c * 3, is_elementwise=True),
 }
-
-# Polars serializes a Python function (to show the check its tree) with cloudpickle.
-HAS_CLOUDPICKLE = importlib.util.find_spec("cloudpickle") is not None
-if HAS_CLOUDPICKLE:
-    ROW_WISE["map_elements"] = MAP_ELEMENTS
-    ROW_WISE["map_batches_elementwise"] = x.map_batches(lambda c: c * 3, is_elementwise=True)
 
 # Expressions that are not row-wise, and the part that the error must name.
 NOT_ROW_WISE: list[tuple[pl.Expr, str]] = [
@@ -158,7 +155,7 @@ NOT_ROW_WISE: list[tuple[pl.Expr, str]] = [
     (d.dt.replace_time_zone("UTC", ambiguous="infer"), "replace_time_zone("),
     (sc.struct.with_fields(c=pl.field("a").sum()), 'pl.field(["a"]).sum()'),
     (x.cumulative_eval(pl.element().sum()), "umulative_eval("),
-    (x.map_batches(lambda c: c - c.min()), "map_batches(...)" if HAS_CLOUDPICKLE else "python_udf"),
+    (x.map_batches(lambda c: c - c.min()), "map_batches(...)"),
 ]
 
 
@@ -245,12 +242,21 @@ def test_a_select_of_literals_only_is_refused_it_would_make_one_row_per_chunk() 
 def test_an_expression_polars_cannot_serialize_is_refused_with_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Without cloudpickle, Polars cannot serialize a Python function to show its tree.
+    # Polars serializes a Python function with cloudpickle (a dependency); an install
+    # without it is one way to meet an expression Polars cannot serialize.
     monkeypatch.setitem(sys.modules, "cloudpickle", None)
     ctx = Context()
     expr = x.map_batches(lambda c: c * 3, is_elementwise=True)
     with pytest.raises(ExpressionError, match=r"cannot be inspected \(Polars cannot serialize"):
         actors.with_columns(ctx, ctx.create_channel(), ctx.create_channel(), out=expr)
+
+
+def test_python_functions_in_expressions_need_no_optional_package() -> None:
+    """`map_elements` is accepted on a base install: Polars serializes it with cloudpickle,
+    so cloudpickle is a dependency, not an extra."""
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    names = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in project["project"]["dependencies"]}
+    assert "cloudpickle" in names
 
 
 def test_type_errors_still_come_first() -> None:

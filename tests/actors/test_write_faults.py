@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,16 @@ from bounded import run_ranks_within
 
 import actors
 import actors._commit
-from streamnet import Context, Message, Network, TableChunk, current_actor, define_actor
+from streamnet import (
+    Context,
+    Message,
+    Network,
+    RemoteRankError,
+    SchemaError,
+    TableChunk,
+    current_actor,
+    define_actor,
+)
 
 CHUNKS = 4
 ROWS = 5
@@ -180,6 +192,28 @@ async def test_cancelled_run_leaves_nothing(tmp_path: Path, path: WritePath) -> 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("path", WRITE_PATHS[:2], ids=lambda p: p.name)
+def test_a_chunk_of_another_schema_fails_the_write_where_it_is_sent(
+    tmp_path: Path, path: WritePath
+) -> None:
+    """The writer needs no schema check of its own: its input channel lets in one schema."""
+
+    @define_actor
+    async def mixed(ctx: Context, ch_out: Any) -> None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"x": [1, 2]}))))
+        await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"x": [0.5]}))))
+        await ch_out.drain(ctx)
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    writer = actors.write_parquet(ctx, ch, tmp_path / "out.parquet", partitioned=path.partitioned)
+    with pytest.raises(
+        SchemaError, match=r"^actor `mixed#0`, channel .*column `x` has type Float64"
+    ):
+        Network(ctx, [mixed(ctx, ch), writer]).run()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=lambda p: p.name)
 def test_success_puts_the_output_in_place_with_a_marker(tmp_path: Path, path: WritePath) -> None:
     target = tmp_path / "out.parquet"
@@ -201,6 +235,124 @@ def _scan(path: Path) -> tuple[pl.DataFrame, Any]:
     sink = actors.collect(ctx, ch, into="polars")
     Network(ctx, [scan, sink]).run()
     return sink.result(), scan.result()
+
+
+# -- one rank's cleanup never makes another fail -----------------------------------------------
+
+
+def write_recording_errors(
+    path: WritePath,
+    target: Path,
+    errors: dict[int, BaseException],
+    *extra: Any,
+    fail_at: int | None,
+) -> None:
+    """:func:`write` with the actors ``extra(ctx)`` beside it, noting each rank's error."""
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        src = source(ctx, ch, fail_at=fail_at, failing_rank=1)
+        writer = actors.write_parquet(ctx, ch, target, partitioned=path.partitioned)
+        try:
+            await Network(ctx, [src, writer, *(make(ctx) for make in extra)]).run_async()
+        except BaseException as exc:
+            errors[ctx.rank] = exc
+            raise
+
+    run_ranks_within(60, path.nranks, job)
+
+
+def on_rank(rank: int) -> bool:
+    node = current_actor()
+    return node is not None and node.ctx.rank == rank
+
+
+@pytest.fixture
+def cleaned(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once rank 1's writer removed what it staged after a failure."""
+    done = threading.Event()
+    real = actors._commit.StagedOutput.abandon
+
+    def abandon(self: Any) -> None:
+        real(self)
+        if on_rank(1):
+            done.set()
+
+    monkeypatch.setattr(actors._commit.StagedOutput, "abandon", abandon)
+    return done
+
+
+def rank_1_fails_once(event: threading.Event, message: str) -> Any:
+    """An actor that, on rank 1, raises ``InjectedFault(message)`` once ``event`` is set."""
+
+    @define_actor
+    async def fails(ctx: Context) -> None:
+        if ctx.rank == 1:
+            assert await ctx.to_thread(event.wait, 30)
+            raise InjectedFault(message)
+
+    return fails
+
+
+class Rank0Pause:
+    """Wraps functions so that the first call of any of them on rank 0 sets ``started``,
+    then waits until rank 1 ``cleaned`` up; ``waited`` notes True for a wait that ended so."""
+
+    def __init__(self, cleaned: threading.Event) -> None:
+        self.cleaned = cleaned
+        self.started = threading.Event()
+        self.waited: list[bool] = []
+
+    def wrap(self, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if on_rank(0) and not self.started.is_set():
+                self.started.set()
+                self.waited.append(self.cleaned.wait(30))
+            return real(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", WRITE_PATHS[2:], ids=lambda p: p.name)
+def test_a_rank_failing_while_a_peer_writes_does_not_make_the_peer_fail_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: WritePath, cleaned: threading.Event
+) -> None:
+    """Rank 1 fails and cleans up while rank 0 is about to write its first file; rank 0
+    still writes it, then reports rank 1's failure. (The ranks shared one staging folder,
+    which rank 1's cleanup removed from under rank 0: `FileNotFoundError`, now and then.)"""
+    pause = Rank0Pause(cleaned)
+    monkeypatch.setattr(pq, "write_table", pause.wrap(pq.write_table))
+    monkeypatch.setattr(pq, "ParquetWriter", pause.wrap(pq.ParquetWriter))
+    fails = rank_1_fails_once(pause.started, "injected while rank 0 writes")
+    before = snapshot(tmp_path)
+    errors: dict[int, BaseException] = {}
+    with pytest.raises(InjectedFault, match="injected while rank 0 writes"):
+        write_recording_errors(path, tmp_path / "out.parquet", errors, fails, fail_at=None)
+    assert pause.waited == [True]
+    assert isinstance(errors[0], RemoteRankError) and errors[0].rank == 1
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", WRITE_PATHS[2:], ids=lambda p: p.name)
+def test_a_rank_failing_while_rank_0_moves_its_files_fails_the_write_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: WritePath, cleaned: threading.Event
+) -> None:
+    """Rank 1 staged everything, then fails (another of its actors) and cleans up while
+    rank 0 moves the ranks' files into place: rank 0 raises `RemoteRankError`, and no
+    output appears (it used to appear without rank 1's files, marked complete)."""
+    pause = Rank0Pause(cleaned)
+    monkeypatch.setattr(actors._commit.os, "rename", pause.wrap(os.rename))
+    monkeypatch.setattr(actors._commit.os, "replace", pause.wrap(os.replace))
+    fails = rank_1_fails_once(pause.started, "injected while rank 0 moves the files")
+    before = snapshot(tmp_path)
+    errors: dict[int, BaseException] = {}
+    with pytest.raises(InjectedFault, match="injected while rank 0 moves the files"):
+        write_recording_errors(path, tmp_path / "out.parquet", errors, fails, fail_at=None)
+    assert pause.waited == [True]
+    assert isinstance(errors[0], RemoteRankError) and errors[0].rank == 1
+    assert snapshot(tmp_path) == before
 
 
 # -- write modes -------------------------------------------------------------------------------
@@ -349,3 +501,97 @@ def test_actor_failing_while_the_writer_writes_does_not_crash_the_process(tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert "raised: injected while the writer writes" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a writer killed outright ------------------------------------------------------------------
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import pyarrow as pa, pyarrow.parquet as pq
+    import actors
+    from streamnet import Context, Network
+
+    target, mode, partitioned, when = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+
+    def kill_after(real, when=lambda *args: True):
+        def call(*args, **kwargs):
+            result = real(*args, **kwargs)
+            if when(*args):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return call
+
+    if when == "writing":  # after the first chunk of ten is written
+        if partitioned:
+            pq.write_table = kill_after(pq.write_table)
+        else:
+            pq.ParquetWriter.write_table = kill_after(pq.ParquetWriter.write_table)
+    else:  # the old output was moved aside, the new one is not in its place yet
+        os.rename = kill_after(os.rename, lambda src, dst: str(dst).endswith(".old"))
+    ctx = Context()
+    ch = ctx.create_channel()
+    source = actors.from_arrow(ctx, ch, pa.table({"x": range(100)}), chunk_rows=10)
+    writer = actors.write_parquet(ctx, ch, target, partitioned=partitioned, mode=mode)
+    Network(ctx, [source, writer]).run()
+    """
+)
+
+
+def killed_writer(target: Path, mode: str, partitioned: bool, when: str) -> None:
+    """Run a write in another process that kills itself (SIGKILL) ``when``."""
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target), mode, str(int(partitioned)), when],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("mode", "partitioned"), [("error", False), ("overwrite", False), ("append", True)]
+)
+def test_the_next_write_removes_what_a_killed_writer_left(
+    tmp_path: Path, mode: str, partitioned: bool
+) -> None:
+    target = tmp_path / "out.parquet"
+    if mode != "error":
+        existing_target(target, partitioned, 1)
+    killed_writer(target, mode, partitioned, "writing")
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.parquet.")]
+    assert len(left) == 1 and left[0].endswith(".tmp")
+    host = socket.gethostname().replace("-", "_")
+    running = f".out.parquet.{host}-{os.getpid()}-0123456789ab.tmp"  # this process's
+    elsewhere = f".out.parquet.elsewhere-{2**22 + 7}-0123456789ab.tmp"  # another host's
+    for name in (running, elsewhere):
+        (tmp_path / name).mkdir()
+    write(WritePath("one rank", 1, partitioned), target, mode=mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([elsewhere, running, "out.parquet"])
+    out = pl.read_parquet(target)["x"].to_list()
+    assert sorted(out) == sorted([-1, -2] * (mode == "append") + list(range(CHUNKS * ROWS)))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("old_partitioned", [False, True], ids=["old file", "old directory"])
+def test_the_next_write_puts_back_the_output_a_killed_overwrite_moved_aside(
+    tmp_path: Path, old_partitioned: bool
+) -> None:
+    """A new directory replaces an old output in three steps (old aside, new in, old
+    deleted); a writer killed after the first leaves the old output aside."""
+    target = tmp_path / "out.parquet"
+    existing_target(target, old_partitioned, 1)
+    killed_writer(target, "overwrite", True, "moved aside")
+    assert not target.exists()
+    left = sorted(p.suffix for p in tmp_path.iterdir() if p.name.startswith(".out.parquet."))
+    assert left == [".old", ".tmp"]  # the old output aside, the new one staged
+    ctx = Context()
+    with pytest.raises(FileExistsError, match="already exists"):  # the old output is back
+        actors.write_parquet(ctx, ctx.create_channel(), target)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+    assert pl.read_parquet(target)["x"].to_list() == [-1, -2]
