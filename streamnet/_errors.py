@@ -19,6 +19,7 @@ __all__ = [
     "RemoteRankError",
     "SchemaError",
     "SharedChannelWarning",
+    "SpillError",
     "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
@@ -62,6 +63,10 @@ class SchemaError(StreamnetError, ValueError):
 
 class FileReadError(StreamnetError, OSError):
     """A file exists but cannot be read as the format it was opened as."""
+
+
+class SpillError(StreamnetError, OSError):
+    """A chunk cannot be spilled to disk (a full disk), or its spill file is gone."""
 
 
 class ActorResultError(StreamnetError, RuntimeError):

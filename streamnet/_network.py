@@ -314,7 +314,8 @@ class Network:
         finally:
             unwatch()
             monitor.detach(self)
-            self.ctx.spills.release()  # the run's spill files, however it ended
+            # The run's spill files: kept by chunks still alive after a success, else removed.
+            self.ctx.spills.release(self, succeeded=not self._failures)
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()

@@ -1,11 +1,17 @@
 """Spill directory: where a Context's spilled chunks go, and how they are removed.
 
 Each Context spills into a folder of its own inside the spill directory,
-``streamnet-spill-<host>-<pid>-<token>``. The files of a run are removed when the
-run ends, whichever way it ends (no garbage collection needed), and the folder
-when the Context closes or the process exits. A process that was killed leaves
-its folder behind: the next Context that starts in the same directory on the
-same host removes the folders of processes that are no longer alive.
+``streamnet-spill-<host>-<pid>-<token>``. A spill file belongs to its chunk: it
+is removed when the chunk is loaded back or garbage-collected. Besides, the
+directory records which run (which running Network) spilled each file: when a
+run fails or is cancelled, it removes that run's files, even of chunks its
+error still references; when a run succeeds, the files of chunks it spilled and
+still alive (returned in an actor's result, say) stay, loadable, until the chunk
+goes or the Context closes. One run's end never touches another run's files,
+so networks may run at once on one Context. The folder goes when the Context
+closes or the process exits. A process that was killed leaves its folder
+behind: every Context that starts in the same directory on the same host
+removes the folders of processes that are no longer alive.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class SpillStatistics:
     files_written, bytes_written
         Spill files written so far, and the in-memory bytes of the chunks they hold.
     files_present
-        Spill files on disk now (0 once a run ended).
+        Spill files on disk now: those of chunks still spilled.
     """
 
     directory: Path
@@ -70,28 +76,43 @@ class SpillDirectory:
         """This Context's folder (made at the first spill)."""
         self._lock = threading.Lock()
         self._files = self._bytes = 0
+        self._runs: dict[object, list[Path]] = {}  # files spilled by each running network
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
 
     def new_file(self, nbytes: int = 0) -> Path:
-        """A fresh path for a spill file of a chunk of ``nbytes`` bytes."""
+        """A fresh path for a spill file of a chunk of ``nbytes`` bytes, recorded as a file
+        of the run of the calling actor (none outside an actor)."""
+        from streamnet._actor import current_actor  # the actor module needs this one
+
+        node = current_actor()
+        run = node._network if node is not None else None
+        path = self.path / f"{uuid.uuid4().hex}.arrow"
         with self._lock:
             self._files += 1
             self._bytes += nbytes
+            if run is not None:
+                self._runs.setdefault(run, []).append(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        return self.path / f"{uuid.uuid4().hex}.arrow"
+        return path
 
-    def release(self) -> int:
-        """Remove every spill file on disk now; the number removed.
+    def release(self, run: object, *, succeeded: bool) -> int:
+        """The run ``run`` ended: forget its files, and remove those still on disk unless
+        it ``succeeded``; the number removed.
 
-        A chunk whose file is removed can no longer be loaded: the runtime does
-        this when a run ends, when no chunk of the run is used any more.
+        After a failed or cancelled run, a chunk it spilled can no longer be
+        loaded (`SpillError`). After a successful one, chunks it spilled that are
+        still alive keep their files until they are loaded back, collected, or
+        the Context closes. Files of other runs are never touched.
         """
+        with self._lock:
+            paths = self._runs.pop(run, [])
+        if succeeded:
+            return 0
         removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self.path):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    removed += 1
+        for path in paths:
+            with contextlib.suppress(OSError):  # gone already: its chunk was loaded or collected
+                os.unlink(path)
+                removed += 1
         return removed
 
     def close(self) -> None:
@@ -112,22 +133,22 @@ class SpillDirectory:
 
 
 def _check_root(root: Path) -> None:
-    """Check once per process that ``root`` is writable, and clean up after dead processes."""
+    """Check (once per process) that ``root`` is writable, and clean up after dead processes
+    (every time)."""
     with _checked_lock:
-        if root in _checked_roots:
-            return
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=root, prefix=".streamnet-probe-") as probe:
-                probe.write(b"\0" * 4096)
-                probe.flush()
-        except OSError as exc:
-            raise OSError(
-                f"spill directory `{root}` is not writable: {exc.strerror or exc}; pass "
-                "Context(spill_directory=...) a writable folder with room"
-            ) from exc
-        _remove_leftovers(root)
-        _checked_roots.add(root)
+        if root not in _checked_roots:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=root, prefix=".streamnet-probe-") as probe:
+                    probe.write(b"\0" * 4096)
+                    probe.flush()
+            except OSError as exc:
+                raise OSError(
+                    f"spill directory `{root}` is not writable: {exc.strerror or exc}; pass "
+                    "Context(spill_directory=...) a writable folder with room"
+                ) from exc
+            _checked_roots.add(root)
+    _remove_leftovers(root)  # at every start: a process may have been killed since the last
 
 
 def _remove_leftovers(root: Path) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from channels._errors import StreamnetError
+from streamnet._errors import SpillError
 from channels._message import Message
 from streamnet._schema import (
     StreamSchema,
@@ -266,12 +266,12 @@ class TableChunk:
         a folder. By default, that of the Context of the running actor, and
         outside any actor Python's temporary directory. Returns the bytes freed
         (0 if already spilled). The file is removed when the chunk is loaded
-        again or garbage-collected, or with the rest of the Context's spill
-        files when the run ends.
+        again or garbage-collected, when the run that spilled it fails, or when
+        its Context closes (see :class:`SpillDirectory`).
 
         Raises
         ------
-        OSError
+        SpillError
             The file cannot be written (a full disk); the message names it.
         """
         with self._lock:
@@ -300,7 +300,7 @@ class TableChunk:
                     writer.write_table(table)
             except OSError as exc:
                 path.unlink(missing_ok=True)
-                raise OSError(f"cannot spill a chunk to `{path}`: {exc}") from exc
+                raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             self._spill_path = path
             self._schema = table.schema
             self._table = None
@@ -325,9 +325,10 @@ class TableChunk:
                         with pa.OSFile(str(path), "rb") as source:
                             self._table = pa.ipc.open_file(source).read_all()
                     except FileNotFoundError as exc:
-                        raise StreamnetError(
-                            f"chunk spilled to `{path}` cannot be loaded: its file was "
-                            "removed when the run that spilled it ended"
+                        raise SpillError(
+                            f"chunk spilled to `{path}` cannot be loaded: its file is gone (a "
+                            "failed run removes the files of the chunks it spilled, and a "
+                            "closed Context all of its own); got no file at that path"
                         ) from exc
                     path.unlink(missing_ok=True)
                     self._spill_path = None

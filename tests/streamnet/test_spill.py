@@ -18,7 +18,15 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import Context, Message, Network, StreamnetError, TableChunk, define_actor
+from streamnet import (
+    Context,
+    Message,
+    Network,
+    SpillError,
+    StreamnetError,
+    TableChunk,
+    define_actor,
+)
 
 CHUNK = pl.DataFrame({"k": range(1000), "v": range(1000)})
 
@@ -123,8 +131,9 @@ def test_failed_run_removes_its_spill_files_while_its_error_lives(tmp_path: Path
         for c in v
         if isinstance(c, TableChunk)
     )
-    with pytest.raises(StreamnetError, match="removed when the run that spilled it ended"):
+    with pytest.raises(SpillError, match="cannot be loaded: its file is gone") as gone:
         chunk.to_arrow()
+    assert isinstance(gone.value, StreamnetError) and isinstance(gone.value, OSError)
 
 
 def _frames(tb: Any) -> list[Any]:
@@ -201,3 +210,137 @@ def test_a_chunk_spilled_by_an_actor_goes_to_its_context_directory(
     assert sink.result()["x"].to_pylist() == list(range(10))
     assert ctx.spills.statistics().files_written == 1
     assert list(stray.iterdir()) == []
+
+
+# -- one run's end touches only its own files -------------------------------------------------
+
+
+@define_actor
+async def _spill_then_forward(
+    ctx: Context, ch_in: Any, ch_out: Any, spilled: asyncio.Event, go_on: asyncio.Event
+) -> None:
+    """Spill every chunk it receives, hold them until ``go_on``, then send them on."""
+    held = []
+    async for msg in ch_in:
+        chunk = TableChunk.from_message(msg)
+        await ctx.to_thread(chunk.spill)
+        held.append((msg.sequence_number, chunk))
+    spilled.set()
+    await go_on.wait()
+    for seq, chunk in held:
+        await ch_out.send(ctx, Message(seq, chunk))
+    await ch_out.drain(ctx)
+
+
+@define_actor
+async def _spill_then_end(
+    ctx: Context, ch_in: Any, other_spilled: asyncio.Event, fail: bool
+) -> None:
+    """Spill what it receives, then (once the other network spilled too) end or fail."""
+    held = []
+    async for msg in ch_in:
+        chunk = TableChunk.from_message(msg)
+        await ctx.to_thread(chunk.spill)
+        held.append(chunk)
+    await other_spilled.wait()
+    if fail:
+        raise RuntimeError("the other network failed")
+
+
+@pytest.mark.parametrize("other_fails", [False, True], ids=["other succeeds", "other fails"])
+@pytest.mark.timeout(60)
+def test_two_networks_on_one_context_keep_each_others_spill_files(
+    tmp_path: Path, other_fails: bool
+) -> None:
+    """The first run to end used to remove every spill file of the Context, so the
+    other one failed: "chunk spilled to ... cannot be loaded"."""
+
+    async def main() -> tuple[pl.DataFrame, BaseException | None]:
+        ctx = Context(spill_directory=tmp_path)
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        spilled, other_done = asyncio.Event(), asyncio.Event()
+        sink = actors.collect(ctx, b, into="polars")
+        slow = Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, CHUNK, chunk_rows=100),
+                _spill_then_forward(ctx, a, b, spilled, other_done),
+                sink,
+            ],
+            name="slow",
+        )
+        fast = Network(
+            ctx,
+            [
+                actors.from_polars(ctx, c, CHUNK, chunk_rows=100),
+                _spill_then_end(ctx, c, spilled, other_fails),
+            ],
+            name="fast",
+        )
+
+        async def fast_then_tell() -> None:
+            try:
+                await fast.run_async()
+            finally:
+                other_done.set()
+
+        outcome = await asyncio.gather(slow.run_async(), fast_then_tell(), return_exceptions=True)
+        assert outcome[0] is None, outcome[0]
+        failure = outcome[1] if isinstance(outcome[1], BaseException) else None
+        assert ctx.spills.statistics().files_written == 20
+        ctx.close()
+        return sink.result(), failure
+
+    rows, failure = asyncio.run(main())
+    assert_frame_equal(rows, CHUNK)
+    assert (failure is not None) == other_fails
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spilled_chunk_returned_in_a_result_stays_loadable_until_it_goes(
+    tmp_path: Path,
+) -> None:
+    """A chunk spilled in a run that succeeded keeps its file while the chunk lives (an
+    actor's result holds it); the file goes with the chunk, or with the Context."""
+    ctx = Context(spill_directory=tmp_path)
+
+    @define_actor
+    async def keeps_spilled(ctx: Context) -> list[TableChunk]:
+        chunks = [TableChunk.from_polars(CHUNK.slice(i * 100, 100)) for i in range(3)]
+        for chunk in chunks:
+            await ctx.to_thread(chunk.spill)
+        return chunks
+
+    node = keeps_spilled(ctx)
+    Network(ctx, [node]).run()
+    loaded, collected, kept = node.result()
+    assert loaded.is_spilled and collected.is_spilled and kept.is_spilled
+    assert ctx.spills.statistics().files_present == 3
+    assert_frame_equal(loaded.to_polars(), CHUNK.head(100))  # loaded back: its file goes
+    assert ctx.spills.statistics().files_present == 2
+    node.result().clear()
+    del collected  # the last reference: its file goes
+    assert ctx.spills.statistics().files_present == 1
+    assert_frame_equal(kept.to_polars(), CHUNK.slice(200, 100))
+    ctx.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_context_removes_the_leftovers_of_dead_processes(tmp_path: Path) -> None:
+    """Only the first Context of a process in a directory used to look for them."""
+    first = Context(spill_directory=tmp_path)
+    host = socket.gethostname().replace("-", "_")
+    dead = tmp_path / f"streamnet-spill-{host}-{_dead_pid()}-0123456789ab"
+    dead.mkdir()
+    (dead / "x.arrow").write_bytes(b"0" * 100)
+    second = Context(spill_directory=tmp_path)
+    assert not dead.exists()
+    first.close()
+    second.close()
+
+
+def _dead_pid() -> int:
+    """The pid of a process of this host that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True, timeout=50)  # fmt: skip
+    return int(done.stdout)
