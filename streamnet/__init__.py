@@ -45,8 +45,8 @@ from streamnet._errors import (
     NetworkMismatchError,
     RemoteRankError,
     SchemaError,
-    SpillError,
     SharedChannelWarning,
+    SpillError,
     UnreadInputError,
     WatchdogTimeout,
     WiringError,
@@ -57,6 +57,7 @@ from streamnet._logging import ActorLogFilter
 from streamnet._messages import is_message, message, reply
 from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
 from streamnet._network import Network, run_actor_network
+from streamnet._on_success import on_success
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._ray import RayCommunicator, run_on_ray
@@ -153,6 +154,7 @@ __all__ = [
     "left_by_dead_process",
     "message",
     "mpi_communicator",
+    "on_success",
     "persistent_actor",
     "process_tag",
     "reply",

@@ -38,6 +38,7 @@ from streamnet._liveness import (
     where_waiting,
 )
 from streamnet._logging import logger
+from streamnet._on_success import CommitSteps
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._progress import ProgressTracker, progress_wanted, show_progress
 from streamnet._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
@@ -68,6 +69,11 @@ class Network:
     other's channels forever end the run with `DeadlockError`. When another
     rank fails, the network fails the same way at once, whatever its actors
     are doing, with `RemoteRankError`. A network runs once.
+
+    Actors that publish work outside the network (writers) stage it and
+    register a commit step with :func:`streamnet.on_success`: the network runs
+    those steps once every actor ended well (on every rank), and their abort
+    steps whenever the run fails or is cancelled instead.
 
     Parameters
     ----------
@@ -119,6 +125,8 @@ class Network:
         self._recorders: dict[str, ActorRecorder] = {}
         self._failures: list[tuple[ActorNode | None, BaseException]] = []
         self._tasks: dict[asyncio.Task[None], ActorNode] = {}
+        self._commits = CommitSteps()  # what actors publish once the run succeeded
+        self._run_id: int | None = None  # this run's number, the same on every rank
         self._channels: tuple[Channel[Any], ...] = ()
         if isinstance(feedback, Channel) or not isinstance(feedback, Sequence):
             raise TypeError(
@@ -297,25 +305,35 @@ class Network:
                 self._state = "failed"
                 raise
         loop = asyncio.get_running_loop()
-        monitor = attach(self)  # files the tasks actors start; watches the event loop
-        # A peer's failure fails this network at once, whatever its actors are doing.
-        unwatch = self.ctx.communicator.watch(self._peer_failed)
+        succeeded = False
         try:
-            for node in self._actors:
-                recorder = self.ctx._new_recorder(node.name)
-                if self.ctx.trace:
-                    recorder.waits = deque(maxlen=self.ctx.trace_limit)
-                self._recorders[node.name] = recorder
-                task = loop.create_task(self._run_actor(node, recorder), name=node.name)
-                recorder.tasks, recorder.waiting = {task}, set()
-                self._watched[node] = (recorder.tasks, recorder.waiting)
-                self._tasks[task] = node
-            pending = await self._supervise()
+            monitor = attach(self)  # files the tasks actors start; watches the event loop
+            # A peer's failure fails this network at once, whatever its actors are doing.
+            unwatch = self.ctx.communicator.watch(self._peer_failed)
+            try:
+                for node in self._actors:
+                    recorder = self.ctx._new_recorder(node.name)
+                    if self.ctx.trace:
+                        recorder.waits = deque(maxlen=self.ctx.trace_limit)
+                    self._recorders[node.name] = recorder
+                    task = loop.create_task(self._run_actor(node, recorder), name=node.name)
+                    recorder.tasks, recorder.waiting = {task}, set()
+                    self._watched[node] = (recorder.tasks, recorder.waiting)
+                    self._tasks[task] = node
+                pending = await self._supervise()
+            finally:
+                unwatch()
+                monitor.detach(self)
+                self._commits.close()
+            if not self._failures:
+                await self._commit()
+            succeeded = not self._failures
+        except asyncio.CancelledError:
+            self._state = "cancelled"
+            raise
         finally:
-            unwatch()
-            monitor.detach(self)
-            # The run's spill files: kept by chunks still alive after a success, else removed.
-            self.ctx.spills.release(self, succeeded=not self._failures)
+            self._commits.abort()  # what was staged and not committed, however the run ended
+            self.ctx.spills.release(self, succeeded=succeeded)
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()
@@ -327,6 +345,28 @@ class Network:
                 )
             raise failure
         self._state = "done"
+
+    async def _commit(self) -> None:
+        """Every actor ended well here: publish what they staged, once all ranks agree.
+
+        With several ranks, a barrier before the commit steps makes sure every rank's
+        actors succeeded (a failed rank aborts the communicator, so the barrier raises
+        `RemoteRankError`), and one after them that every rank's steps did. A network
+        without collectives runs apart from the other ranks' and commits on its own.
+        """
+        together = self.ctx.nranks > 1 and self._run_id is not None and bool(self.fingerprint())
+        comm = self.ctx.communicator
+        try:
+            if together:
+                await comm.barrier(("network", self._run_id, "succeeded"))
+            if len(self._commits):
+                await self._commits.commit(self.ctx)
+            if together:
+                await comm.barrier(("network", self._run_id, "committed"))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._fail(None, exc)
 
     async def _supervise(self) -> set[asyncio.Task[None]]:
         """Wait for the actors, looking at them every so often; the tasks left behind."""
@@ -458,7 +498,8 @@ class Network:
         try:
             if (known := comm.failure) is not None:
                 raise known
-            everyone = await comm.allgather(("network", self.ctx._next_run()), mine)
+            self._run_id = self.ctx._next_run()
+            everyone = await comm.allgather(("network", self._run_id), mine)
             if (known := comm.failure) is not None:  # heard of while exchanging fingerprints
                 raise known
         except RemoteRankError as exc:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from streamnet._errors import SpillError
 from channels._message import Message
+from streamnet._errors import SpillError
 from streamnet._schema import (
     StreamSchema,
     arrow_schema_of,
