@@ -1,17 +1,24 @@
-"""Atomic output: files staged under temporary names and moved into place when the stream ends.
+"""Atomic output: files staged under temporary names and published only when the run succeeds.
 
 Each rank of a writer stages what it writes next to the target, under a hidden
 name of its own, ``.<target name>.<host>-<pid>-<token>.tmp`` (a file, or a
-directory of files), which no other rank writes into or removes. The output is
-committed once the whole input stream ended on every rank: rank 0 moves the
-other ranks' files into its own staging directory, one by one; a single file
-is renamed onto its path; a directory gets its ``_SUCCESS`` marker, then appears
-at its path in one rename (or, to append, its files are moved in and the marker
-is written last, as Hadoop and Spark committers do). A failed or cancelled
-writer removes what is still in its own staging place, so a failed run leaves
-nothing that looks like a result, and a rank's cleanup never pulls files from
-under a rank still writing. With ``mode="overwrite"`` the old output stays until
-the new one is complete.
+directory of files), which no other rank writes into or removes. Once the whole
+input stream ended on every rank, rank 0 moves the other ranks' files into its
+own staging directory, one by one. That is all a writer does itself: the output
+is published by the commit step it registered with the network
+(`streamnet.on_success`), which runs only after every actor of the run, on every
+rank, ended well. A single file is then renamed onto its path; a directory gets
+its ``_SUCCESS`` marker, then appears at its path in one rename (or, to append,
+its files are moved in and the marker is written last, as Hadoop and Spark
+committers do). A failed or cancelled run removes what is still staged, so a
+failed run leaves nothing that looks like a result, and a rank's cleanup never
+pulls files from under a rank still writing. With ``mode="overwrite"`` the old
+output stays until the new one is complete and the run succeeded.
+
+Each output's publication is atomic (one rename), but several outputs of one
+network are published one after the other: if one fails to publish (its target
+appeared meanwhile, a permission), those published before it stay, the others
+are removed, and the run fails saying which is which.
 
 A writer that is killed (SIGKILL, a crash) cannot clean up. The next write to
 the same target removes the staging leftovers of the writers of this host whose
@@ -38,6 +45,7 @@ from streamnet import (
     Collective,
     Context,
     left_by_dead_process,
+    on_success,
     process_tag,
 )
 
@@ -142,36 +150,47 @@ def output_actor(
 class StagedOutput:
     """What one rank's writer stages for ``target``, and its commit or removal.
 
-    Make it with :meth:`begin` on every rank; stage each file at :meth:`stage`;
-    then :meth:`commit` once the stream ended, or :meth:`abandon` on failure.
+    Make it with :meth:`begin` on every rank (it registers the commit step with
+    the running network); stage each file at :meth:`stage`; once the stream
+    ended, :meth:`prepare` gathers every rank's files on rank 0. The network
+    then calls :meth:`publish` once the whole run succeeded on every rank, or
+    :meth:`abandon` if it failed.
     """
 
-    def __init__(self, target: Path, mode: WriteMode, *, directory: bool, tag: str | None) -> None:
+    def __init__(
+        self, target: Path, mode: WriteMode, *, directory: bool, tag: str | None, publisher: bool
+    ) -> None:
         self.target = target
         self.mode = mode
         self.directory = directory
         self.tag = tag
         """Prefix of the file names of an append (the write's UTC time), so that no name of
         an earlier write is reused and one write's files sort together."""
+        self.publisher = publisher
+        """Whether this rank (rank 0) gathers the files and puts the output in place."""
         owner = f"{process_tag()}-{uuid.uuid4().hex[:12]}"
         self.staging = target.parent / f".{target.name}.{owner}.tmp"
         """This rank's own staging place: only this rank writes into it and removes it; rank
         0 only takes files out of it, once this rank staged them all."""
         self.staged: list[Path] = []
         self.committed = False
+        """Nothing of this rank's is left to remove: its output is in place (rank 0), or
+        rank 0 took its files (the others)."""
 
     @classmethod
     async def begin(
         cls, ctx: Context, coll: Collective, target: Path, mode: WriteMode, *, directory: bool
     ) -> StagedOutput:
         """Agree with the other ranks on the write's tag (rank 0 decides, and makes the folder
-        that holds the target)."""
+        that holds the target), and register the output's commit step with the network."""
         mine = None
         if coll.rank == 0:
             await ctx.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             mine = datetime.now(UTC).strftime("w%Y%m%dT%H%M%S%f") if mode == "append" else None
         tag = (await coll.allgather(mine, "stage"))[0]
-        return cls(target, mode, directory=directory, tag=tag)
+        output = cls(target, mode, directory=directory, tag=tag, publisher=coll.rank == 0)
+        on_success(output.publish, abort=output.abandon)
+        return output
 
     def file_name(self, stem: str) -> str:
         """The name of a file of a directory output (with the write's tag when appending)."""
@@ -187,22 +206,22 @@ class StagedOutput:
         self.staged.append(path)
         return path
 
-    async def commit(self, ctx: Context, coll: Collective) -> list[str]:
-        """Move every rank's staged files into place once every rank staged them all.
+    async def prepare(self, ctx: Context, coll: Collective) -> list[str]:
+        """Once every rank staged all its files, gather them in rank 0's staging place.
 
-        Returns the final paths of this rank's files. A rank that failed makes
-        this raise `RemoteRankError` on the others, before anything moved; one
-        that fails while rank 0 moves the files makes rank 0 raise it too.
+        Returns the paths this rank's files will have once published. A rank that
+        failed makes this raise `RemoteRankError` on the others, before anything
+        moved; one that fails while rank 0 takes the files makes rank 0 raise it too.
         """
         everyone = await coll.allgather([str(path) for path in self.staged], "staged")
-        if coll.rank == 0:
+        if self.publisher:
             peers = [(r, Path(path)) for r, paths in enumerate(everyone) if r for path in paths]
             try:
-                await ctx.to_thread(self._move_into_place, peers)
+                await ctx.to_thread(self._gather, peers)
             except _PeerGaveUp as gone:
                 await _failure_of(coll, gone.rank, gone)
-        await coll.allgather(True, "committed")
-        if not self.committed:  # rank 0 took this rank's files: its own place is empty
+        await coll.allgather(True, "gathered")
+        if not self.publisher:  # rank 0 took this rank's files: its own place is empty
             self.committed = True
             with contextlib.suppress(OSError):
                 self.staging.rmdir()
@@ -210,8 +229,24 @@ class StagedOutput:
             return [str(self.target)] if self.staged else []
         return [str(self.target / path.name) for path in self.staged]
 
-    def _move_into_place(self, peers: list[tuple[int, Path]]) -> None:
-        """Take the other ranks' files (``(rank, path)``) and put the output at its path."""
+    def _gather(self, peers: list[tuple[int, Path]]) -> None:
+        """Take the other ranks' files (``(rank, path)``) into this rank's staging place."""
+        if not self.directory:
+            return  # one file is written by one rank only
+        self.staging.mkdir(parents=True, exist_ok=True)  # a directory output exists even empty
+        for rank, path in peers:
+            _take(rank, path, self.staging / path.name)
+
+    def publish(self) -> None:
+        """Put the output gathered on rank 0 at its path (nothing on the other ranks).
+
+        Run by the network once the whole run succeeded. A single file is one
+        rename; a directory gets its ``_SUCCESS`` marker, then appears in one
+        rename; an overwrite moves the old output aside first and back if the
+        rename fails; an append moves the files in, the marker last.
+        """
+        if not self.publisher:
+            return
         target = self.target
         if self.mode == "error" and os.path.lexists(target):
             raise FileExistsError(
@@ -229,12 +264,9 @@ class StagedOutput:
                 os.replace(self.staging, target)
             self.committed = True
             return
-        self.staging.mkdir(parents=True, exist_ok=True)  # a directory output exists even empty
         if self.mode == "append" and target.is_dir():
-            self._append([(0, path) for path in self.staged] + peers)
+            self._append(sorted(self.staging.iterdir()))
             return
-        for rank, path in peers:
-            _take(rank, path, self.staging / path.name)
         (self.staging / SUCCESS_MARKER).touch()
         if os.path.lexists(target):
             self._replace_old(lambda: os.rename(self.staging, target))
@@ -242,16 +274,16 @@ class StagedOutput:
             os.rename(self.staging, target)
         self.committed = True
 
-    def _append(self, files: list[tuple[int, Path]]) -> None:
-        """Move every rank's files into the existing directory, the marker last; on failure,
+    def _append(self, files: list[Path]) -> None:
+        """Move the staged files into the existing directory, the marker last; on failure,
         remove those moved in, so that the directory is as it was."""
         marker = self.target / SUCCESS_MARKER
         had_marker = marker.exists()
         marker.unlink(missing_ok=True)
         moved: list[Path] = []
         try:
-            for rank, path in files:
-                _take(rank, path, self.target / path.name)
+            for path in files:
+                os.replace(path, self.target / path.name)
                 moved.append(self.target / path.name)
             marker.touch()
         except BaseException:
@@ -281,8 +313,8 @@ class StagedOutput:
     def abandon(self) -> None:
         """Remove what is still in this rank's staging place (nothing once committed).
 
-        Files rank 0 already took are in its own place, which it removes itself.
-        Synchronous, so that no cancellation cuts it short.
+        Run by the writer when it fails, and by the network when the run fails
+        after the writer ended. Synchronous, so that no cancellation cuts it short.
         """
         if not self.committed:
             _remove(self.staging)

@@ -438,12 +438,15 @@ async def write_parquet(
 ) -> ParquetWriteReport:
     """Write the stream to Parquet without holding it in memory, atomically.
 
-    Output appears only complete: files are written under hidden temporary
-    names next to ``path`` and moved into place once the whole stream was
-    written (on every rank); a directory gets a ``_SUCCESS`` marker last. A
-    failed or cancelled run removes what it wrote and leaves ``path`` as it
-    was. On several ranks, each rank writes its own files into the directory
-    ``path``, with its rank in their names, so ranks never collide (see ``path``).
+    Output appears only complete, and only when the whole run succeeded:
+    files are written under hidden temporary names next to ``path`` and moved
+    into place once every actor of the network ended well, on every rank (a
+    commit step, see `streamnet.on_success`); a directory gets a ``_SUCCESS``
+    marker last. A run that fails or is cancelled, in this actor or any other,
+    removes what it wrote and leaves ``path`` as it was. On several ranks, each
+    rank writes its own files into the directory ``path``, with its rank in
+    their names, so ranks never collide (see ``path``), and the ranks' chunks
+    must share one schema.
 
     Parameters
     ----------
@@ -479,6 +482,9 @@ async def write_parquet(
     ------
     FileExistsError, ValueError
         The target exists (``mode="error"``), or the mode does not fit it.
+    SchemaError
+        On several ranks, the ranks' chunks differ in schema: one dataset has one
+        schema, so nothing is written (cast them first, with `actors.cast`).
 
     Examples
     --------
@@ -498,6 +504,7 @@ async def write_parquet(
     directory = partitioned or ctx.nranks > 1
     output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
     writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
     rows = chunks = 0
     prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
@@ -505,6 +512,8 @@ async def write_parquet(
         # so every chunk fits the file the first one opened.
         while (msg := await ch_in.recv(ctx)) is not None:
             table = TableChunk.from_message(msg).to_arrow()
+            if schema is None:
+                schema = table.schema
             if partitioned:
                 stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
                 file = output.stage(output.file_name(f"{stem}.parquet"))
@@ -527,7 +536,10 @@ async def write_parquet(
         if writer is not None:
             closing, writer = writer, None
             await ctx.to_thread(closing.close)
-        files = await output.commit(ctx, coll)
+        # One dataset has one schema: ranks whose chunks differ fail, and nothing is published.
+        await coll.agree_schema(schema, "written", channel=ch_in.name)
+        # Published by the network once the whole run succeeded on every rank.
+        files = await output.prepare(ctx, coll)
     except BaseException:
         # Synchronous, so that no second cancellation cuts it short; no kernel of this
         # actor still runs (Context.to_thread waits for a cancelled one to end).

@@ -17,7 +17,15 @@ from strategies import frames
 
 import actors
 from actors._split import rank_share
-from streamnet import Context, FileReadError, Network, TableChunk, define_actor
+from streamnet import (
+    Context,
+    FileReadError,
+    Message,
+    Network,
+    SchemaError,
+    TableChunk,
+    define_actor,
+)
 
 RANKS = [1, 2, 3]
 
@@ -311,6 +319,49 @@ def test_write_parquet_on_two_ranks_over_an_existing_target_is_refused(tmp_path:
     assert target.read_bytes() == b""
     write_on_ranks(2, target, mode="overwrite")  # a file replaced by a directory
     assert pl.read_parquet(target)["x"].to_list() == [*range(10), *range(100, 110)]
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_write_parquet_ranks_of_different_schemas_fail_and_publish_nothing(
+    tmp_path: Path, partitioned: bool
+) -> None:
+    """Rank 0 wrote Int64, rank 1 Float64: the writer used to publish a dataset (with its
+    `_SUCCESS`) that neither Polars nor `read_parquet` could read back."""
+    target = tmp_path / "ds"
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        data = pl.DataFrame({"v": [1, 2]} if ctx.rank == 0 else {"v": [1.5, 2.5]})
+        writer = actors.write_parquet(ctx, ch, target, partitioned=partitioned)
+        await Network(ctx, [actors.from_polars(ctx, ch, data), writer]).run_async()
+
+    with pytest.raises(
+        SchemaError,
+        match=r"actor `write_parquet#0`, channel `ch#0`: the chunks on rank 1 do not have the "
+        r"schema of those on rank 0: column `v` has type Float64 where rank 0 has Int64; .*"
+        r"got \{v: Float64\}",
+    ):
+        run_ranks_within(60, 2, job)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_parquet_rank_without_a_chunk_takes_the_schema_of_the_others(
+    tmp_path: Path,
+) -> None:
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        writer = actors.write_parquet(ctx, ch, tmp_path / "ds")
+
+        @define_actor
+        async def only_rank_0(ctx: Context, ch_out: Any) -> None:
+            if ctx.rank == 0:
+                await ch_out.send(ctx, Message(0, TableChunk.from_polars(pl.DataFrame({"v": [1]}))))
+            await ch_out.drain(ctx)
+
+        await Network(ctx, [only_rank_0(ctx, ch), writer]).run_async()
+
+    run_ranks_within(60, 2, job)
+    assert pl.read_parquet(tmp_path / "ds")["v"].to_list() == [1]
 
 
 # -- a whole pipeline on two ranks ----------------------------------------------------------

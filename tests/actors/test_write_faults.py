@@ -237,6 +237,117 @@ def _scan(path: Path) -> tuple[pl.DataFrame, Any]:
     return sink.result(), scan.result()
 
 
+# -- the output appears only once the whole run succeeded -----------------------------------------
+
+
+def writes_then_tells(returned: asyncio.Event) -> Any:
+    """`write_parquet`'s own code as an actor that sets ``returned`` once that code returned."""
+
+    @define_actor(collective=True)
+    async def write_parquet(ctx: Context, ch_in: Any, path: Path, **options: Any) -> Any:
+        report = await actors.write_parquet.fn(ctx, ch_in, path, **options)
+        returned.set()
+        return report
+
+    return write_parquet
+
+
+@define_actor
+async def fails_after_the_writer(
+    ctx: Context, ch_in: Any, returned: asyncio.Event, failing_rank: int
+) -> None:
+    """Reads its copy of the stream, waits until this rank's writer returned, then fails
+    (on ``failing_rank``): a quality check, or a second sink still flushing."""
+    async for _ in ch_in:
+        pass
+    await returned.wait()
+    if ctx.rank == failing_rank:
+        raise InjectedFault(f"check failed on rank {ctx.rank} after the writer returned")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        (path, mode)
+        for path in WRITE_PATHS
+        for mode in ["error", "overwrite", "append"]
+        if mode != "append" or path.partitioned or path.nranks > 1  # a file takes no append
+    ],
+    ids=lambda p: p if isinstance(p, str) else p.name,
+)
+def test_a_run_failing_after_the_writer_returned_publishes_nothing(
+    tmp_path: Path, path: WritePath, mode: str
+) -> None:
+    """The writer used to publish as soon as its own stream ended: `_SUCCESS` and every
+    part file were in place although the run failed, and an overwrite had already
+    destroyed the old output."""
+    target = tmp_path / "out.parquet"
+    if mode != "error":
+        existing_target(target, path.partitioned, path.nranks)
+    before = snapshot(tmp_path)
+
+    async def job(ctx: Context) -> None:
+        src, a, b = (ctx.create_channel() for _ in range(3))
+        returned = asyncio.Event()
+        writer = writes_then_tells(returned)(
+            ctx, a, target, partitioned=path.partitioned, mode=mode
+        )
+        check = fails_after_the_writer(ctx, b, returned, path.nranks - 1)
+        nodes = [source(ctx, src, fail_at=None, failing_rank=0), actors.fanout(ctx, src, [a, b])]
+        await Network(ctx, [*nodes, writer, check]).run_async()
+
+    with pytest.raises(InjectedFault, match="check failed on rank .* after the writer returned"):
+        run_ranks_within(60, path.nranks, job)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", [WRITE_PATHS[0], WRITE_PATHS[3]], ids=lambda p: p.name)
+def test_an_output_that_cannot_be_published_fails_the_run_and_names_what_was(
+    tmp_path: Path, path: WritePath
+) -> None:
+    """Two writers; once both returned, something else creates the second's target. The
+    first output is published, the second is not (its staged files go), and every rank
+    fails, the publishing rank with the error and a note saying which was published."""
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    errors: dict[int, BaseException] = {}
+
+    @define_actor
+    async def takes_the_target(ctx: Context, returned: list[asyncio.Event]) -> None:
+        for event in returned:
+            await event.wait()
+        if ctx.rank == 0:
+            second.write_text("written by someone else meanwhile")
+
+    async def job(ctx: Context) -> None:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        returned = [asyncio.Event(), asyncio.Event()]
+        writers = [
+            writes_then_tells(returned[0])(ctx, a, first, partitioned=path.partitioned),
+            writes_then_tells(returned[1])(ctx, b, second, partitioned=path.partitioned),
+        ]
+        sources = [source(ctx, ch, fail_at=None, failing_rank=0) for ch in (a, b)]
+        try:
+            await Network(ctx, [*sources, *writers, takes_the_target(ctx, returned)]).run_async()
+        except BaseException as exc:
+            errors[ctx.rank] = exc
+            raise
+
+    with pytest.raises(
+        FileExistsError, match="second.parquet` appeared while it was being written"
+    ):
+        run_ranks_within(60, path.nranks, job)
+    assert "the steps committed before it stay committed (`write_parquet#0`)" in "\n".join(
+        errors[0].__notes__
+    )
+    if path.nranks > 1:
+        assert isinstance(errors[1], RemoteRankError) and errors[1].rank == 0
+    assert len(pl.read_parquet(first)) == path.nranks * CHUNKS * ROWS
+    assert second.read_text() == "written by someone else meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.parquet", "second.parquet"]
+
+
 # -- one rank's cleanup never makes another fail -----------------------------------------------
 
 
