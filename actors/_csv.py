@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -62,13 +63,16 @@ def _row_start(path: Path, pos: int) -> int:
     return offset
 
 
-def _share(paths: list[Path], rank: int, nranks: int, has_header: bool) -> list[_Part]:
+def _share(
+    paths: list[Path], rank: int, nranks: int, has_header: bool, *, whole_files: bool = False
+) -> list[_Part]:
     """What ``rank`` reads: a run of whole files balanced by size when there are at least as
-    many files as ranks; otherwise the rows of all files cut at line starts into ``nranks``
-    byte ranges of about the same size (a row goes to the range holding its first byte)."""
+    many files as ranks (or ``whole_files``: rows may span lines, so a file cannot be cut at
+    a line start); otherwise the rows of all files cut at line starts into ``nranks`` byte
+    ranges of about the same size (a row goes to the range holding its first byte)."""
     try:
         sizes = [os.path.getsize(path) for path in paths]
-        if len(paths) >= nranks:
+        if len(paths) >= nranks or whole_files:
             share = rank_share(sizes, rank, nranks)
             return [_Part(i, paths[i]) for i in share]
         starts = [_row_start(path, 1) if has_header else 0 for path in paths]
@@ -115,6 +119,8 @@ class _Format:
     encoding: str
     typed: bool
     """Whether ``schema=`` gave the types (else the first block of the first file did)."""
+    multiline: bool = False
+    """Whether quoted values may hold line breaks (else each row is one line)."""
 
     def read_options(self, schema: pa.Schema | None, *, part: bool = False) -> Any:
         named = schema is not None and (part or not self.has_header)
@@ -125,19 +131,20 @@ class _Format:
             encoding=self.encoding,
         )
 
-    def parse_options(self, *, part: bool = False) -> Any:
+    def parse_options(self) -> Any:
         # An empty line is a row of nulls and "" an empty string, as Polars reads them.
-        # A whole file is cut into blocks at row ends, line breaks in quotes included; a
-        # byte range between ranks is cut at line breaks (values must have none).
+        # With `multiline`, a file is cut into blocks at row ends, line breaks in quotes
+        # included; otherwise at line breaks (the cheaper cut), and a value found holding
+        # one is an error (see _line_break).
         return pacsv.ParseOptions(
-            delimiter=self.delimiter, ignore_empty_lines=False, newlines_in_values=not part
+            delimiter=self.delimiter, ignore_empty_lines=False, newlines_in_values=self.multiline
         )
 
 
 _MESSAGE_LIMIT = 300
-_SPLIT_HINT = (
-    "a file split between ranks must not have line breaks inside values "
-    "(pass `split=False`, or write more files than ranks)"
+_ONE_LINE = (
+    "every row must be on one line: a quote that is never closed takes in the lines after "
+    "it; close the quote, or pass `multiline=True` to read quoted values that span lines"
 )
 
 
@@ -157,16 +164,33 @@ def _failure(
     if conversion is not None:
         return _unconvertible(part, fmt, conversion, names, rows_before)
     detail = str(exc)
+    cut = "straddles" in detail or "out of sync" in detail
+    spans = "CSV parse error" in detail and "\n" in detail.rstrip()  # a row of many lines
+    if not fmt.multiline and (cut or spans):
+        # Rows are one line each, so the rows read so far end on a known line. A block
+        # cut inside quotes, or a row that runs over several lines, comes from a quote
+        # that does not close on its line: look for it in the lines after.
+        after = _first_line(part, fmt) + rows_before
+        line = _odd_quotes_line(part, after, 2 * fmt.block_size)
+        if line is not None or cut:
+            where = f"on line {line}" if line is not None else f"after line {after - 1}"
+            return FileReadError(
+                f"cannot read {part.describe()} as CSV: the quoted value that opens {where} "
+                f"does not close on that line; {_ONE_LINE}"
+            )
     if len(detail) > _MESSAGE_LIMIT:
         detail = detail[:_MESSAGE_LIMIT] + "..."
     message = f"cannot read {part.describe()} as CSV: {detail}"
+    if part.span is not None and "CSV parse error" in detail:  # it may start inside a value
+        message += (
+            "; a quoted value with line breaks, cut where the file is split between ranks, "
+            "looks like this: pass `multiline=True` if values span lines"
+        )
     if "straddles" in detail:
         message += (
             f"; a row is longer than `block_size` (pass a larger one), or a quoted value "
             f"never closes, got block_size={fmt.block_size}"
         )
-    if part.span is not None:
-        message += f"; {_SPLIT_HINT}"
     return FileReadError(message)
 
 
@@ -281,12 +305,74 @@ def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
             offset += len(block)
 
 
-def _unclosed_quote(part: _Part, last: pa.RecordBatch) -> FileReadError | None:
-    """The error for a quoted value that never closes, or None.
+def _first_line(part: _Part, fmt: _Format) -> int:
+    """The line number, in its file, of the first row of ``part``."""
+    if part.span is not None:
+        return _line_breaks(part.path, part.span[0]) + 1
+    return 2 if fmt.has_header else 1
 
-    Such a value takes in the rest of the file (or of the byte range) as the last
-    value of its last row: a value with line breaks, where the text does not end
-    with the closing quote.
+
+def _line_break(part: _Part, fmt: _Format, batch: pa.RecordBatch, rows_before: int) -> None:
+    """Raise `FileReadError` if a text value of ``batch`` holds a line break (rows are one
+    line each, as without ``multiline``): a quote that never closes took in the lines after
+    it. ``batch`` follows ``rows_before`` rows of ``part``. One vectorised scan per column."""
+    first: tuple[int, int] | None = None
+    for index, column in enumerate(batch.columns):
+        if not _may_hold_a_break(column):
+            continue
+        found = pc.index(pc.match_substring_regex(column, r"[\r\n]"), True).as_py()
+        if found >= 0 and (first is None or found < first[0]):
+            first = (found, index)
+    if first is None:
+        return
+    row, index = first
+    value = str(batch.column(index)[row].as_py())
+    shown = value if len(value) <= 80 else value[:80] + "..."
+    line = _first_line(part, fmt) + rows_before + row
+    raise FileReadError(
+        f"cannot read {part.describe()} as CSV: the value of column "
+        f"`{batch.schema.names[index]}` on line {line} holds a line break; {_ONE_LINE}; "
+        f"got {shown!r}"
+    )
+
+
+def _may_hold_a_break(column: pa.Array) -> bool:
+    """Whether the text bytes of ``column`` hold a CR or LF: one pass over its data buffer,
+    several times cheaper than a string kernel (which then finds the row, if any)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    data = column.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    text = np.frombuffer(data, dtype=np.uint8)
+    return bool((text == 10).any() or (text == 13).any())
+
+
+def _odd_quotes_line(part: _Part, from_line: int, within: int) -> int | None:
+    """The first line from line ``from_line`` on, in the ``within`` bytes that follow its
+    start and in ``part``, with an odd number of quotes (a quoted value that does not close
+    on it), or None."""
+    end = part.span[1] if part.span is not None else os.path.getsize(part.path)
+    done = 0
+    limit: int | None = None
+    with open(part.path, "rb") as file:
+        for line, text in enumerate(file, start=1):
+            if line >= from_line:
+                if text.count(b'"') % 2:
+                    return line
+                limit = done + within if limit is None else limit
+            done += len(text)
+            if done >= end or (limit is not None and done >= limit):
+                return None
+    return None
+
+
+def _unclosed_quote(part: _Part, last: pa.RecordBatch) -> FileReadError | None:
+    """The error for a quoted value that never closes, or None (with ``multiline``).
+
+    Such a value takes in the rest of the file as the last value of its last
+    row: a value with line breaks, where the text does not end with the closing
+    quote. (A file is never split between ranks by bytes in this mode.)
     """
     if last.num_rows == 0 or last.num_columns == 0:
         return None
@@ -307,11 +393,6 @@ def _unclosed_quote(part: _Part, last: pa.RecordBatch) -> FileReadError | None:
     if tail.rstrip(b" \t").endswith(b'"'):
         return None
     line = _line_breaks(part.path, end) - value.count("\n") + 1
-    if part.span is not None:
-        return FileReadError(
-            f"cannot read {part.describe()} as CSV: the quoted value that opens on line "
-            f"{line} does not close within these rows; {_SPLIT_HINT}"
-        )
     return FileReadError(
         f"cannot read `{part.path}` as CSV: the quoted value that opens on line {line} is "
         "never closed, so the rest of the file would be one value; close its quote"
@@ -378,7 +459,7 @@ def _source(part: _Part, fmt: _Format, schema: pa.Schema | None) -> tuple[Any, A
     with pa.memory_map(str(part.path)) as mapped:
         mapped.seek(start)
         rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
-    return pa.BufferReader(rows), fmt.read_options(schema, part=True), fmt.parse_options(part=True)
+    return pa.BufferReader(rows), fmt.read_options(schema, part=True), fmt.parse_options()
 
 
 def _open_part(part: _Part, schema: pa.Schema, fmt: _Format) -> Any:
@@ -392,14 +473,18 @@ def _open_part(part: _Part, schema: pa.Schema, fmt: _Format) -> Any:
 
 
 def _next_batch(reader: Any, part: _Part, fmt: _Format, rows_before: int) -> pa.RecordBatch | None:
-    """The next batch of ``reader``, which read ``rows_before`` rows of ``part`` so far."""
+    """The next batch of ``reader``, which read ``rows_before`` rows of ``part`` so far
+    (checked to have no value spanning lines, unless ``multiline``)."""
     try:
-        return reader.read_next_batch()
+        batch = reader.read_next_batch()
     except StopIteration:
         return None
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
         names = reader.schema.names
         raise _failure(part, exc, fmt, names=names, rows_before=rows_before) from exc
+    if not fmt.multiline:
+        _line_break(part, fmt, batch, rows_before)
+    return batch
 
 
 def _as_schema(schema: pa.Schema | Mapping[str, Any] | None) -> pa.Schema | None:
@@ -421,6 +506,7 @@ async def read_csv(
     has_header: bool = True,
     block_size: int = 1 << 22,
     encoding: str = "utf-8",
+    multiline: bool = False,
     split: bool = True,
 ) -> None:
     """Stream CSV files in blocks of about ``block_size`` bytes, in file and row order.
@@ -449,21 +535,25 @@ async def read_csv(
         The files' text encoding (a Python codec name: ``"latin-1"``,
         ``"cp1252"``...). Bytes that are not text in it raise `FileReadError`
         naming the file and the line, never a silent binary column.
+    multiline
+        Whether quoted values may hold line breaks (Spark's ``multiLine``). By
+        default each row is one line, and a value holding a line break raises
+        `FileReadError` naming the file and the line: it is most often a quote
+        that never closes, which would take in the rows after it (Polars
+        raises too). With True, such values are read (files are then never
+        split between ranks by bytes, see ``split``), and a quote still open at
+        the end of the file raises `FileReadError` naming the line where it opens.
     split
         With several ranks: True (the default) gives each rank a contiguous
         share, balanced by bytes, so that the ranks' outputs concatenated in
         rank order are the whole input in order. With at least as many files as
-        ranks, a share is a run of whole files. With fewer files than ranks, the
-        rows are cut at line starts into byte ranges (a row goes to the rank
-        whose range holds its first byte; a range is typed as its whole file
-        is); values must then not contain line breaks, which streaming in
-        blocks needs anyway. A rank with no share sends one empty chunk with
-        the schema of the first file. False makes every rank read everything.
-        Every rank must see the same files. With one rank, both are the same.
-
-    Values may hold line breaks inside quotes (not when a file is split
-    between ranks by bytes, see ``split``); a quote that never closes raises
-    `FileReadError` with its line instead of taking in the rest of the file.
+        ranks, or with ``multiline``, a share is a run of whole files. Otherwise,
+        with fewer files than ranks, the rows are cut at line starts into byte
+        ranges (a row goes to the rank whose range holds its first byte; a range
+        is typed as its whole file is). A rank with no share sends one empty
+        chunk with the schema of the first file. False makes every rank read
+        everything. Every rank must see the same files. With one rank, both are
+        the same.
 
     Raises
     ------
@@ -496,10 +586,14 @@ async def read_csv(
         raise ValueError(
             f"read_csv: `encoding` must name a Python codec, got {encoding!r}"
         ) from None
-    fmt = _Format(block_size, delimiter, has_header, encoding, wanted is not None)
+    if not isinstance(multiline, bool):
+        raise TypeError(f"read_csv: `multiline` must be True or False, got {multiline!r}")
+    fmt = _Format(block_size, delimiter, has_header, encoding, wanted is not None, multiline)
     paths = await ctx.to_thread(expand_paths, source, ".csv")
     if split and ctx.nranks > 1:
-        parts = await ctx.to_thread(_share, paths, ctx.rank, ctx.nranks, has_header)
+        parts = await ctx.to_thread(
+            _share, paths, ctx.rank, ctx.nranks, has_header, whole_files=multiline
+        )
     else:
         parts = [_Part(i, path) for i, path in enumerate(paths)]
     if any(part.span is not None for part in parts) and "\n".encode(encoding) != b"\n":
@@ -540,9 +634,10 @@ async def read_csv(
                     seq = await _send(ctx, ch_out, seq, held)
                 held = batch
             if held is not None:
-                unclosed = await ctx.to_thread(_unclosed_quote, part, held)
-                if unclosed is not None:
-                    raise unclosed
+                if multiline:  # a quote open at the end took in every line after it
+                    unclosed = await ctx.to_thread(_unclosed_quote, part, held)
+                    if unclosed is not None:
+                        raise unclosed
                 seq = await _send(ctx, ch_out, seq, held)
         if seq == 0 and seen is not None:
             await ch_out.send(ctx, Message(0, TableChunk.from_arrow(seen.empty_table())))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import polars as pl
@@ -99,6 +101,7 @@ def test_csv_value_that_does_not_fit_the_inferred_type_names_column_line_type_an
     """Ints in the first block make `c` an int64 column; a later `0.5` does not fit."""
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     line = _ints_then(path, "0.5", before=before, quoted_breaks=quoted_breaks)
+    multiline = bool(quoted_breaks)
     with pytest.raises(
         FileReadError,
         match=rf"cannot read `.*t.csv` as CSV: column `c` on line {line} holds a value that is "
@@ -106,12 +109,12 @@ def test_csv_value_that_does_not_fit_the_inferred_type_names_column_line_type_an
         r"bytes\); pass `schema=` with a type that holds it \(such as pa.float64\(\)\), or a "
         r"larger `block_size` to infer the types from more rows; got '0.5'",
     ):
-        _read(path, block_size=block)
+        _read(path, block_size=block, multiline=multiline)
     with pytest.raises(pl.exceptions.ComputeError):  # Polars, inferring from as few rows
         pl.read_csv(path, infer_schema_length=10)
     # The fix the message gives reads what Polars reads with that type.
     schema = {"a": pa.int64(), "b": pa.string(), "c": pa.float64()}
-    out = _read(path, block_size=block, schema=schema)
+    out = _read(path, block_size=block, schema=schema, multiline=multiline)
     assert_frame_equal(out, pl.read_csv(path, schema_overrides={"c": pl.Float64}))
 
 
@@ -164,14 +167,65 @@ def test_csv_quote_that_never_closes_names_the_file_and_line(
     """It used to take in the rest of the file as one value: 3 of 4,999 rows, no error."""
     path = tmp_path / "q.csv"
     _rows_with_an_unclosed_quote(path, at_line=4)
+    with pytest.raises(
+        FileReadError,
+        match=r"cannot read `.*q.csv` as CSV: the (value of column `b`|quoted value that opens) "
+        r"on line 4 (holds a line break|does not close on that line); every row must be on one "
+        r"line: .*pass `multiline=True`",
+    ):
+        _read(path, block_size=block_size)
     where = "opens on line 4 is never closed" if block_size > path.stat().st_size else "straddles"
     with pytest.raises(FileReadError, match=rf"cannot read `.*q.csv` as CSV: .*{where}"):
-        _read(path, block_size=block_size)
+        _read(path, block_size=block_size, multiline=True)
     (tmp_path / "q2.csv").write_text('a,b\n1,"y\n')  # on the last line
     with pytest.raises(
         FileReadError, match=r"q2\.csv` as CSV: the quoted value that opens on line 2"
     ):
-        _read(tmp_path / "q2.csv")
+        _read(tmp_path / "q2.csv", multiline=True)
+
+
+def _lost_quote(path: Path, quoting: int, *, name_first: bool) -> int:
+    """5,000 rows written by Python's csv module, one of whose quotes is lost; its line."""
+    rows = [(f"name {i}", i) if name_first else (i, f"name {i}") for i in range(5000)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=quoting)
+    writer.writerow(["name", "id"] if name_first else ["id", "name"])
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue().replace('"name 2500"', '"name 2500', 1))
+    return 2502
+
+
+@pytest.mark.parametrize("block_size", [1 << 22, 1 << 12])
+@pytest.mark.parametrize(
+    ("quoting", "name_first"),
+    [(csv.QUOTE_ALL, False), (csv.QUOTE_NONNUMERIC, True), (csv.QUOTE_NONNUMERIC, False)],
+    ids=["all quoted", "strings quoted, name first", "strings quoted, name last"],
+)
+def test_csv_quote_lost_mid_file_is_named_wherever_the_file_ends(
+    tmp_path: Path, block_size: int, quoting: int, name_first: bool
+) -> None:
+    """Files that end with a quoted value (Excel exports, csv.QUOTE_ALL) used to be trusted:
+    2,500 of 5,000 rows came back, or a row glued to the next, with no error."""
+    path = tmp_path / "lost.csv"
+    line = _lost_quote(path, quoting, name_first=name_first)
+    with pytest.raises(pl.exceptions.ComputeError):
+        pl.read_csv(path)
+    with pytest.raises(
+        FileReadError,
+        match=rf"cannot read `.*lost.csv` as CSV: the (value of column `name`|quoted value "
+        rf"that opens) on line {line} (holds a line break|does not close on that line)",
+    ):
+        _read(path, block_size=block_size)
+
+
+def test_csv_quote_lost_mid_file_in_a_file_ending_with_a_quote_is_named(tmp_path: Path) -> None:
+    lines = ["a,b"] + [f"{i},x{i}" for i in range(5000)]
+    lines[2500] = '2499,"oops'
+    lines[-1] = '4999,"last"'
+    path = tmp_path / "endq.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileReadError, match=r"value of column `b` on line 2501 holds a line"):
+        _read(path)
 
 
 def test_csv_quote_that_never_closes_on_a_rank_is_named(tmp_path: Path) -> None:
@@ -185,7 +239,11 @@ def test_csv_quote_that_never_closes_on_a_rank_is_named(tmp_path: Path) -> None:
         sink = actors.collect(ctx, ch)
         await Network(ctx, [actors.read_csv(ctx, ch, path), sink]).run_async()
 
-    with pytest.raises(FileReadError, match=r"q.csv` \(the rows in bytes .*opens on line 4000"):
+    with pytest.raises(
+        FileReadError,
+        match=r"q.csv` \(the rows in bytes .*\) as CSV: the (value of column `b`|quoted value "
+        r"that opens) on line 4000",
+    ):
         run_ranks_within(60, 2, job)
 
 
@@ -199,14 +257,23 @@ def test_csv_quote_that_never_closes_on_a_rank_is_named(tmp_path: Path) -> None:
 def test_csv_values_with_quotes_and_line_breaks_equal_polars(
     tmp_path_factory: pytest.TempPathFactory, values: list[str | None], block_size: int
 ) -> None:
+    """With `multiline=True` they read as Polars reads them; without it, the first value
+    with a line break raises, naming its line."""
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     df = pl.DataFrame(
         {"n": range(len(values)), "s": values}, schema={"n": pl.Int64, "s": pl.String}
     )
     df.write_csv(path)
-    out = _read(path, block_size=block_size)
+    out = _read(path, block_size=block_size, multiline=True)
     assert_frame_equal(out, pl.read_csv(path, schema=df.schema))
     assert_frame_equal(out, df)
+    broken = [i for i, v in enumerate(values) if v is not None and ("\n" in v or "\r" in v)]
+    if not broken:
+        assert_frame_equal(_read(path, block_size=block_size), df)
+        return
+    with pytest.raises(FileReadError, match=r"every row must be on one line") as info:
+        _read(path, block_size=block_size)
+    assert f"on line {broken[0] + 2} " in str(info.value)
 
 
 def _latin1_file(path: Path, *, late: bool) -> None:

@@ -260,9 +260,28 @@ def test_csv_split_false_reads_everything_on_every_rank(tmp_path: Path) -> None:
 def test_csv_line_break_in_a_value_across_ranks_is_named(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text('a,b\n1,"' + "line\n" * 100 + '"\n2,z\n')
-    assert frame_of(read_csv_on_ranks(1, path)[0]).height == 2
-    with pytest.raises(FileReadError, match=r"t.csv` \(the rows in bytes .*line breaks inside"):
+    with pytest.raises(
+        FileReadError, match=r"t.csv` as CSV: the value of column `b` on line 2 holds a line"
+    ):
+        read_csv_on_ranks(1, path)
+    # Rank 0 finds the value; rank 1, whose bytes start inside it, finds too few values.
+    with pytest.raises(
+        FileReadError,
+        match=r"t.csv` \(the rows in bytes .*\) as CSV: (the value of column `b` on line 2 "
+        r"holds a line break|.*pass `multiline=True` if values span lines)",
+    ):
         read_csv_on_ranks(2, path)
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+def test_csv_multiline_files_are_split_whole_between_ranks(tmp_path: Path, nranks: int) -> None:
+    """A value may span lines: a file cannot be cut at a line start, so a rank reads whole
+    files (or none)."""
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,"' + "line\n" * 100 + '"\n2,z\n')
+    outs = read_csv_on_ranks(nranks, path, multiline=True)
+    whole = pl.concat([frame_of(chunks) for chunks in outs])
+    assert_frame_equal(whole, pl.read_csv(path))
 
 
 # -- write_parquet --------------------------------------------------------------------------
