@@ -170,7 +170,10 @@ class Supervisor:
         self._streak = 0
         self._last_restart = 0.0
         self._lock = asyncio.Lock()
-        self._redelivered: set[Any] = set()
+        self._redelivered: dict[str, list[Any]] = {}
+        """Per child: the messages given back to its inbox (``redeliver``) that were still
+        queued at its last crash, and the one given back then. Held, not keyed by ``id``:
+        an id is reused once its object is freed."""
         self._rng = random.Random(0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = asyncio.Event()
@@ -304,18 +307,20 @@ class Supervisor:
         if message is None:
             return
         instance.current = None
-        spec = self._specs.get(instance.actor_id)
-        ident = getattr(message, "message_id", None) or id(message)
-        if (
-            instance.restarting
-            and isinstance(spec, ChildSpec)
-            and spec.redeliver
-            and ident not in self._redelivered
-        ):
-            self._redelivered.add(ident)
+        key = instance.actor_id
+        spec = self._specs.get(key)
+        given_back = self._redelivered.pop(key, [])
+        second = any(m is message for m in given_back)
+        if given_back:  # keep those still queued: the others were taken and finished
+            queued = {id(m) for _, _, m in instance.inbox._heap}
+            given_back = [m for m in given_back if m is not message and id(m) in queued]
+        if instance.restarting and isinstance(spec, ChildSpec) and spec.redeliver and not second:
             instance.inbox.requeue(message)
+            given_back.append(message)
         else:
             instance.inbox.dead_letters.append(message)
+        if given_back:
+            self._redelivered[key] = given_back
 
     def _schedule(self, key: str, incarnation: object, exc: BaseException | None) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -340,8 +345,7 @@ class Supervisor:
             self._abandon(incarnation)  # stopped meanwhile: no restart
             return
         if not self._will_restart(key, exc):
-            self._order.remove(key)
-            del self._specs[key]
+            self._forget(key)
             self._abandon(incarnation)  # already ended for good: nothing changes
             return
         now = monotonic()
@@ -379,8 +383,7 @@ class Supervisor:
             if other != key:
                 await self._stop_child(other)
         for member in leaving:  # temporary: stopped with the group, never restarted (OTP)
-            self._order.remove(member)
-            del self._specs[member]
+            self._forget(member)
         group = [m for m in group if m not in leaving]
         for member in group:
             await self._start(member)
@@ -401,6 +404,12 @@ class Supervisor:
             f"{head} after {restarts} restart{plural} within {self.max_seconds:g} s; "
             f"`max_restarts={self.max_restarts}` allows no more"
         )
+
+    def _forget(self, key: str) -> None:
+        """``key`` is no longer a child."""
+        self._order.remove(key)
+        del self._specs[key]
+        self._redelivered.pop(key, None)
 
     def _abandon(self, incarnation: object) -> None:
         if isinstance(incarnation, _Actor):

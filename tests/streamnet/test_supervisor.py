@@ -679,3 +679,45 @@ async def test_stress_every_message_is_processed_once_or_dead_lettered(
         assert set(processed.values()) == {1}  # exactly once
         assert dead() == poison
         assert sum(len(runtime.dead_letters(name)) for name in names) == len(poison)
+
+
+class Plain:
+    """A message without a ``message_id``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+@pytest.mark.timeout(30)
+async def test_redelivery_is_once_per_message_even_when_a_freed_message_id_is_reused() -> None:
+    """A message redelivered and finished is freed; a new message may get its ``id``. The
+    new one still gets its own redelivery, and what the supervisor remembers stays
+    bounded: the messages it gave back that are still queued, and the last one."""
+    world = World()
+    crashed: set[str] = set()
+
+    async def crash_once_on_each(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while True:
+            what = (await ctx.receive()).what  # no frame keeps the message alive
+            if what.startswith("crash") and what not in crashed:
+                crashed.add(what)
+                raise RuntimeError(f"crash on {what}")
+            world.handled.append(what)
+            world.note("handled")
+
+    async with ActorRuntime() as runtime:
+        spec = ChildSpec("w", crash_once_on_each, (world,), redeliver=True)
+        sup = Supervisor(runtime, "sup", [spec], max_restarts=20)
+        await sup.start()
+        for n in range(10):
+            crash = Plain(f"crash {n}")  # often gets the id of the one freed just before
+            await runtime.send("w", crash)
+            await runtime.send("w", Plain(f"flush {n}"))  # the actor lets go of `crash`
+            await world.until(lambda n=n: f"flush {n}" in world.handled)
+            await settled(sup)
+            del crash  # freed, unless something still holds it
+        assert world.handled == [f"{w} {n}" for n in range(10) for w in ("crash", "flush")]
+        assert runtime.dead_letters("w") == []
+        assert sum(len(given) for given in sup._redelivered.values()) <= 1  # not one per crash
+        await sup.stop()
