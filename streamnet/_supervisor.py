@@ -342,11 +342,12 @@ class Supervisor:
         if self._current(key) is not incarnation or key not in self._specs:
             return  # replaced, or removed, by a group restart: as OTP ignores its exit
         if self.state != "running":
-            self._abandon(incarnation)  # stopped meanwhile: no restart
+            self._abandon(incarnation, f"supervisor `{self.supervisor_id}` {self.state}")
             return
         if not self._will_restart(key, exc):
+            restart = _restart_of(self._specs[key])
             self._forget(key)
-            self._abandon(incarnation)  # already ended for good: nothing changes
+            self._abandon(incarnation, f"it is a `{restart}` child")  # already ended for good
             return
         now = monotonic()
         self._history = [t for t in self._history if now - t < self.max_seconds]
@@ -362,8 +363,8 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.backoff.delay(self._streak, self._rng)):
                     await self._halted.wait()
-            if self._halted.is_set():
-                self._abandon(incarnation)  # stopped during the backoff: no restart
+            if self._halted.is_set():  # stopped during the backoff: no restart
+                self._abandon(incarnation, f"supervisor `{self.supervisor_id}` stopped")
                 return
             self._streak += 1
         self._last_restart = monotonic()
@@ -411,23 +412,24 @@ class Supervisor:
         del self._specs[key]
         self._redelivered.pop(key, None)
 
-    def _abandon(self, incarnation: object) -> None:
+    def _abandon(self, incarnation: object, why: str) -> None:
+        """The instance of a child will not be restarted after all, because of ``why``."""
         if isinstance(incarnation, _Actor):
-            self.runtime._abandon(incarnation)
+            self.runtime._abandon(incarnation, why)
 
     async def _escalate(self, cause: BaseException) -> None:
         self.failure = cause
-        for key in reversed(self._order):  # children exit on request: no restarts meanwhile
-            await self._stop_child(key)
-        for key in self._order:
-            instance = self.runtime._actors.get(key)
-            if isinstance(self._specs[key], ChildSpec) and instance is not None:
-                self.runtime._abandon(instance)
         text = (
             str(cause)
             if isinstance(cause, RestartIntensityError)
             else f"supervisor `{self.supervisor_id}` gives up: {_describe(cause)}"
         )
+        for key in reversed(self._order):  # children exit on request: no restarts meanwhile
+            await self._stop_child(key)
+        for key in self._order:
+            instance = self.runtime._actors.get(key)
+            if isinstance(self._specs[key], ChildSpec) and instance is not None:
+                self.runtime._abandon(instance, text)
         # A parent handles the failure (it logs nothing itself); at the top it is an error.
         logger.log(logging.ERROR if self.parent is None else logging.WARNING, "%s", text)
         if self.parent is None:
