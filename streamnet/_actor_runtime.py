@@ -147,6 +147,17 @@ class _Actor:
     late_replies: int = 0
 
 
+@dataclass(eq=False, slots=True)
+class _Request:
+    """A request waiting for its reply."""
+
+    actor_id: str
+    future: asyncio.Future[Any]
+    holder: _Actor | None = None
+    """The instance of ``actor_id`` that last took the request's message, or None while
+    the message is on its way (its send waits for room, or it waits in the inbox)."""
+
+
 class ActorContext:
     """What a persistent actor's function receives as its first argument."""
 
@@ -254,6 +265,11 @@ class ActorContext:
 
     def _took(self, message: Any) -> Any:
         actor = self._actor
+        pending = self._runtime._pending
+        if pending:  # a request's message: this instance answers it, or fails it by crashing
+            request = pending.get(getattr(message, "message_id", None))
+            if request is not None and request.actor_id == actor.actor_id:
+                request.holder = actor
         actor.counter.messages_in += 1
         actor.current = message
         actor.busy = True
@@ -361,7 +377,7 @@ class ActorRuntime:
         self._mailbox_capacity = mailbox_capacity
         self._overflow: OverflowPolicy = overflow
         self._actors: dict[str, _Actor] = {}
-        self._pending: dict[Any, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending: dict[Any, _Request] = {}
         self._abandoned: dict[Any, str] = {}
         """Requests that ended without their reply (oldest first, bounded): key -> actor id."""
         self._watchdog: asyncio.Task[None] | None = None
@@ -523,39 +539,55 @@ class ActorRuntime:
             actor.on_exit(actor, exc, actor.stopping.is_set())
         self._settle(actor)
 
-    def _settle(self, actor: _Actor) -> None:
+    def _settle(self, actor: _Actor, why: str | None = None) -> None:
         """An instance ended: settle its requests and, unless a new instance will
-        start on its inbox, close its mailboxes (it ended for good)."""
-        self._settle_requests(actor)
+        start on its inbox, close its mailboxes (it ended for good, ``why`` says
+        why no new instance comes, when a supervisor decided so)."""
+        ended = f"actor `{actor.actor_id}` is {actor.state}"
+        if why is not None:
+            ended += f" and was not restarted: {why}"
+        self._settle_requests(actor, ended)
         if not actor.restarting and self._actors.get(actor.actor_id) is actor:
-            reason = f"actor `{actor.actor_id}` is {actor.state}"
-            actor.inbox.close(reason)  # wakes sends blocked on a full inbox
-            actor.outbox.close(reason)  # the host still gets what is in it
+            actor.inbox.close(ended)  # wakes sends blocked on a full inbox
+            actor.outbox.close(ended)  # the host still gets what is in it
 
-    def _settle_requests(self, actor: _Actor) -> None:
-        """Fail the pending requests to an actor that ended and that no instance will answer.
+    def _settle_requests(self, actor: _Actor, ended: str) -> None:
+        """Fail the pending requests to an instance that ended, which it or no other will answer.
 
-        When a new instance will start on the same inbox, the requests still waiting
-        in it stay pending for that instance; the ones the old instance took fail.
+        A request whose message this instance took (and did not answer) fails with
+        its exception, unless the message went back to the inbox (``redeliver``).
+        When a new instance will start on the same inbox, every other request stays
+        pending for it: its message waits in the inbox, or its send waits for room.
+        Otherwise they fail too: nobody took them, and nobody will.
         """
-        owned = [key for key, (owner, _) in self._pending.items() if owner == actor.actor_id]
+        owned = [key for key, r in self._pending.items() if r.actor_id == actor.actor_id]
         if not owned:
             return
-        queued = set()
-        if actor.restarting:
-            queued = {getattr(m, "message_id", None) for _, _, m in actor.inbox._heap}
-        error = actor.failure or ActorStateError(f"actor `{actor.actor_id}` ended without replying")
+        queued: set[Any] | None = None
         for key in owned:
-            if key in queued:
+            request = self._pending[key]
+            if request.holder is actor:
+                if queued is None:
+                    queued = {getattr(m, "message_id", None) for _, _, m in actor.inbox._heap}
+                if key in queued:
+                    request.holder = None  # given back: the next instance takes it
+                    continue
+                error = actor.failure or ActorStateError(
+                    f"actor `{actor.actor_id}` ended without replying: it is {actor.state}"
+                )
+            elif actor.restarting:
                 continue
-            _, future = self._pending.pop(key)
-            if not future.done():
-                future.set_exception(error)
+            else:
+                error = ActorStateError(f"no reply from actor `{actor.actor_id}`: {ended}")
+                error.__cause__ = actor.failure
+            del self._pending[key]
+            if not request.future.done():
+                request.future.set_exception(error)
 
-    def _abandon(self, actor: _Actor) -> None:
-        """A restart of ``actor`` will not happen after all: it ended for good."""
+    def _abandon(self, actor: _Actor, why: str) -> None:
+        """A restart of ``actor`` will not happen after all (``why``): it ended for good."""
         actor.restarting = False
-        self._settle(actor)
+        self._settle(actor, why)
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
@@ -726,8 +758,14 @@ class ActorRuntime:
             No reply within ``timeout`` seconds.
         TypeError
             ``message`` has no ``message_id`` (make it a ``@message``).
+        ActorStateError
+            The actor ended without replying, or ended for good before it took
+            the message (the error says why no new instance came).
         Exception
-            The actor failed (or ended) before replying: its exception.
+            The instance that took the message failed before replying: its
+            exception. A request still on its way when the actor crashes (its
+            send waits for room, or it waits in the inbox) is not failed by
+            another message's crash: under a supervisor, the new instance takes it.
         """
         key = getattr(message, "message_id", None)
         if key is None:
@@ -736,7 +774,7 @@ class ActorRuntime:
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending[key] = (actor_id, future)
+        self._pending[key] = _Request(actor_id, future)
         if timeout is not None:
             deadline = loop.time() + timeout
             self._deadlines[key] = (deadline, actor_id, timeout)
@@ -776,8 +814,8 @@ class ActorRuntime:
             if deadline <= now:
                 del self._deadlines[key]
                 pending = self._pending.pop(key, None)
-                if pending is not None and not pending[1].done():
-                    pending[1].set_exception(
+                if pending is not None and not pending.future.done():
+                    pending.future.set_exception(
                         TimeoutError(f"actor `{actor_id}` did not reply within {timeout} s")
                     )
         if self._deadlines:
@@ -787,8 +825,8 @@ class ActorRuntime:
     async def _deliver_to_host(self, actor: _Actor, message: Any) -> None:
         key = getattr(message, "correlation_id", None)
         pending = self._pending.pop(key, None)
-        if pending is not None and not pending[1].done():
-            pending[1].set_result(message)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(message)
             return
         if key is not None and self._abandoned.pop(key, None) is not None:
             actor.late_replies += 1

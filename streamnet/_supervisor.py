@@ -170,7 +170,10 @@ class Supervisor:
         self._streak = 0
         self._last_restart = 0.0
         self._lock = asyncio.Lock()
-        self._redelivered: set[Any] = set()
+        self._redelivered: dict[str, list[Any]] = {}
+        """Per child: the messages given back to its inbox (``redeliver``) that were still
+        queued at its last crash, and the one given back then. Held, not keyed by ``id``:
+        an id is reused once its object is freed."""
         self._rng = random.Random(0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = asyncio.Event()
@@ -304,18 +307,20 @@ class Supervisor:
         if message is None:
             return
         instance.current = None
-        spec = self._specs.get(instance.actor_id)
-        ident = getattr(message, "message_id", None) or id(message)
-        if (
-            instance.restarting
-            and isinstance(spec, ChildSpec)
-            and spec.redeliver
-            and ident not in self._redelivered
-        ):
-            self._redelivered.add(ident)
+        key = instance.actor_id
+        spec = self._specs.get(key)
+        given_back = self._redelivered.pop(key, [])
+        second = any(m is message for m in given_back)
+        if given_back:  # keep those still queued: the others were taken and finished
+            queued = {id(m) for _, _, m in instance.inbox._heap}
+            given_back = [m for m in given_back if m is not message and id(m) in queued]
+        if instance.restarting and isinstance(spec, ChildSpec) and spec.redeliver and not second:
             instance.inbox.requeue(message)
+            given_back.append(message)
         else:
             instance.inbox.dead_letters.append(message)
+        if given_back:
+            self._redelivered[key] = given_back
 
     def _schedule(self, key: str, incarnation: object, exc: BaseException | None) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -337,12 +342,12 @@ class Supervisor:
         if self._current(key) is not incarnation or key not in self._specs:
             return  # replaced, or removed, by a group restart: as OTP ignores its exit
         if self.state != "running":
-            self._abandon(incarnation)  # stopped meanwhile: no restart
+            self._abandon(incarnation, f"supervisor `{self.supervisor_id}` {self.state}")
             return
         if not self._will_restart(key, exc):
-            self._order.remove(key)
-            del self._specs[key]
-            self._abandon(incarnation)  # already ended for good: nothing changes
+            restart = _restart_of(self._specs[key])
+            self._forget(key)
+            self._abandon(incarnation, f"it is a `{restart}` child")  # already ended for good
             return
         now = monotonic()
         self._history = [t for t in self._history if now - t < self.max_seconds]
@@ -358,8 +363,8 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.backoff.delay(self._streak, self._rng)):
                     await self._halted.wait()
-            if self._halted.is_set():
-                self._abandon(incarnation)  # stopped during the backoff: no restart
+            if self._halted.is_set():  # stopped during the backoff: no restart
+                self._abandon(incarnation, f"supervisor `{self.supervisor_id}` stopped")
                 return
             self._streak += 1
         self._last_restart = monotonic()
@@ -379,8 +384,7 @@ class Supervisor:
             if other != key:
                 await self._stop_child(other)
         for member in leaving:  # temporary: stopped with the group, never restarted (OTP)
-            self._order.remove(member)
-            del self._specs[member]
+            self._forget(member)
         group = [m for m in group if m not in leaving]
         for member in group:
             await self._start(member)
@@ -402,23 +406,30 @@ class Supervisor:
             f"`max_restarts={self.max_restarts}` allows no more"
         )
 
-    def _abandon(self, incarnation: object) -> None:
+    def _forget(self, key: str) -> None:
+        """``key`` is no longer a child."""
+        self._order.remove(key)
+        del self._specs[key]
+        self._redelivered.pop(key, None)
+
+    def _abandon(self, incarnation: object, why: str) -> None:
+        """The instance of a child will not be restarted after all, because of ``why``."""
         if isinstance(incarnation, _Actor):
-            self.runtime._abandon(incarnation)
+            self.runtime._abandon(incarnation, why)
 
     async def _escalate(self, cause: BaseException) -> None:
         self.failure = cause
-        for key in reversed(self._order):  # children exit on request: no restarts meanwhile
-            await self._stop_child(key)
-        for key in self._order:
-            instance = self.runtime._actors.get(key)
-            if isinstance(self._specs[key], ChildSpec) and instance is not None:
-                self.runtime._abandon(instance)
         text = (
             str(cause)
             if isinstance(cause, RestartIntensityError)
             else f"supervisor `{self.supervisor_id}` gives up: {_describe(cause)}"
         )
+        for key in reversed(self._order):  # children exit on request: no restarts meanwhile
+            await self._stop_child(key)
+        for key in self._order:
+            instance = self.runtime._actors.get(key)
+            if isinstance(self._specs[key], ChildSpec) and instance is not None:
+                self.runtime._abandon(instance, text)
         # A parent handles the failure (it logs nothing itself); at the top it is an error.
         logger.log(logging.ERROR if self.parent is None else logging.WARNING, "%s", text)
         if self.parent is None:

@@ -679,3 +679,157 @@ async def test_stress_every_message_is_processed_once_or_dead_lettered(
         assert set(processed.values()) == {1}  # exactly once
         assert dead() == poison
         assert sum(len(runtime.dead_letters(name)) for name in names) == len(poison)
+
+
+# --- requests through a crash: only the crashed instance's own requests fail --------------
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("where", ["sending", "queued", "held", "held_redelivered", "kept"])
+async def test_a_crash_fails_only_the_requests_the_crashed_instance_took(where) -> None:
+    """``sending``: the request waits for room in the full inbox when the actor crashes on
+    another message; ``queued``: it waits in the inbox. The new instance answers both.
+    ``held``: the actor crashes on the request itself, which fails with the crash (unless it
+    is redelivered: the new instance answers it). ``kept``: the crashed instance had taken
+    the request and kept it unanswered; its state is gone, so the request fails too."""
+    world = World()
+    gate = asyncio.Event()
+
+    async def worker(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        kept = []
+        while True:
+            cmd = await ctx.receive()
+            if cmd.what == "crash" and world.starts[ctx.actor_id] == 1:
+                world.note("holding")
+                await gate.wait()
+                raise RuntimeError("crash on `crash`")
+            if cmd.what == "keep":  # answered later, by this instance (never, here)
+                kept.append(cmd)
+                world.note("kept")
+                continue
+            world.handled.append(cmd.what)
+            await ctx.send(cmd.reply(Cmd(f"done {cmd.what}")))
+
+    capacity = 1 if where == "sending" else 4
+    async with ActorRuntime(mailbox_capacity=capacity) as runtime:
+        spec = ChildSpec("w", worker, (world,), redeliver=where == "held_redelivered")
+        sup = Supervisor(runtime, "sup", [spec])
+        await sup.start()
+        if where == "kept":
+            keep = asyncio.ensure_future(runtime.request("w", Cmd("keep"), timeout=10))
+            await world.until(lambda: "kept" in world.events)
+        if where in ("held", "held_redelivered"):
+            ask = asyncio.ensure_future(runtime.request("w", Cmd("crash"), timeout=10))
+            await world.until(lambda: "holding" in world.events)
+        else:
+            await runtime.send("w", Cmd("crash"))
+            await world.until(lambda: "holding" in world.events)
+        if where == "sending":
+            await runtime.send("w", Cmd("filler"))  # the inbox is full now
+            ask = asyncio.ensure_future(runtime.request("w", Cmd("important"), timeout=10))
+            await world.until(lambda: runtime.statistics("w").inbox.waiting_senders == 1)
+        elif where == "queued":
+            ask = asyncio.ensure_future(runtime.request("w", Cmd("important"), timeout=10))
+            await world.until(lambda: runtime.statistics("w").inbox.size == 1)
+        gate.set()  # the instance crashes; the supervisor restarts it
+        async with asyncio.timeout(10):
+            if where == "kept":
+                with pytest.raises(RuntimeError, match="crash on `crash`"):
+                    await keep
+            elif where == "held":
+                with pytest.raises(RuntimeError, match="crash on `crash`"):
+                    await ask
+                assert [c.what for c in runtime.dead_letters("w")] == ["crash"]
+            else:
+                expected = "crash" if where == "held_redelivered" else "important"
+                assert (await ask).what == f"done {expected}"
+            await settled(sup)
+        assert world.starts["w"] == 2
+        assert runtime.statistics("w").late_replies == 0  # no work done for a failed request
+        await sup.stop()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", ["stopped", "gives_up"])
+async def test_requests_waiting_for_a_restart_that_never_comes_say_why(case) -> None:
+    """The supervisor stops during the restart's backoff, or gives up: the queued request
+    fails naming the actor and the supervisor, not with the other message's crash."""
+    world = World()
+    gate = asyncio.Event()
+
+    async def crasher(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        await ctx.receive()
+        world.note("holding")
+        await gate.wait()
+        raise RuntimeError("crash")
+
+    async with ActorRuntime() as runtime:
+        if case == "stopped":  # the restart waits out a backoff until the supervisor stops
+            sup = Supervisor(runtime, "top", [ChildSpec("c", crasher, (world,))],
+                             backoff=Backoff(initial=60, maximum=60, jitter=0))  # fmt: skip
+        else:
+            sup = Supervisor(runtime, "top", [ChildSpec("c", crasher, (world,))], max_restarts=0)
+        await sup.start()
+        await runtime.send("c", Cmd("first"))
+        await world.until(lambda: "holding" in world.events)
+        ask = asyncio.ensure_future(runtime.request("c", Cmd("second")))  # no timeout
+        await world.until(lambda: runtime.statistics("c").inbox.size == 1)
+        gate.set()
+        await world.until(lambda: runtime.state("c") == "failed")
+        if case == "stopped":
+            await sup.stop()
+            why = "supervisor `top` stopped"
+        else:
+            await world.until(lambda: sup.state == "failed")
+            why = "supervisor `top` gives up: child `c` failed"
+        async with asyncio.timeout(5):  # a hang shows as this timeout
+            with pytest.raises(ActorStateError) as raised:
+                await ask
+        assert str(raised.value).startswith(
+            f"no reply from actor `c`: actor `c` is failed and was not restarted: {why}"
+        )
+        assert isinstance(raised.value.__cause__, RuntimeError)  # the crash, as the cause
+        assert world.starts["c"] == 1
+        await sup.stop()
+
+
+class Plain:
+    """A message without a ``message_id``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+@pytest.mark.timeout(30)
+async def test_redelivery_is_once_per_message_even_when_a_freed_message_id_is_reused() -> None:
+    """A message redelivered and finished is freed; a new message may get its ``id``. The
+    new one still gets its own redelivery, and what the supervisor remembers stays
+    bounded: the messages it gave back that are still queued, and the last one."""
+    world = World()
+    crashed: set[str] = set()
+
+    async def crash_once_on_each(ctx: ActorContext, world: World) -> None:
+        world.starts[ctx.actor_id] += 1
+        while True:
+            what = (await ctx.receive()).what  # no frame keeps the message alive
+            if what.startswith("crash") and what not in crashed:
+                crashed.add(what)
+                raise RuntimeError(f"crash on {what}")
+            world.handled.append(what)
+            world.note("handled")
+
+    async with ActorRuntime() as runtime:
+        spec = ChildSpec("w", crash_once_on_each, (world,), redeliver=True)
+        sup = Supervisor(runtime, "sup", [spec], max_restarts=20)
+        await sup.start()
+        for n in range(10):
+            crash = Plain(f"crash {n}")  # often gets the id of the one freed just before
+            await runtime.send("w", crash)
+            await runtime.send("w", Plain(f"flush {n}"))  # the actor lets go of `crash`
+            await world.until(lambda n=n: f"flush {n}" in world.handled)
+            await settled(sup)
+            del crash  # freed, unless something still holds it
+        assert world.handled == [f"{w} {n}" for n in range(10) for w in ("crash", "flush")]
+        assert runtime.dead_letters("w") == []
+        assert sum(len(given) for given in sup._redelivered.values()) <= 1  # not one per crash
+        await sup.stop()
