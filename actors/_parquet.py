@@ -506,7 +506,7 @@ async def write_parquet(
     prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
-            table = TableChunk.from_message(msg).to_arrow()
+            table = await ctx.to_thread(TableChunk.from_message(msg).to_arrow)  # may convert
             if schema is None:
                 schema, first_seq = table.schema, msg.sequence_number
             elif not table.schema.equals(schema, check_metadata=False):

@@ -58,6 +58,7 @@ from streamnet._network import Network, run_actor_network
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._ray import RayCommunicator, run_on_ray
+from streamnet._schema import describe_schema
 from streamnet._spill import SpillDirectory, SpillStatistics
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
@@ -145,6 +146,7 @@ __all__ = [
     "current_actor",
     "current_actor_name",
     "define_actor",
+    "describe_schema",
     "is_message",
     "launched_ranks",
     "message",
