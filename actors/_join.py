@@ -204,6 +204,9 @@ async def join(
         await _broadcast_join(
             ctx, coll, lefts, buffered, right_in, ch_out, lkeys, rkeys, how, suffix
         )
+        # The left side streamed through; its ranks must agree on its schema as well, or
+        # each would have sent results of another schema.
+        await left_schema.agree(coll, "left")
         await ch_out.drain(ctx)
         return JoinReport("broadcast", total, None, None)
 

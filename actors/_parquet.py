@@ -537,6 +537,8 @@ async def write_parquet(
         if writer is not None:
             closing, writer = writer, None
             await ctx.to_thread(closing.close)
+        # The ranks' files make one dataset: their streams must share one schema.
+        await coll.agree_schema(schema, channel=ch_in.name)
         files = await output.commit(ctx, coll)
     except BaseException:
         # Synchronous, so that no second cancellation cuts it short; no kernel of this
