@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from streamnet._table_chunk import TableChunk
 
 __all__ = [
+    "CANNOT_HOLD",
     "SchemaInfo",
     "StreamSchema",
     "canonical_schema",
@@ -113,6 +114,9 @@ def canonical_schema(schema: pa.Schema) -> pa.Schema:
 
 
 # ----------------------------------------------------------------------- Polars' view
+CANNOT_HOLD = "Polars cannot hold it"
+"""Why a type Polars cannot read at all is refused (not even converted on purpose)."""
+
 def _panic_type() -> type[BaseException]:
     from polars.exceptions import PanicException
 
@@ -125,13 +129,13 @@ def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:
     if pa.types.is_interval(dtype) or (
         pa.types.is_decimal(dtype) and dtype.precision > 38
     ):  # Polars panics on these: do not even try
-        return None, "Polars cannot hold it"
+        return None, CANNOT_HOLD
     try:
         frame = pl.from_arrow(pa.table({"c": pa.array([], dtype)}))
         assert isinstance(frame, pl.DataFrame)
         back = polars_to_arrow(frame).schema.field(0).type
     except (Exception, _panic_type()):
-        return None, "Polars cannot hold it"
+        return None, CANNOT_HOLD
     if not canonical_type(back).equals(canonical_type(dtype)):
         return None, f"Polars would make it {type_name(back)}"
     return str(frame.schema["c"]), None

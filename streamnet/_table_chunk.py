@@ -17,6 +17,7 @@ from channels._errors import StreamnetError
 from channels._message import Message
 from streamnet._errors import SchemaError
 from streamnet._schema import (
+    CANNOT_HOLD,
     SchemaInfo,
     StreamSchema,
     check_stream,
@@ -303,7 +304,7 @@ class TableChunk:
         inexact = info.inexact()
         if inexact:
             allowed = set(convert)
-            refused = [item for item in inexact if item[0] not in allowed]
+            refused = [c for c in inexact if c[0] not in allowed or c[2] == CANNOT_HOLD]
             if refused:
                 raise _not_exact(refused)
         table = self._arrow(canonical=False)
@@ -447,8 +448,14 @@ def _not_exact(columns: list[tuple[str, pa.DataType, str]]) -> SchemaError:
     actor = current_actor_name()
     where = f"actor `{actor}`: " if actor else ""
     listed = "; ".join(f"column `{name}` has type {dtype}, and {why}" for name, dtype, why in columns)
+    if all(why == CANNOT_HOLD for _, _, why in columns):
+        fix = "cast the source table with pyarrow to a type Polars has"
+    else:
+        fix = (
+            "cast them first to a type Polars has, with `actors.cast` (or cast the source "
+            "table)"
+        )
     return SchemaError(
         f"{where}{listed}; Polars does not hold these types exactly, so they are not converted "
-        "implicitly: cast them first to a type Polars has, with `actors.cast` (or cast the "
-        f"source table); got {', '.join(str(dtype) for _, dtype, _ in columns)}"
+        f"implicitly: {fix}; got {', '.join(str(dtype) for _, dtype, _ in columns)}"
     )

@@ -119,7 +119,7 @@ def test_a_polars_transform_keeps_a_type_polars_holds_and_refuses_the_others(nam
         dtype = re.escape(str(table.schema.field(name).type))
         with pytest.raises(
             SchemaError,
-            match=rf"^actor `filter#0`: column `{name}` has type {dtype}, and .*`actors.cast`",
+            match=rf"^actor `filter#0`: column `{name}` has type {dtype}, and .*(`actors.cast`|pyarrow)",
         ):
             _run(table, keep_odd)
         return
@@ -158,3 +158,13 @@ def test_cast_refuses_an_arrow_target_type_polars_does_not_hold() -> None:
     with pytest.raises(SchemaError, match=r"cast: column `d` cannot be cast to date64\[ms\]"):
         _run(_table("date32").rename_columns(["k", "d"]),
              lambda ctx, a, b: actors.cast(ctx, a, b, {"d": pa.date64()}))  # fmt: skip
+
+
+def test_a_type_polars_cannot_read_is_refused_even_by_cast_never_a_panic() -> None:
+    """Polars panics (a BaseException) reading decimal256(50, 2) data: cast refuses it."""
+    with pytest.raises(
+        SchemaError,
+        match=r"column `decimal256` has type decimal256\(50, 2\), and Polars cannot hold it; "
+        r".*cast the source table with pyarrow",
+    ):
+        _run(_table("decimal256"), lambda ctx, a, b: actors.cast(ctx, a, b, {"decimal256": pl.Float64}))
