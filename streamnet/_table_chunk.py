@@ -115,8 +115,8 @@ class TableChunk:
             )
         info = info_of_arrow(table.schema)
         self._table: pa.Table | None = table
+        # Whether the table has the canonical flavours already (else to_arrow casts it).
         self._canonical = table.schema.equals(info.arrow, check_metadata=False)
-        """Whether ``_table`` has the canonical types (else ``to_arrow`` casts it)."""
         self._frame: pl.DataFrame | None = None
         self._num_rows = int(table.num_rows)
         self._info: SchemaInfo | None = info
