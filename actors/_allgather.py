@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actors._exchange import InputSchema
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, spawn
 
 __all__ = ["allgather"]
@@ -25,6 +26,11 @@ async def allgather(
     order of (rank, sequence number), numbered 0, 1, 2..., once every rank's
     input ended: after a ``sort``, this is the global order. Without it, chunks
     go out as they arrive (local ones at once), numbered in arrival order.
+
+    Raises
+    ------
+    SchemaError
+        The ranks' inputs differ in schema.
 
     Examples
     --------
@@ -57,9 +63,11 @@ async def allgather(
                 await emit(chunk)
 
     receivers = [spawn(receive(peer)) for peer in coll.peers]
+    schema = InputSchema(ch_in)
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
             chunk = TableChunk.from_message(msg)
+            schema.seen(chunk)
             if coll.peers:
                 table = await ctx.to_thread(chunk.to_arrow)
                 for peer in coll.peers:
@@ -74,6 +82,7 @@ async def allgather(
     finally:
         for task in receivers:
             task.cancel()
+    await schema.agree(coll)  # every rank raises if the ranks' inputs differ in schema
     if ordered:
         gathered.sort(key=lambda item: (item[0], item[1]))
         for _, _, chunk in gathered:

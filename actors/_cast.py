@@ -9,7 +9,8 @@ import polars as pl
 import pyarrow as pa
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Context, Message, TableChunk, define_actor
+from actors._schemas import KernelSchema
+from streamnet import Channel, Context, Message, SchemaError, TableChunk, define_actor
 
 __all__ = ["IntoSchema", "cast"]
 
@@ -33,8 +34,15 @@ def polars_types(schema: IntoSchema) -> dict[str, pl.DataType]:
         if not isinstance(name, str):
             raise TypeError(f"cast: column names must be str, got {name!r}")
         if isinstance(dtype, pa.DataType):
-            frame = pl.from_arrow(pa.schema([(name, dtype)]).empty_table())
-            assert isinstance(frame, pl.DataFrame)
+            empty = TableChunk.from_arrow(pa.schema([(name, dtype)]).empty_table())
+            try:
+                frame = empty.to_polars()
+            except SchemaError as exc:
+                raise SchemaError(
+                    f"cast: column `{name}` cannot be cast to {dtype}: casts are Polars' "
+                    f"and Polars has no such type; give the Polars type it should have "
+                    f"(`pl.Date`, `pl.Datetime(\"ms\")`...); got {dtype}"
+                ) from exc
             types[name] = frame.schema[name]
         elif isinstance(dtype, pl.DataType) or (
             isinstance(dtype, type) and issubclass(dtype, pl.DataType)
@@ -65,6 +73,13 @@ async def cast(
     collective), cast one of them to the types of the other before they meet,
     widening (``Int64`` to ``Float64``) rather than narrowing. Casts follow
     Polars' ``DataFrame.cast``.
+
+    It is also how a column of an Arrow type Polars does not hold exactly
+    (``date64``, ``timestamp[s]``, ``time32``, ``fixed_size_binary``, a UUID...)
+    gets into the actors that compute with Polars, which refuse it rather than
+    change its type silently: name it here with the type it should have
+    (``{"day": pl.Date}`` for a ``date64`` column). Its values go through
+    Polars' nearest type (``Datetime("ms")`` for ``date64``) on the way.
 
     Parameters
     ----------
@@ -103,12 +118,20 @@ async def cast(
     """
     types = polars_types(schema)
     check = ColumnCheck(types, where="cast")
+
+    def kernel(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.cast(types, strict=strict)  # type: ignore[arg-type]
+
+    outputs = KernelSchema(kernel)
+
+    def run(chunk: TableChunk) -> TableChunk:
+        # The columns cast may have types Polars does not hold exactly (date64...): they
+        # become Polars' nearest type (a lossless one), then the type asked for.
+        frame = chunk.to_polars(convert=types)
+        return outputs.chunk(kernel(frame), chunk, frame)
+
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
-        check(chunk.column_names)
-        out = await ctx.to_thread(
-            lambda frame: frame.cast(types, strict=strict),  # type: ignore[arg-type]
-            chunk.to_polars(),
-        )
-        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_polars(out)))
+        check.chunk(chunk)
+        await ch_out.send(ctx, Message(msg.sequence_number, await ctx.to_thread(run, chunk)))
     await ch_out.drain(ctx)

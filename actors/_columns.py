@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import polars as pl
 import pyarrow as pa
 
-from streamnet import ColumnNotFoundError, current_actor_name
+from streamnet import ColumnNotFoundError, TableChunk, current_actor_name, describe_schema
 
 __all__ = [
     "ColumnCheck",
@@ -77,6 +77,7 @@ class ColumnCheck:
         self.needed = set(needed)
         self.where = where
         self._seen: set[tuple[str, ...]] = set()
+        self._schema: pa.Schema | None = None
 
     def __call__(self, columns: Sequence[str]) -> None:
         key = tuple(columns)
@@ -84,7 +85,12 @@ class ColumnCheck:
             check_columns(self.needed, key, where=self.where)
             self._seen.add(key)
 
-
-def describe_schema(schema: pa.Schema) -> str:
-    """``name: type, ...`` without metadata, for error messages."""
-    return "{" + ", ".join(f"{field.name}: {field.type}" for field in schema) + "}"
+    def chunk(self, chunk: TableChunk) -> None:
+        """Check a chunk's columns; free for a chunk of the schema checked last (chunks of
+        one stream share one schema object)."""
+        if not self.needed:
+            return
+        schema = chunk.schema
+        if schema is not self._schema:
+            self(schema.names)
+            self._schema = schema

@@ -92,7 +92,7 @@ async def chunks_of(
     check = ColumnCheck(needed, where=where)
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
-        check(chunk.column_names)
+        check.chunk(chunk)
         if schema is not None:
             schema.seen(chunk)
         frame = chunk.to_polars()

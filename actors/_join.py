@@ -204,6 +204,10 @@ async def join(
         await _broadcast_join(
             ctx, coll, lefts, buffered, right_in, ch_out, lkeys, rkeys, how, suffix
         )
+        # The left side streamed through; its ranks must agree on its schema as well, or
+        # each would have sent results of another schema.
+        await left_schema.agree(coll, "left")
+        await ch_out.drain(ctx)
         return JoinReport("broadcast", total, None, None)
 
     async def right_stream() -> AsyncIterator[pl.DataFrame]:
@@ -331,7 +335,7 @@ class _LeftBuffer:
         """The buffered chunks, then the rest of the stream."""
         check = ColumnCheck(keys, where="join left keys")
         for seq, chunk in self.chunks:
-            check(chunk.column_names)
+            check.chunk(chunk)
             yield seq, chunk.to_polars()
         self.chunks.clear()
         if not self.ended:
@@ -394,4 +398,3 @@ async def _broadcast_join(
             rows = 0
     if batch:
         await flush()
-    await ch_out.drain(ctx)

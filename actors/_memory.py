@@ -85,7 +85,7 @@ async def from_arrow(
         ch_out,
         table.num_rows,
         step,
-        lambda offset, n: TableChunk.from_arrow(table.slice(offset, n)),
+        TableChunk.from_arrow(table).slice,
     )
 
 
@@ -117,9 +117,8 @@ async def from_polars(
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"from_polars: `df` must be a polars.DataFrame, got {type(df).__name__}")
     step = chunk_row_count(df.height, int(df.estimated_size()), chunk_rows, chunk_bytes)
-    await _send_slices(
-        ctx, ch_out, df.height, step, lambda offset, n: TableChunk.from_polars(df.slice(offset, n))
-    )
+    whole = TableChunk.from_polars(df)  # its slices share its schema, worked out once
+    await _send_slices(ctx, ch_out, df.height, step, whole.slice)
 
 
 @define_actor
@@ -155,5 +154,5 @@ async def from_pandas(
         ch_out,
         table.num_rows,
         step,
-        lambda offset, n: TableChunk.from_arrow(table.slice(offset, n)),
+        TableChunk.from_arrow(table).slice,
     )

@@ -511,7 +511,7 @@ async def write_parquet(
         # The channel lets in only chunks of one schema (SchemaError in the sender otherwise),
         # so every chunk fits the file the first one opened.
         while (msg := await ch_in.recv(ctx)) is not None:
-            table = TableChunk.from_message(msg).to_arrow()
+            table = await ctx.to_thread(TableChunk.from_message(msg).to_arrow)  # may convert
             if schema is None:
                 schema = table.schema
             if partitioned:

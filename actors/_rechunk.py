@@ -55,7 +55,7 @@ async def rechunk(
     seq = 0
     schema: pa.Schema | None = None
     while (msg := await ch_in.recv(ctx)) is not None:
-        table = TableChunk.from_message(msg).to_arrow()
+        table = await ctx.to_thread(TableChunk.from_message(msg).to_arrow)  # may convert
         if schema is None:
             schema = table.schema
         if table.num_rows == 0:

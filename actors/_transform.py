@@ -16,6 +16,7 @@ import pyarrow as pa
 from actors._checked import checked_actor
 from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
 from actors._expressions import check_row_wise
+from actors._schemas import KernelSchema
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["ChunkKind", "filter", "map_chunks", "rename", "select", "with_columns"]
@@ -33,11 +34,17 @@ async def _map_frames(
     where: str,
 ) -> None:
     check = ColumnCheck(needed, where=where)
+    outputs = KernelSchema(kernel)
+
+    def run(chunk: TableChunk) -> TableChunk:  # in a thread: converting a chunk is work too
+        frame = chunk.to_polars()
+        return outputs.chunk(kernel(frame), chunk, frame)
+
     while (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
-        check(chunk.column_names)
-        out = await ctx.to_thread(kernel, chunk.to_polars())
-        await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_polars(out)))
+        check.chunk(chunk)
+        out = await ctx.to_thread(run, chunk)
+        await ch_out.send(ctx, Message(msg.sequence_number, out))
     await ch_out.drain(ctx)
 
 
@@ -269,8 +276,11 @@ async def map_chunks(
         raise ValueError(f"map_chunks: `kind` must be 'arrow', 'polars' or 'pandas', got {kind!r}")
     where = f"map_chunks({getattr(fn, '__qualname__', fn)!s})"
     while (msg := await ch_in.recv(ctx)) is not None:
-        table = convert(TableChunk.from_message(msg))
-        out = await ctx.to_thread(fn, table) if in_thread else fn(table)
+        chunk = TableChunk.from_message(msg)
+        if in_thread:  # the conversion too: it may copy or cast data
+            out = await ctx.to_thread(lambda c: fn(convert(c)), chunk)
+        else:
+            out = fn(convert(chunk))
         if out is not None:
             await ch_out.send(ctx, Message(msg.sequence_number, _to_chunk(out, where)))
     await ch_out.drain(ctx)

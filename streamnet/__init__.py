@@ -61,6 +61,7 @@ from streamnet._on_success import on_success
 from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._ray import RayCommunicator, run_on_ray
+from streamnet._schema import describe_schema
 from streamnet._spill import SpillDirectory, SpillStatistics
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
@@ -149,6 +150,7 @@ __all__ = [
     "current_actor",
     "current_actor_name",
     "define_actor",
+    "describe_schema",
     "is_message",
     "launched_ranks",
     "left_by_dead_process",

@@ -58,7 +58,8 @@ class ExpressionError(StreamnetError, ValueError):
 
 
 class SchemaError(StreamnetError, ValueError):
-    """Tables that must share a schema do not (chunks of one stream, its ranks, files of one scan)."""
+    """Tables that must share a schema do not (chunks of one stream, its ranks, files of one scan),
+    or a column's type cannot go where it is sent (one Polars does not hold exactly)."""
 
 
 class FileReadError(StreamnetError, OSError):

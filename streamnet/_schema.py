@@ -1,28 +1,41 @@
 """Schemas: the canonical Arrow types the library emits, and one schema per stream.
 
-Canonical types. The library computes with Polars, so a table that went through
-any transform comes out as Polars exports it (``DataFrame.to_arrow()`` at its
-oldest compatibility level): ``large_string``, ``large_binary``, ``large_list``,
-``dictionary<uint32, large_string>`` for categoricals, every field nullable.
-Every chunk the library emits uses these types: a chunk made from an Arrow table
-is cast to them when it is made (no copy when it already has them), so a source
-stream and a transformed stream of one table have equal schemas. String views
-would spare Polars one copy on export, but pyarrow 16 (the oldest supported)
-can neither write them to Parquet nor cast strings to them, and not every Arrow
-consumer reads them; the large flavours are Polars' own default export.
+Canonical types. One Arrow type per logical type, and only the flavours of a
+type are mapped: ``string`` and ``string_view`` become ``large_string``,
+``binary`` and ``binary_view`` become ``large_binary``, ``list``, ``list_view``
+and ``large_list_view`` become ``large_list`` (its child named ``item``), a
+dictionary's indices become ``uint32``, and every field is nullable; the walk
+goes into struct, list, map and dictionary children. These are the types Polars
+exports (``DataFrame.to_arrow()`` at its oldest compatibility level), so a
+source stream and a transformed stream of one table have equal schemas. Every
+other type (``date64``, ``timestamp[s]``, ``decimal256``, extension types...)
+is left as it is: nothing is cast to another logical type. String views would
+spare Polars one copy on export, but pyarrow 16 (the oldest supported) can
+neither write them to Parquet nor cast strings to them, and not every Arrow
+consumer reads them. A chunk made from an Arrow table of other flavours keeps
+its data as it is; it is cast only when asked for as Arrow (see `TableChunk`).
+
+What Polars holds exactly. A type whose round trip through Polars gives another
+type (``date64`` comes back as a ``timestamp[ms]``, ``time32[s]`` as a
+``time64[ns]``, a UUID as ``large_binary``...) or that Polars cannot hold at all
+(``decimal256(50, 2)``, intervals, unions) is never converted silently: a chunk
+holding one refuses to become a Polars frame with a `SchemaError` naming the
+column and the type (``actors.cast`` converts it on purpose).
 
 One schema per stream. Every chunk of a stream has the schema of its first
 chunk, as in Polars. A TableChunk entering a channel is checked against the
-first chunk that entered it (a comparison of schemas, never of data, and a chunk
-held by Polars is not converted to Arrow for it); one that differs raises
-`SchemaError` naming the actor, the channel, the columns and both types.
+first chunk that entered it; one that differs raises `SchemaError` naming the
+actor, the channel, the columns and both types. Equal schemas share one
+`SchemaInfo` (interned), so the check is an identity comparison in the common
+case, whatever the number of columns.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
@@ -35,106 +48,277 @@ if TYPE_CHECKING:
     from streamnet._table_chunk import TableChunk
 
 __all__ = [
+    "CANNOT_HOLD",
+    "SchemaInfo",
     "StreamSchema",
-    "arrow_schema_of",
     "canonical_schema",
-    "canonical_table",
+    "canonical_type",
     "check_stream",
     "describe_schema",
+    "info_of_arrow",
+    "info_of_frame",
+    "info_of_schema",
     "polars_to_arrow",
     "schema_differences",
+    "type_name",
 ]
 
 
-def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
-    """``frame`` as Arrow, with the canonical types (Polars' own export)."""
+# ----------------------------------------------------------------------- canonical types
+def _canonical_field(field: pa.Field, name: str | None = None) -> pa.Field:
+    return pa.field(
+        field.name if name is None else name,
+        canonical_type(field.type),
+        nullable=True,
+        metadata=field.metadata,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def canonical_type(dtype: pa.DataType) -> pa.DataType:
+    """The canonical flavour of ``dtype``: the large string, binary and list flavours,
+    ``uint32`` dictionary indices, nullable children; any other type unchanged."""
+    types = pa.types
+    if types.is_string(dtype) or types.is_large_string(dtype) or _is(dtype, "is_string_view"):
+        return pa.large_string()
+    if types.is_binary(dtype) or types.is_large_binary(dtype) or _is(dtype, "is_binary_view"):
+        return pa.large_binary()
+    if (
+        types.is_list(dtype)
+        or types.is_large_list(dtype)
+        or _is(dtype, "is_list_view")
+        or _is(dtype, "is_large_list_view")
+    ):
+        return pa.large_list(_canonical_field(dtype.value_field, "item"))
+    if types.is_fixed_size_list(dtype):
+        return pa.list_(_canonical_field(dtype.value_field, "item"), dtype.list_size)
+    if types.is_map(dtype):
+        key = pa.field("key", canonical_type(dtype.key_type), nullable=False)
+        return pa.map_(key, _canonical_field(dtype.item_field, "value"), dtype.keys_sorted)
+    if types.is_struct(dtype):
+        return pa.struct([_canonical_field(dtype.field(i)) for i in range(dtype.num_fields)])
+    if types.is_dictionary(dtype):
+        return pa.dictionary(pa.uint32(), canonical_type(dtype.value_type), dtype.ordered)
+    return dtype
+
+
+def _is(dtype: pa.DataType, predicate: str) -> bool:
+    """``pa.types.<predicate>(dtype)``, False where this pyarrow lacks the type."""
+    check = getattr(pa.types, predicate, None)
+    return bool(check(dtype)) if check is not None else False
+
+
+def canonical_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the canonical types (metadata kept)."""
+    return pa.schema([_canonical_field(field) for field in schema], metadata=schema.metadata)
+
+
+# ----------------------------------------------------------------------- Polars' view
+CANNOT_HOLD = "Polars cannot hold it"
+"""Why a type Polars cannot read at all is refused (not even converted on purpose)."""
+
+def _panic_type() -> type[BaseException]:
+    from polars.exceptions import PanicException
+
+    return PanicException  # type: ignore[no-any-return]
+
+
+def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:
     import polars as pl
 
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if pa.types.is_interval(dtype) or (
+        pa.types.is_decimal(dtype) and dtype.precision > 38
+    ):  # Polars panics on these: do not even try
+        return None, CANNOT_HOLD
+    try:
+        frame = pl.from_arrow(pa.table({"c": pa.array([], dtype)}))
+        assert isinstance(frame, pl.DataFrame)
+        back = polars_to_arrow(frame).schema.field(0).type
+    except (Exception, _panic_type()):
+        return None, CANNOT_HOLD
+    if not canonical_type(back).equals(canonical_type(dtype)):
+        return None, f"Polars would make it {type_name(back)}"
+    return str(frame.schema["c"]), None
 
 
-@functools.lru_cache(maxsize=512)
-def canonical_schema(schema: pa.Schema) -> pa.Schema:
-    """The canonical form of ``schema``: what Polars exports for a table of that schema.
+_POLARS_VIEW: dict[pa.DataType, tuple[str | None, str | None]] = {}
 
-    A schema Polars cannot hold (a union, an extension type) is its own canonical form.
+
+def _polars_view(dtype: pa.DataType) -> tuple[str | None, str | None]:
+    """``(Polars' name for dtype, None)`` if Polars holds it exactly, else ``(None, why not)``."""
+    view = _POLARS_VIEW.get(dtype)
+    if view is None:
+        view = _POLARS_VIEW[dtype] = _polars_round_trip(dtype)
+    return view
+
+
+def type_name(dtype: pa.DataType) -> str:
+    """``dtype`` as a Polars user reads it (``Int64``, ``String``); Arrow's name for a type
+    Polars does not hold exactly (``date64[ms]``)."""
+    name, _ = _polars_view(dtype)
+    return name if name is not None else str(dtype)
+
+
+def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as Arrow, with the canonical types (Polars' own export).
+
+    Raises
+    ------
+    SchemaError
+        A column's Polars type has no Arrow form (``Decimal(50, 2)``, ``Int128``
+        with an old pyarrow, ``Object``); the message names it.
     """
     import polars as pl
 
     try:
-        frame = pl.from_arrow(schema.empty_table())
-    except Exception:  # Polars cannot hold these types: the library never transforms them
-        return schema
-    assert isinstance(frame, pl.DataFrame)
-    return polars_to_arrow(frame).schema
+        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    except (Exception, _panic_type()) as exc:
+        _raise_no_arrow_form(frame, exc)
 
 
-# The last schemas seen and their canonical forms: comparing schemas is much cheaper than
-# hashing one for the cache, and a stream's chunks share a handful of schemas. Replaced
-# whole, never mutated, so kernel threads may read it while another thread updates it.
-_recent: tuple[tuple[pa.Schema, pa.Schema], ...] = ()
+def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoReturn:
+    bad = [
+        f"`{name}` ({dtype})" for name, dtype in frame.schema.items() if not _exports(name, dtype)
+    ] or [f"({exc})"]
+    actor = current_actor_name()
+    where = f"actor `{actor}`: " if actor else ""
+    raise SchemaError(
+        f"{where}a Polars frame cannot become Arrow: column {', '.join(bad)} has a type "
+        "Arrow cannot hold; cast it first (`actors.cast`); "
+        f"got {dict(frame.schema)}"
+    ) from None
 
 
-def _canonical_of(schema: pa.Schema) -> pa.Schema:
-    global _recent
-    for seen, target in _recent:
-        if schema.equals(seen, check_metadata=False):
-            return target
-    target = canonical_schema(schema)
-    _recent = ((schema, target), *_recent[:7])
-    return target
-
-
-def canonical_table(table: pa.Table) -> pa.Table:
-    """``table`` with the canonical types (itself when it has them already)."""
-    target = _canonical_of(table.schema)
-    if table.schema.equals(target, check_metadata=False):
-        return table
-    try:
-        return table.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        import polars as pl
-
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        return polars_to_arrow(frame)
-
-
-@functools.lru_cache(maxsize=512)
-def _arrow_schema_of(items: tuple[tuple[str, Any], ...]) -> pa.Schema:
+def _exports_cheaply(dtype: Any) -> bool:
+    """False for a type Polars is known to panic on when exporting it."""
     import polars as pl
 
-    return polars_to_arrow(pl.DataFrame(schema=list(items))).schema
+    return not (isinstance(dtype, pl.Decimal) and (dtype.precision or 0) > 38)
 
 
-def arrow_schema_of(schema: pl.Schema) -> pa.Schema:
-    """The canonical Arrow schema of a Polars schema, without any data."""
-    items = tuple(schema.items())
+def _exports(name: str, dtype: Any) -> bool:
+    import polars as pl
+
+    if not _exports_cheaply(dtype):
+        return False
     try:
-        return _arrow_schema_of(items)
-    except TypeError:  # a dtype that cannot be a cache key
-        return _arrow_schema_of.__wrapped__(items)
+        pl.DataFrame(schema={name: dtype}).to_arrow(compat_level=pl.CompatLevel.oldest())
+    except (Exception, _panic_type()):
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------- interned schemas
+class SchemaInfo:
+    """A canonical schema and what the library derives from it, one object per schema.
+
+    Equal schemas share one SchemaInfo (see :func:`info_of_schema`), so chunks of
+    one stream compare by identity. Derived facts are worked out once, when first
+    needed.
+    """
+
+    __slots__ = ("_inexact", "_polars", "arrow")
+
+    def __init__(self, arrow: pa.Schema) -> None:
+        self.arrow = arrow
+        self._polars: tuple[list[str], list[Any]] | None = None
+        self._inexact: list[tuple[str, pa.DataType, str]] | None = None
+
+    def inexact(self) -> list[tuple[str, pa.DataType, str]]:
+        """``(column, type, why)`` of each column Polars does not hold exactly."""
+        found = self._inexact
+        if found is None:
+            found = []
+            for field in self.arrow:
+                _, why = _polars_view(field.type)
+                if why is not None:
+                    found.append((field.name, field.type, why))
+            self._inexact = found
+        return found
+
+    def __repr__(self) -> str:
+        return f"<SchemaInfo {describe_schema(self.arrow)}>"
+
+
+_LIMIT = 32
+# The schemas seen last, newest first. Each is replaced whole, never mutated, so that
+# kernel threads may read one while another thread replaces it.
+_interned: tuple[SchemaInfo, ...] = ()
+_by_raw: tuple[tuple[pa.Schema, SchemaInfo], ...] = ()
+_by_polars: tuple[tuple[list[str], list[Any], SchemaInfo], ...] = ()
+_lock = threading.Lock()
+
+
+def info_of_schema(schema: pa.Schema) -> SchemaInfo:
+    """The SchemaInfo of a schema already canonical (the one shared by equal schemas)."""
+    global _interned
+    for info in _interned:
+        if info.arrow is schema:
+            return info
+    for info in _interned:
+        if info.arrow.equals(schema, check_metadata=True):
+            return info
+    with _lock:
+        for info in _interned:
+            if info.arrow.equals(schema, check_metadata=True):
+                return info
+        info = SchemaInfo(schema)
+        _interned = (info, *_interned[: _LIMIT - 1])
+    return info
+
+
+def info_of_arrow(schema: pa.Schema) -> SchemaInfo:
+    """The SchemaInfo of a table of ``schema`` (any flavours): of its canonical form."""
+    global _by_raw
+    for info in _interned:  # a canonical schema a chunk gave
+        if info.arrow is schema:
+            return info
+    for seen, info in _by_raw:
+        if seen is schema or seen.equals(schema, check_metadata=True):
+            return info
+    info = info_of_schema(canonical_schema(schema))
+    _by_raw = ((schema, info), *_by_raw[: _LIMIT - 1])
+    return info
+
+
+def info_of_frame(frame: pl.DataFrame) -> SchemaInfo:
+    """The SchemaInfo of a Polars frame's Arrow export, without exporting any row.
+
+    Raises
+    ------
+    SchemaError
+        A column's type has no Arrow form (see :func:`polars_to_arrow`).
+    """
+    import polars as pl
+
+    global _by_polars
+    names, dtypes = frame.columns, frame.dtypes
+    for seen_names, seen_dtypes, info in _by_polars:
+        if seen_names == names and seen_dtypes == dtypes:
+            return info
+    if any(not _exports_cheaply(dtype) for dtype in dtypes):  # Polars would panic
+        _raise_no_arrow_form(frame, None)
+    exported = polars_to_arrow(pl.DataFrame(schema=list(zip(names, dtypes, strict=True))))
+    info = info_of_schema(canonical_schema(exported.schema))
+    _by_polars = ((names, dtypes, info), *_by_polars[: _LIMIT - 1])
+    return info
 
 
 # ----------------------------------------------------------------------- describing
-def _type_names(schema: pa.Schema) -> dict[str, str]:
-    """Column name -> type as a Polars user reads it (``Int64``, ``String``), else Arrow's."""
-    names = {field.name: str(field.type) for field in schema}
-    try:
-        import polars as pl
-
-        frame = pl.from_arrow(schema.empty_table())
-        assert isinstance(frame, pl.DataFrame)
-        names.update({name: str(dtype) for name, dtype in frame.schema.items()})
-    except Exception:  # types Polars cannot hold keep their Arrow names
-        pass
-    return names
-
-
 def describe_schema(schema: pa.Schema) -> str:
-    """``{name: type, ...}`` with Polars' type names, for error messages."""
-    names = _type_names(schema)
-    return "{" + ", ".join(f"{field.name}: {names[field.name]}" for field in schema) + "}"
+    """``{name: type, ...}`` for error messages, in the words of a Polars user.
+
+    Types are named as Polars names them; a type Polars does not hold exactly
+    keeps its Arrow name, so that the message never names a type the data
+    does not have.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> describe_schema(pa.schema([("id", pa.int64()), ("name", pa.string()), ("day", pa.date64())]))
+    '{id: Int64, name: String, day: date64[ms]}'
+    """
+    return "{" + ", ".join(f"{field.name}: {type_name(field.type)}" for field in schema) + "}"
 
 
 def schema_differences(expected: pa.Schema, got: pa.Schema, *, of: str = "the stream") -> list[str]:
@@ -143,18 +327,19 @@ def schema_differences(expected: pa.Schema, got: pa.Schema, *, of: str = "the st
     Empty when they are equal. Types are compared without metadata; column order
     counts, as in Polars.
     """
-    want, have = _type_names(expected), _type_names(got)
+    want = {field.name: field for field in expected}
+    have = {field.name: field for field in got}
     out: list[str] = []
     for field in got:
         if field.name not in want:
-            out.append(f"column `{field.name}` ({have[field.name]}) is not in {of}")
-        elif not field.type.equals(expected.field(field.name).type):
+            out.append(f"column `{field.name}` ({type_name(field.type)}) is not in {of}")
+        elif not field.type.equals(want[field.name].type):
             out.append(
-                f"column `{field.name}` has type {have[field.name]} where {of} has "
-                f"{want[field.name]}"
+                f"column `{field.name}` has type {type_name(field.type)} where {of} has "
+                f"{type_name(want[field.name].type)}"
             )
     out.extend(
-        f"column `{field.name}` ({want[field.name]}) is missing"
+        f"column `{field.name}` ({type_name(field.type)}) is missing"
         for field in expected
         if field.name not in have
     )
@@ -170,11 +355,9 @@ def schema_differences(expected: pa.Schema, got: pa.Schema, *, of: str = "the st
 class StreamSchema:
     """The schema of a stream, set by its first chunk: what a channel remembers."""
 
-    arrow: pa.Schema
+    info: SchemaInfo
     sequence_number: int
     actor: str | None
-    polars: tuple[list[str], list[pl.DataType]] | None = None
-    """Names and Polars types of a Polars-held chunk that matched: a cheaper comparison."""
 
 
 def check_stream(
@@ -182,30 +365,31 @@ def check_stream(
 ) -> StreamSchema:
     """The stream's schema once ``chunk`` entered the channel ``channel``.
 
+    An identity comparison when the chunk shares its stream's SchemaInfo (the
+    common case), a comparison of schemas otherwise; never of data.
+
     Raises
     ------
     SchemaError
         ``chunk`` does not have the schema of the stream's first chunk.
     """
-    polars_schema = chunk._names_and_dtypes()
+    info = chunk._schema_info()
     if state is None:
-        return StreamSchema(chunk.schema, sequence_number, current_actor_name(), polars_schema)
-    if polars_schema is not None and polars_schema == state.polars:
+        return StreamSchema(info, sequence_number, current_actor_name())
+    if info is state.info:
         return state
-    schema = chunk.schema
-    if schema is state.arrow or schema.equals(state.arrow, check_metadata=False):
-        if polars_schema is not None:
-            state.polars = polars_schema
+    expected = state.info.arrow
+    if info.arrow.equals(expected, check_metadata=False):
         return state
     actor = current_actor_name()
     where = f"actor `{actor}`, channel `{channel}`" if actor else f"channel `{channel}`"
     origin = str(state.sequence_number)
     if state.actor is not None and state.actor != actor:
         origin += f", sent by `{state.actor}`"
-    problems = "; ".join(schema_differences(state.arrow, schema))
+    problems = "; ".join(schema_differences(expected, info.arrow))
     raise SchemaError(
         f"{where}: chunk {sequence_number} does not match the schema the stream's first chunk "
         f"({origin}) set: {problems}; every chunk of a stream must share one schema (to combine "
         "streams of different types, cast them explicitly first, with `actors.cast`); "
-        f"got {describe_schema(schema)}"
+        f"got {describe_schema(info.arrow)}"
     )

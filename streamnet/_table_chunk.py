@@ -7,18 +7,22 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from channels._message import Message
-from streamnet._errors import SpillError
+from streamnet._errors import SchemaError, SpillError
 from streamnet._schema import (
+    CANNOT_HOLD,
+    SchemaInfo,
     StreamSchema,
-    arrow_schema_of,
-    canonical_table,
     check_stream,
+    describe_schema,
+    info_of_arrow,
+    info_of_frame,
     polars_to_arrow,
 )
 from streamnet._spill import SpillDirectory
@@ -31,31 +35,35 @@ __all__ = ["TableChunk", "TableView"]
 
 
 class TableView:
-    """A read-only view of a chunk's table (rapidsmpf's ``table_view()``)."""
+    """A read-only view of a chunk's table (rapidsmpf's ``table_view()``).
 
-    __slots__ = ("_table",)
+    Its metadata needs no data: asking a chunk held by Polars for its view
+    converts nothing.
+    """
 
-    def __init__(self, table: pa.Table) -> None:
-        self._table = table
+    __slots__ = ("_chunk",)
+
+    def __init__(self, chunk: TableChunk) -> None:
+        self._chunk = chunk
 
     def num_rows(self) -> int:
         """Number of rows."""
-        return int(self._table.num_rows)
+        return self._chunk.num_rows
 
     def num_columns(self) -> int:
         """Number of columns."""
-        return int(self._table.num_columns)
+        return self._chunk.num_columns
 
     def column_names(self) -> list[str]:
         """Column names, in order."""
-        return list(self._table.column_names)
+        return self._chunk.column_names
 
     def schema(self) -> pa.Schema:
-        """The Arrow schema."""
-        return self._table.schema
+        """The Arrow schema (with the canonical types)."""
+        return self._chunk.schema
 
     def __repr__(self) -> str:
-        return f"<TableView {self._table.num_rows} rows x {self._table.num_columns} columns>"
+        return f"<TableView {self.num_rows()} rows x {self.num_columns()} columns>"
 
 
 class TableChunk:
@@ -63,14 +71,15 @@ class TableChunk:
 
     A chunk made from a Polars DataFrame keeps the frame and converts to Arrow
     only when asked (and the other way round), so a chain of Polars transforms
-    never converts back and forth. Its Arrow types are the canonical ones, what
-    Polars exports (``large_string``, ``large_binary``, ``large_list``...): a
-    table of other flavours (``string``, ``string_view``, ``list``...) is cast
-    when the chunk is made, so equal tables give equal schemas whatever their
-    origin. A chunk may be spilled to disk to free memory and is loaded back
-    transparently the next time its data is used; metadata (rows, columns,
-    schema, bytes) never needs a load. Spilling and loading are atomic: a
-    reader never sees a half-spilled chunk.
+    never converts back and forth. Its schema has the canonical Arrow types,
+    what Polars exports (``large_string``, ``large_binary``, ``large_list``...):
+    equal tables give equal schemas whatever their origin. A table of other
+    flavours (``string``, ``string_view``, ``list``...) is kept as it is and
+    cast only when asked for as Arrow (``to_arrow``, in the kernel that asks);
+    no other type is ever changed. A chunk may be spilled to disk to free memory
+    and is loaded back transparently the next time its data is used; metadata
+    (rows, columns, schema, bytes) never needs a load. Spilling and loading are
+    atomic: a reader never sees a half-spilled chunk.
 
     Examples
     --------
@@ -85,12 +94,12 @@ class TableChunk:
     """
 
     __slots__ = (
+        "_canonical",
         "_frame",
+        "_info",
         "_lock",
         "_nbytes",
         "_num_rows",
-        "_polars_schema",
-        "_schema",
         "_spill_path",
         "_table",
     )
@@ -103,12 +112,13 @@ class TableChunk:
                 "TableChunk holds a pyarrow.Table; use TableChunk.from_polars, from_pandas or "
                 f"from_arrow for other inputs, got {type(table).__module__}.{type(table).__name__}"
             )
-        table = canonical_table(table)
+        info = info_of_arrow(table.schema)
         self._table: pa.Table | None = table
+        # Whether the table has the canonical flavours already (else to_arrow casts it).
+        self._canonical = table.schema.equals(info.arrow, check_metadata=False)
         self._frame: pl.DataFrame | None = None
         self._num_rows = int(table.num_rows)
-        self._schema: pa.Schema | None = table.schema
-        self._polars_schema: tuple[list[str], list[Any]] | None = None
+        self._info: SchemaInfo | None = info
         self._nbytes = int(table.nbytes)
         self._spill_path: Path | None = None
         self._lock = threading.Lock()
@@ -116,24 +126,44 @@ class TableChunk:
     # ----------------------------------------------------------------- constructors
     @classmethod
     def from_arrow(cls, data: pa.Table | pa.RecordBatch) -> TableChunk:
-        """A chunk from an Arrow table or record batch (no copy when its types are canonical)."""
+        """A chunk from an Arrow table or record batch (no copy: other flavours than the
+        canonical ones are cast only when the chunk is asked for as Arrow)."""
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         return cls(data)
 
     @classmethod
-    def from_polars(cls, df: pl.DataFrame) -> TableChunk:
-        """A chunk from a Polars DataFrame (zero-copy where Arrow allows)."""
+    def from_polars(cls, df: pl.DataFrame, *, schema: pa.Schema | None = None) -> TableChunk:
+        """A chunk from a Polars DataFrame (zero-copy where Arrow allows).
+
+        ``schema`` is the frame's Arrow schema if the caller knows it, as
+        `TableChunk.schema` gives it (the schema of the chunks a kernel made
+        from frames of the same types): the chunk then shares it, which makes
+        the checks of its channels an identity comparison. It must be right;
+        by default it is worked out from the frame's types when first needed.
+        """
         import polars as pl
 
         if not isinstance(df, pl.DataFrame):
             raise TypeError(f"from_polars takes a polars.DataFrame, got {type(df).__name__}")
+        info = None
+        if schema is not None:
+            if not isinstance(schema, pa.Schema):
+                raise TypeError(
+                    f"from_polars: `schema` must be a pyarrow.Schema, got {type(schema).__name__}"
+                )
+            if len(schema) != df.width:
+                raise ValueError(
+                    f"from_polars: `schema` has {len(schema)} columns, the frame has "
+                    f"{df.width}; got {schema.names}"
+                )
+            info = info_of_arrow(schema)
         chunk = cls.__new__(cls)
         chunk._table = None
+        chunk._canonical = True
         chunk._frame = df
         chunk._num_rows = df.height
-        chunk._schema = None
-        chunk._polars_schema = None
+        chunk._info = info
         chunk._nbytes = int(df.estimated_size())
         chunk._spill_path = None
         chunk._lock = threading.Lock()
@@ -170,35 +200,39 @@ class TableChunk:
     @property
     def num_columns(self) -> int:
         """Number of columns."""
-        return len(self.column_names)
+        info = self._info
+        if info is None and self._frame is not None:
+            return int(self._frame.width)
+        return len(self.schema)
 
     @property
     def column_names(self) -> list[str]:
         """Column names, in order."""
-        frame = self._frame
-        if self._schema is None and frame is not None:
-            return list(frame.columns)
+        info = self._info
+        if info is None and self._frame is not None:
+            return list(self._frame.columns)
         return list(self.schema.names)
 
     @property
     def schema(self) -> pa.Schema:
-        """The Arrow schema, with the canonical types (a Polars-held chunk is not converted)."""
-        if self._schema is None:
-            frame = self._frame
-            self._schema = (
-                arrow_schema_of(frame.schema) if frame is not None else self._arrow().schema
-            )
-        return self._schema
+        """The Arrow schema, with the canonical types (no data is converted for it).
 
-    def _names_and_dtypes(self) -> tuple[list[str], list[Any]] | None:
-        """Column names and Polars types of a chunk held by Polars alone (its Arrow schema not
-        yet known), else None: what its stream's check compares, cheaper than a schema."""
-        frame = self._frame
-        if self._schema is not None or frame is None:
-            return None
-        if self._polars_schema is None:
-            self._polars_schema = (frame.columns, frame.dtypes)
-        return self._polars_schema
+        Chunks of equal schemas share one schema object.
+
+        Raises
+        ------
+        SchemaError
+            A chunk held by Polars has a column of a type Arrow cannot hold.
+        """
+        return self._schema_info().arrow
+
+    def _schema_info(self) -> SchemaInfo:
+        info = self._info
+        if info is None:
+            frame = self._frame
+            assert frame is not None  # only a chunk held by Polars learns its schema late
+            info = self._info = info_of_frame(frame)
+        return info
 
     def __stream_check__(
         self, stream: StreamSchema | None, channel: str, sequence_number: int
@@ -218,24 +252,68 @@ class TableChunk:
         return self._nbytes
 
     # ----------------------------------------------------------------- data
+    def slice(self, offset: int = 0, length: int | None = None) -> TableChunk:
+        """Rows ``offset`` to ``offset + length`` (to the end when None) as a chunk of the
+        same schema, without copying or converting data."""
+        frame = self._frame
+        if frame is not None:
+            part = TableChunk.from_polars(frame.slice(offset, length))
+        else:
+            table = self._arrow(canonical=False)
+            part = TableChunk.from_arrow(table.slice(offset, length))
+            part._canonical = self._canonical
+        part._info = self._schema_info()  # worked out once for all the slices of a chunk
+        return part
+
     def table_view(self) -> TableView:
         """A view of the table with ``num_rows()`` and ``num_columns()``."""
-        return TableView(self._arrow())
+        return TableView(self)
 
     def to_arrow(self) -> pa.Table:
-        """The data as a ``pyarrow.Table`` with the canonical types (no copy when it holds one)."""
-        return self._arrow()
+        """The data as a ``pyarrow.Table`` with the canonical types.
 
-    def to_polars(self) -> pl.DataFrame:
-        """The data as a Polars DataFrame (zero-copy where Arrow allows)."""
+        No copy when the chunk holds such a table; a table of other flavours
+        (``string``...) is cast once, here (call it from a kernel thread for a
+        large chunk: ``await ctx.to_thread(chunk.to_arrow)``).
+        """
+        return self._arrow(canonical=True)
+
+    def to_polars(self, *, convert: Iterable[str] = ()) -> pl.DataFrame:
+        """The data as a Polars DataFrame (zero-copy where Arrow allows).
+
+        A column of a type Polars does not hold exactly (``date64``,
+        ``timestamp[s]``, ``time32``, ``fixed_size_binary``, an extension type,
+        ``decimal256``...) is never converted silently: it raises, unless it is
+        named in ``convert``, for a caller that converts it on purpose (as
+        ``actors.cast`` does); it then gets Polars' nearest type
+        (``timestamp[s]`` becomes ``Datetime("ms")``).
+
+        Raises
+        ------
+        SchemaError
+            A column's type is one Polars does not hold exactly, or cannot hold;
+            the message names the column, its type and what Polars would make of it.
+        """
         import polars as pl
 
         frame = self._frame
         if frame is not None:
             return frame
-        df = pl.from_arrow(self._arrow())
+        info = self._schema_info()
+        inexact = info.inexact()
+        if inexact:
+            allowed = set(convert)
+            refused = [c for c in inexact if c[0] not in allowed or c[2] == CANNOT_HOLD]
+            if refused:
+                raise _not_exact(refused)
+        table = self._arrow(canonical=False)
+        try:
+            df = pl.from_arrow(table)
+        except Exception:  # a flavour Polars cannot import (list views): the canonical one
+            df = pl.from_arrow(self._arrow(canonical=True))
         assert isinstance(df, pl.DataFrame)
-        self._frame = df
+        if not inexact:  # keep it: the frame is the chunk's data, exactly
+            self._frame = df
         return df
 
     def to_pandas(self) -> pd.DataFrame:
@@ -244,7 +322,7 @@ class TableChunk:
             import pandas  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("TableChunk.to_pandas needs pandas: pip install pandas") from exc
-        return self._arrow().to_pandas()
+        return self._arrow(canonical=True).to_pandas()
 
     def __repr__(self) -> str:
         where = "spilled" if self.is_spilled else "in memory"
@@ -280,7 +358,9 @@ class TableChunk:
             table = self._table
             if table is None:
                 assert self._frame is not None
-                table = polars_to_arrow(self._frame)
+                self._schema_info()  # known before the frame goes
+                table = self._exported()
+                self._canonical = True
             if directory is None:
                 from streamnet._actor import current_actor
 
@@ -302,7 +382,6 @@ class TableChunk:
                 path.unlink(missing_ok=True)
                 raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             self._spill_path = path
-            self._schema = table.schema
             self._table = None
             self._frame = None
             return int(self._nbytes)
@@ -310,12 +389,14 @@ class TableChunk:
     def make_available(self) -> TableChunk:
         """Load the data back into memory if it was spilled; returns self."""
         if self._spill_path is not None:
-            self._arrow()
+            self._arrow(canonical=False)
         return self
 
-    def _arrow(self) -> pa.Table:
+    def _arrow(self, *, canonical: bool) -> pa.Table:
+        """The Arrow table, loaded if spilled; with ``canonical``, cast to the canonical
+        flavours if it has others."""
         table = self._table
-        if table is not None:
+        if table is not None and (self._canonical or not canonical):
             return table
         with self._lock:
             if self._table is None:
@@ -333,12 +414,48 @@ class TableChunk:
                     path.unlink(missing_ok=True)
                     self._spill_path = None
                 else:
-                    assert self._frame is not None
-                    self._table = polars_to_arrow(self._frame)
+                    self._table = self._exported()
+                    self._canonical = True
+            if canonical and not self._canonical:
+                self._table = self._table.cast(self._schema_info().arrow)
+                self._canonical = True
             return self._table
+
+    def _exported(self) -> pa.Table:
+        """The Polars frame as Arrow, checked against the schema the chunk was given."""
+        assert self._frame is not None
+        table = polars_to_arrow(self._frame)
+        info = self._schema_info()
+        if not table.schema.equals(info.arrow, check_metadata=False):
+            raise SchemaError(
+                "a chunk made with `TableChunk.from_polars(df, schema=...)` was given a schema "
+                f"that is not its frame's: {describe_schema(info.arrow)}; "
+                f"got {describe_schema(table.schema)}"
+            )
+        return table
 
     def __del__(self) -> None:
         path = getattr(self, "_spill_path", None)
         if path is not None:
             with contextlib.suppress(OSError):  # best effort, also at interpreter exit
                 path.unlink(missing_ok=True)
+
+
+def _not_exact(columns: list[tuple[str, pa.DataType, str]]) -> SchemaError:
+    """The error of a chunk that cannot become a Polars frame without changing types."""
+    from streamnet._actor import current_actor_name
+
+    actor = current_actor_name()
+    where = f"actor `{actor}`: " if actor else ""
+    listed = "; ".join(f"column `{name}` has type {dtype}, and {why}" for name, dtype, why in columns)
+    if all(why == CANNOT_HOLD for _, _, why in columns):
+        fix = "cast the source table with pyarrow to a type Polars has"
+    else:
+        fix = (
+            "cast them first to a type Polars has, with `actors.cast` (or cast the source "
+            "table)"
+        )
+    return SchemaError(
+        f"{where}{listed}; Polars does not hold these types exactly, so they are not converted "
+        f"implicitly: {fix}; got {', '.join(str(dtype) for _, dtype, _ in columns)}"
+    )

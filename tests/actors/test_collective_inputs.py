@@ -250,14 +250,16 @@ COLLECTIVES: dict[str, Make] = {
     "groupby_agg": lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"v": "sum"}),
     "global groupby_agg": lambda c, i, o: actors.groupby_agg(c, i, o, [], {"v": "sum"}),
     "join": lambda c, i, o: _self_join(c, i, o),
+    "broadcast join": lambda c, i, o: _self_join(c, i, o, strategy="broadcast"),
+    "allgather": lambda c, i, o: actors.allgather(c, i, o),
 }
 
 
-def _self_join(ctx: Context, ch_in: Any, ch_out: Any) -> Any:
+def _self_join(ctx: Context, ch_in: Any, ch_out: Any, strategy: str = "shuffle") -> Any:
     left, right = ctx.create_channel(), ctx.create_channel()
     return [
         actors.fanout(ctx, ch_in, [left, right]),
-        actors.join(ctx, left, right, ch_out, on="k", strategy="shuffle"),
+        actors.join(ctx, left, right, ch_out, on="k", strategy=strategy),  # type: ignore[arg-type]
     ]
 
 
@@ -329,6 +331,51 @@ def test_ranks_whose_streams_differ_in_schema_raise_on_every_rank(collective, ch
         rf"schema of those on rank 0: {EXPECTED[change]}",
     ):
         ranks.run(nranks, job)
+
+
+def test_a_broadcast_join_whose_left_inputs_differ_between_ranks_raises_on_every_rank() -> None:
+    """Before, a broadcast join never compared the ranks' left inputs: each rank sent
+    results of another schema (Int64 on rank 0, Float64 on rank 1) and the run succeeded."""
+    nranks = ranks.size(2)
+
+    async def job(ctx: Context) -> None:
+        left, right, out = (ctx.create_channel(name=n) for n in ("left", "right", "out"))
+        w = [10, 20, 30] if ctx.rank == 0 else [0.5, 1.5, 2.5]
+        nodes = [
+            typed_source(ctx, left, [pl.DataFrame({"k": [1, 2, 3], "w": w})]),
+            typed_source(ctx, right, [INTS]),
+            actors.join(ctx, left, right, out, on="k", strategy="broadcast"),
+            actors.collect(ctx, out),
+        ]
+        await Network(ctx, nodes).run_async()
+
+    with pytest.raises(
+        SchemaError,
+        match=r"actor `join#0`, channel `left`: the chunks on rank 1 do not have the schema of "
+        r"those on rank 0: column `w` has type Float64 where rank 0 has Int64",
+    ):
+        ranks.run(nranks, job)
+
+
+def test_ranks_writing_one_dataset_of_different_schemas_raise_and_leave_nothing(tmp_path) -> None:
+    """Before, each rank wrote its own schema into the one dataset directory."""
+    nranks = ranks.size(2)
+    target = tmp_path / "out"
+
+    async def job(ctx: Context) -> None:
+        a = ctx.create_channel(name="input")
+        mine = INTS if ctx.rank == 0 else CHANGED["a column's type"]
+        await Network(
+            ctx, [typed_source(ctx, a, [mine]), actors.write_parquet(ctx, a, target)]
+        ).run_async()
+
+    with pytest.raises(
+        SchemaError,
+        match=r"actor `write_parquet#0`, channel `input`: the chunks on rank 1 do not have the "
+        r"schema of those on rank 0: column `k` has type Float64 where rank 0 has Int64",
+    ):
+        ranks.run(nranks, job)
+    assert not target.exists()
 
 
 @settings(max_examples=10)

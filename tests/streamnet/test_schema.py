@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import gc
+import re
 
 import polars as pl
 import pyarrow as pa
@@ -10,7 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamnet import Channel, Context, Message, Network, SchemaError, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Context,
+    Message,
+    Network,
+    SchemaError,
+    TableChunk,
+    define_actor,
+    describe_schema,
+)
 
 # Arrow flavours of one logical type, and tables Polars-based transforms would emit instead.
 FLAVOURS: dict[str, list[pa.Array]] = {
@@ -174,3 +185,192 @@ def test_the_schema_rule_applies_outside_a_network_too() -> None:
         assert len(ch) == 1  # the refused chunk did not enter
 
     asyncio.run(main())
+
+
+# -- canonical types: only flavours are mapped -------------------------------------------------
+
+
+def _optional(name: str, *args: object) -> pa.DataType | None:
+    """``pa.<name>(*args)``, or None where this pyarrow lacks the type."""
+    make = getattr(pa, name, None)
+    return make(*args) if make is not None else None
+
+
+# (type, its canonical form); None: left as it is
+CANONICAL: list[tuple[pa.DataType | None, pa.DataType | None]] = [
+    (pa.string(), pa.large_string()),
+    (_optional("string_view"), pa.large_string()),
+    (pa.binary(), pa.large_binary()),
+    (_optional("binary_view"), pa.large_binary()),
+    (pa.list_(pa.string()), pa.large_list(pa.large_string())),
+    (_optional("list_view", pa.int64()), pa.large_list(pa.int64())),
+    (pa.list_(pa.field("element", pa.int32(), nullable=False)), pa.large_list(pa.int32())),
+    (pa.struct([("a", pa.string()), ("b", pa.list_(pa.binary()))]),
+     pa.struct([("a", pa.large_string()), ("b", pa.large_list(pa.large_binary()))])),
+    (pa.map_(pa.string(), pa.list_(pa.string())),
+     pa.map_(pa.large_string(), pa.large_list(pa.large_string()))),
+    (pa.dictionary(pa.int8(), pa.string()), pa.dictionary(pa.uint32(), pa.large_string())),
+    (pa.list_(pa.string(), 2), pa.list_(pa.large_string(), 2)),
+    (pa.date64(), None),
+    (pa.timestamp("s"), None),
+    (pa.timestamp("ns", "Europe/Paris"), None),
+    (pa.duration("s"), None),
+    (pa.time32("s"), None),
+    (pa.time64("us"), None),
+    (pa.binary(2), None),
+    (pa.decimal128(10, 2), None),
+    (pa.decimal256(50, 2), None),
+    (pa.float16(), None),
+    (pa.month_day_nano_interval(), None),
+    (pa.dense_union([pa.field("a", pa.int8())]), None),
+    (_optional("uuid"), None),
+    (pa.large_list(pa.date64()), None),
+    (pa.null(), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "canonical"),
+    [(t, c) for t, c in CANONICAL if t is not None],
+    ids=[str(t) for t, _ in CANONICAL if t is not None],
+)
+def test_only_flavours_are_mapped_and_no_other_type_changes(dtype, canonical) -> None:
+    """Before, the canonical schema came from a round trip through Polars: date64 became a
+    timestamp, timestamp[s] a timestamp[ms], a UUID large_binary, and decimal256(50, 2)
+    made ``from_arrow`` panic."""
+    table = pa.table({"c": pa.nulls(2, dtype)})
+    chunk = TableChunk.from_arrow(table)
+    expected = dtype if canonical is None else canonical
+    assert chunk.schema.field("c").type.equals(expected)
+    assert chunk.schema.field("c").nullable
+    out = chunk.to_arrow()
+    assert out.schema.equals(chunk.schema)
+    assert out.column("c").to_pylist() == [None, None]
+
+
+def test_a_table_of_canonical_types_is_never_copied() -> None:
+    frame = pl.DataFrame({"s": ["x", None], "l": [[1], None], "d": [datetime.date(2020, 1, 1)] * 2})
+    canonical = TableChunk.from_polars(frame).to_arrow()
+    assert TableChunk.from_arrow(canonical).to_arrow() is canonical
+
+
+def test_a_chunk_of_other_flavours_is_cast_only_when_asked_for_as_arrow() -> None:
+    """``from_arrow`` runs on the event loop: it must not copy data (before, it cast every
+    ``string`` column there). The cast happens in ``to_arrow``, which kernels call."""
+    rows = 20_000
+    table = pa.table({f"c{i}": pa.array([f"value {j}" for j in range(rows)]) for i in range(3)})
+    gc.collect()
+    gc.disable()  # nothing is freed behind the measurements' back
+    try:
+        before = pa.total_allocated_bytes()
+        chunk = TableChunk.from_arrow(table)
+        assert pa.total_allocated_bytes() <= before  # nothing copied
+        assert chunk.schema.field("c0").type == pa.large_string()
+        frame = chunk.to_polars()  # Polars reads `string` itself: no cast needed
+        assert pa.total_allocated_bytes() <= before
+        out = chunk.to_arrow()
+        assert pa.total_allocated_bytes() - before >= 3 * rows * 8  # cast here: 64-bit offsets
+    finally:
+        gc.enable()
+    assert frame["c0"].to_list() == table.column("c0").to_pylist()
+    assert out.schema == chunk.schema
+    assert chunk.to_arrow() is out
+    assert out.column("c2").to_pylist() == table.column("c2").to_pylist()
+
+
+# -- types Polars does not hold exactly --------------------------------------------------------
+
+INEXACT: list[tuple[pa.Array, str]] = [
+    (pa.array([datetime.date(2020, 1, 2)], pa.date64()), r"Datetime\(time_unit='ms'"),
+    (pa.array([datetime.datetime(2020, 1, 2, 3, 4, 5)], pa.timestamp("s")), r"Datetime\("),
+    (pa.array([datetime.timedelta(seconds=3)], pa.duration("s")), r"Duration\("),
+    (pa.array([datetime.time(1, 2, 3)], pa.time32("s")), "Time"),
+    (pa.array([b"ab"], pa.binary(2)), "Binary"),
+    (pa.array([1], pa.decimal256(50, 2)), "Polars cannot hold it"),
+    (pa.array([pa.MonthDayNano([1, 2, 3])], pa.month_day_nano_interval()), "cannot hold"),
+]
+
+
+@pytest.mark.parametrize(("array", "becomes"), INEXACT, ids=[str(a.type) for a, _ in INEXACT])
+def test_a_type_polars_does_not_hold_exactly_is_never_converted_silently(array, becomes) -> None:
+    chunk = TableChunk.from_arrow(pa.table({"k": [1], "odd": array}))
+    assert chunk.to_arrow().column("odd").type == array.type  # Arrow keeps it
+    fix = "with pyarrow" if "cannot hold" in becomes else "`actors.cast`"
+    with pytest.raises(
+        SchemaError,
+        match=rf"column `odd` has type {re.escape(str(array.type))}, and .*{becomes}.*"
+        rf"{fix}.*; got {re.escape(str(array.type))}$",
+    ):
+        chunk.to_polars()
+    if "cannot hold" in becomes:  # not even on purpose (Polars would panic on the data)
+        with pytest.raises(SchemaError, match="Polars cannot hold it"):
+            chunk.to_polars(convert=["odd"])
+
+
+def test_a_caller_that_converts_on_purpose_gets_polars_nearest_type() -> None:
+    day = datetime.date(2020, 1, 2)
+    chunk = TableChunk.from_arrow(pa.table({"d": pa.array([day], pa.date64()), "k": [1]}))
+    frame = chunk.to_polars(convert=["d"])
+    assert frame.schema == pl.Schema({"d": pl.Datetime("ms"), "k": pl.Int64})
+    assert frame["d"].cast(pl.Date).to_list() == [day]
+    with pytest.raises(SchemaError):
+        chunk.to_polars()  # the converted frame was not kept as the chunk's data
+
+
+def test_a_polars_frame_without_an_arrow_form_names_its_column() -> None:
+    empty = pa.table({"k": pa.array([], pa.int64()), "big": pa.array([], pa.decimal256(50, 2))})
+    try:  # Polars reads such a column (without rows), but cannot export it
+        frame = pl.from_arrow(empty)
+    except Exception:
+        pytest.skip("this Polars cannot read a Decimal(50, 2) column")
+    with pytest.raises(SchemaError, match=r"column `big` \(Decimal\(precision=50"):
+        run([TableChunk.from_polars(frame)])
+
+
+def test_messages_name_types_as_polars_does_and_arrow_types_polars_lacks() -> None:
+    schema = pa.schema([("a", pa.int64()), ("s", pa.string()), ("d", pa.date64())])
+    assert describe_schema(schema) == "{a: Int64, s: String, d: date64[ms]}"
+    from actors._columns import describe_schema as used_by_actors
+
+    assert used_by_actors is describe_schema  # one vocabulary
+
+
+# -- the check costs no more than a comparison of identities -----------------------------------
+
+
+def test_chunks_of_one_schema_are_checked_without_reading_their_types(monkeypatch) -> None:
+    """Before, every channel read each Polars-held chunk's types and compared them column by
+    column (80 us a hop for 300 columns). Chunks of a source share one schema object and a
+    transform works out its output schema once, so the types of a frame are read a fixed
+    number of times, whatever the number of chunks."""
+    import actors
+
+    reads = {"n": 0}
+    dtypes = pl.DataFrame.dtypes
+
+    def counting(self: pl.DataFrame) -> list[pl.DataType]:
+        reads["n"] += 1
+        return dtypes.fget(self)  # type: ignore[attr-defined]
+
+    frame = pl.DataFrame({f"c{i}": range(200) for i in range(20)})
+    monkeypatch.setattr(pl.DataFrame, "dtypes", property(counting))
+
+    def count(chunks: int) -> int:
+        reads["n"] = 0
+        ctx = Context()
+        a, b, c, d = (ctx.create_channel() for _ in range(4))
+        sink = actors.collect(ctx, d, into="polars")
+        Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, frame, chunk_rows=frame.height // chunks),
+                actors.filter(ctx, a, b, pl.col("c0") % 2 == 0),
+                actors.with_columns(ctx, b, c, x=pl.col("c1") * 2),
+                actors.rechunk(ctx, c, d, rows=7),
+                sink,
+            ],
+        ).run()
+        assert sink.result().height == 100
+        return reads["n"]
+
+    assert count(4) == count(40)

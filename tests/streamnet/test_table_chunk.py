@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from streamnet import Message, TableChunk
+from streamnet import Message, SchemaError, TableChunk
 
 
 def _table() -> pa.Table:
@@ -105,3 +105,59 @@ def test_concurrent_readers_never_see_a_half_spilled_chunk(tmp_path) -> None:
         t.join(30)
     assert errors == []
     assert chunk.to_arrow().equals(table)
+
+
+def test_a_chunk_of_other_flavours_spilled_while_read_gives_the_canonical_table(tmp_path) -> None:
+    table = pa.table({"s": [str(i) for i in range(5_000)], "i": list(range(5_000))})
+    canonical = table.cast(pa.schema([("s", pa.large_string()), ("i", pa.int64())]))
+    chunk = TableChunk.from_arrow(table)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(100):
+                assert chunk.to_arrow().equals(canonical)
+                assert chunk.to_polars()["s"].len() == 5_000
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def spiller() -> None:
+        for _ in range(100):
+            chunk.spill(tmp_path)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    threads.append(threading.Thread(target=spiller))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert chunk.schema.equals(canonical.schema)
+
+
+@pytest.mark.parametrize("held", ["arrow", "string", "polars", "spilled"])
+def test_a_slice_shares_the_chunks_schema_and_converts_nothing(held: str, tmp_path) -> None:
+    frame = pl.DataFrame({"s": ["a", "b", None, "d"], "i": [1, 2, 3, 4]})
+    if held == "polars":
+        chunk = TableChunk.from_polars(frame)
+    elif held == "string":
+        chunk = TableChunk.from_arrow(frame.to_arrow().cast(pa.schema([("s", pa.string()), ("i", pa.int64())])))
+    else:
+        chunk = TableChunk.from_arrow(frame.to_arrow())
+    if held == "spilled":
+        chunk.spill(tmp_path)
+    part = chunk.slice(1, 2)
+    assert part.schema is chunk.schema
+    assert part.to_polars().equals(frame.slice(1, 2))
+    assert chunk.slice(3).num_rows == 1
+
+
+def test_from_polars_checks_the_schema_it_is_given() -> None:
+    frame = pl.DataFrame({"a": [1, 2]})
+    with pytest.raises(ValueError, match=r"`schema` has 2 columns, the frame has 1"):
+        TableChunk.from_polars(frame, schema=pa.schema([("a", pa.int64()), ("b", pa.int64())]))
+    wrong = TableChunk.from_polars(frame, schema=pa.schema([("a", pa.float64())]))
+    with pytest.raises(SchemaError, match=r"was given a schema that is not its frame's"):
+        wrong.to_arrow()
+    right = TableChunk.from_polars(frame, schema=TableChunk.from_polars(frame.head(0)).schema)
+    assert right.to_arrow().equals(frame.to_arrow())
