@@ -35,6 +35,7 @@ from streamnet._liveness import (
     channel_waits,
     deadlocked,
     describe_wait,
+    timer_targets,
     where_waiting,
 )
 from streamnet._logging import logger
@@ -374,6 +375,14 @@ class Network:
             else:
                 stalled[node] = waits
         stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
+        if stuck:  # unless a timer can wake one of them: a wait with a deadline ends by itself
+            woken = timer_targets(asyncio.get_running_loop())
+            for node in stuck:
+                tasks, waiting = self._watched[node]
+                if woken is None or any(id(t) in woken for t in (*tasks, *waiting)):
+                    runnable.append(node)
+                    del stalled[node]
+            stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
         if stuck:
             lines = [
                 f"actor `{node.name}` {describe_wait(wait, self._serving_names)}"
