@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import signal
 import threading
 import time
 import warnings
@@ -519,27 +521,41 @@ class Network:
                     channel._consumer_done()
 
     def _check_inputs_read(self, node: ActorNode) -> None:
-        """Raise if ``node`` returned while an input it consumes last still had data coming."""
+        """Raise if ``node`` returned while an input it consumes last holds messages; if
+        the input is still open, fail the network once its producers send more.
+
+        Whether a producer drained before or after the consumer returned depends
+        on scheduling; whether it had more to send does not: only that is an error.
+        """
         for endpoint in node.endpoints:
             channel = endpoint.channel
             if endpoint.role != "input" or channel._consumers > 1:
                 continue  # other consumers still read it (a worker pool)
             buffered = len(channel)
-            if channel.state == "open":
-                left = "is still open: its producers have not finished" + (
-                    f", and {buffered} message(s) wait in it" if buffered else ""
+            if buffered and channel.state in ("open", "drained"):
+                raise UnreadInputError(
+                    self._unread(node, endpoint, f"still holds {buffered} message(s)")
                 )
-            elif channel.state == "drained" and buffered:
-                left = f"still holds {buffered} message(s)"
-            else:
-                continue
-            raise UnreadInputError(
-                f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
-                f"to the end: channel `{channel.name}` {left}. Read until `recv` returns None; "
-                f"to stop early on purpose, shut the input down (`await "
-                f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
-                "@define_actor(stops_early=True)"
-            )
+            if channel.state == "open":  # nothing lost yet: the consumer is gone
+                channel._late_send = functools.partial(self._sent_after_return, node, endpoint)
+
+    def _sent_after_return(self, node: ActorNode, endpoint: Endpoint, msg: Any) -> None:
+        """A producer sent into an input ``node`` stopped reading when it returned."""
+        endpoint.channel._late_send = None
+        node._state = "failed"
+        seq = getattr(msg, "sequence_number", "?")
+        what = f"was sent message sequence number {seq} after the actor returned"
+        self._fail(node, UnreadInputError(self._unread(node, endpoint, what)))
+
+    @staticmethod
+    def _unread(node: ActorNode, endpoint: Endpoint, what: str) -> str:
+        return (
+            f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
+            f"to the end: channel `{endpoint.channel.name}` {what}. Read until `recv` returns "
+            f"None; to stop early on purpose, shut the input down (`await "
+            f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
+            "@define_actor(stops_early=True)"
+        )
 
     async def _call(self, node: ActorNode, recorder: ActorRecorder) -> Any:
         """Run the actor's function; with a restart policy, call it afresh after a failure."""
