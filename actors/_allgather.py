@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, spawn
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, start_task
 
 __all__ = ["allgather"]
 
@@ -56,7 +56,7 @@ async def allgather(
             else:
                 await emit(chunk)
 
-    receivers = [spawn(receive(peer)) for peer in coll.peers]
+    receivers = [start_task(receive(peer)) for peer in coll.peers]
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
             chunk = TableChunk.from_message(msg)

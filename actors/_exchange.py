@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, spawn
+from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, start_task
 
 __all__ = [
     "ExchangeReport",
@@ -129,7 +129,7 @@ async def map_in_threads(
     pending: deque[asyncio.Future[pl.DataFrame]] = deque()
     try:
         async for frame in frames:
-            pending.append(spawn(ctx.to_thread(fn, frame)))
+            pending.append(start_task(ctx.to_thread(fn, frame)))
             if len(pending) >= depth:
                 yield await pending.popleft()
         while pending:
@@ -277,7 +277,7 @@ async def exchange(
             )
             await held.add(ctx, partition, chunk)
 
-    receivers = [spawn(receive(peer)) for peer in coll.peers]
+    receivers = [start_task(receive(peer)) for peer in coll.peers]
     sending: set[asyncio.Future[None]] = set()
 
     async def send(dest: int, partition: int, piece: pl.DataFrame) -> None:
@@ -303,7 +303,7 @@ async def exchange(
                         sending.difference_update(done)
                         for task in done:
                             task.result()
-                    sending.add(spawn(send(dest, partition, piece)))
+                    sending.add(start_task(send(dest, partition, piece)))
         if sending:  # every piece is out before the end marker
             await asyncio.gather(*sending)
             sending.clear()

@@ -31,7 +31,8 @@ from streamnet import (
     SchemaError,
     TableChunk,
     current_actor_name,
-    spawn,
+    define_actor,
+    start_task,
 )
 
 __all__ = [
@@ -381,7 +382,7 @@ async def read_parquet(
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
             next_piece += 1
-            pending.append(spawn(ctx.to_thread(_read_piece, piece, out_columns, filters)))
+            pending.append(start_task(ctx.to_thread(_read_piece, piece, out_columns, filters)))
 
     try:
         refill()

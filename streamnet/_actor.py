@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, cast, overload
 
 from channels._channel import Channel
 from streamnet._context import Context
@@ -161,9 +161,10 @@ class ActorNode:
         """Channels this actor produces into, each once."""
         return _unique(e.channel for e in self.endpoints if e.role == "output")
 
-    def call(self) -> Awaitable[Any]:
+    def call(self) -> Coroutine[Any, Any, Any]:
         """Start the actor's coroutine (the Network does this)."""
-        return self._definition.fn(self.ctx, *self._args, **self._kwargs)
+        coro = self._definition.fn(self.ctx, *self._args, **self._kwargs)
+        return cast("Coroutine[Any, Any, Any]", coro)  # an `async def`, checked when declared
 
     @property
     def state(self) -> ActorState:

@@ -476,6 +476,106 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
     assert "sink cleaned up" in out and "interrupted" in out
 
 
+SLOW_KERNEL_JOB = """
+import logging, sys, threading
+from streamnet import Context, Network, define_actor
+
+logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(message)s")
+logging.getLogger("streamnet").setLevel(logging.DEBUG)
+release = threading.Event()
+
+def kernel():  # a long read, a slow disk
+    print("kernel running", flush=True)
+    release.wait(60)
+    print("kernel ended", flush=True)
+
+@define_actor
+async def slow(ctx):
+    try:
+        await ctx.to_thread(kernel)
+    finally:
+        print("cleanup", flush=True)
+
+ctx = Context(cancel_grace=float(sys.argv[1]))
+try:
+    Network(ctx, [slow(ctx)]).run()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+release.set()
+"""
+
+
+LEFT_RUNNING = (
+    r"WARNING actor `slow#0` was cancelled while its kernel `kernel` ran in the thread pool; "
+    r"the kernel still runs after [0-9.]+ s \(Context\(cancel_grace={grace}\)\) and is left "
+    r"running: the caller's cleanup waits until it ends"
+)
+
+
+def start_job(tmp_path: Path, source: str, *args: str) -> subprocess.Popen[str]:
+    script = tmp_path / "job.py"
+    script.write_text(source)
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "PYTHONWARNINGS": "error"},
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str) -> list[str]:
+    """The lines ``proc`` printed up to the first that contains ``needle``."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if needle in line:
+            return lines
+    raise AssertionError(f"the job ended without printing {needle!r}: {lines}")
+
+
+def assert_quiet_end(err: str) -> None:
+    """No task destroyed pending, no actor failing with GeneratorExit, no context error."""
+    for bad in ("Task was destroyed", "GeneratorExit", "different Context", "Traceback"):
+        assert bad not in err, err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@pytest.mark.timeout(60)
+def test_ctrl_c_waits_for_a_running_kernel_at_most_cancel_grace(tmp_path: Path) -> None:
+    proc = start_job(tmp_path, SLOW_KERNEL_JOB, "0.2")
+    wait_for_line(proc, "kernel running")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=45)
+    lines = [line for line in out.splitlines() if not line.startswith("DEBUG")]
+    assert lines[1:] == [
+        "interrupted",  # before the kernel ended: the run did not wait for it
+        "kernel ended",
+        "cleanup",  # once the kernel ended, in its thread (the loop is closed by then)
+    ]
+    assert re.fullmatch(LEFT_RUNNING.format(grace=0.2), lines[0]), lines[0]
+    assert proc.returncode == 0
+    assert_quiet_end(err)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@pytest.mark.timeout(60)
+def test_a_second_ctrl_c_ends_the_wait_for_a_running_kernel(tmp_path: Path) -> None:
+    proc = start_job(tmp_path, SLOW_KERNEL_JOB, "600")
+    wait_for_line(proc, "kernel running")
+    proc.send_signal(signal.SIGINT)
+    wait_for_line(proc, "it waits for the kernel at most 600 s")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=45)
+    lines = out.splitlines()
+    assert lines[-3:] == ["interrupted", "kernel ended", "cleanup"]
+    assert re.fullmatch(LEFT_RUNNING.format(grace=600), lines[-4]), lines[-4]
+    assert proc.returncode == 0
+    assert_quiet_end(err)
+
+
 # ---------------------------------------------------------------- reading inputs to the end
 @define_actor
 async def first_three(ctx, ch_in, into: list):
