@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actors._exchange import stop_tasks
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, start_task
 
 __all__ = ["allgather"]
@@ -72,8 +73,7 @@ async def allgather(
             await coll.send(peer, _DONE, "data")
         await asyncio.gather(*receivers)
     finally:
-        for task in receivers:
-            task.cancel()
+        await stop_tasks(ctx, receivers)
     if ordered:
         gathered.sort(key=lambda item: (item[0], item[1]))
         for _, _, chunk in gathered:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -30,6 +31,7 @@ __all__ = [
     "hash_partition",
     "map_in_threads",
     "owner",
+    "stop_tasks",
 ]
 
 Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
@@ -38,6 +40,20 @@ Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
 SEED = 0x5EED
 _DONE = None
 _SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
+
+
+async def stop_tasks(ctx: Context, tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they ended, at most the Context's ``cancel_grace``.
+
+    So that nothing they run (a kernel, a spill) outlives the collective that
+    started them, and the run's spill release after it. A kernel that outlives
+    its cancellation lets its task end after that long too (`Context.to_thread`).
+    """
+    left = [task for task in tasks if not task.done()]
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=ctx.cancel_grace)
 
 
 def owner(partition: int, nranks: int) -> int:
@@ -135,8 +151,7 @@ async def map_in_threads(
         while pending:
             yield await pending.popleft()
     finally:
-        for future in pending:
-            future.cancel()
+        await stop_tasks(ctx, pending)
 
 
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
@@ -311,6 +326,5 @@ async def exchange(
             await coll.send(peer, _DONE, phase)
         await asyncio.gather(*receivers)
     finally:
-        for task in (*receivers, *sending):
-            task.cancel()
+        await stop_tasks(ctx, (*receivers, *sending))
     return held
