@@ -16,7 +16,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from actors._checked import checked_actor
 from actors._columns import check_columns, describe_schema, referenced_columns
 from actors._commit import StagedOutput, WriteMode, check_target, output_actor
 from actors._expressions import check_row_wise
@@ -273,7 +272,7 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@checked_actor(_check_read)
+@define_actor(check=_check_read)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],

@@ -320,9 +320,11 @@ class Context:
         return executor
 
     # ----------------------------------------------------------------- actors and statistics
-    def _actor_name(self, base: str) -> str:
+    def _actor_name(self, base: str, *, take: bool = True) -> str:
+        """The next node name of ``base``; ``take=False`` only tells it."""
         index = self._actor_counts.get(base, 0)
-        self._actor_counts[base] = index + 1
+        if take:
+            self._actor_counts[base] = index + 1
         return f"{base}#{index}"
 
     def _next_op_id(self) -> int:
