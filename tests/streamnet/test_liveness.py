@@ -245,8 +245,12 @@ async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
 
     async with asyncio.timeout(10):
         networks = await asyncio.gather(run(0), run(1))
-    peer.abort(KeyError("even later"))
-    await asyncio.sleep(0)  # what the failure would have scheduled has run by now
+        peer.abort(KeyError("even later"))
+        # A watcher added now is told after whatever the failure scheduled (a loop runs
+        # its callbacks in order): once it is, a network still watching would have heard.
+        last = asyncio.get_running_loop().create_future()
+        world.communicator(0).watch(last.set_result)
+        await last
     assert [net.state for net in networks] == ["done", "done"]
     assert str(world.communicator(0).failure) == "rank 1 failed: ValueError: later"
     assert [r for r in caplog.records if r.name == "streamnet"] == []
