@@ -48,12 +48,23 @@ async def stop_tasks(ctx: Context, tasks: Iterable[asyncio.Future[Any]]) -> None
     So that nothing they run (a kernel, a spill) outlives the collective that
     started them, and the run's spill release after it. A kernel that outlives
     its cancellation lets its task end after that long too (`Context.to_thread`).
+    The caller's own cancellation meanwhile (it often comes right after the
+    failure that brought it here) does not cut the wait short: it is raised after.
     """
-    left = [task for task in tasks if not task.done()]
+    left = {task for task in tasks if not task.done()}
     for task in left:
         task.cancel()
-    if left:
-        await asyncio.wait(left, timeout=ctx.cancel_grace)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.cancel_grace
+    cancelled: asyncio.CancelledError | None = None
+    while left and (remaining := deadline - loop.time()) > 0:
+        try:
+            _, left = await asyncio.wait(left, timeout=remaining)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+            left = {task for task in left if not task.done()}
+    if cancelled is not None:
+        raise cancelled
 
 
 def owner(partition: int, nranks: int) -> int:
