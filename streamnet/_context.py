@@ -52,7 +52,9 @@ class Context:
         Free-form settings that actors may read (``ctx.options["key"]``).
     cancel_grace
         Seconds a failing network waits for its cancelled actors to stop before
-        it raises anyway, naming the actors that did not stop.
+        it cancels them again, and as long again before it raises anyway, naming
+        the actors that did not stop. Also the most a cancelled actor waits for
+        a kernel of its own that is running (see :meth:`to_thread`).
     communicator
         How this rank reaches the others. Collective actors exchange data
         through it. Default: the ranks of the MPI job when the process was
