@@ -822,3 +822,35 @@ def test_a_feedback_declaration_must_close_a_loop_of_this_network() -> None:
         "feedback channel `b` closes no loop: no actor that receives from it sends, directly "
         "or not, into it; drop it from `feedback`",
     )
+
+
+def test_an_actor_whose_task_is_destroyed_unfinished_is_not_reported_as_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A loop closed under a running network (a script interrupted while asyncio waits for
+    its tasks) leaves them to be destroyed, their coroutines closed with GeneratorExit:
+    not an actor's failure, and nothing else goes wrong (their context is gone)."""
+    loop = asyncio.new_event_loop()
+    started = asyncio.Event()
+    closed: list[str] = []
+
+    @define_actor
+    async def waits(ctx):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            closed.append("closed")
+
+    ctx = Context()
+    node = waits(ctx)
+    run = loop.create_task(Network(ctx, [node]).run_async())
+    loop.run_until_complete(asyncio.wait_for(started.wait(), 10))
+    tasks = asyncio.all_tasks(loop)
+    loop.close()  # with the network still running
+    for task in sorted(tasks, key=lambda t: t is run):  # the actor's first, as a collector may
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # destroyed on purpose
+        task.get_coro().close()  # what destroying the task does
+    assert closed == ["closed"]
+    assert node.state == "cancelled"
+    assert [r.getMessage() for r in caplog.records if r.name == "streamnet"] == []
