@@ -254,15 +254,15 @@ class Context:
         """Run a blocking ``fn(*args, **kwargs)`` in the Context's thread pool and await it.
 
         Cancelling the caller never frees what a running kernel uses. A kernel
-        not started yet never runs. A running one is waited for, up to
-        ``cancel_grace`` seconds (a second cancellation, such as a second
-        Ctrl-C, stops the wait), before the cancellation goes on, so the
-        caller's cleanup (closing a writer, freeing a buffer) runs after it.
-        A kernel still running then is left running: in an actor (or a task
-        started with `streamnet.start_task`) the task ends at once, as
-        cancelled, while the caller's coroutine waits, its cleanup put off
-        until the kernel ends; a warning names the actor and the kernel. In
-        any other task, the wait goes on until the kernel ends.
+        not started yet never runs. A running one is waited for before the
+        cancellation goes on, so the caller's cleanup (closing a writer,
+        freeing a buffer) runs after it. In an actor, or a task started with
+        `streamnet.start_task`, the wait lasts ``cancel_grace`` seconds at most,
+        or until the task is cancelled again (a second Ctrl-C): a kernel still
+        running then is left running, a warning names the actor and the kernel,
+        and the task ends at once, as cancelled, while the caller's coroutine
+        waits, its cleanup put off until the kernel ends. In any other task,
+        the wait lasts until the kernel ends.
 
         Raises
         ------
