@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from actors._exchange import InputSchema
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, spawn
+from actors._exchange import InputSchema, stop_tasks
+from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, start_task
 
 __all__ = ["allgather"]
 
@@ -62,7 +62,7 @@ async def allgather(
             else:
                 await emit(chunk)
 
-    receivers = [spawn(receive(peer)) for peer in coll.peers]
+    receivers = [start_task(receive(peer)) for peer in coll.peers]
     schema = InputSchema(ch_in)
     try:
         while (msg := await ch_in.recv(ctx)) is not None:
@@ -80,8 +80,7 @@ async def allgather(
             await coll.send(peer, _DONE, "data")
         await asyncio.gather(*receivers)
     finally:
-        for task in receivers:
-            task.cancel()
+        await stop_tasks(ctx, receivers)
     await schema.agree(coll)  # every rank raises if the ranks' inputs differ in schema
     if ordered:
         gathered.sort(key=lambda item: (item[0], item[1]))

@@ -39,11 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, get_args
 
-from actors._checked import checked_actor
 from streamnet import (
     ActorDefinition,
     Collective,
     Context,
+    define_actor,
     left_by_dead_process,
     on_success,
     process_tag,
@@ -144,7 +144,7 @@ def output_actor(
     """Declare a writer: a collective actor whose nodes call ``check(name, **arguments)``
     when made, so that a bad target fails while the network is built, before anything runs."""
 
-    return checked_actor(check, collective=True)
+    return define_actor(collective=True, check=check)
 
 
 class StagedOutput:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, spawn
+from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, start_task
 
 __all__ = [
     "ExchangeReport",
@@ -30,6 +31,7 @@ __all__ = [
     "hash_partition",
     "map_in_threads",
     "owner",
+    "stop_tasks",
 ]
 
 Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
@@ -38,6 +40,31 @@ Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
 SEED = 0x5EED
 _DONE = None
 _SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
+
+
+async def stop_tasks(ctx: Context, tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they ended, at most the Context's ``cancel_grace``.
+
+    So that nothing they run (a kernel, a spill) outlives the collective that
+    started them, and the run's spill release after it. A kernel that outlives
+    its cancellation lets its task end after that long too (`Context.to_thread`).
+    The caller's own cancellation meanwhile (it often comes right after the
+    failure that brought it here) does not cut the wait short: it is raised after.
+    """
+    left = {task for task in tasks if not task.done()}
+    for task in left:
+        task.cancel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.cancel_grace
+    cancelled: asyncio.CancelledError | None = None
+    while left and (remaining := deadline - loop.time()) > 0:
+        try:
+            _, left = await asyncio.wait(left, timeout=remaining)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+            left = {task for task in left if not task.done()}
+    if cancelled is not None:
+        raise cancelled
 
 
 def owner(partition: int, nranks: int) -> int:
@@ -129,14 +156,13 @@ async def map_in_threads(
     pending: deque[asyncio.Future[pl.DataFrame]] = deque()
     try:
         async for frame in frames:
-            pending.append(spawn(ctx.to_thread(fn, frame)))
+            pending.append(start_task(ctx.to_thread(fn, frame)))
             if len(pending) >= depth:
                 yield await pending.popleft()
         while pending:
             yield await pending.popleft()
     finally:
-        for future in pending:
-            future.cancel()
+        await stop_tasks(ctx, pending)
 
 
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
@@ -277,7 +303,7 @@ async def exchange(
             )
             await held.add(ctx, partition, chunk)
 
-    receivers = [spawn(receive(peer)) for peer in coll.peers]
+    receivers = [start_task(receive(peer)) for peer in coll.peers]
     sending: set[asyncio.Future[None]] = set()
 
     async def send(dest: int, partition: int, piece: pl.DataFrame) -> None:
@@ -303,7 +329,7 @@ async def exchange(
                         sending.difference_update(done)
                         for task in done:
                             task.result()
-                    sending.add(spawn(send(dest, partition, piece)))
+                    sending.add(start_task(send(dest, partition, piece)))
         if sending:  # every piece is out before the end marker
             await asyncio.gather(*sending)
             sending.clear()
@@ -311,6 +337,5 @@ async def exchange(
             await coll.send(peer, _DONE, phase)
         await asyncio.gather(*receivers)
     finally:
-        for task in (*receivers, *sending):
-            task.cancel()
+        await stop_tasks(ctx, (*receivers, *sending))
     return held

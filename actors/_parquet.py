@@ -16,7 +16,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from actors._checked import checked_actor
 from actors._columns import check_columns, describe_schema, referenced_columns
 from actors._commit import StagedOutput, WriteMode, check_target, output_actor
 from actors._expressions import check_row_wise
@@ -30,7 +29,8 @@ from streamnet import (
     Message,
     SchemaError,
     TableChunk,
-    spawn,
+    define_actor,
+    start_task,
 )
 
 __all__ = [
@@ -271,7 +271,7 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@checked_actor(_check_read)
+@define_actor(check=_check_read)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -380,7 +380,7 @@ async def read_parquet(
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
             next_piece += 1
-            pending.append(spawn(ctx.to_thread(_read_piece, piece, out_columns, filters)))
+            pending.append(start_task(ctx.to_thread(_read_piece, piece, out_columns, filters)))
 
     try:
         refill()

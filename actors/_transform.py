@@ -13,7 +13,6 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from actors._checked import checked_actor
 from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
 from actors._expressions import check_row_wise
 from actors._schemas import KernelSchema
@@ -66,7 +65,7 @@ def _check_with_columns(
     check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions")
 
 
-@checked_actor(_check_filter)
+@define_actor(check=_check_filter)
 async def filter(
     ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], predicate: pl.Expr
 ) -> None:
@@ -103,7 +102,7 @@ async def filter(
     )
 
 
-@checked_actor(_check_select)
+@define_actor(check=_check_select)
 async def select(
     ctx: Context,
     /,
@@ -140,7 +139,7 @@ async def select(
     )
 
 
-@checked_actor(_check_with_columns)
+@define_actor(check=_check_with_columns)
 async def with_columns(
     ctx: Context,
     /,

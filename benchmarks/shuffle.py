@@ -108,6 +108,20 @@ def _check(totals: Totals, expected: Totals, engine: str) -> None:
         )
 
 
+def _result_lines(stdout: str) -> list[dict[str, Any]]:
+    """The ranks' JSON results in ``stdout``. mpiexec may put two ranks' lines on one line
+    when they print at once (one's newline after the other's text), so each result is
+    read from its prefix on, whatever follows it."""
+    decoder = json.JSONDecoder()
+    results = []
+    start = stdout.find(PREFIX)
+    while start != -1:
+        result, end = decoder.raw_decode(stdout, start + len(PREFIX))
+        results.append(result)
+        start = stdout.find(PREFIX, end)
+    return results
+
+
 def run_streamnet_job(
     nbytes: int,
     *,
@@ -130,11 +144,7 @@ def run_streamnet_job(
     if phases:
         command.append("--phases")
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    lines = [
-        json.loads(line[len(PREFIX) :])
-        for line in done.stdout.splitlines()
-        if line.startswith(PREFIX)
-    ]
+    lines = _result_lines(done.stdout)
     if done.returncode != 0 or len(lines) != NRANKS:
         raise RuntimeError(
             f"{' '.join(command)} failed (exit {done.returncode}, {len(lines)} result lines):\n"

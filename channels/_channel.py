@@ -16,7 +16,10 @@ aborted       raises `ChannelAborted`    raises `ChannelAborted`     ``abort(cau
 ============  =========================  ==========================  ==================
 
 A blocked call wakes as soon as the state changes. A cancelled ``send`` never
-delivers its message; a cancelled ``recv`` never loses one.
+delivers its message; a cancelled ``recv`` never loses one. Either takes a
+``timeout`` in seconds, after which it raises `TimeoutError` as a cancelled call
+(a runtime that looks for actors waiting on each other forever knows such a wait
+ends by itself).
 
 A payload whose type defines ``__stream_check__`` is checked as it enters (see
 `channels._message.payload_stream_check`): TableChunk uses it so that every chunk
@@ -29,7 +32,9 @@ import itertools
 import types
 import typing
 from asyncio import CancelledError, Future, get_running_loop
+from asyncio import timeout as _deadline
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Generic, Literal, TypeVar
@@ -172,6 +177,7 @@ class Channel(Generic[T]):
         "_check",
         "_consumers",
         "_drained_by",
+        "_late_send",
         "_max_bytes",
         "_name",
         "_owner",
@@ -217,6 +223,9 @@ class Channel(Generic[T]):
         self._producers = producers
         self._consumers = 0
         self._drained_by: set[object] = set()
+        self._late_send: Callable[[Message[Any]], None] | None = None
+        """Called by a send refused because the consumers left; a runtime sets it to treat
+        such a send as an error of the consumer that left (it returned too early)."""
         self._owner: object | None = None
         self._sent = 0
         self._rows = 0
@@ -291,7 +300,7 @@ class Channel(Generic[T]):
         )
 
     # ------------------------------------------------------------------ producer side
-    async def send(self, ctx: object, msg: Message[T]) -> None:
+    async def send(self, ctx: object, msg: Message[T], *, timeout: float | None = None) -> None:
         """Put ``msg`` into the channel, waiting while it is full.
 
         Parameters
@@ -300,9 +309,13 @@ class Channel(Generic[T]):
             The calling actor's Context (rapidsmpf's form; any object, or None).
         msg
             The message to deliver.
+        timeout
+            Seconds to wait at most for room (None: as long as it takes).
 
         Raises
         ------
+        TimeoutError
+            ``timeout`` passed; the message was not delivered.
         TypeError
             ``msg`` is not a Message, or its payload is not of the declared type.
         ChannelClosed
@@ -315,7 +328,11 @@ class Channel(Generic[T]):
             Whatever the payload's ``__stream_check__`` raises to refuse it (a
             TableChunk whose schema differs from the stream's: `SchemaError`).
         """
+        if timeout is not None:
+            return await _within(timeout, self.send(ctx, msg))
         if self._state is not _OPEN:
+            if self._late_send is not None and self._state is _SHUTDOWN:
+                self._late_send(msg)
             self._raise_closed("send into")
         if type(msg) is not Message:
             raise TypeError(
@@ -331,6 +348,7 @@ class Channel(Generic[T]):
                 f"(message sequence number {msg.sequence_number})"
             )
         counter = _counter.get()
+        seen = None
         if counter is not None and counter.sent is not None:
             seen = counter.sent.setdefault(self, set())
             if msg.sequence_number in seen:
@@ -360,6 +378,8 @@ class Channel(Generic[T]):
                     _forget_waiter(self._send_waiters, fut)
                     if waiting is not None:
                         waiting.discard(fut)
+                    if seen is not None:
+                        seen.discard(msg.sequence_number)  # not sent: a retry sends it
                     raise
                 if waiting is not None:
                     waiting.discard(fut)
@@ -412,8 +432,10 @@ class Channel(Generic[T]):
             _wake_all(self._send_waiters)
 
     # ------------------------------------------------------------------ consumer side
-    async def recv(self, ctx: object) -> Message[T] | None:
+    async def recv(self, ctx: object, *, timeout: float | None = None) -> Message[T] | None:
         """The next message, waiting while the channel is empty.
+
+        ``timeout`` is the most seconds to wait (None: as long as it takes).
 
         Returns
         -------
@@ -423,6 +445,8 @@ class Channel(Generic[T]):
 
         Raises
         ------
+        TimeoutError
+            ``timeout`` passed with no message and the stream still open.
         ChannelAborted
             The channel was aborted; ``__cause__`` is the failure.
         """
@@ -430,6 +454,8 @@ class Channel(Generic[T]):
         buffer = self._buffer
         if not buffer:
             if self._state is _OPEN:
+                if timeout is not None:
+                    return await _within(timeout, self.recv(ctx))
                 start = perf_counter()
                 loop = get_running_loop()
                 counter = _counter.get()
@@ -581,6 +607,15 @@ class Channel(Generic[T]):
 
 
 _EMPTY: Any = object()
+
+R = TypeVar("R")
+
+
+async def _within(timeout: float, call: Awaitable[R]) -> R:
+    """``call`` under a deadline: a pending timer on the task, which is what shows a wait
+    that ends by itself."""
+    async with _deadline(timeout):
+        return await call
 
 
 def _type_name(tp: Any) -> str:

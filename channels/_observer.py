@@ -11,7 +11,7 @@ from __future__ import annotations
 from asyncio import Future
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -85,4 +85,7 @@ def observe(counter: TrafficCounter | None) -> Iterator[None]:
     try:
         yield
     finally:
-        _counter.reset(token)
+        # Closed from another context (its task destroyed unfinished), the task's context,
+        # where the counter was set, is gone with it: nothing to reset.
+        with suppress(ValueError):
+            _counter.reset(token)

@@ -17,16 +17,21 @@ __all__ = ["recv_any"]
 T = TypeVar("T")
 
 
-async def recv_any(ctx: object, channels: Sequence[Channel[T]]) -> tuple[int, Message[T] | None]:
+async def recv_any(
+    ctx: object, channels: Sequence[Channel[T]], *, timeout: float | None = None
+) -> tuple[int, Message[T] | None]:
     """Receive from the first of ``channels`` that has a message or has ended.
 
     Returns ``(index, message)``. A ``None`` message means ``channels[index]``
     reached the end of its stream: drop it from the list before calling again.
     When several are ready, the earliest in the list wins; rotate the list
-    between calls to share fairly.
+    between calls to share fairly. ``timeout`` is the most seconds to wait
+    (None: as long as it takes).
 
     Raises
     ------
+    TimeoutError
+        ``timeout`` passed and no channel had a message or had ended.
     ValueError
         ``channels`` is empty.
     ChannelAborted
@@ -55,6 +60,9 @@ async def recv_any(ctx: object, channels: Sequence[Channel[T]]) -> tuple[int, Me
                 return index, result
         if not start:
             start = perf_counter()
+            if timeout is not None:
+                async with asyncio.timeout(timeout):
+                    return await recv_any(ctx, channels)
         await _wait_any(channels)
 
 

@@ -73,7 +73,7 @@ from streamnet._supervisor import (
     Supervisor,
 )
 from streamnet._table_chunk import TableChunk, TableView
-from streamnet._tasks import spawn
+from streamnet._tasks import start_task
 from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
 
@@ -164,7 +164,7 @@ __all__ = [
     "run_on_ray",
     "run_ranks",
     "run_ranks_async",
-    "spawn",
+    "start_task",
 ]
 
 publish(globals(), "streamnet", __all__)

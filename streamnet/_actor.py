@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, cast, overload
 
 from channels._channel import Channel
 from streamnet._context import Context
@@ -161,9 +161,10 @@ class ActorNode:
         """Channels this actor produces into, each once."""
         return _unique(e.channel for e in self.endpoints if e.role == "output")
 
-    def call(self) -> Awaitable[Any]:
+    def call(self) -> Coroutine[Any, Any, Any]:
         """Start the actor's coroutine (the Network does this)."""
-        return self._definition.fn(self.ctx, *self._args, **self._kwargs)
+        coro = self._definition.fn(self.ctx, *self._args, **self._kwargs)
+        return cast("Coroutine[Any, Any, Any]", coro)  # an `async def`, checked when declared
 
     @property
     def state(self) -> ActorState:
@@ -210,11 +211,14 @@ class ActorDefinition(Generic[P]):
         collective: bool = False,
         restart: RestartPolicy | None = None,
         stops_early: bool = False,
+        check: Callable[..., object] | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
         self.restart = restart
         self.stops_early = stops_early
+        self.check = check
+        """Called as ``check(name, **arguments)`` before each node is made, or None."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
@@ -232,7 +236,11 @@ class ActorDefinition(Generic[P]):
             bound = self.signature.bind(ctx, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"actor `{self.name}`: {exc}") from None
-        return ActorNode(self, ctx, args, kwargs, self._endpoints(bound.arguments))
+        endpoints = self._endpoints(bound.arguments)
+        if self.check is not None:
+            bound.apply_defaults()
+            self.check(ctx._actor_name(self.name, take=False), **bound.arguments)
+        return ActorNode(self, ctx, args, kwargs, endpoints)
 
     def role_of(self, parameter: str) -> Role | None:
         """The role of a channel parameter: declared, or read from its name."""
@@ -306,6 +314,7 @@ def define_actor(
     collective: bool = False,
     restart: RestartPolicy | None = None,
     stops_early: bool = False,
+    check: Callable[..., object] | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
 
 
@@ -319,6 +328,7 @@ def define_actor(
     collective: bool = False,
     restart: RestartPolicy | None = None,
     stops_early: bool = False,
+    check: Callable[..., object] | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -352,12 +362,20 @@ def define_actor(
         silently; an actor that stops on purpose can also shut that input down
         itself (``await ch_in.shutdown(ctx)``), as ``actors.limit`` does. Either
         way, its producers then stop with it.
+    check
+        Checks a node's arguments when it is made, before the node exists (so
+        a refused call takes no name and no operation id): called as
+        ``check(name, **arguments)`` with the name the node would get and its
+        arguments bound to the function's parameters, defaults applied (the
+        Context included). What it raises, the call raises, so a bad argument
+        fails while the network is built, naming the actor.
 
     Raises
     ------
     TypeError
-        ``fn`` is not an ``async def`` function, takes no Context parameter, or
-        ``inputs``/``outputs`` name parameters it does not have.
+        ``fn`` is not an ``async def`` function, takes no Context parameter,
+        ``inputs``/``outputs`` name parameters it does not have, or ``check`` is
+        not callable.
 
     Examples
     --------
@@ -372,6 +390,20 @@ def define_actor(
     >>> node = accumulator(ctx, ctx.create_channel(), ctx.create_channel())
     >>> node.name
     'accumulator#0'
+
+    A ``check`` refuses bad arguments while the network is built:
+
+    >>> def at_least_one(name, ctx, ch_out, n):
+    ...     if n < 1:
+    ...         raise ValueError(f"actor `{name}`: `n` must be >= 1, got {n!r}")
+    >>> @define_actor(check=at_least_one)
+    ... async def count(ctx, ch_out, n):
+    ...     for i in range(n):
+    ...         await ch_out.send(ctx, Message(i, i))
+    >>> count(ctx, ctx.create_channel(), 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: actor `count#0`: `n` must be >= 1, got 0
     """
 
     def decorate(
@@ -405,12 +437,14 @@ def define_actor(
             )
         if restart is not None and collective:
             raise TypeError(f"define_actor: `{label}` is collective and cannot be restarted alone")
+        if check is not None and not callable(check):
+            raise TypeError(f"define_actor: `check` must be callable, got {check!r}")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
-            restart=restart, stops_early=bool(stops_early),
+            restart=restart, stops_early=bool(stops_early), check=check,
         )  # fmt: skip
 
     if fn is not None:

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -19,6 +21,7 @@ from streamnet._errors import BackendUnavailableError
 from streamnet._progress import ProgressTracker
 from streamnet._spill import SpillDirectory
 from streamnet._statistics import ActorRecorder, NetworkStatistics
+from streamnet._tasks import current_driver
 from streamnet._typing import Backend
 
 __all__ = ["Context"]
@@ -28,6 +31,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _BACKENDS = ("cpu", "gpu")
+
+logger = logging.getLogger("streamnet")  # streamnet._logging's, which needs this module
 
 
 class Context:
@@ -47,7 +52,9 @@ class Context:
         Free-form settings that actors may read (``ctx.options["key"]``).
     cancel_grace
         Seconds a failing network waits for its cancelled actors to stop before
-        it raises anyway, naming the actors that did not stop.
+        it cancels them again, and as long again before it raises anyway, naming
+        the actors that did not stop. Also the most a cancelled actor waits for
+        a kernel of its own that is running (see :meth:`to_thread`).
     communicator
         How this rank reaches the others. Collective actors exchange data
         through it. Default: the ranks of the MPI job when the process was
@@ -246,10 +253,16 @@ class Context:
     async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking ``fn(*args, **kwargs)`` in the Context's thread pool and await it.
 
-        Cancelling the caller never abandons a running kernel: one not started
-        yet never runs, and a running one is waited for before the cancellation
-        goes on. So the caller's cleanup (closing a writer, freeing a buffer)
-        never runs while a thread still uses what it cleans up.
+        Cancelling the caller never frees what a running kernel uses. A kernel
+        not started yet never runs. A running one is waited for before the
+        cancellation goes on, so the caller's cleanup (closing a writer,
+        freeing a buffer) runs after it. In an actor, or a task started with
+        `streamnet.start_task`, the wait lasts ``cancel_grace`` seconds at most,
+        or until the task is cancelled again (a second Ctrl-C): a kernel still
+        running then is left running, a warning names the actor and the kernel,
+        and the task ends at once, as cancelled, while the caller's coroutine
+        waits, its cleanup put off until the kernel ends. In any other task,
+        the wait lasts until the kernel ends.
 
         Raises
         ------
@@ -266,8 +279,24 @@ class Context:
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
-            if not kernel.cancel():  # running already: let it end before cleanup runs
-                await _outlast(done)
+            if kernel.cancel():  # it never ran
+                raise
+            driver = current_driver()
+            grace = self._cancel_grace if driver is not None else None
+            logger.debug(
+                "%s was cancelled while its kernel `%s` runs; it waits for the kernel %s",
+                _caller(),
+                _kernel_name(fn),
+                "to end" if grace is None else f"at most {grace:g} s",
+            )
+            since = asyncio.get_running_loop().time()
+            await _outlast(done, grace)
+            if driver is None or kernel.done():
+                raise
+            _warn_left_running(fn, asyncio.get_running_loop().time() - since, self._cancel_grace)
+            driver.let_go()
+            driver.resume_after(kernel)
+            await _suspend()  # the task ends here; the kernel's end resumes this coroutine
             raise
 
     def _kernel_done(self, future: object) -> None:
@@ -293,9 +322,11 @@ class Context:
         return executor
 
     # ----------------------------------------------------------------- actors and statistics
-    def _actor_name(self, base: str) -> str:
+    def _actor_name(self, base: str, *, take: bool = True) -> str:
+        """The next node name of ``base``; ``take=False`` only tells it."""
         index = self._actor_counts.get(base, 0)
-        self._actor_counts[base] = index + 1
+        if take:
+            self._actor_counts[base] = index + 1
         return f"{base}#{index}"
 
     def _next_op_id(self) -> int:
@@ -355,13 +386,53 @@ class Context:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
 
-async def _outlast(done: asyncio.Future[Any]) -> None:
-    """Wait until ``done`` is done, through any cancellation (the caller re-raises its own)."""
-    while not done.done():
+async def _outlast(done: asyncio.Future[Any], grace: float | None) -> None:
+    """Wait until ``done`` is done, at most ``grace`` seconds or until the caller is
+    cancelled again; with ``grace`` None, through any cancellation.
+
+    The caller re-raises its own cancellation.
+    """
+    if grace is None:
+        while not done.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([done])
+    else:
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([done])
-    if not done.cancelled():
+            await asyncio.wait([done], timeout=grace)
+    if done.done() and not done.cancelled():
         done.exception()  # retrieved: a failure after cancellation is superseded by it
+
+
+@types.coroutine
+def _suspend() -> Generator[None, None, None]:
+    """Give the step back to the task's driver, which ends the task (see `Driver.let_go`)."""
+    yield
+
+
+def _caller() -> str:
+    from streamnet._actor import current_actor_name  # _actor imports this module
+
+    actor = current_actor_name()
+    if actor is not None:
+        return f"actor `{actor}`"
+    task = asyncio.current_task()
+    return f"task `{task.get_name() if task is not None else '?'}`"
+
+
+def _kernel_name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+def _warn_left_running(fn: Callable[..., Any], waited: float, grace: float) -> None:
+    logger.warning(
+        "%s was cancelled while its kernel `%s` ran in the thread pool; the kernel still runs "
+        "after %.1f s (Context(cancel_grace=%g)) and is left running: the caller's cleanup "
+        "waits until it ends",
+        _caller(),
+        _kernel_name(fn),
+        waited,
+        grace,
+    )
 
 
 def _launched_communicator() -> Communicator:

@@ -10,10 +10,13 @@ under that actor. From these a running network tells:
   stalled actor can move again only if an actor that serves one of its channels
   (a producer of a channel it receives from, a consumer of one it sends into)
   can move. The actors left stalled once that is settled (:func:`deadlocked`)
-  wait forever, as Go's "all goroutines are asleep" says. Only channel
-  operations complete a channel wait, so the finding is stable: one look
-  suffices, and an actor in a kernel, a sleep, or a wait on another rank is
-  never part of it.
+  wait forever, as Go's "all goroutines are asleep" says, unless a callback
+  the event loop has scheduled can wake one of their tasks: a deadline
+  (``asyncio.timeout``, ``asyncio.wait_for``, a channel call's ``timeout=``)
+  or a timer that cancels it (:func:`timer_targets`); an actor so woken can
+  move again. Otherwise only channel operations complete a channel wait, so
+  the finding is stable: one look suffices, and an actor in a kernel, a sleep,
+  or a wait on another rank is never part of it.
 - **No progress** for ``Context(stall_timeout=...)`` seconds while no kernel
   runs: the catch-all for waits outside channels.
 - **A blocked event loop.** The loop updates a heartbeat; a watchdog thread
@@ -24,6 +27,7 @@ under that actor. From these a running network tells:
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import os
@@ -48,6 +52,7 @@ __all__ = [
     "channel_waits",
     "deadlocked",
     "describe_wait",
+    "timer_targets",
     "where_waiting",
 ]
 
@@ -122,6 +127,33 @@ def deadlocked(
                 del left[node]
                 changed = True
     return list(left)
+
+
+def timer_targets(loop: asyncio.AbstractEventLoop) -> set[int] | None:
+    """The ids of the tasks and futures that a callback scheduled on ``loop`` can wake;
+    None when the loop does not show its callbacks (then any task may be woken).
+
+    A callback reaches what it is bound to (``task.cancel``), what that holds as
+    its ``_task`` (the `asyncio.Timeout` of ``asyncio.timeout`` and
+    ``asyncio.wait_for``), and its arguments (``future.set_result``...).
+    Callbacks due later (timers) count, and callbacks due now.
+    """
+    scheduled = getattr(loop, "_scheduled", None)  # asyncio's own loops (BaseEventLoop)
+    ready = getattr(loop, "_ready", None)
+    if scheduled is None or ready is None:
+        return None
+    found: set[int] = set()
+    for handle in [*scheduled, *ready]:
+        if handle.cancelled():
+            continue
+        callback, reached = handle._callback, list(handle._args or ())
+        while isinstance(callback, functools.partial):
+            reached += callback.args
+            callback = callback.func
+        owner = getattr(callback, "__self__", None)
+        reached += [owner, getattr(owner, "_task", None)]
+        found.update(id(item) for item in reached if item is not None)
+    return found
 
 
 def describe_wait(wait: ChannelWait, serving: Callable[[Channel[Any], str], Sequence[str]]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import signal
 import threading
 import time
 import warnings
@@ -35,6 +37,7 @@ from streamnet._liveness import (
     channel_waits,
     deadlocked,
     describe_wait,
+    timer_targets,
     where_waiting,
 )
 from streamnet._logging import logger
@@ -42,6 +45,7 @@ from streamnet._on_success import CommitSteps
 from streamnet._picture import PictureEngine, to_dot, to_svg
 from streamnet._progress import ProgressTracker, progress_wanted, show_progress
 from streamnet._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
+from streamnet._tasks import Driver
 from streamnet._timeline import Timeline
 
 __all__ = ["Network", "run_actor_network"]
@@ -250,6 +254,12 @@ class Network:
         loop (Jupyter): the network then runs on a loop of its own in a helper
         thread. ``KeyboardInterrupt`` cancels the network cleanly, then propagates.
 
+        In a script's main thread, Ctrl-C cancels the run between two steps of
+        the event loop, never in the middle of an actor's code; a kernel that
+        outlives the cancellation is waited for at most ``cancel_grace``
+        seconds (see `Context.to_thread`). A second Ctrl-C stops that wait, and
+        a third interrupts at once, wherever the program is.
+
         Parameters
         ----------
         progress
@@ -268,7 +278,42 @@ class Network:
         if inside_a_loop:
             _run_in_helper_thread(self, progress)
         else:  # outside the `except`, so a failure is not shown as raised while handling another
-            asyncio.run(self.run_async(progress=progress))
+            asyncio.run(self._run_interruptible(progress))
+
+    async def _run_interruptible(self, progress: bool | None) -> None:
+        """:meth:`run_async`, with Ctrl-C in the main thread handled as :meth:`run` says."""
+        if threading.current_thread() is not threading.main_thread():
+            await self.run_async(progress=progress)
+            return
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        interrupts = 0
+
+        def interrupt(signum: int, frame: Any) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                loop.call_soon_threadsafe(task.cancel)
+            elif interrupts == 2:
+                loop.call_soon_threadsafe(self._cancel_again)
+            else:
+                raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, interrupt)
+        try:
+            await self.run_async(progress=progress)
+        except asyncio.CancelledError:
+            if interrupts and task.uncancel() == 0:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _cancel_again(self) -> None:
+        """Cancel every task of the actors once more: none waits for a kernel any longer."""
+        for tasks, _ in list(self._watched.values()):
+            for task in list(tasks):
+                task.cancel()
 
     async def run_async(self, *, progress: bool | None = None) -> None:
         """Run to completion on the running event loop (``progress`` as for :meth:`run`)."""
@@ -334,14 +379,17 @@ class Network:
         finally:
             self._commits.abort()  # what was staged and not committed, however the run ended
             self.ctx.spills.release(self, succeeded=succeeded)
+            for recorder in self._recorders.values():  # the tasks are no longer watched, and
+                recorder.tasks = recorder.waiting = None  # a task nobody holds is collected
+            self._watched.clear()
         if self._failures:
             self._state = "failed"
             failure = self._primary_failure()
             if pending and isinstance(failure, Exception):
                 names = ", ".join(f"`{self._tasks[t].name}`" for t in pending)
                 failure.add_note(
-                    f"actor(s) {names} did not stop within {self.ctx.cancel_grace} s of being "
-                    "cancelled and were left behind"
+                    f"actor(s) {names} did not stop when cancelled, nor when cancelled again "
+                    f"{self.ctx.cancel_grace:g} s later, and were left behind"
                 )
             raise failure
         self._state = "done"
@@ -381,7 +429,7 @@ class Network:
                     self._look(len(self._tasks) - len(pending))
             if pending:
                 # The failing actor already cancelled the others; give them a bounded time.
-                _, pending = await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+                pending = await self._wait_cancelled(pending)
         except asyncio.CancelledError:
             self._state = "cancelled"
             self._abort_all(asyncio.CancelledError(f"network `{self.name}` was cancelled"))
@@ -415,6 +463,14 @@ class Network:
             else:
                 stalled[node] = waits
         stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
+        if stuck:  # unless a timer can wake one of them: a wait with a deadline ends by itself
+            woken = timer_targets(asyncio.get_running_loop())
+            for node in stuck:
+                tasks, waiting = self._watched[node]
+                if woken is None or any(id(t) in woken for t in (*tasks, *waiting)):
+                    runnable.append(node)
+                    del stalled[node]
+            stuck = deadlocked(stalled, runnable, self._serving) if stalled else []
         if stuck:
             lines = [
                 f"actor `{node.name}` {describe_wait(wait, self._serving_names)}"
@@ -536,8 +592,8 @@ class Network:
                     self._fail(node, exc)
                     raise
                 # Its consumers need no more: a normal end, like a closed pipe.
-            except asyncio.CancelledError:
-                state = "cancelled"
+            except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: its task was
+                state = "cancelled"  # destroyed unfinished; neither is the actor's failure
                 raise
             except BaseException as exc:
                 state = "failed"
@@ -552,38 +608,52 @@ class Network:
                     channel._consumer_done()
 
     def _check_inputs_read(self, node: ActorNode) -> None:
-        """Raise if ``node`` returned while an input it consumes last still had data coming."""
+        """Raise if ``node`` returned while an input it consumes last holds messages; if
+        the input is still open, fail the network once its producers send more.
+
+        Whether a producer drained before or after the consumer returned depends
+        on scheduling; whether it had more to send does not: only that is an error.
+        """
         for endpoint in node.endpoints:
             channel = endpoint.channel
             if endpoint.role != "input" or channel._consumers > 1:
                 continue  # other consumers still read it (a worker pool)
             buffered = len(channel)
-            if channel.state == "open":
-                left = "is still open: its producers have not finished" + (
-                    f", and {buffered} message(s) wait in it" if buffered else ""
+            if buffered and channel.state in ("open", "drained"):
+                raise UnreadInputError(
+                    self._unread(node, endpoint, f"still holds {buffered} message(s)")
                 )
-            elif channel.state == "drained" and buffered:
-                left = f"still holds {buffered} message(s)"
-            else:
-                continue
-            raise UnreadInputError(
-                f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
-                f"to the end: channel `{channel.name}` {left}. Read until `recv` returns None; "
-                f"to stop early on purpose, shut the input down (`await "
-                f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
-                "@define_actor(stops_early=True)"
-            )
+            if channel.state == "open":  # nothing lost yet: the consumer is gone
+                channel._late_send = functools.partial(self._sent_after_return, node, endpoint)
+
+    def _sent_after_return(self, node: ActorNode, endpoint: Endpoint, msg: Any) -> None:
+        """A producer sent into an input ``node`` stopped reading when it returned."""
+        endpoint.channel._late_send = None
+        node._state = "failed"
+        seq = getattr(msg, "sequence_number", "?")
+        what = f"was sent message sequence number {seq} after the actor returned"
+        self._fail(node, UnreadInputError(self._unread(node, endpoint, what)))
+
+    @staticmethod
+    def _unread(node: ActorNode, endpoint: Endpoint, what: str) -> str:
+        return (
+            f"actor `{node.name}` returned without reading its input `{endpoint.parameter}` "
+            f"to the end: channel `{endpoint.channel.name}` {what}. Read until `recv` returns "
+            f"None; to stop early on purpose, shut the input down (`await "
+            f"{endpoint.parameter}.shutdown(ctx)`) or declare the actor with "
+            "@define_actor(stops_early=True)"
+        )
 
     async def _call(self, node: ActorNode, recorder: ActorRecorder) -> Any:
         """Run the actor's function; with a restart policy, call it afresh after a failure."""
         policy = node.definition.restart
         if policy is None:
-            return await node.call()
+            return await Driver(node.call())
         recorder.taken, recorder.sent = {}, {}
         restarts: list[float] = []
         while True:
             try:
-                return await node.call()
+                return await Driver(node.call())
             except (ChannelError, asyncio.CancelledError):
                 raise  # a closed channel or a cancellation is not the stage's own failure
             except Exception as exc:
@@ -651,11 +721,23 @@ class Network:
             channel.abort(cause)
 
     async def _cancel_and_wait(self) -> None:
-        pending = [task for task in self._tasks if not task.done()]
+        pending = {task for task in self._tasks if not task.done()}
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=self.ctx.cancel_grace)
+            await self._wait_cancelled(pending)
+
+    async def _wait_cancelled(self, pending: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait up to ``cancel_grace`` for cancelled tasks; then cancel the ones left once
+        more (a kernel one waits for is left running: see `Context.to_thread`) and wait as
+        long again. The tasks still pending."""
+        grace = self.ctx.cancel_grace
+        _, pending = await asyncio.wait(pending, timeout=grace)
+        if pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        return pending
 
     def _primary_failure(self) -> BaseException:
         _node, exc = self._failures[0]

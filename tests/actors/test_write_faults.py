@@ -706,3 +706,65 @@ def test_the_next_write_puts_back_the_output_a_killed_overwrite_moved_aside(
         actors.write_parquet(ctx, ctx.create_channel(), target)
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
     assert pl.read_parquet(target)["x"].to_list() == [-1, -2]
+
+
+SLOW_DISK_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading
+    import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+    import actors
+    from streamnet import Context, Message, Network, TableChunk, define_actor
+
+    release = threading.Event()
+    real = pq.ParquetWriter.write_table
+
+    def write_table(self, *args, **kwargs):  # a slow disk
+        print("writing", flush=True)
+        release.wait(60)
+        real(self, *args, **kwargs)
+        print("written", flush=True)
+
+    pq.ParquetWriter.write_table = write_table
+    table = pa.table({"x": np.arange(100_000)})
+
+    @define_actor
+    async def feed(ctx, ch_out):
+        for seq in range(3):
+            await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(table)))
+        await ch_out.drain(ctx)
+
+    ctx = Context(cancel_grace=0.2)
+    ch = ctx.create_channel()
+    try:
+        Network(ctx, [feed(ctx, ch), actors.write_parquet(ctx, ch, sys.argv[1])]).run()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    release.set()
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_the_writer_writes_ends_the_run_and_cleans_up_after_the_write(
+    tmp_path: Path,
+) -> None:
+    """The run does not wait for a slow write; the writer is closed, and what it staged
+    removed, only once the write ended (never under it: that crashed the process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DISK_SCRIPT, str(tmp_path / "out.parquet")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=100)
+    assert proc.returncode == 0, err[-3000:]
+    assert out.split() == ["interrupted", "written"]  # the run ended before the write
+    assert "actor `write_parquet#0` was cancelled while its kernel" in err
+    assert "Traceback" not in err, err[-3000:]
+    assert list(tmp_path.iterdir()) == []

@@ -276,6 +276,45 @@ async def test_cancelled_sender_passes_room_to_next_sender() -> None:
     assert (await ch.recv(None)).sequence_number == 2  # type: ignore[union-attr]
 
 
+# ------------------------------------------------------------------ timeouts
+async def test_recv_with_a_timeout_raises_timeout_error_and_loses_nothing() -> None:
+    ch: Channel[int] = Channel()
+    with pytest.raises(TimeoutError):
+        await ch.recv(None, timeout=0.01)
+    assert ch.statistics().waiting_receivers == 0
+    await ch.send(None, Message(3, 3))
+    msg = await ch.recv(None, timeout=0)  # a message waiting: no wait, no timeout
+    assert msg is not None and msg.sequence_number == 3
+    await ch.drain(None)
+    assert await ch.recv(None, timeout=0) is None  # the end of the stream, at once
+
+
+async def test_send_with_a_timeout_raises_timeout_error_and_delivers_nothing() -> None:
+    ch: Channel[int] = Channel(capacity=1)
+    await ch.send(None, Message(0, 0), timeout=0)  # room: no wait
+    with pytest.raises(TimeoutError):
+        await ch.send(None, Message(1, 1), timeout=0.01)
+    assert ch.statistics().waiting_senders == 0
+    await ch.drain(None)
+    assert [m.sequence_number async for m in ch] == [0]
+
+
+async def test_a_send_that_timed_out_is_sent_again_by_a_restarted_stage() -> None:
+    """A stage that repeats what it already sent drops the repeats, not what timed out."""
+    ch: Channel[int] = Channel(capacity=1)
+    counter = TrafficCounter()
+    counter.sent = {}
+    with observe(counter):
+        await ch.send(None, Message(0, 0))
+        with pytest.raises(TimeoutError):
+            await ch.send(None, Message(1, 1), timeout=0.01)
+        assert (await ch.recv(None)).sequence_number == 0  # type: ignore[union-attr]
+        await ch.send(None, Message(0, 0))  # a repeat: dropped
+        await ch.send(None, Message(1, 1))  # never delivered: sent now
+    await ch.drain(None)
+    assert [m.sequence_number async for m in ch] == [1]
+
+
 async def test_statistics_count_exactly() -> None:
     ch: Channel[Sized] = Channel(capacity=3, name="s")
     for i in range(3):

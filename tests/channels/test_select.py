@@ -80,3 +80,14 @@ async def test_cancelled_recv_any_leaves_no_waiter_behind() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert a.statistics().waiting_receivers == 0
+
+
+async def test_recv_any_with_a_timeout_raises_timeout_error_and_leaves_no_waiter() -> None:
+    a: Channel[int] = Channel()
+    b: Channel[int] = Channel()
+    with pytest.raises(TimeoutError):
+        await recv_any(None, [a, b], timeout=0.01)
+    assert a.statistics().waiting_receivers == b.statistics().waiting_receivers == 0
+    await b.send(None, Message(5, 5))
+    index, msg = await recv_any(None, [a, b], timeout=0)
+    assert index == 1 and msg is not None and msg.payload == 5

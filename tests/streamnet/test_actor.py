@@ -118,3 +118,52 @@ def test_decorated_actor_keeps_name_and_doc() -> None:
 
     assert documented.__doc__ == "Docs."
     assert documented.__name__ == "documented"
+
+
+# ---------------------------------------------------------------- checks when a node is made
+def at_least(name: str, *, ctx: Context, n: int, step: int, **_: object) -> None:
+    if n < step:
+        raise ValueError(f"actor `{name}`: `n` must be at least `step` ({step}), got {n}")
+
+
+def test_a_check_refuses_bad_arguments_before_the_node_is_made() -> None:
+    seen: list[dict[str, object]] = []
+
+    def record(name: str, **arguments: object) -> None:
+        seen.append({"name": name, **arguments})
+        at_least(name, **arguments)  # type: ignore[arg-type]
+
+    @define_actor(collective=True, check=record)
+    async def counts(ctx, ch_out, n: int, *, step: int = 2):
+        pass
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(ValueError, match=r"`counts#0`: `n` must be at least `step` \(2\), got 1"):
+        counts(ctx, ch, 1)
+    node = counts(ctx, ch, 4)  # the refused call took no name and no operation id
+    assert (node.name, node.op_id) == ("counts#0", 0)
+    assert seen[-1] == {"name": "counts#0", "ctx": ctx, "ch_out": ch, "n": 4, "step": 2}
+
+
+def test_a_checked_actor_keeps_every_other_option() -> None:
+    from streamnet import RestartPolicy
+
+    @define_actor(check=at_least, stops_early=True, restart=RestartPolicy(), name="stepper")
+    async def counts(ctx, ch_out, n: int, step: int = 1):
+        pass
+
+    ctx = Context()
+    node = counts(ctx, ctx.create_channel(), 3)
+    assert node.name == "stepper#0"
+    assert node.definition.stops_early and node.definition.restart == RestartPolicy()
+    with pytest.raises(ValueError, match="actor `stepper#1`"):
+        counts(ctx, ctx.create_channel(), 0)
+
+
+def test_a_check_must_be_callable() -> None:
+    async def source(ctx, ch_out):
+        pass
+
+    with pytest.raises(TypeError, match="define_actor: `check` must be callable, got 3"):
+        define_actor(check=3)(source)  # type: ignore[call-overload]

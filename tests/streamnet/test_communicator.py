@@ -127,7 +127,11 @@ async def test_watchers_hear_of_a_peers_abort_once_and_not_of_their_own() -> Non
     c1.abort(ValueError("disk full"))
     c2.abort(KeyError("later"))  # a second failure changes nothing
     await asyncio.wait_for(told.wait(), 5)
-    await asyncio.sleep(0)  # anything else scheduled would have run by now
+    # A watcher added now is told after whatever the aborts scheduled (a loop runs its
+    # callbacks in order): once it is, any telling of rank 0 or 1 would have happened.
+    last = asyncio.get_running_loop().create_future()
+    c0.watch(last.set_result)
+    await asyncio.wait_for(last, 5)
     assert heard[0] == [] and heard[1] == []
     (error,) = heard[2]
     assert (error.rank, str(error)) == (1, "rank 1 failed: ValueError: disk full")

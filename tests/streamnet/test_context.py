@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from streamnet import BackendUnavailableError, Context
+from streamnet import BackendUnavailableError, Context, Network, define_actor, start_task
 
 
 async def test_to_thread_runs_off_the_event_loop_thread() -> None:
@@ -110,3 +113,119 @@ async def test_async_context_manager_closes() -> None:
     async with Context() as ctx:
         await ctx.to_thread(int)
     assert ctx.closed
+
+
+# ------------------------------------------------------------ a kernel outliving its cancellation
+class LogEvent(logging.Handler):
+    """Sets ``seen`` (on the test's loop) once a ``streamnet`` record contains ``needle``."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.needle = needle
+        self.loop = asyncio.get_running_loop()
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.loop.call_soon_threadsafe(self.seen.set)
+
+
+@pytest.fixture
+def streamnet_debug() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("streamnet")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield logger
+    logger.setLevel(level)
+
+
+def blocking_kernel(order: list[str]) -> tuple[asyncio.Event, threading.Event, Any]:
+    """A kernel that says when it runs and ends when released, noting its end in ``order``."""
+    loop = asyncio.get_running_loop()
+    running, release = asyncio.Event(), threading.Event()
+
+    def kernel() -> None:
+        loop.call_soon_threadsafe(running.set)
+        release.wait(20)
+        order.append("kernel ended")
+
+    return running, release, kernel
+
+
+@pytest.mark.timeout(30)
+async def test_an_actor_waits_for_its_kernel_at_most_cancel_grace_and_cleans_up_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The run ends at once; what would free the kernel's data runs only once it ended."""
+    order: list[str] = []
+    running, release, kernel = blocking_kernel(order)
+    cleaned = asyncio.Event()
+
+    @define_actor
+    async def slow(ctx):
+        try:
+            await ctx.to_thread(kernel)
+        finally:
+            order.append("cleanup")
+            cleaned.set()
+
+    ctx = Context(cancel_grace=0.1)
+    run = asyncio.ensure_future(Network(ctx, [slow(ctx)]).run_async())
+    async with asyncio.timeout(10):
+        await running.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run  # while the kernel still runs
+    assert order == []
+    release.set()
+    async with asyncio.timeout(10):
+        await cleaned.wait()
+    assert order == ["kernel ended", "cleanup"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(
+        "actor `slow#0` was cancelled while its kernel `blocking_kernel.<locals>.kernel` ran in "
+        "the thread pool; the kernel still runs after "
+    )
+    assert warning.endswith(
+        " s (Context(cancel_grace=0.1)) and is left running: the caller's cleanup waits until "
+        "it ends"
+    )
+    ctx.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_second_cancellation_stops_the_wait_for_a_running_kernel(
+    caplog: pytest.LogCaptureFixture, streamnet_debug: logging.Logger
+) -> None:
+    order: list[str] = []
+    running, release, kernel = blocking_kernel(order)
+    waiting = LogEvent("it waits for the kernel at most 60 s")
+    streamnet_debug.addHandler(waiting)
+    cleaned = asyncio.Event()
+
+    async def caller(ctx: Context) -> None:
+        try:
+            await ctx.to_thread(kernel)
+        finally:
+            order.append("cleanup")
+            cleaned.set()
+
+    try:
+        with Context(cancel_grace=60) as ctx:
+            task = start_task(caller(ctx), name="caller")
+            async with asyncio.timeout(10):
+                await running.wait()
+                task.cancel()
+                await waiting.seen.wait()
+                task.cancel()  # long before the grace is over
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            assert order == []
+            release.set()
+            async with asyncio.timeout(10):
+                await cleaned.wait()
+    finally:
+        streamnet_debug.removeHandler(waiting)
+    assert order == ["kernel ended", "cleanup"]
+    assert "task `caller` was cancelled while its kernel" in caplog.text
+    assert "(Context(cancel_grace=60)) and is left running" in caplog.text

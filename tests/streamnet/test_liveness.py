@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import polars as pl
 import pytest
 
 import actors
-from channels import Channel
+from channels import Channel, recv_any
 from streamnet import (
     Context,
     DeadlockError,
@@ -23,7 +24,7 @@ from streamnet import (
     define_actor,
     run_ranks_async,
 )
-from streamnet._liveness import deadlocked
+from streamnet._liveness import deadlocked, timer_targets
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,6 +68,12 @@ def looks(monkeypatch: pytest.MonkeyPatch) -> Looks:
 async def echo(ctx, ch_in, ch_out):
     async for msg in ch_in:
         await ch_out.send(ctx, msg)
+
+
+@define_actor
+async def numbers(ctx, ch_out, n: int):
+    for i in range(n):
+        await ch_out.send(ctx, Message(i, i))
 
 
 @define_actor
@@ -238,8 +245,12 @@ async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
 
     async with asyncio.timeout(10):
         networks = await asyncio.gather(run(0), run(1))
-    peer.abort(KeyError("even later"))
-    await asyncio.sleep(0)  # what the failure would have scheduled has run by now
+        peer.abort(KeyError("even later"))
+        # A watcher added now is told after whatever the failure scheduled (a loop runs
+        # its callbacks in order): once it is, a network still watching would have heard.
+        last = asyncio.get_running_loop().create_future()
+        world.communicator(0).watch(last.set_result)
+        await last
     assert [net.state for net in networks] == ["done", "done"]
     assert str(world.communicator(0).failure) == "rank 1 failed: ValueError: later"
     assert [r for r in caplog.records if r.name == "streamnet"] == []
@@ -319,6 +330,185 @@ async def test_a_task_an_actor_started_counts_as_that_actor(looks: Looks) -> Non
         await Network(ctx, nodes, feedback=[back]).run_async()
     assert out == ["ping-pong"]
     assert asyncio.get_running_loop().get_task_factory() is None  # the loop is as it was
+
+
+# ------------------------------------------------------------------------ waits that end by themselves
+Wait = Callable[[Any, Channel[Any]], Awaitable[Any]]
+
+
+async def under_asyncio_timeout(ctx: Any, ch: Channel[Any]) -> Any:
+    async with asyncio.timeout(30):
+        return await ch.recv(ctx)
+
+
+async def with_recv_timeout(ctx: Any, ch: Channel[Any]) -> Any:
+    return await ch.recv(ctx, timeout=30)
+
+
+async def under_wait_for(ctx: Any, ch: Channel[Any]) -> Any:
+    return await asyncio.wait_for(ch.recv(ctx), 30)
+
+
+async def with_recv_any_timeout(ctx: Any, ch: Channel[Any]) -> Any:
+    return (await recv_any(ctx, [ch], timeout=30))[1]
+
+
+async def under_a_timer_that_cancels(ctx: Any, ch: Channel[Any]) -> Any:
+    task = asyncio.current_task()
+    assert task is not None
+    handle = asyncio.get_running_loop().call_later(30, task.cancel)
+    try:
+        return await ch.recv(ctx)
+    finally:
+        handle.cancel()
+
+
+WAITS = [
+    under_asyncio_timeout,
+    with_recv_timeout,
+    under_wait_for,
+    with_recv_any_timeout,
+    under_a_timer_that_cancels,
+]
+
+
+@define_actor
+async def only_last(ctx, ch_in, ch_out):
+    """The last message of its input (a side input that matters only at the end)."""
+    last = None
+    async for msg in ch_in:
+        last = msg
+    if last is not None:
+        await ch_out.send(ctx, last)
+
+
+def side_input_network(ctx: Context, wait: Wait, into: list) -> Network:
+    """No cycle: `enrich` first waits a while for its side input, the last value of the
+    stream, while the fanout in front is blocked on its full main input."""
+
+    @define_actor(inputs=["main", "side"])
+    async def enrich(ctx, main, side, into: list):
+        factor = 1
+        try:
+            msg = await wait(ctx, side)
+            factor = msg.payload if msg is not None else 1
+        except (TimeoutError, asyncio.CancelledError):
+            pass  # no side input in time: the default
+        async for msg in main:
+            into.append(msg.payload * factor)
+        async for _ in side:
+            pass
+
+    src, main, tap, side = (ctx.create_channel(capacity=1) for _ in range(4))
+    nodes = [
+        numbers(ctx, src, 10),
+        actors.fanout(ctx, src, [main, tap]),
+        only_last(ctx, tap, side),
+        enrich(ctx, main, side, into),
+    ]
+    return Network(ctx, nodes)
+
+
+def batching_loop_network(ctx: Context, wait: Wait, into: list) -> Network:
+    """A declared loop: a client waits for the reply to each request, and a batcher
+    replies when no request came for a while."""
+
+    @define_actor(inputs=["responses"], outputs=["requests"])
+    async def client(ctx, requests, responses, into: list):
+        for i in range(3):
+            await requests.send(ctx, Message(i, i))
+            into.append((await responses.recv(ctx)).payload)
+        await requests.drain(ctx)
+        async for _ in responses:
+            pass
+
+    @define_actor(inputs=["requests"], outputs=["responses"])
+    async def batcher(ctx, requests, responses):
+        batch, seq = [], 0
+        while True:
+            try:
+                msg = await wait(ctx, requests)
+            except (TimeoutError, asyncio.CancelledError):
+                msg = ...  # time to flush
+            if msg is None:
+                break
+            if msg is not ...:
+                batch.append(msg.payload)
+            elif batch:
+                await responses.send(ctx, Message(seq, list(batch)))
+                seq, batch = seq + 1, []
+
+    requests, responses = ctx.create_channel(), ctx.create_channel()
+    nodes = [client(ctx, requests, responses, into), batcher(ctx, requests, responses)]
+    return Network(ctx, nodes, feedback=[responses])
+
+
+@pytest.mark.parametrize("wait", WAITS)
+@pytest.mark.parametrize("shape", [side_input_network, batching_loop_network])
+async def test_actors_waiting_on_a_channel_with_a_deadline_are_not_deadlocked(
+    looks: Looks, shape: Callable[[Context, Wait, list], Network], wait: Wait
+) -> None:
+    """Each wait would be a deadlock without its deadline: the deadline ends it."""
+    net = shape(Context(), wait, [])
+    run = asyncio.ensure_future(net.run_async())
+    looked = asyncio.ensure_future(looks.after(5).wait())
+    async with asyncio.timeout(20):
+        await asyncio.wait([run, looked], return_when=asyncio.FIRST_COMPLETED)
+    assert not run.done(), run.exception()  # 5 looks at it, and still running
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def test_a_wait_that_ends_by_itself_lets_the_network_finish(looks: Looks) -> None:
+    deadlines: list[asyncio.Timeout] = []
+
+    async def wait(ctx: Any, ch: Channel[Any]) -> Any:
+        async with asyncio.timeout(30) as deadline:
+            deadlines.append(deadline)
+            return await ch.recv(ctx)
+
+    out: list = []
+    net = side_input_network(Context(), wait, out)
+    run = asyncio.ensure_future(net.run_async())
+    async with asyncio.timeout(20):
+        await looks.after(5).wait()
+        deadlines[0].reschedule(asyncio.get_running_loop().time())  # it passes now
+        await run
+    assert out == list(range(10))  # no side input in time: factor 1
+
+
+async def test_a_deadline_that_went_out_of_scope_hides_no_deadlock() -> None:
+    @define_actor
+    async def waits_on_itself(ctx, ch_in, ch_out):
+        async with asyncio.timeout(30):  # noqa: ASYNC100  # only its timer matters:
+            pass  # cancelled on the way out
+        async for msg in ch_in:
+            await ch_out.send(ctx, msg)
+
+    ctx = Context()
+    ab, ba = ctx.create_channel(name="ab"), ctx.create_channel(name="ba")
+    net = Network(ctx, [waits_on_itself(ctx, ba, ab), echo(ctx, ab, ba)], feedback=[ba])
+    text = await run_expecting_deadlock(net)
+    assert "actor `waits_on_itself#0` waits to receive from channel `ba`" in text
+
+
+async def test_timer_targets_are_the_tasks_a_scheduled_callback_can_wake() -> None:
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    bound, argument = loop.create_future(), loop.create_future()
+    handle = loop.call_later(30, bound.cancel)  # reached as what the callback is bound to
+    loop.call_later(30, argument.set_result, None)  # reached as an argument
+    targets = timer_targets(loop)
+    assert targets is not None
+    assert {id(bound), id(argument)} <= targets and id(me) not in targets
+    async with asyncio.timeout(30):  # noqa: ASYNC100  # a deadline on this task: its Timeout
+        targets = timer_targets(loop)
+        assert targets is not None and id(me) in targets
+    handle.cancel()  # what is cancelled wakes nothing
+    targets = timer_targets(loop)
+    assert targets is not None and id(me) not in targets and id(bound) not in targets
+    assert timer_targets(object()) is None  # type: ignore[arg-type]  # a loop it cannot read
 
 
 # ------------------------------------------------------------------------ no progress
