@@ -1,15 +1,20 @@
-"""groupby_agg: a streaming, multi-rank group-by with partial aggregation."""
+"""groupby_agg: a streaming, multi-rank group-by with partial aggregation.
+
+The aggregations themselves (partial, merge and final steps as Polars
+expressions) are in :mod:`actors._aggregations`; this actor checks the spec,
+runs the steps on each chunk, exchanges partials between ranks and finishes
+the groups.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 import polars as pl
 
+from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, AggHow, Plan
 from actors._exchange import (
     ExchangeReport,
     InputSchema,
@@ -31,57 +36,16 @@ from streamnet import (
 
 __all__ = ["Agg", "AggHow", "groupby_agg"]
 
-AggHow = Literal[
-    "sum", "count", "len", "mean", "min", "max", "first", "last", "n_unique", "std", "var"
-]
-"""Aggregations :func:`groupby_agg` computes, with Polars' meaning of each."""
-
-_HOWS: tuple[str, ...] = AggHow.__args__  # type: ignore[attr-defined]
-_ORDER = ["__rank", "__seq"]
-
-
-@dataclass(frozen=True, slots=True)
-class Agg:
-    """One aggregation: ``how`` of ``column``, named ``name`` (default ``column_how``).
-
-    ``len`` counts the rows of each group and takes no column.
-    """
-
-    column: str | None
-    how: AggHow
-    name: str | None = None
-
-    @property
-    def output(self) -> str:
-        if self.name is not None:
-            return self.name
-        return "len" if self.column is None else f"{self.column}_{self.how}"
-
-    def polars(self) -> pl.Expr:
-        """The same aggregation as a Polars expression (what the result must equal)."""
-        if self.how == "len":
-            return pl.len().alias(self.output)
-        col = pl.col(self.column)  # type: ignore[arg-type]
-        expr = {
-            "sum": col.sum(),
-            "count": col.count(),
-            "mean": col.mean(),
-            "min": col.min(),
-            "max": col.max(),
-            "first": col.first(),
-            "last": col.last(),
-            "n_unique": col.n_unique(),
-            "std": col.std(),
-            "var": col.var(),
-        }[self.how]
-        return expr.alias(self.output)
-
+_ORDER = list(ORDER)
 
 AggSpec = Agg | tuple[str | None, str] | tuple[str | None, str, str]
 
 
 def normalise_aggs(aggs: Sequence[AggSpec] | Mapping[str, str | Sequence[str]]) -> list[Agg]:
-    """Aggregations from ``[Agg(...)]``, ``[("x", "sum"), ("x", "mean", "avg_x")]`` or ``{"x": ["sum"]}``."""
+    """Aggregations from ``[Agg(...)]``, ``[("x", "sum"), ("x", "mean", "avg_x")]`` or ``{"x": ["sum"]}``.
+
+    ``("*", "len")`` counts rows, as ``Agg(None, "len")`` does.
+    """
     items: list[Agg] = []
     if isinstance(aggs, Mapping):
         for column, hows in aggs.items():
@@ -101,13 +65,19 @@ def normalise_aggs(aggs: Sequence[AggSpec] | Mapping[str, str | Sequence[str]]) 
     if not items:
         raise ValueError("groupby_agg: give at least one aggregation")
     for agg in items:
-        if agg.how not in _HOWS:
+        if not isinstance(agg.how, str) or agg.how not in AGGREGATIONS:
             raise ValueError(
                 f"groupby_agg: unknown aggregation {agg.how!r} for column `{agg.column}`; "
-                f"choose from {list(_HOWS)}"
+                f"choose from {list(AGGREGATIONS)}"
             )
         if agg.how != "len" and agg.column is None:
             raise ValueError(f"groupby_agg: aggregation {agg.how!r} needs a column")
+        if not isinstance(agg.column, str | None) or not isinstance(agg.name, str | None):
+            raise TypeError(
+                f"groupby_agg: the column and name of aggregation {agg.how!r} must be strings; "
+                f"got column {agg.column!r}, name {agg.name!r}"
+            )
+    items = [Agg(None, "len", a.name) if (a.column == "*" and a.how == "len") else a for a in items]
     names = [a.output for a in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -132,49 +102,24 @@ def _key_names(keys: object) -> list[str]:
     return listed  # type: ignore[return-value]
 
 
-def _check_types(empty: pl.DataFrame, aggs: list[Agg]) -> None:
+def _check_names(keys: list[str], items: list[Agg]) -> None:
+    clashes = sorted({a.output for a in items} & set(keys))
+    if clashes:
+        raise ValueError(
+            f"groupby_agg: output names {clashes} are also keys; name the aggregations with "
+            f"Agg(name=...); keys are {keys}"
+        )
+
+
+async def _check_types(ctx: Context, empty: pl.DataFrame, plan: Plan) -> None:
     """Raise a TypeError naming the actor if an aggregation does not apply to its column's type."""
-    for agg in aggs:
-        if agg.column is None:
-            continue
-        try:
-            empty.select(agg.polars())
-        except pl.exceptions.PolarsError as exc:
-            reason = str(exc).strip().splitlines()[0]
-            raise TypeError(
-                f"actor `{current_actor_name()}`: aggregation {agg.how!r} does not apply to "
-                f"column `{agg.column}` of type {empty.schema[agg.column]} ({reason})"
-            ) from None
+    await ctx.to_thread(plan.check_types, empty, f"actor `{current_actor_name()}`")
 
 
-# ----------------------------------------------------------------------- partial / final
-def _partial(agg: Agg, p: str) -> list[pl.Expr]:
-    """The partial aggregates of one aggregation over a chunk (or a group of it), named
-    ``p + <part>``; none for ``n_unique``, which the keyed and global paths keep apart."""
-    if agg.how == "len":
-        return [pl.len().alias(p + "n")]
-    col = pl.col(agg.column)  # type: ignore[arg-type]
-    if agg.how in ("sum", "min", "max", "first", "last"):
-        return [getattr(col, agg.how)().alias(p + agg.how)]
-    if agg.how == "count":
-        return [col.count().alias(p + "n")]
-    if agg.how == "mean":
-        return [col.sum().alias(p + "sum"), col.count().alias(p + "n")]
-    if agg.how in ("std", "var"):
-        return [
-            col.count().alias(p + "n"),
-            col.cast(pl.Float64).mean().alias(p + "mean"),
-            (col.cast(pl.Float64).var(ddof=0) * col.count()).alias(p + "m2"),
-        ]
-    return []
-
-
+# ------------------------------------------------------------------ the keyed kernels
 def _partials(aggs: list[Agg]) -> list[pl.Expr]:
-    """Per-chunk partial aggregates; columns are named ``__<i>_<part>``."""
-    exprs = [e for i, agg in enumerate(aggs) for e in _partial(agg, f"__{i}_")]
-    if any(a.how in ("first", "last") for a in aggs):
-        exprs += [pl.col("__rank").first(), pl.col("__seq").first()]
-    return exprs
+    """Per-chunk partial aggregates by key."""
+    return Plan(aggs).partials(CHUNK)
 
 
 def _row_partials(aggs: list[Agg]) -> list[pl.Expr]:
@@ -183,75 +128,16 @@ def _row_partials(aggs: list[Agg]) -> list[pl.Expr]:
     Shipping these instead of grouped partials costs no grouping at all, which
     pays when a chunk has nearly as many groups as rows.
     """
-    idx = pl.get_index_type()
-    exprs: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        if agg.how == "len":
-            exprs.append(pl.lit(1, idx).alias(p + "n"))
-            continue
-        col = pl.col(agg.column)  # type: ignore[arg-type]
-        present = col.is_not_null().cast(idx)
-        if agg.how == "sum":
-            exprs.append(col.fill_null(0).alias(p + "sum"))  # the sum of [null] is 0
-        elif agg.how in ("min", "max", "first", "last"):
-            exprs.append(col.alias(p + agg.how))
-        elif agg.how == "count":
-            exprs.append(present.alias(p + "n"))
-        elif agg.how == "mean":
-            exprs += [col.fill_null(0).alias(p + "sum"), present.alias(p + "n")]
-        elif agg.how in ("std", "var"):
-            exprs += [
-                present.alias(p + "n"),
-                col.cast(pl.Float64).alias(p + "mean"),
-                pl.when(col.is_null()).then(None).otherwise(pl.lit(0.0)).alias(p + "m2"),
-            ]
-    return exprs
-
-
-def _finals(aggs: list[Agg], keys: list[str]) -> tuple[list[pl.Expr], list[pl.Expr]]:
-    """Window columns to add before the final group-by, and the final aggregates."""
-    windows: list[pl.Expr] = []
-    finals: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        if agg.how in ("len", "count"):
-            finals.append(pl.col(p + "n").sum().alias(agg.output))
-        elif agg.how in ("sum", "min", "max"):
-            finals.append(getattr(pl.col(p + agg.how), agg.how)().alias(agg.output))
-        elif agg.how in ("first", "last"):
-            ordered = pl.col(p + agg.how).sort_by(
-                _ORDER, maintain_order=True
-            )  # stable: row order within a chunk
-            finals.append(
-                (ordered.first() if agg.how == "first" else ordered.last()).alias(agg.output)
-            )
-        elif agg.how == "mean":
-            n = pl.col(p + "n").sum()
-            finals.append(
-                pl.when(n > 0).then(pl.col(p + "sum").sum() / n).otherwise(None).alias(agg.output)
-            )
-        elif agg.how in ("std", "var"):
-            # Chan et al.: merge (n, mean, M2) of the partial groups.
-            n_i, mean_i = pl.col(p + "n"), pl.col(p + "mean").fill_null(0.0)
-            total = n_i.sum().over(keys)
-            grand = (n_i * mean_i).sum().over(keys) / total
-            windows.append((n_i * (mean_i - grand) ** 2).alias(p + "spread"))
-            n = pl.col(p + "n").sum()
-            m2 = pl.col(p + "m2").fill_null(0.0).sum() + pl.col(p + "spread").fill_null(0.0).sum()
-            var = pl.when(n > 1).then(m2 / (n - 1)).otherwise(None)
-            finals.append((var.sqrt() if agg.how == "std" else var).alias(agg.output))
-    return windows, finals
+    return Plan(aggs).rows(CHUNK)
 
 
 def _final_group(
     frame: pl.DataFrame, keys: list[str], aggs: list[Agg], schema: pl.Schema
 ) -> pl.DataFrame:
-    windows, finals = _finals(aggs, keys)
-    query = frame.lazy()
-    if windows:
-        query = query.with_columns(windows)
-    out = query.group_by(keys).agg(finals).collect(engine="streaming")
+    """The groups of a partition's partials: merged by key, then finished."""
+    plan = Plan(aggs)
+    query = frame.lazy().with_columns(plan.windows(keys)).group_by(keys).agg(plan.merges(CHUNK))
+    out = query.select(*keys, *plan.finals()).collect(engine="streaming")
     # The result types Polars' own aggregation gives for this input schema (the same on
     # every rank), where merging partials gave another width (a sum of counts...).
     return out.cast(dict(schema))  # type: ignore[arg-type]
@@ -260,95 +146,24 @@ def _final_group(
 def _raw_group(
     frame: pl.DataFrame, keys: list[str], aggs: list[Agg], ordered: bool
 ) -> pl.DataFrame:
+    """The groups of a partition's rows, by Polars' own aggregations."""
     if ordered:
         frame = frame.sort(_ORDER, maintain_order=True)
-    return frame.lazy().group_by(keys).agg([a.polars() for a in aggs]).collect(engine="streaming")
+    wholes = Plan(aggs).wholes()
+    return frame.lazy().group_by(keys).agg(wholes).collect(engine="streaming")
 
 
 # ------------------------------------------------------------------ one global group
 # keys=[]: every chunk reduces to one row of partials (a select, no grouping), the rows
 # are merged on each rank, and each rank sends its single merged row to rank 0.
-_FIRST = ["__first_rank", "__first_seq"]  # where a partial's first row comes from
-_LAST = ["__last_rank", "__last_seq"]  # where its last row comes from
 _MERGE_EVERY = 64  # partial rows held before they are merged into one
 _MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
 
 
-def _global_partials(aggs: list[Agg]) -> list[pl.Expr]:
-    """One row of partial aggregates of a non-empty chunk; columns are named ``__<i>_<part>``."""
-    exprs: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        exprs += _partial(agg, p)
-        if agg.how == "n_unique":  # exact: the distinct values (null included) travel
-            exprs.append(pl.col(agg.column).unique().implode().alias(p + "unique"))  # type: ignore[arg-type]
-    if any(a.how in ("first", "last") for a in aggs):
-        exprs += [
-            pl.col(c).first().alias(n) for c, n in zip(_ORDER * 2, _FIRST + _LAST, strict=True)
-        ]
-    return exprs
-
-
-def _global_merges(aggs: list[Agg]) -> list[pl.Expr]:
-    """Partial rows merged into one row with the same columns (associative)."""
-    exprs: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        if agg.how in ("len", "count"):
-            exprs.append(pl.col(p + "n").sum())
-        elif agg.how in ("sum", "min", "max"):
-            exprs.append(getattr(pl.col(p + agg.how), agg.how)())
-        elif agg.how == "first":  # the value of the earliest partial in stream order
-            exprs.append(pl.col(p + "first").sort_by(_FIRST, maintain_order=True).first())
-        elif agg.how == "last":
-            exprs.append(pl.col(p + "last").sort_by(_LAST, maintain_order=True).last())
-        elif agg.how == "mean":
-            exprs += [pl.col(p + "sum").sum(), pl.col(p + "n").sum()]
-        elif agg.how in ("std", "var"):
-            # Chan et al.: merge (n, mean, M2) of the partials.
-            n_i, mean_i = pl.col(p + "n"), pl.col(p + "mean").fill_null(0.0)
-            n = n_i.sum()
-            grand = pl.when(n > 0).then((n_i * mean_i).sum() / n).otherwise(0.0)
-            spread = (n_i * (mean_i - grand) ** 2).sum()
-            exprs += [
-                n.alias(p + "n"),
-                grand.alias(p + "mean"),
-                (pl.col(p + "m2").fill_null(0.0).sum() + spread).alias(p + "m2"),
-            ]
-        elif agg.how == "n_unique":
-            # explicit: Polars 1.x warns on the default, which 2.x changed to False
-            values = pl.col(p + "unique").explode(empty_as_null=False)
-            exprs.append(values.unique().implode())
-    if any(a.how in ("first", "last") for a in aggs):
-        exprs += [pl.col(c).sort_by(_FIRST, maintain_order=True).first() for c in _FIRST]
-        exprs += [pl.col(c).sort_by(_LAST, maintain_order=True).last() for c in _LAST]
-    return exprs
-
-
-def _global_finals(aggs: list[Agg]) -> list[pl.Expr]:
-    """The aggregates from the one merged row of partials."""
-    exprs: list[pl.Expr] = []
-    for i, agg in enumerate(aggs):
-        p = f"__{i}_"
-        if agg.how in ("len", "count"):
-            expr = pl.col(p + "n")
-        elif agg.how in ("sum", "min", "max", "first", "last"):
-            expr = pl.col(p + agg.how)
-        elif agg.how == "mean":
-            n = pl.col(p + "n")
-            expr = pl.when(n > 0).then(pl.col(p + "sum") / n).otherwise(None)
-        elif agg.how in ("std", "var"):
-            n = pl.col(p + "n")
-            expr = pl.when(n > 1).then(pl.col(p + "m2") / (n - 1)).otherwise(None)
-            expr = expr.sqrt() if agg.how == "std" else expr
-        else:  # n_unique
-            expr = pl.col(p + "unique").list.len()
-        exprs.append(expr.alias(agg.output))
-    return exprs
-
-
-def _merge(frames: list[pl.DataFrame], merges: list[pl.Expr]) -> pl.DataFrame:
-    return pl.concat(frames, how="vertical").select(merges)
+def _merge(frames: list[pl.DataFrame], plan: Plan) -> pl.DataFrame:
+    """Rows of partials merged into one."""
+    whole = pl.concat(frames, how="vertical")
+    return whole.with_columns(plan.windows([])).select(plan.merges(SPAN))
 
 
 async def _global_agg(
@@ -360,19 +175,19 @@ async def _global_agg(
 ) -> ExchangeReport:
     """``select(aggs)`` of the whole stream: one row on rank 0, an empty chunk elsewhere."""
     report = ExchangeReport()
-    columns = sorted({a.column for a in items if a.column is not None})
-    ordered = any(a.how in ("first", "last") for a in items)
-    partials, merges = _global_partials(items), _global_merges(items)
+    plan = Plan(items)
+    columns = plan.columns
+    partials = plan.partials(SPAN)
     sample: list[pl.DataFrame] = []
     schema = InputSchema(ch_in)
 
     async def non_empty() -> AsyncIterator[pl.DataFrame]:
         async for frame in frames_of(
-            ctx, ch_in, columns, where="groupby_agg", order=ordered, schema=schema
+            ctx, ch_in, columns, where="groupby_agg", order=plan.ordered, schema=schema
         ):
             if not sample:
                 sample.append(frame.select(columns).head(0))
-                _check_types(sample[0], items)
+                await _check_types(ctx, sample[0], plan)
             if frame.height:  # an empty chunk adds nothing, not even a first/last
                 yield frame
 
@@ -385,19 +200,19 @@ async def _global_agg(
         report.peak_buffered_bytes = max(report.peak_buffered_bytes, merged_bytes + pending_bytes)
         if len(pending) >= _MERGE_EVERY or pending_bytes > max(merged_bytes, _MERGE_BYTES):
             rows = pending if merged is None else [merged, *pending]
-            merged = await ctx.to_thread(_merge, rows, merges)
+            merged = await ctx.to_thread(_merge, rows, plan)
             merged_bytes, pending, pending_bytes = int(merged.estimated_size()), [], 0
     if pending:
         rows = pending if merged is None else [merged, *pending]
-        merged = await ctx.to_thread(_merge, rows, merges)
+        merged = await ctx.to_thread(_merge, rows, plan)
 
     # The output schema, the same on every rank: Polars' own select over an empty input.
     empty = await schema.agree(coll, "global")
     if empty is None:  # no rank saw a single chunk: the column types are unknown
         empty = pl.DataFrame(schema={c: pl.Null for c in columns})
     elif not sample:  # the aggregations are checked on every rank, also one without input
-        _check_types(empty.select(columns), items)
-    nothing = empty.select([a.polars() for a in items])
+        await _check_types(ctx, empty.select(columns), plan)
+    nothing = empty.select(plan.wholes())
     result_schema = nothing.schema
     if coll.rank != 0:
         if merged is not None:
@@ -413,8 +228,8 @@ async def _global_agg(
                 if peer != coll.rank:
                     report.bytes_received[peer] = int(row.estimated_size())
         if rows:
-            total = await ctx.to_thread(_merge, rows, merges) if len(rows) > 1 else rows[0]
-            out = total.select(_global_finals(items)).cast(dict(result_schema))  # type: ignore[arg-type]
+            total = await ctx.to_thread(_merge, rows, plan) if len(rows) > 1 else rows[0]
+            out = total.select(plan.finals()).cast(dict(result_schema))  # type: ignore[arg-type]
         else:  # no rows anywhere
             out = nothing
     await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
@@ -502,17 +317,14 @@ async def groupby_agg(
     """
     coll = Collective(ctx)
     key_cols = _key_names(keys)
-    items = [
-        Agg(None, "len", a.name) if (a.column == "*" and a.how == "len") else a
-        for a in normalise_aggs(aggs)
-    ]
+    items = normalise_aggs(aggs)
+    _check_names(key_cols, items)
     count = partition_count(num_partitions, coll, "groupby_agg")
     if not key_cols:
         return await _global_agg(ctx, coll, ch_in, ch_out, items)
-    columns = sorted({a.column for a in items if a.column is not None})
-    needed = [*key_cols, *[c for c in columns if c not in key_cols]]
-    ordered = any(a.how in ("first", "last") for a in items)
-    raw = any(a.how == "n_unique" for a in items)
+    plan = Plan(items)
+    needed = [*key_cols, *[c for c in plan.columns if c not in key_cols]]
+    ordered, raw = plan.ordered, not plan.keyed
     first_frame: list[pl.DataFrame] = []
     partials, row_partials = _partials(items), _row_partials(items)
     grouping = True  # turned off once chunks prove to have about as many groups as rows
@@ -522,8 +334,7 @@ async def groupby_agg(
         grouped = frame.lazy().group_by(key_cols).agg(partials)
         if grouping:
             return grouped.collect(engine="streaming")
-        order = [pl.col(c) for c in _ORDER] if ordered else []
-        rows = frame.select(*[pl.col(k) for k in key_cols], *row_partials, *order)
+        rows = frame.select(*[pl.col(k) for k in key_cols], *row_partials)
         # The partials of a partition concatenate as they are: rows take the grouped types
         # (a sum of Int8 values is an Int64 partial), which only ever widens.
         return rows.cast(dict(grouped.collect_schema()))  # type: ignore[arg-type]
@@ -535,7 +346,7 @@ async def groupby_agg(
             frame = frame.select(needed + (_ORDER if ordered else []))
             if not first_frame:
                 first_frame.append(frame.head(0))
-                _check_types(first_frame[0], items)
+                await _check_types(ctx, first_frame[0], plan)
             yield frame
 
     def pre_aggregate_and_learn(frame: pl.DataFrame) -> pl.DataFrame:
@@ -565,8 +376,8 @@ async def groupby_agg(
         await ch_out.drain(ctx)
         return held.report
     if not first_frame:  # the aggregations are checked on every rank, also one without input
-        _check_types(empty.select(needed), items)
-    result_schema = empty.group_by(key_cols).agg([a.polars() for a in items]).schema
+        await _check_types(ctx, empty.select(needed), plan)
+    result_schema = empty.group_by(key_cols).agg(plan.wholes()).schema
     sent = False
     for partition in sorted(held.pieces):
         frame = await ctx.to_thread(held.take, partition)
