@@ -1,0 +1,261 @@
+"""The aggregations' partial / merge / final steps equal Polars' own aggregation, for every type.
+
+The steps are composed here as ``groupby_agg`` composes them, but with chunkings,
+per-row partials and merge orders chosen at random; then ``groupby_agg`` itself is
+checked on random aggregations, chunkings and 1 to 3 ranks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import polars as pl
+import pytest
+import ranks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+from test_collectives import run_collective, split
+
+import actors
+from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
+
+# name: (dtype, values); each column has nulls
+COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
+    "i8": (pl.Int8(), st.integers(-128, 127)),
+    "i64": (pl.Int64(), st.integers(-(10**6), 10**6)),
+    "u64": (pl.UInt64(), st.integers(0, 2**40)),
+    "f32": (pl.Float32(), st.floats(-1e3, 1e3, width=32)),
+    "f64": (pl.Float64(), st.floats(-1e6, 1e6)),
+    "b": (pl.Boolean(), st.booleans()),
+    "dec": (pl.Decimal(12, 2), st.decimals(-1000, 1000, places=2)),
+    "dur": (
+        pl.Duration("us"),
+        st.timedeltas(dt.timedelta(days=-2), dt.timedelta(days=2)),
+    ),
+    "d": (pl.Date(), st.dates(dt.date(1990, 1, 1), dt.date(2030, 1, 1))),
+    "s": (pl.String(), st.sampled_from(["a", "bb", "", "ccc"])),
+}
+HOWS = list(AGGREGATIONS)
+# What Polars aggregates but partials cannot: refused before any data flows.
+NOT_SPLIT = {("d", "mean")}
+
+
+def applies(column: str, how: str) -> bool:
+    """Whether Polars itself aggregates ``column`` by ``how``."""
+    empty = pl.DataFrame(schema={column: COLUMNS[column][0]})
+    try:
+        empty.select(Agg(column, how).polars())  # type: ignore[arg-type]
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+PAIRS = [(c, h) for c in COLUMNS for h in HOWS if applies(c, h) and (c, h) not in NOT_SPLIT]
+
+
+@st.composite
+def typed_frames(draw: st.DrawFn, max_rows: int = 40) -> pl.DataFrame:
+    """A key ``k`` (few values, nulls) and one column of each type, with nulls."""
+    n = draw(st.integers(0, max_rows))
+    data: dict[str, list[object]] = {
+        "k": draw(st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=n, max_size=n))
+    }
+    for name, (_, values) in COLUMNS.items():
+        data[name] = draw(st.lists(st.one_of(st.none(), values), min_size=n, max_size=n))
+    schema = {"k": pl.Int64(), **{name: dtype for name, (dtype, _) in COLUMNS.items()}}
+    return pl.DataFrame(data, schema=schema)
+
+
+@st.composite
+def chunkings(draw: st.DrawFn, df: pl.DataFrame) -> list[pl.DataFrame]:
+    """``df`` cut into non-empty chunks at random places, each with its :data:`ORDER` columns."""
+    cuts = sorted(draw(st.sets(st.integers(1, max(df.height - 1, 1)), max_size=6)))
+    bounds = [0, *[c for c in cuts if c < df.height], df.height]
+    return [
+        df.slice(lo, hi - lo).with_columns(
+            pl.lit(0, pl.Int64).alias(ORDER[0]), pl.lit(seq, pl.Int64).alias(ORDER[1])
+        )
+        for seq, (lo, hi) in enumerate(itertools.pairwise(bounds))
+        if hi > lo
+    ]
+
+
+def assert_equal(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    # float32 partials add up in another order than Polars' own sum: float32 rounding
+    assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_every_how_of_the_public_literal_has_one_aggregation() -> None:
+    assert sorted(AGGREGATIONS) == sorted(actors.AggHow.__args__)  # type: ignore[attr-defined]
+    assert all(kind.how == how for how, kind in AGGREGATIONS.items())
+
+
+@pytest.mark.parametrize("column", sorted(COLUMNS))
+def test_steps_apply_to_every_type_polars_aggregates(column: str) -> None:
+    """Partials handle each type Polars aggregates, except a listed few, refused by name."""
+    empty = pl.DataFrame(schema={column: COLUMNS[column][0]})
+    for how in HOWS:
+        plan = Plan([Agg(column, how)])  # type: ignore[arg-type]
+        if not applies(column, how):
+            with pytest.raises(TypeError, match=f"actor `g`: aggregation '{how}' does not apply"):
+                plan.check_types(empty, "actor `g`")
+        elif (column, how) in NOT_SPLIT:
+            with pytest.raises(
+                TypeError,
+                match=f"aggregation '{how}' of column `{column}` cannot be computed from partials "
+                f"for type {COLUMNS[column][0]}",
+            ):
+                plan.check_types(empty, "actor `g`")
+        else:
+            plan.check_types(empty, "actor `g`")
+
+
+@settings(max_examples=60)
+@given(st.data(), typed_frames(), st.sampled_from([["k"], ["k", "s"], ["b"]]))
+def test_partials_by_key_merged_once_equal_polars(data: st.DataObject, df, keys) -> None:
+    """Grouped or per-row partials of each chunk, merged by key and finished: Polars' result."""
+    aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
+    plan = Plan(aggs)
+    parts = []
+    for chunk in data.draw(chunkings(df)):
+        grouped = chunk.group_by(keys).agg(plan.partials(CHUNK))
+        if data.draw(st.booleans(), label="per-row partials"):
+            rows = chunk.select(*keys, *plan.rows(CHUNK))
+            grouped = rows.cast(dict(grouped.schema))  # type: ignore[arg-type]
+        parts.append(grouped)
+    expected = df.group_by(keys).agg(plan.wholes())
+    if not parts:
+        return
+    # chunks in any order (their origin orders them); rows of a chunk keep their order
+    partials = pl.concat(data.draw(st.permutations(parts), label="chunk order"))
+    merged = partials.with_columns(plan.windows(keys)).group_by(keys).agg(plan.merges(CHUNK))
+    got = merged.select(*keys, *plan.finals()).cast(dict(expected.schema))  # type: ignore[arg-type]
+    assert_equal(got.sort(keys, nulls_last=True), expected.sort(keys, nulls_last=True))
+
+
+@settings(max_examples=60)
+@given(st.data(), typed_frames())
+def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df) -> None:
+    """One partial row per chunk, merged again and again in random groups, finished: Polars' row."""
+    aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
+    aggs.append(Agg(None, "len"))
+    plan = Plan(aggs)
+    rows = [chunk.select(plan.partials(SPAN)) for chunk in data.draw(chunkings(df))]
+    if not rows:
+        return
+    while len(rows) > 1:  # merge a random subset (not only neighbours) into one row
+        picked = data.draw(st.sets(st.integers(0, len(rows) - 1), min_size=2, max_size=len(rows)))
+        group = pl.concat([rows[i] for i in sorted(picked)])
+        merged = group.with_columns(plan.windows([])).select(plan.merges(SPAN))
+        rows = [row for i, row in enumerate(rows) if i not in picked] + [merged]
+    expected = df.select(plan.wholes())
+    got = rows[0].select(plan.finals()).cast(dict(expected.schema))  # type: ignore[arg-type]
+    assert_equal(got, expected)
+
+
+# ------------------------------------------------------------------ through the actor
+ACTOR_COLUMNS = ["i64", "f64", "b", "s", "dec"]
+ACTOR_PAIRS = [(c, h) for c, h in PAIRS if c in ACTOR_COLUMNS]
+
+
+@settings(max_examples=30)
+@given(
+    typed_frames(max_rows=60),
+    st.integers(1, 3),
+    st.lists(st.sampled_from([*ACTOR_PAIRS, ("*", "len")]), min_size=1, max_size=8, unique=True),
+    st.sampled_from([["k"], ["k", "s"], []]),
+    st.integers(1, 25),
+    st.booleans(),
+)
+def test_groupby_agg_of_any_aggregations_equals_polars(
+    df, nranks, aggs, keys, chunk_rows, empty
+) -> None:
+    """Random aggregations (each column type, nulls), chunkings and ranks: Polars' result."""
+    nranks = ranks.size(nranks)
+    df = df.select(["k", *ACTOR_COLUMNS])
+    parts = split(df, nranks, 0 if empty and nranks > 1 else None)
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs), chunk_rows=chunk_rows
+    )
+    items = [Agg(None, "len") if c == "*" else Agg(c, h) for c, h in aggs]
+    if not keys:
+        assert [out.height for out in outs] == [1] + [0] * (nranks - 1)
+        assert_equal(outs[0], df.select([a.polars() for a in items]))
+        return
+    expected = df.group_by(keys).agg([a.polars() for a in items])
+    got = pl.concat(outs)
+    assert_equal(got.sort(keys, nulls_last=True), expected.sort(keys, nulls_last=True))
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_per_row_partials_keep_the_column_types(nranks: int) -> None:
+    """Chunks with as many groups as rows take per-row partials; Duration/Decimal sums included."""
+    nranks = ranks.size(nranks)
+    n = 40_000 * nranks  # four chunks per rank: the later ones take per-row partials
+    df = pl.DataFrame(
+        {
+            "k": range(n),
+            "dur": [None if i % 7 == 0 else dt.timedelta(seconds=i) for i in range(n)],
+            "dec": [None if i % 5 == 0 else Decimal(i) / 4 for i in range(n)],
+            "b": [None if i % 3 == 0 else i % 2 == 0 for i in range(n)],
+        },
+        schema_overrides={"dec": pl.Decimal(12, 2)},
+    )
+    aggs = [(c, h) for c in ["dur", "dec", "b"] for h in ["sum", "mean", "min", "first"]]
+    aggs += [("dec", "std"), ("b", "var")]
+    parts = [df.slice(r * n // nranks, n // nranks) for r in range(nranks)]
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, "k", aggs), chunk_rows=10_000
+    )
+    expected = df.group_by("k").agg([Agg(*a).polars() for a in aggs])  # type: ignore[arg-type]
+    assert_equal(pl.concat(outs).sort("k"), expected.sort("k"))
+
+
+def test_mean_of_a_decimal_column_is_not_rounded_to_its_scale() -> None:
+    df = pl.DataFrame(
+        {"k": [1, 1, 1, 2], "x": [Decimal("1.25"), Decimal("3.5"), Decimal("1"), None]},
+        schema_overrides={"x": pl.Decimal(10, 2)},
+    )
+    parts = split(df, ranks.size(1), None)
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"x": "mean"}), chunk_rows=2
+    )
+    assert pl.concat(outs).sort("k")["x_mean"].to_list() == pytest.approx([5.75 / 3, None])
+
+
+@pytest.mark.parametrize("keys", ["k", []])
+def test_groupby_agg_refuses_what_partials_cannot_compute_naming_the_actor(keys) -> None:
+    df = pl.DataFrame({"k": [1, 2], "d": [dt.date(2020, 1, 1), None]})
+    with pytest.raises(
+        TypeError,
+        match=r"actor `groupby_agg#0`: aggregation 'mean' of column `d` cannot be computed "
+        r"from partials for type Date",
+    ):
+        run_collective(
+            [df] * ranks.size(1), lambda c, i, o: actors.groupby_agg(c, i, o, keys, {"d": "mean"})
+        )
+
+
+def test_groupby_agg_refuses_bad_specs_by_name() -> None:
+    df = pl.DataFrame({"k": [1], "v": [2]})
+
+    def run(keys, aggs) -> None:
+        run_collective(
+            [df] * ranks.size(1), lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs)
+        )
+
+    with pytest.raises(
+        ValueError, match=r"output names \['k'\] are also keys; .* keys are \['k'\]"
+    ):
+        run("k", [("v", "sum", "k")])
+    with pytest.raises(
+        TypeError, match=r"column and name of aggregation 'sum' must be strings; got column 3"
+    ):
+        run("k", [(3, "sum")])
+    with pytest.raises(ValueError, match=r"unknown aggregation \['sum'\] for column `v`"):
+        run([], {"v": [["sum"]]})
+    with pytest.raises(ValueError, match="aggregation 'mean' needs a column"):
+        run("k", [(None, "mean")])
