@@ -8,7 +8,9 @@ partial
     costs no grouping when a chunk has about as many groups as rows;
 merge
     partials of partials, into the same columns: merging is associative, so
-    partials merge in any grouping, any number of times;
+    partials merge in any grouping, any number of times; a ``window`` step
+    before it may give each partial columns computed over its group (the
+    spread around the group's mean that Chan's merge of ``var`` needs);
 final
     the result from the merged partials.
 

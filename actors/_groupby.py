@@ -277,6 +277,13 @@ async def groupby_agg(
     ------
     SchemaError
         The ranks' inputs differ in schema.
+    ColumnNotFoundError
+        A key or aggregated column is missing.
+    ValueError
+        An unknown ``how``, a repeated output name, or an output name equal to a key.
+    TypeError
+        An aggregation does not apply to its column's type (the ``sum`` of a
+        string), or cannot be computed from partials (the ``mean`` of a Date).
 
     Parameters
     ----------
