@@ -241,16 +241,10 @@ class _Mean(Aggregation):
         return pl.when(n > 0).then(p["sum"] / n.cast(pl.Float64)).otherwise(None)
 
 
-class _FirstLast(Aggregation):
+class _FirstLast(_Reduce):
     """first, last: the value of the partial that comes first (last) in the stream."""
 
     ordered = True
-
-    def __init__(self, how: str) -> None:
-        super().__init__(how, (how,))
-
-    def partial(self, col: pl.Expr) -> dict[str, pl.Expr]:
-        return {self.how: self.whole(col)}
 
     def row(self, col: pl.Expr) -> dict[str, pl.Expr]:
         return {self.how: col}
@@ -259,9 +253,6 @@ class _FirstLast(Aggregation):
         by = origin.first if self.how == "first" else origin.last
         # stable: rows of one chunk keep their order
         return {self.how: self.whole(p[self.how].sort_by(list(by), maintain_order=True))}
-
-    def final(self, p: Parts) -> pl.Expr:
-        return p[self.how]
 
 
 class _NUnique(Aggregation):
