@@ -52,7 +52,6 @@ from streamnet._errors import (
     WiringError,
 )
 from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
-from streamnet._leftovers import left_by_dead_process, process_tag
 from streamnet._logging import ActorLogFilter
 from streamnet._messages import is_message, message, reply
 from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
@@ -62,7 +61,6 @@ from streamnet._picture import PictureEngine
 from streamnet._progress import ProgressTracker
 from streamnet._ray import RayCommunicator, run_on_ray
 from streamnet._schema import describe_schema
-from streamnet._spill import SpillDirectory, SpillStatistics
 from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
     Backoff,
@@ -76,6 +74,7 @@ from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
 from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
+from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
 
 __version__ = "0.1.0"
 

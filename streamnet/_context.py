@@ -19,10 +19,10 @@ from channels._channel import Channel
 from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
 from streamnet._progress import ProgressTracker
-from streamnet._spill import SpillDirectory
 from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._tasks import current_driver
 from streamnet._typing import Backend
+from streamnet.memory._spill import SpillDirectory
 
 __all__ = ["Context"]
 

@@ -25,7 +25,7 @@ from streamnet._schema import (
     info_of_frame,
     polars_to_arrow,
 )
-from streamnet._spill import SpillDirectory
+from streamnet.memory._spill import SpillDirectory
 
 if TYPE_CHECKING:
     import pandas as pd

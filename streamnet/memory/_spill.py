@@ -26,7 +26,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamnet._leftovers import left_by_dead_process, process_tag
+from streamnet.memory._leftovers import left_by_dead_process, process_tag
 
 __all__ = ["SpillDirectory", "SpillStatistics"]
 

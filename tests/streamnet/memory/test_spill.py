@@ -167,7 +167,7 @@ def test_leftovers_of_a_killed_process_are_removed_at_the_next_start(tmp_path: P
         capture_output=True,
         text=True,
         timeout=50,
-        cwd=Path(__file__).parents[2],
+        cwd=Path(__file__).parents[3],
     )
     assert done.returncode == -9, done.stderr
     left = Path(done.stdout.strip())
