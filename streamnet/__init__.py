@@ -32,7 +32,6 @@ from streamnet._actor_runtime import (
     persistent_actor,
 )
 from streamnet._collective import Collective, CollectiveTraffic
-from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
 from streamnet._errors import (
     ActorResultError,
@@ -51,17 +50,10 @@ from streamnet._errors import (
     WatchdogTimeout,
     WiringError,
 )
-from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
-from streamnet._logging import ActorLogFilter
 from streamnet._messages import is_message, message, reply
-from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
 from streamnet._network import Network, run_actor_network
 from streamnet._on_success import on_success
-from streamnet._picture import PictureEngine
-from streamnet._progress import ProgressTracker
-from streamnet._ray import RayCommunicator, run_on_ray
 from streamnet._schema import describe_schema
-from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
 from streamnet._supervisor import (
     Backoff,
     ChildSpec,
@@ -72,9 +64,30 @@ from streamnet._supervisor import (
 )
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
-from streamnet._timeline import Span, SpanKind, Timeline
 from streamnet._typing import ActorState, Backend
+from streamnet.comm import (
+    Communicator,
+    InProcessCommunicator,
+    InProcessWorld,
+    MPICommunicator,
+    RayCommunicator,
+    SingleCommunicator,
+    Tag,
+    mpi_communicator,
+)
+from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
 from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
+from streamnet.observe import (
+    ActorLogFilter,
+    ActorStatistics,
+    CollectiveStatistics,
+    NetworkStatistics,
+    PictureEngine,
+    ProgressTracker,
+    Span,
+    SpanKind,
+    Timeline,
+)
 
 __version__ = "0.1.0"
 

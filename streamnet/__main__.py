@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         from channels._errors import StreamnetError
-        from streamnet._launcher import run_job
+        from streamnet.engines._launcher import run_job
 
         try:
             job = ["-m", args.module, *args.job] if args.module else args.job

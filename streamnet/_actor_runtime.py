@@ -34,7 +34,7 @@ from channels._mailbox import Mailbox, MailboxClosed, MailboxStatistics, Overflo
 from channels._observer import TrafficCounter, observe
 from streamnet._context import Context
 from streamnet._errors import ActorStateError, WatchdogTimeout
-from streamnet._logging import logger
+from streamnet.observe._logging import logger
 
 __all__ = [
     "ActorContext",

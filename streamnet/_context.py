@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import logging
 import os
 import threading
 import types
@@ -16,13 +15,14 @@ from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from channels._channel import Channel
-from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
-from streamnet._progress import ProgressTracker
-from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._tasks import current_driver
 from streamnet._typing import Backend
+from streamnet.comm._communicator import Communicator, SingleCommunicator
 from streamnet.memory._spill import SpillDirectory
+from streamnet.observe._logging import logger
+from streamnet.observe._progress import ProgressTracker
+from streamnet.observe._statistics import ActorRecorder, NetworkStatistics
 
 __all__ = ["Context"]
 
@@ -31,8 +31,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _BACKENDS = ("cpu", "gpu")
-
-logger = logging.getLogger("streamnet")  # streamnet._logging's, which needs this module
 
 
 class Context:
@@ -437,7 +435,8 @@ def _warn_left_running(fn: Callable[..., Any], waited: float, grace: float) -> N
 
 def _launched_communicator() -> Communicator:
     """The MPI job's ranks when an MPI launcher started this process among several."""
-    from streamnet._mpi import launched_ranks, mpi_communicator
+    from streamnet.comm._mpi import mpi_communicator
+    from streamnet.engines._launcher import launched_ranks  # engines build on the Context
 
     ranks = launched_ranks()
     if ranks is not None and ranks > 1:

@@ -43,7 +43,7 @@ from typing import Any, Protocol, TypeVar
 import channels
 from channels._channel import Channel
 from channels._observer import _counter
-from streamnet._logging import logger
+from streamnet.observe._logging import logger
 
 __all__ = [
     "ChannelWait",

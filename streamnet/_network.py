@@ -40,13 +40,13 @@ from streamnet._liveness import (
     timer_targets,
     where_waiting,
 )
-from streamnet._logging import logger
 from streamnet._on_success import CommitSteps
-from streamnet._picture import PictureEngine, to_dot, to_svg
-from streamnet._progress import ProgressTracker, progress_wanted, show_progress
-from streamnet._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
 from streamnet._tasks import Driver
-from streamnet._timeline import Timeline
+from streamnet.observe._logging import logger
+from streamnet.observe._picture import PictureEngine, to_dot, to_svg
+from streamnet.observe._progress import ProgressTracker, progress_wanted, show_progress
+from streamnet.observe._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
+from streamnet.observe._timeline import Timeline
 
 __all__ = ["Network", "run_actor_network"]
 

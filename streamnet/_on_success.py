@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamnet._actor import current_actor
-from streamnet._logging import logger
+from streamnet.observe._logging import logger
 
 if TYPE_CHECKING:
     from streamnet._context import Context

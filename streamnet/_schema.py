@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
-from streamnet._actor import current_actor_name
 from streamnet._errors import SchemaError
 
 if TYPE_CHECKING:
@@ -180,6 +179,8 @@ def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoRe
     bad = [
         f"`{name}` ({dtype})" for name, dtype in frame.schema.items() if not _exports(name, dtype)
     ] or [f"({exc})"]
+    from streamnet._actor import current_actor_name  # the actor module builds on this one
+
     actor = current_actor_name()
     where = f"actor `{actor}`: " if actor else ""
     raise SchemaError(
@@ -373,6 +374,8 @@ def check_stream(
     SchemaError
         ``chunk`` does not have the schema of the stream's first chunk.
     """
+    from streamnet._actor import current_actor_name  # the actor module builds on this one
+
     info = chunk._schema_info()
     if state is None:
         return StreamSchema(info, sequence_number, current_actor_name())

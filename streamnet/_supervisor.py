@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from channels._errors import StreamnetError
 from streamnet._actor_runtime import ActorRuntime, _Actor
-from streamnet._logging import logger
+from streamnet.observe._logging import logger
 
 __all__ = [
     "Backoff",

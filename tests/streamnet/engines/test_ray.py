@@ -16,7 +16,7 @@ from streamnet._demo import build_network, lineitem
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
-from streamnet._ray import run_on_ray  # noqa: E402
+from streamnet import run_on_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,15 +7,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from streamnet._typing import SpanKind
 
 if TYPE_CHECKING:
-    from streamnet._statistics import ActorRecorder
+    from streamnet.observe._statistics import ActorRecorder
 
 __all__ = ["Span", "SpanKind", "Timeline"]
-
-SpanKind = Literal["busy", "blocked on input", "blocked on output"]
-"""What an actor was doing during a span."""
 
 _KIND_OF_WAIT: dict[str, SpanKind] = {"input": "blocked on input", "output": "blocked on output"}
 _COLORS: dict[SpanKind, str] = {

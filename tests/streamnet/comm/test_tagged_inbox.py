@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from streamnet._tagged_inbox import TaggedInbox, settle
+from streamnet.comm._tagged_inbox import TaggedInbox, settle
 
 pytestmark = pytest.mark.timeout(10)
 

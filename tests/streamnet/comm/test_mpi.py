@@ -1,4 +1,4 @@
-"""Multi-process ranks over MPI: the wire format, the launcher, and whole jobs under mpiexec."""
+"""Multi-process ranks over MPI: whole jobs under mpiexec."""
 
 from __future__ import annotations
 
@@ -11,118 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
 import pytest
 
-from streamnet import Context, RemoteRankError, SingleCommunicator, TableChunk
-from streamnet._errors import BackendUnavailableError
-from streamnet._launcher import find_mpiexec, launch_command
-from streamnet._mpi import launched_ranks
-from streamnet._wire import dumps, loads
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 JOBS = Path(__file__).parent / "mpi_jobs"
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="the mpi extra is not installed")
 
 
-# --------------------------------------------------------------------- wire format
-def test_wire_sends_tables_as_ipc_buffers_and_rebuilds_every_kind() -> None:
-    table = pa.table({"x": [1, None, 3], "s": ["a", "b", None]})
-    payload = {
-        "table": table,
-        "batch": table.to_batches()[0],
-        "frame": pl.DataFrame({"d": [1.5, None]}),
-        "chunk": TableChunk.from_polars(pl.DataFrame({"z": [1, 2]})),
-        "empty": pl.DataFrame({"q": [1]}).head(0),
-        "array": np.arange(4),
-        "plain": (7, "text", None),
-    }
-    header, buffers = dumps(payload)
-    assert len(buffers) == 6  # five tables and the NumPy array travel beside the header
-    assert len(header) < 2_000  # the header holds no table data
-    got = loads(header, [pa.py_buffer(bytes(b)) for b in buffers])
-    assert got["table"].equals(table)
-    assert got["batch"].equals(table.to_batches()[0])
-    assert got["frame"].equals(payload["frame"])
-    assert got["chunk"].to_polars().equals(payload["chunk"].to_polars())
-    assert got["empty"].schema == payload["empty"].schema and got["empty"].height == 0
-    assert got["array"].tolist() == [0, 1, 2, 3] and got["plain"] == (7, "text", None)
-
-
-def test_wire_rejects_what_cannot_travel_naming_its_type() -> None:
-    with pytest.raises(TypeError, match="cannot send a tuple to another rank"):
-        dumps((1, lambda: None))
-
-
-def test_remote_rank_errors_survive_pickling() -> None:
-    import pickle
-
-    error = RemoteRankError(2, ValueError("bad"))
-    error.add_note("on rank 0 of 3")
-    copy = pickle.loads(pickle.dumps(error))
-    assert (copy.rank, str(copy.cause), copy.__notes__) == (2, "bad", ["on rank 0 of 3"])
-
-
-# --------------------------------------------------------------------- environment
-@pytest.mark.parametrize(
-    ("variables", "expected"),
-    [
-        ({}, None),
-        ({"PMI_SIZE": "4"}, 4),
-        ({"OMPI_COMM_WORLD_SIZE": "2"}, 2),
-        ({"SLURM_STEP_NUM_TASKS": "8"}, 8),
-        ({"PMI_SIZE": "garbage"}, None),
-    ],
-)
-def test_launched_ranks_reads_the_launchers_variables(monkeypatch, variables, expected) -> None:
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    assert launched_ranks() == expected
-
-
-def test_a_plain_process_and_a_one_rank_launch_get_a_single_rank(monkeypatch) -> None:
-    monkeypatch.setenv("PMI_SIZE", "1")
-    with Context() as ctx:
-        assert isinstance(ctx.communicator, SingleCommunicator)
-        assert (ctx.rank, ctx.nranks) == (0, 1)
-
-
-def test_several_launched_ranks_without_mpi4py_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setenv("PMI_SIZE", "2")
-    monkeypatch.setitem(sys.modules, "mpi4py", None)  # as if not installed
-    import streamnet._mpi as mpi
-
-    monkeypatch.setattr(mpi, "_engine", None)
-    with pytest.raises(BackendUnavailableError, match=r"one of 2 MPI ranks.*streamnet\[mpi\]"):
-        Context()
-
-
-# --------------------------------------------------------------------- launcher
-def test_launch_command_and_its_errors(monkeypatch) -> None:
-    assert launch_command(3, ["job.py", "-x"], mpiexec="mpx") == [
-        "mpx", "-n", "3", sys.executable, "job.py", "-x",
-    ]  # fmt: skip
-    with pytest.raises(ValueError, match="`-n` must be an int >= 1, got 0"):
-        launch_command(0, ["job.py"], mpiexec="mpx")
-    with pytest.raises(ValueError, match="name the job script"):
-        launch_command(2, [], mpiexec="mpx")
-    monkeypatch.setenv("STREAMNET_MPIEXEC", "/opt/site/bin/mpiexec")
-    assert find_mpiexec() == "/opt/site/bin/mpiexec"
-
-
-def test_streamnet_run_names_a_missing_script(capsys) -> None:
-    from streamnet.__main__ import main
-
-    assert main(["run", "-n", "2", "no-such-job.py"]) == 2
-    assert "job script `no-such-job.py` does not exist" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------- whole jobs
 def run_job(*args: str, timeout: float = 100) -> tuple[int, str, float]:
     """``streamnet run ARGS`` in a fresh process group; (exit status, output, seconds).
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from streamnet._actor import current_actor
-
 __all__ = ["ActorLogFilter", "logger"]
 
 logger = logging.getLogger("streamnet")
@@ -23,6 +21,8 @@ class ActorLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "actor"):  # unless the caller named it (`extra=`)
+            from streamnet._actor import current_actor  # the actor module builds on logging
+
             node = current_actor()
             record.actor = node.name if node is not None else "-"
             record.rank = node.ctx.rank if node is not None else 0

@@ -1,7 +1,8 @@
 """``streamnet run -n N job.py``: start N ranks of a job through ``mpiexec``.
 
 Inside the job, ``Context()`` picks up its rank from the MPI launcher's
-environment (see :mod:`streamnet._mpi`), so the same script runs on one rank
+environment (:func:`launched_ranks`, and :mod:`streamnet.comm._mpi` for the
+communicator), so the same script runs on one rank
 under plain ``python job.py``. On a cluster, start it with the site's own
 launcher instead (``srun python job.py``, ``mpiexec -n 64 python job.py``).
 """
@@ -18,7 +19,31 @@ from pathlib import Path
 
 from streamnet._errors import BackendUnavailableError
 
-__all__ = ["find_mpiexec", "launch_command", "run_job"]
+__all__ = ["find_mpiexec", "launch_command", "launched_ranks", "run_job"]
+
+# Variables MPI launchers set in each rank's environment to the number of ranks.
+_LAUNCHER_VARIABLES = (
+    "PMI_SIZE",  # MPICH and Intel MPI (Hydra), srun --mpi=pmi2
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI
+    "SLURM_STEP_NUM_TASKS",  # srun (set for a job step, not for the batch script)
+)
+
+
+def launched_ranks() -> int | None:
+    """Number of ranks an MPI launcher started this process among, from the environment.
+
+    None when no launcher variable is set (a plain ``python job.py``).
+
+    Examples
+    --------
+    >>> launched_ranks() is None or launched_ranks() >= 1
+    True
+    """
+    for variable in _LAUNCHER_VARIABLES:
+        value = os.environ.get(variable)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def find_mpiexec() -> str:

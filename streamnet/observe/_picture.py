@@ -9,16 +9,55 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from streamnet._network import Network
+from channels._channel import Channel
+from streamnet._typing import PictureEngine
+from streamnet.observe._statistics import NetworkStatistics
 
-__all__ = ["Edge", "Graph", "PictureEngine", "graph_of", "to_dot", "to_svg"]
+__all__ = [
+    "ActorDescription",
+    "Edge",
+    "Graph",
+    "NetworkDescription",
+    "PictureEngine",
+    "graph_of",
+    "to_dot",
+    "to_svg",
+]
 
-PictureEngine = Literal["auto", "graphviz", "python"]
-"""Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""
+
+class ActorDescription(Protocol):
+    """What a picture shows of an actor node."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def op_id(self) -> int | None: ...
+    @property
+    def inputs(self) -> tuple[Channel[Any], ...]: ...
+    @property
+    def outputs(self) -> tuple[Channel[Any], ...]: ...
+
+
+class NetworkDescription(Protocol):
+    """What a picture reads of a network (a `streamnet.Network` is one).
+
+    Pictures read this description, not the Network class, so the network's
+    module can draw itself without an import circle.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def actors(self) -> Sequence[ActorDescription]: ...
+    @property
+    def channels(self) -> Sequence[Channel[Any]]: ...
+    def statistics(self) -> NetworkStatistics: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +83,7 @@ def _type_name(payload_type: object) -> str:
     return getattr(payload_type, "__name__", str(payload_type))
 
 
-def graph_of(network: Network) -> Graph:
+def graph_of(network: NetworkDescription) -> Graph:
     """The network as nodes and edges, labelled with counts once it has run."""
     stats = network.statistics()
     ran = network.state != "built"
@@ -73,7 +112,7 @@ def graph_of(network: Network) -> Graph:
     return Graph(nodes, edges)
 
 
-def to_dot(network: Network) -> str:
+def to_dot(network: NetworkDescription) -> str:
     """The network in Graphviz's DOT language."""
     graph = graph_of(network)
     lines = [
@@ -96,7 +135,7 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def to_svg(network: Network, *, engine: PictureEngine = "auto") -> str:
+def to_svg(network: NetworkDescription, *, engine: PictureEngine = "auto") -> str:
     """The network as SVG, drawn by Graphviz when available (see :data:`PictureEngine`).
 
     Raises

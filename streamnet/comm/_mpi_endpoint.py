@@ -1,9 +1,4 @@
-"""MPI: the ranks of a run are the processes of an MPI job (``mpiexec``, ``srun``), via mpi4py.
-
-Installed with the ``mpi`` extra (``pip install 'streamnet[mpi]'`` brings mpi4py
-and MPICH, whose ``mpiexec`` needs no system MPI). ``Context()`` uses it by
-itself when the process was started by an MPI launcher with more than one rank;
-:func:`launched_ranks` says whether it was.
+"""The process's MPI endpoint: one per process, shared by every `MPICommunicator`.
 
 How it works: every MPI call happens on the event loop's thread, non-blocking
 (``Isend`` / ``Irecv`` / ``Iprobe``). A *pump* task polls MPI while anything is in
@@ -13,17 +8,13 @@ with nothing in flight (its actors busy upstream of their collectives), the pump
 still polls every 10 ms for a peer's abort, so that the network fails at once
 rather than at its next exchange; a send or a receive wakes it from such a nap.
 A payload is one small header message (its tag and pickled skeleton, see
-:mod:`streamnet._wire`) followed by its tables' Arrow IPC buffers as raw
+:mod:`streamnet.comm._wire`) followed by its tables' Arrow IPC buffers as raw
 messages, received straight into Arrow buffers and read back without a copy.
 Messages are always received as they arrive, whether or not anybody waits for
 them yet, so two ranks sending large tables to each other never wait on one another.
 
-Abort: a failing rank sends every peer a small abort message carrying its
-exception; their pending and later ``send``/``recv`` raise `RemoteRankError`,
-and their running networks fail with it.
-An uncaught exception in the job does the same (an excepthook), so a rank that
-dies outside any network does not leave its peers waiting; and MPI launchers
-end the whole job when one rank exits with an error.
+Each communicator made in a process is an *epoch* of the endpoint: its messages
+and its failures never mix with another's.
 """
 
 from __future__ import annotations
@@ -31,68 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import os
 import pickle
-import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 
-from streamnet import _wire
-from streamnet._communicator import Communicator, FailureRecord, Tag
-from streamnet._errors import BackendUnavailableError, NetworkMismatchError, RemoteRankError
-from streamnet._tagged_inbox import TaggedInbox, settle
+from streamnet._errors import NetworkMismatchError, RemoteRankError
 from streamnet._tasks import retrieve
+from streamnet.comm import _wire
+from streamnet.comm._communicator import FailureRecord, Tag
+from streamnet.comm._tagged_inbox import TaggedInbox, settle
 
-__all__ = ["MPICommunicator", "launched_ranks", "mpi_communicator"]
+__all__ = ["Endpoint"]
 
 _HEADER, _DATA, _ABORT = 11, 12, 13
 _PIECE = 1 << 30  # largest single MPI message: counts stay far below 2**31
 _LINGER = 0.5  # seconds the pump keeps polling after the last message moved
 _MAX_NAP = 1e-3  # seconds between polls, at most, while messages move or receivers wait
 _WATCH_NAP = 1e-2  # at most, while only a running network listens for a peer's abort
-
-# Variables MPI launchers set in each rank's environment to the number of ranks.
-_LAUNCHER_VARIABLES = (
-    "PMI_SIZE",  # MPICH and Intel MPI (Hydra), srun --mpi=pmi2
-    "OMPI_COMM_WORLD_SIZE",  # Open MPI
-    "SLURM_STEP_NUM_TASKS",  # srun (set for a job step, not for the batch script)
-)
-
-
-def launched_ranks() -> int | None:
-    """Number of ranks an MPI launcher started this process among, from the environment.
-
-    None when no launcher variable is set (a plain ``python job.py``).
-
-    Examples
-    --------
-    >>> launched_ranks() is None or launched_ranks() >= 1
-    True
-    """
-    for variable in _LAUNCHER_VARIABLES:
-        value = os.environ.get(variable)
-        if value is not None and value.strip().isdigit():
-            return int(value)
-    return None
-
-
-def _mpi_module() -> Any:
-    try:
-        from mpi4py import MPI
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"this process was started as one of {launched_ranks()} MPI ranks, but mpi4py "
-            f"cannot be imported ({exc}); install the MPI extra: pip install 'streamnet[mpi]'"
-        ) from exc
-    return MPI
 
 
 def _piece_views(buffer: memoryview) -> list[memoryview]:
@@ -117,8 +70,8 @@ class _Incoming:
     requests: list[Any] = field(default_factory=list)
 
 
-class _Engine:
-    """The process's MPI endpoint: one per process, shared by every MPICommunicator."""
+class Endpoint:
+    """The process's MPI endpoint: one per process, shared by every MPICommunicator (see the module)."""
 
     def __init__(self, comm: Any, mpi: Any) -> None:
         self.mpi = mpi
@@ -396,86 +349,3 @@ def _unpickled_failure(
     if not isinstance(cause, BaseException):
         cause = RuntimeError(described)
     return epoch, (rank, cause)
-
-
-class MPICommunicator(Communicator):
-    """This process's rank of the MPI job; made by :func:`mpi_communicator` (or ``Context()``).
-
-    Each communicator made in a process is a separate *epoch*: its messages never
-    mix with those of communicators made before it, so networks run one after
-    another never see each other's traffic. Every rank must therefore make its
-    communicators (its Contexts) in the same order, as SPMD code does anyway;
-    a Context meant for this rank alone takes ``communicator=SingleCommunicator()``.
-    """
-
-    def __init__(self, engine: _Engine, epoch: int) -> None:
-        self._engine = engine
-        self._epoch = epoch
-
-    @property
-    def rank(self) -> int:
-        return self._engine.rank
-
-    @property
-    def nranks(self) -> int:
-        return self._engine.nranks
-
-    async def send(self, dest: int, tag: Tag, payload: Any) -> None:
-        self._check_peer(dest, "dest")
-        await self._engine.send(dest, (self._epoch, tag), payload)
-
-    async def recv(self, source: int, tag: Tag) -> Any:
-        self._check_peer(source, "source")
-        return await self._engine.recv(source, (self._epoch, tag))
-
-    def abort(self, cause: BaseException) -> None:
-        self._engine.abort(self._epoch, cause)
-
-    def watch(self, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
-        return self._engine.watch(self._epoch, callback)
-
-    def _failure_record(self) -> FailureRecord:
-        return self._engine.record(self._epoch)
-
-    def __repr__(self) -> str:
-        return f"<MPICommunicator rank {self.rank} of {self.nranks}, epoch {self._epoch}>"
-
-
-_engine: _Engine | None = None
-_engine_lock = threading.Lock()
-
-
-def mpi_rank() -> int:
-    """This process's rank in the MPI job."""
-    return _mpi_module().COMM_WORLD.Get_rank()  # type: ignore[no-any-return]
-
-
-def mpi_communicator() -> MPICommunicator:
-    """A new communicator over every rank of the MPI job (``MPI.COMM_WORLD``).
-
-    Raises
-    ------
-    BackendUnavailableError
-        mpi4py is not installed.
-    """
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            mpi = _mpi_module()
-            _engine = _Engine(mpi.COMM_WORLD.Dup(), mpi)
-            _install_excepthook(_engine)
-        return MPICommunicator(_engine, next(_engine.epochs))
-
-
-def _install_excepthook(engine: _Engine) -> None:
-    previous = sys.excepthook
-
-    def abort_peers(
-        kind: type[BaseException], error: BaseException, tb: TracebackType | None
-    ) -> None:
-        previous(kind, error, tb)  # the original error first, where the user looks
-        if not isinstance(error, RemoteRankError):
-            engine.abort(None, error)
-        sys.stderr.flush()
-
-    sys.excepthook = abort_peers
