@@ -24,13 +24,6 @@ from streamnet._actor import (
     current_actor_name,
     define_actor,
 )
-from streamnet._actor_runtime import (
-    ActorContext,
-    ActorLifecycle,
-    ActorRuntime,
-    PersistentActorStatistics,
-    persistent_actor,
-)
 from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._context import Context
 from streamnet._errors import (
@@ -50,18 +43,9 @@ from streamnet._errors import (
     WatchdogTimeout,
     WiringError,
 )
-from streamnet._messages import is_message, message, reply
 from streamnet._network import Network, run_actor_network
 from streamnet._on_success import on_success
 from streamnet._schema import describe_schema
-from streamnet._supervisor import (
-    Backoff,
-    ChildSpec,
-    RestartIntensityError,
-    RestartType,
-    SupervisionStrategy,
-    Supervisor,
-)
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
 from streamnet._typing import ActorState, Backend
@@ -87,6 +71,22 @@ from streamnet.observe import (
     Span,
     SpanKind,
     Timeline,
+)
+from streamnet.persistent import (
+    ActorContext,
+    ActorLifecycle,
+    ActorRuntime,
+    Backoff,
+    ChildSpec,
+    PersistentActorStatistics,
+    RestartIntensityError,
+    RestartType,
+    SupervisionStrategy,
+    Supervisor,
+    is_message,
+    message,
+    persistent_actor,
+    reply,
 )
 
 __version__ = "0.1.0"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ActorState", "Backend", "PictureEngine", "SpanKind"]
+__all__ = [
+    "ActorLifecycle",
+    "ActorState",
+    "Backend",
+    "PictureEngine",
+    "RestartType",
+    "SpanKind",
+    "SupervisionStrategy",
+]
 
 Backend = Literal["cpu", "gpu"]
 """Where tables live and kernels run."""
@@ -17,3 +25,12 @@ PictureEngine = Literal["auto", "graphviz", "python"]
 
 SpanKind = Literal["busy", "blocked on input", "blocked on output"]
 """What an actor was doing during a span of a timeline."""
+
+ActorLifecycle = Literal["launched", "active", "inactive", "terminating", "terminated", "failed"]
+"""Where a persistent actor is in its life."""
+
+RestartType = Literal["permanent", "transient", "temporary"]
+"""When a supervisor restarts a child that exited: always, after an abnormal exit, never."""
+
+SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
+"""Which children restart with a child that exited (see `streamnet.Supervisor`)."""

@@ -38,72 +38,22 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from time import monotonic
 from typing import Any, Literal
 
 from channels._errors import StreamnetError
-from streamnet._actor_runtime import ActorRuntime, _Actor
+from streamnet._typing import RestartType, SupervisionStrategy
 from streamnet.observe._logging import logger
+from streamnet.persistent._child_spec import Backoff, ChildSpec
+from streamnet.persistent._instance import Instance
+from streamnet.persistent._runtime import ActorRuntime
 
-__all__ = [
-    "Backoff",
-    "ChildSpec",
-    "RestartIntensityError",
-    "RestartType",
-    "SupervisionStrategy",
-    "Supervisor",
-]
-
-RestartType = Literal["permanent", "transient", "temporary"]
-"""When a child that exited is restarted: always, after an abnormal exit, never."""
-
-SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
-"""Which children restart with a child that exited (see the module)."""
+__all__ = ["RestartIntensityError", "Supervisor"]
 
 
 class RestartIntensityError(StreamnetError, RuntimeError):
     """A supervisor restarted more than ``max_restarts`` times within ``max_seconds``."""
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """How to start (and restart) one child actor.
-
-    ``redeliver``: after a crash, give the message the child was processing to
-    the new instance once (a second crash on it drops it to the dead letters);
-    by default it is dropped to the dead letters at once.
-    """
-
-    actor_id: str
-    fn: Callable[..., Awaitable[Any]]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    restart: RestartType = "permanent"
-    shutdown_timeout: float = 5.0
-    redeliver: bool = False
-    heartbeat_timeout: float | None = None
-    """Watchdog: fail the child when it holds input without progress this long."""
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before a restart: ``initial * factor**n`` up to ``maximum``, ± ``jitter`` (a
-    fraction), where ``n`` counts restarts since the last quiet spell of ``reset_after`` s."""
-
-    initial: float = 0.01
-    maximum: float = 1.0
-    factor: float = 2.0
-    jitter: float = 0.1
-    reset_after: float = 10.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The delay before restart number ``attempt`` (0-based) of a streak."""
-        base = min(self.maximum, self.initial * self.factor**attempt)
-        if self.jitter:
-            base *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, base)
 
 
 class Supervisor:
@@ -281,7 +231,7 @@ class Supervisor:
         restart = _restart_of(spec)
         return restart == "permanent" or (restart == "transient" and exc is not None)
 
-    def _actor_exited(self, instance: _Actor, exc: BaseException | None, requested: bool) -> None:
+    def _actor_exited(self, instance: Instance, exc: BaseException | None, requested: bool) -> None:
         """A child actor's function ended (called by the runtime, at once)."""
         key = instance.actor_id
         if exc is not None:
@@ -300,7 +250,7 @@ class Supervisor:
         if self.state == "running" and child.supervisor_id in self._specs:
             self._schedule(child.supervisor_id, child._incarnation, cause)
 
-    def _set_aside(self, instance: _Actor) -> None:
+    def _set_aside(self, instance: Instance) -> None:
         """Deal with the message an instance held when it ended: redeliver it once to the
         next instance (``redeliver``), else put it in the dead letters."""
         message = instance.current
@@ -414,7 +364,7 @@ class Supervisor:
 
     def _abandon(self, incarnation: object, why: str) -> None:
         """The instance of a child will not be restarted after all, because of ``why``."""
-        if isinstance(incarnation, _Actor):
+        if isinstance(incarnation, Instance):
             self.runtime._abandon(incarnation, why)
 
     async def _escalate(self, cause: BaseException) -> None:
