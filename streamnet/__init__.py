@@ -43,8 +43,6 @@ from streamnet._errors import (
     WatchdogTimeout,
     WiringError,
 )
-from streamnet._network import Network, run_actor_network
-from streamnet._on_success import on_success
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
@@ -61,6 +59,7 @@ from streamnet.comm import (
 )
 from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
 from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
+from streamnet.network import Network, on_success, run_actor_network
 from streamnet.observe import (
     ActorLogFilter,
     ActorStatistics,

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_demo(rows=args.rows, data_dir=args.data_dir)
         return 0
     if args.command == "graph":
-        from streamnet._capture import capture_network
+        from streamnet.network._capture import capture_network
 
         network = capture_network(args.job, args.job_args)
         output = Path(args.output) if args.output else Path(args.job).with_suffix(".svg")

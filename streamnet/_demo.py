@@ -21,8 +21,8 @@ from rich.console import Console
 
 from streamnet._actor import ActorNode
 from streamnet._context import Context
-from streamnet._network import Network
 from streamnet._table_chunk import TableChunk
+from streamnet.network._network import Network
 
 __all__ = ["lineitem", "run_demo"]
 

@@ -8,6 +8,7 @@ __all__ = [
     "ActorLifecycle",
     "ActorState",
     "Backend",
+    "NetworkState",
     "PictureEngine",
     "RestartType",
     "SpanKind",
@@ -19,6 +20,9 @@ Backend = Literal["cpu", "gpu"]
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""
+
+NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
+"""Where a network is: built, then running, then how its one run ended."""
 
 PictureEngine = Literal["auto", "graphviz", "python"]
 """Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""

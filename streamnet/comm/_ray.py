@@ -68,6 +68,7 @@ class RankEndpoint:
     def raise_if_failed(self) -> None:
         self.failures.check()
 
+
 class RayCommunicator(Communicator):
     """The communicator of one rank hosted by :func:`run_on_ray`."""
 
@@ -124,6 +125,7 @@ class RayCommunicator(Communicator):
 
     def __repr__(self) -> str:
         return f"<RayCommunicator rank {self.rank} of {self.nranks}>"
+
 
 def failure_blob(cause: BaseException) -> bytes:
     """``cause`` pickled for a peer (as a RuntimeError naming it, if it does not pickle)."""

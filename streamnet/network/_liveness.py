@@ -1,4 +1,4 @@
-"""Liveness: networks that wait forever, and actors that hold the event loop.
+"""Liveness: networks that wait forever, or make no progress.
 
 Nothing here touches a channel's fast path. A channel call that has to wait
 adds the future it awaits to its actor's traffic counter
@@ -19,9 +19,10 @@ under that actor. From these a running network tells:
   or a wait on another rank is never part of it.
 - **No progress** for ``Context(stall_timeout=...)`` seconds while no kernel
   runs: the catch-all for waits outside channels.
-- **A blocked event loop.** The loop updates a heartbeat; a watchdog thread
-  warns, naming the actor that runs, when the heartbeat is older than
-  ``Context(blocked_loop_warning=...)`` seconds.
+
+A running network's driver looks at its actors every `CHECK_INTERVAL` seconds and
+fails the network with the `DeadlockError` of :func:`deadlock` or :func:`stall`. A
+blocked event loop is the loop monitor's to report (``_loop_monitor.py``).
 """
 
 from __future__ import annotations
@@ -31,27 +32,28 @@ import functools
 import gc
 import inspect
 import os
-import sys
 import sysconfig
-import threading
-import time
 import types
-from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import channels
 from channels._channel import Channel
-from channels._observer import _counter
-from streamnet.observe._logging import logger
+from streamnet._actor import ActorNode
+from streamnet._errors import DeadlockError
 
 __all__ = [
+    "CHECK_INTERVAL",
     "ChannelWait",
-    "attach",
+    "Watch",
     "blocked_calls",
     "channel_waits",
+    "deadlock",
     "deadlocked",
     "describe_wait",
+    "frame_location",
+    "stall",
     "timer_targets",
     "where_waiting",
 ]
@@ -66,6 +68,12 @@ N = TypeVar("N")
 
 ChannelWait = tuple[tuple[Channel[Any], ...], str]
 """A blocked channel call: the channels that can wake it, and ``"send"`` or ``"receive"``."""
+
+Watch = tuple[set[asyncio.Task[Any]], set[Any]]
+"""A running actor's tasks, and the futures of its channel calls blocked now."""
+
+Serving = Callable[[Channel[Any], str], list[ActorNode]]
+"""The actors that can complete a wait of a kind (``"send"``, ``"receive"``) on a channel."""
 
 
 # ----------------------------------------------------------------------------- deadlock
@@ -199,10 +207,10 @@ def where_waiting(task: asyncio.Task[Any], code: types.CodeType | None) -> str |
         awaitable = following
     if any(frame.f_code.co_filename.startswith(_CHANNELS) for frame in frames):
         return None
-    return _location(frames, code)
+    return frame_location(frames, code)
 
 
-def _location(frames: Sequence[types.FrameType], code: types.CodeType | None) -> str:
+def frame_location(frames: Sequence[types.FrameType], code: types.CodeType | None) -> str:
     """The frame to show of ``frames`` (outermost first): ``code``'s, else the innermost of
     the user's code, else the innermost."""
     if not frames:
@@ -218,161 +226,80 @@ def _location(frames: Sequence[types.FrameType], code: types.CodeType | None) ->
     )
 
 
-# ----------------------------------------------------------------------------- loop monitor
-class Watched(Protocol):
-    """What the loop monitor needs of a running network."""
-
-    name: str
-
-    @property
-    def ctx(self) -> Any: ...
-
-    def _actor_of(self, task: asyncio.Task[Any] | None) -> Any: ...
-
-
-_monitors: dict[asyncio.AbstractEventLoop, LoopMonitor] = {}
-_monitors_lock = threading.Lock()
-
-
-def attach(network: Watched) -> LoopMonitor:
-    """Watch the running loop while ``network`` runs on it; :meth:`LoopMonitor.detach` ends it."""
-    loop = asyncio.get_running_loop()
-    with _monitors_lock:
-        monitor = _monitors.get(loop)
-        if monitor is None:
-            monitor = _monitors[loop] = LoopMonitor(loop)
-    monitor._add(network)
-    return monitor
-
-
-class LoopMonitor:
-    """What streamnet watches on one event loop while networks run on it.
-
-    It files each new task under the actor whose context starts it (a task
-    factory around the loop's own), and keeps the heartbeat and the watchdog
-    thread of the blocked-loop warning. Networks on one loop share it; the
-    last one to leave restores the loop's task factory.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.networks: list[Watched] = []
-        self.previous: Any = None
-        self.thread_id = threading.get_ident()
-        self.beat = time.monotonic()
-        self._handle: asyncio.TimerHandle | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -------------------------------------------------------------- tasks
-    def _create_task(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
-        **kwargs: Any,
-    ) -> asyncio.Future[Any]:
-        previous = self.previous
-        if previous is not None:
-            task = previous(loop, coro, **kwargs)
+# ----------------------------------------------------------------------------- findings
+def deadlock(
+    network: str,
+    live: Sequence[ActorNode],
+    watched: Mapping[ActorNode, Watch],
+    calls: Mapping[asyncio.Future[None], ChannelWait],
+    serving: Serving,
+) -> DeadlockError | None:
+    """The error of ``network`` (its name in messages) when some of its ``live`` actors
+    wait on channels that only they could serve, or None."""
+    stalled: dict[ActorNode, list[ChannelWait]] = {}
+    runnable: list[ActorNode] = []
+    for node in live:
+        waits = channel_waits(*watched[node], calls)
+        if waits is None:
+            runnable.append(node)  # it can move, or waits on a channel we cannot judge
         else:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        context = kwargs.get("context")
-        counter = context.get(_counter) if context is not None else _counter.get()
-        tasks = getattr(counter, "tasks", None)
-        if tasks is not None:
-            tasks.add(task)
-        return task  # type: ignore[no-any-return]
+            stalled[node] = waits
+    stuck = deadlocked(stalled, runnable, serving) if stalled else []
+    if stuck:  # unless a timer can wake one of them: a wait with a deadline ends by itself
+        woken = timer_targets(asyncio.get_running_loop())
+        for node in stuck:
+            tasks, waiting = watched[node]
+            if woken is None or any(id(t) in woken for t in (*tasks, *waiting)):
+                runnable.append(node)
+                del stalled[node]
+        stuck = deadlocked(stalled, runnable, serving) if stalled else []
+    if not stuck:
+        return None
+    lines = [
+        f"actor `{node.name}` {describe_wait(wait, _names(serving))}"
+        for node in stuck
+        for wait in stalled[node]
+    ]
+    return DeadlockError(
+        f"{network} is deadlocked: these actors wait "
+        "on channels that only they could serve, so none of them can move:\n"
+        + "\n".join(f"  - {line}" for line in lines),
+        lines,
+    )
 
-    # -------------------------------------------------------------- networks
-    def _add(self, network: Watched) -> None:
-        if not self.networks:
-            self.previous = self.loop.get_task_factory()
-            self.loop.set_task_factory(self._create_task)
-            self.thread_id = threading.get_ident()
-        self.networks.append(network)
-        if self._threshold() is not None and self._thread is None:
-            self.beat = time.monotonic()
-            self._handle = self.loop.call_later(self._period(), self._beat)
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._watch, name="streamnet-loop-watchdog", daemon=True
-            )
-            self._thread.start()
 
-    def detach(self, network: Watched) -> None:
-        """``network`` stopped running; the last one out restores the loop as it was."""
-        self.networks.remove(network)
-        if self.networks:
-            return
-        with _monitors_lock:
-            if _monitors.get(self.loop) is self:
-                del _monitors[self.loop]
-        if self.loop.get_task_factory() == self._create_task:
-            self.loop.set_task_factory(self.previous)
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self._thread is not None:
-            self._stop.set()  # it wakes at once
-            self._thread.join(timeout=1.0)
-            self._thread = None
-
-    def _threshold(self) -> float | None:
-        limits = [n.ctx.blocked_loop_warning for n in list(self.networks)]
-        found = [limit for limit in limits if limit is not None]
-        return min(found) if found else None
-
-    def _period(self) -> float:
-        threshold = self._threshold()
-        return min(0.25, threshold / 4) if threshold is not None else 0.25
-
-    # -------------------------------------------------------------- heartbeat and watchdog
-    def _beat(self) -> None:
-        self.beat = time.monotonic()
-        self._handle = self.loop.call_later(self._period(), self._beat)
-
-    def _watch(self) -> None:
-        stop = self._stop
-        warned = None
-        while not stop.wait(self._period()):
-            threshold = self._threshold()
-            beat = self.beat
-            late = time.monotonic() - beat
-            if threshold is not None and late > threshold and warned != beat:
-                warned = beat
-                self._warn(late)
-
-    def _warn(self, late: float) -> None:
-        task = asyncio.current_task(self.loop)
-        node, network = None, None
-        for candidate in list(self.networks):
-            node = candidate._actor_of(task)
-            if node is not None:
-                network = candidate
-                break
-        frame = sys._current_frames().get(self.thread_id)
-        frames: list[types.FrameType] = []
-        while frame is not None:
-            frames.append(frame)
-            frame = frame.f_back
-        frames.reverse()
-        if node is None or network is None:
-            logger.warning(
-                "the event loop has been blocked for %.1f s, outside any actor (%s); "
-                "every actor waits meanwhile",
-                late,
-                _location(frames, None),
-            )
-            return
+def stall(
+    network: str,
+    live: Sequence[ActorNode],
+    watched: Mapping[ActorNode, Watch],
+    calls: Mapping[asyncio.Future[None], ChannelWait],
+    serving: Serving,
+    idle: float,
+    timeout: float,
+) -> DeadlockError:
+    """The error of ``network`` when nothing moved for ``idle`` seconds, more than its
+    ``stall_timeout`` (``timeout``): what each of its ``live`` actors waits on."""
+    lines = []
+    for node in live:
+        tasks, waiting = watched[node]
         code = getattr(node.definition.fn, "__code__", None)
-        rank = network.ctx.rank
-        logger.warning(
-            "actor `%s` of network `%s`%s has blocked the event loop for %.1f s (%s); every "
-            "other actor waits meanwhile: run blocking work with `await ctx.to_thread(fn, ...)`",
-            node.name,
-            network.name,
-            f" on rank {rank}" if network.ctx.nranks > 1 else "",
-            late,
-            _location(frames, code),
-            extra={"actor": node.name, "rank": rank},
-        )
+        blocked = [calls[future] for future in waiting if future in calls]
+        whats = [describe_wait(wait, _names(serving)) for wait in blocked]
+        if len(blocked) < sum(not task.done() for task in tasks):
+            whats += [
+                f"waits outside any channel, {where}"
+                for task in list(tasks)
+                if not task.done() and (where := where_waiting(task, code)) is not None
+            ]
+        lines += [f"actor `{node.name}` {what}" for what in dict.fromkeys(whats)]
+    return DeadlockError(
+        f"{network} made no progress for "
+        f"{idle:.1f} s (Context(stall_timeout={timeout:g})): no "
+        "message moved, no actor ended and no kernel ran; its actors wait:\n"
+        + "\n".join(f"  - {line}" for line in lines),
+        lines,
+    )
+
+
+def _names(serving: Serving) -> Callable[[Channel[Any], str], list[str]]:
+    return lambda channel, kind: [node.name for node in serving(channel, kind)]

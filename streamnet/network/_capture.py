@@ -5,14 +5,26 @@ from __future__ import annotations
 import os
 import runpy
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from streamnet._network import Network
+from streamnet._typing import PictureEngine
 
-__all__ = ["NetworkCaptured", "capture_network", "capturing"]
+__all__ = ["CapturedNetwork", "NetworkCaptured", "capture_network", "capturing"]
+
+
+class CapturedNetwork(Protocol):
+    """What ``streamnet graph`` uses of a captured network (a `streamnet.Network` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def actors(self) -> Sequence[object]: ...
+    def save_picture(
+        self, path: str | os.PathLike[str], *, engine: PictureEngine = "auto"
+    ) -> Path: ...
 
 _capturing = False
 
@@ -20,7 +32,7 @@ _capturing = False
 class NetworkCaptured(Exception):
     """Raised by ``Network.run`` while capturing: carries the network, stops the job."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: CapturedNetwork) -> None:
         super().__init__(network.name)
         self.network = network
 
@@ -40,7 +52,9 @@ def _capture() -> Iterator[None]:
         _capturing = False
 
 
-def capture_network(script: str | os.PathLike[str], argv: list[str] | None = None) -> Network:
+def capture_network(
+    script: str | os.PathLike[str], argv: list[str] | None = None
+) -> CapturedNetwork:
     """Run ``script`` as ``__main__`` until it runs its first network, and return that network.
 
     Raises

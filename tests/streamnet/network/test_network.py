@@ -463,7 +463,7 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
             """
         )
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
@@ -515,7 +515,7 @@ LEFT_RUNNING = (
 def start_job(tmp_path: Path, source: str, *args: str) -> subprocess.Popen[str]:
     script = tmp_path / "job.py"
     script.write_text(source)
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,

@@ -24,7 +24,8 @@ from streamnet import (
     define_actor,
     run_ranks_async,
 )
-from streamnet._liveness import deadlocked, timer_targets
+from streamnet.network._driver import NetworkDriver
+from streamnet.network._liveness import deadlocked, timer_targets
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,13 +55,13 @@ class Looks:
 @pytest.fixture
 def looks(monkeypatch: pytest.MonkeyPatch) -> Looks:
     counter = Looks()
-    original = Network._look
+    original = NetworkDriver.look
 
-    def counting(self: Network, finished: int) -> None:
+    def counting(self: NetworkDriver, finished: int) -> None:
         original(self, finished)
         counter.seen()
 
-    monkeypatch.setattr(Network, "_look", counting)
+    monkeypatch.setattr(NetworkDriver, "look", counting)
     return counter
 
 
