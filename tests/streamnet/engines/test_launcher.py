@@ -61,7 +61,7 @@ def test_launch_command_and_its_errors(monkeypatch) -> None:
 
 
 def test_streamnet_run_names_a_missing_script(capsys) -> None:
-    from streamnet.__main__ import main
+    from streamnet._cli import main
 
     assert main(["run", "-n", "2", "no-such-job.py"]) == 2
     assert "job script `no-such-job.py` does not exist" in capsys.readouterr().err

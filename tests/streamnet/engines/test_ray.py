@@ -10,8 +10,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import actors
+from actors.demo import build_network, lineitem
 from streamnet import Context, Network, RemoteRankError, define_actor, run_ranks
-from streamnet._demo import build_network, lineitem
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]

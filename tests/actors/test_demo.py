@@ -1,13 +1,16 @@
-"""The demo job runs end to end (small data) and agrees with Polars."""
+"""The demo job runs end to end (small data) and agrees with Polars, from the CLI and as a module."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from streamnet.__main__ import main
-from streamnet._demo import lineitem, polars_reference, run_demo
+from actors.demo import lineitem, polars_reference, run_demo
+from streamnet._cli import main
 
 
 def test_demo_matches_polars_and_prints_statistics(
@@ -36,3 +39,18 @@ def test_cli_demo_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "same answer as Polars: yes" in capsys.readouterr().out
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_the_demo_runs_as_a_module(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "actors.demo", "--rows", "5000", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "same answer as Polars: yes" in done.stdout
