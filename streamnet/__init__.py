@@ -1,4 +1,20 @@
-"""streamnet: streaming dataframe pipelines built as actor networks."""
+"""streamnet: streaming dataframe pipelines built as actor networks.
+
+The runtime. Its core concepts sit at the top: `Context` (``_context.py``),
+`define_actor` and `ActorNode` (``_actor.py``), `TableChunk` (``_table_chunk.py``),
+schemas (``_schema.py``), `Collective` (``_collective.py``), tasks (``_tasks.py``),
+errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). The
+rest is in subpackages, each with a map of its modules:
+
+- `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
+- `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@message`` (persistent actors);
+- `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
+- `streamnet.engines`: `run_ranks`, `run_on_ray`, ``streamnet run``: ranks and Contexts;
+- `streamnet.observe`: statistics, progress, timeline, pictures, logging;
+- `streamnet.memory`: the spill directory and what killed processes left behind.
+
+Every public name is exported here; import it from `streamnet`.
+"""
 
 from channels import (
     Channel,

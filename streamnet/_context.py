@@ -1,4 +1,8 @@
-"""Context: what every actor of a network shares (backend, threads, options, statistics)."""
+"""Context: what every actor of a network shares (backend, threads, options, statistics).
+
+One class, one module (above 400 lines): its options, its thread pool for kernels
+and the names it gives actors and runs share the Context's state.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""TableChunk: one chunk of a table on one backend, possibly spilled."""
+"""TableChunk: one chunk of a table on one backend, possibly spilled.
+
+One class, one module (above 400 lines): the chunk's forms (an Arrow table, a
+Polars frame, a file it was spilled to) share one lock and one state.
+"""
 
 from __future__ import annotations
 

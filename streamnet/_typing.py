@@ -1,4 +1,4 @@
-"""Literal aliases for the choices streamnet's options take."""
+"""Literal aliases: every set of choices the runtime's options and states take, in one place."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ __all__ = [
     "NetworkState",
     "PictureEngine",
     "RestartType",
+    "Role",
     "SpanKind",
     "SupervisionStrategy",
 ]
@@ -20,6 +21,9 @@ Backend = Literal["cpu", "gpu"]
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""
+
+Role = Literal["input", "output"]
+"""What a channel parameter of an actor is: where it receives from, or sends into."""
 
 NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
 """Where a network is: built, then running, then how its one run ended."""

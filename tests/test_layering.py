@@ -1,4 +1,4 @@
-"""Imports point one way only: channels <- streamnet <- actors."""
+"""Imports point one way only (channels <- streamnet <- actors), and never in a circle."""
 
 from __future__ import annotations
 
@@ -75,3 +75,122 @@ def test_the_runtime_loads_the_actor_library_only_for_the_demo() -> None:
                     loaders.add(where)
     assert named == LOADED_BY_NAME
     assert loaders == {where for where, _ in LOADED_BY_NAME}
+
+
+# ------------------------------------------------------------------------ circles
+def _modules() -> dict[str, Path]:
+    """Every module of the three packages by its dotted name (a package by its own)."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def _ancestors(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Which modules the import of each module imports: what its module level imports
+    (also under ``if TYPE_CHECKING:``, where type dependencies show), not what its
+    functions import when called.
+
+    Importing ``streamnet.comm._mpi`` from outside ``streamnet.comm`` first runs the
+    subpackage's ``__init__``, which imports the rest of it: an edge too.
+    """
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        is_package = path.name == "__init__.py"
+        targets: set[str] = set()
+        for node in _visit(_tree(path), inside_functions=False):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: from the module's package
+                    package = module if is_package else module.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        package = package.rpartition(".")[0]
+                    base = ".".join(p for p in (package, node.module) if p)
+                else:
+                    base = node.module or ""
+                for alias in node.names:  # a submodule, or a name its package defines
+                    submodule = f"{base}.{alias.name}"
+                    targets.add(submodule if submodule in modules else base)
+        edges = set()
+        for target in targets & modules.keys():
+            edges.add(target)
+            mine = set(_ancestors(module)) | ({module} if is_package else set())
+            edges.update(p for p in _ancestors(target) if p not in mine and p in modules)
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected group of modules (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def connect(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                connect(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    cycles = []
+    for group in groups:
+        members, start = set(group), min(group)
+        came: dict[str, str] = {}  # breadth first from the start back to it: a shortest cycle
+        frontier = [start]
+        while start not in came:
+            following = []
+            for module in frontier:
+                for other in sorted(graph[module] & members):
+                    if other not in came:
+                        came[other] = module
+                        following.append(other)
+            frontier = following
+        path, module = [start], came[start]
+        while module != start:
+            path.append(module)
+            module = came[module]
+        cycles.append([start, *reversed(path[1:]), start])
+    return cycles
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    cycles = _cycles(_import_graph())
+    assert cycles == [], "import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_import_graph_sees_subpackage_inits_and_type_checking_imports() -> None:
+    graph = _import_graph()
+    # The Context imports the communicator module, so the whole `comm` subpackage.
+    assert {"streamnet.comm._communicator", "streamnet.comm"} <= graph["streamnet._context"]
+    # A picture reads a network's description: no edge back to the network's module.
+    assert "streamnet.network._network" not in graph["streamnet.observe._picture"]
+    assert "streamnet.observe._statistics" in graph["streamnet.observe._timeline"]  # TYPE_CHECKING
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
