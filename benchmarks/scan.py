@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 import actors
+from actors.demo import lineitem
 from streamnet import Context, Network
-from streamnet._demo import lineitem
 
 CUTOFF = dt.date(1995, 3, 15)
 COLUMNS = ["l_orderkey", "l_extendedprice", "l_discount"]

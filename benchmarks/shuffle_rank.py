@@ -188,7 +188,7 @@ class Phases:
     def install(self) -> None:
         import actors._exchange
         import actors._shuffle
-        from streamnet import _mpi, _wire
+        from streamnet.comm import _mpi_endpoint, _wire
 
         global generate_chunk
         generate_chunk = self._timed("generate", generate_chunk)
@@ -197,7 +197,8 @@ class Phases:
             (_wire, "_ipc_buffer", "serialize"),
         ):
             setattr(module, name, self._timed(step, getattr(module, name)))
-        _mpi._Engine.send = self._timed_async("send", _mpi._Engine.send)  # type: ignore[method-assign]
+        endpoint = _mpi_endpoint.Endpoint
+        endpoint.send = self._timed_async("send", endpoint.send)  # type: ignore[method-assign]
         actors._exchange._spill_all = self._timed("spill", actors._exchange._spill_all)
         Totals.add = self._timed("sink", Totals.add)  # type: ignore[method-assign]
 

@@ -24,10 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from polars.testing import assert_frame_equal
 
-from benchmarks._kernels import groupby_loop, overhead
-from benchmarks._measure import best_time, mib, peak_memory
-from streamnet import Context
-from streamnet._demo import (
+from actors.demo import (
     AGGREGATES,
     CUTOFF,
     KEYS,
@@ -36,6 +33,9 @@ from streamnet._demo import (
     lineitem,
     polars_reference,
 )
+from benchmarks._kernels import groupby_loop, overhead
+from benchmarks._measure import best_time, mib, peak_memory
+from streamnet import Context
 
 ROWS_PER_SCALE_FACTOR = 6_000_000
 COLUMNS = [

@@ -10,9 +10,13 @@ __all__ = ["publish"]
 
 
 def publish(namespace: MutableMapping[str, Any], package: str, names: Iterable[str]) -> None:
-    """Set ``__module__`` to ``package`` for each of ``names`` defined in its private modules."""
+    """Set ``__module__`` to ``package`` for each of ``names`` defined in a private module
+    inside it (``streamnet._context``, ``streamnet.network._network``)."""
     for name in names:
         obj = namespace[name]
-        if getattr(obj, "__module__", "").startswith(f"{package}._"):
+        module = getattr(obj, "__module__", None)
+        if not isinstance(module, str) or not module.startswith(f"{package}."):
+            continue
+        if any(part.startswith("_") for part in module[len(package) + 1 :].split(".")):
             with contextlib.suppress(AttributeError, TypeError):  # typing aliases refuse
                 obj.__module__ = package

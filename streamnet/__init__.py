@@ -1,4 +1,20 @@
-"""streamnet: streaming dataframe pipelines built as actor networks."""
+"""streamnet: streaming dataframe pipelines built as actor networks.
+
+The runtime. Its core concepts sit at the top: `Context` (``_context.py``),
+`define_actor` and `ActorNode` (``_actor.py``), `TableChunk` (``_table_chunk.py``),
+schemas (``_schema.py``), `Collective` (``_collective.py``), tasks (``_tasks.py``),
+errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). The
+rest is in subpackages, each with a map of its modules:
+
+- `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
+- `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@message`` (persistent actors);
+- `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
+- `streamnet.engines`: `run_ranks`, `run_on_ray`, ``streamnet run``: ranks and Contexts;
+- `streamnet.observe`: statistics, progress, timeline, pictures, logging;
+- `streamnet.memory`: the spill directory and what killed processes left behind.
+
+Every public name is exported here; import it from `streamnet`.
+"""
 
 from channels import (
     Channel,
@@ -24,15 +40,7 @@ from streamnet._actor import (
     current_actor_name,
     define_actor,
 )
-from streamnet._actor_runtime import (
-    ActorContext,
-    ActorLifecycle,
-    ActorRuntime,
-    PersistentActorStatistics,
-    persistent_actor,
-)
 from streamnet._collective import Collective, CollectiveTraffic
-from streamnet._communicator import Communicator, SingleCommunicator, Tag
 from streamnet._context import Context
 from streamnet._errors import (
     ActorResultError,
@@ -51,31 +59,50 @@ from streamnet._errors import (
     WatchdogTimeout,
     WiringError,
 )
-from streamnet._in_process import InProcessCommunicator, InProcessWorld, run_ranks, run_ranks_async
-from streamnet._leftovers import left_by_dead_process, process_tag
-from streamnet._logging import ActorLogFilter
-from streamnet._messages import is_message, message, reply
-from streamnet._mpi import MPICommunicator, launched_ranks, mpi_communicator
-from streamnet._network import Network, run_actor_network
-from streamnet._on_success import on_success
-from streamnet._picture import PictureEngine
-from streamnet._progress import ProgressTracker
-from streamnet._ray import RayCommunicator, run_on_ray
 from streamnet._schema import describe_schema
-from streamnet._spill import SpillDirectory, SpillStatistics
-from streamnet._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
-from streamnet._supervisor import (
+from streamnet._table_chunk import TableChunk, TableView
+from streamnet._tasks import start_task
+from streamnet._typing import ActorState, Backend
+from streamnet.comm import (
+    Communicator,
+    InProcessCommunicator,
+    InProcessWorld,
+    MPICommunicator,
+    RayCommunicator,
+    SingleCommunicator,
+    Tag,
+    mpi_communicator,
+)
+from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
+from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
+from streamnet.network import Network, on_success, run_actor_network
+from streamnet.observe import (
+    ActorLogFilter,
+    ActorStatistics,
+    CollectiveStatistics,
+    NetworkStatistics,
+    PictureEngine,
+    ProgressTracker,
+    Span,
+    SpanKind,
+    Timeline,
+)
+from streamnet.persistent import (
+    ActorContext,
+    ActorLifecycle,
+    ActorRuntime,
     Backoff,
     ChildSpec,
+    PersistentActorStatistics,
     RestartIntensityError,
     RestartType,
     SupervisionStrategy,
     Supervisor,
+    is_message,
+    message,
+    persistent_actor,
+    reply,
 )
-from streamnet._table_chunk import TableChunk, TableView
-from streamnet._tasks import start_task
-from streamnet._timeline import Span, SpanKind, Timeline
-from streamnet._typing import ActorState, Backend
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,10 @@
-"""define_actor: turn an ``async def`` into a factory of actor nodes."""
+"""define_actor: turn an ``async def`` into a factory of actor nodes.
+
+`ActorDefinition` makes `ActorNode`s and each node refers to its definition, so
+both stay in this one module (above 400 lines). The modules the Context builds on
+ask for the running actor (`current_actor_name`) inside their functions: this
+module imports the Context.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,12 @@ import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, cast, overload
 
 from channels._channel import Channel
 from streamnet._context import Context
 from streamnet._errors import ActorResultError
-from streamnet._typing import ActorState
+from streamnet._typing import ActorState, Role
 
 __all__ = [
     "RestartPolicy",
@@ -26,8 +32,6 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
-
-Role = Literal["input", "output"]
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
 _OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})

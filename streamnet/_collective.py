@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow as pa
 
 from streamnet._actor import current_actor
-from streamnet._communicator import Communicator
 from streamnet._context import Context
 from streamnet._errors import SchemaError
 from streamnet._schema import describe_schema, schema_differences
+from streamnet.comm._communicator import Communicator
 
 __all__ = ["Collective", "CollectiveTraffic"]
 

@@ -1,4 +1,8 @@
-"""Context: what every actor of a network shares (backend, threads, options, statistics)."""
+"""Context: what every actor of a network shares (backend, threads, options, statistics).
+
+One class, one module (above 400 lines): its options, its thread pool for kernels
+and the names it gives actors and runs share the Context's state.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import logging
 import os
 import threading
 import types
@@ -16,13 +19,14 @@ from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from channels._channel import Channel
-from streamnet._communicator import Communicator, SingleCommunicator
 from streamnet._errors import BackendUnavailableError
-from streamnet._progress import ProgressTracker
-from streamnet._spill import SpillDirectory
-from streamnet._statistics import ActorRecorder, NetworkStatistics
 from streamnet._tasks import current_driver
 from streamnet._typing import Backend
+from streamnet.comm._communicator import Communicator, SingleCommunicator
+from streamnet.memory._spill import SpillDirectory
+from streamnet.observe._logging import logger
+from streamnet.observe._progress import ProgressTracker
+from streamnet.observe._statistics import ActorRecorder, NetworkStatistics
 
 __all__ = ["Context"]
 
@@ -31,8 +35,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _BACKENDS = ("cpu", "gpu")
-
-logger = logging.getLogger("streamnet")  # streamnet._logging's, which needs this module
 
 
 class Context:
@@ -437,7 +439,8 @@ def _warn_left_running(fn: Callable[..., Any], waited: float, grace: float) -> N
 
 def _launched_communicator() -> Communicator:
     """The MPI job's ranks when an MPI launcher started this process among several."""
-    from streamnet._mpi import launched_ranks, mpi_communicator
+    from streamnet.comm._mpi import mpi_communicator
+    from streamnet.engines._launcher import launched_ranks  # engines build on the Context
 
     ranks = launched_ranks()
     if ranks is not None and ranks > 1:

@@ -35,20 +35,18 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pyarrow as pa
 
-from streamnet._actor import current_actor_name
 from streamnet._errors import SchemaError
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from streamnet._table_chunk import TableChunk
-
 __all__ = [
     "CANNOT_HOLD",
+    "Checked",
     "SchemaInfo",
     "StreamSchema",
     "canonical_schema",
@@ -180,7 +178,7 @@ def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoRe
     bad = [
         f"`{name}` ({dtype})" for name, dtype in frame.schema.items() if not _exports(name, dtype)
     ] or [f"({exc})"]
-    actor = current_actor_name()
+    actor = _actor_name()
     where = f"actor `{actor}`: " if actor else ""
     raise SchemaError(
         f"{where}a Polars frame cannot become Arrow: column {', '.join(bad)} has a type "
@@ -351,6 +349,12 @@ def schema_differences(expected: pa.Schema, got: pa.Schema, *, of: str = "the st
 
 
 # ----------------------------------------------------------------------- one per stream
+class Checked(Protocol):
+    """What a stream's schema check reads of a chunk (a `TableChunk` is one)."""
+
+    def _schema_info(self) -> SchemaInfo: ...
+
+
 @dataclass(slots=True)
 class StreamSchema:
     """The schema of a stream, set by its first chunk: what a channel remembers."""
@@ -361,7 +365,7 @@ class StreamSchema:
 
 
 def check_stream(
-    state: StreamSchema | None, chunk: TableChunk, channel: str, sequence_number: int
+    state: StreamSchema | None, chunk: Checked, channel: str, sequence_number: int
 ) -> StreamSchema:
     """The stream's schema once ``chunk`` entered the channel ``channel``.
 
@@ -375,13 +379,13 @@ def check_stream(
     """
     info = chunk._schema_info()
     if state is None:
-        return StreamSchema(info, sequence_number, current_actor_name())
+        return StreamSchema(info, sequence_number, _actor_name())
     if info is state.info:
         return state
     expected = state.info.arrow
     if info.arrow.equals(expected, check_metadata=False):
         return state
-    actor = current_actor_name()
+    actor = _actor_name()
     where = f"actor `{actor}`, channel `{channel}`" if actor else f"channel `{channel}`"
     origin = str(state.sequence_number)
     if state.actor is not None and state.actor != actor:
@@ -393,3 +397,10 @@ def check_stream(
         "streams of different types, cast them explicitly first, with `actors.cast`); "
         f"got {describe_schema(info.arrow)}"
     )
+
+
+def _actor_name() -> str | None:
+    """The running actor's name (its module builds on this one: imported when asked)."""
+    from streamnet._actor import current_actor_name
+
+    return current_actor_name()

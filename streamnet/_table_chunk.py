@@ -1,4 +1,8 @@
-"""TableChunk: one chunk of a table on one backend, possibly spilled."""
+"""TableChunk: one chunk of a table on one backend, possibly spilled.
+
+One class, one module (above 400 lines): the chunk's forms (an Arrow table, a
+Polars frame, a file it was spilled to) share one lock and one state.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from streamnet._schema import (
     info_of_frame,
     polars_to_arrow,
 )
-from streamnet._spill import SpillDirectory
+from streamnet.memory._spill import SpillDirectory
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from collections.abc import Coroutine, Generator
 from concurrent.futures import Future as ConcurrentFuture
 from contextvars import ContextVar
@@ -22,12 +21,11 @@ from typing import Any, TypeVar
 
 from channels._errors import ChannelAborted, ChannelBroken
 from streamnet._errors import RemoteRankError
+from streamnet.observe._logging import logger
 
 __all__ = ["Driver", "current_driver", "retrieve", "start_task"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("streamnet")  # streamnet._logging's, which needs this module
 
 _CONSEQUENCES = (ChannelAborted, ChannelBroken, RemoteRankError)
 """Failures that report an earlier one (or a normal end downstream), never a cause."""

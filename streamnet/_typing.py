@@ -1,13 +1,44 @@
-"""Literal aliases for the choices streamnet's options take."""
+"""Literal aliases: every set of choices the runtime's options and states take, in one place."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ActorState", "Backend"]
+__all__ = [
+    "ActorLifecycle",
+    "ActorState",
+    "Backend",
+    "NetworkState",
+    "PictureEngine",
+    "RestartType",
+    "Role",
+    "SpanKind",
+    "SupervisionStrategy",
+]
 
 Backend = Literal["cpu", "gpu"]
 """Where tables live and kernels run."""
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""
+
+Role = Literal["input", "output"]
+"""What a channel parameter of an actor is: where it receives from, or sends into."""
+
+NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
+"""Where a network is: built, then running, then how its one run ended."""
+
+PictureEngine = Literal["auto", "graphviz", "python"]
+"""Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""
+
+SpanKind = Literal["busy", "blocked on input", "blocked on output"]
+"""What an actor was doing during a span of a timeline."""
+
+ActorLifecycle = Literal["launched", "active", "inactive", "terminating", "terminated", "failed"]
+"""Where a persistent actor is in its life."""
+
+RestartType = Literal["permanent", "transient", "temporary"]
+"""When a supervisor restarts a child that exited: always, after an abnormal exit, never."""
+
+SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
+"""Which children restart with a child that exited (see `streamnet.Supervisor`)."""

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, settings
 
-from streamnet._mpi import launched_ranks
+from streamnet import launched_ranks
 
 settings.register_profile(
     "default",
@@ -57,4 +57,4 @@ _EXIT_STATUS = pytest.StashKey[int]()
 
 
 # Job scripts the MPI tests start under mpiexec: not modules to import here.
-collect_ignore_glob = ["streamnet/mpi_jobs/*"]
+collect_ignore_glob = ["streamnet/comm/mpi_jobs/*"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,37 @@ def test_every_error_derives_from_the_root() -> None:
                 and not issubclass(obj, Warning)
             ):
                 assert issubclass(obj, streamnet.StreamnetError), name
+
+
+SUBPACKAGES = sorted(
+    f"streamnet.{path.parent.name}"
+    for path in Path(importlib.import_module("streamnet").__file__).parent.glob("*/__init__.py")
+)
+
+
+def test_the_runtime_has_its_subpackages() -> None:
+    assert SUBPACKAGES == [
+        "streamnet.comm",
+        "streamnet.engines",
+        "streamnet.memory",
+        "streamnet.network",
+        "streamnet.observe",
+        "streamnet.persistent",
+    ]
+
+
+@pytest.mark.parametrize("subpackage", SUBPACKAGES)
+def test_subpackages_export_names_that_streamnet_exports_too(subpackage: str) -> None:
+    """A subpackage shows its public names as `streamnet.X`, which must then exist."""
+    import streamnet
+
+    module = importlib.import_module(subpackage)
+    names = module.__all__
+    assert names and len(names) == len(set(names)), "empty or duplicate __all__"
+    for name in names:
+        assert name in streamnet.__all__, f"{subpackage}.{name} is not in streamnet.__all__"
+        assert getattr(module, name) is getattr(streamnet, name)
+        shown = str(getattr(getattr(module, name), "__module__", ""))
+        assert shown == "streamnet" or not shown.startswith("streamnet"), (
+            f"{subpackage}.{name} shows module {shown}"
+        )

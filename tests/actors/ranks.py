@@ -16,9 +16,8 @@ from typing import Any
 
 from bounded import run_ranks_within
 
-from streamnet import Context
-from streamnet._in_process import first_failure, guarded
-from streamnet._mpi import launched_ranks
+from streamnet import Context, launched_ranks
+from streamnet.engines._in_process import first_failure, guarded
 
 WORLD = launched_ranks() or 1
 UNDER_MPI = WORLD > 1
@@ -33,7 +32,7 @@ def here(nranks: int) -> set[int]:
     """The ranks whose code runs in this process: all of them, or this MPI rank."""
     if not UNDER_MPI:
         return set(range(nranks))
-    from streamnet._mpi import mpi_rank
+    from streamnet.comm._mpi import mpi_rank
 
     return {mpi_rank()}
 
@@ -47,7 +46,7 @@ def run(nranks: int, job: Callable[[Context], Awaitable[Any]], *, within: float 
 
 
 async def _run_here(job: Callable[[Context], Awaitable[Any]], within: float) -> list[Any]:
-    from streamnet._mpi import mpi_communicator
+    from streamnet import mpi_communicator
 
     comm, outcomes = mpi_communicator(), mpi_communicator()  # same order on every rank
     with Context(communicator=comm) as ctx:

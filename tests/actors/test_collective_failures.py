@@ -25,7 +25,7 @@ from streamnet import (
     TableChunk,
     define_actor,
 )
-from streamnet._in_process import guarded
+from streamnet.engines._in_process import guarded
 
 
 @define_actor
@@ -113,9 +113,9 @@ def assert_reported_once(caplog: pytest.LogCaptureFixture, nranks: int) -> None:
 def no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under MPI, nothing polls for messages once none moves or is awaited (no grace time),
     except what a running network does to hear of a peer's failure."""
-    import streamnet._mpi
+    import streamnet.comm._mpi_endpoint
 
-    monkeypatch.setattr(streamnet._mpi, "_LINGER", 0.0)
+    monkeypatch.setattr(streamnet.comm._mpi_endpoint, "_LINGER", 0.0)
 
 
 @define_actor

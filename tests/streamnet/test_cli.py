@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streamnet.__main__ import main
+from streamnet._cli import main
 
 JOB = textwrap.dedent(
     """

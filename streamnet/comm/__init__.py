@@ -1,0 +1,34 @@
+"""Comm: how the ranks of a run reach each other, below the Context.
+
+- `Communicator` (``_communicator.py``): the interface every transport implements
+  (tagged point-to-point send and receive, allgather, barrier, abort), with
+  `SingleCommunicator` for one rank and the failure record they share.
+- `InProcessWorld`, `InProcessCommunicator` (``_in_process.py``): ranks in one process.
+- `MPICommunicator`, `mpi_communicator` (``_mpi.py``; its endpoint ``_mpi_endpoint.py``):
+  the processes of an MPI job.
+- `RayCommunicator` (``_ray.py``): ranks as Ray actors.
+- ``_wire.py``: payloads as a pickled header plus Arrow IPC buffers, across processes.
+- ``_tagged_inbox.py``: received messages by tag, and who waits for them.
+
+Collective actors reach their peers through `streamnet.Collective`, which tags a
+running collective's messages on its Context's communicator.
+"""
+
+from channels._exports import publish
+from streamnet.comm._communicator import Communicator, SingleCommunicator, Tag
+from streamnet.comm._in_process import InProcessCommunicator, InProcessWorld
+from streamnet.comm._mpi import MPICommunicator, mpi_communicator
+from streamnet.comm._ray import RayCommunicator
+
+__all__ = [
+    "Communicator",
+    "InProcessCommunicator",
+    "InProcessWorld",
+    "MPICommunicator",
+    "RayCommunicator",
+    "SingleCommunicator",
+    "Tag",
+    "mpi_communicator",
+]
+
+publish(globals(), "streamnet", __all__)

@@ -1,0 +1,297 @@
+"""Network: a validated graph of actors and channels, run once.
+
+The Network is what users hold: it validates its wiring when built (``_wiring.py``),
+binds its channels, and describes itself (statistics, timeline, pictures). Running
+belongs to its driver (``_driver.py``); ``run`` from synchronous code goes through
+``_sync.py``, and ``streamnet graph`` captures the network instead (``_capture.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from channels._channel import Channel
+from channels._errors import StreamnetError
+from streamnet._actor import ActorNode
+from streamnet._collective import CollectiveTraffic
+from streamnet._context import Context
+from streamnet._errors import SharedChannelWarning, WiringError
+from streamnet._typing import NetworkState, PictureEngine
+from streamnet.network._capture import NetworkCaptured, capturing
+from streamnet.network._driver import NetworkDriver
+from streamnet.network._on_success import CommitSteps
+from streamnet.network._ranks import fingerprint
+from streamnet.network._sync import run_to_completion
+from streamnet.network._wiring import unique_channels, validate
+from streamnet.observe._picture import to_dot, to_svg
+from streamnet.observe._progress import ProgressTracker, progress_wanted, show_progress
+from streamnet.observe._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
+from streamnet.observe._timeline import Timeline
+
+__all__ = ["Network", "run_actor_network"]
+
+
+class Network:
+    """A graph of actor nodes joined by channels, validated when built.
+
+    Building checks the wiring and reports every problem at once in a
+    `WiringError`: an argument that is not an actor node, a channel parameter
+    that is neither input nor output, a channel nobody produces into or nobody
+    consumes, a channel already used by another network, payload types that
+    disagree between producer, consumer and channel, a cycle that was not
+    declared. Actors of different definitions consuming one channel (each
+    gets part of the stream) get a `SharedChannelWarning`.
+
+    Running starts every actor as a task. If one raises, the others are
+    cancelled, every channel is aborted, and the original exception is raised
+    with a note naming the actor. An actor that returns leaving input unread
+    fails with `UnreadInputError`, unless it shut that input down or was
+    declared ``@define_actor(stops_early=True)``. Actors that wait on each
+    other's channels forever end the run with `DeadlockError`. When another
+    rank fails, the network fails the same way at once, whatever its actors
+    are doing, with `RemoteRankError`. A network runs once.
+
+    Actors that publish work outside the network (writers) stage it and
+    register a commit step with :func:`streamnet.on_success`: the network runs
+    those steps once every actor ended well (on every rank), and their abort
+    steps whenever the run fails or is cancelled instead.
+
+    Parameters
+    ----------
+    ctx
+        The Context every actor was made with.
+    actors
+        The actor nodes.
+    name
+        Used in errors, logs and pictures.
+    feedback
+        Channels that carry data back upstream on purpose, closing a loop;
+        any other cycle is a wiring error.
+
+    Examples
+    --------
+    >>> from streamnet import Context, Message, define_actor
+    >>> @define_actor
+    ... async def numbers(ctx, ch_out):
+    ...     for i in range(3):
+    ...         await ch_out.send(ctx, Message(i, i))
+    >>> @define_actor
+    ... async def total(ctx, ch_in, result):
+    ...     result.append(sum([m.payload async for m in ch_in]))
+    >>> ctx = Context()
+    >>> ch, result = ctx.create_channel(int), []
+    >>> Network(ctx, [numbers(ctx, ch), total(ctx, ch, result)]).run()
+    >>> result
+    [3]
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        actors: Sequence[ActorNode],
+        *,
+        name: str = "network",
+        feedback: Sequence[Channel[Any]] = (),
+    ) -> None:
+        if not isinstance(ctx, Context):
+            raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
+        if isinstance(actors, ActorNode) or not isinstance(actors, Sequence):
+            raise TypeError(
+                f"Network: `actors` must be a list of actor nodes, got {type(actors).__name__}"
+            )
+        self.ctx = ctx
+        self.name = name
+        self._actors: tuple[ActorNode, ...] = tuple(actors)
+        self._commits = CommitSteps()  # what actors publish once the run succeeded
+        self._channels: tuple[Channel[Any], ...] = ()
+        if isinstance(feedback, Channel) or not isinstance(feedback, Sequence):
+            raise TypeError(
+                f"Network: `feedback` must be a list of channels, got {type(feedback).__name__}"
+            )
+        problems, notices = validate(ctx, self._actors, tuple(feedback))
+        if problems:
+            raise WiringError(problems)
+        for notice in notices:
+            warnings.warn(notice, SharedChannelWarning, stacklevel=2)
+        self._channels = unique_channels(self._actors)
+        self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
+        self._bind()
+        self._driver = NetworkDriver(
+            self, ctx, name, self._actors, self._channels,
+            self._producers, self._consumers, self._commits,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def actors(self) -> tuple[ActorNode, ...]:
+        """The actor nodes, in the order given."""
+        return self._actors
+
+    @property
+    def channels(self) -> tuple[Channel[Any], ...]:
+        """Every channel joining the actors, each once."""
+        return self._channels
+
+    @property
+    def state(self) -> NetworkState:
+        """``"built"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``."""
+        return self._driver.state
+
+    def statistics(self) -> NetworkStatistics:
+        """Per-actor and per-channel statistics of this network (live while it runs)."""
+        return NetworkStatistics(
+            actors=tuple(
+                self._driver.recorders[a.name].snapshot()
+                if a.name in self._driver.recorders
+                else ActorRecorder(a.name).snapshot()
+                for a in self._actors
+            ),
+            channels=tuple(c.statistics() for c in self._channels),
+            collectives=tuple(self._collective_statistics()),
+        )
+
+    def _collective_statistics(self) -> list[CollectiveStatistics]:
+        out = []
+        for node in self._actors:
+            if node.op_id is None or node.state != "done":
+                continue
+            result = node.result()
+            traffic = (
+                result
+                if isinstance(result, CollectiveTraffic)
+                else getattr(result, "traffic", None)
+            )
+            if isinstance(traffic, CollectiveTraffic):
+                out.append(
+                    CollectiveStatistics(
+                        node.name, dict(traffic.bytes_sent), dict(traffic.bytes_received),
+                        traffic.peak_buffered_bytes, traffic.spilled_bytes,
+                    )
+                )  # fmt: skip
+        return out
+
+    def timeline(self) -> Timeline:
+        """When each actor was busy or blocked (the run needs ``Context(trace=True)``).
+
+        Raises
+        ------
+        StreamnetError
+            The network has not run, or ran without tracing.
+        """
+        if self._driver.state == "built":
+            raise StreamnetError(f"network `{self.name}` has not run yet; run it, then ask")
+        if not self.ctx.trace:
+            raise StreamnetError(
+                f"network `{self.name}` ran without tracing; build it with Context(trace=True)"
+            )
+        return Timeline.from_recorders(
+            [self._driver.recorders[a.name] for a in self._actors], rank=self.ctx.rank
+        )
+
+    # ----------------------------------------------------------------- pictures
+    def to_dot(self) -> str:
+        """The network as Graphviz DOT (actors as boxes, channels as arrows)."""
+        return to_dot(self)
+
+    def to_svg(self, *, engine: PictureEngine = "auto") -> str:
+        """The network as SVG: Graphviz when installed, a pure-Python layout otherwise."""
+        return to_svg(self, engine=engine)
+
+    def _repr_svg_(self) -> str:
+        return self.to_svg()
+
+    def save_picture(self, path: str | os.PathLike[str], *, engine: PictureEngine = "auto") -> Path:
+        """Write the picture to ``path``: ``.svg`` or ``.dot``. Returns the path."""
+        target = Path(path)
+        if target.suffix == ".dot":
+            target.write_text(self.to_dot())
+        elif target.suffix == ".svg":
+            target.write_text(self.to_svg(engine=engine))
+        else:
+            raise ValueError(f"save_picture: write a `.svg` or `.dot` file, got `{target.name}`")
+        return target
+
+    def __repr__(self) -> str:
+        return (
+            f"<Network {self.name!r} {self._driver.state}: {len(self._actors)} actors, "
+            f"{len(self._channels)} channels>"
+        )
+
+    # ----------------------------------------------------------------- running
+    def run(self, *, progress: bool | None = None) -> None:
+        """Run to completion, blocking the caller.
+
+        Works from plain scripts and from threads that already run an event
+        loop (Jupyter): the network then runs on a loop of its own in a helper
+        thread. ``KeyboardInterrupt`` cancels the network cleanly, then propagates.
+
+        In a script's main thread, Ctrl-C cancels the run between two steps of
+        the event loop, never in the middle of an actor's code; a kernel that
+        outlives the cancellation is waited for at most ``cancel_grace``
+        seconds (see `Context.to_thread`). A second Ctrl-C stops that wait, and
+        a third interrupts at once, wherever the program is.
+
+        Parameters
+        ----------
+        progress
+            Show a progress bar of the rows the sources read: None (default)
+            shows it in a terminal or a notebook, on rank 0, but not when
+            output is redirected; True always; False never.
+        """
+        if capturing():
+            raise NetworkCaptured(self)
+        run_to_completion(
+            functools.partial(self.run_async, progress=progress),
+            name=self.name,
+            cancel_again=self._driver.cancel_again,
+        )
+
+    async def run_async(self, *, progress: bool | None = None) -> None:
+        """Run to completion on the running event loop (``progress`` as for :meth:`run`)."""
+        if capturing():
+            raise NetworkCaptured(self)
+        if self._driver.state == "built":
+            self.ctx.progress = ProgressTracker()  # this run's sources report here
+        if not progress_wanted(progress, self.ctx.rank):
+            await self._driver.run()
+            return
+        stop = asyncio.Event()
+        bar = asyncio.ensure_future(show_progress(self.ctx.progress, self.name, stop))
+        try:
+            await self._driver.run()
+        finally:
+            stop.set()
+            await bar
+
+    def fingerprint(self) -> tuple[tuple[str, int], ...]:
+        """The collectives of this network as ``(kind, operation id)``; equal on every rank."""
+        return fingerprint(self._actors)
+
+    # ----------------------------------------------------------------- wiring
+    def _bind(self) -> None:
+        for channel in self._channels:
+            channel._owner = self
+            channel._producers = 0
+            channel._consumers = 0
+        for node in self._actors:
+            node._network = self
+            for channel in node.outputs:
+                channel._producers += 1
+                self._producers[channel].append(node)
+            for channel in node.inputs:
+                channel._consumers += 1
+                self._consumers[channel].append(node)
+        known = {id(c) for c in self.ctx._channels}
+        self.ctx._channels.extend(c for c in self._channels if id(c) not in known)
+
+
+def run_actor_network(ctx: Context, actors: Sequence[ActorNode]) -> None:
+    """Build a :class:`Network` of ``actors`` and run it to completion (rapidsmpf's form)."""
+    Network(ctx, actors).run()

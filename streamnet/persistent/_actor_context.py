@@ -1,0 +1,220 @@
+"""ActorContext: what a persistent actor's function receives first, to talk to the world.
+
+It receives from the actor's inbox (``receive``, highest priority first), answers
+the host (``send``), writes to other actors (``send_to``), starts linked children
+(``spawn``) and runs blocking work in the Context's threads (``to_thread``). A
+request to terminate wakes a waiting ``receive`` with a `TimeoutError`; an actor
+that lets it propagate ends ``terminated``, not ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from time import monotonic
+from typing import Any, Protocol
+
+from channels._channel import _forget_waiter
+from streamnet._context import Context
+from streamnet.persistent._instance import Instance
+from streamnet.persistent._requests import Requests
+
+__all__ = ["ActorContext", "persistent_actor"]
+
+
+def persistent_actor(
+    actor_id: str | None = None, *, kernel_id: str | None = None
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Mark an ``async def`` as a persistent actor with a default id (``kernel_id`` is an alias).
+
+    The function takes an :class:`ActorContext` first; launch it with
+    ``runtime.launch(actor_id, fn)``.
+
+    Raises
+    ------
+    TypeError
+        The function is not ``async def``.
+    """
+    default_id = actor_id or kernel_id
+
+    def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        if not asyncio.iscoroutinefunction(fn):
+            raise TypeError(f"persistent_actor: `{fn!r}` must be an `async def` function")
+        fn.actor_id = default_id or fn.__name__  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+class Runtime(Protocol):
+    """What an `ActorContext` uses of its `ActorRuntime`."""
+
+    ctx: Context
+    _requests: Requests
+
+    async def send(self, actor_id: str, message: Any, timeout: float | None = None) -> None: ...
+
+    async def _deliver_to_host(self, actor: Instance, message: Any) -> None: ...
+
+    async def _spawn(
+        self,
+        parent: Instance,
+        child_id: str,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None: ...
+
+
+class ActorContext:
+    """What a persistent actor's function receives as its first argument."""
+
+    def __init__(self, runtime: Runtime, actor: Instance) -> None:
+        self._runtime = runtime
+        self._actor = actor
+
+    @property
+    def actor_id(self) -> str:
+        """This actor's id."""
+        return self._actor.actor_id
+
+    @property
+    def context(self) -> Context:
+        """The runtime's Context (thread pool, options)."""
+        return self._runtime.ctx
+
+    @property
+    def should_terminate(self) -> bool:
+        """True once the host asked this actor to stop: finish up and return."""
+        return self._actor.stopping.is_set()
+
+    @property
+    def is_active(self) -> bool:
+        """False while deactivated (paused)."""
+        return self._actor.active.is_set()
+
+    async def wait_active(self) -> None:
+        """Wait until the actor is active again (or asked to terminate)."""
+        if self._actor.active.is_set() or self._actor.stopping.is_set():
+            return
+        waits = [
+            asyncio.ensure_future(e.wait()) for e in (self._actor.active, self._actor.stopping)
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def receive(self, timeout: float | None = None) -> Any:
+        """The next message of the inbox (highest priority first).
+
+        While the actor is inactive it receives nothing. A request to terminate
+        ends the wait at once, as a timeout does.
+
+        Raises
+        ------
+        TimeoutError
+            Nothing arrived within ``timeout`` seconds, or the actor must stop (an
+            actor that lets this one propagate ends ``terminated``, not ``failed``).
+        """
+        actor = self._actor
+        actor.busy = False
+        actor.current = None  # back for more: done with the previous message
+        actor.last_progress = monotonic()
+        inbox = actor.inbox
+        if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
+            return self._took(inbox.get_nowait())  # fast path: no waiting
+        loop = asyncio.get_running_loop()
+        actor.deadline = None if timeout is None else loop.time() + timeout
+        if actor.deadline is not None and (
+            actor.timer is None or actor.timer.when() > actor.deadline
+        ):
+            if actor.timer is not None:
+                actor.timer.cancel()
+            actor.timer = loop.call_at(actor.deadline, self._on_timer)
+        try:
+            while True:
+                if actor.stopping.is_set():
+                    actor.stop_signal = TimeoutError(f"actor `{actor.actor_id}` is terminating")
+                    raise actor.stop_signal
+                if actor.deadline is not None and loop.time() >= actor.deadline:
+                    raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
+                if actor.active.is_set() and inbox._heap:
+                    return self._took(inbox.get_nowait())
+                # One future, woken by a message, a pause or resume, a stop, or the timer.
+                waker: asyncio.Future[None] = loop.create_future()
+                actor.waker = waker
+                if actor.active.is_set():
+                    inbox._getters.append(waker)
+                try:
+                    await waker
+                except asyncio.CancelledError:
+                    _forget_waiter(inbox._getters, waker)
+                    raise
+                finally:
+                    actor.waker = None
+                    if waker in inbox._getters:
+                        inbox._getters.remove(waker)
+        finally:
+            actor.deadline = None  # the timer stays armed for the next receive
+
+    def _on_timer(self) -> None:
+        """The actor's timer fired: wake a receive whose deadline passed, else re-arm."""
+        actor = self._actor
+        actor.timer = None
+        if actor.deadline is None:
+            return  # nobody is waiting with a deadline: stay idle until one does
+        loop = asyncio.get_running_loop()
+        if loop.time() >= actor.deadline:
+            actor.wake()
+        else:
+            actor.timer = loop.call_at(actor.deadline, self._on_timer)
+
+    def _took(self, message: Any) -> Any:
+        actor = self._actor
+        self._runtime._requests.took(actor, message)
+        actor.counter.messages_in += 1
+        actor.current = message
+        actor.busy = True
+        actor.last_progress = monotonic()
+        return message
+
+    def heartbeat(self) -> None:
+        """Tell the watchdog this actor is making progress (receive and send do too)."""
+        self._actor.last_progress = monotonic()
+
+    async def send(self, message: Any) -> None:
+        """Answer the host: a reply to a pending ``request`` goes to it, the rest to the outbox."""
+        self._actor.counter.messages_out += 1
+        self._actor.last_progress = monotonic()
+        await self._runtime._deliver_to_host(self._actor, message)
+
+    async def send_to(self, actor_id: str, message: Any) -> None:
+        """Put ``message`` in another actor's inbox (by id, wherever it runs in the runtime)."""
+        self._actor.counter.messages_out += 1
+        await self._runtime.send(actor_id, message)
+
+    async def spawn(
+        self, child_id: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Launch and activate a child actor, linked to this one.
+
+        The link goes one way, and ends children as an OTP supervisor shuts its
+        children down: whenever this actor ends (it returns, fails, is terminated,
+        or its supervisor restarts it), its spawned children still running are
+        terminated first, newest first, each with the grace this actor is
+        terminated with (else the runtime's ``shutdown_timeout``). A restarted
+        instance can thus spawn them again under the same ids. A child that fails
+        does not end its parent.
+
+        Raises
+        ------
+        ActorStateError
+            An actor with id ``child_id`` is still alive.
+        """
+        await self._runtime._spawn(self._actor, child_id, fn, args, kwargs)
+
+    async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking ``fn`` in the Context's thread pool."""
+        return await self._runtime.ctx.to_thread(fn, *args, **kwargs)

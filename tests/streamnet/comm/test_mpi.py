@@ -1,0 +1,123 @@
+"""Multi-process ranks over MPI: whole jobs under mpiexec."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+JOBS = Path(__file__).parent / "mpi_jobs"
+HAVE_MPI = importlib.util.find_spec("mpi4py") is not None
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="the mpi extra is not installed")
+
+
+def run_job(*args: str, timeout: float = 100) -> tuple[int, str, float]:
+    """``streamnet run ARGS`` in a fresh process group; (exit status, output, seconds).
+
+    Whatever ends the wait (the job, ``timeout``, the test's own timeout), no rank
+    outlives it: the whole process group is killed on the way out. Keep ``timeout``
+    below the test's timeout so that a hang is reported with the job's output.
+    """
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamnet", "run", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise AssertionError(f"`streamnet run {' '.join(args)}` hung:\n{output[-3000:]}") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # ranks left behind by a launcher that exited
+        if process.poll() is None:
+            process.wait()
+    return process.returncode, output, time.monotonic() - start
+
+
+@needs_mpi
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_ranks_exchange_tables_in_order_without_waiting_on_each_other(nranks: int) -> None:
+    status, output, _ = run_job("-n", str(nranks), str(JOBS / "exchange.py"))
+    assert status == 0, output[-3000:]
+    for rank in range(nranks):
+        assert f"rank {rank} of {nranks}: exchange ok" in output
+
+
+@needs_mpi
+@pytest.mark.parametrize("mode", ["raise", "early"])
+def test_a_failing_rank_ends_the_whole_job_with_its_error_visible(mode: str) -> None:
+    status, output, seconds = run_job("-n", "3", str(JOBS / "failing.py"), mode)
+    assert status != 0, output[-3000:]
+    assert seconds < 60
+    original = "ValueError: bad record on rank 1" if mode == "raise" else "could not open the input"
+    assert original in output
+    assert "RemoteRankError: rank 1 failed" in output  # the peers say who failed
+    assert "finished without the failure" not in output
+
+
+@needs_mpi
+def test_a_rank_dying_outright_ends_the_whole_job() -> None:
+    status, output, seconds = run_job("-n", "2", str(JOBS / "failing.py"), "exit")
+    assert status != 0, output[-3000:]
+    assert seconds < 60
+    assert "finished without the failure" not in output
+
+
+@needs_mpi
+@pytest.mark.timeout(450)
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:
+    """The collective tests again, each test process one rank of an MPI job."""
+    suite = [
+        "tests/actors/test_collectives.py",
+        "tests/actors/test_collective_failures.py",
+        "tests/actors/test_collective_inputs.py",
+    ]
+    status, output, _ = run_job(
+        "-n", str(nranks), "-m", "pytest", *suite, "-q", "-x", "-p", "no:cacheprovider",
+        "-p", "no:randomly", timeout=400,
+    )  # fmt: skip
+    assert status == 0, output[-5000:]
+    assert output.count(" passed") == nranks
+
+
+@needs_mpi
+def test_the_demo_on_two_ranks_gives_polars_answer(tmp_path) -> None:
+    status, output, _ = run_job(
+        "-n", "2", "-m", "streamnet", "demo", "--rows", "600000", "--data-dir", str(tmp_path)
+    )
+    assert status == 0, output[-3000:]
+    assert "pipeline on 2 ranks" in output
+    assert "same answer as Polars: yes" in output
+    assert output.count("TPC-H Q1 over") == 1  # rank 0 alone prints
+
+
+@needs_mpi
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_ranks_that_made_their_contexts_in_another_order_fail_instead_of_hanging(
+    nranks: int,
+) -> None:
+    status, output, _ = run_job("-n", str(nranks), str(JOBS / "misordered.py"), timeout=60)
+    assert status != 0, output[-3000:]
+    assert "made their Contexts in a different order" in output
+    assert "finished although" not in output
+    # One root cause on every rank, whichever heard of it first: no rank reports it
+    # as a peer's failure.
+    assert output.count("NetworkMismatchError: ") == nranks, output[-3000:]
+    assert "RemoteRankError" not in output, output[-3000:]
