@@ -209,6 +209,22 @@ class Mailbox(Generic[T]):
                         raise
         return self.get_nowait()
 
+    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """Wake ``waiter`` (set its result) when a message arrives or the mailbox closes.
+
+        Low level, for a receiver that waits on several things at once: ``waiter``
+        queues with the blocked ``get`` calls. Take it out with `remove_waiter`.
+        """
+        self._getters.append(waiter)
+
+    def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """Take ``waiter`` out; a wake-up it got and did not use goes to the next one."""
+        _forget_waiter(self._getters, waiter)
+
+    def queued(self) -> list[T]:
+        """The messages waiting, in delivery order (a snapshot)."""
+        return [message for _, _, message in sorted(self._heap, key=lambda e: e[:2])]
+
     def get_nowait(self) -> T:
         """The next message by priority; raises ``IndexError`` when empty."""
         _, _, message = heapq.heappop(self._heap)

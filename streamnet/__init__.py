@@ -7,13 +7,15 @@ errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). T
 rest is in subpackages, each with a map of its modules:
 
 - `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
-- `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@message`` (persistent actors);
+- `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@persistent_message``
+  (persistent actors, with words of their own: see its glossary);
 - `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
 - `streamnet.engines`: `run_ranks`, `run_on_ray`, ``streamnet run``: ranks and Contexts;
 - `streamnet.observe`: statistics, progress, timeline, pictures, logging;
 - `streamnet.memory`: the spill directory and what killed processes left behind.
 
-Every public name is exported here; import it from `streamnet`.
+Every public name is exported here; import it from `streamnet`. Renamed names keep
+working for one release with a `DeprecationWarning` (``_deprecation.py``).
 """
 
 from channels import (
@@ -42,6 +44,7 @@ from streamnet._actor import (
 )
 from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._context import Context
+from streamnet._deprecation import renamed_names
 from streamnet._errors import (
     ActorResultError,
     ActorStateError,
@@ -88,28 +91,28 @@ from streamnet.observe import (
     Timeline,
 )
 from streamnet.persistent import (
-    ActorContext,
-    ActorLifecycle,
     ActorRuntime,
     Backoff,
     ChildSpec,
+    PersistentActorContext,
+    PersistentActorState,
     PersistentActorStatistics,
     RestartIntensityError,
     RestartType,
     SupervisionStrategy,
     Supervisor,
-    is_message,
-    message,
+    SupervisorState,
+    SupervisorStatistics,
+    is_persistent_message,
     persistent_actor,
+    persistent_message,
     reply,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActorContext",
     "ActorDefinition",
-    "ActorLifecycle",
     "ActorLogFilter",
     "ActorResultError",
     "ActorRuntime",
@@ -147,6 +150,8 @@ __all__ = [
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "PersistentActorContext",
+    "PersistentActorState",
     "PersistentActorStatistics",
     "PictureEngine",
     "ProgressTracker",
@@ -162,6 +167,8 @@ __all__ = [
     "Span",
     "SupervisionStrategy",
     "Supervisor",
+    "SupervisorState",
+    "SupervisorStatistics",
     "SpanKind",
     "SpillDirectory",
     "SpillError",
@@ -178,13 +185,13 @@ __all__ = [
     "current_actor_name",
     "define_actor",
     "describe_schema",
-    "is_message",
+    "is_persistent_message",
     "launched_ranks",
     "left_by_dead_process",
-    "message",
     "mpi_communicator",
     "on_success",
     "persistent_actor",
+    "persistent_message",
     "process_tag",
     "reply",
     "run_actor_network",
@@ -193,5 +200,7 @@ __all__ = [
     "run_ranks_async",
     "start_task",
 ]
+
+__getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)
 
 publish(globals(), "streamnet", __all__)

@@ -13,11 +13,14 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, ParamSpec, cast, overload
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Concatenate, Generic, ParamSpec, Self, cast, overload
+
+from typing_extensions import TypeVar
 
 from channels._channel import Channel
 from streamnet._context import Context
+from streamnet._deprecation import keyword_only_fields
 from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState, Role
 
@@ -32,15 +35,17 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+R = TypeVar("R", default=Any)
+"""What an actor's function returns, and so its node's ``result()`` (Any when unsaid)."""
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
 _OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})
 
 
-_current_node: ContextVar[ActorNode | None] = ContextVar("streamnet_actor", default=None)
+_current_node: ContextVar[ActorNode[Any] | None] = ContextVar("streamnet_actor", default=None)
 
 
-def current_actor() -> ActorNode | None:
+def current_actor() -> ActorNode[Any] | None:
     """The actor node running the current task (or kernel thread), or None outside a Network."""
     return _current_node.get()
 
@@ -65,9 +70,11 @@ def role_from_name(name: str) -> Role | None:
     return "input" if is_in else "output"
 
 
+@keyword_only_fields
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
-    """Restart a streaming actor that raises, at most ``max_restarts`` times in ``max_seconds``.
+    """Restart a streaming actor that raises, at most ``max_restarts`` times in ``max_seconds``
+    (both keyword-only).
 
     The restarted actor is called afresh (new state) on the same channels. The
     message it was processing goes back to the head of its input channel, and
@@ -77,6 +84,7 @@ class RestartPolicy:
     failure ends the network as any other.
     """
 
+    _: KW_ONLY
     max_restarts: int = 3
     max_seconds: float = 60.0
 
@@ -99,10 +107,11 @@ class Endpoint:
     """The payload type the parameter's annotation declares, or None."""
 
 
-class ActorNode:
+class ActorNode(Generic[R]):
     """An actor ready to run in a Network: its function, its Context and its arguments.
 
     Made by calling a function decorated with :func:`define_actor`; not running yet.
+    ``R`` is what the function returns: ``result()`` gives it once the node is done.
     """
 
     __slots__ = (
@@ -120,7 +129,7 @@ class ActorNode:
 
     def __init__(
         self,
-        definition: ActorDefinition[Any],
+        definition: ActorDefinition[..., R],
         ctx: Context,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -144,11 +153,11 @@ class ActorNode:
         return self._name
 
     @property
-    def definition(self) -> ActorDefinition[Any]:
+    def definition(self) -> ActorDefinition[..., R]:
         """The decorated function this node was made from."""
         return self._definition
 
-    def named(self, name: str) -> ActorNode:
+    def named(self, name: str) -> Self:
         """Give the node another name (for statistics and errors); returns the node."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"actor name must be a non-empty str, got {name!r}")
@@ -165,17 +174,17 @@ class ActorNode:
         """Channels this actor produces into, each once."""
         return _unique(e.channel for e in self.endpoints if e.role == "output")
 
-    def call(self) -> Coroutine[Any, Any, Any]:
+    def call(self) -> Coroutine[Any, Any, R]:
         """Start the actor's coroutine (the Network does this)."""
         coro = self._definition.fn(self.ctx, *self._args, **self._kwargs)
-        return cast("Coroutine[Any, Any, Any]", coro)  # an `async def`, checked when declared
+        return cast("Coroutine[Any, Any, R]", coro)  # an `async def`, checked when declared
 
     @property
     def state(self) -> ActorState:
         """``"created"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``."""
         return self._state
 
-    def result(self) -> Any:
+    def result(self) -> R:
         """What the actor's function returned (a sink's table, a scan's report...).
 
         Raises
@@ -187,7 +196,7 @@ class ActorNode:
             raise ActorResultError(
                 f"actor `{self._name}` is {self._state}; its result exists once it is done"
             )
-        return self._result
+        return cast("R", self._result)
 
     def __repr__(self) -> str:
         ins = ", ".join(c.name for c in self.inputs)
@@ -202,12 +211,14 @@ def _unique(channels: Iterable[Channel[Any]]) -> tuple[Channel[Any], ...]:
     return tuple(seen.values())
 
 
-class ActorDefinition(Generic[P]):
-    """A decorated actor function; calling it with a Context and arguments gives an ActorNode."""
+class ActorDefinition(Generic[P, R]):
+    """A decorated actor function; calling it with a Context and arguments gives an
+    `ActorNode`. ``P`` are the function's parameters after the Context, ``R`` what it returns.
+    """
 
     def __init__(
         self,
-        fn: Callable[Concatenate[Context, P], Awaitable[Any]],
+        fn: Callable[Concatenate[Context, P], Awaitable[R]],
         *,
         name: str | None,
         inputs: Sequence[str],
@@ -230,7 +241,7 @@ class ActorDefinition(Generic[P]):
         self._hints: dict[str, Any] | None = None
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
-    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode:
+    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode[R]:
         if not isinstance(ctx, Context):
             raise TypeError(
                 f"actor `{self.name}`: the first argument must be a streamnet.Context, "
@@ -303,8 +314,8 @@ def _payload_type_of(annotation: Any) -> Any:
 
 @overload
 def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[Any]], /
-) -> ActorDefinition[P]: ...
+    fn: Callable[Concatenate[Context, P], Awaitable[R]], /
+) -> ActorDefinition[P, R]: ...
 
 
 @overload
@@ -319,11 +330,11 @@ def define_actor(
     restart: RestartPolicy | None = None,
     stops_early: bool = False,
     check: Callable[..., object] | None = None,
-) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]: ...
+) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
 def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[Any]] | None = None,
+    fn: Callable[Concatenate[Context, P], Awaitable[R]] | None = None,
     /,
     *,
     name: str | None = None,
@@ -411,8 +422,8 @@ def define_actor(
     """
 
     def decorate(
-        function: Callable[Concatenate[Context, P], Awaitable[Any]],
-    ) -> ActorDefinition[P]:
+        function: Callable[Concatenate[Context, P], Awaitable[R]],
+    ) -> ActorDefinition[P, R]:
         label = getattr(function, "__qualname__", repr(function))
         if isinstance(function, ActorDefinition):
             raise TypeError(f"define_actor: `{label}` is already an actor definition")

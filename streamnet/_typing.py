@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
-    "ActorLifecycle",
     "ActorState",
     "Backend",
     "NetworkState",
+    "PersistentActorState",
     "PictureEngine",
     "RestartType",
     "Role",
     "SpanKind",
     "SupervisionStrategy",
+    "SupervisorState",
 ]
 
 Backend = Literal["cpu", "gpu"]
@@ -34,11 +35,16 @@ PictureEngine = Literal["auto", "graphviz", "python"]
 SpanKind = Literal["busy", "blocked on input", "blocked on output"]
 """What an actor was doing during a span of a timeline."""
 
-ActorLifecycle = Literal["launched", "active", "inactive", "terminating", "terminated", "failed"]
-"""Where a persistent actor is in its life."""
+PersistentActorState = Literal[
+    "launched", "active", "inactive", "terminating", "terminated", "failed"
+]
+"""Where a persistent actor is in its life (a network's actor has an `ActorState`)."""
 
 RestartType = Literal["permanent", "transient", "temporary"]
 """When a supervisor restarts a child that exited: always, after an abnormal exit, never."""
 
 SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
 """Which children restart with a child that exited (see `streamnet.Supervisor`)."""
+
+SupervisorState = Literal["created", "running", "stopped", "failed"]
+"""Where a supervisor is: made, started, stopped on request, or given up."""

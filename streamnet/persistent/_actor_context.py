@@ -1,34 +1,44 @@
-"""ActorContext: what a persistent actor's function receives first, to talk to the world.
+"""PersistentActorContext: what a persistent actor's function receives first.
 
 It receives from the actor's inbox (``receive``, highest priority first), answers
 the host (``send``), writes to other actors (``send_to``), starts linked children
 (``spawn``) and runs blocking work in the Context's threads (``to_thread``). A
 request to terminate wakes a waiting ``receive`` with a `TimeoutError`; an actor
 that lets it propagate ends ``terminated``, not ``failed``.
+
+It is not a `streamnet.Context` (what a network's actors share): it is one actor's
+own view of the runtime, and it holds the runtime's Context as ``context``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any, ParamSpec, TypeVar
 
-from channels._channel import _forget_waiter
 from streamnet._context import Context
+from streamnet._deprecation import keyword_only
 from streamnet.persistent._instance import Instance
-from streamnet.persistent._requests import Requests
 
-__all__ = ["ActorContext", "persistent_actor"]
+__all__ = ["PersistentActorContext", "RuntimeServices", "persistent_actor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def persistent_actor(
     actor_id: str | None = None, *, kernel_id: str | None = None
-) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """Mark an ``async def`` as a persistent actor with a default id (``kernel_id`` is an alias).
+) -> Callable[[F], F]:
+    """Mark an ``async def`` as a persistent actor with a default id, ``fn.actor_id``.
 
-    The function takes an :class:`ActorContext` first; launch it with
-    ``runtime.launch(actor_id, fn)``.
+    The function takes a :class:`PersistentActorContext` first; launch it with
+    ``runtime.launch(actor_id, fn)``. ``kernel_id`` is the name the PyDotCompute
+    guide gives ``actor_id`` (``@ring_kernel(kernel_id=...)``), accepted so that code
+    written for it runs with only its imports changed.
 
     Raises
     ------
@@ -37,8 +47,9 @@ def persistent_actor(
     """
     default_id = actor_id or kernel_id
 
-    def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        if not asyncio.iscoroutinefunction(fn):
+    def decorate(fn: F) -> F:
+        is_async = inspect.iscoroutinefunction(fn)  # (a check, not a narrowing of F)
+        if not is_async:
             raise TypeError(f"persistent_actor: `{fn!r}` must be an `async def` function")
         fn.actor_id = default_id or fn.__name__  # type: ignore[attr-defined]
         return fn
@@ -46,31 +57,32 @@ def persistent_actor(
     return decorate
 
 
-class Runtime(Protocol):
-    """What an `ActorContext` uses of its `ActorRuntime`."""
+@dataclass(frozen=True, slots=True)
+class RuntimeServices:
+    """What a `PersistentActorContext` uses of its `ActorRuntime` (the runtime gives it)."""
 
-    ctx: Context
-    _requests: Requests
-
-    async def send(self, actor_id: str, message: Any, timeout: float | None = None) -> None: ...
-
-    async def _deliver_to_host(self, actor: Instance, message: Any) -> None: ...
-
-    async def _spawn(
-        self,
-        parent: Instance,
-        child_id: str,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None: ...
+    context: Context
+    send: Callable[[str, Any], Awaitable[None]]
+    """Put a message in another actor's inbox, by id."""
+    took: Callable[[Instance, Any], None]
+    """An instance received a message (it may be a request's)."""
+    deliver: Callable[[Instance, Any], Awaitable[None]]
+    """An instance sends to the host: a reply to a request, or to its outbox."""
+    spawn: Callable[
+        [Instance, str, Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]],
+        Awaitable[None],
+    ]
+    """Launch and activate a child linked to an instance."""
 
 
-class ActorContext:
-    """What a persistent actor's function receives as its first argument."""
+class PersistentActorContext:
+    """What a persistent actor's function receives as its first argument (made by the runtime).
 
-    def __init__(self, runtime: Runtime, actor: Instance) -> None:
-        self._runtime = runtime
+    Not a `streamnet.Context`: the runtime's Context is its ``context``.
+    """
+
+    def __init__(self, services: RuntimeServices, actor: Instance) -> None:
+        self._services = services
         self._actor = actor
 
     @property
@@ -81,7 +93,7 @@ class ActorContext:
     @property
     def context(self) -> Context:
         """The runtime's Context (thread pool, options)."""
-        return self._runtime.ctx
+        return self._services.context
 
     @property
     def should_terminate(self) -> bool:
@@ -106,7 +118,8 @@ class ActorContext:
             for w in waits:
                 w.cancel()
 
-    async def receive(self, timeout: float | None = None) -> Any:
+    @keyword_only("timeout")
+    async def receive(self, *, timeout: float | None = None) -> Any:
         """The next message of the inbox (highest priority first).
 
         While the actor is inactive it receives nothing. A request to terminate
@@ -123,7 +136,7 @@ class ActorContext:
         actor.current = None  # back for more: done with the previous message
         actor.last_progress = monotonic()
         inbox = actor.inbox
-        if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
+        if len(inbox) and actor.active.is_set() and not actor.stopping.is_set():
             return self._took(inbox.get_nowait())  # fast path: no waiting
         loop = asyncio.get_running_loop()
         actor.deadline = None if timeout is None else loop.time() + timeout
@@ -140,22 +153,18 @@ class ActorContext:
                     raise actor.stop_signal
                 if actor.deadline is not None and loop.time() >= actor.deadline:
                     raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
-                if actor.active.is_set() and inbox._heap:
+                if actor.active.is_set() and len(inbox):
                     return self._took(inbox.get_nowait())
                 # One future, woken by a message, a pause or resume, a stop, or the timer.
                 waker: asyncio.Future[None] = loop.create_future()
                 actor.waker = waker
                 if actor.active.is_set():
-                    inbox._getters.append(waker)
+                    inbox.add_waiter(waker)
                 try:
                     await waker
-                except asyncio.CancelledError:
-                    _forget_waiter(inbox._getters, waker)
-                    raise
                 finally:
                     actor.waker = None
-                    if waker in inbox._getters:
-                        inbox._getters.remove(waker)
+                    inbox.remove_waiter(waker)
         finally:
             actor.deadline = None  # the timer stays armed for the next receive
 
@@ -173,7 +182,7 @@ class ActorContext:
 
     def _took(self, message: Any) -> Any:
         actor = self._actor
-        self._runtime._requests.took(actor, message)
+        self._services.took(actor, message)
         actor.counter.messages_in += 1
         actor.current = message
         actor.busy = True
@@ -188,12 +197,12 @@ class ActorContext:
         """Answer the host: a reply to a pending ``request`` goes to it, the rest to the outbox."""
         self._actor.counter.messages_out += 1
         self._actor.last_progress = monotonic()
-        await self._runtime._deliver_to_host(self._actor, message)
+        await self._services.deliver(self._actor, message)
 
     async def send_to(self, actor_id: str, message: Any) -> None:
         """Put ``message`` in another actor's inbox (by id, wherever it runs in the runtime)."""
         self._actor.counter.messages_out += 1
-        await self._runtime.send(actor_id, message)
+        await self._services.send(actor_id, message)
 
     async def spawn(
         self, child_id: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
@@ -213,8 +222,8 @@ class ActorContext:
         ActorStateError
             An actor with id ``child_id`` is still alive.
         """
-        await self._runtime._spawn(self._actor, child_id, fn, args, kwargs)
+        await self._services.spawn(self._actor, child_id, fn, args, kwargs)
 
-    async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking ``fn`` in the Context's thread pool."""
-        return await self._runtime.ctx.to_thread(fn, *args, **kwargs)
+        return await self._services.context.to_thread(fn, *args, **kwargs)

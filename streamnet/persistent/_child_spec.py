@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from streamnet._deprecation import keyword_only, keyword_only_fields
 from streamnet._typing import RestartType
 
 __all__ = ["Backoff", "ChildSpec"]
 
 
+@keyword_only_fields
 @dataclass(frozen=True)
 class ChildSpec:
-    """How to start (and restart) one child actor.
+    """How to start (and restart) one child actor: ``fn(ctx, *args, **kwargs)`` as
+    ``actor_id``; the options after ``kwargs`` are keyword-only.
 
     ``redeliver``: after a crash, give the message the child was processing to
     the new instance once (a second crash on it drops it to the dead letters);
@@ -25,6 +28,7 @@ class ChildSpec:
     fn: Callable[..., Awaitable[Any]]
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    _: KW_ONLY
     restart: RestartType = "permanent"
     shutdown_timeout: float = 5.0
     redeliver: bool = False
@@ -32,18 +36,22 @@ class ChildSpec:
     """Watchdog: fail the child when it holds input without progress this long."""
 
 
+@keyword_only_fields
 @dataclass(frozen=True)
 class Backoff:
     """Delay before a restart: ``initial * factor**n`` up to ``maximum``, ± ``jitter`` (a
-    fraction), where ``n`` counts restarts since the last quiet spell of ``reset_after`` s."""
+    fraction), where ``n`` counts restarts since the last quiet spell of ``reset_after`` s.
+    Every option is keyword-only."""
 
+    _: KW_ONLY
     initial: float = 0.01
     maximum: float = 1.0
     factor: float = 2.0
     jitter: float = 0.1
     reset_after: float = 10.0
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+    @keyword_only("rng")
+    def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """The delay before restart number ``attempt`` (0-based) of a streak."""
         base = min(self.maximum, self.initial * self.factor**attempt)
         if self.jitter:

@@ -20,7 +20,7 @@ from typing import Any
 
 from channels._mailbox import Mailbox, MailboxStatistics
 from channels._observer import TrafficCounter
-from streamnet._typing import ActorLifecycle
+from streamnet._typing import PersistentActorState
 
 __all__ = ["LIVE", "Instance", "PersistentActorStatistics"]
 
@@ -48,7 +48,7 @@ class PersistentActorStatistics:
     """
 
     actor_id: str
-    state: ActorLifecycle
+    state: PersistentActorState
     launches: int
     messages_in: int
     messages_out: int
@@ -67,7 +67,7 @@ class Instance:
     kwargs: dict[str, Any]
     inbox: Mailbox[Any]
     outbox: Mailbox[Any]
-    state: ActorLifecycle = "launched"
+    state: PersistentActorState = "launched"
     task: asyncio.Task[Any] | None = None
     active: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -97,12 +97,25 @@ class Instance:
     """The error ``receive`` raised to tell the actor to stop: not a failure if it escapes."""
     launches: int = 1
     late_replies: int = 0
+    given_back: Any = None
+    """The message this instance held when it ended, if its supervisor put it back in the
+    inbox for the next instance (``redeliver``): it is no longer this instance's to answer."""
+    settle: Callable[[Instance, str | None], None] | None = None
+    """Set by the runtime: settles the instance's requests and, unless a new instance
+    will start on its inbox, closes its mailboxes (with why no new one comes, or None)."""
 
     def wake(self) -> None:
         """Wake the instance's ``receive`` if it waits: to look at its state again."""
         waker = self.waker
         if waker is not None and not waker.done():
             waker.set_result(None)
+
+    def abandon(self, why: str) -> None:
+        """A new instance will not start on this one's inbox after all (``why``): it ended
+        for good. For a supervisor that had marked it ``restarting``."""
+        self.restarting = False
+        if self.settle is not None:
+            self.settle(self, why)
 
     def activate(self) -> None:
         """Let it receive (from ``launched`` or ``inactive``)."""

@@ -1,4 +1,5 @@
-"""``@message``: dataclass messages for persistent actors, with id, priority and correlation."""
+"""``@persistent_message``: dataclass messages for persistent actors, with id, priority and
+correlation (a network's `streamnet.Message` is another thing: the envelope of a stream)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 from uuid import UUID, uuid4
 
-__all__ = ["is_message", "message", "reply"]
+__all__ = ["is_persistent_message", "persistent_message", "reply"]
 
 C = TypeVar("C", bound=type)
 M = TypeVar("M")
 
-_STANDARD = ("message_id", "priority", "correlation_id")
+
+@overload
+def persistent_message(cls: C, /) -> C: ...
 
 
 @overload
-def message(cls: C, /) -> C: ...
+def persistent_message(cls: None = None, /, *, priority: int = 128) -> Callable[[C], C]: ...
 
 
-@overload
-def message(cls: None = None, /, *, priority: int = 128) -> Callable[[C], C]: ...
-
-
-def message(cls: Any = None, /, *, priority: int = 128) -> Any:
-    """Make a class a message: a dataclass with ``message_id`` (a fresh UUID),
+def persistent_message(cls: Any = None, /, *, priority: int = 128) -> Any:
+    """Make a class a persistent actor's message: a dataclass with ``message_id`` (a fresh UUID),
     ``priority`` (0-255, higher is delivered first; default 128) and
     ``correlation_id`` (the ``message_id`` of the request it answers, or None).
 
@@ -34,11 +33,11 @@ def message(cls: Any = None, /, *, priority: int = 128) -> Any:
     Examples
     --------
     >>> from dataclasses import dataclass
-    >>> @message
+    >>> @persistent_message
     ... @dataclass
     ... class Ping:
     ...     text: str
-    >>> @message
+    >>> @persistent_message
     ... @dataclass
     ... class Pong:
     ...     text: str
@@ -48,7 +47,9 @@ def message(cls: Any = None, /, *, priority: int = 128) -> Any:
     (True, 128)
     """
     if type(priority) is not int or not 0 <= priority <= 255:
-        raise ValueError(f"@message: `priority` must be an int in 0..255, got {priority!r}")
+        raise ValueError(
+            f"@persistent_message: `priority` must be an int in 0..255, got {priority!r}"
+        )
 
     def decorate(klass: C) -> C:
         if not dataclasses.is_dataclass(klass):
@@ -100,8 +101,10 @@ def _reply_method(self: Any, response: M) -> M:
 
 def reply(request: Any, response: M) -> M:
     """``response`` answering ``request``: a copy whose ``correlation_id`` is the request's id."""
-    if not is_message(response):
-        raise TypeError(f"reply: the response must be a @message, got {type(response).__name__}")
+    if not is_persistent_message(response):
+        raise TypeError(
+            f"reply: the response must be a @persistent_message, got {type(response).__name__}"
+        )
     fields = getattr(response, "__dict__", None)
     if fields is None:  # slotted dataclass: the general (slower) way
         return dataclasses.replace(response, correlation_id=request.message_id)  # type: ignore[type-var]
@@ -111,9 +114,7 @@ def reply(request: Any, response: M) -> M:
     return answer
 
 
-def is_message(value: Any) -> bool:
-    """Whether ``value`` is an instance of a ``@message`` class."""
+def is_persistent_message(value: Any) -> bool:
+    """Whether ``value`` is an instance of a ``@persistent_message`` class."""
     return bool(getattr(type(value), "__is_message__", False))
 
-
-del _STANDARD

@@ -131,14 +131,12 @@ class Requests:
         owned = [key for key, r in self.pending.items() if r.actor_id == instance.actor_id]
         if not owned:
             return
-        queued: set[Any] | None = None
+        given_back = getattr(instance.given_back, "message_id", None)
         for key in owned:
             request = self.pending[key]
             if request.holder is instance:
-                if queued is None:
-                    queued = {getattr(m, "message_id", None) for _, _, m in instance.inbox._heap}
-                if key in queued:
-                    request.holder = None  # given back: the next instance takes it
+                if given_back is not None and key == given_back:
+                    request.holder = None  # back in the inbox: the next instance takes it
                     continue
                 error = instance.failure or ActorStateError(
                     f"actor `{instance.actor_id}` ended without replying: it is {instance.state}"

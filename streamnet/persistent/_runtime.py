@@ -3,8 +3,10 @@
 Persistent actors run on the same Context as networks (its thread pool, its
 traffic counters); their mailboxes are :class:`channels.Mailbox` priority queues.
 The runtime keeps one `Instance` per actor id (``_instance.py``: its lifecycle),
-starts each instance's function with an `ActorContext` (``_actor_context.py``), and
-matches the host's requests with their replies (``_requests.py``).
+starts each instance's function with a `PersistentActorContext` (``_actor_context.py``),
+and matches the host's requests with their replies (``_requests.py``). Supervisors
+(``_supervisor.py``) use its public methods only: ``instance`` to watch and restart
+an actor's instances, ``on_shutdown`` to be stopped before the actors.
 
 The class stays whole (above 400 lines): its public methods are the runtime's API,
 each with its contract; what they build on lives in the modules named above.
@@ -27,10 +29,11 @@ from typing import Any
 from channels._mailbox import Mailbox, MailboxClosed, OverflowPolicy
 from channels._observer import observe
 from streamnet._context import Context
+from streamnet._deprecation import keyword_only
 from streamnet._errors import ActorStateError, WatchdogTimeout
-from streamnet._typing import ActorLifecycle
+from streamnet._typing import PersistentActorState
 from streamnet.observe._logging import logger
-from streamnet.persistent._actor_context import ActorContext
+from streamnet.persistent._actor_context import PersistentActorContext, RuntimeServices
 from streamnet.persistent._instance import LIVE, Instance, PersistentActorStatistics
 from streamnet.persistent._requests import Requests
 from streamnet.persistent._watchdog import watch
@@ -87,6 +90,9 @@ class ActorRuntime:
         self._overflow: OverflowPolicy = overflow
         self._actors: dict[str, Instance] = {}
         self._requests = Requests()
+        self._services = RuntimeServices(
+            self.ctx, self.send, self._requests.took, self._deliver_to_host, self._spawn
+        )
         self._watchdog: asyncio.Task[None] | None = None
         self._stop_first: list[Callable[[], Awaitable[None]]] = []
         """What ``shutdown`` awaits before it terminates actors: the top supervisors' ``stop``."""
@@ -120,7 +126,7 @@ class ActorRuntime:
                 f"and {action} needs it {' or '.join(allowed)}"
             )
 
-    def state(self, actor_id: str) -> ActorLifecycle:
+    def state(self, actor_id: str) -> PersistentActorState:
         """The actor's lifecycle state."""
         return self._get(actor_id).state
 
@@ -137,6 +143,18 @@ class ActorRuntime:
     def actor_ids(self) -> list[str]:
         """Ids of every actor launched, in launch order."""
         return list(self._actors)
+
+    def instance(self, actor_id: str) -> Instance | None:
+        """The latest instance launched under ``actor_id``, or None: the low-level record a
+        supervisor watches (``on_exit``) and restarts on the same inbox."""
+        return self._actors.get(actor_id)
+
+    def on_shutdown(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Have ``shutdown`` await ``stop()`` before it terminates any actor (the newest
+        registered first): how a top supervisor is stopped before its children.
+        Registering the same callable again changes nothing."""
+        if stop not in self._stop_first:
+            self._stop_first.append(stop)
 
     async def launch(
         self,
@@ -181,6 +199,7 @@ class ActorRuntime:
             actor_id, fn, args, kwargs,
             inbox=inbox if inbox is not None else Mailbox(capacity=capacity, overflow=policy, name=f"{actor_id}.inbox"),
             outbox=old.outbox if old is not None else Mailbox(capacity=None, name=f"{actor_id}.outbox"),
+            settle=self._settle,
         )  # fmt: skip
         actor.inbox.reopen()  # closed if the previous instance had ended for good
         actor.outbox.reopen()
@@ -200,7 +219,9 @@ class ActorRuntime:
         failure: BaseException | None = None
         with observe(actor.counter):
             try:
-                await actor.fn(ActorContext(self, actor), *actor.args, **actor.kwargs)
+                await actor.fn(
+                    PersistentActorContext(self._services, actor), *actor.args, **actor.kwargs
+                )
             except asyncio.CancelledError:
                 if not actor.watchdog_fired:
                     for child in actor.children:  # cancelled from outside: so are its links
@@ -256,11 +277,6 @@ class ActorRuntime:
             actor.inbox.close(ended)  # wakes sends blocked on a full inbox
             actor.outbox.close(ended)  # the host still gets what is in it
 
-    def _abandon(self, actor: Instance, why: str) -> None:
-        """A restart of ``actor`` will not happen after all (``why``): it ended for good."""
-        actor.restarting = False
-        self._settle(actor, why)
-
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.get_running_loop().create_task(
@@ -285,7 +301,8 @@ class ActorRuntime:
         self._require(actor, "reactivate", ("inactive",))
         actor.activate()
 
-    async def terminate(self, actor_id: str, timeout: float | None = None) -> None:
+    @keyword_only("timeout")
+    async def terminate(self, actor_id: str, *, timeout: float | None = None) -> None:
         """Ask the actor to stop; cancel it after ``timeout`` seconds (default: the
         runtime's ``shutdown_timeout``).
 
@@ -296,7 +313,8 @@ class ActorRuntime:
         self._require(actor, "terminate", LIVE)
         await actor.terminate(self.shutdown_timeout if timeout is None else timeout)
 
-    async def shutdown(self, timeout: float | None = None) -> None:
+    @keyword_only("timeout")
+    async def shutdown(self, *, timeout: float | None = None) -> None:
         """Stop the supervisors (newest first: they restart nothing after), then
         terminate every live actor, children before parents, newest first, each
         with ``timeout`` seconds of grace (default: ``shutdown_timeout``)."""
@@ -306,10 +324,10 @@ class ActorRuntime:
         for actor_id in reversed(list(self._actors)):
             actor = self._actors[actor_id]
             if actor.state in LIVE and actor.parent is None:
-                await self.terminate(actor_id, timeout)
+                await self.terminate(actor_id, timeout=timeout)
         for actor in self._actors.values():
             if actor.state in LIVE:
-                await self.terminate(actor.actor_id, timeout)
+                await self.terminate(actor.actor_id, timeout=timeout)
         self._requests.stop()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -319,7 +337,8 @@ class ActorRuntime:
             self.ctx.close()
 
     # ------------------------------------------------------------------ host mailboxes
-    async def send(self, actor_id: str, message: Any, timeout: float | None = None) -> None:
+    @keyword_only("timeout")
+    async def send(self, actor_id: str, message: Any, *, timeout: float | None = None) -> None:
         """Put ``message`` in the actor's inbox (its overflow policy applies when full).
 
         While a supervisor restarts the actor, the message waits in its inbox for
@@ -340,14 +359,15 @@ class ActorRuntime:
         if actor.state not in LIVE and not actor.restarting:
             self._require(actor, "send to", LIVE)
         try:
-            await actor.inbox.put(message, timeout)
+            await actor.inbox.put(message, timeout=timeout)
         except MailboxClosed as closed:
             raise ActorStateError(
                 f"cannot send to actor `{actor_id}`: it ended while the send waited for room, "
                 f"and nothing was sent ({closed})"
             ) from closed
 
-    async def receive(self, actor_id: str, timeout: float | None = None) -> Any:
+    @keyword_only("timeout")
+    async def receive(self, actor_id: str, *, timeout: float | None = None) -> Any:
         """The next message the actor sent to the host (not the replies of ``request``).
 
         Raises
@@ -358,14 +378,15 @@ class ActorRuntime:
             Nothing came within ``timeout`` seconds.
         """
         try:
-            return await self._get(actor_id).outbox.get(timeout)
+            return await self._get(actor_id).outbox.get(timeout=timeout)
         except MailboxClosed as closed:
             raise ActorStateError(
                 f"cannot receive from actor `{actor_id}`: it ended, and every message it "
                 f"sent was received ({closed})"
             ) from closed
 
-    async def request(self, actor_id: str, message: Any, timeout: float | None = None) -> Any:
+    @keyword_only("timeout")
+    async def request(self, actor_id: str, message: Any, *, timeout: float | None = None) -> Any:
         """Send ``message`` and return the reply whose ``correlation_id`` is its ``message_id``.
 
         Other messages the actor sends meanwhile stay in its outbox; concurrent
@@ -379,7 +400,7 @@ class ActorRuntime:
         TimeoutError
             No reply within ``timeout`` seconds.
         TypeError
-            ``message`` has no ``message_id`` (make it a ``@message``).
+            ``message`` has no ``message_id`` (make it a ``@persistent_message``).
         ActorStateError
             The actor ended without replying, or ended for good before it took
             the message (the error says why no new instance came).
@@ -392,7 +413,8 @@ class ActorRuntime:
         key = getattr(message, "message_id", None)
         if key is None:
             raise TypeError(
-                f"request: the message needs a `message_id` (use @message), got {message!r}"
+                f"request: the message needs a `message_id` (use @persistent_message), "
+                f"got {message!r}"
             )
         future = self._requests.open(key, actor_id, timeout)
         try:
@@ -400,7 +422,7 @@ class ActorRuntime:
                 await self.send(actor_id, message)
             else:
                 try:
-                    await self.send(actor_id, message, timeout)  # waits only when full
+                    await self.send(actor_id, message, timeout=timeout)  # waits only when full
                 except TimeoutError as full:
                     raise TimeoutError(
                         f"actor `{actor_id}` did not reply within {timeout} s: the request "
@@ -425,7 +447,7 @@ class ActorRuntime:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        """`ActorContext.spawn`: launch and activate ``child_id``, linked to ``parent``."""
+        """`PersistentActorContext.spawn`: launch and activate ``child_id``, linked to ``parent``."""
         await self.launch(child_id, fn, *args, **kwargs)
         child = self._actors[child_id]
         child.parent = parent.actor_id

@@ -36,24 +36,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from time import monotonic
-from typing import Any, Literal
+from typing import Any
 
 from channels._errors import StreamnetError
-from streamnet._typing import RestartType, SupervisionStrategy
+from streamnet._typing import RestartType, SupervisionStrategy, SupervisorState
 from streamnet.observe._logging import logger
 from streamnet.persistent._child_spec import Backoff, ChildSpec
-from streamnet.persistent._instance import Instance
+from streamnet.persistent._instance import LIVE, Instance
 from streamnet.persistent._runtime import ActorRuntime
 
-__all__ = ["RestartIntensityError", "Supervisor"]
+__all__ = ["RestartIntensityError", "Supervisor", "SupervisorStatistics"]
 
 
 class RestartIntensityError(StreamnetError, RuntimeError):
     """A supervisor restarted more than ``max_restarts`` times within ``max_seconds``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStatistics:
+    """A snapshot of one supervisor.
+
+    Attributes
+    ----------
+    supervisor_id, state, strategy
+        The supervisor, where it is (`SupervisorState`), and how it restarts.
+    children
+        Ids of its children now, in start order.
+    restarts
+        Restarts it performed (a group restart counts once).
+    failure
+        Why it gave up (a `RestartIntensityError`, or the error of a restart that
+        could not be made), or None.
+    """
+
+    supervisor_id: str
+    state: SupervisorState
+    strategy: SupervisionStrategy
+    children: tuple[str, ...]
+    restarts: int
+    failure: BaseException | None
 
 
 class Supervisor:
@@ -108,7 +135,7 @@ class Supervisor:
         self.backoff = backoff
         self.template = template
         self.parent: Supervisor | None = None
-        self.state: Literal["created", "running", "stopped", "failed"] = "created"
+        self.state: SupervisorState = "created"
         self.failure: BaseException | None = None
         self.restarts = 0
         """Restarts performed (each restart decision counts once, whatever its strategy)."""
@@ -128,8 +155,10 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = asyncio.Event()
         """Set by ``stop``: calls off a restart waiting out its backoff."""
-        self._incarnation = object()
-        """Which start of this supervisor an escalation comes from (new at each start)."""
+        self._starts: dict[str, object] = {}
+        """Per child supervisor: a token of its latest start, to tell which start an
+        escalation comes from."""
+        self._watchers: list[Callable[[BaseException], None]] = []
 
     def _add(self, child: ChildSpec | Supervisor) -> str:
         key = child.actor_id if isinstance(child, ChildSpec) else child.supervisor_id
@@ -137,6 +166,7 @@ class Supervisor:
             raise ValueError(f"supervisor `{self.supervisor_id}`: child `{key}` is listed twice")
         if isinstance(child, Supervisor):
             child.parent = self
+            child.watch(functools.partial(self._supervisor_exited, child))
         self._specs[key] = child
         self._order.append(key)
         return key
@@ -146,6 +176,30 @@ class Supervisor:
         """Ids of the children, in start order."""
         return list(self._order)
 
+    def watch(self, callback: Callable[[BaseException], None]) -> Callable[[], None]:
+        """Call ``callback(cause)`` when this supervisor gives up (at once, as it fails).
+
+        A parent supervisor watches its child supervisors this way. Returns the
+        function that stops watching.
+        """
+        self._watchers.append(callback)
+        return functools.partial(self._unwatch, callback)
+
+    def _unwatch(self, callback: Callable[[BaseException], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._watchers.remove(callback)
+
+    def statistics(self) -> SupervisorStatistics:
+        """Its state, children, restarts and failure now."""
+        return SupervisorStatistics(
+            supervisor_id=self.supervisor_id,
+            state=self.state,
+            strategy=self.strategy,
+            children=tuple(self._order),
+            restarts=self.restarts,
+            failure=self.failure,
+        )
+
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
         """Start every child in order.
@@ -153,11 +207,10 @@ class Supervisor:
         A top supervisor is stopped by ``runtime.shutdown()`` before the runtime
         terminates its actors.
         """
-        if self.parent is None and self.stop not in self.runtime._stop_first:
-            self.runtime._stop_first.append(self.stop)
+        if self.parent is None:
+            self.runtime.on_shutdown(self.stop)
         self.state = "running"
         self._halted.clear()
-        self._incarnation = object()
         self._history.clear()
         for key in list(self._order):
             await self._start(key)
@@ -178,14 +231,17 @@ class Supervisor:
         if isinstance(spec, Supervisor):
             spec.state = "created"
             spec.failure = None
+            self._starts[key] = object()
             await spec.start()
             return
-        old = self.runtime._actors.get(key)
+        old = self.runtime.instance(key)
         await self.runtime.launch(
             key, spec.fn, *spec.args, inbox=old.inbox if old is not None else None,
             heartbeat_timeout=spec.heartbeat_timeout, **dict(spec.kwargs),
         )  # fmt: skip
-        self.runtime._actors[key].on_exit = self._actor_exited
+        instance = self.runtime.instance(key)
+        assert instance is not None
+        instance.on_exit = self._actor_exited
         await self.runtime.activate(key)
         await asyncio.sleep(0)  # as in OTP, a child begins before the next one starts
 
@@ -195,9 +251,9 @@ class Supervisor:
             if spec.state == "running":
                 await spec.stop()
             return
-        actor = self.runtime._actors.get(key)
-        if actor is not None and actor.state in ("launched", "active", "inactive"):
-            await self.runtime.terminate(key, spec.shutdown_timeout)
+        actor = self.runtime.instance(key)
+        if actor is not None and actor.state in LIVE:
+            await self.runtime.terminate(key, timeout=spec.shutdown_timeout)
 
     async def stop(self) -> None:
         """Stop the children in reverse start order (each drains, then is cancelled after
@@ -221,8 +277,8 @@ class Supervisor:
         """The running incarnation of a child: its actor instance, or its supervisor's start."""
         spec = self._specs.get(key)
         if isinstance(spec, Supervisor):
-            return spec._incarnation
-        return self.runtime._actors.get(key)
+            return self._starts.get(key)
+        return self.runtime.instance(key)
 
     def _will_restart(self, key: str, exc: BaseException | None) -> bool:
         spec = self._specs.get(key)
@@ -247,8 +303,9 @@ class Supervisor:
 
     def _supervisor_exited(self, child: Supervisor, cause: BaseException) -> None:
         """A child supervisor gave up."""
-        if self.state == "running" and child.supervisor_id in self._specs:
-            self._schedule(child.supervisor_id, child._incarnation, cause)
+        key = child.supervisor_id
+        if self.state == "running" and self._specs.get(key) is child:
+            self._schedule(key, self._starts.get(key), cause)
 
     def _set_aside(self, instance: Instance) -> None:
         """Deal with the message an instance held when it ended: redeliver it once to the
@@ -262,10 +319,11 @@ class Supervisor:
         given_back = self._redelivered.pop(key, [])
         second = any(m is message for m in given_back)
         if given_back:  # keep those still queued: the others were taken and finished
-            queued = {id(m) for _, _, m in instance.inbox._heap}
+            queued = {id(m) for m in instance.inbox.queued()}
             given_back = [m for m in given_back if m is not message and id(m) in queued]
         if instance.restarting and isinstance(spec, ChildSpec) and spec.redeliver and not second:
             instance.inbox.requeue(message)
+            instance.given_back = message
             given_back.append(message)
         else:
             instance.inbox.dead_letters.append(message)
@@ -311,7 +369,7 @@ class Supervisor:
             if now - self._last_restart > self.backoff.reset_after:
                 self._streak = 0
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.backoff.delay(self._streak, self._rng)):
+                async with asyncio.timeout(self.backoff.delay(self._streak, rng=self._rng)):
                     await self._halted.wait()
             if self._halted.is_set():  # stopped during the backoff: no restart
                 self._abandon(incarnation, f"supervisor `{self.supervisor_id}` stopped")
@@ -327,7 +385,7 @@ class Supervisor:
             group = [key]
         leaving = [m for m in group if m != key and _restart_of(self._specs[m]) == "temporary"]
         for member in group:  # sends to them wait in their inboxes during the restart
-            spec, instance = self._specs[member], self.runtime._actors.get(member)
+            spec, instance = self._specs[member], self.runtime.instance(member)
             if isinstance(spec, ChildSpec) and instance is not None and member not in leaving:
                 instance.restarting = True
         for other in reversed(group):
@@ -365,7 +423,7 @@ class Supervisor:
     def _abandon(self, incarnation: object, why: str) -> None:
         """The instance of a child will not be restarted after all, because of ``why``."""
         if isinstance(incarnation, Instance):
-            self.runtime._abandon(incarnation, why)
+            incarnation.abandon(why)
 
     async def _escalate(self, cause: BaseException) -> None:
         self.failure = cause
@@ -377,16 +435,16 @@ class Supervisor:
         for key in reversed(self._order):  # children exit on request: no restarts meanwhile
             await self._stop_child(key)
         for key in self._order:
-            instance = self.runtime._actors.get(key)
+            instance = self.runtime.instance(key)
             if isinstance(self._specs[key], ChildSpec) and instance is not None:
-                self.runtime._abandon(instance, text)
+                instance.abandon(text)
         # A parent handles the failure (it logs nothing itself); at the top it is an error.
         logger.log(logging.ERROR if self.parent is None else logging.WARNING, "%s", text)
         if self.parent is None:
             self.runtime.supervision_failures.append((self.supervisor_id, cause))
         self.state = "failed"  # last: whoever sees it sees the whole outcome
-        if self.parent is not None:
-            self.parent._supervisor_exited(self, cause)
+        for watcher in list(self._watchers):  # a parent handles it as a failed child
+            watcher(cause)
 
 
 def _restart_of(spec: ChildSpec | Supervisor) -> RestartType:

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import pytest
 
-# The guide's names, with only the imports changed:
-from streamnet import ActorContext as KernelContext
 from streamnet import ActorRuntime as RingKernelRuntime
-from streamnet import ActorStateError, MailboxFull, message
+from streamnet import ActorStateError, MailboxFull
+
+# The guide's names, with only the imports changed:
+from streamnet import PersistentActorContext as KernelContext
 from streamnet import persistent_actor as ring_kernel
+from streamnet import persistent_message as message
 
 
 @message

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 import pytest
 
 from streamnet import (
-    ActorContext,
     ActorRuntime,
     ActorStateError,
     Backoff,
     ChildSpec,
+    PersistentActorContext,
     RestartIntensityError,
     Supervisor,
-    message,
+    persistent_message,
 )
 
 
-@message
+@persistent_message
 @dataclass
 class Cmd:
     what: str
@@ -52,7 +52,7 @@ class World:
                     await asyncio.wait_for(self.changed.wait(), 0.02)
 
 
-async def child(ctx: ActorContext, world: World) -> None:
+async def child(ctx: PersistentActorContext, world: World) -> None:
     world.starts[ctx.actor_id] += 1
     world.note(f"start {ctx.actor_id}")
     try:
@@ -183,7 +183,7 @@ async def test_a_child_supervisor_escalates_and_its_parent_restarts_it() -> None
 async def test_restarted_actor_keeps_its_inbox_and_redelivers_once_when_asked() -> None:
     world = World()
 
-    async def flaky(ctx: ActorContext, world: World) -> None:
+    async def flaky(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         while not ctx.should_terminate:
             try:
@@ -230,7 +230,7 @@ def test_backoff_delays_grow_to_a_cap_with_bounded_jitter() -> None:
     jittery = Backoff(initial=0.1, maximum=1.0, factor=2.0, jitter=0.2)
     rng = random.Random(1)
     for n in range(6):
-        assert 0.8 * plain.delay(n) <= jittery.delay(n, rng) <= 1.2 * plain.delay(n)
+        assert 0.8 * plain.delay(n) <= jittery.delay(n, rng=rng) <= 1.2 * plain.delay(n)
 
 
 async def test_supervisor_waits_out_the_backoff_and_resets_after_a_quiet_spell() -> None:
@@ -265,7 +265,7 @@ async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplo
     world = World()
     release = asyncio.Event()
 
-    async def sticky(ctx: ActorContext, world: World) -> None:
+    async def sticky(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         while not ctx.should_terminate:
             try:
@@ -298,7 +298,7 @@ async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplo
 async def test_watchdog_spares_an_actor_that_reports_progress() -> None:
     world = World()
 
-    async def slow_but_alive(ctx: ActorContext, world: World) -> None:
+    async def slow_but_alive(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         while not ctx.should_terminate:
             try:
@@ -375,7 +375,7 @@ async def test_children_failing_together_count_as_one_group_restart(strategy, ma
 async def test_a_crash_while_idle_sets_aside_no_message(redeliver) -> None:
     world = World()
 
-    async def idle_crasher(ctx: ActorContext, world: World) -> None:
+    async def idle_crasher(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         life = world.starts[ctx.actor_id]
         while not ctx.should_terminate:
@@ -405,7 +405,7 @@ async def test_messages_sent_during_a_restart_reach_the_new_instance() -> None:
     world = World()
     release = asyncio.Event()
 
-    async def slow_to_stop(ctx: ActorContext, world: World) -> None:
+    async def slow_to_stop(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         try:
             while not ctx.should_terminate:
@@ -491,7 +491,7 @@ async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_witho
     world = World()
     release = asyncio.Event()
 
-    async def holder(ctx: ActorContext, world: World) -> None:
+    async def holder(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         while True:
             cmd = await ctx.receive()
@@ -538,7 +538,7 @@ async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_witho
 
 
 # --- spawned children are linked to their parent -------------------------------------
-async def spawner(ctx: ActorContext, world: World) -> None:
+async def spawner(ctx: PersistentActorContext, world: World) -> None:
     """Spawns a child `kid`, then behaves as `child`."""
     await ctx.spawn("kid", child, world)
     await child(ctx, world)
@@ -604,7 +604,7 @@ async def test_a_group_restart_leaves_out_temporary_children(strategy, restart) 
 
 
 # --- stress: many children, random crashes, nothing lost ----------------------------
-@message
+@persistent_message
 @dataclass
 class Job:
     n: int
@@ -614,7 +614,7 @@ class Job:
     """The child handles it, then crashes when it next waits for input: nothing is lost."""
 
 
-async def job_worker(ctx: ActorContext, processed: Counter[tuple[str, int]], world: World) -> None:
+async def job_worker(ctx: PersistentActorContext, processed: Counter[tuple[str, int]], world: World) -> None:
     crash_when_idle = False
     while not ctx.should_terminate:
         try:
@@ -693,7 +693,7 @@ async def test_a_crash_fails_only_the_requests_the_crashed_instance_took(where) 
     world = World()
     gate = asyncio.Event()
 
-    async def worker(ctx: ActorContext, world: World) -> None:
+    async def worker(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         kept = []
         while True:
@@ -756,7 +756,7 @@ async def test_requests_waiting_for_a_restart_that_never_comes_say_why(case) -> 
     world = World()
     gate = asyncio.Event()
 
-    async def crasher(ctx: ActorContext, world: World) -> None:
+    async def crasher(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         await ctx.receive()
         world.note("holding")
@@ -808,7 +808,7 @@ async def test_redelivery_is_once_per_message_even_when_a_freed_message_id_is_re
     world = World()
     crashed: set[str] = set()
 
-    async def crash_once_on_each(ctx: ActorContext, world: World) -> None:
+    async def crash_once_on_each(ctx: PersistentActorContext, world: World) -> None:
         world.starts[ctx.actor_id] += 1
         while True:
             what = (await ctx.receive()).what  # no frame keeps the message alive
