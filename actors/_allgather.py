@@ -71,13 +71,13 @@ async def allgather(
             if coll.peers:
                 table = await ctx.to_thread(chunk.to_arrow)
                 for peer in coll.peers:
-                    await coll.send(peer, (msg.sequence_number, table), "data")
+                    await coll.send(peer, "data", (msg.sequence_number, table))
             if ordered:
                 gathered.append((coll.rank, msg.sequence_number, chunk))
             else:
                 await emit(chunk)
         for peer in coll.peers:
-            await coll.send(peer, _DONE, "data")
+            await coll.send(peer, "data", _DONE)
         await asyncio.gather(*receivers)
     finally:
         await stop_tasks(ctx, receivers)

@@ -187,7 +187,7 @@ class StagedOutput:
         if coll.rank == 0:
             await ctx.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             mine = datetime.now(UTC).strftime("w%Y%m%dT%H%M%S%f") if mode == "append" else None
-        tag = (await coll.allgather(mine, "stage"))[0]
+        tag = (await coll.allgather("stage", mine))[0]
         output = cls(target, mode, directory=directory, tag=tag, publisher=coll.rank == 0)
         on_success(output.publish, abort=output.abandon)
         return output
@@ -213,14 +213,14 @@ class StagedOutput:
         failed makes this raise `RemoteRankError` on the others, before anything
         moved; one that fails while rank 0 takes the files makes rank 0 raise it too.
         """
-        everyone = await coll.allgather([str(path) for path in self.staged], "staged")
+        everyone = await coll.allgather("staged", [str(path) for path in self.staged])
         if self.publisher:
             peers = [(r, Path(path)) for r, paths in enumerate(everyone) if r for path in paths]
             try:
                 await ctx.to_thread(self._gather, peers)
             except _PeerGaveUp as gone:
                 await _failure_of(coll, gone.rank, gone)
-        await coll.allgather(True, "gathered")
+        await coll.allgather("gathered", True)
         if not self.publisher:  # rank 0 took this rank's files: its own place is empty
             self.committed = True
             with contextlib.suppress(OSError):

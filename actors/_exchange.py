@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, start_task
+from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, Tag, start_task
 
 __all__ = [
     "ExchangeReport",
@@ -89,9 +89,10 @@ class InputSchema:
         if self.local is None:
             self.local = chunk.schema
 
-    async def agree(self, coll: Collective, *parts: str) -> pl.DataFrame | None:
-        """An empty frame with the input's schema on every rank; None if no rank had a chunk."""
-        schema = await coll.agree_schema(self.local, *parts, channel=self.channel)
+    async def agree(self, coll: Collective, tag: Tag = ()) -> pl.DataFrame | None:
+        """An empty frame with the input's schema on every rank; None if no rank had a chunk.
+        ``tag`` tells apart the inputs of one collective."""
+        schema = await coll.agree_schema(tag, self.local, channel=self.channel)
         return None if schema is None else empty_frame(schema)
 
 
@@ -309,7 +310,7 @@ async def exchange(
     async def send(dest: int, partition: int, piece: pl.DataFrame) -> None:
         table = await ctx.to_thread(piece.to_arrow)
         held.report.bytes_sent[dest] = held.report.bytes_sent.get(dest, 0) + table.nbytes
-        await coll.send(dest, (partition, table), phase)
+        await coll.send(dest, phase, (partition, table))
 
     try:
         async for frame in frames:
@@ -334,7 +335,7 @@ async def exchange(
             await asyncio.gather(*sending)
             sending.clear()
         for peer in coll.peers:
-            await coll.send(peer, _DONE, phase)
+            await coll.send(peer, phase, _DONE)
         await asyncio.gather(*receivers)
     finally:
         await stop_tasks(ctx, (*receivers, *sending))

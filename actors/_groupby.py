@@ -217,10 +217,10 @@ async def _global_agg(
     if coll.rank != 0:
         if merged is not None:
             report.bytes_sent[0] = int(merged.estimated_size())
-        await coll.send(0, merged, "global", "partial")
+        await coll.send(0, ("global", "partial"), merged)
         out = nothing.clear()
     else:
-        received = await asyncio.gather(*[coll.recv(r, "global", "partial") for r in coll.peers])
+        received = await asyncio.gather(*[coll.recv(r, ("global", "partial")) for r in coll.peers])
         rows = []
         for peer, row in zip([coll.rank, *coll.peers], [merged, *received], strict=True):
             if row is not None:

@@ -183,7 +183,7 @@ async def join(
                     break
                 buffered.append(frame)
                 size += int(frame.estimated_size())
-        sizes = await coll.allgather((size, ended), "size")
+        sizes = await coll.allgather("size", (size, ended))
     finally:
         buffering.cancel()
         await asyncio.gather(buffering, return_exceptions=True)
@@ -366,7 +366,7 @@ async def _broadcast_join(
     else:
         local = pl.concat(buffered, how="vertical") if buffered else None
         everyone = await coll.allgather(
-            local.to_arrow() if local is not None else None, "broadcast"
+            "broadcast", local.to_arrow() if local is not None else None
         )
         parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
         small = pl.concat(parts, how="vertical") if parts else None

@@ -537,7 +537,7 @@ async def write_parquet(
             closing, writer = writer, None
             await ctx.to_thread(closing.close)
         # One dataset has one schema: ranks whose chunks differ fail, and nothing is published.
-        await coll.agree_schema(schema, "written", channel=ch_in.name)
+        await coll.agree_schema("written", schema, channel=ch_in.name)
         # Published by the network once the whole run succeeded on every rank.
         files = await output.prepare(ctx, coll)
     except BaseException:

@@ -142,7 +142,7 @@ async def sort(
         await ch_out.drain(ctx)
         return ExchangeReport()
     local = pl.concat(samples, how="vertical") if samples else None
-    gathered = await coll.allgather(local.to_arrow() if local is not None else None, "samples")
+    gathered = await coll.allgather("samples", local.to_arrow() if local is not None else None)
     all_samples = [TableChunk.from_arrow(t).to_polars() for t in gathered if t is not None]
     bounds = _boundaries(pl.concat(all_samples, how="vertical"), keys, desc, last, coll.nranks)
 
@@ -215,7 +215,7 @@ async def top_k(
         both = frame if kept is None else pl.concat([kept, frame], how="vertical")
         kept = await ctx.to_thread(best, both)
     await schema.agree(coll)
-    everyone = await coll.allgather(kept.to_arrow() if kept is not None else None, "top")
+    everyone = await coll.allgather("top", kept.to_arrow() if kept is not None else None)
     parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
     if parts:
         out = await ctx.to_thread(best, pl.concat(parts, how="vertical"))

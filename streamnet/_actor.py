@@ -140,8 +140,8 @@ class ActorNode(Generic[R]):
         self._args = args
         self._kwargs = kwargs
         self.endpoints = endpoints
-        self._name = ctx._actor_name(definition.name)
-        self.op_id: int | None = ctx._next_op_id() if definition.collective else None
+        self._name = ctx.actor_name(definition.name)
+        self.op_id: int | None = ctx.next_op_id() if definition.collective else None
         """The collective operation id (same on every rank), or None for a local actor."""
         self._network: object | None = None
         self._state: ActorState = "created"
@@ -254,7 +254,7 @@ class ActorDefinition(Generic[P, R]):
         endpoints = self._endpoints(bound.arguments)
         if self.check is not None:
             bound.apply_defaults()
-            self.check(ctx._actor_name(self.name, take=False), **bound.arguments)
+            self.check(ctx.actor_name(self.name, take=False), **bound.arguments)
         return ActorNode(self, ctx, args, kwargs, endpoints)
 
     def role_of(self, parameter: str) -> Role | None:

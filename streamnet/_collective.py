@@ -1,4 +1,9 @@
-"""What a collective actor uses to talk to its peers: its operation's tags on the communicator."""
+"""What a collective actor uses to talk to its peers: its operation's tags on the communicator.
+
+`Collective` speaks as a `Communicator` does, arguments in the same order
+(``send(dest, tag, payload)``, ``recv(source, tag)``, ``allgather(tag, value)``); its
+tags are the operation's own, which it prefixes with the operation id.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from streamnet._actor import current_actor
 from streamnet._context import Context
 from streamnet._errors import SchemaError
 from streamnet._schema import describe_schema, schema_differences
-from streamnet.comm._communicator import Communicator
+from streamnet.comm._communicator import Communicator, Tag
 
 __all__ = ["Collective", "CollectiveTraffic"]
 
@@ -75,37 +80,57 @@ class Collective:
         return [r for r in range(self.nranks) if r != self.rank]
 
     def tag(self, *parts: Hashable) -> tuple[Hashable, ...]:
-        """A tag of this operation."""
+        """The communicator's tag of this operation's tag ``parts``: ``(op_id, *parts)``."""
         return (self.op_id, *parts)
 
-    async def send(self, dest: int, payload: Any, *parts: Hashable) -> None:
-        """Send to ``dest`` with the tag ``(op_id, *parts)``."""
-        await self.comm.send(dest, self.tag(*parts), payload)
-        self.ctx._exchanged += 1  # progress, for Context(stall_timeout=...)
+    def _wire(self, tag: Tag) -> tuple[Hashable, ...]:
+        """The communicator's tag of one of this operation's tags (a tuple gives its parts)."""
+        try:
+            hash(tag)
+        except TypeError:
+            raise TypeError(
+                f"actor `{self.name}`: a collective's tag must be hashable, got "
+                f"{type(tag).__name__}; the order is send(dest, tag, payload), as a "
+                "Communicator's"
+            ) from None
+        return self.tag(*tag) if isinstance(tag, tuple) else self.tag(tag)
 
-    async def recv(self, source: int, *parts: Hashable) -> Any:
-        """Receive from ``source`` with the tag ``(op_id, *parts)``."""
-        payload = await self.comm.recv(source, self.tag(*parts))
-        self.ctx._exchanged += 1
+    async def send(self, dest: int, tag: Tag, payload: Any) -> None:
+        """Send ``payload`` to ``dest`` with this operation's ``tag`` (as `Communicator.send`).
+
+        Raises
+        ------
+        TypeError
+            ``tag`` is not hashable.
+        """
+        await self.comm.send(dest, self._wire(tag), payload)
+        self.ctx.count_exchange()  # progress, for Context(stall_timeout=...)
+
+    async def recv(self, source: int, tag: Tag) -> Any:
+        """The next payload from ``source`` with this operation's ``tag`` (as `Communicator.recv`)."""
+        payload = await self.comm.recv(source, self._wire(tag))
+        self.ctx.count_exchange()
         return payload
 
-    async def allgather(self, value: Any, *parts: Hashable) -> list[Any]:
-        """Every rank's ``value`` in rank order."""
+    async def allgather(self, tag: Tag, value: Any) -> list[Any]:
+        """Every rank's ``value`` in rank order (as `Communicator.allgather`)."""
+        wire = self._wire(tag)
         if self.nranks == 1:
             return [value]
-        everyone = await self.comm.allgather(self.tag(*parts), value)
-        self.ctx._exchanged += 1
+        everyone = await self.comm.allgather(wire, value)
+        self.ctx.count_exchange()
         return everyone
 
     async def agree_schema(
-        self, schema: pa.Schema | None, *parts: Hashable, channel: str | None = None
+        self, tag: Tag, schema: pa.Schema | None, *, channel: str | None = None
     ) -> pa.Schema | None:
         """The schema of the collective's input stream, the same on every rank.
 
         Every rank passes the schema of its input (``TableChunk.schema`` of a
         chunk; None when its stream had no chunk), so a rank without a chunk still
         learns the schema from its peers. Returns it, or None when no rank had a
-        chunk. ``channel`` names the input in errors.
+        chunk. ``tag`` tells apart several agreements of one operation (``()`` for
+        one); ``channel`` names the input in errors.
 
         Raises
         ------
@@ -113,7 +138,8 @@ class Collective:
             Two ranks' inputs differ in schema: every rank raises it, naming the
             actor, the channel, the ranks, the columns and both types.
         """
-        everyone = await self.allgather(schema, "schema", *parts)
+        parts = tag if isinstance(tag, tuple) else (tag,)
+        everyone = await self.allgather(("schema", *parts), schema)
         known = [(rank, s) for rank, s in enumerate(everyone) if s is not None]
         if not known:
             return None

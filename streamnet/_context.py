@@ -324,18 +324,24 @@ class Context:
         return executor
 
     # ----------------------------------------------------------------- actors and statistics
-    def _actor_name(self, base: str, *, take: bool = True) -> str:
-        """The next node name of ``base``; ``take=False`` only tells it."""
+    def actor_name(self, base: str, *, take: bool = True) -> str:
+        """The name of the next node of actor ``base`` made on this Context (``base#0``,
+        ``base#1``...); ``take=False`` only tells it. `define_actor` names nodes so."""
         index = self._actor_counts.get(base, 0)
         if take:
             self._actor_counts[base] = index + 1
         return f"{base}#{index}"
 
-    def _next_op_id(self) -> int:
-        """Operation ids of collectives: 0, 1, 2... in the order nodes are made on this rank."""
+    def next_op_id(self) -> int:
+        """A new collective operation id: 0, 1, 2... in the order collective nodes are
+        made on this rank (so the same network gets the same ids on every rank)."""
         op_id = self._op_ids
         self._op_ids += 1
         return op_id
+
+    def count_exchange(self) -> None:
+        """Count one exchange between ranks: progress, for ``stall_timeout``."""
+        self._exchanged += 1
 
     def _next_run(self) -> int:
         run = self._runs

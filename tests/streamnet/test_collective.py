@@ -1,0 +1,72 @@
+"""Collective: an operation's own tags, with arguments in the order of a Communicator's."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from streamnet import Collective, Context, Network, define_actor, run_ranks
+
+
+@define_actor(collective=True)
+async def ring(ctx: Context) -> tuple[int, int, list[int], pa.Schema | None]:
+    coll = Collective(ctx)
+    right, left = (coll.rank + 1) % coll.nranks, (coll.rank - 1) % coll.nranks
+    await coll.send(right, "ring", coll.rank * 10)  # send(dest, tag, payload)
+    await coll.send(right, ("two", "parts"), coll.rank)
+    one = await coll.recv(left, "ring")
+    two = await coll.recv(left, ("two", "parts"))
+    everyone = await coll.allgather("all", coll.rank)  # allgather(tag, value)
+    schema = pa.schema([("x", pa.int64())]) if coll.rank == 0 else None
+    agreed = await coll.agree_schema("input", schema)
+    return one, two, everyone, agreed
+
+
+async def _ring_job(ctx: Context) -> tuple[int, int, list[int], pa.Schema | None]:
+    node = ring(ctx)
+    await Network(ctx, actors=[node]).run_async()
+    return node.result()
+
+
+@pytest.mark.timeout(60)
+def test_collective_arguments_follow_the_communicator_order() -> None:
+    results = run_ranks(3, _ring_job)
+    schema = pa.schema([("x", pa.int64())])
+    assert results == [
+        (20, 2, [0, 1, 2], schema),
+        (0, 0, [0, 1, 2], schema),
+        (10, 1, [0, 1, 2], schema),
+    ]
+
+
+@define_actor(collective=True)
+async def tags(ctx: Context) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    coll = Collective(ctx)
+    return coll.tag("a"), coll.tag("a", 1)
+
+
+async def _tags_job(ctx: Context) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    node = tags(ctx)
+    await Network(ctx, actors=[node]).run_async()
+    return node.result()
+
+
+@pytest.mark.timeout(60)
+def test_a_tuple_tag_gives_its_parts_after_the_operation_id() -> None:
+    [(one, two)] = run_ranks(1, _tags_job)
+    assert one == (0, "a")
+    assert two == (0, "a", 1)
+
+
+@define_actor(collective=True)
+async def old_order(ctx: Context) -> None:
+    await Collective(ctx).send(0, pa.table({"x": [1]}), "data")  # payload, then tag: the old order
+
+
+@pytest.mark.timeout(60)
+def test_an_unhashable_tag_names_the_actor_and_the_order() -> None:
+    async def job(ctx: Context) -> None:
+        await Network(ctx, actors=[old_order(ctx)]).run_async()
+
+    with pytest.raises(TypeError, match=r"actor `old_order#0`: a collective's tag must be hashable, got Table; the order is send\(dest, tag, payload\)"):
+        run_ranks(1, job)
