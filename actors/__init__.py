@@ -1,46 +1,53 @@
 """Ready actors: sources, sinks, local transforms and flow control.
 
-Expressions are Polars expressions (``pl.col("x") > 3``).
+Expressions are Polars expressions (``pl.col("x") > 3``). The choices options take
+are `Literal` aliases (``_typing.py``); renamed names keep working for one release with
+a `DeprecationWarning`.
 """
 
 from actors._allgather import allgather
 from actors._cast import IntoSchema, cast
-from actors._collect import CollectInto, collect
+from actors._collect import collect
 from actors._concat import concat
 from actors._csv import read_csv
-from actors._distinct import DistinctKeep, distinct
+from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
-from actors._groupby import Agg, AggHow, groupby_agg
-from actors._join import BROADCAST_THRESHOLD, JoinHow, JoinReport, JoinStrategy, join
+from actors._groupby import Agg, groupby_agg
+from actors._join import BROADCAST_THRESHOLD, JoinReport, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
-from actors._parquet import (
-    ParquetScanReport,
-    ParquetWriteReport,
-    WriteMode,
-    read_parquet,
-    write_parquet,
-)
+from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
-from actors._shuffle import Placement, shuffle
+from actors._shuffle import shuffle
 from actors._sort import sort, top_k
-from actors._transform import ChunkKind, filter, map_chunks, rename, select, with_columns
+from actors._transform import filter, map_chunks, rename, select, with_columns
+from actors._typing import (
+    AggHow,
+    DistinctKeep,
+    JoinHow,
+    JoinMethod,
+    JoinStrategy,
+    Placement,
+    TableKind,
+    WriteMode,
+)
 from channels._exports import publish
+from streamnet._deprecation import renamed_names
 
 __all__ = [
     "Agg",
     "AggHow",
     "BROADCAST_THRESHOLD",
-    "ChunkKind",
-    "CollectInto",
     "DistinctKeep",
     "IntoSchema",
     "JoinHow",
+    "JoinMethod",
     "JoinReport",
     "JoinStrategy",
     "ParquetScanReport",
     "ParquetWriteReport",
     "Placement",
+    "TableKind",
     "WriteMode",
     "allgather",
     "cast",
@@ -70,5 +77,7 @@ __all__ = [
     "with_columns",
     "write_parquet",
 ]
+
+__getattr__ = renamed_names(__name__)  # old names, for one release (see `streamnet._deprecation`)
 
 publish(globals(), "actors", __all__)

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import polars as pl
+
+from actors._typing import AggHow
 
 __all__ = [
     "AGGREGATIONS",
@@ -39,17 +41,11 @@ __all__ = [
     "ORDER",
     "SPAN",
     "Agg",
-    "AggHow",
     "Aggregation",
     "Origin",
     "Parts",
     "Plan",
 ]
-
-AggHow = Literal[
-    "sum", "count", "len", "mean", "min", "max", "first", "last", "n_unique", "std", "var"
-]
-"""Aggregations :func:`groupby_agg` computes, with Polars' meaning of each."""
 
 ORDER = ("__rank", "__seq")
 """Columns a stream's frames gain when order matters: with the row order, they give the stream's order."""

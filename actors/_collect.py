@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
+from actors._typing import TableKind
 from streamnet import Channel, Context, SequenceError, TableChunk, current_actor_name, define_actor
 
-__all__ = ["CollectInto", "collect"]
-
-CollectInto = Literal["arrow", "polars", "pandas"]
-"""The table type :func:`collect` returns."""
+__all__ = ["collect"]
 
 
-def _concat(chunks: list[tuple[int, TableChunk]], into: CollectInto) -> Any:
+def _concat(chunks: list[tuple[int, TableChunk]], into: TableKind) -> Any:
     # Every chunk entered the channel with the stream's schema, so they concatenate as they are.
     if into == "polars":
         frames = [chunk.to_polars() for _, chunk in chunks]
@@ -27,8 +25,9 @@ def _concat(chunks: list[tuple[int, TableChunk]], into: CollectInto) -> Any:
 
 
 @define_actor
-async def collect(ctx: Context, ch_in: Channel[TableChunk], *, into: CollectInto = "arrow") -> Any:
-    """Gather the stream into one table, in sequence-number order; ``node.result()`` returns it.
+async def collect(ctx: Context, ch_in: Channel[TableChunk], *, into: TableKind = "arrow") -> Any:
+    """Gather the stream into one table, in sequence-number order; ``node.result()`` returns it
+    (typed ``Any``: its type is the one ``into`` names).
 
     Parameters
     ----------

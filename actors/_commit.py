@@ -37,8 +37,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, get_args
+from typing import Concatenate, NoReturn, ParamSpec, TypeVar, get_args
 
+from actors._typing import WriteMode
 from streamnet import (
     ActorDefinition,
     Collective,
@@ -52,16 +53,13 @@ from streamnet import (
 __all__ = [
     "SUCCESS_MARKER",
     "StagedOutput",
-    "WriteMode",
     "check_target",
     "output_actor",
     "remove_leftovers",
 ]
 
 P = ParamSpec("P")
-
-WriteMode = Literal["error", "overwrite", "append"]
-"""What a writer does when its target exists: raise (default), replace it, or add files to it."""
+R = TypeVar("R")
 
 SUCCESS_MARKER = "_SUCCESS"
 """The empty file a directory output gets last, once all its files are in place."""
@@ -140,7 +138,7 @@ def remove_leftovers(target: Path) -> None:
 
 def output_actor(
     check: Callable[..., None],
-) -> Callable[[Callable[Concatenate[Context, P], Awaitable[Any]]], ActorDefinition[P]]:
+) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]:
     """Declare a writer: a collective actor whose nodes call ``check(name, **arguments)``
     when made, so that a bad target fails while the network is built, before anything runs."""
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Literal
 
 import polars as pl
 
 from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of, hash_partition
 from actors._shuffle import partition_count
+from actors._typing import DistinctKeep
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
-__all__ = ["DistinctKeep", "distinct"]
-
-DistinctKeep = Literal["any", "first", "last"]
-"""Which row of a set of duplicates :func:`distinct` keeps."""
+__all__ = ["distinct"]
 
 _ORDER = ["__rank", "__seq"]
 

@@ -14,7 +14,7 @@ from functools import partial
 
 import polars as pl
 
-from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, AggHow, Plan
+from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
 from actors._exchange import (
     ExchangeReport,
     InputSchema,
@@ -34,7 +34,7 @@ from streamnet import (
     define_actor,
 )
 
-__all__ = ["Agg", "AggHow", "groupby_agg"]
+__all__ = ["Agg", "groupby_agg"]
 
 _ORDER = list(ORDER)
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 import polars as pl
 
@@ -20,6 +19,7 @@ from actors._exchange import (
     hash_partition,
 )
 from actors._shuffle import key_list, partition_count
+from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
     Channel,
     Collective,
@@ -31,13 +31,7 @@ from streamnet import (
     define_actor,
 )
 
-__all__ = ["BROADCAST_THRESHOLD", "JoinHow", "JoinReport", "JoinStrategy", "join"]
-
-JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
-"""Join types, with Polars' meaning."""
-
-JoinStrategy = Literal["auto", "broadcast", "shuffle"]
-"""How the join moves data between ranks."""
+__all__ = ["BROADCAST_THRESHOLD", "JoinReport", "join"]
 
 BROADCAST_THRESHOLD = 64 * 2**20
 """``strategy="auto"`` broadcasts the right side when all ranks together hold at most this many bytes of it."""
@@ -49,7 +43,7 @@ _BROADCASTABLE = ("inner", "left", "semi", "anti")
 class JoinReport:
     """What a join did on this rank (``node.result()``)."""
 
-    strategy: Literal["broadcast", "shuffle"]
+    strategy: JoinMethod
     right_bytes: int
     """Bytes of the right side over all ranks, as far as it was read before choosing."""
     left: ExchangeReport | None

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
-from actors._commit import StagedOutput, WriteMode, check_target, output_actor
+from actors._commit import StagedOutput, check_target, output_actor
 from actors._expressions import check_row_wise
 from actors._split import rank_share
+from actors._typing import WriteMode
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -36,7 +37,6 @@ from streamnet import (
 __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
-    "WriteMode",
     "expand_paths",
     "read_parquet",
     "row_group_statistics",

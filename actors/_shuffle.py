@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Literal
 
 from actors._exchange import (
     ExchangeReport,
@@ -14,12 +13,10 @@ from actors._exchange import (
     hash_partition,
     owner,
 )
+from actors._typing import Placement
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
-__all__ = ["Placement", "contiguous_owner", "shuffle"]
-
-Placement = Literal["round_robin", "contiguous"]
-"""How partitions are spread over ranks."""
+__all__ = ["contiguous_owner", "shuffle"]
 
 
 def contiguous_owner(partition: int, nranks: int, *, partitions: int) -> int:

@@ -8,7 +8,7 @@ row-wise (see `actors._expressions`); `map_chunks` is for work per chunk.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -16,12 +16,10 @@ import pyarrow as pa
 from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
 from actors._expressions import check_row_wise
 from actors._schemas import KernelSchema
+from actors._typing import TableKind
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
-__all__ = ["ChunkKind", "filter", "map_chunks", "rename", "select", "with_columns"]
-
-ChunkKind = Literal["arrow", "polars", "pandas"]
-"""The table type a user function receives."""
+__all__ = ["filter", "map_chunks", "rename", "select", "with_columns"]
 
 
 async def _map_frames(
@@ -231,7 +229,7 @@ async def map_chunks(
     ch_out: Channel[TableChunk],
     fn: Callable[[Any], Any],
     *,
-    kind: ChunkKind = "arrow",
+    kind: TableKind = "arrow",
     in_thread: bool = True,
 ) -> None:
     """Apply ``fn`` to each chunk's table and send what it returns.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import polars as pl
 import pyarrow as pa
 
-from actors._collect import CollectInto, collect
+from actors._collect import collect
 from actors._memory import from_arrow, from_polars
+from actors._typing import TableKind
 from streamnet import ActorNode, Channel, Context, Network
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Stage", "run_pipeline"]
 
@@ -18,15 +22,49 @@ Stage = Callable[[Context, Channel[Any], Channel[Any]], ActorNode]
 """Makes one actor between an input and an output channel: ``lambda ctx, i, o: ...``."""
 
 
+@overload
 def run_pipeline(
     data: pl.DataFrame | pa.Table,
     *stages: Stage,
     chunk_rows: int | None = None,
-    into: CollectInto = "polars",
+    into: Literal["polars"] = "polars",
     ctx: Context | None = None,
     capacity: int = 2,
-) -> Any:
-    """Stream ``data`` through ``stages`` in order and collect the result.
+) -> pl.DataFrame: ...
+
+
+@overload
+def run_pipeline(
+    data: pl.DataFrame | pa.Table,
+    *stages: Stage,
+    chunk_rows: int | None = None,
+    into: Literal["arrow"],
+    ctx: Context | None = None,
+    capacity: int = 2,
+) -> pa.Table: ...
+
+
+@overload
+def run_pipeline(
+    data: pl.DataFrame | pa.Table,
+    *stages: Stage,
+    chunk_rows: int | None = None,
+    into: Literal["pandas"],
+    ctx: Context | None = None,
+    capacity: int = 2,
+) -> pd.DataFrame: ...
+
+
+def run_pipeline(
+    data: pl.DataFrame | pa.Table,
+    *stages: Stage,
+    chunk_rows: int | None = None,
+    into: TableKind = "polars",
+    ctx: Context | None = None,
+    capacity: int = 2,
+) -> pl.DataFrame | pa.Table | pd.DataFrame:
+    """Stream ``data`` through ``stages`` in order and collect the result, a table of the
+    kind ``into`` names (a Polars DataFrame by default).
 
     Examples
     --------
@@ -49,7 +87,7 @@ def _run(
     data: pl.DataFrame | pa.Table,
     stages: tuple[Stage, ...],
     chunk_rows: int | None,
-    into: CollectInto,
+    into: TableKind,
     capacity: int,
 ) -> Any:
     chans: list[Channel[Any]] = [

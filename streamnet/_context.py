@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from channels._channel import Channel
 from streamnet._errors import BackendUnavailableError
@@ -228,6 +228,26 @@ class Context:
         )
 
     # ----------------------------------------------------------------- channels
+    @overload
+    def create_channel(
+        self,
+        payload_type: type[T],
+        *,
+        capacity: int | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+    ) -> Channel[T]: ...
+
+    @overload
+    def create_channel(
+        self,
+        payload_type: None = None,
+        *,
+        capacity: int | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+    ) -> Channel[Any]: ...
+
     def create_channel(
         self,
         payload_type: type[T] | None = None,
@@ -235,10 +255,11 @@ class Context:
         capacity: int | None = None,
         max_bytes: int | None = None,
         name: str | None = None,
-    ) -> Channel[T]:
+    ) -> Channel[T] | Channel[Any]:
         """A new channel; ``capacity`` defaults to the Context's ``channel_capacity``.
 
-        See :class:`channels.Channel` for the parameters.
+        With a ``payload_type``, a ``Channel[payload_type]`` (sends check it); without,
+        a ``Channel[Any]``. See :class:`channels.Channel` for the parameters.
         """
         if name is None:
             name = f"ch#{len(self._channels)}"

@@ -58,19 +58,25 @@ def deprecated(message: str) -> None:
     )
 
 
-RENAMED: Mapping[str, str] = {
-    "ActorContext": "PersistentActorContext",
-    "ActorLifecycle": "PersistentActorState",
-    "is_message": "is_persistent_message",
-    "message": "persistent_message",
+RENAMED: Mapping[str, Mapping[str, str]] = {
+    "streamnet": {
+        "ActorContext": "PersistentActorContext",
+        "ActorLifecycle": "PersistentActorState",
+        "is_message": "is_persistent_message",
+        "message": "persistent_message",
+    },
+    "actors": {
+        "ChunkKind": "TableKind",
+        "CollectInto": "TableKind",
+    },
 }
-"""Every renamed public name, old -> new. `streamnet`, and the subpackage that exports
-the new name, serve the old one (with a warning) through ``renamed_names``."""
+"""Every renamed public name, by package, old -> new. The package, and its subpackage
+that exports the new name, serve the old one (with a warning) through ``renamed_names``."""
 
 
 def renamed_names(module: str) -> Callable[[str], Any]:
-    """A module ``__getattr__`` serving each old name of `RENAMED` whose new name the
-    module has, as that new name, with a warning.
+    """A module ``__getattr__`` serving each old name its package has in `RENAMED`, as the
+    new name, with a warning (where the module has the new name).
 
     Examples
     --------
@@ -83,8 +89,10 @@ def renamed_names(module: str) -> Callable[[str], Any]:
     (True, '`streamnet.ActorContext` is deprecated; use `streamnet.PersistentActorContext`')
     """
 
+    renamed = RENAMED.get(module.partition(".")[0], {})
+
     def __getattr__(name: str) -> Any:
-        new = RENAMED.get(name)
+        new = renamed.get(name)
         namespace = vars(sys.modules[module])
         if new is None or new not in namespace:
             raise AttributeError(f"module `{module}` has no attribute `{name}`")

@@ -1,0 +1,43 @@
+"""Literal aliases: every set of choices the actors' options take, in one place."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "AggHow",
+    "DistinctKeep",
+    "JoinHow",
+    "JoinMethod",
+    "JoinStrategy",
+    "Placement",
+    "TableKind",
+    "WriteMode",
+]
+
+AggHow = Literal[
+    "sum", "count", "len", "mean", "min", "max", "first", "last", "n_unique", "std", "var"
+]
+"""Aggregations :func:`groupby_agg` computes, with Polars' meaning of each."""
+
+DistinctKeep = Literal["any", "first", "last"]
+"""Which row of a set of duplicates :func:`distinct` keeps."""
+
+JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
+"""Join types, with Polars' meaning."""
+
+JoinStrategy = Literal["auto", "broadcast", "shuffle"]
+"""How the join moves data between ranks."""
+
+JoinMethod = Literal["broadcast", "shuffle"]
+"""How a join moved data between ranks: the `JoinStrategy` it ran (``auto`` picks one)."""
+
+Placement = Literal["round_robin", "contiguous"]
+"""How partitions are spread over ranks."""
+
+TableKind = Literal["arrow", "polars", "pandas"]
+"""A kind of table: a ``pyarrow.Table``, a Polars or a pandas DataFrame. What
+``map_chunks(kind=)`` hands its function, and what ``collect(into=)`` returns."""
+
+WriteMode = Literal["error", "overwrite", "append"]
+"""What a writer does when its target exists: raise (default), replace it, or add files to it."""
