@@ -413,38 +413,40 @@ class Plan:
         cannot is refused before any data flows.
         """
         try:
-            self._try(empty)
+            self.check_computable(empty)
         except pl.exceptions.PolarsError:
             for agg in self.aggs:  # which one, to say so
-                Plan([agg])._check_one(empty, where)
+                _check_one(agg, empty, where)
             raise
 
-    def _try(self, empty: pl.DataFrame) -> None:
+    def check_computable(self, empty: pl.DataFrame) -> None:
+        """Run every step on ``empty`` (the input's columns): Polars raises if one fails."""
         frame = empty.select(*self.columns, *[pl.lit(0, pl.Int64).alias(c) for c in ORDER])
         frame.select(self.wholes())
         frame.select(self.rows(SPAN))
         partials = frame.select(self.partials(SPAN))
         partials.with_columns(self.windows([])).select(self.merges(SPAN)).select(self.finals())
 
-    def _check_one(self, empty: pl.DataFrame, where: str) -> None:
-        (agg,) = self.aggs
-        if agg.column is None:
-            return
-        dtype = empty.schema[agg.column]
-        try:
-            empty.select(agg.polars())
-        except pl.exceptions.PolarsError as exc:
-            raise TypeError(
-                f"{where}: aggregation {agg.how!r} does not apply to column "
-                f"`{agg.column}` of type {dtype} ({_reason(exc)})"
-            ) from None
-        try:
-            self._try(empty)
-        except pl.exceptions.PolarsError as exc:
-            raise TypeError(
-                f"{where}: aggregation {agg.how!r} of column `{agg.column}` cannot be "
-                f"computed from partials for type {dtype} ({_reason(exc)})"
-            ) from None
+
+def _check_one(agg: Agg, empty: pl.DataFrame, where: str) -> None:
+    """Raise a TypeError naming ``where`` if ``agg`` does not apply to its column's type."""
+    if agg.column is None:
+        return
+    dtype = empty.schema[agg.column]
+    try:
+        empty.select(agg.polars())
+    except pl.exceptions.PolarsError as exc:
+        raise TypeError(
+            f"{where}: aggregation {agg.how!r} does not apply to column "
+            f"`{agg.column}` of type {dtype} ({_reason(exc)})"
+        ) from None
+    try:
+        Plan([agg]).check_computable(empty)
+    except pl.exceptions.PolarsError as exc:
+        raise TypeError(
+            f"{where}: aggregation {agg.how!r} of column `{agg.column}` cannot be "
+            f"computed from partials for type {dtype} ({_reason(exc)})"
+        ) from None
 
 
 def _reason(exc: Exception) -> str:

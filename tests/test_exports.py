@@ -87,3 +87,23 @@ def test_subpackages_export_names_that_streamnet_exports_too(subpackage: str) ->
         assert shown == "streamnet" or not shown.startswith("streamnet"), (
             f"{subpackage}.{name} shows module {shown}"
         )
+
+
+def test_every_statistics_method_returns_a_frozen_record() -> None:
+    """A stateful object's ``statistics()`` is a snapshot: a frozen dataclass."""
+    import dataclasses
+    import typing
+
+    found = []
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            method = getattr(obj, "statistics", None) if isinstance(obj, type) else None
+            if method is None:
+                continue
+            record = typing.get_type_hints(method)["return"]
+            assert dataclasses.is_dataclass(record), f"{name}.statistics() returns {record}"
+            assert record.__dataclass_params__.frozen, f"{record.__name__} is not frozen"
+            found.append(name)
+    assert {"ActorRuntime", "Channel", "Context", "Mailbox", "Network", "Supervisor"} <= set(found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -108,13 +109,18 @@ class ActorRecorder(TrafficCounter):
 
 @dataclass(frozen=True, slots=True)
 class CollectiveStatistics:
-    """Bytes one collective actor sent to and received from each peer rank."""
+    """Bytes one collective actor sent to and received from each peer rank (read-only
+    mappings, copied when the record is made: later traffic does not change them)."""
 
     name: str
-    bytes_sent: dict[int, int]
-    bytes_received: dict[int, int]
+    bytes_sent: Mapping[int, int]
+    bytes_received: Mapping[int, int]
     peak_buffered_bytes: int
     spilled_bytes: int
+
+    def __post_init__(self) -> None:
+        for name in ("bytes_sent", "bytes_received"):  # a snapshot, not the actor's own dict
+            object.__setattr__(self, name, dict(getattr(self, name)))
 
 
 @dataclass(frozen=True, slots=True)

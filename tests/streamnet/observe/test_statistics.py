@@ -91,3 +91,12 @@ async def test_statistics_render_with_rich_and_as_html() -> None:
     assert "source#0" in text
     assert "rows out" in text
     assert "<table" in net.statistics()._repr_html_()
+
+
+def test_collective_statistics_are_a_snapshot_of_the_traffic() -> None:
+    from streamnet import CollectiveStatistics
+
+    sent = {1: 10}
+    stats = CollectiveStatistics("shuffle#0", sent, {}, peak_buffered_bytes=0, spilled_bytes=0)
+    sent[1] = 99  # the actor's own counts go on changing
+    assert stats.bytes_sent == {1: 10}

@@ -19,6 +19,7 @@ from streamnet import (
     PersistentActorContext,
     RestartIntensityError,
     Supervisor,
+    SupervisorStatistics,
     persistent_message,
 )
 
@@ -166,6 +167,36 @@ async def test_intensity_exceeded_stops_children_and_escalates_to_the_top() -> N
         assert runtime.supervision_failures == [("sup", sup.failure)]
 
 
+async def test_a_supervisor_reports_statistics_and_tells_its_watchers_it_gives_up() -> None:
+    import dataclasses
+
+    world = World()
+    async with ActorRuntime() as runtime:
+        sup = Supervisor(runtime, "sup", specs(world, "a", "b"), max_restarts=1, max_seconds=10)
+        assert sup.statistics() == SupervisorStatistics(
+            supervisor_id="sup", state="created", strategy="one_for_one",
+            children=("a", "b"), restarts=0, failure=None,
+        )  # fmt: skip
+        causes: list[BaseException] = []
+        sup.watch(causes.append)
+        unwatched: list[BaseException] = []
+        sup.watch(unwatched.append)()  # watching, then not
+        await sup.start()
+        await runtime.send("b", Cmd("crash"))
+        await world.until(lambda: sup.restarts == 1 and world.starts["b"] == 2)
+        running = sup.statistics()
+        assert (running.state, running.restarts, running.failure) == ("running", 1, None)
+        assert causes == []
+        await runtime.send("b", Cmd("crash"))
+        await world.until(lambda: sup.state == "failed")
+        assert isinstance(sup.failure, RestartIntensityError)
+        assert causes == [sup.failure]  # once, with the cause
+        assert unwatched == []
+        assert sup.statistics().failure is sup.failure
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            running.restarts = 5  # type: ignore[misc]
+
+
 async def test_a_child_supervisor_escalates_and_its_parent_restarts_it() -> None:
     world = World()
     async with ActorRuntime() as runtime:
@@ -286,7 +317,7 @@ async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplo
         await runtime.send("s", Cmd("hang"))
         await world.until(lambda: world.starts["s"] == 2)
         assert (
-            isinstance(runtime._actors["s"].failure, WatchdogTimeout)
+            isinstance(runtime.failure("s"), WatchdogTimeout)
             or runtime.state("s") == "active"
         )
         await runtime.send("s", Cmd("fine"))
