@@ -136,7 +136,7 @@ def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
     unknown; true means no row can match. None when Polars has no such test.
     """
     try:
-        return predicate._skip_batch_predicate(dict(schema))  # Polars' own: no public API
+        return predicate._skip_batch_predicate(dict(schema))  # Polars' own (see pyproject)
     except Exception:  # any failure (unsupported expression) only means no pruning
         return None
 

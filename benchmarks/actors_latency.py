@@ -7,16 +7,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from streamnet import ActorContext, ActorRuntime, message
+from streamnet import ActorRuntime, PersistentActorContext, persistent_message
 
 
-@message
+@persistent_message
 @dataclass
 class Ping:
     n: int
 
 
-async def _echo(ctx: ActorContext) -> None:
+async def _echo(ctx: PersistentActorContext) -> None:
     while not ctx.should_terminate:
         try:
             msg = await ctx.receive(timeout=1.0)
@@ -25,7 +25,7 @@ async def _echo(ctx: ActorContext) -> None:
         await ctx.send(msg.reply(msg))
 
 
-async def _sink(ctx: ActorContext, count: list[int], done: asyncio.Event, total: int) -> None:
+async def _sink(ctx: PersistentActorContext, count: list[int], done: asyncio.Event, total: int) -> None:
     while not ctx.should_terminate:
         try:
             await ctx.receive(timeout=1.0)

@@ -1,6 +1,6 @@
 """Requests from the host to persistent actors, and the replies that answer them.
 
-``runtime.request(actor_id, message)`` sends a ``@message`` and waits for the reply
+``runtime.request(actor_id, message)`` sends a ``@persistent_message`` and waits for the reply
 whose ``correlation_id`` is the request's ``message_id``. The runtime's `Requests`
 book keeps the requests that wait for a reply, their deadlines (one timer for all),
 which instance took each request's message (that instance answers it, or fails it by
