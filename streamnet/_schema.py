@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANNOT_HOLD",
-    "Checked",
     "SchemaInfo",
     "StreamSchema",
     "canonical_schema",
@@ -349,12 +348,6 @@ def schema_differences(expected: pa.Schema, got: pa.Schema, *, of: str = "the st
 
 
 # ----------------------------------------------------------------------- one per stream
-class Checked(Protocol):
-    """What a stream's schema check reads of a chunk (a `TableChunk` is one)."""
-
-    def _schema_info(self) -> SchemaInfo: ...
-
-
 @dataclass(slots=True)
 class StreamSchema:
     """The schema of a stream, set by its first chunk: what a channel remembers."""
@@ -365,9 +358,9 @@ class StreamSchema:
 
 
 def check_stream(
-    state: StreamSchema | None, chunk: Checked, channel: str, sequence_number: int
+    state: StreamSchema | None, info: SchemaInfo, channel: str, sequence_number: int
 ) -> StreamSchema:
-    """The stream's schema once ``chunk`` entered the channel ``channel``.
+    """The stream's schema once a chunk of schema ``info`` entered the channel ``channel``.
 
     An identity comparison when the chunk shares its stream's SchemaInfo (the
     common case), a comparison of schemas otherwise; never of data.
@@ -377,7 +370,6 @@ def check_stream(
     SchemaError
         ``chunk`` does not have the schema of the stream's first chunk.
     """
-    info = chunk._schema_info()
     if state is None:
         return StreamSchema(info, sequence_number, _actor_name())
     if info is state.info:

@@ -162,7 +162,7 @@ class TableChunk:
                     f"{df.width}; got {schema.names}"
                 )
             info = info_of_arrow(schema)
-        chunk = cls.__new__(cls)
+        chunk: TableChunk = cls.__new__(cls)
         chunk._table = None
         chunk._canonical = True
         chunk._frame = df
@@ -248,7 +248,7 @@ class TableChunk:
         SchemaError
             The chunk does not have the schema of the stream's first chunk.
         """
-        return check_stream(stream, self, channel, sequence_number)
+        return check_stream(stream, self._schema_info(), channel, sequence_number)
 
     @property
     def nbytes(self) -> int:
@@ -259,15 +259,16 @@ class TableChunk:
     def slice(self, offset: int = 0, length: int | None = None) -> TableChunk:
         """Rows ``offset`` to ``offset + length`` (to the end when None) as a chunk of the
         same schema, without copying or converting data."""
+        info = self._schema_info()  # worked out once for all the slices of a chunk
         frame = self._frame
         if frame is not None:
-            part = TableChunk.from_polars(frame.slice(offset, length))
-        else:
-            table = self._arrow(canonical=False)
-            part = TableChunk.from_arrow(table.slice(offset, length))
-            part._canonical = self._canonical
-        part._info = self._schema_info()  # worked out once for all the slices of a chunk
-        return part
+            part: TableChunk = TableChunk.from_polars(frame.slice(offset, length))
+            part._info = info
+            return part
+        piece: TableChunk = TableChunk.from_arrow(self._arrow(canonical=False).slice(offset, length))
+        piece._canonical = self._canonical
+        piece._info = info
+        return piece
 
     def table_view(self) -> TableView:
         """A view of the table with ``num_rows()`` and ``num_columns()``."""

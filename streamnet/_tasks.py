@@ -70,7 +70,7 @@ def start_task(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyn
         label = f"{actor}: {label}"
     driver = Driver(coro)
     task: asyncio.Task[T] = asyncio.get_running_loop().create_task(driver, name=label)
-    task.add_done_callback(lambda done: done.exception() if driver._reported else None)
+    task.add_done_callback(lambda done: done.exception() if driver.reported else None)
     return task
 
 
@@ -134,6 +134,11 @@ class Driver(Coroutine[Any, Any, T]):
         """The task's coroutine is closed: close ``coro`` too, unless it was let go."""
         if not self._let_go:
             self._context.run(self._coro.close)
+
+    @property
+    def reported(self) -> bool:
+        """Whether the coroutine failed with a failure that reports another."""
+        return self._reported
 
     @property
     def cr_await(self) -> Coroutine[Any, Any, T]:
