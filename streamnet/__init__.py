@@ -7,6 +7,8 @@ errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). T
 rest is in subpackages, each with a map of its modules:
 
 - `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
+- `streamnet.backends`: `Backend`, where tables live and kernels run (``cpu/``), by name;
+- `streamnet.plans`: `Plan` and its steps, per-chunk work as Polars expressions;
 - `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@message`` (persistent actors);
 - `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
 - `streamnet.engines`: `run_ranks`, `run_on_ray`, ``streamnet run``: ranks and Contexts;
@@ -62,7 +64,16 @@ from streamnet._errors import (
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
-from streamnet._typing import ActorState, Backend
+from streamnet._typing import ActorState
+from streamnet.backends import (
+    Backend,
+    BackendName,
+    Packed,
+    backend_for,
+    default_backend,
+    probe_backend,
+    use_backend,
+)
 from streamnet.comm import (
     Communicator,
     InProcessCommunicator,
@@ -103,6 +114,18 @@ from streamnet.persistent import (
     persistent_actor,
     reply,
 )
+from streamnet.plans import (
+    Cast,
+    Filter,
+    ParquetScan,
+    Plan,
+    Rename,
+    Select,
+    Slices,
+    Stamp,
+    Step,
+    WithColumns,
+)
 
 __version__ = "0.1.0"
 
@@ -118,8 +141,10 @@ __all__ = [
     "ActorState",
     "ActorStatistics",
     "Backend",
+    "BackendName",
     "Backoff",
     "BackendUnavailableError",
+    "Cast",
     "Channel",
     "ChannelAborted",
     "ChannelBroken",
@@ -136,6 +161,7 @@ __all__ = [
     "DeadlockError",
     "ExpressionError",
     "FileReadError",
+    "Filter",
     "InProcessCommunicator",
     "InProcessWorld",
     "MPICommunicator",
@@ -147,18 +173,24 @@ __all__ = [
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "Packed",
+    "ParquetScan",
     "PersistentActorStatistics",
     "PictureEngine",
+    "Plan",
     "ProgressTracker",
     "RayCommunicator",
     "RemoteRankError",
+    "Rename",
     "RestartIntensityError",
     "RestartPolicy",
     "RestartType",
     "SchemaError",
+    "Select",
     "SequenceError",
     "SharedChannelWarning",
     "SingleCommunicator",
+    "Slices",
     "Span",
     "SupervisionStrategy",
     "Supervisor",
@@ -166,6 +198,8 @@ __all__ = [
     "SpillDirectory",
     "SpillError",
     "SpillStatistics",
+    "Stamp",
+    "Step",
     "StreamnetError",
     "TableChunk",
     "TableView",
@@ -174,8 +208,11 @@ __all__ = [
     "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
+    "WithColumns",
     "current_actor",
+    "backend_for",
     "current_actor_name",
+    "default_backend",
     "define_actor",
     "describe_schema",
     "is_message",
@@ -185,6 +222,7 @@ __all__ = [
     "mpi_communicator",
     "on_success",
     "persistent_actor",
+    "probe_backend",
     "process_tag",
     "reply",
     "run_actor_network",
@@ -192,6 +230,7 @@ __all__ = [
     "run_ranks",
     "run_ranks_async",
     "start_task",
+    "use_backend",
 ]
 
 publish(globals(), "streamnet", __all__)

@@ -7,7 +7,7 @@ from typing import Literal
 __all__ = [
     "ActorLifecycle",
     "ActorState",
-    "Backend",
+    "BackendName",
     "NetworkState",
     "PictureEngine",
     "RestartType",
@@ -16,8 +16,8 @@ __all__ = [
     "SupervisionStrategy",
 ]
 
-Backend = Literal["cpu", "gpu"]
-"""Where tables live and kernels run."""
+BackendName = Literal["cpu", "gpu"]
+"""Where tables live and kernels run: the name of a `Backend`."""
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""
