@@ -79,7 +79,7 @@ async def distinct(
             yield await ctx.to_thread(dedup, frame)
 
     def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        return hash_partition(frame, keys_of(frame.columns), count)
+        return hash_partition(ctx.backend, frame, keys_of(frame.columns), count)
 
     held = await exchange(
         ctx, coll, prepared(), partitioner, count, "distinct", max_buffered_bytes=max_buffered_bytes

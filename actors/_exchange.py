@@ -17,14 +17,22 @@ import polars as pl
 import pyarrow as pa
 
 from actors._columns import ColumnCheck
-from streamnet import Channel, Collective, CollectiveTraffic, Context, TableChunk, Tag, start_task
+from streamnet import (
+    Backend,
+    Channel,
+    Collective,
+    CollectiveTraffic,
+    Context,
+    TableChunk,
+    Tag,
+    start_task,
+)
 
 __all__ = [
     "ExchangeReport",
     "InputSchema",
     "Partitioner",
     "Partitions",
-    "canonical_keys",
     "chunks_of",
     "exchange",
     "frames_of",
@@ -37,7 +45,6 @@ __all__ = [
 Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
 """Cuts a frame into pieces by partition id."""
 
-SEED = 0x5EED
 _DONE = None
 _SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
 
@@ -166,40 +173,16 @@ async def map_in_threads(
         await stop_tasks(ctx, pending)
 
 
-def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
-    """Key expressions cast so that equal values hash alike whatever their width (Int32/Int64...)."""
-    exprs = []
-    for key in keys:
-        dtype = df.schema[key]
-        expr = pl.col(key)
-        if dtype.is_signed_integer():
-            expr = expr.cast(pl.Int64)
-        elif dtype.is_unsigned_integer():
-            expr = expr.cast(pl.UInt64)
-        elif dtype.is_float():
-            expr = expr.cast(pl.Float64)
-        elif isinstance(dtype, pl.Categorical | pl.Enum):
-            expr = expr.cast(pl.String)
-        exprs.append(expr)
-    return exprs
-
-
 def hash_partition(
-    df: pl.DataFrame, keys: Sequence[str], partitions: int
+    backend: Backend, df: pl.DataFrame, keys: Sequence[str], partitions: int
 ) -> dict[int, pl.DataFrame]:
-    """Rows of ``df`` by partition: a seeded hash of the key columns modulo ``partitions``.
+    """Rows of ``df`` by partition, as the backend's `Backend.hash_partition` cuts them.
 
     Rows with equal keys land in the same partition on every rank; null keys too.
     Empty partitions are left out.
     """
-    if partitions == 1 or df.height == 0:
-        return {0: df} if df.height else {}
-    columns = canonical_keys(df, keys)
-    # One key hashes directly: four times cheaper than hashing a struct of one field.
-    hashed = columns[0].hash(SEED) if len(columns) == 1 else pl.struct(columns).hash(SEED)
-    ids = df.select((hashed % partitions).alias("__partition")).to_series()
-    pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
-    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+    pieces = backend.hash_partition(TableChunk.from_polars(df), keys, partitions)
+    return {partition: piece.to_polars() for partition, piece in pieces.items()}
 
 
 def _spill_all(ctx: Context, chunks: Sequence[TableChunk]) -> None:

@@ -372,7 +372,7 @@ async def groupby_agg(
         ctx,
         coll,
         prepared(),
-        partial(hash_partition, keys=key_cols, partitions=count),
+        partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
         count,
         "groupby",
         max_buffered_bytes=max_buffered_bytes,

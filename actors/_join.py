@@ -217,11 +217,13 @@ async def join(
     # Both sides at once: neither waits for the other to end (no deadlock under a fanout).
     right_held, left_held = await asyncio.gather(
         exchange(
-            ctx, coll, right_stream(), partial(hash_partition, keys=rkeys, partitions=count),
+            ctx, coll, right_stream(),
+            partial(hash_partition, ctx.backend, keys=rkeys, partitions=count),
             count, "right", max_buffered_bytes=max_buffered_bytes,
         ),
         exchange(
-            ctx, coll, left_stream(), partial(hash_partition, keys=lkeys, partitions=count),
+            ctx, coll, left_stream(),
+            partial(hash_partition, ctx.backend, keys=lkeys, partitions=count),
             count, "left", max_buffered_bytes=max_buffered_bytes,
         ),
     )  # fmt: skip

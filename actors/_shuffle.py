@@ -98,7 +98,7 @@ async def shuffle(
         ctx,
         coll,
         frames_of(ctx, ch_in, key_cols, where="shuffle keys", schema=schema),
-        partial(hash_partition, keys=key_cols, partitions=count),
+        partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
         count,
         "shuffle",
         owner_of=owner_of,

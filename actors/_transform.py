@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
 from actors._expressions import check_row_wise
@@ -207,21 +206,6 @@ async def rename(
     await _map_frames(ctx, ch_in, ch_out, lambda df: df.rename(renames), set(renames), "rename")
 
 
-def _to_chunk(value: Any, where: str) -> TableChunk:
-    if isinstance(value, TableChunk):
-        return value
-    if isinstance(value, pa.Table | pa.RecordBatch):
-        return TableChunk.from_arrow(value)
-    if isinstance(value, pl.DataFrame):
-        return TableChunk.from_polars(value)
-    if type(value).__module__.startswith("pandas"):
-        return TableChunk.from_pandas(value)
-    raise TypeError(
-        f"{where}: the function must return a pyarrow.Table, polars.DataFrame, pandas.DataFrame "
-        f"or TableChunk, got {type(value).__name__}"
-    )
-
-
 @define_actor
 async def map_chunks(
     ctx: Context,
@@ -279,5 +263,6 @@ async def map_chunks(
         else:
             out = fn(convert(chunk))
         if out is not None:
-            await ch_out.send(ctx, Message(msg.sequence_number, _to_chunk(out, where)))
+            chunk = ctx.backend.from_host(out, where=f"{where}: the function's result")
+            await ch_out.send(ctx, Message(msg.sequence_number, chunk))
     await ch_out.drain(ctx)

@@ -258,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
             await ctx.to_thread(totals.add, frame)
             if args.check:
                 assert owner(partition, ctx.nranks) == ctx.rank, (partition, ctx.rank)
-                cut = await ctx.to_thread(hash_partition, frame.select("key"), ["key"], partitions)
+                cut = await ctx.to_thread(
+                    hash_partition, ctx.backend, frame.select("key"), ["key"], partitions
+                )
                 assert list(cut) == [partition], (partition, sorted(cut))
                 keys.append(frame["key"].unique())
         distinct = pl.concat(keys).unique() if keys else pl.Series("key", [], pl.Int64)

@@ -7,6 +7,8 @@ errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). T
 rest is in subpackages, each with a map of its modules:
 
 - `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
+- `streamnet.backends`: `Backend`, where tables live and kernels run (``cpu/``), by name;
+- `streamnet.plans`: `Plan` and its steps, per-chunk work as Polars expressions;
 - `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@persistent_message``
   (persistent actors, with words of their own: see its glossary);
 - `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
@@ -65,7 +67,16 @@ from streamnet._errors import (
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
-from streamnet._typing import ActorState, Backend
+from streamnet._typing import ActorState
+from streamnet.backends import (
+    Backend,
+    BackendName,
+    Packed,
+    backend_for,
+    default_backend,
+    probe_backend,
+    use_backend,
+)
 from streamnet.comm import (
     Communicator,
     InProcessCommunicator,
@@ -108,6 +119,18 @@ from streamnet.persistent import (
     persistent_message,
     reply,
 )
+from streamnet.plans import (
+    Cast,
+    Filter,
+    ParquetScan,
+    Plan,
+    Rename,
+    Select,
+    Slices,
+    Stamp,
+    Step,
+    WithColumns,
+)
 
 __version__ = "0.1.0"
 
@@ -121,8 +144,10 @@ __all__ = [
     "ActorState",
     "ActorStatistics",
     "Backend",
+    "BackendName",
     "Backoff",
     "BackendUnavailableError",
+    "Cast",
     "Channel",
     "ChannelAborted",
     "ChannelBroken",
@@ -139,6 +164,7 @@ __all__ = [
     "DeadlockError",
     "ExpressionError",
     "FileReadError",
+    "Filter",
     "InProcessCommunicator",
     "InProcessWorld",
     "MPICommunicator",
@@ -152,18 +178,24 @@ __all__ = [
     "NetworkStatistics",
     "PersistentActorContext",
     "PersistentActorState",
+    "Packed",
+    "ParquetScan",
     "PersistentActorStatistics",
     "PictureEngine",
+    "Plan",
     "ProgressTracker",
     "RayCommunicator",
     "RemoteRankError",
+    "Rename",
     "RestartIntensityError",
     "RestartPolicy",
     "RestartType",
     "SchemaError",
+    "Select",
     "SequenceError",
     "SharedChannelWarning",
     "SingleCommunicator",
+    "Slices",
     "Span",
     "SupervisionStrategy",
     "Supervisor",
@@ -173,6 +205,8 @@ __all__ = [
     "SpillDirectory",
     "SpillError",
     "SpillStatistics",
+    "Stamp",
+    "Step",
     "StreamnetError",
     "TableChunk",
     "TableView",
@@ -181,8 +215,11 @@ __all__ = [
     "UnreadInputError",
     "WatchdogTimeout",
     "WiringError",
+    "WithColumns",
     "current_actor",
+    "backend_for",
     "current_actor_name",
+    "default_backend",
     "define_actor",
     "describe_schema",
     "is_persistent_message",
@@ -192,6 +229,7 @@ __all__ = [
     "on_success",
     "persistent_actor",
     "persistent_message",
+    "probe_backend",
     "process_tag",
     "reply",
     "run_actor_network",
@@ -199,6 +237,7 @@ __all__ = [
     "run_ranks",
     "run_ranks_async",
     "start_task",
+    "use_backend",
 ]
 
 __getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)

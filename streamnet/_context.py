@@ -16,12 +16,14 @@ import types
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from channels._channel import Channel
 from streamnet._errors import BackendUnavailableError
 from streamnet._tasks import current_driver
-from streamnet._typing import Backend
+from streamnet._typing import BackendName
+from streamnet.backends._base import Backend
+from streamnet.backends._registry import backend_for
 from streamnet.comm._communicator import Communicator, SingleCommunicator
 from streamnet.memory._spill import SpillDirectory
 from streamnet.observe._logging import logger
@@ -34,8 +36,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-_BACKENDS = ("cpu", "gpu")
-
 
 class Context:
     """The runtime shared by the actors of a network.
@@ -43,7 +43,11 @@ class Context:
     Parameters
     ----------
     backend
-        ``"cpu"`` (default): tables are Arrow tables, kernels are pyarrow/Polars.
+        Where tables live and kernels run (``ctx.backend`` is the `Backend`):
+        ``"cpu"`` (Arrow tables and Polars frames), ``"gpu"``, or ``"auto"``
+        (the GPU where it works, else the CPU). None (default): the process's
+        default, ``"cpu"`` unless the environment variable ``STREAMNET_BACKEND``
+        names another (see `default_backend`).
     num_threads
         Size of the thread pool that runs blocking kernels. Arrow and Polars
         release the GIL there, and many kernels wait on I/O, so the default is
@@ -102,7 +106,7 @@ class Context:
     def __init__(
         self,
         *,
-        backend: Backend = "cpu",
+        backend: BackendName | Literal["auto"] | None = None,
         num_threads: int | None = None,
         channel_capacity: int = 2,
         options: Mapping[str, Any] | None = None,
@@ -114,13 +118,6 @@ class Context:
         stall_timeout: float | None = None,
         blocked_loop_warning: float | None = 1.0,
     ) -> None:
-        if backend not in _BACKENDS:
-            raise ValueError(f"Context: `backend` must be one of {_BACKENDS}, got {backend!r}")
-        if backend == "gpu":
-            raise BackendUnavailableError(
-                "Context: the `gpu` backend is not available in this version of streamnet; "
-                "use backend='cpu'"
-            )
         if num_threads is not None and (type(num_threads) is not int or num_threads < 1):
             raise ValueError(f"Context: `num_threads` must be an int >= 1, got {num_threads!r}")
         if type(channel_capacity) is not int or channel_capacity < 1:
@@ -137,7 +134,7 @@ class Context:
         ):
             if value is not None and (type(value) not in (int, float) or not value > 0):
                 raise ValueError(f"Context: `{option}` must be None or a number > 0, got {value!r}")
-        self._backend: Backend = backend
+        self._backend: Backend = _make_backend(backend)
         self._num_threads = (
             num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4)
         )
@@ -173,7 +170,8 @@ class Context:
 
     @property
     def backend(self) -> Backend:
-        """``"cpu"`` or ``"gpu"``."""
+        """The `Backend` that holds this Context's tables and runs its kernels
+        (``ctx.backend.name`` is ``"cpu"`` or ``"gpu"``)."""
         return self._backend
 
     @property
@@ -223,7 +221,7 @@ class Context:
 
     def __repr__(self) -> str:
         return (
-            f"<Context backend={self._backend!r} num_threads={self._num_threads} "
+            f"<Context backend={self._backend.name!r} num_threads={self._num_threads} "
             f"rank={self.rank} of {self.nranks}>"
         )
 
@@ -383,14 +381,15 @@ class Context:
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
-        """Shut the thread pool down (waiting for running kernels) and remove the spill
-        folder. Idempotent."""
+        """Shut the thread pool down (waiting for running kernels), remove the spill
+        folder and close the backend. Idempotent."""
         with self._executor_lock:
             self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         self.spills.close()
+        self._backend.close()
 
     def __enter__(self) -> Context:
         return self
@@ -462,6 +461,16 @@ def _warn_left_running(fn: Callable[..., Any], waited: float, grace: float) -> N
         waited,
         grace,
     )
+
+
+def _make_backend(name: object) -> Backend:
+    """The backend ``Context(backend=name)`` asks for (see `backend_for`)."""
+    if name not in (None, "cpu", "gpu", "auto"):
+        raise ValueError(f"Context: `backend` must be 'cpu', 'gpu', 'auto' or None, got {name!r}")
+    try:
+        return backend_for(name)  # type: ignore[arg-type]
+    except BackendUnavailableError as exc:
+        raise BackendUnavailableError(f"Context: {exc}") from None
 
 
 def _launched_communicator() -> Communicator:

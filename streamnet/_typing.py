@@ -6,7 +6,7 @@ from typing import Literal
 
 __all__ = [
     "ActorState",
-    "Backend",
+    "BackendName",
     "NetworkState",
     "PersistentActorState",
     "PictureEngine",
@@ -17,8 +17,8 @@ __all__ = [
     "SupervisorState",
 ]
 
-Backend = Literal["cpu", "gpu"]
-"""Where tables live and kernels run."""
+BackendName = Literal["cpu", "gpu"]
+"""Where tables live and kernels run: the name of a `Backend`."""
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""

@@ -4,6 +4,7 @@ import os
 import sys
 import tempfile
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -30,6 +31,7 @@ settings.load_profile("mpi" if (launched_ranks() or 1) > 1 else "default")
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under mpiexec, each rank gets its own temporary directories (no shared cleanup)."""
+    _check_polars_version()
     if (launched_ranks() or 1) > 1 and not config.option.basetemp:
         config.option.basetemp = tempfile.mkdtemp(prefix="streamnet-tests-")
 
@@ -54,6 +56,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+
+EXPECT_POLARS = "STREAMNET_EXPECT_POLARS"
+"""Set by ``make test-polars-compat``: the Polars version the tests must import."""
+
+
+def _check_polars_version() -> None:
+    """A run meant for another Polars version fails at start rather than test this one."""
+    expected = os.environ.get(EXPECT_POLARS)
+    if expected and pl.__version__ != expected:
+        raise pytest.UsageError(
+            f"{EXPECT_POLARS} is {expected}, but the tests import polars {pl.__version__} "
+            f"from {pl.__file__}; put polars {expected} first on PYTHONPATH "
+            "(`make test-polars-compat` does)"
+        )
 
 
 # Job scripts the MPI tests start under mpiexec: not modules to import here.

@@ -63,12 +63,14 @@ SUBPACKAGES = sorted(
 
 def test_the_runtime_has_its_subpackages() -> None:
     assert SUBPACKAGES == [
+        "streamnet.backends",
         "streamnet.comm",
         "streamnet.engines",
         "streamnet.memory",
         "streamnet.network",
         "streamnet.observe",
         "streamnet.persistent",
+        "streamnet.plans",
     ]
 
 

@@ -5,9 +5,10 @@ bytes here. Arrow tables, record batches, Polars frames and TableChunks
 anywhere inside a payload (a tuple ``(partition, table)``, a list of schemas...)
 are written as Arrow IPC streams and travel *out of band*: the pickled header
 holds only their place, and each table is one contiguous buffer the transport
-sends as it is. On the receiving side the tables are read back without a copy
-from the received buffers. Everything else is pickled (protocol 5, so NumPy
-arrays travel out of band too).
+sends as it is (the CPU backend's packing, ``streamnet.backends.cpu._wire``). On
+the receiving side the tables are read back without a copy from the received
+buffers. Everything else is pickled (protocol 5, so NumPy arrays travel out of
+band too).
 
 Examples
 --------
@@ -31,27 +32,10 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
+from streamnet.backends.cpu._wire import ipc_buffer as _ipc_buffer
+from streamnet.backends.cpu._wire import read_ipc as _read_ipc
 
 __all__ = ["dumps", "is_bulky", "loads"]
-
-
-def _ipc_buffer(table: pa.Table | pa.RecordBatch) -> pa.Buffer:
-    """``table`` as one Arrow IPC stream, written once into a buffer of the exact size.
-
-    Measuring first (no copy) and writing into a preallocated buffer is several
-    times faster than writing into a growing one, which copies as it grows.
-    """
-    measure = pa.MockOutputStream()
-    with pa.ipc.new_stream(measure, table.schema) as writer:
-        writer.write(table)
-    buffer = pa.allocate_buffer(measure.size())
-    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(buffer), table.schema) as writer:
-        writer.write(table)
-    return buffer
-
-
-def _read_ipc(buffer: Any) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(buffer)).read_all()
 
 
 def _batch_from_ipc(buffer: Any) -> pa.RecordBatch:

@@ -3,7 +3,9 @@
 Collective actors get their operation ids in the order they are made, so ranks
 that build the same network in the same order agree on them. A network with
 several ranks exchanges its fingerprint before any actor starts: ranks that
-built different collectives would otherwise wait on each other forever.
+built different collectives would otherwise wait on each other forever. The
+ranks' backends must agree too (`Backend.fingerprint`): ranks whose Polars
+versions differ would hash equal keys into different partitions.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ async def check_ranks_agree(ctx: Context, mine: Fingerprint) -> int:
     Raises
     ------
     NetworkMismatchError
-        The ranks' fingerprints differ (every rank raises it, naming each rank's).
+        The ranks' fingerprints differ, or their backends' (every rank raises it,
+        naming each rank's).
     RemoteRankError
         A peer failed before or while the fingerprints were exchanged.
     """
@@ -44,7 +47,8 @@ async def check_ranks_agree(ctx: Context, mine: Fingerprint) -> int:
         if (known := comm.failure) is not None:
             raise known
         run_id = ctx._next_run()
-        everyone = await comm.allgather(("network", run_id), mine)
+        backend = ctx.backend.fingerprint()
+        everyone = await comm.allgather(("network", run_id), (backend, mine))
         if (known := comm.failure) is not None:  # heard of while exchanging fingerprints
             raise known
     except RemoteRankError as exc:
@@ -55,9 +59,15 @@ async def check_ranks_agree(ctx: Context, mine: Fingerprint) -> int:
         mismatch = NetworkMismatchError(str(exc.cause))
         mismatch.add_note(f"found first by rank {exc.rank}")
         raise mismatch from None
-    if any(other != mine for other in everyone):
+    if any(other != backend for other, _ in everyone):
+        lines = "\n".join(f"  rank {rank}: {other}" for rank, (other, _) in enumerate(everyone))
+        raise NetworkMismatchError(
+            "the ranks run different backends; partitions agree only between ranks of one "
+            "backend with the same versions (install the same Polars on every rank):\n" + lines
+        )
+    if any(other != mine for _, other in everyone):
         lines = "\n".join(
-            f"  rank {rank}: {_describe(print_)}" for rank, print_ in enumerate(everyone)
+            f"  rank {rank}: {_describe(print_)}" for rank, (_, print_) in enumerate(everyone)
         )
         raise NetworkMismatchError(
             f"the ranks built different networks; their collectives must match one for one "

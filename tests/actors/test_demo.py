@@ -44,13 +44,15 @@ def test_cli_demo_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.timeout(60)
 def test_the_demo_runs_as_a_module(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
+    path = os.environ.get("PYTHONPATH")
     done = subprocess.run(
         [sys.executable, "-m", "actors.demo", "--rows", "5000", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=50,
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        # The caller's PYTHONPATH stays after the root: it may shadow Polars (compat run).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), path]))},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "same answer as Polars: yes" in done.stdout

@@ -92,7 +92,7 @@ def test_map_chunks_returning_none_drops_the_chunk() -> None:
 
 
 def test_map_chunks_rejects_a_bad_return_type() -> None:
-    with pytest.raises(TypeError, match="must return a pyarrow.Table.*got int"):
+    with pytest.raises(TypeError, match=r"function's result: expected a pyarrow\.Table.*got int"):
         run_pipeline(
             pl.DataFrame({"x": [1]}), lambda c, i, o: actors.map_chunks(c, i, o, lambda t: 3)
         )

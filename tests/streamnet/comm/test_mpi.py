@@ -27,6 +27,7 @@ def run_job(*args: str, timeout: float = 100) -> tuple[int, str, float]:
     below the test's timeout so that a hang is reported with the job's output.
     """
     start = time.monotonic()
+    path = os.environ.get("PYTHONPATH")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamnet", "run", *args],
         cwd=ROOT,
@@ -34,7 +35,8 @@ def run_job(*args: str, timeout: float = 100) -> tuple[int, str, float]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # The caller's PYTHONPATH stays after the root: it may shadow Polars (compat run).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), path]))},
     )
     try:
         output, _ = process.communicate(timeout=timeout)

@@ -1,0 +1,34 @@
+"""Backends: where tables live and kernels run, behind one interface.
+
+- `Backend` (``_base.py``): the interface, every method's contract and errors written once.
+- `Packed` (``_types.py``): the records its methods take and return.
+- ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
+  default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
+- ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
+
+A `Context` makes its backend (``Context(backend="cpu")``) and hands it to the
+actors as ``ctx.backend``; its name is a `BackendName`.
+"""
+
+from channels._exports import publish
+from streamnet._typing import BackendName
+from streamnet.backends._base import Backend
+from streamnet.backends._registry import (
+    backend_for,
+    default_backend,
+    probe_backend,
+    use_backend,
+)
+from streamnet.backends._types import Packed
+
+__all__ = [
+    "Backend",
+    "BackendName",
+    "Packed",
+    "backend_for",
+    "default_backend",
+    "probe_backend",
+    "use_backend",
+]
+
+publish(globals(), "streamnet", __all__)

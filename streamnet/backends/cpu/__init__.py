@@ -1,0 +1,15 @@
+"""The CPU backend: Arrow tables and Polars frames, one module per facet.
+
+- `CpuBackend` (``_backend.py``): the facets put together, nothing else.
+- ``_lifecycle.py``: probe and fingerprint (the Polars version).
+- ``_table.py``: host boundary, metadata, slice, concat and projection.
+- ``_wire.py``: packing as one Arrow IPC stream, and reading it back without a copy.
+- ``_partition.py``: hash partitioning with Polars' seeded hash.
+"""
+
+from channels._exports import publish
+from streamnet.backends.cpu._backend import CpuBackend
+
+__all__ = ["CpuBackend"]
+
+publish(globals(), "streamnet.backends.cpu", __all__)

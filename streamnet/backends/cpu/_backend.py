@@ -1,0 +1,30 @@
+"""CpuBackend: the CPU backend, assembled from one class per facet (one module each)."""
+
+from __future__ import annotations
+
+from streamnet.backends.cpu._lifecycle import CpuLifecycle
+from streamnet.backends.cpu._partition import CpuPartitioning
+from streamnet.backends.cpu._table import CpuTables
+from streamnet.backends.cpu._wire import CpuWire
+
+__all__ = ["CpuBackend"]
+
+
+class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning):
+    """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
+
+    The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``
+    and convert between them only when asked (see `TableChunk`); packed chunks
+    are Arrow IPC streams; hash partitions follow Polars' hash, so the backend's
+    fingerprint names the Polars version.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from streamnet import Context
+    >>> with Context(backend="cpu") as ctx:
+    ...     chunk = ctx.backend.from_arrow(pa.table({"k": [1, 2, 3, 4]}))
+    ...     pieces = ctx.backend.hash_partition(chunk, ["k"], 2)
+    >>> sum(piece.num_rows for piece in pieces.values())
+    4
+    """

@@ -1,0 +1,85 @@
+"""The CPU backend's hash partitioning: Polars' seeded hash of the keys, modulo the partitions.
+
+Polars' hash of a value depends on Polars' version (it differs between 1.44 and
+2.x), which is why the backend's fingerprint names that version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from streamnet._errors import ColumnNotFoundError
+from streamnet._table_chunk import TableChunk
+from streamnet.backends._base import Backend
+
+__all__ = ["SEED", "CpuPartitioning", "canonical_keys", "partition_frame"]
+
+SEED = 0x5EED
+"""The seed of the hash: the same on every rank."""
+
+
+def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
+    """Key expressions cast so that equal values hash alike whatever their width (Int32/Int64...)."""
+    exprs = []
+    for key in keys:
+        dtype = df.schema[key]
+        expr = pl.col(key)
+        if dtype.is_signed_integer():
+            expr = expr.cast(pl.Int64)
+        elif dtype.is_unsigned_integer():
+            expr = expr.cast(pl.UInt64)
+        elif dtype.is_float():
+            expr = expr.cast(pl.Float64)
+        elif isinstance(dtype, pl.Categorical | pl.Enum):
+            expr = expr.cast(pl.String)
+        exprs.append(expr)
+    return exprs
+
+
+def partition_frame(
+    df: pl.DataFrame, keys: Sequence[str], partitions: int
+) -> dict[int, pl.DataFrame]:
+    """Rows of ``df`` by partition: a seeded hash of the key columns modulo ``partitions``.
+
+    Rows with equal keys land in the same partition on every rank; null keys too.
+    Empty partitions are left out.
+    """
+    if partitions == 1 or df.height == 0:
+        return {0: df} if df.height else {}
+    columns = canonical_keys(df, keys)
+    # One key hashes directly: four times cheaper than hashing a struct of one field.
+    hashed = columns[0].hash(SEED) if len(columns) == 1 else pl.struct(columns).hash(SEED)
+    ids = df.select((hashed % partitions).alias("__partition")).to_series()
+    pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
+    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+
+
+class CpuPartitioning(Backend):
+    """Hash partitioning with Polars."""
+
+    def hash_partition(
+        self, chunk: TableChunk, keys: Sequence[str], partitions: int
+    ) -> dict[int, TableChunk]:
+        chunk = self._own(chunk, "hash_partition")
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        if not keys:
+            raise ValueError("hash_partition: `keys` must name at least one column; got []")
+        if type(partitions) is not int or partitions < 1:
+            raise ValueError(
+                f"hash_partition: `partitions` must be an int >= 1, got {partitions!r}"
+            )
+        names = chunk.column_names
+        missing = [key for key in keys if key not in names]
+        if missing:
+            listed = ", ".join(f"`{key}`" for key in missing)
+            raise ColumnNotFoundError(
+                f"hash_partition: key column {listed} not found; columns are {names}; "
+                f"got keys {keys}"
+            )
+        if partitions == 1 or chunk.num_rows == 0:
+            return {0: chunk} if chunk.num_rows else {}
+        schema = chunk.schema
+        pieces = partition_frame(chunk.to_polars(), keys, partitions)
+        return {p: TableChunk.from_polars(piece, schema=schema) for p, piece in pieces.items()}

@@ -1,0 +1,90 @@
+"""Hash partitioning: no row lost, equal keys together whatever their width, on every rank."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from backend_strategies import frames
+from hypothesis import given
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from streamnet import Backend, ColumnNotFoundError, backend_for
+
+
+@given(df=frames(), partitions=st.integers(1, 7), data=st.data())
+def test_every_row_lands_in_one_partition_with_its_equal_keys(
+    backend: Backend, df: pl.DataFrame, partitions: int, data: st.DataObject
+) -> None:
+    keys = data.draw(st.lists(st.sampled_from(df.columns), min_size=1, unique=True))
+    numbered = df.with_row_index("__row")
+    chunk = backend.from_polars(numbered)
+    pieces = backend.hash_partition(chunk, keys, partitions)
+    assert all(0 <= p < partitions and piece.num_rows > 0 for p, piece in pieces.items())
+    assert all(piece.schema.equals(chunk.schema) for piece in pieces.values())
+    parts = [backend.to_polars(piece) for piece in pieces.values()]
+    if not parts:
+        assert df.height == 0
+        return
+    assert_frame_equal(pl.concat(parts).sort("__row"), numbered)  # nothing lost or added
+    owned = pl.concat([part.select(keys).unique() for part in parts])
+    assert owned.height == owned.unique().height  # a key (nulls too) in one partition only
+
+
+@given(values=st.lists(st.none() | st.integers(-1000, 1000), min_size=1, max_size=50))
+def test_integer_keys_hash_alike_whatever_their_width(
+    backend: Backend, values: list[int | None]
+) -> None:
+    def placement(dtype: pa.DataType) -> dict[int | None, int]:
+        chunk = backend.from_arrow(pa.table({"k": pa.array(values, dtype)}))
+        pieces = backend.hash_partition(chunk, ["k"], 5)
+        return {
+            v: p for p, piece in pieces.items() for v in backend.to_arrow(piece)["k"].to_pylist()
+        }
+
+    wide = placement(pa.int64())
+    assert placement(pa.int16()) == wide
+    assert placement(pa.int32()) == wide
+
+
+def test_ranks_of_one_fingerprint_partition_alike(backend: Backend) -> None:
+    other = backend_for(backend.name)  # another rank's backend, in the same versions
+    assert other.fingerprint() == backend.fingerprint()
+    df = pl.DataFrame({"k": [1, 2, None, 4, 5, 6, 7, 8], "s": list("abcdefgh")})
+    mine = backend.hash_partition(backend.from_polars(df), ["k", "s"], 3)
+    theirs = other.hash_partition(other.from_arrow(df.to_arrow()), ["k", "s"], 3)
+    assert mine.keys() == theirs.keys()
+    for p in mine:
+        assert backend.to_arrow(mine[p]).equals(other.to_arrow(theirs[p]))
+
+
+def test_one_partition_or_no_rows_cuts_nothing(backend: Backend) -> None:
+    chunk = backend.from_polars(pl.DataFrame({"k": [1, 2]}))
+    assert backend.hash_partition(chunk, ["k"], 1) == {0: chunk}
+    assert backend.hash_partition(backend.slice(chunk, 0, 0), ["k"], 4) == {}
+
+
+def test_bad_keys_or_counts_are_named(backend: Backend) -> None:
+    chunk = backend.from_polars(pl.DataFrame({"k": [1], "v": [2]}))
+    with pytest.raises(
+        ColumnNotFoundError, match=r"key column `z` not found; columns are \['k', 'v'\]"
+    ):
+        backend.hash_partition(chunk, ["z"], 2)
+    with pytest.raises(ValueError, match="`keys` must name at least one column"):
+        backend.hash_partition(chunk, [], 2)
+    with pytest.raises(ValueError, match="`partitions` must be an int >= 1, got 0"):
+        backend.hash_partition(chunk, ["k"], 0)
+
+
+def test_partition_and_pack_packs_the_pieces_of_other_ranks(backend: Backend) -> None:
+    df = pl.DataFrame({"k": list(range(100)), "v": [float(i) for i in range(100)]})
+    chunk = backend.from_polars(df)
+    pieces = backend.hash_partition(chunk, ["k"], 4)
+    kept, packed = backend.partition_and_pack(chunk, ["k"], 4, local={0, 2})
+    assert set(kept) | set(packed) == set(pieces)
+    assert set(kept) <= {0, 2} and not set(packed) & {0, 2}
+    for p, piece in kept.items():
+        assert_frame_equal(backend.to_polars(piece), backend.to_polars(pieces[p]))
+    for p, wire in packed.items():
+        assert_frame_equal(backend.to_polars(backend.unpack(wire)), backend.to_polars(pieces[p]))
