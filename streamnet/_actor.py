@@ -228,7 +228,7 @@ class ActorDefinition(Generic[P]):
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
         self._explicit.update({p: "output" for p in outputs})
         self._hints: dict[str, Any] | None = None
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode:
         if not isinstance(ctx, Context):
