@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from channels._channel import Channel
 from streamnet._errors import BackendUnavailableError
@@ -228,6 +228,26 @@ class Context:
         )
 
     # ----------------------------------------------------------------- channels
+    @overload
+    def create_channel(
+        self,
+        payload_type: None = None,
+        *,
+        capacity: int | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+    ) -> Channel[Any]: ...
+
+    @overload
+    def create_channel(
+        self,
+        payload_type: type[T],
+        *,
+        capacity: int | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+    ) -> Channel[T]: ...
+
     def create_channel(
         self,
         payload_type: type[T] | None = None,
