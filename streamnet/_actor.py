@@ -205,6 +205,9 @@ def _unique(channels: Iterable[Channel[Any]]) -> tuple[Channel[Any], ...]:
 class ActorDefinition(Generic[P]):
     """A decorated actor function; calling it with a Context and arguments gives an ActorNode."""
 
+    __name__: str
+    """The function's name, as on the function (``__doc__`` and ``__module__`` too)."""
+
     def __init__(
         self,
         fn: Callable[Concatenate[Context, P], Awaitable[Any]],
