@@ -56,7 +56,7 @@ def normalise_aggs(aggs: Sequence[AggSpec] | Mapping[str, str | Sequence[str]]) 
             if isinstance(spec, Agg):
                 items.append(spec)
             elif isinstance(spec, tuple) and len(spec) in (2, 3):
-                items.append(Agg(*spec))  # type: ignore[arg-type]
+                items.append(Agg(*spec))
             else:
                 raise TypeError(
                     f"groupby_agg: an aggregation is an Agg, (column, how) or (column, how, name), "

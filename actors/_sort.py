@@ -76,7 +76,7 @@ def range_partition(
     pieces = frame.with_columns(ids.alias("__partition")).partition_by(
         "__partition", as_dict=True, include_key=False
     )
-    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+    return {int(key[0]): piece for key, piece in pieces.items()}
 
 
 def _contiguous(partition: int, nranks: int) -> int:

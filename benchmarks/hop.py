@@ -11,29 +11,31 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from streamnet import Context, Message, Network, define_actor
+from streamnet import Channel, Context, Message, Network, define_actor
 
 DONE = object()
 
 
 @define_actor
-async def _source(ctx, ch_out, n):
+async def _source(ctx: Context, ch_out: Channel[int], n: int) -> None:
     for i in range(n):
         await ch_out.send(ctx, Message(i, i))
     await ch_out.drain(ctx)
 
 
 @define_actor
-async def _passthrough(ctx, ch_in, ch_out):
+async def _passthrough(ctx: Context, ch_in: Channel[int], ch_out: Channel[int]) -> None:
     while (msg := await ch_in.recv(ctx)) is not None:
         await ch_out.send(ctx, msg)
     await ch_out.drain(ctx)
 
 
 @define_actor
-async def _sink(ctx, ch_in, counter):
+async def _sink(ctx: Context, ch_in: Channel[int], counter: list[int]) -> None:
     count = 0
     while (await ch_in.recv(ctx)) is not None:
         count += 1
@@ -56,7 +58,7 @@ async def streamnet_chain(n: int, hops: int, capacity: int) -> float:
 
 
 async def queue_chain(n: int, hops: int, capacity: int) -> float:
-    queues = [asyncio.Queue(maxsize=capacity) for _ in range(hops + 1)]
+    queues: list[asyncio.Queue[object]] = [asyncio.Queue(maxsize=capacity) for _ in range(hops + 1)]
     counter: list[int] = []
 
     async def source() -> None:
@@ -65,7 +67,7 @@ async def queue_chain(n: int, hops: int, capacity: int) -> float:
             await q.put((i, i))
         await q.put(DONE)
 
-    async def passthrough(q_in: asyncio.Queue, q_out: asyncio.Queue) -> None:
+    async def passthrough(q_in: asyncio.Queue[object], q_out: asyncio.Queue[object]) -> None:
         while (item := await q_in.get()) is not DONE:
             await q_out.put(item)
         await q_out.put(DONE)
@@ -100,8 +102,8 @@ class HopResult:
         return self.streamnet_us / self.queue_us
 
 
-def _best(fn, n: int, hops: int, capacity: int, repeats: int) -> float:
-    times = []
+def _best(fn: Callable[[int, int, int], Coroutine[Any, Any, float]], n: int, hops: int, capacity: int, repeats: int) -> float:
+    times: list[float] = []
     for _ in range(repeats):
         gc.collect()
         times.append(asyncio.run(fn(n, hops, capacity)))

@@ -216,6 +216,9 @@ class ActorDefinition(Generic[P, R]):
     `ActorNode`. ``P`` are the function's parameters after the Context, ``R`` what it returns.
     """
 
+    __name__: str
+    """The function's name, as on the function (``__doc__`` and ``__module__`` too)."""
+
     def __init__(
         self,
         fn: Callable[Concatenate[Context, P], Awaitable[R]],
@@ -239,7 +242,7 @@ class ActorDefinition(Generic[P, R]):
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}
         self._explicit.update({p: "output" for p in outputs})
         self._hints: dict[str, Any] | None = None
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> ActorNode[R]:
         if not isinstance(ctx, Context):

@@ -117,7 +117,7 @@ CANNOT_HOLD = "Polars cannot hold it"
 def _panic_type() -> type[BaseException]:
     from polars.exceptions import PanicException
 
-    return PanicException  # type: ignore[no-any-return]
+    return PanicException
 
 
 def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:

@@ -99,7 +99,7 @@ class Driver(Coroutine[Any, Any, T]):
         self._context = contextvars.copy_context()
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self  # type: ignore[return-value]  # an iterator with send and throw
+        return self  # an iterator with send and throw
 
     def __iter__(self) -> Driver[T]:
         return self

@@ -57,7 +57,7 @@ def test_every_error_derives_from_the_root() -> None:
 
 SUBPACKAGES = sorted(
     f"streamnet.{path.parent.name}"
-    for path in Path(importlib.import_module("streamnet").__file__).parent.glob("*/__init__.py")
+    for path in Path(importlib.import_module("streamnet").__path__[0]).glob("*/__init__.py")
 )
 
 

@@ -80,9 +80,9 @@ class TaggedInbox:
         for slot in [s for s in self._items if where(s)]:
             del self._items[slot]
 
-    def waiting(self) -> bool:
-        """Whether any receiver waits."""
-        return any(self._waiters.values())
+    def waiting(self) -> int:
+        """How many receivers wait, on any slot."""
+        return sum(len(waiters) for waiters in self._waiters.values())
 
     def slots(self) -> Iterable[Any]:
         """The slots holding items now."""

@@ -49,7 +49,7 @@ def progress_wanted(option: bool | None, rank: int = 0, stream: TextIO | None = 
 def _in_notebook() -> bool:
     """True inside a Jupyter kernel (not merely when its packages are imported)."""
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    shell = ipython.get_ipython() if ipython is not None else None
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 

@@ -28,4 +28,5 @@ def run_ranks_within(
         raise AssertionError(f"the {nranks}-rank run did not finish within {seconds} s (a hang)")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"]
+    result: list[Any] = outcome["result"]
+    return result

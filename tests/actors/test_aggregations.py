@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
 import pytest
@@ -20,7 +21,7 @@ from polars.testing import assert_frame_equal
 from test_collectives import run_collective, split
 
 import actors
-from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
+from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, AggHow, Plan
 
 # name: (dtype, values); each column has nulls
 COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
@@ -115,7 +116,9 @@ def test_steps_apply_to_every_type_polars_aggregates(column: str) -> None:
 
 @settings(max_examples=60)
 @given(st.data(), typed_frames(), st.sampled_from([["k"], ["k", "s"], ["b"]]))
-def test_partials_by_key_merged_once_equal_polars(data: st.DataObject, df, keys) -> None:
+def test_partials_by_key_merged_once_equal_polars(
+    data: st.DataObject, df: pl.DataFrame, keys: list[str]
+) -> None:
     """Grouped or per-row partials of each chunk, merged by key and finished: Polars' result."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
     plan = Plan(aggs)
@@ -124,7 +127,7 @@ def test_partials_by_key_merged_once_equal_polars(data: st.DataObject, df, keys)
         grouped = chunk.group_by(keys).agg(plan.partials(CHUNK))
         if data.draw(st.booleans(), label="per-row partials"):
             rows = chunk.select(*keys, *plan.rows(CHUNK))
-            grouped = rows.cast(dict(grouped.schema))  # type: ignore[arg-type]
+            grouped = rows.cast(grouped.schema)
         parts.append(grouped)
     expected = df.group_by(keys).agg(plan.wholes())
     if not parts:
@@ -132,13 +135,13 @@ def test_partials_by_key_merged_once_equal_polars(data: st.DataObject, df, keys)
     # chunks in any order (their origin orders them); rows of a chunk keep their order
     partials = pl.concat(data.draw(st.permutations(parts), label="chunk order"))
     merged = partials.with_columns(plan.windows(keys)).group_by(keys).agg(plan.merges(CHUNK))
-    got = merged.select(*keys, *plan.finals()).cast(dict(expected.schema))  # type: ignore[arg-type]
+    got = merged.select(*keys, *plan.finals()).cast(expected.schema)
     assert_equal(got.sort(keys, nulls_last=True), expected.sort(keys, nulls_last=True))
 
 
 @settings(max_examples=60)
 @given(st.data(), typed_frames())
-def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df) -> None:
+def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df: pl.DataFrame) -> None:
     """One partial row per chunk, merged again and again in random groups, finished: Polars' row."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
     aggs.append(Agg(None, "len"))
@@ -152,7 +155,7 @@ def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df) -
         merged = group.with_columns(plan.windows([])).select(plan.merges(SPAN))
         rows = [row for i, row in enumerate(rows) if i not in picked] + [merged]
     expected = df.select(plan.wholes())
-    got = rows[0].select(plan.finals()).cast(dict(expected.schema))  # type: ignore[arg-type]
+    got = rows[0].select(plan.finals()).cast(expected.schema)
     assert_equal(got, expected)
 
 
@@ -171,7 +174,12 @@ ACTOR_PAIRS = [(c, h) for c, h in PAIRS if c in ACTOR_COLUMNS]
     st.booleans(),
 )
 def test_groupby_agg_of_any_aggregations_equals_polars(
-    df, nranks, aggs, keys, chunk_rows, empty
+    df: pl.DataFrame,
+    nranks: int,
+    aggs: list[tuple[str, AggHow]],
+    keys: list[str],
+    chunk_rows: int,
+    empty: bool,
 ) -> None:
     """Random aggregations (each column type, nulls), chunkings and ranks: Polars' result."""
     nranks = ranks.size(nranks)
@@ -227,7 +235,9 @@ def test_mean_of_a_decimal_column_is_not_rounded_to_its_scale() -> None:
 
 
 @pytest.mark.parametrize("keys", ["k", []])
-def test_groupby_agg_refuses_what_partials_cannot_compute_naming_the_actor(keys) -> None:
+def test_groupby_agg_refuses_what_partials_cannot_compute_naming_the_actor(
+    keys: str | list[str],
+) -> None:
     df = pl.DataFrame({"k": [1, 2], "d": [dt.date(2020, 1, 1), None]})
     with pytest.raises(
         TypeError,
@@ -242,7 +252,7 @@ def test_groupby_agg_refuses_what_partials_cannot_compute_naming_the_actor(keys)
 def test_groupby_agg_refuses_bad_specs_by_name() -> None:
     df = pl.DataFrame({"k": [1], "v": [2]})
 
-    def run(keys, aggs) -> None:
+    def run(keys: Any, aggs: Any) -> None:  # bad specs on purpose
         run_collective(
             [df] * ranks.size(1), lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs)
         )

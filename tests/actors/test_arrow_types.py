@@ -97,6 +97,12 @@ def _run(table: pa.Table, middle: Any = None, sink: Any = None) -> Any:
     return last.result()
 
 
+def _polars(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_collect_keeps_every_type_up_to_its_flavour(name: str) -> None:
     table = _table(name)
@@ -125,8 +131,8 @@ def test_a_polars_transform_keeps_a_type_polars_holds_and_refuses_the_others(nam
         return
     out = _run(table, keep_odd)
     assert out.schema.field(name).type.equals(canonical_type(table.schema.field(name).type))
-    expected = pl.from_arrow(table).filter(pl.col("k") % 2 == 1)
-    assert_frame_equal(pl.from_arrow(out), expected)
+    expected = _polars(table).filter(pl.col("k") % 2 == 1)
+    assert_frame_equal(_polars(out), expected)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -150,8 +156,8 @@ def test_cast_converts_a_type_polars_does_not_hold_as_polars_would(name: str) ->
     table = _table(name)
     _, _, to = CASES[name]
     out = _run(table, lambda ctx, a, b: actors.cast(ctx, a, b, {name: to}))
-    expected = pl.from_arrow(table).cast({name: to})  # Polars' own reading of the table
-    assert_frame_equal(pl.from_arrow(out), expected)
+    expected = _polars(table).cast({name: to})  # Polars' own reading of the table
+    assert_frame_equal(_polars(out), expected)
 
 
 def test_cast_refuses_an_arrow_target_type_polars_does_not_hold() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -26,7 +28,9 @@ SCHEMAS = [  # (what the actor is given, the same as Polars types)
 
 @settings(max_examples=25)
 @given(frames(), chunk_rows, st.sampled_from(SCHEMAS))
-def test_cast_equals_polars_cast(df: pl.DataFrame, rows: int, schemas) -> None:
+def test_cast_equals_polars_cast(
+    df: pl.DataFrame, rows: int, schemas: tuple[Any, Any]
+) -> None:
     given_schema, types = schemas
     got = run_pipeline(df, lambda c, i, o: actors.cast(c, i, o, given_schema), chunk_rows=rows)
     assert_frame_equal(got, df.cast(types))

@@ -7,6 +7,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -14,13 +15,16 @@ import pytest
 import ranks
 
 import actors
+from actors.testing import Stage
 from streamnet import (
+    Channel,
     Context,
     InProcessCommunicator,
     InProcessWorld,
     Message,
     Network,
     NetworkMismatchError,
+    NetworkStatistics,
     RemoteRankError,
     TableChunk,
     define_actor,
@@ -29,13 +33,13 @@ from streamnet.engines._in_process import guarded
 
 
 @define_actor
-async def chunks_then_fail(ctx, ch_out, fail_on_rank: int, after: int):
+async def chunks_then_fail(ctx: Context, ch_out: Channel[Any], fail_on_rank: int, after: int) -> None:
     for seq in range(1000):
         if ctx.rank == fail_on_rank and seq == after:
             raise ValueError(f"bad record on rank {ctx.rank}")
         frame = pl.DataFrame({"k": [seq % 5], "v": [seq]})
         await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield, so the ranks' sends interleave
 
 
 def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -> None:
@@ -62,9 +66,10 @@ def test_a_rank_raising_mid_shuffle_fails_every_rank_with_the_original_error() -
     assert any(f"on rank 1 of {nranks}" in note for note in info.value.__notes__)
     assert set(seen) == ranks.here(nranks)
     for rank in ranks.here(nranks) - {1}:
-        assert isinstance(seen[rank], RemoteRankError)
-        assert seen[rank].rank == 1
-        assert "rank 1 failed: ValueError: bad record on rank 1" in str(seen[rank])
+        error = seen[rank]
+        assert isinstance(error, RemoteRankError)
+        assert error.rank == 1
+        assert "rank 1 failed: ValueError: bad record on rank 1" in str(error)
 
 
 def test_a_rank_failing_on_its_first_chunk_is_reported_once_without_stray_tracebacks(
@@ -119,12 +124,12 @@ def no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @define_actor
-async def fails_at_once(ctx, ch_out):
+async def fails_at_once(ctx: Context, ch_out: Channel[Any]) -> None:
     raise ValueError(f"bad record on rank {ctx.rank}")
 
 
 @define_actor
-async def fails_once_the_others_are_busy(ctx, ch_out):
+async def fails_once_the_others_are_busy(ctx: Context, ch_out: Channel[Any]) -> None:
     for peer in range(ctx.nranks):
         if peer != ctx.rank:
             await ctx.communicator.recv(peer, "busy")
@@ -171,9 +176,10 @@ def run_while_rank_1_fails(
         ranks.run(nranks, job, within=20)
     assert set(seen) == ranks.here(nranks)
     for rank in ranks.here(nranks) - {1}:
-        assert isinstance(seen[rank], RemoteRankError), seen[rank]
-        assert seen[rank].rank == 1
-        assert str(seen[rank]) == "rank 1 failed: ValueError: bad record on rank 1"
+        error = seen[rank]
+        assert isinstance(error, RemoteRankError), error
+        assert error.rank == 1
+        assert str(error) == "rank 1 failed: ValueError: bad record on rank 1"
         assert networks[rank].state == "failed"
     assert_reported_once(caplog, nranks)
     return networks, seen
@@ -187,7 +193,7 @@ def test_a_peer_failing_ends_a_rank_waiting_for_something_that_never_happens(
     waited: set[int] = set()
 
     @define_actor
-    async def waits_forever(ctx, ch_out):
+    async def waits_forever(ctx: Context, ch_out: Channel[Any]) -> None:
         await tell_rank_1_busy(ctx)
         waited.add(ctx.rank)
         await asyncio.Event().wait()  # nobody sets it: only the peer's failure ends this
@@ -217,13 +223,13 @@ def test_a_peer_failing_ends_a_rank_in_a_long_kernel_once_the_kernel_returns(
         returned.set()
 
     @define_actor
-    async def long_kernel(ctx, ch_out):
+    async def long_kernel(ctx: Context, ch_out: Channel[Any]) -> None:
         await tell_rank_1_busy(ctx)
         await ctx.to_thread(kernel)
         after_kernel.append(ctx.rank)  # never runs: the actor was cancelled meanwhile
 
     @define_actor
-    async def sink(ctx, ch_in):
+    async def sink(ctx: Context, ch_in: Channel[Any]) -> None:
         try:
             async for _ in ch_in:
                 pass
@@ -231,7 +237,7 @@ def test_a_peer_failing_ends_a_rank_in_a_long_kernel_once_the_kernel_returns(
             release.set()
 
     @define_actor
-    async def fails_once_the_kernel_runs(ctx, ch_out):
+    async def fails_once_the_kernel_runs(ctx: Context, ch_out: Channel[Any]) -> None:
         for peer in range(ctx.nranks):
             if peer != ctx.rank:
                 await ctx.communicator.recv(peer, "busy")
@@ -378,11 +384,11 @@ def test_operation_ids_follow_build_order() -> None:
     assert (first.op_id, local.op_id, second.op_id) == (0, None, 1)
 
 
-def test_shuffle_spills_to_stay_within_its_memory_bound(tmp_path) -> None:
+def test_shuffle_spills_to_stay_within_its_memory_bound(tmp_path: Path) -> None:
     chunk = pl.DataFrame({"k": range(1000), "v": range(1000)})  # 16 kB a chunk
-    bound = 4 * chunk.estimated_size()
+    bound = 4 * int(chunk.estimated_size())
 
-    async def job(ctx: Context):
+    async def job(ctx: Context) -> tuple[Any, pl.DataFrame]:
         a, b = ctx.create_channel(), ctx.create_channel()
         source = actors.from_polars(ctx, a, pl.concat([chunk] * 40), chunk_rows=1000)
         shuffle = actors.shuffle(
@@ -413,7 +419,7 @@ def test_collective_helpers_refuse_to_run_outside_a_collective_actor() -> None:
 def test_collective_bad_arguments() -> None:
     df = pl.DataFrame({"k": [1], "v": [2]})
 
-    def run(make):
+    def run(make: Stage) -> None:
         async def job(ctx: Context) -> None:
             a, b = ctx.create_channel(), ctx.create_channel()
             await Network(
@@ -429,7 +435,7 @@ def test_collective_bad_arguments() -> None:
     with pytest.raises(ValueError, match="output names \\['v_sum'\\] repeat"):
         run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", [("v", "sum"), ("v", "sum")]))
     with pytest.raises(ValueError, match="`keep` must be"):
-        run(lambda c, i, o: actors.distinct(c, i, o, keep="none"))
+        run(lambda c, i, o: actors.distinct(c, i, o, keep="none"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one bool per key"):
         run(lambda c, i, o: actors.sort(c, i, o, "k", descending=[True, False]))
     from streamnet import ColumnNotFoundError
@@ -443,7 +449,7 @@ def test_collective_bad_arguments() -> None:
 def test_network_statistics_list_each_collectives_bytes_per_peer() -> None:
     df = pl.DataFrame({"k": range(400), "v": range(400)})
 
-    async def job(ctx: Context):
+    async def job(ctx: Context) -> tuple[NetworkStatistics, Any]:
         a, b = ctx.create_channel(), ctx.create_channel()
         shuffle = actors.shuffle(ctx, a, b, "k")
         net = Network(

@@ -6,6 +6,8 @@ Results are compared with Polars on the same rows, on 1 to 3 in-process ranks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -15,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from strategies import frames
+from test_collectives import Spec, agg_items
 
 import actors
 from streamnet import (
+    Channel,
     ColumnNotFoundError,
     Context,
     Message,
@@ -34,7 +38,7 @@ SILENCES = st.integers(1, 3).flatmap(
 
 
 @define_actor
-async def source(ctx: Context, ch_out, frame: pl.DataFrame, silent: bool, rows: int = 7) -> None:
+async def source(ctx: Context, ch_out: Channel[Any], frame: pl.DataFrame, silent: bool, rows: int = 7) -> None:
     """``frame`` in chunks of ``rows``; a silent rank sends nothing, not even an empty chunk."""
     if silent:
         return
@@ -69,7 +73,8 @@ def run_one(parts: list[pl.DataFrame], silent: set[int], make: Make) -> list[pl.
         sink = actors.collect(ctx, b, into="polars")
         src = source(ctx, a, parts[ctx.rank], ctx.rank in silent)
         await Network(ctx, [src, make(ctx, a, b), sink]).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     return ranks.run(len(parts), job)
 
@@ -90,7 +95,9 @@ def by_all(df: pl.DataFrame) -> pl.DataFrame:
 
 @settings(max_examples=12)
 @given(frames(), SILENCES)
-def test_shuffle_and_distinct_accept_ranks_without_a_chunk(df, silences) -> None:
+def test_shuffle_and_distinct_accept_ranks_without_a_chunk(
+    df: pl.DataFrame, silences: tuple[int, set[int]]
+) -> None:
     nranks, silent = ranks_and_silent(silences)
     parts = deal(df, nranks, silent)
     if len(silent) == nranks:
@@ -99,8 +106,9 @@ def test_shuffle_and_distinct_accept_ranks_without_a_chunk(df, silences) -> None
         return
     got = stacked(run_one(parts, silent, lambda c, i, o: actors.shuffle(c, i, o, "i")), df)
     assert_frame_equal(by_all(got), by_all(df))
-    for keep in ("any", "first"):
-        outs = run_one(parts, silent, lambda c, i, o, k=keep: actors.distinct(c, i, o, "s", keep=k))
+    keeps: tuple[actors.DistinctKeep, ...] = ("any", "first")
+    for keep in keeps:
+        outs = run_one(parts, silent, partial(actors.distinct, subset="s", keep=keep))
         expected = df.unique(subset="s", keep=keep, maintain_order=True)
         got = stacked(outs, df)
         if keep == "any":
@@ -111,11 +119,13 @@ def test_shuffle_and_distinct_accept_ranks_without_a_chunk(df, silences) -> None
 
 @settings(max_examples=12)
 @given(frames(), SILENCES, st.sampled_from([["s"], ["s", "i"], []]))
-def test_groupby_agg_accepts_ranks_without_a_chunk(df, silences, keys) -> None:
+def test_groupby_agg_accepts_ranks_without_a_chunk(
+    df: pl.DataFrame, silences: tuple[int, set[int]], keys: list[str]
+) -> None:
     nranks, silent = ranks_and_silent(silences)
     parts = deal(df, nranks, silent)
-    aggs = [("f", "sum"), ("f", "mean"), ("i", "max"), ("i", "n_unique"), ("*", "len")]
-    items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
+    aggs: list[Spec] = [("f", "sum"), ("f", "mean"), ("i", "max"), ("i", "n_unique"), ("*", "len")]
+    items = agg_items(aggs)
     outs = run_one(parts, silent, lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs))
     if len(silent) == nranks:  # nobody knows the input's types
         if keys:
@@ -132,7 +142,9 @@ def test_groupby_agg_accepts_ranks_without_a_chunk(df, silences, keys) -> None:
 
 @settings(max_examples=12)
 @given(frames(), SILENCES, st.integers(0, 10))
-def test_sort_top_k_and_allgather_accept_ranks_without_a_chunk(df, silences, k) -> None:
+def test_sort_top_k_and_allgather_accept_ranks_without_a_chunk(
+    df: pl.DataFrame, silences: tuple[int, set[int]], k: int
+) -> None:
     nranks, silent = ranks_and_silent(silences)
     parts = deal(df, nranks, silent)
     if len(silent) == nranks:
@@ -151,7 +163,8 @@ def test_sort_top_k_and_allgather_accept_ranks_without_a_chunk(df, silences, k) 
         sink = actors.collect(ctx, b, into="polars")
         src = source(ctx, a, parts[ctx.rank], ctx.rank in silent)
         await Network(ctx, [src, *sort_then_gather(ctx, a, b), sink]).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     for got in ranks.run(nranks, job):
         assert_frame_equal(got.select("i", "f"), expected.select("i", "f"))
@@ -172,7 +185,12 @@ def test_sort_top_k_and_allgather_accept_ranks_without_a_chunk(df, silences, k) 
     st.sampled_from(["auto", "shuffle", "broadcast"]),
 )
 def test_join_accepts_ranks_without_a_chunk_on_either_side(
-    left, right, silences, right_silent, how, strategy
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    silences: tuple[int, set[int]],
+    right_silent: set[int],
+    how: actors.JoinHow,
+    strategy: actors.JoinStrategy,
 ) -> None:
     nranks, left_silent = ranks_and_silent(silences)
     right_silent = {r for r in right_silent if r < nranks}
@@ -194,7 +212,8 @@ def test_join_accepts_ranks_without_a_chunk_on_either_side(
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     needs_right = how in ("left", "full") and no_right and not no_left
     needs_left = how in ("right", "full") and no_left and not no_right
@@ -213,7 +232,7 @@ def test_join_accepts_ranks_without_a_chunk_on_either_side(
     assert_frame_equal(by_all(got), by_all(expected))
 
 
-def test_every_sink_accepts_a_rank_without_a_chunk(tmp_path) -> None:
+def test_every_sink_accepts_a_rank_without_a_chunk(tmp_path: Path) -> None:
     nranks = ranks.size(3)
     df = pl.DataFrame({"x": [1, 2, 3]})
 
@@ -268,7 +287,7 @@ def _nodes(made: Any) -> list[Any]:
 
 
 @define_actor
-async def typed_source(ctx: Context, ch_out, frames: list[pl.DataFrame]) -> None:
+async def typed_source(ctx: Context, ch_out: Channel[Any], frames: list[pl.DataFrame]) -> None:
     for seq, frame in enumerate(frames):
         await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
 
@@ -290,7 +309,9 @@ EXPECTED = {
 
 @pytest.mark.parametrize("change", sorted(CHANGED))
 @pytest.mark.parametrize("collective", sorted(COLLECTIVES))
-def test_a_type_that_changes_mid_stream_raises_before_any_collective(collective, change) -> None:
+def test_a_type_that_changes_mid_stream_raises_before_any_collective(
+    collective: str, change: str
+) -> None:
     """Before, the collectives cast the later chunks to the first one's types (1.5 became 1)."""
     nranks = ranks.size(1)
 
@@ -309,7 +330,9 @@ def test_a_type_that_changes_mid_stream_raises_before_any_collective(collective,
 
 @pytest.mark.parametrize("change", sorted(CHANGED))
 @pytest.mark.parametrize("collective", sorted(COLLECTIVES))
-def test_ranks_whose_streams_differ_in_schema_raise_on_every_rank(collective, change) -> None:
+def test_ranks_whose_streams_differ_in_schema_raise_on_every_rank(
+    collective: str, change: str
+) -> None:
     """Before, rank 1's chunks were cast to rank 0's types, or failed with a raw Polars error."""
     nranks = ranks.size(2)
 
@@ -357,7 +380,7 @@ def test_a_broadcast_join_whose_left_inputs_differ_between_ranks_raises_on_every
         ranks.run(nranks, job)
 
 
-def test_ranks_writing_one_dataset_of_different_schemas_raise_and_leave_nothing(tmp_path) -> None:
+def test_ranks_writing_one_dataset_of_different_schemas_raise_and_leave_nothing(tmp_path: Path) -> None:
     """Before, each rank wrote its own schema into the one dataset directory."""
     nranks = ranks.size(2)
     target = tmp_path / "out"
@@ -384,7 +407,9 @@ def test_ranks_writing_one_dataset_of_different_schemas_raise_and_leave_nothing(
     st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=20),
     st.integers(1, 3),
 )
-def test_widened_with_cast_a_stream_of_both_types_equals_polars(ints, floats, nranks) -> None:
+def test_widened_with_cast_a_stream_of_both_types_equals_polars(
+    ints: list[int], floats: list[float], nranks: int
+) -> None:
     """The fix a SchemaError asks for: cast the narrower stream, then results equal Polars."""
     nranks = ranks.size(nranks)
     a = pl.DataFrame({"k": [i % 3 for i in range(len(ints))], "v": ints})
@@ -404,7 +429,8 @@ def test_widened_with_cast_a_stream_of_both_types_equals_polars(ints, floats, nr
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     got = pl.concat(ranks.run(nranks, job)).sort("k")
     expected = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import Any, cast
 
 import polars as pl
 import pytest
@@ -12,9 +14,19 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import actors
+from actors.testing import Stage
 from streamnet import Context, Network
 
 RANKS = st.integers(1, 4)
+Spec = tuple[str, str] | tuple[str, str, str]
+"""An aggregation as ``(column, how[, name])``; column ``*`` with ``len`` counts rows."""
+
+
+def agg_items(aggs: Sequence[Spec]) -> list[actors.Agg]:
+    """The :class:`actors.Agg` of each spec, for Polars' own aggregation."""
+    return [
+        actors.Agg(None if a[0] == "*" else a[0], cast(actors.AggHow, a[1]), *a[2:]) for a in aggs
+    ]
 
 
 @st.composite
@@ -44,13 +56,14 @@ def split(df: pl.DataFrame, nranks: int, empty_rank: int | None) -> list[pl.Data
     return [parts[r] for r in range(nranks)]
 
 
-def run_collective(parts: list[pl.DataFrame], make, *, chunk_rows: int = 7) -> list[pl.DataFrame]:
+def run_collective(parts: list[pl.DataFrame], make: Stage, *, chunk_rows: int = 7) -> list[pl.DataFrame]:
     async def job(ctx: Context) -> pl.DataFrame:
         a, b = ctx.create_channel(), ctx.create_channel()
         sink = actors.collect(ctx, b, into="polars")
         source = actors.from_polars(ctx, a, parts[ctx.rank], chunk_rows=chunk_rows)
         await Network(ctx, [source, make(ctx, a, b), sink]).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     return ranks.run(len(parts), job)
 
@@ -61,7 +74,9 @@ def sort_all(df: pl.DataFrame) -> pl.DataFrame:
 
 @settings(max_examples=25)
 @given(keyed_frames(), RANKS, st.booleans())
-def test_shuffle_puts_each_key_on_one_rank_and_loses_nothing(df, nranks, empty) -> None:
+def test_shuffle_puts_each_key_on_one_rank_and_loses_nothing(
+    df: pl.DataFrame, nranks: int, empty: bool
+) -> None:
     nranks = ranks.size(nranks)
     parts = split(df, nranks, nranks - 1 if empty else None)
     outs = run_collective(
@@ -73,13 +88,13 @@ def test_shuffle_puts_each_key_on_one_rank_and_loses_nothing(df, nranks, empty) 
         else df.head(0)
     )
     assert_frame_equal(sort_all(got), sort_all(pl.concat(parts)))
-    seen: dict[tuple, int] = {}
+    seen: dict[tuple[Any, ...], int] = {}
     for rank, out in enumerate(outs):
         for key in out.select("k", "name").unique().iter_rows():
             assert seen.setdefault(key, rank) == rank, f"key {key} on ranks {seen[key]} and {rank}"
 
 
-AGG_SETS = [
+AGG_SETS: list[list[Spec]] = [
     [("v", "sum"), ("v", "count"), ("*", "len"), ("v", "mean"), ("v", "min"), ("v", "max")],
     [("v", "first"), ("v", "last"), ("v", "std"), ("v", "var")],
     [("v", "n_unique"), ("v", "sum", "total"), ("name", "first")],
@@ -94,11 +109,13 @@ AGG_SETS = [
     st.sampled_from([["k"], ["k", "name"], ["name"]]),
     st.booleans(),
 )
-def test_groupby_agg_equals_polars(df, nranks, aggs, keys, empty) -> None:
+def test_groupby_agg_equals_polars(
+    df: pl.DataFrame, nranks: int, aggs: list[Spec], keys: list[str], empty: bool
+) -> None:
     nranks = ranks.size(nranks)
     parts = split(df, nranks, 0 if empty and nranks > 1 else None)
     outs = run_collective(parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, aggs))
-    items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
+    items = agg_items(aggs)
     expected = pl.concat(parts).group_by(keys).agg([a.polars() for a in items])
     got = pl.concat(outs)
     assert_frame_equal(
@@ -118,7 +135,13 @@ def test_groupby_agg_equals_polars(df, nranks, aggs, keys, empty) -> None:
     st.sampled_from(["inner", "left", "right", "full", "semi", "anti"]),
     st.sampled_from(["auto", "shuffle", "broadcast"]),
 )
-def test_join_equals_polars(left, right, nranks, how, strategy) -> None:
+def test_join_equals_polars(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    nranks: int,
+    how: actors.JoinHow,
+    strategy: actors.JoinStrategy,
+) -> None:
     nranks = ranks.size(nranks)
     if strategy == "broadcast" and how in ("right", "full"):
         return
@@ -136,7 +159,8 @@ def test_join_equals_polars(left, right, nranks, how, strategy) -> None:
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     got = pl.concat(ranks.run(nranks, job))
     expected = left.join(right, on=["k", "name"], how=how)
@@ -162,7 +186,8 @@ def test_join_on_differently_named_and_typed_keys() -> None:
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     got = pl.concat(ranks.run(ranks.size(2), job))
     expected = left.join(right, left_on="id", right_on="key", how="left")
@@ -174,7 +199,7 @@ def test_auto_join_broadcasts_small_and_shuffles_large() -> None:
     small = pl.DataFrame({"k": range(0, 1000, 10), "y": range(100)})
 
     def run(threshold: int) -> tuple[str, pl.DataFrame]:
-        async def job(ctx: Context):
+        async def job(ctx: Context) -> tuple[str, pl.DataFrame]:
             lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
             sink = actors.collect(ctx, out, into="polars")
             j = actors.join(ctx, lch, rch, out, on="k", broadcast_threshold=threshold)
@@ -226,7 +251,9 @@ def test_join_rejects_broadcast_of_a_full_join() -> None:
     st.sampled_from([(False, False), (True, True), ([True, False], [False, True])]),
     st.booleans(),
 )
-def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty) -> None:
+def test_sort_then_ordered_allgather_equals_polars_sort(
+    df: pl.DataFrame, nranks: int, flags: tuple[bool | list[bool], bool | list[bool]], empty: bool
+) -> None:
     nranks = ranks.size(nranks)
     desc, nulls_last = flags
     parts = split(df, nranks, nranks - 1 if empty else None)
@@ -243,7 +270,8 @@ def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     expected = pl.concat(parts).sort(["k", "name"], descending=desc, nulls_last=nulls_last)
     for got in ranks.run(nranks, job):
@@ -256,7 +284,7 @@ def test_sort_then_ordered_allgather_equals_polars_sort(df, nranks, flags, empty
 
 @settings(max_examples=20)
 @given(keyed_frames(), RANKS, st.integers(0, 20))
-def test_top_k_equals_polars(df, nranks, k) -> None:
+def test_top_k_equals_polars(df: pl.DataFrame, nranks: int, k: int) -> None:
     nranks = ranks.size(nranks)
     parts = split(df, nranks, None)
     outs = run_collective(
@@ -277,7 +305,9 @@ def test_top_k_equals_polars(df, nranks, k) -> None:
     st.sampled_from([None, ["k"], ["k", "name"]]),
     st.sampled_from(["any", "first", "last"]),
 )
-def test_distinct_equals_polars(df, nranks, subset, keep) -> None:
+def test_distinct_equals_polars(
+    df: pl.DataFrame, nranks: int, subset: list[str] | None, keep: actors.DistinctKeep
+) -> None:
     nranks = ranks.size(nranks)
     parts = split(df, nranks, None)
     outs = run_collective(parts, lambda c, i, o: actors.distinct(c, i, o, subset, keep=keep))
@@ -320,7 +350,7 @@ def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_
     df = pl.DataFrame(
         {"k": rng.integers(0, n, n), "v": pl.Series(values).fill_nan(None)}
     )  # about 38k groups in 60k rows: grouping a chunk barely shrinks it
-    aggs = [
+    aggs: list[Spec] = [
         (c, h)
         for c in ["v"]
         for h in ["sum", "count", "mean", "min", "max", "first", "last", "std", "var"]
@@ -330,7 +360,7 @@ def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_
     outs = run_collective(
         parts, lambda c, i, o: actors.groupby_agg(c, i, o, "k", aggs), chunk_rows=15_000
     )
-    items = [actors.Agg(None, "len") if a[0] == "*" else actors.Agg(*a) for a in aggs]
+    items = agg_items(aggs)
     expected = df.group_by("k").agg([a.polars() for a in items]).sort("k")
     assert_frame_equal(
         pl.concat(outs).sort("k"), expected, check_exact=False, rel_tol=1e-9, abs_tol=1e-9
@@ -340,7 +370,9 @@ def test_groupby_agg_with_nearly_unique_keys_switches_to_row_partials_and_stays_
 @pytest.mark.parametrize(
     ("nranks", "strategy"), [(1, "auto"), (2, "auto"), (2, "shuffle"), (2, "broadcast")]
 )
-def test_self_join_through_a_fanout_does_not_deadlock(nranks: int, strategy: str) -> None:
+def test_self_join_through_a_fanout_does_not_deadlock(
+    nranks: int, strategy: actors.JoinStrategy
+) -> None:
     """Both join inputs come from one fanout: the join must read them concurrently."""
     nranks = ranks.size(nranks)
     df = pl.DataFrame({"k": [i % 50 for i in range(4000)], "v": range(4000)})
@@ -367,7 +399,8 @@ def test_self_join_through_a_fanout_does_not_deadlock(nranks: int, strategy: str
                 sink,
             ],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     got = pl.concat(ranks.run(nranks, job, within=30))
     assert_frame_equal(sort_all(got), sort_all(df.join(df, on="k", how="semi")))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -15,18 +16,22 @@ from strategies import frames
 import actors
 from streamnet import Context, FileReadError, Network, SchemaError
 
+Quoting = Literal[0, 1, 2, 3]
+"""One of the csv module's ``QUOTE_*`` constants."""
 
-def _read(source, **kwargs) -> pl.DataFrame:
+
+def _read(source: str | Path | list[Path], **kwargs: Any) -> pl.DataFrame:
     ctx = Context()
     ch = ctx.create_channel()
     sink = actors.collect(ctx, ch, into="polars")
     Network(ctx, [actors.read_csv(ctx, ch, source, **kwargs), sink]).run()
-    return sink.result()
+    frame: pl.DataFrame = sink.result()
+    return frame
 
 
 @settings(max_examples=20)
 @given(frames(max_rows=200))
-def test_csv_with_explicit_schema_equals_polars(tmp_path_factory, df: pl.DataFrame) -> None:
+def test_csv_with_explicit_schema_equals_polars(tmp_path_factory: pytest.TempPathFactory, df: pl.DataFrame) -> None:
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     df.write_csv(path)
     schema = {"i": pa.int64(), "f": pa.float64(), "s": pa.string()}
@@ -184,7 +189,7 @@ def test_csv_quote_that_never_closes_names_the_file_and_line(
         _read(tmp_path / "q2.csv", multiline=True)
 
 
-def _lost_quote(path: Path, quoting: int, *, name_first: bool) -> int:
+def _lost_quote(path: Path, quoting: Quoting, *, name_first: bool) -> int:
     """5,000 rows written by Python's csv module, one of whose quotes is lost; its line."""
     rows = [(f"name {i}", i) if name_first else (i, f"name {i}") for i in range(5000)]
     buffer = io.StringIO()
@@ -202,7 +207,7 @@ def _lost_quote(path: Path, quoting: int, *, name_first: bool) -> int:
     ids=["all quoted", "strings quoted, name first", "strings quoted, name last"],
 )
 def test_csv_quote_lost_mid_file_is_named_wherever_the_file_ends(
-    tmp_path: Path, block_size: int, quoting: int, name_first: bool
+    tmp_path: Path, block_size: int, quoting: Quoting, name_first: bool
 ) -> None:
     """Files that end with a quoted value (Excel exports, csv.QUOTE_ALL) used to be trusted:
     2,500 of 5,000 rows came back, or a row glued to the next, with no error."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import polars as pl
 import pytest
@@ -14,6 +15,7 @@ import actors
 import actors._exchange
 from streamnet import (
     ActorNode,
+    Channel,
     Context,
     Network,
     TableChunk,
@@ -61,11 +63,11 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
                 release.set()
 
     @define_actor
-    async def stalls(ctx, ch_out):  # the shuffle waits for input while its receiver spills
+    async def stalls(ctx: Context, ch_out: Channel[Any]) -> None:  # the shuffle waits for input while its receiver spills
         await asyncio.Event().wait()
 
     @define_actor
-    async def fails_while_spilling(ctx):
+    async def fails_while_spilling(ctx: Context) -> None:
         await spilling.wait()
         raise ValueError("injected while the exchange spills")
 

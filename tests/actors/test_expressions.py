@@ -13,6 +13,7 @@ import re
 import sys
 import tomllib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from polars.testing import assert_frame_equal
 import actors
 from actors._expressions import not_row_wise
 from streamnet import (
+    ActorNode,
     Channel,
     Context,
     ExpressionError,
@@ -147,12 +149,12 @@ NOT_ROW_WISE: list[tuple[pl.Expr, str]] = [
     (x.replace(y, 0), "set of values from an expression"),
     (x.replace_strict([1], y), "set of values from an expression"),
     (s.str.contains_any(pl.col("p")), "set of values from an expression"),
-    (pl.business_day_count(d, d, holidays=pl.col("h")), "set of values"),  # type: ignore[arg-type]
+    (pl.business_day_count(d, d, holidays=pl.col("h")), "set of values"),
     (x + pl.lit(pl.Series([1, 2, 3])), "Series"),
     (pl.lit(1).sum(), ".sum()"),
     (s.str.join(","), "concat_vertical"),
     (s.str.to_date(), "strptime("),
-    (d.dt.replace_time_zone("UTC", ambiguous="infer"), "replace_time_zone("),
+    (d.dt.replace_time_zone("UTC", ambiguous="infer"), "replace_time_zone("),  # type: ignore[arg-type]  # Polars takes it; its stubs omit it
     (sc.struct.with_fields(c=pl.field("a").sum()), 'pl.field(["a"]).sum()'),
     (x.cumulative_eval(pl.element().sum()), "umulative_eval("),
     (x.map_batches(lambda c: c - c.min()), "map_batches(...)"),
@@ -195,7 +197,7 @@ def test_filter_select_and_read_parquet_refuse_them_too(
     ctx = Context()
     path = tmp_path / "t.parquet"
     pl.DataFrame({"x": [1, 2], "y": [3, 4]}).write_parquet(path)
-    makers = {
+    makers: dict[str, Callable[[], ActorNode]] = {
         "filter": lambda: actors.filter(ctx, ctx.create_channel(), ctx.create_channel(), expr),
         "select": lambda: actors.select(ctx, ctx.create_channel(), ctx.create_channel(), expr),
         "read_parquet": lambda: actors.read_parquet(ctx, ctx.create_channel(), path, filters=expr),

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -9,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import Context, Message, Network, SequenceError, TableChunk, define_actor
+from streamnet import Channel, Context, Message, Network, SequenceError, TableChunk, define_actor
 
 
 def test_fanout_gives_every_consumer_everything() -> None:
@@ -27,9 +29,9 @@ def test_fanout_gives_every_consumer_everything() -> None:
 
 def test_fanout_goes_at_the_pace_of_the_slowest_consumer() -> None:
     @define_actor
-    async def slow(ctx, ch_in):
+    async def slow(ctx: Context, ch_in: Channel[Any]) -> None:
         async for _ in ch_in:
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # the behaviour under test: a consumer slower than the others
 
     ctx = Context()
     src, fast, slow_ch = (
@@ -92,7 +94,7 @@ def test_fanout_stops_upstream_once_every_consumer_stopped() -> None:
 
 def test_merge_forwards_everything_and_keeps_sequence_numbers() -> None:
     @define_actor
-    async def numbered(ctx, ch_out, seqs):
+    async def numbered(ctx: Context, ch_out: Channel[Any], seqs: Iterable[int]) -> None:
         for s in seqs:
             await ch_out.send(ctx, Message(s, TableChunk.from_arrow(pa.table({"s": [s]}))))
 
@@ -129,14 +131,14 @@ def test_merge_renumbers_independent_streams() -> None:
 
 def test_lineariser_actor_orders_and_reports_duplicates() -> None:
     @define_actor
-    async def numbered(ctx, ch_out, seqs):
+    async def numbered(ctx: Context, ch_out: Channel[Any], seqs: Iterable[int]) -> None:
         for s in seqs:
             await ch_out.send(ctx, Message(s, TableChunk.from_arrow(pa.table({"s": [s]}))))
 
     seen: list[int] = []
 
     @define_actor
-    async def record(ctx, ch_in):
+    async def record(ctx: Context, ch_in: Channel[Any]) -> None:
         async for msg in ch_in:
             seen.append(msg.sequence_number)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, get_args
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,9 +12,10 @@ import ranks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from test_collectives import AGG_SETS, keyed_frames, run_collective, split
+from test_collectives import AGG_SETS, Spec, agg_items, keyed_frames, run_collective, split
 
 import actors
+from actors.testing import Stage
 from streamnet import (
     Channel,
     ColumnNotFoundError,
@@ -23,19 +27,15 @@ from streamnet import (
 )
 
 RANKS = st.integers(1, 4)
-EVERY_AGG = [
-    *[("v", how) for how in actors.AggHow.__args__ if how != "len"],  # type: ignore[attr-defined]
+EVERY_AGG: list[Spec] = [
+    *[("v", how) for how in get_args(actors.AggHow) if how != "len"],
     *[("name", how) for how in ["count", "min", "max", "first", "last", "n_unique"]],
     ("k", "sum", "k_total"),
     ("*", "len"),
 ]
 
 
-def agg_items(aggs) -> list[actors.Agg]:
-    return [actors.Agg(None, "len", *a[2:]) if a[0] == "*" else actors.Agg(*a) for a in aggs]
-
-
-def expected_of(df: pl.DataFrame, aggs) -> pl.DataFrame:
+def expected_of(df: pl.DataFrame, aggs: Sequence[Spec]) -> pl.DataFrame:
     return df.select([a.polars() for a in agg_items(aggs)])
 
 
@@ -56,7 +56,9 @@ def check_outputs(outs: list[pl.DataFrame], expected: pl.DataFrame) -> None:
     st.sampled_from([None, "first", "last"]),
     st.integers(1, 12),
 )
-def test_global_aggregation_equals_polars_select(df, nranks, aggs, empty, chunk_rows) -> None:
+def test_global_aggregation_equals_polars_select(
+    df: pl.DataFrame, nranks: int, aggs: list[Spec], empty: str | None, chunk_rows: int
+) -> None:
     nranks = ranks.size(nranks)
     empty_rank = {None: None, "first": 0, "last": nranks - 1}[empty]
     parts = split(df, nranks, empty_rank if nranks > 1 else None)
@@ -100,7 +102,8 @@ def test_global_aggregation_without_any_chunk_gives_the_row_for_null_columns(nra
         await Network(
             ctx, [no_chunks(ctx, a), actors.groupby_agg(ctx, a, b, [], aggs), sink]
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     outs = ranks.run(nranks, job)
     check_outputs(outs, expected_of(pl.DataFrame(schema={"v": pl.Null}), aggs))
@@ -128,7 +131,8 @@ def test_global_first_and_last_follow_rank_then_sequence_order(nranks: int) -> N
             ctx,
             [backwards(ctx, a, parts[ctx.rank]), actors.groupby_agg(ctx, a, b, [], aggs), sink],
         ).run_async()
-        return sink.result()
+        frame: pl.DataFrame = sink.result()
+        return frame
 
     check_outputs(ranks.run(nranks, job), expected_of(df, aggs))
 
@@ -161,7 +165,7 @@ def test_global_aggregation_sends_one_small_row_per_rank() -> None:
     parts = split(df, nranks, None)
     aggs = {"v": ["sum", "mean", "first", "last"], "w": ["std", "max"]}
 
-    async def job(ctx: Context):
+    async def job(ctx: Context) -> tuple[Any, pl.DataFrame]:
         a, b = ctx.create_channel(), ctx.create_channel()
         sink = actors.collect(ctx, b, into="polars")
         node = actors.groupby_agg(ctx, a, b, [], aggs)
@@ -190,13 +194,13 @@ def test_global_aggregation_sends_one_small_row_per_rank() -> None:
 def test_global_aggregation_rejects_bad_input_naming_the_actor() -> None:
     df = pl.DataFrame({"k": [1], "name": ["a"], "v": [2]})
 
-    def run(make):
+    def run(make: Stage) -> None:
         run_collective([df] * ranks.size(1), make)
 
     with pytest.raises(ValueError, match=r"groupby_agg: keys must be .* or \[\]"):
-        run(lambda c, i, o: actors.groupby_agg(c, i, o, None, {"v": "sum"}))
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, None, {"v": "sum"}))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"groupby_agg: keys must be .* got \[1\]"):
-        run(lambda c, i, o: actors.groupby_agg(c, i, o, [1], {"v": "sum"}))
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, [1], {"v": "sum"}))  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"actor `groupby_agg#0`: aggregation 'sum' .* `name`"):
         run(lambda c, i, o: actors.groupby_agg(c, i, o, [], {"name": "sum"}))
     with pytest.raises(ColumnNotFoundError, match="actor `groupby_agg#0`: column `w` not found"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -69,7 +70,7 @@ def test_empty_table_keeps_its_schema() -> None:
 
 
 @define_actor
-async def scrambled(ctx, ch_out, order: list[int]):
+async def scrambled(ctx: Context, ch_out: Channel[Any], order: list[int]) -> None:
     for seq in order:
         await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(pa.table({"seq": [seq]}))))
 
@@ -91,7 +92,7 @@ def test_collect_rejects_duplicate_sequence_numbers() -> None:
 
 def test_a_chunk_of_another_schema_never_reaches_collect() -> None:
     @define_actor
-    async def mixed(ctx, ch_out):
+    async def mixed(ctx: Context, ch_out: Channel[Any]) -> None:
         await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"a": [1]}))))
         await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"a": ["x"]}))))
 
@@ -112,7 +113,7 @@ def test_bad_source_arguments() -> None:
     ch = ctx.create_channel()
     with pytest.raises(TypeError, match="LazyFrame"):
         Network(
-            ctx, [actors.from_polars(ctx, ch, pl.LazyFrame({"a": [1]})), actors.collect(ctx, ch)]
+            ctx, [actors.from_polars(ctx, ch, pl.LazyFrame({"a": [1]})), actors.collect(ctx, ch)]  # type: ignore[arg-type]
         ).run()
     ch = ctx.create_channel()
     with pytest.raises(ValueError, match="`chunk_rows` must be an int >= 1"):
@@ -127,7 +128,7 @@ def test_bad_source_arguments() -> None:
     with pytest.raises(ValueError, match="`into` must be"):
         Network(
             ctx,
-            [actors.from_arrow(ctx, ch, pa.table({"a": [1]})), actors.collect(ctx, ch, into="csv")],
+            [actors.from_arrow(ctx, ch, pa.table({"a": [1]})), actors.collect(ctx, ch, into="csv")],  # type: ignore[arg-type]
         ).run()
 
 
@@ -153,7 +154,9 @@ def test_a_source_stream_and_a_transformed_stream_of_one_table_combine(
             frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # keeps the Arrow types
             return actors.from_pandas(ctx, ch, frame, chunk_rows=rows)
         if kind == "polars":
-            return actors.from_polars(ctx, ch, pl.from_arrow(table), chunk_rows=rows)
+            polars_frame = pl.from_arrow(table)
+            assert isinstance(polars_frame, pl.DataFrame)
+            return actors.from_polars(ctx, ch, polars_frame, chunk_rows=rows)
         return actors.from_arrow(ctx, ch, table, chunk_rows=rows)
 
     def run(combine: str, sink: Callable[[Context, Channel[TableChunk]], ActorNode]) -> ActorNode:
@@ -180,7 +183,9 @@ def test_a_source_stream_and_a_transformed_stream_of_one_table_combine(
     for combine in ("concat", "merge"):
         got = run(combine, lambda ctx, ch: actors.collect(ctx, ch, into="arrow")).result()
         assert got.schema.field("s").type == pa.large_string()
-        assert_frame_equal(by_all(pl.from_arrow(got)), by_all(expected))
+        got_frame = pl.from_arrow(got)
+        assert isinstance(got_frame, pl.DataFrame)
+        assert_frame_equal(by_all(got_frame), by_all(expected))
     target = tmp_path_factory.mktemp("out") / "both.parquet"
     run("merge", lambda ctx, ch: actors.write_parquet(ctx, ch, target))
     assert_frame_equal(by_all(pl.read_parquet(target)), by_all(expected))

@@ -4,6 +4,7 @@ import asyncio
 import math
 import operator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -16,6 +17,7 @@ from polars.testing import assert_frame_equal
 
 import actors
 from streamnet import (
+    Channel,
     ColumnNotFoundError,
     Context,
     FileReadError,
@@ -25,7 +27,7 @@ from streamnet import (
 )
 
 
-def _scan(path, **kwargs) -> tuple[pl.DataFrame, actors.ParquetScanReport]:
+def _scan(path: Path | list[Path] | str, **kwargs: Any) -> tuple[pl.DataFrame, actors.ParquetScanReport]:
     ctx = Context()
     ch = ctx.create_channel()
     scan = actors.read_parquet(ctx, ch, path, **kwargs)
@@ -44,7 +46,7 @@ def sorted_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {
             "k": np.arange(n),
             "v": rng.normal(size=n),
-            "s": rng.choice(["red", "green", "blue", None], size=n),
+            "s": rng.choice(np.array(["red", "green", "blue", None], dtype=object), size=n),
         }
     )
     df.write_parquet(path, row_group_size=1000)
@@ -58,7 +60,9 @@ def sorted_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     st.integers(-10, 10_010),
     st.sampled_from([None, ["v"], ["s", "k"]]),
 )
-def test_scan_with_pushdown_equals_polars(sorted_file: Path, lo: int, hi: int, columns) -> None:
+def test_scan_with_pushdown_equals_polars(
+    sorted_file: Path, lo: int, hi: int, columns: list[str] | None
+) -> None:
     pred = (pl.col("k") >= lo) & (pl.col("k") < hi) & pl.col("v").is_not_null()
     out, report = _scan(sorted_file, columns=columns, filters=pred)
     lazy = pl.scan_parquet(sorted_file).filter(pred)
@@ -191,7 +195,7 @@ def test_round_trip_of_a_million_rows_with_bounded_memory(tmp_path: Path) -> Non
     baseline = pa.total_allocated_bytes()
 
     @define_actor
-    async def watch(ctx, ch_in, ch_out):
+    async def watch(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         nonlocal peak
         async for msg in ch_in:
             peak = max(peak, pa.total_allocated_bytes() - baseline)
@@ -228,7 +232,7 @@ def test_write_rejects_a_chunk_with_another_schema(tmp_path: Path) -> None:
     from streamnet import Message, TableChunk
 
     @define_actor
-    async def mixed(ctx, ch_out):
+    async def mixed(ctx: Context, ch_out: Channel[Any]) -> None:
         await ch_out.send(ctx, Message(0, TableChunk.from_arrow(pa.table({"a": [1]}))))
         await ch_out.send(ctx, Message(1, TableChunk.from_arrow(pa.table({"b": [1]}))))
 

@@ -163,7 +163,7 @@ def test_parquet_split_false_reads_everything_on_every_rank(parquet_files: list[
 
 def test_parquet_split_must_be_a_bool(parquet_files: list[Path]) -> None:
     with pytest.raises(TypeError, match="read_parquet: `split` must be True or False"):
-        read_on_ranks(1, lambda c, ch: actors.read_parquet(c, ch, parquet_files, split="no"))
+        read_on_ranks(1, lambda c, ch: actors.read_parquet(c, ch, parquet_files, split="no"))  # type: ignore[arg-type]
 
 
 # -- read_csv -------------------------------------------------------------------------------
@@ -295,7 +295,8 @@ def write_on_ranks(nranks: int, target: Path, **kwargs: Any) -> list[actors.Parq
         data = pa.table({"x": range(ctx.rank * 100, ctx.rank * 100 + 10)})
         writer = actors.write_parquet(ctx, ch, target, **kwargs)
         await Network(ctx, [actors.from_arrow(ctx, ch, data, chunk_rows=4), writer]).run_async()
-        return writer.result()
+        report: actors.ParquetWriteReport = writer.result()
+        return report
 
     return run_ranks_within(60, nranks, job)
 

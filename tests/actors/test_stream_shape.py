@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -12,7 +15,17 @@ from strategies import chunk_rows, frames
 
 import actors
 from actors.testing import run_pipeline
-from streamnet import Context, Message, Network, TableChunk, define_actor
+from streamnet import Channel, Context, Message, Network, TableChunk, define_actor
+
+
+def recording(sizes: list[int]) -> Callable[[pa.Table], pa.Table]:
+    """A ``map_chunks`` kernel that notes each chunk's rows in ``sizes`` and passes it on."""
+
+    def record(table: pa.Table) -> pa.Table:
+        sizes.append(table.num_rows)
+        return table
+
+    return record
 
 
 @given(frames(max_rows=80), chunk_rows, st.integers(1, 30))
@@ -20,15 +33,10 @@ def test_rechunk_to_rows_keeps_data_and_cuts_exact_sizes(
     df: pl.DataFrame, rows: int, target: int
 ) -> None:
     sizes: list[int] = []
-
-    def record(t):
-        sizes.append(t.num_rows)
-        return t
-
     out = run_pipeline(
         df,
         lambda c, i, o: actors.rechunk(c, i, o, rows=target),
-        lambda c, i, o: actors.map_chunks(c, i, o, record, in_thread=False),
+        lambda c, i, o: actors.map_chunks(c, i, o, recording(sizes), in_thread=False),
         chunk_rows=rows,
     )
     assert_frame_equal(out, df)
@@ -44,9 +52,7 @@ def test_rechunk_by_bytes() -> None:
     out = run_pipeline(
         table,
         lambda c, i, o: actors.rechunk(c, i, o, chunk_bytes=1600),
-        lambda c, i, o: actors.map_chunks(
-            c, i, o, lambda t: sizes.append(t.num_rows) or t, in_thread=False
-        ),
+        lambda c, i, o: actors.map_chunks(c, i, o, recording(sizes), in_thread=False),
         chunk_rows=7,
         into="arrow",
     )
@@ -65,7 +71,7 @@ def test_rechunk_by_bytes_sizes_from_the_first_chunk_with_rows(
     sizes: list[int] = []
 
     @define_actor
-    async def chunked(ctx, ch_out):
+    async def chunked(ctx: Context, ch_out: Channel[Any]) -> None:
         for seq, part in enumerate(chunks):
             await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(part)))
 
@@ -77,7 +83,7 @@ def test_rechunk_by_bytes_sizes_from_the_first_chunk_with_rows(
         [
             chunked(ctx, a),
             actors.rechunk(ctx, a, b, chunk_bytes=chunk_bytes),
-            actors.map_chunks(ctx, b, c, lambda t: sizes.append(t.num_rows) or t, in_thread=False),
+            actors.map_chunks(ctx, b, c, recording(sizes), in_thread=False),
             sink,
         ],
     ).run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import pytest
 from hypothesis import given
@@ -9,7 +11,7 @@ from polars.testing import assert_frame_equal
 from strategies import chunk_rows, frames
 
 import actors
-from actors.testing import run_pipeline
+from actors.testing import Stage, run_pipeline
 from streamnet import ColumnNotFoundError, StreamnetError
 
 
@@ -31,7 +33,7 @@ def test_filter_that_keeps_nothing_gives_an_empty_frame_with_schema(
 
 @given(frames(), chunk_rows)
 def test_select_equals_polars(df: pl.DataFrame, rows: int) -> None:
-    exprs = ["s", (pl.col("i") * 2).alias("i2")]
+    exprs: list[pl.Expr | str] = ["s", (pl.col("i") * 2).alias("i2")]
     out = run_pipeline(
         df, lambda c, i, o: actors.select(c, i, o, *exprs, f1=pl.col("f") + 1), chunk_rows=rows
     )
@@ -61,8 +63,10 @@ def test_rename_equals_polars(df: pl.DataFrame, rows: int) -> None:
 
 @pytest.mark.parametrize("kind", ["arrow", "polars", "pandas"])
 @given(df=frames(), rows=chunk_rows)
-def test_map_chunks_in_each_native_type(kind: str, df: pl.DataFrame, rows: int) -> None:
-    def double(table):
+def test_map_chunks_in_each_native_type(
+    kind: actors.ChunkKind, df: pl.DataFrame, rows: int
+) -> None:
+    def double(table: Any) -> Any:  # a pyarrow, Polars or pandas table, as ``kind`` says
         if kind == "arrow":
             import pyarrow.compute as pc
 
@@ -107,7 +111,7 @@ def test_map_chunks_rejects_a_bad_return_type() -> None:
         (lambda c, i, o: actors.rename(c, i, o, {"absent": "b"}), "absent"),
     ],
 )
-def test_missing_column_error_names_column_and_actor(stage, column: str) -> None:
+def test_missing_column_error_names_column_and_actor(stage: Stage, column: str) -> None:
     with pytest.raises(ColumnNotFoundError) as info:
         run_pipeline(pl.DataFrame({"x": [1, 2]}), stage)
     text = str(info.value)
@@ -120,8 +124,8 @@ def test_missing_column_error_names_column_and_actor(stage, column: str) -> None
 def test_bad_arguments_are_rejected_clearly() -> None:
     df = pl.DataFrame({"x": [1]})
     with pytest.raises(TypeError, match="`predicate` must be a Polars expression"):
-        run_pipeline(df, lambda c, i, o: actors.filter(c, i, o, "x > 1"))
+        run_pipeline(df, lambda c, i, o: actors.filter(c, i, o, "x > 1"))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected a Polars expression or a column name, got int"):
-        run_pipeline(df, lambda c, i, o: actors.select(c, i, o, 3))
+        run_pipeline(df, lambda c, i, o: actors.select(c, i, o, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`kind` must be"):
-        run_pipeline(df, lambda c, i, o: actors.map_chunks(c, i, o, len, kind="numpy"))
+        run_pipeline(df, lambda c, i, o: actors.map_chunks(c, i, o, len, kind="numpy"))  # type: ignore[arg-type]

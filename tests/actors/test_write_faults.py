@@ -154,8 +154,8 @@ def test_failing_disk_leaves_nothing(
         return write
 
     if where == "end":  # every file written; moving the output into place fails
-        monkeypatch.setattr(actors._commit.os, "rename", disk_full)
-        monkeypatch.setattr(actors._commit.os, "replace", disk_full)
+        monkeypatch.setattr("actors._commit.os.rename", disk_full)
+        monkeypatch.setattr("actors._commit.os.replace", disk_full)
     elif path.partitioned:
         monkeypatch.setattr(pq, "write_table", flaky(pq.write_table))
     else:
@@ -244,7 +244,7 @@ def writes_then_tells(returned: asyncio.Event) -> Any:
     """`write_parquet`'s own code as an actor that sets ``returned`` once that code returned."""
 
     @define_actor(collective=True)
-    async def write_parquet(ctx: Context, ch_in: Any, path: Path, **options: Any) -> Any:
+    async def write_parquet(ctx: Context, /, ch_in: Any, path: Path, **options: Any) -> Any:
         report = await actors.write_parquet.fn(ctx, ch_in, path, **options)
         returned.set()
         return report
@@ -454,8 +454,8 @@ def test_a_rank_failing_while_rank_0_moves_its_files_fails_the_write_everywhere(
     rank 0 moves the ranks' files into place: rank 0 raises `RemoteRankError`, and no
     output appears (it used to appear without rank 1's files, marked complete)."""
     pause = Rank0Pause(cleaned)
-    monkeypatch.setattr(actors._commit.os, "rename", pause.wrap(os.rename))
-    monkeypatch.setattr(actors._commit.os, "replace", pause.wrap(os.replace))
+    monkeypatch.setattr("actors._commit.os.rename", pause.wrap(os.rename))
+    monkeypatch.setattr("actors._commit.os.replace", pause.wrap(os.replace))
     fails = rank_1_fails_once(pause.started, "injected while rank 0 moves the files")
     before = snapshot(tmp_path)
     errors: dict[int, BaseException] = {}
@@ -543,7 +543,7 @@ def test_mode_append_to_a_single_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"mode='append' adds files to a directory.*partitioned"):
         actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "x.parquet", mode="append")
     with pytest.raises(ValueError, match=r"`mode` must be one of \['error', 'overwrite', 'appe"):
-        actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "x.parquet", mode="replace")
+        actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "x.parquet", mode="replace")  # type: ignore[arg-type]
 
 
 def test_failed_append_leaves_the_old_dataset_as_it_was(tmp_path: Path) -> None:

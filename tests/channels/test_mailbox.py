@@ -7,8 +7,9 @@ import asyncio
 import dataclasses
 
 import pytest
+from waiting import until
 
-from channels import ChannelClosed, Mailbox, MailboxClosed, MailboxStatistics
+from channels import ChannelClosed, Mailbox, MailboxClosed, MailboxStatistics, OverflowPolicy
 
 
 async def test_a_put_on_a_full_mailbox_times_out_and_delivers_nothing() -> None:
@@ -26,8 +27,7 @@ async def test_a_blocked_put_with_a_timeout_goes_through_when_room_is_made() -> 
     box: Mailbox[str] = Mailbox(capacity=1)
     await box.put("first")
     put = asyncio.ensure_future(box.put("second", timeout=5))
-    await asyncio.sleep(0)  # one turn of the loop: the put starts and blocks
-    assert box.statistics().waiting_senders == 1
+    await until(lambda: box.statistics().waiting_senders == 1)  # the put starts and blocks
     async with asyncio.timeout(5):
         assert await box.get() == "first"
         await put
@@ -46,17 +46,6 @@ async def test_statistics_is_a_frozen_snapshot() -> None:
     )  # fmt: skip
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.size = 0  # type: ignore[misc]
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    """Let the loop turn until ``predicate`` holds (state, not time, ends the wait).
-
-    The states it checks (blocked calls, lifecycle states) have no event to wait on;
-    each turn lets every ready task take one step.
-    """
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0)
 
 
 @pytest.mark.timeout(10)
@@ -80,7 +69,7 @@ async def test_close_wakes_blocked_puts_and_later_puts_fail_at_once() -> None:
 
 
 @pytest.mark.parametrize("overflow", ["reject", "drop_oldest"])
-async def test_a_closed_mailbox_refuses_puts_whatever_its_policy(overflow) -> None:
+async def test_a_closed_mailbox_refuses_puts_whatever_its_policy(overflow: OverflowPolicy) -> None:
     box: Mailbox[str] = Mailbox(capacity=1, overflow=overflow, name="box")
     box.close()
     with pytest.raises(MailboxClosed, match=r"^mailbox `box` is closed$"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from waiting import until
 
 from channels import Channel, ChannelAborted, Message, recv_any
 
@@ -19,7 +20,7 @@ async def test_recv_any_waits_for_the_first_to_become_ready() -> None:
     a: Channel[int] = Channel()
     b: Channel[int] = Channel()
     waiting = asyncio.create_task(recv_any(None, [a, b]))
-    await asyncio.sleep(0)
+    await until(lambda: a.statistics().waiting_receivers == b.statistics().waiting_receivers == 1)
     assert not waiting.done()
     await a.send(None, Message(1, 1))
     index, msg = await asyncio.wait_for(waiting, 1)
@@ -57,6 +58,7 @@ async def test_recv_any_merges_all_messages() -> None:
 
     async with asyncio.timeout(5):
         *_, got = await asyncio.gather(*(produce(k) for k in range(3)), merge())
+    assert got is not None
     assert sorted(got) == sorted(k * 100 + i for k in range(3) for i in range(20))
 
 
@@ -75,7 +77,7 @@ async def test_recv_any_of_nothing_is_an_error() -> None:
 async def test_cancelled_recv_any_leaves_no_waiter_behind() -> None:
     a: Channel[int] = Channel()
     waiting = asyncio.create_task(recv_any(None, [a]))
-    await asyncio.sleep(0)
+    await until(lambda: a.statistics().waiting_receivers == 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from streamnet import ActorNode, Channel, Context, TableChunk, define_actor
@@ -27,10 +30,10 @@ def test_role_from_parameter_name(name: str, role: str | None) -> None:
 
 def test_define_actor_with_and_without_parentheses() -> None:
     @define_actor
-    async def a(ctx, ch_in, ch_out): ...
+    async def a(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None: ...
 
     @define_actor()
-    async def b(ctx, ch_in, ch_out): ...
+    async def b(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None: ...
 
     ctx = Context()
     for definition in (a, b):
@@ -41,37 +44,37 @@ def test_define_actor_with_and_without_parentheses() -> None:
 def test_define_actor_rejects_plain_functions() -> None:
     with pytest.raises(TypeError, match="`.*sync_fn` must be an `async def` function"):
 
-        @define_actor
-        def sync_fn(ctx, ch_out): ...
+        @define_actor  # type: ignore[arg-type]  # on purpose
+        def sync_fn(ctx: Context, ch_out: Channel[Any]) -> None: ...
 
 
 def test_define_actor_requires_a_context_parameter() -> None:
     with pytest.raises(TypeError, match="Context as its first positional parameter"):
 
-        @define_actor
-        async def no_ctx(): ...
+        @define_actor  # type: ignore[arg-type]  # on purpose
+        async def no_ctx() -> None: ...
 
     with pytest.raises(TypeError, match="Context as its first positional parameter"):
 
-        @define_actor
-        async def kw_only(*, ctx): ...
+        @define_actor  # type: ignore[arg-type]  # on purpose
+        async def kw_only(*, ctx: Context) -> None: ...
 
 
 def test_define_actor_checks_declared_parameters() -> None:
     with pytest.raises(TypeError, match=r"no parameter\(s\) \['nope'\]"):
 
         @define_actor(inputs=["nope"])
-        async def f(ctx, left): ...
+        async def f(ctx: Context, left: Channel[Any]) -> None: ...
 
     with pytest.raises(TypeError, match="both inputs and outputs"):
 
         @define_actor(inputs=["x"], outputs=["x"])
-        async def g(ctx, x): ...
+        async def g(ctx: Context, x: Channel[Any]) -> None: ...
 
 
 def test_calling_requires_a_context_first() -> None:
     @define_actor
-    async def f(ctx, ch_out): ...
+    async def f(ctx: Context, ch_out: Channel[Any]) -> None: ...
 
     with pytest.raises(
         TypeError, match="actor `f`: the first argument must be a streamnet.Context"
@@ -81,7 +84,7 @@ def test_calling_requires_a_context_first() -> None:
 
 def test_calling_with_wrong_arguments_names_the_actor() -> None:
     @define_actor
-    async def f(ctx, ch_out): ...
+    async def f(ctx: Context, ch_out: Channel[Any]) -> None: ...
 
     with pytest.raises(TypeError, match="actor `f`: .*argument"):
         f(Context())  # type: ignore[call-arg]
@@ -89,7 +92,13 @@ def test_calling_with_wrong_arguments_names_the_actor() -> None:
 
 def test_endpoints_found_in_arguments_lists_and_dicts() -> None:
     @define_actor(inputs=["left", "right"])
-    async def join(ctx, left, right, outputs, options): ...
+    async def join(
+        ctx: Context,
+        left: Channel[Any],
+        right: Channel[Any],
+        outputs: Mapping[str, Channel[Any]],
+        options: dict[str, int] | None,
+    ) -> None: ...
 
     ctx = Context()
     left, right = ctx.create_channel(), ctx.create_channel()
@@ -113,7 +122,7 @@ def test_annotations_give_endpoint_payload_types() -> None:
 
 def test_decorated_actor_keeps_name_and_doc() -> None:
     @define_actor
-    async def documented(ctx, ch_out):
+    async def documented(ctx: Context, ch_out: Channel[Any]) -> None:
         """Docs."""
 
     assert documented.__doc__ == "Docs."
@@ -134,7 +143,7 @@ def test_a_check_refuses_bad_arguments_before_the_node_is_made() -> None:
         at_least(name, **arguments)  # type: ignore[arg-type]
 
     @define_actor(collective=True, check=record)
-    async def counts(ctx, ch_out, n: int, *, step: int = 2):
+    async def counts(ctx: Context, ch_out: Channel[Any], n: int, *, step: int = 2) -> None:
         pass
 
     ctx = Context()
@@ -150,7 +159,7 @@ def test_a_checked_actor_keeps_every_other_option() -> None:
     from streamnet import RestartPolicy
 
     @define_actor(check=at_least, stops_early=True, restart=RestartPolicy(), name="stepper")
-    async def counts(ctx, ch_out, n: int, step: int = 1):
+    async def counts(ctx: Context, ch_out: Channel[Any], n: int, step: int = 1) -> None:
         pass
 
     ctx = Context()
@@ -162,7 +171,7 @@ def test_a_checked_actor_keeps_every_other_option() -> None:
 
 
 def test_a_check_must_be_callable() -> None:
-    async def source(ctx, ch_out):
+    async def source(ctx: Context, ch_out: Channel[Any]) -> None:
         pass
 
     with pytest.raises(TypeError, match="define_actor: `check` must be callable, got 3"):

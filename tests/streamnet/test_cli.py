@@ -27,7 +27,9 @@ JOB = textwrap.dedent(
 )
 
 
-def test_graph_writes_the_picture_of_a_job_without_running_it(tmp_path: Path, capsys) -> None:
+def test_graph_writes_the_picture_of_a_job_without_running_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = tmp_path / "job.py"
     job.write_text(JOB)
     assert (
@@ -49,7 +51,7 @@ def test_graph_errors_are_clear(tmp_path: Path) -> None:
         main(["graph", str(idle)])
 
 
-def test_help_lists_the_commands(capsys) -> None:
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
@@ -57,5 +59,5 @@ def test_help_lists_the_commands(capsys) -> None:
         assert command in out
 
 
-def test_bench_quick_runs_from_the_checkout(capsys) -> None:
+def test_bench_quick_runs_from_the_checkout(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "hop", "--quick"]) == 0

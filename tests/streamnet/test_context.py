@@ -63,11 +63,17 @@ async def test_cancelled_caller_cleans_up_only_after_its_running_kernel_ends() -
 
 
 async def test_cancelled_caller_drops_a_kernel_not_started_yet() -> None:
-    gate, ran = threading.Event(), []
+    started, gate = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def block() -> bool:
+        started.set()
+        return gate.wait(20)
+
     with Context(num_threads=1) as ctx:
-        blocker = asyncio.ensure_future(ctx.to_thread(gate.wait, 20))
+        blocker = asyncio.ensure_future(ctx.to_thread(block))
         queued = asyncio.ensure_future(ctx.to_thread(ran.append, 1))
-        await asyncio.sleep(0)
+        await asyncio.to_thread(started.wait, 20)  # the one thread is busy: `queued` waits
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
@@ -99,7 +105,7 @@ def test_options_are_read_only() -> None:
         ({"cancel_grace": -1}, "cancel_grace"),
     ],
 )
-def test_bad_arguments_name_the_argument(kwargs: dict, match: str) -> None:
+def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Context(**kwargs)
 
@@ -162,7 +168,7 @@ async def test_an_actor_waits_for_its_kernel_at_most_cancel_grace_and_cleans_up_
     cleaned = asyncio.Event()
 
     @define_actor
-    async def slow(ctx):
+    async def slow(ctx: Context) -> None:
         try:
             await ctx.to_thread(kernel)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import gc
 import re
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -54,16 +55,20 @@ FLAVOURS: dict[str, list[pa.Array]] = {
 
 @settings(max_examples=30)
 @given(st.sampled_from(sorted(FLAVOURS)), st.data())
-def test_every_flavour_of_a_type_gives_the_schema_polars_emits(kind: str, data) -> None:
+def test_every_flavour_of_a_type_gives_the_schema_polars_emits(
+    kind: str, data: st.DataObject
+) -> None:
     array = data.draw(st.sampled_from(FLAVOURS[kind]))
     nullable = kind != "not null"
     table = pa.table([array], schema=pa.schema([pa.field("c", array.type, nullable=nullable)]))
     chunk = TableChunk.from_arrow(table)
-    via_polars = TableChunk.from_polars(pl.from_arrow(table))  # what a transform emits
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    via_polars = TableChunk.from_polars(frame)  # what a transform emits
     assert chunk.schema.equals(via_polars.schema)
     assert chunk.to_arrow().schema.equals(via_polars.to_arrow().schema)
     assert chunk.to_arrow().equals(via_polars.to_arrow())
-    assert chunk.to_polars().equals(pl.from_arrow(table))
+    assert chunk.to_polars().equals(frame)
     # a canonical table passes through untouched
     canonical = chunk.to_arrow()
     assert TableChunk.from_arrow(canonical).to_arrow() is canonical
@@ -77,13 +82,13 @@ def test_canonical_types_are_the_large_flavours() -> None:
     assert [f.type for f in TableChunk.from_polars(frame).to_arrow().schema] == types
 
 
-def test_the_schema_of_a_polars_chunk_needs_no_conversion(monkeypatch) -> None:
+def test_the_schema_of_a_polars_chunk_needs_no_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = pl.DataFrame({"a": [1, 2], "s": ["x", "y"]})
     expected = frame.to_arrow().schema
     converted: list[int] = []
     to_arrow = pl.DataFrame.to_arrow
 
-    def counting(self: pl.DataFrame, *args, **kwargs) -> pa.Table:
+    def counting(self: pl.DataFrame, *args: Any, **kwargs: Any) -> pa.Table:
         converted.append(self.height)
         return to_arrow(self, *args, **kwargs)
 
@@ -130,9 +135,9 @@ TYPES = {
     st.booleans(),
 )
 def test_a_chunk_of_another_type_is_refused_naming_actor_channel_column_and_both_types(
-    first, later, position, polars_held
+    first: type[pl.DataType], later: type[pl.DataType], position: int, polars_held: bool
 ) -> None:
-    def chunk(dtype) -> TableChunk:
+    def chunk(dtype: type[pl.DataType]) -> TableChunk:
         frame = pl.DataFrame({"k": [1, 2], "v": pl.Series([None, None], dtype=dtype)})
         return (
             TableChunk.from_polars(frame)
@@ -234,7 +239,9 @@ CANONICAL: list[tuple[pa.DataType | None, pa.DataType | None]] = [
     [(t, c) for t, c in CANONICAL if t is not None],
     ids=[str(t) for t, _ in CANONICAL if t is not None],
 )
-def test_only_flavours_are_mapped_and_no_other_type_changes(dtype, canonical) -> None:
+def test_only_flavours_are_mapped_and_no_other_type_changes(
+    dtype: pa.DataType, canonical: pa.DataType | None
+) -> None:
     """Before, the canonical schema came from a round trip through Polars: date64 became a
     timestamp, timestamp[s] a timestamp[ms], a UUID large_binary, and decimal256(50, 2)
     made ``from_arrow`` panic."""
@@ -292,7 +299,9 @@ INEXACT: list[tuple[pa.Array, str]] = [
 
 
 @pytest.mark.parametrize(("array", "becomes"), INEXACT, ids=[str(a.type) for a, _ in INEXACT])
-def test_a_type_polars_does_not_hold_exactly_is_never_converted_silently(array, becomes) -> None:
+def test_a_type_polars_does_not_hold_exactly_is_never_converted_silently(
+    array: pa.Array, becomes: str
+) -> None:
     chunk = TableChunk.from_arrow(pa.table({"k": [1], "odd": array}))
     assert chunk.to_arrow().column("odd").type == array.type  # Arrow keeps it
     fix = "with pyarrow" if "cannot hold" in becomes else "`actors.cast`"
@@ -311,7 +320,7 @@ def test_a_caller_that_converts_on_purpose_gets_polars_nearest_type() -> None:
     day = datetime.date(2020, 1, 2)
     chunk = TableChunk.from_arrow(pa.table({"d": pa.array([day], pa.date64()), "k": [1]}))
     frame = chunk.to_polars(convert=["d"])
-    assert frame.schema == pl.Schema({"d": pl.Datetime("ms"), "k": pl.Int64})
+    assert frame.schema == pl.Schema({"d": pl.Datetime("ms"), "k": pl.Int64()})
     assert frame["d"].cast(pl.Date).to_list() == [day]
     with pytest.raises(SchemaError):
         chunk.to_polars()  # the converted frame was not kept as the chunk's data
@@ -323,6 +332,7 @@ def test_a_polars_frame_without_an_arrow_form_names_its_column() -> None:
         frame = pl.from_arrow(empty)
     except Exception:
         pytest.skip("this Polars cannot read a Decimal(50, 2) column")
+    assert isinstance(frame, pl.DataFrame)
     with pytest.raises(SchemaError, match=r"column `big` \(Decimal\(precision=50"):
         run([TableChunk.from_polars(frame)])
 
@@ -338,7 +348,7 @@ def test_messages_name_types_as_polars_does_and_arrow_types_polars_lacks() -> No
 # -- the check costs no more than a comparison of identities -----------------------------------
 
 
-def test_chunks_of_one_schema_are_checked_without_reading_their_types(monkeypatch) -> None:
+def test_chunks_of_one_schema_are_checked_without_reading_their_types(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, every channel read each Polars-held chunk's types and compared them column by
     column (80 us a hop for 300 columns). Chunks of a source share one schema object and a
     transform works out its output schema once, so the types of a frame are read a fixed
@@ -350,7 +360,8 @@ def test_chunks_of_one_schema_are_checked_without_reading_their_types(monkeypatc
 
     def counting(self: pl.DataFrame) -> list[pl.DataType]:
         reads["n"] += 1
-        return dtypes.fget(self)  # type: ignore[attr-defined]
+        types: list[pl.DataType] = dtypes.fget(self)  # type: ignore[attr-defined]
+        return types
 
     frame = pl.DataFrame({f"c{i}": range(200) for i in range(20)})
     monkeypatch.setattr(pl.DataFrame, "dtypes", property(counting))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -44,9 +45,9 @@ def test_pandas_round_trip_drops_index_by_default() -> None:
 
 def test_constructor_rejects_other_types_with_a_hint() -> None:
     with pytest.raises(TypeError, match="from_polars"):
-        TableChunk(pl.DataFrame({"a": [1]}))  # type: ignore[arg-type]
+        TableChunk(pl.DataFrame({"a": [1]}))
     with pytest.raises(TypeError, match="polars.DataFrame"):
-        TableChunk.from_polars(_table())  # type: ignore[arg-type]
+        TableChunk.from_polars(_table())
 
 
 def test_from_message_checks_the_payload() -> None:
@@ -56,7 +57,7 @@ def test_from_message_checks_the_payload() -> None:
         TableChunk.from_message(Message(4, "x"))
 
 
-def test_spill_frees_memory_and_loads_back_transparently(tmp_path) -> None:
+def test_spill_frees_memory_and_loads_back_transparently(tmp_path: Path) -> None:
     table = _table()
     chunk = TableChunk.from_arrow(table)
     assert chunk.spill(tmp_path) == table.nbytes
@@ -73,14 +74,14 @@ def test_spill_frees_memory_and_loads_back_transparently(tmp_path) -> None:
     assert chunk.spill(tmp_path) > 0 and chunk.spill(tmp_path) == 0
 
 
-def test_spilled_file_is_removed_with_the_chunk(tmp_path) -> None:
+def test_spilled_file_is_removed_with_the_chunk(tmp_path: Path) -> None:
     chunk = TableChunk.from_arrow(_table())
     chunk.spill(tmp_path)
     del chunk
     assert list(tmp_path.iterdir()) == []
 
 
-def test_concurrent_readers_never_see_a_half_spilled_chunk(tmp_path) -> None:
+def test_concurrent_readers_never_see_a_half_spilled_chunk(tmp_path: Path) -> None:
     table = pa.table({"a": list(range(10_000))})
     chunk = TableChunk.from_arrow(table)
     errors: list[BaseException] = []
@@ -107,7 +108,7 @@ def test_concurrent_readers_never_see_a_half_spilled_chunk(tmp_path) -> None:
     assert chunk.to_arrow().equals(table)
 
 
-def test_a_chunk_of_other_flavours_spilled_while_read_gives_the_canonical_table(tmp_path) -> None:
+def test_a_chunk_of_other_flavours_spilled_while_read_gives_the_canonical_table(tmp_path: Path) -> None:
     table = pa.table({"s": [str(i) for i in range(5_000)], "i": list(range(5_000))})
     canonical = table.cast(pa.schema([("s", pa.large_string()), ("i", pa.int64())]))
     chunk = TableChunk.from_arrow(table)
@@ -136,7 +137,7 @@ def test_a_chunk_of_other_flavours_spilled_while_read_gives_the_canonical_table(
 
 
 @pytest.mark.parametrize("held", ["arrow", "string", "polars", "spilled"])
-def test_a_slice_shares_the_chunks_schema_and_converts_nothing(held: str, tmp_path) -> None:
+def test_a_slice_shares_the_chunks_schema_and_converts_nothing(held: str, tmp_path: Path) -> None:
     frame = pl.DataFrame({"s": ["a", "b", None, "d"], "i": [1, 2, 3, 4]})
     if held == "polars":
         chunk = TableChunk.from_polars(frame)

@@ -41,7 +41,7 @@ async def test_a_failure_nobody_awaits_is_logged_once_with_the_actors_name(
     started: list[asyncio.Task[None]] = []
 
     @define_actor
-    async def lonely(ctx):
+    async def lonely(ctx: Context) -> None:
         task = start_task(fails(ValueError("lost in a helper")), name="helper")
         started.append(task)
         await asyncio.wait([task])  # it ended; nobody looks at how
@@ -59,7 +59,7 @@ async def test_a_failure_that_is_awaited_is_raised_there_and_not_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     @define_actor
-    async def waits_for_its_helper(ctx):
+    async def waits_for_its_helper(ctx: Context) -> None:
         await start_task(fails(ValueError("raised through the actor")))
 
     ctx = Context()
@@ -87,7 +87,7 @@ async def test_a_started_task_runs_in_a_copy_of_its_starters_context() -> None:
         seen.append(current_actor_name())
 
     @define_actor
-    async def starts(ctx):
+    async def starts(ctx: Context) -> None:
         await start_task(note())
 
     ctx = Context()

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from waiting import until
 
 from streamnet import (
+    Communicator,
     Context,
     InProcessWorld,
     RemoteRankError,
@@ -25,9 +29,10 @@ async def test_in_process_messages_keep_their_order_per_tag() -> None:
 
 
 async def test_recv_waits_for_the_send() -> None:
-    a, b = InProcessWorld(2).communicators()
+    world = InProcessWorld(2)
+    a, b = world.communicators()
     waiting = asyncio.create_task(b.recv(0, "t"))
-    await asyncio.sleep(0)
+    await until(lambda: world._inbox.waiting() == 1)
     assert not waiting.done()
     await a.send(1, "t", 42)
     assert await asyncio.wait_for(waiting, 1) == 42
@@ -37,7 +42,7 @@ async def test_abort_wakes_pending_receives_on_every_rank() -> None:
     world = InProcessWorld(3)
     c0, c1, c2 = world.communicators()
     pending = [asyncio.create_task(c.recv(0, "t")) for c in (c1, c2)]
-    await asyncio.sleep(0)
+    await until(lambda: world._inbox.waiting() == 2)
     c0.abort(ValueError("disk full"))
     for task in pending:
         with pytest.raises(RemoteRankError, match="rank 0 failed: ValueError: disk full") as info:
@@ -52,7 +57,7 @@ async def test_abort_wakes_pending_receives_on_every_rank() -> None:
 async def test_allgather_and_barrier() -> None:
     world = InProcessWorld(3)
 
-    async def rank(comm):
+    async def rank(comm: Communicator) -> list[Any]:
         await comm.barrier("b")
         return await comm.allgather("g", comm.rank * 2)
 
@@ -114,7 +119,7 @@ async def test_watchers_hear_of_a_peers_abort_once_and_not_of_their_own() -> Non
     heard: dict[int, list[RemoteRankError]] = {0: [], 1: [], 2: []}
     told = asyncio.Event()
 
-    def watcher(rank: int):
+    def watcher(rank: int) -> Callable[[RemoteRankError], None]:
         def hear(error: RemoteRankError) -> None:
             heard[rank].append(error)
             if rank == 2:

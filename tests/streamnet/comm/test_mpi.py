@@ -100,7 +100,7 @@ def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:
 
 
 @needs_mpi
-def test_the_demo_on_two_ranks_gives_polars_answer(tmp_path) -> None:
+def test_the_demo_on_two_ranks_gives_polars_answer(tmp_path: Path) -> None:
     status, output, _ = run_job(
         "-n", "2", "-m", "streamnet", "demo", "--rows", "600000", "--data-dir", str(tmp_path)
     )

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from waiting import until
 
 from streamnet.comm._tagged_inbox import TaggedInbox, settle
 
@@ -26,7 +27,7 @@ async def test_a_cancelled_receiver_passes_its_wake_up_on() -> None:
     inbox = TaggedInbox()
     first = asyncio.ensure_future(inbox.get("s", lambda: None))
     second = asyncio.ensure_future(inbox.get("s", lambda: None))
-    await asyncio.sleep(0)
+    await until(lambda: inbox.waiting() == 2)
     inbox.put("s", "item")  # wakes `first`...
     first.cancel()  # ...which is cancelled before it runs: `second` must get the item
     assert await asyncio.wait_for(second, 2) == "item"
@@ -42,13 +43,12 @@ async def test_wake_makes_receivers_run_their_check_again() -> None:
 
     waiting = asyncio.ensure_future(inbox.get(("e1", "t"), check))
     other = asyncio.ensure_future(inbox.get(("e2", "t"), check))
-    await asyncio.sleep(0)
-    assert inbox.waiting()
+    await until(lambda: inbox.waiting() == 2)
     failed = True
     inbox.wake(lambda slot: slot[0] == "e1")
     with pytest.raises(RuntimeError, match="peer failed"):
         await asyncio.wait_for(waiting, 2)
-    assert not other.done()  # a slot the predicate refused sleeps on
+    assert inbox.waiting() == 1 and not other.done()  # a slot the predicate refused sleeps on
     other.cancel()
 
 

@@ -22,7 +22,9 @@ from streamnet.engines._launcher import find_mpiexec, launch_command
         ({"PMI_SIZE": "garbage"}, None),
     ],
 )
-def test_launched_ranks_reads_the_launchers_variables(monkeypatch, variables, expected) -> None:
+def test_launched_ranks_reads_the_launchers_variables(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: int | None
+) -> None:
     for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
@@ -30,14 +32,18 @@ def test_launched_ranks_reads_the_launchers_variables(monkeypatch, variables, ex
     assert launched_ranks() == expected
 
 
-def test_a_plain_process_and_a_one_rank_launch_get_a_single_rank(monkeypatch) -> None:
+def test_a_plain_process_and_a_one_rank_launch_get_a_single_rank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PMI_SIZE", "1")
     with Context() as ctx:
         assert isinstance(ctx.communicator, SingleCommunicator)
         assert (ctx.rank, ctx.nranks) == (0, 1)
 
 
-def test_several_launched_ranks_without_mpi4py_is_a_clear_error(monkeypatch) -> None:
+def test_several_launched_ranks_without_mpi4py_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PMI_SIZE", "2")
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # as if not installed
     import streamnet.comm._mpi as mpi
@@ -48,7 +54,7 @@ def test_several_launched_ranks_without_mpi4py_is_a_clear_error(monkeypatch) -> 
 
 
 # --------------------------------------------------------------------- launcher
-def test_launch_command_and_its_errors(monkeypatch) -> None:
+def test_launch_command_and_its_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert launch_command(3, ["job.py", "-x"], mpiexec="mpx") == [
         "mpx", "-n", "3", sys.executable, "job.py", "-x",
     ]  # fmt: skip
@@ -60,7 +66,7 @@ def test_launch_command_and_its_errors(monkeypatch) -> None:
     assert find_mpiexec() == "/opt/site/bin/mpiexec"
 
 
-def test_streamnet_run_names_a_missing_script(capsys) -> None:
+def test_streamnet_run_names_a_missing_script(capsys: pytest.CaptureFixture[str]) -> None:
     from streamnet._cli import main
 
     assert main(["run", "-n", "2", "no-such-job.py"]) == 2

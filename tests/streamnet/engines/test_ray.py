@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -11,7 +14,7 @@ from polars.testing import assert_frame_equal
 
 import actors
 from actors.demo import build_network, lineitem
-from streamnet import Context, Network, RemoteRankError, define_actor, run_ranks
+from streamnet import Channel, Context, Network, RemoteRankError, define_actor, run_ranks
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -20,7 +23,7 @@ from streamnet import run_on_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_cluster():
+def local_cluster() -> Iterator[None]:
     """One local Ray cluster for the module: starting one takes seconds."""
     started = not ray.is_initialized()
     if started:
@@ -30,13 +33,14 @@ def local_cluster():
         ray.shutdown()
 
 
-def test_the_demo_on_two_ray_ranks_equals_one_rank(tmp_path) -> None:
+def test_the_demo_on_two_ray_ranks_equals_one_rank(tmp_path: Path) -> None:
     path = lineitem(600_000, tmp_path)  # three row groups to share between the ranks
 
     async def demo(ctx: Context) -> pl.DataFrame:
         network, sink = build_network(ctx, path)
         await network.run_async(progress=False)
-        return sink.result()
+        result: pl.DataFrame = sink.result()
+        return result
 
     (alone,) = run_ranks(1, demo)
     on_ray = run_on_ray(2, demo, timeout=180)
@@ -53,7 +57,7 @@ async def shuffled(ctx: Context, frame: pl.DataFrame) -> None:
     ).run_async()
 
 
-def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path) -> None:
+def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path: Path) -> None:
     async def job(ctx: Context) -> None:
         frame = pl.DataFrame({"k": range(1000), "v": range(1000)})
         if ctx.rank == 1:
@@ -72,12 +76,12 @@ def test_a_rank_raising_on_ray_raises_its_error_and_fails_the_peers(tmp_path) ->
         assert seen == "1: rank 1 failed: ValueError: bad input on rank 1"
 
 
-def test_a_ray_rank_failing_ends_a_peer_waiting_outside_any_exchange(tmp_path) -> None:
+def test_a_ray_rank_failing_ends_a_peer_waiting_outside_any_exchange(tmp_path: Path) -> None:
     """Rank 0 waits on something that never happens, upstream of its only exchange."""
 
     async def job(ctx: Context) -> None:
         @define_actor
-        async def source(ctx, ch_out):
+        async def source(ctx: Context, ch_out: Channel[Any]) -> None:
             if ctx.rank == 1:
                 raise ValueError("bad input on rank 1")
             await asyncio.Event().wait()  # only the peer's failure ends this

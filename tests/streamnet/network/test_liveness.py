@@ -66,19 +66,19 @@ def looks(monkeypatch: pytest.MonkeyPatch) -> Looks:
 
 
 @define_actor
-async def echo(ctx, ch_in, ch_out):
+async def echo(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     async for msg in ch_in:
         await ch_out.send(ctx, msg)
 
 
 @define_actor
-async def numbers(ctx, ch_out, n: int):
+async def numbers(ctx: Context, ch_out: Channel[Any], n: int) -> None:
     for i in range(n):
         await ch_out.send(ctx, Message(i, i))
 
 
 @define_actor
-async def collect(ctx, ch_in, into: list):
+async def collect(ctx: Context, ch_in: Channel[Any], into: list[Any]) -> None:
     async for msg in ch_in:
         into.append(msg.payload)
 
@@ -107,7 +107,7 @@ async def test_two_actors_waiting_on_each_others_output_fail_with_deadlock_error
 
 async def test_a_loop_whose_channels_fill_up_fails_with_deadlock_error() -> None:
     @define_actor
-    async def flood(ctx, ch_in, ch_out, n: int):
+    async def flood(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any], n: int) -> None:
         for i in range(n):  # sends everything before it reads anything back
             await ch_out.send(ctx, Message(i, i))
         async for _ in ch_in:
@@ -126,13 +126,13 @@ async def test_a_loop_whose_channels_fill_up_fails_with_deadlock_error() -> None
 
 async def test_an_actor_that_never_reads_an_input_its_producer_fills_is_a_deadlock() -> None:
     @define_actor
-    async def two_outputs(ctx, first_out, second_out):
+    async def two_outputs(ctx: Context, first_out: Channel[Any], second_out: Channel[Any]) -> None:
         for i in range(5):
             await first_out.send(ctx, Message(i, i))
         await second_out.send(ctx, Message(0, "last"))
 
     @define_actor
-    async def second_first(ctx, first_in, second_in):
+    async def second_first(ctx: Context, first_in: Channel[Any], second_in: Channel[Any]) -> None:
         await second_in.recv(ctx)  # waits for what comes after everything on `first`
         async for _ in first_in:
             pass
@@ -152,13 +152,13 @@ async def test_an_actor_that_never_reads_an_input_its_producer_fills_is_a_deadlo
 
 async def test_a_deadlock_on_one_rank_is_raised_and_reaches_the_others() -> None:
     @define_actor
-    async def two_outputs(ctx, first_out, second_out):
+    async def two_outputs(ctx: Context, first_out: Channel[Any], second_out: Channel[Any]) -> None:
         for i in range(5):
             await first_out.send(ctx, Message(i, i))
         await second_out.send(ctx, Message(0, "last"))
 
     @define_actor
-    async def second_first(ctx, first_in, second_in):
+    async def second_first(ctx: Context, first_in: Channel[Any], second_in: Channel[Any]) -> None:
         await second_in.recv(ctx)
         async for _ in first_in:
             pass
@@ -167,7 +167,7 @@ async def test_a_deadlock_on_one_rank_is_raised_and_reaches_the_others() -> None
     seen: dict[int, BaseException] = {}
 
     @define_actor
-    async def held(ctx, ch_out):
+    async def held(ctx: Context, ch_out: Channel[Any]) -> None:
         await gate.wait()
 
     async def job(ctx: Context) -> None:
@@ -212,7 +212,7 @@ async def test_a_network_started_after_a_peer_failed_fails_at_start(
     ran: list[str] = []
 
     @define_actor
-    async def never(ctx):
+    async def never(ctx: Context) -> None:
         ran.append("ran")
 
     ctx = Context(communicator=world.communicator(0))
@@ -234,7 +234,7 @@ async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
     peer = world.communicator(1)
 
     @define_actor
-    async def last(ctx):
+    async def last(ctx: Context) -> None:
         if ctx.rank == 0:
             peer.abort(ValueError("later"))  # its news arrives once this actor has returned
 
@@ -249,9 +249,9 @@ async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
         peer.abort(KeyError("even later"))
         # A watcher added now is told after whatever the failure scheduled (a loop runs
         # its callbacks in order): once it is, a network still watching would have heard.
-        last = asyncio.get_running_loop().create_future()
-        world.communicator(0).watch(last.set_result)
-        await last
+        told = asyncio.get_running_loop().create_future()
+        world.communicator(0).watch(told.set_result)
+        await told
     assert [net.state for net in networks] == ["done", "done"]
     assert str(world.communicator(0).failure) == "rank 1 failed: ValueError: later"
     assert [r for r in caplog.records if r.name == "streamnet"] == []
@@ -262,13 +262,13 @@ async def test_an_actor_running_a_kernel_is_not_deadlocked(looks: Looks) -> None
     released = looks.release_after(5, threading.Event())
 
     @define_actor
-    async def slow_source(ctx, ch_out):
+    async def slow_source(ctx: Context, ch_out: Channel[Any]) -> None:
         assert await ctx.to_thread(released.wait, 30)  # meanwhile its consumer waits
         await ch_out.send(ctx, Message(0, "late"))
 
     ctx = Context()
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(30):
         await Network(ctx, [slow_source(ctx, a), collect(ctx, a, out)]).run_async()
     assert out == ["late"]
@@ -276,13 +276,13 @@ async def test_an_actor_running_a_kernel_is_not_deadlocked(looks: Looks) -> None
 
 async def test_an_actor_awaiting_something_else_is_not_deadlocked(looks: Looks) -> None:
     @define_actor
-    async def waits_for_an_event(ctx, ch_out):
+    async def waits_for_an_event(ctx: Context, ch_out: Channel[Any]) -> None:
         await looks.after(5).wait()  # not a channel: the network cannot judge it
         await ch_out.send(ctx, Message(0, "late"))
 
     ctx = Context()
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(30):
         await Network(ctx, [waits_for_an_event(ctx, a), collect(ctx, a, out)]).run_async()
     assert out == ["late"]
@@ -290,7 +290,7 @@ async def test_an_actor_awaiting_something_else_is_not_deadlocked(looks: Looks) 
 
 async def test_a_collective_waiting_on_another_rank_is_not_deadlocked(looks: Looks) -> None:
     @define_actor
-    async def late_on_rank_1(ctx, ch_out):
+    async def late_on_rank_1(ctx: Context, ch_out: Channel[Any]) -> None:
         if ctx.rank == 1:
             await looks.after(10).wait()  # rank 0's shuffle waits for this rank meanwhile
         await ch_out.send(ctx, Message(0, TableChunk.from_polars(pl.DataFrame({"k": [ctx.rank]}))))
@@ -308,7 +308,9 @@ async def test_a_collective_waiting_on_another_rank_is_not_deadlocked(looks: Loo
 
 async def test_a_task_an_actor_started_counts_as_that_actor(looks: Looks) -> None:
     @define_actor
-    async def pumps_from_a_task(ctx, ch_in, ch_out, into: list):
+    async def pumps_from_a_task(
+        ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any], into: list[Any]
+    ) -> None:
         async def pump() -> None:
             await looks.after(5).wait()  # while this task waits, the actor's own waits on `back`
             await ch_out.send(ctx, Message(0, "ping"))
@@ -319,13 +321,13 @@ async def test_a_task_an_actor_started_counts_as_that_actor(looks: Looks) -> Non
         await task
 
     @define_actor
-    async def pong(ctx, ch_in, ch_out):
+    async def pong(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for msg in ch_in:
             await ch_out.send(ctx, Message(msg.sequence_number, msg.payload + "-pong"))
 
     ctx = Context()
     fwd, back = ctx.create_channel(), ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     nodes = [pumps_from_a_task(ctx, back, fwd, out), pong(ctx, fwd, back)]
     async with asyncio.timeout(30):
         await Network(ctx, nodes, feedback=[back]).run_async()
@@ -374,7 +376,7 @@ WAITS = [
 
 
 @define_actor
-async def only_last(ctx, ch_in, ch_out):
+async def only_last(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     """The last message of its input (a side input that matters only at the end)."""
     last = None
     async for msg in ch_in:
@@ -383,12 +385,12 @@ async def only_last(ctx, ch_in, ch_out):
         await ch_out.send(ctx, last)
 
 
-def side_input_network(ctx: Context, wait: Wait, into: list) -> Network:
+def side_input_network(ctx: Context, wait: Wait, into: list[Any]) -> Network:
     """No cycle: `enrich` first waits a while for its side input, the last value of the
     stream, while the fanout in front is blocked on its full main input."""
 
     @define_actor(inputs=["main", "side"])
-    async def enrich(ctx, main, side, into: list):
+    async def enrich(ctx: Context, main: Channel[Any], side: Channel[Any], into: list[Any]) -> None:
         factor = 1
         try:
             msg = await wait(ctx, side)
@@ -410,21 +412,25 @@ def side_input_network(ctx: Context, wait: Wait, into: list) -> Network:
     return Network(ctx, nodes)
 
 
-def batching_loop_network(ctx: Context, wait: Wait, into: list) -> Network:
+def batching_loop_network(ctx: Context, wait: Wait, into: list[Any]) -> Network:
     """A declared loop: a client waits for the reply to each request, and a batcher
     replies when no request came for a while."""
 
     @define_actor(inputs=["responses"], outputs=["requests"])
-    async def client(ctx, requests, responses, into: list):
+    async def client(
+        ctx: Context, requests: Channel[Any], responses: Channel[Any], into: list[Any]
+    ) -> None:
         for i in range(3):
             await requests.send(ctx, Message(i, i))
-            into.append((await responses.recv(ctx)).payload)
+            reply = await responses.recv(ctx)
+            assert reply is not None
+            into.append(reply.payload)
         await requests.drain(ctx)
         async for _ in responses:
             pass
 
     @define_actor(inputs=["requests"], outputs=["responses"])
-    async def batcher(ctx, requests, responses):
+    async def batcher(ctx: Context, requests: Channel[Any], responses: Channel[Any]) -> None:
         batch, seq = [], 0
         while True:
             try:
@@ -447,7 +453,7 @@ def batching_loop_network(ctx: Context, wait: Wait, into: list) -> Network:
 @pytest.mark.parametrize("wait", WAITS)
 @pytest.mark.parametrize("shape", [side_input_network, batching_loop_network])
 async def test_actors_waiting_on_a_channel_with_a_deadline_are_not_deadlocked(
-    looks: Looks, shape: Callable[[Context, Wait, list], Network], wait: Wait
+    looks: Looks, shape: Callable[[Context, Wait, list[Any]], Network], wait: Wait
 ) -> None:
     """Each wait would be a deadlock without its deadline: the deadline ends it."""
     net = shape(Context(), wait, [])
@@ -469,7 +475,7 @@ async def test_a_wait_that_ends_by_itself_lets_the_network_finish(looks: Looks) 
             deadlines.append(deadline)
             return await ch.recv(ctx)
 
-    out: list = []
+    out: list[Any] = []
     net = side_input_network(Context(), wait, out)
     run = asyncio.ensure_future(net.run_async())
     async with asyncio.timeout(20):
@@ -481,7 +487,7 @@ async def test_a_wait_that_ends_by_itself_lets_the_network_finish(looks: Looks) 
 
 async def test_a_deadline_that_went_out_of_scope_hides_no_deadlock() -> None:
     @define_actor
-    async def waits_on_itself(ctx, ch_in, ch_out):
+    async def waits_on_itself(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async with asyncio.timeout(30):  # noqa: ASYNC100  # only its timer matters:
             pass  # cancelled on the way out
         async for msg in ch_in:
@@ -515,7 +521,7 @@ async def test_timer_targets_are_the_tasks_a_scheduled_callback_can_wake() -> No
 # ------------------------------------------------------------------------ no progress
 async def test_stall_timeout_ends_a_network_waiting_forever_outside_channels() -> None:
     @define_actor
-    async def waits_forever(ctx, ch_out):
+    async def waits_forever(ctx: Context, ch_out: Channel[Any]) -> None:
         await asyncio.Event().wait()
 
     ctx = Context(stall_timeout=0.3)
@@ -533,13 +539,13 @@ async def test_stall_timeout_waits_while_a_kernel_runs(looks: Looks) -> None:
     released = looks.release_after(6, threading.Event())  # 0.6 s of looks, twice the timeout
 
     @define_actor
-    async def slow_source(ctx, ch_out):
+    async def slow_source(ctx: Context, ch_out: Channel[Any]) -> None:
         assert await ctx.to_thread(released.wait, 30)
         await ch_out.send(ctx, Message(0, "late"))
 
     ctx = Context(stall_timeout=0.3)
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(30):
         await Network(ctx, [slow_source(ctx, a), collect(ctx, a, out)]).run_async()
     assert out == ["late"]
@@ -572,7 +578,7 @@ async def test_an_actor_blocking_the_event_loop_is_named_in_a_warning() -> None:
     logger.addHandler(catch)
 
     @define_actor
-    async def hog(ctx, ch_out):
+    async def hog(ctx: Context, ch_out: Channel[Any]) -> None:
         catch.seen.wait(30)  # holds the loop (the mistake under test) until the warning came
         await ch_out.send(ctx, Message(0, 0))
 
@@ -601,7 +607,7 @@ async def test_the_watchdog_runs_only_while_a_network_runs_and_can_be_turned_off
     counts: list[int] = []
 
     @define_actor
-    async def count(ctx, ch_out):
+    async def count(ctx: Context, ch_out: Channel[Any]) -> None:
         counts.append(watchdogs())
 
     for warning in (1.0, None):

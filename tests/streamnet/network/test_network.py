@@ -9,9 +9,11 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from waiting import until
 
 from streamnet import (
     Channel,
@@ -30,7 +32,7 @@ from streamnet import (
 
 
 @define_actor()
-async def accumulator(ctx, ch_in, ch_out):
+async def accumulator(ctx, ch_in, ch_out):  # type: ignore[no-untyped-def]  # as the design writes it
     """The canonical actor from the design, as written."""
     total = 0
     msg: Message[TableChunk] | None
@@ -42,7 +44,7 @@ async def accumulator(ctx, ch_in, ch_out):
 
 
 @define_actor
-async def table_source(ctx, ch_out, n: int, rows: int = 10):
+async def table_source(ctx: Context, ch_out: Channel[Any], n: int, rows: int = 10) -> None:
     for i in range(n):
         table = pa.table({"x": list(range(i * rows, (i + 1) * rows))})
         await ch_out.send(ctx, Message(i, TableChunk.from_arrow(table)))
@@ -50,25 +52,25 @@ async def table_source(ctx, ch_out, n: int, rows: int = 10):
 
 
 @define_actor
-async def collect(ctx, ch_in, into: list):
+async def collect(ctx: Context, ch_in: Channel[Any], into: list[Any]) -> None:
     while (msg := await ch_in.recv(ctx)) is not None:
         into.append(msg)
 
 
 @define_actor
-async def numbers(ctx, ch_out, n: int):
+async def numbers(ctx: Context, ch_out: Channel[Any], n: int) -> None:
     for i in range(n):
         await ch_out.send(ctx, Message(i, i))
 
 
 @define_actor
-async def passthrough(ctx, ch_in, ch_out):
+async def passthrough(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     async for msg in ch_in:
         await ch_out.send(ctx, msg)
 
 
 @define_actor
-async def fail_after(ctx, ch_in, ch_out, k: int):
+async def fail_after(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any], k: int) -> None:
     seen = 0
     async for msg in ch_in:
         seen += 1
@@ -91,7 +93,7 @@ def test_design_example_runs_as_written() -> None:
 async def test_run_async_in_a_running_loop() -> None:
     ctx = Context()
     a, b = ctx.create_channel(), ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     await Network(
         ctx, [numbers(ctx, a, 100), passthrough(ctx, a, b), collect(ctx, b, out)]
     ).run_async()
@@ -101,19 +103,19 @@ async def test_run_async_in_a_running_loop() -> None:
 async def test_run_from_a_thread_with_a_running_loop_like_jupyter() -> None:
     ctx = Context()
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     Network(ctx, [numbers(ctx, a, 10), collect(ctx, a, out)]).run()  # blocking call inside a loop
     assert len(out) == 10
 
 
 async def test_forgotten_drain_never_deadlocks() -> None:
     @define_actor
-    async def forgets(ctx, ch_out):
+    async def forgets(ctx: Context, ch_out: Channel[Any]) -> None:
         await ch_out.send(ctx, Message(0, 0))
 
     ctx = Context()
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(5):
         await Network(ctx, [forgets(ctx, a), collect(ctx, a, out)]).run_async()
     assert len(out) == 1
@@ -122,7 +124,7 @@ async def test_forgotten_drain_never_deadlocks() -> None:
 async def test_several_producers_end_the_stream_together() -> None:
     ctx = Context()
     a = ctx.create_channel(capacity=1)
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(5):
         await Network(
             ctx, [numbers(ctx, a, 30), numbers(ctx, a, 20), collect(ctx, a, out)]
@@ -133,7 +135,7 @@ async def test_several_producers_end_the_stream_together() -> None:
 async def test_raising_actor_in_five_actor_network_raises_original_and_leaves_no_task() -> None:
     ctx = Context()
     c = [ctx.create_channel(capacity=1) for _ in range(4)]
-    out: list = []
+    out: list[Any] = []
     net = Network(
         ctx,
         [
@@ -158,25 +160,29 @@ async def test_raising_actor_in_five_actor_network_raises_original_and_leaves_no
 
 async def test_failure_in_a_source_cancels_a_blocked_sink() -> None:
     @define_actor
-    async def broken_source(ctx, ch_out):
-        await asyncio.sleep(0.01)
+    async def broken_source(ctx: Context, ch_out: Channel[Any]) -> None:
+        await until(lambda: ch_out.statistics().waiting_receivers == 1)  # the sink is blocked
         raise KeyError("missing")
 
     ctx = Context()
     a = ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     async with asyncio.timeout(2):
         with pytest.raises(KeyError):
             await Network(ctx, [broken_source(ctx, a), collect(ctx, a, out)]).run_async()
 
 
 async def test_failure_cancels_an_actor_blocked_outside_channels() -> None:
-    @define_actor
-    async def sleeper(ctx, ch_in):
-        await asyncio.sleep(3600)
+    blocked = asyncio.Event()
 
     @define_actor
-    async def boom(ctx, ch_out):
+    async def sleeper(ctx: Context, ch_in: Channel[Any]) -> None:
+        blocked.set()
+        await asyncio.Event().wait()  # blocked for good, and not on a channel
+
+    @define_actor
+    async def boom(ctx: Context, ch_out: Channel[Any]) -> None:
+        await blocked.wait()
         raise RuntimeError("boom")
 
     ctx = Context()
@@ -188,19 +194,21 @@ async def test_failure_cancels_an_actor_blocked_outside_channels() -> None:
 
 async def test_actor_ignoring_cancellation_does_not_hang_the_network() -> None:
     hold = True
+    blocked = asyncio.Event()
 
     @define_actor
-    async def stubborn(ctx, ch_in):
+    async def stubborn(ctx: Context, ch_in: Channel[Any]) -> None:
         while True:
             try:
-                await asyncio.sleep(3600)
+                blocked.set()
+                await asyncio.Event().wait()
             except asyncio.CancelledError:
                 if not hold:
                     raise
 
     @define_actor
-    async def boom(ctx, ch_out):
-        await asyncio.sleep(0)
+    async def boom(ctx: Context, ch_out: Channel[Any]) -> None:
+        await blocked.wait()
         raise RuntimeError("boom")
 
     ctx = Context(cancel_grace=0.1)
@@ -220,7 +228,7 @@ async def test_actor_ignoring_cancellation_does_not_hang_the_network() -> None:
 
 async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
     @define_actor
-    async def take(ctx, ch_in, n: int, into: list):
+    async def take(ctx: Context, ch_in: Channel[Any], n: int, into: list[Any]) -> None:
         async for msg in ch_in:
             into.append(msg.payload)
             if len(into) == n:
@@ -229,7 +237,7 @@ async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
 
     ctx = Context()
     a, b = ctx.create_channel(), ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     net = Network(ctx, [numbers(ctx, a, 10**9), passthrough(ctx, a, b), take(ctx, b, 5, out)])
     async with asyncio.timeout(5):
         await net.run_async()
@@ -240,13 +248,13 @@ async def test_consumer_stopping_early_stops_the_producer_cleanly() -> None:
 
 async def test_channel_broken_on_an_input_is_a_failure() -> None:
     @define_actor
-    async def misuse(ctx, ch_in, ch_out):
+    async def misuse(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         await ch_in.shutdown(ctx)
         await ch_in.send(ctx, Message(0, 0))  # sending into its own input
 
     ctx = Context()
     a, b = ctx.create_channel(), ctx.create_channel()
-    out: list = []
+    out: list[Any] = []
     with pytest.raises(StreamnetError, match="shut down"):
         await Network(
             ctx, [numbers(ctx, a, 3), misuse(ctx, a, b), collect(ctx, b, out)]
@@ -254,15 +262,18 @@ async def test_channel_broken_on_an_input_is_a_failure() -> None:
 
 
 async def test_a_second_failure_is_noted_on_the_first() -> None:
+    blocked = asyncio.Event()
+
     @define_actor
-    async def boom(ctx, ch_out):
-        await asyncio.sleep(0.01)
+    async def boom(ctx: Context, ch_out: Channel[Any]) -> None:
+        await blocked.wait()
         raise RuntimeError("first")
 
     @define_actor
-    async def bad_cleanup(ctx, ch_in):
+    async def bad_cleanup(ctx: Context, ch_in: Channel[Any]) -> None:
         try:
-            await asyncio.sleep(3600)
+            blocked.set()
+            await asyncio.Event().wait()
         finally:
             raise OSError("cleanup failed")
 
@@ -274,21 +285,23 @@ async def test_a_second_failure_is_noted_on_the_first() -> None:
 
 
 async def test_downstream_sees_abort_not_a_normal_end() -> None:
-    seen: list = []
+    seen: list[Any] = []
+    got_first = asyncio.Event()
 
     @define_actor
-    async def watcher(ctx, ch_in):
+    async def watcher(ctx: Context, ch_in: Channel[Any]) -> None:
         try:
             await ch_in.recv(ctx)
-            await ch_in.recv(ctx)
+            got_first.set()
+            await ch_in.recv(ctx)  # blocks: the next thing it sees is the abort
         except ChannelAborted as exc:
             seen.append(exc)
             raise
 
     @define_actor
-    async def boom(ctx, ch_out):
+    async def boom(ctx: Context, ch_out: Channel[Any]) -> None:
         await ch_out.send(ctx, Message(0, 0))
-        await asyncio.sleep(0.01)
+        await got_first.wait()
         raise OSError("disk")
 
     ctx = Context()
@@ -301,14 +314,17 @@ async def test_downstream_sees_abort_not_a_normal_end() -> None:
 async def test_cancelling_run_async_cancels_every_actor() -> None:
     ctx = Context()
     a = ctx.create_channel()
+    running = asyncio.Event()
 
     @define_actor
-    async def forever(ctx, ch_in):
-        await asyncio.sleep(3600)
+    async def forever(ctx: Context, ch_in: Channel[Any]) -> None:
+        running.set()
+        await asyncio.Event().wait()
 
     net = Network(ctx, [numbers(ctx, a, 10**9), forever(ctx, a)])
     task = asyncio.create_task(net.run_async())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(running.wait(), 5)
+    await until(lambda: a.statistics().waiting_senders == 1)  # the producer is blocked too
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
@@ -328,7 +344,7 @@ async def test_a_network_runs_once() -> None:
 # ---------------------------------------------------------------- validation
 def test_validation_reports_every_problem_at_once() -> None:
     @define_actor
-    async def odd(ctx, left): ...
+    async def odd(ctx: Context, left: Channel[Any]) -> None: ...
 
     ctx = Context()
     dangling_in = ctx.create_channel(name="nobody-produces")
@@ -352,7 +368,7 @@ def test_validation_reports_every_problem_at_once() -> None:
 
 
 def test_validation_explains_non_nodes() -> None:
-    async def plain(ctx, ch_out): ...
+    async def plain(ctx: Context, ch_out: Channel[Any] | None) -> None: ...
 
     ctx = Context()
     with pytest.raises(WiringError) as info:
@@ -387,13 +403,13 @@ def test_channel_used_by_two_networks_is_rejected() -> None:
 
 def test_payload_type_mismatch_between_annotations_is_rejected() -> None:
     @define_actor
-    async def ints(ctx, ch_out: Channel[int]): ...
+    async def ints(ctx: Context, ch_out: Channel[int]) -> None: ...
 
     @define_actor
-    async def strs(ctx, ch_in: Channel[str]): ...
+    async def strs(ctx: Context, ch_in: Channel[str]) -> None: ...
 
     @define_actor
-    async def tables(ctx, ch_in: Channel[TableChunk]): ...
+    async def tables(ctx: Context, ch_in: Channel[TableChunk]) -> None: ...
 
     ctx = Context()
     a = ctx.create_channel(name="a")
@@ -403,19 +419,26 @@ def test_payload_type_mismatch_between_annotations_is_rejected() -> None:
         Network(ctx, [ints(ctx, a), strs(ctx, a)])
     b = ctx.create_channel(TableChunk, name="b")
     with pytest.raises(WiringError, match="`b` carries TableChunk but `ints#1`.ch_out sends int"):
-        Network(ctx, [ints(ctx, b), tables(ctx, b)])
+        Network(ctx, [ints(ctx, b), tables(ctx, b)])  # type: ignore[arg-type]  # on purpose
 
 
 def test_compatible_annotations_pass() -> None:
     @define_actor
-    async def bools(ctx, ch_out: Channel[bool]): ...
+    async def bools(ctx: Context, ch_out: Channel[bool]) -> None:
+        await ch_out.send(ctx, Message(0, True))
 
     @define_actor
-    async def ints(ctx, ch_in: Channel[int]): ...
+    async def ints(ctx: Context, ch_in: Channel[int]) -> list[int]:
+        return [msg.payload async for msg in ch_in]
 
     ctx = Context()
     a = ctx.create_channel(int)
-    Network(ctx, [bools(ctx, a), ints(ctx, a)])
+    sink = ints(ctx, a)
+    # A bool is an int: the wiring accepts it (mypy's Channel is invariant, the run time is not).
+    net = Network(ctx, [bools(ctx, a), sink])  # type: ignore[arg-type]
+    net.run()
+    assert sink.result() == [True]
+    assert net.state == "done"
 
 
 def test_network_rejects_bad_arguments() -> None:
@@ -449,7 +472,7 @@ def test_keyboard_interrupt_cancels_the_network_cleanly(tmp_path: Path) -> None:
                 print("started", flush=True)
                 try:
                     async for _ in ch_in:
-                        await asyncio.sleep(0.01)
+                        await asyncio.sleep(0.01)  # a slow sink: the run is busy at the Ctrl-C
                 finally:
                     print("sink cleaned up", flush=True)
 
@@ -578,7 +601,7 @@ def test_a_second_ctrl_c_ends_the_wait_for_a_running_kernel(tmp_path: Path) -> N
 
 # ---------------------------------------------------------------- reading inputs to the end
 @define_actor
-async def first_three(ctx, ch_in, into: list):
+async def first_three(ctx: Context, ch_in: Channel[Any], into: list[Any]) -> None:
     async for msg in ch_in:
         into.append(msg.payload)
         if len(into) == 3:
@@ -605,14 +628,16 @@ async def test_an_actor_returning_with_input_unread_is_an_error_naming_it() -> N
 
 async def test_an_actor_returning_with_messages_left_in_a_drained_input_is_an_error() -> None:
     @define_actor
-    async def a_then_b(ctx, a_out, b_out):
+    async def a_then_b(ctx: Context, a_out: Channel[Any], b_out: Channel[Any]) -> None:
         for i in range(3):
             await a_out.send(ctx, Message(i, i))
         await a_out.drain(ctx)
         await b_out.send(ctx, Message(0, 0))
 
     @define_actor
-    async def waits_then_takes_one(ctx, ch_in, other_in):
+    async def waits_then_takes_one(
+        ctx: Context, ch_in: Channel[Any], other_in: Channel[Any]
+    ) -> None:
         async for _ in other_in:  # by then `ch_in` holds everything and was drained
             pass
         await ch_in.recv(ctx)
@@ -630,7 +655,7 @@ def one_message_stream(ctx: Context, order: str, *, more: bool = False) -> Netwo
     drained, returned = asyncio.Event(), asyncio.Event()
 
     @define_actor
-    async def producer(ctx, ch_out):
+    async def producer(ctx: Context, ch_out: Channel[Any]) -> None:
         await ch_out.send(ctx, Message(0, "config"))
         if order == "consumer returns first":
             await returned.wait()
@@ -640,8 +665,9 @@ def one_message_stream(ctx: Context, order: str, *, more: bool = False) -> Netwo
         drained.set()
 
     @define_actor
-    async def takes_one(ctx, ch_in):
+    async def takes_one(ctx: Context, ch_in: Channel[Any]) -> Any:
         msg = await ch_in.recv(ctx)
+        assert msg is not None
         if order == "producer drains first":
             await drained.wait()
         asyncio.get_running_loop().call_soon(returned.set)  # runs once this actor ended
@@ -689,7 +715,7 @@ async def test_a_message_sent_to_a_consumer_that_returned_is_an_error_naming_it(
 
 
 async def test_an_actor_declared_to_stop_early_may_leave_its_input() -> None:
-    taken: list = []
+    taken: list[Any] = []
     stops = define_actor(stops_early=True)(first_three.fn)
     ctx = Context()
     a = ctx.create_channel()
@@ -702,7 +728,9 @@ async def test_an_actor_declared_to_stop_early_may_leave_its_input() -> None:
 
 async def test_a_worker_leaving_a_pool_early_loses_nothing() -> None:
     @define_actor
-    async def worker(ctx, ch_in, into: list, quit_after: int | None):
+    async def worker(
+        ctx: Context, ch_in: Channel[Any], into: list[Any], quit_after: int | None
+    ) -> None:
         async for msg in ch_in:
             into.append(msg.payload)
             if quit_after is not None and len(into) == quit_after:
@@ -710,8 +738,8 @@ async def test_a_worker_leaving_a_pool_early_loses_nothing() -> None:
 
     ctx = Context()
     a = ctx.create_channel()
-    quitter: list = []
-    stayer: list = []
+    quitter: list[Any] = []
+    stayer: list[Any] = []
     await Network(
         ctx, [numbers(ctx, a, 100), worker(ctx, a, quitter, 1), worker(ctx, a, stayer, None)]
     ).run_async()
@@ -748,14 +776,14 @@ def test_the_shared_channel_warning_can_be_silenced() -> None:
 
 
 @define_actor
-async def passthrough_sink(ctx, ch_in):
+async def passthrough_sink(ctx: Context, ch_in: Channel[Any]) -> None:
     async for _ in ch_in:
         pass
 
 
 # ---------------------------------------------------------------- cycles
 @define_actor
-async def relay(ctx, ch_in, ch_out):
+async def relay(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     async for msg in ch_in:
         await ch_out.send(ctx, msg)
 
@@ -775,7 +803,9 @@ def test_a_cycle_is_a_wiring_error_listing_it() -> None:
 
 def test_an_actor_feeding_itself_is_a_cycle() -> None:
     @define_actor
-    async def own_tail(ctx, ch_in, ch_out, extra_in):
+    async def own_tail(
+        ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any], extra_in: Channel[Any]
+    ) -> None:
         pass
 
     ctx = Context()
@@ -786,7 +816,9 @@ def test_an_actor_feeding_itself_is_a_cycle() -> None:
 
 async def test_a_declared_feedback_loop_runs() -> None:
     @define_actor
-    async def counter(ctx, ch_in, ch_out, until: int, seen: list):
+    async def counter(
+        ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any], until: int, seen: list[Any]
+    ) -> None:
         await ch_out.send(ctx, Message(0, 0))
         async for msg in ch_in:
             seen.append(msg.payload)
@@ -796,13 +828,13 @@ async def test_a_declared_feedback_loop_runs() -> None:
                 await ch_out.send(ctx, Message(msg.sequence_number + 1, msg.payload))
 
     @define_actor
-    async def increment(ctx, ch_in, ch_out):
+    async def increment(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for msg in ch_in:
             await ch_out.send(ctx, Message(msg.sequence_number, msg.payload + 1))
 
     ctx = Context()
     forth, back = ctx.create_channel(), ctx.create_channel()
-    seen: list = []
+    seen: list[Any] = []
     async with asyncio.timeout(5):
         await Network(
             ctx, [counter(ctx, back, forth, 5, seen), increment(ctx, forth, back)], feedback=[back]
@@ -812,7 +844,8 @@ async def test_a_declared_feedback_loop_runs() -> None:
 
 def test_a_feedback_declaration_must_close_a_loop_of_this_network() -> None:
     ctx = Context()
-    a, b, stray = ctx.create_channel(name="a"), ctx.create_channel(name="b"), Channel(name="stray")
+    a, b = ctx.create_channel(name="a"), ctx.create_channel(name="b")
+    stray: Channel[Any] = Channel(name="stray")
     with pytest.raises(WiringError) as info:
         Network(
             ctx, [numbers(ctx, a, 1), relay(ctx, a, b), collect(ctx, b, [])], feedback=[b, stray]
@@ -835,7 +868,7 @@ def test_an_actor_whose_task_is_destroyed_unfinished_is_not_reported_as_failed(
     closed: list[str] = []
 
     @define_actor
-    async def waits(ctx):
+    async def waits(ctx: Context) -> None:
         started.set()
         try:
             await asyncio.Event().wait()

@@ -225,7 +225,11 @@ def _sets(ctx: Context, event: asyncio.Event, log: list[str]) -> Any:
 
     @define_actor
     async def collective_marker(ctx: Context) -> None:
-        on_success(lambda: (log.append("marker commit"), event.set()))
+        def commit() -> None:
+            log.append("marker commit")
+            event.set()
+
+        on_success(commit)
 
     return collective_marker(ctx)
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from streamnet import Context, Message, Network, RestartPolicy, define_actor
+from actors.testing import Stage
+from streamnet import Channel, Context, Message, Network, RestartPolicy, define_actor
 
 
 @define_actor
-async def numbers(ctx, ch_out, n: int):
+async def numbers(ctx: Context, ch_out: Channel[Any], n: int) -> None:
     for i in range(n):
         await ch_out.send(ctx, Message(i, i))
 
 
 @define_actor
-async def collect(ctx, ch_in, into: list):
+async def collect(ctx: Context, ch_in: Channel[Any], into: list[Any]) -> None:
     async for msg in ch_in:
         into.append((msg.sequence_number, msg.payload))
 
 
-def _run(stage, n: int = 20) -> tuple[list, Network]:
+def _run(stage: Stage, n: int = 20) -> tuple[list[Any], Network]:
     ctx = Context()
     a, b = ctx.create_channel(capacity=2), ctx.create_channel(capacity=2)
-    out: list = []
+    out: list[Any] = []
     net = Network(ctx, [numbers(ctx, a, n), stage(ctx, a, b), collect(ctx, b, out)])
     net.run()
     return out, net
@@ -32,7 +35,7 @@ def test_a_stage_crashing_before_it_sends_loses_nothing() -> None:
     crashed: set[int] = set()
 
     @define_actor(restart=RestartPolicy(max_restarts=5))
-    async def squares(ctx, ch_in, ch_out):
+    async def squares(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for msg in ch_in:
             if msg.sequence_number in (3, 7) and msg.sequence_number not in crashed:
                 crashed.add(msg.sequence_number)
@@ -49,7 +52,7 @@ def test_a_stage_crashing_after_it_sent_duplicates_nothing() -> None:
     crashed: set[int] = set()
 
     @define_actor(restart=RestartPolicy())
-    async def doubles(ctx, ch_in, ch_out):
+    async def doubles(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for msg in ch_in:
             await ch_out.send(ctx, Message(msg.sequence_number, msg.payload * 2))
             if msg.sequence_number == 5 and 5 not in crashed:
@@ -62,7 +65,7 @@ def test_a_stage_crashing_after_it_sent_duplicates_nothing() -> None:
 
 def test_too_many_restarts_fail_the_network_with_the_original_error() -> None:
     @define_actor(restart=RestartPolicy(max_restarts=2, max_seconds=60))
-    async def always_fails(ctx, ch_in, ch_out):
+    async def always_fails(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for _msg in ch_in:
             raise ValueError("bad stage")
 
@@ -73,7 +76,7 @@ def test_too_many_restarts_fail_the_network_with_the_original_error() -> None:
 
 def test_without_a_policy_the_first_failure_ends_the_network() -> None:
     @define_actor
-    async def fails_once(ctx, ch_in, ch_out):
+    async def fails_once(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
         async for _msg in ch_in:
             raise RuntimeError("no second chance")
 
@@ -87,4 +90,4 @@ def test_restart_policy_arguments_are_checked() -> None:
     with pytest.raises(TypeError, match="collective and cannot be restarted"):
 
         @define_actor(collective=True, restart=RestartPolicy())
-        async def nope(ctx, ch_in, ch_out): ...
+        async def nope(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None: ...

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from waiting import until
 
-from streamnet import Context, Message, Network, TableChunk, define_actor
+from streamnet import Channel, Context, Message, Network, TableChunk, define_actor
+
+Predicate = Callable[[], bool]
 
 
 @define_actor
-async def source(ctx, ch_out, sizes: list[int]):
+async def source(
+    ctx: Context, ch_out: Channel[Any], sizes: list[int], start_when: Predicate | None = None
+) -> None:
+    if start_when is not None:
+        await until(start_when)
     for i, n in enumerate(sizes):
         await ch_out.send(
             ctx, Message(i, TableChunk.from_arrow(pa.table({"v": pa.array(range(n), pa.int64())})))
@@ -17,16 +26,16 @@ async def source(ctx, ch_out, sizes: list[int]):
 
 
 @define_actor
-async def keep_even_rows(ctx, ch_in, ch_out):
+async def keep_even_rows(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     async for msg in ch_in:
         table = TableChunk.from_message(msg).to_arrow()
         await ch_out.send(ctx, Message(msg.sequence_number, TableChunk.from_arrow(table[::2])))
 
 
 @define_actor
-async def slow_sink(ctx, ch_in):
+async def slow_sink(ctx: Context, ch_in: Channel[Any]) -> None:
     async for _ in ch_in:
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # slow (the behaviour under test): it holds upstream back
 
 
 async def test_statistics_counts_are_exact() -> None:
@@ -34,7 +43,9 @@ async def test_statistics_counts_are_exact() -> None:
     ctx = Context()
     a = ctx.create_channel(TableChunk, capacity=1, name="raw")
     b = ctx.create_channel(TableChunk, capacity=1, name="even")
-    net = Network(ctx, [source(ctx, a, sizes), keep_even_rows(ctx, a, b), slow_sink(ctx, b)])
+    # The source starts once the sink waits for input: it is blocked on its input for a while.
+    start = source(ctx, a, sizes, start_when=lambda: b.statistics().waiting_receivers == 1)
+    net = Network(ctx, [start, keep_even_rows(ctx, a, b), slow_sink(ctx, b)])
     await net.run_async()
     stats = net.statistics()
     src, mid, sink = (stats.actor(n) for n in ("source#0", "keep_even_rows#0", "slow_sink#0"))
@@ -46,11 +57,13 @@ async def test_statistics_counts_are_exact() -> None:
     assert src.bytes_out == mid.bytes_in > 0
     # The slow sink holds everyone back: upstream waits on full channels.
     assert src.blocked_output_seconds > 0 and mid.blocked_output_seconds > 0
-    assert sink.blocked_input_seconds >= 0
-    for a in stats.actors:
-        assert a.state == "done"
-        assert a.busy_seconds + a.blocked_input_seconds + a.blocked_output_seconds == pytest.approx(
-            a.wall_seconds
+    # Those with no input or no output never wait on it; those that waited for input did.
+    assert src.blocked_input_seconds == sink.blocked_output_seconds == 0
+    assert sink.blocked_input_seconds > 0 and mid.blocked_input_seconds > 0
+    for actor in stats.actors:
+        assert actor.state == "done"
+        assert actor.busy_seconds + actor.blocked_input_seconds + actor.blocked_output_seconds == (
+            pytest.approx(actor.wall_seconds)
         )
     raw = stats.channel("raw")
     assert (raw.messages_sent, raw.messages_received, raw.peak_buffered_messages) == (4, 4, 1)

@@ -5,22 +5,31 @@ import itertools
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from streamnet import ActorLogFilter, Context, Message, Network, StreamnetError, define_actor
+from streamnet import (
+    ActorLogFilter,
+    Channel,
+    Context,
+    Message,
+    Network,
+    StreamnetError,
+    define_actor,
+)
 
 
 @define_actor
-async def producer(ctx, ch_out, n: int):
+async def producer(ctx: Context, ch_out: Channel[Any], n: int) -> None:
     for i in range(n):
         await ch_out.send(ctx, Message(i, i))
 
 
 @define_actor
-async def slow_consumer(ctx, ch_in):
+async def slow_consumer(ctx: Context, ch_in: Channel[Any]) -> None:
     async for _ in ch_in:
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # slow (the behaviour under test): the producer waits on it
 
 
 def _run(trace: bool) -> Network:
@@ -77,7 +86,7 @@ def test_failure_is_logged_once_with_actor_rank_and_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     @define_actor
-    async def broken(ctx, ch_out):
+    async def broken(ctx: Context, ch_out: Channel[Any]) -> None:
         raise ValueError("nope")
 
     ctx = Context()
@@ -100,7 +109,7 @@ def test_log_filter_names_the_actor_in_user_records(caplog: pytest.LogCaptureFix
     user.addFilter(ActorLogFilter())
 
     @define_actor
-    async def chatty(ctx, ch_in):
+    async def chatty(ctx: Context, ch_in: Channel[Any]) -> None:
         async for msg in ch_in:
             user.warning("saw %d", msg.payload)
 
@@ -126,7 +135,7 @@ def test_timeline_plots_a_gantt_chart(tmp_path: Path) -> None:
 
 
 @define_actor
-async def relay(ctx, ch_in, ch_out):
+async def relay(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
     async for msg in ch_in:
         await ch_out.send(ctx, msg)
 
@@ -159,6 +168,6 @@ def test_trace_memory_is_bounded_by_trace_limit() -> None:
 
 
 @define_actor
-async def consumer(ctx, ch_in):
+async def consumer(ctx: Context, ch_in: Channel[Any]) -> None:
     async for _ in ch_in:
         pass

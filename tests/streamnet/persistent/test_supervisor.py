@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +19,8 @@ from streamnet import (
     ChildSpec,
     PersistentActorContext,
     RestartIntensityError,
+    RestartType,
+    SupervisionStrategy,
     Supervisor,
     SupervisorStatistics,
     persistent_message,
@@ -43,7 +46,7 @@ class World:
         self.events.append(event)
         self.changed.set()
 
-    async def until(self, predicate, timeout: float = 3.0) -> None:
+    async def until(self, predicate: Callable[..., object], timeout: float = 3.0) -> None:
         """Wait for ``predicate``: woken by the children's events, re-checked every 20 ms
         for state that changes without one (a supervisor's)."""
         async with asyncio.timeout(timeout):
@@ -72,8 +75,8 @@ async def child(ctx: PersistentActorContext, world: World) -> None:
         world.note(f"stop {ctx.actor_id}")
 
 
-def specs(world: World, *names: str, restart: str = "permanent") -> list[ChildSpec]:
-    return [ChildSpec(n, child, (world,), restart=restart, shutdown_timeout=1) for n in names]  # type: ignore[arg-type]
+def specs(world: World, *names: str, restart: RestartType = "permanent") -> list[ChildSpec]:
+    return [ChildSpec(n, child, (world,), restart=restart, shutdown_timeout=1) for n in names]
 
 
 async def started(world: World, runtime: ActorRuntime, sup: Supervisor, n: int) -> None:
@@ -96,7 +99,7 @@ async def settled(sup: Supervisor, timeout: float = 5.0) -> None:
     ],
 )
 async def test_strategies_restart_the_right_children_in_order(
-    strategy, restarted, stop_order
+    strategy: SupervisionStrategy, restarted: set[str], stop_order: list[str]
 ) -> None:
     world = World()
     async with ActorRuntime() as runtime:
@@ -129,7 +132,7 @@ async def test_strategies_restart_the_right_children_in_order(
         ("temporary", "exit", False),
     ],
 )
-async def test_restart_types(restart, how, comes_back) -> None:
+async def test_restart_types(restart: RestartType, how: str, comes_back: bool) -> None:
     world = World()
     async with ActorRuntime() as runtime:
         sup = Supervisor(runtime, "sup", specs(world, "w", restart=restart))
@@ -280,14 +283,17 @@ async def test_supervisor_waits_out_the_backoff_and_resets_after_a_quiet_spell()
         assert gaps[0] >= 0.05  # first restart of a streak waits `initial`
         assert gaps[1] >= 0.2  # the next one waits initial * factor
         assert sup._streak == 2
-        await asyncio.sleep(0.35)  # quiet spell longer than reset_after
+        # The behaviour under test is a span of time: a quiet spell longer than reset_after.
+        await asyncio.sleep(backoff.reset_after + 0.05)
         await runtime.send("b", Cmd("crash"))
         await world.until(lambda: world.starts["b"] == 4)
         assert sup._streak == 1  # the streak started over
         await sup.stop()
 
 
-async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplog) -> None:
+async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import logging
 
     from streamnet import WatchdogTimeout
@@ -300,8 +306,8 @@ async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplo
         world.starts[ctx.actor_id] += 1
         while not ctx.should_terminate:
             try:
-                cmd = await ctx.receive(timeout=0.05)
-            except TimeoutError:
+                cmd = await ctx.receive()  # idle, it reports no progress while it waits
+            except TimeoutError:  # told to terminate
                 continue
             if cmd.what == "hang":
                 await release.wait()  # holds the message, makes no progress
@@ -312,7 +318,9 @@ async def test_watchdog_fails_a_stuck_actor_and_its_supervisor_restarts_it(caplo
         spec = ChildSpec("s", sticky, (world,), heartbeat_timeout=0.2, shutdown_timeout=1)
         sup = Supervisor(runtime, "sup", [spec])
         await sup.start()
-        await asyncio.sleep(0.5)  # idle (nothing held) is not stuck
+        # The behaviour under test is a span of time: idle (nothing held) for longer than
+        # heartbeat_timeout is not stuck.
+        await asyncio.sleep(0.5)
         assert world.starts["s"] == 1
         await runtime.send("s", Cmd("hang"))
         await world.until(lambda: world.starts["s"] == 2)
@@ -336,7 +344,7 @@ async def test_watchdog_spares_an_actor_that_reports_progress() -> None:
                 await ctx.receive(timeout=0.05)
             except TimeoutError:
                 continue
-            for _ in range(8):  # 0.4 s of work, reporting progress as it goes
+            for _ in range(8):  # 0.4 s of work (the behaviour under test), reporting progress
                 await asyncio.sleep(0.05)
                 ctx.heartbeat()
             world.handled.append("done")
@@ -384,7 +392,9 @@ async def test_runtime_shutdown_stops_the_supervisor_first() -> None:
 
 @pytest.mark.parametrize("max_restarts", [1, 5])
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
-async def test_children_failing_together_count_as_one_group_restart(strategy, max_restarts) -> None:
+async def test_children_failing_together_count_as_one_group_restart(
+    strategy: SupervisionStrategy, max_restarts: int
+) -> None:
     world = World()
     async with ActorRuntime() as runtime:
         sup = Supervisor(
@@ -403,7 +413,7 @@ async def test_children_failing_together_count_as_one_group_restart(strategy, ma
 
 
 @pytest.mark.parametrize("redeliver", [False, True])
-async def test_a_crash_while_idle_sets_aside_no_message(redeliver) -> None:
+async def test_a_crash_while_idle_sets_aside_no_message(redeliver: bool) -> None:
     world = World()
 
     async def idle_crasher(ctx: PersistentActorContext, world: World) -> None:
@@ -488,7 +498,7 @@ async def test_restart_intensity_error_says_exactly_what_happened() -> None:
 
 
 async def test_a_supervised_crash_is_logged_once_at_warning_with_the_traceback_on_debug(
-    caplog,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="streamnet")
     world = World()
@@ -517,7 +527,7 @@ async def test_a_supervised_crash_is_logged_once_at_warning_with_the_traceback_o
     ],
 )
 async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_without_one(
-    case, outcome
+    case: str, outcome: str
 ) -> None:
     world = World()
     release = asyncio.Event()
@@ -535,7 +545,7 @@ async def test_a_send_blocked_on_a_full_inbox_waits_for_a_restart_or_fails_witho
             world.handled.append(cmd.what)
             world.note("handled")
 
-    restart = "temporary" if case == "temporary" else "permanent"
+    restart: RestartType = "temporary" if case == "temporary" else "permanent"
     async with ActorRuntime(mailbox_capacity=1) as runtime:
         spec = ChildSpec("w", holder, (world,), restart=restart, shutdown_timeout=60)
         # a backoff keeps the restart waiting while the blocked send is woken, if it is
@@ -580,7 +590,7 @@ async def spawner(ctx: PersistentActorContext, world: World) -> None:
     ("strategy", "crash"), [("one_for_one", "parent"), ("one_for_all", "other")]
 )
 async def test_a_supervised_parent_that_spawns_is_restarted_and_spawns_again(
-    strategy, crash
+    strategy: SupervisionStrategy, crash: str
 ) -> None:
     world = World()
     async with ActorRuntime() as runtime:
@@ -609,7 +619,9 @@ async def test_a_supervised_parent_that_spawns_is_restarted_and_spawns_again(
 # --- temporary children in group restarts -----------------------------------------------
 @pytest.mark.parametrize("restart", ["permanent", "transient", "temporary"])
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
-async def test_a_group_restart_leaves_out_temporary_children(strategy, restart) -> None:
+async def test_a_group_restart_leaves_out_temporary_children(
+    strategy: SupervisionStrategy, restart: RestartType
+) -> None:
     world = World()
     async with ActorRuntime() as runtime:
         children = [*specs(world, "a", "b"), *specs(world, "c", restart=restart)]
@@ -668,7 +680,7 @@ async def job_worker(ctx: PersistentActorContext, processed: Counter[tuple[str, 
 )
 @pytest.mark.parametrize(("strategy", "redeliver"), [("one_for_one", False), ("one_for_all", True)])
 async def test_stress_every_message_is_processed_once_or_dead_lettered(
-    strategy, redeliver, backoff
+    strategy: SupervisionStrategy, redeliver: bool, backoff: Backoff | None
 ) -> None:
     actors, per_actor = 50, 1000
     rng = random.Random(13)
@@ -715,7 +727,7 @@ async def test_stress_every_message_is_processed_once_or_dead_lettered(
 # --- requests through a crash: only the crashed instance's own requests fail --------------
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("where", ["sending", "queued", "held", "held_redelivered", "kept"])
-async def test_a_crash_fails_only_the_requests_the_crashed_instance_took(where) -> None:
+async def test_a_crash_fails_only_the_requests_the_crashed_instance_took(where: str) -> None:
     """``sending``: the request waits for room in the full inbox when the actor crashes on
     another message; ``queued``: it waits in the inbox. The new instance answers both.
     ``held``: the actor crashes on the request itself, which fails with the crash (unless it
@@ -781,7 +793,7 @@ async def test_a_crash_fails_only_the_requests_the_crashed_instance_took(where) 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", ["stopped", "gives_up"])
-async def test_requests_waiting_for_a_restart_that_never_comes_say_why(case) -> None:
+async def test_requests_waiting_for_a_restart_that_never_comes_say_why(case: str) -> None:
     """The supervisor stops during the restart's backoff, or gives up: the queued request
     fails naming the actor and the supervisor, not with the other message's crash."""
     world = World()

@@ -7,17 +7,18 @@
 import asyncio
 import os
 import sys
+from typing import Any
 
 import polars as pl
 
 import actors
-from streamnet import Context, Message, Network, TableChunk, define_actor
+from streamnet import Channel, Context, Message, Network, TableChunk, define_actor
 
 MODE = sys.argv[1]
 
 
 @define_actor
-async def chunks_then_fail(ctx, ch_out):
+async def chunks_then_fail(ctx: Context, ch_out: Channel[Any]) -> None:
     for seq in range(1000):
         if ctx.rank == 1 and seq == 5:
             if MODE == "exit":
@@ -25,7 +26,7 @@ async def chunks_then_fail(ctx, ch_out):
             raise ValueError(f"bad record on rank {ctx.rank}")
         frame = pl.DataFrame({"k": [seq % 5], "v": [seq]})
         await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a stream in progress: the peers are mid-shuffle when it fails
 
 
 with Context() as ctx:
