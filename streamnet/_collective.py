@@ -81,12 +81,12 @@ class Collective:
     async def send(self, dest: int, payload: Any, *parts: Hashable) -> None:
         """Send to ``dest`` with the tag ``(op_id, *parts)``."""
         await self.comm.send(dest, self.tag(*parts), payload)
-        self.ctx._exchanged += 1  # progress, for Context(stall_timeout=...)
+        self.ctx.activity.exchanged += 1  # progress, for Context(stall_timeout=...)
 
     async def recv(self, source: int, *parts: Hashable) -> Any:
         """Receive from ``source`` with the tag ``(op_id, *parts)``."""
         payload = await self.comm.recv(source, self.tag(*parts))
-        self.ctx._exchanged += 1
+        self.ctx.activity.exchanged += 1
         return payload
 
     async def allgather(self, value: Any, *parts: Hashable) -> list[Any]:
@@ -94,7 +94,7 @@ class Collective:
         if self.nranks == 1:
             return [value]
         everyone = await self.comm.allgather(self.tag(*parts), value)
-        self.ctx._exchanged += 1
+        self.ctx.activity.exchanged += 1
         return everyone
 
     async def agree_schema(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import Any, Protocol
 
-from channels._channel import _forget_waiter
+from channels.lowlevel import ParkingLot
 from streamnet._context import Context
 from streamnet.persistent._instance import Instance
 from streamnet.persistent._requests import Requests
@@ -95,16 +95,9 @@ class ActorContext:
 
     async def wait_active(self) -> None:
         """Wait until the actor is active again (or asked to terminate)."""
-        if self._actor.active.is_set() or self._actor.stopping.is_set():
-            return
-        waits = [
-            asyncio.ensure_future(e.wait()) for e in (self._actor.active, self._actor.stopping)
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        actor = self._actor
+        while not (actor.active.is_set() or actor.stopping.is_set()):
+            await actor.wakeups.park()
 
     async def receive(self, timeout: float | None = None) -> Any:
         """The next message of the inbox (highest priority first).
@@ -123,7 +116,7 @@ class ActorContext:
         actor.current = None  # back for more: done with the previous message
         actor.last_progress = monotonic()
         inbox = actor.inbox
-        if inbox._heap and actor.active.is_set() and not actor.stopping.is_set():
+        if len(inbox) and actor.active.is_set() and not actor.stopping.is_set():
             return self._took(inbox.get_nowait())  # fast path: no waiting
         loop = asyncio.get_running_loop()
         actor.deadline = None if timeout is None else loop.time() + timeout
@@ -140,22 +133,13 @@ class ActorContext:
                     raise actor.stop_signal
                 if actor.deadline is not None and loop.time() >= actor.deadline:
                     raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
-                if actor.active.is_set() and inbox._heap:
-                    return self._took(inbox.get_nowait())
-                # One future, woken by a message, a pause or resume, a stop, or the timer.
-                waker: asyncio.Future[None] = loop.create_future()
-                actor.waker = waker
                 if actor.active.is_set():
-                    inbox._getters.append(waker)
-                try:
-                    await waker
-                except asyncio.CancelledError:
-                    _forget_waiter(inbox._getters, waker)
-                    raise
-                finally:
-                    actor.waker = None
-                    if waker in inbox._getters:
-                        inbox._getters.remove(waker)
+                    if len(inbox):
+                        return self._took(inbox.get_nowait())
+                    # Woken by a message, a pause or resume, a stop, or the timer.
+                    await ParkingLot.park_any((inbox.get_waiters, actor.wakeups))
+                else:
+                    await actor.wakeups.park()  # paused: no message wakes it
         finally:
             actor.deadline = None  # the timer stays armed for the next receive
 
