@@ -81,6 +81,7 @@ class Calls(dict[asyncio.Task[Any], ChannelWait]):
         super().__init__()
         self.timed: set[asyncio.Task[Any]] = set()
 
+
 Serving = Callable[[Channel[Any], str], list[ActorNode]]
 """The actors that can complete a wait of a kind (``"send"``, ``"receive"``) on a channel."""
 
@@ -103,7 +104,9 @@ def blocked_calls(chans: Iterable[Channel[Any]]) -> Calls:
     return calls
 
 
-def channel_waits(tasks: Watch, calls: Mapping[asyncio.Task[Any], ChannelWait]) -> list[ChannelWait] | None:
+def channel_waits(
+    tasks: Watch, calls: Mapping[asyncio.Task[Any], ChannelWait]
+) -> list[ChannelWait] | None:
     """What an actor waits on when every one of its ``tasks`` is blocked in a call on one of
     the channels of ``calls``; None when one may run (or waits on a channel not there).
 
