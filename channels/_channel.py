@@ -345,8 +345,7 @@ class Channel(Generic[T]):
             self._peak_messages = len(buffer)
         if self._bytes > self._peak_bytes:
             self._peak_bytes = self._bytes
-        if self._recv_waiters:
-            self._recv_waiters.unpark()
+        self._recv_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_out += 1
@@ -443,8 +442,7 @@ class Channel(Generic[T]):
         msg, size, rows = buffer.popleft()
         self._bytes -= size
         self._received += 1
-        if self._send_waiters:
-            self._send_waiters.unpark()
+        self._send_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_in += 1

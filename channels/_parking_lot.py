@@ -147,7 +147,21 @@ class ParkingLot:
             The task was cancelled; a wake-up it had already got goes to the next
             task parked here.
         """
-        await self._wait((self,), deadline)
+        if deadline is not None:
+            await self._wait((self,), deadline)
+            return
+        # The common case, kept short: one lot, no deadline (what `_wait` does for it).
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ParkingLot | None] = loop.create_future()
+        waiter = _Waiter(future, asyncio.current_task(loop), None, (self,))
+        self._waiters.append(waiter)
+        try:
+            await future
+        except asyncio.CancelledError:
+            self._leave(waiter, None)
+            if future.done() and not future.cancelled() and (waker := future.result()):
+                waker.unpark()  # woken before the cancellation: the wake-up goes on
+            raise
 
     @classmethod
     async def park_any(
@@ -218,9 +232,17 @@ class ParkingLot:
     def unpark(self, count: int = 1) -> int:
         """Wake the ``count`` tasks parked longest; returns how many were woken."""
         waiters = self._waiters
+        if not waiters:
+            return 0  # the common case of a channel's send and recv
         woken = 0
         while waiters and woken < count:
-            if self._wake(waiters.popleft()):
+            future = waiters.popleft().future
+            if future.done():
+                continue  # timed out, cancelled, or woken through another lot
+            if self._threadsafe:
+                woken += self._wake_from_anywhere(future)
+            else:
+                future.set_result(self)
                 woken += 1
         return woken
 
@@ -229,8 +251,7 @@ class ParkingLot:
         waiters = self._waiters
         woken = 0
         while waiters:
-            if self._wake(waiters.popleft()):
-                woken += 1
+            woken += self.unpark()
         return woken
 
     def repark(self, new_lot: ParkingLot, count: int = 1) -> int:
@@ -254,13 +275,8 @@ class ParkingLot:
         """Move every task parked here to ``new_lot`` without waking them."""
         return self.repark(new_lot, len(self._waiters))
 
-    def _wake(self, waiter: _Waiter) -> bool:
-        future = waiter.future
-        if future.done():
-            return False  # timed out, cancelled, or woken through another lot
-        if not self._threadsafe:
-            future.set_result(self)
-            return True
+    def _wake_from_anywhere(self, future: asyncio.Future[ParkingLot | None]) -> bool:
+        """Wake the task awaiting ``future`` (not done), from its loop or another thread."""
         loop = future.get_loop()
         try:
             running = asyncio.get_running_loop()
