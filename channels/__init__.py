@@ -1,4 +1,7 @@
-"""Typed, bounded async channels: the transport under streamnet. Knows no dataframes."""
+"""Typed, bounded async channels: the transport under streamnet. Knows no dataframes.
+
+What runtimes build on (parking lots, traffic counters) is in `channels.lowlevel`.
+"""
 
 from channels._channel import Channel, ChannelState, ChannelStatistics
 from channels._errors import (

@@ -15,11 +15,12 @@ shut down     raises `ChannelBroken`     ``None`` (buffer dropped)   ``shutdown`
 aborted       raises `ChannelAborted`    raises `ChannelAborted`     ``abort(cause)``
 ============  =========================  ==========================  ==================
 
-A blocked call wakes as soon as the state changes. A cancelled ``send`` never
-delivers its message; a cancelled ``recv`` never loses one. Either takes a
-``timeout`` in seconds, after which it raises `TimeoutError` as a cancelled call
-(a runtime that looks for actors waiting on each other forever knows such a wait
-ends by itself).
+A blocked call parks in one of the channel's two parking lots (`send_waiters`,
+`recv_waiters`; see `channels.lowlevel`) and wakes as soon as the state changes.
+A cancelled ``send`` never delivers its message; a cancelled ``recv`` never loses
+one. Either takes a ``timeout`` in seconds, after which it raises `TimeoutError`
+having done nothing; the lot shows the deadline, so a runtime that looks for
+actors waiting on each other forever knows such a wait ends by itself.
 
 A payload whose type defines ``__stream_check__`` is checked as it enters (see
 `channels._message.payload_stream_check`): TableChunk uses it so that every chunk
@@ -29,19 +30,23 @@ of a stream has the schema of the first.
 from __future__ import annotations
 
 import itertools
-import types
 import typing
-from asyncio import CancelledError, Future, get_running_loop
-from asyncio import timeout as _deadline
+from asyncio import get_running_loop
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Generic, Literal, TypeVar
 
-from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed
-from channels._message import Message, payload_nbytes, payload_rows, payload_stream_check
+from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed, ChannelError
+from channels._message import (
+    Message,
+    payload_classes,
+    payload_nbytes,
+    payload_rows,
+    payload_stream_check,
+)
 from channels._observer import _counter
+from channels._parking_lot import ParkingLot
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
 
@@ -93,48 +98,6 @@ class ChannelStatistics:
     waiting_receivers: int
 
 
-def _wake_one(waiters: deque[Future[None]]) -> None:
-    while waiters:
-        fut = waiters.popleft()
-        if not fut.done():
-            fut.set_result(None)
-            return
-
-
-def _wake_all(waiters: deque[Future[None]]) -> None:
-    while waiters:
-        fut = waiters.popleft()
-        if not fut.done():
-            fut.set_result(None)
-
-
-def _forget_waiter(waiters: deque[Future[None]], fut: Future[None]) -> None:
-    """Remove a cancelled waiter; a wake-up it already got goes to the next one."""
-    try:
-        waiters.remove(fut)
-    except ValueError:
-        if fut.done() and not fut.cancelled():
-            _wake_one(waiters)
-
-
-def _instance_check(payload_type: Any) -> Any:
-    """What ``isinstance`` can check for a declared payload type; None checks nothing."""
-    if payload_type is None or payload_type is Any or isinstance(payload_type, TypeVar):
-        return None
-    origin = typing.get_origin(payload_type)
-    if origin is typing.Union or origin is types.UnionType:
-        parts = [_instance_check(arg) for arg in typing.get_args(payload_type)]
-        if any(part is None for part in parts):
-            return None
-        flat: list[type] = []
-        for part in parts:
-            flat.extend(part if isinstance(part, tuple) else (part,))
-        return tuple(flat)
-    if origin is not None:
-        return _instance_check(origin)
-    return payload_type if isinstance(payload_type, type) else None
-
-
 class Channel(Generic[T]):
     """A bounded async channel of :class:`Message` objects.
 
@@ -153,7 +116,7 @@ class Channel(Generic[T]):
         Used in errors and statistics.
     producers
         How many producers must call ``drain`` before the stream ends. A Network
-        sets it from its wiring.
+        sets it from its wiring (see the `producers` property).
 
     Examples
     --------
@@ -175,12 +138,9 @@ class Channel(Generic[T]):
         "_capacity",
         "_cause",
         "_check",
-        "_consumers",
         "_drained_by",
-        "_late_send",
         "_max_bytes",
         "_name",
-        "_owner",
         "_payload_type",
         "_peak_bytes",
         "_peak_messages",
@@ -207,26 +167,20 @@ class Channel(Generic[T]):
             raise ValueError(f"Channel: `capacity` must be an int >= 1, got {capacity!r}")
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
             raise ValueError(f"Channel: `max_bytes` must be None or an int >= 1, got {max_bytes!r}")
-        if type(producers) is not int or producers < 1:
-            raise ValueError(f"Channel: `producers` must be an int >= 1, got {producers!r}")
+        _check_producers(producers)
         self._name = name if name is not None else f"channel#{next(_names)}"
         self._payload_type = payload_type
-        self._check = _UNRESOLVED
+        self._check: tuple[type, ...] | None = _UNRESOLVED
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._buffer: deque[tuple[Message[T], int, int]] = deque()
         self._bytes = 0
-        self._recv_waiters: deque[Future[None]] = deque()
-        self._send_waiters: deque[Future[None]] = deque()
+        self._recv_waiters = ParkingLot()
+        self._send_waiters = ParkingLot()
         self._state: ChannelState = _OPEN
         self._cause: BaseException | None = None
         self._producers = producers
-        self._consumers = 0
         self._drained_by: set[object] = set()
-        self._late_send: Callable[[Message[Any]], None] | None = None
-        """Called by a send refused because the consumers left; a runtime sets it to treat
-        such a send as an error of the consumer that left (it returned too early)."""
-        self._owner: object | None = None
         self._sent = 0
         self._rows = 0
         self._received = 0
@@ -272,6 +226,51 @@ class Channel(Generic[T]):
         """The failure the channel was aborted with, or None."""
         return self._cause
 
+    @property
+    def producers(self) -> int:
+        """How many producers must still call ``drain`` before the stream ends.
+
+        A runtime sets it from its wiring before the producers start (a Network
+        counts the actors that produce into the channel).
+
+        Raises
+        ------
+        ValueError
+            Set to something other than an int >= 1.
+        ChannelError
+            Set once the channel is no longer open.
+        """
+        return self._producers
+
+    @producers.setter
+    def producers(self, count: int) -> None:
+        _check_producers(count)
+        if self._state is not _OPEN:
+            raise ChannelError(
+                f"channel `{self._name}`: its producers are counted while it is open; "
+                f"it is {self._state}"
+            )
+        self._producers = count
+
+    @property
+    def send_waiters(self) -> ParkingLot:
+        """Low level: the parking lot of the ``send`` calls waiting for room.
+
+        A runtime reads it to see who waits on the channel (`ParkingLot.parked`);
+        only the channel parks and wakes tasks in it.
+        """
+        return self._send_waiters
+
+    @property
+    def recv_waiters(self) -> ParkingLot:
+        """Low level: the parking lot of the ``recv`` calls waiting for a message.
+
+        Besides a runtime's introspection, a helper that waits on several
+        channels at once parks here (see `recv_any`). The channel wakes one
+        task per message sent, and all of them when it closes.
+        """
+        return self._recv_waiters
+
     def __len__(self) -> int:
         """Messages in the buffer now."""
         return len(self._buffer)
@@ -295,8 +294,8 @@ class Channel(Generic[T]):
             messages_sent=self._sent,
             messages_received=self._received,
             rows_sent=self._rows,
-            waiting_senders=sum(not f.done() for f in self._send_waiters),
-            waiting_receivers=sum(not f.done() for f in self._recv_waiters),
+            waiting_senders=len(self._send_waiters),
+            waiting_receivers=len(self._recv_waiters),
         )
 
     # ------------------------------------------------------------------ producer side
@@ -328,68 +327,15 @@ class Channel(Generic[T]):
             Whatever the payload's ``__stream_check__`` raises to refuse it (a
             TableChunk whose schema differs from the stream's: `SchemaError`).
         """
-        if timeout is not None:
-            return await _within(timeout, self.send(ctx, msg))
         if self._state is not _OPEN:
-            if self._late_send is not None and self._state is _SHUTDOWN:
-                self._late_send(msg)
             self._raise_closed("send into")
-        if type(msg) is not Message:
-            raise TypeError(
-                f"channel `{self._name}`: send takes a Message, got {type(msg).__name__}"
-            )
-        check = self._check
-        if check is _UNRESOLVED:
-            check = self._check = _instance_check(self.payload_type)
-        if check is not None and not isinstance(msg.payload, check):
-            raise TypeError(
-                f"channel `{self._name}` carries {_type_name(self.payload_type)} payloads, "
-                f"got {type(msg.payload).__name__} "
-                f"(message sequence number {msg.sequence_number})"
-            )
-        counter = _counter.get()
-        seen = None
-        if counter is not None and counter.sent is not None:
-            seen = counter.sent.setdefault(self, set())
-            if msg.sequence_number in seen:
-                return  # a restarted stage repeating output it already sent
-            seen.add(msg.sequence_number)
-        payload = msg.payload
-        stream_check = payload_stream_check(payload)
-        if stream_check is not None:
-            self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
+        payload = self._admit(msg)
         size = payload_nbytes(payload)
-        blocked = 0.0
         buffer = self._buffer
         if len(buffer) >= self._capacity or (
             self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
         ):
-            start = perf_counter()
-            loop = get_running_loop()
-            waiting = counter.waiting if counter is not None else None
-            while True:
-                fut = loop.create_future()
-                self._send_waiters.append(fut)
-                if waiting is not None:
-                    waiting.add(fut)
-                try:
-                    await fut
-                except CancelledError:
-                    _forget_waiter(self._send_waiters, fut)
-                    if waiting is not None:
-                        waiting.discard(fut)
-                    if seen is not None:
-                        seen.discard(msg.sequence_number)  # not sent: a retry sends it
-                    raise
-                if waiting is not None:
-                    waiting.discard(fut)
-                if self._state is not _OPEN:
-                    self._raise_closed("send into")
-                if len(buffer) < self._capacity and not (
-                    self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
-                ):
-                    break
-            blocked = perf_counter() - start
+            await self._wait_for_room(size, timeout)
         rows = payload_rows(payload)
         buffer.append((msg, size, rows))
         self._bytes += size
@@ -399,16 +345,53 @@ class Channel(Generic[T]):
             self._peak_messages = len(buffer)
         if self._bytes > self._peak_bytes:
             self._peak_bytes = self._bytes
-        if self._recv_waiters:
-            _wake_one(self._recv_waiters)
+        self._recv_waiters.unpark()
+        counter = _counter.get()
         if counter is not None:
             counter.messages_out += 1
             counter.bytes_out += size
             counter.rows_out += rows
-            if blocked:
-                counter.blocked_out += blocked
-                if counter.waits is not None:
-                    counter.waits.append(("output", start, start + blocked))
+
+    def _admit(self, msg: Message[T]) -> T:
+        """Check ``msg`` against the declared payload type and the stream; its payload."""
+        if type(msg) is not Message:
+            raise TypeError(
+                f"channel `{self._name}`: send takes a Message, got {type(msg).__name__}"
+            )
+        payload = msg.payload
+        check = self._check
+        if check is _UNRESOLVED:
+            check = self._check = payload_classes(self.payload_type)
+        if check is not None and not isinstance(payload, check):
+            raise TypeError(
+                f"channel `{self._name}` carries {_type_name(self.payload_type)} payloads, "
+                f"got {type(payload).__name__} "
+                f"(message sequence number {msg.sequence_number})"
+            )
+        stream_check = payload_stream_check(payload)
+        if stream_check is not None:
+            self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
+        return payload
+
+    async def _wait_for_room(self, size: int, timeout: float | None) -> None:
+        """Park until ``size`` more bytes and one more message fit; count the wait."""
+        start = perf_counter()
+        deadline = None if timeout is None else get_running_loop().time() + timeout
+        buffer = self._buffer
+        while len(buffer) >= self._capacity or (
+            self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+        ):
+            try:
+                await self._send_waiters.park(deadline=deadline)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"channel `{self._name}` stayed full ({len(buffer)} of {self._capacity} "
+                    f"messages, {self._bytes} bytes) for {timeout} s"
+                ) from None
+            if self._state is not _OPEN:
+                self._raise_closed("send into")
+        if (counter := _counter.get()) is not None:
+            counter.waited("output", start, perf_counter())
 
     async def drain(self, ctx: object) -> None:
         """End the stream from this producer; the consumer still gets everything sent before.
@@ -416,11 +399,9 @@ class Channel(Generic[T]):
         The stream ends once every producer drained. Draining twice from the same
         actor counts once; draining a channel that is no longer open does nothing.
         """
-        self._producer_done(_counter.get())
-
-    def _producer_done(self, token: object | None) -> None:
         if self._state is not _OPEN:
             return
+        token = _counter.get()
         if token is not None:
             if token in self._drained_by:
                 return
@@ -428,8 +409,8 @@ class Channel(Generic[T]):
         self._producers -= 1
         if self._producers <= 0:
             self._state = _DRAINED
-            _wake_all(self._recv_waiters)
-            _wake_all(self._send_waiters)
+            self._recv_waiters.unpark_all()
+            self._send_waiters.unpark_all()
 
     # ------------------------------------------------------------------ consumer side
     async def recv(self, ctx: object, *, timeout: float | None = None) -> Message[T] | None:
@@ -450,97 +431,37 @@ class Channel(Generic[T]):
         ChannelAborted
             The channel was aborted; ``__cause__`` is the failure.
         """
-        blocked = 0.0
         buffer = self._buffer
         if not buffer:
             if self._state is _OPEN:
-                if timeout is not None:
-                    return await _within(timeout, self.recv(ctx))
-                start = perf_counter()
-                loop = get_running_loop()
-                counter = _counter.get()
-                waiting = counter.waiting if counter is not None else None
-                while not buffer and self._state is _OPEN:
-                    fut = loop.create_future()
-                    self._recv_waiters.append(fut)
-                    if waiting is not None:
-                        waiting.add(fut)
-                    try:
-                        await fut
-                    except CancelledError:
-                        _forget_waiter(self._recv_waiters, fut)
-                        if waiting is not None:
-                            waiting.discard(fut)
-                        raise
-                    if waiting is not None:
-                        waiting.discard(fut)
-                blocked = perf_counter() - start
+                await self._wait_for_message(timeout)
             if not buffer:
                 if self._state is _ABORTED:
                     self._raise_closed("receive from")
-                if blocked and (counter := _counter.get()) is not None:
-                    counter.blocked_in += blocked
-                    if counter.waits is not None:
-                        counter.waits.append(("input", start, start + blocked))
                 return None
-        return self._take(blocked)
-
-    def _take(self, blocked: float) -> Message[T]:
-        """Pop the head of the buffer and count it for the receiving task's counter.
-
-        ``blocked`` is how long the receiver waited for it (its wait ended now).
-        """
-        msg, size, rows = self._buffer.popleft()
+        msg, size, rows = buffer.popleft()
         self._bytes -= size
         self._received += 1
-        if self._send_waiters:
-            _wake_one(self._send_waiters)
+        self._send_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_in += 1
             counter.bytes_in += size
             counter.rows_in += rows
-            if counter.taken is not None:
-                counter.taken[self] = msg
-            if blocked:
-                counter.blocked_in += blocked
-                if counter.waits is not None:
-                    now = perf_counter()
-                    counter.waits.append(("input", now - blocked, now))
         return msg
 
-    def _poll(self, blocked: float) -> Message[T] | Any | None:
-        """A message if one is buffered, None at the end, `_EMPTY` if one must wait.
-
-        ``blocked`` is the time the caller waited, counted when it gets a result.
-        """
-        if self._buffer:
-            return self._take(blocked)
-        if self._state is _OPEN:
-            return _EMPTY
-        if self._state is _ABORTED:
-            self._raise_closed("receive from")
-        if blocked and (counter := _counter.get()) is not None:
-            counter.blocked_in += blocked
-            if counter.waits is not None:
-                now = perf_counter()
-                counter.waits.append(("input", now - blocked, now))
-        return None
-
-    def _requeue(self, msg: Message[T]) -> None:
-        """Put ``msg`` back at the head of the buffer (a restarted consumer gets it again).
-
-        It may exceed the capacity by one; nothing happens once the channel is
-        shut down or aborted.
-        """
-        if self._state in (_SHUTDOWN, _ABORTED):
-            return
-        size = payload_nbytes(msg.payload)
-        self._buffer.appendleft((msg, size, payload_rows(msg.payload)))
-        self._bytes += size
-        self._received -= 1
-        if self._recv_waiters:
-            _wake_one(self._recv_waiters)
+    async def _wait_for_message(self, timeout: float | None) -> None:
+        """Park until a message is buffered or the channel closes; count the wait."""
+        start = perf_counter()
+        deadline = None if timeout is None else get_running_loop().time() + timeout
+        buffer = self._buffer
+        while not buffer and self._state is _OPEN:
+            try:
+                await self._recv_waiters.park(deadline=deadline)
+            except TimeoutError:
+                raise TimeoutError(f"channel `{self._name}` stayed empty for {timeout} s") from None
+        if (counter := _counter.get()) is not None:
+            counter.waited("input", start, perf_counter())
 
     def __aiter__(self) -> typing.AsyncIterator[Message[T]]:
         return self._iterate()
@@ -570,16 +491,8 @@ class Channel(Generic[T]):
         self._cause = cause
         self._buffer.clear()
         self._bytes = 0
-        _wake_all(self._recv_waiters)
-        _wake_all(self._send_waiters)
-
-    def _consumer_done(self) -> None:
-        """A consumer left; once all did, the channel is shut down."""
-        self._consumers -= 1
-        if self._consumers <= 0 and (
-            self._state is _OPEN or (self._state is _DRAINED and self._buffer)
-        ):
-            self._close(_SHUTDOWN, None)
+        self._recv_waiters.unpark_all()
+        self._send_waiters.unpark_all()
 
     def _raise_closed(self, action: str) -> typing.NoReturn:
         where = f"cannot {action} channel `{self._name}`"
@@ -606,16 +519,9 @@ class Channel(Generic[T]):
             self.abort(exc)
 
 
-_EMPTY: Any = object()
-
-R = TypeVar("R")
-
-
-async def _within(timeout: float, call: Awaitable[R]) -> R:
-    """``call`` under a deadline: a pending timer on the task, which is what shows a wait
-    that ends by itself."""
-    async with _deadline(timeout):
-        return await call
+def _check_producers(count: object) -> None:
+    if type(count) is not int or count < 1:
+        raise ValueError(f"Channel: `producers` must be an int >= 1, got {count!r}")
 
 
 def _type_name(tp: Any) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from channels._channel import _forget_waiter, _wake_all, _wake_one
 from channels._errors import ChannelClosed, ChannelError
+from channels._parking_lot import ParkingLot
 
 __all__ = ["Mailbox", "MailboxClosed", "MailboxFull", "MailboxStatistics", "OverflowPolicy"]
 
@@ -102,8 +101,8 @@ class Mailbox(Generic[T]):
         self._heap: list[tuple[int, int, T]] = []
         self._order = itertools.count()
         self._front = itertools.count(-1, -1)
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._getters = ParkingLot()
+        self._putters = ParkingLot()
         self._delivered = 0
         self._closed: str | None = None
         """Why the mailbox was closed, or None while it is open."""
@@ -112,7 +111,23 @@ class Mailbox(Generic[T]):
         put here by the mailbox's owner (a supervisor, for the message a child crashed on)."""
 
     def __len__(self) -> int:
+        """Messages waiting in the mailbox now."""
         return len(self._heap)
+
+    @property
+    def get_waiters(self) -> ParkingLot:
+        """Low level: the parking lot of the ``get`` calls waiting for a message.
+
+        The mailbox wakes one task per message put, and all of them when it
+        closes. A receiver that also waits for something else parks here and
+        elsewhere at once (`ParkingLot.park_any`).
+        """
+        return self._getters
+
+    @property
+    def put_waiters(self) -> ParkingLot:
+        """Low level: the parking lot of the ``put`` calls waiting for room."""
+        return self._putters
 
     def _full(self) -> bool:
         return self.capacity is not None and len(self._heap) >= self.capacity
@@ -143,37 +158,27 @@ class Mailbox(Generic[T]):
                 raise MailboxFull(f"mailbox `{self.name}` is full ({self.capacity} messages)")
             if self.overflow == "drop_oldest":
                 self._drop_oldest()
-            elif timeout is None:
-                await self._wait_for_room()
             else:
-                try:
-                    async with asyncio.timeout(timeout):
-                        await self._wait_for_room()
-                except TimeoutError:
-                    raise TimeoutError(
-                        f"mailbox `{self.name}` stayed full ({self.capacity} messages) "
-                        f"for {timeout} s"
-                    ) from None
+                await self._wait_for_room(timeout)
         heapq.heappush(self._heap, (-priority, next(self._order), message))
-        _wake_one(self._getters)
+        self._getters.unpark()
 
-    async def _wait_for_room(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _wait_for_room(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while self._full():
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._putters.append(waiter)
             try:
-                await waiter
-            except asyncio.CancelledError:
-                _forget_waiter(self._putters, waiter)
-                raise
+                await self._putters.park(deadline=deadline)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"mailbox `{self.name}` stayed full ({self.capacity} messages) for {timeout} s"
+                ) from None
             if self._closed is not None:
                 raise self._closed_error()
 
     def requeue(self, message: T) -> None:
         """Put ``message`` back to be delivered next within its priority (ignores the capacity)."""
         heapq.heappush(self._heap, (-_priority_of(message), next(self._front), message))
-        _wake_one(self._getters)
+        self._getters.unpark()
 
     def _drop_oldest(self) -> None:
         oldest = min(range(len(self._heap)), key=lambda i: self._heap[i][1])
@@ -195,31 +200,17 @@ class Mailbox(Generic[T]):
             Nothing arrived within ``timeout``.
         """
         if not self._heap:
-            async with asyncio.timeout(timeout):
-                loop = asyncio.get_running_loop()
-                while not self._heap:
-                    if self._closed is not None:
-                        raise self._closed_error()
-                    waiter: asyncio.Future[None] = loop.create_future()
-                    self._getters.append(waiter)
-                    try:
-                        await waiter
-                    except asyncio.CancelledError:
-                        _forget_waiter(self._getters, waiter)
-                        raise
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            while not self._heap:
+                if self._closed is not None:
+                    raise self._closed_error()
+                try:
+                    await self._getters.park(deadline=deadline)
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"mailbox `{self.name}` stayed empty for {timeout} s"
+                    ) from None
         return self.get_nowait()
-
-    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Wake ``waiter`` (set its result) when a message arrives or the mailbox closes.
-
-        Low level, for a receiver that waits on several things at once: ``waiter``
-        queues with the blocked ``get`` calls. Take it out with `remove_waiter`.
-        """
-        self._getters.append(waiter)
-
-    def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Take ``waiter`` out; a wake-up it got and did not use goes to the next one."""
-        _forget_waiter(self._getters, waiter)
 
     def queued(self) -> list[T]:
         """The messages waiting, in delivery order (a snapshot)."""
@@ -229,7 +220,7 @@ class Mailbox(Generic[T]):
         """The next message by priority; raises ``IndexError`` when empty."""
         _, _, message = heapq.heappop(self._heap)
         self._delivered += 1
-        _wake_one(self._putters)
+        self._putters.unpark()
         return message
 
     @property
@@ -247,8 +238,8 @@ class Mailbox(Generic[T]):
         if self._closed is not None:
             return
         self._closed = reason or ""
-        _wake_all(self._putters)
-        _wake_all(self._getters)
+        self._putters.unpark_all()
+        self._getters.unpark_all()
 
     def reopen(self) -> None:
         """Accept messages again after ``close`` (a new owner took the mailbox over);
@@ -268,8 +259,8 @@ class Mailbox(Generic[T]):
             delivered=self._delivered,
             dead_letters=len(self.dead_letters),
             overflow=self.overflow,
-            waiting_senders=sum(not f.done() for f in self._putters),
-            waiting_receivers=sum(not f.done() for f in self._getters),
+            waiting_senders=len(self._putters),
+            waiting_receivers=len(self._getters),
             closed=self._closed is not None,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Message"]
@@ -101,3 +103,25 @@ def payload_stream_check(payload: Any) -> Any:
 
 
 _UNKNOWN: Any = object()
+
+
+def payload_classes(payload_type: Any) -> tuple[type, ...] | None:
+    """The classes a payload of the declared ``payload_type`` must be an instance of,
+    as ``send`` checks it; None when it checks nothing (``Any``, a TypeVar, None).
+
+    ``int | str`` gives ``(int, str)``; ``list[int]`` gives ``(list,)``.
+    """
+    if payload_type is None or payload_type is Any or isinstance(payload_type, TypeVar):
+        return None
+    origin = typing.get_origin(payload_type)
+    if origin is typing.Union or origin is types.UnionType:
+        flat: list[type] = []
+        for arg in typing.get_args(payload_type):
+            part = payload_classes(arg)
+            if part is None:
+                return None
+            flat.extend(part)
+        return tuple(flat)
+    if origin is not None:
+        return payload_classes(origin)
+    return (payload_type,) if isinstance(payload_type, type) else None

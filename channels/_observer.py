@@ -4,16 +4,17 @@ Channels know nothing of actors. A runtime that wants per-actor statistics gives
 each of its tasks a :class:`TrafficCounter` with :func:`observe`; every
 ``send``, ``recv`` and ``drain`` made from that task then adds to it. The counter
 also identifies the producer, so that one producer draining twice counts once.
+What a blocked call waits in is the channel's to show (its parking lots, see
+`channels.lowlevel`), not the counter's.
 """
 
 from __future__ import annotations
 
-from asyncio import Future
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from contextvars import ContextVar
-from typing import Any
+from contextvars import Context, ContextVar
+from typing import Literal
 
 __all__ = ["TrafficCounter", "current_counter", "observe"]
 
@@ -36,11 +37,6 @@ class TrafficCounter:
         When not None, every wait is appended as ``(kind, start, end)``, kind
         ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
         material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
-    waiting
-        When not None, the futures the counter's tasks await in channel calls
-        now (one per blocked call; it also sits in the waiters of the channels
-        that can wake it). A runtime reads it to find actors that wait on each
-        other forever.
     """
 
     __slots__ = (
@@ -52,9 +48,6 @@ class TrafficCounter:
         "messages_out",
         "rows_in",
         "rows_out",
-        "sent",
-        "taken",
-        "waiting",
         "waits",
     )
 
@@ -63,19 +56,27 @@ class TrafficCounter:
         self.messages_out = self.rows_out = self.bytes_out = 0
         self.blocked_in = self.blocked_out = 0.0
         self.waits: deque[tuple[str, float, float]] | None = None
-        self.taken: dict[Any, Any] | None = None
-        """When not None: per input channel, the last message received (the one in flight)."""
-        self.sent: dict[Any, set[int]] | None = None
-        """When not None: per output channel, the sequence numbers sent; a repeat is dropped."""
-        self.waiting: set[Future[None]] | None = None
+
+    def waited(self, kind: Literal["input", "output"], start: float, end: float) -> None:
+        """Count a wait of the task, for a message (``"input"``) or for room
+        (``"output"``), from ``start`` to ``end`` (``time.perf_counter()``)."""
+        if kind == "input":
+            self.blocked_in += end - start
+        else:
+            self.blocked_out += end - start
+        if self.waits is not None:
+            self.waits.append((kind, start, end))
 
 
 _counter: ContextVar[TrafficCounter | None] = ContextVar("channel_traffic", default=None)
 
 
-def current_counter() -> TrafficCounter | None:
-    """The counter of the running task, or None."""
-    return _counter.get()
+def current_counter(context: Context | None = None) -> TrafficCounter | None:
+    """The counter of the running task, or the one set in ``context`` (a task's
+    `contextvars.Context`, as a task factory receives it); None if none is set."""
+    if context is None:
+        return _counter.get()
+    return context.get(_counter)
 
 
 @contextmanager

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from channels._channel import _EMPTY, Channel
+from channels._channel import Channel
 from channels._message import Message
-from channels._observer import _counter
+from channels._observer import current_counter
+from channels._parking_lot import ParkingLot
 
 __all__ = ["recv_any"]
 
@@ -51,34 +51,31 @@ async def recv_any(
     """
     if not channels:
         raise ValueError("recv_any: `channels` is empty; there is nothing to receive from")
-    start = 0.0
-    while True:
-        blocked = perf_counter() - start if start else 0.0
-        for index, channel in enumerate(channels):
-            result = channel._poll(blocked)
-            if result is not _EMPTY:
-                return index, result
-        if not start:
-            start = perf_counter()
-            if timeout is not None:
-                async with asyncio.timeout(timeout):
-                    return await recv_any(ctx, channels)
-        await _wait_any(channels)
+    ready = _first_ready(channels)
+    if ready is not None:
+        return ready, await channels[ready].recv(ctx)
+    start = perf_counter()
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    lots = [channel.recv_waiters for channel in channels]
+    while ready is None:
+        try:
+            woken_by = await ParkingLot.park_any(lots, deadline=deadline)
+        except TimeoutError:
+            names = ", ".join(f"`{channel.name}`" for channel in channels)
+            raise TimeoutError(f"channels {names} stayed empty for {timeout} s") from None
+        ready = _first_ready(channels)
+        if ready is not None and lots[ready] is not woken_by:
+            # It takes from another channel than the one that woke it, whose message
+            # may still be there: that wake-up goes to the next receiver parked there.
+            woken_by.unpark()
+    if (counter := current_counter()) is not None:
+        counter.waited("input", start, perf_counter())
+    return ready, await channels[ready].recv(ctx)
 
 
-async def _wait_any(channels: Sequence[Channel[Any]]) -> None:
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    for channel in channels:
-        channel._recv_waiters.append(fut)
-    counter = _counter.get()
-    waiting = counter.waiting if counter is not None else None
-    if waiting is not None:
-        waiting.add(fut)
-    try:
-        await fut
-    finally:
-        if waiting is not None:
-            waiting.discard(fut)
-        for channel in channels:
-            with contextlib.suppress(ValueError):
-                channel._recv_waiters.remove(fut)
+def _first_ready(channels: Sequence[Channel[T]]) -> int | None:
+    """The index of the first channel whose ``recv`` returns at once, or None."""
+    for index, channel in enumerate(channels):
+        if len(channel) or channel.state != "open":
+            return index
+    return None

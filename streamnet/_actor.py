@@ -18,7 +18,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, cast, overload
 
 from typing_extensions import TypeVar
 
-from channels._channel import Channel
+from channels import Channel
 from streamnet._context import Context
 from streamnet._deprecation import keyword_only_fields
 from streamnet._errors import ActorResultError
@@ -32,6 +32,7 @@ __all__ = [
     "current_actor",
     "current_actor_name",
     "define_actor",
+    "set_current_actor",
 ]
 
 P = ParamSpec("P")
@@ -48,6 +49,12 @@ _current_node: ContextVar[ActorNode[Any] | None] = ContextVar("streamnet_actor",
 def current_actor() -> ActorNode[Any] | None:
     """The actor node running the current task (or kernel thread), or None outside a Network."""
     return _current_node.get()
+
+
+def set_current_actor(node: ActorNode) -> None:
+    """Make ``node`` the actor of the current task (and the tasks and kernels it starts);
+    a Network's driver does this first in each actor's task."""
+    _current_node.set(node)
 
 
 def current_actor_name() -> str | None:
@@ -174,15 +181,39 @@ class ActorNode(Generic[R]):
         """Channels this actor produces into, each once."""
         return _unique(e.channel for e in self.endpoints if e.role == "output")
 
-    def call(self) -> Coroutine[Any, Any, R]:
-        """Start the actor's coroutine (the Network does this)."""
-        coro = self._definition.fn(self.ctx, *self._args, **self._kwargs)
+    def call(self, endpoints: Mapping[Channel[Any], Any] | None = None) -> Coroutine[Any, Any, R]:
+        """Start the actor's coroutine (the Network does this).
+
+        ``endpoints`` maps some of its channels to what the function gets in their
+        place, wherever they are among its arguments (a runtime's wrappers).
+        """
+        args, kwargs = self._args, self._kwargs
+        if endpoints:
+            args = tuple(_replace_channels(arg, endpoints) for arg in args)
+            kwargs = {key: _replace_channels(arg, endpoints) for key, arg in kwargs.items()}
+        coro = self._definition.fn(self.ctx, *args, **kwargs)
         return cast("Coroutine[Any, Any, R]", coro)  # an `async def`, checked when declared
 
     @property
     def state(self) -> ActorState:
         """``"created"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``."""
         return self._state
+
+    def set_state(self, state: ActorState, result: Any = None) -> None:
+        """Record where the node's run stands, with its ``result`` when ``state`` is
+        ``"done"`` (the Network's driver does this)."""
+        self._state = state
+        if state == "done":
+            self._result = result
+
+    @property
+    def network(self) -> object | None:
+        """The Network this node was built into, or None (a node belongs to one network)."""
+        return self._network
+
+    def attach(self, network: object) -> None:
+        """Give the node to ``network`` (a Network does this when it is built)."""
+        self._network = network
 
     def result(self) -> R:
         """What the actor's function returned (a sink's table, a scan's report...).
@@ -286,6 +317,21 @@ class ActorDefinition(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<actor definition {self.name}{self.signature}>"
+
+
+def _replace_channels(value: Any, endpoints: Mapping[Channel[Any], Any]) -> Any:
+    """``value`` with the channels of ``endpoints`` replaced, in the containers where
+    `_channels_in` finds channels."""
+    if isinstance(value, Channel):
+        return endpoints.get(value, value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_replace_channels(item, endpoints) for item in value]
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+            return type(value)(*items)
+        return type(value)(items)
+    if isinstance(value, Mapping):
+        return {key: _replace_channels(item, endpoints) for key, item in value.items()}
+    return value
 
 
 def _channels_in(value: Any) -> Iterable[Channel[Any]]:

@@ -104,12 +104,12 @@ class Collective:
             ``tag`` is not hashable.
         """
         await self.comm.send(dest, self._wire(tag), payload)
-        self.ctx.count_exchange()  # progress, for Context(stall_timeout=...)
+        self.ctx.activity.exchanged += 1  # progress, for Context(stall_timeout=...)
 
     async def recv(self, source: int, tag: Tag) -> Any:
         """The next payload from ``source`` with this operation's ``tag`` (as `Communicator.recv`)."""
         payload = await self.comm.recv(source, self._wire(tag))
-        self.ctx.count_exchange()
+        self.ctx.activity.exchanged += 1
         return payload
 
     async def allgather(self, tag: Tag, value: Any) -> list[Any]:
@@ -118,7 +118,7 @@ class Collective:
         if self.nranks == 1:
             return [value]
         everyone = await self.comm.allgather(wire, value)
-        self.ctx.count_exchange()
+        self.ctx.activity.exchanged += 1
         return everyone
 
     async def agree_schema(

@@ -28,7 +28,7 @@ from streamnet.comm._communicator import Communicator, SingleCommunicator
 from streamnet.memory._spill import SpillDirectory
 from streamnet.observe._logging import logger
 from streamnet.observe._progress import ProgressTracker
-from streamnet.observe._statistics import ActorRecorder, NetworkStatistics
+from streamnet.observe._statistics import ContextActivity, NetworkStatistics
 
 __all__ = ["Context"]
 
@@ -144,8 +144,8 @@ class Context:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._closed = False
-        self._recorders: list[ActorRecorder] = []
-        self._channels: list[Channel[Any]] = []
+        self.activity = ContextActivity()
+        """What ran with this Context: actors, channels, runs (see :class:`ContextActivity`)."""
         self._actor_counts: dict[str, int] = {}
         if communicator is not None and not isinstance(communicator, Communicator):
             raise TypeError(
@@ -159,14 +159,12 @@ class Context:
         """Where this Context's chunks spill (see :class:`SpillDirectory`)."""
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
-        self._runs = 0
         self._stall_timeout = None if stall_timeout is None else float(stall_timeout)
         self._blocked_loop_warning = (
             None if blocked_loop_warning is None else float(blocked_loop_warning)
         )
         self._kernels = 0  # kernels submitted to the thread pool and not finished
         self._kernels_lock = threading.Lock()
-        self._exchanged = 0  # messages moved between ranks by collectives (progress)
 
     @property
     def backend(self) -> Backend:
@@ -260,14 +258,14 @@ class Context:
         a ``Channel[Any]``. See :class:`channels.Channel` for the parameters.
         """
         if name is None:
-            name = f"ch#{len(self._channels)}"
+            name = f"ch#{len(self.activity.channels)}"
         channel: Channel[T] = Channel(
             payload_type,
             capacity=self._channel_capacity if capacity is None else capacity,
             max_bytes=max_bytes,
             name=name,
         )
-        self._channels.append(channel)
+        self.activity.channels.append(channel)
         return channel
 
     # ----------------------------------------------------------------- threads
@@ -325,7 +323,7 @@ class Context:
             self._kernels -= 1
 
     @property
-    def _kernels_running(self) -> bool:
+    def kernels_running(self) -> bool:
         """Whether a kernel runs (or waits to run) in the thread pool now."""
         return self._kernels > 0
 
@@ -358,25 +356,11 @@ class Context:
         self._op_ids += 1
         return op_id
 
-    def count_exchange(self) -> None:
-        """Count one exchange between ranks: progress, for ``stall_timeout``."""
-        self._exchanged += 1
-
-    def _next_run(self) -> int:
-        run = self._runs
-        self._runs += 1
-        return run
-
-    def _new_recorder(self, name: str) -> ActorRecorder:
-        recorder = ActorRecorder(name)
-        self._recorders.append(recorder)
-        return recorder
-
     def statistics(self) -> NetworkStatistics:
         """Statistics of every actor run and channel made with this Context so far."""
         return NetworkStatistics(
-            actors=tuple(r.snapshot() for r in self._recorders),
-            channels=tuple(c.statistics() for c in self._channels),
+            actors=tuple(r.snapshot() for r in self.activity.recorders),
+            channels=tuple(c.statistics() for c in self.activity.channels),
         )
 
     # ----------------------------------------------------------------- lifetime

@@ -29,7 +29,8 @@ class InProcessWorld:
             raise ValueError(f"InProcessWorld: `nranks` must be an int >= 1, got {nranks!r}")
         self.nranks = nranks
         self._inbox = TaggedInbox()  # slots: (source, dest, tag)
-        self._failures = FailureRecord()
+        self.failures = FailureRecord()
+        """Who aborted first, and why (every rank's communicator reads it)."""
 
     def communicator(self, rank: int) -> InProcessCommunicator:
         """The communicator of ``rank``."""
@@ -42,13 +43,33 @@ class InProcessWorld:
     @property
     def failure(self) -> tuple[int, BaseException] | None:
         """``(rank, cause)`` of the first rank that aborted, or None."""
-        return self._failures.failed
+        return self.failures.failed
 
-    def _raise_if_failed(self, rank: int) -> None:
-        self._failures.check()
+    def post(self, source: int, dest: int, tag: Tag, payload: Any) -> None:
+        """Deliver ``payload`` from rank ``source`` to rank ``dest``.
 
-    def _abort(self, rank: int, cause: BaseException) -> None:
-        if self._failures.record(rank, cause):
+        Raises
+        ------
+        RemoteRankError
+            A rank aborted.
+        """
+        self.failures.check()
+        self._inbox.put((source, dest, tag), payload)
+
+    async def take(self, source: int, dest: int, tag: Tag) -> Any:
+        """What rank ``source`` posted to rank ``dest`` under ``tag``, waiting for it.
+
+        Raises
+        ------
+        RemoteRankError
+            A rank aborted (also while it waited).
+        """
+        return await self._inbox.get((source, dest, tag), self.failures.check)
+
+    def abort(self, rank: int, cause: BaseException) -> None:
+        """Rank ``rank`` failed with ``cause``: every rank's waits and later calls raise
+        `RemoteRankError` (the first abort counts)."""
+        if self.failures.record(rank, cause):
             self._inbox.wake()
 
 
@@ -71,21 +92,17 @@ class InProcessCommunicator(Communicator):
 
     async def send(self, dest: int, tag: Tag, payload: Any) -> None:
         self._check_peer(dest, "dest")
-        self._world._raise_if_failed(self._rank)
-        self._world._inbox.put((self._rank, dest, tag), payload)
+        self._world.post(self._rank, dest, tag, payload)
 
     async def recv(self, source: int, tag: Tag) -> Any:
         self._check_peer(source, "source")
-        world = self._world
-        return await world._inbox.get(
-            (source, self._rank, tag), lambda: world._raise_if_failed(self._rank)
-        )
+        return await self._world.take(source, self._rank, tag)
 
     def abort(self, cause: BaseException) -> None:
-        self._world._abort(self._rank, cause)
+        self._world.abort(self._rank, cause)
 
     def _failure_record(self) -> FailureRecord:
-        return self._world._failures
+        return self._world.failures
 
     def __repr__(self) -> str:
         return f"<InProcessCommunicator rank {self._rank} of {self.nranks}>"

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from channels._channel import _forget_waiter
+from channels.lowlevel import ParkingLot
 
 __all__ = ["TaggedInbox", "settle"]
 
@@ -34,19 +34,14 @@ class TaggedInbox:
 
     def __init__(self) -> None:
         self._items: dict[Hashable, deque[Any]] = {}
-        self._waiters: dict[Hashable, deque[asyncio.Future[None]]] = {}
+        self._lots: dict[Hashable, ParkingLot] = {}  # the receivers waiting, per slot
 
     def put(self, slot: Hashable, item: Any) -> None:
         """File ``item`` under ``slot`` and wake the first receiver waiting for it."""
         self._items.setdefault(slot, deque()).append(item)
-        waiters = self._waiters.get(slot)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                settle(waiter)
-                break
-        if waiters is not None and not waiters:
-            del self._waiters[slot]
+        lot = self._lots.get(slot)
+        if lot is not None:
+            lot.unpark()
 
     async def get(self, slot: Hashable, check: Callable[[], None]) -> Any:
         """The next item of ``slot``, waiting for it; ``check()`` runs before each wait
@@ -59,21 +54,20 @@ class TaggedInbox:
                     del self._items[slot]
                 return item
             check()
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            waiters = self._waiters.setdefault(slot, deque())
-            waiters.append(waiter)
+            lot = self._lots.get(slot)
+            if lot is None:
+                lot = self._lots[slot] = ParkingLot(threadsafe=True)
             try:
-                await waiter
-            except asyncio.CancelledError:
-                _forget_waiter(waiters, waiter)
-                raise
+                await lot.park()
+            finally:
+                if not lot and self._lots.get(slot) is lot:
+                    del self._lots[slot]  # nobody else waits on the slot
 
     def wake(self, where: Callable[[Any], bool] = lambda slot: True) -> None:
         """Wake every receiver waiting on a slot ``where`` accepts, to run its check again."""
-        for slot in [s for s in self._waiters if where(s)]:
-            for waiter in self._waiters.pop(slot):
-                if not waiter.done():
-                    settle(waiter)
+        for slot, lot in list(self._lots.items()):
+            if where(slot):
+                lot.unpark_all()
 
     def discard(self, where: Callable[[Any], bool]) -> None:
         """Drop the items of every slot ``where`` accepts (nobody will ask for them)."""
@@ -82,7 +76,7 @@ class TaggedInbox:
 
     def waiting(self) -> int:
         """How many receivers wait, on any slot."""
-        return sum(len(waiters) for waiters in self._waiters.values())
+        return sum(len(lot) for lot in self._lots.values())
 
     def slots(self) -> Iterable[Any]:
         """The slots holding items now."""

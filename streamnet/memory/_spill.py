@@ -85,7 +85,7 @@ class SpillDirectory:
         from streamnet._actor import current_actor  # the actor module needs this one
 
         node = current_actor()
-        run = node._network if node is not None else None
+        run = node.network if node is not None else None
         path = self.path / f"{uuid.uuid4().hex}.arrow"
         with self._lock:
             self._files += 1

@@ -12,15 +12,15 @@ first failure with notes naming the others.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from channels._channel import Channel
-from channels._errors import ChannelAborted, ChannelBroken, StreamnetError
-from channels._observer import observe
-from streamnet._actor import ActorNode, _current_node
+from channels import Channel, ChannelAborted, ChannelBroken, StreamnetError
+from channels.lowlevel import observe
+from streamnet._actor import ActorNode, set_current_actor
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
 from streamnet._typing import NetworkState
@@ -29,7 +29,7 @@ from streamnet.network._loop_monitor import attach
 from streamnet.network._on_success import CommitSteps
 from streamnet.network._ranks import check_ranks_agree, fingerprint
 from streamnet.network._restart import call_with_restarts
-from streamnet.network._unread import check_inputs_read
+from streamnet.network._unread import check_inputs_read, watch_late_sends
 from streamnet.observe._logging import logger
 from streamnet.observe._statistics import ActorRecorder
 
@@ -66,8 +66,11 @@ class NetworkDriver:
         self.failures: list[tuple[ActorNode | None, BaseException]] = []
         self.tasks: dict[asyncio.Task[None], ActorNode] = {}
         self.run_id: int | None = None  # this run's number, the same on every rank
-        # Per running actor: its tasks, and the futures of its channel calls blocked now.
-        self.watched: dict[ActorNode, Watch] = {}
+        self.watched: dict[ActorNode, Watch] = {}  # per running actor: its tasks
+        # Per channel: its consumers still running. The last one out shuts it down,
+        # unless it returned leaving it open: then it is watched for late sends.
+        self.reading = {channel: len(nodes) for channel, nodes in consumers.items()}
+        self.left_open: dict[Channel[Any], asyncio.Task[None]] = {}
         self.progress: tuple[int, ...] = ()
         self.progressed = 0.0
 
@@ -97,19 +100,19 @@ class NetworkDriver:
             unwatch = self.ctx.communicator.watch(self._peer_failed)
             try:
                 for node in self.actors:
-                    recorder = self.ctx._new_recorder(node.name)
+                    recorder = self.ctx.activity.new_recorder(node.name)
                     if self.ctx.trace:
                         recorder.waits = deque(maxlen=self.ctx.trace_limit)
                     self.recorders[node.name] = recorder
                     task = loop.create_task(self._run_actor(node, recorder), name=node.name)
-                    recorder.tasks, recorder.waiting = {task}, set()
-                    self.watched[node] = (recorder.tasks, recorder.waiting)
+                    recorder.tasks = self.watched[node] = {task}
                     self.tasks[task] = node
                 pending = await self._supervise()
             finally:
                 unwatch()
                 monitor.detach(self)
                 self.commits.close()
+                await self._stop_watching_inputs()
             if not self.failures:
                 await self._commit()
             succeeded = not self.failures
@@ -120,7 +123,7 @@ class NetworkDriver:
             self.commits.abort()  # what was staged and not committed, however the run ended
             self.ctx.spills.release(self.owner, succeeded=succeeded)
             for recorder in self.recorders.values():  # the tasks are no longer watched, and
-                recorder.tasks = recorder.waiting = None  # a task nobody holds is collected
+                recorder.tasks = None  # a task nobody holds is collected
             self.watched.clear()
         if self.failures:
             self.state = "failed"
@@ -190,10 +193,10 @@ class NetworkDriver:
         now = time.monotonic()
         progress = (
             finished,
-            self.ctx._exchanged,
-            *(c._sent + c._received for c in self.channels),
+            self.ctx.activity.exchanged,
+            *((s := c.statistics()).messages_sent + s.messages_received for c in self.channels),
         )
-        if progress != self.progress or self.ctx._kernels_running:
+        if progress != self.progress or self.ctx.kernels_running:
             self.progress, self.progressed = progress, now
         live = [node for task, node in self.tasks.items() if not task.done()]
         calls = blocked_calls(self.channels)
@@ -219,29 +222,31 @@ class NetworkDriver:
     def _on_rank(self) -> str:
         return f" on rank {self.ctx.rank}" if self.ctx.nranks > 1 else ""
 
-    def _actor_of(self, task: asyncio.Task[Any] | None) -> ActorNode | None:
+    def actor_of(self, task: asyncio.Task[Any] | None) -> ActorNode | None:
         """The actor running ``task`` (its own task, or one it started), or None."""
         if task is None:
             return None
         node = self.tasks.get(task)
         if node is not None:
             return node
-        for candidate, (tasks, _) in list(self.watched.items()):
+        for candidate, tasks in list(self.watched.items()):
             if task in tasks:
                 return candidate
         return None
 
     # ----------------------------------------------------------------- actors
     async def _run_actor(self, node: ActorNode, recorder: ActorRecorder) -> None:
-        _current_node.set(node)
+        set_current_actor(node)
+        self.commits.install()
         with observe(recorder):
             recorder.start()
-            node._state = "running"
+            node.set_state("running")
             state: Any = "done"
+            result = None
             try:
-                node._result = await call_with_restarts(node, recorder)
+                result = await call_with_restarts(node, recorder)
                 if not node.definition.stops_early:
-                    check_inputs_read(node, self._fail)
+                    self._watch_inputs_left_open(node)
             except ChannelBroken as exc:
                 if exc.channel not in node.outputs:
                     state = "failed"
@@ -257,11 +262,41 @@ class NetworkDriver:
                 raise
             finally:
                 recorder.finish(state)
-                node._state = state
+                node.set_state(state, result)
                 for channel in node.outputs:
-                    channel._producer_done(recorder)
+                    await channel.drain(None)  # counted once per actor: `observe` says who
                 for channel in node.inputs:
-                    channel._consumer_done()
+                    await self._consumer_left(channel)
+
+    # ----------------------------------------------------------------- consumers leaving
+    async def _consumer_left(self, channel: Channel[Any]) -> None:
+        """A consumer of ``channel`` ended; once all did, nothing reads it: shut it down
+        (unless it was left open and is watched for late sends)."""
+        self.reading[channel] -= 1
+        if self.reading[channel] > 0 or channel in self.left_open:
+            return
+        if channel.state == "open" or (channel.state == "drained" and len(channel)):
+            await channel.shutdown(None)
+
+    def _watch_inputs_left_open(self, node: ActorNode) -> None:
+        """``node`` returned: raise if it left input unread, and watch the inputs it left
+        open, to fail it if more is sent (see ``_unread.py``)."""
+        for endpoint in check_inputs_read(node, lambda channel: self.reading[channel] > 1):
+            watcher = watch_late_sends(node, endpoint, self._fail)
+            # In a context of its own: not one of the actor's tasks, its traffic not the actor's.
+            self.left_open[endpoint.channel] = asyncio.get_running_loop().create_task(
+                watcher, context=contextvars.Context()
+            )
+
+    async def _stop_watching_inputs(self) -> None:
+        """The actors ended: each watcher sees what its input got last (a message sent
+        just before its producer drained fails the run); stop those still waiting."""
+        watchers = [task for task in self.left_open.values() if not task.done()]
+        for channel, task in self.left_open.items():
+            if channel.state == "open":  # its producer never ended (the run was cancelled)
+                task.cancel()
+        if watchers:
+            await asyncio.wait(watchers)
 
     # ----------------------------------------------------------------- failures
     def _fail(self, node: ActorNode | None, exc: BaseException) -> None:
@@ -340,6 +375,6 @@ class NetworkDriver:
 
     def cancel_again(self) -> None:
         """Cancel every task of the actors once more: none waits for a kernel any longer."""
-        for tasks, _ in list(self.watched.values()):
+        for tasks in list(self.watched.values()):
             for task in list(tasks):
                 task.cancel()

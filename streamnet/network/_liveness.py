@@ -1,20 +1,20 @@
 """Liveness: networks that wait forever, or make no progress.
 
 Nothing here touches a channel's fast path. A channel call that has to wait
-adds the future it awaits to its actor's traffic counter
-(`channels.TrafficCounter.waiting`); the same future sits in the waiters of the
-channels that can wake it. A task factory files every task an actor starts
-under that actor. From these a running network tells:
+parks its task in the channel's parking lot (`channels.lowlevel.ParkingLot`),
+which shows the tasks parked and their deadlines; a task factory files every
+task an actor starts under that actor. From these a running network tells:
 
 - **Deadlock.** An actor all of whose tasks wait on channels is *stalled*. A
   stalled actor can move again only if an actor that serves one of its channels
   (a producer of a channel it receives from, a consumer of one it sends into)
   can move. The actors left stalled once that is settled (:func:`deadlocked`)
-  wait forever, as Go's "all goroutines are asleep" says, unless a callback
-  the event loop has scheduled can wake one of their tasks: a deadline
-  (``asyncio.timeout``, ``asyncio.wait_for``, a channel call's ``timeout=``)
-  or a timer that cancels it (:func:`timer_targets`); an actor so woken can
-  move again. Otherwise only channel operations complete a channel wait, so
+  wait forever, as Go's "all goroutines are asleep" says, unless one of their
+  waits ends by itself: a channel call's ``timeout=`` (the lot shows its
+  deadline), or a callback the event loop has scheduled that can wake one of
+  their tasks, a deadline (``asyncio.timeout``, ``asyncio.wait_for``) or a
+  timer that cancels it (:func:`timer_targets`); an actor so woken can move
+  again. Otherwise only channel operations complete a channel wait, so
   the finding is stable: one look suffices, and an actor in a kernel, a sleep,
   or a wait on another rank is never part of it.
 - **No progress** for ``Context(stall_timeout=...)`` seconds while no kernel
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import channels
-from channels._channel import Channel
+from channels import Channel
 from streamnet._actor import ActorNode
 from streamnet._errors import DeadlockError
 
@@ -69,42 +69,53 @@ N = TypeVar("N")
 ChannelWait = tuple[tuple[Channel[Any], ...], str]
 """A blocked channel call: the channels that can wake it, and ``"send"`` or ``"receive"``."""
 
-Watch = tuple[set[asyncio.Task[Any]], set[Any]]
-"""A running actor's tasks, and the futures of its channel calls blocked now."""
+Watch = set[asyncio.Task[Any]]
+"""A running actor's tasks: its own and those it started."""
+
+
+class Calls(dict[asyncio.Task[Any], ChannelWait]):
+    """The tasks blocked in a channel call now, with what each waits on; ``timed`` holds
+    those whose wait has a deadline (it ends by itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timed: set[asyncio.Task[Any]] = set()
+
 
 Serving = Callable[[Channel[Any], str], list[ActorNode]]
 """The actors that can complete a wait of a kind (``"send"``, ``"receive"``) on a channel."""
 
 
 # ----------------------------------------------------------------------------- deadlock
-def blocked_calls(chans: Iterable[Channel[Any]]) -> dict[asyncio.Future[None], ChannelWait]:
-    """The future of every call blocked on ``chans`` now, with what it waits on."""
-    found: dict[asyncio.Future[None], tuple[list[Channel[Any]], str]] = {}
+def blocked_calls(chans: Iterable[Channel[Any]]) -> Calls:
+    """Every task blocked in a call on ``chans`` now (parked in their lots), with what it
+    waits on; a task that waits on several channels at once (``recv_any``) waits on all."""
+    found: dict[asyncio.Task[Any], tuple[list[Channel[Any]], str]] = {}
+    calls = Calls()
     for channel in chans:
-        for kind, waiters in (("send", channel._send_waiters), ("receive", channel._recv_waiters)):
-            for future in waiters:
-                if not future.done():
-                    found.setdefault(future, ([], kind))[0].append(channel)
-    return {future: (tuple(where), kind) for future, (where, kind) in found.items()}
+        for kind, lot in (("send", channel.send_waiters), ("receive", channel.recv_waiters)):
+            for parked in lot.parked():
+                if parked.task is None:
+                    continue
+                found.setdefault(parked.task, ([], kind))[0].append(channel)
+                if parked.deadline is not None:
+                    calls.timed.add(parked.task)
+    calls.update((task, (tuple(where), kind)) for task, (where, kind) in found.items())
+    return calls
 
 
 def channel_waits(
-    tasks: set[asyncio.Task[Any]],
-    waiting: set[asyncio.Future[None]],
-    calls: Mapping[asyncio.Future[None], ChannelWait],
+    tasks: Watch, calls: Mapping[asyncio.Task[Any], ChannelWait]
 ) -> list[ChannelWait] | None:
     """What an actor waits on when every one of its ``tasks`` is blocked in a call on one of
     the channels of ``calls``; None when one may run (or waits on a channel not there).
 
-    ``waiting`` holds the futures of the actor's blocked channel calls (each task has at
-    most one). Finished tasks are dropped from ``tasks`` on the way.
+    Finished tasks are dropped from ``tasks`` on the way. A woken task has left its
+    lot, so it counts as one that may run.
     """
     for task in [t for t in tasks if t.done()]:
         tasks.discard(task)
-    blocked = [future for future in waiting if not future.done()]  # done: woken, can run
-    if len(blocked) != len(tasks):
-        return None
-    waits = [calls.get(future) for future in blocked]
+    waits = [calls.get(task) for task in tasks]
     return None if any(wait is None for wait in waits) else waits  # type: ignore[return-value]
 
 
@@ -154,7 +165,8 @@ def timer_targets(loop: asyncio.AbstractEventLoop) -> set[int] | None:
     for handle in [*scheduled, *ready]:
         if handle.cancelled():
             continue
-        callback, reached = handle._callback, list(handle._args or ())
+        callback = getattr(handle, "_callback", None)  # asyncio's handles show them privately
+        reached = list(getattr(handle, "_args", None) or ())
         while isinstance(callback, functools.partial):
             reached += callback.args
             callback = callback.func
@@ -231,7 +243,7 @@ def deadlock(
     network: str,
     live: Sequence[ActorNode],
     watched: Mapping[ActorNode, Watch],
-    calls: Mapping[asyncio.Future[None], ChannelWait],
+    calls: Calls,
     serving: Serving,
 ) -> DeadlockError | None:
     """The error of ``network`` (its name in messages) when some of its ``live`` actors
@@ -239,17 +251,16 @@ def deadlock(
     stalled: dict[ActorNode, list[ChannelWait]] = {}
     runnable: list[ActorNode] = []
     for node in live:
-        waits = channel_waits(*watched[node], calls)
-        if waits is None:
-            runnable.append(node)  # it can move, or waits on a channel we cannot judge
-        else:
+        waits = channel_waits(watched[node], calls)
+        if waits is None or not calls.timed.isdisjoint(watched[node]):
+            runnable.append(node)  # it can move, waits on a channel we cannot judge, or
+        else:  # waits with a deadline: that wait ends by itself
             stalled[node] = waits
     stuck = deadlocked(stalled, runnable, serving) if stalled else []
     if stuck:  # unless a timer can wake one of them: a wait with a deadline ends by itself
         woken = timer_targets(asyncio.get_running_loop())
         for node in stuck:
-            tasks, waiting = watched[node]
-            if woken is None or any(id(t) in woken for t in (*tasks, *waiting)):
+            if woken is None or any(id(t) in woken for t in watched[node]):
                 runnable.append(node)
                 del stalled[node]
         stuck = deadlocked(stalled, runnable, serving) if stalled else []
@@ -272,7 +283,7 @@ def stall(
     network: str,
     live: Sequence[ActorNode],
     watched: Mapping[ActorNode, Watch],
-    calls: Mapping[asyncio.Future[None], ChannelWait],
+    calls: Mapping[asyncio.Task[Any], ChannelWait],
     serving: Serving,
     idle: float,
     timeout: float,
@@ -281,9 +292,9 @@ def stall(
     ``stall_timeout`` (``timeout``): what each of its ``live`` actors waits on."""
     lines = []
     for node in live:
-        tasks, waiting = watched[node]
+        tasks = watched[node]
         code = getattr(node.definition.fn, "__code__", None)
-        blocked = [calls[future] for future in waiting if future in calls]
+        blocked = [calls[task] for task in tasks if task in calls]
         whats = [describe_wait(wait, _names(serving)) for wait in blocked]
         if len(blocked) < sum(not task.done() for task in tasks):
             whats += [

@@ -17,7 +17,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any, Protocol
 
-from channels._observer import _counter
+from channels.lowlevel import current_counter
 from streamnet.network._liveness import frame_location
 from streamnet.observe._logging import logger
 
@@ -32,7 +32,7 @@ class Watched(Protocol):
     @property
     def ctx(self) -> Any: ...
 
-    def _actor_of(self, task: asyncio.Task[Any] | None) -> Any: ...
+    def actor_of(self, task: asyncio.Task[Any] | None) -> Any: ...
 
 
 _monitors: dict[asyncio.AbstractEventLoop, LoopMonitor] = {}
@@ -46,7 +46,7 @@ def attach(network: Watched) -> LoopMonitor:
         monitor = _monitors.get(loop)
         if monitor is None:
             monitor = _monitors[loop] = LoopMonitor(loop)
-    monitor._add(network)
+    monitor.add(network)
     return monitor
 
 
@@ -82,14 +82,15 @@ class LoopMonitor:
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         context = kwargs.get("context")
-        counter = context.get(_counter) if context is not None else _counter.get()
+        counter = current_counter(context)
         tasks = getattr(counter, "tasks", None)
         if tasks is not None:
             tasks.add(task)
         return task  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------- networks
-    def _add(self, network: Watched) -> None:
+    def add(self, network: Watched) -> None:
+        """Watch the loop for ``network`` too (see :func:`attach`)."""
         if not self.networks:
             self.previous = self.loop.get_task_factory()
             self.loop.set_task_factory(self._create_task)
@@ -151,11 +152,12 @@ class LoopMonitor:
         task = asyncio.current_task(self.loop)
         node, network = None, None
         for candidate in list(self.networks):
-            node = candidate._actor_of(task)
+            node = candidate.actor_of(task)
             if node is not None:
                 network = candidate
                 break
-        frame = sys._current_frames().get(self.thread_id)
+        current_frames = getattr(sys, "_current_frames", None)  # CPython's, documented
+        frame = current_frames().get(self.thread_id) if current_frames is not None else None
         frames: list[types.FrameType] = []
         while frame is not None:
             frames.append(frame)

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from channels._channel import Channel
-from channels._errors import StreamnetError
+from channels import Channel, StreamnetError
 from streamnet._actor import ActorNode
 from streamnet._collective import CollectiveTraffic
 from streamnet._context import Context
@@ -28,7 +27,7 @@ from streamnet.network._driver import NetworkDriver
 from streamnet.network._on_success import CommitSteps
 from streamnet.network._ranks import fingerprint
 from streamnet.network._sync import run_to_completion
-from streamnet.network._wiring import unique_channels, validate
+from streamnet.network._wiring import claim, unique_channels, validate
 from streamnet.observe._picture import to_dot, to_svg
 from streamnet.observe._progress import ProgressTracker, progress_wanted, show_progress
 from streamnet.observe._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
@@ -276,20 +275,18 @@ class Network:
 
     # ----------------------------------------------------------------- wiring
     def _bind(self) -> None:
-        for channel in self._channels:
-            channel._owner = self
-            channel._producers = 0
-            channel._consumers = 0
+        """Make the channels and actors this network's; each channel's stream ends once
+        all its producers drained it (its consumers are counted by the driver)."""
+        claim(self._channels, self)
         for node in self._actors:
-            node._network = self
+            node.attach(self)
             for channel in node.outputs:
-                channel._producers += 1
                 self._producers[channel].append(node)
             for channel in node.inputs:
-                channel._consumers += 1
                 self._consumers[channel].append(node)
-        known = {id(c) for c in self.ctx._channels}
-        self.ctx._channels.extend(c for c in self._channels if id(c) not in known)
+        for channel in self._channels:
+            channel.producers = len(self._producers[channel])
+        self.ctx.activity.track(self._channels)
 
 
 def run_actor_network(ctx: Context, actors: Sequence[ActorNode]) -> None:

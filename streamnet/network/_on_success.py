@@ -35,6 +35,7 @@ and those abandoned; the other ranks raise `RemoteRankError`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,13 +78,16 @@ def on_success(commit: Callable[[], object], *, abort: Callable[[], object] | No
     ['row 1', 'row 2']
     """
     node = current_actor()
-    steps = getattr(node._network, "_commits", None) if node is not None else None
-    if node is None or not isinstance(steps, CommitSteps):
+    steps = _steps.get()
+    if node is None or steps is None:
         raise RuntimeError(
             "on_success: only an actor running in a Network can register a commit step; "
             "call it from the actor's code"
         )
     steps.add(node.name, commit, abort)
+
+
+_steps: ContextVar[CommitSteps | None] = ContextVar("streamnet_commit_steps", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,11 @@ class _Step:
 
 class CommitSteps:
     """The commit steps the actors of one run registered, and what became of them."""
+
+    def install(self) -> None:
+        """Make these the steps that :func:`on_success` adds to, in the current task (an
+        actor's) and the tasks and kernels it starts."""
+        _steps.set(self)
 
     def __init__(self) -> None:
         self._pending: list[_Step] = []

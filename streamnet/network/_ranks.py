@@ -46,7 +46,7 @@ async def check_ranks_agree(ctx: Context, mine: Fingerprint) -> int:
     try:
         if (known := comm.failure) is not None:
             raise known
-        run_id = ctx._next_run()
+        run_id = ctx.activity.next_run()
         backend = ctx.backend.fingerprint()
         everyone = await comm.allgather(("network", run_id), (backend, mine))
         if (known := comm.failure) is not None:  # heard of while exchanging fingerprints

@@ -5,20 +5,32 @@ problem at once (an argument that is not an actor node, a channel parameter that
 is neither input nor output, a channel nobody produces into or nobody consumes, a
 channel of another network, payload types that disagree, a cycle not declared as
 ``feedback``), and the channels consumed by actors of different kinds (each gets
-part of the stream: a `SharedChannelWarning`).
+part of the stream: a `SharedChannelWarning`). Which network owns a channel is
+recorded here too (`claim`): a channel belongs to one network.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from channels._channel import Channel, _instance_check
+from channels import Channel
+from channels.lowlevel import payload_classes
 from streamnet._actor import ActorDefinition, ActorNode, Endpoint
 from streamnet._context import Context
 
-__all__ = ["unique_channels", "validate"]
+__all__ = ["claim", "unique_channels", "validate"]
+
+_owners: weakref.WeakKeyDictionary[Channel[Any], object] = weakref.WeakKeyDictionary()
+"""The network each channel was built into."""
+
+
+def claim(channels: Iterable[Channel[Any]], owner: object) -> None:
+    """Record that ``owner`` (a Network) runs ``channels``; another network may not."""
+    for channel in channels:
+        _owners[channel] = owner
 
 
 def unique_channels(actors: Sequence[ActorNode]) -> tuple[Channel[Any], ...]:
@@ -69,7 +81,7 @@ def validate(
         nodes.append(node)
         if node.ctx is not ctx:
             problems.append(f"actor `{node.name}` was made with another Context than the network's")
-        if node._network is not None:
+        if node.network is not None:
             problems.append(f"actor `{node.name}` already belongs to another network")
     if not actors:
         problems.append("the network has no actors")
@@ -105,8 +117,7 @@ def validate(
                 f"channel `{channel.name}` has no consumer: "
                 f"{_endpoint_list(made)} send into it, but no actor receives from it"
             )
-        owner = channel._owner
-        if owner is not None:
+        if channel in _owners:
             problems.append(f"channel `{channel.name}` already belongs to another network")
         elif channel.state != "open":
             problems.append(f"channel `{channel.name}` is already {channel.state}")
@@ -264,10 +275,7 @@ def _endpoint_list(endpoints: list[tuple[ActorNode, Endpoint]]) -> str:
 
 
 def _as_classes(tp: Any) -> tuple[type, ...] | None:
-    check = _instance_check(tp)
-    if check is None:
-        return None
-    return check if isinstance(check, tuple) else (check,)
+    return payload_classes(tp)
 
 
 def _fits(inner: tuple[type, ...], outer: tuple[type, ...]) -> bool:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from channels._channel import ChannelStatistics
-from channels._observer import TrafficCounter
+from channels import Channel, ChannelStatistics
+from channels.lowlevel import TrafficCounter
 from streamnet._typing import ActorState
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-__all__ = ["ActorStatistics", "CollectiveStatistics", "NetworkStatistics"]
+__all__ = [
+    "ActorRecorder",
+    "ActorStatistics",
+    "CollectiveStatistics",
+    "ContextActivity",
+    "NetworkStatistics",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,46 @@ class ActorRecorder(TrafficCounter):
             blocked_output_seconds=self.blocked_out,
             restarts=self.restarts,
         )
+
+
+class ContextActivity:
+    """What ran with one Context, kept by the runtime for its statistics and its
+    progress (``Context.activity``).
+
+    Attributes
+    ----------
+    recorders
+        The recorder of every actor run so far (`Context.statistics` reads them).
+    channels
+        Every channel made with the Context, or run in one of its networks.
+    runs
+        Networks started so far: the number of the next run.
+    exchanged
+        Messages moved between ranks by collectives (progress, for ``stall_timeout``).
+    """
+
+    def __init__(self) -> None:
+        self.recorders: list[ActorRecorder] = []
+        self.channels: list[Channel[Any]] = []
+        self.runs = 0
+        self.exchanged = 0
+
+    def new_recorder(self, name: str) -> ActorRecorder:
+        """A recorder for a run of actor ``name``, kept for the statistics."""
+        recorder = ActorRecorder(name)
+        self.recorders.append(recorder)
+        return recorder
+
+    def next_run(self) -> int:
+        """The number of a network run that starts now: 0, 1, 2... per Context."""
+        run = self.runs
+        self.runs += 1
+        return run
+
+    def track(self, channels: Iterable[Channel[Any]]) -> None:
+        """Keep ``channels`` (a network's) among the Context's, each once."""
+        known = {id(c) for c in self.channels}
+        self.channels.extend(c for c in channels if id(c) not in known)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any, ParamSpec, TypeVar
 
+from channels.lowlevel import ParkingLot
 from streamnet._context import Context
 from streamnet._deprecation import keyword_only
 from streamnet.persistent._instance import Instance
@@ -107,16 +108,9 @@ class PersistentActorContext:
 
     async def wait_active(self) -> None:
         """Wait until the actor is active again (or asked to terminate)."""
-        if self._actor.active.is_set() or self._actor.stopping.is_set():
-            return
-        waits = [
-            asyncio.ensure_future(e.wait()) for e in (self._actor.active, self._actor.stopping)
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        actor = self._actor
+        while not (actor.active.is_set() or actor.stopping.is_set()):
+            await actor.wakeups.park()
 
     @keyword_only("timeout")
     async def receive(self, *, timeout: float | None = None) -> Any:
@@ -153,18 +147,13 @@ class PersistentActorContext:
                     raise actor.stop_signal
                 if actor.deadline is not None and loop.time() >= actor.deadline:
                     raise TimeoutError(f"actor `{actor.actor_id}` received nothing in {timeout} s")
-                if actor.active.is_set() and len(inbox):
-                    return self._took(inbox.get_nowait())
-                # One future, woken by a message, a pause or resume, a stop, or the timer.
-                waker: asyncio.Future[None] = loop.create_future()
-                actor.waker = waker
                 if actor.active.is_set():
-                    inbox.add_waiter(waker)
-                try:
-                    await waker
-                finally:
-                    actor.waker = None
-                    inbox.remove_waiter(waker)
+                    if len(inbox):
+                        return self._took(inbox.get_nowait())
+                    # Woken by a message, a pause or resume, a stop, or the timer.
+                    await ParkingLot.park_any((inbox.get_waiters, actor.wakeups))
+                else:
+                    await actor.wakeups.park()  # paused: no message wakes it
         finally:
             actor.deadline = None  # the timer stays armed for the next receive
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from channels._mailbox import Mailbox, MailboxStatistics
 from channels._observer import TrafficCounter
+from channels.lowlevel import ParkingLot
 from streamnet._typing import PersistentActorState
 
 __all__ = ["LIVE", "Instance", "PersistentActorStatistics"]
@@ -83,7 +84,9 @@ class Instance:
     busy: bool = False
     """True from a receive until the actor's next receive: it holds input."""
     watchdog_fired: bool = False
-    waker: asyncio.Future[None] | None = None
+    wakeups: ParkingLot = field(default_factory=ParkingLot)
+    """Where its ``receive`` and ``wait_active`` wait for a change of state (a pause,
+    a resume, a stop, the timer), besides the inbox."""
     deadline: float | None = None
     """When the current receive gives up (loop time), or None."""
     timer: asyncio.TimerHandle | None = None
@@ -105,10 +108,9 @@ class Instance:
     will start on its inbox, closes its mailboxes (with why no new one comes, or None)."""
 
     def wake(self) -> None:
-        """Wake the instance's ``receive`` if it waits: to look at its state again."""
-        waker = self.waker
-        if waker is not None and not waker.done():
-            waker.set_result(None)
+        """Wake the instance's ``receive`` (or ``wait_active``) if it waits: to look at its
+        state again."""
+        self.wakeups.unpark_all()
 
     def abandon(self, why: str) -> None:
         """A new instance will not start on this one's inbox after all (``why``): it ended

@@ -335,18 +335,18 @@ def test_a_rank_hearing_of_a_mismatch_from_a_peer_first_reports_the_mismatch_its
     """Under MPI a peer's abort can overtake the fingerprints; the outcome must not change."""
     world = InProcessWorld(3)
     failed = asyncio.Event()
-    abort = world._abort
+    abort = world.abort
 
     def abort_and_tell(rank: int, cause: BaseException) -> None:
         abort(rank, cause)
         failed.set()
 
-    world._abort = abort_and_tell  # type: ignore[method-assign]
+    world.abort = abort_and_tell  # type: ignore[method-assign]
 
     class Late(InProcessCommunicator):
         async def recv(self, source: int, tag: Any) -> Any:
             await failed.wait()  # the peers' fingerprints are there, but the abort comes first
-            self._world._raise_if_failed(self.rank)
+            self._world.failures.check()
             return await super().recv(source, tag)
 
     async def job(ctx: Context) -> None:

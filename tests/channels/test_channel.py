@@ -294,22 +294,6 @@ async def test_send_with_a_timeout_raises_timeout_error_and_delivers_nothing() -
     assert [m.sequence_number async for m in ch] == [0]
 
 
-async def test_a_send_that_timed_out_is_sent_again_by_a_restarted_stage() -> None:
-    """A stage that repeats what it already sent drops the repeats, not what timed out."""
-    ch: Channel[int] = Channel(capacity=1)
-    counter = TrafficCounter()
-    counter.sent = {}
-    with observe(counter):
-        await ch.send(None, Message(0, 0))
-        with pytest.raises(TimeoutError):
-            await ch.send(None, Message(1, 1), timeout=0.01)
-        assert (await ch.recv(None)).sequence_number == 0  # type: ignore[union-attr]
-        await ch.send(None, Message(0, 0))  # a repeat: dropped
-        await ch.send(None, Message(1, 1))  # never delivered: sent now
-    await ch.drain(None)
-    assert [m.sequence_number async for m in ch] == [1]
-
-
 async def test_statistics_count_exactly() -> None:
     ch: Channel[Sized] = Channel(capacity=3, name="s")
     for i in range(3):

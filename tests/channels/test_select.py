@@ -93,3 +93,23 @@ async def test_recv_any_with_a_timeout_raises_timeout_error_and_leaves_no_waiter
     await b.send(None, Message(5, 5))
     index, msg = await recv_any(None, [a, b], timeout=0)
     assert index == 1 and msg is not None and msg.payload == 5
+
+
+async def test_recv_any_passes_on_a_wake_up_it_does_not_use() -> None:
+    """The receiver parked after it on the channel that woke it gets that message."""
+    a: Channel[int] = Channel()
+    b: Channel[int] = Channel()
+    either = asyncio.create_task(recv_any(None, [a, b]))
+    async with asyncio.timeout(5):
+        while b.statistics().waiting_receivers < 1:  # noqa: ASYNC110 (a state, once per turn)
+            await asyncio.sleep(0)
+    only_b = asyncio.create_task(b.recv(None))
+    async with asyncio.timeout(5):
+        while b.statistics().waiting_receivers < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    await b.send(None, Message(2, 2))  # wakes `either`, parked first on `b`...
+    await a.send(None, Message(1, 1))  # ...which then takes from `a`, the first ready
+    index, msg = await asyncio.wait_for(either, 5)
+    assert index == 0 and msg is not None and msg.payload == 1
+    got = await asyncio.wait_for(only_b, 5)  # woken by the wake-up `either` passed on
+    assert got is not None and got.payload == 2

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from actors.testing import Stage
-from streamnet import Channel, Context, Message, Network, RestartPolicy, define_actor
+from channels import Channel
+from streamnet import Context, Message, Network, RestartPolicy, define_actor
+from streamnet.network._restart import RestartEndpoint
 
 
 @define_actor
@@ -91,3 +93,30 @@ def test_restart_policy_arguments_are_checked() -> None:
 
         @define_actor(collective=True, restart=RestartPolicy())
         async def nope(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None: ...
+
+
+async def test_a_send_that_timed_out_is_sent_again_by_a_restarted_stage() -> None:
+    """A stage that repeats what it already sent drops the repeats, not what timed out."""
+    ch: Channel[int] = Channel(capacity=1)
+    out = RestartEndpoint(ch)
+    await out.send(None, Message(0, 0))
+    with pytest.raises(TimeoutError):
+        await out.send(None, Message(1, 1), timeout=0.01)
+    assert (await ch.recv(None)).sequence_number == 0  # type: ignore[union-attr]
+    await out.send(None, Message(0, 0))  # a repeat: dropped
+    await out.send(None, Message(1, 1))  # never delivered: sent now
+    await ch.drain(None)
+    assert [m.sequence_number async for m in ch] == [1]
+
+
+async def test_a_rewound_input_gives_the_message_in_flight_again_first() -> None:
+    ch: Channel[int] = Channel(capacity=4)
+    for i in range(3):
+        await ch.send(None, Message(i, i))
+    await ch.drain(None)
+    inp = RestartEndpoint(ch)
+    assert (await inp.recv(None)).sequence_number == 0  # type: ignore[union-attr]
+    inp.rewind()
+    assert len(inp) == 3  # the message in flight, and two in the channel
+    assert [m.sequence_number async for m in inp] == [0, 1, 2]
+    assert ch.statistics().messages_received == 3  # the channel gave each message once

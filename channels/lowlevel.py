@@ -1,0 +1,54 @@
+"""The transport's low level: what runtimes and helpers build on, not what actors use.
+
+Like ``trio.lowlevel``, this is the one place where code above the channels
+reaches into how they work, through public names only:
+
+- **Waiting.** :class:`ParkingLot` holds every blocked call: channels
+  (`Channel.send_waiters`, `Channel.recv_waiters`), mailboxes
+  (`Mailbox.get_waiters`, `Mailbox.put_waiters`) and the runtime's own inboxes
+  park in lots, so the wait/cancel rules (no lost wake-up, deadlines) are
+  written once. ``ParkingLot.park_any`` waits in several lots at once
+  (`channels.recv_any` does).
+- **Introspection.** ``ParkingLot.parked`` tells which tasks wait in a lot,
+  and until when (:class:`Parked`): a runtime finds actors that wait on each
+  other forever from the lots of its channels. `Channel.statistics` counts
+  what moved.
+- **Binding.** A runtime sets how many producers must drain a channel before
+  its stream ends (`Channel.producers`); who owns a channel and when its
+  consumers are gone is the runtime's own business (it shuts the channel down).
+- **Traffic.** :func:`observe` gives a task a :class:`TrafficCounter`, which
+  every channel call of that task (and the tasks it starts) adds to;
+  :func:`current_counter` reads it, also from another task's context.
+- **Payloads.** :func:`payload_classes` is what ``send`` checks a declared
+  payload type against, for a runtime that checks wiring before anything runs.
+
+Examples
+--------
+>>> import asyncio
+>>> from channels import Channel, Message
+>>> from channels.lowlevel import TrafficCounter, observe
+>>> async def main():
+...     ch, counter = Channel[int](), TrafficCounter()
+...     with observe(counter):
+...         await ch.send(None, Message(0, 1))
+...     return counter.messages_out, ch.recv_waiters.statistics().tasks_waiting
+>>> asyncio.run(main())
+(1, 0)
+"""
+
+from channels._exports import publish
+from channels._message import payload_classes
+from channels._observer import TrafficCounter, current_counter, observe
+from channels._parking_lot import Parked, ParkingLot, ParkingLotStatistics
+
+__all__ = [
+    "Parked",
+    "ParkingLot",
+    "ParkingLotStatistics",
+    "TrafficCounter",
+    "current_counter",
+    "observe",
+    "payload_classes",
+]
+
+publish(globals(), "channels.lowlevel", __all__, within="channels")
