@@ -452,7 +452,7 @@ def _make_backend(name: object) -> Backend:
     if name not in (None, "cpu", "gpu", "auto"):
         raise ValueError(f"Context: `backend` must be 'cpu', 'gpu', 'auto' or None, got {name!r}")
     try:
-        return backend_for(name)  # type: ignore[arg-type]
+        return backend_for(name)
     except BackendUnavailableError as exc:
         raise BackendUnavailableError(f"Context: {exc}") from None
 

@@ -143,7 +143,7 @@ class Backend(ABC):
         if isinstance(value, pl.DataFrame):
             return self.from_polars(value)
         if is_pandas_frame(value):  # pandas is optional: not imported to check
-            return self.from_pandas(value)  # type: ignore[arg-type]
+            return self.from_pandas(value)
         raise TypeError(
             f"{where}: expected a pyarrow.Table, pyarrow.RecordBatch, polars.DataFrame, "
             f"pandas.DataFrame or TableChunk, got {type(value).__name__}"

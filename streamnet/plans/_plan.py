@@ -59,7 +59,7 @@ class _ByValue:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self._key() == other._key())  # type: ignore[attr-defined]
+        return bool(self._key() == other._key())
 
     def __hash__(self) -> int:
         return hash((type(self), self._key()))
@@ -224,7 +224,7 @@ class ParquetScan(_ByValue):
 
     def __post_init__(self) -> None:
         paths = (self.paths,) if isinstance(self.paths, str | os.PathLike) else self.paths
-        paths = tuple(Path(p) for p in paths)  # type: ignore[union-attr]
+        paths = tuple(Path(p) for p in paths)
         if not paths:
             raise ValueError(f"{_where(self)}: `paths` names no file; got {self.paths!r}")
         object.__setattr__(self, "paths", paths)

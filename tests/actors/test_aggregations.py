@@ -21,7 +21,8 @@ from polars.testing import assert_frame_equal
 from test_collectives import run_collective, split
 
 import actors
-from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, AggHow, Plan
+from actors import AggHow
+from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
 
 # name: (dtype, values); each column has nulls
 COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {

@@ -17,6 +17,7 @@ import ranks
 import actors
 from actors.testing import Stage
 from streamnet import (
+    ActorNode,
     Channel,
     Context,
     InProcessCommunicator,
@@ -303,6 +304,7 @@ def test_mismatched_networks_are_detected_on_every_rank() -> None:
     async def job(ctx: Context) -> None:
         a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
         df = pl.DataFrame({"k": [1, 2], "v": [3, 4]})
+        nodes: list[ActorNode[Any]]
         if ctx.rank == 0:
             nodes = [
                 actors.from_polars(ctx, a, df),
@@ -352,7 +354,7 @@ def test_a_rank_hearing_of_a_mismatch_from_a_peer_first_reports_the_mismatch_its
     async def job(ctx: Context) -> None:
         a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
         df = pl.DataFrame({"k": [1, 2], "v": [3, 4]})
-        nodes = [actors.from_polars(ctx, a, df)]
+        nodes: list[ActorNode[Any]] = [actors.from_polars(ctx, a, df)]
         if ctx.rank == 0:
             nodes += [
                 actors.shuffle(ctx, a, b, "k"),

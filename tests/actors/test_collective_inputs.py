@@ -21,6 +21,7 @@ from test_collectives import Spec, agg_items
 
 import actors
 from streamnet import (
+    ActorNode,
     Channel,
     ColumnNotFoundError,
     Context,
@@ -364,7 +365,7 @@ def test_a_broadcast_join_whose_left_inputs_differ_between_ranks_raises_on_every
     async def job(ctx: Context) -> None:
         left, right, out = (ctx.create_channel(name=n) for n in ("left", "right", "out"))
         w = [10, 20, 30] if ctx.rank == 0 else [0.5, 1.5, 2.5]
-        nodes = [
+        nodes: list[ActorNode[Any]] = [
             typed_source(ctx, left, [pl.DataFrame({"k": [1, 2, 3], "w": w})]),
             typed_source(ctx, right, [INTS]),
             actors.join(ctx, left, right, out, on="k", strategy="broadcast"),

@@ -49,22 +49,22 @@ def test_an_old_name_is_the_new_one_and_warns_naming_it(module: str, old: str, n
 
 def test_from_import_of_an_old_name_warns() -> None:
     with pytest.warns(DeprecationWarning, match="use `streamnet.persistent_message`"):
-        from streamnet import message  # type: ignore[attr-defined]
+        from streamnet import message
     assert message is persistent_message
 
 
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module `streamnet` has no attribute `nothing_here`"):
-        streamnet.nothing_here  # type: ignore[attr-defined]  # noqa: B018
+        streamnet.nothing_here  # noqa: B018
     with pytest.raises(AttributeError):
-        actors.ActorContext  # type: ignore[attr-defined]  # noqa: B018
+        actors.ActorContext  # noqa: B018
 
 
 def test_the_old_persistent_names_keep_the_guide_idiom_working() -> None:
     with pytest.warns(DeprecationWarning, match="use `streamnet.persistent_message`"):
-        message = streamnet.message  # type: ignore[attr-defined]
+        message = streamnet.message
     with pytest.warns(DeprecationWarning, match="use `streamnet.PersistentActorContext`"):
-        context_type = streamnet.ActorContext  # type: ignore[attr-defined]
+        context_type = streamnet.ActorContext
 
     @message
     @dataclass
@@ -149,4 +149,4 @@ def test_too_many_positional_arguments_are_a_type_error() -> None:
         pytest.raises(TypeError, match="multiple values for `max_restarts`"),
         pytest.warns(DeprecationWarning, match="pass `max_restarts` by keyword"),
     ):
-        RestartPolicy(1, max_restarts=2)  # type: ignore[call-arg,misc]
+        RestartPolicy(1, max_restarts=2)  # type: ignore[misc]

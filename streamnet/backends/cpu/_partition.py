@@ -53,7 +53,7 @@ def partition_frame(
     hashed = columns[0].hash(SEED) if len(columns) == 1 else pl.struct(columns).hash(SEED)
     ids = df.select((hashed % partitions).alias("__partition")).to_series()
     pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
-    return {int(key[0]): piece for key, piece in pieces.items()}  # type: ignore[call-overload]
+    return {int(key[0]): piece for key, piece in pieces.items()}
 
 
 class CpuPartitioning(Backend):

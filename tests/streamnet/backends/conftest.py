@@ -1,12 +1,8 @@
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from streamnet import Backend, backend_for
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from streamnet import (
     probe_backend,
     use_backend,
 )
-from streamnet.backends import _registry
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +57,7 @@ def test_without_pylibcudf_the_gpu_probe_says_so(monkeypatch: pytest.MonkeyPatch
     def without_pylibcudf(name: str, *args: Any) -> Any:
         return None if name == "pylibcudf" else find_spec(name, *args)
 
-    monkeypatch.setattr(_registry.importlib.util, "find_spec", without_pylibcudf)
+    monkeypatch.setattr(importlib.util, "find_spec", without_pylibcudf)  # what `_registry` calls
     assert probe_backend("gpu") == "pylibcudf is not installed (the gpu backend runs on RAPIDS)"
 
 

@@ -14,6 +14,7 @@ import pytest
 import actors
 from channels import Channel, recv_any
 from streamnet import (
+    ActorNode,
     Context,
     DeadlockError,
     InProcessWorld,
@@ -173,7 +174,7 @@ async def test_a_deadlock_on_one_rank_is_raised_and_reaches_the_others() -> None
     async def job(ctx: Context) -> None:
         a, b, first, second = (ctx.create_channel() for _ in range(4))
         source = actors.from_polars(ctx, a, pl.DataFrame({"k": [1, 2]}))
-        nodes = [source if ctx.rank == 0 else held(ctx, a)]
+        nodes: list[ActorNode[Any]] = [source if ctx.rank == 0 else held(ctx, a)]
         nodes += [actors.shuffle(ctx, a, b, "k"), actors.collect(ctx, b)]
         if ctx.rank == 0:
             nodes += [two_outputs(ctx, first, second), second_first(ctx, first, second)]
@@ -298,7 +299,7 @@ async def test_a_collective_waiting_on_another_rank_is_not_deadlocked(looks: Loo
     async def job(ctx: Context) -> int:
         a, b = ctx.create_channel(), ctx.create_channel()
         sink = actors.collect(ctx, b)
-        nodes = [late_on_rank_1(ctx, a), actors.shuffle(ctx, a, b, "k"), sink]
+        nodes: list[ActorNode[Any]] = [late_on_rank_1(ctx, a), actors.shuffle(ctx, a, b, "k"), sink]
         await Network(ctx, nodes).run_async()
         return int(sink.result().num_rows)
 
