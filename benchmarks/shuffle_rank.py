@@ -186,20 +186,19 @@ class Phases:
         return call
 
     def install(self) -> None:
-        import actors._exchange
-        import actors._shuffle
+        from actors import _exchange, _shuffle
         from streamnet.comm import _mpi_endpoint, _wire
 
         global generate_chunk
         generate_chunk = self._timed("generate", generate_chunk)
         for module, name, step in (
-            (actors._shuffle, "hash_partition", "partition"),
+            (_shuffle, "hash_partition", "partition"),
             (_wire, "_ipc_buffer", "serialize"),
+            (_exchange, "_spill_all", "spill"),
         ):
             setattr(module, name, self._timed(step, getattr(module, name)))
         endpoint = _mpi_endpoint.Endpoint
         endpoint.send = self._timed_async("send", endpoint.send)  # type: ignore[method-assign]
-        actors._exchange._spill_all = self._timed("spill", actors._exchange._spill_all)
         Totals.add = self._timed("sink", Totals.add)  # type: ignore[method-assign]
 
     def first_output(self) -> None:

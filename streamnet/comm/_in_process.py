@@ -40,6 +40,10 @@ class InProcessWorld:
         """One communicator per rank, in rank order."""
         return [self.communicator(rank) for rank in range(self.nranks)]
 
+    def waiting(self) -> int:
+        """How many receives wait now, on every rank together."""
+        return self._inbox.waiting()
+
     @property
     def failure(self) -> tuple[int, BaseException] | None:
         """``(rank, cause)`` of the first rank that aborted, or None."""

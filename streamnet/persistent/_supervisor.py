@@ -73,6 +73,14 @@ class SupervisorStatistics:
     failure
         Why it gave up (a `RestartIntensityError`, or the error of a restart that
         could not be made), or None.
+    pending_exits
+        Exits of children it is handling now (deciding, restarting, or waiting out a
+        backoff); 0 once it has handled every exit it was told of.
+    in_backoff
+        Whether a restart waits out its `Backoff` delay now.
+    backoff_streak
+        Restarts in the current backoff streak (0 without a `Backoff`); a quiet spell
+        longer than ``reset_after`` starts a new streak.
     """
 
     supervisor_id: str
@@ -81,6 +89,9 @@ class SupervisorStatistics:
     children: tuple[str, ...]
     restarts: int
     failure: BaseException | None
+    pending_exits: int = 0
+    in_backoff: bool = False
+    backoff_streak: int = 0
 
 
 class Supervisor:
@@ -145,6 +156,7 @@ class Supervisor:
             self._add(child)
         self._history: list[float] = []
         self._streak = 0
+        self._in_backoff = False
         self._last_restart = 0.0
         self._lock = asyncio.Lock()
         self._redelivered: dict[str, list[Any]] = {}
@@ -198,6 +210,9 @@ class Supervisor:
             children=tuple(self._order),
             restarts=self.restarts,
             failure=self.failure,
+            pending_exits=len(self._tasks),
+            in_backoff=self._in_backoff,
+            backoff_streak=self._streak,
         )
 
     # ------------------------------------------------------------------ start / stop
@@ -368,9 +383,13 @@ class Supervisor:
         if self.backoff is not None:
             if now - self._last_restart > self.backoff.reset_after:
                 self._streak = 0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.backoff.delay(self._streak, rng=self._rng)):
-                    await self._halted.wait()
+            self._in_backoff = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.backoff.delay(self._streak, rng=self._rng)):
+                        await self._halted.wait()
+            finally:
+                self._in_backoff = False
             if self._halted.is_set():  # stopped during the backoff: no restart
                 self._abandon(incarnation, f"supervisor `{self.supervisor_id}` stopped")
                 return

@@ -119,9 +119,7 @@ def assert_reported_once(caplog: pytest.LogCaptureFixture, nranks: int) -> None:
 def no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under MPI, nothing polls for messages once none moves or is awaited (no grace time),
     except what a running network does to hear of a peer's failure."""
-    import streamnet.comm._mpi_endpoint
-
-    monkeypatch.setattr(streamnet.comm._mpi_endpoint, "_LINGER", 0.0)
+    monkeypatch.setattr("streamnet.comm._mpi_endpoint._LINGER", 0.0)
 
 
 @define_actor

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 import actors
-import actors._exchange
+from actors._exchange import _spill_all
 from streamnet import (
     ActorNode,
     Channel,
@@ -44,7 +44,6 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
     helper tasks), so no kernel of it outlives it and the run's spill release."""
     loop = asyncio.get_running_loop()
     spilling, release = asyncio.Event(), threading.Event()
-    real_spill = actors._exchange._spill_all
     shuffles: dict[int, ActorNode] = {}
     seen: list[str] = []
 
@@ -53,7 +52,7 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
         if node is not None and node.ctx.rank == 0:
             loop.call_soon_threadsafe(spilling.set)
             release.wait(30)
-        real_spill(ctx, chunks)
+        _spill_all(ctx, chunks)
 
     class Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -81,7 +80,7 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
             nodes += [actors.from_polars(ctx, a, pl.DataFrame({"k": range(100)}), chunk_rows=10)]
         await Network(ctx, nodes).run_async()
 
-    monkeypatch.setattr(actors._exchange, "_spill_all", slow_spill)
+    monkeypatch.setattr("actors._exchange._spill_all", slow_spill)
     watch = Watch()
     streamnet_debug.addHandler(watch)
     try:

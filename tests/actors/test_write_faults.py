@@ -28,7 +28,7 @@ import pytest
 from bounded import run_ranks_within
 
 import actors
-import actors._commit
+from actors._commit import StagedOutput
 from streamnet import (
     Context,
     Message,
@@ -382,14 +382,14 @@ def on_rank(rank: int) -> bool:
 def cleaned(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Set once rank 1's writer removed what it staged after a failure."""
     done = threading.Event()
-    real = actors._commit.StagedOutput.abandon
+    real = StagedOutput.abandon
 
     def abandon(self: Any) -> None:
         real(self)
         if on_rank(1):
             done.set()
 
-    monkeypatch.setattr(actors._commit.StagedOutput, "abandon", abandon)
+    monkeypatch.setattr(StagedOutput, "abandon", abandon)
     return done
 
 

@@ -32,7 +32,7 @@ async def test_recv_waits_for_the_send() -> None:
     world = InProcessWorld(2)
     a, b = world.communicators()
     waiting = asyncio.create_task(b.recv(0, "t"))
-    await until(lambda: world._inbox.waiting() == 1)
+    await until(lambda: world.waiting() == 1)
     assert not waiting.done()
     await a.send(1, "t", 42)
     assert await asyncio.wait_for(waiting, 1) == 42
@@ -42,7 +42,7 @@ async def test_abort_wakes_pending_receives_on_every_rank() -> None:
     world = InProcessWorld(3)
     c0, c1, c2 = world.communicators()
     pending = [asyncio.create_task(c.recv(0, "t")) for c in (c1, c2)]
-    await until(lambda: world._inbox.waiting() == 2)
+    await until(lambda: world.waiting() == 2)
     c0.abort(ValueError("disk full"))
     for task in pending:
         with pytest.raises(RemoteRankError, match="rank 0 failed: ValueError: disk full") as info:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from waiting import until
 
 from streamnet import (
     ActorRuntime,
@@ -85,9 +88,7 @@ async def started(world: World, runtime: ActorRuntime, sup: Supervisor, n: int) 
 
 async def settled(sup: Supervisor, timeout: float = 5.0) -> None:
     """Wait until the supervisor has handled every exit it was told of."""
-    async with asyncio.timeout(timeout):
-        while sup._tasks:
-            await asyncio.gather(*sup._tasks)
+    await until(lambda: sup.statistics().pending_exits == 0, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -282,12 +283,12 @@ async def test_supervisor_waits_out_the_backoff_and_resets_after_a_quiet_spell()
             gaps.append(loop.time() - t0)
         assert gaps[0] >= 0.05  # first restart of a streak waits `initial`
         assert gaps[1] >= 0.2  # the next one waits initial * factor
-        assert sup._streak == 2
+        assert sup.statistics().backoff_streak == 2
         # The behaviour under test is a span of time: a quiet spell longer than reset_after.
         await asyncio.sleep(backoff.reset_after + 0.05)
         await runtime.send("b", Cmd("crash"))
         await world.until(lambda: world.starts["b"] == 4)
-        assert sup._streak == 1  # the streak started over
+        assert sup.statistics().backoff_streak == 1  # the streak started over
         await sup.stop()
 
 
@@ -368,7 +369,7 @@ async def test_stop_during_a_backoff_restarts_nothing() -> None:
         sup = Supervisor(runtime, "sup", specs(world, "a", "b"), backoff=backoff)
         await sup.start()
         await runtime.send("b", Cmd("crash"))
-        await world.until(lambda: runtime.state("b") == "failed" and sup._lock.locked())
+        await world.until(lambda: runtime.state("b") == "failed" and sup.statistics().in_backoff)
         await sup.stop()  # while the restart of `b` waits out its 30 s backoff
         await settled(sup)  # the pending restart ends with the stop, not 30 s later
         assert world.starts == {"a": 1, "b": 1}
@@ -384,8 +385,8 @@ async def test_runtime_shutdown_stops_the_supervisor_first() -> None:
         sup = Supervisor(runtime, "sup", specs(world, "a", "b"), backoff=backoff)
         await sup.start()
         await runtime.send("b", Cmd("crash"))
-        await world.until(lambda: runtime.state("b") == "failed" and sup._lock.locked())
-    assert (sup.state, sup._tasks) == ("stopped", set())  # the restart was called off
+        await world.until(lambda: runtime.state("b") == "failed" and sup.statistics().in_backoff)
+    assert (sup.state, sup.statistics().pending_exits) == ("stopped", 0)  # restart called off
     assert world.starts == {"a": 1, "b": 1}
     assert world.events[-1] == "stop a"
 
@@ -865,8 +866,10 @@ async def test_redelivery_is_once_per_message_even_when_a_freed_message_id_is_re
         spec = ChildSpec("w", crash_once_on_each, (world,), redeliver=True)
         sup = Supervisor(runtime, "sup", [spec], max_restarts=20)
         await sup.start()
+        crashes: list[weakref.ref[Plain]] = []
         for n in range(10):
             crash = Plain(f"crash {n}")  # often gets the id of the one freed just before
+            crashes.append(weakref.ref(crash))
             await runtime.send("w", crash)
             await runtime.send("w", Plain(f"flush {n}"))  # the actor lets go of `crash`
             await world.until(lambda n=n: f"flush {n}" in world.handled)
@@ -874,5 +877,6 @@ async def test_redelivery_is_once_per_message_even_when_a_freed_message_id_is_re
             del crash  # freed, unless something still holds it
         assert world.handled == [f"{w} {n}" for n in range(10) for w in ("crash", "flush")]
         assert runtime.dead_letters("w") == []
-        assert sum(len(given) for given in sup._redelivered.values()) <= 1  # not one per crash
+        gc.collect()  # the crashes' tracebacks make cycles
+        assert sum(ref() is not None for ref in crashes) <= 1  # nothing keeps one per crash
         await sup.stop()
