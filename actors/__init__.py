@@ -31,8 +31,8 @@ from actors._typing import (
     TableKind,
     WriteMode,
 )
-from channels._exports import publish
-from streamnet._deprecation import renamed_names
+from channels.lowlevel import publish
+from streamnet.lowlevel import renamed_names
 
 __all__ = [
     "Agg",
@@ -78,6 +78,6 @@ __all__ = [
     "write_parquet",
 ]
 
-__getattr__ = renamed_names(__name__)  # old names, for one release (see `streamnet._deprecation`)
+__getattr__ = renamed_names(__name__)  # old names, for one release (`streamnet.lowlevel`)
 
 publish(globals(), "actors", __all__)

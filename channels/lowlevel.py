@@ -21,6 +21,9 @@ reaches into how they work, through public names only:
   :func:`current_counter` reads it, also from another task's context.
 - **Payloads.** :func:`payload_classes` is what ``send`` checks a declared
   payload type against, for a runtime that checks wiring before anything runs.
+- **Exports.** :func:`publish` shows the public names of a package under the
+  package, not the private module that defines them (``streamnet.Network``),
+  as every package ``__init__`` above does.
 
 Examples
 --------
@@ -49,6 +52,7 @@ __all__ = [
     "current_counter",
     "observe",
     "payload_classes",
+    "publish",
 ]
 
 publish(globals(), "channels.lowlevel", __all__, within="channels")

@@ -35,7 +35,7 @@ from channels import (
     SequenceError,
     StreamnetError,
 )
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet._actor import (
     ActorDefinition,
     ActorNode,

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "run":
-        from channels._errors import StreamnetError
+        from channels import StreamnetError
         from streamnet.engines._launcher import run_job
 
         try:

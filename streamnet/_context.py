@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
-from channels._channel import Channel
+from channels import Channel
 from streamnet._errors import BackendUnavailableError
 from streamnet._tasks import current_driver
 from streamnet._typing import BackendName

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from channels._errors import StreamnetError
+from channels import StreamnetError
 
 __all__ = [
     "ActorResultError",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from channels._message import Message
+from channels import Message
 from streamnet._errors import SchemaError, SpillError
 from streamnet._schema import (
     CANNOT_HOLD,

@@ -19,7 +19,7 @@ from concurrent.futures import Future as ConcurrentFuture
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from channels._errors import ChannelAborted, ChannelBroken
+from channels import ChannelAborted, ChannelBroken
 from streamnet._errors import RemoteRankError
 from streamnet.observe._logging import logger
 

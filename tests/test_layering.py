@@ -1,4 +1,5 @@
-"""Imports point one way only (channels <- streamnet <- actors), and never in a circle."""
+"""Imports point one way only (channels <- streamnet <- actors), never in a circle, and
+reach another package through its public names only."""
 
 from __future__ import annotations
 
@@ -194,3 +195,61 @@ def test_the_import_graph_sees_subpackage_inits_and_type_checking_imports() -> N
     assert "streamnet.network._network" not in graph["streamnet.observe._picture"]
     assert "streamnet.observe._statistics" in graph["streamnet.observe._timeline"]  # TYPE_CHECKING
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+# ------------------------------------------------------------------------ private names
+def _private_imports(path: Path, package: str) -> Iterator[str]:
+    """Imports in ``path`` (a module of ``package``) of a private module or a private name
+    of another of the three packages, as ``line: what``."""
+    for node in _visit(_tree(path), inside_functions=True):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            names: list[str] = []
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            top, *inner = module.split(".")
+            if top == package or top not in PACKAGES:
+                continue
+            private = [part for part in inner if part.startswith("_")]
+            private += [name for name in names if name.startswith("_")]
+            if private:
+                yield f"{node.lineno}: {module} ({', '.join(private)})"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_package_imports_what_another_keeps_private(package: str) -> None:
+    """`channels`, `streamnet` and `actors` reach each other through public names only
+    (`channels.lowlevel`, `streamnet.lowlevel` for what the layer above builds on); inside
+    one package, its modules import each other's private modules freely."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{found}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for found in _private_imports(path, package)
+    ]
+    assert bad == [], "private imports across packages:\n" + "\n".join(bad)
+
+
+def test_private_imports_are_told_from_public_ones(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import channels._channel\n"
+        "from channels import Channel\n"
+        "from channels.lowlevel import ParkingLot\n"
+        "from streamnet.comm import _wire\n"
+        "from . import _sibling\n"
+        "def later():\n"
+        "    from streamnet.network._driver import NetworkDriver\n"
+    )
+    assert list(_private_imports(module, "actors")) == [
+        "1: channels._channel (_channel)",
+        "4: streamnet.comm (_wire)",
+        "7: streamnet.network._driver (_driver)",
+    ]
+    assert list(_private_imports(module, "channels")) == [
+        "4: streamnet.comm (_wire)",
+        "7: streamnet.network._driver (_driver)",
+    ]

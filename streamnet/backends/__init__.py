@@ -10,7 +10,7 @@ A `Context` makes its backend (``Context(backend="cpu")``) and hands it to the
 actors as ``ctx.backend``; its name is a `BackendName`.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import (

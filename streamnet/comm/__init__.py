@@ -14,7 +14,7 @@ Collective actors reach their peers through `streamnet.Collective`, which tags a
 running collective's messages on its Context's communicator.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.comm._communicator import Communicator, SingleCommunicator, Tag
 from streamnet.comm._in_process import InProcessCommunicator, InProcessWorld
 from streamnet.comm._mpi import MPICommunicator, mpi_communicator

@@ -9,7 +9,7 @@ The pipeline code is the same under each: a job builds its network on the Contex
 it is given (or on ``Context()``) and runs it.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.engines._in_process import run_ranks, run_ranks_async
 from streamnet.engines._launcher import launched_ranks
 from streamnet.engines._ray import run_on_ray

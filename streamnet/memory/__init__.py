@@ -6,7 +6,7 @@
   names that let the next process remove what a killed one left behind.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.memory._leftovers import left_by_dead_process, process_tag
 from streamnet.memory._spill import SpillDirectory, SpillStatistics
 

@@ -13,7 +13,7 @@
 - `on_success` (``_on_success.py``): commit steps, run once every actor succeeded.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.network._network import Network, run_actor_network
 from streamnet.network._on_success import on_success
 

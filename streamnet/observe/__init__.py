@@ -10,7 +10,7 @@
 Nothing here imports the Network: pictures read a network's description (a Protocol).
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet._typing import PictureEngine, SpanKind
 from streamnet.observe._logging import ActorLogFilter
 from streamnet.observe._progress import ProgressTracker

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from channels._channel import Channel
+from channels import Channel
 from streamnet._typing import PictureEngine
 from streamnet.observe._statistics import NetworkStatistics
 

@@ -41,7 +41,7 @@ and replies), ``_watchdog.py`` (heartbeats), ``_supervisor.py`` and ``_child_spe
 (supervision), ``_messages.py`` (``@persistent_message``).
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet._deprecation import renamed_names
 from streamnet._typing import (
     PersistentActorState,

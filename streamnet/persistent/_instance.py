@@ -18,9 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels._mailbox import Mailbox, MailboxStatistics
-from channels._observer import TrafficCounter
-from channels.lowlevel import ParkingLot
+from channels import Mailbox, MailboxStatistics
+from channels.lowlevel import ParkingLot, TrafficCounter
 from streamnet._typing import PersistentActorState
 
 __all__ = ["LIVE", "Instance", "PersistentActorStatistics"]

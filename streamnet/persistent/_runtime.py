@@ -26,8 +26,8 @@ from time import monotonic
 from types import TracebackType
 from typing import Any
 
-from channels._mailbox import Mailbox, MailboxClosed, OverflowPolicy
-from channels._observer import observe
+from channels import Mailbox, MailboxClosed, OverflowPolicy
+from channels.lowlevel import observe
 from streamnet._context import Context
 from streamnet._deprecation import keyword_only
 from streamnet._errors import ActorStateError, WatchdogTimeout

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
-from channels._errors import StreamnetError
+from channels import StreamnetError
 from streamnet._typing import RestartType, SupervisionStrategy, SupervisorState
 from streamnet.observe._logging import logger
 from streamnet.persistent._child_spec import Backoff, ChildSpec

@@ -8,7 +8,7 @@ A plan is a value; running one is the backends' plan facet, listed in `Backend`
 among the facets to come.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.plans._plan import (
     Cast,
     Filter,

@@ -7,7 +7,7 @@
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.backends.cpu._backend import CpuBackend
 
 __all__ = ["CpuBackend"]
