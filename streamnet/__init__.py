@@ -42,10 +42,10 @@ from streamnet._actor import (
     RestartPolicy,
     current_actor,
     current_actor_name,
-    define_actor,
 )
 from streamnet._collective import Collective, CollectiveTraffic
 from streamnet._context import Context
+from streamnet._define_actor import define_actor
 from streamnet._deprecation import renamed_names
 from streamnet._errors import (
     ActorResultError,

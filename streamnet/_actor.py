@@ -1,9 +1,10 @@
-"""define_actor: turn an ``async def`` into a factory of actor nodes.
+"""Actors: a definition (`ActorDefinition`), the nodes it makes (`ActorNode`), and the
+node running the current task (`current_actor`).
 
-`ActorDefinition` makes `ActorNode`s and each node refers to its definition, so
-both stay in this one module (above 400 lines). The modules the Context builds on
-ask for the running actor (`current_actor_name`) inside their functions: this
-module imports the Context.
+A definition makes nodes and each node refers to its definition, so both stay in
+this one module; the decorator that makes definitions, with its checks, is
+``_define_actor.py``. The modules the Context builds on ask for the running actor
+(`current_actor_name`) inside their functions: this module imports the Context.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Concatenate, Generic, ParamSpec, Self, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Self, cast
 
 from typing_extensions import TypeVar
 
@@ -31,7 +32,6 @@ __all__ = [
     "Endpoint",
     "current_actor",
     "current_actor_name",
-    "define_actor",
     "set_current_actor",
 ]
 
@@ -359,158 +359,3 @@ def _payload_type_of(annotation: Any) -> Any:
             if found is not None:
                 return found
     return None
-
-
-@overload
-def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[R]], /
-) -> ActorDefinition[P, R]: ...
-
-
-@overload
-def define_actor(
-    fn: None = None,
-    /,
-    *,
-    name: str | None = None,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    collective: bool = False,
-    restart: RestartPolicy | None = None,
-    stops_early: bool = False,
-    check: Callable[..., object] | None = None,
-) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
-
-
-def define_actor(
-    fn: Callable[Concatenate[Context, P], Awaitable[R]] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    collective: bool = False,
-    restart: RestartPolicy | None = None,
-    stops_early: bool = False,
-    check: Callable[..., object] | None = None,
-) -> Any:
-    """Declare an actor: an ``async def`` whose first parameter is the Context.
-
-    Usable with or without parentheses. Calling the decorated function with a
-    Context and its arguments returns an :class:`ActorNode` (nothing runs
-    yet). When the actor exits, normally or not, the runtime drains its output
-    channels and releases its inputs, so a forgotten ``drain`` never deadlocks.
-
-    Each channel parameter must be known as an input or an output. Names say it
-    (``ch_in``, ``chs_in``, ``left_in``; ``ch_out``, ``outputs``); otherwise
-    list the parameter in ``inputs=`` or ``outputs=``.
-
-    Parameters
-    ----------
-    name
-        Base name for the actor's nodes (default: the function's name).
-    inputs, outputs
-        Parameters that hold input / output channels whatever their names.
-    collective
-        The actor talks to its peers on other ranks. Each node then gets an
-        operation id (``node.op_id``), assigned in the order nodes are made, so
-        every rank that builds the same network gets the same ids; a Network
-        checks at start that all ranks agree.
-    restart
-        A :class:`RestartPolicy`: restart the actor when it raises instead of
-        failing the network (not for collectives).
-    stops_early
-        The actor may return before its inputs end (it takes what it needs
-        and stops). Otherwise returning while an input it consumes (alone) still
-        has data coming is an `UnreadInputError`, since the data would be lost
-        silently; an actor that stops on purpose can also shut that input down
-        itself (``await ch_in.shutdown(ctx)``), as ``actors.limit`` does. Either
-        way, its producers then stop with it.
-    check
-        Checks a node's arguments when it is made, before the node exists (so
-        a refused call takes no name and no operation id): called as
-        ``check(name, **arguments)`` with the name the node would get and its
-        arguments bound to the function's parameters, defaults applied (the
-        Context included). What it raises, the call raises, so a bad argument
-        fails while the network is built, naming the actor.
-
-    Raises
-    ------
-    TypeError
-        ``fn`` is not an ``async def`` function, takes no Context parameter,
-        ``inputs``/``outputs`` name parameters it does not have, or ``check`` is
-        not callable.
-
-    Examples
-    --------
-    >>> from streamnet import Context, Message, TableChunk
-    >>> @define_actor()
-    ... async def accumulator(ctx, ch_in, ch_out):
-    ...     while (msg := await ch_in.recv(ctx)) is not None:
-    ...         table = TableChunk.from_message(msg)
-    ...         await ch_out.send(ctx, Message(msg.sequence_number, table))
-    ...     await ch_out.drain(ctx)
-    >>> ctx = Context()
-    >>> node = accumulator(ctx, ctx.create_channel(), ctx.create_channel())
-    >>> node.name
-    'accumulator#0'
-
-    A ``check`` refuses bad arguments while the network is built:
-
-    >>> def at_least_one(name, ctx, ch_out, n):
-    ...     if n < 1:
-    ...         raise ValueError(f"actor `{name}`: `n` must be >= 1, got {n!r}")
-    >>> @define_actor(check=at_least_one)
-    ... async def count(ctx, ch_out, n):
-    ...     for i in range(n):
-    ...         await ch_out.send(ctx, Message(i, i))
-    >>> count(ctx, ctx.create_channel(), 0)
-    Traceback (most recent call last):
-    ...
-    ValueError: actor `count#0`: `n` must be >= 1, got 0
-    """
-
-    def decorate(
-        function: Callable[Concatenate[Context, P], Awaitable[R]],
-    ) -> ActorDefinition[P, R]:
-        label = getattr(function, "__qualname__", repr(function))
-        if isinstance(function, ActorDefinition):
-            raise TypeError(f"define_actor: `{label}` is already an actor definition")
-        if not inspect.iscoroutinefunction(function):
-            raise TypeError(
-                f"define_actor: `{label}` must be an `async def` function, "
-                f"got {type(function).__name__}"
-            )
-        params = list(inspect.signature(function).parameters.values())
-        if not params or params[0].kind not in (
-            inspect.Parameter.POSITIONAL_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        ):
-            raise TypeError(
-                f"define_actor: `{label}` must take the Context as its first positional "
-                "parameter, e.g. `async def {0}(ctx, ch_in, ch_out)`".format(
-                    getattr(function, "__name__", "actor")
-                )
-            )
-        names = {p.name for p in params[1:]}
-        unknown = [p for p in (*inputs, *outputs) if p not in names]
-        if unknown:
-            raise TypeError(
-                f"define_actor: `{label}` has no parameter(s) {unknown} named in inputs/outputs; "
-                f"its parameters are {sorted(names)}"
-            )
-        if restart is not None and collective:
-            raise TypeError(f"define_actor: `{label}` is collective and cannot be restarted alone")
-        if check is not None and not callable(check):
-            raise TypeError(f"define_actor: `check` must be callable, got {check!r}")
-        both = sorted(set(inputs) & set(outputs))
-        if both:
-            raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
-        return ActorDefinition(
-            function, name=name, inputs=inputs, outputs=outputs, collective=collective,
-            restart=restart, stops_early=bool(stops_early), check=check,
-        )  # fmt: skip
-
-    if fn is not None:
-        return decorate(fn)
-    return decorate
