@@ -1,32 +1,24 @@
 """Context: what every actor of a network shares (backend, threads, options, statistics).
 
-One class, one module (above 400 lines): its options, its thread pool for kernels
-and the names it gives actors and runs share the Context's state.
+Its thread pool for blocking kernels is a `KernelPool` (``_kernel_pool.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import functools
 import os
-import threading
-import types
-from collections.abc import Callable, Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from channels import Channel
 from streamnet._errors import BackendUnavailableError
-from streamnet._tasks import current_driver
+from streamnet._kernel_pool import KernelPool
 from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import backend_for
 from streamnet.comm._communicator import Communicator, SingleCommunicator
 from streamnet.memory._spill import SpillDirectory
-from streamnet.observe._logging import logger
 from streamnet.observe._progress import ProgressTracker
 from streamnet.observe._statistics import ContextActivity, NetworkStatistics
 
@@ -135,14 +127,13 @@ class Context:
             if value is not None and (type(value) not in (int, float) or not value > 0):
                 raise ValueError(f"Context: `{option}` must be None or a number > 0, got {value!r}")
         self._backend: Backend = _make_backend(backend)
-        self._num_threads = (
-            num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        self._kernels = KernelPool(
+            num_threads if num_threads is not None else min(32, (os.cpu_count() or 1) + 4),
+            cancel_grace=float(cancel_grace),
         )
         self._channel_capacity = channel_capacity
         self._options: Mapping[str, Any] = MappingProxyType(dict(options or {}))
         self._cancel_grace = float(cancel_grace)
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
         self._closed = False
         self.activity = ContextActivity()
         """What ran with this Context: actors, channels, runs (see :class:`ContextActivity`)."""
@@ -163,8 +154,6 @@ class Context:
         self._blocked_loop_warning = (
             None if blocked_loop_warning is None else float(blocked_loop_warning)
         )
-        self._kernels = 0  # kernels submitted to the thread pool and not finished
-        self._kernels_lock = threading.Lock()
 
     @property
     def backend(self) -> Backend:
@@ -175,7 +164,7 @@ class Context:
     @property
     def num_threads(self) -> int:
         """Size of the kernel thread pool."""
-        return self._num_threads
+        return self._kernels.num_threads
 
     @property
     def options(self) -> Mapping[str, Any]:
@@ -219,7 +208,7 @@ class Context:
 
     def __repr__(self) -> str:
         return (
-            f"<Context backend={self._backend.name!r} num_threads={self._num_threads} "
+            f"<Context backend={self._backend.name!r} num_threads={self.num_threads} "
             f"rank={self.rank} of {self.nranks}>"
         )
 
@@ -288,57 +277,12 @@ class Context:
         RuntimeError
             The Context was closed.
         """
-        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-        # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
-        kernel = self._pool().submit(contextvars.copy_context().run, call)
-        with self._kernels_lock:
-            self._kernels += 1
-        kernel.add_done_callback(self._kernel_done)  # also when cancelled before it started
-        done = asyncio.wrap_future(kernel)
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            if kernel.cancel():  # it never ran
-                raise
-            driver = current_driver()
-            grace = self._cancel_grace if driver is not None else None
-            logger.debug(
-                "%s was cancelled while its kernel `%s` runs; it waits for the kernel %s",
-                _caller(),
-                _kernel_name(fn),
-                "to end" if grace is None else f"at most {grace:g} s",
-            )
-            since = asyncio.get_running_loop().time()
-            await _outlast(done, grace)
-            if driver is None or kernel.done():
-                raise
-            _warn_left_running(fn, asyncio.get_running_loop().time() - since, self._cancel_grace)
-            driver.let_go()
-            driver.resume_after(kernel)
-            await _suspend()  # the task ends here; the kernel's end resumes this coroutine
-            raise
-
-    def _kernel_done(self, future: object) -> None:
-        with self._kernels_lock:
-            self._kernels -= 1
+        return await self._kernels.run(fn, *args, **kwargs)
 
     @property
     def kernels_running(self) -> bool:
         """Whether a kernel runs (or waits to run) in the thread pool now."""
-        return self._kernels > 0
-
-    def _pool(self) -> ThreadPoolExecutor:
-        executor = self._executor
-        if executor is None:
-            with self._executor_lock:
-                if self._closed:
-                    raise RuntimeError("Context is closed; create a new Context")
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        self._num_threads, thread_name_prefix="streamnet"
-                    )
-                executor = self._executor
-        return executor
+        return self._kernels.running
 
     # ----------------------------------------------------------------- actors and statistics
     def actor_name(self, base: str, *, take: bool = True) -> str:
@@ -367,11 +311,8 @@ class Context:
     def close(self) -> None:
         """Shut the thread pool down (waiting for running kernels), remove the spill
         folder and close the backend. Idempotent."""
-        with self._executor_lock:
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        self._closed = True
+        self._kernels.close()
         self.spills.close()
         self._backend.close()
 
@@ -396,55 +337,6 @@ class Context:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
-
-
-async def _outlast(done: asyncio.Future[Any], grace: float | None) -> None:
-    """Wait until ``done`` is done, at most ``grace`` seconds or until the caller is
-    cancelled again; with ``grace`` None, through any cancellation.
-
-    The caller re-raises its own cancellation.
-    """
-    if grace is None:
-        while not done.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([done])
-    else:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([done], timeout=grace)
-    if done.done() and not done.cancelled():
-        done.exception()  # retrieved: a failure after cancellation is superseded by it
-
-
-@types.coroutine
-def _suspend() -> Generator[None, None, None]:
-    """Give the step back to the task's driver, which ends the task (see `Driver.let_go`)."""
-    yield
-
-
-def _caller() -> str:
-    from streamnet._actor import current_actor_name  # _actor imports this module
-
-    actor = current_actor_name()
-    if actor is not None:
-        return f"actor `{actor}`"
-    task = asyncio.current_task()
-    return f"task `{task.get_name() if task is not None else '?'}`"
-
-
-def _kernel_name(fn: Callable[..., Any]) -> str:
-    return str(getattr(fn, "__qualname__", None) or repr(fn))
-
-
-def _warn_left_running(fn: Callable[..., Any], waited: float, grace: float) -> None:
-    logger.warning(
-        "%s was cancelled while its kernel `%s` ran in the thread pool; the kernel still runs "
-        "after %.1f s (Context(cancel_grace=%g)) and is left running: the caller's cleanup "
-        "waits until it ends",
-        _caller(),
-        _kernel_name(fn),
-        waited,
-        grace,
-    )
 
 
 def _make_backend(name: object) -> Backend:
