@@ -29,6 +29,10 @@ instance held when it crashed (or was cut off by a shutdown) goes to the dead
 letters, or back to the inbox once with ``redeliver``; a message it finished (it
 came back to ``receive``) is never set aside. A crash is logged once, at WARNING
 (its traceback at DEBUG); a supervisor that gives up logs an ERROR at the top.
+
+The class stays whole (above 400 lines): its strategies, restart intensity, backoff
+and escalation work under one lock on one ordered set of children; the fate of a
+crashed instance's message is ``_redelivery.py``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from streamnet._typing import RestartType, SupervisionStrategy, SupervisorState
 from streamnet.observe._logging import logger
 from streamnet.persistent._child_spec import Backoff, ChildSpec
 from streamnet.persistent._instance import LIVE, Instance
+from streamnet.persistent._redelivery import Redeliveries
 from streamnet.persistent._runtime import ActorRuntime
 
 __all__ = ["RestartIntensityError", "Supervisor", "SupervisorStatistics"]
@@ -159,10 +164,7 @@ class Supervisor:
         self._in_backoff = False
         self._last_restart = 0.0
         self._lock = asyncio.Lock()
-        self._redelivered: dict[str, list[Any]] = {}
-        """Per child: the messages given back to its inbox (``redeliver``) that were still
-        queued at its last crash, and the one given back then. Held, not keyed by ``id``:
-        an id is reused once its object is freed."""
+        self._redeliveries = Redeliveries()
         self._rng = random.Random(0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = asyncio.Event()
@@ -323,27 +325,9 @@ class Supervisor:
             self._schedule(key, self._starts.get(key), cause)
 
     def _set_aside(self, instance: Instance) -> None:
-        """Deal with the message an instance held when it ended: redeliver it once to the
-        next instance (``redeliver``), else put it in the dead letters."""
-        message = instance.current
-        if message is None:
-            return
-        instance.current = None
-        key = instance.actor_id
-        spec = self._specs.get(key)
-        given_back = self._redelivered.pop(key, [])
-        second = any(m is message for m in given_back)
-        if given_back:  # keep those still queued: the others were taken and finished
-            queued = {id(m) for m in instance.inbox.queued()}
-            given_back = [m for m in given_back if m is not message and id(m) in queued]
-        if instance.restarting and isinstance(spec, ChildSpec) and spec.redeliver and not second:
-            instance.inbox.requeue(message)
-            instance.given_back = message
-            given_back.append(message)
-        else:
-            instance.inbox.dead_letters.append(message)
-        if given_back:
-            self._redelivered[key] = given_back
+        spec = self._specs.get(instance.actor_id)
+        redeliver = isinstance(spec, ChildSpec) and spec.redeliver and instance.restarting
+        self._redeliveries.set_aside(instance, redeliver=redeliver)
 
     def _schedule(self, key: str, incarnation: object, exc: BaseException | None) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -437,7 +421,7 @@ class Supervisor:
         """``key`` is no longer a child."""
         self._order.remove(key)
         del self._specs[key]
-        self._redelivered.pop(key, None)
+        self._redeliveries.forget(key)
 
     def _abandon(self, incarnation: object, why: str) -> None:
         """The instance of a child will not be restarted after all, because of ``why``."""
