@@ -1,6 +1,7 @@
 """Typed, bounded, async channels.
 
-The contract of every method, with the errors it raises, is written here once.
+The contract of every method, with the errors it raises, is written here once, so
+the class stays whole in this one module (above 400 lines).
 
 State of a channel, and what each operation does in it:
 
