@@ -1,7 +1,8 @@
 """streamnet: streaming dataframe pipelines built as actor networks.
 
-The runtime. Its core concepts sit at the top: `Context` (``_context.py``),
-`define_actor` and `ActorNode` (``_actor.py``), `TableChunk` (``_table_chunk.py``),
+The runtime. Its core concepts sit at the top: `Context` (``_context.py``, its kernel
+thread pool in ``_kernel_pool.py``), `define_actor` (``_define_actor.py``) and the
+`ActorNode`s it makes (``_actor.py``), `TableChunk` (``_table_chunk.py``),
 schemas (``_schema.py``), `Collective` (``_collective.py``), tasks (``_tasks.py``),
 errors (``_errors.py``) and the `Literal` choices of options (``_typing.py``). The
 rest is in subpackages, each with a map of its modules:
@@ -17,7 +18,8 @@ rest is in subpackages, each with a map of its modules:
 - `streamnet.memory`: the spill directory and what killed processes left behind.
 
 Every public name is exported here; import it from `streamnet`. Renamed names keep
-working for one release with a `DeprecationWarning` (``_deprecation.py``).
+working for one release with a `DeprecationWarning` (``_deprecation.py``). What a
+library above the runtime builds on is in `streamnet.lowlevel`.
 """
 
 from channels import (
