@@ -6,22 +6,31 @@ import itertools
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from actors._typing import TableKind
-from streamnet import Channel, Context, SequenceError, TableChunk, current_actor_name, define_actor
+from streamnet import (
+    Backend,
+    Channel,
+    Context,
+    SequenceError,
+    TableChunk,
+    current_actor_name,
+    define_actor,
+)
 
 __all__ = ["collect"]
 
 
-def _concat(chunks: list[tuple[int, TableChunk]], into: TableKind) -> Any:
+def _concat(backend: Backend, chunks: list[TableChunk], into: TableKind) -> Any:
     # Every chunk entered the channel with the stream's schema, so they concatenate as they are.
+    if not chunks:  # a table without columns
+        chunks = [backend.from_polars(pl.DataFrame())]
+    whole = backend.concat(chunks)
     if into == "polars":
-        frames = [chunk.to_polars() for _, chunk in chunks]
-        return pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame()
-    tables = [chunk.to_arrow() for _, chunk in chunks]
-    table = pa.concat_tables(tables) if tables else pa.table({})
-    return table.to_pandas() if into == "pandas" else table
+        return backend.to_polars(whole)
+    if into == "pandas":
+        return backend.to_pandas(whole)
+    return backend.to_arrow(whole)
 
 
 @define_actor
@@ -46,7 +55,6 @@ async def collect(ctx: Context, ch_in: Channel[TableChunk], *, into: TableKind =
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow
     >>> ctx = Context()
@@ -68,4 +76,4 @@ async def collect(ctx: Context, ch_in: Channel[TableChunk], *, into: TableKind =
                 f"actor `{current_actor_name()}`: sequence number {a} arrived twice; merged "
                 "streams need distinct numbers (use `concat`, or `merge(..., renumber=True)`)"
             )
-    return await ctx.to_thread(_concat, chunks, into)
+    return await ctx.to_thread(_concat, ctx.backend, [chunk for _, chunk in chunks], into)

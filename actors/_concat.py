@@ -19,7 +19,6 @@ async def concat(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[A
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, concat, from_arrow
     >>> ctx = Context()

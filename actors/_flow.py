@@ -24,7 +24,6 @@ async def fanout(ctx: Context, ch_in: Channel[Any], chs_out: Sequence[Channel[An
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, fanout, from_arrow
     >>> ctx = Context()
@@ -64,7 +63,6 @@ async def merge(
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow, merge
     >>> ctx = Context()
@@ -104,7 +102,6 @@ async def lineariser(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Chann
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Message, Network, TableChunk, define_actor
     >>> from actors import collect, lineariser
     >>> @define_actor
@@ -145,7 +142,6 @@ async def throttle(
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow, throttle
     >>> ctx = Context()

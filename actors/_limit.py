@@ -18,7 +18,6 @@ async def limit(
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow, limit
     >>> ctx = Context()
@@ -36,12 +35,12 @@ async def limit(
     while remaining > 0 and (msg := await ch_in.recv(ctx)) is not None:
         chunk = TableChunk.from_message(msg)
         if chunk.num_rows > remaining:
-            chunk = chunk.slice(0, remaining)
+            chunk = ctx.backend.slice(chunk, 0, remaining)
         remaining -= chunk.num_rows
         await ch_out.send(ctx, Message(msg.sequence_number, chunk))
         sent = True
     if not sent and n == 0 and (msg := await ch_in.recv(ctx)) is not None:
-        empty = TableChunk.from_message(msg).slice(0, 0)
+        empty = ctx.backend.slice(TableChunk.from_message(msg), 0, 0)
         await ch_out.send(ctx, Message(msg.sequence_number, empty))
     await ch_out.drain(ctx)
     await ch_in.shutdown(ctx)

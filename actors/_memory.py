@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
 
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "chunk_row_count", "from_arrow", "from_pandas", "from_polars"]
 
@@ -37,13 +37,20 @@ def chunk_row_count(
 
 
 async def _send_slices(
-    ctx: Context, ch_out: Channel[TableChunk], num_rows: int, step: int, make: Any
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    whole: TableChunk,
+    chunk_rows: int | None,
+    chunk_bytes: int | None,
 ) -> None:
+    """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for."""
+    num_rows = whole.num_rows
+    step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)
     ctx.progress.expect(num_rows)
     if num_rows == 0:  # one empty chunk carries the schema downstream
-        await ch_out.send(ctx, Message(0, make(0, 0)))
+        await ch_out.send(ctx, Message(0, whole))
     for seq, offset in enumerate(range(0, num_rows, step)):
-        chunk = make(offset, step)
+        chunk = ctx.backend.slice(whole, offset, step)
         await ch_out.send(ctx, Message(seq, chunk))
         ctx.progress.advance(chunk.num_rows)
     await ch_out.drain(ctx)
@@ -65,7 +72,6 @@ async def from_arrow(
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow
     >>> ctx = Context()
@@ -75,18 +81,13 @@ async def from_arrow(
     >>> sink.result()["x"].to_pylist()
     [0, 1, 2, 3, 4]
     """
-    if isinstance(table, pa.RecordBatch):
-        table = pa.Table.from_batches([table])
-    if not isinstance(table, pa.Table):
-        raise TypeError(f"from_arrow: `table` must be a pyarrow.Table, got {type(table).__name__}")
-    step = chunk_row_count(table.num_rows, table.nbytes, chunk_rows, chunk_bytes)
-    await _send_slices(
-        ctx,
-        ch_out,
-        table.num_rows,
-        step,
-        TableChunk.from_arrow(table).slice,
-    )
+    try:
+        whole = ctx.backend.from_arrow(table)
+    except TypeError:  # the backend's contract: only for what is not an Arrow table or batch
+        raise TypeError(
+            f"from_arrow: `table` must be a pyarrow.Table, got {type(table).__name__}"
+        ) from None
+    await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
 @define_actor
@@ -102,7 +103,6 @@ async def from_polars(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars
     >>> ctx = Context()
@@ -116,9 +116,8 @@ async def from_polars(
         raise TypeError("from_polars: got a LazyFrame; collect it first or use read_parquet")
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"from_polars: `df` must be a polars.DataFrame, got {type(df).__name__}")
-    step = chunk_row_count(df.height, int(df.estimated_size()), chunk_rows, chunk_bytes)
-    whole = TableChunk.from_polars(df)  # its slices share its schema, worked out once
-    await _send_slices(ctx, ch_out, df.height, step, whole.slice)
+    whole = ctx.backend.from_polars(df)  # its slices share its schema, worked out once
+    await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
 @define_actor
@@ -147,12 +146,5 @@ async def from_pandas(
     """
     if not type(df).__module__.startswith("pandas"):
         raise TypeError(f"from_pandas: `df` must be a pandas.DataFrame, got {type(df).__name__}")
-    table = await ctx.to_thread(pa.Table.from_pandas, df, preserve_index=preserve_index)
-    step = chunk_row_count(table.num_rows, table.nbytes, chunk_rows, chunk_bytes)
-    await _send_slices(
-        ctx,
-        ch_out,
-        table.num_rows,
-        step,
-        TableChunk.from_arrow(table).slice,
-    )
+    whole = await ctx.to_thread(ctx.backend.from_pandas, df, preserve_index=preserve_index)
+    await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)

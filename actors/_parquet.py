@@ -4,45 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import os
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from actors._columns import check_columns, describe_schema, referenced_columns
+from actors._columns import check_columns, referenced_columns
 from actors._commit import StagedOutput, check_target, output_actor
 from actors._expressions import check_row_wise
-from actors._split import rank_share
 from actors._typing import WriteMode
 from streamnet import (
+    Backend,
     Channel,
     ChannelBroken,
+    ChunkWriter,
     Collective,
     Context,
     FileReadError,
     Message,
-    SchemaError,
+    RowGroup,
+    ScanTask,
     TableChunk,
     define_actor,
+    expand_paths,
+    plan_row_groups,
+    rank_share,
+    read_parquet_footers,
     start_task,
 )
 
-__all__ = [
-    "ParquetScanReport",
-    "ParquetWriteReport",
-    "expand_paths",
-    "read_parquet",
-    "row_group_statistics",
-    "skip_predicate",
-    "write_parquet",
-]
+if TYPE_CHECKING:
+    from pyarrow import Schema
+
+__all__ = ["ParquetScanReport", "ParquetWriteReport", "read_parquet", "write_parquet"]
 
 PathLike = str | os.PathLike[str]
 
@@ -83,175 +81,23 @@ class ParquetWriteReport:
     chunks: int
 
 
-def expand_paths(source: PathLike | Sequence[PathLike], suffix: str) -> list[Path]:
-    """Files named by a path, a directory (every ``*suffix`` in it, recursively, but none
-    whose name or folder starts with ``.`` or ``_``), a glob, or a list.
-
-    Raises
-    ------
-    FileNotFoundError
-        A path does not exist or a pattern matches nothing; the message names it.
-    """
-    items = [source] if isinstance(source, str | os.PathLike) else list(source)
-    if not items:
-        raise FileNotFoundError("no files given")
-    paths: list[Path] = []
-    for item in items:
-        text = os.fspath(item)
-        if glob.has_magic(text):
-            matched = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            if not matched:
-                raise FileNotFoundError(f"no files match `{text}`")
-            paths.extend(matched)
-        elif os.path.isdir(text):
-            found = sorted(
-                p
-                for p in Path(text).rglob(f"*{suffix}")
-                if p.is_file() and not _hidden(p.relative_to(text))
-            )
-            if not found:
-                raise FileNotFoundError(f"directory `{text}` holds no `*{suffix}` files")
-            paths.extend(found)
-        elif os.path.isfile(text):
-            paths.append(Path(text))
-        else:
-            raise FileNotFoundError(f"file `{text}` does not exist")
-    return paths
-
-
-def _hidden(relative: Path) -> bool:
-    """Whether a path inside a directory is skipped: a part of it starts with ``.`` or ``_``
-    (temporary files of a write in progress, markers), as pyarrow and Spark skip them."""
-    return any(part.startswith((".", "_")) for part in relative.parts)
-
-
-def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
-    """Polars' own test of whether a batch of rows can be skipped by its statistics, or None.
-
-    It is the test Polars' Parquet reader prunes row groups with, so pruning
-    follows Polars' semantics: NaN sorts above every number and equals itself,
-    and Parquet's min/max (which leave NaN out) never prune a row group where
-    NaN could match. The expression reads, per batch, ``len`` (rows) and for each
-    column ``c`` ``c_min``, ``c_max`` and ``c_nc`` (null count), null where
-    unknown; true means no row can match. None when Polars has no such test.
-    """
-    try:
-        return predicate._skip_batch_predicate(dict(schema))  # Polars' own (see pyproject)
-    except Exception:  # any failure (unsupported expression) only means no pruning
-        return None
-
-
-def row_group_statistics(
-    metadata: pq.FileMetaData, schema: pa.Schema, columns: Iterable[str]
-) -> pl.DataFrame:
-    """The statistics of each row group in the columns :func:`skip_predicate` reads.
-
-    A value the file does not record (no statistics, a nested column, a type
-    the statistics do not convert to) is null, which never prunes.
-    """
-    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
-    leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
-    data: dict[str, pa.Array] = {"len": pa.array([g.num_rows for g in groups], pa.int64())}
-    for name in columns:
-        kind = schema.field(name).type
-        leaf = leaves.get(name)
-        stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
-        bounds = [s if s is not None and s.has_min_max else None for s in stats]
-        data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
-        data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
-        data[f"{name}_nc"] = pa.array(
-            [s.null_count if s is not None and s.has_null_count else None for s in stats],
-            pa.int64(),
-        )
-    frame = pl.from_arrow(pa.table(data))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
-    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert."""
-    try:
-        return pa.array(values, type=kind)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return pa.nulls(len(values), kind)
-
-
-def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:
-    """Per row group, whether ``skip`` proves that none of its rows match."""
-    try:
-        verdict = statistics.with_columns(skip.fill_null(False).alias("skip"))["skip"]
-        return [v is True for v in verdict.to_list()]
-    except Exception:  # statistics Polars cannot compare: read every row group
-        return [False] * statistics.height
-
-
-@dataclass(slots=True)
-class _Piece:
-    """One row group: where its rows start in its file, how many there are, and whether to read it.
-
-    ``read`` is False for a row group whose statistics prove the predicate false.
-    A file without row groups is one piece with ``row_group`` False and no rows,
-    so that it is still counted among the files of the scan. ``file`` is the
-    index of ``path`` among the files scanned.
-    """
-
-    file: int
-    path: Path
-    offset: int
-    rows: int
-    read: bool = True
-    row_group: bool = True
-
-
-def _plan(paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None) -> list[_Piece]:
-    """Open every file's metadata, check schemas, and list every row group, in file and row order.
-
-    The row groups that statistics prune are listed too, marked not to be read.
-    """
-    schema: pa.Schema | None = None
-    first: Path | None = None
-    files = []
-    for path in paths:
-        try:
-            metadata = pq.read_metadata(path)
-            file_schema = metadata.schema.to_arrow_schema()
-        except (pa.ArrowException, OSError) as exc:
-            raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
-        if schema is None:
-            schema, first = file_schema, path
-        elif not file_schema.equals(schema):
-            raise SchemaError(
-                f"`{path}` does not have the schema of `{first}`:\n"
-                f"  `{path}`: {describe_schema(file_schema)}\n"
-                f"  `{first}`: {describe_schema(schema)}"
-            )
-        files.append((path, metadata))
-    assert schema is not None
+def _plan(
+    paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None
+) -> list[RowGroup]:
+    """Read every file's footer, check schemas and columns, and list every row group, in
+    file and row order (those that statistics prune too, marked not to be read)."""
+    files = read_parquet_footers(paths)
     filtered = referenced_columns([predicate]) if predicate is not None else set()
-    check_columns(set(columns or []) | filtered, schema.names, where="read_parquet")
-    skip = None
-    if predicate is not None:
-        skip = skip_predicate(predicate, pl.from_arrow(schema.empty_table()).schema)  # type: ignore[union-attr]
-    pieces: list[_Piece] = []
-    for file, (path, metadata) in enumerate(files):
-        if metadata.num_row_groups == 0:
-            pieces.append(_Piece(file, path, 0, 0, read=False, row_group=False))
-            continue
-        pruned = [False] * metadata.num_row_groups
-        if skip is not None:
-            pruned = _pruned(skip, row_group_statistics(metadata, schema, sorted(filtered)))
-        offset = 0
-        for group in range(metadata.num_row_groups):
-            rows = metadata.row_group(group).num_rows
-            pieces.append(_Piece(file, path, offset, rows, read=not pruned[group]))
-            offset += rows
-    return pieces
+    check_columns(set(columns or []) | filtered, files.schema.names, where="read_parquet")
+    return plan_row_groups(files, predicate, filtered)
 
 
-def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | None) -> TableChunk:
+def _read_piece(
+    backend: Backend, task: ScanTask, columns: list[str] | None, predicate: pl.Expr | None
+) -> TableChunk:
     """Read one row group with Polars' Parquet reader (the fastest here), filtered and projected."""
     # A row-group-aligned slice makes Polars decode that row group only.
-    query = pl.scan_parquet(piece.path).slice(piece.offset, piece.rows)
+    query = pl.scan_parquet(task.path).slice(task.offset, task.rows)
     if predicate is not None:
         query = query.filter(predicate)
     if columns is not None:
@@ -259,8 +105,8 @@ def _read_piece(piece: _Piece, columns: list[str] | None, predicate: pl.Expr | N
     try:
         frame = query.collect()
     except (pl.exceptions.ComputeError, OSError) as exc:
-        raise FileReadError(f"cannot read `{piece.path}`: {exc}") from exc
-    return TableChunk.from_polars(frame)
+        raise FileReadError(f"cannot read `{task.path}`: {exc}") from exc
+    return backend.from_polars(frame)
 
 
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:
@@ -330,7 +176,6 @@ async def read_parquet(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, read_parquet
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.parquet"
@@ -368,7 +213,7 @@ async def read_parquet(
         weights = [piece.rows if piece.read else 0 for piece in planned]
         share = rank_share(weights, ctx.rank, ctx.nranks)
         planned = planned[share.start : share.stop]
-    pieces = [piece for piece in planned if piece.read]
+    pieces = [piece.task for piece in planned if piece.read]
     ctx.progress.expect(sum(piece.rows for piece in pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
@@ -380,7 +225,9 @@ async def read_parquet(
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
             next_piece += 1
-            pending.append(start_task(ctx.to_thread(_read_piece, piece, out_columns, filters)))
+            pending.append(
+                start_task(ctx.to_thread(_read_piece, ctx.backend, piece, out_columns, filters))
+            )
 
     try:
         refill()
@@ -396,7 +243,8 @@ async def read_parquet(
             seq += 1
             rows_emitted += chunk.num_rows
         if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
-            empty = await ctx.to_thread(_read_piece, _Piece(0, paths[0], 0, 0), out_columns, None)
+            schema_only = ScanTask(paths[0], (), 0, 0)
+            empty = await ctx.to_thread(_read_piece, ctx.backend, schema_only, out_columns, None)
             await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
     except ChannelBroken:
@@ -408,7 +256,7 @@ async def read_parquet(
             await asyncio.wait(pending)
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
-        row_groups_total=sum(piece.row_group for piece in planned),
+        row_groups_total=sum(piece.index is not None for piece in planned),
         row_groups_read=read,
         rows_read=rows_read,
         rows_emitted=rows_emitted,
@@ -489,7 +337,6 @@ async def write_parquet(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> import pyarrow as pa, pyarrow.parquet as pq
     >>> from streamnet import Context, Network
     >>> from actors import from_arrow, write_parquet
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.parquet"
@@ -497,29 +344,30 @@ async def write_parquet(
     >>> ch = ctx.create_channel()
     >>> src = from_arrow(ctx, ch, pa.table({"x": range(6)}), chunk_rows=2)
     >>> Network(ctx, [src, write_parquet(ctx, ch, path)]).run()
-    >>> pq.read_table(path)["x"].to_pylist()
+    >>> pl.read_parquet(path)["x"].to_list()
     [0, 1, 2, 3, 4, 5]
     """
     coll = Collective(ctx)
     directory = partitioned or ctx.nranks > 1
     output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
-    writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
+    backend = ctx.backend
+    writer: ChunkWriter | None = None
+    schema: Schema | None = None
     rows = chunks = 0
     prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
     try:
         # The channel lets in only chunks of one schema (SchemaError in the sender otherwise),
         # so every chunk fits the file the first one opened.
         while (msg := await ch_in.recv(ctx)) is not None:
-            table = await ctx.to_thread(TableChunk.from_message(msg).to_arrow)  # may convert
+            chunk = TableChunk.from_message(msg)
             if schema is None:
-                schema = table.schema
+                schema = chunk.schema
             if partitioned:
                 stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
                 file = output.stage(output.file_name(f"{stem}.parquet"))
                 await ctx.to_thread(
-                    pq.write_table, table, file, compression=compression,
-                    row_group_size=row_group_rows,
+                    backend.write_parquet, chunk, file, compression=compression,
+                    row_group_rows=row_group_rows,
                 )  # fmt: skip
             else:
                 if writer is None:
@@ -527,11 +375,11 @@ async def write_parquet(
                         output.file_name(f"{prefix}.parquet") if directory else None
                     )
                     writer = await ctx.to_thread(
-                        pq.ParquetWriter, str(file), table.schema, compression=compression
+                        backend.parquet_writer, file, schema, compression=compression
                     )
                 assert writer is not None
-                await ctx.to_thread(writer.write_table, table, row_group_size=row_group_rows)
-            rows += table.num_rows
+                await ctx.to_thread(writer.write, chunk, row_group_rows=row_group_rows)
+            rows += chunk.num_rows
             chunks += 1
         if writer is not None:
             closing, writer = writer, None

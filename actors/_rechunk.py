@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from actors._memory import chunk_row_count
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
@@ -28,7 +26,6 @@ async def rechunk(
 
     Examples
     --------
-    >>> import pyarrow as pa
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_arrow, rechunk
     >>> ctx = Context()
@@ -49,29 +46,31 @@ async def rechunk(
     if rows is None and chunk_bytes is None:
         raise ValueError("rechunk: give `rows` or `chunk_bytes`")
     chunk_row_count(0, 0, rows, chunk_bytes)  # checks the arguments before any input
-    pending: list[pa.Table] = []
+    backend = ctx.backend
+    pending: list[TableChunk] = []
     pending_rows = 0
     target = 0
     seq = 0
-    schema: pa.Schema | None = None
+    empty: TableChunk | None = None  # of the stream's schema, for a stream without rows
     while (msg := await ch_in.recv(ctx)) is not None:
-        table = await ctx.to_thread(TableChunk.from_message(msg).to_arrow)  # may convert
-        if schema is None:
-            schema = table.schema
-        if table.num_rows == 0:
+        chunk = TableChunk.from_message(msg)
+        if empty is None:
+            empty = backend.empty(chunk.schema)
+        if chunk.num_rows == 0:
             continue
         if not target:  # sized from the first chunk with rows: an empty one has no row size
-            target = chunk_row_count(table.num_rows, table.nbytes, rows, chunk_bytes)
-        pending.append(table)
-        pending_rows += table.num_rows
+            target = chunk_row_count(chunk.num_rows, chunk.nbytes, rows, chunk_bytes)
+        pending.append(chunk)
+        pending_rows += chunk.num_rows
         while pending_rows >= target:
-            whole = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
-            await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(whole.slice(0, target))))
+            whole = await ctx.to_thread(backend.concat, pending) if len(pending) > 1 else pending[0]
+            await ch_out.send(ctx, Message(seq, backend.slice(whole, 0, target)))
             seq += 1
-            rest = whole.slice(target)
+            rest = backend.slice(whole, target)
             pending = [rest] if rest.num_rows else []
             pending_rows = rest.num_rows
-    if pending_rows or (seq == 0 and schema is not None):
-        whole = pa.concat_tables(pending) if pending else schema.empty_table()  # type: ignore[union-attr]
-        await ch_out.send(ctx, Message(seq, TableChunk.from_arrow(whole)))
+    if pending_rows or (seq == 0 and empty is not None):
+        last = await ctx.to_thread(backend.concat, pending) if pending else empty
+        assert last is not None
+        await ch_out.send(ctx, Message(seq, last))
     await ch_out.drain(ctx)

@@ -6,15 +6,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import polars as pl
-import pyarrow as pa
 
 from actors._collect import collect
-from actors._memory import from_arrow, from_polars
+from actors._memory import from_arrow, from_pandas, from_polars
 from actors._typing import TableKind
 from streamnet import ActorNode, Channel, Context, Network
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["Stage", "run_pipeline"]
 
@@ -24,7 +24,7 @@ Stage = Callable[[Context, Channel[Any], Channel[Any]], ActorNode]
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table,
+    data: pl.DataFrame | pa.Table | pd.DataFrame,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["polars"] = "polars",
@@ -35,7 +35,7 @@ def run_pipeline(
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table,
+    data: pl.DataFrame | pa.Table | pd.DataFrame,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["arrow"],
@@ -46,7 +46,7 @@ def run_pipeline(
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table,
+    data: pl.DataFrame | pa.Table | pd.DataFrame,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["pandas"],
@@ -56,15 +56,18 @@ def run_pipeline(
 
 
 def run_pipeline(
-    data: pl.DataFrame | pa.Table,
+    data: pl.DataFrame | pa.Table | pd.DataFrame,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: TableKind = "polars",
     ctx: Context | None = None,
     capacity: int = 2,
 ) -> pl.DataFrame | pa.Table | pd.DataFrame:
-    """Stream ``data`` through ``stages`` in order and collect the result, a table of the
-    kind ``into`` names (a Polars DataFrame by default).
+    """Stream ``data`` (a Polars, Arrow or pandas table) through ``stages`` in order and
+    collect the result, a table of the kind ``into`` names (a Polars DataFrame by default).
+
+    The source is the actor for ``data``'s kind (`from_polars`, `from_arrow`,
+    `from_pandas`), so the network's picture and statistics name it as a user's would.
 
     Examples
     --------
@@ -84,7 +87,7 @@ def run_pipeline(
 
 def _run(
     context: Context,
-    data: pl.DataFrame | pa.Table,
+    data: pl.DataFrame | pa.Table | pd.DataFrame,
     stages: tuple[Stage, ...],
     chunk_rows: int | None,
     into: TableKind,
@@ -95,6 +98,8 @@ def _run(
     ]
     if isinstance(data, pl.DataFrame):
         source = from_polars(context, chans[0], data, chunk_rows=chunk_rows)
+    elif type(data).__module__.startswith("pandas"):  # pandas is optional: not imported to check
+        source = from_pandas(context, chans[0], data, chunk_rows=chunk_rows)
     else:
         source = from_arrow(context, chans[0], data, chunk_rows=chunk_rows)
     nodes = [source]

@@ -10,6 +10,8 @@ rest is in subpackages, each with a map of its modules:
 - `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
 - `streamnet.backends`: `Backend`, where tables live and kernels run (``cpu/``), by name;
 - `streamnet.plans`: `Plan` and its steps, per-chunk work as Polars expressions;
+- `streamnet.io`: file planning (paths, Parquet footers and row groups, CSV byte
+  ranges, each rank's share), the same for every backend;
 - `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@persistent_message``
   (persistent actors, with words of their own: see its glossary);
 - `streamnet.comm`: `Communicator` and its transports (in-process, MPI, Ray), the wire;
@@ -73,6 +75,8 @@ from streamnet._typing import ActorState
 from streamnet.backends import (
     Backend,
     BackendName,
+    ChunkReader,
+    ChunkWriter,
     Packed,
     backend_for,
     default_backend,
@@ -90,6 +94,20 @@ from streamnet.comm import (
     mpi_communicator,
 )
 from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
+from streamnet.io import (
+    CsvFormat,
+    CsvPart,
+    ParquetFiles,
+    RowGroup,
+    ScanTask,
+    csv_shares,
+    expand_paths,
+    plan_row_groups,
+    rank_share,
+    read_parquet_footers,
+    row_group_statistics,
+    skip_predicate,
+)
 from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
 from streamnet.network import Network, on_success, run_actor_network
 from streamnet.observe import (
@@ -240,6 +258,22 @@ __all__ = [
     "run_ranks_async",
     "start_task",
     "use_backend",
+    # streamnet.backends: the files facet's readers and writers
+    "ChunkReader",
+    "ChunkWriter",
+    # streamnet.io: file planning
+    "CsvFormat",
+    "CsvPart",
+    "ParquetFiles",
+    "RowGroup",
+    "ScanTask",
+    "csv_shares",
+    "expand_paths",
+    "plan_row_groups",
+    "rank_share",
+    "read_parquet_footers",
+    "row_group_statistics",
+    "skip_predicate",
 ]
 
 __getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)

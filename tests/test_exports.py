@@ -66,6 +66,7 @@ def test_the_runtime_has_its_subpackages() -> None:
         "streamnet.backends",
         "streamnet.comm",
         "streamnet.engines",
+        "streamnet.io",
         "streamnet.memory",
         "streamnet.network",
         "streamnet.observe",

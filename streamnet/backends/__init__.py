@@ -2,6 +2,7 @@
 
 - `Backend` (``_base.py``): the interface, every method's contract and errors written once.
 - `Packed` (``_types.py``): the records its methods take and return.
+- `ChunkReader`, `ChunkWriter` (``_files.py``): files read and written chunk by chunk.
 - ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
   default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
@@ -13,6 +14,7 @@ actors as ``ctx.backend``; its name is a `BackendName`.
 from channels.lowlevel import publish
 from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
+from streamnet.backends._files import ChunkReader, ChunkWriter
 from streamnet.backends._registry import (
     backend_for,
     default_backend,
@@ -24,6 +26,8 @@ from streamnet.backends._types import Packed
 __all__ = [
     "Backend",
     "BackendName",
+    "ChunkReader",
+    "ChunkWriter",
     "Packed",
     "backend_for",
     "default_backend",

@@ -19,10 +19,14 @@ from streamnet._table_chunk import TableChunk
 from streamnet._typing import BackendName
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from streamnet._schema import SchemaInfo
+    from streamnet.backends._files import ChunkReader, ChunkWriter
     from streamnet.backends._types import Packed
+    from streamnet.io import CsvFormat, CsvPart
 
 __all__ = ["Backend", "is_pandas_frame"]
 
@@ -45,15 +49,16 @@ class Backend(ABC):
     - metadata: :meth:`describe`, :meth:`schema_info`;
     - slice and concat: :meth:`slice`, :meth:`concat`, :meth:`project`;
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
-    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`.
+    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
+    - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`
+      (what to read is planned by `streamnet.io`).
 
     The facets still to come, each with the contract tests of its methods: plans
     (compile and run a chain of Polars-expression steps per chunk, a scan's
     included), range partitioning and sampling, the aggregation kernels
     (partial, merge, final) and distinct, joins (partition-wise, broadcast
-    build and probe), sorting (sort, top-k, k-way merge), memory tiers (spill,
-    make available, accounting, statistics) and files (Parquet and CSV readers
-    and writers).
+    build and probe), sorting (sort, top-k, k-way merge) and memory tiers (spill,
+    make available, accounting, statistics). The Parquet scan comes with plans.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
     backend (the message names both backends and the fix).
@@ -316,6 +321,61 @@ class Backend(ABC):
         kept = {p: piece for p, piece in pieces.items() if p in local}
         packed = {p: self.pack(piece) for p, piece in pieces.items() if p not in local}
         return kept, packed
+
+    # ------------------------------------------------------------------ files
+    # Reading and writing file formats; what to read (paths, footers, row groups,
+    # byte ranges per rank) is planned beforehand by `streamnet.io`, the same for
+    # every backend. Parquet is read with a plan (its scan is a plan's source).
+    @abstractmethod
+    def parquet_writer(self, path: Path, schema: pa.Schema, *, compression: str) -> ChunkWriter:
+        """A writer of one Parquet file at ``path`` (created or replaced) whose chunks all
+        have ``schema``; ``compression`` is the codec (``"zstd"``, ``"snappy"``,
+        ``"none"``...).
+
+        Raises
+        ------
+        OSError
+            ``path`` cannot be written.
+        ValueError
+            ``compression`` names no codec (the message names it).
+        """
+
+    @abstractmethod
+    def write_parquet(
+        self,
+        chunk: TableChunk,
+        path: Path,
+        *,
+        compression: str,
+        row_group_rows: int | None = None,
+    ) -> None:
+        """Write ``chunk`` as the one Parquet file ``path`` (created or replaced), in row
+        groups of at most ``row_group_rows`` rows (one when None).
+
+        Raises what :meth:`parquet_writer` and `ChunkWriter.write` raise.
+        """
+
+    @abstractmethod
+    def csv_reader(self, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat) -> ChunkReader:
+        """A reader of the rows of ``part`` (a whole file, or the rows that start in a byte
+        range of it), in chunks of about ``fmt.block_size`` bytes.
+
+        ``schema`` gives the names and types; when None the types are inferred
+        from the first block of the whole file (a column with no value there is a
+        string column, as in Polars), so that each byte range of a file reads as
+        the whole file would. The reader's `ChunkReader.schema` is the file's.
+        An empty chunk comes only where the part has no rows.
+
+        Raises
+        ------
+        FileReadError
+            Here or from `ChunkReader.next`, naming the file, and the line and the
+            column where they can be told, and the fix: an empty file without
+            ``schema``; bytes that are not text in ``fmt.encoding``; a value that is
+            not of its column's type; without ``fmt.multiline``, a value holding a
+            line break (most often a quote that does not close on its line); with
+            it, a quote still open at the end of the part.
+        """
 
     # ------------------------------------------------------------------ for implementations
     def _own(self, chunk: object, operation: str) -> TableChunk:

@@ -34,6 +34,13 @@ def test_arrow_and_polars_sources_round_trip(df: pl.DataFrame, rows: int) -> Non
     assert run_pipeline(table, chunk_rows=rows, into="arrow").equals(table)
 
 
+def test_run_pipeline_streams_a_pandas_frame_through_from_pandas() -> None:
+    """Before, a pandas frame went to `from_arrow`, which refused it."""
+    df = pd.DataFrame({"x": [1, 2, 3], "s": ["a", "b", None]})
+    out = run_pipeline(df, chunk_rows=2, into="pandas")
+    pd.testing.assert_frame_equal(out, df)
+
+
 def test_sources_cut_chunks_by_rows_and_bytes() -> None:
     table = pa.table({"x": pa.array(range(1000), pa.int64())})  # 8 bytes a row
     sizes: list[int] = []

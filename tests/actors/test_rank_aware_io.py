@@ -16,7 +16,6 @@ from polars.testing import assert_frame_equal
 from strategies import frames
 
 import actors
-from actors._split import rank_share
 from streamnet import (
     Context,
     FileReadError,
@@ -25,6 +24,7 @@ from streamnet import (
     SchemaError,
     TableChunk,
     define_actor,
+    rank_share,
 )
 
 RANKS = [1, 2, 3]

@@ -5,6 +5,8 @@
 - ``_table.py``: host boundary, metadata, slice, concat and projection.
 - ``_wire.py``: packing as one Arrow IPC stream, and reading it back without a copy.
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
+- ``_parquet.py``: Parquet files written with pyarrow.
+- ``_csv.py``: CSV files read with pyarrow, errors that name the line and the column.
 """
 
 from channels.lowlevel import publish

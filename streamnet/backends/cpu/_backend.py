@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from streamnet.backends.cpu._csv import CpuCsv
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
+from streamnet.backends.cpu._parquet import CpuParquet
 from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._table import CpuTables
 from streamnet.backends.cpu._wire import CpuWire
@@ -10,7 +12,7 @@ from streamnet.backends.cpu._wire import CpuWire
 __all__ = ["CpuBackend"]
 
 
-class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning):
+class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuParquet, CpuCsv):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 
     The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``

@@ -19,6 +19,7 @@ def rank_share(weights: Sequence[int], rank: int, nranks: int) -> range:
 
     Examples
     --------
+    >>> from streamnet import rank_share
     >>> [rank_share([5, 5, 5, 5], r, 2) for r in range(2)]
     [range(0, 2), range(2, 4)]
     >>> [rank_share([9, 1, 1, 1], r, 2) for r in range(2)]

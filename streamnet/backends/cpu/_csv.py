@@ -1,0 +1,406 @@
+"""The CPU backend's CSV reading: pyarrow's streaming CSV reader, and errors that name the line.
+
+pyarrow parses; this module turns its errors into `FileReadError` s that name
+the file, the line, the column and the fix, as Polars' messages do (what to
+read and the line counting in bytes come from `streamnet.io`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from streamnet._errors import FileReadError
+from streamnet._table_chunk import TableChunk
+from streamnet.backends._base import Backend
+from streamnet.backends._files import ChunkReader
+from streamnet.io._csv_split import (
+    CsvFormat,
+    CsvPart,
+    first_line,
+    first_undecodable,
+    line_breaks,
+    odd_quotes_line,
+)
+
+__all__ = ["CpuCsv", "CpuCsvReader"]
+
+
+class CpuCsv(Backend):
+    """CSV files read with pyarrow's streaming reader."""
+
+    def csv_reader(self, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat) -> ChunkReader:
+        return CpuCsvReader(part, schema, fmt)
+
+
+class CpuCsvReader(ChunkReader):
+    """The rows of a `CsvPart` in record batches of about ``fmt.block_size`` bytes.
+
+    It opens the whole file first (its schema, inferred from its first block
+    unless given), then, for a byte range, the rows of the range typed alike.
+    It holds one batch back, so that the last one is checked (with
+    ``multiline``, for a quote that never closes) before it is given.
+    """
+
+    def __init__(self, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat) -> None:
+        self._part = part
+        self._fmt = fmt
+        self._reader: Any = _open(part.path, schema, fmt)
+        self._schema: pa.Schema = self._reader.schema
+        self._opened = part.span is None  # a byte range is opened at the first `next`
+        self._rows = 0
+        self._held: pa.RecordBatch | None = None
+        self._done = False
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    def next(self) -> TableChunk | None:
+        if self._done:
+            return None
+        part, fmt = self._part, self._fmt
+        if not self._opened:
+            self._reader = _open_part(part, self._schema, fmt)
+            self._opened = True
+        while (batch := _next_batch(self._reader, part, fmt, self._rows)) is not None:
+            self._rows += batch.num_rows
+            if batch.num_rows == 0 and self._held is not None:
+                continue
+            held, self._held = self._held, batch
+            if held is not None and held.num_rows > 0:
+                return TableChunk.from_arrow(held)
+        self.close()
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        if fmt.multiline:  # a quote open at the end took in every line after it
+            unclosed = _unclosed_quote(part, held)
+            if unclosed is not None:
+                raise unclosed
+        return TableChunk.from_arrow(held)
+
+    def close(self) -> None:
+        self._done = True
+        self._reader = None
+
+
+def _read_options(fmt: CsvFormat, schema: pa.Schema | None, *, part: bool = False) -> Any:
+    named = schema is not None and (part or not fmt.has_header)
+    return pacsv.ReadOptions(
+        block_size=fmt.block_size,
+        autogenerate_column_names=not fmt.has_header and schema is None,
+        column_names=schema.names if named else None,  # type: ignore[union-attr]
+        encoding=fmt.encoding,
+    )
+
+
+def _parse_options(fmt: CsvFormat) -> Any:
+    # An empty line is a row of nulls and "" an empty string, as Polars reads them.
+    # With `multiline`, a file is cut into blocks at row ends, line breaks in quotes
+    # included; otherwise at line breaks (the cheaper cut), and a value found holding
+    # one is an error (see _line_break).
+    return pacsv.ParseOptions(
+        delimiter=fmt.delimiter, ignore_empty_lines=False, newlines_in_values=fmt.multiline
+    )
+
+
+_MESSAGE_LIMIT = 300
+_ONE_LINE = (
+    "every row must be on one line: a quote that is never closed takes in the lines after "
+    "it; close the quote, or pass `multiline=True` to read quoted values that span lines"
+)
+
+
+def _failure(
+    part: CsvPart,
+    exc: BaseException,
+    fmt: CsvFormat,
+    *,
+    names: Sequence[str] | None = None,
+    rows_before: int = 0,
+) -> FileReadError:
+    """A `FileReadError` naming the file (and the line where it can be told) for ``exc``,
+    raised by a reader of ``part`` whose columns are ``names`` after ``rows_before`` rows."""
+    if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in str(exc):
+        return _undecodable(part, fmt)
+    conversion = _CONVERSION.search(str(exc))
+    if conversion is not None:
+        return _unconvertible(part, fmt, conversion, names, rows_before)
+    detail = str(exc)
+    cut = "straddles" in detail or "out of sync" in detail
+    spans = "CSV parse error" in detail and "\n" in detail.rstrip()  # a row of many lines
+    if not fmt.multiline and (cut or spans):
+        # Rows are one line each, so the rows read so far end on a known line. A block
+        # cut inside quotes, or a row that runs over several lines, comes from a quote
+        # that does not close on its line: look for it in the lines after.
+        after = first_line(part, fmt) + rows_before
+        line = odd_quotes_line(part, after, 2 * fmt.block_size)
+        if line is not None or cut:
+            where = f"on line {line}" if line is not None else f"after line {after - 1}"
+            return FileReadError(
+                f"cannot read {part.describe()} as CSV: the quoted value that opens {where} "
+                f"does not close on that line; {_ONE_LINE}"
+            )
+    if len(detail) > _MESSAGE_LIMIT:
+        detail = detail[:_MESSAGE_LIMIT] + "..."
+    message = f"cannot read {part.describe()} as CSV: {detail}"
+    if part.span is not None and "CSV parse error" in detail:  # it may start inside a value
+        message += (
+            "; a quoted value with line breaks, cut where the file is split between ranks, "
+            "looks like this: pass `multiline=True` if values span lines"
+        )
+    if "straddles" in detail:
+        message += (
+            f"; a row is longer than `block_size` (pass a larger one), or a quoted value "
+            f"never closes, got block_size={fmt.block_size}"
+        )
+    return FileReadError(message)
+
+
+# pyarrow's message for a value that does not convert to its column's type.
+_CONVERSION = re.compile(
+    r"In CSV column #(?P<column>\d+): CSV conversion error to (?P<type>[^:]+): "
+    r"invalid value '(?P<value>.*)'$",
+    re.DOTALL,
+)
+
+
+def _unconvertible(
+    part: CsvPart,
+    fmt: CsvFormat,
+    found: re.Match[str],
+    names: Sequence[str] | None,
+    rows_before: int,
+) -> FileReadError:
+    """The error for a value that is not of its column's type: the column, the line, the
+    type and where it came from, and how to read the value (as Polars says it)."""
+    index, kind, value = int(found["column"]), found["type"], found["value"]
+    name = names[index] if names is not None and index < len(names) else None
+    column = f"column `{name}`" if name is not None else f"column {index + 1}"
+    line = _line_of(part, fmt, names, index, value, rows_before) if names is not None else None
+    where = f" on line {line}" if line is not None else ""
+    wider = "pa.float64()" if _is_float(value) else "pa.string()"
+    if fmt.typed:
+        origin = "its type in `schema=`"
+        fix = f"pass a type that holds it (such as {wider})"
+    else:
+        origin = (
+            f"the type inferred from the first block of the file (`block_size`={fmt.block_size} "
+            "bytes)"
+        )
+        fix = (
+            f"pass `schema=` with a type that holds it (such as {wider}), or a larger "
+            "`block_size` to infer the types from more rows"
+        )
+    return FileReadError(
+        f"cannot read {part.describe()} as CSV: {column}{where} holds a value that is not "
+        f"{kind}, {origin}; {fix}; got {value!r}"
+    )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _line_of(
+    part: CsvPart, fmt: CsvFormat, names: Sequence[str], column: int, value: str, rows_before: int
+) -> int | None:
+    """The line where the first row from row ``rows_before`` on whose value in ``column`` is
+    ``value`` starts (``part`` read again, every column as text), or None if not found."""
+    try:
+        text = pa.schema([(name, pa.string()) for name in names])
+        reader = _open_csv(*_source(part, fmt, text), text)
+        row = breaks = 0
+        for batch in reader:
+            start: int = min(max(0, rows_before - row), batch.num_rows)
+            at = int(pc.index(batch.column(column).slice(start), value).as_py())
+            if at >= 0:
+                breaks += _breaks(batch.slice(0, start + at))
+                first = line_breaks(part.path, part.span[0]) if part.span is not None else 0
+                header = 1 if fmt.has_header and part.span is None else 0
+                return first + header + row + start + at + breaks + 1
+            breaks += _breaks(batch)
+            row += batch.num_rows
+    except Exception:  # the line is a courtesy: never let looking for it hide the error
+        return None
+    return None
+
+
+def _breaks(batch: pa.RecordBatch) -> int:
+    """Line breaks inside the values of ``batch`` (every column text)."""
+    return sum(int(pc.sum(pc.count_substring(c, "\n")).as_py() or 0) for c in batch.columns)
+
+
+def _undecodable(part: CsvPart, fmt: CsvFormat) -> FileReadError:
+    """The error for bytes that are not text in the file's encoding, with their line."""
+    where = ""
+    found = first_undecodable(part.path, fmt.encoding)
+    if found is not None:
+        line, offset = found
+        where = f" on line {line} (byte {offset})"
+    return FileReadError(
+        f"cannot read `{part.path}` as CSV: it holds bytes that are not {fmt.encoding} text"
+        f"{where}; pass `encoding=` with the file's encoding (e.g. encoding='latin-1'), "
+        f"got encoding={fmt.encoding!r}"
+    )
+
+
+def _line_break(part: CsvPart, fmt: CsvFormat, batch: pa.RecordBatch, rows_before: int) -> None:
+    """Raise `FileReadError` if a text value of ``batch`` holds a line break (rows are one
+    line each, as without ``multiline``): a quote that never closes took in the lines after
+    it. ``batch`` follows ``rows_before`` rows of ``part``. One vectorised scan per column."""
+    first: tuple[int, int] | None = None
+    for index, column in enumerate(batch.columns):
+        if not _may_hold_a_break(column):
+            continue
+        found = pc.index(pc.match_substring_regex(column, r"[\r\n]"), True).as_py()
+        if found >= 0 and (first is None or found < first[0]):
+            first = (found, index)
+    if first is None:
+        return
+    row, index = first
+    value = str(batch.column(index)[row].as_py())
+    shown = value if len(value) <= 80 else value[:80] + "..."
+    line = first_line(part, fmt) + rows_before + row
+    raise FileReadError(
+        f"cannot read {part.describe()} as CSV: the value of column "
+        f"`{batch.schema.names[index]}` on line {line} holds a line break; {_ONE_LINE}; "
+        f"got {shown!r}"
+    )
+
+
+def _may_hold_a_break(column: pa.Array) -> bool:
+    """Whether the text bytes of ``column`` hold a CR or LF: one pass over its data buffer,
+    several times cheaper than a string kernel (which then finds the row, if any)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    data = column.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    text = np.frombuffer(data, dtype=np.uint8)
+    return bool((text == 10).any() or (text == 13).any())
+
+
+def _unclosed_quote(part: CsvPart, last: pa.RecordBatch) -> FileReadError | None:
+    """The error for a quoted value that never closes, or None (with ``multiline``).
+
+    Such a value takes in the rest of the file as the last value of its last
+    row: a value with line breaks, where the text does not end with the closing
+    quote. (A file is never split between ranks by bytes in this mode.)
+    """
+    if last.num_rows == 0 or last.num_columns == 0:
+        return None
+    column = last.column(last.num_columns - 1)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    value = column[-1].as_py()
+    if value is None or "\n" not in value:
+        return None
+    start, end = part.span if part.span is not None else (0, os.path.getsize(part.path))
+    with open(part.path, "rb") as file:
+        file.seek(max(start, end - 16))
+        tail = file.read(end - max(start, end - 16))
+    for ending in (b"\r\n", b"\n", b"\r"):
+        if tail.endswith(ending):
+            tail = tail[: -len(ending)]
+            break
+    if tail.rstrip(b" \t").endswith(b'"'):
+        return None
+    line = line_breaks(part.path, end) - value.count("\n") + 1
+    return FileReadError(
+        f"cannot read `{part.path}` as CSV: the quoted value that opens on line {line} is "
+        "never closed, so the rest of the file would be one value; close its quote"
+    )
+
+
+def _open(path: Path, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
+    """A reader of the whole file: typed with ``schema``, or with the types inferred from its
+    first block, where a column with no value at all is a string column (as in Polars)."""
+    part = CsvPart(0, path)
+    if os.path.getsize(path) == 0:
+        if schema is None:
+            raise FileReadError(
+                f"cannot read `{path}` as CSV: the file is empty, so it names no columns; "
+                "pass `schema=` to read it as no rows"
+            )
+        return pa.RecordBatchReader.from_batches(schema, [])
+    try:
+        reader = _open_csv(path, _read_options(fmt, schema), _parse_options(fmt), schema)
+        if schema is None:
+            inferred = reader.schema
+            if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
+                raise _undecodable(part, fmt)
+            empty = {f.name: pa.string() for f in inferred if pa.types.is_null(f.type)}
+            if empty:
+                typed = pa.schema([(f.name, empty.get(f.name, f.type)) for f in inferred])
+                reader = _open_csv(path, _read_options(fmt, None), _parse_options(fmt), typed)
+        return reader
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
+
+
+def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> Any:
+    reader = pacsv.open_csv(
+        source,
+        read_options=read,
+        parse_options=parse,
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    reader.schema.names  # noqa: B018 - names that are not text raise here, not downstream
+    return reader
+
+
+def _source(part: CsvPart, fmt: CsvFormat, schema: pa.Schema | None) -> tuple[Any, Any, Any]:
+    """What :func:`_open_csv` reads for ``part`` (the file, or the bytes of its range), and
+    its read and parse options."""
+    if part.span is None:
+        return part.path, _read_options(fmt, schema), _parse_options(fmt)
+    start, end = part.span
+    with pa.memory_map(str(part.path)) as mapped:
+        mapped.seek(start)
+        rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
+    return pa.BufferReader(rows), _read_options(fmt, schema, part=True), _parse_options(fmt)
+
+
+def _open_part(part: CsvPart, schema: pa.Schema, fmt: CsvFormat) -> Any:
+    """A reader of the rows in ``part``'s byte range, typed with ``schema``: the types a reader
+    of the whole file inferred, so each range reads as it would in the whole file."""
+    assert part.span is not None
+    try:
+        return _open_csv(*_source(part, fmt, schema), schema)
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError, OSError) as exc:
+        raise _failure(part, exc, fmt, names=schema.names) from exc
+
+
+def _next_batch(
+    reader: Any, part: CsvPart, fmt: CsvFormat, rows_before: int
+) -> pa.RecordBatch | None:
+    """The next batch of ``reader``, which read ``rows_before`` rows of ``part`` so far
+    (checked to have no value spanning lines, unless ``multiline``)."""
+    try:
+        batch = reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        names = reader.schema.names
+        raise _failure(part, exc, fmt, names=names, rows_before=rows_before) from exc
+    if not fmt.multiline:
+        _line_break(part, fmt, batch, rows_before)
+    return batch

@@ -1,0 +1,44 @@
+"""File planning: which files a source reads and what each rank reads of them.
+
+Host code on paths, footers and bytes; no table is read here. Every backend
+reads and writes files (its files facet, see `Backend`) from what is planned here.
+
+- ``_paths.py``: `expand_paths` (paths, directories, globs; hidden files skipped).
+- ``_shares.py``: `rank_share`, contiguous shares of weighted items between ranks.
+- ``_parquet_meta.py``: `read_parquet_footers` (`ParquetFiles`, one schema checked),
+  `plan_row_groups` (`RowGroup` s, pruned by `row_group_statistics` with Polars'
+  own `skip_predicate`), `ScanTask`, one unit of a scan.
+- ``_csv_split.py``: `CsvPart` and `csv_shares` (whole files, or byte ranges cut at
+  line starts), `CsvFormat`, and the line counting that CSV errors report.
+"""
+
+from channels._exports import publish
+from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
+from streamnet.io._parquet_meta import (
+    ParquetFiles,
+    RowGroup,
+    ScanTask,
+    plan_row_groups,
+    read_parquet_footers,
+    row_group_statistics,
+    skip_predicate,
+)
+from streamnet.io._paths import expand_paths
+from streamnet.io._shares import rank_share
+
+__all__ = [
+    "CsvFormat",
+    "CsvPart",
+    "ParquetFiles",
+    "RowGroup",
+    "ScanTask",
+    "csv_shares",
+    "expand_paths",
+    "plan_row_groups",
+    "rank_share",
+    "read_parquet_footers",
+    "row_group_statistics",
+    "skip_predicate",
+]
+
+publish(globals(), "streamnet", __all__)

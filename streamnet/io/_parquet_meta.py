@@ -1,0 +1,218 @@
+"""Parquet files planned before anything is read: footers, their schema, row groups, pruning.
+
+Host code on the files' metadata only (no table is read): every backend scans
+the `ScanTask` s planned here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streamnet._errors import FileReadError, SchemaError
+from streamnet._schema import describe_schema
+
+__all__ = [
+    "ParquetFiles",
+    "RowGroup",
+    "ScanTask",
+    "plan_row_groups",
+    "read_parquet_footers",
+    "row_group_statistics",
+    "skip_predicate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTask:
+    """One unit of a Parquet scan: a run of row groups of one file.
+
+    Attributes
+    ----------
+    path
+        The file.
+    row_groups
+        The row groups to read, by index in the file, in order (none for a task
+        that only gives the schema).
+    offset
+        The file's row where the first of them starts.
+    rows
+        Rows in them.
+    """
+
+    path: Path
+    row_groups: tuple[int, ...]
+    offset: int
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParquetFiles:
+    """The footers of the files of one scan, checked to share one schema.
+
+    Attributes
+    ----------
+    paths
+        The files, in scan order.
+    schema
+        Their Arrow schema.
+    metadata
+        Each file's footer (``pyarrow.parquet.FileMetaData``), in the order of ``paths``.
+    """
+
+    paths: tuple[Path, ...]
+    schema: pa.Schema
+    metadata: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RowGroup:
+    """One row group of a scan: where its rows start in its file, how many, whether to read it.
+
+    ``read`` is False for a row group whose statistics prove the predicate
+    false. A file without row groups is one entry with ``index`` None and no
+    rows, so that it is still counted among the files of the scan. ``file`` is
+    the index of ``path`` among the files scanned.
+    """
+
+    file: int
+    path: Path
+    index: int | None
+    offset: int
+    rows: int
+    read: bool = True
+
+    @property
+    def task(self) -> ScanTask:
+        """The scan of this row group alone."""
+        groups = () if self.index is None else (self.index,)
+        return ScanTask(self.path, groups, self.offset, self.rows)
+
+
+def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
+    """Every file's footer, checked to have the schema of the first.
+
+    Raises
+    ------
+    FileReadError
+        A file is not Parquet (or cannot be read); the message names it.
+    SchemaError
+        A file's schema differs from the first file's; the message names both and shows both.
+    """
+    schema: pa.Schema | None = None
+    first: Path | None = None
+    footers = []
+    for path in paths:
+        try:
+            metadata = pq.read_metadata(path)
+            file_schema = metadata.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
+            raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+        if schema is None:
+            schema, first = file_schema, path
+        elif not file_schema.equals(schema):
+            raise SchemaError(
+                f"`{path}` does not have the schema of `{first}`:\n"
+                f"  `{path}`: {describe_schema(file_schema)}\n"
+                f"  `{first}`: {describe_schema(schema)}"
+            )
+        footers.append(metadata)
+    if schema is None:
+        raise FileNotFoundError("no files given")
+    return ParquetFiles(tuple(paths), schema, tuple(footers))
+
+
+def plan_row_groups(
+    files: ParquetFiles, predicate: pl.Expr | None, columns: Iterable[str] = ()
+) -> list[RowGroup]:
+    """Every row group of ``files``, in file and row order, those that statistics prune
+    marked not to be read (``read=False``).
+
+    ``columns`` are the columns ``predicate`` reads: their statistics are what
+    `skip_predicate` tests.
+    """
+    skip = None
+    if predicate is not None:
+        empty = pl.from_arrow(files.schema.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        skip = skip_predicate(predicate, empty.schema)
+    names = sorted(columns)
+    pieces: list[RowGroup] = []
+    for file, (path, metadata) in enumerate(zip(files.paths, files.metadata, strict=True)):
+        if metadata.num_row_groups == 0:
+            pieces.append(RowGroup(file, path, None, 0, 0, read=False))
+            continue
+        pruned = [False] * metadata.num_row_groups
+        if skip is not None:
+            pruned = _pruned(skip, row_group_statistics(metadata, files.schema, names))
+        offset = 0
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            pieces.append(RowGroup(file, path, group, offset, rows, read=not pruned[group]))
+            offset += rows
+    return pieces
+
+
+def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:
+    """Polars' own test of whether a batch of rows can be skipped by its statistics, or None.
+
+    It is the test Polars' Parquet reader prunes row groups with, so pruning
+    follows Polars' semantics: NaN sorts above every number and equals itself,
+    and Parquet's min/max (which leave NaN out) never prune a row group where
+    NaN could match. The expression reads, per batch, ``len`` (rows) and for each
+    column ``c`` ``c_min``, ``c_max`` and ``c_nc`` (null count), null where
+    unknown; true means no row can match. None when Polars has no such test.
+    """
+    try:
+        return predicate._skip_batch_predicate(dict(schema))  # Polars' own (see pyproject)
+    except Exception:  # any failure (unsupported expression) only means no pruning
+        return None
+
+
+def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str]) -> pl.DataFrame:
+    """The statistics of each row group of a file's footer (``pyarrow.parquet.FileMetaData``)
+    in the columns :func:`skip_predicate` reads.
+
+    A value the file does not record (no statistics, a nested column, a type
+    the statistics do not convert to) is null, which never prunes.
+    """
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    data: dict[str, pa.Array] = {"len": pa.array([g.num_rows for g in groups], pa.int64())}
+    for name in columns:
+        kind = schema.field(name).type
+        leaf = leaves.get(name)
+        stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
+        bounds = [s if s is not None and s.has_min_max else None for s in stats]
+        data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
+        data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
+        data[f"{name}_nc"] = pa.array(
+            [s.null_count if s is not None and s.has_null_count else None for s in stats],
+            pa.int64(),
+        )
+    frame = pl.from_arrow(pa.table(data))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert."""
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.nulls(len(values), kind)
+
+
+def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:
+    """Per row group, whether ``skip`` proves that none of its rows match."""
+    try:
+        verdict = statistics.with_columns(skip.fill_null(False).alias("skip"))["skip"]
+        return [v is True for v in verdict.to_list()]
+    except Exception:  # statistics Polars cannot compare: read every row group
+        return [False] * statistics.height
