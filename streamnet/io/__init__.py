@@ -12,7 +12,7 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
   line starts), `CsvFormat`, and the line counting that CSV errors report.
 """
 
-from channels._exports import publish
+from channels.lowlevel import publish
 from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
 from streamnet.io._parquet_meta import (
     ParquetFiles,
