@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 
 from actors._columns import check_columns, describe_schema, referenced_columns
 from actors._commit import StagedOutput, check_target, output_actor
-from actors._expressions import check_row_wise
 from actors._split import rank_share
 from actors._typing import WriteMode
 from streamnet import (
@@ -30,6 +29,7 @@ from streamnet import (
     Message,
     SchemaError,
     TableChunk,
+    check_row_wise,
     define_actor,
     start_task,
 )

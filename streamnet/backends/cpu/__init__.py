@@ -5,6 +5,7 @@
 - ``_table.py``: host boundary, metadata, slice, concat and projection.
 - ``_wire.py``: packing as one Arrow IPC stream, and reading it back without a copy.
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
+- ``_plans.py``: plans as one Polars LazyFrame per chunk, checked step by step.
 """
 
 from channels._exports import publish
