@@ -8,9 +8,17 @@ from typing import Any, TypeAlias
 import polars as pl
 import pyarrow as pa
 
-from actors._columns import ColumnCheck
-from actors._schemas import KernelSchema
-from streamnet import Channel, Context, Message, SchemaError, TableChunk, define_actor
+from streamnet import (
+    Cast,
+    Channel,
+    Context,
+    Plan,
+    SchemaError,
+    TableChunk,
+    current_actor_name,
+    define_actor,
+    run_plan,
+)
 
 __all__ = ["IntoSchema", "cast"]
 
@@ -117,21 +125,7 @@ async def cast(
     [1.0, 2.0, 0.5]
     """
     types = polars_types(schema)
-    check = ColumnCheck(types, where="cast")
-
-    def kernel(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.cast(types, strict=strict)  # type: ignore[arg-type]
-
-    outputs = KernelSchema(kernel)
-
-    def run(chunk: TableChunk) -> TableChunk:
-        # The columns cast may have types Polars does not hold exactly (date64...): they
-        # become Polars' nearest type (a lossless one), then the type asked for.
-        frame = chunk.to_polars(convert=types)
-        return outputs.chunk(kernel(frame), chunk, frame)
-
-    while (msg := await ch_in.recv(ctx)) is not None:
-        chunk = TableChunk.from_message(msg)
-        check.chunk(chunk)
-        await ch_out.send(ctx, Message(msg.sequence_number, await ctx.to_thread(run, chunk)))
-    await ch_out.drain(ctx)
+    # A column cast from a type Polars does not hold exactly (date64...) becomes Polars'
+    # nearest type (a lossless one) on the way, then the type asked for: see `Cast`.
+    steps = (Cast(types, strict=strict, actor=current_actor_name() or ""),) if types else ()
+    await run_plan(ctx, ch_in, ch_out, Plan(steps=steps))

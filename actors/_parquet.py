@@ -15,7 +15,6 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import StagedOutput, check_target, output_actor
-from actors._expressions import check_row_wise
 from actors._typing import WriteMode
 from streamnet import (
     Backend,
@@ -29,6 +28,7 @@ from streamnet import (
     RowGroup,
     ScanTask,
     TableChunk,
+    check_row_wise,
     define_actor,
     expand_paths,
     plan_row_groups,

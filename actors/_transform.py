@@ -1,8 +1,10 @@
 """Local transforms: filter, select, with_columns, rename, map_chunks.
 
-Each runs its kernel in the Context's thread pool, one chunk at a time, and
-keeps sequence numbers. Expressions are Polars expressions, and must be
-row-wise (see `actors._expressions`); `map_chunks` is for work per chunk.
+``filter``, ``select``, ``with_columns`` and ``rename`` each contribute one
+step to a plan (`streamnet.Plan`) that the Context's backend runs on every
+chunk (`streamnet.run_plan`), keeping sequence numbers. Expressions are Polars
+expressions, and must be row-wise (see `streamnet.check_row_wise`);
+`map_chunks` is for work per chunk.
 """
 
 from __future__ import annotations
@@ -12,36 +14,37 @@ from typing import Any
 
 import polars as pl
 
-from actors._columns import ColumnCheck, IntoExpr, as_exprs, referenced_columns
-from actors._expressions import check_row_wise
-from actors._schemas import KernelSchema
+from actors._columns import IntoExpr, as_exprs
 from actors._typing import TableKind
-from streamnet import Channel, Context, Message, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Context,
+    Filter,
+    Message,
+    Plan,
+    Rename,
+    Select,
+    Step,
+    TableChunk,
+    WithColumns,
+    check_row_wise,
+    current_actor_name,
+    define_actor,
+    run_plan,
+)
 
 __all__ = ["filter", "map_chunks", "rename", "select", "with_columns"]
 
 
-async def _map_frames(
+async def _run_step(
     ctx: Context,
     ch_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
-    kernel: Callable[[pl.DataFrame], pl.DataFrame],
-    needed: set[str],
-    where: str,
+    make: Callable[[str], Step] | None,
 ) -> None:
-    check = ColumnCheck(needed, where=where)
-    outputs = KernelSchema(kernel)
-
-    def run(chunk: TableChunk) -> TableChunk:  # in a thread: converting a chunk is work too
-        frame = chunk.to_polars()
-        return outputs.chunk(kernel(frame), chunk, frame)
-
-    while (msg := await ch_in.recv(ctx)) is not None:
-        chunk = TableChunk.from_message(msg)
-        check.chunk(chunk)
-        out = await ctx.to_thread(run, chunk)
-        await ch_out.send(ctx, Message(msg.sequence_number, out))
-    await ch_out.drain(ctx)
+    """Run the one-step plan ``make(actor name)`` (no step at all when None) over the stream."""
+    steps = (make(current_actor_name() or ""),) if make is not None else ()
+    await run_plan(ctx, ch_in, ch_out, Plan(steps=steps))
 
 
 def _check_filter(actor: str, *, predicate: object, **_: Any) -> None:
@@ -53,7 +56,12 @@ def _check_filter(actor: str, *, predicate: object, **_: Any) -> None:
 def _check_select(
     actor: str, *, exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
 ) -> None:
-    check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions", select=True)
+    columns = as_exprs(exprs, named)
+    if not columns:
+        raise TypeError(
+            f"actor `{actor}`: `select` needs at least one column name or expression; got none"
+        )
+    check_row_wise(columns, actor=actor, where="expressions", select=True)
 
 
 def _check_with_columns(
@@ -89,14 +97,7 @@ async def filter(
     >>> sink.result()["x"].to_list()
     [2, 3]
     """
-    await _map_frames(
-        ctx,
-        ch_in,
-        ch_out,
-        lambda df: df.filter(predicate),
-        referenced_columns([predicate]),
-        "filter predicate",
-    )
+    await _run_step(ctx, ch_in, ch_out, lambda actor: Filter(predicate, actor=actor))
 
 
 @define_actor(check=_check_select)
@@ -130,10 +131,8 @@ async def select(
     >>> sink.result().to_dicts()
     [{'y': 3, 'z': 10}, {'y': 4, 'z': 20}]
     """
-    columns = as_exprs(exprs, named)
-    await _map_frames(
-        ctx, ch_in, ch_out, lambda df: df.select(columns), referenced_columns(columns), "select"
-    )
+    columns = tuple(as_exprs(exprs, named))
+    await _run_step(ctx, ch_in, ch_out, lambda actor: Select(columns, actor=actor))
 
 
 @define_actor(check=_check_with_columns)
@@ -167,15 +166,9 @@ async def with_columns(
     >>> sink.result()["y"].to_list()
     [2, 3]
     """
-    columns = as_exprs(exprs, named)
-    await _map_frames(
-        ctx,
-        ch_in,
-        ch_out,
-        lambda df: df.with_columns(columns),
-        referenced_columns(columns),
-        "with_columns",
-    )
+    columns = tuple(as_exprs(exprs, named))
+    make = (lambda actor: WithColumns(columns, actor=actor)) if columns else None
+    await _run_step(ctx, ch_in, ch_out, make)
 
 
 @define_actor
@@ -203,7 +196,8 @@ async def rename(
     if not isinstance(mapping, Mapping):
         raise TypeError(f"rename: `mapping` must be a mapping old -> new, got {mapping!r}")
     renames = dict(mapping)
-    await _map_frames(ctx, ch_in, ch_out, lambda df: df.rename(renames), set(renames), "rename")
+    make = (lambda actor: Rename(renames, actor=actor)) if renames else None
+    await _run_step(ctx, ch_in, ch_out, make)
 
 
 @define_actor

@@ -9,7 +9,8 @@ rest is in subpackages, each with a map of its modules:
 
 - `streamnet.network`: `Network`, its wiring checks, the driver of its run, liveness;
 - `streamnet.backends`: `Backend`, where tables live and kernels run (``cpu/``), by name;
-- `streamnet.plans`: `Plan` and its steps, per-chunk work as Polars expressions;
+- `streamnet.plans`: `Plan` and its steps, per-chunk work as Polars expressions
+  (`run_plan`, ``_run_plan.py``, runs an actor's plan over its stream);
 - `streamnet.io`: file planning (paths, Parquet footers and row groups, CSV byte
   ranges, each rank's share), the same for every backend;
 - `streamnet.persistent`: `ActorRuntime`, `Supervisor`, ``@persistent_message``
@@ -68,6 +69,7 @@ from streamnet._errors import (
     WatchdogTimeout,
     WiringError,
 )
+from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
@@ -141,15 +143,18 @@ from streamnet.persistent import (
 )
 from streamnet.plans import (
     Cast,
+    CompiledPlan,
     Filter,
     ParquetScan,
     Plan,
+    PlanParams,
     Rename,
     Select,
     Slices,
     Stamp,
     Step,
     WithColumns,
+    check_row_wise,
 )
 
 __version__ = "0.1.0"
@@ -176,6 +181,7 @@ __all__ = [
     "ChannelStatistics",
     "ChildSpec",
     "Collective",
+    "CompiledPlan",
     "CollectiveStatistics",
     "CollectiveTraffic",
     "ColumnNotFoundError",
@@ -203,6 +209,7 @@ __all__ = [
     "PersistentActorStatistics",
     "PictureEngine",
     "Plan",
+    "PlanParams",
     "ProgressTracker",
     "RayCommunicator",
     "RemoteRankError",
@@ -238,6 +245,7 @@ __all__ = [
     "WithColumns",
     "current_actor",
     "backend_for",
+    "check_row_wise",
     "current_actor_name",
     "default_backend",
     "define_actor",
@@ -254,6 +262,7 @@ __all__ = [
     "reply",
     "run_actor_network",
     "run_on_ray",
+    "run_plan",
     "run_ranks",
     "run_ranks_async",
     "start_task",

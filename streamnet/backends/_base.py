@@ -17,6 +17,8 @@ import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
 from streamnet._typing import BackendName
+from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
+from streamnet.plans._plan import Plan
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,10 +54,11 @@ class Backend(ABC):
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
     - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`
       (what to read is planned by `streamnet.io`).
+    - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk).
 
     The facets still to come, each with the contract tests of its methods: plans
-    (compile and run a chain of Polars-expression steps per chunk, a scan's
-    included), range partitioning and sampling, the aggregation kernels
+    with a source (a Parquet scan, the slices of an in-memory table) or ending in
+    a partial aggregation, range partitioning and sampling, the aggregation kernels
     (partial, merge, final) and distinct, joins (partition-wise, broadcast
     build and probe), sorting (sort, top-k, k-way merge) and memory tiers (spill,
     make available, accounting, statistics). The Parquet scan comes with plans.
@@ -375,6 +378,58 @@ class Backend(ABC):
             not of its column's type; without ``fmt.multiline``, a value holding a
             line break (most often a quote that does not close on its line); with
             it, a quote still open at the end of the part.
+        """
+
+    # ------------------------------------------------------------------ plans
+    @abstractmethod
+    def compile(self, plan: Plan, input_schema: pa.Schema) -> CompiledPlan:
+        """Check ``plan`` against chunks of ``input_schema`` and prepare it to :meth:`run`.
+
+        Each step is checked against the schema its predecessors give, in order:
+        its expressions must be row-wise, the columns it reads must be there, and
+        its types must apply. Every error names the actor of the failing step.
+        The result's ``output_schema`` is the schema of every chunk the plan
+        makes, shared by equal schemas; when a step's types depend on the data
+        (a Python function), ``certain`` is False and each output chunk's schema
+        is worked out from its data.
+
+        Raises
+        ------
+        TypeError
+            ``plan`` is not a `Plan` or ``input_schema`` not an Arrow schema.
+        ValueError
+            The plan has a source (sources are read by their actors, not compiled yet).
+        ExpressionError
+            A step's expression is not row-wise.
+        ColumnNotFoundError
+            A step reads a column its input does not have; the message lists the
+            columns there are.
+        SchemaError
+            The input has a column of a type the backend's engine does not hold
+            exactly, not named by a leading `Cast` step (see `TableChunk.to_polars`).
+        polars.exceptions.PolarsError
+            A step's types do not apply (``filter`` of a non-boolean, arithmetic on
+            strings): Polars' own error, its message prefixed with the step's actor.
+        """
+
+    @abstractmethod
+    def run(
+        self, compiled: CompiledPlan, chunk: TableChunk, *, params: PlanParams = NO_PARAMS
+    ) -> TableChunk:
+        """``chunk`` through the compiled plan's steps, as one chunk.
+
+        ``params`` gives the values of a `Stamp` step. An error while running is
+        raised as the engine raised it, with a note naming the actor of the step
+        that fails (found, when the plan has several steps, by running the chunk
+        through them one at a time).
+
+        Raises
+        ------
+        TypeError
+            ``compiled`` was compiled by another backend, or ``chunk`` is not a
+            chunk of this backend.
+        SchemaError
+            ``chunk`` does not have the schema the plan was compiled for.
         """
 
     # ------------------------------------------------------------------ for implementations

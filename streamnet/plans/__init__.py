@@ -3,12 +3,18 @@
 - `Plan`, its steps (`Filter`, `Select`, `WithColumns`, `Rename`, `Cast`,
   `Stamp`) and its sources (`ParquetScan`, `Slices`) (``_plan.py``): values
   that name the actors that contributed them.
+- `CompiledPlan`, `PlanParams` (``_compiled.py``): a plan a backend checked and
+  prepared for one input schema (`Backend.compile`), and what one run of it
+  takes beside its chunk (`Backend.run`).
+- `check_row_wise` (``_row_wise.py``): the expressions a plan evaluates one chunk
+  at a time must be row-wise.
+- ``_check.py``: the checks of a step that need only column names, naming its actor.
 
-A plan is a value; running one is the backends' plan facet, listed in `Backend`
-among the facets to come.
+An actor runs its plan over a stream with `streamnet.run_plan`.
 """
 
 from channels.lowlevel import publish
+from streamnet.plans._compiled import CompiledPlan, PlanParams
 from streamnet.plans._plan import (
     Cast,
     Filter,
@@ -21,18 +27,22 @@ from streamnet.plans._plan import (
     Step,
     WithColumns,
 )
+from streamnet.plans._row_wise import check_row_wise
 
 __all__ = [
     "Cast",
+    "CompiledPlan",
     "Filter",
     "ParquetScan",
     "Plan",
+    "PlanParams",
     "Rename",
     "Select",
     "Slices",
     "Stamp",
     "Step",
     "WithColumns",
+    "check_row_wise",
 ]
 
 publish(globals(), "streamnet", __all__)

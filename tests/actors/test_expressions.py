@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import actors
-from actors._expressions import not_row_wise
 from streamnet import (
     ActorNode,
     Channel,
@@ -36,6 +35,7 @@ from streamnet import (
     TableChunk,
     define_actor,
 )
+from streamnet.plans._row_wise import not_row_wise
 
 x, y, f, s, d, ls, sc = (pl.col(c) for c in ("x", "y", "f", "s", "d", "l", "st"))
 

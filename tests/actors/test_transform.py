@@ -129,3 +129,15 @@ def test_bad_arguments_are_rejected_clearly() -> None:
         run_pipeline(df, lambda c, i, o: actors.select(c, i, o, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`kind` must be"):
         run_pipeline(df, lambda c, i, o: actors.map_chunks(c, i, o, len, kind="numpy"))  # type: ignore[arg-type]
+
+
+def test_nothing_to_rename_or_add_passes_chunks_through_and_a_select_of_nothing_is_refused() -> None:
+    df = pl.DataFrame({"x": [1, 2]})
+    for stage in (
+        lambda c, i, o: actors.rename(c, i, o, {}),
+        lambda c, i, o: actors.with_columns(c, i, o),
+        lambda c, i, o: actors.cast(c, i, o, {}),
+    ):
+        assert_frame_equal(run_pipeline(df, stage), df)
+    with pytest.raises(TypeError, match=r"^actor `select#\d+`: `select` needs at least one"):
+        run_pipeline(df, lambda c, i, o: actors.select(c, i, o))

@@ -7,6 +7,7 @@
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
 - ``_parquet.py``: Parquet files written with pyarrow.
 - ``_csv.py``: CSV files read with pyarrow, errors that name the line and the column.
+- ``_plans.py``: plans as one Polars LazyFrame per chunk, checked step by step.
 """
 
 from channels.lowlevel import publish

@@ -6,19 +6,22 @@ from streamnet.backends.cpu._csv import CpuCsv
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._parquet import CpuParquet
 from streamnet.backends.cpu._partition import CpuPartitioning
+from streamnet.backends.cpu._plans import CpuPlans
 from streamnet.backends.cpu._table import CpuTables
 from streamnet.backends.cpu._wire import CpuWire
 
 __all__ = ["CpuBackend"]
 
 
-class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuParquet, CpuCsv):
+class CpuBackend(
+    CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuPlans, CpuParquet, CpuCsv
+):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 
     The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``
     and convert between them only when asked (see `TableChunk`); packed chunks
     are Arrow IPC streams; hash partitions follow Polars' hash, so the backend's
-    fingerprint names the Polars version.
+    fingerprint names the Polars version; plans run as one Polars query per chunk.
 
     Examples
     --------

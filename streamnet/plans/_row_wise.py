@@ -1,7 +1,7 @@
-"""Row-wise expressions: the only ones an actor may evaluate one chunk at a time.
+"""Row-wise expressions: the only ones a plan may evaluate one chunk at a time.
 
-Local actors (``filter``, ``select``, ``with_columns``, the exact filter of
-``read_parquet``) run a Polars expression on each chunk separately. That gives
+A plan's steps (the ``filter``, ``select`` and ``with_columns`` actors', the
+exact filter of ``read_parquet``) run a Polars expression on each chunk separately. That gives
 what Polars gives on the whole table only when the expression is *row-wise*:
 each output row depends on the same input row alone (scalar literals
 broadcast). ``pl.col("x") > pl.col("x").mean()``, ``cum_sum()``, ``shift()``,
@@ -35,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from streamnet import ExpressionError
+from streamnet._errors import ExpressionError
 
 __all__ = ["check_row_wise", "not_row_wise"]
 
