@@ -69,6 +69,7 @@ from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
 from streamnet._typing import ActorState
 from streamnet.backends import (
+    AggregationKernel,
     Backend,
     BackendName,
     Packed,
@@ -120,6 +121,8 @@ from streamnet.persistent import (
     reply,
 )
 from streamnet.plans import (
+    Agg,
+    AggHow,
     Cast,
     Filter,
     ParquetScan,
@@ -143,6 +146,9 @@ __all__ = [
     "ActorNode",
     "ActorState",
     "ActorStatistics",
+    "Agg",
+    "AggHow",
+    "AggregationKernel",
     "Backend",
     "BackendName",
     "Backoff",

@@ -2,6 +2,7 @@
 
 - `Backend` (``_base.py``): the interface, every method's contract and errors written once.
 - `Packed` (``_types.py``): the records its methods take and return.
+- `AggregationKernel` (``_aggregation.py``): what `Backend.aggregation` makes.
 - ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
   default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
@@ -12,6 +13,7 @@ actors as ``ctx.backend``; its name is a `BackendName`.
 
 from channels._exports import publish
 from streamnet._typing import BackendName
+from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import (
     backend_for,
@@ -22,6 +24,7 @@ from streamnet.backends._registry import (
 from streamnet.backends._types import Packed
 
 __all__ = [
+    "AggregationKernel",
     "Backend",
     "BackendName",
     "Packed",

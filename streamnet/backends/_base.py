@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from streamnet._schema import SchemaInfo
+    from streamnet.backends._aggregation import AggregationKernel
     from streamnet.backends._types import Packed
+    from streamnet.plans._aggregation import Agg
 
 __all__ = ["Backend", "is_pandas_frame"]
 
@@ -45,12 +47,12 @@ class Backend(ABC):
     - metadata: :meth:`describe`, :meth:`schema_info`;
     - slice and concat: :meth:`slice`, :meth:`concat`, :meth:`project`;
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
-    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`.
+    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
+    - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish).
 
     The facets still to come, each with the contract tests of its methods: plans
     (compile and run a chain of Polars-expression steps per chunk, a scan's
-    included), range partitioning and sampling, the aggregation kernels
-    (partial, merge, final) and distinct, joins (partition-wise, broadcast
+    included), range partitioning and sampling, distinct, joins (partition-wise, broadcast
     build and probe), sorting (sort, top-k, k-way merge), memory tiers (spill,
     make available, accounting, statistics) and files (Parquet and CSV readers
     and writers).
@@ -316,6 +318,39 @@ class Backend(ABC):
         kept = {p: piece for p, piece in pieces.items() if p in local}
         packed = {p: self.pack(piece) for p, piece in pieces.items() if p not in local}
         return kept, packed
+
+    # ------------------------------------------------------------------ aggregation
+    @abstractmethod
+    def aggregation(
+        self,
+        keys: Sequence[str],
+        aggs: Sequence[Agg],
+        input_schema: pa.Schema,
+        *,
+        ordered: bool,
+        actor: str = "",
+    ) -> AggregationKernel:
+        """The kernel of ``aggs`` by ``keys`` over chunks of ``input_schema``
+        (``keys == ()``: the global aggregation, one row).
+
+        ``ordered`` says whether the chunks will carry the stream-order columns
+        ``__rank`` and ``__seq`` (needed by ``first`` and ``last``). The result
+        types are Polars' own for ``input_schema``; the same arguments give the
+        same `AggregationKernel.partial_schema` on every rank of one `fingerprint`.
+        ``actor``, if given, is named in the errors.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key or aggregated column is not in ``input_schema``.
+        TypeError
+            An aggregation does not apply to its column's type (the ``sum`` of a
+            string), or cannot be computed from partials (the ``mean`` of a Date);
+            the message names the actor, the aggregation, the column and its type.
+        ValueError
+            ``aggs`` is empty or has an output name twice or equal to a key, or
+            ``first``/``last`` without ``ordered``.
+        """
 
     # ------------------------------------------------------------------ for implementations
     def _own(self, chunk: object, operation: str) -> TableChunk:

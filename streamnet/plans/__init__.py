@@ -9,6 +9,7 @@ among the facets to come.
 """
 
 from channels._exports import publish
+from streamnet.plans._aggregation import Agg, AggHow
 from streamnet.plans._plan import (
     Cast,
     Filter,
@@ -23,6 +24,8 @@ from streamnet.plans._plan import (
 )
 
 __all__ = [
+    "Agg",
+    "AggHow",
     "Cast",
     "Filter",
     "ParquetScan",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamnet.backends.cpu._aggregate import CpuAggregation
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._table import CpuTables
@@ -10,7 +11,7 @@ from streamnet.backends.cpu._wire import CpuWire
 __all__ = ["CpuBackend"]
 
 
-class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning):
+class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuAggregation):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 
     The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``
