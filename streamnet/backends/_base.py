@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -48,11 +48,12 @@ class Backend(ABC):
     - slice and concat: :meth:`slice`, :meth:`concat`, :meth:`project`;
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
-    - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish).
+    - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
+    - distinct: :meth:`distinct`.
 
     The facets still to come, each with the contract tests of its methods: plans
     (compile and run a chain of Polars-expression steps per chunk, a scan's
-    included), range partitioning and sampling, distinct, joins (partition-wise, broadcast
+    included), range partitioning and sampling, joins (partition-wise, broadcast
     build and probe), sorting (sort, top-k, k-way merge), memory tiers (spill,
     make available, accounting, statistics) and files (Parquet and CSV readers
     and writers).
@@ -350,6 +351,33 @@ class Backend(ABC):
         ValueError
             ``aggs`` is empty or has an output name twice or equal to a key, or
             ``first``/``last`` without ``ordered``.
+        """
+
+    # ------------------------------------------------------------------ distinct
+    @abstractmethod
+    def distinct(
+        self,
+        chunk: TableChunk,
+        subset: Sequence[str] | None,
+        keep: Literal["any", "first", "last"],
+        *,
+        order: Sequence[str] = (),
+    ) -> TableChunk:
+        """The chunk without duplicate rows, judged on ``subset`` (when None or empty:
+        every column but the ``order`` columns), as Polars' ``unique`` drops them.
+
+        ``keep="first"`` (``"last"``) keeps the first (last) of each set of
+        duplicates, in the order of the ``order`` columns (the stream order
+        ``__rank``, ``__seq``) then of the rows, and returns the rows in that
+        order; ``"any"`` keeps any one, in any order. The ``order`` columns stay,
+        so that the result can be deduplicated again with others.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A ``subset`` or ``order`` column is not in the chunk.
+        ValueError
+            ``keep`` is none of the three.
         """
 
     # ------------------------------------------------------------------ for implementations
