@@ -3,6 +3,7 @@
 - `Backend` (``_base.py``): the interface, every method's contract and errors written once.
 - `Packed` (``_types.py``): the records its methods take and return.
 - `AggregationKernel` (``_aggregation.py``): what `Backend.aggregation` makes.
+- `SortOrder` (``_sort_order.py``): the order the sorting methods put rows in.
 - ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
   default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
@@ -21,6 +22,7 @@ from streamnet.backends._registry import (
     probe_backend,
     use_backend,
 )
+from streamnet.backends._sort_order import SortOrder
 from streamnet.backends._types import Packed
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Backend",
     "BackendName",
     "Packed",
+    "SortOrder",
     "backend_for",
     "default_backend",
     "probe_backend",

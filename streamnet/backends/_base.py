@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from streamnet._schema import SchemaInfo
     from streamnet.backends._aggregation import AggregationKernel
+    from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
     from streamnet.plans._aggregation import Agg
 
@@ -49,12 +50,14 @@ class Backend(ABC):
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
     - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
-    - distinct: :meth:`distinct`.
+    - distinct: :meth:`distinct`;
+    - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`sample`,
+      :meth:`range_boundaries`, :meth:`range_partition`.
 
     The facets still to come, each with the contract tests of its methods: plans
     (compile and run a chain of Polars-expression steps per chunk, a scan's
-    included), range partitioning and sampling, joins (partition-wise, broadcast
-    build and probe), sorting (sort, top-k, k-way merge), memory tiers (spill,
+    included), joins (partition-wise, broadcast build and probe), the k-way
+    merge of sorted runs, memory tiers (spill,
     make available, accounting, statistics) and files (Parquet and CSV readers
     and writers).
 
@@ -378,6 +381,71 @@ class Backend(ABC):
             A ``subset`` or ``order`` column is not in the chunk.
         ValueError
             ``keep`` is none of the three.
+        """
+
+    # ------------------------------------------------------------------ sorting
+    @abstractmethod
+    def sort(self, chunk: TableChunk, order: SortOrder) -> TableChunk:
+        """The chunk's rows in ``order``, as Polars' stable sort puts them (equal keys keep
+        their row order).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk.
+        """
+
+    @abstractmethod
+    def top_k(self, chunk: TableChunk, order: SortOrder, k: int) -> TableChunk:
+        """The first ``k`` rows of :meth:`sort` (all rows if there are fewer).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk.
+        ValueError
+            ``k`` is not an int >= 0.
+        """
+
+    @abstractmethod
+    def sample(self, chunk: TableChunk, columns: Sequence[str], n: int, *, seed: int) -> TableChunk:
+        """``min(n, rows)`` rows of ``columns`` drawn at random without replacement,
+        the same for the same ``seed``.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A column is not in the chunk.
+        ValueError
+            ``n`` is not an int >= 0.
+        """
+
+    @abstractmethod
+    def range_boundaries(self, samples: TableChunk, order: SortOrder, parts: int) -> TableChunk:
+        """``parts - 1`` rows of the order's keys that cut the sorted ``samples`` into
+        ``parts`` ranges of about equal size; no rows if ``parts == 1`` or there are
+        no samples.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of ``samples``.
+        ValueError
+            ``parts`` is not an int >= 1.
+        """
+
+    @abstractmethod
+    def range_partition(
+        self, chunk: TableChunk, boundaries: TableChunk, order: SortOrder
+    ) -> dict[int, TableChunk]:
+        """The chunk's rows by range: partition ``i`` holds the rows that come after ``i``
+        of the ``boundaries`` rows under exactly ``order`` (a row equal to a boundary
+        comes after it). Empty partitions are left out; no row is lost.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk or of ``boundaries``.
         """
 
     # ------------------------------------------------------------------ for implementations

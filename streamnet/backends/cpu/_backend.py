@@ -6,13 +6,16 @@ from streamnet.backends.cpu._aggregate import CpuAggregation
 from streamnet.backends.cpu._distinct import CpuDistinct
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._partition import CpuPartitioning
+from streamnet.backends.cpu._sort import CpuSorting
 from streamnet.backends.cpu._table import CpuTables
 from streamnet.backends.cpu._wire import CpuWire
 
 __all__ = ["CpuBackend"]
 
 
-class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuAggregation, CpuDistinct):
+class CpuBackend(
+    CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuAggregation, CpuDistinct, CpuSorting
+):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 
     The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``
