@@ -1,4 +1,8 @@
-"""distinct: unique rows (on all or some columns) across every rank."""
+"""distinct: unique rows (on all or some columns) across every rank.
+
+Deduplicating a chunk is the backend's `Backend.distinct`; this actor runs it on
+each chunk, exchanges the survivors by their keys and runs it again per partition.
+"""
 
 from __future__ import annotations
 
@@ -61,16 +65,10 @@ async def distinct(
     ordered = keep != "any"
     schema = InputSchema(ch_in)
 
-    def keys_of(columns: list[str]) -> list[str]:
-        return cols or [c for c in columns if c not in _ORDER]
-
     def dedup(frame: pl.DataFrame) -> pl.DataFrame:
-        keys = keys_of(frame.columns)
-        if ordered:
-            frame = frame.with_row_index("__row").sort([*_ORDER, "__row"], maintain_order=True)
-            frame = frame.unique(subset=keys, keep=keep, maintain_order=True).drop("__row")
-            return frame
-        return frame.unique(subset=keys, keep="any")
+        chunk = TableChunk.from_polars(frame)
+        order = _ORDER if ordered else ()
+        return ctx.backend.distinct(chunk, cols, keep, order=order).to_polars()
 
     async def prepared() -> AsyncIterator[pl.DataFrame]:
         async for frame in frames_of(
@@ -79,7 +77,8 @@ async def distinct(
             yield await ctx.to_thread(dedup, frame)
 
     def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        return hash_partition(ctx.backend, frame, keys_of(frame.columns), count)
+        keys = cols or [c for c in frame.columns if c not in _ORDER]
+        return hash_partition(ctx.backend, frame, keys, count)
 
     held = await exchange(
         ctx, coll, prepared(), partitioner, count, "distinct", max_buffered_bytes=max_buffered_bytes

@@ -1,20 +1,20 @@
 """groupby_agg: a streaming, multi-rank group-by with partial aggregation.
 
-The aggregations themselves (partial, merge and final steps as Polars
-expressions) are in :mod:`actors._aggregations`; this actor checks the spec,
-runs the steps on each chunk, exchanges partials between ranks and finishes
-the groups.
+The aggregations themselves (partial, merge and finish steps) are the backend's
+kernel, `Backend.aggregation`; this actor checks the spec, runs the kernel's
+partial step on each chunk, exchanges partials between ranks and finishes the
+groups.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
 from actors._exchange import (
     ExchangeReport,
     InputSchema,
@@ -25,6 +25,8 @@ from actors._exchange import (
 )
 from actors._shuffle import partition_count
 from streamnet import (
+    Agg,
+    AggregationKernel,
     Channel,
     Collective,
     Context,
@@ -34,9 +36,10 @@ from streamnet import (
     define_actor,
 )
 
-__all__ = ["Agg", "groupby_agg"]
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-_ORDER = list(ORDER)
+__all__ = ["Agg", "groupby_agg"]
 
 AggSpec = Agg | tuple[str | None, str] | tuple[str | None, str, str]
 
@@ -46,45 +49,7 @@ def normalise_aggs(aggs: Sequence[AggSpec] | Mapping[str, str | Sequence[str]]) 
 
     ``("*", "len")`` counts rows, as ``Agg(None, "len")`` does.
     """
-    items: list[Agg] = []
-    if isinstance(aggs, Mapping):
-        for column, hows in aggs.items():
-            for how in [hows] if isinstance(hows, str) else hows:
-                items.append(Agg(column, how))  # type: ignore[arg-type]
-    else:
-        for spec in aggs:
-            if isinstance(spec, Agg):
-                items.append(spec)
-            elif isinstance(spec, tuple) and len(spec) in (2, 3):
-                items.append(Agg(*spec))
-            else:
-                raise TypeError(
-                    f"groupby_agg: an aggregation is an Agg, (column, how) or (column, how, name), "
-                    f"got {spec!r}"
-                )
-    if not items:
-        raise ValueError("groupby_agg: give at least one aggregation")
-    for agg in items:
-        if not isinstance(agg.how, str) or agg.how not in AGGREGATIONS:
-            raise ValueError(
-                f"groupby_agg: unknown aggregation {agg.how!r} for column `{agg.column}`; "
-                f"choose from {list(AGGREGATIONS)}"
-            )
-        if agg.how != "len" and agg.column is None:
-            raise ValueError(f"groupby_agg: aggregation {agg.how!r} needs a column")
-        if not isinstance(agg.column, str | None) or not isinstance(agg.name, str | None):
-            raise TypeError(
-                f"groupby_agg: the column and name of aggregation {agg.how!r} must be strings; "
-                f"got column {agg.column!r}, name {agg.name!r}"
-            )
-    items = [Agg(None, "len", a.name) if (a.column == "*" and a.how == "len") else a for a in items]
-    names = [a.output for a in items]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            f"groupby_agg: output names {duplicates} repeat; name them with Agg(name=...)"
-        )
-    return items
+    return Agg.normalise(aggs, where="groupby_agg")
 
 
 def _key_names(keys: object) -> list[str]:
@@ -111,46 +76,32 @@ def _check_names(keys: list[str], items: list[Agg]) -> None:
         )
 
 
-async def _check_types(ctx: Context, empty: pl.DataFrame, plan: Plan) -> None:
-    """Raise a TypeError naming the actor if an aggregation does not apply to its column's type."""
-    await ctx.to_thread(plan.check_types, empty, f"actor `{current_actor_name()}`")
+async def _kernel(
+    ctx: Context, keys: list[str], items: list[Agg], schema: pa.Schema | None
+) -> AggregationKernel:
+    """The backend's kernel for an input of ``schema``.
 
-
-# ------------------------------------------------------------------ the keyed kernels
-def _partials(aggs: list[Agg]) -> list[pl.Expr]:
-    """Per-chunk partial aggregates by key."""
-    return Plan(aggs).partials(CHUNK)
-
-
-def _row_partials(aggs: list[Agg]) -> list[pl.Expr]:
-    """Each row as a partial aggregate of its own one-row group (same columns as ``_partials``).
-
-    Shipping these instead of grouped partials costs no grouping at all, which
-    pays when a chunk has nearly as many groups as rows.
+    Making it checks that every aggregation applies to its column's type (a
+    TypeError naming the actor otherwise), before any data flows.
     """
-    return Plan(aggs).rows(CHUNK)
+    assert schema is not None  # a chunk was seen, or the ranks agreed on one
+    ordered = any(agg.follows_order for agg in items)
+    actor = current_actor_name() or ""
+    return await ctx.to_thread(
+        ctx.backend.aggregation, keys, items, schema, ordered=ordered, actor=actor
+    )
 
 
-def _final_group(
-    frame: pl.DataFrame, keys: list[str], aggs: list[Agg], schema: pl.Schema
-) -> pl.DataFrame:
-    """The groups of a partition's partials: merged by key, then finished."""
-    plan = Plan(aggs)
-    query = frame.lazy().with_columns(plan.windows(keys)).group_by(keys).agg(plan.merges(CHUNK))
-    out = query.select(*keys, *plan.finals()).collect(engine="streaming")
-    # The result types Polars' own aggregation gives for this input schema (the same on
-    # every rank), where merging partials gave another width (a sum of counts...).
-    return out.cast(dict(schema))  # type: ignore[arg-type]
+def _on_frames(
+    step: Callable[[TableChunk], TableChunk],
+) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """A kernel step on the frames the exchange moves (no copy on the CPU)."""
+    return lambda frame: step(TableChunk.from_polars(frame)).to_polars()
 
 
-def _raw_group(
-    frame: pl.DataFrame, keys: list[str], aggs: list[Agg], ordered: bool
-) -> pl.DataFrame:
-    """The groups of a partition's rows, by Polars' own aggregations."""
-    if ordered:
-        frame = frame.sort(_ORDER, maintain_order=True)
-    wholes = Plan(aggs).wholes()
-    return frame.lazy().group_by(keys).agg(wholes).collect(engine="streaming")
+def _merge(kernel: AggregationKernel, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames of partials merged into one."""
+    return kernel.merge([TableChunk.from_polars(frame) for frame in frames]).to_polars()
 
 
 # ------------------------------------------------------------------ one global group
@@ -158,12 +109,6 @@ def _raw_group(
 # are merged on each rank, and each rank sends its single merged row to rank 0.
 _MERGE_EVERY = 64  # partial rows held before they are merged into one
 _MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
-
-
-def _merge(frames: list[pl.DataFrame], plan: Plan) -> pl.DataFrame:
-    """Rows of partials merged into one."""
-    whole = pl.concat(frames, how="vertical")
-    return whole.with_columns(plan.windows([])).select(plan.merges(SPAN))
 
 
 async def _global_agg(
@@ -175,50 +120,57 @@ async def _global_agg(
 ) -> ExchangeReport:
     """``select(aggs)`` of the whole stream: one row on rank 0, an empty chunk elsewhere."""
     report = ExchangeReport()
-    plan = Plan(items)
-    columns = plan.columns
-    partials = plan.partials(SPAN)
-    sample: list[pl.DataFrame] = []
+    columns = sorted({a.column for a in items if a.column is not None})
+    ordered = any(agg.follows_order for agg in items)
+    kernel: AggregationKernel | None = None
     schema = InputSchema(ch_in)
 
     async def non_empty() -> AsyncIterator[pl.DataFrame]:
+        nonlocal kernel
         async for frame in frames_of(
-            ctx, ch_in, columns, where="groupby_agg", order=plan.ordered, schema=schema
+            ctx, ch_in, columns, where="groupby_agg", order=ordered, schema=schema
         ):
-            if not sample:
-                sample.append(frame.select(columns).head(0))
-                await _check_types(ctx, sample[0], plan)
+            if kernel is None:
+                kernel = await _kernel(ctx, [], items, schema.local)
             if frame.height:  # an empty chunk adds nothing, not even a first/last
                 yield frame
+
+    def partial_of(frame: pl.DataFrame) -> pl.DataFrame:
+        assert kernel is not None
+        return _on_frames(kernel.partial)(frame)
 
     merged: pl.DataFrame | None = None  # this rank's partials so far, merged into one row
     pending: list[pl.DataFrame] = []
     pending_bytes = merged_bytes = 0
-    async for part in map_in_threads(ctx, non_empty(), lambda f: f.select(partials), depth=2):
+    async for part in map_in_threads(ctx, non_empty(), partial_of, depth=2):
+        assert kernel is not None
         pending.append(part)
         pending_bytes += int(part.estimated_size())
         report.peak_buffered_bytes = max(report.peak_buffered_bytes, merged_bytes + pending_bytes)
         if len(pending) >= _MERGE_EVERY or pending_bytes > max(merged_bytes, _MERGE_BYTES):
             rows = pending if merged is None else [merged, *pending]
-            merged = await ctx.to_thread(_merge, rows, plan)
+            merged = await ctx.to_thread(_merge, kernel, rows)
             merged_bytes, pending, pending_bytes = int(merged.estimated_size()), [], 0
     if pending:
+        assert kernel is not None
         rows = pending if merged is None else [merged, *pending]
-        merged = await ctx.to_thread(_merge, rows, plan)
+        merged = await ctx.to_thread(_merge, kernel, rows)
 
     # The output schema, the same on every rank: Polars' own select over an empty input.
     empty = await schema.agree(coll, "global")
+    nothing: TableChunk
     if empty is None:  # no rank saw a single chunk: the column types are unknown
-        empty = pl.DataFrame(schema={c: pl.Null for c in columns})
-    elif not sample:  # the aggregations are checked on every rank, also one without input
-        await _check_types(ctx, empty.select(columns), plan)
-    nothing = empty.select(plan.wholes())
-    result_schema = nothing.schema
+        unknown = pl.DataFrame(schema={c: pl.Null for c in columns})
+        nothing = TableChunk.from_polars(unknown.select([a.polars() for a in items]))
+    else:
+        if kernel is None:  # the aggregations are checked on every rank, also one without input
+            kernel = await _kernel(ctx, [], items, TableChunk.from_polars(empty).schema)
+        nothing = ctx.backend.empty(kernel.output_schema)
     if coll.rank != 0:
         if merged is not None:
             report.bytes_sent[0] = int(merged.estimated_size())
         await coll.send(0, ("global", "partial"), merged)
-        out = nothing.clear()
+        out = ctx.backend.slice(nothing, 0, 0)
     else:
         received = await asyncio.gather(*[coll.recv(r, ("global", "partial")) for r in coll.peers])
         rows = []
@@ -227,12 +179,16 @@ async def _global_agg(
                 rows.append(row)
                 if peer != coll.rank:
                     report.bytes_received[peer] = int(row.estimated_size())
-        if rows:
-            total = await ctx.to_thread(_merge, rows, plan) if len(rows) > 1 else rows[0]
-            out = total.select(plan.finals()).cast(dict(result_schema))  # type: ignore[arg-type]
-        else:  # no rows anywhere
+        if kernel is None:  # no rows anywhere, of no known type
             out = nothing
-    await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+        else:  # the kernel merges the ranks' rows; without any, it gives Polars' empty answer
+            partials = (
+                TableChunk.from_polars(pl.concat(rows, how="vertical"))
+                if rows
+                else ctx.backend.empty(kernel.partial_schema)
+            )
+            out = await ctx.to_thread(kernel.finish, partials)
+    await ch_out.send(ctx, Message(0, out))
     await ch_out.drain(ctx)
     return report
 
@@ -329,49 +285,30 @@ async def groupby_agg(
     count = partition_count(num_partitions, coll, "groupby_agg")
     if not key_cols:
         return await _global_agg(ctx, coll, ch_in, ch_out, items)
-    plan = Plan(items)
-    needed = [*key_cols, *[c for c in plan.columns if c not in key_cols]]
-    ordered, raw = plan.ordered, not plan.keyed
-    first_frame: list[pl.DataFrame] = []
-    partials, row_partials = _partials(items), _row_partials(items)
-    grouping = True  # turned off once chunks prove to have about as many groups as rows
+    columns = sorted({a.column for a in items if a.column is not None})
+    needed = [*key_cols, *[c for c in columns if c not in key_cols]]
+    ordered = any(agg.follows_order for agg in items)
+    kernel: AggregationKernel | None = None
     schema = InputSchema(ch_in)
 
-    def pre_aggregate(frame: pl.DataFrame) -> pl.DataFrame:
-        grouped = frame.lazy().group_by(key_cols).agg(partials)
-        if grouping:
-            return grouped.collect(engine="streaming")
-        rows = frame.select(*[pl.col(k) for k in key_cols], *row_partials)
-        # The partials of a partition concatenate as they are: rows take the grouped types
-        # (a sum of Int8 values is an Int64 partial), which only ever widens.
-        return rows.cast(dict(grouped.collect_schema()))  # type: ignore[arg-type]
-
     async def selected() -> AsyncIterator[pl.DataFrame]:
+        nonlocal kernel
         async for frame in frames_of(
             ctx, ch_in, needed, where="groupby_agg", order=ordered, schema=schema
         ):
-            frame = frame.select(needed + (_ORDER if ordered else []))
-            if not first_frame:
-                first_frame.append(frame.head(0))
-                await _check_types(ctx, first_frame[0], plan)
+            if kernel is None:
+                kernel = await _kernel(ctx, key_cols, items, schema.local)
             yield frame
 
-    def pre_aggregate_and_learn(frame: pl.DataFrame) -> pl.DataFrame:
-        nonlocal grouping
-        out = pre_aggregate(frame)
-        if grouping and frame.height >= 10_000 and out.height > frame.height // 2:
-            grouping = False  # high cardinality: grouping chunks would not shrink them
-        return out
-
-    def prepared() -> AsyncIterator[pl.DataFrame]:
-        if raw:
-            return selected()
-        return map_in_threads(ctx, selected(), pre_aggregate_and_learn, depth=2)
+    def partial_of(frame: pl.DataFrame) -> pl.DataFrame:
+        # the kernel's partials: grouped by key, or the rows themselves (n_unique)
+        assert kernel is not None
+        return _on_frames(kernel.partial)(frame)
 
     held = await exchange(
         ctx,
         coll,
-        prepared(),
+        map_in_threads(ctx, selected(), partial_of, depth=2),
         partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
         count,
         "groupby",
@@ -382,22 +319,17 @@ async def groupby_agg(
     if empty is None:  # no rank saw a single chunk
         await ch_out.drain(ctx)
         return held.report
-    if not first_frame:  # the aggregations are checked on every rank, also one without input
-        await _check_types(ctx, empty.select(needed), plan)
-    result_schema = empty.group_by(key_cols).agg(plan.wholes()).schema
+    if kernel is None:  # the aggregations are checked on every rank, also one without input
+        kernel = await _kernel(ctx, key_cols, items, TableChunk.from_polars(empty).schema)
     sent = False
     for partition in sorted(held.pieces):
         frame = await ctx.to_thread(held.take, partition)
         if frame is None:
             continue
-        if raw:  # Polars' own aggregation of the rows: its result types
-            out = await ctx.to_thread(_raw_group, frame, key_cols, items, ordered)
-        else:
-            out = await ctx.to_thread(_final_group, frame, key_cols, items, result_schema)
-        await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
+        out = await ctx.to_thread(kernel.finish, TableChunk.from_polars(frame))
+        await ch_out.send(ctx, Message(partition, out))
         sent = True
     if not sent:
-        empty_out = pl.DataFrame(schema=result_schema)
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty_out)))
+        await ch_out.send(ctx, Message(0, ctx.backend.empty(kernel.output_schema)))
     await ch_out.drain(ctx)
     return held.report

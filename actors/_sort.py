@@ -1,15 +1,27 @@
-"""sort and top_k: a global sort by sampled range partitioning, and its cheap special case."""
+"""sort and top_k: a global sort by sampled range partitioning, and its cheap special case.
+
+Sampling, boundaries, range partitioning and sorting a chunk are the backend's
+(`Backend.sample`, `range_boundaries`, `range_partition`, `sort`, `top_k`); these
+actors move the chunks between ranks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from functools import partial
 
 import polars as pl
 
 from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of
 from actors._shuffle import key_list
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Collective,
+    Context,
+    Message,
+    SortOrder,
+    TableChunk,
+    define_actor,
+)
 
 __all__ = ["sort", "top_k"]
 
@@ -23,60 +35,6 @@ def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[boo
     if len(flags) != len(keys) or not all(isinstance(f, bool) for f in flags):
         raise ValueError(f"sort: `{name}` must be a bool or one bool per key {keys}, got {value!r}")
     return flags
-
-
-def _boundaries(
-    samples: pl.DataFrame, keys: list[str], desc: list[bool], nulls_last: list[bool], parts: int
-) -> pl.DataFrame:
-    """``parts - 1`` rows that cut the sorted samples into ``parts`` equal ranges."""
-    if samples.height == 0 or parts == 1:
-        return samples.head(0)
-    ordered = samples.sort(keys, descending=desc, nulls_last=nulls_last, maintain_order=True)
-    picks = [min(ordered.height - 1, (i * ordered.height) // parts) for i in range(1, parts)]
-    return ordered[picks]
-
-
-def range_partition(
-    frame: pl.DataFrame,
-    bounds: pl.DataFrame,
-    keys: list[str],
-    desc: list[bool],
-    nulls_last: list[bool],
-) -> dict[int, pl.DataFrame]:
-    """Rows by range: partition i holds the rows ordered after i boundaries.
-
-    Sorting the rows together with the boundary rows (boundaries first among
-    equals) gives each row the number of boundaries before it, under exactly the
-    order the sort uses: descending keys, nulls first or last, any key types.
-    """
-    if bounds.height == 0:
-        return {0: frame} if frame.height else {}
-    marked = pl.concat(
-        [
-            bounds.select(keys).with_columns(
-                pl.lit(1, pl.Int8).alias("__bound"), pl.lit(None, pl.UInt32).alias("__row")
-            ),
-            frame.select(keys).with_columns(
-                pl.lit(0, pl.Int8).alias("__bound"),
-                pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
-            ),
-        ],
-        how="vertical",
-    )
-    ordered = marked.sort(
-        [*keys, "__bound"],
-        descending=[*desc, True],
-        nulls_last=[*nulls_last, False],
-        maintain_order=True,
-    )
-    placed = ordered.with_columns(pl.col("__bound").cum_sum().alias("__partition")).filter(
-        pl.col("__bound") == 0
-    )
-    ids = placed.sort("__row").get_column("__partition")
-    pieces = frame.with_columns(ids.alias("__partition")).partition_by(
-        "__partition", as_dict=True, include_key=False
-    )
-    return {int(key[0]): piece for key, piece in pieces.items()}
 
 
 def _contiguous(partition: int, nranks: int) -> int:
@@ -126,40 +84,41 @@ async def sort(
     keys = key_list(by, "sort")
     desc = _flags(descending, keys, "descending")
     last = _flags(nulls_last, keys, "nulls_last")
+    order = SortOrder(tuple(keys), tuple(desc), tuple(last))
+    backend = ctx.backend
     frames: list[TableChunk] = []
-    samples: list[pl.DataFrame] = []
+    samples: list[TableChunk] = []
     schema = InputSchema(ch_in)
     async for frame in frames_of(ctx, ch_in, keys, where="sort keys", schema=schema):
-        frames.append(TableChunk.from_polars(frame))
-        take = min(frame.height, SAMPLES_PER_CHUNK)
-        samples.append(
-            frame.select(keys).sample(take, seed=len(frames))
-            if take
-            else frame.select(keys).head(0)
-        )
+        chunk = TableChunk.from_polars(frame)
+        frames.append(chunk)
+        samples.append(backend.sample(chunk, keys, SAMPLES_PER_CHUNK, seed=len(frames)))
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a chunk
         await ch_out.drain(ctx)
         return ExchangeReport()
-    local = pl.concat(samples, how="vertical") if samples else None
+    local = backend.concat(samples) if samples else None
     gathered = await coll.allgather("samples", local.to_arrow() if local is not None else None)
-    all_samples = [TableChunk.from_arrow(t).to_polars() for t in gathered if t is not None]
-    bounds = _boundaries(pl.concat(all_samples, how="vertical"), keys, desc, last, coll.nranks)
+    all_samples = backend.concat([backend.from_arrow(t) for t in gathered if t is not None])
+    bounds = await ctx.to_thread(backend.range_boundaries, all_samples, order, coll.nranks)
 
     async def replay() -> AsyncIterator[pl.DataFrame]:
         for chunk in frames:
             yield chunk.to_polars()
         frames.clear()
 
+    def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+        pieces = backend.range_partition(TableChunk.from_polars(frame), bounds, order)
+        return {p: piece.to_polars() for p, piece in pieces.items()}
+
     held = await exchange(
-        ctx, coll, replay(),
-        partial(range_partition, bounds=bounds, keys=keys, desc=desc, nulls_last=last),
-        coll.nranks, "sort", owner_of=_contiguous, max_buffered_bytes=max_buffered_bytes,
+        ctx, coll, replay(), partitioner, coll.nranks, "sort", owner_of=_contiguous,
+        max_buffered_bytes=max_buffered_bytes,
     )  # fmt: skip
     taken = await ctx.to_thread(held.take, coll.rank)
     mine = taken if taken is not None else empty  # an empty range still sends the schema
-    out = await ctx.to_thread(lambda f: f.sort(keys, descending=desc, nulls_last=last), mine)
-    await ch_out.send(ctx, Message(coll.rank, TableChunk.from_polars(out)))
+    out = await ctx.to_thread(backend.sort, TableChunk.from_polars(mine), order)
+    await ch_out.send(ctx, Message(coll.rank, out))
     await ch_out.drain(ctx)
     return held.report
 
@@ -206,8 +165,10 @@ async def top_k(
     desc = _flags(descending, keys, "descending")
     last = _flags(nulls_last, keys, "nulls_last")
 
+    order = SortOrder(tuple(keys), tuple(desc), tuple(last))
+
     def best(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.sort(keys, descending=desc, nulls_last=last, maintain_order=True).head(k)
+        return ctx.backend.top_k(TableChunk.from_polars(frame), order, k).to_polars()
 
     kept: pl.DataFrame | None = None
     schema = InputSchema(ch_in)

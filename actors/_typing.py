@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from streamnet.plans import AggHow
+
 __all__ = [
     "AggHow",
     "DistinctKeep",
@@ -14,11 +16,6 @@ __all__ = [
     "TableKind",
     "WriteMode",
 ]
-
-AggHow = Literal[
-    "sum", "count", "len", "mean", "min", "max", "first", "last", "n_unique", "std", "var"
-]
-"""Aggregations :func:`groupby_agg` computes, with Polars' meaning of each."""
 
 DistinctKeep = Literal["any", "first", "last"]
 """Which row of a set of duplicates :func:`distinct` keeps."""

@@ -1,7 +1,7 @@
 """streamnet's per-chunk kernels run in a plain Python loop: the baseline for its overhead.
 
-The loop makes the same Polars calls the actors make on one rank, chunk after
-chunk in the calling thread, with no actors, channels, messages, TableChunks
+The loop runs the kernels the actors run on one rank (the CPU backend's),
+chunk after chunk in the calling thread, with no actors, channels, messages
 or thread pool. ``(streamnet time - loop time) / loop time`` is then what the
 actor network costs over its kernels; it can be negative, because the network
 overlaps one chunk's scan with another's aggregation and the loop does not.
@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
-from actors._groupby import AggSpec, _final_group, _partials, _row_partials, normalise_aggs
+from streamnet import Agg, TableChunk, backend_for
 
 __all__ = ["groupby_loop", "overhead"]
+
+AggSpec = Agg | tuple[str | None, str] | tuple[str | None, str, str]
 
 
 def groupby_loop(
@@ -23,41 +25,32 @@ def groupby_loop(
 ) -> pl.DataFrame:
     """What ``actors.groupby_agg`` computes on one rank, as a loop over ``frames``.
 
-    Per chunk: select the needed columns, aggregate them into partials with
-    Polars' streaming engine (or, once chunks prove to have about as many
-    groups as rows, turn each row into a partial of its own); at the end:
-    concatenate the partials and finish the groups, cast to the result's schema.
-    ``first``/``last``/``n_unique`` (which take other paths) are not mirrored.
+    The CPU backend's aggregation kernel (`Backend.aggregation`), made for the
+    first frame's schema: each frame becomes partials (grouped with Polars'
+    streaming engine or, once chunks prove to have about as many groups as
+    rows, one per row); at the end the partials are concatenated and finished,
+    cast to the result's schema. ``first``/``last`` (which need the stream's
+    order columns) are not mirrored.
     """
-    key_cols = list(keys)
-    items = normalise_aggs(aggs)
-    if any(a.how in ("first", "last", "n_unique") for a in items):
-        raise ValueError("groupby_loop mirrors the partial-aggregate path only")
-    columns = sorted({a.column for a in items if a.column is not None})
-    needed = [*key_cols, *[c for c in columns if c not in key_cols]]
-    partials, row_partials = _partials(items), _row_partials(items)
-    grouping = True
+    items = Agg.normalise(aggs, where="groupby_loop")
+    if any(a.follows_order for a in items):
+        raise ValueError("groupby_loop mirrors the unordered aggregations only")
+    backend = backend_for("cpu")
+    kernel = None
     held: list[pl.DataFrame] = []
-    empty: pl.DataFrame | None = None
     for frame in frames:
-        frame = frame.select(needed)
-        if empty is None:
-            empty = frame.head(0)
-        if grouping:
-            out = frame.lazy().group_by(key_cols).agg(partials).collect(engine="streaming")
-            if frame.height >= 10_000 and out.height > frame.height // 2:
-                grouping = False
-        else:
-            out = frame.select(*[pl.col(k) for k in key_cols], *row_partials)
-        if out.height:
-            held.append(out)
-    if empty is None:
+        chunk = TableChunk.from_polars(frame)
+        if kernel is None:
+            kernel = backend.aggregation(keys, items, chunk.schema, ordered=False)
+        out = kernel.partial(chunk)
+        if out.num_rows:
+            held.append(out.to_polars())
+    if kernel is None:
         raise ValueError("groupby_loop: no chunks")
-    schema = empty.group_by(key_cols).agg([a.polars() for a in items]).schema
     if not held:
-        return pl.DataFrame(schema=schema)
-    whole = pl.concat(held, how="vertical_relaxed", rechunk=False) if len(held) > 1 else held[0]
-    return _final_group(whole, key_cols, items, schema)
+        return kernel.finish(backend.empty(kernel.partial_schema)).to_polars()
+    whole = pl.concat(held, how="vertical", rechunk=False) if len(held) > 1 else held[0]
+    return kernel.finish(TableChunk.from_polars(whole)).to_polars()
 
 
 def overhead(streamnet_seconds: float, loop_seconds: float) -> str:

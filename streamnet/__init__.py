@@ -75,11 +75,13 @@ from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
 from streamnet._typing import ActorState
 from streamnet.backends import (
+    AggregationKernel,
     Backend,
     BackendName,
     ChunkReader,
     ChunkWriter,
     Packed,
+    SortOrder,
     backend_for,
     default_backend,
     probe_backend,
@@ -142,6 +144,8 @@ from streamnet.persistent import (
     reply,
 )
 from streamnet.plans import (
+    Agg,
+    AggHow,
     Cast,
     CompiledPlan,
     Filter,
@@ -168,6 +172,9 @@ __all__ = [
     "ActorNode",
     "ActorState",
     "ActorStatistics",
+    "Agg",
+    "AggHow",
+    "AggregationKernel",
     "Backend",
     "BackendName",
     "Backoff",
@@ -223,6 +230,7 @@ __all__ = [
     "SharedChannelWarning",
     "SingleCommunicator",
     "Slices",
+    "SortOrder",
     "Span",
     "SupervisionStrategy",
     "Supervisor",

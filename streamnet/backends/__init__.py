@@ -2,6 +2,8 @@
 
 - `Backend` (``_base.py``): the interface, every method's contract and errors written once.
 - `Packed` (``_types.py``): the records its methods take and return.
+- `AggregationKernel` (``_aggregation.py``): what `Backend.aggregation` makes.
+- `SortOrder` (``_sort_order.py``): the order the sorting methods put rows in.
 - `ChunkReader`, `ChunkWriter` (``_files.py``): files read and written chunk by chunk.
 - ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
   default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
@@ -13,6 +15,7 @@ actors as ``ctx.backend``; its name is a `BackendName`.
 
 from channels.lowlevel import publish
 from streamnet._typing import BackendName
+from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkReader, ChunkWriter
 from streamnet.backends._registry import (
@@ -21,14 +24,17 @@ from streamnet.backends._registry import (
     probe_backend,
     use_backend,
 )
+from streamnet.backends._sort_order import SortOrder
 from streamnet.backends._types import Packed
 
 __all__ = [
+    "AggregationKernel",
     "Backend",
     "BackendName",
     "ChunkReader",
     "ChunkWriter",
     "Packed",
+    "SortOrder",
     "backend_for",
     "default_backend",
     "probe_backend",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -26,9 +26,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from streamnet._schema import SchemaInfo
+    from streamnet.backends._aggregation import AggregationKernel
     from streamnet.backends._files import ChunkReader, ChunkWriter
+    from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
     from streamnet.io import CsvFormat, CsvPart
+    from streamnet.plans._aggregation import Agg
 
 __all__ = ["Backend", "is_pandas_frame"]
 
@@ -53,15 +56,18 @@ class Backend(ABC):
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
     - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`
-      (what to read is planned by `streamnet.io`).
-    - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk).
+      (what to read is planned by `streamnet.io`);
+    - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk);
+    - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
+    - distinct: :meth:`distinct`;
+    - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`sample`,
+      :meth:`range_boundaries`, :meth:`range_partition`.
 
     The facets still to come, each with the contract tests of its methods: plans
     with a source (a Parquet scan, the slices of an in-memory table) or ending in
-    a partial aggregation, range partitioning and sampling, the aggregation kernels
-    (partial, merge, final) and distinct, joins (partition-wise, broadcast
-    build and probe), sorting (sort, top-k, k-way merge) and memory tiers (spill,
-    make available, accounting, statistics). The Parquet scan comes with plans.
+    a partial aggregation, joins (partition-wise, broadcast build and probe), the
+    k-way merge of sorted runs, and memory tiers (spill, make available,
+    accounting, statistics). The Parquet scan comes with plans.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
     backend (the message names both backends and the fix).
@@ -430,6 +436,131 @@ class Backend(ABC):
             chunk of this backend.
         SchemaError
             ``chunk`` does not have the schema the plan was compiled for.
+        """
+
+    # ------------------------------------------------------------------ aggregation
+    @abstractmethod
+    def aggregation(
+        self,
+        keys: Sequence[str],
+        aggs: Sequence[Agg],
+        input_schema: pa.Schema,
+        *,
+        ordered: bool,
+        actor: str = "",
+    ) -> AggregationKernel:
+        """The kernel of ``aggs`` by ``keys`` over chunks of ``input_schema``
+        (``keys == ()``: the global aggregation, one row).
+
+        ``ordered`` says whether the chunks will carry the stream-order columns
+        ``__rank`` and ``__seq`` (needed by ``first`` and ``last``). The result
+        types are Polars' own for ``input_schema``; the same arguments give the
+        same `AggregationKernel.partial_schema` on every rank of one `fingerprint`.
+        ``actor``, if given, is named in the errors.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key or aggregated column is not in ``input_schema``.
+        TypeError
+            An aggregation does not apply to its column's type (the ``sum`` of a
+            string), or cannot be computed from partials (the ``mean`` of a Date);
+            the message names the actor, the aggregation, the column and its type.
+        ValueError
+            ``aggs`` is empty or has an output name twice or equal to a key, or
+            ``first``/``last`` without ``ordered``.
+        """
+
+    # ------------------------------------------------------------------ distinct
+    @abstractmethod
+    def distinct(
+        self,
+        chunk: TableChunk,
+        subset: Sequence[str] | None,
+        keep: Literal["any", "first", "last"],
+        *,
+        order: Sequence[str] = (),
+    ) -> TableChunk:
+        """The chunk without duplicate rows, judged on ``subset`` (when None or empty:
+        every column but the ``order`` columns), as Polars' ``unique`` drops them.
+
+        ``keep="first"`` (``"last"``) keeps the first (last) of each set of
+        duplicates, in the order of the ``order`` columns (the stream order
+        ``__rank``, ``__seq``) then of the rows, and returns the rows in that
+        order; ``"any"`` keeps any one, in any order. The ``order`` columns stay,
+        so that the result can be deduplicated again with others.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A ``subset`` or ``order`` column is not in the chunk.
+        ValueError
+            ``keep`` is none of the three.
+        """
+
+    # ------------------------------------------------------------------ sorting
+    @abstractmethod
+    def sort(self, chunk: TableChunk, order: SortOrder) -> TableChunk:
+        """The chunk's rows in ``order``, as Polars' stable sort puts them (equal keys keep
+        their row order).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk.
+        """
+
+    @abstractmethod
+    def top_k(self, chunk: TableChunk, order: SortOrder, k: int) -> TableChunk:
+        """The first ``k`` rows of :meth:`sort` (all rows if there are fewer).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk.
+        ValueError
+            ``k`` is not an int >= 0.
+        """
+
+    @abstractmethod
+    def sample(self, chunk: TableChunk, columns: Sequence[str], n: int, *, seed: int) -> TableChunk:
+        """``min(n, rows)`` rows of ``columns`` drawn at random without replacement,
+        the same for the same ``seed``.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A column is not in the chunk.
+        ValueError
+            ``n`` is not an int >= 0.
+        """
+
+    @abstractmethod
+    def range_boundaries(self, samples: TableChunk, order: SortOrder, parts: int) -> TableChunk:
+        """``parts - 1`` rows of the order's keys that cut the sorted ``samples`` into
+        ``parts`` ranges of about equal size; no rows if ``parts == 1`` or there are
+        no samples.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of ``samples``.
+        ValueError
+            ``parts`` is not an int >= 1.
+        """
+
+    @abstractmethod
+    def range_partition(
+        self, chunk: TableChunk, boundaries: TableChunk, order: SortOrder
+    ) -> dict[int, TableChunk]:
+        """The chunk's rows by range: partition ``i`` holds the rows that come after ``i``
+        of the ``boundaries`` rows under exactly ``order`` (a row equal to a boundary
+        comes after it). Empty partitions are left out; no row is lost.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of the chunk or of ``boundaries``.
         """
 
     # ------------------------------------------------------------------ for implementations

@@ -14,6 +14,7 @@ An actor runs its plan over a stream with `streamnet.run_plan`.
 """
 
 from channels.lowlevel import publish
+from streamnet.plans._aggregation import Agg, AggHow
 from streamnet.plans._compiled import CompiledPlan, PlanParams
 from streamnet.plans._plan import (
     Cast,
@@ -30,6 +31,8 @@ from streamnet.plans._plan import (
 from streamnet.plans._row_wise import check_row_wise
 
 __all__ = [
+    "Agg",
+    "AggHow",
     "Cast",
     "CompiledPlan",
     "Filter",

@@ -22,7 +22,8 @@ from test_collectives import run_collective, split
 
 import actors
 from actors import AggHow
-from actors._aggregations import AGGREGATIONS, CHUNK, ORDER, SPAN, Agg, Plan
+from streamnet import Agg
+from streamnet.backends.cpu._aggregate import AGGREGATIONS, CHUNK, ORDER, SPAN, AggregationSteps
 
 # name: (dtype, values); each column has nulls
 COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
@@ -100,7 +101,7 @@ def test_steps_apply_to_every_type_polars_aggregates(column: str) -> None:
     """Partials handle each type Polars aggregates, except a listed few, refused by name."""
     empty = pl.DataFrame(schema={column: COLUMNS[column][0]})
     for how in HOWS:
-        plan = Plan([Agg(column, how)])  # type: ignore[arg-type]
+        plan = AggregationSteps([Agg(column, how)])  # type: ignore[arg-type]
         if not applies(column, how):
             with pytest.raises(TypeError, match=f"actor `g`: aggregation '{how}' does not apply"):
                 plan.check_types(empty, "actor `g`")
@@ -122,7 +123,7 @@ def test_partials_by_key_merged_once_equal_polars(
 ) -> None:
     """Grouped or per-row partials of each chunk, merged by key and finished: Polars' result."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
-    plan = Plan(aggs)
+    plan = AggregationSteps(aggs)
     parts = []
     for chunk in data.draw(chunkings(df)):
         grouped = chunk.group_by(keys).agg(plan.partials(CHUNK))
@@ -146,7 +147,7 @@ def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df: p
     """One partial row per chunk, merged again and again in random groups, finished: Polars' row."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
     aggs.append(Agg(None, "len"))
-    plan = Plan(aggs)
+    plan = AggregationSteps(aggs)
     rows = [chunk.select(plan.partials(SPAN)) for chunk in data.draw(chunkings(df))]
     if not rows:
         return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from streamnet.backends.cpu._aggregate import CpuAggregation
 from streamnet.backends.cpu._csv import CpuCsv
+from streamnet.backends.cpu._distinct import CpuDistinct
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._parquet import CpuParquet
 from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._plans import CpuPlans
+from streamnet.backends.cpu._sort import CpuSorting
 from streamnet.backends.cpu._table import CpuTables
 from streamnet.backends.cpu._wire import CpuWire
 
@@ -14,7 +17,16 @@ __all__ = ["CpuBackend"]
 
 
 class CpuBackend(
-    CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuPlans, CpuParquet, CpuCsv
+    CpuLifecycle,
+    CpuTables,
+    CpuWire,
+    CpuPartitioning,
+    CpuPlans,
+    CpuAggregation,
+    CpuDistinct,
+    CpuSorting,
+    CpuParquet,
+    CpuCsv,
 ):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 

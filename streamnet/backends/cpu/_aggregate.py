@@ -1,4 +1,4 @@
-"""The aggregations of `groupby_agg`: one object per ``how``, each written as Polars expressions.
+"""The CPU backend's aggregation: one object per ``how``, each written as Polars expressions.
 
 An aggregation is split into three steps over named *partial columns*:
 
@@ -29,48 +29,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import polars as pl
+import pyarrow as pa
 
-from actors._typing import AggHow
+from streamnet._errors import ColumnNotFoundError, SchemaError
+from streamnet._schema import describe_schema, schema_differences
+from streamnet._table_chunk import TableChunk
+from streamnet.backends._aggregation import AggregationKernel
+from streamnet.backends._base import Backend
+from streamnet.plans._aggregation import Agg, AggHow
 
 __all__ = [
     "AGGREGATIONS",
     "CHUNK",
     "ORDER",
     "SPAN",
-    "Agg",
     "Aggregation",
+    "AggregationSteps",
+    "CpuAggregation",
+    "CpuAggregationKernel",
     "Origin",
     "Parts",
-    "Plan",
 ]
 
 ORDER = ("__rank", "__seq")
 """Columns a stream's frames gain when order matters: with the row order, they give the stream's order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Agg:
-    """One aggregation: ``how`` of ``column``, named ``name`` (default ``column_how``).
-
-    ``len`` counts the rows of each group and takes no column.
-    """
-
-    column: str | None
-    how: AggHow
-    name: str | None = None
-
-    @property
-    def output(self) -> str:
-        if self.name is not None:
-            return self.name
-        return "len" if self.column is None else f"{self.column}_{self.how}"
-
-    def polars(self) -> pl.Expr:
-        """The same aggregation as a Polars expression (what the result must equal)."""
-        return AGGREGATIONS[self.how].whole(_input(self)).alias(self.output)
 
 
 def _input(agg: Agg) -> pl.Expr:
@@ -328,10 +313,10 @@ AGGREGATIONS: dict[str, Aggregation] = {
 }
 """Every aggregation by its ``how``."""
 
-assert set(AGGREGATIONS) == set(AggHow.__args__)  # type: ignore[attr-defined]
+assert set(AGGREGATIONS) == set(get_args(AggHow))
 
 
-class Plan:
+class AggregationSteps:
     """The steps of a list of aggregations, whose partial columns are named ``__<i>_<part>``.
 
     ``first``/``last`` need each frame's :data:`ORDER` columns; the partials
@@ -441,7 +426,7 @@ def _check_one(agg: Agg, empty: pl.DataFrame, where: str) -> None:
             f"`{agg.column}` of type {dtype} ({_reason(exc)})"
         ) from None
     try:
-        Plan([agg]).check_computable(empty)
+        AggregationSteps([agg]).check_computable(empty)
     except pl.exceptions.PolarsError as exc:
         raise TypeError(
             f"{where}: aggregation {agg.how!r} of column `{agg.column}` cannot be "
@@ -451,3 +436,196 @@ def _check_one(agg: Agg, empty: pl.DataFrame, where: str) -> None:
 
 def _reason(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+# ------------------------------------------------------------------ the kernel
+_LEARN_ROWS = 10_000
+"""A chunk of at least this many rows tells whether grouping chunks pays."""
+
+
+class CpuAggregationKernel(AggregationKernel):
+    """`AggregationSteps` run by Polars on the frames of chunks.
+
+    Partials carry :data:`SPAN` origins (when an aggregation follows the order),
+    so they merge again and again. A keyed kernel groups each chunk into
+    partials until chunks prove to have about as many groups as rows; it then
+    turns each row into a partial of its own, which costs no grouping.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        aggs: Sequence[Agg],
+        input_schema: pa.Schema,
+        *,
+        ordered: bool,
+        actor: str,
+        own: Callable[[object, str], TableChunk],
+    ) -> None:
+        self.keys = tuple([keys] if isinstance(keys, str) else keys)
+        self.aggs = tuple(aggs)
+        self.ordered = bool(ordered)
+        self._where = f"actor `{actor}`" if actor else "aggregation"
+        self._own = own
+        self._check_spec(input_schema)
+        steps = self._steps = AggregationSteps(self.aggs)
+        keys_ = list(self.keys)
+        self._needed = [*keys_, *[c for c in steps.columns if c not in keys_]]
+        self._inputs = self._needed + (list(ORDER) if steps.ordered else [])
+        self.decomposable = not keys_ or steps.keyed
+        empty = TableChunk.from_arrow(input_schema.empty_table()).to_polars().select(self._needed)
+        steps.check_types(empty, self._where)
+        self._empty = empty
+        whole = empty.group_by(keys_).agg(steps.wholes()) if keys_ else empty.select(steps.wholes())
+        self._output_types = whole.schema
+        self.output_schema = TableChunk.from_polars(whole).schema
+        rows = empty.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(self._inputs)
+        if not self.decomposable:
+            partials = rows
+        elif keys_:
+            partials = rows.group_by(keys_).agg(steps.partials(SPAN))
+        else:
+            partials = rows.select(steps.partials(SPAN)).head(0)
+        self._partial_types = partials.schema
+        self._no_partials = partials.head(0)
+        self.partial_schema = TableChunk.from_polars(self._no_partials).schema
+        self._grouping = True  # turned off once chunks prove to have as many groups as rows
+
+    def _check_spec(self, input_schema: pa.Schema) -> None:
+        where = self._where
+        if not isinstance(input_schema, pa.Schema):
+            raise TypeError(
+                f"{where}: the input schema must be a pyarrow.Schema, got {type(input_schema).__name__}"
+            )
+        if not self.aggs or not all(isinstance(agg, Agg) for agg in self.aggs):
+            raise ValueError(f"{where}: give at least one Agg; got {list(self.aggs)}")
+        names = [*self.keys, *[agg.output for agg in self.aggs]]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"{where}: output names {twice} repeat or are keys; name the aggregations with "
+                f"Agg(name=...); keys are {list(self.keys)}"
+            )
+        read = [*self.keys, *[agg.column for agg in self.aggs if agg.column is not None]]
+        missing = list(dict.fromkeys(c for c in read if c not in input_schema.names))
+        if missing:
+            listed = ", ".join(f"`{c}`" for c in missing)
+            raise ColumnNotFoundError(
+                f"{where}: column {listed} not found; columns are {input_schema.names}; "
+                f"got keys {list(self.keys)}"
+            )
+        if not self.ordered and any(agg.follows_order for agg in self.aggs):
+            hows = sorted({agg.how for agg in self.aggs if agg.follows_order})
+            raise ValueError(
+                f"{where}: aggregations {hows} follow the stream's order: give chunks with the "
+                f"order columns {list(ORDER)} and ordered=True; got ordered=False"
+            )
+
+    # ------------------------------------------------------------------ frames in and out
+    def _rows(self, chunk: TableChunk, operation: str) -> pl.DataFrame:
+        frame = self._own(chunk, operation).to_polars()
+        missing = [c for c in self._inputs if c not in frame.columns]
+        if missing:
+            listed = ", ".join(f"`{c}`" for c in missing)
+            raise ColumnNotFoundError(
+                f"{self._where}: {operation}: column {listed} not found in the chunk; "
+                f"columns are {frame.columns}"
+            )
+        return frame.select(self._inputs)
+
+    def _partials(self, chunk: TableChunk, operation: str) -> pl.DataFrame:
+        frame = self._own(chunk, operation).to_polars()
+        if frame.schema != self._partial_types:
+            raise SchemaError(
+                f"{self._where}: {operation}: the chunk is not of the kernel's partial schema "
+                f"{describe_schema(self.partial_schema)}: "
+                f"{'; '.join(schema_differences(self.partial_schema, chunk.schema, of='partials'))}"
+                f"; got {describe_schema(chunk.schema)}"
+            )
+        return frame
+
+    # ------------------------------------------------------------------ the steps
+    def partial(self, chunk: TableChunk) -> TableChunk:
+        frame = self._rows(chunk, "partial")
+        steps, keys = self._steps, list(self.keys)
+        if not self.decomposable:
+            out = frame
+        elif frame.height == 0:
+            out = self._no_partials
+        elif not keys:
+            out = frame.select(steps.partials(SPAN))
+        elif self._grouping:
+            out = frame.lazy().group_by(keys).agg(steps.partials(SPAN)).collect(engine="streaming")
+            if frame.height >= _LEARN_ROWS and out.height > frame.height // 2:
+                self._grouping = False  # high cardinality: grouping would not shrink chunks
+        else:
+            rows = frame.select(*keys, *steps.rows(SPAN))
+            # Rows take the grouped types (a sum of Int8 values is an Int64 partial).
+            out = rows.cast(dict(self._partial_types))  # type: ignore[arg-type]
+        return TableChunk.from_polars(out)
+
+    def merge(self, chunks: Sequence[TableChunk]) -> TableChunk:
+        if not chunks:
+            raise ValueError(f"{self._where}: merge: no partials to merge; got an empty sequence")
+        frames = [self._partials(chunk, "merge") for chunk in chunks]
+        whole = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        if not self.decomposable:
+            return TableChunk.from_polars(whole)
+        if whole.height == 0:  # a merged row of nothing would carry no origin
+            return TableChunk.from_polars(self._no_partials)
+        merged = self._merged(whole.lazy()).collect(engine="streaming")
+        return TableChunk.from_polars(merged.cast(dict(self._partial_types)))  # type: ignore[arg-type]
+
+    def _merged(self, partials: pl.LazyFrame) -> pl.LazyFrame:
+        steps, keys = self._steps, list(self.keys)
+        partials = partials.with_columns(steps.windows(keys))
+        if keys:
+            return partials.group_by(keys).agg(steps.merges(SPAN))
+        return partials.select(steps.merges(SPAN))
+
+    def finish(self, partials: TableChunk) -> TableChunk:
+        frame = self._partials(partials, "finish")
+        if not self.decomposable:
+            return self._aggregated(frame)
+        steps, keys = self._steps, list(self.keys)
+        if keys:
+            query = self._merged(frame.lazy()).select(*keys, *steps.finals())
+            out = query.collect(engine="streaming")
+        elif frame.height == 0:  # Polars' answer for an empty frame
+            out = self._empty.select(steps.wholes())
+        else:
+            merged = frame if frame.height == 1 else self._merged(frame.lazy()).collect()
+            out = merged.select(steps.finals())
+        # Polars' own result types for the input schema, where merging partials gave
+        # another width (a sum of counts...).
+        return TableChunk.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+
+    def aggregate_rows(self, chunk: TableChunk) -> TableChunk:
+        return self._aggregated(self._rows(chunk, "aggregate_rows"))
+
+    def _aggregated(self, frame: pl.DataFrame) -> TableChunk:
+        steps, keys = self._steps, list(self.keys)
+        if steps.ordered:
+            frame = frame.sort(list(ORDER), maintain_order=True)
+        if keys:
+            out = frame.lazy().group_by(keys).agg(steps.wholes()).collect(engine="streaming")
+        else:
+            out = frame.select(steps.wholes())
+        return TableChunk.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+
+
+class CpuAggregation(Backend):
+    """Aggregation kernels run by Polars."""
+
+    def aggregation(
+        self,
+        keys: Sequence[str],
+        aggs: Sequence[Agg],
+        input_schema: pa.Schema,
+        *,
+        ordered: bool,
+        actor: str = "",
+    ) -> AggregationKernel:
+        return CpuAggregationKernel(
+            keys, aggs, input_schema, ordered=ordered, actor=actor, own=self._own
+        )

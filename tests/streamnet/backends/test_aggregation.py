@@ -1,0 +1,213 @@
+"""Aggregation kernels: partials of random chunks, merged in any grouping and finished, equal Polars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from streamnet import Agg, AggHow, Backend, ColumnNotFoundError, SchemaError, TableChunk
+
+ORDER = ["__rank", "__seq"]
+HOWS: list[AggHow] = [
+    "sum", "count", "len", "mean", "min", "max", "first", "last", "n_unique", "std", "var"
+]  # fmt: skip
+# name: (type, values); every column has nulls
+COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
+    "i32": (pl.Int32(), st.integers(-1000, 1000)),
+    "f64": (pl.Float64(), st.floats(-1e6, 1e6)),
+    "dec": (pl.Decimal(12, 2), st.decimals(-1000, 1000, places=2)),
+    "s": (pl.String(), st.sampled_from(["a", "bb", "", "ccc"])),
+    "b": (pl.Boolean(), st.booleans()),
+    "d": (pl.Date(), st.dates(dt.date(1990, 1, 1), dt.date(2030, 1, 1))),
+}
+
+
+def applies(column: str, how: str) -> bool:
+    """Whether Polars aggregates ``column`` by ``how`` (and partials can: not a Date's mean)."""
+    if (column, how) == ("d", "mean"):
+        return False
+    try:
+        pl.DataFrame(schema={column: COLUMNS[column][0]}).select(Agg(column, how).polars())  # type: ignore[arg-type]
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+def aggs_of(how: AggHow) -> list[Agg]:
+    return [Agg(c, how) for c in COLUMNS if applies(c, how)]
+
+
+@st.composite
+def frames(draw: st.DrawFn, max_rows: int = 30) -> pl.DataFrame:
+    """A key ``k`` (few values, nulls) and one column of each type."""
+    n = draw(st.integers(0, max_rows))
+    data = {"k": draw(st.lists(st.none() | st.integers(0, 3), min_size=n, max_size=n))}
+    for name, (_, values) in COLUMNS.items():
+        data[name] = draw(st.lists(st.one_of(st.none(), values), min_size=n, max_size=n))
+    return pl.DataFrame(data, schema={"k": pl.Int64(), **{c: t for c, (t, _) in COLUMNS.items()}})
+
+
+@st.composite
+def chunks_of(draw: st.DrawFn, df: pl.DataFrame) -> list[pl.DataFrame]:
+    """``df`` cut at random places (empty chunks too), each stamped with its stream order."""
+    cuts = sorted(draw(st.lists(st.integers(0, df.height), max_size=5)))
+    bounds = [0, *cuts, df.height]
+    return [
+        df.slice(lo, hi - lo).with_columns(
+            pl.lit(0, pl.Int64).alias("__rank"), pl.lit(seq, pl.Int64).alias("__seq")
+        )
+        for seq, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def schema_of(df: pl.DataFrame) -> pa.Schema:
+    return TableChunk.from_polars(df).schema
+
+
+def expected(df: pl.DataFrame, keys: list[str], aggs: list[Agg]) -> pl.DataFrame:
+    wholes = [agg.polars() for agg in aggs]
+    return df.group_by(keys).agg(wholes) if keys else df.select(wholes)
+
+
+def assert_same(got: TableChunk, want: pl.DataFrame, keys: list[str]) -> None:
+    frame = got.to_polars()
+    if keys:
+        frame, want = frame.sort(keys, nulls_last=True), want.sort(keys, nulls_last=True)
+    # partial sums of floats add up in another order than Polars' own sum
+    assert_frame_equal(frame, want, check_exact=False, rel_tol=1e-6, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("how", HOWS)
+@settings(max_examples=15)
+@given(df=frames(), keys=st.sampled_from([["k"], ["k", "s"], []]), data=st.data())
+def test_partials_merged_in_any_grouping_then_finished_equal_polars(
+    backend: Backend, how: AggHow, df: pl.DataFrame, keys: list[str], data: st.DataObject
+) -> None:
+    aggs = [a for a in aggs_of(how) if a.column not in keys]
+    kernel = backend.aggregation(keys, aggs, schema_of(df), ordered=True)
+    # chunks come in any order: their order columns, not their arrival, order first/last
+    chunks = data.draw(st.permutations(data.draw(chunks_of(df))), label="arrival")
+    parts = [kernel.partial(backend.from_polars(chunk)) for chunk in chunks]
+    assert all(part.schema.equals(kernel.partial_schema) for part in parts)
+    while len(parts) > 1 and data.draw(st.booleans(), label="merge more"):
+        picked = data.draw(st.sets(st.integers(0, len(parts) - 1), min_size=2), label="merged")
+        merged = kernel.merge([parts[i] for i in sorted(picked)])
+        assert merged.schema.equals(kernel.partial_schema)
+        parts = [p for i, p in enumerate(parts) if i not in picked] + [merged]
+    # finish takes partials merged or not
+    got = kernel.finish(backend.concat(parts))
+    assert got.schema.equals(kernel.output_schema)
+    assert_same(got, expected(df, keys, aggs), keys)
+
+
+@pytest.mark.parametrize("how", HOWS)
+@settings(max_examples=10)
+@given(df=frames(), keys=st.sampled_from([["k"], []]))
+def test_aggregate_rows_equals_polars(
+    backend: Backend, how: AggHow, df: pl.DataFrame, keys: list[str]
+) -> None:
+    aggs = aggs_of(how)
+    kernel = backend.aggregation(keys, aggs, schema_of(df), ordered=True)
+    stamped = df.with_columns(
+        pl.lit(0, pl.Int64).alias("__rank"), pl.lit(0, pl.Int64).alias("__seq")
+    )
+    got = kernel.aggregate_rows(backend.from_polars(stamped.reverse()))
+    reversed_rows = expected(df.reverse(), keys, aggs)  # without order columns: row order
+    assert_same(got, reversed_rows, keys)
+
+
+def test_the_global_aggregation_of_no_rows_is_polars_answer_for_an_empty_frame(
+    backend: Backend,
+) -> None:
+    df = pl.DataFrame(schema={"x": pl.Int64, "s": pl.String})
+    aggs = [Agg("x", "sum"), Agg("x", "mean"), Agg(None, "len"), Agg("s", "n_unique")]
+    kernel = backend.aggregation([], aggs, schema_of(df), ordered=False)
+    nothing = kernel.partial(backend.from_polars(df))
+    assert nothing.num_rows == 0
+    got = kernel.finish(kernel.merge([nothing, nothing]))
+    assert got.to_polars().to_dicts() == [{"x_sum": 0, "x_mean": None, "len": 0, "s_n_unique": 0}]
+
+
+def test_decimal_mean_is_not_rounded_to_the_column_scale(backend: Backend) -> None:
+    df = pl.DataFrame(
+        {"k": [1, 1, 1], "x": [Decimal("1.25"), Decimal("3.5"), Decimal("1")]},
+        schema_overrides={"x": pl.Decimal(10, 2)},
+    )
+    kernel = backend.aggregation(["k"], [Agg("x", "mean")], schema_of(df), ordered=False)
+    parts = [kernel.partial(backend.from_polars(df.slice(i, 1))) for i in range(3)]
+    got = kernel.finish(kernel.merge(parts)).to_polars()
+    assert got["x_mean"].to_list() == pytest.approx([5.75 / 3])
+
+
+def test_chunks_with_as_many_groups_as_rows_give_per_row_partials(backend: Backend) -> None:
+    n = 10_000
+    df = pl.DataFrame({"k": range(n), "x": [i % 7 for i in range(n)]})
+    aggs = [Agg("x", "sum"), Agg("x", "std"), Agg(None, "len")]
+    kernel = backend.aggregation(["k"], aggs, schema_of(df), ordered=False)
+    first = kernel.partial(backend.from_polars(df))  # grouped; shows the keys are unique
+    second = kernel.partial(backend.from_polars(df))  # one partial per row, no grouping
+    assert first.num_rows == second.num_rows == n
+    assert second.schema.equals(kernel.partial_schema)
+    got = kernel.finish(kernel.merge([first, second]))
+    assert_same(got, expected(pl.concat([df, df]), ["k"], aggs), ["k"])
+
+
+def test_the_same_arguments_give_the_same_partial_schema(backend: Backend) -> None:
+    df = pl.DataFrame({"k": [1], "x": [1.5], "s": ["a"]})
+    aggs = [Agg("x", "var"), Agg("s", "first"), Agg("x", "max")]
+    one = backend.aggregation(["k"], aggs, schema_of(df), ordered=True)
+    other = backend.aggregation(["k"], aggs, schema_of(df), ordered=True)
+    assert one.partial_schema.equals(other.partial_schema)
+    assert one.output_schema.equals(schema_of(expected(df, ["k"], aggs)))
+    assert one.decomposable
+
+
+def test_n_unique_by_key_is_not_decomposable_its_partials_are_the_rows(backend: Backend) -> None:
+    df = pl.DataFrame({"k": [1, 1, 2], "x": [1, 1, 3], "y": ["a", "b", "c"]})
+    kernel = backend.aggregation(["k"], [Agg("x", "n_unique")], schema_of(df), ordered=False)
+    assert not kernel.decomposable
+    part = kernel.partial(backend.from_polars(df))
+    assert part.column_names == ["k", "x"]
+    assert kernel.finish(part).to_polars().sort("k").to_dicts() == [
+        {"k": 1, "x_n_unique": 1},
+        {"k": 2, "x_n_unique": 1},
+    ]
+    assert backend.aggregation(
+        [], [Agg("x", "n_unique")], schema_of(df), ordered=False
+    ).decomposable
+
+
+def test_errors_name_the_actor_the_aggregation_and_the_column(backend: Backend) -> None:
+    schema = schema_of(pl.DataFrame({"k": [1], "s": ["a"], "d": [dt.date(2020, 1, 1)]}))
+    with pytest.raises(
+        TypeError, match=r"actor `g#0`: aggregation 'sum' does not apply to column `s`"
+    ):
+        backend.aggregation(["k"], [Agg("s", "sum")], schema, ordered=False, actor="g#0")
+    with pytest.raises(
+        TypeError,
+        match=r"aggregation 'mean' of column `d` cannot be computed from partials for type Date",
+    ):
+        backend.aggregation([], [Agg("d", "mean")], schema, ordered=False)
+    with pytest.raises(ColumnNotFoundError, match=r"column `nope` not found; columns are"):
+        backend.aggregation(["k"], [Agg("nope", "sum")], schema, ordered=False)
+    with pytest.raises(ValueError, match=r"\['first'\] follow the stream's order"):
+        backend.aggregation(["k"], [Agg("s", "first")], schema, ordered=False)
+    with pytest.raises(ValueError, match=r"output names \['k'\] repeat or are keys"):
+        backend.aggregation(["k"], [Agg("s", "max", "k")], schema, ordered=False)
+    kernel = backend.aggregation(["k"], [Agg("s", "max")], schema, ordered=False)
+    with pytest.raises(ValueError, match="no partials to merge"):
+        kernel.merge([])
+    with pytest.raises(SchemaError, match="not of the kernel's partial schema"):
+        kernel.finish(backend.from_polars(pl.DataFrame({"k": [1]})))
+    with pytest.raises(ColumnNotFoundError, match=r"partial: column `s` not found in the chunk"):
+        kernel.partial(backend.from_polars(pl.DataFrame({"k": [1]})))
+    with pytest.raises(TypeError, match="expected a TableChunk"):
+        kernel.partial(pl.DataFrame({"k": [1], "s": ["a"]}))  # type: ignore[arg-type]
