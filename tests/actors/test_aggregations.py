@@ -123,7 +123,7 @@ def test_partials_by_key_merged_once_equal_polars(
 ) -> None:
     """Grouped or per-row partials of each chunk, merged by key and finished: Polars' result."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
-    plan = AggregationSteps(aggs)
+    plan = AggregationSteps(aggs, df.schema)
     parts = []
     for chunk in data.draw(chunkings(df)):
         grouped = chunk.group_by(keys).agg(plan.partials(CHUNK))
@@ -147,7 +147,7 @@ def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df: p
     """One partial row per chunk, merged again and again in random groups, finished: Polars' row."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
     aggs.append(Agg(None, "len"))
-    plan = AggregationSteps(aggs)
+    plan = AggregationSteps(aggs, df.schema)
     rows = [chunk.select(plan.partials(SPAN)) for chunk in data.draw(chunkings(df))]
     if not rows:
         return

@@ -27,7 +27,7 @@ to them at the end.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, get_args
 
@@ -116,6 +116,10 @@ class Aggregation:
     """Follows the stream's order: its partials carry their :class:`Origin`."""
     keyed: ClassVar[bool] = True
     """Its partials stay small per group; if not, a keyed group-by exchanges the rows instead."""
+    widens_floats: ClassVar[bool] = False
+    """Reads a Float32 column as Float64: Polars computes it in double precision, and
+    single-precision partials would drift from its result (a mean of values that
+    nearly cancel loses its digits)."""
 
     def __init__(self, how: str, parts: tuple[str, ...]) -> None:
         self.how = how
@@ -204,6 +208,8 @@ class _Len(_Count):
 
 
 class _Mean(Aggregation):
+    widens_floats = True
+
     def __init__(self) -> None:
         super().__init__("mean", ("sum", "n"))
 
@@ -261,6 +267,8 @@ class _NUnique(Aggregation):
 
 class _Var(Aggregation):
     """var, std: count, mean and sum of squared deviations (M2), merged by Chan et al."""
+
+    widens_floats = True
 
     def __init__(self, how: str) -> None:
         super().__init__(how, ("n", "mean", "m2"))
@@ -323,8 +331,13 @@ class AggregationSteps:
     then carry an :class:`Origin`.
     """
 
-    def __init__(self, aggs: Sequence[Agg]) -> None:
+    def __init__(self, aggs: Sequence[Agg], schema: Mapping[str, pl.DataType] | None = None) -> None:
         self.aggs = list(aggs)
+        wide = {c for c, t in (schema or {}).items() if t == pl.Float32}
+        self._wide = {
+            i for i, a in enumerate(self.aggs) if a.column in wide and AGGREGATIONS[a.how].widens_floats
+        }
+        """Aggregations that read their Float32 column as Float64 (see `Aggregation.widens_floats`)."""
         self._steps = [
             (agg, AGGREGATIONS[agg.how], Parts(f"__{i}_")) for i, agg in enumerate(self.aggs)
         ]
@@ -335,6 +348,10 @@ class AggregationSteps:
         self.keyed = all(kind.keyed for _, kind, _ in self._steps)
         """Whether a keyed group-by can exchange partials (else it exchanges rows)."""
 
+    def _input(self, i: int, agg: Agg) -> pl.Expr:
+        col = _input(agg)
+        return col.cast(pl.Float64) if i in self._wide else col
+
     def wholes(self) -> list[pl.Expr]:
         """Polars' own aggregations, named as the output."""
         return [agg.polars() for agg in self.aggs]
@@ -343,8 +360,8 @@ class AggregationSteps:
         """The partial columns of a chunk (or each group of it) with ``origin``."""
         exprs = [
             e.alias(p.name(part))
-            for agg, kind, p in self._steps
-            for part, e in kind.partial(_input(agg)).items()
+            for i, (agg, kind, p) in enumerate(self._steps)
+            for part, e in kind.partial(self._input(i, agg)).items()
         ]
         if self.ordered:
             exprs += [pl.col(src).first().alias(dst) for dst, src in origin.columns()]
@@ -354,8 +371,8 @@ class AggregationSteps:
         """The partial columns of each row, a group of its own (same names as :meth:`partials`)."""
         exprs = [
             e.alias(p.name(part))
-            for agg, kind, p in self._steps
-            for part, e in kind.row(_input(agg)).items()
+            for i, (agg, kind, p) in enumerate(self._steps)
+            for part, e in kind.row(self._input(i, agg)).items()
         ]
         if self.ordered:
             exprs += [pl.col(src).alias(dst) for dst, src in origin.columns()]
@@ -468,12 +485,13 @@ class CpuAggregationKernel(AggregationKernel):
         self._where = f"actor `{actor}`" if actor else "aggregation"
         self._own = own
         self._check_spec(input_schema)
-        steps = self._steps = AggregationSteps(self.aggs)
+        empty = TableChunk.from_arrow(input_schema.empty_table()).to_polars()
+        steps = self._steps = AggregationSteps(self.aggs, empty.schema)
         keys_ = list(self.keys)
         self._needed = [*keys_, *[c for c in steps.columns if c not in keys_]]
         self._inputs = self._needed + (list(ORDER) if steps.ordered else [])
         self.decomposable = not keys_ or steps.keyed
-        empty = TableChunk.from_arrow(input_schema.empty_table()).to_polars().select(self._needed)
+        empty = empty.select(self._needed)
         steps.check_types(empty, self._where)
         self._empty = empty
         whole = empty.group_by(keys_).agg(steps.wholes()) if keys_ else empty.select(steps.wholes())

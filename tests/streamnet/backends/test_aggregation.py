@@ -147,6 +147,22 @@ def test_decimal_mean_is_not_rounded_to_the_column_scale(backend: Backend) -> No
     assert got["x_mean"].to_list() == pytest.approx([5.75 / 3])
 
 
+@pytest.mark.parametrize("how", ["mean", "var", "std"])
+def test_float32_partials_are_computed_in_double_precision_as_polars_does(
+    backend: Backend, how: AggHow
+) -> None:
+    """Values that nearly cancel: single-precision partial sums would lose the result's digits."""
+    x = pl.Series("x", [((i * 7919) % 2000 - 1000) / 3 for i in range(60)], pl.Float32)
+    x = x.append(pl.Series("x", [-x.cast(pl.Float64).sum()], pl.Float32))  # the sum nearly 0
+    df = pl.DataFrame({"k": [1] * len(x), "x": x})
+    kernel = backend.aggregation(["k"], [Agg("x", how)], schema_of(df), ordered=False)
+    parts = [kernel.partial(backend.from_polars(df.slice(i, 2))) for i in range(0, df.height, 2)]
+    got = kernel.finish(kernel.merge(parts)).to_polars()
+    want = df.group_by("k").agg(Agg("x", how).polars())
+    assert got.schema == want.schema
+    assert got.item(0, 1) == pytest.approx(want.item(0, 1), rel=1e-6)
+
+
 def test_chunks_with_as_many_groups_as_rows_give_per_row_partials(backend: Backend) -> None:
     n = 10_000
     df = pl.DataFrame({"k": range(n), "x": [i % 7 for i in range(n)]})
