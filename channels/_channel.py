@@ -46,7 +46,7 @@ from channels._message import (
     payload_stream_check,
 )
 from channels._observer import _counter
-from channels._parking_lot import ParkingLot
+from channels._parking_lot import ParkingLot, _entries
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
 
@@ -146,8 +146,10 @@ class Channel(Generic[T]):
         "_peak_messages",
         "_producers",
         "_received",
+        "_recv_parked",
         "_recv_waiters",
         "_rows",
+        "_send_parked",
         "_send_waiters",
         "_sent",
         "_state",
@@ -177,6 +179,9 @@ class Channel(Generic[T]):
         self._bytes = 0
         self._recv_waiters = ParkingLot()
         self._send_waiters = ParkingLot()
+        # What `send` and `recv` look at before they wake anyone: a length check.
+        self._recv_parked = _entries(self._recv_waiters)
+        self._send_parked = _entries(self._send_waiters)
         self._state: ChannelState = _OPEN
         self._cause: BaseException | None = None
         self._producers = producers
@@ -345,7 +350,8 @@ class Channel(Generic[T]):
             self._peak_messages = len(buffer)
         if self._bytes > self._peak_bytes:
             self._peak_bytes = self._bytes
-        self._recv_waiters.unpark()
+        if self._recv_parked:
+            self._recv_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_out += 1
@@ -442,7 +448,8 @@ class Channel(Generic[T]):
         msg, size, rows = buffer.popleft()
         self._bytes -= size
         self._received += 1
-        self._send_waiters.unpark()
+        if self._send_parked:
+            self._send_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_in += 1
