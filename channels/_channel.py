@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from asyncio import get_running_loop
+from asyncio import CancelledError, get_running_loop
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
@@ -46,7 +46,7 @@ from channels._message import (
     payload_stream_check,
 )
 from channels._observer import _counter
-from channels._parking_lot import ParkingLot, _entries
+from channels._parking_lot import _FUTURE, ParkingLot, _abandon, _enter, _entries
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
 
@@ -356,13 +356,21 @@ class Channel(Generic[T]):
             while len(buffer) >= self._capacity or (
                 self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
             ):
-                try:
-                    await self._send_waiters.park(deadline=deadline)
-                except TimeoutError:
-                    raise TimeoutError(
-                        f"channel `{self._name}` stayed full ({len(buffer)} of "
-                        f"{self._capacity} messages, {self._bytes} bytes) for {timeout} s"
-                    ) from None
+                if deadline is None:  # ParkingLot.park without its coroutine
+                    entry = _enter(self._send_waiters, self._send_parked)
+                    try:
+                        await entry[_FUTURE]
+                    except CancelledError:
+                        _abandon(entry)
+                        raise
+                else:
+                    try:
+                        await self._send_waiters.park(deadline=deadline)
+                    except TimeoutError:
+                        raise TimeoutError(
+                            f"channel `{self._name}` stayed full ({len(buffer)} of "
+                            f"{self._capacity} messages, {self._bytes} bytes) for {timeout} s"
+                        ) from None
                 if self._state is not _OPEN:
                     self._raise_closed("send into")
             if (counter := _counter.get()) is not None:
@@ -442,12 +450,20 @@ class Channel(Generic[T]):
                 start = perf_counter()
                 deadline = None if timeout is None else get_running_loop().time() + timeout
                 while not buffer and self._state is _OPEN:
-                    try:
-                        await self._recv_waiters.park(deadline=deadline)
-                    except TimeoutError:
-                        raise TimeoutError(
-                            f"channel `{self._name}` stayed empty for {timeout} s"
-                        ) from None
+                    if deadline is None:  # ParkingLot.park without its coroutine
+                        entry = _enter(self._recv_waiters, self._recv_parked)
+                        try:
+                            await entry[_FUTURE]
+                        except CancelledError:
+                            _abandon(entry)
+                            raise
+                    else:
+                        try:
+                            await self._recv_waiters.park(deadline=deadline)
+                        except TimeoutError:
+                            raise TimeoutError(
+                                f"channel `{self._name}` stayed empty for {timeout} s"
+                            ) from None
                 if (counter := _counter.get()) is not None:
                     counter.waited("input", start, perf_counter())
             if not buffer:

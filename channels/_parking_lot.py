@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from asyncio import CancelledError, current_task, get_running_loop
+import sys
+from asyncio import AbstractEventLoop, CancelledError, get_running_loop
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,18 @@ its deadline passed), its task, its deadline, and the lots it is in (a tuple tha
 ``repark`` replaces)."""
 
 _Entry = list[Any]
+
+
+# The task running on a loop, looked up once per wait (for `ParkingLot.parked`). On
+# CPython 3.11 ``asyncio.current_task`` is Python code that reads this dict, a call that
+# cost a channel about a twentieth of a hop; from 3.12 on it is C code.
+_running_task: Callable[[AbstractEventLoop], asyncio.Task[Any] | None]
+if sys.version_info < (3, 12):
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
+
+    _running_task = _current_tasks.get
+else:
+    _running_task = asyncio.current_task
 
 
 def _expire(future: asyncio.Future[ParkingLot | None]) -> None:
@@ -142,14 +155,14 @@ class ParkingLot:
         if deadline is not None:
             await self._wait((self,), deadline)
             return
-        # The common case, kept short: one lot, no deadline (what `_wait` does for it).
-        future: asyncio.Future[ParkingLot | None] = get_running_loop().create_future()
-        entry: _Entry = [future, current_task(), None, (self,)]
+        # The common case, kept short: one lot, no deadline (what `_enter` does).
+        loop = get_running_loop()
+        entry: _Entry = [loop.create_future(), _running_task(loop), None, (self,)]
         self._waiters.append(entry)
         try:
-            await future
+            await entry[_FUTURE]
         except CancelledError:
-            ParkingLot._cancelled(entry)
+            _abandon(entry)
             raise
 
     @classmethod
@@ -178,24 +191,24 @@ class ParkingLot:
         if deadline is not None and deadline <= loop.time():
             raise TimeoutError
         future: asyncio.Future[ParkingLot | None] = loop.create_future()
-        entry: _Entry = [future, current_task(loop), deadline, lots]
+        entry: _Entry = [future, _running_task(loop), deadline, lots]
         for lot in lots:
-            ParkingLot._enter(lot, entry)
+            _entries(lot).append(entry)
         if deadline is not None:
             timer = loop.call_at(deadline, _expire, future)
         try:
             woken_by = await future
         except CancelledError:
-            ParkingLot._cancelled(entry)
+            _abandon(entry)
             raise
         finally:
             if timer is not None:
                 timer.cancel()
         if woken_by is None:
-            ParkingLot._leave(entry, None)
+            _leave(entry, None)
             raise TimeoutError
         if len(entry[_LOTS]) > 1:
-            ParkingLot._leave(entry, woken_by)
+            _leave(entry, woken_by)
         return woken_by
 
     # ------------------------------------------------------------------ waking
@@ -203,11 +216,12 @@ class ParkingLot:
         """Wake the ``count`` tasks parked longest; returns how many were woken."""
         waiters = self._waiters
         woken = 0
+        threadsafe = self._threadsafe
         while waiters and woken < count:
             future = waiters.popleft()[_FUTURE]
             if future.done():
                 continue  # timed out, cancelled, or woken through another lot
-            if self._threadsafe:
+            if threadsafe:
                 woken += self._wake_from_anywhere(future)
             else:
                 future.set_result(self)
@@ -235,7 +249,7 @@ class ParkingLot:
             entry = waiters.popleft()
             if not entry[_FUTURE].done():
                 entry[_LOTS] = (*(lot for lot in entry[_LOTS] if lot is not self), new_lot)
-                self._enter(new_lot, entry)
+                new_lot._waiters.append(entry)
                 moved += 1
         return moved
 
@@ -265,31 +279,6 @@ class ParkingLot:
         else:
             future.set_result(self)
 
-    @staticmethod
-    def _leave(entry: _Entry, woken_by: ParkingLot | None) -> None:
-        """Take ``entry`` out of the lots it is in, but ``woken_by`` (which took it out)."""
-        for lot in entry[_LOTS]:
-            if lot is not woken_by:
-                with contextlib.suppress(ValueError):  # already out: the lot that woke it
-                    ParkingLot._discard(lot, entry)
-
-    @staticmethod
-    def _enter(lot: ParkingLot, entry: _Entry) -> None:
-        lot._waiters.append(entry)
-
-    @staticmethod
-    def _discard(lot: ParkingLot, entry: _Entry) -> None:
-        lot._waiters.remove(entry)
-
-    @staticmethod
-    def _cancelled(entry: _Entry) -> None:
-        """A parked task was cancelled: it leaves every lot, and a wake-up it had already
-        got goes to the next task parked in the lot that gave it."""
-        ParkingLot._leave(entry, None)
-        future = entry[_FUTURE]
-        if future.done() and not future.cancelled() and (waker := future.result()) is not None:
-            waker.unpark()
-
     # ------------------------------------------------------------------ introspection
     def parked(self) -> list[Parked]:
         """The tasks parked here now, in the order they will be woken."""
@@ -304,8 +293,40 @@ class ParkingLot:
         return ParkingLotStatistics(tasks_waiting=len(self))
 
 
+# ---------------------------------------------------------------------- within the package
+# A channel's send and recv are the hottest waits: they check for a parked task with a
+# length check instead of a method call, and wait without the coroutine of `park` (its
+# common case, taken apart: `_enter`, then await the entry's future in the caller's own
+# frame, and `_abandon` if that await is interrupted). The rules stay here.
+
 _entries: Callable[[ParkingLot], deque[_Entry]] = attrgetter("_waiters")
-"""The entries of a lot, for the owner that wakes its tasks (a channel): its check for a
-parked task before it calls ``unpark`` is then a length check, not a method call. Like
-``bool(lot)``, it is true for a moment after the last task left through another lot."""
+"""The entries of a lot. Like ``bool(lot)``, the deque is not empty for a moment after
+the last task parked in it was woken through another lot."""
+
+
+def _enter(lot: ParkingLot, entries: deque[_Entry]) -> _Entry:
+    """Park the running task in ``lot`` (whose entries are ``entries``) without waiting:
+    the caller awaits ``entry[_FUTURE]`` and calls `_abandon` if that is interrupted."""
+    loop = get_running_loop()
+    entry: _Entry = [loop.create_future(), _running_task(loop), None, (lot,)]
+    entries.append(entry)
+    return entry
+
+
+def _abandon(entry: _Entry) -> None:
+    """A parked task's wait was interrupted (it was cancelled): it leaves every lot it is
+    in, and a wake-up it had already got goes to the next task parked in the lot that
+    gave it."""
+    _leave(entry, None)
+    future = entry[_FUTURE]
+    if future.done() and not future.cancelled() and (waker := future.result()) is not None:
+        waker.unpark()
+
+
+def _leave(entry: _Entry, woken_by: ParkingLot | None) -> None:
+    """Take ``entry`` out of the lots it is in, but ``woken_by`` (which took it out)."""
+    for lot in entry[_LOTS]:
+        if lot is not woken_by:
+            with contextlib.suppress(ValueError):  # already out: the lot that woke it
+                _entries(lot).remove(entry)
 
