@@ -43,6 +43,10 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W0: per-hop cost through pass-through actors", "hop",
         {"messages": 40_000, "repeats": 9}, {"messages": 2_000, "repeats": 2},
     ),
+    "hop-steady": (
+        "W0 steady: per-hop cost of raw channels beside asyncio.Queue", "hop_steady",
+        {"messages": 10_000, "repeats": 7}, {"messages": 1_000, "repeats": 1},
+    ),
     "scan": (
         "W-scan: Parquet scan -> filter -> project -> collect", "scan",
         {"rows": 20_000_000, "repeats": 3}, {"rows": 2_000_000, "repeats": 1},

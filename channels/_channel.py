@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from asyncio import get_running_loop
+from asyncio import CancelledError, get_running_loop
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
@@ -47,7 +47,7 @@ from channels._message import (
     payload_stream_check,
 )
 from channels._observer import _counter
-from channels._parking_lot import ParkingLot
+from channels._parking_lot import _FUTURE, ParkingLot, _abandon, _enter, _entries
 
 __all__ = ["Channel", "ChannelState", "ChannelStatistics"]
 
@@ -147,8 +147,10 @@ class Channel(Generic[T]):
         "_peak_messages",
         "_producers",
         "_received",
+        "_recv_parked",
         "_recv_waiters",
         "_rows",
+        "_send_parked",
         "_send_waiters",
         "_sent",
         "_state",
@@ -178,6 +180,9 @@ class Channel(Generic[T]):
         self._bytes = 0
         self._recv_waiters = ParkingLot()
         self._send_waiters = ParkingLot()
+        # What `send` and `recv` look at before they wake anyone: a length check.
+        self._recv_parked = _entries(self._recv_waiters)
+        self._send_parked = _entries(self._send_waiters)
         self._state: ChannelState = _OPEN
         self._cause: BaseException | None = None
         self._producers = producers
@@ -330,13 +335,47 @@ class Channel(Generic[T]):
         """
         if self._state is not _OPEN:
             self._raise_closed("send into")
-        payload = self._admit(msg)
+        if type(msg) is not Message:
+            raise TypeError(
+                f"channel `{self._name}`: send takes a Message, got {type(msg).__name__}"
+            )
+        payload = msg.payload
+        check = self._check
+        if check is not None and (check is _UNRESOLVED or not isinstance(payload, check)):
+            self._check_type(msg)
+        stream_check = payload_stream_check(payload)
+        if stream_check is not None:
+            self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
         size = payload_nbytes(payload)
         buffer = self._buffer
         if len(buffer) >= self._capacity or (
             self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
         ):
-            await self._wait_for_room(size, timeout)
+            # Full: park until there is room (the wait is inline, one coroutine less).
+            start = perf_counter()
+            deadline = None if timeout is None else get_running_loop().time() + timeout
+            while len(buffer) >= self._capacity or (
+                self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
+            ):
+                if deadline is None:  # ParkingLot.park without its coroutine
+                    entry = _enter(self._send_waiters, self._send_parked)
+                    try:
+                        await entry[_FUTURE]
+                    except CancelledError:
+                        _abandon(entry)
+                        raise
+                else:
+                    try:
+                        await self._send_waiters.park(deadline=deadline)
+                    except TimeoutError:
+                        raise TimeoutError(
+                            f"channel `{self._name}` stayed full ({len(buffer)} of "
+                            f"{self._capacity} messages, {self._bytes} bytes) for {timeout} s"
+                        ) from None
+                if self._state is not _OPEN:
+                    self._raise_closed("send into")
+            if (counter := _counter.get()) is not None:
+                counter.waited("output", start, perf_counter())
         rows = payload_rows(payload)
         buffer.append((msg, size, rows))
         self._bytes += size
@@ -346,53 +385,26 @@ class Channel(Generic[T]):
             self._peak_messages = len(buffer)
         if self._bytes > self._peak_bytes:
             self._peak_bytes = self._bytes
-        self._recv_waiters.unpark()
+        if self._recv_parked:
+            self._recv_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_out += 1
             counter.bytes_out += size
             counter.rows_out += rows
 
-    def _admit(self, msg: Message[T]) -> T:
-        """Check ``msg`` against the declared payload type and the stream; its payload."""
-        if type(msg) is not Message:
-            raise TypeError(
-                f"channel `{self._name}`: send takes a Message, got {type(msg).__name__}"
-            )
-        payload = msg.payload
+    def _check_type(self, msg: Message[T]) -> None:
+        """Resolve the payload classes the channel checks against; refuse ``msg`` if its
+        payload is not one of them."""
         check = self._check
         if check is _UNRESOLVED:
             check = self._check = payload_classes(self.payload_type)
-        if check is not None and not isinstance(payload, check):
+        if check is not None and not isinstance(msg.payload, check):
             raise TypeError(
                 f"channel `{self._name}` carries {_type_name(self.payload_type)} payloads, "
-                f"got {type(payload).__name__} "
+                f"got {type(msg.payload).__name__} "
                 f"(message sequence number {msg.sequence_number})"
             )
-        stream_check = payload_stream_check(payload)
-        if stream_check is not None:
-            self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
-        return payload
-
-    async def _wait_for_room(self, size: int, timeout: float | None) -> None:
-        """Park until ``size`` more bytes and one more message fit; count the wait."""
-        start = perf_counter()
-        deadline = None if timeout is None else get_running_loop().time() + timeout
-        buffer = self._buffer
-        while len(buffer) >= self._capacity or (
-            self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
-        ):
-            try:
-                await self._send_waiters.park(deadline=deadline)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"channel `{self._name}` stayed full ({len(buffer)} of {self._capacity} "
-                    f"messages, {self._bytes} bytes) for {timeout} s"
-                ) from None
-            if self._state is not _OPEN:
-                self._raise_closed("send into")
-        if (counter := _counter.get()) is not None:
-            counter.waited("output", start, perf_counter())
 
     async def drain(self, ctx: object) -> None:
         """End the stream from this producer; the consumer still gets everything sent before.
@@ -435,7 +447,26 @@ class Channel(Generic[T]):
         buffer = self._buffer
         if not buffer:
             if self._state is _OPEN:
-                await self._wait_for_message(timeout)
+                # Empty: park until a message comes or the channel closes (inline, as in send).
+                start = perf_counter()
+                deadline = None if timeout is None else get_running_loop().time() + timeout
+                while not buffer and self._state is _OPEN:
+                    if deadline is None:  # ParkingLot.park without its coroutine
+                        entry = _enter(self._recv_waiters, self._recv_parked)
+                        try:
+                            await entry[_FUTURE]
+                        except CancelledError:
+                            _abandon(entry)
+                            raise
+                    else:
+                        try:
+                            await self._recv_waiters.park(deadline=deadline)
+                        except TimeoutError:
+                            raise TimeoutError(
+                                f"channel `{self._name}` stayed empty for {timeout} s"
+                            ) from None
+                if (counter := _counter.get()) is not None:
+                    counter.waited("input", start, perf_counter())
             if not buffer:
                 if self._state is _ABORTED:
                     self._raise_closed("receive from")
@@ -443,26 +474,14 @@ class Channel(Generic[T]):
         msg, size, rows = buffer.popleft()
         self._bytes -= size
         self._received += 1
-        self._send_waiters.unpark()
+        if self._send_parked:
+            self._send_waiters.unpark()
         counter = _counter.get()
         if counter is not None:
             counter.messages_in += 1
             counter.bytes_in += size
             counter.rows_in += rows
         return msg
-
-    async def _wait_for_message(self, timeout: float | None) -> None:
-        """Park until a message is buffered or the channel closes; count the wait."""
-        start = perf_counter()
-        deadline = None if timeout is None else get_running_loop().time() + timeout
-        buffer = self._buffer
-        while not buffer and self._state is _OPEN:
-            try:
-                await self._recv_waiters.park(deadline=deadline)
-            except TimeoutError:
-                raise TimeoutError(f"channel `{self._name}` stayed empty for {timeout} s") from None
-        if (counter := _counter.get()) is not None:
-            counter.waited("input", start, perf_counter())
 
     def __aiter__(self) -> typing.AsyncIterator[Message[T]]:
         return self._iterate()

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+from asyncio import AbstractEventLoop, CancelledError, get_running_loop
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 __all__ = ["Parked", "ParkingLot", "ParkingLotStatistics"]
@@ -59,23 +62,25 @@ class ParkingLotStatistics:
     tasks_waiting: int
 
 
-class _Waiter:
-    """One parked task: the future it awaits (resolved with the lot that woke it, or
-    None when its deadline passed), its task, its deadline and the lots it is in."""
+_FUTURE, _TASK, _DEADLINE, _LOTS = range(4)
+"""The fields of a lot's entry for one parked task, a plain list (no record object to
+build per wait): the future it awaits (resolved with the lot that woke it, or None when
+its deadline passed), its task, its deadline, and the lots it is in (a tuple that
+``repark`` replaces)."""
 
-    __slots__ = ("deadline", "future", "lots", "task")
+_Entry = list[Any]
 
-    def __init__(
-        self,
-        future: asyncio.Future[ParkingLot | None],
-        task: asyncio.Task[Any] | None,
-        deadline: float | None,
-        lots: tuple[ParkingLot, ...],
-    ) -> None:
-        self.future = future
-        self.task = task
-        self.deadline = deadline
-        self.lots = lots
+
+# The task running on a loop, looked up once per wait (for `ParkingLot.parked`). On
+# CPython 3.11 ``asyncio.current_task`` is Python code that reads this dict, a call that
+# cost a channel about a twentieth of a hop; from 3.12 on it is C code.
+_running_task: Callable[[AbstractEventLoop], asyncio.Task[Any] | None]
+if sys.version_info < (3, 12):
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
+
+    _running_task = _current_tasks.get
+else:
+    _running_task = asyncio.current_task
 
 
 def _expire(future: asyncio.Future[ParkingLot | None]) -> None:
@@ -114,12 +119,12 @@ class ParkingLot:
     __slots__ = ("_threadsafe", "_waiters")
 
     def __init__(self, *, threadsafe: bool = False) -> None:
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[_Entry] = deque()
         self._threadsafe = threadsafe
 
     def __len__(self) -> int:
         """Tasks parked here and not woken yet."""
-        return sum(not waiter.future.done() for waiter in self._waiters)
+        return sum(not entry[_FUTURE].done() for entry in self._waiters)
 
     def __bool__(self) -> bool:
         """Whether a task may be parked here (cheap: true for a moment after the last one
@@ -150,17 +155,14 @@ class ParkingLot:
         if deadline is not None:
             await self._wait((self,), deadline)
             return
-        # The common case, kept short: one lot, no deadline (what `_wait` does for it).
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ParkingLot | None] = loop.create_future()
-        waiter = _Waiter(future, asyncio.current_task(loop), None, (self,))
-        self._waiters.append(waiter)
+        # The common case, kept short: one lot, no deadline (what `_enter` does).
+        loop = get_running_loop()
+        entry: _Entry = [loop.create_future(), _running_task(loop), None, (self,)]
+        self._waiters.append(entry)
         try:
-            await future
-        except asyncio.CancelledError:
-            self._leave(waiter, None)
-            if future.done() and not future.cancelled() and (waker := future.result()):
-                waker.unpark()  # woken before the cancellation: the wake-up goes on
+            await entry[_FUTURE]
+        except CancelledError:
+            _abandon(entry)
             raise
 
     @classmethod
@@ -182,64 +184,44 @@ class ParkingLot:
             raise ValueError("ParkingLot.park_any: `lots` is empty; nothing could wake the task")
         return await cls._wait(tuple(lots), deadline)
 
-    @classmethod
-    async def _wait(cls, lots: tuple[ParkingLot, ...], deadline: float | None) -> ParkingLot:
-        loop = asyncio.get_running_loop()
+    @staticmethod
+    async def _wait(lots: tuple[ParkingLot, ...], deadline: float | None) -> ParkingLot:
+        loop = get_running_loop()
         timer = None
         if deadline is not None and deadline <= loop.time():
             raise TimeoutError
         future: asyncio.Future[ParkingLot | None] = loop.create_future()
-        waiter = _Waiter(future, asyncio.current_task(loop), deadline, lots)
+        entry: _Entry = [future, _running_task(loop), deadline, lots]
         for lot in lots:
-            cls._enter(lot, waiter)
+            _entries(lot).append(entry)
         if deadline is not None:
             timer = loop.call_at(deadline, _expire, future)
         try:
             woken_by = await future
-        except asyncio.CancelledError:
-            cls._leave(waiter, None)
-            if future.done() and not future.cancelled():
-                waker = future.result()
-                if waker is not None:
-                    waker.unpark()  # woken before the cancellation: the wake-up goes on
+        except CancelledError:
+            _abandon(entry)
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-        if len(waiter.lots) > 1 or woken_by is None:
-            cls._leave(waiter, woken_by)
         if woken_by is None:
+            _leave(entry, None)
             raise TimeoutError
+        if len(entry[_LOTS]) > 1:
+            _leave(entry, woken_by)
         return woken_by
-
-    @staticmethod
-    def _enter(lot: ParkingLot, waiter: _Waiter) -> None:
-        lot._waiters.append(waiter)
-
-    @classmethod
-    def _leave(cls, waiter: _Waiter, woken_by: ParkingLot | None) -> None:
-        """Take ``waiter`` out of the lots it is in, but ``woken_by`` (which did)."""
-        for lot in waiter.lots:
-            if lot is not woken_by:
-                cls._discard(lot, waiter)
-
-    @staticmethod
-    def _discard(lot: ParkingLot, waiter: _Waiter) -> None:
-        with contextlib.suppress(ValueError):  # already taken out by the lot that woke it
-            lot._waiters.remove(waiter)
 
     # ------------------------------------------------------------------ waking
     def unpark(self, count: int = 1) -> int:
         """Wake the ``count`` tasks parked longest; returns how many were woken."""
         waiters = self._waiters
-        if not waiters:
-            return 0  # the common case of a channel's send and recv
         woken = 0
+        threadsafe = self._threadsafe
         while waiters and woken < count:
-            future = waiters.popleft().future
+            future = waiters.popleft()[_FUTURE]
             if future.done():
                 continue  # timed out, cancelled, or woken through another lot
-            if self._threadsafe:
+            if threadsafe:
                 woken += self._wake_from_anywhere(future)
             else:
                 future.set_result(self)
@@ -264,10 +246,10 @@ class ParkingLot:
         waiters = self._waiters
         moved = 0
         while waiters and moved < count:
-            waiter = waiters.popleft()
-            if not waiter.future.done():
-                waiter.lots = (*(lot for lot in waiter.lots if lot is not self), new_lot)
-                self._enter(new_lot, waiter)
+            entry = waiters.popleft()
+            if not entry[_FUTURE].done():
+                entry[_LOTS] = (*(lot for lot in entry[_LOTS] if lot is not self), new_lot)
+                new_lot._waiters.append(entry)
                 moved += 1
         return moved
 
@@ -279,7 +261,7 @@ class ParkingLot:
         """Wake the task awaiting ``future`` (not done), from its loop or another thread."""
         loop = future.get_loop()
         try:
-            running = asyncio.get_running_loop()
+            running = get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
@@ -300,8 +282,51 @@ class ParkingLot:
     # ------------------------------------------------------------------ introspection
     def parked(self) -> list[Parked]:
         """The tasks parked here now, in the order they will be woken."""
-        return [Parked(w.task, w.deadline) for w in self._waiters if not w.future.done()]
+        return [
+            Parked(entry[_TASK], entry[_DEADLINE])
+            for entry in self._waiters
+            if not entry[_FUTURE].done()
+        ]
 
     def statistics(self) -> ParkingLotStatistics:
         """How many tasks are parked here."""
         return ParkingLotStatistics(tasks_waiting=len(self))
+
+
+# ---------------------------------------------------------------------- within the package
+# A channel's send and recv are the hottest waits: they check for a parked task with a
+# length check instead of a method call, and wait without the coroutine of `park` (its
+# common case, taken apart: `_enter`, then await the entry's future in the caller's own
+# frame, and `_abandon` if that await is interrupted). The rules stay here.
+
+_entries: Callable[[ParkingLot], deque[_Entry]] = attrgetter("_waiters")
+"""The entries of a lot. Like ``bool(lot)``, the deque is not empty for a moment after
+the last task parked in it was woken through another lot."""
+
+
+def _enter(lot: ParkingLot, entries: deque[_Entry]) -> _Entry:
+    """Park the running task in ``lot`` (whose entries are ``entries``) without waiting:
+    the caller awaits ``entry[_FUTURE]`` and calls `_abandon` if that is interrupted."""
+    loop = get_running_loop()
+    entry: _Entry = [loop.create_future(), _running_task(loop), None, (lot,)]
+    entries.append(entry)
+    return entry
+
+
+def _abandon(entry: _Entry) -> None:
+    """A parked task's wait was interrupted (it was cancelled): it leaves every lot it is
+    in, and a wake-up it had already got goes to the next task parked in the lot that
+    gave it."""
+    _leave(entry, None)
+    future = entry[_FUTURE]
+    if future.done() and not future.cancelled() and (waker := future.result()) is not None:
+        waker.unpark()
+
+
+def _leave(entry: _Entry, woken_by: ParkingLot | None) -> None:
+    """Take ``entry`` out of the lots it is in, but ``woken_by`` (which took it out)."""
+    for lot in entry[_LOTS]:
+        if lot is not woken_by:
+            with contextlib.suppress(ValueError):  # already out: the lot that woke it
+                _entries(lot).remove(entry)
+

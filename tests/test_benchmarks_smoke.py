@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _measure, actors_latency, groupby, hop, join, scan, tpch_q1
+from benchmarks import _measure, actors_latency, groupby, hop, hop_steady, join, scan, tpch_q1
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -14,6 +14,13 @@ def test_hop_benchmark_runs_and_reports_every_cell() -> None:
     assert [(r.hops, r.capacity) for r in results] == [(h, c) for h in (1, 4, 8) for c in (1, 2, 8)]
     table = hop.report(results)
     assert table.count("\n") == len(results) + 1
+
+
+def test_steady_hop_benchmark_reports_each_capacity_on_both_clocks() -> None:
+    for clock in ("wall", "cpu"):
+        results = hop_steady.run(messages=100, repeats=1, hops=2, capacities=(1, 3), clock=clock)
+        assert [(r.hops, r.capacity) for r in results] == [(2, 1), (2, 3)]
+        assert hop_steady.report(results).count("\n") == len(results) + 1
 
 
 def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:
