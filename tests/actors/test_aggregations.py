@@ -23,7 +23,13 @@ from test_collectives import run_collective, split
 import actors
 from actors import AggHow
 from streamnet import Agg
-from streamnet.backends.cpu._aggregate import AGGREGATIONS, CHUNK, ORDER, SPAN, AggregationSteps
+from streamnet.backends.cpu._aggregation_steps import (
+    AGGREGATIONS,
+    CHUNK,
+    ORDER,
+    SPAN,
+    AggregationSteps,
+)
 
 # name: (dtype, values); each column has nulls
 COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {

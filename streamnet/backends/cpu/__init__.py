@@ -8,6 +8,9 @@
 - ``_parquet.py``: Parquet files written with pyarrow.
 - ``_csv.py``: CSV files read with pyarrow, errors that name the line and the column.
 - ``_plans.py``: plans as one Polars LazyFrame per chunk, checked step by step.
+- ``_aggregation_steps.py``: each aggregation's partial, merge and final steps as
+  Polars expressions; ``_aggregate.py``: the kernel that runs them on chunks.
+- ``_distinct.py``, ``_sort.py``: distinct rows; sort, top-k, sampling and range partitions.
 """
 
 from channels.lowlevel import publish
