@@ -7,11 +7,11 @@
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
 
 A `Context` makes its backend (``Context(backend="cpu")``) and hands it to the
-actors as ``ctx.backend``; its name is a `BackendName`.
+actors as ``ctx.backend``; its name is a `BackendName`, its memory tiers `Tier`s.
 """
 
 from channels._exports import publish
-from streamnet._typing import BackendName
+from streamnet._typing import BackendName, Tier
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import (
     backend_for,
@@ -25,6 +25,7 @@ __all__ = [
     "Backend",
     "BackendName",
     "Packed",
+    "Tier",
     "backend_for",
     "default_backend",
     "probe_backend",

@@ -16,13 +16,16 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
-from streamnet._typing import BackendName
+from streamnet._typing import BackendName, Tier
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from streamnet._schema import SchemaInfo
     from streamnet.backends._types import Packed
+    from streamnet.memory._spill import SpillDirectory
 
 __all__ = ["Backend", "is_pandas_frame"]
 
@@ -45,18 +48,23 @@ class Backend(ABC):
     - metadata: :meth:`describe`, :meth:`schema_info`;
     - slice and concat: :meth:`slice`, :meth:`concat`, :meth:`project`;
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
-    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`.
+    - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
+    - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
+      :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`, and
+      :meth:`native_view` (what ``chunk.table_view().native()`` gives).
 
     The facets still to come, each with the contract tests of its methods: plans
     (compile and run a chain of Polars-expression steps per chunk, a scan's
     included), range partitioning and sampling, the aggregation kernels
     (partial, merge, final) and distinct, joins (partition-wise, broadcast
-    build and probe), sorting (sort, top-k, k-way merge), memory tiers (spill,
-    make available, accounting, statistics) and files (Parquet and CSV readers
+    build and probe), sorting (sort, top-k, k-way merge), the statistics of
+    the memory tiers, and files (Parquet and CSV readers
     and writers).
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
-    backend (the message names both backends and the fix).
+    backend (the message names both backends and the fix). A backend reaches a
+    chunk's native table with `TableChunk.native_for` and makes chunks of its
+    tables with `TableChunk.from_native`.
     """
 
     name: ClassVar[BackendName]
@@ -316,6 +324,67 @@ class Backend(ABC):
         kept = {p: piece for p, piece in pieces.items() if p in local}
         packed = {p: self.pack(piece) for p, piece in pieces.items() if p not in local}
         return kept, packed
+
+    # ------------------------------------------------------------------ memory tiers
+    tiers: ClassVar[tuple[Tier, ...]]
+    """The tiers a chunk's data can be in, fastest first (the CPU's: ``("host", "disk")``).
+
+    Kernels work on chunks in ``tiers[0]`` (available); a chunk in a slower tier
+    is made available first, transparently, by the method that needs its data.
+    """
+
+    @abstractmethod
+    def residence(self, chunk: TableChunk) -> Tier:
+        """The tier the chunk's data is in now (O(1), touches no data)."""
+
+    @abstractmethod
+    def nbytes_in(self, chunk: TableChunk, tier: Tier) -> int:
+        """Bytes the chunk's data takes in ``tier`` (0 in a tier it is not in).
+
+        Raises
+        ------
+        ValueError
+            ``tier`` is not one of the backend's `tiers`.
+        """
+
+    @abstractmethod
+    def spill(
+        self, chunk: TableChunk, *, to: Tier = "disk", directory: SpillDirectory | Path
+    ) -> int:
+        """Move the chunk's data down to ``to``; returns the bytes freed in the tier it left
+        (0 if it is in ``to`` or a slower tier already).
+
+        A file it writes goes to ``directory`` (a Context's `SpillDirectory`, or a
+        folder, made if missing) and is removed when the chunk is made available
+        again or garbage-collected. Atomic for readers: one that holds the data
+        keeps it, one that comes later makes it available again.
+
+        Raises
+        ------
+        ValueError
+            ``to`` is not one of the backend's `tiers`.
+        SpillError
+            The data cannot be written (a full disk); the message names the file.
+        """
+
+    @abstractmethod
+    def make_available(self, chunk: TableChunk) -> None:
+        """Bring the chunk's data back to ``tiers[0]`` (nothing to do if it is there).
+
+        Raises
+        ------
+        SpillError
+            The data's file is gone (its run failed, or its Context closed).
+        """
+
+    @abstractmethod
+    def make_available_cost(self, chunk: TableChunk) -> int:
+        """Bytes ``tiers[0]`` must find to make the chunk available (0 if it is)."""
+
+    @abstractmethod
+    def native_view(self, chunk: TableChunk) -> object:
+        """The chunk's data as the backend's own table type, made available first: what
+        ``chunk.table_view().native()`` gives (a ``pyarrow.Table`` on the CPU)."""
 
     # ------------------------------------------------------------------ for implementations
     def _own(self, chunk: object, operation: str) -> TableChunk:

@@ -2,9 +2,11 @@
 
 - `CpuBackend` (``_backend.py``): the facets put together, nothing else.
 - ``_lifecycle.py``: probe and fingerprint (the Polars version).
-- ``_table.py``: host boundary, metadata, slice, concat and projection.
+- ``_table.py``: `CpuTable` (a chunk's native table), host boundary, metadata,
+  slice, concat and projection.
 - ``_wire.py``: packing as one Arrow IPC stream, and reading it back without a copy.
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
+- ``_tiers.py``: spilling to Arrow IPC files on disk and reading them back.
 """
 
 from channels._exports import publish

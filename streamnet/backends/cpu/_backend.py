@@ -5,12 +5,13 @@ from __future__ import annotations
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._table import CpuTables
+from streamnet.backends.cpu._tiers import CpuTiers
 from streamnet.backends.cpu._wire import CpuWire
 
 __all__ = ["CpuBackend"]
 
 
-class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning):
+class CpuBackend(CpuLifecycle, CpuTables, CpuWire, CpuPartitioning, CpuTiers):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 
     The default backend. Chunks hold a ``pyarrow.Table`` or a ``polars.DataFrame``
