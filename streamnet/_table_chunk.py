@@ -225,9 +225,9 @@ class TableChunk:
             The chunk belongs to another backend; the message names both and the fix.
         """
         own = self._backend
-        if own is not backend and own.name != backend.name:
+        if own is not backend and self.backend != backend.name:
             raise TypeError(
-                f"a chunk of the `{own.name}` backend was given to the `{backend.name}` "
+                f"a chunk of the `{self.backend}` backend was given to the `{backend.name}` "
                 f"backend; move it with `backend.from_arrow(chunk.to_arrow())`; got {self!r}"
             )
         return self._native
@@ -383,9 +383,7 @@ class TableChunk:
             The file cannot be written (a full disk); the message names it.
         """
         if directory is None:
-            from streamnet._actor import current_actor
-
-            node = current_actor()
+            node = _runtime.current_actor()
             directory = node.ctx.spills if node is not None else Path(tempfile.gettempdir())
         elif not isinstance(directory, SpillDirectory):
             directory = Path(directory)
@@ -405,23 +403,40 @@ _process_backends: dict[str, Backend] = {}
 def _backend_here(backend: Backend | None) -> Backend:
     """``backend``, else the running actor's, else the process's default one (made once)."""
     if backend is not None:
-        from streamnet.backends._base import Backend
-
-        if not isinstance(backend, Backend):
+        given: object = backend
+        if not isinstance(given, _runtime.Backend):
             raise TypeError(
                 f"`backend` must be a streamnet.Backend (such as `ctx.backend`) or None, "
                 f"got {type(backend).__name__}"
             )
         return backend
-    from streamnet._actor import current_actor
-
-    node = current_actor()
+    node = _runtime.current_actor()
     if node is not None:
-        return node.ctx.backend
-    from streamnet.backends._registry import backend_for, default_backend
-
-    name = default_backend()
+        here: Backend = node.ctx.backend
+        return here
+    name = _runtime.default_backend()
     made = _process_backends.get(name)
     if made is None:
-        made = _process_backends.setdefault(name, backend_for(name))
+        new: Backend = _runtime.backend_for(name)
+        made = _process_backends.setdefault(name, new)
     return made
+
+
+class _Runtime:
+    """The runtime's functions a chunk needs, imported when first used (they import this module)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from streamnet._actor import current_actor
+        from streamnet.backends._base import Backend
+        from streamnet.backends._registry import backend_for, default_backend
+
+        self.__dict__.update(
+            current_actor=current_actor,
+            Backend=Backend,
+            backend_for=backend_for,
+            default_backend=default_backend,
+        )
+        return self.__dict__[name]
+
+
+_runtime = _Runtime()
