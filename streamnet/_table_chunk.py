@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from channels._message import Message
+from streamnet._errors import SchemaError
 from streamnet._schema import (
     SchemaInfo,
     StreamSchema,
@@ -246,12 +247,15 @@ class TableChunk:
     @property
     def num_columns(self) -> int:
         """Number of columns."""
-        return len(self._schema_info().arrow)
+        return len(self.column_names)
 
     @property
     def column_names(self) -> list[str]:
-        """Column names, in order."""
-        return list(self._schema_info().arrow.names)
+        """Column names, in order (also of a frame with a type Arrow cannot hold)."""
+        try:
+            return list(self._schema_info().arrow.names)
+        except SchemaError:  # a Polars frame of such a type: it still has its names
+            return list(self._backend.to_polars(self).columns)
 
     @property
     def schema(self) -> pa.Schema:
