@@ -7,6 +7,7 @@ backend's (``streamnet.backends``).
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterable
@@ -387,7 +388,7 @@ class TableChunk:
             The file cannot be written (a full disk); the message names it.
         """
         if directory is None:
-            node = _runtime.current_actor()
+            node = _imported().current_actor()
             directory = node.ctx.spills if node is not None else Path(tempfile.gettempdir())
         elif not isinstance(directory, SpillDirectory):
             directory = Path(directory)
@@ -408,39 +409,40 @@ def _backend_here(backend: Backend | None) -> Backend:
     """``backend``, else the running actor's, else the process's default one (made once)."""
     if backend is not None:
         given: object = backend
-        if not isinstance(given, _runtime.Backend):
+        if not isinstance(given, _imported().Backend):
             raise TypeError(
                 f"`backend` must be a streamnet.Backend (such as `ctx.backend`) or None, "
                 f"got {type(backend).__name__}"
             )
         return backend
-    node = _runtime.current_actor()
+    runtime = _imported()
+    node = runtime.current_actor()
     if node is not None:
         here: Backend = node.ctx.backend
         return here
-    name = _runtime.default_backend()
+    name = runtime.default_backend()
     made = _process_backends.get(name)
     if made is None:
-        new: Backend = _runtime.backend_for(name)
+        new: Backend = runtime.backend_for(name)
         made = _process_backends.setdefault(name, new)
     return made
 
 
 class _Runtime:
-    """The runtime's functions a chunk needs, imported when first used (they import this module)."""
+    """The runtime's functions a chunk needs, imported once, when first used (they
+    import this module)."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __init__(self) -> None:
         from streamnet._actor import current_actor
         from streamnet.backends._base import Backend
         from streamnet.backends._registry import backend_for, default_backend
 
-        self.__dict__.update(
-            current_actor=current_actor,
-            Backend=Backend,
-            backend_for=backend_for,
-            default_backend=default_backend,
-        )
-        return self.__dict__[name]
+        self.current_actor = current_actor
+        self.Backend = Backend
+        self.backend_for = backend_for
+        self.default_backend = default_backend
 
 
-_runtime = _Runtime()
+@functools.cache
+def _imported() -> _Runtime:
+    return _Runtime()
