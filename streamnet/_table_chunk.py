@@ -131,7 +131,12 @@ class TableChunk:
     # ----------------------------------------------------------------- constructors
     @classmethod
     def from_native(
-        cls, backend: Backend, native: object, *, schema: pa.Schema | None = None
+        cls,
+        backend: Backend,
+        native: object,
+        *,
+        schema: pa.Schema | None = None,
+        like: TableChunk | None = None,
     ) -> TableChunk:
         """A chunk of one of ``backend``'s native tables (for backends; users call the
         ``from_*`` constructors).
@@ -139,8 +144,10 @@ class TableChunk:
         ``schema``, if given, is the table's schema with the canonical types,
         as `TableChunk.schema` gives it (a kernel that knows its output schema):
         the chunk then shares it, which makes the checks of its channels an
-        identity comparison. It must be right; by default the backend works it
-        out, when first needed where that costs a conversion.
+        identity comparison. ``like``, instead, is a chunk of the same schema
+        (the chunk a slice or a concatenation came from): the chunk shares its
+        schema without looking it up. It must be right; by default the backend
+        works it out, when first needed where that costs a conversion.
 
         Raises
         ------
@@ -151,7 +158,11 @@ class TableChunk:
         chunk: TableChunk = cls.__new__(cls)
         chunk._backend = backend
         chunk._native = native
-        chunk._info = info_of_arrow(schema) if schema is not None else info
+        if like is not None:
+            info = like._schema_info()
+        elif schema is not None:
+            info = info_of_arrow(schema)
+        chunk._info = info
         chunk._num_rows = rows
         chunk._nbytes = nbytes
         return chunk

@@ -316,11 +316,11 @@ class CpuTables(Backend):
         frame = native.frame
         if frame is not None:
             return TableChunk.from_native(
-                self, CpuTable(frame=frame.slice(offset, length)), schema=schema
+                self, CpuTable(frame=frame.slice(offset, length)), like=chunk
             )
         table = native.arrow(lambda: info_of_schema(schema), canonical=False)
         piece = CpuTable(table.slice(offset, length), canonical=native.canonical)
-        return TableChunk.from_native(self, piece, schema=schema)
+        return TableChunk.from_native(self, piece, like=chunk)
 
     def concat(self, chunks: Sequence[TableChunk]) -> TableChunk:
         chunks = [self._own(chunk, "concat") for chunk in chunks]
@@ -342,7 +342,7 @@ class CpuTables(Backend):
         frames = [frame for native in natives if (frame := native.frame) is not None]
         if len(frames) == len(chunks):  # all held by Polars: the result stays in Polars
             joined = pl.concat(frames, how="vertical", rechunk=False)
-            return self.from_polars(joined, schema=schema)
+            return TableChunk.from_native(self, CpuTable(frame=joined), like=chunks[0])
         return self.from_arrow(pa.concat_tables([self.to_arrow(chunk) for chunk in chunks]))
 
     def project(self, chunk: TableChunk, columns: Sequence[str]) -> TableChunk:
