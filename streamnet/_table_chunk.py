@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -31,9 +31,33 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-    from streamnet.backends._base import Backend
-
 __all__ = ["TableChunk", "TableView"]
+
+
+class _Backend(Protocol):
+    """What a chunk asks of its `streamnet.Backend` (whose module imports this one)."""
+
+    @property
+    def name(self) -> BackendName: ...
+    @property
+    def tiers(self) -> tuple[Tier, ...]: ...
+    def from_arrow(self, data: pa.Table | pa.RecordBatch) -> TableChunk: ...
+    def from_polars(self, df: pl.DataFrame, *, schema: pa.Schema | None = None) -> TableChunk: ...
+    def from_pandas(self, df: pd.DataFrame, *, preserve_index: bool = False) -> TableChunk: ...
+    def to_arrow(self, chunk: TableChunk) -> pa.Table: ...
+    def to_polars(self, chunk: TableChunk, *, convert: Iterable[str] = ()) -> pl.DataFrame: ...
+    def to_pandas(self, chunk: TableChunk) -> pd.DataFrame: ...
+    def describe(self, native: object) -> tuple[SchemaInfo | None, int, int]: ...
+    def schema_info(self, native: object) -> SchemaInfo: ...
+    def slice(self, chunk: TableChunk, offset: int, length: int | None = None) -> TableChunk: ...
+    def residence(self, chunk: TableChunk) -> Tier: ...
+    def nbytes_in(self, chunk: TableChunk, tier: Tier) -> int: ...
+    def spill(
+        self, chunk: TableChunk, *, to: Tier = "disk", directory: SpillDirectory | Path
+    ) -> int: ...
+    def make_available(self, chunk: TableChunk) -> None: ...
+    def make_available_cost(self, chunk: TableChunk) -> int: ...
+    def native_view(self, chunk: TableChunk) -> object: ...
 
 
 class TableView:
@@ -45,7 +69,7 @@ class TableView:
 
     __slots__ = ("_backend", "_chunk")
 
-    def __init__(self, chunk: TableChunk, backend: Backend) -> None:
+    def __init__(self, chunk: TableChunk, backend: _Backend) -> None:
         self._chunk = chunk
         self._backend = backend
 
@@ -109,7 +133,7 @@ class TableChunk:
     """
 
     __slots__ = ("_backend", "_info", "_native", "_nbytes", "_num_rows")
-    _backend: Backend  # the Backend object (``backend`` is its name)
+    _backend: _Backend  # the Backend object (``backend`` is its name)
     _native: object  # the backend's table (on the CPU a `CpuTable`, which knows if it spilled)
     _info: SchemaInfo | None  # interned: channel checks are identity checks; None until asked
     _num_rows: int
@@ -132,7 +156,7 @@ class TableChunk:
     @classmethod
     def from_native(
         cls,
-        backend: Backend,
+        backend: _Backend,
         native: object,
         *,
         schema: pa.Schema | None = None,
@@ -169,7 +193,7 @@ class TableChunk:
 
     @classmethod
     def from_arrow(
-        cls, data: pa.Table | pa.RecordBatch, *, backend: Backend | None = None
+        cls, data: pa.Table | pa.RecordBatch, *, backend: _Backend | None = None
     ) -> TableChunk:
         """A chunk from an Arrow table or record batch (no copy on the CPU: other
         flavours than the canonical ones are cast only when the chunk is asked
@@ -187,7 +211,7 @@ class TableChunk:
         df: pl.DataFrame,
         *,
         schema: pa.Schema | None = None,
-        backend: Backend | None = None,
+        backend: _Backend | None = None,
     ) -> TableChunk:
         """A chunk from a Polars DataFrame (zero-copy on the CPU where Arrow allows).
 
@@ -202,7 +226,7 @@ class TableChunk:
 
     @classmethod
     def from_pandas(
-        cls, df: pd.DataFrame, *, preserve_index: bool = False, backend: Backend | None = None
+        cls, df: pd.DataFrame, *, preserve_index: bool = False, backend: _Backend | None = None
     ) -> TableChunk:
         """A chunk from a pandas DataFrame (the index is dropped unless ``preserve_index``).
 
@@ -228,7 +252,7 @@ class TableChunk:
         return payload
 
     # ----------------------------------------------------------------- for backends
-    def native_for(self, backend: Backend) -> object:
+    def native_for(self, backend: _Backend) -> object:
         """The backend's native table of this chunk, as it is (for backends: the one way
         they reach a chunk's data; a spilled chunk's table says where its data went).
 
@@ -413,10 +437,10 @@ class TableChunk:
         return self
 
 
-_process_backends: dict[str, Backend] = {}
+_process_backends: dict[str, _Backend] = {}
 
 
-def _backend_here(backend: Backend | None) -> Backend:
+def _backend_here(backend: _Backend | None) -> _Backend:
     """``backend``, else the running actor's, else the process's default one (made once)."""
     if backend is not None:
         given: object = backend
@@ -429,12 +453,12 @@ def _backend_here(backend: Backend | None) -> Backend:
     runtime = _imported()
     node = runtime.current_actor()
     if node is not None:
-        here: Backend = node.ctx.backend
+        here: _Backend = node.ctx.backend
         return here
     name = runtime.default_backend()
     made = _process_backends.get(name)
     if made is None:
-        new: Backend = runtime.backend_for(name)
+        new: _Backend = runtime.backend_for(name)
         made = _process_backends.setdefault(name, new)
     return made
 
