@@ -183,7 +183,8 @@ class TableChunk:
         chunk._backend = backend
         chunk._native = native
         if like is not None:
-            info = like._schema_info()
+            source: TableChunk = like
+            info = source._schema_info()
         elif schema is not None:
             info = info_of_arrow(schema)
         chunk._info = info
