@@ -143,6 +143,7 @@ class Context:
                 f"Context: `communicator` must be a streamnet.Communicator, got {communicator!r}"
             )
         self._communicator = communicator if communicator is not None else _launched_communicator()
+        self._communicator.use_host_buffers(self._backend.host_buffer)
         self._op_ids = 0
         self.trace = bool(trace)
         self.trace_limit = trace_limit

@@ -273,6 +273,9 @@ def info_of_arrow(schema: pa.Schema) -> SchemaInfo:
     for seen, info in _by_raw:
         if seen is schema or seen.equals(schema, check_metadata=True):
             return info
+    for _, _, info in _by_polars:  # a frame's schema, which may have left `_interned`
+        if info.arrow is schema:
+            return info
     info = info_of_schema(canonical_schema(schema))
     _by_raw = ((schema, info), *_by_raw[: _LIMIT - 1])
     return info

@@ -1,34 +1,30 @@
-"""TableChunk: one chunk of a table on one backend, possibly spilled.
+"""TableChunk: one chunk of a table, a handle on a backend's native table.
 
-One class, one module (above 400 lines): the chunk's forms (an Arrow table, a
-Polars frame, a file it was spilled to) share one lock and one state.
+The chunk holds its backend, the backend's table and what it knows of it
+without touching data (schema, rows, bytes); every operation on data is the
+backend's (``streamnet.backends``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import tempfile
-import threading
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from channels import Message
-from streamnet._errors import SchemaError, SpillError
+from streamnet._errors import SchemaError
 from streamnet._schema import (
-    CANNOT_HOLD,
     SchemaInfo,
     StreamSchema,
     check_stream,
-    describe_schema,
     info_of_arrow,
-    info_of_frame,
-    polars_to_arrow,
 )
+from streamnet._typing import BackendName, Tier
 from streamnet.memory._spill import SpillDirectory
 
 if TYPE_CHECKING:
@@ -38,6 +34,32 @@ if TYPE_CHECKING:
 __all__ = ["TableChunk", "TableView"]
 
 
+class _Backend(Protocol):
+    """What a chunk asks of its `streamnet.Backend` (whose module imports this one)."""
+
+    @property
+    def name(self) -> BackendName: ...
+    @property
+    def tiers(self) -> tuple[Tier, ...]: ...
+    def from_arrow(self, data: pa.Table | pa.RecordBatch) -> TableChunk: ...
+    def from_polars(self, df: pl.DataFrame, *, schema: pa.Schema | None = None) -> TableChunk: ...
+    def from_pandas(self, df: pd.DataFrame, *, preserve_index: bool = False) -> TableChunk: ...
+    def to_arrow(self, chunk: TableChunk) -> pa.Table: ...
+    def to_polars(self, chunk: TableChunk, *, convert: Iterable[str] = ()) -> pl.DataFrame: ...
+    def to_pandas(self, chunk: TableChunk) -> pd.DataFrame: ...
+    def describe(self, native: object) -> tuple[SchemaInfo | None, int, int]: ...
+    def schema_info(self, native: object) -> SchemaInfo: ...
+    def slice(self, chunk: TableChunk, offset: int, length: int | None = None) -> TableChunk: ...
+    def residence(self, chunk: TableChunk) -> Tier: ...
+    def nbytes_in(self, chunk: TableChunk, tier: Tier) -> int: ...
+    def spill(
+        self, chunk: TableChunk, *, to: Tier = "disk", directory: SpillDirectory | Path
+    ) -> int: ...
+    def make_available(self, chunk: TableChunk) -> None: ...
+    def make_available_cost(self, chunk: TableChunk) -> int: ...
+    def native_view(self, chunk: TableChunk) -> object: ...
+
+
 class TableView:
     """A read-only view of a chunk's table (rapidsmpf's ``table_view()``).
 
@@ -45,10 +67,11 @@ class TableView:
     converts nothing.
     """
 
-    __slots__ = ("_chunk",)
+    __slots__ = ("_backend", "_chunk")
 
-    def __init__(self, chunk: TableChunk) -> None:
+    def __init__(self, chunk: TableChunk, backend: _Backend) -> None:
         self._chunk = chunk
+        self._backend = backend
 
     def num_rows(self) -> int:
         """Number of rows."""
@@ -66,24 +89,34 @@ class TableView:
         """The Arrow schema (with the canonical types)."""
         return self._chunk.schema
 
+    def native(self) -> object:
+        """The backend's own table: a ``pyarrow.Table`` (canonical types) on the CPU.
+
+        Made available first if the chunk was spilled.
+        """
+        return self._backend.native_view(self._chunk)
+
     def __repr__(self) -> str:
         return f"<TableView {self.num_rows()} rows x {self.num_columns()} columns>"
 
 
 class TableChunk:
-    """One chunk of a table. On the CPU backend it holds a ``pyarrow.Table``.
+    """One chunk of a table, on one backend. On the CPU backend it holds a ``pyarrow.Table``.
 
-    A chunk made from a Polars DataFrame keeps the frame and converts to Arrow
-    only when asked (and the other way round), so a chain of Polars transforms
-    never converts back and forth. Its schema has the canonical Arrow types,
-    what Polars exports (``large_string``, ``large_binary``, ``large_list``...):
-    equal tables give equal schemas whatever their origin. A table of other
-    flavours (``string``, ``string_view``, ``list``...) is kept as it is and
-    cast only when asked for as Arrow (``to_arrow``, in the kernel that asks);
-    no other type is ever changed. A chunk may be spilled to disk to free memory
-    and is loaded back transparently the next time its data is used; metadata
-    (rows, columns, schema, bytes) never needs a load. Spilling and loading are
-    atomic: a reader never sees a half-spilled chunk.
+    A handle: it holds the `Backend` that owns the table, the backend's native
+    table, and the table's schema, rows and bytes, known without touching data.
+    On the CPU a chunk made from a Polars DataFrame keeps the frame and converts
+    to Arrow only when asked (and the other way round), so a chain of Polars
+    transforms never converts back and forth. Its schema has the canonical Arrow
+    types, what Polars exports (``large_string``, ``large_binary``,
+    ``large_list``...): equal tables give equal schemas whatever their origin. A
+    table of other flavours (``string``, ``string_view``, ``list``...) is kept as
+    it is and cast only when asked for as Arrow (``to_arrow``, in the kernel that
+    asks); no other type is ever changed. A chunk may be spilled to a slower tier
+    (on the CPU: from host memory to disk) to free memory and is made available
+    again transparently the next time its data is used; metadata (rows, columns,
+    schema, bytes) never needs it. Spilling and loading are atomic: a reader
+    never sees a half-spilled chunk.
 
     Examples
     --------
@@ -95,20 +128,16 @@ class TableChunk:
     6
     >>> TableChunk.from_arrow(pa.table({"s": ["x"]})).schema.field("s").type
     DataType(large_string)
+    >>> chunk.backend, chunk.residence, chunk.is_available
+    ('cpu', 'host', True)
     """
 
-    __slots__ = (
-        "_canonical",
-        "_frame",
-        "_info",
-        "_lock",
-        "_nbytes",
-        "_num_rows",
-        "_spill_path",
-        "_table",
-    )
-
-    backend = "cpu"
+    __slots__ = ("_backend", "_info", "_native", "_nbytes", "_num_rows")
+    _backend: _Backend  # the Backend object (``backend`` is its name)
+    _native: object  # the backend's table (on the CPU a `CpuTable`, which knows if it spilled)
+    _info: SchemaInfo | None  # interned: channel checks are identity checks; None until asked
+    _num_rows: int
+    _nbytes: int
 
     def __init__(self, table: pa.Table) -> None:
         if not isinstance(table, pa.Table):
@@ -116,67 +145,95 @@ class TableChunk:
                 "TableChunk holds a pyarrow.Table; use TableChunk.from_polars, from_pandas or "
                 f"from_arrow for other inputs, got {type(table).__module__}.{type(table).__name__}"
             )
-        info = info_of_arrow(table.schema)
-        self._table: pa.Table | None = table
-        # Whether the table has the canonical flavours already (else to_arrow casts it).
-        self._canonical = table.schema.equals(info.arrow, check_metadata=False)
-        self._frame: pl.DataFrame | None = None
-        self._num_rows = int(table.num_rows)
-        self._info: SchemaInfo | None = info
-        self._nbytes = int(table.nbytes)
-        self._spill_path: Path | None = None
-        self._lock = threading.Lock()
+        made: TableChunk = _backend_here(None).from_arrow(table)
+        self._backend = made._backend
+        self._native = made._native
+        self._info = made._info
+        self._num_rows = made._num_rows
+        self._nbytes = made._nbytes
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_arrow(cls, data: pa.Table | pa.RecordBatch) -> TableChunk:
-        """A chunk from an Arrow table or record batch (no copy: other flavours than the
-        canonical ones are cast only when the chunk is asked for as Arrow)."""
-        if isinstance(data, pa.RecordBatch):
-            data = pa.Table.from_batches([data])
-        return cls(data)
+    def from_native(
+        cls,
+        backend: _Backend,
+        native: object,
+        *,
+        schema: pa.Schema | None = None,
+        like: TableChunk | None = None,
+    ) -> TableChunk:
+        """A chunk of one of ``backend``'s native tables (for backends; users call the
+        ``from_*`` constructors).
+
+        ``schema``, if given, is the table's schema with the canonical types,
+        as `TableChunk.schema` gives it (a kernel that knows its output schema):
+        the chunk then shares it, which makes the checks of its channels an
+        identity comparison. ``like``, instead, is a chunk of the same schema
+        (the chunk a slice or a concatenation came from): the chunk shares its
+        schema without looking it up. It must be right; by default the backend
+        works it out, when first needed where that costs a conversion.
+
+        Raises
+        ------
+        TypeError
+            ``native`` is not one of the backend's tables.
+        """
+        info, rows, nbytes = backend.describe(native)
+        chunk: TableChunk = cls.__new__(cls)
+        chunk._backend = backend
+        chunk._native = native
+        if like is not None:
+            source: TableChunk = like
+            info = source._schema_info()
+        elif schema is not None:
+            info = info_of_arrow(schema)
+        chunk._info = info
+        chunk._num_rows = rows
+        chunk._nbytes = nbytes
+        return chunk
 
     @classmethod
-    def from_polars(cls, df: pl.DataFrame, *, schema: pa.Schema | None = None) -> TableChunk:
-        """A chunk from a Polars DataFrame (zero-copy where Arrow allows).
+    def from_arrow(
+        cls, data: pa.Table | pa.RecordBatch, *, backend: _Backend | None = None
+    ) -> TableChunk:
+        """A chunk from an Arrow table or record batch (no copy on the CPU: other
+        flavours than the canonical ones are cast only when the chunk is asked
+        for as Arrow).
+
+        ``backend`` is where the chunk lives: by default the running actor's
+        (``ctx.backend``), outside any actor the process's default backend
+        (see `default_backend`).
+        """
+        return _backend_here(backend).from_arrow(data)
+
+    @classmethod
+    def from_polars(
+        cls,
+        df: pl.DataFrame,
+        *,
+        schema: pa.Schema | None = None,
+        backend: _Backend | None = None,
+    ) -> TableChunk:
+        """A chunk from a Polars DataFrame (zero-copy on the CPU where Arrow allows).
 
         ``schema`` is the frame's Arrow schema if the caller knows it, as
         `TableChunk.schema` gives it (the schema of the chunks a kernel made
         from frames of the same types): the chunk then shares it, which makes
         the checks of its channels an identity comparison. It must be right;
         by default it is worked out from the frame's types when first needed.
+        ``backend`` as for `from_arrow`.
         """
-        import polars as pl
-
-        if not isinstance(df, pl.DataFrame):
-            raise TypeError(f"from_polars takes a polars.DataFrame, got {type(df).__name__}")
-        info = None
-        if schema is not None:
-            if not isinstance(schema, pa.Schema):
-                raise TypeError(
-                    f"from_polars: `schema` must be a pyarrow.Schema, got {type(schema).__name__}"
-                )
-            if len(schema) != df.width:
-                raise ValueError(
-                    f"from_polars: `schema` has {len(schema)} columns, the frame has "
-                    f"{df.width}; got {schema.names}"
-                )
-            info = info_of_arrow(schema)
-        chunk: TableChunk = cls.__new__(cls)
-        chunk._table = None
-        chunk._canonical = True
-        chunk._frame = df
-        chunk._num_rows = df.height
-        chunk._info = info
-        chunk._nbytes = int(df.estimated_size())
-        chunk._spill_path = None
-        chunk._lock = threading.Lock()
-        return chunk
+        return _backend_here(backend).from_polars(df, schema=schema)
 
     @classmethod
-    def from_pandas(cls, df: pd.DataFrame, *, preserve_index: bool = False) -> TableChunk:
-        """A chunk from a pandas DataFrame (the index is dropped unless ``preserve_index``)."""
-        return cls(pa.Table.from_pandas(df, preserve_index=preserve_index))
+    def from_pandas(
+        cls, df: pd.DataFrame, *, preserve_index: bool = False, backend: _Backend | None = None
+    ) -> TableChunk:
+        """A chunk from a pandas DataFrame (the index is dropped unless ``preserve_index``).
+
+        ``backend`` as for `from_arrow`.
+        """
+        return _backend_here(backend).from_pandas(df, preserve_index=preserve_index)
 
     @classmethod
     def from_message(cls, msg: Message[Any]) -> TableChunk:
@@ -195,7 +252,30 @@ class TableChunk:
             )
         return payload
 
+    # ----------------------------------------------------------------- for backends
+    def native_for(self, backend: _Backend) -> object:
+        """The backend's native table of this chunk, as it is (for backends: the one way
+        they reach a chunk's data; a spilled chunk's table says where its data went).
+
+        Raises
+        ------
+        TypeError
+            The chunk belongs to another backend; the message names both and the fix.
+        """
+        own = self._backend
+        if own is not backend and self.backend != backend.name:
+            raise TypeError(
+                f"a chunk of the `{self.backend}` backend was given to the `{backend.name}` "
+                f"backend; move it with `backend.from_arrow(chunk.to_arrow())`; got {self!r}"
+            )
+        return self._native
+
     # ----------------------------------------------------------------- metadata
+    @property
+    def backend(self) -> BackendName:
+        """The name of the backend that holds the chunk (``"cpu"``)."""
+        return self._backend.name
+
     @property
     def num_rows(self) -> int:
         """Number of rows."""
@@ -204,18 +284,15 @@ class TableChunk:
     @property
     def num_columns(self) -> int:
         """Number of columns."""
-        info = self._info
-        if info is None and self._frame is not None:
-            return int(self._frame.width)
-        return len(self.schema)
+        return len(self.column_names)
 
     @property
     def column_names(self) -> list[str]:
-        """Column names, in order."""
-        info = self._info
-        if info is None and self._frame is not None:
-            return list(self._frame.columns)
-        return list(self.schema.names)
+        """Column names, in order (also of a frame with a type Arrow cannot hold)."""
+        try:
+            return list(self._schema_info().arrow.names)
+        except SchemaError:  # a Polars frame of such a type: it still has its names
+            return list(self._backend.to_polars(self).columns)
 
     @property
     def schema(self) -> pa.Schema:
@@ -232,10 +309,8 @@ class TableChunk:
 
     def _schema_info(self) -> SchemaInfo:
         info = self._info
-        if info is None:
-            frame = self._frame
-            assert frame is not None  # only a chunk held by Polars learns its schema late
-            info = self._info = info_of_frame(frame)
+        if info is None:  # only a chunk held by Polars learns its schema late
+            info = self._info = self._backend.schema_info(self._native)
         return info
 
     def __stream_check__(
@@ -259,20 +334,11 @@ class TableChunk:
     def slice(self, offset: int = 0, length: int | None = None) -> TableChunk:
         """Rows ``offset`` to ``offset + length`` (to the end when None) as a chunk of the
         same schema, without copying or converting data."""
-        info = self._schema_info()  # worked out once for all the slices of a chunk
-        frame = self._frame
-        if frame is not None:
-            part: TableChunk = TableChunk.from_polars(frame.slice(offset, length))
-            part._info = info
-            return part
-        piece: TableChunk = TableChunk.from_arrow(self._arrow(canonical=False).slice(offset, length))
-        piece._canonical = self._canonical
-        piece._info = info
-        return piece
+        return self._backend.slice(self, offset, length)
 
     def table_view(self) -> TableView:
-        """A view of the table with ``num_rows()`` and ``num_columns()``."""
-        return TableView(self)
+        """A view of the table with ``num_rows()``, ``num_columns()`` and ``native()``."""
+        return TableView(self, self._backend)
 
     def to_arrow(self) -> pa.Table:
         """The data as a ``pyarrow.Table`` with the canonical types.
@@ -281,7 +347,7 @@ class TableChunk:
         (``string``...) is cast once, here (call it from a kernel thread for a
         large chunk: ``await ctx.to_thread(chunk.to_arrow)``).
         """
-        return self._arrow(canonical=True)
+        return self._backend.to_arrow(self)
 
     def to_polars(self, *, convert: Iterable[str] = ()) -> pl.DataFrame:
         """The data as a Polars DataFrame (zero-copy where Arrow allows).
@@ -299,51 +365,51 @@ class TableChunk:
             A column's type is one Polars does not hold exactly, or cannot hold;
             the message names the column, its type and what Polars would make of it.
         """
-        import polars as pl
-
-        frame = self._frame
-        if frame is not None:
-            return frame
-        info = self._schema_info()
-        inexact = info.inexact()
-        if inexact:
-            allowed = set(convert)
-            refused = [c for c in inexact if c[0] not in allowed or c[2] == CANNOT_HOLD]
-            if refused:
-                raise _not_exact(refused)
-        table = self._arrow(canonical=False)
-        try:
-            df = pl.from_arrow(table)
-        except Exception:  # a flavour Polars cannot import (list views): the canonical one
-            df = pl.from_arrow(self._arrow(canonical=True))
-        assert isinstance(df, pl.DataFrame)
-        if not inexact:  # keep it: the frame is the chunk's data, exactly
-            self._frame = df
-        return df
+        return self._backend.to_polars(self, convert=convert)
 
     def to_pandas(self) -> pd.DataFrame:
         """The data as a pandas DataFrame (needs pandas installed)."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("TableChunk.to_pandas needs pandas: pip install pandas") from exc
-        return self._arrow(canonical=True).to_pandas()
+        return self._backend.to_pandas(self)
 
     def __repr__(self) -> str:
-        where = "spilled" if self.is_spilled else "in memory"
+        where = "in memory" if self.is_available else f"spilled to {self.residence}"
         return (
             f"<TableChunk {self._num_rows} rows x {self.num_columns} columns, "
             f"{self._nbytes} bytes, {where}>"
         )
 
-    # ----------------------------------------------------------------- spilling
+    # ----------------------------------------------------------------- tiers
+    @property
+    def residence(self) -> Tier:
+        """The memory tier the data is in (on the CPU ``"host"``, or ``"disk"`` while spilled)."""
+        return self._backend.residence(self)
+
+    @property
+    def is_available(self) -> bool:
+        """True while the data is in the backend's fastest tier, ready for kernels."""
+        return self._backend.residence(self) == self._backend.tiers[0]
+
     @property
     def is_spilled(self) -> bool:
-        """True while the data lives on disk rather than in memory."""
-        return self._spill_path is not None
+        """True while the data lives in a slower tier (on the CPU: on disk)."""
+        return not self.is_available
+
+    def nbytes_in(self, tier: Tier) -> int:
+        """Bytes the data takes in ``tier`` (0 in a tier it is not in).
+
+        Raises
+        ------
+        ValueError
+            The backend has no such tier.
+        """
+        return self._backend.nbytes_in(self, tier)
+
+    def make_available_cost(self) -> int:
+        """Bytes the fastest tier must find to make the chunk available (0 if it is)."""
+        return self._backend.make_available_cost(self)
 
     def spill(self, directory: SpillDirectory | str | os.PathLike[str] | None = None) -> int:
-        """Write the data to an Arrow IPC file and free it from memory.
+        """Move the data to the backend's slowest tier (on the CPU: an Arrow IPC file).
 
         ``directory`` is where: a Context's spill directory (``ctx.spills``), or
         a folder. By default, that of the Context of the running actor, and
@@ -357,110 +423,62 @@ class TableChunk:
         SpillError
             The file cannot be written (a full disk); the message names it.
         """
-        with self._lock:
-            if self._spill_path is not None:
-                return 0
-            table = self._table
-            if table is None:
-                assert self._frame is not None
-                self._schema_info()  # known before the frame goes
-                table = self._exported()
-                self._canonical = True
-            if directory is None:
-                from streamnet._actor import current_actor
-
-                node = current_actor()
-                directory = node.ctx.spills if node is not None else None
-            if isinstance(directory, SpillDirectory):
-                path = directory.new_file(self._nbytes)
-            else:
-                folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
-            try:
-                with (
-                    pa.OSFile(str(path), "wb") as sink,
-                    pa.ipc.new_file(sink, table.schema) as writer,
-                ):
-                    writer.write_table(table)
-            except OSError as exc:
-                path.unlink(missing_ok=True)
-                raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
-            self._spill_path = path
-            self._table = None
-            self._frame = None
-            return int(self._nbytes)
+        if directory is None:
+            node = _imported().current_actor()
+            directory = node.ctx.spills if node is not None else Path(tempfile.gettempdir())
+        elif not isinstance(directory, SpillDirectory):
+            directory = Path(directory)
+        self._schema_info()  # known before the data goes
+        backend = self._backend
+        return backend.spill(self, to=backend.tiers[-1], directory=directory)
 
     def make_available(self) -> TableChunk:
-        """Load the data back into memory if it was spilled; returns self."""
-        if self._spill_path is not None:
-            self._arrow(canonical=False)
+        """Bring the data back to the backend's fastest tier if it was spilled; returns self."""
+        self._backend.make_available(self)
         return self
 
-    def _arrow(self, *, canonical: bool) -> pa.Table:
-        """The Arrow table, loaded if spilled; with ``canonical``, cast to the canonical
-        flavours if it has others."""
-        table = self._table
-        if table is not None and (self._canonical or not canonical):
-            return table
-        with self._lock:
-            if self._table is None:
-                path = self._spill_path
-                if path is not None:
-                    try:
-                        with pa.OSFile(str(path), "rb") as source:
-                            self._table = pa.ipc.open_file(source).read_all()
-                    except FileNotFoundError as exc:
-                        raise SpillError(
-                            f"chunk spilled to `{path}` cannot be loaded: its file is gone (a "
-                            "failed run removes the files of the chunks it spilled, and a "
-                            "closed Context all of its own); got no file at that path"
-                        ) from exc
-                    path.unlink(missing_ok=True)
-                    self._spill_path = None
-                else:
-                    self._table = self._exported()
-                    self._canonical = True
-            if canonical and not self._canonical:
-                self._table = self._table.cast(self._schema_info().arrow)
-                self._canonical = True
-            return self._table
 
-    def _exported(self) -> pa.Table:
-        """The Polars frame as Arrow, checked against the schema the chunk was given."""
-        assert self._frame is not None
-        table = polars_to_arrow(self._frame)
-        info = self._schema_info()
-        if not table.schema.equals(info.arrow, check_metadata=False):
-            raise SchemaError(
-                "a chunk made with `TableChunk.from_polars(df, schema=...)` was given a schema "
-                f"that is not its frame's: {describe_schema(info.arrow)}; "
-                f"got {describe_schema(table.schema)}"
+_process_backends: dict[str, _Backend] = {}
+
+
+def _backend_here(backend: _Backend | None) -> _Backend:
+    """``backend``, else the running actor's, else the process's default one (made once)."""
+    if backend is not None:
+        given: object = backend
+        if not isinstance(given, _imported().Backend):
+            raise TypeError(
+                f"`backend` must be a streamnet.Backend (such as `ctx.backend`) or None, "
+                f"got {type(backend).__name__}"
             )
-        return table
+        return backend
+    runtime = _imported()
+    node = runtime.current_actor()
+    if node is not None:
+        here: _Backend = node.ctx.backend
+        return here
+    name = runtime.default_backend()
+    made = _process_backends.get(name)
+    if made is None:
+        new: _Backend = runtime.backend_for(name)
+        made = _process_backends.setdefault(name, new)
+    return made
 
-    def __del__(self) -> None:
-        path = getattr(self, "_spill_path", None)
-        if path is not None:
-            with contextlib.suppress(OSError):  # best effort, also at interpreter exit
-                path.unlink(missing_ok=True)
+
+class _Runtime:
+    """The runtime's functions a chunk needs, imported once, when first used (they
+    import this module)."""
+
+    def __init__(self) -> None:
+        from streamnet._actor import current_actor
+        from streamnet.backends._base import Backend
+        from streamnet.backends._registry import backend_for, default_backend
+
+        self.current_actor = current_actor
+        self.Backend = Backend
+        self.backend_for = backend_for
+        self.default_backend = default_backend
 
 
-def _not_exact(columns: list[tuple[str, pa.DataType, str]]) -> SchemaError:
-    """The error of a chunk that cannot become a Polars frame without changing types."""
-    from streamnet._actor import current_actor_name
-
-    actor = current_actor_name()
-    where = f"actor `{actor}`: " if actor else ""
-    listed = "; ".join(f"column `{name}` has type {dtype}, and {why}" for name, dtype, why in columns)
-    if all(why == CANNOT_HOLD for _, _, why in columns):
-        fix = "cast the source table with pyarrow to a type Polars has"
-    else:
-        fix = (
-            "cast them first to a type Polars has, with `actors.cast` (or cast the source "
-            "table)"
-        )
-    return SchemaError(
-        f"{where}{listed}; Polars does not hold these types exactly, so they are not converted "
-        f"implicitly: {fix}; got {', '.join(str(dtype) for _, dtype, _ in columns)}"
-    )
+@functools.cache
+def _imported() -> _Runtime:
+    return _Runtime()

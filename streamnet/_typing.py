@@ -15,10 +15,14 @@ __all__ = [
     "SpanKind",
     "SupervisionStrategy",
     "SupervisorState",
+    "Tier",
 ]
 
 BackendName = Literal["cpu", "gpu"]
 """Where tables live and kernels run: the name of a `Backend`."""
+
+Tier = Literal["device", "host", "disk"]
+"""A memory tier a chunk's data can be in, fastest first (the CPU backend has host and disk)."""
 
 ActorState = Literal["created", "running", "done", "failed", "cancelled"]
 """Where an actor is in its run."""

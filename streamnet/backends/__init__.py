@@ -10,11 +10,11 @@
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
 
 A `Context` makes its backend (``Context(backend="cpu")``) and hands it to the
-actors as ``ctx.backend``; its name is a `BackendName`.
+actors as ``ctx.backend``; its name is a `BackendName`, its memory tiers `Tier`s.
 """
 
 from channels.lowlevel import publish
-from streamnet._typing import BackendName
+from streamnet._typing import BackendName, Tier
 from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkReader, ChunkWriter
@@ -35,6 +35,7 @@ __all__ = [
     "ChunkWriter",
     "Packed",
     "SortOrder",
+    "Tier",
     "backend_for",
     "default_backend",
     "probe_backend",

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
-from streamnet._typing import BackendName
+from streamnet._typing import BackendName, Tier
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
 from streamnet.plans._plan import Plan
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
     from streamnet.io import CsvFormat, CsvPart
+    from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
 
 __all__ = ["Backend", "is_pandas_frame"]
@@ -61,16 +62,20 @@ class Backend(ABC):
     - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
     - distinct: :meth:`distinct`;
     - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`sample`,
-      :meth:`range_boundaries`, :meth:`range_partition`.
+      :meth:`range_boundaries`, :meth:`range_partition`;
+    - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
+      :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`, and
+      :meth:`native_view` (what ``chunk.table_view().native()`` gives).
 
     The facets still to come, each with the contract tests of its methods: plans
     with a source (a Parquet scan, the slices of an in-memory table) or ending in
     a partial aggregation, joins (partition-wise, broadcast build and probe), the
-    k-way merge of sorted runs, and memory tiers (spill, make available,
-    accounting, statistics). The Parquet scan comes with plans.
+    k-way merge of sorted runs, and the statistics of the memory tiers.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
-    backend (the message names both backends and the fix).
+    backend (the message names both backends and the fix). A backend reaches a
+    chunk's native table with `TableChunk.native_for` and makes chunks of its
+    tables with `TableChunk.from_native`.
     """
 
     name: ClassVar[BackendName]
@@ -562,6 +567,67 @@ class Backend(ABC):
         ColumnNotFoundError
             A key is not a column of the chunk or of ``boundaries``.
         """
+
+    # ------------------------------------------------------------------ memory tiers
+    tiers: ClassVar[tuple[Tier, ...]]
+    """The tiers a chunk's data can be in, fastest first (the CPU's: ``("host", "disk")``).
+
+    Kernels work on chunks in ``tiers[0]`` (available); a chunk in a slower tier
+    is made available first, transparently, by the method that needs its data.
+    """
+
+    @abstractmethod
+    def residence(self, chunk: TableChunk) -> Tier:
+        """The tier the chunk's data is in now (O(1), touches no data)."""
+
+    @abstractmethod
+    def nbytes_in(self, chunk: TableChunk, tier: Tier) -> int:
+        """Bytes the chunk's data takes in ``tier`` (0 in a tier it is not in).
+
+        Raises
+        ------
+        ValueError
+            ``tier`` is not one of the backend's `tiers`.
+        """
+
+    @abstractmethod
+    def spill(
+        self, chunk: TableChunk, *, to: Tier = "disk", directory: SpillDirectory | Path
+    ) -> int:
+        """Move the chunk's data down to ``to``; returns the bytes freed in the tier it left
+        (0 if it is in ``to`` or a slower tier already).
+
+        A file it writes goes to ``directory`` (a Context's `SpillDirectory`, or a
+        folder, made if missing) and is removed when the chunk is made available
+        again or garbage-collected. Atomic for readers: one that holds the data
+        keeps it, one that comes later makes it available again.
+
+        Raises
+        ------
+        ValueError
+            ``to`` is not one of the backend's `tiers`.
+        SpillError
+            The data cannot be written (a full disk); the message names the file.
+        """
+
+    @abstractmethod
+    def make_available(self, chunk: TableChunk) -> None:
+        """Bring the chunk's data back to ``tiers[0]`` (nothing to do if it is there).
+
+        Raises
+        ------
+        SpillError
+            The data's file is gone (its run failed, or its Context closed).
+        """
+
+    @abstractmethod
+    def make_available_cost(self, chunk: TableChunk) -> int:
+        """Bytes ``tiers[0]`` must find to make the chunk available (0 if it is)."""
+
+    @abstractmethod
+    def native_view(self, chunk: TableChunk) -> object:
+        """The chunk's data as the backend's own table type, made available first: what
+        ``chunk.table_view().native()`` gives (a ``pyarrow.Table`` on the CPU)."""
 
     # ------------------------------------------------------------------ for implementations
     def _own(self, chunk: object, operation: str) -> TableChunk:

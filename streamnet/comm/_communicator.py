@@ -80,6 +80,15 @@ class Communicator(ABC):
     def abort(self, cause: BaseException) -> None:
         """Tell every rank that this one failed with ``cause``. Idempotent."""
 
+    def use_host_buffers(self, allocate: Callable[[int], Any]) -> None:
+        """Receive the frames of packed chunks into buffers made by ``allocate(nbytes)``
+        (a Context gives its backend's `Backend.host_buffer`).
+
+        A transport that receives into buffers of its own (in-process, Ray)
+        has no use for it: the base class ignores it.
+        """
+        del allocate
+
     @property
     def failure(self) -> RemoteRankError | None:
         """The failure of a rank of the run that this rank knows of, as the error its

@@ -76,6 +76,9 @@ class MPICommunicator(Communicator):
     def abort(self, cause: BaseException) -> None:
         self._engine.abort(self._epoch, cause)
 
+    def use_host_buffers(self, allocate: Callable[[int], Any]) -> None:
+        self._engine.allocators[self._epoch] = allocate
+
     def watch(self, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
         return self._engine.watch(self._epoch, callback)
 

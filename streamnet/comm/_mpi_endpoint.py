@@ -91,6 +91,9 @@ class Endpoint:
         self.pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self.naps: dict[asyncio.AbstractEventLoop, asyncio.Future[bool]] = {}  # pumps napping
         self.epochs = itertools.count()
+        # Per epoch: what makes the buffers its messages' frames are received into
+        # (its Context's `Backend.host_buffer`); Arrow's allocator for the others.
+        self.allocators: dict[int, Callable[[int], Any]] = {}
         self.status = mpi.Status()
 
     # ------------------------------------------------------------ operations
@@ -267,7 +270,8 @@ class Endpoint:
             blob = bytearray(status.Get_count(mpi.BYTE))
             comm.Recv([blob, mpi.BYTE], source, _HEADER)
             key, header, sizes = pickle.loads(blob)
-            message = _Incoming(key, header, [pa.allocate_buffer(size) for size in sizes])
+            allocate = self.allocators.get(key[0], pa.allocate_buffer)
+            message = _Incoming(key, header, [allocate(size) for size in sizes])
             for buffer in message.buffers:  # posted in send order: MPI matches them in order
                 for piece in _piece_views(memoryview(buffer)):
                     message.requests.append(comm.Irecv([piece, mpi.BYTE], source, _DATA))

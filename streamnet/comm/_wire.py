@@ -1,14 +1,14 @@
-"""Wire format: a payload as a small pickled header plus its tables' Arrow IPC buffers.
+"""Wire format: a payload as a small pickled header plus its tables' buffers.
 
 Communicators that cross process boundaries (MPI, Ray) turn payloads into
-bytes here. Arrow tables, record batches, Polars frames and TableChunks
-anywhere inside a payload (a tuple ``(partition, table)``, a list of schemas...)
-are written as Arrow IPC streams and travel *out of band*: the pickled header
-holds only their place, and each table is one contiguous buffer the transport
-sends as it is (the CPU backend's packing, ``streamnet.backends.cpu._wire``). On
-the receiving side the tables are read back without a copy from the received
-buffers. Everything else is pickled (protocol 5, so NumPy arrays travel out of
-band too).
+bytes here. A TableChunk anywhere inside a payload (a tuple ``(partition,
+chunk)``, a list...) is packed by its backend (`Backend.pack`): the pickled
+header holds the `Packed` record's small header, and its frames travel *out of
+band*, each one buffer the transport sends as it is; the receiving side
+unpacks it with a backend of the same name (`Backend.unpack`, without a copy
+on the CPU). Arrow tables, record batches and Polars frames are written as
+Arrow IPC streams the same way. Everything else is pickled (protocol 5, so
+NumPy arrays travel out of band too).
 
 Examples
 --------
@@ -32,6 +32,9 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
+from streamnet._typing import BackendName
+from streamnet.backends._base import Backend
+from streamnet.backends._types import Packed
 from streamnet.backends.cpu._wire import ipc_buffer as _ipc_buffer
 from streamnet.backends.cpu._wire import read_ipc as _read_ipc
 
@@ -48,8 +51,23 @@ def _frame_from_ipc(buffer: Any) -> pl.DataFrame:
     return frame
 
 
-def _chunk_from_ipc(buffer: Any) -> TableChunk:
-    return TableChunk.from_arrow(_read_ipc(buffer))
+_receivers: dict[str, Backend] = {}
+
+
+def _receiver(name: BackendName) -> Backend:
+    """The backend that unpacks chunks packed by a backend named ``name`` (made once)."""
+    backend = _receivers.get(name)
+    if backend is None:
+        from streamnet.backends._registry import backend_for
+
+        backend = _receivers.setdefault(name, backend_for(name))
+    return backend
+
+
+def _unpacked(name: BackendName, header: bytes, *frames: Any) -> TableChunk:
+    views = tuple(memoryview(frame).cast("B") for frame in frames)
+    packed = Packed(backend=name, header=header, frames=views, nbytes=sum(map(len, views)))
+    return _receiver(name).unpack(packed)
 
 
 _TABLES = (pa.Table, pa.RecordBatch, pl.DataFrame, TableChunk)
@@ -65,7 +83,9 @@ class _Pickler(pickle.Pickler):
         if kind is pl.DataFrame:
             return _frame_from_ipc, (pickle.PickleBuffer(_ipc_buffer(obj.to_arrow())),)
         if isinstance(obj, TableChunk):
-            return _chunk_from_ipc, (pickle.PickleBuffer(_ipc_buffer(obj.to_arrow())),)
+            packed = _receiver(obj.backend).pack(obj)
+            frames = (pickle.PickleBuffer(frame) for frame in packed.frames)
+            return _unpacked, (packed.backend, packed.header, *frames)
         return NotImplemented
 
 

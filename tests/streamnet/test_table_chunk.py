@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -162,3 +163,22 @@ def test_from_polars_checks_the_schema_it_is_given() -> None:
         wrong.to_arrow()
     right = TableChunk.from_polars(frame, schema=TableChunk.from_polars(frame.head(0)).schema)
     assert right.to_arrow().equals(frame.to_arrow())
+
+
+@pytest.mark.parametrize("held", ["arrow", "polars"])
+def test_slices_and_concatenations_share_the_schema_after_many_other_schemas(held: str) -> None:
+    """The schemas the library remembers are few; a chunk's own schema is shared regardless."""
+    fresh = uuid.uuid4().hex  # a schema no earlier test left in a cache
+    frame = pl.DataFrame({f"s{fresh}": ["a", "b", None, "d"], "i": [1, 2, 3, 4]})
+    chunk = TableChunk.from_polars(frame) if held == "polars" else TableChunk.from_arrow(frame.to_arrow())
+    schema = chunk.schema
+    for n in range(100):  # enough other schemas to push this one out of every cache
+        TableChunk.from_polars(pl.DataFrame({f"c{n}": [n]})).schema  # noqa: B018
+    assert chunk.slice(1, 2).schema is schema
+    assert ctx_free_concat([chunk, chunk.slice(1)]).schema is schema
+
+
+def ctx_free_concat(chunks: list[TableChunk]) -> TableChunk:
+    from streamnet import backend_for
+
+    return backend_for("cpu").concat(chunks)

@@ -2,7 +2,8 @@
 
 - `CpuBackend` (``_backend.py``): the facets put together, nothing else.
 - ``_lifecycle.py``: probe and fingerprint (the Polars version).
-- ``_table.py``: host boundary, metadata, slice, concat and projection.
+- ``_table.py``: `CpuTable` (a chunk's native table), host boundary, metadata,
+  slice, concat and projection.
 - ``_wire.py``: packing as one Arrow IPC stream, and reading it back without a copy.
 - ``_partition.py``: hash partitioning with Polars' seeded hash.
 - ``_parquet.py``: Parquet files written with pyarrow.
@@ -11,6 +12,7 @@
 - ``_aggregation_steps.py``: each aggregation's partial, merge and final steps as
   Polars expressions; ``_aggregate.py``: the kernel that runs them on chunks.
 - ``_distinct.py``, ``_sort.py``: distinct rows; sort, top-k, sampling and range partitions.
+- ``_tiers.py``: spilling to Arrow IPC files on disk and reading them back.
 """
 
 from channels.lowlevel import publish

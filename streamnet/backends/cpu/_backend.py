@@ -11,6 +11,7 @@ from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._plans import CpuPlans
 from streamnet.backends.cpu._sort import CpuSorting
 from streamnet.backends.cpu._table import CpuTables
+from streamnet.backends.cpu._tiers import CpuTiers
 from streamnet.backends.cpu._wire import CpuWire
 
 __all__ = ["CpuBackend"]
@@ -27,6 +28,7 @@ class CpuBackend(
     CpuSorting,
     CpuParquet,
     CpuCsv,
+    CpuTiers,
 ):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 

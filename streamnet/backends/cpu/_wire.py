@@ -82,7 +82,7 @@ class CpuWire(Backend):
                 f"unpack: the Arrow IPC stream is incomplete: its header says {rows} rows; "
                 f"got {table.num_rows}"
             )
-        return TableChunk.from_arrow(table)
+        return self.from_arrow(table)
 
     def host_buffer(self, nbytes: int) -> memoryview:
         if type(nbytes) is not int or nbytes < 0:

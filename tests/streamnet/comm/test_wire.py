@@ -1,13 +1,17 @@
-"""The wire format: payloads cross processes as a pickled header plus Arrow IPC buffers."""
+"""The wire format: payloads cross processes as a pickled header plus out-of-band buffers."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from streamnet import RemoteRankError, TableChunk
+from streamnet import Context, Packed, RemoteRankError, SingleCommunicator, TableChunk
 from streamnet.comm._wire import dumps, loads
 
 
@@ -46,3 +50,42 @@ def test_remote_rank_errors_survive_pickling() -> None:
     error.add_note("on rank 0 of 3")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.rank, str(copy.cause), copy.__notes__) == (2, "bad", ["on rank 0 of 3"])
+
+
+def test_a_chunk_travels_as_its_backends_packed_frames_out_of_band() -> None:
+    from streamnet.backends.cpu import CpuBackend
+
+    packs: list[Packed] = []
+
+    class Recording(CpuBackend):
+        def pack(self, chunk: TableChunk) -> Packed:
+            packs.append(super().pack(chunk))
+            return packs[-1]
+
+        def unpack(self, packed: Packed) -> TableChunk:
+            packs.append(packed)
+            return super().unpack(packed)
+
+    df = pl.DataFrame({"x": list(range(1000)), "s": ["a", None] * 500})
+    chunk = TableChunk.from_polars(df, backend=Recording())
+    with mock.patch.dict("streamnet.comm._wire._receivers", {"cpu": Recording()}):
+        header, buffers = dumps((3, chunk))
+        (sent,) = packs
+        assert [bytes(b) for b in buffers] == [bytes(f) for f in sent.frames]  # as they are
+        assert len(header) < 500  # the header holds no table data
+        part, back = loads(header, [pa.py_buffer(bytes(b)) for b in buffers])
+    assert (part, len(packs)) == (3, 2)
+    assert packs[1].header == sent.header and packs[1].nbytes == sent.nbytes
+    assert back.schema is chunk.schema  # one shared schema: the channels' identity check holds
+    assert back.to_polars().equals(df)
+
+
+def test_a_context_receives_packed_frames_into_its_backends_buffers() -> None:
+    given: list[object] = []
+
+    class Recording(SingleCommunicator):
+        def use_host_buffers(self, allocate: Callable[[int], Any]) -> None:
+            given.append(allocate)
+
+    with Context(communicator=Recording()) as ctx:
+        assert given == [ctx.backend.host_buffer]

@@ -10,6 +10,18 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet import Context, TableChunk
+from streamnet.backends.cpu import CpuBackend
+
+received: list[int] = []  # sizes of the buffers the Context's backend made for incoming frames
+_host_buffer = CpuBackend.host_buffer
+
+
+def _counted_host_buffer(self: CpuBackend, nbytes: int) -> memoryview:
+    received.append(nbytes)
+    return _host_buffer(self, nbytes)
+
+
+CpuBackend.host_buffer = _counted_host_buffer  # type: ignore[method-assign,assignment]
 
 
 async def main(ctx: Context) -> None:
@@ -43,6 +55,8 @@ async def main(ctx: Context) -> None:
     assert await comm.recv(rank, ("self",)) == "to myself"
     everyone = await comm.allgather(("all",), rank * 10)
     assert everyone == [r * 10 for r in range(nranks)], everyone
+    # Every peer's big table arrived in buffers of the backend's making.
+    assert sum(received) >= len(peers) * big.nbytes, (received, big.nbytes)
 
 
 with Context() as ctx:

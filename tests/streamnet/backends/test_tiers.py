@@ -1,0 +1,131 @@
+"""Memory tiers: spilling a chunk and making it available again, with its accounting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from backend_strategies import frames
+from hypothesis import HealthCheck, given, settings
+from polars.testing import assert_frame_equal
+
+from streamnet import Backend, BackendName, SpillDirectory, SpillError, TableChunk
+from streamnet.backends.cpu import CpuBackend
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(df=frames(), arrow=...)
+def test_a_spilled_chunk_comes_back_equal(
+    backend: Backend, tmp_path: Path, df: pl.DataFrame, arrow: bool
+) -> None:
+    chunk = backend.from_arrow(df.to_arrow()) if arrow else backend.from_polars(df)
+    schema, rows, nbytes = chunk.schema, chunk.num_rows, chunk.nbytes
+    assert (backend.residence(chunk), chunk.is_available) == (backend.tiers[0], True)
+    assert backend.make_available_cost(chunk) == 0
+
+    freed = backend.spill(chunk, to=backend.tiers[-1], directory=tmp_path)
+
+    assert freed == nbytes
+    assert (backend.residence(chunk), chunk.is_available) == (backend.tiers[-1], False)
+    assert backend.nbytes_in(chunk, backend.tiers[0]) == 0
+    assert backend.nbytes_in(chunk, backend.tiers[-1]) > 0
+    assert backend.make_available_cost(chunk) == nbytes
+    assert (chunk.schema, chunk.num_rows, chunk.nbytes) == (schema, rows, nbytes)  # no load
+    assert backend.spill(chunk, to=backend.tiers[-1], directory=tmp_path) == 0  # already there
+
+    backend.make_available(chunk)
+
+    assert chunk.is_available and backend.nbytes_in(chunk, backend.tiers[0]) == nbytes
+    assert list(tmp_path.iterdir()) == []  # the file goes once loaded
+    assert_frame_equal(backend.to_polars(chunk), df)
+
+
+def test_the_chunk_handle_delegates_its_tiers_to_its_backend(tmp_path: Path) -> None:
+    chunk = TableChunk.from_polars(pl.DataFrame({"x": [1, 2, 3]}))
+    assert (chunk.residence, chunk.nbytes_in("host"), chunk.nbytes_in("disk")) == (
+        "host",
+        chunk.nbytes,
+        0,
+    )
+    assert chunk.spill(tmp_path) == chunk.nbytes
+    assert (chunk.residence, chunk.is_available, chunk.is_spilled) == ("disk", False, True)
+    assert chunk.make_available_cost() == chunk.nbytes
+    assert "spilled to disk" in repr(chunk)
+    native = chunk.table_view().native()  # loads it
+    assert isinstance(native, pa.Table) and native.equals(pa.table({"x": [1, 2, 3]}))
+    assert (chunk.residence, chunk.make_available_cost()) == ("host", 0)
+
+
+def test_a_reader_holding_the_data_keeps_it_while_the_chunk_spills(
+    backend: Backend, tmp_path: Path
+) -> None:
+    chunk = backend.from_arrow(pa.table({"x": list(range(100))}))
+    held = backend.to_arrow(chunk)
+    backend.spill(chunk, to="disk", directory=tmp_path)
+    assert held.column("x").to_pylist() == list(range(100))
+    assert backend.to_arrow(chunk).equals(held)
+
+
+def test_spilling_into_a_context_spill_directory_counts_the_file(
+    backend: Backend, tmp_path: Path
+) -> None:
+    spills = SpillDirectory(tmp_path)
+    try:
+        chunk = backend.from_polars(pl.DataFrame({"s": ["a", "b"] * 50}))
+        backend.spill(chunk, to="disk", directory=spills)
+        assert spills.statistics().files_written == 1
+        del chunk  # garbage-collected while spilled: its file goes with it
+        assert [p for p in spills.root.rglob("*") if p.is_file()] == []
+    finally:
+        spills.close()
+
+
+def test_a_tier_the_backend_lacks_is_refused(backend: Backend, tmp_path: Path) -> None:
+    chunk = backend.from_arrow(pa.table({"x": [1]}))
+    with pytest.raises(ValueError, match=r"tiers are \['host', 'disk'\]; got 'device'"):
+        backend.nbytes_in(chunk, "device")
+    with pytest.raises(ValueError, match="spill: .*got 'device'"):
+        backend.spill(chunk, to="device", directory=tmp_path)
+    assert backend.spill(chunk, to="host", directory=tmp_path) == 0  # where it is already
+
+
+def test_a_lost_spill_file_is_an_error_naming_it(backend: Backend, tmp_path: Path) -> None:
+    chunk = backend.from_arrow(pa.table({"x": [1]}))
+    backend.spill(chunk, to="disk", directory=tmp_path)
+    (file,) = tmp_path.iterdir()
+    file.unlink()
+    with pytest.raises(SpillError, match=f"spilled to `{file}` cannot be loaded"):
+        backend.make_available(chunk)
+
+
+class _Elsewhere(CpuBackend):
+    """A backend of another name (what a chunk of the GPU backend looks like to the CPU's)."""
+
+    name: ClassVar[BackendName] = "gpu"
+
+
+def test_a_chunk_of_another_backend_is_refused_naming_both_and_the_fix(
+    backend: Backend, tmp_path: Path
+) -> None:
+    chunk = _Elsewhere().from_arrow(pa.table({"x": [1]}))
+    assert chunk.backend == "gpu"
+    with pytest.raises(TypeError, match=r"`gpu` backend was given to the `cpu` backend; move it"):
+        chunk.native_for(backend)
+    for operation in (backend.residence, backend.make_available, backend.make_available_cost):
+        with pytest.raises(TypeError, match="`gpu` backend.*`cpu` backend"):
+            operation(chunk)
+    with pytest.raises(TypeError, match="`gpu` backend.*`cpu` backend"):
+        backend.spill(chunk, to="disk", directory=tmp_path)
+
+
+def test_chunks_are_made_on_the_backend_asked_for(backend: Backend) -> None:
+    table = pa.table({"x": [1]})
+    elsewhere = _Elsewhere()
+    assert TableChunk.from_arrow(table, backend=elsewhere).backend == "gpu"
+    assert TableChunk.from_polars(pl.DataFrame({"x": [1]}), backend=elsewhere).backend == "gpu"
+    assert TableChunk.from_arrow(table).backend == "cpu"  # the process's default
+    with pytest.raises(TypeError, match="`backend` must be a streamnet.Backend"):
+        TableChunk.from_arrow(table, backend="cpu")  # type: ignore[arg-type]
