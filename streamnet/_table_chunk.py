@@ -3,6 +3,10 @@
 The chunk holds its backend, the backend's table and what it knows of it
 without touching data (schema, rows, bytes); every operation on data is the
 backend's (``streamnet.backends``).
+
+The module stays whole (above 400 lines): it is the public surface users and
+rapidsmpf's examples know (constructors, host conversions, metadata, spilling,
+the table view), each member a few delegating lines, documented in one place.
 """
 
 from __future__ import annotations

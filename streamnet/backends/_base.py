@@ -3,6 +3,10 @@
 Every method's behaviour and every exception it raises are written here, on the
 abstract class; a backend (``cpu/``) implements them and the contract tests in
 ``tests/streamnet/backends/`` check each one against Polars.
+
+The module stays whole (above 400 lines): it is one abstract class, the whole
+contract a backend implements, a section per facet; the implementations are
+split by facet (``cpu/``, one module each).
 """
 
 from __future__ import annotations
