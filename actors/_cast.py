@@ -12,10 +12,9 @@ from streamnet import (
     Cast,
     Channel,
     Context,
-    Plan,
     SchemaError,
+    Step,
     TableChunk,
-    current_actor_name,
     define_actor,
     run_plan,
 )
@@ -49,7 +48,7 @@ def polars_types(schema: IntoSchema) -> dict[str, pl.DataType]:
                 raise SchemaError(
                     f"cast: column `{name}` cannot be cast to {dtype}: casts are Polars' "
                     f"and Polars has no such type; give the Polars type it should have "
-                    f"(`pl.Date`, `pl.Datetime(\"ms\")`...); got {dtype}"
+                    f'(`pl.Date`, `pl.Datetime("ms")`...); got {dtype}'
                 ) from exc
             types[name] = frame.schema[name]
         elif isinstance(dtype, pl.DataType) or (
@@ -63,7 +62,18 @@ def polars_types(schema: IntoSchema) -> dict[str, pl.DataType]:
     return types
 
 
-@define_actor
+def _cast_step(schema: IntoSchema, strict: bool, **_: Any) -> Step | None:
+    types = polars_types(schema)
+    # A column cast from a type Polars does not hold exactly (date64...) becomes Polars'
+    # nearest type (a lossless one) on the way, then the type asked for: see `Cast`.
+    return Cast(types, strict=strict) if types else None
+
+
+def _check_cast(actor: str, *, schema: IntoSchema, **_: Any) -> None:
+    polars_types(schema)
+
+
+@define_actor(check=_check_cast, plan=_cast_step)
 async def cast(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -124,8 +134,4 @@ async def cast(
     >>> sink.result()["v"].to_list()
     [1.0, 2.0, 0.5]
     """
-    types = polars_types(schema)
-    # A column cast from a type Polars does not hold exactly (date64...) becomes Polars'
-    # nearest type (a lossless one) on the way, then the type asked for: see `Cast`.
-    steps = (Cast(types, strict=strict, actor=current_actor_name() or ""),) if types else ()
-    await run_plan(ctx, ch_in, ch_out, Plan(steps=steps))
+    await run_plan(ctx, ch_in, ch_out)

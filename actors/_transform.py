@@ -21,14 +21,12 @@ from streamnet import (
     Context,
     Filter,
     Message,
-    Plan,
     Rename,
     Select,
     Step,
     TableChunk,
     WithColumns,
     check_row_wise,
-    current_actor_name,
     define_actor,
     run_plan,
 )
@@ -36,15 +34,30 @@ from streamnet import (
 __all__ = ["filter", "map_chunks", "rename", "select", "with_columns"]
 
 
-async def _run_step(
-    ctx: Context,
-    ch_in: Channel[TableChunk],
-    ch_out: Channel[TableChunk],
-    make: Callable[[str], Step] | None,
-) -> None:
-    """Run the one-step plan ``make(actor name)`` (no step at all when None) over the stream."""
-    steps = (make(current_actor_name() or ""),) if make is not None else ()
-    await run_plan(ctx, ch_in, ch_out, Plan(steps=steps))
+def _filter_step(predicate: pl.Expr, **_: Any) -> Step:
+    return Filter(predicate)
+
+
+def _select_step(exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any) -> Step:
+    return Select(tuple(as_exprs(exprs, named)))
+
+
+def _with_columns_step(
+    exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+) -> Step | None:
+    columns = tuple(as_exprs(exprs, named))
+    return WithColumns(columns) if columns else None
+
+
+def _rename_step(mapping: Mapping[str, str], **_: Any) -> Step | None:
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"rename: `mapping` must be a mapping old -> new, got {mapping!r}")
+    return Rename(dict(mapping)) if mapping else None
+
+
+def _check_rename(actor: str, *, mapping: object, **_: Any) -> None:
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"rename: `mapping` must be a mapping old -> new, got {mapping!r}")
 
 
 def _check_filter(actor: str, *, predicate: object, **_: Any) -> None:
@@ -70,7 +83,7 @@ def _check_with_columns(
     check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions")
 
 
-@define_actor(check=_check_filter)
+@define_actor(check=_check_filter, plan=_filter_step)
 async def filter(
     ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], predicate: pl.Expr
 ) -> None:
@@ -97,10 +110,10 @@ async def filter(
     >>> sink.result()["x"].to_list()
     [2, 3]
     """
-    await _run_step(ctx, ch_in, ch_out, lambda actor: Filter(predicate, actor=actor))
+    await run_plan(ctx, ch_in, ch_out)
 
 
-@define_actor(check=_check_select)
+@define_actor(check=_check_select, plan=_select_step)
 async def select(
     ctx: Context,
     /,
@@ -131,11 +144,10 @@ async def select(
     >>> sink.result().to_dicts()
     [{'y': 3, 'z': 10}, {'y': 4, 'z': 20}]
     """
-    columns = tuple(as_exprs(exprs, named))
-    await _run_step(ctx, ch_in, ch_out, lambda actor: Select(columns, actor=actor))
+    await run_plan(ctx, ch_in, ch_out)
 
 
-@define_actor(check=_check_with_columns)
+@define_actor(check=_check_with_columns, plan=_with_columns_step)
 async def with_columns(
     ctx: Context,
     /,
@@ -166,12 +178,10 @@ async def with_columns(
     >>> sink.result()["y"].to_list()
     [2, 3]
     """
-    columns = tuple(as_exprs(exprs, named))
-    make = (lambda actor: WithColumns(columns, actor=actor)) if columns else None
-    await _run_step(ctx, ch_in, ch_out, make)
+    await run_plan(ctx, ch_in, ch_out)
 
 
-@define_actor
+@define_actor(check=_check_rename, plan=_rename_step)
 async def rename(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -193,11 +203,7 @@ async def rename(
     >>> sink.result().columns
     ['id']
     """
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"rename: `mapping` must be a mapping old -> new, got {mapping!r}")
-    renames = dict(mapping)
-    make = (lambda actor: Rename(renames, actor=actor)) if renames else None
-    await _run_step(ctx, ch_in, ch_out, make)
+    await run_plan(ctx, ch_in, ch_out)
 
 
 @define_actor

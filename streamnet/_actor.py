@@ -9,13 +9,14 @@ this one module; the decorator that makes definitions, with its checks, is
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Concatenate, Generic, ParamSpec, Self, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, cast
 
 from typing_extensions import TypeVar
 
@@ -24,6 +25,9 @@ from streamnet._context import Context
 from streamnet._deprecation import keyword_only_fields
 from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState, Role
+
+if TYPE_CHECKING:
+    from streamnet.plans import Step
 
 __all__ = [
     "RestartPolicy",
@@ -124,6 +128,7 @@ class ActorNode(Generic[R]):
     __slots__ = (
         "_args",
         "_definition",
+        "_fused",
         "_kwargs",
         "_name",
         "_network",
@@ -153,6 +158,35 @@ class ActorNode(Generic[R]):
         self._network: object | None = None
         self._state: ActorState = "created"
         self._result: Any = None
+        self._fused: tuple[Step, ...] = ()
+
+    @property
+    def contributes_step(self) -> bool:
+        """Whether the node's definition declares its plan step (``define_actor(plan=...)``)."""
+        return self._definition.plan is not None
+
+    def step(self) -> Step | None:
+        """The node's own plan step, its ``actor`` this node's name; None when the
+        definition declares no plan, or the step is empty for these arguments."""
+        make = self._definition.plan
+        if make is None:
+            return None
+        bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
+        bound.apply_defaults()
+        step = make(**bound.arguments)
+        if step is None:
+            return None
+        return dataclasses.replace(step, actor=self._name)
+
+    @property
+    def fused_steps(self) -> tuple[Step, ...]:
+        """The steps of the actors fused after this one, which it runs too (a Network's
+        fusion sets them; empty otherwise)."""
+        return self._fused
+
+    def fuse(self, steps: Sequence[Step]) -> None:
+        """Run ``steps`` after the node's own step (a Network does this when it fuses)."""
+        self._fused = tuple(steps)
 
     @property
     def name(self) -> str:
@@ -261,6 +295,7 @@ class ActorDefinition(Generic[P, R]):
         restart: RestartPolicy | None = None,
         stops_early: bool = False,
         check: Callable[..., object] | None = None,
+        plan: Callable[..., Step | None] | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -268,6 +303,8 @@ class ActorDefinition(Generic[P, R]):
         self.stops_early = stops_early
         self.check = check
         """Called as ``check(name, **arguments)`` before each node is made, or None."""
+        self.plan = plan
+        """Called as ``plan(**arguments)``: the node's plan step (or None), or None."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

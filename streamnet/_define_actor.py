@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Concatenate, ParamSpec, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, overload
 
 from typing_extensions import TypeVar
 
 from streamnet._actor import ActorDefinition, RestartPolicy
 from streamnet._context import Context
+
+if TYPE_CHECKING:
+    from streamnet.plans import Step
 
 __all__ = ["define_actor"]
 
@@ -35,6 +38,7 @@ def define_actor(
     restart: RestartPolicy | None = None,
     stops_early: bool = False,
     check: Callable[..., object] | None = None,
+    plan: Callable[..., Step | None] | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -49,6 +53,7 @@ def define_actor(
     restart: RestartPolicy | None = None,
     stops_early: bool = False,
     check: Callable[..., object] | None = None,
+    plan: Callable[..., Step | None] | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -89,13 +94,21 @@ def define_actor(
         arguments bound to the function's parameters, defaults applied (the
         Context included). What it raises, the call raises, so a bad argument
         fails while the network is built, naming the actor.
+    plan
+        Declares the actor's per-chunk work as a plan step (`Filter`, `Select`,
+        `WithColumns`, `Rename`, `Cast`): called as ``plan(**arguments)`` with
+        the node's arguments bound as for ``check``, it returns the node's step
+        (its ``actor`` is filled in with the node's name) or None for no work.
+        The actor's body then calls ``await run_plan(ctx, ch_in, ch_out)``, which
+        runs the node's step and the steps of the actors a Network fused after
+        it (see `Network`'s ``fuse``).
 
     Raises
     ------
     TypeError
         ``fn`` is not an ``async def`` function, takes no Context parameter,
-        ``inputs``/``outputs`` name parameters it does not have, or ``check`` is
-        not callable.
+        ``inputs``/``outputs`` name parameters it does not have, or ``check`` or
+        ``plan`` is not callable.
 
     Examples
     --------
@@ -159,12 +172,14 @@ def define_actor(
             raise TypeError(f"define_actor: `{label}` is collective and cannot be restarted alone")
         if check is not None and not callable(check):
             raise TypeError(f"define_actor: `check` must be callable, got {check!r}")
+        if plan is not None and not callable(plan):
+            raise TypeError(f"define_actor: `plan` must be callable, got {plan!r}")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
-            restart=restart, stops_early=bool(stops_early), check=check,
+            restart=restart, stops_early=bool(stops_early), check=check, plan=plan,
         )  # fmt: skip
 
     if fn is not None:

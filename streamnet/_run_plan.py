@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+
 from channels import Channel, Message
+from streamnet._actor import current_actor
 from streamnet._context import Context
 from streamnet._table_chunk import TableChunk
+from streamnet._tasks import start_task
 from streamnet.plans import CompiledPlan, Plan, PlanParams, Stamp
 
 __all__ = ["run_plan"]
 
 
 async def run_plan(
-    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], plan: Plan
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    plan: Plan | None = None,
+    *,
+    depth: int | None = None,
 ) -> None:
-    """Run ``plan`` on every chunk of ``ch_in`` and send the results to ``ch_out``, then drain it.
+    """Run a plan on every chunk of ``ch_in`` and send the results to ``ch_out``, then drain it.
 
-    The plan is compiled once for the stream's schema (`Backend.compile`: errors
-    name the actor of the failing step before any chunk runs), then each chunk
-    runs through it in the Context's thread pool (`Backend.run`), one at a time.
-    Sequence numbers are kept; a chunk the plan empties is sent too (it carries
-    the schema).
+    Without ``plan``, it runs the running actor's *effective* plan: its own step
+    (``define_actor(plan=...)``) followed by the steps of the actors a Network
+    fused after it. With ``plan``, that plan, followed by the fused steps if any.
+    The plan is compiled once per input schema (`Backend.compile`: errors name
+    the actor of the failing step before any chunk runs), then chunks run
+    through it in the Context's thread pool (`Backend.run`), up to ``depth`` at
+    once (default: the Context's ``num_threads``), the results sent in order
+    with their sequence numbers. A chunk the plan empties is sent too (it
+    carries the schema).
+
+    Raises
+    ------
+    TypeError
+        ``plan`` is not a Plan, or is None outside an actor that declares its plan.
+    ValueError
+        ``depth`` is not an int >= 1.
 
     Examples
     --------
@@ -46,19 +67,56 @@ async def run_plan(
     >>> out.result()
     [2, 3]
     """
-    if not isinstance(plan, Plan):
+    node = current_actor()
+    fused = node.fused_steps if node is not None else ()
+    if plan is None:
+        if node is None or not node.contributes_step:
+            raise TypeError(
+                "run_plan: without `plan`, the running actor must declare its step with "
+                f"`define_actor(plan=...)`; actor `{node.name if node else None}` does not"
+            )
+        own = node.step()
+        plan = Plan(steps=((own,) if own is not None else ()) + fused)
+    elif not isinstance(plan, Plan):
         raise TypeError(f"run_plan: `plan` must be a Plan, got {type(plan).__name__}")
+    elif fused:
+        plan = plan.then(Plan(steps=fused))
+    depth = ctx.num_threads if depth is None else depth
+    if type(depth) is not int or depth < 1:
+        raise ValueError(f"run_plan: `depth` must be an int >= 1, got {depth!r}")
     backend = ctx.backend
     stamps = any(isinstance(step, Stamp) for step in plan.steps)
     params = PlanParams()
     compiled: CompiledPlan | None = None
-    while (msg := await ch_in.recv(ctx)) is not None:
-        chunk = TableChunk.from_message(msg)
-        schema = chunk.schema  # one object per schema: compiled again only for a new one
-        if compiled is None or schema is not compiled.input_schema:
-            compiled = await ctx.to_thread(backend.compile, plan, schema)
-        if stamps:
-            params = PlanParams(rank=ctx.rank, sequence=msg.sequence_number)
-        out = await ctx.to_thread(backend.run, compiled, chunk, params=params)
-        await ch_out.send(ctx, Message(msg.sequence_number, out))
+    pending: deque[tuple[int, asyncio.Task[TableChunk]]] = deque()
+    try:
+        while (msg := await ch_in.recv(ctx)) is not None:
+            chunk = TableChunk.from_message(msg)
+            schema = chunk.schema  # one object per schema: compiled again only for a new one
+            if compiled is None or schema is not compiled.input_schema:
+                compiled = await ctx.to_thread(backend.compile, plan, schema)
+            if stamps:
+                params = PlanParams(rank=ctx.rank, sequence=msg.sequence_number)
+            task = start_task(ctx.to_thread(backend.run, compiled, chunk, params=params))
+            pending.append((msg.sequence_number, task))
+            while len(pending) >= depth or (pending and pending[0][1].done()):
+                sequence, done = pending.popleft()
+                await ch_out.send(ctx, Message(sequence, await done))
+        while pending:
+            sequence, done = pending.popleft()
+            await ch_out.send(ctx, Message(sequence, await done))
+    finally:
+        await _stop([task for _, task in pending], ctx.cancel_grace)
     await ch_out.drain(ctx)
+
+
+async def _stop(tasks: list[asyncio.Task[TableChunk]], grace: float) -> None:
+    """Cancel the chunks still in flight (the run failed) and wait for them, at most ``grace``."""
+    left = {task for task in tasks if not task.done()}
+    for task in left:
+        task.cancel()
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the failure that brought us here is raised instead
+    if left:
+        await asyncio.wait(left, timeout=grace)

@@ -24,6 +24,7 @@ from streamnet._actor import ActorNode, set_current_actor
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
 from streamnet._typing import NetworkState
+from streamnet.network._fusion import Fusion
 from streamnet.network._liveness import CHECK_INTERVAL, Watch, blocked_calls, deadlock, stall
 from streamnet.network._loop_monitor import attach
 from streamnet.network._on_success import CommitSteps
@@ -52,14 +53,21 @@ class NetworkDriver:
         producers: dict[Channel[Any], list[ActorNode]],
         consumers: dict[Channel[Any], list[ActorNode]],
         commits: CommitSteps,
+        fusion: Fusion | None = None,
     ) -> None:
         self.owner = owner
         self.ctx = ctx
         self.name = name
+        self.fusion = fusion = fusion if fusion is not None else Fusion()
         self.actors = actors
-        self.channels = channels
-        self.producers = producers
-        self.consumers = consumers
+        # The channels inside fused chains carry nothing: liveness and unread checks skip
+        # them, and a chain's output is produced by its head.
+        self.channels = [c for c in channels if c not in fusion.inner]
+        self.producers = {c: nodes for c, nodes in producers.items() if c not in fusion.inner}
+        self.consumers = {c: nodes for c, nodes in consumers.items() if c not in fusion.inner}
+        for head, rebound in fusion.outputs.items():
+            for channel in rebound.values():
+                self.producers[channel] = [head]
         self.commits = commits  # what actors publish once the run succeeded
         self.state: NetworkState = "built"
         self.recorders: dict[str, ActorRecorder] = {}
@@ -100,6 +108,8 @@ class NetworkDriver:
             unwatch = self.ctx.communicator.watch(self._peer_failed)
             try:
                 for node in self.actors:
+                    if node in self.fusion.members:
+                        continue  # its head runs its step
                     recorder = self.ctx.activity.new_recorder(node.name)
                     if self.ctx.trace:
                         recorder.waits = deque(maxlen=self.ctx.trace_limit)
@@ -243,12 +253,13 @@ class NetworkDriver:
             node.set_state("running")
             state: Any = "done"
             result = None
+            rebound = self.fusion.outputs.get(node, {})
             try:
-                result = await call_with_restarts(node, recorder)
+                result = await call_with_restarts(node, recorder, rebound)
                 if not node.definition.stops_early:
                     self._watch_inputs_left_open(node)
             except ChannelBroken as exc:
-                if exc.channel not in node.outputs:
+                if exc.channel not in node.outputs and exc.channel not in rebound.values():
                     state = "failed"
                     self._fail(node, exc)
                     raise
@@ -263,8 +274,11 @@ class NetworkDriver:
             finally:
                 recorder.finish(state)
                 node.set_state(state, result)
+                for member in self.fusion.groups.get(node, ()):
+                    member.set_state(state)  # fused: it ends as its head, its result None
                 for channel in node.outputs:
-                    await channel.drain(None)  # counted once per actor: `observe` says who
+                    # counted once per actor: `observe` says who
+                    await rebound.get(channel, channel).drain(None)
                 for channel in node.inputs:
                     await self._consumer_left(channel)
 

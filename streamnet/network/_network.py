@@ -9,6 +9,7 @@ belongs to its driver (``_driver.py``); ``run`` from synchronous code goes throu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import warnings
@@ -24,13 +25,19 @@ from streamnet._errors import SharedChannelWarning, WiringError
 from streamnet._typing import NetworkState, PictureEngine
 from streamnet.network._capture import NetworkCaptured, capturing
 from streamnet.network._driver import NetworkDriver
+from streamnet.network._fusion import Fusion, fusion_of
 from streamnet.network._on_success import CommitSteps
 from streamnet.network._ranks import fingerprint
 from streamnet.network._sync import run_to_completion
 from streamnet.network._wiring import claim, unique_channels, validate
 from streamnet.observe._picture import to_dot, to_svg
 from streamnet.observe._progress import ProgressTracker, progress_wanted, show_progress
-from streamnet.observe._statistics import ActorRecorder, CollectiveStatistics, NetworkStatistics
+from streamnet.observe._statistics import (
+    ActorRecorder,
+    ActorStatistics,
+    CollectiveStatistics,
+    NetworkStatistics,
+)
 from streamnet.observe._timeline import Timeline
 
 __all__ = ["Network", "run_actor_network"]
@@ -72,6 +79,14 @@ class Network:
     feedback
         Channels that carry data back upstream on purpose, closing a loop;
         any other cycle is a wiring error.
+    fuse
+        Run each chain of per-chunk actors (``filter``, ``select``,
+        ``with_columns``, ``rename``, ``cast``: actors that declare their plan
+        step) joined one to one as one actor running their steps as one plan per
+        chunk (default). The chain's first actor runs it; the others do not
+        run, end in its state, and show in `statistics` with ``fused_with``
+        naming it; errors still name the actor whose step failed. False runs
+        every actor on its own. See `explain`.
 
     Examples
     --------
@@ -97,6 +112,7 @@ class Network:
         *,
         name: str = "network",
         feedback: Sequence[Channel[Any]] = (),
+        fuse: bool = True,
     ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
@@ -122,9 +138,10 @@ class Network:
         self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._bind()
+        self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
         self._driver = NetworkDriver(
             self, ctx, name, self._actors, self._channels,
-            self._producers, self._consumers, self._commits,
+            self._producers, self._consumers, self._commits, self._fusion,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- introspection
@@ -144,17 +161,63 @@ class Network:
         return self._driver.state
 
     def statistics(self) -> NetworkStatistics:
-        """Per-actor and per-channel statistics of this network (live while it runs)."""
+        """Per-actor and per-channel statistics of this network (live while it runs).
+
+        One row per actor; an actor fused into another (see ``fuse``) has
+        ``fused_with`` naming the one that ran its step, which holds the counts.
+        """
         return NetworkStatistics(
-            actors=tuple(
-                self._driver.recorders[a.name].snapshot()
-                if a.name in self._driver.recorders
-                else ActorRecorder(a.name).snapshot()
-                for a in self._actors
-            ),
+            actors=tuple(self._actor_statistics(a) for a in self._actors),
             channels=tuple(c.statistics() for c in self._channels),
             collectives=tuple(self._collective_statistics()),
         )
+
+    def _actor_statistics(self, node: ActorNode) -> ActorStatistics:
+        recorder = self._driver.recorders.get(node.name) or ActorRecorder(node.name)
+        head = self._fusion.members.get(node)
+        if head is None:
+            return recorder.snapshot()
+        return dataclasses.replace(recorder.snapshot(), state=node.state, fused_with=(head.name,))
+
+    @property
+    def fused(self) -> tuple[tuple[ActorNode, ...], ...]:
+        """The groups of actors that run as one plan per chunk: each its head, then the
+        actors fused into it (empty when built with ``fuse=False``)."""
+        return tuple((head, *members) for head, members in self._fusion.groups.items())
+
+    def explain(self) -> str:
+        """The fused groups and the plan each runs per chunk, as text.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> import actors
+        >>> from streamnet import Context
+        >>> ctx = Context()
+        >>> a, b, c = (ctx.create_channel() for _ in range(3))
+        >>> network = Network(ctx, [
+        ...     actors.from_polars(ctx, a, pl.DataFrame({"x": [1, 2]})),
+        ...     actors.filter(ctx, a, b, pl.col("x") > 1),
+        ...     actors.with_columns(ctx, b, c, y=pl.col("x") * 2),
+        ...     actors.collect(ctx, c),
+        ... ])
+        >>> print(network.explain())
+        network `network`: 1 fused group
+        group `filter#0` (filter#0, with_columns#0), one plan per chunk:
+          1. Filter  [filter#0]
+          2. WithColumns  [with_columns#0]
+        """
+        groups = self._fusion.groups
+        plural = "" if len(groups) == 1 else "s"
+        lines = [f"network `{self.name}`: {len(groups)} fused group{plural}"]
+        for head, members in groups.items():
+            names = ", ".join(n.name for n in (head, *members))
+            lines.append(f"group `{head.name}` ({names}), one plan per chunk:")
+            own = head.step()
+            steps = ((own,) if own is not None else ()) + head.fused_steps
+            for i, step in enumerate(steps, 1):
+                lines.append(f"  {i}. {type(step).__name__}  [{step.actor}]")
+        return "\n".join(lines)
 
     def _collective_statistics(self) -> list[CollectiveStatistics]:
         out = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from channels import Channel, ChannelError, Message
@@ -90,11 +90,17 @@ class RestartEndpoint(Generic[T]):
         return f"<RestartEndpoint of {self.channel!r}>"
 
 
-async def call_with_restarts(node: ActorNode, recorder: ActorRecorder) -> Any:
-    """Run the actor's function; with a restart policy, call it afresh after a failure."""
+async def call_with_restarts(
+    node: ActorNode, recorder: ActorRecorder, rebound: Mapping[Channel[Any], Any] | None = None
+) -> Any:
+    """Run the actor's function; with a restart policy, call it afresh after a failure.
+
+    ``rebound`` gives channels the function gets in place of its own (a fused chain's
+    head sends to the chain's output); an actor with a restart policy is never fused.
+    """
     policy = node.definition.restart
     if policy is None:
-        return await Driver(node.call())
+        return await Driver(node.call(rebound))
     endpoints = {channel: RestartEndpoint(channel) for channel in (*node.inputs, *node.outputs)}
     restarts: list[float] = []
     while True:

@@ -121,11 +121,25 @@ def to_dot(network: NetworkDescription) -> str:
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
+    groups = [tuple(node.name for node in group) for group in getattr(network, "fused", ())]
+    grouped = {name: i for i, group in enumerate(groups) for name in group}
     for name, label in graph.nodes.items():
-        lines.append(f'  "{_escape(name)}" [label="{_escape(chr(10).join(label))}"];')
+        if name not in grouped:
+            lines.append(f'  "{_escape(name)}" [label="{_escape(chr(10).join(label))}"];')
+    for group in groups:  # fused actors: one plan per chunk, drawn as a cluster
+        lines.append(f'  subgraph "cluster_{_escape(group[0])}" {{')
+        lines.append('    label="fused: one plan per chunk"; style="dashed";')
+        for name in group:
+            text = chr(10).join(graph.nodes[name])
+            lines.append(f'    "{_escape(name)}" [label="{_escape(text)}"];')
+        lines.append("  }")
     for edge in graph.edges:
+        inside = grouped.get(edge.source, -1) == grouped.get(edge.target, -2)
+        text = f"{edge.label} (fused)" if inside else edge.label
+        style = ", style=dashed" if inside else ""
         lines.append(
-            f'  "{_escape(edge.source)}" -> "{_escape(edge.target)}" [label="{_escape(edge.label)}"];'
+            f'  "{_escape(edge.source)}" -> "{_escape(edge.target)}" '
+            f'[label="{_escape(text)}"{style}];'
         )
     lines.append("}")
     return "\n".join(lines)

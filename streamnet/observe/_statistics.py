@@ -49,6 +49,9 @@ class ActorStatistics:
         Time spent waiting for room on a full channel (backpressure).
     restarts
         Times the actor was restarted under its restart policy.
+    fused_with
+        For an actor fused into another (see `Network`'s ``fuse``), the actor
+        that ran its step and holds its counts; empty otherwise.
     """
 
     name: str
@@ -64,6 +67,7 @@ class ActorStatistics:
     blocked_input_seconds: float
     blocked_output_seconds: float
     restarts: int = 0
+    fused_with: tuple[str, ...] = ()
 
 
 class ActorRecorder(TrafficCounter):
