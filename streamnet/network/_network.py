@@ -123,7 +123,8 @@ class Network:
         self.ctx = ctx
         self.name = name
         self._actors: tuple[ActorNode, ...] = tuple(actors)
-        self._commits = CommitSteps()  # what actors publish once the run succeeded
+        # what actors publish once the run succeeded, in the order of the actors
+        self._commits = CommitSteps(lambda: [node.name for node in self._actors])
         self._channels: tuple[Channel[Any], ...] = ()
         if isinstance(feedback, Channel) or not isinstance(feedback, Sequence):
             raise TypeError(

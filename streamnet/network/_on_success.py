@@ -12,8 +12,10 @@ step that removes what it staged. A network then ends in this order:
    A rank that failed tells the others instead (as it does for any failure),
    so the barrier raises `RemoteRankError` on them: no rank commits unless
    every actor of every rank succeeded;
-3. the commit steps, in the order they were registered, one at a time in the
-   Context's thread pool;
+3. the commit steps, in the order of the network's actors (as listed to
+   `Network`; one actor's steps in the order it registered them), so every rank
+   and every run commits in the same order whichever actor finished first, one
+   at a time in the Context's thread pool;
 4. with several ranks, a second barrier, so that a commit step that failed on
    one rank fails the run on every rank.
 
@@ -34,7 +36,7 @@ and those abandoned; the other ranks raise `RemoteRankError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,7 +107,9 @@ class CommitSteps:
         actor's) and the tasks and kernels it starts."""
         _steps.set(self)
 
-    def __init__(self) -> None:
+    def __init__(self, order: Callable[[], Sequence[str]] | None = None) -> None:
+        self._order = order
+        """The names of the network's actors, in the order their steps commit."""
         self._pending: list[_Step] = []
         self._closed = False
         self.committed: list[str] = []
@@ -135,9 +139,12 @@ class CommitSteps:
         self._closed = True
 
     async def commit(self, ctx: Context) -> None:
-        """Run every commit step in order; the first that raises stops the rest (they stay
+        """Run every commit step in the network's order; the first that raises stops the rest (they stay
         pending, for :meth:`abort`), and its error gets a note saying what was committed."""
         self._closed = True
+        if self._order is not None:
+            place = {name: i for i, name in enumerate(self._order())}
+            self._pending.sort(key=lambda step: place.get(step.actor, len(place)))  # stable
         while self._pending:
             step = self._pending[0]
             finished = False

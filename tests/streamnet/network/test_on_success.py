@@ -81,6 +81,26 @@ def test_commit_steps_run_in_order_once_every_actor_ended() -> None:
 
 
 @pytest.mark.timeout(30)
+def test_commit_steps_follow_the_networks_order_not_which_actor_registered_first() -> None:
+    """The actor listed second registers first; the first listed still commits first, as
+    it would on every rank and every run."""
+    log: list[str] = []
+    second_staged = asyncio.Event()
+    ctx = Context()
+
+    @define_actor
+    async def registers(ctx: Context, name: str, after: asyncio.Event | None) -> None:
+        if after is not None:
+            await after.wait()
+        on_success(lambda: log.append(f"commit {name}"))
+        if after is None:
+            second_staged.set()
+
+    Network(ctx, [registers(ctx, "first", second_staged), registers(ctx, "second", None)]).run()
+    assert log == ["commit first", "commit second"]
+
+
+@pytest.mark.timeout(30)
 def test_a_run_that_fails_after_a_step_was_registered_aborts_it_and_commits_nothing() -> None:
     """The failure comes after the registering actor ended: its step is aborted."""
     log: list[str] = []
