@@ -253,7 +253,7 @@ class NetworkStatistics:
         for a in self.actors:
             pressed = a.blocked_output_seconds > 0.2 * max(a.wall_seconds, 1e-9)
             table.add_row(
-                a.name, a.state, f"{a.messages_in:,}", f"{a.rows_in:,}", f"{a.messages_out:,}",
+                a.name, _shown_state(a), f"{a.messages_in:,}", f"{a.rows_in:,}", f"{a.messages_out:,}",
                 f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}", f"{a.busy_seconds:.3f}",
                 f"{a.blocked_input_seconds:.3f}", f"{a.blocked_output_seconds:.3f}",
                 style="bold red" if a.state == "failed" else ("red" if pressed else None),
@@ -280,7 +280,7 @@ class NetworkStatistics:
         body = [
             (
                 a.name,
-                a.state,
+                _shown_state(a),
                 f"{a.messages_in:,}",
                 f"{a.rows_in:,}",
                 f"{a.messages_out:,}",
@@ -306,3 +306,11 @@ class NetworkStatistics:
 
 def _columns(cls: type | list[str]) -> list[str]:
     return cls if isinstance(cls, list) else [f.name for f in fields(cls)]
+
+
+def _shown_state(actor: ActorStatistics) -> str:
+    """The state column of the tables: a fused actor says which actor ran its step (its
+    own counts are zero; the head's row holds the group's)."""
+    if actor.fused_with:
+        return f"{actor.state} (fused into {', '.join(actor.fused_with)})"
+    return actor.state

@@ -68,6 +68,10 @@ def test_members_do_not_run_and_statistics_keep_one_row_per_actor() -> None:
         assert row.state == "done" and row.messages_in == row.messages_out == 0
         assert member.result() is None
     assert stats["collect#0"].rows_in == 2
+    # what the tables show users: a member says which actor ran its step
+    lines = {line.split()[0]: line for line in str(network.statistics()).splitlines() if line}
+    assert "done (fused into filter#0)" in lines["with_columns#0"]
+    assert "fused" not in lines["filter#0"]
 
 
 def test_an_error_in_a_fused_step_names_its_actor() -> None:
