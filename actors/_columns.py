@@ -12,6 +12,7 @@ from streamnet import ColumnNotFoundError, TableChunk, current_actor_name, descr
 __all__ = [
     "ColumnCheck",
     "IntoExpr",
+    "IntoExprs",
     "as_exprs",
     "check_columns",
     "describe_schema",
@@ -21,18 +22,25 @@ __all__ = [
 IntoExpr = pl.Expr | str
 """A Polars expression, or a column name."""
 
+IntoExprs = IntoExpr | Sequence[IntoExpr]
+"""One expression or column name, or a list of them (as Polars' ``select`` takes)."""
 
-def as_exprs(exprs: Iterable[IntoExpr], named: dict[str, IntoExpr] | None = None) -> list[pl.Expr]:
-    """Expressions from expressions and column names (``named`` become aliases)."""
+
+def as_exprs(exprs: Iterable[IntoExprs], named: dict[str, IntoExpr] | None = None) -> list[pl.Expr]:
+    """Expressions from expressions and column names (``named`` become aliases); a list
+    or tuple of them counts as its items, as in Polars' ``select([...])``."""
     out: list[pl.Expr] = []
     for expr in exprs:
-        out.append(_as_expr(expr))
+        if isinstance(expr, list | tuple):
+            out.extend(_as_expr(item) for item in expr)
+        else:
+            out.append(_as_expr(expr))
     for name, expr in (named or {}).items():
         out.append(_as_expr(expr).alias(name))
     return out
 
 
-def _as_expr(expr: IntoExpr) -> pl.Expr:
+def _as_expr(expr: object) -> pl.Expr:
     if isinstance(expr, str):
         return pl.col(expr)
     if isinstance(expr, pl.Expr):

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from actors._columns import IntoExpr, as_exprs
+from actors._columns import IntoExpr, IntoExprs, as_exprs
 from actors._typing import TableKind
 from streamnet import (
     Channel,
@@ -38,12 +38,12 @@ def _filter_step(predicate: pl.Expr, **_: Any) -> Step:
     return Filter(predicate)
 
 
-def _select_step(exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any) -> Step:
+def _select_step(exprs: tuple[IntoExprs, ...], named: dict[str, IntoExpr], **_: Any) -> Step:
     return Select(tuple(as_exprs(exprs, named)))
 
 
 def _with_columns_step(
-    exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+    exprs: tuple[IntoExprs, ...], named: dict[str, IntoExpr], **_: Any
 ) -> Step | None:
     columns = tuple(as_exprs(exprs, named))
     return WithColumns(columns) if columns else None
@@ -67,7 +67,7 @@ def _check_filter(actor: str, *, predicate: object, **_: Any) -> None:
 
 
 def _check_select(
-    actor: str, *, exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+    actor: str, *, exprs: tuple[IntoExprs, ...], named: dict[str, IntoExpr], **_: Any
 ) -> None:
     columns = as_exprs(exprs, named)
     if not columns:
@@ -78,7 +78,7 @@ def _check_select(
 
 
 def _check_with_columns(
-    actor: str, *, exprs: tuple[IntoExpr, ...], named: dict[str, IntoExpr], **_: Any
+    actor: str, *, exprs: tuple[IntoExprs, ...], named: dict[str, IntoExpr], **_: Any
 ) -> None:
     check_row_wise(as_exprs(exprs, named), actor=actor, where="expressions")
 
@@ -119,7 +119,7 @@ async def select(
     /,
     ch_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
-    *exprs: IntoExpr,
+    *exprs: IntoExprs,
     **named: IntoExpr,
 ) -> None:
     """Keep or compute columns: names or Polars expressions; keywords name the result.
@@ -153,7 +153,7 @@ async def with_columns(
     /,
     ch_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
-    *exprs: IntoExpr,
+    *exprs: IntoExprs,
     **named: IntoExpr,
 ) -> None:
     """Add or replace columns computed by Polars expressions; keywords name them.

@@ -53,6 +53,16 @@ def test_with_columns_equals_polars(df: pl.DataFrame, rows: int) -> None:
     assert_frame_equal(out, df.with_columns(expr.alias("g"), s=pl.col("s").str.len_chars()))
 
 
+def test_select_and_with_columns_take_lists_of_expressions_as_polars_does() -> None:
+    df = pl.DataFrame({"x": [1, 2, 3], "s": ["a", "b", None]})
+    exprs: list[pl.Expr | str] = ["s", (pl.col("x") * 2).alias("y")]
+    out = run_pipeline(df, lambda c, i, o: actors.select(c, i, o, exprs), chunk_rows=2)
+    assert_frame_equal(out, df.select(exprs))
+    more = [(pl.col("x") + 1).alias("z"), pl.col("s").str.len_chars().alias("n")]
+    out = run_pipeline(df, lambda c, i, o: actors.with_columns(c, i, o, more), chunk_rows=2)
+    assert_frame_equal(out, df.with_columns(more))
+
+
 @given(frames(), chunk_rows)
 def test_rename_equals_polars(df: pl.DataFrame, rows: int) -> None:
     out = run_pipeline(
