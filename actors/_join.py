@@ -1,4 +1,9 @@
-"""join: broadcast or shuffle hash join across ranks, chosen from observed sizes."""
+"""join: broadcast or shuffle hash join across ranks, chosen from observed sizes.
+
+Joining chunks is the backend's: `Backend.join` partition by partition after a
+shuffle, `Backend.join_build` / `join_probe` / `join_flush` for a broadcast right
+side. This actor reads the sides, chooses, and moves chunks through the exchange.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from streamnet import (
     Channel,
     Collective,
     Context,
+    JoinSpec,
     Message,
     SchemaError,
     TableChunk,
@@ -57,24 +63,6 @@ class JoinReport:
             if side is not None:
                 total = total + side
         return total
-
-
-def _join(
-    left: pl.DataFrame,
-    right: pl.DataFrame,
-    left_on: list[str],
-    right_on: list[str],
-    how: JoinHow,
-    suffix: str,
-) -> pl.DataFrame:
-    # Polars' streaming engine joins several times faster than its eager one here.
-    if left_on == right_on:
-        query = left.lazy().join(right.lazy(), on=left_on, how=how, suffix=suffix)
-    else:
-        query = left.lazy().join(
-            right.lazy(), left_on=left_on, right_on=right_on, how=how, suffix=suffix
-        )
-    return query.collect(engine="streaming")
 
 
 @define_actor(collective=True)
@@ -151,6 +139,7 @@ async def join(
             f"join: how={how!r} cannot broadcast the right side (its unmatched right rows would "
             "repeat on every rank); use strategy='shuffle' or 'auto'"
         )
+    spec = JoinSpec(tuple(lkeys), tuple(rkeys), how, suffix)
     count = partition_count(num_partitions, coll, "join")
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
     rights = frames_of(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
@@ -195,9 +184,7 @@ async def join(
     )
     if broadcast:
         await right_schema.agree(coll, "right")
-        await _broadcast_join(
-            ctx, coll, lefts, buffered, right_in, ch_out, lkeys, rkeys, how, suffix
-        )
+        await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
         # The left side streamed through; its ranks must agree on its schema as well, or
         # each would have sent results of another schema.
         await left_schema.agree(coll, "left")
@@ -243,16 +230,18 @@ async def join(
         left_part = left_part if left_part is not None else left_empty
         right_part = right_part if right_part is not None else right_empty
         assert left_part is not None  # a side without a chunk anywhere raised above or skips
+        left_chunk = TableChunk.from_polars(left_part)
         if right_part is None:  # no right chunk on any rank, an anti join: every left row stays
-            out = left_part
+            out = left_chunk
         else:
-            out = await ctx.to_thread(_join, left_part, right_part, lkeys, rkeys, how, suffix)
-        await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
+            right_chunk = TableChunk.from_polars(right_part)
+            out = await ctx.to_thread(ctx.backend.join, left_chunk, right_chunk, spec)
+        await ch_out.send(ctx, Message(partition, out))
         sent = True
     if not sent:
-        empty = _empty_result(left_empty, right_empty, lkeys, rkeys, how, suffix)
+        empty = _empty_result(ctx, left_empty, right_empty, spec)
         if empty is not None:
-            await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
+            await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
     return JoinReport("shuffle", total, left_held.report, right_held.report)
 
@@ -280,18 +269,13 @@ def _unknown_side(side: str, channel: Channel[TableChunk], how: JoinHow) -> Sche
 
 
 def _empty_result(
-    left: pl.DataFrame | None,
-    right: pl.DataFrame | None,
-    lkeys: list[str],
-    rkeys: list[str],
-    how: JoinHow,
-    suffix: str,
-) -> pl.DataFrame | None:
+    ctx: Context, left: pl.DataFrame | None, right: pl.DataFrame | None, spec: JoinSpec
+) -> TableChunk | None:
     """The empty result of the join, if its schema is known."""
     if left is not None and right is not None:
-        return _join(left, right, lkeys, rkeys, how, suffix)
-    if left is not None and how in ("semi", "anti"):  # no right chunk: the left schema
-        return left
+        return ctx.backend.join(TableChunk.from_polars(left), TableChunk.from_polars(right), spec)
+    if left is not None and spec.how in ("semi", "anti"):  # no right chunk: the left schema
+        return TableChunk.from_polars(left)
     return None
 
 
@@ -346,51 +330,43 @@ async def _broadcast_join(
     buffered: list[pl.DataFrame],
     right_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
-    lkeys: list[str],
-    rkeys: list[str],
-    how: JoinHow,
-    suffix: str,
+    spec: JoinSpec,
 ) -> None:
     """Gather the whole right side on every rank, then join the left side as it streams.
 
-    Each join builds a hash table of the right side, so left chunks are joined in
-    batches of at least twice the right side's rows: the builds then cost no more
-    than the probes, and a small right side still joins chunk by chunk.
+    The backend builds the right side once and joins left chunks against it
+    (`Backend.join_probe`), holding some back to join them in batches; a result
+    carries the sequence number of the first left chunk it joins.
     """
+    backend = ctx.backend
+    local = backend.concat([TableChunk.from_polars(f) for f in buffered]) if buffered else None
     if coll.nranks == 1:
-        small = pl.concat(buffered, how="vertical") if buffered else None
+        small = local
     else:
-        local = pl.concat(buffered, how="vertical") if buffered else None
         everyone = await coll.allgather(
             "broadcast", local.to_arrow() if local is not None else None
         )
-        parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
-        small = pl.concat(parts, how="vertical") if parts else None
-    batch_rows = 2 * small.height if small is not None else 0
-    batch: list[pl.DataFrame] = []
-    first_seq = 0
-
-    async def flush() -> None:
-        left = pl.concat(batch, how="vertical") if len(batch) > 1 else batch[0]
-        batch.clear()
-        if small is None:  # no rank ever saw a right chunk: no match, no right columns
-            if how == "left":
-                raise _unknown_side("right", right_in, how)
-            if how == "inner":
-                return  # the result's columns are unknown
-            out = left if how == "anti" else left.head(0)  # semi
-        else:
-            out = await ctx.to_thread(_join, left, small, lkeys, rkeys, how, suffix)
-        await ch_out.send(ctx, Message(first_seq, TableChunk.from_polars(out)))
-
-    rows = 0
+        parts = [backend.from_arrow(t) for t in everyone if t is not None]
+        small = backend.concat(parts) if parts else None
+    if small is None:  # no rank ever saw a right chunk: no match, no right columns
+        async for seq, left in lefts:
+            if spec.how == "left":
+                raise _unknown_side("right", right_in, spec.how)
+            if spec.how == "inner":
+                continue  # the result's columns are unknown
+            out = left if spec.how == "anti" else left.head(0)  # semi
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(out)))
+        return
+    build = await ctx.to_thread(backend.join_build, small, spec)
+    first_seq: int | None = None
     async for seq, left in lefts:
-        if not batch:
+        if first_seq is None:
             first_seq = seq
-        batch.append(left)
-        rows += left.height
-        if rows >= batch_rows:
-            await flush()
-            rows = 0
-    if batch:
-        await flush()
+        joined = await ctx.to_thread(backend.join_probe, build, TableChunk.from_polars(left))
+        if joined is not None:
+            await ch_out.send(ctx, Message(first_seq, joined))
+            first_seq = None
+    rest = await ctx.to_thread(backend.join_flush, build)
+    if rest is not None:
+        assert first_seq is not None  # the build holds left chunks since the last result
+        await ch_out.send(ctx, Message(first_seq, rest))

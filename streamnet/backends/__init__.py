@@ -4,6 +4,8 @@
 - `Packed` (``_types.py``): the records its methods take and return.
 - `AggregationKernel` (``_aggregation.py``): what `Backend.aggregation` makes.
 - `SortOrder` (``_sort_order.py``): the order the sorting methods put rows in.
+- `JoinSpec`, `JoinBuild` (``_join_spec.py``): what a join matches and keeps; a broadcast
+  join's prepared right side.
 - `ChunkReader`, `ChunkWriter` (``_files.py``): files read and written chunk by chunk.
 - ``_registry.py``: backends by name (`backend_for`, `probe_backend`), the process's
   default (`default_backend`, ``STREAMNET_BACKEND``, `use_backend`).
@@ -18,6 +20,7 @@ from streamnet._typing import BackendName, Tier
 from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkReader, ChunkWriter
+from streamnet.backends._join_spec import JoinBuild, JoinSpec
 from streamnet.backends._registry import (
     backend_for,
     default_backend,
@@ -33,6 +36,8 @@ __all__ = [
     "BackendName",
     "ChunkReader",
     "ChunkWriter",
+    "JoinBuild",
+    "JoinSpec",
     "Packed",
     "SortOrder",
     "Tier",

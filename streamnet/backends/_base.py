@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from streamnet._schema import SchemaInfo
     from streamnet.backends._aggregation import AggregationKernel
     from streamnet.backends._files import ChunkReader, ChunkWriter
+    from streamnet.backends._join_spec import JoinBuild, JoinSpec
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
     from streamnet.io import CsvFormat, CsvPart
@@ -53,7 +54,7 @@ class Backend(ABC):
 
     The facets:
 
-    - lifecycle: :meth:`probe`, :meth:`close`, :meth:`fingerprint`;
+    - lifecycle: :meth:`join_probe`, :meth:`close`, :meth:`fingerprint`;
     - the host boundary: ``from_arrow/from_polars/from_pandas/from_host``,
       ``to_arrow/to_polars/to_pandas``, :meth:`empty`;
     - metadata: :meth:`describe`, :meth:`schema_info`;
@@ -69,12 +70,14 @@ class Backend(ABC):
       :meth:`range_boundaries`, :meth:`range_partition`;
     - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
       :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`, and
-      :meth:`native_view` (what ``chunk.table_view().native()`` gives).
+      :meth:`native_view` (what ``chunk.table_view().native()`` gives);
+    - joins: :meth:`join_schema`, :meth:`join` (partition-wise, every `JoinSpec` ``how``),
+      :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once).
 
     The facets still to come, each with the contract tests of its methods: plans
     with a source (a Parquet scan, the slices of an in-memory table) or ending in
-    a partial aggregation, joins (partition-wise, broadcast build and probe), the
-    k-way merge of sorted runs, and the statistics of the memory tiers.
+    a partial aggregation, the k-way merge of sorted runs, and the statistics of
+    the memory tiers.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
     backend (the message names both backends and the fix). A backend reaches a
@@ -632,6 +635,81 @@ class Backend(ABC):
     def native_view(self, chunk: TableChunk) -> object:
         """The chunk's data as the backend's own table type, made available first: what
         ``chunk.table_view().native()`` gives (a ``pyarrow.Table`` on the CPU)."""
+
+    # ------------------------------------------------------------------ joins
+    @abstractmethod
+    def join_schema(self, left: pa.Schema, right: pa.Schema, spec: JoinSpec) -> pa.Schema:
+        """The schema of :meth:`join`'s result for sides of schemas ``left`` and ``right``:
+        Polars' own for the join of empty frames of these schemas.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of its side.
+        SchemaError
+            Polars cannot join the key types (a string key against an integer one).
+        """
+
+    @abstractmethod
+    def join(self, left: TableChunk, right: TableChunk, spec: JoinSpec) -> TableChunk:
+        """The rows of ``left`` joined with those of ``right`` as Polars' ``join`` gives them,
+        for every ``spec.how`` (null keys never match), in a schema of :meth:`join_schema`.
+
+        A partition-wise join: with both sides hash-partitioned on their keys,
+        the joins of the partitions together are the join of the whole.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of its side.
+        SchemaError
+            Polars cannot join the key types.
+        """
+
+    @abstractmethod
+    def join_build(self, right: TableChunk, spec: JoinSpec) -> JoinBuild:
+        """The whole right side of a broadcast join, prepared once for :meth:`join_probe`.
+
+        Only a join that keeps no unmatched right row can be probed chunk by
+        chunk: ``spec.how`` is inner, left, semi or anti.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A right key is not a column of ``right``.
+        ValueError
+            ``spec.how`` is right or full.
+        """
+
+    @abstractmethod
+    def join_probe(self, build: JoinBuild, left: TableChunk) -> TableChunk | None:
+        """The join of left rows with the build side, or None while the backend holds
+        them back to join them with later ones.
+
+        Every left row given is joined once, by this call or a later one, or by
+        :meth:`join_flush`; together the results are the join of the whole left side
+        with the right side, the left rows in the order they were given. The CPU
+        backend joins left rows in batches of at least twice the right side's
+        rows (each join hashes the right side: so the hashing costs no more than
+        the probing), so a small right side still joins chunk by chunk.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A left key is not a column of ``left``.
+        SchemaError
+            Polars cannot join the key types.
+        """
+
+    @abstractmethod
+    def join_flush(self, build: JoinBuild) -> TableChunk | None:
+        """The join of the left rows :meth:`join_probe` held back; None if it holds none.
+
+        Raises
+        ------
+        SchemaError
+            Polars cannot join the key types.
+        """
 
     # ------------------------------------------------------------------ for implementations
     def _own(self, chunk: object, operation: str) -> TableChunk:

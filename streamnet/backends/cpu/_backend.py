@@ -5,6 +5,7 @@ from __future__ import annotations
 from streamnet.backends.cpu._aggregate import CpuAggregation
 from streamnet.backends.cpu._csv import CpuCsv
 from streamnet.backends.cpu._distinct import CpuDistinct
+from streamnet.backends.cpu._join import CpuJoins
 from streamnet.backends.cpu._lifecycle import CpuLifecycle
 from streamnet.backends.cpu._parquet import CpuParquet
 from streamnet.backends.cpu._partition import CpuPartitioning
@@ -26,6 +27,7 @@ class CpuBackend(
     CpuAggregation,
     CpuDistinct,
     CpuSorting,
+    CpuJoins,
     CpuParquet,
     CpuCsv,
     CpuTiers,

@@ -1,0 +1,109 @@
+"""JoinSpec: what a join matches and keeps; JoinBuild: the prepared build side of a broadcast join."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+__all__ = ["JoinBuild", "JoinSpec"]
+
+JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
+"""Which rows a join keeps, as Polars' ``join(how=...)``."""
+
+_HOWS: tuple[str, ...] = get_args(JoinHow)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSpec:
+    """Left rows matched to right rows where ``left_on`` equals ``right_on``, key by key.
+
+    ``how`` says which rows are kept, as in Polars' ``join``; null keys never
+    match. A column of the right side whose name is also on the left gets
+    ``suffix``.
+
+    Examples
+    --------
+    >>> JoinSpec.of("id", how="left")
+    JoinSpec(left_on=('id',), right_on=('id',), how='left', suffix='_right')
+
+    Raises
+    ------
+    ValueError
+        No key, ``left_on`` and ``right_on`` of different lengths, a key that is
+        not a string, or ``how`` none of inner, left, right, full, semi, anti.
+    """
+
+    left_on: tuple[str, ...]
+    right_on: tuple[str, ...]
+    how: JoinHow = "inner"
+    suffix: str = "_right"
+
+    def __post_init__(self) -> None:
+        for name in ("left_on", "right_on"):
+            keys = getattr(self, name)
+            if not isinstance(keys, tuple) or not keys or not all(isinstance(k, str) for k in keys):
+                raise ValueError(
+                    f"JoinSpec: `{name}` must be a tuple of one or more column names, got {keys!r}"
+                )
+        if len(self.left_on) != len(self.right_on):
+            raise ValueError(
+                f"JoinSpec: `left_on` {list(self.left_on)} and `right_on` {list(self.right_on)} "
+                "differ in length"
+            )
+        if self.how not in _HOWS:
+            raise ValueError(
+                f"JoinSpec: `how` must be inner, left, right, full, semi or anti, got {self.how!r}"
+            )
+        if not isinstance(self.suffix, str):
+            raise ValueError(f"JoinSpec: `suffix` must be a string, got {self.suffix!r}")
+
+    @classmethod
+    def of(
+        cls,
+        on: str | Sequence[str] | None = None,
+        *,
+        left_on: str | Sequence[str] | None = None,
+        right_on: str | Sequence[str] | None = None,
+        how: JoinHow = "inner",
+        suffix: str = "_right",
+    ) -> JoinSpec:
+        """The spec of a join on ``on`` (the same names on both sides), or on ``left_on`` and
+        ``right_on``; a single name stands for one key."""
+
+        def names(keys: str | Sequence[str] | None) -> tuple[str, ...]:
+            return (keys,) if isinstance(keys, str) else tuple(keys or ())
+
+        if on is not None:
+            if left_on is not None or right_on is not None:
+                raise ValueError("JoinSpec: give `on`, or `left_on` and `right_on`, not both")
+            return cls(names(on), names(on), how, suffix)
+        return cls(names(left_on), names(right_on), how, suffix)
+
+
+class JoinBuild(ABC):
+    """The right side of a broadcast join, prepared once to be probed by left chunks.
+
+    Made by `Backend.join_build`; `Backend.join_probe` joins left chunks against it and
+    `Backend.join_flush` gives what it still holds at the end of the left stream. A
+    build keeps state between probes (the CPU batches left chunks), so one
+    caller uses it at a time, in stream order.
+
+    Attributes
+    ----------
+    spec
+        The join it was built for.
+    right_rows
+        Rows of the right side.
+    """
+
+    @property
+    @abstractmethod
+    def spec(self) -> JoinSpec:
+        """The join it was built for."""
+
+    @property
+    @abstractmethod
+    def right_rows(self) -> int:
+        """Rows of the right side."""

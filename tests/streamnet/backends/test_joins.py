@@ -1,0 +1,196 @@
+"""Joins: Polars' join of the two sides, partition-wise or a broadcast right side probed chunk by chunk."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal, get_args
+
+import duckdb
+import polars as pl
+import pytest
+from backend_strategies import COLUMNS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from streamnet import Backend, ColumnNotFoundError, JoinSpec, SchemaError
+
+How = Literal["inner", "left", "right", "full", "semi", "anti"]
+HOWS: tuple[How, ...] = get_args(How)
+BROADCASTABLE: tuple[How, ...] = ("inner", "left", "semi", "anti")
+PAYLOAD = ["i64", "f64", "s", "d", "dec"]  # sortable, so results compare in any order
+
+
+@st.composite
+def sides(draw: st.DrawFn, max_rows: int = 30) -> tuple[pl.DataFrame, pl.DataFrame, JoinSpec]:
+    """Two frames keyed on few values (duplicates and nulls) and a spec joining them."""
+
+    def frame(keys: list[str], rows: int) -> pl.DataFrame:
+        payload = draw(st.lists(st.sampled_from(PAYLOAD), max_size=2, unique=True))
+        values = {
+            name: st.one_of(st.none(), st.integers(0, 4)) if name.endswith("1") else
+            st.one_of(st.none(), st.sampled_from(["a", "b"]))
+            for name in keys
+        }  # fmt: skip
+        values |= {name: st.one_of(st.none(), COLUMNS[name][1]) for name in payload}
+        types = {name: pl.Int32 if name.endswith("1") else pl.String for name in keys}
+        types |= {name: COLUMNS[name][0] for name in payload}
+        data = {name: draw(st.lists(v, min_size=rows, max_size=rows)) for name, v in values.items()}
+        return pl.DataFrame(data, schema=types)
+
+    nkeys = draw(st.integers(1, 2))
+    left_on = ["k1", "k2"][:nkeys]
+    right_on = draw(st.sampled_from([left_on, ["r1", "r2"][:nkeys]]))
+    left = frame(left_on, draw(st.integers(0, max_rows)))
+    right = frame(right_on, draw(st.integers(0, max_rows)))
+    how = draw(st.sampled_from(HOWS))
+    suffix = draw(st.sampled_from(["_right", "_r"]))
+    return left, right, JoinSpec(tuple(left_on), tuple(right_on), how, suffix)
+
+
+def polars_join(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataFrame:
+    return left.join(
+        right,
+        left_on=list(spec.left_on),
+        right_on=list(spec.right_on),
+        how=spec.how,
+        suffix=spec.suffix,
+    )
+
+
+def sort_all(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(df.columns, nulls_last=True) if df.width else df
+
+
+def assert_same_rows(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.columns == want.columns
+    assert_frame_equal(sort_all(got), sort_all(want))
+
+
+@settings(max_examples=30)
+@given(sides())
+def test_join_equals_polars_and_its_schema_is_join_schema(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec]
+) -> None:
+    left, right, spec = drawn
+    lchunk, rchunk = backend.from_polars(left), backend.from_polars(right)
+    got = backend.join(lchunk, rchunk, spec)
+    assert_same_rows(backend.to_polars(got), polars_join(left, right, spec))
+    assert got.schema == backend.join_schema(lchunk.schema, rchunk.schema, spec)
+
+
+@settings(max_examples=25)
+@given(sides(), st.integers(1, 4))
+def test_joins_of_hash_partitions_together_are_the_join(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec], partitions: int
+) -> None:
+    left, right, spec = drawn
+    lchunk, rchunk = backend.from_polars(left), backend.from_polars(right)
+    lparts = backend.hash_partition(lchunk, spec.left_on, partitions)
+    rparts = backend.hash_partition(rchunk, spec.right_on, partitions)
+    lempty, rempty = backend.empty(lchunk.schema), backend.empty(rchunk.schema)
+    pieces = [
+        backend.to_polars(backend.join(lparts.get(p, lempty), rparts.get(p, rempty), spec))
+        for p in range(partitions)
+    ]
+    assert_same_rows(pl.concat(pieces), polars_join(left, right, spec))
+
+
+@settings(max_examples=30)
+@given(sides(), st.data())
+def test_probing_a_build_over_any_left_chunking_gives_the_join(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec], data: st.DataObject
+) -> None:
+    left, right, spec = drawn
+    spec = JoinSpec(spec.left_on, spec.right_on, data.draw(st.sampled_from(BROADCASTABLE)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, left.height), max_size=5)))
+    bounds = [0, *cuts, left.height]
+    build = backend.join_build(backend.from_polars(right), spec)
+    assert build.spec == spec and build.right_rows == right.height
+    outs, held, pending = [], 0, 0
+    for start, end in itertools.pairwise(bounds):
+        out = backend.join_probe(build, backend.from_polars(left.slice(start, end - start)))
+        held += end - start
+        pending += 1
+        # the batching rule: left rows are held back until twice the right side's rows
+        assert (out is not None) == (held >= 2 * right.height)
+        if out is not None:
+            outs.append(backend.to_polars(out))
+            held = pending = 0
+    rest = backend.join_flush(build)
+    assert (rest is None) == (pending == 0)  # a held chunk is joined even without rows
+    if rest is not None:
+        outs.append(backend.to_polars(rest))
+    assert backend.join_flush(build) is None
+    assert_same_rows(pl.concat(outs), polars_join(left, right, spec))
+
+
+@settings(max_examples=20)
+@given(sides())
+def test_null_keys_never_match_as_duckdb_counts(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec]
+) -> None:
+    """An independent engine: DuckDB's SQL join (where NULL = NULL is not true) gives as many rows."""
+    left, right, spec = drawn
+    on = " and ".join(f"l.{a} = r.{b}" for a, b in zip(spec.left_on, spec.right_on, strict=True))
+    sql = {
+        "inner": f"select count(*) from left_t l join right_t r on {on}",
+        "left": f"select count(*) from left_t l left join right_t r on {on}",
+        "right": f"select count(*) from left_t l right join right_t r on {on}",
+        "full": f"select count(*) from left_t l full join right_t r on {on}",
+        "semi": f"select count(*) from left_t l semi join right_t r on {on}",
+        "anti": f"select count(*) from left_t l anti join right_t r on {on}",
+    }[spec.how]
+    con = duckdb.connect()
+    con.register("left_t", left.to_arrow())
+    con.register("right_t", right.to_arrow())
+    row = con.execute(sql).fetchone()
+    con.close()
+    assert row is not None
+    got = backend.join(backend.from_polars(left), backend.from_polars(right), spec)
+    assert got.num_rows == row[0]
+
+
+def test_a_missing_key_names_the_side_and_the_column(backend: Backend) -> None:
+    left = backend.from_polars(pl.DataFrame({"id": [1], "x": [1]}))
+    right = backend.from_polars(pl.DataFrame({"key": [1]}))
+    spec = JoinSpec.of(left_on="id", right_on="nope")
+    with pytest.raises(ColumnNotFoundError, match=r"right key column `nope` not found.*\['key'\]"):
+        backend.join(left, right, spec)
+    with pytest.raises(ColumnNotFoundError, match="right key column `nope`"):
+        backend.join_schema(left.schema, right.schema, spec)
+    with pytest.raises(ColumnNotFoundError, match="right key column `nope`"):
+        backend.join_build(right, spec)
+    build = backend.join_build(right, JoinSpec.of(left_on="nope", right_on="key"))
+    with pytest.raises(ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"):
+        backend.join_probe(build, left)
+
+
+def test_keys_polars_cannot_join_raise_a_schema_error_naming_them(backend: Backend) -> None:
+    left = backend.from_polars(pl.DataFrame({"id": [1]}))
+    right = backend.from_polars(pl.DataFrame({"id": ["1"]}))
+    with pytest.raises(SchemaError, match=r"`id` \(Int64\) with `id` \(String\)"):
+        backend.join(left, right, JoinSpec.of("id"))
+
+
+@pytest.mark.parametrize("how", ["right", "full"])
+def test_a_build_refuses_joins_that_keep_unmatched_right_rows(backend: Backend, how: str) -> None:
+    right = backend.from_polars(pl.DataFrame({"id": [1]}))
+    with pytest.raises(ValueError, match=f"a {how} join keeps unmatched right rows"):
+        backend.join_build(right, JoinSpec.of("id", how=how))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"left_on": (), "right_on": ()}, "`left_on` must be a tuple of one or more"),
+        ({"left_on": ("a",), "right_on": ("a", "b")}, "differ in length"),
+        ({"left_on": ("a",), "right_on": ("a",), "how": "cross"}, "`how` must be inner"),
+        ({"left_on": ["a"], "right_on": ("a",)}, "`left_on` must be a tuple"),
+    ],
+)
+def test_a_spec_that_joins_nothing_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        JoinSpec(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not both"):
+        JoinSpec.of("a", left_on="a", right_on="a")
