@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from streamnet import JoinHow
 from streamnet.plans import AggHow
 
 __all__ = [
@@ -19,9 +20,6 @@ __all__ = [
 
 DistinctKeep = Literal["any", "first", "last"]
 """Which row of a set of duplicates :func:`distinct` keeps."""
-
-JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
-"""Join types, with Polars' meaning."""
 
 JoinStrategy = Literal["auto", "broadcast", "shuffle"]
 """How the join moves data between ranks."""

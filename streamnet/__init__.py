@@ -73,7 +73,7 @@ from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
-from streamnet._typing import ActorState
+from streamnet._typing import ActorState, JoinHow
 from streamnet.backends import (
     AggregationKernel,
     Backend,
@@ -204,6 +204,7 @@ __all__ = [
     "InProcessCommunicator",
     "InProcessWorld",
     "JoinBuild",
+    "JoinHow",
     "JoinSpec",
     "MPICommunicator",
     "Mailbox",

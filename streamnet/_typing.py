@@ -7,6 +7,7 @@ from typing import Literal
 __all__ = [
     "ActorState",
     "BackendName",
+    "JoinHow",
     "NetworkState",
     "PersistentActorState",
     "PictureEngine",
@@ -20,6 +21,9 @@ __all__ = [
 
 BackendName = Literal["cpu", "gpu"]
 """Where tables live and kernels run: the name of a `Backend`."""
+
+JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
+"""Which rows a join keeps, as Polars' ``join(how=...)``."""
 
 Tier = Literal["device", "host", "disk"]
 """A memory tier a chunk's data can be in, fastest first (the CPU backend has host and disk)."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
+
+from streamnet._typing import JoinHow
 
 __all__ = ["JoinBuild", "JoinSpec"]
-
-JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
-"""Which rows a join keeps, as Polars' ``join(how=...)``."""
 
 _HOWS: tuple[str, ...] = get_args(JoinHow)
 
