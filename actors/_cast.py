@@ -2,75 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeAlias
-
-import polars as pl
-import pyarrow as pa
+from typing import Any
 
 from streamnet import (
     Cast,
     Channel,
     Context,
-    SchemaError,
+    IntoSchema,
     Step,
     TableChunk,
     define_actor,
+    polars_types,
     run_plan,
 )
 
 __all__ = ["IntoSchema", "cast"]
 
-IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
-"""Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""
-
-
-def polars_types(schema: IntoSchema) -> dict[str, pl.DataType]:
-    """``schema`` as column name -> Polars type (Arrow types are read as Polars reads them)."""
-    if isinstance(schema, pa.Schema):
-        items: list[tuple[str, Any]] = [(field.name, field.type) for field in schema]
-    elif isinstance(schema, Mapping):
-        items = list(schema.items())
-    else:
-        raise TypeError(
-            f"cast: `schema` must be a mapping of column names to types, or a Polars or Arrow "
-            f"schema, got {type(schema).__name__}"
-        )
-    types: dict[str, pl.DataType] = {}
-    for name, dtype in items:
-        if not isinstance(name, str):
-            raise TypeError(f"cast: column names must be str, got {name!r}")
-        if isinstance(dtype, pa.DataType):
-            empty = TableChunk.from_arrow(pa.schema([(name, dtype)]).empty_table())
-            try:
-                frame = empty.to_polars()
-            except SchemaError as exc:
-                raise SchemaError(
-                    f"cast: column `{name}` cannot be cast to {dtype}: casts are Polars' "
-                    f"and Polars has no such type; give the Polars type it should have "
-                    f'(`pl.Date`, `pl.Datetime("ms")`...); got {dtype}'
-                ) from exc
-            types[name] = frame.schema[name]
-        elif isinstance(dtype, pl.DataType) or (
-            isinstance(dtype, type) and issubclass(dtype, pl.DataType)
-        ):
-            types[name] = dtype if isinstance(dtype, pl.DataType) else dtype()
-        else:
-            raise TypeError(
-                f"cast: the type of column `{name}` must be a Polars or Arrow type, got {dtype!r}"
-            )
-    return types
-
 
 def _cast_step(schema: IntoSchema, strict: bool, **_: Any) -> Step | None:
-    types = polars_types(schema)
+    types = polars_types(schema, where="cast")
     # A column cast from a type Polars does not hold exactly (date64...) becomes Polars'
     # nearest type (a lossless one) on the way, then the type asked for: see `Cast`.
     return Cast(types, strict=strict) if types else None
 
 
 def _check_cast(actor: str, *, schema: IntoSchema, **_: Any) -> None:
-    polars_types(schema)
+    polars_types(schema, where="cast")
 
 
 @define_actor(check=_check_cast, plan=_cast_step)
@@ -118,7 +75,6 @@ async def cast(
     --------
     An integer stream widened to meet a float stream:
 
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import cast, collect, concat, from_polars
     >>> ctx = Context()

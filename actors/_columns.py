@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import polars as pl
-import pyarrow as pa
 
-from streamnet import ColumnNotFoundError, TableChunk, current_actor_name, describe_schema
+from streamnet import (
+    ArrowSchema,
+    ColumnNotFoundError,
+    TableChunk,
+    current_actor_name,
+    describe_schema,
+)
 
 __all__ = [
     "ColumnCheck",
@@ -85,7 +90,7 @@ class ColumnCheck:
         self.needed = set(needed)
         self.where = where
         self._seen: set[tuple[str, ...]] = set()
-        self._schema: pa.Schema | None = None
+        self._schema: ArrowSchema | None = None
 
     def __call__(self, columns: Sequence[str]) -> None:
         key = tuple(columns)

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
 
 from actors._columns import describe_schema
 from actors._parquet import PathLike
 from streamnet import (
+    ArrowSchema,
     Channel,
     ChannelBroken,
     Context,
     CsvFormat,
     CsvPart,
+    IntoSchema,
     Message,
     SchemaError,
     TableChunk,
+    arrow_schema,
     csv_shares,
     define_actor,
     expand_paths,
@@ -28,21 +28,13 @@ from streamnet import (
 __all__ = ["read_csv"]
 
 
-def _as_schema(schema: pa.Schema | Mapping[str, Any] | None) -> pa.Schema | None:
-    if schema is None or isinstance(schema, pa.Schema):
-        return schema
-    if isinstance(schema, Mapping):
-        return pa.schema([(name, tp) for name, tp in schema.items()])
-    raise TypeError(f"read_csv: `schema` must be a pyarrow.Schema or a mapping, got {schema!r}")
-
-
 @define_actor
 async def read_csv(
     ctx: Context,
     ch_out: Channel[TableChunk],
     source: PathLike | Sequence[PathLike],
     *,
-    schema: pa.Schema | Mapping[str, Any] | None = None,
+    schema: IntoSchema | None = None,
     delimiter: str = ",",
     has_header: bool = True,
     block_size: int = 1 << 22,
@@ -115,7 +107,7 @@ async def read_csv(
     >>> sink.result().to_pydict()
     {'a': [1, 2], 'b': ['x', 'y']}
     """
-    wanted = _as_schema(schema)
+    wanted = None if schema is None else arrow_schema(schema, where="read_csv")
     if type(block_size) is not int or block_size < 1:
         raise ValueError(f"read_csv: `block_size` must be an int >= 1, got {block_size!r}")
     if not isinstance(split, bool):
@@ -143,7 +135,7 @@ async def read_csv(
             f"encoding that writes them as one byte; pass `split=False`, got encoding={encoding!r}"
         )
     first = paths[0]
-    seen: pa.Schema | None = None
+    seen: ArrowSchema | None = None
     if not parts or parts[0].file != 0:  # every rank checks against the first file's schema
         reader = await ctx.to_thread(backend.csv_reader, CsvPart(0, first), wanted, fmt)
         reader.close()
@@ -177,7 +169,9 @@ async def read_csv(
         pass  # downstream needs no more
 
 
-def _checked(path: Path, file_schema: pa.Schema, wanted: pa.Schema | None) -> pa.Schema:
+def _checked(
+    path: Path, file_schema: ArrowSchema, wanted: ArrowSchema | None
+) -> ArrowSchema:
     if wanted is not None and file_schema.names != wanted.names:
         raise SchemaError(
             f"`{path}` has columns {file_schema.names}, but the schema names {wanted.names}"

@@ -37,7 +37,7 @@ from streamnet import (
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from streamnet import ArrowSchema
 
 __all__ = ["Agg", "groupby_agg"]
 
@@ -77,7 +77,7 @@ def _check_names(keys: list[str], items: list[Agg]) -> None:
 
 
 async def _kernel(
-    ctx: Context, keys: list[str], items: list[Agg], schema: pa.Schema | None
+    ctx: Context, keys: list[str], items: list[Agg], schema: ArrowSchema | None
 ) -> AggregationKernel:
     """The backend's kernel for an input of ``schema``.
 

@@ -10,7 +10,8 @@ from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
+
+    from streamnet import ArrowTable
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "chunk_row_count", "from_arrow", "from_pandas", "from_polars"]
 
@@ -60,7 +61,7 @@ async def _send_slices(
 async def from_arrow(
     ctx: Context,
     ch_out: Channel[TableChunk],
-    table: pa.Table | pa.RecordBatch,
+    table: ArrowTable,
     *,
     chunk_rows: int | None = None,
     chunk_bytes: int | None = None,

@@ -38,7 +38,7 @@ from streamnet import (
 )
 
 if TYPE_CHECKING:
-    from pyarrow import Schema
+    from streamnet import ArrowSchema as Schema
 
 __all__ = ["ParquetScanReport", "ParquetWriteReport", "read_parquet", "write_parquet"]
 

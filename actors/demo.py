@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.console import Console
 
 import actors
-from streamnet import ActorNode, Context, Network, TableChunk
+from streamnet import ActorNode, ChunkWriter, Context, Network, TableChunk, backend_for
 
 __all__ = ["build_network", "lineitem", "main", "polars_reference", "run_demo"]
 
@@ -56,8 +54,8 @@ def lineitem(rows: int, data_dir: str | os.PathLike[str] | None = None, seed: in
     rng = np.random.default_rng(seed)
     start = np.datetime64("1992-01-02")
     partial = path.with_suffix(".tmp")
-    schema = None
-    writer: pq.ParquetWriter | None = None
+    backend = backend_for()
+    writer: ChunkWriter | None = None
     try:
         for offset in range(0, rows, ROW_GROUP_ROWS):
             n = min(ROW_GROUP_ROWS, rows - offset)
@@ -66,7 +64,7 @@ def lineitem(rows: int, data_dir: str | os.PathLike[str] | None = None, seed: in
                 ship > np.datetime64("1995-06-17"), "N", rng.choice(np.array(["A", "R"]), n)
             )
             quantity = rng.integers(1, 51, n).astype(np.float64)
-            table = pa.table(
+            frame = pl.DataFrame(
                 {
                     "l_orderkey": np.arange(offset, offset + n, dtype=np.int64) // 4 + 1,
                     "l_partkey": rng.integers(1, 200_001, n),
@@ -76,19 +74,20 @@ def lineitem(rows: int, data_dir: str | os.PathLike[str] | None = None, seed: in
                     "l_tax": rng.integers(0, 9, n) / 100.0,
                     "l_returnflag": returnflag,
                     "l_linestatus": np.where(ship > np.datetime64("1995-06-17"), "O", "F"),
-                    "l_shipdate": pa.array(ship, pa.date32()),
+                    "l_shipdate": pl.Series(ship, dtype=pl.Date),
                     "l_shipmode": rng.choice(
                         np.array(["AIR", "FOB", "MAIL", "RAIL", "REG AIR", "SHIP", "TRUCK"]), n
                     ),
                 }
             )
+            chunk = TableChunk.from_polars(frame, backend=backend)
             if writer is None:
-                schema = table.schema
-                writer = pq.ParquetWriter(str(partial), schema, compression="zstd")
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                writer = backend.parquet_writer(partial, chunk.schema, compression="zstd")
+            writer.write(chunk, row_group_rows=ROW_GROUP_ROWS)
     finally:
         if writer is not None:
             writer.close()
+        backend.close()
     partial.rename(path)
     return path
 

@@ -14,7 +14,8 @@ from streamnet import ActorNode, Channel, Context, Network
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
+
+    from streamnet import ArrowTable, HostTable
 
 __all__ = ["Stage", "run_pipeline"]
 
@@ -24,7 +25,7 @@ Stage = Callable[[Context, Channel[Any], Channel[Any]], ActorNode]
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table | pd.DataFrame,
+    data: HostTable,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["polars"] = "polars",
@@ -35,18 +36,18 @@ def run_pipeline(
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table | pd.DataFrame,
+    data: HostTable,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["arrow"],
     ctx: Context | None = None,
     capacity: int = 2,
-) -> pa.Table: ...
+) -> ArrowTable: ...
 
 
 @overload
 def run_pipeline(
-    data: pl.DataFrame | pa.Table | pd.DataFrame,
+    data: HostTable,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: Literal["pandas"],
@@ -56,13 +57,13 @@ def run_pipeline(
 
 
 def run_pipeline(
-    data: pl.DataFrame | pa.Table | pd.DataFrame,
+    data: HostTable,
     *stages: Stage,
     chunk_rows: int | None = None,
     into: TableKind = "polars",
     ctx: Context | None = None,
     capacity: int = 2,
-) -> pl.DataFrame | pa.Table | pd.DataFrame:
+) -> pl.DataFrame | ArrowTable | pd.DataFrame:
     """Stream ``data`` (a Polars, Arrow or pandas table) through ``stages`` in order and
     collect the result, a table of the kind ``into`` names (a Polars DataFrame by default).
 
@@ -71,7 +72,6 @@ def run_pipeline(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from actors import filter
     >>> df = pl.DataFrame({"x": [1, 2, 3]})
     >>> run_pipeline(df, lambda ctx, i, o: filter(ctx, i, o, pl.col("x") != 2))["x"].to_list()
@@ -87,7 +87,7 @@ def run_pipeline(
 
 def _run(
     context: Context,
-    data: pl.DataFrame | pa.Table | pd.DataFrame,
+    data: HostTable,
     stages: tuple[Stage, ...],
     chunk_rows: int | None,
     into: TableKind,

@@ -73,7 +73,14 @@ from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import start_task
-from streamnet._typing import ActorState, JoinHow
+from streamnet._typing import (
+    ActorState,
+    ArrowSchema,
+    ArrowTable,
+    HostTable,
+    IntoSchema,
+    JoinHow,
+)
 from streamnet.backends import (
     AggregationKernel,
     Backend,
@@ -107,9 +114,11 @@ from streamnet.io import (
     ParquetFiles,
     RowGroup,
     ScanTask,
+    arrow_schema,
     csv_shares,
     expand_paths,
     plan_row_groups,
+    polars_types,
     rank_share,
     read_parquet_footers,
     row_group_statistics,
@@ -298,6 +307,13 @@ __all__ = [
     "read_parquet_footers",
     "row_group_statistics",
     "skip_predicate",
+    "arrow_schema",
+    "polars_types",
+    # host types that user code hands to the runtime (annotations)
+    "ArrowSchema",
+    "ArrowTable",
+    "HostTable",
+    "IntoSchema",
 ]
 
 __getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)

@@ -1,12 +1,21 @@
-"""Literal aliases: every set of choices the runtime's options and states take, in one place."""
+"""Type aliases: every set of choices the runtime's options and states take, in one place,
+and the host types that user code hands to the runtime (tables, schemas)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import polars as pl
+import pyarrow as pa
 
 __all__ = [
     "ActorState",
+    "ArrowSchema",
+    "ArrowTable",
     "BackendName",
+    "HostTable",
+    "IntoSchema",
     "JoinHow",
     "NetworkState",
     "PersistentActorState",
@@ -56,3 +65,21 @@ SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "sim
 
 SupervisorState = Literal["created", "running", "stopped", "failed"]
 """Where a supervisor is: made, started, stopped on request, or given up."""
+
+ArrowSchema: TypeAlias = pa.Schema
+"""A chunk's schema (`TableChunk.schema`): an Arrow schema, whatever the backend."""
+
+ArrowTable: TypeAlias = pa.Table | pa.RecordBatch
+"""An Arrow table or record batch, as ``from_arrow`` takes it."""
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    HostTable: TypeAlias = pa.Table | pa.RecordBatch | pl.DataFrame | pd.DataFrame
+else:  # pandas is optional: its frames are host tables too, but it is not imported for this
+    HostTable = pa.Table | pa.RecordBatch | pl.DataFrame
+"""A table in host memory, as the sources and the host boundary take it (`Backend.from_host`):
+an Arrow table or record batch, a Polars or a pandas DataFrame."""
+
+IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
+"""Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""

@@ -3,12 +3,14 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Generator, Iterator
 
 import polars as pl
 import pytest
+from conformance import Cases, backend_params, backend_summary
 from hypothesis import HealthCheck, settings
 
-from streamnet import launched_ranks
+from streamnet import BackendName, launched_ranks, use_backend
 
 settings.register_profile(
     "default",
@@ -70,6 +72,48 @@ def _check_polars_version() -> None:
             f"from {pl.__file__}; put polars {expected} first on PYTHONPATH "
             "(`make test-polars-compat` does)"
         )
+
+
+BACKENDS = backend_params()
+"""Every registered backend, as the parameters of the `backend` fixture."""
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[BackendName]:
+    """The backend under test, made the process's default for the test's length, so that
+    every Context and chunk the test makes uses it (ranks in helper threads too)."""
+    name: BackendName = request.param
+    with use_backend(name):
+        yield name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Counts each backend's cases: those that ran, and those skipped with their reason."""
+    report = yield
+    callspec = getattr(item, "callspec", None)
+    name = callspec.params.get("backend") if callspec is not None else None
+    if isinstance(name, str) and (report.skipped or report.when == "call"):
+        reason = None
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped"
+        item.config.stash.setdefault(_BACKEND_CASES, Cases())[(name, reason)] += 1
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says which backends the conformance cases ran on and which were skipped, and why
+    (one line each, where ``-rs`` would list every skipped test)."""
+    cases = terminalreporter.config.stash.get(_BACKEND_CASES, None)
+    if cases:
+        terminalreporter.section("backends")
+        for line in backend_summary(cases):
+            terminalreporter.write_line(line)
+
+
+_BACKEND_CASES = pytest.StashKey[Cases]()
 
 
 # Job scripts the MPI tests start under mpiexec: not modules to import here.

@@ -253,3 +253,20 @@ def test_private_imports_are_told_from_public_ones(tmp_path: Path) -> None:
         "4: streamnet.comm (_wire)",
         "7: streamnet.network._driver (_driver)",
     ]
+
+
+PYARROW_IN_ACTORS = {
+    # Until the exchange moves into streamnet.comm: it converts chunks at its edge.
+    "actors/_exchange.py",
+}
+"""The modules of `actors` that may still import pyarrow; the others reach tables through
+the backend and the host boundary, and name host types with `streamnet`'s aliases."""
+
+
+def test_the_actors_import_no_pyarrow_but_the_allowed_modules() -> None:
+    """Imports under ``if TYPE_CHECKING:`` and inside functions count too."""
+    found = set()
+    for path in sorted((ROOT / "actors").rglob("*.py")):
+        if any(name == "pyarrow" for _, name in _imports(path)):
+            found.add(str(path.relative_to(ROOT)))
+    assert found == PYARROW_IN_ACTORS

@@ -10,6 +10,8 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
   own `skip_predicate`), `ScanTask`, one unit of a scan.
 - ``_csv_split.py``: `CsvPart` and `csv_shares` (whole files, or byte ranges cut at
   line starts), `CsvFormat`, and the line counting that CSV errors report.
+- ``_schemas.py``: `arrow_schema`, `polars_types`: schema arguments (`IntoSchema`) read
+  as readers and casts need them.
 """
 
 from channels.lowlevel import publish
@@ -24,6 +26,7 @@ from streamnet.io._parquet_meta import (
     skip_predicate,
 )
 from streamnet.io._paths import expand_paths
+from streamnet.io._schemas import arrow_schema, polars_types
 from streamnet.io._shares import rank_share
 
 __all__ = [
@@ -32,9 +35,11 @@ __all__ = [
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "arrow_schema",
     "csv_shares",
     "expand_paths",
     "plan_row_groups",
+    "polars_types",
     "rank_share",
     "read_parquet_footers",
     "row_group_statistics",
