@@ -34,7 +34,6 @@ async def allgather(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import allgather, collect, from_polars
     >>> ctx = Context()

@@ -46,7 +46,6 @@ async def distinct(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, distinct, from_polars
     >>> ctx = Context()

@@ -107,7 +107,6 @@ async def join(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, join
     >>> ctx = Context()

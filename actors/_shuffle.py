@@ -74,7 +74,6 @@ async def shuffle(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, shuffle
     >>> ctx = Context()

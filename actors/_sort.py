@@ -69,7 +69,6 @@ async def sort(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, sort
     >>> ctx = Context()
@@ -147,7 +146,6 @@ async def top_k(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, top_k
     >>> ctx = Context()

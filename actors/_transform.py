@@ -99,7 +99,6 @@ async def filter(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, filter, from_polars
     >>> ctx = Context()
@@ -133,7 +132,6 @@ async def select(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, select
     >>> ctx = Context()
@@ -167,7 +165,6 @@ async def with_columns(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, with_columns
     >>> ctx = Context()
@@ -192,7 +189,6 @@ async def rename(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, rename
     >>> ctx = Context()
@@ -233,7 +229,6 @@ async def map_chunks(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, map_chunks
     >>> ctx = Context()
