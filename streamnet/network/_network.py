@@ -214,6 +214,8 @@ class Network:
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))
             lines.append(f"group `{head.name}` ({names}), one plan per chunk:")
+            if head.definition.head:
+                lines.append(f"  0. source  [{head.name}]")
             own = head.step()
             steps = ((own,) if own is not None else ()) + head.fused_steps
             for i, step in enumerate(steps, 1):
