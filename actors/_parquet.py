@@ -144,6 +144,13 @@ async def read_parquet(
     On several ranks, each rank reads its own share of the row groups (see
     ``split``); together the ranks read every row exactly once.
 
+    In a `Network`, the per-chunk actors that follow it (``filter``,
+    ``with_columns``, ``select``...) fuse into its scan: each row group is read
+    and run through their steps as one query, the reader decoding only the
+    columns the steps use, and the predicates of the leading filters prune
+    row groups by their statistics as ``filters`` does. The report then counts
+    the rows after the whole chain in ``rows_emitted``.
+
     Parameters
     ----------
     source

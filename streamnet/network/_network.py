@@ -256,8 +256,9 @@ class Network:
             raise StreamnetError(
                 f"network `{self.name}` ran without tracing; build it with Context(trace=True)"
             )
+        recorders = self._driver.recorders  # none for a fused member: it does not run
         return Timeline.from_recorders(
-            [self._driver.recorders[a.name] for a in self._actors], rank=self.ctx.rank
+            [recorders[a.name] for a in self._actors if a.name in recorders], rank=self.ctx.rank
         )
 
     # ----------------------------------------------------------------- pictures

@@ -235,3 +235,18 @@ def test_a_fused_scan_s_errors_name_the_file_or_the_actor(tmp_path: Path) -> Non
         with pytest.raises(pl.exceptions.InvalidOperationError) as info:
             network.run()
         assert "cast#0" in "".join(info.value.__notes__)
+
+
+def test_the_timeline_of_a_fused_network_shows_the_head_working_for_its_members() -> None:
+    df = pl.DataFrame({"i": [1, 2, 3]})
+    with Context(trace=True) as ctx:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        network = Network(ctx, [
+            actors.from_polars(ctx, a, df),
+            actors.filter(ctx, a, b, pl.col("i") > 1),
+            actors.select(ctx, b, c, "i"),
+            actors.collect(ctx, c),
+        ])  # fmt: skip
+        network.run()
+        actors_seen = {span.actor for span in network.timeline().spans}
+    assert "filter#0" in actors_seen and "select#0" not in actors_seen
