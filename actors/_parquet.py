@@ -22,13 +22,18 @@ from streamnet import (
     ChannelBroken,
     ChunkWriter,
     Collective,
+    CompiledPlan,
     Context,
-    FileReadError,
+    Filter,
     Message,
+    ParquetScan,
+    Plan,
     RowGroup,
     ScanTask,
+    Step,
     TableChunk,
     check_row_wise,
+    current_actor,
     define_actor,
     expand_paths,
     plan_row_groups,
@@ -81,32 +86,38 @@ class ParquetWriteReport:
     chunks: int
 
 
+def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
+    """The predicates of the leading `Filter` steps that read only scanned columns (none
+    redefined before them, since only filters come first): their statistics prune too."""
+    have = set(scanned)
+    predicates = []
+    for step in steps:
+        if not isinstance(step, Filter):
+            break
+        names = step.predicate.meta.root_names()
+        if names and set(names) <= have and not step.predicate.meta.has_multiple_outputs():
+            predicates.append(step.predicate)
+    return predicates
+
+
 def _plan(
-    paths: list[Path], columns: list[str] | None, predicate: pl.Expr | None
-) -> list[RowGroup]:
-    """Read every file's footer, check schemas and columns, and list every row group, in
-    file and row order (those that statistics prune too, marked not to be read)."""
-    files = read_parquet_footers(paths)
+    backend: Backend, plan: Plan, columns: list[str] | None, predicate: pl.Expr | None
+) -> tuple[CompiledPlan, list[RowGroup]]:
+    """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
+    the steps fused after it), and list every row group, in file and row order (those that
+    statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read)."""
+    assert isinstance(plan.source, ParquetScan)
+    files = read_parquet_footers(list(plan.source.paths))
     filtered = referenced_columns([predicate]) if predicate is not None else set()
     check_columns(set(columns or []) | filtered, files.schema.names, where="read_parquet")
-    return plan_row_groups(files, predicate, filtered)
-
-
-def _read_piece(
-    backend: Backend, task: ScanTask, columns: list[str] | None, predicate: pl.Expr | None
-) -> TableChunk:
-    """Read one row group with Polars' Parquet reader (the fastest here), filtered and projected."""
-    # A row-group-aligned slice makes Polars decode that row group only.
-    query = pl.scan_parquet(task.path).slice(task.offset, task.rows)
-    if predicate is not None:
-        query = query.filter(predicate)
-    if columns is not None:
-        query = query.select(columns)
-    try:
-        frame = query.collect()
-    except (pl.exceptions.ComputeError, OSError) as exc:
-        raise FileReadError(f"cannot read `{task.path}`: {exc}") from exc
-    return backend.from_polars(frame)
+    compiled = backend.compile(plan, files.schema)
+    prunes = ([predicate] if predicate is not None else []) + _prunes(
+        plan.steps, columns if columns is not None else files.schema.names
+    )
+    if prunes:
+        predicate = pl.all_horizontal(prunes) if len(prunes) > 1 else prunes[0]
+        filtered = referenced_columns(prunes)
+    return compiled, plan_row_groups(files, predicate, filtered)
 
 
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:
@@ -117,7 +128,7 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@define_actor(check=_check_read)
+@define_actor(check=_check_read, head=True)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -132,6 +143,13 @@ async def read_parquet(
 
     On several ranks, each rank reads its own share of the row groups (see
     ``split``); together the ranks read every row exactly once.
+
+    In a `Network`, the per-chunk actors that follow it (``filter``,
+    ``with_columns``, ``select``...) fuse into its scan: each row group is read
+    and run through their steps as one query, the reader decoding only the
+    columns the steps use, and the predicates of the leading filters prune
+    row groups by their statistics as ``filters`` does. The report then counts
+    the rows after the whole chain in ``rows_emitted``.
 
     Parameters
     ----------
@@ -208,7 +226,14 @@ async def read_parquet(
         raise TypeError(f"read_parquet: `split` must be True or False, got {split!r}")
     out_columns = list(columns) if columns is not None else None
     paths = await ctx.to_thread(expand_paths, source, ".parquet")
-    planned = await ctx.to_thread(_plan, paths, out_columns, filters)
+    node = current_actor()
+    scan = ParquetScan(
+        tuple(paths), tuple(columns) if columns is not None else None, filters,
+        actor=node.name if node else "",
+    )  # fmt: skip
+    plan = Plan(scan, node.fused_steps if node is not None else ())
+    backend = ctx.backend
+    compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters)
     if split:
         weights = [piece.rows if piece.read else 0 for piece in planned]
         share = rank_share(weights, ctx.rank, ctx.nranks)
@@ -225,9 +250,7 @@ async def read_parquet(
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
             next_piece += 1
-            pending.append(
-                start_task(ctx.to_thread(_read_piece, ctx.backend, piece, out_columns, filters))
-            )
+            pending.append(start_task(ctx.to_thread(backend.scan, compiled, piece)))
 
     try:
         refill()
@@ -244,7 +267,7 @@ async def read_parquet(
             rows_emitted += chunk.num_rows
         if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
             schema_only = ScanTask(paths[0], (), 0, 0)
-            empty = await ctx.to_thread(_read_piece, ctx.backend, schema_only, out_columns, None)
+            empty = await ctx.to_thread(backend.scan, compiled, schema_only)
             await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
     except ChannelBroken:

@@ -296,6 +296,7 @@ class ActorDefinition(Generic[P, R]):
         stops_early: bool = False,
         check: Callable[..., object] | None = None,
         plan: Callable[..., Step | None] | None = None,
+        head: bool = False,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -305,6 +306,8 @@ class ActorDefinition(Generic[P, R]):
         """Called as ``check(name, **arguments)`` before each node is made, or None."""
         self.plan = plan
         """Called as ``plan(**arguments)``: the node's plan step (or None), or None."""
+        self.head = head
+        """A source that runs the steps of the actors fused after it (``define_actor(head=...)``)."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

@@ -39,6 +39,7 @@ def define_actor(
     stops_early: bool = False,
     check: Callable[..., object] | None = None,
     plan: Callable[..., Step | None] | None = None,
+    head: bool = False,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -54,6 +55,7 @@ def define_actor(
     stops_early: bool = False,
     check: Callable[..., object] | None = None,
     plan: Callable[..., Step | None] | None = None,
+    head: bool = False,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -102,6 +104,10 @@ def define_actor(
         The actor's body then calls ``await run_plan(ctx, ch_in, ch_out)``, which
         runs the node's step and the steps of the actors a Network fused after
         it (see `Network`'s ``fuse``).
+    head
+        The actor, a source without a plan step, can head a fused chain: it runs
+        the steps of the actors a Network fuses after it (`ActorNode.fused_steps`)
+        within its own per-chunk work (``read_parquet`` runs them in its scan).
 
     Raises
     ------
@@ -179,7 +185,7 @@ def define_actor(
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
-            restart=restart, stops_early=bool(stops_early), check=check, plan=plan,
+            restart=restart, stops_early=bool(stops_early), check=check, plan=plan, head=bool(head),
         )  # fmt: skip
 
     if fn is not None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from streamnet.backends._join_spec import JoinBuild, JoinSpec
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
-    from streamnet.io import CsvFormat, CsvPart
+    from streamnet.io import CsvFormat, CsvPart, ScanTask
     from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
 
@@ -63,7 +63,8 @@ class Backend(ABC):
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
     - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`
       (what to read is planned by `streamnet.io`);
-    - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk);
+    - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk),
+      :meth:`scan` (a Parquet scan task and the steps after it, as one query);
     - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
     - distinct: :meth:`distinct`;
     - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`sample`,
@@ -75,9 +76,8 @@ class Backend(ABC):
       :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once).
 
     The facets still to come, each with the contract tests of its methods: plans
-    with a source (a Parquet scan, the slices of an in-memory table) or ending in
-    a partial aggregation, the k-way merge of sorted runs, and the statistics of
-    the memory tiers.
+    with the slices of an in-memory table as source or ending in a partial
+    aggregation, the k-way merge of sorted runs, and the statistics of the memory tiers.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
     backend (the message names both backends and the fix). A backend reaches a
@@ -403,6 +403,10 @@ class Backend(ABC):
     def compile(self, plan: Plan, input_schema: pa.Schema) -> CompiledPlan:
         """Check ``plan`` against chunks of ``input_schema`` and prepare it to :meth:`run`.
 
+        A plan whose source is a `ParquetScan` is prepared for :meth:`scan`
+        instead: ``input_schema`` is then the files' schema (`ParquetFiles.schema`),
+        and the source's predicate and columns are checked as steps are.
+
         Each step is checked against the schema its predecessors give, in order:
         its expressions must be row-wise, the columns it reads must be there, and
         its types must apply. Every error names the actor of the failing step.
@@ -416,7 +420,7 @@ class Backend(ABC):
         TypeError
             ``plan`` is not a `Plan` or ``input_schema`` not an Arrow schema.
         ValueError
-            The plan has a source (sources are read by their actors, not compiled yet).
+            The plan has a `Slices` source (run by its actor, not compiled).
         ExpressionError
             A step's expression is not row-wise.
         ColumnNotFoundError
@@ -448,6 +452,27 @@ class Backend(ABC):
             chunk of this backend.
         SchemaError
             ``chunk`` does not have the schema the plan was compiled for.
+        """
+
+    @abstractmethod
+    def scan(
+        self, compiled: CompiledPlan, task: ScanTask, *, params: PlanParams = NO_PARAMS
+    ) -> TableChunk:
+        """The rows of one scan task through a compiled `ParquetScan` plan, as one chunk.
+
+        The scan, the source's predicate and projection and the steps run as
+        one query (the predicate and the columns the steps read are pushed into
+        the reader). A task with no row group gives an empty chunk of the
+        plan's output schema. A failure to read is a `FileReadError` naming the
+        file; a step's failure is raised as :meth:`run` raises it.
+
+        Raises
+        ------
+        TypeError
+            ``compiled`` was compiled by another backend, or its plan has no
+            `ParquetScan` source.
+        FileReadError
+            The task's file cannot be read.
         """
 
     # ------------------------------------------------------------------ aggregation

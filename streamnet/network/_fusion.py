@@ -4,7 +4,8 @@ Pure functions over a description of the nodes (`NodeDescription`), so they are
 tested without running anything. An edge ``p --c--> q`` fuses when ``c`` has
 exactly one producer ``p`` and one consumer ``q``, is not a feedback channel, is
 ``p``'s only output and ``q``'s only input; both contribute a plan step
-(``define_actor(plan=...)``); neither has a restart policy; both are on one
+(``define_actor(plan=...)``), or ``p`` is a source that runs the steps after it
+(``define_actor(head=True)``: ``read_parquet``); neither has a restart policy; both are on one
 Context. A channel with several consumers (a fan-out) ends a chain. Chains are
 the connected runs of fusing edges: paths, since the edges are one to one.
 
@@ -39,6 +40,9 @@ class NodeDescription:
     """It declares its per-chunk work as a plan step (``define_actor(plan=...)``)."""
     restarts: bool = False
     """It has a restart policy."""
+    heads: bool = False
+    """A source without a step that runs the steps fused after it (``define_actor(head=True)``):
+    it can head a chain, never be a member."""
     context: Hashable = None
     """Its Context (nodes on different Contexts never fuse)."""
 
@@ -86,8 +90,11 @@ def find_chains(nodes: Sequence[NodeDescription], feedback: Sequence[Hashable] =
     def fusable(node: NodeDescription) -> bool:
         return node.contributes_step and not node.restarts
 
+    def heads(node: NodeDescription) -> bool:
+        return fusable(node) or (node.heads and not node.restarts)
+
     def fuses(p: NodeDescription, q: NodeDescription) -> bool:
-        if not (fusable(p) and fusable(q)) or p.context != q.context:
+        if not (heads(p) and fusable(q)) or p.context != q.context:
             return False
         if len(p.outputs) != 1 or q.inputs != p.outputs:
             return False
@@ -141,6 +148,7 @@ def describe(node: ActorNode) -> NodeDescription:
         node.outputs,
         node.contributes_step,
         restarts=node.definition.restart is not None,
+        heads=node.definition.head,
         context=id(node.ctx),
     )
 

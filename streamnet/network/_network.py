@@ -214,6 +214,8 @@ class Network:
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))
             lines.append(f"group `{head.name}` ({names}), one plan per chunk:")
+            if head.definition.head:
+                lines.append(f"  0. source  [{head.name}]")
             own = head.step()
             steps = ((own,) if own is not None else ()) + head.fused_steps
             for i, step in enumerate(steps, 1):
@@ -254,8 +256,9 @@ class Network:
             raise StreamnetError(
                 f"network `{self.name}` ran without tracing; build it with Context(trace=True)"
             )
+        recorders = self._driver.recorders  # none for a fused member: it does not run
         return Timeline.from_recorders(
-            [self._driver.recorders[a.name] for a in self._actors], rank=self.ctx.rank
+            [recorders[a.name] for a in self._actors if a.name in recorders], rank=self.ctx.rank
         )
 
     # ----------------------------------------------------------------- pictures

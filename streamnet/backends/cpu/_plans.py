@@ -11,22 +11,46 @@ engine's). A plan of one step runs without Polars' optimisations, as the eager
 ``DataFrame`` method would (nothing to optimise in one step, and they cost
 per chunk); a plan of several runs with them (a filter pushed before a
 projection, common expressions computed once).
+
+A plan whose source is a `ParquetScan` runs one query per scan task (`scan`):
+``pl.scan_parquet(path).slice(offset, rows)`` (a slice aligned on row groups
+decodes only those), the source's predicate and columns, then the steps, on
+Polars' streaming engine, with its optimisations: the predicates and the
+columns the steps read are pushed into the reader, which decodes the predicate
+columns first and the rest only for the rows that pass. A scan without steps
+reads as Polars' default engine does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
-from streamnet._errors import SchemaError
+from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema, info_of_arrow, info_of_frame
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.plans._check import calls_python, check_step, step_label
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
-from streamnet.plans._plan import Cast, Filter, Plan, Rename, Select, Stamp, Step, WithColumns
+from streamnet.plans._plan import (
+    Cast,
+    Filter,
+    ParquetScan,
+    Plan,
+    Rename,
+    Select,
+    Stamp,
+    Step,
+    WithColumns,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from streamnet.io import ScanTask
 
 __all__ = ["CpuPlans"]
 
@@ -81,6 +105,22 @@ class CpuCompiledPlan(CompiledPlan):
     convert: tuple[str, ...]
     """Columns a leading `Cast` converts from a type Polars does not hold exactly."""
     optimizations: pl.QueryOptFlags
+    engine: str = "in-memory"
+    """Polars' engine: the streaming one for a plan that scans and has steps."""
+
+
+def _scan_query(source: ParquetScan, path: Path, offset: int, rows: int) -> pl.LazyFrame:
+    """The rows ``offset`` to ``offset + rows`` of ``path``, filtered and projected by ``source``."""
+    query = pl.scan_parquet(path).slice(offset, rows)
+    if source.predicate is not None:
+        query = query.filter(source.predicate)
+    if source.columns is not None:
+        query = query.select(source.columns)
+    return query
+
+
+def _read_error(path: Path, exc: BaseException) -> FileReadError:
+    return FileReadError(f"cannot read `{path}`: {exc}")
 
 
 class CpuPlans(Backend):
@@ -93,18 +133,32 @@ class CpuPlans(Backend):
             raise TypeError(
                 f"compile: `input_schema` must be a pyarrow.Schema, got {type(input_schema).__name__}"
             )
-        if plan.source is not None:
+        if plan.source is not None and not isinstance(plan.source, ParquetScan):
             raise ValueError(
-                f"compile: the `{self.name}` backend compiles plans of steps; a source (the "
-                f"{type(plan.source).__name__} of actor `{plan.source.actor}`) is read by its "
-                f"actor; got a plan of actors {list(plan.actors())}"
+                f"compile: the `{self.name}` backend compiles plans of steps, or of a "
+                f"ParquetScan and steps; a {type(plan.source).__name__} source (of actor "
+                f"`{plan.source.actor}`) is read by its actor; got a plan of actors "
+                f"{list(plan.actors())}"
             )
         info = info_of_arrow(input_schema)
         steps = plan.steps
-        convert = tuple(steps[0].types) if steps and isinstance(steps[0], Cast) else ()
-        empty = TableChunk.from_arrow(info.arrow.empty_table()).to_polars(convert=convert)
-        query = empty.lazy()
-        schema = empty.schema
+        engine = "in-memory"
+        convert: tuple[str, ...] = ()
+        if isinstance(plan.source, ParquetScan):
+            # The streaming engine pipelines decoding with the steps; a scan alone reads as
+            # Polars reads by default.
+            engine = "streaming" if steps else "auto"
+            path = plan.source.paths[0]
+            query = _scan_query(plan.source, path, 0, 0)
+            try:
+                schema = query.collect_schema()
+            except (pl.exceptions.ComputeError, OSError) as exc:
+                raise _read_error(path, exc) from exc
+        else:
+            convert = tuple(steps[0].types) if steps and isinstance(steps[0], Cast) else ()
+            empty = TableChunk.from_arrow(info.arrow.empty_table()).to_polars(convert=convert)
+            query = empty.lazy()
+            schema = empty.schema
         certain = True
         for step in steps:
             check_step(step, schema.names())
@@ -115,10 +169,12 @@ class CpuPlans(Backend):
                 raise _named(exc, step) from exc
             certain = certain and not calls_python(step)
         optimizations = pl.QueryOptFlags.none() if len(steps) <= 1 else pl.QueryOptFlags()
+        if plan.source is not None:
+            optimizations = pl.QueryOptFlags()  # pushdown into the reader
         output: pa.Schema | None = None
         if certain and all(_sure(dtype) for dtype in schema.dtypes()):
             try:  # what the engine makes of no rows must be what was resolved
-                made = query.collect(engine="in-memory", optimizations=optimizations)
+                made = query.collect(engine=engine, optimizations=optimizations)  # type: ignore[call-overload]
             except Exception:  # a step that cannot run on no rows: learn from the data
                 made = None
             if made is not None and made.schema == schema:
@@ -130,6 +186,7 @@ class CpuPlans(Backend):
             certain=output is not None,
             convert=convert,
             optimizations=optimizations,
+            engine=engine,
         )
 
     def run(
@@ -139,6 +196,11 @@ class CpuPlans(Backend):
             raise TypeError(
                 f"run: expected a plan the `{self.name}` backend compiled, "
                 f"got {type(compiled).__name__}"
+            )
+        if compiled.plan.source is not None:
+            raise TypeError(
+                f"run: the plan reads its chunks from its source (of actor "
+                f"`{compiled.plan.source.actor}`): run it with `scan`"
             )
         chunk = self._own(chunk, "run")
         schema = chunk.schema
@@ -158,6 +220,44 @@ class CpuPlans(Backend):
             out = query.collect(engine="in-memory", optimizations=compiled.optimizations)
         except Exception as exc:
             failing = steps[0] if len(steps) == 1 else _failing_step(steps, frame, params)
+            if failing is not None:
+                exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
+            raise
+        return TableChunk.from_polars(out, schema=compiled.output_schema)
+
+
+    def scan(
+        self, compiled: CompiledPlan, task: ScanTask, *, params: PlanParams = NO_PARAMS
+    ) -> TableChunk:
+        if not isinstance(compiled, CpuCompiledPlan):
+            raise TypeError(
+                f"scan: expected a plan the `{self.name}` backend compiled, "
+                f"got {type(compiled).__name__}"
+            )
+        source = compiled.plan.source
+        if not isinstance(source, ParquetScan):
+            raise TypeError(
+                f"scan: expected a plan with a ParquetScan source, got a plan of actors "
+                f"{list(compiled.plan.actors())} with source {type(source).__name__}"
+            )
+        steps = compiled.plan.steps
+        query = _scan_query(source, task.path, task.offset, task.rows)
+        for step in steps:
+            query = _lower(step, query, params)
+        try:
+            out = query.collect(engine=compiled.engine, optimizations=compiled.optimizations)  # type: ignore[call-overload]
+        except Exception as exc:
+            # The error path only: read alone, to tell a file that cannot be read from a step
+            # that fails, and which step.
+            if not steps:
+                if isinstance(exc, pl.exceptions.ComputeError | OSError):
+                    raise _read_error(task.path, exc) from exc
+                raise
+            try:
+                frame = _scan_query(source, task.path, task.offset, task.rows).collect()
+            except (pl.exceptions.ComputeError, OSError) as read_exc:
+                raise _read_error(task.path, read_exc) from read_exc
+            failing = _failing_step(steps, frame, params)
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,13 +21,16 @@ from streamnet import (
     Cast,
     ColumnNotFoundError,
     ExpressionError,
+    FileReadError,
     Filter,
     ParquetScan,
     Plan,
     PlanParams,
     Rename,
+    ScanTask,
     SchemaError,
     Select,
+    Slices,
     Stamp,
     Step,
     WithColumns,
@@ -223,10 +228,77 @@ def test_bad_arguments_are_refused_clearly(backend: Backend) -> None:
         backend.compile([], chunk.schema)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`input_schema` must be a pyarrow.Schema, got dict"):
         backend.compile(plan, {"x": pl.Int64})
-    scan = Plan(ParquetScan((Path("t.parquet"),), actor="read_parquet#0"))
-    with pytest.raises(ValueError, match=r"a source \(the ParquetScan of actor `read_parquet#0`\)"):
-        backend.compile(scan, chunk.schema)
+    slices = Plan(Slices(chunk, actor="from_polars#0"))
+    with pytest.raises(ValueError, match=r"a Slices source \(of actor `from_polars#0`\)"):
+        backend.compile(slices, chunk.schema)
+    with pytest.raises(FileReadError, match="cannot read `missing.parquet`"):
+        backend.compile(Plan(ParquetScan((Path("missing.parquet"),))), chunk.schema)
     compiled = backend.compile(plan, chunk.schema)
     other = backend.from_polars(pl.DataFrame({"x": [1.5]}))
     with pytest.raises(SchemaError, match=r"not have the schema the plan was compiled for.*got"):
         backend.run(compiled, other)
+
+
+def _tasks(path: Path) -> list[ScanTask]:
+    """One task per row group of ``path``, as `streamnet.io` plans them."""
+    metadata = pq.read_metadata(path)
+    tasks, offset = [], 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        tasks.append(ScanTask(path, (group,), offset, rows))
+        offset += rows
+    return tasks
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    df=frames(),
+    middle=st.lists(st.sampled_from(range(len(STEPS))), max_size=3),
+    last=st.sampled_from([None, 0, 1]),
+    group_rows=st.integers(1, 12),
+    pushed=st.booleans(),
+)
+def test_a_scan_plan_equals_polars_reading_each_row_group_then_the_steps(
+    backend: Backend, df: pl.DataFrame, middle: list[int], last: int | None, group_rows: int,
+    pushed: bool,
+) -> None:  # fmt: skip
+    chosen = [FIRST, *(STEPS[i] for i in middle), *([LAST[last]] if last is not None else [])]
+    predicate = (x.is_null() | (x > -50)) if pushed else None
+    columns = ("x", "f", "s") if pushed else None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.parquet"
+        df.write_parquet(path, row_group_size=group_rows)
+        source = ParquetScan((path,), columns, predicate, actor="read_parquet#0")
+        plan = Plan(source, tuple(step for step, _ in chosen))
+        compiled = backend.compile(plan, pq.read_schema(path))
+        assert compiled.certain
+        whole = pl.read_parquet(path)
+        for task in [*_tasks(path), ScanTask(path, (), 0, 0)]:
+            piece = whole.slice(task.offset, task.rows)
+            if predicate is not None:
+                piece = piece.filter(predicate).select(columns)
+            for _, operation in chosen:
+                piece = operation(piece)
+            out = backend.scan(compiled, task)
+            assert out.schema is compiled.output_schema
+            assert_frame_equal(backend.to_polars(out), piece)
+
+
+def test_a_scan_that_fails_names_the_file_or_the_step(backend: Backend) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.parquet"
+        pl.DataFrame({"s": ["1", "x"]}).write_parquet(path)
+        task = _tasks(path)[0]
+        steps = (Cast({"s": pl.Int64}, actor="cast#3"),)
+        compiled = backend.compile(Plan(ParquetScan((path,)), steps), pq.read_schema(path))
+        with pytest.raises(pl.exceptions.InvalidOperationError) as info:
+            backend.scan(compiled, task)
+        assert "in the Cast step of actor `cast#3`" in "".join(info.value.__notes__)
+        plain = backend.compile(Plan(ParquetScan((path,))), pq.read_schema(path))
+        path.write_bytes(b"not parquet")
+        with pytest.raises(FileReadError, match="cannot read `.*t.parquet`"):
+            backend.scan(plain, task)
+        with pytest.raises(FileReadError, match="cannot read `.*t.parquet`"):
+            backend.scan(compiled, task)
+        with pytest.raises(TypeError, match="run it with `scan`"):
+            backend.run(compiled, backend.from_polars(pl.DataFrame({"s": ["1"]})))
