@@ -1,7 +1,7 @@
 """Plans: per-chunk work as a chain of Polars-expression steps, which a backend runs.
 
 - `Plan`, its steps (`Filter`, `Select`, `WithColumns`, `Rename`, `Cast`,
-  `Stamp`) and its sources (`ParquetScan`, `Slices`) (``_plan.py``): values
+  `Stamp`, and last `PartialAggregate`) and its sources (`ParquetScan`, `Slices`) (``_plan.py``): values
   that name the actors that contributed them.
 - `CompiledPlan`, `PlanParams` (``_compiled.py``): a plan a backend checked and
   prepared for one input schema (`Backend.compile`), and what one run of it
@@ -20,6 +20,7 @@ from streamnet.plans._plan import (
     Cast,
     Filter,
     ParquetScan,
+    PartialAggregate,
     Plan,
     Rename,
     Select,
@@ -37,6 +38,7 @@ __all__ = [
     "CompiledPlan",
     "Filter",
     "ParquetScan",
+    "PartialAggregate",
     "Plan",
     "PlanParams",
     "Rename",
