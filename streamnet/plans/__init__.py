@@ -6,6 +6,8 @@
 - `CompiledPlan`, `PlanParams` (``_compiled.py``): a plan a backend checked and
   prepared for one input schema (`Backend.compile`), and what one run of it
   takes beside its chunk (`Backend.run`).
+- `FusionLink` (``_link.py``): between a fused chain's head and the group-by
+  that receives its partials.
 - `check_row_wise` (``_row_wise.py``): the expressions a plan evaluates one chunk
   at a time must be row-wise.
 - ``_check.py``: the checks of a step that need only column names, naming its actor.
@@ -16,6 +18,7 @@ An actor runs its plan over a stream with `streamnet.run_plan`.
 from channels.lowlevel import publish
 from streamnet.plans._aggregation import Agg, AggHow
 from streamnet.plans._compiled import CompiledPlan, PlanParams
+from streamnet.plans._link import FusionLink
 from streamnet.plans._plan import (
     Cast,
     Filter,
@@ -37,6 +40,7 @@ __all__ = [
     "Cast",
     "CompiledPlan",
     "Filter",
+    "FusionLink",
     "ParquetScan",
     "PartialAggregate",
     "Plan",

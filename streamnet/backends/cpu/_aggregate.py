@@ -133,7 +133,8 @@ class CpuAggregationKernel(AggregationKernel):
                 f"{self._where}: {operation}: column {listed} not found in the chunk; "
                 f"columns are {frame.columns}"
             )
-        return frame.select(self._inputs)
+        # Only ``len`` and no keys reads no column: the frame keeps its height, not a selection of none.
+        return frame.select(self._inputs) if self._inputs else frame
 
     def _partials(self, chunk: TableChunk, operation: str) -> pl.DataFrame:
         frame = self._own(chunk, operation).to_polars()

@@ -179,10 +179,12 @@ class CpuPlans(Backend):
             schema = empty.schema
         certain = True
         kernel: CpuAggregationKernel | None = None
+        aggregated: pa.Schema | None = None
         for step in steps:
             check_step(step, schema.names())
             if isinstance(step, PartialAggregate):
-                kernel = self._partial_kernel(step, schema)
+                aggregated = TableChunk.from_polars(pl.DataFrame(schema=schema)).schema
+                kernel = self._partial_kernel(step, aggregated, schema.names())
                 engine = "streaming"
             query = _lower(step, query, PlanParams(), kernel)
             try:
@@ -210,18 +212,20 @@ class CpuPlans(Backend):
             optimizations=optimizations,
             engine=engine,
             kernel=kernel,
+            aggregate_input_schema=aggregated,
         )
 
-    def _partial_kernel(self, step: PartialAggregate, schema: pl.Schema) -> CpuAggregationKernel:
-        """The kernel whose partial expressions lower ``step``, for an input of ``schema``."""
-        missing = [c for c in ORDER if c not in schema] if step.ordered else []
+    def _partial_kernel(
+        self, step: PartialAggregate, arrow: pa.Schema, names: list[str]
+    ) -> CpuAggregationKernel:
+        """The kernel whose partial expressions lower ``step``, for an input of ``arrow``."""
+        missing = [c for c in ORDER if c not in names] if step.ordered else []
         if missing:
             raise ColumnNotFoundError(
                 f"{step_label(step)}: ordered aggregations need the stream-order columns "
                 f"{list(ORDER)} (a Stamp step before the PartialAggregate); columns are "
-                f"{schema.names()}"
+                f"{names}"
             )
-        arrow = TableChunk.from_polars(pl.DataFrame(schema=schema)).schema
         kernel = self.aggregation(
             step.keys, step.aggs, arrow, ordered=step.ordered, actor=step.actor
         )
