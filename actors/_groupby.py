@@ -3,7 +3,10 @@
 The aggregations themselves (partial, merge and finish steps) are the backend's
 kernel, `Backend.aggregation`; this actor checks the spec, runs the kernel's
 partial step on each chunk, exchanges partials between ranks and finishes the
-groups.
+groups. When a Network fuses the chain feeding it (its aggregations
+decomposable), the chain's head runs the partial step inside its plan and this
+actor receives partials, building the same kernel from the schema the head
+publishes on the `FusionLink`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from streamnet import (
     Channel,
     Collective,
     Context,
+    FusionLink,
     Message,
+    PartialAggregate,
     TableChunk,
+    current_actor,
     current_actor_name,
     define_actor,
 )
@@ -104,6 +110,28 @@ def _merge(kernel: AggregationKernel, frames: list[pl.DataFrame]) -> pl.DataFram
     return kernel.merge([TableChunk.from_polars(frame) for frame in frames]).to_polars()
 
 
+def _partial_step(keys: object, aggs: object, **_: object) -> PartialAggregate | None:
+    """The partial step a fused chain may end in; None when the rows must travel (``n_unique``
+    by key keeps distinct values per group) or the spec is bad (the actor raises when it runs)."""
+    try:
+        key_cols = _key_names(keys)
+        items = normalise_aggs(aggs)  # type: ignore[arg-type]
+        _check_names(key_cols, items)
+    except (TypeError, ValueError):
+        return None
+    if key_cols and any(agg.how == "n_unique" for agg in items):
+        return None
+    ordered = any(agg.follows_order for agg in items)
+    return PartialAggregate(tuple(key_cols), tuple(items), ordered)
+
+
+def _link() -> FusionLink | None:
+    """The link of a fused chain that feeds this actor partials, or None (it receives rows)."""
+    node = current_actor()
+    link = node.link if node is not None else None
+    return link if link is not None and node is not None and link.aggregate == node.name else None
+
+
 # ------------------------------------------------------------------ one global group
 # keys=[]: every chunk reduces to one row of partials (a select, no grouping), the rows
 # are merged on each rank, and each rank sends its single merged row to rank 0.
@@ -124,9 +152,18 @@ async def _global_agg(
     ordered = any(agg.follows_order for agg in items)
     kernel: AggregationKernel | None = None
     schema = InputSchema(ch_in)
+    link = _link()
 
     async def non_empty() -> AsyncIterator[pl.DataFrame]:
         nonlocal kernel
+        if link is not None:  # partials of a fused chain: the head published their input
+            async for frame in frames_of(ctx, ch_in, where="groupby_agg"):
+                if kernel is None:
+                    schema.local = link.input_schema
+                    kernel = await _kernel(ctx, [], items, schema.local)
+                if frame.height:
+                    yield frame
+            return
         async for frame in frames_of(
             ctx, ch_in, columns, where="groupby_agg", order=ordered, schema=schema
         ):
@@ -142,7 +179,8 @@ async def _global_agg(
     merged: pl.DataFrame | None = None  # this rank's partials so far, merged into one row
     pending: list[pl.DataFrame] = []
     pending_bytes = merged_bytes = 0
-    async for part in map_in_threads(ctx, non_empty(), partial_of, depth=2):
+    parts = non_empty() if link is not None else map_in_threads(ctx, non_empty(), partial_of, depth=2)
+    async for part in parts:
         assert kernel is not None
         pending.append(part)
         pending_bytes += int(part.estimated_size())
@@ -156,6 +194,8 @@ async def _global_agg(
         rows = pending if merged is None else [merged, *pending]
         merged = await ctx.to_thread(_merge, kernel, rows)
 
+    if link is not None:  # the rows the head aggregated (published before any chunk)
+        schema.local = link.input_schema
     # The output schema, the same on every rank: Polars' own select over an empty input.
     empty = await schema.agree(coll, "global")
     nothing: TableChunk
@@ -193,7 +233,7 @@ async def _global_agg(
     return report
 
 
-@define_actor(collective=True)
+@define_actor(collective=True, aggregate=_partial_step)
 async def groupby_agg(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -290,6 +330,7 @@ async def groupby_agg(
     ordered = any(agg.follows_order for agg in items)
     kernel: AggregationKernel | None = None
     schema = InputSchema(ch_in)
+    link = _link()
 
     async def selected() -> AsyncIterator[pl.DataFrame]:
         nonlocal kernel
@@ -305,15 +346,23 @@ async def groupby_agg(
         assert kernel is not None
         return _on_frames(kernel.partial)(frame)
 
+    # Partials of a fused chain come as they are; rows become partials here.
+    partials = (
+        frames_of(ctx, ch_in, where="groupby_agg")
+        if link is not None
+        else map_in_threads(ctx, selected(), partial_of, depth=2)
+    )
     held = await exchange(
         ctx,
         coll,
-        map_in_threads(ctx, selected(), partial_of, depth=2),
+        partials,
         partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
         count,
         "groupby",
         max_buffered_bytes=max_buffered_bytes,
     )
+    if link is not None:  # the rows the head aggregated, not the partials received
+        schema.local = link.input_schema
     # The result's schema, the same on every rank: Polars' own aggregation of an empty input.
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a single chunk

@@ -28,6 +28,7 @@ from streamnet import (
     Message,
     ParquetScan,
     Plan,
+    PlanParams,
     RowGroup,
     ScanTask,
     Step,
@@ -234,6 +235,8 @@ async def read_parquet(
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters)
+    if node is not None and node.link is not None:  # the plan ends in a group-by's partials
+        node.link.publish(compiled.aggregate_input_schema)
     if split:
         weights = [piece.rows if piece.read else 0 for piece in planned]
         share = rank_share(weights, ctx.rank, ctx.nranks)
@@ -249,8 +252,9 @@ async def read_parquet(
         nonlocal next_piece
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
+            params = PlanParams(rank=ctx.rank, sequence=next_piece)  # a Stamp's values
             next_piece += 1
-            pending.append(start_task(ctx.to_thread(backend.scan, compiled, piece)))
+            pending.append(start_task(ctx.to_thread(backend.scan, compiled, piece, params=params)))
 
     try:
         refill()

@@ -27,7 +27,7 @@ from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState, Role
 
 if TYPE_CHECKING:
-    from streamnet.plans import Step
+    from streamnet.plans import FusionLink, PartialAggregate, Step
 
 __all__ = [
     "RestartPolicy",
@@ -41,6 +41,7 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R", default=Any)
+_S = TypeVar("_S", bound="Step")
 """What an actor's function returns, and so its node's ``result()`` (Any when unsaid)."""
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
@@ -130,6 +131,7 @@ class ActorNode(Generic[R]):
         "_definition",
         "_fused",
         "_kwargs",
+        "_link",
         "_name",
         "_network",
         "_result",
@@ -159,6 +161,7 @@ class ActorNode(Generic[R]):
         self._state: ActorState = "created"
         self._result: Any = None
         self._fused: tuple[Step, ...] = ()
+        self._link: FusionLink | None = None
 
     @property
     def contributes_step(self) -> bool:
@@ -168,7 +171,14 @@ class ActorNode(Generic[R]):
     def step(self) -> Step | None:
         """The node's own plan step, its ``actor`` this node's name; None when the
         definition declares no plan, or the step is empty for these arguments."""
-        make = self._definition.plan
+        return self._made(self._definition.plan)
+
+    def aggregate_step(self) -> PartialAggregate | None:
+        """The partial step of a group-by that can take partials (``define_actor(aggregate=...)``),
+        its ``actor`` this node's name; None when it cannot, for these arguments."""
+        return self._made(self._definition.aggregate)
+
+    def _made(self, make: Callable[..., _S | None] | None) -> _S | None:
         if make is None:
             return None
         bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
@@ -179,14 +189,26 @@ class ActorNode(Generic[R]):
         return dataclasses.replace(step, actor=self._name)
 
     @property
+    def link(self) -> FusionLink | None:
+        """The link between a fused chain's head and the group-by it feeds partials,
+        on both of them (a Network's fusion sets it); None otherwise."""
+        return self._link
+
+    @property
     def fused_steps(self) -> tuple[Step, ...]:
         """The steps of the actors fused after this one, which it runs too (a Network's
         fusion sets them; empty otherwise)."""
         return self._fused
 
-    def fuse(self, steps: Sequence[Step]) -> None:
-        """Run ``steps`` after the node's own step (a Network does this when it fuses)."""
+    def fuse(self, steps: Sequence[Step], link: FusionLink | None = None) -> None:
+        """Run ``steps`` after the node's own step, feeding the group-by of ``link`` if
+        any (a Network does this when it fuses)."""
         self._fused = tuple(steps)
+        self._link = link
+
+    def link_to(self, link: FusionLink) -> None:
+        """Receive the partials of ``link``'s head (a Network does this when it fuses)."""
+        self._link = link
 
     @property
     def name(self) -> str:
@@ -297,6 +319,7 @@ class ActorDefinition(Generic[P, R]):
         check: Callable[..., object] | None = None,
         plan: Callable[..., Step | None] | None = None,
         head: bool = False,
+        aggregate: Callable[..., PartialAggregate | None] | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -308,6 +331,8 @@ class ActorDefinition(Generic[P, R]):
         """Called as ``plan(**arguments)``: the node's plan step (or None), or None."""
         self.head = head
         """A source that runs the steps of the actors fused after it (``define_actor(head=...)``)."""
+        self.aggregate = aggregate
+        """Called as ``aggregate(**arguments)``: the group-by's partial step (or None), or None."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

@@ -12,7 +12,7 @@ from streamnet._actor import ActorDefinition, RestartPolicy
 from streamnet._context import Context
 
 if TYPE_CHECKING:
-    from streamnet.plans import Step
+    from streamnet.plans import PartialAggregate, Step
 
 __all__ = ["define_actor"]
 
@@ -40,6 +40,7 @@ def define_actor(
     check: Callable[..., object] | None = None,
     plan: Callable[..., Step | None] | None = None,
     head: bool = False,
+    aggregate: Callable[..., PartialAggregate | None] | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -56,6 +57,7 @@ def define_actor(
     check: Callable[..., object] | None = None,
     plan: Callable[..., Step | None] | None = None,
     head: bool = False,
+    aggregate: Callable[..., PartialAggregate | None] | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -108,13 +110,19 @@ def define_actor(
         The actor, a source without a plan step, can head a fused chain: it runs
         the steps of the actors a Network fuses after it (`ActorNode.fused_steps`)
         within its own per-chunk work (``read_parquet`` runs them in its scan).
+    aggregate
+        The actor is a group-by that can take partials instead of rows: called as
+        ``plan`` is, it returns its `PartialAggregate` step (None when its
+        aggregations need the rows). A Network may then end a fused chain
+        feeding it with that step; the actor still runs, and its node's
+        `ActorNode.link` (a `FusionLink`) says that its input carries partials.
 
     Raises
     ------
     TypeError
         ``fn`` is not an ``async def`` function, takes no Context parameter,
-        ``inputs``/``outputs`` name parameters it does not have, or ``check`` or
-        ``plan`` is not callable.
+        ``inputs``/``outputs`` name parameters it does not have, or ``check``,
+        ``plan`` or ``aggregate`` is not callable.
 
     Examples
     --------
@@ -180,12 +188,15 @@ def define_actor(
             raise TypeError(f"define_actor: `check` must be callable, got {check!r}")
         if plan is not None and not callable(plan):
             raise TypeError(f"define_actor: `plan` must be callable, got {plan!r}")
+        if aggregate is not None and not callable(aggregate):
+            raise TypeError(f"define_actor: `aggregate` must be callable, got {aggregate!r}")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
             restart=restart, stops_early=bool(stops_early), check=check, plan=plan, head=bool(head),
+            aggregate=aggregate,
         )  # fmt: skip
 
     if fn is not None:

@@ -33,7 +33,8 @@ async def run_plan(
     through it in the Context's thread pool (`Backend.run`), up to ``depth`` at
     once (default: the Context's ``num_threads``), the results sent in order
     with their sequence numbers. A chunk the plan empties is sent too (it
-    carries the schema).
+    carries the schema). When the fused steps end in a group-by's partial
+    aggregation, it publishes the schema aggregated on the node's `FusionLink`.
 
     Raises
     ------
@@ -95,6 +96,8 @@ async def run_plan(
             schema = chunk.schema  # one object per schema: compiled again only for a new one
             if compiled is None or schema is not compiled.input_schema:
                 compiled = await ctx.to_thread(backend.compile, plan, schema)
+                if node is not None and node.link is not None:  # partials for a group-by
+                    node.link.publish(compiled.aggregate_input_schema)
             if stamps:
                 params = PlanParams(rank=ctx.rank, sequence=msg.sequence_number)
             task = start_task(ctx.to_thread(backend.run, compiled, chunk, params=params))

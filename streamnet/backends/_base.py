@@ -415,17 +415,23 @@ class Backend(ABC):
         (a Python function), ``certain`` is False and each output chunk's schema
         is worked out from its data.
 
+        A plan ending in a `PartialAggregate` makes, per chunk, the partials of
+        the kernel `aggregation` gives for the schema before that step (of its
+        ``partial_schema``; a chunk without rows makes no partial rows).
+
         Raises
         ------
         TypeError
             ``plan`` is not a `Plan` or ``input_schema`` not an Arrow schema.
         ValueError
-            The plan has a `Slices` source (run by its actor, not compiled).
+            The plan has a `Slices` source (run by its actor, not compiled), or ends
+            in a `PartialAggregate` whose kernel is not `decomposable`.
         ExpressionError
             A step's expression is not row-wise.
         ColumnNotFoundError
-            A step reads a column its input does not have; the message lists the
-            columns there are.
+            A step reads a column its input does not have (for an ordered
+            `PartialAggregate`, the stream-order columns a `Stamp` adds); the
+            message lists the columns there are.
         SchemaError
             The input has a column of a type the backend's engine does not hold
             exactly, not named by a leading `Cast` step (see `TableChunk.to_polars`).

@@ -9,6 +9,13 @@ exactly one producer ``p`` and one consumer ``q``, is not a feedback channel, is
 Context. A channel with several consumers (a fan-out) ends a chain. Chains are
 the connected runs of fusing edges: paths, since the edges are one to one.
 
+A chain may end at a group-by that takes partials (``define_actor(aggregate=...)``:
+``groupby_agg`` when its aggregations are decomposable): that node is *linked*,
+not a member. The head's plan ends in the group-by's `PartialAggregate` step
+(after a `Stamp` for ``first``/``last``), and the group-by still runs, receiving
+partials instead of rows; a `FusionLink` between them carries the schema of the
+rows aggregated, from which the group-by builds the same kernel.
+
 A chain's head runs the whole chain's plan with its output rebound to the last
 member's output channel; the members do not run, and the channels inside the
 chain never carry data.
@@ -23,6 +30,7 @@ from typing import Any
 
 from channels import Channel
 from streamnet._actor import ActorNode
+from streamnet.plans import FusionLink, Stamp
 
 __all__ = ["Chain", "Fusion", "NodeDescription", "find_chains", "fusion_of"]
 
@@ -45,6 +53,9 @@ class NodeDescription:
     it can head a chain, never be a member."""
     context: Hashable = None
     """Its Context (nodes on different Contexts never fuse)."""
+    aggregates: bool = False
+    """A group-by that can take partials (``define_actor(aggregate=...)``): it can end a
+    chain as its linked node, which runs and receives the chain's partials."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,8 @@ class Chain:
     """The channels between the nodes of the chain: they never carry data."""
     output: Hashable
     """The last member's output channel: the head sends the chain's results there."""
+    linked: str | None = None
+    """The group-by the chain ends at, which runs and receives its partials; None if none."""
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -78,7 +91,15 @@ def find_chains(nodes: Sequence[NodeDescription], feedback: Sequence[Hashable] =
     ...     d("sink", ("c",), (), False),
     ... ])
     >>> chains
-    [Chain(head='filter', members=('select',), inner=('b',), output='c')]
+    [Chain(head='filter', members=('select',), inner=('b',), output='c', linked=None)]
+
+    A group-by taking partials ends a chain, linked:
+
+    >>> find_chains([
+    ...     d("scan", (), ("a",), False, heads=True),
+    ...     d("groupby", ("a",), ("b",), False, aggregates=True),
+    ... ])
+    [Chain(head='scan', members=(), inner=(), output='a', linked='groupby')]
     """
     producers: Counter[Hashable] = Counter()
     consumers: Counter[Hashable] = Counter()
@@ -93,8 +114,11 @@ def find_chains(nodes: Sequence[NodeDescription], feedback: Sequence[Hashable] =
     def heads(node: NodeDescription) -> bool:
         return fusable(node) or (node.heads and not node.restarts)
 
+    def ends(node: NodeDescription) -> bool:
+        return fusable(node) or (node.aggregates and not node.restarts)
+
     def fuses(p: NodeDescription, q: NodeDescription) -> bool:
-        if not (heads(p) and fusable(q)) or p.context != q.context:
+        if not (heads(p) and ends(q)) or p.context != q.context:
             return False
         if len(p.outputs) != 1 or q.inputs != p.outputs:
             return False
@@ -115,14 +139,18 @@ def find_chains(nodes: Sequence[NodeDescription], feedback: Sequence[Hashable] =
             continue
         members: list[str] = []
         inner: list[Hashable] = []
+        linked: str | None = None
         last = node
         seen = {node.name}
         while (nxt := following.get(last.name)) is not None and nxt.name not in seen:
+            if not fusable(nxt):  # a group-by taking partials: it ends the chain, and runs
+                linked = nxt.name
+                break
             inner.append(last.outputs[0])
             members.append(nxt.name)
             seen.add(nxt.name)
             last = nxt
-        chains.append(Chain(node.name, tuple(members), tuple(inner), last.outputs[0]))
+        chains.append(Chain(node.name, tuple(members), tuple(inner), last.outputs[0], linked))
     return chains
 
 
@@ -138,6 +166,8 @@ class Fusion:
     """Per head, its output channel rebound to the chain's last one."""
     inner: frozenset[Channel[Any]] = frozenset()
     """The channels inside chains: nobody sends on them."""
+    links: Mapping[ActorNode, ActorNode] = field(default_factory=dict)
+    """Per group-by fed partials by a chain (linked), the chain's head."""
 
 
 def describe(node: ActorNode) -> NodeDescription:
@@ -150,6 +180,7 @@ def describe(node: ActorNode) -> NodeDescription:
         restarts=node.definition.restart is not None,
         heads=node.definition.head,
         context=id(node.ctx),
+        aggregates=node.aggregate_step() is not None,
     )
 
 
@@ -163,12 +194,25 @@ def fusion_of(nodes: Sequence[ActorNode], feedback: Sequence[Channel[Any]] = ())
     members: dict[ActorNode, ActorNode] = {}
     outputs: dict[ActorNode, dict[Channel[Any], Channel[Any]]] = {}
     inner: set[Channel[Any]] = set()
+    links: dict[ActorNode, ActorNode] = {}
     for chain in find_chains([describe(node) for node in nodes], feedback):
         head = by_name[chain.head]
         group = tuple(by_name[name] for name in chain.members)
-        head.fuse(tuple(step for node in group if (step := node.step()) is not None))
+        steps = [step for node in group if (step := node.step()) is not None]
+        link = None
+        if chain.linked is not None:
+            linked = by_name[chain.linked]
+            aggregate = linked.aggregate_step()
+            assert aggregate is not None  # it was described as taking partials
+            if aggregate.ordered:  # first/last: each chunk stamped with its place in the stream
+                steps.append(Stamp(actor=linked.name))
+            steps.append(aggregate)
+            link = FusionLink(head.name, linked.name, aggregate)
+            linked.link_to(link)
+            links[linked] = head
+        head.fuse(tuple(steps), link)
         groups[head] = group
         members.update(dict.fromkeys(group, head))
         outputs[head] = {head.outputs[0]: chain.output}  # type: ignore[dict-item]
         inner.update(chain.inner)  # type: ignore[arg-type]
-    return Fusion(groups, members, outputs, frozenset(inner))
+    return Fusion(groups, members, outputs, frozenset(inner), links)

@@ -220,6 +220,11 @@ class Network:
             steps = ((own,) if own is not None else ()) + head.fused_steps
             for i, step in enumerate(steps, 1):
                 lines.append(f"  {i}. {type(step).__name__}  [{step.actor}]")
+            if head.link is not None:
+                lines.append(
+                    f"  partials to `{head.link.aggregate}` (linked: it runs, merging and "
+                    "finishing them)"
+                )
         return "\n".join(lines)
 
     def _collective_statistics(self) -> list[CollectiveStatistics]:

@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 import polars as pl
 
 from streamnet._errors import ColumnNotFoundError
-from streamnet.plans._plan import Cast, Filter, Rename, Select, Stamp, Step, WithColumns
+from streamnet.plans._plan import (
+    Cast,
+    Filter,
+    PartialAggregate,
+    Rename,
+    Select,
+    Stamp,
+    Step,
+    WithColumns,
+)
 from streamnet.plans._row_wise import check_row_wise
 
 __all__ = ["calls_python", "check_step", "referenced_columns", "step_label"]
@@ -43,6 +52,9 @@ def _needs(step: Step) -> tuple[set[str], str]:
         return set(step.mapping), "rename"
     if isinstance(step, Cast):
         return set(step.types), "cast"
+    if isinstance(step, PartialAggregate):
+        read = {agg.column for agg in step.aggs if agg.column is not None}
+        return set(step.keys) | read, "aggregation"
     return set(), ""
 
 
@@ -59,7 +71,9 @@ def check_step(step: Step, columns: Sequence[str]) -> None:
     TypeError
         ``step`` is not a step (`Filter`, `Select`...).
     """
-    if not isinstance(step, Filter | Select | WithColumns | Rename | Cast | Stamp):
+    if not isinstance(
+        step, Filter | Select | WithColumns | Rename | Cast | Stamp | PartialAggregate
+    ):
         raise TypeError(f"a plan's steps are `Filter`, `Select`...; got {type(step).__name__}")
     actor = step.actor or type(step).__name__
     if isinstance(step, Filter):

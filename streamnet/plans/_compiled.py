@@ -53,9 +53,13 @@ class CompiledPlan:
         a step's types depend on the data (a Python function in an expression, a
         ``Null`` or ``Object`` column): each output chunk's schema is then worked
         out from its data, and the channel it enters checks it.
+    aggregate_input_schema
+        For a plan ending in a `PartialAggregate`, the schema of the rows that step
+        aggregates (from which a group-by builds the same kernel); None otherwise.
     """
 
     plan: Plan
     input_schema: pa.Schema
     output_schema: pa.Schema | None
     certain: bool
+    aggregate_input_schema: pa.Schema | None = None

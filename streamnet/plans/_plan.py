@@ -2,7 +2,9 @@
 
 A local actor contributes a step (`Filter`, `Select`, `WithColumns`, `Rename`,
 `Cast`, `Stamp`) and a source actor a source (`ParquetScan`, `Slices`); a
-`Plan` chains them, and a backend runs the whole chain on each chunk. Every
+`Plan` chains them, and a backend runs the whole chain on each chunk. A plan may
+end in a `PartialAggregate`: each chunk then becomes the partials of a group-by
+(what `AggregationKernel.partial` gives), which the group-by actor merges. Every
 step records the actor that contributed it, so that the picture, the
 statistics and the errors name the actors the user wrote. A plan holds no
 data but a `Slices` source's table: steps compare and hash by value (Polars
@@ -21,11 +23,13 @@ from typing import Any
 import polars as pl
 
 from streamnet._table_chunk import TableChunk
+from streamnet.plans._aggregation import Agg
 
 __all__ = [
     "Cast",
     "Filter",
     "ParquetScan",
+    "PartialAggregate",
     "Plan",
     "Rename",
     "Select",
@@ -213,6 +217,35 @@ class Stamp(Step):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class PartialAggregate(Step):
+    """The partials of aggregations ``aggs`` by ``keys`` of each chunk: a plan's last step.
+
+    Each chunk becomes what the backend's `AggregationKernel.partial` makes of it
+    (its ``partial_schema``), for the group-by actor to merge and finish.
+    ``keys == ()`` aggregates a chunk into one row. With ``ordered`` (``first``,
+    ``last``) the chunks carry the stream-order columns ``__rank`` and ``__seq``
+    (a `Stamp` step before it).
+    """
+
+    keys: tuple[str, ...]
+    aggs: tuple[Agg, ...]
+    ordered: bool = False
+
+    def __post_init__(self) -> None:
+        Step.__post_init__(self)
+        keys = (self.keys,) if isinstance(self.keys, str) else tuple(self.keys)
+        if not all(isinstance(key, str) for key in keys):
+            raise TypeError(f"{_where(self)}: `keys` must be column names, got {self.keys!r}")
+        aggs = tuple(self.aggs)
+        if not aggs or not all(isinstance(agg, Agg) for agg in aggs):
+            raise TypeError(f"{_where(self)}: `aggs` must be one or more Agg, got {self.aggs!r}")
+        if not isinstance(self.ordered, bool):
+            raise TypeError(f"{_where(self)}: `ordered` must be a bool, got {self.ordered!r}")
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "aggs", aggs)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ParquetScan(_ByValue):
     """A plan's source: Parquet files, with the columns to read (all when None) and a
     predicate read into the scan."""
@@ -299,6 +332,12 @@ class Plan:
         bad = [type(step).__name__ for step in steps if not isinstance(step, Step)]
         if bad:
             raise TypeError(f"Plan: `steps` must be plan steps (`Filter`...), got {bad}")
+        early = [s.actor or "?" for s in steps[:-1] if isinstance(s, PartialAggregate)]
+        if early:
+            raise ValueError(
+                f"Plan: a PartialAggregate step ends a plan; the one of actors {early} is "
+                f"followed by other steps"
+            )
         object.__setattr__(self, "steps", steps)
 
     def then(self, other: Plan) -> Plan:
@@ -307,7 +346,8 @@ class Plan:
         Raises
         ------
         ValueError
-            ``other`` has a source: a source starts a plan.
+            ``other`` has a source: a source starts a plan; or this plan ends in a
+            `PartialAggregate`, which nothing follows.
         """
         if not isinstance(other, Plan):
             raise TypeError(f"Plan.then: expected a Plan, got {type(other).__name__}")

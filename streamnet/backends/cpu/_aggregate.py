@@ -107,6 +107,22 @@ class CpuAggregationKernel(AggregationKernel):
                 f"order columns {list(ORDER)} and ordered=True; got ordered=False"
             )
 
+    def partials_of(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        """``rows`` (of the input schema) turned into partials, lazily: the plan form of `partial`.
+
+        What a `PartialAggregate` step appends to a plan's query; the frame it
+        makes is of `partial_schema`. A frame without rows gives no partial rows.
+        """
+        steps, keys = self._steps, list(self.keys)
+        if keys:
+            return rows.group_by(keys).agg(steps.partials(SPAN))
+        # One row of partials, only when there are rows: an empty chunk adds nothing.
+        seen = "__rows"
+        while seen in self._inputs:
+            seen = "_" + seen
+        partials = rows.select(*steps.partials(SPAN), pl.len().alias(seen))
+        return partials.filter(pl.col(seen) > 0).drop(seen)
+
     # ------------------------------------------------------------------ frames in and out
     def _rows(self, chunk: TableChunk, operation: str) -> pl.DataFrame:
         frame = self._own(chunk, operation).to_polars()
@@ -117,7 +133,8 @@ class CpuAggregationKernel(AggregationKernel):
                 f"{self._where}: {operation}: column {listed} not found in the chunk; "
                 f"columns are {frame.columns}"
             )
-        return frame.select(self._inputs)
+        # Only ``len`` and no keys reads no column: the frame keeps its height, not a selection of none.
+        return frame.select(self._inputs) if self._inputs else frame
 
     def _partials(self, chunk: TableChunk, operation: str) -> pl.DataFrame:
         frame = self._own(chunk, operation).to_polars()

@@ -227,3 +227,11 @@ def test_errors_name_the_actor_the_aggregation_and_the_column(backend: Backend) 
         kernel.partial(backend.from_polars(pl.DataFrame({"k": [1]})))
     with pytest.raises(TypeError, match="expected a TableChunk"):
         kernel.partial(pl.DataFrame({"k": [1], "s": ["a"]}))  # type: ignore[arg-type]
+
+
+def test_a_global_len_alone_counts_the_rows_of_a_chunk(backend: Backend) -> None:
+    df = pl.DataFrame({"x": [None, 1, None]}, schema={"x": pl.Int64})
+    kernel = backend.aggregation([], [Agg(None, "len")], schema_of(df), ordered=False)
+    part = kernel.partial(backend.from_polars(df))
+    assert kernel.finish(part).to_polars()["len"].to_list() == [3]
+    assert kernel.aggregate_rows(backend.from_polars(df)).to_polars()["len"].to_list() == [3]

@@ -1,0 +1,169 @@
+"""A fused chain ending at groupby_agg: the head computes partials, the group-by merges them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+from ranks import run, size
+from strategies import chunk_rows, frames
+
+import actors
+from streamnet import ActorNode, Agg, Context, Network
+
+DECOMPOSABLE = [
+    Agg("i", "sum"), Agg("f", "mean"), Agg("i", "min"), Agg("s", "max"), Agg("i", "count"),
+    Agg(None, "len", "n"), Agg("i", "first"), Agg("s", "last"), Agg("i", "std"), Agg("g", "var"),
+]  # fmt: skip
+
+
+def _steps(ctx: Context, ch_in: Any, ch_out: Any) -> list[Any]:
+    mid = ctx.create_channel()
+    return [
+        actors.filter(ctx, ch_in, mid, (pl.col("i") > -40) | pl.col("s").is_null()),
+        actors.with_columns(ctx, mid, ch_out, g=pl.col("i") * 2),
+    ]
+
+
+def _before(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter((pl.col("i") > -40) | pl.col("s").is_null()).with_columns(g=pl.col("i") * 2)
+
+
+def _expected(df: pl.DataFrame, keys: list[str], aggs: list[Agg]) -> pl.DataFrame:
+    wholes = [agg.polars() for agg in aggs]
+    return df.group_by(keys).agg(wholes) if keys else df.select(wholes)
+
+
+def _same(got: pl.DataFrame, want: pl.DataFrame, keys: list[str]) -> None:
+    if keys:
+        got, want = got.sort(keys, nulls_last=True), want.sort(keys, nulls_last=True)
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def _share(df: pl.DataFrame, rank: int, nranks: int) -> pl.DataFrame:
+    """Rank ``rank``'s contiguous slice of ``df``: the ranks' streams in rank order are ``df``."""
+    per = -(-df.height // nranks)
+    return df.slice(rank * per, per)
+
+
+def _aggregate(
+    df: pl.DataFrame, nranks: int, rows: int, keys: list[str], aggs: list[Agg], *, fuse: bool
+) -> tuple[pl.DataFrame, str]:
+    """The network's result over ``nranks`` ranks, and rank 0's explain()."""
+
+    async def job(ctx: Context) -> tuple[pl.DataFrame, str]:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, c, into="polars")
+        source = actors.from_polars(ctx, a, _share(df, ctx.rank, ctx.nranks), chunk_rows=rows)
+        group = actors.groupby_agg(ctx, b, c, keys, aggs)
+        network = Network(ctx, [source, *_steps(ctx, a, b), group, out], fuse=fuse)
+        await network.run_async()
+        assert group.state == "done"  # linked or not, the group-by runs
+        return out.result(), network.explain()
+
+    results = run(size(nranks), job)
+    return pl.concat([frame for frame, _ in results]), results[0][1]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    df=frames(),
+    rows=chunk_rows,
+    nranks=st.integers(1, 3),
+    keys=st.sampled_from([["s"], []]),
+    aggs=st.lists(st.sampled_from(DECOMPOSABLE), min_size=1, max_size=4, unique=True),
+)
+def test_a_chain_fused_into_its_group_by_equals_the_unfused_network_and_polars(
+    df: pl.DataFrame, rows: int, nranks: int, keys: list[str], aggs: list[Agg]
+) -> None:
+    aggs = [agg for agg in aggs if agg.column not in keys]
+    if not aggs:
+        aggs = [Agg(None, "len", "n")]
+    want = _expected(_before(df), keys, aggs)
+    for fuse in (True, False):
+        got, explained = _aggregate(df, nranks, rows, keys, aggs, fuse=fuse)
+        _same(got, want, keys)
+        assert ("partials to `groupby_agg#0`" in explained) is fuse
+        assert ("Stamp  [groupby_agg#0]" in explained) is (
+            fuse and any(a.follows_order for a in aggs)
+        )
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    df=frames(),
+    rows=st.integers(1, 20),
+    nranks=st.integers(1, 3),
+    keys=st.sampled_from([["s"], []]),
+)
+def test_a_parquet_scan_fused_into_its_group_by_equals_polars(
+    df: pl.DataFrame, rows: int, nranks: int, keys: list[str]
+) -> None:
+    aggs = [Agg("i", "sum"), Agg("g", "mean"), Agg("i", "first"), Agg(None, "len", "n")]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.parquet"
+        df.write_parquet(path, row_group_size=rows)
+        want = _expected(_before(pl.read_parquet(path)), keys, aggs)
+        for fuse in (True, False):
+
+            async def job(ctx: Context, fuse: bool = fuse) -> pl.DataFrame:
+                a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+                out = actors.collect(ctx, c, into="polars")
+                nodes = [
+                    actors.read_parquet(ctx, a, path, prefetch=2),
+                    *_steps(ctx, a, b),
+                    actors.groupby_agg(ctx, b, c, keys, aggs),
+                    out,
+                ]
+                network = Network(ctx, nodes, fuse=fuse)
+                assert ("partials to" in network.explain()) is fuse
+                await network.run_async()
+                return out.result()  # type: ignore[no-any-return]
+
+            _same(pl.concat(run(size(nranks), job)), want, keys)
+
+
+def test_a_scan_straight_into_a_group_by_is_linked(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    df = pl.DataFrame({"k": [1, 2, 1, 2, 3], "x": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    df.write_parquet(path, row_group_size=2)
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        group = actors.groupby_agg(ctx, a, b, "k", {"x": ["sum", "mean"]})
+        network = Network(ctx, [actors.read_parquet(ctx, a, path), group, out])
+        assert [[n.name for n in g] for g in network.fused] == [["read_parquet#0"]]
+        assert "1. PartialAggregate  [groupby_agg#0]" in network.explain()
+        network.run()
+        want = df.group_by("k").agg(x_sum=pl.col("x").sum(), x_mean=pl.col("x").mean())
+        _same(out.result(), want, ["k"])
+        stats = {s.name: s for s in network.statistics().actors}
+        assert stats["groupby_agg#0"].fused_with == ()  # it ran, with counts of its own
+        assert stats["groupby_agg#0"].messages_in > 0
+
+
+@pytest.mark.parametrize("keys", [["k"], []])
+def test_n_unique_by_key_keeps_the_group_by_out_of_the_chain(keys: list[str]) -> None:
+    df = pl.DataFrame({"k": [1, 2, 1, 2, 3], "x": [1, 2, 1, 4, 5]})
+    with Context() as ctx:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, c, into="polars")
+        nodes: list[ActorNode[Any]] = [
+            actors.from_polars(ctx, a, df, chunk_rows=2),
+            actors.filter(ctx, a, b, pl.col("x") > 1),
+            actors.groupby_agg(ctx, b, c, keys, {"x": ["n_unique"]}),
+            out,
+        ]
+        network = Network(ctx, nodes)
+        # by key, the rows must travel; without keys, the distinct values are partials
+        assert ("partials to" in network.explain()) is (not keys)
+        network.run()
+        _same(
+            out.result(), _expected(df.filter(pl.col("x") > 1), keys, [Agg("x", "n_unique")]), keys
+        )
