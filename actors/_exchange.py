@@ -9,9 +9,7 @@ is done. Partition ``p`` belongs to rank ``p % nranks``.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import polars as pl
 import pyarrow as pa
@@ -25,7 +23,9 @@ from streamnet import (
     Context,
     TableChunk,
     Tag,
+    map_in_threads,
     start_task,
+    stop_tasks,
 )
 
 __all__ = [
@@ -47,31 +47,6 @@ Partitioner = Callable[[pl.DataFrame], dict[int, pl.DataFrame]]
 
 _DONE = None
 _SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
-
-
-async def stop_tasks(ctx: Context, tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Cancel ``tasks`` and wait until they ended, at most the Context's ``cancel_grace``.
-
-    So that nothing they run (a kernel, a spill) outlives the collective that
-    started them, and the run's spill release after it. A kernel that outlives
-    its cancellation lets its task end after that long too (`Context.to_thread`).
-    The caller's own cancellation meanwhile (it often comes right after the
-    failure that brought it here) does not cut the wait short: it is raised after.
-    """
-    left = {task for task in tasks if not task.done()}
-    for task in left:
-        task.cancel()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.cancel_grace
-    cancelled: asyncio.CancelledError | None = None
-    while left and (remaining := deadline - loop.time()) > 0:
-        try:
-            _, left = await asyncio.wait(left, timeout=remaining)
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-            left = {task for task in left if not task.done()}
-    if cancelled is not None:
-        raise cancelled
 
 
 def owner(partition: int, nranks: int) -> int:
@@ -151,26 +126,6 @@ async def frames_of(
     """The frames of a stream (see :func:`chunks_of`)."""
     async for _, frame in chunks_of(ctx, ch_in, needed, where=where, order=order, schema=schema):
         yield frame
-
-
-async def map_in_threads(
-    ctx: Context,
-    frames: AsyncIterator[pl.DataFrame],
-    fn: Callable[[pl.DataFrame], pl.DataFrame],
-    *,
-    depth: int,
-) -> AsyncIterator[pl.DataFrame]:
-    """``fn`` over ``frames`` in the thread pool, up to ``depth`` at once, results in order."""
-    pending: deque[asyncio.Future[pl.DataFrame]] = deque()
-    try:
-        async for frame in frames:
-            pending.append(start_task(ctx.to_thread(fn, frame)))
-            if len(pending) >= depth:
-                yield await pending.popleft()
-        while pending:
-            yield await pending.popleft()
-    finally:
-        await stop_tasks(ctx, pending)
 
 
 def hash_partition(
