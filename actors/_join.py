@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors._columns import ColumnCheck
 from actors._shuffle import key_list, partition_count
@@ -47,11 +47,18 @@ class JoinReport:
     right_bytes: int
     """Bytes of the right side over all ranks, as far as it was read before choosing."""
     left: CollectiveTraffic | None
+    """The left side's exchange (shuffle only)."""
     right: CollectiveTraffic | None
+    """The right side's exchange (shuffle only)."""
+    recorded: CollectiveTraffic | None = field(default=None, compare=False)
+    """Everything the join moved, as its statistics show (sizes, schemas, broadcast side)."""
 
     @property
     def traffic(self) -> CollectiveTraffic:
-        """Both sides' traffic together (nothing moved for a single-rank broadcast)."""
+        """What the join moved on this rank: the statistics' figure, or without it both
+        exchanges together (nothing moved for a single-rank broadcast)."""
+        if self.recorded is not None:
+            return self.recorded
         total = CollectiveTraffic()
         for side in (self.left, self.right):
             if side is not None:
@@ -182,7 +189,7 @@ async def join(
         # each would have sent results of another schema.
         await left_schema.agree(coll, "left")
         await ch_out.drain(ctx)
-        return JoinReport("broadcast", total, None, None)
+        return JoinReport("broadcast", total, None, None, coll.traffic.copy())
 
     async def exchanged(
         phase: str, chunks: AsyncIterator[TableChunk], keys: list[str]
@@ -235,7 +242,9 @@ async def join(
         if empty is not None:
             await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
-    return JoinReport("shuffle", total, left_held.report, right_held.report)
+    return JoinReport(
+        "shuffle", total, left_held.report, right_held.report, coll.traffic.copy()
+    )
 
 
 def _check_sides_known(

@@ -95,7 +95,7 @@ async def sort(
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a chunk
         await ch_out.drain(ctx)
-        return CollectiveTraffic()
+        return coll.traffic.copy()
     local = backend.concat(samples) if samples else None
     gathered = await coll.allgather("samples", local)
     all_samples = backend.concat([t for t in gathered if t is not None])
@@ -115,7 +115,7 @@ async def sort(
     out = await ctx.to_thread(backend.sort, mine, order)
     await ch_out.send(ctx, Message(coll.rank, out))
     await ch_out.drain(ctx)
-    return held.report
+    return coll.traffic.copy()  # what the statistics show: every message of the collective
 
 
 @define_actor(collective=True)

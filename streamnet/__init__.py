@@ -48,7 +48,7 @@ from streamnet._actor import (
     current_actor,
     current_actor_name,
 )
-from streamnet._collective import Collective, CollectiveTraffic
+from streamnet._collective import Collective
 from streamnet._context import Context
 from streamnet._define_actor import define_actor
 from streamnet._deprecation import renamed_names
@@ -132,6 +132,7 @@ from streamnet.observe import (
     ActorLogFilter,
     ActorStatistics,
     CollectiveStatistics,
+    CollectiveTraffic,
     NetworkStatistics,
     PictureEngine,
     ProgressTracker,

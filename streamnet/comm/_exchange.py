@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from streamnet._collective import CollectiveTraffic
 from streamnet._table_chunk import TableChunk
 from streamnet._tasks import start_task, stop_tasks
+from streamnet.observe._statistics import CollectiveTraffic
 
 if TYPE_CHECKING:
     from streamnet._collective import Collective
@@ -55,14 +55,23 @@ class Partitions:
     """The pieces of the partitions this rank owns, kept as TableChunks (spillable).
 
     Beyond ``max_buffered_bytes`` held, the largest pieces are spilled to disk.
+    ``report`` counts this exchange's pieces, their peak and what was spilled;
+    the peak and the spilled bytes are counted in ``traffic`` too (the actor's).
     """
 
-    def __init__(self, ctx: Context, owned: Sequence[int], max_buffered_bytes: int | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        owned: Sequence[int],
+        max_buffered_bytes: int | None,
+        traffic: CollectiveTraffic | None = None,
+    ) -> None:
         self.ctx = ctx
         self.pieces: dict[int, list[TableChunk]] = {p: [] for p in owned}
         self.max_buffered_bytes = max_buffered_bytes
         self.buffered = 0
         self.report = CollectiveTraffic()
+        self.traffic = traffic
         self._leaving: set[TableChunk] = set()  # chosen to spill: no longer counted as held
 
     def owned(self) -> list[int]:
@@ -73,8 +82,9 @@ class Partitions:
         """Hold ``piece``; beyond the bound, spill the largest pieces (in a thread)."""
         self.pieces[partition].append(piece)
         self.buffered += piece.nbytes
-        if self.buffered > self.report.peak_buffered_bytes:
-            self.report.peak_buffered_bytes = self.buffered
+        self.report.held(self.buffered)
+        if self.traffic is not None:
+            self.traffic.held(self.buffered)
         if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
             victims = self._choose_victims()
             await self.ctx.to_thread(_spill_all, self.ctx, victims)
@@ -103,6 +113,8 @@ class Partitions:
             self._leaving.add(chunk)
             self.buffered -= chunk.nbytes
             self.report.spilled_bytes += chunk.nbytes
+            if self.traffic is not None:
+                self.traffic.spilled_bytes += chunk.nbytes
         return victims
 
     def take(self, partition: int) -> TableChunk | None:
@@ -133,7 +145,8 @@ class Exchange:
     join); ``owner(partition, nranks)`` says which rank holds a partition. Memory:
     input is partitioned chunk by chunk; owned pieces are held until every rank
     is done, spilled beyond ``max_buffered_bytes``; at most a few pieces are on
-    their way out at once.
+    their way out at once. ``coll.traffic`` (the actor's) counts what travels,
+    the peak held and the spilled bytes; ``Partitions.report`` this exchange's.
 
     Examples
     --------
@@ -160,7 +173,7 @@ class Exchange:
         self.partitions = partitions
         self.owner = owner
         owned = [p for p in range(partitions) if owner(p, coll.nranks) == coll.rank]
-        self.held = Partitions(self.ctx, owned, max_buffered_bytes)
+        self.held = Partitions(self.ctx, owned, max_buffered_bytes, coll.traffic)
         self._receivers: list[asyncio.Task[None]] = []
         self._sending: set[asyncio.Future[None]] = set()
 
@@ -180,12 +193,12 @@ class Exchange:
         report = self.held.report
         while (item := await self.coll.recv(peer, self.phase)) is not _DONE:
             partition, chunk = item
-            report.bytes_received[peer] = report.bytes_received.get(peer, 0) + chunk.nbytes
+            report.add_received(peer, chunk.nbytes)
             await self.held.add(partition, chunk)
 
     async def _send(self, dest: int, partition: int, piece: TableChunk) -> None:
         report = self.held.report
-        report.bytes_sent[dest] = report.bytes_sent.get(dest, 0) + piece.nbytes
+        report.add_sent(dest, piece.nbytes)
         await self.coll.send(dest, self.phase, (partition, piece))
 
     async def add(self, chunk: TableChunk, keys: Sequence[str]) -> None:
