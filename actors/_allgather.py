@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from actors._exchange import InputSchema, stop_tasks
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor, start_task
+from streamnet import (
+    Channel,
+    Collective,
+    Context,
+    InputSchema,
+    Message,
+    TableChunk,
+    define_actor,
+    start_task,
+    stop_tasks,
+)
 
 __all__ = ["allgather"]
 
@@ -54,8 +63,7 @@ async def allgather(
 
     async def receive(peer: int) -> None:
         while (item := await coll.recv(peer, "data")) is not _DONE:
-            seq, table = item
-            chunk = TableChunk.from_arrow(table)
+            seq, chunk = item
             if ordered:
                 gathered.append((peer, seq, chunk))
             else:
@@ -67,10 +75,8 @@ async def allgather(
         while (msg := await ch_in.recv(ctx)) is not None:
             chunk = TableChunk.from_message(msg)
             schema.seen(chunk)
-            if coll.peers:
-                table = await ctx.to_thread(chunk.to_arrow)
-                for peer in coll.peers:
-                    await coll.send(peer, "data", (msg.sequence_number, table))
+            for peer in coll.peers:  # the chunk itself: the wire packs it once per peer
+                await coll.send(peer, "data", (msg.sequence_number, chunk))
             if ordered:
                 gathered.append((coll.rank, msg.sequence_number, chunk))
             else:

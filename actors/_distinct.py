@@ -6,14 +6,22 @@ each chunk, exchanges the survivors by their keys and runs it again per partitio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
-import polars as pl
-
-from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of, hash_partition
 from actors._shuffle import partition_count
 from actors._typing import DistinctKeep
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Collective,
+    CollectiveTraffic,
+    Context,
+    Exchange,
+    InputSchema,
+    Message,
+    TableChunk,
+    define_actor,
+    inputs,
+)
 
 __all__ = ["distinct"]
 
@@ -30,7 +38,7 @@ async def distinct(
     keep: DistinctKeep = "any",
     num_partitions: int | None = None,
     max_buffered_bytes: int | None = None,
-) -> ExchangeReport:
+) -> CollectiveTraffic:
     """Drop duplicate rows, judged on ``subset`` columns (all when None), across ranks.
 
     Each chunk is deduplicated on arrival, the survivors are shuffled on the
@@ -64,36 +72,34 @@ async def distinct(
     ordered = keep != "any"
     schema = InputSchema(ch_in)
 
-    def dedup(frame: pl.DataFrame) -> pl.DataFrame:
-        chunk = TableChunk.from_polars(frame)
-        order = _ORDER if ordered else ()
-        return ctx.backend.distinct(chunk, cols, keep, order=order).to_polars()
+    order = _ORDER if ordered else ()
 
-    async def prepared() -> AsyncIterator[pl.DataFrame]:
-        async for frame in frames_of(
+    def dedup(chunk: TableChunk) -> TableChunk:
+        return ctx.backend.distinct(chunk, cols, keep, order=order)
+
+    async with Exchange(
+        coll, "distinct", partitions=count, max_buffered_bytes=max_buffered_bytes
+    ) as ex:
+        async for _, chunk in inputs(
             ctx, ch_in, cols or [], where="distinct subset", order=ordered, schema=schema
         ):
-            yield await ctx.to_thread(dedup, frame)
-
-    def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        keys = cols or [c for c in frame.columns if c not in _ORDER]
-        return hash_partition(ctx.backend, frame, keys, count)
-
-    held = await exchange(
-        ctx, coll, prepared(), partitioner, count, "distinct", max_buffered_bytes=max_buffered_bytes
-    )
+            survivors = await ctx.to_thread(dedup, chunk)
+            keys = cols or [c for c in survivors.column_names if c not in _ORDER]
+            await ex.add(survivors, keys)
+        held = await ex.finish()
     empty = await schema.agree(coll)
     sent = False
-    for partition in sorted(held.pieces):
-        frame = await ctx.to_thread(held.take, partition)
-        if frame is None:
+    for partition in held.owned():
+        whole = await ctx.to_thread(held.take, partition)
+        if whole is None:
             continue
-        out = await ctx.to_thread(dedup, frame)
+        out = await ctx.to_thread(dedup, whole)
         if ordered:
-            out = out.drop(_ORDER)
-        await ch_out.send(ctx, Message(partition, TableChunk.from_polars(out)))
+            kept = [c for c in out.column_names if c not in _ORDER]
+            out = await ctx.to_thread(ctx.backend.project, out, kept)
+        await ch_out.send(ctx, Message(partition, out))
         sent = True
     if not sent and empty is not None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
+        await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
-    return held.report
+    return coll.traffic.copy()  # what the statistics show: every message of the collective

@@ -12,34 +12,30 @@ publishes on the `FusionLink`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from functools import partial
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from actors._exchange import (
-    ExchangeReport,
-    InputSchema,
-    exchange,
-    frames_of,
-    hash_partition,
-    map_in_threads,
-)
 from actors._shuffle import partition_count
 from streamnet import (
     Agg,
     AggregationKernel,
     Channel,
     Collective,
+    CollectiveTraffic,
     Context,
+    Exchange,
     FusionLink,
+    InputSchema,
     Message,
     PartialAggregate,
     TableChunk,
     current_actor,
     current_actor_name,
     define_actor,
+    inputs,
+    map_in_threads,
 )
 
 if TYPE_CHECKING:
@@ -98,18 +94,6 @@ async def _kernel(
     )
 
 
-def _on_frames(
-    step: Callable[[TableChunk], TableChunk],
-) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """A kernel step on the frames the exchange moves (no copy on the CPU)."""
-    return lambda frame: step(TableChunk.from_polars(frame)).to_polars()
-
-
-def _merge(kernel: AggregationKernel, frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Frames of partials merged into one."""
-    return kernel.merge([TableChunk.from_polars(frame) for frame in frames]).to_polars()
-
-
 def _partial_step(keys: object, aggs: object, **_: object) -> PartialAggregate | None:
     """The partial step a fused chain may end in; None when the rows must travel (``n_unique``
     by key keeps distinct values per group) or the spec is bad (the actor raises when it runs)."""
@@ -145,54 +129,54 @@ async def _global_agg(
     ch_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
     items: list[Agg],
-) -> ExchangeReport:
+) -> CollectiveTraffic:
     """``select(aggs)`` of the whole stream: one row on rank 0, an empty chunk elsewhere."""
-    report = ExchangeReport()
+    report = CollectiveTraffic()
     columns = sorted({a.column for a in items if a.column is not None})
     ordered = any(agg.follows_order for agg in items)
     kernel: AggregationKernel | None = None
     schema = InputSchema(ch_in)
     link = _link()
 
-    async def non_empty() -> AsyncIterator[pl.DataFrame]:
+    async def non_empty() -> AsyncIterator[TableChunk]:
         nonlocal kernel
         if link is not None:  # partials of a fused chain: the head published their input
-            async for frame in frames_of(ctx, ch_in, where="groupby_agg"):
+            async for _, chunk in inputs(ctx, ch_in, where="groupby_agg"):
                 if kernel is None:
                     schema.local = link.input_schema
                     kernel = await _kernel(ctx, [], items, schema.local)
-                if frame.height:
-                    yield frame
+                if chunk.num_rows:
+                    yield chunk
             return
-        async for frame in frames_of(
+        async for _, chunk in inputs(
             ctx, ch_in, columns, where="groupby_agg", order=ordered, schema=schema
         ):
             if kernel is None:
                 kernel = await _kernel(ctx, [], items, schema.local)
-            if frame.height:  # an empty chunk adds nothing, not even a first/last
-                yield frame
+            if chunk.num_rows:  # an empty chunk adds nothing, not even a first/last
+                yield chunk
 
-    def partial_of(frame: pl.DataFrame) -> pl.DataFrame:
+    def partial_of(chunk: TableChunk) -> TableChunk:
         assert kernel is not None
-        return _on_frames(kernel.partial)(frame)
+        return kernel.partial(chunk)
 
-    merged: pl.DataFrame | None = None  # this rank's partials so far, merged into one row
-    pending: list[pl.DataFrame] = []
+    merged: TableChunk | None = None  # this rank's partials so far, merged into one row
+    pending: list[TableChunk] = []
     pending_bytes = merged_bytes = 0
     parts = non_empty() if link is not None else map_in_threads(ctx, non_empty(), partial_of, depth=2)
     async for part in parts:
         assert kernel is not None
         pending.append(part)
-        pending_bytes += int(part.estimated_size())
+        pending_bytes += part.nbytes
         report.peak_buffered_bytes = max(report.peak_buffered_bytes, merged_bytes + pending_bytes)
         if len(pending) >= _MERGE_EVERY or pending_bytes > max(merged_bytes, _MERGE_BYTES):
             rows = pending if merged is None else [merged, *pending]
-            merged = await ctx.to_thread(_merge, kernel, rows)
-            merged_bytes, pending, pending_bytes = int(merged.estimated_size()), [], 0
+            merged = await ctx.to_thread(kernel.merge, rows)
+            merged_bytes, pending, pending_bytes = merged.nbytes, [], 0
     if pending:
         assert kernel is not None
         rows = pending if merged is None else [merged, *pending]
-        merged = await ctx.to_thread(_merge, kernel, rows)
+        merged = await ctx.to_thread(kernel.merge, rows)
 
     if link is not None:  # the rows the head aggregated (published before any chunk)
         schema.local = link.input_schema
@@ -204,11 +188,11 @@ async def _global_agg(
         nothing = TableChunk.from_polars(unknown.select([a.polars() for a in items]))
     else:
         if kernel is None:  # the aggregations are checked on every rank, also one without input
-            kernel = await _kernel(ctx, [], items, TableChunk.from_polars(empty).schema)
+            kernel = await _kernel(ctx, [], items, empty.schema)
         nothing = ctx.backend.empty(kernel.output_schema)
     if coll.rank != 0:
         if merged is not None:
-            report.bytes_sent[0] = int(merged.estimated_size())
+            report.bytes_sent[0] = merged.nbytes
         await coll.send(0, ("global", "partial"), merged)
         out = ctx.backend.slice(nothing, 0, 0)
     else:
@@ -218,14 +202,12 @@ async def _global_agg(
             if row is not None:
                 rows.append(row)
                 if peer != coll.rank:
-                    report.bytes_received[peer] = int(row.estimated_size())
+                    report.bytes_received[peer] = row.nbytes
         if kernel is None:  # no rows anywhere, of no known type
             out = nothing
         else:  # the kernel merges the ranks' rows; without any, it gives Polars' empty answer
             partials = (
-                TableChunk.from_polars(pl.concat(rows, how="vertical"))
-                if rows
-                else ctx.backend.empty(kernel.partial_schema)
+                ctx.backend.concat(rows) if rows else ctx.backend.empty(kernel.partial_schema)
             )
             out = await ctx.to_thread(kernel.finish, partials)
     await ch_out.send(ctx, Message(0, out))
@@ -243,7 +225,7 @@ async def groupby_agg(
     *,
     num_partitions: int | None = None,
     max_buffered_bytes: int | None = None,
-) -> ExchangeReport:
+) -> CollectiveTraffic:
     """Group by ``keys`` and aggregate, across every rank.
 
     Each chunk is aggregated on arrival (partial aggregates), only the partials
@@ -332,53 +314,53 @@ async def groupby_agg(
     schema = InputSchema(ch_in)
     link = _link()
 
-    async def selected() -> AsyncIterator[pl.DataFrame]:
+    async def received() -> AsyncIterator[TableChunk]:
+        """Partials of a fused chain, as they come."""
+        async for _, chunk in inputs(ctx, ch_in, where="groupby_agg"):
+            yield chunk
+
+    async def selected() -> AsyncIterator[TableChunk]:
         nonlocal kernel
-        async for frame in frames_of(
+        async for _, chunk in inputs(
             ctx, ch_in, needed, where="groupby_agg", order=ordered, schema=schema
         ):
             if kernel is None:
                 kernel = await _kernel(ctx, key_cols, items, schema.local)
-            yield frame
+            yield chunk
 
-    def partial_of(frame: pl.DataFrame) -> pl.DataFrame:
+    def partial_of(chunk: TableChunk) -> TableChunk:
         # the kernel's partials: grouped by key, or the rows themselves (n_unique)
         assert kernel is not None
-        return _on_frames(kernel.partial)(frame)
+        return kernel.partial(chunk)
 
-    # Partials of a fused chain come as they are; rows become partials here.
-    partials = (
-        frames_of(ctx, ch_in, where="groupby_agg")
-        if link is not None
-        else map_in_threads(ctx, selected(), partial_of, depth=2)
-    )
-    held = await exchange(
-        ctx,
-        coll,
-        partials,
-        partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
-        count,
-        "groupby",
-        max_buffered_bytes=max_buffered_bytes,
-    )
+    async with Exchange(
+        coll, "groupby", partitions=count, max_buffered_bytes=max_buffered_bytes
+    ) as ex:
+        # Partials of a fused chain come as they are; rows become partials here.
+        partials = (
+            received() if link is not None else map_in_threads(ctx, selected(), partial_of, depth=2)
+        )
+        async for part in partials:
+            await ex.add(part, key_cols)
+        held = await ex.finish()
     if link is not None:  # the rows the head aggregated, not the partials received
         schema.local = link.input_schema
     # The result's schema, the same on every rank: Polars' own aggregation of an empty input.
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a single chunk
         await ch_out.drain(ctx)
-        return held.report
+        return coll.traffic.copy()
     if kernel is None:  # the aggregations are checked on every rank, also one without input
-        kernel = await _kernel(ctx, key_cols, items, TableChunk.from_polars(empty).schema)
+        kernel = await _kernel(ctx, key_cols, items, empty.schema)
     sent = False
-    for partition in sorted(held.pieces):
-        frame = await ctx.to_thread(held.take, partition)
-        if frame is None:
+    for partition in held.owned():
+        whole = await ctx.to_thread(held.take, partition)
+        if whole is None:
             continue
-        out = await ctx.to_thread(kernel.finish, TableChunk.from_polars(frame))
+        out = await ctx.to_thread(kernel.finish, whole)
         await ch_out.send(ctx, Message(partition, out))
         sent = True
     if not sent:
         await ch_out.send(ctx, Message(0, ctx.backend.empty(kernel.output_schema)))
     await ch_out.drain(ctx)
-    return held.report
+    return coll.traffic.copy()  # what the statistics show: every message of the collective

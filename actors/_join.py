@@ -9,32 +9,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from functools import partial
-
-import polars as pl
+from dataclasses import dataclass, field
 
 from actors._columns import ColumnCheck
-from actors._exchange import (
-    ExchangeReport,
-    InputSchema,
-    chunks_of,
-    exchange,
-    frames_of,
-    hash_partition,
-)
 from actors._shuffle import key_list, partition_count
 from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
     Channel,
     Collective,
+    CollectiveTraffic,
     Context,
+    Exchange,
+    InputSchema,
     JoinSpec,
     Message,
+    Partitions,
     SchemaError,
     TableChunk,
     current_actor_name,
     define_actor,
+    inputs,
 )
 
 __all__ = ["BROADCAST_THRESHOLD", "JoinReport", "join"]
@@ -52,13 +46,20 @@ class JoinReport:
     strategy: JoinMethod
     right_bytes: int
     """Bytes of the right side over all ranks, as far as it was read before choosing."""
-    left: ExchangeReport | None
-    right: ExchangeReport | None
+    left: CollectiveTraffic | None
+    """The left side's exchange (shuffle only)."""
+    right: CollectiveTraffic | None
+    """The right side's exchange (shuffle only)."""
+    recorded: CollectiveTraffic | None = field(default=None, compare=False)
+    """Everything the join moved, as its statistics show (sizes, schemas, broadcast side)."""
 
     @property
-    def traffic(self) -> ExchangeReport:
-        """Both sides' traffic together (nothing moved for a single-rank broadcast)."""
-        total = ExchangeReport()
+    def traffic(self) -> CollectiveTraffic:
+        """What the join moved on this rank: the statistics' figure, or without it both
+        exchanges together (nothing moved for a single-rank broadcast)."""
+        if self.recorded is not None:
+            return self.recorded
+        total = CollectiveTraffic()
         for side in (self.left, self.right):
             if side is not None:
                 total = total + side
@@ -141,7 +142,7 @@ async def join(
     spec = JoinSpec(tuple(lkeys), tuple(rkeys), how, suffix)
     count = partition_count(num_partitions, coll, "join")
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
-    rights = frames_of(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
+    rights = inputs(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
 
     # The left side is buffered while the right side is read, so a join whose two inputs
     # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
@@ -151,7 +152,7 @@ async def join(
     try:
         # Read the right side first, up to the threshold (all of it when broadcasting is
         # forced, or with a single rank, where "broadcasting" moves nothing).
-        buffered: list[pl.DataFrame] = []
+        buffered: list[TableChunk] = []
         size = 0
         ended = False
         read_all = strategy == "broadcast" or (
@@ -159,12 +160,12 @@ async def join(
         )
         if strategy != "shuffle":
             while read_all or size <= broadcast_threshold:
-                frame = await anext(rights, None)
-                if frame is None:
+                item = await anext(rights, None)
+                if item is None:
                     ended = True
                     break
-                buffered.append(frame)
-                size += int(frame.estimated_size())
+                buffered.append(item[1])
+                size += item[1].nbytes
         sizes = await coll.allgather("size", (size, ended))
     finally:
         buffering.cancel()
@@ -172,7 +173,7 @@ async def join(
     if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
         raise buffering.exception()  # type: ignore[misc]
     lefts = early.replay_then(
-        chunks_of(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
+        inputs(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
     )
     total = sum(s for s, _ in sizes)
     broadcast = read_all or (
@@ -188,36 +189,37 @@ async def join(
         # each would have sent results of another schema.
         await left_schema.agree(coll, "left")
         await ch_out.drain(ctx)
-        return JoinReport("broadcast", total, None, None)
+        return JoinReport("broadcast", total, None, None, coll.traffic.copy())
 
-    async def right_stream() -> AsyncIterator[pl.DataFrame]:
-        for frame in buffered:
-            yield frame
-        async for frame in rights:
-            yield frame
+    async def exchanged(
+        phase: str, chunks: AsyncIterator[TableChunk], keys: list[str]
+    ) -> Partitions:
+        async with Exchange(
+            coll, phase, partitions=count, max_buffered_bytes=max_buffered_bytes
+        ) as ex:
+            async for chunk in chunks:
+                await ex.add(chunk, keys)
+            return await ex.finish()
 
-    async def left_stream() -> AsyncIterator[pl.DataFrame]:
-        async for _, frame in lefts:
-            yield frame
+    async def right_stream() -> AsyncIterator[TableChunk]:
+        while buffered:
+            yield buffered.pop(0)
+        async for _, chunk in rights:
+            yield chunk
+
+    async def left_stream() -> AsyncIterator[TableChunk]:
+        async for _, chunk in lefts:
+            yield chunk
 
     # Both sides at once: neither waits for the other to end (no deadlock under a fanout).
     right_held, left_held = await asyncio.gather(
-        exchange(
-            ctx, coll, right_stream(),
-            partial(hash_partition, ctx.backend, keys=rkeys, partitions=count),
-            count, "right", max_buffered_bytes=max_buffered_bytes,
-        ),
-        exchange(
-            ctx, coll, left_stream(),
-            partial(hash_partition, ctx.backend, keys=lkeys, partitions=count),
-            count, "left", max_buffered_bytes=max_buffered_bytes,
-        ),
-    )  # fmt: skip
+        exchanged("right", right_stream(), rkeys), exchanged("left", left_stream(), lkeys)
+    )
     left_empty = await left_schema.agree(coll, "left")
     right_empty = await right_schema.agree(coll, "right")
     _check_sides_known(left_empty, right_empty, how, left_in, right_in)
     sent = False
-    for partition in sorted(left_held.pieces):
+    for partition in left_held.owned():
         left_part = await ctx.to_thread(left_held.take, partition)
         right_part = await ctx.to_thread(right_held.take, partition)
         if left_part is None and right_part is None:
@@ -229,12 +231,10 @@ async def join(
         left_part = left_part if left_part is not None else left_empty
         right_part = right_part if right_part is not None else right_empty
         assert left_part is not None  # a side without a chunk anywhere raised above or skips
-        left_chunk = TableChunk.from_polars(left_part)
         if right_part is None:  # no right chunk on any rank, an anti join: every left row stays
-            out = left_chunk
+            out = left_part
         else:
-            right_chunk = TableChunk.from_polars(right_part)
-            out = await ctx.to_thread(ctx.backend.join, left_chunk, right_chunk, spec)
+            out = await ctx.to_thread(ctx.backend.join, left_part, right_part, spec)
         await ch_out.send(ctx, Message(partition, out))
         sent = True
     if not sent:
@@ -242,12 +242,14 @@ async def join(
         if empty is not None:
             await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
-    return JoinReport("shuffle", total, left_held.report, right_held.report)
+    return JoinReport(
+        "shuffle", total, left_held.report, right_held.report, coll.traffic.copy()
+    )
 
 
 def _check_sides_known(
-    left: pl.DataFrame | None,
-    right: pl.DataFrame | None,
+    left: TableChunk | None,
+    right: TableChunk | None,
     how: JoinHow,
     left_in: Channel[TableChunk],
     right_in: Channel[TableChunk],
@@ -268,13 +270,13 @@ def _unknown_side(side: str, channel: Channel[TableChunk], how: JoinHow) -> Sche
 
 
 def _empty_result(
-    ctx: Context, left: pl.DataFrame | None, right: pl.DataFrame | None, spec: JoinSpec
+    ctx: Context, left: TableChunk | None, right: TableChunk | None, spec: JoinSpec
 ) -> TableChunk | None:
     """The empty result of the join, if its schema is known."""
     if left is not None and right is not None:
-        return ctx.backend.join(TableChunk.from_polars(left), TableChunk.from_polars(right), spec)
+        return ctx.backend.join(left, right, spec)
     if left is not None and spec.how in ("semi", "anti"):  # no right chunk: the left schema
-        return TableChunk.from_polars(left)
+        return left
     return None
 
 
@@ -309,13 +311,13 @@ class _LeftBuffer:
         self.ended = True
 
     async def replay_then(
-        self, rest: AsyncIterator[tuple[int, pl.DataFrame]], keys: list[str]
-    ) -> AsyncIterator[tuple[int, pl.DataFrame]]:
+        self, rest: AsyncIterator[tuple[int, TableChunk]], keys: list[str]
+    ) -> AsyncIterator[tuple[int, TableChunk]]:
         """The buffered chunks, then the rest of the stream."""
         check = ColumnCheck(keys, where="join left keys")
         for seq, chunk in self.chunks:
             check.chunk(chunk)
-            yield seq, chunk.to_polars()
+            yield seq, chunk
         self.chunks.clear()
         if not self.ended:
             async for item in rest:
@@ -325,8 +327,8 @@ class _LeftBuffer:
 async def _broadcast_join(
     ctx: Context,
     coll: Collective,
-    lefts: AsyncIterator[tuple[int, pl.DataFrame]],
-    buffered: list[pl.DataFrame],
+    lefts: AsyncIterator[tuple[int, TableChunk]],
+    buffered: list[TableChunk],
     right_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
     spec: JoinSpec,
@@ -338,14 +340,12 @@ async def _broadcast_join(
     carries the sequence number of the first left chunk it joins.
     """
     backend = ctx.backend
-    local = backend.concat([TableChunk.from_polars(f) for f in buffered]) if buffered else None
+    local = backend.concat(buffered) if buffered else None
     if coll.nranks == 1:
         small = local
     else:
-        everyone = await coll.allgather(
-            "broadcast", local.to_arrow() if local is not None else None
-        )
-        parts = [backend.from_arrow(t) for t in everyone if t is not None]
+        everyone = await coll.allgather("broadcast", local)
+        parts = [t for t in everyone if t is not None]
         small = backend.concat(parts) if parts else None
     if small is None:  # no rank ever saw a right chunk: no match, no right columns
         async for seq, left in lefts:
@@ -353,15 +353,15 @@ async def _broadcast_join(
                 raise _unknown_side("right", right_in, spec.how)
             if spec.how == "inner":
                 continue  # the result's columns are unknown
-            out = left if spec.how == "anti" else left.head(0)  # semi
-            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(out)))
+            out = left if spec.how == "anti" else backend.slice(left, 0, 0)  # semi
+            await ch_out.send(ctx, Message(seq, out))
         return
     build = await ctx.to_thread(backend.join_build, small, spec)
     first_seq: int | None = None
     async for seq, left in lefts:
         if first_seq is None:
             first_seq = seq
-        joined = await ctx.to_thread(backend.join_probe, build, TableChunk.from_polars(left))
+        joined = await ctx.to_thread(backend.join_probe, build, left)
         if joined is not None:
             await ch_out.send(ctx, Message(first_seq, joined))
             first_seq = None

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
-from actors._exchange import (
-    ExchangeReport,
-    InputSchema,
-    exchange,
-    frames_of,
-    hash_partition,
-    owner,
-)
 from actors._typing import Placement
-from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
+from streamnet import (
+    Channel,
+    Collective,
+    CollectiveTraffic,
+    Context,
+    Exchange,
+    InputSchema,
+    Message,
+    TableChunk,
+    contiguous,
+    define_actor,
+    inputs,
+    round_robin,
+)
 
-__all__ = ["contiguous_owner", "shuffle"]
-
-
-def contiguous_owner(partition: int, nranks: int, *, partitions: int) -> int:
-    """The rank owning ``partition`` when each rank holds a block of consecutive partitions."""
-    return partition * nranks // partitions
+__all__ = ["shuffle"]
 
 
 def key_list(keys: str | Sequence[str], what: str) -> list[str]:
@@ -51,7 +50,7 @@ async def shuffle(
     num_partitions: int | None = None,
     placement: Placement = "round_robin",
     max_buffered_bytes: int | None = None,
-) -> ExchangeReport:
+) -> CollectiveTraffic:
     """Hash-partition the stream on ``keys`` into partitions spread over the ranks.
 
     Rows with equal keys (nulls included) end up in the same partition. With
@@ -91,26 +90,22 @@ async def shuffle(
         raise ValueError(
             f"shuffle: `placement` must be 'round_robin' or 'contiguous', got {placement!r}"
         )
-    owner_of = owner if placement == "round_robin" else partial(contiguous_owner, partitions=count)
+    owner = round_robin if placement == "round_robin" else contiguous(count)
     schema = InputSchema(ch_in)
-    held = await exchange(
-        ctx,
-        coll,
-        frames_of(ctx, ch_in, key_cols, where="shuffle keys", schema=schema),
-        partial(hash_partition, ctx.backend, keys=key_cols, partitions=count),
-        count,
-        "shuffle",
-        owner_of=owner_of,
-        max_buffered_bytes=max_buffered_bytes,
-    )
+    async with Exchange(
+        coll, "shuffle", partitions=count, owner=owner, max_buffered_bytes=max_buffered_bytes
+    ) as ex:
+        async for _, chunk in inputs(ctx, ch_in, key_cols, where="shuffle keys", schema=schema):
+            await ex.add(chunk, key_cols)
+        held = await ex.finish()
     empty = await schema.agree(coll)
     sent = False
-    for partition in sorted(held.pieces):
-        frame = await ctx.to_thread(held.take, partition)
-        if frame is not None:
-            await ch_out.send(ctx, Message(partition, TableChunk.from_polars(frame)))
+    for partition in held.owned():
+        whole = await ctx.to_thread(held.take, partition)
+        if whole is not None:
+            await ch_out.send(ctx, Message(partition, whole))
             sent = True
     if not sent and empty is not None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(empty)))
+        await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
-    return held.report
+    return coll.traffic.copy()  # what the statistics show: every message of the collective

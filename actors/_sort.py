@@ -7,20 +7,21 @@ actors move the chunks between ranks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
-import polars as pl
-
-from actors._exchange import ExchangeReport, InputSchema, exchange, frames_of
 from actors._shuffle import key_list
 from streamnet import (
     Channel,
     Collective,
+    CollectiveTraffic,
     Context,
+    Exchange,
+    InputSchema,
     Message,
     SortOrder,
     TableChunk,
     define_actor,
+    inputs,
 )
 
 __all__ = ["sort", "top_k"]
@@ -37,7 +38,7 @@ def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[boo
     return flags
 
 
-def _contiguous(partition: int, nranks: int) -> int:
+def _own_range(partition: int, nranks: int) -> int:
     return partition  # one range per rank, in rank order
 
 
@@ -51,7 +52,7 @@ async def sort(
     descending: bool | Sequence[bool] = False,
     nulls_last: bool | Sequence[bool] = False,
     max_buffered_bytes: int | None = None,
-) -> ExchangeReport:
+) -> CollectiveTraffic:
     """Sort the stream across every rank, as Polars' ``sort`` would.
 
     Each rank samples its input's keys; the samples of all ranks give range
@@ -88,38 +89,33 @@ async def sort(
     frames: list[TableChunk] = []
     samples: list[TableChunk] = []
     schema = InputSchema(ch_in)
-    async for frame in frames_of(ctx, ch_in, keys, where="sort keys", schema=schema):
-        chunk = TableChunk.from_polars(frame)
+    async for _, chunk in inputs(ctx, ch_in, keys, where="sort keys", schema=schema):
         frames.append(chunk)
         samples.append(backend.sample(chunk, keys, SAMPLES_PER_CHUNK, seed=len(frames)))
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a chunk
         await ch_out.drain(ctx)
-        return ExchangeReport()
+        return coll.traffic.copy()
     local = backend.concat(samples) if samples else None
-    gathered = await coll.allgather("samples", local.to_arrow() if local is not None else None)
-    all_samples = backend.concat([backend.from_arrow(t) for t in gathered if t is not None])
+    gathered = await coll.allgather("samples", local)
+    all_samples = backend.concat([t for t in gathered if t is not None])
     bounds = await ctx.to_thread(backend.range_boundaries, all_samples, order, coll.nranks)
 
-    async def replay() -> AsyncIterator[pl.DataFrame]:
-        for chunk in frames:
-            yield chunk.to_polars()
-        frames.clear()
-
-    def partitioner(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        pieces = backend.range_partition(TableChunk.from_polars(frame), bounds, order)
-        return {p: piece.to_polars() for p, piece in pieces.items()}
-
-    held = await exchange(
-        ctx, coll, replay(), partitioner, coll.nranks, "sort", owner_of=_contiguous,
+    async with Exchange(
+        coll, "sort", partitions=coll.nranks, owner=_own_range,
         max_buffered_bytes=max_buffered_bytes,
-    )  # fmt: skip
+    ) as ex:  # fmt: skip
+        while frames:
+            chunk = frames.pop(0)
+            pieces = await ctx.to_thread(backend.range_partition, chunk, bounds, order)
+            await ex.add_partitioned(pieces)
+        held = await ex.finish()
     taken = await ctx.to_thread(held.take, coll.rank)
     mine = taken if taken is not None else empty  # an empty range still sends the schema
-    out = await ctx.to_thread(backend.sort, TableChunk.from_polars(mine), order)
+    out = await ctx.to_thread(backend.sort, mine, order)
     await ch_out.send(ctx, Message(coll.rank, out))
     await ch_out.drain(ctx)
-    return held.report
+    return coll.traffic.copy()  # what the statistics show: every message of the collective
 
 
 @define_actor(collective=True)
@@ -165,18 +161,18 @@ async def top_k(
 
     order = SortOrder(tuple(keys), tuple(desc), tuple(last))
 
-    def best(frame: pl.DataFrame) -> pl.DataFrame:
-        return ctx.backend.top_k(TableChunk.from_polars(frame), order, k).to_polars()
+    def best(chunk: TableChunk) -> TableChunk:
+        return ctx.backend.top_k(chunk, order, k)
 
-    kept: pl.DataFrame | None = None
+    kept: TableChunk | None = None
     schema = InputSchema(ch_in)
-    async for frame in frames_of(ctx, ch_in, keys, where="top_k keys", schema=schema):
-        both = frame if kept is None else pl.concat([kept, frame], how="vertical")
+    async for _, chunk in inputs(ctx, ch_in, keys, where="top_k keys", schema=schema):
+        both = chunk if kept is None else ctx.backend.concat([kept, chunk])
         kept = await ctx.to_thread(best, both)
     await schema.agree(coll)
-    everyone = await coll.allgather("top", kept.to_arrow() if kept is not None else None)
-    parts = [TableChunk.from_arrow(t).to_polars() for t in everyone if t is not None]
+    everyone = await coll.allgather("top", kept)
+    parts = [t for t in everyone if t is not None]
     if parts:
-        out = await ctx.to_thread(best, pl.concat(parts, how="vertical"))
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(out)))
+        out = await ctx.to_thread(best, ctx.backend.concat(parts))
+        await ch_out.send(ctx, Message(0, out))
     await ch_out.drain(ctx)

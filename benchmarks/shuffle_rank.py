@@ -186,14 +186,14 @@ class Phases:
         return call
 
     def install(self) -> None:
-        from actors import _exchange, _shuffle
-        from streamnet.comm import _mpi_endpoint, _wire
+        from streamnet.backends.cpu._backend import CpuBackend
+        from streamnet.comm import _exchange, _mpi_endpoint
 
         global generate_chunk
         generate_chunk = self._timed("generate", generate_chunk)
         for module, name, step in (
-            (_shuffle, "hash_partition", "partition"),
-            (_wire, "_ipc_buffer", "serialize"),
+            (CpuBackend, "hash_partition", "partition"),
+            (CpuBackend, "pack", "serialize"),
             (_exchange, "_spill_all", "spill"),
         ):
             setattr(module, name, self._timed(step, getattr(module, name)))
@@ -210,8 +210,8 @@ class Phases:
 
 def main(argv: list[str] | None = None) -> None:
     import actors
-    from actors._exchange import hash_partition, owner
     from streamnet import Channel, Context, Message, Network, TableChunk, define_actor
+    from streamnet import round_robin as owner
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bytes", type=int, required=True, help="total bytes over all ranks")
@@ -258,7 +258,10 @@ def main(argv: list[str] | None = None) -> None:
             if args.check:
                 assert owner(partition, ctx.nranks) == ctx.rank, (partition, ctx.rank)
                 cut = await ctx.to_thread(
-                    hash_partition, ctx.backend, frame.select("key"), ["key"], partitions
+                    ctx.backend.hash_partition,
+                    TableChunk.from_polars(frame.select("key")),
+                    ["key"],
+                    partitions,
                 )
                 assert list(cut) == [partition], (partition, sorted(cut))
                 keys.append(frame["key"].unique())

@@ -48,7 +48,7 @@ from streamnet._actor import (
     current_actor,
     current_actor_name,
 )
-from streamnet._collective import Collective, CollectiveTraffic
+from streamnet._collective import Collective
 from streamnet._context import Context
 from streamnet._define_actor import define_actor
 from streamnet._deprecation import renamed_names
@@ -72,7 +72,7 @@ from streamnet._errors import (
 from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema
 from streamnet._table_chunk import TableChunk, TableView
-from streamnet._tasks import start_task
+from streamnet._tasks import map_in_threads, start_task, stop_tasks
 from streamnet._typing import (
     ActorState,
     ArrowSchema,
@@ -107,6 +107,8 @@ from streamnet.comm import (
     Tag,
     mpi_communicator,
 )
+from streamnet.comm._exchange import Exchange, Owner, Partitions, contiguous, round_robin
+from streamnet.comm._inputs import InputSchema, inputs
 from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
 from streamnet.io import (
     CsvFormat,
@@ -130,6 +132,7 @@ from streamnet.observe import (
     ActorLogFilter,
     ActorStatistics,
     CollectiveStatistics,
+    CollectiveTraffic,
     NetworkStatistics,
     PictureEngine,
     ProgressTracker,
@@ -203,6 +206,14 @@ __all__ = [
     "ChildSpec",
     "Collective",
     "CompiledPlan",
+    "Exchange",
+    "InputSchema",
+    "Owner",
+    "Partitions",
+    "contiguous",
+    "inputs",
+    "map_in_threads",
+    "round_robin",
     "CollectiveStatistics",
     "CollectiveTraffic",
     "ColumnNotFoundError",
@@ -294,6 +305,7 @@ __all__ = [
     "run_ranks",
     "run_ranks_async",
     "start_task",
+    "stop_tasks",
     "use_backend",
     # streamnet.backends: the files facet's readers and writers
     "ChunkReader",

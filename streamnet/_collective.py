@@ -7,44 +7,39 @@ tags are the operation's own, which it prefixes with the operation id.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from channels.lowlevel import current_counter
 from streamnet._actor import current_actor
 from streamnet._context import Context
 from streamnet._errors import SchemaError
 from streamnet._schema import describe_schema, schema_differences
+from streamnet._table_chunk import TableChunk
 from streamnet.comm._communicator import Communicator, Tag
+from streamnet.observe._statistics import ActorRecorder, CollectiveTraffic
 
 __all__ = ["Collective", "CollectiveTraffic"]
 
 
-@dataclass
-class CollectiveTraffic:
-    """What one collective moved on this rank: bytes per peer, and what it held.
-
-    A collective actor returns it (or an object with a ``traffic`` attribute), and
-    ``network.statistics().collectives`` lists it per actor.
-    """
-
-    bytes_sent: dict[int, int] = field(default_factory=dict)
-    bytes_received: dict[int, int] = field(default_factory=dict)
-    peak_buffered_bytes: int = 0
-    spilled_bytes: int = 0
-
-    def __add__(self, other: CollectiveTraffic) -> CollectiveTraffic:
-        def merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
-            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
-
-        return CollectiveTraffic(
-            merged(self.bytes_sent, other.bytes_sent),
-            merged(self.bytes_received, other.bytes_received),
-            max(self.peak_buffered_bytes, other.peak_buffered_bytes),
-            self.spilled_bytes + other.spilled_bytes,
-        )
+def payload_bytes(payload: Any) -> int:
+    """The bytes ``payload`` moves: a chunk's ``nbytes``, the items of a tuple, list or dict
+    added up, None nothing, any other object its pickled size."""
+    if payload is None:
+        return 0
+    if isinstance(payload, TableChunk):
+        return payload.nbytes
+    if isinstance(payload, tuple | list):
+        return sum(payload_bytes(item) for item in payload)
+    if isinstance(payload, dict):
+        return sum(payload_bytes(k) + payload_bytes(v) for k, v in payload.items())
+    try:
+        return len(pickle.dumps(payload, protocol=5))
+    except Exception:  # the communicator reports what cannot travel
+        return 0
 
 
 class Collective:
@@ -52,7 +47,10 @@ class Collective:
 
     Every tag it uses starts with the actor's operation id, so two collectives
     of one network never mix their messages, and the same actor on every rank
-    talks to its twins only.
+    talks to its twins only. What it sends and receives is counted in
+    ``traffic``, the actor's `CollectiveTraffic`, which its statistics recorder
+    holds (``network.statistics().collectives``): every send, receive and
+    allgather, also schema agreements.
 
     Raises
     ------
@@ -73,6 +71,14 @@ class Collective:
         self.rank = ctx.rank
         self.nranks = ctx.nranks
         self.name = node.name
+        counter = current_counter()
+        recorder = counter if isinstance(counter, ActorRecorder) else None
+        if recorder is not None and recorder.traffic is None:
+            recorder.traffic = CollectiveTraffic()
+        self.traffic: CollectiveTraffic = (
+            recorder.traffic if recorder is not None and recorder.traffic else CollectiveTraffic()
+        )
+        """What this actor's collectives moved on this rank (shared by its `Collective` objects)."""
 
     @property
     def peers(self) -> list[int]:
@@ -105,11 +111,13 @@ class Collective:
         """
         await self.comm.send(dest, self._wire(tag), payload)
         self.ctx.activity.exchanged += 1  # progress, for Context(stall_timeout=...)
+        self.traffic.add_sent(dest, payload_bytes(payload))
 
     async def recv(self, source: int, tag: Tag) -> Any:
         """The next payload from ``source`` with this operation's ``tag`` (as `Communicator.recv`)."""
         payload = await self.comm.recv(source, self._wire(tag))
         self.ctx.activity.exchanged += 1
+        self.traffic.add_received(source, payload_bytes(payload))
         return payload
 
     async def allgather(self, tag: Tag, value: Any) -> list[Any]:
@@ -119,6 +127,10 @@ class Collective:
             return [value]
         everyone = await self.comm.allgather(wire, value)
         self.ctx.activity.exchanged += 1
+        mine = payload_bytes(value)
+        for peer in self.peers:
+            self.traffic.add_sent(peer, mine)
+            self.traffic.add_received(peer, payload_bytes(everyone[peer]))
         return everyone
 
     async def agree_schema(

@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine, Generator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from concurrent.futures import Future as ConcurrentFuture
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from channels import ChannelAborted, ChannelBroken
 from streamnet._errors import RemoteRankError
 from streamnet.observe._logging import logger
 
-__all__ = ["Driver", "current_driver", "retrieve", "start_task"]
+__all__ = ["Driver", "current_driver", "map_in_threads", "retrieve", "start_task", "stop_tasks"]
 
 T = TypeVar("T")
+U = TypeVar("U")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Kernels(Protocol):
+    """What :func:`stop_tasks` and :func:`map_in_threads` use of a `Context`."""
+
+    @property
+    def cancel_grace(self) -> float: ...
+
+    async def to_thread(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
 
 _CONSEQUENCES = (ChannelAborted, ChannelBroken, RemoteRankError)
 """Failures that report an earlier one (or a normal end downstream), never a cause."""
@@ -218,3 +232,45 @@ def retrieve(future: asyncio.Future[Any]) -> None:
     """Mark ``future``'s exception as seen (a done callback for futures nobody may look at)."""
     if not future.cancelled():
         future.exception()
+
+
+async def stop_tasks(ctx: _Kernels, tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they ended, at most the Context's ``cancel_grace``.
+
+    So that nothing they run (a kernel, a spill) outlives the collective that
+    started them, and the run's spill release after it. A kernel that outlives
+    its cancellation lets its task end after that long too (`Context.to_thread`).
+    The caller's own cancellation meanwhile (it often comes right after the
+    failure that brought it here) does not cut the wait short: it is raised after.
+    """
+    left = {task for task in tasks if not task.done()}
+    for task in left:
+        task.cancel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.cancel_grace
+    cancelled: asyncio.CancelledError | None = None
+    while left and (remaining := deadline - loop.time()) > 0:
+        try:
+            _, left = await asyncio.wait(left, timeout=remaining)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+            left = {task for task in left if not task.done()}
+    if cancelled is not None:
+        raise cancelled
+
+
+async def map_in_threads(
+    ctx: _Kernels, items: AsyncIterator[T], fn: Callable[[T], U], *, depth: int
+) -> AsyncIterator[U]:
+    """``fn`` over ``items`` in the Context's thread pool, up to ``depth`` at once, results
+    in order; the calls still running when the caller stops end with it (:func:`stop_tasks`)."""
+    pending: deque[asyncio.Future[U]] = deque()
+    try:
+        async for item in items:
+            pending.append(start_task(ctx.to_thread(fn, item)))
+            if len(pending) >= depth:
+                yield await pending.popleft()
+        while pending:
+            yield await pending.popleft()
+    finally:
+        await stop_tasks(ctx, pending)

@@ -255,10 +255,7 @@ def test_private_imports_are_told_from_public_ones(tmp_path: Path) -> None:
     ]
 
 
-PYARROW_IN_ACTORS = {
-    # Until the exchange moves into streamnet.comm: it converts chunks at its edge.
-    "actors/_exchange.py",
-}
+PYARROW_IN_ACTORS: set[str] = set()
 """The modules of `actors` that may still import pyarrow; the others reach tables through
 the backend and the host boundary, and name host types with `streamnet`'s aliases."""
 

@@ -9,6 +9,10 @@
 - `RayCommunicator` (``_ray.py``): ranks as Ray actors.
 - ``_wire.py``: payloads as a pickled header plus Arrow IPC buffers, across processes.
 - ``_tagged_inbox.py``: received messages by tag, and who waits for them.
+- ``_exchange.py``: `Exchange`, `Partitions`, owners `round_robin`/`contiguous`, the
+  all-to-all of a collective on TableChunks; ``_inputs.py``: `inputs`, `InputSchema`, a
+  collective's input stream and the schema its ranks agree on. They build on
+  `Collective`, so `streamnet` exports them (this package is below the Context).
 
 Collective actors reach their peers through `streamnet.Collective`, which tags a
 running collective's messages on its Context's communicator.

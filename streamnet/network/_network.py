@@ -19,7 +19,6 @@ from typing import Any
 
 from channels import Channel, StreamnetError
 from streamnet._actor import ActorNode
-from streamnet._collective import CollectiveTraffic
 from streamnet._context import Context
 from streamnet._errors import SharedChannelWarning, WiringError
 from streamnet._typing import NetworkState, PictureEngine
@@ -228,23 +227,20 @@ class Network:
         return "\n".join(lines)
 
     def _collective_statistics(self) -> list[CollectiveStatistics]:
+        """What each collective actor moved, from its recorder (every send, receive and
+        allgather its `Collective` made, schema agreements included)."""
         out = []
         for node in self._actors:
-            if node.op_id is None or node.state != "done":
+            recorder = self._driver.recorders.get(node.name)
+            traffic = None if recorder is None else recorder.traffic
+            if node.op_id is None or traffic is None:
                 continue
-            result = node.result()
-            traffic = (
-                result
-                if isinstance(result, CollectiveTraffic)
-                else getattr(result, "traffic", None)
-            )
-            if isinstance(traffic, CollectiveTraffic):
-                out.append(
-                    CollectiveStatistics(
-                        node.name, dict(traffic.bytes_sent), dict(traffic.bytes_received),
-                        traffic.peak_buffered_bytes, traffic.spilled_bytes,
-                    )
-                )  # fmt: skip
+            out.append(
+                CollectiveStatistics(
+                    node.name, dict(traffic.bytes_sent), dict(traffic.bytes_received),
+                    traffic.peak_buffered_bytes, traffic.spilled_bytes,
+                )
+            )  # fmt: skip
         return out
 
     def timeline(self) -> Timeline:

@@ -1,6 +1,6 @@
 """Observe: what a network did, for people (statistics, progress, timeline, picture, logs).
 
-- `NetworkStatistics`, `ActorStatistics`, `CollectiveStatistics` (``_statistics.py``):
+- `NetworkStatistics`, `ActorStatistics`, `CollectiveStatistics`, `CollectiveTraffic` (``_statistics.py``):
   per-actor and per-channel counts, live while a network runs.
 - `ProgressTracker` (``_progress.py``): rows the sources read against their total; a bar.
 - `Timeline`, `Span` (``_timeline.py``): when each actor was busy or blocked.
@@ -14,13 +14,19 @@ from channels.lowlevel import publish
 from streamnet._typing import PictureEngine, SpanKind
 from streamnet.observe._logging import ActorLogFilter
 from streamnet.observe._progress import ProgressTracker
-from streamnet.observe._statistics import ActorStatistics, CollectiveStatistics, NetworkStatistics
+from streamnet.observe._statistics import (
+    ActorStatistics,
+    CollectiveStatistics,
+    CollectiveTraffic,
+    NetworkStatistics,
+)
 from streamnet.observe._timeline import Span, Timeline
 
 __all__ = [
     "ActorLogFilter",
     "ActorStatistics",
     "CollectiveStatistics",
+    "CollectiveTraffic",
     "NetworkStatistics",
     "PictureEngine",
     "ProgressTracker",

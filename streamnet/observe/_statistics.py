@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "ActorRecorder",
     "ActorStatistics",
     "CollectiveStatistics",
+    "CollectiveTraffic",
     "ContextActivity",
     "NetworkStatistics",
 ]
@@ -70,13 +71,58 @@ class ActorStatistics:
     fused_with: tuple[str, ...] = ()
 
 
+@dataclass
+class CollectiveTraffic:
+    """What one collective moved on this rank: bytes per peer, and what it held.
+
+    A collective actor's recorder holds it (`ActorRecorder.traffic`, counted by
+    `Collective`), and ``network.statistics().collectives`` lists it per actor;
+    collective actors also return one, for compatibility.
+    """
+
+    bytes_sent: dict[int, int] = field(default_factory=dict)
+    bytes_received: dict[int, int] = field(default_factory=dict)
+    peak_buffered_bytes: int = 0
+    spilled_bytes: int = 0
+
+    def add_sent(self, peer: int, nbytes: int) -> None:
+        """Count ``nbytes`` sent to ``peer``."""
+        self.bytes_sent[peer] = self.bytes_sent.get(peer, 0) + nbytes
+
+    def add_received(self, peer: int, nbytes: int) -> None:
+        """Count ``nbytes`` received from ``peer``."""
+        self.bytes_received[peer] = self.bytes_received.get(peer, 0) + nbytes
+
+    def held(self, nbytes: int) -> None:
+        """Note that ``nbytes`` are held now (the peak keeps the largest)."""
+        self.peak_buffered_bytes = max(self.peak_buffered_bytes, nbytes)
+
+    def copy(self) -> CollectiveTraffic:
+        """A copy that later counts do not change."""
+        return CollectiveTraffic(
+            dict(self.bytes_sent), dict(self.bytes_received),
+            self.peak_buffered_bytes, self.spilled_bytes,
+        )  # fmt: skip
+
+    def __add__(self, other: CollectiveTraffic) -> CollectiveTraffic:
+        def merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
+
+        return CollectiveTraffic(
+            merged(self.bytes_sent, other.bytes_sent),
+            merged(self.bytes_received, other.bytes_received),
+            max(self.peak_buffered_bytes, other.peak_buffered_bytes),
+            self.spilled_bytes + other.spilled_bytes,
+        )
+
+
 class ActorRecorder(TrafficCounter):
     """One actor's traffic counter (see :class:`channels.TrafficCounter`), state and times.
 
     It is also the actor's identity towards channels (one drain per actor).
     """
 
-    __slots__ = ("ended", "name", "restarts", "started", "state", "tasks")
+    __slots__ = ("ended", "name", "restarts", "started", "state", "tasks", "traffic")
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -86,6 +132,8 @@ class ActorRecorder(TrafficCounter):
         self.started = self.ended = 0.0
         self.tasks: set[asyncio.Task[Any]] | None = None
         """While it runs in a Network: the actor's task and the tasks it started."""
+        self.traffic: CollectiveTraffic | None = None
+        """What the actor moved between ranks, from its first `Collective` on."""
 
     def start(self) -> None:
         self.state = "running"

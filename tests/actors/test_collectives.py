@@ -407,7 +407,7 @@ def test_self_join_through_a_fanout_does_not_deadlock(
 
 
 def test_contiguous_placement_gives_each_rank_a_block_of_partitions() -> None:
-    from actors._shuffle import contiguous_owner
+    from streamnet import contiguous
 
-    assert [contiguous_owner(p, 3, partitions=7) for p in range(7)] == [0, 0, 0, 1, 1, 2, 2]
-    assert [contiguous_owner(p, 2, partitions=2) for p in range(2)] == [0, 1]
+    assert [contiguous(7)(p, 3) for p in range(7)] == [0, 0, 0, 1, 1, 2, 2]
+    assert [contiguous(2)(p, 2) for p in range(2)] == [0, 1]

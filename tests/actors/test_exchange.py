@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 
 import actors
-from actors._exchange import _spill_all
 from streamnet import (
     ActorNode,
     Channel,
@@ -23,6 +22,7 @@ from streamnet import (
     define_actor,
     run_ranks_async,
 )
+from streamnet.comm._exchange import _spill_all
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,7 +80,7 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
             nodes += [actors.from_polars(ctx, a, pl.DataFrame({"k": range(100)}), chunk_rows=10)]
         await Network(ctx, nodes).run_async()
 
-    monkeypatch.setattr("actors._exchange._spill_all", slow_spill)
+    monkeypatch.setattr("streamnet.comm._exchange._spill_all", slow_spill)
     watch = Watch()
     streamnet_debug.addHandler(watch)
     try:

@@ -90,6 +90,7 @@ def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:
         "tests/actors/test_collectives.py",
         "tests/actors/test_collective_failures.py",
         "tests/actors/test_collective_inputs.py",
+        "tests/actors/test_collective_traffic.py",
     ]
     status, output, _ = run_job(
         "-n", str(nranks), "-m", "pytest", *suite, "-q", "-x", "-p", "no:cacheprovider",
