@@ -259,6 +259,16 @@ async def test_a_network_that_finished_is_not_failed_by_a_peers_later_failure(
 
 
 # ------------------------------------------------------------------------ what is no deadlock
+async def _delivers_late(source: Callable[[Context, Channel[Any]], ActorNode[Any]]) -> None:
+    """``source`` sends one late message to a collecting actor: it arrives, no DeadlockError."""
+    ctx = Context()
+    a = ctx.create_channel()
+    out: list[Any] = []
+    async with asyncio.timeout(30):
+        await Network(ctx, [source(ctx, a), collect(ctx, a, out)]).run_async()
+    assert out == ["late"]
+
+
 async def test_an_actor_running_a_kernel_is_not_deadlocked(looks: Looks) -> None:
     released = looks.release_after(5, threading.Event())
 
@@ -267,12 +277,7 @@ async def test_an_actor_running_a_kernel_is_not_deadlocked(looks: Looks) -> None
         assert await ctx.to_thread(released.wait, 30)  # meanwhile its consumer waits
         await ch_out.send(ctx, Message(0, "late"))
 
-    ctx = Context()
-    a = ctx.create_channel()
-    out: list[Any] = []
-    async with asyncio.timeout(30):
-        await Network(ctx, [slow_source(ctx, a), collect(ctx, a, out)]).run_async()
-    assert out == ["late"]
+    await _delivers_late(slow_source)
 
 
 async def test_an_actor_awaiting_something_else_is_not_deadlocked(looks: Looks) -> None:
@@ -281,12 +286,7 @@ async def test_an_actor_awaiting_something_else_is_not_deadlocked(looks: Looks) 
         await looks.after(5).wait()  # not a channel: the network cannot judge it
         await ch_out.send(ctx, Message(0, "late"))
 
-    ctx = Context()
-    a = ctx.create_channel()
-    out: list[Any] = []
-    async with asyncio.timeout(30):
-        await Network(ctx, [waits_for_an_event(ctx, a), collect(ctx, a, out)]).run_async()
-    assert out == ["late"]
+    await _delivers_late(waits_for_an_event)
 
 
 async def test_a_collective_waiting_on_another_rank_is_not_deadlocked(looks: Looks) -> None:
