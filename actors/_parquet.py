@@ -42,6 +42,7 @@ from streamnet import (
     current_actor,
     define_actor,
     expand_paths,
+    group_scan_tasks,
     plan_row_groups,
     rank_share,
     read_parquet_footers,
@@ -126,6 +127,17 @@ def _plan(
     return compiled, plan_row_groups(files, predicate, filtered)
 
 
+AGGREGATE_TASK_ROWS = 1_000_000
+"""The most rows one scan task joins when the plan ends in a group-by's partials."""
+
+
+def _task_rows(total: int, threads: int) -> int:
+    """Rows per scan task for ``total`` rows read by ``threads`` at once, when the plan ends
+    in a group-by's partials: at most `AGGREGATE_TASK_ROWS`, and at least six tasks per
+    thread, so that the threads end close together."""
+    return max(1, min(AGGREGATE_TASK_ROWS, total // (6 * threads)))
+
+
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     if filters is None:
         return
@@ -155,7 +167,10 @@ async def read_parquet(
     and run through their steps as one query, the reader decoding only the
     columns the steps use, and the predicates of the leading filters prune
     row groups by their statistics as ``filters`` does. The report then counts
-    the rows after the whole chain in ``rows_emitted``.
+    the rows after the whole chain in ``rows_emitted``. When the chain ends in
+    the partial aggregation of a ``groupby_agg``, one query reads a run of
+    adjacent row groups (up to a million rows, at least six runs per thread),
+    since only a few rows come out of each.
 
     Parameters
     ----------
@@ -247,6 +262,11 @@ async def read_parquet(
         share = rank_share(weights, ctx.rank, ctx.nranks)
         planned = planned[share.start : share.stop]
     pieces = [piece.task for piece in planned if piece.read]
+    if node is not None and node.link is not None:
+        # A few rows per task leave the plan (a group-by's partials): each task is one
+        # query with a cost of its own, so tasks join row groups, keeping several per thread.
+        total = sum(piece.rows for piece in pieces)
+        pieces = group_scan_tasks(pieces, _task_rows(total, depth))
     ctx.progress.expect(sum(piece.rows for piece in pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
@@ -289,7 +309,7 @@ async def read_parquet(
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.index is not None for piece in planned),
-        row_groups_read=read,
+        row_groups_read=sum(len(piece.row_groups) for piece in pieces[:read]),
         rows_read=rows_read,
         rows_emitted=rows_emitted,
     )

@@ -7,7 +7,7 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
 - ``_shares.py``: `rank_share`, contiguous shares of weighted items between ranks.
 - ``_parquet_meta.py``: `read_parquet_footers` (`ParquetFiles`, one schema checked),
   `plan_row_groups` (`RowGroup` s, pruned by `row_group_statistics` with Polars'
-  own `skip_predicate`), `ScanTask`, one unit of a scan.
+  own `skip_predicate`), `ScanTask`, one unit of a scan, and `group_scan_tasks`.
 - ``_csv_split.py``: `CsvPart` and `csv_shares` (whole files, or byte ranges cut at
   line starts), `CsvFormat`, and the line counting that CSV errors report.
 - ``_schemas.py``: `arrow_schema`, `polars_types`: schema arguments (`IntoSchema`) read
@@ -20,6 +20,7 @@ from streamnet.io._parquet_meta import (
     ParquetFiles,
     RowGroup,
     ScanTask,
+    group_scan_tasks,
     plan_row_groups,
     read_parquet_footers,
     row_group_statistics,
@@ -38,6 +39,7 @@ __all__ = [
     "arrow_schema",
     "csv_shares",
     "expand_paths",
+    "group_scan_tasks",
     "plan_row_groups",
     "polars_types",
     "rank_share",

@@ -22,6 +22,7 @@ __all__ = [
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "group_scan_tasks",
     "plan_row_groups",
     "read_parquet_footers",
     "row_group_statistics",
@@ -93,6 +94,40 @@ class RowGroup:
         """The scan of this row group alone."""
         groups = () if self.index is None else (self.index,)
         return ScanTask(self.path, groups, self.offset, self.rows)
+
+
+def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
+    """``tasks`` in order, each run of adjacent row groups of one file joined into
+    tasks of at least ``rows`` rows (the last of a run may have fewer).
+
+    A scan whose rows end in a few (a plan that ends in an aggregation) reads
+    larger tasks: each task is one query with a cost of its own. Tasks of
+    different files, or with pruned row groups between them, stay apart.
+
+    Raises
+    ------
+    ValueError
+        ``rows`` is not an int >= 1.
+    """
+    if type(rows) is not int or rows < 1:
+        raise ValueError(f"group_scan_tasks: `rows` must be an int >= 1, got {rows!r}")
+    grouped: list[ScanTask] = []
+    for task in tasks:
+        last = grouped[-1] if grouped else None
+        if (
+            last is not None
+            and last.rows < rows
+            and last.path == task.path
+            and last.row_groups
+            and task.row_groups
+            and last.row_groups[-1] + 1 == task.row_groups[0]
+        ):
+            grouped[-1] = ScanTask(
+                last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows
+            )
+        else:
+            grouped.append(task)
+    return grouped
 
 
 def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:

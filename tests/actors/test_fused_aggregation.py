@@ -167,3 +167,21 @@ def test_n_unique_by_key_keeps_the_group_by_out_of_the_chain(keys: list[str]) ->
         _same(
             out.result(), _expected(df.filter(pl.col("x") > 1), keys, [Agg("x", "n_unique")]), keys
         )
+
+
+def test_a_scan_into_a_group_by_reads_runs_of_row_groups(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    df = pl.DataFrame({"k": [i % 3 for i in range(240)], "x": range(240)})
+    df.write_parquet(path, row_group_size=5)  # 48 row groups
+    with Context(num_threads=2) as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        scan = actors.read_parquet(ctx, a, path)
+        network = Network(ctx, [scan, actors.groupby_agg(ctx, a, b, "k", {"x": ["sum"]}), out])
+        network.run()
+        _same(out.result(), df.group_by("k").agg(x_sum=pl.col("x").sum()), ["k"])
+        report = scan.result()
+        assert (report.row_groups_read, report.rows_read) == (48, 240)
+        # 240 rows over 2 threads: runs of 20 rows (4 row groups), six per thread
+        stats = {s.name: s for s in network.statistics().actors}
+        assert stats["groupby_agg#0"].messages_in == 12
