@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import polars as pl
-
 from actors._typing import TableKind
 from streamnet import (
     Backend,
@@ -24,7 +22,7 @@ __all__ = ["collect"]
 def _concat(backend: Backend, chunks: list[TableChunk], into: TableKind) -> Any:
     # Every chunk entered the channel with the stream's schema, so they concatenate as they are.
     if not chunks:  # a table without columns
-        chunks = [backend.from_polars(pl.DataFrame())]
+        chunks = [backend.empty()]
     whole = backend.concat(chunks)
     if into == "polars":
         return backend.to_polars(whole)

@@ -15,8 +15,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import polars as pl
-
 from actors._shuffle import partition_count
 from streamnet import (
     Agg,
@@ -36,6 +34,7 @@ from streamnet import (
     define_actor,
     inputs,
     map_in_threads,
+    null_schema,
 )
 
 if TYPE_CHECKING:
@@ -180,16 +179,13 @@ async def _global_agg(
 
     if link is not None:  # the rows the head aggregated (published before any chunk)
         schema.local = link.input_schema
-    # The output schema, the same on every rank: Polars' own select over an empty input.
+    # The output schema, the same on every rank: Polars' own select over an empty input
+    # (of Null columns when no rank saw a single chunk: then no data typed them).
     empty = await schema.agree(coll, "global")
-    nothing: TableChunk
-    if empty is None:  # no rank saw a single chunk: the column types are unknown
-        unknown = pl.DataFrame(schema={c: pl.Null for c in columns})
-        nothing = TableChunk.from_polars(unknown.select([a.polars() for a in items]))
-    else:
-        if kernel is None:  # the aggregations are checked on every rank, also one without input
-            kernel = await _kernel(ctx, [], items, empty.schema)
-        nothing = ctx.backend.empty(kernel.output_schema)
+    if kernel is None:  # the aggregations are checked on every rank, also one without input
+        input_schema = empty.schema if empty is not None else null_schema(columns)
+        kernel = await _kernel(ctx, [], items, input_schema)
+    nothing = ctx.backend.empty(kernel.output_schema)
     if coll.rank != 0:
         if merged is not None:
             report.bytes_sent[0] = merged.nbytes
@@ -203,13 +199,9 @@ async def _global_agg(
                 rows.append(row)
                 if peer != coll.rank:
                     report.bytes_received[peer] = row.nbytes
-        if kernel is None:  # no rows anywhere, of no known type
-            out = nothing
-        else:  # the kernel merges the ranks' rows; without any, it gives Polars' empty answer
-            partials = (
-                ctx.backend.concat(rows) if rows else ctx.backend.empty(kernel.partial_schema)
-            )
-            out = await ctx.to_thread(kernel.finish, partials)
+        # the kernel merges the ranks' rows; without any, it gives Polars' empty answer
+        partials = ctx.backend.concat(rows) if rows else ctx.backend.empty(kernel.partial_schema)
+        out = await ctx.to_thread(kernel.finish, partials)
     await ch_out.send(ctx, Message(0, out))
     await ch_out.drain(ctx)
     return report
@@ -275,7 +267,6 @@ async def groupby_agg(
 
     Examples
     --------
-    >>> import polars as pl
     >>> from streamnet import Context, Network
     >>> from actors import collect, from_polars, groupby_agg
     >>> ctx = Context()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import polars as pl
-
-from streamnet import Channel, Context, Message, TableChunk, define_actor
+from streamnet import Channel, Context, Message, TableChunk, define_actor, host_kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from streamnet import ArrowTable
+    from streamnet import ArrowTable, PolarsFrame
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "chunk_row_count", "from_arrow", "from_pandas", "from_polars"]
 
@@ -95,7 +93,7 @@ async def from_arrow(
 async def from_polars(
     ctx: Context,
     ch_out: Channel[TableChunk],
-    df: pl.DataFrame,
+    df: PolarsFrame,
     *,
     chunk_rows: int | None = None,
     chunk_bytes: int | None = None,
@@ -113,10 +111,13 @@ async def from_polars(
     >>> sink.result().height
     3
     """
-    if isinstance(df, pl.LazyFrame):
-        raise TypeError("from_polars: got a LazyFrame; collect it first or use read_parquet")
-    if not isinstance(df, pl.DataFrame):
-        raise TypeError(f"from_polars: `df` must be a polars.DataFrame, got {type(df).__name__}")
+    if host_kind(df) != "polars":
+        lazy = type(df).__name__ == "LazyFrame"
+        raise TypeError(
+            "from_polars: got a LazyFrame; collect it first or use read_parquet"
+            if lazy
+            else f"from_polars: `df` must be a polars.DataFrame, got {type(df).__name__}"
+        )
     whole = ctx.backend.from_polars(df)  # its slices share its schema, worked out once
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 

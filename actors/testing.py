@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import polars as pl
-
 from actors._collect import collect
 from actors._memory import from_arrow, from_pandas, from_polars
 from actors._typing import TableKind
-from streamnet import ActorNode, Channel, Context, Network
+from streamnet import ActorNode, Channel, Context, Network, host_kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from streamnet import ArrowTable, HostTable
+    from streamnet import ArrowTable, HostTable, PolarsFrame
 
 __all__ = ["Stage", "run_pipeline"]
 
@@ -31,7 +29,7 @@ def run_pipeline(
     into: Literal["polars"] = "polars",
     ctx: Context | None = None,
     capacity: int = 2,
-) -> pl.DataFrame: ...
+) -> PolarsFrame: ...
 
 
 @overload
@@ -63,7 +61,7 @@ def run_pipeline(
     into: TableKind = "polars",
     ctx: Context | None = None,
     capacity: int = 2,
-) -> pl.DataFrame | ArrowTable | pd.DataFrame:
+) -> PolarsFrame | ArrowTable | pd.DataFrame:
     """Stream ``data`` (a Polars, Arrow or pandas table) through ``stages`` in order and
     collect the result, a table of the kind ``into`` names (a Polars DataFrame by default).
 
@@ -96,9 +94,10 @@ def _run(
     chans: list[Channel[Any]] = [
         context.create_channel(capacity=capacity) for _ in range(len(stages) + 1)
     ]
-    if isinstance(data, pl.DataFrame):
+    kind = host_kind(data)
+    if kind == "polars":
         source = from_polars(context, chans[0], data, chunk_rows=chunk_rows)
-    elif type(data).__module__.startswith("pandas"):  # pandas is optional: not imported to check
+    elif kind == "pandas":
         source = from_pandas(context, chans[0], data, chunk_rows=chunk_rows)
     else:
         source = from_arrow(context, chans[0], data, chunk_rows=chunk_rows)

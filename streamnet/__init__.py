@@ -70,16 +70,18 @@ from streamnet._errors import (
     WiringError,
 )
 from streamnet._run_plan import run_plan
-from streamnet._schema import describe_schema
+from streamnet._schema import describe_schema, null_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import map_in_threads, start_task, stop_tasks
 from streamnet._typing import (
     ActorState,
     ArrowSchema,
     ArrowTable,
+    HostKind,
     HostTable,
     IntoSchema,
     JoinHow,
+    PolarsFrame,
 )
 from streamnet.backends import (
     AggregationKernel,
@@ -94,6 +96,7 @@ from streamnet.backends import (
     Tier,
     backend_for,
     default_backend,
+    host_kind,
     probe_backend,
     use_backend,
 )
@@ -290,10 +293,12 @@ __all__ = [
     "default_backend",
     "define_actor",
     "describe_schema",
+    "host_kind",
     "is_persistent_message",
     "launched_ranks",
     "left_by_dead_process",
     "mpi_communicator",
+    "null_schema",
     "on_success",
     "persistent_actor",
     "persistent_message",
@@ -330,8 +335,10 @@ __all__ = [
     # host types that user code hands to the runtime (annotations)
     "ArrowSchema",
     "ArrowTable",
+    "HostKind",
     "HostTable",
     "IntoSchema",
+    "PolarsFrame",
 ]
 
 __getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)

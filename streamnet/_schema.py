@@ -42,6 +42,8 @@ import pyarrow as pa
 from streamnet._errors import SchemaError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import polars as pl
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "info_of_arrow",
     "info_of_frame",
     "info_of_schema",
+    "null_schema",
     "polars_to_arrow",
     "schema_differences",
     "type_name",
@@ -302,6 +305,18 @@ def info_of_frame(frame: pl.DataFrame) -> SchemaInfo:
     info = info_of_schema(canonical_schema(exported.schema))
     _by_polars = ((names, dtypes, info), *_by_polars[: _LIMIT - 1])
     return info
+
+
+def null_schema(columns: Iterable[str]) -> pa.Schema:
+    """A schema of ``columns``, each of the Null type: columns that no data has typed yet
+    (a stream that ended without a chunk anywhere).
+
+    Examples
+    --------
+    >>> null_schema(["a", "b"]).types
+    [DataType(null), DataType(null)]
+    """
+    return pa.schema([(name, pa.null()) for name in columns])
 
 
 # ----------------------------------------------------------------------- describing

@@ -14,12 +14,14 @@ __all__ = [
     "ArrowSchema",
     "ArrowTable",
     "BackendName",
+    "HostKind",
     "HostTable",
     "IntoSchema",
     "JoinHow",
     "NetworkState",
     "PersistentActorState",
     "PictureEngine",
+    "PolarsFrame",
     "RestartType",
     "Role",
     "SpanKind",
@@ -80,6 +82,12 @@ else:  # pandas is optional: its frames are host tables too, but it is not impor
     HostTable = pa.Table | pa.RecordBatch | pl.DataFrame
 """A table in host memory, as the sources and the host boundary take it (`Backend.from_host`):
 an Arrow table or record batch, a Polars or a pandas DataFrame."""
+
+PolarsFrame: TypeAlias = pl.DataFrame
+"""A Polars DataFrame, as ``from_polars`` takes it and ``collect(into="polars")`` gives it."""
+
+HostKind = Literal["arrow", "polars", "pandas"]
+"""Which kind of host table a value is (`host_kind`), or which one a sink gives."""
 
 IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
 """Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""

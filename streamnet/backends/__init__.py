@@ -1,6 +1,7 @@
 """Backends: where tables live and kernels run, behind one interface.
 
-- `Backend` (``_base.py``): the interface, every method's contract and errors written once.
+- `Backend` (``_base.py``): the interface, every method's contract and errors written once;
+  `host_kind`, which host table a value is.
 - `Packed` (``_types.py``): the records its methods take and return.
 - `AggregationKernel` (``_aggregation.py``): what `Backend.aggregation` makes.
 - `SortOrder` (``_sort_order.py``): the order the sorting methods put rows in.
@@ -18,7 +19,7 @@ actors as ``ctx.backend``; its name is a `BackendName`, its memory tiers `Tier`s
 from channels.lowlevel import publish
 from streamnet._typing import BackendName, Tier
 from streamnet.backends._aggregation import AggregationKernel
-from streamnet.backends._base import Backend
+from streamnet.backends._base import Backend, host_kind
 from streamnet.backends._files import ChunkReader, ChunkWriter
 from streamnet.backends._join_spec import JoinBuild, JoinSpec
 from streamnet.backends._registry import (
@@ -43,6 +44,7 @@ __all__ = [
     "Tier",
     "backend_for",
     "default_backend",
+    "host_kind",
     "probe_backend",
     "use_backend",
 ]

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._table_chunk import TableChunk
-from streamnet._typing import BackendName, Tier
+from streamnet._typing import BackendName, HostKind, Tier
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
 from streamnet.plans._plan import Plan
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
 
-__all__ = ["Backend", "is_pandas_frame"]
+__all__ = ["Backend", "host_kind", "is_pandas_frame"]
 
 
 class Backend(ABC):
@@ -203,8 +203,8 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def empty(self, schema: pa.Schema) -> TableChunk:
-        """A chunk of no rows with the canonical form of ``schema``.
+    def empty(self, schema: pa.Schema | None = None) -> TableChunk:
+        """A chunk of no rows with the canonical form of ``schema`` (no columns if None).
 
         Raises
         ------
@@ -757,6 +757,18 @@ class Backend(ABC):
                 f"got {chunk!r}"
             )
         return chunk
+
+
+def host_kind(value: object) -> HostKind | None:
+    """Which host table ``value`` is: ``"arrow"`` (a table or record batch), ``"polars"``
+    (a DataFrame; a LazyFrame is not one) or ``"pandas"`` (a DataFrame); None for anything else."""
+    if isinstance(value, pa.Table | pa.RecordBatch):
+        return "arrow"
+    if isinstance(value, pl.DataFrame):
+        return "polars"
+    if is_pandas_frame(value):  # pandas is optional: not imported to check
+        return "pandas"
+    return None
 
 
 def is_pandas_frame(value: object) -> bool:

@@ -235,6 +235,8 @@ class CpuTables(Backend):
         return TableChunk.from_native(self, CpuTable(data))
 
     def from_polars(self, df: pl.DataFrame, *, schema: pa.Schema | None = None) -> TableChunk:
+        if isinstance(df, pl.LazyFrame):
+            raise TypeError("from_polars takes a polars.DataFrame, got a LazyFrame: collect it first")
         if not isinstance(df, pl.DataFrame):
             raise TypeError(f"from_polars takes a polars.DataFrame, got {type(df).__name__}")
         if schema is not None:
@@ -269,7 +271,9 @@ class CpuTables(Backend):
             raise ImportError("TableChunk.to_pandas needs pandas: pip install pandas") from exc
         return self.to_arrow(chunk).to_pandas()
 
-    def empty(self, schema: pa.Schema) -> TableChunk:
+    def empty(self, schema: pa.Schema | None = None) -> TableChunk:
+        if schema is None:
+            schema = pa.schema([])
         if not isinstance(schema, pa.Schema):
             raise TypeError(f"empty takes a pyarrow.Schema, got {_kind(schema)}")
         return self.from_arrow(schema.empty_table())

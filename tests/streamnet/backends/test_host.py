@@ -12,7 +12,7 @@ from backend_strategies import frames
 from hypothesis import given
 from polars.testing import assert_frame_equal
 
-from streamnet import Backend, SchemaError, TableChunk
+from streamnet import Backend, SchemaError, TableChunk, host_kind
 from streamnet._schema import canonical_schema
 
 
@@ -73,6 +73,8 @@ def test_constructors_name_what_they_received(backend: Backend) -> None:
         backend.from_pandas(pl.DataFrame({"x": [1]}))
     with pytest.raises(TypeError, match="from_polars takes a polars.DataFrame"):
         backend.from_polars(pa.table({"x": [1]}))
+    with pytest.raises(TypeError, match="got a LazyFrame: collect it first"):
+        backend.from_polars(pl.LazyFrame({"x": [1]}))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="empty takes a pyarrow.Schema, got dict"):
         backend.empty({"x": pa.int64()})
 
@@ -83,6 +85,20 @@ def test_empty_gives_no_rows_of_the_canonical_schema(backend: Backend) -> None:
     assert chunk.num_rows == 0
     assert chunk.schema.equals(canonical_schema(schema))
     assert backend.to_polars(chunk).schema == pl.Schema({"s": pl.String, "x": pl.Int32})
+
+
+def test_empty_without_a_schema_gives_a_table_of_no_columns(backend: Backend) -> None:
+    chunk = backend.empty()
+    assert (chunk.num_rows, chunk.column_names) == (0, [])
+    assert backend.to_polars(chunk).shape == (0, 0)
+
+
+def test_host_kind_names_each_host_table_and_nothing_else() -> None:
+    df = pl.DataFrame({"x": [1]})
+    kinds = [df, df.to_arrow(), df.to_arrow().to_batches()[0], df.to_pandas()]
+    assert [host_kind(v) for v in kinds] == ["polars", "arrow", "arrow", "pandas"]
+    for other in (df.lazy(), {"x": [1]}, [1], None, pl.Series([1])):
+        assert host_kind(other) is None
 
 
 def test_a_type_polars_does_not_hold_exactly_is_converted_only_on_purpose(
