@@ -45,15 +45,17 @@ class CpuAggregationKernel(AggregationKernel):
         *,
         ordered: bool,
         actor: str,
+        backend: Backend,
         own: Callable[[object, str], TableChunk],
     ) -> None:
         self.keys = tuple([keys] if isinstance(keys, str) else keys)
         self.aggs = tuple(aggs)
         self.ordered = bool(ordered)
         self._where = f"actor `{actor}`" if actor else "aggregation"
+        self._backend = backend
         self._own = own
         self._check_spec(input_schema)
-        empty = TableChunk.from_arrow(input_schema.empty_table()).to_polars()
+        empty = backend.to_polars(backend.empty(input_schema))
         steps = self._steps = AggregationSteps(self.aggs, empty.schema)
         keys_ = list(self.keys)
         self._needed = [*keys_, *[c for c in steps.columns if c not in keys_]]
@@ -64,7 +66,7 @@ class CpuAggregationKernel(AggregationKernel):
         self._empty = empty
         whole = empty.group_by(keys_).agg(steps.wholes()) if keys_ else empty.select(steps.wholes())
         self._output_types = whole.schema
-        self.output_schema = TableChunk.from_polars(whole).schema
+        self.output_schema = self._backend.from_polars(whole).schema
         rows = empty.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(self._inputs)
         if not self.decomposable:
             partials = rows
@@ -74,7 +76,7 @@ class CpuAggregationKernel(AggregationKernel):
             partials = rows.select(steps.partials(SPAN)).head(0)
         self._partial_types = partials.schema
         self._no_partials = partials.head(0)
-        self.partial_schema = TableChunk.from_polars(self._no_partials).schema
+        self.partial_schema = self._backend.from_polars(self._no_partials).schema
         self._grouping = True  # turned off once chunks prove to have as many groups as rows
 
     def _check_spec(self, input_schema: pa.Schema) -> None:
@@ -165,7 +167,7 @@ class CpuAggregationKernel(AggregationKernel):
             rows = frame.select(*keys, *steps.rows(SPAN))
             # Rows take the grouped types (a sum of Int8 values is an Int64 partial).
             out = rows.cast(dict(self._partial_types))  # type: ignore[arg-type]
-        return TableChunk.from_polars(out)
+        return self._backend.from_polars(out)
 
     def merge(self, chunks: Sequence[TableChunk]) -> TableChunk:
         if not chunks:
@@ -173,11 +175,11 @@ class CpuAggregationKernel(AggregationKernel):
         frames = [self._partials(chunk, "merge") for chunk in chunks]
         whole = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
         if not self.decomposable:
-            return TableChunk.from_polars(whole)
+            return self._backend.from_polars(whole)
         if whole.height == 0:  # a merged row of nothing would carry no origin
-            return TableChunk.from_polars(self._no_partials)
+            return self._backend.from_polars(self._no_partials)
         merged = self._merged(whole.lazy()).collect(engine="streaming")
-        return TableChunk.from_polars(merged.cast(dict(self._partial_types)))  # type: ignore[arg-type]
+        return self._backend.from_polars(merged.cast(dict(self._partial_types)))  # type: ignore[arg-type]
 
     def _merged(self, partials: pl.LazyFrame) -> pl.LazyFrame:
         steps, keys = self._steps, list(self.keys)
@@ -201,7 +203,7 @@ class CpuAggregationKernel(AggregationKernel):
             out = merged.select(steps.finals())
         # Polars' own result types for the input schema, where merging partials gave
         # another width (a sum of counts...).
-        return TableChunk.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+        return self._backend.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
 
     def aggregate_rows(self, chunk: TableChunk) -> TableChunk:
         return self._aggregated(self._rows(chunk, "aggregate_rows"))
@@ -214,7 +216,7 @@ class CpuAggregationKernel(AggregationKernel):
             out = frame.lazy().group_by(keys).agg(steps.wholes()).collect(engine="streaming")
         else:
             out = frame.select(steps.wholes())
-        return TableChunk.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+        return self._backend.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
 
 
 class CpuAggregation(Backend):
@@ -230,5 +232,5 @@ class CpuAggregation(Backend):
         actor: str = "",
     ) -> AggregationKernel:
         return CpuAggregationKernel(
-            keys, aggs, input_schema, ordered=ordered, actor=actor, own=self._own
+            keys, aggs, input_schema, ordered=ordered, actor=actor, backend=self, own=self._own
         )

@@ -38,7 +38,7 @@ class CpuCsv(Backend):
     """CSV files read with pyarrow's streaming reader."""
 
     def csv_reader(self, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat) -> ChunkReader:
-        return CpuCsvReader(part, schema, fmt)
+        return CpuCsvReader(self, part, schema, fmt)
 
 
 class CpuCsvReader(ChunkReader):
@@ -50,7 +50,10 @@ class CpuCsvReader(ChunkReader):
     ``multiline``, for a quote that never closes) before it is given.
     """
 
-    def __init__(self, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat) -> None:
+    def __init__(
+        self, backend: Backend, part: CsvPart, schema: pa.Schema | None, fmt: CsvFormat
+    ) -> None:
+        self._backend = backend  # whose chunks it makes
         self._part = part
         self._fmt = fmt
         self._reader: Any = _open(part.path, schema, fmt)
@@ -77,7 +80,7 @@ class CpuCsvReader(ChunkReader):
                 continue
             held, self._held = self._held, batch
             if held is not None and held.num_rows > 0:
-                return TableChunk.from_arrow(held)
+                return self._backend.from_arrow(held)
         self.close()
         held, self._held = self._held, None
         if held is None:
@@ -86,7 +89,7 @@ class CpuCsvReader(ChunkReader):
             unclosed = _unclosed_quote(part, held)
             if unclosed is not None:
                 raise unclosed
-        return TableChunk.from_arrow(held)
+        return self._backend.from_arrow(held)
 
     def close(self) -> None:
         self._done = True

@@ -39,10 +39,10 @@ class CpuDistinct(Backend):
         frame = chunk.to_polars()
         keys = keys or [c for c in names if c not in order]
         if keep == "any":
-            return TableChunk.from_polars(frame.unique(subset=keys, keep="any"))
+            return self.from_polars(frame.unique(subset=keys, keep="any"))
         if order:  # stream order first, then the row order within the chunk
             row = "__row"
             while row in names:
                 row = f"_{row}"
             frame = frame.with_row_index(row).sort([*order, row], maintain_order=True).drop(row)
-        return TableChunk.from_polars(frame.unique(subset=keys, keep=keep, maintain_order=True))
+        return self.from_polars(frame.unique(subset=keys, keep=keep, maintain_order=True))

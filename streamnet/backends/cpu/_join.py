@@ -99,7 +99,7 @@ class CpuJoins(Backend):
         right = self._own(right, "join")
         _check_keys(left.column_names, spec.left_on, "left", spec)
         _check_keys(right.column_names, spec.right_on, "right", spec)
-        return TableChunk.from_polars(_joined(left.to_polars(), right.to_polars(), spec))
+        return self.from_polars(_joined(left.to_polars(), right.to_polars(), spec))
 
     def join_build(self, right: TableChunk, spec: JoinSpec) -> JoinBuild:
         right = self._own(right, "join build")
@@ -115,11 +115,11 @@ class CpuJoins(Backend):
         left = self._own(left, "join probe")
         _check_keys(left.column_names, build.spec.left_on, "left", build.spec)
         out = _cpu_build(build).add(left.to_polars())
-        return None if out is None else TableChunk.from_polars(out)
+        return None if out is None else self.from_polars(out)
 
     def join_flush(self, build: JoinBuild) -> TableChunk | None:
         out = _cpu_build(build).take()
-        return None if out is None else TableChunk.from_polars(out)
+        return None if out is None else self.from_polars(out)
 
 
 def _cpu_build(build: JoinBuild) -> _CpuJoinBuild:

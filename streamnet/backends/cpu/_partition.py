@@ -82,4 +82,4 @@ class CpuPartitioning(Backend):
             return {0: chunk} if chunk.num_rows else {}
         schema = chunk.schema
         pieces = partition_frame(chunk.to_polars(), keys, partitions)
-        return {p: TableChunk.from_polars(piece, schema=schema) for p, piece in pieces.items()}
+        return {p: self.from_polars(piece, schema=schema) for p, piece in pieces.items()}

@@ -174,7 +174,7 @@ class CpuPlans(Backend):
                 raise _read_error(path, exc) from exc
         else:
             convert = tuple(steps[0].types) if steps and isinstance(steps[0], Cast) else ()
-            empty = TableChunk.from_arrow(info.arrow.empty_table()).to_polars(convert=convert)
+            empty = self.to_polars(self.empty(info.arrow), convert=convert)
             query = empty.lazy()
             schema = empty.schema
         certain = True
@@ -183,7 +183,7 @@ class CpuPlans(Backend):
         for step in steps:
             check_step(step, schema.names())
             if isinstance(step, PartialAggregate):
-                aggregated = TableChunk.from_polars(pl.DataFrame(schema=schema)).schema
+                aggregated = self.from_polars(pl.DataFrame(schema=schema)).schema
                 kernel = self._partial_kernel(step, aggregated, schema.names())
                 engine = "streaming"
             query = _lower(step, query, PlanParams(), kernel)
@@ -274,7 +274,7 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
-        return TableChunk.from_polars(out, schema=compiled.output_schema)
+        return self.from_polars(out, schema=compiled.output_schema)
 
     def scan(
         self, compiled: CompiledPlan, task: ScanTask, *, params: PlanParams = NO_PARAMS
@@ -311,7 +311,7 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
-        return TableChunk.from_polars(out, schema=compiled.output_schema)
+        return self.from_polars(out, schema=compiled.output_schema)
 
 
 def _failing_step(

@@ -88,13 +88,13 @@ class CpuSorting(Backend):
 
     def sort(self, chunk: TableChunk, order: SortOrder) -> TableChunk:
         chunk = self._checked(chunk, order.keys, "sort")
-        return TableChunk.from_polars(_sorted(chunk.to_polars(), order))
+        return self.from_polars(_sorted(chunk.to_polars(), order))
 
     def top_k(self, chunk: TableChunk, order: SortOrder, k: int) -> TableChunk:
         chunk = self._checked(chunk, order.keys, "top_k")
         if type(k) is not int or k < 0:
             raise ValueError(f"top_k: `k` must be an int >= 0, got {k!r}")
-        return TableChunk.from_polars(_sorted(chunk.to_polars(), order).head(k))
+        return self.from_polars(_sorted(chunk.to_polars(), order).head(k))
 
     def sample(self, chunk: TableChunk, columns: Sequence[str], n: int, *, seed: int) -> TableChunk:
         chunk = self._checked(chunk, columns, "sample")
@@ -102,14 +102,14 @@ class CpuSorting(Backend):
             raise ValueError(f"sample: `n` must be an int >= 0, got {n!r}")
         frame = chunk.to_polars().select(columns)
         take = min(frame.height, n)
-        return TableChunk.from_polars(frame.sample(take, seed=seed) if take else frame.head(0))
+        return self.from_polars(frame.sample(take, seed=seed) if take else frame.head(0))
 
     def range_boundaries(self, samples: TableChunk, order: SortOrder, parts: int) -> TableChunk:
         samples = self._checked(samples, order.keys, "range_boundaries")
         if type(parts) is not int or parts < 1:
             raise ValueError(f"range_boundaries: `parts` must be an int >= 1, got {parts!r}")
         frame = samples.to_polars().select(order.keys)
-        return TableChunk.from_polars(_boundaries(frame, order, parts))
+        return self.from_polars(_boundaries(frame, order, parts))
 
     def range_partition(
         self, chunk: TableChunk, boundaries: TableChunk, order: SortOrder
@@ -117,4 +117,4 @@ class CpuSorting(Backend):
         chunk = self._checked(chunk, order.keys, "range_partition")
         boundaries = self._checked(boundaries, order.keys, "range_partition")
         pieces = _range_partition(chunk.to_polars(), boundaries.to_polars(), order)
-        return {p: TableChunk.from_polars(piece) for p, piece in pieces.items()}
+        return {p: self.from_polars(piece) for p, piece in pieces.items()}
