@@ -60,6 +60,7 @@ from streamnet._errors import (
     DeadlockError,
     ExpressionError,
     FileReadError,
+    MemoryLimitError,
     NetworkMismatchError,
     RemoteRankError,
     SchemaError,
@@ -130,7 +131,18 @@ from streamnet.io import (
     row_group_statistics,
     skip_predicate,
 )
-from streamnet.memory import SpillDirectory, SpillStatistics, left_by_dead_process, process_tag
+from streamnet.memory import (
+    ActorMemory,
+    MemoryBudget,
+    MemoryHolder,
+    MemoryStatistics,
+    Reservation,
+    SpillDirectory,
+    SpillStatistics,
+    left_by_dead_process,
+    parse_memory_limit,
+    process_tag,
+)
 from streamnet.network import Network, on_success, run_actor_network
 from streamnet.observe import (
     ActorLogFilter,
@@ -274,6 +286,13 @@ __all__ = [
     "SpillDirectory",
     "SpillError",
     "SpillStatistics",
+    "ActorMemory",
+    "MemoryBudget",
+    "MemoryHolder",
+    "MemoryLimitError",
+    "MemoryStatistics",
+    "Reservation",
+    "parse_memory_limit",
     "Stamp",
     "Step",
     "StreamnetError",

@@ -18,6 +18,7 @@ from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import backend_for
 from streamnet.comm._communicator import Communicator, SingleCommunicator
+from streamnet.memory._budget import MemoryBudget, parse_memory_limit
 from streamnet.memory._spill import SpillDirectory
 from streamnet.observe._progress import ProgressTracker
 from streamnet.observe._statistics import ContextActivity, NetworkStatistics
@@ -72,6 +73,13 @@ class Context:
         directory). The Context checks that it is writable when made, spills
         into a folder of its own there (``ctx.spills``), removes the spill files
         of a run when the run ends, whichever way, and the folder when closed.
+    memory_limit
+        The memory this rank's actors may hold and reserve (``ctx.memory``, a
+        `MemoryBudget`): bytes, a fraction of the machine's memory (``0.5``), or
+        a size such as ``"2GiB"`` or ``"500MB"``. Beyond it, the chunks that
+        collectives hold (exchanged partitions, sorted runs, join sides) are
+        spilled to ``spill_directory``, largest and coldest first, and sort,
+        join and group-by size their work to fit. None (default): no limit.
     stall_timeout
         Seconds a running network may go without progress (no message moved
         on a channel or between ranks, no actor ended) while no kernel runs in
@@ -107,6 +115,7 @@ class Context:
         trace: bool = False,
         trace_limit: int = 10_000,
         spill_directory: str | os.PathLike[str] | None = None,
+        memory_limit: int | float | str | None = None,
         stall_timeout: float | None = None,
         blocked_loop_warning: float | None = 1.0,
     ) -> None:
@@ -149,6 +158,13 @@ class Context:
         self.trace_limit = trace_limit
         self.spills = SpillDirectory(spill_directory)
         """Where this Context's chunks spill (see :class:`SpillDirectory`)."""
+        self.memory = MemoryBudget(
+            parse_memory_limit(memory_limit, where="Context: `memory_limit`"),
+            self.spills,
+            self.to_thread,
+        )
+        """What this Context's actors hold and reserve, under ``memory_limit``
+        (see :class:`MemoryBudget`)."""
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._stall_timeout = None if stall_timeout is None else float(stall_timeout)

@@ -15,6 +15,7 @@ __all__ = [
     "DeadlockError",
     "ExpressionError",
     "FileReadError",
+    "MemoryLimitError",
     "NetworkMismatchError",
     "RemoteRankError",
     "SchemaError",
@@ -64,6 +65,11 @@ class SchemaError(StreamnetError, ValueError):
 
 class FileReadError(StreamnetError, OSError):
     """A file exists but cannot be read as the format it was opened as."""
+
+
+class MemoryLimitError(StreamnetError, MemoryError):
+    """Memory that an actor needs cannot fit in its Context's budget (``memory_limit``),
+    even after spilling; the message names the actor, what needed it and the sizes."""
 
 
 class SpillError(StreamnetError, OSError):

@@ -46,17 +46,15 @@ def contiguous(partitions: int) -> Owner:
     return owner
 
 
-def _spill_all(ctx: Context, chunks: Sequence[TableChunk]) -> None:
-    for chunk in chunks:
-        chunk.spill(ctx.spills)
-
-
 class Partitions:
     """The pieces of the partitions this rank owns, kept as TableChunks (spillable).
 
-    Beyond ``max_buffered_bytes`` held, the largest pieces are spilled to disk.
-    ``report`` counts this exchange's pieces, their peak and what was spilled;
-    the peak and the spilled bytes are counted in ``traffic`` too (the actor's).
+    The pieces are held in the Context's memory budget (`MemoryHolder`): when
+    the budget is short, the budget spills them, largest and coldest first, and
+    beyond ``max_buffered_bytes`` held by this exchange its own largest pieces
+    are spilled. ``report`` counts this exchange's pieces, their peak and what
+    was spilled; the peak and the spilled bytes are counted in ``traffic`` too
+    (the actor's).
     """
 
     def __init__(
@@ -65,14 +63,21 @@ class Partitions:
         owned: Sequence[int],
         max_buffered_bytes: int | None,
         traffic: CollectiveTraffic | None = None,
+        *,
+        what: str = "exchanged partitions",
     ) -> None:
         self.ctx = ctx
         self.pieces: dict[int, list[TableChunk]] = {p: [] for p in owned}
         self.max_buffered_bytes = max_buffered_bytes
-        self.buffered = 0
+        self.holder = ctx.memory.holder(what)
         self.report = CollectiveTraffic()
         self.traffic = traffic
-        self._leaving: set[TableChunk] = set()  # chosen to spill: no longer counted as held
+        self._counted_spilled = 0  # of the holder's spilled bytes, those in the reports
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of the pieces held in memory now."""
+        return self.holder.resident
 
     def owned(self) -> list[int]:
         """The partitions this rank owns that were not taken yet, in increasing order."""
@@ -81,41 +86,27 @@ class Partitions:
     async def add(self, partition: int, piece: TableChunk) -> None:
         """Hold ``piece``; beyond the bound, spill the largest pieces (in a thread)."""
         self.pieces[partition].append(piece)
-        self.buffered += piece.nbytes
-        self.report.held(self.buffered)
+        await self.holder.add(piece)
+        self._held()
+        if self.max_buffered_bytes is not None and self.holder.resident > self.max_buffered_bytes:
+            await self.holder.spill_down_to(self.max_buffered_bytes)
+        self._count_spilled()
+
+    def _held(self) -> None:
+        # the peak counts the piece before any spilling it caused: it was in memory
+        nbytes = self.holder.peak
+        self.report.held(nbytes)
         if self.traffic is not None:
-            self.traffic.held(self.buffered)
-        if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
-            victims = self._choose_victims()
-            await self.ctx.to_thread(_spill_all, self.ctx, victims)
+            self.traffic.held(nbytes)
 
-    def _choose_victims(self) -> list[TableChunk]:
-        """The largest in-memory pieces whose spilling brings the buffer within its bound.
-
-        They are counted as spilled at once, so that concurrent adds choose others.
-        """
-        assert self.max_buffered_bytes is not None
-        resident = sorted(
-            (
-                c
-                for cs in self.pieces.values()
-                for c in cs
-                if not c.is_spilled and c not in self._leaving
-            ),
-            key=lambda c: c.nbytes,
-            reverse=True,
-        )
-        victims = []
-        for chunk in resident:
-            if self.buffered <= self.max_buffered_bytes:
-                break
-            victims.append(chunk)
-            self._leaving.add(chunk)
-            self.buffered -= chunk.nbytes
-            self.report.spilled_bytes += chunk.nbytes
-            if self.traffic is not None:
-                self.traffic.spilled_bytes += chunk.nbytes
-        return victims
+    def _count_spilled(self) -> None:
+        """Add to the reports what was spilled since they were last told: by this exchange,
+        or by the budget for another actor."""
+        nbytes = self.holder.spilled - self._counted_spilled
+        self._counted_spilled += nbytes
+        self.report.spilled_bytes += nbytes
+        if self.traffic is not None:
+            self.traffic.spilled_bytes += nbytes
 
     def take(self, partition: int) -> TableChunk | None:
         """The whole partition as one chunk (loading spilled pieces), or None if it is empty.
@@ -124,11 +115,9 @@ class Partitions:
         share one schema. Blocking: call it in a thread.
         """
         chunks = self.pieces.pop(partition, [])
+        self._count_spilled()
         for chunk in chunks:
-            if chunk in self._leaving:
-                self._leaving.discard(chunk)
-            else:
-                self.buffered -= chunk.nbytes
+            self.holder.remove(chunk)
         full = [c for c in chunks if c.num_rows]
         if not full:
             return None

@@ -17,12 +17,13 @@ from streamnet import (
     Channel,
     Context,
     Network,
+    SpillDirectory,
     TableChunk,
     current_actor,
     define_actor,
     run_ranks_async,
 )
-from streamnet.comm._exchange import _spill_all
+from streamnet.memory._budget import _spill_all
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,12 +48,12 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
     shuffles: dict[int, ActorNode] = {}
     seen: list[str] = []
 
-    def slow_spill(ctx: Context, chunks: Sequence[TableChunk]) -> None:
+    def slow_spill(chunks: Sequence[TableChunk], spills: SpillDirectory) -> None:
         node = current_actor()
         if node is not None and node.ctx.rank == 0:
             loop.call_soon_threadsafe(spilling.set)
             release.wait(30)
-        _spill_all(ctx, chunks)
+        _spill_all(chunks, spills)
 
     class Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -80,7 +81,7 @@ async def test_a_failing_run_waits_for_the_exchanges_helper_tasks_and_their_kern
             nodes += [actors.from_polars(ctx, a, pl.DataFrame({"k": range(100)}), chunk_rows=10)]
         await Network(ctx, nodes).run_async()
 
-    monkeypatch.setattr("streamnet.comm._exchange._spill_all", slow_spill)
+    monkeypatch.setattr("streamnet.memory._budget._spill_all", slow_spill)
     watch = Watch()
     streamnet_debug.addHandler(watch)
     try:

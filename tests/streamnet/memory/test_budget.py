@@ -1,0 +1,198 @@
+"""A Context's memory budget: held chunks spilled largest and coldest first, reservations that
+wait or fail clearly, and its figures per actor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+from waiting import until
+
+from streamnet import (
+    ActorMemory,
+    Context,
+    MemoryLimitError,
+    Network,
+    TableChunk,
+    define_actor,
+    parse_memory_limit,
+)
+from streamnet.memory._budget import machine_memory
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _chunk(rows: int) -> TableChunk:
+    return TableChunk.from_polars(pl.DataFrame({"x": range(rows)}, schema={"x": pl.Int64}))
+
+
+@pytest.fixture
+def ctx() -> Iterator[Context]:
+    with Context(memory_limit=10_000, num_threads=2) as context:
+        yield context
+
+
+# ------------------------------------------------------------------ the argument
+@pytest.mark.parametrize(
+    ("value", "nbytes"),
+    [
+        (None, None),
+        (1, 1),
+        (4096, 4096),
+        ("2GiB", 2 * 2**30),
+        ("500MB", 500 * 10**6),
+        ("1.5 gb", 1_500_000_000),
+        ("64 KiB", 65_536),
+        ("123", 123),
+    ],
+)
+def test_a_limit_is_bytes_or_a_size_with_its_unit(value: object, nbytes: int | None) -> None:
+    assert parse_memory_limit(value) == nbytes
+
+
+def test_a_float_is_a_fraction_of_the_machine_s_memory() -> None:
+    assert parse_memory_limit(0.5) == machine_memory() // 2
+    assert parse_memory_limit(1.0) == machine_memory()
+
+
+@pytest.mark.parametrize("value", [0, -5, 0.0, 1.5, "2 parsecs", "GiB", "", True, [1], "0B"])
+def test_a_bad_limit_is_refused_naming_it(value: object) -> None:
+    with pytest.raises(ValueError, match=r"^Context: `memory_limit`: .*") as info:
+        Context(memory_limit=value)  # type: ignore[arg-type]
+    assert repr(value) in str(info.value) or str(value) in str(info.value)
+
+
+# ------------------------------------------------------------------ held chunks
+async def test_held_chunks_count_until_removed_and_without_limit_nothing_spills() -> None:
+    with Context() as ctx:
+        holder = ctx.memory.holder("state", actor="a")
+        chunks = [_chunk(1000) for _ in range(3)]
+        for chunk in chunks:
+            await holder.add(chunk)
+        assert holder.resident == ctx.memory.in_use == 3 * chunks[0].nbytes
+        assert not any(c.is_spilled for c in chunks)
+        holder.remove(chunks[0])
+        holder.remove(chunks[0])  # twice: ignored
+        assert holder.resident == 2 * chunks[0].nbytes
+        stats = ctx.memory.statistics()
+        assert stats.limit is None
+        assert stats.peak == 3 * chunks[0].nbytes
+        assert stats.actors["a"].held_peak == 3 * chunks[0].nbytes
+
+
+async def test_beyond_the_limit_the_largest_and_coldest_chunks_of_any_holder_spill(
+    ctx: Context,
+) -> None:
+    mine, theirs = ctx.memory.holder("mine", actor="m"), ctx.memory.holder("theirs", actor="t")
+    big = _chunk(600)  # 4800 bytes
+    await theirs.add(big)
+    small = _chunk(100)  # 800 bytes, newer
+    await mine.add(small)
+    assert ctx.memory.in_use == big.nbytes + small.nbytes
+    fresh = _chunk(600)
+    await mine.add(fresh)  # 10400 > 10000: one chunk must go, the big cold one of the other
+    assert big.is_spilled and not small.is_spilled and not fresh.is_spilled
+    assert ctx.memory.in_use == small.nbytes + fresh.nbytes <= ctx.memory.limit  # type: ignore[operator]
+    stats = ctx.memory.statistics()
+    assert stats.spilled == big.nbytes
+    assert stats.actors["t"].spilled == big.nbytes and stats.actors["m"].spilled == 0
+    assert theirs.spilled == big.nbytes
+    # a spilled chunk comes back whole once its holder takes it back
+    theirs.remove(big)
+    assert big.make_available().to_polars()["x"].to_list() == list(range(600))
+
+
+async def test_a_touched_chunk_is_spilled_after_an_untouched_one_of_its_size(ctx: Context) -> None:
+    holder = ctx.memory.holder("state", actor="a")
+    first, second = _chunk(500), _chunk(500)
+    await holder.add(first)
+    await holder.add(second)
+    holder.touch(first)  # now the second is the colder
+    await holder.add(_chunk(300))
+    assert second.is_spilled and not first.is_spilled
+
+
+async def test_an_operator_s_own_bound_spills_only_its_chunks() -> None:
+    with Context() as ctx:  # no limit: only the holder's own bound
+        mine, theirs = ctx.memory.holder("mine"), ctx.memory.holder("theirs")
+        other = _chunk(1000)
+        await theirs.add(other)
+        held = [_chunk(100 * (i + 1)) for i in range(4)]
+        for chunk in held:
+            await mine.add(chunk)
+        await mine.spill_down_to(held[0].nbytes + held[1].nbytes)
+        assert [c.is_spilled for c in held] == [False, False, True, True]
+        assert not other.is_spilled
+        assert mine.resident == held[0].nbytes + held[1].nbytes
+
+
+# ------------------------------------------------------------------ reservations
+async def test_a_reservation_that_fits_is_granted_and_given_back(ctx: Context) -> None:
+    async with await ctx.memory.reserve(4000, what="a build") as reservation:
+        assert ctx.memory.in_use == 4000
+        reservation.resize(6000)
+        assert ctx.memory.available() == 4000
+    assert ctx.memory.in_use == 0
+    assert ctx.memory.statistics().peak == 6000
+
+
+async def test_a_reservation_spills_held_chunks_to_fit(ctx: Context) -> None:
+    holder = ctx.memory.holder("state", actor="a")
+    chunk = _chunk(1000)  # 8000 bytes
+    await holder.add(chunk)
+    reservation = await ctx.memory.reserve(5000)
+    assert chunk.is_spilled
+    assert ctx.memory.in_use == 5000
+    reservation.release()
+    reservation.release()  # idempotent
+    assert ctx.memory.in_use == 0
+
+
+async def test_a_reservation_larger_than_the_budget_fails_naming_the_sizes(ctx: Context) -> None:
+    with pytest.raises(MemoryLimitError, match=r"a sort run needs 19\.5 KiB, more than the whole"):
+        await ctx.memory.reserve(20_000, what="a sort run")
+
+
+async def test_a_reservation_waits_for_another_actor_s_to_end_then_goes_on(
+    ctx: Context,
+) -> None:
+    granted: list[str] = []
+    held = asyncio.Event()
+
+    @define_actor
+    async def first(ctx: Context) -> None:
+        reservation = await ctx.memory.reserve(8000, what="a build")
+        held.set()
+        # until the other is waiting for memory
+        await until(lambda: ctx.memory.statistics().actors.get("second#0", ActorMemory()).waits)
+        granted.append("first releases")
+        reservation.release()
+
+    @define_actor
+    async def second(ctx: Context) -> None:
+        await held.wait()
+        async with await ctx.memory.reserve(5000, what="a run"):
+            granted.append("second granted")
+            assert ctx.memory.in_use == 5000
+
+    async with asyncio.timeout(30):
+        await Network(ctx, [first(ctx), second(ctx)]).run_async()
+    assert granted == ["first releases", "second granted"]
+    assert ctx.memory.statistics().actors["second#0"].waits == 1
+
+
+async def test_a_reservation_that_only_its_own_actor_could_make_room_for_fails_at_once(
+    ctx: Context,
+) -> None:
+    held = await ctx.memory.reserve(9000)  # this caller's own: waiting for it would never end
+    with pytest.raises(MemoryLimitError, match=r"^outside any actor: working memory needs 4\.9 KiB but only 1000 B of the memory budget"):
+        async with asyncio.timeout(10):
+            await ctx.memory.reserve(5000)
+    held.release()
+
+
+async def test_a_negative_reservation_is_refused(ctx: Context) -> None:
+    with pytest.raises(ValueError, match="`nbytes` must be an int >= 0, got -1"):
+        await ctx.memory.reserve(-1)
