@@ -26,6 +26,7 @@ from streamnet import (
     Exchange,
     FusionLink,
     InputSchema,
+    MemoryHolder,
     Message,
     PartialAggregate,
     TableChunk,
@@ -207,6 +208,71 @@ async def _global_agg(
     return report
 
 
+# ------------------------------------------------------------------ finishing by key
+GROUPS_SHARE = 0.25
+"""The share of the memory budget that the partials of one partition may take when finished:
+finishing concatenates them and builds the result beside them (reserved as twice their size),
+and the exchange of other actors may hold as much again."""
+_MAX_SPLITS = 4  # levels of splitting: a partition that will not split (one key) is finished whole
+
+
+class _Groups:
+    """Finishes the groups of one partition: whole if its partials fit the budget's share,
+    else split again by key (a finer modulus of the same hash) and finished part by part."""
+
+    def __init__(
+        self, ctx: Context, kernel: AggregationKernel, keys: list[str], holder: MemoryHolder
+    ) -> None:
+        self.ctx = ctx
+        self.kernel = kernel
+        self.keys = keys
+        self.holder = holder
+        self.share = ctx.memory.share(GROUPS_SHARE)
+
+    async def finish(
+        self, pieces: list[TableChunk], number: int, modulus: int, depth: int = 0
+    ) -> AsyncIterator[tuple[int, TableChunk]]:
+        """The finished groups of ``pieces`` (the rows whose key hashes to ``number`` modulo
+        ``modulus``), numbered by their partition in the finest modulus they were split by."""
+        ctx = self.ctx
+        size = sum(piece.nbytes for piece in pieces if piece.num_rows)
+        if self.share is None or size <= self.share or depth >= _MAX_SPLITS:
+            for piece in pieces:
+                self.holder.remove(piece)
+            full = [piece for piece in pieces if piece.num_rows]
+            if not full:
+                return
+            async with await ctx.memory.reserve(2 * size, what="finishing groups"):
+                out = await ctx.to_thread(self._finished, full)
+            yield number, out
+            return
+        split = max(2, -(-size // self.share) * 2)  # parts of about half the share
+        finer = modulus * split
+        parts: dict[int, list[TableChunk]] = {}
+        holder = ctx.memory.holder("split group-by partials")
+        for piece in pieces:
+            self.holder.remove(piece)
+            if not piece.num_rows:
+                continue
+            cut = await ctx.to_thread(self._cut, piece, finer)
+            for part, chunk in cut.items():
+                parts.setdefault(part, []).append(chunk)
+                await holder.add(chunk)
+        inner = _Groups(ctx, self.kernel, self.keys, holder)
+        for part in sorted(parts):
+            async for item in inner.finish(parts[part], part, finer, depth + 1):
+                yield item
+
+    def _cut(self, piece: TableChunk, partitions: int) -> dict[int, TableChunk]:
+        return self.ctx.backend.hash_partition(piece.make_available(), self.keys, partitions)
+
+    def _finished(self, pieces: list[TableChunk]) -> TableChunk:
+        for piece in pieces:
+            piece.make_available()
+        whole = pieces[0] if len(pieces) == 1 else self.ctx.backend.concat(pieces)
+        return self.kernel.finish(whole)
+
+
 @define_actor(collective=True, aggregate=_partial_step)
 async def groupby_agg(
     ctx: Context,
@@ -345,12 +411,10 @@ async def groupby_agg(
         kernel = await _kernel(ctx, key_cols, items, empty.schema)
     sent = False
     for partition in held.owned():
-        whole = await ctx.to_thread(held.take, partition)
-        if whole is None:
-            continue
-        out = await ctx.to_thread(kernel.finish, whole)
-        await ch_out.send(ctx, Message(partition, out))
-        sent = True
+        groups = _Groups(ctx, kernel, key_cols, held.holder)
+        async for number, out in groups.finish(held.pop(partition), partition, count):
+            await ch_out.send(ctx, Message(number, out))
+            sent = True
     if not sent:
         await ch_out.send(ctx, Message(0, ctx.backend.empty(kernel.output_schema)))
     await ch_out.drain(ctx)

@@ -311,7 +311,9 @@ class Backend(ABC):
         Rows with equal keys (nulls too) land in one partition on every rank of one
         `fingerprint`, and integer (or float) keys hash alike whatever their width.
         Empty partitions are left out; no row is lost. Each piece has the chunk's
-        schema.
+        schema. Being the hash modulo ``partitions``, the rows of partition ``p`` of
+        ``n`` fall, partitioned again into ``n * m``, into partitions ``p + n * j``
+        only: a partition too big to handle splits by a finer modulus.
 
         Raises
         ------

@@ -108,6 +108,12 @@ class Partitions:
         if self.traffic is not None:
             self.traffic.spilled_bytes += nbytes
 
+    def pop(self, partition: int) -> list[TableChunk]:
+        """The pieces of ``partition``, as they are (some may be spilled), still held in
+        `holder` until the caller removes each; the partition is no longer owned here."""
+        self._count_spilled()
+        return self.pieces.pop(partition, [])
+
     def take(self, partition: int) -> TableChunk | None:
         """The whole partition as one chunk (loading spilled pieces), or None if it is empty.
 

@@ -10,14 +10,15 @@ from streamnet import Context, run_ranks
 
 
 def run_ranks_within(
-    seconds: float, nranks: int, job: Callable[[Context], Awaitable[Any]]
+    seconds: float, nranks: int, job: Callable[[Context], Awaitable[Any]], **context_options: Any
 ) -> list[Any]:
-    """``run_ranks(nranks, job)``, failing the test if it takes longer than ``seconds``."""
+    """``run_ranks(nranks, job, **context_options)``, failing the test if it takes longer
+    than ``seconds``."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = run_ranks(nranks, job)
+            outcome["result"] = run_ranks(nranks, job, **context_options)
         except BaseException as exc:
             outcome["error"] = exc
 

@@ -32,6 +32,18 @@ def test_every_row_lands_in_one_partition_with_its_equal_keys(
     assert owned.height == owned.unique().height  # a key (nulls too) in one partition only
 
 
+@given(df=frames(), n=st.integers(1, 5), m=st.integers(2, 4), data=st.data())
+def test_a_finer_modulus_splits_a_partition_into_its_own_classes(
+    backend: Backend, df: pl.DataFrame, n: int, m: int, data: st.DataObject
+) -> None:
+    keys = data.draw(st.lists(st.sampled_from(df.columns), min_size=1, unique=True))
+    chunk = backend.from_polars(df)
+    for p, piece in backend.hash_partition(chunk, keys, n).items():
+        finer = backend.hash_partition(piece, keys, n * m)
+        assert all(q % n == p for q in finer), (p, sorted(finer))
+        assert sum(part.num_rows for part in finer.values()) == piece.num_rows
+
+
 @given(values=st.lists(st.none() | st.integers(-1000, 1000), min_size=1, max_size=50))
 def test_integer_keys_hash_alike_whatever_their_width(
     backend: Backend, values: list[int | None]
