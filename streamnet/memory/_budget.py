@@ -457,6 +457,8 @@ class MemoryBudget:
             with ledger.lock:
                 if limit is None or ledger.in_use + nbytes <= limit:
                     break
+                if ledger.resident:  # held (by other tasks) while it spilled: spill those too
+                    continue
                 if ledger.reserved == ledger.actor(actor).reserved:
                     # only this actor's own reservations could end: waiting would never end
                     raise MemoryLimitError(

@@ -4,7 +4,9 @@ wait or fail clearly, and its figures per actor."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -13,8 +15,10 @@ from waiting import until
 from streamnet import (
     ActorMemory,
     Context,
+    MemoryBudget,
     MemoryLimitError,
     Network,
+    SpillDirectory,
     TableChunk,
     define_actor,
     parse_memory_limit,
@@ -148,6 +152,27 @@ async def test_a_reservation_spills_held_chunks_to_fit(ctx: Context) -> None:
     reservation.release()
     reservation.release()  # idempotent
     assert ctx.memory.in_use == 0
+
+
+async def test_a_reservation_also_spills_what_was_held_while_it_spilled(tmp_path: Path) -> None:
+    """Another task holds a chunk while the reservation's spill runs in a thread: the
+    reservation spills that one too, rather than fail as if nothing could be spilled."""
+    first, late = _chunk(500), _chunk(500)  # 4000 bytes each
+    added: list[TableChunk] = []
+
+    async def to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        result = fn(*args)
+        if not added:  # the other task's chunk arrives during the first spill
+            added.append(late)
+            await holder.add(late)
+        return result
+
+    budget = MemoryBudget(10_000, SpillDirectory(tmp_path), to_thread)
+    holder = budget.holder("state", actor="a")
+    await holder.add(first)
+    async with await budget.reserve(8000, what="a sort run"):
+        assert first.is_spilled and late.is_spilled
+        assert budget.in_use == 8000
 
 
 async def test_a_reservation_larger_than_the_budget_fails_naming_the_sizes(ctx: Context) -> None:
