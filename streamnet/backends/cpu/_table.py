@@ -176,7 +176,6 @@ class CpuTable:
                 "failed run removes the files of the chunks it spilled, and a "
                 "closed Context all of its own); got no file at that path"
             ) from exc
-        self.canonical = True
         path.unlink(missing_ok=True)
         self.path = None
         self.disk_bytes = 0

@@ -50,6 +50,7 @@ class CpuTiers(Backend):
             if table is None:
                 assert native.frame is not None
                 table = native.exported(info_of_schema(schema))
+                native.canonical = True
             if isinstance(directory, SpillDirectory):
                 path = directory.new_file(chunk.nbytes)
             else:
@@ -67,8 +68,7 @@ class CpuTiers(Backend):
                 path.unlink(missing_ok=True)
                 raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             native.path, native.disk_bytes = path, int(written)
-            native.table = native.frame = None
-            native.canonical = True
+            native.table = native.frame = None  # `canonical` stays: the file has the table's flavours
             return chunk.nbytes
 
     def make_available(self, chunk: TableChunk) -> None:

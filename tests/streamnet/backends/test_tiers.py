@@ -101,6 +101,14 @@ def test_a_lost_spill_file_is_an_error_naming_it(backend: Backend, tmp_path: Pat
         backend.make_available(chunk)
 
 
+def test_a_chunk_of_other_arrow_flavours_comes_back_with_the_canonical_ones(
+    backend: Backend, tmp_path: Path
+) -> None:
+    chunk = backend.from_arrow(pa.table({"s": pa.array(["a", None], pa.string())}))
+    backend.spill(chunk, to="disk", directory=tmp_path)
+    assert backend.to_arrow(chunk).schema == chunk.schema  # large_string, as before the spill
+
+
 class _Elsewhere(CpuBackend):
     """A backend of another name (what a chunk of the GPU backend looks like to the CPU's)."""
 
