@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
@@ -67,17 +67,18 @@ class Backend(ABC):
       :meth:`scan` (a Parquet scan task and the steps after it, as one query);
     - aggregation: :meth:`aggregation` (an `AggregationKernel`: partial, merge, finish);
     - distinct: :meth:`distinct`;
-    - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`sample`,
-      :meth:`range_boundaries`, :meth:`range_partition`;
+    - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`merge_sorted`,
+      :meth:`sample`, :meth:`range_boundaries`, :meth:`range_partition`;
     - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
-      :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`, and
+      :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`,
+      :meth:`iter_slices` (a spilled chunk read a part at a time), and
       :meth:`native_view` (what ``chunk.table_view().native()`` gives);
     - joins: :meth:`join_schema`, :meth:`join` (partition-wise, every `JoinSpec` ``how``),
       :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once).
 
     The facets still to come, each with the contract tests of its methods: plans
     with the slices of an in-memory table as source or ending in a partial
-    aggregation, the k-way merge of sorted runs, and the statistics of the memory tiers.
+    aggregation, and the statistics of the memory tiers.
 
     Every method that takes a chunk raises `TypeError` for a chunk of another
     backend (the message names both backends and the fix). A backend reaches a
@@ -568,6 +569,38 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def merge_sorted(
+        self,
+        runs: Sequence[TableChunk],
+        order: SortOrder,
+        *,
+        rows: int,
+        slice_rows: int | None = None,
+    ) -> Iterator[TableChunk]:
+        """The rows of ``runs``, each already in ``order``, merged into one stream in
+        ``order``: chunks of ``rows`` rows (the last one fewer), made one at a time as
+        the iterator is advanced. Ties keep no particular order.
+
+        The runs are never loaded whole: each is read ``slice_rows`` rows at a time
+        (``rows`` when None) with :meth:`iter_slices`, so a spilled run stays on its
+        tier and is read a part at a time. Memory holds about ``2 * slice_rows`` rows
+        of every run at once, and their sort. A run may be spilled or made available
+        while the merge goes on. No runs, or runs without rows, give no chunk.
+        Arguments are checked when called, before the first chunk is asked for.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of a run.
+        SchemaError
+            The runs do not share one schema.
+        ValueError
+            ``rows`` or ``slice_rows`` is not an int >= 1.
+        SpillError
+            While iterating: a spilled run's file is gone.
+        """
+
+    @abstractmethod
     def sample(self, chunk: TableChunk, columns: Sequence[str], n: int, *, seed: int) -> TableChunk:
         """``min(n, rows)`` rows of ``columns`` drawn at random without replacement,
         the same for the same ``seed``.
@@ -658,6 +691,26 @@ class Backend(ABC):
         ------
         SpillError
             The data's file is gone (its run failed, or its Context closed).
+        """
+
+    @abstractmethod
+    def iter_slices(self, chunk: TableChunk, rows: int) -> Iterator[TableChunk]:
+        """The chunk's rows in order, as chunks of ``rows`` rows (the last one fewer), each
+        read when the iterator is advanced.
+
+        The chunk stays in its tier: a slice of a chunk in ``tiers[0]`` shares its
+        data; of a spilled one, only the part of the slower tier that holds it is
+        read (on the CPU, the record batches of its file, of about 1 MiB each),
+        never the whole. Each slice is read from where the chunk is then, so the
+        chunk may be spilled or made available between two slices.
+
+        Raises
+        ------
+        ValueError
+            ``rows`` is not an int >= 1.
+        SpillError
+            While iterating: the chunk's file is gone (its run failed, or its
+            Context closed).
         """
 
     @abstractmethod

@@ -1,12 +1,14 @@
-"""The CPU backend's sorting and range partitioning, with Polars' sort."""
+"""The CPU backend's sorting, merging and range partitioning, with Polars' sort."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import polars as pl
+import pyarrow as pa
 
-from streamnet._errors import ColumnNotFoundError
+from streamnet._errors import ColumnNotFoundError, SchemaError
+from streamnet._schema import describe_schema, schema_differences
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._sort_order import SortOrder
@@ -72,6 +74,105 @@ def _range_partition(
     return {int(key[0]): piece for key, piece in pieces.items()}
 
 
+def _fresh(name: str, taken: set[str]) -> str:
+    """``name``, with more leading underscores until no column has it."""
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+class _Merge:
+    """The k-way merge of sorted runs, a slice of each at a time.
+
+    The rows read and not yet sent out are kept sorted. A run's slice ends at
+    its *frontier* (its last row): rows of that run after it may come before
+    later rows of other runs, so only the rows up to the earliest frontier of a
+    run not read to its end can go out. One sort of the kept rows with each
+    frontier marked (after rows equal to it) finds them: they are the rows
+    before the first mark. The run of that frontier then has no row kept, and
+    its next slice is read; so is the next slice of every run with fewer than
+    half a slice of rows kept, so that every step sends out many rows while
+    each run keeps at most one and a half slices in memory.
+    """
+
+    def __init__(
+        self, backend: CpuSorting, runs: list[TableChunk], order: SortOrder, slice_rows: int
+    ) -> None:
+        self.order = order
+        self.keys = list(order.keys)
+        self.slice_rows = slice_rows
+        taken = set(runs[0].schema.names)
+        self.run_col = _fresh("__run", taken)
+        self.mark_col = _fresh("__mark", taken)
+        self.readers = [backend.iter_slices(run, slice_rows) for run in runs]
+        self.unread = [run.num_rows for run in runs]
+        self.kept = [0] * len(runs)  # rows of each run read and not sent out
+        self.frontiers: dict[int, pl.DataFrame] = {}  # of the runs not read to their end
+        self.carried: pl.DataFrame | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.carried is None and not any(self.unread)
+
+    def _read(self) -> list[pl.DataFrame]:
+        """The next slice of every run that has few rows kept and more to read."""
+        slices = []
+        for i, reader in enumerate(self.readers):
+            if not self.unread[i] or (self.kept[i] and 2 * self.kept[i] >= self.slice_rows):
+                continue
+            piece = next(reader).to_polars()
+            self.unread[i] -= piece.height
+            self.kept[i] += piece.height
+            if self.unread[i]:
+                self.frontiers[i] = piece.select(self.keys).tail(1)
+            else:
+                self.frontiers.pop(i, None)
+                _close(reader)
+            slices.append(piece.with_columns(pl.lit(i, pl.UInt32).alias(self.run_col)))
+        return slices
+
+    def step(self) -> pl.DataFrame:
+        """The next rows in order (at least the rows of one slice); ``done`` once all went."""
+        parts = ([self.carried] if self.carried is not None else []) + self._read()
+        rows = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+        order = self.order
+        if not self.frontiers:  # every run read to its end: all the rest goes out
+            self.carried = None
+            return rows.sort(
+                self.keys, descending=list(order.descending), nulls_last=list(order.nulls_last)
+            ).drop(self.run_col)
+        mark = self.mark_col
+        marks = pl.concat(list(self.frontiers.values())).with_columns(pl.lit(1, pl.Int8).alias(mark))
+        both = pl.concat([rows.with_columns(pl.lit(0, pl.Int8).alias(mark)), marks], how="diagonal")
+        ordered = both.sort(
+            [*self.keys, mark],
+            descending=[*order.descending, False],
+            nulls_last=[*order.nulls_last, False],
+        )
+        # the first mark (not `arg_max`: of a column flagged sorted, Polars gives the last)
+        cut = int((ordered.get_column(mark) == 1).arg_true()[0])
+        # filtered, not sliced: both are copies, so that neither keeps the whole sort alive
+        # (a chunk sent out would hold every row of this step in memory)
+        before = pl.int_range(pl.len()) < cut
+        carried = ordered.filter(~before & (pl.col(mark) == 0)).drop(mark)
+        self.carried = carried if carried.height else None
+        self.kept = [0] * len(self.kept)
+        for run, count in carried.group_by(self.run_col).len().iter_rows():
+            self.kept[run] = count
+        return ordered.filter(before).drop(mark, self.run_col)
+
+    def close(self) -> None:
+        for reader in self.readers:
+            _close(reader)
+
+
+def _close(iterator: Iterator[TableChunk]) -> None:
+    """Close a generator early (its file closes with it)."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
 class CpuSorting(Backend):
     """Sort, top-k, sampling and range partitioning with Polars."""
 
@@ -95,6 +196,61 @@ class CpuSorting(Backend):
         if type(k) is not int or k < 0:
             raise ValueError(f"top_k: `k` must be an int >= 0, got {k!r}")
         return self.from_polars(_sorted(chunk.to_polars(), order).head(k))
+
+    def merge_sorted(
+        self,
+        runs: Sequence[TableChunk],
+        order: SortOrder,
+        *,
+        rows: int,
+        slice_rows: int | None = None,
+    ) -> Iterator[TableChunk]:
+        runs = [self._checked(run, order.keys, "merge_sorted") for run in runs]
+        for name, value in (("rows", rows), ("slice_rows", slice_rows)):
+            if (value is not None or name == "rows") and (type(value) is not int or value < 1):
+                raise ValueError(f"merge_sorted: `{name}` must be an int >= 1, got {value!r}")
+        if runs:
+            schema = runs[0].schema
+            for index, run in enumerate(runs[1:], 1):
+                other = run.schema
+                if other is not schema and not other.equals(schema, check_metadata=False):
+                    problems = "; ".join(schema_differences(schema, other, of="run 0"))
+                    raise SchemaError(
+                        f"merge_sorted: run {index} does not have the schema of run 0: "
+                        f"{problems}; got {describe_schema(other)}"
+                    )
+        return self._merged([run for run in runs if run.num_rows], order, rows, slice_rows or rows)
+
+    def _merged(
+        self, runs: list[TableChunk], order: SortOrder, rows: int, slice_rows: int
+    ) -> Iterator[TableChunk]:
+        if len(runs) <= 1:  # nothing to merge
+            for run in runs:
+                yield from self.iter_slices(run, rows)
+            return
+        schema = runs[0].schema
+        merge = _Merge(self, runs, order, slice_rows)
+        waiting: list[pl.DataFrame] = []  # rows merged, not yet in a chunk
+        count = 0
+        try:
+            while not merge.done:
+                out = merge.step()
+                if not out.height:
+                    continue
+                waiting.append(out)
+                count += out.height
+                while count >= rows:
+                    whole = pl.concat(waiting, rechunk=False) if len(waiting) > 1 else waiting[0]
+                    yield self._merged_chunk(whole.head(rows), schema)
+                    rest = whole.slice(rows)
+                    waiting, count = ([rest] if rest.height else []), count - rows
+            if count:
+                yield self._merged_chunk(pl.concat(waiting, rechunk=False), schema)
+        finally:
+            merge.close()
+
+    def _merged_chunk(self, frame: pl.DataFrame, schema: pa.Schema) -> TableChunk:
+        return self.from_polars(frame, schema=schema)
 
     def sample(self, chunk: TableChunk, columns: Sequence[str], n: int, *, seed: int) -> TableChunk:
         chunk = self._checked(chunk, columns, "sample")

@@ -35,7 +35,7 @@ from streamnet.backends._base import Backend, is_pandas_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CpuTable", "CpuTables", "cpu_table"]
+__all__ = ["CpuTable", "CpuTables", "cpu_table", "spill_file_gone"]
 
 
 class CpuTable:
@@ -65,11 +65,16 @@ class CpuTable:
         The spill file while spilled, else None.
     disk_bytes
         The spill file's size while spilled, else 0.
+    batch_starts
+        While spilled, the first row of each record batch of the file (a reader of
+        slices reads the batches it needs, never the whole file).
     lock
         Held while spilling, loading or casting.
     """
 
-    __slots__ = ("__weakref__", "canonical", "disk_bytes", "frame", "lock", "path", "table")
+    __slots__ = (
+        "__weakref__", "batch_starts", "canonical", "disk_bytes", "frame", "lock", "path", "table",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class CpuTable:
         self.canonical = canonical
         self.path: Path | None = None
         self.disk_bytes = 0
+        self.batch_starts: tuple[int, ...] = ()
         self.lock = threading.Lock()
 
     def arrow(self, info: Callable[[], SchemaInfo], *, canonical: bool) -> pa.Table:
@@ -171,20 +177,26 @@ class CpuTable:
             with pa.OSFile(str(path), "rb") as source:
                 self.table = pa.ipc.open_file(source).read_all()
         except FileNotFoundError as exc:
-            raise SpillError(
-                f"chunk spilled to `{path}` cannot be loaded: its file is gone (a "
-                "failed run removes the files of the chunks it spilled, and a "
-                "closed Context all of its own); got no file at that path"
-            ) from exc
+            raise spill_file_gone(path) from exc
         path.unlink(missing_ok=True)
         self.path = None
         self.disk_bytes = 0
+        self.batch_starts = ()
 
     def __del__(self) -> None:
         path = getattr(self, "path", None)
         if path is not None:
             with contextlib.suppress(OSError):  # best effort, also at interpreter exit
                 path.unlink(missing_ok=True)
+
+
+def spill_file_gone(path: Path) -> SpillError:
+    """The error of a spilled chunk whose file is no longer there."""
+    return SpillError(
+        f"chunk spilled to `{path}` cannot be loaded: its file is gone (a "
+        "failed run removes the files of the chunks it spilled, and a "
+        "closed Context all of its own); got no file at that path"
+    )
 
 
 def cpu_table(chunk: TableChunk, backend: Backend) -> CpuTable:

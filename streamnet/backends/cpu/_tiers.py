@@ -1,9 +1,17 @@
-"""The CPU backend's memory tiers: a chunk is in host memory or in an Arrow IPC file on disk."""
+"""The CPU backend's memory tiers: a chunk is in host memory or in an Arrow IPC file on disk.
+
+A spill file holds record batches of about `SPILL_BATCH_BYTES` each, so that a
+reader of a spilled chunk's slices (`CpuTiers.iter_slices`) reads one batch at a
+time. Files are read, never memory-mapped: mapped pages of a whole file would
+count in the process's resident memory as they are touched.
+"""
 
 from __future__ import annotations
 
+import bisect
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,10 +22,13 @@ from streamnet._schema import info_of_schema
 from streamnet._table_chunk import TableChunk
 from streamnet._typing import Tier
 from streamnet.backends._base import Backend
-from streamnet.backends.cpu._table import cpu_table
+from streamnet.backends.cpu._table import CpuTable, cpu_table, spill_file_gone
 from streamnet.memory._spill import SpillDirectory
 
-__all__ = ["CpuTiers"]
+__all__ = ["SPILL_BATCH_BYTES", "CpuTiers"]
+
+SPILL_BATCH_BYTES = 1 << 20
+"""About how many bytes of a chunk each record batch of its spill file holds."""
 
 
 class CpuTiers(Backend):
@@ -57,17 +68,25 @@ class CpuTiers(Backend):
                 folder = Path(directory)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
+            rows = max(1, table.num_rows * SPILL_BATCH_BYTES // max(1, chunk.nbytes))
+            starts: list[int] = []
+            start = 0
             try:
                 with (
                     pa.OSFile(str(path), "wb") as sink,
                     pa.ipc.new_file(sink, table.schema) as writer,
                 ):
-                    writer.write_table(table)
+                    for batch in table.to_batches(max_chunksize=rows):
+                        if batch.num_rows:
+                            starts.append(start)
+                            start += batch.num_rows
+                            writer.write_batch(batch)
                 written = os.stat(path).st_size
             except OSError as exc:
                 path.unlink(missing_ok=True)
                 raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             native.path, native.disk_bytes = path, int(written)
+            native.batch_starts = tuple(starts)
             native.table = native.frame = None  # `canonical` stays: the file has the table's flavours
             return chunk.nbytes
 
@@ -75,6 +94,23 @@ class CpuTiers(Backend):
         native = cpu_table(self._own(chunk, "make_available"), self)
         if native.path is not None:
             native.arrow(lambda: info_of_schema(chunk.schema), canonical=False)
+
+    def iter_slices(self, chunk: TableChunk, rows: int) -> Iterator[TableChunk]:
+        chunk = self._own(chunk, "iter_slices")
+        if type(rows) is not int or rows < 1:
+            raise ValueError(f"iter_slices: `rows` must be an int >= 1, got {rows!r}")
+        chunk.schema  # noqa: B018 - known before any slice is read (of a frame: worked out once)
+        return self._slices(chunk, rows)
+
+    def _slices(self, chunk: TableChunk, rows: int) -> Iterator[TableChunk]:
+        native = cpu_table(chunk, self)
+        reader = _BatchReader()
+        try:
+            for offset in range(0, chunk.num_rows, rows):
+                piece = reader.rows(native, offset, rows)
+                yield TableChunk.from_native(self, piece, like=chunk)
+        finally:
+            reader.close()
 
     def make_available_cost(self, chunk: TableChunk) -> int:
         native = cpu_table(self._own(chunk, "make_available_cost"), self)
@@ -87,3 +123,52 @@ class CpuTiers(Backend):
                 f"got {tier!r}"
             )
 
+
+
+class _BatchReader:
+    """Rows of a chunk where they are now: slices of its table in memory, or the record
+    batches of its spill file that hold them (the last one kept for the next rows)."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.file: pa.OSFile | None = None
+        self.reader: pa.ipc.RecordBatchFileReader | None = None
+        self.kept: tuple[int, pa.RecordBatch] | None = None  # (batch index, batch)
+
+    def rows(self, native: CpuTable, offset: int, length: int) -> CpuTable:
+        """Rows ``offset`` to ``offset + length`` of ``native``, read without loading it."""
+        with native.lock:  # neither spilled nor loaded meanwhile
+            if native.path is None:
+                if native.frame is not None:
+                    return CpuTable(frame=native.frame.slice(offset, length))
+                assert native.table is not None
+                return CpuTable(native.table.slice(offset, length), canonical=native.canonical)
+            table = self._read(native.path, native.batch_starts, offset, length)
+            return CpuTable(table)  # the file has the flavours the table had
+
+    def _read(self, path: Path, starts: tuple[int, ...], offset: int, length: int) -> pa.Table:
+        if path != self.path:
+            self.close()
+            try:
+                self.file = pa.OSFile(str(path), "rb")
+            except FileNotFoundError as exc:
+                raise spill_file_gone(path) from exc
+            self.reader = pa.ipc.open_file(self.file)
+            self.path = path
+        reader = self.reader
+        assert reader is not None
+        first = index = bisect.bisect_right(starts, offset) - 1
+        batches: list[pa.RecordBatch] = []
+        while index < len(starts) and starts[index] < offset + length:
+            kept = self.kept
+            batch = kept[1] if kept is not None and kept[0] == index else reader.get_batch(index)
+            batches.append(batch)
+            self.kept = (index, batch)
+            index += 1
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        return table.slice(offset - starts[first], length)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.path = self.file = self.reader = self.kept = None

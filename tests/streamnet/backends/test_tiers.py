@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 from backend_strategies import frames
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from streamnet import Backend, BackendName, SpillDirectory, SpillError, TableChunk
-from streamnet.backends.cpu import CpuBackend
+from streamnet.backends.cpu import CpuBackend, _tiers
 
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -107,6 +108,63 @@ def test_a_chunk_of_other_arrow_flavours_comes_back_with_the_canonical_ones(
     chunk = backend.from_arrow(pa.table({"s": pa.array(["a", None], pa.string())}))
     backend.spill(chunk, to="disk", directory=tmp_path)
     assert backend.to_arrow(chunk).schema == chunk.schema  # large_string, as before the spill
+    (piece,) = backend.iter_slices(_spilled(backend, chunk, tmp_path), 10)
+    assert backend.to_arrow(piece).schema == chunk.schema
+
+
+def _spilled(backend: Backend, chunk: TableChunk, folder: Path) -> TableChunk:
+    backend.spill(chunk, to=backend.tiers[-1], directory=folder)
+    return chunk
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(df=frames(), rows=st.integers(1, 15), spill=...)
+def test_slices_of_a_chunk_are_its_rows_in_order_and_leave_it_where_it_is(
+    backend: Backend, tmp_path: Path, df: pl.DataFrame, rows: int, spill: bool
+) -> None:
+    chunk = backend.from_polars(df)
+    if spill:
+        _spilled(backend, chunk, tmp_path)
+    pieces = list(backend.iter_slices(chunk, rows))
+    assert [p.num_rows for p in pieces] == [
+        min(rows, df.height - start) for start in range(0, df.height, rows)
+    ]
+    assert all(p.schema == chunk.schema for p in pieces)
+    got = pl.concat([backend.to_polars(p) for p in pieces]) if pieces else df.head(0)
+    assert_frame_equal(got, df)
+    assert chunk.is_spilled == spill
+
+
+def test_a_spilled_chunk_is_read_one_batch_of_its_file_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tiers, "SPILL_BATCH_BYTES", 64 * 1024)
+    backend = CpuBackend()
+    chunk = backend.from_arrow(pa.table({"x": pa.array(range(400_000), pa.int64())}))  # 3.2 MB
+    backend.spill(chunk, to="disk", directory=tmp_path)
+    before = pa.total_allocated_bytes()
+    slices = backend.iter_slices(chunk, 1_000)
+    first = next(slices)
+    assert pa.total_allocated_bytes() - before <= 2 * 64 * 1024  # one batch, not 3.2 MB
+    assert backend.to_arrow(first).column("x").to_pylist() == list(range(1_000))
+    backend.make_available(chunk)  # read from where it is now: memory
+    backend.spill(chunk, to="disk", directory=tmp_path)  # and a file again
+    rest = list(slices)
+    assert sum(p.num_rows for p in rest) == 399_000
+    assert backend.to_arrow(rest[-1]).column("x")[-1].as_py() == 399_999
+    assert chunk.is_spilled
+
+
+def test_slices_of_a_chunk_whose_file_is_gone_raise_naming_it(
+    backend: Backend, tmp_path: Path
+) -> None:
+    chunk = _spilled(backend, backend.from_arrow(pa.table({"x": [1, 2]})), tmp_path)
+    (file,) = tmp_path.iterdir()
+    file.unlink()
+    with pytest.raises(SpillError, match=f"spilled to `{file}` cannot be loaded"):
+        next(backend.iter_slices(chunk, 1))
+    with pytest.raises(ValueError, match=r"iter_slices: `rows` must be an int >= 1, got 0"):
+        backend.iter_slices(chunk, 0)
 
 
 class _Elsewhere(CpuBackend):
