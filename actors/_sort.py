@@ -1,16 +1,21 @@
 """sort and top_k: a global sort by sampled range partitioning, and its cheap special case.
 
-Sampling, boundaries, range partitioning and sorting a chunk are the backend's
-(`Backend.sample`, `range_boundaries`, `range_partition`, `sort`, `top_k`); these
-actors move the chunks between ranks.
+Sampling, boundaries, range partitioning, sorting a chunk and merging sorted runs
+are the backend's (`Backend.sample`, `range_boundaries`, `range_partition`,
+`sort`, `merge_sorted`, `top_k`); these actors move the chunks between ranks and
+decide how much memory each step may take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 
+from actors._memory import DEFAULT_CHUNK_ROWS
 from actors._shuffle import key_list
 from streamnet import (
+    Backend,
     Channel,
     Collective,
     CollectiveTraffic,
@@ -18,6 +23,7 @@ from streamnet import (
     Exchange,
     InputSchema,
     Message,
+    Partitions,
     SortOrder,
     TableChunk,
     define_actor,
@@ -27,6 +33,17 @@ from streamnet import (
 __all__ = ["sort", "top_k"]
 
 SAMPLES_PER_CHUNK = 128
+
+RUN_SHARE = 1 / 8
+"""A sorted run holds at most this share of the memory budget. Sorting a run takes
+about three times its bytes at its peak (its pieces, Polars' copy of them in one
+piece, the sorted copy), which is what it reserves: two runs sorted at once, by two
+sort actors of one Context, take three quarters of the budget, and the rest is left
+to what other actors hold, while the runs already sorted wait on disk if need be."""
+
+MERGE_SHARE = 1 / 4
+"""The merge's working memory, as a share of the budget: a slice of every run and
+their sort (about four times the slices' bytes), and the chunk it sends out."""
 
 
 def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[bool]:
@@ -40,6 +57,106 @@ def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[boo
 
 def _own_range(partition: int, nranks: int) -> int:
     return partition  # one range per rank, in rank order
+
+
+def _bound(ctx: Context, share: float, max_buffered_bytes: int | None) -> int | None:
+    """The bytes a step may take: ``share`` of the budget, and at most half of
+    ``max_buffered_bytes``; None when neither bounds it."""
+    bounds = [ctx.memory.share(share)]
+    if max_buffered_bytes is not None:
+        bounds.append(max(1, max_buffered_bytes // 2))
+    known = [b for b in bounds if b is not None]
+    return min(known) if known else None
+
+
+def _sorted_run(backend: Backend, pieces: list[TableChunk], order: SortOrder) -> TableChunk:
+    return backend.sort(backend.concat(pieces), order)  # loads the pieces that were spilled
+
+
+class _Runs(Partitions):
+    """What one rank sorts: pieces of its range, gathered into sorted runs.
+
+    Pieces (the input chunks on one rank; the pieces the exchange delivers on
+    several) are held until they make ``run_bytes``; then they are sorted
+    together into a run, held too. Everything is held in the budget, which
+    spills the runs and the pieces when it is short (and beyond
+    ``max_buffered_bytes`` this sort's own largest are spilled). Without a bound
+    all the pieces make one run, sorted at the end. The actor's reservations go
+    one at a time (`reserving`): a second one of the same actor would fail,
+    not wait, for lack of memory only the first could give back.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        order: SortOrder,
+        *,
+        run_bytes: int | None,
+        max_buffered_bytes: int | None,
+        traffic: CollectiveTraffic,
+    ) -> None:
+        super().__init__(ctx, [ctx.rank], max_buffered_bytes, traffic, what="sort runs")
+        self.order = order
+        self.run_bytes = run_bytes
+        self.pending: list[TableChunk] = []
+        self.pending_bytes = 0
+        self.inputs: list[TableChunk] = []
+        self.runs: list[TableChunk] = []
+        self.working = asyncio.Lock()
+
+    async def hold(self, chunk: TableChunk) -> None:
+        """Keep ``chunk`` in the budget (spillable)."""
+        await self.holder.add(chunk)
+        self._held()
+        if self.max_buffered_bytes is not None and self.holder.resident > self.max_buffered_bytes:
+            await self.holder.spill_down_to(self.max_buffered_bytes)
+        self._count_spilled()
+
+    async def add(self, partition: int, piece: TableChunk) -> None:
+        """Hold ``piece`` until it and the pieces before it make a run."""
+        if not piece.num_rows:
+            return
+        self.pending.append(piece)
+        self.pending_bytes += piece.nbytes
+        await self.hold(piece)
+        if self.run_bytes is not None and self.pending_bytes >= self.run_bytes:
+            await self.flush(final=False)
+
+    async def flush(self, *, final: bool) -> None:
+        """Sort the pieces held into a run (``final``: whatever their size)."""
+        async with self.working:
+            if not final and (self.run_bytes is None or self.pending_bytes < self.run_bytes):
+                return  # another flush took them meanwhile
+            pieces, self.pending, self.pending_bytes = self.pending, [], 0
+            if not pieces:
+                return
+            for piece in pieces:
+                self.holder.remove(piece)  # counted by the reservation now
+            nbytes = sum(piece.nbytes for piece in pieces)
+            async with await self._reserve(3 * nbytes, "sorting a run"):
+                run = await self.ctx.to_thread(_sorted_run, self.ctx.backend, pieces, self.order)
+            del pieces
+            self.runs.append(run)
+            await self.hold(run)
+
+    @contextlib.asynccontextmanager
+    async def reserving(self, nbytes: int, what: str) -> AsyncIterator[None]:
+        """Working memory for one step of the actor's, after its other steps."""
+        async with self.working, await self._reserve(nbytes, what):
+            yield
+
+    async def _reserve(self, nbytes: int, what: str) -> contextlib.AbstractAsyncContextManager[object]:
+        # Never more than the whole budget: what is reserved is data in memory already
+        # (a piece larger than the budget is sorted with all of it).
+        limit = self.ctx.memory.limit
+        return await self.ctx.memory.reserve(nbytes if limit is None else min(nbytes, limit), what=what)
+
+    def release(self) -> None:
+        """Nothing is held any more (at the end, or on the way out of a failure)."""
+        for chunk in (*self.pending, *self.inputs, *self.runs):
+            self.holder.remove(chunk)
+        self.pending, self.inputs, self.runs = [], [], []
+        self._count_spilled()
 
 
 @define_actor(collective=True)
@@ -58,15 +175,30 @@ async def sort(
     Each rank samples its input's keys; the samples of all ranks give range
     boundaries; every chunk is cut by range and sent to the rank that owns the
     range (rank 0 the first); each rank sorts its range. Reading the ranks'
-    outputs in rank order gives the global order (``allgather`` does). Ties
-    keep no particular order. Each rank sends one chunk, empty if its range is,
-    with the stream's schema (learnt from the other ranks if its own input had
-    no chunk).
+    outputs in rank order, each in sequence order, gives the global order
+    (``allgather`` does). Ties keep no particular order. Each rank numbers its
+    chunks 0, 1, 2...; a rank whose range is empty sends one empty chunk with the
+    stream's schema (learnt from the other ranks if its own input had no chunk).
+
+    Memory: without a bound, each rank sorts its range at once and sends it as
+    one chunk. Under a memory budget (``Context(memory_limit=...)``) or with
+    ``max_buffered_bytes``, the sort is external: the pieces of a rank's range
+    are sorted in runs of at most an eighth of the budget (half of
+    ``max_buffered_bytes``) as they arrive, the budget spills the runs to disk
+    when it is short, and a k-way merge that reads a slice of every run at a
+    time sends the range out in chunks of at most 100,000 rows (fewer under a
+    small budget). With several ranks the input is held (and spilled) until the
+    ranks agree on the ranges. ``max_buffered_bytes`` bounds what this sort
+    holds in memory; beyond it, its largest pieces and runs spill.
 
     Raises
     ------
     SchemaError
         The ranks' inputs differ in schema.
+    ColumnNotFoundError
+        A chunk lacks a key column.
+    MemoryLimitError
+        A step's working memory can never fit in the budget.
 
     Examples
     --------
@@ -85,37 +217,115 @@ async def sort(
     desc = _flags(descending, keys, "descending")
     last = _flags(nulls_last, keys, "nulls_last")
     order = SortOrder(tuple(keys), tuple(desc), tuple(last))
-    backend = ctx.backend
-    frames: list[TableChunk] = []
-    samples: list[TableChunk] = []
+    run_bytes = _bound(ctx, RUN_SHARE, max_buffered_bytes)
+    runs = _Runs(
+        ctx, order, run_bytes=run_bytes, max_buffered_bytes=max_buffered_bytes,
+        traffic=coll.traffic,
+    )  # fmt: skip
     schema = InputSchema(ch_in)
+    try:
+        if coll.nranks == 1:  # no ranges: the input goes into runs as it comes
+            async for _, chunk in inputs(ctx, ch_in, keys, where="sort keys", schema=schema):
+                await runs.add(ctx.rank, chunk)
+            empty = await schema.agree(coll)
+        else:
+            empty = await _exchange_ranges(ctx, coll, ch_in, runs, schema, max_buffered_bytes)
+        if empty is not None:
+            await runs.flush(final=True)
+            merge_bytes = _bound(ctx, MERGE_SHARE, max_buffered_bytes)
+            await _send_sorted(ctx, ch_out, runs, empty, merge_bytes)
+    finally:
+        runs.release()
+    await ch_out.drain(ctx)
+    return coll.traffic.copy()  # what the statistics show: every message of the collective
+
+
+async def _exchange_ranges(
+    ctx: Context,
+    coll: Collective,
+    ch_in: Channel[TableChunk],
+    runs: _Runs,
+    schema: InputSchema,
+    max_buffered_bytes: int | None,
+) -> TableChunk | None:
+    """Hold the input, agree on the ranges, and send each range's rows to its rank, whose
+    `_Runs` gather them; the empty chunk of the stream's schema (None: no rank had input)."""
+    backend = ctx.backend
+    order = runs.order
+    keys = list(order.keys)
+    samples: list[TableChunk] = []
     async for _, chunk in inputs(ctx, ch_in, keys, where="sort keys", schema=schema):
-        frames.append(chunk)
-        samples.append(backend.sample(chunk, keys, SAMPLES_PER_CHUNK, seed=len(frames)))
+        samples.append(backend.sample(chunk, keys, SAMPLES_PER_CHUNK, seed=len(samples) + 1))
+        runs.inputs.append(chunk)
+        await runs.hold(chunk)
     empty = await schema.agree(coll)
     if empty is None:  # no rank saw a chunk
-        await ch_out.drain(ctx)
-        return coll.traffic.copy()
+        return None
     local = backend.concat(samples) if samples else None
     gathered = await coll.allgather("samples", local)
     all_samples = backend.concat([t for t in gathered if t is not None])
     bounds = await ctx.to_thread(backend.range_boundaries, all_samples, order, coll.nranks)
-
     async with Exchange(
         coll, "sort", partitions=coll.nranks, owner=_own_range,
-        max_buffered_bytes=max_buffered_bytes,
+        max_buffered_bytes=max_buffered_bytes, into=runs,
     ) as ex:  # fmt: skip
-        while frames:
-            chunk = frames.pop(0)
-            pieces = await ctx.to_thread(backend.range_partition, chunk, bounds, order)
+        held = runs.inputs
+        held.reverse()
+        while held:
+            chunk = held.pop()
+            runs.holder.remove(chunk)
+            async with runs.reserving(2 * chunk.nbytes, "cutting a chunk by range"):
+                pieces = await ctx.to_thread(backend.range_partition, chunk, bounds, order)
+            del chunk
             await ex.add_partitioned(pieces)
-        held = await ex.finish()
-    taken = await ctx.to_thread(held.take, coll.rank)
-    mine = taken if taken is not None else empty  # an empty range still sends the schema
-    out = await ctx.to_thread(backend.sort, mine, order)
-    await ch_out.send(ctx, Message(coll.rank, out))
-    await ch_out.drain(ctx)
-    return coll.traffic.copy()  # what the statistics show: every message of the collective
+        await ex.finish()
+    return empty
+
+
+async def _send_sorted(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    runs: _Runs,
+    empty: TableChunk,
+    merge_bytes: int | None,
+) -> None:
+    """Send this rank's range in order: its one run as it is without a bound, else the
+    merge of its runs in chunks; an empty range as ``empty``."""
+    sorted_runs = runs.runs
+    if not sorted_runs:
+        await ch_out.send(ctx, Message(0, empty))  # an empty range still sends the schema
+        return
+    if merge_bytes is None:  # unbounded: one run, sorted at once
+        (run,) = sorted_runs
+        await ch_out.send(ctx, Message(0, run))
+        return
+    rows = sum(run.num_rows for run in sorted_runs)
+    row_bytes = max(1.0, sum(run.nbytes for run in sorted_runs) / rows)
+    out_rows = max(1, min(DEFAULT_CHUNK_ROWS, int(merge_bytes / 4 / row_bytes)))
+    slice_rows = max(1, int(merge_bytes / (4 * len(sorted_runs) * row_bytes)))
+    merged = ctx.backend.merge_sorted(
+        sorted_runs, runs.order, rows=out_rows, slice_rows=slice_rows
+    )
+    try:
+        seq = 0
+        while True:
+            async with runs.reserving(merge_bytes, "merging sorted runs"):
+                out = await ctx.to_thread(next, merged, None)
+            if out is None:
+                break
+            await ch_out.send(ctx, Message(seq, out))
+            seq += 1
+    finally:
+        _close(merged)
+
+
+def _close(merged: Iterator[TableChunk]) -> None:
+    """Close the merge early (its files with it), unless a kernel thread still runs it
+    (a cancelled step): then it closes once collected."""
+    close = getattr(merged, "close", None)
+    if close is not None:
+        with contextlib.suppress(ValueError):  # "generator already executing"
+            close()
 
 
 @define_actor(collective=True)

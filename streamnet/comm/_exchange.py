@@ -140,7 +140,9 @@ class Exchange:
     join); ``owner(partition, nranks)`` says which rank holds a partition. Memory:
     input is partitioned chunk by chunk; owned pieces are held until every rank
     is done, spilled beyond ``max_buffered_bytes``; at most a few pieces are on
-    their way out at once. ``coll.traffic`` (the actor's) counts what travels,
+    their way out at once. ``into``, if given, is where the owned pieces go
+    instead: `Partitions` of the caller's (of a subclass whose ``add`` works on
+    them as they come, as a sort gathers them into sorted runs). ``coll.traffic`` (the actor's) counts what travels,
     the peak held and the spilled bytes; ``Partitions.report`` this exchange's.
 
     Examples
@@ -161,6 +163,7 @@ class Exchange:
         partitions: int,
         owner: Owner = round_robin,
         max_buffered_bytes: int | None = None,
+        into: Partitions | None = None,
     ) -> None:
         self.coll = coll
         self.ctx = coll.ctx
@@ -168,7 +171,10 @@ class Exchange:
         self.partitions = partitions
         self.owner = owner
         owned = [p for p in range(partitions) if owner(p, coll.nranks) == coll.rank]
-        self.held = Partitions(self.ctx, owned, max_buffered_bytes, coll.traffic)
+        self.held = (
+            into if into is not None
+            else Partitions(self.ctx, owned, max_buffered_bytes, coll.traffic)
+        )  # fmt: skip
         self._receivers: list[asyncio.Task[None]] = []
         self._sending: set[asyncio.Future[None]] = set()
 
