@@ -700,7 +700,7 @@ class Backend(ABC):
 
         The chunk stays in its tier: a slice of a chunk in ``tiers[0]`` shares its
         data; of a spilled one, only the part of the slower tier that holds it is
-        read (on the CPU, the record batches of its file, of about 1 MiB each),
+        read (on the CPU, the record batches of its file, of about 256 KiB each),
         never the whole. Each slice is read from where the chunk is then, so the
         chunk may be spilled or made available between two slices.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -88,8 +89,9 @@ class _Merge:
     its *frontier* (its last row): rows of that run after it may come before
     later rows of other runs, so only the rows up to the earliest frontier of a
     run not read to its end can go out. One sort of the kept rows with each
-    frontier marked (after rows equal to it) finds them: they are the rows
-    before the first mark. The run of that frontier then has no row kept, and
+    frontier marked (a stable sort of the rows, then the marks, puts each mark
+    after the rows equal to it) finds them: they are the rows before the first
+    mark. The run of that frontier then has no row kept, and
     its next slice is read; so is the next slice of every run with fewer than
     half a slice of rows kept, so that every step sends out many rows while
     each run keeps at most one and a half slices in memory.
@@ -114,9 +116,11 @@ class _Merge:
     def done(self) -> bool:
         return self.carried is None and not any(self.unread)
 
-    def _read(self) -> list[pl.DataFrame]:
-        """The next slice of every run that has few rows kept and more to read."""
-        slices = []
+    def _read(self) -> pl.DataFrame | None:
+        """The next slice of every run that has few rows kept and more to read, with the
+        run of each row in `run_col` (None if there is none to read)."""
+        slices: list[pl.DataFrame] = []
+        ids: list[int] = []
         for i, reader in enumerate(self.readers):
             if not self.unread[i] or (self.kept[i] and 2 * self.kept[i] >= self.slice_rows):
                 continue
@@ -124,42 +128,61 @@ class _Merge:
             self.unread[i] -= piece.height
             self.kept[i] += piece.height
             if self.unread[i]:
-                self.frontiers[i] = piece.select(self.keys).tail(1)
+                self.frontiers[i] = piece.slice(piece.height - 1, 1)
             else:
                 self.frontiers.pop(i, None)
                 _close(reader)
-            slices.append(piece.with_columns(pl.lit(i, pl.UInt32).alias(self.run_col)))
-        return slices
+            slices.append(piece)
+            ids.append(i)
+        if not slices:
+            return None
+        new = pl.concat(slices, how="vertical", rechunk=False) if len(slices) > 1 else slices[0]
+        runs = np.repeat(np.array(ids, np.uint32), [piece.height for piece in slices])
+        return new.hstack([pl.Series(self.run_col, runs)])
 
     def step(self) -> pl.DataFrame:
         """The next rows in order (at least the rows of one slice); ``done`` once all went."""
-        parts = ([self.carried] if self.carried is not None else []) + self._read()
-        rows = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+        new = self._read()
+        parts = [part for part in (self.carried, new) if part is not None]
+        rows = pl.concat(parts, how="vertical", rechunk=False) if len(parts) > 1 else parts[0]
         order = self.order
         if not self.frontiers:  # every run read to its end: all the rest goes out
             self.carried = None
-            return rows.sort(
+            out = rows.sort(
                 self.keys, descending=list(order.descending), nulls_last=list(order.nulls_last)
-            ).drop(self.run_col)
+            )
+            out.drop_in_place(self.run_col)  # (`drop` would run a query)
+            return out
         mark = self.mark_col
-        marks = pl.concat(list(self.frontiers.values())).with_columns(pl.lit(1, pl.Int8).alias(mark))
-        both = pl.concat([rows.with_columns(pl.lit(0, pl.Int8).alias(mark)), marks], how="diagonal")
-        ordered = both.sort(
-            [*self.keys, mark],
-            descending=[*order.descending, False],
-            nulls_last=[*order.nulls_last, False],
+        marks = pl.concat(list(self.frontiers.values()), how="vertical")
+        marks = marks.hstack(
+            [
+                pl.Series(self.run_col, np.zeros(marks.height, np.uint32)),
+                pl.Series(mark, np.ones(marks.height, np.int8)),
+            ]
+        )
+        rows = rows.hstack([pl.Series(mark, np.zeros(rows.height, np.int8))])
+        # a stable sort keeps each mark after the rows equal to it (cheaper than a sort key)
+        ordered = pl.concat([rows, marks], how="vertical", rechunk=False).sort(
+            self.keys,
+            descending=list(order.descending),
+            nulls_last=list(order.nulls_last),
+            maintain_order=True,
         )
         # the first mark (not `arg_max`: of a column flagged sorted, Polars gives the last)
         cut = int((ordered.get_column(mark) == 1).arg_true()[0])
         # filtered, not sliced: both are copies, so that neither keeps the whole sort alive
         # (a chunk sent out would hold every row of this step in memory)
         before = pl.int_range(pl.len()) < cut
-        carried = ordered.filter(~before & (pl.col(mark) == 0)).drop(mark)
+        carried = ordered.filter(~before & (pl.col(mark) == 0))
+        carried.drop_in_place(mark)
         self.carried = carried if carried.height else None
-        self.kept = [0] * len(self.kept)
-        for run, count in carried.group_by(self.run_col).len().iter_rows():
-            self.kept[run] = count
-        return ordered.filter(before).drop(mark, self.run_col)
+        counts = np.bincount(carried.get_column(self.run_col).to_numpy(), minlength=len(self.kept))
+        self.kept = [int(count) for count in counts]
+        out = ordered.filter(before)
+        out.drop_in_place(mark)
+        out.drop_in_place(self.run_col)
+        return out
 
     def close(self) -> None:
         for reader in self.readers:

@@ -27,7 +27,7 @@ from streamnet.memory._spill import SpillDirectory
 
 __all__ = ["SPILL_BATCH_BYTES", "CpuTiers"]
 
-SPILL_BATCH_BYTES = 1 << 20
+SPILL_BATCH_BYTES = 1 << 18
 """About how many bytes of a chunk each record batch of its spill file holds."""
 
 
