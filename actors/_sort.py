@@ -145,11 +145,15 @@ class _Runs(Partitions):
         async with self.working, await self._reserve(nbytes, what):
             yield
 
-    async def _reserve(self, nbytes: int, what: str) -> contextlib.AbstractAsyncContextManager[object]:
+    async def _reserve(
+        self, nbytes: int, what: str
+    ) -> contextlib.AbstractAsyncContextManager[object]:
         # Never more than the whole budget: what is reserved is data in memory already
         # (a piece larger than the budget is sorted with all of it).
         limit = self.ctx.memory.limit
-        return await self.ctx.memory.reserve(nbytes if limit is None else min(nbytes, limit), what=what)
+        return await self.ctx.memory.reserve(
+            nbytes if limit is None else min(nbytes, limit), what=what
+        )
 
     def release(self) -> None:
         """Nothing is held any more (at the end, or on the way out of a failure)."""
@@ -303,9 +307,7 @@ async def _send_sorted(
     row_bytes = max(1.0, sum(run.nbytes for run in sorted_runs) / rows)
     out_rows = max(1, min(DEFAULT_CHUNK_ROWS, int(merge_bytes / 4 / row_bytes)))
     slice_rows = max(1, int(merge_bytes / (4 * len(sorted_runs) * row_bytes)))
-    merged = ctx.backend.merge_sorted(
-        sorted_runs, runs.order, rows=out_rows, slice_rows=slice_rows
-    )
+    merged = ctx.backend.merge_sorted(sorted_runs, runs.order, rows=out_rows, slice_rows=slice_rows)
     try:
         seq = 0
         while True:

@@ -41,7 +41,10 @@ def _frame(n: int, *, seed: int = 0) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "k": [None if i % 17 == 0 else (i * 7919 + seed) % 1_000 for i in range(n)],
-            "s": [None if i % 11 == 0 else ["a", "bb", "ccc", "é"][(i * 31 + seed) % 4] for i in range(n)],
+            "s": [
+                None if i % 11 == 0 else ["a", "bb", "ccc", "é"][(i * 31 + seed) % 4]
+                for i in range(n)
+            ],
             "row": range(n),
         },
         schema={"k": pl.Int64, "s": pl.String, "row": pl.Int64},
@@ -114,7 +117,9 @@ def test_under_a_small_budget_runs_spill_and_merge_into_polars_order(
     df = _frame(12_000)
     budget = 64 * 1024  # the data is about five times as much
     descending, nulls_last = flags
-    got, ranks = _sorted(df, nranks, descending=descending, nulls_last=nulls_last, memory_limit=budget)
+    got, ranks = _sorted(
+        df, nranks, descending=descending, nulls_last=nulls_last, memory_limit=budget
+    )
     _check(got, df, descending, nulls_last)
     assert sum(rank.memory.spilled for rank in ranks) > 0  # runs went to disk
     for rank in ranks:
@@ -173,7 +178,11 @@ def test_a_chunk_without_a_key_column_fails_naming_the_actor_and_the_column() ->
         a, b = ctx.create_channel(), ctx.create_channel()
         await Network(
             ctx,
-            [actors.from_polars(ctx, a, df), actors.sort(ctx, a, b, ["k", "s"]), actors.collect(ctx, b)],
+            [
+                actors.from_polars(ctx, a, df),
+                actors.sort(ctx, a, b, ["k", "s"]),
+                actors.collect(ctx, b),
+            ],
         ).run_async()
 
     with pytest.raises(

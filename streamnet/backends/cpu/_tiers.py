@@ -87,7 +87,8 @@ class CpuTiers(Backend):
                 raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             native.path, native.disk_bytes = path, int(written)
             native.batch_starts = tuple(starts)
-            native.table = native.frame = None  # `canonical` stays: the file has the table's flavours
+            # `canonical` stays as it was: the file has the flavours of the table
+            native.table = native.frame = None
             return chunk.nbytes
 
     def make_available(self, chunk: TableChunk) -> None:
@@ -122,7 +123,6 @@ class CpuTiers(Backend):
                 f"{operation}: the `{self.name}` backend's tiers are {list(self.tiers)}; "
                 f"got {tier!r}"
             )
-
 
 
 class _BatchReader:

@@ -96,7 +96,9 @@ def _runs(
 
 
 @settings(max_examples=30)
-@given(df=frames(max_rows=60).filter(lambda f: any(c in SORTABLE for c in f.columns)), data=st.data())
+@given(
+    df=frames(max_rows=60).filter(lambda f: any(c in SORTABLE for c in f.columns)), data=st.data()
+)
 def test_merging_sorted_runs_equals_polars_sort(
     backend: Backend, tmp_path: Path, df: pl.DataFrame, data: st.DataObject
 ) -> None:
