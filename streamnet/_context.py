@@ -165,6 +165,8 @@ class Context:
         )
         """What this Context's actors hold and reserve, under ``memory_limit``
         (see :class:`MemoryBudget`)."""
+        if self.trace:
+            self.memory.trace(trace_limit)
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._stall_timeout = None if stall_timeout is None else float(stall_timeout)
