@@ -15,6 +15,9 @@ counts two kinds of memory against one limit:
   the sizes. A reservation covers one bounded step (a kernel call), never a wait
   on a channel, so that the reservations it waits for always end.
 
+Messages waiting in the Context's channels count too (``in_channels``): they are
+memory, although the budget cannot spill them; they drain as the actors go on.
+
 Without a limit (``memory_limit=None``) nothing is spilled or waited for; the
 figures (peaks, per actor) are still kept for the statistics.
 """
@@ -182,7 +185,9 @@ class MemoryStatistics:
     limit
         The budget in bytes, or None without one.
     in_use, peak
-        Held plus reserved bytes now, and the most at once.
+        Held plus reserved bytes plus bytes in channels now, and the most at once.
+    in_channels
+        Bytes of the messages waiting in the Context's channels now.
     spilled
         Bytes of held chunks spilled so far.
     actors
@@ -194,6 +199,7 @@ class MemoryStatistics:
     peak: int
     spilled: int
     actors: dict[str, ActorMemory]
+    in_channels: int = 0
 
 
 class Reservation:
@@ -284,8 +290,15 @@ class MemoryHolder:
 class _Ledger:
     """The budget's books, shared by the budget, its holders and its reservations."""
 
-    def __init__(self, limit: int | None, spills: SpillDirectory, to_thread: ToThread) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        spills: SpillDirectory,
+        to_thread: ToThread,
+        in_channels: Callable[[], int],
+    ) -> None:
         self.limit = limit
+        self.in_channels = in_channels
         self.spills = spills
         self.to_thread = to_thread
         self.lock = threading.Lock()
@@ -308,7 +321,7 @@ class _Ledger:
 
     @property
     def in_use(self) -> int:
-        return self.resident + self.reserved
+        return self.resident + self.reserved + self.in_channels()
 
     def actor(self, name: str) -> ActorMemory:
         account = self.actors.get(name)
@@ -415,11 +428,18 @@ class MemoryBudget:
     """The memory one Context's operators may hold and reserve (see the module docstring).
 
     ``limit`` in bytes, or None for none. ``to_thread`` runs the spilling
-    (blocking I/O) off the event loop; ``spills`` is where chunks go.
+    (blocking I/O) off the event loop; ``spills`` is where chunks go;
+    ``in_channels()`` gives the bytes waiting in the Context's channels.
     """
 
-    def __init__(self, limit: int | None, spills: SpillDirectory, to_thread: ToThread) -> None:
-        self._ledger = _Ledger(limit, spills, to_thread)
+    def __init__(
+        self,
+        limit: int | None,
+        spills: SpillDirectory,
+        to_thread: ToThread,
+        in_channels: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._ledger = _Ledger(limit, spills, to_thread, in_channels)
 
     @property
     def limit(self) -> int | None:
@@ -450,7 +470,14 @@ class MemoryBudget:
                 name: ActorMemory(a.held_peak, a.reserved_peak, a.spilled, a.waits)
                 for name, a in ledger.actors.items()
             }
-            return MemoryStatistics(ledger.limit, ledger.in_use, ledger.peak, ledger.spilled, actors)
+            return MemoryStatistics(
+                ledger.limit,
+                ledger.in_use,
+                ledger.peak,
+                ledger.spilled,
+                actors,
+                ledger.in_channels(),
+            )
 
     def trace(self, limit: int) -> None:
         """Record every change of an actor's figures from now on (the latest ``limit``),

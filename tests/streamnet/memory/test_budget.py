@@ -15,6 +15,7 @@ from streamnet import (
     ActorMemory,
     Context,
     MemoryLimitError,
+    Message,
     Network,
     TableChunk,
     define_actor,
@@ -262,3 +263,14 @@ async def test_a_wait_for_memory_is_a_span_of_its_own_and_not_busy_time() -> Non
         assert stats.memory_waits == 1 and stats.blocked_memory_seconds > 0
         kinds = {s.kind for s in network.timeline().spans if s.actor == "second#0"}
         assert "blocked on memory" in kinds
+
+
+async def test_messages_waiting_in_channels_count_against_the_budget() -> None:
+    with Context(memory_limit=100_000) as ctx:
+        ch = ctx.create_channel(capacity=4)
+        chunk = _chunk(1000)
+        await ch.send(ctx, Message(0, chunk))
+        assert ctx.memory.in_use == ctx.memory.statistics().in_channels == chunk.nbytes
+        assert ctx.memory.available() == 100_000 - chunk.nbytes
+        await ch.recv(ctx)
+        assert ctx.memory.in_use == 0
