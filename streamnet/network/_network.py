@@ -172,6 +172,7 @@ class Network:
             actors=tuple(self._actor_statistics(a, memory) for a in self._actors),
             channels=tuple(c.statistics() for c in self._channels),
             collectives=tuple(self._collective_statistics()),
+            memory_limit=self.ctx.memory.limit,
         )
 
     def _actor_statistics(self, node: ActorNode, memory: MemoryStatistics) -> ActorStatistics:

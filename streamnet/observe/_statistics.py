@@ -250,6 +250,8 @@ class NetworkStatistics:
     actors: tuple[ActorStatistics, ...]
     channels: tuple[ChannelStatistics, ...]
     collectives: tuple[CollectiveStatistics, ...] = ()
+    memory_limit: int | None = None
+    """The Context's memory budget (``memory_limit``), or None without one."""
 
     def actor(self, name: str) -> ActorStatistics:
         """The statistics of the actor called ``name``.
@@ -324,9 +326,9 @@ class NetworkStatistics:
         return table
 
     def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """The actor table's header and rows, as text; the memory columns only when an
-        actor held, reserved or spilled memory."""
-        memory = any(a.held_peak_bytes or a.reserved_peak_bytes or a.spilled_bytes for a in self.actors)
+        """The actor table's header and rows, as text; the memory columns only under a
+        memory budget, or when an actor spilled."""
+        memory = self.memory_limit is not None or any(a.spilled_bytes for a in self.actors)
         header: tuple[str, ...] = ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
                   "busy s", "wait in s", "wait out s")  # fmt: skip
         if memory:
