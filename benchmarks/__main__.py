@@ -73,6 +73,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W5: TPC-H Q3, Q6, Q9, Q18 from Parquet", "tpch_queries",
         {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
     ),
+    "memory": (
+        "W7: group-by, sort and join larger than memory, under one budget", "memory",
+        {"rows": 60_000_000, "keys": 20_000_000, "budget": 2 * 2**30},
+        {"rows": 400_000, "keys": 100_000, "budget": 64 * 2**20},
+    ),
     "actors": (
         "W6: persistent actor round trip and throughput", "actors_latency",
         {"round_trips": 20_000, "messages": 200_000}, {"round_trips": 2_000, "messages": 20_000},

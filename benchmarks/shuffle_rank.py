@@ -187,14 +187,15 @@ class Phases:
 
     def install(self) -> None:
         from streamnet.backends.cpu._backend import CpuBackend
-        from streamnet.comm import _exchange, _mpi_endpoint
+        from streamnet.comm import _mpi_endpoint
+        from streamnet.memory import _budget
 
         global generate_chunk
         generate_chunk = self._timed("generate", generate_chunk)
         for module, name, step in (
             (CpuBackend, "hash_partition", "partition"),
             (CpuBackend, "pack", "serialize"),
-            (_exchange, "_spill_all", "spill"),
+            (_budget, "_spill_all", "spill"),
         ):
             setattr(module, name, self._timed(step, getattr(module, name)))
         endpoint = _mpi_endpoint.Endpoint

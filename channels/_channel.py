@@ -223,6 +223,11 @@ class Channel(Generic[T]):
         return self._max_bytes
 
     @property
+    def buffered_bytes(self) -> int:
+        """Bytes of the messages in the buffer now (as their payloads report ``nbytes``)."""
+        return self._bytes
+
+    @property
     def state(self) -> ChannelState:
         """``"open"``, ``"drained"``, ``"shut down"`` or ``"aborted"``."""
         return self._state

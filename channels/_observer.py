@@ -33,14 +33,17 @@ class TrafficCounter:
         Seconds spent waiting for a message on an empty channel.
     blocked_out
         Seconds spent waiting for room on a full channel (backpressure).
+    blocked_memory
+        Seconds spent waiting for memory (a runtime's memory budget counts it here).
     waits
         When not None, every wait is appended as ``(kind, start, end)``, kind
-        ``"input"`` or ``"output"``, times from ``time.perf_counter()``: the
-        material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
+        ``"input"``, ``"output"`` or ``"memory"``, times from ``time.perf_counter()``:
+        the material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
     """
 
     __slots__ = (
         "blocked_in",
+        "blocked_memory",
         "blocked_out",
         "bytes_in",
         "bytes_out",
@@ -54,16 +57,18 @@ class TrafficCounter:
     def __init__(self) -> None:
         self.messages_in = self.rows_in = self.bytes_in = 0
         self.messages_out = self.rows_out = self.bytes_out = 0
-        self.blocked_in = self.blocked_out = 0.0
+        self.blocked_in = self.blocked_out = self.blocked_memory = 0.0
         self.waits: deque[tuple[str, float, float]] | None = None
 
-    def waited(self, kind: Literal["input", "output"], start: float, end: float) -> None:
-        """Count a wait of the task, for a message (``"input"``) or for room
-        (``"output"``), from ``start`` to ``end`` (``time.perf_counter()``)."""
+    def waited(self, kind: Literal["input", "output", "memory"], start: float, end: float) -> None:
+        """Count a wait of the task, for a message (``"input"``), for room (``"output"``)
+        or for memory (``"memory"``), from ``start`` to ``end`` (``time.perf_counter()``)."""
         if kind == "input":
             self.blocked_in += end - start
-        else:
+        elif kind == "output":
             self.blocked_out += end - start
+        else:
+            self.blocked_memory += end - start
         if self.waits is not None:
             self.waits.append((kind, start, end))
 

@@ -162,9 +162,12 @@ class Context:
             parse_memory_limit(memory_limit, where="Context: `memory_limit`"),
             self.spills,
             self.to_thread,
+            self._bytes_in_channels,
         )
         """What this Context's actors hold and reserve, under ``memory_limit``
         (see :class:`MemoryBudget`)."""
+        if self.trace:
+            self.memory.trace(trace_limit)
         self.progress = ProgressTracker()
         """Where sources report rows read (see :class:`ProgressTracker`)."""
         self._stall_timeout = None if stall_timeout is None else float(stall_timeout)
@@ -230,6 +233,10 @@ class Context:
         )
 
     # ----------------------------------------------------------------- channels
+    def _bytes_in_channels(self) -> int:
+        """Bytes of the messages waiting in this Context's channels now (for its budget)."""
+        return sum(channel.buffered_bytes for channel in self.activity.channels)
+
     @overload
     def create_channel(
         self,

@@ -51,7 +51,7 @@ NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
 PictureEngine = Literal["auto", "graphviz", "python"]
 """Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""
 
-SpanKind = Literal["busy", "blocked on input", "blocked on output"]
+SpanKind = Literal["busy", "blocked on input", "blocked on output", "blocked on memory"]
 """What an actor was doing during a span of a timeline."""
 
 PersistentActorState = Literal[

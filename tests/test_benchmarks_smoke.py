@@ -105,3 +105,18 @@ def test_shuffle_benchmark_engines_agree() -> None:
     assert ours.partitions == 2 and sum(ours.bytes_sent) > 0 and len(ours.phases) == 2
     table = shuffle.report(results, notes)
     assert "ratio to dask" in table and "targets, 8 MiB (2 partitions)" in table
+
+
+def test_memory_benchmark_engines_agree(tmp_path: Path) -> None:
+    from benchmarks import memory
+
+    rows, keys, results = memory.run(
+        rows=20_000, keys=5_000, budget=64 * 2**20, quarter=False, timeout=120,
+        data_dir=str(tmp_path),
+    )  # fmt: skip
+    assert [(r.workload, r.engine) for r in results] == [
+        (w, e) for w in memory.WORKLOADS for e in memory.ENGINES
+    ]
+    assert all(r.seconds is not None for r in results), [r.note for r in results]
+    assert next(r for r in results if r.engine == "streamnet").accounted is not None
+    assert "time / DuckDB" in memory.report(rows, keys, results)

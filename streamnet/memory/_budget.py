@@ -15,6 +15,9 @@ counts two kinds of memory against one limit:
   the sizes. A reservation covers one bounded step (a kernel call), never a wait
   on a channel, so that the reservations it waits for always end.
 
+Messages waiting in the Context's channels count too (``in_channels``): they are
+memory, although the budget cannot spill them; they drain as the actors go on.
+
 Without a limit (``memory_limit=None``) nothing is spilled or waited for; the
 figures (peaks, per actor) are still kept for the statistics.
 """
@@ -26,22 +29,35 @@ import itertools
 import os
 import re
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from channels.lowlevel import current_counter
 from streamnet._errors import MemoryLimitError
 
 if TYPE_CHECKING:
-    from streamnet._table_chunk import TableChunk
     from streamnet.memory._spill import SpillDirectory
+
+
+class Spillable(Protocol):
+    """What the budget needs of a chunk (a `streamnet.TableChunk` is one)."""
+
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def is_spilled(self) -> bool: ...
+    def spill(self, directory: SpillDirectory) -> int: ...
 
 __all__ = [
     "ActorMemory",
     "MemoryBudget",
     "MemoryHolder",
     "MemoryStatistics",
+    "MemorySample",
     "Reservation",
     "parse_memory_limit",
 ]
@@ -146,6 +162,21 @@ class ActorMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class MemorySample:
+    """An actor's memory figures right after they changed (recorded when tracing).
+
+    ``time`` is from ``time.perf_counter()``; the bytes are the actor's held
+    (in memory), reserved and spilled so far.
+    """
+
+    time: float
+    actor: str
+    held: int
+    reserved: int
+    spilled: int
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryStatistics:
     """What a Context's budget saw (``ctx.memory.statistics()``).
 
@@ -154,7 +185,9 @@ class MemoryStatistics:
     limit
         The budget in bytes, or None without one.
     in_use, peak
-        Held plus reserved bytes now, and the most at once.
+        Held plus reserved bytes plus bytes in channels now, and the most at once.
+    in_channels
+        Bytes of the messages waiting in the Context's channels now.
     spilled
         Bytes of held chunks spilled so far.
     actors
@@ -166,6 +199,7 @@ class MemoryStatistics:
     peak: int
     spilled: int
     actors: dict[str, ActorMemory]
+    in_channels: int = 0
 
 
 class Reservation:
@@ -227,17 +261,17 @@ class MemoryHolder:
         self.peak = 0
         """The most bytes of its chunks in memory at once."""
 
-    async def add(self, chunk: TableChunk) -> None:
+    async def add(self, chunk: Spillable) -> None:
         """Keep ``chunk`` (counted while in memory). If the budget is then exceeded, held
         chunks are spilled, largest and coldest first, in a thread."""
         self._ledger.add(self, chunk)
         await self._ledger.relieve(0)
 
-    def remove(self, chunk: TableChunk) -> None:
+    def remove(self, chunk: Spillable) -> None:
         """``chunk`` leaves the state (taken back by the operator). A chunk not held is ignored."""
         self._ledger.remove(chunk)
 
-    def touch(self, chunk: TableChunk) -> None:
+    def touch(self, chunk: Spillable) -> None:
         """``chunk`` was used now: the last to be spilled among chunks of its size."""
         self._ledger.touch(chunk)
 
@@ -256,12 +290,19 @@ class MemoryHolder:
 class _Ledger:
     """The budget's books, shared by the budget, its holders and its reservations."""
 
-    def __init__(self, limit: int | None, spills: SpillDirectory, to_thread: ToThread) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        spills: SpillDirectory,
+        to_thread: ToThread,
+        in_channels: Callable[[], int],
+    ) -> None:
         self.limit = limit
+        self.in_channels = in_channels
         self.spills = spills
         self.to_thread = to_thread
         self.lock = threading.Lock()
-        self.held: dict[int, tuple[TableChunk, _Held]] = {}
+        self.held: dict[int, tuple[Spillable, _Held]] = {}
         self.resident = 0
         self.reserved = 0
         self.peak = 0
@@ -269,10 +310,18 @@ class _Ledger:
         self.actors: dict[str, ActorMemory] = {}
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.clock = itertools.count()
+        self.samples: deque[MemorySample] | None = None  # a timeline's, while tracing
+
+    def sample(self, name: str, account: ActorMemory) -> None:
+        """Record ``name``'s figures (under the lock), when tracing."""
+        if self.samples is not None:
+            self.samples.append(
+                MemorySample(perf_counter(), name, account.held, account.reserved, account.spilled)
+            )
 
     @property
     def in_use(self) -> int:
-        return self.resident + self.reserved
+        return self.resident + self.reserved + self.in_channels()
 
     def actor(self, name: str) -> ActorMemory:
         account = self.actors.get(name)
@@ -288,13 +337,14 @@ class _Ledger:
             account = self.actor(reservation.actor)
             account.reserved += delta
             account.reserved_peak = max(account.reserved_peak, account.reserved)
+            self.sample(reservation.actor, account)
             self.peak = max(self.peak, self.in_use)
             waiters, self.waiters = (self.waiters, []) if delta < 0 else ([], self.waiters)
         for loop, future in waiters:
             loop.call_soon_threadsafe(_wake, future)
 
     # held chunks
-    def add(self, holder: MemoryHolder, chunk: TableChunk) -> None:
+    def add(self, holder: MemoryHolder, chunk: Spillable) -> None:
         nbytes = 0 if chunk.is_spilled else chunk.nbytes
         with self.lock:
             if id(chunk) in self.held:
@@ -311,20 +361,21 @@ class _Ledger:
         account = self.actor(holder.actor)
         account.held += delta
         account.held_peak = max(account.held_peak, account.held)
+        self.sample(holder.actor, account)
 
-    def remove(self, chunk: TableChunk) -> None:
+    def remove(self, chunk: Spillable) -> None:
         with self.lock:
             entry = self.held.pop(id(chunk), None)
             if entry is not None and not entry[1].leaving:
                 self.count(entry[1].holder, -entry[1].nbytes)
 
-    def touch(self, chunk: TableChunk) -> None:
+    def touch(self, chunk: Spillable) -> None:
         with self.lock:
             entry = self.held.get(id(chunk))
             if entry is not None:
                 entry[1].used = next(self.clock)
 
-    def victims(self, nbytes: int, *, only: MemoryHolder | None = None) -> list[TableChunk]:
+    def victims(self, nbytes: int, *, only: MemoryHolder | None = None) -> list[Spillable]:
         """Held chunks in memory whose spilling frees at least ``nbytes`` (all there are if
         not enough), largest first, and the coldest first among chunks of one size. They
         count as spilled at once, so that a concurrent call chooses others."""
@@ -338,7 +389,7 @@ class _Ledger:
                 if not held.leaving and held.nbytes and (only is None or held.holder is only)
             ]
             resident.sort(key=lambda item: (item[1].nbytes, now - item[1].used), reverse=True)
-            victims: list[TableChunk] = []
+            victims: list[Spillable] = []
             freed = 0
             for chunk, held in resident:
                 if freed >= nbytes:
@@ -346,10 +397,10 @@ class _Ledger:
                 held.leaving = True
                 freed += held.nbytes
                 victims.append(chunk)
-                self.count(held.holder, -held.nbytes)
                 held.holder.spilled += held.nbytes
                 self.actor(held.holder.actor).spilled += held.nbytes
                 self.spilled += held.nbytes
+                self.count(held.holder, -held.nbytes)
             return victims
 
     async def relieve(self, incoming: int) -> None:
@@ -359,7 +410,7 @@ class _Ledger:
             return
         await self.spill(self.victims(self.in_use + incoming - self.limit))
 
-    async def spill(self, victims: Sequence[TableChunk]) -> None:
+    async def spill(self, victims: Sequence[Spillable]) -> None:
         if not victims:
             return
         try:
@@ -377,11 +428,18 @@ class MemoryBudget:
     """The memory one Context's operators may hold and reserve (see the module docstring).
 
     ``limit`` in bytes, or None for none. ``to_thread`` runs the spilling
-    (blocking I/O) off the event loop; ``spills`` is where chunks go.
+    (blocking I/O) off the event loop; ``spills`` is where chunks go;
+    ``in_channels()`` gives the bytes waiting in the Context's channels.
     """
 
-    def __init__(self, limit: int | None, spills: SpillDirectory, to_thread: ToThread) -> None:
-        self._ledger = _Ledger(limit, spills, to_thread)
+    def __init__(
+        self,
+        limit: int | None,
+        spills: SpillDirectory,
+        to_thread: ToThread,
+        in_channels: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._ledger = _Ledger(limit, spills, to_thread, in_channels)
 
     @property
     def limit(self) -> int | None:
@@ -412,7 +470,25 @@ class MemoryBudget:
                 name: ActorMemory(a.held_peak, a.reserved_peak, a.spilled, a.waits)
                 for name, a in ledger.actors.items()
             }
-            return MemoryStatistics(ledger.limit, ledger.in_use, ledger.peak, ledger.spilled, actors)
+            return MemoryStatistics(
+                ledger.limit,
+                ledger.in_use,
+                ledger.peak,
+                ledger.spilled,
+                actors,
+                ledger.in_channels(),
+            )
+
+    def trace(self, limit: int) -> None:
+        """Record every change of an actor's figures from now on (the latest ``limit``),
+        for a timeline (`samples`)."""
+        with self._ledger.lock:
+            self._ledger.samples = deque(maxlen=limit)
+
+    def samples(self) -> tuple[MemorySample, ...]:
+        """The figures recorded since `trace` (empty without it), oldest first."""
+        with self._ledger.lock:
+            return tuple(self._ledger.samples or ())
 
     def holder(self, what: str, *, actor: str | None = None) -> MemoryHolder:
         """A holder for an operator's state called ``what`` (named in errors), owned by
@@ -473,7 +549,13 @@ class MemoryBudget:
                 if not waited:
                     ledger.actor(actor).waits += 1
                     waited = True
-            await future
+            started = perf_counter()
+            try:
+                await future
+            finally:
+                counter = current_counter()
+                if counter is not None:  # the actor's statistics and timeline
+                    counter.waited("memory", started, perf_counter())
         reservation = Reservation(ledger, actor, 0)
         reservation.resize(nbytes)
         return reservation
@@ -487,7 +569,7 @@ class MemoryBudget:
         )
 
 
-def _spill_all(chunks: Sequence[TableChunk], spills: SpillDirectory) -> None:
+def _spill_all(chunks: Sequence[Spillable], spills: SpillDirectory) -> None:
     for chunk in chunks:
         chunk.spill(spills)
 

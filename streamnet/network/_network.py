@@ -22,6 +22,7 @@ from streamnet._actor import ActorNode
 from streamnet._context import Context
 from streamnet._errors import SharedChannelWarning, WiringError
 from streamnet._typing import NetworkState, PictureEngine
+from streamnet.memory._budget import MemoryStatistics
 from streamnet.network._capture import NetworkCaptured, capturing
 from streamnet.network._driver import NetworkDriver
 from streamnet.network._fusion import Fusion, fusion_of
@@ -166,18 +167,30 @@ class Network:
         One row per actor; an actor fused into another (see ``fuse``) has
         ``fused_with`` naming the one that ran its step, which holds the counts.
         """
+        memory = self.ctx.memory.statistics()
         return NetworkStatistics(
-            actors=tuple(self._actor_statistics(a) for a in self._actors),
+            actors=tuple(self._actor_statistics(a, memory) for a in self._actors),
             channels=tuple(c.statistics() for c in self._channels),
             collectives=tuple(self._collective_statistics()),
+            memory_limit=self.ctx.memory.limit,
         )
 
-    def _actor_statistics(self, node: ActorNode) -> ActorStatistics:
+    def _actor_statistics(self, node: ActorNode, memory: MemoryStatistics) -> ActorStatistics:
         recorder = self._driver.recorders.get(node.name) or ActorRecorder(node.name)
+        stats = recorder.snapshot()
+        held = memory.actors.get(node.name)
+        if held is not None:
+            stats = dataclasses.replace(
+                stats,
+                held_peak_bytes=held.held_peak,
+                reserved_peak_bytes=held.reserved_peak,
+                spilled_bytes=held.spilled,
+                memory_waits=held.waits,
+            )
         head = self._fusion.members.get(node)
         if head is None:
-            return recorder.snapshot()
-        return dataclasses.replace(recorder.snapshot(), state=node.state, fused_with=(head.name,))
+            return stats
+        return dataclasses.replace(stats, state=node.state, fused_with=(head.name,))
 
     @property
     def fused(self) -> tuple[tuple[ActorNode, ...], ...]:
@@ -259,7 +272,9 @@ class Network:
             )
         recorders = self._driver.recorders  # none for a fused member: it does not run
         return Timeline.from_recorders(
-            [recorders[a.name] for a in self._actors if a.name in recorders], rank=self.ctx.rank
+            [recorders[a.name] for a in self._actors if a.name in recorders],
+            rank=self.ctx.rank,
+            memory=self.ctx.memory.samples(),
         )
 
     # ----------------------------------------------------------------- pictures

@@ -43,16 +43,28 @@ class ActorStatistics:
     wall_seconds
         Time from the actor's start to its end (or to now while running).
     busy_seconds
-        ``wall_seconds`` less the time blocked on channels: its own code and kernels.
+        ``wall_seconds`` less the time blocked on channels and on memory: its own
+        code and kernels.
     blocked_input_seconds
         Time spent waiting for input on an empty channel.
     blocked_output_seconds
         Time spent waiting for room on a full channel (backpressure).
+    blocked_memory_seconds
+        Time spent waiting for working memory under its Context's memory budget.
     restarts
         Times the actor was restarted under its restart policy.
     fused_with
         For an actor fused into another (see `Network`'s ``fuse``), the actor
         that ran its step and holds its counts; empty otherwise.
+    held_peak_bytes, reserved_peak_bytes
+        Under its Context's memory budget (``ctx.memory``): the most bytes of
+        chunks its state held in memory at once, and of working memory it had
+        reserved at once.
+    spilled_bytes
+        Bytes of chunks of its state spilled to disk (by itself, or by the
+        budget to make room for another actor).
+    memory_waits
+        Reservations of working memory it waited for (the budget was full).
     """
 
     name: str
@@ -69,6 +81,11 @@ class ActorStatistics:
     blocked_output_seconds: float
     restarts: int = 0
     fused_with: tuple[str, ...] = ()
+    blocked_memory_seconds: float = 0.0
+    held_peak_bytes: int = 0
+    reserved_peak_bytes: int = 0
+    spilled_bytes: int = 0
+    memory_waits: int = 0
 
 
 @dataclass
@@ -158,9 +175,10 @@ class ActorRecorder(TrafficCounter):
             rows_out=self.rows_out,
             bytes_out=self.bytes_out,
             wall_seconds=wall,
-            busy_seconds=max(0.0, wall - self.blocked_in - self.blocked_out),
+            busy_seconds=max(0.0, wall - self.blocked_in - self.blocked_out - self.blocked_memory),
             blocked_input_seconds=self.blocked_in,
             blocked_output_seconds=self.blocked_out,
+            blocked_memory_seconds=self.blocked_memory,
             restarts=self.restarts,
         )
 
@@ -232,6 +250,8 @@ class NetworkStatistics:
     actors: tuple[ActorStatistics, ...]
     channels: tuple[ChannelStatistics, ...]
     collectives: tuple[CollectiveStatistics, ...] = ()
+    memory_limit: int | None = None
+    """The Context's memory budget (``memory_limit``), or None without one."""
 
     def actor(self, name: str) -> ActorStatistics:
         """The statistics of the actor called ``name``.
@@ -293,53 +313,49 @@ class NetworkStatistics:
         from rich.table import Table
 
         table = Table(title="actors", title_justify="left")
-        for column in ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
-                       "busy s", "wait in s", "wait out s"):  # fmt: skip
+        header, body = self._table()
+        for column in header:
             table.add_column(
                 column, justify="left" if column in ("actor", "state") else "right", no_wrap=True
             )
-        for a in self.actors:
+        for a, row in zip(self.actors, body, strict=True):
             pressed = a.blocked_output_seconds > 0.2 * max(a.wall_seconds, 1e-9)
             table.add_row(
-                a.name, _shown_state(a), f"{a.messages_in:,}", f"{a.rows_in:,}", f"{a.messages_out:,}",
-                f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}", f"{a.busy_seconds:.3f}",
-                f"{a.blocked_input_seconds:.3f}", f"{a.blocked_output_seconds:.3f}",
-                style="bold red" if a.state == "failed" else ("red" if pressed else None),
-            )  # fmt: skip
+                *row, style="bold red" if a.state == "failed" else ("red" if pressed else None)
+            )
         return table
+
+    def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The actor table's header and rows, as text; the memory columns only under a
+        memory budget, or when an actor spilled."""
+        memory = self.memory_limit is not None or any(a.spilled_bytes for a in self.actors)
+        header: tuple[str, ...] = ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
+                  "busy s", "wait in s", "wait out s")  # fmt: skip
+        if memory:
+            header += ("MB held", "MB reserved", "MB spilled")
+        body: list[tuple[str, ...]] = []
+        for a in self.actors:
+            row: tuple[str, ...] = (
+                a.name, _shown_state(a), f"{a.messages_in:,}", f"{a.rows_in:,}",
+                f"{a.messages_out:,}", f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}",
+                f"{a.busy_seconds:.3f}", f"{a.blocked_input_seconds:.3f}",
+                f"{a.blocked_output_seconds:.3f}",
+            )  # fmt: skip
+            if memory:
+                row += (
+                    f"{a.held_peak_bytes / 1e6:,.1f}",
+                    f"{a.reserved_peak_bytes / 1e6:,.1f}",
+                    f"{a.spilled_bytes / 1e6:,.1f}",
+                )
+            body.append(row)
+        return header, body
 
     def _repr_html_(self) -> str:
         """Notebooks show the actor table."""
         return str(self.to_polars()._repr_html_())
 
     def __str__(self) -> str:
-        header = (
-            "actor",
-            "state",
-            "msgs in",
-            "rows in",
-            "msgs out",
-            "rows out",
-            "MB out",
-            "busy s",
-            "wait in s",
-            "wait out s",
-        )
-        body = [
-            (
-                a.name,
-                _shown_state(a),
-                f"{a.messages_in:,}",
-                f"{a.rows_in:,}",
-                f"{a.messages_out:,}",
-                f"{a.rows_out:,}",
-                f"{a.bytes_out / 1e6:,.1f}",
-                f"{a.busy_seconds:.3f}",
-                f"{a.blocked_input_seconds:.3f}",
-                f"{a.blocked_output_seconds:.3f}",
-            )
-            for a in self.actors
-        ]
+        header, body = self._table()
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
         lines = [
             "  ".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -12,15 +13,21 @@ from typing import TYPE_CHECKING, Any
 from streamnet._typing import SpanKind
 
 if TYPE_CHECKING:
+    from streamnet.memory._budget import MemorySample
     from streamnet.observe._statistics import ActorRecorder
 
 __all__ = ["Span", "SpanKind", "Timeline"]
 
-_KIND_OF_WAIT: dict[str, SpanKind] = {"input": "blocked on input", "output": "blocked on output"}
+_KIND_OF_WAIT: dict[str, SpanKind] = {
+    "input": "blocked on input",
+    "output": "blocked on output",
+    "memory": "blocked on memory",
+}
 _COLORS: dict[SpanKind, str] = {
     "busy": "#3b7dd8",
     "blocked on input": "#e8b04a",
     "blocked on output": "#d9534f",
+    "blocked on memory": "#8e6fc1",
 }
 
 
@@ -41,16 +48,24 @@ class Timeline:
     Run the network with ``Context(trace=True)``, then ``network.timeline()``.
     ``truncated`` names the actors that waited more often than the Context's
     ``trace_limit``: only their latest waits were kept, and their spans start
-    at the oldest of those.
+    at the oldest of those. ``memory`` holds the actors' memory figures
+    (held, reserved, spilled bytes) each time they changed, times in seconds
+    from the start of the run like the spans'.
     """
 
     actors: tuple[str, ...]
     spans: tuple[Span, ...]
     rank: int = 0
     truncated: tuple[str, ...] = ()
+    memory: tuple[MemorySample, ...] = ()
 
     @classmethod
-    def from_recorders(cls, recorders: Sequence[ActorRecorder], rank: int = 0) -> Timeline:
+    def from_recorders(
+        cls,
+        recorders: Sequence[ActorRecorder],
+        rank: int = 0,
+        memory: Sequence[MemorySample] = (),
+    ) -> Timeline:
         started = [r.started for r in recorders if r.started]
         origin = min(started) if started else 0.0
         spans: list[Span] = []
@@ -74,7 +89,13 @@ class Timeline:
                 cursor = max(cursor, finish)
             if end > cursor:
                 spans.append(Span(recorder.name, "busy", cursor - origin, end - origin))
-        return cls(tuple(r.name for r in recorders), tuple(spans), rank, tuple(truncated))
+        names = tuple(r.name for r in recorders)
+        points = tuple(
+            dataclasses.replace(sample, time=sample.time - origin)
+            for sample in memory
+            if sample.actor in names
+        )
+        return cls(names, tuple(spans), rank, tuple(truncated), points)
 
     def to_chrome_trace(self) -> dict[str, Any]:
         """The Chrome trace event format (``chrome://tracing``, Perfetto): complete events in µs."""
@@ -107,6 +128,20 @@ class Timeline:
                     "dur": round((span.end - span.start) * 1e6, 3),
                     "pid": self.rank,
                     "tid": tids[span.actor],
+                }
+            )
+        for sample in self.memory:  # counter tracks, one per actor
+            events.append(
+                {
+                    "name": f"memory {sample.actor}",
+                    "ph": "C",
+                    "ts": round(sample.time * 1e6, 3),
+                    "pid": self.rank,
+                    "args": {
+                        "held bytes": sample.held,
+                        "reserved bytes": sample.reserved,
+                        "spilled bytes": sample.spilled,
+                    },
                 }
             )
         return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -12,11 +12,13 @@ import polars as pl
 import pytest
 from waiting import until
 
+import actors
 from streamnet import (
     ActorMemory,
     Context,
     MemoryBudget,
     MemoryLimitError,
+    Message,
     Network,
     SpillDirectory,
     TableChunk,
@@ -221,3 +223,82 @@ async def test_a_reservation_that_only_its_own_actor_could_make_room_for_fails_a
 async def test_a_negative_reservation_is_refused(ctx: Context) -> None:
     with pytest.raises(ValueError, match="`nbytes` must be an int >= 0, got -1"):
         await ctx.memory.reserve(-1)
+
+
+# ------------------------------------------------------------------ what users see
+async def test_statistics_and_the_timeline_show_each_actor_s_memory() -> None:
+    n = 4_000
+    df = pl.DataFrame({"k": range(n), "v": range(n)})
+    with Context(memory_limit=48 * 1024, trace=True) as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        network = Network(ctx, [
+            actors.from_polars(ctx, a, df, chunk_rows=250),
+            actors.groupby_agg(ctx, a, b, "k", {"v": ["sum"]}),
+            out,
+        ])  # fmt: skip
+        async with asyncio.timeout(60):
+            await network.run_async()
+        assert out.result().height == n
+        stats = network.statistics()
+        group = stats.actor("groupby_agg#0")
+        assert group.spilled_bytes > 0 and group.held_peak_bytes > 0
+        assert group.reserved_peak_bytes > 0  # finishing reserved its working memory
+        assert stats.actor("from_polars#0").spilled_bytes == 0
+        assert "MB spilled" in str(stats).splitlines()[0]
+        assert {"held_peak_bytes", "spilled_bytes"} <= set(stats.to_polars().columns)
+        timeline = network.timeline()
+        mine = [s for s in timeline.memory if s.actor == "groupby_agg#0"]
+        assert mine and max(s.spilled for s in mine) == group.spilled_bytes
+        assert all(s.time >= 0 for s in mine)
+        counters = [e for e in timeline.to_chrome_trace()["traceEvents"] if e["ph"] == "C"]
+        assert {e["name"] for e in counters} == {"memory groupby_agg#0"}
+
+
+def test_without_a_budget_or_a_spill_the_table_keeps_its_columns() -> None:
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        network = Network(ctx, [actors.from_polars(ctx, a, pl.DataFrame({"x": [1, 1, 2]})),
+                                actors.groupby_agg(ctx, a, b, "x", {"x": ["count"]}),
+                                actors.collect(ctx, b)])  # fmt: skip
+        network.run()
+        stats = network.statistics()
+        assert stats.actor("groupby_agg#0").held_peak_bytes > 0  # counted all the same
+        assert "MB held" not in str(stats)
+
+
+async def test_a_wait_for_memory_is_a_span_of_its_own_and_not_busy_time() -> None:
+    held = asyncio.Event()
+
+    @define_actor
+    async def first(ctx: Context) -> None:
+        reservation = await ctx.memory.reserve(8000)
+        held.set()
+        await until(lambda: ctx.memory.statistics().actors.get("second#0", ActorMemory()).waits)
+        reservation.release()
+
+    @define_actor
+    async def second(ctx: Context) -> None:
+        await held.wait()
+        async with await ctx.memory.reserve(5000):
+            pass
+
+    with Context(memory_limit=10_000, trace=True) as ctx:
+        network = Network(ctx, [first(ctx), second(ctx)])
+        async with asyncio.timeout(30):
+            await network.run_async()
+        stats = network.statistics().actor("second#0")
+        assert stats.memory_waits == 1 and stats.blocked_memory_seconds > 0
+        kinds = {s.kind for s in network.timeline().spans if s.actor == "second#0"}
+        assert "blocked on memory" in kinds
+
+
+async def test_messages_waiting_in_channels_count_against_the_budget() -> None:
+    with Context(memory_limit=100_000) as ctx:
+        ch = ctx.create_channel(capacity=4)
+        chunk = _chunk(1000)
+        await ch.send(ctx, Message(0, chunk))
+        assert ctx.memory.in_use == ctx.memory.statistics().in_channels == chunk.nbytes
+        assert ctx.memory.available() == 100_000 - chunk.nbytes
+        await ch.recv(ctx)
+        assert ctx.memory.in_use == 0
