@@ -113,20 +113,24 @@ class _Runs(Partitions):
         self._count_spilled()
 
     async def add(self, partition: int, piece: TableChunk) -> None:
-        """Hold ``piece`` until it and the pieces before it make a run."""
+        """Hold ``piece`` until it and the pieces before it make a run (a run of the pieces
+        before it first, if it would not fit in theirs)."""
         if not piece.num_rows:
             return
+        if self.run_bytes is not None:
+            await self.flush(beyond=self.run_bytes - piece.nbytes)
         self.pending.append(piece)
         self.pending_bytes += piece.nbytes
         await self.hold(piece)
-        if self.run_bytes is not None and self.pending_bytes >= self.run_bytes:
-            await self.flush(final=False)
+        if self.run_bytes is not None:
+            await self.flush(beyond=self.run_bytes - 1)  # a run's worth, or one larger piece
 
-    async def flush(self, *, final: bool) -> None:
-        """Sort the pieces held into a run (``final``: whatever their size)."""
+    async def flush(self, *, beyond: int | None = None) -> None:
+        """Sort the pieces held into a run if they hold more than ``beyond`` bytes (all
+        of them if None)."""
         async with self.working:
-            if not final and (self.run_bytes is None or self.pending_bytes < self.run_bytes):
-                return  # another flush took them meanwhile
+            if beyond is not None and self.pending_bytes <= beyond:
+                return  # too few (or another flush took them meanwhile)
             pieces, self.pending, self.pending_bytes = self.pending, [], 0
             if not pieces:
                 return
@@ -235,7 +239,7 @@ async def sort(
         else:
             empty = await _exchange_ranges(ctx, coll, ch_in, runs, schema, max_buffered_bytes)
         if empty is not None:
-            await runs.flush(final=True)
+            await runs.flush()
             merge_bytes = _bound(ctx, MERGE_SHARE, max_buffered_bytes)
             await _send_sorted(ctx, ch_out, runs, empty, merge_bytes)
     finally:

@@ -154,9 +154,9 @@ def test_max_buffered_bytes_alone_makes_the_sort_external() -> None:
     n=st.integers(0, 3_000),
     seed=st.integers(0, 1_000),
     nranks=st.integers(1, 3),
-    budget=st.integers(16 * 1024, 96 * 1024),
+    budget=st.integers(32 * 1024, 96 * 1024),
     flags=st.sampled_from(FLAGS),
-    chunk_rows=st.integers(1, 400),
+    chunk_rows=st.integers(1, 200),  # chunks of at most an eighth of the budget
 )
 def test_any_budget_and_split_equal_polars(
     n: int, seed: int, nranks: int, budget: int, flags: tuple[Any, Any], chunk_rows: int
@@ -194,7 +194,7 @@ def test_a_chunk_without_a_key_column_fails_naming_the_actor_and_the_column() ->
 
 @pytest.mark.parametrize("nranks", [1, 2])
 def test_an_upstream_failure_while_runs_are_spilled_removes_their_files(nranks: int) -> None:
-    df = _frame(400)
+    df = _frame(200)  # about 3.6 KiB a chunk
     on_disk_when_failing: list[int] = []
     left_after: dict[int, int] = {}
 
@@ -203,11 +203,11 @@ def test_an_upstream_failure_while_runs_are_spilled_removes_their_files(nranks: 
 
         @define_actor
         async def source(ctx: Context, ch_out: Any) -> None:
-            for seq in range(40):  # about five times the budget
+            for seq in range(80):  # about four times the budget
                 await ch_out.send(ctx, Message(seq, TableChunk.from_polars(df)))
             if ctx.rank == 0:
                 # with at most two chunks in the channel, the sort has held (and so
-                # spilled) at least 37 of them by now
+                # spilled) at least 77 of them by now
                 on_disk_when_failing.append(ctx.spills.statistics().files_present)
                 raise RuntimeError("the source broke")
             await ch_out.drain(ctx)
@@ -219,7 +219,7 @@ def test_an_upstream_failure_while_runs_are_spilled_removes_their_files(nranks: 
             left_after[ctx.rank] = ctx.spills.statistics().files_present
 
     with pytest.raises(RuntimeError, match="the source broke"):
-        run(size(nranks), job, memory_limit=32 * 1024)
+        run(size(nranks), job, memory_limit=64 * 1024)
     if 0 in here(size(nranks)):
         assert on_disk_when_failing[0] > 0
     assert left_after == dict.fromkeys(here(size(nranks)), 0)
