@@ -66,7 +66,32 @@ class JoinReport:
         return total
 
 
-@define_actor(collective=True)
+def _join_needs(
+    wanted: frozenset[str] | None,
+    *,
+    on: str | Sequence[str] | None,
+    left_on: str | Sequence[str] | None,
+    right_on: str | Sequence[str] | None,
+    how: str,
+    suffix: str,
+    **_: object,
+) -> dict[str, frozenset[str] | None]:
+    """What each side must keep to give ``wanted``: the keys, and every wanted name, with a
+    suffixed name's unsuffixed one on both sides (so that the same names still clash)."""
+
+    def names(keys: str | Sequence[str] | None) -> list[str]:
+        return [] if keys is None else [keys] if isinstance(keys, str) else list(keys)
+
+    left_keys, right_keys = names(on) + names(left_on), names(on) + names(right_on)
+    if wanted is None:
+        return {"left_in": None, "right_in": None}
+    unsuffixed = {n[: -len(suffix)] for n in wanted if suffix and n.endswith(suffix)}
+    both = wanted | unsuffixed
+    right = frozenset(right_keys) if how in ("semi", "anti") else both | frozenset(right_keys)
+    return {"left_in": both | frozenset(left_keys), "right_in": right}
+
+
+@define_actor(collective=True, columns=_join_needs)
 async def join(
     ctx: Context,
     left_in: Channel[TableChunk],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actors._columns import needs_with
 from actors._shuffle import key_list
 from streamnet import (
     Channel,
@@ -42,7 +43,13 @@ def _own_range(partition: int, nranks: int) -> int:
     return partition  # one range per rank, in rank order
 
 
-@define_actor(collective=True)
+def _sort_needs(
+    wanted: frozenset[str] | None, *, by: str | Sequence[str], **_: object
+) -> frozenset[str] | None:
+    return needs_with(wanted, [by] if isinstance(by, str) else by)
+
+
+@define_actor(collective=True, columns=_sort_needs)
 async def sort(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -118,7 +125,7 @@ async def sort(
     return coll.traffic.copy()  # what the statistics show: every message of the collective
 
 
-@define_actor(collective=True)
+@define_actor(collective=True, columns=_sort_needs)
 async def top_k(
     ctx: Context,
     ch_in: Channel[TableChunk],
