@@ -304,7 +304,7 @@ class Backend(ABC):
     # ------------------------------------------------------------------ hash partitioning
     @abstractmethod
     def hash_partition(
-        self, chunk: TableChunk, keys: Sequence[str], partitions: int
+        self, chunk: TableChunk, keys: Sequence[str], partitions: int, *, seed: int = 0
     ) -> dict[int, TableChunk]:
         """The chunk's rows by partition: a seeded hash of ``keys`` modulo ``partitions``.
 
@@ -313,12 +313,18 @@ class Backend(ABC):
         Empty partitions are left out; no row is lost. Each piece has the chunk's
         schema.
 
+        ``seed`` picks the hash: 0 is the one every exchange uses; another seed
+        gives a hash independent of it, so that rows of one partition spread over
+        all partitions again (a grace hash join re-partitions a partition that is
+        too big with seed 1, then 2...). Rows with equal keys still meet.
+
         Raises
         ------
         ColumnNotFoundError
             A key is not a column of the chunk.
         ValueError
-            ``keys`` is empty, or ``partitions`` is not an int >= 1.
+            ``keys`` is empty, ``partitions`` is not an int >= 1, or ``seed`` is
+            not an int in [0, 2**32).
         SchemaError
             The backend's engine cannot hold a column's type (on the CPU: a type
             Polars does not hold exactly, see `TableChunk.to_polars`).
