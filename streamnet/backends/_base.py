@@ -73,7 +73,8 @@ class Backend(ABC):
       :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`, and
       :meth:`native_view` (what ``chunk.table_view().native()`` gives);
     - joins: :meth:`join_schema`, :meth:`join` (partition-wise, every `JoinSpec` ``how``),
-      :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once).
+      :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once),
+      :meth:`join_fanout` (how many rows one key can match: a grace join's slices).
 
     The facets still to come, each with the contract tests of its methods: plans
     with the slices of an in-memory table as source or ending in a partial
@@ -701,6 +702,21 @@ class Backend(ABC):
             A key is not a column of its side.
         SchemaError
             Polars cannot join the key types.
+        """
+
+    @abstractmethod
+    def join_fanout(self, right: TableChunk, keys: Sequence[str]) -> int:
+        """The most rows of ``right`` one row of the other side can match: the largest
+        number of rows sharing one value of ``keys`` (rows with a null key left out,
+        since they match nothing); 0 when no row has a full key.
+
+        A grace join sizes the slices it joins with a block of the right side by it,
+        so that a key repeated on many rows cannot make one result too big.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of ``right``.
         """
 
     @abstractmethod

@@ -10,14 +10,14 @@ from streamnet import Context, run_ranks
 
 
 def run_ranks_within(
-    seconds: float, nranks: int, job: Callable[[Context], Awaitable[Any]]
+    seconds: float, nranks: int, job: Callable[[Context], Awaitable[Any]], **options: Any
 ) -> list[Any]:
-    """``run_ranks(nranks, job)``, failing the test if it takes longer than ``seconds``."""
+    """``run_ranks(nranks, job, **options)``, failing the test if it takes longer than ``seconds``."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = run_ranks(nranks, job)
+            outcome["result"] = run_ranks(nranks, job, **options)
         except BaseException as exc:
             outcome["error"] = exc
 

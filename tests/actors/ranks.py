@@ -37,19 +37,24 @@ def here(nranks: int) -> set[int]:
     return {mpi_rank()}
 
 
-def run(nranks: int, job: Callable[[Context], Awaitable[Any]], *, within: float = 60) -> list[Any]:
-    """Every rank's result of ``job``, in rank order; raises the failing rank's error."""
+def run(
+    nranks: int, job: Callable[[Context], Awaitable[Any]], *, within: float = 60, **options: Any
+) -> list[Any]:
+    """Every rank's result of ``job``, in rank order; raises the failing rank's error.
+    ``options`` go to each rank's Context."""
     if not UNDER_MPI:
-        return run_ranks_within(within, nranks, job)
+        return run_ranks_within(within, nranks, job, **options)
     assert nranks == WORLD, f"a test under MPI runs on {WORLD} ranks, asked for {nranks}"
-    return asyncio.run(_run_here(job, within))
+    return asyncio.run(_run_here(job, within, options))
 
 
-async def _run_here(job: Callable[[Context], Awaitable[Any]], within: float) -> list[Any]:
+async def _run_here(
+    job: Callable[[Context], Awaitable[Any]], within: float, options: dict[str, Any]
+) -> list[Any]:
     from streamnet import mpi_communicator
 
     comm, outcomes = mpi_communicator(), mpi_communicator()  # same order on every rank
-    with Context(communicator=comm) as ctx:
+    with Context(communicator=comm, **options) as ctx:
         try:
             mine: Any = await asyncio.wait_for(guarded(job, ctx), within)
         except Exception as exc:
