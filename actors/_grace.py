@@ -135,10 +135,6 @@ class GraceJoin:
             await self.held.add(chunk)
         return kept
 
-    def close(self) -> None:
-        """Forget what is still held (after a failure: nothing stays counted)."""
-        self.held.clear()
-
     async def join(self, left: list[TableChunk], right: list[TableChunk], level: int = 0) -> None:
         """Join one partition (its pieces held by `hold`) and emit the result."""
         self.figures.levels = max(self.figures.levels, level)

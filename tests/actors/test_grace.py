@@ -140,6 +140,25 @@ def test_a_partition_too_big_for_its_share_is_split_again_with_another_hash(
     assert report.partitions > 2
 
 
+@pytest.mark.parametrize("how", HOWS)
+def test_a_right_side_that_fits_is_joined_with_a_left_side_that_does_not_unit_by_unit(
+    how: actors.JoinHow,
+) -> None:
+    left, right = sides(3000, 400, seed=8)
+    right = right.head(150)
+    limit = 32 * KiB
+    got, reports, stats = join_under(
+        left, right, how, 1, limit=limit, strategy="shuffle", num_partitions=1
+    )
+    assert_same_rows(got, expected(left, right, how))
+    (report,) = reports
+    assert (report.partitions, report.repartitioned, report.blocked) == (1, 0, 0)
+    assert stats[0].spilled > 0
+    # each step reserves at most about half the budget (a unit, the block, its hash table
+    # and the result); the left side joined whole would need more than all of it
+    assert stats[0].actors["join#0"].reserved_peak <= limit * 5 // 8
+
+
 @pytest.mark.parametrize("nranks", [1, 2])
 @pytest.mark.parametrize("how", HOWS)
 def test_one_key_on_every_row_is_joined_block_by_block_within_the_budget(
