@@ -203,14 +203,14 @@ class GraceJoin:
         how = self.spec.how
         what = "join (unmatched rows)"
         if left and how in ("left", "full", "anti"):
-            for group in _groups(left, self.probe_cap):
+            for group in _groups(await self._bounded(left, self.probe_cap), self.probe_cap):
                 if how == "anti":  # the rows as they are
                     out = await self._step(what, group, _bytes(group), self._concat, group)
                 else:  # null right columns
                     out = await self._step(what, group, _bytes(group), self._join, group, [], how)
                 await self._send(out)
         elif right and how in ("right", "full"):
-            for group in _groups(right, self.build_cap):
+            for group in _groups(await self._bounded(right, self.build_cap), self.build_cap):
                 out = await self._step(what, group, _bytes(group), self._join, [], group, how)
                 await self._send(out)
         else:
@@ -239,7 +239,7 @@ class GraceJoin:
         def cut(group: list[TableChunk]) -> dict[int, TableChunk]:
             return backend.hash_partition(self._concat(group), keys, parts, seed=seed)
 
-        for group in _groups(pieces, self.build_cap):
+        for group in _groups(await self._bounded(pieces, self.build_cap), self.build_cap):
             cut_up = await self._step(
                 "join (splitting a partition)", group, _bytes(group), cut, group
             )
