@@ -159,6 +159,18 @@ def test_a_right_side_that_fits_is_joined_with_a_left_side_that_does_not_unit_by
     assert stats[0].actors["join#0"].reserved_peak <= limit * 5 // 8
 
 
+@pytest.mark.parametrize("how", ["left", "right"])
+def test_input_chunks_of_about_half_the_budget_are_cut_before_a_partition_is_split(
+    how: actors.JoinHow,
+) -> None:
+    left, right = sides(600, 300, seed=9)
+    limit = 3 * KiB
+    assert TableChunk.from_polars(left.head(100)).nbytes > limit // 2
+    got, reports, _ = join_under(left, right, how, 1, limit=limit, num_partitions=1)
+    assert_same_rows(got, expected(left, right, how))
+    assert reports[0].repartitioned >= 1
+
+
 @pytest.mark.parametrize("nranks", [1, 2])
 @pytest.mark.parametrize("how", HOWS)
 def test_one_key_on_every_row_is_joined_block_by_block_within_the_budget(
