@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actors._columns import passes_columns
 from streamnet import (
     Channel,
     Collective,
@@ -21,7 +22,7 @@ __all__ = ["allgather"]
 _DONE = None
 
 
-@define_actor(collective=True)
+@define_actor(collective=True, columns=passes_columns)
 async def allgather(
     ctx: Context,
     ch_in: Channel[TableChunk],

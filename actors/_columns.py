@@ -16,6 +16,8 @@ from streamnet import (
 
 __all__ = [
     "ColumnCheck",
+    "needs_with",
+    "passes_columns",
     "IntoExpr",
     "IntoExprs",
     "as_exprs",
@@ -107,3 +109,17 @@ class ColumnCheck:
         if schema is not self._schema:
             self(schema.names)
             self._schema = schema
+
+
+# ------------------------------------------------------------------ column pruning
+def passes_columns(wanted: frozenset[str] | None, **_: object) -> frozenset[str] | None:
+    """An actor that passes its rows on as they are needs what is wanted of it
+    (``define_actor(columns=passes_columns)``)."""
+    return wanted
+
+
+def needs_with(wanted: frozenset[str] | None, names: Iterable[str] | None) -> frozenset[str] | None:
+    """What is wanted and ``names`` (None: every column)."""
+    if wanted is None or names is None:
+        return None
+    return wanted | frozenset(names)

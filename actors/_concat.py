@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from actors._columns import passes_columns
 from streamnet import Channel, Context, Message, define_actor
 
 __all__ = ["concat"]
 
 
-@define_actor
+@define_actor(columns=passes_columns)
 async def concat(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[Any]) -> None:
     """Forward all of the first input, then all of the second, and so on.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actors._columns import needs_with
 from actors._shuffle import partition_count
 from actors._typing import DistinctKeep
 from streamnet import (
@@ -28,7 +29,14 @@ __all__ = ["distinct"]
 _ORDER = ["__rank", "__seq"]
 
 
-@define_actor(collective=True)
+def _distinct_needs(
+    wanted: frozenset[str] | None, *, subset: str | Sequence[str] | None, **_: object
+) -> frozenset[str] | None:
+    # every column counts when no subset is given; otherwise the subset and what is wanted
+    return needs_with(wanted, None if subset is None else [subset] if isinstance(subset, str) else subset)
+
+
+@define_actor(collective=True, columns=_distinct_needs)
 async def distinct(
     ctx: Context,
     ch_in: Channel[TableChunk],

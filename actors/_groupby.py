@@ -109,6 +109,17 @@ def _partial_step(keys: object, aggs: object, **_: object) -> PartialAggregate |
     return PartialAggregate(tuple(key_cols), tuple(items), ordered)
 
 
+def _needs(
+    wanted: frozenset[str] | None, *, keys: object, aggs: object, **_: object
+) -> frozenset[str] | None:
+    """The columns a group-by reads: its keys and the aggregated columns, whatever is wanted."""
+    try:
+        items = normalise_aggs(aggs)  # type: ignore[arg-type]
+        return frozenset(_key_names(keys)) | {a.column for a in items if a.column is not None}
+    except (TypeError, ValueError):  # refused when it runs, with a clear error
+        return None
+
+
 def _link() -> FusionLink | None:
     """The link of a fused chain that feeds this actor partials, or None (it receives rows)."""
     node = current_actor()
@@ -273,7 +284,7 @@ class _Groups:
         return self.kernel.finish(whole)
 
 
-@define_actor(collective=True, aggregate=_partial_step)
+@define_actor(collective=True, aggregate=_partial_step, columns=_needs)
 async def groupby_agg(
     ctx: Context,
     ch_in: Channel[TableChunk],

@@ -3,15 +3,19 @@
 Joining chunks is the backend's: `Backend.join` partition by partition after a
 shuffle, `Backend.join_build` / `join_probe` / `join_flush` for a broadcast right
 side. This actor reads the sides, chooses, and moves chunks through the exchange.
+With a memory limit, a partition is joined by `GraceJoin` (``actors._grace``):
+split again when its right side does not fit, block by block when it cannot be.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import itertools
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from actors._columns import ColumnCheck
+from actors._grace import BUILD_SHARE, GraceFigures, GraceJoin
 from actors._shuffle import key_list, partition_count
 from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
@@ -22,6 +26,7 @@ from streamnet import (
     Exchange,
     InputSchema,
     JoinSpec,
+    MemoryHolder,
     Message,
     Partitions,
     SchemaError,
@@ -37,6 +42,8 @@ BROADCAST_THRESHOLD = 64 * 2**20
 """``strategy="auto"`` broadcasts the right side when all ranks together hold at most this many bytes of it."""
 
 _BROADCASTABLE = ("inner", "left", "semi", "anti")
+_FIRST_FANOUT = 16
+"""Partitions of a single-rank join under a memory limit whose right side does not fit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,20 @@ class JoinReport:
     """The right side's exchange (shuffle only)."""
     recorded: CollectiveTraffic | None = field(default=None, compare=False)
     """Everything the join moved, as its statistics show (sizes, schemas, broadcast side)."""
+    partitions: int = 0
+    """Partitions joined on this rank (0 for a broadcast); under a memory limit a
+    partition split again counts by its parts."""
+    repartitioned: int = 0
+    """Partitions split again (with another hash) because their right side did not fit
+    in the memory budget's build share."""
+    blocked: int = 0
+    """Partitions joined block by block: their right side did not fit and could not be
+    split (one key repeated)."""
+    levels: int = 0
+    """How deep partitions were split again (0: not at all)."""
+    spilled_bytes: int = field(default=0, compare=False)
+    """Bytes of the join's chunks spilled to disk (by the join, or by the memory budget
+    for another actor)."""
 
     @property
     def traffic(self) -> CollectiveTraffic:
@@ -66,7 +87,32 @@ class JoinReport:
         return total
 
 
-@define_actor(collective=True)
+def _join_needs(
+    wanted: frozenset[str] | None,
+    *,
+    on: str | Sequence[str] | None,
+    left_on: str | Sequence[str] | None,
+    right_on: str | Sequence[str] | None,
+    how: str,
+    suffix: str,
+    **_: object,
+) -> dict[str, frozenset[str] | None]:
+    """What each side must keep to give ``wanted``: the keys, and every wanted name, with a
+    suffixed name's unsuffixed one on both sides (so that the same names still clash)."""
+
+    def names(keys: str | Sequence[str] | None) -> list[str]:
+        return [] if keys is None else [keys] if isinstance(keys, str) else list(keys)
+
+    left_keys, right_keys = names(on) + names(left_on), names(on) + names(right_on)
+    if wanted is None:
+        return {"left_in": None, "right_in": None}
+    unsuffixed = {n[: -len(suffix)] for n in wanted if suffix and n.endswith(suffix)}
+    both = wanted | unsuffixed
+    right = frozenset(right_keys) if how in ("semi", "anti") else both | frozenset(right_keys)
+    return {"left_in": both | frozenset(left_keys), "right_in": right}
+
+
+@define_actor(collective=True, columns=_join_needs)
 async def join(
     ctx: Context,
     left_in: Channel[TableChunk],
@@ -93,6 +139,19 @@ async def join(
     summed over ranks, fits in the threshold and the join type allows it, it
     broadcasts, otherwise it shuffles. Column names found on both sides get
     ``suffix`` as in Polars; null keys never match.
+
+    Under a memory limit (``Context(memory_limit=...)``) it is a grace hash join
+    when the right side does not fit in an eighth of the budget
+    (`actors._grace.BUILD_SHARE`; summed over ranks for a broadcast): on one rank
+    both sides are hash-partitioned (16 partitions unless ``num_partitions``
+    says), on several the shuffle's partitions are used, and the pieces wait in
+    the budget, spilled when it is short. Each partition is joined alone, under a
+    reservation of its working memory; one whose right side still does not fit
+    is split again with another hash, and one that cannot be split (a key
+    repeated on most rows) is joined block by block, never all at once. The
+    result streams out partition by partition; `JoinReport` says what was done
+    (strategy ``"grace"``, partitions, spilled bytes). Without a limit nothing
+    of this runs.
 
     A rank whose input had no chunk on one side learns that side's schema from
     the other ranks. If no rank had a chunk on one side, the columns it would
@@ -143,108 +202,223 @@ async def join(
     count = partition_count(num_partitions, coll, "join")
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
     rights = inputs(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
-
-    # The left side is buffered while the right side is read, so a join whose two inputs
-    # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
-    # buffered left chunks go to disk.
-    early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=broadcast_threshold)
-    buffering = asyncio.ensure_future(early.fill())
+    # Under a memory limit, the right side a rank joins at once: beyond it, a grace join.
+    build_share = ctx.memory.share(BUILD_SHARE)
+    actor = current_actor_name()
+    spilled_before = _spilled(ctx, actor)
+    holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted
     try:
-        # Read the right side first, up to the threshold (all of it when broadcasting is
-        # forced, or with a single rank, where "broadcasting" moves nothing).
-        buffered: list[TableChunk] = []
-        size = 0
-        ended = False
-        read_all = strategy == "broadcast" or (
-            strategy == "auto" and coll.nranks == 1 and how in _BROADCASTABLE
+        # The left side is buffered while the right side is read, so a join whose two inputs
+        # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
+        # buffered left chunks go to disk.
+        early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=broadcast_threshold)
+        holders.append(early.holder)
+        right_holder = ctx.memory.holder("join right side")
+        holders.append(right_holder)
+        buffering = asyncio.ensure_future(early.fill())
+        try:
+            # Read the right side first, up to the threshold (all of it when broadcasting is
+            # forced, or with a single rank, where "broadcasting" moves nothing), and under a
+            # memory limit up to the build share.
+            buffered: list[TableChunk] = []
+            size = 0
+            ended = False
+            cap: int | None = None  # read all
+            if strategy == "auto":
+                if coll.nranks == 1 and how in _BROADCASTABLE:
+                    cap = build_share
+                elif build_share is None:
+                    cap = broadcast_threshold
+                else:
+                    cap = min(broadcast_threshold, build_share)
+            if strategy != "shuffle":
+                while cap is None or size <= cap:
+                    item = await anext(rights, None)
+                    if item is None:
+                        ended = True
+                        break
+                    buffered.append(item[1])
+                    size += item[1].nbytes
+                    await right_holder.add(item[1])
+            sizes = await coll.allgather("size", (size, ended))
+        finally:
+            buffering.cancel()
+            await asyncio.gather(buffering, return_exceptions=True)
+        if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
+            raise buffering.exception()  # type: ignore[misc]
+        lefts = early.replay_then(
+            inputs(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
         )
-        if strategy != "shuffle":
-            while read_all or size <= broadcast_threshold:
-                item = await anext(rights, None)
-                if item is None:
-                    ended = True
-                    break
-                buffered.append(item[1])
-                size += item[1].nbytes
-        sizes = await coll.allgather("size", (size, ended))
-    finally:
-        buffering.cancel()
-        await asyncio.gather(buffering, return_exceptions=True)
-    if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
-        raise buffering.exception()  # type: ignore[misc]
-    lefts = early.replay_then(
-        inputs(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
-    )
-    total = sum(s for s, _ in sizes)
-    broadcast = read_all or (
-        strategy == "auto"
-        and how in _BROADCASTABLE
-        and all(e for _, e in sizes)
-        and total <= broadcast_threshold
-    )
-    if broadcast:
-        await right_schema.agree(coll, "right")
-        await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
-        # The left side streamed through; its ranks must agree on its schema as well, or
-        # each would have sent results of another schema.
-        await left_schema.agree(coll, "left")
+        total = sum(s for s, _ in sizes)
+        everywhere = all(e for _, e in sizes)  # the whole right side was read
+        broadcast = strategy == "broadcast" or (
+            strategy == "auto"
+            and how in _BROADCASTABLE
+            and everywhere
+            and (coll.nranks == 1 or total <= broadcast_threshold)
+            and (build_share is None or total <= build_share)
+        )
+        if broadcast:
+            await right_schema.agree(coll, "right")
+            for chunk in buffered:
+                right_holder.remove(chunk)
+            await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
+            # The left side streamed through; its ranks must agree on its schema as well, or
+            # each would have sent results of another schema.
+            await left_schema.agree(coll, "left")
+            await ch_out.drain(ctx)
+            return JoinReport(
+                "broadcast",
+                total,
+                None,
+                None,
+                coll.traffic.copy(),
+                spilled_bytes=_spilled(ctx, actor) - spilled_before,
+            )
+        # Under a memory limit, a single rank's exchange is the grace join's first partitioning.
+        first_pass = (
+            build_share is not None
+            and num_partitions is None
+            and coll.nranks == 1
+            and not (everywhere and total <= build_share)
+        )
+        if first_pass:
+            count = _FIRST_FANOUT
+
+        async def exchanged(
+            phase: str, chunks: AsyncIterator[TableChunk], keys: list[str]
+        ) -> Partitions:
+            async with Exchange(
+                coll, phase, partitions=count, max_buffered_bytes=max_buffered_bytes
+            ) as ex:
+                holders.append(ex.held.holder)  # its pieces, once taken, are the join's
+                async for chunk in chunks:
+                    await ex.add(chunk, keys)
+                return await ex.finish()
+
+        async def right_stream() -> AsyncIterator[TableChunk]:
+            while buffered:
+                chunk = buffered.pop(0)
+                right_holder.remove(chunk)
+                yield chunk
+            async for _, chunk in rights:
+                yield chunk
+
+        async def left_stream() -> AsyncIterator[TableChunk]:
+            async for _, chunk in lefts:
+                yield chunk
+
+        # Both sides at once: neither waits for the other to end (no deadlock under a fanout).
+        right_held, left_held = await asyncio.gather(
+            exchanged("right", right_stream(), rkeys), exchanged("left", left_stream(), lkeys)
+        )
+        left_empty = await left_schema.agree(coll, "left")
+        right_empty = await right_schema.agree(coll, "right")
+        _check_sides_known(left_empty, right_empty, how, left_in, right_in)
+        if build_share is not None:
+            return await _grace_join(
+                ctx, coll, spec, left_held, right_held, left_empty, right_empty, ch_out, holders,
+                strategy="grace" if first_pass else "shuffle",
+                right_bytes=total,
+                spilled=lambda: _spilled(ctx, actor) - spilled_before,
+            )  # fmt: skip
+        sent = False
+        joined = 0
+        for partition in left_held.owned():
+            left_part = await ctx.to_thread(left_held.take, partition)
+            right_part = await ctx.to_thread(right_held.take, partition)
+            if left_part is None and right_part is None:
+                continue
+            if left_part is None and how in ("inner", "left", "semi", "anti"):
+                continue  # nothing on the left: nothing to keep
+            if right_part is None and how in ("inner", "right", "semi"):
+                continue  # nothing on the right: no match possible
+            left_part = left_part if left_part is not None else left_empty
+            right_part = right_part if right_part is not None else right_empty
+            assert left_part is not None  # a side without a chunk anywhere raised above or skips
+            if right_part is None:  # no right chunk on any rank, an anti join: every left row stays
+                out = left_part
+            else:
+                out = await ctx.to_thread(ctx.backend.join, left_part, right_part, spec)
+            await ch_out.send(ctx, Message(partition, out))
+            sent = True
+            joined += 1
+        if not sent:
+            empty = _empty_result(ctx, left_empty, right_empty, spec)
+            if empty is not None:
+                await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
-        return JoinReport("broadcast", total, None, None, coll.traffic.copy())
+        return JoinReport(
+            "shuffle",
+            total,
+            left_held.report,
+            right_held.report,
+            coll.traffic.copy(),
+            partitions=joined,
+            spilled_bytes=_spilled(ctx, actor) - spilled_before,
+        )
+    finally:
+        for holder in holders:
+            holder.clear()
 
-    async def exchanged(
-        phase: str, chunks: AsyncIterator[TableChunk], keys: list[str]
-    ) -> Partitions:
-        async with Exchange(
-            coll, phase, partitions=count, max_buffered_bytes=max_buffered_bytes
-        ) as ex:
-            async for chunk in chunks:
-                await ex.add(chunk, keys)
-            return await ex.finish()
 
-    async def right_stream() -> AsyncIterator[TableChunk]:
-        while buffered:
-            yield buffered.pop(0)
-        async for _, chunk in rights:
-            yield chunk
-
-    async def left_stream() -> AsyncIterator[TableChunk]:
-        async for _, chunk in lefts:
-            yield chunk
-
-    # Both sides at once: neither waits for the other to end (no deadlock under a fanout).
-    right_held, left_held = await asyncio.gather(
-        exchanged("right", right_stream(), rkeys), exchanged("left", left_stream(), lkeys)
-    )
-    left_empty = await left_schema.agree(coll, "left")
-    right_empty = await right_schema.agree(coll, "right")
-    _check_sides_known(left_empty, right_empty, how, left_in, right_in)
+async def _grace_join(
+    ctx: Context,
+    coll: Collective,
+    spec: JoinSpec,
+    left_held: Partitions,
+    right_held: Partitions,
+    left_empty: TableChunk | None,
+    right_empty: TableChunk | None,
+    ch_out: Channel[TableChunk],
+    holders: list[MemoryHolder],
+    *,
+    strategy: JoinMethod,
+    right_bytes: int,
+    spilled: Callable[[], int],
+) -> JoinReport:
+    """Join the owned partitions one by one under the memory budget (`GraceJoin`); the
+    results are numbered in the order they are sent."""
+    numbers = itertools.count()
     sent = False
-    for partition in left_held.owned():
-        left_part = await ctx.to_thread(left_held.take, partition)
-        right_part = await ctx.to_thread(right_held.take, partition)
-        if left_part is None and right_part is None:
-            continue
-        if left_part is None and how in ("inner", "left", "semi", "anti"):
-            continue  # nothing on the left: nothing to keep
-        if right_part is None and how in ("inner", "right", "semi"):
-            continue  # nothing on the right: no match possible
-        left_part = left_part if left_part is not None else left_empty
-        right_part = right_part if right_part is not None else right_empty
-        assert left_part is not None  # a side without a chunk anywhere raised above or skips
-        if right_part is None:  # no right chunk on any rank, an anti join: every left row stays
-            out = left_part
-        else:
-            out = await ctx.to_thread(ctx.backend.join, left_part, right_part, spec)
-        await ch_out.send(ctx, Message(partition, out))
+
+    async def emit(out: TableChunk) -> None:
+        nonlocal sent
+        await ch_out.send(ctx, Message(next(numbers), out))
         sent = True
+
+    grace = GraceJoin(ctx, spec, left_empty, right_empty, emit)
+    holders.append(grace.held)
+    for partition in left_held.owned():
+        left = await grace.hold(left_held.take_pieces(partition))
+        right = await grace.hold(right_held.take_pieces(partition))
+        await grace.join(left, right)
     if not sent:
         empty = _empty_result(ctx, left_empty, right_empty, spec)
         if empty is not None:
             await ch_out.send(ctx, Message(0, empty))
     await ch_out.drain(ctx)
+    figures: GraceFigures = grace.figures
+    if figures.repartitioned or figures.blocked:
+        strategy = "grace"
     return JoinReport(
-        "shuffle", total, left_held.report, right_held.report, coll.traffic.copy()
+        strategy,
+        right_bytes,
+        left_held.report,
+        right_held.report,
+        coll.traffic.copy(),
+        partitions=figures.partitions,
+        repartitioned=figures.repartitioned,
+        blocked=figures.blocked,
+        levels=figures.levels,
+        spilled_bytes=spilled(),
     )
+
+
+def _spilled(ctx: Context, actor: str | None) -> int:
+    """Bytes of ``actor``'s chunks spilled so far."""
+    figures = ctx.memory.statistics().actors.get(actor or "")
+    return 0 if figures is None else figures.spilled
 
 
 def _check_sides_known(
@@ -296,7 +470,7 @@ class _LeftBuffer:
         self.schema = schema
         self.spill_beyond = spill_beyond
         self.chunks: list[tuple[int, TableChunk]] = []
-        self.in_memory = 0
+        self.holder = ctx.memory.holder("join left buffer")
         self.ended = False
 
     async def fill(self) -> None:
@@ -305,9 +479,9 @@ class _LeftBuffer:
             chunk = TableChunk.from_message(msg)
             self.schema.seen(chunk)
             self.chunks.append((msg.sequence_number, chunk))
-            self.in_memory += chunk.nbytes
-            if self.in_memory > self.spill_beyond:
-                self.in_memory -= await self.ctx.to_thread(chunk.spill, self.ctx.spills)
+            await self.holder.add(chunk)
+            if self.holder.resident > self.spill_beyond:
+                await self.holder.spill_down_to(self.spill_beyond)
         self.ended = True
 
     async def replay_then(
@@ -316,6 +490,7 @@ class _LeftBuffer:
         """The buffered chunks, then the rest of the stream."""
         check = ColumnCheck(keys, where="join left keys")
         for seq, chunk in self.chunks:
+            self.holder.remove(chunk)
             check.chunk(chunk)
             yield seq, chunk
         self.chunks.clear()
@@ -340,7 +515,7 @@ async def _broadcast_join(
     carries the sequence number of the first left chunk it joins.
     """
     backend = ctx.backend
-    local = backend.concat(buffered) if buffered else None
+    local = await ctx.to_thread(backend.concat, buffered) if buffered else None
     if coll.nranks == 1:
         small = local
     else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from actors._columns import passes_columns
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["limit"]
 
 
-@define_actor
+@define_actor(columns=passes_columns)
 async def limit(
     ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], n: int
 ) -> None:

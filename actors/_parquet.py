@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -108,15 +109,28 @@ def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
 
 
 def _plan(
-    backend: Backend, plan: Plan, columns: list[str] | None, predicate: pl.Expr | None
+    backend: Backend,
+    plan: Plan,
+    columns: list[str] | None,
+    predicate: pl.Expr | None,
+    wanted: frozenset[str] | None = None,
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
-    statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read)."""
+    statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read).
+
+    ``wanted``: the columns the actors downstream need (None: all); the scan reads only
+    those of its columns (at least one, so that rows are still counted)."""
     assert isinstance(plan.source, ParquetScan)
     files = read_parquet_footers(list(plan.source.paths))
     filtered = referenced_columns([predicate]) if predicate is not None else set()
     check_columns(set(columns or []) | filtered, files.schema.names, where="read_parquet")
+    if wanted is not None:
+        names = columns if columns is not None else files.schema.names
+        kept = [name for name in names if name in wanted] or names[:1]
+        if len(kept) < len(names):
+            columns = kept
+            plan = Plan(dataclasses.replace(plan.source, columns=tuple(kept)), plan.steps)
     compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
         plan.steps, columns if columns is not None else files.schema.names
@@ -146,7 +160,7 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@define_actor(check=_check_read, head=True)
+@define_actor(check=_check_read, head=True, prunes=True)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -254,7 +268,8 @@ async def read_parquet(
     )  # fmt: skip
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
-    compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters)
+    wanted = node.pruned_columns if node is not None else None
+    compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters, wanted)
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)
     if split:

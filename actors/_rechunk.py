@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from actors._columns import passes_columns
 from actors._memory import chunk_row_count
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["rechunk"]
 
 
-@define_actor
+@define_actor(columns=passes_columns)
 async def rechunk(
     ctx: Context,
     ch_in: Channel[TableChunk],

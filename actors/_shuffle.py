@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actors._columns import needs_with
 from actors._typing import Placement
 from streamnet import (
     Channel,
@@ -40,7 +41,13 @@ def partition_count(value: int | None, coll: Collective, what: str) -> int:
     return count
 
 
-@define_actor(collective=True)
+def _shuffle_needs(
+    wanted: frozenset[str] | None, *, keys: str | Sequence[str], **_: object
+) -> frozenset[str] | None:
+    return needs_with(wanted, [keys] if isinstance(keys, str) else keys)
+
+
+@define_actor(collective=True, columns=_shuffle_needs)
 async def shuffle(
     ctx: Context,
     ch_in: Channel[TableChunk],

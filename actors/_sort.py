@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 
+from actors._columns import needs_with
 from actors._memory import DEFAULT_CHUNK_ROWS
 from actors._shuffle import key_list
 from streamnet import (
@@ -161,13 +162,18 @@ class _Runs(Partitions):
 
     def release(self) -> None:
         """Nothing is held any more (at the end, or on the way out of a failure)."""
-        for chunk in (*self.pending, *self.inputs, *self.runs):
-            self.holder.remove(chunk)
+        self.holder.clear()
         self.pending, self.inputs, self.runs = [], [], []
         self._count_spilled()
 
 
-@define_actor(collective=True)
+def _sort_needs(
+    wanted: frozenset[str] | None, *, by: str | Sequence[str], **_: object
+) -> frozenset[str] | None:
+    return needs_with(wanted, [by] if isinstance(by, str) else by)
+
+
+@define_actor(collective=True, columns=_sort_needs)
 async def sort(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -334,7 +340,7 @@ def _close(merged: Iterator[TableChunk]) -> None:
             close()
 
 
-@define_actor(collective=True)
+@define_actor(collective=True, columns=_sort_needs)
 async def top_k(
     ctx: Context,
     ch_in: Channel[TableChunk],

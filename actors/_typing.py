@@ -24,8 +24,9 @@ DistinctKeep = Literal["any", "first", "last"]
 JoinStrategy = Literal["auto", "broadcast", "shuffle"]
 """How the join moves data between ranks."""
 
-JoinMethod = Literal["broadcast", "shuffle"]
-"""How a join moved data between ranks: the `JoinStrategy` it ran (``auto`` picks one)."""
+JoinMethod = Literal["broadcast", "shuffle", "grace"]
+"""How a join moved data between ranks: the `JoinStrategy` it ran (``auto`` picks one), or
+``"grace"``: under a memory limit, partitions split again or joined block by block."""
 
 Placement = Literal["round_robin", "contiguous"]
 """How partitions are spread over ranks."""

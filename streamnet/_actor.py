@@ -70,6 +70,18 @@ def current_actor_name() -> str | None:
     return node.name if node is not None else None
 
 
+def _as_columns(columns: object) -> frozenset[str] | None:
+    """A declaration's answer as column names (None: every column)."""
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not isinstance(columns, Iterable):
+        raise TypeError(f"define_actor(columns=...) must give column names or None, got {columns!r}")
+    names = frozenset(columns)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"define_actor(columns=...) must give column names or None, got {columns!r}")
+    return names
+
+
 def role_from_name(name: str) -> Role | None:
     """The role a parameter name announces: ``ch_in`` is an input, ``chs_out`` an output.
 
@@ -136,6 +148,7 @@ class ActorNode(Generic[R]):
         "_link",
         "_name",
         "_network",
+        "_pruned",
         "_result",
         "_state",
         "ctx",
@@ -164,6 +177,7 @@ class ActorNode(Generic[R]):
         self._result: Any = None
         self._fused: tuple[Step, ...] = ()
         self._link: FusionLink | None = None
+        self._pruned: frozenset[str] | None = None
 
     @property
     def contributes_step(self) -> bool:
@@ -189,6 +203,42 @@ class ActorNode(Generic[R]):
         if step is None:
             return None
         return dataclasses.replace(step, actor=self._name)
+
+    def needed_columns(
+        self, wanted: frozenset[str] | None
+    ) -> dict[Channel[Any], frozenset[str] | None]:
+        """The columns the node needs of each input channel to give the columns ``wanted``
+        of its outputs (None: every column), for a Network's column pruning.
+
+        From its declaration (``define_actor(columns=...)``), else from its plan
+        step, else every column of every input (an actor whose code is not known).
+        """
+        inputs = [e for e in self.endpoints if e.role == "input"]
+        declared = self._definition.columns
+        if declared is not None:
+            bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
+            bound.apply_defaults()
+            needs = declared(wanted, **bound.arguments)
+            if isinstance(needs, Mapping):
+                return {e.channel: _as_columns(needs.get(e.parameter)) for e in inputs}
+            return {e.channel: _as_columns(needs) for e in inputs}
+        if self.contributes_step:
+            from streamnet.plans._columns import step_needs  # plans import the runtime lazily
+
+            step = self.step()
+            needs = wanted if step is None else step_needs(step, wanted)
+            return {e.channel: needs for e in inputs}
+        return {e.channel: None for e in inputs}
+
+    @property
+    def pruned_columns(self) -> frozenset[str] | None:
+        """For a source that prunes (``define_actor(prunes=True)``), the columns its
+        consumers need, as a Network's column pruning found them; None: every column."""
+        return self._pruned
+
+    def prune_to(self, columns: frozenset[str] | None) -> None:
+        """Read only ``columns`` (a Network's column pruning does this for a pruning source)."""
+        self._pruned = columns
 
     @property
     def link(self) -> FusionLink | None:
@@ -322,6 +372,8 @@ class ActorDefinition(Generic[P, R]):
         plan: Callable[..., Step | None] | None = None,
         head: bool = False,
         aggregate: Callable[..., PartialAggregate | None] | None = None,
+        columns: Callable[..., object] | None = None,
+        prunes: bool = False,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -335,6 +387,10 @@ class ActorDefinition(Generic[P, R]):
         """A source that runs the steps of the actors fused after it (``define_actor(head=...)``)."""
         self.aggregate = aggregate
         """Called as ``aggregate(**arguments)``: the group-by's partial step (or None), or None."""
+        self.columns = columns
+        """Called as ``columns(wanted, **arguments)``: the input columns a node needs, or None."""
+        self.prunes = prunes
+        """A source that reads only the columns its consumers need (``define_actor(prunes=...)``)."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

@@ -41,6 +41,8 @@ def define_actor(
     plan: Callable[..., Step | None] | None = None,
     head: bool = False,
     aggregate: Callable[..., PartialAggregate | None] | None = None,
+    columns: Callable[..., object] | None = None,
+    prunes: bool = False,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -58,6 +60,8 @@ def define_actor(
     plan: Callable[..., Step | None] | None = None,
     head: bool = False,
     aggregate: Callable[..., PartialAggregate | None] | None = None,
+    columns: Callable[..., object] | None = None,
+    prunes: bool = False,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -116,13 +120,26 @@ def define_actor(
         aggregations need the rows). A Network may then end a fused chain
         feeding it with that step; the actor still runs, and its node's
         `ActorNode.link` (a `FusionLink`) says that its input carries partials.
+    columns
+        Declares which input columns the actor reads, for a Network's column
+        pruning: called as ``columns(wanted, **arguments)`` with the columns
+        wanted of its outputs (a frozenset, or None for every column) and its
+        arguments bound as for ``check``, it returns the columns it needs of
+        every input (names, or None for every column), or a mapping from input
+        parameter name to those. Without it, an actor that has no ``plan`` needs
+        every column of its inputs (its code is not known); one with a ``plan``
+        needs what its step reads.
+    prunes
+        The actor, a source, reads only the columns that the actors downstream
+        need (`ActorNode.pruned_columns`, set by a Network; ``read_parquet``
+        decodes no other column).
 
     Raises
     ------
     TypeError
         ``fn`` is not an ``async def`` function, takes no Context parameter,
         ``inputs``/``outputs`` name parameters it does not have, or ``check``,
-        ``plan`` or ``aggregate`` is not callable.
+        ``plan``, ``aggregate`` or ``columns`` is not callable.
 
     Examples
     --------
@@ -190,13 +207,15 @@ def define_actor(
             raise TypeError(f"define_actor: `plan` must be callable, got {plan!r}")
         if aggregate is not None and not callable(aggregate):
             raise TypeError(f"define_actor: `aggregate` must be callable, got {aggregate!r}")
+        if columns is not None and not callable(columns):
+            raise TypeError(f"define_actor: `columns` must be callable, got {columns!r}")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
             restart=restart, stops_early=bool(stops_early), check=check, plan=plan, head=bool(head),
-            aggregate=aggregate,
+            aggregate=aggregate, columns=columns, prunes=bool(prunes),
         )  # fmt: skip
 
     if fn is not None:

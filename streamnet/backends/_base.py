@@ -74,7 +74,8 @@ class Backend(ABC):
       :meth:`iter_slices` (a spilled chunk read a part at a time), and
       :meth:`native_view` (what ``chunk.table_view().native()`` gives);
     - joins: :meth:`join_schema`, :meth:`join` (partition-wise, every `JoinSpec` ``how``),
-      :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once).
+      :meth:`join_build`, :meth:`join_probe`, :meth:`join_flush` (broadcast: the right side built once),
+      :meth:`join_fanout` (how many rows one key can match: a grace join's slices).
 
     The facets still to come, each with the contract tests of its methods: plans
     with the slices of an in-memory table as source or ending in a partial
@@ -305,7 +306,7 @@ class Backend(ABC):
     # ------------------------------------------------------------------ hash partitioning
     @abstractmethod
     def hash_partition(
-        self, chunk: TableChunk, keys: Sequence[str], partitions: int
+        self, chunk: TableChunk, keys: Sequence[str], partitions: int, *, seed: int = 0
     ) -> dict[int, TableChunk]:
         """The chunk's rows by partition: a seeded hash of ``keys`` modulo ``partitions``.
 
@@ -316,12 +317,18 @@ class Backend(ABC):
         ``n`` fall, partitioned again into ``n * m``, into partitions ``p + n * j``
         only: a partition too big to handle splits by a finer modulus.
 
+        ``seed`` picks the hash: 0 is the one every exchange uses; another seed
+        gives a hash independent of it, so that rows of one partition spread over
+        all partitions again (a grace hash join re-partitions a partition that is
+        too big with seed 1, then 2...). Rows with equal keys still meet.
+
         Raises
         ------
         ColumnNotFoundError
             A key is not a column of the chunk.
         ValueError
-            ``keys`` is empty, or ``partitions`` is not an int >= 1.
+            ``keys`` is empty, ``partitions`` is not an int >= 1, or ``seed`` is
+            not an int in [0, 2**32).
         SchemaError
             The backend's engine cannot hold a column's type (on the CPU: a type
             Polars does not hold exactly, see `TableChunk.to_polars`).
@@ -750,6 +757,21 @@ class Backend(ABC):
             A key is not a column of its side.
         SchemaError
             Polars cannot join the key types.
+        """
+
+    @abstractmethod
+    def join_fanout(self, right: TableChunk, keys: Sequence[str]) -> int:
+        """The most rows of ``right`` one row of the other side can match: the largest
+        number of rows sharing one value of ``keys`` (rows with a null key left out,
+        since they match nothing); 0 when no row has a full key.
+
+        A grace join sizes the slices it joins with a block of the right side by it,
+        so that a key repeated on many rows cannot make one result too big.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A key is not a column of ``right``.
         """
 
     @abstractmethod

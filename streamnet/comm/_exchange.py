@@ -114,6 +114,15 @@ class Partitions:
         self._count_spilled()
         return self.pieces.pop(partition, [])
 
+    def take_pieces(self, partition: int) -> list[TableChunk]:
+        """The partition's pieces as they are, spilled ones left on disk, held no more:
+        for a caller that works on them piece by piece and holds them itself."""
+        chunks = self.pieces.pop(partition, [])
+        self._count_spilled()
+        for chunk in chunks:
+            self.holder.remove(chunk)
+        return chunks
+
     def take(self, partition: int) -> TableChunk | None:
         """The whole partition as one chunk (loading spilled pieces), or None if it is empty.
 
@@ -189,6 +198,8 @@ class Exchange:
         traceback: TracebackType | None,
     ) -> None:
         await stop_tasks(self.ctx, (*self._receivers, *self._sending))
+        if kind is not None:  # the partitions will never be taken: nothing stays counted
+            self.held.holder.clear()
 
     async def _receive(self, peer: int) -> None:
         report = self.held.report

@@ -275,6 +275,11 @@ class MemoryHolder:
         """``chunk`` was used now: the last to be spilled among chunks of its size."""
         self._ledger.touch(chunk)
 
+    def clear(self) -> None:
+        """Forget every chunk this holder still holds (its operator ended, or failed):
+        they count no more, and the budget keeps no reference to them."""
+        self._ledger.clear(self)
+
     async def spill_down_to(self, nbytes: int) -> None:
         """Spill this holder's largest chunks until at most ``nbytes`` of them stay in
         memory (an operator's own bound, such as ``max_buffered_bytes``)."""
@@ -368,6 +373,14 @@ class _Ledger:
             entry = self.held.pop(id(chunk), None)
             if entry is not None and not entry[1].leaving:
                 self.count(entry[1].holder, -entry[1].nbytes)
+
+    def clear(self, holder: MemoryHolder) -> None:
+        with self.lock:
+            for key, (_, held) in list(self.held.items()):
+                if held.holder is holder:
+                    del self.held[key]
+                    if not held.leaving:
+                        self.count(holder, -held.nbytes)
 
     def touch(self, chunk: Spillable) -> None:
         with self.lock:

@@ -24,6 +24,7 @@ from streamnet._errors import SharedChannelWarning, WiringError
 from streamnet._typing import NetworkState, PictureEngine
 from streamnet.memory._budget import MemoryStatistics
 from streamnet.network._capture import NetworkCaptured, capturing
+from streamnet.network._columns import prune as prune_columns
 from streamnet.network._driver import NetworkDriver
 from streamnet.network._fusion import Fusion, fusion_of
 from streamnet.network._on_success import CommitSteps
@@ -87,6 +88,13 @@ class Network:
         run, end in its state, and show in `statistics` with ``fused_with``
         naming it; errors still name the actor whose step failed. False runs
         every actor on its own. See `explain`.
+    prune
+        Make sources read only the columns the actors downstream need (default):
+        every actor says which input columns it needs to give the columns wanted
+        of it (library actors from their expressions and arguments, other actors
+        every column unless they declare them with ``define_actor(columns=...)``),
+        and a source that prunes (``read_parquet``) decodes no other column. What
+        the network's sinks receive is the same either way. See `explain`.
 
     Examples
     --------
@@ -113,6 +121,7 @@ class Network:
         name: str = "network",
         feedback: Sequence[Channel[Any]] = (),
         fuse: bool = True,
+        prune: bool = True,
     ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
@@ -140,6 +149,7 @@ class Network:
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._bind()
         self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
+        self._pruned = prune_columns(self._actors, tuple(feedback)) if prune else {}
         self._driver = NetworkDriver(
             self, ctx, name, self._actors, self._channels,
             self._producers, self._consumers, self._commits, self._fusion,
@@ -199,7 +209,8 @@ class Network:
         return tuple((head, *members) for head, members in self._fusion.groups.items())
 
     def explain(self) -> str:
-        """The fused groups and the plan each runs per chunk, as text.
+        """How the network runs what was written: the fused groups and the plan each runs
+        per chunk, and the columns each pruning source reads, as text.
 
         Examples
         --------
@@ -223,6 +234,11 @@ class Network:
         groups = self._fusion.groups
         plural = "" if len(groups) == 1 else "s"
         lines = [f"network `{self.name}`: {len(groups)} fused group{plural}"]
+        for source, columns in self._pruned.items():
+            if columns is not None:
+                lines.append(
+                    f"source `{source}` reads only the columns needed downstream: {sorted(columns)}"
+                )
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))
             lines.append(f"group `{head.name}` ({names}), one plan per chunk:")

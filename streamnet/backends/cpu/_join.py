@@ -101,6 +101,28 @@ class CpuJoins(Backend):
         _check_keys(right.column_names, spec.right_on, "right", spec)
         return self.from_polars(_joined(left.to_polars(), right.to_polars(), spec))
 
+    def join_fanout(self, right: TableChunk, keys: Sequence[str]) -> int:
+        right = self._own(right, "join fanout")
+        missing = [k for k in keys if k not in right.column_names]
+        if missing:
+            listed = ", ".join(f"`{k}`" for k in missing)
+            raise ColumnNotFoundError(
+                f"join fanout: key column {listed} not found; columns are {right.column_names}; "
+                f"got keys {list(keys)}"
+            )
+        counts = (
+            right.to_polars()
+            .lazy()
+            .select(list(keys))
+            .drop_nulls()
+            .group_by(list(keys))
+            .len()
+            .select(pl.col("len").max())
+            .collect()
+        )
+        most = counts.item()
+        return 0 if most is None else int(most)
+
     def join_build(self, right: TableChunk, spec: JoinSpec) -> JoinBuild:
         right = self._own(right, "join build")
         if spec.how not in ("inner", "left", "semi", "anti"):

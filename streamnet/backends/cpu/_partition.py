@@ -17,7 +17,7 @@ from streamnet.backends._base import Backend
 __all__ = ["SEED", "CpuPartitioning", "canonical_keys", "partition_frame"]
 
 SEED = 0x5EED
-"""The seed of the hash: the same on every rank."""
+"""The seed of the hash (``seed=0``): the same on every rank. Seed ``s`` hashes with ``SEED + s``."""
 
 
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
@@ -39,18 +39,20 @@ def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
 
 
 def partition_frame(
-    df: pl.DataFrame, keys: Sequence[str], partitions: int
+    df: pl.DataFrame, keys: Sequence[str], partitions: int, *, seed: int = 0
 ) -> dict[int, pl.DataFrame]:
     """Rows of ``df`` by partition: a seeded hash of the key columns modulo ``partitions``.
 
     Rows with equal keys land in the same partition on every rank; null keys too.
-    Empty partitions are left out.
+    Empty partitions are left out. Each ``seed`` gives a hash of its own.
     """
     if partitions == 1 or df.height == 0:
         return {0: df} if df.height else {}
     columns = canonical_keys(df, keys)
     # One key hashes directly: four times cheaper than hashing a struct of one field.
-    hashed = columns[0].hash(SEED) if len(columns) == 1 else pl.struct(columns).hash(SEED)
+    hashed = (
+        columns[0].hash(SEED + seed) if len(columns) == 1 else pl.struct(columns).hash(SEED + seed)
+    )
     ids = df.select((hashed % partitions).alias("__partition")).to_series()
     pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
     return {int(key[0]): piece for key, piece in pieces.items()}
@@ -60,7 +62,7 @@ class CpuPartitioning(Backend):
     """Hash partitioning with Polars."""
 
     def hash_partition(
-        self, chunk: TableChunk, keys: Sequence[str], partitions: int
+        self, chunk: TableChunk, keys: Sequence[str], partitions: int, *, seed: int = 0
     ) -> dict[int, TableChunk]:
         chunk = self._own(chunk, "hash_partition")
         keys = [keys] if isinstance(keys, str) else list(keys)
@@ -70,6 +72,8 @@ class CpuPartitioning(Backend):
             raise ValueError(
                 f"hash_partition: `partitions` must be an int >= 1, got {partitions!r}"
             )
+        if type(seed) is not int or not 0 <= seed < 2**32:
+            raise ValueError(f"hash_partition: `seed` must be an int in [0, 2**32), got {seed!r}")
         names = chunk.column_names
         missing = [key for key in keys if key not in names]
         if missing:
@@ -81,5 +85,5 @@ class CpuPartitioning(Backend):
         if partitions == 1 or chunk.num_rows == 0:
             return {0: chunk} if chunk.num_rows else {}
         schema = chunk.schema
-        pieces = partition_frame(chunk.to_polars(), keys, partitions)
+        pieces = partition_frame(chunk.to_polars(), keys, partitions, seed=seed)
         return {p: self.from_polars(piece, schema=schema) for p, piece in pieces.items()}

@@ -151,6 +151,22 @@ def test_null_keys_never_match_as_duckdb_counts(
     assert got.num_rows == row[0]
 
 
+@settings(max_examples=30)
+@given(sides())
+def test_the_fanout_bounds_the_rows_one_left_row_matches_and_is_reached(
+    backend: Backend, data: tuple[pl.DataFrame, pl.DataFrame, JoinSpec]
+) -> None:
+    _, right, spec = data
+    fanout = backend.join_fanout(backend.from_polars(right), spec.right_on)
+    # every right row as a left row: its matches are the rows sharing its key
+    probe = right.rename(dict(zip(spec.right_on, spec.left_on, strict=True))).select(spec.left_on)
+    counts = probe.with_row_index("__row").join(
+        right, left_on=list(spec.left_on), right_on=list(spec.right_on), how="inner"
+    )
+    most = counts.group_by("__row").len()["len"].max() if counts.height else 0
+    assert fanout == (most or 0)
+
+
 def test_a_missing_key_names_the_side_and_the_column(backend: Backend) -> None:
     left = backend.from_polars(pl.DataFrame({"id": [1], "x": [1]}))
     right = backend.from_polars(pl.DataFrame({"key": [1]}))
@@ -161,6 +177,8 @@ def test_a_missing_key_names_the_side_and_the_column(backend: Backend) -> None:
         backend.join_schema(left.schema, right.schema, spec)
     with pytest.raises(ColumnNotFoundError, match="right key column `nope`"):
         backend.join_build(right, spec)
+    with pytest.raises(ColumnNotFoundError, match=r"key column `nope` not found.*\['key'\]"):
+        backend.join_fanout(right, ["nope"])
     build = backend.join_build(right, JoinSpec.of(left_on="nope", right_on="key"))
     with pytest.raises(ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"):
         backend.join_probe(build, left)

@@ -71,6 +71,20 @@ def test_ranks_of_one_fingerprint_partition_alike(backend: Backend) -> None:
         assert backend.to_arrow(mine[p]).equals(other.to_arrow(theirs[p]))
 
 
+def test_another_seed_splits_one_partition_again_keeping_equal_keys_together(
+    backend: Backend,
+) -> None:
+    df = pl.DataFrame({"k": [i % 500 for i in range(2000)], "v": range(2000)})
+    first = backend.hash_partition(backend.from_polars(df), ["k"], 4)
+    assert backend.hash_partition(backend.from_polars(df), ["k"], 4, seed=0).keys() == first.keys()
+    for piece in first.values():
+        again = backend.hash_partition(piece, ["k"], 4, seed=1)
+        assert len(again) == 4  # the rows of one partition spread over all of them
+        assert sum(p.num_rows for p in again.values()) == piece.num_rows
+        keys = [set(backend.to_arrow(p)["k"].to_pylist()) for p in again.values()]
+        assert sum(len(k) for k in keys) == len(set().union(*keys))  # a key in one place
+
+
 def test_one_partition_or_no_rows_cuts_nothing(backend: Backend) -> None:
     chunk = backend.from_polars(pl.DataFrame({"k": [1, 2]}))
     assert backend.hash_partition(chunk, ["k"], 1) == {0: chunk}
@@ -87,6 +101,8 @@ def test_bad_keys_or_counts_are_named(backend: Backend) -> None:
         backend.hash_partition(chunk, [], 2)
     with pytest.raises(ValueError, match="`partitions` must be an int >= 1, got 0"):
         backend.hash_partition(chunk, ["k"], 0)
+    with pytest.raises(ValueError, match=r"`seed` must be an int in \[0, 2\*\*32\), got -1"):
+        backend.hash_partition(chunk, ["k"], 2, seed=-1)
 
 
 def test_partition_and_pack_packs_the_pieces_of_other_ranks(backend: Backend) -> None:

@@ -134,6 +134,19 @@ async def test_an_operator_s_own_bound_spills_only_its_chunks() -> None:
         assert mine.resident == held[0].nbytes + held[1].nbytes
 
 
+async def test_clearing_a_holder_forgets_only_its_chunks(ctx: Context) -> None:
+    mine, theirs = ctx.memory.holder("mine", actor="m"), ctx.memory.holder("theirs", actor="t")
+    kept = _chunk(100)
+    await theirs.add(kept)
+    await mine.add(_chunk(600))
+    await mine.add(_chunk(600))  # over the limit: one of them spilled
+    mine.clear()
+    assert mine.resident == 0
+    assert ctx.memory.in_use == theirs.resident == kept.nbytes
+    await mine.add(_chunk(600))  # counted afresh, and nothing of the old ones is spilled again
+    assert ctx.memory.in_use == kept.nbytes + 4800
+
+
 # ------------------------------------------------------------------ reservations
 async def test_a_reservation_that_fits_is_granted_and_given_back(ctx: Context) -> None:
     async with await ctx.memory.reserve(4000, what="a build") as reservation:
