@@ -13,7 +13,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema
@@ -140,6 +139,8 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
     SchemaError
         A file's schema differs from the first file's; the message names both and shows both.
     """
+    import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
+
     schema: pa.Schema | None = None
     first: Path | None = None
     footers = []
