@@ -51,8 +51,11 @@ NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
 PictureEngine = Literal["auto", "graphviz", "python"]
 """Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""
 
-SpanKind = Literal["busy", "blocked on input", "blocked on output", "blocked on memory"]
-"""What an actor was doing during a span of a timeline."""
+SpanKind = Literal[
+    "busy", "blocked on input", "blocked on output", "blocked on memory", "queued for a thread"
+]
+"""What an actor was doing during a span of a timeline (``"queued for a thread"``: a
+kernel of its waited for a free thread of the Context's pool)."""
 
 PersistentActorState = Literal[
     "launched", "active", "inactive", "terminating", "terminated", "failed"
