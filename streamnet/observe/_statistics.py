@@ -330,8 +330,11 @@ class NetworkStatistics:
         table = Table(title="actors", title_justify="left")
         header, body = self._table()
         for column in header:
+            text = column in ("actor", "state")
             table.add_column(
-                column, justify="left" if column in ("actor", "state") else "right", no_wrap=True
+                column if text else column.replace(" ", "\n"),  # figures: narrow, headers on lines
+                justify="left" if text else "right",
+                no_wrap=True,
             )
         for a, row in zip(self.actors, body, strict=True):
             pressed = a.blocked_output_seconds > 0.2 * max(a.wall_seconds, 1e-9)
