@@ -1,18 +1,20 @@
 """Show public names under their package: tracebacks say `streamnet.Network`, not a private path.
 
 A package may also export names that it imports only when first asked for
-(`export_lazily`): optional parts (MPI, Ray, persistent actors) then cost
-nothing to whoever imports the package without using them.
+(`export_lazily`), and a module may name a dependency that is imported when
+first used (`import_lazily`): optional and heavy parts (MPI, Ray, persistent
+actors, pyarrow) then cost nothing to whoever imports the package without using them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import types
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["export_lazily", "publish"]
+__all__ = ["export_lazily", "import_lazily", "publish"]
 
 
 def publish(
@@ -80,3 +82,37 @@ def export_lazily(
         return sorted({*namespace, *sources})
 
     return __getattr__, __dir__
+
+
+class _LazyModule(types.ModuleType):
+    """Stands for a module until an attribute is first read: then imports it, and takes
+    its names, so that later reads are plain lookups."""
+
+    def __getattr__(self, name: str) -> Any:
+        module = importlib.import_module(self.__name__)
+        if name.startswith("__") and name.endswith("__"):  # only what a caller asks for
+            return getattr(module, name)
+        self.__dict__.update(
+            (key, value) for key, value in vars(module).items() if not key.startswith("__")
+        )
+        return getattr(module, name)  # also a submodule imported later (`pa.compute`)
+
+
+def import_lazily(name: str) -> types.ModuleType:
+    """A stand-in for the module ``name`` that imports it when one of its attributes is
+    first read (``pa = import_lazily("pyarrow")``; ``pa.table(...)`` imports pyarrow).
+
+    Not a module in ``sys.modules``: others importing ``name`` get the real one. For
+    type checkers, import the module under ``if TYPE_CHECKING:`` and bind the
+    stand-in otherwise.
+
+    Examples
+    --------
+    >>> import sys
+    >>> colorsys = import_lazily("colorsys")
+    >>> colorsys.rgb_to_hsv(1.0, 0.0, 0.0)
+    (0.0, 1.0, 1.0)
+    >>> colorsys.rgb_to_hsv is sys.modules["colorsys"].rgb_to_hsv
+    True
+    """
+    return _LazyModule(name)

@@ -23,8 +23,9 @@ rest is in subpackages, each with a map of its modules:
 Every public name is exported here; import it from `streamnet`. Renamed names keep
 working for one release with a `DeprecationWarning` (``_deprecation.py``). What a
 library above the runtime builds on is in `streamnet.lowlevel`. The optional parts
-(persistent actors, the engines, the MPI and Ray transports) are imported when one
-of their names is first used (`_LAZY`), so that ``import streamnet`` stays light.
+(persistent actors, the engines, the MPI and Ray transports) and the aliases of Arrow
+types are imported when one of their names is first used (`_LAZY`), so that
+``import streamnet`` stays light: pyarrow itself loads with the first Context.
 """
 
 from typing import TYPE_CHECKING
@@ -78,16 +79,7 @@ from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema, null_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import map_in_threads, start_task, stop_tasks
-from streamnet._typing import (
-    ActorState,
-    ArrowSchema,
-    ArrowTable,
-    HostKind,
-    HostTable,
-    IntoSchema,
-    JoinHow,
-    PolarsFrame,
-)
+from streamnet._typing import ActorState, HostKind, JoinHow, PolarsFrame
 from streamnet.backends import (
     AggregationKernel,
     Backend,
@@ -178,6 +170,7 @@ from streamnet.plans import (
 )
 
 if TYPE_CHECKING:
+    from streamnet._typing import ArrowSchema, ArrowTable, HostTable, IntoSchema
     from streamnet.comm import MPICommunicator, RayCommunicator, mpi_communicator
     from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
     from streamnet.persistent import (
@@ -367,6 +360,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    **dict.fromkeys(["ArrowSchema", "ArrowTable", "HostTable", "IntoSchema"], "streamnet._typing"),
     **dict.fromkeys(["MPICommunicator", "RayCommunicator", "mpi_communicator"], "streamnet.comm"),
     **dict.fromkeys(
         ["launched_ranks", "run_on_ray", "run_ranks", "run_ranks_async"], "streamnet.engines"

@@ -114,7 +114,7 @@ def test_every_statistics_method_returns_a_frozen_record() -> None:
     assert {"ActorRuntime", "Channel", "Context", "Mailbox", "Network", "Supervisor"} <= set(found)
 
 
-@pytest.mark.parametrize("package", ["streamnet", "streamnet.comm"])
+@pytest.mark.parametrize("package", ["streamnet", "streamnet.comm", "actors"])
 def test_names_exported_lazily_are_imported_for_type_checkers(package: str) -> None:
     """A name a package imports on first use (its ``_LAZY``) is imported under ``if
     TYPE_CHECKING:`` too, from the same module, so that type checkers see it."""
