@@ -387,7 +387,8 @@ _LAZY = {
         "streamnet.persistent",
     ),
 }
-"""Names imported from their subpackage when first used (a test checks that it exports them)."""
+"""Names imported from their module when first used (tests/test_exports.py checks that each
+is in `__all__` and imported under `if TYPE_CHECKING:` too)."""
 
 # Old names, for one release (`_deprecation.RENAMED`), after the lazily imported ones.
 __getattr__, __dir__ = export_lazily(
