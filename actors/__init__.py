@@ -5,8 +5,10 @@ are `Literal` aliases (``_typing.py``); renamed names keep working for one relea
 a `DeprecationWarning`.
 """
 
+from typing import TYPE_CHECKING
+
 from actors._allgather import allgather
-from actors._cast import IntoSchema, cast
+from actors._cast import cast
 from actors._collect import collect
 from actors._concat import concat
 from actors._csv import read_csv
@@ -31,8 +33,11 @@ from actors._typing import (
     TableKind,
     WriteMode,
 )
-from channels.lowlevel import publish
+from channels.lowlevel import export_lazily, publish
 from streamnet.lowlevel import renamed_names
+
+if TYPE_CHECKING:
+    from streamnet import IntoSchema
 
 __all__ = [
     "Agg",
@@ -78,6 +83,12 @@ __all__ = [
     "write_parquet",
 ]
 
-__getattr__ = renamed_names(__name__)  # old names, for one release (`streamnet.lowlevel`)
+_LAZY = {"IntoSchema": "streamnet"}
+"""Names imported when first used: streamnet makes its Arrow aliases then (with pyarrow)."""
 
-publish(globals(), "actors", __all__)
+# Old names, for one release (`streamnet.lowlevel`), after the lazily imported ones.
+__getattr__, __dir__ = export_lazily(
+    globals(), "actors", _LAZY, otherwise=renamed_names(__name__)
+)
+
+publish(globals(), "actors", [name for name in __all__ if name not in _LAZY])

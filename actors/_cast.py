@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamnet import (
     Cast,
     Channel,
     Context,
-    IntoSchema,
     Step,
     TableChunk,
     define_actor,
@@ -16,7 +15,10 @@ from streamnet import (
     run_plan,
 )
 
-__all__ = ["IntoSchema", "cast"]
+if TYPE_CHECKING:
+    from streamnet import IntoSchema
+
+__all__ = ["cast"]
 
 
 def _cast_step(schema: IntoSchema, strict: bool, **_: Any) -> Step | None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from streamnet import (
-    ArrowSchema,
-    ColumnNotFoundError,
-    TableChunk,
-    current_actor_name,
-    describe_schema,
-)
+from streamnet import ColumnNotFoundError, TableChunk, current_actor_name, describe_schema
+
+if TYPE_CHECKING:
+    from streamnet import ArrowSchema
 
 __all__ = [
     "ColumnCheck",

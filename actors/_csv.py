@@ -5,17 +5,16 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
 from actors._parquet import PathLike
 from streamnet import (
-    ArrowSchema,
     Channel,
     ChannelBroken,
     Context,
     CsvFormat,
     CsvPart,
-    IntoSchema,
     Message,
     SchemaError,
     TableChunk,
@@ -24,6 +23,9 @@ from streamnet import (
     define_actor,
     expand_paths,
 )
+
+if TYPE_CHECKING:
+    from streamnet import ArrowSchema, IntoSchema
 
 __all__ = ["read_csv"]
 

@@ -35,40 +35,55 @@ class TrafficCounter:
         Seconds spent waiting for room on a full channel (backpressure).
     blocked_memory
         Seconds spent waiting for memory (a runtime's memory budget counts it here).
+    blocked_thread
+        Seconds its blocking calls waited for a free thread, queued in a thread
+        pool (a runtime's pool counts it here).
+    thread_seconds
+        Seconds its blocking calls ran in threads, summed: more than the task's
+        time when several ran at once (a runtime's pool counts it here).
     waits
         When not None, every wait is appended as ``(kind, start, end)``, kind
-        ``"input"``, ``"output"`` or ``"memory"``, times from ``time.perf_counter()``:
-        the material of a timeline. A deque with a ``maxlen`` keeps the latest ones.
+        ``"input"``, ``"output"``, ``"memory"`` or ``"thread"``, times from
+        ``time.perf_counter()``: the material of a timeline. A deque with a
+        ``maxlen`` keeps the latest ones.
     """
 
     __slots__ = (
         "blocked_in",
         "blocked_memory",
         "blocked_out",
+        "blocked_thread",
         "bytes_in",
         "bytes_out",
         "messages_in",
         "messages_out",
         "rows_in",
         "rows_out",
+        "thread_seconds",
         "waits",
     )
 
     def __init__(self) -> None:
         self.messages_in = self.rows_in = self.bytes_in = 0
         self.messages_out = self.rows_out = self.bytes_out = 0
-        self.blocked_in = self.blocked_out = self.blocked_memory = 0.0
+        self.blocked_in = self.blocked_out = self.blocked_memory = self.blocked_thread = 0.0
+        self.thread_seconds = 0.0
         self.waits: deque[tuple[str, float, float]] | None = None
 
-    def waited(self, kind: Literal["input", "output", "memory"], start: float, end: float) -> None:
-        """Count a wait of the task, for a message (``"input"``), for room (``"output"``)
-        or for memory (``"memory"``), from ``start`` to ``end`` (``time.perf_counter()``)."""
+    def waited(
+        self, kind: Literal["input", "output", "memory", "thread"], start: float, end: float
+    ) -> None:
+        """Count a wait of the task, for a message (``"input"``), for room (``"output"``),
+        for memory (``"memory"``) or for a thread (``"thread"``), from ``start`` to
+        ``end`` (``time.perf_counter()``)."""
         if kind == "input":
             self.blocked_in += end - start
         elif kind == "output":
             self.blocked_out += end - start
-        else:
+        elif kind == "memory":
             self.blocked_memory += end - start
+        else:
+            self.blocked_thread += end - start
         if self.waits is not None:
             self.waits.append((kind, start, end))
 

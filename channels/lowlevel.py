@@ -23,7 +23,9 @@ reaches into how they work, through public names only:
   payload type against, for a runtime that checks wiring before anything runs.
 - **Exports.** :func:`publish` shows the public names of a package under the
   package, not the private module that defines them (``streamnet.Network``),
-  as every package ``__init__`` above does.
+  as every package ``__init__`` above does; :func:`export_lazily` exports names
+  whose module is imported only when one is first asked for (optional parts), and
+  :func:`import_lazily` stands for a heavy dependency until it is first used.
 
 Examples
 --------
@@ -39,7 +41,7 @@ Examples
 (1, 0)
 """
 
-from channels._exports import publish
+from channels._exports import export_lazily, import_lazily, publish
 from channels._message import payload_classes
 from channels._observer import TrafficCounter, current_counter, observe
 from channels._parking_lot import Parked, ParkingLot, ParkingLotStatistics
@@ -50,6 +52,8 @@ __all__ = [
     "ParkingLotStatistics",
     "TrafficCounter",
     "current_counter",
+    "export_lazily",
+    "import_lazily",
     "observe",
     "payload_classes",
     "publish",

@@ -22,8 +22,13 @@ rest is in subpackages, each with a map of its modules:
 
 Every public name is exported here; import it from `streamnet`. Renamed names keep
 working for one release with a `DeprecationWarning` (``_deprecation.py``). What a
-library above the runtime builds on is in `streamnet.lowlevel`.
+library above the runtime builds on is in `streamnet.lowlevel`. The optional parts
+(persistent actors, the engines, the MPI and Ray transports) and the aliases of Arrow
+types are imported when one of their names is first used (`_LAZY`), so that
+``import streamnet`` stays light: pyarrow itself loads with the first Context.
 """
+
+from typing import TYPE_CHECKING
 
 from channels import (
     Channel,
@@ -40,7 +45,7 @@ from channels import (
     SequenceError,
     StreamnetError,
 )
-from channels.lowlevel import publish
+from channels.lowlevel import export_lazily, publish
 from streamnet._actor import (
     ActorDefinition,
     ActorNode,
@@ -74,16 +79,7 @@ from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema, null_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import map_in_threads, start_task, stop_tasks
-from streamnet._typing import (
-    ActorState,
-    ArrowSchema,
-    ArrowTable,
-    HostKind,
-    HostTable,
-    IntoSchema,
-    JoinHow,
-    PolarsFrame,
-)
+from streamnet._typing import ActorState, HostKind, JoinHow, PolarsFrame
 from streamnet.backends import (
     AggregationKernel,
     Backend,
@@ -105,15 +101,11 @@ from streamnet.comm import (
     Communicator,
     InProcessCommunicator,
     InProcessWorld,
-    MPICommunicator,
-    RayCommunicator,
     SingleCommunicator,
     Tag,
-    mpi_communicator,
 )
 from streamnet.comm._exchange import Exchange, Owner, Partitions, contiguous, round_robin
 from streamnet.comm._inputs import InputSchema, inputs
-from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
 from streamnet.io import (
     CsvFormat,
     CsvPart,
@@ -157,24 +149,6 @@ from streamnet.observe import (
     SpanKind,
     Timeline,
 )
-from streamnet.persistent import (
-    ActorRuntime,
-    Backoff,
-    ChildSpec,
-    PersistentActorContext,
-    PersistentActorState,
-    PersistentActorStatistics,
-    RestartIntensityError,
-    RestartType,
-    SupervisionStrategy,
-    Supervisor,
-    SupervisorState,
-    SupervisorStatistics,
-    is_persistent_message,
-    persistent_actor,
-    persistent_message,
-    reply,
-)
 from streamnet.plans import (
     Agg,
     AggHow,
@@ -194,6 +168,29 @@ from streamnet.plans import (
     WithColumns,
     check_row_wise,
 )
+
+if TYPE_CHECKING:
+    from streamnet._typing import ArrowSchema, ArrowTable, HostTable, IntoSchema
+    from streamnet.comm import MPICommunicator, RayCommunicator, mpi_communicator
+    from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
+    from streamnet.persistent import (
+        ActorRuntime,
+        Backoff,
+        ChildSpec,
+        PersistentActorContext,
+        PersistentActorState,
+        PersistentActorStatistics,
+        RestartIntensityError,
+        RestartType,
+        SupervisionStrategy,
+        Supervisor,
+        SupervisorState,
+        SupervisorStatistics,
+        is_persistent_message,
+        persistent_actor,
+        persistent_message,
+        reply,
+    )
 
 __version__ = "0.1.0"
 
@@ -362,6 +359,40 @@ __all__ = [
     "PolarsFrame",
 ]
 
-__getattr__ = renamed_names(__name__)  # old names, for one release (`_deprecation.RENAMED`)
+_LAZY = {
+    **dict.fromkeys(["ArrowSchema", "ArrowTable", "HostTable", "IntoSchema"], "streamnet._typing"),
+    **dict.fromkeys(["MPICommunicator", "RayCommunicator", "mpi_communicator"], "streamnet.comm"),
+    **dict.fromkeys(
+        ["launched_ranks", "run_on_ray", "run_ranks", "run_ranks_async"], "streamnet.engines"
+    ),
+    **dict.fromkeys(
+        [
+            "ActorRuntime",
+            "Backoff",
+            "ChildSpec",
+            "PersistentActorContext",
+            "PersistentActorState",
+            "PersistentActorStatistics",
+            "RestartIntensityError",
+            "RestartType",
+            "SupervisionStrategy",
+            "Supervisor",
+            "SupervisorState",
+            "SupervisorStatistics",
+            "is_persistent_message",
+            "persistent_actor",
+            "persistent_message",
+            "reply",
+        ],
+        "streamnet.persistent",
+    ),
+}
+"""Names imported from their module when first used (tests/test_exports.py checks that each
+is in `__all__` and imported under `if TYPE_CHECKING:` too)."""
 
-publish(globals(), "streamnet", __all__)
+# Old names, for one release (`_deprecation.RENAMED`), after the lazily imported ones.
+__getattr__, __dir__ = export_lazily(
+    globals(), "streamnet", _LAZY, otherwise=renamed_names(__name__)
+)
+
+publish(globals(), "streamnet", [name for name in __all__ if name not in _LAZY])

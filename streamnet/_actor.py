@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -431,15 +432,32 @@ class ActorDefinition(Generic[P, R]):
         return tuple(endpoints)
 
     def _type_hints(self) -> dict[str, Any]:
+        """The function's annotations, evaluated. One that does not resolve (a name
+        imported only for type checkers, under ``if TYPE_CHECKING:``) leaves its own
+        parameter unannotated, not the others: channels keep their payload types."""
         if self._hints is None:
             try:
                 self._hints = typing.get_type_hints(self.fn)
-            except Exception:  # unresolved forward references: no annotation checks
-                self._hints = {}
+            except Exception:
+                self._hints = _hints_one_by_one(self.fn)
         return self._hints
 
     def __repr__(self) -> str:
         return f"<actor definition {self.name}{self.signature}>"
+
+
+def _hints_one_by_one(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``typing.get_type_hints(fn)``, each annotation on its own: those that do not
+    resolve are left out."""
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in inspect.get_annotations(fn).items():
+        one = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints.update(typing.get_type_hints(one, globalns=namespace))
+        except Exception:  # unresolved forward references: no checks for this one
+            continue
+    return hints
 
 
 def _replace_channels(value: Any, endpoints: Mapping[Channel[Any], Any]) -> Any:

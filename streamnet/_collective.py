@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Hashable
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from channels.lowlevel import current_counter
 from streamnet._actor import current_actor
@@ -21,6 +19,9 @@ from streamnet._schema import describe_schema, schema_differences
 from streamnet._table_chunk import TableChunk
 from streamnet.comm._communicator import Communicator, Tag
 from streamnet.observe._statistics import ActorRecorder, CollectiveTraffic
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["Collective", "CollectiveTraffic"]
 

@@ -93,11 +93,11 @@ def renamed_names(module: str) -> Callable[[str], Any]:
 
     def __getattr__(name: str) -> Any:
         new = renamed.get(name)
-        namespace = vars(sys.modules[module])
-        if new is None or new not in namespace:
+        namespace = sys.modules[module]
+        if new is None or not hasattr(namespace, new):  # the new name may load lazily
             raise AttributeError(f"module `{module}` has no attribute `{name}`")
         deprecated(f"`{module}.{name}` is deprecated; use `{module}.{new}`")
-        return namespace[new]
+        return getattr(namespace, new)
 
     return __getattr__
 

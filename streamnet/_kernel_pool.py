@@ -2,6 +2,10 @@
 
 Started on first use, shut down once with its Context. A kernel sees its
 caller's context variables (the actor's name), like `asyncio.to_thread`.
+Each kernel's time queued for a thread and its time running are counted on
+its caller's traffic counter (`channels.lowlevel.current_counter`: an actor's
+recorder), so that statistics tell an actor's own work from its wait for a
+thread that other actors' kernels hold.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import threading
 import types
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 from typing import Any, ParamSpec, TypeVar
 
+from channels.lowlevel import TrafficCounter, current_counter
 from streamnet._tasks import current_driver
 from streamnet.observe._logging import logger
 
@@ -50,8 +56,13 @@ class KernelPool:
             The pool was closed.
         """
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        counter = current_counter()
+        times: list[float] = []  # when the kernel started and ended, set by its thread
         # Like asyncio.to_thread: the kernel sees the caller's context (its actor's name...).
-        kernel = self._executor_now().submit(contextvars.copy_context().run, call)
+        submitted = perf_counter()
+        kernel = self._executor_now().submit(
+            contextvars.copy_context().run, _timed, call, times
+        )
         with self._kernels_lock:
             self._kernels += 1
         kernel.add_done_callback(self._done)  # also when cancelled before it started
@@ -78,6 +89,9 @@ class KernelPool:
             driver.resume_after(kernel)
             await _suspend()  # the task ends here; the kernel's end resumes this coroutine
             raise
+        finally:
+            if counter is not None:
+                _count(counter, submitted, times)
 
     def _done(self, future: object) -> None:
         with self._kernels_lock:
@@ -108,6 +122,27 @@ class KernelPool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _timed(call: Callable[[], R], times: list[float]) -> R:
+    """Run ``call``, appending to ``times`` when it started, then when it ended."""
+    times.append(perf_counter())
+    try:
+        return call()
+    finally:
+        times.append(perf_counter())
+
+
+def _count(counter: TrafficCounter, submitted: float, times: list[float]) -> None:
+    """Count a kernel submitted at ``submitted`` on its caller's ``counter``: its wait for
+    a thread (until it started, or until now if it never did) and its run, once it ended."""
+    if not times:  # cancelled before a thread took it
+        counter.waited("thread", submitted, perf_counter())
+        return
+    started = times[0]
+    counter.waited("thread", submitted, started)
+    if len(times) > 1:
+        counter.thread_seconds += times[1] - started
 
 
 async def _outlast(done: asyncio.Future[Any], grace: float | None) -> None:

@@ -37,14 +37,16 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import pyarrow as pa
-
+from channels.lowlevel import import_lazily
 from streamnet._errors import SchemaError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import polars as pl
+    import pyarrow as pa
+else:  # imported on first use: `import streamnet` stays light
+    pa = import_lazily("pyarrow")
 
 __all__ = [
     "CANNOT_HOLD",

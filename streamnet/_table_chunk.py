@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-
 from channels import Message
+from channels.lowlevel import import_lazily
 from streamnet._errors import SchemaError
 from streamnet._schema import (
     SchemaInfo,
@@ -34,6 +33,9 @@ from streamnet.memory._spill import SpillDirectory
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
+    import pyarrow as pa
+else:  # imported on first use: `import streamnet` stays light
+    pa = import_lazily("pyarrow")
 
 __all__ = ["TableChunk", "TableView"]
 

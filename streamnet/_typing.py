@@ -1,5 +1,9 @@
 """Type aliases: every set of choices the runtime's options and states take, in one place,
-and the host types that user code hands to the runtime (tables, schemas)."""
+and the host types that user code hands to the runtime (tables, schemas).
+
+The aliases of Arrow types are made when first asked for (`__getattr__`), so that
+importing streamnet does not import pyarrow; type checkers see them as written.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import polars as pl
-import pyarrow as pa
 
 __all__ = [
     "ActorState",
@@ -51,8 +54,11 @@ NetworkState = Literal["built", "running", "done", "failed", "cancelled"]
 PictureEngine = Literal["auto", "graphviz", "python"]
 """Who draws the SVG: Graphviz's ``dot`` if found (``auto``), or the pure-Python layout."""
 
-SpanKind = Literal["busy", "blocked on input", "blocked on output", "blocked on memory"]
-"""What an actor was doing during a span of a timeline."""
+SpanKind = Literal[
+    "busy", "blocked on input", "blocked on output", "blocked on memory", "queued for a thread"
+]
+"""What an actor was doing during a span of a timeline (``"queued for a thread"``: a
+kernel of its waited for a free thread of the Context's pool)."""
 
 PersistentActorState = Literal[
     "launched", "active", "inactive", "terminating", "terminated", "failed"
@@ -68,26 +74,44 @@ SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "sim
 SupervisorState = Literal["created", "running", "stopped", "failed"]
 """Where a supervisor is: made, started, stopped on request, or given up."""
 
-ArrowSchema: TypeAlias = pa.Schema
-"""A chunk's schema (`TableChunk.schema`): an Arrow schema, whatever the backend."""
-
-ArrowTable: TypeAlias = pa.Table | pa.RecordBatch
-"""An Arrow table or record batch, as ``from_arrow`` takes it."""
-
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+
+    ArrowSchema: TypeAlias = pa.Schema
+    """A chunk's schema (`TableChunk.schema`): an Arrow schema, whatever the backend."""
+
+    ArrowTable: TypeAlias = pa.Table | pa.RecordBatch
+    """An Arrow table or record batch, as ``from_arrow`` takes it."""
 
     HostTable: TypeAlias = pa.Table | pa.RecordBatch | pl.DataFrame | pd.DataFrame
-else:  # pandas is optional: its frames are host tables too, but it is not imported for this
-    HostTable = pa.Table | pa.RecordBatch | pl.DataFrame
-"""A table in host memory, as the sources and the host boundary take it (`Backend.from_host`):
-an Arrow table or record batch, a Polars or a pandas DataFrame."""
+    """A table in host memory, as the sources and the host boundary take it
+    (`Backend.from_host`): an Arrow table or record batch, a Polars or a pandas DataFrame."""
+
+    IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
+    """Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The aliases of Arrow types, made (importing pyarrow) when first asked for. At
+        run time a host table is not a pandas frame (pandas is optional; it is one to
+        type checkers)."""
+        if name not in ("ArrowSchema", "ArrowTable", "HostTable", "IntoSchema"):
+            raise AttributeError(f"module `{__name__}` has no attribute `{name}`")
+        import pyarrow as pa
+
+        made = {
+            "ArrowSchema": pa.Schema,
+            "ArrowTable": pa.Table | pa.RecordBatch,
+            "HostTable": pa.Table | pa.RecordBatch | pl.DataFrame,
+            "IntoSchema": Mapping[str, Any] | pa.Schema,
+        }
+        globals().update(made)
+        return made[name]
+
 
 PolarsFrame: TypeAlias = pl.DataFrame
 """A Polars DataFrame, as ``from_polars`` takes it and ``collect(into="polars")`` gives it."""
 
 HostKind = Literal["arrow", "polars", "pandas"]
 """Which kind of host table a value is (`host_kind`), or which one a sink gives."""
-
-IntoSchema: TypeAlias = Mapping[str, Any] | pa.Schema
-"""Column types: ``{"name": type}`` with Polars or Arrow types, or a Polars or Arrow schema."""

@@ -112,3 +112,23 @@ def test_every_statistics_method_returns_a_frozen_record() -> None:
             assert params is not None and params.frozen, f"{record} is not frozen"
             found.append(name)
     assert {"ActorRuntime", "Channel", "Context", "Mailbox", "Network", "Supervisor"} <= set(found)
+
+
+@pytest.mark.parametrize("package", ["streamnet", "streamnet.comm", "actors"])
+def test_names_exported_lazily_are_imported_for_type_checkers(package: str) -> None:
+    """A name a package imports on first use (its ``_LAZY``) is imported under ``if
+    TYPE_CHECKING:`` too, from the same module, so that type checkers see it."""
+    import ast
+
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text())
+    typed = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom) and statement.module
+                typed.update({alias.name: statement.module for alias in statement.names})
+    lazy = module._LAZY  # noqa: SLF001 - the table this test checks
+    assert typed == lazy
+    assert set(lazy) <= set(module.__all__) and set(lazy) <= set(dir(module))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from streamnet._table_chunk import TableChunk
 from streamnet.plans._aggregation import Agg
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["AggregationKernel"]
 

@@ -17,8 +17,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
-import pyarrow as pa
 
+from channels.lowlevel import import_lazily
 from streamnet._table_chunk import TableChunk
 from streamnet._typing import BackendName, HostKind, Tier
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
+    import pyarrow as pa
 
     from streamnet._schema import SchemaInfo
     from streamnet.backends._aggregation import AggregationKernel
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from streamnet.io import CsvFormat, CsvPart, ScanTask
     from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
+else:  # imported on first use: `import streamnet` stays light
+    pa = import_lazily("pyarrow")
 
 __all__ = ["Backend", "host_kind", "is_pandas_frame"]
 

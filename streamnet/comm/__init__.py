@@ -16,13 +16,20 @@
 
 Collective actors reach their peers through `streamnet.Collective`, which tags a
 running collective's messages on its Context's communicator.
+
+The MPI and Ray transports (and the wire, which needs a backend's IPC) are
+imported when first used: a single-rank run never loads them.
 """
 
-from channels.lowlevel import publish
+from typing import TYPE_CHECKING
+
+from channels.lowlevel import export_lazily, publish
 from streamnet.comm._communicator import Communicator, SingleCommunicator, Tag
 from streamnet.comm._in_process import InProcessCommunicator, InProcessWorld
-from streamnet.comm._mpi import MPICommunicator, mpi_communicator
-from streamnet.comm._ray import RayCommunicator
+
+if TYPE_CHECKING:
+    from streamnet.comm._mpi import MPICommunicator, mpi_communicator
+    from streamnet.comm._ray import RayCommunicator
 
 __all__ = [
     "Communicator",
@@ -35,4 +42,10 @@ __all__ = [
     "mpi_communicator",
 ]
 
-publish(globals(), "streamnet", __all__)
+_LAZY = {
+    "MPICommunicator": "streamnet.comm._mpi",
+    "mpi_communicator": "streamnet.comm._mpi",
+    "RayCommunicator": "streamnet.comm._ray",
+}
+__getattr__, __dir__ = export_lazily(globals(), "streamnet", _LAZY)
+publish(globals(), "streamnet", [name for name in __all__ if name not in _LAZY])

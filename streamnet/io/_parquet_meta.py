@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: `import streamnet` stays light
+    pa = import_lazily("pyarrow")
 
 __all__ = [
     "ParquetFiles",
@@ -140,6 +144,8 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
     SchemaError
         A file's schema differs from the first file's; the message names both and shows both.
     """
+    import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
+
     schema: pa.Schema | None = None
     first: Path | None = None
     footers = []

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
 
+from channels.lowlevel import import_lazily
 from streamnet._errors import SchemaError
 from streamnet._table_chunk import TableChunk
-from streamnet._typing import IntoSchema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from streamnet._typing import IntoSchema
+else:  # imported on first use: `import streamnet` stays light
+    pa = import_lazily("pyarrow")
 
 __all__ = ["arrow_schema", "polars_types"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +63,8 @@ def capture_network(
     RuntimeError
         The script finished without running any network.
     """
+    import runpy  # on first use: imports stay light
+
     path = os.fspath(script)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"job script `{path}` does not exist")

@@ -31,7 +31,6 @@ from streamnet.network._on_success import CommitSteps
 from streamnet.network._ranks import fingerprint
 from streamnet.network._sync import run_to_completion
 from streamnet.network._wiring import claim, unique_channels, validate
-from streamnet.observe._picture import to_dot, to_svg
 from streamnet.observe._progress import ProgressTracker, progress_wanted, show_progress
 from streamnet.observe._statistics import (
     ActorRecorder,
@@ -296,10 +295,14 @@ class Network:
     # ----------------------------------------------------------------- pictures
     def to_dot(self) -> str:
         """The network as Graphviz DOT (actors as boxes, channels as arrows)."""
+        from streamnet.observe._picture import to_dot  # on first use: imports stay light
+
         return to_dot(self)
 
     def to_svg(self, *, engine: PictureEngine = "auto") -> str:
         """The network as SVG: Graphviz when installed, a pure-Python layout otherwise."""
+        from streamnet.observe._picture import to_svg
+
         return to_svg(self, engine=engine)
 
     def _repr_svg_(self) -> str:

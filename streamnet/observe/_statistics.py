@@ -43,14 +43,22 @@ class ActorStatistics:
     wall_seconds
         Time from the actor's start to its end (or to now while running).
     busy_seconds
-        ``wall_seconds`` less the time blocked on channels and on memory: its own
-        code and kernels.
+        ``wall_seconds`` less the time blocked on channels and on memory and the
+        time its kernels were queued for a thread: its own code, and its kernels
+        while they ran.
     blocked_input_seconds
         Time spent waiting for input on an empty channel.
     blocked_output_seconds
         Time spent waiting for room on a full channel (backpressure).
     blocked_memory_seconds
         Time spent waiting for working memory under its Context's memory budget.
+    kernel_seconds
+        Time its kernels (``ctx.to_thread``) ran in the Context's thread pool,
+        summed over its kernels: more than ``wall_seconds`` when several ran at once.
+    queued_seconds
+        Time its kernels waited in the thread pool's queue for a free thread,
+        summed over its kernels: the pool was busy with other kernels (its own or
+        other actors'); a larger ``num_threads`` may shorten it.
     restarts
         Times the actor was restarted under its restart policy.
     fused_with
@@ -86,6 +94,8 @@ class ActorStatistics:
     reserved_peak_bytes: int = 0
     spilled_bytes: int = 0
     memory_waits: int = 0
+    kernel_seconds: float = 0.0
+    queued_seconds: float = 0.0
 
 
 @dataclass
@@ -160,6 +170,11 @@ class ActorRecorder(TrafficCounter):
         self.state = state
         self.ended = perf_counter()
 
+    @property
+    def blocked(self) -> float:
+        """Seconds the actor waited on channels, on memory and for a thread, so far."""
+        return self.blocked_in + self.blocked_out + self.blocked_memory + self.blocked_thread
+
     def snapshot(self) -> ActorStatistics:
         if self.started == 0.0:
             wall = 0.0
@@ -175,11 +190,13 @@ class ActorRecorder(TrafficCounter):
             rows_out=self.rows_out,
             bytes_out=self.bytes_out,
             wall_seconds=wall,
-            busy_seconds=max(0.0, wall - self.blocked_in - self.blocked_out - self.blocked_memory),
+            busy_seconds=max(0.0, wall - self.blocked),
             blocked_input_seconds=self.blocked_in,
             blocked_output_seconds=self.blocked_out,
             blocked_memory_seconds=self.blocked_memory,
             restarts=self.restarts,
+            kernel_seconds=self.thread_seconds,
+            queued_seconds=self.blocked_thread,
         )
 
 
@@ -315,8 +332,11 @@ class NetworkStatistics:
         table = Table(title="actors", title_justify="left")
         header, body = self._table()
         for column in header:
+            text = column in ("actor", "state")
             table.add_column(
-                column, justify="left" if column in ("actor", "state") else "right", no_wrap=True
+                column if text else column.replace(" ", "\n"),  # figures: narrow, headers on lines
+                justify="left" if text else "right",
+                no_wrap=True,
             )
         for a, row in zip(self.actors, body, strict=True):
             pressed = a.blocked_output_seconds > 0.2 * max(a.wall_seconds, 1e-9)
@@ -326,11 +346,16 @@ class NetworkStatistics:
         return table
 
     def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """The actor table's header and rows, as text; the memory columns only under a
-        memory budget, or when an actor spilled."""
+        """The actor table's header and rows, as text; the kernel columns only when an
+        actor ran kernels in the thread pool, the memory columns only under a memory
+        budget, or when an actor spilled."""
+        kernels = any(a.kernel_seconds or a.queued_seconds for a in self.actors)
         memory = self.memory_limit is not None or any(a.spilled_bytes for a in self.actors)
         header: tuple[str, ...] = ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
-                  "busy s", "wait in s", "wait out s")  # fmt: skip
+                  "busy s")  # fmt: skip
+        if kernels:
+            header += ("kernel s", "queued s")
+        header += ("wait in s", "wait out s")
         if memory:
             header += ("MB held", "MB reserved", "MB spilled")
         body: list[tuple[str, ...]] = []
@@ -338,9 +363,11 @@ class NetworkStatistics:
             row: tuple[str, ...] = (
                 a.name, _shown_state(a), f"{a.messages_in:,}", f"{a.rows_in:,}",
                 f"{a.messages_out:,}", f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}",
-                f"{a.busy_seconds:.3f}", f"{a.blocked_input_seconds:.3f}",
-                f"{a.blocked_output_seconds:.3f}",
+                f"{a.busy_seconds:.3f}",
             )  # fmt: skip
+            if kernels:
+                row += (f"{a.kernel_seconds:.3f}", f"{a.queued_seconds:.3f}")
+            row += (f"{a.blocked_input_seconds:.3f}", f"{a.blocked_output_seconds:.3f}")
             if memory:
                 row += (
                     f"{a.held_peak_bytes / 1e6:,.1f}",

@@ -22,12 +22,14 @@ _KIND_OF_WAIT: dict[str, SpanKind] = {
     "input": "blocked on input",
     "output": "blocked on output",
     "memory": "blocked on memory",
+    "thread": "queued for a thread",
 }
 _COLORS: dict[SpanKind, str] = {
     "busy": "#3b7dd8",
     "blocked on input": "#e8b04a",
     "blocked on output": "#d9534f",
     "blocked on memory": "#8e6fc1",
+    "queued for a thread": "#9aa5b1",
 }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from streamnet.plans._plan import PartialAggregate
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["FusionLink"]
 

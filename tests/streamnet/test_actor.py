@@ -120,6 +120,23 @@ def test_annotations_give_endpoint_payload_types() -> None:
     assert [e.payload_type for e in node.endpoints] == [TableChunk, int]
 
 
+def test_a_parameter_annotated_for_type_checkers_only_keeps_the_channels_checked() -> None:
+    """A name imported under ``if TYPE_CHECKING:`` (``Unresolved`` here) does not resolve
+    at run time: that parameter goes unchecked, the channels keep their payload types."""
+
+    @define_actor
+    async def f(
+        ctx: Context,
+        ch_in: Channel[TableChunk],
+        schema: Unresolved,  # type: ignore[name-defined]  # noqa: F821
+        ch_out: Channel[int],
+    ) -> None: ...
+
+    ctx = Context()
+    node = f(ctx, ctx.create_channel(), None, ctx.create_channel())
+    assert [e.payload_type for e in node.endpoints] == [TableChunk, int]
+
+
 def test_decorated_actor_keeps_name_and_doc() -> None:
     @define_actor
     async def documented(ctx: Context, ch_out: Channel[Any]) -> None:

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from streamnet._errors import FileReadError
 from streamnet._table_chunk import TableChunk
@@ -97,6 +95,8 @@ class CpuCsvReader(ChunkReader):
 
 
 def _read_options(fmt: CsvFormat, schema: pa.Schema | None, *, part: bool = False) -> Any:
+    import pyarrow.csv as pacsv  # loaded on first use: importing the package stays light
+
     named = schema is not None and (part or not fmt.has_header)
     return pacsv.ReadOptions(
         block_size=fmt.block_size,
@@ -111,6 +111,8 @@ def _parse_options(fmt: CsvFormat) -> Any:
     # With `multiline`, a file is cut into blocks at row ends, line breaks in quotes
     # included; otherwise at line breaks (the cheaper cut), and a value found holding
     # one is an error (see _line_break).
+    import pyarrow.csv as pacsv
+
     return pacsv.ParseOptions(
         delimiter=fmt.delimiter, ignore_empty_lines=False, newlines_in_values=fmt.multiline
     )
@@ -223,6 +225,8 @@ def _line_of(
 ) -> int | None:
     """The line where the first row from row ``rows_before`` on whose value in ``column`` is
     ``value`` starts (``part`` read again, every column as text), or None if not found."""
+    import pyarrow.compute as pc
+
     try:
         text = pa.schema([(name, pa.string()) for name in names])
         reader = _open_csv(*_source(part, fmt, text), text)
@@ -244,6 +248,8 @@ def _line_of(
 
 def _breaks(batch: pa.RecordBatch) -> int:
     """Line breaks inside the values of ``batch`` (every column text)."""
+    import pyarrow.compute as pc
+
     return sum(int(pc.sum(pc.count_substring(c, "\n")).as_py() or 0) for c in batch.columns)
 
 
@@ -265,6 +271,8 @@ def _line_break(part: CsvPart, fmt: CsvFormat, batch: pa.RecordBatch, rows_befor
     """Raise `FileReadError` if a text value of ``batch`` holds a line break (rows are one
     line each, as without ``multiline``): a quote that never closes took in the lines after
     it. ``batch`` follows ``rows_before`` rows of ``part``. One vectorised scan per column."""
+    import pyarrow.compute as pc
+
     first: tuple[int, int] | None = None
     for index, column in enumerate(batch.columns):
         if not _may_hold_a_break(column):
@@ -356,6 +364,8 @@ def _open(path: Path, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
 
 
 def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> Any:
+    import pyarrow.csv as pacsv
+
     reader = pacsv.open_csv(
         source,
         read_options=read,

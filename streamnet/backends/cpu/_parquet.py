@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkWriter
+
+if TYPE_CHECKING:  # pyarrow.parquet loads on first use: importing the package stays light
+    import pyarrow.parquet as pq
 
 __all__ = ["CpuParquet", "CpuParquetWriter"]
 
@@ -20,6 +23,8 @@ class CpuParquetWriter(ChunkWriter):
     """One Parquet file written with ``pyarrow.parquet.ParquetWriter``."""
 
     def __init__(self, backend: Backend, path: Path, schema: pa.Schema, compression: str) -> None:
+        import pyarrow.parquet as pq
+
         self._backend = backend
         with _codec_checked(compression):
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
@@ -52,6 +57,8 @@ class CpuParquet(Backend):
         compression: str,
         row_group_rows: int | None = None,
     ) -> None:
+        import pyarrow.parquet as pq
+
         table = self.to_arrow(chunk)
         with _codec_checked(compression):
             pq.write_table(table, path, compression=compression, row_group_size=row_group_rows)
