@@ -93,7 +93,7 @@ def _streamnet(workload: str, fact: Path, dim: Path, out: Path, budget: int) -> 
                 actors.join(ctx, a, b, c, on="k"),
             ]
         nodes.append(actors.write_parquet(ctx, c, out))
-        Network(ctx, nodes).run()
+        Network(ctx, nodes).run(progress=False)
         return ctx.memory.statistics().peak
 
 
