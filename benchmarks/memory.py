@@ -153,7 +153,7 @@ def _child(engine: str, args: tuple[Any, ...], queue: Any) -> None:
     try:
         accounted = _RUN[engine](*args)
     except Exception as exc:  # an engine that runs out of memory is a result too
-        queue.put(f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:120])
+        queue.put(f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300])
         return
     seconds = time.perf_counter() - start
     queue.put((seconds, _status_kib("VmHWM"), baseline, accounted))
