@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
 from actors._parquet import PathLike
@@ -15,6 +15,7 @@ from streamnet import (
     Context,
     CsvFormat,
     CsvPart,
+    FilePath,
     IntoSchema,
     Message,
     SchemaError,
@@ -24,6 +25,9 @@ from streamnet import (
     define_actor,
     expand_paths,
 )
+
+if TYPE_CHECKING:
+    from streamnet import FileSystem, StorageOptions
 
 __all__ = ["read_csv"]
 
@@ -41,6 +45,8 @@ async def read_csv(
     encoding: str = "utf-8",
     multiline: bool = False,
     split: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> None:
     """Stream CSV files in blocks of about ``block_size`` bytes, in file and row order.
 
@@ -87,6 +93,12 @@ async def read_csv(
         chunk with the schema of the first file. False makes every rank read
         everything. Every rank must see the same files. With one rank, both are
         the same.
+    filesystem, storage_options
+        Where ``source`` lives when it is not a local path: a
+        ``pyarrow.fs.FileSystem`` its paths are in, or the keyword arguments of
+        the filesystem that a URI's scheme (``s3://``, ``gs://``...) makes (see
+        `actors.read_parquet`). An object is read as a stream as it is parsed;
+        a byte range of it by range requests.
 
     Raises
     ------
@@ -122,7 +134,9 @@ async def read_csv(
         raise TypeError(f"read_csv: `multiline` must be True or False, got {multiline!r}")
     fmt = CsvFormat(block_size, delimiter, has_header, encoding, wanted is not None, multiline)
     backend = ctx.backend
-    paths = await ctx.to_thread(expand_paths, source, ".csv")
+    paths = await ctx.to_thread(
+        expand_paths, source, ".csv", filesystem=filesystem, storage_options=storage_options
+    )
     if split and ctx.nranks > 1:
         parts = await ctx.to_thread(
             csv_shares, paths, ctx.rank, ctx.nranks, has_header, whole_files=multiline
@@ -170,7 +184,7 @@ async def read_csv(
 
 
 def _checked(
-    path: Path, file_schema: ArrowSchema, wanted: ArrowSchema | None
+    path: FilePath, file_schema: ArrowSchema, wanted: ArrowSchema | None
 ) -> ArrowSchema:
     if wanted is not None and file_schema.names != wanted.names:
         raise SchemaError(

@@ -52,6 +52,7 @@ from streamnet import (
 
 if TYPE_CHECKING:
     from streamnet import ArrowSchema as Schema
+    from streamnet import FileSystem, StorageOptions
 
 __all__ = ["ParquetScanReport", "ParquetWriteReport", "read_parquet", "write_parquet"]
 
@@ -170,6 +171,8 @@ async def read_parquet(
     filters: pl.Expr | None = None,
     prefetch: int | None = None,
     split: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> ParquetScanReport:
     """Stream Parquet files row group by row group, in file and row order.
 
@@ -210,6 +213,21 @@ async def read_parquet(
         with the schema. False makes every rank read everything, e.g. a small
         table that every rank joins with. Every rank must see the same files.
         With one rank, both are the same.
+    filesystem
+        A ``pyarrow.fs.FileSystem`` that ``source`` is read from (its paths are
+        paths in it); by default a URI's scheme chooses the store (see below).
+    storage_options
+        Keyword arguments of the filesystem a URI's scheme makes: pyarrow's
+        (``S3FileSystem(endpoint_override=..., access_key=..., region=...)``), or
+        fsspec's for a scheme pyarrow has no filesystem for. Without them,
+        credentials come from the store's usual chain (environment variables,
+        configuration files, instance metadata).
+
+    ``source`` may name objects of a store by URI (``s3://bucket/data/``,
+    ``gs://...``, ``az://...``): the folder is listed once per rank, footers
+    are read several at once, and each scan task reads only its row groups'
+    column chunks by range requests (``prefetch`` of them in flight), never
+    the whole object first.
 
     Returns
     -------
@@ -260,7 +278,9 @@ async def read_parquet(
     if not isinstance(split, bool):
         raise TypeError(f"read_parquet: `split` must be True or False, got {split!r}")
     out_columns = list(columns) if columns is not None else None
-    paths = await ctx.to_thread(expand_paths, source, ".parquet")
+    paths = await ctx.to_thread(
+        expand_paths, source, ".parquet", filesystem=filesystem, storage_options=storage_options
+    )
     node = current_actor()
     scan = ParquetScan(
         tuple(paths), tuple(columns) if columns is not None else None, filters,

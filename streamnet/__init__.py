@@ -78,11 +78,13 @@ from streamnet._typing import (
     ActorState,
     ArrowSchema,
     ArrowTable,
+    FileSystem,
     HostKind,
     HostTable,
     IntoSchema,
     JoinHow,
     PolarsFrame,
+    StorageOptions,
 )
 from streamnet.backends import (
     AggregationKernel,
@@ -117,9 +119,11 @@ from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_a
 from streamnet.io import (
     CsvFormat,
     CsvPart,
+    FilePath,
     ParquetFiles,
     RowGroup,
     ScanTask,
+    StorePath,
     arrow_schema,
     csv_shares,
     expand_paths,
@@ -128,6 +132,7 @@ from streamnet.io import (
     polars_types,
     rank_share,
     read_parquet_footers,
+    resolve_path,
     row_group_statistics,
     skip_predicate,
 )
@@ -340,11 +345,14 @@ __all__ = [
     # streamnet.io: file planning
     "CsvFormat",
     "CsvPart",
+    "FilePath",
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "StorePath",
     "csv_shares",
     "expand_paths",
+    "resolve_path",
     "group_scan_tasks",
     "plan_row_groups",
     "rank_share",
@@ -356,6 +364,8 @@ __all__ = [
     # host types that user code hands to the runtime (annotations)
     "ArrowSchema",
     "ArrowTable",
+    "FileSystem",
+    "StorageOptions",
     "HostKind",
     "HostTable",
     "IntoSchema",

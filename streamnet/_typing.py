@@ -14,6 +14,7 @@ __all__ = [
     "ArrowSchema",
     "ArrowTable",
     "BackendName",
+    "FileSystem",
     "HostKind",
     "HostTable",
     "IntoSchema",
@@ -25,6 +26,7 @@ __all__ = [
     "RestartType",
     "Role",
     "SpanKind",
+    "StorageOptions",
     "SupervisionStrategy",
     "SupervisorState",
     "Tier",
@@ -74,8 +76,16 @@ ArrowSchema: TypeAlias = pa.Schema
 ArrowTable: TypeAlias = pa.Table | pa.RecordBatch
 """An Arrow table or record batch, as ``from_arrow`` takes it."""
 
+FileSystem: TypeAlias = "pafs.FileSystem"  # a name for annotations, as pyarrow's is private
+"""A pyarrow filesystem (``pyarrow.fs.S3FileSystem(...)``), as sources and sinks take
+``filesystem=``; an fsspec one goes in ``pyarrow.fs.PyFileSystem(FSSpecHandler(fs))``."""
+
+StorageOptions: TypeAlias = Mapping[str, Any]
+"""The keyword arguments of the filesystem a URI's scheme makes (``storage_options=``)."""
+
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow.fs as pafs
 
     HostTable: TypeAlias = pa.Table | pa.RecordBatch | pl.DataFrame | pd.DataFrame
 else:  # pandas is optional: its frames are host tables too, but it is not imported for this

@@ -3,7 +3,10 @@
 Host code on paths, footers and bytes; no table is read here. Every backend
 reads and writes files (its files facet, see `Backend`) from what is planned here.
 
-- ``_paths.py``: `expand_paths` (paths, directories, globs; hidden files skipped).
+- ``_stores.py``: `StorePath`, an object of a store reached through ``pyarrow.fs`` (or
+  fsspec), and `resolve_path`, which tells a URI's store from a local path.
+- ``_paths.py``: `expand_paths` (paths, directories, globs, on disk or in a store;
+  hidden files skipped).
 - ``_shares.py``: `rank_share`, contiguous shares of weighted items between ranks.
 - ``_parquet_meta.py``: `read_parquet_footers` (`ParquetFiles`, one schema checked),
   `plan_row_groups` (`RowGroup` s, pruned by `row_group_statistics` with Polars'
@@ -29,13 +32,16 @@ from streamnet.io._parquet_meta import (
 from streamnet.io._paths import expand_paths
 from streamnet.io._schemas import arrow_schema, polars_types
 from streamnet.io._shares import rank_share
+from streamnet.io._stores import FilePath, StorePath, resolve_path
 
 __all__ = [
+    "FilePath",
     "CsvFormat",
     "CsvPart",
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "StorePath",
     "arrow_schema",
     "csv_shares",
     "expand_paths",
@@ -44,6 +50,7 @@ __all__ = [
     "polars_types",
     "rank_share",
     "read_parquet_footers",
+    "resolve_path",
     "row_group_statistics",
     "skip_predicate",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema
+from streamnet.io._stores import FilePath, StorePath, in_flight
 
 __all__ = [
     "ParquetFiles",
@@ -47,7 +47,7 @@ class ScanTask:
         Rows in them.
     """
 
-    path: Path
+    path: FilePath
     row_groups: tuple[int, ...]
     offset: int
     rows: int
@@ -67,7 +67,7 @@ class ParquetFiles:
         Each file's footer (``pyarrow.parquet.FileMetaData``), in the order of ``paths``.
     """
 
-    paths: tuple[Path, ...]
+    paths: tuple[FilePath, ...]
     schema: pa.Schema
     metadata: tuple[Any, ...]
 
@@ -83,7 +83,7 @@ class RowGroup:
     """
 
     file: int
-    path: Path
+    path: FilePath
     index: int | None
     offset: int
     rows: int
@@ -130,8 +130,11 @@ def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
     return grouped
 
 
-def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
+def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
     """Every file's footer, checked to have the schema of the first.
+
+    The footers of objects of a store are read several at once (each is a
+    request or two that waits on the store's latency).
 
     Raises
     ------
@@ -141,14 +144,10 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
         A file's schema differs from the first file's; the message names both and shows both.
     """
     schema: pa.Schema | None = None
-    first: Path | None = None
+    first: FilePath | None = None
     footers = []
-    for path in paths:
-        try:
-            metadata = pq.read_metadata(path)
-            file_schema = metadata.schema.to_arrow_schema()
-        except (pa.ArrowException, OSError) as exc:
-            raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+    read = in_flight(_footer, paths, remote=any(isinstance(p, StorePath) for p in paths))
+    for path, (metadata, file_schema) in zip(paths, read, strict=True):
         if schema is None:
             schema, first = file_schema, path
         elif not file_schema.equals(schema):
@@ -161,6 +160,19 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
     if schema is None:
         raise FileNotFoundError("no files given")
     return ParquetFiles(tuple(paths), schema, tuple(footers))
+
+
+def _footer(path: FilePath) -> tuple[Any, pa.Schema]:
+    """The footer of ``path`` and its Arrow schema."""
+    try:
+        if isinstance(path, StorePath):
+            with path.filesystem.open_input_file(path.path) as file:
+                metadata = pq.read_metadata(file)
+        else:
+            metadata = pq.read_metadata(path)
+        return metadata, metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
 
 
 def plan_row_groups(
