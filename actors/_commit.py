@@ -39,11 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar, get_args
 
+from actors._store_output import StoreOutput, check_store_target
 from actors._typing import WriteMode
 from streamnet import (
     ActorDefinition,
     Collective,
     Context,
+    FilePath,
+    StorePath,
     define_actor,
     left_by_dead_process,
     on_success,
@@ -53,6 +56,8 @@ from streamnet import (
 __all__ = [
     "SUCCESS_MARKER",
     "StagedOutput",
+    "begin_output",
+    "check_output",
     "check_target",
     "output_actor",
     "remove_leftovers",
@@ -74,6 +79,40 @@ _LEFTOVER = re.compile(r"(?P<owner>.+)\.(?P<kind>tmp|old)")
 output it moved aside: the owner (``<host>-<pid>-<token>``) and which of the two it is."""
 
 
+def check_output(target: FilePath, mode: object, *, directory: bool, actor: str) -> None:
+    """Refuse a write that cannot succeed, before anything runs: :func:`check_target` for a
+    local target, `check_store_target` for an object of a store."""
+    if isinstance(target, StorePath):
+        _check_mode(mode, directory=directory, actor=actor)
+        assert mode in get_args(WriteMode)
+        check_store_target(target, mode, actor=actor)  # type: ignore[arg-type]
+    else:
+        check_target(target, mode, directory=directory, actor=actor)
+
+
+async def begin_output(
+    ctx: Context, coll: Collective, target: FilePath, mode: WriteMode, *, directory: bool
+) -> StagedOutput | StoreOutput:
+    """The staged output of a writer of ``target``: files renamed into place on a local
+    disk (`StagedOutput`), objects copied into place on a store (`StoreOutput`)."""
+    if isinstance(target, StorePath):
+        return await StoreOutput.begin(ctx, coll, target, mode, directory=directory)
+    return await StagedOutput.begin(ctx, coll, target, mode, directory=directory)
+
+
+def _check_mode(mode: object, *, directory: bool, actor: str) -> None:
+    if mode not in get_args(WriteMode):
+        raise ValueError(
+            f"actor `{actor}`: `mode` must be one of {list(get_args(WriteMode))}, got {mode!r}"
+        )
+    if mode == "append" and not directory:
+        raise ValueError(
+            f"actor `{actor}`: mode='append' adds files to a directory, and a single file "
+            "cannot be appended to; write one file per chunk (`partitioned=True`), "
+            "got partitioned=False"
+        )
+
+
 def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> None:
     """Refuse a write that cannot succeed, before anything runs.
 
@@ -88,16 +127,7 @@ def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> 
     FileExistsError
         ``mode="error"`` and the target exists, or ``"append"`` to an existing file.
     """
-    if mode not in get_args(WriteMode):
-        raise ValueError(
-            f"actor `{actor}`: `mode` must be one of {list(get_args(WriteMode))}, got {mode!r}"
-        )
-    if mode == "append" and not directory:
-        raise ValueError(
-            f"actor `{actor}`: mode='append' adds files to a directory, and a single file "
-            "cannot be appended to; write one file per chunk (`partitioned=True`), "
-            "got partitioned=False"
-        )
+    _check_mode(mode, directory=directory, actor=actor)
     remove_leftovers(target)
     if mode == "error" and os.path.lexists(target):
         raise FileExistsError(

@@ -14,13 +14,12 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from actors._columns import check_columns, referenced_columns
-from actors._commit import StagedOutput, check_target, output_actor
+from actors._commit import begin_output, check_output, output_actor
 from actors._typing import WriteMode
 from streamnet import (
     Backend,
@@ -47,6 +46,7 @@ from streamnet import (
     plan_row_groups,
     rank_share,
     read_parquet_footers,
+    resolve_path,
     start_task,
 )
 
@@ -351,13 +351,15 @@ async def read_parquet(
 
 
 def _check_write(actor: str, *, ctx: Context, path: PathLike, partitioned: bool, mode: object,
-                 **_: Any) -> None:  # fmt: skip
+                 filesystem: FileSystem | None = None,
+                 storage_options: StorageOptions | None = None, **_: Any) -> None:  # fmt: skip
     if not isinstance(partitioned, bool):
         raise TypeError(
             f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
         )
     directory = partitioned or ctx.nranks > 1
-    check_target(Path(path), mode, directory=directory, actor=actor)
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    check_output(target, mode, directory=directory, actor=actor)
 
 
 @output_actor(check=_check_write)
@@ -370,6 +372,8 @@ async def write_parquet(
     mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> ParquetWriteReport:
     """Write the stream to Parquet without holding it in memory, atomically.
 
@@ -405,6 +409,14 @@ async def write_parquet(
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
         Largest row group; a chunk larger than this is split.
+    filesystem, storage_options
+        Where ``path`` is when it is not a local path: a ``pyarrow.fs.FileSystem``
+        it is a path in, or the keyword arguments of the filesystem that a URI's
+        scheme (``s3://``...) makes (see `read_parquet`). A store has no rename:
+        each object is uploaded under a hidden staging key as it is written, and
+        copied to its key once the run succeeded (it appears whole, or not at
+        all), the ``_SUCCESS`` marker of a directory last; a failed run deletes
+        what it staged. See ``actors/_store_output.py``.
 
     Chunks are written in arrival order (sequence order for a linear pipeline).
 
@@ -436,7 +448,8 @@ async def write_parquet(
     """
     coll = Collective(ctx)
     directory = partitioned or ctx.nranks > 1
-    output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    output = await begin_output(ctx, coll, target, mode, directory=directory)
     backend = ctx.backend
     writer: ChunkWriter | None = None
     schema: Schema | None = None

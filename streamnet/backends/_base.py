@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from streamnet.backends._join_spec import JoinBuild, JoinSpec
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
-    from streamnet.io import CsvFormat, CsvPart, ScanTask
+    from streamnet.io import CsvFormat, CsvPart, FilePath, ScanTask
     from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
 
@@ -357,8 +357,11 @@ class Backend(ABC):
     # byte ranges per rank) is planned beforehand by `streamnet.io`, the same for
     # every backend. Parquet is read with a plan (its scan is a plan's source).
     @abstractmethod
-    def parquet_writer(self, path: Path, schema: pa.Schema, *, compression: str) -> ChunkWriter:
-        """A writer of one Parquet file at ``path`` (created or replaced) whose chunks all
+    def parquet_writer(
+        self, path: FilePath, schema: pa.Schema, *, compression: str
+    ) -> ChunkWriter:
+        """A writer of one Parquet file at ``path`` (a local path, or an object of a store:
+        a `StorePath`; created or replaced) whose chunks all
         have ``schema``; ``compression`` is the codec (``"zstd"``, ``"snappy"``,
         ``"none"``...).
 
@@ -374,7 +377,7 @@ class Backend(ABC):
     def write_parquet(
         self,
         chunk: TableChunk,
-        path: Path,
+        path: FilePath,
         *,
         compression: str,
         row_group_rows: int | None = None,

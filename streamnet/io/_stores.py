@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -90,6 +90,41 @@ class StorePath:
         """The folder (key prefix) that holds it."""
         head = self.path.rstrip("/").rsplit("/", 1)[0] if "/" in self.path.rstrip("/") else ""
         return StorePath(self.filesystem, head, self.scheme)
+
+    def kind(self) -> Literal["file", "directory"] | None:
+        """What is at this path: an object, a folder (a prefix of objects), or nothing.
+
+        Raises
+        ------
+        FileReadError
+            The store refuses (a missing bucket, credentials); the message names the URI.
+        """
+        try:
+            found = self.filesystem.get_file_info(self.path).type
+        except (OSError, pa.ArrowException) as exc:
+            raise store_error(self, "look up", exc) from exc
+        if found == pafs.FileType.File:
+            return "file"
+        return "directory" if found == pafs.FileType.Directory else None
+
+    def objects(self) -> list[StorePath]:
+        """Every object under this folder (prefix), at any depth, sorted; none if there is none.
+
+        Raises
+        ------
+        FileReadError
+            The store refuses the listing; the message names the URI.
+        """
+        selector = pafs.FileSelector(self.path.rstrip("/"), recursive=True, allow_not_found=True)
+        try:
+            listed = self.filesystem.get_file_info(selector)
+        except (OSError, pa.ArrowException) as exc:
+            raise store_error(self, "list", exc) from exc
+        return sorted(
+            (StorePath(self.filesystem, i.path, self.scheme) for i in listed
+             if i.type == pafs.FileType.File),
+            key=lambda p: p.path,
+        )  # fmt: skip
 
     def __truediv__(self, name: str) -> StorePath:
         return StorePath(self.filesystem, f"{self.path.rstrip('/')}/{name}", self.scheme)

@@ -16,7 +16,15 @@ from ranks import run
 from s3_server import S3Bucket, s3, s3_server
 
 import actors
-from streamnet import Context, FileReadError, Network, SchemaError
+from streamnet import (
+    Context,
+    FileReadError,
+    Message,
+    Network,
+    RemoteRankError,
+    SchemaError,
+    define_actor,
+)
 
 __all__ = ["s3", "s3_server"]  # fixtures, imported for pytest
 
@@ -150,3 +158,80 @@ def test_an_explicit_filesystem_reads_paths_in_it(s3: S3Bucket) -> None:
     _put_parquet(s3, "fs/a.parquet", frame, row_group_size=100)
     got, _ = _scan(f"{s3.name}/fs/a.parquet", filesystem=s3.filesystem)
     assert_frame_equal(got, frame)
+
+
+class InjectedFault(RuntimeError):
+    """The failure a test injects."""
+
+
+@define_actor
+async def _chunks(ctx: Context, ch_out: Any, *, n: int, fail_at: int | None = None) -> None:
+    """``n`` chunks of 100 rows (rank ``r`` numbers its rows from ``r * 1_000_000``); raise
+    before chunk ``fail_at`` on rank 0 (after every chunk, before the end, at ``n``)."""
+    for seq in range(n + 1):
+        if seq == fail_at and ctx.rank == 0:
+            raise InjectedFault(f"injected before chunk {seq}")
+        if seq < n:
+            start = ctx.rank * 1_000_000 + seq * 100
+            frame = pl.DataFrame({"x": range(start, start + 100), "y": [f"v{seq}"] * 100})
+            await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(frame)))
+    await ch_out.drain(ctx)
+
+
+def _write_job(uri: str, s3: S3Bucket, *, n: int, fail_at: int | None = None, **kwargs: Any) -> Any:
+    async def job(ctx: Context) -> Any:
+        ch = ctx.create_channel()
+        sink = actors.write_parquet(ctx, ch, uri, storage_options=s3.storage_options, **kwargs)
+        await Network(ctx, [_chunks(ctx, ch, n=n, fail_at=fail_at), sink]).run_async()
+        return sink.result()
+
+    return job
+
+
+def _expected(nranks: int, n: int) -> pl.DataFrame:
+    return pl.concat(
+        pl.DataFrame({"x": range(r * 1_000_000 + s * 100, r * 1_000_000 + s * 100 + 100),
+                      "y": [f"v{s}"] * 100})
+        for r in range(nranks) for s in range(n)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("nranks", "partitioned"), [(1, False), (1, True), (2, False), (2, True)])
+def test_write_parquet_to_s3_round_trips(s3: S3Bucket, nranks: int, partitioned: bool) -> None:
+    uri = s3.uri("out/t.parquet")
+    reports = run(nranks, _write_job(uri, s3, n=4, partitioned=partitioned))
+    keys = s3.keys()
+    assert not [k for k in keys if "/." in k or k.startswith(".")], keys  # nothing staged is left
+    source = uri if not (partitioned or nranks > 1) else uri + "/*.parquet"
+    back = pl.read_parquet(source, storage_options=s3.polars_options)
+    assert_frame_equal(back, _expected(nranks, 4))
+    assert sorted(f for report in reports for f in report.files) == [
+        s3.uri(k) for k in keys if k.endswith(".parquet")
+    ]
+    if partitioned or nranks > 1:
+        assert "out/t.parquet/_SUCCESS" in keys
+    # and streamnet reads it back with pushdown
+    got, report = _scan(uri, filters=pl.col("x") < 150, storage_options=s3.storage_options)
+    assert report.row_groups_read < report.row_groups_total
+    assert_frame_equal(got, _expected(nranks, 4).filter(pl.col("x") < 150))
+
+
+@pytest.mark.parametrize("fail_at", [0, 2, 4])
+@pytest.mark.parametrize(("nranks", "partitioned"), [(1, False), (1, True), (2, False), (2, True)])
+def test_a_failed_write_to_s3_leaves_no_object(
+    s3: S3Bucket, nranks: int, partitioned: bool, fail_at: int
+) -> None:
+    s3.put("keep.txt", b"here before")
+    uri = s3.uri("out/t.parquet")
+    with pytest.raises((InjectedFault, RemoteRankError)):
+        run(nranks, _write_job(uri, s3, n=4, fail_at=fail_at, partitioned=partitioned))
+    assert s3.keys() == ["keep.txt"]
+
+
+def test_overwrite_on_s3_replaces_the_objects(s3: S3Bucket) -> None:
+    uri = s3.uri("out/")
+    run(1, _write_job(uri, s3, n=4, partitioned=True))
+    run(1, _write_job(uri, s3, n=2, partitioned=True, mode="overwrite"))
+    assert s3.keys() == ["out/_SUCCESS", "out/part-00000000.parquet", "out/part-00000001.parquet"]
+    with pytest.raises(FileExistsError, match=f"`{uri}` already exists"):
+        run(1, _write_job(uri, s3, n=1, partitioned=True))
