@@ -8,7 +8,6 @@ what to read is planned by `streamnet.io`, the reading itself is the backend's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 from collections import deque
@@ -19,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from actors._columns import check_columns, referenced_columns
-from actors._commit import begin_output, check_output, output_actor
+from actors._commit import check_output, output_actor
 from actors._typing import WriteMode
+from actors._writing import write_stream
 from streamnet import (
     Backend,
     Channel,
     ChannelBroken,
     ChunkWriter,
-    Collective,
     CompiledPlan,
     Context,
+    FilePath,
     Filter,
     Message,
     ParquetScan,
@@ -446,54 +446,17 @@ async def write_parquet(
     >>> pl.read_parquet(path)["x"].to_list()
     [0, 1, 2, 3, 4, 5]
     """
-    coll = Collective(ctx)
-    directory = partitioned or ctx.nranks > 1
     target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
-    output = await begin_output(ctx, coll, target, mode, directory=directory)
     backend = ctx.backend
-    writer: ChunkWriter | None = None
-    schema: Schema | None = None
-    rows = chunks = 0
-    prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
-    try:
-        # The channel lets in only chunks of one schema (SchemaError in the sender otherwise),
-        # so every chunk fits the file the first one opened.
-        while (msg := await ch_in.recv(ctx)) is not None:
-            chunk = TableChunk.from_message(msg)
-            if schema is None:
-                schema = chunk.schema
-            if partitioned:
-                stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
-                file = output.stage(output.file_name(f"{stem}.parquet"))
-                await ctx.to_thread(
-                    backend.write_parquet, chunk, file, compression=compression,
-                    row_group_rows=row_group_rows,
-                )  # fmt: skip
-            else:
-                if writer is None:
-                    file = output.stage(
-                        output.file_name(f"{prefix}.parquet") if directory else None
-                    )
-                    writer = await ctx.to_thread(
-                        backend.parquet_writer, file, schema, compression=compression
-                    )
-                assert writer is not None
-                await ctx.to_thread(writer.write, chunk, row_group_rows=row_group_rows)
-            rows += chunk.num_rows
-            chunks += 1
-        if writer is not None:
-            closing, writer = writer, None
-            await ctx.to_thread(closing.close)
-        # One dataset has one schema: ranks whose chunks differ fail, and nothing is published.
-        await coll.agree_schema("written", schema, channel=ch_in.name)
-        # Published by the network once the whole run succeeded on every rank.
-        files = await output.prepare(ctx, coll)
-    except BaseException:
-        # Synchronous, so that no second cancellation cuts it short; no kernel of this
-        # actor still runs (Context.to_thread waits for a cancelled one to end).
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-        output.abandon()
-        raise
-    return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)
+
+    def open_writer(file: FilePath, schema: Schema) -> ChunkWriter:
+        return backend.parquet_writer(file, schema, compression=compression)
+
+    def write(writer: ChunkWriter, chunk: TableChunk) -> None:
+        writer.write(chunk, row_group_rows=row_group_rows)
+
+    written = await write_stream(
+        ctx, ch_in, target, mode, partitioned=partitioned, suffix=".parquet",
+        open_writer=open_writer, write=write,
+    )  # fmt: skip
+    return ParquetWriteReport(files=written.files, rows=written.rows, chunks=written.chunks)
