@@ -9,13 +9,14 @@ from actors._allgather import allgather
 from actors._cast import IntoSchema, cast
 from actors._collect import collect
 from actors._concat import concat
-from actors._csv import read_csv
+from actors._csv import read_csv, write_csv
 from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinReport, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
+from actors._ndjson import read_ndjson, write_ndjson
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
@@ -31,6 +32,7 @@ from actors._typing import (
     TableKind,
     WriteMode,
 )
+from actors._writing import WriteReport
 from channels.lowlevel import publish
 from streamnet.lowlevel import renamed_names
 
@@ -49,6 +51,7 @@ __all__ = [
     "Placement",
     "TableKind",
     "WriteMode",
+    "WriteReport",
     "allgather",
     "cast",
     "collect",
@@ -66,6 +69,7 @@ __all__ = [
     "map_chunks",
     "merge",
     "read_csv",
+    "read_ndjson",
     "read_parquet",
     "rechunk",
     "rename",
@@ -75,6 +79,8 @@ __all__ = [
     "throttle",
     "top_k",
     "with_columns",
+    "write_csv",
+    "write_ndjson",
     "write_parquet",
 ]
 

@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
+from actors._commit import output_actor
 from actors._parquet import PathLike
+from actors._typing import WriteMode
+from actors._writing import WriteReport, check_write, write_stream
 from streamnet import (
     ArrowSchema,
     Channel,
     ChannelBroken,
+    ChunkWriter,
     Context,
     CsvFormat,
     CsvPart,
@@ -24,12 +28,13 @@ from streamnet import (
     csv_shares,
     define_actor,
     expand_paths,
+    resolve_path,
 )
 
 if TYPE_CHECKING:
     from streamnet import FileSystem, StorageOptions
 
-__all__ = ["read_csv"]
+__all__ = ["read_csv", "write_csv"]
 
 
 @define_actor
@@ -191,3 +196,69 @@ def _checked(
             f"`{path}` has columns {file_schema.names}, but the schema names {wanted.names}"
         )
     return file_schema
+
+
+@output_actor(check=check_write)
+async def write_csv(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    path: PathLike,
+    *,
+    partitioned: bool = False,
+    mode: WriteMode = "error",
+    delimiter: str = ",",
+    has_header: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
+) -> WriteReport:
+    """Write the stream to CSV without holding it in memory, atomically (as Polars writes
+    CSV), to a local path or an object of a store.
+
+    Files are named, staged and published as `write_parquet` does (``path``,
+    ``partitioned``, ``mode``, several ranks, ``filesystem`` and
+    ``storage_options`` mean the same), with the suffix ``.csv``.
+
+    Parameters
+    ----------
+    delimiter
+        The character between values.
+    has_header
+        Whether each file starts with a line of the column names.
+
+    Returns
+    -------
+    WriteReport
+        Through ``node.result()``: this rank's files (their final paths), rows, chunks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import from_polars, write_csv
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> src = from_polars(ctx, ch, pl.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+    >>> Network(ctx, [src, write_csv(ctx, ch, path)]).run()
+    >>> print(path.read_text(), end="")
+    x,y
+    1,a
+    2,b
+    """
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError(f"write_csv: `delimiter` must be one character, got {delimiter!r}")
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    backend = ctx.backend
+
+    def open_writer(file: FilePath, schema: ArrowSchema) -> ChunkWriter:
+        return backend.csv_writer(file, schema, delimiter=delimiter, header=has_header)
+
+    return await write_stream(
+        ctx, ch_in, target, mode, partitioned=partitioned, suffix=".csv",
+        open_writer=open_writer, write=_write_chunk,
+    )  # fmt: skip
+
+
+def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
+    writer.write(chunk)

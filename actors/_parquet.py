@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from actors._columns import check_columns, referenced_columns
-from actors._commit import check_output, output_actor
+from actors._commit import output_actor
 from actors._typing import WriteMode
-from actors._writing import write_stream
+from actors._writing import check_write, write_stream
 from streamnet import (
     Backend,
     Channel,
@@ -350,19 +350,7 @@ async def read_parquet(
     )
 
 
-def _check_write(actor: str, *, ctx: Context, path: PathLike, partitioned: bool, mode: object,
-                 filesystem: FileSystem | None = None,
-                 storage_options: StorageOptions | None = None, **_: Any) -> None:  # fmt: skip
-    if not isinstance(partitioned, bool):
-        raise TypeError(
-            f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
-        )
-    directory = partitioned or ctx.nranks > 1
-    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
-    check_output(target, mode, directory=directory, actor=actor)
-
-
-@output_actor(check=_check_write)
+@output_actor(check=check_write)
 async def write_parquet(
     ctx: Context,
     ch_in: Channel[TableChunk],

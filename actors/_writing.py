@@ -9,10 +9,12 @@ the ranks agree on one schema, and removes what it staged if anything fails.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from actors._commit import begin_output
+from actors._commit import begin_output, check_output
 from actors._typing import WriteMode
 from streamnet import (
     ArrowSchema,
@@ -22,21 +24,38 @@ from streamnet import (
     Context,
     FilePath,
     TableChunk,
+    resolve_path,
 )
 
-__all__ = ["OpenWriter", "Written", "write_stream"]
+if TYPE_CHECKING:
+    from streamnet import FileSystem, StorageOptions
+
+__all__ = ["OpenWriter", "WriteReport", "check_write", "write_stream"]
 
 OpenWriter = Callable[[FilePath, ArrowSchema], ChunkWriter]
 """Opens one file of a format for chunks of a schema (it blocks: run in the thread pool)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Written:
+class WriteReport:
     """What a writer wrote on this rank: its files (their final paths), rows, chunks."""
 
     files: tuple[str, ...]
     rows: int
     chunks: int
+
+
+def check_write(actor: str, *, ctx: Context, path: str | os.PathLike[str], partitioned: bool,
+                mode: object, filesystem: FileSystem | None = None,
+                storage_options: StorageOptions | None = None, **_: Any) -> None:  # fmt: skip
+    """A writer's check as its node is made: its options, and a target it can write
+    (`check_output`), so that a bad one fails before anything runs."""
+    if not isinstance(partitioned, bool):
+        raise TypeError(
+            f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
+        )
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    check_output(target, mode, directory=partitioned or ctx.nranks > 1, actor=actor)
 
 
 async def write_stream(
@@ -49,7 +68,7 @@ async def write_stream(
     suffix: str,
     open_writer: OpenWriter,
     write: Callable[[ChunkWriter, TableChunk], None],
-) -> Written:
+) -> WriteReport:
     """Write the stream of ``ch_in`` to ``target`` atomically: one file, or a directory of
     one file per rank (several ranks) or per chunk (``partitioned``), named as
     `actors.write_parquet` says, each made by ``open_writer`` and filled by ``write``.
@@ -96,4 +115,4 @@ async def write_stream(
                 writer.close()
         output.abandon()
         raise
-    return Written(tuple(files), rows, chunks)
+    return WriteReport(tuple(files), rows, chunks)

@@ -235,3 +235,21 @@ def test_overwrite_on_s3_replaces_the_objects(s3: S3Bucket) -> None:
     assert s3.keys() == ["out/_SUCCESS", "out/part-00000000.parquet", "out/part-00000001.parquet"]
     with pytest.raises(FileExistsError, match=f"`{uri}` already exists"):
         run(1, _write_job(uri, s3, n=1, partitioned=True))
+
+
+def test_write_csv_to_s3_on_two_ranks_round_trips(s3: S3Bucket) -> None:
+    uri = s3.uri("csv-out/")
+
+    async def job(ctx: Context) -> Any:
+        ch = ctx.create_channel()
+        sink = actors.write_csv(ctx, ch, uri, storage_options=s3.storage_options)
+        await Network(ctx, [_chunks(ctx, ch, n=3), sink]).run_async()
+        return sink.result()
+
+    run(2, job)
+    assert s3.keys() == [
+        "csv-out/_SUCCESS", "csv-out/part-r00000.csv", "csv-out/part-r00001.csv"
+    ]
+    back = pl.read_csv(s3.uri("csv-out/*.csv"), storage_options=s3.polars_options)
+    assert_frame_equal(back, _expected(2, 3))
+    assert_frame_equal(_collect_csv(uri, storage_options=s3.storage_options), _expected(2, 3))
