@@ -30,20 +30,25 @@ from streamnet import (
     Context,
     FilePath,
     Filter,
+    HivePartitions,
     Message,
     ParquetScan,
     Plan,
     PlanParams,
     RowGroup,
     ScanTask,
+    SchemaError,
     Step,
     TableChunk,
     check_row_wise,
     current_actor,
+    dataset_root,
     define_actor,
     expand_paths,
     group_scan_tasks,
+    hive_partitions,
     plan_row_groups,
+    prune_partitions,
     rank_share,
     read_parquet_footers,
     resolve_path,
@@ -115,31 +120,80 @@ def _plan(
     columns: list[str] | None,
     predicate: pl.Expr | None,
     wanted: frozenset[str] | None = None,
+    partitions: HivePartitions | None = None,
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
     statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read).
 
     ``wanted``: the columns the actors downstream need (None: all); the scan reads only
-    those of its columns (at least one, so that rows are still counted)."""
-    assert isinstance(plan.source, ParquetScan)
-    files = read_parquet_footers(list(plan.source.paths))
+    those of its columns (at least one, so that rows are still counted). ``partitions``:
+    the values of a hive-partitioned dataset's partition columns, per file; the files
+    whose values prove the predicates false are dropped before their footers are read."""
+    source = plan.source
+    assert isinstance(source, ParquetScan)
+    paths = list(source.paths)
+    nothing = False
+    if partitions is not None:
+        paths, partitions, nothing = _prune_files(paths, partitions, predicate, plan.steps)
+        source = dataclasses.replace(source, paths=tuple(paths))
+        plan = Plan(source, plan.steps)
+    files = read_parquet_footers(paths)
+    names = files.schema.names
+    if partitions is not None:
+        clash = sorted(set(names) & set(partitions.names))
+        if clash:
+            raise SchemaError(
+                f"`{paths[0]}` holds the columns {clash} that its folders name as partition "
+                f"columns (`key=value`); pass hive_partitioning=False to read the files' own"
+            )
+        names = [*names, *partitions.names]
     filtered = referenced_columns([predicate]) if predicate is not None else set()
-    check_columns(set(columns or []) | filtered, files.schema.names, where="read_parquet")
+    check_columns(set(columns or []) | filtered, names, where="read_parquet")
     if wanted is not None:
-        names = columns if columns is not None else files.schema.names
-        kept = [name for name in names if name in wanted] or names[:1]
-        if len(kept) < len(names):
+        chosen = columns if columns is not None else names
+        kept = [name for name in chosen if name in wanted] or chosen[:1]
+        if len(kept) < len(chosen):
             columns = kept
-            plan = Plan(dataclasses.replace(plan.source, columns=tuple(kept)), plan.steps)
+            plan = Plan(dataclasses.replace(source, columns=tuple(kept)), plan.steps)
     compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
-        plan.steps, columns if columns is not None else files.schema.names
+        plan.steps, columns if columns is not None else names
     )
     if prunes:
         predicate = pl.all_horizontal(prunes) if len(prunes) > 1 else prunes[0]
         filtered = referenced_columns(prunes)
-    return compiled, plan_row_groups(files, predicate, filtered)
+    planned = plan_row_groups(files, predicate, filtered, partitions)
+    if nothing:  # every file was pruned: the first one was kept only for the schema
+        planned = [dataclasses.replace(piece, read=False) for piece in planned]
+    return compiled, planned
+
+
+def _prune_files(
+    paths: list[FilePath], partitions: HivePartitions, predicate: pl.Expr | None,
+    steps: Sequence[Step],
+) -> tuple[list[FilePath], HivePartitions, bool]:  # fmt: skip
+    """The files of a hive-partitioned dataset that the predicates on its partition columns
+    alone (``predicate``, the leading filters) do not prune, their partitions, and whether
+    none is left (the first file is then kept, for the schema)."""
+    tests = ([predicate] if predicate is not None else []) + _prunes(steps, partitions.names)
+    pruned = [False] * len(paths)
+    others: pl.Schema | None = None
+    for test in tests:
+        verdict = prune_partitions(partitions, test)
+        if verdict is None:  # it reads the files' columns too: their types, from one footer
+            if others is None:
+                empty = pl.from_arrow(read_parquet_footers(paths[:1]).schema.empty_table())
+                assert isinstance(empty, pl.DataFrame)
+                others = empty.schema
+            verdict = prune_partitions(partitions, test, others)
+        if verdict is not None:
+            pruned = [a or b for a, b in zip(pruned, verdict, strict=True)]
+    keep = [i for i, gone in enumerate(pruned) if not gone]
+    nothing = not keep
+    keep = keep or [0]
+    kept = dataclasses.replace(partitions, values=tuple(partitions.values[i] for i in keep))
+    return [paths[i] for i in keep], kept, nothing
 
 
 AGGREGATE_TASK_ROWS = 1_000_000
@@ -171,6 +225,7 @@ async def read_parquet(
     filters: pl.Expr | None = None,
     prefetch: int | None = None,
     split: bool = True,
+    hive_partitioning: bool | None = None,
     filesystem: FileSystem | None = None,
     storage_options: StorageOptions | None = None,
 ) -> ParquetScanReport:
@@ -213,6 +268,15 @@ async def read_parquet(
         with the schema. False makes every rank read everything, e.g. a small
         table that every rank joins with. Every rank must see the same files.
         With one rank, both are the same.
+    hive_partitioning
+        Whether the ``key=value`` folders of a directory ``source`` give
+        partition columns (a hive-partitioned dataset, as ``write_parquet(...,
+        partition_by=...)`` writes it): None (the default) reads them when
+        ``source`` is one directory, as Polars does. They come after the files'
+        own columns, typed as Polars types them (Int64, Float64, Date, else
+        String; ``__HIVE_DEFAULT_PARTITION__`` is null), and ``filters`` (and
+        fused filters) on them prune whole folders before any of their files is
+        opened.
     filesystem
         A ``pyarrow.fs.FileSystem`` that ``source`` is read from (its paths are
         paths in it); by default a URI's scheme chooses the store (see below).
@@ -281,15 +345,24 @@ async def read_parquet(
     paths = await ctx.to_thread(
         expand_paths, source, ".parquet", filesystem=filesystem, storage_options=storage_options
     )
+    partitions = None
+    if hive_partitioning is not False:
+        root = await ctx.to_thread(
+            dataset_root, source, filesystem=filesystem, storage_options=storage_options
+        )
+        partitions = hive_partitions(root, paths) if root is not None else None
     node = current_actor()
     scan = ParquetScan(
         tuple(paths), tuple(columns) if columns is not None else None, filters,
         actor=node.name if node else "",
+        partitioning=tuple(partitions.schema.items()) if partitions is not None else (),
     )  # fmt: skip
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
-    compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters, wanted)
+    compiled, planned = await ctx.to_thread(
+        _plan, backend, plan, out_columns, filters, wanted, partitions
+    )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)
     if split:
@@ -330,7 +403,7 @@ async def read_parquet(
             seq += 1
             rows_emitted += chunk.num_rows
         if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
-            schema_only = ScanTask(paths[0], (), 0, 0)
+            schema_only = ScanTask(compiled.plan.source.paths[0], (), 0, 0)  # type: ignore[union-attr]
             empty = await ctx.to_thread(backend.scan, compiled, schema_only)
             await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)

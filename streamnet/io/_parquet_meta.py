@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema
+from streamnet.io._hive import HivePartitions
 from streamnet.io._stores import FilePath, StorePath, in_flight
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ScanTask",
     "group_scan_tasks",
     "plan_row_groups",
+    "prune_partitions",
     "read_parquet_footers",
     "row_group_statistics",
     "skip_predicate",
@@ -45,12 +47,16 @@ class ScanTask:
         The file's row where the first of them starts.
     rows
         Rows in them.
+    partition
+        The file's values of the partition columns of a hive-partitioned dataset (see
+        `ParquetScan.partitioning`), added to its rows; none otherwise.
     """
 
     path: FilePath
     row_groups: tuple[int, ...]
     offset: int
     rows: int
+    partition: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +94,13 @@ class RowGroup:
     offset: int
     rows: int
     read: bool = True
+    partition: tuple[Any, ...] = ()
 
     @property
     def task(self) -> ScanTask:
         """The scan of this row group alone."""
         groups = () if self.index is None else (self.index,)
-        return ScanTask(self.path, groups, self.offset, self.rows)
+        return ScanTask(self.path, groups, self.offset, self.rows, self.partition)
 
 
 def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
@@ -123,8 +130,9 @@ def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
             and last.row_groups[-1] + 1 == task.row_groups[0]
         ):
             grouped[-1] = ScanTask(
-                last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows
-            )
+                last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows,
+                last.partition,
+            )  # fmt: skip
         else:
             grouped.append(task)
     return grouped
@@ -176,34 +184,85 @@ def _footer(path: FilePath) -> tuple[Any, pa.Schema]:
 
 
 def plan_row_groups(
-    files: ParquetFiles, predicate: pl.Expr | None, columns: Iterable[str] = ()
+    files: ParquetFiles,
+    predicate: pl.Expr | None,
+    columns: Iterable[str] = (),
+    partitions: HivePartitions | None = None,
 ) -> list[RowGroup]:
     """Every row group of ``files``, in file and row order, those that statistics prune
     marked not to be read (``read=False``).
 
     ``columns`` are the columns ``predicate`` reads: their statistics are what
-    `skip_predicate` tests.
+    `skip_predicate` tests. ``partitions`` gives each file's values of the
+    partition columns of a hive-partitioned dataset (in the order of
+    ``files.paths``): the statistics of every row group of the file.
     """
     skip = None
+    hive = partitions.schema if partitions is not None else pl.Schema()
     if predicate is not None:
         empty = pl.from_arrow(files.schema.empty_table())
         assert isinstance(empty, pl.DataFrame)
-        skip = skip_predicate(predicate, empty.schema)
-    names = sorted(columns)
+        skip = skip_predicate(predicate, pl.Schema({**empty.schema, **hive}))
+    names = sorted(set(columns) - set(hive))
     pieces: list[RowGroup] = []
     for file, (path, metadata) in enumerate(zip(files.paths, files.metadata, strict=True)):
+        values = partitions.values[file] if partitions is not None else ()
         if metadata.num_row_groups == 0:
-            pieces.append(RowGroup(file, path, None, 0, 0, read=False))
+            pieces.append(RowGroup(file, path, None, 0, 0, read=False, partition=values))
             continue
         pruned = [False] * metadata.num_row_groups
         if skip is not None:
-            pruned = _pruned(skip, row_group_statistics(metadata, files.schema, names))
+            statistics = row_group_statistics(metadata, files.schema, names)
+            if partitions is not None:
+                statistics = statistics.with_columns(
+                    pl.lit(value, dtype).alias(name)
+                    for name, value in _partition_stats(partitions, file, hive).items()
+                    for dtype in [_stat_type(name, hive)]
+                )
+            pruned = _pruned(skip, statistics)
         offset = 0
         for group in range(metadata.num_row_groups):
             rows = metadata.row_group(group).num_rows
-            pieces.append(RowGroup(file, path, group, offset, rows, read=not pruned[group]))
+            pieces.append(
+                RowGroup(file, path, group, offset, rows, read=not pruned[group], partition=values)
+            )
             offset += rows
     return pieces
+
+
+def _partition_stats(partitions: HivePartitions, file: int, hive: pl.Schema) -> dict[str, Any]:
+    """The statistics of the partition columns in every row group of file ``file``; the null
+    count is the row group's rows when the value is null (``len``, set per row group)."""
+    stats = partitions.skip_statistics(file, 0)
+    for name, value in zip(partitions.names, partitions.values[file], strict=True):
+        stats[f"{name}_nc"] = None if value is None else 0
+    return stats
+
+
+def _stat_type(stat: str, hive: pl.Schema) -> pl.DataType:
+    """The type of the statistic column ``stat`` (``<column>_min`` ...) of a partition column."""
+    column, _, kind = stat.rpartition("_")
+    return pl.Int64() if kind == "nc" else hive[column]
+
+
+def prune_partitions(
+    partitions: HivePartitions, predicate: pl.Expr, others: pl.Schema | None = None
+) -> list[bool] | None:
+    """Per file, whether ``predicate`` is false for every row of it by its partition values
+    alone (Polars' own test, as for row groups: what it knows of other columns is nothing).
+
+    ``others`` gives the types of the files' own columns; without them, a predicate
+    that reads one of them cannot be tested (None).
+    """
+    schema = pl.Schema({**(others or {}), **partitions.schema})
+    skip = skip_predicate(predicate, schema)
+    if skip is None:
+        return None
+    rows = [partitions.skip_statistics(file, 1) | {"len": 1} for file in range(len(partitions.values))]
+    types: dict[str, pl.DataType] = {"len": pl.Int64()}
+    for name, dtype in schema.items():
+        types |= {f"{name}_min": dtype, f"{name}_max": dtype, f"{name}_nc": pl.Int64()}
+    return _pruned(skip, pl.DataFrame(rows, schema=types, orient="row"))
 
 
 def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 
 from streamnet.io._stores import FilePath, StorePath, resolve_path, store_error
 
-__all__ = ["PathLike", "expand_paths"]
+__all__ = ["PathLike", "dataset_root", "expand_paths"]
 
 PathLike = str | os.PathLike[str]
 """A path as a string or a path object."""
@@ -81,6 +81,25 @@ def expand_paths(
         else:
             raise FileNotFoundError(f"file `{text}` does not exist")
     return paths
+
+
+def dataset_root(
+    source: PathLike | Sequence[PathLike],
+    *,
+    filesystem: pafs.FileSystem | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> FilePath | None:
+    """The directory ``source`` names when it is one directory (not a file, a glob or a
+    list): the root of a dataset whose ``key=value`` folders may partition it; else None."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    where = resolve_path(source, filesystem=filesystem, storage_options=storage_options)
+    if isinstance(where, StorePath):
+        if glob.has_magic(where.path):
+            return None
+        return where if where.kind() == "directory" else None
+    text = os.fspath(where)
+    return where if not glob.has_magic(text) and os.path.isdir(text) else None
 
 
 def _expand_store(where: StorePath, suffix: str) -> list[FilePath]:

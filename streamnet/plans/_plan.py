@@ -249,12 +249,19 @@ class PartialAggregate(Step):
 @dataclass(frozen=True, slots=True, eq=False)
 class ParquetScan(_ByValue):
     """A plan's source: Parquet files, with the columns to read (all when None) and a
-    predicate read into the scan."""
+    predicate read into the scan.
+
+    ``partitioning`` names the partition columns of a hive-partitioned dataset
+    and their types: each scan task adds its file's values of them
+    (`ScanTask.partition`) after the file's own columns, before the predicate
+    and the projection.
+    """
 
     paths: tuple[FilePath, ...]
     columns: tuple[str, ...] | None = None
     predicate: pl.Expr | None = None
     actor: str = ""
+    partitioning: tuple[tuple[str, pl.DataType], ...] = ()
 
     def __post_init__(self) -> None:
         one = isinstance(self.paths, str | os.PathLike | StorePath)

@@ -142,7 +142,13 @@ def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.Laz
     if isinstance(task.path, StorePath):
         query = _store_scan(task.path, task.row_groups, files)
     else:
-        query = pl.scan_parquet(task.path).slice(task.offset, task.rows)
+        query = pl.scan_parquet(task.path, hive_partitioning=False).slice(task.offset, task.rows)
+    if source.partitioning:
+        values = task.partition or (None,) * len(source.partitioning)
+        query = query.with_columns(
+            pl.lit(value, dtype).alias(name)
+            for (name, dtype), value in zip(source.partitioning, values, strict=True)
+        )
     if source.predicate is not None:
         query = query.filter(source.predicate)
     if source.columns is not None:
