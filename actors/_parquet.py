@@ -433,6 +433,9 @@ async def write_parquet(
     mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
+    partition_by: Sequence[str] | None = None,
+    max_open_files: int = 64,
+    max_file_bytes: int | None = 512 << 20,
     filesystem: FileSystem | None = None,
     storage_options: StorageOptions | None = None,
 ) -> ParquetWriteReport:
@@ -470,6 +473,23 @@ async def write_parquet(
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
         Largest row group; a chunk larger than this is split.
+    partition_by
+        Columns whose values partition the output into a hive-partitioned
+        directory ``path``: one folder per value, ``year=2024/country=FR/``
+        (null as ``__HIVE_DEFAULT_PARTITION__``), holding files of the other
+        columns, ``part-<n>.parquet`` (``part-r<rank>-<n>`` on several ranks), as
+        Spark, pyarrow and Polars write and read them back (``read_parquet(path)``
+        gives the partition columns back, after the others). It streams: rows go
+        to the open file of their partition, staged and published atomically as
+        any directory output.
+    max_open_files
+        With ``partition_by``: the most files open at once; writing to another
+        partition closes the one written longest ago (a later row of it starts a
+        new file).
+    max_file_bytes
+        With ``partition_by``: a file is closed once the chunks written to it
+        reach this many bytes (in memory, before encoding), and the partition's
+        next rows roll into a new file; None for no limit.
     filesystem, storage_options
         Where ``path`` is when it is not a local path: a ``pyarrow.fs.FileSystem``
         it is a path in, or the keyword arguments of the filesystem that a URI's
@@ -516,8 +536,17 @@ async def write_parquet(
     def write(writer: ChunkWriter, chunk: TableChunk) -> None:
         writer.write(chunk, row_group_rows=row_group_rows)
 
+    if type(max_open_files) is not int or max_open_files < 1:
+        raise ValueError(
+            f"write_parquet: `max_open_files` must be an int >= 1, got {max_open_files!r}"
+        )
+    if max_file_bytes is not None and (type(max_file_bytes) is not int or max_file_bytes < 1):
+        raise ValueError(
+            f"write_parquet: `max_file_bytes` must be None or an int >= 1, got {max_file_bytes!r}"
+        )
     written = await write_stream(
         ctx, ch_in, target, mode, partitioned=partitioned, suffix=".parquet",
-        open_writer=open_writer, write=write,
+        open_writer=open_writer, write=write, partition_by=partition_by or (),
+        max_open_files=max_open_files, max_file_bytes=max_file_bytes,
     )  # fmt: skip
     return ParquetWriteReport(files=written.files, rows=written.rows, chunks=written.chunks)

@@ -77,6 +77,8 @@ class StoreOutput:
         self.staging = target.parent / f".{target.name}.{owner}.tmp"
         self.staged: list[StorePath] = []
         """The objects this rank staged (on rank 0 after `prepare`: every rank's)."""
+        self.names: dict[StorePath, str] = {}
+        """On rank 0 after `prepare`: each staged object's path inside the output."""
         self.committed = False
         """Nothing of this rank's is left to delete: published (rank 0), or handed to rank 0."""
 
@@ -108,17 +110,26 @@ class StoreOutput:
 
         Returns the URIs this rank's objects will have once published.
         """
-        everyone = await coll.allgather("staged", [path.path for path in self.staged])
-        mine = list(self.staged)
+        mine = [self._relative(path) for path in self.staged]
+        everyone = await coll.allgather(
+            "staged", [(path.path, self._relative(path)) for path in self.staged]
+        )
         if self.publisher:
             fs, scheme = self.target.filesystem, self.target.scheme
-            self.staged = [StorePath(fs, p, scheme) for paths in everyone for p in paths]
+            self.names = {
+                StorePath(fs, p, scheme): name for paths in everyone for p, name in paths
+            }
+            self.staged = list(self.names)
         await coll.allgather("gathered", True)
         if not self.publisher:  # rank 0 deletes them if the run fails from here on
             self.committed = True
         if not self.directory:
             return [str(self.target)] if mine else []
-        return [str(self.target / path.name) for path in mine]
+        return [str(self.target / name) for name in mine]
+
+    def _relative(self, path: StorePath) -> str:
+        """The path of a staged object inside the output (its name, or ``key=value/<name>``)."""
+        return path.path[len(self.staging.path) + 1 :]
 
     def publish(self) -> None:
         """Copy the staged objects into place, the marker last (rank 0 only), then delete
@@ -148,8 +159,9 @@ class StoreOutput:
                 fs.delete_file(marker.path)
         written = set()
         for path in self.staged:
-            fs.copy_file(path.path, (target / path.name).path)
-            written.add((target / path.name).path)
+            destination = target / self.names.get(path, path.name)
+            fs.copy_file(path.path, destination.path)
+            written.add(destination.path)
         with fs.open_output_stream(marker.path):
             pass
         written.add(marker.path)

@@ -334,6 +334,23 @@ class Backend(ABC):
             Polars does not hold exactly, see `TableChunk.to_polars`).
         """
 
+    @abstractmethod
+    def split_by_values(
+        self, chunk: TableChunk, columns: Sequence[str]
+    ) -> list[tuple[tuple[object, ...], TableChunk]]:
+        """The chunk's rows by their values of ``columns``: one ``(values, rows)`` per
+        distinct combination (nulls one value), in order of first appearance, the rows in
+        their order and without ``columns`` (a hive-partitioned write keeps them in folder
+        names). Values are Python scalars (``int``, ``str``, ``datetime.date``, None...).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A column is not in the chunk; the message lists those there are.
+        ValueError
+            ``columns`` is empty, or names every column (nothing would be left to write).
+        """
+
     def partition_and_pack(
         self,
         chunk: TableChunk,

@@ -14,7 +14,7 @@ from ranks import run
 from s3_server import S3Bucket, s3, s3_server
 
 import actors
-from streamnet import Context, Network, SchemaError
+from streamnet import Context, Message, Network, SchemaError, define_actor
 
 __all__ = ["s3", "s3_server"]  # fixtures, imported for pytest
 
@@ -143,3 +143,112 @@ def test_hive_dataset_on_s3_equals_polars(dataset: Path, s3: S3Bucket) -> None:
     expected = pl.scan_parquet(dataset).filter(predicate).collect()
     assert_frame_equal(got, expected)
     assert report.files == 3
+
+
+# -- write_parquet(partition_by=...) -----------------------------------------------------------
+
+
+def _events(n: int, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "id": range(n),
+            "year": rng.choice([2023, 2024, 2025], n),
+            "cat": [None if x == "" else x for x in rng.choice(["a b", "x/y", ""], n)],
+            "v": rng.normal(size=n),
+        }
+    )
+
+
+def _write(frame: pl.DataFrame, target: Any, *, chunk_rows: int = 100, **kwargs: Any) -> Any:
+    ctx = Context()
+    ch = ctx.create_channel()
+    source = actors.from_polars(ctx, ch, frame, chunk_rows=chunk_rows)
+    writer = actors.write_parquet(ctx, ch, target, **kwargs)
+    Network(ctx, [source, writer]).run()
+    return writer.result()
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("id")
+
+
+@pytest.mark.parametrize(("max_open_files", "max_file_bytes"), [(64, None), (1, None), (2, 2000)])
+def test_partition_by_writes_what_polars_reads_back(
+    tmp_path: Path, max_open_files: int, max_file_bytes: int | None
+) -> None:
+    frame = _events(2000)
+    target = tmp_path / "out"
+    report = _write(frame, target, partition_by=["year", "cat"],
+                    max_open_files=max_open_files, max_file_bytes=max_file_bytes)  # fmt: skip
+    folders = sorted({p.parent.relative_to(target).as_posix() for p in target.rglob("*.parquet")})
+    assert folders == [
+        f"year={y}/cat={c}" for y in (2023, 2024, 2025)
+        for c in ("__HIVE_DEFAULT_PARTITION__", "a b", "x%2Fy")
+    ]  # fmt: skip
+    assert (target / "_SUCCESS").exists()
+    files = list(target.rglob("*.parquet"))
+    assert len(report.files) == len(files)
+    if max_open_files > 1 and max_file_bytes is None:
+        assert len(files) == 9  # one per partition
+    else:
+        assert len(files) > 9  # closed early (bounded writers) or rolled over (size)
+    assert pl.read_parquet(files[0]).columns == ["id", "v"]
+    back = pl.read_parquet(target)
+    assert_frame_equal(_sorted(back), _sorted(frame.select(back.columns)))
+    got, _ = _scan(target, filters=pl.col("cat") == "x/y")
+    assert_frame_equal(_sorted(got), _sorted(back.filter(pl.col("cat") == "x/y")))
+
+
+def test_partition_by_on_two_ranks_names_files_by_rank(tmp_path: Path) -> None:
+    frame = _events(1000)
+    target = tmp_path / "out"
+
+    async def job(ctx: Context) -> Any:
+        ch = ctx.create_channel()
+        part = frame.filter(pl.col("id") % 2 == ctx.rank)
+        source = actors.from_polars(ctx, ch, part, chunk_rows=100)
+        writer = actors.write_parquet(ctx, ch, target, partition_by=["year"])
+        await Network(ctx, [source, writer]).run_async()
+        return writer.result()
+
+    run(2, job)
+    assert sorted(p.name for p in (target / "year=2024").iterdir()) == [
+        "part-r00000-00000.parquet", "part-r00001-00000.parquet"
+    ]
+    back = pl.read_parquet(target)
+    assert_frame_equal(_sorted(back), _sorted(frame.select(back.columns)))
+
+
+def test_partition_by_on_s3_round_trips_and_a_failure_leaves_nothing(s3: S3Bucket) -> None:
+    frame = _events(600)
+    uri = s3.uri("ds")
+    _write(frame, uri, partition_by=["year"], storage_options=s3.storage_options)
+    assert [k for k in s3.keys() if k.startswith("ds/year=2023/")] == ["ds/year=2023/part-00000.parquet"]
+    back = pl.read_parquet(uri + "/", storage_options=s3.polars_options, hive_partitioning=True)
+    assert_frame_equal(_sorted(back), _sorted(frame.select(back.columns)))
+    got, _ = _scan(uri, storage_options=s3.storage_options)
+    assert_frame_equal(_sorted(got), _sorted(back))
+
+    before = s3.keys()
+
+    @define_actor
+    async def fails_midway(ctx: Context, ch_out: Any) -> None:
+        for seq in range(6):
+            if seq == 3:
+                raise RuntimeError("injected after three chunks")
+            rows = frame.slice(seq * 100, 100)
+            await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(rows)))
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    writer = actors.write_parquet(ctx, ch, s3.uri("failed"), partition_by=["year"],
+                                  storage_options=s3.storage_options)  # fmt: skip
+    with pytest.raises(RuntimeError, match="injected after three chunks"):
+        Network(ctx, [fails_midway(ctx, ch), writer]).run()
+    assert s3.keys() == before
+
+
+def test_partition_by_every_column_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no column would be left to write"):
+        _write(pl.DataFrame({"year": [1, 2]}), tmp_path / "o", partition_by=["year"])
