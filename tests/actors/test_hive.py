@@ -224,13 +224,13 @@ def test_partition_by_on_s3_round_trips_and_a_failure_leaves_nothing(s3: S3Bucke
     frame = _events(600)
     uri = s3.uri("ds")
     _write(frame, uri, partition_by=["year"], storage_options=s3.storage_options)
-    assert [k for k in s3.keys() if k.startswith("ds/year=2023/")] == ["ds/year=2023/part-00000.parquet"]
+    assert [k for k in s3.objects() if k.startswith("ds/year=2023/")] == ["ds/year=2023/part-00000.parquet"]
     back = pl.read_parquet(uri + "/", storage_options=s3.polars_options, hive_partitioning=True)
     assert_frame_equal(_sorted(back), _sorted(frame.select(back.columns)))
     got, _ = _scan(uri, storage_options=s3.storage_options)
     assert_frame_equal(_sorted(got), _sorted(back))
 
-    before = s3.keys()
+    before = s3.objects()
 
     @define_actor
     async def fails_midway(ctx: Context, ch_out: Any) -> None:
@@ -246,7 +246,7 @@ def test_partition_by_on_s3_round_trips_and_a_failure_leaves_nothing(s3: S3Bucke
                                   storage_options=s3.storage_options)  # fmt: skip
     with pytest.raises(RuntimeError, match="injected after three chunks"):
         Network(ctx, [fails_midway(ctx, ch), writer]).run()
-    assert s3.keys() == before
+    assert s3.objects() == before
 
 
 def test_partition_by_every_column_is_an_error(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_ndjson_on_s3_round_trips(s3: S3Bucket) -> None:
     source = actors.from_polars(ctx, ch, frame, chunk_rows=100)
     uri = s3.uri("j/out.ndjson")
     Network(ctx, [source, actors.write_ndjson(ctx, ch, uri, storage_options=s3.storage_options)]).run()
-    assert s3.keys() == ["j/out.ndjson"]
+    assert s3.objects() == ["j/out.ndjson"]
     assert_frame_equal(pl.read_ndjson(uri, storage_options=s3.polars_options), frame)
     assert_frame_equal(_read(uri, storage_options=s3.storage_options, block_size=1000), frame)
 

@@ -200,7 +200,7 @@ def _expected(nranks: int, n: int) -> pl.DataFrame:
 def test_write_parquet_to_s3_round_trips(s3: S3Bucket, nranks: int, partitioned: bool) -> None:
     uri = s3.uri("out/t.parquet")
     reports = run(nranks, _write_job(uri, s3, n=4, partitioned=partitioned))
-    keys = s3.keys()
+    keys = s3.objects()
     assert not [k for k in keys if "/." in k or k.startswith(".")], keys  # nothing staged is left
     source = uri if not (partitioned or nranks > 1) else uri + "/*.parquet"
     back = pl.read_parquet(source, storage_options=s3.polars_options)
@@ -225,14 +225,14 @@ def test_a_failed_write_to_s3_leaves_no_object(
     uri = s3.uri("out/t.parquet")
     with pytest.raises((InjectedFault, RemoteRankError)):
         run(nranks, _write_job(uri, s3, n=4, fail_at=fail_at, partitioned=partitioned))
-    assert s3.keys() == ["keep.txt"]
+    assert s3.objects() == ["keep.txt"]
 
 
 def test_overwrite_on_s3_replaces_the_objects(s3: S3Bucket) -> None:
     uri = s3.uri("out/")
     run(1, _write_job(uri, s3, n=4, partitioned=True))
     run(1, _write_job(uri, s3, n=2, partitioned=True, mode="overwrite"))
-    assert s3.keys() == ["out/_SUCCESS", "out/part-00000000.parquet", "out/part-00000001.parquet"]
+    assert s3.objects() == ["out/_SUCCESS", "out/part-00000000.parquet", "out/part-00000001.parquet"]
     with pytest.raises(FileExistsError, match=f"`{uri}` already exists"):
         run(1, _write_job(uri, s3, n=1, partitioned=True))
 
@@ -247,7 +247,7 @@ def test_write_csv_to_s3_on_two_ranks_round_trips(s3: S3Bucket) -> None:
         return sink.result()
 
     run(2, job)
-    assert s3.keys() == [
+    assert s3.objects() == [
         "csv-out/_SUCCESS", "csv-out/part-r00000.csv", "csv-out/part-r00001.csv"
     ]
     back = pl.read_csv(s3.uri("csv-out/*.csv"), storage_options=s3.polars_options)

@@ -76,7 +76,7 @@ class S3Bucket:
     def filesystem(self) -> pafs.S3FileSystem:
         return self.server.filesystem()
 
-    def keys(self) -> list[str]:
+    def objects(self) -> list[str]:
         """Every object's key in the bucket, sorted (what a reader of the bucket sees)."""
         listed = self.filesystem.get_file_info(pafs.FileSelector(self.name, recursive=True))
         prefix = f"{self.name}/"
