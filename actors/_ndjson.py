@@ -26,6 +26,8 @@ from streamnet import (
     csv_shares,
     define_actor,
     expand_paths,
+    file_size,
+    record_bytes_read,
     resolve_path,
 )
 
@@ -130,6 +132,10 @@ async def read_ndjson(
                     seq += 1
             finally:
                 reader.close()
+            record_bytes_read(
+                part.span[1] - part.span[0] if part.span is not None
+                else await ctx.to_thread(file_size, part.path)
+            )  # fmt: skip
         if seq == 0 and seen is not None:
             await ch_out.send(ctx, Message(0, backend.empty(seen)))
         await ch_out.drain(ctx)

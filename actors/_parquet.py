@@ -51,6 +51,7 @@ from streamnet import (
     prune_partitions,
     rank_share,
     read_parquet_footers,
+    record_bytes_read,
     resolve_path,
     start_task,
 )
@@ -163,7 +164,7 @@ def _plan(
     if prunes:
         predicate = pl.all_horizontal(prunes) if len(prunes) > 1 else prunes[0]
         filtered = referenced_columns(prunes)
-    planned = plan_row_groups(files, predicate, filtered, partitions)
+    planned = plan_row_groups(files, predicate, filtered, partitions, read_columns=columns)
     if nothing:  # every file was pruned: the first one was kept only for the schema
         planned = [dataclasses.replace(piece, read=False) for piece in planned]
     return compiled, planned
@@ -395,6 +396,7 @@ async def read_parquet(
             rows_read += pieces[read].rows
             chunk = await pending.popleft()
             ctx.progress.advance(pieces[read].rows)
+            record_bytes_read(pieces[read].nbytes)
             read += 1
             refill()
             if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):

@@ -129,6 +129,7 @@ from streamnet.io import (
     csv_shares,
     dataset_root,
     expand_paths,
+    file_size,
     group_scan_tasks,
     hive_folder,
     hive_partitions,
@@ -166,6 +167,7 @@ from streamnet.observe import (
     Span,
     SpanKind,
     Timeline,
+    record_bytes_read,
 )
 from streamnet.persistent import (
     ActorRuntime,
@@ -264,6 +266,7 @@ __all__ = [
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "record_bytes_read",
     "PersistentActorContext",
     "PersistentActorState",
     "Packed",
@@ -359,6 +362,7 @@ __all__ = [
     "csv_shares",
     "dataset_root",
     "expand_paths",
+    "file_size",
     "resolve_path",
     "group_scan_tasks",
     "hive_folder",

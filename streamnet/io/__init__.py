@@ -36,7 +36,7 @@ from streamnet.io._parquet_meta import (
 from streamnet.io._paths import dataset_root, expand_paths
 from streamnet.io._schemas import arrow_schema, polars_types
 from streamnet.io._shares import rank_share
-from streamnet.io._stores import FilePath, StorePath, resolve_path
+from streamnet.io._stores import FilePath, StorePath, file_size, resolve_path
 
 __all__ = [
     "FilePath",
@@ -51,6 +51,7 @@ __all__ = [
     "csv_shares",
     "dataset_root",
     "expand_paths",
+    "file_size",
     "group_scan_tasks",
     "hive_folder",
     "hive_partitions",

@@ -50,6 +50,8 @@ class ScanTask:
     partition
         The file's values of the partition columns of a hive-partitioned dataset (see
         `ParquetScan.partitioning`), added to its rows; none otherwise.
+    nbytes
+        The encoded bytes of the column chunks it reads (what it reads from the file).
     """
 
     path: FilePath
@@ -57,6 +59,7 @@ class ScanTask:
     offset: int
     rows: int
     partition: tuple[Any, ...] = ()
+    nbytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +98,13 @@ class RowGroup:
     rows: int
     read: bool = True
     partition: tuple[Any, ...] = ()
+    nbytes: int = 0
 
     @property
     def task(self) -> ScanTask:
         """The scan of this row group alone."""
         groups = () if self.index is None else (self.index,)
-        return ScanTask(self.path, groups, self.offset, self.rows, self.partition)
+        return ScanTask(self.path, groups, self.offset, self.rows, self.partition, self.nbytes)
 
 
 def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
@@ -131,7 +135,7 @@ def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
         ):
             grouped[-1] = ScanTask(
                 last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows,
-                last.partition,
+                last.partition, last.nbytes + task.nbytes,
             )  # fmt: skip
         else:
             grouped.append(task)
@@ -188,6 +192,7 @@ def plan_row_groups(
     predicate: pl.Expr | None,
     columns: Iterable[str] = (),
     partitions: HivePartitions | None = None,
+    read_columns: Iterable[str] | None = None,
 ) -> list[RowGroup]:
     """Every row group of ``files``, in file and row order, those that statistics prune
     marked not to be read (``read=False``).
@@ -196,7 +201,10 @@ def plan_row_groups(
     `skip_predicate` tests. ``partitions`` gives each file's values of the
     partition columns of a hive-partitioned dataset (in the order of
     ``files.paths``): the statistics of every row group of the file.
+    ``read_columns`` (all when None) are the columns a scan decodes: each row
+    group's ``nbytes`` counts their encoded column chunks.
     """
+    wanted = None if read_columns is None else set(read_columns)
     skip = None
     hive = partitions.schema if partitions is not None else pl.Schema()
     if predicate is not None:
@@ -222,10 +230,17 @@ def plan_row_groups(
             pruned = _pruned(skip, statistics)
         offset = 0
         for group in range(metadata.num_row_groups):
-            rows = metadata.row_group(group).num_rows
-            pieces.append(
-                RowGroup(file, path, group, offset, rows, read=not pruned[group], partition=values)
+            meta = metadata.row_group(group)
+            rows = meta.num_rows
+            nbytes = sum(
+                meta.column(j).total_compressed_size
+                for j in range(meta.num_columns)
+                if wanted is None or meta.column(j).path_in_schema.split(".")[0] in wanted
             )
+            pieces.append(
+                RowGroup(file, path, group, offset, rows, read=not pruned[group],
+                         partition=values, nbytes=nbytes)
+            )  # fmt: skip
             offset += rows
     return pieces
 

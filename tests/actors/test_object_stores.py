@@ -253,3 +253,22 @@ def test_write_csv_to_s3_on_two_ranks_round_trips(s3: S3Bucket) -> None:
     back = pl.read_csv(s3.uri("csv-out/*.csv"), storage_options=s3.polars_options)
     assert_frame_equal(back, _expected(2, 3))
     assert_frame_equal(_collect_csv(uri, storage_options=s3.storage_options), _expected(2, 3))
+
+
+def test_sources_count_bytes_read_in_the_statistics(s3: S3Bucket) -> None:
+    frame = _frame(1000)
+    uri = _put_parquet(s3, "b/a.parquet", frame, row_group_size=100)
+    csv_uri = s3.put("b/a.csv", _csv_bytes(frame))
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    scan = actors.read_parquet(ctx, a, uri, columns=["k"], filters=pl.col("k") < 250,
+                               storage_options=s3.storage_options)  # fmt: skip
+    text = actors.read_csv(ctx, b, csv_uri, storage_options=s3.storage_options)
+    net = Network(ctx, [scan, text, actors.collect(ctx, a), actors.collect(ctx, b)])
+    net.run()
+    read = {a.name: a.bytes_read for a in net.statistics().actors}
+    with s3.filesystem.open_input_file(f"{s3.name}/b/a.parquet") as file:
+        footer = pq.read_metadata(file)
+    k = footer.schema.names.index("k")
+    assert read[scan.name] == sum(footer.row_group(g).column(k).total_compressed_size for g in range(3))
+    assert read[text.name] == len(_csv_bytes(frame))
