@@ -79,7 +79,14 @@ from streamnet._run_plan import run_plan
 from streamnet._schema import describe_schema, null_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import map_in_threads, start_task, stop_tasks
-from streamnet._typing import ActorState, HostKind, JoinHow, PolarsFrame
+from streamnet._typing import (
+    ActorState,
+    FileSystem,
+    HostKind,
+    JoinHow,
+    PolarsFrame,
+    StorageOptions,
+)
 from streamnet.backends import (
     AggregationKernel,
     Backend,
@@ -109,17 +116,26 @@ from streamnet.comm._inputs import InputSchema, inputs
 from streamnet.io import (
     CsvFormat,
     CsvPart,
+    FilePath,
+    HivePartitions,
     ParquetFiles,
     RowGroup,
     ScanTask,
+    StorePath,
     arrow_schema,
     csv_shares,
+    dataset_root,
     expand_paths,
+    file_size,
     group_scan_tasks,
+    hive_folder,
+    hive_partitions,
     plan_row_groups,
     polars_types,
+    prune_partitions,
     rank_share,
     read_parquet_footers,
+    resolve_path,
     row_group_statistics,
     skip_predicate,
 )
@@ -148,6 +164,7 @@ from streamnet.observe import (
     Span,
     SpanKind,
     Timeline,
+    record_bytes_read,
 )
 from streamnet.plans import (
     Agg,
@@ -251,6 +268,7 @@ __all__ = [
     "Network",
     "NetworkMismatchError",
     "NetworkStatistics",
+    "record_bytes_read",
     "PersistentActorContext",
     "PersistentActorState",
     "Packed",
@@ -337,13 +355,22 @@ __all__ = [
     # streamnet.io: file planning
     "CsvFormat",
     "CsvPart",
+    "FilePath",
+    "HivePartitions",
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "StorePath",
     "csv_shares",
+    "dataset_root",
     "expand_paths",
+    "file_size",
+    "resolve_path",
     "group_scan_tasks",
+    "hive_folder",
+    "hive_partitions",
     "plan_row_groups",
+    "prune_partitions",
     "rank_share",
     "read_parquet_footers",
     "row_group_statistics",
@@ -353,6 +380,8 @@ __all__ = [
     # host types that user code hands to the runtime (annotations)
     "ArrowSchema",
     "ArrowTable",
+    "FileSystem",
+    "StorageOptions",
     "HostKind",
     "HostTable",
     "IntoSchema",

@@ -156,9 +156,7 @@ def test_failing_disk_leaves_nothing(
     if where == "end":  # every file written; moving the output into place fails
         monkeypatch.setattr("actors._commit.os.rename", disk_full)
         monkeypatch.setattr("actors._commit.os.replace", disk_full)
-    elif path.partitioned:
-        monkeypatch.setattr(pq, "write_table", flaky(pq.write_table))
-    else:
+    else:  # every file is written through a ParquetWriter, one per chunk when partitioned
         monkeypatch.setattr(pq.ParquetWriter, "write_table", flaky(pq.ParquetWriter.write_table))
     before = snapshot(tmp_path)
     with pytest.raises(OSError, match="injected: no space left on device"):
@@ -633,11 +631,8 @@ KILLED_WRITER = textwrap.dedent(
             return result
         return call
 
-    if when == "writing":  # after the first chunk of ten is written
-        if partitioned:
-            pq.write_table = kill_after(pq.write_table)
-        else:
-            pq.ParquetWriter.write_table = kill_after(pq.ParquetWriter.write_table)
+    if when == "writing":  # after the first chunk of ten is written (a file per chunk or not)
+        pq.ParquetWriter.write_table = kill_after(pq.ParquetWriter.write_table)
     else:  # the old output was moved aside, the new one is not in its place yet
         os.rename = kill_after(os.rename, lambda src, dst: str(dst).endswith(".old"))
     ctx = Context()
