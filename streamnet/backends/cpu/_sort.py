@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from streamnet._errors import ColumnNotFoundError, SchemaError
-from streamnet._schema import describe_schema, schema_differences
+from streamnet._errors import ColumnNotFoundError
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._sort_order import SortOrder
+from streamnet.backends.cpu._table import check_one_schema
 
 __all__ = ["CpuSorting"]
 
@@ -232,16 +232,7 @@ class CpuSorting(Backend):
         for name, value in (("rows", rows), ("slice_rows", slice_rows)):
             if (value is not None or name == "rows") and (type(value) is not int or value < 1):
                 raise ValueError(f"merge_sorted: `{name}` must be an int >= 1, got {value!r}")
-        if runs:
-            schema = runs[0].schema
-            for index, run in enumerate(runs[1:], 1):
-                other = run.schema
-                if other is not schema and not other.equals(schema, check_metadata=False):
-                    problems = "; ".join(schema_differences(schema, other, of="run 0"))
-                    raise SchemaError(
-                        f"merge_sorted: run {index} does not have the schema of run 0: "
-                        f"{problems}; got {describe_schema(other)}"
-                    )
+        check_one_schema(runs, "merge_sorted", "run")
         return self._merged([run for run in runs if run.num_rows], order, rows, slice_rows or rows)
 
     def _merged(

@@ -35,7 +35,7 @@ from streamnet.backends._base import Backend, is_pandas_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CpuTable", "CpuTables", "cpu_table", "spill_file_gone"]
+__all__ = ["CpuTable", "CpuTables", "check_one_schema", "cpu_table", "spill_file_gone"]
 
 
 class CpuTable:
@@ -190,6 +190,24 @@ class CpuTable:
                 path.unlink(missing_ok=True)
 
 
+def check_one_schema(
+    chunks: Sequence[TableChunk], operation: str, noun: str, *, note: str = ""
+) -> None:
+    """Raise a `SchemaError` naming the first of ``chunks`` (each a ``noun``, counted
+    from 0) whose schema is not the first's; ``note`` comes before what was received."""
+    if not chunks:
+        return
+    schema = chunks[0].schema
+    for index, chunk in enumerate(chunks[1:], 1):
+        other = chunk.schema
+        if other is not schema and not other.equals(schema, check_metadata=False):
+            problems = "; ".join(schema_differences(schema, other, of=f"{noun} 0"))
+            raise SchemaError(
+                f"{operation}: {noun} {index} does not have the schema of {noun} 0: "
+                f"{problems}; {note}got {describe_schema(other)}"
+            )
+
+
 def spill_file_gone(path: Path) -> SpillError:
     """The error of a spilled chunk whose file is no longer there."""
     return SpillError(
@@ -341,16 +359,9 @@ class CpuTables(Backend):
         chunks = [self._own(chunk, "concat") for chunk in chunks]
         if not chunks:
             raise ValueError("concat: no chunks to concatenate; got an empty sequence")
-        schema = chunks[0].schema
-        for index, chunk in enumerate(chunks[1:], 1):
-            other = chunk.schema
-            if other is not schema and not other.equals(schema, check_metadata=False):
-                problems = "; ".join(schema_differences(schema, other, of="chunk 0"))
-                raise SchemaError(
-                    f"concat: chunk {index} does not have the schema of chunk 0: {problems}; "
-                    f"chunks are concatenated as they are, never cast; "
-                    f"got {describe_schema(other)}"
-                )
+        check_one_schema(
+            chunks, "concat", "chunk", note="chunks are concatenated as they are, never cast; "
+        )
         if len(chunks) == 1:
             return chunks[0]
         natives = [cpu_table(chunk, self) for chunk in chunks]
