@@ -3,6 +3,7 @@ compared with Polars (``pl.read_delta``) and the deltalake package reading the s
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,14 @@ def test_write_then_read_equals_polars_one_version_per_run(tmp_path: Path) -> No
     got, report = _read(table)
     assert got.columns == expected.columns  # the table's order
     assert_frame_equal(_sorted(got), _sorted(expected))
+    assert report.files == len(deltalake.DeltaTable(table).file_uris())
     old, _ = _read(table, version=0)
     assert_frame_equal(_sorted(old), _sorted(pl.read_delta(str(table), version=0)))
     assert old.height == 500
+    committed = {h["version"]: h["timestamp"] for h in deltalake.DeltaTable(table).history()}
+    as_of = dt.datetime.fromtimestamp(committed[0] / 1000, tz=dt.UTC)
+    then, _ = _read(table, timestamp=as_of)
+    assert_frame_equal(_sorted(then), _sorted(old))
 
 
 def test_filters_prune_files_by_partition_and_log_statistics(tmp_path: Path) -> None:
