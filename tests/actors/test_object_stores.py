@@ -5,10 +5,13 @@ or the same data kept locally."""
 
 from __future__ import annotations
 
+import threading
+import uuid
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
@@ -278,3 +281,56 @@ def test_sources_count_bytes_read_in_the_statistics(s3: S3Bucket) -> None:
     k = footer.schema.names.index("k")
     assert read[scan.name] == sum(footer.row_group(g).column(k).total_compressed_size for g in range(3))
     assert read[text.name] == len(_csv_bytes(frame))
+
+
+def _memory_parquet(root: str, frame: pl.DataFrame, files: int) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    step = -(-frame.height // files)
+    for i in range(files):
+        with fs.open(f"{root}/part-{i}.parquet", "wb") as out:
+            pq.write_table(frame.slice(i * step, step).to_arrow(), out, row_group_size=100)
+
+
+def test_a_scheme_pyarrow_lacks_is_read_through_fsspec() -> None:
+    root = f"memory://fsspec-{uuid.uuid4().hex}"
+    frame = _frame(600)
+    _memory_parquet(root.removeprefix("memory://"), frame, files=2)
+    got, report = _scan(root, filters=pl.col("k") >= 450)
+    assert_frame_equal(got, frame.filter(pl.col("k") >= 450))
+    assert report.row_groups_read == 2
+
+
+@pytest.mark.timeout(60)
+def test_several_row_group_reads_are_in_flight_at_once() -> None:
+    """Each read of a scan task waits at a barrier until another one is in flight: a scan
+    that read one task at a time would break the barrier (after its timeout) and fail."""
+    import fsspec
+
+    root = f"inflight-{uuid.uuid4().hex}"
+    frame = _frame(800)
+    _memory_parquet(root, frame, files=2)
+    together = threading.Barrier(2, timeout=20)
+    opened = {"n": 0}
+    lock = threading.Lock()
+
+    class Handler(pafs.FSSpecHandler):  # type: ignore[misc]
+        def open_input_file(self, path: str) -> Any:
+            with lock:
+                opened["n"] += 1
+                # Planning opens each file for its footer, and the first again to check the
+                # plan's schema: the first two opens after those are scan tasks.
+                first_tasks = 3 < opened["n"] <= 5
+            if first_tasks:
+                together.wait()  # BrokenBarrierError (the read fails) if none comes
+            return super().open_input_file(path)
+
+    fs = pafs.PyFileSystem(Handler(fsspec.filesystem("memory")))
+    ctx = Context(num_threads=4)
+    ch = ctx.create_channel()
+    scan = actors.read_parquet(ctx, ch, f"/{root}", filesystem=fs, prefetch=4)
+    sink = actors.collect(ctx, ch, into="polars")
+    Network(ctx, [scan, sink]).run()
+    assert not together.broken  # two reads met there: they were in flight at once
+    assert_frame_equal(sink.result(), frame)
