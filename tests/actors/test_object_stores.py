@@ -102,7 +102,7 @@ def test_read_csv_from_s3_equals_polars(s3: S3Bucket) -> None:
     s3.put("csv/a.csv", _csv_bytes(frame.head(1000)))
     s3.put("csv/b.csv", _csv_bytes(frame.tail(2000)))
     got = _collect_csv(s3.uri("csv/"), storage_options=s3.storage_options, block_size=4096)
-    expected = pl.read_csv(s3.uri("csv/*.csv"), storage_options=s3.polars_options)
+    expected = pl.concat(pl.read_csv(s3.get(f"csv/{name}.csv")) for name in "ab")
     assert_frame_equal(got, expected)
 
 
@@ -121,7 +121,7 @@ def test_read_csv_from_s3_on_two_ranks_reads_byte_ranges(s3: S3Bucket) -> None:
 
     first, second = run(2, job)
     assert first.height > 0 and second.height > 0
-    expected = pl.read_csv(uri, storage_options=s3.polars_options)
+    expected = pl.read_csv(s3.get("one.csv"))
     assert_frame_equal(pl.concat([first, second]), expected)
 
 
@@ -259,7 +259,7 @@ def test_write_csv_to_s3_on_two_ranks_round_trips(s3: S3Bucket) -> None:
     assert s3.objects() == [
         "csv-out/_SUCCESS", "csv-out/part-r00000.csv", "csv-out/part-r00001.csv"
     ]
-    back = pl.read_csv(s3.uri("csv-out/*.csv"), storage_options=s3.polars_options)
+    back = pl.concat(pl.read_csv(s3.get(f"csv-out/part-r0000{r}.csv")) for r in range(2))
     assert_frame_equal(back, _expected(2, 3))
     assert_frame_equal(_collect_csv(uri, storage_options=s3.storage_options), _expected(2, 3))
 

@@ -86,6 +86,13 @@ class S3Bucket:
         prefix = f"{self.name}/"
         return sorted(i.path[len(prefix) :] for i in listed if i.type == pafs.FileType.File)
 
+    def get(self, key: str) -> bytes:
+        """The bytes of the object ``key`` (for Polars versions whose CSV reader needs
+        fsspec's s3fs to read a URI)."""
+        with self.filesystem.open_input_stream(f"{self.name}/{key}") as source:
+            data: bytes = source.read()
+        return data
+
     def put(self, key: str, data: bytes) -> str:
         """Write the object ``key``; its URI."""
         with self.filesystem.open_output_stream(f"{self.name}/{key}") as out:
