@@ -5,6 +5,7 @@ or the same data kept locally."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from typing import Any
@@ -334,3 +335,16 @@ def test_several_row_group_reads_are_in_flight_at_once() -> None:
     Network(ctx, [scan, sink]).run()
     assert not together.broken  # two reads met there: they were in flight at once
     assert_frame_equal(sink.result(), frame)
+
+
+def test_an_unreachable_store_names_the_uri() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = {
+        "endpoint_override": f"127.0.0.1:{port}", "scheme": "http", "access_key": "k",
+        "secret_key": "s", "region": "us-east-1", "connect_timeout": 1, "request_timeout": 1,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    }  # fmt: skip
+    with pytest.raises(FileReadError, match="cannot (list|look up) `s3://bucket/data/`"):
+        _scan("s3://bucket/data/", storage_options=options)
