@@ -12,6 +12,7 @@ from actors._cast import cast
 from actors._collect import collect
 from actors._concat import concat
 from actors._csv import read_csv, write_csv
+from actors._delta import read_delta, write_delta
 from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, groupby_agg
@@ -74,6 +75,7 @@ __all__ = [
     "map_chunks",
     "merge",
     "read_csv",
+    "read_delta",
     "read_ndjson",
     "read_parquet",
     "rechunk",
@@ -85,6 +87,7 @@ __all__ = [
     "top_k",
     "with_columns",
     "write_csv",
+    "write_delta",
     "write_ndjson",
     "write_parquet",
 ]

@@ -60,7 +60,13 @@ if TYPE_CHECKING:
     from streamnet import ArrowSchema as Schema
     from streamnet import FileSystem, StorageOptions
 
-__all__ = ["ParquetScanReport", "ParquetWriteReport", "read_parquet", "write_parquet"]
+__all__ = [
+    "ParquetScanReport",
+    "ParquetWriteReport",
+    "read_parquet",
+    "scan_files",
+    "write_parquet",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -352,6 +358,23 @@ async def read_parquet(
             dataset_root, source, filesystem=filesystem, storage_options=storage_options
         )
         partitions = hive_partitions(root, paths) if root is not None else None
+    return await scan_files(ctx, ch_out, paths, partitions, out_columns, filters, depth, split)
+
+
+async def scan_files(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    paths: Sequence[FilePath],
+    partitions: HivePartitions | None,
+    out_columns: list[str] | None,
+    filters: pl.Expr | None,
+    depth: int,
+    split: bool,
+) -> ParquetScanReport:
+    """The scan of `read_parquet` (and of the sources that read Parquet files, such as
+    `read_delta`), once the files and their partitions are known: plan, share between
+    ranks, read ``depth`` tasks at once, send."""
+    columns = out_columns
     node = current_actor()
     scan = ParquetScan(
         tuple(paths), tuple(columns) if columns is not None else None, filters,

@@ -115,10 +115,7 @@ class StoreOutput:
             "staged", [(path.path, self._relative(path)) for path in self.staged]
         )
         if self.publisher:
-            fs, scheme = self.target.filesystem, self.target.scheme
-            self.names = {
-                StorePath(fs, p, scheme): name for paths in everyone for p, name in paths
-            }
+            self.names = {self.target.at(p): name for paths in everyone for p, name in paths}
             self.staged = list(self.names)
         await coll.allgather("gathered", True)
         if not self.publisher:  # rank 0 deletes them if the run fails from here on

@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from actors._commit import StagedOutput, begin_output, check_output
-from actors._store_output import StoreOutput
+from actors._commit import begin_output, check_output
 from actors._typing import WriteMode
 from streamnet import (
     Channel,
@@ -32,10 +31,27 @@ from streamnet import (
 if TYPE_CHECKING:
     from streamnet import ArrowSchema, FileSystem, StorageOptions
 
-__all__ = ["OpenWriter", "WriteReport", "check_write", "write_stream"]
+__all__ = ["BeginOutput", "OpenWriter", "Output", "WriteReport", "check_write", "write_stream"]
 
 OpenWriter = Callable[[FilePath, "ArrowSchema"], ChunkWriter]
 """Opens one file of a format for chunks of a schema (it blocks: run in the thread pool)."""
+
+
+class Output(Protocol):
+    """Where a writer stages its files, and their publication (`StagedOutput`, `StoreOutput`,
+    or a table format's, such as Delta Lake's)."""
+
+    def file_name(self, stem: str) -> str: ...
+
+    def stage(self, name: str | None = None) -> Any: ...
+
+    async def prepare(self, ctx: Context, coll: Collective) -> list[str]: ...
+
+    def abandon(self) -> None: ...
+
+
+BeginOutput = Callable[[Context, Collective], Awaitable[Output]]
+"""Makes a writer's output on every rank (and registers its commit step with the network)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,8 @@ async def write_stream(
     partition_by: Sequence[str] = (),
     max_open_files: int = 64,
     max_file_bytes: int | None = None,
+    begin: BeginOutput | None = None,
+    on_chunk: Callable[[TableChunk], None] | None = None,
 ) -> WriteReport:
     """Write the stream of ``ch_in`` to ``target`` atomically: one file, or a directory of
     one file per rank (several ranks) or per chunk (``partitioned``), named as
@@ -96,8 +114,12 @@ async def write_stream(
     With ``partition_by``, a hive-partitioned directory: see `PartitionedFiles`.
     The output is published by the network's commit step once the run succeeded."""
     coll = Collective(ctx)
-    directory = partitioned or ctx.nranks > 1 or bool(partition_by)
-    output = await begin_output(ctx, coll, target, mode, directory=directory)
+    # A table format's output (``begin``) is a folder of files.
+    directory = partitioned or ctx.nranks > 1 or bool(partition_by) or begin is not None
+    if begin is not None:
+        output = await begin(ctx, coll)
+    else:
+        output = await begin_output(ctx, coll, target, mode, directory=directory)
     writer: ChunkWriter | None = None
     files_by_value: PartitionedFiles | None = None
     schema: ArrowSchema | None = None
@@ -110,6 +132,8 @@ async def write_stream(
             chunk = TableChunk.from_message(msg)
             if schema is None:
                 schema = chunk.schema
+            if on_chunk is not None:
+                on_chunk(chunk)
             if partition_by:
                 if files_by_value is None:
                     files_by_value = PartitionedFiles(
@@ -167,7 +191,7 @@ class PartitionedFiles:
     """
 
     def __init__(
-        self, ctx: Context, output: StagedOutput | StoreOutput, columns: Sequence[str],
+        self, ctx: Context, output: Output, columns: Sequence[str],
         suffix: str, prefix: str, open_writer: OpenWriter,
         write: Callable[[ChunkWriter, TableChunk], None], *, max_open_files: int,
         max_file_bytes: int | None,

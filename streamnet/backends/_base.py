@@ -353,6 +353,8 @@ class Backend(ABC):
             A column is not in the chunk; the message lists those there are.
         ValueError
             ``columns`` is empty, or names every column (nothing would be left to write).
+        SchemaError
+            A column holds nested values (lists, structs), which cannot name a partition.
         """
 
     def partition_and_pack(

@@ -15,12 +15,21 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
   line starts), `CsvFormat`, and the line counting that CSV errors report.
 - ``_hive.py``: `HivePartitions`, the typed ``key=value`` folders of a dataset
   (`hive_partitions`), and `hive_folder`, the folders of a partition written.
+- ``_delta.py``: Delta Lake tables: `plan_delta` (a version's files, pruned by partition
+  values and the log's statistics) and `commit_delta` (new files in one transaction).
 - ``_schemas.py``: `arrow_schema`, `polars_types`: schema arguments (`IntoSchema`) read
   as readers and casts need them.
 """
 
 from channels.lowlevel import publish
 from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
+from streamnet.io._delta import (
+    DeltaFiles,
+    commit_delta,
+    delta_add_action,
+    delta_storage_options,
+    plan_delta,
+)
 from streamnet.io._hive import HivePartitions, hive_folder, hive_partitions
 from streamnet.io._parquet_meta import (
     ParquetFiles,
@@ -42,6 +51,11 @@ __all__ = [
     "FilePath",
     "CsvFormat",
     "CsvPart",
+    "DeltaFiles",
+    "commit_delta",
+    "delta_add_action",
+    "delta_storage_options",
+    "plan_delta",
     "HivePartitions",
     "ParquetFiles",
     "RowGroup",

@@ -125,7 +125,7 @@ def _expand_store(where: StorePath, suffix: str) -> list[FilePath]:
             )
             if not matched:
                 raise FileNotFoundError(f"no files match `{where}`")
-            return [StorePath(fs, path, where.scheme) for path in matched]
+            return [where.at(path) for path in matched]
         info = fs.get_file_info(where.path)
         if info.type == pafs.FileType.File:
             return [where]
@@ -146,7 +146,7 @@ def _expand_store(where: StorePath, suffix: str) -> list[FilePath]:
     )
     if not found:
         raise FileNotFoundError(f"directory `{where}` holds no `*{suffix}` files")
-    return [StorePath(fs, path, where.scheme) for path in found]
+    return [where.at(path) for path in found]
 
 
 def _matches(path: str, pattern: str) -> bool:

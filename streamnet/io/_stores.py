@@ -75,11 +75,16 @@ class StorePath:
         Its path in ``filesystem`` (``bucket/key`` for S3).
     scheme
         The scheme of its URI (``"s3"``...).
+    polars_options
+        See below.
     """
 
     filesystem: pafs.FileSystem
     path: str
     scheme: str = field(default="")
+    polars_options: tuple[tuple[str, str], ...] | None = None
+    """The same store's options as Polars' own object-store client takes them, when they
+    translate (an S3 store reached by URI): Parquet is then read by Polars' reader."""
 
     @property
     def uri(self) -> str:
@@ -95,7 +100,11 @@ class StorePath:
     def parent(self) -> StorePath:
         """The folder (key prefix) that holds it."""
         head = self.path.rstrip("/").rsplit("/", 1)[0] if "/" in self.path.rstrip("/") else ""
-        return StorePath(self.filesystem, head, self.scheme)
+        return StorePath(self.filesystem, head, self.scheme, self.polars_options)
+
+    def at(self, path: str) -> StorePath:
+        """Another object of the same store."""
+        return StorePath(self.filesystem, path, self.scheme, self.polars_options)
 
     def kind(self) -> Literal["file", "directory"] | None:
         """What is at this path: an object, a folder (a prefix of objects), or nothing.
@@ -127,13 +136,12 @@ class StorePath:
         except (OSError, pa.ArrowException) as exc:
             raise store_error(self, "list", exc) from exc
         return sorted(
-            (StorePath(self.filesystem, i.path, self.scheme) for i in listed
-             if i.type == pafs.FileType.File),
+            (self.at(i.path) for i in listed if i.type == pafs.FileType.File),
             key=lambda p: p.path,
-        )  # fmt: skip
+        )
 
     def __truediv__(self, name: str) -> StorePath:
-        return StorePath(self.filesystem, f"{self.path.rstrip('/')}/{name}", self.scheme)
+        return self.at(f"{self.path.rstrip('/')}/{name}")
 
     def __str__(self) -> str:
         return self.uri
@@ -194,7 +202,43 @@ def resolve_path(
         return StorePath(filesystem, rest, scheme or filesystem.type_name)
     if not scheme or scheme == "file":
         return Path(rest)
-    return StorePath(_filesystem(scheme, text, storage_options or {}), rest, scheme)
+    options = storage_options or {}
+    return StorePath(
+        _filesystem(scheme, text, options), rest, scheme, _polars_options(scheme, options)
+    )
+
+
+_POLARS_S3 = {
+    "access_key": "aws_access_key_id",
+    "secret_key": "aws_secret_access_key",
+    "session_token": "aws_session_token",
+    "region": "aws_region",
+}
+
+
+def _polars_options(
+    scheme: str, options: Mapping[str, Any]
+) -> tuple[tuple[str, str], ...] | None:
+    """``options`` (pyarrow's S3FileSystem arguments) as Polars' object-store client takes
+    them, or None when they do not all translate (another store, or an argument Polars'
+    client has no name for): pyarrow then reads the objects."""
+    if scheme not in ("s3", "s3a"):
+        return None
+    found: dict[str, str] = {}
+    for key, value in options.items():
+        if key in _POLARS_S3:
+            found[_POLARS_S3[key]] = str(value)
+        elif key == "endpoint_override":
+            text = str(value)
+            found["aws_endpoint_url"] = (
+                text if "://" in text else f"{options.get('scheme', 'https')}://{text}"
+            )
+        elif key == "scheme":
+            if value == "http":
+                found["aws_allow_http"] = "true"
+        else:
+            return None
+    return tuple(sorted(found.items()))
 
 
 def _filesystem(scheme: str, uri: str, options: Mapping[str, Any]) -> pafs.FileSystem:

@@ -252,3 +252,11 @@ def test_partition_by_on_s3_round_trips_and_a_failure_leaves_nothing(s3: S3Bucke
 def test_partition_by_every_column_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no column would be left to write"):
         _write(pl.DataFrame({"year": [1, 2]}), tmp_path / "o", partition_by=["year"])
+
+
+def test_partitions_whose_files_differ_in_schema_name_both(tmp_path: Path) -> None:
+    for year, frame in ((2023, pl.DataFrame({"v": [1]})), (2024, pl.DataFrame({"v": ["x"]}))):
+        (tmp_path / f"year={year}").mkdir()
+        frame.write_parquet(tmp_path / f"year={year}" / "p.parquet")
+    with pytest.raises(SchemaError, match=r"`.*year=2024/p\.parquet` does not have the schema of `.*year=2023/p\.parquet`"):
+        _scan(tmp_path)

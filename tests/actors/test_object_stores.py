@@ -5,10 +5,14 @@ or the same data kept locally."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import uuid
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
@@ -55,14 +59,20 @@ def _scan(source: Any, **kwargs: Any) -> tuple[pl.DataFrame, actors.ParquetScanR
     return sink.result(), scan.result()
 
 
-def test_read_parquet_from_s3_equals_polars_with_pushdown(s3: S3Bucket) -> None:
+@pytest.mark.parametrize("reader", ["polars", "pyarrow"])
+def test_read_parquet_from_s3_equals_polars_with_pushdown(s3: S3Bucket, reader: str) -> None:
+    """By URI and storage_options, Polars' object-store reader reads the row groups; with
+    a pyarrow filesystem, pyarrow does: both give Polars' rows."""
     for i in range(3):
         _put_parquet(s3, f"data/part-{i}.parquet", _frame(1000, seed=i).with_columns(
             pl.col("k") + 1000 * i), row_group_size=100)  # fmt: skip
-    predicate = (pl.col("k") >= 1250) & (pl.col("k") < 1420)
-    got, report = _scan(
-        s3.uri("data/"), columns=["k", "s"], filters=predicate, storage_options=s3.storage_options
+    predicate = (pl.col("k") >= 1250) & (pl.col("k") < 1420) & (pl.col("v") > -1.5)
+    where: dict[str, Any] = (
+        {"source": s3.uri("data/"), "storage_options": s3.storage_options}
+        if reader == "polars"
+        else {"source": f"{s3.name}/data/", "filesystem": s3.filesystem}
     )
+    got, report = _scan(where.pop("source"), columns=["k", "s"], filters=predicate, **where)
     expected = (
         pl.scan_parquet(s3.uri("data/*.parquet"), storage_options=s3.polars_options)
         .filter(predicate)
@@ -93,7 +103,7 @@ def test_read_csv_from_s3_equals_polars(s3: S3Bucket) -> None:
     s3.put("csv/a.csv", _csv_bytes(frame.head(1000)))
     s3.put("csv/b.csv", _csv_bytes(frame.tail(2000)))
     got = _collect_csv(s3.uri("csv/"), storage_options=s3.storage_options, block_size=4096)
-    expected = pl.read_csv(s3.uri("csv/*.csv"), storage_options=s3.polars_options)
+    expected = pl.concat(pl.read_csv(s3.get(f"csv/{name}.csv")) for name in "ab")
     assert_frame_equal(got, expected)
 
 
@@ -112,7 +122,7 @@ def test_read_csv_from_s3_on_two_ranks_reads_byte_ranges(s3: S3Bucket) -> None:
 
     first, second = run(2, job)
     assert first.height > 0 and second.height > 0
-    expected = pl.read_csv(uri, storage_options=s3.polars_options)
+    expected = pl.read_csv(s3.get("one.csv"))
     assert_frame_equal(pl.concat([first, second]), expected)
 
 
@@ -250,7 +260,7 @@ def test_write_csv_to_s3_on_two_ranks_round_trips(s3: S3Bucket) -> None:
     assert s3.objects() == [
         "csv-out/_SUCCESS", "csv-out/part-r00000.csv", "csv-out/part-r00001.csv"
     ]
-    back = pl.read_csv(s3.uri("csv-out/*.csv"), storage_options=s3.polars_options)
+    back = pl.concat(pl.read_csv(s3.get(f"csv-out/part-r0000{r}.csv")) for r in range(2))
     assert_frame_equal(back, _expected(2, 3))
     assert_frame_equal(_collect_csv(uri, storage_options=s3.storage_options), _expected(2, 3))
 
@@ -272,3 +282,69 @@ def test_sources_count_bytes_read_in_the_statistics(s3: S3Bucket) -> None:
     k = footer.schema.names.index("k")
     assert read[scan.name] == sum(footer.row_group(g).column(k).total_compressed_size for g in range(3))
     assert read[text.name] == len(_csv_bytes(frame))
+
+
+def _memory_parquet(root: str, frame: pl.DataFrame, files: int) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    step = -(-frame.height // files)
+    for i in range(files):
+        with fs.open(f"{root}/part-{i}.parquet", "wb") as out:
+            pq.write_table(frame.slice(i * step, step).to_arrow(), out, row_group_size=100)
+
+
+def test_a_scheme_pyarrow_lacks_is_read_through_fsspec() -> None:
+    root = f"memory://fsspec-{uuid.uuid4().hex}"
+    frame = _frame(600)
+    _memory_parquet(root.removeprefix("memory://"), frame, files=2)
+    got, report = _scan(root, filters=pl.col("k") >= 450)
+    assert_frame_equal(got, frame.filter(pl.col("k") >= 450))
+    assert report.row_groups_read == 2
+
+
+@pytest.mark.timeout(60)
+def test_several_row_group_reads_are_in_flight_at_once() -> None:
+    """Each read of a scan task waits at a barrier until another one is in flight: a scan
+    that read one task at a time would break the barrier (after its timeout) and fail."""
+    import fsspec
+
+    root = f"inflight-{uuid.uuid4().hex}"
+    frame = _frame(800)
+    _memory_parquet(root, frame, files=2)
+    together = threading.Barrier(2, timeout=20)
+    opened = {"n": 0}
+    lock = threading.Lock()
+
+    class Handler(pafs.FSSpecHandler):  # type: ignore[misc]
+        def open_input_file(self, path: str) -> Any:
+            with lock:
+                opened["n"] += 1
+                # Planning opens each file for its footer, and the first again to check the
+                # plan's schema: the first two opens after those are scan tasks.
+                first_tasks = 3 < opened["n"] <= 5
+            if first_tasks:
+                together.wait()  # BrokenBarrierError (the read fails) if none comes
+            return super().open_input_file(path)
+
+    fs = pafs.PyFileSystem(Handler(fsspec.filesystem("memory")))
+    ctx = Context(num_threads=4)
+    ch = ctx.create_channel()
+    scan = actors.read_parquet(ctx, ch, f"/{root}", filesystem=fs, prefetch=4)
+    sink = actors.collect(ctx, ch, into="polars")
+    Network(ctx, [scan, sink]).run()
+    assert not together.broken  # two reads met there: they were in flight at once
+    assert_frame_equal(sink.result(), frame)
+
+
+def test_an_unreachable_store_names_the_uri() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = {
+        "endpoint_override": f"127.0.0.1:{port}", "scheme": "http", "access_key": "k",
+        "secret_key": "s", "region": "us-east-1", "connect_timeout": 1, "request_timeout": 1,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    }  # fmt: skip
+    with pytest.raises(FileReadError, match="cannot (list|look up) `s3://bucket/data/`"):
+        _scan("s3://bucket/data/", storage_options=options)

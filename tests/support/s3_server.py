@@ -1,15 +1,19 @@
 """An S3 server on localhost for the tests: moto's, started once per test session.
 
 Test modules that use it import its fixtures (``from s3_server import s3, s3_server``).
-``s3`` is a fresh bucket per test. The server runs in this process (moto's
-``ThreadedMotoServer``, on a free port of 127.0.0.1), so the tests reach no
-network; without moto installed (the ``test`` extra), they are skipped.
+``s3`` is a fresh bucket per test. The server is moto's ``ThreadedMotoServer`` on a
+free port of 127.0.0.1, so the tests reach no network; without moto installed (the
+``test`` extra), they are skipped. It runs in a child process of its own: a client
+that holds the GIL while it waits for an answer (the ``deltalake`` package does) would
+otherwise wait forever for a server thread that needs the GIL to answer. The child
+says ``ready`` once it listens, and stops when its standard input closes.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,6 +86,13 @@ class S3Bucket:
         prefix = f"{self.name}/"
         return sorted(i.path[len(prefix) :] for i in listed if i.type == pafs.FileType.File)
 
+    def get(self, key: str) -> bytes:
+        """The bytes of the object ``key`` (for Polars versions whose CSV reader needs
+        fsspec's s3fs to read a URI)."""
+        with self.filesystem.open_input_stream(f"{self.name}/{key}") as source:
+            data: bytes = source.read()
+        return data
+
     def put(self, key: str, data: bytes) -> str:
         """Write the object ``key``; its URI."""
         with self.filesystem.open_output_stream(f"{self.name}/{key}") as out:
@@ -96,18 +107,42 @@ def _free_port() -> int:
     return port
 
 
+SERVER = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("ready", flush=True)
+sys.stdin.read()  # until the tests close it
+server.stop()
+"""
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on a free localhost port, for the whole session."""
-    server_module = pytest.importorskip("moto.server", reason="the S3 tests need moto[server]")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    pytest.importorskip("moto.server", reason="the S3 tests need moto[server]")
     port = _free_port()
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
+        assert child.stdout is not None and child.stdin is not None
+        line = child.stdout.readline()  # blocks until the server listens (or the child died)
+        assert line.strip() == "ready", f"the S3 server did not start (exit {child.poll()})"
         yield S3Server(f"127.0.0.1:{port}")
     finally:
-        server.stop()
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 @pytest.fixture

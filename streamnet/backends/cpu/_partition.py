@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from streamnet._errors import ColumnNotFoundError
+from streamnet._errors import ColumnNotFoundError, SchemaError
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 
@@ -112,5 +112,12 @@ def _split_by_values(
             f"left to write; got columns {have}"
         )
     frame = backend.to_polars(chunk)
+    nested = [name for name in names if frame.schema[name].is_nested()]
+    if nested:
+        raise SchemaError(
+            f"split_by_values: column `{nested[0]}` holds {frame.schema[nested[0]]} values, "
+            "which cannot name a partition (a folder `key=value`); partition by columns of "
+            f"simple types, got {names}"
+        )
     pieces = frame.partition_by(names, maintain_order=True, include_key=False, as_dict=True)
     return [(tuple(key), backend.from_polars(rows)) for key, rows in pieces.items()]

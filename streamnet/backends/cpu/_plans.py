@@ -133,12 +133,21 @@ def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.Laz
     """The rows of ``task``, filtered and projected by ``source``.
 
     A local file is Polars' scan, sliced to the task's rows (a slice aligned on
-    row groups decodes only those). An object of a store is read by pyarrow
-    through its filesystem (``files`` closes it): the task's row groups one at
-    a time, only the columns the query reads, each filtered by the predicates
-    pushed into the scan with Polars' semantics.
+    row groups decodes only those), and so is an object of a store whose options
+    Polars' object-store client takes (`StorePath.polars_options`: S3 by URI).
+    Any other object of a store is read by pyarrow through its filesystem
+    (``files`` closes it): the task's row groups one at a time, only the columns
+    the query reads, each filtered by the predicates pushed into the scan with
+    Polars' semantics.
     """
-    if isinstance(task.path, StorePath):
+    if isinstance(task.path, StorePath) and task.path.polars_options is not None:
+        # Polars' own object-store reader: range requests for the row groups of the slice,
+        # several in flight, and the predicate columns decoded first.
+        options = dict(task.path.polars_options)
+        query = pl.scan_parquet(
+            task.path.uri, storage_options=options or None, hive_partitioning=False
+        ).slice(task.offset, task.rows)
+    elif isinstance(task.path, StorePath):
         query = _store_scan(task.path, task.row_groups, files)
     else:
         query = pl.scan_parquet(task.path, hive_partitioning=False).slice(task.offset, task.rows)
