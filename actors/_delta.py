@@ -17,7 +17,6 @@ from actors._commit import output_actor
 from actors._parquet import ParquetScanReport, PathLike, _check_read, scan_files
 from actors._writing import WriteReport, write_stream
 from streamnet import (
-    ArrowSchema,
     Channel,
     ChannelBroken,
     ChunkWriter,
@@ -38,7 +37,7 @@ from streamnet import (
 )
 
 if TYPE_CHECKING:
-    from streamnet import StorageOptions
+    from streamnet import ArrowSchema, StorageOptions
 
 __all__ = ["read_delta", "write_delta"]
 

@@ -15,17 +15,23 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError
 from streamnet.io._hive import NULL_PARTITION, HivePartitions
 from streamnet.io._parquet_meta import _pruned, row_group_statistics, skip_predicate
 from streamnet.io._stores import FilePath, StorePath, file_size, resolve_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+else:  # loaded on first use: importing the package stays light
+    pa = import_lazily("pyarrow")
+    pq = import_lazily("pyarrow.parquet")
 
 __all__ = ["DeltaFiles", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"]
 
