@@ -149,7 +149,7 @@ async def write_stream(
                     else:
                         name = output.file_name(f"{prefix}{suffix}") if directory else None
                         file = output.stage(name)
-                    writer = await ctx.to_thread(open_writer, file, schema)
+                    writer = await _open_file(ctx, open_writer, file, schema)
                 await ctx.to_thread(write, writer, chunk)
                 if partitioned:  # one file per chunk: this one is complete
                     closing, writer = writer, None
@@ -176,6 +176,29 @@ async def write_stream(
         output.abandon()
         raise
     return WriteReport(tuple(files), rows, chunks)
+
+
+async def _open_file(
+    ctx: Context, open_writer: OpenWriter, file: FilePath, schema: ArrowSchema
+) -> ChunkWriter:
+    """``open_writer(file, schema)`` in the thread pool. Should this actor be cancelled
+    meanwhile, the thread still finishes opening the file; the writer it made is then
+    closed here, not left to the garbage collector (an upload to a store would wait
+    for its server when collected, perhaps at interpreter exit, after the server went)."""
+    opened: list[ChunkWriter] = []
+
+    def run() -> ChunkWriter:
+        writer = open_writer(file, schema)
+        opened.append(writer)
+        return writer
+
+    try:
+        return await ctx.to_thread(run)
+    except BaseException:
+        for writer in opened:
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
 
 
 class PartitionedFiles:
@@ -228,12 +251,15 @@ class PartitionedFiles:
             writer = self._open_writer(self._output.stage(name + self._suffix), rows.schema)
             found = (writer, 0)
         writer, size = found
+        # Registered before it is written, so that `close` reaches it if the write fails.
+        self._open[values] = found  # the most recently written, last
         self._write(writer, rows)
         size += rows.nbytes
         if self._max_bytes is not None and size >= self._max_bytes:
+            del self._open[values]
             writer.close()  # full: the partition's next rows start a new file
         else:
-            self._open[values] = (writer, size)  # the most recently written, last
+            self._open[values] = (writer, size)
 
     def close(self, *, suppress: bool = False) -> None:
         """Close every open file (when ``suppress``, ignoring errors: the write failed)."""
