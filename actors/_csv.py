@@ -26,7 +26,6 @@ from streamnet import (
     csv_shares,
     define_actor,
     expand_paths,
-    file_size,
     record_bytes_read,
     resolve_path,
 )
@@ -159,10 +158,12 @@ async def read_csv(
         reader = await ctx.to_thread(backend.csv_reader, CsvPart(0, first), wanted, fmt)
         reader.close()
         seen = _checked(first, reader.schema, wanted)
-    ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
+    sizes = [await ctx.to_thread(part.nbytes) for part in parts]
+    ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
     seq = 0
     try:
-        for part in parts:
+        for part, size in zip(parts, sizes, strict=True):
+            left = size  # a chunk is about a block of the part's bytes
             path = part.path
             reader = await ctx.to_thread(backend.csv_reader, part, wanted, fmt)
             try:
@@ -177,14 +178,14 @@ async def read_csv(
                     )
                 while (chunk := await ctx.to_thread(reader.next)) is not None:
                     await ch_out.send(ctx, Message(seq, chunk))
-                    ctx.progress.advance(chunk.num_rows)
+                    block = min(fmt.block_size, left)
+                    left -= block
+                    ctx.progress.advance(chunk.num_rows, nbytes=block)
                     seq += 1
             finally:
                 reader.close()
-            record_bytes_read(
-                part.span[1] - part.span[0] if part.span is not None
-                else await ctx.to_thread(file_size, part.path)
-            )  # fmt: skip
+            ctx.progress.advance(0, nbytes=left)
+            record_bytes_read(size)
         if seq == 0 and seen is not None:
             await ch_out.send(ctx, Message(0, backend.empty(seen)))
         await ch_out.drain(ctx)
@@ -266,3 +267,4 @@ async def write_csv(
 
 def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
     writer.write(chunk)
+

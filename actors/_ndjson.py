@@ -24,7 +24,6 @@ from streamnet import (
     csv_shares,
     define_actor,
     expand_paths,
-    file_size,
     record_bytes_read,
     resolve_path,
 )
@@ -108,10 +107,12 @@ async def read_ndjson(
         )
         reader.close()
         seen = reader.schema
-    ctx.progress.expect(None)  # NDJSON cannot tell its row count without reading it
+    sizes = [await ctx.to_thread(part.nbytes) for part in parts]
+    ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
     seq = 0
     try:
-        for part in parts:
+        for part, size in zip(parts, sizes, strict=True):
+            left = size  # a chunk is about a block of the part's bytes
             reader = await ctx.to_thread(
                 backend.ndjson_reader, part, wanted, block_size=block_size
             )
@@ -126,14 +127,14 @@ async def read_ndjson(
                     )
                 while (chunk := await ctx.to_thread(reader.next)) is not None:
                     await ch_out.send(ctx, Message(seq, chunk))
-                    ctx.progress.advance(chunk.num_rows)
+                    block = min(block_size, left)
+                    left -= block
+                    ctx.progress.advance(chunk.num_rows, nbytes=block)
                     seq += 1
             finally:
                 reader.close()
-            record_bytes_read(
-                part.span[1] - part.span[0] if part.span is not None
-                else await ctx.to_thread(file_size, part.path)
-            )  # fmt: skip
+            ctx.progress.advance(0, nbytes=left)
+            record_bytes_read(size)
         if seq == 0 and seen is not None:
             await ch_out.send(ctx, Message(0, backend.empty(seen)))
         await ch_out.drain(ctx)
@@ -193,3 +194,4 @@ async def write_ndjson(
 
 def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
     writer.write(chunk)
+

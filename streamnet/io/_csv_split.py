@@ -40,6 +40,10 @@ class CsvPart:
             return f"`{self.path}`"
         return f"`{self.path}` (the rows in bytes {self.span[0]} to {self.span[1]})"
 
+    def nbytes(self) -> int:
+        """The bytes of the file, or of the range (it blocks: it may ask a store)."""
+        return self.span[1] - self.span[0] if self.span is not None else file_size(self.path)
+
 
 @dataclass(frozen=True, slots=True)
 class CsvFormat:
