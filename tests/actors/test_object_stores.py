@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 from ranks import run
-from s3_server import S3Bucket, s3, s3_server
+from s3_server import S3Bucket, s3, s3_server, serving
 
 import actors
 from streamnet import (
@@ -148,6 +148,22 @@ def test_missing_bucket_names_the_uri(s3: S3Bucket) -> None:
     uri = f"s3://{s3.name}-missing/data/"
     with pytest.raises(FileNotFoundError, match=f"`{uri}`"):
         _scan(uri, storage_options=s3.storage_options)
+
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("reader", ["parquet", "csv", "ndjson"])
+def test_refused_credentials_name_the_uri(reader: str) -> None:
+    """A store that refuses the credentials fails the source with an error naming the URI
+    (a server of its own, which checks them)."""
+    read = {"parquet": actors.read_parquet, "csv": actors.read_csv, "ndjson": actors.read_ndjson}
+    with serving(authenticate=True) as server:
+        uri = f"s3://bucket/data.{reader}"
+        ctx = Context()
+        ch = ctx.create_channel()
+        source = read[reader](ctx, ch, uri, storage_options=server.storage_options)
+        with pytest.raises(FileReadError, match=f"`{uri}`.*ACCESS_DENIED"):
+            Network(ctx, [source, actors.collect(ctx, ch)]).run()
 
 
 def test_corrupt_object_names_the_uri(s3: S3Bucket) -> None:

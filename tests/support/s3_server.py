@@ -11,6 +11,8 @@ says ``ready`` once it listens, and stops when its standard input closes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-__all__ = ["S3Bucket", "S3Server", "s3", "s3_server"]
+__all__ = ["S3Bucket", "S3Server", "s3", "s3_server", "serving"]
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,17 @@ server.stop()
 """
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """moto's S3 server on a free localhost port, for the whole session."""
+@contextlib.contextmanager
+def serving(*, authenticate: bool = False) -> Iterator[S3Server]:
+    """moto's S3 server in a child process on a free localhost port, while in the block.
+    With ``authenticate``, it checks credentials, and refuses the ones the tests use
+    (moto knows no key until one is made through its IAM)."""
     pytest.importorskip("moto.server", reason="the S3 tests need moto[server]")
     port = _free_port()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0") if authenticate else None
     child = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
         assert child.stdout is not None and child.stdin is not None
@@ -143,6 +148,13 @@ def s3_server() -> Iterator[S3Server]:
             child.wait()
         if child.stdout is not None:
             child.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free localhost port, for the whole session."""
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
