@@ -156,7 +156,9 @@ def test_missing_bucket_names_the_uri(s3: S3Bucket) -> None:
 def test_refused_credentials_name_the_uri(reader: str) -> None:
     """A store that refuses the credentials fails the source with an error naming the URI
     (a server of its own, which checks them)."""
-    read = {"parquet": actors.read_parquet, "csv": actors.read_csv, "ndjson": actors.read_ndjson}
+    read: dict[str, Any] = {
+        "parquet": actors.read_parquet, "csv": actors.read_csv, "ndjson": actors.read_ndjson
+    }  # fmt: skip
     with serving(authenticate=True) as server:
         uri = f"s3://bucket/data.{reader}"
         ctx = Context()
