@@ -11,13 +11,15 @@ from actors._allgather import allgather
 from actors._cast import cast
 from actors._collect import collect
 from actors._concat import concat
-from actors._csv import read_csv
+from actors._csv import read_csv, write_csv
+from actors._delta import read_delta, write_delta
 from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinReport, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
+from actors._ndjson import read_ndjson, write_ndjson
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
@@ -33,6 +35,7 @@ from actors._typing import (
     TableKind,
     WriteMode,
 )
+from actors._writing import WriteReport
 from channels.lowlevel import export_lazily, publish
 from streamnet.lowlevel import renamed_names
 
@@ -54,6 +57,7 @@ __all__ = [
     "Placement",
     "TableKind",
     "WriteMode",
+    "WriteReport",
     "allgather",
     "cast",
     "collect",
@@ -71,6 +75,8 @@ __all__ = [
     "map_chunks",
     "merge",
     "read_csv",
+    "read_delta",
+    "read_ndjson",
     "read_parquet",
     "rechunk",
     "rename",
@@ -80,6 +86,9 @@ __all__ = [
     "throttle",
     "top_k",
     "with_columns",
+    "write_csv",
+    "write_delta",
+    "write_ndjson",
     "write_parquet",
 ]
 

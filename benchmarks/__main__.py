@@ -51,6 +51,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W-scan: Parquet scan -> filter -> project -> collect", "scan",
         {"rows": 20_000_000, "repeats": 3}, {"rows": 2_000_000, "repeats": 1},
     ),
+    "scan-s3": (
+        "W-scan-s3: Parquet scan from a local S3 server beside Polars' scan_parquet", "scan_s3",
+        {"rows": 5_000_000, "objects": 4, "repeats": 3},
+        {"rows": 500_000, "objects": 2, "repeats": 1},
+    ),
     "groupby": (
         "W1: streaming group-by-sum", "groupby",
         {"rows": 200_000_000, "repeats": 2}, {"rows": 2_000_000, "repeats": 1},

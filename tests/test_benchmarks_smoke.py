@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _measure, actors_latency, groupby, hop, hop_steady, join, scan, tpch_q1
+from benchmarks import (
+    _measure,
+    actors_latency,
+    groupby,
+    hop,
+    hop_steady,
+    join,
+    scan,
+    scan_s3,
+    tpch_q1,
+)
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -27,6 +37,13 @@ def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:
     rows, results = scan.run(rows=60_000, repeats=1, data_dir=str(tmp_path))
     assert {r.engine for r in results} == set(scan.ENGINES)
     assert "ratio to best peer" in scan.report(rows, results)
+
+
+def test_s3_scan_benchmark_engines_agree(tmp_path: Path) -> None:
+    pytest.importorskip("moto.server")
+    rows, nbytes, results = scan_s3.run(rows=40_000, objects=2, repeats=1, data_dir=str(tmp_path))
+    assert [r.engine for r in results] == scan_s3.ENGINES
+    assert nbytes > 0 and "ratio to Polars" in scan_s3.report(rows, nbytes, results)
 
 
 def test_groupby_benchmark_engines_agree() -> None:

@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from channels import Channel, ChannelStatistics
-from channels.lowlevel import TrafficCounter
+from channels.lowlevel import TrafficCounter, current_counter
 from streamnet._typing import ActorState
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ __all__ = [
     "CollectiveTraffic",
     "ContextActivity",
     "NetworkStatistics",
+    "record_bytes_read",
 ]
 
 
@@ -73,6 +74,9 @@ class ActorStatistics:
         budget to make room for another actor).
     memory_waits
         Reservations of working memory it waited for (the budget was full).
+    bytes_read
+        Bytes a source read from files or a store (for Parquet, the encoded column
+        chunks of the row groups it read; for text, the bytes of its share).
     """
 
     name: str
@@ -96,6 +100,7 @@ class ActorStatistics:
     memory_waits: int = 0
     kernel_seconds: float = 0.0
     queued_seconds: float = 0.0
+    bytes_read: int = 0
 
 
 @dataclass
@@ -149,7 +154,7 @@ class ActorRecorder(TrafficCounter):
     It is also the actor's identity towards channels (one drain per actor).
     """
 
-    __slots__ = ("ended", "name", "restarts", "started", "state", "tasks", "traffic")
+    __slots__ = ("bytes_read", "ended", "name", "restarts", "started", "state", "tasks", "traffic")
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -161,6 +166,8 @@ class ActorRecorder(TrafficCounter):
         """While it runs in a Network: the actor's task and the tasks it started."""
         self.traffic: CollectiveTraffic | None = None
         """What the actor moved between ranks, from its first `Collective` on."""
+        self.bytes_read = 0
+        """Bytes the actor read from files or a store (`record_bytes_read`)."""
 
     def start(self) -> None:
         self.state = "running"
@@ -197,7 +204,16 @@ class ActorRecorder(TrafficCounter):
             restarts=self.restarts,
             kernel_seconds=self.thread_seconds,
             queued_seconds=self.blocked_thread,
+            bytes_read=self.bytes_read,
         )
+
+
+def record_bytes_read(nbytes: int) -> None:
+    """Count ``nbytes`` read from files or a store by the running actor (its statistics'
+    ``bytes_read``); nothing outside an actor run by a network."""
+    counter = current_counter()
+    if isinstance(counter, ActorRecorder):
+        counter.bytes_read += nbytes
 
 
 class ContextActivity:

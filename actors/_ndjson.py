@@ -1,0 +1,197 @@
+"""NDJSON (one JSON object per line): files streamed in blocks of lines, and a streamed writer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from actors._columns import describe_schema
+from actors._commit import output_actor
+from actors._parquet import PathLike
+from actors._typing import WriteMode
+from actors._writing import WriteReport, check_write, write_stream
+from streamnet import (
+    Channel,
+    ChannelBroken,
+    ChunkWriter,
+    Context,
+    CsvPart,
+    FilePath,
+    Message,
+    SchemaError,
+    TableChunk,
+    arrow_schema,
+    csv_shares,
+    define_actor,
+    expand_paths,
+    record_bytes_read,
+    resolve_path,
+)
+
+if TYPE_CHECKING:
+    from streamnet import ArrowSchema, FileSystem, IntoSchema, StorageOptions
+
+__all__ = ["read_ndjson", "write_ndjson"]
+
+
+@define_actor
+async def read_ndjson(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    source: PathLike | Sequence[PathLike],
+    *,
+    schema: IntoSchema | None = None,
+    block_size: int = 1 << 22,
+    split: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
+) -> None:
+    """Stream NDJSON files (one JSON object per line) in blocks of about ``block_size``
+    bytes of whole lines, in file and line order, each parsed by Polars.
+
+    Parameters
+    ----------
+    source
+        A file, a directory (every ``*.ndjson`` in it, skipping names that start
+        with ``.`` or ``_``), a glob, a URI of a store, or a list of these.
+    schema
+        Column names and types (Arrow or Polars); when None they are inferred
+        from the first 100 lines of each file, as Polars infers them, and every
+        file must agree with the first.
+        A field that a line lacks is null; a value that does not fit its type
+        raises `FileReadError` naming the file and the lines.
+    split
+        With several ranks: as `read_csv` splits (whole files when there are at
+        least as many files as ranks, else byte ranges cut at line starts);
+        False makes every rank read everything.
+    filesystem, storage_options
+        Where ``source`` lives when it is not a local path (see `read_parquet`).
+
+    Raises
+    ------
+    FileNotFoundError, FileReadError, SchemaError
+        Naming the file (and the lines, where they can be told).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from streamnet import Context, Network
+    >>> from actors import collect, read_ndjson
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.ndjson"
+    >>> _ = path.write_text('{"a": 1, "b": "x"}\\n{"a": 2, "b": null}\\n')
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> sink = collect(ctx, ch, into="polars")
+    >>> Network(ctx, [read_ndjson(ctx, ch, path), sink]).run()
+    >>> sink.result().to_dicts()
+    [{'a': 1, 'b': 'x'}, {'a': 2, 'b': None}]
+    """
+    wanted = None if schema is None else arrow_schema(schema, where="read_ndjson")
+    if type(block_size) is not int or block_size < 1:
+        raise ValueError(f"read_ndjson: `block_size` must be an int >= 1, got {block_size!r}")
+    if not isinstance(split, bool):
+        raise TypeError(f"read_ndjson: `split` must be True or False, got {split!r}")
+    backend = ctx.backend
+    paths = await ctx.to_thread(
+        expand_paths, source, ".ndjson", filesystem=filesystem, storage_options=storage_options
+    )
+    if split and ctx.nranks > 1:
+        parts = await ctx.to_thread(csv_shares, paths, ctx.rank, ctx.nranks, False)
+    else:
+        parts = [CsvPart(i, path) for i, path in enumerate(paths)]
+    first = paths[0]
+    seen: ArrowSchema | None = None
+    if not parts or parts[0].file != 0:  # every rank checks against the first file's schema
+        reader = await ctx.to_thread(
+            backend.ndjson_reader, CsvPart(0, first), wanted, block_size=block_size
+        )
+        reader.close()
+        seen = reader.schema
+    sizes = [await ctx.to_thread(part.nbytes) for part in parts]
+    ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
+    seq = 0
+    try:
+        for part, size in zip(parts, sizes, strict=True):
+            left = size  # a chunk is about a block of the part's bytes
+            reader = await ctx.to_thread(
+                backend.ndjson_reader, part, wanted, block_size=block_size
+            )
+            try:
+                if seen is None:
+                    seen = reader.schema
+                elif not reader.schema.equals(seen):
+                    raise SchemaError(
+                        f"`{part.path}` does not have the schema of `{first}`: "
+                        f"{describe_schema(reader.schema)} versus {describe_schema(seen)}; "
+                        "pass `schema=` to read both alike"
+                    )
+                while (chunk := await ctx.to_thread(reader.next)) is not None:
+                    await ch_out.send(ctx, Message(seq, chunk))
+                    block = min(block_size, left)
+                    left -= block
+                    ctx.progress.advance(chunk.num_rows, nbytes=block)
+                    seq += 1
+            finally:
+                reader.close()
+            ctx.progress.advance(0, nbytes=left)
+            record_bytes_read(size)
+        if seq == 0 and seen is not None:
+            await ch_out.send(ctx, Message(0, backend.empty(seen)))
+        await ch_out.drain(ctx)
+    except ChannelBroken:
+        pass  # downstream needs no more
+
+
+@output_actor(check=check_write)
+async def write_ndjson(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    path: PathLike,
+    *,
+    partitioned: bool = False,
+    mode: WriteMode = "error",
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
+) -> WriteReport:
+    """Write the stream as NDJSON (one JSON object per row and line, as Polars writes it)
+    without holding it in memory, atomically, to a local path or an object of a store.
+
+    Files are named, staged and published as `write_parquet` does (``path``,
+    ``partitioned``, ``mode``, several ranks, ``filesystem`` and
+    ``storage_options`` mean the same), with the suffix ``.ndjson``.
+
+    Returns
+    -------
+    WriteReport
+        Through ``node.result()``: this rank's files (their final paths), rows, chunks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import from_polars, write_ndjson
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.ndjson"
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> src = from_polars(ctx, ch, pl.DataFrame({"x": [1, 2], "y": ["a", None]}))
+    >>> Network(ctx, [src, write_ndjson(ctx, ch, path)]).run()
+    >>> print(path.read_text(), end="")
+    {"x":1,"y":"a"}
+    {"x":2,"y":null}
+    """
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    backend = ctx.backend
+
+    def open_writer(file: FilePath, schema: ArrowSchema) -> ChunkWriter:
+        return backend.ndjson_writer(file, schema)
+
+    return await write_stream(
+        ctx, ch_in, target, mode, partitioned=partitioned, suffix=".ndjson",
+        open_writer=open_writer, write=_write_chunk,
+    )  # fmt: skip
+
+
+def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
+    writer.write(chunk)
+
