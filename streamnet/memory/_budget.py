@@ -204,14 +204,19 @@ class MemoryStatistics:
 
 class Reservation:
     """Working memory reserved from a budget, given back by `release` (or leaving the
-    ``async with`` block). `resize` changes it once the real size is known."""
+    ``async with`` block). `resize` changes it once the real size is known.
 
-    __slots__ = ("_ledger", "actor", "nbytes")
+    It belongs to the actor and to the task that made it: a reservation that does not
+    fit waits for those of other tasks to end, never for its own task's.
+    """
+
+    __slots__ = ("_ledger", "actor", "nbytes", "task")
 
     def __init__(self, ledger: _Ledger, actor: str, nbytes: int) -> None:
         self._ledger = ledger
         self.actor = actor
         self.nbytes = nbytes
+        self.task = _current_task()
 
     def resize(self, nbytes: int) -> None:
         """Make the reservation ``nbytes`` (never waits: the memory is already in use)."""
@@ -313,6 +318,7 @@ class _Ledger:
         self.peak = 0
         self.spilled = 0
         self.actors: dict[str, ActorMemory] = {}
+        self.by_task: dict[asyncio.Task[Any] | None, int] = {}  # reserved bytes per task
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.clock = itertools.count()
         self.samples: deque[MemorySample] | None = None  # a timeline's, while tracing
@@ -339,6 +345,12 @@ class _Ledger:
         with self.lock:
             reservation.nbytes += delta
             self.reserved += delta
+            task = reservation.task
+            left = self.by_task.get(task, 0) + delta
+            if left:
+                self.by_task[task] = left
+            else:
+                self.by_task.pop(task, None)
             account = self.actor(reservation.actor)
             account.reserved += delta
             account.reserved_peak = max(account.reserved_peak, account.reserved)
@@ -512,18 +524,26 @@ class MemoryBudget:
             actor = current_actor_name() or ""
         return MemoryHolder(self._ledger, actor, what)
 
-    async def reserve(self, nbytes: int, *, what: str = "working memory") -> Reservation:
+    async def reserve(
+        self, nbytes: int, *, what: str = "working memory", in_hand: bool = False
+    ) -> Reservation:
         """Reserve ``nbytes`` of working memory for the running actor (use as ``async with``).
 
         If they do not fit, held chunks are spilled first (largest and coldest);
         if that is not enough, the call waits until other reservations end.
+        ``in_hand`` says that the kernel's input is in memory already, in the
+        caller's hands (a chunk received, a piece loaded): at most the whole limit
+        is reserved, and when nothing can free memory any more the reservation is
+        granted over the limit rather than refused, since only running the kernel
+        frees that input.
 
         Raises
         ------
         MemoryLimitError
-            ``nbytes`` exceed the limit itself, or do not fit while no other
-            actor's reservation could end to make room; the message names the
-            actor, ``what``, the sizes and the limit.
+            ``nbytes`` exceed the limit itself, or do not fit while no reservation
+            of another task could end to make room (the calling task's own end
+            only once it goes on); the message names the actor, ``what``, the
+            sizes and the limit.
         ValueError
             ``nbytes`` is negative.
         """
@@ -535,6 +555,8 @@ class MemoryBudget:
         actor = current_actor_name() or ""
         who = f"actor `{actor}`" if actor else "outside any actor"
         limit = ledger.limit
+        if in_hand and limit is not None:
+            nbytes = min(nbytes, limit)
         if limit is not None and nbytes > limit:
             raise MemoryLimitError(
                 f"{who}: {what} needs {_size(nbytes)}, more than the whole memory "
@@ -548,8 +570,10 @@ class MemoryBudget:
                     break
                 if ledger.resident:  # held (by other tasks) while it spilled: spill those too
                     continue
-                if ledger.reserved == ledger.actor(actor).reserved:
-                    # only this actor's own reservations could end: waiting would never end
+                if ledger.reserved == ledger.by_task.get(_current_task(), 0):
+                    # only this task's own reservations could end: waiting would never end
+                    if in_hand:
+                        break
                     raise MemoryLimitError(
                         f"{who}: {what} needs {_size(nbytes)} but only "
                         f"{_size(max(0, limit - ledger.in_use))} of the memory budget of "
@@ -573,6 +597,31 @@ class MemoryBudget:
         reservation.resize(nbytes)
         return reservation
 
+    def try_reserve(self, nbytes: int, *, what: str = "working memory") -> Reservation | None:
+        """Reserve ``nbytes`` for the running actor if they fit under the limit now, without
+        spilling or waiting; None if they do not.
+
+        For work that may as well wait, such as reading ahead: an actor that runs
+        several steps at once reserves the first with `reserve` and the others
+        with this, so that it never waits for memory that only its own steps hold.
+
+        Raises
+        ------
+        ValueError
+            ``nbytes`` is negative.
+        """
+        from streamnet._actor import current_actor_name  # the actor module imports this one
+
+        if type(nbytes) is not int or nbytes < 0:
+            raise ValueError(f"try_reserve: `nbytes` must be an int >= 0, got {nbytes!r}")
+        ledger = self._ledger
+        with ledger.lock:
+            if ledger.limit is not None and ledger.in_use + nbytes > ledger.limit:
+                return None
+        reservation = Reservation(ledger, current_actor_name() or "", 0)
+        reservation.resize(nbytes)
+        return reservation
+
     def __repr__(self) -> str:
         ledger = self._ledger
         limit = "no limit" if ledger.limit is None else f"limit {_size(ledger.limit)}"
@@ -580,6 +629,13 @@ class MemoryBudget:
             f"<MemoryBudget {limit}: {_size(ledger.in_use)} in use, "
             f"{_size(ledger.spilled)} spilled>"
         )
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        return None
 
 
 def _spill_all(chunks: Sequence[Spillable], spills: SpillDirectory) -> None:
