@@ -22,6 +22,7 @@ __all__ = [
     "HostTable",
     "IntoSchema",
     "JoinHow",
+    "KernelKind",
     "NetworkState",
     "PersistentActorState",
     "PictureEngine",
@@ -40,6 +41,12 @@ BackendName = Literal["cpu", "gpu"]
 
 JoinHow = Literal["inner", "left", "right", "full", "semi", "anti"]
 """Which rows a join keeps, as Polars' ``join(how=...)``."""
+
+KernelKind = Literal[
+    "scan", "scan_aggregate", "aggregate", "finish", "hash_partition", "range_partition",
+    "concat", "sort", "merge", "join", "write",
+]  # fmt: skip
+"""A kind of kernel whose working memory a backend knows (`Backend.working_memory`)."""
 
 Tier = Literal["device", "host", "disk"]
 """A memory tier a chunk's data can be in, fastest first (the CPU backend has host and disk)."""

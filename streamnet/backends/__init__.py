@@ -13,11 +13,12 @@
 - ``cpu/``: the CPU backend (Arrow tables and Polars frames), one module per facet.
 
 A `Context` makes its backend (``Context(backend="cpu")``) and hands it to the
-actors as ``ctx.backend``; its name is a `BackendName`, its memory tiers `Tier`s.
+actors as ``ctx.backend``; its name is a `BackendName`, its memory tiers `Tier`s, its
+kinds of kernel (whose working memory it knows) `KernelKind`s.
 """
 
 from channels.lowlevel import publish
-from streamnet._typing import BackendName, Tier
+from streamnet._typing import BackendName, KernelKind, Tier
 from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend, host_kind
 from streamnet.backends._files import ChunkReader, ChunkWriter
@@ -39,6 +40,7 @@ __all__ = [
     "ChunkWriter",
     "JoinBuild",
     "JoinSpec",
+    "KernelKind",
     "Packed",
     "SortOrder",
     "Tier",

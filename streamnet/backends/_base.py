@@ -20,7 +20,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._table_chunk import TableChunk
-from streamnet._typing import BackendName, HostKind, Tier
+from streamnet._typing import BackendName, HostKind, KernelKind, Tier
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
 from streamnet.plans._plan import Plan
 
@@ -73,6 +73,8 @@ class Backend(ABC):
     - distinct: :meth:`distinct`;
     - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`merge_sorted`,
       :meth:`sample`, :meth:`range_boundaries`, :meth:`range_partition`;
+    - working memory: :meth:`working_memory` (what a kernel takes at its peak, for the
+      reservations of a memory budget) and its inverse :meth:`largest_input`;
     - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
       :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`,
       :meth:`iter_slices` (a spilled chunk read a part at a time), and
@@ -718,6 +720,52 @@ class Backend(ABC):
         ColumnNotFoundError
             A key is not a column of the chunk or of ``boundaries``.
         """
+
+    # ------------------------------------------------------------------ working memory
+    WORKING_MEMORY: ClassVar[dict[KernelKind, float]]
+    """Per kind of kernel, the bytes it has in use at its peak per byte of its input
+    (input and result included), as measured on this backend: what `working_memory`
+    multiplies by. ``benchmarks/kernel_memory.py`` measures them."""
+
+    def working_memory(self, kind: KernelKind, nbytes: int) -> int:
+        """The bytes a kernel of ``kind`` has in use at its peak for ``nbytes`` of input
+        (as `TableChunk.nbytes` counts them): what an operator under a memory budget
+        reserves for it, the input it holds included.
+
+        The input of each kind: ``"scan"`` and ``"scan_aggregate"``, the bytes a Parquet
+        scan task decodes (`ScanTask.decoded`; the encoded bytes it reads come on top),
+        the second for a plan that ends in a partial aggregation; ``"merge"``, the
+        slices of the runs a merge step holds; the others, the chunks the kernel takes
+        (``"finish"``: an aggregation's partials; ``"write"``: a chunk written to a file).
+
+        Raises
+        ------
+        ValueError
+            ``kind`` is not a `KernelKind`, or ``nbytes`` is negative.
+        """
+        factor = self.WORKING_MEMORY.get(kind)
+        if factor is None:
+            raise ValueError(
+                f"working_memory: `kind` must be one of {sorted(self.WORKING_MEMORY)}; got {kind!r}"
+            )
+        if type(nbytes) is not int or nbytes < 0:
+            raise ValueError(f"working_memory: `nbytes` must be an int >= 0, got {nbytes!r}")
+        return int(factor * nbytes)
+
+    def largest_input(self, kind: KernelKind, nbytes: int) -> int:
+        """The most bytes of input a kernel of ``kind`` can take within ``nbytes`` of working
+        memory (the inverse of `working_memory`; at least 1): how an operator sizes what
+        it works on at once to a share of its budget.
+
+        Raises
+        ------
+        ValueError
+            As `working_memory`.
+        """
+        per_mib = self.working_memory(kind, 1 << 20) / (1 << 20)
+        if type(nbytes) is not int or nbytes < 0:
+            raise ValueError(f"largest_input: `nbytes` must be an int >= 0, got {nbytes!r}")
+        return max(1, int(nbytes / max(per_mib, 1e-9)))
 
     # ------------------------------------------------------------------ memory tiers
     tiers: ClassVar[tuple[Tier, ...]]

@@ -15,6 +15,7 @@ from streamnet.backends.cpu._table import CpuTables
 from streamnet.backends.cpu._text import CpuText
 from streamnet.backends.cpu._tiers import CpuTiers
 from streamnet.backends.cpu._wire import CpuWire
+from streamnet.backends.cpu._working_memory import CpuWorkingMemory
 
 __all__ = ["CpuBackend"]
 
@@ -33,6 +34,7 @@ class CpuBackend(
     CpuCsv,
     CpuText,
     CpuTiers,
+    CpuWorkingMemory,
 ):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.
 

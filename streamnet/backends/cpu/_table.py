@@ -35,7 +35,20 @@ from streamnet.backends._base import Backend, is_pandas_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CpuTable", "CpuTables", "check_one_schema", "cpu_table", "spill_file_gone"]
+__all__ = [
+    "CpuTable", "CpuTables", "check_one_schema", "cpu_table", "frame_nbytes", "spill_file_gone",
+]  # fmt: skip
+
+_VIEW_BYTES = 16
+"""Bytes of the view Polars keeps per string or binary value, besides the value's bytes."""
+
+
+def frame_nbytes(frame: pl.DataFrame) -> int:
+    """The bytes ``frame`` holds: Polars' ``estimated_size``, plus the 16-byte view of
+    every string or binary value of its top-level columns, which ``estimated_size``
+    leaves out (it counts the values' bytes only)."""
+    views = sum(dtype in (pl.String, pl.Binary) for dtype in frame.schema.dtypes())
+    return int(frame.estimated_size()) + _VIEW_BYTES * frame.height * views
 
 
 class CpuTable:
@@ -315,12 +328,12 @@ class CpuTables(Backend):
                 return info_of_arrow(table.schema), int(table.num_rows), int(table.nbytes)
             frame = native.frame
             if frame is not None:
-                return None, frame.height, int(frame.estimated_size())
+                return None, frame.height, frame_nbytes(frame)
             raise TypeError("describe: a spilled table's metadata is its chunk's; got one on disk")
         if isinstance(native, pa.Table):
             return info_of_arrow(native.schema), int(native.num_rows), int(native.nbytes)
         if isinstance(native, pl.DataFrame):
-            return None, native.height, int(native.estimated_size())
+            return None, native.height, frame_nbytes(native)
         raise TypeError(_not_native(native))
 
     def schema_info(self, native: object) -> SchemaInfo:
