@@ -31,10 +31,12 @@ from streamnet import (
     FilePath,
     Filter,
     HivePartitions,
+    KernelKind,
     Message,
     ParquetScan,
     Plan,
     PlanParams,
+    Reservation,
     RowGroup,
     ScanTask,
     SchemaError,
@@ -53,6 +55,7 @@ from streamnet import (
     read_parquet_footers,
     record_bytes_read,
     resolve_path,
+    split_scan_tasks,
     start_task,
 )
 
@@ -201,6 +204,73 @@ def _prune_files(
     keep = keep or [0]
     kept = dataclasses.replace(partitions, values=tuple(partitions.values[i] for i in keep))
     return [paths[i] for i in keep], kept, nothing
+
+
+SCAN_SHARE = 1 / 8
+"""Under a memory budget, the share of it that one scan task may take: the encoded column
+chunks it reads, the rows it decodes and the decoding's working memory
+(`Backend.working_memory`). A row group that needs more is read in parts (each reads the
+row group's column chunks and decodes its own rows), and tasks are read ahead only while
+their reservations fit."""
+
+
+class _ScanMemory:
+    """A scan's tasks under the Context's memory budget (nothing without a limit): sized to
+    `SCAN_SHARE`, each reserved before it is read (the first one in flight waits for
+    memory, the others are read ahead only if they fit now), and once read held in the
+    budget, spillable, until it is sent.
+
+    The decoded bytes a footer gives are an estimate (`ScanTask.decoded`): a task that
+    decodes to more raises the estimate of the tasks after it."""
+
+    def __init__(self, ctx: Context, kind: KernelKind) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.budget = ctx.memory
+        self.share = ctx.memory.share(SCAN_SHARE)
+        self.limited = self.share is not None
+        self.holder = ctx.memory.holder("read ahead") if self.limited else None
+        self.per_byte = ctx.backend.working_memory(kind, 1 << 20) / (1 << 20)
+        self.max_decoded = None if self.share is None else max(1, int(self.share / self.per_byte))
+        self.correction = 1.0
+
+    def sized(self, tasks: list[ScanTask]) -> list[ScanTask]:
+        """The tasks, a row group whose task does not fit the share cut into parts."""
+        if self.share is None:
+            return tasks
+        out: list[ScanTask] = []
+        for task in tasks:
+            room = max(self.share - task.nbytes, self.share // 2)  # column chunks read whole
+            out += split_scan_tasks([task], max(1, int(room / self.per_byte)))
+        return out
+
+    async def reserve(self, task: ScanTask, *, ahead: bool) -> Reservation | None:
+        """The task's working memory; None without a limit, or if ``ahead`` and it does not
+        fit now."""
+        limit = self.budget.limit
+        if limit is None:
+            return None
+        decoded = int(task.decoded * self.correction)
+        need = min(limit, task.nbytes + self.ctx.backend.working_memory(self.kind, decoded))
+        what = "reading a Parquet scan task"
+        if ahead:
+            return self.budget.try_reserve(need, what=what)
+        return await self.budget.reserve(need, what=what)
+
+    async def hold(self, task: ScanTask, chunk: TableChunk) -> None:
+        """``chunk`` was read for ``task``: held until `sent`."""
+        if self.kind == "scan" and task.decoded:  # rows as they came: more than estimated?
+            self.correction = max(self.correction, chunk.nbytes / task.decoded)
+        if self.holder is not None:
+            await self.holder.add(chunk)
+
+    def sent(self, chunk: TableChunk) -> None:
+        if self.holder is not None:
+            self.holder.remove(chunk)
+
+    def close(self) -> None:
+        if self.holder is not None:
+            self.holder.clear()
 
 
 AGGREGATE_TASK_ROWS = 1_000_000
@@ -394,37 +464,54 @@ async def scan_files(
         share = rank_share(weights, ctx.rank, ctx.nranks)
         planned = planned[share.start : share.stop]
     pieces = [piece.task for piece in planned if piece.read]
-    if node is not None and node.link is not None:
+    aggregate = node is not None and node.link is not None  # the plan ends in partials
+    reads = _ScanMemory(ctx, "scan_aggregate" if aggregate else "scan")
+    pieces = reads.sized(pieces)
+    if aggregate:
         # A few rows per task leave the plan (a group-by's partials): each task is one
         # query with a cost of its own, so tasks join row groups, keeping several per thread.
         total = sum(piece.rows for piece in pieces)
-        pieces = group_scan_tasks(pieces, _task_rows(total, depth))
+        pieces = group_scan_tasks(pieces, _task_rows(total, depth), max_decoded=reads.max_decoded)
     ctx.progress.expect(sum(piece.rows for piece in pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
     next_piece = 0
     read = rows_read = rows_emitted = seq = 0
 
-    def refill() -> None:
+    async def scan_one(piece: ScanTask, params: PlanParams, reserved: Reservation | None) -> TableChunk:
+        try:
+            chunk = await ctx.to_thread(backend.scan, compiled, piece, params=params)
+        finally:
+            if reserved is not None:
+                reserved.release()
+        await reads.hold(piece, chunk)  # read ahead: held, spillable, until it is sent
+        return chunk
+
+    async def refill() -> None:
         nonlocal next_piece
         while len(pending) < depth and next_piece < len(pieces):
             piece = pieces[next_piece]
+            reserved = await reads.reserve(piece, ahead=bool(pending))
+            if reserved is None and reads.limited:
+                return  # it does not fit now: read it once the reads in flight are sent
             params = PlanParams(rank=ctx.rank, sequence=next_piece)  # a Stamp's values
             next_piece += 1
-            pending.append(start_task(ctx.to_thread(backend.scan, compiled, piece, params=params)))
+            pending.append(start_task(scan_one(piece, params, reserved)))
 
     try:
-        refill()
+        await refill()
         while pending:
             rows_read += pieces[read].rows
             chunk = await pending.popleft()
             ctx.progress.advance(pieces[read].rows)
             record_bytes_read(pieces[read].nbytes)
             read += 1
-            refill()
+            await refill()
             if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):
+                reads.sent(chunk)
                 continue  # skip empty chunks, but keep one so the schema reaches the sink
             await ch_out.send(ctx, Message(seq, chunk))
+            reads.sent(chunk)  # counted in the channel now
             seq += 1
             rows_emitted += chunk.num_rows
         if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
@@ -439,10 +526,11 @@ async def scan_files(
             future.cancel()
         if pending:  # a cancelled read still running ends first (see Context.to_thread)
             await asyncio.wait(pending)
+        reads.close()
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.index is not None for piece in planned),
-        row_groups_read=sum(len(piece.row_groups) for piece in pieces[:read]),
+        row_groups_read=len({(str(p.path), g) for p in pieces[:read] for g in p.row_groups}),
         rows_read=rows_read,
         rows_emitted=rows_emitted,
     )

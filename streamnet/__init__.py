@@ -144,6 +144,7 @@ from streamnet.io import (
     resolve_path,
     row_group_statistics,
     skip_predicate,
+    split_scan_tasks,
 )
 from streamnet.memory import (
     ActorMemory,
@@ -379,6 +380,7 @@ __all__ = [
     "file_size",
     "resolve_path",
     "group_scan_tasks",
+    "split_scan_tasks",
     "hive_folder",
     "hive_partitions",
     "plan_row_groups",

@@ -10,7 +10,7 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
 - ``_shares.py``: `rank_share`, contiguous shares of weighted items between ranks.
 - ``_parquet_meta.py``: `read_parquet_footers` (`ParquetFiles`, one schema checked),
   `plan_row_groups` (`RowGroup` s, pruned by `row_group_statistics` with Polars'
-  own `skip_predicate`), `ScanTask`, one unit of a scan, and `group_scan_tasks`.
+  own `skip_predicate`), `ScanTask`, one unit of a scan, `group_scan_tasks` and `split_scan_tasks`.
 - ``_csv_split.py``: `CsvPart` and `csv_shares` (whole files, or byte ranges cut at
   line starts), `CsvFormat`, and the line counting that CSV errors report.
 - ``_hive.py``: `HivePartitions`, the typed ``key=value`` folders of a dataset
@@ -41,6 +41,7 @@ from streamnet.io._parquet_meta import (
     read_parquet_footers,
     row_group_statistics,
     skip_predicate,
+    split_scan_tasks,
 )
 from streamnet.io._paths import dataset_root, expand_paths
 from streamnet.io._schemas import arrow_schema, polars_types
@@ -67,6 +68,7 @@ __all__ = [
     "expand_paths",
     "file_size",
     "group_scan_tasks",
+    "split_scan_tasks",
     "hive_folder",
     "hive_partitions",
     "plan_row_groups",

@@ -6,6 +6,7 @@ the `ScanTask` s planned here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,14 @@ __all__ = [
     "ParquetFiles",
     "RowGroup",
     "ScanTask",
+    "decoded_bytes",
     "group_scan_tasks",
     "plan_row_groups",
     "prune_partitions",
     "read_parquet_footers",
     "row_group_statistics",
     "skip_predicate",
+    "split_scan_tasks",
 ]
 
 
@@ -55,7 +58,12 @@ class ScanTask:
         The file's values of the partition columns of a hive-partitioned dataset (see
         `ParquetScan.partitioning`), added to its rows; none otherwise.
     nbytes
-        The encoded bytes of the column chunks it reads (what it reads from the file).
+        The encoded bytes of the column chunks it reads (what it reads from the file:
+        the whole column chunks of its row groups, also for a task that reads only
+        some rows of one).
+    decoded
+        About the bytes its rows take once decoded (`decoded_bytes`, from the footer):
+        what a scan under a memory budget sizes its tasks and reservations by.
     """
 
     path: FilePath
@@ -64,6 +72,7 @@ class ScanTask:
     rows: int
     partition: tuple[Any, ...] = ()
     nbytes: int = 0
+    decoded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,47 +112,126 @@ class RowGroup:
     read: bool = True
     partition: tuple[Any, ...] = ()
     nbytes: int = 0
+    decoded: int = 0
 
     @property
     def task(self) -> ScanTask:
         """The scan of this row group alone."""
         groups = () if self.index is None else (self.index,)
-        return ScanTask(self.path, groups, self.offset, self.rows, self.partition, self.nbytes)
+        return ScanTask(
+            self.path, groups, self.offset, self.rows, self.partition, self.nbytes, self.decoded
+        )
 
 
-def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
+def group_scan_tasks(
+    tasks: Sequence[ScanTask], rows: int, *, max_decoded: int | None = None
+) -> list[ScanTask]:
     """``tasks`` in order, each run of adjacent row groups of one file joined into
-    tasks of at least ``rows`` rows (the last of a run may have fewer).
+    tasks of at least ``rows`` rows (the last of a run may have fewer), and of at
+    most ``max_decoded`` decoded bytes when given (a task that has more alone).
 
     A scan whose rows end in a few (a plan that ends in an aggregation) reads
     larger tasks: each task is one query with a cost of its own. Tasks of
-    different files, or with pruned row groups between them, stay apart.
+    different files, or with pruned row groups between them, or that read only
+    some rows of a row group (`split_scan_tasks`), stay apart.
 
     Raises
     ------
     ValueError
-        ``rows`` is not an int >= 1.
+        ``rows`` is not an int >= 1, or ``max_decoded`` not None or an int >= 1.
     """
     if type(rows) is not int or rows < 1:
         raise ValueError(f"group_scan_tasks: `rows` must be an int >= 1, got {rows!r}")
+    if max_decoded is not None and (type(max_decoded) is not int or max_decoded < 1):
+        raise ValueError(
+            f"group_scan_tasks: `max_decoded` must be None or an int >= 1, got {max_decoded!r}"
+        )
+    # a row group that several tasks read part of (split_scan_tasks) joins no other
+    counts: Counter[tuple[FilePath, tuple[int, ...]]] = Counter(
+        (task.path, task.row_groups) for task in tasks if len(task.row_groups) == 1
+    )
     grouped: list[ScanTask] = []
     for task in tasks:
         last = grouped[-1] if grouped else None
         if (
             last is not None
             and last.rows < rows
+            and (max_decoded is None or last.decoded + task.decoded <= max_decoded)
             and last.path == task.path
             and last.row_groups
             and task.row_groups
             and last.row_groups[-1] + 1 == task.row_groups[0]
+            and counts[(last.path, last.row_groups[-1:])] < 2
+            and counts[(task.path, task.row_groups)] < 2
         ):
             grouped[-1] = ScanTask(
                 last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows,
-                last.partition, last.nbytes + task.nbytes,
+                last.partition, last.nbytes + task.nbytes, last.decoded + task.decoded,
             )  # fmt: skip
         else:
             grouped.append(task)
     return grouped
+
+
+def split_scan_tasks(tasks: Sequence[ScanTask], max_decoded: int) -> list[ScanTask]:
+    """``tasks`` in order, each task of one row group that decodes to more than
+    ``max_decoded`` bytes cut into tasks of consecutive rows of it that decode to at
+    most about ``max_decoded`` each (at least one row each).
+
+    A scan under a memory budget reads a row group larger than its share of the
+    budget this way: each task reads the row group's column chunks and decodes
+    only its rows (Polars' scan sliced to them). Each keeps the row group's encoded
+    bytes as its ``nbytes`` (it reads them all) and its share of the decoded bytes.
+
+    Raises
+    ------
+    ValueError
+        ``max_decoded`` is not an int >= 1.
+    """
+    if type(max_decoded) is not int or max_decoded < 1:
+        raise ValueError(
+            f"split_scan_tasks: `max_decoded` must be an int >= 1, got {max_decoded!r}"
+        )
+    out: list[ScanTask] = []
+    for task in tasks:
+        if len(task.row_groups) != 1 or task.decoded <= max_decoded or task.rows < 2:
+            out.append(task)
+            continue
+        count = min(task.rows, -(-task.decoded // max_decoded))
+        step = -(-task.rows // count)
+        for start in range(0, task.rows, step):
+            rows = min(step, task.rows - start)
+            out.append(
+                ScanTask(
+                    task.path, task.row_groups, task.offset + start, rows, task.partition,
+                    task.nbytes, task.decoded * rows // task.rows,
+                )
+            )  # fmt: skip
+    return out
+
+
+def decoded_bytes(column: Any, rows: int, kind: pa.DataType) -> int:
+    """About the bytes a Parquet column chunk (``pyarrow.parquet.ColumnChunkMetaData``)
+    of ``rows`` rows takes once decoded as Arrow type ``kind``, as the backend holds it.
+
+    Fixed-width values take their width per row whatever their encoding; a string or
+    binary value its bytes (the plain encoding's, less its 4-byte length) and a
+    16-byte view (Polars' layout; Arrow's offsets take half); anything else (nested
+    columns, one leaf at a time) its uncompressed encoded size. Values repeated
+    through a dictionary decode to more than their encoding holds: a scan corrects
+    the estimate by what it meets (see `read_parquet`).
+    """
+    if pa.types.is_boolean(kind):
+        return rows // 8 + 1
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
+            or pa.types.is_large_binary(kind) or pa.types.is_string_view(kind) \
+            or pa.types.is_binary_view(kind):  # fmt: skip
+        return 16 * rows + max(0, int(column.total_uncompressed_size) - 4 * rows)
+    try:
+        width = int(kind.bit_width)
+    except ValueError:  # not of fixed width
+        return int(column.total_uncompressed_size)
+    return rows * max(1, width // 8)
 
 
 def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
@@ -238,17 +326,32 @@ def plan_row_groups(
         for group in range(metadata.num_row_groups):
             meta = metadata.row_group(group)
             rows = meta.num_rows
-            nbytes = sum(
-                meta.column(j).total_compressed_size
+            chunks = [
+                meta.column(j)
                 for j in range(meta.num_columns)
                 if wanted is None or meta.column(j).path_in_schema.split(".")[0] in wanted
+            ]
+            nbytes = sum(chunk.total_compressed_size for chunk in chunks)
+            decoded = sum(
+                decoded_bytes(chunk, rows, _leaf_type(files.schema, chunk.path_in_schema))
+                for chunk in chunks
             )
             pieces.append(
                 RowGroup(file, path, group, offset, rows, read=not pruned[group],
-                         partition=values, nbytes=nbytes)
+                         partition=values, nbytes=nbytes, decoded=decoded)
             )  # fmt: skip
             offset += rows
     return pieces
+
+
+def _leaf_type(schema: pa.Schema, path: str) -> pa.DataType:
+    """The Arrow type of the column chunk at ``path`` (``a`` or ``a.list.element``...): the
+    field's own for a top-level column; a nested one's leaves count as encoded (null type)."""
+    name, _, rest = path.partition(".")
+    index = schema.get_field_index(name)
+    if rest or index < 0:
+        return pa.null()  # not of fixed width: its encoded size
+    return schema.field(index).type
 
 
 def _partition_stats(partitions: HivePartitions, file: int, hive: pl.Schema) -> dict[str, Any]:

@@ -64,6 +64,9 @@ from streamnet.plans._plan import (
 
 __all__ = ["CpuPlans"]
 
+_STORE_BATCH_ROWS = 65_536
+"""Rows decoded at once when a task reads some rows of a row group of an object (pyarrow)."""
+
 _UNSURE = (pl.Null, pl.Object, pl.Unknown)
 
 
@@ -148,7 +151,7 @@ def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.Laz
             task.path.uri, storage_options=options or None, hive_partitioning=False
         ).slice(task.offset, task.rows)
     elif isinstance(task.path, StorePath):
-        query = _store_scan(task.path, task.row_groups, files)
+        query = _store_scan(task.path, task, files)
     else:
         query = pl.scan_parquet(task.path, hive_partitioning=False).slice(task.offset, task.rows)
     if source.partitioning:
@@ -164,26 +167,49 @@ def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.Laz
     return query
 
 
-def _store_scan(path: StorePath, row_groups: tuple[int, ...], files: ExitStack) -> pl.LazyFrame:
-    """The row groups ``row_groups`` of the object ``path`` as a Polars scan: its footer
-    is read now, the row groups as the query reads them (range requests, several column
-    chunks at once)."""
+def _store_scan(path: StorePath, task: ScanTask, files: ExitStack) -> pl.LazyFrame:
+    """The rows of ``task`` (its row groups, or some rows of one) of the object ``path``
+    as a Polars scan: its footer is read now, the row groups as the query reads them
+    (range requests, several column chunks at once)."""
     import pyarrow.parquet as pq  # loaded on first use, with the first object read
 
     file = files.enter_context(path.filesystem.open_input_file(path.path))
     parquet = pq.ParquetFile(file, pre_buffer=True)
     empty = pl.from_arrow(parquet.schema_arrow.empty_table())
     assert isinstance(empty, pl.DataFrame)
+    metadata = parquet.metadata
+    starts = [0]
+    for group in range(metadata.num_row_groups):
+        starts.append(starts[-1] + metadata.row_group(group).num_rows)
+
+    def tables(with_columns: list[str] | None) -> Iterator[pa.Table]:
+        """The task's rows, a row group (or a part of one) at a time."""
+        for group in task.row_groups:
+            first = max(task.offset, starts[group]) - starts[group]
+            last = min(task.offset + task.rows, starts[group + 1]) - starts[group]
+            if first == 0 and last == starts[group + 1] - starts[group]:
+                yield parquet.read_row_group(group, columns=with_columns)
+                continue
+            seen = 0  # some rows of the group: decoded a batch at a time, never all of it
+            for batch in parquet.iter_batches(
+                batch_size=_STORE_BATCH_ROWS, row_groups=[group], columns=with_columns
+            ):
+                lo, hi = max(first, seen) - seen, min(last, seen + batch.num_rows) - seen
+                if lo < hi:
+                    yield pa.Table.from_batches([batch.slice(lo, hi - lo)])
+                seen += batch.num_rows
+                if seen >= last:
+                    break
 
     def read(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:  # fmt: skip
         left = n_rows
-        for group in row_groups:
+        for table in tables(with_columns):
             if left is not None and left <= 0:
                 return
-            frame = pl.from_arrow(parquet.read_row_group(group, columns=with_columns))
+            frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
             if predicate is not None:  # Polars' semantics (NaN, nulls), not the reader's
                 frame = frame.filter(predicate)
