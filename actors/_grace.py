@@ -51,26 +51,31 @@ expected to give a result about the size of its inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from streamnet import Context, JoinHow, JoinSpec, TableChunk
+from streamnet import Context, JoinHow, JoinSpec, KernelKind, TableChunk
 
-__all__ = ["BUILD_SHARE", "MAX_LEVELS", "OUTPUT_SHARE", "PROBE_SHARE", "GraceFigures", "GraceJoin"]
+__all__ = [
+    "BUILD_SHARE", "MAX_LEVELS", "OUTPUT_SHARE", "PROBE_SHARE", "STEP_SHARE", "GraceFigures",
+    "GraceJoin", "build_cap",
+]  # fmt: skip
 
-BUILD_SHARE = 1 / 8
-"""The fraction of the budget a partition's right side may take to be joined at once.
-
-A step also loads a left unit (`PROBE_SHARE`), builds a hash table over the
-block (about its size again) and makes a result (`OUTPUT_SHARE`): about half
-the budget together, the other half left to what this and other actors hold
-(spilled when short) and reserve. The join's own pieces wait in the budget,
-spillable, between steps."""
-PROBE_SHARE = 1 / 8
-"""The fraction of the budget a left unit takes (left pieces are joined in units of this size)."""
+STEP_SHARE = 5 / 8
+"""The share of the budget one step of the join may take: its inputs, the hash table over
+its right side and its result (`Backend.working_memory` of ``"join"``), which is what it
+reserves; the rest is left to what this and other actors hold (spilled when short) and
+reserve. The join's own pieces wait in the budget, spillable, between steps."""
+BUILD_SHARE = 1 / 2
+"""The part of a step's input its right side may take: a partition whose right side fits
+in it (`GraceJoin.build_cap`) is joined at once."""
+PROBE_SHARE = 1 / 2
+"""The part of a step's input a left unit takes (left pieces are joined in units of this
+size, `GraceJoin.probe_cap`)."""
 OUTPUT_SHARE = 1 / 8
-"""The fraction of the budget the result of one step is expected to take."""
+"""The fraction of the budget the result of one step is expected to take at most (a key
+repeated on both sides: slices of the left side whose result fits)."""
 MAX_LEVELS = 4
 """How many times a partition is split again (each time into up to `MAX_FANOUT` parts)."""
 MAX_FANOUT = 64
@@ -78,6 +83,7 @@ MAX_FANOUT = 64
 
 Emit = Callable[[TableChunk], Awaitable[None]]
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -92,6 +98,13 @@ class GraceFigures:
     """Partitions joined block by block: their right side did not fit and did not split."""
     levels: int = 0
     """The deepest split: 0 when no partition was split again."""
+
+
+def build_cap(ctx: Context) -> int | None:
+    """The bytes of right side a grace join step joins at once under ``ctx``'s budget (None
+    without a limit): a join whose whole right side fits needs no partitioning."""
+    step = ctx.memory.share(STEP_SHARE)
+    return None if step is None else max(1, int(ctx.backend.largest_input("join", step) * BUILD_SHARE))
 
 
 class GraceJoin:
@@ -111,13 +124,11 @@ class GraceJoin:
         emit: Emit,
     ) -> None:
         budget = ctx.memory
-        build, probe, output = (
-            budget.share(BUILD_SHARE),
-            budget.share(PROBE_SHARE),
-            budget.share(OUTPUT_SHARE),
-        )
-        if build is None or probe is None or output is None:
+        step, output = budget.share(STEP_SHARE), budget.share(OUTPUT_SHARE)
+        if step is None or output is None:
             raise ValueError("GraceJoin: the Context's memory budget has no limit")
+        inputs = ctx.backend.largest_input("join", step)  # a step's inputs, at most
+        build, probe = max(1, int(inputs * BUILD_SHARE)), max(1, int(inputs * PROBE_SHARE))
         self.ctx = ctx
         self.backend = ctx.backend
         self.spec = spec
@@ -157,7 +168,7 @@ class GraceJoin:
                     lparts = await self._split(left, self.spec.left_on, parts, level + 1)
                     for part in range(parts):
                         if part in lparts or part in rparts:
-                            await self.join(lparts.get(part, []), rparts.get(part, []), level + 1)
+                            await self.join(lparts.pop(part, []), rparts.pop(part, []), level + 1)
                     return
                 (right,) = rparts.values()  # every row in one part: the keys do not split
             skew = True
@@ -181,10 +192,18 @@ class GraceJoin:
         for chunk in unique:
             self.held.remove(chunk)
         inputs = sum(chunk.nbytes for chunk in unique)
-        async with await self.ctx.memory.reserve(inputs + extra, what=what) as reservation:
+        # the join's own pieces, in memory when they came: a step that cannot fit runs anyway
+        async with await self.ctx.memory.reserve(
+            inputs + extra, what=what, in_hand=True
+        ) as reservation:
             result = await self.ctx.to_thread(kernel, *args)
             reservation.resize(inputs + _result_bytes(result))
         return result
+
+    def _beyond(self, kind: KernelKind, nbytes: int) -> int:
+        """The working memory of a kernel of ``kind`` on ``nbytes`` of input, beyond its input
+        (which a step reserves as it loads it)."""
+        return max(0, self.backend.working_memory(kind, nbytes) - nbytes)
 
     async def _send(self, out: TableChunk) -> None:
         if out.num_rows:
@@ -203,15 +222,18 @@ class GraceJoin:
         how = self.spec.how
         what = "join (unmatched rows)"
         if left and how in ("left", "full", "anti"):
-            for group in _groups(await self._bounded(left, self.probe_cap), self.probe_cap):
+            for group in _each(_groups(await self._bounded(left, self.probe_cap), self.probe_cap)):
                 if how == "anti":  # the rows as they are
-                    out = await self._step(what, group, _bytes(group), self._concat, group)
+                    extra = self._beyond("concat", _bytes(group))
+                    out = await self._step(what, group, extra, self._concat, group)
                 else:  # null right columns
-                    out = await self._step(what, group, _bytes(group), self._join, group, [], how)
+                    extra = self._beyond("join", _bytes(group))
+                    out = await self._step(what, group, extra, self._join, group, [], how)
                 await self._send(out)
         elif right and how in ("right", "full"):
-            for group in _groups(await self._bounded(right, self.build_cap), self.build_cap):
-                out = await self._step(what, group, _bytes(group), self._join, [], group, how)
+            for group in _each(_groups(await self._bounded(right, self.build_cap), self.build_cap)):
+                extra = self._beyond("join", _bytes(group))
+                out = await self._step(what, group, extra, self._join, [], group, how)
                 await self._send(out)
         else:
             self._drop([*left, *right])
@@ -221,43 +243,47 @@ class GraceJoin:
         out = await self._step(
             "join of a partition",
             [*left, *right],
-            rbytes + lbytes + rbytes,  # the hash table, a result of about the inputs' size
+            self._beyond("join", lbytes + rbytes),  # the hash table, a result of about that size
             self._join,
             left,
             right,
             self.spec.how,
         )
+        left.clear()  # loaded by the step, counted no more: not kept while the result is sent
+        right.clear()
         await self._send(out)
 
     async def _split(
         self, pieces: list[TableChunk], keys: Sequence[str], parts: int, seed: int
     ) -> dict[int, list[TableChunk]]:
-        """The pieces hash-partitioned with ``seed`` into ``parts`` parts, held."""
+        """The pieces hash-partitioned with ``seed`` into ``parts`` parts, held (the list is
+        emptied: each piece is loaded to be cut, and not kept)."""
         out: dict[int, list[TableChunk]] = {}
         backend = self.backend
 
         def cut(group: list[TableChunk]) -> dict[int, TableChunk]:
             return backend.hash_partition(self._concat(group), keys, parts, seed=seed)
 
-        for group in _groups(await self._bounded(pieces, self.build_cap), self.build_cap):
-            cut_up = await self._step(
-                "join (splitting a partition)", group, _bytes(group), cut, group
-            )
+        for group in _each(_groups(await self._bounded(pieces, self.build_cap), self.build_cap)):
+            extra = self._beyond("hash_partition", _bytes(group))
+            cut_up = await self._step("join (splitting a partition)", group, extra, cut, group)
             for part, piece in cut_up.items():
                 out.setdefault(part, []).append(piece)
                 await self.held.add(piece)
         return out
 
     async def _bounded(self, pieces: list[TableChunk], cap: int) -> list[TableChunk]:
-        """The pieces, those of more than ``cap`` bytes cut into slices of at most about ``cap``."""
+        """The pieces, those of more than ``cap`` bytes cut into slices of at most about ``cap``
+        (``pieces`` is emptied: a piece loaded to be cut is not kept)."""
         out: list[TableChunk] = []
-        for chunk in pieces:
+        for chunk in _each(pieces):
             if chunk.nbytes <= cap or chunk.num_rows < 2:
                 out.append(chunk)
                 continue
             count = min(chunk.num_rows, math.ceil(chunk.nbytes / cap))
             rows = math.ceil(chunk.num_rows / count)
-            whole = await self._step("join (cutting a piece)", [chunk], 0, self._concat, [chunk])
+            extra = self._beyond("concat", chunk.nbytes)
+            whole = await self._step("join (cutting a piece)", [chunk], extra, self._concat, [chunk])
             for start in range(0, whole.num_rows, rows):
                 piece = self.backend.slice(whole, start, rows)
                 out.append(piece)
@@ -268,7 +294,7 @@ class GraceJoin:
         """The group as one held chunk (concatenated in a step if it has several)."""
         if len(group) == 1:
             return group[0]
-        chunk = await self._step(what, group, _bytes(group), self._concat, group)
+        chunk = await self._step(what, group, self._beyond("concat", _bytes(group)), self._concat, group)
         await self.held.add(chunk)
         return chunk
 
@@ -281,23 +307,22 @@ class GraceJoin:
         if skew and how in ("inner", "left", "right", "full"):
             # one left row may match the whole block: its result must fit the output share
             block_cap = max(1, min(block_cap, int(self.output_cap * rrow / (lrow + rrow))))
-        right = await self._bounded(right, block_cap)
-        left = await self._bounded(left, self.probe_cap)
-        blocks = _groups(right, block_cap)
-        units = _groups(left, self.probe_cap)
+        blocks = _groups(await self._bounded(right, block_cap), block_cap)
+        units = _groups(await self._bounded(left, self.probe_cap), self.probe_cap)
         multi = len(blocks) > 1
         track_left = multi and how in ("left", "semi", "anti", "full")
         track_right = how in ("right", "full")
         matched = how in ("inner", "left", "right", "full")
         rem: list[TableChunk | None] = [None] * len(units)
-        for block_group in blocks:
+        for block_group in _each(blocks):
             block = await self._load(block_group, "join (a block of the right side)")
+            del block_group  # loaded: the block stands for it
             rem_block: TableChunk | None = block if track_right else None
             if matched:  # result rows per left row, at most: slices whose result fits
                 fan = await self._step(
                     "join (counting a block's keys)",
                     [block],
-                    0,
+                    self._beyond("aggregate", block.nbytes),
                     self.backend.join_fanout,
                     block,
                     self.spec.right_on,
@@ -317,10 +342,12 @@ class GraceJoin:
                     start = 0
                     while start < unit.num_rows:
                         part = self.backend.slice(unit, start, rows)
+                        result = int(part.num_rows * max(1, fan) * (lrow + rrow))
+                        inputs = part.nbytes + block.nbytes  # a result of about that size
                         out = await self._step(
                             "join (a unit with a block)",
                             [unit, block],
-                            block.nbytes + int(part.num_rows * max(1, fan) * (lrow + rrow)),
+                            self._beyond("join", inputs) + max(0, result - inputs),
                             self._matched,
                             part,
                             block,
@@ -333,7 +360,7 @@ class GraceJoin:
                     out = await self._step(
                         "join (a unit with a block)",
                         [unit, block],
-                        block.nbytes + unit.nbytes,
+                        self._beyond("join", block.nbytes + unit.nbytes),
                         self._join,
                         [unit],
                         [block],
@@ -347,7 +374,7 @@ class GraceJoin:
                 out = await self._step(
                     "join (unmatched right rows)",
                     [rem_block],
-                    rem_block.nbytes,
+                    self._beyond("join", rem_block.nbytes),
                     self._join,
                     [],
                     [rem_block],
@@ -355,6 +382,7 @@ class GraceJoin:
                 )
                 await self._send(out)
             self._drop([block])
+            del block, rem_block  # done with: not kept while the next block loads
         for unit_group in units:
             self._drop(unit_group)
         for remaining in rem:
@@ -364,15 +392,16 @@ class GraceJoin:
                 out = await self._step(
                     "join (unmatched left rows)",
                     [remaining],
-                    remaining.nbytes,
+                    self._beyond("join", remaining.nbytes),
                     self._join,
                     [remaining],
                     [],
                     how,
                 )
             elif how == "anti":
+                extra = self._beyond("concat", remaining.nbytes)
                 out = await self._step(
-                    "join (unmatched left rows)", [remaining], 0, self._concat, [remaining]
+                    "join (unmatched left rows)", [remaining], extra, self._concat, [remaining]
                 )
             else:  # semi: sent as they matched
                 self._drop([remaining])
@@ -407,10 +436,13 @@ class GraceJoin:
             return out, new_rem, new_block
 
         tracked = [c for c in (left_now, rem_block) if c is not None]
+        # one join after the other (anti and semi: results at most the tracked rows)
+        joins = [] if left_now is None else [left_now.nbytes + block.nbytes]
+        joins += [] if rem_block is None else [rem_block.nbytes + unit.nbytes]
         out, new_rem, new_block = await self._step(
             "join (unmatched rows of a unit and a block)",
             [unit, block, *tracked],
-            block.nbytes + _bytes(tracked),  # the hash table; results at most the tracked rows
+            max(self._beyond("join", nbytes) for nbytes in joins),
             track,
         )
         # the step took the old remainders from the holder: the new ones replace them
@@ -459,6 +491,14 @@ def _bytes(chunks: Sequence[TableChunk]) -> int:
 
 def _rows(chunks: Sequence[TableChunk]) -> int:
     return sum(chunk.num_rows for chunk in chunks)
+
+
+def _each(items: list[T]) -> Iterator[T]:
+    """The items of ``items``, each taken out of the list as it is given: a chunk that a
+    step loaded from disk is no longer counted in the budget, so no list may keep it."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def _groups(chunks: Sequence[TableChunk], cap: int) -> list[list[TableChunk]]:

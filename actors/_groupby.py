@@ -220,10 +220,11 @@ async def _global_agg(
 
 
 # ------------------------------------------------------------------ finishing by key
-GROUPS_SHARE = 0.25
-"""The share of the memory budget that the partials of one partition may take when finished:
-finishing concatenates them and builds the result beside them (reserved as twice their size),
-and the exchange of other actors may hold as much again."""
+GROUPS_SHARE = 0.5
+"""The share of the memory budget that finishing one partition may take: its partials,
+their concatenation and the result built beside them (`Backend.working_memory` of
+``"finish"``, what it reserves), while the exchanges of other actors hold the rest. A
+partition whose partials need more is split again by key."""
 _MAX_SPLITS = 4  # levels of splitting: a partition that will not split (one key) is finished whole
 
 
@@ -238,40 +239,55 @@ class _Groups:
         self.kernel = kernel
         self.keys = keys
         self.holder = holder
-        self.share = ctx.memory.share(GROUPS_SHARE)
+        share = ctx.memory.share(GROUPS_SHARE)
+        # the partials one finishing step may take
+        self.share = None if share is None else ctx.backend.largest_input("finish", share)
 
     async def finish(
         self, pieces: list[TableChunk], number: int, modulus: int, depth: int = 0
     ) -> AsyncIterator[tuple[int, TableChunk]]:
         """The finished groups of ``pieces`` (the rows whose key hashes to ``number`` modulo
-        ``modulus``), numbered by their partition in the finest modulus they were split by."""
+        ``modulus``), numbered by their partition in the finest modulus they were split by.
+
+        The list is emptied as its pieces are worked on: a piece loaded from disk for a
+        kernel is no longer counted in the budget, so nothing may keep it once the
+        kernel is done."""
         ctx = self.ctx
         size = sum(piece.nbytes for piece in pieces if piece.num_rows)
         if self.share is None or size <= self.share or depth >= _MAX_SPLITS:
             for piece in pieces:
                 self.holder.remove(piece)
             full = [piece for piece in pieces if piece.num_rows]
+            pieces.clear()
             if not full:
                 return
-            async with await ctx.memory.reserve(2 * size, what="finishing groups"):
+            need = ctx.backend.working_memory("finish", size)
+            async with await ctx.memory.reserve(need, what="finishing groups"):
                 out = await ctx.to_thread(self._finished, full)
+            full.clear()  # loaded by the kernel: gone before the result waits on the channel
             yield number, out
             return
         split = max(2, -(-size // self.share) * 2)  # parts of about half the share
         finer = modulus * split
         parts: dict[int, list[TableChunk]] = {}
         holder = ctx.memory.holder("split group-by partials")
-        for piece in pieces:
+        pieces.reverse()
+        while pieces:
+            piece = pieces.pop()
             self.holder.remove(piece)
             if not piece.num_rows:
                 continue
-            cut = await ctx.to_thread(self._cut, piece, finer)
+            need = ctx.backend.working_memory("hash_partition", piece.nbytes)
+            async with await ctx.memory.reserve(need, what="splitting partials", in_hand=True):
+                cut = await ctx.to_thread(self._cut, piece, finer)
+            del piece  # loaded to be cut: not kept
             for part, chunk in cut.items():
                 parts.setdefault(part, []).append(chunk)
                 await holder.add(chunk)
+            del cut
         inner = _Groups(ctx, self.kernel, self.keys, holder)
         for part in sorted(parts):
-            async for item in inner.finish(parts[part], part, finer, depth + 1):
+            async for item in inner.finish(parts.pop(part), part, finer, depth + 1):
                 yield item
 
     def _cut(self, piece: TableChunk, partitions: int) -> dict[int, TableChunk]:

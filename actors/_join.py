@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from actors._columns import ColumnCheck
-from actors._grace import BUILD_SHARE, GraceFigures, GraceJoin
+from actors._grace import GraceFigures, GraceJoin, build_cap
 from actors._shuffle import key_list, partition_count
 from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
@@ -141,8 +141,9 @@ async def join(
     ``suffix`` as in Polars; null keys never match.
 
     Under a memory limit (``Context(memory_limit=...)``) it is a grace hash join
-    when the right side does not fit in an eighth of the budget
-    (`actors._grace.BUILD_SHARE`; summed over ranks for a broadcast): on one rank
+    when the right side does not fit in what one step of it joins at once (about a
+    ninth of the budget on the CPU, `actors._grace.build_cap`; summed over ranks
+    for a broadcast): on one rank
     both sides are hash-partitioned (16 partitions unless ``num_partitions``
     says), on several the shuffle's partitions are used, and the pieces wait in
     the budget, spilled when it is short. Each partition is joined alone, under a
@@ -203,7 +204,7 @@ async def join(
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
     rights = inputs(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
     # Under a memory limit, the right side a rank joins at once: beyond it, a grace join.
-    build_share = ctx.memory.share(BUILD_SHARE)
+    build_share = build_cap(ctx)
     actor = current_actor_name()
     spilled_before = _spilled(ctx, actor)
     holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted

@@ -23,6 +23,7 @@ from streamnet import (
     Context,
     Exchange,
     InputSchema,
+    KernelKind,
     Message,
     Partitions,
     SortOrder,
@@ -35,16 +36,18 @@ __all__ = ["sort", "top_k"]
 
 SAMPLES_PER_CHUNK = 128
 
-RUN_SHARE = 1 / 8
-"""A sorted run holds at most this share of the memory budget. Sorting a run takes
-about three times its bytes at its peak (its pieces, Polars' copy of them in one
-piece, the sorted copy), which is what it reserves: two runs sorted at once, by two
-sort actors of one Context, take three quarters of the budget, and the rest is left
-to what other actors hold, while the runs already sorted wait on disk if need be."""
+SORT_SHARE = 3 / 8
+"""The share of the memory budget that sorting one run may take: the run's pieces, their
+concatenation and the sorted copy (`Backend.working_memory` of ``"sort"``, about three
+times the run's bytes), which is what it reserves. A run holds what fits in that (about an
+eighth of the budget on the CPU): two runs sorted at once, by two sort actors of one
+Context, take three quarters of the budget, and the rest is left to what other actors
+hold, while the runs already sorted wait on disk if need be."""
 
 MERGE_SHARE = 1 / 4
-"""The merge's working memory, as a share of the budget: a slice of every run and
-their sort (about four times the slices' bytes), and the chunk it sends out."""
+"""The merge's working memory, as a share of the budget: a slice of every run, their sort
+and the chunk it sends out (`Backend.working_memory` of ``"merge"``, per byte of the
+slices)."""
 
 
 def _flags(value: bool | Sequence[bool], keys: list[str], name: str) -> list[bool]:
@@ -60,10 +63,16 @@ def _own_range(partition: int, nranks: int) -> int:
     return partition  # one range per rank, in rank order
 
 
-def _bound(ctx: Context, share: float, max_buffered_bytes: int | None) -> int | None:
-    """The bytes a step may take: ``share`` of the budget, and at most half of
-    ``max_buffered_bytes``; None when neither bounds it."""
-    bounds = [ctx.memory.share(share)]
+def _bound(
+    ctx: Context, share: float, max_buffered_bytes: int | None, kind: KernelKind | None = None
+) -> int | None:
+    """The bytes a step may take: ``share`` of the budget (for a kernel of ``kind``, the
+    input whose working memory fits in it), and at most half of ``max_buffered_bytes``;
+    None when neither bounds it."""
+    budget = ctx.memory.share(share)
+    if budget is not None and kind is not None:
+        budget = ctx.backend.largest_input(kind, budget)
+    bounds = [budget]
     if max_buffered_bytes is not None:
         bounds.append(max(1, max_buffered_bytes // 2))
     known = [b for b in bounds if b is not None]
@@ -138,7 +147,8 @@ class _Runs(Partitions):
             for piece in pieces:
                 self.holder.remove(piece)  # counted by the reservation now
             nbytes = sum(piece.nbytes for piece in pieces)
-            async with await self._reserve(3 * nbytes, "sorting a run"):
+            need = self.ctx.backend.working_memory("sort", nbytes)
+            async with await self._reserve(need, "sorting a run"):
                 run = await self.ctx.to_thread(_sorted_run, self.ctx.backend, pieces, self.order)
             del pieces
             self.runs.append(run)
@@ -155,10 +165,7 @@ class _Runs(Partitions):
     ) -> contextlib.AbstractAsyncContextManager[object]:
         # Never more than the whole budget: what is reserved is data in memory already
         # (a piece larger than the budget is sorted with all of it).
-        limit = self.ctx.memory.limit
-        return await self.ctx.memory.reserve(
-            nbytes if limit is None else min(nbytes, limit), what=what
-        )
+        return await self.ctx.memory.reserve(nbytes, what=what, in_hand=True)
 
     def release(self) -> None:
         """Nothing is held any more (at the end, or on the way out of a failure)."""
@@ -231,7 +238,7 @@ async def sort(
     desc = _flags(descending, keys, "descending")
     last = _flags(nulls_last, keys, "nulls_last")
     order = SortOrder(tuple(keys), tuple(desc), tuple(last))
-    run_bytes = _bound(ctx, RUN_SHARE, max_buffered_bytes)
+    run_bytes = _bound(ctx, SORT_SHARE, max_buffered_bytes, "sort")
     runs = _Runs(
         ctx, order, run_bytes=run_bytes, max_buffered_bytes=max_buffered_bytes,
         traffic=coll.traffic,
@@ -288,7 +295,8 @@ async def _exchange_ranges(
         while held:
             chunk = held.pop()
             runs.holder.remove(chunk)
-            async with runs.reserving(2 * chunk.nbytes, "cutting a chunk by range"):
+            need = backend.working_memory("range_partition", chunk.nbytes)
+            async with runs.reserving(need, "cutting a chunk by range"):
                 pieces = await ctx.to_thread(backend.range_partition, chunk, bounds, order)
             del chunk
             await ex.add_partitioned(pieces)
@@ -315,8 +323,9 @@ async def _send_sorted(
         return
     rows = sum(run.num_rows for run in sorted_runs)
     row_bytes = max(1.0, sum(run.nbytes for run in sorted_runs) / rows)
-    out_rows = max(1, min(DEFAULT_CHUNK_ROWS, int(merge_bytes / 4 / row_bytes)))
-    slice_rows = max(1, int(merge_bytes / (4 * len(sorted_runs) * row_bytes)))
+    slices = ctx.backend.largest_input("merge", merge_bytes)  # a slice of every run at once
+    out_rows = max(1, min(DEFAULT_CHUNK_ROWS, int(slices / row_bytes)))
+    slice_rows = max(1, int(slices / (len(sorted_runs) * row_bytes)))
     merged = ctx.backend.merge_sorted(sorted_runs, runs.order, rows=out_rows, slice_rows=slice_rows)
     try:
         seq = 0

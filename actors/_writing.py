@@ -150,7 +150,9 @@ async def write_stream(
                         name = output.file_name(f"{prefix}{suffix}") if directory else None
                         file = output.stage(name)
                     writer = await _open_file(ctx, open_writer, file, schema)
-                await ctx.to_thread(write, writer, chunk)
+                need = ctx.backend.working_memory("write", chunk.nbytes)
+                async with await ctx.memory.reserve(need, what="writing a chunk", in_hand=True):
+                    await ctx.to_thread(write, writer, chunk)
                 if partitioned:  # one file per chunk: this one is complete
                     closing, writer = writer, None
                     await ctx.to_thread(closing.close)

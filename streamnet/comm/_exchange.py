@@ -223,9 +223,12 @@ class Exchange:
         if self.partitions == 1 and self.coll.nranks == 1:  # nothing to cut or send
             await self.held.add(0, chunk)
             return
-        pieces = await self.ctx.to_thread(
-            self.ctx.backend.hash_partition, chunk, keys, self.partitions
-        )
+        backend = self.ctx.backend
+        need = backend.working_memory("hash_partition", chunk.nbytes)
+        async with await self.ctx.memory.reserve(
+            need, what="cutting a chunk into partitions", in_hand=True
+        ):
+            pieces = await self.ctx.to_thread(backend.hash_partition, chunk, keys, self.partitions)
         await self.add_partitioned(pieces)
 
     async def add_partitioned(self, pieces: Mapping[int, TableChunk]) -> None:
