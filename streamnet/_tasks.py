@@ -126,6 +126,10 @@ class Driver(Coroutine[Any, Any, T]):
             awaited = self._context.run(self._coro.send, None)
         except _CONSEQUENCES:
             self._reported = True
+            self._unbind()
+            raise
+        except BaseException:  # the coroutine ended (StopIteration carries its result)
+            self._unbind()
             raise
         if self._let_go:
             raise asyncio.CancelledError("its coroutine was left waiting for a kernel")
@@ -166,6 +170,14 @@ class Driver(Coroutine[Any, Any, T]):
         if task is not None:
             self._context.run(_driver.set, (task, self))
 
+    def _unbind(self) -> None:
+        """The coroutine ended: forget its task. The note made by `_bind` (the task, in the
+        context that holds this driver, which the task holds) is a reference cycle, which
+        would keep the task's result (a chunk read ahead...) until the cyclic garbage
+        collector runs, long after the task was awaited."""
+        if self._bound:
+            self._context.run(_driver.set, None)
+
     def _step(self, method: Any, arg: Any) -> Any:
         if not self._bound:
             self._bind()
@@ -173,6 +185,10 @@ class Driver(Coroutine[Any, Any, T]):
             awaited = self._context.run(method, arg)
         except _CONSEQUENCES:
             self._reported = True
+            self._unbind()
+            raise
+        except BaseException:  # the coroutine ended (StopIteration carries its result)
+            self._unbind()
             raise
         if self._let_go:
             raise asyncio.CancelledError("its coroutine was left waiting for a kernel")

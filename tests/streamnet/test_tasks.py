@@ -116,3 +116,29 @@ def test_its_name_outside_an_actor_is_the_coroutines() -> None:
         return task.get_name()
 
     assert asyncio.run(main()) == "sleep"
+
+
+class _Big:
+    """A result to follow with a weak reference."""
+
+
+async def test_a_tasks_result_is_freed_once_awaited_without_the_cyclic_collector() -> None:
+    """A helper task's result (a chunk read ahead) goes with the last reference to it: the
+    task's note of itself in its context must not make a cycle that only gc breaks."""
+    import weakref
+
+    async def make() -> _Big:
+        await asyncio.sleep(0)
+        return _Big()
+
+    gc.collect()
+    gc.disable()
+    try:
+        task = start_task(make())
+        result = await task
+        alive = weakref.ref(result)
+        del task, result
+        await asyncio.sleep(0)  # the task's done callbacks run
+        assert alive() is None
+    finally:
+        gc.enable()
