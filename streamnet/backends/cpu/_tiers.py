@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import polars as pl
 import pyarrow as pa
 
 from streamnet._errors import SpillError
-from streamnet._schema import info_of_schema
+from streamnet._schema import info_of_schema, polars_to_arrow
 from streamnet._table_chunk import TableChunk
 from streamnet._typing import Tier
 from streamnet.backends._base import Backend
@@ -58,17 +59,17 @@ class CpuTiers(Backend):
             if native.path is not None:
                 return 0
             table = native.table
-            if table is None:
-                assert native.frame is not None
-                table = native.exported(info_of_schema(schema))
-                native.canonical = True
+            frame = native.frame if table is None else None
+            if frame is not None:  # exported a batch at a time: no second copy of it all
+                table = CpuTable(frame=frame.head(1)).exported(info_of_schema(schema))
+            assert table is not None
             if isinstance(directory, SpillDirectory):
                 path = directory.new_file(chunk.nbytes)
             else:
                 folder = Path(directory)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"streamnet-spill-{uuid.uuid4().hex}.arrow"
-            rows = max(1, table.num_rows * SPILL_BATCH_BYTES // max(1, chunk.nbytes))
+            rows = max(1, chunk.num_rows * SPILL_BATCH_BYTES // max(1, chunk.nbytes))
             starts: list[int] = []
             start = 0
             try:
@@ -76,7 +77,7 @@ class CpuTiers(Backend):
                     pa.OSFile(str(path), "wb") as sink,
                     pa.ipc.new_file(sink, table.schema) as writer,
                 ):
-                    for batch in table.to_batches(max_chunksize=rows):
+                    for batch in _batches(table, frame, rows):
                         if batch.num_rows:
                             starts.append(start)
                             start += batch.num_rows
@@ -87,7 +88,9 @@ class CpuTiers(Backend):
                 raise SpillError(f"cannot spill a chunk to `{path}`: {exc}") from exc
             native.path, native.disk_bytes = path, int(written)
             native.batch_starts = tuple(starts)
-            # `canonical` stays as it was: the file has the flavours of the table
+            if frame is not None:
+                native.canonical = True  # the frame's export: the canonical flavours
+            # else `canonical` stays as it was: the file has the flavours of the table
             native.table = native.frame = None
             return chunk.nbytes
 
@@ -123,6 +126,21 @@ class CpuTiers(Backend):
                 f"{operation}: the `{self.name}` backend's tiers are {list(self.tiers)}; "
                 f"got {tier!r}"
             )
+
+
+def _batches(
+    table: pa.Table, frame: pl.DataFrame | None, rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of ``rows`` rows to spill: of ``table``, or of the frame exported a
+    slice at a time (an export copies strings: one slice's worth at a time, not the whole)."""
+    if frame is None:
+        yield from table.to_batches(max_chunksize=rows)
+        return
+    for offset in range(0, frame.height, rows):
+        part = polars_to_arrow(frame.slice(offset, rows))
+        if not part.schema.equals(table.schema, check_metadata=False):
+            part = part.cast(table.schema)
+        yield from part.to_batches()
 
 
 class _BatchReader:

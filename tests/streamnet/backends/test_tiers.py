@@ -195,3 +195,25 @@ def test_chunks_are_made_on_the_backend_asked_for(backend: Backend) -> None:
     assert TableChunk.from_arrow(table).backend == "cpu"  # the process's default
     with pytest.raises(TypeError, match="`backend` must be a streamnet.Backend"):
         TableChunk.from_arrow(table, backend="cpu")  # type: ignore[arg-type]
+
+
+def test_a_polars_chunk_is_spilled_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spilling exports a frame to Arrow a batch of rows at a time (strings are copied by the
+    export): spilling never holds a second copy of the whole chunk."""
+    from streamnet._schema import polars_to_arrow as export
+
+    exported: list[int] = []
+
+    def counted(frame: pl.DataFrame) -> pa.Table:
+        exported.append(frame.height)
+        return export(frame)
+
+    monkeypatch.setattr(_tiers, "polars_to_arrow", counted)
+    monkeypatch.setattr(_tiers, "SPILL_BATCH_BYTES", 4096)
+    df = pl.DataFrame({"k": range(10_000), "s": [f"value {i}" for i in range(10_000)]})
+    chunk = CpuBackend().from_polars(df)
+    chunk.spill(tmp_path)
+    assert len(exported) > 10 and max(exported) < df.height
+    assert_frame_equal(chunk.to_polars(), df)
