@@ -210,8 +210,11 @@ SCAN_SHARE = 1 / 8
 """Under a memory budget, the share of it that one scan task may take: the encoded column
 chunks it reads, the rows it decodes and the decoding's working memory
 (`Backend.working_memory`). A row group that needs more is read in parts (each reads the
-row group's column chunks and decodes its own rows), and tasks are read ahead only while
-their reservations fit."""
+row group's column chunks and decodes its own rows)."""
+READ_AHEAD_SHARE = 1 / 4
+"""Under a memory budget, the share of it that the tasks a scan reads ahead of the one it
+sends next may take, reserved or read (and only while it is free): more would only make
+the actors downstream spill."""
 
 
 class _ScanMemory:
@@ -232,7 +235,9 @@ class _ScanMemory:
         self.holder = ctx.memory.holder("read ahead") if self.limited else None
         self.per_byte = ctx.backend.working_memory(kind, 1 << 20) / (1 << 20)
         self.max_decoded = None if self.share is None else max(1, int(self.share / self.per_byte))
+        self.ahead = ctx.memory.share(READ_AHEAD_SHARE) or 0
         self.correction = 1.0
+        self.reserved: set[Reservation] = set()  # of the tasks being read
 
     def sized(self, tasks: list[ScanTask]) -> list[ScanTask]:
         """The tasks, a row group whose task does not fit the share cut into parts."""
@@ -254,8 +259,23 @@ class _ScanMemory:
         need = min(limit, task.nbytes + self.ctx.backend.working_memory(self.kind, decoded))
         what = "reading a Parquet scan task"
         if ahead:
-            return self.budget.try_reserve(need, what=what)
-        return await self.budget.reserve(need, what=what)
+            assert self.holder is not None
+            outstanding = sum(r.nbytes for r in self.reserved) + self.holder.resident
+            reservation = (
+                self.budget.try_reserve(need, what=what)
+                if outstanding + need <= self.ahead else None
+            )  # fmt: skip
+        else:
+            reservation = await self.budget.reserve(need, what=what)
+        if reservation is not None:
+            self.reserved.add(reservation)
+        return reservation
+
+    def read(self, reservation: Reservation | None) -> None:
+        """The task of ``reservation`` was read (or failed): its reservation ends."""
+        if reservation is not None:
+            reservation.release()
+            self.reserved.discard(reservation)
 
     async def hold(self, task: ScanTask, chunk: TableChunk) -> None:
         """``chunk`` was read for ``task``: held until `sent`."""
@@ -482,8 +502,7 @@ async def scan_files(
         try:
             chunk = await ctx.to_thread(backend.scan, compiled, piece, params=params)
         finally:
-            if reserved is not None:
-                reserved.release()
+            reads.read(reserved)
         await reads.hold(piece, chunk)  # read ahead: held, spillable, until it is sent
         return chunk
 

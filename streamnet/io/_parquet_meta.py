@@ -176,7 +176,7 @@ def group_scan_tasks(
 def split_scan_tasks(tasks: Sequence[ScanTask], max_decoded: int) -> list[ScanTask]:
     """``tasks`` in order, each task of one row group that decodes to more than
     ``max_decoded`` bytes cut into tasks of consecutive rows of it that decode to at
-    most about ``max_decoded`` each (at least one row each).
+    most ``max_decoded`` each (at least one row each).
 
     A scan under a memory budget reads a row group larger than its share of the
     budget this way: each task reads the row group's column chunks and decodes
@@ -197,8 +197,7 @@ def split_scan_tasks(tasks: Sequence[ScanTask], max_decoded: int) -> list[ScanTa
         if len(task.row_groups) != 1 or task.decoded <= max_decoded or task.rows < 2:
             out.append(task)
             continue
-        count = min(task.rows, -(-task.decoded // max_decoded))
-        step = -(-task.rows // count)
+        step = max(1, task.rows * max_decoded // task.decoded)  # rows that fit the bytes
         for start in range(0, task.rows, step):
             rows = min(step, task.rows - start)
             out.append(

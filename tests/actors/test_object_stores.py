@@ -321,6 +321,25 @@ def test_a_scheme_pyarrow_lacks_is_read_through_fsspec() -> None:
     assert report.row_groups_read == 2
 
 
+def test_an_object_s_row_group_read_in_parts_under_a_budget_equals_polars() -> None:
+    """pyarrow reads some rows of a row group a batch at a time: every row once, in order."""
+    import fsspec
+
+    root = f"fsspec-{uuid.uuid4().hex}"
+    frame = _frame(150_000, seed=4)
+    with fsspec.filesystem("memory").open(f"{root}/big.parquet", "wb") as out:
+        pq.write_table(frame.to_arrow(), out, row_group_size=150_000)
+    ctx = Context(memory_limit=4 * 2**20)  # a row group of about 5 MiB decoded
+    ch = ctx.create_channel()
+    scan = actors.read_parquet(ctx, ch, f"memory://{root}", filters=pl.col("k") % 3 != 0)
+    sink = actors.collect(ctx, ch, into="polars")
+    net = Network(ctx, [scan, sink])
+    net.run()
+    assert_frame_equal(sink.result(), frame.filter(pl.col("k") % 3 != 0))
+    assert scan.result().row_groups_read == 1
+    assert net.statistics().actor(scan.name).messages_out > 1
+
+
 @pytest.mark.timeout(60)
 def test_several_row_group_reads_are_in_flight_at_once() -> None:
     """Each read of a scan task waits at a barrier until another one is in flight: a scan
