@@ -166,6 +166,8 @@ class Context:
         )
         """What this Context's actors hold and reserve, under ``memory_limit``
         (see :class:`MemoryBudget`)."""
+        if self.memory.limit is not None:
+            self._backend.free_promptly()  # the process holds what the budget counts
         if self.trace:
             self.memory.trace(trace_limit)
         self.progress = ProgressTracker()

@@ -74,7 +74,8 @@ class Backend(ABC):
     - sorting and range partitioning: :meth:`sort`, :meth:`top_k`, :meth:`merge_sorted`,
       :meth:`sample`, :meth:`range_boundaries`, :meth:`range_partition`;
     - working memory: :meth:`working_memory` (what a kernel takes at its peak, for the
-      reservations of a memory budget) and its inverse :meth:`largest_input`;
+      reservations of a memory budget), its inverse :meth:`largest_input`, and
+      :meth:`free_promptly` (allocators that give freed memory back at once);
     - memory tiers: :attr:`tiers`, :meth:`residence`, :meth:`nbytes_in`,
       :meth:`spill`, :meth:`make_available`, :meth:`make_available_cost`,
       :meth:`iter_slices` (a spilled chunk read a part at a time), and
@@ -751,6 +752,14 @@ class Backend(ABC):
         if type(nbytes) is not int or nbytes < 0:
             raise ValueError(f"working_memory: `nbytes` must be an int >= 0, got {nbytes!r}")
         return int(factor * nbytes)
+
+    def free_promptly(self) -> None:
+        """Make the allocators of the backend's kernels give freed memory back to the
+        operating system at once, so that what the process holds follows what a memory
+        budget counts (an allocator that keeps freed pages for reuse holds memory no
+        budget sees). A `Context` with a memory limit calls it; process-wide and
+        idempotent. The base does nothing."""
+        return None
 
     def largest_input(self, kind: KernelKind, nbytes: int) -> int:
         """The most bytes of input a kernel of ``kind`` can take within ``nbytes`` of working

@@ -5,11 +5,19 @@ input, per byte of input as `TableChunk.nbytes` counts it, measured by
 ``benchmarks/kernel_memory.py`` (each kernel alone in a fresh process, on the
 benchmark's table of an int64 key, a float, an int and a short string; Polars
 2.1, pyarrow 26), rounded up.
+
+Under a memory budget, Arrow's allocations go to its jemalloc pool, which gives
+freed pages back at once (pyarrow's default, mimalloc, keeps them for a while:
+W7's join held about 80 MiB more at its peak under 512 MiB). Polars' own
+allocator (jemalloc too) reads its settings once, when Polars is imported, from
+``_RJEM_MALLOC_CONF``: see the README's "Memory" section.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import pyarrow as pa
 
 from streamnet._typing import KernelKind
 from streamnet.backends._base import Backend
@@ -35,3 +43,8 @@ class CpuWorkingMemory(Backend):
         "join": 2.75,  # inner join, a result about the size of its inputs
         "write": 2.5,  # Parquet (about 25 MB more the first time: the encoders' buffers)
     }
+
+    def free_promptly(self) -> None:
+        if "jemalloc" in pa.supported_memory_backends():
+            pa.jemalloc_set_decay_ms(0)  # freed pages go back at once
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
