@@ -290,7 +290,7 @@ class GraceJoin:
                 await self.held.add(piece)
         return out
 
-    async def _load(self, group: list[TableChunk], what: str) -> TableChunk:
+    async def load(self, group: list[TableChunk], what: str) -> TableChunk:
         """The group as one held chunk (concatenated in a step if it has several)."""
         if len(group) == 1:
             return group[0]
@@ -315,7 +315,7 @@ class GraceJoin:
         matched = how in ("inner", "left", "right", "full")
         rem: list[TableChunk | None] = [None] * len(units)
         for block_group in _each(blocks):
-            block = await self._load(block_group, "join (a block of the right side)")
+            block = await self.load(block_group, "join (a block of the right side)")
             del block_group  # loaded: the block stands for it
             rem_block: TableChunk | None = block if track_right else None
             if matched:  # result rows per left row, at most: slices whose result fits
@@ -330,7 +330,7 @@ class GraceJoin:
                 await self._held_again(block)
                 rows = max(1, int(self.output_cap / (max(1, fan) * (lrow + rrow))))
             for u, unit_group in enumerate(units):
-                unit = await self._load(unit_group, "join (a unit of the left side)")
+                unit = await self.load(unit_group, "join (a unit of the left side)")
                 units[u] = [unit]  # loaded once, kept for the next blocks
                 if track_left or track_right:
                     out, rem[u], rem_block = await self._track(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from actors._columns import ColumnCheck
 from actors._grace import GraceFigures, GraceJoin, build_cap
+from actors._hybrid import HybridJoin, resident_cap
 from actors._shuffle import key_list, partition_count
 from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
@@ -203,8 +204,10 @@ async def join(
     count = partition_count(num_partitions, coll, "join")
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
     rights = inputs(ctx, right_in, rkeys, where="join right keys", schema=right_schema)
-    # Under a memory limit, the right side a rank joins at once: beyond it, a grace join.
+    # Under a memory limit, the right side a rank joins at once: beyond it, a grace join
+    # (on one rank a hybrid one while the right side can stay in memory).
     build_share = build_cap(ctx)
+    resident = resident_cap(ctx) if num_partitions is None else None
     actor = current_actor_name()
     spilled_before = _spilled(ctx, actor)
     holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted
@@ -220,14 +223,14 @@ async def join(
         try:
             # Read the right side first, up to the threshold (all of it when broadcasting is
             # forced, or with a single rank, where "broadcasting" moves nothing), and under a
-            # memory limit up to the build share.
+            # memory limit up to the build share (on one rank, what can stay in memory).
             buffered: list[TableChunk] = []
             size = 0
             ended = False
             cap: int | None = None  # read all
             if strategy == "auto":
                 if coll.nranks == 1 and how in _BROADCASTABLE:
-                    cap = build_share
+                    cap = resident if resident is not None else build_share
                 elif build_share is None:
                     cap = broadcast_threshold
                 else:
@@ -276,6 +279,25 @@ async def join(
                 coll.traffic.copy(),
                 spilled_bytes=_spilled(ctx, actor) - spilled_before,
             )
+        if (
+            strategy == "auto"
+            and coll.nranks == 1
+            and how in _BROADCASTABLE
+            and everywhere
+            and resident is not None
+            and total <= resident
+        ):
+            # one rank, a right side that stays in memory: the left side streams against it
+            right_empty = await right_schema.agree(coll, "right")
+            for chunk in buffered:
+                right_holder.remove(chunk)
+            report = await _hybrid_join(
+                ctx, coll, spec, lefts, buffered, right_empty, ch_out, holders, total,
+                spilled=lambda: _spilled(ctx, actor) - spilled_before,
+            )  # fmt: skip
+            await left_schema.agree(coll, "left")
+            await ch_out.drain(ctx)
+            return report
         # Under a memory limit, a single rank's exchange is the grace join's first partitioning.
         first_pass = (
             build_share is not None
@@ -409,6 +431,61 @@ async def _grace_join(
         right_held.report,
         coll.traffic.copy(),
         partitions=figures.partitions,
+        repartitioned=figures.repartitioned,
+        blocked=figures.blocked,
+        levels=figures.levels,
+        spilled_bytes=spilled(),
+    )
+
+
+async def _hybrid_join(
+    ctx: Context,
+    coll: Collective,
+    spec: JoinSpec,
+    lefts: AsyncIterator[tuple[int, TableChunk]],
+    right: list[TableChunk],
+    right_empty: TableChunk | None,
+    ch_out: Channel[TableChunk],
+    holders: list[MemoryHolder],
+    right_bytes: int,
+    *,
+    spilled: Callable[[], int],
+) -> JoinReport:
+    """Join on one rank with the right side's partitions in memory and the left side
+    streamed against them (`HybridJoin`); results numbered in the order they are sent."""
+    numbers = itertools.count()
+    sent = False
+
+    async def emit(out: TableChunk) -> None:
+        nonlocal sent
+        await ch_out.send(ctx, Message(next(numbers), out))
+        sent = True
+
+    hybrid = HybridJoin(ctx, spec, right_empty, emit)
+    holders.append(hybrid.held)
+    left_empty: TableChunk | None = None
+    try:
+        await hybrid.build(right)
+        async for _, chunk in lefts:
+            if left_empty is None:
+                left_empty = ctx.backend.slice(chunk, 0, 0)
+            await hybrid.probe(chunk)
+            del chunk
+        await hybrid.finish()
+    finally:
+        hybrid.release()
+    if not sent:
+        empty = _empty_result(ctx, left_empty, right_empty, spec)
+        if empty is not None:
+            await ch_out.send(ctx, Message(0, empty))
+    figures = hybrid.grace.figures
+    return JoinReport(
+        "hybrid",
+        right_bytes,
+        None,
+        None,
+        coll.traffic.copy(),
+        partitions=hybrid.partitions,
         repartitioned=figures.repartitioned,
         blocked=figures.blocked,
         levels=figures.levels,

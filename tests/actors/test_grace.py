@@ -297,3 +297,27 @@ def test_bad_keys_raise_what_they_raise_without_a_budget(limit: int | None) -> N
     texts = right.with_columns(pl.col("id").cast(pl.String))
     with pytest.raises(SchemaError, match="the key types cannot be joined"):
         join_under(left, texts, "full", 1, limit=limit)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_a_right_side_that_can_stay_in_memory_is_joined_as_the_left_side_streams(
+    how: actors.JoinHow,
+) -> None:
+    """One rank, a right side larger than a grace step's but within a quarter of the budget:
+    its partitions stay in memory and the left side streams against them, never spilled
+    (inner, left, semi and anti joins; right and full joins need the unmatched right rows,
+    and stay grace joins)."""
+    left, right = sides(6000, 1500, seed=12)
+    right = right.head(1500)
+    limit = 200 * KiB
+    right_bytes = TableChunk.from_polars(right).nbytes
+    assert limit * 0.12 < right_bytes <= limit // 4
+    got, reports, stats = join_under(left, right, how, 1, limit=limit)
+    assert_same_rows(got, expected(left, right, how))
+    (report,) = reports
+    if how in ("inner", "left", "semi", "anti"):
+        assert report.strategy == "hybrid" and report.partitions >= 16
+        assert stats[0].spilled == 0  # the left side went by, not to disk
+    else:
+        assert report.strategy in ("grace", "shuffle")
+    assert stats[0].in_use == 0
