@@ -233,6 +233,57 @@ async def test_a_reservation_that_only_its_own_actor_could_make_room_for_fails_a
     held.release()
 
 
+async def test_a_reservation_waits_for_another_task_of_its_own_actor(ctx: Context) -> None:
+    """Two tasks of one actor (the two sides of a join): the second waits for the first's
+    reservation to end, where it would wait forever for one of its own task."""
+    order: list[str] = []
+    held = asyncio.Event()
+
+    async def first() -> None:
+        reservation = await ctx.memory.reserve(8000, what="one side")
+        held.set()
+        await until(lambda: ctx.memory.statistics().actors[""].waits == 1)
+        order.append("first releases")
+        reservation.release()
+
+    async def second() -> None:
+        await held.wait()
+        async with await ctx.memory.reserve(5000, what="the other side"):
+            order.append("second granted")
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(first(), second())
+    assert order == ["first releases", "second granted"]
+
+
+async def test_try_reserve_grants_what_fits_now_and_never_spills(ctx: Context) -> None:
+    holder = ctx.memory.holder("state", actor="a")
+    chunk = _chunk(500)  # 4000 bytes
+    await holder.add(chunk)
+    assert ctx.memory.try_reserve(7000) is None  # would need a spill: refused
+    assert not chunk.is_spilled and ctx.memory.in_use == 4000
+    granted = ctx.memory.try_reserve(6000, what="reading ahead")
+    assert granted is not None and ctx.memory.in_use == 10_000
+    granted.release()
+    assert ctx.memory.in_use == 4000
+
+
+async def test_a_reservation_for_data_in_hand_is_granted_over_the_limit_rather_than_failing(
+    ctx: Context,
+) -> None:
+    """Only running the kernel frees its input: at most the whole limit is reserved, and
+    when nothing can free memory it goes on over the limit instead of raising."""
+    held = await ctx.memory.reserve(6000)  # the caller's own, which cannot end meanwhile
+    async with asyncio.timeout(10):
+        async with await ctx.memory.reserve(50_000, what="a cut", in_hand=True) as cut:
+            assert cut.nbytes == 10_000  # the whole limit, at most
+            assert ctx.memory.in_use == 16_000
+    held.release()
+    assert ctx.memory.statistics().peak == 16_000
+    with pytest.raises(MemoryLimitError):  # without `in_hand`, the same fails clearly
+        await ctx.memory.reserve(50_000, what="a cut")
+
+
 async def test_a_negative_reservation_is_refused(ctx: Context) -> None:
     with pytest.raises(ValueError, match="`nbytes` must be an int >= 0, got -1"):
         await ctx.memory.reserve(-1)
