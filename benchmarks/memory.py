@@ -23,6 +23,8 @@ at a quarter of it (the data then four times the budget).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -36,6 +38,11 @@ import polars as pl
 
 WORKLOADS = ("groupby", "sort", "join")
 ENGINES = ("streamnet", "duckdb", "polars streaming")
+ALLOCATOR = {"_RJEM_MALLOC_CONF": "muzzy_decay_ms:0"}
+"""The environment every engine's process starts with: Polars' allocator (jemalloc) gives
+pages freed half a second ago back at once rather than marking them free for the
+operating system to take when it likes, which left them in the resident set for another
+second (what README's "Memory" section advises under a budget)."""
 
 
 def generate(rows: int, keys: int, data_dir: str | Path = ".cache/bench") -> tuple[Path, Path]:
@@ -143,20 +150,25 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(engine: str, args: tuple[Any, ...], queue: Any) -> None:
     import duckdb  # noqa: F401
 
     import actors  # noqa: F401 - the engines load before the clock starts
 
     baseline = _status_kib("VmRSS")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     try:
         accounted = _RUN[engine](*args)
     except Exception as exc:  # an engine that runs out of memory is a result too
         queue.put(f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300])
         return
     seconds = time.perf_counter() - start
-    queue.put((seconds, _status_kib("VmHWM"), baseline, accounted))
+    queue.put((seconds, _cpu_seconds() - cpu, _status_kib("VmHWM"), baseline, accounted))
 
 
 def _checksum(workload: str, out: Path) -> tuple[Any, ...]:
@@ -186,6 +198,7 @@ class Result:
     budget: int
     engine: str
     seconds: float | None  # None: failed or ran out of time
+    cpu: float | None  # CPU seconds of the process (every thread), less sensitive to load
     peak_rss: int | None  # the process's VmHWM
     growth: int | None  # VmHWM less the resident set before the run (libraries loaded)
     accounted: int | None
@@ -193,15 +206,32 @@ class Result:
 
 
 def measure(
-    engine: str, workload: str, fact: Path, dim: Path, budget: int, timeout: float
+    engine: str,
+    workload: str,
+    fact: Path,
+    dim: Path,
+    budget: int,
+    timeout: float,
+    allocator: dict[str, str] | None = None,
 ) -> tuple[Result, tuple[Any, ...] | None]:
-    """One engine on one workload in a fresh process, and the checksum of its answer."""
+    """One engine on one workload in a fresh process, and the checksum of its answer.
+
+    ``allocator``: environment variables the process starts with (`ALLOCATOR`)."""
     work = Path(tempfile.mkdtemp(prefix="streamnet-bench-memory-"))
     out = work / "out.parquet"
     spawn = multiprocessing.get_context("spawn")
     queue = spawn.Queue()
     child = spawn.Process(target=_child, args=(engine, (workload, fact, dim, out, budget), queue))
-    child.start()
+    saved = {name: os.environ.get(name) for name in allocator or {}}
+    os.environ.update(allocator or {})
+    try:
+        child.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         answer: Any = None
         deadline = time.perf_counter() + timeout
@@ -215,13 +245,13 @@ def measure(
                 elif time.perf_counter() > deadline:
                     answer = f"over {timeout:.0f} s"
         if isinstance(answer, str):
-            return Result(workload, budget, engine, None, None, None, None, answer), None
-        seconds, peak, baseline, accounted = answer
+            return Result(workload, budget, engine, None, None, None, None, None, answer), None
+        seconds, cpu, peak, baseline, accounted = answer
         child.join()
         summary = _checksum(workload, out)
         shown = accounted if engine == "streamnet" else None
         growth = None if peak is None or baseline is None else peak - baseline
-        return Result(workload, budget, engine, seconds, peak, growth, shown), summary
+        return Result(workload, budget, engine, seconds, cpu, peak, growth, shown), summary
     finally:
         child.join(5)
         if child.is_alive():
@@ -238,15 +268,20 @@ def run(
     quarter: bool = True,
     timeout: float = 1200.0,
     data_dir: str = ".cache/bench",
+    engines: tuple[str, ...] = ENGINES,
+    allocator: dict[str, str] | None = ALLOCATOR,
 ) -> tuple[int, int, list[Result]]:
-    """Every engine on every workload at ``budget`` and, with ``quarter``, at a quarter of it."""
+    """Every engine on every workload at ``budget`` and, with ``quarter``, at a quarter of it,
+    each process started with the environment ``allocator`` (`ALLOCATOR`; None: as it is)."""
     fact, dim = generate(rows, keys, data_dir)
     results = []
     for limit in (budget, budget // 4) if quarter else (budget,):
         for workload in workloads:
             reference = None
-            for engine in ENGINES:
-                result, summary = measure(engine, workload, fact, dim, limit, timeout)
+            for engine in engines:
+                result, summary = measure(
+                    engine, workload, fact, dim, limit, timeout, allocator=allocator
+                )
                 if summary is not None:
                     if reference is not None and summary != reference:
                         raise AssertionError(
@@ -267,27 +302,34 @@ def report(rows: int, keys: int, results: list[Result]) -> str:
         "target: streamnet's peak RSS at most the budget + 20%, and within 1.5x of DuckDB's "
         "time at the same limit (Polars' streaming engine has no limit to set)",
         "",
-        "| budget MiB | workload | engine | seconds | peak RSS MiB (OS) | growth MiB | "
-        "accounted MiB | RSS / budget | time / DuckDB |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| budget MiB | workload | engine | seconds | CPU s | peak RSS MiB (OS) | growth MiB | "
+        "accounted MiB | RSS / budget | time / DuckDB | CPU / DuckDB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     failures = []
     for r in results:
         if r.note:
             failures.append(f"- {r.engine}, {r.workload} at {_mib(r.budget)} MiB: {r.note}")
         duck = next(
-            (d.seconds for d in results
+            (d for d in results
              if d.engine == "duckdb" and d.workload == r.workload and d.budget == r.budget),
             None,
         )  # fmt: skip
         seconds = "failed" if r.seconds is None else f"{r.seconds:.1f}"
+        cpu = "n/a" if r.cpu is None else f"{r.cpu:.1f}"
         ratio = (
-            f"{r.seconds / duck:.2f}x" if r.seconds is not None and duck else "n/a"
-        )
+            f"{r.seconds / duck.seconds:.2f}x"
+            if r.seconds is not None and duck is not None and duck.seconds else "n/a"
+        )  # fmt: skip
+        cpu_ratio = (
+            f"{r.cpu / duck.cpu:.2f}x" if r.cpu is not None and duck is not None and duck.cpu
+            else "n/a"
+        )  # fmt: skip
         rss = f"{r.peak_rss / r.budget:.2f}" if r.peak_rss is not None else "n/a"
         lines.append(
-            f"| {_mib(r.budget)} | {r.workload} | {r.engine} | {seconds} | {_mib(r.peak_rss)} | "
-            f"{_mib(r.growth)} | {_mib(r.accounted)} | {rss} | {ratio} |"
+            f"| {_mib(r.budget)} | {r.workload} | {r.engine} | {seconds} | {cpu} | "
+            f"{_mib(r.peak_rss)} | {_mib(r.growth)} | {_mib(r.accounted)} | {rss} | {ratio} | "
+            f"{cpu_ratio} |"
         )
     if failures:
         lines += ["", "Failed runs:", *failures]

@@ -137,3 +137,14 @@ def test_memory_benchmark_engines_agree(tmp_path: Path) -> None:
     assert all(r.seconds is not None for r in results), [r.note for r in results]
     assert next(r for r in results if r.engine == "streamnet").accounted is not None
     assert "time / DuckDB" in memory.report(rows, keys, results)
+    assert all(r.cpu is not None for r in results if r.seconds is not None)
+
+
+def test_kernel_memory_benchmark_measures_each_kind() -> None:
+    from benchmarks import kernel_memory
+
+    results = kernel_memory.run(rows=20_000, kinds=("sort", "scan", "merge", "join (loaded)"))
+    assert [r.kind for r in results] == ["sort", "scan", "merge", "join (loaded)"]
+    assert all(r.input_bytes > 0 and r.measured > 0 for r in results)
+    assert "| sort | 20,000 |" in kernel_memory.report(results)
+    assert set(kernel_memory.factors(results)) == {"sort", "scan", "merge", "join"}
