@@ -219,12 +219,23 @@ class SchemaInfo:
     needed.
     """
 
-    __slots__ = ("_inexact", "_polars", "arrow")
+    __slots__ = ("_inexact", "_polars", "_views", "arrow")
 
     def __init__(self, arrow: pa.Schema) -> None:
         self.arrow = arrow
         self._polars: tuple[list[str], list[Any]] | None = None
         self._inexact: list[tuple[str, pa.DataType, str]] | None = None
+        self._views: int | None = None
+
+    def views(self) -> int:
+        """How many top-level columns hold strings or binary values (Polars keeps a 16-byte
+        view of each value)."""
+        found = self._views
+        if found is None:
+            kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                     pa.types.is_large_binary, pa.types.is_string_view, pa.types.is_binary_view)  # fmt: skip
+            found = self._views = sum(any(k(f.type) for k in kinds) for f in self.arrow)
+        return found
 
     def inexact(self) -> list[tuple[str, pa.DataType, str]]:
         """``(column, type, why)`` of each column Polars does not hold exactly."""

@@ -53,7 +53,9 @@ class _Backend(Protocol):
     def to_arrow(self, chunk: TableChunk) -> pa.Table: ...
     def to_polars(self, chunk: TableChunk, *, convert: Iterable[str] = ()) -> pl.DataFrame: ...
     def to_pandas(self, chunk: TableChunk) -> pd.DataFrame: ...
-    def describe(self, native: object) -> tuple[SchemaInfo | None, int, int]: ...
+    def describe(
+        self, native: object, *, info: SchemaInfo | None = None
+    ) -> tuple[SchemaInfo | None, int, int]: ...
     def schema_info(self, native: object) -> SchemaInfo: ...
     def slice(self, chunk: TableChunk, offset: int, length: int | None = None) -> TableChunk: ...
     def residence(self, chunk: TableChunk) -> Tier: ...
@@ -184,16 +186,17 @@ class TableChunk:
         TypeError
             ``native`` is not one of the backend's tables.
         """
-        info, rows, nbytes = backend.describe(native)
+        known = None
+        if like is not None:
+            source: TableChunk = like
+            known = source._schema_info()
+        elif schema is not None:
+            known = info_of_arrow(schema)
+        info, rows, nbytes = backend.describe(native, info=known)
         chunk: TableChunk = cls.__new__(cls)
         chunk._backend = backend
         chunk._native = native
-        if like is not None:
-            source: TableChunk = like
-            info = source._schema_info()
-        elif schema is not None:
-            info = info_of_arrow(schema)
-        chunk._info = info
+        chunk._info = known if known is not None else info
         chunk._num_rows = rows
         chunk._nbytes = nbytes
         return chunk

@@ -223,10 +223,13 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ metadata
     @abstractmethod
-    def describe(self, native: object) -> tuple[SchemaInfo | None, int, int]:
+    def describe(
+        self, native: object, *, info: SchemaInfo | None = None
+    ) -> tuple[SchemaInfo | None, int, int]:
         """``(schema, rows, bytes)`` of one of the backend's native tables, without
         touching its data; the schema is None where it would cost a conversion (a
-        Polars frame on the CPU): `schema_info` works it out when asked.
+        Polars frame on the CPU): `schema_info` works it out when asked. ``info``, the
+        table's schema when the caller knows it, saves looking at its types.
 
         Raises
         ------

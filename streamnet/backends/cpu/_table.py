@@ -43,11 +43,15 @@ _VIEW_BYTES = 16
 """Bytes of the view Polars keeps per string or binary value, besides the value's bytes."""
 
 
-def frame_nbytes(frame: pl.DataFrame) -> int:
+def frame_nbytes(frame: pl.DataFrame, info: SchemaInfo | None = None) -> int:
     """The bytes ``frame`` holds: Polars' ``estimated_size``, plus the 16-byte view of
     every string or binary value of its top-level columns, which ``estimated_size``
-    leaves out (it counts the values' bytes only)."""
-    views = sum(dtype in (pl.String, pl.Binary) for dtype in frame.schema.dtypes())
+    leaves out (it counts the values' bytes only). ``info``, the frame's schema if
+    known, saves reading its types."""
+    if info is not None:
+        views = info.views()
+    else:
+        views = sum(dtype in (pl.String, pl.Binary) for dtype in frame.schema.dtypes())
     return int(frame.estimated_size()) + _VIEW_BYTES * frame.height * views
 
 
@@ -321,19 +325,21 @@ class CpuTables(Backend):
         return self.from_arrow(schema.empty_table())
 
     # ------------------------------------------------------------------ metadata
-    def describe(self, native: object) -> tuple[SchemaInfo | None, int, int]:
+    def describe(
+        self, native: object, *, info: SchemaInfo | None = None
+    ) -> tuple[SchemaInfo | None, int, int]:
         if isinstance(native, CpuTable):
             table = native.table
             if table is not None:
                 return info_of_arrow(table.schema), int(table.num_rows), int(table.nbytes)
             frame = native.frame
             if frame is not None:
-                return None, frame.height, frame_nbytes(frame)
+                return None, frame.height, frame_nbytes(frame, info)
             raise TypeError("describe: a spilled table's metadata is its chunk's; got one on disk")
         if isinstance(native, pa.Table):
             return info_of_arrow(native.schema), int(native.num_rows), int(native.nbytes)
         if isinstance(native, pl.DataFrame):
-            return None, native.height, frame_nbytes(native)
+            return None, native.height, frame_nbytes(native, info)
         raise TypeError(_not_native(native))
 
     def schema_info(self, native: object) -> SchemaInfo:
