@@ -4,8 +4,10 @@ A partition is a list of left pieces and a list of right pieces (chunks, some
 maybe spilled), held in the budget (`MemoryHolder`), which spills them when it
 is short. `GraceJoin.join` joins it:
 
-- whole, in one `Backend.join`, when its right (build) side fits in
-  `BUILD_SHARE` of the budget and its left (probe) side in `PROBE_SHARE`;
+- whole, in one `Backend.join`, when its right (build) side and its left
+  (probe) side fit in the input of one step: the bytes whose working memory
+  (`Backend.working_memory` of ``"join"``) fits in `STEP_SHARE` of the budget,
+  half of them for each side (`BUILD_SHARE`, `PROBE_SHARE`);
 - split again when its right side does not fit: both sides hash-partitioned
   with the next seed (`Backend.hash_partition`), each part joined the same way,
   recursively, down to `MAX_LEVELS`;
@@ -16,10 +18,12 @@ is short. `GraceJoin.join` joins it:
   fits but whose left side does not streams its left side.
 
 Every step runs under a reservation of its working memory
-(`MemoryBudget.reserve`): the chunks it loads, the hash table over the block
-(counted as the block's size again) and its result. The reservation ends before
+(`MemoryBudget.reserve`): the chunks it loads and what its kernel takes beyond
+them (`Backend.working_memory`: the hash table over the block and a result of
+about the inputs' size, or more where keys repeat). The reservation ends before
 the result is sent, so none is held across a channel wait; between steps the
-block and the units are held, spillable.
+block and the units are held, spillable. A step's lists are emptied as it
+goes: a chunk it loaded is counted no more, so nothing may keep it after.
 
 Joining block by block with only `Backend.join`, for every ``how``: a left row
 must be matched against every block before one knows it matched none, and a
