@@ -210,7 +210,7 @@ SCAN_SHARE = 1 / 8
 """Under a memory budget, the share of it that one scan task may take: the encoded column
 chunks it reads, the rows it decodes and the decoding's working memory
 (`Backend.working_memory`). A row group that needs more is read in parts (each reads the
-row group's column chunks and decodes its own rows)."""
+row group's column chunks and decodes its own rows; more parts read them more times)."""
 READ_AHEAD_SHARE = 1 / 4
 """Under a memory budget, the share of it that the tasks a scan reads ahead of the one it
 sends next may take, reserved or read (and only while it is free): more would only make
@@ -232,7 +232,8 @@ class _ScanMemory:
         self.budget = ctx.memory
         self.share = ctx.memory.share(SCAN_SHARE)
         self.limited = self.share is not None
-        self.holder = ctx.memory.holder("read ahead") if self.limited else None
+        # about to be sent on: spilled only if nothing else is left to spill
+        self.holder = ctx.memory.holder("read ahead", spill_last=True) if self.limited else None
         self.per_byte = ctx.backend.working_memory(kind, 1 << 20) / (1 << 20)
         self.max_decoded = None if self.share is None else max(1, int(self.share / self.per_byte))
         self.ahead = ctx.memory.share(READ_AHEAD_SHARE) or 0

@@ -255,10 +255,14 @@ class MemoryHolder:
     on it (it then counts no more; load it with ``make_available``).
     """
 
-    def __init__(self, ledger: _Ledger, actor: str, what: str) -> None:
+    def __init__(
+        self, ledger: _Ledger, actor: str, what: str, *, spill_last: bool = False
+    ) -> None:
         self._ledger = ledger
         self.actor = actor
         self.what = what
+        self.spill_last = spill_last
+        """Whether its chunks are spilled only once no other holder's are left in memory."""
         self.resident = 0
         """Bytes of its chunks in memory now."""
         self.spilled = 0
@@ -402,8 +406,9 @@ class _Ledger:
 
     def victims(self, nbytes: int, *, only: MemoryHolder | None = None) -> list[Spillable]:
         """Held chunks in memory whose spilling frees at least ``nbytes`` (all there are if
-        not enough), largest first, and the coldest first among chunks of one size. They
-        count as spilled at once, so that a concurrent call chooses others."""
+        not enough), largest first, and the coldest first among chunks of one size, those
+        of holders that spill last after all others. They count as spilled at once, so
+        that a concurrent call chooses others."""
         if nbytes <= 0:
             return []
         with self.lock:
@@ -413,7 +418,12 @@ class _Ledger:
                 for chunk, held in self.held.values()
                 if not held.leaving and held.nbytes and (only is None or held.holder is only)
             ]
-            resident.sort(key=lambda item: (item[1].nbytes, now - item[1].used), reverse=True)
+            resident.sort(
+                key=lambda item: (
+                    not item[1].holder.spill_last, item[1].nbytes, now - item[1].used
+                ),
+                reverse=True,
+            )
             victims: list[Spillable] = []
             freed = 0
             for chunk, held in resident:
@@ -515,14 +525,18 @@ class MemoryBudget:
         with self._ledger.lock:
             return tuple(self._ledger.samples or ())
 
-    def holder(self, what: str, *, actor: str | None = None) -> MemoryHolder:
+    def holder(
+        self, what: str, *, actor: str | None = None, spill_last: bool = False
+    ) -> MemoryHolder:
         """A holder for an operator's state called ``what`` (named in errors), owned by
-        ``actor`` (by default the running actor)."""
+        ``actor`` (by default the running actor). With ``spill_last``, its chunks are
+        spilled only once no other holder's are left in memory: chunks read ahead,
+        about to be sent on, or used again and again (a hybrid join's right side)."""
         if actor is None:
             from streamnet._actor import current_actor_name  # the actor module imports this one
 
             actor = current_actor_name() or ""
-        return MemoryHolder(self._ledger, actor, what)
+        return MemoryHolder(self._ledger, actor, what, spill_last=spill_last)
 
     async def reserve(
         self, nbytes: int, *, what: str = "working memory", in_hand: bool = False

@@ -147,6 +147,19 @@ async def test_clearing_a_holder_forgets_only_its_chunks(ctx: Context) -> None:
     assert ctx.memory.in_use == kept.nbytes + 4800
 
 
+async def test_chunks_of_a_holder_that_spills_last_go_after_all_others(ctx: Context) -> None:
+    """Chunks read ahead (about to be sent) are spilled only once nothing else is left."""
+    ahead = ctx.memory.holder("read ahead", actor="scan", spill_last=True)
+    state = ctx.memory.holder("state", actor="sort")
+    big, small = _chunk(500), _chunk(200)  # 4000 and 1600 bytes: the larger one spills last
+    await ahead.add(big)
+    await state.add(small)
+    async with await ctx.memory.reserve(5000):
+        assert small.is_spilled and not big.is_spilled
+    async with await ctx.memory.reserve(9000):  # nothing else left: then it goes too
+        assert big.is_spilled
+
+
 # ------------------------------------------------------------------ reservations
 async def test_a_reservation_that_fits_is_granted_and_given_back(ctx: Context) -> None:
     async with await ctx.memory.reserve(4000, what="a build") as reservation:
