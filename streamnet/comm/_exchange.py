@@ -22,13 +22,16 @@ if TYPE_CHECKING:
     from streamnet._collective import Collective
     from streamnet._context import Context
 
-__all__ = ["Exchange", "Owner", "Partitions", "contiguous", "round_robin"]
+__all__ = ["COALESCE_SHARE", "Exchange", "Owner", "Partitions", "contiguous", "round_robin"]
 
 Owner = Callable[[int, int], int]
 """``owner(partition, nranks)``: the rank that holds a partition."""
 
 _DONE = None
 _SENDS_IN_FLIGHT = 8  # pieces being sent at once by one exchange
+COALESCE_SHARE = 1 / 64
+"""Under a memory budget, the share of it up to which the pieces of a partition held in
+memory are joined into one (one spill file rather than one per piece)."""
 
 
 def round_robin(partition: int, nranks: int) -> int:
@@ -73,6 +76,7 @@ class Partitions:
         self.report = CollectiveTraffic()
         self.traffic = traffic
         self._counted_spilled = 0  # of the holder's spilled bytes, those in the reports
+        self._adding = asyncio.Lock()
 
     @property
     def buffered(self) -> int:
@@ -84,9 +88,28 @@ class Partitions:
         return sorted(self.pieces)
 
     async def add(self, partition: int, piece: TableChunk) -> None:
-        """Hold ``piece``; beyond the bound, spill the largest pieces (in a thread)."""
-        self.pieces[partition].append(piece)
-        await self.holder.add(piece)
+        """Hold ``piece``; beyond the bound, spill the largest pieces (in a thread).
+
+        Under a memory budget, a small piece joins the partition's last one while that
+        is in memory and both stay within `COALESCE_SHARE` of the budget: pieces cut
+        from small chunks would otherwise be spilled (and read back) a file each."""
+        async with self._adding:  # one at a time: the receivers of several peers add at once
+            pieces = self.pieces[partition]
+            last = pieces[-1] if pieces else None
+            limit = self.ctx.memory.share(COALESCE_SHARE)
+            if (
+                last is not None
+                and limit is not None
+                and not last.is_spilled
+                and last.nbytes + piece.nbytes <= limit
+            ):
+                self.holder.remove(last)
+                joined = [last, piece]
+                piece = pieces[-1] = await self.ctx.to_thread(self.ctx.backend.concat, joined)
+                del last, joined
+            else:
+                pieces.append(piece)
+            await self.holder.add(piece)
         self._held()
         if self.max_buffered_bytes is not None and self.holder.resident > self.max_buffered_bytes:
             await self.holder.spill_down_to(self.max_buffered_bytes)

@@ -199,3 +199,28 @@ async def test_leaving_the_exchange_on_an_error_stops_its_receivers() -> None:
             await run_ranks_async(2, job)
     assert entered.is_set()
     assert asyncio.all_tasks() == {asyncio.current_task()}  # no receiver left behind
+
+
+async def test_under_a_budget_small_pieces_of_a_partition_are_held_as_one() -> None:
+    """Pieces cut from small chunks join the partition's last piece while it is in memory,
+    up to a share of the budget: one spill file for many, the rows all there."""
+    from streamnet import Partitions
+    from streamnet.comm._exchange import COALESCE_SHARE
+
+    with Context(memory_limit=64 * 2**20) as ctx:
+        held = Partitions(ctx, [0], None)
+        frames = [pl.DataFrame({"k": range(i * 100, (i + 1) * 100)}) for i in range(50)]
+        for frame in frames:
+            await held.add(0, TableChunk.from_polars(frame))
+        pieces = held.pieces[0]
+        assert len(pieces) < len(frames)
+        assert all(p.nbytes <= ctx.memory.share(COALESCE_SHARE) for p in pieces)  # type: ignore[operator]
+        assert held.holder.resident == sum(p.nbytes for p in pieces) == ctx.memory.in_use
+        got = held.take(0)
+        assert got is not None
+        assert_frame_equal(got.to_polars(), pl.concat(frames))
+    with Context() as ctx:  # without a budget, as they came
+        held = Partitions(ctx, [0], None)
+        for frame in frames:
+            await held.add(0, TableChunk.from_polars(frame))
+        assert len(held.pieces[0]) == len(frames)
