@@ -226,6 +226,7 @@ their concatenation and the result built beside them (`Backend.working_memory` o
 ``"finish"``, what it reserves), while the exchanges of other actors hold the rest. A
 partition whose partials need more is split again by key."""
 _MAX_SPLITS = 4  # levels of splitting: a partition that will not split (one key) is finished whole
+_MAX_FANOUT = 16  # parts a partition is split into at one level
 
 
 class _Groups:
@@ -240,6 +241,7 @@ class _Groups:
         self.keys = keys
         self.holder = holder
         share = ctx.memory.share(GROUPS_SHARE)
+        self.budget_share = share or 0
         # the partials one finishing step may take
         self.share = None if share is None else ctx.backend.largest_input("finish", share)
 
@@ -267,20 +269,29 @@ class _Groups:
             full.clear()  # loaded by the kernel: gone before the result waits on the channel
             yield number, out
             return
-        split = max(2, -(-size // self.share) * 2)  # parts of about half the share
+        # parts of about half the share, at most _MAX_FANOUT a level (the next splits more)
+        split = min(_MAX_FANOUT, max(2, -(-size // self.share) * 2))
         finer = modulus * split
         parts: dict[int, list[TableChunk]] = {}
         holder = ctx.memory.holder("split group-by partials")
+        # pieces cut together, as many as one cut may take: a part gets one piece per cut
+        at_once = ctx.backend.largest_input("hash_partition", self.budget_share)
         pieces.reverse()
         while pieces:
-            piece = pieces.pop()
-            self.holder.remove(piece)
-            if not piece.num_rows:
+            group: list[TableChunk] = []
+            nbytes = 0
+            while pieces and (not group or nbytes + pieces[-1].nbytes <= at_once):
+                piece = pieces.pop()
+                self.holder.remove(piece)
+                if piece.num_rows:
+                    group.append(piece)
+                    nbytes += piece.nbytes
+            if not group:
                 continue
-            need = ctx.backend.working_memory("hash_partition", piece.nbytes)
+            need = ctx.backend.working_memory("hash_partition", nbytes)
             async with await ctx.memory.reserve(need, what="splitting partials", in_hand=True):
-                cut = await ctx.to_thread(self._cut, piece, finer)
-            del piece  # loaded to be cut: not kept
+                cut = await ctx.to_thread(self._cut, group, finer)
+            group.clear()  # loaded to be cut: not kept
             for part, chunk in cut.items():
                 parts.setdefault(part, []).append(chunk)
                 await holder.add(chunk)
@@ -290,8 +301,10 @@ class _Groups:
             async for item in inner.finish(parts.pop(part), part, finer, depth + 1):
                 yield item
 
-    def _cut(self, piece: TableChunk, partitions: int) -> dict[int, TableChunk]:
-        return self.ctx.backend.hash_partition(piece.make_available(), self.keys, partitions)
+    def _cut(self, pieces: list[TableChunk], partitions: int) -> dict[int, TableChunk]:
+        backend = self.ctx.backend
+        whole = pieces[0] if len(pieces) == 1 else backend.concat(pieces)
+        return backend.hash_partition(whole.make_available(), self.keys, partitions)
 
     def _finished(self, pieces: list[TableChunk]) -> TableChunk:
         for piece in pieces:

@@ -8,10 +8,11 @@ the budget needs no spilling of its left side. `HybridJoin`:
   each made one chunk and held in the budget;
 - hash-partitions each left chunk as it arrives, with the same hash, into
   per-partition buffers, held too;
-- when the buffers hold more than `PROBE_SHARE` of the budget, joins the
-  partition with the most buffered bytes with its right partition (a step of
-  `GraceJoin`, under a reservation of its working memory), sends the result and
-  empties that buffer; at the end it joins every buffer left.
+- when the buffers hold more than `PROBE_SHARE` of the budget, or the budget
+  runs short (`LOW_WATER`), joins the partition with the most buffered bytes
+  with its right partition (a step of `GraceJoin`, under a reservation of its
+  working memory), sends the result and empties that buffer; at the end it joins
+  every buffer left.
 
 A right partition is joined once per flush of its buffer: the right side is
 read about (left bytes / buffered bytes) times, each time in small partitions,
@@ -32,12 +33,17 @@ from collections.abc import Sequence
 from actors._grace import Emit, GraceJoin, _each
 from streamnet import Context, JoinSpec, TableChunk
 
-__all__ = ["MIN_PARTITIONS", "PROBE_SHARE", "RESIDENT_SHARE", "HybridJoin", "resident_cap"]
+__all__ = [
+    "LOW_WATER", "MIN_PARTITIONS", "PROBE_SHARE", "RESIDENT_SHARE", "HybridJoin", "resident_cap",
+]  # fmt: skip
 
 RESIDENT_SHARE = 1 / 4
 """The share of the budget a right side may take to stay in memory (`resident_cap`)."""
 PROBE_SHARE = 1 / 4
 """The share of the budget the left pieces waiting for their partition's join may take."""
+LOW_WATER = 1 / 8
+"""Below this share of the budget free, the fullest buffer is joined at once (if the buffers
+hold a quarter of their share or more) rather than left for the budget to spill."""
 MIN_PARTITIONS = 16
 """The fewest partitions the right side is cut into: small hash tables are cheap to build
 again at each flush."""
@@ -72,6 +78,8 @@ class HybridJoin:
         self.spec = spec
         self.grace = GraceJoin(ctx, spec, None, right_empty, emit)
         self.held = self.grace.held
+        # used at every flush of its buffer: spilled only if nothing else is left to spill
+        self.right_held = ctx.memory.holder("join right partitions", spill_last=True)
         self.probe_cap = cap
         self.partitions = MIN_PARTITIONS
         self.right: dict[int, TableChunk] = {}
@@ -92,9 +100,10 @@ class HybridJoin:
                 await self.held.add(piece)
             del chunk
         for part in sorted(parts):
-            self.right[part] = await self.grace.load(
-                parts.pop(part), "join (a partition of the right side)"
-            )
+            chunk = await self.grace.load(parts.pop(part), "join (a partition of the right side)")
+            self.held.remove(chunk)
+            await self.right_held.add(chunk)
+            self.right[part] = chunk
 
     async def probe(self, chunk: TableChunk) -> None:
         """Buffer the pieces of a left chunk by partition; join the fullest buffers while
@@ -105,8 +114,18 @@ class HybridJoin:
             self.buffered += piece.nbytes
             await self.held.add(piece)
         del chunk
-        while self.buffered > self.probe_cap and self.left:
+        while self.left and (
+            self.buffered > self.probe_cap
+            or (self.buffered > self.probe_cap // 4 and self._short())
+        ):
             await self._flush(max(self.left_bytes, key=self.left_bytes.__getitem__))
+
+    def _short(self) -> bool:
+        """Whether the budget has less than `LOW_WATER` of it free: joining a buffer then
+        frees its memory at once, where the budget would spill something to disk."""
+        free = self.ctx.memory.available()
+        limit = self.ctx.memory.limit
+        return free is not None and limit is not None and free < limit * LOW_WATER
 
     async def finish(self) -> None:
         """Join every buffer left."""
@@ -116,6 +135,7 @@ class HybridJoin:
     def release(self) -> None:
         """Nothing is held any more."""
         self.held.clear()
+        self.right_held.clear()
         self.right.clear()
         self.left.clear()
 
@@ -124,10 +144,11 @@ class HybridJoin:
         self.buffered -= self.left_bytes.pop(part)
         self.flushes += 1
         kept = self.right.get(part)
-        # the step takes the right partition from the budget: held again after, for the next
+        if kept is not None:  # counted by the step's reservation meanwhile
+            self.right_held.remove(kept)
         await self.grace.join(left, [kept] if kept is not None else [])
-        if kept is not None:
-            await self.held.add(kept)
+        if kept is not None:  # held again, for the next flush
+            await self.right_held.add(kept)
 
     async def _cut(self, chunk: TableChunk, keys: Sequence[str]) -> dict[int, TableChunk]:
         backend = self.ctx.backend

@@ -462,7 +462,7 @@ async def _hybrid_join(
         sent = True
 
     hybrid = HybridJoin(ctx, spec, right_empty, emit)
-    holders.append(hybrid.held)
+    holders += [hybrid.held, hybrid.right_held]
     left_empty: TableChunk | None = None
     try:
         await hybrid.build(right)
