@@ -726,10 +726,15 @@ class Backend(ABC):
         """
 
     # ------------------------------------------------------------------ working memory
-    WORKING_MEMORY: ClassVar[dict[KernelKind, float]]
+    WORKING_MEMORY: ClassVar[dict[KernelKind, float]] = {
+        "scan": 2.0, "scan_aggregate": 4.0, "aggregate": 4.0, "finish": 4.0,
+        "hash_partition": 4.0, "range_partition": 4.0, "concat": 2.0, "sort": 4.0,
+        "merge": 8.0, "join": 4.0, "write": 3.0,
+    }  # fmt: skip
     """Per kind of kernel, the bytes it has in use at its peak per byte of its input
-    (input and result included), as measured on this backend: what `working_memory`
-    multiplies by. ``benchmarks/kernel_memory.py`` measures them."""
+    (input and result included): what `working_memory` multiplies by. A backend sets
+    the factors measured on it (``benchmarks/kernel_memory.py`` measures them); these
+    are cautious ones for a backend that has not."""
 
     def working_memory(self, kind: KernelKind, nbytes: int) -> int:
         """The bytes a kernel of ``kind`` has in use at its peak for ``nbytes`` of input
