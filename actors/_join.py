@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from actors._columns import ColumnCheck
 from actors._grace import BUILD_SHARE, GraceFigures, GraceJoin
@@ -35,6 +36,9 @@ from streamnet import (
     define_actor,
     inputs,
 )
+
+if TYPE_CHECKING:
+    from streamnet import Predicate
 
 __all__ = ["BROADCAST_THRESHOLD", "JoinReport", "join"]
 
@@ -112,7 +116,64 @@ def _join_needs(
     return {"left_in": both | frozenset(left_keys), "right_in": right}
 
 
-@define_actor(collective=True, columns=_join_needs)
+Side = Literal["left", "right"]
+
+
+def _origins(
+    columns: Mapping[str, frozenset[str] | None],
+    *,
+    on: str | Sequence[str] | None,
+    left_on: str | Sequence[str] | None,
+    right_on: str | Sequence[str] | None,
+    how: JoinHow,
+    suffix: str,
+) -> dict[str, tuple[Side, str] | None] | None:
+    """Per output column, the input column it comes from (`JoinSpec.origins`); None when
+    an input's columns are not known (or the arguments are wrong: the actor says so)."""
+    left, right = columns.get("left_in"), columns.get("right_in")
+    if left is None or right is None:
+        return None
+    try:
+        spec = JoinSpec.of(on, left_on=left_on, right_on=right_on, how=how, suffix=suffix)
+    except (TypeError, ValueError):
+        return None
+    return spec.origins(sorted(left), sorted(right))
+
+
+def _join_emits(columns: Mapping[str, frozenset[str] | None], /, **arguments: Any) -> frozenset[str] | None:
+    origins = _origins(columns, **{k: arguments[k] for k in _SPEC})
+    return None if origins is None else frozenset(origins)
+
+
+_SPEC = ("on", "left_on", "right_on", "how", "suffix")
+_KEPT: Mapping[str, tuple[Side, ...]] = {
+    "inner": ("left", "right"), "left": ("left",), "semi": ("left",), "anti": ("left",),
+    "right": ("right",),
+}  # fmt: skip
+"""The sides whose rows a join keeps as they are (joined or not, never null-filled)."""
+
+
+def _join_predicates(
+    wanted: frozenset[Predicate], columns: Mapping[str, frozenset[str] | None], /, **arguments: Any
+) -> dict[str, frozenset[Predicate]]:
+    """A predicate over the columns of one side moves to that side's input, renamed to its
+    names, when the join keeps that side's rows as they are: a row it drops there would
+    have given only rows the predicate drops. Never to the side a join fills with nulls."""
+    origins = _origins(columns, **{k: arguments[k] for k in _SPEC})
+    kept = _KEPT.get(arguments["how"], ())
+    moved: dict[str, set[Predicate]] = {"left_in": set(), "right_in": set()}
+    for predicate in wanted if origins is not None else ():
+        read = sorted(predicate.columns)
+        found = [origins.get(column) for column in read]  # type: ignore[union-attr]
+        sides = {origin[0] for origin in found if origin is not None}
+        if None in found or len(sides) != 1 or (side := sides.pop()) not in kept:
+            continue
+        names = {column: origin[1] for column, origin in zip(read, found, strict=True) if origin}
+        moved[f"{side}_in"].add(predicate.renamed(names))
+    return {parameter: frozenset(predicates) for parameter, predicates in moved.items()}
+
+
+@define_actor(collective=True, columns=_join_needs, emits=_join_emits, predicates=_join_predicates)
 async def join(
     ctx: Context,
     left_in: Channel[TableChunk],

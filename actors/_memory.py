@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import operator
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from streamnet import Channel, Context, Message, TableChunk, define_actor, host_kind
+from streamnet import (
+    Channel,
+    Context,
+    Filter,
+    Message,
+    Plan,
+    TableChunk,
+    current_actor,
+    define_actor,
+    host_kind,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +48,32 @@ def chunk_row_count(
     return DEFAULT_CHUNK_ROWS
 
 
+def _pushed_filter(ctx: Context, whole: TableChunk) -> TableChunk:
+    """``whole`` without the rows that fail a predicate a Network pushed to the running
+    actor (its consumers drop them anyway); as it is when none applies to its columns."""
+    node = current_actor()
+    names = set(whole.schema.names)
+    pushed = [] if node is None else sorted(node.pushed_predicates, key=str)
+    exprs = [p.expr for p in pushed if p.columns <= names]
+    if not exprs:
+        return whole
+    step = Filter(functools.reduce(operator.and_, exprs), actor=node.name if node else "")
+    try:
+        compiled = ctx.backend.compile(Plan(steps=(step,)), whole.schema)
+    except Exception:  # the filter downstream reports what is wrong with its predicate
+        return whole
+    return ctx.backend.run(compiled, whole)
+
+
+def _emits(columns: Mapping[str, frozenset[str] | None], /, *, table: Any = None, df: Any = None,
+           **_: Any) -> frozenset[str] | None:  # fmt: skip
+    """The columns of the table or frame (a pandas frame's are not known: its index)."""
+    source = table if table is not None else df
+    if host_kind(source) in ("arrow", "polars"):
+        return frozenset(source.schema.names if host_kind(source) == "arrow" else source.columns)
+    return None
+
+
 async def _send_slices(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -42,7 +81,9 @@ async def _send_slices(
     chunk_rows: int | None,
     chunk_bytes: int | None,
 ) -> None:
-    """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for."""
+    """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for (the
+    rows of the predicates a Network pushed to the actor only)."""
+    whole = await ctx.to_thread(_pushed_filter, ctx, whole)
     num_rows = whole.num_rows
     step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)
     ctx.progress.expect(num_rows)
@@ -55,7 +96,7 @@ async def _send_slices(
     await ch_out.drain(ctx)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True)
 async def from_arrow(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -89,7 +130,7 @@ async def from_arrow(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True)
 async def from_polars(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -122,7 +163,7 @@ async def from_polars(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True)
 async def from_pandas(
     ctx: Context,
     ch_out: Channel[TableChunk],

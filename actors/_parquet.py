@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import operator
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from streamnet import (
     ParquetScan,
     Plan,
     PlanParams,
+    Predicate,
     RowGroup,
     ScanTask,
     Step,
@@ -94,14 +97,22 @@ class ParquetWriteReport:
     chunks: int
 
 
+def _leading_filters(steps: Sequence[Step]) -> list[Filter]:
+    """The `Filter` steps that come first."""
+    leading = []
+    for step in steps:
+        if not isinstance(step, Filter):
+            break
+        leading.append(step)
+    return leading
+
+
 def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
     """The predicates of the leading `Filter` steps that read only scanned columns (none
     redefined before them, since only filters come first): their statistics prune too."""
     have = set(scanned)
     predicates = []
-    for step in steps:
-        if not isinstance(step, Filter):
-            break
+    for step in _leading_filters(steps):
         names = step.predicate.meta.root_names()
         if names and set(names) <= have and not step.predicate.meta.has_multiple_outputs():
             predicates.append(step.predicate)
@@ -114,13 +125,16 @@ def _plan(
     columns: list[str] | None,
     predicate: pl.Expr | None,
     wanted: frozenset[str] | None = None,
+    pushed: Sequence[Predicate] = (),
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
     statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read).
 
     ``wanted``: the columns the actors downstream need (None: all); the scan reads only
-    those of its columns (at least one, so that rows are still counted)."""
+    those of its columns (at least one, so that rows are still counted). ``pushed``: the
+    predicates the actors downstream apply anyway, added to the scan's predicate (but
+    those the leading fused filters state, which Polars pushes into the scan itself)."""
     assert isinstance(plan.source, ParquetScan)
     files = read_parquet_footers(list(plan.source.paths))
     filtered = referenced_columns([predicate]) if predicate is not None else set()
@@ -131,7 +145,22 @@ def _plan(
         if len(kept) < len(names):
             columns = kept
             plan = Plan(dataclasses.replace(plan.source, columns=tuple(kept)), plan.steps)
-    compiled = backend.compile(plan, files.schema)
+    compiled = None
+    stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
+    extra = [p.expr for p in pushed if p not in stated and p.columns <= set(files.schema.names)]
+    if extra:
+        scan_predicate = functools.reduce(operator.and_, [*filter(None, [predicate]), *extra])
+        scan = plan.source
+        assert isinstance(scan, ParquetScan)
+        with_pushed = Plan(dataclasses.replace(scan, predicate=scan_predicate), plan.steps)
+        try:
+            compiled = backend.compile(with_pushed, files.schema)
+        except Exception:  # the filter downstream reports what is wrong with its predicate
+            compiled = None
+        else:
+            plan, predicate = with_pushed, scan_predicate
+    if compiled is None:
+        compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
         plan.steps, columns if columns is not None else files.schema.names
     )
@@ -160,7 +189,25 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@define_actor(check=_check_read, head=True, prunes=True)
+def _emits(
+    columns_in: Mapping[str, frozenset[str] | None],
+    /,
+    *,
+    source: PathLike | Sequence[PathLike],
+    columns: Sequence[str] | None,
+    **_: Any,
+) -> frozenset[str] | None:
+    """The columns read: those asked for, else the first file's (from its footer)."""
+    if columns is not None:
+        return None if isinstance(columns, str) else frozenset(columns)
+    try:
+        paths = expand_paths(source, ".parquet")
+        return frozenset(read_parquet_footers(paths[:1]).schema.names)
+    except Exception:  # not known: the actor reports what is wrong when it runs
+        return None
+
+
+@define_actor(check=_check_read, head=True, prunes=True, emits=_emits, pushdown=True)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -181,7 +228,9 @@ async def read_parquet(
     and run through their steps as one query, the reader decoding only the
     columns the steps use, and the predicates of the leading filters prune
     row groups by their statistics as ``filters`` does. The report then counts
-    the rows after the whole chain in ``rows_emitted``. When the chain ends in
+    the rows after the whole chain in ``rows_emitted``. The predicates of filters
+    further downstream that a Network pushes to it (see `Network`'s
+    ``pushdown``) join ``filters``, statistics included. When the chain ends in
     the partial aggregation of a ``groupby_agg``, one query reads a run of
     adjacent row groups (up to a million rows, at least six runs per thread),
     since only a few rows come out of each.
@@ -269,7 +318,10 @@ async def read_parquet(
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
-    compiled, planned = await ctx.to_thread(_plan, backend, plan, out_columns, filters, wanted)
+    pushed = sorted(node.pushed_predicates, key=str) if node is not None else []
+    compiled, planned = await ctx.to_thread(
+        _plan, backend, plan, out_columns, filters, wanted, pushed
+    )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)
     if split:
