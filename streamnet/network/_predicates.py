@@ -150,7 +150,11 @@ def pushed_predicates(
             applied[channel] = got if channel not in heard else applied[channel] & got
             heard[channel] = heard.get(channel, 0) + 1
     # a channel some consumer of which did not answer (left in a cycle) gets nothing
-    return {c: p if heard.get(c) == consumers.get(c) else frozenset() for c, p in applied.items()}
+    channels = {c: None for node in nodes for c in (*node.inputs, *node.outputs)}
+    return {
+        c: applied[c] if c in applied and heard.get(c) == consumers.get(c) else frozenset()
+        for c in channels
+    }
 
 
 def describe(node: ActorNode) -> PredicateNode:

@@ -212,3 +212,22 @@ def test_a_spec_that_joins_nothing_is_refused(kwargs: dict[str, object], message
         JoinSpec(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not both"):
         JoinSpec.of("a", left_on="a", right_on="a")
+
+
+@settings(max_examples=30)
+@given(sides())
+def test_origins_name_the_join_s_columns_and_where_their_values_come_from(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec]
+) -> None:
+    left, right, spec = drawn
+    joined = polars_join(left, right, spec)
+    origins = spec.origins(left.columns, right.columns)
+    assert origins is not None and list(origins) == joined.columns
+    inputs = {"left": left, "right": right}
+    for column, origin in origins.items():
+        if origin is None:  # the right key of a full join: either side's keys
+            assert spec.how == "full"
+            continue
+        side, name = origin
+        values = set(joined[column].drop_nulls().to_list())
+        assert values <= set(inputs[side][name].drop_nulls().to_list()), (column, origin)
