@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
 from actors._parquet import PathLike
+from actors._pushed import PushedFilter
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -20,6 +21,7 @@ from streamnet import (
     TableChunk,
     arrow_schema,
     csv_shares,
+    current_actor,
     define_actor,
     expand_paths,
 )
@@ -30,7 +32,17 @@ if TYPE_CHECKING:
 __all__ = ["read_csv"]
 
 
-@define_actor
+def _emits(
+    columns: Mapping[str, frozenset[str] | None], /, *, schema: object, **_: object
+) -> frozenset[str] | None:
+    """The columns of ``schema`` when given (the files' own are known once read)."""
+    try:
+        return None if schema is None else frozenset(arrow_schema(schema, where="read_csv").names)
+    except Exception:  # the actor reports what is wrong when it runs
+        return None
+
+
+@define_actor(emits=_emits, pushdown=True)
 async def read_csv(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -144,6 +156,7 @@ async def read_csv(
         seen = _checked(first, reader.schema, wanted)
     ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
     seq = 0
+    pushed = PushedFilter(ctx, current_actor())
     try:
         for part in parts:
             path = part.path
@@ -159,8 +172,11 @@ async def read_csv(
                         "pass `schema=` to read both alike"
                     )
                 while (chunk := await ctx.to_thread(reader.next)) is not None:
-                    await ch_out.send(ctx, Message(seq, chunk))
                     ctx.progress.advance(chunk.num_rows)
+                    chunk = await ctx.to_thread(pushed, chunk)
+                    if chunk.num_rows == 0:
+                        continue  # its rows are dropped downstream anyway
+                    await ch_out.send(ctx, Message(seq, chunk))
                     seq += 1
             finally:
                 reader.close()
@@ -171,9 +187,7 @@ async def read_csv(
         pass  # downstream needs no more
 
 
-def _checked(
-    path: Path, file_schema: ArrowSchema, wanted: ArrowSchema | None
-) -> ArrowSchema:
+def _checked(path: Path, file_schema: ArrowSchema, wanted: ArrowSchema | None) -> ArrowSchema:
     if wanted is not None and file_schema.names != wanted.names:
         raise SchemaError(
             f"`{path}` has columns {file_schema.names}, but the schema names {wanted.names}"

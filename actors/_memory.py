@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamnet import (
-    Channel,
-    Context,
-    Filter,
-    Message,
-    Plan,
-    TableChunk,
-    current_actor,
-    define_actor,
-    host_kind,
-)
+from actors._pushed import PushedFilter
+from streamnet import Channel, Context, Message, TableChunk, current_actor, define_actor, host_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,23 +37,6 @@ def chunk_row_count(
     return DEFAULT_CHUNK_ROWS
 
 
-def _pushed_filter(ctx: Context, whole: TableChunk) -> TableChunk:
-    """``whole`` without the rows that fail a predicate a Network pushed to the running
-    actor (its consumers drop them anyway); as it is when none applies to its columns."""
-    node = current_actor()
-    names = set(whole.schema.names)
-    pushed = [] if node is None else sorted(node.pushed_predicates, key=str)
-    exprs = [p.expr for p in pushed if p.columns <= names]
-    if not exprs:
-        return whole
-    step = Filter(functools.reduce(operator.and_, exprs), actor=node.name if node else "")
-    try:
-        compiled = ctx.backend.compile(Plan(steps=(step,)), whole.schema)
-    except Exception:  # the filter downstream reports what is wrong with its predicate
-        return whole
-    return ctx.backend.run(compiled, whole)
-
-
 def _emits(columns: Mapping[str, frozenset[str] | None], /, *, table: Any = None, df: Any = None,
            **_: Any) -> frozenset[str] | None:  # fmt: skip
     """The columns of the table or frame (a pandas frame's are not known: its index)."""
@@ -83,7 +55,7 @@ async def _send_slices(
 ) -> None:
     """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for (the
     rows of the predicates a Network pushed to the actor only)."""
-    whole = await ctx.to_thread(_pushed_filter, ctx, whole)
+    whole = await ctx.to_thread(PushedFilter(ctx, current_actor()), whole)
     num_rows = whole.num_rows
     step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)
     ctx.progress.expect(num_rows)

@@ -105,7 +105,7 @@ class Network:
         the left of a left, semi or anti join, the right of a right join; a
         ``groupby_agg``, when it reads its keys only; local steps that do not
         redefine its columns), and a source that applies predicates
-        (``read_parquet``, ``from_polars``, ``from_arrow``) applies it too, in
+        (``read_parquet``, ``read_csv``, ``from_polars``...) applies it too, in
         its scan with the row groups' statistics. The filter still applies it:
         what the sinks receive is the same either way. Other actors, those of
         unknown code first, stop it. See `explain`.

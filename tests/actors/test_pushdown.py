@@ -405,3 +405,24 @@ def test_a_filter_after_a_join_prunes_the_scan_s_row_groups_and_explain_says_so(
         + str(pl.col("name") == "n1")
         in lines
     )
+
+
+def test_a_csv_source_drops_the_rows_a_filter_after_a_sort_drops(tmp_path: Path) -> None:
+    df = pl.DataFrame({"k": range(100), "x": [i % 7 - 3 for i in range(100)]})
+    df.write_csv(tmp_path / "t.csv")
+    predicate = pl.col("x") > 1
+    sent = {}
+    for pushdown in (True, False):
+        with Context() as ctx:
+            a, b, out = (ctx.create_channel() for _ in range(3))
+            sink = actors.collect(ctx, out, into="polars")
+            network = Network(ctx, [
+                actors.read_csv(ctx, a, tmp_path / "t.csv", block_size=200),
+                actors.sort(ctx, a, b, "k", descending=True),
+                actors.filter(ctx, b, out, predicate),
+                sink,
+            ], pushdown=pushdown)  # fmt: skip
+            network.run()
+            assert_frame_equal(sink.result(), df.filter(predicate).sort("k", descending=True))
+            sent[pushdown] = network.statistics().actor("read_csv#0").rows_out
+    assert sent == {True: df.filter(predicate).height, False: 100}
