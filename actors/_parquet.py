@@ -201,8 +201,7 @@ def _emits(
     if columns is not None:
         return None if isinstance(columns, str) else frozenset(columns)
     try:
-        paths = expand_paths(source, ".parquet")
-        return frozenset(read_parquet_footers(paths[:1]).schema.names)
+        return frozenset(pl.read_parquet_schema(expand_paths(source, ".parquet")[0]))
     except Exception:  # not known: the actor reports what is wrong when it runs
         return None
 

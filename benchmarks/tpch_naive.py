@@ -63,6 +63,7 @@ SQL = {"q1": Q1_SQL, **tpch_queries.DUCKDB_SQL}
 def run_duckdb(query: str, t: Tables) -> pl.DataFrame:
     con = duckdb.connect()
     con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
     for name, path in t.items():
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
     frame = pl.DataFrame(con.sql(SQL[query]).to_arrow_table())

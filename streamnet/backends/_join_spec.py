@@ -87,50 +87,38 @@ class JoinSpec:
     def origins(
         self, left: Iterable[str], right: Iterable[str]
     ) -> dict[str, tuple[JoinSide, str] | None] | None:
-        """Per column of the join of inputs with columns ``left`` and ``right``, the input
-        column whose values it holds: a suffixed right column its right one, a key that
-        Polars coalesces the side it keeps (the left for inner, left, semi and anti joins,
-        the right for a right join), None for the right key of a full join (it holds the
-        keys of both sides' rows). None when Polars refuses these names.
+        """Per column of the join of inputs with columns ``left`` and ``right``, in order,
+        the input column whose values it holds: a suffixed right column its right one, a
+        key that Polars coalesces the side it keeps (the left for inner, left, semi and
+        anti joins, the right for a right join), None for the right key of a full join (it
+        holds the keys of both sides' rows). None when Polars would refuse the names (two
+        columns of one name).
 
-        Polars itself names the columns, joining one row per side: each column
-        holds its own name, the keys a common value.
+        Polars' naming: a semi or anti join gives the left columns; the others give the
+        left columns (a right join without its keys), then the right ones (an inner or
+        left join without its keys), a right column named as a left one given gets
+        ``suffix``.
 
         Examples
         --------
         >>> JoinSpec.of("k", how="inner").origins(["k", "x"], ["k", "x", "y"])
         {'k': ('left', 'k'), 'x': ('left', 'x'), 'x_right': ('right', 'x'), 'y': ('right', 'y')}
         """
-        import polars as pl
-
         left, right = list(dict.fromkeys(left)), list(dict.fromkeys(right))
-
-        def row(names: list[str], keys: tuple[str, ...], side: str) -> pl.DataFrame:
-            return pl.DataFrame({n: ["" if n in keys else f"{side}{n}"] for n in names})
-
-        how = "semi" if self.how == "anti" else self.how  # the same columns, and a row
-        try:
-            frames = row(left, self.left_on, "L"), row(right, self.right_on, "R")
-            if self.left_on == self.right_on:
-                joined = frames[0].join(frames[1], on=list(self.left_on), how=how,
-                                        suffix=self.suffix)  # fmt: skip
-            else:
-                joined = frames[0].join(
-                    frames[1], left_on=list(self.left_on), right_on=list(self.right_on),
-                    how=how, suffix=self.suffix,
-                )  # fmt: skip
-        except pl.exceptions.PolarsError:
-            return None
-        if joined.height != 1:
-            return None
         found: dict[str, tuple[JoinSide, str] | None] = {}
-        kept: JoinSide = "right" if self.how == "right" else "left"
-        for name, value in zip(joined.columns, joined.row(0), strict=True):
-            if value == "":  # a key: the side whose key column has this name
-                keys = self.right_on if kept == "right" else self.left_on
-                found[name] = (kept, name) if name in keys else None
-            else:
-                found[name] = ("left" if value[0] == "L" else "right", value[1:])
+        dropped = self.left_on if self.how == "right" else ()
+        found.update((name, ("left", name)) for name in left if name not in dropped)
+        if self.how in ("semi", "anti"):
+            return found
+        given = set(found)
+        for name in right:
+            if name in self.right_on and self.how in ("inner", "left"):
+                continue  # coalesced into the left key
+            named = name + self.suffix if name in given else name
+            if named in found:
+                return None
+            key_of_full = self.how == "full" and name in self.right_on
+            found[named] = None if key_of_full else ("right", name)
         return found
 
 

@@ -231,3 +231,52 @@ def test_origins_name_the_join_s_columns_and_where_their_values_come_from(
         side, name = origin
         values = set(joined[column].drop_nulls().to_list())
         assert values <= set(inputs[side][name].drop_nulls().to_list()), (column, origin)
+
+
+def _origins_by_polars(
+    spec: JoinSpec, left: list[str], right: list[str]
+) -> dict[str, tuple[str, str] | None] | None:
+    """What Polars makes of the names: it joins one row per side, each column holding its
+    own name, the keys a common value."""
+
+    def row(names: list[str], keys: tuple[str, ...], side: str) -> pl.DataFrame:
+        return pl.DataFrame({n: ["" if n in keys else f"{side}{n}"] for n in names})
+
+    how = "semi" if spec.how == "anti" else spec.how  # the same columns, and a row
+    try:
+        joined = row(left, spec.left_on, "L").join(
+            row(right, spec.right_on, "R"), left_on=list(spec.left_on),
+            right_on=list(spec.right_on), how=how, suffix=spec.suffix,
+        )  # fmt: skip
+    except pl.exceptions.PolarsError:
+        return None
+    found: dict[str, tuple[str, str] | None] = {}
+    for name, value in zip(joined.columns, joined.row(0), strict=True):
+        if value == "" and spec.how == "full":  # the left key, then the right one (both sides')
+            found[name] = ("left", name) if name in spec.left_on and not found.get(name) else None
+        elif value == "":  # the key the join keeps, perhaps suffixed
+            side, keys = ("right", spec.right_on) if spec.how == "right" else ("left", spec.left_on)
+            base = name if name in keys else name.removesuffix(spec.suffix)
+            found[name] = (side, base) if base in keys else None
+        else:
+            found[name] = ("left" if value[0] == "L" else "right", value[1:])
+    return found
+
+
+NAMES = ["k", "k2", "x", "y", "x_r", "k_r", "y_r"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    left=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True),
+    right=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True),
+    how=st.sampled_from(HOWS),
+    data=st.data(),
+)
+def test_origins_follow_polars_naming_whatever_the_names_clash(
+    left: list[str], right: list[str], how: How, data: st.DataObject
+) -> None:
+    left_on = data.draw(st.sampled_from(left))
+    right_on = data.draw(st.sampled_from(right))
+    spec = JoinSpec((left_on,), (right_on,), how, "_r")
+    assert spec.origins(left, right) == _origins_by_polars(spec, left, right)
