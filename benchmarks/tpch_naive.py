@@ -113,16 +113,28 @@ def streamnet_q1(t: Tables) -> pl.DataFrame:
             actors.read_parquet(ctx, lineitem, t["lineitem"]),
             actors.filter(ctx, lineitem, kept, pl.col("l_shipdate") <= Q1_CUTOFF),
             actors.with_columns(
-                ctx, kept, priced,
-                disc_price=_disc_price(), charge=_disc_price() * (1 + pl.col("l_tax")),
-            ),  # fmt: skip
+                ctx,
+                kept,
+                priced,
+                disc_price=_disc_price(),
+                charge=_disc_price() * (1 + pl.col("l_tax")),
+            ),
             actors.groupby_agg(
-                ctx, priced, grouped, ["l_returnflag", "l_linestatus"],
-                [("l_quantity", "sum", "sum_qty"), ("l_extendedprice", "sum", "sum_base_price"),
-                 ("disc_price", "sum", "sum_disc_price"), ("charge", "sum", "sum_charge"),
-                 ("l_quantity", "mean", "avg_qty"), ("l_extendedprice", "mean", "avg_price"),
-                 ("l_discount", "mean", "avg_disc"), ("*", "len", "count_order")],
-            ),  # fmt: skip
+                ctx,
+                priced,
+                grouped,
+                ["l_returnflag", "l_linestatus"],
+                [
+                    ("l_quantity", "sum", "sum_qty"),
+                    ("l_extendedprice", "sum", "sum_base_price"),
+                    ("disc_price", "sum", "sum_disc_price"),
+                    ("charge", "sum", "sum_charge"),
+                    ("l_quantity", "mean", "avg_qty"),
+                    ("l_extendedprice", "mean", "avg_price"),
+                    ("l_discount", "mean", "avg_disc"),
+                    ("*", "len", "count_order"),
+                ],
+            ),
             actors.sort(ctx, grouped, out, ["l_returnflag", "l_linestatus"]),
         ]
         return _run(ctx, nodes, out)
@@ -147,16 +159,24 @@ def streamnet_q3(t: Tables) -> pl.DataFrame:
             actors.filter(ctx, c_o_l, kept, where),
             actors.with_columns(ctx, kept, priced, revenue=_disc_price()),
             actors.groupby_agg(
-                ctx, priced, grouped, ["o_orderkey", "o_orderdate", "o_shippriority"],
+                ctx,
+                priced,
+                grouped,
+                ["o_orderkey", "o_orderdate", "o_shippriority"],
                 [("revenue", "sum", "revenue")],
-            ),  # fmt: skip
+            ),
             actors.top_k(
                 ctx, grouped, top, ["revenue", "o_orderdate"], 10, descending=[True, False]
             ),
             actors.select(
-                ctx, top, out,
-                pl.col("o_orderkey").alias("l_orderkey"), "revenue", "o_orderdate", "o_shippriority",
-            ),  # fmt: skip
+                ctx,
+                top,
+                out,
+                pl.col("o_orderkey").alias("l_orderkey"),
+                "revenue",
+                "o_orderdate",
+                "o_shippriority",
+            ),
         ]
         return _run(ctx, nodes, out)
 
@@ -173,7 +193,9 @@ def streamnet_q6(t: Tables) -> pl.DataFrame:
         nodes = [
             actors.read_parquet(ctx, lineitem, t["lineitem"]),
             actors.filter(ctx, lineitem, kept, where),
-            actors.select(ctx, kept, priced, revenue=pl.col("l_extendedprice") * pl.col("l_discount")),
+            actors.select(
+                ctx, kept, priced, revenue=pl.col("l_extendedprice") * pl.col("l_discount")
+            ),
             actors.groupby_agg(ctx, priced, out, [], [("revenue", "sum", "revenue")]),
         ]
         return _run(ctx, nodes, out)
@@ -183,7 +205,9 @@ def streamnet_q9(t: Tables) -> pl.DataFrame:
     """``FROM part, supplier, lineitem, partsupp, orders, nation``: ``supplier`` joins
     once ``lineitem`` has (it meets ``part`` only through it)."""
     with Context() as ctx:
-        part, lineitem, supplier, partsupp, orders, nation = (ctx.create_channel() for _ in range(6))
+        part, lineitem, supplier, partsupp, orders, nation = (
+            ctx.create_channel() for _ in range(6)
+        )
         p_l, p_l_s, p_l_s_ps, with_o, with_n, kept, profit, grouped, out = (
             ctx.create_channel() for _ in range(9)
         )
@@ -195,19 +219,26 @@ def streamnet_q9(t: Tables) -> pl.DataFrame:
             actors.join(ctx, p_l, supplier, p_l_s, left_on="l_suppkey", right_on="s_suppkey"),
             actors.read_parquet(ctx, partsupp, t["partsupp"]),
             actors.join(
-                ctx, p_l_s, partsupp, p_l_s_ps,
-                left_on=["l_suppkey", "p_partkey"], right_on=["ps_suppkey", "ps_partkey"],
-            ),  # fmt: skip
+                ctx,
+                p_l_s,
+                partsupp,
+                p_l_s_ps,
+                left_on=["l_suppkey", "p_partkey"],
+                right_on=["ps_suppkey", "ps_partkey"],
+            ),
             actors.read_parquet(ctx, orders, t["orders"]),
             actors.join(ctx, p_l_s_ps, orders, with_o, left_on="l_orderkey", right_on="o_orderkey"),
             actors.read_parquet(ctx, nation, t["nation"]),
             actors.join(ctx, with_o, nation, with_n, left_on="s_nationkey", right_on="n_nationkey"),
             actors.filter(ctx, with_n, kept, pl.col("p_name").str.contains("green", literal=True)),
             actors.select(
-                ctx, kept, profit,
-                nation=pl.col("n_name"), o_year=pl.col("o_orderdate").dt.year(),
+                ctx,
+                kept,
+                profit,
+                nation=pl.col("n_name"),
+                o_year=pl.col("o_orderdate").dt.year(),
                 amount=_disc_price() - pl.col("ps_supplycost") * pl.col("l_quantity"),
-            ),  # fmt: skip
+            ),
             actors.groupby_agg(
                 ctx, profit, grouped, ["nation", "o_year"], [("amount", "sum", "sum_profit")]
             ),

@@ -180,7 +180,9 @@ def test_a_missing_key_names_the_side_and_the_column(backend: Backend) -> None:
     with pytest.raises(ColumnNotFoundError, match=r"key column `nope` not found.*\['key'\]"):
         backend.join_fanout(right, ["nope"])
     build = backend.join_build(right, JoinSpec.of(left_on="nope", right_on="key"))
-    with pytest.raises(ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"):
+    with pytest.raises(
+        ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"
+    ):
         backend.join_probe(build, left)
 
 
