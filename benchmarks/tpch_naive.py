@@ -109,7 +109,7 @@ def _run(ctx: Context, nodes: list[ActorNode], out: object) -> pl.DataFrame:
 def streamnet_q1(t: Tables) -> pl.DataFrame:
     with Context() as ctx:
         lineitem, kept, priced, grouped, out = (ctx.create_channel() for _ in range(5))
-        nodes = [
+        nodes: list[ActorNode] = [
             actors.read_parquet(ctx, lineitem, t["lineitem"]),
             actors.filter(ctx, lineitem, kept, pl.col("l_shipdate") <= Q1_CUTOFF),
             actors.with_columns(
@@ -150,7 +150,7 @@ def streamnet_q3(t: Tables) -> pl.DataFrame:
             & (pl.col("o_orderdate") < Q3_DATE)
             & (pl.col("l_shipdate") > Q3_DATE)
         )
-        nodes = [
+        nodes: list[ActorNode] = [
             actors.read_parquet(ctx, customer, t["customer"]),
             actors.read_parquet(ctx, orders, t["orders"]),
             actors.join(ctx, customer, orders, c_o, left_on="c_custkey", right_on="o_custkey"),
@@ -190,7 +190,7 @@ def streamnet_q6(t: Tables) -> pl.DataFrame:
             & pl.col("l_discount").is_between(0.05, 0.07)
             & (pl.col("l_quantity") < 24)
         )
-        nodes = [
+        nodes: list[ActorNode] = [
             actors.read_parquet(ctx, lineitem, t["lineitem"]),
             actors.filter(ctx, lineitem, kept, where),
             actors.select(
@@ -211,7 +211,7 @@ def streamnet_q9(t: Tables) -> pl.DataFrame:
         p_l, p_l_s, p_l_s_ps, with_o, with_n, kept, profit, grouped, out = (
             ctx.create_channel() for _ in range(9)
         )
-        nodes = [
+        nodes: list[ActorNode] = [
             actors.read_parquet(ctx, part, t["part"]),
             actors.read_parquet(ctx, lineitem, t["lineitem"]),
             actors.join(ctx, part, lineitem, p_l, left_on="p_partkey", right_on="l_partkey"),
@@ -255,7 +255,7 @@ def streamnet_q18(t: Tables) -> pl.DataFrame:
             ctx.create_channel() for _ in range(7)
         )
         keys = ["c_name", "c_custkey", "o_orderkey", "o_orderdate", "o_totalprice"]
-        nodes = [
+        nodes: list[ActorNode] = [
             actors.read_parquet(ctx, customer, t["customer"]),
             actors.read_parquet(ctx, orders, t["orders"]),
             actors.join(ctx, customer, orders, c_o, left_on="c_custkey", right_on="o_custkey"),
@@ -332,7 +332,7 @@ def run(
     t = tables(scale_factor, data_dir)
     assert set(t) == set(TABLES)
     lineitem_rows = pq.ParquetFile(t["lineitem"]).metadata.num_rows
-    results = []
+    results: list[Result] = []
     for query in queries:
         reference = ENGINES["duckdb"][query](t)
         for engine, fns in ENGINES.items():
