@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
 from actors._parquet import PathLike
-from actors._pushed import PushedFilter
+from actors._pushed import PushedFilter, resolved_predicates
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -156,7 +156,8 @@ async def read_csv(
         seen = _checked(first, reader.schema, wanted)
     ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
     seq = 0
-    pushed = PushedFilter(ctx, current_actor())
+    node = current_actor()
+    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
     try:
         for part in parts:
             path = part.path

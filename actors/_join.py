@@ -32,13 +32,14 @@ from streamnet import (
     Partitions,
     SchemaError,
     TableChunk,
+    current_actor,
     current_actor_name,
     define_actor,
     inputs,
 )
 
 if TYPE_CHECKING:
-    from streamnet import Predicate
+    from streamnet import KeySet, Predicate
 
 __all__ = ["BROADCAST_THRESHOLD", "JoinReport", "join"]
 
@@ -153,27 +154,78 @@ _KEPT: Mapping[str, tuple[Side, ...]] = {
 """The sides whose rows a join keeps as they are (joined or not, never null-filled)."""
 
 
+_UNMATCHED_DROPPED: Mapping[str, tuple[Side, ...]] = {
+    "inner": ("left", "right"), "left": ("right",), "right": ("left",), "semi": ("left", "right"),
+    "anti": ("right",),
+}  # fmt: skip
+"""The sides whose rows without a match give no row: those a key filter may cut."""
+
+
 def _join_predicates(
     wanted: frozenset[Predicate], columns: Mapping[str, frozenset[str] | None], /, **arguments: Any
 ) -> dict[str, frozenset[Predicate]]:
     """A predicate over the columns of one side moves to that side's input, renamed to its
     names, when the join keeps that side's rows as they are: a row it drops there would
-    have given only rows the predicate drops. Never to the side a join fills with nulls."""
+    have given only rows the predicate drops. Never to the side a join fills with nulls.
+
+    A key filter (`KeySet`) over a key column moves to the other side's key too, where
+    that side's rows without a match give nothing: a row whose key is not in the set
+    matches only rows the filter drops."""
     origins = _origins(columns, **{k: arguments[k] for k in _SPEC})
-    kept = _KEPT.get(arguments["how"], ())
+    how = arguments["how"]
+    kept = _KEPT.get(how, ())
     moved: dict[str, set[Predicate]] = {"left_in": set(), "right_in": set()}
-    for predicate in wanted if origins is not None else ():
+    spec = _spec(arguments)
+    if origins is None or spec is None:
+        return {parameter: frozenset() for parameter in moved}
+    for predicate in wanted:
         read = sorted(predicate.columns)
-        found = [origins.get(column) for column in read]  # type: ignore[union-attr]
+        found = [origins.get(column) for column in read]
         sides = {origin[0] for origin in found if origin is not None}
         if None in found or len(sides) != 1 or (side := sides.pop()) not in kept:
             continue
         names = {column: origin[1] for column, origin in zip(read, found, strict=True) if origin}
         moved[f"{side}_in"].add(predicate.renamed(names))
+        if predicate.keys is not None and len(read) == 1:
+            keys, other_keys = (
+                (spec.left_on, spec.right_on) if side == "left" else (spec.right_on, spec.left_on)
+            )
+            other: Side = "right" if side == "left" else "left"
+            if names[read[0]] in keys and other in _UNMATCHED_DROPPED.get(how, ()):
+                at = other_keys[keys.index(names[read[0]])]
+                moved[f"{other}_in"].add(predicate.renamed({read[0]: at}))
     return {parameter: frozenset(predicates) for parameter, predicates in moved.items()}
 
 
-@define_actor(collective=True, columns=_join_needs, emits=_join_emits, predicates=_join_predicates)
+def _spec(arguments: Mapping[str, Any]) -> JoinSpec | None:
+    try:
+        return JoinSpec.of(
+            arguments["on"], left_on=arguments["left_on"], right_on=arguments["right_on"],
+            how=arguments["how"], suffix=arguments["suffix"],
+        )  # fmt: skip
+    except (TypeError, ValueError):
+        return None
+
+
+def _join_matches(**arguments: Any) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+    """Which input's keys may cut the other's rows: the rows of a side whose unmatched rows
+    give nothing, by the keys of the other (the right side's first: it is read first)."""
+    spec = _spec(arguments)
+    if spec is None:
+        return []
+    dropped = _UNMATCHED_DROPPED.get(spec.how, ())
+    found = []
+    if "left" in dropped:
+        found.append(("right_in", spec.right_on, "left_in", spec.left_on))
+    if "right" in dropped:
+        found.append(("left_in", spec.left_on, "right_in", spec.right_on))
+    return found
+
+
+@define_actor(
+    collective=True, columns=_join_needs, emits=_join_emits, predicates=_join_predicates,
+    matches=_join_matches,
+)  # fmt: skip
 async def join(
     ctx: Context,
     left_in: Channel[TableChunk],
@@ -268,11 +320,18 @@ async def join(
     actor = current_actor_name()
     spilled_before = _spilled(ctx, actor)
     holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted
+    # The keys of a side read whole, for the sources of the other side (a Network's key
+    # filters, on one rank): they wait for them.
+    node = current_actor()
+    key_sets = node.key_sets if node is not None and coll.nranks == 1 else {}
+    left_keys, right_keys = _Keys(ctx, key_sets.get("left_in")), _Keys(ctx, key_sets.get("right_in"))
     try:
         # The left side is buffered while the right side is read, so a join whose two inputs
         # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
         # buffered left chunks go to disk.
-        early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=broadcast_threshold)
+        early = _LeftBuffer(
+            ctx, left_in, left_schema, spill_beyond=broadcast_threshold, keys=left_keys
+        )
         holders.append(early.holder)
         right_holder = ctx.memory.holder("join right side")
         holders.append(right_holder)
@@ -300,11 +359,16 @@ async def join(
                         break
                     buffered.append(item[1])
                     size += item[1].nbytes
+                    await right_keys.add(item[1])
                     await right_holder.add(item[1])
+            if ended:
+                await right_keys.publish()
+            right_keys.abandon()  # not read whole: the left side's sources read everything
             sizes = await coll.allgather("size", (size, ended))
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)
+            left_keys.abandon()  # not read whole (or published): the right's sources read all
         if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
             raise buffering.exception()  # type: ignore[misc]
         lefts = early.replay_then(
@@ -419,6 +483,8 @@ async def join(
             spilled_bytes=_spilled(ctx, actor) - spilled_before,
         )
     finally:
+        left_keys.abandon()
+        right_keys.abandon()
         for holder in holders:
             holder.clear()
 
@@ -515,6 +581,43 @@ def _empty_result(
     return None
 
 
+KEY_FILTER_LIMIT = 1 << 22
+"""The most distinct keys a join publishes for the other side's sources to filter by."""
+
+
+class _Keys:
+    """The keys of one input as the join reads it, published for the key sets a Network
+    gave it once the input is read whole (`KeySet`)."""
+
+    def __init__(self, ctx: Context, key_sets: Sequence[KeySet] | None) -> None:
+        self.ctx = ctx
+        self.key_sets = tuple(key_sets or ())
+        self.columns = tuple(dict.fromkeys(k.column for k in self.key_sets))
+        self.parts: list[TableChunk] = []
+
+    async def add(self, chunk: TableChunk) -> None:
+        """Keep the chunk's key columns (no copy)."""
+        if self.key_sets and not any(k.published for k in self.key_sets):
+            self.parts.append(await self.ctx.to_thread(self.ctx.backend.project, chunk, self.columns))
+
+    async def publish(self) -> None:
+        """Publish each key set's distinct keys; none for a float key (a set's equality is
+        not a join's for -0.0 and NaN) or beyond `KEY_FILTER_LIMIT` keys."""
+        for key_set in self.key_sets:
+            if key_set.published:
+                continue
+            values = await self.ctx.to_thread(self.ctx.backend.key_values, self.parts, key_set.column)
+            usable = not values.dtype.is_float() and len(values) <= KEY_FILTER_LIMIT
+            key_set.publish(values if usable else None)
+        self.parts = []
+
+    def abandon(self) -> None:
+        """Publish no filter for the key sets not published yet (their sources read all)."""
+        for key_set in self.key_sets:
+            key_set.publish(None)
+        self.parts = []
+
+
 class _LeftBuffer:
     """Left chunks received while the right side is being read, spilled beyond a bound."""
 
@@ -525,11 +628,13 @@ class _LeftBuffer:
         schema: InputSchema,
         *,
         spill_beyond: int,
+        keys: _Keys,
     ) -> None:
         self.ctx = ctx
         self.channel = channel
         self.schema = schema
         self.spill_beyond = spill_beyond
+        self.keys = keys
         self.chunks: list[tuple[int, TableChunk]] = []
         self.holder = ctx.memory.holder("join left buffer")
         self.ended = False
@@ -540,10 +645,12 @@ class _LeftBuffer:
             chunk = TableChunk.from_message(msg)
             self.schema.seen(chunk)
             self.chunks.append((msg.sequence_number, chunk))
+            await self.keys.add(chunk)
             await self.holder.add(chunk)
             if self.holder.resident > self.spill_beyond:
                 await self.holder.spill_down_to(self.spill_beyond)
         self.ended = True
+        await self.keys.publish()
 
     async def replay_then(
         self, rest: AsyncIterator[tuple[int, TableChunk]], keys: list[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors._pushed import PushedFilter
+from actors._pushed import PushedFilter, resolved_predicates
 from streamnet import Channel, Context, Message, TableChunk, current_actor, define_actor, host_kind
 
 if TYPE_CHECKING:
@@ -46,6 +46,12 @@ def _emits(columns: Mapping[str, frozenset[str] | None], /, *, table: Any = None
     return None
 
 
+def _rows(*, table: Any = None, df: Any = None, **_: Any) -> int | None:
+    """The table's or frame's rows."""
+    source = table if table is not None else df
+    return len(source) if host_kind(source) is not None else None
+
+
 async def _send_slices(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -55,7 +61,9 @@ async def _send_slices(
 ) -> None:
     """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for (the
     rows of the predicates a Network pushed to the actor only)."""
-    whole = await ctx.to_thread(PushedFilter(ctx, current_actor()), whole)
+    node = current_actor()
+    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
+    whole = await ctx.to_thread(pushed, whole)
     num_rows = whole.num_rows
     step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)
     ctx.progress.expect(num_rows)
@@ -68,7 +76,7 @@ async def _send_slices(
     await ch_out.drain(ctx)
 
 
-@define_actor(emits=_emits, pushdown=True)
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_arrow(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -102,7 +110,7 @@ async def from_arrow(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor(emits=_emits, pushdown=True)
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_polars(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -135,7 +143,7 @@ async def from_polars(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor(emits=_emits, pushdown=True)
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_pandas(
     ctx: Context,
     ch_out: Channel[TableChunk],

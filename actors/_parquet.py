@@ -23,6 +23,7 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import StagedOutput, check_target, output_actor
+from actors._pushed import resolved_predicates
 from actors._typing import WriteMode
 from streamnet import (
     Backend,
@@ -206,7 +207,18 @@ def _emits(
         return None
 
 
-@define_actor(check=_check_read, head=True, prunes=True, emits=_emits, pushdown=True)
+def _rows(*, source: PathLike | Sequence[PathLike], **_: Any) -> int | None:
+    """The files' rows, from their footers."""
+    try:
+        files = read_parquet_footers(expand_paths(source, ".parquet"))
+    except Exception:  # not known: the actor reports what is wrong when it runs
+        return None
+    return int(sum(footer.num_rows for footer in files.metadata))
+
+
+@define_actor(
+    check=_check_read, head=True, prunes=True, emits=_emits, pushdown=True, rows=_rows
+)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -317,7 +329,7 @@ async def read_parquet(
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
-    pushed = sorted(node.pushed_predicates, key=str) if node is not None else []
+    pushed = await resolved_predicates(node)  # a key filter waits for its join's keys
     compiled, planned = await ctx.to_thread(
         _plan, backend, plan, out_columns, filters, wanted, pushed
     )

@@ -1,17 +1,32 @@
-"""The rows a source may drop: those failing a predicate a Network pushed to it."""
+"""The rows a source may drop: those failing a predicate a Network pushed to it.
+
+A key filter's keys are known only once its join has read one side whole: a
+source that got one waits for them first (`resolved_predicates`)."""
 
 from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, TableChunk
+from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, Predicate, TableChunk
 
 if TYPE_CHECKING:
     from streamnet import ArrowSchema
 
-__all__ = ["PushedFilter"]
+__all__ = ["PushedFilter", "resolved_predicates"]
+
+
+async def resolved_predicates(node: ActorNode | None) -> list[Predicate]:
+    """The predicates pushed to ``node`` as they apply now: key filters with their keys,
+    once published (waiting for them), or left out when their join gave none."""
+    resolved = []
+    for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
+        expr = await predicate.resolved()
+        if expr is not None:
+            resolved.append(Predicate(expr, predicate.origin))
+    return resolved
 
 
 class PushedFilter:
@@ -20,10 +35,10 @@ class PushedFilter:
     schema; a predicate over columns the chunks lack, or that does not compile on them,
     is left to the filter it comes from (which reports what is wrong with it)."""
 
-    def __init__(self, ctx: Context, node: ActorNode | None) -> None:
+    def __init__(self, ctx: Context, predicates: Sequence[Predicate], actor: str) -> None:
         self.ctx = ctx
-        self.predicates = [] if node is None else sorted(node.pushed_predicates, key=str)
-        self.actor = node.name if node is not None else ""
+        self.predicates = list(predicates)
+        self.actor = actor
         self._schema: ArrowSchema | None = None
         self._plan: CompiledPlan | None = None
 

@@ -30,7 +30,7 @@ from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState, Role
 
 if TYPE_CHECKING:
-    from streamnet.plans import FusionLink, PartialAggregate, Predicate, Step
+    from streamnet.plans import FusionLink, KeySet, PartialAggregate, Predicate, Step
 
 __all__ = [
     "RestartPolicy",
@@ -146,6 +146,7 @@ class ActorNode(Generic[R]):
         "_args",
         "_definition",
         "_fused",
+        "_key_sets",
         "_kwargs",
         "_link",
         "_name",
@@ -182,6 +183,7 @@ class ActorNode(Generic[R]):
         self._link: FusionLink | None = None
         self._pruned: frozenset[str] | None = None
         self._pushed: frozenset[Predicate] = frozenset()
+        self._key_sets: dict[str, tuple[KeySet, ...]] = {}
 
     @property
     def contributes_step(self) -> bool:
@@ -297,6 +299,37 @@ class ActorNode(Generic[R]):
             through = wanted if step is None else step_passes(step, wanted)
             return {e.channel: through for e in inputs}
         return {e.channel: frozenset() for e in inputs}
+
+    def key_matches(self) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+        """What the node's declaration (``define_actor(matches=...)``) says of its inputs:
+        ``(build, build_keys, probe, probe_keys)`` for each input parameter ``probe``
+        whose rows it drops unless their ``probe_keys`` are among the ``build_keys`` of
+        input ``build``; none without one."""
+        declared = self._definition.matches
+        if declared is None:
+            return []
+        return [
+            (str(b), tuple(bk), str(p), tuple(pk))
+            for b, bk, p, pk in declared(**self._arguments())  # type: ignore[attr-defined]
+        ]
+
+    def estimated_rows(self) -> int | None:
+        """About how many rows a source gives (``define_actor(rows=...)``); None: not known."""
+        declared = self._definition.rows
+        if declared is None:
+            return None
+        rows = declared(**self._arguments())
+        return rows if isinstance(rows, int) else None
+
+    @property
+    def key_sets(self) -> Mapping[str, tuple[KeySet, ...]]:
+        """Per input parameter, the key sets the node publishes once it has read that input
+        whole (a Network's key filters give them; see `KeySet`)."""
+        return self._key_sets
+
+    def publish_keys_from(self, parameter: str, key_sets: Sequence[KeySet]) -> None:
+        """Publish ``key_sets`` once the input ``parameter`` is read (a Network does this)."""
+        self._key_sets[parameter] = (*self._key_sets.get(parameter, ()), *key_sets)
 
     @property
     def pushed_predicates(self) -> frozenset[Predicate]:
@@ -456,6 +489,8 @@ class ActorDefinition(Generic[P, R]):
         emits: Callable[..., object] | None = None,
         predicates: Callable[..., object] | None = None,
         pushdown: bool = False,
+        matches: Callable[..., object] | None = None,
+        rows: Callable[..., object] | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -480,6 +515,10 @@ class ActorDefinition(Generic[P, R]):
         a node's inputs, or None."""
         self.pushdown = pushdown
         """A source that applies the predicates pushed to it (``define_actor(pushdown=...)``)."""
+        self.matches = matches
+        """Called as ``matches(**arguments)``: which inputs' keys must match, or None."""
+        self.rows = rows
+        """Called as ``rows(**arguments)``: about how many rows a source gives, or None."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

@@ -46,6 +46,8 @@ def define_actor(
     emits: Callable[..., object] | None = None,
     predicates: Callable[..., object] | None = None,
     pushdown: bool = False,
+    matches: Callable[..., object] | None = None,
+    rows: Callable[..., object] | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -68,6 +70,8 @@ def define_actor(
     emits: Callable[..., object] | None = None,
     predicates: Callable[..., object] | None = None,
     pushdown: bool = False,
+    matches: Callable[..., object] | None = None,
+    rows: Callable[..., object] | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -165,6 +169,21 @@ def define_actor(
         (`ActorNode.pushed_predicates`): its consumers apply them anyway, so rows
         that fail one need not be read (``read_parquet`` adds them to its scan's
         predicate, row-group statistics included).
+    matches
+        Declares inputs whose rows the actor drops unless their keys appear in
+        another input (a join), for a Network's key filters: called as
+        ``matches(**arguments)``, it returns ``(build, build_keys, probe,
+        probe_keys)`` tuples of input parameter names and key columns. When the
+        Network finds that input ``build`` is cut down (a filter reaches its
+        sources) and reading it whole first cannot stall the network, it gives
+        the node one `KeySet` per key (`ActorNode.key_sets`), which the actor
+        publishes once it has read ``build`` whole; the sources that input
+        ``probe``'s key filter reaches then wait for them and skip rows whose key
+        is not among them.
+    rows
+        About how many rows the actor, a source, gives: called as
+        ``rows(**arguments)``, an int or None (a Network prefers the smaller
+        input of a join to give its keys to the other).
 
     Raises
     ------
@@ -239,7 +258,11 @@ def define_actor(
             raise TypeError(f"define_actor: `plan` must be callable, got {plan!r}")
         if aggregate is not None and not callable(aggregate):
             raise TypeError(f"define_actor: `aggregate` must be callable, got {aggregate!r}")
-        for option, value in (("columns", columns), ("emits", emits), ("predicates", predicates)):
+        declarations = {
+            "columns": columns, "emits": emits, "predicates": predicates, "matches": matches,
+            "rows": rows,
+        }  # fmt: skip
+        for option, value in declarations.items():
             if value is not None and not callable(value):
                 raise TypeError(f"define_actor: `{option}` must be callable, got {value!r}")
         both = sorted(set(inputs) & set(outputs))
@@ -249,7 +272,7 @@ def define_actor(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
             restart=restart, stops_early=bool(stops_early), check=check, plan=plan, head=bool(head),
             aggregate=aggregate, columns=columns, prunes=bool(prunes), emits=emits,
-            predicates=predicates, pushdown=bool(pushdown),
+            predicates=predicates, pushdown=bool(pushdown), matches=matches, rows=rows,
         )  # fmt: skip
 
     if fn is not None:

@@ -108,7 +108,12 @@ class Network:
         (``read_parquet``, ``read_csv``, ``from_polars``...) applies it too, in
         its scan with the row groups' statistics. The filter still applies it:
         what the sinks receive is the same either way. Other actors, those of
-        unknown code first, stop it. See `explain`.
+        unknown code first, stop it. On one rank, a ``join`` one input of which is
+        cut down by a filter gives that input's keys to the sources of the other
+        (a *key filter*): they wait until the join has read it whole, then skip
+        the rows whose key is not among them (the smaller such input gives its
+        keys; none does when what feeds it also feeds other actors, which could
+        then stall). See `explain`.
 
     Examples
     --------
@@ -165,7 +170,11 @@ class Network:
         self._bind()
         self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
         self._pruned = prune_columns(self._actors, tuple(feedback)) if prune else {}
-        self._pushed = push_predicates(self._actors, tuple(feedback)) if pushdown else {}
+        self._pushed = (
+            push_predicates(self._actors, tuple(feedback), keys=ctx.nranks == 1)
+            if pushdown
+            else {}
+        )
         self._driver = NetworkDriver(
             self, ctx, name, self._actors, self._channels,
             self._producers, self._consumers, self._commits, self._fusion,
@@ -257,10 +266,10 @@ class Network:
                     f"source `{source}` reads only the columns needed downstream: {sorted(columns)}"
                 )
         for source, predicates in self._pushed.items():
-            for predicate in sorted(predicates, key=lambda p: (p.origin, str(p.expr))):
+            for predicate in sorted(predicates, key=lambda p: (p.origin, p.describe())):
                 lines.append(
                     f"source `{source}` skips the rows that `{predicate.origin}` drops: "
-                    f"{predicate.expr}"
+                    f"{predicate.describe()}"
                 )
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))

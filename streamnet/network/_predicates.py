@@ -31,6 +31,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from channels import Channel
 from streamnet._actor import ActorNode
 from streamnet.plans._columns import Columns
@@ -157,8 +159,10 @@ def pushed_predicates(
     }
 
 
-def describe(node: ActorNode) -> PredicateNode:
-    """The node as predicate pushdown sees it."""
+def describe(
+    node: ActorNode, extra: Mapping[Channel[Any], Predicates] | None = None
+) -> PredicateNode:
+    """The node as predicate pushdown sees it (``extra``: key filters it applies to inputs)."""
 
     def columns(inputs: Mapping[Hashable, Columns]) -> Columns:
         return node.output_columns(inputs)  # type: ignore[arg-type]
@@ -166,17 +170,132 @@ def describe(node: ActorNode) -> PredicateNode:
     def passes(
         wanted: Predicates, inputs: Mapping[Hashable, Columns]
     ) -> Mapping[Hashable, Predicates]:
-        return node.passed_predicates(wanted, inputs)  # type: ignore[arg-type, return-value]
+        passed = node.passed_predicates(wanted, inputs)  # type: ignore[arg-type]
+        for channel, more in (extra or {}).items():
+            passed[channel] = passed.get(channel, frozenset()) | more
+        return passed  # type: ignore[return-value]
 
     return PredicateNode(node.name, node.inputs, node.outputs, columns, passes)
 
 
+# ------------------------------------------------------------------ key filters
+def _ancestors(
+    channel: Channel[Any], producers: Mapping[Channel[Any], list[ActorNode]]
+) -> list[ActorNode]:
+    """The nodes upstream of ``channel``, each once."""
+    found: dict[int, ActorNode] = {}
+    todo = [channel]
+    while todo:
+        for node in producers.get(todo.pop(), ()):
+            if id(node) not in found:
+                found[id(node)] = node
+                todo.extend(node.inputs)
+    return list(found.values())
+
+
+def _cut_down(upstream: Sequence[ActorNode], applied: Mapping[Hashable, Predicates]) -> bool:
+    """Whether a filter acts upstream: a filter actor there, or predicates pushed to a source."""
+    from streamnet.plans import Filter  # plans import the runtime lazily
+
+    for node in upstream:
+        if isinstance(node.step(), Filter):
+            return True
+        if node.definition.pushdown and any(applied.get(c) for c in node.outputs):
+            return True
+    return False
+
+
+def _closed(
+    upstream: Sequence[ActorNode],
+    channel: Channel[Any],
+    consumers: Mapping[Channel[Any], list[ActorNode]],
+    loops: set[Channel[Any]],
+) -> bool:
+    """Whether ``upstream`` (the nodes upstream of ``channel``) sends nowhere but into
+    itself and ``channel``, which one node consumes: then it ends without anything else
+    moving, and that node can read ``channel`` whole before its other inputs."""
+    inside = {id(node) for node in upstream}
+    for node in upstream:
+        for out in node.outputs:
+            if out in loops:
+                return False
+            if out is not channel and not all(id(c) in inside for c in consumers.get(out, ())):
+                return False
+    return len(consumers.get(channel, ())) == 1
+
+
+def _estimate(upstream: Sequence[ActorNode]) -> float:
+    """About how many rows come out of ``upstream``: its largest source's (unknown: inf)."""
+    rows = [node.estimated_rows() for node in upstream if not node.inputs]
+    known = [r for r in rows if r is not None]
+    return float("inf") if not known or len(known) < len(rows) else float(max(known))
+
+
+def key_filters(
+    nodes: Sequence[ActorNode],
+    applied: Mapping[Hashable, Predicates],
+    feedback: Sequence[Channel[Any]] = (),
+) -> dict[ActorNode, dict[Channel[Any], Predicates]]:
+    """For each node that drops the rows of an input whose keys another input lacks (a
+    join, ``define_actor(matches=...)``), the key filters of that input: when the other
+    input is cut down by a filter (``applied``: the predicates of the first pass) and can
+    be read whole first, since nothing upstream of it sends elsewhere. Of two such inputs,
+    the one whose sources give fewer rows gives its keys. The node publishes each filter's
+    `KeySet` (`ActorNode.key_sets`).
+    """
+    from streamnet.plans import KeySet, Predicate
+
+    producers: dict[Channel[Any], list[ActorNode]] = {}
+    consumers: dict[Channel[Any], list[ActorNode]] = {}
+    for node in nodes:
+        for channel in node.outputs:
+            producers.setdefault(channel, []).append(node)
+        for channel in node.inputs:
+            consumers.setdefault(channel, []).append(node)
+    loops = set(feedback)
+    found: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
+    for node in nodes:
+        by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
+        best: tuple[float, int, str, tuple[str, ...], str, tuple[str, ...]] | None = None
+        for order, (build, build_keys, probe, probe_keys) in enumerate(node.key_matches()):
+            built = by_parameter.get(build)
+            if built is None or probe not in by_parameter or built in loops:
+                continue
+            upstream = _ancestors(built, producers)
+            if not _cut_down(upstream, applied) or not _closed(upstream, built, consumers, loops):
+                continue
+            candidate = (_estimate(upstream), order, build, build_keys, probe, probe_keys)
+            best = candidate if best is None or candidate[:2] < best[:2] else best
+        if best is None:
+            continue
+        _, _, build, build_keys, probe, probe_keys = best
+        key_sets = [KeySet(node.name, build, key) for key in build_keys]
+        node.publish_keys_from(build, key_sets)
+        found[node] = {
+            by_parameter[probe]: frozenset(
+                Predicate(pl.col(key), origin=node.name, keys=key_set)
+                for key, key_set in zip(probe_keys, key_sets, strict=True)
+            )
+        }
+    return found
+
+
 def push(
-    nodes: Sequence[ActorNode], feedback: Sequence[Channel[Any]] = ()
+    nodes: Sequence[ActorNode],
+    feedback: Sequence[Channel[Any]] = (),
+    *,
+    keys: bool = True,
 ) -> dict[str, Predicates]:
     """Give each source among ``nodes`` that applies predicates those its consumers apply
-    anyway (`ActorNode.push`); per such source that got some, those predicates."""
+    anyway (`ActorNode.push`); per such source that got some, those predicates. With
+    ``keys``, joins give key filters too (`key_filters`), found on a first pass's
+    predicates, and a second pass moves them."""
     applied = pushed_predicates([describe(node) for node in nodes], feedback)
+    if keys:
+        extra = key_filters(nodes, applied, feedback)
+        if extra:
+            described = [describe(node, extra.get(node)) for node in nodes]
+            applied = pushed_predicates(described, feedback)
     pushed: dict[str, Predicates] = {}
     for node in nodes:
         if node.definition.pushdown and node.outputs:

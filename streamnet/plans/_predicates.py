@@ -19,6 +19,7 @@ renames a column.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterable, Mapping
@@ -30,7 +31,46 @@ import polars as pl
 from streamnet.plans._plan import Cast, Filter, Rename, Select, Step, WithColumns
 from streamnet.plans._row_wise import not_row_wise
 
-__all__ = ["Predicate", "conjuncts", "immovable", "step_passes"]
+__all__ = ["KeySet", "Predicate", "conjuncts", "immovable", "step_passes"]
+
+
+class KeySet:
+    """The values of a join's key column on the side it reads whole, known once it has:
+    a row of the other side whose key is not among them finds no match.
+
+    The join publishes them (`publish`), or None when it will not tell them (too many,
+    keys of a type whose equality a set does not share, a side it did not read whole);
+    the sources the other side's key filter reaches wait for them (`wait`).
+    """
+
+    def __init__(self, actor: str, side: str, column: str) -> None:
+        self.actor = actor
+        """The join's name."""
+        self.side = side
+        """The input it reads whole (``"left"`` or ``"right"``)."""
+        self.column = column
+        """The key column of that input."""
+        self._values: pl.Series | None = None
+        self._published = asyncio.Event()
+
+    def publish(self, values: pl.Series | None) -> None:
+        """Make the values known (None: no filter); the first call counts."""
+        if not self._published.is_set():
+            self._values = values
+            self._published.set()
+
+    @property
+    def published(self) -> bool:
+        """Whether `publish` was called."""
+        return self._published.is_set()
+
+    async def wait(self) -> pl.Series | None:
+        """The values, once published (None: no filter)."""
+        await self._published.wait()
+        return self._values
+
+    def __repr__(self) -> str:
+        return f"KeySet({self.actor} {self.side} `{self.column}`)"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,7 +78,9 @@ class Predicate:
     """A row predicate that may be applied earlier than where it was written.
 
     Compares and hashes by its expression's structure; ``origin`` names the actor
-    whose filter states it (for `Network.explain`).
+    whose filter states it (for `Network.explain`). A *key filter* (``keys`` given)
+    is known only when the network runs: its expression is the column, whose value
+    must be among the ``keys`` a join publishes (see `KeySet`).
 
     Examples
     --------
@@ -53,6 +95,7 @@ class Predicate:
 
     expr: pl.Expr
     origin: str = field(default="")
+    keys: KeySet | None = None
 
     @property
     def columns(self) -> frozenset[str]:
@@ -64,7 +107,25 @@ class Predicate:
         if not any(old != new for old, new in mapping.items() if old in self.columns):
             return self
         tree = _rename(_tree(self.expr), mapping)
-        return Predicate(_expr(tree), self.origin)
+        return Predicate(_expr(tree), self.origin, self.keys)
+
+    async def resolved(self) -> pl.Expr | None:
+        """The expression to apply: a key filter's once its keys are published (None: no
+        filter after all); any other's at once."""
+        if self.keys is None:
+            return self.expr
+        values = await self.keys.wait()
+        return None if values is None else self.expr.is_in(values.implode())
+
+    def describe(self) -> str:
+        """What it keeps, for `Network.explain`."""
+        if self.keys is None:
+            return str(self.expr)
+        column = ", ".join(f"`{c}`" for c in sorted(self.columns))
+        return (
+            f"{column} among the `{self.keys.column}` keys `{self.keys.actor}` reads on its "
+            f"{self.keys.side} input"
+        )
 
     @classmethod
     def of(cls, expr: pl.Expr, *, origin: str = "") -> frozenset[Predicate]:
@@ -82,10 +143,10 @@ class Predicate:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Predicate):
             return NotImplemented
-        return bool(self.expr.meta == other.expr.meta)
+        return self.keys is other.keys and bool(self.expr.meta == other.expr.meta)
 
     def __hash__(self) -> int:
-        return hash(self.expr.meta)
+        return hash((self.expr.meta, id(self.keys)))
 
     def __repr__(self) -> str:
         return f"Predicate({self.expr}, origin={self.origin!r})"

@@ -58,8 +58,8 @@ def _run(nranks: int, build: Build, *, pushdown: bool) -> tuple[pl.DataFrame, di
         nodes = build(ctx, out)
         sink = actors.collect(ctx, out, into="polars")
         await Network(ctx, [*nodes, sink], pushdown=pushdown).run_async()
-        pushed = {
-            n.name: sorted(str(p.expr) for p in n.pushed_predicates)
+        pushed = {  # the predicates of filters (key filters: test_key_filters.py)
+            n.name: sorted(str(p.expr) for p in n.pushed_predicates if p.keys is None)
             for n in nodes
             if n.definition.pushdown
         }
@@ -298,7 +298,7 @@ def test_a_filter_does_not_move_past_what_would_change_its_answer(case: str) -> 
         got, pushed = _run(1, build, pushdown=pushdown)
         assert pushed == {"from_polars#0": []}
         answers.append(got)
-    assert_frame_equal(answers[0], answers[1])
+    assert_frame_equal(_sorted(answers[0]), _sorted(answers[1]))
     assert answers[0].height > 0
 
 
@@ -385,7 +385,7 @@ def test_a_filter_after_a_join_prunes_the_scan_s_row_groups_and_explain_says_so(
             reports[pushdown] = scan.result()
             explained = network.explain()
     assert reports[True].row_groups_read == 1 and reports[False].row_groups_read == 10
-    assert reports[True].rows_emitted == 100
+    assert reports[True].rows_emitted == want.height  # and the key filter of the dimension
     assert "skips the rows" not in explained  # the last run: without pushdown
     with Context() as ctx:
         a, b, c, out = (ctx.create_channel() for _ in range(4))
