@@ -172,14 +172,60 @@ def _plan(
 
 
 AGGREGATE_TASK_ROWS = 1_000_000
-"""The most rows one scan task joins when the plan ends in a group-by's partials."""
+"""The most rows one scan task joins, when few rows come out of each."""
+
+FEW_ROWS_OUT = 1 / 8
+"""A plan that lets through at most this share of the rows it reads leaves few: its scan
+tasks join row groups."""
 
 
 def _task_rows(total: int, threads: int) -> int:
-    """Rows per scan task for ``total`` rows read by ``threads`` at once, when the plan ends
-    in a group-by's partials: at most `AGGREGATE_TASK_ROWS`, and at least six tasks per
-    thread, so that the threads end close together."""
+    """Rows per scan task for ``total`` rows read by ``threads`` at once, when few rows
+    leave each: at most `AGGREGATE_TASK_ROWS`, and at least six tasks per thread, so that
+    the threads end close together."""
     return max(1, min(AGGREGATE_TASK_ROWS, total // (6 * threads)))
+
+
+class _Tasks:
+    """A scan's row groups handed out as tasks, in order: one row group each, or runs of
+    adjacent ones (`group_scan_tasks`) once few rows come out of them, since each task is
+    one query with a cost of its own. A plan that ends in a group-by's partials lets few
+    rows through from the start; any other shows it in the tasks it has run.
+
+    ``threads``: how many tasks run at once, at most the machine's cores (each query
+    uses them all)."""
+
+    def __init__(self, pieces: Sequence[ScanTask], threads: int, *, few: bool) -> None:
+        self.pieces = list(pieces)
+        self.threads = max(1, min(threads, os.cpu_count() or 1))
+        self.next = 0
+        self.rows_in = self.rows_out = 0
+        self.rows: int | None = None  # per task, once few rows come out
+        self.given: list[ScanTask] = []
+        if few:
+            self._join_row_groups()
+
+    def _join_row_groups(self) -> None:
+        """From now on, tasks of `_task_rows` of the rows left."""
+        rest = sum(piece.rows for piece in self.pieces[self.next :])
+        self.rows = _task_rows(rest, self.threads)
+
+    def take(self) -> ScanTask | None:
+        """The next task, or None when all are given."""
+        if self.next >= len(self.pieces):
+            return None
+        rest = self.pieces[self.next :]
+        task = rest[0] if self.rows is None else group_scan_tasks(rest, self.rows)[0]
+        self.next += len(task.row_groups) or 1
+        self.given.append(task)
+        return task
+
+    def done(self, rows_in: int, rows_out: int) -> None:
+        """A task read ``rows_in`` rows and let ``rows_out`` through."""
+        self.rows_in += rows_in
+        self.rows_out += rows_out
+        if self.rows is None and self.rows_in > 0 and self.rows_out <= FEW_ROWS_OUT * self.rows_in:
+            self._join_row_groups()
 
 
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:
@@ -243,8 +289,10 @@ async def read_parquet(
     further downstream that a Network pushes to it (see `Network`'s
     ``pushdown``) join ``filters``, statistics included. When the chain ends in
     the partial aggregation of a ``groupby_agg``, one query reads a run of
-    adjacent row groups (up to a million rows, at least six runs per thread),
-    since only a few rows come out of each.
+    adjacent row groups (up to a million rows, at least six runs per thread of
+    the machine's cores), since only a few rows come out of each; so do the
+    queries after the first ones of a chain that let at most an eighth of the
+    rows they read through.
 
     Parameters
     ----------
@@ -339,35 +387,32 @@ async def read_parquet(
         weights = [piece.rows if piece.read else 0 for piece in planned]
         share = rank_share(weights, ctx.rank, ctx.nranks)
         planned = planned[share.start : share.stop]
-    pieces = [piece.task for piece in planned if piece.read]
-    if node is not None and node.link is not None:
-        # A few rows per task leave the plan (a group-by's partials): each task is one
-        # query with a cost of its own, so tasks join row groups, keeping several per thread.
-        total = sum(piece.rows for piece in pieces)
-        pieces = group_scan_tasks(pieces, _task_rows(total, depth))
-    ctx.progress.expect(sum(piece.rows for piece in pieces))
+    # A plan ending in a group-by's partials lets a few rows per task through.
+    tasks = _Tasks(
+        [piece.task for piece in planned if piece.read], depth,
+        few=node is not None and node.link is not None,
+    )  # fmt: skip
+    ctx.progress.expect(sum(piece.rows for piece in tasks.pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
-    next_piece = 0
     read = rows_read = rows_emitted = seq = 0
 
     def refill() -> None:
-        nonlocal next_piece
-        while len(pending) < depth and next_piece < len(pieces):
-            piece = pieces[next_piece]
-            params = PlanParams(rank=ctx.rank, sequence=next_piece)  # a Stamp's values
-            next_piece += 1
-            pending.append(start_task(ctx.to_thread(backend.scan, compiled, piece, params=params)))
+        while len(pending) < depth and (task := tasks.take()) is not None:
+            params = PlanParams(rank=ctx.rank, sequence=len(tasks.given) - 1)  # a Stamp's values
+            pending.append(start_task(ctx.to_thread(backend.scan, compiled, task, params=params)))
 
     try:
         refill()
         while pending:
-            rows_read += pieces[read].rows
+            task = tasks.given[read]
+            rows_read += task.rows
             chunk = await pending.popleft()
-            ctx.progress.advance(pieces[read].rows)
+            ctx.progress.advance(task.rows)
             read += 1
+            tasks.done(task.rows, chunk.num_rows)
             refill()
-            if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):
+            if chunk.num_rows == 0 and (rows_emitted or pending or tasks.next < len(tasks.pieces)):
                 continue  # skip empty chunks, but keep one so the schema reaches the sink
             await ch_out.send(ctx, Message(seq, chunk))
             seq += 1
@@ -387,7 +432,7 @@ async def read_parquet(
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.index is not None for piece in planned),
-        row_groups_read=sum(len(piece.row_groups) for piece in pieces[:read]),
+        row_groups_read=sum(len(task.row_groups) for task in tasks.given[:read]),
         rows_read=rows_read,
         rows_emitted=rows_emitted,
     )

@@ -185,3 +185,20 @@ def test_a_scan_into_a_group_by_reads_runs_of_row_groups(tmp_path: Path) -> None
         # 240 rows over 2 threads: runs of 20 rows (4 row groups), six per thread
         stats = {s.name: s for s in network.statistics().actors}
         assert stats["groupby_agg#0"].messages_in == 12
+
+
+def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    df = pl.DataFrame({"x": range(480)})
+    df.write_parquet(path, row_group_size=10)  # 48 row groups
+    with Context(num_threads=2) as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        scan = actors.read_parquet(ctx, a, path)
+        keep = pl.col("x") % 10 == 0  # one row of each row group
+        network = Network(ctx, [scan, actors.filter(ctx, a, b, keep), out])
+        network.run()
+        assert_frame_equal(out.result(), df.filter(keep))
+        assert scan.result().row_groups_read == 48
+        # after the first tasks, a tenth of the rows come out: tasks join row groups
+        assert network.statistics().actor("read_parquet#0").messages_out < 48 / 2
