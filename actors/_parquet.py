@@ -171,7 +171,7 @@ def _plan(
     return compiled, plan_row_groups(files, predicate, filtered)
 
 
-AGGREGATE_TASK_ROWS = 1_000_000
+AGGREGATE_TASK_ROWS = 4_000_000
 """The most rows one scan task joins, when few rows come out of each."""
 
 FEW_ROWS_OUT = 1 / 8
@@ -180,10 +180,10 @@ tasks join row groups."""
 
 
 def _task_rows(total: int, threads: int) -> int:
-    """Rows per scan task for ``total`` rows read by ``threads`` at once, when few rows
-    leave each: at most `AGGREGATE_TASK_ROWS`, and at least six tasks per thread, so that
-    the threads end close together."""
-    return max(1, min(AGGREGATE_TASK_ROWS, total // (6 * threads)))
+    """Rows per scan task for ``total`` rows read on ``threads`` cores, when few rows leave
+    each: a task per core, at most `AGGREGATE_TASK_ROWS` (each query runs on every core,
+    and costs less the more rows it reads at once)."""
+    return max(1, min(AGGREGATE_TASK_ROWS, total // threads))
 
 
 class _Tasks:
@@ -289,8 +289,8 @@ async def read_parquet(
     further downstream that a Network pushes to it (see `Network`'s
     ``pushdown``) join ``filters``, statistics included. When the chain ends in
     the partial aggregation of a ``groupby_agg``, one query reads a run of
-    adjacent row groups (up to a million rows, at least six runs per thread of
-    the machine's cores), since only a few rows come out of each; so do the
+    adjacent row groups (a run per core of the machine, up to four million rows),
+    since only a few rows come out of each; so do the
     queries after the first ones of a chain that let at most an eighth of the
     rows they read through.
 
