@@ -27,7 +27,7 @@ where they are, so moving a predicate only ever saves work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,9 @@ def describe(
 
 
 # ------------------------------------------------------------------ key filters
+KEY_FILTER_ROUNDS = 4
+"""How many times the joins are looked at again for inputs that key filters cut down."""
+
 def _ancestors(
     channel: Channel[Any], producers: Mapping[Channel[Any], list[ActorNode]]
 ) -> list[ActorNode]:
@@ -235,13 +238,15 @@ def key_filters(
     nodes: Sequence[ActorNode],
     applied: Mapping[Hashable, Predicates],
     feedback: Sequence[Channel[Any]] = (),
+    *,
+    skip: Collection[ActorNode] = (),
 ) -> dict[ActorNode, dict[Channel[Any], Predicates]]:
     """For each node that drops the rows of an input whose keys another input lacks (a
     join, ``define_actor(matches=...)``), the key filters of that input: when the other
     input is cut down by a filter (``applied``: the predicates of the first pass) and can
     be read whole first, since nothing upstream of it sends elsewhere. Of two such inputs,
     the one whose sources give fewer rows gives its keys. The node publishes each filter's
-    `KeySet` (`ActorNode.key_sets`).
+    `KeySet` (`ActorNode.key_sets`). Nodes in ``skip`` (which have theirs) are left out.
     """
     from streamnet.plans import KeySet, Predicate
 
@@ -255,6 +260,8 @@ def key_filters(
     loops = set(feedback)
     found: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
     for node in nodes:
+        if node in skip:
+            continue
         by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
         best: tuple[float, int, str, tuple[str, ...], str, tuple[str, ...]] | None = None
         for order, (build, build_keys, probe, probe_keys) in enumerate(node.key_matches()):
@@ -288,14 +295,17 @@ def push(
 ) -> dict[str, Predicates]:
     """Give each source among ``nodes`` that applies predicates those its consumers apply
     anyway (`ActorNode.push`); per such source that got some, those predicates. With
-    ``keys``, joins give key filters too (`key_filters`), found on a first pass's
-    predicates, and a second pass moves them."""
+    ``keys``, joins give key filters too (`key_filters`), found on the predicates
+    moved so far, and moved in turn: an input cut down by a key filter may give its
+    own keys (a few rounds)."""
     applied = pushed_predicates([describe(node) for node in nodes], feedback)
-    if keys:
-        extra = key_filters(nodes, applied, feedback)
-        if extra:
-            described = [describe(node, extra.get(node)) for node in nodes]
-            applied = pushed_predicates(described, feedback)
+    extra: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
+    for _ in range(KEY_FILTER_ROUNDS if keys else 0):
+        found = key_filters(nodes, applied, feedback, skip=extra)
+        if not found:
+            break
+        extra.update(found)
+        applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
     pushed: dict[str, Predicates] = {}
     for node in nodes:
         if node.definition.pushdown and node.outputs:

@@ -72,7 +72,9 @@ def test_a_semi_join_gives_its_keys_to_the_sources_of_the_other_side_through_a_j
     got, keys, sent, explained = _run(build)
     assert_frame_equal(_sorted(got), _sorted(want))
     by_join = "`o` among the `o` keys `join#1` reads on its right_in input"
-    assert keys == {"orders": [by_join], "items": [by_join], "items again": []}
+    # orders, cut down by the semi join's keys, give theirs to the items in turn
+    by_orders = "`o` among the `o` keys `join#0` reads on its left_in input"
+    assert keys == {"orders": [by_join], "items": [by_orders, by_join], "items again": []}
     assert (
         sent["orders"] == big.height and sent["items"] == ITEMS.join(big, on="o", how="semi").height
     )
