@@ -210,9 +210,12 @@ class _Tasks:
         rest = sum(piece.rows for piece in self.pieces[self.next :])
         self.rows = _task_rows(rest, self.threads)
 
-    def take(self) -> ScanTask | None:
-        """The next task, or None when all are given."""
+    def take(self, running: int) -> ScanTask | None:
+        """The next task, or None when all are given, or while ``running`` tasks are as
+        many as the cores and none has told how many rows come out."""
         if self.next >= len(self.pieces):
+            return None
+        if self.rows is None and self.rows_in == 0 and running >= self.threads:
             return None
         rest = self.pieces[self.next :]
         task = rest[0] if self.rows is None else group_scan_tasks(rest, self.rows)[0]
@@ -398,7 +401,7 @@ async def read_parquet(
     read = rows_read = rows_emitted = seq = 0
 
     def refill() -> None:
-        while len(pending) < depth and (task := tasks.take()) is not None:
+        while len(pending) < depth and (task := tasks.take(len(pending))) is not None:
             params = PlanParams(rank=ctx.rank, sequence=len(tasks.given) - 1)  # a Stamp's values
             pending.append(start_task(ctx.to_thread(backend.scan, compiled, task, params=params)))
 
