@@ -1,8 +1,9 @@
 """Parquet: a streamed scan with projection and predicate pushdown, and a streamed writer.
 
-The reader and the writer share this module (a little above 400 lines): they are
-the two halves of one format's actors, with one set of path and schema rules;
-what to read is planned by `streamnet.io`, the reading itself is the backend's.
+The reader and the writer share this module (above 400 lines): they are the two
+halves of one format's actors, with one set of path and schema rules; what to read
+is planned by `streamnet.io`, the reading itself is the backend's, and the reader
+hands it out as tasks that grow when few rows come out (`_Tasks`).
 """
 
 from __future__ import annotations

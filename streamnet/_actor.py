@@ -5,8 +5,9 @@ A definition makes nodes and each node refers to its definition, so both stay in
 this one module; the decorator that makes definitions, with its checks, is
 ``_define_actor.py``. The modules the Context builds on ask for the running actor
 (`current_actor_name`) inside their functions: this module imports the Context.
-It is a little above 400 lines for that reason: a node's binding, state, fusion
-and link all read its definition.
+It is above 400 lines for that reason: a node's binding, state, fusion, link and
+what the network's optimiser asks of it (columns, predicates, key filters) all read
+its definition.
 """
 
 from __future__ import annotations

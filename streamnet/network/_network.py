@@ -253,6 +253,7 @@ class Network:
         ... ])
         >>> print(network.explain())
         network `network`: 1 fused group
+        source `from_polars#0` skips the rows that `filter#0` drops: [(col("x")) > (dyn int: 1)]
         group `filter#0` (filter#0, with_columns#0), one plan per chunk:
           1. Filter  [filter#0]
           2. WithColumns  [with_columns#0]

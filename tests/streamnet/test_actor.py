@@ -195,7 +195,7 @@ def test_a_check_must_be_callable() -> None:
         define_actor(check=3)(source)  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("option", ["columns", "emits", "predicates"])
+@pytest.mark.parametrize("option", ["columns", "emits", "predicates", "matches", "rows"])
 def test_a_declaration_must_be_callable(option: str) -> None:
     async def source(ctx: Context, ch_out: Channel[Any]) -> None:
         pass
