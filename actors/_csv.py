@@ -223,10 +223,5 @@ async def write_csv(
 
     return await write_stream(
         ctx, ch_in, target, mode, partitioned=partitioned, suffix=".csv",
-        open_writer=open_writer, write=_write_chunk,
+        open_writer=open_writer,
     )  # fmt: skip
-
-
-def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
-    writer.write(chunk)
-
