@@ -67,7 +67,7 @@ def q2(t: Tables, scale: float = 1.0) -> pl.LazyFrame:
         .select(
             "s_acctbal", "s_name", "n_name", "p_partkey", "p_mfgr", "s_address", "s_phone",
             "s_comment",
-        )  # fmt: skip
+        )
         .sort(["s_acctbal", "n_name", "s_name", "p_partkey"], descending=[True, False, False, False])
         .head(100)
     )

@@ -66,10 +66,7 @@ class QueryNetwork:
 def build(ctx: Context, root: PlanNode, lazy_frame: pl.LazyFrame, ch_out: Stream) -> QueryNetwork:
     """The actors that compute ``root`` (the plan of ``lazy_frame``) into ``ch_out``."""
     builder = _Builder(ctx, lazy_frame)
-    if root.distributable:
-        out = builder.node(root)
-    else:
-        out = builder.polars_above(root)
+    out = builder.node(root) if root.distributable else builder.polars_above(root)
     builder.add(_forward(ctx, out, ch_out, root))
     builder.finish()
     return QueryNetwork(tuple(builder.actors), tuple(builder.fallbacks))
@@ -258,10 +255,13 @@ class _Builder:
         args = node.args
         how = args["how"]
         lch, rch = self.node(left), self.node(right)
-        if how == "cross":
+        comparisons = args["comparisons"]
+        if how == "cross":  # a join on a constant; compared expressions as columns of each side
             constant = pl.lit(0, dtype=pl.UInt8).alias("__sn_cross")
-            lch = self.step(with_columns, lch, constant)
-            rch = self.step(with_columns, rch, constant)
+            lefts = [e.alias(f"__sn_cmp{i}l") for i, (_, e, _) in enumerate(comparisons)]
+            rights = [e.alias(f"__sn_cmp{i}r") for i, (_, _, e) in enumerate(comparisons)]
+            lch = self.step(with_columns, lch, constant, *lefts)
+            rch = self.step(with_columns, rch, constant, *rights)
             out = self.channel()
             self.add(join(self.ctx, lch, rch, out, on="__sn_cross", how="inner", suffix=args["suffix"]))
         else:
@@ -271,8 +271,8 @@ class _Builder:
         produced = args["produced"]
         if args["predicate"] is not None:
             out = self.step(filter, out, args["predicate"])
-        for op, lcol, rcol in args["comparisons"]:
-            out = self.step(filter, out, _compare(op, pl.col(lcol), pl.col(rcol)))
+        for i, (op, _, _) in enumerate(comparisons):
+            out = self.step(filter, out, _compare(op, pl.col(f"__sn_cmp{i}l"), pl.col(f"__sn_cmp{i}r")))
         out = self.conform(out, produced, node)
         return self.sliced(out, node, args["slice"])
 
@@ -339,8 +339,12 @@ class _Builder:
 
     def _explode(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
-        columns = node.args["columns"]
-        return self.step(map_chunks, self.node(child), lambda df: df.explode(columns), kind="polars")
+        a = node.args
+
+        def explode(df: pl.DataFrame) -> pl.DataFrame:
+            return df.explode(a["columns"], empty_as_null=a["empty_as_null"], keep_nulls=a["keep_nulls"])
+
+        return self.step(map_chunks, self.node(child), explode, kind="polars")
 
     def _unpivot(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
@@ -362,8 +366,15 @@ class _Builder:
     def _hconcat(self, node: PlanNode) -> Stream:
         self.fallback(node, "a horizontal concatenation lines up the rows of whole inputs")
         return self.on_rank_zero([self.node(child) for child in node.inputs],
-                                 [child.schema for child in node.inputs],
-                                 lambda f: pl.concat(f, how="horizontal"), node.schema)  # fmt: skip
+                                 [child.schema for child in node.inputs], _side_by_side,
+                                 node.schema)  # fmt: skip
+
+
+def _side_by_side(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The frames' columns side by side, the shorter ones padded with nulls."""
+    height = max(frame.height for frame in frames)
+    padded = [f if f.height == height else pl.concat([f, f.clear(height - f.height)]) for f in frames]
+    return pl.DataFrame([column for frame in padded for column in frame.get_columns()])
 
 
 def _compare(op: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:

@@ -86,7 +86,7 @@ _STRING_UNARY = {
     "LenChars": "len_chars", "LenBytes": "len_bytes", "Lowercase": "to_lowercase",
     "Uppercase": "to_uppercase", "Reverse": "reverse",
 }  # fmt: skip
-_UNARY = {
+_UNARY: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "negate": operator.neg, "abs": pl.Expr.abs, "sqrt": pl.Expr.sqrt, "floor": pl.Expr.floor,
     "ceil": pl.Expr.ceil, "exp": pl.Expr.exp, "sign": pl.Expr.sign,
 }  # fmt: skip
@@ -190,7 +190,7 @@ class ExprReader:
         if kind(inner) == "Filter":
             if how not in _SKIP_NULLS:
                 raise self.unsupported(f"aggregation `{how}` of a filtered column")
-            value = pl.when(self.expr(inner.by)).then(self.expr(inner.input))
+            value: pl.Expr = pl.when(self.expr(inner.by)).then(self.expr(inner.input))
             dtype = self.visitor.get_dtype(inner.input)
         else:
             value = self.expr(arg)
@@ -238,9 +238,9 @@ class ExprReader:
         value = node.value
         dtype = self.visitor.get_dtype(n)
         if kind(value) == "PySeries":
-            return pl.lit(pl.Series._from_pyseries(value))
+            return pl.lit(pl.Series._from_pyseries(value))  # noqa: SLF001 (a Series literal)
         if isinstance(value, list):
-            return pl.lit(pl.Series(value, dtype=dtype.inner))  # type: ignore[union-attr]
+            return pl.lit(pl.Series(value, dtype=dtype.inner))
         if value is None or dtype == pl.Null:
             return pl.lit(None, dtype=dtype)
         return pl.lit(value, dtype=dtype)
@@ -286,6 +286,8 @@ class ExprReader:
             if what in ("AllHorizontal", "AnyHorizontal"):
                 exprs = [sub(i) for i in ins]
                 return pl.all_horizontal(exprs) if what == "AllHorizontal" else pl.any_horizontal(exprs)
+        elif family == "ListFunction" and what == "Concat":
+            return pl.concat_list([sub(i) for i in ins])
         elif family == "StringFunction" and first is not None:
             return self._string(what, options, first, rest, sub, n)
         elif family == "TemporalFunction" and first is not None:

@@ -84,7 +84,8 @@ def read_plan(lazy_frame: pl.LazyFrame) -> tuple[PlanNode, Any]:
     NotImplementedError
         Polars' plan interface has a major version this reader does not know, naming it.
     """
-    visitor = lazy_frame._ldf.visit()
+    # Polars' plan interface for other engines (what cudf-polars reads), not public API.
+    visitor = lazy_frame._ldf.visit()  # noqa: SLF001
     version = tuple(visitor.version())
     if version[0] not in PLAN_VERSIONS:
         raise NotImplementedError(
@@ -124,7 +125,7 @@ class _Reader:
         return node
 
     # ------------------------------------------------------------------ sources
-    def _Scan(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Scan(self, ir: Any, node: PlanNode) -> None:
         scan_type = ir.scan_type[0] if isinstance(ir.scan_type, tuple) else ir.scan_type
         options = ir.file_options
         if scan_type != "parquet":
@@ -149,8 +150,8 @@ class _Reader:
             "pre_slice": options.n_rows,
         }
 
-    def _DataFrameScan(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
-        frame = pl.DataFrame._from_pydf(ir.df)
+    def _DataFrameScan(self, ir: Any, node: PlanNode) -> None:
+        frame = pl.DataFrame._from_pydf(ir.df)  # noqa: SLF001 (the plan holds Polars' own frame)
         if ir.projection is not None:
             frame = frame.select(ir.projection)
         predicate = None
@@ -161,12 +162,13 @@ class _Reader:
         node.args = {"frame": frame, "predicate": predicate}
 
     # ------------------------------------------------------------------ row-wise steps
-    def _Select(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Select(self, ir: Any, node: PlanNode) -> None:
         exprs: list[pl.Expr] | None = None
+        plain: Unsupported | None = None
         try:
             exprs = [self.exprs.named(e) for e in ir.expr]
-        except Unsupported:
-            pass
+        except Unsupported as exc:
+            plain = exc
         if exprs is not None and _row_wise(exprs, select=True):
             node.op = "select"
             node.args = {"exprs": exprs}
@@ -176,20 +178,20 @@ class _Reader:
             for e in ir.expr:
                 self.exprs.aggregated(e, parts)
         except Unsupported:
-            if exprs is None:
-                raise
+            if plain is not None:
+                raise plain from None
             node.op = "select"  # on the whole input, on rank 0
             node.args = {"exprs": exprs, "rank_zero": True}
             return
         node.op = "aggregate"
         node.args = {"keys": [], "parts": parts, "slice": None}
 
-    def _HStack(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _HStack(self, ir: Any, node: PlanNode) -> None:
         exprs = [self.exprs.named(e) for e in ir.exprs]
         node.op = "with_columns"
         node.args = {"exprs": exprs, "rank_zero": not _row_wise(exprs)}
 
-    def _Filter(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Filter(self, ir: Any, node: PlanNode) -> None:
         predicate = self.exprs.without_hints(ir.predicate.node)
         node.op = "filter"
         node.args = {
@@ -197,12 +199,12 @@ class _Reader:
             "rank_zero": predicate is not None and not _row_wise([predicate]),
         }
 
-    def _SimpleProjection(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _SimpleProjection(self, ir: Any, node: PlanNode) -> None:
         node.op = "select"
         node.args = {"exprs": [pl.col(name) for name in node.names]}
 
     # ------------------------------------------------------------------ collectives
-    def _GroupBy(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _GroupBy(self, ir: Any, node: PlanNode) -> None:
         options = ir.options
         if options.dynamic is not None or options.rolling is not None:
             raise self.exprs.unsupported("a dynamic or rolling group-by")
@@ -217,21 +219,22 @@ class _Reader:
         node.op = "aggregate"
         node.args = {"keys": keys, "parts": parts, "slice": _slice_of(options.slice)}
 
-    def _Join(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Join(self, ir: Any, node: PlanNode) -> None:
         how, nulls_equal, zlice, suffix, coalesce, *rest = ir.options
         maintain_order = rest[0] if rest else "none"
         left, right = node.inputs
         with _at(self.visitor, left.id):
-            left_on = [self.exprs.expr(e.node) for e in ir.left_on]
             left_columns = [self.exprs.is_column(e) for e in ir.left_on]
+            left_on = [self.exprs.expr(e.node) for e in ir.left_on]
         with _at(self.visitor, right.id):
-            right_on = [self.exprs.expr(e.node) for e in ir.right_on]
             right_columns = [self.exprs.is_column(e) for e in ir.right_on]
+            right_on = [self.exprs.expr(e.node) for e in ir.right_on]
         predicate = None
-        comparisons: list[str] = []
+        comparisons: list[tuple[str, pl.Expr, pl.Expr]] = []
         if isinstance(how, tuple):
-            if how[0] == "IEJoin":
-                comparisons = [variant(op) for op in how[1:] if op is not None]
+            if how[0] == "IEJoin":  # a cross join filtered by comparisons of both sides
+                ops = [variant(op) for op in how[1:] if op is not None]
+                comparisons = list(zip(ops, left_on, right_on, strict=False))
                 how = "Cross"
             elif len(how) == 2 and how[1] == "fused_predicate" and getattr(ir, "predicate", None) is not None:
                 how = how[0]
@@ -250,16 +253,19 @@ class _Reader:
             raise self.exprs.unsupported(f"a {joined} join that keeps both key columns (`coalesce=False`)")
         if joined == "full" and coalesce:
             raise self.exprs.unsupported("a full join that merges its key columns (`coalesce=True`)")
-        if not (all(left_columns) and all(right_columns)):
+        if joined != "cross" and not (all(left_columns) and all(right_columns)):
             raise self.exprs.unsupported("a join on expressions (not columns)")
-        produced = _joined_names(left.schema, right.schema, left_columns, right_columns, joined, suffix)
+        extra = [f"__sn_cmp{i}" for i in range(len(comparisons))]
+        extra_left: dict[str, pl.DataType] = {f"{n}l": pl.Null() for n in extra}
+        extra_right: dict[str, pl.DataType] = {f"{n}r": pl.Null() for n in extra}
+        produced = _joined_names(
+            pl.Schema({**left.schema, **extra_left}),
+            pl.Schema({**right.schema, **extra_right}),
+            left_columns, right_columns, joined, suffix,
+        )  # fmt: skip
         missing = [name for name in node.names if name not in produced]
         if missing:
             raise self.exprs.unsupported(f"a join whose columns {missing} the actors would not make")
-        renamed = {
-            name: (f"{name}{suffix}" if name in left.schema and name != "__sn_cross" else name)
-            for name in right.names
-        }
         node.op = "join"
         node.args = {
             "how": joined,
@@ -267,15 +273,12 @@ class _Reader:
             "right_on": [] if joined == "cross" else right_columns,
             "suffix": suffix,
             "predicate": predicate,
-            "comparisons": [
-                (op, left_columns[i], renamed[right_columns[i]])  # type: ignore[index]
-                for i, op in enumerate(comparisons)
-            ],
+            "comparisons": comparisons,
             "produced": produced,
             "slice": _slice_of(zlice),
         }
 
-    def _Sort(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Sort(self, ir: Any, node: PlanNode) -> None:
         stable, nulls_last, descending = ir.sort_options
         by = [self.exprs.named(e) for e in ir.by_column]
         columns = [self.exprs.is_column(e) for e in ir.by_column]
@@ -290,11 +293,11 @@ class _Reader:
             "slice": _slice_of(ir.slice),
         }
 
-    def _Slice(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Slice(self, ir: Any, node: PlanNode) -> None:
         node.op = "slice"
         node.args = {"slice": (ir.offset, ir.len)}
 
-    def _Distinct(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Distinct(self, ir: Any, node: PlanNode) -> None:
         keep, subset, maintain_order, zlice = ir.options
         node.op = "distinct"
         node.args = {
@@ -304,26 +307,27 @@ class _Reader:
             "slice": _slice_of(zlice),
         }
 
-    def _Union(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Union(self, ir: Any, node: PlanNode) -> None:
         zlice = getattr(ir, "slice", None)
         node.op = "union"
         node.args = {"slice": _slice_of(zlice), "maintain_order": bool(getattr(ir, "maintain_order", True))}
 
-    def _HConcat(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _HConcat(self, ir: Any, node: PlanNode) -> None:
         node.op = "hconcat"
 
-    def _Cache(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _Cache(self, ir: Any, node: PlanNode) -> None:
         node.op = "cache"
         node.args = {"key": ir.id_}
 
-    def _MapFunction(self, ir: Any, node: PlanNode) -> None:  # noqa: N802
+    def _MapFunction(self, ir: Any, node: PlanNode) -> None:
         name, *options = ir.function
         if name in ("rechunk",):
             node.op = "select"
             node.args = {"exprs": [pl.col(c) for c in node.names]}
         elif name == "explode":
             node.op = "explode"
-            node.args = {"columns": list(options[0])}
+            empty_as_null, keep_nulls = (bool(o) for o in options[1:3])
+            node.args = {"columns": list(options[0]), "empty_as_null": empty_as_null, "keep_nulls": keep_nulls}
         elif name == "unpivot":
             index, on, variable, value = options[:4]
             node.op = "unpivot"
