@@ -205,9 +205,28 @@ class _Builder:
             out = self.step(filter, out, node.args["predicate"])
         return self.conform(out, frame.columns, node)
 
+    def beside_scalars(self, node: PlanNode) -> Stream:
+        """The node's input with its whole-input aggregates (``scalars``) as columns of every
+        row: the input, fanned out to a group-by of one group, joined with its one row."""
+        (child,) = node.inputs
+        parts = node.args["scalars"]
+        rows, into_aggregate = self.channel(), self.channel()
+        self.add(fanout(self.ctx, self.node(child), [rows, into_aggregate]))
+        inputs = [expr.alias(name) for name, expr in parts.inputs.items()]
+        pre = self.step(select, into_aggregate, *inputs) if inputs else into_aggregate
+        scalars = self.step(groupby_agg, pre, [], list(parts.aggs))
+        constant = pl.lit(0, dtype=pl.UInt8).alias("__sn_cross")
+        left = self.step(with_columns, rows, constant)
+        right = self.step(with_columns, scalars, constant)
+        out = self.channel()
+        self.add(join(self.ctx, left, right, out, on="__sn_cross", how="inner", strategy="broadcast"))
+        return out
+
     def _select(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
         exprs = node.args["exprs"]
+        if "scalars" in node.args:
+            return self.step(select, self.beside_scalars(node), *exprs)
         if node.args.get("rank_zero"):
             self.fallback(node, "its expressions read more than one row")
             return self.on_rank_zero([self.node(child)], [child.schema],
@@ -217,6 +236,9 @@ class _Builder:
     def _with_columns(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
         exprs = node.args["exprs"]
+        if "scalars" in node.args:
+            out = self.step(with_columns, self.beside_scalars(node), *exprs)
+            return self.conform(out, [], node)
         if node.args.get("rank_zero"):
             self.fallback(node, "its expressions read more than one row")
             return self.on_rank_zero([self.node(child)], [child.schema],
@@ -229,6 +251,9 @@ class _Builder:
         predicate = node.args["predicate"]
         if predicate is None:  # only hints for a top-k above
             return self.node(child)
+        if "scalars" in node.args:
+            out = self.step(filter, self.beside_scalars(node), predicate)
+            return self.conform(out, [], node)
         if node.args.get("rank_zero"):
             self.fallback(node, "its predicate reads more than one row")
             return self.on_rank_zero([self.node(child)], [child.schema],

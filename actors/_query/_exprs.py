@@ -108,6 +108,9 @@ class AggregateParts:
     """What the group-by computes, named ``__sn_agg0``..."""
     finals: dict[str, pl.Expr] = field(default_factory=dict)
     """Each output, computed from the aggregates, by its name."""
+    rows: bool = False
+    """Whether the expressions after the group-by also read the rows' columns (aggregates of
+    the whole input beside each row: ``x > x.mean()``), rather than the aggregates alone."""
 
     def input_column(self, expr: pl.Expr) -> str:
         """The projection's column that holds ``expr`` (added unless one already does)."""
@@ -176,6 +179,11 @@ class ExprReader:
         """Split a named expression over aggregates into ``parts`` (see `AggregateParts`)."""
         parts.finals[e.output_name] = self._read(e.node, parts).alias(e.output_name)
 
+    def beside_rows(self, n: int, parts: AggregateParts) -> pl.Expr:
+        """Expression ``n`` over the rows and aggregates of the whole input (``x > x.mean()``),
+        its aggregates split into ``parts`` (made with ``rows=True``)."""
+        return self._read(n, parts)
+
     def _aggregation(self, node: Any, parts: AggregateParts) -> pl.Expr:
         how = node.name
         args = node.arguments if isinstance(node.arguments, list) else [node.arguments]
@@ -205,7 +213,7 @@ class ExprReader:
         k = kind(node)
         sub: Callable[[int], pl.Expr] = lambda i: self._read(i, parts)  # noqa: E731
         if k == "Column":
-            if parts is not None:
+            if parts is not None and not parts.rows:
                 raise self.unsupported(f"column `{node.name}` outside an aggregation")
             return pl.col(node.name)
         if k == "Literal":

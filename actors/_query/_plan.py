@@ -180,8 +180,8 @@ class _Reader:
         except Unsupported:
             if plain is not None:
                 raise plain from None
-            node.op = "select"  # on the whole input, on rank 0
-            node.args = {"exprs": exprs, "rank_zero": True}
+            node.op = "select"
+            node.args = {"exprs": exprs, **self._beside_rows(ir.expr)}
             return
         node.op = "aggregate"
         node.args = {"keys": [], "parts": parts, "slice": None}
@@ -189,15 +189,29 @@ class _Reader:
     def _HStack(self, ir: Any, node: PlanNode) -> None:
         exprs = [self.exprs.named(e) for e in ir.exprs]
         node.op = "with_columns"
-        node.args = {"exprs": exprs, "rank_zero": not _row_wise(exprs)}
+        node.args = {"exprs": exprs, **({} if _row_wise(exprs) else self._beside_rows(ir.exprs))}
 
     def _Filter(self, ir: Any, node: PlanNode) -> None:
         predicate = self.exprs.without_hints(ir.predicate.node)
         node.op = "filter"
-        node.args = {
-            "predicate": predicate,
-            "rank_zero": predicate is not None and not _row_wise([predicate]),
-        }
+        node.args = {"predicate": predicate}
+        if predicate is not None and not _row_wise([predicate]):
+            node.args.update(self._beside_rows([ir.predicate]))
+            if "scalars" in node.args:
+                (node.args["predicate"],) = node.args.pop("exprs")
+
+    def _beside_rows(self, named: list[Any]) -> dict[str, Any]:
+        """Expressions that read aggregates of the whole input beside each row: ``scalars``
+        (the aggregates, one group of the whole input) and ``exprs`` over the rows and the
+        aggregates' columns; or ``rank_zero`` when they read the rows otherwise."""
+        parts = AggregateParts(rows=True)
+        try:
+            exprs = [self.exprs.beside_rows(e.node, parts).alias(e.output_name) for e in named]
+        except Unsupported:
+            return {"rank_zero": True}
+        if not parts.aggs or not _row_wise(exprs):
+            return {"rank_zero": True}
+        return {"scalars": parts, "exprs": exprs}
 
     def _SimpleProjection(self, ir: Any, node: PlanNode) -> None:
         node.op = "select"
