@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from ranks import run
+from ranks import run, size
 
 import actors
 from actors import QueryNetwork, collect, collect_query, collect_query_async, from_polars_query
@@ -45,7 +45,7 @@ def _query(lazy_frame: pl.LazyFrame, nranks: int) -> tuple[pl.DataFrame, tuple[s
         await Network(ctx, [*query, actors.allgather(ctx, ch, gathered), sink]).run_async()
         return sink.result(), query.fallbacks
 
-    outcomes = run(nranks, job)
+    outcomes = run(size(nranks), job)
     for frame, _ in outcomes[1:]:
         assert_frame_equal(frame, outcomes[0][0])
     first: tuple[pl.DataFrame, tuple[str, ...]] = outcomes[0]
@@ -218,7 +218,7 @@ def test_concat_keeps_the_order_of_its_inputs(nranks: int) -> None:
     query = pl.concat([FRAME.lazy().select("k", "x"), OTHER.lazy().select("k", "x")])
     got, fallbacks = _query(query, nranks)
     assert_frame_equal(got, query.collect())
-    assert len(fallbacks) == (1 if nranks > 1 else 0)  # its inputs gathered on rank 0
+    assert len(fallbacks) == (1 if size(nranks) > 1 else 0)  # its inputs gathered on rank 0
 
 
 def test_stable_sort_keeps_the_order_of_ties() -> None:
@@ -247,13 +247,18 @@ def test_an_unknown_scan_leaves_the_query_above_it_to_polars(tmp_path: Path) -> 
 
 
 def test_the_output_feeds_hand_written_actors() -> None:
-    ctx = Context()
-    ch, kept = ctx.create_channel(), ctx.create_channel()
     query = FRAME.lazy().group_by("k").agg(pl.col("i").sum())
-    sink = collect(ctx, kept, into="polars")
-    network = Network(ctx, [*from_polars_query(ctx, query, ch), actors.filter(ctx, ch, kept, pl.col("i") > 5), sink])
-    network.run()
-    _assert_same(sink.result(), query.filter(pl.col("i") > 5).collect())
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        ch, kept, gathered = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = collect(ctx, gathered, into="polars")
+        own = [actors.filter(ctx, ch, kept, pl.col("i") > 5), actors.allgather(ctx, kept, gathered), sink]
+        await Network(ctx, [*from_polars_query(ctx, query, ch), *own]).run_async()
+        result: pl.DataFrame = sink.result()
+        return result
+
+    for got in run(size(2), job):
+        _assert_same(got, query.filter(pl.col("i") > 5).collect())
 
 
 def test_query_network_lists_its_actors() -> None:
