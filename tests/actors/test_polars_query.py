@@ -4,14 +4,16 @@ Every query is checked against Polars' own ``collect`` of the same LazyFrame, on
 and 2 ranks (3 for some): rows equal as a set (floats to a relative 1e-9), and in
 the same order where the query sorts (the sort keys row by row, so ties may come
 in any order). The TPC-H queries run on SF 0.01 data cut into small row groups, so
-that every rank reads a share.
+that every rank reads a share, and their answers are also checked against DuckDB's
+answers to the same queries written in SQL (`benchmarks.tpch_sql`), an engine that
+shares nothing with Polars.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from ranks import run, size
 import actors
 from actors import QueryNetwork, collect, collect_query, collect_query_async, from_polars_query
 from actors._query import _plan
-from benchmarks import tpch_data
+from benchmarks import tpch_data, tpch_sql
 from benchmarks.tpch_polars import QUERIES, SORTED_BY
 from streamnet import Context, Network
 
@@ -88,23 +90,56 @@ def tpch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return small
 
 
+DuckAnswer = Callable[[str, pl.Schema], pl.DataFrame]
+
+
+@pytest.fixture(scope="session")
+def duckdb_tpch(tpch: dict[str, Path]) -> Iterator[DuckAnswer]:
+    """DuckDB's answer to a TPC-H query on the same files, cast to the Polars query's
+    types; each query runs once per session."""
+    con = tpch_sql.connect(tpch, threads=1)
+    answers: dict[str, pl.DataFrame] = {}
+
+    def answer(name: str, schema: pl.Schema) -> pl.DataFrame:
+        if name not in answers:
+            answers[name] = tpch_sql.answer(con, name, 0.01, schema=schema)
+        return answers[name]
+
+    yield answer
+    con.close()
+
+
 # Queries with a part that runs on rank 0 through Polars, and why (none now).
 TPCH_FALLBACKS: dict[str, str] = {}
 
 
+def _check_tpch(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str, nranks: int
+) -> tuple[str, ...]:
+    """The query's result equals Polars' and DuckDB's answers; its fallbacks."""
+    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
+    lazy_frame = QUERIES[name](tables, 0.01)
+    got, fallbacks = _query(lazy_frame, nranks)
+    _assert_same(got, lazy_frame.collect(), SORTED_BY[name])
+    _assert_same(got, duckdb_tpch(name, got.schema), SORTED_BY[name])
+    return fallbacks
+
+
 @pytest.mark.parametrize("nranks", [1, 2])
 @pytest.mark.parametrize("name", list(QUERIES))
-def test_tpch_query_equals_polars(tpch: dict[str, Path], name: str, nranks: int) -> None:
-    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
-    fallbacks = _check(QUERIES[name](tables, 0.01), nranks, SORTED_BY[name])
+def test_tpch_query_equals_polars_and_duckdb(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str, nranks: int
+) -> None:
+    fallbacks = _check_tpch(tpch, duckdb_tpch, name, nranks)
     expected = TPCH_FALLBACKS.get(name)
     assert [expected is not None and expected in line for line in fallbacks] == ([True] if expected else [])
 
 
 @pytest.mark.parametrize("name", ["q3", "q5", "q13", "q18", "q21"])
-def test_tpch_query_on_three_ranks(tpch: dict[str, Path], name: str) -> None:
-    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
-    _check(QUERIES[name](tables, 0.01), 3, SORTED_BY[name])
+def test_tpch_query_on_three_ranks(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str
+) -> None:
+    _check_tpch(tpch, duckdb_tpch, name, 3)
 
 
 # ----------------------------------------------------------------------------- nodes
