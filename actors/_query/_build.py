@@ -3,8 +3,9 @@
 Each node of the plan becomes the actors that compute it on every rank, its
 output a stream whose chunks, over all ranks, are the node's rows (in Polars'
 order where the node has one: rank, then sequence number): scans become
-``read_parquet`` (projection and predicate pushed down) or in-memory sources that
-split the rows between ranks; filters, projections and ``with_columns`` plan
+``read_parquet`` (projection and predicate pushed down), ``read_csv`` and
+``read_ndjson`` (the types Polars gives the columns, then a filter), or in-memory
+sources that split the rows between ranks; filters, projections and ``with_columns`` plan
 steps, which the Network fuses; group-bys a projection, ``groupby_agg`` and the
 expressions over its aggregates; joins ``join`` (which broadcasts or shuffles
 from the sizes it sees); sorts ``sort`` or ``top_k``; ``unique`` ``distinct``;
@@ -28,11 +29,13 @@ from typing import Any
 import polars as pl
 
 from actors._concat import concat
+from actors._csv import read_csv
 from actors._distinct import distinct
 from actors._flow import fanout
 from actors._groupby import groupby_agg
 from actors._join import join
 from actors._memory import from_polars
+from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
 from actors._query._plan import PlanNode
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
@@ -195,6 +198,27 @@ class _Builder:
         out = self.conform(out, produced, node)
         pre_slice = node.args["pre_slice"]
         return self.sliced(out, node, pre_slice)
+
+    def _csv(self, node: PlanNode) -> Stream:
+        a = node.args
+        out = self.channel()
+        self.add(read_csv(self.ctx, out, a["paths"], schema=a["schema"], delimiter=a["delimiter"],
+                          has_header=a["has_header"]))  # fmt: skip
+        return self.text_scanned(out, list(a["schema"]), node)
+
+    def _ndjson(self, node: PlanNode) -> Stream:
+        out = self.channel()
+        self.add(read_ndjson(self.ctx, out, node.args["paths"], schema=node.schema))
+        return self.text_scanned(out, node.names, node)
+
+    def text_scanned(self, ch: Stream, produced: list[str], node: PlanNode) -> Stream:
+        """A CSV or NDJSON reader's stream (columns ``produced``) as the scan gives it: its
+        columns, the slice Polars pushed into it, then its predicate (a text reader takes
+        neither; a plan step after it filters each chunk)."""
+        out = self.sliced(self.conform(ch, produced, node), node, node.args["pre_slice"])
+        if node.args["predicate"] is not None:
+            out = self.step(filter, out, node.args["predicate"])
+        return out
 
     def _frame(self, node: PlanNode) -> Stream:
         frame: pl.DataFrame = node.args["frame"]

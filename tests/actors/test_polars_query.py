@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from ranks import run, size
+from strategies import frames
 
 import actors
 from actors import QueryNetwork, collect, collect_query, collect_query_async, from_polars_query
@@ -272,13 +273,97 @@ def test_parquet_scan_pushes_columns_predicate_and_head(tmp_path: Path) -> None:
     assert any("slice (0, 4)" in line for line in fallbacks)
 
 
-def test_an_unknown_scan_leaves_the_query_above_it_to_polars(tmp_path: Path) -> None:
+def _actor_names(lazy_frame: pl.LazyFrame) -> list[str]:
+    ctx = Context()
+    return [node.name.split("#")[0] for node in from_polars_query(ctx, lazy_frame, ctx.create_channel())]
+
+
+TEXT = FRAME.with_columns(s=pl.Series(["NA", "", None, "null", "x", "NaN", "ab", "cd", "q", "r"]))
+"""FRAME with strings Polars' CSV reader keeps as they are (only an empty field is null)."""
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_csv_scan_reads_with_read_csv(tmp_path: Path, nranks: int) -> None:
+    path = tmp_path / "t.csv"
+    TEXT.write_csv(path)
+    scan = pl.scan_csv(path, try_parse_dates=True)
+    queries = [
+        scan,
+        scan.filter(pl.col("i") >= 3).select("k", "s", "d"),
+        scan.group_by("k").agg(pl.col("x").sum(), pl.col("d").max(), pl.len()),
+        scan.join(OTHER.lazy(), on="k").select("k", "y", "s"),
+    ]
+    for query in queries:
+        assert _check(query, nranks) == ()
+        assert "read_csv" in _actor_names(query)
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+def test_csv_scan_of_several_files_without_header(tmp_path: Path, nranks: int) -> None:
+    for i in range(3):
+        TEXT.slice(3 * i, 4).write_csv(tmp_path / f"part{i}.csv", separator=";", include_header=False)
+    scan = pl.scan_csv(tmp_path / "*.csv", separator=";", has_header=False)
+    query = scan.filter(pl.nth(3) > 1).select(*scan.collect_schema().names()[::2])
+    assert _check(query, nranks) == ()
+    assert "read_csv" in _actor_names(query)
+    got, _ = _query(scan, nranks)  # in file and row order across ranks
+    assert_frame_equal(got, scan.collect())
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_ndjson_scan_reads_with_read_ndjson(tmp_path: Path, nranks: int) -> None:
+    path = tmp_path / "t.ndjson"
+    TEXT.write_ndjson(path)
+    scan = pl.scan_ndjson(path)
+    for query in [scan, scan.filter(pl.col("x") > 0).select("k", "d"), scan.group_by("k").agg(pl.col("i").max())]:
+        assert _check(query, nranks) == ()
+        assert "read_ndjson" in _actor_names(query)
+    got, _ = _query(scan, nranks)
+    assert_frame_equal(got, scan.collect())
+
+
+@settings(max_examples=10)
+@given(frame=frames(max_rows=40), nranks=st.sampled_from([1, 2]))
+def test_random_csv_and_ndjson_scans_equal_polars(
+    tmp_path_factory: pytest.TempPathFactory, frame: pl.DataFrame, nranks: int
+) -> None:
+    folder = tmp_path_factory.mktemp("text")
+    frame.write_csv(folder / "t.csv")
+    frame.write_ndjson(folder / "t.ndjson")
+    for scan in (pl.scan_csv(folder / "t.csv", schema=frame.schema), pl.scan_ndjson(folder / "t.ndjson", schema=frame.schema)):
+        query = scan.filter(pl.col("i").is_null() | (pl.col("i") > 0)).select("s", "f")
+        assert _check(query, nranks) == ()
+
+
+@pytest.mark.parametrize(
+    ("scan", "reason"),
+    [
+        (lambda p: pl.scan_csv(p, comment_prefix="#"), "`comment_prefix` other than None"),
+        (lambda p: pl.scan_csv(p, null_values=["a"]), "`null_values`"),
+        (lambda p: pl.scan_csv(p, skip_rows_after_header=1), "`skip_rows_after_header` other than 0"),
+        (lambda p: pl.scan_csv(p, new_columns=["k", "g2", "x2", "i2", "s2", "d2"]), "column_names_overwrite"),
+        (lambda p: pl.scan_csv(p, quote_char="'"), "a quote or end of line"),
+        (lambda p: pl.scan_csv(p, row_index_name="n"), "row_index"),
+    ],
+)  # fmt: skip
+def test_a_csv_scan_read_otherwise_leaves_the_query_above_it_to_polars(
+    tmp_path: Path, scan: Any, reason: str
+) -> None:
     path = tmp_path / "t.csv"
     FRAME.write_csv(path)
-    query = pl.scan_csv(path, try_parse_dates=True).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
+    query = scan(path).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
     got, fallbacks = _query(query, 2)
     _assert_same(got, query.collect())
-    assert len(fallbacks) == 1 and "a csv scan" in fallbacks[0]
+    assert len(fallbacks) == 1 and "a CSV scan" in fallbacks[0] and reason in fallbacks[0], fallbacks
+
+
+def test_an_unknown_scan_leaves_the_query_above_it_to_polars(tmp_path: Path) -> None:
+    path = tmp_path / "t.ipc"
+    FRAME.write_ipc(path)
+    query = pl.scan_ipc(path).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
+    got, fallbacks = _query(query, 2)
+    _assert_same(got, query.collect())
+    assert len(fallbacks) == 1 and "shows other engines no ipc scan" in fallbacks[0], fallbacks
 
 
 def test_the_output_feeds_hand_written_actors() -> None:
