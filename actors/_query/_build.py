@@ -4,8 +4,9 @@ Each node of the plan becomes the actors that compute it on every rank, its
 output a stream whose chunks, over all ranks, are the node's rows (in Polars'
 order where the node has one: rank, then sequence number): scans become
 ``read_parquet`` (projection and predicate pushed down), ``read_csv`` and
-``read_ndjson`` (the types Polars gives the columns, then a filter), or in-memory
-sources that split the rows between ranks; filters, projections and ``with_columns`` plan
+``read_ndjson`` (the types Polars gives the columns, then a filter), the channel
+of a `scan_channel` (its chunks checked, then the projection and predicate), or
+in-memory sources that split the rows between ranks; filters, projections and ``with_columns`` plan
 steps, which the Network fuses; group-bys a projection, ``groupby_agg`` and the
 expressions over its aggregates; joins ``join`` (which broadcasts or shuffles
 from the sizes it sees); sorts ``sort`` or ``top_k``; ``unique`` ``distinct``;
@@ -37,6 +38,7 @@ from actors._join import join
 from actors._memory import from_polars
 from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
+from actors._query._channel_scan import ChannelSource, check_stream_schema
 from actors._query._plan import PlanNode
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
 from actors._sort import sort, top_k
@@ -92,6 +94,7 @@ class _Builder:
         self.actors: list[ActorNode] = []
         self.fallbacks: list[str] = []
         self.caches: dict[Any, tuple[Stream, list[Stream]]] = {}
+        self.channel_scans: dict[int, tuple[ChannelSource, list[Stream]]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def channel(self) -> Stream:
@@ -142,9 +145,15 @@ class _Builder:
         )  # fmt: skip
 
     def finish(self) -> None:
-        """Fan every cached subplan out to its consumers."""
+        """Fan every cached subplan out to its consumers; read each `scan_channel`'s channel
+        once, its chunks checked, and fan it out to every scan of it."""
         for source, outputs in self.caches.values():
             self.add(fanout(self.ctx, source, outputs))
+        for channel_source, outputs in self.channel_scans.values():
+            checked = outputs[0] if len(outputs) == 1 else self.channel()
+            self.add(check_stream_schema(self.ctx, channel_source.channel, checked, channel_source))
+            if len(outputs) > 1:
+                self.add(fanout(self.ctx, checked, outputs))
 
     # ------------------------------------------------------------------ Polars above
     def polars_above(self, root: PlanNode) -> Stream:
@@ -204,17 +213,23 @@ class _Builder:
         out = self.channel()
         self.add(read_csv(self.ctx, out, a["paths"], schema=a["schema"], delimiter=a["delimiter"],
                           has_header=a["has_header"]))  # fmt: skip
-        return self.text_scanned(out, list(a["schema"]), node)
+        return self.scanned(out, list(a["schema"]), node)
 
     def _ndjson(self, node: PlanNode) -> Stream:
         out = self.channel()
         self.add(read_ndjson(self.ctx, out, node.args["paths"], schema=node.schema))
-        return self.text_scanned(out, node.names, node)
+        return self.scanned(out, node.names, node)
 
-    def text_scanned(self, ch: Stream, produced: list[str], node: PlanNode) -> Stream:
-        """A CSV or NDJSON reader's stream (columns ``produced``) as the scan gives it: its
-        columns, the slice Polars pushed into it, then its predicate (a text reader takes
-        neither; a plan step after it filters each chunk)."""
+    def _channel(self, node: PlanNode) -> Stream:
+        source: ChannelSource = node.args["source"]
+        out = self.channel()
+        self.channel_scans.setdefault(id(source), (source, []))[1].append(out)
+        return self.scanned(out, list(source.schema), node)
+
+    def scanned(self, ch: Stream, produced: list[str], node: PlanNode) -> Stream:
+        """A source's stream (columns ``produced``) as the scan gives it: its columns, the
+        slice Polars pushed into it, then its predicate (for sources that take neither: a
+        plan step after them filters each chunk)."""
         out = self.sliced(self.conform(ch, produced, node), node, node.args["pre_slice"])
         if node.args["predicate"] is not None:
             out = self.step(filter, out, node.args["predicate"])

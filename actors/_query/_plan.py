@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from actors._query._channel_scan import channel_source
 from actors._query._exprs import AggregateParts, ExprReader, Unsupported, kind, variant
 from streamnet import ExpressionError, check_row_wise
 
@@ -53,7 +54,7 @@ class PlanNode:
     id: int
     """The node's index in Polars' plan (the same in every reading of the same plan)."""
     op: str
-    """``"parquet"``, ``"csv"``, ``"ndjson"``, ``"frame"``, ``"select"``, ``"with_columns"``, ``"filter"``,
+    """``"parquet"``, ``"csv"``, ``"ndjson"``, ``"channel"``, ``"frame"``, ``"select"``, ``"with_columns"``, ``"filter"``,
     ``"aggregate"``, ``"join"``, ``"sort"``, ``"slice"``, ``"distinct"``, ``"union"``,
     ``"cache"``, ``"explode"``, ``"unpivot"``, ``"row_index"``, ``"hconcat"``, or the
     Polars name of a node that is not translated."""
@@ -209,6 +210,25 @@ class _Reader:
     def _ndjson_options(self, options: dict[str, Any]) -> None:
         if options.get("ignore_errors"):
             raise self.exprs.unsupported("an NDJSON scan with `ignore_errors=True`")
+
+    def _PythonScan(self, ir: Any, node: PlanNode) -> None:
+        scan_function, _, _, predicate, n_rows = ir.options[:5]
+        source = channel_source(scan_function)
+        if source is None:
+            raise self.exprs.unsupported("a Python scan (an IO plugin) other than `scan_channel`'s")
+        expr = None
+        if predicate is not None:
+            language, n = predicate
+            if language != "polars":
+                raise self.exprs.unsupported(f"a Python scan with a {language} predicate")
+            with _at(self.visitor, node.id):
+                expr = self.exprs.without_hints(n)
+        node.op = "channel"
+        node.args = {
+            "source": source,
+            "predicate": expr,
+            "pre_slice": None if n_rows is None else (0, int(n_rows)),
+        }
 
     def _DataFrameScan(self, ir: Any, node: PlanNode) -> None:
         frame = pl.DataFrame._from_pydf(ir.df)  # noqa: SLF001 (the plan holds Polars' own frame)

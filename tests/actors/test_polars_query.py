@@ -32,7 +32,7 @@ from actors import QueryNetwork, collect, collect_query, collect_query_async, fr
 from actors._query import _plan
 from benchmarks import tpch_data, tpch_sql
 from benchmarks.tpch_polars import QUERIES, SORTED_BY
-from streamnet import Context, Network
+from streamnet import Context, Network, SchemaError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -379,6 +379,88 @@ def test_the_output_feeds_hand_written_actors() -> None:
 
     for got in run(size(2), job):
         _assert_same(got, query.filter(pl.col("i") > 5).collect())
+
+
+# ----------------------------------------------------------------------------- scan_channel
+def _over_channel(
+    nranks: int,
+    frame: pl.DataFrame,
+    build: Callable[[pl.LazyFrame], pl.LazyFrame],
+    *,
+    schema: Any = None,
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """``build(scan_channel(ch))`` on ``nranks`` ranks, where hand-written actors send each
+    rank's share of ``frame`` into ``ch`` (its rows times ten); the result and the fallbacks."""
+
+    async def job(ctx: Context) -> tuple[pl.DataFrame, tuple[str, ...]]:
+        share = frame.slice(ctx.rank * frame.height // ctx.nranks)
+        share = share.head((ctx.rank + 1) * frame.height // ctx.nranks - ctx.rank * frame.height // ctx.nranks)
+        raw, produced, out, gathered = (ctx.create_channel() for _ in range(4))
+        own = [
+            actors.from_polars(ctx, raw, share, chunk_rows=2),
+            actors.with_columns(ctx, raw, produced, pl.col("i") * 10),
+        ]
+        lazy_frame = build(actors.scan_channel(produced, frame.schema if schema is None else schema))
+        query = from_polars_query(ctx, lazy_frame, out)
+        sink = collect(ctx, gathered, into="polars")
+        await Network(ctx, [*own, *query, actors.allgather(ctx, out, gathered), sink]).run_async()
+        return sink.result(), query.fallbacks
+
+    outcomes = run(size(nranks), job)
+    first: tuple[pl.DataFrame, tuple[str, ...]] = outcomes[0]
+    return first
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("label", "build"),
+    [
+        ("whole", lambda s: s),
+        ("filter and select", lambda s: s.filter(pl.col("i") > 20).select("k", "x")),
+        ("group_by", lambda s: s.group_by("k").agg(pl.col("i").sum(), pl.col("x").mean())),
+        ("join", lambda s: s.join(OTHER.lazy(), on="k").select("k", "i", "y")),
+        ("self-join", lambda s: s.join(s.group_by("k").agg(pl.col("i").max().alias("top")), on="k")),
+        ("sort", lambda s: s.sort("i", "x", nulls_last=True)),
+    ],
+)  # fmt: skip
+def test_scan_channel_reads_a_stream_of_hand_written_actors(label: str, build: Any, nranks: int) -> None:
+    got, fallbacks = _over_channel(nranks, FRAME, build)
+    want = build(FRAME.lazy().with_columns(pl.col("i") * 10)).collect()
+    _assert_same(got, want, ["i", "x"] if label == "sort" else ())
+    assert fallbacks == ()
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_query_over_a_channel_that_does_not_distribute_reads_it_gathered(nranks: int) -> None:
+    def build(scan: pl.LazyFrame) -> pl.LazyFrame:
+        return scan.filter(pl.col("g") > 1).with_columns(pl.col("x").sum().over("k").alias("w"))
+
+    got, fallbacks = _over_channel(nranks, FRAME, build)
+    _assert_same(got, build(FRAME.lazy().with_columns(pl.col("i") * 10)).collect())
+    assert len(fallbacks) == 1 and "Window" in fallbacks[0]
+    got, fallbacks = _over_channel(nranks, FRAME, lambda s: s.head(3))
+    assert got.height == 3 and any("slice (0, 3)" in line for line in fallbacks)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_chunk_of_another_schema_names_the_channel(nranks: int) -> None:
+    declared = {**FRAME.schema, "i": pl.Int32}
+    with pytest.raises(SchemaError, match=r"scan_channel: chunk \d+ of channel `ch#1` does not have the schema .* i: Int32.*; got \{.*i: Int64"):
+        _over_channel(nranks, FRAME, lambda s: s.select("k", "i"), schema=declared)
+
+
+def test_polars_cannot_collect_a_scan_of_a_channel() -> None:
+    ctx = Context()
+    lazy_frame = actors.scan_channel(ctx.create_channel(name="orders"), {"x": pl.Int64})
+    with pytest.raises(Exception, match="reads the stream of channel `orders`, which only a network can give"):
+        lazy_frame.collect()
+
+
+def test_scan_channel_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="`ch` must be a Channel, got DataFrame"):
+        actors.scan_channel(FRAME, FRAME.schema)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scan_channel"):
+        actors.scan_channel(Context().create_channel(), ["x"])
 
 
 def test_query_network_lists_its_actors() -> None:
