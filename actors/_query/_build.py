@@ -39,8 +39,9 @@ from actors._memory import from_polars
 from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
 from actors._query._channel_scan import ChannelSource, check_stream_schema
-from actors._query._plan import PlanNode
+from actors._query._plan import PlanNode, joined_names
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
+from actors._query._sizes import RowEstimates
 from actors._sort import sort, top_k
 from actors._transform import filter, map_chunks, select, with_columns
 from streamnet import ActorNode, Channel, Context, TableChunk
@@ -95,6 +96,7 @@ class _Builder:
         self.fallbacks: list[str] = []
         self.caches: dict[Any, tuple[Stream, list[Stream]]] = {}
         self.channel_scans: dict[int, tuple[ChannelSource, list[Stream]]] = {}
+        self.rows = RowEstimates()
 
     # ------------------------------------------------------------------ plumbing
     def channel(self) -> Stream:
@@ -328,17 +330,45 @@ class _Builder:
             rch = self.step(with_columns, rch, constant, *rights)
             out = self.channel()
             self.add(join(self.ctx, lch, rch, out, on="__sn_cross", how="inner", suffix=args["suffix"]))
+            produced = args["produced"]
+        elif self.builds_on_left(node):
+            out = self.channel()
+            self.add(join(self.ctx, rch, lch, out, left_on=args["right_on"], right_on=args["left_on"],
+                          how="inner", suffix=args["suffix"]))  # fmt: skip
+            renamed = [(r, n) for n, r in zip(args["left_on"], args["right_on"], strict=True) if n != r]
+            if renamed:
+                out = self.step(with_columns, out, *[pl.col(r).alias(n) for r, n in renamed])
+            produced = [*_swapped_names(node), *(n for _, n in renamed)]
         else:
             out = self.channel()
             self.add(join(self.ctx, lch, rch, out, left_on=args["left_on"], right_on=args["right_on"],
                           how=how, suffix=args["suffix"]))  # fmt: skip
-        produced = args["produced"]
+            produced = args["produced"]
         if args["predicate"] is not None:
             out = self.step(filter, out, args["predicate"])
         for i, (op, _, _) in enumerate(comparisons):
             out = self.step(filter, out, _compare(op, pl.col(f"__sn_cmp{i}l"), pl.col(f"__sn_cmp{i}r")))
         out = self.conform(out, produced, node)
         return self.sliced(out, node, args["slice"])
+
+    def builds_on_left(self, node: PlanNode) -> bool:
+        """Whether an inner join is built with its sides swapped (the key columns then named
+        as Polars names them): on several ranks, when its left input is guessed smaller.
+
+        The join reads its right side first, and broadcasts it when it is small, else
+        shuffles both sides; Polars' plan often puts the large table there (``lineitem``
+        joined to the orders of some customers). On one rank nothing crosses ranks, and
+        Polars' own join of the whole right side with batches of the left is faster than
+        many joins of a small right side with batches of a large left one.
+        """
+        if node.args["how"] != "inner" or self.ctx.nranks == 1 or not _swappable(node):
+            return False
+        left, right = (self.rows(child) for child in node.inputs)
+        if left >= right:
+            return False
+        logger.debug("from_polars_query: %s builds on its left input (about %d rows against %d)",
+                     node.describe(), left, right)  # fmt: skip
+        return True
 
     def _sort(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
@@ -432,6 +462,30 @@ class _Builder:
         return self.on_rank_zero([self.node(child) for child in node.inputs],
                                  [child.schema for child in node.inputs], _side_by_side,
                                  node.schema)  # fmt: skip
+
+
+def _swappable(node: PlanNode) -> bool:
+    """Whether an inner join gives the same columns with its sides swapped: no column name
+    is on both sides but a key joined to a key of its own name, no key repeats, and keys
+    joined have one type."""
+    left, right = node.inputs
+    left_on, right_on = node.args["left_on"], node.args["right_on"]
+    if len(set(left_on)) != len(left_on) or len(set(right_on)) != len(right_on):
+        return False
+    pairs = list(zip(left_on, right_on, strict=True))
+    if any(left.schema[n] != right.schema[r] for n, r in pairs):
+        return False
+    if not set(left.names) & set(right.names) <= {n for n, r in pairs if n == r}:
+        return False
+    produced = {*_swapped_names(node), *left_on}
+    return all(name in produced for name in node.names)
+
+
+def _swapped_names(node: PlanNode) -> list[str]:
+    """The columns of an inner join with its sides swapped."""
+    left, right = node.inputs
+    a = node.args
+    return joined_names(right.schema, left.schema, a["right_on"], a["left_on"], "inner", a["suffix"])
 
 
 def _side_by_side(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -23,7 +23,7 @@ from actors._query._channel_scan import channel_source
 from actors._query._exprs import AggregateParts, ExprReader, Unsupported, kind, variant
 from streamnet import ExpressionError, check_row_wise
 
-__all__ = ["PLAN_VERSIONS", "PlanNode", "read_plan"]
+__all__ = ["PLAN_VERSIONS", "PlanNode", "joined_names", "read_plan"]
 
 PLAN_VERSIONS = (14, 15, 16)
 """Major versions of Polars' plan interface this reader knows: 14 (Polars 1.44), 16 (2.x)."""
@@ -352,7 +352,7 @@ class _Reader:
         extra = [f"__sn_cmp{i}" for i in range(len(comparisons))]
         extra_left: dict[str, pl.DataType] = {f"{n}l": pl.Null() for n in extra}
         extra_right: dict[str, pl.DataType] = {f"{n}r": pl.Null() for n in extra}
-        produced = _joined_names(
+        produced = joined_names(
             pl.Schema({**left.schema, **extra_left}),
             pl.Schema({**right.schema, **extra_right}),
             left_columns, right_columns, joined, suffix,
@@ -459,7 +459,7 @@ def _row_wise(exprs: list[pl.Expr], *, select: bool = False) -> bool:
     return True
 
 
-def _joined_names(
+def joined_names(
     left: pl.Schema, right: pl.Schema, left_on: list[Any], right_on: list[Any], how: str, suffix: str
 ) -> list[str]:
     """The columns of the library's join of frames of these schemas (Polars' own join)."""

@@ -207,6 +207,32 @@ def test_sort_and_top_k_keep_polars_order(nranks: int) -> None:
     assert _check(frame.sort(pl.col("i") * -1).head(3), nranks, ["i"]) == ()
 
 
+BIG = pl.DataFrame({"key": [i % 7 for i in range(60)], "kk": list(range(60)), "v": [float(i) for i in range(60)]})
+SMALL = pl.DataFrame({"id": [1, 3, 5, None], "kk": [1, 10, 33, 5], "w": ["a", "b", "c", "d"]})
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("label", "build", "swapped"),
+    [
+        ("keys of other names", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key"), True),
+        ("keys of one name", lambda s, b: s.join(b, on="kk"), True),
+        ("two keys", lambda s, b: s.join(b.with_columns(pl.col("kk") % 7), left_on=["id", "kk"], right_on=["key", "kk"]), True),
+        ("and a filter", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key").filter(pl.col("kk") > pl.col("v") / 2), True),
+        ("a column on both sides", lambda s, b: s.join(b, left_on="id", right_on="key"), False),
+        ("left join", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key", how="left"), False),
+    ],
+)  # fmt: skip
+def test_an_inner_join_across_ranks_builds_on_its_smaller_side(
+    label: str, build: Any, swapped: bool, nranks: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = build(SMALL.lazy(), BIG.lazy())
+    with caplog.at_level(logging.DEBUG, logger="streamnet.query"):
+        assert _check(query, nranks) == ()
+    built_on_left = any("builds on its left input" in r.getMessage() for r in caplog.records)
+    assert built_on_left == (swapped and size(nranks) > 1)
+
+
 def _side_by_side(*frames: pl.LazyFrame) -> pl.LazyFrame:
     with warnings.catch_warnings():  # Polars 1.44 warns that `how="horizontal"` will change
         warnings.simplefilter("ignore", DeprecationWarning)
