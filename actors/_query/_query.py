@@ -31,7 +31,9 @@ def from_polars_query(
     len, mean, min, max, n_unique, std, var, first, last, from partials) and the
     expressions over the aggregates; joins ``join`` (inner, left, right, full,
     semi, anti; a cross join, and a cross join and filter, as a join on a
-    constant), broadcasting or shuffling from the sizes it sees; sorts ``sort``,
+    constant), broadcasting or shuffling from the sizes it sees (on several
+    ranks an inner join reads first, and so broadcasts, the side whose rows are
+    guessed fewer from the files' footers); sorts ``sort``,
     a sort and head ``top_k``; ``unique`` ``distinct``; ``concat``; ``explode``
     and ``unpivot`` per chunk; a subplan used twice is computed once.
 
