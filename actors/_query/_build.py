@@ -6,11 +6,13 @@ order where the node has one: rank, then sequence number): scans become
 ``read_parquet`` (projection and predicate pushed down), ``read_csv`` and
 ``read_ndjson`` (the types Polars gives the columns, then a filter), the channel
 of a `scan_channel` (its chunks checked, then the projection and predicate), or
-in-memory sources that split the rows between ranks; filters, projections and ``with_columns`` plan
-steps, which the Network fuses; group-bys a projection, ``groupby_agg`` and the
-expressions over its aggregates; joins ``join`` (which broadcasts or shuffles
-from the sizes it sees); sorts ``sort`` or ``top_k``; ``unique`` ``distinct``;
-concatenations ``concat``; a cached subplan is built once and fanned out.
+in-memory sources that split the rows between ranks; filters, projections and
+``with_columns`` plan steps, which the Network fuses; group-bys a projection,
+``groupby_agg`` and the expressions over its aggregates; joins ``join`` (which
+broadcasts or shuffles from the sizes it sees; on several ranks an inner join is
+built on the side guessed smaller, `RowEstimates`); sorts ``sort`` or ``top_k``;
+``unique`` ``distinct``; concatenations ``concat``; a cached subplan is built
+once and fanned out.
 
 What does not distribute runs on rank 0 through Polars (`on_rank_zero`): a slice
 of the whole stream, a stable sort, a row index; and when a node cannot be run as
