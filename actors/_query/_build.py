@@ -3,12 +3,16 @@
 Each node of the plan becomes the actors that compute it on every rank, its
 output a stream whose chunks, over all ranks, are the node's rows (in Polars'
 order where the node has one: rank, then sequence number): scans become
-``read_parquet`` (projection and predicate pushed down) or in-memory sources that
-split the rows between ranks; filters, projections and ``with_columns`` plan
-steps, which the Network fuses; group-bys a projection, ``groupby_agg`` and the
-expressions over its aggregates; joins ``join`` (which broadcasts or shuffles
-from the sizes it sees); sorts ``sort`` or ``top_k``; ``unique`` ``distinct``;
-concatenations ``concat``; a cached subplan is built once and fanned out.
+``read_parquet`` (projection and predicate pushed down), ``read_csv`` and
+``read_ndjson`` (the types Polars gives the columns, then a filter), the channel
+of a `scan_channel` (its chunks checked, then the projection and predicate), or
+in-memory sources that split the rows between ranks; filters, projections and
+``with_columns`` plan steps, which the Network fuses; group-bys a projection,
+``groupby_agg`` and the expressions over its aggregates; joins ``join`` (which
+broadcasts or shuffles from the sizes it sees; on several ranks an inner join is
+built on the side guessed smaller, `RowEstimates`); sorts ``sort`` or ``top_k``;
+``unique`` ``distinct``; concatenations ``concat``; a cached subplan is built
+once and fanned out.
 
 What does not distribute runs on rank 0 through Polars (`on_rank_zero`): a slice
 of the whole stream, a stable sort, a row index; and when a node cannot be run as
@@ -28,14 +32,18 @@ from typing import Any
 import polars as pl
 
 from actors._concat import concat
+from actors._csv import read_csv
 from actors._distinct import distinct
 from actors._flow import fanout
 from actors._groupby import groupby_agg
 from actors._join import join
 from actors._memory import from_polars
+from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
-from actors._query._plan import PlanNode
+from actors._query._channel_scan import ChannelSource, check_stream_schema
+from actors._query._plan import PlanNode, joined_names
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
+from actors._query._sizes import RowEstimates
 from actors._sort import sort, top_k
 from actors._transform import filter, map_chunks, select, with_columns
 from streamnet import ActorNode, Channel, Context, TableChunk
@@ -89,6 +97,8 @@ class _Builder:
         self.actors: list[ActorNode] = []
         self.fallbacks: list[str] = []
         self.caches: dict[Any, tuple[Stream, list[Stream]]] = {}
+        self.channel_scans: dict[int, tuple[ChannelSource, list[Stream]]] = {}
+        self.rows = RowEstimates()
 
     # ------------------------------------------------------------------ plumbing
     def channel(self) -> Stream:
@@ -139,9 +149,15 @@ class _Builder:
         )  # fmt: skip
 
     def finish(self) -> None:
-        """Fan every cached subplan out to its consumers."""
+        """Fan every cached subplan out to its consumers; read each `scan_channel`'s channel
+        once, its chunks checked, and fan it out to every scan of it."""
         for source, outputs in self.caches.values():
             self.add(fanout(self.ctx, source, outputs))
+        for channel_source, outputs in self.channel_scans.values():
+            checked = outputs[0] if len(outputs) == 1 else self.channel()
+            self.add(check_stream_schema(self.ctx, channel_source.channel, checked, channel_source))
+            if len(outputs) > 1:
+                self.add(fanout(self.ctx, checked, outputs))
 
     # ------------------------------------------------------------------ Polars above
     def polars_above(self, root: PlanNode) -> Stream:
@@ -195,6 +211,33 @@ class _Builder:
         out = self.conform(out, produced, node)
         pre_slice = node.args["pre_slice"]
         return self.sliced(out, node, pre_slice)
+
+    def _csv(self, node: PlanNode) -> Stream:
+        a = node.args
+        out = self.channel()
+        self.add(read_csv(self.ctx, out, a["paths"], schema=a["schema"], delimiter=a["delimiter"],
+                          has_header=a["has_header"]))  # fmt: skip
+        return self.scanned(out, list(a["schema"]), node)
+
+    def _ndjson(self, node: PlanNode) -> Stream:
+        out = self.channel()
+        self.add(read_ndjson(self.ctx, out, node.args["paths"], schema=node.schema))
+        return self.scanned(out, node.names, node)
+
+    def _channel(self, node: PlanNode) -> Stream:
+        source: ChannelSource = node.args["source"]
+        out = self.channel()
+        self.channel_scans.setdefault(id(source), (source, []))[1].append(out)
+        return self.scanned(out, list(source.schema), node)
+
+    def scanned(self, ch: Stream, produced: list[str], node: PlanNode) -> Stream:
+        """A source's stream (columns ``produced``) as the scan gives it: its columns, the
+        slice Polars pushed into it, then its predicate (for sources that take neither: a
+        plan step after them filters each chunk)."""
+        out = self.sliced(self.conform(ch, produced, node), node, node.args["pre_slice"])
+        if node.args["predicate"] is not None:
+            out = self.step(filter, out, node.args["predicate"])
+        return out
 
     def _frame(self, node: PlanNode) -> Stream:
         frame: pl.DataFrame = node.args["frame"]
@@ -289,17 +332,45 @@ class _Builder:
             rch = self.step(with_columns, rch, constant, *rights)
             out = self.channel()
             self.add(join(self.ctx, lch, rch, out, on="__sn_cross", how="inner", suffix=args["suffix"]))
+            produced = args["produced"]
+        elif self.builds_on_left(node):
+            out = self.channel()
+            self.add(join(self.ctx, rch, lch, out, left_on=args["right_on"], right_on=args["left_on"],
+                          how="inner", suffix=args["suffix"]))  # fmt: skip
+            renamed = [(r, n) for n, r in zip(args["left_on"], args["right_on"], strict=True) if n != r]
+            if renamed:
+                out = self.step(with_columns, out, *[pl.col(r).alias(n) for r, n in renamed])
+            produced = [*_swapped_names(node), *(n for _, n in renamed)]
         else:
             out = self.channel()
             self.add(join(self.ctx, lch, rch, out, left_on=args["left_on"], right_on=args["right_on"],
                           how=how, suffix=args["suffix"]))  # fmt: skip
-        produced = args["produced"]
+            produced = args["produced"]
         if args["predicate"] is not None:
             out = self.step(filter, out, args["predicate"])
         for i, (op, _, _) in enumerate(comparisons):
             out = self.step(filter, out, _compare(op, pl.col(f"__sn_cmp{i}l"), pl.col(f"__sn_cmp{i}r")))
         out = self.conform(out, produced, node)
         return self.sliced(out, node, args["slice"])
+
+    def builds_on_left(self, node: PlanNode) -> bool:
+        """Whether an inner join is built with its sides swapped (the key columns then named
+        as Polars names them): on several ranks, when its left input is guessed smaller.
+
+        The join reads its right side first, and broadcasts it when it is small, else
+        shuffles both sides; Polars' plan often puts the large table there (``lineitem``
+        joined to the orders of some customers). On one rank nothing crosses ranks, and
+        Polars' own join of the whole right side with batches of the left is faster than
+        many joins of a small right side with batches of a large left one.
+        """
+        if node.args["how"] != "inner" or self.ctx.nranks == 1 or not _swappable(node):
+            return False
+        left, right = (self.rows(child) for child in node.inputs)
+        if left >= right:
+            return False
+        logger.debug("from_polars_query: %s builds on its left input (about %d rows against %d)",
+                     node.describe(), left, right)  # fmt: skip
+        return True
 
     def _sort(self, node: PlanNode) -> Stream:
         (child,) = node.inputs
@@ -393,6 +464,30 @@ class _Builder:
         return self.on_rank_zero([self.node(child) for child in node.inputs],
                                  [child.schema for child in node.inputs], _side_by_side,
                                  node.schema)  # fmt: skip
+
+
+def _swappable(node: PlanNode) -> bool:
+    """Whether an inner join gives the same columns with its sides swapped: no column name
+    is on both sides but a key joined to a key of its own name, no key repeats, and keys
+    joined have one type."""
+    left, right = node.inputs
+    left_on, right_on = node.args["left_on"], node.args["right_on"]
+    if len(set(left_on)) != len(left_on) or len(set(right_on)) != len(right_on):
+        return False
+    pairs = list(zip(left_on, right_on, strict=True))
+    if any(left.schema[n] != right.schema[r] for n, r in pairs):
+        return False
+    if not set(left.names) & set(right.names) <= {n for n, r in pairs if n == r}:
+        return False
+    produced = {*_swapped_names(node), *left_on}
+    return all(name in produced for name in node.names)
+
+
+def _swapped_names(node: PlanNode) -> list[str]:
+    """The columns of an inner join with its sides swapped."""
+    left, right = node.inputs
+    a = node.args
+    return joined_names(right.schema, left.schema, a["right_on"], a["left_on"], "inner", a["suffix"])
 
 
 def _side_by_side(frames: list[pl.DataFrame]) -> pl.DataFrame:

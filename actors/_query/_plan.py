@@ -10,6 +10,8 @@ inputs. A node the translator cannot run as actors carries the reason in
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,13 +19,29 @@ from typing import Any
 
 import polars as pl
 
+from actors._query._channel_scan import channel_source
 from actors._query._exprs import AggregateParts, ExprReader, Unsupported, kind, variant
 from streamnet import ExpressionError, check_row_wise
 
-__all__ = ["PLAN_VERSIONS", "PlanNode", "read_plan"]
+__all__ = ["PLAN_VERSIONS", "PlanNode", "joined_names", "read_plan"]
 
 PLAN_VERSIONS = (14, 15, 16)
 """Major versions of Polars' plan interface this reader knows: 14 (Polars 1.44), 16 (2.x)."""
+
+_SCANS = {"parquet": "Parquet", "csv": "CSV", "ndjson": "NDJSON"}
+"""Polars' scans the translator reads with library actors, by the name Polars gives them."""
+
+# Polars' CSV options `read_csv` reads alike only at these values (parse options, then the
+# scan's own): quotes and line ends are checked apart.
+_CSV_DEFAULTS: dict[str, Any] = {
+    "encoding": "Utf8", "null_values": None, "missing_is_null": True,
+    "truncate_ragged_lines": False, "comment_prefix": None, "decimal_comma": False,
+    "skip_rows": 0, "skip_lines": 0, "skip_rows_after_header": 0, "ignore_errors": False,
+    "column_names_overwrite": None, "row_index": None, "fields_to_cast": [],
+}  # fmt: skip
+
+# The first bytes of the compressed files Polars reads as CSV (gzip, zlib, zstd).
+_COMPRESSED = (b"\x1f\x8b", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\x28\xb5\x2f\xfd")
 
 _JOIN_HOWS = {"Inner": "inner", "Left": "left", "Right": "right", "Full": "full",
               "Semi": "semi", "Anti": "anti", "Cross": "cross"}  # fmt: skip
@@ -36,7 +54,7 @@ class PlanNode:
     id: int
     """The node's index in Polars' plan (the same in every reading of the same plan)."""
     op: str
-    """``"parquet"``, ``"frame"``, ``"select"``, ``"with_columns"``, ``"filter"``,
+    """``"parquet"``, ``"csv"``, ``"ndjson"``, ``"channel"``, ``"frame"``, ``"select"``, ``"with_columns"``, ``"filter"``,
     ``"aggregate"``, ``"join"``, ``"sort"``, ``"slice"``, ``"distinct"``, ``"union"``,
     ``"cache"``, ``"explode"``, ``"unpivot"``, ``"row_index"``, ``"hconcat"``, or the
     Polars name of a node that is not translated."""
@@ -108,11 +126,18 @@ class _Reader:
         if n in self.seen:  # a node reached twice (below a shared cache) is read once
             return self.seen[n]
         with _at(self.visitor, n):
-            ir = self.visitor.view_current_node()
             schema = pl.Schema(self.visitor.get_schema())
             inputs = list(self.visitor.get_inputs())
-        op = kind(ir)
+            try:
+                ir = self.visitor.view_current_node()
+            except NotImplementedError as exc:  # a node Polars shows no other engine
+                ir, hidden = None, str(exc)
+        op = "hidden" if ir is None else kind(ir)
         node = PlanNode(n, op, schema, [self.node(i) for i in inputs])
+        if ir is None:
+            node.unsupported = f"node {n}: Polars shows other engines no {hidden}"
+            self.seen[n] = node
+            return node
         reader = getattr(self, f"_{op}", None)
         try:
             if reader is None:
@@ -126,28 +151,83 @@ class _Reader:
 
     # ------------------------------------------------------------------ sources
     def _Scan(self, ir: Any, node: PlanNode) -> None:
-        scan_type = ir.scan_type[0] if isinstance(ir.scan_type, tuple) else ir.scan_type
+        scan_type, *scan_options = ir.scan_type if isinstance(ir.scan_type, tuple) else (ir.scan_type,)
         options = ir.file_options
-        if scan_type != "parquet":
+        if scan_type not in _SCANS:
             raise self.exprs.unsupported(f"a {scan_type} scan")
+        what = _SCANS[scan_type]
         for name in ("row_index", "include_file_paths"):
             if getattr(options, name, None) is not None:
-                raise self.exprs.unsupported(f"a Parquet scan with `{name}`")
+                raise self.exprs.unsupported(f"a {what} scan with `{name}`")
         if getattr(options, "deletion_files", None):
-            raise self.exprs.unsupported("a Parquet scan with deletion files")
+            raise self.exprs.unsupported(f"a {what} scan with deletion files")
         if ir.hive_parts is not None and self.version[0] >= 16:
-            raise self.exprs.unsupported("a hive-partitioned Parquet scan")
+            raise self.exprs.unsupported(f"a hive-partitioned {what} scan")
         paths = [p[len("file://"):] if p.startswith("file://") else p for p in ir.paths]
         if any("://" in p for p in paths):
             raise self.exprs.unsupported("a scan of remote files")
         with _at(self.visitor, node.id):
             predicate = None if ir.predicate is None else self.exprs.without_hints(ir.predicate.node)
-        node.op = "parquet"
+        node.op = scan_type
         node.args = {
             "paths": paths,
             "columns": None if options.with_columns is None else list(options.with_columns),
             "predicate": predicate,
             "pre_slice": options.n_rows,
+        }
+        if scan_type == "csv":
+            node.args.update(self._csv_options(json.loads(scan_options[0]), paths, node))
+        elif scan_type == "ndjson":
+            self._ndjson_options(json.loads(scan_options[0]))
+
+    def _csv_options(self, options: dict[str, Any], paths: list[str], node: PlanNode) -> dict[str, Any]:
+        """What `read_csv` needs to read the files as Polars does: the delimiter, the header,
+        and the files' whole schema (Polars' types for the columns the scan gives, strings
+        for the others; `read_csv` names every column of the file)."""
+        parse = options.get("parse_options") or {}
+        for name, default in _CSV_DEFAULTS.items():
+            value = parse[name] if name in parse else options.get(name, default)
+            if value != default:
+                raise self.exprs.unsupported(f"a CSV scan with `{name}` other than {default!r}")
+        if parse.get("quote_char") != ord('"') or parse.get("eol_char") != ord("\n"):
+            raise self.exprs.unsupported("a CSV scan with a quote or end of line other than `\"` and `\\n`")
+        if not paths:
+            raise self.exprs.unsupported("a CSV scan of no files")
+        delimiter = chr(parse["separator"])
+        has_header = bool(options.get("has_header", True))
+        try:
+            names = _csv_names(paths[0], delimiter, has_header)
+        except (OSError, UnicodeDecodeError, csv.Error, pl.exceptions.PolarsError) as exc:
+            raise self.exprs.unsupported(f"a CSV file whose first line cannot be read ({exc})") from None
+        if names is None:
+            raise self.exprs.unsupported("a CSV file that is compressed, empty, or repeats a name")
+        missing = [name for name in node.names if name not in names]
+        if missing:
+            raise self.exprs.unsupported(f"a CSV scan of columns {missing} that the file does not name")
+        schema = {name: node.schema.get(name, pl.String()) for name in names}
+        return {"delimiter": delimiter, "has_header": has_header, "schema": pl.Schema(schema)}
+
+    def _ndjson_options(self, options: dict[str, Any]) -> None:
+        if options.get("ignore_errors"):
+            raise self.exprs.unsupported("an NDJSON scan with `ignore_errors=True`")
+
+    def _PythonScan(self, ir: Any, node: PlanNode) -> None:
+        scan_function, _, _, predicate, n_rows = ir.options[:5]
+        source = channel_source(scan_function)
+        if source is None:
+            raise self.exprs.unsupported("a Python scan (an IO plugin) other than `scan_channel`'s")
+        expr = None
+        if predicate is not None:
+            language, n = predicate
+            if language != "polars":
+                raise self.exprs.unsupported(f"a Python scan with a {language} predicate")
+            with _at(self.visitor, node.id):
+                expr = self.exprs.without_hints(n)
+        node.op = "channel"
+        node.args = {
+            "source": source,
+            "predicate": expr,
+            "pre_slice": None if n_rows is None else (0, int(n_rows)),
         }
 
     def _DataFrameScan(self, ir: Any, node: PlanNode) -> None:
@@ -272,7 +352,7 @@ class _Reader:
         extra = [f"__sn_cmp{i}" for i in range(len(comparisons))]
         extra_left: dict[str, pl.DataType] = {f"{n}l": pl.Null() for n in extra}
         extra_right: dict[str, pl.DataType] = {f"{n}r": pl.Null() for n in extra}
-        produced = _joined_names(
+        produced = joined_names(
             pl.Schema({**left.schema, **extra_left}),
             pl.Schema({**right.schema, **extra_right}),
             left_columns, right_columns, joined, suffix,
@@ -353,6 +433,23 @@ class _Reader:
             raise self.exprs.unsupported(f"the map function `{name}`")
 
 
+def _csv_names(path: str, delimiter: str, has_header: bool) -> list[str] | None:
+    """The column names Polars gives a CSV file (its header's, or its own for a file without
+    one); None for a compressed or empty file, or a header Polars renames (a repeated name)."""
+    with open(path, "rb") as file:
+        start = file.read(4)
+    if not start or start.startswith(_COMPRESSED):
+        return None
+    names = pl.scan_csv(path, separator=delimiter, has_header=has_header, infer_schema=False)
+    polars_names = names.collect_schema().names()
+    if has_header:
+        with open(path, encoding="utf-8-sig", newline="") as text:
+            header = next(csv.reader(text, delimiter=delimiter, quotechar='"'), None)
+        if header != polars_names:
+            return None
+    return polars_names
+
+
 def _row_wise(exprs: list[pl.Expr], *, select: bool = False) -> bool:
     """Whether a plan step can evaluate ``exprs`` one chunk at a time."""
     try:
@@ -362,7 +459,7 @@ def _row_wise(exprs: list[pl.Expr], *, select: bool = False) -> bool:
     return True
 
 
-def _joined_names(
+def joined_names(
     left: pl.Schema, right: pl.Schema, left_on: list[Any], right_on: list[Any], how: str, suffix: str
 ) -> list[str]:
     """The columns of the library's join of frames of these schemas (Polars' own join)."""

@@ -23,13 +23,17 @@ def from_polars_query(
     Polars optimises the query first (predicate and projection pushdown, common
     subplans, its choice of joins), and the optimised plan is expanded into
     library actors: Parquet scans become ``read_parquet`` with the columns and
-    predicate pushed into them, in-memory frames sources that split their rows
-    between ranks; filters, projections and ``with_columns`` plan steps (which the
+    predicate pushed into them, CSV and NDJSON scans ``read_csv`` and
+    ``read_ndjson`` with the types Polars gives their columns, a
+    `scan_channel` the stream of its channel, in-memory frames sources that
+    split their rows between ranks; filters, projections and ``with_columns`` plan steps (which the
     Network fuses); ``group_by().agg()`` a projection, ``groupby_agg`` (sum, count,
     len, mean, min, max, n_unique, std, var, first, last, from partials) and the
     expressions over the aggregates; joins ``join`` (inner, left, right, full,
     semi, anti; a cross join, and a cross join and filter, as a join on a
-    constant), broadcasting or shuffling from the sizes it sees; sorts ``sort``,
+    constant), broadcasting or shuffling from the sizes it sees (on several
+    ranks an inner join reads first, and so broadcasts, the side whose rows are
+    guessed fewer from the files' footers); sorts ``sort``,
     a sort and head ``top_k``; ``unique`` ``distinct``; ``concat``; ``explode``
     and ``unpivot`` per chunk; a subplan used twice is computed once.
 

@@ -4,14 +4,16 @@ Every query is checked against Polars' own ``collect`` of the same LazyFrame, on
 and 2 ranks (3 for some): rows equal as a set (floats to a relative 1e-9), and in
 the same order where the query sorts (the sort keys row by row, so ties may come
 in any order). The TPC-H queries run on SF 0.01 data cut into small row groups, so
-that every rank reads a share.
+that every rank reads a share, and their answers are also checked against DuckDB's
+answers to the same queries written in SQL (`benchmarks.tpch_sql`), an engine that
+shares nothing with Polars.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from ranks import run, size
+from strategies import frames
 
 import actors
 from actors import QueryNetwork, collect, collect_query, collect_query_async, from_polars_query
 from actors._query import _plan
-from benchmarks import tpch_data
+from benchmarks import tpch_data, tpch_sql
 from benchmarks.tpch_polars import QUERIES, SORTED_BY
-from streamnet import Context, Network
+from streamnet import Context, Network, SchemaError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -88,23 +91,56 @@ def tpch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return small
 
 
+DuckAnswer = Callable[[str, pl.Schema], pl.DataFrame]
+
+
+@pytest.fixture(scope="session")
+def duckdb_tpch(tpch: dict[str, Path]) -> Iterator[DuckAnswer]:
+    """DuckDB's answer to a TPC-H query on the same files, cast to the Polars query's
+    types; each query runs once per session."""
+    con = tpch_sql.connect(tpch, threads=1)
+    answers: dict[str, pl.DataFrame] = {}
+
+    def answer(name: str, schema: pl.Schema) -> pl.DataFrame:
+        if name not in answers:
+            answers[name] = tpch_sql.answer(con, name, 0.01, schema=schema)
+        return answers[name]
+
+    yield answer
+    con.close()
+
+
 # Queries with a part that runs on rank 0 through Polars, and why (none now).
 TPCH_FALLBACKS: dict[str, str] = {}
 
 
+def _check_tpch(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str, nranks: int
+) -> tuple[str, ...]:
+    """The query's result equals Polars' and DuckDB's answers; its fallbacks."""
+    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
+    lazy_frame = QUERIES[name](tables, 0.01)
+    got, fallbacks = _query(lazy_frame, nranks)
+    _assert_same(got, lazy_frame.collect(), SORTED_BY[name])
+    _assert_same(got, duckdb_tpch(name, got.schema), SORTED_BY[name])
+    return fallbacks
+
+
 @pytest.mark.parametrize("nranks", [1, 2])
 @pytest.mark.parametrize("name", list(QUERIES))
-def test_tpch_query_equals_polars(tpch: dict[str, Path], name: str, nranks: int) -> None:
-    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
-    fallbacks = _check(QUERIES[name](tables, 0.01), nranks, SORTED_BY[name])
+def test_tpch_query_equals_polars_and_duckdb(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str, nranks: int
+) -> None:
+    fallbacks = _check_tpch(tpch, duckdb_tpch, name, nranks)
     expected = TPCH_FALLBACKS.get(name)
     assert [expected is not None and expected in line for line in fallbacks] == ([True] if expected else [])
 
 
 @pytest.mark.parametrize("name", ["q3", "q5", "q13", "q18", "q21"])
-def test_tpch_query_on_three_ranks(tpch: dict[str, Path], name: str) -> None:
-    tables = {table: pl.scan_parquet(path) for table, path in tpch.items()}
-    _check(QUERIES[name](tables, 0.01), 3, SORTED_BY[name])
+def test_tpch_query_on_three_ranks(
+    tpch: dict[str, Path], duckdb_tpch: DuckAnswer, name: str
+) -> None:
+    _check_tpch(tpch, duckdb_tpch, name, 3)
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -169,6 +205,32 @@ def test_sort_and_top_k_keep_polars_order(nranks: int) -> None:
     assert _check(frame.sort("i", "x", descending=[True, False], nulls_last=True), nranks, ["i", "x"]) == ()
     assert _check(frame.sort("x", nulls_last=True).head(4), nranks, ["x"]) == ()
     assert _check(frame.sort(pl.col("i") * -1).head(3), nranks, ["i"]) == ()
+
+
+BIG = pl.DataFrame({"key": [i % 7 for i in range(60)], "kk": list(range(60)), "v": [float(i) for i in range(60)]})
+SMALL = pl.DataFrame({"id": [1, 3, 5, None], "kk": [1, 10, 33, 5], "w": ["a", "b", "c", "d"]})
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("label", "build", "swapped"),
+    [
+        ("keys of other names", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key"), True),
+        ("keys of one name", lambda s, b: s.join(b, on="kk"), True),
+        ("two keys", lambda s, b: s.join(b.with_columns(pl.col("kk") % 7), left_on=["id", "kk"], right_on=["key", "kk"]), True),
+        ("and a filter", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key").filter(pl.col("kk") > pl.col("v") / 2), True),
+        ("a column on both sides", lambda s, b: s.join(b, left_on="id", right_on="key"), False),
+        ("left join", lambda s, b: s.drop("kk").join(b, left_on="id", right_on="key", how="left"), False),
+    ],
+)  # fmt: skip
+def test_an_inner_join_across_ranks_builds_on_its_smaller_side(
+    label: str, build: Any, swapped: bool, nranks: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = build(SMALL.lazy(), BIG.lazy())
+    with caplog.at_level(logging.DEBUG, logger="streamnet.query"):
+        assert _check(query, nranks) == ()
+    built_on_left = any("builds on its left input" in r.getMessage() for r in caplog.records)
+    assert built_on_left == (swapped and size(nranks) > 1)
 
 
 def _side_by_side(*frames: pl.LazyFrame) -> pl.LazyFrame:
@@ -237,13 +299,97 @@ def test_parquet_scan_pushes_columns_predicate_and_head(tmp_path: Path) -> None:
     assert any("slice (0, 4)" in line for line in fallbacks)
 
 
-def test_an_unknown_scan_leaves_the_query_above_it_to_polars(tmp_path: Path) -> None:
+def _actor_names(lazy_frame: pl.LazyFrame) -> list[str]:
+    ctx = Context()
+    return [node.name.split("#")[0] for node in from_polars_query(ctx, lazy_frame, ctx.create_channel())]
+
+
+TEXT = FRAME.with_columns(s=pl.Series(["NA", "", None, "null", "x", "NaN", "ab", "cd", "q", "r"]))
+"""FRAME with strings Polars' CSV reader keeps as they are (only an empty field is null)."""
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_csv_scan_reads_with_read_csv(tmp_path: Path, nranks: int) -> None:
+    path = tmp_path / "t.csv"
+    TEXT.write_csv(path)
+    scan = pl.scan_csv(path, try_parse_dates=True)
+    queries = [
+        scan,
+        scan.filter(pl.col("i") >= 3).select("k", "s", "d"),
+        scan.group_by("k").agg(pl.col("x").sum(), pl.col("d").max(), pl.len()),
+        scan.join(OTHER.lazy(), on="k").select("k", "y", "s"),
+    ]
+    for query in queries:
+        assert _check(query, nranks) == ()
+        assert "read_csv" in _actor_names(query)
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+def test_csv_scan_of_several_files_without_header(tmp_path: Path, nranks: int) -> None:
+    for i in range(3):
+        TEXT.slice(3 * i, 4).write_csv(tmp_path / f"part{i}.csv", separator=";", include_header=False)
+    scan = pl.scan_csv(tmp_path / "*.csv", separator=";", has_header=False)
+    query = scan.filter(pl.nth(3) > 1).select(*scan.collect_schema().names()[::2])
+    assert _check(query, nranks) == ()
+    assert "read_csv" in _actor_names(query)
+    got, _ = _query(scan, nranks)  # in file and row order across ranks
+    assert_frame_equal(got, scan.collect())
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_ndjson_scan_reads_with_read_ndjson(tmp_path: Path, nranks: int) -> None:
+    path = tmp_path / "t.ndjson"
+    TEXT.write_ndjson(path)
+    scan = pl.scan_ndjson(path)
+    for query in [scan, scan.filter(pl.col("x") > 0).select("k", "d"), scan.group_by("k").agg(pl.col("i").max())]:
+        assert _check(query, nranks) == ()
+        assert "read_ndjson" in _actor_names(query)
+    got, _ = _query(scan, nranks)
+    assert_frame_equal(got, scan.collect())
+
+
+@settings(max_examples=10)
+@given(frame=frames(max_rows=40), nranks=st.sampled_from([1, 2]))
+def test_random_csv_and_ndjson_scans_equal_polars(
+    tmp_path_factory: pytest.TempPathFactory, frame: pl.DataFrame, nranks: int
+) -> None:
+    folder = tmp_path_factory.mktemp("text")
+    frame.write_csv(folder / "t.csv")
+    frame.write_ndjson(folder / "t.ndjson")
+    for scan in (pl.scan_csv(folder / "t.csv", schema=frame.schema), pl.scan_ndjson(folder / "t.ndjson", schema=frame.schema)):
+        query = scan.filter(pl.col("i").is_null() | (pl.col("i") > 0)).select("s", "f")
+        assert _check(query, nranks) == ()
+
+
+@pytest.mark.parametrize(
+    ("scan", "reason"),
+    [
+        (lambda p: pl.scan_csv(p, comment_prefix="#"), "`comment_prefix` other than None"),
+        (lambda p: pl.scan_csv(p, null_values=["a"]), "`null_values`"),
+        (lambda p: pl.scan_csv(p, skip_rows_after_header=1), "`skip_rows_after_header` other than 0"),
+        (lambda p: pl.scan_csv(p, new_columns=["k", "g2", "x2", "i2", "s2", "d2"]), "column_names_overwrite"),
+        (lambda p: pl.scan_csv(p, quote_char="'"), "a quote or end of line"),
+        (lambda p: pl.scan_csv(p, row_index_name="n"), "row_index"),
+    ],
+)  # fmt: skip
+def test_a_csv_scan_read_otherwise_leaves_the_query_above_it_to_polars(
+    tmp_path: Path, scan: Any, reason: str
+) -> None:
     path = tmp_path / "t.csv"
     FRAME.write_csv(path)
-    query = pl.scan_csv(path, try_parse_dates=True).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
+    query = scan(path).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
     got, fallbacks = _query(query, 2)
     _assert_same(got, query.collect())
-    assert len(fallbacks) == 1 and "a csv scan" in fallbacks[0]
+    assert len(fallbacks) == 1 and "a CSV scan" in fallbacks[0] and reason in fallbacks[0], fallbacks
+
+
+def test_an_unknown_scan_leaves_the_query_above_it_to_polars(tmp_path: Path) -> None:
+    path = tmp_path / "t.ipc"
+    FRAME.write_ipc(path)
+    query = pl.scan_ipc(path).join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").sum())
+    got, fallbacks = _query(query, 2)
+    _assert_same(got, query.collect())
+    assert len(fallbacks) == 1 and "shows other engines no ipc scan" in fallbacks[0], fallbacks
 
 
 def test_the_output_feeds_hand_written_actors() -> None:
@@ -259,6 +405,88 @@ def test_the_output_feeds_hand_written_actors() -> None:
 
     for got in run(size(2), job):
         _assert_same(got, query.filter(pl.col("i") > 5).collect())
+
+
+# ----------------------------------------------------------------------------- scan_channel
+def _over_channel(
+    nranks: int,
+    frame: pl.DataFrame,
+    build: Callable[[pl.LazyFrame], pl.LazyFrame],
+    *,
+    schema: Any = None,
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """``build(scan_channel(ch))`` on ``nranks`` ranks, where hand-written actors send each
+    rank's share of ``frame`` into ``ch`` (its rows times ten); the result and the fallbacks."""
+
+    async def job(ctx: Context) -> tuple[pl.DataFrame, tuple[str, ...]]:
+        share = frame.slice(ctx.rank * frame.height // ctx.nranks)
+        share = share.head((ctx.rank + 1) * frame.height // ctx.nranks - ctx.rank * frame.height // ctx.nranks)
+        raw, produced, out, gathered = (ctx.create_channel() for _ in range(4))
+        own = [
+            actors.from_polars(ctx, raw, share, chunk_rows=2),
+            actors.with_columns(ctx, raw, produced, pl.col("i") * 10),
+        ]
+        lazy_frame = build(actors.scan_channel(produced, frame.schema if schema is None else schema))
+        query = from_polars_query(ctx, lazy_frame, out)
+        sink = collect(ctx, gathered, into="polars")
+        await Network(ctx, [*own, *query, actors.allgather(ctx, out, gathered), sink]).run_async()
+        return sink.result(), query.fallbacks
+
+    outcomes = run(size(nranks), job)
+    first: tuple[pl.DataFrame, tuple[str, ...]] = outcomes[0]
+    return first
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("label", "build"),
+    [
+        ("whole", lambda s: s),
+        ("filter and select", lambda s: s.filter(pl.col("i") > 20).select("k", "x")),
+        ("group_by", lambda s: s.group_by("k").agg(pl.col("i").sum(), pl.col("x").mean())),
+        ("join", lambda s: s.join(OTHER.lazy(), on="k").select("k", "i", "y")),
+        ("self-join", lambda s: s.join(s.group_by("k").agg(pl.col("i").max().alias("top")), on="k")),
+        ("sort", lambda s: s.sort("i", "x", nulls_last=True)),
+    ],
+)  # fmt: skip
+def test_scan_channel_reads_a_stream_of_hand_written_actors(label: str, build: Any, nranks: int) -> None:
+    got, fallbacks = _over_channel(nranks, FRAME, build)
+    want = build(FRAME.lazy().with_columns(pl.col("i") * 10)).collect()
+    _assert_same(got, want, ["i", "x"] if label == "sort" else ())
+    assert fallbacks == ()
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_query_over_a_channel_that_does_not_distribute_reads_it_gathered(nranks: int) -> None:
+    def build(scan: pl.LazyFrame) -> pl.LazyFrame:
+        return scan.filter(pl.col("g") > 1).with_columns(pl.col("x").sum().over("k").alias("w"))
+
+    got, fallbacks = _over_channel(nranks, FRAME, build)
+    _assert_same(got, build(FRAME.lazy().with_columns(pl.col("i") * 10)).collect())
+    assert len(fallbacks) == 1 and "Window" in fallbacks[0]
+    got, fallbacks = _over_channel(nranks, FRAME, lambda s: s.head(3))
+    assert got.height == 3 and any("slice (0, 3)" in line for line in fallbacks)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_chunk_of_another_schema_names_the_channel(nranks: int) -> None:
+    declared = {**FRAME.schema, "i": pl.Int32}
+    with pytest.raises(SchemaError, match=r"scan_channel: chunk \d+ of channel `ch#1` does not have the schema .* i: Int32.*; got \{.*i: Int64"):
+        _over_channel(nranks, FRAME, lambda s: s.select("k", "i"), schema=declared)
+
+
+def test_polars_cannot_collect_a_scan_of_a_channel() -> None:
+    ctx = Context()
+    lazy_frame = actors.scan_channel(ctx.create_channel(name="orders"), {"x": pl.Int64})
+    with pytest.raises(Exception, match="reads the stream of channel `orders`, which only a network can give"):
+        lazy_frame.collect()
+
+
+def test_scan_channel_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="`ch` must be a Channel, got DataFrame"):
+        actors.scan_channel(FRAME, FRAME.schema)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scan_channel"):
+        actors.scan_channel(Context().create_channel(), ["x"])
 
 
 def test_query_network_lists_its_actors() -> None:
