@@ -79,7 +79,7 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
     ),
     "tpch-polars": (
-        "W8: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
+        "W9: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
         "tpch_polars_bench",
         {"scale_factors": (1.0,), "repeats": 3}, {"scale_factors": (0.1,), "repeats": 1},
     ),

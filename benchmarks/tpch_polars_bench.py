@@ -1,4 +1,4 @@
-"""W8: the 22 TPC-H queries written in plain Polars, run as networks, beside Polars and DuckDB.
+"""W9: the 22 TPC-H queries written in plain Polars, run as networks, beside Polars and DuckDB.
 
 Each query of :mod:`benchmarks.tpch_polars` runs three ways on the same
 ``tpchgen-cli`` Parquet files (see :mod:`benchmarks.tpch_data`): through
