@@ -11,14 +11,23 @@ from actors._allgather import allgather
 from actors._cast import cast
 from actors._collect import collect
 from actors._concat import concat
-from actors._csv import read_csv
+from actors._csv import read_csv, write_csv
+from actors._delta import read_delta, write_delta
 from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinReport, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
+from actors._ndjson import read_ndjson, write_ndjson
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
+from actors._query import (
+    QueryNetwork,
+    collect_query,
+    collect_query_async,
+    from_polars_query,
+    scan_channel,
+)
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
 from actors._sort import sort, top_k
@@ -33,6 +42,7 @@ from actors._typing import (
     TableKind,
     WriteMode,
 )
+from actors._writing import WriteReport
 from channels.lowlevel import export_lazily, publish
 from streamnet.lowlevel import renamed_names
 
@@ -52,11 +62,15 @@ __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
     "Placement",
+    "QueryNetwork",
     "TableKind",
     "WriteMode",
+    "WriteReport",
     "allgather",
     "cast",
     "collect",
+    "collect_query",
+    "collect_query_async",
     "concat",
     "distinct",
     "fanout",
@@ -64,6 +78,7 @@ __all__ = [
     "from_arrow",
     "from_pandas",
     "from_polars",
+    "from_polars_query",
     "groupby_agg",
     "lineariser",
     "join",
@@ -71,15 +86,21 @@ __all__ = [
     "map_chunks",
     "merge",
     "read_csv",
+    "read_delta",
+    "read_ndjson",
     "read_parquet",
     "rechunk",
     "rename",
+    "scan_channel",
     "select",
     "shuffle",
     "sort",
     "throttle",
     "top_k",
     "with_columns",
+    "write_csv",
+    "write_delta",
+    "write_ndjson",
     "write_parquet",
 ]
 

@@ -39,11 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar, get_args
 
+from actors._store_output import StoreOutput, check_store_target
 from actors._typing import WriteMode
 from streamnet import (
     ActorDefinition,
     Collective,
     Context,
+    FilePath,
+    StorePath,
     define_actor,
     left_by_dead_process,
     on_success,
@@ -53,6 +56,8 @@ from streamnet import (
 __all__ = [
     "SUCCESS_MARKER",
     "StagedOutput",
+    "begin_output",
+    "check_output",
     "check_target",
     "output_actor",
     "remove_leftovers",
@@ -74,6 +79,40 @@ _LEFTOVER = re.compile(r"(?P<owner>.+)\.(?P<kind>tmp|old)")
 output it moved aside: the owner (``<host>-<pid>-<token>``) and which of the two it is."""
 
 
+def check_output(target: FilePath, mode: object, *, directory: bool, actor: str) -> None:
+    """Refuse a write that cannot succeed, before anything runs: :func:`check_target` for a
+    local target, `check_store_target` for an object of a store."""
+    if isinstance(target, StorePath):
+        _check_mode(mode, directory=directory, actor=actor)
+        assert mode in get_args(WriteMode)
+        check_store_target(target, mode, actor=actor)  # type: ignore[arg-type]
+    else:
+        check_target(target, mode, directory=directory, actor=actor)
+
+
+async def begin_output(
+    ctx: Context, coll: Collective, target: FilePath, mode: WriteMode, *, directory: bool
+) -> StagedOutput | StoreOutput:
+    """The staged output of a writer of ``target``: files renamed into place on a local
+    disk (`StagedOutput`), objects copied into place on a store (`StoreOutput`)."""
+    if isinstance(target, StorePath):
+        return await StoreOutput.begin(ctx, coll, target, mode, directory=directory)
+    return await StagedOutput.begin(ctx, coll, target, mode, directory=directory)
+
+
+def _check_mode(mode: object, *, directory: bool, actor: str) -> None:
+    if mode not in get_args(WriteMode):
+        raise ValueError(
+            f"actor `{actor}`: `mode` must be one of {list(get_args(WriteMode))}, got {mode!r}"
+        )
+    if mode == "append" and not directory:
+        raise ValueError(
+            f"actor `{actor}`: mode='append' adds files to a directory, and a single file "
+            "cannot be appended to; write one file per chunk (`partitioned=True`), "
+            "got partitioned=False"
+        )
+
+
 def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> None:
     """Refuse a write that cannot succeed, before anything runs.
 
@@ -88,16 +127,7 @@ def check_target(target: Path, mode: object, *, directory: bool, actor: str) -> 
     FileExistsError
         ``mode="error"`` and the target exists, or ``"append"`` to an existing file.
     """
-    if mode not in get_args(WriteMode):
-        raise ValueError(
-            f"actor `{actor}`: `mode` must be one of {list(get_args(WriteMode))}, got {mode!r}"
-        )
-    if mode == "append" and not directory:
-        raise ValueError(
-            f"actor `{actor}`: mode='append' adds files to a directory, and a single file "
-            "cannot be appended to; write one file per chunk (`partitioned=True`), "
-            "got partitioned=False"
-        )
+    _check_mode(mode, directory=directory, actor=actor)
     remove_leftovers(target)
     if mode == "error" and os.path.lexists(target):
         raise FileExistsError(
@@ -195,12 +225,13 @@ class StagedOutput:
         return f"part-{self.tag}-{stem}" if self.tag else f"part-{stem}"
 
     def stage(self, name: str | None = None) -> Path:
-        """Where to write the file ``name`` of a directory output, or the single file (None)."""
+        """Where to write the file ``name`` of a directory output (a name, or a relative path
+        such as ``year=2024/part-0.parquet``), or the single file (None)."""
         if name is None:
             path = self.staging
         else:
-            self.staging.mkdir(parents=True, exist_ok=True)
             path = self.staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.staged.append(path)
         return path
 
@@ -211,9 +242,13 @@ class StagedOutput:
         failed makes this raise `RemoteRankError` on the others, before anything
         moved; one that fails while rank 0 takes the files makes rank 0 raise it too.
         """
-        everyone = await coll.allgather("staged", [str(path) for path in self.staged])
+        everyone = await coll.allgather(
+            "staged", [(str(path), self._relative(path)) for path in self.staged]
+        )
         if self.publisher:
-            peers = [(r, Path(path)) for r, paths in enumerate(everyone) if r for path in paths]
+            peers = [
+                (r, Path(path), name) for r, paths in enumerate(everyone) if r for path, name in paths
+            ]
             try:
                 await ctx.to_thread(self._gather, peers)
             except _PeerGaveUp as gone:
@@ -225,15 +260,22 @@ class StagedOutput:
                 self.staging.rmdir()
         if not self.directory:
             return [str(self.target)] if self.staged else []
-        return [str(self.target / path.name) for path in self.staged]
+        return [str(self.target / self._relative(path)) for path in self.staged]
 
-    def _gather(self, peers: list[tuple[int, Path]]) -> None:
-        """Take the other ranks' files (``(rank, path)``) into this rank's staging place."""
+    def _relative(self, path: Path) -> str:
+        """The path of a staged file inside the output (its name, or ``key=value/<name>``)."""
+        return path.relative_to(self.staging).as_posix() if path != self.staging else ""
+
+    def _gather(self, peers: list[tuple[int, Path, str]]) -> None:
+        """Take the other ranks' files (``(rank, path, name in the output)``) into this
+        rank's staging place."""
         if not self.directory:
             return  # one file is written by one rank only
         self.staging.mkdir(parents=True, exist_ok=True)  # a directory output exists even empty
-        for rank, path in peers:
-            _take(rank, path, self.staging / path.name)
+        for rank, path, name in peers:
+            destination = self.staging / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            _take(rank, path, destination)
 
     def publish(self) -> None:
         """Put the output gathered on rank 0 at its path (nothing on the other ranks).
@@ -263,7 +305,7 @@ class StagedOutput:
             self.committed = True
             return
         if self.mode == "append" and target.is_dir():
-            self._append(sorted(self.staging.iterdir()))
+            self._append(sorted(p for p in self.staging.rglob("*") if not p.is_dir()))
             return
         (self.staging / SUCCESS_MARKER).touch()
         if os.path.lexists(target):
@@ -281,8 +323,10 @@ class StagedOutput:
         moved: list[Path] = []
         try:
             for path in files:
-                os.replace(path, self.target / path.name)
-                moved.append(self.target / path.name)
+                destination = self.target / path.relative_to(self.staging)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, destination)
+                moved.append(destination)
             marker.touch()
         except BaseException:
             for path in moved:
@@ -293,8 +337,7 @@ class StagedOutput:
                     marker.touch()
             raise
         self.committed = True
-        with contextlib.suppress(OSError):
-            self.staging.rmdir()
+        _remove(self.staging)  # the folders of partitions, emptied
 
     def _replace_old(self, move_new: Callable[[], None]) -> None:
         """Move the old target aside, the new output in, then delete the old one."""

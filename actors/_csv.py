@@ -4,32 +4,33 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actors._columns import describe_schema
+from actors._commit import output_actor
 from actors._parquet import PathLike
-from actors._pushed import PushedFilter, resolved_predicates
+from actors._text_source import read_text_parts
+from actors._typing import WriteMode
+from actors._writing import WriteReport, check_write, write_stream
 from streamnet import (
     Channel,
-    ChannelBroken,
+    ChunkWriter,
     Context,
     CsvFormat,
     CsvPart,
-    Message,
+    FilePath,
     SchemaError,
     TableChunk,
     arrow_schema,
     csv_shares,
-    current_actor,
     define_actor,
     expand_paths,
+    resolve_path,
 )
 
 if TYPE_CHECKING:
-    from streamnet import ArrowSchema, IntoSchema
+    from streamnet import ArrowSchema, FileSystem, IntoSchema, StorageOptions
 
-__all__ = ["read_csv"]
+__all__ = ["read_csv", "write_csv"]
 
 
 def _emits(
@@ -55,6 +56,8 @@ async def read_csv(
     encoding: str = "utf-8",
     multiline: bool = False,
     split: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> None:
     """Stream CSV files in blocks of about ``block_size`` bytes, in file and row order.
 
@@ -101,6 +104,12 @@ async def read_csv(
         chunk with the schema of the first file. False makes every rank read
         everything. Every rank must see the same files. With one rank, both are
         the same.
+    filesystem, storage_options
+        Where ``source`` lives when it is not a local path: a
+        ``pyarrow.fs.FileSystem`` its paths are in, or the keyword arguments of
+        the filesystem that a URI's scheme (``s3://``, ``gs://``...) makes (see
+        `actors.read_parquet`). An object is read as a stream as it is parsed;
+        a byte range of it by range requests.
 
     Raises
     ------
@@ -136,7 +145,9 @@ async def read_csv(
         raise TypeError(f"read_csv: `multiline` must be True or False, got {multiline!r}")
     fmt = CsvFormat(block_size, delimiter, has_header, encoding, wanted is not None, multiline)
     backend = ctx.backend
-    paths = await ctx.to_thread(expand_paths, source, ".csv")
+    paths = await ctx.to_thread(
+        expand_paths, source, ".csv", filesystem=filesystem, storage_options=storage_options
+    )
     if split and ctx.nranks > 1:
         parts = await ctx.to_thread(
             csv_shares, paths, ctx.rank, ctx.nranks, has_header, whole_files=multiline
@@ -148,49 +159,79 @@ async def read_csv(
             f"read_csv: a file split between ranks is cut at line breaks, which needs an "
             f"encoding that writes them as one byte; pass `split=False`, got encoding={encoding!r}"
         )
-    first = paths[0]
-    seen: ArrowSchema | None = None
-    if not parts or parts[0].file != 0:  # every rank checks against the first file's schema
-        reader = await ctx.to_thread(backend.csv_reader, CsvPart(0, first), wanted, fmt)
-        reader.close()
-        seen = _checked(first, reader.schema, wanted)
-    ctx.progress.expect(None)  # CSV cannot tell its row count without reading it
-    seq = 0
-    node = current_actor()
-    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
-    try:
-        for part in parts:
-            path = part.path
-            reader = await ctx.to_thread(backend.csv_reader, part, wanted, fmt)
-            try:
-                file_schema = _checked(path, reader.schema, wanted)
-                if seen is None:
-                    seen = file_schema
-                elif not file_schema.equals(seen):
-                    raise SchemaError(
-                        f"`{path}` does not have the schema of `{first}`: "
-                        f"{describe_schema(file_schema)} versus {describe_schema(seen)}; "
-                        "pass `schema=` to read both alike"
-                    )
-                while (chunk := await ctx.to_thread(reader.next)) is not None:
-                    ctx.progress.advance(chunk.num_rows)
-                    chunk = await ctx.to_thread(pushed, chunk)
-                    if chunk.num_rows == 0:
-                        continue  # its rows are dropped downstream anyway
-                    await ch_out.send(ctx, Message(seq, chunk))
-                    seq += 1
-            finally:
-                reader.close()
-        if seq == 0 and seen is not None:
-            await ch_out.send(ctx, Message(0, backend.empty(seen)))
-        await ch_out.drain(ctx)
-    except ChannelBroken:
-        pass  # downstream needs no more
+    await read_text_parts(
+        ctx, ch_out, paths, parts, lambda part: backend.csv_reader(part, wanted, fmt),
+        block_size=block_size, checked=lambda path, schema: _checked(path, schema, wanted),
+    )  # fmt: skip
 
 
-def _checked(path: Path, file_schema: ArrowSchema, wanted: ArrowSchema | None) -> ArrowSchema:
+def _checked(
+    path: FilePath, file_schema: ArrowSchema, wanted: ArrowSchema | None
+) -> ArrowSchema:
     if wanted is not None and file_schema.names != wanted.names:
         raise SchemaError(
             f"`{path}` has columns {file_schema.names}, but the schema names {wanted.names}"
         )
     return file_schema
+
+
+@output_actor(check=check_write)
+async def write_csv(
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    path: PathLike,
+    *,
+    partitioned: bool = False,
+    mode: WriteMode = "error",
+    delimiter: str = ",",
+    has_header: bool = True,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
+) -> WriteReport:
+    """Write the stream to CSV without holding it in memory, atomically (as Polars writes
+    CSV), to a local path or an object of a store.
+
+    Files are named, staged and published as `write_parquet` does (``path``,
+    ``partitioned``, ``mode``, several ranks, ``filesystem`` and
+    ``storage_options`` mean the same), with the suffix ``.csv``.
+
+    Parameters
+    ----------
+    delimiter
+        The character between values.
+    has_header
+        Whether each file starts with a line of the column names.
+
+    Returns
+    -------
+    WriteReport
+        Through ``node.result()``: this rank's files (their final paths), rows, chunks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import polars as pl
+    >>> from streamnet import Context, Network
+    >>> from actors import from_polars, write_csv
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+    >>> ctx = Context()
+    >>> ch = ctx.create_channel()
+    >>> src = from_polars(ctx, ch, pl.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+    >>> Network(ctx, [src, write_csv(ctx, ch, path)]).run()
+    >>> print(path.read_text(), end="")
+    x,y
+    1,a
+    2,b
+    """
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError(f"write_csv: `delimiter` must be one character, got {delimiter!r}")
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
+    backend = ctx.backend
+
+    def open_writer(file: FilePath, schema: ArrowSchema) -> ChunkWriter:
+        return backend.csv_writer(file, schema, delimiter=delimiter, header=has_header)
+
+    return await write_stream(
+        ctx, ch_in, target, mode, partitioned=partitioned, suffix=".csv",
+        open_writer=open_writer,
+    )  # fmt: skip

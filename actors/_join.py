@@ -525,7 +525,7 @@ async def _broadcast_join(
     else:
         everyone = await coll.allgather("broadcast", local)
         parts = [t for t in everyone if t is not None]
-        small = backend.concat(parts) if parts else None
+        small = await ctx.to_thread(backend.concat, parts) if parts else None
     if small is None:  # no rank ever saw a right chunk: no match, no right columns
         async for seq, left in lefts:
             if spec.how == "left":

@@ -9,7 +9,6 @@ hands it out as tasks that grow when few rows come out (`_Tasks`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import operator
@@ -17,24 +16,25 @@ import os
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from actors._columns import check_columns, referenced_columns
-from actors._commit import StagedOutput, check_target, output_actor
+from actors._commit import output_actor
 from actors._pushed import resolved_predicates
 from actors._typing import WriteMode
+from actors._writing import check_write, write_stream
 from streamnet import (
     Backend,
     Channel,
     ChannelBroken,
     ChunkWriter,
-    Collective,
     CompiledPlan,
     Context,
+    FilePath,
     Filter,
+    HivePartitions,
     Message,
     ParquetScan,
     Plan,
@@ -42,23 +42,36 @@ from streamnet import (
     Predicate,
     RowGroup,
     ScanTask,
+    SchemaError,
     Step,
     TableChunk,
     check_row_wise,
     current_actor,
+    dataset_root,
     define_actor,
     expand_paths,
     group_scan_tasks,
+    hive_partitions,
     plan_row_groups,
+    prune_partitions,
     rank_share,
     read_parquet_footers,
+    record_bytes_read,
+    resolve_path,
     start_task,
 )
 
 if TYPE_CHECKING:
     from streamnet import ArrowSchema as Schema
+    from streamnet import FileSystem, StorageOptions
 
-__all__ = ["ParquetScanReport", "ParquetWriteReport", "read_parquet", "write_parquet"]
+__all__ = [
+    "ParquetScanReport",
+    "ParquetWriteReport",
+    "read_parquet",
+    "scan_files",
+    "write_parquet",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -127,6 +140,7 @@ def _plan(
     columns: list[str] | None,
     predicate: pl.Expr | None,
     wanted: frozenset[str] | None = None,
+    partitions: HivePartitions | None = None,
     pushed: Sequence[Predicate] = (),
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
@@ -134,22 +148,41 @@ def _plan(
     statistics prune, by ``predicate`` and the plan's leading filters, marked not to be read).
 
     ``wanted``: the columns the actors downstream need (None: all); the scan reads only
-    those of its columns (at least one, so that rows are still counted). ``pushed``: the
-    predicates the actors downstream apply anyway, added to the scan's predicate (but
-    those the leading fused filters state, which Polars pushes into the scan itself)."""
-    assert isinstance(plan.source, ParquetScan)
-    files = read_parquet_footers(list(plan.source.paths))
+    those of its columns (at least one, so that rows are still counted). ``partitions``:
+    the values of a hive-partitioned dataset's partition columns, per file; the files
+    whose values prove the predicates false are dropped before their footers are read.
+    ``pushed``: the predicates the actors downstream apply anyway, added to the scan's
+    predicate (but those the leading fused filters state, which Polars pushes into the
+    scan itself)."""
+    source = plan.source
+    assert isinstance(source, ParquetScan)
+    paths = list(source.paths)
+    nothing = False
+    if partitions is not None:
+        paths, partitions, nothing = _prune_files(paths, partitions, predicate, plan.steps)
+        source = dataclasses.replace(source, paths=tuple(paths))
+        plan = Plan(source, plan.steps)
+    files = read_parquet_footers(paths)
+    names = files.schema.names
+    if partitions is not None:
+        clash = sorted(set(names) & set(partitions.names))
+        if clash:
+            raise SchemaError(
+                f"`{paths[0]}` holds the columns {clash} that its folders name as partition "
+                f"columns (`key=value`); pass hive_partitioning=False to read the files' own"
+            )
+        names = [*names, *partitions.names]
     filtered = referenced_columns([predicate]) if predicate is not None else set()
-    check_columns(set(columns or []) | filtered, files.schema.names, where="read_parquet")
+    check_columns(set(columns or []) | filtered, names, where="read_parquet")
     if wanted is not None:
-        names = columns if columns is not None else files.schema.names
-        kept = [name for name in names if name in wanted] or names[:1]
-        if len(kept) < len(names):
+        chosen = columns if columns is not None else names
+        kept = [name for name in chosen if name in wanted] or chosen[:1]
+        if len(kept) < len(chosen):
             columns = kept
-            plan = Plan(dataclasses.replace(plan.source, columns=tuple(kept)), plan.steps)
+            plan = Plan(dataclasses.replace(source, columns=tuple(kept)), plan.steps)
     compiled = None
     stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
-    extra = [p.expr for p in pushed if p not in stated and p.columns <= set(files.schema.names)]
+    extra = [p.expr for p in pushed if p not in stated and p.columns <= set(names)]
     if extra:
         scan_predicate = functools.reduce(operator.and_, [*filter(None, [predicate]), *extra])
         scan = plan.source
@@ -164,12 +197,42 @@ def _plan(
     if compiled is None:
         compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
-        plan.steps, columns if columns is not None else files.schema.names
+        plan.steps, columns if columns is not None else names
     )
     if prunes:
         predicate = pl.all_horizontal(prunes) if len(prunes) > 1 else prunes[0]
         filtered = referenced_columns(prunes)
-    return compiled, plan_row_groups(files, predicate, filtered)
+    planned = plan_row_groups(files, predicate, filtered, partitions, read_columns=columns)
+    if nothing:  # every file was pruned: the first one was kept only for the schema
+        planned = [dataclasses.replace(piece, read=False) for piece in planned]
+    return compiled, planned
+
+
+def _prune_files(
+    paths: list[FilePath], partitions: HivePartitions, predicate: pl.Expr | None,
+    steps: Sequence[Step],
+) -> tuple[list[FilePath], HivePartitions, bool]:  # fmt: skip
+    """The files of a hive-partitioned dataset that the predicates on its partition columns
+    alone (``predicate``, the leading filters) do not prune, their partitions, and whether
+    none is left (the first file is then kept, for the schema)."""
+    tests = ([predicate] if predicate is not None else []) + _prunes(steps, partitions.names)
+    pruned = [False] * len(paths)
+    others: pl.Schema | None = None
+    for test in tests:
+        verdict = prune_partitions(partitions, test)
+        if verdict is None:  # it reads the files' columns too: their types, from one footer
+            if others is None:
+                empty = pl.from_arrow(read_parquet_footers(paths[:1]).schema.empty_table())
+                assert isinstance(empty, pl.DataFrame)
+                others = empty.schema
+            verdict = prune_partitions(partitions, test, others)
+        if verdict is not None:
+            pruned = [a or b for a, b in zip(pruned, verdict, strict=True)]
+    keep = [i for i, gone in enumerate(pruned) if not gone]
+    nothing = not keep
+    keep = keep or [0]
+    kept = dataclasses.replace(partitions, values=tuple(partitions.values[i] for i in keep))
+    return [paths[i] for i in keep], kept, nothing
 
 
 AGGREGATE_TASK_ROWS = 4_000_000
@@ -240,27 +303,59 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
+def _files(
+    source: PathLike | Sequence[PathLike], hive_partitioning: bool | None, filesystem: object,
+    storage_options: object,
+) -> tuple[list[FilePath], HivePartitions | None] | None:  # fmt: skip
+    """The local files of ``source`` and their partitions, for what a Network asks before
+    anything runs; None for a store (a request there waits for the run)."""
+    sources = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if filesystem is not None or storage_options is not None or any("://" in str(s) for s in sources):
+        return None
+    paths = expand_paths(source, ".parquet")
+    partitions = None
+    if hive_partitioning is not False:
+        root = dataset_root(source)
+        partitions = hive_partitions(root, paths) if root is not None else None
+    return paths, partitions
+
+
 def _emits(
     columns_in: Mapping[str, frozenset[str] | None],
     /,
     *,
     source: PathLike | Sequence[PathLike],
     columns: Sequence[str] | None,
+    hive_partitioning: bool | None,
+    filesystem: object,
+    storage_options: object,
     **_: Any,
 ) -> frozenset[str] | None:
-    """The columns read: those asked for, else the first file's (from its footer)."""
+    """The columns read: those asked for, else the first file's (from its footer) and the
+    partition columns."""
     if columns is not None:
         return None if isinstance(columns, str) else frozenset(columns)
     try:
-        return frozenset(pl.read_parquet_schema(expand_paths(source, ".parquet")[0]))
+        found = _files(source, hive_partitioning, filesystem, storage_options)
+        if found is None:
+            return None
+        paths, partitions = found
+        names = read_parquet_footers(paths[:1]).schema.names
+        return frozenset([*names, *(partitions.names if partitions is not None else ())])
     except Exception:  # not known: the actor reports what is wrong when it runs
         return None
 
 
-def _rows(*, source: PathLike | Sequence[PathLike], **_: Any) -> int | None:
+def _rows(
+    *, source: PathLike | Sequence[PathLike], hive_partitioning: bool | None,
+    filesystem: object, storage_options: object, **_: Any,
+) -> int | None:  # fmt: skip
     """The files' rows, from their footers."""
     try:
-        files = read_parquet_footers(expand_paths(source, ".parquet"))
+        found = _files(source, hive_partitioning, filesystem, storage_options)
+        if found is None:
+            return None
+        files = read_parquet_footers(found[0])
     except Exception:  # not known: the actor reports what is wrong when it runs
         return None
     return int(sum(footer.num_rows for footer in files.metadata))
@@ -278,6 +373,9 @@ async def read_parquet(
     filters: pl.Expr | None = None,
     prefetch: int | None = None,
     split: bool = True,
+    hive_partitioning: bool | None = None,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> ParquetScanReport:
     """Stream Parquet files row group by row group, in file and row order.
 
@@ -294,9 +392,8 @@ async def read_parquet(
     ``pushdown``) join ``filters``, statistics included. When the chain ends in
     the partial aggregation of a ``groupby_agg``, one query reads a run of
     adjacent row groups (a run per core of the machine, up to four million rows),
-    since only a few rows come out of each; so do the
-    queries after the first ones of a chain that let at most an eighth of the
-    rows they read through.
+    since only a few rows come out of each; so do the queries after the first
+    ones of a chain that let at most an eighth of the rows they read through.
 
     Parameters
     ----------
@@ -322,6 +419,30 @@ async def read_parquet(
         with the schema. False makes every rank read everything, e.g. a small
         table that every rank joins with. Every rank must see the same files.
         With one rank, both are the same.
+    hive_partitioning
+        Whether the ``key=value`` folders of a directory ``source`` give
+        partition columns (a hive-partitioned dataset, as ``write_parquet(...,
+        partition_by=...)`` writes it): None (the default) reads them when
+        ``source`` is one directory, as Polars does. They come after the files'
+        own columns, typed as Polars types them (Int64, Float64, Date, else
+        String; ``__HIVE_DEFAULT_PARTITION__`` is null), and ``filters`` (and
+        fused filters) on them prune whole folders before any of their files is
+        opened.
+    filesystem
+        A ``pyarrow.fs.FileSystem`` that ``source`` is read from (its paths are
+        paths in it); by default a URI's scheme chooses the store (see below).
+    storage_options
+        Keyword arguments of the filesystem a URI's scheme makes: pyarrow's
+        (``S3FileSystem(endpoint_override=..., access_key=..., region=...)``), or
+        fsspec's for a scheme pyarrow has no filesystem for. Without them,
+        credentials come from the store's usual chain (environment variables,
+        configuration files, instance metadata).
+
+    ``source`` may name objects of a store by URI (``s3://bucket/data/``,
+    ``gs://...``, ``az://...``): the folder is listed once per rank, footers
+    are read several at once, and each scan task reads only its row groups'
+    column chunks by range requests (``prefetch`` of them in flight), never
+    the whole object first.
 
     Returns
     -------
@@ -372,18 +493,44 @@ async def read_parquet(
     if not isinstance(split, bool):
         raise TypeError(f"read_parquet: `split` must be True or False, got {split!r}")
     out_columns = list(columns) if columns is not None else None
-    paths = await ctx.to_thread(expand_paths, source, ".parquet")
+    paths = await ctx.to_thread(
+        expand_paths, source, ".parquet", filesystem=filesystem, storage_options=storage_options
+    )
+    partitions = None
+    if hive_partitioning is not False:
+        root = await ctx.to_thread(
+            dataset_root, source, filesystem=filesystem, storage_options=storage_options
+        )
+        partitions = hive_partitions(root, paths) if root is not None else None
+    return await scan_files(ctx, ch_out, paths, partitions, out_columns, filters, depth, split)
+
+
+async def scan_files(
+    ctx: Context,
+    ch_out: Channel[TableChunk],
+    paths: Sequence[FilePath],
+    partitions: HivePartitions | None,
+    out_columns: list[str] | None,
+    filters: pl.Expr | None,
+    depth: int,
+    split: bool,
+) -> ParquetScanReport:
+    """The scan of `read_parquet` (and of the sources that read Parquet files, such as
+    `read_delta`), once the files and their partitions are known: plan, share between
+    ranks, read ``depth`` tasks at once, send."""
+    columns = out_columns
     node = current_actor()
     scan = ParquetScan(
         tuple(paths), tuple(columns) if columns is not None else None, filters,
         actor=node.name if node else "",
+        partitioning=tuple(partitions.schema.items()) if partitions is not None else (),
     )  # fmt: skip
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
     pushed = await resolved_predicates(node)  # a key filter waits for its join's keys
     compiled, planned = await ctx.to_thread(
-        _plan, backend, plan, out_columns, filters, wanted, pushed
+        _plan, backend, plan, out_columns, filters, wanted, partitions, pushed
     )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)
@@ -413,6 +560,7 @@ async def read_parquet(
             rows_read += task.rows
             chunk = await pending.popleft()
             ctx.progress.advance(task.rows)
+            record_bytes_read(task.nbytes)
             read += 1
             tasks.done(task.rows, chunk.num_rows)
             refill()
@@ -422,7 +570,7 @@ async def read_parquet(
             seq += 1
             rows_emitted += chunk.num_rows
         if seq == 0:  # nothing at all (or no share): still send the schema, typed as the data
-            schema_only = ScanTask(paths[0], (), 0, 0)
+            schema_only = ScanTask(compiled.plan.source.paths[0], (), 0, 0)  # type: ignore[union-attr]
             empty = await ctx.to_thread(backend.scan, compiled, schema_only)
             await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
@@ -442,17 +590,7 @@ async def read_parquet(
     )
 
 
-def _check_write(actor: str, *, ctx: Context, path: PathLike, partitioned: bool, mode: object,
-                 **_: Any) -> None:  # fmt: skip
-    if not isinstance(partitioned, bool):
-        raise TypeError(
-            f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
-        )
-    directory = partitioned or ctx.nranks > 1
-    check_target(Path(path), mode, directory=directory, actor=actor)
-
-
-@output_actor(check=_check_write)
+@output_actor(check=check_write)
 async def write_parquet(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -462,6 +600,11 @@ async def write_parquet(
     mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
+    partition_by: Sequence[str] | None = None,
+    max_open_files: int = 64,
+    max_file_bytes: int | None = 512 << 20,
+    filesystem: FileSystem | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> ParquetWriteReport:
     """Write the stream to Parquet without holding it in memory, atomically.
 
@@ -497,6 +640,31 @@ async def write_parquet(
         Parquet codec (``"zstd"``, ``"snappy"``, ``"none"``...).
     row_group_rows
         Largest row group; a chunk larger than this is split.
+    partition_by
+        Columns whose values partition the output into a hive-partitioned
+        directory ``path``: one folder per value, ``year=2024/country=FR/``
+        (null as ``__HIVE_DEFAULT_PARTITION__``), holding files of the other
+        columns, ``part-<n>.parquet`` (``part-r<rank>-<n>`` on several ranks), as
+        Spark, pyarrow and Polars write and read them back (``read_parquet(path)``
+        gives the partition columns back, after the others). It streams: rows go
+        to the open file of their partition, staged and published atomically as
+        any directory output.
+    max_open_files
+        With ``partition_by``: the most files open at once; writing to another
+        partition closes the one written longest ago (a later row of it starts a
+        new file).
+    max_file_bytes
+        With ``partition_by``: a file is closed once the chunks written to it
+        reach this many bytes (in memory, before encoding), and the partition's
+        next rows roll into a new file; None for no limit.
+    filesystem, storage_options
+        Where ``path`` is when it is not a local path: a ``pyarrow.fs.FileSystem``
+        it is a path in, or the keyword arguments of the filesystem that a URI's
+        scheme (``s3://``...) makes (see `read_parquet`). A store has no rename:
+        each object is uploaded under a hidden staging key as it is written, and
+        copied to its key once the run succeeded (it appears whole, or not at
+        all), the ``_SUCCESS`` marker of a directory last; a failed run deletes
+        what it staged. See ``actors/_store_output.py``.
 
     Chunks are written in arrival order (sequence order for a linear pipeline).
 
@@ -526,53 +694,26 @@ async def write_parquet(
     >>> pl.read_parquet(path)["x"].to_list()
     [0, 1, 2, 3, 4, 5]
     """
-    coll = Collective(ctx)
-    directory = partitioned or ctx.nranks > 1
-    output = await StagedOutput.begin(ctx, coll, Path(path), mode, directory=directory)
+    target = resolve_path(path, filesystem=filesystem, storage_options=storage_options)
     backend = ctx.backend
-    writer: ChunkWriter | None = None
-    schema: Schema | None = None
-    rows = chunks = 0
-    prefix = "" if ctx.nranks == 1 else f"r{ctx.rank:05d}"
-    try:
-        # The channel lets in only chunks of one schema (SchemaError in the sender otherwise),
-        # so every chunk fits the file the first one opened.
-        while (msg := await ch_in.recv(ctx)) is not None:
-            chunk = TableChunk.from_message(msg)
-            if schema is None:
-                schema = chunk.schema
-            if partitioned:
-                stem = "-".join(filter(None, [prefix, f"{msg.sequence_number:08d}"]))
-                file = output.stage(output.file_name(f"{stem}.parquet"))
-                await ctx.to_thread(
-                    backend.write_parquet, chunk, file, compression=compression,
-                    row_group_rows=row_group_rows,
-                )  # fmt: skip
-            else:
-                if writer is None:
-                    file = output.stage(
-                        output.file_name(f"{prefix}.parquet") if directory else None
-                    )
-                    writer = await ctx.to_thread(
-                        backend.parquet_writer, file, schema, compression=compression
-                    )
-                assert writer is not None
-                await ctx.to_thread(writer.write, chunk, row_group_rows=row_group_rows)
-            rows += chunk.num_rows
-            chunks += 1
-        if writer is not None:
-            closing, writer = writer, None
-            await ctx.to_thread(closing.close)
-        # One dataset has one schema: ranks whose chunks differ fail, and nothing is published.
-        await coll.agree_schema("written", schema, channel=ch_in.name)
-        # Published by the network once the whole run succeeded on every rank.
-        files = await output.prepare(ctx, coll)
-    except BaseException:
-        # Synchronous, so that no second cancellation cuts it short; no kernel of this
-        # actor still runs (Context.to_thread waits for a cancelled one to end).
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-        output.abandon()
-        raise
-    return ParquetWriteReport(files=tuple(files), rows=rows, chunks=chunks)
+
+    def open_writer(file: FilePath, schema: Schema) -> ChunkWriter:
+        return backend.parquet_writer(file, schema, compression=compression)
+
+    def write(writer: ChunkWriter, chunk: TableChunk) -> None:
+        writer.write(chunk, row_group_rows=row_group_rows)
+
+    if type(max_open_files) is not int or max_open_files < 1:
+        raise ValueError(
+            f"write_parquet: `max_open_files` must be an int >= 1, got {max_open_files!r}"
+        )
+    if max_file_bytes is not None and (type(max_file_bytes) is not int or max_file_bytes < 1):
+        raise ValueError(
+            f"write_parquet: `max_file_bytes` must be None or an int >= 1, got {max_file_bytes!r}"
+        )
+    written = await write_stream(
+        ctx, ch_in, target, mode, partitioned=partitioned, suffix=".parquet",
+        open_writer=open_writer, write=write, partition_by=partition_by or (),
+        max_open_files=max_open_files, max_file_bytes=max_file_bytes,
+    )  # fmt: skip
+    return ParquetWriteReport(files=written.files, rows=written.rows, chunks=written.chunks)

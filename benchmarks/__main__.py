@@ -51,6 +51,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W-scan: Parquet scan -> filter -> project -> collect", "scan",
         {"rows": 20_000_000, "repeats": 3}, {"rows": 2_000_000, "repeats": 1},
     ),
+    "scan-s3": (
+        "W-scan-s3: Parquet scan from a local S3 server beside Polars' scan_parquet", "scan_s3",
+        {"rows": 5_000_000, "objects": 4, "repeats": 3},
+        {"rows": 500_000, "objects": 2, "repeats": 1},
+    ),
     "groupby": (
         "W1: streaming group-by-sum", "groupby",
         {"rows": 200_000_000, "repeats": 2}, {"rows": 2_000_000, "repeats": 1},
@@ -76,6 +81,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "tpch-naive": (
         "W8: TPC-H Q1, Q3, Q6, Q9, Q18 written as a user would", "tpch_naive",
         {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
+    ),
+    "tpch-polars": (
+        "W9: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
+        "tpch_polars_bench",
+        {"scale_factors": (1.0,), "repeats": 3}, {"scale_factors": (0.1,), "repeats": 1},
     ),
     "memory": (
         "W7: group-by, sort and join larger than memory, under one budget", "memory",

@@ -17,6 +17,7 @@ __all__ = [
     "ArrowSchema",
     "ArrowTable",
     "BackendName",
+    "FileSystem",
     "HostKind",
     "HostTable",
     "IntoSchema",
@@ -28,6 +29,7 @@ __all__ = [
     "RestartType",
     "Role",
     "SpanKind",
+    "StorageOptions",
     "SupervisionStrategy",
     "SupervisorState",
     "Tier",
@@ -74,9 +76,17 @@ SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one", "sim
 SupervisorState = Literal["created", "running", "stopped", "failed"]
 """Where a supervisor is: made, started, stopped on request, or given up."""
 
+FileSystem: TypeAlias = "pafs.FileSystem"  # a name for annotations, as pyarrow's is private
+"""A pyarrow filesystem (``pyarrow.fs.S3FileSystem(...)``), as sources and sinks take
+``filesystem=``; an fsspec one goes in ``pyarrow.fs.PyFileSystem(FSSpecHandler(fs))``."""
+
+StorageOptions: TypeAlias = Mapping[str, Any]
+"""The keyword arguments of the filesystem a URI's scheme makes (``storage_options=``)."""
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.fs as pafs
 
     ArrowSchema: TypeAlias = pa.Schema
     """A chunk's schema (`TableChunk.schema`): an Arrow schema, whatever the backend."""

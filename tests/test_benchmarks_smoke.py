@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _measure, actors_latency, groupby, hop, hop_steady, join, scan, tpch_q1
+from benchmarks import (
+    _measure,
+    actors_latency,
+    groupby,
+    hop,
+    hop_steady,
+    join,
+    scan,
+    scan_s3,
+    tpch_q1,
+)
 
 
 def test_hop_benchmark_runs_and_reports_every_cell() -> None:
@@ -27,6 +37,13 @@ def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:
     rows, results = scan.run(rows=60_000, repeats=1, data_dir=str(tmp_path))
     assert {r.engine for r in results} == set(scan.ENGINES)
     assert "ratio to best peer" in scan.report(rows, results)
+
+
+def test_s3_scan_benchmark_engines_agree(tmp_path: Path) -> None:
+    pytest.importorskip("moto.server")
+    rows, nbytes, results = scan_s3.run(rows=40_000, objects=2, repeats=1, data_dir=str(tmp_path))
+    assert [r.engine for r in results] == scan_s3.ENGINES
+    assert nbytes > 0 and "ratio to Polars" in scan_s3.report(rows, nbytes, results)
 
 
 def test_groupby_benchmark_engines_agree() -> None:
@@ -138,3 +155,22 @@ def test_memory_benchmark_engines_agree(tmp_path: Path) -> None:
     assert all(r.seconds is not None for r in results), [r.note for r in results]
     assert next(r for r in results if r.engine == "streamnet").accounted is not None
     assert "time / DuckDB" in memory.report(rows, keys, results)
+
+
+def test_tpch_polars_queries_benchmark_engines_agree(tmp_path: Path) -> None:
+    from benchmarks import tpch_data, tpch_polars_bench
+
+    try:
+        tpch_data.tpchgen()
+    except FileNotFoundError:
+        pytest.skip("tpchgen-cli is not installed")
+    queries = ("q2", "q11", "q13", "q21")
+    results = tpch_polars_bench.run(
+        scale_factors=(0.01,), repeats=1, queries=queries, data_dir=str(tmp_path), profiled=1
+    )
+    assert [r.query for r in results] == list(queries)
+    assert all(set(r.seconds) == set(tpch_polars_bench.ENGINES) for r in results)
+    assert sum(bool(r.profile) for r in results) == 1
+    table = tpch_polars_bench.report(results)
+    assert "| 0.01 | Q21 |" in table and "SF 0.01: geometric mean" in table
+    assert "longest kernels: `" in table

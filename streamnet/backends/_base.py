@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from streamnet.backends._join_spec import JoinBuild, JoinSpec
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
-    from streamnet.io import CsvFormat, CsvPart, ScanTask
+    from streamnet.io import CsvFormat, CsvPart, FilePath, ScanTask
     from streamnet.memory._spill import SpillDirectory
     from streamnet.plans._aggregation import Agg
 else:  # imported on first use: `import streamnet` stays light
@@ -64,7 +64,8 @@ class Backend(ABC):
     - slice and concat: :meth:`slice`, :meth:`concat`, :meth:`project`;
     - the wire: :meth:`pack`, :meth:`unpack`, :meth:`host_buffer`;
     - hash partitioning: :meth:`hash_partition`, :meth:`partition_and_pack`;
-    - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`
+    - files: :meth:`parquet_writer`, :meth:`write_parquet`, :meth:`csv_reader`,
+      :meth:`csv_writer`, :meth:`ndjson_reader`, :meth:`ndjson_writer`
       (what to read is planned by `streamnet.io`);
     - plans: :meth:`compile`, :meth:`run` (a chain of Polars-expression steps per chunk),
       :meth:`scan` (a Parquet scan task and the steps after it, as one query);
@@ -337,6 +338,25 @@ class Backend(ABC):
             Polars does not hold exactly, see `TableChunk.to_polars`).
         """
 
+    @abstractmethod
+    def split_by_values(
+        self, chunk: TableChunk, columns: Sequence[str]
+    ) -> list[tuple[tuple[object, ...], TableChunk]]:
+        """The chunk's rows by their values of ``columns``: one ``(values, rows)`` per
+        distinct combination (nulls one value), in order of first appearance, the rows in
+        their order and without ``columns`` (a hive-partitioned write keeps them in folder
+        names). Values are Python scalars (``int``, ``str``, ``datetime.date``, None...).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A column is not in the chunk; the message lists those there are.
+        ValueError
+            ``columns`` is empty, or names every column (nothing would be left to write).
+        SchemaError
+            A column holds nested values (lists, structs), which cannot name a partition.
+        """
+
     def partition_and_pack(
         self,
         chunk: TableChunk,
@@ -361,8 +381,11 @@ class Backend(ABC):
     # byte ranges per rank) is planned beforehand by `streamnet.io`, the same for
     # every backend. Parquet is read with a plan (its scan is a plan's source).
     @abstractmethod
-    def parquet_writer(self, path: Path, schema: pa.Schema, *, compression: str) -> ChunkWriter:
-        """A writer of one Parquet file at ``path`` (created or replaced) whose chunks all
+    def parquet_writer(
+        self, path: FilePath, schema: pa.Schema, *, compression: str
+    ) -> ChunkWriter:
+        """A writer of one Parquet file at ``path`` (a local path, or an object of a store:
+        a `StorePath`; created or replaced) whose chunks all
         have ``schema``; ``compression`` is the codec (``"zstd"``, ``"snappy"``,
         ``"none"``...).
 
@@ -378,7 +401,7 @@ class Backend(ABC):
     def write_parquet(
         self,
         chunk: TableChunk,
-        path: Path,
+        path: FilePath,
         *,
         compression: str,
         row_group_rows: int | None = None,
@@ -409,6 +432,51 @@ class Backend(ABC):
             not of its column's type; without ``fmt.multiline``, a value holding a
             line break (most often a quote that does not close on its line); with
             it, a quote still open at the end of the part.
+        """
+
+    @abstractmethod
+    def csv_writer(
+        self, path: FilePath, schema: pa.Schema, *, delimiter: str = ",", header: bool = True
+    ) -> ChunkWriter:
+        """A writer of one CSV file at ``path`` (a local path or a `StorePath`; created or
+        replaced) whose chunks all have ``schema``: Polars' CSV, the header once at the top
+        (a file of no chunk is the header alone).
+
+        Raises
+        ------
+        OSError
+            ``path`` cannot be written.
+        """
+
+    @abstractmethod
+    def ndjson_writer(self, path: FilePath, schema: pa.Schema) -> ChunkWriter:
+        """A writer of one NDJSON file at ``path`` (one JSON object per line, per row)
+        whose chunks all have ``schema``.
+
+        Raises
+        ------
+        OSError
+            ``path`` cannot be written.
+        """
+
+    @abstractmethod
+    def ndjson_reader(
+        self, part: CsvPart, schema: pa.Schema | None, *, block_size: int
+    ) -> ChunkReader:
+        """A reader of the lines of ``part`` of an NDJSON file (a whole file, or the lines
+        that start in a byte range of it), in chunks of about ``block_size`` bytes of
+        whole lines.
+
+        ``schema`` gives the names and types (read as Polars reads them); when
+        None they are inferred from the first 100 lines of the whole file (as
+        Polars infers them), so that each byte range reads as the whole file would.
+
+        Raises
+        ------
+        FileReadError
+            Here or from `ChunkReader.next`, naming the file and the lines: a
+            line that is not a JSON object of the schema, or a file with no line to
+            infer the types from.
         """
 
     # ------------------------------------------------------------------ plans

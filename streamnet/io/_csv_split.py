@@ -8,12 +8,11 @@ messages name. Every backend's CSV reader reads the `CsvPart` s planned here.
 from __future__ import annotations
 
 import codecs
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from streamnet._errors import FileReadError
 from streamnet.io._shares import rank_share
+from streamnet.io._stores import FilePath, file_size, open_binary
 
 __all__ = [
     "CsvFormat",
@@ -32,7 +31,7 @@ class CsvPart:
     the bytes ``span = (start, end)``, end excluded (always after the header line)."""
 
     file: int
-    path: Path
+    path: FilePath
     span: tuple[int, int] | None = None
 
     def describe(self) -> str:
@@ -40,6 +39,10 @@ class CsvPart:
         if self.span is None:
             return f"`{self.path}`"
         return f"`{self.path}` (the rows in bytes {self.span[0]} to {self.span[1]})"
+
+    def nbytes(self) -> int:
+        """The bytes of the file, or of the range (it blocks: it may ask a store)."""
+        return self.span[1] - self.span[0] if self.span is not None else file_size(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +73,12 @@ class CsvFormat:
     multiline: bool = False
 
 
-def _row_start(path: Path, pos: int) -> int:
+def _row_start(path: FilePath, pos: int) -> int:
     """The first byte at or after ``pos`` that starts a line (0 or just after a line break);
     the file size when no line starts there."""
     if pos <= 0:
         return 0
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         offset = pos - 1
         file.seek(offset)
         while block := file.read(1 << 16):
@@ -87,7 +90,7 @@ def _row_start(path: Path, pos: int) -> int:
 
 
 def csv_shares(
-    paths: list[Path], rank: int, nranks: int, has_header: bool, *, whole_files: bool = False
+    paths: list[FilePath], rank: int, nranks: int, has_header: bool, *, whole_files: bool = False
 ) -> list[CsvPart]:
     """What ``rank`` reads: a run of whole files balanced by size when there are at least as
     many files as ranks (or ``whole_files``: rows may span lines, so a file cannot be cut at
@@ -100,7 +103,7 @@ def csv_shares(
         A file cannot be read; the message names it.
     """
     try:
-        sizes = [os.path.getsize(path) for path in paths]
+        sizes = [file_size(path) for path in paths]
         if len(paths) >= nranks or whole_files:
             share = rank_share(sizes, rank, nranks)
             return [CsvPart(i, paths[i]) for i in share]
@@ -145,21 +148,21 @@ def first_line(part: CsvPart, fmt: CsvFormat) -> int:
     return 2 if fmt.has_header else 1
 
 
-def line_breaks(path: Path, end: int) -> int:
+def line_breaks(path: FilePath, end: int) -> int:
     """Line breaks in the first ``end`` bytes of ``path``."""
     count = done = 0
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         while done < end and (block := file.read(min(1 << 20, end - done))):
             count += block.count(b"\n")
             done += len(block)
     return count
 
 
-def first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+def first_undecodable(path: FilePath, encoding: str) -> tuple[int, int] | None:
     """The line and byte offset of the first bytes of ``path`` that ``encoding`` cannot decode."""
     decoder = codecs.getincrementaldecoder(encoding)()
     lines = offset = 0
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         while True:
             block = file.read(1 << 20)
             try:
@@ -178,10 +181,10 @@ def odd_quotes_line(part: CsvPart, from_line: int, within: int) -> int | None:
     """The first line from line ``from_line`` on, in the ``within`` bytes that follow its
     start and in ``part``, with an odd number of quotes (a quoted value that does not close
     on it), or None."""
-    end = part.span[1] if part.span is not None else os.path.getsize(part.path)
+    end = part.span[1] if part.span is not None else file_size(part.path)
     done = 0
     limit: int | None = None
-    with open(part.path, "rb") as file:
+    with open_binary(part.path) as file:
         for line, text in enumerate(file, start=1):
             if line >= from_line:
                 if text.count(b'"') % 2:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -16,6 +15,8 @@ import polars as pl
 from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError, SchemaError
 from streamnet._schema import describe_schema
+from streamnet.io._hive import HivePartitions
+from streamnet.io._stores import FilePath, StorePath, in_flight
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +29,7 @@ __all__ = [
     "ScanTask",
     "group_scan_tasks",
     "plan_row_groups",
+    "prune_partitions",
     "read_parquet_footers",
     "row_group_statistics",
     "skip_predicate",
@@ -49,12 +51,19 @@ class ScanTask:
         The file's row where the first of them starts.
     rows
         Rows in them.
+    partition
+        The file's values of the partition columns of a hive-partitioned dataset (see
+        `ParquetScan.partitioning`), added to its rows; none otherwise.
+    nbytes
+        The encoded bytes of the column chunks it reads (what it reads from the file).
     """
 
-    path: Path
+    path: FilePath
     row_groups: tuple[int, ...]
     offset: int
     rows: int
+    partition: tuple[Any, ...] = ()
+    nbytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,7 @@ class ParquetFiles:
         Each file's footer (``pyarrow.parquet.FileMetaData``), in the order of ``paths``.
     """
 
-    paths: tuple[Path, ...]
+    paths: tuple[FilePath, ...]
     schema: pa.Schema
     metadata: tuple[Any, ...]
 
@@ -87,17 +96,19 @@ class RowGroup:
     """
 
     file: int
-    path: Path
+    path: FilePath
     index: int | None
     offset: int
     rows: int
     read: bool = True
+    partition: tuple[Any, ...] = ()
+    nbytes: int = 0
 
     @property
     def task(self) -> ScanTask:
         """The scan of this row group alone."""
         groups = () if self.index is None else (self.index,)
-        return ScanTask(self.path, groups, self.offset, self.rows)
+        return ScanTask(self.path, groups, self.offset, self.rows, self.partition, self.nbytes)
 
 
 def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
@@ -127,15 +138,19 @@ def group_scan_tasks(tasks: Sequence[ScanTask], rows: int) -> list[ScanTask]:
             and last.row_groups[-1] + 1 == task.row_groups[0]
         ):
             grouped[-1] = ScanTask(
-                last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows
-            )
+                last.path, last.row_groups + task.row_groups, last.offset, last.rows + task.rows,
+                last.partition, last.nbytes + task.nbytes,
+            )  # fmt: skip
         else:
             grouped.append(task)
     return grouped
 
 
-def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
+def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
     """Every file's footer, checked to have the schema of the first.
+
+    The footers of objects of a store are read several at once (each is a
+    request or two that waits on the store's latency).
 
     Raises
     ------
@@ -144,17 +159,11 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
     SchemaError
         A file's schema differs from the first file's; the message names both and shows both.
     """
-    import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
-
     schema: pa.Schema | None = None
-    first: Path | None = None
+    first: FilePath | None = None
     footers = []
-    for path in paths:
-        try:
-            metadata = pq.read_metadata(path)
-            file_schema = metadata.schema.to_arrow_schema()
-        except (pa.ArrowException, OSError) as exc:
-            raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+    read = in_flight(_footer, paths, remote=any(isinstance(p, StorePath) for p in paths))
+    for path, (metadata, file_schema) in zip(paths, read, strict=True):
         if schema is None:
             schema, first = file_schema, path
         elif not file_schema.equals(schema):
@@ -169,35 +178,112 @@ def read_parquet_footers(paths: Sequence[Path]) -> ParquetFiles:
     return ParquetFiles(tuple(paths), schema, tuple(footers))
 
 
+def _footer(path: FilePath) -> tuple[Any, pa.Schema]:
+    """The footer of ``path`` and its Arrow schema."""
+    import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
+
+    try:
+        if isinstance(path, StorePath):
+            with path.filesystem.open_input_file(path.path) as file:
+                metadata = pq.read_metadata(file)
+        else:
+            metadata = pq.read_metadata(path)
+        return metadata, metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+
+
 def plan_row_groups(
-    files: ParquetFiles, predicate: pl.Expr | None, columns: Iterable[str] = ()
+    files: ParquetFiles,
+    predicate: pl.Expr | None,
+    columns: Iterable[str] = (),
+    partitions: HivePartitions | None = None,
+    read_columns: Iterable[str] | None = None,
 ) -> list[RowGroup]:
     """Every row group of ``files``, in file and row order, those that statistics prune
     marked not to be read (``read=False``).
 
     ``columns`` are the columns ``predicate`` reads: their statistics are what
-    `skip_predicate` tests.
+    `skip_predicate` tests. ``partitions`` gives each file's values of the
+    partition columns of a hive-partitioned dataset (in the order of
+    ``files.paths``): the statistics of every row group of the file.
+    ``read_columns`` (all when None) are the columns a scan decodes: each row
+    group's ``nbytes`` counts their encoded column chunks.
     """
+    wanted = None if read_columns is None else set(read_columns)
     skip = None
+    hive = partitions.schema if partitions is not None else pl.Schema()
     if predicate is not None:
         empty = pl.from_arrow(files.schema.empty_table())
         assert isinstance(empty, pl.DataFrame)
-        skip = skip_predicate(predicate, empty.schema)
-    names = sorted(columns)
+        skip = skip_predicate(predicate, pl.Schema({**empty.schema, **hive}))
+    names = sorted(set(columns) - set(hive))
     pieces: list[RowGroup] = []
     for file, (path, metadata) in enumerate(zip(files.paths, files.metadata, strict=True)):
+        values = partitions.values[file] if partitions is not None else ()
         if metadata.num_row_groups == 0:
-            pieces.append(RowGroup(file, path, None, 0, 0, read=False))
+            pieces.append(RowGroup(file, path, None, 0, 0, read=False, partition=values))
             continue
         pruned = [False] * metadata.num_row_groups
         if skip is not None:
-            pruned = _pruned(skip, row_group_statistics(metadata, files.schema, names))
+            statistics = row_group_statistics(metadata, files.schema, names)
+            if partitions is not None:
+                statistics = statistics.with_columns(
+                    pl.lit(value, dtype).alias(name)
+                    for name, value in _partition_stats(partitions, file, hive).items()
+                    for dtype in [_stat_type(name, hive)]
+                )
+            pruned = _pruned(skip, statistics)
         offset = 0
         for group in range(metadata.num_row_groups):
-            rows = metadata.row_group(group).num_rows
-            pieces.append(RowGroup(file, path, group, offset, rows, read=not pruned[group]))
+            meta = metadata.row_group(group)
+            rows = meta.num_rows
+            nbytes = sum(
+                meta.column(j).total_compressed_size
+                for j in range(meta.num_columns)
+                if wanted is None or meta.column(j).path_in_schema.split(".")[0] in wanted
+            )
+            pieces.append(
+                RowGroup(file, path, group, offset, rows, read=not pruned[group],
+                         partition=values, nbytes=nbytes)
+            )  # fmt: skip
             offset += rows
     return pieces
+
+
+def _partition_stats(partitions: HivePartitions, file: int, hive: pl.Schema) -> dict[str, Any]:
+    """The statistics of the partition columns in every row group of file ``file``; the null
+    count is the row group's rows when the value is null (``len``, set per row group)."""
+    stats = partitions.skip_statistics(file, 0)
+    for name, value in zip(partitions.names, partitions.values[file], strict=True):
+        stats[f"{name}_nc"] = None if value is None else 0
+    return stats
+
+
+def _stat_type(stat: str, hive: pl.Schema) -> pl.DataType:
+    """The type of the statistic column ``stat`` (``<column>_min`` ...) of a partition column."""
+    column, _, kind = stat.rpartition("_")
+    return pl.Int64() if kind == "nc" else hive[column]
+
+
+def prune_partitions(
+    partitions: HivePartitions, predicate: pl.Expr, others: pl.Schema | None = None
+) -> list[bool] | None:
+    """Per file, whether ``predicate`` is false for every row of it by its partition values
+    alone (Polars' own test, as for row groups: what it knows of other columns is nothing).
+
+    ``others`` gives the types of the files' own columns; without them, a predicate
+    that reads one of them cannot be tested (None).
+    """
+    schema = pl.Schema({**(others or {}), **partitions.schema})
+    skip = skip_predicate(predicate, schema)
+    if skip is None:
+        return None
+    rows = [partitions.skip_statistics(file, 1) | {"len": 1} for file in range(len(partitions.values))]
+    types: dict[str, pl.DataType] = {"len": pl.Int64()}
+    for name, dtype in schema.items():
+        types |= {f"{name}_min": dtype, f"{name}_max": dtype, f"{name}_nc": pl.Int64()}
+    return _pruned(skip, pl.DataFrame(rows, schema=types, orient="row"))
 
 
 def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:

@@ -23,7 +23,8 @@ __all__ = ["arrow_schema", "polars_types"]
 
 def arrow_schema(schema: IntoSchema, *, where: str) -> pa.Schema:
     """``schema`` as an Arrow schema: an Arrow schema as it is, a mapping of column
-    names to Arrow types made into one.
+    names to Arrow types made into one; Polars types (a Polars schema, or in a mapping)
+    become the Arrow types a chunk of them has.
 
     Raises
     ------
@@ -33,7 +34,10 @@ def arrow_schema(schema: IntoSchema, *, where: str) -> pa.Schema:
     if isinstance(schema, pa.Schema):
         return schema
     if isinstance(schema, Mapping):
-        return pa.schema([(name, tp) for name, tp in schema.items()])
+        if all(isinstance(tp, pa.DataType) for tp in schema.values()):
+            return pa.schema([(name, tp) for name, tp in schema.items()])
+        types = polars_types(schema, where=where)
+        return TableChunk.from_polars(pl.DataFrame(schema=types)).schema
     raise TypeError(f"{where}: `schema` must be a pyarrow.Schema or a mapping, got {schema!r}")
 
 

@@ -19,6 +19,7 @@ from streamnet.observe._statistics import (
     CollectiveStatistics,
     CollectiveTraffic,
     NetworkStatistics,
+    record_bytes_read,
 )
 from streamnet.observe._timeline import Span, Timeline
 
@@ -33,6 +34,7 @@ __all__ = [
     "Span",
     "SpanKind",
     "Timeline",
+    "record_bytes_read",
 ]
 
 publish(globals(), "streamnet", __all__)

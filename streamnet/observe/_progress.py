@@ -1,4 +1,4 @@
-"""Progress: sources report rows read against a known total; a tqdm bar shows it."""
+"""Progress: sources report rows read against a known (or estimated) total; a tqdm bar shows it."""
 
 from __future__ import annotations
 
@@ -13,26 +13,61 @@ __all__ = ["ProgressTracker", "progress_wanted"]
 class ProgressTracker:
     """Rows the sources of a run have read, and how many they will read when known.
 
-    Sources call :meth:`expect` once they know their size (Parquet metadata, an
-    in-memory table) and :meth:`advance` as they go; a source of unknown size
-    (CSV) only advances, and the bar then shows a count and a rate, no ETA.
+    Sources call :meth:`expect` once they know their size and :meth:`advance` as
+    they go. A size is rows (Parquet metadata, an in-memory table) or, for a text
+    source (CSV, NDJSON), bytes: its rows are then estimated from the rows per
+    byte read so far. A source of no known size only advances, and the bar then
+    shows a count and a rate, no ETA.
     """
 
     def __init__(self) -> None:
         self.done = 0
-        self.total = 0
+        self.total = 0  # rows of the sources that know their row count
         self.unknown = 0  # sources that cannot tell their size
+        self.bytes_total = 0  # bytes of the sources sized in bytes
+        self.bytes_done = 0
+        self.bytes_rows = 0  # rows those sources read so far
 
-    def expect(self, rows: int | None) -> None:
-        """A source will read ``rows`` rows (None: it cannot tell)."""
-        if rows is None:
-            self.unknown += 1
-        else:
+    def expect(self, rows: int | None, *, nbytes: int | None = None) -> None:
+        """A source will read ``rows`` rows, or (``rows`` None) ``nbytes`` bytes of
+        text; None for both: it cannot tell."""
+        if rows is not None:
             self.total += rows
+        elif nbytes is not None:
+            self.bytes_total += nbytes
+        else:
+            self.unknown += 1
 
-    def advance(self, rows: int) -> None:
-        """A source read ``rows`` more rows."""
+    def advance(self, rows: int, *, nbytes: int = 0) -> None:
+        """A source read ``rows`` more rows (and, if sized in bytes, ``nbytes`` more bytes)."""
         self.done += rows
+        if nbytes:
+            self.bytes_done += nbytes
+            self.bytes_rows += rows
+
+    @property
+    def estimated_total(self) -> int | None:
+        """The rows the run will read: exact when every source knows its row count,
+        estimated while text sources read, None when it cannot be told (yet).
+
+        Examples
+        --------
+        >>> tracker = ProgressTracker()
+        >>> tracker.expect(100)
+        >>> tracker.expect(None, nbytes=1000)
+        >>> tracker.estimated_total is None  # nothing read of the text yet
+        True
+        >>> tracker.advance(30, nbytes=250)
+        >>> tracker.estimated_total  # 100 + 30 rows per 250 bytes of 1000
+        220
+        """
+        if self.unknown:
+            return None
+        if not self.bytes_total:
+            return self.total or None
+        if not self.bytes_done:
+            return None
+        return self.total + round(self.bytes_rows * self.bytes_total / self.bytes_done)
 
 
 def progress_wanted(option: bool | None, rank: int = 0, stream: TextIO | None = None) -> bool:
@@ -64,7 +99,7 @@ async def show_progress(tracker: ProgressTracker, description: str, stop: asynci
     bar: Any = tqdm(total=None, desc=description, unit=" rows", unit_scale=True, dynamic_ncols=True)
     try:
         while True:
-            bar.total = tracker.total if tracker.total and not tracker.unknown else None
+            bar.total = tracker.estimated_total
             bar.n = tracker.done
             bar.refresh()
             if stop.is_set():

@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from streamnet._table_chunk import TableChunk
+from streamnet.io._stores import FilePath, StorePath
 from streamnet.plans._aggregation import Agg
 
 __all__ = [
@@ -248,16 +249,24 @@ class PartialAggregate(Step):
 @dataclass(frozen=True, slots=True, eq=False)
 class ParquetScan(_ByValue):
     """A plan's source: Parquet files, with the columns to read (all when None) and a
-    predicate read into the scan."""
+    predicate read into the scan.
 
-    paths: tuple[Path, ...]
+    ``partitioning`` names the partition columns of a hive-partitioned dataset
+    and their types: each scan task adds its file's values of them
+    (`ScanTask.partition`) after the file's own columns, before the predicate
+    and the projection.
+    """
+
+    paths: tuple[FilePath, ...]
     columns: tuple[str, ...] | None = None
     predicate: pl.Expr | None = None
     actor: str = ""
+    partitioning: tuple[tuple[str, pl.DataType], ...] = ()
 
     def __post_init__(self) -> None:
-        paths = (self.paths,) if isinstance(self.paths, str | os.PathLike) else self.paths
-        paths = tuple(Path(p) for p in paths)
+        one = isinstance(self.paths, str | os.PathLike | StorePath)
+        items: Iterable[Any] = (self.paths,) if one else self.paths
+        paths = tuple(p if isinstance(p, StorePath) else Path(p) for p in items)
         if not paths:
             raise ValueError(f"{_where(self)}: `paths` names no file; got {self.paths!r}")
         object.__setattr__(self, "paths", paths)

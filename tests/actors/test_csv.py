@@ -343,3 +343,48 @@ def test_csv_empty_file_with_a_schema_has_no_rows(tmp_path: Path) -> None:
     assert out.schema == {"a": pl.Int64, "b": pl.String} and out.height == 0
     with pytest.raises(FileReadError, match=r"z.csv` as CSV: the file is empty.*pass `schema=`"):
         _read(path)
+
+
+# -- write_csv ---------------------------------------------------------------------------------
+
+
+def _write_csv(frame: pl.DataFrame, path: Path, chunk_rows: int, **kwargs: Any) -> Any:
+    ctx = Context()
+    ch = ctx.create_channel()
+    source = actors.from_polars(ctx, ch, frame, chunk_rows=chunk_rows)
+    writer = actors.write_csv(ctx, ch, path, **kwargs)
+    Network(ctx, [source, writer]).run()
+    return writer.result()
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(0, 200), chunk_rows=st.integers(1, 64))
+def test_write_csv_writes_what_polars_writes(
+    tmp_path_factory: pytest.TempPathFactory, n: int, chunk_rows: int
+) -> None:
+    frame = pl.DataFrame(
+        {"i": range(n), "s": [None if i % 4 == 0 else f'a,"{i}"\n' for i in range(n)],
+         "f": [i / 3 for i in range(n)]}
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("w") / "out.csv"
+    _write_csv(frame, path, chunk_rows)
+    assert path.read_text() == frame.write_csv()
+
+
+def test_write_csv_one_file_per_chunk_reads_back(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"i": range(100), "s": [f"v{i}" for i in range(100)]})
+    report = _write_csv(frame, tmp_path / "out", 30, partitioned=True, delimiter=";")
+    assert report.chunks == 4 and report.rows == 100
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "_SUCCESS", *[f"part-{i:08d}.csv" for i in range(4)]
+    ]
+    back = pl.concat(pl.read_csv(p, separator=";") for p in sorted((tmp_path / "out").glob("*.csv")))
+    assert_frame_equal(back, frame)
+
+
+def test_csv_reads_only_empty_fields_as_null_as_polars_does(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('s,f,i\nNA,NaN,1\nnull,nan,\n"",-inf,3\nN/A,,4\n')
+    schema = {"s": pl.String, "f": pl.Float64, "i": pl.Int64}
+    assert_frame_equal(_read(path, schema=schema), pl.read_csv(path, schema=schema))
+    assert_frame_equal(_read(path), pl.read_csv(path, schema_overrides={"f": pl.Float64}))

@@ -156,9 +156,7 @@ def test_failing_disk_leaves_nothing(
     if where == "end":  # every file written; moving the output into place fails
         monkeypatch.setattr("actors._commit.os.rename", disk_full)
         monkeypatch.setattr("actors._commit.os.replace", disk_full)
-    elif path.partitioned:
-        monkeypatch.setattr(pq, "write_table", flaky(pq.write_table))
-    else:
+    else:  # every file is written through a ParquetWriter, one per chunk when partitioned
         monkeypatch.setattr(pq.ParquetWriter, "write_table", flaky(pq.ParquetWriter.write_table))
     before = snapshot(tmp_path)
     with pytest.raises(OSError, match="injected: no space left on device"):
@@ -633,11 +631,8 @@ KILLED_WRITER = textwrap.dedent(
             return result
         return call
 
-    if when == "writing":  # after the first chunk of ten is written
-        if partitioned:
-            pq.write_table = kill_after(pq.write_table)
-        else:
-            pq.ParquetWriter.write_table = kill_after(pq.ParquetWriter.write_table)
+    if when == "writing":  # after the first chunk of ten is written (a file per chunk or not)
+        pq.ParquetWriter.write_table = kill_after(pq.ParquetWriter.write_table)
     else:  # the old output was moved aside, the new one is not in its place yet
         os.rename = kill_after(os.rename, lambda src, dst: str(dst).endswith(".old"))
     ctx = Context()
@@ -768,3 +763,93 @@ def test_ctrl_c_while_the_writer_writes_ends_the_run_and_cleans_up_after_the_wri
     assert "actor `write_parquet#0` was cancelled while its kernel" in err
     assert "Traceback" not in err, err[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+class _RecordedWriter:
+    """A file writer that says whether it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def write(self, chunk: TableChunk) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.timeout(60)
+async def test_a_file_opened_while_its_writer_is_cancelled_is_closed(tmp_path: Path) -> None:
+    """The thread opening a file finishes after its caller was cancelled: the writer it
+    made is closed then, not left to the garbage collector (an upload to a store would
+    wait for its server when collected)."""
+    from actors._writing import _open_file
+
+    opening, release = threading.Event(), threading.Event()
+    made: list[_RecordedWriter] = []
+
+    def open_writer(file: Any, schema: Any) -> Any:
+        opening.set()
+        release.wait(30)
+        made.append(_RecordedWriter())
+        return made[-1]
+
+    ctx = Context()
+    try:
+        task = asyncio.ensure_future(
+            _open_file(ctx, open_writer, tmp_path / "f.parquet", pa.schema([]))
+        )
+        await asyncio.to_thread(opening.wait, 30)
+        task.cancel()
+        await asyncio.sleep(0)  # the task takes its cancellation, and waits for the thread
+        assert ctx.kernels_running
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        release.set()
+        ctx.close()
+    assert len(made) == 1 and made[0].closed
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_partitioned_write_closes_every_file_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write into a partition's file that fails, the file's first included, leaves no
+    writer open."""
+    opened: list[pq.ParquetWriter] = []
+    closed: list[pq.ParquetWriter] = []
+    init, close, write_table = (
+        pq.ParquetWriter.__init__, pq.ParquetWriter.close, pq.ParquetWriter.write_table
+    )  # fmt: skip
+
+    def recording_init(self: pq.ParquetWriter, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    def recording_close(self: pq.ParquetWriter) -> None:
+        closed.append(self)
+        close(self)
+
+    def failing_write(self: pq.ParquetWriter, table: pa.Table, *args: Any, **kw: Any) -> None:
+        if len(opened) == 3:
+            raise OSError(errno.ENOSPC, "injected: no space left on device")
+        write_table(self, table, *args, **kw)
+
+    monkeypatch.setattr(pq.ParquetWriter, "__init__", recording_init)
+    monkeypatch.setattr(pq.ParquetWriter, "close", recording_close)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing_write)
+    rows = pa.table({"k": [0, 1, 2, 0, 1, 2], "x": range(6)})
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        writer = actors.write_parquet(ctx, ch, tmp_path / "out", partition_by=["k"])
+        await Network(ctx, [actors.from_arrow(ctx, ch, rows), writer]).run_async()
+
+    before = snapshot(tmp_path)
+    with pytest.raises(OSError, match="injected"):
+        run_ranks_within(60, 1, job)
+    assert len(opened) == 3
+    assert {id(w) for w in closed} == {id(w) for w in opened}
+    assert snapshot(tmp_path) == before

@@ -12,6 +12,7 @@ from streamnet.backends.cpu._partition import CpuPartitioning
 from streamnet.backends.cpu._plans import CpuPlans
 from streamnet.backends.cpu._sort import CpuSorting
 from streamnet.backends.cpu._table import CpuTables
+from streamnet.backends.cpu._text import CpuText
 from streamnet.backends.cpu._tiers import CpuTiers
 from streamnet.backends.cpu._wire import CpuWire
 
@@ -30,6 +31,7 @@ class CpuBackend(
     CpuJoins,
     CpuParquet,
     CpuCsv,
+    CpuText,
     CpuTiers,
 ):
     """Tables as Arrow tables or Polars frames, kernels with Polars and pyarrow.

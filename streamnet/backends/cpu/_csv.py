@@ -7,11 +7,10 @@ read and the line counting in bytes come from `streamnet.io`).
 
 from __future__ import annotations
 
-import os
+import io
 import re
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +27,7 @@ from streamnet.io._csv_split import (
     line_breaks,
     odd_quotes_line,
 )
+from streamnet.io._stores import FilePath, StorePath, file_size, open_binary
 
 __all__ = ["CpuCsv", "CpuCsvReader"]
 
@@ -320,8 +320,8 @@ def _unclosed_quote(part: CsvPart, last: pa.RecordBatch) -> FileReadError | None
     value = column[-1].as_py()
     if value is None or "\n" not in value:
         return None
-    start, end = part.span if part.span is not None else (0, os.path.getsize(part.path))
-    with open(part.path, "rb") as file:
+    start, end = part.span if part.span is not None else (0, file_size(part.path))
+    with open_binary(part.path) as file:
         file.seek(max(start, end - 16))
         tail = file.read(end - max(start, end - 16))
     for ending in (b"\r\n", b"\n", b"\r"):
@@ -337,11 +337,11 @@ def _unclosed_quote(part: CsvPart, last: pa.RecordBatch) -> FileReadError | None
     )
 
 
-def _open(path: Path, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
+def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
     """A reader of the whole file: typed with ``schema``, or with the types inferred from its
     first block, where a column with no value at all is a string column (as in Polars)."""
     part = CsvPart(0, path)
-    if os.path.getsize(path) == 0:
+    if file_size(path) == 0:
         if schema is None:
             raise FileReadError(
                 f"cannot read `{path}` as CSV: the file is empty, so it names no columns; "
@@ -349,7 +349,7 @@ def _open(path: Path, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
             )
         return pa.RecordBatchReader.from_batches(schema, [])
     try:
-        reader = _open_csv(path, _read_options(fmt, schema), _parse_options(fmt), schema)
+        reader = _open_csv(_stream(path), _read_options(fmt, schema), _parse_options(fmt), schema)
         if schema is None:
             inferred = reader.schema
             if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
@@ -357,7 +357,9 @@ def _open(path: Path, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
             empty = {f.name: pa.string() for f in inferred if pa.types.is_null(f.type)}
             if empty:
                 typed = pa.schema([(f.name, empty.get(f.name, f.type)) for f in inferred])
-                reader = _open_csv(path, _read_options(fmt, None), _parse_options(fmt), typed)
+                reader = _open_csv(
+                    _stream(path), _read_options(fmt, None), _parse_options(fmt), typed
+                )
         return reader
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
         raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
@@ -372,6 +374,8 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
         parse_options=parse,
         convert_options=pacsv.ConvertOptions(
             column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
+            # Only an empty field is null, as in Polars: not pyarrow's "NA", "null", "NaN"...
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
         ),
@@ -380,16 +384,50 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
     return reader
 
 
+def _stream(path: FilePath) -> Any:
+    """What :func:`_open_csv` reads for the whole of ``path``: the local file, or the
+    object of a store as a stream (read as it is parsed, never downloaded first)."""
+    if isinstance(path, StorePath):
+        return path.filesystem.open_input_stream(path.path)
+    return path
+
+
 def _source(part: CsvPart, fmt: CsvFormat, schema: pa.Schema | None) -> tuple[Any, Any, Any]:
     """What :func:`_open_csv` reads for ``part`` (the file, or the bytes of its range), and
     its read and parse options."""
     if part.span is None:
-        return part.path, _read_options(fmt, schema), _parse_options(fmt)
+        return _stream(part.path), _read_options(fmt, schema), _parse_options(fmt)
     start, end = part.span
+    if isinstance(part.path, StorePath):  # the range, read as it is parsed
+        window = _Window(open_binary(part.path), start, end)
+        return window, _read_options(fmt, schema, part=True), _parse_options(fmt)
     with pa.memory_map(str(part.path)) as mapped:
         mapped.seek(start)
         rows = mapped.read_buffer(end - start)  # no copy: the mapping stays
     return pa.BufferReader(rows), _read_options(fmt, schema, part=True), _parse_options(fmt)
+
+
+class _Window(io.RawIOBase):
+    """The bytes ``start`` to ``end`` of a file, as a file of their own."""
+
+    def __init__(self, file: BinaryIO, start: int, end: int) -> None:
+        self._file = file
+        self._left = end - start
+        file.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(min(len(buffer), self._left))
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
 
 
 def _open_part(part: CsvPart, schema: pa.Schema, fmt: CsvFormat) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -12,8 +11,10 @@ import pyarrow as pa
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkWriter
+from streamnet.io._stores import FilePath, StorePath
 
 if TYPE_CHECKING:  # pyarrow.parquet loads on first use: importing the package stays light
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
 __all__ = ["CpuParquet", "CpuParquetWriter"]
@@ -22,13 +23,16 @@ __all__ = ["CpuParquet", "CpuParquetWriter"]
 class CpuParquetWriter(ChunkWriter):
     """One Parquet file written with ``pyarrow.parquet.ParquetWriter``."""
 
-    def __init__(self, backend: Backend, path: Path, schema: pa.Schema, compression: str) -> None:
+    def __init__(
+        self, backend: Backend, path: FilePath, schema: pa.Schema, compression: str
+    ) -> None:
         import pyarrow.parquet as pq
 
         self._backend = backend
+        where, filesystem = _where(path)
         with _codec_checked(compression):
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                str(path), schema, compression=compression
+                where, schema, compression=compression, filesystem=filesystem
             )
 
     def write(self, chunk: TableChunk, *, row_group_rows: int | None = None) -> None:
@@ -46,13 +50,15 @@ class CpuParquetWriter(ChunkWriter):
 class CpuParquet(Backend):
     """Parquet files written with pyarrow (read through Polars' scan, in plans)."""
 
-    def parquet_writer(self, path: Path, schema: pa.Schema, *, compression: str) -> ChunkWriter:
+    def parquet_writer(
+        self, path: FilePath, schema: pa.Schema, *, compression: str
+    ) -> ChunkWriter:
         return CpuParquetWriter(self, path, schema, compression)
 
     def write_parquet(
         self,
         chunk: TableChunk,
-        path: Path,
+        path: FilePath,
         *,
         compression: str,
         row_group_rows: int | None = None,
@@ -60,8 +66,19 @@ class CpuParquet(Backend):
         import pyarrow.parquet as pq
 
         table = self.to_arrow(chunk)
+        where, filesystem = _where(path)
         with _codec_checked(compression):
-            pq.write_table(table, path, compression=compression, row_group_size=row_group_rows)
+            pq.write_table(
+                table, where, compression=compression, row_group_size=row_group_rows,
+                filesystem=filesystem,
+            )  # fmt: skip
+
+
+def _where(path: FilePath) -> tuple[str, pafs.FileSystem | None]:
+    """What pyarrow's writers take for ``path``: the path, and the filesystem of a store's."""
+    if isinstance(path, StorePath):
+        return path.path, path.filesystem
+    return str(path), None
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from streamnet._errors import ColumnNotFoundError
+from streamnet._errors import ColumnNotFoundError, SchemaError
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 
@@ -61,6 +61,11 @@ def partition_frame(
 class CpuPartitioning(Backend):
     """Hash partitioning with Polars."""
 
+    def split_by_values(
+        self, chunk: TableChunk, columns: Sequence[str]
+    ) -> list[tuple[tuple[object, ...], TableChunk]]:
+        return _split_by_values(self, self._own(chunk, "split_by_values"), columns)
+
     def hash_partition(
         self, chunk: TableChunk, keys: Sequence[str], partitions: int, *, seed: int = 0
     ) -> dict[int, TableChunk]:
@@ -87,3 +92,32 @@ class CpuPartitioning(Backend):
         schema = chunk.schema
         pieces = partition_frame(chunk.to_polars(), keys, partitions, seed=seed)
         return {p: self.from_polars(piece, schema=schema) for p, piece in pieces.items()}
+
+
+def _split_by_values(
+    backend: Backend, chunk: TableChunk, columns: Sequence[str]
+) -> list[tuple[tuple[object, ...], TableChunk]]:
+    names = list(columns)
+    if not names or isinstance(columns, str):
+        raise ValueError(f"split_by_values: `columns` must name one or more columns, got {columns!r}")
+    have = chunk.schema.names
+    missing = [name for name in names if name not in have]
+    if missing:
+        raise ColumnNotFoundError(
+            f"split_by_values: column `{missing[0]}` not found; columns are {have}"
+        )
+    if len(set(names)) == len(have):
+        raise ValueError(
+            f"split_by_values: the columns {names} are every column, so no column would be "
+            f"left to write; got columns {have}"
+        )
+    frame = backend.to_polars(chunk)
+    nested = [name for name in names if frame.schema[name].is_nested()]
+    if nested:
+        raise SchemaError(
+            f"split_by_values: column `{nested[0]}` holds {frame.schema[nested[0]]} values, "
+            "which cannot name a partition (a folder `key=value`); partition by columns of "
+            f"simple types, got {names}"
+        )
+    pieces = frame.partition_by(names, maintain_order=True, include_key=False, as_dict=True)
+    return [(tuple(key), backend.from_polars(rows)) for key, rows in pieces.items()]

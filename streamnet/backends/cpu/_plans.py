@@ -23,16 +23,21 @@ decodes only those), the source's predicate and columns, then the steps, on
 Polars' streaming engine, with its optimisations: the predicates and the
 columns the steps read are pushed into the reader, which decodes the predicate
 columns first and the rest only for the rows that pass. A scan without steps
-reads as Polars' default engine does.
+reads as Polars' default engine does. An object of a store (`StorePath`) is
+read by pyarrow through its filesystem instead, the task's row groups and the
+columns the query reads, as the source of the same query (Polars' predicates
+run on what it read, so their semantics are Polars').
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
+from polars.io.plugins import register_io_source
 
 from streamnet._errors import ColumnNotFoundError, FileReadError, SchemaError
 from streamnet._schema import describe_schema, info_of_arrow, info_of_frame
@@ -40,6 +45,8 @@ from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends.cpu._aggregate import CpuAggregationKernel
 from streamnet.backends.cpu._aggregation_steps import ORDER
+from streamnet.io._parquet_meta import ScanTask
+from streamnet.io._stores import FilePath, StorePath
 from streamnet.plans._check import calls_python, check_step, step_label
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
 from streamnet.plans._plan import (
@@ -54,11 +61,6 @@ from streamnet.plans._plan import (
     Step,
     WithColumns,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from streamnet.io import ScanTask
 
 __all__ = ["CpuPlans"]
 
@@ -127,9 +129,34 @@ class CpuCompiledPlan(CompiledPlan):
     """The aggregation kernel of a final `PartialAggregate` step (its partial expressions)."""
 
 
-def _scan_query(source: ParquetScan, path: Path, offset: int, rows: int) -> pl.LazyFrame:
-    """The rows ``offset`` to ``offset + rows`` of ``path``, filtered and projected by ``source``."""
-    query = pl.scan_parquet(path).slice(offset, rows)
+def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.LazyFrame:
+    """The rows of ``task``, filtered and projected by ``source``.
+
+    A local file is Polars' scan, sliced to the task's rows (a slice aligned on
+    row groups decodes only those), and so is an object of a store whose options
+    Polars' object-store client takes (`StorePath.polars_options`: S3 by URI).
+    Any other object of a store is read by pyarrow through its filesystem
+    (``files`` closes it): the task's row groups one at a time, only the columns
+    the query reads, each filtered by the predicates pushed into the scan with
+    Polars' semantics.
+    """
+    if isinstance(task.path, StorePath) and task.path.polars_options is not None:
+        # Polars' own object-store reader: range requests for the row groups of the slice,
+        # several in flight, and the predicate columns decoded first.
+        options = dict(task.path.polars_options)
+        query = pl.scan_parquet(
+            task.path.uri, storage_options=options or None, hive_partitioning=False
+        ).slice(task.offset, task.rows)
+    elif isinstance(task.path, StorePath):
+        query = _store_scan(task.path, task.row_groups, files)
+    else:
+        query = pl.scan_parquet(task.path, hive_partitioning=False).slice(task.offset, task.rows)
+    if source.partitioning:
+        values = task.partition or (None,) * len(source.partitioning)
+        query = query.with_columns(
+            pl.lit(value, dtype).alias(name)
+            for (name, dtype), value in zip(source.partitioning, values, strict=True)
+        )
     if source.predicate is not None:
         query = query.filter(source.predicate)
     if source.columns is not None:
@@ -137,7 +164,38 @@ def _scan_query(source: ParquetScan, path: Path, offset: int, rows: int) -> pl.L
     return query
 
 
-def _read_error(path: Path, exc: BaseException) -> FileReadError:
+def _store_scan(path: StorePath, row_groups: tuple[int, ...], files: ExitStack) -> pl.LazyFrame:
+    """The row groups ``row_groups`` of the object ``path`` as a Polars scan: its footer
+    is read now, the row groups as the query reads them (range requests, several column
+    chunks at once)."""
+    import pyarrow.parquet as pq  # loaded on first use, with the first object read
+
+    file = files.enter_context(path.filesystem.open_input_file(path.path))
+    parquet = pq.ParquetFile(file, pre_buffer=True)
+    empty = pl.from_arrow(parquet.schema_arrow.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+
+    def read(
+        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:  # fmt: skip
+        left = n_rows
+        for group in row_groups:
+            if left is not None and left <= 0:
+                return
+            frame = pl.from_arrow(parquet.read_row_group(group, columns=with_columns))
+            assert isinstance(frame, pl.DataFrame)
+            if predicate is not None:  # Polars' semantics (NaN, nulls), not the reader's
+                frame = frame.filter(predicate)
+            if left is not None:
+                frame = frame.head(left)
+                left -= frame.height
+            yield frame
+
+    return register_io_source(read, schema=empty.schema)
+
+
+def _read_error(path: FilePath, exc: BaseException) -> FileReadError:
     return FileReadError(f"cannot read `{path}`: {exc}")
 
 
@@ -145,6 +203,10 @@ class CpuPlans(Backend):
     """Plans as Polars LazyFrames, one query per chunk on the in-memory engine."""
 
     def compile(self, plan: Plan, input_schema: pa.Schema) -> CompiledPlan:
+        with ExitStack() as files:  # an object of a store, open while its scan is checked
+            return self._compile(plan, input_schema, files)
+
+    def _compile(self, plan: Plan, input_schema: pa.Schema, files: ExitStack) -> CompiledPlan:
         if not isinstance(plan, Plan):
             raise TypeError(f"compile: expected a Plan, got {type(plan).__name__}")
         if not isinstance(input_schema, pa.Schema):
@@ -167,10 +229,10 @@ class CpuPlans(Backend):
             # Polars reads by default.
             engine = "streaming" if steps else "auto"
             path = plan.source.paths[0]
-            query = _scan_query(plan.source, path, 0, 0)
             try:
+                query = _scan_query(plan.source, ScanTask(path, (), 0, 0), files)
                 schema = query.collect_schema()
-            except (pl.exceptions.ComputeError, OSError) as exc:
+            except (pl.exceptions.ComputeError, OSError, pa.ArrowException) as exc:
                 raise _read_error(path, exc) from exc
         else:
             convert = tuple(steps[0].types) if steps and isinstance(steps[0], Cast) else ()
@@ -290,8 +352,18 @@ class CpuPlans(Backend):
                 f"scan: expected a plan with a ParquetScan source, got a plan of actors "
                 f"{list(compiled.plan.actors())} with source {type(source).__name__}"
             )
+        with ExitStack() as files:
+            return self._scan(compiled, source, task, params, files)
+
+    def _scan(
+        self, compiled: CpuCompiledPlan, source: ParquetScan, task: ScanTask, params: PlanParams,
+        files: ExitStack,
+    ) -> TableChunk:  # fmt: skip
         steps = compiled.plan.steps
-        query = _scan_query(source, task.path, task.offset, task.rows)
+        try:
+            query = _scan_query(source, task, files)
+        except (OSError, pa.ArrowException) as exc:
+            raise _read_error(task.path, exc) from exc
         for step in steps:
             query = _lower(step, query, params, compiled.kernel)
         try:
@@ -300,12 +372,12 @@ class CpuPlans(Backend):
             # The error path only: read alone, to tell a file that cannot be read from a step
             # that fails, and which step.
             if not steps:
-                if isinstance(exc, pl.exceptions.ComputeError | OSError):
+                if isinstance(exc, pl.exceptions.ComputeError | OSError | pa.ArrowException):
                     raise _read_error(task.path, exc) from exc
                 raise
             try:
-                frame = _scan_query(source, task.path, task.offset, task.rows).collect()
-            except (pl.exceptions.ComputeError, OSError) as read_exc:
+                frame = _scan_query(source, task, files).collect()
+            except (pl.exceptions.ComputeError, OSError, pa.ArrowException) as read_exc:
                 raise _read_error(task.path, read_exc) from read_exc
             failing = _failing_step(steps, frame, params, compiled.kernel)
             if failing is not None:

@@ -6,11 +6,11 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from backend_strategies import frames
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from streamnet import Backend, ColumnNotFoundError, backend_for
+from streamnet import Backend, ColumnNotFoundError, SchemaError, backend_for
 
 
 @given(df=frames(), partitions=st.integers(1, 7), data=st.data())
@@ -116,3 +116,28 @@ def test_partition_and_pack_packs_the_pieces_of_other_ranks(backend: Backend) ->
         assert_frame_equal(backend.to_polars(piece), backend.to_polars(pieces[p]))
     for p, wire in packed.items():
         assert_frame_equal(backend.to_polars(backend.unpack(wire)), backend.to_polars(pieces[p]))
+
+
+@given(df=frames(), data=st.data())
+def test_split_by_values_gives_polars_partitions_in_order_without_their_columns(
+    backend: Backend, df: pl.DataFrame, data: st.DataObject
+) -> None:
+    simple = [name for name, dtype in df.schema.items() if not dtype.is_nested()]
+    assume(simple)
+    keys = data.draw(st.lists(st.sampled_from(simple), min_size=1, unique=True))
+    numbered = df.with_row_index("__row")
+    pieces = backend.split_by_values(backend.from_polars(numbered), keys)
+    expected = numbered.partition_by(keys, maintain_order=True, include_key=False, as_dict=True)
+    assert [values for values, _ in pieces] == list(expected)
+    for (_, piece), rows in zip(pieces, expected.values(), strict=True):
+        assert_frame_equal(backend.to_polars(piece), rows)
+
+
+def test_split_by_values_refuses_what_would_leave_nothing(backend: Backend) -> None:
+    with pytest.raises(SchemaError, match=r"column `l` holds List\(Int64\) values, which cannot name a partition"):
+        backend.split_by_values(backend.from_polars(pl.DataFrame({"l": [[1]], "v": [1]})), ["l"])
+    chunk = backend.from_arrow(pa.table({"k": [1, 2]}))
+    with pytest.raises(ValueError, match="no column would be left to write"):
+        backend.split_by_values(chunk, ["k"])
+    with pytest.raises(ColumnNotFoundError, match="column `x` not found"):
+        backend.split_by_values(chunk, ["x"])

@@ -48,3 +48,4 @@ def test_sources_report_rows_against_their_totals(tmp_path: Path) -> None:
     ).run(progress=False)
     # Only the three row groups that can match are expected and read.
     assert (ctx.progress.done, ctx.progress.total) == (3000, 3000)
+

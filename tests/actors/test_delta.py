@@ -1,0 +1,166 @@
+"""Delta Lake: read_delta and write_delta, locally and on the S3 server, on 1 and 2 ranks;
+compared with Polars (``pl.read_delta``) and the deltalake package reading the same table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from ranks import run
+from s3_server import S3Bucket, s3, s3_server
+
+import actors
+from streamnet import Context, FileReadError, Message, Network, define_actor
+
+deltalake = pytest.importorskip("deltalake")
+
+__all__ = ["s3", "s3_server"]  # fixtures, imported for pytest
+
+
+def _events(n: int, start: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(start)
+    return pl.DataFrame(
+        {
+            "id": range(start, start + n),
+            "cat": rng.choice(["a", "b", "c"], n),
+            "v": rng.normal(size=n),
+            "day": [None if i % 7 == 0 else f"d{i % 3}" for i in range(n)],
+        }
+    )
+
+
+def _write(frame: pl.DataFrame, target: Any, *, chunk_rows: int = 100, **kwargs: Any) -> Any:
+    ctx = Context()
+    ch = ctx.create_channel()
+    source = actors.from_polars(ctx, ch, frame, chunk_rows=chunk_rows)
+    writer = actors.write_delta(ctx, ch, target, **kwargs)
+    Network(ctx, [source, writer]).run()
+    return writer.result()
+
+
+def _read(source: Any, **kwargs: Any) -> tuple[pl.DataFrame, actors.ParquetScanReport]:
+    ctx = Context()
+    ch = ctx.create_channel()
+    scan = actors.read_delta(ctx, ch, source, **kwargs)
+    sink = actors.collect(ctx, ch, into="polars")
+    Network(ctx, [scan, sink]).run()
+    return sink.result(), scan.result()
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("id")
+
+
+def test_write_then_read_equals_polars_one_version_per_run(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    first, second = _events(500), _events(300, start=500)
+    _write(first, table, partition_by=["cat"])
+    _write(second, table, partition_by=["cat"], max_open_files=1)
+    assert deltalake.DeltaTable(table).version() == 1  # one commit per run
+    expected = pl.read_delta(str(table))
+    assert_frame_equal(_sorted(expected), _sorted(pl.concat([first, second])), check_column_order=False)
+    got, report = _read(table)
+    assert got.columns == expected.columns  # the table's order
+    assert_frame_equal(_sorted(got), _sorted(expected))
+    assert report.files == len(deltalake.DeltaTable(table).file_uris())
+    old, _ = _read(table, version=0)
+    assert_frame_equal(_sorted(old), _sorted(pl.read_delta(str(table), version=0)))
+    assert old.height == 500
+    committed = {h["version"]: h["timestamp"] for h in deltalake.DeltaTable(table).history()}
+    as_of = dt.datetime.fromtimestamp(committed[0] / 1000, tz=dt.UTC)
+    then, _ = _read(table, timestamp=as_of)
+    assert_frame_equal(_sorted(then), _sorted(old))
+
+
+def test_filters_prune_files_by_partition_and_log_statistics(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    frame = _events(1000)
+    _write(frame, table, partition_by=["cat"], chunk_rows=100, max_file_bytes=1)  # a file per chunk
+    total = len(deltalake.DeltaTable(table).file_uris())
+    for predicate in [pl.col("id") < 150, pl.col("cat") == "b", (pl.col("cat") != "a") & (pl.col("id") >= 900)]:
+        got, report = _read(table, filters=predicate)
+        expected = pl.read_delta(str(table)).filter(predicate)
+        assert_frame_equal(_sorted(got), _sorted(expected))
+        assert report.files < total, predicate
+
+
+def test_overwrite_replaces_the_rows(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    _write(_events(100), table)
+    _write(_events(10, start=1000), table, mode="overwrite")
+    got, _ = _read(table)
+    assert_frame_equal(_sorted(got), _events(10, start=1000))
+    with pytest.raises(FileExistsError, match="already exists"):
+        _write(_events(1), table, mode="error")
+
+
+def test_a_failed_run_commits_nothing_and_leaves_no_file(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    _write(_events(100), table, partition_by=["cat"])
+    before = sorted(p.relative_to(table) for p in table.rglob("*"))
+    frame = _events(600, start=100)
+
+    @define_actor
+    async def fails_midway(ctx: Context, ch_out: Any) -> None:
+        for seq in range(6):
+            if seq == 3:
+                raise RuntimeError("injected after three chunks")
+            await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(frame.slice(seq * 100, 100))))
+
+    ctx = Context()
+    ch = ctx.create_channel()
+    with pytest.raises(RuntimeError, match="injected after three chunks"):
+        Network(ctx, [fails_midway(ctx, ch), actors.write_delta(ctx, ch, table, partition_by=["cat"])]).run()
+    assert deltalake.DeltaTable(table).version() == 0
+    assert sorted(p.relative_to(table) for p in table.rglob("*")) == before
+
+
+def test_two_ranks_write_one_commit_and_read_their_shares(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    frame = _events(800)
+
+    async def write(ctx: Context) -> Any:
+        ch = ctx.create_channel()
+        part = frame.filter(pl.col("id") % 2 == ctx.rank)
+        source = actors.from_polars(ctx, ch, part, chunk_rows=100)
+        writer = actors.write_delta(ctx, ch, table, partition_by=["cat"])
+        await Network(ctx, [source, writer]).run_async()
+        return writer.result()
+
+    run(2, write)
+    assert deltalake.DeltaTable(table).version() == 0
+
+    async def read(ctx: Context) -> pl.DataFrame:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch, into="polars")
+        await Network(ctx, [actors.read_delta(ctx, ch, table), sink]).run_async()
+        result: pl.DataFrame = sink.result()
+        return result
+
+    parts = run(2, read)
+    assert all(p.height > 0 for p in parts)
+    assert_frame_equal(_sorted(pl.concat(parts)), _sorted(frame), check_column_order=False)
+
+
+def test_not_a_delta_table_names_it(tmp_path: Path) -> None:
+    with pytest.raises(FileReadError, match=f"cannot read the Delta table `{tmp_path}"):
+        _read(tmp_path)
+
+
+def test_delta_on_s3_round_trips(s3: S3Bucket) -> None:
+    uri = s3.uri("delta/t")
+    frame = _events(400)
+    _write(frame, uri, partition_by=["cat"], storage_options=s3.storage_options)
+    _write(_events(50, start=400), uri, partition_by=["cat"], storage_options=s3.storage_options)
+    options = {k.upper(): v for k, v in s3.polars_options.items()}
+    expected = pl.read_delta(uri, storage_options=options)
+    assert expected.height == 450
+    got, report = _read(uri, storage_options=s3.storage_options, filters=pl.col("cat") == "a")
+    assert_frame_equal(_sorted(got), _sorted(expected.filter(pl.col("cat") == "a")))
+    assert report.files == 2  # the two commits' files of partition `a`
+    assert not [k for k in s3.objects() if "/." in k]
