@@ -184,7 +184,8 @@ def _plan(
     stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
     extra = [p.expr for p in pushed if p not in stated and p.columns <= set(names)]
     if extra:
-        scan_predicate = functools.reduce(operator.and_, [*filter(None, [predicate]), *extra])
+        given = [predicate] if predicate is not None else []
+        scan_predicate = functools.reduce(operator.and_, [*given, *extra])
         scan = plan.source
         assert isinstance(scan, ParquetScan)
         with_pushed = Plan(dataclasses.replace(scan, predicate=scan_predicate), plan.steps)

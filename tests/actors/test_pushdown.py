@@ -426,3 +426,20 @@ def test_a_csv_source_drops_the_rows_a_filter_after_a_sort_drops(tmp_path: Path)
             assert_frame_equal(sink.result(), df.filter(predicate).sort("k", descending=True))
             sent[pushdown] = network.statistics().actor("read_csv#0").rows_out
     assert sent == {True: df.filter(predicate).height, False: 100}
+
+
+def test_a_scan_s_own_filters_and_those_pushed_to_it_both_apply(tmp_path: Path) -> None:
+    df = pl.DataFrame({"k": range(100), "x": [i % 7 for i in range(100)]})
+    df.write_parquet(tmp_path / "t.parquet", row_group_size=10)
+    own, after = pl.col("k") >= 50, pl.col("x") > 3
+    with Context() as ctx:
+        a, b, out = (ctx.create_channel() for _ in range(3))
+        scan = actors.read_parquet(ctx, a, tmp_path / "t.parquet", filters=own)
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            scan, actors.sort(ctx, a, b, "k"), actors.filter(ctx, b, out, after), sink
+        ])  # fmt: skip
+        network.run()
+    assert_frame_equal(sink.result(), df.filter(own & after))
+    assert scan.result().row_groups_read == 5
+    assert scan.result().rows_emitted == df.filter(own & after).height
