@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from actors._commit import output_actor
@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 __all__ = ["read_csv", "write_csv"]
 
 
-@define_actor
+def _emits(
+    columns: Mapping[str, frozenset[str] | None], /, *, schema: object, **_: object
+) -> frozenset[str] | None:
+    """The columns of ``schema`` when given (the files' own are known once read)."""
+    try:
+        return None if schema is None else frozenset(arrow_schema(schema, where="read_csv").names)
+    except Exception:  # the actor reports what is wrong when it runs
+        return None
+
+
+@define_actor(emits=_emits, pushdown=True)
 async def read_csv(
     ctx: Context,
     ch_out: Channel[TableChunk],

@@ -2,9 +2,10 @@
 
 A text format says how to open one part (a file or a byte range of it) as a
 `ChunkReader` and what its schema must be; this module checks every part against
-the first file's schema, sends the chunks in order, reports bytes to the progress
-bar (rows are estimated from them) and to the statistics, and sends the schema
-with no rows when the share holds none.
+the first file's schema, drops the rows that fail a predicate a Network pushed to
+the source (`PushedFilter`), sends the chunks in order, reports bytes to the
+progress bar (rows are estimated from them) and to the statistics, and sends the
+schema with no rows when the share holds none.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
+from actors._pushed import PushedFilter, resolved_predicates
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -23,6 +25,7 @@ from streamnet import (
     Message,
     SchemaError,
     TableChunk,
+    current_actor,
     record_bytes_read,
 )
 
@@ -57,6 +60,8 @@ async def read_text_parts(
         seen = checked(first, reader.schema)
     sizes = [await ctx.to_thread(part.nbytes) for part in parts]
     ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
+    node = current_actor()
+    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
     seq = 0
     try:
         for part, size in zip(parts, sizes, strict=True):
@@ -73,10 +78,13 @@ async def read_text_parts(
                         "pass `schema=` to read both alike"
                     )
                 while (chunk := await ctx.to_thread(reader.next)) is not None:
-                    await ch_out.send(ctx, Message(seq, chunk))
                     block = min(block_size, left)
                     left -= block
                     ctx.progress.advance(chunk.num_rows, nbytes=block)
+                    chunk = await ctx.to_thread(pushed, chunk)
+                    if chunk.num_rows == 0:
+                        continue  # its rows are dropped downstream anyway
+                    await ch_out.send(ctx, Message(seq, chunk))
                     seq += 1
             finally:
                 reader.close()

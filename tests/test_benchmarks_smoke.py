@@ -103,6 +103,24 @@ def test_tpch_queries_benchmark_engines_agree(tmp_path: Path) -> None:
     )
 
 
+def test_naive_tpch_benchmark_answers_equal_duckdb(tmp_path: Path) -> None:
+    from benchmarks import tpch_data, tpch_naive
+
+    try:
+        tpch_data.tpchgen()
+    except FileNotFoundError:
+        pytest.skip("tpchgen-cli is not installed")
+    scale_factor, lineitem_rows, results = tpch_naive.run(
+        scale_factor=0.01, repeats=1, data_dir=str(tmp_path)
+    )
+    assert lineitem_rows == 60_175
+    assert [(r.query, r.engine) for r in results] == [
+        (q, e) for q in tpch_naive.QUERIES for e in tpch_naive.ENGINES
+    ]
+    table = tpch_naive.report(scale_factor, lineitem_rows, results)
+    assert "| Q9 | streamnet |" in table and "geometric mean ratio to the best peer" in table
+
+
 def test_peak_memory_is_measured_in_a_fresh_process() -> None:
     peak = _measure.peak_memory(bytearray, 64 * 2**20)  # 64 MiB of zeros, touched
     if peak is None:
