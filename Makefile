@@ -17,6 +17,10 @@ COMPAT := .cache/polars-$(POLARS_COMPAT)
 COMPAT_TESTS := tests/actors tests/streamnet/backends tests/streamnet/plans \
 	tests/streamnet/comm tests/streamnet/network/test_ranks.py \
 	tests/streamnet/test_table_chunk.py tests/streamnet/test_schema.py
+# Left out of that rerun: what does not hang on Polars' version (MPI jobs, write faults
+# and signals, the object-store transport), so that `make test` stays within minutes.
+COMPAT_SKIP := --ignore=tests/streamnet/comm/test_mpi.py \
+	--ignore=tests/actors/test_write_faults.py --ignore=tests/actors/test_object_stores.py
 
 .PHONY: demo test test-polars-compat lint bench clean
 
@@ -41,7 +45,7 @@ test: $(STAMP)
 
 test-polars-compat: $(COMPAT)/.installed
 	STREAMNET_EXPECT_POLARS=$(POLARS_COMPAT) PYTHONPATH=$(abspath $(COMPAT)) \
-	    $(PY) -m pytest -q $(COMPAT_TESTS)
+	    $(PY) -m pytest -q $(COMPAT_TESTS) $(COMPAT_SKIP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,13 @@ from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
 from actors._ndjson import read_ndjson, write_ndjson
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
+from actors._query import (
+    QueryNetwork,
+    collect_query,
+    collect_query_async,
+    from_polars_query,
+    scan_channel,
+)
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
 from actors._sort import sort, top_k
@@ -55,12 +62,15 @@ __all__ = [
     "ParquetScanReport",
     "ParquetWriteReport",
     "Placement",
+    "QueryNetwork",
     "TableKind",
     "WriteMode",
     "WriteReport",
     "allgather",
     "cast",
     "collect",
+    "collect_query",
+    "collect_query_async",
     "concat",
     "distinct",
     "fanout",
@@ -68,6 +78,7 @@ __all__ = [
     "from_arrow",
     "from_pandas",
     "from_polars",
+    "from_polars_query",
     "groupby_agg",
     "lineariser",
     "join",
@@ -80,6 +91,7 @@ __all__ = [
     "read_parquet",
     "rechunk",
     "rename",
+    "scan_channel",
     "select",
     "shuffle",
     "sort",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from actors._columns import passes_columns
+from actors._columns import passes_columns, passes_predicates, same_columns
 from streamnet import (
     Channel,
     Collective,
@@ -22,7 +22,9 @@ __all__ = ["allgather"]
 _DONE = None
 
 
-@define_actor(collective=True, columns=passes_columns)
+@define_actor(
+    collective=True, columns=passes_columns, emits=same_columns, predicates=passes_predicates
+)
 async def allgather(
     ctx: Context,
     ch_in: Channel[TableChunk],

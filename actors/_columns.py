@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -10,12 +10,15 @@ import polars as pl
 from streamnet import ColumnNotFoundError, TableChunk, current_actor_name, describe_schema
 
 if TYPE_CHECKING:
-    from streamnet import ArrowSchema
+    from streamnet import ArrowSchema, Predicate
 
 __all__ = [
     "ColumnCheck",
     "needs_with",
     "passes_columns",
+    "passes_predicates",
+    "predicates_over",
+    "same_columns",
     "IntoExpr",
     "IntoExprs",
     "as_exprs",
@@ -121,3 +124,31 @@ def needs_with(wanted: frozenset[str] | None, names: Iterable[str] | None) -> fr
     if wanted is None or names is None:
         return None
     return wanted | frozenset(names)
+
+
+# ------------------------------------------------------------------ predicate pushdown
+def same_columns(
+    columns: Mapping[str, frozenset[str] | None], /, **_: object
+) -> frozenset[str] | None:
+    """An actor that passes its rows on as they are gives its input's columns
+    (``define_actor(emits=same_columns)``); not known when its inputs differ."""
+    known = set(columns.values())
+    return known.pop() if len(known) == 1 else None
+
+
+def passes_predicates(
+    wanted: frozenset[Predicate], columns: Mapping[str, frozenset[str] | None], /, **_: object
+) -> frozenset[Predicate]:
+    """An actor that passes its rows on as they are, whatever their number and order, lets
+    every predicate through to its inputs (``define_actor(predicates=passes_predicates)``)."""
+    return wanted
+
+
+def predicates_over(
+    wanted: frozenset[Predicate], names: Iterable[str] | None
+) -> frozenset[Predicate]:
+    """The predicates of ``wanted`` that read only ``names`` (None: every column)."""
+    if names is None:
+        return wanted
+    allowed = frozenset(names)
+    return frozenset(p for p in wanted if p.columns <= allowed)

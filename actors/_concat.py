@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from actors._columns import passes_columns
+from actors._columns import passes_columns, passes_predicates, same_columns
 from streamnet import Channel, Context, Message, define_actor
 
 __all__ = ["concat"]
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def concat(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[Any]) -> None:
     """Forward all of the first input, then all of the second, and so on.
 

@@ -6,9 +6,10 @@ each chunk, exchanges the survivors by their keys and runs it again per partitio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from actors._columns import needs_with
+from actors._columns import needs_with, predicates_over, same_columns
 from actors._shuffle import partition_count
 from actors._typing import DistinctKeep
 from streamnet import (
@@ -24,6 +25,9 @@ from streamnet import (
     inputs,
 )
 
+if TYPE_CHECKING:
+    from streamnet import Predicate
+
 __all__ = ["distinct"]
 
 _ORDER = ["__rank", "__seq"]
@@ -36,7 +40,21 @@ def _distinct_needs(
     return needs_with(wanted, None if subset is None else [subset] if isinstance(subset, str) else subset)
 
 
-@define_actor(collective=True, columns=_distinct_needs)
+def _distinct_predicates(
+    wanted: frozenset[Predicate],
+    columns: Mapping[str, frozenset[str] | None],
+    /,
+    *,
+    subset: str | Sequence[str] | None,
+    **_: object,
+) -> frozenset[Predicate]:
+    # duplicates agree on the subset: a predicate over it keeps or drops all of them
+    return predicates_over(wanted, None if subset is None else [subset] if isinstance(subset, str) else subset)
+
+
+@define_actor(
+    collective=True, columns=_distinct_needs, emits=same_columns, predicates=_distinct_predicates
+)
 async def distinct(
     ctx: Context,
     ch_in: Channel[TableChunk],

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from time import monotonic
 from typing import Any
 
-from actors._columns import passes_columns
+from actors._columns import passes_columns, passes_predicates, same_columns
 from channels import linearise, recv_any
 from streamnet import Channel, ChannelBroken, Context, Message, define_actor
 
 __all__ = ["fanout", "lineariser", "merge", "throttle"]
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def fanout(ctx: Context, ch_in: Channel[Any], chs_out: Sequence[Channel[Any]]) -> None:
     """Send every message to every output (the same payload object: tables are immutable).
 
@@ -47,7 +47,7 @@ async def fanout(ctx: Context, ch_in: Channel[Any], chs_out: Sequence[Channel[An
         await ch_in.shutdown(ctx)
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def merge(
     ctx: Context,
     chs_in: Sequence[Channel[Any]],
@@ -94,7 +94,7 @@ async def merge(
     await ch_out.drain(ctx)
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def lineariser(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[Any]) -> None:
     """Merge inputs, each in increasing sequence order, into one stream in sequence order.
 
@@ -119,7 +119,7 @@ async def lineariser(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Chann
     await linearise(ctx, list(chs_in), ch_out)
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def throttle(
     ctx: Context,
     ch_in: Channel[Any],

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from actors._columns import predicates_over
 from actors._shuffle import partition_count
 from streamnet import (
     Agg,
@@ -39,7 +40,7 @@ from streamnet import (
 )
 
 if TYPE_CHECKING:
-    from streamnet import ArrowSchema
+    from streamnet import ArrowSchema, Predicate
 
 __all__ = ["Agg", "groupby_agg"]
 
@@ -118,6 +119,31 @@ def _needs(
         return frozenset(_key_names(keys)) | {a.column for a in items if a.column is not None}
     except (TypeError, ValueError):  # refused when it runs, with a clear error
         return None
+
+
+def _emits(
+    columns: Mapping[str, frozenset[str] | None], /, *, keys: object, aggs: object, **_: object
+) -> frozenset[str] | None:
+    """The keys and the aggregations' names."""
+    try:
+        return frozenset(_key_names(keys)) | {a.output for a in normalise_aggs(aggs)}  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _predicates(
+    wanted: frozenset[Predicate],
+    columns: Mapping[str, frozenset[str] | None],
+    /,
+    *,
+    keys: object,
+    **_: object,
+) -> frozenset[Predicate]:
+    """A predicate over the keys keeps or drops whole groups: it may drop their rows first."""
+    try:
+        return predicates_over(wanted, _key_names(keys))
+    except ValueError:
+        return frozenset()
 
 
 def _link() -> FusionLink | None:
@@ -313,7 +339,9 @@ class _Groups:
         return self.kernel.finish(whole)
 
 
-@define_actor(collective=True, aggregate=_partial_step, columns=_needs)
+@define_actor(
+    collective=True, aggregate=_partial_step, columns=_needs, emits=_emits, predicates=_predicates
+)
 async def groupby_agg(
     ctx: Context,
     ch_in: Channel[TableChunk],

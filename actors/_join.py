@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 from actors._columns import ColumnCheck
 from actors._grace import GraceFigures, GraceJoin, build_cap
 from actors._hybrid import HybridJoin, resident_cap
+from actors._join_optimiser import (
+    JoinKeys,
+    join_emits,
+    join_matches,
+    join_needs,
+    join_predicates,
+)
 from actors._shuffle import key_list, partition_count
 from actors._typing import JoinHow, JoinMethod, JoinStrategy
 from streamnet import (
@@ -32,6 +39,7 @@ from streamnet import (
     Partitions,
     SchemaError,
     TableChunk,
+    current_actor,
     current_actor_name,
     define_actor,
     inputs,
@@ -88,32 +96,10 @@ class JoinReport:
         return total
 
 
-def _join_needs(
-    wanted: frozenset[str] | None,
-    *,
-    on: str | Sequence[str] | None,
-    left_on: str | Sequence[str] | None,
-    right_on: str | Sequence[str] | None,
-    how: str,
-    suffix: str,
-    **_: object,
-) -> dict[str, frozenset[str] | None]:
-    """What each side must keep to give ``wanted``: the keys, and every wanted name, with a
-    suffixed name's unsuffixed one on both sides (so that the same names still clash)."""
-
-    def names(keys: str | Sequence[str] | None) -> list[str]:
-        return [] if keys is None else [keys] if isinstance(keys, str) else list(keys)
-
-    left_keys, right_keys = names(on) + names(left_on), names(on) + names(right_on)
-    if wanted is None:
-        return {"left_in": None, "right_in": None}
-    unsuffixed = {n[: -len(suffix)] for n in wanted if suffix and n.endswith(suffix)}
-    both = wanted | unsuffixed
-    right = frozenset(right_keys) if how in ("semi", "anti") else both | frozenset(right_keys)
-    return {"left_in": both | frozenset(left_keys), "right_in": right}
-
-
-@define_actor(collective=True, columns=_join_needs)
+@define_actor(
+    collective=True, columns=join_needs, emits=join_emits, predicates=join_predicates,
+    matches=join_matches,
+)  # fmt: skip
 async def join(
     ctx: Context,
     left_in: Channel[TableChunk],
@@ -211,11 +197,18 @@ async def join(
     actor = current_actor_name()
     spilled_before = _spilled(ctx, actor)
     holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted
+    # The keys of a side read whole, for the sources of the other side (a Network's key
+    # filters, on one rank): they wait for them.
+    node = current_actor()
+    key_sets = node.key_sets if node is not None and coll.nranks == 1 else {}
+    left_keys, right_keys = JoinKeys(ctx, key_sets.get("left_in")), JoinKeys(ctx, key_sets.get("right_in"))
     try:
         # The left side is buffered while the right side is read, so a join whose two inputs
         # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
         # buffered left chunks go to disk.
-        early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=broadcast_threshold)
+        early = _LeftBuffer(
+            ctx, left_in, left_schema, spill_beyond=broadcast_threshold, keys=left_keys
+        )
         holders.append(early.holder)
         right_holder = ctx.memory.holder("join right side")
         holders.append(right_holder)
@@ -243,11 +236,16 @@ async def join(
                         break
                     buffered.append(item[1])
                     size += item[1].nbytes
+                    await right_keys.add(item[1])
                     await right_holder.add(item[1])
+            if ended:
+                await right_keys.publish()
+            right_keys.abandon()  # not read whole: the left side's sources read everything
             sizes = await coll.allgather("size", (size, ended))
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)
+            left_keys.abandon()  # not read whole (or published): the right's sources read all
         if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
             raise buffering.exception()  # type: ignore[misc]
         lefts = early.replay_then(
@@ -381,6 +379,8 @@ async def join(
             spilled_bytes=_spilled(ctx, actor) - spilled_before,
         )
     finally:
+        left_keys.abandon()
+        right_keys.abandon()
         for holder in holders:
             holder.clear()
 
@@ -542,11 +542,13 @@ class _LeftBuffer:
         schema: InputSchema,
         *,
         spill_beyond: int,
+        keys: JoinKeys,
     ) -> None:
         self.ctx = ctx
         self.channel = channel
         self.schema = schema
         self.spill_beyond = spill_beyond
+        self.keys = keys
         self.chunks: list[tuple[int, TableChunk]] = []
         self.holder = ctx.memory.holder("join left buffer")
         self.ended = False
@@ -557,10 +559,12 @@ class _LeftBuffer:
             chunk = TableChunk.from_message(msg)
             self.schema.seen(chunk)
             self.chunks.append((msg.sequence_number, chunk))
+            await self.keys.add(chunk)
             await self.holder.add(chunk)
             if self.holder.resident > self.spill_beyond:
                 await self.holder.spill_down_to(self.spill_beyond)
         self.ended = True
+        await self.keys.publish()
 
     async def replay_then(
         self, rest: AsyncIterator[tuple[int, TableChunk]], keys: list[str]
@@ -599,7 +603,7 @@ async def _broadcast_join(
     else:
         everyone = await coll.allgather("broadcast", local)
         parts = [t for t in everyone if t is not None]
-        small = backend.concat(parts) if parts else None
+        small = await ctx.to_thread(backend.concat, parts) if parts else None
     if small is None:  # no rank ever saw a right chunk: no match, no right columns
         async for seq, left in lefts:
             if spec.how == "left":

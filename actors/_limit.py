@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from actors._columns import passes_columns
+from actors._columns import passes_columns, same_columns
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["limit"]
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns)  # a barrier to predicates
 async def limit(
     ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], n: int
 ) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from streamnet import Channel, Context, Message, TableChunk, define_actor, host_kind
+from actors._pushed import PushedFilter, resolved_predicates
+from streamnet import Channel, Context, Message, TableChunk, current_actor, define_actor, host_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +37,21 @@ def chunk_row_count(
     return DEFAULT_CHUNK_ROWS
 
 
+def _emits(columns: Mapping[str, frozenset[str] | None], /, *, table: Any = None, df: Any = None,
+           **_: Any) -> frozenset[str] | None:  # fmt: skip
+    """The columns of the table or frame (a pandas frame's are not known: its index)."""
+    source = table if table is not None else df
+    if host_kind(source) in ("arrow", "polars"):
+        return frozenset(source.schema.names if host_kind(source) == "arrow" else source.columns)
+    return None
+
+
+def _rows(*, table: Any = None, df: Any = None, **_: Any) -> int | None:
+    """The table's or frame's rows."""
+    source = table if table is not None else df
+    return len(source) if host_kind(source) is not None else None
+
+
 async def _send_slices(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -42,7 +59,11 @@ async def _send_slices(
     chunk_rows: int | None,
     chunk_bytes: int | None,
 ) -> None:
-    """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for."""
+    """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for (the
+    rows of the predicates a Network pushed to the actor only)."""
+    node = current_actor()
+    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
+    whole = await ctx.to_thread(pushed, whole)
     num_rows = whole.num_rows
     step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)
     ctx.progress.expect(num_rows)
@@ -55,7 +76,7 @@ async def _send_slices(
     await ch_out.drain(ctx)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_arrow(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -89,7 +110,7 @@ async def from_arrow(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_polars(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -122,7 +143,7 @@ async def from_polars(
     await _send_slices(ctx, ch_out, whole, chunk_rows, chunk_bytes)
 
 
-@define_actor
+@define_actor(emits=_emits, pushdown=True, rows=_rows)
 async def from_pandas(
     ctx: Context,
     ch_out: Channel[TableChunk],

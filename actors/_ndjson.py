@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from actors._columns import describe_schema
 from actors._commit import output_actor
 from actors._parquet import PathLike
+from actors._text_source import read_text_parts
 from actors._typing import WriteMode
 from actors._writing import WriteReport, check_write, write_stream
 from streamnet import (
     Channel,
-    ChannelBroken,
     ChunkWriter,
     Context,
     CsvPart,
     FilePath,
-    Message,
-    SchemaError,
     TableChunk,
     arrow_schema,
     csv_shares,
     define_actor,
     expand_paths,
-    record_bytes_read,
     resolve_path,
 )
 
@@ -34,7 +30,19 @@ if TYPE_CHECKING:
 __all__ = ["read_ndjson", "write_ndjson"]
 
 
-@define_actor
+def _emits(
+    columns: Mapping[str, frozenset[str] | None], /, *, schema: object, **_: object
+) -> frozenset[str] | None:
+    """The columns of ``schema`` when given (the files' own are known once read)."""
+    try:
+        return (
+            None if schema is None else frozenset(arrow_schema(schema, where="read_ndjson").names)
+        )
+    except Exception:  # the actor reports what is wrong when it runs
+        return None
+
+
+@define_actor(emits=_emits, pushdown=True)
 async def read_ndjson(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -99,47 +107,11 @@ async def read_ndjson(
         parts = await ctx.to_thread(csv_shares, paths, ctx.rank, ctx.nranks, False)
     else:
         parts = [CsvPart(i, path) for i, path in enumerate(paths)]
-    first = paths[0]
-    seen: ArrowSchema | None = None
-    if not parts or parts[0].file != 0:  # every rank checks against the first file's schema
-        reader = await ctx.to_thread(
-            backend.ndjson_reader, CsvPart(0, first), wanted, block_size=block_size
-        )
-        reader.close()
-        seen = reader.schema
-    sizes = [await ctx.to_thread(part.nbytes) for part in parts]
-    ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
-    seq = 0
-    try:
-        for part, size in zip(parts, sizes, strict=True):
-            left = size  # a chunk is about a block of the part's bytes
-            reader = await ctx.to_thread(
-                backend.ndjson_reader, part, wanted, block_size=block_size
-            )
-            try:
-                if seen is None:
-                    seen = reader.schema
-                elif not reader.schema.equals(seen):
-                    raise SchemaError(
-                        f"`{part.path}` does not have the schema of `{first}`: "
-                        f"{describe_schema(reader.schema)} versus {describe_schema(seen)}; "
-                        "pass `schema=` to read both alike"
-                    )
-                while (chunk := await ctx.to_thread(reader.next)) is not None:
-                    await ch_out.send(ctx, Message(seq, chunk))
-                    block = min(block_size, left)
-                    left -= block
-                    ctx.progress.advance(chunk.num_rows, nbytes=block)
-                    seq += 1
-            finally:
-                reader.close()
-            ctx.progress.advance(0, nbytes=left)
-            record_bytes_read(size)
-        if seq == 0 and seen is not None:
-            await ch_out.send(ctx, Message(0, backend.empty(seen)))
-        await ch_out.drain(ctx)
-    except ChannelBroken:
-        pass  # downstream needs no more
+    await read_text_parts(
+        ctx, ch_out, paths, parts,
+        lambda part: backend.ndjson_reader(part, wanted, block_size=block_size),
+        block_size=block_size,
+    )  # fmt: skip
 
 
 @output_actor(check=check_write)
@@ -188,10 +160,5 @@ async def write_ndjson(
 
     return await write_stream(
         ctx, ch_in, target, mode, partitioned=partitioned, suffix=".ndjson",
-        open_writer=open_writer, write=_write_chunk,
+        open_writer=open_writer,
     )  # fmt: skip
-
-
-def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
-    writer.write(chunk)
-

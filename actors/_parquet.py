@@ -1,17 +1,20 @@
 """Parquet: a streamed scan with projection and predicate pushdown, and a streamed writer.
 
-The reader and the writer share this module (a little above 400 lines): they are
-the two halves of one format's actors, with one set of path and schema rules;
-what to read is planned by `streamnet.io`, the reading itself is the backend's.
+The reader and the writer share this module (above 400 lines): they are the two
+halves of one format's actors, with one set of path and schema rules; what to read
+is planned by `streamnet.io`, the reading itself is the backend's, and the reader
+hands it out as tasks that grow when few rows come out (`_Tasks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import operator
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import output_actor
+from actors._pushed import resolved_predicates
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
@@ -36,6 +40,7 @@ from streamnet import (
     ParquetScan,
     Plan,
     PlanParams,
+    Predicate,
     Reservation,
     RowGroup,
     ScanTask,
@@ -110,14 +115,22 @@ class ParquetWriteReport:
     chunks: int
 
 
+def _leading_filters(steps: Sequence[Step]) -> list[Filter]:
+    """The `Filter` steps that come first."""
+    leading = []
+    for step in steps:
+        if not isinstance(step, Filter):
+            break
+        leading.append(step)
+    return leading
+
+
 def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
     """The predicates of the leading `Filter` steps that read only scanned columns (none
     redefined before them, since only filters come first): their statistics prune too."""
     have = set(scanned)
     predicates = []
-    for step in steps:
-        if not isinstance(step, Filter):
-            break
+    for step in _leading_filters(steps):
         names = step.predicate.meta.root_names()
         if names and set(names) <= have and not step.predicate.meta.has_multiple_outputs():
             predicates.append(step.predicate)
@@ -131,6 +144,7 @@ def _plan(
     predicate: pl.Expr | None,
     wanted: frozenset[str] | None = None,
     partitions: HivePartitions | None = None,
+    pushed: Sequence[Predicate] = (),
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
@@ -139,7 +153,10 @@ def _plan(
     ``wanted``: the columns the actors downstream need (None: all); the scan reads only
     those of its columns (at least one, so that rows are still counted). ``partitions``:
     the values of a hive-partitioned dataset's partition columns, per file; the files
-    whose values prove the predicates false are dropped before their footers are read."""
+    whose values prove the predicates false are dropped before their footers are read.
+    ``pushed``: the predicates the actors downstream apply anyway, added to the scan's
+    predicate (but those the leading fused filters state, which Polars pushes into the
+    scan itself)."""
     source = plan.source
     assert isinstance(source, ParquetScan)
     paths = list(source.paths)
@@ -166,7 +183,23 @@ def _plan(
         if len(kept) < len(chosen):
             columns = kept
             plan = Plan(dataclasses.replace(source, columns=tuple(kept)), plan.steps)
-    compiled = backend.compile(plan, files.schema)
+    compiled = None
+    stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
+    extra = [p.expr for p in pushed if p not in stated and p.columns <= set(names)]
+    if extra:
+        given = [predicate] if predicate is not None else []
+        scan_predicate = functools.reduce(operator.and_, [*given, *extra])
+        scan = plan.source
+        assert isinstance(scan, ParquetScan)
+        with_pushed = Plan(dataclasses.replace(scan, predicate=scan_predicate), plan.steps)
+        try:
+            compiled = backend.compile(with_pushed, files.schema)
+        except Exception:  # the filter downstream reports what is wrong with its predicate
+            compiled = None
+        else:
+            plan, predicate = with_pushed, scan_predicate
+    if compiled is None:
+        compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
         plan.steps, columns if columns is not None else names
     )
@@ -294,15 +327,75 @@ class _ScanMemory:
             self.holder.clear()
 
 
-AGGREGATE_TASK_ROWS = 1_000_000
-"""The most rows one scan task joins when the plan ends in a group-by's partials."""
+AGGREGATE_TASK_ROWS = 4_000_000
+"""The most rows one scan task joins, when few rows come out of each."""
+
+FEW_ROWS_OUT = 1 / 8
+"""A plan that lets through at most this share of the rows it reads leaves few: its scan
+tasks join row groups."""
 
 
 def _task_rows(total: int, threads: int) -> int:
-    """Rows per scan task for ``total`` rows read by ``threads`` at once, when the plan ends
-    in a group-by's partials: at most `AGGREGATE_TASK_ROWS`, and at least six tasks per
-    thread, so that the threads end close together."""
-    return max(1, min(AGGREGATE_TASK_ROWS, total // (6 * threads)))
+    """Rows per scan task for ``total`` rows read on ``threads`` cores, when few rows leave
+    each: a task per core, at most `AGGREGATE_TASK_ROWS` (each query runs on every core,
+    and costs less the more rows it reads at once)."""
+    return max(1, min(AGGREGATE_TASK_ROWS, total // threads))
+
+
+class _Tasks:
+    """A scan's row groups handed out as tasks, in order: one row group each, or runs of
+    adjacent ones (`group_scan_tasks`) once few rows come out of them, since each task is
+    one query with a cost of its own. A plan that ends in a group-by's partials lets few
+    rows through from the start; any other shows it in the tasks it has run.
+
+    ``threads``: how many tasks run at once, at most the machine's cores (each query
+    uses them all)."""
+
+    def __init__(
+        self, pieces: Sequence[ScanTask], threads: int, *, few: bool,
+        max_decoded: int | None = None,
+    ) -> None:  # fmt: skip
+        self.pieces = list(pieces)
+        self.max_decoded = max_decoded  # a joined run's decoded bytes, at most
+        self.threads = max(1, min(threads, os.cpu_count() or 1))
+        self.next = 0
+        self.rows_in = self.rows_out = 0
+        self.rows: int | None = None  # per task, once few rows come out
+        self.given: list[ScanTask] = []
+        if few:
+            self._join_row_groups()
+
+    def _join_row_groups(self) -> None:
+        """From now on, tasks of `_task_rows` of the rows left."""
+        rest = sum(piece.rows for piece in self.pieces[self.next :])
+        self.rows = _task_rows(rest, self.threads)
+
+    def peek(self, running: int) -> ScanTask | None:
+        """The next task, or None when all are given, or while ``running`` tasks are as
+        many as the cores and none has told how many rows come out."""
+        if self.next >= len(self.pieces):
+            return None
+        if self.rows is None and self.rows_in == 0 and running >= self.threads:
+            return None
+        rest = self.pieces[self.next :]
+        if self.rows is None:
+            return rest[0]
+        return group_scan_tasks(rest, self.rows, max_decoded=self.max_decoded)[0]
+
+    def take(self, running: int) -> ScanTask | None:
+        """The next task (`peek`), given out."""
+        task = self.peek(running)
+        if task is not None:
+            self.next += len(task.row_groups) or 1
+            self.given.append(task)
+        return task
+
+    def done(self, rows_in: int, rows_out: int) -> None:
+        """A task read ``rows_in`` rows and let ``rows_out`` through."""
+        self.rows_in += rows_in
+        self.rows_out += rows_out
+        if self.rows is None and self.rows_in > 0 and self.rows_out <= FEW_ROWS_OUT * self.rows_in:
+            self._join_row_groups()
 
 
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:
@@ -313,7 +406,67 @@ def _check_read(actor: str, *, filters: object, **_: Any) -> None:
     check_row_wise([filters], actor=actor, where="`filters`")
 
 
-@define_actor(check=_check_read, head=True, prunes=True)
+def _files(
+    source: PathLike | Sequence[PathLike], hive_partitioning: bool | None, filesystem: object,
+    storage_options: object,
+) -> tuple[list[FilePath], HivePartitions | None] | None:  # fmt: skip
+    """The local files of ``source`` and their partitions, for what a Network asks before
+    anything runs; None for a store (a request there waits for the run)."""
+    sources = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if filesystem is not None or storage_options is not None or any("://" in str(s) for s in sources):
+        return None
+    paths = expand_paths(source, ".parquet")
+    partitions = None
+    if hive_partitioning is not False:
+        root = dataset_root(source)
+        partitions = hive_partitions(root, paths) if root is not None else None
+    return paths, partitions
+
+
+def _emits(
+    columns_in: Mapping[str, frozenset[str] | None],
+    /,
+    *,
+    source: PathLike | Sequence[PathLike],
+    columns: Sequence[str] | None,
+    hive_partitioning: bool | None,
+    filesystem: object,
+    storage_options: object,
+    **_: Any,
+) -> frozenset[str] | None:
+    """The columns read: those asked for, else the first file's (from its footer) and the
+    partition columns."""
+    if columns is not None:
+        return None if isinstance(columns, str) else frozenset(columns)
+    try:
+        found = _files(source, hive_partitioning, filesystem, storage_options)
+        if found is None:
+            return None
+        paths, partitions = found
+        names = read_parquet_footers(paths[:1]).schema.names
+        return frozenset([*names, *(partitions.names if partitions is not None else ())])
+    except Exception:  # not known: the actor reports what is wrong when it runs
+        return None
+
+
+def _rows(
+    *, source: PathLike | Sequence[PathLike], hive_partitioning: bool | None,
+    filesystem: object, storage_options: object, **_: Any,
+) -> int | None:  # fmt: skip
+    """The files' rows, from their footers."""
+    try:
+        found = _files(source, hive_partitioning, filesystem, storage_options)
+        if found is None:
+            return None
+        files = read_parquet_footers(found[0])
+    except Exception:  # not known: the actor reports what is wrong when it runs
+        return None
+    return int(sum(footer.num_rows for footer in files.metadata))
+
+
+@define_actor(
+    check=_check_read, head=True, prunes=True, emits=_emits, pushdown=True, rows=_rows
+)
 async def read_parquet(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -337,10 +490,13 @@ async def read_parquet(
     and run through their steps as one query, the reader decoding only the
     columns the steps use, and the predicates of the leading filters prune
     row groups by their statistics as ``filters`` does. The report then counts
-    the rows after the whole chain in ``rows_emitted``. When the chain ends in
+    the rows after the whole chain in ``rows_emitted``. The predicates of filters
+    further downstream that a Network pushes to it (see `Network`'s
+    ``pushdown``) join ``filters``, statistics included. When the chain ends in
     the partial aggregation of a ``groupby_agg``, one query reads a run of
-    adjacent row groups (up to a million rows, at least six runs per thread),
-    since only a few rows come out of each.
+    adjacent row groups (a run per core of the machine, up to four million rows),
+    since only a few rows come out of each; so do the queries after the first
+    ones of a chain that let at most an eighth of the rows they read through.
 
     Parameters
     ----------
@@ -475,8 +631,9 @@ async def scan_files(
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
+    pushed = await resolved_predicates(node)  # a key filter waits for its join's keys
     compiled, planned = await ctx.to_thread(
-        _plan, backend, plan, out_columns, filters, wanted, partitions
+        _plan, backend, plan, out_columns, filters, wanted, partitions, pushed
     )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)
@@ -484,50 +641,47 @@ async def scan_files(
         weights = [piece.rows if piece.read else 0 for piece in planned]
         share = rank_share(weights, ctx.rank, ctx.nranks)
         planned = planned[share.start : share.stop]
-    pieces = [piece.task for piece in planned if piece.read]
-    aggregate = node is not None and node.link is not None  # the plan ends in partials
+    # A plan ending in a group-by's partials lets a few rows per task through.
+    aggregate = node is not None and node.link is not None
     reads = _ScanMemory(ctx, "scan_aggregate" if aggregate else "scan")
-    pieces = reads.sized(pieces)
-    if aggregate:
-        # A few rows per task leave the plan (a group-by's partials): each task is one
-        # query with a cost of its own, so tasks join row groups, keeping several per thread.
-        total = sum(piece.rows for piece in pieces)
-        pieces = group_scan_tasks(pieces, _task_rows(total, depth), max_decoded=reads.max_decoded)
-    ctx.progress.expect(sum(piece.rows for piece in pieces))
+    tasks = _Tasks(
+        reads.sized([piece.task for piece in planned if piece.read]), depth, few=aggregate,
+        max_decoded=reads.max_decoded,
+    )  # fmt: skip
+    ctx.progress.expect(sum(piece.rows for piece in tasks.pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()
-    next_piece = 0
     read = rows_read = rows_emitted = seq = 0
 
-    async def scan_one(piece: ScanTask, params: PlanParams, reserved: Reservation | None) -> TableChunk:
+    async def scan_one(task: ScanTask, params: PlanParams, reserved: Reservation | None) -> TableChunk:
         try:
-            chunk = await ctx.to_thread(backend.scan, compiled, piece, params=params)
+            chunk = await ctx.to_thread(backend.scan, compiled, task, params=params)
         finally:
             reads.read(reserved)
-        await reads.hold(piece, chunk)  # read ahead: held, spillable, until it is sent
+        await reads.hold(task, chunk)  # read ahead: held, spillable, until it is sent
         return chunk
 
     async def refill() -> None:
-        nonlocal next_piece
-        while len(pending) < depth and next_piece < len(pieces):
-            piece = pieces[next_piece]
-            reserved = await reads.reserve(piece, ahead=bool(pending))
+        while len(pending) < depth and (task := tasks.peek(len(pending))) is not None:
+            reserved = await reads.reserve(task, ahead=bool(pending))
             if reserved is None and reads.limited:
                 return  # it does not fit now: read it once the reads in flight are sent
-            params = PlanParams(rank=ctx.rank, sequence=next_piece)  # a Stamp's values
-            next_piece += 1
-            pending.append(start_task(scan_one(piece, params, reserved)))
+            tasks.take(len(pending))
+            params = PlanParams(rank=ctx.rank, sequence=len(tasks.given) - 1)  # a Stamp's values
+            pending.append(start_task(scan_one(task, params, reserved)))
 
     try:
         await refill()
         while pending:
-            rows_read += pieces[read].rows
+            task = tasks.given[read]
+            rows_read += task.rows
             chunk = await pending.popleft()
-            ctx.progress.advance(pieces[read].rows)
-            record_bytes_read(pieces[read].nbytes)
+            ctx.progress.advance(task.rows)
+            record_bytes_read(task.nbytes)
             read += 1
+            tasks.done(task.rows, chunk.num_rows)
             await refill()
-            if chunk.num_rows == 0 and (rows_emitted or pending or next_piece < len(pieces)):
+            if chunk.num_rows == 0 and (rows_emitted or pending or tasks.next < len(tasks.pieces)):
                 reads.sent(chunk)
                 continue  # skip empty chunks, but keep one so the schema reaches the sink
             await ch_out.send(ctx, Message(seq, chunk))
@@ -550,7 +704,9 @@ async def scan_files(
     return ParquetScanReport(
         files=len({piece.file for piece in planned}),
         row_groups_total=sum(piece.index is not None for piece in planned),
-        row_groups_read=len({(str(p.path), g) for p in pieces[:read] for g in p.row_groups}),
+        row_groups_read=len(
+            {(str(task.path), g) for task in tasks.given[:read] for g in task.row_groups}
+        ),  # a row group read in parts counts once
         rows_read=rows_read,
         rows_emitted=rows_emitted,
     )

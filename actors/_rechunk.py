@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from actors._columns import passes_columns
+from actors._columns import passes_columns, passes_predicates, same_columns
 from actors._memory import chunk_row_count
 from streamnet import Channel, Context, Message, TableChunk, define_actor
 
 __all__ = ["rechunk"]
 
 
-@define_actor(columns=passes_columns)
+@define_actor(columns=passes_columns, emits=same_columns, predicates=passes_predicates)
 async def rechunk(
     ctx: Context,
     ch_in: Channel[TableChunk],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from actors._columns import needs_with
+from actors._columns import needs_with, passes_predicates, same_columns
 from actors._typing import Placement
 from streamnet import (
     Channel,
@@ -47,7 +47,9 @@ def _shuffle_needs(
     return needs_with(wanted, [keys] if isinstance(keys, str) else keys)
 
 
-@define_actor(collective=True, columns=_shuffle_needs)
+@define_actor(
+    collective=True, columns=_shuffle_needs, emits=same_columns, predicates=passes_predicates
+)
 async def shuffle(
     ctx: Context,
     ch_in: Channel[TableChunk],

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 
-from actors._columns import needs_with
+from actors._columns import needs_with, passes_predicates, same_columns
 from actors._memory import DEFAULT_CHUNK_ROWS
 from actors._shuffle import key_list
 from streamnet import (
@@ -180,7 +180,9 @@ def _sort_needs(
     return needs_with(wanted, [by] if isinstance(by, str) else by)
 
 
-@define_actor(collective=True, columns=_sort_needs)
+@define_actor(
+    collective=True, columns=_sort_needs, emits=same_columns, predicates=passes_predicates
+)
 async def sort(
     ctx: Context,
     ch_in: Channel[TableChunk],
@@ -349,7 +351,7 @@ def _close(merged: Iterator[TableChunk]) -> None:
             close()
 
 
-@define_actor(collective=True, columns=_sort_needs)
+@define_actor(collective=True, columns=_sort_needs, emits=same_columns)  # a barrier to predicates
 async def top_k(
     ctx: Context,
     ch_in: Channel[TableChunk],

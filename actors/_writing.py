@@ -101,7 +101,7 @@ async def write_stream(
     partitioned: bool,
     suffix: str,
     open_writer: OpenWriter,
-    write: Callable[[ChunkWriter, TableChunk], None],
+    write: Callable[[ChunkWriter, TableChunk], None] | None = None,
     partition_by: Sequence[str] = (),
     max_open_files: int = 64,
     max_file_bytes: int | None = None,
@@ -110,9 +110,12 @@ async def write_stream(
 ) -> WriteReport:
     """Write the stream of ``ch_in`` to ``target`` atomically: one file, or a directory of
     one file per rank (several ranks) or per chunk (``partitioned``), named as
-    `actors.write_parquet` says, each made by ``open_writer`` and filled by ``write``.
+    `actors.write_parquet` says, each made by ``open_writer`` and filled by ``write``
+    (by default, the writer's own `ChunkWriter.write`).
     With ``partition_by``, a hive-partitioned directory: see `PartitionedFiles`.
     The output is published by the network's commit step once the run succeeded."""
+    if write is None:
+        write = _write_chunk
     coll = Collective(ctx)
     # A table format's output (``begin``) is a folder of files.
     directory = partitioned or ctx.nranks > 1 or bool(partition_by) or begin is not None
@@ -178,6 +181,10 @@ async def write_stream(
         output.abandon()
         raise
     return WriteReport(tuple(files), rows, chunks)
+
+
+def _write_chunk(writer: ChunkWriter, chunk: TableChunk) -> None:
+    writer.write(chunk)
 
 
 async def _open_file(

@@ -78,6 +78,15 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W5: TPC-H Q3, Q6, Q9, Q18 from Parquet", "tpch_queries",
         {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
     ),
+    "tpch-naive": (
+        "W8: TPC-H Q1, Q3, Q6, Q9, Q18 written as a user would", "tpch_naive",
+        {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
+    ),
+    "tpch-polars": (
+        "W9: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
+        "tpch_polars_bench",
+        {"scale_factors": (1.0,), "repeats": 3}, {"scale_factors": (0.1,), "repeats": 1},
+    ),
     "memory": (
         "W7: group-by, sort and join larger than memory, under one budget", "memory",
         {"rows": 60_000_000, "keys": 20_000_000, "budget": 2 * 2**30},

@@ -5,8 +5,9 @@ A definition makes nodes and each node refers to its definition, so both stay in
 this one module; the decorator that makes definitions, with its checks, is
 ``_define_actor.py``. The modules the Context builds on ask for the running actor
 (`current_actor_name`) inside their functions: this module imports the Context.
-It is a little above 400 lines for that reason: a node's binding, state, fusion
-and link all read its definition.
+It is above 400 lines for that reason: a node's binding, state, fusion, link and
+what the network's optimiser asks of it (columns, predicates, key filters) all read
+its definition.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from streamnet._errors import ActorResultError
 from streamnet._typing import ActorState, Role
 
 if TYPE_CHECKING:
-    from streamnet.plans import FusionLink, PartialAggregate, Step
+    from streamnet.plans import FusionLink, KeySet, PartialAggregate, Predicate, Step
 
 __all__ = [
     "RestartPolicy",
@@ -71,15 +72,16 @@ def current_actor_name() -> str | None:
     return node.name if node is not None else None
 
 
-def _as_columns(columns: object) -> frozenset[str] | None:
-    """A declaration's answer as column names (None: every column)."""
+def _as_columns(columns: object, declaration: str = "columns") -> frozenset[str] | None:
+    """A declaration's answer as column names (None: every column, or not known)."""
     if columns is None:
         return None
+    message = f"define_actor({declaration}=...) must give column names or None, got {columns!r}"
     if isinstance(columns, str) or not isinstance(columns, Iterable):
-        raise TypeError(f"define_actor(columns=...) must give column names or None, got {columns!r}")
+        raise TypeError(message)
     names = frozenset(columns)
     if not all(isinstance(name, str) for name in names):
-        raise TypeError(f"define_actor(columns=...) must give column names or None, got {columns!r}")
+        raise TypeError(message)
     return names
 
 
@@ -145,11 +147,13 @@ class ActorNode(Generic[R]):
         "_args",
         "_definition",
         "_fused",
+        "_key_sets",
         "_kwargs",
         "_link",
         "_name",
         "_network",
         "_pruned",
+        "_pushed",
         "_result",
         "_state",
         "ctx",
@@ -179,6 +183,8 @@ class ActorNode(Generic[R]):
         self._fused: tuple[Step, ...] = ()
         self._link: FusionLink | None = None
         self._pruned: frozenset[str] | None = None
+        self._pushed: frozenset[Predicate] = frozenset()
+        self._key_sets: dict[str, tuple[KeySet, ...]] = {}
 
     @property
     def contributes_step(self) -> bool:
@@ -217,9 +223,7 @@ class ActorNode(Generic[R]):
         inputs = [e for e in self.endpoints if e.role == "input"]
         declared = self._definition.columns
         if declared is not None:
-            bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
-            bound.apply_defaults()
-            needs = declared(wanted, **bound.arguments)
+            needs = declared(wanted, **self._arguments())
             if isinstance(needs, Mapping):
                 return {e.channel: _as_columns(needs.get(e.parameter)) for e in inputs}
             return {e.channel: _as_columns(needs) for e in inputs}
@@ -230,6 +234,114 @@ class ActorNode(Generic[R]):
             needs = wanted if step is None else step_needs(step, wanted)
             return {e.channel: needs for e in inputs}
         return {e.channel: None for e in inputs}
+
+    def _arguments(self) -> dict[str, Any]:
+        bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _by_parameter(
+        self, columns: Mapping[Channel[Any], frozenset[str] | None]
+    ) -> dict[str, frozenset[str] | None]:
+        """Input columns per input parameter: a parameter of several channels gets their
+        columns when they agree, None otherwise."""
+        out: dict[str, frozenset[str] | None] = {}
+        for e in self.endpoints:
+            if e.role != "input":
+                continue
+            names = columns.get(e.channel)
+            out[e.parameter] = names if out.get(e.parameter, names) == names else None
+        return out
+
+    def output_columns(
+        self, columns: Mapping[Channel[Any], frozenset[str] | None]
+    ) -> frozenset[str] | None:
+        """The columns of the node's outputs, given those of its inputs (None: not known),
+        for a Network's predicate pushdown.
+
+        From its declaration (``define_actor(emits=...)``), else from its plan step;
+        not known for an actor whose code is not known.
+        """
+        declared = self._definition.emits
+        if declared is not None:
+            return _as_columns(declared(self._by_parameter(columns), **self._arguments()), "emits")
+        if self.contributes_step:
+            from streamnet.plans._columns import step_outputs  # plans import the runtime lazily
+
+            inputs = list(columns.values())
+            names = inputs[0] if len(inputs) == 1 else None
+            step = self.step()
+            return names if step is None else step_outputs(step, names)
+        return None
+
+    def passed_predicates(
+        self,
+        wanted: frozenset[Predicate],
+        columns: Mapping[Channel[Any], frozenset[str] | None],
+    ) -> dict[Channel[Any], frozenset[Predicate]]:
+        """The predicates that may also be applied to each input channel, given those that
+        every consumer of the node's outputs applies anyway (``wanted``) and the columns of
+        its inputs (None: not known), for a Network's predicate pushdown.
+
+        From its declaration (``define_actor(predicates=...)``), else from its plan
+        step; none for an actor whose code is not known.
+        """
+        inputs = [e for e in self.endpoints if e.role == "input"]
+        declared = self._definition.predicates
+        if declared is not None:
+            passed = declared(wanted, self._by_parameter(columns), **self._arguments())
+            if isinstance(passed, Mapping):
+                return {e.channel: frozenset(passed.get(e.parameter, ())) for e in inputs}
+            return {e.channel: frozenset(cast("Iterable[Predicate]", passed)) for e in inputs}
+        if self.contributes_step:
+            from streamnet.plans._predicates import step_passes
+
+            step = self.step()
+            through = wanted if step is None else step_passes(step, wanted)
+            return {e.channel: through for e in inputs}
+        return {e.channel: frozenset() for e in inputs}
+
+    def key_matches(self) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+        """What the node's declaration (``define_actor(matches=...)``) says of its inputs:
+        ``(build, build_keys, probe, probe_keys)`` for each input parameter ``probe``
+        whose rows it drops unless their ``probe_keys`` are among the ``build_keys`` of
+        input ``build``; none without one."""
+        declared = self._definition.matches
+        if declared is None:
+            return []
+        return [
+            (str(b), tuple(bk), str(p), tuple(pk))
+            for b, bk, p, pk in declared(**self._arguments())  # type: ignore[attr-defined]
+        ]
+
+    def estimated_rows(self) -> int | None:
+        """About how many rows a source gives (``define_actor(rows=...)``); None: not known."""
+        declared = self._definition.rows
+        if declared is None:
+            return None
+        rows = declared(**self._arguments())
+        return rows if isinstance(rows, int) else None
+
+    @property
+    def key_sets(self) -> Mapping[str, tuple[KeySet, ...]]:
+        """Per input parameter, the key sets the node publishes once it has read that input
+        whole (a Network's key filters give them; see `KeySet`)."""
+        return self._key_sets
+
+    def publish_keys_from(self, parameter: str, key_sets: Sequence[KeySet]) -> None:
+        """Publish ``key_sets`` once the input ``parameter`` is read (a Network does this)."""
+        self._key_sets[parameter] = (*self._key_sets.get(parameter, ()), *key_sets)
+
+    @property
+    def pushed_predicates(self) -> frozenset[Predicate]:
+        """For a source that applies predicates (``define_actor(pushdown=True)``), those the
+        actors downstream apply anyway, as a Network's predicate pushdown found them: rows
+        failing one need not be read."""
+        return self._pushed
+
+    def push(self, predicates: frozenset[Predicate]) -> None:
+        """Apply ``predicates`` too (a Network's predicate pushdown does this for a source)."""
+        self._pushed = frozenset(predicates)
 
     @property
     def pruned_columns(self) -> frozenset[str] | None:
@@ -375,6 +487,11 @@ class ActorDefinition(Generic[P, R]):
         aggregate: Callable[..., PartialAggregate | None] | None = None,
         columns: Callable[..., object] | None = None,
         prunes: bool = False,
+        emits: Callable[..., object] | None = None,
+        predicates: Callable[..., object] | None = None,
+        pushdown: bool = False,
+        matches: Callable[..., object] | None = None,
+        rows: Callable[..., object] | None = None,
     ) -> None:
         self.fn = fn
         self.collective = collective
@@ -392,6 +509,17 @@ class ActorDefinition(Generic[P, R]):
         """Called as ``columns(wanted, **arguments)``: the input columns a node needs, or None."""
         self.prunes = prunes
         """A source that reads only the columns its consumers need (``define_actor(prunes=...)``)."""
+        self.emits = emits
+        """Called as ``emits(columns, **arguments)``: the columns of a node's outputs, or None."""
+        self.predicates = predicates
+        """Called as ``predicates(wanted, columns, **arguments)``: the predicates that move to
+        a node's inputs, or None."""
+        self.pushdown = pushdown
+        """A source that applies the predicates pushed to it (``define_actor(pushdown=...)``)."""
+        self.matches = matches
+        """Called as ``matches(**arguments)``: which inputs' keys must match, or None."""
+        self.rows = rows
+        """Called as ``rows(**arguments)``: about how many rows a source gives, or None."""
         self.name: str = name or str(getattr(fn, "__name__", "actor"))
         self.signature = inspect.signature(fn)
         self._explicit: dict[str, Role] = {p: "input" for p in inputs}

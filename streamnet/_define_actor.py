@@ -43,6 +43,11 @@ def define_actor(
     aggregate: Callable[..., PartialAggregate | None] | None = None,
     columns: Callable[..., object] | None = None,
     prunes: bool = False,
+    emits: Callable[..., object] | None = None,
+    predicates: Callable[..., object] | None = None,
+    pushdown: bool = False,
+    matches: Callable[..., object] | None = None,
+    rows: Callable[..., object] | None = None,
 ) -> Callable[[Callable[Concatenate[Context, P], Awaitable[R]]], ActorDefinition[P, R]]: ...
 
 
@@ -62,6 +67,11 @@ def define_actor(
     aggregate: Callable[..., PartialAggregate | None] | None = None,
     columns: Callable[..., object] | None = None,
     prunes: bool = False,
+    emits: Callable[..., object] | None = None,
+    predicates: Callable[..., object] | None = None,
+    pushdown: bool = False,
+    matches: Callable[..., object] | None = None,
+    rows: Callable[..., object] | None = None,
 ) -> Any:
     """Declare an actor: an ``async def`` whose first parameter is the Context.
 
@@ -133,13 +143,54 @@ def define_actor(
         The actor, a source, reads only the columns that the actors downstream
         need (`ActorNode.pruned_columns`, set by a Network; ``read_parquet``
         decodes no other column).
+    emits
+        Declares the columns of the actor's outputs, for a Network's predicate
+        pushdown (which must know which input of a join a column comes from):
+        called as ``emits(columns, **arguments)`` with the columns of each input
+        parameter (a mapping from parameter name to a frozenset, or None when not
+        known), it returns the output's column names, or None when not known.
+        Without it, an actor with a ``plan`` gives what its step gives; any other
+        actor's columns are not known.
+    predicates
+        Declares which row predicates may move from the actor's outputs to its
+        inputs, for a Network's predicate pushdown: called as
+        ``predicates(wanted, columns, **arguments)`` with the `Predicate` s that
+        every consumer of its outputs applies anyway (a frozenset) and its inputs'
+        columns (as for ``emits``), it returns those that may be applied to every
+        input as well, or a mapping from input parameter name to those. Moving
+        one must never change what the actor gives: a row-preserving actor
+        (``shuffle``, ``sort``) lets all through, a join those over one side's
+        columns where that side's rows are kept, a group-by those over its keys.
+        Without it, an actor with a ``plan`` lets through what its step does not
+        redefine (a ``filter`` adds its own predicate); any other actor none (a
+        barrier). Both declarations take their first two arguments by position.
+    pushdown
+        The actor, a source, also applies the predicates a Network pushes to it
+        (`ActorNode.pushed_predicates`): its consumers apply them anyway, so rows
+        that fail one need not be read (``read_parquet`` adds them to its scan's
+        predicate, row-group statistics included).
+    matches
+        Declares inputs whose rows the actor drops unless their keys appear in
+        another input (a join), for a Network's key filters: called as
+        ``matches(**arguments)``, it returns ``(build, build_keys, probe,
+        probe_keys)`` tuples of input parameter names and key columns. When the
+        Network finds that input ``build`` is cut down (a filter reaches its
+        sources) and reading it whole first cannot stall the network, it gives
+        the node one `KeySet` per key (`ActorNode.key_sets`), which the actor
+        publishes once it has read ``build`` whole; the sources that input
+        ``probe``'s key filter reaches then wait for them and skip rows whose key
+        is not among them.
+    rows
+        About how many rows the actor, a source, gives: called as
+        ``rows(**arguments)``, an int or None (a Network prefers the smaller
+        input of a join to give its keys to the other).
 
     Raises
     ------
     TypeError
         ``fn`` is not an ``async def`` function, takes no Context parameter,
         ``inputs``/``outputs`` name parameters it does not have, or ``check``,
-        ``plan``, ``aggregate`` or ``columns`` is not callable.
+        ``plan``, ``aggregate``, ``columns``, ``emits`` or ``predicates`` is not callable.
 
     Examples
     --------
@@ -207,15 +258,21 @@ def define_actor(
             raise TypeError(f"define_actor: `plan` must be callable, got {plan!r}")
         if aggregate is not None and not callable(aggregate):
             raise TypeError(f"define_actor: `aggregate` must be callable, got {aggregate!r}")
-        if columns is not None and not callable(columns):
-            raise TypeError(f"define_actor: `columns` must be callable, got {columns!r}")
+        declarations = {
+            "columns": columns, "emits": emits, "predicates": predicates, "matches": matches,
+            "rows": rows,
+        }  # fmt: skip
+        for option, value in declarations.items():
+            if value is not None and not callable(value):
+                raise TypeError(f"define_actor: `{option}` must be callable, got {value!r}")
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise TypeError(f"define_actor: `{label}` lists {both} as both inputs and outputs")
         return ActorDefinition(
             function, name=name, inputs=inputs, outputs=outputs, collective=collective,
             restart=restart, stops_early=bool(stops_early), check=check, plan=plan, head=bool(head),
-            aggregate=aggregate, columns=columns, prunes=bool(prunes),
+            aggregate=aggregate, columns=columns, prunes=bool(prunes), emits=emits,
+            predicates=predicates, pushdown=bool(pushdown), matches=matches, rows=rows,
         )  # fmt: skip
 
     if fn is not None:

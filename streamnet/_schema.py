@@ -173,9 +173,39 @@ def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
     import polars as pl
 
     try:
-        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+        table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     except (Exception, _panic_type()) as exc:
         _raise_no_arrow_form(frame, exc)
+    if not any(pa.types.is_list(f.type) or pa.types.is_large_list(f.type) for f in table.schema):
+        return table
+    columns = [pa.chunked_array([_sound(a) for a in c.chunks], c.type) for c in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _sound(array: pa.Array) -> pa.Array:
+    """``array`` with each list's empty values at offset 0.
+
+    Polars 1.44 exports a list column whose rows hold no values (a slice of one
+    that held some) with an empty values array at an offset past the end of its
+    buffer. Arrow reads it, but its IPC writer then writes a batch it cannot read
+    back, or with other rows' validity: a spilled chunk or a piece sent to
+    another rank would come back wrong. The empty values are the same at offset 0.
+    (Lists within lists are mended; lists within structs are left as they are.)
+    """
+    dtype = array.type
+    if not (pa.types.is_list(dtype) or pa.types.is_large_list(dtype)):
+        return array
+    values = array.values
+    if len(values) == 0 and values.offset != 0:
+        sound = pa.array([], type=values.type)
+    else:
+        sound = _sound(values)
+        if sound is values:
+            return array
+    buffers = array.buffers()[:2]  # validity and offsets of the list itself
+    return pa.Array.from_buffers(
+        dtype, len(array), buffers, array.null_count, array.offset, children=[sound]
+    )
 
 
 def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoReturn:

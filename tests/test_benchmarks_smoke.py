@@ -103,6 +103,24 @@ def test_tpch_queries_benchmark_engines_agree(tmp_path: Path) -> None:
     )
 
 
+def test_naive_tpch_benchmark_answers_equal_duckdb(tmp_path: Path) -> None:
+    from benchmarks import tpch_data, tpch_naive
+
+    try:
+        tpch_data.tpchgen()
+    except FileNotFoundError:
+        pytest.skip("tpchgen-cli is not installed")
+    scale_factor, lineitem_rows, results = tpch_naive.run(
+        scale_factor=0.01, repeats=1, data_dir=str(tmp_path)
+    )
+    assert lineitem_rows == 60_175
+    assert [(r.query, r.engine) for r in results] == [
+        (q, e) for q in tpch_naive.QUERIES for e in tpch_naive.ENGINES
+    ]
+    table = tpch_naive.report(scale_factor, lineitem_rows, results)
+    assert "| Q9 | streamnet |" in table and "geometric mean ratio to the best peer" in table
+
+
 def test_peak_memory_is_measured_in_a_fresh_process() -> None:
     peak = _measure.peak_memory(bytearray, 64 * 2**20)  # 64 MiB of zeros, touched
     if peak is None:
@@ -148,3 +166,22 @@ def test_kernel_memory_benchmark_measures_each_kind() -> None:
     assert all(r.input_bytes > 0 and r.measured > 0 for r in results)
     assert "| sort | 20,000 |" in kernel_memory.report(results)
     assert set(kernel_memory.factors(results)) == {"sort", "scan", "merge", "join"}
+
+
+def test_tpch_polars_queries_benchmark_engines_agree(tmp_path: Path) -> None:
+    from benchmarks import tpch_data, tpch_polars_bench
+
+    try:
+        tpch_data.tpchgen()
+    except FileNotFoundError:
+        pytest.skip("tpchgen-cli is not installed")
+    queries = ("q2", "q11", "q13", "q21")
+    results = tpch_polars_bench.run(
+        scale_factors=(0.01,), repeats=1, queries=queries, data_dir=str(tmp_path), profiled=1
+    )
+    assert [r.query for r in results] == list(queries)
+    assert all(set(r.seconds) == set(tpch_polars_bench.ENGINES) for r in results)
+    assert sum(bool(r.profile) for r in results) == 1
+    table = tpch_polars_bench.report(results)
+    assert "| 0.01 | Q21 |" in table and "SF 0.01: geometric mean" in table
+    assert "longest kernels: `" in table

@@ -866,6 +866,20 @@ class Backend(ABC):
         ``chunk.table_view().native()`` gives (a ``pyarrow.Table`` on the CPU)."""
 
     # ------------------------------------------------------------------ joins
+    def key_values(self, chunks: Sequence[TableChunk], column: str) -> pl.Series:
+        """The distinct non-null values of ``column`` in ``chunks``, on the host: a join's
+        keys that the other side's sources filter by (`streamnet.KeySet`).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            ``column`` is not a column of a chunk.
+        """
+        parts = [self.to_polars(self.project(chunk, [column])).to_series() for chunk in chunks]
+        if not parts:
+            return pl.Series(column, [])
+        return pl.concat(parts).drop_nulls().unique()
+
     @abstractmethod
     def join_schema(self, left: pa.Schema, right: pa.Schema, spec: JoinSpec) -> pa.Schema:
         """The schema of :meth:`join`'s result for sides of schemas ``left`` and ``right``:

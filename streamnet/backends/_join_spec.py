@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 from streamnet._typing import JoinHow
 
-__all__ = ["JoinBuild", "JoinSpec"]
+__all__ = ["JoinBuild", "JoinSpec", "JoinSide"]
+
+JoinSide = Literal["left", "right"]
+"""One input of a join."""
 
 _HOWS: tuple[str, ...] = get_args(JoinHow)
 
@@ -79,6 +82,44 @@ class JoinSpec:
                 raise ValueError("JoinSpec: give `on`, or `left_on` and `right_on`, not both")
             return cls(names(on), names(on), how, suffix)
         return cls(names(left_on), names(right_on), how, suffix)
+
+
+    def origins(
+        self, left: Iterable[str], right: Iterable[str]
+    ) -> dict[str, tuple[JoinSide, str] | None] | None:
+        """Per column of the join of inputs with columns ``left`` and ``right``, in order,
+        the input column whose values it holds: a suffixed right column its right one, a
+        key that Polars coalesces the side it keeps (the left for inner, left, semi and
+        anti joins, the right for a right join), None for the right key of a full join (it
+        holds the keys of both sides' rows). None when Polars would refuse the names (two
+        columns of one name).
+
+        Polars' naming: a semi or anti join gives the left columns; the others give the
+        left columns (a right join without its keys), then the right ones (an inner or
+        left join without its keys), a right column named as a left one given gets
+        ``suffix``.
+
+        Examples
+        --------
+        >>> JoinSpec.of("k", how="inner").origins(["k", "x"], ["k", "x", "y"])
+        {'k': ('left', 'k'), 'x': ('left', 'x'), 'x_right': ('right', 'x'), 'y': ('right', 'y')}
+        """
+        left, right = list(dict.fromkeys(left)), list(dict.fromkeys(right))
+        found: dict[str, tuple[JoinSide, str] | None] = {}
+        dropped = self.left_on if self.how == "right" else ()
+        found.update((name, ("left", name)) for name in left if name not in dropped)
+        if self.how in ("semi", "anti"):
+            return found
+        given = set(found)
+        for name in right:
+            if name in self.right_on and self.how in ("inner", "left"):
+                continue  # coalesced into the left key
+            named = name + self.suffix if name in given else name
+            if named in found:
+                return None
+            key_of_full = self.how == "full" and name in self.right_on
+            found[named] = None if key_of_full else ("right", name)
+        return found
 
 
 class JoinBuild(ABC):

@@ -140,8 +140,7 @@ class Partitions:
     def take_pieces(self, partition: int) -> list[TableChunk]:
         """The partition's pieces as they are, spilled ones left on disk, held no more:
         for a caller that works on them piece by piece and holds them itself."""
-        chunks = self.pieces.pop(partition, [])
-        self._count_spilled()
+        chunks = self.pop(partition)
         for chunk in chunks:
             self.holder.remove(chunk)
         return chunks
@@ -152,11 +151,7 @@ class Partitions:
         Pieces are concatenated as they are (`Backend.concat`), never cast: they
         share one schema. Blocking: call it in a thread.
         """
-        chunks = self.pieces.pop(partition, [])
-        self._count_spilled()
-        for chunk in chunks:
-            self.holder.remove(chunk)
-        full = [c for c in chunks if c.num_rows]
+        full = [c for c in self.take_pieces(partition) if c.num_rows]
         if not full:
             return None
         return full[0] if len(full) == 1 else self.ctx.backend.concat(full)

@@ -28,6 +28,7 @@ from streamnet.network._columns import prune as prune_columns
 from streamnet.network._driver import NetworkDriver
 from streamnet.network._fusion import Fusion, fusion_of
 from streamnet.network._on_success import CommitSteps
+from streamnet.network._predicates import push as push_predicates
 from streamnet.network._ranks import fingerprint
 from streamnet.network._sync import run_to_completion
 from streamnet.network._wiring import claim, unique_channels, validate
@@ -94,6 +95,25 @@ class Network:
         every column unless they declare them with ``define_actor(columns=...)``),
         and a source that prunes (``read_parquet``) decodes no other column. What
         the network's sinks receive is the same either way. See `explain`.
+    pushdown
+        Make sources skip the rows the actors downstream drop anyway (default):
+        each conjunct of a ``filter``'s predicate that is row-wise, names its
+        columns and cannot fail on a value moves upstream through the actors
+        that allow it (those that pass rows on unchanged, such as ``sort``,
+        ``shuffle``, ``concat``; a ``join``, to the input of the columns it reads
+        when that side's rows are kept as they are: either side of an inner join,
+        the left of a left, semi or anti join, the right of a right join; a
+        ``groupby_agg``, when it reads its keys only; local steps that do not
+        redefine its columns), and a source that applies predicates
+        (``read_parquet``, ``read_csv``, ``from_polars``...) applies it too, in
+        its scan with the row groups' statistics. The filter still applies it:
+        what the sinks receive is the same either way. Other actors, those of
+        unknown code first, stop it. On one rank, a ``join`` one input of which is
+        cut down by a filter gives that input's keys to the sources of the other
+        (a *key filter*): they wait until the join has read it whole, then skip
+        the rows whose key is not among them (the smaller such input gives its
+        keys; none does when what feeds it also feeds other actors, which could
+        then stall). See `explain`.
 
     Examples
     --------
@@ -121,6 +141,7 @@ class Network:
         feedback: Sequence[Channel[Any]] = (),
         fuse: bool = True,
         prune: bool = True,
+        pushdown: bool = True,
     ) -> None:
         if not isinstance(ctx, Context):
             raise TypeError(f"Network: `ctx` must be a streamnet.Context, got {type(ctx).__name__}")
@@ -149,6 +170,11 @@ class Network:
         self._bind()
         self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
         self._pruned = prune_columns(self._actors, tuple(feedback)) if prune else {}
+        self._pushed = (
+            push_predicates(self._actors, tuple(feedback), keys=ctx.nranks == 1)
+            if pushdown
+            else {}
+        )
         self._driver = NetworkDriver(
             self, ctx, name, self._actors, self._channels,
             self._producers, self._consumers, self._commits, self._fusion,
@@ -209,7 +235,8 @@ class Network:
 
     def explain(self) -> str:
         """How the network runs what was written: the fused groups and the plan each runs
-        per chunk, and the columns each pruning source reads, as text.
+        per chunk, the columns each pruning source reads, and the predicates of filters
+        that sources apply too, as text.
 
         Examples
         --------
@@ -226,6 +253,7 @@ class Network:
         ... ])
         >>> print(network.explain())
         network `network`: 1 fused group
+        source `from_polars#0` skips the rows that `filter#0` drops: [(col("x")) > (dyn int: 1)]
         group `filter#0` (filter#0, with_columns#0), one plan per chunk:
           1. Filter  [filter#0]
           2. WithColumns  [with_columns#0]
@@ -237,6 +265,12 @@ class Network:
             if columns is not None:
                 lines.append(
                     f"source `{source}` reads only the columns needed downstream: {sorted(columns)}"
+                )
+        for source, predicates in self._pushed.items():
+            for predicate in sorted(predicates, key=lambda p: (p.origin, p.describe())):
+                lines.append(
+                    f"source `{source}` skips the rows that `{predicate.origin}` drops: "
+                    f"{predicate.describe()}"
                 )
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -362,35 +362,19 @@ class NetworkStatistics:
         return table
 
     def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """The actor table's header and rows, as text; the kernel columns only when an
-        actor ran kernels in the thread pool, the memory columns only under a memory
-        budget, or when an actor spilled."""
-        kernels = any(a.kernel_seconds or a.queued_seconds for a in self.actors)
-        memory = self.memory_limit is not None or any(a.spilled_bytes for a in self.actors)
-        header: tuple[str, ...] = ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
-                  "busy s")  # fmt: skip
-        if kernels:
-            header += ("kernel s", "queued s")
-        header += ("wait in s", "wait out s")
-        if memory:
-            header += ("MB held", "MB reserved", "MB spilled")
-        body: list[tuple[str, ...]] = []
+        """The actor table's header and rows, as text: the columns every run has, then the
+        groups of `_OPTIONAL_COLUMNS` that tell something of this run."""
+        shown = [columns for wanted, columns in _OPTIONAL_COLUMNS if wanted(self)]
+        header = (*_BASE_HEADER, *(name for columns in shown for name, _, _ in columns))
+        body = []
         for a in self.actors:
-            row: tuple[str, ...] = (
+            row = (
                 a.name, _shown_state(a), f"{a.messages_in:,}", f"{a.rows_in:,}",
                 f"{a.messages_out:,}", f"{a.rows_out:,}", f"{a.bytes_out / 1e6:,.1f}",
-                f"{a.busy_seconds:.3f}",
+                f"{a.busy_seconds:.3f}", f"{a.blocked_input_seconds:.3f}",
+                f"{a.blocked_output_seconds:.3f}",
             )  # fmt: skip
-            if kernels:
-                row += (f"{a.kernel_seconds:.3f}", f"{a.queued_seconds:.3f}")
-            row += (f"{a.blocked_input_seconds:.3f}", f"{a.blocked_output_seconds:.3f}")
-            if memory:
-                row += (
-                    f"{a.held_peak_bytes / 1e6:,.1f}",
-                    f"{a.reserved_peak_bytes / 1e6:,.1f}",
-                    f"{a.spilled_bytes / 1e6:,.1f}",
-                )
-            body.append(row)
+            body.append((*row, *(text(value(a)) for cols in shown for _, value, text in cols)))
         return header, body
 
     def _repr_html_(self) -> str:
@@ -409,6 +393,41 @@ class NetworkStatistics:
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+
+_BASE_HEADER = ("actor", "state", "msgs in", "rows in", "msgs out", "rows out", "MB out",
+                "busy s", "wait in s", "wait out s")  # fmt: skip
+"""The columns of the actor table in every run."""
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _megabytes(value: float) -> str:
+    return f"{value / 1e6:,.1f}"
+
+
+Column = tuple[str, Callable[[ActorStatistics], float], Callable[[float], str]]
+"""A column of the actor table: its header, the figure it shows of an actor, and how."""
+
+_OPTIONAL_COLUMNS: list[tuple[Callable[[NetworkStatistics], bool], list[Column]]] = [
+    (lambda run: any(a.kernel_seconds or a.queued_seconds for a in run.actors), [
+        ("kernel s", lambda a: a.kernel_seconds, _seconds),
+        ("queued s", lambda a: a.queued_seconds, _seconds),
+    ]),
+    (lambda run: any(a.bytes_read for a in run.actors), [
+        ("MB read", lambda a: a.bytes_read, _megabytes),
+    ]),
+    (lambda run: run.memory_limit is not None or any(a.spilled_bytes for a in run.actors), [
+        ("MB held", lambda a: a.held_peak_bytes, _megabytes),
+        ("MB reserved", lambda a: a.reserved_peak_bytes, _megabytes),
+        ("MB spilled", lambda a: a.spilled_bytes, _megabytes),
+    ]),
+]  # fmt: skip
+"""Groups of columns of the actor table, each with when it is shown: kernel times when
+an actor ran kernels, bytes read when a source read files, memory under a budget or
+when something spilled."""
 
 
 def _columns(cls: type | list[str]) -> list[str]:

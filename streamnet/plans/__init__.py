@@ -8,6 +8,9 @@
   takes beside its chunk (`Backend.run`).
 - `FusionLink` (``_link.py``): between a fused chain's head and the group-by
   that receives its partials.
+- `Predicate` (``_predicates.py``): a conjunct of a filter that may move upstream, and
+  which plan steps let it through (`step_passes`); a key filter's values, a `KeySet`,
+  are known once a join has read one input whole.
 - `check_row_wise` (``_row_wise.py``): the expressions a plan evaluates one chunk
   at a time must be row-wise.
 - ``_check.py``: the checks of a step that need only column names, naming its actor.
@@ -32,6 +35,7 @@ from streamnet.plans._plan import (
     Step,
     WithColumns,
 )
+from streamnet.plans._predicates import KeySet, Predicate
 from streamnet.plans._row_wise import check_row_wise
 
 __all__ = [
@@ -41,10 +45,12 @@ __all__ = [
     "CompiledPlan",
     "Filter",
     "FusionLink",
+    "KeySet",
     "ParquetScan",
     "PartialAggregate",
     "Plan",
     "PlanParams",
+    "Predicate",
     "Rename",
     "Select",
     "Slices",

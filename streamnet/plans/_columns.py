@@ -6,6 +6,9 @@ column" (the step's needs cannot be told from its expressions: ``pl.all()``, a
 selector, a regular expression). A step runs whole, so it needs every column its
 expressions read, whatever is wanted of it; asking for every output column
 (None) needs every input column, except of a ``Select``, which reads only its own.
+
+`step_outputs` goes the other way, for the network's predicate pushdown: the
+columns a step gives for input columns known by name.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from streamnet.plans._plan import (
     WithColumns,
 )
 
-__all__ = ["Columns", "expression_columns", "step_needs", "union"]
+__all__ = ["Columns", "expression_columns", "step_needs", "step_outputs", "union"]
 
 Columns = frozenset[str] | None
 """Column names, or None for every column."""
@@ -99,3 +102,22 @@ def step_needs(step: Step, wanted: Columns) -> Columns:
     if isinstance(step, Stamp):
         return frozenset(wanted - set(step.columns))
     return None  # a step this analysis does not know: every column
+
+
+def step_outputs(step: Step, names: Columns) -> Columns:
+    """The columns ``step`` gives for an input of columns ``names`` (None: not known)."""
+    if isinstance(step, Select):
+        named = _outputs(step.exprs)
+        return None if named is None else frozenset(named)
+    if names is None:
+        return None
+    if isinstance(step, Filter | Cast):
+        return names
+    if isinstance(step, WithColumns):
+        named = _outputs(step.exprs)
+        return None if named is None else names | frozenset(named)
+    if isinstance(step, Rename):
+        return frozenset(step.mapping.get(name, name) for name in names)
+    if isinstance(step, Stamp):
+        return names | frozenset(step.columns)
+    return None  # a step this analysis does not know (a PartialAggregate ends a fused plan only)

@@ -380,3 +380,11 @@ def test_write_csv_one_file_per_chunk_reads_back(tmp_path: Path) -> None:
     ]
     back = pl.concat(pl.read_csv(p, separator=";") for p in sorted((tmp_path / "out").glob("*.csv")))
     assert_frame_equal(back, frame)
+
+
+def test_csv_reads_only_empty_fields_as_null_as_polars_does(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('s,f,i\nNA,NaN,1\nnull,nan,\n"",-inf,3\nN/A,,4\n')
+    schema = {"s": pl.String, "f": pl.Float64, "i": pl.Int64}
+    assert_frame_equal(_read(path, schema=schema), pl.read_csv(path, schema=schema))
+    assert_frame_equal(_read(path), pl.read_csv(path, schema_overrides={"f": pl.Float64}))

@@ -3,6 +3,7 @@ partitions that do not fit, joins a skewed key block by block, and cleans up whe
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -306,18 +307,40 @@ def test_a_right_side_that_can_stay_in_memory_is_joined_as_the_left_side_streams
     """One rank, a right side larger than a grace step's but within a quarter of the budget:
     its partitions stay in memory and the left side streams against them, never spilled
     (inner, left, semi and anti joins; right and full joins need the unmatched right rows,
-    and stay grace joins)."""
+    and stay grace joins). The left side starts once the right side is read, so that none
+    of it waits in the join's buffer meanwhile."""
     left, right = sides(6000, 1500, seed=12)
     right = right.head(1500)
     limit = 200 * KiB
     right_bytes = TableChunk.from_polars(right).nbytes
     assert limit * 0.12 < right_bytes <= limit // 4
-    got, reports, stats = join_under(left, right, how, 1, limit=limit)
-    assert_same_rows(got, expected(left, right, how))
-    (report,) = reports
+    right_read = asyncio.Event()
+
+    @define_actor()
+    async def right_source(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        for seq, start in enumerate(range(0, right.height, 100)):
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(right.slice(start, 100))))
+        await ch_out.drain(ctx)
+        right_read.set()
+
+    @define_actor()
+    async def left_source(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await right_read.wait()
+        for seq, start in enumerate(range(0, left.height, 100)):
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(left.slice(start, 100))))
+        await ch_out.drain(ctx)
+
+    with Context(memory_limit=limit) as ctx:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        node = actors.join(ctx, lch, rch, out, how=how, left_on="k", right_on="id")
+        sink = actors.collect(ctx, out, into="polars")
+        Network(ctx, [left_source(ctx, lch), right_source(ctx, rch), node, sink]).run()
+        stats = ctx.memory.statistics()
+    assert_same_rows(sink.result(), expected(left, right, how))
+    report = node.result()
     if how in ("inner", "left", "semi", "anti"):
         assert report.strategy == "hybrid" and report.partitions >= 16
-        assert stats[0].spilled == 0  # the left side went by, not to disk
+        assert stats.spilled == 0  # the left side went by, not to disk
     else:
         assert report.strategy in ("grace", "shuffle")
-    assert stats[0].in_use == 0
+    assert stats.in_use == 0

@@ -193,3 +193,12 @@ def test_a_check_must_be_callable() -> None:
 
     with pytest.raises(TypeError, match="define_actor: `check` must be callable, got 3"):
         define_actor(check=3)(source)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("option", ["columns", "emits", "predicates", "matches", "rows"])
+def test_a_declaration_must_be_callable(option: str) -> None:
+    async def source(ctx: Context, ch_out: Channel[Any]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=f"define_actor: `{option}` must be callable, got 3"):
+        define_actor(**{option: 3})(source)  # type: ignore[call-overload]

@@ -374,6 +374,8 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
         parse_options=parse,
         convert_options=pacsv.ConvertOptions(
             column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
+            # Only an empty field is null, as in Polars: not pyarrow's "NA", "null", "NaN"...
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
         ),

@@ -180,7 +180,9 @@ def test_a_missing_key_names_the_side_and_the_column(backend: Backend) -> None:
     with pytest.raises(ColumnNotFoundError, match=r"key column `nope` not found.*\['key'\]"):
         backend.join_fanout(right, ["nope"])
     build = backend.join_build(right, JoinSpec.of(left_on="nope", right_on="key"))
-    with pytest.raises(ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"):
+    with pytest.raises(
+        ColumnNotFoundError, match=r"left key column `nope` not found.*\['id', 'x'\]"
+    ):
         backend.join_probe(build, left)
 
 
@@ -212,3 +214,71 @@ def test_a_spec_that_joins_nothing_is_refused(kwargs: dict[str, object], message
         JoinSpec(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not both"):
         JoinSpec.of("a", left_on="a", right_on="a")
+
+
+@settings(max_examples=30)
+@given(sides())
+def test_origins_name_the_join_s_columns_and_where_their_values_come_from(
+    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec]
+) -> None:
+    left, right, spec = drawn
+    joined = polars_join(left, right, spec)
+    origins = spec.origins(left.columns, right.columns)
+    assert origins is not None and list(origins) == joined.columns
+    inputs = {"left": left, "right": right}
+    for column, origin in origins.items():
+        if origin is None:  # the right key of a full join: either side's keys
+            assert spec.how == "full"
+            continue
+        side, name = origin
+        values = set(joined[column].drop_nulls().to_list())
+        assert values <= set(inputs[side][name].drop_nulls().to_list()), (column, origin)
+
+
+def _origins_by_polars(
+    spec: JoinSpec, left: list[str], right: list[str]
+) -> dict[str, tuple[str, str] | None] | None:
+    """What Polars makes of the names: it joins one row per side, each column holding its
+    own name, the keys a common value."""
+
+    def row(names: list[str], keys: tuple[str, ...], side: str) -> pl.DataFrame:
+        return pl.DataFrame({n: ["" if n in keys else f"{side}{n}"] for n in names})
+
+    how = "semi" if spec.how == "anti" else spec.how  # the same columns, and a row
+    try:
+        joined = row(left, spec.left_on, "L").join(
+            row(right, spec.right_on, "R"), left_on=list(spec.left_on),
+            right_on=list(spec.right_on), how=how, suffix=spec.suffix,
+        )  # fmt: skip
+    except pl.exceptions.PolarsError:
+        return None
+    found: dict[str, tuple[str, str] | None] = {}
+    for name, value in zip(joined.columns, joined.row(0), strict=True):
+        if value == "" and spec.how == "full":  # the left key, then the right one (both sides')
+            found[name] = ("left", name) if name in spec.left_on and not found.get(name) else None
+        elif value == "":  # the key the join keeps, perhaps suffixed
+            side, keys = ("right", spec.right_on) if spec.how == "right" else ("left", spec.left_on)
+            base = name if name in keys else name.removesuffix(spec.suffix)
+            found[name] = (side, base) if base in keys else None
+        else:
+            found[name] = ("left" if value[0] == "L" else "right", value[1:])
+    return found
+
+
+NAMES = ["k", "k2", "x", "y", "x_r", "k_r", "y_r"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    left=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True),
+    right=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True),
+    how=st.sampled_from(HOWS),
+    data=st.data(),
+)
+def test_origins_follow_polars_naming_whatever_the_names_clash(
+    left: list[str], right: list[str], how: How, data: st.DataObject
+) -> None:
+    left_on = data.draw(st.sampled_from(left))
+    right_on = data.draw(st.sampled_from(right))
+    spec = JoinSpec((left_on,), (right_on,), how, "_r")
+    assert spec.origins(left, right) == _origins_by_polars(spec, left, right)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from streamnet import Backend, BackendName, SpillDirectory, SpillError, TableChunk
+from streamnet import Backend, BackendName, SortOrder, SpillDirectory, SpillError, TableChunk
 from streamnet.backends.cpu import CpuBackend, _tiers
 
 
@@ -217,3 +217,25 @@ def test_a_polars_chunk_is_spilled_a_batch_at_a_time(
     chunk.spill(tmp_path)
     assert len(exported) > 10 and max(exported) < df.height
     assert_frame_equal(chunk.to_polars(), df)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_slice_of_a_list_column_whose_rows_hold_no_values_spills_and_comes_back(
+    backend: Backend, tmp_path: Path, nested: bool
+) -> None:
+    """Polars 1.44 exports such a slice with empty list values at an offset past their
+    buffer, which Arrow's IPC writer wrote as a file it could not read back (or with
+    another column's nulls wrong): the export mends it."""
+    values: list[Any] = [None] * 4 + [[0]] + [None] * 35 + [[]]
+    if nested:
+        values = [None if v is None else [v] for v in values]
+    df = pl.DataFrame({"l": values, "i32": [None] * 40 + [0]}, schema_overrides={"i32": pl.Int32})
+    sliced = backend.sort(backend.from_polars(df.slice(5)), SortOrder(("i32",), (False,), (False,)))
+    expected = backend.to_polars(sliced)
+    backend.spill(sliced, to=backend.tiers[-1], directory=tmp_path)
+    assert_frame_equal(
+        pl.concat([backend.to_polars(c) for c in backend.iter_slices(sliced, 7)]), expected
+    )
+    backend.make_available(sliced)
+    assert_frame_equal(backend.to_polars(sliced), expected)
+    assert expected["i32"].drop_nulls().to_list() == [0]

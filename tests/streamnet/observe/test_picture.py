@@ -23,6 +23,7 @@ def _network() -> Network:
             actors.collect(ctx, c),
         ],
         name="demo net",
+        pushdown=False,  # the source sends every row: the counts show the filter's work
     )
 
 

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -249,3 +250,20 @@ async def test_the_table_has_no_kernel_columns_when_no_kernel_ran() -> None:
     net = Network(ctx, [source(ctx, a, [3]), slow_sink(ctx, a)])
     await net.run_async()
     assert "queued s" not in str(net.statistics())
+    assert "MB read" not in str(net.statistics())
+
+
+def test_the_table_shows_the_bytes_a_source_read(tmp_path: Path) -> None:
+    import actors
+
+    path = tmp_path / "t.csv"
+    path.write_text("x\n" + "".join(f"{i}\n" for i in range(100_000)))
+    ctx = Context()
+    ch = ctx.create_channel()
+    net = Network(ctx, [actors.read_csv(ctx, ch, path), actors.collect(ctx, ch)])
+    net.run()
+    stats = net.statistics()
+    assert stats.actor("read_csv#0").bytes_read == path.stat().st_size
+    header, row = str(stats).splitlines()[0], str(stats).splitlines()[2]
+    assert "MB read" in header
+    assert f"{path.stat().st_size / 1e6:,.1f}" in row.split()

@@ -1,0 +1,62 @@
+"""The rows a source may drop: those failing a predicate a Network pushed to it.
+
+A key filter's keys are known only once its join has read one side whole: a
+source that got one waits for them first (`resolved_predicates`)."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, Predicate, TableChunk
+
+if TYPE_CHECKING:
+    from streamnet import ArrowSchema
+
+__all__ = ["PushedFilter", "resolved_predicates"]
+
+
+async def resolved_predicates(node: ActorNode | None) -> list[Predicate]:
+    """The predicates pushed to ``node`` as they apply now: key filters with their keys,
+    once published (waiting for them), or left out when their join gave none."""
+    resolved = []
+    for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
+        expr = await predicate.resolved()
+        if expr is not None:
+            resolved.append(Predicate(expr, predicate.origin))
+    return resolved
+
+
+class PushedFilter:
+    """Drops the rows of a source's chunks that fail a predicate its node was pushed
+    (`ActorNode.pushed_predicates`): its consumers drop them anyway. Compiled once per
+    schema; a predicate over columns the chunks lack, or that does not compile on them,
+    is left to the filter it comes from (which reports what is wrong with it)."""
+
+    def __init__(self, ctx: Context, predicates: Sequence[Predicate], actor: str) -> None:
+        self.ctx = ctx
+        self.predicates = list(predicates)
+        self.actor = actor
+        self._schema: ArrowSchema | None = None
+        self._plan: CompiledPlan | None = None
+
+    def __call__(self, chunk: TableChunk) -> TableChunk:
+        """``chunk`` without the rows that fail a pushed predicate (call it in a thread)."""
+        if not self.predicates:
+            return chunk
+        schema = chunk.schema
+        if self._schema is None or not (schema is self._schema or schema.equals(self._schema)):
+            self._schema, self._plan = schema, self._compile(schema)
+        return chunk if self._plan is None else self.ctx.backend.run(self._plan, chunk)
+
+    def _compile(self, schema: ArrowSchema) -> CompiledPlan | None:
+        exprs = [p.expr for p in self.predicates if p.columns <= set(schema.names)]
+        if not exprs:
+            return None
+        step = Filter(functools.reduce(operator.and_, exprs), actor=self.actor)
+        try:
+            return self.ctx.backend.compile(Plan(steps=(step,)), schema)
+        except Exception:  # the filter downstream reports what is wrong with its predicate
+            return None

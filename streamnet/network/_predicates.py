@@ -1,0 +1,325 @@
+"""Predicate pushdown: the row predicates each channel's consumers apply anyway, found on
+the network's description.
+
+Pure functions over descriptions of the nodes (`PredicateNode`), like column
+pruning (``_columns.py``), in two passes over the graph (acyclic once the
+declared feedback channels are cut, which carry nothing of either):
+
+- `column_names`, downstream: per channel, its columns by name when they are known
+  before anything runs. A source says them (``read_parquet`` from the file's
+  footer, ``from_polars`` from its frame), and each node gives its outputs' from
+  its inputs' (``define_actor(emits=...)``, or its plan step); an actor of unknown
+  code gives unknown columns.
+- `pushed_predicates`, upstream: per channel, the `Predicate` s that every
+  consumer applies anyway, so that a row failing one may be dropped before it is
+  sent. A ``filter`` adds its own (its movable conjuncts); each node says which of
+  those applied to its outputs may also apply to its inputs
+  (``define_actor(predicates=...)``, or its plan step); an actor of unknown code
+  lets none through. A channel gets what all its consumers apply (a fan-out, the
+  predicates common to its branches); a channel nobody consumes, or a feedback
+  channel, none.
+
+The second pass is the greatest fixpoint of those rules, reached in one sweep
+from the sinks up. A source that applies predicates (``define_actor(pushdown=True)``:
+``read_parquet``) then applies those of its output too (`push`); the filters stay
+where they are, so moving a predicate only ever saves work.
+
+Key filters (`key_filters`, on one rank) add predicates known only when the
+network runs: a join (``define_actor(matches=...)``) one input of which is cut
+down by a filter reads it whole first and publishes its keys (`KeySet`); the
+other input gets the predicate "key among them", which moves upstream as any
+other, and the sources it reaches wait for the keys. Reading that input first
+must not stall the network: nothing upstream of it may send anywhere else. An
+input a key filter cuts down may give its own keys in turn (a few rounds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from channels import Channel
+from streamnet._actor import ActorNode
+from streamnet.plans._columns import Columns
+from streamnet.plans._predicates import Predicate
+
+__all__ = ["PredicateNode", "column_names", "push", "pushed_predicates"]
+
+Predicates = frozenset[Predicate]
+
+
+@dataclass(frozen=True, slots=True)
+class PredicateNode:
+    """What predicate pushdown needs to know of one node."""
+
+    name: str
+    inputs: tuple[Hashable, ...]
+    outputs: tuple[Hashable, ...]
+    columns: Callable[[Mapping[Hashable, Columns]], Columns]
+    """Given the columns of each input (None: not known), those of its outputs."""
+    passes: Callable[[Predicates, Mapping[Hashable, Columns]], Mapping[Hashable, Predicates]]
+    """Given the predicates applied anyway to its outputs and its inputs' columns, those
+    that may also be applied to each input."""
+
+
+def _ordered(
+    nodes: Sequence[PredicateNode], feedback: Sequence[Hashable], *, upstream: bool
+) -> list[PredicateNode]:
+    """``nodes`` so that every node comes after the nodes it waits for: its producers
+    (downstream order), or its consumers (``upstream``); feedback channels are cut. Nodes
+    left in a cycle (there is none in a validated network) come last."""
+    loops = set(feedback)
+    waits: dict[int, set[int]] = {}
+    by_channel: dict[Hashable, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for channel in node.inputs if upstream else node.outputs:
+            by_channel.setdefault(channel, []).append(i)
+    for i, node in enumerate(nodes):
+        channels = node.outputs if upstream else node.inputs
+        waits[i] = {j for c in channels if c not in loops for j in by_channel.get(c, ()) if j != i}
+    order: list[int] = []
+    done: set[int] = set()
+    while len(done) < len(nodes):
+        ready = [i for i in range(len(nodes)) if i not in done and waits[i] <= done]
+        if not ready:
+            order.extend(i for i in range(len(nodes)) if i not in done)
+            break
+        order.extend(ready)
+        done.update(ready)
+    return [nodes[i] for i in order]
+
+
+def column_names(
+    nodes: Sequence[PredicateNode], feedback: Sequence[Hashable] = ()
+) -> dict[Hashable, Columns]:
+    """Per channel, its columns when known before anything runs (None: not known).
+
+    A channel of several producers has their columns when they agree; a feedback
+    channel's are not known.
+
+    Examples
+    --------
+    >>> same = lambda columns: next(iter(columns.values()))
+    >>> names = column_names([
+    ...     PredicateNode("scan", (), ("a",), lambda columns: frozenset({"x"}), None),
+    ...     PredicateNode("sort", ("a",), ("b",), same, None),
+    ... ])
+    >>> sorted(names["b"])
+    ['x']
+    """
+    loops = set(feedback)
+    names: dict[Hashable, Columns] = {}
+    seen: set[Hashable] = set()
+    for node in _ordered(nodes, feedback, upstream=False):
+        given = node.columns({c: None if c in loops else names.get(c) for c in node.inputs})
+        for channel in node.outputs:
+            names[channel] = given if channel not in seen or names[channel] == given else None
+            seen.add(channel)
+    for node in nodes:
+        for channel in node.inputs:
+            names.setdefault(channel, None)
+    return names
+
+
+def pushed_predicates(
+    nodes: Sequence[PredicateNode], feedback: Sequence[Hashable] = ()
+) -> dict[Hashable, Predicates]:
+    """Per channel, the predicates its consumers apply anyway (empty when none).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> p = Predicate(pl.col("x") > 1, origin="filter")
+    >>> unknown = lambda columns: None
+    >>> pushed = pushed_predicates([
+    ...     PredicateNode("scan", (), ("a",), unknown, lambda wanted, columns: {}),
+    ...     PredicateNode("sort", ("a",), ("b",), unknown, lambda wanted, columns: {"a": wanted}),
+    ...     PredicateNode("filter", ("b",), ("c",), unknown, lambda wanted, columns: {"b": wanted | {p}}),
+    ...     PredicateNode("sink", ("c",), (), unknown, lambda wanted, columns: {"c": frozenset()}),
+    ... ])
+    >>> pushed["a"] == {p}
+    True
+    """
+    names = column_names(nodes, feedback)
+    loops = set(feedback)
+    consumers: dict[Hashable, int] = {}
+    for node in nodes:
+        for channel in node.inputs:
+            consumers[channel] = consumers.get(channel, 0) + 1
+    applied: dict[Hashable, Predicates] = {}
+    heard: dict[Hashable, int] = {}
+    for node in _ordered(nodes, feedback, upstream=True):
+        outputs = [applied.get(c, frozenset()) for c in node.outputs]
+        wanted: Predicates = frozenset.intersection(*outputs) if outputs else frozenset()
+        passed = node.passes(wanted, {c: names.get(c) for c in node.inputs})
+        for channel in node.inputs:
+            got = frozenset() if channel in loops else frozenset(passed.get(channel, ()))
+            applied[channel] = got if channel not in heard else applied[channel] & got
+            heard[channel] = heard.get(channel, 0) + 1
+    # a channel some consumer of which did not answer (left in a cycle) gets nothing
+    channels = {c: None for node in nodes for c in (*node.inputs, *node.outputs)}
+    return {
+        c: applied[c] if c in applied and heard.get(c) == consumers.get(c) else frozenset()
+        for c in channels
+    }
+
+
+def describe(
+    node: ActorNode, extra: Mapping[Channel[Any], Predicates] | None = None
+) -> PredicateNode:
+    """The node as predicate pushdown sees it (``extra``: key filters it applies to inputs)."""
+
+    def columns(inputs: Mapping[Hashable, Columns]) -> Columns:
+        return node.output_columns(inputs)  # type: ignore[arg-type]
+
+    def passes(
+        wanted: Predicates, inputs: Mapping[Hashable, Columns]
+    ) -> Mapping[Hashable, Predicates]:
+        passed = node.passed_predicates(wanted, inputs)  # type: ignore[arg-type]
+        for channel, more in (extra or {}).items():
+            passed[channel] = passed.get(channel, frozenset()) | more
+        return passed  # type: ignore[return-value]
+
+    return PredicateNode(node.name, node.inputs, node.outputs, columns, passes)
+
+
+# ------------------------------------------------------------------ key filters
+KEY_FILTER_ROUNDS = 4
+"""How many times the joins are looked at again for inputs that key filters cut down."""
+
+def _ancestors(
+    channel: Channel[Any], producers: Mapping[Channel[Any], list[ActorNode]]
+) -> list[ActorNode]:
+    """The nodes upstream of ``channel``, each once."""
+    found: dict[int, ActorNode] = {}
+    todo = [channel]
+    while todo:
+        for node in producers.get(todo.pop(), ()):
+            if id(node) not in found:
+                found[id(node)] = node
+                todo.extend(node.inputs)
+    return list(found.values())
+
+
+def _cut_down(upstream: Sequence[ActorNode], applied: Mapping[Hashable, Predicates]) -> bool:
+    """Whether a filter acts upstream: a filter actor there, or predicates pushed to a source."""
+    from streamnet.plans import Filter  # plans import the runtime lazily
+
+    for node in upstream:
+        if isinstance(node.step(), Filter):
+            return True
+        if node.definition.pushdown and any(applied.get(c) for c in node.outputs):
+            return True
+    return False
+
+
+def _closed(
+    upstream: Sequence[ActorNode],
+    channel: Channel[Any],
+    consumers: Mapping[Channel[Any], list[ActorNode]],
+    loops: set[Channel[Any]],
+) -> bool:
+    """Whether ``upstream`` (the nodes upstream of ``channel``) sends nowhere but into
+    itself and ``channel``, which one node consumes: then it ends without anything else
+    moving, and that node can read ``channel`` whole before its other inputs."""
+    inside = {id(node) for node in upstream}
+    for node in upstream:
+        for out in node.outputs:
+            if out in loops:
+                return False
+            if out is not channel and not all(id(c) in inside for c in consumers.get(out, ())):
+                return False
+    return len(consumers.get(channel, ())) == 1
+
+
+def _estimate(upstream: Sequence[ActorNode]) -> float:
+    """About how many rows come out of ``upstream``: its largest source's (unknown: inf)."""
+    rows = [node.estimated_rows() for node in upstream if not node.inputs]
+    known = [r for r in rows if r is not None]
+    return float("inf") if not known or len(known) < len(rows) else float(max(known))
+
+
+def key_filters(
+    nodes: Sequence[ActorNode],
+    applied: Mapping[Hashable, Predicates],
+    feedback: Sequence[Channel[Any]] = (),
+    *,
+    skip: Collection[ActorNode] = (),
+) -> dict[ActorNode, dict[Channel[Any], Predicates]]:
+    """For each node that drops the rows of an input whose keys another input lacks (a
+    join, ``define_actor(matches=...)``), the key filters of that input: when the other
+    input is cut down by a filter (``applied``: the predicates of the first pass) and can
+    be read whole first, since nothing upstream of it sends elsewhere. Of two such inputs,
+    the one whose sources give fewer rows gives its keys. The node publishes each filter's
+    `KeySet` (`ActorNode.key_sets`). Nodes in ``skip`` (which have theirs) are left out.
+    """
+    from streamnet.plans import KeySet, Predicate
+
+    producers: dict[Channel[Any], list[ActorNode]] = {}
+    consumers: dict[Channel[Any], list[ActorNode]] = {}
+    for node in nodes:
+        for channel in node.outputs:
+            producers.setdefault(channel, []).append(node)
+        for channel in node.inputs:
+            consumers.setdefault(channel, []).append(node)
+    loops = set(feedback)
+    found: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
+    for node in nodes:
+        if node in skip:
+            continue
+        by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
+        best: tuple[float, int, str, tuple[str, ...], str, tuple[str, ...]] | None = None
+        for order, (build, build_keys, probe, probe_keys) in enumerate(node.key_matches()):
+            built = by_parameter.get(build)
+            if built is None or probe not in by_parameter or built in loops:
+                continue
+            upstream = _ancestors(built, producers)
+            if not _cut_down(upstream, applied) or not _closed(upstream, built, consumers, loops):
+                continue
+            candidate = (_estimate(upstream), order, build, build_keys, probe, probe_keys)
+            best = candidate if best is None or candidate[:2] < best[:2] else best
+        if best is None:
+            continue
+        _, _, build, build_keys, probe, probe_keys = best
+        key_sets = [KeySet(node.name, build, key) for key in build_keys]
+        node.publish_keys_from(build, key_sets)
+        found[node] = {
+            by_parameter[probe]: frozenset(
+                Predicate(pl.col(key), origin=node.name, keys=key_set)
+                for key, key_set in zip(probe_keys, key_sets, strict=True)
+            )
+        }
+    return found
+
+
+def push(
+    nodes: Sequence[ActorNode],
+    feedback: Sequence[Channel[Any]] = (),
+    *,
+    keys: bool = True,
+) -> dict[str, Predicates]:
+    """Give each source among ``nodes`` that applies predicates those its consumers apply
+    anyway (`ActorNode.push`); per such source that got some, those predicates. With
+    ``keys``, joins give key filters too (`key_filters`), found on the predicates
+    moved so far, and moved in turn: an input cut down by a key filter may give its
+    own keys (a few rounds)."""
+    applied = pushed_predicates([describe(node) for node in nodes], feedback)
+    extra: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
+    for _ in range(KEY_FILTER_ROUNDS if keys else 0):
+        found = key_filters(nodes, applied, feedback, skip=extra)
+        if not found:
+            break
+        extra.update(found)
+        applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
+    pushed: dict[str, Predicates] = {}
+    for node in nodes:
+        if node.definition.pushdown and node.outputs:
+            sets = [applied.get(channel, frozenset()) for channel in node.outputs]
+            predicates = frozenset.intersection(*sets)
+            node.push(predicates)
+            if predicates:
+                pushed[node.name] = predicates
+    return pushed

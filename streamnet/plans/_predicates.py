@@ -1,0 +1,450 @@
+"""Predicates that may move: the parts of a filter that a Network can also apply upstream.
+
+A ``filter``'s predicate is split into its conjuncts (``a & b`` is ``a`` and
+``b``); each is a `Predicate` when applying it earlier, to rows that may never
+reach the filter, can only drop rows the filter would drop and cannot fail
+where the filter would not have run: it must be row-wise (``_row_wise.py``),
+read at least one column, name its columns (no ``pl.all()``, selector or
+pattern), and use only operations that cannot raise on a value (comparisons,
+arithmetic, ``is_in``/``is_between`` on literals, null and NaN tests, non-strict
+casts, and an allowlist of ``str`` and ``dt`` functions with literal arguments).
+Anything else stays where the user wrote it (`immovable` says why).
+
+The filter keeps applying its predicate: moving one only saves work. What a plan
+step lets through (`step_passes`) follows from its expressions, as column
+pruning's needs do (``_columns.py``): a predicate passes a step that does not
+redefine its columns, renamed back through a ``rename`` or a ``select`` that
+renames a column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from streamnet.plans._plan import Cast, Filter, Rename, Select, Step, WithColumns
+from streamnet.plans._row_wise import not_row_wise
+
+__all__ = ["KeySet", "Predicate", "conjuncts", "immovable", "step_passes"]
+
+
+class KeySet:
+    """The values of a join's key column on the side it reads whole, known once it has:
+    a row of the other side whose key is not among them finds no match.
+
+    The join publishes them (`publish`), or None when it will not tell them (too many,
+    keys of a type whose equality a set does not share, a side it did not read whole);
+    the sources the other side's key filter reaches wait for them (`wait`).
+    """
+
+    def __init__(self, actor: str, side: str, column: str) -> None:
+        self.actor = actor
+        """The join's name."""
+        self.side = side
+        """The input it reads whole (``"left"`` or ``"right"``)."""
+        self.column = column
+        """The key column of that input."""
+        self._values: pl.Series | None = None
+        self._published = asyncio.Event()
+
+    def publish(self, values: pl.Series | None) -> None:
+        """Make the values known (None: no filter); the first call counts."""
+        if not self._published.is_set():
+            self._values = values
+            self._published.set()
+
+    @property
+    def published(self) -> bool:
+        """Whether `publish` was called."""
+        return self._published.is_set()
+
+    async def wait(self) -> pl.Series | None:
+        """The values, once published (None: no filter)."""
+        await self._published.wait()
+        return self._values
+
+    def __repr__(self) -> str:
+        return f"KeySet({self.actor} {self.side} `{self.column}`)"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Predicate:
+    """A row predicate that may be applied earlier than where it was written.
+
+    Compares and hashes by its expression's structure; ``origin`` names the actor
+    whose filter states it (for `Network.explain`). A *key filter* (``keys`` given)
+    is known only when the network runs: its expression is the column, whose value
+    must be among the ``keys`` a join publishes (see `KeySet`).
+
+    Examples
+    --------
+    >>> p = Predicate(pl.col("x_right") > 1, origin="filter#0")
+    >>> sorted(p.columns)
+    ['x_right']
+    >>> p.renamed({"x_right": "x"}).expr.meta.root_names()
+    ['x']
+    >>> p == Predicate(pl.col("x_right") > 1)
+    True
+    """
+
+    expr: pl.Expr
+    origin: str = field(default="")
+    keys: KeySet | None = None
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The columns it reads."""
+        return frozenset(self.expr.meta.root_names())
+
+    def renamed(self, mapping: Mapping[str, str]) -> Predicate:
+        """The same predicate over columns renamed by ``mapping`` (old name to new name)."""
+        if not any(old != new for old, new in mapping.items() if old in self.columns):
+            return self
+        tree = _rename(_tree(self.expr), mapping)
+        return Predicate(_expr(tree), self.origin, self.keys)
+
+    async def resolved(self) -> pl.Expr | None:
+        """The expression to apply: a key filter's once its keys are published (None: no
+        filter after all); any other's at once."""
+        if self.keys is None:
+            return self.expr
+        values = await self.keys.wait()
+        return None if values is None else self.expr.is_in(values.implode())
+
+    def describe(self) -> str:
+        """What it keeps, for `Network.explain`."""
+        if self.keys is None:
+            return str(self.expr)
+        column = ", ".join(f"`{c}`" for c in sorted(self.columns))
+        return (
+            f"{column} among the `{self.keys.column}` keys `{self.keys.actor}` reads on its "
+            f"{self.keys.side} input"
+        )
+
+    @classmethod
+    def of(cls, expr: pl.Expr, *, origin: str = "") -> frozenset[Predicate]:
+        """The conjuncts of a filter's predicate ``expr`` that may move (see `immovable`),
+        stated by ``origin``.
+
+        Examples
+        --------
+        >>> parts = Predicate.of((pl.col("a") > 1) & (pl.col("b").cast(pl.Int8) > 0))
+        >>> [str(p.expr) for p in parts]
+        ['[(col("a")) > (dyn int: 1)]']
+        """
+        return frozenset(cls(part, origin) for part in conjuncts(expr) if immovable(part) is None)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Predicate):
+            return NotImplemented
+        return self.keys is other.keys and bool(self.expr.meta == other.expr.meta)
+
+    def __hash__(self) -> int:
+        return hash((self.expr.meta, id(self.keys)))
+
+    def __repr__(self) -> str:
+        return f"Predicate({self.expr}, origin={self.origin!r})"
+
+
+def _tree(expr: pl.Expr) -> Any:
+    return json.loads(expr.meta.serialize(format="json"))
+
+
+def _expr(tree: Any) -> pl.Expr:
+    return pl.Expr.deserialize(io.StringIO(json.dumps(tree)), format="json")
+
+
+def _rename(node: Any, mapping: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"Column"} and isinstance(node["Column"], str):
+            return {"Column": mapping.get(node["Column"], node["Column"])}
+        return {key: _rename(value, mapping) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rename(item, mapping) for item in node]
+    return node
+
+
+def conjuncts(expr: pl.Expr) -> list[pl.Expr]:
+    """The parts of ``expr`` joined by ``&`` (``[expr]`` when it is not a conjunction).
+
+    Examples
+    --------
+    >>> [str(e) for e in conjuncts((pl.col("a") > 1) & (pl.col("b") < 2) & pl.col("c"))]
+    ['[(col("a")) > (dyn int: 1)]', '[(col("b")) < (dyn int: 2)]', 'col("c")']
+    """
+    try:
+        tree = _tree(expr)
+    except Exception:  # a Python function Polars cannot serialize: it stays whole
+        return [expr]
+    parts = _split(tree)
+    return [expr] if len(parts) == 1 else [_expr(part) for part in parts]
+
+
+def _split(node: Any) -> list[Any]:
+    if isinstance(node, dict) and set(node) == {"Alias"}:  # a filter ignores the name
+        return _split(node["Alias"][0])
+    body = node.get("BinaryExpr") if isinstance(node, dict) and len(node) == 1 else None
+    if isinstance(body, dict) and body.get("op") in ("And", "LogicalAnd"):
+        return _split(body["left"]) + _split(body["right"])
+    return [node]
+
+
+# ------------------------------------------------------------------ what may move
+_OPERATORS = frozenset(
+    [
+        "Eq",
+        "EqValidity",
+        "NotEq",
+        "NotEqValidity",
+        "Lt",
+        "LtEq",
+        "Gt",
+        "GtEq",
+        "And",
+        "Or",
+        "Xor",
+        "LogicalAnd",
+        "LogicalOr",
+        "Plus",
+        "Minus",
+        "Multiply",
+        "Divide",
+        "TrueDivide",
+        "FloorDivide",
+        "Modulus",
+    ]
+)
+"""Operators that give a value (or null) for every pair of values, never an error."""
+
+_FUNCTIONS: Mapping[str, frozenset[str] | None] = {
+    "Boolean": frozenset(
+        [
+            "IsNull",
+            "IsNotNull",
+            "IsNan",
+            "IsNotNan",
+            "IsFinite",
+            "IsInfinite",
+            "IsBetween",
+            "IsIn",
+            "Not",
+            "AnyHorizontal",
+            "AllHorizontal",
+        ]
+    ),
+    **dict.fromkeys(
+        [
+            "Abs",
+            "Negate",
+            "Sign",
+            "Round",
+            "Floor",
+            "Ceil",
+            "FillNull",
+            "Coalesce",
+            "MaxHorizontal",
+            "MinHorizontal",
+        ]
+    ),
+    "StringExpr": frozenset(
+        [
+            "Contains",
+            "StartsWith",
+            "EndsWith",
+            "LenBytes",
+            "LenChars",
+            "Lowercase",
+            "Uppercase",
+            "StripChars",
+            "StripCharsStart",
+            "StripCharsEnd",
+            "StripPrefix",
+            "StripSuffix",
+            "Slice",
+            "Head",
+            "Tail",
+            "ContainsAny",
+            "Reverse",
+        ]
+    ),
+    "TemporalExpr": frozenset(
+        [
+            "Year",
+            "IsoYear",
+            "Quarter",
+            "Month",
+            "Week",
+            "WeekDay",
+            "Day",
+            "OrdinalDay",
+            "Hour",
+            "Minute",
+            "Second",
+            "Millisecond",
+            "Microsecond",
+            "Nanosecond",
+            "Date",
+            "IsLeapYear",
+        ]
+    ),
+}
+"""Functions that cannot fail on a value, by name, with the variants that qualify (None: all)."""
+
+_LITERAL_ARGUMENTS = frozenset({"StringExpr"})
+"""Namespaces whose functions take every input after the first as a literal here (a pattern
+read from a column could fail on a row the filter never sees)."""
+
+
+def immovable(expr: pl.Expr) -> str | None:
+    """Why ``expr``, one conjunct of a filter, must stay where it is; None when it may move.
+
+    Examples
+    --------
+    >>> immovable(pl.col("x") > 1) is None
+    True
+    >>> immovable(pl.col("s").cast(pl.Int64) > 1)
+    'a strict cast may fail on rows the filter never sees'
+    """
+    found = not_row_wise(expr)
+    if found is not None:
+        return f"`{found[0]}` {found[1]}"
+    try:
+        tree = _tree(expr)
+    except Exception as exc:
+        return f"it cannot be inspected ({type(exc).__name__})"
+    found_fallible = _fallible(tree)
+    if found_fallible is None and not expr.meta.root_names():
+        return "it reads no column"
+    return found_fallible
+
+
+def _fallible(node: Any) -> str | None:
+    """Why a serialized row-wise expression may not move, or None."""
+    if isinstance(node, str):
+        return f"`{node}` does not name its columns"
+    if not isinstance(node, dict) or len(node) != 1:
+        return "it has a part this check does not know"
+    ((kind, body),) = node.items()
+    if kind == "Column":
+        return None
+    if kind == "Literal":
+        return None  # a scalar: Series literals are not row-wise
+    if kind == "Alias":
+        return _fallible(body[0])
+    if kind == "Cast":
+        if body.get("options") == "Strict":
+            return "a strict cast may fail on rows the filter never sees"
+        return _fallible(body["expr"])
+    if kind == "BinaryExpr":
+        if body.get("op") not in _OPERATORS:
+            return f"the operator `{body.get('op')}` is not known to be safe on every value"
+        return _fallible(body["left"]) or _fallible(body["right"])
+    if kind == "Ternary":
+        return _fallible(body["predicate"]) or _fallible(body["truthy"]) or _fallible(body["falsy"])
+    if kind == "Function":
+        return _function_fallible(body)
+    if kind in ("Selector", "Nth", "Columns", "DtypeColumn", "IndexColumn", "Wildcard"):
+        return "it selects columns by pattern, type or position"
+    return f"`{kind}` is not known to be safe on every value"
+
+
+def _function_fallible(body: Any) -> str | None:
+    function = body.get("function")
+    if isinstance(function, str):
+        name, variant = function, None
+    elif isinstance(function, dict) and len(function) == 1:
+        ((name, options),) = function.items()
+        variant = options if isinstance(options, str) else None
+        if isinstance(options, dict) and len(options) == 1:
+            variant = next(iter(options))
+    else:
+        return "it calls a function this check does not know"
+    allowed = _FUNCTIONS.get(name, frozenset())
+    if allowed is not None and variant not in allowed:
+        shown = f"{name}.{variant}" if variant else name
+        return f"the function `{shown}` is not known to be safe on every value"
+    inputs = list(body.get("input", []))
+    if name in _LITERAL_ARGUMENTS and any(set(arg) != {"Literal"} for arg in inputs[1:]):
+        return "a function argument read from a column may fail on rows the filter never sees"
+    for arg in inputs:
+        found = _fallible(arg)
+        if found is not None:
+            return found
+    return None
+
+
+# ------------------------------------------------------------------ through plan steps
+def _plain_column(expr: pl.Expr) -> str | None:
+    """The input column ``expr`` passes on unchanged (``pl.col("a")``, ``pl.col("a").alias("b")``)."""
+    try:
+        tree = _tree(expr)
+    except Exception:
+        return None
+    if isinstance(tree, dict) and set(tree) == {"Alias"}:
+        tree = tree["Alias"][0]
+    if isinstance(tree, dict) and set(tree) == {"Column"} and isinstance(tree["Column"], str):
+        return str(tree["Column"])
+    return None
+
+
+def _outputs(exprs: Iterable[pl.Expr]) -> dict[str, pl.Expr] | None:
+    named: dict[str, pl.Expr] = {}
+    for expr in exprs:
+        if expr.meta.has_multiple_outputs():
+            return None
+        try:
+            named[expr.meta.output_name()] = expr
+        except pl.exceptions.PolarsError:
+            return None
+    return named
+
+
+def step_passes(step: Step, wanted: frozenset[Predicate]) -> frozenset[Predicate]:
+    """The predicates that may be applied to ``step``'s input, given those applied to its
+    output anyway (``wanted``): those of ``wanted`` whose columns the step does not
+    redefine (renamed to the input's names), and a `Filter`'s own movable conjuncts.
+
+    Examples
+    --------
+    >>> p = Predicate(pl.col("y") > 0)
+    >>> step_passes(WithColumns((pl.col("x") * 2,)), frozenset({p})) == {p}
+    True
+    >>> step_passes(WithColumns((pl.col("y") * 2,)), frozenset({p}))
+    frozenset()
+    """
+    if isinstance(step, Filter):
+        return wanted | Predicate.of(step.predicate, origin=step.actor)
+    if isinstance(step, WithColumns):
+        named = _outputs(step.exprs)
+        if named is None:
+            return frozenset()
+        return frozenset(p for p in wanted if not p.columns & named.keys())
+    if isinstance(step, Select):
+        named = _outputs(step.exprs)
+        if named is None:
+            return frozenset()
+        sources = {name: _plain_column(expr) for name, expr in named.items()}
+        passed = set()
+        for p in wanted:
+            found = {c: sources.get(c) for c in p.columns}
+            renames = {c: source for c, source in found.items() if source is not None}
+            if len(renames) == len(found):
+                passed.add(p.renamed(renames))
+        return frozenset(passed)
+    if isinstance(step, Rename):
+        back = {new: old for old, new in step.mapping.items()}
+        gone = set(step.mapping) - set(back)
+        return frozenset(
+            p.renamed({c: back[c] for c in p.columns if c in back})
+            for p in wanted
+            if not p.columns & gone
+        )
+    if isinstance(step, Cast):
+        return frozenset(p for p in wanted if not p.columns & set(step.types))
+    return frozenset()  # a step this analysis does not know: nothing passes

@@ -1,0 +1,206 @@
+"""Key filters: a join that reads a cut-down input whole gives its keys to the sources of
+its other input, which skip the rows that cannot match; answers stay Polars', and a network
+that could stall for it (or runs on several ranks) does without."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+import ranks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import ActorNode, Context, Network
+
+ORDERS = pl.DataFrame(
+    {"o": range(40), "c": [i % 7 for i in range(40)], "d": [i % 5 for i in range(40)]}
+)
+ITEMS = pl.DataFrame({"o": [i % 40 for i in range(200)], "q": [i % 11 for i in range(200)]})
+CUSTOMERS = pl.DataFrame({"c": range(7), "seg": ["A", "B", "A", "C", "B", "A", "C"]})
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(df.columns, nulls_last=True)
+
+
+def _run(
+    build: Any, *, pushdown: bool = True, nranks: int = 1
+) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, int], str]:
+    """The answer, the key filters each source got (as explain words them), the rows each
+    source sent, and explain()."""
+
+    async def job(ctx: Context) -> Any:
+        out = ctx.create_channel()
+        nodes = build(ctx, out)
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [*nodes, sink], pushdown=pushdown)
+        await network.run_async()
+        stats = network.statistics()
+        sources = [n for n in nodes if n.definition.pushdown]
+        keys = {
+            n.name: sorted(p.describe() for p in n.pushed_predicates if p.keys is not None)
+            for n in sources
+        }
+        sent = {n.name: stats.actor(n.name).rows_out for n in sources}
+        return sink.result(), keys, sent, network.explain()
+
+    outs = ranks.run(nranks, job, within=60)
+    frames = [o[0] for o in outs if o[0].width]
+    return pl.concat(frames) if frames else pl.DataFrame(), outs[0][1], outs[0][2], outs[0][3]
+
+
+def test_a_semi_join_gives_its_keys_to_the_sources_of_the_other_side_through_a_join() -> None:
+    big = ITEMS.group_by("o").agg(pl.col("q").sum()).filter(pl.col("q") > 30)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        o, i, i2, oi, per, kept = (ctx.create_channel() for _ in range(6))
+        return [
+            actors.from_polars(ctx, o, ORDERS, chunk_rows=8).named("orders"),
+            actors.from_polars(ctx, i, ITEMS, chunk_rows=30).named("items"),
+            actors.join(ctx, o, i, oi, on="o"),
+            actors.from_polars(ctx, i2, ITEMS, chunk_rows=30).named("items again"),
+            actors.groupby_agg(ctx, i2, per, "o", [("q", "sum", "q")]),
+            actors.filter(ctx, per, kept, pl.col("q") > 30),
+            actors.join(ctx, oi, kept, out, on="o", how="semi"),
+        ]
+
+    want = ORDERS.join(ITEMS, on="o").join(big, on="o", how="semi")
+    got, keys, sent, explained = _run(build)
+    assert_frame_equal(_sorted(got), _sorted(want))
+    by_join = "`o` among the `o` keys `join#1` reads on its right_in input"
+    # orders, cut down by the semi join's keys, give theirs to the items in turn
+    by_orders = "`o` among the `o` keys `join#0` reads on its left_in input"
+    assert keys == {"orders": [by_join], "items": [by_orders, by_join], "items again": []}
+    assert (
+        sent["orders"] == big.height and sent["items"] == ITEMS.join(big, on="o", how="semi").height
+    )
+    assert f"source `orders` skips the rows that `join#1` drops: {by_join}" in explained
+    got, keys, sent, _ = _run(build, pushdown=False)
+    assert_frame_equal(_sorted(got), _sorted(want))
+    assert sent["orders"] == ORDERS.height and not any(keys.values())
+
+
+@pytest.mark.parametrize("segment_first", [True, False])
+def test_the_cut_down_side_with_fewer_rows_gives_its_keys(segment_first: bool) -> None:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o, co = (ctx.create_channel() for _ in range(3))
+        left, right = (c, o) if segment_first else (o, c)
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS).named("customers"),
+            actors.from_polars(ctx, o, ORDERS, chunk_rows=8).named("orders"),
+            actors.join(ctx, left, right, co, on="c"),
+            actors.filter(ctx, co, out, (pl.col("seg") == "A") & (pl.col("d") < 4)),
+        ]
+
+    got, keys, _, _ = _run(build)
+    want = CUSTOMERS.join(ORDERS, on="c").filter((pl.col("seg") == "A") & (pl.col("d") < 4))
+    assert_frame_equal(_sorted(got.select(want.columns)), _sorted(want))
+    side = "left_in" if segment_first else "right_in"
+    assert keys == {
+        "customers": [],
+        "orders": [f"`c` among the `c` keys `join#0` reads on its {side} input"],
+    }
+
+
+def test_a_side_that_shares_its_upstream_gives_no_keys_and_nothing_stalls() -> None:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c, d = (ctx.create_channel() for _ in range(4))
+        return [
+            actors.from_polars(ctx, a, ORDERS, chunk_rows=4),
+            actors.fanout(ctx, a, [b, c]),
+            actors.filter(ctx, c, d, pl.col("d") == 1),
+            actors.join(ctx, b, d, out, on="o", how="semi"),  # a self-join: d is read first
+        ]
+
+    got, keys, _, _ = _run(build)
+    assert_frame_equal(_sorted(got), _sorted(ORDERS.filter(pl.col("d") == 1)))
+    assert keys == {"from_polars#0": []}
+
+
+def test_several_ranks_use_no_key_filters() -> None:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o, kept = (ctx.create_channel() for _ in range(3))
+        part = ORDERS.slice(ctx.rank * 20, 20)
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS if ctx.rank == 0 else CUSTOMERS.head(0)),
+            actors.filter(ctx, c, kept, pl.col("seg") == "B"),
+            actors.from_polars(ctx, o, part),
+            actors.join(ctx, o, kept, out, on="c"),
+        ]
+
+    nranks = ranks.size(2)
+    got, keys, _, _ = _run(build, nranks=nranks)
+    assert not any(keys.values())
+    want = ORDERS.slice(0, 20 * nranks).join(CUSTOMERS.filter(pl.col("seg") == "B"), on="c")
+    assert_frame_equal(_sorted(got), _sorted(want))
+
+
+def test_float_keys_give_no_filter() -> None:
+    left = pl.DataFrame({"k": [0.0, -0.0, 1.5, float("nan"), 7.0], "v": [1, 2, 3, 4, 5]})
+    right = pl.DataFrame({"k": [0.0, 1.5, float("nan"), 2.0], "w": ["a", "b", "c", "d"]})
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, kept = (ctx.create_channel() for _ in range(3))
+        return [
+            actors.from_polars(ctx, a, left).named("left"),
+            actors.from_polars(ctx, b, right).named("right"),
+            actors.filter(ctx, b, kept, pl.col("w") != "d"),
+            actors.join(ctx, a, kept, out, on="k"),
+        ]
+
+    got, keys, sent, _ = _run(build)
+    want = left.join(right.filter(pl.col("w") != "d"), on="k")
+    assert_frame_equal(_sorted(got), _sorted(want))
+    assert keys["left"] and sent["left"] == left.height  # offered, published as no filter (7.0)
+
+
+@st.composite
+def _table(draw: st.DrawFn, name: str, key_range: int) -> pl.DataFrame:
+    n = draw(st.integers(0, 30))
+    keys = st.one_of(st.none(), st.integers(0, key_range))
+    return pl.DataFrame(
+        {"k": draw(st.lists(keys, min_size=n, max_size=n)),
+         name: draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n))},
+        schema={"k": pl.Int64, name: pl.Int64},
+    )  # fmt: skip
+
+
+HOWS = ["inner", "left", "right", "semi", "anti"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    a=_table("a", 8),
+    b=_table("b", 8),
+    c=_table("c", 8),
+    first=st.sampled_from(HOWS),
+    second=st.sampled_from(HOWS),
+    strategy=st.sampled_from(["auto", "shuffle"]),
+)
+def test_two_joins_after_filters_give_polars_answer_with_key_filters(
+    a: pl.DataFrame, b: pl.DataFrame, c: pl.DataFrame, first: str, second: str, strategy: str
+) -> None:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        sa, sb, sc, fb, ab, fc = (ctx.create_channel() for _ in range(6))
+        return [
+            actors.from_polars(ctx, sa, a, chunk_rows=4),
+            actors.from_polars(ctx, sb, b, chunk_rows=5),
+            actors.filter(ctx, sb, fb, pl.col("b") > 0),
+            actors.join(ctx, sa, fb, ab, on="k", how=first, strategy=strategy),  # type: ignore[arg-type]
+            actors.from_polars(ctx, sc, c, chunk_rows=3),
+            actors.filter(ctx, sc, fc, pl.col("c") != 0),
+            actors.join(ctx, ab, fc, out, on="k", how=second, strategy=strategy),  # type: ignore[arg-type]
+        ]
+
+    joined = a.join(b.filter(pl.col("b") > 0), on="k", how=first)  # type: ignore[arg-type]
+    want = joined.join(c.filter(pl.col("c") != 0), on="k", how=second)  # type: ignore[arg-type]
+    for pushdown in (True, False):
+        got, _, _, _ = _run(build, pushdown=pushdown)
+        if got.width == 0:
+            assert want.height == 0
+        else:
+            assert_frame_equal(_sorted(got), _sorted(want), check_dtypes=False)

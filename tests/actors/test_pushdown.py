@@ -1,0 +1,445 @@
+"""Predicate pushdown: filters written after joins, group-bys and collectives move to the
+sources where that keeps the answer, and every network gives what Polars gives, pushed
+down or not, on one rank and two."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import ranks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import actors
+from streamnet import ActorNode, Context, Network, define_actor
+
+Build = Callable[[Context, Any], list[ActorNode[Any]]]
+
+
+@st.composite
+def _side(draw: st.DrawFn, extra: str) -> pl.DataFrame:
+    n = draw(st.integers(0, 40))
+    ints = st.one_of(st.none(), st.integers(-3, 3))
+
+    def column(values: st.SearchStrategy[Any]) -> list[Any]:
+        return draw(st.lists(values, min_size=n, max_size=n))
+
+    data: dict[str, list[Any]] = {
+        "k": column(st.one_of(st.none(), st.integers(0, 6))),
+        "x": column(ints),
+    }
+    if extra == "s":
+        data["s"] = column(st.one_of(st.none(), st.sampled_from(["a", "b", "cc"])))
+        return pl.DataFrame(data, schema={"k": pl.Int64, "x": pl.Int64, "s": pl.String})
+    data["y"] = column(st.one_of(st.none(), st.floats(-2, 2, allow_nan=False)))
+    return pl.DataFrame(data, schema={"k": pl.Int64, "x": pl.Int64, "y": pl.Float64})
+
+
+def _parts(df: pl.DataFrame, nranks: int) -> list[pl.DataFrame]:
+    step = -(-df.height // nranks) if df.height else 0
+    return [df.slice(r * step, step) if step else df.head(0) for r in range(nranks)]
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(df.columns, nulls_last=True)
+
+
+def _run(nranks: int, build: Build, *, pushdown: bool) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+    """What the network gives (its ranks' outputs together) and, per source, the predicates
+    pushed to it (as text)."""
+
+    async def job(ctx: Context) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+        out = ctx.create_channel()
+        nodes = build(ctx, out)
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(ctx, [*nodes, sink], pushdown=pushdown).run_async()
+        pushed = {  # the predicates of filters (key filters: test_key_filters.py)
+            n.name: sorted(str(p.expr) for p in n.pushed_predicates if p.keys is None)
+            for n in nodes
+            if n.definition.pushdown
+        }
+        return sink.result(), pushed
+
+    outs = ranks.run(nranks, job)
+    frames = [frame for frame, _ in outs if frame.width]
+    got = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+    return got, outs[0][1]
+
+
+def _both_ways(nranks: int, build: Build, want: pl.DataFrame) -> dict[str, list[str]]:
+    """Run with and without pushdown, check both give ``want`` (any row order); the pushed."""
+    pushed: dict[str, list[str]] = {}
+    for pushdown in (True, False):
+        got, moved = _run(nranks, build, pushdown=pushdown)
+        if got.width == 0:  # no rank sent a chunk: an empty answer
+            assert want.height == 0
+        else:
+            assert_frame_equal(_sorted(got), _sorted(want), check_dtypes=False)
+        if pushdown:
+            pushed = moved
+        else:
+            assert not any(moved.values())
+    return pushed
+
+
+# ------------------------------------------------------------------ joins
+JOIN_PREDICATES: list[tuple[pl.Expr, str, pl.Expr]] = [
+    # (filter after the join, the side its columns come from, the predicate on that side)
+    (pl.col("s") != "a", "left", pl.col("s") != "a"),
+    (pl.col("x") > 0, "left", pl.col("x") > 0),
+    (pl.col("x_right") > 0, "right", pl.col("x") > 0),
+    (pl.col("y").is_null(), "right", pl.col("y").is_null()),
+    (pl.col("k") >= 3, "key", pl.col("k") >= 3),
+    (pl.col("k").is_null(), "key", pl.col("k").is_null()),
+    (pl.col("x") > pl.col("x_right"), "both", pl.lit(True)),
+]
+
+KEEPS = {
+    "inner": {"left", "right"}, "left": {"left"}, "right": {"right"}, "full": set(),
+    "semi": {"left"}, "anti": {"left"},
+}  # fmt: skip
+"""The sides whose rows a join keeps as they are: where a predicate over them may move."""
+
+
+def _join_network(
+    left: list[pl.DataFrame], right: list[pl.DataFrame], how: str, predicate: pl.Expr, strategy: str
+) -> Build:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        return [
+            actors.from_polars(ctx, a, left[ctx.rank], chunk_rows=7).named("left"),
+            actors.from_polars(ctx, b, right[ctx.rank], chunk_rows=5).named("right"),
+            actors.join(ctx, a, b, c, on="k", how=how, strategy=strategy),  # type: ignore[arg-type]
+            actors.filter(ctx, c, out, predicate),
+        ]
+
+    return build
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    left=_side("s"),
+    right=_side("y"),
+    how=st.sampled_from(list(KEEPS)),
+    case=st.sampled_from(JOIN_PREDICATES),
+    nranks=st.sampled_from([1, 2]),
+    strategy=st.sampled_from(["auto", "shuffle"]),
+)
+def test_a_filter_after_a_join_moves_to_a_kept_side_and_the_answer_stays_polars(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    how: str,
+    case: tuple[pl.Expr, str, pl.Expr],
+    nranks: int,
+    strategy: str,
+) -> None:
+    predicate, side, moved = case
+    joined = left.join(right, on="k", how=how)  # type: ignore[arg-type]
+    if not set(predicate.meta.root_names()) <= set(joined.columns):
+        predicate, side, moved = pl.col("x") > 0, "left", pl.col("x") > 0  # semi, anti: left only
+    nranks = ranks.size(nranks)
+    build = _join_network(_parts(left, nranks), _parts(right, nranks), how, predicate, strategy)
+    pushed = _both_ways(nranks, build, joined.filter(predicate))
+    key_side = "right" if how == "right" else "left"
+    origin = key_side if side == "key" and how != "full" else side
+    for source in ("left", "right"):
+        expected = [str(moved)] if origin == source and source in KEEPS[how] else []
+        assert pushed[source] == expected, (how, str(predicate), source)
+
+
+def test_a_conjunction_after_a_join_splits_and_each_part_goes_its_own_way() -> None:
+    left = pl.DataFrame({"k": [1, 2, 3, None], "x": [5, -1, 7, 1], "s": ["a", "b", "a", "b"]})
+    right = pl.DataFrame({"k": [1, 2, 3, 3], "x": [1, 2, 3, 4], "y": [0.5, None, 1.5, -1.0]})
+    predicate = (pl.col("x") > 0) & (pl.col("y") > 0.0) & (pl.col("x") > pl.col("x_right"))
+    build = _join_network([left], [right], "inner", predicate, "auto")
+    pushed = _both_ways(1, build, left.join(right, on="k").filter(predicate))
+    assert pushed == {"left": [str(pl.col("x") > 0)], "right": [str(pl.col("y") > 0.0)]}
+
+
+def test_a_predicate_moves_through_several_joins_renamed_at_each() -> None:
+    orders = pl.DataFrame({"o": [1, 2, 3, 4], "c": [10, 20, 10, 30], "d": [5, 6, 7, 8]})
+    customers = pl.DataFrame({"c": [10, 20, 30], "seg": ["B", "A", "B"]})
+    items = pl.DataFrame(
+        {"o": [1, 1, 2, 3, 4, 4], "d": [1, 9, 2, 3, 4, 9], "q": [1, 2, 3, 4, 5, 6]}
+    )
+    predicate = (pl.col("seg") == "B") & (pl.col("d_right") > 2) & (pl.col("d") < 8)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c, d, e, f = (ctx.create_channel() for _ in range(6))
+        return [
+            actors.from_polars(ctx, a, customers).named("customers"),
+            actors.from_polars(ctx, b, orders).named("orders"),
+            actors.from_polars(ctx, d, items).named("items"),
+            actors.join(ctx, a, b, c, on="c"),
+            actors.join(ctx, c, d, e, on="o"),
+            actors.sort(ctx, e, f, "q"),
+            actors.filter(ctx, f, out, predicate),
+        ]
+
+    want = customers.join(orders, on="c").join(items, on="o").filter(predicate)
+    pushed = _both_ways(1, build, want)
+    assert pushed == {
+        "customers": [str(pl.col("seg") == "B")],
+        "orders": [str(pl.col("d") < 8)],
+        "items": [str(pl.col("d") > 2)],
+    }
+
+
+# ------------------------------------------------------------------ group-by, sort, shuffle
+@settings(max_examples=12, deadline=None)
+@given(df=_side("s"), nranks=st.sampled_from([1, 2]), over_keys=st.booleans())
+def test_a_filter_over_group_keys_moves_before_the_group_by(
+    df: pl.DataFrame, nranks: int, over_keys: bool
+) -> None:
+    predicate = (pl.col("k") >= 2) & pl.col("s").is_not_null() if over_keys else pl.col("x_sum") > 0
+    nranks = ranks.size(nranks)
+    parts = _parts(df, nranks)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        return [
+            actors.from_polars(ctx, a, parts[ctx.rank], chunk_rows=6),
+            actors.groupby_agg(ctx, a, b, ["k", "s"], [("x", "sum"), ("*", "len")]),
+            actors.filter(ctx, b, out, predicate),
+        ]
+
+    want = df.group_by("k", "s").agg(pl.col("x").sum().alias("x_sum"), pl.len()).filter(predicate)
+    pushed = _both_ways(nranks, build, want)
+    moved = sorted(str(p) for p in (pl.col("k") >= 2, pl.col("s").is_not_null()))
+    assert pushed["from_polars#0"] == (moved if over_keys else [])
+
+
+@settings(max_examples=12, deadline=None)
+@given(df=_side("y"), nranks=st.sampled_from([1, 2]), shuffle=st.booleans())
+def test_a_filter_after_a_sort_or_a_shuffle_moves_before_it(
+    df: pl.DataFrame, nranks: int, shuffle: bool
+) -> None:
+    predicate = (pl.col("x") != 0) & pl.col("y").is_not_null()
+    nranks = ranks.size(nranks)
+    parts = _parts(df, nranks)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        collective = actors.shuffle(ctx, a, b, "k") if shuffle else actors.sort(ctx, a, b, "x")
+        return [
+            actors.from_polars(ctx, a, parts[ctx.rank], chunk_rows=4),
+            collective,
+            actors.rechunk(ctx, b, c, rows=5),
+            actors.filter(ctx, c, out, predicate),
+        ]
+
+    want = df.filter(predicate)
+    pushed = _both_ways(nranks, build, want)
+    assert len(pushed["from_polars#0"]) == 2
+    if not shuffle:  # the ranks' outputs in rank order are the sorted stream
+        got, _ = _run(nranks, build, pushdown=True)
+        if got.width:
+            assert got["x"].to_list() == want.sort("x")["x"].to_list()
+
+
+# ------------------------------------------------------------------ what must not move
+@define_actor
+async def _pass_on(ctx: Context, ch_in: Any, ch_out: Any) -> None:
+    """A user actor: its code is not known, so nothing moves past it."""
+    async for msg in ch_in:
+        await ch_out.send(ctx, msg)
+
+
+BARRIERS: dict[str, tuple[Callable[[Context, Any, Any], ActorNode[Any]], pl.Expr]] = {
+    "limit": (lambda ctx, i, o: actors.limit(ctx, i, o, 5), pl.col("x") > 0),
+    "top_k": (lambda ctx, i, o: actors.top_k(ctx, i, o, "y", 4), pl.col("x") > 0),
+    "map_chunks": (lambda ctx, i, o: actors.map_chunks(ctx, i, o, lambda t: t), pl.col("x") > 0),
+    "user actor": (lambda ctx, i, o: _pass_on(ctx, i, o), pl.col("x") > 0),
+    "with_columns redefining": (
+        lambda ctx, i, o: actors.with_columns(ctx, i, o, x=pl.col("x") - 1),
+        pl.col("x") > 0,
+    ),
+    "select computing": (
+        lambda ctx, i, o: actors.select(ctx, i, o, (pl.col("x") * -1).alias("x"), "y"),
+        pl.col("x") > 0,
+    ),
+    "cast": (lambda ctx, i, o: actors.cast(ctx, i, o, {"x": pl.Float64}), pl.col("x") > 0.5),
+    "group-by aggregate": (
+        lambda ctx, i, o: actors.groupby_agg(ctx, i, o, "k", [("x", "max")]),
+        pl.col("x_max") > 0,
+    ),
+    "distinct off its subset": (
+        lambda ctx, i, o: actors.distinct(ctx, i, o, "k", keep="first"),
+        pl.col("x") > 0,
+    ),
+    "a strict cast": (
+        lambda ctx, i, o: actors.rechunk(ctx, i, o, rows=2),
+        pl.col("y").cast(pl.Int8) > 0,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BARRIERS)
+def test_a_filter_does_not_move_past_what_would_change_its_answer(case: str) -> None:
+    make, predicate = BARRIERS[case]
+    df = pl.DataFrame({"k": [1, 1, 2, 2, 3, 3, 4, 4], "x": [-1, 2, 3, -4, 5, 0, -7, 8],
+                       "y": [0.5, 1.5, 2.0, -1.0, 3.0, 4.0, 0.0, 2.5]})  # fmt: skip
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        return [
+            actors.from_polars(ctx, a, df, chunk_rows=3),
+            make(ctx, a, b),
+            actors.filter(ctx, b, out, predicate),
+        ]
+
+    answers = []
+    for pushdown in (True, False):
+        got, pushed = _run(1, build, pushdown=pushdown)
+        assert pushed == {"from_polars#0": []}
+        answers.append(got)
+    assert_frame_equal(_sorted(answers[0]), _sorted(answers[1]))
+    assert answers[0].height > 0
+
+
+@pytest.mark.parametrize(
+    ("how", "predicate"),
+    [
+        ("left", pl.col("y").is_null()),  # the right side's nulls are those of unmatched rows
+        ("right", pl.col("s").is_null()),
+        ("full", pl.col("s") == "a"),
+        ("full", pl.col("y") > 0),
+        ("inner", pl.col("x") > pl.col("x_right")),
+    ],
+)
+def test_a_filter_does_not_move_to_a_side_the_join_fills_with_nulls(
+    how: str, predicate: pl.Expr
+) -> None:
+    left = pl.DataFrame({"k": [1, 2, 3], "x": [1, 2, 3], "s": ["a", None, "b"]})
+    right = pl.DataFrame({"k": [2, 3, 4], "x": [0, 5, 1], "y": [None, 1.0, 2.0]})
+    build = _join_network([left], [right], how, predicate, "auto")
+    pushed = _both_ways(1, build, left.join(right, on="k", how=how).filter(predicate))  # type: ignore[arg-type]
+    assert pushed == {"left": [], "right": []}
+    assert left.join(right, on="k", how=how).filter(predicate).height > 0  # type: ignore[arg-type]
+
+
+def test_a_join_whose_input_columns_are_not_known_moves_nothing_across() -> None:
+    left = pl.DataFrame({"k": [1, 2, 3], "x": [1, -2, 3]})
+    right = pl.DataFrame({"k": [1, 2, 3], "z": [4, 5, 6]})
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c, d = (ctx.create_channel() for _ in range(4))
+        return [
+            actors.from_polars(ctx, a, left).named("left"),
+            actors.from_polars(ctx, b, right).named("right"),
+            _pass_on(ctx, b, c),  # `x` might come from this side: nothing says it does not
+            actors.join(ctx, a, c, d, on="k"),
+            actors.filter(ctx, d, out, (pl.col("x") > 0) & (pl.col("z") > 4)),
+        ]
+
+    want = left.join(right, on="k").filter((pl.col("x") > 0) & (pl.col("z") > 4))
+    assert _both_ways(1, build, want) == {"left": [], "right": []}
+
+
+def test_a_fan_out_moves_only_what_both_branches_drop() -> None:
+    df = pl.DataFrame({"k": [1, 2, 3, 4], "x": [-1, 2, -3, 4]})
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c, d, e = (ctx.create_channel() for _ in range(5))
+        return [
+            actors.from_polars(ctx, a, df),
+            actors.fanout(ctx, a, [b, c]),
+            actors.filter(ctx, b, d, (pl.col("x") > 0) & (pl.col("k") < 4)),
+            actors.filter(ctx, c, e, pl.col("x") > 0),
+            actors.concat(ctx, [d, e], out),
+        ]
+
+    want = pl.concat([df.filter((pl.col("x") > 0) & (pl.col("k") < 4)), df.filter(pl.col("x") > 0)])
+    assert _both_ways(1, build, want) == {"from_polars#0": [str(pl.col("x") > 0)]}
+
+
+# ------------------------------------------------------------------ the scan, and explain
+def test_a_filter_after_a_join_prunes_the_scan_s_row_groups_and_explain_says_so(
+    tmp_path: Path,
+) -> None:
+    fact = pl.DataFrame(
+        {"k": [i % 10 for i in range(1000)], "t": range(1000), "v": [i * 0.5 for i in range(1000)]}
+    )
+    dim = pl.DataFrame({"k": range(10), "name": [f"n{i % 3}" for i in range(10)]})
+    fact.write_parquet(tmp_path / "fact.parquet", row_group_size=100)
+    dim.write_parquet(tmp_path / "dim.parquet")
+    predicate = (pl.col("t") >= 900) & (pl.col("name") == "n1")
+    want = fact.join(dim, on="k").filter(predicate)
+    reports = {}
+    for pushdown in (True, False):
+        with Context() as ctx:
+            a, b, c, out = (ctx.create_channel() for _ in range(4))
+            scan = actors.read_parquet(ctx, a, tmp_path / "fact.parquet")
+            sink = actors.collect(ctx, out, into="polars")
+            network = Network(ctx, [
+                scan, actors.read_parquet(ctx, b, tmp_path / "dim.parquet"),
+                actors.join(ctx, a, b, c, on="k"), actors.filter(ctx, c, out, predicate), sink,
+            ], pushdown=pushdown)  # fmt: skip
+            network.run()
+            assert_frame_equal(_sorted(sink.result()), _sorted(want))
+            reports[pushdown] = scan.result()
+            explained = network.explain()
+    assert reports[True].row_groups_read == 1 and reports[False].row_groups_read == 10
+    assert reports[True].rows_emitted == want.height  # and the key filter of the dimension
+    assert "skips the rows" not in explained  # the last run: without pushdown
+    with Context() as ctx:
+        a, b, c, out = (ctx.create_channel() for _ in range(4))
+        network = Network(ctx, [
+            actors.read_parquet(ctx, a, tmp_path / "fact.parquet"),
+            actors.read_parquet(ctx, b, tmp_path / "dim.parquet"),
+            actors.join(ctx, a, b, c, on="k"), actors.filter(ctx, c, out, predicate),
+            actors.collect(ctx, out),
+        ])  # fmt: skip
+        lines = network.explain().splitlines()
+    assert (
+        "source `read_parquet#0` skips the rows that `filter#0` drops: " + str(pl.col("t") >= 900)
+        in lines
+    )
+    assert (
+        "source `read_parquet#1` skips the rows that `filter#0` drops: "
+        + str(pl.col("name") == "n1")
+        in lines
+    )
+
+
+def test_a_csv_source_drops_the_rows_a_filter_after_a_sort_drops(tmp_path: Path) -> None:
+    df = pl.DataFrame({"k": range(100), "x": [i % 7 - 3 for i in range(100)]})
+    df.write_csv(tmp_path / "t.csv")
+    predicate = pl.col("x") > 1
+    sent = {}
+    for pushdown in (True, False):
+        with Context() as ctx:
+            a, b, out = (ctx.create_channel() for _ in range(3))
+            sink = actors.collect(ctx, out, into="polars")
+            network = Network(ctx, [
+                actors.read_csv(ctx, a, tmp_path / "t.csv", block_size=200),
+                actors.sort(ctx, a, b, "k", descending=True),
+                actors.filter(ctx, b, out, predicate),
+                sink,
+            ], pushdown=pushdown)  # fmt: skip
+            network.run()
+            assert_frame_equal(sink.result(), df.filter(predicate).sort("k", descending=True))
+            sent[pushdown] = network.statistics().actor("read_csv#0").rows_out
+    assert sent == {True: df.filter(predicate).height, False: 100}
+
+
+def test_a_scan_s_own_filters_and_those_pushed_to_it_both_apply(tmp_path: Path) -> None:
+    df = pl.DataFrame({"k": range(100), "x": [i % 7 for i in range(100)]})
+    df.write_parquet(tmp_path / "t.parquet", row_group_size=10)
+    own, after = pl.col("k") >= 50, pl.col("x") > 3
+    with Context() as ctx:
+        a, b, out = (ctx.create_channel() for _ in range(3))
+        scan = actors.read_parquet(ctx, a, tmp_path / "t.parquet", filters=own)
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            scan, actors.sort(ctx, a, b, "k"), actors.filter(ctx, b, out, after), sink
+        ])  # fmt: skip
+        network.run()
+    assert_frame_equal(sink.result(), df.filter(own & after))
+    assert scan.result().row_groups_read == 5
+    assert scan.result().rows_emitted == df.filter(own & after).height
