@@ -29,6 +29,7 @@ import itertools
 import os
 import re
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ class Reservation:
         self._ledger = ledger
         self.actor = actor
         self.nbytes = nbytes
-        self.task = _current_task()
+        self.task = _task_key()
 
     def resize(self, nbytes: int) -> None:
         """Make the reservation ``nbytes`` (never waits: the memory is already in use)."""
@@ -322,7 +323,7 @@ class _Ledger:
         self.peak = 0
         self.spilled = 0
         self.actors: dict[str, ActorMemory] = {}
-        self.by_task: dict[asyncio.Task[Any] | None, int] = {}  # reserved bytes per task
+        self.by_task: dict[TaskKey, int] = {}  # reserved bytes per task
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.clock = itertools.count()
         self.samples: deque[MemorySample] | None = None  # a timeline's, while tracing
@@ -584,7 +585,7 @@ class MemoryBudget:
                     break
                 if ledger.resident:  # held (by other tasks) while it spilled: spill those too
                     continue
-                if ledger.reserved == ledger.by_task.get(_current_task(), 0):
+                if ledger.reserved == ledger.by_task.get(_task_key(), 0):
                     # only this task's own reservations could end: waiting would never end
                     if in_hand:
                         break
@@ -645,11 +646,17 @@ class MemoryBudget:
         )
 
 
-def _current_task() -> asyncio.Task[Any] | None:
+TaskKey = weakref.ReferenceType[asyncio.Task[Any]] | None
+
+
+def _task_key() -> TaskKey:
+    """The running task, by a weak reference: a reservation kept in a task's frame must
+    not make a reference cycle with the task (the cyclic collector's work)."""
     try:
-        return asyncio.current_task()
+        task = asyncio.current_task()
     except RuntimeError:  # no running event loop
         return None
+    return None if task is None else weakref.ref(task)
 
 
 def _spill_all(chunks: Sequence[Spillable], spills: SpillDirectory) -> None:
