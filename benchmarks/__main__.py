@@ -92,6 +92,10 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         {"rows": 60_000_000, "keys": 20_000_000, "budget": 2 * 2**30},
         {"rows": 400_000, "keys": 100_000, "budget": 64 * 2**20},
     ),
+    "kernel-memory": (
+        "W7k: working memory of the backend's kernels, measured beside its factors",
+        "kernel_memory", {"rows": 1_000_000}, {"rows": 20_000, "kinds": ("sort", "join")},
+    ),
     "actors": (
         "W6: persistent actor round trip and throughput", "actors_latency",
         {"round_trips": 20_000, "messages": 200_000}, {"round_trips": 2_000, "messages": 20_000},

@@ -38,11 +38,11 @@ import polars as pl
 
 WORKLOADS = ("groupby", "sort", "join")
 ENGINES = ("streamnet", "duckdb", "polars streaming")
-ALLOCATOR = {"_RJEM_MALLOC_CONF": "muzzy_decay_ms:0"}
+ALLOCATOR = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:100,muzzy_decay_ms:0"}
 """The environment every engine's process starts with: Polars' allocator (jemalloc) gives
-pages freed half a second ago back at once rather than marking them free for the
-operating system to take when it likes, which left them in the resident set for another
-second (what README's "Memory" section advises under a budget)."""
+freed pages back after a tenth of a second, rather than half a second and then another
+second marked free for the operating system to take when it likes, in the resident set
+meanwhile (what README's "Memory" section advises under a budget)."""
 
 
 def generate(rows: int, keys: int, data_dir: str | Path = ".cache/bench") -> tuple[Path, Path]:
