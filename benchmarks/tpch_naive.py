@@ -25,13 +25,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pyarrow.parquet as pq
-from polars.testing import assert_frame_equal
 
 import actors
-from benchmarks import tpch_queries
+from benchmarks import tpch_queries, tpch_sql
 from benchmarks.tpch_data import TABLES, tables
 from streamnet import ActorNode, Context, Network
 
@@ -61,11 +59,7 @@ SQL = {"q1": Q1_SQL, **tpch_queries.DUCKDB_SQL}
 
 
 def run_duckdb(query: str, t: Tables) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET enable_progress_bar = false")
-    for name, path in t.items():
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+    con = tpch_sql.connect(t)
     frame = pl.DataFrame(con.sql(SQL[query]).to_arrow_table())
     con.close()
     return frame
@@ -293,16 +287,6 @@ ENGINES: dict[str, dict[str, Callable[[Tables], pl.DataFrame]]] = {
 }  # fmt: skip
 
 
-def check_same(got: pl.DataFrame, want: pl.DataFrame, what: str) -> None:
-    """``got`` equals DuckDB's ``want``: same columns and rows in order, floats to a relative 1e-9."""
-    try:
-        assert_frame_equal(
-            got, want, check_dtypes=False, check_exact=False, rel_tol=1e-9, abs_tol=1e-6
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{what} differs from DuckDB's answer: {exc}") from exc
-
-
 @dataclass
 class Result:
     query: str
@@ -336,7 +320,9 @@ def run(
     for query in queries:
         reference = ENGINES["duckdb"][query](t)
         for engine, fns in ENGINES.items():
-            check_same(fns[query](t), reference, f"{engine}'s {query.upper()}")
+            tpch_queries.check_same(
+                fns[query](t), reference, f"{engine}'s {query.upper()}", whose="DuckDB's"
+            )
         best: dict[str, tuple[float, float]] = {}
         for _ in range(max(1, repeats)):
             for engine, fns in ENGINES.items():

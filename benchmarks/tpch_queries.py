@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
@@ -30,6 +29,7 @@ from polars.testing import assert_frame_equal
 import actors
 from benchmarks._measure import best_time, mib, peak_memory
 from benchmarks.tpch_data import ROW_GROUP_ROWS, TABLES, tables
+from benchmarks.tpch_sql import connect
 from streamnet import ActorNode, Channel, Context, Network, TableChunk
 
 Tables = dict[str, Path]
@@ -186,10 +186,7 @@ DUCKDB_SQL = {
 
 
 def run_duckdb(query: str, t: Tables) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    for name, path in t.items():
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+    con = connect(t)
     frame = pl.DataFrame(con.sql(DUCKDB_SQL[query]).to_arrow_table())
     con.close()
     return frame
@@ -504,14 +501,15 @@ ENGINES: dict[str, dict[str, Callable[[Tables], pl.DataFrame]]] = {
 }  # fmt: skip
 
 
-def check_same(got: pl.DataFrame, want: pl.DataFrame, what: str) -> None:
-    """``got`` equals ``want``: same columns and rows in order, floats to a relative 1e-9."""
+def check_same(got: pl.DataFrame, want: pl.DataFrame, what: str, *, whose: str = "Polars'") -> None:
+    """``got`` equals ``want`` (``whose`` answer): same columns and rows in order, floats to
+    a relative 1e-9."""
     try:
         assert_frame_equal(
             got, want, check_dtypes=False, check_exact=False, rel_tol=1e-9, abs_tol=1e-6
         )
     except AssertionError as exc:
-        raise AssertionError(f"{what} differs from Polars' answer: {exc}") from exc
+        raise AssertionError(f"{what} differs from {whose} answer: {exc}") from exc
 
 
 @dataclass

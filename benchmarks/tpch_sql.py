@@ -278,6 +278,7 @@ def connect(
     ``threads``: DuckDB's thread count (None: DuckDB's default, every core).
     """
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     if threads is not None:
         con.execute(f"SET threads TO {int(threads)}")
     for name, path in tables.items():

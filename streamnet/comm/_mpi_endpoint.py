@@ -81,9 +81,10 @@ class Endpoint:
         self.inbox = TaggedInbox()  # slots: (source, (epoch, tag))
         self.incoming: dict[int, deque[_Incoming]] = {}
         self.outgoing: list[_Outgoing] = []
-        # Sends of failed epochs: nobody waits for them, but MPI may still read their
-        # buffers (a live peer still receives them), so they are kept until complete.
-        self.abandoned: list[_Outgoing] = []
+        # Sends nobody waits for (of failed epochs; aborts not yet taken): MPI may still
+        # read their buffers (a live peer still receives them), so the requests and the
+        # buffers are kept until complete.
+        self.abandoned: list[tuple[list[Any], list[Any]]] = []
         self.failures: dict[int, FailureRecord] = {}  # per epoch, made when first needed
         self.down: tuple[int, BaseException] | None = None  # a failure of every epoch
         self.watchers: dict[asyncio.AbstractEventLoop, int] = {}  # networks awaiting aborts
@@ -180,6 +181,8 @@ class Endpoint:
             deadline = time.monotonic() + 2.0  # small messages go at once; never wait long
             while not self.mpi.Request.Testall(requests) and time.monotonic() < deadline:
                 time.sleep(1e-3)
+            if not self.mpi.Request.Testall(requests):  # MPI still reads the blob
+                self.abandoned.append((requests, [blob]))
             self._fail(epoch, (self.rank, cause))
 
     def watch(self, epoch: int, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
@@ -283,7 +286,7 @@ class Endpoint:
                 self._deliver(source, message.key, _wire.loads(message.header, message.buffers))
                 progressed = True
         if self.abandoned:
-            self.abandoned = [o for o in self.abandoned if not mpi.Request.Testall(o.requests)]
+            self.abandoned = [a for a in self.abandoned if not mpi.Request.Testall(a[0])]
         if self.outgoing:
             still = [o for o in self.outgoing if not mpi.Request.Testall(o.requests)]
             if len(still) != len(self.outgoing):
@@ -314,7 +317,7 @@ class Endpoint:
         for sent in hit:  # a peer that failed may never take it: stop waiting for the transfer
             settle(sent.future, self.record(sent.epoch).error())
         self.outgoing = [o for o in self.outgoing if o not in hit]
-        self.abandoned.extend(hit)
+        self.abandoned.extend((o.requests, o.keep_alive) for o in hit)
 
         def in_epoch(slot: Any) -> bool:
             return epoch is None or slot[1][0] == epoch
