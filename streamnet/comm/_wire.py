@@ -73,6 +73,14 @@ def _unpacked(name: BackendName, header: bytes, *frames: Any) -> TableChunk:
 _TABLES = (pa.Table, pa.RecordBatch, pl.DataFrame, TableChunk)
 
 
+def _exporter(frame: Any) -> Any:
+    """``frame`` as a buffer that is not a memoryview, for the buffers `dumps` hands out to
+    refer to. Before Python 3.12 the cyclic collector crashes the process when it frees a
+    memoryview that another memoryview's buffer still refers to (CPython gh-77894), and a
+    failed run's tracebacks put the buffers it was sending in just such cycles."""
+    return pa.py_buffer(frame) if isinstance(frame, memoryview) else frame
+
+
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
@@ -84,7 +92,7 @@ class _Pickler(pickle.Pickler):
             return _frame_from_ipc, (pickle.PickleBuffer(_ipc_buffer(obj.to_arrow())),)
         if isinstance(obj, TableChunk):
             packed = _receiver(obj.backend).pack(obj)
-            frames = (pickle.PickleBuffer(frame) for frame in packed.frames)
+            frames = (pickle.PickleBuffer(_exporter(frame)) for frame in packed.frames)
             return _unpacked, (packed.backend, packed.header, *frames)
         return NotImplemented
 

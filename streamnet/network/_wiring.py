@@ -23,14 +23,15 @@ from streamnet._context import Context
 
 __all__ = ["claim", "unique_channels", "validate"]
 
-_owners: weakref.WeakKeyDictionary[Channel[Any], object] = weakref.WeakKeyDictionary()
-"""The network each channel was built into."""
+_owners: weakref.WeakKeyDictionary[Channel[Any], weakref.ref[Any]] = weakref.WeakKeyDictionary()
+"""The network each channel was built into, by a weak reference: a network holds its
+channels, so a strong one would keep every network (its Context and threads) alive."""
 
 
 def claim(channels: Iterable[Channel[Any]], owner: object) -> None:
     """Record that ``owner`` (a Network) runs ``channels``; another network may not."""
     for channel in channels:
-        _owners[channel] = owner
+        _owners[channel] = weakref.ref(owner)
 
 
 def unique_channels(actors: Sequence[ActorNode]) -> tuple[Channel[Any], ...]:
@@ -117,7 +118,8 @@ def validate(
                 f"channel `{channel.name}` has no consumer: "
                 f"{_endpoint_list(made)} send into it, but no actor receives from it"
             )
-        if channel in _owners:
+        owner = _owners.get(channel)
+        if owner is not None and owner() is not None:
             problems.append(f"channel `{channel.name}` already belongs to another network")
         elif channel.state != "open":
             problems.append(f"channel `{channel.name}` is already {channel.state}")

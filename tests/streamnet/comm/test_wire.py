@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -89,3 +91,31 @@ def test_a_context_receives_packed_frames_into_its_backends_buffers() -> None:
 
     with Context(communicator=Recording()) as ctx:
         assert given == [ctx.backend.host_buffer]
+
+
+def test_buffers_of_a_sent_chunk_left_in_a_reference_cycle_are_freed_without_a_crash() -> None:
+    # A failed run's tracebacks hold the buffers it was sending in reference cycles. Before
+    # Python 3.12, freeing a memoryview that another memoryview's buffer refers to from the
+    # cyclic collector crashed the process; a child process shows whether it survives.
+    script = """
+import gc
+import polars as pl
+from streamnet import TableChunk
+from streamnet.comm._wire import dumps
+
+class Cycle:
+    pass
+
+chunk = TableChunk.from_polars(pl.DataFrame({"x": range(100), "s": ["a", None] * 50}))
+for turn in range(50):
+    _, buffers = dumps((turn, chunk))
+    cycle = Cycle()
+    cycle.self, cycle.buffers = cycle, buffers if turn % 2 else buffers[::-1]
+    del buffers, cycle
+    gc.collect()
+print("freed")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "freed"), done.stderr[-2000:]

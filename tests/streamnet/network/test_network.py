@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -396,9 +398,28 @@ def test_validation_rejects_empty_and_duplicate_and_foreign_context() -> None:
 def test_channel_used_by_two_networks_is_rejected() -> None:
     ctx = Context()
     a = ctx.create_channel(name="shared")
-    Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
+    first = Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
     with pytest.raises(WiringError, match="`shared` already belongs to another network"):
         Network(ctx, [numbers(ctx, a, 1), collect(ctx, a, [])])
+    del first
+
+
+def test_a_network_no_longer_referenced_is_freed_with_its_context_and_threads() -> None:
+    """Nothing of the library keeps a network alive once its user drops it: not the
+    record of which network owns a channel. Else every network run in a notebook would
+    keep its Context, its data and its thread pool until the process ends."""
+
+    def run_one() -> tuple[weakref.ref[Context], weakref.ref[Network]]:
+        ctx = Context()
+        ch = ctx.create_channel()
+        network = Network(ctx, [numbers(ctx, ch, 3), collect(ctx, ch, [])])
+        network.run()
+        return weakref.ref(ctx), weakref.ref(network)
+
+    ctx_ref, network_ref = run_one()
+    gc.collect()
+    assert network_ref() is None
+    assert ctx_ref() is None
 
 
 def test_payload_type_mismatch_between_annotations_is_rejected() -> None:
