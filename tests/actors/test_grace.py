@@ -125,7 +125,9 @@ def test_a_join_whose_right_side_does_not_fit_its_share_equals_polars_and_spills
     else:
         # several: the shuffle's partitions are too big for a rank's share, split again
         assert any(r.repartitioned > 0 and r.strategy == "grace" for r in reports)
-        assert all(r.levels <= 1 for r in reports)
+        # the keys split, so no partition is joined block by block; how many times a
+        # partition splits depends on the hash (Polars' differs between versions)
+        assert all(r.blocked == 0 for r in reports)
 
 
 @pytest.mark.parametrize("how", ["inner", "full", "anti"])
