@@ -15,6 +15,7 @@ import polars as pl
 
 from actors._commit import output_actor
 from actors._parquet import ParquetScanReport, PathLike, _check_read, scan_files
+from actors._pushed import resolved_predicates
 from actors._writing import WriteReport, write_stream
 from streamnet import (
     Channel,
@@ -44,7 +45,7 @@ __all__ = ["read_delta", "write_delta"]
 DeltaMode = Literal["append", "overwrite", "error"]
 
 
-@define_actor(check=_check_read, head=True, prunes=True)
+@define_actor(check=_check_read, head=True, prunes=True, pushdown=True)
 async def read_delta(
     ctx: Context,
     ch_out: Channel[TableChunk],
@@ -62,7 +63,8 @@ async def read_delta(
     at ``timestamp``), its files read as `read_parquet` reads files.
 
     The log gives the files of the version, their partition values and their
-    statistics: files that ``filters`` (and fused filters) cannot match by their
+    statistics: files that ``filters`` (and fused filters, and the filters
+    downstream that the Network moves to the scan) cannot match by their
     partition values or by the log's min, max and null counts are left out before
     any is opened, then row groups are pruned and read as in `read_parquet`
     (``columns``, ``filters``, ``prefetch`` and ``split`` mean the same). The
@@ -119,9 +121,10 @@ async def read_delta(
     predicate = pl.all_horizontal(current_filters) if len(current_filters) > 1 else (
         current_filters[0] if current_filters else None
     )  # fmt: skip
+    pushed = [p.expr for p in await resolved_predicates(node)]  # the actors downstream's too
     files = await ctx.to_thread(
         plan_delta, uri, version=version, timestamp=timestamp,
-        storage_options=storage_options, predicate=predicate,
+        storage_options=storage_options, predicate=predicate, pushed=pushed,
     )  # fmt: skip
     out_columns = list(columns) if columns is not None else list(files.schema.names)
     if not files.paths:  # an empty version, or every file pruned: the schema, no rows

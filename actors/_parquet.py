@@ -162,7 +162,8 @@ def _plan(
     paths = list(source.paths)
     nothing = False
     if partitions is not None:
-        paths, partitions, nothing = _prune_files(paths, partitions, predicate, plan.steps)
+        moved = [p.expr for p in pushed if p.columns <= set(partitions.names)]
+        paths, partitions, nothing = _prune_files(paths, partitions, predicate, plan.steps, moved)
         source = dataclasses.replace(source, paths=tuple(paths))
         plan = Plan(source, plan.steps)
     files = read_parquet_footers(paths)
@@ -214,12 +215,14 @@ def _plan(
 
 def _prune_files(
     paths: list[FilePath], partitions: HivePartitions, predicate: pl.Expr | None,
-    steps: Sequence[Step],
+    steps: Sequence[Step], pushed: Sequence[pl.Expr] = (),
 ) -> tuple[list[FilePath], HivePartitions, bool]:  # fmt: skip
     """The files of a hive-partitioned dataset that the predicates on its partition columns
-    alone (``predicate``, the leading filters) do not prune, their partitions, and whether
-    none is left (the first file is then kept, for the schema)."""
+    alone (``predicate``, the leading filters, the ``pushed`` predicates of the actors
+    downstream) do not prune, their partitions, and whether none is left (the first file
+    is then kept, for the schema)."""
     tests = ([predicate] if predicate is not None else []) + _prunes(steps, partitions.names)
+    tests += pushed
     pruned = [False] * len(paths)
     others: pl.Schema | None = None
     for test in tests:

@@ -123,10 +123,14 @@ def plan_delta(
     timestamp: dt.datetime | str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     predicate: pl.Expr | None = None,
+    pushed: Sequence[pl.Expr] = (),
 ) -> DeltaFiles:
     """The files of the version of the table ``uri`` (the latest, ``version``, or the one
     current at ``timestamp``), those whose partition values or log statistics prove
     ``predicate`` false for all their rows left out.
+
+    ``pushed``: predicates the actors downstream apply anyway, each pruning files the
+    same way on its own (those over columns the table lacks are left to those actors).
 
     Raises
     ------
@@ -166,9 +170,13 @@ def plan_delta(
             for n in names
         )
         values = [tuple(row) for row in typed.iter_rows()]
-    keep = list(range(len(paths)))
-    if predicate is not None and paths:
-        keep = [i for i, gone in enumerate(_pruned_files(actions, predicate, types, names)) if not gone]
+    tests = [predicate] if predicate is not None else []
+    tests += [expr for expr in pushed if set(expr.meta.root_names()) <= set(types)]
+    pruned = [False] * len(paths)
+    for test in tests if paths else ():
+        verdict = _pruned_files(actions, test, types, names)
+        pruned = [a or b for a, b in zip(pruned, verdict, strict=True)]
+    keep = [i for i, gone in enumerate(pruned) if not gone]
     partitions = None
     if names:
         partitions = HivePartitions(

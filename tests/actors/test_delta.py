@@ -89,6 +89,23 @@ def test_filters_prune_files_by_partition_and_log_statistics(tmp_path: Path) -> 
         assert report.files < total, predicate
 
 
+def test_a_filter_the_network_moves_past_a_collective_prunes_files(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    frame = _events(1000)
+    _write(frame, table, partition_by=["cat"], chunk_rows=100, max_file_bytes=1)  # a file per chunk
+    total = len(deltalake.DeltaTable(table).file_uris())
+    for predicate, most in [(pl.col("cat") == "b", total // 2), (pl.col("id") < 150, 6)]:
+        ctx = Context()
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        scan = actors.read_delta(ctx, a, table)
+        sink = actors.collect(ctx, c, into="polars")
+        Network(
+            ctx, [scan, actors.shuffle(ctx, a, b, "id"), actors.filter(ctx, b, c, predicate), sink]
+        ).run()
+        assert_frame_equal(_sorted(sink.result()), _sorted(frame.filter(predicate)), check_column_order=False)
+        assert scan.result().files <= most < total, predicate
+
+
 def test_overwrite_replaces_the_rows(tmp_path: Path) -> None:
     table = tmp_path / "t"
     _write(_events(100), table)

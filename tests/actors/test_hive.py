@@ -99,6 +99,23 @@ def test_a_fused_filter_prunes_folders_too(dataset: Path) -> None:
     assert scan.result().files == 3
 
 
+def test_a_filter_the_network_moves_past_a_collective_prunes_folders(dataset: Path) -> None:
+    ctx = Context()
+    a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+    scan = actors.read_parquet(ctx, a, dataset)
+    predicate = (pl.col("year") == 2025) & (pl.col("v") > 10)
+    network = Network(
+        ctx,
+        [scan, actors.shuffle(ctx, a, b, "v"), actors.filter(ctx, b, c, predicate),
+         sink := actors.collect(ctx, c, into="polars")],
+    )  # fmt: skip
+    network.run()
+    expected = pl.read_parquet(dataset).filter(predicate)
+    assert_frame_equal(sink.result().sort("v", "w"), expected.sort("v", "w"))
+    assert scan.result().files == 3  # the folders of 2025 only
+    assert "year" in network.explain()
+
+
 def test_every_folder_pruned_gives_the_schema_and_no_rows(dataset: Path) -> None:
     got, report = _scan(dataset, filters=pl.col("year") == 1999)
     assert got.height == 0 and got.schema == pl.read_parquet(dataset).schema
