@@ -198,10 +198,14 @@ async def join(
     spilled_before = _spilled(ctx, actor)
     holders: list[MemoryHolder] = []  # cleared on the way out: nothing stays counted
     # The keys of a side read whole, for the sources of the other side (a Network's key
-    # filters, on one rank): they wait for them.
+    # filters): they wait for them. On several ranks only the right side's: every rank
+    # reads its share of it whole before the ranks agree on a strategy, so their keys
+    # are gathered there; the left side is read in the background, and gives none.
     node = current_actor()
-    key_sets = node.key_sets if node is not None and coll.nranks == 1 else {}
+    key_sets = node.key_sets if node is not None else {}
     left_keys, right_keys = JoinKeys(ctx, key_sets.get("left_in")), JoinKeys(ctx, key_sets.get("right_in"))
+    if coll.nranks > 1:
+        left_keys.abandon()
     try:
         # The left side is buffered while the right side is read, so a join whose two inputs
         # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
@@ -238,10 +242,15 @@ async def join(
                     size += item[1].nbytes
                     await right_keys.add(item[1])
                     await right_holder.add(item[1])
-            if ended:
+            if ended and coll.nranks == 1:
                 await right_keys.publish()
-            right_keys.abandon()  # not read whole: the left side's sources read everything
+            if coll.nranks == 1:
+                right_keys.abandon()  # not read whole: the left side's sources read everything
             sizes = await coll.allgather("size", (size, ended))
+            if coll.nranks > 1:
+                if all(e for _, e in sizes):  # every rank read its share whole
+                    await right_keys.publish_gathered(coll)
+                right_keys.abandon()
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from streamnet import Context, JoinSpec, TableChunk
+import polars as pl
+
+from streamnet import Collective, Context, JoinSpec, TableChunk
 
 if TYPE_CHECKING:
     from actors._typing import JoinHow
@@ -184,18 +186,50 @@ class JoinKeys:
     async def publish(self) -> None:
         """Publish each key set's distinct keys; none for a float key (a set's equality is
         not a join's for -0.0 and NaN) or beyond `KEY_FILTER_LIMIT` keys."""
-        for key_set in self.key_sets:
-            if key_set.published:
-                continue
-            values = await self.ctx.to_thread(
-                self.ctx.backend.key_values, self.parts, key_set.column
-            )
-            usable = not values.dtype.is_float() and len(values) <= KEY_FILTER_LIMIT
-            key_set.publish(values if usable else None)
+        for key_set, values in zip(self.key_sets, await self._values(), strict=True):
+            if not key_set.published:
+                key_set.publish(values)
         self.parts = []
+
+    async def publish_gathered(self, coll: Collective) -> None:
+        """Publish each key set's distinct keys over every rank's input, once each rank has
+        read its share whole (a collective step: every rank calls it); none where a rank
+        has none to give (see `publish`)."""
+        if not self.key_sets:  # the same on every rank: a Network gave none
+            return
+        everyone = await coll.allgather("key filter", await self._values())
+        for i, key_set in enumerate(self.key_sets):
+            parts = [values[i] for values in everyone]
+            union = None
+            if all(part is not None for part in parts):
+                try:
+                    union = await self.ctx.to_thread(_union, parts)
+                except pl.exceptions.PolarsError:  # the ranks' types differ: the join says so
+                    union = None
+            usable = union is not None and len(union) <= KEY_FILTER_LIMIT
+            key_set.publish(union if usable else None)
+        self.parts = []
+
+    async def _values(self) -> list[pl.Series | None]:
+        """Each key set's distinct keys in the chunks added, or None where it gives none."""
+        found: list[pl.Series | None] = []
+        for key_set in self.key_sets:
+            values = None
+            if not key_set.published:
+                values = await self.ctx.to_thread(
+                    self.ctx.backend.key_values, self.parts, key_set.column
+                )
+                if values.dtype.is_float() or len(values) > KEY_FILTER_LIMIT:
+                    values = None
+            found.append(values)
+        return found
 
     def abandon(self) -> None:
         """Publish no filter for the key sets not published yet (their sources read all)."""
         for key_set in self.key_sets:
             key_set.publish(None)
         self.parts = []
+
+
+def _union(parts: Sequence[pl.Series]) -> pl.Series:
+    return pl.concat(parts).unique()

@@ -171,7 +171,7 @@ class Network:
         self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
         self._pruned = prune_columns(self._actors, tuple(feedback)) if prune else {}
         self._pushed = (
-            push_predicates(self._actors, tuple(feedback), keys=ctx.nranks == 1)
+            push_predicates(self._actors, tuple(feedback))
             if pushdown
             else {}
         )

@@ -24,13 +24,15 @@ from the sinks up. A source that applies predicates (``define_actor(pushdown=Tru
 ``read_parquet``) then applies those of its output too (`push`); the filters stay
 where they are, so moving a predicate only ever saves work.
 
-Key filters (`key_filters`, on one rank) add predicates known only when the
-network runs: a join (``define_actor(matches=...)``) one input of which is cut
-down by a filter reads it whole first and publishes its keys (`KeySet`); the
-other input gets the predicate "key among them", which moves upstream as any
-other, and the sources it reaches wait for the keys. Reading that input first
-must not stall the network: nothing upstream of it may send anywhere else. An
-input a key filter cuts down may give its own keys in turn (a few rounds).
+Key filters (`key_filters`) add predicates known only when the network runs: a
+join (``define_actor(matches=...)``) one input of which is cut down by a filter
+reads it whole first and publishes its keys (`KeySet`); the other input gets the
+predicate "key among them", which moves upstream as any other, and the sources
+it reaches wait for the keys. Reading that input first must not stall the
+network: nothing upstream of it may send anywhere else. An input a key filter
+cuts down may give its own keys in turn (a few rounds). On several ranks the
+join gathers the keys of every rank's share, or publishes none (``actors.join``
+does so for its right input only).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Key filters: a join that reads a cut-down input whole gives its keys to the sources of
-its other input, which skip the rows that cannot match; answers stay Polars', and a network
-that could stall for it (or runs on several ranks) does without."""
+its other input, which skip the rows that cannot match (on several ranks, the keys of every
+rank's share); answers stay Polars', and a network that could stall for it does without."""
 
 from __future__ import annotations
 
@@ -121,22 +121,45 @@ def test_a_side_that_shares_its_upstream_gives_no_keys_and_nothing_stalls() -> N
     assert keys == {"from_polars#0": []}
 
 
-def test_several_ranks_use_no_key_filters() -> None:
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_on_several_ranks_the_right_sides_keys_are_gathered_from_every_rank(nranks: int) -> None:
     def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
         c, o, kept = (ctx.create_channel() for _ in range(3))
         part = ORDERS.slice(ctx.rank * 20, 20)
+        mine = CUSTOMERS.filter(pl.col("c") % ctx.nranks == ctx.rank)  # every rank's own keys
         return [
-            actors.from_polars(ctx, c, CUSTOMERS if ctx.rank == 0 else CUSTOMERS.head(0)),
+            actors.from_polars(ctx, c, mine).named("customers"),
             actors.filter(ctx, c, kept, pl.col("seg") == "B"),
-            actors.from_polars(ctx, o, part),
+            actors.from_polars(ctx, o, part).named("orders"),
             actors.join(ctx, o, kept, out, on="c"),
         ]
 
-    nranks = ranks.size(2)
-    got, keys, _, _ = _run(build, nranks=nranks)
-    assert not any(keys.values())
-    want = ORDERS.slice(0, 20 * nranks).join(CUSTOMERS.filter(pl.col("seg") == "B"), on="c")
+    nranks = ranks.size(nranks)
+    got, keys, sent, _ = _run(build, nranks=nranks)
+    assert keys["orders"] == ["`c` among the `c` keys `join#0` reads on its right_in input"]
+    segment_b = CUSTOMERS.filter(pl.col("seg") == "B")
+    want = ORDERS.slice(0, 20 * nranks).join(segment_b, on="c")
     assert_frame_equal(_sorted(got), _sorted(want))
+    # rank 0's orders were cut by the keys of every rank's customers
+    assert sent["orders"] == ORDERS.head(20).join(segment_b, on="c", how="semi").height
+
+
+def test_on_several_ranks_a_left_side_gives_no_keys_and_nothing_stalls() -> None:
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o, kept = (ctx.create_channel() for _ in range(3))
+        mine = CUSTOMERS if ctx.rank == 0 else CUSTOMERS.head(0)
+        return [
+            actors.from_polars(ctx, c, mine).named("customers"),
+            actors.filter(ctx, c, kept, pl.col("seg") == "B"),
+            actors.from_polars(ctx, o, ORDERS.slice(ctx.rank * 20, 20)).named("orders"),
+            actors.join(ctx, kept, o, out, on="c"),  # the cut-down side on the left
+        ]
+
+    nranks = ranks.size(2)
+    got, keys, sent, _ = _run(build, nranks=nranks)
+    want = CUSTOMERS.filter(pl.col("seg") == "B").join(ORDERS.slice(0, 20 * nranks), on="c")
+    assert_frame_equal(_sorted(got), _sorted(want))
+    assert keys["orders"] and sent["orders"] == 20  # offered a key filter, published as none
 
 
 def test_float_keys_give_no_filter() -> None:
@@ -180,18 +203,23 @@ HOWS = ["inner", "left", "right", "semi", "anti"]
     first=st.sampled_from(HOWS),
     second=st.sampled_from(HOWS),
     strategy=st.sampled_from(["auto", "shuffle"]),
+    nranks=st.sampled_from([1, 2]),
 )
 def test_two_joins_after_filters_give_polars_answer_with_key_filters(
-    a: pl.DataFrame, b: pl.DataFrame, c: pl.DataFrame, first: str, second: str, strategy: str
-) -> None:
+    a: pl.DataFrame, b: pl.DataFrame, c: pl.DataFrame, first: str, second: str, strategy: str,
+    nranks: int,
+) -> None:  # fmt: skip
+    def share(ctx: Context, df: pl.DataFrame) -> pl.DataFrame:
+        return df.filter(pl.int_range(pl.len()) % ctx.nranks == ctx.rank)
+
     def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
         sa, sb, sc, fb, ab, fc = (ctx.create_channel() for _ in range(6))
         return [
-            actors.from_polars(ctx, sa, a, chunk_rows=4),
-            actors.from_polars(ctx, sb, b, chunk_rows=5),
+            actors.from_polars(ctx, sa, share(ctx, a), chunk_rows=4),
+            actors.from_polars(ctx, sb, share(ctx, b), chunk_rows=5),
             actors.filter(ctx, sb, fb, pl.col("b") > 0),
             actors.join(ctx, sa, fb, ab, on="k", how=first, strategy=strategy),  # type: ignore[arg-type]
-            actors.from_polars(ctx, sc, c, chunk_rows=3),
+            actors.from_polars(ctx, sc, share(ctx, c), chunk_rows=3),
             actors.filter(ctx, sc, fc, pl.col("c") != 0),
             actors.join(ctx, ab, fc, out, on="k", how=second, strategy=strategy),  # type: ignore[arg-type]
         ]
@@ -199,7 +227,7 @@ def test_two_joins_after_filters_give_polars_answer_with_key_filters(
     joined = a.join(b.filter(pl.col("b") > 0), on="k", how=first)  # type: ignore[arg-type]
     want = joined.join(c.filter(pl.col("c") != 0), on="k", how=second)  # type: ignore[arg-type]
     for pushdown in (True, False):
-        got, _, _, _ = _run(build, pushdown=pushdown)
+        got, _, _, _ = _run(build, pushdown=pushdown, nranks=ranks.size(nranks))
         if got.width == 0:
             assert want.height == 0
         else:
