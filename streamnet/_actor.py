@@ -322,6 +322,18 @@ class ActorNode(Generic[R]):
         rows = declared(**self._arguments())
         return rows if isinstance(rows, int) else None
 
+    def filters_rows(self) -> bool:
+        """Whether the node drops rows by a predicate of its own: its step is a filter, or
+        it is a source that applies predicates (``define_actor(pushdown=True)``) given
+        one as ``filters=``."""
+        from streamnet.plans import Filter  # plans import the runtime lazily
+
+        if isinstance(self.step(), Filter):
+            return True
+        if not self._definition.pushdown:
+            return False
+        return self._arguments().get("filters") is not None
+
     @property
     def key_sets(self) -> Mapping[str, tuple[KeySet, ...]]:
         """Per input parameter, the key sets the node publishes once it has read that input

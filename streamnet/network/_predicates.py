@@ -207,11 +207,10 @@ def _ancestors(
 
 
 def _cut_down(upstream: Sequence[ActorNode], applied: Mapping[Hashable, Predicates]) -> bool:
-    """Whether a filter acts upstream: a filter actor there, or predicates pushed to a source."""
-    from streamnet.plans import Filter  # plans import the runtime lazily
-
+    """Whether a filter acts upstream: a filter actor or a source's own ``filters=`` there,
+    or predicates pushed to a source."""
     for node in upstream:
-        if isinstance(node.step(), Filter):
+        if node.filters_rows():
             return True
         if node.definition.pushdown and any(applied.get(c) for c in node.outputs):
             return True

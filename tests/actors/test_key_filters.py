@@ -4,6 +4,7 @@ rank's share); answers stay Polars', and a network that could stall for it does 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -160,6 +161,28 @@ def test_on_several_ranks_a_left_side_gives_no_keys_and_nothing_stalls() -> None
     want = CUSTOMERS.filter(pl.col("seg") == "B").join(ORDERS.slice(0, 20 * nranks), on="c")
     assert_frame_equal(_sorted(got), _sorted(want))
     assert keys["orders"] and sent["orders"] == 20  # offered a key filter, published as none
+
+
+@pytest.mark.parametrize("own_filter", [True, False])
+def test_a_source_cut_down_by_its_own_filters_gives_keys(tmp_path: Path, own_filter: bool) -> None:
+    CUSTOMERS.write_parquet(tmp_path / "c.parquet")
+    ORDERS.write_parquet(tmp_path / "o.parquet", row_group_size=8)
+    segment_b = pl.col("seg") == "B"
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o = ctx.create_channel(), ctx.create_channel()
+        filters = segment_b if own_filter else None
+        return [
+            actors.read_parquet(ctx, c, tmp_path / "c.parquet", filters=filters).named("customers"),
+            actors.read_parquet(ctx, o, tmp_path / "o.parquet").named("orders"),
+            actors.join(ctx, o, c, out, on="c"),
+        ]
+
+    got, keys, sent, _ = _run(build)
+    want = ORDERS.join(CUSTOMERS.filter(segment_b) if own_filter else CUSTOMERS, on="c")
+    assert_frame_equal(_sorted(got), _sorted(want))
+    assert bool(keys["orders"]) == own_filter  # no filter: nothing to gain from the keys
+    assert sent["orders"] == want.height if own_filter else ORDERS.height
 
 
 def test_float_keys_give_no_filter() -> None:
