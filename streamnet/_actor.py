@@ -145,6 +145,7 @@ class ActorNode(Generic[R]):
 
     __slots__ = (
         "_args",
+        "_bound",
         "_definition",
         "_fused",
         "_key_sets",
@@ -173,6 +174,7 @@ class ActorNode(Generic[R]):
         self.ctx = ctx
         self._args = args
         self._kwargs = kwargs
+        self._bound: dict[str, Any] | None = None
         self.endpoints = endpoints
         self._name = ctx.actor_name(definition.name)
         self.op_id: int | None = ctx.next_op_id() if definition.collective else None
@@ -204,9 +206,7 @@ class ActorNode(Generic[R]):
     def _made(self, make: Callable[..., _S | None] | None) -> _S | None:
         if make is None:
             return None
-        bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
-        bound.apply_defaults()
-        step = make(**bound.arguments)
+        step = make(**self._arguments())
         if step is None:
             return None
         return dataclasses.replace(step, actor=self._name)
@@ -236,9 +236,13 @@ class ActorNode(Generic[R]):
         return {e.channel: None for e in inputs}
 
     def _arguments(self) -> dict[str, Any]:
-        bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
+        """Every parameter's argument, defaults included (bound once: a Network's passes
+        ask many times)."""
+        if self._bound is None:
+            bound = self._definition.signature.bind(self.ctx, *self._args, **self._kwargs)
+            bound.apply_defaults()
+            self._bound = dict(bound.arguments)
+        return dict(self._bound)
 
     def _by_parameter(
         self, columns: Mapping[Channel[Any], frozenset[str] | None]

@@ -82,6 +82,42 @@ def test_a_parquet_writer_refuses_an_unknown_codec(backend: Backend, tmp_path: P
         )
 
 
+def test_the_cpu_parquet_writer_gives_a_dictionary_only_to_columns_whose_values_repeat(
+    tmp_path: Path,
+) -> None:
+    from streamnet.backends.cpu import CpuBackend
+
+    backend = CpuBackend()
+    n = 200_000
+    df = pl.DataFrame(
+        {
+            "unique": pl.int_range(n, eager=True),
+            "flag": pl.Series(["A", "N", "R"] * (n // 3) + ["A"] * (n % 3)),
+            "day": pl.int_range(n, eager=True) // 1000,
+            "text": pl.int_range(n, eager=True).cast(pl.String) + "-x",
+        }
+    )
+    path = tmp_path / "t.parquet"
+    writer = backend.parquet_writer(path, backend.from_polars(df).schema, compression="zstd")
+    for start in range(0, n, 50_000):  # row groups of 50,000: a dictionary never fills
+        writer.write(backend.from_polars(df.slice(start, 50_000)))
+    writer.close()
+    assert_frame_equal(pl.read_parquet(path), df)
+    group = pq.read_metadata(path).row_group(1)
+    encoded = {
+        group.column(i).path_in_schema: group.column(i).has_dictionary_page
+        for i in range(group.num_columns)
+    }
+    assert encoded == {"unique": False, "flag": True, "day": True, "text": False}
+
+
+def test_a_parquet_writer_given_no_chunk_writes_the_schema(backend: Backend, tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    writer = backend.parquet_writer(path, pa.schema([("x", pa.int64())]), compression="none")
+    writer.close()
+    assert pl.read_parquet(path).schema == pl.Schema({"x": pl.Int64})
+
+
 # ------------------------------------------------------------------ CSV
 
 CSV_COLUMNS = {"i": pl.Int64, "f": pl.Float64, "s": pl.String, "b": pl.Boolean}
