@@ -162,8 +162,11 @@ def join_matches(**arguments: Any) -> list[tuple[str, tuple[str, ...], str, tupl
     return found
 
 
-KEY_FILTER_LIMIT = 1 << 22
-"""The most distinct keys a join publishes for the other side's sources to filter by."""
+KEY_FILTER_LIMIT = 1 << 20
+"""The most distinct keys a join publishes for the other side's sources to filter by. Each
+scan task tests its rows against a hash set of them, built anew: TPC-H Q9 at SF 10, whose
+orders were filtered by 2.9M lineitem keys, ran in 5.9 s with a limit of 4M keys and in
+3.8 s with this one."""
 
 
 class JoinKeys:
