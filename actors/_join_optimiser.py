@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEY_FILTER_LIMIT",
+    "ROWS_PER_KEY",
     "JoinKeys",
     "join_emits",
     "join_matches",
@@ -162,11 +163,14 @@ def join_matches(**arguments: Any) -> list[tuple[str, tuple[str, ...], str, tupl
     return found
 
 
-KEY_FILTER_LIMIT = 1 << 20
-"""The most distinct keys a join publishes for the other side's sources to filter by. Each
-scan task tests its rows against a hash set of them, built anew: TPC-H Q9 at SF 10, whose
-orders were filtered by 2.9M lineitem keys, ran in 5.9 s with a limit of 4M keys and in
-3.8 s with this one."""
+KEY_FILTER_LIMIT = 1 << 22
+"""The most distinct keys a join publishes for the other side's sources to filter by."""
+ROWS_PER_KEY = 8
+"""A join publishes its keys only when the other side's sources give at least this many
+rows per key (when their rows are known): each scan task tests its rows against a hash
+set of the keys, built anew, and the sources wait for the keys. TPC-H Q9 at SF 10, whose
+orders (15M rows) were filtered by 2.9M lineitem keys, ran in 5.9 s, and in 3.8 s
+without that filter; Q3's lineitem (60M rows) filtered by 1.5M orders keys gains."""
 
 
 class JoinKeys:
@@ -209,7 +213,7 @@ class JoinKeys:
                     union = await self.ctx.to_thread(_union, parts)
                 except pl.exceptions.PolarsError:  # the ranks' types differ: the join says so
                     union = None
-            usable = union is not None and len(union) <= KEY_FILTER_LIMIT
+            usable = union is not None and _pays(key_set, len(union))
             key_set.publish(union if usable else None)
         self.parts = []
 
@@ -222,7 +226,7 @@ class JoinKeys:
                 values = await self.ctx.to_thread(
                     self.ctx.backend.key_values, self.parts, key_set.column
                 )
-                if values.dtype.is_float() or len(values) > KEY_FILTER_LIMIT:
+                if values.dtype.is_float() or not _pays(key_set, len(values)):
                     values = None
             found.append(values)
         return found
@@ -236,3 +240,10 @@ class JoinKeys:
 
 def _union(parts: Sequence[pl.Series]) -> pl.Series:
     return pl.concat(parts).unique()
+
+
+def _pays(key_set: KeySet, keys: int) -> bool:
+    """Whether filtering the other side's sources by ``keys`` distinct keys is worth it."""
+    if keys > KEY_FILTER_LIMIT:
+        return False
+    return key_set.probe_rows is None or keys * ROWS_PER_KEY <= key_set.probe_rows

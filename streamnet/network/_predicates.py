@@ -285,7 +285,9 @@ def key_filters(
         if best is None:
             continue
         _, _, build, build_keys, probe, probe_keys = best
-        key_sets = [KeySet(node.name, build, key) for key in build_keys]
+        probe_rows = _estimate(_ancestors(by_parameter[probe], producers))
+        rows = None if probe_rows == float("inf") else int(probe_rows)
+        key_sets = [KeySet(node.name, build, key, rows) for key in build_keys]
         node.publish_keys_from(build, key_sets)
         found[node] = {
             by_parameter[probe]: frozenset(

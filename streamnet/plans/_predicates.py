@@ -43,13 +43,18 @@ class KeySet:
     the sources the other side's key filter reaches wait for them (`wait`).
     """
 
-    def __init__(self, actor: str, side: str, column: str) -> None:
+    def __init__(
+        self, actor: str, side: str, column: str, probe_rows: int | None = None
+    ) -> None:
         self.actor = actor
         """The join's name."""
         self.side = side
         """The input it reads whole (``"left"`` or ``"right"``)."""
         self.column = column
         """The key column of that input."""
+        self.probe_rows = probe_rows
+        """About how many rows the sources of the other input give (None: not known), for
+        the join to weigh whether filtering them by its keys pays."""
         self._values: pl.Series | None = None
         self._published = asyncio.Event()
 

@@ -185,6 +185,31 @@ def test_a_source_cut_down_by_its_own_filters_gives_keys(tmp_path: Path, own_fil
     assert sent["orders"] == want.height if own_filter else ORDERS.height
 
 
+@pytest.mark.parametrize("probe_rows", [100, 1000])
+def test_keys_are_published_only_when_the_other_side_has_rows_enough_per_key(
+    probe_rows: int,
+) -> None:
+    from actors._join_optimiser import ROWS_PER_KEY
+
+    dim = pl.DataFrame({"k": range(100), "tag": ["a", "b"] * 50})
+    fact = pl.DataFrame({"k": [i % 100 for i in range(probe_rows)], "v": range(probe_rows)})
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        d, kept, f = (ctx.create_channel() for _ in range(3))
+        return [
+            actors.from_polars(ctx, d, dim).named("dim"),
+            actors.filter(ctx, d, kept, pl.col("tag") == "a"),  # 50 keys
+            actors.from_polars(ctx, f, fact, chunk_rows=50).named("fact"),
+            actors.join(ctx, f, kept, out, on="k"),
+        ]
+
+    got, keys, sent, _ = _run(build)
+    assert_frame_equal(_sorted(got), _sorted(fact.join(dim.filter(pl.col("tag") == "a"), on="k")))
+    assert keys["fact"]  # offered either way
+    pays = 50 * ROWS_PER_KEY <= probe_rows
+    assert sent["fact"] == (got.height if pays else probe_rows)
+
+
 def test_float_keys_give_no_filter() -> None:
     left = pl.DataFrame({"k": [0.0, -0.0, 1.5, float("nan"), 7.0], "v": [1, 2, 3, 4, 5]})
     right = pl.DataFrame({"k": [0.0, 1.5, float("nan"), 2.0], "w": ["a", "b", "c", "d"]})
