@@ -17,6 +17,14 @@ from polars.testing import assert_frame_equal
 import actors
 from streamnet import ActorNode, Context, Network
 
+
+@pytest.fixture(autouse=True)
+def _small_inputs_get_key_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tables are small; a Network makes key filters only for inputs of 2^20 rows or
+    more (see the test of that), so the others lower the bar."""
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", 0)
+
+
 ORDERS = pl.DataFrame(
     {"o": range(40), "c": [i % 7 for i in range(40)], "d": [i % 5 for i in range(40)]}
 )
@@ -206,8 +214,27 @@ def test_keys_are_published_only_when_the_other_side_has_rows_enough_per_key(
     got, keys, sent, _ = _run(build)
     assert_frame_equal(_sorted(got), _sorted(fact.join(dim.filter(pl.col("tag") == "a"), on="k")))
     assert keys["fact"]  # offered either way
-    pays = 50 * ROWS_PER_KEY <= probe_rows
+    pays = probe_rows >= 50 * ROWS_PER_KEY
     assert sent["fact"] == (got.height if pays else probe_rows)
+
+
+def test_an_input_of_few_rows_gets_no_key_filter_and_is_read_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", ORDERS.height + 1)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, kept, o = (ctx.create_channel() for _ in range(3))
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS).named("customers"),
+            actors.filter(ctx, c, kept, pl.col("seg") == "B"),
+            actors.from_polars(ctx, o, ORDERS).named("orders"),
+            actors.join(ctx, o, kept, out, on="c"),
+        ]
+
+    got, keys, sent, _ = _run(build)
+    assert_frame_equal(_sorted(got), _sorted(ORDERS.join(CUSTOMERS.filter(pl.col("seg") == "B"), on="c")))
+    assert keys["orders"] == [] and sent["orders"] == ORDERS.height
 
 
 def test_float_keys_give_no_filter() -> None:

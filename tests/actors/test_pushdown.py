@@ -360,8 +360,9 @@ def test_a_fan_out_moves_only_what_both_branches_drop() -> None:
 
 # ------------------------------------------------------------------ the scan, and explain
 def test_a_filter_after_a_join_prunes_the_scan_s_row_groups_and_explain_says_so(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", 0)  # a small fact
     fact = pl.DataFrame(
         {"k": [i % 10 for i in range(1000)], "t": range(1000), "v": [i * 0.5 for i in range(1000)]}
     )
