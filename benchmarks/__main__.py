@@ -82,10 +82,19 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W8: TPC-H Q1, Q3, Q6, Q9, Q18 written as a user would", "tpch_naive",
         {"scale_factor": 1.0, "repeats": 3}, {"scale_factor": 0.1, "repeats": 1},
     ),
+    "tpch-naive-sf10": (
+        "W8 at SF 10: TPC-H Q1, Q3, Q6, Q9, Q18 written as a user would", "tpch_naive",
+        {"scale_factor": 10.0, "repeats": 1}, {"scale_factor": 0.1, "repeats": 1},
+    ),
     "tpch-polars": (
         "W9: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
         "tpch_polars_bench",
         {"scale_factors": (1.0,), "repeats": 3}, {"scale_factors": (0.1,), "repeats": 1},
+    ),
+    "tpch-polars-sf10": (
+        "W9 at SF 10: the 22 TPC-H queries in plain Polars, run as networks by collect_query",
+        "tpch_polars_bench",
+        {"scale_factors": (10.0,), "repeats": 1}, {"scale_factors": (0.1,), "repeats": 1},
     ),
     "memory": (
         "W7: group-by, sort and join larger than memory, under one budget", "memory",
