@@ -242,9 +242,9 @@ async def join(
                     size += item[1].nbytes
                     await right_keys.add(item[1])
                     await right_holder.add(item[1])
-            if ended and coll.nranks == 1:
-                await right_keys.publish()
             if coll.nranks == 1:
+                if ended:
+                    await right_keys.publish()
                 right_keys.abandon()  # not read whole: the left side's sources read everything
             sizes = await coll.allgather("size", (size, ended))
             if coll.nranks > 1:

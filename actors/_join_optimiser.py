@@ -192,7 +192,7 @@ class JoinKeys:
 
     async def publish(self) -> None:
         """Publish each key set's distinct keys; none for a float key (a set's equality is
-        not a join's for -0.0 and NaN) or beyond `KEY_FILTER_LIMIT` keys."""
+        not a join's for -0.0 and NaN), or where so many keys would not pay (`_pays`)."""
         for key_set, values in zip(self.key_sets, await self._values(), strict=True):
             if not key_set.published:
                 key_set.publish(values)

@@ -277,7 +277,7 @@ def key_filters(
         if node in skip:
             continue
         by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
-        best: tuple[float, int, str, tuple[str, ...], str, tuple[str, ...]] | None = None
+        best: tuple[float, int, str, tuple[str, ...], str, tuple[str, ...], float] | None = None
         for order, (build, build_keys, probe, probe_keys) in enumerate(node.key_matches()):
             built = by_parameter.get(build)
             if built is None or probe not in by_parameter or built in loops:
@@ -285,14 +285,14 @@ def key_filters(
             upstream = _ancestors(built, producers)
             if not _cut_down(upstream, applied) or not _closed(upstream, built, consumers, loops):
                 continue
-            if _estimate(_ancestors(by_parameter[probe], producers)) < KEY_FILTER_MIN_ROWS:
+            probe_rows = _estimate(_ancestors(by_parameter[probe], producers))
+            if probe_rows < KEY_FILTER_MIN_ROWS:
                 continue  # the other input is small: reading it whole is quicker than waiting
-            candidate = (_estimate(upstream), order, build, build_keys, probe, probe_keys)
+            candidate = (_estimate(upstream), order, build, build_keys, probe, probe_keys, probe_rows)
             best = candidate if best is None or candidate[:2] < best[:2] else best
         if best is None:
             continue
-        _, _, build, build_keys, probe, probe_keys = best
-        probe_rows = _estimate(_ancestors(by_parameter[probe], producers))
+        _, _, build, build_keys, probe, probe_keys, probe_rows = best
         rows = None if probe_rows == float("inf") else int(probe_rows)
         key_sets = [KeySet(node.name, build, key, rows) for key in build_keys]
         node.publish_keys_from(build, key_sets)
