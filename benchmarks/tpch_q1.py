@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
@@ -33,6 +32,7 @@ from actors.demo import (
     lineitem,
     polars_reference,
 )
+from benchmarks import tpch_sql
 from benchmarks._kernels import groupby_loop, overhead
 from benchmarks._measure import best_time, mib, peak_memory
 from streamnet import Context
@@ -43,22 +43,6 @@ COLUMNS = [
     "l_returnflag", "l_linestatus", "l_shipdate",
 ]  # fmt: skip
 LOOP = "streamnet kernels, plain loop"
-
-DUCKDB_Q1 = """
-SELECT l_returnflag, l_linestatus,
-       sum(l_quantity) AS sum_qty,
-       sum(l_extendedprice) AS sum_base_price,
-       sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price,
-       sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge,
-       avg(l_quantity) AS avg_qty,
-       avg(l_extendedprice) AS avg_price,
-       avg(l_discount) AS avg_disc,
-       count(*) AS count_order
-FROM read_parquet('{path}')
-WHERE l_shipdate <= DATE '1998-09-02'
-GROUP BY l_returnflag, l_linestatus
-ORDER BY l_returnflag, l_linestatus
-"""
 
 
 def run_streamnet(path: Path) -> pl.DataFrame:
@@ -96,9 +80,8 @@ def run_kernel_loop(path: Path) -> pl.DataFrame:
 
 
 def run_duckdb(path: Path) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    frame = pl.DataFrame(con.sql(DUCKDB_Q1.format(path=path)).to_arrow_table())
+    con = tpch_sql.connect({"lineitem": path})
+    frame = pl.DataFrame(con.sql(tpch_sql.SQL["q1"]).to_arrow_table())
     con.close()
     return frame
 
