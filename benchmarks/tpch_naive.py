@@ -16,7 +16,6 @@ time of that run.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import math
 import time
@@ -29,6 +28,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 import actors
+from actors import demo
 from benchmarks import tpch_queries, tpch_sql
 from benchmarks.tpch_data import TABLES, tables
 from streamnet import ActorNode, Context, Network
@@ -38,7 +38,7 @@ Tables = dict[str, Path]
 QUERIES = ("q1", "q3", "q6", "q9", "q18")
 PEERS = ("polars streaming", "duckdb")
 
-Q1_CUTOFF = dt.date(1998, 9, 2)  # DATE '1998-12-01' - INTERVAL '90' DAY
+Q1_CUTOFF = demo.CUTOFF  # DATE '1998-12-01' - INTERVAL '90' DAY
 Q3_DATE = tpch_queries.Q3_DATE
 Q6_START, Q6_END = tpch_queries.Q6_START, tpch_queries.Q6_END
 Q18_QUANTITY = tpch_queries.Q18_QUANTITY
@@ -101,23 +101,8 @@ def streamnet_q1(t: Tables) -> pl.DataFrame:
                 disc_price=_disc_price(),
                 charge=_disc_price() * (1 + pl.col("l_tax")),
             ),
-            actors.groupby_agg(
-                ctx,
-                priced,
-                grouped,
-                ["l_returnflag", "l_linestatus"],
-                [
-                    ("l_quantity", "sum", "sum_qty"),
-                    ("l_extendedprice", "sum", "sum_base_price"),
-                    ("disc_price", "sum", "sum_disc_price"),
-                    ("charge", "sum", "sum_charge"),
-                    ("l_quantity", "mean", "avg_qty"),
-                    ("l_extendedprice", "mean", "avg_price"),
-                    ("l_discount", "mean", "avg_disc"),
-                    ("*", "len", "count_order"),
-                ],
-            ),
-            actors.sort(ctx, grouped, out, ["l_returnflag", "l_linestatus"]),
+            actors.groupby_agg(ctx, priced, grouped, demo.KEYS, demo.AGGREGATES),
+            actors.sort(ctx, grouped, out, demo.KEYS),
         ]
         return _run(ctx, nodes, out)
 
