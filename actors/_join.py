@@ -246,10 +246,17 @@ async def join(
                 if ended:
                     await right_keys.publish()
                 right_keys.abandon()  # not read whole: the left side's sources read everything
-            sizes = await coll.allgather("size", (size, ended))
+            # On several ranks each rank's keys go with its size, so that every rank takes
+            # part in this one step whatever key sets it was given.
+            # So is its build share: the ranks decide on a broadcast by the smallest.
+            mine = await right_keys.values() if coll.nranks > 1 and ended else None
+            gathered = await coll.allgather("size", (size, ended, mine, build_share))
+            sizes = [(s, e) for s, e, _, _ in gathered]
+            shares = [share for _, _, _, share in gathered if share is not None]
+            smallest_share = min(shares) if shares else None
             if coll.nranks > 1:
                 if all(e for _, e in sizes):  # every rank read its share whole
-                    await right_keys.publish_gathered(coll)
+                    await right_keys.publish_gathered([v for _, _, v, _ in gathered])
                 right_keys.abandon()
         finally:
             buffering.cancel()
@@ -267,7 +274,7 @@ async def join(
             and how in _BROADCASTABLE
             and everywhere
             and (coll.nranks == 1 or total <= broadcast_threshold)
-            and (build_share is None or total <= build_share)
+            and (smallest_share is None or total <= smallest_share)
         )
         if broadcast:
             await right_schema.agree(coll, "right")

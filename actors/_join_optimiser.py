@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from streamnet import Collective, Context, JoinSpec, TableChunk
+from streamnet import Context, JoinSpec, TableChunk
 
 if TYPE_CHECKING:
     from actors._typing import JoinHow
@@ -150,7 +150,9 @@ def _spec(arguments: Mapping[str, Any]) -> JoinSpec | None:
 
 def join_matches(**arguments: Any) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
     """Which input's keys may cut the other's rows: the rows of a side whose unmatched rows
-    give nothing, by the keys of the other (the right side's first: it is read first)."""
+    give nothing, by the keys of the other (the right side's first: it is read first). On
+    several ranks only the right side's keys are offered: the join gathers them from every
+    rank when each has read its share whole, and reads the left side in the background."""
     spec = _spec(arguments)
     if spec is None:
         return []
@@ -158,7 +160,8 @@ def join_matches(**arguments: Any) -> list[tuple[str, tuple[str, ...], str, tupl
     found = []
     if "left" in dropped:
         found.append(("right_in", spec.right_on, "left_in", spec.left_on))
-    if "right" in dropped:
+    ctx = arguments.get("ctx")
+    if "right" in dropped and (ctx is None or ctx.nranks == 1):  # several: see `join`
         found.append(("left_in", spec.left_on, "right_in", spec.right_on))
     return found
 
@@ -198,17 +201,21 @@ class JoinKeys:
                 key_set.publish(values)
         self.parts = []
 
-    async def publish_gathered(self, coll: Collective) -> None:
-        """Publish each key set's distinct keys over every rank's input, once each rank has
-        read its share whole (a collective step: every rank calls it); none where a rank
-        has none to give (see `publish`)."""
-        if not self.key_sets:  # the same on every rank: a Network gave none
-            return
-        everyone = await coll.allgather("key filter", await self._values())
+    async def values(self) -> list[pl.Series | None]:
+        """Each key set's distinct keys in the chunks added, or None where it gives none
+        (see `publish`): what this rank gives `publish_gathered`."""
+        return await self._values()
+
+    async def publish_gathered(self, everyone: Sequence[list[pl.Series | None] | None]) -> None:
+        """Publish each key set's distinct keys over every rank's input, given what each
+        rank's `values` were (None: that rank did not read its share whole). The ranks
+        need not agree on the key sets a Network gave them (each estimates rows from its
+        own share): where any rank gives none for a set, no filter is published."""
         for i, key_set in enumerate(self.key_sets):
-            parts = [values[i] for values in everyone]
+            given = [v[i] for v in everyone if v is not None and len(v) == len(self.key_sets)]
+            parts = [part for part in given if part is not None]
             union = None
-            if all(part is not None for part in parts):
+            if len(parts) == len(everyone):
                 try:
                     union = await self.ctx.to_thread(_union, parts)
                 except pl.exceptions.PolarsError:  # the ranks' types differ: the join says so

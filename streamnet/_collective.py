@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from channels.lowlevel import current_counter
 from streamnet._actor import current_actor
 from streamnet._context import Context
-from streamnet._errors import SchemaError
+from streamnet._errors import NetworkMismatchError, SchemaError
 from streamnet._schema import describe_schema, schema_differences
 from streamnet._table_chunk import TableChunk
 from streamnet.comm._communicator import Communicator, Tag
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["Collective", "CollectiveTraffic"]
+
+_STEPS = "streamnet allgather steps"
+"""The tag part of the one ordered stream that carries an operation's allgathers."""
+
+
+def _step(wire: tuple[Hashable, ...]) -> str:
+    """An allgather's tag as its actor gave it (without the operation id)."""
+    parts = wire[1:]
+    return repr(parts[0] if len(parts) == 1 else parts)
 
 
 def payload_bytes(payload: Any) -> int:
@@ -122,11 +131,33 @@ class Collective:
         return payload
 
     async def allgather(self, tag: Tag, value: Any) -> list[Any]:
-        """Every rank's ``value`` in rank order (as `Communicator.allgather`)."""
+        """Every rank's ``value`` in rank order (as `Communicator.allgather`).
+
+        An operation's allgathers (its schema agreements among them) are steps that
+        every rank takes in the same order, as MPI's collectives are: they travel in
+        one ordered stream with their tags, so ranks that took different steps fail
+        at once, naming both, instead of waiting for each other forever.
+
+        Raises
+        ------
+        NetworkMismatchError
+            Another rank's step at this point had another tag.
+        TypeError
+            ``tag`` is not hashable.
+        """
         wire = self._wire(tag)
         if self.nranks == 1:
             return [value]
-        everyone = await self.comm.allgather(wire, value)
+        tagged = await self.comm.allgather(self.tag(_STEPS), (wire, value))
+        for peer, (theirs, _) in enumerate(tagged):
+            if theirs != wire:
+                raise NetworkMismatchError(
+                    f"actor `{self.name}`: rank {peer} gathered {_step(theirs)} where rank "
+                    f"{self.rank} gathered {_step(wire)}; every rank of a collective actor "
+                    "must take the same collective steps in the same order (a step taken "
+                    "on some ranks only, by a condition on rank-local data, breaks that)"
+                )
+        everyone = [v for _, v in tagged]
         self.ctx.activity.exchanged += 1
         mine = payload_bytes(value)
         for peer in self.peers:

@@ -36,11 +36,9 @@ def _sorted(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort(df.columns, nulls_last=True)
 
 
-def _run(
-    build: Any, *, pushdown: bool = True, nranks: int = 1
-) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, int], str]:
-    """The answer, the key filters each source got (as explain words them), the rows each
-    source sent, and explain()."""
+def _job(build: Any, *, pushdown: bool = True, explain: bool = False) -> Any:
+    """A rank's job: the answer, the key filters each source got (as explain words them),
+    the rows each source sent, and explain() if asked."""
 
     async def job(ctx: Context) -> Any:
         out = ctx.create_channel()
@@ -55,9 +53,19 @@ def _run(
             for n in sources
         }
         sent = {n.name: stats.actor(n.name).rows_out for n in sources}
-        return sink.result(), keys, sent, network.explain()
+        found = sink.result(), keys, sent
+        return (*found, network.explain()) if explain else found
 
-    outs = ranks.run(nranks, job, within=60)
+    return job
+
+
+def _run(
+    build: Any, *, pushdown: bool = True, nranks: int = 1
+) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, int], str]:
+    """The answer, the key filters each source got (as explain words them), the rows each
+    source sent, and explain()."""
+
+    outs = ranks.run(nranks, _job(build, pushdown=pushdown, explain=True), within=60)
     frames = [o[0] for o in outs if o[0].width]
     return pl.concat(frames) if frames else pl.DataFrame(), outs[0][1], outs[0][2], outs[0][3]
 
@@ -168,7 +176,38 @@ def test_on_several_ranks_a_left_side_gives_no_keys_and_nothing_stalls() -> None
     got, keys, sent, _ = _run(build, nranks=nranks)
     want = CUSTOMERS.filter(pl.col("seg") == "B").join(ORDERS.slice(0, 20 * nranks), on="c")
     assert_frame_equal(_sorted(got), _sorted(want))
-    assert keys["orders"] and sent["orders"] == 20  # offered a key filter, published as none
+    assert keys["orders"] == [] and sent["orders"] == 20  # none offered: the left is not read first
+
+
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_ranks_given_different_key_filters_still_agree_and_give_polars_answer(
+    monkeypatch: pytest.MonkeyPatch, nranks: int
+) -> None:
+    """Each rank's Network estimates rows from its own share, so ranks can differ on whether
+    a join gets key filters at all (here rank 0's orders pass the bar and the others' do
+    not). The join's steps with its peers must not depend on that: it gives the right
+    answer, and no filter where any rank had none."""
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", 15)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o, kept = (ctx.create_channel() for _ in range(3))
+        part = ORDERS.slice(0, 20) if ctx.rank == 0 else ORDERS.slice(20, 10)
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS.filter(pl.col("c") % ctx.nranks == ctx.rank)),
+            actors.filter(ctx, c, kept, pl.col("seg") == "B"),
+            actors.from_polars(ctx, o, part).named("orders"),
+            actors.join(ctx, o, kept, out, on="c"),
+        ]
+
+    nranks = ranks.size(nranks)
+    outs = ranks.run(nranks, _job(build), within=60)
+    got = pl.concat([frame for frame, _, _ in outs])
+    orders = pl.concat([ORDERS.slice(0, 20), *[ORDERS.slice(20, 10)] * (nranks - 1)])
+    want = orders.join(CUSTOMERS.filter(pl.col("seg") == "B"), on="c")
+    assert_frame_equal(_sorted(got), _sorted(want))
+    offered = [bool(keys["orders"]) for _, keys, _ in outs]
+    assert offered == [True] + [False] * (nranks - 1)
+    assert [sent["orders"] for _, _, sent in outs] == [20] + [10] * (nranks - 1)
 
 
 @pytest.mark.parametrize("own_filter", [True, False])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from streamnet import Collective, Context, Network, define_actor, run_ranks
+from streamnet import Collective, Context, Network, NetworkMismatchError, define_actor, run_ranks
 
 
 @define_actor(collective=True)
@@ -70,3 +70,44 @@ def test_an_unhashable_tag_names_the_actor_and_the_order() -> None:
 
     with pytest.raises(TypeError, match=r"actor `old_order#0`: a collective's tag must be hashable, got Table; the order is send\(dest, tag, payload\)"):
         run_ranks(1, job)
+
+
+@define_actor(collective=True)
+async def uneven(ctx: Context) -> list[int]:
+    """Gathers "sizes" first on every rank but the last, which skips that step."""
+    coll = Collective(ctx)
+    if coll.rank != coll.nranks - 1:
+        await coll.allgather("sizes", coll.rank)
+    return await coll.allgather("schema", coll.rank)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("nranks", [2, 3])
+def test_ranks_that_take_different_collective_steps_fail_naming_both(nranks: int) -> None:
+    """Ranks of a collective actor whose allgathers differ (a step taken on some ranks only)
+    would each wait for a message of its own tag forever; they fail at once instead."""
+
+    async def job(ctx: Context) -> None:
+        await Network(ctx, actors=[uneven(ctx)]).run_async()
+
+    last = nranks - 1
+    with pytest.raises(NetworkMismatchError, match=r"actor `uneven#0`: rank \d gathered '(sizes|schema)' where rank \d gathered '(sizes|schema)'; every rank of a collective actor must take the same collective steps in the same order") as caught:
+        run_ranks(nranks, job)
+    message = str(caught.value)
+    assert "'sizes'" in message and "'schema'" in message and f"rank {last}" in message
+
+
+@define_actor(collective=True)
+async def in_step(ctx: Context) -> list[list[int]]:
+    coll = Collective(ctx)
+    return [await coll.allgather(("round", i), coll.rank * i) for i in range(3)]
+
+
+@pytest.mark.timeout(60)
+def test_allgathers_in_the_same_order_on_every_rank_each_get_their_own_values() -> None:
+    async def job(ctx: Context) -> list[list[int]]:
+        node = in_step(ctx)
+        await Network(ctx, actors=[node]).run_async()
+        return node.result()
+
+    assert run_ranks(3, job) == [[[0, 0, 0], [0, 1, 2], [0, 2, 4]]] * 3
