@@ -13,6 +13,8 @@ open          delivers; waits while      next message; waits while   initial
 drained       raises `ChannelClosed`     buffered messages, then     every producer
                                          ``None``                    called ``drain``
 shut down     raises `ChannelBroken`     ``None`` (buffer dropped)   ``shutdown``
+              (drops the message, if it
+              `discards_after_shutdown`)
 aborted       raises `ChannelAborted`    raises `ChannelAborted`     ``abort(cause)``
 ============  =========================  ==========================  ==================
 
@@ -139,6 +141,7 @@ class Channel(Generic[T]):
         "_capacity",
         "_cause",
         "_check",
+        "_discards",
         "_drained_by",
         "_max_bytes",
         "_name",
@@ -186,6 +189,7 @@ class Channel(Generic[T]):
         self._state: ChannelState = _OPEN
         self._cause: BaseException | None = None
         self._producers = producers
+        self._discards = False
         self._drained_by: set[object] = set()
         self._sent = 0
         self._rows = 0
@@ -231,6 +235,21 @@ class Channel(Generic[T]):
     def state(self) -> ChannelState:
         """``"open"``, ``"drained"``, ``"shut down"`` or ``"aborted"``."""
         return self._state
+
+    @property
+    def discards_after_shutdown(self) -> bool:
+        """Whether ``send`` into the channel once it is shut down drops the message and
+        returns, instead of raising `ChannelBroken` (False unless a runtime sets it).
+
+        A runtime sets it for a producer that must run to its end even when its
+        consumers need no more: a collective actor, whose peers on other ranks wait
+        for its every step.
+        """
+        return self._discards
+
+    @discards_after_shutdown.setter
+    def discards_after_shutdown(self, value: bool) -> None:
+        self._discards = bool(value)
 
     @property
     def abort_cause(self) -> BaseException | None:
@@ -331,7 +350,8 @@ class Channel(Generic[T]):
         ChannelClosed
             Every producer already drained the channel.
         ChannelBroken
-            The channel was shut down (its consumers need no more).
+            The channel was shut down (its consumers need no more), unless it
+            `discards_after_shutdown`: then ``msg`` is dropped.
         ChannelAborted
             The channel was aborted; ``__cause__`` is the failure.
         Exception
@@ -339,6 +359,8 @@ class Channel(Generic[T]):
             TableChunk whose schema differs from the stream's: `SchemaError`).
         """
         if self._state is not _OPEN:
+            if self._state is _SHUTDOWN and self._discards:
+                return
             self._raise_closed("send into")
         if type(msg) is not Message:
             raise TypeError(
@@ -378,6 +400,8 @@ class Channel(Generic[T]):
                             f"{self._capacity} messages, {self._bytes} bytes) for {timeout} s"
                         ) from None
                 if self._state is not _OPEN:
+                    if self._state is _SHUTDOWN and self._discards:
+                        return
                     self._raise_closed("send into")
             if (counter := _counter.get()) is not None:
                 counter.waited("output", start, perf_counter())

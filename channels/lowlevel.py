@@ -15,7 +15,9 @@ reaches into how they work, through public names only:
   what moved.
 - **Binding.** A runtime sets how many producers must drain a channel before
   its stream ends (`Channel.producers`); who owns a channel and when its
-  consumers are gone is the runtime's own business (it shuts the channel down).
+  consumers are gone is the runtime's own business (it shuts the channel down),
+  and so is whether a producer keeps running after that, its messages dropped
+  (`Channel.discards_after_shutdown`).
 - **Traffic.** :func:`observe` gives a task a :class:`TrafficCounter`, which
   every channel call of that task (and the tasks it starts) adds to;
   :func:`current_counter` reads it, also from another task's context.

@@ -68,6 +68,13 @@ class NetworkDriver:
         for head, rebound in fusion.outputs.items():
             for channel in rebound.values():
                 self.producers[channel] = [head]
+        if ctx.nranks > 1:
+            # A collective's peers wait for its every step: when its consumers here need
+            # no more, it runs on to its end, what it sends dropped (as a pipe's reader
+            # leaving would otherwise end it on this rank only, and hang the others).
+            for channel, nodes in self.producers.items():
+                if any(node.definition.collective for node in nodes):
+                    channel.discards_after_shutdown = True
         self.commits = commits  # what actors publish once the run succeeded
         self.state: NetworkState = "built"
         self.recorders: dict[str, ActorRecorder] = {}

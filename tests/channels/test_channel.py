@@ -137,6 +137,23 @@ async def test_shutdown_wakes_blocked_sender_with_channel_broken() -> None:
         await asyncio.wait_for(blocked, 1)
 
 
+async def test_a_channel_that_discards_after_shutdown_drops_sends_blocked_or_new() -> None:
+    ch: Channel[int] = Channel(capacity=1)
+    assert ch.discards_after_shutdown is False
+    ch.discards_after_shutdown = True
+    await ch.send(None, Message(0, 0))
+    blocked = asyncio.create_task(ch.send(None, Message(1, 1)))
+    await until(lambda: ch.statistics().waiting_senders == 1)
+    await ch.shutdown(None)
+    await asyncio.wait_for(blocked, 1)  # returns: the message is dropped
+    await ch.send(None, Message(2, 2))
+    assert await ch.recv(None) is None
+    assert ch.statistics().messages_sent == 1  # only the one sent before the shutdown
+    ch.abort(ValueError("boom"))  # an aborted channel still refuses sends
+    with pytest.raises(ChannelAborted):
+        await ch.send(None, Message(3, 3))
+
+
 async def test_abort_makes_recv_raise_with_cause() -> None:
     ch: Channel[int] = Channel(capacity=4)
     await ch.send(None, Message(0, 0))
