@@ -208,11 +208,12 @@ async def join(
         left_keys.abandon()
     try:
         # The left side is buffered while the right side is read, so a join whose two inputs
-        # come from one upstream (a fanout: a self-join) cannot deadlock. Beyond the threshold
-        # buffered left chunks go to disk.
-        early = _LeftBuffer(
-            ctx, left_in, left_schema, spill_beyond=broadcast_threshold, keys=left_keys
-        )
+        # come from one upstream (a fanout: a self-join) cannot deadlock. Under a memory
+        # limit, buffered left chunks beyond the threshold go to disk; without one they stay
+        # (as the right side read whole does): a left side read whole first, for its keys
+        # (key filters), went to disk and back in TPC-H Q9, 0.7 GB at SF 10.
+        spill_beyond = None if ctx.memory.limit is None else broadcast_threshold
+        early = _LeftBuffer(ctx, left_in, left_schema, spill_beyond=spill_beyond, keys=left_keys)
         holders.append(early.holder)
         right_holder = ctx.memory.holder("join right side")
         holders.append(right_holder)
@@ -549,7 +550,8 @@ def _empty_result(
 
 
 class _LeftBuffer:
-    """Left chunks received while the right side is being read, spilled beyond a bound."""
+    """Left chunks received while the right side is being read, spilled beyond a bound
+    (None: none)."""
 
     def __init__(
         self,
@@ -557,7 +559,7 @@ class _LeftBuffer:
         channel: Channel[TableChunk],
         schema: InputSchema,
         *,
-        spill_beyond: int,
+        spill_beyond: int | None,
         keys: JoinKeys,
     ) -> None:
         self.ctx = ctx
@@ -577,7 +579,7 @@ class _LeftBuffer:
             self.chunks.append((msg.sequence_number, chunk))
             await self.keys.add(chunk)
             await self.holder.add(chunk)
-            if self.holder.resident > self.spill_beyond:
+            if self.spill_beyond is not None and self.holder.resident > self.spill_beyond:
                 await self.holder.spill_down_to(self.spill_beyond)
         self.ended = True
         await self.keys.publish()

@@ -138,6 +138,33 @@ def test_a_side_that_shares_its_upstream_gives_no_keys_and_nothing_stalls() -> N
     assert keys == {"from_polars#0": []}
 
 
+@pytest.mark.parametrize("limit", [None, 1 << 30])
+def test_a_left_side_read_whole_for_its_keys_goes_to_disk_only_under_a_memory_limit(
+    limit: int | None,
+) -> None:
+    """The left side is buffered while the right side's sources wait for its keys. Past
+    the broadcast threshold it goes to disk under a memory limit, and stays in memory
+    without one (as a right side read whole does)."""
+
+    async def job(ctx: Context) -> tuple[pl.DataFrame, int]:
+        c, o, kept, out = (ctx.create_channel() for _ in range(4))
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            actors.from_polars(ctx, c, CUSTOMERS, chunk_rows=2),
+            actors.filter(ctx, c, kept, pl.col("seg") == "B"),
+            actors.from_polars(ctx, o, ORDERS, chunk_rows=8).named("orders"),
+            actors.join(ctx, kept, o, out, on="c", broadcast_threshold=1),
+            sink,
+        ])  # fmt: skip
+        await network.run_async()
+        return sink.result(), network.statistics().actor("join#0").spilled_bytes
+
+    [(got, spilled)] = ranks.run(1, job, memory_limit=limit)
+    want = CUSTOMERS.filter(pl.col("seg") == "B").join(ORDERS, on="c")
+    assert_frame_equal(_sorted(got), _sorted(want.select(got.columns)))
+    assert (spilled > 0) == (limit is not None)
+
+
 @pytest.mark.parametrize("nranks", [2, 3])
 def test_on_several_ranks_the_right_sides_keys_are_gathered_from_every_rank(nranks: int) -> None:
     def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
