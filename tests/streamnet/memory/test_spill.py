@@ -80,7 +80,8 @@ def test_collective_spills_go_to_the_context_directory_and_leave_with_the_run(
 def test_join_spills_its_left_buffer_into_the_context_directory(
     tmp_path: Path, stray: Path
 ) -> None:
-    ctx = Context(spill_directory=tmp_path)
+    # under a memory limit: without one, a left buffer stays in memory
+    ctx = Context(spill_directory=tmp_path, memory_limit=1 << 30)
     left_done = asyncio.Event()
 
     @define_actor
