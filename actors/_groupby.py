@@ -335,8 +335,7 @@ class _Groups:
     def _finished(self, pieces: list[TableChunk]) -> TableChunk:
         for piece in pieces:
             piece.make_available()
-        whole = pieces[0] if len(pieces) == 1 else self.ctx.backend.concat(pieces)
-        return self.kernel.finish(whole)
+        return self.kernel.finish_pieces(pieces)
 
 
 @define_actor(

@@ -102,6 +102,21 @@ class AggregationKernel(ABC):
         """
 
     @abstractmethod
+    def finish_pieces(self, pieces: Sequence[TableChunk]) -> TableChunk:
+        """The result of several chunks of partials together, as `finish` of their
+        concatenation gives it (rows in any order). A backend may finish apart the rows
+        whose keys lie in no other piece's range of keys (keys that come clustered, as
+        in a file sorted by them), which spares merging them all at once.
+
+        Raises
+        ------
+        ValueError
+            ``pieces`` is empty.
+        SchemaError
+            A piece is not of `partial_schema`.
+        """
+
+    @abstractmethod
     def aggregate_rows(self, chunk: TableChunk) -> TableChunk:
         """The result of the rows of ``chunk`` aggregated at once, with `output_schema`.
 

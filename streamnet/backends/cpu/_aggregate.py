@@ -189,7 +189,24 @@ class CpuAggregationKernel(AggregationKernel):
         return partials.select(steps.merges(SPAN))
 
     def finish(self, partials: TableChunk) -> TableChunk:
-        frame = self._partials(partials, "finish")
+        return self._backend.from_polars(self._finished(self._partials(partials, "finish")))
+
+    def finish_pieces(self, pieces: Sequence[TableChunk]) -> TableChunk:
+        if not pieces:
+            raise ValueError(f"{self._where}: finish: no partials to finish; got an empty sequence")
+        frames = [self._partials(piece, "finish") for piece in pieces]
+        apart = _clustered(frames, self.keys)
+        if apart is None:
+            whole = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+            return self._backend.from_polars(self._finished(whole))
+        alone, shared = apart
+        outs = [self._finished(frame) for frame in alone]
+        if shared.height:
+            outs.append(self._finished(shared))
+        return self._backend.from_polars(pl.concat(outs, how="vertical"))
+
+    def _finished(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The result of the partials in ``frame`` (`finish`)."""
         if not self.decomposable:
             return self._aggregated(frame)
         steps, keys = self._steps, list(self.keys)
@@ -203,12 +220,12 @@ class CpuAggregationKernel(AggregationKernel):
             out = merged.select(steps.finals())
         # Polars' own result types for the input schema, where merging partials gave
         # another width (a sum of counts...).
-        return self._backend.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+        return out.cast(dict(self._output_types))  # type: ignore[arg-type]
 
     def aggregate_rows(self, chunk: TableChunk) -> TableChunk:
-        return self._aggregated(self._rows(chunk, "aggregate_rows"))
+        return self._backend.from_polars(self._aggregated(self._rows(chunk, "aggregate_rows")))
 
-    def _aggregated(self, frame: pl.DataFrame) -> TableChunk:
+    def _aggregated(self, frame: pl.DataFrame) -> pl.DataFrame:
         steps, keys = self._steps, list(self.keys)
         if steps.ordered:
             frame = frame.sort(list(ORDER), maintain_order=True)
@@ -216,7 +233,77 @@ class CpuAggregationKernel(AggregationKernel):
             out = frame.lazy().group_by(keys).agg(steps.wholes()).collect(engine="streaming")
         else:
             out = frame.select(steps.wholes())
-        return self._backend.from_polars(out.cast(dict(self._output_types)))  # type: ignore[arg-type]
+        return out.cast(dict(self._output_types))  # type: ignore[arg-type]
+
+
+CLUSTERED_SHARE = 0.25
+"""`finish_pieces` finishes pieces apart when their ranges leave at least this share of
+their rows to one piece alone (else the filtering would spare too little)."""
+
+
+def _clustered(
+    frames: Sequence[pl.DataFrame], keys: Sequence[str]
+) -> tuple[list[pl.DataFrame], pl.DataFrame] | None:
+    """Pieces of partials split into the rows each holds alone (keys outside every other
+    piece's range, one frame per piece) and the rest, all together; None where that
+    spares little (one piece, several keys, a key type other than an integer or temporal
+    one, or ranges that overlap too much: see `CLUSTERED_SHARE`)."""
+    full = [frame for frame in frames if frame.height]
+    if len(full) < 2 or len(keys) != 1:
+        return None
+    key = keys[0]
+    dtype = full[0].schema[key]
+    if not (dtype.is_integer() or dtype.is_temporal()):
+        return None
+    column = pl.col(key).to_physical()  # integers: order and equality as the key's
+    ranges: dict[int, tuple[int, int]] = {}  # the pieces with a key that is not null
+    for i, frame in enumerate(full):
+        low, high = frame.select(column.min().alias("low"), column.max().alias("high")).row(0)
+        if low is not None:
+            ranges[i] = (int(low), int(high))
+    ranged = sorted(ranges, key=lambda i: ranges[i])
+    # A key of piece i lies in no other piece's range when it is above the highest key
+    # of the pieces before it (by lowest key) and below the lowest key of those after.
+    above: dict[int, int | None] = {}
+    below: dict[int, int | None] = {}
+    highest: int | None = None
+    for i in ranged:
+        above[i] = highest
+        highest = ranges[i][1] if highest is None else max(highest, ranges[i][1])
+    lowest: int | None = None
+    for i in reversed(ranged):
+        below[i] = lowest
+        lowest = ranges[i][0] if lowest is None else min(lowest, ranges[i][0])
+    alone_rows = 0.0  # the rows likely alone, taking keys as spread evenly over a range
+    for i in ranged:
+        low, high = ranges[i]
+        before, after = above[i], below[i]
+        start = low if before is None else max(low, before + 1)
+        stop = high if after is None else min(high, after - 1)
+        if stop >= start:
+            alone_rows += full[i].height * (stop - start + 1) / (high - low + 1)
+    if alone_rows < CLUSTERED_SHARE * sum(frame.height for frame in full):
+        return None
+    alone: list[pl.DataFrame] = []
+    rest: list[pl.DataFrame] = []
+    for i, frame in enumerate(full):
+        if i not in ranges:  # null keys only: they group with the other pieces' nulls
+            rest.append(frame)
+            continue
+        inside = column.is_not_null()
+        if above[i] is not None:
+            inside &= column > above[i]
+        if below[i] is not None:
+            inside &= column < below[i]
+        mine = frame.filter(inside)
+        if mine.height:
+            alone.append(mine)
+        if mine.height < frame.height:
+            rest.append(frame.filter(~inside))
+    if not alone:
+        return None
+    shared = pl.concat(rest, how="vertical") if rest else full[0].clear()
+    return alone, shared
 
 
 class CpuAggregation(Backend):

@@ -109,6 +109,46 @@ def test_partials_merged_in_any_grouping_then_finished_equal_polars(
 
 
 @pytest.mark.parametrize("how", HOWS)
+@settings(max_examples=15)
+@given(
+    df=frames(max_rows=40),
+    key=st.sampled_from(["k", "d", "i32", "s"]),
+    clustered=st.booleans(),
+    data=st.data(),
+)
+def test_pieces_of_partials_finished_together_equal_polars(
+    backend: Backend, how: AggHow, df: pl.DataFrame, key: str, clustered: bool,
+    data: st.DataObject, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`finish_pieces` gives `finish`'s answer, also where it finishes apart the keys a
+    piece holds alone (rows sorted by the key: ranges that barely overlap)."""
+    monkeypatch.setattr("streamnet.backends.cpu._aggregate.CLUSTERED_SHARE", 0.0)
+    aggs = [a for a in aggs_of(how) if a.column != key]
+    kernel = backend.aggregation([key], aggs, schema_of(df), ordered=True)
+    if clustered:
+        df = df.sort(key, nulls_last=data.draw(st.booleans(), label="nulls last"))
+    parts = [kernel.partial(backend.from_polars(chunk)) for chunk in data.draw(chunks_of(df))]
+    got = kernel.finish_pieces(parts)
+    assert got.schema.equals(kernel.output_schema)
+    assert_same(got, expected(df, [key], aggs), [key])
+
+
+def test_clustered_pieces_are_finished_apart_and_overlapping_ones_together() -> None:
+    from streamnet.backends.cpu._aggregate import _clustered
+
+    sorted_pieces = [pl.DataFrame({"k": list(range(i * 100, i * 100 + 101))}) for i in range(4)]
+    apart = _clustered(sorted_pieces, ["k"])
+    assert apart is not None
+    alone, shared = apart
+    assert [frame.height for frame in alone] == [100, 99, 99, 100]  # the bounds are shared
+    assert sorted(shared["k"].to_list()) == [100, 100, 200, 200, 300, 300]
+    spread = [pl.DataFrame({"k": list(range(i, 400, 4))}) for i in range(4)]
+    assert _clustered(spread, ["k"]) is None  # every range spans the others
+    assert _clustered(sorted_pieces, ["k", "k2"]) is None  # one key only
+    assert _clustered([p.cast({"k": pl.String}) for p in sorted_pieces], ["k"]) is None
+
+
+@pytest.mark.parametrize("how", HOWS)
 @settings(max_examples=10)
 @given(df=frames(), keys=st.sampled_from([["k"], []]))
 def test_aggregate_rows_equals_polars(
