@@ -35,7 +35,9 @@ def from_polars_query(
     ranks an inner join reads first, and so broadcasts, the side whose rows are
     guessed fewer from the files' footers); sorts ``sort``,
     a sort and head ``top_k``; ``unique`` ``distinct``; ``concat``; ``explode``
-    and ``unpivot`` per chunk; a subplan used twice is computed once.
+    and ``unpivot`` per chunk; a subplan used twice is computed once (a large scan
+    whose two uses meet again at a join is read twice: one side would wait for it
+    whole).
 
     Across ranks, the chunks of ``ch_out`` are the result's rows, each on one
     rank; where the query orders its rows (a sort), rank order then sequence

@@ -304,6 +304,42 @@ def _actor_names(lazy_frame: pl.LazyFrame) -> list[str]:
     return [node.name.split("#")[0] for node in from_polars_query(ctx, lazy_frame, ctx.create_channel())]
 
 
+LINES = pl.DataFrame({"o": [i % 20 for i in range(200)], "q": [i % 7 for i in range(200)]})
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize(("min_rows", "reread"), [(0, True), (1 << 40, False)])
+def test_a_scan_whose_consumers_meet_at_a_join_is_read_again_for_each_when_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nranks: int, min_rows: int, reread: bool
+) -> None:
+    """TPC-H Q18's shape: a scan joined to a group-by of itself. Polars computes the scan
+    once for both; shared, the join's side of it would wait whole for the group-by, so a
+    large one is read again (and cut by the join's key filter)."""
+    path = tmp_path / "lines.parquet"
+    LINES.write_parquet(path, row_group_size=30)
+    scan = pl.scan_parquet(path)
+    big = scan.group_by("o").agg(pl.col("q").sum().alias("total")).filter(pl.col("total") > 30)
+    query = scan.join(big, on="o", how="semi")
+    monkeypatch.setattr("actors._query._build.REREAD_MIN_ROWS", min_rows)
+    names = _actor_names(query)
+    assert names.count("read_parquet") == (2 if reread else 1)
+    assert ("fanout" in names) != reread
+    assert _check(query, nranks) == ()
+
+
+def test_a_scan_whose_consumers_meet_at_a_union_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "lines.parquet"
+    LINES.write_parquet(path, row_group_size=30)
+    scan = pl.scan_parquet(path).with_columns(r=pl.col("q") * 2)
+    query = pl.concat([scan.group_by("o").agg(pl.col("r").sum()), scan.group_by("o").agg(pl.col("r").max())])
+    monkeypatch.setattr("actors._query._build.REREAD_MIN_ROWS", 0)
+    names = _actor_names(query)
+    assert names.count("read_parquet") == 1 and "fanout" in names
+    assert _check(query, 1) == ()
+
+
 TEXT = FRAME.with_columns(s=pl.Series(["NA", "", None, "null", "x", "NaN", "ab", "cd", "q", "r"]))
 """FRAME with strings Polars' CSV reader keeps as they are (only an empty field is null)."""
 
