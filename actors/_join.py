@@ -243,22 +243,19 @@ async def join(
                     size += item[1].nbytes
                     await right_keys.add(item[1])
                     await right_holder.add(item[1])
-            if coll.nranks == 1:
-                if ended:
-                    await right_keys.publish()
-                right_keys.abandon()  # not read whole: the left side's sources read everything
-            # On several ranks each rank's keys go with its size, so that every rank takes
-            # part in this one step whatever key sets it was given.
-            # So is its build share: the ranks decide on a broadcast by the smallest.
+            if coll.nranks == 1 and ended:
+                await right_keys.publish()
+            # Every rank's keys (on several ranks) and build share go with its size: every
+            # rank takes this one step, whatever key sets its Network gave it, and the ranks
+            # decide on a broadcast by the smallest build share.
             mine = await right_keys.values() if coll.nranks > 1 and ended else None
             gathered = await coll.allgather("size", (size, ended, mine, build_share))
             sizes = [(s, e) for s, e, _, _ in gathered]
             shares = [share for _, _, _, share in gathered if share is not None]
             smallest_share = min(shares) if shares else None
-            if coll.nranks > 1:
-                if all(e for _, e in sizes):  # every rank read its share whole
-                    await right_keys.publish_gathered([v for _, _, v, _ in gathered])
-                right_keys.abandon()
+            if coll.nranks > 1 and all(e for _, e in sizes):  # every rank read its share whole
+                await right_keys.publish_gathered([v for _, _, v, _ in gathered])
+            right_keys.abandon()  # not read whole: the left side's sources read everything
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)

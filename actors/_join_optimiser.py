@@ -196,15 +196,10 @@ class JoinKeys:
     async def publish(self) -> None:
         """Publish each key set's distinct keys; none for a float key (a set's equality is
         not a join's for -0.0 and NaN), or where so many keys would not pay (`_pays`)."""
-        for key_set, values in zip(self.key_sets, await self._values(), strict=True):
+        for key_set, values in zip(self.key_sets, await self.values(), strict=True):
             if not key_set.published:
                 key_set.publish(values)
         self.parts = []
-
-    async def values(self) -> list[pl.Series | None]:
-        """Each key set's distinct keys in the chunks added, or None where it gives none
-        (see `publish`): what this rank gives `publish_gathered`."""
-        return await self._values()
 
     async def publish_gathered(self, everyone: Sequence[list[pl.Series | None] | None]) -> None:
         """Publish each key set's distinct keys over every rank's input, given what each
@@ -224,8 +219,9 @@ class JoinKeys:
             key_set.publish(union if usable else None)
         self.parts = []
 
-    async def _values(self) -> list[pl.Series | None]:
-        """Each key set's distinct keys in the chunks added, or None where it gives none."""
+    async def values(self) -> list[pl.Series | None]:
+        """Each key set's distinct keys in the chunks added, or None where it gives none
+        (see `publish`): what this rank gives `publish_gathered`."""
         found: list[pl.Series | None] = []
         for key_set in self.key_sets:
             values = None

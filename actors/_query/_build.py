@@ -199,16 +199,11 @@ class _Builder:
         return out
 
     def _cache(self, node: PlanNode) -> Stream:
-        shared = node.inputs[0]
-        if (
-            node.args["key"] in self.reread
-            and _rereadable(shared)
-            and self.rows(shared) >= REREAD_MIN_ROWS
-        ):
+        key, shared = node.args["key"], node.inputs[0]
+        if key in self.reread and _rereadable(shared) and self.rows(shared) >= REREAD_MIN_ROWS:
             return self.node(shared)  # read again (see `_met_at_a_join`)
-        key = node.args["key"]
         if key not in self.caches:
-            self.caches[key] = (self.node(node.inputs[0]), [])
+            self.caches[key] = (self.node(shared), [])
         out = self.channel()
         self.caches[key][1].append(out)
         return self.conform(out, node.inputs[0].names, node)
