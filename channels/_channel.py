@@ -42,11 +42,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from channels._errors import ChannelAborted, ChannelBroken, ChannelClosed, ChannelError
 from channels._message import (
+    _TRAITS,
     Message,
     payload_classes,
     payload_nbytes,
     payload_rows,
-    payload_stream_check,
+    payload_traits,
 )
 from channels._observer import _counter
 from channels._parking_lot import _FUTURE, ParkingLot, _abandon, _enter, _entries
@@ -370,10 +371,11 @@ class Channel(Generic[T]):
         check = self._check
         if check is not None and (check is _UNRESOLVED or not isinstance(payload, check)):
             self._check_type(msg)
-        stream_check = payload_stream_check(payload)
+        traits = _TRAITS.get(type(payload)) or payload_traits(payload)
+        stream_check, sized, counted = traits
         if stream_check is not None:
             self._stream = stream_check(payload, self._stream, self._name, msg.sequence_number)
-        size = payload_nbytes(payload)
+        size = payload_nbytes(payload) if sized else 0
         buffer = self._buffer
         if len(buffer) >= self._capacity or (
             self._max_bytes is not None and buffer and self._bytes + size > self._max_bytes
@@ -405,7 +407,7 @@ class Channel(Generic[T]):
                     self._raise_closed("send into")
             if (counter := _counter.get()) is not None:
                 counter.waited("output", start, perf_counter())
-        rows = payload_rows(payload)
+        rows = payload_rows(payload) if counted else 0
         buffer.append((msg, size, rows))
         self._bytes += size
         self._sent += 1

@@ -105,6 +105,32 @@ def payload_stream_check(payload: Any) -> Any:
 _UNKNOWN: Any = object()
 
 
+PayloadTraits = tuple[Any, bool, bool]
+"""A payload type's ``__stream_check__`` (or None), and whether it reports ``nbytes`` and
+``num_rows``: what `Channel.send` asks of every payload, looked up once per type."""
+
+_TRAITS: dict[type, PayloadTraits] = {}
+
+
+def payload_traits(payload: Any) -> PayloadTraits:
+    """The traits of ``payload``'s type (`PayloadTraits`), found on its first instance.
+
+    The same answers as `payload_stream_check`, `payload_nbytes` and `payload_rows`
+    give, in one lookup: a channel's send is the hottest path of a network.
+    """
+    kind = type(payload)
+    traits = _TRAITS.get(kind)
+    if traits is None:
+        payload_nbytes(payload)  # fills the per-type caches those functions keep
+        payload_rows(payload)
+        traits = _TRAITS[kind] = (
+            payload_stream_check(payload),
+            _REPORTS_NBYTES[kind],
+            _REPORTS_ROWS[kind],
+        )
+    return traits
+
+
 def payload_classes(payload_type: Any) -> tuple[type, ...] | None:
     """The classes a payload of the declared ``payload_type`` must be an instance of,
     as ``send`` checks it; None when it checks nothing (``Any``, a TypeVar, None).

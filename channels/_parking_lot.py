@@ -329,4 +329,3 @@ def _leave(entry: _Entry, woken_by: ParkingLot | None) -> None:
         if lot is not woken_by:
             with contextlib.suppress(ValueError):  # already out: the lot that woke it
                 _entries(lot).remove(entry)
-
