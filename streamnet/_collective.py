@@ -29,8 +29,14 @@ _STEPS = "streamnet allgather steps"
 """The tag part of the one ordered stream that carries an operation's allgathers."""
 
 
+_RETURNED = ("streamnet", "the actor returned")
+"""The last step of an operation on a rank, taken once its actor returned (`Collective.end`)."""
+
+
 def _step(wire: tuple[Hashable, ...]) -> str:
     """An allgather's tag as its actor gave it (without the operation id)."""
+    if wire == _RETURNED:
+        return "nothing (its actor had returned)"
     parts = wire[1:]
     return repr(parts[0] if len(parts) == 1 else parts)
 
@@ -154,8 +160,9 @@ class Collective:
                 raise NetworkMismatchError(
                     f"actor `{self.name}`: rank {peer} gathered {_step(theirs)} where rank "
                     f"{self.rank} gathered {_step(wire)}; every rank of a collective actor "
-                    "must take the same collective steps in the same order (a step taken "
-                    "on some ranks only, by a condition on rank-local data, breaks that)"
+                    "must take the same collective steps in the same order (a step taken, "
+                    "or a return, on some ranks only, by a condition on rank-local data, "
+                    "breaks that)"
                 )
         everyone = [v for _, v in tagged]
         self.ctx.activity.exchanged += 1
@@ -164,6 +171,30 @@ class Collective:
             self.traffic.add_sent(peer, mine)
             self.traffic.add_received(peer, payload_bytes(everyone[peer]))
         return everyone
+
+    async def end(self) -> None:
+        """The operation's last step on this rank, once its actor returned: every rank
+        takes it after its last allgather, so a rank whose actor returned while another
+        still takes a step (a step skipped by a condition on rank-local data) fails at
+        once on both, instead of leaving the other waiting forever. The Network takes it
+        for every collective actor that returns, on several ranks.
+
+        Raises
+        ------
+        NetworkMismatchError
+            Another rank took a step where this rank's actor had returned.
+        """
+        if self.nranks == 1:
+            return
+        tagged = await self.comm.allgather(self.tag(_STEPS), (_RETURNED, None))
+        for peer, (theirs, _) in enumerate(tagged):
+            if theirs != _RETURNED:
+                raise NetworkMismatchError(
+                    f"actor `{self.name}`: rank {peer} gathered {_step(theirs)} where rank "
+                    f"{self.rank}'s actor had returned; every rank of a collective actor "
+                    "must take the same collective steps (a step taken, or a return, on "
+                    "some ranks only, by a condition on rank-local data, breaks that)"
+                )
 
     async def agree_schema(
         self, tag: Tag, schema: pa.Schema | None, *, channel: str | None = None

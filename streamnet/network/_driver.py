@@ -21,6 +21,7 @@ from typing import Any
 from channels import Channel, ChannelAborted, ChannelBroken, StreamnetError
 from channels.lowlevel import observe
 from streamnet._actor import ActorNode, set_current_actor
+from streamnet._collective import Collective
 from streamnet._context import Context
 from streamnet._errors import RemoteRankError
 from streamnet._typing import NetworkState
@@ -263,6 +264,13 @@ class NetworkDriver:
             rebound = self.fusion.outputs.get(node, {})
             try:
                 result = await call_with_restarts(node, recorder, rebound)
+                if node.definition.collective and self.ctx.nranks > 1:
+                    # Its consumers here get the end of its stream first, then it takes its
+                    # last step with its peers: a rank that returned while another still
+                    # takes steps fails on both (`Collective.end`), never hangs.
+                    for channel in node.outputs:
+                        await rebound.get(channel, channel).drain(None)
+                    await Collective(self.ctx).end()
                 if not node.definition.stops_early:
                     self._watch_inputs_left_open(node)
             except ChannelBroken as exc:

@@ -98,6 +98,47 @@ def test_ranks_that_take_different_collective_steps_fail_naming_both(nranks: int
 
 
 @define_actor(collective=True)
+async def returns_early(ctx: Context, rank: int, steps: int) -> list[int]:
+    """Gathers ``steps`` rounds on every rank but ``rank``, which returns after the first."""
+    coll = Collective(ctx)
+    got = [await coll.allgather("first", coll.rank)]
+    if coll.rank == rank % coll.nranks:
+        return got
+    for i in range(steps):
+        got += await coll.allgather(("more", i), coll.rank)
+    return got
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("nranks", "rank"), [(2, 0), (2, 1), (3, 1), (3, 2)])
+def test_a_rank_whose_collective_returns_early_fails_its_peers_instead_of_hanging(
+    nranks: int, rank: int
+) -> None:
+    """A collective actor that returns on one rank while its peers take another step left
+    them waiting forever: the actor's end is a step too, so every rank fails at once."""
+
+    async def job(ctx: Context) -> None:
+        await Network(ctx, actors=[returns_early(ctx, rank, 2)]).run_async()
+
+    with pytest.raises(NetworkMismatchError) as caught:
+        run_ranks(nranks, job)
+    message = str(caught.value)
+    assert "actor `returns_early#0`" in message
+    # each rank names the step the other took, or its own return
+    assert "('more', 0)" in message and "actor had returned" in message
+
+
+@pytest.mark.timeout(60)
+def test_ranks_whose_collectives_return_together_end_well() -> None:
+    async def job(ctx: Context) -> list[int]:
+        node = returns_early(ctx, rank=-1, steps=0)  # every rank returns after one step
+        await Network(ctx, actors=[node]).run_async()
+        return node.result()
+
+    assert run_ranks(3, job) == [[[0, 1, 2]]] * 3
+
+
+@define_actor(collective=True)
 async def in_step(ctx: Context) -> list[list[int]]:
     coll = Collective(ctx)
     return [await coll.allgather(("round", i), coll.rank * i) for i in range(3)]
