@@ -98,14 +98,14 @@ def test_ranks_that_take_different_collective_steps_fail_naming_both(nranks: int
 
 
 @define_actor(collective=True)
-async def returns_early(ctx: Context, rank: int, steps: int) -> list[int]:
+async def returns_early(ctx: Context, rank: int, steps: int) -> list[list[int]]:
     """Gathers ``steps`` rounds on every rank but ``rank``, which returns after the first."""
     coll = Collective(ctx)
     got = [await coll.allgather("first", coll.rank)]
     if coll.rank == rank % coll.nranks:
         return got
     for i in range(steps):
-        got += await coll.allgather(("more", i), coll.rank)
+        got.append(await coll.allgather(("more", i), coll.rank))
     return got
 
 
@@ -130,7 +130,7 @@ def test_a_rank_whose_collective_returns_early_fails_its_peers_instead_of_hangin
 
 @pytest.mark.timeout(60)
 def test_ranks_whose_collectives_return_together_end_well() -> None:
-    async def job(ctx: Context) -> list[int]:
+    async def job(ctx: Context) -> list[list[int]]:
         node = returns_early(ctx, rank=-1, steps=0)  # every rank returns after one step
         await Network(ctx, actors=[node]).run_async()
         return node.result()
