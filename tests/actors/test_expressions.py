@@ -58,6 +58,8 @@ ROW_WISE: dict[str, pl.Expr] = {
     "coalesce": pl.coalesce(x, y, 0),
     "when_then_otherwise": pl.when(x > y).then(x).when(x < 0).then(-x).otherwise(y),
     "is_in_list": x.is_in([1, 2, 3]),
+    # a key filter's set: its serialized data is left out of the check (`LONG_SERIES`)
+    "is_in_long_series": x.is_in(pl.Series(range(0, 200_000, 2)).implode()),
     "is_between": x.is_between(-5, 5),
     "cast_float": x.cast(pl.Float64),
     "cast_string": x.cast(pl.String),
@@ -151,6 +153,7 @@ NOT_ROW_WISE: list[tuple[pl.Expr, str]] = [
     (s.str.contains_any(pl.col("p")), "set of values from an expression"),
     (pl.business_day_count(d, d, holidays=pl.col("h")), "set of values"),
     (x + pl.lit(pl.Series([1, 2, 3])), "Series"),
+    (x + pl.lit(pl.Series(range(100_000))), "Literal"),  # long: shown by its node's name
     (pl.lit(1).sum(), ".sum()"),
     (s.str.join(","), "concat_vertical"),
     (s.str.to_date(), "strptime("),
