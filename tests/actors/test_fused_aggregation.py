@@ -203,3 +203,28 @@ def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_pa
         assert scan.result().row_groups_read == 48
         # after the first tasks, a tenth of the rows come out: tasks join row groups
         assert network.statistics().actor("read_parquet#0").messages_out < 48 / 2
+
+
+def test_a_chain_whose_keys_barely_repeat_sends_its_rows_as_partials() -> None:
+    """Once a chunk's partials are more than half its rows, the fused head stops grouping
+    (the merge groups once): the group-by receives more partial rows than there are groups,
+    and the answer is Polars'."""
+    n = 400_000  # 20 chunks: those read after the first chunk's partials came back
+    df = pl.DataFrame({"k": [i * 4 // 5 for i in range(n)], "x": range(n)})
+    with Context() as ctx:
+        a, b, c = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, c, into="polars")
+        nodes: list[ActorNode[Any]] = [
+            actors.from_polars(ctx, a, df, chunk_rows=20_000),
+            actors.filter(ctx, a, b, pl.col("x") >= 0),
+            actors.groupby_agg(ctx, b, c, "k", {"x": ["sum", "max"]}),
+            out,
+        ]
+        network = Network(ctx, nodes)
+        assert "partials to" in network.explain()
+        network.run()
+        want = df.group_by("k").agg(x_sum=pl.col("x").sum(), x_max=pl.col("x").max())
+        _same(out.result(), want, ["k"])
+        received = network.statistics().actor("groupby_agg#0").rows_in
+        groups = want.height
+        assert received > groups + 20_000 // 2  # chunks after the first were not grouped

@@ -116,6 +116,8 @@ class CpuAggregationKernel(AggregationKernel):
         makes is of `partial_schema`. A frame without rows gives no partial rows.
         """
         steps, keys = self._steps, list(self.keys)
+        if keys and not self._grouping:  # as many groups as rows (`learn`): the rows as they are
+            return rows.select(*keys, *steps.rows(SPAN)).cast(dict(self._partial_types))  # type: ignore[arg-type]
         if keys:
             return rows.group_by(keys).agg(steps.partials(SPAN))
         # One row of partials, only when there are rows: an empty chunk adds nothing.
@@ -161,13 +163,21 @@ class CpuAggregationKernel(AggregationKernel):
             out = frame.select(steps.partials(SPAN))
         elif self._grouping:
             out = frame.lazy().group_by(keys).agg(steps.partials(SPAN)).collect(engine="streaming")
-            if frame.height >= _LEARN_ROWS and out.height > frame.height // 2:
-                self._grouping = False  # high cardinality: grouping would not shrink chunks
+            self.learn(frame.height, out.height)
         else:
             rows = frame.select(*keys, *steps.rows(SPAN))
             # Rows take the grouped types (a sum of Int8 values is an Int64 partial).
             out = rows.cast(dict(self._partial_types))  # type: ignore[arg-type]
         return self._backend.from_polars(out)
+
+    def learn(self, rows: int, partials: int) -> None:
+        """``rows`` gave ``partials`` partial rows (grouped, by `partial` or a plan's
+        `partials_of`): where that is more than half of them, grouping does not shrink
+        chunks (about as many keys as rows), and from now on partials are the rows as
+        they are, which the merge groups once. A plan that reads 60M rows over 20M keys
+        spent more time grouping them in its scan than the merge spent grouping them."""
+        if self._grouping and rows >= _LEARN_ROWS and partials > rows // 2:
+            self._grouping = False
 
     def merge(self, chunks: Sequence[TableChunk]) -> TableChunk:
         if not chunks:

@@ -362,6 +362,8 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
+        if compiled.kernel is not None:
+            compiled.kernel.learn(frame.height, out.height)
         return self.from_polars(out, schema=compiled.output_schema)
 
     def scan(
@@ -409,6 +411,8 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
+        if compiled.kernel is not None:  # the rows read: those the steps before let through, at most
+            compiled.kernel.learn(task.rows, out.height)
         return self.from_polars(out, schema=compiled.output_schema)
 
 
