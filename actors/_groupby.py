@@ -246,6 +246,11 @@ async def _global_agg(
 
 
 # ------------------------------------------------------------------ finishing by key
+MEMORY_FANOUT = 16
+"""Under a memory limit, the partitions the partials are cut into as they come (unless
+``num_partitions`` says), at least: a partition is finished alone, so the partials that do
+not fit wait (spilled) in pieces that each finish at once, instead of all in one partition
+that is read back and cut again at the end."""
 GROUPS_SHARE = 0.5
 """The share of the memory budget that finishing one partition may take: its partials,
 their concatenation and the result built beside them (`Backend.working_memory` of
@@ -429,6 +434,8 @@ async def groupby_agg(
     items = normalise_aggs(aggs)
     _check_names(key_cols, items)
     count = partition_count(num_partitions, coll, "groupby_agg")
+    if num_partitions is None and ctx.memory.limit is not None:
+        count = max(count, MEMORY_FANOUT)
     if not key_cols:
         return await _global_agg(ctx, coll, ch_in, ch_out, items)
     columns = sorted({a.column for a in items if a.column is not None})

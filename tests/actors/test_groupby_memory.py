@@ -114,3 +114,17 @@ def test_a_group_that_cannot_fit_fails_naming_the_actor_and_the_sizes() -> None:
     df = pl.DataFrame({"k": [1] * 30_000, "v": range(30_000), "s": [str(i) for i in range(30_000)]})
     with pytest.raises(MemoryLimitError, match=r"actor `groupby_agg#0`: finishing groups needs .* more than the whole memory budget"):
         _grouped(df, 1, ["k"], {"s": ["n_unique"]}, memory_limit=64 * 1024)
+
+
+def test_under_a_budget_partials_are_cut_into_partitions_as_they_come() -> None:
+    """Under a memory limit the partials go to (at least) `MEMORY_FANOUT` partitions as they
+    come, each finished alone, instead of one partition that is read back and cut again at
+    the end: a budget the data fits in still finishes them one partition at a time."""
+    from actors._groupby import MEMORY_FANOUT
+
+    df = pl.DataFrame({"k": [i % 2_000 for i in range(8_000)], "v": range(8_000), "s": ["a"] * 8_000})
+    got, ranks = _grouped(df, 1, ["k"], AGGS, memory_limit=64 << 20)
+    assert_frame_equal(got, _expected(df, ["k"], AGGS))
+    [(stats, numbers)] = ranks
+    assert sorted(numbers) == list(range(MEMORY_FANOUT))
+    assert stats.spilled == 0
