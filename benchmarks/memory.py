@@ -4,8 +4,8 @@ under its own ``memory_limit`` and Polars' streaming engine (which has no limit 
 The data are Parquet files generated once and cached: a fact table of ``rows`` rows
 (int64 key ``k`` over ``keys`` distinct values, float64 ``a``, int64 ``b``, an
 8-character string ``s``) and a dimension table of ``keys`` rows (unique ``k``, float64
-``w``). Each engine reads the files and writes its answer to Parquet, so no result is
-held in memory:
+``w``). Each engine reads the files and writes its answer to Parquet (zstd, each
+engine's own writer), so no result is held in memory:
 
 - **group-by**: ``k`` -> sum of ``a``, max of ``b``, count;
 - **sort**: the fact table by ``k`` then ``b``;
@@ -117,7 +117,8 @@ def _duckdb(workload: str, fact: Path, dim: Path, out: Path, budget: int) -> int
         "sort": f"SELECT * FROM '{fact}' ORDER BY k, b",
         "join": f"SELECT f.*, d.w FROM '{fact}' f JOIN '{dim}' d USING (k)",
     }[workload]
-    con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet)")
+    # zstd, as streamnet's and Polars' writers compress by default (DuckDB's is snappy)
+    con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
     con.close()
     return 0
 
