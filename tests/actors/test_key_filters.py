@@ -259,12 +259,18 @@ def test_a_source_cut_down_by_its_own_filters_gives_keys(tmp_path: Path, own_fil
     assert sent["orders"] == want.height if own_filter else ORDERS.height
 
 
-@pytest.mark.parametrize("probe_rows", [100, 1000])
+@pytest.mark.parametrize(
+    ("probe_rows", "small_set"),
+    [(1000, False), (100, False), (1000, True), (100, True), (60, True)],
+)
 def test_keys_are_published_only_when_the_other_side_has_rows_enough_per_key(
-    probe_rows: int,
+    probe_rows: int, small_set: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from actors._join_optimiser import ROWS_PER_KEY
+    """A join publishes its 50 keys where the other side has rows enough per key: fewer
+    for a small set (cheap to build for every scan task) than for a large one."""
+    from actors import _join_optimiser
 
+    monkeypatch.setattr(_join_optimiser, "SMALL_KEY_SET", 50 if small_set else 49)
     dim = pl.DataFrame({"k": range(100), "tag": ["a", "b"] * 50})
     fact = pl.DataFrame({"k": [i % 100 for i in range(probe_rows)], "v": range(probe_rows)})
 
@@ -280,7 +286,9 @@ def test_keys_are_published_only_when_the_other_side_has_rows_enough_per_key(
     got, keys, sent, _ = _run(build)
     assert_frame_equal(_sorted(got), _sorted(fact.join(dim.filter(pl.col("tag") == "a"), on="k")))
     assert keys["fact"]  # offered either way
-    pays = probe_rows >= 50 * ROWS_PER_KEY
+    per_key = _join_optimiser.ROWS_PER_SMALL_SET_KEY if small_set else _join_optimiser.ROWS_PER_KEY
+    pays = probe_rows >= 50 * per_key
+    assert pays == (probe_rows == 1000 or (small_set and probe_rows == 100))
     assert sent["fact"] == (got.height if pays else probe_rows)
 
 
