@@ -51,12 +51,6 @@ BROADCAST_THRESHOLD = 64 * 2**20
 """``strategy="auto"`` broadcasts the right side when all ranks together hold at most this many bytes of it."""
 
 _BROADCASTABLE = ("inner", "left", "semi", "anti")
-_RIGHT_STREAMABLE = ("inner", "right")
-"""Joins whose result for a slice of the right side needs only that slice and the whole
-left side (each right row's output rows depend on it and the left side alone)."""
-STREAM_BATCH_FACTOR = 4
-"""With the left side read whole first, right rows joined at once: at least this many
-times the left side's (each batch joins against the whole left side)."""
 _FIRST_FANOUT = 16
 """Partitions of a single-rank join under a memory limit whose right side does not fit."""
 
@@ -239,21 +233,8 @@ async def join(
                     cap = broadcast_threshold
                 else:
                     cap = min(broadcast_threshold, build_share)
-            # One rank, no memory limit, an inner or right join: once the left side is read
-            # whole (small, as a filtered dimension table before a fact table), the right side
-            # streams against it instead of being held whole first.
-            streamable = (
-                strategy == "auto"
-                and coll.nranks == 1
-                and how in _RIGHT_STREAMABLE
-                and ctx.memory.limit is None
-            )
-            streaming = False
             if strategy != "shuffle":
                 while cap is None or size <= cap:
-                    if streamable and early.read_whole(broadcast_threshold):
-                        streaming = True
-                        break
                     item = await anext(rights, None)
                     if item is None:
                         ended = True
@@ -262,7 +243,7 @@ async def join(
                     size += item[1].nbytes
                     await right_keys.add(item[1])
                     await right_holder.add(item[1])
-            if coll.nranks == 1 and ended and not streaming:
+            if coll.nranks == 1 and ended:
                 await right_keys.publish()
             # Every rank's keys (on several ranks) and build share go with its size: every
             # rank takes this one step, whatever key sets its Network gave it, and the ranks
@@ -281,25 +262,6 @@ async def join(
             left_keys.abandon()  # not read whole (or published): the right's sources read all
         if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
             raise buffering.exception()  # type: ignore[misc]
-        if streaming:
-            for chunk in buffered:
-                right_holder.remove(chunk)
-            sent = await _stream_right(ctx, spec, early.take(lkeys), buffered, rights, ch_out)
-            right_empty = await right_schema.agree(coll, "right")
-            left_empty = await left_schema.agree(coll, "left")
-            if not sent:
-                empty = _empty_result(ctx, left_empty, right_empty, spec)
-                if empty is not None:
-                    await ch_out.send(ctx, Message(0, empty))
-            await ch_out.drain(ctx)
-            return JoinReport(
-                "stream-right",
-                size,
-                None,
-                None,
-                coll.traffic.copy(),
-                spilled_bytes=_spilled(ctx, actor) - spilled_before,
-            )
         lefts = early.replay_then(
             inputs(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
         )
@@ -619,27 +581,6 @@ class _LeftBuffer:
         self.ended = True
         await self.keys.publish()
 
-    def read_whole(self, most_bytes: int) -> bool:
-        """Whether the whole stream was received, in at least one chunk, and at most
-        ``most_bytes`` bytes."""
-        return (
-            self.ended
-            and bool(self.chunks)
-            and sum(chunk.nbytes for _, chunk in self.chunks) <= most_bytes
-        )
-
-    def take(self, keys: list[str]) -> list[TableChunk]:
-        """The whole stream's chunks (`read_whole`), given up by the buffer; ``keys`` are
-        checked to be among their columns."""
-        check = ColumnCheck(keys, where="join left keys")
-        chunks = []
-        for _, chunk in self.chunks:
-            self.holder.remove(chunk)
-            check.chunk(chunk)
-            chunks.append(chunk)
-        self.chunks.clear()
-        return chunks
-
     async def replay_then(
         self, rest: AsyncIterator[tuple[int, TableChunk]], keys: list[str]
     ) -> AsyncIterator[tuple[int, TableChunk]]:
@@ -653,55 +594,6 @@ class _LeftBuffer:
         if not self.ended:
             async for item in rest:
                 yield item
-
-
-async def _stream_right(
-    ctx: Context,
-    spec: JoinSpec,
-    left_chunks: list[TableChunk],
-    first: list[TableChunk],
-    rights: AsyncIterator[tuple[int, TableChunk]],
-    ch_out: Channel[TableChunk],
-) -> bool:
-    """Join the right side, ``first`` then the rest of ``rights``, in batches against the
-    whole left side, each result sent as its batch is joined (an inner or right join on
-    one rank: a batch's result needs only the batch and the left side). Returns whether
-    anything was sent; results are numbered in the order they are sent."""
-    backend = ctx.backend
-    left = await ctx.to_thread(backend.concat, left_chunks)
-    del left_chunks
-    batch_rows = max(STREAM_BATCH_FACTOR * left.num_rows, 1)
-    numbers = itertools.count()
-    pending: list[TableChunk] = []
-    rows = 0
-    sent = False
-
-    async def join_pending() -> None:
-        nonlocal pending, rows, sent
-        batch, pending, rows = pending, [], 0
-        right = batch[0] if len(batch) == 1 else await ctx.to_thread(backend.concat, batch)
-        del batch
-        out = await ctx.to_thread(backend.join, left, right, spec)
-        del right
-        if out.num_rows:
-            await ch_out.send(ctx, Message(next(numbers), out))
-            sent = True
-
-    async def right_chunks() -> AsyncIterator[TableChunk]:
-        while first:
-            yield first.pop(0)
-        async for _, chunk in rights:
-            yield chunk
-
-    async for chunk in right_chunks():
-        pending.append(chunk)
-        rows += chunk.num_rows
-        del chunk
-        if rows >= batch_rows:
-            await join_pending()
-    if pending:
-        await join_pending()
-    return sent
 
 
 async def _broadcast_join(

@@ -24,13 +24,11 @@ DistinctKeep = Literal["any", "first", "last"]
 JoinStrategy = Literal["auto", "broadcast", "shuffle"]
 """How the join moves data between ranks."""
 
-JoinMethod = Literal["broadcast", "shuffle", "grace", "hybrid", "stream-right"]
+JoinMethod = Literal["broadcast", "shuffle", "grace", "hybrid"]
 """How a join moved data between ranks: the `JoinStrategy` it ran (``auto`` picks one),
-``"grace"``: under a memory limit, partitions split again or joined block by block,
+``"grace"``: under a memory limit, partitions split again or joined block by block, or
 ``"hybrid"``: under a memory limit on one rank, the right side's partitions kept in memory
-and the left side streamed against them, or ``"stream-right"``: on one rank without a
-memory limit, an inner or right join whose left side was read whole before the right
-side, the right side streamed against it."""
+and the left side streamed against them."""
 
 Placement = Literal["round_robin", "contiguous"]
 """How partitions are spread over ranks."""

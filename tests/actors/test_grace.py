@@ -240,12 +240,10 @@ def test_a_right_side_that_fits_its_share_is_still_broadcast() -> None:
     got, reports, stats = join_under(left, small, "left", 1, limit=1024 * KiB)
     assert_same_rows(got, expected(left, small, "left"))
     assert reports[0].strategy == "broadcast" and stats[0].spilled == 0
-    # without a limit nothing is partitioned on one rank: the whole right side is broadcast,
-    # or (the left side read whole first) streamed against the whole left side
+    # without a limit the whole right side is broadcast on one rank, as it always was
     got, reports, _ = join_under(left, right, "inner", 1, limit=None)
     assert_same_rows(got, expected(left, right, "inner"))
-    assert reports[0].strategy in ("broadcast", "stream-right")
-    assert reports[0].repartitioned == 0 and reports[0].partitions == 0
+    assert reports[0].strategy == "broadcast" and reports[0].repartitioned == 0
 
 
 def test_several_ranks_do_not_broadcast_a_right_side_beyond_their_share() -> None:
