@@ -33,7 +33,7 @@ _RETURNED = ("streamnet", "the actor returned")
 """The last step of an operation on a rank, taken once its actor returned (`Collective.end`)."""
 
 
-def _step(wire: tuple[Hashable, ...]) -> str:
+def _described(wire: tuple[Hashable, ...]) -> str:
     """An allgather's tag as its actor gave it (without the operation id)."""
     if wire == _RETURNED:
         return "nothing (its actor had returned)"
@@ -154,17 +154,7 @@ class Collective:
         wire = self._wire(tag)
         if self.nranks == 1:
             return [value]
-        tagged = await self.comm.allgather(self.tag(_STEPS), (wire, value))
-        for peer, (theirs, _) in enumerate(tagged):
-            if theirs != wire:
-                raise NetworkMismatchError(
-                    f"actor `{self.name}`: rank {peer} gathered {_step(theirs)} where rank "
-                    f"{self.rank} gathered {_step(wire)}; every rank of a collective actor "
-                    "must take the same collective steps in the same order (a step taken, "
-                    "or a return, on some ranks only, by a condition on rank-local data, "
-                    "breaks that)"
-                )
-        everyone = [v for _, v in tagged]
+        everyone = await self._step(wire, value)
         self.ctx.activity.exchanged += 1
         mine = payload_bytes(value)
         for peer in self.peers:
@@ -184,17 +174,23 @@ class Collective:
         NetworkMismatchError
             Another rank took a step where this rank's actor had returned.
         """
-        if self.nranks == 1:
-            return
-        tagged = await self.comm.allgather(self.tag(_STEPS), (_RETURNED, None))
+        if self.nranks > 1:
+            await self._step(_RETURNED, None)
+
+    async def _step(self, wire: tuple[Hashable, ...], value: Any) -> list[Any]:
+        """Every rank's ``value`` for the step ``wire``, on the operation's one ordered
+        stream of steps; `NetworkMismatchError` where a rank took another step there."""
+        tagged = await self.comm.allgather(self.tag(_STEPS), (wire, value))
         for peer, (theirs, _) in enumerate(tagged):
-            if theirs != _RETURNED:
+            if theirs != wire:
                 raise NetworkMismatchError(
-                    f"actor `{self.name}`: rank {peer} gathered {_step(theirs)} where rank "
-                    f"{self.rank}'s actor had returned; every rank of a collective actor "
-                    "must take the same collective steps (a step taken, or a return, on "
-                    "some ranks only, by a condition on rank-local data, breaks that)"
+                    f"actor `{self.name}`: rank {peer} gathered {_described(theirs)} where "
+                    f"rank {self.rank} gathered {_described(wire)}; every rank of a "
+                    "collective actor must take the same collective steps in the same order "
+                    "(a step taken, or a return, on some ranks only, by a condition on "
+                    "rank-local data, breaks that)"
                 )
+        return [v for _, v in tagged]
 
     async def agree_schema(
         self, tag: Tag, schema: pa.Schema | None, *, channel: str | None = None

@@ -189,8 +189,6 @@ def _tree(expr: pl.Expr) -> Any:
     """The expression's tree as Polars serializes it to JSON, long Series literals' data
     left out (`LONG_SERIES`)."""
     text = expr.meta.serialize(format="json")
-    if _SERIES not in text:
-        return json.loads(text)
     parts, position = [], 0
     while (start := text.find(_SERIES, position)) != -1:
         data = start + len(_SERIES)

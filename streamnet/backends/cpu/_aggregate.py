@@ -8,6 +8,7 @@ chunk, per group or per row, and checks the chunks it is given.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -24,6 +25,8 @@ __all__ = ["CpuAggregation", "CpuAggregationKernel"]
 
 
 # ------------------------------------------------------------------ the kernel
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
+
 _LEARN_ROWS = 10_000
 """A chunk of at least this many rows tells whether grouping chunks pays."""
 
@@ -116,8 +119,8 @@ class CpuAggregationKernel(AggregationKernel):
         makes is of `partial_schema`. A frame without rows gives no partial rows.
         """
         steps, keys = self._steps, list(self.keys)
-        if keys and not self._grouping:  # as many groups as rows (`learn`): the rows as they are
-            return rows.select(*keys, *steps.rows(SPAN)).cast(dict(self._partial_types))  # type: ignore[arg-type]
+        if keys and not self._grouping:  # as many groups as rows (`learn`)
+            return self._rows_as_partials(rows)
         if keys:
             return rows.group_by(keys).agg(steps.partials(SPAN))
         # One row of partials, only when there are rows: an empty chunk adds nothing.
@@ -165,10 +168,14 @@ class CpuAggregationKernel(AggregationKernel):
             out = frame.lazy().group_by(keys).agg(steps.partials(SPAN)).collect(engine="streaming")
             self.learn(frame.height, out.height)
         else:
-            rows = frame.select(*keys, *steps.rows(SPAN))
-            # Rows take the grouped types (a sum of Int8 values is an Int64 partial).
-            out = rows.cast(dict(self._partial_types))  # type: ignore[arg-type]
+            out = self._rows_as_partials(frame)
         return self._backend.from_polars(out)
+
+    def _rows_as_partials(self, rows: _Frame) -> _Frame:
+        """Each row its own partial (about as many keys as rows: `learn`), of the grouped
+        types (a sum of Int8 values is an Int64 partial)."""
+        partials = rows.select(*self.keys, *self._steps.rows(SPAN))
+        return partials.cast(dict(self._partial_types))  # type: ignore[arg-type]
 
     def learn(self, rows: int, partials: int) -> None:
         """``rows`` gave ``partials`` partial rows (grouped, by `partial` or a plan's
