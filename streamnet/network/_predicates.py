@@ -16,8 +16,8 @@ declared feedback channels are cut, which carry nothing of either):
   those applied to its outputs may also apply to its inputs
   (``define_actor(predicates=...)``, or its plan step); an actor of unknown code
   lets none through. A channel gets what all its consumers apply (a fan-out, the
-  predicates common to its branches); a channel nobody consumes, or a feedback
-  channel, none.
+  predicates common to its branches and the disjunction of the others, see
+  `Predicate.either`); a channel nobody consumes, or a feedback channel, none.
 
 The second pass is the greatest fixpoint of those rules, reached in one sweep
 from the sinks up. A source that applies predicates (``define_actor(pushdown=True)``:
@@ -29,7 +29,10 @@ join (``define_actor(matches=...)``) one input of which is cut down by a filter
 reads it whole first and publishes its keys (`KeySet`); the other input gets the
 predicate "key among them", which moves upstream as any other, and the sources
 it reaches wait for the keys. Reading that input first must not stall the
-network: nothing upstream of it may send anywhere else. An input a key filter
+network: nothing upstream of it may send anywhere else. So a source never waits
+for keys that depend on its own rows, even through a disjunction of key filters
+at a fan-out: a source upstream of that input sends nowhere else, so none of its
+rows reaches the join's other input. An input a key filter
 cuts down may give its own keys in turn (a few rounds). On several ranks the
 join gathers the keys of every rank's share, or publishes none (``actors.join``
 does so for its right input only).
@@ -37,6 +40,7 @@ does so for its right input only).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +50,7 @@ import polars as pl
 from channels import Channel
 from streamnet._actor import ActorNode
 from streamnet.plans._columns import Columns
-from streamnet.plans._predicates import Predicate
+from streamnet.plans._predicates import KeySet, Predicate
 
 __all__ = ["PredicateNode", "column_names", "push", "pushed_predicates"]
 
@@ -155,11 +159,11 @@ def pushed_predicates(
     heard: dict[Hashable, int] = {}
     for node in _ordered(nodes, feedback, upstream=True):
         outputs = [applied.get(c, frozenset()) for c in node.outputs]
-        wanted: Predicates = frozenset.intersection(*outputs) if outputs else frozenset()
+        wanted: Predicates = functools.reduce(_either, outputs) if outputs else frozenset()
         passed = node.passes(wanted, {c: names.get(c) for c in node.inputs})
         for channel in node.inputs:
             got = frozenset() if channel in loops else frozenset(passed.get(channel, ()))
-            applied[channel] = got if channel not in heard else applied[channel] & got
+            applied[channel] = got if channel not in heard else _either(applied[channel], got)
             heard[channel] = heard.get(channel, 0) + 1
     # a channel some consumer of which did not answer (left in a cycle) gets nothing
     channels = {c: None for node in nodes for c in (*node.inputs, *node.outputs)}
@@ -167,6 +171,18 @@ def pushed_predicates(
         c: applied[c] if c in applied and heard.get(c) == consumers.get(c) else frozenset()
         for c in channels
     }
+
+
+def _either(one: Predicates, other: Predicates) -> Predicates:
+    """What a row passing all of ``one`` or all of ``other`` passes: the predicates
+    common to both, and the disjunction of the rest of each (`Predicate.either`).
+
+    Of a channel some consumers of which apply ``one`` and the others ``other``, or of
+    a node some outputs of which get ``one`` and the others ``other``, only rows that
+    fail this are never used."""
+    common = one & other
+    either = Predicate.either([one - common, other - common])
+    return common if either is None else common | {either}
 
 
 def describe(
@@ -262,7 +278,6 @@ def key_filters(
     the one whose sources give fewer rows gives its keys. The node publishes each filter's
     `KeySet` (`ActorNode.key_sets`). Nodes in ``skip`` (which have theirs) are left out.
     """
-    from streamnet.plans import KeySet, Predicate
 
     producers: dict[Channel[Any], list[ActorNode]] = {}
     consumers: dict[Channel[Any], list[ActorNode]] = {}
@@ -328,7 +343,7 @@ def push(
     for node in nodes:
         if node.definition.pushdown and node.outputs:
             sets = [applied.get(channel, frozenset()) for channel in node.outputs]
-            predicates = frozenset.intersection(*sets)
+            predicates = functools.reduce(_either, sets)
             node.push(predicates)
             if predicates:
                 pushed[node.name] = predicates

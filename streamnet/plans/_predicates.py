@@ -20,8 +20,10 @@ renames a column.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +87,9 @@ class Predicate:
     Compares and hashes by its expression's structure; ``origin`` names the actor
     whose filter states it (for `Network.explain`). A *key filter* (``keys`` given)
     is known only when the network runs: its expression is the column, whose value
-    must be among the ``keys`` a join publishes (see `KeySet`).
+    must be among the ``keys`` a join publishes (see `KeySet`). A *disjunction*
+    (``branches`` given, made by `either`) keeps a row that passes every predicate
+    of one of its branches: what the consumers of a fan-out apply between them.
 
     Examples
     --------
@@ -99,24 +103,89 @@ class Predicate:
     """
 
     expr: pl.Expr
+    """The boolean expression (a key filter's: its column; a disjunction's: the ``|`` of
+    its branches' ``&``, a key filter among them standing as its column)."""
     origin: str = field(default="")
     keys: KeySet | None = None
+    branches: frozenset[frozenset[Predicate]] = frozenset()
+    """A disjunction's alternatives, each the predicates a row must all pass (empty for
+    any other predicate)."""
+
+    @classmethod
+    def either(cls, branches: Iterable[frozenset[Predicate]]) -> Predicate | None:
+        """The disjunction of ``branches`` (each the predicates a row must all pass),
+        a branch that is one disjunction itself taking its place by its branches; None
+        when a branch is empty (every row passes it) or there would be more than
+        `MAX_BRANCHES` of them.
+
+        Examples
+        --------
+        >>> a, b = Predicate(pl.col("x") > 1), Predicate(pl.col("y") < 0)
+        >>> p = Predicate.either([frozenset({a}), frozenset({b})])
+        >>> p.describe()
+        'either [(col("x")) > (dyn int: 1)] or [(col("y")) < (dyn int: 0)]'
+        >>> Predicate.either([frozenset({a}), frozenset()]) is None
+        True
+        """
+        flat: set[frozenset[Predicate]] = set()
+        for branch in branches:
+            if not branch:
+                return None
+            (only,) = branch if len(branch) == 1 else (None,)
+            flat.update(only.branches if only is not None and only.branches else (branch,))
+        flat = {b for b in flat if not any(other < b for other in flat)}  # a or (a and b): a
+        if len(flat) > MAX_BRANCHES:
+            return None
+        if len(flat) == 1:
+            (branch,) = flat
+            if len(branch) == 1:
+                return next(iter(branch))
+        ordered = sorted(flat, key=_branch_key)
+        expr = pl.any_horizontal(
+            pl.all_horizontal([p.expr for p in sorted(b, key=Predicate.describe)]) for b in ordered
+        )
+        origins = sorted({o for b in flat for p in b for o in p.origin.split(", ") if o})
+        return cls(expr, ", ".join(origins), branches=frozenset(flat))
 
     @property
     def columns(self) -> frozenset[str]:
         """The columns it reads."""
+        if self.branches:
+            return frozenset().union(*(p.columns for b in self.branches for p in b))
         return frozenset(self.expr.meta.root_names())
+
+    @property
+    def key_sets(self) -> frozenset[KeySet]:
+        """The key sets whose publication it waits for (its own, or its branches')."""
+        own = frozenset({self.keys}) if self.keys is not None else frozenset()
+        return own.union(*(p.key_sets for b in self.branches for p in b))
 
     def renamed(self, mapping: Mapping[str, str]) -> Predicate:
         """The same predicate over columns renamed by ``mapping`` (old name to new name)."""
         if not any(old != new for old, new in mapping.items() if old in self.columns):
             return self
+        if self.branches:
+            renamed = Predicate.either(
+                frozenset(p.renamed(mapping) for p in b) for b in self.branches
+            )
+            assert renamed is not None  # as many branches as before, none empty
+            return renamed
         tree = _rename(_tree(self.expr), mapping)
         return Predicate(_expr(tree), self.origin, self.keys)
 
     async def resolved(self) -> pl.Expr | None:
         """The expression to apply: a key filter's once its keys are published (None: no
-        filter after all); any other's at once."""
+        filter after all); a disjunction's once those of its branches are (None when a
+        branch is left without a filter); any other's at once."""
+        if self.branches:
+            alternatives = []
+            for branch in sorted(self.branches, key=_branch_key):
+                parts = [await p.resolved() for p in sorted(branch, key=Predicate.describe)]
+                kept = [e for e in parts if e is not None]
+                if not kept:
+                    return None  # every row passes this branch
+                alternatives.append(functools.reduce(operator.and_, kept))
+            return functools.reduce(operator.or_, alternatives)
         if self.keys is None:
             return self.expr
         values = await self.keys.wait()
@@ -124,6 +193,13 @@ class Predicate:
 
     def describe(self) -> str:
         """What it keeps, for `Network.explain`."""
+        if self.branches:
+            return "either " + " or ".join(
+                " and ".join(p.describe() for p in sorted(b, key=Predicate.describe))
+                if len(b) == 1
+                else "(" + " and ".join(p.describe() for p in sorted(b, key=Predicate.describe)) + ")"
+                for b in sorted(self.branches, key=_branch_key)
+            )
         if self.keys is None:
             return str(self.expr)
         column = ", ".join(f"`{c}`" for c in sorted(self.columns))
@@ -148,13 +224,25 @@ class Predicate:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Predicate):
             return NotImplemented
+        if self.branches or other.branches:
+            return self.branches == other.branches
         return self.keys is other.keys and bool(self.expr.meta == other.expr.meta)
 
     def __hash__(self) -> int:
+        if self.branches:
+            return hash(self.branches)
         return hash((self.expr.meta, id(self.keys)))
 
     def __repr__(self) -> str:
         return f"Predicate({self.expr}, origin={self.origin!r})"
+
+
+MAX_BRANCHES = 8
+"""The most alternatives a disjunction (`Predicate.either`) has; more, and none is made."""
+
+
+def _branch_key(branch: frozenset[Predicate]) -> list[str]:
+    return sorted(p.describe() for p in branch)
 
 
 def _tree(expr: pl.Expr) -> Any:

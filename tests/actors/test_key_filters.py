@@ -49,7 +49,7 @@ def _job(build: Any, *, pushdown: bool = True, explain: bool = False) -> Any:
         stats = network.statistics()
         sources = [n for n in nodes if n.definition.pushdown]
         keys = {
-            n.name: sorted(p.describe() for p in n.pushed_predicates if p.keys is not None)
+            n.name: sorted(p.describe() for p in n.pushed_predicates if p.key_sets)
             for n in sources
         }
         sent = {n.name: stats.actor(n.name).rows_out for n in sources}
@@ -121,6 +121,49 @@ def test_the_cut_down_side_with_fewer_rows_gives_its_keys(segment_first: bool) -
         "customers": [],
         "orders": [f"`c` among the `c` keys `join#0` reads on its {side} input"],
     }
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_branches_of_a_fan_out_cut_their_shared_source_by_the_keys_of_either(nranks: int) -> None:
+    """Two branches of one scan, each joined with customers of its own segment (TPC-H Q7):
+    the scan skips the rows whose keys neither join has."""
+    segments = {"A": 0, "B": 1}
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        o, left, right, done = ctx.create_channel(), ctx.create_channel(), ctx.create_channel(), []
+        mine = ORDERS.filter(pl.col("o") % ctx.nranks == ctx.rank)  # each rank's share
+        nodes: list[ActorNode[Any]] = [
+            actors.from_polars(ctx, o, mine, chunk_rows=8).named("orders"),
+            actors.fanout(ctx, o, [left, right]),
+        ]
+        for segment, branch in zip(segments, (left, right), strict=True):
+            c, kept, joined = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+            nodes += [
+                actors.from_polars(ctx, c, CUSTOMERS.filter(pl.col("c") % ctx.nranks == ctx.rank))
+                .named(f"customers {segment}"),
+                actors.filter(ctx, c, kept, pl.col("seg") == segment),
+                actors.join(ctx, branch, kept, joined, on="c"),
+            ]
+            done.append(joined)
+        return [*nodes, actors.concat(ctx, done, out)]
+
+    nranks = ranks.size(nranks)
+    got, keys, sent, explained = _run(build, nranks=nranks)
+    want = pl.concat(
+        [ORDERS.join(CUSTOMERS.filter(pl.col("seg") == s), on="c") for s in segments]
+    )
+    assert_frame_equal(_sorted(got), _sorted(want))
+    either = (
+        "either `c` among the `c` keys `join#0` reads on its right_in input "
+        "or `c` among the `c` keys `join#1` reads on its right_in input"
+    )
+    assert keys["orders"] == [either]
+    assert f"source `orders` skips the rows that `join#0, join#1` drops: {either}" in explained
+    # rank 0's orders were cut by the keys of every rank's customers of either segment
+    kept = CUSTOMERS.filter(pl.col("seg").is_in(list(segments)))
+    assert sent["orders"] == ORDERS.filter(pl.col("o") % nranks == 0).join(kept, on="c", how="semi").height
+    _, keys, sent, _ = _run(build, pushdown=False, nranks=nranks)
+    assert not keys["orders"]
 
 
 def test_a_side_that_shares_its_upstream_gives_no_keys_and_nothing_stalls() -> None:

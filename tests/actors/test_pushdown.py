@@ -59,7 +59,7 @@ def _run(nranks: int, build: Build, *, pushdown: bool) -> tuple[pl.DataFrame, di
         sink = actors.collect(ctx, out, into="polars")
         await Network(ctx, [*nodes, sink], pushdown=pushdown).run_async()
         pushed = {  # the predicates of filters (key filters: test_key_filters.py)
-            n.name: sorted(str(p.expr) for p in n.pushed_predicates if p.keys is None)
+            n.name: sorted(str(p.expr) for p in n.pushed_predicates if not p.key_sets)
             for n in nodes
             if n.definition.pushdown
         }
@@ -356,6 +356,38 @@ def test_a_fan_out_moves_only_what_both_branches_drop() -> None:
 
     want = pl.concat([df.filter((pl.col("x") > 0) & (pl.col("k") < 4)), df.filter(pl.col("x") > 0)])
     assert _both_ways(1, build, want) == {"from_polars#0": [str(pl.col("x") > 0)]}
+
+
+@given(
+    df=_side("y"),
+    first=st.integers(-3, 3),
+    second=st.integers(-3, 3),
+    nranks=st.sampled_from([1, 2]),
+)
+@settings(max_examples=15, deadline=None)
+def test_a_fan_out_moves_the_disjunction_of_what_its_branches_drop(
+    df: pl.DataFrame, first: int, second: int, nranks: int
+) -> None:
+    """Each branch keeps its own rows: the source may drop those that neither keeps."""
+    one = (pl.col("x") > first) & (pl.col("k") < 4)
+    other = (pl.col("x") > first) & (pl.col("y") < second)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b, c, d, e, f = (ctx.create_channel() for _ in range(6))
+        return [
+            actors.from_polars(ctx, a, _parts(df, ctx.nranks)[ctx.rank], chunk_rows=7),
+            actors.fanout(ctx, a, [b, c]),
+            actors.filter(ctx, b, d, one),
+            actors.select(ctx, c, e, "k", "x", "y"),  # a step between: the predicates pass it
+            actors.filter(ctx, e, f, other),
+            actors.concat(ctx, [d, f], out),
+        ]
+
+    want = pl.concat([df.filter(one), df.filter(other)])
+    pushed = _both_ways(nranks, build, want)["from_polars#0"]
+    assert len(pushed) == 2  # `x > first`, common to both, and the rest of each, either way
+    assert str(pl.col("x") > first) in pushed
+    assert any("any_horizontal" in p for p in pushed)
 
 
 # ------------------------------------------------------------------ the scan, and explain

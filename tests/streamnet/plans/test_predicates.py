@@ -4,6 +4,7 @@ the step then the predicate give."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import polars as pl
@@ -14,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 from streamnet import Cast, Filter, Predicate, Rename, Select, Step, WithColumns
 from streamnet.plans._columns import step_outputs
-from streamnet.plans._predicates import conjuncts, immovable, step_passes
+from streamnet.plans._predicates import MAX_BRANCHES, KeySet, conjuncts, immovable, step_passes
 
 MOVABLE = [
     pl.col("a") > 1,
@@ -147,3 +148,72 @@ def test_a_step_lets_through_what_it_does_not_redefine() -> None:
     own = step_passes(Filter((pl.col("b") > 0) & (pl.col("a").cum_sum() > 1), actor="f"), both)
     assert own == both | {Predicate(pl.col("b") > 0)}
     assert {p.origin for p in own if p.columns == {"b"}} == {"f"}
+
+
+# ------------------------------------------------------------------ disjunctions
+A, B, C = (Predicate(e) for e in (pl.col("x") > 1, pl.col("y") < 0, pl.col("x") == 0))
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-2, 3)), max_size=20),
+    st.lists(st.one_of(st.none(), st.integers(-2, 3)), max_size=20),
+)
+@settings(max_examples=40, deadline=None)
+def test_a_disjunction_keeps_the_rows_that_pass_every_predicate_of_a_branch(
+    xs: list[int | None], ys: list[int | None]
+) -> None:
+    n = min(len(xs), len(ys))
+    df = pl.DataFrame({"x": xs[:n], "y": ys[:n]}, schema={"x": pl.Int64, "y": pl.Int64})
+    either = Predicate.either([frozenset({A, B}), frozenset({C})])
+    assert either is not None
+    expr = asyncio.run(either.resolved())
+    assert expr is not None
+    want = df.filter(((pl.col("x") > 1) & (pl.col("y") < 0)) | (pl.col("x") == 0))
+    assert_frame_equal(df.filter(expr), want)
+
+
+def test_a_disjunction_flattens_absorbs_and_compares_by_its_branches() -> None:
+    ab_c = Predicate.either([frozenset({A, B}), frozenset({C})])
+    assert ab_c is not None and ab_c.columns == {"x", "y"}
+    assert ab_c == Predicate.either([frozenset({C}), frozenset({B, A})])
+    assert hash(ab_c) == hash(Predicate.either([frozenset({C}), frozenset({B, A})]))
+    nested = Predicate.either([frozenset({ab_c}), frozenset({B})])  # (a and b) or c or b
+    assert nested is not None and nested.branches == {frozenset({C}), frozenset({B})}
+    assert Predicate.either([frozenset({A}), frozenset({A, B})]) == A  # a or (a and b): a
+    assert Predicate.either([frozenset({A}), frozenset()]) is None  # every row passes one
+    many = [frozenset({Predicate(pl.col("x") == i)}) for i in range(MAX_BRANCHES + 1)]
+    assert Predicate.either(many) is None
+    renamed = ab_c.renamed({"x": "z"})
+    assert renamed.columns == {"z", "y"} and renamed != ab_c
+    pair = " and ".join(sorted([A.describe(), B.describe()]))
+    assert ab_c.describe().startswith("either ")
+    assert set(ab_c.describe().removeprefix("either ").split(" or ")) == {f"({pair})", C.describe()}
+
+
+def test_a_disjunction_of_key_filters_waits_for_every_key_set_and_is_none_if_one_is() -> None:
+    async def main() -> None:
+        left, right = KeySet("join#0", "right_in", "k"), KeySet("join#1", "right_in", "k")
+        either = Predicate.either(
+            [frozenset({Predicate(pl.col("k"), keys=left)}), frozenset({Predicate(pl.col("k"), keys=right)})]
+        )
+        assert either is not None and either.key_sets == {left, right}
+        waiting = asyncio.ensure_future(either.resolved())
+        left.publish(pl.Series([1, 2]))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # the other key set is still to come
+        right.publish(pl.Series([5]))
+        expr = await asyncio.wait_for(waiting, 5)
+        assert expr is not None
+        df = pl.DataFrame({"k": [1, 3, 5, None]})
+        assert df.filter(expr)["k"].to_list() == [1, 5]
+
+        left, right = KeySet("join#0", "right_in", "k"), KeySet("join#1", "right_in", "k")
+        either = Predicate.either(
+            [frozenset({Predicate(pl.col("k"), keys=left)}), frozenset({Predicate(pl.col("k"), keys=right), C})]
+        )
+        assert either is not None
+        left.publish(None)  # that join gives no keys: its branch keeps every row
+        right.publish(pl.Series([5]))
+        assert await asyncio.wait_for(either.resolved(), 5) is None
+
+    asyncio.run(main())
