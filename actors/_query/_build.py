@@ -74,7 +74,7 @@ class QueryNetwork:
 
 def build(ctx: Context, root: PlanNode, lazy_frame: pl.LazyFrame, ch_out: Stream) -> QueryNetwork:
     """The actors that compute ``root`` (the plan of ``lazy_frame``) into ``ch_out``."""
-    builder = _Builder(ctx, lazy_frame, reread=_met_at_a_join(root))
+    builder = _Builder(ctx, lazy_frame, met_at_join=_met_at_a_join(root))
     out = builder.node(root) if root.distributable else builder.polars_above(root)
     builder.add(_forward(ctx, out, ch_out, root))
     builder.finish()
@@ -93,11 +93,11 @@ def _share(rows: int, rank: int, nranks: int) -> tuple[int, int]:
 
 class _Builder:
     def __init__(
-        self, ctx: Context, lazy_frame: pl.LazyFrame, *, reread: frozenset[Any] = frozenset()
+        self, ctx: Context, lazy_frame: pl.LazyFrame, *, met_at_join: frozenset[Any] = frozenset()
     ) -> None:
         self.ctx = ctx
         self.lazy_frame = lazy_frame
-        self.reread = reread  # the cached subplans read again for each consumer
+        self.met_at_join = met_at_join  # the cached subplans whose consumers meet at a join
         self.actors: list[ActorNode] = []
         self.fallbacks: list[str] = []
         self.caches: dict[Any, tuple[Stream, list[Stream]]] = {}
@@ -200,8 +200,10 @@ class _Builder:
 
     def _cache(self, node: PlanNode) -> Stream:
         key, shared = node.args["key"], node.inputs[0]
-        if key in self.reread and _rereadable(shared) and self.rows(shared) >= REREAD_MIN_ROWS:
-            return self.node(shared)  # read again (see `_met_at_a_join`)
+        if _rereadable(shared):
+            rows = self.rows(shared)
+            if rows >= REREAD_MIN_ROWS if key in self.met_at_join else rows < SMALL_REREAD_ROWS:
+                return self.node(shared)  # read again (see `_met_at_a_join`, `SMALL_REREAD_ROWS`)
         if key not in self.caches:
             self.caches[key] = (self.node(shared), [])
         out = self.channel()
@@ -547,6 +549,13 @@ REREAD_MIN_ROWS = 1 << 20
 each when it gives about this many rows or more (`_met_at_a_join`); below, the rows that
 wait cost less than a second read (TPC-H Q22's 375,000 customers at SF 10: 0.41 s
 shared, 0.6 s read twice)."""
+SMALL_REREAD_ROWS = 1 << 17
+"""A scan that Polars computes once for consumers that do not meet again at a join is
+read again for each when it gives fewer rows than this: reading it costs little, and
+each consumer then has a source of its own, which a join's key filter needs of the
+input it reads whole first (TPC-H Q7 joins each branch of a union with the suppliers
+of one nation, whose keys then cut the `lineitem` scan the two branches share).
+Consumers that meet at a join keep sharing such a scan (see `REREAD_MIN_ROWS`)."""
 _REREAD_SOURCES = frozenset({"parquet", "csv", "ndjson"})
 _ROW_WISE = frozenset({"select", "with_columns", "filter"})
 

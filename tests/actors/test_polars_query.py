@@ -335,9 +335,35 @@ def test_a_scan_whose_consumers_meet_at_a_union_is_read_once(
     scan = pl.scan_parquet(path).with_columns(r=pl.col("q") * 2)
     query = pl.concat([scan.group_by("o").agg(pl.col("r").sum()), scan.group_by("o").agg(pl.col("r").max())])
     monkeypatch.setattr("actors._query._build.REREAD_MIN_ROWS", 0)
+    monkeypatch.setattr("actors._query._build.SMALL_REREAD_ROWS", 0)  # as if it were large
     names = _actor_names(query)
     assert names.count("read_parquet") == 1 and "fanout" in names
     assert _check(query, 1) == ()
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_small_scan_whose_consumers_meet_at_a_union_is_read_for_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nranks: int
+) -> None:
+    """TPC-H Q7's shape: each branch of a union joins the shared `lines` with its own part
+    of a small table; read for each branch, that table's keys cut `lines`, which the
+    branches still share."""
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", 0)
+    monkeypatch.setattr("actors._query._build.SMALL_REREAD_ROWS", 100)  # lines: 200 rows
+    lines, small = tmp_path / "lines.parquet", tmp_path / "small.parquet"
+    LINES.write_parquet(lines, row_group_size=30)
+    pl.DataFrame({"o": range(20), "g": [i % 4 for i in range(20)]}).write_parquet(small)
+    scan, groups = pl.scan_parquet(lines), pl.scan_parquet(small)
+    query = pl.concat(
+        [scan.join(groups.filter(pl.col("g") == g), on="o").with_columns(side=pl.lit(g)) for g in (1, 2)]
+    ).group_by("side").agg(pl.len(), pl.col("q").sum())
+    names = _actor_names(query)
+    assert names.count("read_parquet") == 3 and names.count("fanout") == 1
+    assert _check(query, nranks) == ()
+    ctx = Context()
+    out = ctx.create_channel()
+    network = Network(ctx, [*from_polars_query(ctx, query, out), collect(ctx, out)])
+    assert "skips the rows that `join#0, join#1` drops: either" in network.explain()
 
 
 TEXT = FRAME.with_columns(s=pl.Series(["NA", "", None, "null", "x", "NaN", "ab", "cd", "q", "r"]))
