@@ -205,6 +205,33 @@ def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_pa
         assert network.statistics().actor("read_parquet#0").messages_out < 48 / 2
 
 
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_scan_whose_plan_drops_no_row_reads_runs_of_row_groups_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filtered: bool
+) -> None:
+    """Each task is a query with a cost of its own: a plan that drops no row joins row
+    groups once its first tasks have run; one with a filter reads them one by one until
+    it knows how many rows come out (here most do)."""
+    monkeypatch.setattr("actors._parquet.EVERY_ROW_TASK_ROWS", 40)
+    path = tmp_path / "t.parquet"
+    df = pl.DataFrame({"x": range(480)})
+    df.write_parquet(path, row_group_size=10)  # 48 row groups
+    with Context(num_threads=2) as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        scan = actors.read_parquet(ctx, a, path)
+        step = actors.filter(ctx, a, b, pl.col("x") % 10 != 0) if filtered else actors.select(ctx, a, b, "x")
+        network = Network(ctx, [scan, step, out])
+        network.run()
+        want = df.filter(pl.col("x") % 10 != 0) if filtered else df
+        assert_frame_equal(out.result(), want)
+        sent = network.statistics().actor("read_parquet#0").messages_out
+        if filtered:
+            assert sent == 48
+        else:  # row groups one by one while the first tasks run, then four at a time
+            assert sent < 48 // 2
+
+
 def test_a_chain_whose_keys_barely_repeat_sends_its_rows_as_partials() -> None:
     """Once a chunk's partials are more than half its rows, the fused head stops grouping
     (the merge groups once): the group-by receives more partial rows than there are groups,

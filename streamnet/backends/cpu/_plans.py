@@ -31,9 +31,10 @@ run on what it read, so their semantics are Polars').
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
@@ -130,10 +131,37 @@ class CpuCompiledPlan(CompiledPlan):
     """Polars' engine: the streaming one for a plan that scans and has steps, or aggregates."""
     kernel: CpuAggregationKernel | None = None
     """The aggregation kernel of a final `PartialAggregate` step (its partial expressions)."""
+    scans: dict[tuple[str, int, int], pl.LazyFrame] = field(default_factory=dict)
+    """Polars' scan of each local file the plan's tasks read, made once (`_polars_scan`)."""
 
 
-def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.LazyFrame:
-    """The rows of ``task``, filtered and projected by ``source``.
+def _polars_scan(scans: dict[tuple[str, int, int], pl.LazyFrame], path: str) -> pl.LazyFrame:
+    """Polars' scan of the local Parquet file ``path``, made once per compiled plan and
+    version of the file (``scans``, by its modification time and size).
+
+    Polars keeps what it learned of the file (its footer) in the scan: every task of
+    the plan slices the same one rather than reading the footer again (a few
+    milliseconds per task for a file of a few hundred row groups). A file written
+    again meanwhile gets a scan of its own, which reads its new footer."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # gone: Polars' own scan reports it
+        return pl.scan_parquet(path, hive_partitioning=False)
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    found = scans.get(key)
+    if found is None:
+        found = scans.setdefault(key, pl.scan_parquet(path, hive_partitioning=False))
+    return found
+
+
+def _scan_query(
+    source: ParquetScan,
+    task: ScanTask,
+    files: ExitStack,
+    scans: dict[tuple[str, int, int], pl.LazyFrame] | None = None,
+) -> pl.LazyFrame:
+    """The rows of ``task``, filtered and projected by ``source`` (``scans``: the Polars
+    scans made so far, `_polars_scan`).
 
     A local file is Polars' scan, sliced to the task's rows (a slice aligned on
     row groups decodes only those), and so is an object of a store whose options
@@ -153,7 +181,8 @@ def _scan_query(source: ParquetScan, task: ScanTask, files: ExitStack) -> pl.Laz
     elif isinstance(task.path, StorePath):
         query = _store_scan(task.path, task, files)
     else:
-        query = pl.scan_parquet(task.path, hive_partitioning=False).slice(task.offset, task.rows)
+        scan = _polars_scan({} if scans is None else scans, str(task.path))
+        query = scan.slice(task.offset, task.rows)
     if source.partitioning:
         values = task.partition or (None,) * len(source.partitioning)
         query = query.with_columns(
@@ -389,7 +418,7 @@ class CpuPlans(Backend):
     ) -> TableChunk:  # fmt: skip
         steps = compiled.plan.steps
         try:
-            query = _scan_query(source, task, files)
+            query = _scan_query(source, task, files, compiled.scans)
         except (OSError, pa.ArrowException) as exc:
             raise _read_error(task.path, exc) from exc
         for step in steps:
