@@ -148,6 +148,7 @@ class ActorNode(Generic[R]):
         "_bound",
         "_definition",
         "_fused",
+        "_io",
         "_key_sets",
         "_kwargs",
         "_link",
@@ -176,6 +177,7 @@ class ActorNode(Generic[R]):
         self._kwargs = kwargs
         self._bound: dict[str, Any] | None = None
         self.endpoints = endpoints
+        self._io: tuple[tuple[Endpoint, ...], tuple[Channel[Any], ...], tuple[Channel[Any], ...]] | None = None
         self._name = ctx.actor_name(definition.name)
         self.op_id: int | None = ctx.next_op_id() if definition.collective else None
         """The collective operation id (same on every rank), or None for a local actor."""
@@ -411,12 +413,27 @@ class ActorNode(Generic[R]):
     @property
     def inputs(self) -> tuple[Channel[Any], ...]:
         """Channels this actor consumes, each once."""
-        return _unique(e.channel for e in self.endpoints if e.role == "input")
+        return self._channels()[1]
 
     @property
     def outputs(self) -> tuple[Channel[Any], ...]:
         """Channels this actor produces into, each once."""
-        return _unique(e.channel for e in self.endpoints if e.role == "output")
+        return self._channels()[2]
+
+    def _channels(
+        self,
+    ) -> tuple[tuple[Endpoint, ...], tuple[Channel[Any], ...], tuple[Channel[Any], ...]]:
+        """The endpoints, and the channels in and out of them (found once: a Network's
+        passes ask many times)."""
+        found = self._io
+        if found is None or found[0] is not self.endpoints:
+            endpoints = self.endpoints
+            found = self._io = (
+                endpoints,
+                _unique(e.channel for e in endpoints if e.role == "input"),
+                _unique(e.channel for e in endpoints if e.role == "output"),
+            )
+        return found
 
     def call(self, endpoints: Mapping[Channel[Any], Any] | None = None) -> Coroutine[Any, Any, R]:
         """Start the actor's coroutine (the Network does this).

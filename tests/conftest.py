@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Generator, Iterator
@@ -32,10 +33,12 @@ settings.load_profile("mpi" if (launched_ranks() or 1) > 1 else "default")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under mpiexec, each rank gets its own temporary directories (no shared cleanup)."""
+    """Under mpiexec, each rank gets its own temporary directories (no shared cleanup),
+    removed when its run ends."""
     _check_polars_version()
     if (launched_ranks() or 1) > 1 and not config.option.basetemp:
         config.option.basetemp = tempfile.mkdtemp(prefix="streamnet-tests-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -48,6 +51,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     Otherwise the other ranks, still in the suite, would wait in the next test's
     collectives for a rank that left (``-x``) until their timeouts.
     """
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
     status = config.stash.get(_EXIT_STATUS, 0)
     if (launched_ranks() or 1) > 1 and status not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
         from mpi4py import MPI
@@ -58,6 +64,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 EXPECT_POLARS = "STREAMNET_EXPECT_POLARS"
 """Set by ``make test-polars-compat``: the Polars version the tests must import."""

@@ -12,10 +12,12 @@ guessed smaller goes to the right.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 
 from actors._query._plan import PlanNode
+from streamnet import FileReadError, SchemaError, read_parquet_footers
 
 __all__ = ["GROUPS", "SELECTIVITY", "TEXT_ROW_BYTES", "UNKNOWN_ROWS", "RowEstimates"]
 
@@ -84,12 +86,15 @@ def _joined(how: str, left: float, right: float) -> float:
 
 
 def _parquet_rows(paths: list[str]) -> float:
-    """The rows of the files, from their footers (unknown when they cannot be read)."""
+    """The rows of the files, from their footers (unknown when they cannot be read); a
+    local file's footer is the one the scan reads again (`read_parquet_footers` keeps it)."""
     try:
-        rows = pl.scan_parquet(paths).select(pl.len()).collect().item()
-    except (OSError, pl.exceptions.PolarsError):
+        if any("://" in str(path) for path in paths):
+            return float(pl.scan_parquet(paths).select(pl.len()).collect().item())
+        footers = read_parquet_footers([Path(path) for path in paths])
+        return float(sum(footer.num_rows for footer in footers.metadata))
+    except (OSError, FileReadError, SchemaError, pl.exceptions.PolarsError):
         return UNKNOWN_ROWS
-    return float(rows)
 
 
 def _text_rows(paths: list[str]) -> float:

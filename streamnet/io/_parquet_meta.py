@@ -6,7 +6,9 @@ the `ScanTask` s planned here.
 
 from __future__ import annotations
 
-from collections import Counter
+import os
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -265,19 +267,49 @@ def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
     return ParquetFiles(tuple(paths), schema, tuple(footers))
 
 
+FOOTERS_KEPT = 32
+"""How many local files' footers a process keeps (`_footer`)."""
+_footers: OrderedDict[tuple[str, int, int], tuple[Any, pa.Schema]] = OrderedDict()
+_footers_lock = threading.Lock()
+
+
 def _footer(path: FilePath) -> tuple[Any, pa.Schema]:
-    """The footer of ``path`` and its Arrow schema."""
+    """The footer of ``path`` and its Arrow schema.
+
+    A local file's is kept (the latest `FOOTERS_KEPT`) by its path, modification time
+    and size: a network asks for a file's footer several times before it runs (its
+    columns, its rows) and its scan once more, each a few milliseconds for a file of a
+    few hundred row groups; a file written again is read anew."""
     import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
 
+    key = None
+    if not isinstance(path, StorePath):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            pass  # read_metadata reports it
+        else:
+            key = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
+            with _footers_lock:
+                found = _footers.get(key)
+                if found is not None:
+                    _footers.move_to_end(key)
+                    return found
     try:
         if isinstance(path, StorePath):
             with path.filesystem.open_input_file(path.path) as file:
                 metadata = pq.read_metadata(file)
         else:
             metadata = pq.read_metadata(path)
-        return metadata, metadata.schema.to_arrow_schema()
+        read = metadata, metadata.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
         raise FileReadError(f"cannot read `{path}` as Parquet: {exc}") from exc
+    if key is not None:
+        with _footers_lock:
+            _footers[key] = read
+            while len(_footers) > FOOTERS_KEPT:
+                _footers.popitem(last=False)
+    return read
 
 
 def plan_row_groups(

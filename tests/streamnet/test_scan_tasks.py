@@ -1,14 +1,22 @@
-"""Scan tasks joined into runs of row groups (`group_scan_tasks`)."""
+"""Scan tasks joined into runs of row groups (`group_scan_tasks`), and the footers they
+are planned from (`read_parquet_footers`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamnet import ScanTask, group_scan_tasks, split_scan_tasks
+from streamnet import (
+    FileReadError,
+    ScanTask,
+    group_scan_tasks,
+    read_parquet_footers,
+    split_scan_tasks,
+)
 
 A, B = Path("a.parquet"), Path("b.parquet")
 
@@ -124,3 +132,18 @@ def test_the_decoded_bytes_of_a_row_group_are_those_of_its_rows(tmp_path: Path) 
     (whole,) = plan_row_groups(read_parquet_footers([path]), None)
     held = TableChunk.from_polars(df).nbytes
     assert held * 0.8 <= whole.decoded <= held * 1.25  # strings: their bytes and views
+
+
+def test_a_local_file_s_footer_is_read_once_until_the_file_is_written_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"x": range(30)}).write_parquet(path, row_group_size=10)
+    first = read_parquet_footers([path]).metadata[0]
+    assert read_parquet_footers([path]).metadata[0] is first  # kept
+    pl.DataFrame({"x": range(50)}).write_parquet(path, row_group_size=25)
+    again = read_parquet_footers([path]).metadata[0]
+    assert again is not first and (again.num_rows, again.num_row_groups) == (50, 2)
+    path.write_bytes(b"not parquet")
+    with pytest.raises(FileReadError, match="cannot read"):
+        read_parquet_footers([path])

@@ -279,13 +279,14 @@ class CpuPlans(Backend):
         steps = plan.steps
         engine = "in-memory"
         convert: tuple[str, ...] = ()
+        scans: dict[tuple[str, int, int], pl.LazyFrame] = {}  # the tasks' scans start here
         if isinstance(plan.source, ParquetScan):
             # The streaming engine pipelines decoding with the steps; a scan alone reads as
             # Polars reads by default.
             engine = "streaming" if steps else "auto"
             path = plan.source.paths[0]
             try:
-                query = _scan_query(plan.source, ScanTask(path, (), 0, 0), files)
+                query = _scan_query(plan.source, ScanTask(path, (), 0, 0), files, scans)
                 schema = query.collect_schema()
             except (pl.exceptions.ComputeError, OSError, pa.ArrowException) as exc:
                 raise _read_error(path, exc) from exc
@@ -330,6 +331,7 @@ class CpuPlans(Backend):
             engine=engine,
             kernel=kernel,
             aggregate_input_schema=aggregated,
+            scans=scans,
         )
 
     def _partial_kernel(
