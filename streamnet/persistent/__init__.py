@@ -38,7 +38,8 @@ work for one release and warn `DeprecationWarning`.
 Modules: ``_runtime.py`` (`ActorRuntime`), ``_instance.py`` (an instance and its
 lifecycle), ``_actor_context.py`` (`PersistentActorContext`), ``_requests.py`` (requests
 and replies), ``_watchdog.py`` (heartbeats), ``_supervisor.py``, ``_child_spec.py`` and
-``_redelivery.py`` (supervision), ``_messages.py`` (``@persistent_message``).
+``_redelivery.py`` (supervision), ``_messages.py`` (``@persistent_message``);
+``device/``: what actors on a GPU share with the host (records and rings).
 """
 
 from channels.lowlevel import publish

@@ -1,0 +1,19 @@
+"""The parts of GPU-resident persistent actors that do not need a GPU: the fixed-size
+records their messages travel as (`RecordLayout`), and the single-producer,
+single-consumer ring that carries records between the host and a device actor,
+or between two device actors (`SpscRing`, and `RingModel` for checking its
+protocol step by step).
+
+A persistent kernel keeps one slot per actor; the host writes records into each
+slot's host-to-kernel ring and reads replies from its kernel-to-host ring, both
+in pinned host memory that the device maps; actors pass records to each other
+through rings in device memory. The rings here hold the same bytes in a NumPy
+buffer, laid out as the kernel reads them, so that the host side and the
+protocol are tested on any machine. The kernel itself, and the runtime that
+launches it, need a GPU.
+"""
+
+from streamnet.persistent.device._records import HEADER, RecordLayout, RecordLayoutError
+from streamnet.persistent.device._ring import RingModel, SpscRing
+
+__all__ = ["HEADER", "RecordLayout", "RecordLayoutError", "RingModel", "SpscRing"]
