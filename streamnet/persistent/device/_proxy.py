@@ -1,0 +1,117 @@
+"""The host's side of a device actor: a persistent actor that stands for one slot.
+
+`device_actor` makes the function an `ActorRuntime` launches for a slot. Its
+instance resets the slot, then moves messages: from its inbox into the slot's
+host-to-kernel ring (as records, with 64-bit ids), and from the slot's
+kernel-to-host ring to the host (``ctx.send``), a reply's correlation id mapped
+back to the UUID of the request it answers, so that ``runtime.request`` works as
+for any actor. It fails with `DeviceHeartbeatLost` when the slot's heartbeat
+stops for ``heartbeat_timeout`` seconds, or when the slot does not take a command
+within that time: a supervisor then restarts it as it would any actor, and the
+new instance resets the slot. The runtime's ``deactivate`` and ``reactivate``
+deactivate and activate the slot too; when the instance ends, the slot is
+deactivated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import Awaitable, Callable
+from time import monotonic
+from uuid import UUID
+
+from streamnet.persistent._actor_context import PersistentActorContext
+from streamnet.persistent.device._slots import ACTIVATE, DEACTIVATE, RESET, DeviceSlots
+
+__all__ = ["DeviceHeartbeatLost", "device_actor"]
+
+POLL = 0.001
+"""Seconds the proxy waits for a message before it looks at the slot's ring again."""
+
+
+class DeviceHeartbeatLost(RuntimeError):
+    """A device actor's slot stopped beating, or did not take a command; the message names
+    the slot and how long it was silent."""
+
+
+def device_actor(
+    slots: DeviceSlots, slot: int, *, heartbeat_timeout: float = 1.0
+) -> Callable[[PersistentActorContext], Awaitable[None]]:
+    """The persistent actor function that stands for ``slot`` of ``slots`` (launch it with
+    ``runtime.launch(actor_id, device_actor(...))``).
+
+    Raises
+    ------
+    ValueError
+        ``slot`` is not one of the slots, or ``heartbeat_timeout`` is not > 0.
+    """
+    if type(slot) is not int or not 0 <= slot < slots.slots:
+        raise ValueError(f"device_actor: `slot` must be in 0..{slots.slots - 1}, got {slot!r}")
+    if not heartbeat_timeout > 0:
+        raise ValueError(f"device_actor: `heartbeat_timeout` must be > 0, got {heartbeat_timeout!r}")
+
+    async def run(ctx: PersistentActorContext) -> None:
+        layout = slots.layout
+        to_kernel, to_host = slots.to_kernel[slot], slots.to_host[slot]
+        to_host.pop_many(slots.capacity)  # replies of an earlier instance answer nobody now
+        await _command(slots, slot, RESET, heartbeat_timeout)
+        requests: dict[int, UUID] = {}
+        ids = itertools.count(1)
+        beat, since = slots.heartbeat(slot), monotonic()
+        active = True
+        try:
+            while not ctx.should_terminate:
+                if ctx.is_active != active:  # the runtime paused or resumed the actor: the slot too
+                    active = ctx.is_active
+                    await _command(slots, slot, ACTIVATE if active else DEACTIVATE, heartbeat_timeout)
+                    beat, since = slots.heartbeat(slot), monotonic()
+                try:
+                    message = await ctx.receive(timeout=POLL)
+                except TimeoutError:
+                    message = None
+                if message is not None:
+                    number = next(ids)
+                    requests[number] = message.message_id
+                    record = layout.encode(message, message_id=number)
+                    while not to_kernel.try_push(record):  # full: the slot drains it
+                        beat, since = _alive(slots, slot, beat, since, heartbeat_timeout)
+                        await asyncio.sleep(POLL)
+                for record in to_host.pop_many(slots.capacity):
+                    reply, _, answers = layout.decode(record)
+                    request = requests.pop(answers, None)
+                    if request is not None:
+                        reply = dataclasses.replace(reply, correlation_id=request)
+                    await ctx.send(reply)
+                if active:  # a dormant slot does not beat
+                    beat, since = _alive(slots, slot, beat, since, heartbeat_timeout)
+        finally:
+            slots.command(slot, DEACTIVATE)
+
+    run.__name__ = run.__qualname__ = f"device_actor_slot_{slot}"
+    return run
+
+
+def _alive(slots: DeviceSlots, slot: int, beat: int, since: float, timeout: float) -> tuple[int, float]:
+    """The slot's heartbeat and when it last moved; raises once it stood still for too long."""
+    now = slots.heartbeat(slot)
+    if now != beat:
+        return now, monotonic()
+    if monotonic() - since > timeout:
+        raise DeviceHeartbeatLost(
+            f"device slot {slot}: no heartbeat for {timeout:g} s (at {now})"
+        )
+    return beat, since
+
+
+async def _command(slots: DeviceSlots, slot: int, command: int, timeout: float) -> None:
+    """Give ``command`` to the slot and wait until the kernel has run it."""
+    slots.command(slot, command)
+    deadline = monotonic() + timeout
+    while slots.pending(slot):
+        if monotonic() > deadline:
+            raise DeviceHeartbeatLost(
+                f"device slot {slot}: the kernel did not take command {command} in {timeout:g} s"
+            )
+        await asyncio.sleep(POLL)
