@@ -178,6 +178,11 @@ class PersistentActorContext:
         actor.last_progress = monotonic()
         return message
 
+    def report_statistics(self, source: Callable[[], object] | None) -> None:
+        """Have ``runtime.statistics(actor_id)`` carry ``source()`` as its ``device`` figures
+        (a device actor's slot; None: nothing more)."""
+        self._actor.more_statistics = source
+
     def heartbeat(self) -> None:
         """Tell the watchdog this actor is making progress (receive and send do too)."""
         self._actor.last_progress = monotonic()

@@ -45,6 +45,9 @@ class PersistentActorStatistics:
         cancelled, or failed with the actor).
     inbox, outbox
         Its mailboxes; the inbox's ``dead_letters`` counts the messages set aside.
+    device
+        For an actor that stands for a slot of a persistent kernel (`device_actor`),
+        the slot's own figures (a `SlotStatistics`); None for any other.
     """
 
     actor_id: str
@@ -55,6 +58,7 @@ class PersistentActorStatistics:
     late_replies: int
     inbox: MailboxStatistics
     outbox: MailboxStatistics
+    device: object | None = None
 
 
 @dataclass(eq=False)
@@ -94,6 +98,8 @@ class Instance:
     """Called when the actor's function ends: (this instance, exception or None, shut down on
     request). Whoever sets it (a supervisor) also logs the failures."""
     restarting: bool = False
+    more_statistics: Callable[[], object] | None = None
+    """What the running instance reports beside the runtime's figures (`device`)."""
     """Set by a supervisor that will start a new instance on this inbox: sends are accepted."""
     stop_signal: BaseException | None = None
     """The error ``receive`` raised to tell the actor to stop: not a failure if it escapes."""
@@ -164,4 +170,5 @@ class Instance:
             late_replies=self.late_replies,
             inbox=self.inbox.statistics(),
             outbox=self.outbox.statistics(),
+            device=self.more_statistics() if self.more_statistics is not None else None,
         )

@@ -20,9 +20,10 @@ from streamnet.persistent.device._model import Behaviour, KernelModel, behaviour
 from streamnet.persistent.device._proxy import DeviceHeartbeatLost, device_actor
 from streamnet.persistent.device._records import HEADER, RecordLayout, RecordLayoutError
 from streamnet.persistent.device._ring import RingModel, SpscRing
-from streamnet.persistent.device._slots import CONTROL, DeviceSlots
+from streamnet.persistent.device._slots import CONTROL, DeviceSlots, SlotStatistics
 
 __all__ = [
     "CONTROL", "HEADER", "Behaviour", "DeviceHeartbeatLost", "DeviceSlots", "KernelModel",
-    "RecordLayout", "RecordLayoutError", "RingModel", "SpscRing", "behaviour", "device_actor",
+    "RecordLayout", "RecordLayoutError", "RingModel", "SlotStatistics", "SpscRing", "behaviour",
+    "device_actor",
 ]  # fmt: skip

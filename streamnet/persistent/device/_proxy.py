@@ -8,7 +8,8 @@ back to the UUID of the request it answers, so that ``runtime.request`` works as
 for any actor. It fails with `DeviceHeartbeatLost` when the slot's heartbeat
 stops for ``heartbeat_timeout`` seconds, or when the slot does not take a command
 within that time: a supervisor then restarts it as it would any actor, and the
-new instance resets the slot. The runtime's ``deactivate`` and ``reactivate``
+new instance resets the slot. ``runtime.statistics(actor_id).device`` is the
+slot's `SlotStatistics`. The runtime's ``deactivate`` and ``reactivate``
 deactivate and activate the slot too; when the instance ends, the slot is
 deactivated.
 """
@@ -56,6 +57,7 @@ def device_actor(
         layout = slots.layout
         to_kernel, to_host = slots.to_kernel[slot], slots.to_host[slot]
         to_host.pop_many(slots.capacity)  # replies of an earlier instance answer nobody now
+        ctx.report_statistics(lambda: slots.statistics(slot))
         await _command(slots, slot, RESET, heartbeat_timeout)
         requests: dict[int, UUID] = {}
         ids = itertools.count(1)

@@ -18,6 +18,8 @@ pinned host memory that the device maps; here it is a NumPy array.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from streamnet.persistent.device._records import RecordLayout
@@ -25,11 +27,12 @@ from streamnet.persistent.device._ring import SpscRing
 
 __all__ = [
     "ACTIVATE", "ACTIVE", "CONTROL", "DEACTIVATE", "DORMANT", "RESET", "TERMINATE",
-    "TERMINATED", "DeviceSlots",
+    "TERMINATED", "DeviceSlots", "SlotStatistics",
 ]  # fmt: skip
 
 # states (written by the kernel)
 DORMANT, ACTIVE, TERMINATED = 0, 1, 2
+STATE_NAMES = {DORMANT: "dormant", ACTIVE: "active", TERMINATED: "terminated"}
 # commands (written by the host; 0: none pending)
 ACTIVATE, DEACTIVATE, TERMINATE, RESET = 1, 2, 3, 4
 
@@ -47,6 +50,36 @@ CONTROL = np.dtype(
 )
 """One slot's control block: 64 bytes."""
 assert CONTROL.itemsize == 64
+
+
+@dataclass(frozen=True)
+class SlotStatistics:
+    """A snapshot of one slot, as its control block and rings show it.
+
+    Attributes
+    ----------
+    slot, state
+        The slot, and its state as the kernel last wrote it (``"dormant"``,
+        ``"active"``, ``"terminated"``).
+    heartbeat
+        Passes of the kernel over the slot while active.
+    messages_in, messages_out
+        Records the kernel took from the slot's host-to-kernel ring, and put into its
+        kernel-to-host ring.
+    resets
+        Times the slot's state was begun anew (each instance of its actor resets it).
+    to_kernel, to_host
+        Records waiting in each ring now.
+    """
+
+    slot: int
+    state: str
+    heartbeat: int
+    messages_in: int
+    messages_out: int
+    resets: int
+    to_kernel: int
+    to_host: int
 
 
 class DeviceSlots:
@@ -101,3 +134,13 @@ class DeviceSlots:
 
     def heartbeat(self, slot: int) -> int:
         return int(self.control[slot]["heartbeat"])
+
+    def statistics(self, slot: int) -> SlotStatistics:
+        """What ``slot``'s control block and rings show now."""
+        block = self.control[slot]
+        state = int(block["state"])
+        return SlotStatistics(
+            slot, STATE_NAMES.get(state, f"unknown ({state})"), int(block["heartbeat"]),
+            int(block["messages_in"]), int(block["messages_out"]), int(block["resets"]),
+            len(self.to_kernel[slot]), len(self.to_host[slot]),
+        )  # fmt: skip

@@ -17,6 +17,7 @@ from streamnet.persistent.device import (
     DeviceSlots,
     KernelModel,
     RecordLayout,
+    SlotStatistics,
     behaviour,
     device_actor,
 )
@@ -83,9 +84,14 @@ async def test_the_calculator_answers_sends_and_requests_as_any_actor() -> None:
             assert [r.result for r in replies] == [i + 1.0 for i in range(40)]
             answered = [p.correlation_id == q.message_id for q, p in zip(requests, replies, strict=True)]  # type: ignore[attr-defined]
             assert all(answered)
-            block = slots.control[0]
-            assert (int(block["messages_in"]), int(block["messages_out"])) == (42, 42)
-            assert slots.state(0) == ACTIVE and slots.state(1) == DORMANT  # only slot 0 runs
+            stats = runtime.statistics("calculator")
+            assert (stats.messages_in, stats.messages_out) == (42, 42)  # the runtime's count
+            device = stats.device  # and the slot's own
+            assert isinstance(device, SlotStatistics) and device.heartbeat > 0
+            assert (device.slot, device.state, device.resets) == (0, "active", 1)
+            assert (device.messages_in, device.messages_out) == (42, 42)
+            assert (device.to_kernel, device.to_host) == (0, 0)
+            assert slots.state(1) == DORMANT  # only slot 0 runs
         # the runtime ended: the actor deactivated its slot, which the kernel then took
         await until(lambda: slots.state(0) == DORMANT and not slots.pending(0), timeout=5.0)
 
