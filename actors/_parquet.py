@@ -344,11 +344,11 @@ FEW_ROWS_OUT = 1 / 8
 tasks join row groups."""
 
 
-def _task_rows(total: int, threads: int) -> int:
-    """Rows per scan task for ``total`` rows read on ``threads`` cores, when few rows leave
-    each: a task per core, at most `AGGREGATE_TASK_ROWS` (each query runs on every core,
-    and costs less the more rows it reads at once)."""
-    return max(1, min(AGGREGATE_TASK_ROWS, total // threads))
+def _task_rows(total: int, threads: int, most: int = AGGREGATE_TASK_ROWS) -> int:
+    """Rows per scan task for ``total`` rows read on ``threads`` cores, when tasks join row
+    groups: a task per core, at most ``most`` (each query runs on every core, and costs
+    less the more rows it reads at once)."""
+    return max(1, min(most, total // threads))
 
 
 class _Tasks:
@@ -377,13 +377,15 @@ class _Tasks:
         self.every_row = every_row
         self.tasks_done = 0
         if few:
-            self._join_row_groups()
+            self._join_row_groups(few=True)
 
-    def _join_row_groups(self) -> None:
-        """From now on, tasks of `_task_rows` of the rows left."""
+    def _join_row_groups(self, *, few: bool) -> None:
+        """From now on, tasks of `_task_rows` of the rows left: at most `AGGREGATE_TASK_ROWS`
+        when few rows come out, `EVERY_ROW_TASK_ROWS` when every row does."""
         rest = sum(piece.rows for piece in self.pieces[self.next :])
-        self.rows = _task_rows(rest, self.threads)
-        self.few = True
+        most = AGGREGATE_TASK_ROWS if few else EVERY_ROW_TASK_ROWS
+        self.rows = _task_rows(rest, self.threads, most)
+        self.few = few
 
     def peek(self, running: int) -> ScanTask | None:
         """The next task, or None when all are given, or while ``running`` tasks are as
@@ -411,11 +413,10 @@ class _Tasks:
         self.rows_out += rows_out
         self.tasks_done += 1
         if not self.few and self.rows_in > 0 and self.rows_out <= FEW_ROWS_OUT * self.rows_in:
-            self._join_row_groups()
+            self._join_row_groups(few=True)
         elif self.every_row and self.rows is None and self.tasks_done >= 2 * self.threads:
             # still read: a consumer that needs a few rows only (a limit) has stopped it by now
-            rest = sum(piece.rows for piece in self.pieces[self.next :])
-            self.rows = max(1, min(EVERY_ROW_TASK_ROWS, rest // self.threads))
+            self._join_row_groups(few=False)
 
 
 def _check_read(actor: str, *, filters: object, **_: Any) -> None:

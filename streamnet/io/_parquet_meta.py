@@ -267,6 +267,17 @@ def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
     return ParquetFiles(tuple(paths), schema, tuple(footers))
 
 
+def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
+    """``path`` with its modification time and size: the key under which what was read of
+    a local file is kept, so that a file written again is read anew (None when it cannot
+    be looked at: the reader reports why)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return os.fspath(path), stat.st_mtime_ns, stat.st_size
+
+
 FOOTERS_KEPT = 32
 """How many local files' footers a process keeps (`_footer`)."""
 _footers: OrderedDict[tuple[str, int, int], tuple[Any, pa.Schema]] = OrderedDict()
@@ -282,19 +293,13 @@ def _footer(path: FilePath) -> tuple[Any, pa.Schema]:
     few hundred row groups; a file written again is read anew."""
     import pyarrow.parquet as pq  # loaded on first use: importing the package stays light
 
-    key = None
-    if not isinstance(path, StorePath):
-        try:
-            stat = os.stat(path)
-        except OSError:
-            pass  # read_metadata reports it
-        else:
-            key = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
-            with _footers_lock:
-                found = _footers.get(key)
-                if found is not None:
-                    _footers.move_to_end(key)
-                    return found
+    key = None if isinstance(path, StorePath) else file_version(path)
+    if key is not None:
+        with _footers_lock:
+            found = _footers.get(key)
+            if found is not None:
+                _footers.move_to_end(key)
+                return found
     try:
         if isinstance(path, StorePath):
             with path.filesystem.open_input_file(path.path) as file:

@@ -278,7 +278,6 @@ def key_filters(
     the one whose sources give fewer rows gives its keys. The node publishes each filter's
     `KeySet` (`ActorNode.key_sets`). Nodes in ``skip`` (which have theirs) are left out.
     """
-
     producers: dict[Channel[Any], list[ActorNode]] = {}
     consumers: dict[Channel[Any], list[ActorNode]] = {}
     for node in nodes:

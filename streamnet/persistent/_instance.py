@@ -98,9 +98,9 @@ class Instance:
     """Called when the actor's function ends: (this instance, exception or None, shut down on
     request). Whoever sets it (a supervisor) also logs the failures."""
     restarting: bool = False
+    """Set by a supervisor that will start a new instance on this inbox: sends are accepted."""
     more_statistics: Callable[[], object] | None = None
     """What the running instance reports beside the runtime's figures (`device`)."""
-    """Set by a supervisor that will start a new instance on this inbox: sends are accepted."""
     stop_signal: BaseException | None = None
     """The error ``receive`` raised to tell the actor to stop: not a failure if it escapes."""
     launches: int = 1

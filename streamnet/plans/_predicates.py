@@ -194,12 +194,11 @@ class Predicate:
     def describe(self) -> str:
         """What it keeps, for `Network.explain`."""
         if self.branches:
-            return "either " + " or ".join(
-                " and ".join(p.describe() for p in sorted(b, key=Predicate.describe))
-                if len(b) == 1
-                else "(" + " and ".join(p.describe() for p in sorted(b, key=Predicate.describe)) + ")"
-                for b in sorted(self.branches, key=_branch_key)
-            )
+            words = []
+            for branch in sorted(self.branches, key=_branch_key):
+                both = " and ".join(p.describe() for p in sorted(branch, key=Predicate.describe))
+                words.append(both if len(branch) == 1 else f"({both})")
+            return "either " + " or ".join(words)
         if self.keys is None:
             return str(self.expr)
         column = ", ".join(f"`{c}`" for c in sorted(self.columns))

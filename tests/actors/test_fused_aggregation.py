@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,48 +189,55 @@ def test_a_scan_into_a_group_by_reads_runs_of_row_groups(tmp_path: Path) -> None
         assert stats["groupby_agg#0"].messages_in == min(2, os.cpu_count() or 1)
 
 
-def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_path: Path) -> None:
+ROWS = pl.DataFrame({"x": range(480)})
+"""Written in 48 row groups of 10 rows by `_scan_then`."""
+
+
+def _scan_then(
+    tmp_path: Path, step: Callable[[Context, Any, Any], ActorNode[Any]]
+) -> tuple[pl.DataFrame, int, int]:
+    """`ROWS` read in 48 row groups (2 threads) through ``step(ctx, ch_in, ch_out)``: what
+    comes out, the row groups read and the chunks the scan sent."""
     path = tmp_path / "t.parquet"
-    df = pl.DataFrame({"x": range(480)})
-    df.write_parquet(path, row_group_size=10)  # 48 row groups
+    ROWS.write_parquet(path, row_group_size=10)
     with Context(num_threads=2) as ctx:
         a, b = ctx.create_channel(), ctx.create_channel()
         out = actors.collect(ctx, b, into="polars")
         scan = actors.read_parquet(ctx, a, path)
-        keep = pl.col("x") % 10 == 0  # one row of each row group
-        network = Network(ctx, [scan, actors.filter(ctx, a, b, keep), out])
+        network = Network(ctx, [scan, step(ctx, a, b), out])
         network.run()
-        assert_frame_equal(out.result(), df.filter(keep))
-        assert scan.result().row_groups_read == 48
-        # after the first tasks, a tenth of the rows come out: tasks join row groups
-        assert network.statistics().actor("read_parquet#0").messages_out < 48 / 2
+        sent = network.statistics().actor("read_parquet#0").messages_out
+        return out.result(), scan.result().row_groups_read, sent
+
+
+def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_path: Path) -> None:
+    keep = pl.col("x") % 10 == 0  # one row of each row group
+    got, row_groups, sent = _scan_then(tmp_path, lambda ctx, a, b: actors.filter(ctx, a, b, keep))
+    assert_frame_equal(got, ROWS.filter(keep))
+    assert row_groups == 48
+    # after the first tasks, a tenth of the rows come out: tasks join row groups
+    assert sent < 48 / 2
 
 
 @pytest.mark.parametrize("filtered", [False, True])
-def test_a_scan_whose_plan_drops_no_row_reads_runs_of_row_groups_from_the_start(
+def test_a_scan_whose_plan_drops_no_row_reads_runs_of_row_groups_once_its_first_tasks_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filtered: bool
 ) -> None:
     """Each task is a query with a cost of its own: a plan that drops no row joins row
     groups once its first tasks have run; one with a filter reads them one by one until
     it knows how many rows come out (here most do)."""
     monkeypatch.setattr("actors._parquet.EVERY_ROW_TASK_ROWS", 40)
-    path = tmp_path / "t.parquet"
-    df = pl.DataFrame({"x": range(480)})
-    df.write_parquet(path, row_group_size=10)  # 48 row groups
-    with Context(num_threads=2) as ctx:
-        a, b = ctx.create_channel(), ctx.create_channel()
-        out = actors.collect(ctx, b, into="polars")
-        scan = actors.read_parquet(ctx, a, path)
-        step = actors.filter(ctx, a, b, pl.col("x") % 10 != 0) if filtered else actors.select(ctx, a, b, "x")
-        network = Network(ctx, [scan, step, out])
-        network.run()
-        want = df.filter(pl.col("x") % 10 != 0) if filtered else df
-        assert_frame_equal(out.result(), want)
-        sent = network.statistics().actor("read_parquet#0").messages_out
-        if filtered:
-            assert sent == 48
-        else:  # row groups one by one while the first tasks run, then four at a time
-            assert sent < 48 // 2
+    kept = pl.col("x") % 10 != 0
+
+    def step(ctx: Context, a: Any, b: Any) -> ActorNode[Any]:
+        return actors.filter(ctx, a, b, kept) if filtered else actors.select(ctx, a, b, "x")
+
+    got, _, sent = _scan_then(tmp_path, step)
+    assert_frame_equal(got, ROWS.filter(kept) if filtered else ROWS)
+    if filtered:
+        assert sent == 48
+    else:  # row groups one by one while the first tasks run, then four at a time
+        assert sent < 48 // 2
 
 
 def test_a_chain_whose_keys_barely_repeat_sends_its_rows_as_partials() -> None:

@@ -31,7 +31,6 @@ run on what it read, so their semantics are Polars').
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends.cpu._aggregate import CpuAggregationKernel
 from streamnet.backends.cpu._aggregation_steps import ORDER
-from streamnet.io._parquet_meta import ScanTask
+from streamnet.io._parquet_meta import ScanTask, file_version
 from streamnet.io._stores import FilePath, StorePath
 from streamnet.plans._check import calls_python, check_step, step_label
 from streamnet.plans._compiled import NO_PARAMS, CompiledPlan, PlanParams
@@ -143,11 +142,9 @@ def _polars_scan(scans: dict[tuple[str, int, int], pl.LazyFrame], path: str) -> 
     the plan slices the same one rather than reading the footer again (a few
     milliseconds per task for a file of a few hundred row groups). A file written
     again meanwhile gets a scan of its own, which reads its new footer."""
-    try:
-        stat = os.stat(path)
-    except OSError:  # gone: Polars' own scan reports it
+    key = file_version(path)
+    if key is None:  # gone: Polars' own scan reports it
         return pl.scan_parquet(path, hive_partitioning=False)
-    key = (path, stat.st_mtime_ns, stat.st_size)
     found = scans.get(key)
     if found is None:
         found = scans.setdefault(key, pl.scan_parquet(path, hive_partitioning=False))
