@@ -90,7 +90,8 @@ class CpuTable:
     """
 
     __slots__ = (
-        "__weakref__", "batch_starts", "canonical", "disk_bytes", "frame", "lock", "path", "table",
+        "__weakref__", "batch_starts", "canonical", "disk_bytes", "frame", "frame_schema", "lock",
+        "path", "table",
     )  # fmt: skip
 
     def __init__(
@@ -106,6 +107,7 @@ class CpuTable:
         self.path: Path | None = None
         self.disk_bytes = 0
         self.batch_starts: tuple[int, ...] = ()
+        self.frame_schema: pl.Schema | None = None
         self.lock = threading.Lock()
 
     def arrow(self, info: Callable[[], SchemaInfo], *, canonical: bool) -> pa.Table:
@@ -147,7 +149,7 @@ class CpuTable:
             A column's type is one Polars does not hold exactly and is not in
             ``convert``, or one it cannot hold at all.
         """
-        frame = self.frame
+        frame = self.held_frame()
         if frame is not None:
             return frame
         known = info()
@@ -166,6 +168,17 @@ class CpuTable:
         if not inexact:  # keep it: the frame is the table's data, exactly
             self.frame = df
         return df
+
+    def held_frame(self) -> pl.DataFrame | None:
+        """The Polars frame, read back first if it was spilled (`_load_frame`); None for a
+        table held as Arrow."""
+        frame = self.frame
+        if frame is None and self.frame_schema is not None:
+            with self.lock:
+                if self.frame is None and self.path is not None:
+                    self._load_frame()
+                frame = self.frame
+        return frame
 
     def exported(self, info: SchemaInfo) -> pa.Table:
         """The Polars frame as Arrow, checked against the schema its chunk was given.
@@ -187,7 +200,7 @@ class CpuTable:
         return table
 
     def _load(self) -> None:
-        """Read the spill file back (the lock held) and remove it."""
+        """Read the spill file back as Arrow (the lock held) and remove it."""
         path = self.path
         assert path is not None
         try:
@@ -195,10 +208,37 @@ class CpuTable:
                 self.table = pa.ipc.open_file(source).read_all()
         except FileNotFoundError as exc:
             raise spill_file_gone(path) from exc
+        self._loaded()
+
+    def _load_frame(self) -> None:
+        """Read the spill file of a spilled frame back as a Polars frame (the lock held) and
+        remove it; read as Arrow instead if Polars reads other types than the frame had.
+
+        Polars reads the file into its own memory: the Arrow form, whose strings
+        Polars would copy, is never made, so the chunk is in memory once.
+        """
+        path = self.path
+        assert path is not None
+        try:
+            with open(path, "rb") as source:  # read, not memory-mapped: the file goes next
+                frame = pl.read_ipc(source)
+        except FileNotFoundError as exc:
+            raise spill_file_gone(path) from exc
+        if frame.schema != self.frame_schema:
+            self._load()
+            return
+        self.frame = frame
+        self._loaded()
+
+    def _loaded(self) -> None:
+        """The spill file was read back: remove it."""
+        path = self.path
+        assert path is not None
         path.unlink(missing_ok=True)
         self.path = None
         self.disk_bytes = 0
         self.batch_starts = ()
+        self.frame_schema = None
 
     def __del__(self) -> None:
         path = getattr(self, "path", None)
@@ -365,7 +405,7 @@ class CpuTables(Backend):
             raise ValueError(f"slice: `length` must be None or an int >= 0, got {length!r}")
         schema = chunk.schema  # worked out once for all the slices of a chunk
         native = cpu_table(chunk, self)
-        frame = native.frame
+        frame = native.held_frame()
         if frame is not None:
             return TableChunk.from_native(
                 self, CpuTable(frame=frame.slice(offset, length)), like=chunk
@@ -384,7 +424,7 @@ class CpuTables(Backend):
         if len(chunks) == 1:
             return chunks[0]
         natives = [cpu_table(chunk, self) for chunk in chunks]
-        frames = [frame for native in natives if (frame := native.frame) is not None]
+        frames = [frame for native in natives if (frame := native.held_frame()) is not None]
         if len(frames) == len(chunks):  # all held by Polars: the result stays in Polars
             joined = pl.concat(frames, how="vertical", rechunk=False)
             return TableChunk.from_native(self, CpuTable(frame=joined), like=chunks[0])
@@ -409,7 +449,7 @@ class CpuTables(Backend):
             pa.schema([arrow.field(name) for name in columns], metadata=arrow.metadata)
         ).arrow
         native = cpu_table(chunk, self)
-        frame = native.frame
+        frame = native.held_frame()
         if frame is not None:
             return self.from_polars(frame.select(columns), schema=schema)
         table = native.arrow(lambda: info_of_schema(arrow), canonical=False)

@@ -58,8 +58,9 @@ class CpuTiers(Backend):
         with native.lock:
             if native.path is not None:
                 return 0
-            table = native.table
-            frame = native.frame if table is None else None
+            # A frame is spilled as a frame (read back by Polars), even if an Arrow export of
+            # it is held too: kernels take frames, and Polars reads types Arrow cannot say.
+            table, frame = native.table, native.frame
             if frame is not None:  # exported a batch at a time: no second copy of it all
                 table = CpuTable(frame=frame.head(1)).exported(info_of_schema(schema))
             assert table is not None
@@ -90,13 +91,14 @@ class CpuTiers(Backend):
             native.batch_starts = tuple(starts)
             if frame is not None:
                 native.canonical = True  # the frame's export: the canonical flavours
+                native.frame_schema = frame.schema  # read back as a frame (`CpuTable.polars`)
             # else `canonical` stays as it was: the file has the flavours of the table
             native.table = native.frame = None
             return chunk.nbytes
 
     def make_available(self, chunk: TableChunk) -> None:
         native = cpu_table(self._own(chunk, "make_available"), self)
-        if native.path is not None:
+        if native.path is not None and native.held_frame() is None:
             native.arrow(lambda: info_of_schema(chunk.schema), canonical=False)
 
     def iter_slices(self, chunk: TableChunk, rows: int) -> Iterator[TableChunk]:

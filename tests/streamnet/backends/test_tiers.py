@@ -239,3 +239,58 @@ def test_a_slice_of_a_list_column_whose_rows_hold_no_values_spills_and_comes_bac
     backend.make_available(sliced)
     assert_frame_equal(backend.to_polars(sliced), expected)
     assert expected["i32"].drop_nulls().to_list() == [0]
+
+
+def test_a_spilled_polars_chunk_comes_back_as_a_frame_and_stays_one(tmp_path: Path) -> None:
+    """A chunk spilled from a frame is read back by Polars: it is not held twice (as Arrow,
+    and as the frame Polars copies the strings into), and slicing or concatenating it
+    with frames keeps the result in Polars."""
+    from streamnet.backends.cpu._table import cpu_table
+
+    backend = CpuBackend()
+    df = pl.DataFrame({"k": range(5_000), "s": [f"value {i}" for i in range(5_000)]})
+    spilled, kept = backend.from_polars(df), backend.from_polars(df.head(3))
+    backend.spill(spilled, to="disk", directory=tmp_path)
+    for made in (
+        backend.slice(spilled, 10, 20),
+        backend.concat([spilled, kept]),
+        backend.project(spilled, ["s"]),
+    ):
+        native = cpu_table(made, backend)
+        assert (native.table, type(native.frame)) == (None, pl.DataFrame)
+    assert list(tmp_path.iterdir()) == []  # read once, by the first of them
+    assert cpu_table(spilled, backend).table is None
+    assert_frame_equal(backend.to_polars(spilled), df)
+    both = backend.concat([spilled, kept])
+    assert_frame_equal(backend.to_polars(both), pl.concat([df, df.head(3)]))
+
+
+def test_a_spill_file_polars_reads_as_other_types_is_read_as_arrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should Polars read a spill file back with other types than the frame had, the
+    chunk is read as Arrow and converted as any Arrow chunk: never another type."""
+    from streamnet.backends.cpu import _table
+
+    backend = CpuBackend()
+    df = pl.DataFrame({"t": [1, 2]}, schema={"t": pl.Datetime("ms", "UTC")})
+    chunk = backend.from_polars(df)
+    backend.spill(chunk, to="disk", directory=tmp_path)
+    monkeypatch.setattr(pl, "read_ipc", lambda source: pl.DataFrame({"t": [1, 2]}))
+    assert_frame_equal(backend.to_polars(chunk), df)
+    assert _table.cpu_table(chunk, backend).table is not None  # read by Arrow
+
+
+@pytest.mark.parametrize("categories", [3, 300, 70_000])
+def test_an_enum_chunk_spills_and_exports_with_the_canonical_indices(
+    tmp_path: Path, categories: int
+) -> None:
+    """Polars exports an Enum with the narrowest indices its categories allow; the chunk's
+    schema says ``uint32``, as for every dictionary, and the export is cast to it."""
+    enum = pl.Enum([str(i) for i in range(categories)])
+    df = pl.DataFrame({"e": pl.Series(["1", None, "2"], dtype=enum)})
+    chunk = CpuBackend().from_polars(df)
+    canonical = pa.dictionary(pa.uint32(), pa.large_string(), ordered=True)
+    assert chunk.to_arrow().schema.field("e").type == canonical
+    chunk.spill(tmp_path)
+    assert_frame_equal(chunk.to_polars(), df)
