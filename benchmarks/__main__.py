@@ -101,6 +101,14 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         {"rows": 60_000_000, "keys": 20_000_000, "budget": 2 * 2**30},
         {"rows": 400_000, "keys": 100_000, "budget": 64 * 2**20},
     ),
+    "memory-4x": (
+        "W7 at four times the budget: the data 4.5 times a 2 GiB budget", "memory",
+        {
+            "rows": 240_000_000, "keys": 80_000_000, "budget": 2 * 2**30, "quarter": False,
+            "engines": ("streamnet", "duckdb"),
+        },
+        {"rows": 400_000, "keys": 100_000, "budget": 16 * 2**20, "quarter": False},
+    ),
     "kernel-memory": (
         "W7k: working memory of the backend's kernels, measured beside its factors",
         "kernel_memory", {"rows": 1_000_000}, {"rows": 20_000, "kinds": ("sort", "join")},

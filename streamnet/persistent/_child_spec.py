@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamnet._deprecation import keyword_only, keyword_only_fields
 from streamnet._typing import RestartType
+
+if TYPE_CHECKING:
+    from streamnet.persistent.device._behaviours import DeviceBehaviour
 
 __all__ = ["Backoff", "ChildSpec"]
 
@@ -25,7 +28,7 @@ class ChildSpec:
     """
 
     actor_id: str
-    fn: Callable[..., Awaitable[Any]]
+    fn: Callable[..., Awaitable[Any]] | DeviceBehaviour
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     _: KW_ONLY
@@ -33,7 +36,11 @@ class ChildSpec:
     shutdown_timeout: float = 5.0
     redeliver: bool = False
     heartbeat_timeout: float | None = None
-    """Watchdog: fail the child when it holds input without progress this long."""
+    """Watchdog: fail the child when it holds input without progress this long (for a
+    device actor: its slot without a heartbeat this long)."""
+    device: str | None = None
+    """Run ``fn``, a `DeviceBehaviour`, in a slot of this device's kernel (see
+    `ActorRuntime.launch`)."""
 
 
 @keyword_only_fields

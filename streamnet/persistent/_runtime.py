@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels import Mailbox, MailboxClosed, OverflowPolicy
 from channels.lowlevel import observe
@@ -37,6 +37,10 @@ from streamnet.persistent._actor_context import PersistentActorContext, RuntimeS
 from streamnet.persistent._instance import LIVE, Instance, PersistentActorStatistics
 from streamnet.persistent._requests import Requests
 from streamnet.persistent._watchdog import watch
+
+if TYPE_CHECKING:
+    from streamnet.persistent.device._behaviours import DeviceBehaviour
+    from streamnet.persistent.device._kernels import DeviceKernel
 
 __all__ = ["ActorRuntime"]
 
@@ -81,7 +85,13 @@ class ActorRuntime:
         mailbox_capacity: int | None = 1024,
         overflow: OverflowPolicy = "block",
         shutdown_timeout: float = 5.0,
+        device_behaviours: Sequence[DeviceBehaviour] = (),
+        device_slots: int = 16,
     ) -> None:
+        from streamnet.persistent.device._placement import DevicePlacement
+
+        self._devices = DevicePlacement(device_behaviours, slots=device_slots)
+        """Device actors' kernels and slots (a kernel starts at the first launch on its device)."""
         self._owns_ctx = ctx is None
         self.shutdown_timeout = shutdown_timeout
         """The grace an actor gets to stop before it is cancelled, when no other is given."""
@@ -149,6 +159,11 @@ class ActorRuntime:
         supervisor watches (``on_exit``) and restarts on the same inbox."""
         return self._actors.get(actor_id)
 
+    def device_kernel(self, device: str) -> DeviceKernel | None:
+        """The persistent kernel this runtime's actors on ``device`` live in, or None before
+        the first is launched there (``launch(..., device=...)``)."""
+        return self._devices.kernels.get(device)
+
     def on_shutdown(self, stop: Callable[[], Awaitable[None]]) -> None:
         """Have ``shutdown`` await ``stop()`` before it terminates any actor (the newest
         registered first): how a top supervisor is stopped before its children.
@@ -159,15 +174,24 @@ class ActorRuntime:
     async def launch(
         self,
         actor_id: str,
-        fn: Callable[..., Awaitable[Any]],
+        fn: Callable[..., Awaitable[Any]] | DeviceBehaviour,
         *args: Any,
         mailbox_capacity: int | None = None,
         overflow: OverflowPolicy | None = None,
         inbox: Mailbox[Any] | None = None,
         heartbeat_timeout: float | None = None,
+        device: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Start ``fn(actor_context, *args, **kwargs)`` as actor ``actor_id``, not yet active.
+
+        With ``device`` (``"gpu"``, or ``"model"`` for the kernel's model on a host
+        thread), ``fn`` is a `DeviceBehaviour` (``streamnet.persistent.device``)
+        run in a slot of that device's persistent kernel, and the actor is the
+        slot's host side: the same ``send``, ``receive``, ``request``,
+        ``deactivate``, ``terminate``, statistics and supervision as any actor;
+        ``heartbeat_timeout`` is then how long the slot may go without a heartbeat
+        (1 s by default) before the actor fails with `DeviceHeartbeatLost`.
 
         ``inbox`` reuses a mailbox (a supervisor restarting an actor keeps its
         inbox, so messages sent during the restart reach the new instance); a
@@ -184,10 +208,18 @@ class ActorRuntime:
         TypeError
             ``fn`` is not an ``async def`` function.
         """
-        if not asyncio.iscoroutinefunction(fn):
-            raise TypeError(f"launch: actor `{actor_id}` needs an `async def` function, got {fn!r}")
         if self._closed:
             raise ActorStateError(f"cannot launch actor `{actor_id}`: the runtime is shut down")
+        if device is not None:
+            if args or kwargs:
+                raise TypeError(
+                    f"launch: a device actor's behaviour takes its parameters when made, not "
+                    f"at launch; got args={args!r}, kwargs={kwargs!r} for `{actor_id}`"
+                )
+            fn = self._devices.actor(actor_id, fn, device, heartbeat_timeout)
+            heartbeat_timeout = None  # the slot's heartbeat is watched by its host side
+        if not asyncio.iscoroutinefunction(fn):
+            raise TypeError(f"launch: actor `{actor_id}` needs an `async def` function, got {fn!r}")
         old = self._actors.get(actor_id)
         if old is not None and old.state in (*LIVE, "terminating"):
             raise ActorStateError(
@@ -333,6 +365,7 @@ class ActorRuntime:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
+        await asyncio.to_thread(self._devices.close)
         if self._owns_ctx:
             self.ctx.close()
 

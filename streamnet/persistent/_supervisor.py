@@ -254,7 +254,7 @@ class Supervisor:
         old = self.runtime.instance(key)
         await self.runtime.launch(
             key, spec.fn, *spec.args, inbox=old.inbox if old is not None else None,
-            heartbeat_timeout=spec.heartbeat_timeout, **dict(spec.kwargs),
+            heartbeat_timeout=spec.heartbeat_timeout, device=spec.device, **dict(spec.kwargs),
         )  # fmt: skip
         instance = self.runtime.instance(key)
         assert instance is not None

@@ -14,16 +14,52 @@ through rings in device memory. The rings here hold the same bytes in a NumPy
 buffer, laid out as the kernel reads them, so that the host side and the
 protocol are tested on any machine, the host side against the model. The kernel
 itself needs a GPU.
+
+A runtime places actors there itself: ``runtime.launch(actor_id, behaviour,
+device="gpu")`` (or ``device="model"``, the kernel's model on a host thread) with
+a `DeviceBehaviour`, its code for the device and its model for the host; the
+library has the guide's `calculator` and `counter`, a `windowed_sum` and a
+`forwarder` for chains of actors on the device (`kernel_source` is the CUDA C++
+a kernel is compiled from).
 """
 
-from streamnet.persistent.device._model import Behaviour, KernelModel, behaviour
+from streamnet.persistent.device._behaviours import (
+    ADD,
+    DECREMENT,
+    DIVIDE,
+    DIVIDE_BY_ZERO,
+    INCREMENT,
+    INVALID_INPUT,
+    MULTIPLY,
+    RESET_COUNT,
+    SUBTRACT,
+    ActorRef,
+    CalculateRequest,
+    CalculateResponse,
+    CounterRequest,
+    CounterResponse,
+    DeviceBehaviour,
+    Sample,
+    WindowSum,
+    calculator,
+    counter,
+    forwarder,
+    stalling,
+    windowed_sum,
+)
+from streamnet.persistent.device._kernels import kernel_source
+from streamnet.persistent.device._model import STALL, Behaviour, Forward, KernelModel, behaviour
 from streamnet.persistent.device._proxy import DeviceHeartbeatLost, device_actor
 from streamnet.persistent.device._records import HEADER, RecordLayout, RecordLayoutError
 from streamnet.persistent.device._ring import RingModel, SpscRing
 from streamnet.persistent.device._slots import CONTROL, DeviceSlots, SlotStatistics
 
 __all__ = [
-    "CONTROL", "HEADER", "Behaviour", "DeviceHeartbeatLost", "DeviceSlots", "KernelModel",
-    "RecordLayout", "RecordLayoutError", "RingModel", "SlotStatistics", "SpscRing", "behaviour",
-    "device_actor",
+    "ADD", "CONTROL", "DECREMENT", "DIVIDE", "DIVIDE_BY_ZERO", "HEADER", "INCREMENT",
+    "INVALID_INPUT", "MULTIPLY", "RESET_COUNT", "STALL", "SUBTRACT", "ActorRef", "Behaviour",
+    "CalculateRequest", "CalculateResponse", "CounterRequest", "CounterResponse",
+    "DeviceBehaviour", "DeviceHeartbeatLost", "DeviceSlots", "Forward", "KernelModel",
+    "RecordLayout", "RecordLayoutError", "RingModel", "Sample", "SlotStatistics", "SpscRing",
+    "WindowSum", "behaviour", "calculator", "counter", "device_actor", "forwarder",
+    "kernel_source", "stalling", "windowed_sum",
 ]  # fmt: skip

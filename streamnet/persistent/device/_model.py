@@ -8,9 +8,12 @@ kernel-to-host ring (a reply carries the request's id as its correlation id).
 The host side is tested against it on any machine; on a GPU a kernel launched
 once takes its place.
 
-A behaviour is a callable ``(state, message) -> replies`` with a ``start()`` that
-makes its state (reset by `RESET`). `KernelModel.stall` stops a slot's heartbeat
-and work, as an actor stuck on the device would.
+A behaviour is a callable ``(state, message) -> outputs`` with a ``start()`` that
+makes its state (reset by `RESET`). An output is a reply to the host, a
+`Forward` (a record for another slot's kernel-to-kernel ring, its ids kept), or
+`STALL`. Records from the slot's kernel-to-kernel ring come before those from the
+host. `KernelModel.stall`, or a behaviour's `STALL`, stops a slot's heartbeat and
+work until it is reset, as an actor stuck on the device would.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streamnet.persistent.device._slots import (
@@ -32,7 +36,7 @@ from streamnet.persistent.device._slots import (
     DeviceSlots,
 )
 
-__all__ = ["Behaviour", "KernelModel"]
+__all__ = ["STALL", "Behaviour", "Forward", "KernelModel"]
 
 BATCH = 32
 """Records a slot takes from its ring in one pass."""
@@ -46,20 +50,34 @@ class Behaviour(Protocol):
     def __call__(self, state: Any, message: Any) -> Iterable[Any]: ...
 
 
-class KernelModel:
-    """The loop over ``slots``, slot ``i`` run by ``behaviours[i]``. Use with ``with``
-    (or `start` and `stop`); `stop` ends the thread within a pass."""
+@dataclass(frozen=True)
+class Forward:
+    """A behaviour's output for ``slot``'s kernel-to-kernel ring: ``message``, with the ids
+    of the record it came from."""
 
-    def __init__(self, slots: DeviceSlots, behaviours: Sequence[Behaviour]) -> None:
+    slot: int
+    message: Any
+
+
+STALL = object()
+"""A behaviour's output that stops its slot's heartbeat and work until the slot is reset."""
+
+
+class KernelModel:
+    """The loop over ``slots``, slot ``i`` run by ``behaviours[i]`` (None: a slot no actor
+    has yet; `assign` gives it one). Use with ``with`` (or `start` and `stop`); `stop`
+    ends the thread within a pass."""
+
+    def __init__(self, slots: DeviceSlots, behaviours: Sequence[Behaviour | None]) -> None:
         if len(behaviours) != slots.slots:
             raise ValueError(
                 f"KernelModel: {slots.slots} slots need as many behaviours, got {len(behaviours)}"
             )
         self.slots = slots
-        self.behaviours = list(behaviours)
+        self.behaviours: list[Behaviour | None] = list(behaviours)
         self.states: list[Any] = [None] * slots.slots
         self.stalled: set[int] = set()
-        self.pending: list[deque[Any]] = [deque() for _ in range(slots.slots)]
+        self.pending: list[deque[tuple[int | None, Any]]] = [deque() for _ in range(slots.slots)]
         self._ids = itertools.count(1)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,11 +94,22 @@ class KernelModel:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """Whether the loop's thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def __enter__(self) -> KernelModel:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def assign(self, slot: int, behaviour: Behaviour) -> None:
+        """Run ``slot`` with ``behaviour`` from its next reset or activation on (as a device
+        kernel reads a slot's behaviour from its configuration)."""
+        self.behaviours[slot] = behaviour
+        self.states[slot] = None
 
     def stall(self, slot: int) -> None:
         """Stop ``slot``'s heartbeat and work until it is reset."""
@@ -98,52 +127,76 @@ class KernelModel:
         slots = self.slots
         block = slots.control[slot]
         command = int(block["command"])
+        behaviour = self.behaviours[slot]
+        if command and behaviour is None:  # no actor here: nothing to start
+            block["command"] = 0
+            return True
         if command:
+            assert behaviour is not None
             if command == RESET:
-                self.states[slot] = self.behaviours[slot].start()
+                self.states[slot] = behaviour.start()
                 self.pending[slot].clear()
                 slots.to_kernel[slot].pop_many(slots.capacity)  # for the instance before
+                slots.from_kernel[slot].pop_many(slots.capacity)
                 self.stalled.discard(slot)
                 block["resets"] += 1
                 block["state"] = ACTIVE
             elif command == ACTIVATE:
                 if self.states[slot] is None:
-                    self.states[slot] = self.behaviours[slot].start()
+                    self.states[slot] = behaviour.start()
                 block["state"] = ACTIVE
             elif command == DEACTIVATE:
                 block["state"] = DORMANT
             elif command == TERMINATE:
                 block["state"] = TERMINATED
             block["command"] = 0  # done: the host may give the next
-        if int(block["state"]) != ACTIVE or slot in self.stalled:
+        if int(block["state"]) != ACTIVE or slot in self.stalled or behaviour is None:
             return bool(command)
         block["heartbeat"] += 1
         busy = self._flush(slot)
-        for record in slots.to_kernel[slot].pop_many(BATCH):
+        if self.pending[slot]:  # no room downstream: take nothing more (back-pressure)
+            return busy
+        records = slots.from_kernel[slot].pop_many(BATCH)
+        if not len(records):
+            records = slots.to_kernel[slot].pop_many(BATCH)
+        for record in records:
             busy = True
-            message, message_id, _ = slots.layout.decode(record)
+            message, message_id, correlation_id = slots.layout.decode(record)
             block["messages_in"] += 1
             try:
-                replies = list(self.behaviours[slot](self.states[slot], message))
+                outputs = list(behaviour(self.states[slot], message))
             except BaseException as exc:  # the actor failed on the device: it stops there
                 self.failure = exc
                 self.stalled.add(slot)
                 return True
-            for reply in replies:
-                encoded = slots.layout.encode(
-                    reply, message_id=next(self._ids), correlation_id=message_id
-                )
-                self.pending[slot].append(encoded)
+            for output in outputs:
+                if output is STALL:
+                    self.stalled.add(slot)
+                elif isinstance(output, Forward):
+                    encoded = slots.layout.encode(
+                        output.message, message_id=message_id, correlation_id=correlation_id
+                    )
+                    self.pending[slot].append((output.slot, encoded))
+                else:
+                    encoded = slots.layout.encode(
+                        output, message_id=next(self._ids), correlation_id=message_id
+                    )
+                    self.pending[slot].append((None, encoded))
             self._flush(slot)
         return busy or bool(command)
 
     def _flush(self, slot: int) -> bool:
-        """Move the slot's replies into its ring as room allows; whether any moved."""
-        pending, ring = self.pending[slot], self.slots.to_host[slot]
+        """Move the slot's outputs into their rings, in order, as room allows; whether any
+        moved."""
+        pending, slots = self.pending[slot], self.slots
         moved = False
-        while pending and ring.try_push(pending[0]):
+        while pending:
+            to, record = pending[0]
+            ring = slots.to_host[slot] if to is None else slots.from_kernel[to]
+            if not ring.try_push(record):
+                break
             pending.popleft()
-            self.slots.control[slot]["messages_out"] += 1
+            slots.control[slot]["messages_out"] += 1
             moved = True
         return moved
 

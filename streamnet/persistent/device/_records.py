@@ -129,6 +129,12 @@ class RecordLayout:
             raise KeyError(f"RecordLayout: `{cls.__qualname__}` is not one of its types")
         return found.type_id
 
+    def fields_of(self, cls: type) -> tuple[tuple[str, type], ...]:
+        """The payload fields of ``cls``, in the order of its record's words, and their kinds
+        (KeyError if the layout does not list it)."""
+        self.type_id(cls)
+        return self._by_type[cls].fields
+
     def encode(self, message: Any, *, message_id: int, correlation_id: int = 0) -> np.void:
         """``message`` as a record, with the 64-bit ids given.
 

@@ -14,6 +14,12 @@ the kernel tell each other about one slot:
 After the control blocks come, per slot, its host-to-kernel ring and its
 kernel-to-host ring (`SpscRing`s of the layout's records). On a GPU the buffer is
 pinned host memory that the device maps; here it is a NumPy array.
+
+Each slot also has a kernel-to-kernel ring (``from_kernel``), in a buffer of its
+own (``links``: device memory on a GPU, which the host does not read): the ring
+another slot forwards records into. A ring has one producer, so a slot takes
+records from one other slot at most (a chain, or a tree towards its root's
+children; never two slots into one).
 """
 
 from __future__ import annotations
@@ -93,7 +99,12 @@ class DeviceSlots:
     """
 
     def __init__(
-        self, layout: RecordLayout, slots: int, capacity: int, buffer: np.ndarray | None = None
+        self,
+        layout: RecordLayout,
+        slots: int,
+        capacity: int,
+        buffer: np.ndarray | None = None,
+        links: np.ndarray | None = None,
     ) -> None:
         if type(slots) is not int or slots < 1:
             raise ValueError(f"DeviceSlots: `slots` must be an int >= 1, got {slots!r}")
@@ -115,11 +126,26 @@ class DeviceSlots:
             start += ring_bytes
             self.to_host.append(SpscRing(layout.dtype, capacity, raw[start : start + ring_bytes]))
             start += ring_bytes
+        link = np.zeros(slots * ring_bytes, dtype=np.uint8) if links is None else links.reshape(-1)
+        if link.nbytes < slots * ring_bytes:
+            raise ValueError(
+                f"DeviceSlots: the links buffer has {link.nbytes} bytes, {slots * ring_bytes} needed"
+            )
+        self.links = link.view(np.uint8)
+        self.from_kernel = [
+            SpscRing(layout.dtype, capacity, self.links[i * ring_bytes : (i + 1) * ring_bytes])
+            for i in range(slots)
+        ]
 
     @staticmethod
     def nbytes(layout: RecordLayout, slots: int, capacity: int) -> int:
         """The bytes of the control blocks and the rings."""
         return slots * (CONTROL.itemsize + 2 * SpscRing.nbytes(layout.dtype, capacity))
+
+    @staticmethod
+    def links_nbytes(layout: RecordLayout, slots: int, capacity: int) -> int:
+        """The bytes of the kernel-to-kernel rings."""
+        return slots * SpscRing.nbytes(layout.dtype, capacity)
 
     def command(self, slot: int, command: int) -> None:
         """Ask the kernel to run ``command`` on ``slot`` (it clears the word once done)."""
