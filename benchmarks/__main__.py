@@ -117,6 +117,11 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W6: persistent actor round trip and throughput", "actors_latency",
         {"round_trips": 20_000, "messages": 200_000}, {"round_trips": 2_000, "messages": 20_000},
     ),
+    "device-actors": (
+        "W10: device actors: ring round trip, one-way throughput, a chain of 8, runtime requests",
+        "device_actors",
+        {"round_trips": 20_000, "messages": 1_000_000}, {"round_trips": 200, "messages": 4_000},
+    ),
 }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
 from streamnet.backends._registry import backend_for
 from streamnet.comm._communicator import Communicator, SingleCommunicator
-from streamnet.memory._budget import MemoryBudget, parse_memory_limit
+from streamnet.memory._budget import HEADROOM, MemoryBudget, parse_memory_limit
 from streamnet.memory._spill import SpillDirectory
 from streamnet.observe._progress import ProgressTracker
 from streamnet.observe._statistics import ContextActivity, NetworkStatistics
@@ -74,9 +74,11 @@ class Context:
         into a folder of its own there (``ctx.spills``), removes the spill files
         of a run when the run ends, whichever way, and the folder when closed.
     memory_limit
-        The memory this rank's actors may hold and reserve (``ctx.memory``, a
-        `MemoryBudget`): bytes, a fraction of the machine's memory (``0.5``), or
-        a size such as ``"2GiB"`` or ``"500MB"``. Beyond it, the chunks that
+        The memory this rank should stay within: bytes, a fraction of the
+        machine's memory (``0.5``), or a size such as ``"2GiB"`` or ``"500MB"``.
+        Its actors hold and reserve at most 85% of it (``ctx.memory``, a
+        `MemoryBudget`; the rest is left to the interpreter, the libraries and
+        the allocators, which no budget sees). Beyond that, the chunks that
         collectives hold (exchanged partitions, sorted runs, join sides) are
         spilled to ``spill_directory``, largest and coldest first, and sort,
         join and group-by size their work to fit. None (default): no limit.
@@ -163,6 +165,7 @@ class Context:
             self.spills,
             self.to_thread,
             self._bytes_in_channels,
+            headroom=HEADROOM,
         )
         """What this Context's actors hold and reserve, under ``memory_limit``
         (see :class:`MemoryBudget`)."""

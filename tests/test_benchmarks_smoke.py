@@ -193,3 +193,15 @@ def test_tpch_polars_queries_benchmark_engines_agree(tmp_path: Path) -> None:
     table = tpch_polars_bench.report(results)
     assert "| 0.01 | Q21 |" in table and "SF 0.01: geometric mean" in table
     assert "longest kernels: `" in table
+
+
+def test_device_actor_benchmark_measures_each_device_here() -> None:
+    from benchmarks import device_actors
+
+    rows, skipped = device_actors.run(round_trips=100, messages=2_000, devices=("model", "gpu"))
+    by_device = {r.device: r for r in rows}
+    assert set(by_device) | {s.split(":")[0] for s in skipped} == {"host ActorRuntime", "model", "gpu"}
+    model = by_device["model"]
+    assert min(model.ring_p50_us, model.one_way_per_second, model.chain_per_second) > 0
+    assert model.request_p50_us > 0
+    assert "| model |" in device_actors.report((rows, skipped))

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import ranks
+from budgets import asking_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -92,7 +93,7 @@ def join_under(
         ).run_async()
         return sink.result(), node.result(), ctx.memory.statistics()
 
-    results = ranks.run(nranks, job, memory_limit=limit)
+    results = ranks.run(nranks, job, memory_limit=None if limit is None else asking_for(limit))
     got = pl.concat([r[0] for r in results])
     return got, [r[1] for r in results], [r[2] for r in results]
 

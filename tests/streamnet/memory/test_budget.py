@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from budgets import asking_for
 from waiting import until
 
 import actors
@@ -36,7 +37,7 @@ def _chunk(rows: int) -> TableChunk:
 
 @pytest.fixture
 def ctx() -> Iterator[Context]:
-    with Context(memory_limit=10_000, num_threads=2) as context:
+    with Context(memory_limit=asking_for(10_000), num_threads=2) as context:
         yield context
 
 
@@ -240,7 +241,10 @@ async def test_a_reservation_that_only_its_own_actor_could_make_room_for_fails_a
     ctx: Context,
 ) -> None:
     held = await ctx.memory.reserve(9000)  # this caller's own: waiting for it would never end
-    with pytest.raises(MemoryLimitError, match=r"^outside any actor: working memory needs 4\.9 KiB but only 1000 B of the memory budget"):
+    with pytest.raises(
+        MemoryLimitError,
+        match=r"^outside any actor: working memory needs 4\.9 KiB but only 1000 B of the memory budget",
+    ):
         async with asyncio.timeout(10):
             await ctx.memory.reserve(5000)
     held.release()
@@ -306,7 +310,7 @@ async def test_a_negative_reservation_is_refused(ctx: Context) -> None:
 async def test_statistics_and_the_timeline_show_each_actor_s_memory() -> None:
     n = 4_000
     df = pl.DataFrame({"k": range(n), "v": range(n)})
-    with Context(memory_limit=48 * 1024, trace=True) as ctx:
+    with Context(memory_limit=asking_for(48 * 1024), trace=True) as ctx:
         a, b = ctx.create_channel(), ctx.create_channel()
         out = actors.collect(ctx, b, into="polars")
         network = Network(ctx, [
@@ -360,7 +364,7 @@ async def test_a_wait_for_memory_is_a_span_of_its_own_and_not_busy_time() -> Non
         async with await ctx.memory.reserve(5000):
             pass
 
-    with Context(memory_limit=10_000, trace=True) as ctx:
+    with Context(memory_limit=asking_for(10_000), trace=True) as ctx:
         network = Network(ctx, [first(ctx), second(ctx)])
         async with asyncio.timeout(30):
             await network.run_async()
@@ -371,7 +375,7 @@ async def test_a_wait_for_memory_is_a_span_of_its_own_and_not_busy_time() -> Non
 
 
 async def test_messages_waiting_in_channels_count_against_the_budget() -> None:
-    with Context(memory_limit=100_000) as ctx:
+    with Context(memory_limit=asking_for(100_000)) as ctx:
         ch = ctx.create_channel(capacity=4)
         chunk = _chunk(1000)
         await ch.send(ctx, Message(0, chunk))
@@ -379,3 +383,24 @@ async def test_messages_waiting_in_channels_count_against_the_budget() -> None:
         assert ctx.memory.available() == 100_000 - chunk.nbytes
         await ch.recv(ctx)
         assert ctx.memory.in_use == 0
+
+
+def test_a_context_leaves_a_headroom_of_its_limit_to_what_no_budget_sees(tmp_path: Path) -> None:
+    """Operators hold and reserve ``memory_limit`` less `HEADROOM`: the interpreter, the
+    libraries and the allocators take the rest, and the process stays near the limit."""
+    from streamnet.memory._budget import HEADROOM, MemoryBudget
+
+    with Context(memory_limit=100_000) as ctx:
+        assert (ctx.memory.memory_limit, ctx.memory.limit) == (
+            100_000,
+            int(100_000 * (1 - HEADROOM)),
+        )
+        assert ctx.memory.share(0.5) == int(100_000 * (1 - HEADROOM)) // 2
+    with Context() as ctx:
+        assert (ctx.memory.memory_limit, ctx.memory.limit) == (None, None)
+
+    async def to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    with pytest.raises(ValueError, match=r"`headroom` must be in \[0, 1\), got 1"):
+        MemoryBudget(100, SpillDirectory(tmp_path), to_thread, headroom=1)
