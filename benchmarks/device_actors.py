@@ -198,8 +198,7 @@ def run(
     return results, skipped
 
 
-def report(results: tuple[list[DeviceResult], list[str]]) -> str:
-    rows, skipped = results
+def report(rows: list[DeviceResult], skipped: list[str]) -> str:
     lines = [
         "targets (on the GPU): ring round trip under 10 µs, one-way above 5M messages/s",
         "",
@@ -223,4 +222,4 @@ def report(results: tuple[list[DeviceResult], list[str]]) -> str:
 
 
 if __name__ == "__main__":
-    print(report(run()))
+    print(report(*run()))

@@ -204,4 +204,4 @@ def test_device_actor_benchmark_measures_each_device_here() -> None:
     model = by_device["model"]
     assert min(model.ring_p50_us, model.one_way_per_second, model.chain_per_second) > 0
     assert model.request_p50_us > 0
-    assert "| model |" in device_actors.report((rows, skipped))
+    assert "| model |" in device_actors.report(rows, skipped)

@@ -399,16 +399,22 @@ class CudaKernel(CompiledKernel):
 
     def _host_memory(self, nbytes: int) -> tuple[np.ndarray, int]:
         self._cupy = _cupy()
+        # Everything of this kernel's goes on its own stream: a device-wide synchronisation
+        # would wait for every persistent kernel, forever.
+        self._stream = self._cupy.cuda.Stream(non_blocking=True)
         self._pinned = _Pinned(self._cupy.cuda.runtime, nbytes)
         return self._pinned.array, self._pinned.pointer
 
     def _links_memory(self, nbytes: int) -> tuple[np.ndarray | None, int]:
-        self._links = self._cupy.zeros(nbytes, dtype=self._cupy.uint8)
+        with self._stream:
+            self._links = self._cupy.zeros(nbytes, dtype=self._cupy.uint8)
         return None, int(self._links.data.ptr)
 
     def _launch(self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int) -> None:
         cupy = self._cupy
-        self._states = cupy.zeros(slots * STATE_WORDS, dtype=cupy.int64)
+        with self._stream:
+            self._states = cupy.zeros(slots * STATE_WORDS, dtype=cupy.int64)
+        self._stream.synchronize()  # zeroed before the kernel reads them
         module = cupy.RawModule(code=source, options=("-std=c++17",))
         kernel = module.get_function("sn_persistent")
         control, rings, links, behaviour_of, params, stop = (np.uintp(p) for p in pointers)
@@ -422,7 +428,6 @@ class CudaKernel(CompiledKernel):
             stop,
             np.uint64(ring_bytes),
         )
-        self._stream = cupy.cuda.Stream(non_blocking=True)
         with self._stream:
             kernel((slots,), (32,), args)
 
