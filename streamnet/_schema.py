@@ -125,7 +125,23 @@ def _panic_type() -> type[BaseException]:
     return PanicException
 
 
-def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:
+_POLARS_KEYS = (b"_PL_ENUM_VALUES2", b"_PL_ENUM_VALUES", b"_PL_CATEGORICAL2", b"_PL_CATEGORICAL")
+"""Field metadata by which Polars says which of its types a dictionary column is (an Enum
+and its categories, a Categorical): with them, Polars reads the column back as it was."""
+
+
+def _says_polars_type(field: pa.Field) -> bool:
+    """Whether ``field`` or a field inside it carries Polars' metadata for its type."""
+    metadata = field.metadata or {}
+    if any(key in metadata for key in _POLARS_KEYS):
+        return True
+    dtype = field.type
+    return any(_says_polars_type(dtype.field(i)) for i in range(dtype.num_fields))
+
+
+def _polars_round_trip(
+    dtype: pa.DataType, field: pa.Field | None = None
+) -> tuple[str | None, str | None]:
     import polars as pl
 
     if pa.types.is_interval(dtype) or (
@@ -133,7 +149,9 @@ def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:
     ):  # Polars panics on these: do not even try
         return None, CANNOT_HOLD
     try:
-        frame = pl.from_arrow(pa.table({"c": pa.array([], dtype)}))
+        # with the field's metadata, if Polars' (an Enum's categories): Polars reads them
+        column = pa.field("c", dtype) if field is None else field.with_name("c")
+        frame = pl.from_arrow(pa.Table.from_arrays([pa.array([], dtype)], schema=pa.schema([column])))
         assert isinstance(frame, pl.DataFrame)
         back = polars_to_arrow(frame).schema.field(0).type
     except (Exception, _panic_type()):
@@ -143,14 +161,18 @@ def _polars_round_trip(dtype: pa.DataType) -> tuple[str | None, str | None]:
     return str(frame.schema["c"]), None
 
 
-_POLARS_VIEW: dict[pa.DataType, tuple[str | None, str | None]] = {}
+_POLARS_VIEW: dict[tuple[pa.DataType, bool], tuple[str | None, str | None]] = {}
 
 
-def _polars_view(dtype: pa.DataType) -> tuple[str | None, str | None]:
-    """``(Polars' name for dtype, None)`` if Polars holds it exactly, else ``(None, why not)``."""
-    view = _POLARS_VIEW.get(dtype)
+def _polars_view(
+    dtype: pa.DataType, field: pa.Field | None = None
+) -> tuple[str | None, str | None]:
+    """``(Polars' name for dtype, None)`` if Polars holds it exactly, else ``(None, why not)``;
+    of the column ``field`` if given (Polars' metadata on it may name the type exactly)."""
+    said = field is not None and _says_polars_type(field)
+    view = _POLARS_VIEW.get((dtype, said))
     if view is None:
-        view = _POLARS_VIEW[dtype] = _polars_round_trip(dtype)
+        view = _POLARS_VIEW[dtype, said] = _polars_round_trip(dtype, field if said else None)
     return view
 
 
@@ -276,7 +298,7 @@ class SchemaInfo:
         if found is None:
             found = []
             for field in self.arrow:
-                _, why = _polars_view(field.type)
+                _, why = _polars_view(field.type, field)
                 if why is not None:
                     found.append((field.name, field.type, why))
             self._inexact = found

@@ -21,10 +21,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import ranks
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import Context, Network, SchemaError
+from streamnet import Context, Network, SchemaError, TableChunk
 from streamnet._schema import canonical_type
 
 N = 5
@@ -48,9 +49,9 @@ CASES: dict[str, tuple[pa.Array, bool, Any]] = {
     "list": (_column(pa.list_(pa.string()), ["a", None]), True, None),
     "struct": (_column(pa.struct([("x", pa.string())]), {"x": "a"}), True, None),
     "dictionary": (
-        pa.array(["a", None, "b", "a", "b"]).dictionary_encode().cast(
-            pa.dictionary(pa.int8(), pa.string())
-        ),
+        pa.array(["a", None, "b", "a", "b"])
+        .dictionary_encode()
+        .cast(pa.dictionary(pa.int8(), pa.string())),
         True,
         None,
     ),
@@ -67,7 +68,11 @@ CASES: dict[str, tuple[pa.Array, bool, Any]] = {
         False,
         pl.Datetime("us"),
     ),
-    "duration_s": (_column(pa.duration("s"), datetime.timedelta(seconds=3)), False, pl.Duration("us")),
+    "duration_s": (
+        _column(pa.duration("s"), datetime.timedelta(seconds=3)),
+        False,
+        pl.Duration("us"),
+    ),
     "time32_s": (_column(pa.time32("s"), datetime.time(1, 2, 3)), False, pl.Time),
     "fixed_size_binary": (_column(pa.binary(2), b"ab"), False, pl.Binary),
     "decimal256": (_column(pa.decimal256(50, 2), decimal.Decimal("1.25")), False, None),
@@ -173,4 +178,66 @@ def test_a_type_polars_cannot_read_is_refused_even_by_cast_never_a_panic() -> No
         match=r"column `decimal256` has type decimal256\(50, 2\), and Polars cannot hold it; "
         r".*cast the source table with pyarrow",
     ):
-        _run(_table("decimal256"), lambda ctx, a, b: actors.cast(ctx, a, b, {"decimal256": pl.Float64}))
+        _run(
+            _table("decimal256"),
+            lambda ctx, a, b: actors.cast(ctx, a, b, {"decimal256": pl.Float64}),
+        )
+
+
+POLARS_DICTIONARIES = {
+    "enum": pl.Series(["b", None, "a"], dtype=pl.Enum(["a", "b", "c"])),
+    "enum of 300": pl.Series(["7", "299", None], dtype=pl.Enum([str(i) for i in range(300)])),
+    "categorical": pl.Series(["x", "y", None], dtype=pl.Categorical),
+    "list of enum": pl.Series([["a"], None, ["b", "a"]], dtype=pl.List(pl.Enum(["a", "b"]))),
+    "struct of enum": pl.Series(
+        [{"e": "a"}, {"e": None}, None], dtype=pl.Struct({"e": pl.Enum(["a", "b"])})
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POLARS_DICTIONARIES))
+def test_a_polars_enum_or_categorical_comes_back_from_arrow_as_it_was(name: str) -> None:
+    """Polars exports an Enum or a Categorical as an Arrow dictionary with metadata that
+    names it; a chunk holding that Arrow (sent between ranks, spilled from a table) is
+    converted back to the same type, not refused as a dictionary Polars would make a
+    Categorical."""
+    df = pl.DataFrame({"c": POLARS_DICTIONARIES[name], "k": [1, 2, 3]})
+    arrow = TableChunk.from_polars(df).to_arrow()
+    assert_frame_equal(TableChunk.from_arrow(arrow).to_polars(), df)
+
+
+def test_a_plain_ordered_dictionary_is_still_refused_naming_the_column() -> None:
+    table = pa.table(
+        {
+            "d": pa.array(["a", "b"])
+            .dictionary_encode()
+            .cast(pa.dictionary(pa.uint32(), pa.large_string(), ordered=True))
+        }
+    )
+    with pytest.raises(SchemaError, match="column `d` has type dictionary"):
+        TableChunk.from_arrow(table).to_polars()
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_an_enum_column_is_shuffled_and_grouped_across_ranks(nranks: int) -> None:
+    """Between ranks a chunk travels as Arrow: the Enum comes back an Enum."""
+    enum = pl.Enum(["a", "b", "c"])
+    df = pl.DataFrame({"k": range(40), "e": pl.Series(["a", "b", "c", "b"] * 10, dtype=enum)})
+    n = ranks.size(nranks)
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        raw, moved, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        part = df.filter(pl.col("k") % n == ctx.rank)
+        await Network(ctx, [
+            actors.from_polars(ctx, raw, part, chunk_rows=7),
+            actors.shuffle(ctx, raw, moved, ["k"]),
+            actors.groupby_agg(ctx, moved, out, "e", {"k": "sum"}),
+            sink,
+        ]).run_async()  # fmt: skip
+        result: pl.DataFrame = sink.result()
+        return result
+
+    got = pl.concat(ranks.run(nranks, job))
+    expected = df.group_by("e").agg(k_sum=pl.col("k").sum())
+    assert_frame_equal(got.sort("e"), expected.sort("e"), check_column_order=False)
