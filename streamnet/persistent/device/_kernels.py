@@ -164,7 +164,7 @@ struct Header {{ u32 type_id; u32 priority; u64 message_id; u64 correlation_id; 
 struct Record {{ Header h; u64 w[WORDS > 0 ? WORDS : 1]; }};
 struct Control {{
     u32 command; u32 state; u64 heartbeat; u64 messages_in; u64 messages_out;
-    u32 resets; int parent; u64 reserved[3];
+    u32 resets; int parent; u64 missed; u64 reserved[2];
 }};
 struct Ring {{ u64 head; char pad0[{line} - 8]; u64 tail; char pad1[{line} - 8]; Record r[1]; }};
 struct Out {{ Record rec; int dest; bool stall; }};  // dest: -2 none, -1 the host, else a slot

@@ -59,7 +59,9 @@ def device_actor(
     if type(slot) is not int or not 0 <= slot < slots.slots:
         raise ValueError(f"device_actor: `slot` must be in 0..{slots.slots - 1}, got {slot!r}")
     if not heartbeat_timeout > 0:
-        raise ValueError(f"device_actor: `heartbeat_timeout` must be > 0, got {heartbeat_timeout!r}")
+        raise ValueError(
+            f"device_actor: `heartbeat_timeout` must be > 0, got {heartbeat_timeout!r}"
+        )
 
     async def run(ctx: PersistentActorContext) -> None:
         layout = slots.layout
@@ -69,15 +71,17 @@ def device_actor(
         await _command(slots, slot, RESET, heartbeat_timeout)
         requests: OrderedDict[int, UUID] = OrderedDict()
         ids = itertools.count(1)
-        beat, since = slots.heartbeat(slot), monotonic()
+        pulse = _Pulse(slots, slot, heartbeat_timeout)
         moved = monotonic()  # when a record last went in or out
         active = True
         try:
             while not ctx.should_terminate:
                 if ctx.is_active != active:  # the runtime paused or resumed the actor: the slot too
                     active = ctx.is_active
-                    await _command(slots, slot, ACTIVATE if active else DEACTIVATE, heartbeat_timeout)
-                    beat, since = slots.heartbeat(slot), monotonic()
+                    await _command(
+                        slots, slot, ACTIVATE if active else DEACTIVATE, heartbeat_timeout
+                    )
+                    pulse.restart()
                 try:
                     message = await ctx.receive(timeout=0 if monotonic() - moved < SPIN else POLL)
                 except TimeoutError:
@@ -89,7 +93,7 @@ def device_actor(
                         requests.popitem(last=False)
                     record = layout.encode(message, message_id=number)
                     while not to_kernel.try_push(record):  # full: the slot drains it
-                        beat, since = _alive(slots, slot, beat, since, heartbeat_timeout)
+                        pulse.check()
                         await asyncio.sleep(POLL)
                     moved = monotonic()
                 for record in to_host.pop_many(slots.capacity):
@@ -100,7 +104,7 @@ def device_actor(
                     await ctx.send(reply)
                     moved = monotonic()
                 if active:  # a dormant slot does not beat
-                    beat, since = _alive(slots, slot, beat, since, heartbeat_timeout)
+                    pulse.check()
         finally:
             slots.command(slot, DEACTIVATE)
 
@@ -108,16 +112,38 @@ def device_actor(
     return run
 
 
-def _alive(slots: DeviceSlots, slot: int, beat: int, since: float, timeout: float) -> tuple[int, float]:
-    """The slot's heartbeat and when it last moved; raises once it stood still for too long."""
-    now = slots.heartbeat(slot)
-    if now != beat:
-        return now, monotonic()
-    if monotonic() - since > timeout:
-        raise DeviceHeartbeatLost(
-            f"device slot {slot}: no heartbeat for {timeout:g} s (at {now})"
-        )
-    return beat, since
+MISSES_PER_TIMEOUT = 10
+"""A heartbeat counts as missed for every tenth of ``heartbeat_timeout`` the slot stays
+silent: a stalled slot misses 10 before its actor fails."""
+
+
+class _Pulse:
+    """The slot's heartbeat as the host side watches it: when it last moved, how many beats
+    it missed since (added to the slot's ``missed`` count), and the failure at the timeout."""
+
+    def __init__(self, slots: DeviceSlots, slot: int, timeout: float) -> None:
+        self.slots, self.slot, self.timeout = slots, slot, timeout
+        self.restart()
+
+    def restart(self) -> None:
+        """Watch anew from now (the slot was just told to start or stop)."""
+        self.beat, self.since, self.counted = self.slots.heartbeat(self.slot), monotonic(), 0
+
+    def check(self) -> None:
+        """Count the beats missed; raise `DeviceHeartbeatLost` once silent for the timeout."""
+        now = self.slots.heartbeat(self.slot)
+        if now != self.beat:
+            self.beat, self.since, self.counted = now, monotonic(), 0
+            return
+        silent = monotonic() - self.since
+        missed = min(MISSES_PER_TIMEOUT, int(silent * MISSES_PER_TIMEOUT / self.timeout))
+        if missed > self.counted:
+            self.slots.control[self.slot]["missed"] += missed - self.counted
+            self.counted = missed
+        if silent > self.timeout:
+            raise DeviceHeartbeatLost(
+                f"device slot {self.slot}: no heartbeat for {self.timeout:g} s (at {now})"
+            )
 
 
 async def _command(slots: DeviceSlots, slot: int, command: int, timeout: float) -> None:

@@ -9,7 +9,8 @@ the kernel tell each other about one slot:
 - ``state``, written by the kernel: `DORMANT`, `ACTIVE`, `TERMINATED`;
 - ``heartbeat``, which the kernel raises on each pass over an active slot (the host
   fails a slot whose heartbeat stops);
-- ``messages_in`` and ``messages_out``, and ``resets``, counted by the kernel.
+- ``messages_in`` and ``messages_out``, and ``resets``, counted by the kernel;
+- ``missed``, written by the host: heartbeats the slot missed (see `device_actor`).
 
 After the control blocks come, per slot, its host-to-kernel ring and its
 kernel-to-host ring (`SpscRing`s of the layout's records). On a GPU the buffer is
@@ -51,7 +52,8 @@ CONTROL = np.dtype(
         ("messages_out", "<u8"),
         ("resets", "<u4"),
         ("parent", "<i4"),
-        ("reserved", "<u8", (3,)),
+        ("missed", "<u8"),
+        ("reserved", "<u8", (2,)),
     ]
 )
 """One slot's control block: 64 bytes."""
@@ -74,6 +76,10 @@ class SlotStatistics:
         kernel-to-host ring.
     resets
         Times the slot's state was begun anew (each instance of its actor resets it).
+    heartbeats_missed
+        Heartbeats the host side found missing while the slot was active: one for each
+        tenth of the heartbeat timeout it stayed silent (a stalled slot misses ten
+        before its actor fails).
     to_kernel, to_host
         Records waiting in each ring now.
     """
@@ -84,6 +90,7 @@ class SlotStatistics:
     messages_in: int
     messages_out: int
     resets: int
+    heartbeats_missed: int
     to_kernel: int
     to_host: int
 
@@ -168,5 +175,6 @@ class DeviceSlots:
         return SlotStatistics(
             slot, STATE_NAMES.get(state, f"unknown ({state})"), int(block["heartbeat"]),
             int(block["messages_in"]), int(block["messages_out"]), int(block["resets"]),
+            int(block["missed"]),
             len(self.to_kernel[slot]), len(self.to_host[slot]),
         )  # fmt: skip

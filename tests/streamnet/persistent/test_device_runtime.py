@@ -49,6 +49,7 @@ from streamnet.persistent.device import (
     windowed_sum,
 )
 from streamnet.persistent.device._kernels import _cupy, host_compiler
+from streamnet.persistent.device._proxy import MISSES_PER_TIMEOUT
 
 DEVICES = ["model", "host", pytest.param("gpu", marks=pytest.mark.gpu)]
 
@@ -215,7 +216,9 @@ async def test_a_stalled_device_actor_is_restarted_by_its_supervisor_with_fresh_
         await until(lambda: supervisor.restarts == 1, timeout=10.0)
         await until(lambda: _slot(runtime, "counter").resets == 2, timeout=5.0)  # reset anew
         assert (await runtime.request("counter", CounterRequest(), timeout=2.0)).count == 1
-        assert _slot(runtime, "counter").state == "active"
+        stats = _slot(runtime, "counter")
+        assert stats.state == "active"
+        assert stats.heartbeats_missed >= MISSES_PER_TIMEOUT  # all of them, before it failed
 
 
 async def test_a_failed_device_actor_names_its_slot_and_silence(device: str) -> None:
