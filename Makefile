@@ -22,7 +22,7 @@ COMPAT_TESTS := tests/actors tests/streamnet/backends tests/streamnet/plans \
 COMPAT_SKIP := --ignore=tests/streamnet/comm/test_mpi.py \
 	--ignore=tests/actors/test_write_faults.py --ignore=tests/actors/test_object_stores.py
 
-.PHONY: demo test test-polars-compat lint bench clean
+.PHONY: demo test test-polars-compat lint bench gpu-check-device-actors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# On a machine with an NVIDIA GPU and CuPy (no venv there: its own Python, with the
+# project's dependencies on PYTHONPATH): the device actors' GPU tests and their
+# benchmark, both kept under benchmarks/results/.
+gpu-check-device-actors:
+	mkdir -p benchmarks/results
+	$(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests/streamnet/persistent/test_device_runtime.py \
+	    2>&1 | tee benchmarks/results/gpu-device-actors-tests.txt
+	$(PYTHON) -m benchmarks device-actors --output benchmarks/results/gpu-device-actors.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
