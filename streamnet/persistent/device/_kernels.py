@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,12 +104,14 @@ class ModelKernel(DeviceKernel):
         self.slots = slots
         self.behaviours = tuple(behaviours)
         self.model = KernelModel(slots, [None] * slots.slots).start()
+        self._finalizer = weakref.finalize(self, self.model.stop)  # its thread ends with it
 
     def assign(self, slot: int, behaviour: DeviceBehaviour, params: Sequence[int | float]) -> None:
         self.index(behaviour)
         self.model.assign(slot, behaviour.model(params))
 
     def close(self, timeout: float = 5.0) -> None:
+        self._finalizer.detach()
         self.model.stop(timeout)
 
     @property
@@ -337,8 +340,14 @@ class CompiledKernel(DeviceKernel):
             base + host + 8 * slots, base + host + config - 64,
         )  # fmt: skip
         ring_bytes = self.slots.to_kernel[0].buffer.nbytes
-        self._launch(
-            kernel_source(layout, self.behaviours, slots, capacity), slots, pointers, ring_bytes
+        source = kernel_source(layout, self.behaviours, slots, capacity)
+        self._done, release, kept = self._launch(source, slots, pointers, ring_bytes)
+        self._timeout = [5.0]
+        # Stops the kernel when closed, when collected unclosed, and at interpreter exit: its
+        # threads or blocks must never read memory that was freed under them. It keeps that
+        # memory (``kept``), and nothing of the kernel object.
+        self._finalizer = weakref.finalize(
+            self, _end, self.kind, self._stop, self._done, release, self._timeout, (memory, kept)
         )
 
     def assign(self, slot: int, behaviour: DeviceBehaviour, params: Sequence[int | float]) -> None:
@@ -350,20 +359,12 @@ class CompiledKernel(DeviceKernel):
         self._behaviour_of[slot] = index  # read by the kernel at each record
 
     def close(self, timeout: float = 5.0) -> None:
-        self._stop[0] = 1
-        deadline = time.monotonic() + timeout
-        while not self._done():
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the {self.kind} persistent kernel did not stop within {timeout:g} s of "
-                    "being told to"
-                )
-            time.sleep(0.001)
-        self._release()
+        self._timeout[0] = timeout
+        self._finalizer()
 
     @property
     def running(self) -> bool:
-        return not self._done()
+        return self._finalizer.alive and not self._done()  # the handle is gone once ended
 
     # what a subclass provides
     def _host_memory(self, nbytes: int) -> tuple[np.ndarray, int]:
@@ -375,15 +376,34 @@ class CompiledKernel(DeviceKernel):
         and its address for the kernel."""
         raise NotImplementedError
 
-    def _launch(self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int) -> None:
-        """Compile ``source`` and start ``sn_persistent`` with a block per slot."""
+    def _launch(
+        self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int
+    ) -> tuple[Callable[[], bool], Callable[[], None], object]:
+        """Compile ``source`` and start ``sn_persistent`` with a block per slot; whether it
+        has ended, what frees its resources once it has, and what must live until then
+        (none of them may hold the kernel object)."""
         raise NotImplementedError
 
-    def _done(self) -> bool:
-        raise NotImplementedError
 
-    def _release(self) -> None:
-        """Free the memory once the kernel has ended."""
+def _end(
+    kind: str,
+    stop: np.ndarray,
+    done: Callable[[], bool],
+    release: Callable[[], None],
+    timeout: list[float],
+    kept: object,
+) -> None:
+    """Raise the stop word, wait for the kernel to end, then free its resources."""
+    stop[0] = 1
+    deadline = time.monotonic() + timeout[0]
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the {kind} persistent kernel did not stop within {timeout[0]:g} s of being "
+                "told to"
+            )
+        time.sleep(0.001)
+    release()
 
 
 class CudaKernel(CompiledKernel):
@@ -410,11 +430,14 @@ class CudaKernel(CompiledKernel):
             self._links = self._cupy.zeros(nbytes, dtype=self._cupy.uint8)
         return None, int(self._links.data.ptr)
 
-    def _launch(self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int) -> None:
+    def _launch(
+        self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int
+    ) -> tuple[Callable[[], bool], Callable[[], None], object]:
         cupy = self._cupy
-        with self._stream:
-            self._states = cupy.zeros(slots * STATE_WORDS, dtype=cupy.int64)
-        self._stream.synchronize()  # zeroed before the kernel reads them
+        stream, pinned = self._stream, self._pinned
+        with stream:
+            states = cupy.zeros(slots * STATE_WORDS, dtype=cupy.int64)
+        stream.synchronize()  # zeroed before the kernel reads them
         module = cupy.RawModule(code=source, options=("-std=c++17",))
         kernel = module.get_function("sn_persistent")
         control, rings, links, behaviour_of, params, stop = (np.uintp(p) for p in pointers)
@@ -424,18 +447,13 @@ class CudaKernel(CompiledKernel):
             links,
             behaviour_of,
             params,
-            self._states,
+            states,
             stop,
             np.uint64(ring_bytes),
         )
-        with self._stream:
+        with stream:
             kernel((slots,), (32,), args)
-
-    def _done(self) -> bool:
-        return bool(self._stream.done)
-
-    def _release(self) -> None:
-        self._pinned.free()
+        return (lambda: bool(stream.done)), pinned.free, (states, self._links, stream)
 
 
 class HostKernel(CompiledKernel):
@@ -458,22 +476,23 @@ class HostKernel(CompiledKernel):
         self._link_memory = np.zeros(nbytes, dtype=np.uint8)
         return self._link_memory, self._link_memory.ctypes.data
 
-    def _launch(self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int) -> None:
-        self._states = np.zeros(slots * STATE_WORDS, dtype=np.int64)
-        library = self._library = _compile_for_host(source)
+    def _launch(
+        self, source: str, slots: int, pointers: tuple[int, ...], ring_bytes: int
+    ) -> tuple[Callable[[], bool], Callable[[], None], object]:
+        states = np.zeros(slots * STATE_WORDS, dtype=np.int64)
+        library = _compile_for_host(source)
         library.sn_launch.restype = ctypes.c_void_p
         library.sn_running.argtypes = library.sn_join.argtypes = [ctypes.c_void_p]
         control, rings, links, behaviour_of, params, stop = (ctypes.c_void_p(p) for p in pointers)
-        self._handle = library.sn_launch(
+        handle = library.sn_launch(
             control, rings, links, behaviour_of, params,
-            ctypes.c_void_p(self._states.ctypes.data), stop, ctypes.c_uint64(ring_bytes),
+            ctypes.c_void_p(states.ctypes.data), stop, ctypes.c_uint64(ring_bytes),
         )  # fmt: skip
-
-    def _done(self) -> bool:
-        return bool(self._library.sn_running(self._handle) == 0)
-
-    def _release(self) -> None:
-        self._library.sn_join(self._handle)
+        return (
+            lambda: library.sn_running(handle) == 0,
+            lambda: library.sn_join(handle),
+            (states, self._link_memory),
+        )
 
 
 _HOST_PRELUDE = """

@@ -319,3 +319,22 @@ async def test_two_runtimes_keep_kernels_of_their_own(device: str) -> None:
             await first.request("counter", CounterRequest(), timeout=2.0)
         await first.shutdown()  # stops its kernel only
         assert (await second.request("counter", CounterRequest(), timeout=2.0)).count == 1
+
+
+def test_a_kernel_dropped_without_closing_is_stopped_before_its_memory_goes(device: str) -> None:
+    """Its threads (or blocks) must not read freed memory: collecting the kernel object
+    stops it first."""
+    import gc
+    import weakref
+
+    from streamnet.persistent.device._placement import DevicePlacement
+
+    placement = DevicePlacement(slots=2)
+    placement.actor("counter", counter(), device, None)
+    kernel = placement.kernels.pop(device)
+    assert kernel.running
+    gone = weakref.ref(kernel)
+    finalizer = kernel._finalizer  # type: ignore[attr-defined]  # noqa: SLF001
+    del kernel, placement
+    gc.collect()
+    assert gone() is None and not finalizer.alive  # stopped, its resources freed
