@@ -198,9 +198,6 @@ def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
         table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     except (Exception, _panic_type()) as exc:
         _raise_no_arrow_form(frame, exc)
-    canonical = canonical_schema(table.schema)
-    if not canonical.equals(table.schema):  # an Enum's indices: as narrow as its categories allow
-        table = table.cast(canonical)
     if not any(pa.types.is_list(f.type) or pa.types.is_large_list(f.type) for f in table.schema):
         return table
     columns = [pa.chunked_array([_sound(a) for a in c.chunks], c.type) for c in table.columns]

@@ -22,6 +22,7 @@ from streamnet._errors import ColumnNotFoundError, SchemaError, SpillError
 from streamnet._schema import (
     CANNOT_HOLD,
     SchemaInfo,
+    canonical_schema,
     describe_schema,
     info_of_arrow,
     info_of_frame,
@@ -192,6 +193,9 @@ class CpuTable:
         assert frame is not None
         table = polars_to_arrow(frame)
         if not table.schema.equals(info.arrow, check_metadata=False):
+            canonical = canonical_schema(table.schema)  # an Enum's indices: as narrow as it allows
+            if canonical.equals(info.arrow, check_metadata=False):
+                return table.cast(canonical)
             raise SchemaError(
                 "a chunk made with `TableChunk.from_polars(df, schema=...)` was given a schema "
                 f"that is not its frame's: {describe_schema(info.arrow)}; "
