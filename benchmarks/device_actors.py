@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamnet import ActorRuntime, BackendUnavailableError, PersistentActorContext
+from benchmarks.actors_latency import _echo, _pct
+from streamnet import ActorRuntime, BackendUnavailableError
 from streamnet.persistent.device import (
     CalculateRequest,
     Sample,
@@ -29,9 +30,8 @@ from streamnet.persistent.device import (
     forwarder,
     windowed_sum,
 )
-from streamnet.persistent.device._behaviours import LIBRARY
 from streamnet.persistent.device._kernels import DeviceKernel, open_kernel
-from streamnet.persistent.device._records import RecordLayout
+from streamnet.persistent.device._placement import kernel_behaviours
 from streamnet.persistent.device._slots import ACTIVE, RESET
 
 DEVICES = ("gpu", "host", "model")
@@ -51,17 +51,9 @@ class DeviceResult:
     request_p99_us: float
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
-
-
 def _kernel(device: str, slots: int) -> DeviceKernel:
-    behaviours = [make() for make in LIBRARY]
-    messages: list[type] = []
-    for b in behaviours:
-        messages += [m for m in b.messages if m not in messages]
-    return open_kernel(device, RecordLayout(messages), behaviours, slots, CAPACITY)
+    behaviours, layout = kernel_behaviours()
+    return open_kernel(device, layout, behaviours, slots, CAPACITY)
 
 
 def _reset(kernel: DeviceKernel, slot: int) -> None:
@@ -143,15 +135,6 @@ def chain(kernel: DeviceKernel, n: int) -> tuple[float, float]:
             sent += first.push_many(batch[: min(first.free, n - sent)])
         got += len(out.pop_many(CAPACITY))
     return n / (time.perf_counter() - start), _pct(samples, 0.5)
-
-
-async def _echo(ctx: PersistentActorContext) -> None:
-    while not ctx.should_terminate:
-        try:
-            message = await ctx.receive(timeout=1.0)
-        except TimeoutError:
-            continue
-        await ctx.send(message.reply(message))
 
 
 async def runtime_requests(device: str | None, n: int) -> list[float]:

@@ -19,10 +19,25 @@ from streamnet.persistent.device._kernels import DEVICES, DeviceKernel, open_ker
 from streamnet.persistent.device._proxy import device_actor
 from streamnet.persistent.device._records import RecordLayout
 
-__all__ = ["DevicePlacement"]
+__all__ = ["DevicePlacement", "kernel_behaviours"]
 
 HEARTBEAT_TIMEOUT = 1.0
 """Seconds a device actor's slot may go without a heartbeat, unless ``launch`` says."""
+
+
+def kernel_behaviours(
+    own: Sequence[DeviceBehaviour] = (),
+) -> tuple[list[DeviceBehaviour], RecordLayout]:
+    """What a kernel is built with: the library's behaviours, then those of ``own`` whose
+    names are new, and the record layout of all their messages."""
+    known = [make() for make in LIBRARY]
+    for behaviour in own:
+        if all(b.name != behaviour.name for b in known):
+            known.append(behaviour)
+    messages: list[type] = []
+    for b in known:
+        messages += [m for m in b.messages if m not in messages]
+    return known, RecordLayout(messages)
 
 
 class DevicePlacement:
@@ -102,14 +117,7 @@ class DevicePlacement:
     def _kernel(self, device: str, behaviour: DeviceBehaviour) -> DeviceKernel:
         kernel = self.kernels.get(device)
         if kernel is None:
-            known = [make() for make in LIBRARY]
-            for own in (*self.behaviours, behaviour):
-                if all(b.name != own.name for b in known):
-                    known.append(own)
-            messages: list[type] = []
-            for b in known:
-                messages += [m for m in b.messages if m not in messages]
-            layout = RecordLayout(messages)
+            known, layout = kernel_behaviours((*self.behaviours, behaviour))
             kernel = open_kernel(device, layout, known, self.slot_count, self.capacity)
             self.kernels[device] = kernel
         kernel.index(behaviour)  # raises if the kernel was started without it

@@ -5,55 +5,33 @@ supervisor when its heartbeat stops, and its slot deactivated when it ends."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from waiting import until
 
-from streamnet import ActorRuntime, ChildSpec, Supervisor, persistent_message
+from streamnet import ActorRuntime, ChildSpec, Supervisor
 from streamnet.persistent.device import (
+    DIVIDE,
+    DIVIDE_BY_ZERO,
+    CalculateRequest,
+    CalculateResponse,
     DeviceHeartbeatLost,
     DeviceSlots,
     KernelModel,
     RecordLayout,
     SlotStatistics,
     behaviour,
+    calculator,
     device_actor,
 )
 from streamnet.persistent.device._slots import ACTIVE, DORMANT
 
-ADD, DIV = 0, 1
-DIVIDE_BY_ZERO, INVALID_INPUT = 1, 2
-
-
-@persistent_message
-@dataclass
-class CalculateRequest:
-    """The guide's request, its operation a code: a record holds numbers only."""
-
-    a: float
-    b: float
-    operation: int = ADD
-
-
-@persistent_message
-@dataclass
-class CalculateResponse:
-    result: float
-    success: bool = True
-    error_code: int = 0
-
 
 def _calculate(state: dict[str, int], request: Any) -> list[Any]:
+    """The library's calculator, counting the requests it served."""
     state["served"] += 1
-    if request.operation == ADD:
-        return [CalculateResponse(request.a + request.b)]
-    if request.operation == DIV:
-        if request.b == 0:
-            return [CalculateResponse(0.0, False, DIVIDE_BY_ZERO)]
-        return [CalculateResponse(request.a / request.b)]
-    return [CalculateResponse(0.0, False, INVALID_INPUT)]
+    return list(calculator().step(state, request, ()))
 
 
 CALCULATOR = behaviour(lambda: {"served": 0}, _calculate)
@@ -75,7 +53,7 @@ async def test_the_calculator_answers_sends_and_requests_as_any_actor() -> None:
             response = await runtime.receive("calculator", timeout=2.0)
             assert (response.success, response.result) == (True, 15.0)
             assert response.correlation_id == request.message_id  # type: ignore[attr-defined]
-            zero = await runtime.request("calculator", CalculateRequest(10, 0, DIV), timeout=2.0)
+            zero = await runtime.request("calculator", CalculateRequest(10, 0, DIVIDE), timeout=2.0)
             assert (zero.success, zero.error_code) == (False, DIVIDE_BY_ZERO)
             requests = [CalculateRequest(i, 1) for i in range(40)]  # more than a ring holds
             replies = await asyncio.gather(
