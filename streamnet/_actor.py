@@ -158,6 +158,7 @@ class ActorNode(Generic[R]):
         "_pushed",
         "_result",
         "_state",
+        "_steps",
         "ctx",
         "endpoints",
         "op_id",
@@ -189,6 +190,8 @@ class ActorNode(Generic[R]):
         self._pruned: frozenset[str] | None = None
         self._pushed: frozenset[Predicate] = frozenset()
         self._key_sets: dict[str, tuple[KeySet, ...]] = {}
+        # steps made from the arguments, by maker: (the name they carry, the step)
+        self._steps: dict[Callable[..., Any], tuple[str, Any]] = {}
 
     @property
     def contributes_step(self) -> bool:
@@ -206,12 +209,18 @@ class ActorNode(Generic[R]):
         return self._made(self._definition.aggregate)
 
     def _made(self, make: Callable[..., _S | None] | None) -> _S | None:
+        """The step ``make`` makes of the node's arguments, made once per name (a
+        Network's passes ask many times; steps are immutable, the arguments fixed)."""
         if make is None:
             return None
+        made = self._steps.get(make)
+        if made is not None and made[0] == self._name:
+            return made[1]  # type: ignore[no-any-return]
         step = make(**self._arguments())
-        if step is None:
-            return None
-        return dataclasses.replace(step, actor=self._name)
+        if step is not None:
+            step = dataclasses.replace(step, actor=self._name)
+        self._steps[make] = (self._name, step)
+        return step
 
     def needed_columns(
         self, wanted: frozenset[str] | None

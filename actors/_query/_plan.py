@@ -462,15 +462,18 @@ def _row_wise(exprs: list[pl.Expr], *, select: bool = False) -> bool:
 def joined_names(
     left: pl.Schema, right: pl.Schema, left_on: list[Any], right_on: list[Any], how: str, suffix: str
 ) -> list[str]:
-    """The columns of the library's join of frames of these schemas (Polars' own join)."""
-    lf, rf = pl.DataFrame(schema=left), pl.DataFrame(schema=right)
+    """The columns of the library's join of frames of these schemas (Polars' own join,
+    resolved without running it)."""
+    lf, rf = pl.LazyFrame(schema=left), pl.LazyFrame(schema=right)
     if how == "cross":
         constant = pl.lit(0, dtype=pl.UInt8).alias("__sn_cross")
         lf, rf = lf.with_columns(constant), rf.with_columns(constant)
-        return lf.join(rf, on="__sn_cross", how="inner", suffix=suffix).columns
-    if list(left_on) == list(right_on):
-        return lf.join(rf, on=left_on, how=how, suffix=suffix).columns  # type: ignore[arg-type]
-    return lf.join(rf, left_on=left_on, right_on=right_on, how=how, suffix=suffix).columns  # type: ignore[arg-type]
+        joined = lf.join(rf, on="__sn_cross", how="inner", suffix=suffix)
+    elif list(left_on) == list(right_on):
+        joined = lf.join(rf, on=left_on, how=how, suffix=suffix)  # type: ignore[arg-type]
+    else:
+        joined = lf.join(rf, left_on=left_on, right_on=right_on, how=how, suffix=suffix)  # type: ignore[arg-type]
+    return joined.collect_schema().names()
 
 
 def _flags(value: Any, count: int) -> list[bool]:
