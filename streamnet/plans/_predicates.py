@@ -33,7 +33,7 @@ import polars as pl
 from streamnet.plans._plan import Cast, Filter, Rename, Select, Step, WithColumns
 from streamnet.plans._row_wise import not_row_wise
 
-__all__ = ["KeySet", "Predicate", "conjuncts", "immovable", "step_passes"]
+__all__ = ["KeySet", "Predicate", "conjuncts", "immovable", "key_filter", "step_passes"]
 
 
 class KeySet:
@@ -189,7 +189,7 @@ class Predicate:
         if self.keys is None:
             return self.expr
         values = await self.keys.wait()
-        return None if values is None else self.expr.is_in(values.implode())
+        return None if values is None else key_filter(self.expr, values)
 
     def describe(self) -> str:
         """What it keeps, for `Network.explain`."""
@@ -238,6 +238,60 @@ class Predicate:
 
 MAX_BRANCHES = 8
 """The most alternatives a disjunction (`Predicate.either`) has; more, and none is made."""
+
+DENSE_SPAN = 16
+"""Integer keys spanning at most this many times their count (plus `SMALL_SPAN`) are looked up
+in a table of their span (`key_filter`) rather than hashed."""
+SMALL_SPAN = 1 << 16
+MAX_SPAN = 1 << 26
+"""The largest lookup table a key filter makes: one byte per value of the keys' span."""
+
+
+def key_filter(expr: pl.Expr, values: pl.Series) -> pl.Expr:
+    """The rows whose ``expr`` is among ``values`` (no null is among them): ``is_in``, or,
+    for integer keys dense enough, a lookup in a table of a byte per value of their span.
+
+    Polars hashes an ``is_in``'s values again for every chunk it filters: for the
+    hundreds of thousands of keys a join publishes, that took longer than reading the
+    chunk (a 250,000-row row group of two integer columns: 4.4 ms to read, 10.5 ms read
+    and filtered by 300,000 keys, 6.6 ms with the table). The table is made once; the
+    range test stays a conjunct of its own, which statistics can prune row groups by.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"k": [1, 5, 7, None, -3, 2**40]})
+    >>> keys = pl.Series([7, 1, 2, 3])
+    >>> frame.filter(key_filter(pl.col("k"), keys))["k"].to_list()
+    [1, 7]
+    """
+    dense = _dense_table(values)
+    if dense is None:
+        return expr.is_in(values.implode())
+    low, table = dense
+    high = low + table.len() - 1
+    key = expr.cast(pl.Int64, strict=False)  # wider keys out of range become null: no match
+    return key.is_between(low, high) & (pl.lit(table).gather(key.clip(low, high) - low) == 1)
+
+
+def _dense_table(values: pl.Series) -> tuple[int, pl.Series] | None:
+    """``(lowest value, a byte per value from it to the highest: 1 for a value among
+    them)`` for integer ``values`` dense enough (`DENSE_SPAN`); None otherwise."""
+    if not values.dtype.is_integer():
+        return None
+    keys = values.drop_nulls()
+    if keys.len() == 0:
+        return None
+    low, high = keys.min(), keys.max()
+    assert isinstance(low, int)
+    assert isinstance(high, int)
+    span = high - low + 1
+    if low < -(2**62) or high >= 2**62 or span > min(MAX_SPAN, DENSE_SPAN * keys.len() + SMALL_SPAN):
+        return None
+    import numpy as np  # Polars' own dependency for `to_numpy`
+
+    table = np.zeros(span, dtype=np.uint8)
+    table[(keys.cast(pl.Int64) - low).to_numpy()] = 1
+    return low, pl.Series("keys", table)
 
 
 def _branch_key(branch: frozenset[Predicate]) -> list[str]:

@@ -216,6 +216,8 @@ def _refusal(node: Any) -> tuple[Any, str] | None:
         if isinstance(body, dict) and set(body) <= {"Dyn", "Scalar"}:
             return None
         return node, "is a Series literal, whose rows do not line up with the stream's"
+    if kind == "Gather" and _is_lookup(body):
+        return _refusal(body["idx"])
     if kind in _REFUSED_NODES:
         return node, _REFUSED_NODES[kind]
     if kind == "Function":
@@ -304,6 +306,17 @@ def _infers_format(options: Any) -> bool:
     strptime = options.get("Strptime") if isinstance(options, dict) else None
     settings = [part for part in strptime or [] if isinstance(part, dict) and "format" in part]
     return not settings or settings[0].get("format") is None
+
+
+def _is_lookup(body: Any) -> bool:
+    """Whether a ``Gather`` looks each row's index up in a table given as a Series
+    literal (``pl.lit(table).gather(index)``, as a key filter does): a value per row of
+    its indices, those computed row-wise."""
+    if not isinstance(body, dict) or body.get("returns_scalar"):
+        return False
+    values = body.get("expr")
+    literal = values.get("Literal") if isinstance(values, dict) and len(values) == 1 else None
+    return isinstance(literal, dict) and "Series" in literal
 
 
 def _is_literal(node: Any) -> bool:

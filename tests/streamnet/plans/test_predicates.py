@@ -15,7 +15,14 @@ from polars.testing import assert_frame_equal
 
 from streamnet import Cast, Filter, Predicate, Rename, Select, Step, WithColumns
 from streamnet.plans._columns import step_outputs
-from streamnet.plans._predicates import MAX_BRANCHES, KeySet, conjuncts, immovable, step_passes
+from streamnet.plans._predicates import (
+    MAX_BRANCHES,
+    KeySet,
+    conjuncts,
+    immovable,
+    key_filter,
+    step_passes,
+)
 
 MOVABLE = [
     pl.col("a") > 1,
@@ -217,3 +224,64 @@ def test_a_disjunction_of_key_filters_waits_for_every_key_set_and_is_none_if_one
         assert await asyncio.wait_for(either.resolved(), 5) is None
 
     asyncio.run(main())
+
+
+INTEGER_TYPES = [pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    column_type=st.sampled_from(INTEGER_TYPES),
+    keys_type=st.sampled_from([pl.Int32, pl.Int64, pl.UInt64]),
+    sparse=st.booleans(),
+)
+def test_a_key_filter_keeps_what_is_in_keeps(
+    data: st.DataObject, column_type: pl.DataType, keys_type: pl.DataType, sparse: bool
+) -> None:
+    """Dense integer keys are looked up in a table, sparse ones hashed: either way the rows
+    kept are those whose key is among the keys, for any integer type on either side, nulls
+    and values beyond the keys' range included, in both of Polars' engines."""
+    low, high = (-(2**20), 2**20) if column_type.is_signed_integer() else (0, 2**21)
+    if column_type in (pl.Int8, pl.UInt8):
+        low, high = (-128, 127) if column_type == pl.Int8 else (0, 255)
+    values = st.integers(low, high)
+    rows = data.draw(st.lists(st.one_of(st.none(), values), max_size=200), "rows")
+    key_low = 0 if keys_type.is_unsigned_integer() else low
+    spread = 10**12 if sparse else 300
+    keys = data.draw(
+        st.lists(st.integers(max(key_low, low), max(key_low, low) + spread), min_size=1, max_size=50, unique=True),
+        "keys",
+    )
+    frame = pl.DataFrame({"k": pl.Series(rows, dtype=pl.Int64)}).with_columns(
+        pl.col("k").cast(column_type, strict=False)
+    )
+    key_series = pl.Series("keys", keys, dtype=keys_type, strict=False).drop_nulls()
+    assume(key_series.len() > 0)
+    got = frame.lazy().filter(key_filter(pl.col("k"), key_series))
+    want = [v for v in frame["k"].to_list() if v is not None and v in set(key_series.to_list())]
+    assert got.collect()["k"].to_list() == want
+    assert got.collect(engine="streaming")["k"].to_list() == want
+
+
+def test_a_key_filter_looks_dense_keys_up_and_hashes_sparse_or_other_ones() -> None:
+    dense = key_filter(pl.col("k"), pl.Series(range(0, 3_000_000, 3)))
+    assert "gather" in str(dense) and "is_in" not in str(dense)
+    sparse = key_filter(pl.col("k"), pl.Series([1, 10**15]))
+    assert "is_in" in str(sparse)
+    strings = key_filter(pl.col("k"), pl.Series(["a", "b"]))
+    assert "is_in" in str(strings)
+    huge = key_filter(pl.col("k"), pl.Series([0, 2**63 - 1], dtype=pl.Int64))
+    assert "is_in" in str(huge)
+    # the range test is a conjunct of its own: statistics prune row groups by it
+    assert any("is_between" in str(part) for part in conjuncts(dense))
+
+
+def test_a_table_lookup_is_row_wise_and_a_gather_of_a_column_is_not() -> None:
+    from streamnet.plans._row_wise import not_row_wise
+
+    table = pl.Series([0, 1, 1], dtype=pl.UInt8)
+    assert not_row_wise(pl.lit(table).gather(pl.col("k")) == 1) is None
+    assert not_row_wise(key_filter(pl.col("k"), pl.Series(range(100)))) is None
+    assert not_row_wise(pl.col("x").gather(pl.col("k"))) is not None
+    assert not_row_wise(pl.lit(table).gather(pl.col("k").sum())) is not None
