@@ -20,6 +20,12 @@ SEED = 0x5EED
 """The seed of the hash (``seed=0``): the same on every rank. Seed ``s`` hashes with ``SEED + s``."""
 
 
+FILTERED_PARTITIONS = 4
+"""Up to this many partitions, each is the frame filtered by its id: a filter per partition
+is cheaper than Polars' ``partition_by`` for a few of them (a 64 MiB chunk of 8 columns in
+2 partitions: 17 ms against 33 ms; 31 against 36 ms in 4; in 16, 79 against 53 ms)."""
+
+
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
     """Key expressions cast so that equal values hash alike whatever their width (Int32/Int64...)."""
     exprs = []
@@ -54,8 +60,11 @@ def partition_frame(
         columns[0].hash(SEED + seed) if len(columns) == 1 else pl.struct(columns).hash(SEED + seed)
     )
     ids = df.select((hashed % partitions).alias("__partition")).to_series()
-    pieces = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
-    return {int(key[0]): piece for key, piece in pieces.items()}
+    if partitions <= FILTERED_PARTITIONS:
+        pieces = {p: df.filter(ids == p) for p in range(partitions)}
+        return {p: piece for p, piece in pieces.items() if piece.height}
+    by_id = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
+    return {int(key[0]): piece for key, piece in by_id.items()}
 
 
 class CpuPartitioning(Backend):

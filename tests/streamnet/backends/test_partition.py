@@ -30,6 +30,8 @@ def test_every_row_lands_in_one_partition_with_its_equal_keys(
     assert_frame_equal(pl.concat(parts).sort("__row"), numbered)  # nothing lost or added
     owned = pl.concat([part.select(keys).unique() for part in parts])
     assert owned.height == owned.unique().height  # a key (nulls too) in one partition only
+    for part in parts:  # each piece keeps the chunk's order of its rows
+        assert part["__row"].is_sorted()
 
 
 @given(df=frames(), n=st.integers(1, 5), m=st.integers(2, 4), data=st.data())
@@ -141,3 +143,18 @@ def test_split_by_values_refuses_what_would_leave_nothing(backend: Backend) -> N
         backend.split_by_values(chunk, ["k"])
     with pytest.raises(ColumnNotFoundError, match="column `x` not found"):
         backend.split_by_values(chunk, ["x"])
+
+
+@pytest.mark.parametrize("partitions", [2, 3, 4, 5, 16])
+def test_a_few_partitions_cut_by_filters_are_those_polars_partition_by_cuts(partitions: int) -> None:
+    """Up to `FILTERED_PARTITIONS` each partition is a filter of the frame; beyond, Polars'
+    ``partition_by``: the same pieces either way."""
+    from streamnet.backends.cpu._partition import SEED, partition_frame
+
+    df = pl.DataFrame({"k": [i % 37 for i in range(500)], "v": list(range(500))})
+    ids = pl.col("k").cast(pl.Int64).hash(SEED) % partitions
+    want = df.with_columns(ids.alias("p")).partition_by("p", as_dict=True, include_key=False)
+    got = partition_frame(df, ["k"], partitions)
+    assert sorted(got) == sorted(int(key[0]) for key in want)
+    for key, piece in want.items():
+        assert_frame_equal(got[int(key[0])], piece)
