@@ -10,7 +10,8 @@ from streamnet._actor import current_actor
 from streamnet._context import Context
 from streamnet._table_chunk import TableChunk
 from streamnet._tasks import start_task
-from streamnet.plans import CompiledPlan, Plan, PlanParams, Stamp
+from streamnet.plans import CompiledPlan, Plan, PlanParams, Select, Stamp
+from streamnet.plans._check import check_step
 
 __all__ = ["run_plan"]
 
@@ -86,6 +87,9 @@ async def run_plan(
     if type(depth) is not int or depth < 1:
         raise ValueError(f"run_plan: `depth` must be an int >= 1, got {depth!r}")
     backend = ctx.backend
+    if _projections(plan) is not None:
+        await _project(ctx, ch_in, ch_out, plan)
+        return
     stamps = any(isinstance(step, Stamp) for step in plan.steps)
     params = PlanParams()
     compiled: CompiledPlan | None = None
@@ -123,3 +127,48 @@ async def _stop(tasks: list[asyncio.Task[TableChunk]], grace: float) -> None:
             task.exception()  # retrieved: the failure that brought us here is raised instead
     if left:
         await asyncio.wait(left, timeout=grace)
+
+
+def _projections(plan: Plan) -> list[list[str]] | None:
+    """The columns each step keeps, when every step of the plan (no source) only selects
+    columns by name, each once (``select("a", "b")``); None for any other plan."""
+    if plan.source is not None or not plan.steps:
+        return None
+    kept = []
+    for step in plan.steps:
+        if not isinstance(step, Select) or not all(e.meta.is_column() for e in step.exprs):
+            return None
+        names = [e.meta.output_name() for e in step.exprs]
+        if len(set(names)) != len(names):
+            return None  # Polars' own error, from the plan
+        kept.append(names)
+    return kept
+
+
+async def _project(
+    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], plan: Plan
+) -> None:
+    """`run_plan` for a plan that only selects columns: each chunk's columns picked without
+    copying (`Backend.project`), on the event loop: no kernel to compile or to wait for
+    (a spilled chunk is loaded in the thread pool). Errors are the plan's: each step is
+    checked against its input's columns, once per input schema."""
+    backend = ctx.backend
+    kept = _projections(plan)
+    assert kept is not None
+    checked: object = None
+    columns = kept[-1]
+    while (msg := await ch_in.recv(ctx)) is not None:
+        chunk = TableChunk.from_message(msg)
+        schema = chunk.schema
+        if schema is not checked:
+            names = list(schema.names)
+            for step, names_after in zip(plan.steps, kept, strict=True):
+                check_step(step, names)
+                names = names_after
+            checked = schema
+        if chunk.is_available:
+            out = backend.project(chunk, columns)
+        else:
+            out = await ctx.to_thread(backend.project, chunk, columns)
+        await ch_out.send(ctx, Message(msg.sequence_number, out))
+    await ch_out.drain(ctx)

@@ -13,11 +13,13 @@ from polars.testing import assert_frame_equal
 from streamnet import (
     Cast,
     Channel,
+    ColumnNotFoundError,
     Context,
     Filter,
     Message,
     Network,
     Plan,
+    Select,
     TableChunk,
     WithColumns,
     define_actor,
@@ -135,3 +137,58 @@ def test_plan_must_be_callable() -> None:
         @define_actor(plan=cast(Any, 3))
         async def bad(ctx: Context, ch_in: Channel[TableChunk]) -> None:
             pass
+
+
+@define_actor
+async def _plan_of(
+    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], steps: tuple[Any, ...]
+) -> None:
+    await run_plan(ctx, ch_in, ch_out, Plan(steps=steps))
+
+
+def _through(frames: list[pl.DataFrame], *steps: Any, spill: bool = False) -> list[pl.DataFrame]:
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = _sink(ctx, b)
+
+        @define_actor
+        async def source(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+            for i, frame in enumerate(frames):
+                chunk = TableChunk.from_polars(frame)
+                if spill:
+                    chunk.spill()
+                    assert chunk.is_spilled
+                await ch_out.send(ctx, Message(i, chunk))
+            await ch_out.drain(ctx)
+
+        Network(ctx, [source(ctx, a), _plan_of(ctx, a, b, steps), out], fuse=False).run()
+        return [frame for _, frame in out.result()]
+
+
+@pytest.mark.parametrize("spill", [False, True])
+def test_a_plan_that_only_selects_columns_gives_what_polars_select_gives(spill: bool) -> None:
+    """Selecting columns by name picks them without a kernel (`Backend.project`), a spilled
+    chunk's too: the rows, order and types Polars' select gives."""
+    frames = [
+        pl.DataFrame({"a": [1, 2], "b": ["x", None], "c": [1.5, 2.5]}),
+        pl.DataFrame({"a": [], "b": [], "c": []}, schema={"a": pl.Int64, "b": pl.String, "c": pl.Float64}),
+    ]
+    steps = (Select((pl.col("c"), pl.col("a"), pl.col("b"))), Select((pl.col("b"), pl.col("c"))))
+    got = _through(frames, *steps, spill=spill)
+    for frame, want in zip(got, frames, strict=True):
+        assert_frame_equal(frame, want.select("b", "c"))
+
+
+def test_a_plan_that_only_selects_columns_names_the_actor_of_a_missing_column() -> None:
+    frames = [pl.DataFrame({"a": [1], "b": [2]})]
+    steps = (Select((pl.col("a"),), actor="keep_a"), Select((pl.col("b"),), actor="keep_b"))
+    with pytest.raises(ColumnNotFoundError, match="keep_b"):
+        _through(frames, *steps)
+
+
+def test_a_select_of_a_column_twice_or_an_alias_runs_as_polars_runs_it() -> None:
+    frames = [pl.DataFrame({"a": [1, 2]})]
+    (renamed,) = _through(frames, Select((pl.col("a").alias("z"),)))
+    assert renamed.columns == ["z"]
+    with pytest.raises(pl.exceptions.DuplicateError):
+        _through(frames, Select((pl.col("a"), pl.col("a"))))
