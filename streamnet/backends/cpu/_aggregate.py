@@ -165,7 +165,8 @@ class CpuAggregationKernel(AggregationKernel):
         elif not keys:
             out = frame.select(steps.partials(SPAN))
         elif self._grouping:
-            out = frame.lazy().group_by(keys).agg(steps.partials(SPAN)).collect(engine="streaming")
+            query = frame.lazy().group_by(keys).agg(steps.partials(SPAN))
+            out = query.collect(engine=_engine(frame.height))
             self.learn(frame.height, out.height)
         else:
             out = self._rows_as_partials(frame)
@@ -195,7 +196,7 @@ class CpuAggregationKernel(AggregationKernel):
             return self._backend.from_polars(whole)
         if whole.height == 0:  # a merged row of nothing would carry no origin
             return self._backend.from_polars(self._no_partials)
-        merged = self._merged(whole.lazy()).collect(engine="streaming")
+        merged = self._merged(whole.lazy()).collect(engine=_engine(whole.height))
         return self._backend.from_polars(merged.cast(dict(self._partial_types)))  # type: ignore[arg-type]
 
     def _merged(self, partials: pl.LazyFrame) -> pl.LazyFrame:
@@ -229,7 +230,7 @@ class CpuAggregationKernel(AggregationKernel):
         steps, keys = self._steps, list(self.keys)
         if keys:
             query = self._merged(frame.lazy()).select(*keys, *steps.finals())
-            out = query.collect(engine="streaming")
+            out = query.collect(engine=_engine(frame.height))
         elif frame.height == 0:  # Polars' answer for an empty frame
             out = self._empty.select(steps.wholes())
         else:
@@ -247,7 +248,8 @@ class CpuAggregationKernel(AggregationKernel):
         if steps.ordered:
             frame = frame.sort(list(ORDER), maintain_order=True)
         if keys:
-            out = frame.lazy().group_by(keys).agg(steps.wholes()).collect(engine="streaming")
+            query = frame.lazy().group_by(keys).agg(steps.wholes())
+            out = query.collect(engine=_engine(frame.height))
         else:
             out = frame.select(steps.wholes())
         return out.cast(dict(self._output_types))  # type: ignore[arg-type]
@@ -338,3 +340,14 @@ class CpuAggregation(Backend):
         return CpuAggregationKernel(
             keys, aggs, input_schema, ordered=ordered, actor=actor, backend=self, own=self._own
         )
+
+
+SMALL_GROUP_ROWS = 1 << 16
+"""Group-bys of at most this many rows run on Polars' in-memory engine, whose start costs
+less: 5,000 rows in 0.30 ms there against 0.58 ms on the streaming engine, 50,000 in
+1.6 against 2.7 ms; from 200,000 rows the streaming engine is faster (2.6 against 4.6 ms)."""
+
+
+def _engine(rows: int) -> str:
+    """Polars' engine for a group-by of ``rows`` rows (`SMALL_GROUP_ROWS`)."""
+    return "in-memory" if rows <= SMALL_GROUP_ROWS else "streaming"
