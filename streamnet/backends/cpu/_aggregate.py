@@ -8,7 +8,7 @@ chunk, per group or per row, and checks the chunks it is given.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -348,6 +348,6 @@ less: 5,000 rows in 0.30 ms there against 0.58 ms on the streaming engine, 50,00
 1.6 against 2.7 ms; from 200,000 rows the streaming engine is faster (2.6 against 4.6 ms)."""
 
 
-def _engine(rows: int) -> str:
+def _engine(rows: int) -> Literal["in-memory", "streaming"]:
     """Polars' engine for a group-by of ``rows`` rows (`SMALL_GROUP_ROWS`)."""
     return "in-memory" if rows <= SMALL_GROUP_ROWS else "streaming"
