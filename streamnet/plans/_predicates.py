@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streamnet.plans._plan import Cast, Filter, Rename, Select, Step, WithColumns
@@ -59,6 +60,8 @@ class KeySet:
         the join to weigh whether filtering them by its keys pays."""
         self._values: pl.Series | None = None
         self._published = asyncio.Event()
+        self._table: tuple[int, pl.Series] | None = None  # the values' `_dense_table`...
+        self._table_made = False  # ...once made
 
     def publish(self, values: pl.Series | None) -> None:
         """Make the values known (None: no filter); the first call counts."""
@@ -75,6 +78,16 @@ class KeySet:
         """The values, once published (None: no filter)."""
         await self._published.wait()
         return self._values
+
+    async def filter_of(self, expr: pl.Expr) -> pl.Expr | None:
+        """`key_filter` of ``expr`` by the values, once published (None: no filter). The
+        lookup table of dense keys is made once, however many sources the set reaches."""
+        values = await self.wait()
+        if values is None:
+            return None
+        if not self._table_made:
+            self._table, self._table_made = _dense_table(values), True
+        return _key_filter(expr, values, self._table)
 
     def __repr__(self) -> str:
         return f"KeySet({self.actor} {self.side} `{self.column}`)"
@@ -188,8 +201,7 @@ class Predicate:
             return functools.reduce(operator.or_, alternatives)
         if self.keys is None:
             return self.expr
-        values = await self.keys.wait()
-        return None if values is None else key_filter(self.expr, values)
+        return await self.keys.filter_of(self.expr)
 
     def describe(self) -> str:
         """What it keeps, for `Network.explain`."""
@@ -264,7 +276,11 @@ def key_filter(expr: pl.Expr, values: pl.Series) -> pl.Expr:
     >>> frame.filter(key_filter(pl.col("k"), keys))["k"].to_list()
     [1, 7]
     """
-    dense = _dense_table(values)
+    return _key_filter(expr, values, _dense_table(values))
+
+
+def _key_filter(expr: pl.Expr, values: pl.Series, dense: tuple[int, pl.Series] | None) -> pl.Expr:
+    """`key_filter`, given the values' `_dense_table`."""
     if dense is None:
         return expr.is_in(values.implode())
     low, table = dense
@@ -287,8 +303,6 @@ def _dense_table(values: pl.Series) -> tuple[int, pl.Series] | None:
     span = high - low + 1
     if low < -(2**62) or high >= 2**62 or span > min(MAX_SPAN, DENSE_SPAN * keys.len() + SMALL_SPAN):
         return None
-    import numpy as np  # Polars' own dependency for `to_numpy`
-
     table = np.zeros(span, dtype=np.uint8)
     table[(keys.cast(pl.Int64) - low).to_numpy()] = 1
     return low, pl.Series("keys", table)

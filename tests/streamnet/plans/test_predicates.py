@@ -285,3 +285,31 @@ def test_a_table_lookup_is_row_wise_and_a_gather_of_a_column_is_not() -> None:
     assert not_row_wise(key_filter(pl.col("k"), pl.Series(range(100)))) is None
     assert not_row_wise(pl.col("x").gather(pl.col("k"))) is not None
     assert not_row_wise(pl.lit(table).gather(pl.col("k").sum())) is not None
+
+
+def test_a_key_set_makes_its_lookup_table_once_for_every_source_it_reaches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamnet.plans import _predicates
+
+    made: list[pl.Series] = []
+    real = _predicates._dense_table  # noqa: SLF001 - the maker this test counts
+
+    def counted(values: pl.Series) -> tuple[int, pl.Series] | None:
+        made.append(values)
+        return real(values)
+
+    monkeypatch.setattr(_predicates, "_dense_table", counted)
+
+    async def main() -> None:
+        keys = KeySet("join#0", "right_in", "k")
+        keys.publish(pl.Series(range(0, 300_000, 3)))
+        first = await asyncio.wait_for(Predicate(pl.col("a"), keys=keys).resolved(), 5)
+        second = await asyncio.wait_for(Predicate(pl.col("b"), keys=keys).resolved(), 5)
+        assert first is not None and second is not None
+        df = pl.DataFrame({"a": [3, 4, None], "b": [6, 299_997, 7]})
+        assert df.filter(first)["a"].to_list() == [3]
+        assert df.filter(second)["b"].to_list() == [6, 299_997]
+
+    asyncio.run(main())
+    assert len(made) == 1
