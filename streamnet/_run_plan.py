@@ -87,8 +87,9 @@ async def run_plan(
     if type(depth) is not int or depth < 1:
         raise ValueError(f"run_plan: `depth` must be an int >= 1, got {depth!r}")
     backend = ctx.backend
-    if _projections(plan) is not None:
-        await _project(ctx, ch_in, ch_out, plan)
+    kept = _projections(plan)
+    if kept is not None:
+        await _project(ctx, ch_in, ch_out, plan, kept)
         return
     stamps = any(isinstance(step, Stamp) for step in plan.steps)
     params = PlanParams()
@@ -146,15 +147,18 @@ def _projections(plan: Plan) -> list[list[str]] | None:
 
 
 async def _project(
-    ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk], plan: Plan
+    ctx: Context,
+    ch_in: Channel[TableChunk],
+    ch_out: Channel[TableChunk],
+    plan: Plan,
+    kept: list[list[str]],
 ) -> None:
-    """`run_plan` for a plan that only selects columns: each chunk's columns picked without
+    """`run_plan` for a plan that only selects columns (``kept``: each step's, by
+    `_projections`): each chunk's columns picked without
     copying (`Backend.project`), on the event loop: no kernel to compile or to wait for
     (a spilled chunk is loaded in the thread pool). Errors are the plan's: each step is
     checked against its input's columns, once per input schema."""
     backend = ctx.backend
-    kept = _projections(plan)
-    assert kept is not None
     checked: object = None
     columns = kept[-1]
     while (msg := await ch_in.recv(ctx)) is not None:
