@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from streamnet.plans._plan import Cast, Filter, Rename, Select, Step, WithColumns
@@ -303,6 +302,8 @@ def _dense_table(values: pl.Series) -> tuple[int, pl.Series] | None:
     span = high - low + 1
     if low < -(2**62) or high >= 2**62 or span > min(MAX_SPAN, DENSE_SPAN * keys.len() + SMALL_SPAN):
         return None
+    import numpy as np  # on first use: `import streamnet` loads no numpy (tests/test_imports.py)
+
     table = np.zeros(span, dtype=np.uint8)
     table[(keys.cast(pl.Int64) - low).to_numpy()] = 1
     return low, pl.Series("keys", table)
