@@ -246,9 +246,14 @@ class ExprReader:
         value = node.value
         dtype = self.visitor.get_dtype(n)
         if kind(value) == "PySeries":
-            return pl.lit(pl.Series._from_pyseries(value))  # noqa: SLF001 (a Series literal)
+            series = pl.Series._from_pyseries(value)  # noqa: SLF001 (a Series literal)
+            if isinstance(dtype, pl.List) and not isinstance(series.dtype, pl.List):
+                series = series.implode()  # one list value, as Polars' plan holds it
+            return pl.lit(series)
         if isinstance(value, list):
-            return pl.lit(pl.Series(value, dtype=dtype.inner))
+            # One list value (``is_in``'s collection): a Series of its elements imploded,
+            # not the elements as a column, which `is_in` reads ambiguously.
+            return pl.lit(pl.Series(value, dtype=dtype.inner).implode())
         if value is None or dtype == pl.Null:
             return pl.lit(None, dtype=dtype)
         return pl.lit(value, dtype=dtype)
