@@ -436,10 +436,20 @@ def _files(
     sources = [source] if isinstance(source, str | os.PathLike) else list(source)
     if filesystem is not None or storage_options is not None or any("://" in str(s) for s in sources):
         return None
-    paths = expand_paths(source, ".parquet")
+    return _located(source, hive_partitioning)
+
+
+def _located(
+    source: PathLike | Sequence[PathLike], hive_partitioning: bool | None, *,
+    filesystem: FileSystem | None = None, storage_options: StorageOptions | None = None,
+) -> tuple[list[FilePath], HivePartitions | None]:  # fmt: skip
+    """The files of ``source`` and, unless ``hive_partitioning`` is False, the values of
+    their ``key=value`` folders when ``source`` is one directory: one kernel's work, so a
+    scan waits for one thread rather than two before it reads the footers."""
+    paths = expand_paths(source, ".parquet", filesystem=filesystem, storage_options=storage_options)
     partitions = None
     if hive_partitioning is not False:
-        root = dataset_root(source)
+        root = dataset_root(source, filesystem=filesystem, storage_options=storage_options)
         partitions = hive_partitions(root, paths) if root is not None else None
     return paths, partitions
 
@@ -617,15 +627,9 @@ async def read_parquet(
     if not isinstance(split, bool):
         raise TypeError(f"read_parquet: `split` must be True or False, got {split!r}")
     out_columns = list(columns) if columns is not None else None
-    paths = await ctx.to_thread(
-        expand_paths, source, ".parquet", filesystem=filesystem, storage_options=storage_options
+    paths, partitions = await ctx.to_thread(
+        _located, source, hive_partitioning, filesystem=filesystem, storage_options=storage_options
     )
-    partitions = None
-    if hive_partitioning is not False:
-        root = await ctx.to_thread(
-            dataset_root, source, filesystem=filesystem, storage_options=storage_options
-        )
-        partitions = hive_partitions(root, paths) if root is not None else None
     return await scan_files(ctx, ch_out, paths, partitions, out_columns, filters, depth, split)
 
 
