@@ -42,12 +42,12 @@ from actors._memory import from_polars
 from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
 from actors._query._channel_scan import ChannelSource, check_stream_schema
-from actors._query._plan import PlanNode, joined_names
+from actors._query._plan import ROWS, PlanNode, joined_names
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
 from actors._query._sizes import RowEstimates
 from actors._sort import sort, top_k
 from actors._transform import filter, map_chunks, select, with_columns
-from streamnet import ActorNode, Channel, Context, TableChunk
+from streamnet import ActorNode, Agg, Channel, Context, TableChunk
 
 __all__ = ["QueryNetwork", "build"]
 
@@ -117,7 +117,13 @@ class _Builder:
         return out
 
     def conform(self, ch: Stream, produced: list[str], node: PlanNode) -> Stream:
-        """``ch`` (columns ``produced``) with exactly the node's columns, in its order."""
+        """``ch`` (columns ``produced``) with exactly the node's columns, in its order; for a
+        node of no columns, its rows as the one column `ROWS`."""
+        if not node.names:
+            if produced == [ROWS]:
+                return ch
+            ch = self.step(with_columns, ch, pl.lit(0, dtype=pl.UInt8).alias(ROWS))
+            return self.step(select, ch, pl.col(ROWS))
         if produced == node.names:
             return ch
         return self.step(select, ch, *[pl.col(name) for name in node.names])
@@ -213,6 +219,8 @@ class _Builder:
     def _parquet(self, node: PlanNode) -> Stream:
         out = self.channel()
         columns = node.args["columns"]
+        if columns is not None and not columns:  # only the rows count: the columns pruned later
+            columns = None  # keep the narrowest the file has
         self.add(read_parquet(self.ctx, out, node.args["paths"], columns=columns,
                               filters=node.args["predicate"]))  # fmt: skip
         produced = list(columns) if columns is not None else node.names
@@ -282,6 +290,8 @@ class _Builder:
             self.fallback(node, "its expressions read more than one row")
             return self.on_rank_zero([self.node(child)], [child.schema],
                                      lambda f: f[0].select(exprs), node.schema)  # fmt: skip
+        if not exprs:  # no column left, the rows still count
+            return self.conform(self.node(child), [], node)
         return self.step(select, self.node(child), *exprs)
 
     def _with_columns(self, node: PlanNode) -> Stream:
@@ -318,7 +328,9 @@ class _Builder:
         key_names = [key.meta.output_name() for key in keys]
         inputs = [expr.alias(name) for name, expr in parts.inputs.items()]
         pre = self.step(select, self.node(child), *keys, *inputs) if inputs or keys else self.node(child)
-        grouped = self.step(groupby_agg, pre, key_names, list(parts.aggs))
+        # Keys alone (Polars pruned aggregations nobody reads): the groups, counted aside.
+        aggs = list(parts.aggs) or [Agg(None, "len", ROWS)]
+        grouped = self.step(groupby_agg, pre, key_names, aggs)
         finals = [
             pl.col(name) if name in key_names else parts.finals[name].cast(dtype)
             for name, dtype in node.schema.items()

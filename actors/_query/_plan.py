@@ -23,9 +23,19 @@ from actors._query._channel_scan import channel_source
 from actors._query._exprs import AggregateParts, ExprReader, Unsupported, kind, variant
 from streamnet import ExpressionError, check_row_wise
 
-__all__ = ["PLAN_VERSIONS", "PlanNode", "joined_names", "read_plan"]
+__all__ = ["PLAN_VERSIONS", "ROWS", "PlanNode", "joined_names", "read_plan", "row_carrier"]
 
 PLAN_VERSIONS = (14, 15, 16)
+
+ROWS = "__sn_rows"
+"""The one column a stream has where Polars' plan keeps no column but the rows still count
+(``select(pl.len())``, ``with_row_index().select("index")``, a cross join whose other side
+gives the columns): a chunk of no columns has no rows, so the rows ride on this."""
+
+
+def row_carrier(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame``'s rows as a frame of the one column `ROWS`."""
+    return pl.DataFrame({ROWS: pl.zeros(frame.height, dtype=pl.UInt8, eager=True)})
 """Major versions of Polars' plan interface this reader knows: 14 (Polars 1.44), 16 (2.x)."""
 
 _SCANS = {"parquet": "Parquet", "csv": "CSV", "ndjson": "NDJSON"}
@@ -233,7 +243,7 @@ class _Reader:
     def _DataFrameScan(self, ir: Any, node: PlanNode) -> None:
         frame = pl.DataFrame._from_pydf(ir.df)  # noqa: SLF001 (the plan holds Polars' own frame)
         if ir.projection is not None:
-            frame = frame.select(ir.projection)
+            frame = frame.select(ir.projection) if ir.projection else row_carrier(frame)
         predicate = None
         if ir.selection is not None:
             with _at(self.visitor, node.id):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
+from actors._query._plan import ROWS, row_carrier
 from streamnet import Channel, Collective, Context, Message, TableChunk, define_actor
 
 __all__ = ["keep_rank_zero", "on_rank_zero"]
@@ -24,7 +25,10 @@ _DONE = None
 
 
 def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """``frame`` with exactly the columns and types of ``schema``."""
+    """``frame`` with exactly the columns and types of ``schema``; of no columns, the rows
+    as the one column `ROWS` (a frame of no columns has no rows)."""
+    if not schema:
+        return frame.select(ROWS) if ROWS in frame.columns else row_carrier(frame)
     if frame.schema == schema:
         return frame
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
@@ -80,7 +84,7 @@ async def on_rank_zero(
 
     mine = await asyncio.gather(*(local(i, channel) for i, channel in enumerate(chs_in)))
     if coll.rank != 0:
-        empty = backend.from_polars(pl.DataFrame(schema=schema))
+        empty = backend.from_polars(_conformed(pl.DataFrame(schema=schema), schema))
         await ch_out.send(ctx, Message(0, empty))
         await ch_out.drain(ctx)
         return

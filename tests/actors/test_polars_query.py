@@ -645,3 +645,37 @@ def test_random_group_by_and_join_equal_polars(rows: list[tuple[Any, ...]], nran
         .agg((pl.col("x") - pl.col("m")).abs().max().alias("spread"), pl.col("i").n_unique().alias("u"))
     )
     assert _check(query, nranks) == ()
+
+
+# ----------------------------------------------------------------------------- no columns left
+# Polars prunes every column where only the rows count; a chunk of no columns has no rows.
+NO_COLUMNS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
+    "len": lambda lf: lf.select(pl.len()),
+    "len_after_filter": lambda lf: lf.filter(pl.col("i") > 2).select(pl.len()),
+    "row_index": lambda lf: lf.with_row_index().select("index"),
+    "cross_join_other_side": lambda lf: lf.join(pl.LazyFrame({"z": [1, 2]}), how="cross").select("z"),
+    "cross_join_this_side": lambda lf: pl.LazyFrame({"z": [1, 2]}).join(lf, how="cross").select("z"),
+    "cross_join_len": lambda lf: lf.join(lf, how="cross").select(pl.len()),
+    "join_len": lambda lf: lf.join(lf, on="i").select(pl.len()),
+    "group_by_keys_only": lambda lf: lf.group_by("k").agg(pl.len()).select("k"),
+    "group_by_no_aggregation": lambda lf: lf.group_by("k", "g").agg(),
+    "group_by_pruned": lambda lf: lf.group_by("g", (pl.col("i") % 2).alias("m")).agg(pl.len()).select("m"),
+}
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("source", ["frame", "parquet", "csv"])
+@pytest.mark.parametrize("shape", list(NO_COLUMNS))
+def test_rows_count_where_polars_keeps_no_column(
+    shape: str, source: str, nranks: int, tmp_path: Path
+) -> None:
+    frame = FRAME.select("k", "g", "i")
+    if source == "frame":
+        lazy_frame = frame.lazy()
+    elif source == "parquet":
+        frame.write_parquet(tmp_path / "f.parquet", row_group_size=3)
+        lazy_frame = pl.scan_parquet(tmp_path / "f.parquet")
+    else:
+        frame.write_csv(tmp_path / "f.csv")
+        lazy_frame = pl.scan_csv(tmp_path / "f.csv")
+    _check(NO_COLUMNS[shape](lazy_frame), nranks)
