@@ -142,6 +142,9 @@ class ExprReader:
     def __init__(self, visitor: Any, version: tuple[int, int]) -> None:
         self.visitor = visitor
         self.version = version
+        self.substitutes: dict[str, int] = {}
+        """Columns read as the expression (node) that makes them: the common
+        subexpressions of a node's input that Polars computes once (`_Reader.node`)."""
 
     def unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"{what} (Polars {pl.__version__}, plan version {self.version})")
@@ -158,7 +161,9 @@ class ExprReader:
     def is_column(self, e: Any) -> str | None:
         """The column a named expression reads as it is, or None if it computes something."""
         node = self.visitor.view_expression(e.node)
-        return node.name if kind(node) == "Column" else None
+        if kind(node) != "Column" or node.name in self.substitutes:
+            return None
+        return str(node.name)
 
     def without_hints(self, n: int) -> pl.Expr | None:
         """A predicate without Polars' ``dynamic_pred`` hints (filters a top-k adds to prune
@@ -213,6 +218,8 @@ class ExprReader:
         k = kind(node)
         sub: Callable[[int], pl.Expr] = lambda i: self._read(i, parts)  # noqa: E731
         if k == "Column":
+            if node.name in self.substitutes:
+                return self._read(self.substitutes[node.name], parts)
             if parts is not None and not parts.rows:
                 raise self.unsupported(f"column `{node.name}` outside an aggregation")
             return pl.col(node.name)

@@ -149,15 +149,42 @@ class _Reader:
             self.seen[n] = node
             return node
         reader = getattr(self, f"_{op}", None)
+        shared = self._common_subexpressions(inputs)
+        if shared:  # read through the input, which only computes them
+            (node.inputs,) = [node.inputs[0].inputs]
+            # a node that passes its input's columns through gives them no more
+            node.schema = pl.Schema({k: v for k, v in schema.items() if k not in shared})
         try:
             if reader is None:
                 raise self.exprs.unsupported(f"plan node `{op}`")
+            self.exprs.substitutes = shared
             with _at(self.visitor, inputs[0] if inputs else n):
                 reader(ir, node)
         except Unsupported as exc:
             node.unsupported = f"`{op}` (node {n}): {exc}"
+        finally:
+            self.exprs.substitutes = {}
         self.seen[n] = node
         return node
+
+    def _common_subexpressions(self, inputs: list[int]) -> dict[str, int]:
+        """The columns a node's one input adds only to share expressions the node reads
+        more than once, each with the expression that makes it; none for another input.
+
+        Polars' common-subexpression pass gives ``select(x.sum(), x.sum() / pl.len())``
+        an input that adds ``x.sum()`` as a column without broadcasting it to the rows
+        (``should_broadcast`` false): the select then gives one row, which a column beside
+        every row would not. Its expressions are read in place of the columns instead."""
+        if len(inputs) != 1:
+            return {}
+        with _at(self.visitor, inputs[0]):
+            try:
+                ir = self.visitor.view_current_node()
+            except NotImplementedError:
+                return {}
+        if kind(ir) != "HStack" or getattr(ir, "should_broadcast", True):
+            return {}
+        return {e.output_name: e.node for e in ir.exprs}
 
     # ------------------------------------------------------------------ sources
     def _Scan(self, ir: Any, node: PlanNode) -> None:

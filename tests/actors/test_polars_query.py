@@ -679,3 +679,33 @@ def test_rows_count_where_polars_keeps_no_column(
         frame.write_csv(tmp_path / "f.csv")
         lazy_frame = pl.scan_csv(tmp_path / "f.csv")
     _check(NO_COLUMNS[shape](lazy_frame), nranks)
+
+
+# ----------------------------------------------------------------------------- common subexpressions
+# Polars computes an expression a query repeats once, as a column its input adds without
+# broadcasting it to the rows: a select of aggregates stays one row.
+REPEATED: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
+    "aggregate_twice": lambda lf: lf.select(pl.col("i").sum().alias("a"), pl.col("i").sum().alias("b")),
+    "aggregate_and_ratio": lambda lf: lf.select(
+        pl.col("i").sum().alias("a"), (pl.col("i").sum() / pl.len()).alias("b")
+    ),
+    "aggregate_ratio_alone": lambda lf: lf.select((pl.col("i").sum() / pl.col("i").sum()).alias("r")),
+    "aggregate_after_group_by": lambda lf: lf.group_by("k").agg(pl.col("i").sum())
+    .select(pl.col("i").sum().alias("p"), (pl.col("i") * 2).sum().alias("q"), pl.col("i").sum().alias("r")),
+    "with_columns": lambda lf: lf.with_columns(
+        (pl.col("i").sum() + pl.col("x")).alias("a"), (pl.col("i").sum() * 2).alias("b")
+    ),
+    "row_wise_twice": lambda lf: lf.select(
+        ((pl.col("i") * 2) + 1).alias("a"), ((pl.col("i") * 2) - 1).alias("b")
+    ),
+    "filter": lambda lf: lf.filter((pl.col("i") * 2 > 4) & (pl.col("i") * 2 < 12)),
+    "group_by_aggregations": lambda lf: lf.group_by("k").agg(
+        (pl.col("i") * 2).sum().alias("a"), (pl.col("i") * 2).max().alias("b")
+    ),
+}
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("shape", list(REPEATED))
+def test_repeated_expressions_equal_polars(shape: str, nranks: int) -> None:
+    _check(REPEATED[shape](FRAME.lazy()), nranks)
