@@ -446,7 +446,9 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
     in the columns :func:`skip_predicate` reads.
 
     A value the file does not record (no statistics, a nested column, a type
-    the statistics do not convert to) is null, which never prunes.
+    the statistics do not convert to) is null, which never prunes. So is every
+    value of a dictionary column (Polars' Categorical and Enum): its statistics
+    order the strings as text, and an Enum's values compare in its categories' order.
     """
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
     leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
@@ -455,7 +457,8 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
         kind = schema.field(name).type
         leaf = leaves.get(name)
         stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
-        bounds = [s if s is not None and s.has_min_max else None for s in stats]
+        ordered = not pa.types.is_dictionary(kind)
+        bounds = [s if s is not None and s.has_min_max and ordered else None for s in stats]
         data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
         data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
         data[f"{name}_nc"] = pa.array(
