@@ -290,3 +290,20 @@ def test_groupby_agg_refuses_bad_specs_by_name() -> None:
         run([], {"v": [["sum"]]})
     with pytest.raises(ValueError, match="aggregation 'mean' needs a column"):
         run("k", [(None, "mean")])
+
+
+@pytest.mark.parametrize("keys", ["k", []])
+@pytest.mark.parametrize(
+    ("dtype", "value"), [(pl.Int32(), 2_000_000_000), (pl.UInt32(), 3_000_000_000), (pl.Int64(), 2**62)]
+)
+def test_mean_of_large_integers_does_not_wrap(keys: str | list[str], dtype: pl.DataType, value: int) -> None:
+    """Polars averages integers in double precision; partial sums in the column's own
+    type wrap around (two Int32 values of 2e9 sum past 2**31)."""
+    df = pl.DataFrame({"k": [1, 1, 1, 2, 2], "x": [value, value, None, value, value]},
+                      schema_overrides={"x": dtype})  # fmt: skip
+    parts = split(df, ranks.size(1), None)
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, {"x": "mean"}), chunk_rows=2
+    )
+    got = pl.concat(outs)["x_mean"].to_list()
+    assert got == pytest.approx([float(value)] * len(got)) and len(got) == (2 if keys else 1)

@@ -116,6 +116,9 @@ class Aggregation:
     """Reads a Float32 column as Float64: Polars computes it in double precision, and
     single-precision partials would drift from its result (a mean of values that
     nearly cancel loses its digits)."""
+    widens_integers: ClassVar[bool] = False
+    """Reads an integer column as Float64: Polars accumulates it in double precision, and
+    partials in the column's own type wrap around (a mean of two Int32 values of 2e9)."""
 
     def __init__(self, how: str, parts: tuple[str, ...]) -> None:
         self.how = how
@@ -205,6 +208,7 @@ class _Len(_Count):
 
 class _Mean(Aggregation):
     widens_floats = True
+    widens_integers = True
 
     def __init__(self) -> None:
         super().__init__("mean", ("sum", "n"))
@@ -329,11 +333,19 @@ class AggregationSteps:
 
     def __init__(self, aggs: Sequence[Agg], schema: Mapping[str, pl.DataType] | None = None) -> None:
         self.aggs = list(aggs)
-        wide = {c for c, t in (schema or {}).items() if t == pl.Float32}
-        self._wide = {
-            i for i, a in enumerate(self.aggs) if a.column in wide and AGGREGATIONS[a.how].widens_floats
-        }
-        """Aggregations that read their Float32 column as Float64 (see `Aggregation.widens_floats`)."""
+        types = dict(schema or {})
+
+        def widens(agg: Agg) -> bool:
+            dtype, kind = types.get(agg.column or ""), AGGREGATIONS[agg.how]
+            if dtype is None:
+                return False
+            return (kind.widens_floats and dtype == pl.Float32) or (
+                kind.widens_integers and dtype.is_integer()
+            )
+
+        self._wide = {i for i, a in enumerate(self.aggs) if widens(a)}
+        """Aggregations that read their column as Float64 (see `Aggregation.widens_floats`
+        and `Aggregation.widens_integers`)."""
         self._steps = [
             (agg, AGGREGATIONS[agg.how], Parts(f"__{i}_")) for i, agg in enumerate(self.aggs)
         ]
