@@ -24,6 +24,7 @@ import functools
 import io
 import json
 import operator
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -313,8 +314,18 @@ def _branch_key(branch: frozenset[Predicate]) -> list[str]:
     return sorted(p.describe() for p in branch)
 
 
+_LOST_FLOAT = re.compile(r'"Float(?:32|64)?":null')
+"""How Polars' JSON form writes a NaN or infinite float literal: as no value at all."""
+
+
 def _tree(expr: pl.Expr) -> Any:
-    return json.loads(expr.meta.serialize(format="json"))
+    """``expr`` as Polars' JSON form. Raises ValueError where that form cannot give the
+    expression back (a NaN or infinite float literal): such an expression is kept whole,
+    and does not move."""
+    text = expr.meta.serialize(format="json")
+    if _LOST_FLOAT.search(text):
+        raise ValueError(f"`{expr}` holds a NaN or infinite float, which Polars' JSON form drops")
+    return json.loads(text)
 
 
 def _expr(tree: Any) -> pl.Expr:

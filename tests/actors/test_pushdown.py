@@ -476,3 +476,34 @@ def test_a_scan_s_own_filters_and_those_pushed_to_it_both_apply(tmp_path: Path) 
     assert_frame_equal(sink.result(), df.filter(own & after))
     assert scan.result().row_groups_read == 5
     assert scan.result().rows_emitted == df.filter(own & after).height
+
+
+
+NON_FINITE: dict[str, Callable[[str], pl.Expr]] = {
+    "below infinity": lambda x: (pl.col(x) < float("inf")) & (pl.col("y") > 1),
+    "not NaN": lambda x: (pl.col(x) != float("nan")) & (pl.col("y") > 1),
+    "above minus infinity, Float32": lambda x: pl.col(x) > pl.lit(float("-inf"), dtype=pl.Float32),
+}
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+@pytest.mark.parametrize("case", list(NON_FINITE))
+def test_a_predicate_with_a_nan_or_infinite_literal_gives_polars_rows(
+    case: str, renamed: bool, tmp_path: Path
+) -> None:
+    """Polars' JSON form of an expression drops NaN and infinite literals: such a
+    predicate is neither split nor moved (through a rename, say), and filters as Polars does."""
+    df = pl.DataFrame({"x": [1.0, float("nan"), 3.0, float("inf")], "y": [1, 2, 3, 4]})
+    df.write_parquet(tmp_path / "t.parquet")
+    column = "z" if renamed else "x"
+    predicate = NON_FINITE[case](column)
+    with Context() as ctx:
+        a, b, out = (ctx.create_channel() for _ in range(3))
+        sink = actors.collect(ctx, out, into="polars")
+        scan = actors.read_parquet(ctx, a, tmp_path / "t.parquet")
+        if renamed:
+            nodes = [scan, actors.rename(ctx, a, b, {"x": "z"}), actors.filter(ctx, b, out, predicate)]
+        else:
+            nodes = [scan, actors.filter(ctx, a, out, predicate)]
+        Network(ctx, [*nodes, sink]).run(progress=False)
+    assert_frame_equal(sink.result(), df.rename({"x": column}).filter(predicate))
