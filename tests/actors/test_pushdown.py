@@ -501,6 +501,7 @@ def test_a_predicate_with_a_nan_or_infinite_literal_gives_polars_rows(
         a, b, out = (ctx.create_channel() for _ in range(3))
         sink = actors.collect(ctx, out, into="polars")
         scan = actors.read_parquet(ctx, a, tmp_path / "t.parquet")
+        nodes: list[ActorNode[Any]]
         if renamed:
             nodes = [scan, actors.rename(ctx, a, b, {"x": "z"}), actors.filter(ctx, b, out, predicate)]
         else:
