@@ -134,7 +134,17 @@ def _batches(
     table: pa.Table, frame: pl.DataFrame | None, rows: int
 ) -> Iterator[pa.RecordBatch]:
     """The record batches of ``rows`` rows to spill: of ``table``, or of the frame exported a
-    slice at a time (an export copies strings: one slice's worth at a time, not the whole)."""
+    slice at a time (an export copies strings: one slice's worth at a time, not the whole).
+
+    An IPC file holds one dictionary per column: a chunk with dictionary columns (Polars'
+    Categorical) whose pieces carry dictionaries of their own is exported whole and its
+    dictionaries unified first."""
+    if any(pa.types.is_dictionary(f.type) for f in table.schema):
+        whole = table if frame is None else polars_to_arrow(frame)
+        if not whole.schema.equals(table.schema, check_metadata=False):
+            whole = whole.cast(table.schema)
+        yield from whole.unify_dictionaries().to_batches(max_chunksize=rows)
+        return
     if frame is None:
         yield from table.to_batches(max_chunksize=rows)
         return

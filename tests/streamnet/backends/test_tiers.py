@@ -294,3 +294,26 @@ def test_an_enum_chunk_spills_and_exports_with_the_canonical_indices(
     assert chunk.to_arrow().schema.field("e").type == canonical
     chunk.spill(tmp_path)
     assert_frame_equal(chunk.to_polars(), df)
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_chunk_whose_pieces_have_dictionaries_of_their_own_spills(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrow: bool
+) -> None:
+    """An IPC file holds one dictionary per column: Categorical pieces that each bring
+    their own (a frame not rechunked, a table of several chunks) are unified first."""
+    monkeypatch.setattr(_tiers, "SPILL_BATCH_BYTES", 64)  # several batches per file
+    pieces = [
+        pl.DataFrame({"c": pl.Series(values, dtype=pl.Categorical), "i": range(len(values))})
+        for values in (["x"] * 10, ["a", "b", "c", "d"] * 10)
+    ]
+    df = pl.concat(pieces, rechunk=False)
+    if arrow:
+        table = pa.concat_tables([p.to_arrow() for p in pieces])
+        assert table.column("c").num_chunks == 2
+        chunk = backend.from_arrow(table)
+    else:
+        chunk = backend.from_polars(df)
+    backend.spill(chunk, to=backend.tiers[-1], directory=tmp_path)
+    backend.make_available(chunk)
+    assert_frame_equal(backend.to_polars(chunk), df, categorical_as_str=True)
