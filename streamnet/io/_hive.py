@@ -3,8 +3,9 @@
 A dataset written with ``partition_by`` (by streamnet, Spark, Polars, pyarrow)
 keeps the values of its partition columns in folder names,
 ``<root>/year=2024/country=FR/part-0.parquet``. Reading it yields those
-columns after the files' own, typed as Polars types them (integers, then
-floats, then dates, else strings; ``__HIVE_DEFAULT_PARTITION__`` is null), and
+columns after the files' own, typed as Polars types them (Polars itself is asked
+for a local dataset; for a store's, integers, then floats, then dates, else
+strings; ``__HIVE_DEFAULT_PARTITION__`` is null), and
 a predicate on them prunes whole folders before any of their files is opened.
 """
 
@@ -109,13 +110,56 @@ def hive_partitions(root: FilePath, paths: Sequence[FilePath]) -> HivePartitions
     if not names:
         return None
     columns = list(zip(*texts, strict=True))
+    polars_types = _polars_types(root, names)
     types, parsed = [], []
-    for column in columns:
-        kind, values = _typed(column)
+    for i, column in enumerate(columns):
+        found = None if polars_types is None else _parsed(column, polars_types[i])
+        if polars_types is not None and found is not None:
+            kind, values = polars_types[i], found
+        else:
+            kind, values = _typed(column)
         types.append(kind)
         parsed.append(values)
     rows = tuple(zip(*parsed, strict=True)) if parsed else ()
     return HivePartitions(names, tuple(types), rows)
+
+
+def _polars_types(root: FilePath, names: Sequence[str]) -> list[pl.DataType] | None:
+    """The types Polars gives the partition columns ``names`` of the local dataset ``root``
+    (its own inference: Int64, or Int128 beyond it, Float64, Boolean, Date, Datetime, else
+    String; an empty value is null), or None when Polars cannot tell (a store's dataset)."""
+    if not isinstance(root, Path):
+        return None
+    try:
+        schema = pl.scan_parquet(root, hive_partitioning=True).collect_schema()
+        return [schema[name] for name in names]
+    except Exception:  # whatever Polars cannot scan, the reader reports with its own words
+        return None
+
+
+def _parsed(texts: Sequence[str | None], dtype: pl.DataType) -> list[Any] | None:
+    """The folder values ``texts`` as values of ``dtype``, as Polars reads them; None if one
+    does not parse."""
+    strings = pl.Series(texts, dtype=pl.String)
+    try:
+        if dtype == pl.String:
+            return list(texts)
+        if dtype == pl.Boolean:
+            lowered = strings.str.to_lowercase()
+            if not lowered.drop_nulls().is_in(["true", "false"]).all():
+                return None
+            return (lowered == "true").to_list()
+        if dtype == pl.Date:
+            values = strings.str.to_date(strict=True)
+        elif isinstance(dtype, pl.Datetime):
+            values = strings.str.to_datetime(
+                time_unit=dtype.time_unit, time_zone=dtype.time_zone, strict=True
+            )
+        else:
+            values = strings.replace("", None).cast(dtype, strict=True)
+    except pl.exceptions.PolarsError:
+        return None
+    return values.to_list()
 
 
 def _typed(texts: Sequence[str | None]) -> tuple[pl.DataType, list[Any]]:

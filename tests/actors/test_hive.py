@@ -277,3 +277,31 @@ def test_partitions_whose_files_differ_in_schema_name_both(tmp_path: Path) -> No
         frame.write_parquet(tmp_path / f"year={year}" / "p.parquet")
     with pytest.raises(SchemaError, match=r"`.*year=2024/p\.parquet` does not have the schema of `.*year=2023/p\.parquet`"):
         _scan(tmp_path)
+
+
+FOLDER_VALUES = {
+    "datetimes": ["2024-01-01 10:00:00", "2024-01-02 00:00:00"],
+    "datetimes with a zone": ["2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z"],
+    "booleans": ["true", "false"],
+    "capitalised booleans": ["True", "False"],
+    "nan is text": ["nan", "1.5"],
+    "a plus sign is text": ["+5", "6"],
+    "a space is text": [" 1", "2"],
+    "an empty value is null": ["", "1"],
+    "negative integers": ["-3", "4"],
+    "floats": ["1.5", "2"],
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_VALUES))
+def test_folder_values_are_read_as_polars_reads_them(case: str, tmp_path: Path) -> None:
+    for i, value in enumerate(FOLDER_VALUES[case]):
+        folder = tmp_path / f"p={value}"
+        folder.mkdir()
+        pl.DataFrame({"x": [i]}).write_parquet(folder / "f.parquet")
+    got, _ = _scan(tmp_path)
+    want = pl.read_parquet(tmp_path)
+    assert got.schema == want.schema
+    assert_frame_equal(got.sort("x"), want.sort("x"))
+    predicate = pl.col("p").is_not_null()  # pruning by the typed values keeps the same rows
+    assert_frame_equal(_scan(tmp_path, filters=predicate)[0].sort("x"), want.filter(predicate).sort("x"))
