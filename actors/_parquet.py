@@ -550,9 +550,12 @@ async def read_parquet(
         row count, so rank 0 reads the first rows in file and row order, rank 1
         the next, and so on (concatenated in rank order, the ranks' outputs are
         the whole scan, in order). A rank with no share sends one empty chunk
-        with the schema. False makes every rank read everything, e.g. a small
-        table that every rank joins with. Every rank must see the same files.
-        With one rank, both are the same.
+        with the schema. False makes every rank read everything, for an actor
+        of the user's own that needs the whole table on each rank. Not for a
+        collective such as `join`, which takes each rank's input as that rank's
+        share, so that every rank's copy would count once more (a small side is
+        broadcast by the join itself). Every rank must see the same files. With
+        one rank, both are the same.
     hive_partitioning
         Whether the ``key=value`` folders of a directory ``source`` give
         partition columns (a hive-partitioned dataset, as ``write_parquet(...,
