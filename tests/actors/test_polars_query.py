@@ -709,3 +709,12 @@ REPEATED: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
 @pytest.mark.parametrize("shape", list(REPEATED))
 def test_repeated_expressions_equal_polars(shape: str, nranks: int) -> None:
     _check(REPEATED[shape](FRAME.lazy()), nranks)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("how", ["inner", "left", "right", "full"])
+def test_a_join_whose_keys_repeat_a_column_equals_polars(how: str, nranks: int) -> None:
+    """Shuffled on several ranks, the keys [s, s] hash as a struct of two fields."""
+    left = pl.LazyFrame({"s": ["a", "b", None], "s2": ["a", "x", "y"], "v": [1, 2, 3]})
+    right = pl.LazyFrame({"s": ["a", "b"], "w": [10, 20]})
+    _check(left.join(right, left_on=["s", "s2"], right_on=["s", "s"], how=how), nranks)  # type: ignore[arg-type]

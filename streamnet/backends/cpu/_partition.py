@@ -55,9 +55,12 @@ def partition_frame(
     if partitions == 1 or df.height == 0:
         return {0: df} if df.height else {}
     columns = canonical_keys(df, keys)
-    # One key hashes directly: four times cheaper than hashing a struct of one field.
+    # One key hashes directly: four times cheaper than hashing a struct of one field. The
+    # fields are named by position: a key may repeat (a join on [a, b] against [c, c]).
     hashed = (
-        columns[0].hash(SEED + seed) if len(columns) == 1 else pl.struct(columns).hash(SEED + seed)
+        columns[0].hash(SEED + seed)
+        if len(columns) == 1
+        else pl.struct([c.alias(f"__key{i}") for i, c in enumerate(columns)]).hash(SEED + seed)
     )
     ids = df.select((hashed % partitions).alias("__partition")).to_series()
     if partitions <= FILTERED_PARTITIONS:
