@@ -294,6 +294,8 @@ class _Reader:
             parts = AggregateParts()
             for e in ir.expr:
                 self.exprs.aggregated(e, parts)
+            if not parts.aggs:  # no aggregate after all (a Series literal): not one group
+                raise self.exprs.unsupported("a select of neither rows nor aggregates")
         except Unsupported:
             if plain is not None:
                 raise plain from None

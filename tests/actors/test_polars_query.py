@@ -718,3 +718,10 @@ def test_a_join_whose_keys_repeat_a_column_equals_polars(how: str, nranks: int) 
     left = pl.LazyFrame({"s": ["a", "b", None], "s2": ["a", "x", "y"], "v": [1, 2, 3]})
     right = pl.LazyFrame({"s": ["a", "b"], "w": [10, 20]})
     _check(left.join(right, left_on=["s", "s2"], right_on=["s", "s"], how=how), nranks)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_select_of_a_series_literal_runs_through_polars(nranks: int) -> None:
+    lazy_frame = pl.LazyFrame({"x": [1, 2, 3]}).select(pl.lit(pl.Series([7, 8, 9])).alias("l"))
+    fallbacks = _check(lazy_frame, nranks)
+    assert len(fallbacks) == 1 and "read more than one row" in fallbacks[0]
