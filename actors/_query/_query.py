@@ -51,6 +51,11 @@ def from_polars_query(
     below it that do distribute computed as actors. Each such choice is logged
     on the ``streamnet.query`` logger and listed in ``fallbacks``.
 
+    Not carried over: a join's ``validate=`` (Polars' plan does not show it to
+    other engines, so keys that break the promise give rows instead of an
+    error), and columns of 128-bit integers (Arrow has no such type: a query
+    that makes one, ``UInt64 * Int64`` say, raises `SchemaError` naming it).
+
     Returns
     -------
     QueryNetwork
