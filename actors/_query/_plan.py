@@ -26,6 +26,7 @@ from streamnet import ExpressionError, check_row_wise
 __all__ = ["PLAN_VERSIONS", "ROWS", "PlanNode", "joined_names", "read_plan", "row_carrier"]
 
 PLAN_VERSIONS = (14, 15, 16)
+"""Major versions of Polars' plan interface this reader knows: 14 (Polars 1.44), 16 (2.x)."""
 
 ROWS = "__sn_rows"
 """The one column a stream has where Polars' plan keeps no column but the rows still count
@@ -36,7 +37,7 @@ gives the columns): a chunk of no columns has no rows, so the rows ride on this.
 def row_carrier(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame``'s rows as a frame of the one column `ROWS`."""
     return pl.DataFrame({ROWS: pl.zeros(frame.height, dtype=pl.UInt8, eager=True)})
-"""Major versions of Polars' plan interface this reader knows: 14 (Polars 1.44), 16 (2.x)."""
+
 
 _SCANS = {"parquet": "Parquet", "csv": "CSV", "ndjson": "NDJSON"}
 """Polars' scans the translator reads with library actors, by the name Polars gives them."""
