@@ -411,3 +411,31 @@ def test_contiguous_placement_gives_each_rank_a_block_of_partitions() -> None:
 
     assert [contiguous(7)(p, 3) for p in range(7)] == [0, 0, 0, 1, 1, 2, 2]
     assert [contiguous(2)(p, 2) for p in range(2)] == [0, 1]
+
+
+@pytest.mark.parametrize("nranks", [2, 3])
+@pytest.mark.parametrize("types", [(pl.Int16, pl.UInt8), (pl.Int8, pl.UInt64), (pl.Int64, pl.UInt32)])
+def test_a_shuffled_join_on_several_keys_of_either_sign_equals_polars(
+    nranks: int, types: tuple[type[pl.DataType], type[pl.DataType]]
+) -> None:
+    signed, unsigned = types
+    left = pl.DataFrame({"a": [1] * 20, "k": pl.Series(range(20), dtype=signed), "x": range(20)})
+    right = pl.DataFrame({"a": [1] * 20, "k": pl.Series(range(20), dtype=unsigned), "y": range(20)})
+    nranks = ranks.size(nranks)
+    lparts, rparts = split(left, nranks, nranks - 1), split(right, nranks, 0)
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(ctx, [
+            actors.from_polars(ctx, lch, lparts[ctx.rank], chunk_rows=6),
+            actors.from_polars(ctx, rch, rparts[ctx.rank], chunk_rows=6),
+            actors.join(ctx, lch, rch, out, on=["a", "k"], strategy="shuffle"),
+            sink,
+        ]).run_async()  # fmt: skip
+        frame: pl.DataFrame = sink.result()
+        return frame
+
+    got = pl.concat(ranks.run(nranks, job))
+    assert sorted(got["x"].to_list()) == list(range(20))
+    assert (got["x"] == got["y"]).all()

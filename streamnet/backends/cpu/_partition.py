@@ -27,15 +27,20 @@ is cheaper than Polars' ``partition_by`` for a few of them (a 64 MiB chunk of 8 
 
 
 def canonical_keys(df: pl.DataFrame, keys: Sequence[str]) -> list[pl.Expr]:
-    """Key expressions cast so that equal values hash alike whatever their width (Int32/Int64...)."""
+    """Key expressions cast so that equal values hash alike whatever their type on either
+    side of a join: every integer as Int64 (a UInt64 beyond it by its bits, which only
+    shares a partition with the negative number of the same bits), every float as
+    Float64, a Categorical or Enum as its strings. Signed and unsigned integers must meet
+    in one type: Polars hashes an Int64 1 and a UInt64 1 alike, but not within a struct,
+    which is how several keys hash."""
     exprs = []
     for key in keys:
         dtype = df.schema[key]
         expr = pl.col(key)
-        if dtype.is_signed_integer():
+        if dtype == pl.UInt64:
+            expr = expr.reinterpret(signed=True)
+        elif dtype.is_integer():
             expr = expr.cast(pl.Int64)
-        elif dtype.is_unsigned_integer():
-            expr = expr.cast(pl.UInt64)
         elif dtype.is_float():
             expr = expr.cast(pl.Float64)
         elif isinstance(dtype, pl.Categorical | pl.Enum):

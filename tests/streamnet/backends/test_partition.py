@@ -158,3 +158,25 @@ def test_a_few_partitions_cut_by_filters_are_those_polars_partition_by_cuts(part
     assert sorted(got) == sorted(int(key[0]) for key in want)
     for key, piece in want.items():
         assert_frame_equal(got[int(key[0])], piece)
+
+
+@pytest.mark.parametrize(
+    "types", [(pa.int16(), pa.uint8()), (pa.int8(), pa.uint64()), (pa.int64(), pa.uint32())]
+)
+@given(values=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 100)), min_size=1, max_size=30))
+def test_several_keys_hash_alike_signed_or_unsigned(
+    backend: Backend, types: tuple[pa.DataType, pa.DataType], values: list[tuple[int, int]]
+) -> None:
+    """The two sides of a join on [a, k] may hold k as Int16 and UInt8: a struct of the
+    keys hashes by the fields' types, so both must be cast to one."""
+
+    def placement(dtype: pa.DataType) -> dict[tuple[int, int], int]:
+        a, k = zip(*values, strict=True)
+        chunk = backend.from_arrow(pa.table({"a": pa.array(a, pa.int64()), "k": pa.array(k, dtype)}))
+        pieces = backend.hash_partition(chunk, ["a", "k"], 5)
+        return {
+            row: p for p, piece in pieces.items() for row in backend.to_polars(piece).iter_rows()
+        }
+
+    signed, unsigned = types
+    assert placement(signed) == placement(unsigned)
