@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
-from streamnet._errors import ColumnNotFoundError
+from streamnet._errors import ColumnNotFoundError, SchemaError
 from streamnet.plans._plan import (
     Cast,
     Filter,
@@ -68,6 +68,8 @@ def check_step(step: Step, columns: Sequence[str]) -> None:
     ColumnNotFoundError
         The step reads a column that is not in ``columns``; the message names
         the step's actor, the columns missing and the columns there are.
+    SchemaError
+        A `Stamp` step's columns are already in ``columns``.
     TypeError
         ``step`` is not a step (`Filter`, `Select`...).
     """
@@ -82,6 +84,15 @@ def check_step(step: Step, columns: Sequence[str]) -> None:
         check_row_wise(step.exprs, actor=actor, where="expressions", select=True)
     elif isinstance(step, WithColumns):
         check_row_wise(step.exprs, actor=actor, where="expressions")
+    if isinstance(step, Stamp):
+        taken = sorted(set(step.columns) & set(columns))
+        if taken:
+            listed = ", ".join(f"`{name}`" for name in taken)
+            raise SchemaError(
+                f"{step_label(step)}: the input has a column {listed}, a name the stream-order "
+                f"columns {list(step.columns)} take (for first/last and keep='first'/'last'); "
+                f"rename it; columns are {list(columns)}"
+            )
     needed, where = _needs(step)
     missing = sorted(needed - set(columns))
     if missing:

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 import actors
 from actors.testing import Stage
-from streamnet import Context, Network
+from streamnet import Context, Network, SchemaError
 
 RANKS = st.integers(1, 4)
 Spec = tuple[str, str] | tuple[str, str, str]
@@ -439,3 +439,36 @@ def test_a_shuffled_join_on_several_keys_of_either_sign_equals_polars(
     got = pl.concat(ranks.run(nranks, job))
     assert sorted(got["x"].to_list()) == list(range(20))
     assert (got["x"] == got["y"]).all()
+
+
+SCRATCH = pl.DataFrame({"k": [i % 13 for i in range(40)], "__partition": [f"p{i}" for i in range(40)]})
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("what", ["sort", "distinct", "groupby_agg"])
+def test_a_column_named_like_a_scratch_column_is_kept(what: str, nranks: int) -> None:
+    """Partitioning names its partition ids apart from the columns (`__partition` is a
+    user's column here), with 8 partitions: Polars' partition_by rather than filters."""
+    make = {
+        "sort": lambda c, a, b: actors.sort(c, a, b, ["k", "__partition"]),
+        "distinct": lambda c, a, b: actors.distinct(c, a, b, num_partitions=8),
+        "groupby_agg": lambda c, a, b: actors.groupby_agg(
+            c, a, b, "__partition", [("k", "sum")], num_partitions=8
+        ),
+    }[what]
+    got = pl.concat(run_collective(split(SCRATCH, ranks.size(nranks), None), make))
+    expected = {
+        "sort": SCRATCH.sort("k", "__partition"),
+        "distinct": SCRATCH.unique(),
+        "groupby_agg": SCRATCH.group_by("__partition").agg(pl.col("k").sum().alias("k_sum")),
+    }[what]
+    if what == "sort":
+        assert_frame_equal(got, expected)
+    else:
+        assert_frame_equal(sort_all(got), sort_all(expected))
+
+
+def test_a_column_named_like_a_stream_order_column_is_refused_by_name() -> None:
+    df = pl.DataFrame({"k": [1, 1, 2], "__rank": [7, 8, 9]})
+    with pytest.raises(SchemaError, match=r"column `__rank`, a name the stream-order columns"):
+        run_collective([df], lambda c, a, b: actors.distinct(c, a, b, "k", keep="first"))

@@ -67,11 +67,14 @@ def partition_frame(
         if len(columns) == 1
         else pl.struct([c.alias(f"__key{i}") for i, c in enumerate(columns)]).hash(SEED + seed)
     )
-    ids = df.select((hashed % partitions).alias("__partition")).to_series()
+    name = "__partition"
+    while name in df.columns:  # named apart from the frame's own columns
+        name = "_" + name
+    ids = df.select((hashed % partitions).alias(name)).to_series()
     if partitions <= FILTERED_PARTITIONS:
         pieces = {p: df.filter(ids == p) for p in range(partitions)}
         return {p: piece for p, piece in pieces.items() if piece.height}
-    by_id = df.with_columns(ids).partition_by("__partition", as_dict=True, include_key=False)
+    by_id = df.with_columns(ids).partition_by(name, as_dict=True, include_key=False)
     return {int(key[0]): piece for key, piece in by_id.items()}
 
 

@@ -47,31 +47,29 @@ def _range_partition(
     if bounds.height == 0:
         return {0: frame} if frame.height else {}
     keys = list(order.keys)
+    taken = set(frame.columns)  # scratch columns named apart from the frame's own
+    bound, row, part = (_fresh(name, taken) for name in ("__bound", "__row", "__partition"))
     marked = pl.concat(
         [
             bounds.select(keys).with_columns(
-                pl.lit(1, pl.Int8).alias("__bound"), pl.lit(None, pl.UInt32).alias("__row")
+                pl.lit(1, pl.Int8).alias(bound), pl.lit(None, pl.UInt32).alias(row)
             ),
             frame.select(keys).with_columns(
-                pl.lit(0, pl.Int8).alias("__bound"),
-                pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
+                pl.lit(0, pl.Int8).alias(bound),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias(row),
             ),
         ],
         how="vertical",
     )
     ordered = marked.sort(
-        [*keys, "__bound"],
+        [*keys, bound],
         descending=[*order.descending, True],
         nulls_last=[*order.nulls_last, False],
         maintain_order=True,
     )
-    placed = ordered.with_columns(pl.col("__bound").cum_sum().alias("__partition")).filter(
-        pl.col("__bound") == 0
-    )
-    ids = placed.sort("__row").get_column("__partition")
-    pieces = frame.with_columns(ids.alias("__partition")).partition_by(
-        "__partition", as_dict=True, include_key=False
-    )
+    placed = ordered.with_columns(pl.col(bound).cum_sum().alias(part)).filter(pl.col(bound) == 0)
+    ids = placed.sort(row).get_column(part)
+    pieces = frame.with_columns(ids.alias(part)).partition_by(part, as_dict=True, include_key=False)
     return {int(key[0]): piece for key, piece in pieces.items()}
 
 
