@@ -185,16 +185,29 @@ def _date(text: str) -> dt.date:
 
 def hive_folder(names: Sequence[str], values: Sequence[Any]) -> str:
     """The folders ``key=value/...`` of one partition (values percent-encoded where a
-    character would not survive as a folder name; null as `NULL_PARTITION`)."""
+    character would not survive as a folder name; null as `NULL_PARTITION`).
+
+    Raises
+    ------
+    ValueError
+        A value is the text `NULL_PARTITION` itself, which every reader (Polars, Spark,
+        streamnet) takes for null, encoded or not: it would come back as null, and share
+        the folder of the null values.
+    """
     return "/".join(
-        f"{quote(name, safe=' ')}={_folder_value(value)}"
+        f"{quote(name, safe=' ')}={_folder_value(name, value)}"
         for name, value in zip(names, values, strict=True)
     )
 
 
-def _folder_value(value: Any) -> str:
+def _folder_value(name: str, value: Any) -> str:
     if value is None:
         return NULL_PARTITION
+    if value == NULL_PARTITION:
+        raise ValueError(
+            f"partition column `{name}` holds the text {NULL_PARTITION!r}, the folder name of "
+            "its null values: it would be read back as null; replace it before writing"
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.date | dt.datetime):

@@ -305,3 +305,12 @@ def test_folder_values_are_read_as_polars_reads_them(case: str, tmp_path: Path) 
     assert_frame_equal(got.sort("x"), want.sort("x"))
     predicate = pl.col("p").is_not_null()  # pruning by the typed values keeps the same rows
     assert_frame_equal(_scan(tmp_path, filters=predicate)[0].sort("x"), want.filter(predicate).sort("x"))
+
+
+def test_a_partition_value_that_reads_back_as_null_is_refused(tmp_path: Path) -> None:
+    """The text of the null folder comes back as null, from the same folder as the nulls
+    (one file would replace the other): it is refused, naming the column."""
+    frame = pl.DataFrame({"k": [None, "__HIVE_DEFAULT_PARTITION__"], "v": [0, 1]})
+    with pytest.raises(ValueError, match="partition column `k` holds the text '__HIVE_DEFAULT_PARTITION__'"):
+        _write(frame, tmp_path / "o", partition_by=["k"])
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.parquet"))
