@@ -471,4 +471,4 @@ def test_a_column_named_like_a_scratch_column_is_kept(what: str, nranks: int) ->
 def test_a_column_named_like_a_stream_order_column_is_refused_by_name() -> None:
     df = pl.DataFrame({"k": [1, 1, 2], "__rank": [7, 8, 9]})
     with pytest.raises(SchemaError, match=r"column `__rank`, a name the stream-order columns"):
-        run_collective([df], lambda c, a, b: actors.distinct(c, a, b, "k", keep="first"))
+        run_collective(split(df, ranks.size(1), None), lambda c, a, b: actors.distinct(c, a, b, "k", keep="first"))
