@@ -388,3 +388,12 @@ def test_csv_reads_only_empty_fields_as_null_as_polars_does(tmp_path: Path) -> N
     schema = {"s": pl.String, "f": pl.Float64, "i": pl.Int64}
     assert_frame_equal(_read(path, schema=schema), pl.read_csv(path, schema=schema))
     assert_frame_equal(_read(path), pl.read_csv(path, schema_overrides={"f": pl.Float64}))
+
+
+def test_a_row_longer_than_a_block_is_not_blamed_on_a_quote(tmp_path: Path) -> None:
+    """No quote in the file: the error says the row is longer than `block_size`."""
+    path = tmp_path / "long.csv"
+    path.write_text("a,b\n1,x\n123456789012345678901234,z\n2,w\n")
+    with pytest.raises(FileReadError, match=r"a row is longer than `block_size`") as raised:
+        _read(path, block_size=16, schema={"a": pa.string(), "b": pa.string()})
+    assert "quoted value that opens" not in str(raised.value)

@@ -149,11 +149,10 @@ def _failure(
         # that does not close on its line: look for it in the lines after.
         after = first_line(part, fmt) + rows_before
         line = odd_quotes_line(part, after, 2 * fmt.block_size)
-        if line is not None or cut:
-            where = f"on line {line}" if line is not None else f"after line {after - 1}"
+        if line is not None:  # else a row longer than a block, or a quote beyond the search
             return FileReadError(
-                f"cannot read {part.describe()} as CSV: the quoted value that opens {where} "
-                f"does not close on that line; {_ONE_LINE}"
+                f"cannot read {part.describe()} as CSV: the quoted value that opens on line "
+                f"{line} does not close on that line; {_ONE_LINE}"
             )
     if len(detail) > _MESSAGE_LIMIT:
         detail = detail[:_MESSAGE_LIMIT] + "..."
