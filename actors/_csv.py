@@ -72,7 +72,10 @@ async def read_csv(
     schema
         Column names and Arrow types (``pa.schema`` or ``{"name": pa.int64()}``);
         when None, the types are inferred from the first block (``block_size``
-        bytes) of the first file and every other file must agree; a later value
+        bytes) of the first file by Polars' rules (integers, floats, booleans,
+        and text for anything else: ``+5``, ``0x10``, dates and times stay
+        text; an integer too large for int64 is a ``decimal128(38, 0)``), and
+        every other file must agree; a later value
         that does not fit its column's type raises `FileReadError` naming the
         column and the line, as Polars does. A column with no value there (a file
         with only its header, say) is a string column, as in Polars and DuckDB.
@@ -141,6 +144,8 @@ async def read_csv(
         raise ValueError(
             f"read_csv: `encoding` must name a Python codec, got {encoding!r}"
         ) from None
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii():
+        raise ValueError(f"read_csv: `delimiter` must be one ASCII character, got {delimiter!r}")
     if not isinstance(multiline, bool):
         raise TypeError(f"read_csv: `multiline` must be True or False, got {multiline!r}")
     fmt = CsvFormat(block_size, delimiter, has_header, encoding, wanted is not None, multiline)
@@ -165,9 +170,7 @@ async def read_csv(
     )  # fmt: skip
 
 
-def _checked(
-    path: FilePath, file_schema: ArrowSchema, wanted: ArrowSchema | None
-) -> ArrowSchema:
+def _checked(path: FilePath, file_schema: ArrowSchema, wanted: ArrowSchema | None) -> ArrowSchema:
     if wanted is not None and file_schema.names != wanted.names:
         raise SchemaError(
             f"`{path}` has columns {file_schema.names}, but the schema names {wanted.names}"

@@ -8,6 +8,7 @@ messages name. Every backend's CSV reader reads the `CsvPart` s planned here.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamnet._errors import FileReadError
@@ -22,6 +23,7 @@ __all__ = [
     "first_undecodable",
     "line_breaks",
     "odd_quotes_line",
+    "text_line",
 ]
 
 
@@ -181,13 +183,28 @@ def odd_quotes_line(part: CsvPart, from_line: int, within: int) -> int | None:
     """The first line from line ``from_line`` on, in the ``within`` bytes that follow its
     start and in ``part``, with an odd number of quotes (a quoted value that does not close
     on it), or None."""
+    return _first_line_where(part, from_line, within, lambda line: line.count(b'"') % 2 == 1)
+
+
+def text_line(part: CsvPart, from_line: int, text: str, encoding: str, within: int) -> int | None:
+    """The first line from line ``from_line`` on, in the ``within`` bytes that follow its
+    start and in ``part``, that is ``text`` (its line break aside), or None."""
+    wanted = text.encode(encoding)
+    return _first_line_where(part, from_line, within, lambda line: line.rstrip(b"\r\n") == wanted)
+
+
+def _first_line_where(
+    part: CsvPart, from_line: int, within: int, test: Callable[[bytes], bool]
+) -> int | None:
+    """The number of the first line from line ``from_line`` on, in the ``within`` bytes
+    that follow its start and in ``part``, whose bytes pass ``test``, or None."""
     end = part.span[1] if part.span is not None else file_size(part.path)
     done = 0
     limit: int | None = None
     with open_binary(part.path) as file:
         for line, text in enumerate(file, start=1):
             if line >= from_line:
-                if text.count(b'"') % 2:
+                if test(text):
                     return line
                 limit = done + within if limit is None else limit
             done += len(text)

@@ -328,6 +328,18 @@ def test_csv_header_only_file_gives_string_columns_as_polars_and_duckdb(tmp_path
     assert out.height == 0
 
 
+@pytest.mark.parametrize("schema", [None, {"a": pa.int64(), "b": pa.string()}])
+def test_csv_header_only_file_without_a_final_line_break(
+    tmp_path: Path, schema: dict[str, pa.DataType] | None
+) -> None:
+    """pyarrow found no columns in it ("Empty CSV file"); Polars reads no rows."""
+    path = tmp_path / "h.csv"
+    path.write_text("a,b")
+    out = _read(path, schema=schema)
+    expected = pl.read_csv(path, schema=None if schema is None else {"a": pl.Int64, "b": pl.String})
+    assert_frame_equal(out, expected)
+
+
 def test_csv_column_with_no_value_is_a_string_column(tmp_path: Path) -> None:
     path = tmp_path / "n.csv"
     path.write_text("a,b\n1,\n2,\n")
@@ -387,7 +399,7 @@ def test_csv_reads_only_empty_fields_as_null_as_polars_does(tmp_path: Path) -> N
     path.write_text('s,f,i\nNA,NaN,1\nnull,nan,\n"",-inf,3\nN/A,,4\n')
     schema = {"s": pl.String, "f": pl.Float64, "i": pl.Int64}
     assert_frame_equal(_read(path, schema=schema), pl.read_csv(path, schema=schema))
-    assert_frame_equal(_read(path), pl.read_csv(path, schema_overrides={"f": pl.Float64}))
+    assert_frame_equal(_read(path), pl.read_csv(path))  # "NaN" and "-inf" are text to Polars
 
 
 def test_a_row_longer_than_a_block_is_not_blamed_on_a_quote(tmp_path: Path) -> None:
@@ -397,3 +409,110 @@ def test_a_row_longer_than_a_block_is_not_blamed_on_a_quote(tmp_path: Path) -> N
     with pytest.raises(FileReadError, match=r"a row is longer than `block_size`") as raised:
         _read(path, block_size=16, schema={"a": pa.string(), "b": pa.string()})
     assert "quoted value that opens" not in str(raised.value)
+
+
+# Texts whose type pyarrow and Polars infer differently, and plain ones.
+_CELLS = st.sampled_from(
+    ["1", "-7", "007", "+5", " 1", "0x10", "1.5", "-.5", "1e5", "nan", "inf", "true", "False",
+     "TRUE", "12:30:00", "2020-01-01", "2020-01-01 10:00:00", "x", "", '"3"', "1_000"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(_CELLS, min_size=3, max_size=3), min_size=1, max_size=30),
+    st.sampled_from([64, 1 << 20]),
+)
+def test_csv_inferred_types_are_those_polars_infers(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], block_size: int
+) -> None:
+    """pyarrow alone read `+5` as 5.0, `0x10` as 16, ` 1` as 1 and `12:30:00` as a time;
+    the same file now reads as `pl.read_csv` reads it (types from the first block)."""
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_text("a,b,c\n" + "".join(",".join(row) + "\n" for row in rows))
+    first = len(_first_block_rows(path, block_size))
+    try:
+        expected = pl.read_csv(path, infer_schema_length=first)
+    except pl.exceptions.ComputeError:  # a later value not of the first block's type
+        with pytest.raises(FileReadError, match="the type inferred from the first block"):
+            _read(path, block_size=block_size)
+        return
+    assert_frame_equal(_read(path, block_size=block_size), expected)
+
+
+def _first_block_rows(path: Path, block_size: int) -> list[bytes]:
+    """The rows whose line ends in the first ``block_size`` bytes (the header aside)."""
+    head = path.read_bytes()[:block_size]
+    return head[: head.rfind(b"\n") + 1].splitlines()[1:]
+
+
+def test_csv_integers_too_large_for_int64_keep_every_digit(tmp_path: Path) -> None:
+    """pyarrow alone read them as floats; Polars reads an Int128, which Arrow has no type
+    for, so they read as a decimal of 38 digits."""
+    path = tmp_path / "t.csv"
+    path.write_text("id,n\n123456789012345678901,1\n-98765432109876543210,2\n")
+    out = _read(path)
+    assert out.schema["id"] == pl.Decimal(38, 0)
+    assert out["id"].cast(pl.Int128).to_list() == pl.read_csv(path)["id"].to_list()
+
+
+def test_csv_types_inferred_from_a_block_cut_inside_a_quoted_line_break(tmp_path: Path) -> None:
+    """The rows Polars infers from end at a line break outside quotes, so a block that
+    ends inside a multiline value still infers its columns' types."""
+    path = tmp_path / "t.csv"
+    rows = "".join(f'{i},"line\nbreak {i}",+{i}\n' for i in range(200))
+    path.write_text("n,s,p\n" + rows)
+    out = _read(path, multiline=True, block_size=1000)
+    assert_frame_equal(out, pl.read_csv(path))
+    assert out.schema == pl.Schema({"n": pl.Int64, "s": pl.String, "p": pl.String})
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_csv_header_naming_a_column_twice_reads_as_polars_renames_it(
+    tmp_path: Path, nranks: int
+) -> None:
+    """The columns were both `a`, which broke the first step that made a Polars frame."""
+    from bounded import run_ranks_within
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,a,a\n" + "".join(f"{i},x{i},{i / 4},+{i}\n" for i in range(500)))
+    parts: dict[int, pl.DataFrame] = {}
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch, into="polars")
+        await Network(ctx, [actors.read_csv(ctx, ch, path, block_size=1024), sink]).run_async()
+        parts[ctx.rank] = sink.result()
+
+    run_ranks_within(60, nranks, job)
+    out = pl.concat(parts[rank] for rank in range(nranks))
+    expected = pl.read_csv(path)
+    assert expected.columns == ["a", "b", "a_duplicated_0", "a_duplicated_1"]
+    assert_frame_equal(out, expected)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["first block", "later block"])
+@pytest.mark.parametrize("row", ["7", "7,x,y"], ids=["fewer", "more"])
+def test_csv_row_with_the_wrong_number_of_values_names_its_line(
+    tmp_path: Path, late: bool, row: str
+) -> None:
+    path = tmp_path / "r.csv"
+    before = 3000 if late else 2
+    path.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(before)) + row + "\n1,2\n")
+    values = row.count(",") + 1
+    with pytest.raises(
+        FileReadError,
+        match=rf"r.csv` as CSV: line {before + 2} has {values} values?, where the file has 2 "
+        rf"columns; every row must have one value per column .*; got '{row}'",
+    ):
+        _read(path, block_size=1024)
+
+
+@pytest.mark.parametrize("delimiter", [";;", "", "§", 1])
+def test_csv_delimiter_that_is_not_one_ascii_character_is_refused(
+    tmp_path: Path, delimiter: object
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n")
+    with pytest.raises(ValueError, match=r"`delimiter` must be one ASCII character, got "):
+        _read(path, delimiter=delimiter)

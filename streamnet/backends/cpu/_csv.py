@@ -7,9 +7,10 @@ read and the line counting in bytes come from `streamnet.io`).
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -26,6 +27,7 @@ from streamnet.io._csv_split import (
     first_undecodable,
     line_breaks,
     odd_quotes_line,
+    text_line,
 )
 from streamnet.io._stores import FilePath, StorePath, file_size, open_binary
 
@@ -94,14 +96,19 @@ class CpuCsvReader(ChunkReader):
         self._reader = None
 
 
-def _read_options(fmt: CsvFormat, schema: pa.Schema | None, *, part: bool = False) -> Any:
+def _read_options(
+    fmt: CsvFormat, schema: pa.Schema | None, *, part: bool = False, rename: bool = False
+) -> Any:
+    """How pyarrow reads the file (or, with ``part``, a byte range after its header): with
+    ``rename``, the columns take ``schema``'s names in place of the header's."""
     import pyarrow.csv as pacsv  # loaded on first use: importing the package stays light
 
-    named = schema is not None and (part or not fmt.has_header)
+    named = schema is not None and (part or rename or not fmt.has_header)
     return pacsv.ReadOptions(
         block_size=fmt.block_size,
         autogenerate_column_names=not fmt.has_header and schema is None,
         column_names=schema.names if named else None,  # type: ignore[union-attr]
+        skip_rows=1 if rename and fmt.has_header and not part else 0,
         encoding=fmt.encoding,
     )
 
@@ -140,6 +147,9 @@ def _failure(
     conversion = _CONVERSION.search(str(exc))
     if conversion is not None:
         return _unconvertible(part, fmt, conversion, names, rows_before)
+    ragged = _RAGGED.search(str(exc))
+    if ragged is not None and (fmt.multiline or "\n" not in ragged["row"]):
+        return _ragged(part, fmt, ragged, rows_before)  # (a row of lines: a quote lost, below)
     detail = str(exc)
     cut = "straddles" in detail or "out of sync" in detail
     spans = "CSV parse error" in detail and "\n" in detail.rstrip()  # a row of many lines
@@ -176,6 +186,28 @@ _CONVERSION = re.compile(
     r"invalid value '(?P<value>.*)'$",
     re.DOTALL,
 )
+
+
+# pyarrow's message for a row with more or fewer values than the file has columns.
+_RAGGED = re.compile(
+    r"Expected (?P<expected>\d+) columns, got (?P<got>\d+): (?P<row>.*)$", re.DOTALL
+)
+
+
+def _ragged(part: CsvPart, fmt: CsvFormat, found: re.Match[str], rows_before: int) -> FileReadError:
+    """The error for a row whose values are more or fewer than the columns, with its line."""
+    expected, got, row = int(found["expected"]), int(found["got"]), found["row"]
+    first = row.split("\n", 1)[0]  # with `multiline`, the line where the row starts
+    line = text_line(
+        part, first_line(part, fmt) + rows_before, first, fmt.encoding, 2 * fmt.block_size
+    )
+    where = f"line {line}" if line is not None else "a row"
+    shown = row if len(row) <= 80 else row[:80] + "..."
+    return FileReadError(
+        f"cannot read {part.describe()} as CSV: {where} has {got} value{'s' * (got != 1)}, "
+        f"where the file has {expected} columns; every row must have one value per column "
+        f"(a delimiter inside a value needs quotes); got {shown!r}"
+    )
 
 
 def _unconvertible(
@@ -337,8 +369,9 @@ def _unclosed_quote(part: CsvPart, last: pa.RecordBatch) -> FileReadError | None
 
 
 def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
-    """A reader of the whole file: typed with ``schema``, or with the types inferred from its
-    first block, where a column with no value at all is a string column (as in Polars)."""
+    """A reader of the whole file: typed with ``schema``, or with the types Polars infers
+    from its first block (a column with no value at all is a string column). A header that
+    names a column twice is read as Polars reads it (``a``, ``a_duplicated_0``)."""
     part = CsvPart(0, path)
     if file_size(path) == 0:
         if schema is None:
@@ -347,21 +380,126 @@ def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
                 "pass `schema=` to read it as no rows"
             )
         return pa.RecordBatchReader.from_batches(schema, [])
+    source: Callable[[FilePath], Any] = _stream
     try:
-        reader = _open_csv(_stream(path), _read_options(fmt, schema), _parse_options(fmt), schema)
+        try:
+            reader = _open_csv(
+                source(path), _read_options(fmt, schema), _parse_options(fmt), schema
+            )
+        except pa.ArrowInvalid as exc:
+            # pyarrow finds no columns in a file of one line without a line break (a header
+            # and no rows): read it with its line ended.
+            line = _only_line(path, fmt) if "Empty CSV file" in str(exc) else None
+            if line is None:
+                raise
+            source = lambda _: pa.BufferReader(line)  # noqa: E731
+            reader = _open_csv(
+                source(path), _read_options(fmt, schema), _parse_options(fmt), schema
+            )
         if schema is None:
             inferred = reader.schema
             if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
                 raise _undecodable(part, fmt)
-            empty = {f.name: pa.string() for f in inferred if pa.types.is_null(f.type)}
-            if empty:
-                typed = pa.schema([(f.name, empty.get(f.name, f.type)) for f in inferred])
-                reader = _open_csv(
-                    _stream(path), _read_options(fmt, None), _parse_options(fmt), typed
-                )
+            renamed = _unique_names(inferred.names)
+            typed = pa.schema(
+                zip(renamed, _as_polars_infers(path, fmt, inferred).types, strict=True)
+            )
+            if typed != inferred:
+                read = _read_options(fmt, typed, rename=renamed != inferred.names)
+                reader = _open_csv(source(path), read, _parse_options(fmt), typed)
         return reader
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
         raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
+
+
+def _only_line(path: FilePath, fmt: CsvFormat) -> bytes | None:
+    """The bytes of ``path`` with a line break after them, if it is one line without one."""
+    if file_size(path) > fmt.block_size:
+        return None
+    with open_binary(path) as file:
+        data = file.read()
+    ending = "\n".encode(fmt.encoding)
+    return None if ending in data else data + ending
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with each repeat of a name renamed as Polars renames it (``a_duplicated_0``,
+    ``a_duplicated_1``...)."""
+    seen: dict[str, int] = {}
+    unique: list[str] = []
+    for name in names:
+        if name in seen:
+            unique.append(f"{name}_duplicated_{seen[name]}")
+            seen[name] += 1
+        else:
+            unique.append(name)
+            seen[name] = 0
+    return unique
+
+
+# The Arrow type of each type Polars infers for CSV text (without `try_parse_dates`).
+# Polars' Int128 (an integer too large for Int64) has no Arrow type; a decimal of
+# 38 digits holds every such value exactly.
+_POLARS_INFERS = {
+    "String": pa.string(),
+    "Int64": pa.int64(),
+    "Float64": pa.float64(),
+    "Boolean": pa.bool_(),
+    "Int128": pa.decimal128(38, 0),
+    "Null": pa.string(),
+}
+
+
+def _as_polars_infers(path: FilePath, fmt: CsvFormat, inferred: pa.Schema) -> pa.Schema:
+    """``inferred`` (pyarrow's types for the first block of ``path``) with the types that
+    Polars infers from the same rows instead, so that a file reads as in Polars: pyarrow
+    reads ``0x10``, ``+5`` and `` 1`` as numbers and ``12:30`` as a time, where Polars keeps
+    text, and a 20-digit integer as a float, where Polars keeps every digit. A column with
+    no value is a string column. Where Polars cannot read the block (a ragged row, say),
+    pyarrow's types stay and reading the file names what is wrong."""
+    import polars as pl
+
+    text = _first_rows(path, fmt)
+    types: list[pa.DataType] | None = None
+    if text is not None and fmt.delimiter.isascii():
+        try:
+            found = pl.scan_csv(
+                io.BytesIO(text), separator=fmt.delimiter, has_header=fmt.has_header,
+                infer_schema_length=None, quote_char='"',
+            ).collect_schema()  # fmt: skip
+        except Exception:  # the read that follows names what is wrong with the file
+            found = None
+        if found is not None and len(found) == len(inferred):
+            types = [_POLARS_INFERS.get(str(dtype)) for dtype in found.dtypes()]
+    if types is None:
+        types = [None] * len(inferred)
+    return pa.schema(
+        [
+            (field.name, kind or (pa.string() if pa.types.is_null(field.type) else field.type))
+            for field, kind in zip(inferred, types, strict=True)
+        ]
+    )
+
+
+def _first_rows(path: FilePath, fmt: CsvFormat) -> bytes | None:
+    """The whole rows in the first ``fmt.block_size`` bytes of ``path`` (the block pyarrow
+    infers its types from), as UTF-8; None where no row ends in the block."""
+    with open_binary(path) as file:
+        block = file.read(fmt.block_size)
+        whole = len(file.read(1)) == 0
+    try:
+        text = codecs.getincrementaldecoder(fmt.encoding)().decode(block, final=whole)
+    except UnicodeDecodeError:
+        return None
+    rows = text.encode("utf-8")
+    if not whole:  # up to the last line break outside quotes (quotes escape by doubling)
+        codes = np.frombuffer(rows, dtype=np.uint8)
+        outside = np.cumsum(codes == ord('"')) % 2 == 0
+        ends = np.flatnonzero((codes == ord("\n")) & outside)
+        if ends.size == 0:
+            return None
+        rows = rows[: int(ends[-1]) + 1]
+    return rows
 
 
 def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> Any:
