@@ -41,7 +41,7 @@ from channels.lowlevel import import_lazily
 from streamnet._errors import SchemaError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     import polars as pl
     import pyarrow as pa
@@ -49,6 +49,7 @@ else:  # imported on first use: `import streamnet` stays light
     pa = import_lazily("pyarrow")
 
 __all__ = [
+    "unused_name",
     "CANNOT_HOLD",
     "SchemaInfo",
     "StreamSchema",
@@ -479,3 +480,11 @@ def _actor_name() -> str | None:
     from streamnet._actor import current_actor_name
 
     return current_actor_name()
+
+
+def unused_name(name: str, taken: Collection[str]) -> str:
+    """``name``, with more leading underscores until it is none of ``taken``: a scratch
+    column that a step adds and drops is named apart from its input's own columns."""
+    while name in taken:
+        name = "_" + name
+    return name

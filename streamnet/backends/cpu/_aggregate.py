@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._errors import ColumnNotFoundError, SchemaError
-from streamnet._schema import describe_schema, schema_differences
+from streamnet._schema import describe_schema, schema_differences, unused_name
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
@@ -124,9 +124,7 @@ class CpuAggregationKernel(AggregationKernel):
         if keys:
             return rows.group_by(keys).agg(steps.partials(SPAN))
         # One row of partials, only when there are rows: an empty chunk adds nothing.
-        seen = "__rows"
-        while seen in self._inputs:
-            seen = "_" + seen
+        seen = unused_name("__rows", self._inputs)
         partials = rows.select(*steps.partials(SPAN), pl.len().alias(seen))
         return partials.filter(pl.col(seen) > 0).drop(seen)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from streamnet._errors import ColumnNotFoundError
+from streamnet._schema import unused_name
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 
@@ -41,8 +42,6 @@ class CpuDistinct(Backend):
         if keep == "any":
             return self.from_polars(frame.unique(subset=keys, keep="any"))
         if order:  # stream order first, then the row order within the chunk
-            row = "__row"
-            while row in names:
-                row = f"_{row}"
+            row = unused_name("__row", names)
             frame = frame.with_row_index(row).sort([*order, row], maintain_order=True).drop(row)
         return self.from_polars(frame.unique(subset=keys, keep=keep, maintain_order=True))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from streamnet._errors import ColumnNotFoundError, SchemaError
+from streamnet._schema import unused_name
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 
@@ -67,9 +68,7 @@ def partition_frame(
         if len(columns) == 1
         else pl.struct([c.alias(f"__key{i}") for i, c in enumerate(columns)]).hash(SEED + seed)
     )
-    name = "__partition"
-    while name in df.columns:  # named apart from the frame's own columns
-        name = "_" + name
+    name = unused_name("__partition", df.columns)
     ids = df.select((hashed % partitions).alias(name)).to_series()
     if partitions <= FILTERED_PARTITIONS:
         pieces = {p: df.filter(ids == p) for p in range(partitions)}

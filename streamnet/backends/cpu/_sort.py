@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from streamnet._errors import ColumnNotFoundError
+from streamnet._schema import unused_name
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._sort_order import SortOrder
@@ -48,7 +49,7 @@ def _range_partition(
         return {0: frame} if frame.height else {}
     keys = list(order.keys)
     taken = set(frame.columns)  # scratch columns named apart from the frame's own
-    bound, row, part = (_fresh(name, taken) for name in ("__bound", "__row", "__partition"))
+    bound, row, part = (unused_name(name, taken) for name in ("__bound", "__row", "__partition"))
     marked = pl.concat(
         [
             bounds.select(keys).with_columns(
@@ -73,13 +74,6 @@ def _range_partition(
     return {int(key[0]): piece for key, piece in pieces.items()}
 
 
-def _fresh(name: str, taken: set[str]) -> str:
-    """``name``, with more leading underscores until no column has it."""
-    while name in taken:
-        name = "_" + name
-    return name
-
-
 class _Merge:
     """The k-way merge of sorted runs, a slice of each at a time.
 
@@ -102,8 +96,8 @@ class _Merge:
         self.keys = list(order.keys)
         self.slice_rows = slice_rows
         taken = set(runs[0].schema.names)
-        self.run_col = _fresh("__run", taken)
-        self.mark_col = _fresh("__mark", taken)
+        self.run_col = unused_name("__run", taken)
+        self.mark_col = unused_name("__mark", taken)
         self.readers = [backend.iter_slices(run, slice_rows) for run in runs]
         self.unread = [run.num_rows for run in runs]
         self.kept = [0] * len(runs)  # rows of each run read and not sent out
