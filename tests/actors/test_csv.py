@@ -516,3 +516,35 @@ def test_csv_delimiter_that_is_not_one_ascii_character_is_refused(
     path.write_text("a\n1\n")
     with pytest.raises(ValueError, match=r"`delimiter` must be one ASCII character, got "):
         _read(path, delimiter=delimiter)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_csv_empty_last_value_of_a_file_without_a_final_line_break_is_null(
+    tmp_path: Path, nranks: int
+) -> None:
+    """pyarrow read it as "" when a quoted value came before it in its row; Polars, and
+    every other row, read an empty value as null. On 2 ranks the file is cut in ranges and
+    the last range ends the file."""
+    from bounded import run_ranks_within
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f'"x{i}",\n' for i in range(400)) + '"last",')
+    parts: dict[int, pl.DataFrame] = {}
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch, into="polars")
+        await Network(ctx, [actors.read_csv(ctx, ch, path, block_size=1024), sink]).run_async()
+        parts[ctx.rank] = sink.result()
+
+    run_ranks_within(60, nranks, job)
+    out = pl.concat(parts[rank] for rank in range(nranks))
+    assert_frame_equal(out, pl.read_csv(path))
+    assert out["b"].null_count() == 401
+
+
+def test_csv_header_only_utf16_file_without_a_final_line_break(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes("a,b".encode("utf-16"))
+    out = _read(path, encoding="utf-16")
+    assert out.schema == pl.Schema({"a": pl.String, "b": pl.String}) and out.height == 0

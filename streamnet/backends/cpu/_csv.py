@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -167,11 +167,8 @@ def _failure(
     if len(detail) > _MESSAGE_LIMIT:
         detail = detail[:_MESSAGE_LIMIT] + "..."
     message = f"cannot read {part.describe()} as CSV: {detail}"
-    if part.span is not None and "CSV parse error" in detail:  # it may start inside a value
-        message += (
-            "; a quoted value with line breaks, cut where the file is split between ranks, "
-            "looks like this: pass `multiline=True` if values span lines"
-        )
+    if part.span is not None and "CSV parse error" in detail:
+        message += _CUT_VALUE
     if "straddles" in detail:
         message += (
             f"; a row is longer than `block_size` (pass a larger one), or a quoted value "
@@ -187,6 +184,12 @@ _CONVERSION = re.compile(
     re.DOTALL,
 )
 
+
+# A range of a file split between ranks may start inside a value.
+_CUT_VALUE = (
+    "; a quoted value with line breaks, cut where the file is split between ranks, "
+    "looks like this: pass `multiline=True` if values span lines"
+)
 
 # pyarrow's message for a row with more or fewer values than the file has columns.
 _RAGGED = re.compile(
@@ -207,6 +210,7 @@ def _ragged(part: CsvPart, fmt: CsvFormat, found: re.Match[str], rows_before: in
         f"cannot read {part.describe()} as CSV: {where} has {got} value{'s' * (got != 1)}, "
         f"where the file has {expected} columns; every row must have one value per column "
         f"(a delimiter inside a value needs quotes); got {shown!r}"
+        + (_CUT_VALUE if part.span is not None else "")
     )
 
 
@@ -380,22 +384,10 @@ def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
                 "pass `schema=` to read it as no rows"
             )
         return pa.RecordBatchReader.from_batches(schema, [])
-    source: Callable[[FilePath], Any] = _stream
     try:
-        try:
-            reader = _open_csv(
-                source(path), _read_options(fmt, schema), _parse_options(fmt), schema
-            )
-        except pa.ArrowInvalid as exc:
-            # pyarrow finds no columns in a file of one line without a line break (a header
-            # and no rows): read it with its line ended.
-            line = _only_line(path, fmt) if "Empty CSV file" in str(exc) else None
-            if line is None:
-                raise
-            source = lambda _: pa.BufferReader(line)  # noqa: E731
-            reader = _open_csv(
-                source(path), _read_options(fmt, schema), _parse_options(fmt), schema
-            )
+        reader = _open_csv(
+            _stream(path, fmt), _read_options(fmt, schema), _parse_options(fmt), schema
+        )
         if schema is None:
             inferred = reader.schema
             if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
@@ -406,20 +398,10 @@ def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
             )
             if typed != inferred:
                 read = _read_options(fmt, typed, rename=renamed != inferred.names)
-                reader = _open_csv(source(path), read, _parse_options(fmt), typed)
+                reader = _open_csv(_stream(path, fmt), read, _parse_options(fmt), typed)
         return reader
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
         raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
-
-
-def _only_line(path: FilePath, fmt: CsvFormat) -> bytes | None:
-    """The bytes of ``path`` with a line break after them, if it is one line without one."""
-    if file_size(path) > fmt.block_size:
-        return None
-    with open_binary(path) as file:
-        data = file.read()
-    ending = "\n".encode(fmt.encoding)
-    return None if ending in data else data + ending
 
 
 def _unique_names(names: Sequence[str]) -> list[str]:
@@ -521,22 +503,44 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
     return reader
 
 
-def _stream(path: FilePath) -> Any:
+def _stream(path: FilePath, fmt: CsvFormat) -> Any:
     """What :func:`_open_csv` reads for the whole of ``path``: the local file, or the
-    object of a store as a stream (read as it is parsed, never downloaded first)."""
+    object of a store as a stream (read as it is parsed, never downloaded first); with a
+    line break after it if it has none (see `_missing_line_end`)."""
+    size = file_size(path)
+    ending = _missing_line_end(path, size, fmt)
+    if ending:
+        return _Window(open_binary(path), 0, size, ending)
     if isinstance(path, StorePath):
         return path.filesystem.open_input_stream(path.path)
     return path
+
+
+def _missing_line_end(path: FilePath, end: int, fmt: CsvFormat) -> bytes:
+    """The line break to add after the first ``end`` bytes of ``path`` (the end of the
+    file), or nothing if they end with one. pyarrow reads an empty last value of a file
+    without a final line break as an empty string where a quoted value comes before it in
+    its row (null otherwise, and in Polars), and finds no columns in a file of one line
+    without one (a header and no rows)."""
+    twice, once = "\n\n".encode(fmt.encoding), "\n".encode(fmt.encoding)
+    ending = twice[len(once) :]  # without a byte order mark
+    if end < len(ending):
+        return ending
+    with open_binary(path) as file:
+        file.seek(end - len(ending))
+        last = file.read(len(ending))
+    return b"" if last == ending or last.endswith(b"\r") else ending
 
 
 def _source(part: CsvPart, fmt: CsvFormat, schema: pa.Schema | None) -> tuple[Any, Any, Any]:
     """What :func:`_open_csv` reads for ``part`` (the file, or the bytes of its range), and
     its read and parse options."""
     if part.span is None:
-        return _stream(part.path), _read_options(fmt, schema), _parse_options(fmt)
+        return _stream(part.path, fmt), _read_options(fmt, schema), _parse_options(fmt)
     start, end = part.span
-    if isinstance(part.path, StorePath):  # the range, read as it is parsed
-        window = _Window(open_binary(part.path), start, end)
+    ending = _missing_line_end(part.path, end, fmt) if end == file_size(part.path) else b""
+    if isinstance(part.path, StorePath) or ending:  # the range, read as it is parsed
+        window = _Window(open_binary(part.path), start, end, ending)
         return window, _read_options(fmt, schema, part=True), _parse_options(fmt)
     with pa.memory_map(str(part.path)) as mapped:
         mapped.seek(start)
@@ -545,20 +549,27 @@ def _source(part: CsvPart, fmt: CsvFormat, schema: pa.Schema | None) -> tuple[An
 
 
 class _Window(io.RawIOBase):
-    """The bytes ``start`` to ``end`` of a file, as a file of their own."""
+    """The bytes ``start`` to ``end`` of a file, then ``ending``, as a file of their own."""
 
-    def __init__(self, file: BinaryIO, start: int, end: int) -> None:
+    def __init__(self, file: BinaryIO, start: int, end: int, ending: bytes = b"") -> None:
         self._file = file
         self._left = end - start
+        self._ending = ending
         file.seek(start)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._file.read(min(len(buffer), self._left))
+        # As full a buffer as there are bytes: pyarrow takes a short read for the end.
+        data = b""
+        if self._left > 0:
+            data = self._file.read(min(len(buffer), self._left))
+            self._left = self._left - len(data) if data else 0
+        if self._left == 0 and len(data) < len(buffer):
+            more = len(buffer) - len(data)
+            data, self._ending = data + self._ending[:more], self._ending[more:]
         buffer[: len(data)] = data
-        self._left -= len(data)
         return len(data)
 
     def close(self) -> None:
