@@ -548,3 +548,20 @@ def test_csv_header_only_utf16_file_without_a_final_line_break(tmp_path: Path) -
     path.write_bytes("a,b".encode("utf-16"))
     out = _read(path, encoding="utf-16")
     assert out.schema == pl.Schema({"a": pl.String, "b": pl.String}) and out.height == 0
+
+
+def test_csv_value_that_does_not_fit_an_inferred_decimal_names_column_and_line(
+    tmp_path: Path,
+) -> None:
+    """A column of integers too large for int64 reads as a decimal; a later value that is
+    not one is named as any other that does not fit its type (pyarrow's own message for a
+    decimal named neither the line nor the fix)."""
+    path = tmp_path / "t.csv"
+    rows = "".join(f"{10**20 + i},{i}\n" for i in range(300))
+    path.write_text("big,n\n" + rows + "x,1\n")
+    with pytest.raises(
+        FileReadError,
+        match=r"column `big` on line 302 holds a value that is not decimal128, the type "
+        r"inferred from the first block .*\(such as pa.string\(\)\).*; got 'x'",
+    ):
+        _read(path, block_size=1024)

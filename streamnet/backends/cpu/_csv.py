@@ -179,8 +179,9 @@ def _failure(
 
 # pyarrow's message for a value that does not convert to its column's type.
 _CONVERSION = re.compile(
-    r"In CSV column #(?P<column>\d+): CSV conversion error to (?P<type>[^:]+): "
-    r"invalid value '(?P<value>.*)'$",
+    r"In CSV column #(?P<column>\d+): (CSV conversion error to (?P<type>[^:]+): "
+    r"invalid value '(?P<value>.*)'|The string '(?P<text>.*)' is not a valid "
+    r"(?P<decimal>decimal\d+) number)$",
     re.DOTALL,
 )
 
@@ -223,7 +224,9 @@ def _unconvertible(
 ) -> FileReadError:
     """The error for a value that is not of its column's type: the column, the line, the
     type and where it came from, and how to read the value (as Polars says it)."""
-    index, kind, value = int(found["column"]), found["type"], found["value"]
+    index = int(found["column"])
+    kind = found["type"] or found["decimal"]
+    value = found["value"] if found["value"] is not None else found["text"]
     name = names[index] if names is not None and index < len(names) else None
     column = f"column `{name}`" if name is not None else f"column {index + 1}"
     line = _line_of(part, fmt, names, index, value, rows_before) if names is not None else None
