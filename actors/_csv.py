@@ -80,7 +80,10 @@ async def read_csv(
         column and the line, as Polars does. A column with no value there (a file
         with only its header, say) is a string column, as in Polars and DuckDB.
         An empty file (0 bytes) has no rows of ``schema``; without ``schema`` it
-        names no columns and raises.
+        names no columns and raises. As in Polars, an empty value is null, and a
+        quoted empty value (``""``) is an empty string in a text column and null
+        in any other (Python's ``csv`` module writes None so when it quotes
+        every value).
     has_header
         Whether the first line names the columns (without it, names come from
         ``schema`` or are generated as ``f0, f1, ...``).

@@ -565,3 +565,68 @@ def test_csv_value_that_does_not_fit_an_inferred_decimal_names_column_and_line(
         r"inferred from the first block .*\(such as pa.string\(\)\).*; got 'x'",
     ):
         _read(path, block_size=1024)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("first_null", [3, 2500], ids=["first block", "later block"])
+def test_csv_quoted_empty_value_of_a_typed_column_is_null_as_in_polars(
+    tmp_path: Path, nranks: int, first_null: int
+) -> None:
+    """Python's csv module writes None as `""` when it quotes every value; Polars reads
+    that as null in a column that is not text (and as "" in a text column). pyarrow raised
+    on it; the reader now goes on reading such columns as text and converts them."""
+    from bounded import run_ranks_within
+
+    path = tmp_path / "q.csv"
+    rows = [
+        [None if i >= first_null and i % 13 == 0 else i, "" if i % 7 == 0 else f"s{i}",
+         None if i >= first_null and i % 5 == 0 else i / 2,
+         None if i >= first_null and i % 11 == 0 else i % 3 == 0]
+        for i in range(4000)
+    ]  # fmt: skip
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file, quoting=csv.QUOTE_ALL)
+        writer.writerow(["i", "s", "f", "b"])
+        writer.writerows(rows)
+    schema = {"i": pa.int64(), "s": pa.string(), "f": pa.float64(), "b": pa.bool_()}
+    parts: dict[int, pl.DataFrame] = {}
+
+    async def job(ctx: Context) -> None:
+        ch = ctx.create_channel()
+        sink = actors.collect(ctx, ch, into="polars")
+        source = actors.read_csv(ctx, ch, path, schema=schema, block_size=1 << 12)
+        await Network(ctx, [source, sink]).run_async()
+        parts[ctx.rank] = sink.result()
+
+    run_ranks_within(60, nranks, job)
+    out = pl.concat(parts[rank] for rank in range(nranks))
+    expected = pl.read_csv(
+        path, schema={"i": pl.Int64, "s": pl.String, "f": pl.Float64, "b": pl.Boolean}
+    )
+    assert_frame_equal(out, expected)
+    assert out["i"].null_count() > 0 and (out["s"] == "").sum() > 0
+
+
+def test_csv_value_that_does_not_convert_after_a_quoted_empty_one_names_its_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.csv"
+    lines = ['"a","b"'] + [f'"{i}","x"' for i in range(2000)]
+    lines[10] = '"","x"'
+    lines[1500] = '"oops","x"'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        FileReadError,
+        match=r"column `a` on line 1501 holds a value that is not int64, its type in `schema=`"
+        r".*; got 'oops'",
+    ):
+        _read(path, schema={"a": pa.int64(), "b": pa.string()}, block_size=1 << 10)
+
+
+def test_csv_header_that_differs_from_the_schema_is_named_with_a_quoted_empty_value(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('"a","c"\n"","x"\n')
+    with pytest.raises(SchemaError, match=r"has columns \['a', 'c'\], but the schema names"):
+        _read(path, schema={"a": pa.int64(), "b": pa.string()})

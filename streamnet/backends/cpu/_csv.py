@@ -74,7 +74,14 @@ class CpuCsvReader(ChunkReader):
         if not self._opened:
             self._reader = _open_part(part, self._schema, fmt)
             self._opened = True
-        while (batch := _next_batch(self._reader, part, fmt, self._rows)) is not None:
+        while True:
+            try:
+                batch = _next_batch(self._reader, part, fmt, self._rows)
+            except _QuotedEmpty:  # read on as text from here, ``""`` as null
+                self._reader = _TextReader(part, self._schema, fmt, skip=self._rows)
+                continue
+            if batch is None:
+                break
             self._rows += batch.num_rows
             if batch.num_rows == 0 and self._held is not None:
                 continue
@@ -387,6 +394,7 @@ def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
                 "pass `schema=` to read it as no rows"
             )
         return pa.RecordBatchReader.from_batches(schema, [])
+    renamed = False  # whether the columns take other names than the header's
     try:
         reader = _open_csv(
             _stream(path, fmt), _read_options(fmt, schema), _parse_options(fmt), schema
@@ -395,15 +403,16 @@ def _open(path: FilePath, schema: pa.Schema | None, fmt: CsvFormat) -> Any:
             inferred = reader.schema
             if any(pa.types.is_binary(f.type) for f in inferred):  # not text in the encoding
                 raise _undecodable(part, fmt)
-            renamed = _unique_names(inferred.names)
-            typed = pa.schema(
-                zip(renamed, _as_polars_infers(path, fmt, inferred).types, strict=True)
-            )
+            names = _unique_names(inferred.names)
+            typed = pa.schema(zip(names, _as_polars_infers(path, fmt, inferred).types, strict=True))
             if typed != inferred:
-                read = _read_options(fmt, typed, rename=renamed != inferred.names)
+                schema, renamed = typed, names != inferred.names
+                read = _read_options(fmt, typed, rename=renamed)
                 reader = _open_csv(_stream(path, fmt), read, _parse_options(fmt), typed)
         return reader
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        if schema is not None and _is_quoted_empty(exc):
+            return _TextReader(part, schema, fmt, skip=0, rename=renamed)
         raise _failure(part, exc, fmt, names=schema.names if schema else None) from exc
 
 
@@ -588,7 +597,71 @@ def _open_part(part: CsvPart, schema: pa.Schema, fmt: CsvFormat) -> Any:
     try:
         return _open_csv(*_source(part, fmt, schema), schema)
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError, OSError) as exc:
+        if _is_quoted_empty(exc):
+            return _TextReader(part, schema, fmt, skip=0)
         raise _failure(part, exc, fmt, names=schema.names) from exc
+
+
+class _QuotedEmpty(Exception):
+    """A quoted empty value (``""``) in a column that is not text: pyarrow cannot read it
+    as null there (only for every column at once, text included, where Polars reads an
+    empty string), so the reader goes on with a `_TextReader`."""
+
+
+def _is_quoted_empty(exc: BaseException) -> bool:
+    found = _CONVERSION.search(str(exc))
+    return found is not None and "" in (found["value"], found["text"])
+
+
+class _TextReader:
+    """A reader of ``part`` from row ``skip`` on that reads the columns which are not text
+    as text, then converts them to their types in ``schema``, a quoted empty value
+    (``""``) to null as Polars reads it. Slower than pyarrow's own conversion: used from
+    the first quoted empty value of a column that is not text on."""
+
+    def __init__(
+        self, part: CsvPart, schema: pa.Schema, fmt: CsvFormat, *, skip: int, rename: bool = True
+    ) -> None:
+        text = pa.schema([(f.name, f.type if _is_text(f.type) else pa.string()) for f in schema])
+        if part.span is None:  # ``rename``: the names of ``schema``, not of the header
+            source = _stream(part.path, fmt)
+            read = _read_options(fmt, text, rename=rename)
+        else:
+            source, read, _ = _source(part, fmt, text)
+        read.skip_rows_after_names = skip
+        self._reader = _open_csv(source, read, _parse_options(fmt), text)
+        # A header that names other columns shows as it is (and is refused as such).
+        named = self._reader.schema.names == schema.names
+        self.schema: pa.Schema = schema if named else self._reader.schema
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        import pyarrow.compute as pc
+
+        batch = self._reader.read_next_batch()
+        columns = []
+        for index, (column, field) in enumerate(zip(batch.columns, self.schema, strict=True)):
+            if column.type != field.type:
+                column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+                try:
+                    column = pc.cast(column, field.type)
+                except pa.ArrowInvalid as exc:
+                    found = _UNPARSED.search(str(exc))
+                    if found is None:
+                        raise
+                    raise pa.ArrowInvalid(  # as pyarrow's CSV reader says it: see _failure
+                        f"In CSV column #{index}: CSV conversion error to {field.type}: "
+                        f"invalid value '{found['value']}'"
+                    ) from exc
+            columns.append(column)
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+# pyarrow's message for a text that does not convert to a type (`pyarrow.compute.cast`).
+_UNPARSED = re.compile(r"Failed to parse string: '(?P<value>.*)' as a scalar of type", re.DOTALL)
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
 
 
 def _next_batch(
@@ -601,6 +674,8 @@ def _next_batch(
     except StopIteration:
         return None
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        if _is_quoted_empty(exc) and not isinstance(reader, _TextReader):
+            raise _QuotedEmpty from exc
         names = reader.schema.names
         raise _failure(part, exc, fmt, names=names, rows_before=rows_before) from exc
     if not fmt.multiline:
