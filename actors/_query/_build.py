@@ -146,15 +146,20 @@ class _Builder:
         self.add(on_rank_zero(self.ctx, inputs, out, fn, schemas, schema, keep_rows=keep_rows))
         return out
 
-    def sliced(self, ch: Stream, node: PlanNode, zlice: tuple[int, int | None] | None) -> Stream:
-        """``ch`` (the node's rows in order) cut to the slice Polars pushed into the node."""
+    def sliced(
+        self, ch: Stream, node: PlanNode, zlice: tuple[int, int | None] | None,
+        *, schema: pl.Schema | None = None,
+    ) -> Stream:  # fmt: skip
+        """``ch`` (the node's rows in order, of ``schema``: by default the node's) cut to
+        the slice Polars pushed into the node."""
         if zlice is None:
             return ch
         offset, length = zlice
         keep = offset + length if offset >= 0 and length is not None else None
         self.fallback(node, f"the slice ({offset}, {length}) of the whole stream is taken there")
+        schema = node.schema if schema is None else schema
         return self.on_rank_zero(
-            [ch], [node.schema], lambda frames: frames[0].slice(offset, length), node.schema,
+            [ch], [schema], lambda frames: frames[0].slice(offset, length), schema,
             keep_rows=keep,
         )  # fmt: skip
 
@@ -221,12 +226,28 @@ class _Builder:
         columns = node.args["columns"]
         if columns is not None and not columns:  # only the rows count: the columns pruned later
             columns = None  # keep the narrowest the file has
+        predicate, pre_slice = node.args["predicate"], node.args["pre_slice"]
+        if predicate is not None and pre_slice is not None:
+            return self._sliced_then_filtered(node, columns)
         self.add(read_parquet(self.ctx, out, node.args["paths"], columns=columns,
-                              filters=node.args["predicate"]))  # fmt: skip
+                              filters=predicate))  # fmt: skip
         produced = list(columns) if columns is not None else node.names
-        out = self.conform(out, produced, node)
-        pre_slice = node.args["pre_slice"]
-        return self.sliced(out, node, pre_slice)
+        return self.sliced(self.conform(out, produced, node), node, pre_slice)
+
+    def _sliced_then_filtered(self, node: PlanNode, columns: list[str] | None) -> Stream:
+        """A Parquet scan with both a slice and a predicate: Polars slices the files' rows,
+        then filters them, so the scan reads the predicate's columns as well, the slice is
+        taken, and a plan step after it filters."""
+        predicate, pre_slice = node.args["predicate"], node.args["pre_slice"]
+        file_schema = pl.read_parquet_schema(node.args["paths"][0])
+        wanted = set(predicate.meta.root_names())
+        read = list(columns) if columns is not None else list(file_schema)
+        read += [name for name in file_schema if name in wanted and name not in read]
+        out = self.channel()
+        self.add(read_parquet(self.ctx, out, node.args["paths"], columns=read))
+        schema = pl.Schema({name: file_schema[name] for name in read})
+        out = self.sliced(out, node, pre_slice, schema=schema)
+        return self.conform(self.step(filter, out, predicate), read, node)
 
     def _csv(self, node: PlanNode) -> Stream:
         a = node.args

@@ -725,3 +725,24 @@ def test_a_select_of_a_series_literal_runs_through_polars(nranks: int) -> None:
     lazy_frame = pl.LazyFrame({"x": [1, 2, 3]}).select(pl.lit(pl.Series([7, 8, 9])).alias("l"))
     fallbacks = _check(lazy_frame, nranks)
     assert len(fallbacks) == 1 and "read more than one row" in fallbacks[0]
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_parquet_scan_slices_its_rows_before_its_predicate(tmp_path: Path, nranks: int) -> None:
+    """Polars pushes `head(5).filter(...)` into the scan as a slice and a predicate, and
+    slices first; the scan filtered first, giving the first 5 rows that pass."""
+    path = tmp_path / "s.parquet"
+    pl.DataFrame({"x": range(40), "y": [f"v{i}" for i in range(40)]}).write_parquet(
+        path, row_group_size=3
+    )
+    scan = pl.scan_parquet(path)
+    even = pl.col("x") % 2 == 0
+    for query in (
+        scan.head(5).filter(even),
+        scan.tail(7).filter(even),
+        scan.slice(2, 9).filter(even),
+        scan.slice(2, 9).filter(even).select("y"),
+        scan.select("y", "x").head(11).filter(pl.col("y").str.ends_with("0") | even).select("y"),
+    ):
+        got, _ = _query(query, nranks)
+        _assert_same(got, query.collect())
