@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from actors._columns import passes_columns, passes_predicates, same_columns
-from streamnet import Channel, Context, Message, define_actor
+from streamnet import Channel, Context, Message, TableChunk, current_actor, define_actor
 
 __all__ = ["concat"]
 
@@ -16,7 +18,11 @@ async def concat(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[A
     """Forward all of the first input, then all of the second, and so on.
 
     Output messages are renumbered 0, 1, 2... in that order. An input waits (its
-    producer is held back) until the inputs before it have ended.
+    producer is held back) until the inputs before it have ended, unless two
+    inputs come from one upstream node (a fanout of a shared stream): then the
+    later inputs are read ahead and held (spilled under the Context's memory
+    limit), since that node cannot send into the input being read while another
+    waits for its messages.
 
     Examples
     --------
@@ -34,9 +40,67 @@ async def concat(ctx: Context, chs_in: Sequence[Channel[Any]], ch_out: Channel[A
     >>> sink.result()["x"].to_pylist()
     [1, 2, 3]
     """
-    seq = 0
-    for channel in chs_in:
-        while (msg := await channel.recv(ctx)) is not None:
-            await ch_out.send(ctx, Message(seq, msg.payload))
-            seq += 1
+    node = current_actor()
+    ahead = [_ReadAhead(ctx, ch) for ch in chs_in[1:]] if node and node.inputs_meet_upstream else []
+    tasks = [asyncio.ensure_future(reader.fill()) for reader in ahead]
+    try:
+        seq = 0
+        streams = [_stream(ctx, chs_in[0]), *(reader.stream() for reader in ahead)] if ahead else [
+            _stream(ctx, ch) for ch in chs_in
+        ]
+        for stream in streams:
+            async for payload in stream:
+                await ch_out.send(ctx, Message(seq, payload))
+                seq += 1
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for reader in ahead:
+            reader.holder.clear()
     await ch_out.drain(ctx)
+
+
+async def _stream(ctx: Context, channel: Channel[Any]) -> AsyncIterator[Any]:
+    while (msg := await channel.recv(ctx)) is not None:
+        yield msg.payload
+
+
+class _ReadAhead:
+    """An input read ahead of its turn: its messages held (tables counted against the
+    memory budget, which may spill them) until it is forwarded."""
+
+    def __init__(self, ctx: Context, channel: Channel[Any]) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.held: list[Any] = []
+        self.ended = False
+        self.arrived = asyncio.Event()
+        self.holder = ctx.memory.holder("concat input read ahead")
+
+    async def fill(self) -> None:
+        while (msg := await self.channel.recv(self.ctx)) is not None:
+            self.held.append(msg.payload)
+            if isinstance(msg.payload, TableChunk):
+                await self.holder.add(msg.payload)
+            self.arrived.set()
+        self.ended = True
+        self.arrived.set()
+
+    async def stream(self) -> AsyncIterator[Any]:
+        while True:
+            if self.held:
+                payload = self.held.pop(0)
+                if isinstance(payload, TableChunk):
+                    self.holder.remove(payload)
+                    if payload.is_spilled:
+                        await self.ctx.to_thread(payload.make_available)
+                yield payload
+            elif self.ended:
+                return
+            else:
+                self.arrived.clear()
+                await self.arrived.wait()

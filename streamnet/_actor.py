@@ -148,6 +148,7 @@ class ActorNode(Generic[R]):
         "_bound",
         "_definition",
         "_fused",
+        "_inputs_meet",
         "_io",
         "_key_sets",
         "_kwargs",
@@ -190,6 +191,7 @@ class ActorNode(Generic[R]):
         self._pruned: frozenset[str] | None = None
         self._pushed: frozenset[Predicate] = frozenset()
         self._key_sets: dict[str, tuple[KeySet, ...]] = {}
+        self._inputs_meet = False
         # steps made from the arguments, by maker: (the name they carry, the step)
         self._steps: dict[Callable[..., Any], tuple[str, Any]] = {}
 
@@ -468,6 +470,18 @@ class ActorNode(Generic[R]):
         self._state = state
         if state == "done":
             self._result = result
+
+    @property
+    def inputs_meet_upstream(self) -> bool:
+        """Whether two of the node's inputs come from one node upstream (a fanout, say; a
+        Network finds this). An actor that reads its inputs one after another must then
+        read the later ones ahead: the node upstream waits for the input not read yet
+        to take its messages before it sends more into the one being read."""
+        return self._inputs_meet
+
+    def mark_inputs_meet_upstream(self) -> None:
+        """Note that two inputs come from one upstream node (a Network does this)."""
+        self._inputs_meet = True
 
     @property
     def network(self) -> object | None:

@@ -423,6 +423,24 @@ class Network:
         for channel in self._channels:
             channel.producers = len(self._producers[channel])
         self.ctx.activity.track(self._channels)
+        for node in self._actors:
+            if len(node.inputs) > 1 and self._inputs_meet(node):
+                node.mark_inputs_meet_upstream()
+
+    def _inputs_meet(self, node: ActorNode) -> bool:
+        """Whether two inputs of ``node`` are one channel or have a node upstream in common."""
+        seen: dict[int, int] = {}  # id of a node upstream -> the input it was reached from
+        for index, channel in enumerate(node.inputs):
+            todo, reached = [channel], set()
+            while todo:
+                for producer in self._producers.get(todo.pop(), ()):
+                    if id(producer) in reached:
+                        continue
+                    reached.add(id(producer))
+                    if seen.setdefault(id(producer), index) != index:
+                        return True
+                    todo.extend(producer.inputs)
+        return len(set(map(id, node.inputs))) < len(node.inputs)
 
 
 def run_actor_network(ctx: Context, actors: Sequence[ActorNode]) -> None:

@@ -215,3 +215,47 @@ def test_throttle_rows_per_second_and_bad_arguments() -> None:
                     actors.collect(ctx, b),
                 ],
             ).run()
+
+
+@pytest.mark.parametrize("memory_limit", [None, 20_000])
+def test_concat_of_two_branches_of_one_fanout_reads_the_later_ahead(
+    memory_limit: int | None,
+) -> None:
+    """The fanout sends each chunk to both branches in turn; concat read the second only
+    after the first ended, so the fanout waited on the second branch's full channel
+    (a DeadlockError). It now reads the second ahead, spilled under a memory limit."""
+    df = pl.DataFrame({"x": range(400), "s": [f"value {i}" for i in range(400)]})
+    ctx = Context(memory_limit=memory_limit)
+    src, a, b, kept, out = (ctx.create_channel() for _ in range(5))
+    sink = actors.collect(ctx, out, into="polars")
+    network = Network(ctx, [
+        actors.from_polars(ctx, src, df, chunk_rows=10),
+        actors.fanout(ctx, src, [a, b]),
+        actors.filter(ctx, b, kept, pl.col("x") % 3 == 0),
+        actors.concat(ctx, [a, kept], out),
+        sink,
+    ], fuse=False)  # fmt: skip
+    network.run()
+    assert_frame_equal(sink.result(), pl.concat([df, df.filter(pl.col("x") % 3 == 0)]))
+    (concat,) = [node for node in network.actors if node.name.startswith("concat")]
+    assert concat.inputs_meet_upstream
+
+
+def test_concat_of_independent_inputs_holds_the_later_back() -> None:
+    """Inputs of separate sources are read one after another, as before: nothing read
+    ahead, so the second source waits (its channel fills) until the first ended."""
+    ctx = Context()
+    a, b, out = (ctx.create_channel(capacity=1) for _ in range(3))
+    sink = actors.collect(ctx, out, into="polars")
+    first = pl.DataFrame({"x": range(50)})
+    second = pl.DataFrame({"x": range(50, 60)})
+    network = Network(ctx, [
+        actors.from_polars(ctx, a, first, chunk_rows=5),
+        actors.from_polars(ctx, b, second, chunk_rows=1),
+        actors.concat(ctx, [a, b], out),
+        sink,
+    ])  # fmt: skip
+    network.run()
+    assert_frame_equal(sink.result(), pl.concat([first, second]))
+    (concat,) = [node for node in network.actors if node.name.startswith("concat")]
+    assert not concat.inputs_meet_upstream

@@ -746,3 +746,17 @@ def test_parquet_scan_slices_its_rows_before_its_predicate(tmp_path: Path, nrank
     ):
         got, _ = _query(query, nranks)
         _assert_same(got, query.collect())
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_union_of_a_shared_subplan_with_its_own_filter(tmp_path: Path, nranks: int) -> None:
+    """The shared subplan (many chunks) fans out to both inputs of the union, which kept
+    order: on one rank the network deadlocked."""
+    path = tmp_path / "dl.parquet"
+    pl.DataFrame({"x": range(20), "l": [[i] for i in range(20)]}).write_parquet(
+        path, row_group_size=1
+    )
+    exploded = pl.scan_parquet(path).explode("l")
+    query = pl.concat([exploded, exploded.filter(pl.col("x") > 5)])
+    got, _ = _query(query, nranks)
+    _assert_same(got, query.collect())
