@@ -45,7 +45,13 @@ def _joined(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataF
         )
     # Polars' streaming engine joins several times faster than its in-memory one, but
     # for the smallest joins, where its start costs more than the join.
-    small = left.height + right.height <= SMALL_JOIN_ROWS
+    # Not on float keys: there Polars' in-memory engine matches a NaN key with a NaN or
+    # not depending on the sizes and the other keys of the two frames (a NaN of three left
+    # rows matched none of one right row), where the streaming engine, and Polars' own
+    # query of the whole frames, always match them.
+    small = left.height + right.height <= SMALL_JOIN_ROWS and not any(
+        left.schema[key].is_float() for key in spec.left_on
+    )
     try:
         return query.collect(engine="in-memory" if small else "streaming")
     except pl.exceptions.SchemaError as exc:
