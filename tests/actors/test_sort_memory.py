@@ -223,3 +223,19 @@ def test_an_upstream_failure_while_runs_are_spilled_removes_their_files(nranks: 
     if 0 in here(size(nranks)):
         assert on_disk_when_failing[0] > 0
     assert left_after == dict.fromkeys(here(size(nranks)), 0)
+
+
+def test_external_sort_of_an_array_column_with_nulls() -> None:
+    """The merge of spilled runs slices them; a fixed-size list column with a null then
+    failed to become a Polars frame."""
+    n = 12
+    frame = pl.DataFrame({
+        "k": list(range(n))[::-1],
+        "a": pl.Series([None] + [[1, 2]] * (n - 1), dtype=pl.Array(pl.Int32, 2)),
+        "pad": ["p" * 5000] * n,
+    })  # fmt: skip
+    with Context(memory_limit=65_536) as ctx:
+        src, out = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        Network(ctx, [actors.from_polars(ctx, src, frame), actors.sort(ctx, src, out, "k"), sink]).run()
+    assert_frame_equal(sink.result(), frame.sort("k"))

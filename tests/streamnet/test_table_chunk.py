@@ -8,6 +8,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from polars.testing import assert_frame_equal
 
 from streamnet import Message, SchemaError, TableChunk
 
@@ -182,3 +183,12 @@ def ctx_free_concat(chunks: list[TableChunk]) -> TableChunk:
     from streamnet import backend_for
 
     return backend_for("cpu").concat(chunks)
+
+
+def test_fixed_size_list_column_with_nulls_sliced_by_arrow_becomes_polars() -> None:
+    """pyarrow's slice of a fixed-size list array keeps all its values; Polars refused
+    such an array once it has nulls (an external sort's merge slices its runs)."""
+    series = pl.Series("a", [None] + [[1, 2]] * 11, dtype=pl.Array(pl.Int32, 2))
+    frame = pl.DataFrame({"k": range(12), "a": series})
+    table = frame.to_arrow().slice(0, 5)
+    assert_frame_equal(TableChunk.from_arrow(table).to_polars(), frame.head(5))

@@ -164,7 +164,11 @@ class CpuTable:
         try:
             df = pl.from_arrow(table)
         except Exception:  # a flavour Polars cannot import (list views): the canonical one
-            df = pl.from_arrow(self.arrow(info, canonical=True))
+            canonical = self.arrow(info, canonical=True)
+            try:
+                df = pl.from_arrow(canonical)
+            except pl.exceptions.ComputeError:
+                df = pl.from_arrow(_compact_fixed_lists(canonical))
         assert isinstance(df, pl.DataFrame)
         if not inexact:  # keep it: the frame is the table's data, exactly
             self.frame = df
@@ -471,3 +475,24 @@ def _kind(value: object) -> str:
 
 def _not_native(native: object) -> str:
     return f"the cpu backend's tables are pyarrow.Table and polars.DataFrame, got {_kind(native)}"
+
+
+def _compact_fixed_lists(table: pa.Table) -> pa.Table:
+    """``table`` with its fixed-size list columns copied where their values run past
+    their rows: pyarrow's slice of such an array keeps all its values, which Polars
+    refuses once the array has nulls ("validity mask length must be equal...")."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_fixed_size_list(column.type):
+            size = column.type.list_size
+            column = pa.chunked_array(
+                [
+                    pa.concat_arrays([chunk])
+                    if chunk.offset or len(chunk.values) != len(chunk) * size
+                    else chunk
+                    for chunk in column.chunks
+                ],
+                type=column.type,
+            )
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)
