@@ -23,7 +23,7 @@ from test_collectives import run_collective, split
 
 import actors
 from actors import AggHow
-from streamnet import Agg
+from streamnet import Agg, Context, Network
 from streamnet.backends.cpu._aggregation_steps import (
     AGGREGATIONS,
     CHUNK,
@@ -162,7 +162,9 @@ def test_partials_by_key_merged_once_equal_polars(
 
 @settings(max_examples=60)
 @given(st.data(), typed_frames())
-def test_partials_merged_in_any_grouping_equal_polars(data: st.DataObject, df: pl.DataFrame) -> None:
+def test_partials_merged_in_any_grouping_equal_polars(
+    data: st.DataObject, df: pl.DataFrame
+) -> None:
     """One partial row per chunk, merged again and again in random groups, finished: Polars' row."""
     aggs = [Agg(c, h, f"{c}_{h}") for c, h in PAIRS]  # type: ignore[arg-type]
     aggs.append(Agg(None, "len"))
@@ -294,9 +296,12 @@ def test_groupby_agg_refuses_bad_specs_by_name() -> None:
 
 @pytest.mark.parametrize("keys", ["k", []])
 @pytest.mark.parametrize(
-    ("dtype", "value"), [(pl.Int32(), 2_000_000_000), (pl.UInt32(), 3_000_000_000), (pl.Int64(), 2**62)]
+    ("dtype", "value"),
+    [(pl.Int32(), 2_000_000_000), (pl.UInt32(), 3_000_000_000), (pl.Int64(), 2**62)],
 )
-def test_mean_of_large_integers_does_not_wrap(keys: str | list[str], dtype: pl.DataType, value: int) -> None:
+def test_mean_of_large_integers_does_not_wrap(
+    keys: str | list[str], dtype: pl.DataType, value: int
+) -> None:
     """Polars averages integers in double precision; partial sums in the column's own
     type wrap around (two Int32 values of 2e9 sum past 2**31)."""
     df = pl.DataFrame({"k": [1, 1, 1, 2, 2], "x": [value, value, None, value, value]},
@@ -307,3 +312,31 @@ def test_mean_of_large_integers_does_not_wrap(keys: str | list[str], dtype: pl.D
     )
     got = pl.concat(outs)["x_mean"].to_list()
     assert got == pytest.approx([float(value)] * len(got)) and len(got) == (2 if keys else 1)
+
+
+@pytest.mark.parametrize("keys", [["k"], []], ids=["grouped", "global"])
+def test_mean_of_decimals_whose_sum_passes_38_digits(keys: list[str]) -> None:
+    """Two values of 33 digits (scale 5) summed to a decimal of 39 digits: the grouped
+    mean wrapped around to -7.01e32, the global one raised; Polars gives 1e33. Decimals
+    of at most 28 digits are still summed exactly (a mean of ten 0.1s is 0.1)."""
+    wide = pl.DataFrame(
+        {"k": [1, 1], "v": pl.Series([Decimal(10**33 - 1)] * 2, dtype=pl.Decimal(38, 5))}
+    )
+    narrow = pl.DataFrame(
+        {"k": [1] * 10, "v": pl.Series([Decimal("0.1")] * 10, dtype=pl.Decimal(15, 2))}
+    )
+    for frame in (wide, narrow):
+        with Context() as ctx:
+            src, out = ctx.create_channel(), ctx.create_channel()
+            sink = actors.collect(ctx, out, into="polars")
+            Network(ctx, [
+                actors.from_polars(ctx, src, frame, chunk_rows=1),
+                actors.groupby_agg(ctx, src, out, keys, [("v", "mean", "v")]),
+                sink,
+            ]).run()  # fmt: skip
+        expected = (
+            frame.group_by(keys).agg(pl.col("v").mean())
+            if keys
+            else frame.select(pl.col("v").mean())
+        )
+        assert_frame_equal(sink.result(), expected)

@@ -100,6 +100,11 @@ CHUNK = Origin(first=ORDER, last=ORDER)
 SPAN = Origin(first=("__first_rank", "__first_seq"), last=("__last_rank", "__last_seq"))
 
 
+EXACT_DECIMAL_DIGITS = 28
+"""The most digits of a decimal column whose mean sums it exactly, as a decimal of 38
+digits: 10 digits to spare, for 10 billion rows. A wider one is summed as Float64."""
+
+
 class Aggregation:
     """How one ``how`` splits into partial, merge and final steps.
 
@@ -118,7 +123,9 @@ class Aggregation:
     nearly cancel loses its digits)."""
     widens_integers: ClassVar[bool] = False
     """Reads an integer column as Float64: Polars accumulates it in double precision, and
-    partials in the column's own type wrap around (a mean of two Int32 values of 2e9)."""
+    partials in the column's own type wrap around (a mean of two Int32 values of 2e9).
+    Also a decimal column of more than `EXACT_DECIMAL_DIGITS` digits, whose sum may not
+    fit 38 digits (Polars' grouped sum then wraps around; its mean does not)."""
 
     def __init__(self, how: str, parts: tuple[str, ...]) -> None:
         self.how = how
@@ -339,8 +346,11 @@ class AggregationSteps:
             dtype, kind = types.get(agg.column or ""), AGGREGATIONS[agg.how]
             if dtype is None:
                 return False
+            wide_decimal = (
+                isinstance(dtype, pl.Decimal) and (dtype.precision or 38) > EXACT_DECIMAL_DIGITS
+            )
             return (kind.widens_floats and dtype == pl.Float32) or (
-                kind.widens_integers and dtype.is_integer()
+                kind.widens_integers and (dtype.is_integer() or wide_decimal)
             )
 
         self._wide = {i for i, a in enumerate(self.aggs) if widens(a)}
