@@ -756,7 +756,7 @@ def test_union_of_a_shared_subplan_with_its_own_filter(tmp_path: Path, nranks: i
     pl.DataFrame({"x": range(20), "l": [[i] for i in range(20)]}).write_parquet(
         path, row_group_size=1
     )
-    exploded = pl.scan_parquet(path).explode("l")
+    exploded = pl.scan_parquet(path).explode("l", empty_as_null=True)
     query = pl.concat([exploded, exploded.filter(pl.col("x") > 5)])
     got, _ = _query(query, nranks)
     _assert_same(got, query.collect())
