@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors._pushed import PushedFilter, resolved_predicates
+from actors._pushed import PushedFilter
 from streamnet import Channel, Context, Message, TableChunk, current_actor, define_actor, host_kind
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ async def _send_slices(
     """Send ``whole`` in slices of the rows ``chunk_rows`` or ``chunk_bytes`` ask for (the
     rows of the predicates a Network pushed to the actor only)."""
     node = current_actor()
-    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
+    pushed = await PushedFilter.of(ctx, node)
     whole = await ctx.to_thread(pushed, whole)
     num_rows = whole.num_rows
     step = chunk_row_count(num_rows, whole.nbytes, chunk_rows, chunk_bytes)

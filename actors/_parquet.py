@@ -14,7 +14,7 @@ import functools
 import operator
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import output_actor
-from actors._pushed import resolved_predicates
+from actors._pushed import check_committed, resolved_predicates
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
@@ -137,6 +137,15 @@ def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
     return predicates
 
 
+def _with_partitions(schema: Schema, partitions: HivePartitions | None) -> Schema:
+    """``schema`` (the files') and the partition columns of a hive-partitioned dataset."""
+    if partitions is None:
+        return schema
+    for field in pl.DataFrame(schema=dict(partitions.schema)).to_arrow().schema:
+        schema = schema.append(field)
+    return schema
+
+
 def _plan(
     backend: Backend,
     plan: Plan,
@@ -145,6 +154,7 @@ def _plan(
     wanted: frozenset[str] | None = None,
     partitions: HivePartitions | None = None,
     pushed: Sequence[Predicate] = (),
+    committed: Collection[Predicate] = frozenset(),
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
@@ -156,7 +166,8 @@ def _plan(
     whose values prove the predicates false are dropped before their footers are read.
     ``pushed``: the predicates the actors downstream apply anyway, added to the scan's
     predicate (but those the leading fused filters state, which Polars pushes into the
-    scan itself)."""
+    scan itself); those ``committed`` must apply, or an error names the filter each
+    comes from (`ActorNode.committed_predicates`)."""
     source = plan.source
     assert isinstance(source, ParquetScan)
     paths = list(source.paths)
@@ -186,8 +197,15 @@ def _plan(
             plan = Plan(dataclasses.replace(source, columns=tuple(kept)), plan.steps)
     compiled = None
     stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
-    extra = [p.expr for p in pushed if p not in stated and p.columns <= set(names)]
-    if extra:
+    must = [p for p in pushed if p in committed and p not in stated]
+    if must:  # the filters they come from left them out: they apply here or fail
+        check_committed(backend, must, _with_partitions(files.schema, partitions), source.actor)
+    for extra in (
+        [p.expr for p in pushed if p not in stated and p.columns <= set(names)],
+        [p.expr for p in must],
+    ):
+        if not extra:
+            continue
         given = [predicate] if predicate is not None else []
         scan_predicate = functools.reduce(operator.and_, [*given, *extra])
         scan = plan.source
@@ -196,9 +214,14 @@ def _plan(
         try:
             compiled = backend.compile(with_pushed, files.schema)
         except Exception:  # the filter downstream reports what is wrong with its predicate
+            if extra is not must and must:
+                continue  # the committed ones alone
+            if must:
+                raise
             compiled = None
         else:
             plan, predicate = with_pushed, scan_predicate
+        break
     if compiled is None:
         compiled = backend.compile(plan, files.schema)
     prunes = ([predicate] if predicate is not None else []) + _prunes(
@@ -661,7 +684,15 @@ async def scan_files(
     wanted = node.pruned_columns if node is not None else None
     pushed = await resolved_predicates(node)  # a key filter waits for its join's keys
     compiled, planned = await ctx.to_thread(
-        _plan, backend, plan, out_columns, filters, wanted, partitions, pushed
+        _plan,
+        backend,
+        plan,
+        out_columns,
+        filters,
+        wanted,
+        partitions,
+        pushed,
+        node.committed_predicates if node is not None else frozenset(),
     )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)

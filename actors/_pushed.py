@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, Predicate, TableChunk
 
 if TYPE_CHECKING:
-    from streamnet import ArrowSchema
+    from streamnet import ArrowSchema, Backend
 
-__all__ = ["PushedFilter", "resolved_predicates"]
+__all__ = ["PushedFilter", "check_committed", "resolved_predicates"]
 
 
 async def resolved_predicates(node: ActorNode | None) -> list[Predicate]:
@@ -33,14 +33,30 @@ class PushedFilter:
     """Drops the rows of a source's chunks that fail a predicate its node was pushed
     (`ActorNode.pushed_predicates`): its consumers drop them anyway. Compiled once per
     schema; a predicate over columns the chunks lack, or that does not compile on them,
-    is left to the filter it comes from (which reports what is wrong with it)."""
+    is left to the filter it comes from (which reports what is wrong with it), unless
+    the source committed to it (``committed``, `ActorNode.committed_predicates`): that
+    filter leaves it out, so it must apply here, or fail naming that filter."""
 
-    def __init__(self, ctx: Context, predicates: Sequence[Predicate], actor: str) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        predicates: Sequence[Predicate],
+        actor: str,
+        committed: Collection[Predicate] = frozenset(),
+    ) -> None:
         self.ctx = ctx
         self.predicates = list(predicates)
         self.actor = actor
+        self.committed = frozenset(committed)
         self._schema: ArrowSchema | None = None
         self._plan: CompiledPlan | None = None
+
+    @classmethod
+    async def of(cls, ctx: Context, node: ActorNode | None) -> PushedFilter:
+        """The filter of the predicates pushed to ``node`` (waiting for key filters' keys)."""
+        predicates = await resolved_predicates(node)
+        committed = node.committed_predicates if node is not None else frozenset()
+        return cls(ctx, predicates, node.name if node else "", committed)
 
     def __call__(self, chunk: TableChunk) -> TableChunk:
         """``chunk`` without the rows that fail a pushed predicate (call it in a thread)."""
@@ -52,6 +68,8 @@ class PushedFilter:
         return chunk if self._plan is None else self.ctx.backend.run(self._plan, chunk)
 
     def _compile(self, schema: ArrowSchema) -> CompiledPlan | None:
+        must = [p for p in self.predicates if p in self.committed]
+        check_committed(self.ctx.backend, must, schema, self.actor)
         exprs = [p.expr for p in self.predicates if p.columns <= set(schema.names)]
         if not exprs:
             return None
@@ -59,4 +77,29 @@ class PushedFilter:
         try:
             return self.ctx.backend.compile(Plan(steps=(step,)), schema)
         except Exception:  # the filter downstream reports what is wrong with its predicate
-            return None
+            if not must:
+                return None
+        step = Filter(functools.reduce(operator.and_, [p.expr for p in must]), actor=self.actor)
+        return self.ctx.backend.compile(Plan(steps=(step,)), schema)
+
+
+def check_committed(
+    backend: Backend, predicates: Sequence[Predicate], schema: ArrowSchema, source: str
+) -> None:
+    """Raise the error of the filter each of ``predicates`` comes from if it does not
+    apply to ``schema`` (a column missing, a type it does not take): that filter left
+    it out, trusting the source (the actor ``source``) to apply it, so the error is the
+    filter's, and names it where it would name the source."""
+    for predicate in predicates:
+        try:
+            backend.compile(Plan(steps=(Filter(predicate.expr, actor=predicate.origin),)), schema)
+        except Exception as exc:
+            named = f"actor `{source}`: "
+            text = str(exc)
+            if not source or not predicate.origin or not text.startswith(named):
+                raise
+            try:
+                renamed = type(exc)(f"actor `{predicate.origin}`: {text[len(named) :]}")
+            except Exception:  # an error type made otherwise: raised as it is
+                raise exc from None
+            raise renamed from None

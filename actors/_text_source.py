@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from actors._columns import describe_schema
-from actors._pushed import PushedFilter, resolved_predicates
+from actors._pushed import PushedFilter
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -61,7 +61,7 @@ async def read_text_parts(
     sizes = [await ctx.to_thread(part.nbytes) for part in parts]
     ctx.progress.expect(None, nbytes=sum(sizes))  # rows estimated from the bytes read
     node = current_actor()
-    pushed = PushedFilter(ctx, await resolved_predicates(node), node.name if node else "")
+    pushed = await PushedFilter.of(ctx, node)
     seq = 0
     try:
         for part, size in zip(parts, sizes, strict=True):

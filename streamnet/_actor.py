@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import operator
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -146,8 +147,10 @@ class ActorNode(Generic[R]):
     __slots__ = (
         "_args",
         "_bound",
+        "_committed",
         "_definition",
         "_fused",
+        "_implied",
         "_inputs_meet",
         "_io",
         "_key_sets",
@@ -190,6 +193,8 @@ class ActorNode(Generic[R]):
         self._link: FusionLink | None = None
         self._pruned: frozenset[str] | None = None
         self._pushed: frozenset[Predicate] = frozenset()
+        self._committed: frozenset[Predicate] = frozenset()
+        self._implied: frozenset[Predicate] = frozenset()
         self._key_sets: dict[str, tuple[KeySet, ...]] = {}
         self._inputs_meet = False
         # steps made from the arguments, by maker: (the name they carry, the step)
@@ -203,7 +208,29 @@ class ActorNode(Generic[R]):
     def step(self) -> Step | None:
         """The node's own plan step, its ``actor`` this node's name; None when the
         definition declares no plan, or the step is empty for these arguments."""
-        return self._made(self._definition.plan)
+        step = self._made(self._definition.plan)
+        if self._implied and step is not None:
+            from streamnet.plans import Filter  # plans import the runtime lazily
+            from streamnet.plans._predicates import Predicate, conjuncts
+
+            if isinstance(step, Filter):
+                kept = [c for c in conjuncts(step.predicate) if Predicate(c) not in self._implied]
+                if not kept:
+                    return None
+                return dataclasses.replace(step, predicate=functools.reduce(operator.and_, kept))
+        return step
+
+    @property
+    def implied_predicates(self) -> frozenset[Predicate]:
+        """For a filter, the conjuncts of its predicate that hold on every row of its input
+        already (a Network found a source that applies them, and nothing between that
+        changes their columns): its step leaves them out (see `imply`)."""
+        return self._implied
+
+    def imply(self, predicates: frozenset[Predicate]) -> None:
+        """Know ``predicates`` to hold on every row of the input: a filter's step leaves
+        out those of its conjuncts (a Network's predicate pushdown does this)."""
+        self._implied = frozenset(predicates)
 
     def aggregate_step(self) -> PartialAggregate | None:
         """The partial step of a group-by that can take partials (``define_actor(aggregate=...)``),
@@ -371,6 +398,18 @@ class ActorNode(Generic[R]):
     def push(self, predicates: frozenset[Predicate]) -> None:
         """Apply ``predicates`` too (a Network's predicate pushdown does this for a source)."""
         self._pushed = frozenset(predicates)
+
+    @property
+    def committed_predicates(self) -> frozenset[Predicate]:
+        """Of the `pushed_predicates`, those the source must apply to every row: a filter
+        downstream leaves them out (`imply`), so one it cannot apply is an error, not
+        a predicate left to that filter."""
+        return self._committed
+
+    def commit(self, predicates: frozenset[Predicate]) -> None:
+        """Apply ``predicates`` (among the pushed ones) without fail (a Network does this
+        for a source when it leaves a filter's conjuncts out)."""
+        self._committed = frozenset(predicates)
 
     @property
     def pruned_columns(self) -> frozenset[str] | None:

@@ -166,9 +166,11 @@ def define_actor(
         barrier). Both declarations take their first two arguments by position.
     pushdown
         The actor, a source, also applies the predicates a Network pushes to it
-        (`ActorNode.pushed_predicates`): its consumers apply them anyway, so rows
-        that fail one need not be read (``read_parquet`` adds them to its scan's
-        predicate, row-group statistics included).
+        (`ActorNode.pushed_predicates`), so rows that fail one need not be read
+        (``read_parquet`` adds them to its scan's predicate, row-group statistics
+        included). Its consumers apply them too, except the `committed_predicates
+        <ActorNode.committed_predicates>`: a filter leaves those out, so the source
+        must apply them to every row, or raise.
     matches
         Declares inputs whose rows the actor drops unless their keys appear in
         another input (a join), for a Network's key filters: called as

@@ -87,6 +87,11 @@ async def run_plan(
     if type(depth) is not int or depth < 1:
         raise ValueError(f"run_plan: `depth` must be an int >= 1, got {depth!r}")
     backend = ctx.backend
+    if plan.source is None and not plan.steps:  # a filter whose predicate holds already, say
+        while (msg := await ch_in.recv(ctx)) is not None:
+            await ch_out.send(ctx, msg)
+        await ch_out.drain(ctx)
+        return
     kept = _projections(plan)
     if kept is not None:
         await _project(ctx, ch_in, ch_out, plan, kept)

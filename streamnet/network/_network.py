@@ -106,8 +106,12 @@ class Network:
         ``groupby_agg``, when it reads its keys only; local steps that do not
         redefine its columns), and a source that applies predicates
         (``read_parquet``, ``read_csv``, ``from_polars``...) applies it too, in
-        its scan with the row groups' statistics. The filter still applies it:
-        what the sinks receive is the same either way. Other actors, those of
+        its scan with the row groups' statistics. Where the actors between them
+        carry its columns unchanged, that source then commits to apply it to every
+        row, and the filter leaves it out (a filter left with nothing passes its
+        chunks on, and columns only it read are no longer read); elsewhere the
+        filter still applies it. What the sinks receive is the same either way.
+        Other actors, those of
         unknown code first, stop it. On one rank, a ``join`` one input of which is
         cut down by a filter gives that input's keys to the sources of the other
         (a *key filter*): they wait until the join has read it whole, then skip
@@ -168,13 +172,11 @@ class Network:
         self._producers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._consumers: dict[Channel[Any], list[ActorNode]] = {c: [] for c in self._channels}
         self._bind()
+        # Pushdown first: a filter whose predicate a source applies already is left out,
+        # so that fusion and pruning see what runs (columns only it read are not read).
+        self._pushed = push_predicates(self._actors, tuple(feedback)) if pushdown else {}
         self._fusion = fusion_of(self._actors, tuple(feedback)) if fuse else Fusion()
         self._pruned = prune_columns(self._actors, tuple(feedback)) if prune else {}
-        self._pushed = (
-            push_predicates(self._actors, tuple(feedback))
-            if pushdown
-            else {}
-        )
         self._driver = NetworkDriver(
             self, ctx, name, self._actors, self._channels,
             self._producers, self._consumers, self._commits, self._fusion,
@@ -254,8 +256,9 @@ class Network:
         >>> print(network.explain())
         network `network`: 1 fused group
         source `from_polars#0` skips the rows that `filter#0` drops: [(col("x")) > (dyn int: 1)]
+        filter `filter#0` leaves out what its input holds already: [(col("x")) > (dyn int: 1)]
         group `filter#0` (filter#0, with_columns#0), one plan per chunk:
-          1. Filter  [filter#0]
+          1. Filter  [filter#0]  (left out: its input holds it already)
           2. WithColumns  [with_columns#0]
         """
         groups = self._fusion.groups
@@ -272,6 +275,12 @@ class Network:
                     f"source `{source}` skips the rows that `{predicate.origin}` drops: "
                     f"{predicate.describe()}"
                 )
+        for node in self._actors:
+            for predicate in sorted(node.implied_predicates, key=lambda p: p.describe()):
+                lines.append(
+                    f"filter `{node.name}` leaves out what its input holds already: "
+                    f"{predicate.describe()}"
+                )
         for head, members in groups.items():
             names = ", ".join(n.name for n in (head, *members))
             lines.append(f"group `{head.name}` ({names}), one plan per chunk:")
@@ -279,8 +288,19 @@ class Network:
                 lines.append(f"  0. source  [{head.name}]")
             own = head.step()
             steps = ((own,) if own is not None else ()) + head.fused_steps
-            for i, step in enumerate(steps, 1):
-                lines.append(f"  {i}. {type(step).__name__}  [{step.actor}]")
+            listed: list[str] = []
+            for node in (head, *members):  # a filter left out shows where it was written
+                if node.implied_predicates and node.step() is None:
+                    listed.append(f"Filter  [{node.name}]  (left out: its input holds it already)")
+                listed += [
+                    f"{type(st).__name__}  [{st.actor}]" for st in steps if st.actor == node.name
+                ]
+            names_in = {n.name for n in (head, *members)}
+            listed += [
+                f"{type(st).__name__}  [{st.actor}]" for st in steps if st.actor not in names_in
+            ]
+            for i, entry in enumerate(listed, 1):
+                lines.append(f"  {i}. {entry}")
             if head.link is not None:
                 lines.append(
                     f"  partials to `{head.link.aggregate}` (linked: it runs, merging and "

@@ -21,8 +21,11 @@ declared feedback channels are cut, which carry nothing of either):
 
 The second pass is the greatest fixpoint of those rules, reached in one sweep
 from the sinks up. A source that applies predicates (``define_actor(pushdown=True)``:
-``read_parquet``) then applies those of its output too (`push`); the filters stay
-where they are, so moving a predicate only ever saves work.
+``read_parquet``) then applies those of its output too (`push`). A third pass,
+downstream, finds the predicates that hold on every row of each channel
+(`held_predicates`): a filter leaves out the conjuncts its input holds already, and
+the sources they come from commit to apply them (`elide_filters`); every other
+filter stays where it is, so moving a predicate only ever saves work.
 
 Key filters (`key_filters`) add predicates known only when the network runs: a
 join (``define_actor(matches=...)``) one input of which is cut down by a filter
@@ -52,7 +55,14 @@ from streamnet._actor import ActorNode
 from streamnet.plans._columns import Columns
 from streamnet.plans._predicates import KeySet, Predicate
 
-__all__ = ["PredicateNode", "column_names", "push", "pushed_predicates"]
+__all__ = [
+    "PredicateNode",
+    "column_names",
+    "elide_filters",
+    "held_predicates",
+    "push",
+    "pushed_predicates",
+]
 
 Predicates = frozenset[Predicate]
 
@@ -324,6 +334,7 @@ def push(
     feedback: Sequence[Channel[Any]] = (),
     *,
     keys: bool = True,
+    elide: bool = True,
 ) -> dict[str, Predicates]:
     """Give each source among ``nodes`` that applies predicates those its consumers apply
     anyway (`ActorNode.push`); per such source that got some, those predicates. With
@@ -346,4 +357,97 @@ def push(
             node.push(predicates)
             if predicates:
                 pushed[node.name] = predicates
+    if elide:
+        elide_filters(nodes, applied, feedback)
     return pushed
+
+
+# ------------------------------------------------------------------ filters left out
+def held_predicates(
+    nodes: Sequence[ActorNode],
+    applied: Mapping[Hashable, Predicates],
+    feedback: Sequence[Channel[Any]] = (),
+) -> dict[Hashable, Predicates]:
+    """Per channel, the predicates true on every row it carries, found downstream: those
+    a source that applies predicates is pushed (``applied``: `pushed_predicates`), when
+    their columns are among its own; those a filter states; and those a node passes
+    on, when every predicate it would move to its inputs holds there.
+
+    A node moves a predicate to an input only where the predicate's columns come from
+    that input unchanged (renamed at most): its rows passing the moved predicate give
+    only rows passing the predicate. Key filters and disjunctions are left out."""
+    descriptions = [describe(node) for node in nodes]
+    by_description = {id(d): node for d, node in zip(descriptions, nodes, strict=True)}
+    names = column_names(descriptions, feedback)
+    loops = set(feedback)
+    held: dict[Hashable, Predicates] = {}
+
+    def plain(predicates: Predicates) -> Predicates:
+        return frozenset(p for p in predicates if p.keys is None and not p.branches)
+
+    for description in _ordered(descriptions, feedback, upstream=False):
+        node = by_description[id(description)]
+        out: Predicates = frozenset()
+        if not node.inputs:
+            if node.definition.pushdown and len(node.outputs) == 1:
+                known = names.get(node.outputs[0])
+                pushed = plain(applied.get(node.outputs[0], frozenset()))
+                out = frozenset(p for p in pushed if known is not None and p.columns <= known)
+        else:
+            given = {
+                c: frozenset() if c in loops else held.get(c, frozenset()) for c in node.inputs
+            }
+            columns: dict[Hashable, Columns] = {c: names.get(c) for c in node.inputs}
+            always = description.passes(frozenset(), columns)  # a filter's own, say
+            wanted = frozenset().union(*(plain(applied.get(c, frozenset())) for c in node.outputs))
+            kept = set(_stated(node))
+            for predicate in wanted:
+                moved = description.passes(frozenset({predicate}), columns)
+                needs = {
+                    c: frozenset(moved.get(c, ())) - frozenset(always.get(c, ()))
+                    for c in node.inputs
+                }
+                if any(needs.values()) and all(needs[c] <= given[c] for c in node.inputs):
+                    kept.add(predicate)
+            out = frozenset(kept)
+        for channel in node.outputs:
+            if channel in loops:
+                continue
+            held[channel] = out if channel not in held else held[channel] & out
+    return held
+
+
+def _stated(node: ActorNode) -> Predicates:
+    """The movable conjuncts of the node's own filter step (none if it has none)."""
+    from streamnet.plans import Filter  # plans import the runtime lazily
+
+    step = node.step()
+    return (
+        Predicate.of(step.predicate, origin=node.name) if isinstance(step, Filter) else frozenset()
+    )
+
+
+def elide_filters(
+    nodes: Sequence[ActorNode],
+    applied: Mapping[Hashable, Predicates],
+    feedback: Sequence[Channel[Any]] = (),
+) -> dict[str, Predicates]:
+    """Leave out of each filter the conjuncts that hold on its input already
+    (`held_predicates`: a source upstream applies them), and have those sources commit
+    to apply what they were pushed (`ActorNode.commit`): a filter left with nothing
+    passes its chunks on, and the columns only it read are no longer read. Per filter
+    that leaves some out, those."""
+    held = held_predicates(nodes, applied, feedback)
+    implied: dict[str, Predicates] = {}
+    for node in nodes:
+        if len(node.inputs) != 1 or node.definition.pushdown:
+            continue
+        found = frozenset(p for p in _stated(node) if p in held.get(node.inputs[0], frozenset()))
+        if found:
+            node.imply(found)
+            implied[node.name] = found
+    if implied:
+        for node in nodes:
+            if not node.inputs and node.definition.pushdown and len(node.outputs) == 1:
+                node.commit(held.get(node.outputs[0], frozenset()))
+    return implied

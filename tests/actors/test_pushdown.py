@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import actors
-from streamnet import ActorNode, Context, Network, define_actor
+from actors._pushed import PushedFilter
+from streamnet import ActorNode, Context, Filter, Network, Predicate, TableChunk, define_actor
 
 Build = Callable[[Context, Any], list[ActorNode[Any]]]
 
@@ -508,3 +509,111 @@ def test_a_predicate_with_a_nan_or_infinite_literal_gives_polars_rows(
             nodes = [scan, actors.filter(ctx, a, out, predicate)]
         Network(ctx, [*nodes, sink]).run(progress=False)
     assert_frame_equal(sink.result(), df.rename({"x": column}).filter(predicate))
+
+
+# ------------------------------------------------------------------ filters left out
+def test_a_filter_a_scan_applies_is_left_out_with_the_columns_only_it_read(tmp_path: Path) -> None:
+    """`name == "n1"` moves through the join to the dimension's scan, which applies it to
+    every row: the filter leaves it out, and `name`, which nothing else reads, is no
+    longer read by the scan nor carried through the join. `v > w` reads both sides: it
+    stays."""
+    fact = pl.DataFrame({"k": [i % 10 for i in range(200)], "v": range(200)})
+    dim = pl.DataFrame(
+        {"k": range(10), "name": [f"n{i % 3}" for i in range(10)], "w": range(0, 100, 10)}
+    )
+    fact.write_parquet(tmp_path / "fact.parquet", row_group_size=50)
+    dim.write_parquet(tmp_path / "dim.parquet")
+    predicate = (pl.col("name") == "n1") & (pl.col("v") > pl.col("w"))
+    want = fact.join(dim, on="k").filter(predicate).select("k", "v")
+    with Context() as ctx:
+        a, b, c, d, out = (ctx.create_channel() for _ in range(5))
+        scan = actors.read_parquet(ctx, b, tmp_path / "dim.parquet")
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            actors.read_parquet(ctx, a, tmp_path / "fact.parquet"), scan,
+            actors.join(ctx, a, b, c, on="k"), actors.filter(ctx, c, d, predicate),
+            actors.select(ctx, d, out, "k", "v"), sink,
+        ])  # fmt: skip
+        network.run(progress=False)
+        explained = network.explain().splitlines()
+    assert_frame_equal(_sorted(sink.result()), _sorted(want))
+    assert scan.pruned_columns is not None and "name" not in scan.pruned_columns
+    assert scan.committed_predicates == {Predicate(pl.col("name") == "n1")}
+    filter_node = network.actors[3]
+    assert filter_node.implied_predicates == {Predicate(pl.col("name") == "n1")}
+    step = filter_node.step()
+    assert isinstance(step, Filter)  # what is left: the conjunct over both sides
+    assert str(step.predicate) == str(pl.col("v") > pl.col("w"))
+    assert (
+        "filter `filter#0` leaves out what its input holds already: " + str(pl.col("name") == "n1")
+        in explained
+    )
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_filter_left_with_nothing_passes_its_chunks_on(nranks: int) -> None:
+    df = pl.DataFrame({"k": [3, 1, 2, 5, 4] * 4, "x": [-1, 2, 0, 4, -5] * 4})
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        return [
+            actors.from_polars(ctx, a, _parts(df, ctx.nranks)[ctx.rank], chunk_rows=3),
+            actors.sort(ctx, a, b, "k"),
+            actors.filter(ctx, b, out, pl.col("x") > 0),
+        ]
+
+    assert _both_ways(ranks.size(nranks), build, df.filter(pl.col("x") > 0)) == {
+        "from_polars#0": [str(pl.col("x") > 0)]
+    }
+    with Context() as ctx:
+        out = ctx.create_channel()
+        nodes = [*build(ctx, out), actors.collect(ctx, out, into="polars")]
+        Network(ctx, nodes).run(progress=False)
+        assert nodes[2].step() is None and not nodes[2].filters_rows()
+        assert_frame_equal(
+            nodes[3].result(), df.filter(pl.col("x") > 0).sort("k", maintain_order=True)
+        )
+
+
+def test_a_filter_stays_whole_where_its_input_does_not_hold_its_predicate() -> None:
+    """Each branch of a fan-out filters its own way: the source drops what neither keeps
+    (the disjunction), which holds neither branch's own predicate. A filter after an
+    actor of unknown code gets nothing moved, and leaves nothing out either."""
+    df = pl.DataFrame({"k": [1, 2, 3, 4], "x": [-1, 2, -3, 4]})
+
+    @define_actor
+    async def unknown(ctx: Context, ch_in: Any, ch_out: Any) -> None:
+        while (msg := await ch_in.recv(ctx)) is not None:
+            await ch_out.send(ctx, msg)
+        await ch_out.drain(ctx)
+
+    with Context() as ctx:
+        a, b, c, d, e, f, g, out = (ctx.create_channel() for _ in range(8))
+        one = actors.filter(ctx, b, d, pl.col("x") > 0)
+        other = actors.filter(ctx, c, e, pl.col("k") < 3)
+        after = actors.filter(ctx, g, out, pl.col("x") < 4)
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            actors.from_polars(ctx, a, df), actors.fanout(ctx, a, [b, c]), one, other,
+            actors.concat(ctx, [d, e], f), unknown(ctx, f, g), after, sink,
+        ])  # fmt: skip
+        network.run(progress=False)
+    assert not one.implied_predicates and not other.implied_predicates
+    assert not after.implied_predicates
+    assert "leaves out" not in network.explain()
+    want = pl.concat([df.filter(pl.col("x") > 0), df.filter(pl.col("k") < 3)])
+    assert_frame_equal(_sorted(sink.result()), _sorted(want.filter(pl.col("x") < 4)))
+
+
+def test_a_source_that_cannot_apply_a_committed_predicate_names_its_filter() -> None:
+    """A filter that left a conjunct out trusts its source to apply it: where the source
+    cannot (here, a chunk lacks its column), the error names that filter; a predicate
+    the source was pushed but not committed to is left to its filter, as before."""
+    predicate = Predicate(pl.col("name") == "n1", origin="filter#7")
+    chunk = TableChunk.from_polars(pl.DataFrame({"k": [1, 2]}))
+    with Context() as ctx:
+        loose = PushedFilter(ctx, [predicate], "read#0")
+        assert loose(chunk).to_polars().height == 2
+        strict = PushedFilter(ctx, [predicate], "read#0", committed={predicate})
+        with pytest.raises(Exception, match="filter#7"):
+            strict(chunk)
