@@ -22,7 +22,7 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import output_actor
-from actors._pushed import check_committed, resolved_predicates
+from actors._pushed import check_committed, key_ranges, resolved_predicates
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
@@ -155,6 +155,7 @@ def _plan(
     partitions: HivePartitions | None = None,
     pushed: Sequence[Predicate] = (),
     committed: Collection[Predicate] = frozenset(),
+    ranges: Sequence[pl.Expr] = (),
 ) -> tuple[CompiledPlan, list[RowGroup]]:
     """Read every file's footer, check schemas and columns, compile ``plan`` (the scan and
     the steps fused after it), and list every row group, in file and row order (those that
@@ -167,7 +168,8 @@ def _plan(
     ``pushed``: the predicates the actors downstream apply anyway, added to the scan's
     predicate (but those the leading fused filters state, which Polars pushes into the
     scan itself); those ``committed`` must apply, or an error names the filter each
-    comes from (`ActorNode.committed_predicates`)."""
+    comes from (`ActorNode.committed_predicates`). ``ranges``: tests of the key filters
+    among them that only prune row groups (`key_ranges`)."""
     source = plan.source
     assert isinstance(source, ParquetScan)
     paths = list(source.paths)
@@ -227,6 +229,7 @@ def _plan(
     prunes = ([predicate] if predicate is not None else []) + _prunes(
         plan.steps, columns if columns is not None else names
     )
+    prunes += [r for r in ranges if referenced_columns([r]) <= set(names)]
     if prunes:
         predicate = pl.all_horizontal(prunes) if len(prunes) > 1 else prunes[0]
         filtered = referenced_columns(prunes)
@@ -682,7 +685,9 @@ async def scan_files(
     plan = Plan(scan, node.fused_steps if node is not None else ())
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
-    pushed = await resolved_predicates(node)  # a key filter waits for its join's keys
+    # a key filter waits for its join's keys; Polars' reader takes them best hashed
+    pushed = await resolved_predicates(node, lookup=False)
+    ranges = await key_ranges(node)
     compiled, planned = await ctx.to_thread(
         _plan,
         backend,
@@ -693,6 +698,7 @@ async def scan_files(
         partitions,
         pushed,
         node.committed_predicates if node is not None else frozenset(),
+        ranges,
     )
     if node is not None and node.link is not None:  # the plan ends in a group-by's partials
         node.link.publish(compiled.aggregate_input_schema)

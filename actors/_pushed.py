@@ -13,20 +13,36 @@ from typing import TYPE_CHECKING
 from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, Predicate, TableChunk
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from streamnet import ArrowSchema, Backend
 
-__all__ = ["PushedFilter", "check_committed", "resolved_predicates"]
+__all__ = ["PushedFilter", "check_committed", "key_ranges", "resolved_predicates"]
 
 
-async def resolved_predicates(node: ActorNode | None) -> list[Predicate]:
+async def resolved_predicates(node: ActorNode | None, *, lookup: bool = True) -> list[Predicate]:
     """The predicates pushed to ``node`` as they apply now: key filters with their keys,
-    once published (waiting for them), or left out when their join gave none."""
+    once published (waiting for them), or left out when their join gave none; those
+    hashed rather than looked up in a table without ``lookup`` (`key_filter`)."""
     resolved = []
     for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
-        expr = await predicate.resolved()
+        expr = await predicate.resolved(lookup=lookup)
         if expr is not None:
             resolved.append(Predicate(expr, predicate.origin))
     return resolved
+
+
+async def key_ranges(node: ActorNode | None) -> list[pl.Expr]:
+    """For the key filters pushed to ``node`` over integer keys, whether their column
+    lies in the keys' range (`KeySet.range_of`), once published: tests a scan can skip
+    row groups by, which it does not apply to rows."""
+    ranges = []
+    for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
+        if predicate.keys is not None and not predicate.branches:
+            found = await predicate.keys.range_of(predicate.expr)
+            if found is not None:
+                ranges.append(found)
+    return ranges
 
 
 class PushedFilter:

@@ -424,3 +424,76 @@ def test_two_joins_after_filters_give_polars_answer_with_key_filters(
             assert want.height == 0
         else:
             assert_frame_equal(_sorted(got), _sorted(want), check_dtypes=False)
+
+
+@pytest.mark.parametrize("parquet", [True, False])
+def test_a_parquet_scan_hashes_dense_keys_where_chunks_in_memory_look_them_up(
+    tmp_path: Path, parquet: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polars' Parquet reader takes an ``is_in`` faster than the table lookup that serves
+    chunks in memory (`key_filter`): a scan asks for its keys hashed, other sources not.
+    The answer is Polars' either way."""
+    from streamnet.plans import _predicates
+
+    tables: list[int] = []
+    real = _predicates._dense_table  # noqa: SLF001 - the maker this test counts
+
+    def counted(values: pl.Series) -> tuple[int, pl.Series] | None:
+        made = real(values)
+        tables.append(made is not None)
+        return made
+
+    monkeypatch.setattr(_predicates, "_dense_table", counted)
+    ORDERS.write_parquet(tmp_path / "o.parquet", row_group_size=8)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, o = (ctx.create_channel() for _ in range(2))
+        kept, co = (ctx.create_channel() for _ in range(2))
+        orders = (
+            actors.read_parquet(ctx, o, tmp_path / "o.parquet")
+            if parquet
+            else actors.from_polars(ctx, o, ORDERS, chunk_rows=8)
+        )
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS),
+            actors.filter(ctx, c, kept, pl.col("seg") == "A"),
+            orders.named("orders"),
+            actors.join(ctx, kept, o, co, on="c"),
+            actors.select(ctx, co, out, "o", "seg"),
+        ]
+
+    got, keys, sent, _ = _run(build)
+    want = CUSTOMERS.filter(pl.col("seg") == "A").join(ORDERS, on="c").select("o", "seg")
+    assert_frame_equal(_sorted(got), _sorted(want))
+    assert keys["orders"] and sent["orders"] == want.height
+    assert tables == ([] if parquet else [True])
+
+
+def test_a_parquet_scan_skips_the_row_groups_outside_the_keys_range(tmp_path: Path) -> None:
+    """Hashed keys do not prune by statistics in Polars; the scan tests their range
+    apart, on row groups only: those of orders sorted by customer outside the kept
+    customers' range are not read, and the answer is Polars'."""
+    ORDERS.sort("c").write_parquet(tmp_path / "o.parquet", row_group_size=5)
+    kept_customers = pl.col("c").is_between(2, 3)
+    with Context() as ctx:
+        c, kept, o, out = (ctx.create_channel() for _ in range(4))
+        scan = actors.read_parquet(ctx, o, tmp_path / "o.parquet")
+        sink = actors.collect(ctx, out, into="polars")
+        Network(
+            ctx,
+            [
+                actors.from_polars(ctx, c, CUSTOMERS),
+                actors.filter(ctx, c, kept, kept_customers),
+                scan,
+                actors.join(ctx, kept, o, out, on="c"),
+                sink,
+            ],
+        ).run(progress=False)
+    want = CUSTOMERS.filter(kept_customers).join(ORDERS, on="c")
+    assert_frame_equal(_sorted(sink.result().select(want.columns)), _sorted(want))
+    report = scan.result()
+    sorted_c = ORDERS.sort("c")["c"].to_list()
+    groups = [sorted_c[i : i + 5] for i in range(0, len(sorted_c), 5)]
+    overlapping = sum(1 for g in groups if min(g) <= 3 and max(g) >= 2)
+    assert report.row_groups_total == len(groups)
+    assert report.row_groups_read == overlapping < len(groups)

@@ -235,13 +235,16 @@ INTEGER_TYPES = [pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.
     column_type=st.sampled_from(INTEGER_TYPES),
     keys_type=st.sampled_from([pl.Int32, pl.Int64, pl.UInt64]),
     sparse=st.booleans(),
+    lookup=st.booleans(),
 )
 def test_a_key_filter_keeps_what_is_in_keeps(
-    data: st.DataObject, column_type: pl.DataType, keys_type: pl.DataType, sparse: bool
+    data: st.DataObject, column_type: pl.DataType, keys_type: pl.DataType, sparse: bool,
+    lookup: bool,
 ) -> None:
-    """Dense integer keys are looked up in a table, sparse ones hashed: either way the rows
-    kept are those whose key is among the keys, for any integer type on either side, nulls
-    and values beyond the keys' range included, in both of Polars' engines."""
+    """Dense integer keys are looked up in a table (unless a scan asks for them hashed),
+    sparse ones hashed: either way the rows kept are those whose key is among the keys,
+    for any integer type on either side, nulls and values beyond the keys' range
+    included, in both of Polars' engines."""
     low, high = (-(2**20), 2**20) if column_type.is_signed_integer() else (0, 2**21)
     if column_type in (pl.Int8, pl.UInt8):
         low, high = (-128, 127) if column_type == pl.Int8 else (0, 255)
@@ -258,7 +261,7 @@ def test_a_key_filter_keeps_what_is_in_keeps(
     )
     key_series = pl.Series("keys", keys, dtype=keys_type, strict=False).drop_nulls()
     assume(key_series.len() > 0)
-    got = frame.lazy().filter(key_filter(pl.col("k"), key_series))
+    got = frame.lazy().filter(key_filter(pl.col("k"), key_series, lookup=lookup))
     want = [v for v in frame["k"].to_list() if v is not None and v in set(key_series.to_list())]
     assert got.collect()["k"].to_list() == want
     assert got.collect(engine="streaming")["k"].to_list() == want
@@ -273,8 +276,23 @@ def test_a_key_filter_looks_dense_keys_up_and_hashes_sparse_or_other_ones() -> N
     assert "is_in" in str(strings)
     huge = key_filter(pl.col("k"), pl.Series([0, 2**63 - 1], dtype=pl.Int64))
     assert "is_in" in str(huge)
-    # the range test is a conjunct of its own: statistics prune row groups by it
+    hashed = key_filter(pl.col("k"), pl.Series(range(0, 3_000_000, 3)), lookup=False)
+    assert "is_in" in str(hashed) and "gather" not in str(hashed)
+    # the range test is a conjunct of its own: statistics prune row groups by it (a scan
+    # that hashes its keys asks for it apart, to prune by)
     assert any("is_between" in str(part) for part in conjuncts(dense))
+    assert len(conjuncts(hashed)) == 1
+
+    async def ranges() -> list[str | None]:
+        found = []
+        for values in (pl.Series([7, 3, 5]), pl.Series(["a"]), None):
+            keys = KeySet("join#0", "right_in", "k")
+            keys.publish(values)
+            got = await asyncio.wait_for(keys.range_of(pl.col("x")), 5)
+            found.append(None if got is None else str(got))
+        return found
+
+    assert asyncio.run(ranges()) == [str(pl.col("x").is_between(3, 7)), None, None]
 
 
 def test_a_table_lookup_is_row_wise_and_a_gather_of_a_column_is_not() -> None:
