@@ -44,7 +44,6 @@ from streamnet import (
     Reservation,
     RowGroup,
     ScanTask,
-    SchemaError,
     Step,
     TableChunk,
     check_row_wise,
@@ -138,11 +137,15 @@ def _prunes(steps: Sequence[Step], scanned: Sequence[str]) -> list[pl.Expr]:
 
 
 def _with_partitions(schema: Schema, partitions: HivePartitions | None) -> Schema:
-    """``schema`` (the files') and the partition columns of a hive-partitioned dataset."""
+    """``schema`` (the files') and the partition columns of a hive-partitioned dataset:
+    after the files' columns, or, for a column the files hold too, in its place (its
+    values are the folders', as Polars reads them: `write_parquet(partition_by=...)` of
+    Polars keeps the keys in the files)."""
     if partitions is None:
         return schema
     for field in pl.DataFrame(schema=dict(partitions.schema)).to_arrow().schema:
-        schema = schema.append(field)
+        index = schema.get_field_index(field.name)
+        schema = schema.append(field) if index < 0 else schema.set(index, field)
     return schema
 
 
@@ -181,14 +184,8 @@ def _plan(
         plan = Plan(source, plan.steps)
     files = read_parquet_footers(paths)
     names = files.schema.names
-    if partitions is not None:
-        clash = sorted(set(names) & set(partitions.names))
-        if clash:
-            raise SchemaError(
-                f"`{paths[0]}` holds the columns {clash} that its folders name as partition "
-                f"columns (`key=value`); pass hive_partitioning=False to read the files' own"
-            )
-        names = [*names, *partitions.names]
+    if partitions is not None:  # a column the files hold too keeps its place (`_with_partitions`)
+        names = [*names, *(name for name in partitions.names if name not in names)]
     filtered = referenced_columns([predicate]) if predicate is not None else set()
     check_columns(set(columns or []) | filtered, names, where="read_parquet")
     if wanted is not None:
@@ -588,7 +585,10 @@ async def read_parquet(
         partition_by=...)`` writes it): None (the default) reads them when
         ``source`` is one directory, as Polars does. They come after the files'
         own columns, typed as Polars types them (Int64, Float64, Date, else
-        String; ``__HIVE_DEFAULT_PARTITION__`` is null), and ``filters`` (and
+        String; ``__HIVE_DEFAULT_PARTITION__`` is null); a column the files hold
+        too (Polars' ``write_parquet(partition_by=...)`` keeps the keys in the
+        files) keeps its place and type, with the folders' values, as Polars
+        reads it. ``filters`` (and
         fused filters) on them prune whole folders before any of their files is
         opened.
     filesystem

@@ -314,3 +314,46 @@ def test_a_partition_value_that_reads_back_as_null_is_refused(tmp_path: Path) ->
     with pytest.raises(ValueError, match="partition column `k` holds the text '__HIVE_DEFAULT_PARTITION__'"):
         _write(frame, tmp_path / "o", partition_by=["k"])
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_partition_column_the_files_hold_too_is_read_as_polars_reads_it(
+    tmp_path: Path, nranks: int
+) -> None:
+    """Polars' own ``write_parquet(partition_by=...)`` keeps the keys in the files: such a
+    dataset reads as Polars reads it, the column in the files' place and of their type,
+    with the folders' values (which win where a file disagrees), pruned by them (Polars
+    tests no float against statistics: the ``y`` folders are filtered, not pruned)."""
+    written = tmp_path / "polars"
+    frame = pl.DataFrame({"k": [i % 3 for i in range(30)], "v": range(30), "s": ["x"] * 30})
+    frame.write_parquet(written, partition_by=["k"])
+    made = tmp_path / "made"
+    for y, z, rows in ((5, 1, {"y": [7.5, None], "a": [1, 2]}), (6, 2, {"y": [6.0], "a": [3]})):
+        (made / f"y={y}" / f"z={z}").mkdir(parents=True)
+        pl.DataFrame(rows).write_parquet(made / f"y={y}" / f"z={z}" / "f.parquet")
+
+    cases: list[tuple[Path, dict[str, Any], pl.LazyFrame]] = [
+        (written, {}, pl.scan_parquet(written)),
+        (written, {"filters": pl.col("k") == 1}, pl.scan_parquet(written).filter(pl.col("k") == 1)),
+        (made, {}, pl.scan_parquet(made)),
+        (made, {"filters": pl.col("y") > 5.5}, pl.scan_parquet(made).filter(pl.col("y") > 5.5)),
+        (made, {"columns": ["a", "y"]}, pl.scan_parquet(made).select("a", "y")),
+    ]
+
+    async def job(ctx: Context) -> list[pl.DataFrame]:
+        found = []
+        for source, kwargs, _ in cases:
+            ch = ctx.create_channel()
+            sink = actors.collect(ctx, ch, into="polars")
+            await Network(ctx, [actors.read_parquet(ctx, ch, source, **kwargs), sink]).run_async()
+            found.append(sink.result())
+        return found
+
+    per_rank = run(nranks, job, within=60)
+    for i, (_, _, want) in enumerate(cases):
+        got = pl.concat([frames[i] for frames in per_rank])
+        expected = want.collect()
+        assert got.schema == expected.schema
+        assert_frame_equal(got, expected, check_row_order=False)
+    _, report = _scan(written, filters=pl.col("k") == 1)
+    assert report.files == 1  # the other folders are pruned by their values
