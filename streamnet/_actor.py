@@ -18,7 +18,7 @@ import inspect
 import operator
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, cast
@@ -148,6 +148,7 @@ class ActorNode(Generic[R]):
         "_args",
         "_bound",
         "_committed",
+        "_declared",
         "_definition",
         "_fused",
         "_implied",
@@ -199,6 +200,9 @@ class ActorNode(Generic[R]):
         self._inputs_meet = False
         # steps made from the arguments, by maker: (the name they carry, the step)
         self._steps: dict[Callable[..., Any], tuple[str, Any]] = {}
+        # what the declarations `emits` and `rows` answered, by what they were asked:
+        # a source's lists its files, which the Network's passes ask more than once
+        self._declared: dict[Hashable, Any] = {}
 
     @property
     def contributes_step(self) -> bool:
@@ -308,7 +312,13 @@ class ActorNode(Generic[R]):
         """
         declared = self._definition.emits
         if declared is not None:
-            return _as_columns(declared(self._by_parameter(columns), **self._arguments()), "emits")
+            given = self._by_parameter(columns)
+            key = ("emits", *sorted(given.items()))
+            if key not in self._declared:
+                answer = declared(given, **self._arguments())
+                self._declared[key] = _as_columns(answer, "emits")
+            found: frozenset[str] | None = self._declared[key]
+            return found
         if self.contributes_step:
             from streamnet.plans._columns import step_outputs  # plans import the runtime lazily
 
@@ -363,7 +373,9 @@ class ActorNode(Generic[R]):
         declared = self._definition.rows
         if declared is None:
             return None
-        rows = declared(**self._arguments())
+        if "rows" not in self._declared:
+            self._declared["rows"] = declared(**self._arguments())
+        rows = self._declared["rows"]
         return rows if isinstance(rows, int) else None
 
     def filters_rows(self) -> bool:

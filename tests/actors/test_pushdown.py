@@ -617,3 +617,33 @@ def test_a_source_that_cannot_apply_a_committed_predicate_names_its_filter() -> 
         strict = PushedFilter(ctx, [predicate], "read#0", committed={predicate})
         with pytest.raises(Exception, match="filter#7"):
             strict(chunk)
+
+
+def test_a_network_lists_a_scan_s_files_once_however_many_passes_ask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pushdown's passes each ask a source for its columns (``emits``): a node answers
+    once, so a hive dataset's folders are listed once while the Network is made."""
+    import actors._parquet as parquet_module
+
+    listed: list[object] = []
+    real = parquet_module._located  # noqa: SLF001 - the lister this test counts
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        listed.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parquet_module, "_located", counted)
+    frame = pl.DataFrame({"k": [i % 3 for i in range(12)], "x": range(12)})
+    frame.write_parquet(tmp_path / "data", partition_by=["k"])
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b, into="polars")
+        nodes = [actors.read_parquet(ctx, a, tmp_path / "data"), actors.filter(ctx, a, b, pl.col("x") > 3), sink]
+        network = Network(ctx, nodes)
+        assert len(listed) == 1
+        network.run(progress=False)
+    assert len(listed) == 2  # and once more to read them
+    assert_frame_equal(
+        sink.result().sort("x"), pl.scan_parquet(tmp_path / "data").filter(pl.col("x") > 3).collect().sort("x")
+    )
