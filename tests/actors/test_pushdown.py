@@ -639,7 +639,11 @@ def test_a_network_lists_a_scan_s_files_once_however_many_passes_ask(
     with Context() as ctx:
         a, b = ctx.create_channel(), ctx.create_channel()
         sink = actors.collect(ctx, b, into="polars")
-        nodes = [actors.read_parquet(ctx, a, tmp_path / "data"), actors.filter(ctx, a, b, pl.col("x") > 3), sink]
+        nodes: list[ActorNode[Any]] = [
+            actors.read_parquet(ctx, a, tmp_path / "data"),
+            actors.filter(ctx, a, b, pl.col("x") > 3),
+            sink,
+        ]
         network = Network(ctx, nodes)
         assert len(listed) == 1
         network.run(progress=False)
