@@ -409,11 +409,18 @@ def prune_partitions(
     partitions: HivePartitions, predicate: pl.Expr, others: pl.Schema | None = None
 ) -> list[bool] | None:
     """Per file, whether ``predicate`` is false for every row of it by its partition values
-    alone (Polars' own test, as for row groups: what it knows of other columns is nothing).
+    alone.
 
-    ``others`` gives the types of the files' own columns; without them, a predicate
-    that reads one of them cannot be tested (None).
+    A row-wise predicate over partition columns only is evaluated on each file's
+    values, as Polars evaluates it (a null result drops the rows too): any expression
+    prunes, a float comparison included. Any other is Polars' test of statistics, as
+    for row groups (what it knows of other columns is nothing): ``others`` gives the
+    types of the files' own columns; without them, a predicate that reads one of them
+    cannot be tested (None).
     """
+    verdict = _evaluated(partitions, predicate)
+    if verdict is not None:
+        return verdict
     schema = pl.Schema({**(others or {}), **partitions.schema})
     skip = skip_predicate(predicate, schema)
     if skip is None:
@@ -423,6 +430,23 @@ def prune_partitions(
     for name, dtype in schema.items():
         types |= {f"{name}_min": dtype, f"{name}_max": dtype, f"{name}_nc": pl.Int64()}
     return _pruned(skip, pl.DataFrame(rows, schema=types, orient="row"))
+
+
+def _evaluated(partitions: HivePartitions, predicate: pl.Expr) -> list[bool] | None:
+    """Per file, whether ``predicate`` is not true of its partition values; None unless
+    it is row-wise and reads partition columns only (or it does not evaluate on them)."""
+    from streamnet.plans._row_wise import not_row_wise  # plans import io: loaded on use
+
+    try:
+        names = set(predicate.meta.root_names())
+        if not names <= set(partitions.names) or not_row_wise(predicate) is not None:
+            return None
+        kept = partitions.frame().select(predicate.alias("kept")).to_series()
+    except Exception:  # a predicate these values cannot answer: the statistics' test, if any
+        return None
+    if kept.dtype != pl.Boolean or kept.len() != len(partitions.values):
+        return None
+    return [value is not True for value in kept.to_list()]
 
 
 def skip_predicate(predicate: pl.Expr, schema: pl.Schema) -> pl.Expr | None:

@@ -322,8 +322,7 @@ def test_a_partition_column_the_files_hold_too_is_read_as_polars_reads_it(
 ) -> None:
     """Polars' own ``write_parquet(partition_by=...)`` keeps the keys in the files: such a
     dataset reads as Polars reads it, the column in the files' place and of their type,
-    with the folders' values (which win where a file disagrees), pruned by them (Polars
-    tests no float against statistics: the ``y`` folders are filtered, not pruned)."""
+    with the folders' values (which win where a file disagrees), pruned by them."""
     written = tmp_path / "polars"
     frame = pl.DataFrame({"k": [i % 3 for i in range(30)], "v": range(30), "s": ["x"] * 30})
     frame.write_parquet(written, partition_by=["k"])
@@ -357,3 +356,26 @@ def test_a_partition_column_the_files_hold_too_is_read_as_polars_reads_it(
         assert_frame_equal(got, expected, check_row_order=False)
     _, report = _scan(written, filters=pl.col("k") == 1)
     assert report.files == 1  # the other folders are pruned by their values
+    _, report = _scan(made, filters=pl.col("y") > 5.5)
+    assert report.files == 1  # y=5 is pruned by its folder's value, not the file's 7.5
+
+
+@pytest.mark.parametrize(
+    ("predicate", "files"),
+    [
+        (pl.col("cat").str.starts_with("x"), 3),
+        ((pl.col("year") * 2 > 4048) | pl.col("cat").is_null(), 5),
+        (pl.col("day").dt.day() == 4, 3),
+        (pl.col("cat").is_in(["a b"]) & (pl.col("year") != 2024), 2),
+        (pl.col("w") > 0, 9),  # a file column: its statistics, not the folders, can prune
+    ],
+)
+def test_any_row_wise_predicate_on_partition_columns_prunes_folders_as_polars_filters(
+    dataset: Path, predicate: pl.Expr, files: int
+) -> None:
+    """Polars' tests of statistics know comparisons; the folders' values answer any
+    row-wise expression of the partition columns, a string function, arithmetic or a
+    null test, and nothing the folders' values rule out is opened."""
+    got, report = _scan(dataset, filters=predicate)
+    assert_frame_equal(got, pl.scan_parquet(dataset).filter(predicate).collect(), check_row_order=False)
+    assert report.files == files
