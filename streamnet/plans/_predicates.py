@@ -82,13 +82,15 @@ class KeySet:
     async def filter_of(self, expr: pl.Expr, *, lookup: bool = True) -> pl.Expr | None:
         """`key_filter` of ``expr`` by the values, once published (None: no filter). The
         lookup table of dense keys is made once, however many sources the set reaches;
-        without ``lookup``, the keys are hashed (`key_filter`)."""
+        without ``lookup``, up to `SCAN_HASHED_KEYS` keys are hashed (`key_filter`)."""
         values = await self.wait()
         if values is None:
             return None
-        if lookup and not self._table_made:
+        if not _looked_up(values, lookup):
+            return _key_filter(expr, values, None)
+        if not self._table_made:
             self._table, self._table_made = _dense_table(values), True
-        return _key_filter(expr, values, self._table if lookup else None)
+        return _key_filter(expr, values, self._table)
 
     async def range_of(self, expr: pl.Expr) -> pl.Expr | None:
         """Whether ``expr`` lies between the lowest and highest of integer values, once
@@ -264,6 +266,13 @@ class Predicate:
 MAX_BRANCHES = 8
 """The most alternatives a disjunction (`Predicate.either`) has; more, and none is made."""
 
+SCAN_HASHED_KEYS = 1 << 18
+"""A scan's key filter (``key_filter(lookup=False)``) hashes up to this many keys rather than
+look them up in a table: more, and hashing them again for every task costs more than the
+table (SF 1 ``lineitem``, a task per row group: 0.51 s of CPU hashed against 0.26 s looked
+up for 730,000 keys, 0.32 s against 0.25 s for 400,000; 0.12 s against 0.22 s for
+150,000)."""
+
 DENSE_SPAN = 16
 """Integer keys spanning at most this many times their count (plus `SMALL_SPAN`) are looked up
 in a table of their span (`key_filter`) rather than hashed."""
@@ -274,18 +283,19 @@ MAX_SPAN = 1 << 26
 
 def key_filter(expr: pl.Expr, values: pl.Series, *, lookup: bool = True) -> pl.Expr:
     """The rows whose ``expr`` is among ``values`` (no null is among them): ``is_in``, or,
-    for integer keys dense enough and with ``lookup``, a lookup in a table of a byte per
-    value of their span, tested against its range first: a conjunct of its own, which
+    for integer keys dense enough, a lookup in a table of a byte per value of their span
+    (without ``lookup``, only more than `SCAN_HASHED_KEYS` of them), tested against
+    its range first: a conjunct of its own, which
     statistics can prune row groups by (Polars prunes by an ``is_in`` only where a row
     group holds one value; a scan asks for the range apart, `KeySet.range_of`).
 
     Polars hashes an ``is_in``'s values again for every chunk it filters: for the
     hundreds of thousands of keys a join publishes, that costs more than the table, made
     once (24 chunks of 250,000 rows filtered by 319,000 keys: 84 ms of CPU hashed, 49 ms
-    looked up). Inside a Parquet scan it is the other way round, so a scan asks without
-    ``lookup``: Polars' reader takes an ``is_in`` faster than the table lookup (SF 1
-    ``lineitem``, six columns: 0.23 s against 0.35 s of CPU for 300,000 keys, 0.20 s
-    against 0.27 s for 10,000).
+    looked up). Inside a Parquet scan it is the other way round up to a few hundred
+    thousand keys, so a scan asks without ``lookup``: Polars' reader takes an ``is_in``
+    faster than the table lookup (SF 1 ``lineitem``, six columns, few rows kept: 0.23 s
+    against 0.35 s of CPU for 300,000 keys, 0.20 s against 0.27 s for 10,000).
 
     Examples
     --------
@@ -294,7 +304,12 @@ def key_filter(expr: pl.Expr, values: pl.Series, *, lookup: bool = True) -> pl.E
     >>> frame.filter(key_filter(pl.col("k"), keys))["k"].to_list()
     [1, 7]
     """
-    return _key_filter(expr, values, _dense_table(values) if lookup else None)
+    return _key_filter(expr, values, _dense_table(values) if _looked_up(values, lookup) else None)
+
+
+def _looked_up(values: pl.Series, lookup: bool) -> bool:
+    """Whether a key filter of ``values`` may take the lookup table (`key_filter`)."""
+    return lookup or values.len() > SCAN_HASHED_KEYS
 
 
 def _key_filter(expr: pl.Expr, values: pl.Series, dense: tuple[int, pl.Series] | None) -> pl.Expr:

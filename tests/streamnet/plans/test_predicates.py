@@ -17,6 +17,7 @@ from streamnet import Cast, Filter, Predicate, Rename, Select, Step, WithColumns
 from streamnet.plans._columns import step_outputs
 from streamnet.plans._predicates import (
     MAX_BRANCHES,
+    SCAN_HASHED_KEYS,
     KeySet,
     conjuncts,
     immovable,
@@ -276,8 +277,10 @@ def test_a_key_filter_looks_dense_keys_up_and_hashes_sparse_or_other_ones() -> N
     assert "is_in" in str(strings)
     huge = key_filter(pl.col("k"), pl.Series([0, 2**63 - 1], dtype=pl.Int64))
     assert "is_in" in str(huge)
-    hashed = key_filter(pl.col("k"), pl.Series(range(0, 3_000_000, 3)), lookup=False)
+    hashed = key_filter(pl.col("k"), pl.Series(range(0, 300_000, 3)), lookup=False)
     assert "is_in" in str(hashed) and "gather" not in str(hashed)
+    many = key_filter(pl.col("k"), pl.Series(range(SCAN_HASHED_KEYS + 1)), lookup=False)
+    assert "gather" in str(many)  # too many to hash again for every task of a scan
     # the range test is a conjunct of its own: statistics prune row groups by it (a scan
     # that hashes its keys asks for it apart, to prune by)
     assert any("is_between" in str(part) for part in conjuncts(dense))
