@@ -158,9 +158,13 @@ def define_actor(
         every consumer of its outputs applies anyway (a frozenset) and its inputs'
         columns (as for ``emits``), it returns those that may be applied to every
         input as well, or a mapping from input parameter name to those. Moving
-        one must never change what the actor gives: a row-preserving actor
-        (``shuffle``, ``sort``) lets all through, a join those over one side's
-        columns where that side's rows are kept, a group-by those over its keys.
+        one must never change what the actor gives, and one that holds on every
+        input row must hold on every output row (the Network then leaves a
+        filter out where a source applies its predicate upstream): a
+        row-preserving actor (``shuffle``, ``sort``) lets all through, a join
+        those over one side's columns where that side's rows are kept as they
+        are, a group-by those over its keys; an actor that makes rows of its own
+        (a total row, rows filled with nulls) lets through none over their columns.
         Without it, an actor with a ``plan`` lets through what its step does not
         redefine (a ``filter`` adds its own predicate); any other actor none (a
         barrier). Both declarations take their first two arguments by position.
