@@ -196,13 +196,14 @@ def _plan(
             plan = Plan(dataclasses.replace(source, columns=tuple(kept)), plan.steps)
     compiled = None
     stated = {p for step in _leading_filters(plan.steps) for p in Predicate.of(step.predicate)}
+    # The filters these come from left them out: they apply here, or fail with the error
+    # of their filter (`check_committed`: a compile each, so only where one cannot apply).
     must = [p for p in pushed if p in committed and p not in stated]
-    if must:  # the filters they come from left them out: they apply here or fail
+    if any(not p.columns <= set(names) for p in must):  # left out of `usable` below
         check_committed(backend, must, _with_partitions(files.schema, partitions), source.actor)
-    for extra in (
-        [p.expr for p in pushed if p not in stated and p.columns <= set(names)],
-        [p.expr for p in must],
-    ):
+    usable = [p.expr for p in pushed if p not in stated and p.columns <= set(names)]
+    attempts = [usable, [p.expr for p in must]] if must else [usable]
+    for attempt, extra in enumerate(attempts, 1):
         if not extra:
             continue
         given = [predicate] if predicate is not None else []
@@ -212,14 +213,16 @@ def _plan(
         with_pushed = Plan(dataclasses.replace(scan, predicate=scan_predicate), plan.steps)
         try:
             compiled = backend.compile(with_pushed, files.schema)
-        except Exception:  # the filter downstream reports what is wrong with its predicate
-            if extra is not must and must:
+        except Exception:
+            if not must:  # the filters downstream report what is wrong with their predicates
+                break
+            if attempt < len(attempts):
                 continue  # the committed ones alone
-            if must:
-                raise
-            compiled = None
-        else:
-            plan, predicate = with_pushed, scan_predicate
+            check_committed(
+                backend, must, _with_partitions(files.schema, partitions), source.actor
+            )
+            raise
+        plan, predicate = with_pushed, scan_predicate
         break
     if compiled is None:
         compiled = backend.compile(plan, files.schema)

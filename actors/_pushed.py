@@ -84,9 +84,11 @@ class PushedFilter:
         return chunk if self._plan is None else self.ctx.backend.run(self._plan, chunk)
 
     def _compile(self, schema: ArrowSchema) -> CompiledPlan | None:
+        names = set(schema.names)
         must = [p for p in self.predicates if p in self.committed]
-        check_committed(self.ctx.backend, must, schema, self.actor)
-        exprs = [p.expr for p in self.predicates if p.columns <= set(schema.names)]
+        if any(not p.columns <= names for p in must):  # left out below: its filter's error
+            check_committed(self.ctx.backend, must, schema, self.actor)
+        exprs = [p.expr for p in self.predicates if p.columns <= names]
         if not exprs:
             return None
         step = Filter(functools.reduce(operator.and_, exprs), actor=self.actor)
@@ -95,6 +97,7 @@ class PushedFilter:
         except Exception:  # the filter downstream reports what is wrong with its predicate
             if not must:
                 return None
+        check_committed(self.ctx.backend, must, schema, self.actor)  # names the one that fails
         step = Filter(functools.reduce(operator.and_, [p.expr for p in must]), actor=self.actor)
         return self.ctx.backend.compile(Plan(steps=(step,)), schema)
 
@@ -105,7 +108,8 @@ def check_committed(
     """Raise the error of the filter each of ``predicates`` comes from if it does not
     apply to ``schema`` (a column missing, a type it does not take): that filter left
     it out, trusting the source (the actor ``source``) to apply it, so the error is the
-    filter's, and names it where it would name the source."""
+    filter's, and names it where it would name the source. A compile per predicate:
+    called once the predicates together did not compile, or where one lacks a column."""
     for predicate in predicates:
         try:
             backend.compile(Plan(steps=(Filter(predicate.expr, actor=predicate.origin),)), schema)

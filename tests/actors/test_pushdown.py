@@ -651,3 +651,25 @@ def test_a_network_lists_a_scan_s_files_once_however_many_passes_ask(
     assert_frame_equal(
         sink.result().sort("x"), pl.scan_parquet(tmp_path / "data").filter(pl.col("x") > 3).collect().sort("x")
     )
+
+
+def test_a_scan_that_cannot_apply_a_committed_predicate_raises_its_filter_s_error(
+    tmp_path: Path,
+) -> None:
+    """A Parquet scan that a filter left its predicate to, where the predicate does not
+    apply to the file's columns, fails with that filter's error (as the filter would
+    have), not with rows the filter should have dropped."""
+    pl.DataFrame({"x": [1, 2, 3]}).write_parquet(tmp_path / "x.parquet")
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b, into="polars")
+        nodes: list[ActorNode[Any]] = [
+            actors.read_parquet(ctx, a, tmp_path / "x.parquet"),
+            actors.filter(ctx, a, b, pl.col("x").str.contains("1")),
+            sink,
+        ]
+        network = Network(ctx, nodes)
+        assert "filter `filter#0` leaves out" in network.explain()
+        with pytest.raises(Exception, match=r"filter#0") as raised:
+            network.run(progress=False)
+    assert "str" in str(raised.value).lower()
