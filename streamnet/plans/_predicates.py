@@ -335,14 +335,11 @@ def _span(values: pl.Series) -> tuple[int, int] | None:
 def _dense_table(values: pl.Series) -> tuple[int, pl.Series] | None:
     """``(lowest value, a byte per value from it to the highest: 1 for a value among
     them)`` for integer ``values`` dense enough (`DENSE_SPAN`); None otherwise."""
-    if not values.dtype.is_integer():
-        return None
     keys = values.drop_nulls()
-    if keys.len() == 0:
+    found = _span(keys)
+    if found is None:
         return None
-    low, high = keys.min(), keys.max()
-    assert isinstance(low, int)
-    assert isinstance(high, int)
+    low, high = found
     span = high - low + 1
     if low < -(2**62) or high >= 2**62 or span > min(MAX_SPAN, DENSE_SPAN * keys.len() + SMALL_SPAN):
         return None
