@@ -11,23 +11,13 @@ from actors._allgather import allgather
 from actors._cast import cast
 from actors._collect import collect
 from actors._concat import concat
-from actors._csv import read_csv, write_csv
-from actors._delta import read_delta, write_delta
 from actors._distinct import distinct
 from actors._flow import fanout, lineariser, merge, throttle
 from actors._groupby import Agg, groupby_agg
 from actors._join import BROADCAST_THRESHOLD, JoinReport, join
 from actors._limit import limit
 from actors._memory import from_arrow, from_pandas, from_polars
-from actors._ndjson import read_ndjson, write_ndjson
 from actors._parquet import ParquetScanReport, ParquetWriteReport, read_parquet, write_parquet
-from actors._query import (
-    QueryNetwork,
-    collect_query,
-    collect_query_async,
-    from_polars_query,
-    scan_channel,
-)
 from actors._rechunk import rechunk
 from actors._shuffle import shuffle
 from actors._sort import sort, top_k
@@ -47,6 +37,16 @@ from channels.lowlevel import export_lazily, publish
 from streamnet.lowlevel import renamed_names
 
 if TYPE_CHECKING:
+    from actors._csv import read_csv, write_csv
+    from actors._delta import read_delta, write_delta
+    from actors._ndjson import read_ndjson, write_ndjson
+    from actors._query import (
+        QueryNetwork,
+        collect_query,
+        collect_query_async,
+        from_polars_query,
+        scan_channel,
+    )
     from streamnet import IntoSchema
 
 __all__ = [
@@ -104,8 +104,18 @@ __all__ = [
     "write_parquet",
 ]
 
-_LAZY = {"IntoSchema": "streamnet"}
-"""Names imported when first used: streamnet makes its Arrow aliases then (with pyarrow)."""
+_LAZY = {
+    "IntoSchema": "streamnet",
+    **dict.fromkeys(["read_csv", "write_csv"], "actors._csv"),
+    **dict.fromkeys(["read_ndjson", "write_ndjson"], "actors._ndjson"),
+    **dict.fromkeys(["read_delta", "write_delta"], "actors._delta"),
+    **dict.fromkeys(
+        ["QueryNetwork", "collect_query", "collect_query_async", "from_polars_query", "scan_channel"],
+        "actors._query",
+    ),
+}
+"""Names imported when first used: streamnet makes its Arrow aliases then (with pyarrow);
+the text and Delta sources and the Polars query front-end load with their first use."""
 
 # Old names, for one release (`streamnet.lowlevel`), after the lazily imported ones.
 __getattr__, __dir__ = export_lazily(

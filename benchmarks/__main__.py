@@ -47,6 +47,10 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "W0 steady: per-hop cost of raw channels beside asyncio.Queue", "hop_steady",
         {"messages": 10_000, "repeats": 7}, {"messages": 1_000, "repeats": 1},
     ),
+    "imports": (
+        "W-import: `import streamnet, actors` in a fresh interpreter beside `import polars`",
+        "imports", {"repeats": 9}, {"repeats": 2},
+    ),
     "scan": (
         "W-scan: Parquet scan -> filter -> project -> collect", "scan",
         {"rows": 20_000_000, "repeats": 3}, {"rows": 2_000_000, "repeats": 1},

@@ -115,9 +115,6 @@ from streamnet.comm import (
 from streamnet.comm._exchange import Exchange, Owner, Partitions, contiguous, round_robin
 from streamnet.comm._inputs import InputSchema, inputs
 from streamnet.io import (
-    CsvFormat,
-    CsvPart,
-    DeltaFiles,
     FilePath,
     HivePartitions,
     ParquetFiles,
@@ -125,17 +122,12 @@ from streamnet.io import (
     ScanTask,
     StorePath,
     arrow_schema,
-    commit_delta,
-    csv_shares,
     dataset_root,
-    delta_add_action,
-    delta_storage_options,
     expand_paths,
     file_size,
     group_scan_tasks,
     hive_folder,
     hive_partitions,
-    plan_delta,
     plan_row_groups,
     polars_types,
     prune_partitions,
@@ -199,6 +191,16 @@ if TYPE_CHECKING:
     from streamnet._typing import ArrowSchema, ArrowTable, HostTable, IntoSchema
     from streamnet.comm import MPICommunicator, RayCommunicator, mpi_communicator
     from streamnet.engines import launched_ranks, run_on_ray, run_ranks, run_ranks_async
+    from streamnet.io import (
+        CsvFormat,
+        CsvPart,
+        DeltaFiles,
+        commit_delta,
+        csv_shares,
+        delta_add_action,
+        delta_storage_options,
+        plan_delta,
+    )
     from streamnet.persistent import (
         ActorRuntime,
         Backoff,
@@ -408,6 +410,19 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(["ArrowSchema", "ArrowTable", "HostTable", "IntoSchema"], "streamnet._typing"),
+    **dict.fromkeys(
+        [
+            "CsvFormat",
+            "CsvPart",
+            "DeltaFiles",
+            "commit_delta",
+            "csv_shares",
+            "delta_add_action",
+            "delta_storage_options",
+            "plan_delta",
+        ],
+        "streamnet.io",
+    ),
     **dict.fromkeys(["MPICommunicator", "RayCommunicator", "mpi_communicator"], "streamnet.comm"),
     **dict.fromkeys(
         ["launched_ranks", "run_on_ray", "run_ranks", "run_ranks_async"], "streamnet.engines"

@@ -14,6 +14,7 @@ from benchmarks import (
     groupby,
     hop,
     hop_steady,
+    imports,
     join,
     scan,
     scan_s3,
@@ -33,6 +34,13 @@ def test_steady_hop_benchmark_reports_each_capacity_on_both_clocks() -> None:
         results = hop_steady.run(messages=100, repeats=1, hops=2, capacities=(1, 3), clock=clock)
         assert [(r.hops, r.capacity) for r in results] == [(2, 1), (2, 3)]
         assert hop_steady.report(results).count("\n") == len(results) + 1
+
+
+def test_import_benchmark_times_both_imports_in_fresh_interpreters() -> None:
+    results = imports.run(repeats=1)
+    assert [r.name for r in results] == list(imports.STATEMENTS)
+    assert all(r.seconds > 0 and r.peak_mib > 0 for r in results)
+    assert imports.report(results).count("\n") == len(results) + 3
 
 
 def test_scan_benchmark_engines_agree(tmp_path: Path) -> None:

@@ -21,15 +21,9 @@ reads and writes files (its files facet, see `Backend`) from what is planned her
   as readers and casts need them.
 """
 
-from channels.lowlevel import publish
-from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
-from streamnet.io._delta import (
-    DeltaFiles,
-    commit_delta,
-    delta_add_action,
-    delta_storage_options,
-    plan_delta,
-)
+from typing import TYPE_CHECKING
+
+from channels.lowlevel import export_lazily, publish
 from streamnet.io._hive import HivePartitions, hive_folder, hive_partitions
 from streamnet.io._parquet_meta import (
     ParquetFiles,
@@ -47,6 +41,16 @@ from streamnet.io._paths import dataset_root, expand_paths
 from streamnet.io._schemas import arrow_schema, polars_types
 from streamnet.io._shares import rank_share
 from streamnet.io._stores import FilePath, StorePath, file_size, resolve_path
+
+if TYPE_CHECKING:
+    from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
+    from streamnet.io._delta import (
+        DeltaFiles,
+        commit_delta,
+        delta_add_action,
+        delta_storage_options,
+        plan_delta,
+    )
 
 __all__ = [
     "FilePath",
@@ -81,4 +85,15 @@ __all__ = [
     "skip_predicate",
 ]
 
-publish(globals(), "streamnet", __all__)
+_LAZY = {
+    **dict.fromkeys(["CsvFormat", "CsvPart", "csv_shares"], "streamnet.io._csv_split"),
+    **dict.fromkeys(
+        ["DeltaFiles", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"],
+        "streamnet.io._delta",
+    ),
+}
+"""Names imported when first used: CSV and Delta planning load with the sources that use them."""
+
+__getattr__, __dir__ = export_lazily(globals(), "streamnet", _LAZY)
+
+publish(globals(), "streamnet", [name for name in __all__ if name not in _LAZY])
