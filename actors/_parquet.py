@@ -22,7 +22,12 @@ import polars as pl
 
 from actors._columns import check_columns, referenced_columns
 from actors._commit import output_actor
-from actors._pushed import check_committed, key_ranges, resolved_predicates
+from actors._pushed import (
+    blame_pushed_in_scan,
+    check_committed,
+    key_ranges,
+    resolved_predicates,
+)
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
@@ -33,6 +38,7 @@ from streamnet import (
     CompiledPlan,
     Context,
     FilePath,
+    FileReadError,
     Filter,
     HivePartitions,
     KernelKind,
@@ -727,6 +733,14 @@ async def scan_files(
     async def scan_one(task: ScanTask, params: PlanParams, reserved: Reservation | None) -> TableChunk:
         try:
             chunk = await ctx.to_thread(backend.scan, compiled, task, params=params)
+        except Exception as exc:
+            if not pushed or isinstance(exc, FileReadError):
+                raise
+            # A predicate a filter downstream left to the scan may be what fails: its error.
+            blamed = await ctx.to_thread(blame_pushed_in_scan, backend, compiled, task, pushed)
+            if blamed is None:
+                raise
+            raise blamed from None
         finally:
             reads.read(reserved)
         await reads.hold(task, chunk)  # read ahead: held, spillable, until it is sent

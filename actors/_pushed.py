@@ -5,19 +5,37 @@ source that got one waits for them first (`resolved_predicates`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from streamnet import ActorNode, CompiledPlan, Context, Filter, Plan, Predicate, TableChunk
+from streamnet import (
+    ActorNode,
+    CompiledPlan,
+    Context,
+    Filter,
+    ParquetScan,
+    Plan,
+    Predicate,
+    ScanTask,
+    TableChunk,
+)
 
 if TYPE_CHECKING:
     import polars as pl
 
     from streamnet import ArrowSchema, Backend
 
-__all__ = ["PushedFilter", "check_committed", "key_ranges", "resolved_predicates"]
+__all__ = [
+    "PushedFilter",
+    "blame_pushed",
+    "blame_pushed_in_scan",
+    "check_committed",
+    "key_ranges",
+    "resolved_predicates",
+]
 
 
 async def resolved_predicates(node: ActorNode | None, *, lookup: bool = True) -> list[Predicate]:
@@ -81,7 +99,15 @@ class PushedFilter:
         schema = chunk.schema
         if self._schema is None or not (schema is self._schema or schema.equals(self._schema)):
             self._schema, self._plan = schema, self._compile(schema)
-        return chunk if self._plan is None else self.ctx.backend.run(self._plan, chunk)
+        if self._plan is None:
+            return chunk
+        try:
+            return self.ctx.backend.run(self._plan, chunk)
+        except Exception:
+            blamed = blame_pushed(self.ctx.backend, self.predicates, chunk, self.actor)
+            if blamed is None:
+                raise
+        raise blamed from None
 
     def _compile(self, schema: ArrowSchema) -> CompiledPlan | None:
         names = set(schema.names)
@@ -123,3 +149,42 @@ def check_committed(
             except Exception:  # an error type made otherwise: raised as it is
                 raise exc from None
             raise renamed from None
+
+
+def blame_pushed(
+    backend: Backend, predicates: Sequence[Predicate], chunk: TableChunk, source: str
+) -> BaseException | None:
+    """The error path of a source that applied ``predicates`` (pushed to it, the actor
+    ``source``) to ``chunk`` and failed: the error of the first of them that fails on
+    ``chunk`` alone, naming the actor it comes from (a filter downstream, whose own step
+    would have failed there), for the source to raise instead; None when none fails (the
+    failure is the source's own)."""
+    for predicate in predicates:
+        if not predicate.origin:
+            continue
+        step = Filter(predicate.expr, actor=predicate.origin)
+        try:
+            backend.run(backend.compile(Plan(steps=(step,)), chunk.schema), chunk)
+        except Exception as exc:
+            exc.add_note(
+                f"a predicate of actor `{predicate.origin}` that the source `{source}` "
+                f"applies for it: {predicate.expr}"
+            )
+            return exc
+    return None
+
+
+def blame_pushed_in_scan(
+    backend: Backend, compiled: CompiledPlan, task: ScanTask, predicates: Sequence[Predicate]
+) -> BaseException | None:
+    """`blame_pushed` for a Parquet scan whose ``task`` failed: the task's rows are read
+    again without any predicate (None when they cannot be: the failure is the file's)."""
+    scan = compiled.plan.source
+    if not predicates or not isinstance(scan, ParquetScan):
+        return None
+    bare = Plan(dataclasses.replace(scan, columns=None, predicate=None))
+    try:
+        chunk = backend.scan(backend.compile(bare, compiled.input_schema), task)
+    except Exception:
+        return None
+    return blame_pushed(backend, predicates, chunk, scan.actor)

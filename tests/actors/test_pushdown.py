@@ -17,7 +17,16 @@ from polars.testing import assert_frame_equal
 
 import actors
 from actors._pushed import PushedFilter
-from streamnet import ActorNode, Context, Filter, Network, Predicate, TableChunk, define_actor
+from streamnet import (
+    ActorNode,
+    Context,
+    FileReadError,
+    Filter,
+    Network,
+    Predicate,
+    TableChunk,
+    define_actor,
+)
 
 Build = Callable[[Context, Any], list[ActorNode[Any]]]
 
@@ -673,3 +682,71 @@ def test_a_scan_that_cannot_apply_a_committed_predicate_raises_its_filter_s_erro
         with pytest.raises(Exception, match=r"filter#0") as raised:
             network.run(progress=False)
     assert "str" in str(raised.value).lower()
+
+
+def _failing_filter_network(ctx: Context, source: ActorNode[Any], a: Any) -> Network:
+    """``source`` into a filter comparing the string column ``s`` with a number: a
+    predicate that compiles, moves into the source, and fails on the rows."""
+    b = ctx.create_channel()
+    sink = actors.collect(ctx, b, into="polars")
+    return Network(ctx, [source, actors.filter(ctx, a, b, pl.col("s") > 5), sink])
+
+
+@pytest.mark.parametrize("where", ["parquet", "memory"])
+def test_a_pushed_predicate_that_fails_on_the_rows_names_its_filter_not_the_file(
+    tmp_path: Path, where: str
+) -> None:
+    """A predicate a filter left to its source that compiles but fails on the rows (a
+    Parquet reader's row-group statistics fail first) fails with the error the filter's
+    own step would have raised, naming that filter; a file that reads well is not called
+    unreadable (no `FileReadError`)."""
+    frame = pl.DataFrame({"s": ["7", "a", "9"], "x": [1, 2, 3]})
+    frame.write_parquet(tmp_path / "s.parquet")
+    with Context() as ctx:
+        a = ctx.create_channel()
+        source = (
+            actors.read_parquet(ctx, a, tmp_path / "s.parquet")
+            if where == "parquet"
+            else actors.from_polars(ctx, a, frame)
+        )
+        network = _failing_filter_network(ctx, source, a)
+        assert "skips the rows that `filter#0` drops" in network.explain()
+        with pytest.raises(pl.exceptions.ComputeError) as raised:
+            network.run(progress=False)
+    assert not isinstance(raised.value, FileReadError)
+    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    assert "in the Filter step of actor `filter#0`" in notes
+    assert f"source `{source.name}` applies for it" in notes
+
+
+def test_a_scan_whose_own_filters_fail_on_the_rows_says_so(tmp_path: Path) -> None:
+    """No filter downstream to name: the error of the scan's own ``filters=`` says it
+    comes from the scan's predicate, and is not a `FileReadError`."""
+    pl.DataFrame({"s": ["7", "a"]}).write_parquet(tmp_path / "s.parquet")
+    with Context() as ctx:
+        a = ctx.create_channel()
+        scan = actors.read_parquet(
+            ctx, a, tmp_path / "s.parquet", filters=pl.col("s").cast(pl.Int64) > 5
+        )
+        sink = actors.collect(ctx, a, into="polars")
+        with pytest.raises(pl.exceptions.InvalidOperationError) as raised:
+            Network(ctx, [scan, sink]).run(progress=False)
+    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    assert f"in the predicate the scan of actor `{scan.name}` applies" in notes
+
+
+def test_an_unreadable_file_is_still_a_file_read_error_with_predicates_pushed(
+    tmp_path: Path,
+) -> None:
+    """The blame of a pushed predicate reads the rows again: a file that cannot be read
+    stays a `FileReadError` naming it."""
+    path = tmp_path / "s.parquet"
+    pl.DataFrame({"s": [str(i) for i in range(2000)]}).write_parquet(path, compression="zstd")
+    data = bytearray(path.read_bytes())
+    data[40:400] = b"\xff" * 360  # the column chunk's pages, after the magic bytes
+    path.write_bytes(bytes(data))
+    with Context() as ctx:
+        a = ctx.create_channel()
+        network = _failing_filter_network(ctx, actors.read_parquet(ctx, a, path), a)
+        with pytest.raises(FileReadError, match="s.parquet"):
+            network.run(progress=False)

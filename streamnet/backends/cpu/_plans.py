@@ -31,6 +31,7 @@ run on what it read, so their semantics are Polars').
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -425,16 +426,28 @@ class CpuPlans(Backend):
         try:
             out = query.collect(engine=compiled.engine, optimizations=compiled.optimizations)  # type: ignore[call-overload]
         except Exception as exc:
-            # The error path only: read alone, to tell a file that cannot be read from a step
-            # that fails, and which step.
-            if not steps:
+            # The error path only: read alone, to tell a file that cannot be read from the
+            # scan's predicate or a step that fails, and which step.
+            if not steps and source.predicate is None:
                 if isinstance(exc, pl.exceptions.ComputeError | OSError | pa.ArrowException):
                     raise _read_error(task.path, exc) from exc
                 raise
+            bare = dataclasses.replace(source, columns=None, predicate=None)
             try:
-                frame = _scan_query(source, task, files).collect()
+                frame = _scan_query(bare, task, files).collect()
             except (pl.exceptions.ComputeError, OSError, pa.ArrowException) as read_exc:
                 raise _read_error(task.path, read_exc) from read_exc
+            if source.predicate is not None:
+                try:
+                    frame = frame.filter(source.predicate)
+                except Exception as predicate_exc:  # the file reads: its predicate fails
+                    predicate_exc.add_note(
+                        f"in the predicate the scan of actor `{source.actor}` applies: "
+                        f"{source.predicate}"
+                    )
+                    raise predicate_exc from None
+            if source.columns is not None:
+                frame = frame.select(source.columns)
             failing = _failing_step(steps, frame, params, compiled.kernel)
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
