@@ -12,13 +12,17 @@ exception; their pending and later ``send``/``recv`` raise `RemoteRankError`,
 and their running networks fail with it.
 An uncaught exception in the job does the same (an excepthook), so a rank that
 dies outside any network does not leave its peers waiting; and MPI launchers
-end the whole job when one rank exits with an error.
+end the whole job when one rank exits with an error. The hook prints the
+traceback as Python does, each line headed by ``[rank N]``, in one write, so the
+tracebacks of ranks sharing a terminal do not interleave line by line.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -121,9 +125,32 @@ def _install_excepthook(engine: Endpoint) -> None:
     def abort_peers(
         kind: type[BaseException], error: BaseException, tb: TracebackType | None
     ) -> None:
-        previous(kind, error, tb)  # the original error first, where the user looks
+        # the original error first, where the user looks
+        if previous is sys.__excepthook__:
+            report_uncaught(engine.rank, kind, error, tb)
+        else:  # a hook of the user's (or of IPython) prints it its own way
+            previous(kind, error, tb)
         if not isinstance(error, RemoteRankError):
             engine.abort(None, error)
         sys.stderr.flush()
 
     sys.excepthook = abort_peers
+
+
+def report_uncaught(
+    rank: int, kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    """Print an uncaught exception as Python does, each line headed by ``[rank N]``, in one
+    write to standard error: the ranks of a job share a terminal (``mpiexec`` forwards their
+    output as it comes), where tracebacks printed line by line interleave."""
+    lines = "".join(traceback.format_exception(kind, error, tb)).splitlines(keepends=True)
+    text = "".join(f"[rank {rank}] {line}" for line in lines)
+    try:
+        sys.stderr.flush()
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (captured): written as text
+        sys.stderr.write(text)
+        return
+    data = text.encode(errors="backslashreplace")
+    while data:
+        data = data[os.write(fd, data) :]

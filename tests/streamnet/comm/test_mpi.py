@@ -67,9 +67,14 @@ def test_a_failing_rank_ends_the_whole_job_with_its_error_visible(mode: str) -> 
     status, output, seconds = run_job("-n", "3", str(JOBS / "failing.py"), mode)
     assert status != 0, output[-3000:]
     assert seconds < 60
-    original = "ValueError: bad record on rank 1" if mode == "raise" else "could not open the input"
-    assert original in output
-    assert "RemoteRankError: rank 1 failed" in output  # the peers say who failed
+    original = (
+        "ValueError: bad record on rank 1"
+        if mode == "raise"
+        else "RuntimeError: could not open the input"
+    )
+    assert f"[rank 1] {original}" in output  # each line of a rank's traceback says whose
+    for peer in (0, 2):  # the peers say who failed
+        assert f"[rank {peer}] streamnet.RemoteRankError: rank 1 failed" in output
     assert "finished without the failure" not in output
 
 
@@ -124,3 +129,34 @@ def test_ranks_that_made_their_contexts_in_another_order_fail_instead_of_hanging
     # as a peer's failure.
     assert output.count("NetworkMismatchError: ") == nranks, output[-3000:]
     assert "RemoteRankError" not in output, output[-3000:]
+
+
+def test_an_uncaught_exception_prints_in_one_write_each_line_headed_by_its_rank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MPI excepthook's printing (no MPI needed): Python's traceback, each line headed
+    by the rank, in a single write, which ranks sharing a terminal do not interleave."""
+    from streamnet.comm._mpi import report_uncaught
+
+    read_end, write_end = os.pipe()
+    writes: list[int] = []
+    real_write = os.write
+
+    def counted(fd: int, data: bytes) -> int:
+        writes.append(fd)
+        return real_write(fd, data)
+
+    with open(write_end, "w", closefd=True) as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setattr(os, "write", counted)
+        try:
+            raise ValueError("bad record")
+        except ValueError as exc:
+            report_uncaught(2, type(exc), exc, exc.__traceback__)
+        monkeypatch.undo()
+    with open(read_end) as pipe:
+        lines = pipe.read().splitlines()
+    assert writes == [write_end]
+    assert lines[0] == "[rank 2] Traceback (most recent call last):"
+    assert lines[-1] == "[rank 2] ValueError: bad record"
+    assert all(line.startswith("[rank 2] ") for line in lines)
