@@ -89,7 +89,7 @@ async def allgather(
         await asyncio.gather(*receivers)
     finally:
         await stop_tasks(ctx, receivers)
-    await schema.agree(coll)  # every rank raises if the ranks' inputs differ in schema
+    await schema.agreed_schema(coll)  # every rank raises if the ranks' inputs differ in schema
     if ordered:
         gathered.sort(key=lambda item: (item[0], item[1]))
         for _, _, chunk in gathered:

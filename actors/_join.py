@@ -275,13 +275,13 @@ async def join(
             and (smallest_share is None or total <= smallest_share)
         )
         if broadcast:
-            await right_schema.agree(coll, "right")
+            await right_schema.agreed_schema(coll, "right")
             for chunk in buffered:
                 right_holder.remove(chunk)
             await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
             # The left side streamed through; its ranks must agree on its schema as well, or
             # each would have sent results of another schema.
-            await left_schema.agree(coll, "left")
+            await left_schema.agreed_schema(coll, "left")
             await ch_out.drain(ctx)
             return JoinReport(
                 "broadcast",
@@ -307,7 +307,7 @@ async def join(
                 ctx, coll, spec, lefts, buffered, right_empty, ch_out, holders, total,
                 spilled=lambda: _spilled(ctx, actor) - spilled_before,
             )  # fmt: skip
-            await left_schema.agree(coll, "left")
+            await left_schema.agreed_schema(coll, "left")
             await ch_out.drain(ctx)
             return report
         # Under a memory limit, a single rank's exchange is the grace join's first partitioning.

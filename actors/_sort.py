@@ -402,7 +402,7 @@ async def top_k(
     async for _, chunk in inputs(ctx, ch_in, keys, where="top_k keys", schema=schema):
         both = chunk if kept is None else ctx.backend.concat([kept, chunk])
         kept = await ctx.to_thread(best, both)
-    await schema.agree(coll)
+    await schema.agreed_schema(coll)
     everyone = await coll.allgather("top", kept)
     parts = [t for t in everyone if t is not None]
     if parts:

@@ -48,8 +48,13 @@ class InputSchema:
         SchemaError
             Two ranks' inputs differ in schema (see `Collective.agree_schema`).
         """
-        schema = await coll.agree_schema(tag, self.local, channel=self.channel)
+        schema = await self.agreed_schema(coll, tag)
         return None if schema is None else coll.ctx.backend.empty(schema)
+
+    async def agreed_schema(self, coll: Collective, tag: Tag = ()) -> pa.Schema | None:
+        """`agree`, for a collective that needs no empty chunk: the schema every rank's
+        input has (None if no rank had a chunk), checked the same on every rank."""
+        return await coll.agree_schema(tag, self.local, channel=self.channel)
 
 
 def _check_columns(needed: Iterable[str], available: Sequence[str], where: str) -> None:
