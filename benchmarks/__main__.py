@@ -66,7 +66,7 @@ WORKLOADS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     ),
     "shuffle": (
         "W2: hash shuffle across 2 ranks (MPI) beside Dask's P2P shuffle", "shuffle",
-        {"sizes": (2 * 2**30, 8 * 2**30), "repeats": 1},
+        {"sizes": (2 * 2**30, 8 * 2**30), "repeats": 3},
         {"sizes": (64 * 2**20,), "chunk_rows": 2**18, "repeats": 1},
     ),
     "join": (

@@ -1,13 +1,19 @@
-"""The CPU backend's wire format: a chunk as one Arrow IPC stream, read back without a copy.
+"""The CPU backend's wire format: a chunk's Arrow buffers as they are, read back without a copy.
 
-The stream is measured first, then written once into a buffer of its exact
-size; the receiving side reads the table straight out of the received buffer.
-The cross-process wire (``streamnet.comm._wire``) writes every table it sends
-this way.
+A chunk whose columns hold only their own rows travels as its Arrow buffers,
+each one frame, with no copy (`pack`): the header holds the table's layout
+(pickled with protocol 5, the buffers out of band), the rows and each frame's
+size. A chunk that is a slice of larger buffers (or whose string views share
+larger data buffers) would send all of them, so it is written as one Arrow IPC
+stream instead, which holds only its rows: measured first, then written once into
+a buffer of its exact size. Either way the receiving side reads the table straight
+out of the received buffers. The cross-process wire (``streamnet.comm._wire``)
+writes every bare table it sends as an IPC stream.
 """
 
 from __future__ import annotations
 
+import pickle
 import struct
 from typing import Any
 
@@ -20,7 +26,13 @@ from streamnet.backends._types import Packed
 __all__ = ["CpuWire", "ipc_buffer", "read_ipc"]
 
 _HEADER = struct.Struct("<8sq")  # format, rows
-_FORMAT = b"arrowipc"
+_FORMAT = b"arrowipc"  # one frame: an Arrow IPC stream
+_BUFFERS = b"arrowbuf"  # the header then: frames, their sizes, the pickled layout
+_SIZES = struct.Struct("<q")
+
+SPARE_BYTES = 1 << 16
+"""A chunk travels as its own buffers while they hold at most a quarter more than its rows
+need, plus this: a small slice of large buffers is written out as an IPC stream."""
 
 
 def ipc_buffer(table: pa.Table | pa.RecordBatch) -> pa.Buffer:
@@ -48,10 +60,19 @@ class CpuWire(Backend):
 
     def pack(self, chunk: TableChunk) -> Packed:
         chunk = self._own(chunk, "pack")
-        buffer = ipc_buffer(chunk.to_arrow())
+        table = chunk.to_arrow()
+        rows = chunk.num_rows
+        if table.get_total_buffer_size() <= table.nbytes + table.nbytes // 4 + SPARE_BYTES:
+            buffers: list[pickle.PickleBuffer] = []
+            layout = pickle.dumps(table, protocol=5, buffer_callback=buffers.append)
+            frames = tuple(memoryview(buffer.raw()).cast("B") for buffer in buffers)
+            sizes = b"".join(_SIZES.pack(frame.nbytes) for frame in frames)
+            header = _HEADER.pack(_BUFFERS, rows) + _SIZES.pack(len(frames)) + sizes + layout
+            return Packed(self.name, header, frames, sum(frame.nbytes for frame in frames))
+        buffer = ipc_buffer(table)
         return Packed(
             backend=self.name,
-            header=_HEADER.pack(_FORMAT, chunk.num_rows),
+            header=_HEADER.pack(_FORMAT, rows),
             frames=(memoryview(buffer).cast("B"),),
             nbytes=buffer.size,
         )
@@ -65,18 +86,25 @@ class CpuWire(Backend):
                 f"`{self.name}` backend; only a backend of the same name reads it"
             )
         try:
-            kind, rows = _HEADER.unpack(packed.header)
+            kind, rows = _HEADER.unpack_from(packed.header)
         except struct.error:
             kind, rows = None, -1
-        if kind != _FORMAT or len(packed.frames) != 1:
+        sizes = _frame_sizes(packed.header) if kind == _BUFFERS else None
+        if not (kind == _FORMAT and len(packed.frames) == 1) and (
+            sizes is None or len(sizes) != len(packed.frames)
+        ):
             raise ValueError(
-                "unpack: not a chunk the cpu backend packed (one Arrow IPC stream); got a "
-                f"header of {len(packed.header)} bytes and {len(packed.frames)} frame(s)"
+                "unpack: not a chunk the cpu backend packed (its Arrow buffers, or one Arrow "
+                f"IPC stream); got a header of {len(packed.header)} bytes and "
+                f"{len(packed.frames)} frame(s)"
             )
-        try:
-            table = read_ipc(packed.frames[0])
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise ValueError(f"unpack: the Arrow IPC stream is damaged: {exc}") from exc
+        if sizes is not None:
+            table = _read_buffers(packed, sizes)
+        else:
+            try:
+                table = read_ipc(packed.frames[0])
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ValueError(f"unpack: the Arrow IPC stream is damaged: {exc}") from exc
         if table.num_rows != rows:
             raise ValueError(
                 f"unpack: the Arrow IPC stream is incomplete: its header says {rows} rows; "
@@ -88,3 +116,33 @@ class CpuWire(Backend):
         if type(nbytes) is not int or nbytes < 0:
             raise ValueError(f"host_buffer: `nbytes` must be an int >= 0, got {nbytes!r}")
         return memoryview(pa.allocate_buffer(nbytes, resizable=False)).cast("B")
+
+
+def _frame_sizes(header: bytes) -> list[int] | None:
+    """The sizes of the frames a header of the buffers format announces (None: damaged)."""
+    at = _HEADER.size
+    try:
+        (count,) = _SIZES.unpack_from(header, at)
+        if not 0 <= count <= (len(header) - at) // _SIZES.size:
+            return None
+        return [_SIZES.unpack_from(header, at + _SIZES.size * (1 + i))[0] for i in range(count)]
+    except struct.error:
+        return None
+
+
+def _read_buffers(packed: Packed, sizes: list[int]) -> pa.Table:
+    """The table whose Arrow buffers are ``packed``'s frames (no copy)."""
+    frames = [memoryview(frame).cast("B") for frame in packed.frames]
+    if [frame.nbytes for frame in frames] != sizes:
+        raise ValueError(
+            f"unpack: the chunk's buffers are incomplete: its header says frames of {sizes} "
+            f"bytes; got {[frame.nbytes for frame in frames]}"
+        )
+    layout = memoryview(packed.header)[_HEADER.size + _SIZES.size * (1 + len(sizes)) :]
+    try:
+        table = pickle.loads(layout, buffers=frames)
+    except Exception as exc:  # what unpickling damaged bytes raises is not one type
+        raise ValueError(f"unpack: the chunk's layout is damaged: {exc}") from exc
+    if not isinstance(table, pa.Table):
+        raise ValueError(f"unpack: the chunk's layout is damaged: it holds a {type(table).__name__}")
+    return table

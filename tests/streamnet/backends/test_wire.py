@@ -61,3 +61,48 @@ def test_host_buffer_is_writable_and_of_the_size_asked(backend: Backend) -> None
     assert backend.host_buffer(0).nbytes == 0
     with pytest.raises(ValueError, match="`nbytes` must be an int >= 0, got -1"):
         backend.host_buffer(-1)
+
+
+def test_the_cpu_backend_sends_a_chunk_s_own_buffers_without_a_copy() -> None:
+    """A chunk whose buffers hold only its rows travels as those buffers, each a frame
+    (no IPC stream written), and reads back as the same table."""
+    import pyarrow as pa
+
+    from streamnet.backends.cpu import CpuBackend
+
+    backend = CpuBackend()
+    chunk = backend.from_arrow(pa.table({"x": list(range(10_000)), "s": ["ab", None] * 5_000}))
+    table = backend.to_arrow(chunk)
+    packed = backend.pack(chunk)
+    data = {buffer.address for column in table.columns for chunk in column.chunks
+            for buffer in chunk.buffers() if buffer is not None}  # fmt: skip
+    assert len(packed.frames) > 1
+    assert {pa.py_buffer(frame).address for frame in packed.frames} <= data  # the same memory
+    assert backend.to_arrow(backend.unpack(packed)).equals(table)
+
+
+def test_the_cpu_backend_writes_a_small_slice_of_large_buffers_as_its_rows_only() -> None:
+    """A slice would send every buffer it points into: it is written out (an IPC stream of
+    its rows) instead, and reads back as the slice."""
+    import pyarrow as pa
+
+    from streamnet.backends.cpu import CpuBackend
+
+    backend = CpuBackend()
+    table = pa.table({"x": list(range(1_000_000)), "s": ["abc"] * 1_000_000})
+    piece = backend.from_arrow(table.slice(500_000, 10))
+    packed = backend.pack(piece)
+    assert packed.nbytes < 10_000  # the slice's rows, not the 12 MB it points into
+    assert backend.to_arrow(backend.unpack(packed)).equals(backend.to_arrow(piece))
+
+
+def test_the_cpu_backend_refuses_buffers_whose_layout_is_damaged() -> None:
+    from streamnet.backends.cpu import CpuBackend
+
+    backend = CpuBackend()
+    packed = backend.pack(backend.from_polars(pl.DataFrame({"x": [1, 2, 3], "s": ["a", "b", None]})))
+    assert len(packed.frames) > 1
+    with pytest.raises(ValueError, match="layout is damaged"):
+        backend.unpack(dataclasses.replace(packed, header=packed.header[:-20] + b"\0" * 20))
+    with pytest.raises(ValueError, match="not a chunk the cpu backend packed"):
+        backend.unpack(dataclasses.replace(packed, frames=packed.frames[1:]))

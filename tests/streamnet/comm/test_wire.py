@@ -74,7 +74,7 @@ def test_a_chunk_travels_as_its_backends_packed_frames_out_of_band() -> None:
         header, buffers = dumps((3, chunk))
         (sent,) = packs
         assert [bytes(b) for b in buffers] == [bytes(f) for f in sent.frames]  # as they are
-        assert len(header) < 500  # the header holds no table data
+        assert len(header) < 1024  # the layout and sizes: no table data (about 9 kB here)
         part, back = loads(header, [pa.py_buffer(bytes(b)) for b in buffers])
     assert (part, len(packs)) == (3, 2)
     assert packs[1].header == sent.header and packs[1].nbytes == sent.nbytes
