@@ -31,6 +31,7 @@ from actors._pushed import (
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
+    ActorNode,
     Backend,
     Channel,
     ChannelBroken,
@@ -374,6 +375,21 @@ at SF 1, 25 row groups: 131 ms read one by one, 80 ms four at a time)."""
 FEW_ROWS_OUT = 1 / 8
 """A plan that lets through at most this share of the rows it reads leaves few: its scan
 tasks join row groups."""
+
+
+ROWS_PER_FEW_KEYS = 32
+"""A key filter of at most one key per this many rows a scan reads is expected to let few
+rows through (`FEW_ROWS_OUT`): its tasks join row groups from the start."""
+
+
+def _few_keys(node: ActorNode | None, rows: int) -> bool:
+    """Whether a key filter pushed to ``node`` (published) has few keys for ``rows`` rows
+    (`ROWS_PER_FEW_KEYS`)."""
+    for predicate in node.pushed_predicates if node is not None else ():
+        count = predicate.keys.count if predicate.keys is not None else None
+        if count is not None and count * ROWS_PER_FEW_KEYS <= rows:
+            return True
+    return False
 
 
 def _task_rows(total: int, threads: int, most: int = AGGREGATE_TASK_ROWS) -> int:
@@ -721,8 +737,10 @@ async def scan_files(
     every_row = not aggregate and filters is None and not pushed and not any(
         isinstance(step, Filter) for step in plan.steps
     )
+    pieces = reads.sized([piece.task for piece in planned if piece.read])
+    few = aggregate or _few_keys(node, sum(piece.rows for piece in pieces))
     tasks = _Tasks(
-        reads.sized([piece.task for piece in planned if piece.read]), depth, few=aggregate,
+        pieces, depth, few=few,
         every_row=every_row, max_decoded=reads.max_decoded,
     )  # fmt: skip
     ctx.progress.expect(sum(piece.rows for piece in tasks.pieces))

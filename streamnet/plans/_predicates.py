@@ -74,6 +74,11 @@ class KeySet:
         """Whether `publish` was called."""
         return self._published.is_set()
 
+    @property
+    def count(self) -> int | None:
+        """How many keys were published (None: none yet, or no filter)."""
+        return None if self._values is None else self._values.len()
+
     async def wait(self) -> pl.Series | None:
         """The values, once published (None: no filter)."""
         await self._published.wait()

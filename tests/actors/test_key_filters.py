@@ -4,6 +4,7 @@ rank's share); answers stay Polars', and a network that could stall for it does 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -497,3 +498,41 @@ def test_a_parquet_scan_skips_the_row_groups_outside_the_keys_range(tmp_path: Pa
     overlapping = sum(1 for g in groups if min(g) <= 3 and max(g) >= 2)
     assert report.row_groups_total == len(groups)
     assert report.row_groups_read == overlapping < len(groups)
+
+
+@pytest.mark.parametrize("heuristic", [True, False])
+def test_a_scan_filtered_by_few_keys_reads_runs_of_row_groups_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, heuristic: bool
+) -> None:
+    """Two keys for 6,400 rows: few rows come through, so the scan's tasks join row groups
+    from its first task (fewer, larger chunks) rather than learning it from the first
+    row groups read one by one; the answer is Polars' either way."""
+    if not heuristic:
+        monkeypatch.setattr("actors._parquet.ROWS_PER_FEW_KEYS", 10**9)
+    items = pl.DataFrame({"o": [i % 50 for i in range(6_400)], "q": range(6_400)})
+    items.write_parquet(tmp_path / "items.parquet", row_group_size=100)
+    kept = pl.col("o").is_in([3, 7])
+    with Context() as ctx:
+        o, cut, li, out = (ctx.create_channel() for _ in range(4))
+        scan = actors.read_parquet(ctx, li, tmp_path / "items.parquet")
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(
+            ctx,
+            [
+                actors.from_polars(ctx, o, ORDERS),
+                actors.filter(ctx, o, cut, kept),
+                scan,
+                actors.join(ctx, cut, li, out, on="o"),
+                sink,
+            ],
+        )
+        assert "skips the rows that `join#0` drops" in network.explain()
+        network.run(progress=False)
+        chunks = network.statistics().actor(scan.name).messages_out
+    want = ORDERS.filter(kept).join(items, on="o")
+    assert_frame_equal(_sorted(sink.result().select(want.columns)), _sorted(want))
+    threads = min(ctx.num_threads, os.cpu_count() or 1)
+    if heuristic:
+        assert chunks <= threads  # a run of row groups per core, from the start
+    else:
+        assert chunks > threads  # the first row groups one by one, then runs
