@@ -32,6 +32,7 @@ from streamnet import (
     current_actor,
     define_actor,
     delta_add_action,
+    empty_table,
     on_success,
     plan_delta,
     resolve_path,
@@ -144,7 +145,7 @@ async def read_delta(
 
 
 def _polars_schema(schema: ArrowSchema) -> pl.Schema:
-    frame = pl.from_arrow(schema.empty_table())
+    frame = pl.from_arrow(empty_table(schema))
     assert isinstance(frame, pl.DataFrame)
     return frame.schema
 

@@ -57,6 +57,7 @@ from streamnet import (
     current_actor,
     dataset_root,
     define_actor,
+    empty_table,
     expand_paths,
     group_scan_tasks,
     hive_partitions,
@@ -262,7 +263,7 @@ def _prune_files(
         verdict = prune_partitions(partitions, test)
         if verdict is None:  # it reads the files' columns too: their types, from one footer
             if others is None:
-                empty = pl.from_arrow(read_parquet_footers(paths[:1]).schema.empty_table())
+                empty = pl.from_arrow(empty_table(read_parquet_footers(paths[:1]).schema))
                 assert isinstance(empty, pl.DataFrame)
                 others = empty.schema
             verdict = prune_partitions(partitions, test, others)

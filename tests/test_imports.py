@@ -84,3 +84,39 @@ def test_pyarrow_loads_with_the_first_context_and_not_its_file_modules() -> None
     loaded = _loaded_by("import streamnet; streamnet.Context()")
     assert "pyarrow" in loaded
     assert not set(loaded) & {"pyarrow.parquet", "pyarrow.csv", "pyarrow.compute"}
+
+
+QUERY_WITHOUT_PANDAS = '''
+import datetime, os, tempfile
+import polars as pl
+import actors
+with tempfile.TemporaryDirectory() as where:
+    path = os.path.join(where, "t.parquet")
+    pl.DataFrame({
+        "k": [1, 2, 3, 1], "x": [0.5, 1.5, 2.5, 3.5], "s": ["a", "b", "c", "a"],
+        "d": [datetime.date(2024, 1, i) for i in range(1, 5)], "b": [True, False, True, True],
+    }).write_parquet(path, row_group_size=2)
+    query = (
+        pl.scan_parquet(path)
+        .filter((pl.col("x") > 1.0) & (pl.col("s") != "z") & (pl.col("d") >= datetime.date(2024, 1, 2)))
+        .filter(pl.col("b") | (pl.col("k") < 5))
+        .join(pl.LazyFrame({"k": [1, 2, 3], "name": ["one", "two", "three"]}), on="k")
+        .group_by("name").agg(pl.col("x").sum()).sort("name")
+    )
+    assert actors.collect_query(query).height == 3
+'''
+
+
+@pytest.mark.timeout(90)
+def test_a_query_over_parquet_does_not_load_pandas() -> None:
+    """pyarrow imports pandas, where it is installed, on its first conversion of Python
+    values (`pa.array`, `Schema.empty_table`): a fifth of a second on a process's first
+    query. Scans with statistics over ints, floats, strings, dates and booleans, joins,
+    group-bys and sorts convert none."""
+    assert "pandas" not in _loaded_by(QUERY_WITHOUT_PANDAS)
+
+
+@pytest.mark.timeout(90)
+def test_the_pandas_check_sees_pandas_loaded_by_pyarrow() -> None:
+    """The same check fails where pyarrow converts Python values (so it can fail)."""
+    assert "pandas" in _loaded_by("import pyarrow as pa; pa.array([1, 2])")

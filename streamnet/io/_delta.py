@@ -22,6 +22,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError
+from streamnet._schema import empty_table
 from streamnet.io._hive import NULL_PARTITION, HivePartitions
 from streamnet.io._parquet_meta import _pruned, row_group_statistics, skip_predicate
 from streamnet.io._stores import FilePath, StorePath, file_size, resolve_path
@@ -148,7 +149,7 @@ def plan_delta(
                 f"cannot read the Delta table `{uri}` as of {timestamp}: {exc}"
             ) from exc
     schema = pa.schema(table.schema().to_arrow())
-    empty = pl.from_arrow(schema.empty_table())
+    empty = pl.from_arrow(empty_table(schema))
     assert isinstance(empty, pl.DataFrame)
     types = empty.schema
     names = list(table.metadata().partition_columns)

@@ -17,7 +17,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError, SchemaError
-from streamnet._schema import describe_schema
+from streamnet._schema import describe_schema, empty_table
 from streamnet.io._hive import HivePartitions
 from streamnet.io._stores import FilePath, StorePath, in_flight
 
@@ -338,7 +338,7 @@ def plan_row_groups(
     skip = None
     hive = partitions.schema if partitions is not None else pl.Schema()
     if predicate is not None:
-        empty = pl.from_arrow(files.schema.empty_table())
+        empty = pl.from_arrow(empty_table(files.schema))
         assert isinstance(empty, pl.DataFrame)
         skip = skip_predicate(predicate, pl.Schema({**empty.schema, **hive}))
     names = sorted(set(columns) - set(hive))
@@ -476,7 +476,7 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
     """
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
     leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
-    data: dict[str, pa.Array] = {"len": pa.array([g.num_rows for g in groups], pa.int64())}
+    data: dict[str, pa.Array] = {"len": _typed([g.num_rows for g in groups], pa.int64())}
     for name in columns:
         kind = schema.field(name).type
         leaf = leaves.get(name)
@@ -485,7 +485,7 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
         bounds = [s if s is not None and s.has_min_max and ordered else None for s in stats]
         data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
         data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
-        data[f"{name}_nc"] = pa.array(
+        data[f"{name}_nc"] = _typed(
             [s.null_count if s is not None and s.has_null_count else None for s in stats],
             pa.int64(),
         )
@@ -495,11 +495,41 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
 
 
 def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
-    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert."""
+    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert.
+
+    Integers, floats, booleans, dates and strings are made by Polars: pyarrow's own
+    conversion of Python values (``pa.array``) imports pandas where it is installed, a
+    fifth of a second at a process's first scan. Other types take that conversion."""
+    simple = _simple_type(kind)
+    if simple is not None:
+        try:
+            series = pl.Series(values, dtype=simple, strict=True)
+            return series.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(kind)
+        except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass  # converted below, or nulls
     try:
         return pa.array(values, type=kind)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return pa.nulls(len(values), kind)
+
+
+def _simple_type(kind: pa.DataType) -> pl.DataType | None:
+    """The Polars type that holds every value of ``kind`` as Python gives them (None when
+    ``kind`` is not one of the simple types `_typed` makes with Polars)."""
+    types = pa.types
+    if types.is_signed_integer(kind):
+        return pl.Int64()
+    if types.is_unsigned_integer(kind):
+        return pl.UInt64()
+    if types.is_floating(kind):
+        return pl.Float64()
+    if types.is_boolean(kind):
+        return pl.Boolean()
+    if types.is_date32(kind):
+        return pl.Date()
+    if types.is_string(kind) or types.is_large_string(kind):
+        return pl.String()
+    return None
 
 
 def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:

@@ -9,6 +9,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._errors import SchemaError
+from streamnet._schema import empty_table
 from streamnet._table_chunk import TableChunk
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def polars_types(schema: IntoSchema, *, where: str) -> dict[str, pl.DataType]:
         if not isinstance(name, str):
             raise TypeError(f"{where}: column names must be str, got {name!r}")
         if isinstance(dtype, pa.DataType):
-            empty = TableChunk.from_arrow(pa.schema([(name, dtype)]).empty_table())
+            empty = TableChunk.from_arrow(empty_table(pa.schema([(name, dtype)])))
             try:
                 frame = empty.to_polars()
             except SchemaError as exc:

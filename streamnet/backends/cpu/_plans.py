@@ -41,7 +41,7 @@ import pyarrow as pa
 from polars.io.plugins import register_io_source
 
 from streamnet._errors import ColumnNotFoundError, FileReadError, SchemaError
-from streamnet._schema import describe_schema, info_of_arrow, info_of_frame
+from streamnet._schema import describe_schema, empty_table, info_of_arrow, info_of_frame
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends.cpu._aggregate import CpuAggregationKernel
@@ -202,7 +202,7 @@ def _store_scan(path: StorePath, task: ScanTask, files: ExitStack) -> pl.LazyFra
 
     file = files.enter_context(path.filesystem.open_input_file(path.path))
     parquet = pq.ParquetFile(file, pre_buffer=True)
-    empty = pl.from_arrow(parquet.schema_arrow.empty_table())
+    empty = pl.from_arrow(empty_table(parquet.schema_arrow))
     assert isinstance(empty, pl.DataFrame)
     metadata = parquet.metadata
     starts = [0]

@@ -24,6 +24,7 @@ from streamnet._schema import (
     SchemaInfo,
     canonical_schema,
     describe_schema,
+    empty_table,
     info_of_arrow,
     info_of_frame,
     info_of_schema,
@@ -370,7 +371,7 @@ class CpuTables(Backend):
             schema = pa.schema([])
         if not isinstance(schema, pa.Schema):
             raise TypeError(f"empty takes a pyarrow.Schema, got {_kind(schema)}")
-        return self.from_arrow(schema.empty_table())
+        return self.from_arrow(empty_table(schema))
 
     # ------------------------------------------------------------------ metadata
     def describe(
