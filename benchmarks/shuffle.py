@@ -411,7 +411,7 @@ def _breakdown(r: Result) -> str:
         f"streamnet at {size(r.nbytes)}, per rank (a run with the steps timed, "
         f"{each('wall')} s): shuffle actor busy {each('shuffle_busy')} s, of which "
         f"hash partitioning {each('partition')} s and awaited sends {each('send')} s "
-        f"(Arrow IPC serialization, in a thread, {each('serialize')} s); "
+        f"(packing pieces for the wire, in a thread, {each('serialize')} s); "
         f"spilling {each('spill')} s; generation (thread pool) {each('generate')} s, "
         f"the source then waiting on the full channel {each('source_blocked_out')} s; "
         f"sink {each('sink')} s. Memory when all input had ended: resident "

@@ -148,9 +148,9 @@ class Phases:
 
     Seconds per step, summed over the run on one rank (steps in the thread pool
     overlap others): ``generate``, making chunks; ``partition``, the shuffle's
-    hash partitioning of each chunk (thread pool); ``serialize``, writing each
-    piece bound for the peer to Arrow IPC (in a thread, inside
-    ``send``); ``send``, each awaited send until MPI completed it, serialization
+    hash partitioning of each chunk (thread pool); ``serialize``, packing each
+    piece bound for the peer for the wire (`Backend.pack`: its Arrow buffers, in a
+    thread, inside ``send``); ``send``, each awaited send until MPI completed it, serialization
     included; ``spill``, writing held pieces to disk (thread pool); ``sink``,
     counting and summing received partitions. Memory, in bytes: the resident
     high-water mark and resident set when the first partition reaches the sink
