@@ -6,6 +6,7 @@ the `ScanTask` s planned here.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import Counter, OrderedDict
@@ -476,60 +477,55 @@ def row_group_statistics(metadata: Any, schema: pa.Schema, columns: Iterable[str
     """
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
     leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
-    data: dict[str, pa.Array] = {"len": _typed([g.num_rows for g in groups], pa.int64())}
+    counts = pl.Series("len", [g.num_rows for g in groups], dtype=pl.Int64)
+    data: list[pl.Series] = [counts]
     for name in columns:
         kind = schema.field(name).type
         leaf = leaves.get(name)
         stats = [g.column(leaf).statistics if leaf is not None else None for g in groups]
         ordered = not pa.types.is_dictionary(kind)
         bounds = [s if s is not None and s.has_min_max and ordered else None for s in stats]
-        data[f"{name}_min"] = _typed([s.min if s else None for s in bounds], kind)
-        data[f"{name}_max"] = _typed([s.max if s else None for s in bounds], kind)
-        data[f"{name}_nc"] = _typed(
-            [s.null_count if s is not None and s.has_null_count else None for s in stats],
-            pa.int64(),
-        )
-    frame = pl.from_arrow(pa.table(data))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+        data.append(_statistic(f"{name}_min", [s.min if s else None for s in bounds], kind))
+        data.append(_statistic(f"{name}_max", [s.max if s else None for s in bounds], kind))
+        nulls = [s.null_count if s is not None and s.has_null_count else None for s in stats]
+        data.append(pl.Series(f"{name}_nc", nulls, dtype=pl.Int64))
+    return pl.DataFrame(data)
 
 
-def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
-    """``values`` as an Arrow array of type ``kind``, or nulls when they do not convert.
+def _statistic(name: str, values: list[Any], kind: pa.DataType) -> pl.Series:
+    """``values`` (a column's statistics, as pyarrow gives them) as the Polars column the
+    Arrow type ``kind`` reads as, or nulls when they do not convert.
 
-    Integers, floats, booleans, dates and strings are made by Polars: pyarrow's own
-    conversion of Python values (``pa.array``) imports pandas where it is installed, a
-    fifth of a second at a process's first scan. Other types take that conversion."""
-    simple = _simple_type(kind)
+    Integers, floats, booleans, dates and strings are made by Polars, of the very type
+    the column is read as: pyarrow's own conversion of Python values (``pa.array``)
+    imports pandas where it is installed (a fifth of a second at a process's first
+    scan), and casting loads its compute module. Other types take that conversion."""
+    simple = _simple_types().get(kind)
     if simple is not None:
         try:
-            series = pl.Series(values, dtype=simple, strict=True)
-            return series.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(kind)
-        except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError, OverflowError):
-            pass  # converted below, or nulls
+            return pl.Series(name, values, dtype=simple, strict=True)
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+            return pl.Series(name, [None] * len(values), dtype=simple)
     try:
-        return pa.array(values, type=kind)
+        array = pa.array(values, type=kind)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return pa.nulls(len(values), kind)
+        array = pa.nulls(len(values), kind)
+    series = pl.from_arrow(array)
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
 
 
-def _simple_type(kind: pa.DataType) -> pl.DataType | None:
-    """The Polars type that holds every value of ``kind`` as Python gives them (None when
-    ``kind`` is not one of the simple types `_typed` makes with Polars)."""
-    types = pa.types
-    if types.is_signed_integer(kind):
-        return pl.Int64()
-    if types.is_unsigned_integer(kind):
-        return pl.UInt64()
-    if types.is_floating(kind):
-        return pl.Float64()
-    if types.is_boolean(kind):
-        return pl.Boolean()
-    if types.is_date32(kind):
-        return pl.Date()
-    if types.is_string(kind) or types.is_large_string(kind):
-        return pl.String()
-    return None
+@functools.cache
+def _simple_types() -> dict[pa.DataType, pl.DataType]:
+    """Arrow type -> the Polars type it reads as, for the types `_statistic` makes with
+    Polars (made on first use: pyarrow loads then)."""
+    return {
+        pa.int8(): pl.Int8(), pa.int16(): pl.Int16(), pa.int32(): pl.Int32(),
+        pa.int64(): pl.Int64(), pa.uint8(): pl.UInt8(), pa.uint16(): pl.UInt16(),
+        pa.uint32(): pl.UInt32(), pa.uint64(): pl.UInt64(), pa.float32(): pl.Float32(),
+        pa.float64(): pl.Float64(), pa.bool_(): pl.Boolean(), pa.date32(): pl.Date(),
+        pa.string(): pl.String(), pa.large_string(): pl.String(),
+    }  # fmt: skip
 
 
 def _pruned(skip: pl.Expr, statistics: pl.DataFrame) -> list[bool]:
