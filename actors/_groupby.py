@@ -157,6 +157,57 @@ def _link() -> FusionLink | None:
 # keys=[]: every chunk reduces to one row of partials (a select, no grouping), the rows
 # are merged on each rank, and each rank sends its single merged row to rank 0.
 _MERGE_EVERY = 64  # partial rows held before they are merged into one
+
+JOINED_ROWS = 1 << 22
+"""The most rows of chunks already waiting in a group-by's input that one kernel call
+aggregates together (`_joined`)."""
+
+
+class _Shrinking:
+    """How much a kernel's partials shrink the rows they come from, so far."""
+
+    FEW = 1 / 8
+    """Partials of at most this share of their rows: few groups, worth joining chunks for."""
+
+    def __init__(self) -> None:
+        self.rows = self.partials = 0
+
+    def saw(self, rows: int, partials: int) -> None:
+        self.rows += rows
+        self.partials += partials
+
+    @property
+    def much(self) -> bool:
+        return self.rows > 0 and self.partials <= self.FEW * self.rows
+
+
+async def _joined(
+    ctx: Context,
+    chunks: AsyncIterator[TableChunk],
+    ch_in: Channel[TableChunk],
+    rows: int,
+    shrinking: _Shrinking,
+) -> AsyncIterator[TableChunk]:
+    """``chunks`` (read from ``ch_in``), each joined with those already waiting behind it
+    in ``ch_in``, up to ``rows`` rows, once partials prove to shrink rows much (few
+    groups): one partial aggregation where each chunk would pay a query's fixed cost
+    (1M-row chunks, 1,000 keys: about 1.3 ms of CPU in 8). Where there are about as many
+    groups as rows, bigger chunks only make grouping them dearer. A chunk waits for no
+    other that has not come yet."""
+    batch: list[TableChunk] = []
+    count = 0
+    async for chunk in chunks:
+        if batch and not chunk.schema.equals(batch[0].schema):  # joined as they are: one schema
+            yield batch[0] if len(batch) == 1 else ctx.backend.concat(batch)
+            batch, count = [], 0
+        batch.append(chunk)
+        count += chunk.num_rows
+        if count < rows and len(ch_in) > 0 and shrinking.much:
+            continue  # the next one is waiting already: read it too
+        yield batch[0] if len(batch) == 1 else ctx.backend.concat(batch)
+        batch, count = [], 0
+    if batch:
+        yield batch[0] if len(batch) == 1 else ctx.backend.concat(batch)
 _MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
 
 
@@ -193,14 +244,24 @@ async def _global_agg(
             if chunk.num_rows:  # an empty chunk adds nothing, not even a first/last
                 yield chunk
 
+    shrinking = _Shrinking()
+
     def partial_of(chunk: TableChunk) -> TableChunk:
         assert kernel is not None
-        return kernel.partial(chunk)
+        out = kernel.partial(chunk)
+        shrinking.saw(chunk.num_rows, out.num_rows)
+        return out
 
     merged: TableChunk | None = None  # this rank's partials so far, merged into one row
     pending: list[TableChunk] = []
     pending_bytes = merged_bytes = 0
-    parts = non_empty() if link is not None else map_in_threads(ctx, non_empty(), partial_of, depth=2)
+    parts = (
+        non_empty()
+        if link is not None
+        else map_in_threads(
+            ctx, _joined(ctx, non_empty(), ch_in, JOINED_ROWS, shrinking), partial_of, depth=2
+        )
+    )
     async for part in parts:
         assert kernel is not None
         pending.append(part)
@@ -459,17 +520,25 @@ async def groupby_agg(
                 kernel = await _kernel(ctx, key_cols, items, schema.local)
             yield chunk
 
+    shrinking = _Shrinking()
+
     def partial_of(chunk: TableChunk) -> TableChunk:
         # the kernel's partials: grouped by key, or the rows themselves (n_unique)
         assert kernel is not None
-        return kernel.partial(chunk)
+        out = kernel.partial(chunk)
+        shrinking.saw(chunk.num_rows, out.num_rows)
+        return out
 
     async with Exchange(
         coll, "groupby", partitions=count, max_buffered_bytes=max_buffered_bytes
     ) as ex:
         # Partials of a fused chain come as they are; rows become partials here.
         partials = (
-            received() if link is not None else map_in_threads(ctx, selected(), partial_of, depth=2)
+            received()
+            if link is not None
+            else map_in_threads(
+                ctx, _joined(ctx, selected(), ch_in, JOINED_ROWS, shrinking), partial_of, depth=2
+            )
         )
         async for part in partials:
             await ex.add(part, key_cols)

@@ -340,3 +340,42 @@ def test_mean_of_decimals_whose_sum_passes_38_digits(keys: list[str]) -> None:
             else frame.select(pl.col("v").mean())
         )
         assert_frame_equal(sink.result(), expected)
+
+
+@pytest.mark.parametrize(("keys", "joined"), [(["k"], True), ([], True), (["u"], False)])
+def test_a_group_by_joins_waiting_chunks_once_partials_shrink_them(
+    monkeypatch: pytest.MonkeyPatch, keys: list[str], joined: bool
+) -> None:
+    """Chunks already waiting in a group-by's input are aggregated together (fewer kernel
+    calls) once partials prove much smaller than their rows (few keys, or none); with a
+    key per row they stay one call per chunk. The answer is Polars' either way."""
+    from streamnet.backends.cpu._aggregate import CpuAggregationKernel
+
+    calls: list[int] = []
+    partial = CpuAggregationKernel.partial
+
+    def counted(self: CpuAggregationKernel, chunk: Any) -> Any:
+        calls.append(chunk.num_rows)
+        return partial(self, chunk)
+
+    monkeypatch.setattr(CpuAggregationKernel, "partial", counted)
+    n, chunk_rows = 40_000, 500
+    frame = pl.DataFrame({"k": [i % 7 for i in range(n)], "u": range(n), "v": range(n)})
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b, into="polars")
+        Network(
+            ctx,
+            [
+                actors.from_polars(ctx, a, frame, chunk_rows=chunk_rows),
+                actors.groupby_agg(ctx, a, b, keys, [("v", "sum", "v")]),
+                sink,
+            ],
+            fuse=False,
+        ).run(progress=False)
+    want = frame.group_by(keys).agg(pl.col("v").sum()) if keys else frame.select(pl.col("v").sum())
+    got = sink.result()
+    assert_frame_equal(got.sort(keys) if keys else got, want.sort(keys) if keys else want)
+    assert sum(calls) == n
+    chunks = n // chunk_rows
+    assert (len(calls) < chunks) if joined else (len(calls) == chunks)
