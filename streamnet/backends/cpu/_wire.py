@@ -63,12 +63,9 @@ class CpuWire(Backend):
         table = chunk.to_arrow()
         rows = chunk.num_rows
         if table.get_total_buffer_size() <= table.nbytes + table.nbytes // 4 + SPARE_BYTES:
-            buffers: list[pickle.PickleBuffer] = []
-            layout = pickle.dumps(table, protocol=5, buffer_callback=buffers.append)
-            frames = tuple(memoryview(buffer.raw()).cast("B") for buffer in buffers)
-            sizes = b"".join(_SIZES.pack(frame.nbytes) for frame in frames)
-            header = _HEADER.pack(_BUFFERS, rows) + _SIZES.pack(len(frames)) + sizes + layout
-            return Packed(self.name, header, frames, sum(frame.nbytes for frame in frames))
+            packed = self._buffers(table, rows)
+            if packed is not None:
+                return packed
         buffer = ipc_buffer(table)
         return Packed(
             backend=self.name,
@@ -76,6 +73,19 @@ class CpuWire(Backend):
             frames=(memoryview(buffer).cast("B"),),
             nbytes=buffer.size,
         )
+
+    def _buffers(self, table: pa.Table, rows: int) -> Packed | None:
+        """``table`` as its own buffers, each a frame (None: its layout does not pickle, an
+        extension type of the user's, say: it goes as an IPC stream)."""
+        buffers: list[pickle.PickleBuffer] = []
+        try:
+            layout = pickle.dumps(table, protocol=5, buffer_callback=buffers.append)
+        except Exception:  # what a type that does not pickle raises is not one type
+            return None
+        frames = tuple(memoryview(buffer.raw()).cast("B") for buffer in buffers)
+        sizes = b"".join(_SIZES.pack(frame.nbytes) for frame in frames)
+        header = _HEADER.pack(_BUFFERS, rows) + _SIZES.pack(len(frames)) + sizes + layout
+        return Packed(self.name, header, frames, sum(frame.nbytes for frame in frames))
 
     def unpack(self, packed: Packed) -> TableChunk:
         if not isinstance(packed, Packed):

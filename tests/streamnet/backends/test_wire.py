@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from typing import Any
 
 import polars as pl
 import pytest
@@ -106,3 +107,36 @@ def test_the_cpu_backend_refuses_buffers_whose_layout_is_damaged() -> None:
         backend.unpack(dataclasses.replace(packed, header=packed.header[:-20] + b"\0" * 20))
     with pytest.raises(ValueError, match="not a chunk the cpu backend packed"):
         backend.unpack(dataclasses.replace(packed, frames=packed.frames[1:]))
+
+
+def test_the_cpu_backend_writes_a_chunk_whose_layout_does_not_pickle_as_a_stream() -> None:
+    """An extension type of the user's, defined where pickle cannot find it, travels as an
+    IPC stream (its registered type comes back)."""
+    import pyarrow as pa
+
+    from streamnet.backends.cpu import CpuBackend
+
+    class Label(pa.ExtensionType):  # local: pickle cannot name it
+        def __init__(self) -> None:
+            super().__init__(pa.int64(), "test.label")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b""
+
+        def __hash__(self) -> int:
+            return hash(self.extension_name)
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Label:
+            return cls()
+
+    pa.register_extension_type(Label())
+    try:
+        backend = CpuBackend()
+        labels = pa.ExtensionArray.from_storage(Label(), pa.array([1, 2, 3]))
+        chunk = backend.from_arrow(pa.table({"x": labels, "y": [4, 5, 6]}))
+        packed = backend.pack(chunk)
+        assert len(packed.frames) == 1  # one IPC stream
+        assert backend.to_arrow(backend.unpack(packed)).equals(backend.to_arrow(chunk))
+    finally:
+        pa.unregister_extension_type("test.label")
