@@ -157,6 +157,7 @@ def _link() -> FusionLink | None:
 # keys=[]: every chunk reduces to one row of partials (a select, no grouping), the rows
 # are merged on each rank, and each rank sends its single merged row to rank 0.
 _MERGE_EVERY = 64  # partial rows held before they are merged into one
+_MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
 
 JOINED_ROWS = 1 << 22
 """The most rows of chunks already waiting in a group-by's input that one kernel call
@@ -208,7 +209,6 @@ async def _joined(
         batch, count = [], 0
     if batch:
         yield batch[0] if len(batch) == 1 else ctx.backend.concat(batch)
-_MERGE_BYTES = 1 << 20  # or partial bytes (n_unique keeps distinct values) beyond this
 
 
 async def _global_agg(

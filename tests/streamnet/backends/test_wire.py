@@ -116,7 +116,7 @@ def test_the_cpu_backend_writes_a_chunk_whose_layout_does_not_pickle_as_a_stream
 
     from streamnet.backends.cpu import CpuBackend
 
-    class Label(pa.ExtensionType):  # local: pickle cannot name it
+    class Label(pa.ExtensionType):  # type: ignore[misc]  # local: pickle cannot name it
         def __init__(self) -> None:
             super().__init__(pa.int64(), "test.label")
 
