@@ -101,37 +101,30 @@ def _once(script: str, env: dict[str, str], *args: str) -> tuple[float, float]:
 
 
 def run(*, repeats: int = 9) -> list[ImportResult]:
-    # The first import of each writes its modules' bytecode where it can; later ones read it.
     env = _environment(bytecode=True)
-    for statement in STATEMENTS.values():
-        _once(_PROBE.format(statement=statement), env)
-    results = []
-    for name, statement in STATEMENTS.items():
-        runs = [_once(_PROBE.format(statement=statement), env) for _ in range(repeats)]
-        results.append(
-            ImportResult(
-                name,
-                statement,
-                statistics.median(s for s, _ in runs),
-                statistics.median(m for _, m in runs),
-            )
-        )
+    results = [
+        _measured(name, statement, _PROBE.format(statement=statement), env, repeats)
+        for name, statement in STATEMENTS.items()
+    ]
     with tempfile.TemporaryDirectory() as where:
         path = os.path.join(where, "first.parquet")
         _first_query_data(path)
         for name, (imports, collect) in FIRST_QUERIES.items():
             script = FIRST_QUERY.format(imports=imports, collect=collect)
-            _once(script, env, path)  # bytecode written
-            runs = [_once(script, env, path) for _ in range(repeats)]
-            results.append(
-                ImportResult(
-                    name,
-                    collect,
-                    statistics.median(s for s, _ in runs),
-                    statistics.median(m for _, m in runs),
-                )
-            )
+            results.append(_measured(name, collect, script, env, repeats, path))
     return results
+
+
+def _measured(
+    name: str, what: str, script: str, env: dict[str, str], repeats: int, *args: str
+) -> ImportResult:
+    """The medians of ``repeats`` runs of ``script``, after one that writes its modules'
+    bytecode where it can (later runs read it)."""
+    _once(script, env, *args)
+    runs = [_once(script, env, *args) for _ in range(repeats)]
+    return ImportResult(
+        name, what, statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs)
+    )
 
 
 def _first_query_data(path: str) -> None:
