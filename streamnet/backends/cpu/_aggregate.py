@@ -19,6 +19,7 @@ from streamnet._table_chunk import TableChunk
 from streamnet.backends._aggregation import AggregationKernel
 from streamnet.backends._base import Backend
 from streamnet.backends.cpu._aggregation_steps import ORDER, SPAN, AggregationSteps
+from streamnet.backends.cpu._table import cpu_table
 from streamnet.plans._aggregation import Agg
 
 __all__ = ["CpuAggregation", "CpuAggregationKernel"]
@@ -112,14 +113,25 @@ class CpuAggregationKernel(AggregationKernel):
                 f"order columns {list(ORDER)} and ordered=True; got ordered=False"
             )
 
-    def partials_of(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+    @property
+    def grouping(self) -> bool:
+        """Whether keyed partials group their rows now (see `learn`): partials grouped
+        hold each key once (`distinct`)."""
+        return bool(self.keys) and self._grouping
+
+    def partials_of(self, rows: pl.LazyFrame, *, grouping: bool | None = None) -> pl.LazyFrame:
         """``rows`` (of the input schema) turned into partials, lazily: the plan form of `partial`.
 
         What a `PartialAggregate` step appends to a plan's query; the frame it
         makes is of `partial_schema`. A frame without rows gives no partial rows.
+        ``grouping``: whether keyed partials group their rows (`grouping` read once
+        by the caller, which marks the partials `distinct` if so); by default, as
+        the kernel has learnt.
         """
         steps, keys = self._steps, list(self.keys)
-        if keys and not self._grouping:  # as many groups as rows (`learn`)
+        if grouping is None:
+            grouping = self._grouping
+        if keys and not grouping:  # as many groups as rows (`learn`)
             return self._rows_as_partials(rows)
         if keys:
             return rows.group_by(keys).agg(steps.partials(SPAN))
@@ -166,9 +178,20 @@ class CpuAggregationKernel(AggregationKernel):
             query = frame.lazy().group_by(keys).agg(steps.partials(SPAN))
             out = query.collect(engine=_engine(frame.height))
             self.learn(frame.height, out.height)
+            return self.distinct(self._backend.from_polars(out))
         else:
             out = self._rows_as_partials(frame)
         return self._backend.from_polars(out)
+
+    def distinct(self, partials: TableChunk) -> TableChunk:
+        """``partials``, marked as grouped by the kernel's keys: each key once, so that
+        finishing them needs no grouping where no other partials share their keys
+        (`finish_pieces`). Returns them."""
+        cpu_table(partials, self._backend).distinct_by = self.keys
+        return partials
+
+    def _distinct(self, partials: TableChunk) -> bool:
+        return bool(self.keys) and cpu_table(partials, self._backend).distinct_by == self.keys
 
     def _rows_as_partials(self, rows: _Frame) -> _Frame:
         """Each row its own partial (about as many keys as rows: `learn`), of the grouped
@@ -211,15 +234,29 @@ class CpuAggregationKernel(AggregationKernel):
         if not pieces:
             raise ValueError(f"{self._where}: finish: no partials to finish; got an empty sequence")
         frames = [self._partials(piece, "finish") for piece in pieces]
+        distinct = [self.decomposable and self._distinct(piece) for piece in pieces]
+        full = [i for i, frame in enumerate(frames) if frame.height]
+        if len(full) == 1 and distinct[full[0]]:  # one grouping's partials: each key once
+            return self._backend.from_polars(self._finished_distinct(frames[full[0]]))
         apart = _clustered(frames, self.keys)
         if apart is None:
             whole = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
             return self._backend.from_polars(self._finished(whole))
         alone, shared = apart
-        outs = [self._finished(frame) for frame in alone]
+        outs = [
+            self._finished_distinct(frame) if distinct[i] else self._finished(frame)
+            for i, frame in alone
+        ]
         if shared.height:
             outs.append(self._finished(shared))
         return self._backend.from_polars(pl.concat(outs, how="vertical"))
+
+    def _finished_distinct(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The result of partials that hold each key once (`distinct`): merging a group of
+        one partial leaves it as it is, so the final step reads them as they are."""
+        steps, keys = self._steps, list(self.keys)
+        out = frame.select(*keys, *steps.finals())
+        return out.cast(dict(self._output_types))  # type: ignore[arg-type]
 
     def _finished(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The result of the partials in ``frame`` (`finish`)."""
@@ -260,12 +297,14 @@ their rows to one piece alone (else the filtering would spare too little)."""
 
 def _clustered(
     frames: Sequence[pl.DataFrame], keys: Sequence[str]
-) -> tuple[list[pl.DataFrame], pl.DataFrame] | None:
+) -> tuple[list[tuple[int, pl.DataFrame]], pl.DataFrame] | None:
     """Pieces of partials split into the rows each holds alone (keys outside every other
-    piece's range, one frame per piece) and the rest, all together; None where that
-    spares little (one piece, several keys, a key type other than an integer or temporal
-    one, or ranges that overlap too much: see `CLUSTERED_SHARE`)."""
-    full = [frame for frame in frames if frame.height]
+    piece's range: per piece, its index in ``frames`` and those rows) and the rest, all
+    together; None where that spares little (one piece, several keys, a key type other
+    than an integer or temporal one, or ranges that overlap too much: see
+    `CLUSTERED_SHARE`)."""
+    indices = [i for i, frame in enumerate(frames) if frame.height]
+    full = [frames[i] for i in indices]
     if len(full) < 2 or len(keys) != 1:
         return None
     key = keys[0]
@@ -301,7 +340,7 @@ def _clustered(
             alone_rows += full[i].height * (stop - start + 1) / (high - low + 1)
     if alone_rows < CLUSTERED_SHARE * sum(frame.height for frame in full):
         return None
-    alone: list[pl.DataFrame] = []
+    alone: list[tuple[int, pl.DataFrame]] = []
     rest: list[pl.DataFrame] = []
     for i, frame in enumerate(full):
         if i not in ranges:  # null keys only: they group with the other pieces' nulls
@@ -314,7 +353,7 @@ def _clustered(
             inside &= column < below[i]
         mine = frame.filter(inside)
         if mine.height:
-            alone.append(mine)
+            alone.append((indices[i], mine))
         if mine.height < frame.height:
             rest.append(frame.filter(~inside))
     if not alone:

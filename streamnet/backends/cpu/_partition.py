@@ -14,6 +14,7 @@ from streamnet._errors import ColumnNotFoundError, SchemaError
 from streamnet._schema import unused_name
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
+from streamnet.backends.cpu._table import cpu_table
 
 __all__ = ["SEED", "CpuPartitioning", "canonical_keys", "partition_frame"]
 
@@ -109,8 +110,12 @@ class CpuPartitioning(Backend):
         if partitions == 1 or chunk.num_rows == 0:
             return {0: chunk} if chunk.num_rows else {}
         schema = chunk.schema
+        distinct = cpu_table(chunk, self).distinct_by  # each piece keeps its rows apart
         pieces = partition_frame(chunk.to_polars(), keys, partitions, seed=seed)
-        return {p: self.from_polars(piece, schema=schema) for p, piece in pieces.items()}
+        out = {p: self.from_polars(piece, schema=schema) for p, piece in pieces.items()}
+        for piece in out.values():
+            cpu_table(piece, self).distinct_by = distinct
+        return out
 
 
 def _split_by_values(

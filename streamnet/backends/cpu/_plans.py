@@ -87,8 +87,10 @@ def _lower(
     frame: pl.LazyFrame,
     params: PlanParams,
     kernel: CpuAggregationKernel | None = None,
+    grouping: bool | None = None,
 ) -> pl.LazyFrame:
-    """``step`` applied to ``frame``, lazily; ``kernel`` lowers a `PartialAggregate`."""
+    """``step`` applied to ``frame``, lazily; ``kernel`` lowers a `PartialAggregate`
+    (grouping its rows or not as ``grouping`` says, by default as it has learnt)."""
     if isinstance(step, Filter):
         return frame.filter(step.predicate)
     if isinstance(step, Select):
@@ -107,7 +109,7 @@ def _lower(
         )
     if isinstance(step, PartialAggregate):
         assert kernel is not None  # made by compile
-        return kernel.partials_of(frame)
+        return kernel.partials_of(frame, grouping=grouping)
     raise TypeError(f"a plan's steps are `Filter`, `Select`...; got {type(step).__name__}")
 
 
@@ -378,8 +380,10 @@ class CpuPlans(Backend):
         frame = chunk.to_polars(convert=compiled.convert)
         steps = compiled.plan.steps
         query = frame.lazy()
+        kernel = compiled.kernel
+        grouping = kernel is not None and kernel.grouping  # read once: the partials it makes
         for step in steps:
-            query = _lower(step, query, params, compiled.kernel)
+            query = _lower(step, query, params, kernel, grouping)
         try:
             out = query.collect(engine=compiled.engine, optimizations=compiled.optimizations)  # type: ignore[call-overload]
         except Exception as exc:
@@ -391,9 +395,10 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
-        if compiled.kernel is not None:
-            compiled.kernel.learn(frame.height, out.height)
-        return self.from_polars(out, schema=compiled.output_schema)
+        if kernel is not None:
+            kernel.learn(frame.height, out.height)
+        made = self.from_polars(out, schema=compiled.output_schema)
+        return kernel.distinct(made) if kernel is not None and grouping else made
 
     def scan(
         self, compiled: CompiledPlan, task: ScanTask, *, params: PlanParams = NO_PARAMS
@@ -421,8 +426,10 @@ class CpuPlans(Backend):
             query = _scan_query(source, task, files, compiled.scans)
         except (OSError, pa.ArrowException) as exc:
             raise _read_error(task.path, exc) from exc
+        kernel = compiled.kernel
+        grouping = kernel is not None and kernel.grouping  # read once: the partials it makes
         for step in steps:
-            query = _lower(step, query, params, compiled.kernel)
+            query = _lower(step, query, params, kernel, grouping)
         try:
             out = query.collect(engine=compiled.engine, optimizations=compiled.optimizations)  # type: ignore[call-overload]
         except Exception as exc:
@@ -452,9 +459,10 @@ class CpuPlans(Backend):
             if failing is not None:
                 exc.add_note(f"in the {type(failing).__name__} step of {step_label(failing)}")
             raise
-        if compiled.kernel is not None:  # the rows read: those the steps before let through, at most
-            compiled.kernel.learn(task.rows, out.height)
-        return self.from_polars(out, schema=compiled.output_schema)
+        if kernel is not None:  # the rows read: those the steps before let through, at most
+            kernel.learn(task.rows, out.height)
+        made = self.from_polars(out, schema=compiled.output_schema)
+        return kernel.distinct(made) if kernel is not None and grouping else made
 
 
 def _failing_step(

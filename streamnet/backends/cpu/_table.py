@@ -89,11 +89,15 @@ class CpuTable:
         slices reads the batches it needs, never the whole file).
     lock
         Held while spilling, loading or casting.
+    distinct_by
+        Columns whose values no two rows share (together): the keys of the group-by
+        that made the table, kept by the pieces a filter or a hash partition cuts
+        from it; () where not known. A group-by's finish needs no grouping of them.
     """
 
     __slots__ = (
-        "__weakref__", "batch_starts", "canonical", "disk_bytes", "frame", "frame_schema", "lock",
-        "path", "table",
+        "__weakref__", "batch_starts", "canonical", "disk_bytes", "distinct_by", "frame",
+        "frame_schema", "lock", "path", "table",
     )  # fmt: skip
 
     def __init__(
@@ -111,6 +115,7 @@ class CpuTable:
         self.batch_starts: tuple[int, ...] = ()
         self.frame_schema: pl.Schema | None = None
         self.lock = threading.Lock()
+        self.distinct_by: tuple[str, ...] = ()
 
     def arrow(self, info: Callable[[], SchemaInfo], *, canonical: bool) -> pa.Table:
         """The Arrow table, loaded if spilled; with ``canonical``, cast to the canonical

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -133,6 +134,92 @@ def test_pieces_of_partials_finished_together_equal_polars(
     assert_same(got, expected(df, [key], aggs), [key])
 
 
+def _counting_groupings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The heights of the partials the CPU kernel groups to finish them (a list the test reads)."""
+    from streamnet.backends.cpu._aggregate import CpuAggregationKernel
+
+    grouped: list[int] = []
+    finished = CpuAggregationKernel._finished  # noqa: SLF001 - the grouping this test counts
+
+    def counted(self: CpuAggregationKernel, frame: pl.DataFrame) -> pl.DataFrame:
+        grouped.append(frame.height)
+        return finished(self, frame)
+
+    monkeypatch.setattr(CpuAggregationKernel, "_finished", counted)
+    return grouped
+
+
+def test_partials_of_one_grouping_finish_without_grouping_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kernel's grouped partials hold each key once: where no other piece shares a key,
+    finishing reads them as they are (no second grouping), also once cut by a hash
+    partition; partials joined into one piece, or taken row by row, group again. The
+    answer is Polars' every time."""
+    from streamnet.backends.cpu import CpuBackend
+    from streamnet.backends.cpu._aggregate import CpuAggregationKernel
+
+    backend = CpuBackend()
+    grouped = _counting_groupings(monkeypatch)
+    df = pl.DataFrame({"k": [i // 3 for i in range(60_000)], "v": range(60_000)})
+    aggs = [Agg("v", "sum"), Agg("v", "mean"), Agg("v", "std"), Agg(None, "len")]
+    want = expected(df, ["k"], aggs)
+    kernel = backend.aggregation(["k"], aggs, schema_of(df), ordered=False)
+    assert isinstance(kernel, CpuAggregationKernel)
+    halves = [kernel.partial(backend.from_polars(frame)) for frame in (df[:30_001], df[30_001:])]
+    assert_same(kernel.finish_pieces(halves), want, ["k"])
+    # the key 10000 straddles the cut: its partials alone, one per half, group again
+    assert grouped == [2]
+    grouped.clear()
+    # a partition's pieces (one per half, as an exchange holds them) keep the mark
+    parts = [backend.hash_partition(half, ["k"], 3) for half in halves]
+    finished = [kernel.finish_pieces([part[p] for part in parts]) for p in range(3)]
+    assert_same(backend.concat(finished), want, ["k"])
+    assert grouped == [2], "the pieces share the straddling key only"
+    grouped.clear()
+    # partials of both halves with the same keys, joined: each key twice in one piece
+    twice = [kernel.partial(backend.from_polars(df.slice(0, 30_000))) for _ in range(2)]
+    joined = backend.concat(twice)
+    doubled = expected(pl.concat([df.slice(0, 30_000)] * 2), ["k"], aggs)
+    assert_same(kernel.finish_pieces([joined]), doubled, ["k"])
+    assert grouped == [20_000]
+    grouped.clear()
+    kernel.learn(30_000, 30_000)  # as many groups as rows: partials are the rows
+    rows = kernel.partial(backend.from_polars(df.slice(0, 30_000)))
+    assert rows.num_rows == 30_000
+    assert_same(kernel.finish_pieces([rows]), expected(df.slice(0, 30_000), ["k"], aggs), ["k"])
+    assert grouped == [30_000]
+
+
+def test_partials_of_a_fused_plan_finish_without_grouping_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The partials a scan's plan groups are marked as a kernel's are: a group-by over a
+    file sorted by its key finishes each task's keys without grouping them again."""
+    import actors
+    from streamnet import Context, Network
+
+    grouped = _counting_groupings(monkeypatch)
+    n = 400_000
+    df = pl.DataFrame({"k": [i // 4 for i in range(n)], "v": range(n)})
+    path = tmp_path / "sorted.parquet"
+    df.write_parquet(path, row_group_size=50_000)
+    with Context() as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, b, into="polars")
+        network = Network(ctx, [
+            actors.read_parquet(ctx, a, path),
+            actors.groupby_agg(ctx, a, b, "k", [("v", "sum", "v")]),
+            sink,
+        ])  # fmt: skip
+        assert network.fused, "the scan runs the group-by's partials"
+        network.run(progress=False)
+    want = df.group_by("k").agg(pl.col("v").sum())
+    assert_frame_equal(sink.result().sort("k"), want.sort("k"))
+    # only the keys that straddle a task's bounds group again, a few at most
+    assert sum(grouped) < 10
+
+
 def test_clustered_pieces_are_finished_apart_and_overlapping_ones_together() -> None:
     from streamnet.backends.cpu._aggregate import _clustered
 
@@ -140,7 +227,8 @@ def test_clustered_pieces_are_finished_apart_and_overlapping_ones_together() -> 
     apart = _clustered(sorted_pieces, ["k"])
     assert apart is not None
     alone, shared = apart
-    assert [frame.height for frame in alone] == [100, 99, 99, 100]  # the bounds are shared
+    assert [i for i, _ in alone] == [0, 1, 2, 3]
+    assert [frame.height for _, frame in alone] == [100, 99, 99, 100]  # the bounds are shared
     assert sorted(shared["k"].to_list()) == [100, 100, 200, 200, 300, 300]
     spread = [pl.DataFrame({"k": list(range(i, 400, 4))}) for i in range(4)]
     assert _clustered(spread, ["k"]) is None  # every range spans the others
