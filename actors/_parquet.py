@@ -25,13 +25,13 @@ from actors._commit import output_actor
 from actors._pushed import (
     blame_pushed_in_scan,
     check_committed,
+    few_keys,
     key_ranges,
     resolved_predicates,
 )
 from actors._typing import WriteMode
 from actors._writing import check_write, write_stream
 from streamnet import (
-    ActorNode,
     Backend,
     Channel,
     ChannelBroken,
@@ -378,21 +378,6 @@ FEW_ROWS_OUT = 1 / 8
 tasks join row groups."""
 
 
-ROWS_PER_FEW_KEYS = 32
-"""A key filter of at most one key per this many rows a scan reads is expected to let few
-rows through (`FEW_ROWS_OUT`): its tasks join row groups from the start."""
-
-
-def _few_keys(node: ActorNode | None, rows: int) -> bool:
-    """Whether a key filter pushed to ``node`` (published) has few keys for ``rows`` rows
-    (`ROWS_PER_FEW_KEYS`)."""
-    for predicate in node.pushed_predicates if node is not None else ():
-        count = predicate.keys.count if predicate.keys is not None else None
-        if count is not None and count * ROWS_PER_FEW_KEYS <= rows:
-            return True
-    return False
-
-
 def _task_rows(total: int, threads: int, most: int = AGGREGATE_TASK_ROWS) -> int:
     """Rows per scan task for ``total`` rows read on ``threads`` cores, when tasks join row
     groups: a task per core, at most ``most`` (each query runs on every core, and costs
@@ -712,7 +697,9 @@ async def scan_files(
     backend = ctx.backend
     wanted = node.pruned_columns if node is not None else None
     # a key filter waits for its join's keys; Polars' reader takes them best hashed
-    pushed = await resolved_predicates(node, lookup=False)
+    keyed = node is not None and any(p.keys is not None for p in node.pushed_predicates)
+    rows = node.estimated_rows() if node is not None and keyed else None
+    pushed = await resolved_predicates(node, lookup=False, rows=rows)
     ranges = await key_ranges(node)
     compiled, planned = await ctx.to_thread(
         _plan,
@@ -739,7 +726,7 @@ async def scan_files(
         isinstance(step, Filter) for step in plan.steps
     )
     pieces = reads.sized([piece.task for piece in planned if piece.read])
-    few = aggregate or _few_keys(node, sum(piece.rows for piece in pieces))
+    few = aggregate or few_keys(node, sum(piece.rows for piece in pieces))
     tasks = _Tasks(
         pieces, depth, few=few,
         every_row=every_row, max_decoded=reads.max_decoded,

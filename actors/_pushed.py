@@ -5,6 +5,7 @@ source that got one waits for them first (`resolved_predicates`)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import operator
@@ -33,17 +34,64 @@ __all__ = [
     "blame_pushed",
     "blame_pushed_in_scan",
     "check_committed",
+    "few_keys",
     "key_ranges",
     "resolved_predicates",
 ]
 
 
-async def resolved_predicates(node: ActorNode | None, *, lookup: bool = True) -> list[Predicate]:
+ROWS_PER_FEW_KEYS = 32
+"""A key filter of at most one key per this many rows a source reads lets few rows through:
+a scan joins row groups into its tasks from the start, and waits for no other key filter."""
+
+
+def few_keys(node: ActorNode | None, rows: int | None) -> bool:
+    """Whether a key filter pushed to ``node`` has published few keys for ``rows`` rows
+    (`ROWS_PER_FEW_KEYS`; None: rows not known)."""
+    if rows is None:
+        return False
+    for predicate in node.pushed_predicates if node is not None else ():
+        count = predicate.keys.count if predicate.keys is not None else None
+        if count is not None and count * ROWS_PER_FEW_KEYS <= rows:
+            return True
+    return False
+
+
+async def _settled(node: ActorNode | None, rows: int | None) -> None:
+    """Until every key filter pushed to ``node`` (a source of about ``rows`` rows) has
+    its keys, or one has few (`few_keys`): the others would spare little of what that one
+    lets through, and their joins may wait on other scans yet (TPC-H Q18's lineitem is
+    cut by the 57 orders of its subquery before its orders are read)."""
+    waits = [
+        predicate.keys for predicate in (node.pushed_predicates if node is not None else ())
+        if predicate.keys is not None and not predicate.branches
+    ]  # fmt: skip
+    while not few_keys(node, rows):
+        pending = [asyncio.ensure_future(keys.wait()) for keys in waits if not keys.published]
+        if not pending:
+            return
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pending:
+                task.cancel()
+
+
+async def resolved_predicates(
+    node: ActorNode | None, *, lookup: bool = True, rows: int | None = None
+) -> list[Predicate]:
     """The predicates pushed to ``node`` as they apply now: key filters with their keys,
     once published (waiting for them), or left out when their join gave none; those
-    hashed rather than looked up in a table without ``lookup`` (`key_filter`)."""
+    hashed rather than looked up in a table without ``lookup`` (`key_filter`).
+
+    ``rows``, the rows the source reads (about), lets it stop waiting once a key filter
+    has few keys for them (`few_keys`): key filters without keys yet are then left out."""
     resolved = []
+    if rows is not None:
+        await _settled(node, rows)
     for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
+        if rows is not None and predicate.keys is not None and not predicate.keys.published:
+            continue  # not waited for (`_settled`): its join filters the rows anyway
         expr = await predicate.resolved(lookup=lookup)
         if expr is not None:
             resolved.append(Predicate(expr, predicate.origin))
@@ -53,10 +101,11 @@ async def resolved_predicates(node: ActorNode | None, *, lookup: bool = True) ->
 async def key_ranges(node: ActorNode | None) -> list[pl.Expr]:
     """For the key filters pushed to ``node`` over integer keys, whether their column
     lies in the keys' range (`KeySet.range_of`), once published: tests a scan can skip
-    row groups by, which it does not apply to rows."""
+    row groups by, which it does not apply to rows. Those not published yet are left
+    out, as `resolved_predicates` leaves them once it waits no longer."""
     ranges = []
     for predicate in sorted(node.pushed_predicates if node else (), key=Predicate.describe):
-        if predicate.keys is not None and not predicate.branches:
+        if predicate.keys is not None and not predicate.branches and predicate.keys.published:
             found = await predicate.keys.range_of(predicate.expr)
             if found is not None:
                 ranges.append(found)
