@@ -93,8 +93,8 @@ async def resolved_predicates(
         if rows is not None and predicate.keys is not None and not predicate.keys.published:
             continue  # not waited for (`_settled`): its join filters the rows anyway
         expr = await predicate.resolved(lookup=lookup)
-        if expr is not None:
-            resolved.append(Predicate(expr, predicate.origin))
+        if expr is not None:  # a key filter's keeps its key set: a scan prunes by its range
+            resolved.append(Predicate(expr, predicate.origin, predicate.keys))
     return resolved
 
 

@@ -592,3 +592,76 @@ def test_a_scan_given_few_keys_by_one_join_waits_for_no_other_joins_keys(
     kept = wanted.filter(pl.col("d") < 4)
     want = ORDERS.filter(pl.col("o").is_in([3, 7])).join(items, on="o").join(kept, on="q", how="semi")
     assert_frame_equal(_sorted(got.select(want.columns)), _sorted(want))
+
+
+@pytest.mark.parametrize("heuristic", [True, False])
+def test_a_scan_filtered_by_many_keys_reads_runs_of_row_groups_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, heuristic: bool
+) -> None:
+    """600 keys for row groups of 100 rows: each task would build their set again for
+    few rows, so the scan's tasks join row groups from the first one, though most rows
+    come through; the answer is Polars' either way."""
+    if not heuristic:
+        monkeypatch.setattr("actors._parquet.ROWS_PER_MANY_KEYS", 0)  # no key set is many
+    items = pl.DataFrame({"o": [i % 1_000 for i in range(6_400)], "q": range(6_400)})
+    items.write_parquet(tmp_path / "items.parquet", row_group_size=100)
+    orders = pl.DataFrame({"o": range(1_000), "c": [i % 5 for i in range(1_000)]})
+    kept = pl.col("c") < 3
+    with Context() as ctx:
+        o, cut, li, out = (ctx.create_channel() for _ in range(4))
+        scan = actors.read_parquet(ctx, li, tmp_path / "items.parquet")
+        sink = actors.collect(ctx, out, into="polars")
+        network = Network(ctx, [
+            actors.from_polars(ctx, o, orders),
+            actors.filter(ctx, o, cut, kept),
+            scan,
+            actors.join(ctx, cut, li, out, on="o"),
+            sink,
+        ])  # fmt: skip
+        assert "skips the rows that `join#0` drops" in network.explain()
+        network.run(progress=False)
+        chunks = network.statistics().actor(scan.name).messages_out
+    want = orders.filter(kept).join(items, on="o")
+    assert_frame_equal(_sorted(sink.result().select(want.columns)), _sorted(want))
+    threads = min(ctx.num_threads, os.cpu_count() or 1)
+    if heuristic:
+        assert chunks <= threads  # a run of row groups per core, from the start
+    else:
+        assert chunks == 64  # a task per row group: 60% of the rows come through
+
+
+def test_a_scan_tests_a_key_filters_range_on_statistics_not_its_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups' statistics are tested against a key filter's range only: its keys
+    themselves prune nothing more there, and testing them costs milliseconds for the
+    hundreds of thousands a join gives."""
+    import actors._parquet as parquet_module
+
+    tested: list[pl.Expr | None] = []
+    plan = parquet_module.plan_row_groups
+
+    def recorded(files: Any, predicate: pl.Expr | None, *args: Any, **kwargs: Any) -> Any:
+        tested.append(predicate)
+        return plan(files, predicate, *args, **kwargs)
+
+    monkeypatch.setattr(parquet_module, "plan_row_groups", recorded)
+    ORDERS.sort("c").write_parquet(tmp_path / "o.parquet", row_group_size=5)
+    kept_customers = pl.col("c").is_between(2, 3)
+    with Context() as ctx:
+        c, kept, o, out = (ctx.create_channel() for _ in range(4))
+        sink = actors.collect(ctx, out, into="polars")
+        Network(ctx, [
+            actors.from_polars(ctx, c, CUSTOMERS),
+            actors.filter(ctx, c, kept, kept_customers),
+            actors.read_parquet(ctx, o, tmp_path / "o.parquet", filters=pl.col("d") < 4),
+            actors.join(ctx, kept, o, out, on="c"),
+            sink,
+        ]).run(progress=False)  # fmt: skip
+    want = CUSTOMERS.filter(kept_customers).join(ORDERS.filter(pl.col("d") < 4), on="c")
+    assert_frame_equal(_sorted(sink.result().select(want.columns)), _sorted(want))
+    (predicate,) = tested
+    assert predicate is not None
+    words = str(predicate)
+    assert "is_between" in words and '"d"' in words  # the keys' range, the scan's own filter
+    assert "is_in" not in words
