@@ -13,12 +13,14 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors._columns import ColumnCheck
 from actors._grace import GraceFigures, GraceJoin, build_cap
 from actors._hybrid import HybridJoin, resident_cap
 from actors._join_optimiser import (
     JoinKeys,
+    Side,
     join_emits,
     join_matches,
     join_needs,
@@ -33,6 +35,7 @@ from streamnet import (
     Context,
     Exchange,
     InputSchema,
+    JoinBuild,
     JoinSpec,
     MemoryHolder,
     Message,
@@ -82,6 +85,10 @@ class JoinReport:
     spilled_bytes: int = field(default=0, compare=False)
     """Bytes of the join's chunks spilled to disk (by the join, or by the memory budget
     for another actor)."""
+    built: Side = "right"
+    """The side a broadcast held whole: the right one, or, for an inner join on one rank
+    whose left side was read whole before its right side, the left one (the right side
+    then streamed against it)."""
 
     @property
     def traffic(self) -> CollectiveTraffic:
@@ -218,13 +225,21 @@ async def join(
         right_holder = ctx.memory.holder("join right side")
         holders.append(right_holder)
         buffering = asyncio.ensure_future(early.fill())
+        coming: asyncio.Future[tuple[int, TableChunk] | None] | None = None  # a right chunk
         try:
             # Read the right side first, up to the threshold (all of it when broadcasting is
             # forced, or with a single rank, where "broadcasting" moves nothing), and under a
             # memory limit up to the build share (on one rank, what can stay in memory).
             buffered: list[TableChunk] = []
+            right_seqs: list[int] = []  # the buffered chunks' sequence numbers
             size = 0
             ended = False
+            # An inner join on one rank streams whichever side is not read whole: once the
+            # left side has ended while the right one goes on, the left one is built.
+            swappable = (
+                strategy == "auto" and how == "inner" and coll.nranks == 1 and build_share is None
+            )
+            build_left = False
             cap: int | None = None  # read all
             if strategy == "auto":
                 if coll.nranks == 1 and how in _BROADCASTABLE:
@@ -235,14 +250,32 @@ async def join(
                     cap = min(broadcast_threshold, build_share)
             if strategy != "shuffle":
                 while cap is None or size <= cap:
-                    item = await anext(rights, None)
+                    if swappable and not buffering.done():
+                        # the next right chunk, or the left side's end, whichever comes first
+                        coming = coming or asyncio.ensure_future(anext(rights, None))
+                        either: set[asyncio.Future[Any]] = {coming, buffering}
+                        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                        if not coming.done():
+                            if buffering.exception() is None and early.chunks:
+                                build_left = True
+                                break
+                            continue  # a failed or empty left side: the right side as ever
+                        item, coming = coming.result(), None
+                    elif coming is not None:
+                        item, coming = await coming, None
+                    else:
+                        item = await anext(rights, None)
                     if item is None:
                         ended = True
                         break
                     buffered.append(item[1])
+                    right_seqs.append(item[0])
                     size += item[1].nbytes
                     await right_keys.add(item[1])
                     await right_holder.add(item[1])
+                    if swappable and early.ended and early.chunks:
+                        build_left = True
+                        break
             if coll.nranks == 1 and ended:
                 await right_keys.publish()
             # Every rank's keys (on several ranks) and build share go with its size: every
@@ -256,12 +289,34 @@ async def join(
             if coll.nranks > 1 and all(e for _, e in sizes):  # every rank read its share whole
                 await right_keys.publish_gathered([v for _, _, v, _ in gathered])
             right_keys.abandon()  # not read whole: the left side's sources read everything
+        except BaseException:
+            if coming is not None:
+                coming.cancel()
+                await asyncio.gather(coming, return_exceptions=True)
+            raise
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)
             left_keys.abandon()  # not read whole (or published): the right's sources read all
         if buffering.done() and not buffering.cancelled() and buffering.exception() is not None:
             raise buffering.exception()  # type: ignore[misc]
+        if build_left:
+            for chunk in buffered:
+                right_holder.remove(chunk)
+            received = list(zip(right_seqs, buffered, strict=True))
+            buffered.clear()
+            rest = _then(received, coming, rights)
+            await _left_built_join(ctx, early.take(lkeys), rest, ch_out, spec)
+            await ch_out.drain(ctx)
+            return JoinReport(
+                "broadcast",
+                size,
+                None,
+                None,
+                coll.traffic.copy(),
+                spilled_bytes=_spilled(ctx, actor) - spilled_before,
+                built="left",
+            )
         lefts = early.replay_then(
             inputs(ctx, left_in, lkeys, where="join left keys", schema=left_schema), lkeys
         )
@@ -581,6 +636,16 @@ class _LeftBuffer:
         self.ended = True
         await self.keys.publish()
 
+    def take(self, keys: list[str]) -> list[TableChunk]:
+        """The chunks of a left side read whole (`ended`), no longer held."""
+        check = ColumnCheck(keys, where="join left keys")
+        chunks = [chunk for _, chunk in self.chunks]
+        for chunk in chunks:
+            self.holder.remove(chunk)
+            check.chunk(chunk)
+        self.chunks.clear()
+        return chunks
+
     async def replay_then(
         self, rest: AsyncIterator[tuple[int, TableChunk]], keys: list[str]
     ) -> AsyncIterator[tuple[int, TableChunk]]:
@@ -629,15 +694,63 @@ async def _broadcast_join(
             await ch_out.send(ctx, Message(seq, out))
         return
     build = await ctx.to_thread(backend.join_build, small, spec)
+    await _probed(ctx, build, lefts, ch_out)
+
+
+async def _left_built_join(
+    ctx: Context,
+    lefts: list[TableChunk],
+    rights: AsyncIterator[tuple[int, TableChunk]],
+    ch_out: Channel[TableChunk],
+    spec: JoinSpec,
+) -> None:
+    """An inner join on one rank whose left side was read whole while the right side was
+    still coming: the left side is built once and the right side streams against it, so
+    the join's results flow while the right side is read (a small table joined with a
+    large one written on its right)."""
+    backend = ctx.backend
+    left = await ctx.to_thread(backend.concat, lefts) if len(lefts) > 1 else lefts[0]
+    build = await ctx.to_thread(backend.join_build, left, spec, side="left")
+    await _probed(ctx, build, rights, ch_out)
+
+
+async def _probed(
+    ctx: Context,
+    build: JoinBuild,
+    stream: AsyncIterator[tuple[int, TableChunk]],
+    ch_out: Channel[TableChunk],
+) -> None:
+    """Join the chunks of ``stream`` against ``build`` and send the results; the backend
+    holds some back to join them in batches, and a result carries the sequence number of
+    the first chunk it joins."""
+    backend = ctx.backend
     first_seq: int | None = None
-    async for seq, left in lefts:
+    async for seq, chunk in stream:
         if first_seq is None:
             first_seq = seq
-        joined = await ctx.to_thread(backend.join_probe, build, left)
+        joined = await ctx.to_thread(backend.join_probe, build, chunk)
         if joined is not None:
             await ch_out.send(ctx, Message(first_seq, joined))
             first_seq = None
     rest = await ctx.to_thread(backend.join_flush, build)
     if rest is not None:
-        assert first_seq is not None  # the build holds left chunks since the last result
+        assert first_seq is not None  # the build holds chunks since the last result
         await ch_out.send(ctx, Message(first_seq, rest))
+
+
+async def _then(
+    first: Sequence[tuple[int, TableChunk]],
+    coming: asyncio.Future[tuple[int, TableChunk] | None] | None,
+    rest: AsyncIterator[tuple[int, TableChunk]],
+) -> AsyncIterator[tuple[int, TableChunk]]:
+    """The items of ``first``, then the one ``coming`` gives (None: the end), then those of
+    ``rest``."""
+    for item in first:
+        yield item
+    if coming is not None:
+        last = await coming
+        if last is None:
+            return
+        yield last
+    async for item in rest:
+        yield item

@@ -24,6 +24,7 @@ __all__ = [
     "KEY_FILTER_LIMIT",
     "ROWS_PER_KEY",
     "JoinKeys",
+    "Side",
     "join_emits",
     "join_matches",
     "join_needs",

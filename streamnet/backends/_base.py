@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from streamnet._schema import SchemaInfo
     from streamnet.backends._aggregation import AggregationKernel
     from streamnet.backends._files import ChunkReader, ChunkWriter
-    from streamnet.backends._join_spec import JoinBuild, JoinSpec
+    from streamnet.backends._join_spec import JoinBuild, JoinSide, JoinSpec
     from streamnet.backends._sort_order import SortOrder
     from streamnet.backends._types import Packed
     from streamnet.io import CsvFormat, CsvPart, FilePath, ScanTask
@@ -925,43 +925,50 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def join_build(self, right: TableChunk, spec: JoinSpec) -> JoinBuild:
-        """The whole right side of a broadcast join, prepared once for :meth:`join_probe`.
+    def join_build(
+        self, built: TableChunk, spec: JoinSpec, *, side: JoinSide = "right"
+    ) -> JoinBuild:
+        """One whole side of a broadcast join, prepared once for :meth:`join_probe` to
+        join the other side's chunks against it.
 
-        Only a join that keeps no unmatched right row can be probed chunk by
-        chunk: ``spec.how`` is inner, left, semi or anti.
+        The right side (``side="right"``) for a join that keeps no unmatched right
+        row: ``spec.how`` is inner, left, semi or anti. The left side only for an
+        inner join, whose rows either side can stream: a small left side read whole
+        before a large right one.
 
         Raises
         ------
         ColumnNotFoundError
-            A right key is not a column of ``right``.
+            A key of ``side`` is not a column of ``built``.
         ValueError
-            ``spec.how`` is right or full.
+            ``spec.how`` keeps unmatched rows of the built side, or is not inner for a
+            left build.
         """
 
     @abstractmethod
-    def join_probe(self, build: JoinBuild, left: TableChunk) -> TableChunk | None:
-        """The join of left rows with the build side, or None while the backend holds
-        them back to join them with later ones.
+    def join_probe(self, build: JoinBuild, chunk: TableChunk) -> TableChunk | None:
+        """The join of a chunk of the side streaming by with the build side, or None
+        while the backend holds it back to join it with later ones.
 
-        Every left row given is joined once, by this call or a later one, or by
-        :meth:`join_flush`; together the results are the join of the whole left side
-        with the right side, the left rows in the order they were given. The CPU
-        backend joins left rows in batches of at least twice the right side's
-        rows (each join hashes the right side: so the hashing costs no more than
-        the probing), so a small right side still joins chunk by chunk.
+        Every row given is joined once, by this call or a later one, or by
+        :meth:`join_flush`; together the results are the join of the whole streamed
+        side with the built one, its rows in the order they were given, columns as
+        :meth:`join` gives them. The CPU backend joins the streamed rows in batches of
+        at least twice the built side's rows (each join hashes the built side: so the
+        hashing costs no more than the probing), so a small built side still joins
+        chunk by chunk.
 
         Raises
         ------
         ColumnNotFoundError
-            A left key is not a column of ``left``.
+            A key of the streamed side is not a column of ``chunk``.
         SchemaError
             Polars cannot join the key types.
         """
 
     @abstractmethod
     def join_flush(self, build: JoinBuild) -> TableChunk | None:
-        """The join of the left rows :meth:`join_probe` held back; None if it holds none.
+        """The join of the rows :meth:`join_probe` held back; None if it holds none.
 
         Raises
         ------

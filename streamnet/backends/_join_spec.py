@@ -123,19 +123,22 @@ class JoinSpec:
 
 
 class JoinBuild(ABC):
-    """The right side of a broadcast join, prepared once to be probed by left chunks.
+    """One side of a broadcast join, whole, prepared once to be probed by the other
+    side's chunks: the right side, or for an inner join the left one (`side`).
 
-    Made by `Backend.join_build`; `Backend.join_probe` joins left chunks against it and
-    `Backend.join_flush` gives what it still holds at the end of the left stream. A
-    build keeps state between probes (the CPU batches left chunks), so one
+    Made by `Backend.join_build`; `Backend.join_probe` joins the other side's chunks
+    against it and `Backend.join_flush` gives what it still holds at the end of that
+    stream. A build keeps state between probes (the CPU batches chunks), so one
     caller uses it at a time, in stream order.
 
     Attributes
     ----------
     spec
         The join it was built for.
-    right_rows
-        Rows of the right side.
+    side
+        The side it holds whole.
+    rows
+        Rows of that side.
     """
 
     @property
@@ -145,5 +148,10 @@ class JoinBuild(ABC):
 
     @property
     @abstractmethod
-    def right_rows(self) -> int:
-        """Rows of the right side."""
+    def side(self) -> JoinSide:
+        """The side it holds whole (the other streams by)."""
+
+    @property
+    @abstractmethod
+    def rows(self) -> int:
+        """Rows of the side it holds."""

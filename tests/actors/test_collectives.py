@@ -472,3 +472,59 @@ def test_a_column_named_like_a_stream_order_column_is_refused_by_name() -> None:
     df = pl.DataFrame({"k": [1, 1, 2], "__rank": [7, 8, 9]})
     with pytest.raises(SchemaError, match=r"column `__rank`, a name the stream-order columns"):
         run_collective(split(df, ranks.size(1), None), lambda c, a, b: actors.distinct(c, a, b, "k", keep="first"))
+
+
+@pytest.mark.skipif(ranks.UNDER_MPI, reason="a single-rank join: each rank here is one of a job")
+def test_an_inner_join_streams_its_right_side_once_its_left_side_is_read_whole() -> None:
+    """A small left side that ends while the large right side is still coming is built:
+    each right chunk gives its rows at once. Here the right source sends its last chunk
+    only once a joined row has come out, which a join building the right side would never
+    give; its rows and columns are Polars' and it reports the left side built."""
+    import asyncio
+
+    from streamnet import Channel, Message, TableChunk, define_actor
+
+    left = pl.DataFrame({"k": [1, 2], "a": ["x", "y"]})
+    right = [pl.DataFrame({"k": [i % 4] * 4, "a": [f"r{i}"] * 4, "b": [i] * 4}) for i in range(3)]
+
+    @define_actor()
+    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
+        await ch_out.drain(ctx)
+        left_done.set()
+
+    @define_actor()
+    async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await left_done.wait()
+        for seq, frame in enumerate(right[:2]):
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
+        await asyncio.wait_for(joined.wait(), timeout=30)  # a row came out before the end
+        await ch_out.send(ctx, Message(2, TableChunk.from_polars(right[2])))
+        await ch_out.drain(ctx)
+
+    @define_actor()
+    async def watch(ctx: Context, ch_in: Channel[TableChunk], ch_out: Channel[TableChunk]) -> None:
+        while (msg := await ch_in.recv(ctx)) is not None:
+            joined.set()
+            await ch_out.send(ctx, msg)
+        await ch_out.drain(ctx)
+
+    async def main() -> tuple[pl.DataFrame, actors.JoinReport]:
+        with Context() as ctx:
+            lch, rch, joined_ch, out = (ctx.create_channel() for _ in range(4))
+            sink = actors.collect(ctx, out, into="polars")
+            join = actors.join(ctx, lch, rch, joined_ch, on="k")
+            await asyncio.wait_for(
+                Network(
+                    ctx, [small(ctx, lch), large(ctx, rch), join, watch(ctx, joined_ch, out), sink]
+                ).run_async(),
+                timeout=60,
+            )
+            return sink.result(), join.result()
+
+    left_done, joined = asyncio.Event(), asyncio.Event()
+    got, report = asyncio.run(main())
+    want = left.join(pl.concat(right), on="k")
+    assert got.columns == want.columns
+    assert_frame_equal(sort_all(got), sort_all(want))
+    assert report.strategy == "broadcast" and report.built == "left"

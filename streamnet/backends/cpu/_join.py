@@ -1,4 +1,4 @@
-"""The CPU backend's joins: Polars' join, partition-wise or against a broadcast right side."""
+"""The CPU backend's joins: Polars' join, partition-wise or against a side broadcast whole."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 from streamnet._errors import ColumnNotFoundError, SchemaError
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
-from streamnet.backends._join_spec import JoinBuild, JoinSpec
+from streamnet.backends._join_spec import JoinBuild, JoinSide, JoinSpec
 
 __all__ = ["CpuJoins"]
 
@@ -66,40 +66,48 @@ def _joined(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataF
 
 
 class _CpuJoinBuild(JoinBuild):
-    """The right frame, and the left frames waiting to be joined with it in one batch."""
+    """One side's frame, and the other side's frames waiting to be joined with it in one
+    batch."""
 
-    def __init__(self, right: pl.DataFrame, spec: JoinSpec) -> None:
-        self._right = right
+    def __init__(self, built: pl.DataFrame, spec: JoinSpec, side: JoinSide) -> None:
+        self._built = built
         self._spec = spec
+        self._side: JoinSide = side
         self.batch: list[pl.DataFrame] = []
-        self.rows = 0
+        self.batched = 0
 
     @property
     def spec(self) -> JoinSpec:
         return self._spec
 
     @property
-    def right_rows(self) -> int:
-        return self._right.height
+    def side(self) -> JoinSide:
+        return self._side
+
+    @property
+    def rows(self) -> int:
+        return self._built.height
 
     @property
     def batch_rows(self) -> int:
-        """Left rows joined at once: at least twice the right side's."""
-        return 2 * self._right.height
+        """Rows of the other side joined at once: at least twice the built side's."""
+        return 2 * self._built.height
 
-    def add(self, left: pl.DataFrame) -> pl.DataFrame | None:
-        self.batch.append(left)
-        self.rows += left.height
-        return self.take() if self.rows >= self.batch_rows else None
+    def add(self, frame: pl.DataFrame) -> pl.DataFrame | None:
+        self.batch.append(frame)
+        self.batched += frame.height
+        return self.take() if self.batched >= self.batch_rows else None
 
     def take(self) -> pl.DataFrame | None:
-        """The join of the batched left frames; None if there are none."""
+        """The join of the batched frames; None if there are none."""
         if not self.batch:
             return None
-        left = pl.concat(self.batch, how="vertical") if len(self.batch) > 1 else self.batch[0]
+        batch = pl.concat(self.batch, how="vertical") if len(self.batch) > 1 else self.batch[0]
         self.batch = []
-        self.rows = 0
-        return _joined(left, self._right, self._spec)
+        self.batched = 0
+        if self._side == "left":
+            return _joined(self._built, batch, self._spec)
+        return _joined(batch, self._built, self._spec)
 
 
 class CpuJoins(Backend):
@@ -137,20 +145,33 @@ class CpuJoins(Backend):
         most = counts.item()
         return 0 if most is None else int(most)
 
-    def join_build(self, right: TableChunk, spec: JoinSpec) -> JoinBuild:
-        right = self._own(right, "join build")
-        if spec.how not in ("inner", "left", "semi", "anti"):
+    def join_build(
+        self, built: TableChunk, spec: JoinSpec, *, side: JoinSide = "right"
+    ) -> JoinBuild:
+        built = self._own(built, "join build")
+        if side not in ("left", "right"):
+            raise ValueError(f"join build: `side` must be left or right, got {side!r}")
+        if side == "right" and spec.how not in ("inner", "left", "semi", "anti"):
             raise ValueError(
                 f"join build: a {spec.how} join keeps unmatched right rows, which every probe "
                 f"would repeat; join partition-wise instead; got how={spec.how!r}"
             )
-        _check_keys(right.column_names, spec.right_on, "right", spec)
-        return _CpuJoinBuild(right.to_polars(), spec)
+        if side == "left" and spec.how != "inner":
+            raise ValueError(
+                f"join build: only an inner join streams its right side against a left side "
+                f"built whole (a {spec.how} join keeps or drops a left row by whether any "
+                f"right row matches it, which no one right chunk tells); got how={spec.how!r}"
+            )
+        keys = spec.left_on if side == "left" else spec.right_on
+        _check_keys(built.column_names, keys, side, spec)
+        return _CpuJoinBuild(built.to_polars(), spec, side)
 
-    def join_probe(self, build: JoinBuild, left: TableChunk) -> TableChunk | None:
-        left = self._own(left, "join probe")
-        _check_keys(left.column_names, build.spec.left_on, "left", build.spec)
-        out = _cpu_build(build).add(left.to_polars())
+    def join_probe(self, build: JoinBuild, chunk: TableChunk) -> TableChunk | None:
+        chunk = self._own(chunk, "join probe")
+        streamed = "right" if build.side == "left" else "left"
+        keys = build.spec.right_on if streamed == "right" else build.spec.left_on
+        _check_keys(chunk.column_names, keys, streamed, build.spec)
+        out = _cpu_build(build).add(chunk.to_polars())
         return None if out is None else self.from_polars(out)
 
     def join_flush(self, build: JoinBuild) -> TableChunk | None:

@@ -1,4 +1,4 @@
-"""Joins: Polars' join of the two sides, partition-wise or a broadcast right side probed chunk by chunk."""
+"""Joins: Polars' join of the two sides, partition-wise or one side built whole and the other probed chunk by chunk."""
 
 from __future__ import annotations
 
@@ -96,24 +96,32 @@ def test_joins_of_hash_partitions_together_are_the_join(
     assert_same_rows(pl.concat(pieces), polars_join(left, right, spec))
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
 @settings(max_examples=30)
 @given(sides(), st.data())
-def test_probing_a_build_over_any_left_chunking_gives_the_join(
-    backend: Backend, drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec], data: st.DataObject
+def test_probing_a_build_over_any_chunking_of_the_other_side_gives_the_join(
+    backend: Backend,
+    side: Literal["left", "right"],
+    drawn: tuple[pl.DataFrame, pl.DataFrame, JoinSpec],
+    data: st.DataObject,
 ) -> None:
+    """The right side built and the left one streamed (any broadcastable join), or, for
+    an inner join, the left side built and the right one streamed."""
     left, right, spec = drawn
-    spec = JoinSpec(spec.left_on, spec.right_on, data.draw(st.sampled_from(BROADCASTABLE)))
-    cuts = sorted(data.draw(st.lists(st.integers(0, left.height), max_size=5)))
-    bounds = [0, *cuts, left.height]
-    build = backend.join_build(backend.from_polars(right), spec)
-    assert build.spec == spec and build.right_rows == right.height
+    hows = BROADCASTABLE if side == "right" else ("inner",)
+    spec = JoinSpec(spec.left_on, spec.right_on, data.draw(st.sampled_from(hows)))
+    built, streamed = (right, left) if side == "right" else (left, right)
+    cuts = sorted(data.draw(st.lists(st.integers(0, streamed.height), max_size=5)))
+    bounds = [0, *cuts, streamed.height]
+    build = backend.join_build(backend.from_polars(built), spec, side=side)
+    assert build.spec == spec and build.side == side and build.rows == built.height
     outs, held, pending = [], 0, 0
     for start, end in itertools.pairwise(bounds):
-        out = backend.join_probe(build, backend.from_polars(left.slice(start, end - start)))
+        out = backend.join_probe(build, backend.from_polars(streamed.slice(start, end - start)))
         held += end - start
         pending += 1
-        # the batching rule: left rows are held back until twice the right side's rows
-        assert (out is not None) == (held >= 2 * right.height)
+        # the batching rule: streamed rows are held back until twice the built side's rows
+        assert (out is not None) == (held >= 2 * built.height)
         if out is not None:
             outs.append(backend.to_polars(out))
             held = pending = 0
@@ -198,6 +206,23 @@ def test_a_build_refuses_joins_that_keep_unmatched_right_rows(backend: Backend, 
     right = backend.from_polars(pl.DataFrame({"id": [1]}))
     with pytest.raises(ValueError, match=f"a {how} join keeps unmatched right rows"):
         backend.join_build(right, JoinSpec.of("id", how=how))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["left", "right", "full", "semi", "anti"])
+def test_only_an_inner_join_builds_its_left_side(backend: Backend, how: str) -> None:
+    left = backend.from_polars(pl.DataFrame({"id": [1]}))
+    with pytest.raises(ValueError, match=f"only an inner join .* got how={how!r}"):
+        backend.join_build(left, JoinSpec.of("id", how=how), side="left")  # type: ignore[arg-type]
+
+
+def test_a_build_names_the_side_whose_key_is_missing(backend: Backend) -> None:
+    chunk = backend.from_polars(pl.DataFrame({"x": [1]}))
+    spec = JoinSpec(("a",), ("b",), "inner")
+    with pytest.raises(ColumnNotFoundError, match="left key column `a` not found"):
+        backend.join_build(chunk, spec, side="left")
+    build = backend.join_build(backend.from_polars(pl.DataFrame({"a": [1]})), spec, side="left")
+    with pytest.raises(ColumnNotFoundError, match="right key column `b` not found"):
+        backend.join_probe(build, chunk)
 
 
 @pytest.mark.parametrize(
