@@ -329,6 +329,155 @@ def key_filters(
     return found
 
 
+INHERITED_KEY_FILTER_MIN_ROWS = 1 << 18
+"""An inherited key filter (`inherited_key_filters`) is made only for an input whose
+sources give at least this many rows (or an unknown number). Its sources wait only for
+keys that a join publishes anyway, so it pays for smaller inputs than a key filter of
+its own does (`KEY_FILTER_MIN_ROWS`): TPC-H Q9 at SF 1 joins ``partsupp`` (800,000
+rows) with lineitems of green parts only, and the part keys cut it to 43,000."""
+
+
+def inherited_key_filters(
+    nodes: Sequence[ActorNode],
+    found: Mapping[ActorNode, Mapping[Channel[Any], Predicates]],
+    applied: Mapping[Hashable, Predicates],
+    feedback: Sequence[Channel[Any]] = (),
+) -> dict[ActorNode, dict[Channel[Any], Predicates]]:
+    """Key filters that a join passes on without reading anything whole: where every row
+    of one of its inputs has a key among the keys another join publishes (a `KeySet` of
+    ``found``), the rows of its other input whose key is not among them find no match.
+
+    A join's input that it reads whole holds the key sets it publishes of it. The rows a
+    join (``define_actor(matches=...)``) keeps of its other input had a match there, so
+    hold them too on the matching keys. A node's output holds a key set on a column
+    when the node would move that predicate only to inputs that hold it (as
+    `held_predicates` finds for filters). A join one input of which holds a key set on a
+    key gives the other input that key filter, where that input's sources give enough
+    rows (`INHERITED_KEY_FILTER_MIN_ROWS`) and none of them is among the sources the keys
+    wait for: those upstream of the input they are read from, and those the key sets
+    their sources wait for (``applied``: the predicates found so far) wait for in turn.
+    Otherwise they would wait for their own rows.
+    """
+    loops = set(feedback)
+    descriptions = [describe(node, found.get(node)) for node in nodes]
+    by_description = {id(d): node for d, node in zip(descriptions, nodes, strict=True)}
+    names = column_names(descriptions, feedback)
+    producers: dict[Channel[Any], list[ActorNode]] = {}
+    for node in nodes:
+        for channel in node.outputs:
+            producers.setdefault(channel, []).append(node)
+    seeds: dict[Channel[Any], set[Predicate]] = {}
+    read_from: dict[int, Channel[Any]] = {}  # per key set (by id), the input it is read from
+    for node in nodes:
+        by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
+        for parameter, key_sets in node.key_sets.items():
+            read = by_parameter.get(parameter)
+            if read is None or read in loops:
+                continue
+            for key_set in key_sets:
+                seeds.setdefault(read, set()).add(
+                    Predicate(pl.col(key_set.column), origin=node.name, keys=key_set)
+                )
+                read_from[id(key_set)] = read
+    if not seeds:
+        return {}
+    waits = {
+        id(node): {k for c in node.outputs for p in applied.get(c, ()) for k in p.key_sets}
+        for node in nodes
+        if not node.inputs
+    }
+    held: dict[Channel[Any], Predicates] = {}
+    inherited: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
+    for description in _ordered(descriptions, feedback, upstream=False):
+        node = by_description[id(description)]
+        holds: dict[Channel[Any], set[Predicate]] = {
+            c: set() if c in loops else {*held.get(c, ()), *seeds.get(c, ())}
+            for c in node.inputs
+        }
+        own = {c: frozenset(p) for c, p in holds.items()}  # before what matches add
+        by_parameter = {e.parameter: e.channel for e in node.endpoints if e.role == "input"}
+        matches = node.key_matches()
+        for build, build_keys, probe, probe_keys in matches:
+            built, probed = by_parameter.get(build), by_parameter.get(probe)
+            if built is None or probed is None or built in loops or probed in loops:
+                continue
+            for predicate in list(holds[built]):
+                (column,) = predicate.columns
+                if column in build_keys:
+                    at = probe_keys[build_keys.index(column)]
+                    holds[probed].add(predicate.renamed({column: at}))
+        for build, build_keys, probe, probe_keys in matches:
+            source, target = by_parameter.get(build), by_parameter.get(probe)
+            if source is None or target is None or source in loops or target in loops:
+                continue
+            for predicate in held.get(source, frozenset()) | seeds.get(source, set()):
+                (column,) = predicate.columns
+                keys = predicate.keys
+                if column not in build_keys or keys is None or read_from[id(keys)] is source:
+                    continue  # the node's own key filter, if any, is found already
+                moved = Predicate(
+                    pl.col(probe_keys[build_keys.index(column)]), origin=node.name, keys=keys
+                )
+                if moved in found.get(node, {}).get(target, ()) or moved in own[target]:
+                    continue
+                upstream = [n for n in _ancestors(target, producers) if not n.inputs]
+                needed = _sources_awaited(keys, read_from, producers, waits)
+                if any(id(n) in needed for n in upstream) or (
+                    _estimate(_ancestors(target, producers)) < INHERITED_KEY_FILTER_MIN_ROWS
+                ):
+                    continue
+                for waiting in upstream:  # they wait for these keys now
+                    waits.setdefault(id(waiting), set()).add(keys)
+                mine = inherited.setdefault(node, {})
+                mine[target] = mine.get(target, frozenset()) | {moved}
+        columns: dict[Hashable, Columns] = {c: names.get(c) for c in node.inputs}
+        candidates = {p for c in node.inputs for p in holds[c]}
+        always = description.passes(frozenset(), columns)  # a filter's own, say
+        out: set[Predicate] = set()
+        for channel in node.outputs:
+            known = names.get(channel)
+            for predicate in candidates:
+                if known is None or not predicate.columns <= known or predicate in out:
+                    continue
+                moved_to = description.passes(frozenset({predicate}), columns)
+                needs = {
+                    c: frozenset(moved_to.get(c, ())) - frozenset(always.get(c, ()))
+                    for c in node.inputs
+                }
+                if any(needs.values()) and all(needs[c] <= holds[c] for c in node.inputs):
+                    out.add(predicate)
+        for channel in node.outputs:
+            if channel not in loops:
+                mine_out = frozenset(p for p in out if p.columns <= (names.get(channel) or set()))
+                held[channel] = mine_out if channel not in held else held[channel] & mine_out
+    return inherited
+
+
+def _sources_awaited(
+    keys: KeySet,
+    read_from: Mapping[int, Channel[Any]],
+    producers: Mapping[Channel[Any], list[ActorNode]],
+    waits: Mapping[int, set[KeySet]],
+) -> set[int]:
+    """The sources (by id) whose rows ``keys`` wait for: those upstream of the input they
+    are read from, and, in turn, those the key sets these sources wait for wait for."""
+    found: set[int] = set()
+    todo, seen = [keys], {id(keys)}
+    while todo:
+        read = read_from.get(id(todo.pop()))
+        if read is None:
+            continue
+        for node in _ancestors(read, producers):
+            if node.inputs or id(node) in found:
+                continue
+            found.add(id(node))
+            for more in waits.get(id(node), ()):
+                if id(more) not in seen:
+                    seen.add(id(more))
+                    todo.append(more)
+    return found
+
+
 def push(
     nodes: Sequence[ActorNode],
     feedback: Sequence[Channel[Any]] = (),
@@ -348,6 +497,12 @@ def push(
         if not found:
             break
         extra.update(found)
+        applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
+    if keys and extra:
+        for node, more in inherited_key_filters(nodes, extra, applied, feedback).items():
+            mine = extra.setdefault(node, {})
+            for channel, predicates in more.items():
+                mine[channel] = mine.get(channel, frozenset()) | predicates
         applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
     pushed: dict[str, Predicates] = {}
     for node in nodes:

@@ -25,6 +25,7 @@ def _small_inputs_get_key_filters(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tables are small; a Network makes key filters only for inputs of 2^20 rows or
     more (see the test of that), so the others lower the bar."""
     monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", 0)
+    monkeypatch.setattr("streamnet.network._predicates.INHERITED_KEY_FILTER_MIN_ROWS", 0)
 
 
 ORDERS = pl.DataFrame(
@@ -637,9 +638,9 @@ def test_a_scan_tests_a_key_filters_range_on_statistics_not_its_keys(
     themselves prune nothing more there, and testing them costs milliseconds for the
     hundreds of thousands a join gives."""
     import actors._parquet as parquet_module
+    from streamnet.io import plan_row_groups as plan
 
     tested: list[pl.Expr | None] = []
-    plan = parquet_module.plan_row_groups
 
     def recorded(files: Any, predicate: pl.Expr | None, *args: Any, **kwargs: Any) -> Any:
         tested.append(predicate)
@@ -665,3 +666,67 @@ def test_a_scan_tests_a_key_filters_range_on_statistics_not_its_keys(
     words = str(predicate)
     assert "is_between" in words and '"d"' in words  # the keys' range, the scan's own filter
     assert "is_in" not in words
+
+
+ACCOUNTS = pl.DataFrame({"c": [i % 7 for i in range(35)], "bal": range(35)})
+
+
+def test_a_join_downstream_of_a_key_set_cuts_its_other_input_by_those_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every row joined with the customers of segment A has one of their keys, so the
+    accounts joined with those rows further down are cut by the same keys (TPC-H Q9's
+    partsupp, by the part keys), without that join reading anything whole: the accounts
+    are too few for a key filter of its own."""
+    monkeypatch.setattr("streamnet.network._predicates.KEY_FILTER_MIN_ROWS", ORDERS.height)
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, kept, o, co, a = (ctx.create_channel() for _ in range(5))
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS).named("customers"),
+            actors.filter(ctx, c, kept, pl.col("seg") == "A"),
+            actors.from_polars(ctx, o, ORDERS, chunk_rows=8).named("orders"),
+            actors.join(ctx, kept, o, co, on="c"),
+            actors.from_polars(ctx, a, ACCOUNTS, chunk_rows=10).named("accounts"),
+            actors.join(ctx, co, a, out, on="c"),
+        ]
+
+    got, keys, sent, explained = _run(build)
+    kept = CUSTOMERS.filter(pl.col("seg") == "A")
+    want = kept.join(ORDERS, on="c").join(ACCOUNTS, on="c")
+    assert_frame_equal(_sorted(got.select(want.columns)), _sorted(want))
+    by_customers = "`c` among the `c` keys `join#0` reads on its left_in input"
+    assert keys == {"customers": [], "orders": [by_customers], "accounts": [by_customers]}
+    assert sent["accounts"] == ACCOUNTS.join(kept, on="c", how="semi").height
+    assert f"source `accounts` skips the rows that `join#1` drops: {by_customers}" in explained
+    monkeypatch.setattr("streamnet.network._predicates.INHERITED_KEY_FILTER_MIN_ROWS", 36)
+    got, keys, sent, _ = _run(build)  # more rows than the accounts give: no filter
+    assert_frame_equal(_sorted(got.select(want.columns)), _sorted(want))
+    assert keys["accounts"] == [] and sent["accounts"] == ACCOUNTS.height
+
+
+def test_a_join_of_a_key_sets_rows_with_themselves_is_not_cut_by_it() -> None:
+    """The rows joined with the customers of segment A, joined with themselves through a
+    fan-out: each side holds those customers' keys, but cutting the other by them would
+    make the customers wait for their own keys, and the network stall. Nothing more is
+    cut; the answer is Polars'."""
+
+    def build(ctx: Context, out: Any) -> list[ActorNode[Any]]:
+        c, kept, o, co, first, second = (ctx.create_channel() for _ in range(6))
+        return [
+            actors.from_polars(ctx, c, CUSTOMERS).named("customers"),
+            actors.filter(ctx, c, kept, pl.col("seg") == "A"),
+            actors.from_polars(ctx, o, ORDERS, chunk_rows=8).named("orders"),
+            actors.join(ctx, kept, o, co, on="c"),
+            actors.fanout(ctx, co, [first, second]),
+            actors.join(ctx, first, second, out, on="c"),
+        ]
+
+    got, keys, _, _ = _run(build)
+    once = CUSTOMERS.filter(pl.col("seg") == "A").join(ORDERS, on="c")
+    want = once.join(once, on="c")
+    assert_frame_equal(_sorted(got.select(want.columns)), _sorted(want))
+    assert keys == {
+        "customers": [],
+        "orders": ["`c` among the `c` keys `join#0` reads on its left_in input"],
+    }
