@@ -305,8 +305,13 @@ async def join(
                 right_holder.remove(chunk)
             received = list(zip(right_seqs, buffered, strict=True))
             buffered.clear()
-            rest = _then(received, coming, rights)
-            await _left_built_join(ctx, early.take(lkeys), rest, ch_out, spec)
+            try:
+                rest = _then(received, coming, rights)
+                await _left_built_join(ctx, early.take(lkeys), rest, ch_out, spec)
+            finally:
+                if coming is not None and not coming.done():  # a failure before it was read
+                    coming.cancel()
+                    await asyncio.gather(coming, return_exceptions=True)
             await ch_out.drain(ctx)
             return JoinReport(
                 "broadcast",

@@ -38,7 +38,9 @@ at a fan-out: a source upstream of that input sends nowhere else, so none of its
 rows reaches the join's other input. An input a key filter
 cuts down may give its own keys in turn (a few rounds). On several ranks the
 join gathers the keys of every rank's share, or publishes none (``actors.join``
-does so for its right input only).
+does so for its right input only). A join further down on a key whose every value
+is among such a key set's (the rows it gives carry them) cuts its other input by
+the same keys, without reading anything whole (`inherited_key_filters`).
 """
 
 from __future__ import annotations

@@ -528,3 +528,44 @@ def test_an_inner_join_streams_its_right_side_once_its_left_side_is_read_whole()
     assert got.columns == want.columns
     assert_frame_equal(sort_all(got), sort_all(want))
     assert report.strategy == "broadcast" and report.built == "left"
+
+
+@pytest.mark.skipif(ranks.UNDER_MPI, reason="a single-rank join: each rank here is one of a job")
+def test_a_join_streaming_its_right_side_that_fails_ends_the_network_with_its_error() -> None:
+    """Keys that cannot be joined fail on the first right chunk probed against a left
+    side built whole: the network raises the join's `SchemaError` while the right source
+    still has chunks to send, and nothing is left waiting."""
+    import asyncio
+
+    from streamnet import Channel, Message, TableChunk, define_actor
+
+    left = pl.DataFrame({"k": [1, 2]})
+
+    @define_actor()
+    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
+        await ch_out.drain(ctx)
+        left_done.set()
+
+    @define_actor()
+    async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await left_done.wait()
+        for seq in range(100):  # far more than the join reads before it fails
+            frame = pl.DataFrame({"k": ["1"] * 4, "b": [seq] * 4})
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
+        await ch_out.drain(ctx)
+
+    async def main() -> None:
+        with Context() as ctx:
+            lch, rch, out = (ctx.create_channel() for _ in range(3))
+            await asyncio.wait_for(
+                Network(ctx, [
+                    small(ctx, lch), large(ctx, rch), actors.join(ctx, lch, rch, out, on="k"),
+                    actors.collect(ctx, out, into="polars"),
+                ]).run_async(),
+                timeout=60,
+            )  # fmt: skip
+
+    left_done = asyncio.Event()
+    with pytest.raises(SchemaError, match="the key types cannot be joined"):
+        asyncio.run(main())
