@@ -131,8 +131,11 @@ async def join(
     partition by partition (every join type). ``"auto"`` reads the right side
     first, up to ``broadcast_threshold`` bytes per rank; if the whole right side,
     summed over ranks, fits in the threshold and the join type allows it, it
-    broadcasts, otherwise it shuffles. Column names found on both sides get
-    ``suffix`` as in Polars; null keys never match.
+    broadcasts, otherwise it shuffles. On one rank without a memory limit, an
+    inner join whose left side ends while its right side is still coming builds
+    the left side instead, and joins each right chunk as it arrives (a small table
+    joined with a large one written on its right; ``JoinReport.built``). Column
+    names found on both sides get ``suffix`` as in Polars; null keys never match.
 
     Under a memory limit (``Context(memory_limit=...)``) it is a grace hash join
     when the right side does not fit in what one step of it joins at once (about a
