@@ -569,3 +569,50 @@ def test_a_join_streaming_its_right_side_that_fails_ends_the_network_with_its_er
     left_done = asyncio.Event()
     with pytest.raises(SchemaError, match="the key types cannot be joined"):
         asyncio.run(main())
+
+
+@pytest.mark.skipif(ranks.UNDER_MPI, reason="a single-rank join: each rank here is one of a job")
+def test_a_join_streaming_its_right_side_stops_when_a_limit_downstream_has_its_rows() -> None:
+    """A limit after a join built on its left side closes the join's output early: the
+    join and the right source stop (the source would send a thousand chunks), and the
+    network ends well with the limit's rows."""
+    import asyncio
+
+    from streamnet import Channel, Message, TableChunk, define_actor
+
+    left = pl.DataFrame({"k": [1, 2]})
+    sent: list[int] = []
+
+    @define_actor()
+    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
+        await ch_out.drain(ctx)
+        left_done.set()
+
+    @define_actor()
+    async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
+        await left_done.wait()
+        for seq in range(1000):
+            frame = pl.DataFrame({"k": [1, 2, 3, 4], "b": [seq] * 4})
+            await ch_out.send(ctx, Message(seq, TableChunk.from_polars(frame)))
+            sent.append(seq)
+        await ch_out.drain(ctx)
+
+    async def main() -> pl.DataFrame:
+        with Context() as ctx:
+            lch, rch, joined, out = (ctx.create_channel() for _ in range(4))
+            sink = actors.collect(ctx, out, into="polars")
+            await asyncio.wait_for(
+                Network(ctx, [
+                    small(ctx, lch), large(ctx, rch), actors.join(ctx, lch, rch, joined, on="k"),
+                    actors.limit(ctx, joined, out, 3), sink,
+                ]).run_async(),
+                timeout=60,
+            )  # fmt: skip
+            frame: pl.DataFrame = sink.result()
+            return frame
+
+    left_done = asyncio.Event()
+    got = asyncio.run(main())
+    assert got.height == 3 and set(got["k"]) <= {1, 2}
+    assert len(sent) < 1000  # the source stopped early
