@@ -216,6 +216,7 @@ async def join(
     left_keys, right_keys = JoinKeys(ctx, key_sets.get("left_in")), JoinKeys(ctx, key_sets.get("right_in"))
     if coll.nranks > 1:
         left_keys.abandon()
+    coming: asyncio.Future[tuple[int, TableChunk] | None] | None = None  # a right chunk
     try:
         # The left side is buffered while the right side is read, so a join whose two inputs
         # come from one upstream (a fanout: a self-join) cannot deadlock. Under a memory
@@ -228,7 +229,6 @@ async def join(
         right_holder = ctx.memory.holder("join right side")
         holders.append(right_holder)
         buffering = asyncio.ensure_future(early.fill())
-        coming: asyncio.Future[tuple[int, TableChunk] | None] | None = None  # a right chunk
         try:
             # Read the right side first, up to the threshold (all of it when broadcasting is
             # forced, or with a single rank, where "broadcasting" moves nothing), and under a
@@ -292,11 +292,6 @@ async def join(
             if coll.nranks > 1 and all(e for _, e in sizes):  # every rank read its share whole
                 await right_keys.publish_gathered([v for _, _, v, _ in gathered])
             right_keys.abandon()  # not read whole: the left side's sources read everything
-        except BaseException:
-            if coming is not None:
-                coming.cancel()
-                await asyncio.gather(coming, return_exceptions=True)
-            raise
         finally:
             buffering.cancel()
             await asyncio.gather(buffering, return_exceptions=True)
@@ -308,13 +303,8 @@ async def join(
                 right_holder.remove(chunk)
             received = list(zip(right_seqs, buffered, strict=True))
             buffered.clear()
-            try:
-                rest = _then(received, coming, rights)
-                await _left_built_join(ctx, early.take(lkeys), rest, ch_out, spec)
-            finally:
-                if coming is not None and not coming.done():  # a failure before it was read
-                    coming.cancel()
-                    await asyncio.gather(coming, return_exceptions=True)
+            rest = _then(received, coming, rights)
+            await _left_built_join(ctx, early.take(lkeys), rest, ch_out, spec)
             await ch_out.drain(ctx)
             return JoinReport(
                 "broadcast",
@@ -456,6 +446,9 @@ async def join(
             spilled_bytes=_spilled(ctx, actor) - spilled_before,
         )
     finally:
+        if coming is not None and not coming.done():  # a failure before it was read
+            coming.cancel()
+            await asyncio.gather(coming, return_exceptions=True)
         left_keys.abandon()
         right_keys.abandon()
         for holder in holders:
