@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -422,10 +423,11 @@ def inherited_key_filters(
                 )
                 if moved in found.get(node, {}).get(target, ()) or moved in own[target]:
                     continue
-                upstream = [n for n in _ancestors(target, producers) if not n.inputs]
+                ancestors = _ancestors(target, producers)
+                upstream = [n for n in ancestors if not n.inputs]
                 needed = _sources_awaited(keys, read_from, producers, waits)
                 if any(id(n) in needed for n in upstream) or (
-                    _estimate(_ancestors(target, producers)) < INHERITED_KEY_FILTER_MIN_ROWS
+                    _estimate(ancestors) < INHERITED_KEY_FILTER_MIN_ROWS
                 ):
                     continue
                 for waiting in upstream:  # they wait for these keys now
@@ -441,12 +443,7 @@ def inherited_key_filters(
             for predicate in candidates:
                 if known is None or not predicate.columns <= known or predicate in out:
                     continue
-                moved_to = description.passes(frozenset({predicate}), columns)
-                needs = {
-                    c: frozenset(moved_to.get(c, ())) - frozenset(always.get(c, ()))
-                    for c in node.inputs
-                }
-                if any(needs.values()) and all(needs[c] <= holds[c] for c in node.inputs):
+                if _passed_on(description, predicate, columns, always, holds):
                     out.add(predicate)
         for channel in node.outputs:
             if channel not in loops:
@@ -558,20 +555,30 @@ def held_predicates(
             always = description.passes(frozenset(), columns)  # a filter's own, say
             wanted = frozenset().union(*(plain(applied.get(c, frozenset())) for c in node.outputs))
             kept = set(_stated(node))
-            for predicate in wanted:
-                moved = description.passes(frozenset({predicate}), columns)
-                needs = {
-                    c: frozenset(moved.get(c, ())) - frozenset(always.get(c, ()))
-                    for c in node.inputs
-                }
-                if any(needs.values()) and all(needs[c] <= given[c] for c in node.inputs):
-                    kept.add(predicate)
+            kept.update(p for p in wanted if _passed_on(description, p, columns, always, given))
             out = frozenset(kept)
         for channel in node.outputs:
             if channel in loops:
                 continue
             held[channel] = out if channel not in held else held[channel] & out
     return held
+
+
+def _passed_on(
+    description: PredicateNode,
+    predicate: Predicate,
+    columns: Mapping[Hashable, Columns],
+    always: Mapping[Hashable, Predicates],
+    held: Mapping[Any, AbstractSet[Predicate]],
+) -> bool:
+    """Whether ``predicate`` holds on the outputs of the node ``description`` describes:
+    the node would move it to an input, and every predicate it would move there, beyond
+    those it moves anyway (``always``: a filter's own), ``held`` says holds on that input."""
+    moved = description.passes(frozenset({predicate}), columns)
+    needs = {
+        c: frozenset(moved.get(c, ())) - frozenset(always.get(c, ())) for c in description.inputs
+    }
+    return any(needs.values()) and all(needs[c] <= held[c] for c in description.inputs)
 
 
 def _stated(node: ActorNode) -> Predicates:
