@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from typing import Any, cast
@@ -15,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 import actors
 from actors.testing import Stage
-from streamnet import Context, Network, SchemaError
+from streamnet import Channel, Context, Message, Network, SchemaError, TableChunk, define_actor
 
 RANKS = st.integers(1, 4)
 Spec = tuple[str, str] | tuple[str, str, str]
@@ -474,24 +475,25 @@ def test_a_column_named_like_a_stream_order_column_is_refused_by_name() -> None:
         run_collective(split(df, ranks.size(1), None), lambda c, a, b: actors.distinct(c, a, b, "k", keep="first"))
 
 
+@define_actor()
+async def whole_then(
+    ctx: Context, ch_out: Channel[TableChunk], frame: pl.DataFrame, ended: asyncio.Event
+) -> None:
+    """Send ``frame`` as one chunk and end the stream, then set ``ended``: a join's left
+    side that is read whole before its right side comes."""
+    await ch_out.send(ctx, Message(0, TableChunk.from_polars(frame)))
+    await ch_out.drain(ctx)
+    ended.set()
+
+
 @pytest.mark.skipif(ranks.UNDER_MPI, reason="a single-rank join: each rank here is one of a job")
 def test_an_inner_join_streams_its_right_side_once_its_left_side_is_read_whole() -> None:
     """A small left side that ends while the large right side is still coming is built:
     each right chunk gives its rows at once. Here the right source sends its last chunk
     only once a joined row has come out, which a join building the right side would never
     give; its rows and columns are Polars' and it reports the left side built."""
-    import asyncio
-
-    from streamnet import Channel, Message, TableChunk, define_actor
-
     left = pl.DataFrame({"k": [1, 2], "a": ["x", "y"]})
     right = [pl.DataFrame({"k": [i % 4] * 4, "a": [f"r{i}"] * 4, "b": [i] * 4}) for i in range(3)]
-
-    @define_actor()
-    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
-        await ch_out.drain(ctx)
-        left_done.set()
 
     @define_actor()
     async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
@@ -515,11 +517,12 @@ def test_an_inner_join_streams_its_right_side_once_its_left_side_is_read_whole()
             sink = actors.collect(ctx, out, into="polars")
             join = actors.join(ctx, lch, rch, joined_ch, on="k")
             await asyncio.wait_for(
-                Network(
-                    ctx, [small(ctx, lch), large(ctx, rch), join, watch(ctx, joined_ch, out), sink]
-                ).run_async(),
+                Network(ctx, [
+                    whole_then(ctx, lch, left, left_done), large(ctx, rch), join,
+                    watch(ctx, joined_ch, out), sink,
+                ]).run_async(),
                 timeout=60,
-            )
+            )  # fmt: skip
             return sink.result(), join.result()
 
     left_done, joined = asyncio.Event(), asyncio.Event()
@@ -535,17 +538,7 @@ def test_a_join_streaming_its_right_side_that_fails_ends_the_network_with_its_er
     """Keys that cannot be joined fail on the first right chunk probed against a left
     side built whole: the network raises the join's `SchemaError` while the right source
     still has chunks to send, and nothing is left waiting."""
-    import asyncio
-
-    from streamnet import Channel, Message, TableChunk, define_actor
-
     left = pl.DataFrame({"k": [1, 2]})
-
-    @define_actor()
-    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
-        await ch_out.drain(ctx)
-        left_done.set()
 
     @define_actor()
     async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
@@ -560,7 +553,8 @@ def test_a_join_streaming_its_right_side_that_fails_ends_the_network_with_its_er
             lch, rch, out = (ctx.create_channel() for _ in range(3))
             await asyncio.wait_for(
                 Network(ctx, [
-                    small(ctx, lch), large(ctx, rch), actors.join(ctx, lch, rch, out, on="k"),
+                    whole_then(ctx, lch, left, left_done), large(ctx, rch),
+                    actors.join(ctx, lch, rch, out, on="k"),
                     actors.collect(ctx, out, into="polars"),
                 ]).run_async(),
                 timeout=60,
@@ -576,18 +570,8 @@ def test_a_join_streaming_its_right_side_stops_when_a_limit_downstream_has_its_r
     """A limit after a join built on its left side closes the join's output early: the
     join and the right source stop (the source would send a thousand chunks), and the
     network ends well with the limit's rows."""
-    import asyncio
-
-    from streamnet import Channel, Message, TableChunk, define_actor
-
     left = pl.DataFrame({"k": [1, 2]})
     sent: list[int] = []
-
-    @define_actor()
-    async def small(ctx: Context, ch_out: Channel[TableChunk]) -> None:
-        await ch_out.send(ctx, Message(0, TableChunk.from_polars(left)))
-        await ch_out.drain(ctx)
-        left_done.set()
 
     @define_actor()
     async def large(ctx: Context, ch_out: Channel[TableChunk]) -> None:
@@ -604,7 +588,8 @@ def test_a_join_streaming_its_right_side_stops_when_a_limit_downstream_has_its_r
             sink = actors.collect(ctx, out, into="polars")
             await asyncio.wait_for(
                 Network(ctx, [
-                    small(ctx, lch), large(ctx, rch), actors.join(ctx, lch, rch, joined, on="k"),
+                    whole_then(ctx, lch, left, left_done), large(ctx, rch),
+                    actors.join(ctx, lch, rch, joined, on="k"),
                     actors.limit(ctx, joined, out, 3), sink,
                 ]).run_async(),
                 timeout=60,
