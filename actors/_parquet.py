@@ -26,6 +26,7 @@ from actors._pushed import (
     blame_pushed_in_scan,
     check_committed,
     few_keys,
+    key_counts,
     key_ranges,
     resolved_predicates,
 )
@@ -396,11 +397,7 @@ without the filter, 19 ms for the six at once)."""
 def _many_keys(node: ActorNode | None, rows: int, pieces: int) -> bool:
     """Whether a key filter pushed to ``node`` (published) has many keys for the rows of
     the scan's ``pieces`` row groups (`ROWS_PER_MANY_KEYS`)."""
-    for predicate in node.pushed_predicates if node is not None else ():
-        count = predicate.keys.count if predicate.keys is not None else None
-        if count is not None and count * ROWS_PER_MANY_KEYS * pieces >= rows:
-            return True
-    return False
+    return any(c * ROWS_PER_MANY_KEYS * pieces >= rows for c in key_counts(node))
 
 
 def _task_rows(total: int, threads: int, most: int = AGGREGATE_TASK_ROWS) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "blame_pushed_in_scan",
     "check_committed",
     "few_keys",
+    "key_counts",
     "key_ranges",
     "resolved_predicates",
 ]
@@ -45,16 +46,18 @@ ROWS_PER_FEW_KEYS = 32
 a scan joins row groups into its tasks from the start, and waits for no other key filter."""
 
 
+def key_counts(node: ActorNode | None) -> list[int]:
+    """How many keys each key filter pushed to ``node`` has published (those without keys
+    yet, or published as no filter, left out)."""
+    predicates = node.pushed_predicates if node is not None else ()
+    counts = [p.keys.count for p in predicates if p.keys is not None]
+    return [count for count in counts if count is not None]
+
+
 def few_keys(node: ActorNode | None, rows: int | None) -> bool:
     """Whether a key filter pushed to ``node`` has published few keys for ``rows`` rows
     (`ROWS_PER_FEW_KEYS`; None: rows not known)."""
-    if rows is None:
-        return False
-    for predicate in node.pushed_predicates if node is not None else ():
-        count = predicate.keys.count if predicate.keys is not None else None
-        if count is not None and count * ROWS_PER_FEW_KEYS <= rows:
-            return True
-    return False
+    return rows is not None and any(c * ROWS_PER_FEW_KEYS <= rows for c in key_counts(node))
 
 
 async def _settled(node: ActorNode | None, rows: int | None) -> None:
