@@ -176,12 +176,14 @@ class ActorNode(Generic[R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         endpoints: tuple[Endpoint, ...],
+        bound: dict[str, Any] | None = None,
     ) -> None:
         self._definition = definition
         self.ctx = ctx
         self._args = args
         self._kwargs = kwargs
-        self._bound: dict[str, Any] | None = None
+        self._bound = bound
+        """Every parameter's argument, defaults included (None: not bound yet)."""
         self.endpoints = endpoints
         self._io: tuple[tuple[Endpoint, ...], tuple[Channel[Any], ...], tuple[Channel[Any], ...]] | None = None
         self._name = ctx.actor_name(definition.name)
@@ -200,8 +202,9 @@ class ActorNode(Generic[R]):
         self._inputs_meet = False
         # steps made from the arguments, by maker: (the name they carry, the step)
         self._steps: dict[Callable[..., Any], tuple[str, Any]] = {}
-        # what the declarations `emits` and `rows` answered, by what they were asked:
-        # a source's lists its files, which the Network's passes ask more than once
+        # what the node answered a Network's passes (its outputs' columns, the predicates
+        # it passes, its rows), by what they asked: the passes ask again and again (a
+        # source lists its files; a step's predicates are read from Polars' JSON form)
         self._declared: dict[Hashable, Any] = {}
 
     @property
@@ -324,8 +327,12 @@ class ActorNode(Generic[R]):
 
             inputs = list(columns.values())
             names = inputs[0] if len(inputs) == 1 else None
-            step = self.step()
-            return names if step is None else step_outputs(step, names)
+            asked: Hashable = ("outputs", names, self._name, self._implied)
+            if asked not in self._declared:
+                step = self.step()
+                self._declared[asked] = names if step is None else step_outputs(step, names)
+            outputs: frozenset[str] | None = self._declared[asked]
+            return outputs
         return None
 
     def passed_predicates(
@@ -340,6 +347,16 @@ class ActorNode(Generic[R]):
         From its declaration (``define_actor(predicates=...)``), else from its plan
         step; none for an actor whose code is not known.
         """
+        key = ("passes", wanted, *columns.items(), self._name, self._implied)
+        if key not in self._declared:
+            self._declared[key] = self._passes(wanted, columns)
+        return dict(self._declared[key])
+
+    def _passes(
+        self,
+        wanted: frozenset[Predicate],
+        columns: Mapping[Channel[Any], frozenset[str] | None],
+    ) -> dict[Channel[Any], frozenset[Predicate]]:
         inputs = [e for e in self.endpoints if e.role == "input"]
         declared = self._definition.predicates
         if declared is not None:
@@ -645,10 +662,10 @@ class ActorDefinition(Generic[P, R]):
         except TypeError as exc:
             raise TypeError(f"actor `{self.name}`: {exc}") from None
         endpoints = self._endpoints(bound.arguments)
+        bound.apply_defaults()
         if self.check is not None:
-            bound.apply_defaults()
             self.check(ctx.actor_name(self.name, take=False), **bound.arguments)
-        return ActorNode(self, ctx, args, kwargs, endpoints)
+        return ActorNode(self, ctx, args, kwargs, endpoints, dict(bound.arguments))
 
     def role_of(self, parameter: str) -> Role | None:
         """The role of a channel parameter: declared, or read from its name."""

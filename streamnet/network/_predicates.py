@@ -99,15 +99,26 @@ def _ordered(
     for i, node in enumerate(nodes):
         channels = node.outputs if upstream else node.inputs
         waits[i] = {j for c in channels if c not in loops for j in by_channel.get(c, ()) if j != i}
+    # in waves: each wave the nodes waiting for none left, in their given order
+    waited_by: dict[int, list[int]] = {i: [] for i in waits}
+    for i, waited in waits.items():
+        for j in waited:
+            waited_by[j].append(i)
+    left = {i: len(waited) for i, waited in waits.items()}
     order: list[int] = []
-    done: set[int] = set()
-    while len(done) < len(nodes):
-        ready = [i for i in range(len(nodes)) if i not in done and waits[i] <= done]
-        if not ready:
-            order.extend(i for i in range(len(nodes)) if i not in done)
-            break
+    ready = [i for i in range(len(nodes)) if not left[i]]
+    while ready:
         order.extend(ready)
-        done.update(ready)
+        freed: set[int] = set()
+        for j in ready:
+            for i in waited_by[j]:
+                left[i] -= 1
+                if not left[i]:
+                    freed.add(i)
+        ready = sorted(freed)
+    if len(order) < len(nodes):  # a cycle
+        placed = set(order)
+        order.extend(i for i in range(len(nodes)) if i not in placed)
     return [nodes[i] for i in order]
 
 

@@ -164,17 +164,22 @@ def not_row_wise(expr: pl.Expr) -> tuple[str, str] | None:
     The part is shown as Polars prints it; the reason completes a sentence that
     starts with it (``"aggregates over rows"``).
     """
+    return _not_row_wise(expr)[0]
+
+
+def _not_row_wise(expr: pl.Expr) -> tuple[tuple[str, str] | None, Any]:
+    """`not_row_wise` of ``expr``, and its tree (None where it has none)."""
     try:
         tree = _tree(expr)
     except Exception as exc:  # a Python function Polars cannot pickle, an unknown node
-        return str(expr), (
+        return (str(expr), (
             f"cannot be inspected (Polars cannot serialize it: {type(exc).__name__}: {exc})"
-        )
+        )), None  # fmt: skip
     found = _refusal(tree)
     if found is not None:
         node, reason = found
-        return _show(node), reason
-    return None
+        return (_show(node), reason), tree
+    return None, tree
 
 
 _SERIES = '"Series":['
@@ -357,20 +362,24 @@ def check_row_wise(
         read a column, since literals alone make one row per chunk.
     """
     exprs = list(exprs)
-    got = ", ".join(f"`{e}`" for e in exprs)
     problems = []
+    trees = []
     for expr in exprs:
-        found = not_row_wise(expr)
+        found, tree = _not_row_wise(expr)
+        trees.append(tree)
         if found is not None:
             part, reason = found
             within = f" (in `{expr}`)" if len(exprs) > 1 and part != str(expr) else ""
             problems.append(f"`{part}`{within} {reason}, so it is not row-wise")
+    if not problems and not (select and exprs and not any(map(_reads_rows, trees))):
+        return
+    got = ", ".join(f"`{e}`" for e in exprs)  # only for a message: Polars' printing costs
     if len(problems) == 1:
         raise ExpressionError(f"actor `{actor}` {where}: {problems[0]}; {_ADVICE}; got {got}")
     if problems:
         listed = "".join(f"\n  - {problem}" for problem in problems)
         raise ExpressionError(f"actor `{actor}` {where}:{listed}\n{_ADVICE}; got {got}")
-    if select and exprs and not any(_reads_rows(_tree(e)) for e in exprs):
+    if select:
         raise ExpressionError(
             f"actor `{actor}` {where}: a select of literals only makes one row per chunk, "
             "where Polars makes one row; select a column too, or add the literals to every "
