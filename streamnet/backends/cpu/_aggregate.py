@@ -7,7 +7,8 @@ chunk, per group or per row, and checks the chunks it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import polars as pl
@@ -32,6 +33,28 @@ _LEARN_ROWS = 10_000
 """A chunk of at least this many rows tells whether grouping chunks pays."""
 
 
+_LAYOUTS_KEPT = 256
+"""Layouts a backend keeps (each a few empty frames), forgotten all at once beyond."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a kernel learns of its input schema before any chunk: the same for every
+    kernel of the same keys, aggregations, input schema and order (`CpuAggregation`
+    keeps them, since a fused partial step and its group-by each make a kernel)."""
+
+    steps: AggregationSteps
+    needed: list[str]
+    inputs: list[str]
+    decomposable: bool
+    empty: pl.DataFrame
+    output_types: pl.Schema
+    output_schema: pa.Schema
+    partial_types: pl.Schema
+    no_partials: pl.DataFrame
+    partial_schema: pa.Schema
+
+
 class CpuAggregationKernel(AggregationKernel):
     """`AggregationSteps` run by Polars on the frames of chunks.
 
@@ -51,6 +74,7 @@ class CpuAggregationKernel(AggregationKernel):
         actor: str,
         backend: Backend,
         own: Callable[[object, str], TableChunk],
+        layouts: dict[Hashable, _Layout] | None = None,
     ) -> None:
         self.keys = tuple([keys] if isinstance(keys, str) else keys)
         self.aggs = tuple(aggs)
@@ -59,29 +83,59 @@ class CpuAggregationKernel(AggregationKernel):
         self._backend = backend
         self._own = own
         self._check_spec(input_schema)
+        asked = (self.keys, self.aggs, input_schema, self.ordered)
+        layout = None if layouts is None else layouts.get(asked)
+        if layout is None:
+            layout = self._layout(input_schema)
+            if layouts is not None:
+                if len(layouts) >= _LAYOUTS_KEPT:
+                    layouts.clear()
+                layouts[asked] = layout
+        self._steps = layout.steps
+        self._needed = layout.needed
+        self._inputs = layout.inputs
+        self.decomposable = layout.decomposable
+        self._empty = layout.empty
+        self._output_types = layout.output_types
+        self.output_schema = layout.output_schema
+        self._partial_types = layout.partial_types
+        self._no_partials = layout.no_partials
+        self.partial_schema = layout.partial_schema
+        self._grouping = True  # turned off once chunks prove to have as many groups as rows
+
+    def _layout(self, input_schema: pa.Schema) -> _Layout:
+        """What the steps make of no rows of ``input_schema``: Polars runs each on an
+        empty frame, which also refuses an aggregation the column's type does not take."""
+        backend = self._backend
         empty = backend.to_polars(backend.empty(input_schema))
-        steps = self._steps = AggregationSteps(self.aggs, empty.schema)
+        steps = AggregationSteps(self.aggs, empty.schema)
         keys_ = list(self.keys)
-        self._needed = [*keys_, *[c for c in steps.columns if c not in keys_]]
-        self._inputs = self._needed + (list(ORDER) if steps.ordered else [])
-        self.decomposable = not keys_ or steps.keyed
-        empty = empty.select(self._needed)
+        needed = (*keys_, *[c for c in steps.columns if c not in keys_])
+        inputs = (*needed, *(ORDER if steps.ordered else ()))
+        decomposable = not keys_ or steps.keyed
+        empty = empty.select(needed)
         steps.check_types(empty, self._where)
-        self._empty = empty
         whole = empty.group_by(keys_).agg(steps.wholes()) if keys_ else empty.select(steps.wholes())
-        self._output_types = whole.schema
-        self.output_schema = self._backend.from_polars(whole).schema
-        rows = empty.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(self._inputs)
-        if not self.decomposable:
+        rows = empty.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(inputs)
+        if not decomposable:
             partials = rows
         elif keys_:
             partials = rows.group_by(keys_).agg(steps.partials(SPAN))
         else:
             partials = rows.select(steps.partials(SPAN)).head(0)
-        self._partial_types = partials.schema
-        self._no_partials = partials.head(0)
-        self.partial_schema = self._backend.from_polars(self._no_partials).schema
-        self._grouping = True  # turned off once chunks prove to have as many groups as rows
+        no_partials = partials.head(0)
+        return _Layout(
+            steps=steps,
+            needed=list(needed),
+            inputs=list(inputs),
+            decomposable=decomposable,
+            empty=empty,
+            output_types=whole.schema,
+            output_schema=backend.from_polars(whole).schema,
+            partial_types=partials.schema,
+            no_partials=no_partials,
+            partial_schema=backend.from_polars(no_partials).schema,
+        )
 
     def _check_spec(self, input_schema: pa.Schema) -> None:
         where = self._where
@@ -374,9 +428,11 @@ class CpuAggregation(Backend):
         ordered: bool,
         actor: str = "",
     ) -> AggregationKernel:
+        layouts = self.__dict__.setdefault("_aggregation_layouts", {})
         return CpuAggregationKernel(
-            keys, aggs, input_schema, ordered=ordered, actor=actor, backend=self, own=self._own
-        )
+            keys, aggs, input_schema, ordered=ordered, actor=actor, backend=self, own=self._own,
+            layouts=layouts,
+        )  # fmt: skip
 
 
 SMALL_GROUP_ROWS = 1 << 16

@@ -314,6 +314,45 @@ def test_the_same_arguments_give_the_same_partial_schema(backend: Backend) -> No
     assert one.decomposable
 
 
+def test_kernels_of_one_spec_learn_its_layout_once_and_their_chunks_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CPU backend runs the steps on empty frames once per keys, aggregations, input
+    schema and order (a fused partial step and its group-by each make a kernel); what a
+    kernel learns of its chunks stays its own, and a spec that fails fails every time."""
+    from streamnet import Context
+    from streamnet.backends.cpu._aggregate import CpuAggregationKernel
+
+    made: list[pa.Schema] = []
+    layout = CpuAggregationKernel._layout  # noqa: SLF001 (counted)
+
+    def counted(self: CpuAggregationKernel, schema: pa.Schema) -> object:
+        made.append(schema)
+        return layout(self, schema)
+
+    monkeypatch.setattr(CpuAggregationKernel, "_layout", counted)
+    n = 10_000
+    df = pl.DataFrame({"k": range(n), "x": [i % 7 for i in range(n)], "s": ["a"] * n})
+    aggs = [Agg("x", "sum"), Agg(None, "len")]
+    with Context(backend="cpu") as ctx:
+        backend = ctx.backend
+        one = backend.aggregation(["k"], aggs, schema_of(df), ordered=False, actor="a#0")
+        other = backend.aggregation(["k"], aggs, schema_of(df), ordered=False, actor="a#1")
+        assert isinstance(one, CpuAggregationKernel) and isinstance(other, CpuAggregationKernel)
+        assert len(made) == 1
+        backend.aggregation(["k"], aggs[:1], schema_of(df), ordered=False)
+        backend.aggregation(["k"], aggs, schema_of(df.drop("s")), ordered=False)
+        assert len(made) == 3
+        one.learn(n, n)  # as many groups as rows: `one` stops grouping, `other` does not
+        assert not one.grouping and other.grouping
+        for actor in ("g#0", "g#1"):
+            with pytest.raises(TypeError, match=rf"actor `{actor}`: aggregation 'sum' does not apply"):
+                backend.aggregation(["k"], [Agg("s", "sum")], schema_of(df), ordered=False, actor=actor)
+    with Context(backend="cpu") as ctx:  # another backend learns it again
+        ctx.backend.aggregation(["k"], aggs, schema_of(df), ordered=False)
+    assert len(made) == 6
+
+
 def test_n_unique_by_key_is_not_decomposable_its_partials_are_the_rows(backend: Backend) -> None:
     df = pl.DataFrame({"k": [1, 1, 2], "x": [1, 1, 3], "y": ["a", "b", "c"]})
     kernel = backend.aggregation(["k"], [Agg("x", "n_unique")], schema_of(df), ordered=False)
