@@ -30,14 +30,13 @@ SMALL_JOIN_ROWS = 1 << 14
 with 10,000 take 0.46 ms there, 1.07 ms on the streaming engine; from 20,000 rows on
 the two are close, and from 300,000 the streaming engine is 2-3 times faster."""
 
-SMALL_SIDE_ROWS = 1 << 12
-LARGE_SIDE_ROWS = 1 << 21
-"""A join of a side of at most `SMALL_SIDE_ROWS` rows with one of at most
-`LARGE_SIDE_ROWS` runs on the in-memory engine too: 747 rows with 200,000 take
-1.1 ms there against 2.4 ms on the streaming engine (most rows unmatched; 25 or
-2,000 rows with 1,000,000 take 0.55-0.8 of the streaming engine's time, and as long
-when every row matches). From about 4,000,000 rows the streaming engine's threads
-win back up to 1.4 times."""
+SMALL_SIDES = ((1 << 12, 1 << 21), (1 << 14, 1 << 18))
+"""``(small side, large side)``: a join of a side of at most the first many rows with one
+of at most the second runs on the in-memory engine too. 747 rows with 200,000 take 1.1
+ms there against 2.4 ms on the streaming engine (most rows unmatched); 25 to 5,000 rows
+with 1,000,000 take 0.55-1.0 of the streaming engine's time, and 8,000 to 16,000 rows
+with 200,000 0.4-1.0. From about 4,000,000 rows (1,000,000 against 10,000), the
+streaming engine's threads win back up to 1.4 times when every row matches."""
 
 
 def _joined(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataFrame:
@@ -53,17 +52,17 @@ def _joined(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataF
             suffix=spec.suffix,
         )
     # Polars' streaming engine joins several times faster than its in-memory one, but
-    # for the smallest joins, where its start costs more than the join.
+    # for the smallest joins, where its start costs more than the join, and for a small
+    # side with a large one, where its start and the morsels it cuts the large side into
+    # cost more than one hash table of a few rows.
     # Not on float keys: there Polars' in-memory engine matches a NaN key with a NaN or
     # not depending on the sizes and the other keys of the two frames (a NaN of three left
     # rows matched none of one right row), where the streaming engine, and Polars' own
     # query of the whole frames, always match them.
-    # Likewise a small side with a large one: the streaming engine's start and the
-    # morsels it cuts the large side into cost more than one hash table of a few rows.
     smaller, larger = sorted((left.height, right.height))
     small = (
         smaller + larger <= SMALL_JOIN_ROWS
-        or (smaller <= SMALL_SIDE_ROWS and larger <= LARGE_SIDE_ROWS)
+        or any(smaller <= few and larger <= many for few, many in SMALL_SIDES)
     ) and not any(left.schema[key].is_float() for key in spec.left_on)
     try:
         return query.collect(engine="in-memory" if small else "streaming")
