@@ -115,15 +115,17 @@ class CpuAggregationKernel(AggregationKernel):
         decomposable = not keys_ or steps.keyed
         empty = empty.select(needed)
         steps.check_types(empty, self._where)
-        whole = empty.group_by(keys_).agg(steps.wholes()) if keys_ else empty.select(steps.wholes())
-        rows = empty.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(inputs)
+        lazy = empty.lazy()
+        wholes = lazy.group_by(keys_).agg(steps.wholes()) if keys_ else lazy.select(steps.wholes())
+        whole = wholes.collect(engine="in-memory")
+        rows = lazy.with_columns(pl.lit(0, pl.Int64).alias(c) for c in ORDER).select(inputs)
         if not decomposable:
             partials = rows
         elif keys_:
             partials = rows.group_by(keys_).agg(steps.partials(SPAN))
         else:
             partials = rows.select(steps.partials(SPAN)).head(0)
-        no_partials = partials.head(0)
+        no_partials = partials.head(0).collect(engine="in-memory")
         return _Layout(
             steps=steps,
             needed=list(needed),
@@ -132,7 +134,7 @@ class CpuAggregationKernel(AggregationKernel):
             empty=empty,
             output_types=whole.schema,
             output_schema=backend.from_polars(whole).schema,
-            partial_types=partials.schema,
+            partial_types=no_partials.schema,
             no_partials=no_partials,
             partial_schema=backend.from_polars(no_partials).schema,
         )
