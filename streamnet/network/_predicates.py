@@ -155,9 +155,13 @@ def column_names(
 
 
 def pushed_predicates(
-    nodes: Sequence[PredicateNode], feedback: Sequence[Hashable] = ()
+    nodes: Sequence[PredicateNode],
+    feedback: Sequence[Hashable] = (),
+    *,
+    names: Mapping[Hashable, Columns] | None = None,
 ) -> dict[Hashable, Predicates]:
     """Per channel, the predicates its consumers apply anyway (empty when none).
+    ``names``: the channels' columns (`column_names`), when the caller has them.
 
     Examples
     --------
@@ -173,7 +177,8 @@ def pushed_predicates(
     >>> pushed["a"] == {p}
     True
     """
-    names = column_names(nodes, feedback)
+    if names is None:
+        names = column_names(nodes, feedback)
     loops = set(feedback)
     consumers: dict[Hashable, int] = {}
     for node in nodes:
@@ -356,6 +361,8 @@ def inherited_key_filters(
     found: Mapping[ActorNode, Mapping[Channel[Any], Predicates]],
     applied: Mapping[Hashable, Predicates],
     feedback: Sequence[Channel[Any]] = (),
+    *,
+    names: Mapping[Hashable, Columns] | None = None,
 ) -> dict[ActorNode, dict[Channel[Any], Predicates]]:
     """Key filters that a join passes on without reading anything whole: where every row
     of one of its inputs has a key among the keys another join publishes (a `KeySet` of
@@ -375,7 +382,8 @@ def inherited_key_filters(
     loops = set(feedback)
     descriptions = [describe(node, found.get(node)) for node in nodes]
     by_description = {id(d): node for d, node in zip(descriptions, nodes, strict=True)}
-    names = column_names(descriptions, feedback)
+    if names is None:
+        names = column_names(descriptions, feedback)
     producers: dict[Channel[Any], list[ActorNode]] = {}
     for node in nodes:
         for channel in node.outputs:
@@ -500,20 +508,29 @@ def push(
     ``keys``, joins give key filters too (`key_filters`), found on the predicates
     moved so far, and moved in turn: an input cut down by a key filter may give its
     own keys (a few rounds)."""
-    applied = pushed_predicates([describe(node) for node in nodes], feedback)
+    described = [describe(node) for node in nodes]
+    # the channels' columns, which no predicate changes: found once for every pass
+    names = column_names(described, feedback)
+    applied = pushed_predicates(described, feedback, names=names)
     extra: dict[ActorNode, dict[Channel[Any], Predicates]] = {}
     for _ in range(KEY_FILTER_ROUNDS if keys else 0):
         found = key_filters(nodes, applied, feedback, skip=extra)
         if not found:
             break
         extra.update(found)
-        applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
+        applied = pushed_predicates(
+            [describe(node, extra.get(node)) for node in nodes], feedback, names=names
+        )
     if keys and extra:
-        for node, more in inherited_key_filters(nodes, extra, applied, feedback).items():
+        for node, more in inherited_key_filters(
+            nodes, extra, applied, feedback, names=names
+        ).items():
             mine = extra.setdefault(node, {})
             for channel, predicates in more.items():
                 mine[channel] = mine.get(channel, frozenset()) | predicates
-        applied = pushed_predicates([describe(node, extra.get(node)) for node in nodes], feedback)
+        applied = pushed_predicates(
+            [describe(node, extra.get(node)) for node in nodes], feedback, names=names
+        )
     pushed: dict[str, Predicates] = {}
     for node in nodes:
         if node.definition.pushdown and node.outputs:
@@ -523,7 +540,7 @@ def push(
             if predicates:
                 pushed[node.name] = predicates
     if elide:
-        elide_filters(nodes, applied, feedback)
+        elide_filters(nodes, applied, feedback, names=names)
     return pushed
 
 
@@ -532,6 +549,8 @@ def held_predicates(
     nodes: Sequence[ActorNode],
     applied: Mapping[Hashable, Predicates],
     feedback: Sequence[Channel[Any]] = (),
+    *,
+    names: Mapping[Hashable, Columns] | None = None,
 ) -> dict[Hashable, Predicates]:
     """Per channel, the predicates true on every row it carries, found downstream: those
     a source that applies predicates is pushed (``applied``: `pushed_predicates`), when
@@ -543,7 +562,8 @@ def held_predicates(
     only rows passing the predicate. Key filters and disjunctions are left out."""
     descriptions = [describe(node) for node in nodes]
     by_description = {id(d): node for d, node in zip(descriptions, nodes, strict=True)}
-    names = column_names(descriptions, feedback)
+    if names is None:
+        names = column_names(descriptions, feedback)
     loops = set(feedback)
     held: dict[Hashable, Predicates] = {}
 
@@ -606,13 +626,15 @@ def elide_filters(
     nodes: Sequence[ActorNode],
     applied: Mapping[Hashable, Predicates],
     feedback: Sequence[Channel[Any]] = (),
+    *,
+    names: Mapping[Hashable, Columns] | None = None,
 ) -> dict[str, Predicates]:
     """Leave out of each filter the conjuncts that hold on its input already
     (`held_predicates`: a source upstream applies them), and have those sources commit
     to apply what they were pushed (`ActorNode.commit`): a filter left with nothing
     passes its chunks on, and the columns only it read are no longer read. Per filter
     that leaves some out, those."""
-    held = held_predicates(nodes, applied, feedback)
+    held = held_predicates(nodes, applied, feedback, names=names)
     implied: dict[str, Predicates] = {}
     for node in nodes:
         if len(node.inputs) != 1 or node.definition.pushdown:
