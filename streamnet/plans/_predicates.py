@@ -598,16 +598,18 @@ def _function_fallible(body: Any) -> str | None:
 
 # ------------------------------------------------------------------ through plan steps
 def _plain_column(expr: pl.Expr) -> str | None:
-    """The input column ``expr`` passes on unchanged (``pl.col("a")``, ``pl.col("a").alias("b")``)."""
+    """The input column ``expr`` passes on unchanged (``pl.col("a")``, ``pl.col("a").alias("b")``).
+
+    Examples
+    --------
+    >>> _plain_column(pl.col("a").alias("b")), _plain_column(pl.col("a") + 1)
+    ('a', None)
+    """
     try:
-        tree = _tree(expr)
-    except Exception:
+        inner = expr.meta.undo_aliases()  # Polars' own reading, not its JSON form: quicker
+        return inner.meta.output_name() if inner.meta.is_column() else None
+    except pl.exceptions.PolarsError:
         return None
-    if isinstance(tree, dict) and set(tree) == {"Alias"}:
-        tree = tree["Alias"][0]
-    if isinstance(tree, dict) and set(tree) == {"Column"} and isinstance(tree["Column"], str):
-        return str(tree["Column"])
-    return None
 
 
 def _outputs(exprs: Iterable[pl.Expr]) -> dict[str, pl.Expr] | None:
