@@ -359,20 +359,20 @@ def plan_row_groups(
                     for dtype in [_stat_type(name, hive)]
                 )
             pruned = _pruned(skip, statistics)
+        # the column chunks read, and their types: the same in every row group of the file
+        leaves = [metadata.schema.column(j).path for j in range(metadata.num_columns)]
+        read = [
+            (j, _leaf_type(files.schema, leaf))
+            for j, leaf in enumerate(leaves)
+            if wanted is None or leaf.split(".")[0] in wanted
+        ]
         offset = 0
         for group in range(metadata.num_row_groups):
             meta = metadata.row_group(group)
             rows = meta.num_rows
-            chunks = [
-                meta.column(j)
-                for j in range(meta.num_columns)
-                if wanted is None or meta.column(j).path_in_schema.split(".")[0] in wanted
-            ]
-            nbytes = sum(chunk.total_compressed_size for chunk in chunks)
-            decoded = sum(
-                decoded_bytes(chunk, rows, _leaf_type(files.schema, chunk.path_in_schema))
-                for chunk in chunks
-            )
+            chunks = [(meta.column(j), kind) for j, kind in read]
+            nbytes = sum(chunk.total_compressed_size for chunk, _ in chunks)
+            decoded = sum(decoded_bytes(chunk, rows, kind) for chunk, kind in chunks)
             pieces.append(
                 RowGroup(file, path, group, offset, rows, read=not pruned[group],
                          partition=values, nbytes=nbytes, decoded=decoded)
