@@ -47,6 +47,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R", default=Any)
 _S = TypeVar("_S", bound="Step")
+_A = TypeVar("_A")
 """What an actor's function returns, and so its node's ``result()`` (Any when unsaid)."""
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
@@ -221,10 +222,15 @@ class ActorNode(Generic[R]):
             from streamnet.plans._predicates import Predicate, conjuncts
 
             if isinstance(step, Filter):
-                kept = [c for c in conjuncts(step.predicate) if Predicate(c) not in self._implied]
-                if not kept:
-                    return None
-                return dataclasses.replace(step, predicate=functools.reduce(operator.and_, kept))
+
+                def rest(step: Filter = step) -> Step | None:
+                    implied = self._implied
+                    kept = [c for c in conjuncts(step.predicate) if Predicate(c) not in implied]
+                    if not kept:
+                        return None
+                    return dataclasses.replace(step, predicate=functools.reduce(operator.and_, kept))
+
+                return self.answer("step", rest)
         return step
 
     @property
@@ -327,12 +333,12 @@ class ActorNode(Generic[R]):
 
             inputs = list(columns.values())
             names = inputs[0] if len(inputs) == 1 else None
-            asked: Hashable = ("outputs", names, self._name, self._implied)
-            if asked not in self._declared:
+
+            def outputs() -> frozenset[str] | None:
                 step = self.step()
-                self._declared[asked] = names if step is None else step_outputs(step, names)
-            outputs: frozenset[str] | None = self._declared[asked]
-            return outputs
+                return names if step is None else step_outputs(step, names)
+
+            return self.answer(("outputs", names), outputs)
         return None
 
     def passed_predicates(
@@ -347,10 +353,18 @@ class ActorNode(Generic[R]):
         From its declaration (``define_actor(predicates=...)``), else from its plan
         step; none for an actor whose code is not known.
         """
-        key = ("passes", wanted, *columns.items(), self._name, self._implied)
+        found = self.answer(("passes", wanted, *columns.items()), lambda: self._passes(wanted, columns))
+        return dict(found)
+
+    def answer(self, question: Hashable, make: Callable[[], _A]) -> _A:
+        """What ``make()`` gives, made once per ``question`` while the node's step stays
+        as it is (its name and implied predicates): a Network's passes ask the same of a
+        node again and again, and each answer may read its step through Polars."""
+        key = (question, self._name, self._implied)
         if key not in self._declared:
-            self._declared[key] = self._passes(wanted, columns)
-        return dict(self._declared[key])
+            self._declared[key] = make()
+        found: _A = self._declared[key]
+        return found
 
     def _passes(
         self,

@@ -616,10 +616,15 @@ def _stated(node: ActorNode) -> Predicates:
     """The movable conjuncts of the node's own filter step (none if it has none)."""
     from streamnet.plans import Filter  # plans import the runtime lazily
 
-    step = node.step()
-    return (
-        Predicate.of(step.predicate, origin=node.name) if isinstance(step, Filter) else frozenset()
-    )
+    def stated() -> Predicates:
+        step = node.step()
+        return (
+            Predicate.of(step.predicate, origin=node.name)
+            if isinstance(step, Filter)
+            else frozenset()
+        )
+
+    return node.answer("stated", stated)
 
 
 def elide_filters(
