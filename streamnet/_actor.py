@@ -46,9 +46,9 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R", default=Any)
+"""What an actor's function returns, and so its node's ``result()`` (Any when unsaid)."""
 _S = TypeVar("_S", bound="Step")
 _A = TypeVar("_A")
-"""What an actor's function returns, and so its node's ``result()`` (Any when unsaid)."""
 
 _INPUT_TOKENS = frozenset({"in", "ins", "input", "inputs", "inbox"})
 _OUTPUT_TOKENS = frozenset({"out", "outs", "output", "outputs", "outbox"})
