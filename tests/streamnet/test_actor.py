@@ -202,3 +202,37 @@ def test_a_declaration_must_be_callable(option: str) -> None:
 
     with pytest.raises(TypeError, match=f"define_actor: `{option}` must be callable, got 3"):
         define_actor(**{option: 3})(source)  # type: ignore[call-overload]
+
+
+def test_a_filters_answers_to_the_passes_follow_the_predicates_it_is_told_hold() -> None:
+    """A node keeps what it answered a Network's passes (`ActorNode.answer`) only while
+    its step stays as it is: once told that a conjunct holds on its input, its step, its
+    stated predicates and what it passes to its input leave that conjunct out."""
+    import polars as pl
+
+    from actors import filter
+    from streamnet.network._predicates import _stated
+    from streamnet.plans import Filter
+    from streamnet.plans._predicates import Predicate
+
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    first, second = pl.col("x") > 1, pl.col("y") < 2
+    node = filter(ctx, a, b, first & second)
+    columns: dict[Channel[Any], frozenset[str] | None] = {a: frozenset({"x", "y"})}
+    both = {Predicate(first), Predicate(second)}
+    assert _stated(node) == both
+    assert node.passed_predicates(frozenset(), columns)[a] == both
+    assert node.output_columns(columns) == frozenset({"x", "y"})
+    node.imply(frozenset({Predicate(first)}))
+    step = node.step()
+    assert isinstance(step, Filter) and str(step.predicate) == str(second)
+    assert _stated(node) == {Predicate(second)}
+    assert node.passed_predicates(frozenset(), columns)[a] == {Predicate(second)}
+    node.imply(frozenset(both))  # every conjunct holds: no step, nothing of its own to pass
+    assert node.step() is None
+    assert _stated(node) == frozenset()
+    assert node.passed_predicates(frozenset(), columns)[a] == frozenset()
+    node.imply(frozenset())  # told nothing holds after all: the whole predicate again
+    assert _stated(node) == both
+    ctx.close()
