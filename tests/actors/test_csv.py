@@ -630,3 +630,23 @@ def test_csv_header_that_differs_from_the_schema_is_named_with_a_quoted_empty_va
     path.write_text('"a","c"\n"","x"\n')
     with pytest.raises(SchemaError, match=r"has columns \['a', 'c'\], but the schema names"):
         _read(path, schema={"a": pa.int64(), "b": pa.string()})
+
+
+def test_a_hexadecimal_value_in_an_integer_column_is_refused_as_polars_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """pyarrow reads `0x10` as 16 where a column is of integers; Polars cannot parse it as
+    one. A later block's `0x10` fails naming the column, the line and the value; given as
+    an integer by `schema=`, too; `0x` in a text column reads as it is."""
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c\n1,1,1\n1,12:30:00,1\n1,12:30:00,1\n1,2020-01-01 10:00:00,0x10\n")
+    with pytest.raises(pl.exceptions.ComputeError):
+        pl.read_csv(path, infer_schema_length=3)
+    with pytest.raises(FileReadError, match=r"column `c` on line 5 holds a value that is not int64.*got '0x10'"):
+        _read(path, block_size=64)
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.int64())])
+    with pytest.raises(FileReadError, match=r"column `c` on line 5 .* its type in `schema=`.*got '0x10'"):
+        _read(path, schema=schema)
+    text = tmp_path / "text.csv"
+    text.write_text("id,code\n1,0x1F\n2,0XAB\n3,7\n")
+    assert_frame_equal(_read(text), pl.read_csv(text))

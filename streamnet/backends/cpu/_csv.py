@@ -62,6 +62,7 @@ class CpuCsvReader(ChunkReader):
         self._rows = 0
         self._held: pa.RecordBatch | None = None
         self._done = False
+        self._checked = False  # for hexadecimal integers (`_holds_hex`)
 
     @property
     def schema(self) -> pa.Schema:
@@ -74,6 +75,10 @@ class CpuCsvReader(ChunkReader):
         if not self._opened:
             self._reader = _open_part(part, self._schema, fmt)
             self._opened = True
+        if not self._checked:  # see `_holds_hex`
+            self._checked = True
+            if not isinstance(self._reader, _TextReader) and _holds_hex(part, self._schema, fmt):
+                self._reader = _TextReader(part, self._schema, fmt, skip=self._rows)
         while True:
             try:
                 batch = _next_batch(self._reader, part, fmt, self._rows)
@@ -642,6 +647,8 @@ class _TextReader:
         for index, (column, field) in enumerate(zip(batch.columns, self.schema, strict=True)):
             if column.type != field.type:
                 column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+                if pa.types.is_integer(field.type):
+                    _refuse_hex(column, index, field.type)
                 try:
                     column = pc.cast(column, field.type)
                 except pa.ArrowInvalid as exc:
@@ -654,6 +661,53 @@ class _TextReader:
                     ) from exc
             columns.append(column)
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+_HEX = r"^\s*[+-]?0[xX]"
+
+
+def _holds_hex(part: CsvPart, schema: pa.Schema, fmt: CsvFormat) -> bool:
+    """Whether ``part`` may hold a hexadecimal value (``0x10``) in an integer column of
+    ``schema``: its bytes hold ``0x`` or ``0X`` somewhere. pyarrow reads such a value as
+    an integer, where Polars refuses it (a `_TextReader` refuses it too, `_refuse_hex`);
+    a file whose encoding is not ASCII's for these is read as text from the start."""
+    if not any(pa.types.is_integer(field.type) for field in schema):
+        return False
+    if codecs.lookup(fmt.encoding).name not in _ASCII_ENCODINGS:
+        return True
+    start, end = part.span if part.span is not None else (0, None)
+    with open_binary(part.path) as file:
+        file.seek(start)
+        left = end - start if end is not None else None
+        last = b""
+        while left is None or left > 0:
+            block = file.read(_HEX_BLOCK if left is None else min(_HEX_BLOCK, left))
+            if not block:
+                return False
+            seam = last + block[:1]  # a marker cut between two blocks
+            if any(marker in piece for marker in (b"0x", b"0X") for piece in (seam, block)):
+                return True
+            last = block[-1:]
+            if left is not None:
+                left -= len(block)
+    return False
+
+
+_HEX_BLOCK = 1 << 24
+_ASCII_ENCODINGS = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
+
+
+def _refuse_hex(column: pa.Array, index: int, kind: pa.DataType) -> None:
+    """Raise pyarrow's conversion error for the first hexadecimal value of ``column`` (text
+    to be read as the integer type ``kind``), which pyarrow's cast would take."""
+    import pyarrow.compute as pc
+
+    found = pc.match_substring_regex(column, _HEX)
+    if pc.any(found).as_py():
+        value = column.filter(found)[0].as_py()
+        raise pa.ArrowInvalid(  # as pyarrow's CSV reader says it: see _failure
+            f"In CSV column #{index}: CSV conversion error to {kind}: invalid value '{value}'"
+        )
 
 
 # pyarrow's message for a text that does not convert to a type (`pyarrow.compute.cast`).
