@@ -322,12 +322,10 @@ class ActorNode(Generic[R]):
         declared = self._definition.emits
         if declared is not None:
             given = self._by_parameter(columns)
-            key = ("emits", *sorted(given.items()))
-            if key not in self._declared:
-                answer = declared(given, **self._arguments())
-                self._declared[key] = _as_columns(answer, "emits")
-            found: frozenset[str] | None = self._declared[key]
-            return found
+            return self.answer(
+                ("emits", *sorted(given.items())),
+                lambda: _as_columns(declared(given, **self._arguments()), "emits"),
+            )
         if self.contributes_step:
             from streamnet.plans._columns import step_outputs  # plans import the runtime lazily
 
@@ -404,9 +402,7 @@ class ActorNode(Generic[R]):
         declared = self._definition.rows
         if declared is None:
             return None
-        if "rows" not in self._declared:
-            self._declared["rows"] = declared(**self._arguments())
-        rows = self._declared["rows"]
+        rows = self.answer("rows", lambda: declared(**self._arguments()))
         return rows if isinstance(rows, int) else None
 
     def filters_rows(self) -> bool:
