@@ -675,28 +675,16 @@ def _holds_hex(part: CsvPart, schema: pa.Schema, fmt: CsvFormat) -> bool:
         return False
     if codecs.lookup(fmt.encoding).name not in _ASCII_ENCODINGS:
         return True
-    start, end = part.span if part.span is not None else (0, None)
-    if not isinstance(part.path, StorePath):  # mapped: searched where it lies, no copy
-        with pa.memory_map(str(part.path)) as mapped:
-            stop = mapped.size() if end is None else end
-            for at in range(start, stop, _HEX_BLOCK):
-                mapped.seek(max(start, at - 1))  # the byte before: a marker cut in two
-                if _has_hex_marker(mapped.read_buffer(min(stop, at + _HEX_BLOCK) - mapped.tell())):
-                    return True
-        return False
-    with open_binary(part.path) as file:
-        file.seek(start)
-        left = end - start if end is not None else None
-        last = b""
-        while left is None or left > 0:
-            block = file.read(_HEX_BLOCK if left is None else min(_HEX_BLOCK, left))
-            if not block:
-                return False
-            if _has_hex_marker(last + block):  # the last byte before: a marker cut in two
+    start, stop = part.span if part.span is not None else (0, file_size(part.path))
+    local = not isinstance(part.path, StorePath)
+    file: Any = pa.memory_map(str(part.path)) if local else open_binary(part.path)
+    read = file.read_buffer if local else file.read  # a mapped file: searched where it lies
+    with file:
+        for at in range(start, stop, _HEX_BLOCK):
+            first = max(start, at - 1)  # the byte before too: a marker cut in two
+            file.seek(first)
+            if _has_hex_marker(read(min(stop, at + _HEX_BLOCK) - first)):
                 return True
-            last = block[-1:]
-            if left is not None:
-                left -= len(block)
     return False
 
 
