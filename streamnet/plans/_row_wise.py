@@ -371,7 +371,8 @@ def check_row_wise(
             part, reason = found
             within = f" (in `{expr}`)" if len(exprs) > 1 and part != str(expr) else ""
             problems.append(f"`{part}`{within} {reason}, so it is not row-wise")
-    if not problems and not (select and exprs and not any(map(_reads_rows, trees))):
+    literals_only = select and exprs and not problems and not any(map(_reads_rows, trees))
+    if not problems and not literals_only:
         return
     got = ", ".join(f"`{e}`" for e in exprs)  # only for a message: Polars' printing costs
     if len(problems) == 1:
@@ -379,7 +380,7 @@ def check_row_wise(
     if problems:
         listed = "".join(f"\n  - {problem}" for problem in problems)
         raise ExpressionError(f"actor `{actor}` {where}:{listed}\n{_ADVICE}; got {got}")
-    if select:
+    if literals_only:
         raise ExpressionError(
             f"actor `{actor}` {where}: a select of literals only makes one row per chunk, "
             "where Polars makes one row; select a column too, or add the literals to every "
