@@ -309,22 +309,26 @@ def test_a_scan_that_fails_names_the_file_or_the_step(backend: Backend) -> None:
 def test_the_tasks_of_a_scan_read_a_file_s_footer_once_until_it_is_written_again(
     backend: Backend,
 ) -> None:
-    """Every task of a compiled plan slices one Polars scan of the file (which keeps the
-    footer it read); a file written again meanwhile is read anew (the CPU backend's
-    choice: another backend may read its files as it likes)."""
+    """Every task of every compiled plan that reads a file slices one Polars scan of it
+    (which keeps the footer it read); a file written again meanwhile is read anew (the
+    CPU backend's choice: another backend may read its files as it likes)."""
     if backend.name != "cpu":
         pytest.skip("how a task reads its file is the backend's choice; this is the CPU's")
+    from streamnet.backends.cpu._plans import polars_scan
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "t.parquet"
         pl.DataFrame({"x": range(30)}).write_parquet(path, row_group_size=10)
         compiled = backend.compile(Plan(ParquetScan((path,))), pq.read_schema(path))
         got = [backend.to_polars(backend.scan(compiled, task))["x"].to_list() for task in _tasks(path)]
         assert got == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
-        assert len(compiled.scans) == 1  # type: ignore[attr-defined]
+        first = polars_scan(str(path))
+        backend.compile(Plan(ParquetScan((path,))), pq.read_schema(path))
+        assert polars_scan(str(path)) is first  # another plan of the same file: the same scan
         pl.DataFrame({"x": range(100, 150)}).write_parquet(path, row_group_size=25)
         again = [backend.to_polars(backend.scan(compiled, task))["x"].to_list() for task in _tasks(path)]
         assert again == [list(range(100, 125)), list(range(125, 150))]
-        assert len(compiled.scans) == 2  # type: ignore[attr-defined]
+        assert polars_scan(str(path)) is not first
 
 
 def test_a_scan_into_partials_stops_grouping_keys_that_do_not_repeat(backend: Backend) -> None:
