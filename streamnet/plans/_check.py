@@ -22,7 +22,7 @@ from streamnet.plans._plan import (
     Step,
     WithColumns,
 )
-from streamnet.plans._row_wise import check_row_wise
+from streamnet.plans._row_wise import calls_python_function, check_row_wise
 
 __all__ = ["calls_python", "check_step", "referenced_columns", "step_label"]
 
@@ -106,14 +106,6 @@ def check_step(step: Step, columns: Sequence[str]) -> None:
 def calls_python(step: Step) -> bool:
     """Whether an expression of ``step`` that makes columns calls a Python function
     (whose result types Polars learns only from the data), or cannot be inspected."""
-    exprs: tuple[pl.Expr, ...] = ()
     if isinstance(step, Select | WithColumns):
-        exprs = step.exprs
-    for expr in exprs:
-        try:
-            tree = expr.meta.serialize(format="json")
-        except Exception:  # not inspectable: assume the worst
-            return True
-        if '"AnonymousFunction"' in tree or '"PythonUdf"' in tree:
-            return True
+        return any(map(calls_python_function, step.exprs))
     return False

@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import io
 import json
+import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from streamnet._errors import ExpressionError
 
-__all__ = ["check_row_wise", "not_row_wise"]
+__all__ = ["calls_python_function", "check_row_wise", "not_row_wise"]
 
 _ADVICE = (
     "actors like this one evaluate expressions one chunk at a time, so only row-wise "
@@ -164,22 +166,61 @@ def not_row_wise(expr: pl.Expr) -> tuple[str, str] | None:
     The part is shown as Polars prints it; the reason completes a sentence that
     starts with it (``"aggregates over rows"``).
     """
-    return _not_row_wise(expr)[0]
+    return _inspected(expr).refused
 
 
-def _not_row_wise(expr: pl.Expr) -> tuple[tuple[str, str] | None, Any]:
-    """`not_row_wise` of ``expr``, and its tree (None where it has none)."""
+def calls_python_function(expr: pl.Expr) -> bool:
+    """Whether ``expr`` calls a Python function (whose result types Polars learns only
+    from the data), or cannot be inspected."""
+    return _inspected(expr).calls_python
+
+
+@dataclass(frozen=True, slots=True)
+class _Inspection:
+    """What the check learnt of one expression from its serialized tree."""
+
+    refused: tuple[str, str] | None
+    """The first part that is not row-wise and why (`not_row_wise`)."""
+    reads_rows: bool
+    """Whether it reads a column, rather than being made of literals only."""
+    calls_python: bool
+
+
+_inspections: dict[int, tuple[weakref.ref[pl.Expr], _Inspection]] = {}
+"""Each expression's inspection while it lives, by its id: an actor's expressions are
+checked when it is made and again when a plan of its steps is compiled, and serializing
+an expression costs about as much as the rest of the check."""
+
+
+def _inspected(expr: pl.Expr) -> _Inspection:
+    """The inspection of ``expr``, made once while it lives (`_inspections`)."""
+    key = id(expr)
+    kept = _inspections.get(key)
+    if kept is not None and kept[0]() is expr:
+        return kept[1]
     try:
-        tree = _tree(expr)
+        text = expr.meta.serialize(format="json")
+        tree = _tree(text)
     except Exception as exc:  # a Python function Polars cannot pickle, an unknown node
-        return (str(expr), (
+        made = _Inspection((str(expr), (
             f"cannot be inspected (Polars cannot serialize it: {type(exc).__name__}: {exc})"
-        )), None  # fmt: skip
-    found = _refusal(tree)
-    if found is not None:
-        node, reason = found
-        return (_show(node), reason), tree
-    return None, tree
+        )), reads_rows=False, calls_python=True)  # fmt: skip
+    else:
+        found = _refusal(tree)
+        made = _Inspection(
+            None if found is None else (_show(found[0]), found[1]),
+            reads_rows=_reads_rows(tree),
+            calls_python='"AnonymousFunction"' in text or '"PythonUdf"' in text,
+        )
+    def forget(_: weakref.ref[pl.Expr]) -> None:
+        _inspections.pop(key, None)
+
+    try:
+        ref = weakref.ref(expr, forget)
+    except TypeError:  # an expression that cannot be referred to weakly: not kept
+        return made
+    _inspections[key] = (ref, made)
+    return made
 
 
 _SERIES = '"Series":['
@@ -190,10 +231,9 @@ took longer to parse than the plan's every chunk took to run. The check never lo
 a literal's data (a literal that is refused is shown by its node name instead)."""
 
 
-def _tree(expr: pl.Expr) -> Any:
-    """The expression's tree as Polars serializes it to JSON, long Series literals' data
-    left out (`LONG_SERIES`)."""
-    text = expr.meta.serialize(format="json")
+def _tree(text: str) -> Any:
+    """An expression's tree from Polars' JSON serialization ``text``, long Series
+    literals' data left out (`LONG_SERIES`)."""
     parts, position = [], 0
     while (start := text.find(_SERIES, position)) != -1:
         data = start + len(_SERIES)
@@ -363,15 +403,15 @@ def check_row_wise(
     """
     exprs = list(exprs)
     problems = []
-    trees = []
-    for expr in exprs:
-        found, tree = _not_row_wise(expr)
-        trees.append(tree)
-        if found is not None:
-            part, reason = found
+    inspections = [_inspected(expr) for expr in exprs]
+    for expr, inspection in zip(exprs, inspections, strict=True):
+        if inspection.refused is not None:
+            part, reason = inspection.refused
             within = f" (in `{expr}`)" if len(exprs) > 1 and part != str(expr) else ""
             problems.append(f"`{part}`{within} {reason}, so it is not row-wise")
-    literals_only = select and exprs and not problems and not any(map(_reads_rows, trees))
+    literals_only = (
+        select and exprs and not problems and not any(i.reads_rows for i in inspections)
+    )
     if not problems and not literals_only:
         return
     got = ", ".join(f"`{e}`" for e in exprs)  # only for a message: Polars' printing costs

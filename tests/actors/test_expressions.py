@@ -256,6 +256,41 @@ def test_an_expression_polars_cannot_serialize_is_refused_with_the_reason(
         actors.with_columns(ctx, ctx.create_channel(), ctx.create_channel(), out=expr)
 
 
+def test_an_expression_is_serialized_once_for_every_check_while_it_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An actor's expressions are checked when it is made and again when its plan is
+    compiled: the second check reuses what the first learnt, and forgets it with the
+    expression."""
+    import gc
+
+    from polars.expr.meta import ExprMetaNameSpace
+
+    from streamnet.plans import _row_wise
+
+    serialized = []
+    serialize = ExprMetaNameSpace.serialize
+
+    def counted(self: ExprMetaNameSpace, *args: Any, **kwargs: Any) -> Any:
+        serialized.append(args)
+        return serialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExprMetaNameSpace, "serialize", counted)
+    expr = (x * 2).alias("y")
+    refused = x.cum_sum()
+    for _ in range(3):
+        assert not_row_wise(expr) is None
+        found = not_row_wise(refused)
+        assert found is not None and "cum_sum" in found[0]
+    assert len(serialized) == 2
+    kept = _row_wise._inspections  # noqa: SLF001
+    ids = [id(expr), id(refused)]
+    assert all(i in kept for i in ids)
+    del expr, refused
+    gc.collect()
+    assert not any(i in kept for i in ids)
+
+
 def test_python_functions_in_expressions_need_no_optional_package() -> None:
     """`map_elements` is accepted on a base install: Polars serializes it with cloudpickle,
     so cloudpickle is a dependency, not an extra."""
