@@ -375,11 +375,13 @@ class _ScanMemory:
 AGGREGATE_TASK_ROWS = 4_000_000
 """The most rows one scan task joins, when few rows come out of each."""
 
-EVERY_ROW_TASK_ROWS = 1 << 20
-"""The rows one scan task joins (at most a core's share of the scan) when its plan drops no
-row: each task is one query with a cost of its own (its planning, a few milliseconds),
-which row groups of a few hundred thousand rows pay again and again (TPC-H's lineitem
-at SF 1, 25 row groups: 131 ms read one by one, 80 ms four at a time)."""
+TASK_ROWS = 1 << 20
+"""The rows one scan task joins (at most a core's share of the scan) once its first tasks
+ran, when more than `FEW_ROWS_OUT` of the rows come out: each task is one query with a cost
+of its own (its planning, a few milliseconds), which row groups of a few hundred thousand
+rows pay again and again (TPC-H's lineitem at SF 1, 25 row groups: 131 ms read one by
+one, 80 ms four at a time; orders at SF 10 filtered to 30% of its rows, 60 row groups
+on two cores: 282 ms one by one, 267 ms four at a time)."""
 
 FEW_ROWS_OUT = 1 / 8
 """A plan that lets through at most this share of the rows it reads leaves few: its scan
@@ -409,17 +411,17 @@ def _task_rows(total: int, threads: int, most: int = AGGREGATE_TASK_ROWS) -> int
 
 class _Tasks:
     """A scan's row groups handed out as tasks, in order: one row group each, or runs of
-    adjacent ones (`group_scan_tasks`) once few rows come out of them, since each task is
-    one query with a cost of its own. A plan that ends in a group-by's partials lets few
-    rows through from the start; any other shows it in the tasks it has run. A plan
-    that drops no row (``every_row``) reads runs of `EVERY_ROW_TASK_ROWS` rows once two
-    tasks per core have run (a scan that a limit stops early reads little).
+    adjacent ones (`group_scan_tasks`), since each task is one query with a cost of its
+    own. Runs of up to `AGGREGATE_TASK_ROWS` rows once few rows come out of them: a plan
+    that ends in a group-by's partials lets few rows through from the start; any other
+    shows it in the tasks it has run. Otherwise runs of `TASK_ROWS` rows once two tasks
+    per core have run (a scan that a limit stops early reads little).
 
     ``threads``: how many tasks run at once, at most the machine's cores (each query
     uses them all)."""
 
     def __init__(
-        self, pieces: Sequence[ScanTask], threads: int, *, few: bool, every_row: bool = False,
+        self, pieces: Sequence[ScanTask], threads: int, *, few: bool,
         max_decoded: int | None = None,
     ) -> None:  # fmt: skip
         self.pieces = list(pieces)
@@ -430,16 +432,15 @@ class _Tasks:
         self.rows: int | None = None  # per task, once few rows come out
         self.given: list[ScanTask] = []
         self.few = False
-        self.every_row = every_row
         self.tasks_done = 0
         if few:
             self._join_row_groups(few=True)
 
     def _join_row_groups(self, *, few: bool) -> None:
         """From now on, tasks of `_task_rows` of the rows left: at most `AGGREGATE_TASK_ROWS`
-        when few rows come out, `EVERY_ROW_TASK_ROWS` when every row does."""
+        when few rows come out, `TASK_ROWS` otherwise."""
         rest = sum(piece.rows for piece in self.pieces[self.next :])
-        most = AGGREGATE_TASK_ROWS if few else EVERY_ROW_TASK_ROWS
+        most = AGGREGATE_TASK_ROWS if few else TASK_ROWS
         self.rows = _task_rows(rest, self.threads, most)
         self.few = few
 
@@ -470,7 +471,7 @@ class _Tasks:
         self.tasks_done += 1
         if not self.few and self.rows_in > 0 and self.rows_out <= FEW_ROWS_OUT * self.rows_in:
             self._join_row_groups(few=True)
-        elif self.every_row and self.rows is None and self.tasks_done >= 2 * self.threads:
+        elif self.rows is None and self.tasks_done >= 2 * self.threads:
             # still read: a consumer that needs a few rows only (a limit) has stopped it by now
             self._join_row_groups(few=False)
 
@@ -744,16 +745,10 @@ async def scan_files(
     # A plan ending in a group-by's partials lets a few rows per task through.
     aggregate = node is not None and node.link is not None
     reads = _ScanMemory(ctx, "scan_aggregate" if aggregate else "scan")
-    every_row = not aggregate and filters is None and not pushed and not any(
-        isinstance(step, Filter) for step in plan.steps
-    )
     pieces = reads.sized([piece.task for piece in planned if piece.read])
     rows = sum(piece.rows for piece in pieces)
     few = aggregate or few_keys(node, rows) or _many_keys(node, rows, len(pieces))
-    tasks = _Tasks(
-        pieces, depth, few=few,
-        every_row=every_row, max_decoded=reads.max_decoded,
-    )  # fmt: skip
+    tasks = _Tasks(pieces, depth, few=few, max_decoded=reads.max_decoded)
     ctx.progress.expect(sum(piece.rows for piece in tasks.pieces))
 
     pending: deque[asyncio.Future[TableChunk]] = deque()

@@ -601,7 +601,8 @@ def test_a_scan_filtered_by_many_keys_reads_runs_of_row_groups_from_the_start(
 ) -> None:
     """600 keys for row groups of 100 rows: each task would build their set again for
     few rows, so the scan's tasks join row groups from the first one, though most rows
-    come through; the answer is Polars' either way."""
+    come through (else only once two tasks per core ran); the answer is Polars' either
+    way."""
     if not heuristic:
         monkeypatch.setattr("actors._parquet.ROWS_PER_MANY_KEYS", 0)  # no key set is many
     items = pl.DataFrame({"o": [i % 1_000 for i in range(6_400)], "q": range(6_400)})
@@ -627,8 +628,8 @@ def test_a_scan_filtered_by_many_keys_reads_runs_of_row_groups_from_the_start(
     threads = min(ctx.num_threads, os.cpu_count() or 1)
     if heuristic:
         assert chunks <= threads  # a run of row groups per core, from the start
-    else:
-        assert chunks == 64  # a task per row group: 60% of the rows come through
+    else:  # a task per row group while the first tasks run (60% of the rows come through)
+        assert 2 * threads < chunks < 64
 
 
 def test_a_scan_tests_a_key_filters_range_on_statistics_not_its_keys(
