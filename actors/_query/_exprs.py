@@ -197,17 +197,21 @@ class ExprReader:
         (arg,) = args
         if how in ("std", "var") and node.options != 1:
             raise self.unsupported(f"aggregation `{how}` with ddof={node.options}")
-        if how == "count" and node.options is True:  # count(include_nulls=True): every row
-            return parts.aggregate(None, "len")
+        every_row = how == "count" and node.options is True  # count(include_nulls=True): len
         inner = self.visitor.view_expression(arg)
         if kind(inner) == "Filter":
+            if every_row:  # the rows the filter keeps, nulls or not
+                value: pl.Expr = pl.when(self.expr(inner.by)).then(pl.lit(1, pl.UInt8))
+                return parts.aggregate(parts.input_column(value), "count")
             if how not in _SKIP_NULLS:
                 raise self.unsupported(f"aggregation `{how}` of a filtered column")
-            value: pl.Expr = pl.when(self.expr(inner.by)).then(self.expr(inner.input))
+            value = pl.when(self.expr(inner.by)).then(self.expr(inner.input))
             dtype = self.visitor.get_dtype(inner.input)
         else:
-            value = self.expr(arg)
+            value = self.expr(arg)  # read even for a len: it must keep every row
             dtype = self.visitor.get_dtype(arg)
+            if every_row:
+                return parts.aggregate(None, "len")
         if how in _NUMERIC_ONLY and not (dtype.is_numeric() or dtype == pl.Boolean):
             raise self.unsupported(f"aggregation `{how}` of a {dtype} column")
         return parts.aggregate(parts.input_column(value), how)

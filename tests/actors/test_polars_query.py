@@ -711,6 +711,32 @@ def test_repeated_expressions_equal_polars(shape: str, nranks: int) -> None:
     _check(REPEATED[shape](FRAME.lazy()), nranks)
 
 
+FILTERED_LENGTHS = {
+    "group_by": lambda lf: lf.group_by("k").agg(
+        pl.col("x").filter(pl.col("x") > 0).len().alias("len"),
+        pl.col("x").filter(pl.col("i") > 2).count().alias("count"),
+        pl.col("s").filter(pl.col("i") > 2).len().alias("with_nulls"),
+    ),
+    "select": lambda lf: lf.select(
+        pl.col("x").filter(pl.col("x") > 0).len().alias("len"), pl.col("x").len().alias("all")
+    ),
+    "head": lambda lf: lf.group_by("k").agg(pl.col("x").head(1).len().alias("len")),
+    "drop_nulls": lambda lf: lf.group_by("k").agg(pl.col("x").drop_nulls().len().alias("len")),
+}
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("shape", list(FILTERED_LENGTHS))
+def test_the_length_of_a_filtered_column_counts_the_rows_the_filter_keeps(
+    shape: str, nranks: int
+) -> None:
+    """``col.filter(p).len()`` counts the rows ``p`` keeps, nulls included; a length of an
+    expression that drops rows is never the group's length."""
+    fallbacks = _check(FILTERED_LENGTHS[shape](FRAME.lazy()), nranks)
+    if shape in ("group_by", "select"):
+        assert fallbacks == ()  # counted from partials, as actors
+
+
 @pytest.mark.parametrize("nranks", [1, 2])
 @pytest.mark.parametrize("how", ["inner", "left", "right", "full"])
 def test_a_join_whose_keys_repeat_a_column_equals_polars(how: str, nranks: int) -> None:
