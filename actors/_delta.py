@@ -33,6 +33,7 @@ from streamnet import (
     define_actor,
     delta_add_action,
     empty_table,
+    frame_of_arrow,
     on_success,
     plan_delta,
     resolve_path,
@@ -145,9 +146,7 @@ async def read_delta(
 
 
 def _polars_schema(schema: ArrowSchema) -> pl.Schema:
-    frame = pl.from_arrow(empty_table(schema))
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+    return frame_of_arrow(empty_table(schema)).schema
 
 
 def _leading_filters(steps: Sequence[Any]) -> list[pl.Expr]:

@@ -61,6 +61,7 @@ from streamnet import (
     define_actor,
     empty_table,
     expand_paths,
+    frame_of_arrow,
     group_scan_tasks,
     hive_partitions,
     plan_row_groups,
@@ -271,8 +272,7 @@ def _prune_files(
         verdict = prune_partitions(partitions, test)
         if verdict is None:  # it reads the files' columns too: their types, from one footer
             if others is None:
-                empty = pl.from_arrow(empty_table(read_parquet_footers(paths[:1]).schema))
-                assert isinstance(empty, pl.DataFrame)
+                empty = frame_of_arrow(empty_table(read_parquet_footers(paths[:1]).schema))
                 others = empty.schema
             verdict = prune_partitions(partitions, test, others)
         if verdict is not None:

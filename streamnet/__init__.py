@@ -76,7 +76,7 @@ from streamnet._errors import (
     WiringError,
 )
 from streamnet._run_plan import run_plan
-from streamnet._schema import describe_schema, empty_table, null_schema
+from streamnet._schema import describe_schema, empty_table, frame_of_arrow, null_schema
 from streamnet._table_chunk import TableChunk, TableView
 from streamnet._tasks import map_in_threads, start_task, stop_tasks
 from streamnet._typing import (
@@ -349,6 +349,7 @@ __all__ = [
     "left_by_dead_process",
     "mpi_communicator",
     "empty_table",
+    "frame_of_arrow",
     "null_schema",
     "on_success",
     "persistent_actor",

@@ -58,6 +58,7 @@ __all__ = [
     "check_stream",
     "describe_schema",
     "empty_table",
+    "frame_of_arrow",
     "info_of_arrow",
     "info_of_frame",
     "info_of_schema",
@@ -495,6 +496,24 @@ def _actor_name() -> str | None:
     from streamnet._actor import current_actor_name
 
     return current_actor_name()
+
+
+def frame_of_arrow(data: pa.Table | pa.RecordBatch, *, rechunk: bool = True) -> pl.DataFrame:
+    """``pl.from_arrow(data)`` with every column's name kept: Polars names a column whose
+    name is empty ``column_<i>`` (and fails when that name is taken), where its readers
+    and pyarrow keep the empty name."""
+    import polars as pl
+
+    names = data.schema.names
+    if "" not in names:
+        frame = pl.from_arrow(data, rechunk=rechunk)
+    else:
+        stand_ins = [name or unused_name(f"__empty_{i}", names) for i, name in enumerate(names)]
+        frame = pl.from_arrow(data.rename_columns(stand_ins), rechunk=rechunk)
+        assert isinstance(frame, pl.DataFrame)
+        frame.columns = names
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def unused_name(name: str, taken: Collection[str]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from streamnet._schema import frame_of_arrow
 from streamnet._table_chunk import TableChunk
 from streamnet._typing import BackendName
 from streamnet.backends._base import Backend
@@ -46,9 +47,7 @@ def _batch_from_ipc(buffer: Any) -> pa.RecordBatch:
 
 
 def _frame_from_ipc(buffer: Any) -> pl.DataFrame:
-    frame = pl.from_arrow(_read_ipc(buffer), rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame_of_arrow(_read_ipc(buffer), rechunk=False)
 
 
 _receivers: dict[str, Backend] = {}

@@ -22,7 +22,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError
-from streamnet._schema import empty_table
+from streamnet._schema import empty_table, frame_of_arrow
 from streamnet.io._hive import NULL_PARTITION, HivePartitions
 from streamnet.io._parquet_meta import _pruned, row_group_statistics, skip_predicate
 from streamnet.io._stores import FilePath, StorePath, file_size, resolve_path
@@ -149,8 +149,7 @@ def plan_delta(
                 f"cannot read the Delta table `{uri}` as of {timestamp}: {exc}"
             ) from exc
     schema = pa.schema(table.schema().to_arrow())
-    empty = pl.from_arrow(empty_table(schema))
-    assert isinstance(empty, pl.DataFrame)
+    empty = frame_of_arrow(empty_table(schema))
     types = empty.schema
     names = list(table.metadata().partition_columns)
     actions = pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))

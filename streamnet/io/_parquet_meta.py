@@ -18,7 +18,7 @@ import polars as pl
 
 from channels.lowlevel import import_lazily
 from streamnet._errors import FileReadError, SchemaError
-from streamnet._schema import describe_schema, empty_table
+from streamnet._schema import describe_schema, empty_table, frame_of_arrow
 from streamnet.io._hive import HivePartitions
 from streamnet.io._stores import FilePath, StorePath, in_flight
 
@@ -339,8 +339,7 @@ def plan_row_groups(
     skip = None
     hive = partitions.schema if partitions is not None else pl.Schema()
     if predicate is not None:
-        empty = pl.from_arrow(empty_table(files.schema))
-        assert isinstance(empty, pl.DataFrame)
+        empty = frame_of_arrow(empty_table(files.schema))
         skip = skip_predicate(predicate, pl.Schema({**empty.schema, **hive}))
     names = sorted(set(columns) - set(hive))
     pieces: list[RowGroup] = []

@@ -711,6 +711,25 @@ def test_repeated_expressions_equal_polars(shape: str, nranks: int) -> None:
     _check(REPEATED[shape](FRAME.lazy()), nranks)
 
 
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("source", ["frame", "parquet", "csv"])
+def test_a_column_whose_name_is_empty_keeps_it(tmp_path: Path, source: str, nranks: int) -> None:
+    """Polars' readers keep a column named ``""`` (a CSV header ``a,b,``), where its
+    ``from_arrow`` would call it ``column_1``: every chunk made from Arrow keeps it."""
+    frame = pl.DataFrame({"a": [1, 2, 3, 1, 2], "": [4, -5, 6, 7, 8]})
+    if source == "frame":
+        lazy_frame = frame.lazy()
+    elif source == "parquet":
+        frame.write_parquet(tmp_path / "t.parquet", row_group_size=2)
+        lazy_frame = pl.scan_parquet(tmp_path / "t.parquet")
+    else:
+        frame.write_csv(tmp_path / "t.csv")
+        lazy_frame = pl.scan_csv(tmp_path / "t.csv")
+    _check(lazy_frame, nranks)
+    _check(lazy_frame.select(""), nranks)
+    _check(lazy_frame.filter(pl.col("") > 0).group_by("a").agg(pl.col("").sum()), nranks)
+
+
 FILTERED_LENGTHS = {
     "group_by": lambda lf: lf.group_by("k").agg(
         pl.col("x").filter(pl.col("x") > 0).len().alias("len"),

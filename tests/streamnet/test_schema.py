@@ -22,6 +22,7 @@ from streamnet import (
     TableChunk,
     define_actor,
     describe_schema,
+    frame_of_arrow,
 )
 
 # Arrow flavours of one logical type, and tables Polars-based transforms would emit instead.
@@ -385,3 +386,13 @@ def test_chunks_of_one_schema_are_checked_without_reading_their_types(monkeypatc
         return reads["n"]
 
     assert count(4) == count(40)
+
+
+def test_a_frame_of_arrow_keeps_an_empty_column_name() -> None:
+    """Polars' ``from_arrow`` renames a column named ``""`` to ``column_<i>``, and fails
+    when that name is taken; `frame_of_arrow` keeps every name."""
+    table = pa.table({"column_1": [1], "": [2], "b": [3]})
+    frame = frame_of_arrow(table)
+    assert frame.columns == ["column_1", "", "b"]
+    assert frame.rows() == [(1, 2, 3)]
+    assert frame_of_arrow(table.to_batches()[0]).columns == ["column_1", "", "b"]

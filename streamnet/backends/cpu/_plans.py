@@ -43,7 +43,13 @@ import pyarrow as pa
 from polars.io.plugins import register_io_source
 
 from streamnet._errors import ColumnNotFoundError, FileReadError, SchemaError
-from streamnet._schema import describe_schema, empty_table, info_of_arrow, info_of_frame
+from streamnet._schema import (
+    describe_schema,
+    empty_table,
+    frame_of_arrow,
+    info_of_arrow,
+    info_of_frame,
+)
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends.cpu._aggregate import CpuAggregationKernel
@@ -209,8 +215,7 @@ def _store_scan(path: StorePath, task: ScanTask, files: ExitStack) -> pl.LazyFra
 
     file = files.enter_context(path.filesystem.open_input_file(path.path))
     parquet = pq.ParquetFile(file, pre_buffer=True)
-    empty = pl.from_arrow(empty_table(parquet.schema_arrow))
-    assert isinstance(empty, pl.DataFrame)
+    empty = frame_of_arrow(empty_table(parquet.schema_arrow))
     metadata = parquet.metadata
     starts = [0]
     for group in range(metadata.num_row_groups):
@@ -243,8 +248,7 @@ def _store_scan(path: StorePath, task: ScanTask, files: ExitStack) -> pl.LazyFra
         for table in tables(with_columns):
             if left is not None and left <= 0:
                 return
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
+            frame = frame_of_arrow(table)
             if predicate is not None:  # Polars' semantics (NaN, nulls), not the reader's
                 frame = frame.filter(predicate)
             if left is not None:

@@ -25,6 +25,7 @@ from streamnet._schema import (
     canonical_schema,
     describe_schema,
     empty_table,
+    frame_of_arrow,
     info_of_arrow,
     info_of_frame,
     info_of_schema,
@@ -168,13 +169,13 @@ class CpuTable:
                 raise _not_exact(refused)
         table = self.arrow(info, canonical=False)
         try:
-            df = pl.from_arrow(table)
+            df = frame_of_arrow(table)
         except Exception:  # a flavour Polars cannot import (list views): the canonical one
             canonical = self.arrow(info, canonical=True)
             try:
-                df = pl.from_arrow(canonical)
+                df = frame_of_arrow(canonical)
             except pl.exceptions.ComputeError:
-                df = pl.from_arrow(_compact_fixed_lists(canonical))
+                df = frame_of_arrow(_compact_fixed_lists(canonical))
         assert isinstance(df, pl.DataFrame)
         if not inexact:  # keep it: the frame is the table's data, exactly
             self.frame = df
