@@ -42,7 +42,7 @@ from actors._memory import from_polars
 from actors._ndjson import read_ndjson
 from actors._parquet import read_parquet
 from actors._query._channel_scan import ChannelSource, check_stream_schema
-from actors._query._plan import ROWS, PlanNode, joined_names
+from actors._query._plan import ROWS, PlanNode, joined_names, matching_nodes, read_traverser
 from actors._query._rank_zero import keep_rank_zero, on_rank_zero
 from actors._query._sizes import RowEstimates
 from actors._sort import sort, top_k
@@ -196,10 +196,9 @@ class _Builder:
         unique = list(dict.fromkeys(reasons))
         self.fallback(root, "the plan above the parts that distribute, since " + "; ".join(unique))
         lazy_frame = self.lazy_frame
-        ids = [(node.id, node.op, node.schema) for node in cuts]
 
         def run(frames: list[pl.DataFrame]) -> pl.DataFrame:
-            return _collect_replacing(lazy_frame, ids, frames)
+            return _collect_replacing(lazy_frame, root, cuts, frames)
 
         return self.on_rank_zero(streams, [node.schema for node in cuts], run, root.schema)
 
@@ -543,28 +542,37 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
 
 
 def _collect_replacing(
-    lazy_frame: pl.LazyFrame, nodes: list[tuple[int, str, pl.Schema]], frames: list[pl.DataFrame]
+    lazy_frame: pl.LazyFrame, root: PlanNode, nodes: list[PlanNode], frames: list[pl.DataFrame]
 ) -> pl.DataFrame:
-    """Polars' result of ``lazy_frame`` with each of ``nodes`` (plan index, what it is, its
-    schema) replaced by its frame: the plan is optimised again, and the replaced nodes
-    checked to be the same."""
+    """Polars' result of ``lazy_frame`` (whose plan is ``root``) with each of ``nodes``
+    replaced by its frame.
+
+    Polars optimises the query again for this, and may number the nodes of the same plan
+    otherwise: each node is found in the new plan by its place (`matching_nodes`). Should
+    the new plan differ in shape, Polars runs it as it is, reading every source itself.
+    """
     if not nodes:
         return lazy_frame.collect()
+    differs: list[bool] = []
 
     def replace(visitor: Any, *_: Any) -> None:
         before = visitor.get_node()
-        for (n, op, schema), frame in zip(nodes, frames, strict=True):
-            visitor.set_node(n)
-            found = pl.Schema(visitor.get_schema())
-            if found != schema:
-                raise RuntimeError(
-                    f"from_polars_query: Polars planned the query differently the second time: "
-                    f"node {n} ({op}) has schema {found}; expected {schema}"
-                )
+        ids = matching_nodes(root, read_traverser(visitor))
+        if ids is None:
+            differs.append(True)
+            return
+        for node, frame in zip(nodes, frames, strict=True):
+            visitor.set_node(ids[node.id])
             visitor.set_udf(_frame_source(frame))
         visitor.set_node(before)
 
-    return lazy_frame.collect(post_opt_callback=replace)  # type: ignore[call-overload,no-any-return]
+    result: pl.DataFrame = lazy_frame.collect(post_opt_callback=replace)  # type: ignore[call-overload]
+    if differs:
+        logger.warning(
+            "from_polars_query: Polars planned the query differently on rank 0; it ran the "
+            "whole query itself, reading every source again"
+        )
+    return result
 
 
 def _frame_source(frame: pl.DataFrame) -> Callable[..., pl.DataFrame]:

@@ -122,8 +122,31 @@ def read_plan(lazy_frame: pl.LazyFrame) -> tuple[PlanNode, Any]:
             f"{version}, which the translator does not know (it reads major versions "
             f"{list(PLAN_VERSIONS)}); got a plan of version {version}"
         )
-    reader = _Reader(visitor, version)  # type: ignore[arg-type]
-    return reader.node(visitor.get_node()), visitor
+    return read_traverser(visitor), visitor
+
+
+def read_traverser(visitor: Any) -> PlanNode:
+    """The plan of Polars' traverser ``visitor`` (`read_plan`'s, or the one Polars hands a
+    ``post_opt_callback``), read from its current node down."""
+    reader = _Reader(visitor, tuple(visitor.version()))
+    return reader.node(visitor.get_node())
+
+
+def matching_nodes(first: PlanNode, again: PlanNode) -> dict[int, int] | None:
+    """Each node of the plan ``first`` mapped to the node of ``again`` (the same query
+    optimised again) in its place, or None if the two plans differ in shape, in a node's
+    kind or in its schema. Polars numbers the nodes of a plan by where they lie in its
+    arena, which another optimisation of the same query may lay out otherwise."""
+    ids: dict[int, int] = {}
+    pending = [(first, again)]
+    while pending:
+        a, b = pending.pop()
+        if a.op != b.op or a.schema != b.schema or len(a.inputs) != len(b.inputs):
+            return None
+        if ids.setdefault(a.id, b.id) != b.id:
+            return None
+        pending.extend(zip(a.inputs, b.inputs, strict=True))
+    return ids
 
 
 class _Reader:

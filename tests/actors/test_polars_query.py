@@ -273,6 +273,52 @@ def test_what_does_not_distribute_runs_on_rank_zero(
     assert fallbacks, "a part should run on rank 0"
     assert any(reason in line for line in fallbacks), fallbacks
     assert any(reason in record.getMessage() for record in caplog.records)
+    assert not any("planned the query differently" in r.getMessage() for r in caplog.records)
+
+
+def _planned_apart() -> pl.LazyFrame:
+    """A query that does not distribute (a filter by a mean), built with its schema asked
+    at every step: Polars then numbers the nodes of its second optimisation otherwise."""
+    other = pl.LazyFrame({"k": ["a", "b"], "g": [3, 2], "i": [None, 20], "b": [True, None], "d": [1, None]})
+    lf = pl.LazyFrame({"k": ["b", "c"], "g": [1, 2], "i": [-15, 4], "b": [True, False], "d": [None, 2]})
+    lf.collect_schema()
+    other.collect_schema()
+    steps: list[Callable[[pl.LazyFrame], pl.LazyFrame]] = [
+        lambda q: other.filter(pl.col("d").is_null()).join(q, on="k", how="full", suffix="_x"),
+        lambda q: q.filter(pl.col("i") > -3),
+        lambda q: q.join(other.filter(pl.col("g") > 1).filter(pl.col("b")), on=["d", "k"], how="anti"),
+        lambda q: q.filter(pl.col("i_x") >= pl.col("i_x").mean()),
+    ]
+    for step in steps:
+        lf = step(lf)
+        lf.collect_schema()
+    return lf
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_rank_zero_finds_the_parts_computed_as_actors_in_a_plan_numbered_otherwise(
+    nranks: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polars optimises the query again to run what does not distribute, and may number
+    the nodes of the same plan otherwise: the parts computed as actors are found by their
+    place in the plan (a node found by its number alone made Polars panic)."""
+    query = _planned_apart()
+    with caplog.at_level(logging.INFO, logger="streamnet.query"):
+        fallbacks = _check(query, nranks)
+    assert fallbacks
+    assert not any("planned the query differently" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plan_optimised_otherwise_on_rank_zero_runs_whole_through_polars(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should Polars' second optimisation give a plan of another shape, no part of it is
+    replaced by what the actors computed: Polars reads every source again, and says so."""
+    monkeypatch.setattr("actors._query._build.matching_nodes", lambda first, again: None)
+    query = FRAME.lazy().join(OTHER.lazy(), on="k").group_by("k").agg(pl.col("y").median())
+    with caplog.at_level(logging.INFO, logger="streamnet.query"):
+        assert _check(query, 2)
+    assert any("planned the query differently" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("nranks", [1, 2])
