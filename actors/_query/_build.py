@@ -252,7 +252,7 @@ class _Builder:
         a = node.args
         out = self.channel()
         self.add(read_csv(self.ctx, out, a["paths"], schema=a["schema"], delimiter=a["delimiter"],
-                          has_header=a["has_header"]))  # fmt: skip
+                          has_header=a["has_header"], multiline=a["multiline"]))  # fmt: skip
         return self.scanned(out, list(a["schema"]), node)
 
     def _ndjson(self, node: PlanNode) -> Stream:

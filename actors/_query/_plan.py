@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -266,7 +267,10 @@ class _Reader:
         if missing:
             raise self.exprs.unsupported(f"a CSV scan of columns {missing} that the file does not name")
         schema = {name: node.schema.get(name, pl.String()) for name in names}
-        return {"delimiter": delimiter, "has_header": has_header, "schema": pl.Schema(schema)}
+        return {
+            "delimiter": delimiter, "has_header": has_header, "schema": pl.Schema(schema),
+            "multiline": any(map(_holds_a_quote, paths)),
+        }  # fmt: skip
 
     def _ndjson_options(self, options: dict[str, Any]) -> None:
         if options.get("ignore_errors"):
@@ -511,6 +515,18 @@ def _csv_names(path: str, delimiter: str, has_header: bool) -> list[str] | None:
         if header != polars_names:
             return None
     return polars_names
+
+
+def _holds_a_quote(path: str) -> bool:
+    """Whether the file holds a ``"``: only a quoted value can hold a line break, which
+    Polars reads and `read_csv` reads with ``multiline=True`` (each file then read whole,
+    never cut into byte ranges). A search for one byte runs at memory speed."""
+    with open(path, "rb") as file:
+        try:
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return mapped.find(b'"') != -1
+        except ValueError:  # an empty file maps to nothing
+            return False
 
 
 def _row_wise(exprs: list[pl.Expr], *, select: bool = False) -> bool:

@@ -432,6 +432,26 @@ def test_csv_scan_reads_with_read_csv(tmp_path: Path, nranks: int) -> None:
         assert "read_csv" in _actor_names(query)
 
 
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_a_csv_scan_reads_quoted_line_breaks_as_polars_does(tmp_path: Path, nranks: int) -> None:
+    """A file that holds a quote is read with quoted values that may hold line breaks
+    (`read_csv`'s ``multiline``); one without is cut into byte ranges as before."""
+    quoted, plain = tmp_path / "quoted.csv", tmp_path / "plain.csv"
+    quoted.write_text('a,b\n1,"x\ny"\n2,z\n3,"w,\n\nv"\n')
+    plain.write_text("a,b\n1,x\n2,z\n")
+    for path in (quoted, plain):
+        assert _check(pl.scan_csv(path), nranks) == ()
+        assert _check(pl.scan_csv(path).filter(pl.col("a") > 1), nranks) == ()
+    assert _actor_csv_options(pl.scan_csv(quoted))["multiline"] is True
+    assert _actor_csv_options(pl.scan_csv(plain))["multiline"] is False
+
+
+def _actor_csv_options(lazy_frame: pl.LazyFrame) -> dict[str, Any]:
+    root, _ = _plan.read_plan(lazy_frame)
+    (scan,) = [node for node in root.walk() if node.op == "csv"]
+    return scan.args
+
+
 @pytest.mark.parametrize("nranks", [1, 2, 3])
 def test_csv_scan_of_several_files_without_header(tmp_path: Path, nranks: int) -> None:
     for i in range(3):
