@@ -219,6 +219,52 @@ def test_a_scan_whose_plan_lets_few_rows_through_reads_runs_of_row_groups(tmp_pa
     assert sent < 48 / 2
 
 
+def test_a_scan_into_partials_reads_one_run_per_core_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run of row groups into a group-by's partials is a query on every core: the scan
+    reads one per core at once, not as many as the Context has threads."""
+    import threading
+
+    from streamnet.backends.cpu._plans import CpuPlans
+
+    monkeypatch.setattr("actors._parquet.AGGREGATE_TASK_ROWS", 20)
+    cores = min(6, os.cpu_count() or 1)
+    state = threading.Condition()
+    running, most = 0, 0
+    scan = CpuPlans.scan
+
+    def counted(self: CpuPlans, *args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with state:
+            running += 1
+            most = max(most, running)
+            state.notify_all()
+            # give a task beyond one per core the time to start, were it given out
+            state.wait_for(lambda: running > cores, timeout=0.02)
+        try:
+            return scan(self, *args, **kwargs)
+        finally:
+            with state:
+                running -= 1
+
+    monkeypatch.setattr(CpuPlans, "scan", counted)
+    path = tmp_path / "t.parquet"
+    ROWS.with_columns(k=pl.col("x") % 3).write_parquet(path, row_group_size=10)
+    with Context(num_threads=6) as ctx:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        nodes: list[ActorNode[Any]] = [
+            actors.read_parquet(ctx, a, path), actors.groupby_agg(ctx, a, b, "k", {"x": "sum"}), out
+        ]  # fmt: skip
+        network = Network(ctx, nodes)
+        assert "partials to" in network.explain()
+        network.run()
+    want = ROWS.with_columns(k=pl.col("x") % 3).group_by("k").agg(pl.col("x").sum().alias("x_sum"))
+    assert_frame_equal(out.result().sort("k"), want.sort("k"))
+    assert most <= cores
+
+
 @pytest.mark.parametrize("filtered", [False, True])
 def test_a_scan_that_lets_most_rows_through_reads_runs_of_row_groups_once_its_first_tasks_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filtered: bool
