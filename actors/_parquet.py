@@ -610,7 +610,10 @@ async def read_parquet(
         pruned where it could match); the rows of the others are filtered exactly.
     prefetch
         Row groups read at once in the thread pool (default: the Context's
-        ``num_threads``); memory holds about this many decoded row groups.
+        ``num_threads``); memory holds about this many decoded row groups. Once
+        the scan's tasks are runs of row groups that let few rows through (a
+        plan that ends in a group-by's partials), a local file's scan reads at
+        most one run per core at once: each runs on every core.
     split
         With several ranks: True (the default) splits the row groups that
         statistics do not prune into one contiguous run per rank, balanced by
