@@ -212,6 +212,7 @@ def _inspected(expr: pl.Expr) -> _Inspection:
             reads_rows=_reads_rows(tree),
             calls_python='"AnonymousFunction"' in text or '"PythonUdf"' in text,
         )
+
     def forget(_: weakref.ref[pl.Expr]) -> None:
         _inspections.pop(key, None)
 
