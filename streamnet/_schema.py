@@ -201,10 +201,22 @@ def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
         table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     except (Exception, _panic_type()) as exc:
         _raise_no_arrow_form(frame, exc)
+    if any(_fixed_binary(f.type) for f in table.schema) and not all(
+        map(_exports_cheaply, frame.dtypes)
+    ):  # an Object column, exported as the addresses of its values
+        _raise_no_arrow_form(frame, None)
     if not any(pa.types.is_list(f.type) or pa.types.is_large_list(f.type) for f in table.schema):
         return table
     columns = [pa.chunked_array([_sound(a) for a in c.chunks], c.type) for c in table.columns]
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _fixed_binary(dtype: pa.DataType) -> bool:
+    """Whether ``dtype`` holds fixed-size binary values at any depth (no Polars type
+    exports as that, but ``Object``, as the 8 bytes of each value's address)."""
+    if pa.types.is_fixed_size_binary(dtype):
+        return True
+    return any(_fixed_binary(dtype.field(i).type) for i in range(dtype.num_fields))
 
 
 def _sound(array: pa.Array) -> pa.Array:
@@ -247,9 +259,16 @@ def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoRe
 
 
 def _exports_cheaply(dtype: Any) -> bool:
-    """False for a type Polars is known to panic on when exporting it."""
+    """False for a type Polars is known to panic on when exporting it, and for ``Object``
+    (at any depth), which it exports as the 8 bytes of each value's address."""
     import polars as pl
 
+    if isinstance(dtype, pl.Object):
+        return False
+    if isinstance(dtype, pl.List | pl.Array):
+        return _exports_cheaply(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return all(_exports_cheaply(field.dtype) for field in dtype.fields)
     return not (isinstance(dtype, pl.Decimal) and (dtype.precision or 0) > 38)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import gc
 import re
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import actors
 from streamnet import (
     Channel,
     Context,
@@ -396,3 +398,18 @@ def test_a_frame_of_arrow_keeps_an_empty_column_name() -> None:
     assert frame.columns == ["column_1", "", "b"]
     assert frame.rows() == [(1, 2, 3)]
     assert frame_of_arrow(table.to_batches()[0]).columns == ["column_1", "", "b"]
+
+
+def test_an_object_column_never_becomes_arrow_addresses(tmp_path: Path) -> None:
+    """Polars exports an ``Object`` column as the 8 bytes of each value's address: a chunk
+    of one refuses to become Arrow, naming the column, rather than write addresses."""
+    frame = pl.DataFrame({"k": [1, 2], "s": pl.Series(["a", "b"], dtype=pl.Object)})
+    with pytest.raises(SchemaError, match=r"column `s` \(Object\)"):
+        TableChunk.from_polars(frame).schema  # noqa: B018
+    path = tmp_path / "o.parquet"
+    with Context() as ctx:
+        ch = ctx.create_channel()
+        network = Network(ctx, [actors.from_polars(ctx, ch, frame), actors.write_parquet(ctx, ch, path)])
+        with pytest.raises(SchemaError, match=r"column `s` \(Object\)"):
+            network.run()
+    assert not path.exists()
