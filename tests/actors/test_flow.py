@@ -241,6 +241,45 @@ def test_concat_of_two_branches_of_one_fanout_reads_the_later_ahead(
     assert concat.inputs_meet_upstream
 
 
+@define_actor
+async def _numbered(ctx: Context, ch_out: Channel[TableChunk], order: list[int]) -> None:
+    """Send a one-row chunk ``x = n`` numbered ``n`` for each ``n`` of ``order``, in that order."""
+    for n in order:
+        await ch_out.send(ctx, Message(n, TableChunk.from_polars(pl.DataFrame({"x": [n]}))))
+    await ch_out.drain(ctx)
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_concat_keeps_each_input_in_the_order_of_its_sequence_numbers(ahead: bool) -> None:
+    """Messages may arrive out of their order (a pool of workers): concat keeps each
+    input's order by its numbers, as `collect` does, and places the later inputs after
+    it, whether it reads them ahead (two branches of one source) or not."""
+    ctx = Context()
+    a, b, out = (ctx.create_channel() for _ in range(3))
+    sink = actors.collect(ctx, out, into="polars")
+    if ahead:  # both inputs from one upstream node: the second is read ahead
+        src = ctx.create_channel()
+        nodes = [_numbered(ctx, src, [12, 10, 11]), actors.fanout(ctx, src, [a, b])]
+        want = [10, 11, 12, 10, 11, 12]
+    else:
+        nodes = [_numbered(ctx, a, [2, 0, 3, 1]), _numbered(ctx, b, [11, 10])]
+        want = [0, 1, 2, 3, 10, 11]
+    network = Network(ctx, [*nodes, actors.concat(ctx, [a, b], out), sink], fuse=False)
+    network.run()
+    assert sink.result()["x"].to_list() == want
+
+
+def test_concat_refuses_a_negative_number_in_a_later_input() -> None:
+    ctx = Context()
+    a, b, out = (ctx.create_channel() for _ in range(3))
+    network = Network(ctx, [
+        _numbered(ctx, a, [0]), _numbered(ctx, b, [-1]),
+        actors.concat(ctx, [a, b], out), actors.collect(ctx, out),
+    ])  # fmt: skip
+    with pytest.raises(ValueError, match="input 1 .* numbered -1"):
+        network.run()
+
+
 def test_concat_of_independent_inputs_holds_the_later_back() -> None:
     """Inputs of separate sources are read one after another, as before: nothing read
     ahead, so the second source waits (its channel fills) until the first ended."""
