@@ -314,6 +314,28 @@ def test_mean_of_large_integers_does_not_wrap(
     assert got == pytest.approx([float(value)] * len(got)) and len(got) == (2 if keys else 1)
 
 
+@pytest.mark.parametrize("nranks", [1, 2])
+@pytest.mark.parametrize("keys", [["k"], []], ids=["grouped", "global"])
+def test_variance_of_large_values_in_many_partials_keeps_its_digits(
+    keys: list[str], nranks: int
+) -> None:
+    """Values of 1e14 and a few units, a partial per row: the partials' mean summed at
+    1e18 lost the units (a variance of 17.6 or 24 for 8.25); summed as distances to one
+    of the means, the variance keeps its digits (a mean of 1e14 still holds its units to
+    a hundredth, so partials merged again and again keep 1e-5 of it; Polars 3.5e-6)."""
+    deviations = [(i * 7919) % 10 for i in range(4_000)]
+    df = pl.DataFrame({"k": [0] * len(deviations), "w": [10**14 + d for d in deviations]})
+    parts = split(df, ranks.size(nranks), None)
+    outs = run_collective(
+        parts, lambda c, i, o: actors.groupby_agg(c, i, o, keys, {"w": ["var", "std"]}),
+        chunk_rows=1,
+    )  # fmt: skip
+    got = pl.concat(outs).row(0, named=True)
+    exact = float(np.var(deviations, ddof=1))
+    assert got["w_var"] == pytest.approx(exact, rel=1e-4)
+    assert got["w_std"] == pytest.approx(exact**0.5, rel=1e-4)
+
+
 @pytest.mark.parametrize("keys", [["k"], []], ids=["grouped", "global"])
 def test_mean_of_decimals_whose_sum_passes_38_digits(keys: list[str]) -> None:
     """Two values of 33 digits (scale 5) summed to a decimal of 39 digits: the grouped

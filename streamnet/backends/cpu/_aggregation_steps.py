@@ -291,17 +291,27 @@ class _Var(Aggregation):
             "m2": pl.when(col.is_null()).then(None).otherwise(pl.lit(0.0)),
         }
 
+    @staticmethod
+    def _shift(n_i: pl.Expr, mean_i: pl.Expr) -> pl.Expr:
+        """A group's largest partial mean: the means are summed as their distances to it,
+        which keep their digits where the values are large (1e14 + a few units: the mean
+        summed at 1e18, in 4,000 partials of one row, gave a variance of 17.6 for 8.25)."""
+        return pl.when(n_i > 0).then(mean_i).max()
+
     def window(self, p: Parts, group: Callable[[pl.Expr], pl.Expr]) -> dict[str, pl.Expr]:
         # A partial's squared distance to its group's mean, weighted by its count (a window:
         # far cheaper than broadcasting the mean inside each group of a group-by).
         n_i, mean_i = p["n"], p["mean"].fill_null(0.0)
-        grand = group((n_i * mean_i).sum()) / group(n_i.sum())
-        return {"spread": pl.when(n_i > 0).then(n_i * (mean_i - grand) ** 2).otherwise(0.0)}
+        shift = self._shift(n_i, mean_i)
+        offset = group((n_i * (mean_i - shift)).sum() / n_i.sum())  # the mean, less the shift
+        distance = (mean_i - group(shift)) - offset
+        return {"spread": pl.when(n_i > 0).then(n_i * distance**2).otherwise(0.0)}
 
     def merge(self, p: Parts, origin: Origin) -> dict[str, pl.Expr]:
         n_i, mean_i = p["n"], p["mean"].fill_null(0.0)
         n = n_i.sum()
-        grand = pl.when(n > 0).then((n_i * mean_i).sum() / n).otherwise(0.0)
+        shift = self._shift(n_i, mean_i)
+        grand = pl.when(n > 0).then(shift + (n_i * (mean_i - shift)).sum() / n).otherwise(0.0)
         return {"n": n, "mean": grand, "m2": p["m2"].fill_null(0.0).sum() + p["spread"].sum()}
 
     def final(self, p: Parts) -> pl.Expr:
