@@ -71,6 +71,9 @@ def _key_names(keys: object) -> list[str]:
 
 
 def _check_names(keys: list[str], items: list[Agg]) -> None:
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"groupby_agg: keys {repeated} are given more than once; got keys {keys}")
     clashes = sorted({a.output for a in items} & set(keys))
     if clashes:
         raise ValueError(

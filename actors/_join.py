@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,9 +103,46 @@ class JoinReport:
         return total
 
 
+def _check_join(
+    actor: str, *, on: object = None, left_on: object = None, right_on: object = None,
+    how: object = "inner", suffix: object = "_right", strategy: object = "auto",
+    broadcast_threshold: object = BROADCAST_THRESHOLD, num_partitions: object = None,
+    **_: Any,
+) -> None:  # fmt: skip
+    """The join's arguments, as its node is made (the network's passes read its keys)."""
+    for name, keys in (("on", on), ("left_on", left_on), ("right_on", right_on)):
+        if keys is None:
+            continue
+        listed = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else []
+        if not listed or not all(isinstance(k, str) for k in listed):
+            raise TypeError(
+                f"actor `{actor}`: `{name}` must be a column name or a non-empty list of names, "
+                f"got {keys!r}"
+            )
+    if not isinstance(suffix, str):
+        raise TypeError(f"actor `{actor}`: `suffix` must be a string, got {suffix!r}")
+    if how not in ("inner", "left", "right", "full", "semi", "anti"):
+        raise ValueError(
+            f"actor `{actor}`: `how` must be inner, left, right, full, semi or anti, got {how!r}"
+        )
+    if strategy not in ("auto", "broadcast", "shuffle"):
+        raise ValueError(
+            f"actor `{actor}`: `strategy` must be auto, broadcast or shuffle, got {strategy!r}"
+        )
+    if type(broadcast_threshold) is not int or broadcast_threshold < 0:
+        raise ValueError(
+            f"actor `{actor}`: `broadcast_threshold` must be an int >= 0 (bytes), "
+            f"got {broadcast_threshold!r}"
+        )
+    if num_partitions is not None and (type(num_partitions) is not int or num_partitions < 1):
+        raise ValueError(
+            f"actor `{actor}`: `num_partitions` must be an int >= 1, got {num_partitions!r}"
+        )
+
+
 @define_actor(
-    collective=True, columns=join_needs, emits=join_emits, predicates=join_predicates,
-    matches=join_matches,
+    check=_check_join, collective=True, columns=join_needs, emits=join_emits,
+    predicates=join_predicates, matches=join_matches,
 )  # fmt: skip
 async def join(
     ctx: Context,

@@ -14,7 +14,7 @@ import functools
 import operator
 import os
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -486,7 +486,21 @@ class _Tasks:
             self._join_row_groups(few=False)
 
 
-def _check_read(actor: str, *, filters: object, **_: Any) -> None:
+def _check_read(actor: str, *, filters: object, columns: object = None, **_: Any) -> None:
+    if columns is not None:
+        if isinstance(columns, str):
+            raise TypeError(
+                f"actor `{actor}`: `columns` must be a list of names, not a single string; "
+                f"got {columns!r}"
+            )
+        listed = list(columns) if isinstance(columns, Iterable) else None
+        if listed is None or not all(isinstance(c, str) for c in listed):
+            raise TypeError(
+                f"actor `{actor}`: `columns` must be a list of column names, got {columns!r}"
+            )
+        repeated = sorted({c for c in listed if listed.count(c) > 1})
+        if repeated:
+            raise ValueError(f"actor `{actor}`: `columns` names {repeated} more than once")
     if filters is None:
         return
     if not isinstance(filters, pl.Expr):
@@ -835,7 +849,15 @@ async def scan_files(
     )
 
 
-@output_actor(check=check_write)
+def _check_write_parquet(actor: str, *, row_group_rows: object = None, **arguments: Any) -> None:
+    check_write(actor, **arguments)
+    if row_group_rows is not None and (type(row_group_rows) is not int or row_group_rows < 1):
+        raise ValueError(
+            f"actor `{actor}`: `row_group_rows` must be an int >= 1 or None, got {row_group_rows!r}"
+        )
+
+
+@output_actor(check=_check_write_parquet)
 async def write_parquet(
     ctx: Context,
     ch_in: Channel[TableChunk],

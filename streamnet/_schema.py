@@ -253,7 +253,7 @@ def _raise_no_arrow_form(frame: pl.DataFrame, exc: BaseException | None) -> NoRe
     where = f"actor `{actor}`: " if actor else ""
     raise SchemaError(
         f"{where}a Polars frame cannot become Arrow: column {', '.join(bad)} has a type "
-        "Arrow cannot hold; cast it first (`actors.cast`); "
+        "Arrow cannot hold; cast it first (`actors.cast`, or a reader's `schema=`); "
         f"got {dict(frame.schema)}"
     ) from None
 

@@ -7,7 +7,7 @@ actor and a plan's aggregate step both describe their work with them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -83,6 +83,11 @@ class Agg:
             output name given twice.
         """
         items: list[Agg] = []
+        if isinstance(aggs, str | bytes | Agg) or not isinstance(aggs, Iterable):
+            raise TypeError(
+                f"{where}: give the aggregations as a list of Agg or (column, how) tuples, "
+                f"or a dict {{column: how or [hows]}}; got {aggs!r}"
+            )
         if isinstance(aggs, Mapping):
             for column, hows in aggs.items():
                 for how in [hows] if isinstance(hows, str) else hows:

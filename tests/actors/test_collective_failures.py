@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from streamnet import (
     NetworkMismatchError,
     NetworkStatistics,
     RemoteRankError,
+    SchemaError,
     TableChunk,
     define_actor,
 )
@@ -438,6 +440,58 @@ def test_collective_bad_arguments() -> None:
         run(lambda c, i, o: actors.distinct(c, i, o, keep="none"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one bool per key"):
         run(lambda c, i, o: actors.sort(c, i, o, "k", descending=[True, False]))
+    with pytest.raises(TypeError, match=r"give the aggregations as a list .* got 'sum'"):
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", "sum"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"keys \['k'\] are given more than once"):
+        run(lambda c, i, o: actors.groupby_agg(c, i, o, ["k", "k"], {"v": "sum"}))
+
+
+def test_join_refuses_bad_arguments_when_it_is_made() -> None:
+    """Each bad argument is named as the node is made, before the network's passes read
+    the keys (an int key failed there with Polars' `'int' object is not iterable`)."""
+    ctx = Context()
+    a, b, out = (ctx.create_channel() for _ in range(3))
+    bad: list[tuple[dict[str, Any], type[Exception], str]] = [
+        ({"on": 5}, TypeError, "`on` must be a column name or a non-empty list of names, got 5"),
+        ({"on": []}, TypeError, "`on` must be a column name"),
+        ({"left_on": "k", "right_on": [1]}, TypeError, "`right_on` must be a column name"),
+        ({"on": "k", "suffix": None}, TypeError, "`suffix` must be a string"),
+        ({"on": "k", "how": "outer"}, ValueError, "`how` must be inner, left"),
+        ({"on": "k", "strategy": "hash"}, ValueError, "`strategy` must be auto"),
+        ({"on": "k", "broadcast_threshold": -1}, ValueError, "`broadcast_threshold` must be"),
+        ({"on": "k", "num_partitions": 0}, ValueError, "`num_partitions` must be an int >= 1"),
+    ]
+    for arguments, kind, message in bad:
+        with pytest.raises(kind, match=f"actor `join#0`: {re.escape(message)}"):
+            actors.join(ctx, a, b, out, **arguments)
+
+
+def test_a_suffix_that_does_not_tell_columns_apart_is_named() -> None:
+    left, right = pl.DataFrame({"k": [1], "v": [2]}), pl.DataFrame({"k": [1], "v": [3]})
+
+    async def job(ctx: Context) -> None:
+        a, b, out = (ctx.create_channel() for _ in range(3))
+        await Network(ctx, [
+            actors.from_polars(ctx, a, left), actors.from_polars(ctx, b, right),
+            actors.join(ctx, a, b, out, on="k", suffix=""), actors.collect(ctx, out),
+        ]).run_async()  # fmt: skip
+
+    with pytest.raises(SchemaError, match=r"both sides have the columns \['v'\], and the suffix ''"):
+        ranks.run(ranks.size(1), job)
+
+
+def test_collective_bad_arguments_name_the_column() -> None:
+    df = pl.DataFrame({"k": [1], "v": [2]})
+
+    def run(make: Stage) -> None:
+        async def job(ctx: Context) -> None:
+            a, b = ctx.create_channel(), ctx.create_channel()
+            await Network(
+                ctx, [actors.from_polars(ctx, a, df), make(ctx, a, b), actors.collect(ctx, b)]
+            ).run_async()
+
+        ranks.run(ranks.size(1), job)
+
     from streamnet import ColumnNotFoundError
 
     with pytest.raises(ColumnNotFoundError, match="actor `groupby_agg#0`: column `w` not found"):

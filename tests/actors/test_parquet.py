@@ -172,6 +172,16 @@ def test_bad_scan_arguments(sorted_file: Path) -> None:
         _scan(sorted_file, columns="k")
     with pytest.raises(ValueError, match="`prefetch`"):
         _scan(sorted_file, prefetch=0)
+    with pytest.raises(ValueError, match=r"`columns` names \['k'\] more than once"):
+        _scan(sorted_file, columns=["k", "k"])
+    with pytest.raises(TypeError, match="`columns` must be a list of column names, got 5"):
+        _scan(sorted_file, columns=5)
+
+
+def test_write_parquet_refuses_row_groups_of_no_rows(tmp_path: Path) -> None:
+    ctx = Context()
+    with pytest.raises(ValueError, match="actor `write_parquet#0`: `row_group_rows` must be an int >= 1"):
+        actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "t.parquet", row_group_rows=0)
 
 
 @pytest.mark.slow

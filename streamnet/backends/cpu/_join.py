@@ -68,6 +68,14 @@ def _joined(left: pl.DataFrame, right: pl.DataFrame, spec: JoinSpec) -> pl.DataF
     ) and not any(left.schema[key].is_float() for key in spec.left_on)
     try:
         return query.collect(engine="in-memory" if small else "streaming")
+    except pl.exceptions.DuplicateError as exc:
+        keys = set(spec.left_on) if spec.left_on == spec.right_on else set()
+        both = sorted((set(left.columns) & set(right.columns)) - keys)
+        raise SchemaError(
+            f"join: both sides have the columns {both}, and the suffix {spec.suffix!r} does not "
+            f"tell them apart ({str(exc).splitlines()[0]}); give another `suffix`, or rename one "
+            "side's columns"
+        ) from exc
     except pl.exceptions.SchemaError as exc:
         pairs = ", ".join(
             f"`{lk}` ({left.schema[lk]}) with `{rk}` ({right.schema[rk]})"
