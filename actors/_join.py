@@ -365,13 +365,18 @@ async def join(
             and (smallest_share is None or total <= smallest_share)
         )
         if broadcast:
-            await right_schema.agreed_schema(coll, "right")
+            right_agreed = await right_schema.agreed_schema(coll, "right")
             for chunk in buffered:
                 right_holder.remove(chunk)
-            await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
+            sent = await _broadcast_join(ctx, coll, lefts, buffered, right_in, ch_out, spec)
             # The left side streamed through; its ranks must agree on its schema as well, or
             # each would have sent results of another schema.
-            await left_schema.agreed_schema(coll, "left")
+            left_empty = await left_schema.agree(coll, "left")
+            if not sent:  # no left chunk here, or none matched: the result's schema still
+                right_empty = None if right_agreed is None else ctx.backend.empty(right_agreed)
+                empty = _empty_result(ctx, left_empty, right_empty, spec)
+                if empty is not None:
+                    await ch_out.send(ctx, Message(0, empty))
             await ch_out.drain(ctx)
             return JoinReport(
                 "broadcast",
@@ -707,12 +712,12 @@ async def _broadcast_join(
     right_in: Channel[TableChunk],
     ch_out: Channel[TableChunk],
     spec: JoinSpec,
-) -> None:
+) -> bool:
     """Gather the whole right side on every rank, then join the left side as it streams.
 
     The backend builds the right side once and joins left chunks against it
     (`Backend.join_probe`), holding some back to join them in batches; a result
-    carries the sequence number of the first left chunk it joins.
+    carries the sequence number of the first left chunk it joins. Whether it sent any.
     """
     backend = ctx.backend
     local = await ctx.to_thread(backend.concat, buffered) if buffered else None
@@ -723,6 +728,7 @@ async def _broadcast_join(
         parts = [t for t in everyone if t is not None]
         small = await ctx.to_thread(backend.concat, parts) if parts else None
     if small is None:  # no rank ever saw a right chunk: no match, no right columns
+        sent = False
         async for seq, left in lefts:
             if spec.how == "left":
                 raise _unknown_side("right", right_in, spec.how)
@@ -730,9 +736,10 @@ async def _broadcast_join(
                 continue  # the result's columns are unknown
             out = left if spec.how == "anti" else backend.slice(left, 0, 0)  # semi
             await ch_out.send(ctx, Message(seq, out))
-        return
+            sent = True
+        return sent
     build = await ctx.to_thread(backend.join_build, small, spec)
-    await _probed(ctx, build, lefts, ch_out)
+    return await _probed(ctx, build, lefts, ch_out)
 
 
 async def _left_built_join(
@@ -757,23 +764,26 @@ async def _probed(
     build: JoinBuild,
     stream: AsyncIterator[tuple[int, TableChunk]],
     ch_out: Channel[TableChunk],
-) -> None:
+) -> bool:
     """Join the chunks of ``stream`` against ``build`` and send the results; the backend
     holds some back to join them in batches, and a result carries the sequence number of
-    the first chunk it joins."""
+    the first chunk it joins. Whether it sent any."""
     backend = ctx.backend
     first_seq: int | None = None
+    sent = False
     async for seq, chunk in stream:
         if first_seq is None:
             first_seq = seq
         joined = await ctx.to_thread(backend.join_probe, build, chunk)
         if joined is not None:
             await ch_out.send(ctx, Message(first_seq, joined))
-            first_seq = None
+            first_seq, sent = None, True
     rest = await ctx.to_thread(backend.join_flush, build)
     if rest is not None:
         assert first_seq is not None  # the build holds chunks since the last result
         await ch_out.send(ctx, Message(first_seq, rest))
+        sent = True
+    return sent
 
 
 async def _then(

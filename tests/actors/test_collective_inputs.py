@@ -224,13 +224,44 @@ def test_join_accepts_ranks_without_a_chunk_on_either_side(
         ):
             ranks.run(nranks, job)
         return
-    outs = [o for o in ranks.run(nranks, job) if o.width]
+    every = ranks.run(nranks, job)
+    outs = [o for o in every if o.width]
     if no_left or (no_right and how in ("inner", "right")):
         assert sum(o.height for o in outs) == 0
         return
     expected = left.join(right.head(0) if no_right else right, on="i", how=how)
     got = stacked(outs, expected) if outs else expected.head(0)
     assert_frame_equal(by_all(got), by_all(expected))
+    # the result's columns are known on every rank, though some had no chunk of their own
+    assert all(o.columns == expected.columns for o in every), [o.columns for o in every]
+
+
+@pytest.mark.parametrize("strategy", ["auto", "broadcast", "shuffle"])
+@pytest.mark.parametrize("how", ["inner", "left", "semi", "anti"])
+def test_a_rank_without_a_left_chunk_sends_the_join_s_empty_result(
+    how: actors.JoinHow, strategy: actors.JoinStrategy
+) -> None:
+    """A broadcast join sent nothing on a rank whose left input had no chunk, where a
+    shuffle sends an empty chunk of the result's schema: the ranks' results could not be
+    stacked."""
+    left = pl.DataFrame({"i": [1, 2], "x": ["a", "b"]})
+    right = pl.DataFrame({"i": [1, 1, 4], "y": [1.0, 2.0, 3.0]})
+
+    async def job(ctx: Context) -> pl.DataFrame:
+        lch, rch, out = ctx.create_channel(), ctx.create_channel(), ctx.create_channel()
+        sink = actors.collect(ctx, out, into="polars")
+        await Network(ctx, [
+            source(ctx, lch, left, ctx.rank != 0), source(ctx, rch, right, False),
+            actors.join(ctx, lch, rch, out, on="i", how=how, strategy=strategy), sink,
+        ]).run_async()  # fmt: skip
+        frame: pl.DataFrame = sink.result()
+        return frame
+
+    nranks = ranks.size(2)
+    every = ranks.run(nranks, job)
+    expected = left.join(pl.concat([right] * nranks), on="i", how=how)
+    assert all(o.columns == expected.columns for o in every), [o.columns for o in every]
+    assert_frame_equal(by_all(pl.concat(every)), by_all(expected))
 
 
 def test_every_sink_accepts_a_rank_without_a_chunk(tmp_path: Path) -> None:
