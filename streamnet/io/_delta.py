@@ -161,14 +161,7 @@ def plan_delta(
     ]
     values: list[tuple[Any, ...]] = []
     if names:
-        typed = actions.select(
-            pl.col(f"partition.{n}")
-            .cast(pl.String)
-            .replace(NULL_PARTITION, None)
-            .cast(types[n], strict=False)
-            .alias(n)
-            for n in names
-        )
+        typed = actions.select(_partition_column(actions, n, types[n]).alias(n) for n in names)
         values = [tuple(row) for row in typed.iter_rows()]
     tests = [predicate] if predicate is not None else []
     tests += [expr for expr in pushed if set(expr.meta.root_names()) <= set(types)]
@@ -198,7 +191,7 @@ def _pruned_files(
     columns = [pl.col("num_records").cast(pl.Int64).alias("len")]
     for name, dtype in types.items():
         if name in partition_names:
-            value = pl.col(f"partition.{name}").cast(pl.String).cast(dtype, strict=False)
+            value = _partition_column(actions, name, dtype)
             nulls = pl.when(value.is_null()).then(pl.col("num_records")).otherwise(0)
             columns += [value.alias(f"{name}_min"), value.alias(f"{name}_max"),
                         nulls.cast(pl.Int64).alias(f"{name}_nc")]  # fmt: skip
@@ -215,6 +208,57 @@ def _pruned_files(
     except pl.exceptions.PolarsError:  # statistics of a type that does not convert
         return [False] * actions.height
     return _pruned(skip, statistics)
+
+
+def _partition_column(actions: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
+    """The partition values of column ``name`` in the log's ``actions``, as ``dtype``: the
+    log gives them typed (deltalake 1.x) or as text."""
+    column = pl.col(f"partition.{name}")
+    if actions.schema[f"partition.{name}"] != pl.String:
+        return column.cast(dtype, strict=False)
+    return _typed_partition(column.replace(NULL_PARTITION, None), dtype)
+
+
+def _typed_partition(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A partition value of the log (text) as a value of ``dtype``; null where it does not
+    parse. Delta writes a timestamp as ``2024-01-02 12:30:00[.123456]`` in UTC (or in ISO
+    form, with a ``T`` and a ``Z``), a boolean as ``true``/``false``: Polars casts text to
+    neither, nor to a date."""
+    if dtype == pl.Boolean:
+        lowered = text.str.to_lowercase()
+        return pl.when(lowered == "true").then(True).when(lowered == "false").then(False)
+    if dtype == pl.Date:
+        return text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    if isinstance(dtype, pl.Datetime):
+        plain = text.str.replace("T", " ", literal=True).str.strip_suffix("Z")
+        unit = dtype.time_unit or "us"
+        value = pl.coalesce(
+            plain.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit=unit, strict=False),
+            plain.str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit=unit, strict=False),
+        )
+        if dtype.time_zone is not None:
+            value = value.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
+        return value
+    return text.cast(dtype, strict=False)
+
+
+def _delta_partition_values(
+    values: Mapping[str, str | None], schema: pa.Schema
+) -> dict[str, str | None]:
+    """The partition values of a file (the text of its ``key=value`` folders) as Delta writes
+    them: a timestamp as ``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC when it has a time zone.
+    The folder holds ISO text (``2024-01-02T12:30:00``), which Delta readers refuse: a
+    table committed with it could not be read, not even its versions before."""
+    typed: dict[str, str | None] = {}
+    for name, value in values.items():
+        field = schema.field(name) if name in schema.names else None
+        if value is not None and field is not None and pa.types.is_timestamp(field.type):
+            moment = dt.datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+            value = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        typed[name] = value
+    return typed
 
 
 def delta_add_action(path: FilePath, relative: str) -> dict[str, Any]:
@@ -292,7 +336,12 @@ def commit_delta(
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
     options = delta_storage_options(uri, storage_options)
-    adds = [AddAction(data_change=True, **action) for action in actions]
+    adds = [
+        AddAction(data_change=True, **{
+            **action, "partition_values": _delta_partition_values(action["partition_values"], schema),
+        })
+        for action in actions
+    ]  # fmt: skip
     exists = deltalake.DeltaTable.is_deltatable(uri, storage_options=options)
     if exists and mode == "error":
         raise FileExistsError(

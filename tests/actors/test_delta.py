@@ -181,3 +181,42 @@ def test_delta_on_s3_round_trips(s3: S3Bucket) -> None:
     assert_frame_equal(_sorted(got), _sorted(expected.filter(pl.col("cat") == "a")))
     assert report.files == 2  # the two commits' files of partition `a`
     assert not [k for k in s3.objects() if "/." in k]
+
+
+def test_a_timestamp_partition_is_committed_as_delta_writes_it(tmp_path: Path) -> None:
+    """A naive timestamp key went into the log as its folder's ISO text
+    (``2024-01-02T12:30:00``), which Delta readers refuse: the failed commit left a version
+    that made the table unreadable, older versions too. The log now holds Delta's form."""
+    import pyarrow as pa
+
+    target = tmp_path / "t"
+    first = pa.table({"k": [dt.datetime(2024, 1, 1)], "v": [0]})
+    deltalake.write_deltalake(str(target), first, partition_by=["k"])
+    more = pl.DataFrame({"k": [dt.datetime(2024, 1, 2, 12, 30), dt.datetime(2024, 1, 3, 0, 0, 0, 5)],
+                         "v": [1, 2]})  # fmt: skip
+    _write(more, target, mode="append", partition_by=["k"])
+    want = pl.concat([pl.DataFrame(first), more], how="vertical_relaxed")
+    assert_frame_equal(pl.read_delta(str(target)).sort("v"), want.sort("v"), check_dtypes=False)
+    got, _ = _read(target)
+    assert_frame_equal(got.select(want.columns).sort("v"), want.sort("v"), check_dtypes=False)
+
+
+@pytest.mark.parametrize("kind", ["bool", "date", "utc"])
+def test_read_delta_types_the_partition_values_of_any_writer(tmp_path: Path, kind: str) -> None:
+    """Polars 2 casts text to neither booleans, dates nor timestamps: a table deltalake
+    partitioned by one could not be read."""
+    import pyarrow as pa
+
+    keys = {
+        "bool": pa.array([True, False, None]),
+        "date": pa.array([dt.date(2024, 1, 1), dt.date(2024, 2, 1), None]),
+        "utc": pa.array([dt.datetime(2024, 1, 1, 10), dt.datetime(2024, 1, 1, 11), None],
+                        pa.timestamp("us", "UTC")),
+    }
+    target = str(tmp_path / "t")
+    deltalake.write_deltalake(target, pa.table({"k": keys[kind], "v": [1, 2, 3]}), partition_by=["k"])
+    want = pl.read_delta(target)
+    got, _ = _read(target)
+    assert_frame_equal(got.select(want.columns).sort("v"), want.sort("v"))
+    kept, _ = _read(target, filters=pl.col("k").is_not_null())
+    assert kept.height == 2
