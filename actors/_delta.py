@@ -105,8 +105,6 @@ async def read_delta(
     >>> sink.result()["x"].to_list()
     [2, 3]
     """
-    if isinstance(columns, str):
-        raise TypeError("read_delta: `columns` must be a list of names, not a single string")
     depth = prefetch if prefetch is not None else ctx.num_threads
     if type(depth) is not int or depth < 1:
         raise ValueError(f"read_delta: `prefetch` must be an int >= 1, got {prefetch!r}")

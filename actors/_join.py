@@ -110,15 +110,27 @@ def _check_join(
     **_: Any,
 ) -> None:  # fmt: skip
     """The join's arguments, as its node is made (the network's passes read its keys)."""
+    listed: dict[str, list[object]] = {}
     for name, keys in (("on", on), ("left_on", left_on), ("right_on", right_on)):
         if keys is None:
             continue
-        listed = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else []
-        if not listed or not all(isinstance(k, str) for k in listed):
+        listed[name] = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else []
+        if not listed[name] or not all(isinstance(k, str) for k in listed[name]):
             raise TypeError(
                 f"actor `{actor}`: `{name}` must be a column name or a non-empty list of names, "
                 f"got {keys!r}"
             )
+    if "on" in listed and ("left_on" in listed or "right_on" in listed):
+        raise ValueError(f"actor `{actor}`: give `on`, or `left_on` and `right_on`, not both")
+    if "on" not in listed and not ("left_on" in listed and "right_on" in listed):
+        raise ValueError(
+            f"actor `{actor}`: give the keys with `on`, or with `left_on` and `right_on`"
+        )
+    if "on" not in listed and len(listed["left_on"]) != len(listed["right_on"]):
+        raise ValueError(
+            f"actor `{actor}`: `left_on` {listed['left_on']} and `right_on` "
+            f"{listed['right_on']} differ in length"
+        )
     if not isinstance(suffix, str):
         raise TypeError(f"actor `{actor}`: `suffix` must be a string, got {suffix!r}")
     if how not in ("inner", "left", "right", "full", "semi", "anti"):
@@ -128,6 +140,11 @@ def _check_join(
     if strategy not in ("auto", "broadcast", "shuffle"):
         raise ValueError(
             f"actor `{actor}`: `strategy` must be auto, broadcast or shuffle, got {strategy!r}"
+        )
+    if strategy == "broadcast" and how not in _BROADCASTABLE:
+        raise ValueError(
+            f"actor `{actor}`: how={how!r} cannot broadcast the right side (its unmatched right "
+            "rows would repeat on every rank); use strategy='shuffle' or 'auto'"
         )
     if type(broadcast_threshold) is not int or broadcast_threshold < 0:
         raise ValueError(
@@ -213,26 +230,13 @@ async def join(
     >>> sink.result().sort("id").to_dicts()
     [{'id': 1, 'x': 'a', 'y': 10}, {'id': 3, 'x': 'c', 'y': 30}]
     """
-    coll = Collective(ctx)
+    coll = Collective(ctx)  # the arguments were checked as the node was made (`_check_join`)
     if on is not None:
-        if left_on is not None or right_on is not None:
-            raise ValueError("join: give `on`, or `left_on` and `right_on`, not both")
         lkeys = rkeys = key_list(on, "join")
-    elif left_on is not None and right_on is not None:
-        lkeys, rkeys = key_list(left_on, "join"), key_list(right_on, "join")
-        if len(lkeys) != len(rkeys):
-            raise ValueError(f"join: `left_on` {lkeys} and `right_on` {rkeys} differ in length")
     else:
-        raise ValueError("join: give the keys with `on`, or with `left_on` and `right_on`")
-    if how not in ("inner", "left", "right", "full", "semi", "anti"):
-        raise ValueError(f"join: `how` must be inner, left, right, full, semi or anti, got {how!r}")
-    if strategy not in ("auto", "broadcast", "shuffle"):
-        raise ValueError(f"join: `strategy` must be auto, broadcast or shuffle, got {strategy!r}")
-    if strategy == "broadcast" and how not in _BROADCASTABLE:
-        raise ValueError(
-            f"join: how={how!r} cannot broadcast the right side (its unmatched right rows would "
-            "repeat on every rank); use strategy='shuffle' or 'auto'"
-        )
+        assert left_on is not None
+        assert right_on is not None
+        lkeys, rkeys = key_list(left_on, "join"), key_list(right_on, "join")
     spec = JoinSpec(tuple(lkeys), tuple(rkeys), how, suffix)
     count = partition_count(num_partitions, coll, "join")
     left_schema, right_schema = InputSchema(left_in), InputSchema(right_in)
@@ -372,11 +376,9 @@ async def join(
             # The left side streamed through; its ranks must agree on its schema as well, or
             # each would have sent results of another schema.
             left_empty = await left_schema.agree(coll, "left")
-            if not sent:  # no left chunk here, or none matched: the result's schema still
+            if not sent:  # no left chunk here: the result's schema still
                 right_empty = None if right_agreed is None else ctx.backend.empty(right_agreed)
-                empty = _empty_result(ctx, left_empty, right_empty, spec)
-                if empty is not None:
-                    await ch_out.send(ctx, Message(0, empty))
+                await _send_empty_result(ctx, ch_out, left_empty, right_empty, spec)
             await ch_out.drain(ctx)
             return JoinReport(
                 "broadcast",
@@ -474,9 +476,7 @@ async def join(
             sent = True
             joined += 1
         if not sent:
-            empty = _empty_result(ctx, left_empty, right_empty, spec)
-            if empty is not None:
-                await ch_out.send(ctx, Message(0, empty))
+            await _send_empty_result(ctx, ch_out, left_empty, right_empty, spec)
         await ch_out.drain(ctx)
         return JoinReport(
             "shuffle",
@@ -529,9 +529,7 @@ async def _grace_join(
         right = await grace.hold(right_held.take_pieces(partition))
         await grace.join(left, right)
     if not sent:
-        empty = _empty_result(ctx, left_empty, right_empty, spec)
-        if empty is not None:
-            await ch_out.send(ctx, Message(0, empty))
+        await _send_empty_result(ctx, ch_out, left_empty, right_empty, spec)
     await ch_out.drain(ctx)
     figures: GraceFigures = grace.figures
     if figures.repartitioned or figures.blocked:
@@ -587,9 +585,7 @@ async def _hybrid_join(
     finally:
         hybrid.release()
     if not sent:
-        empty = _empty_result(ctx, left_empty, right_empty, spec)
-        if empty is not None:
-            await ch_out.send(ctx, Message(0, empty))
+        await _send_empty_result(ctx, ch_out, left_empty, right_empty, spec)
     figures = hybrid.grace.figures
     return JoinReport(
         "hybrid",
@@ -633,15 +629,18 @@ def _unknown_side(side: str, channel: Channel[TableChunk], how: JoinHow) -> Sche
     )
 
 
-def _empty_result(
-    ctx: Context, left: TableChunk | None, right: TableChunk | None, spec: JoinSpec
-) -> TableChunk | None:
-    """The empty result of the join, if its schema is known."""
+async def _send_empty_result(
+    ctx: Context, ch_out: Channel[TableChunk], left: TableChunk | None,
+    right: TableChunk | None, spec: JoinSpec,
+) -> None:  # fmt: skip
+    """Send the join's empty result, for a rank that sent nothing, if its schema is known."""
     if left is not None and right is not None:
-        return ctx.backend.join(left, right, spec)
-    if left is not None and spec.how in ("semi", "anti"):  # no right chunk: the left schema
-        return left
-    return None
+        empty = ctx.backend.join(left, right, spec)
+    elif left is not None and spec.how in ("semi", "anti"):  # no right chunk: the left schema
+        empty = left
+    else:
+        return
+    await ch_out.send(ctx, Message(0, empty))
 
 
 class _LeftBuffer:

@@ -709,8 +709,6 @@ async def read_parquet(
     >>> run_ranks(2, job)
     [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     """
-    if isinstance(columns, str):
-        raise TypeError("read_parquet: `columns` must be a list of names, not a single string")
     depth = prefetch if prefetch is not None else ctx.num_threads
     if type(depth) is not int or depth < 1:
         raise ValueError(f"read_parquet: `prefetch` must be an int >= 1, got {prefetch!r}")

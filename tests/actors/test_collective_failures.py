@@ -460,6 +460,11 @@ def test_join_refuses_bad_arguments_when_it_is_made() -> None:
         ({"on": "k", "strategy": "hash"}, ValueError, "`strategy` must be auto"),
         ({"on": "k", "broadcast_threshold": -1}, ValueError, "`broadcast_threshold` must be"),
         ({"on": "k", "num_partitions": 0}, ValueError, "`num_partitions` must be an int >= 1"),
+        ({"on": "k", "left_on": "k"}, ValueError, "give `on`, or `left_on` and `right_on`, not both"),
+        ({"left_on": "k"}, ValueError, "give the keys with `on`, or with `left_on` and `right_on`"),
+        ({"left_on": "k", "right_on": ["k", "v"]}, ValueError,
+         "`left_on` ['k'] and `right_on` ['k', 'v'] differ in length"),
+        ({"on": "k", "how": "full", "strategy": "broadcast"}, ValueError, "how='full' cannot broadcast"),
     ]
     for arguments, kind, message in bad:
         with pytest.raises(kind, match=f"actor `join#0`: {re.escape(message)}"):
