@@ -524,14 +524,15 @@ def frame_of_arrow(data: pa.Table | pa.RecordBatch, *, rechunk: bool = True) -> 
     import polars as pl
 
     names = data.schema.names
-    if "" not in names:
-        frame = pl.from_arrow(data, rechunk=rechunk)
-    else:
-        stand_ins = [name or unused_name(f"__empty_{i}", names) for i, name in enumerate(names)]
-        frame = pl.from_arrow(data.rename_columns(stand_ins), rechunk=rechunk)
-        assert isinstance(frame, pl.DataFrame)
-        frame.columns = names
+    empty_named = "" in names
+    if empty_named:
+        data = data.rename_columns(
+            [name or unused_name(f"__empty_{i}", names) for i, name in enumerate(names)]
+        )
+    frame = pl.from_arrow(data, rechunk=rechunk)
     assert isinstance(frame, pl.DataFrame)
+    if empty_named:
+        frame.columns = names
     return frame
 
 

@@ -735,16 +735,20 @@ NO_COLUMNS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
 def test_rows_count_where_polars_keeps_no_column(
     shape: str, source: str, nranks: int, tmp_path: Path
 ) -> None:
-    frame = FRAME.select("k", "g", "i")
-    if source == "frame":
-        lazy_frame = frame.lazy()
-    elif source == "parquet":
-        frame.write_parquet(tmp_path / "f.parquet", row_group_size=3)
-        lazy_frame = pl.scan_parquet(tmp_path / "f.parquet")
-    else:
-        frame.write_csv(tmp_path / "f.csv")
-        lazy_frame = pl.scan_csv(tmp_path / "f.csv")
+    lazy_frame = _scanned(FRAME.select("k", "g", "i"), source, tmp_path, row_group_size=3)
     _check(NO_COLUMNS[shape](lazy_frame), nranks)
+
+
+def _scanned(frame: pl.DataFrame, source: str, tmp_path: Path, *, row_group_size: int) -> pl.LazyFrame:
+    """``frame`` as a query's source: the frame itself, or a scan of it written to a
+    ``"parquet"`` file (row groups of ``row_group_size`` rows) or a ``"csv"`` file."""
+    if source == "frame":
+        return frame.lazy()
+    if source == "parquet":
+        frame.write_parquet(tmp_path / "f.parquet", row_group_size=row_group_size)
+        return pl.scan_parquet(tmp_path / "f.parquet")
+    frame.write_csv(tmp_path / "f.csv")
+    return pl.scan_csv(tmp_path / "f.csv")
 
 
 # ----------------------------------------------------------------------------- common subexpressions
@@ -783,14 +787,7 @@ def test_a_column_whose_name_is_empty_keeps_it(tmp_path: Path, source: str, nran
     """Polars' readers keep a column named ``""`` (a CSV header ``a,b,``), where its
     ``from_arrow`` would call it ``column_1``: every chunk made from Arrow keeps it."""
     frame = pl.DataFrame({"a": [1, 2, 3, 1, 2], "": [4, -5, 6, 7, 8]})
-    if source == "frame":
-        lazy_frame = frame.lazy()
-    elif source == "parquet":
-        frame.write_parquet(tmp_path / "t.parquet", row_group_size=2)
-        lazy_frame = pl.scan_parquet(tmp_path / "t.parquet")
-    else:
-        frame.write_csv(tmp_path / "t.csv")
-        lazy_frame = pl.scan_csv(tmp_path / "t.csv")
+    lazy_frame = _scanned(frame, source, tmp_path, row_group_size=2)
     _check(lazy_frame, nranks)
     _check(lazy_frame.select(""), nranks)
     _check(lazy_frame.filter(pl.col("") > 0).group_by("a").agg(pl.col("").sum()), nranks)
