@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from actors._columns import needs_with, passes_predicates, same_columns
 from actors._typing import Placement
@@ -26,7 +26,7 @@ __all__ = ["shuffle"]
 
 def key_list(keys: str | Sequence[str], what: str) -> list[str]:
     """Key column names from one name or a list, checked not empty."""
-    listed = [keys] if isinstance(keys, str) else list(keys)
+    listed = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else []
     if not listed or not all(isinstance(k, str) for k in listed):
         raise ValueError(
             f"{what}: keys must be a column name or a non-empty list of names, got {keys!r}"
@@ -47,8 +47,14 @@ def _shuffle_needs(
     return needs_with(wanted, [keys] if isinstance(keys, str) else keys)
 
 
+def _check_shuffle(actor: str, *, keys: object, **_: object) -> None:
+    """The keys, as the node is made: the network's passes read them before it runs."""
+    key_list(keys, f"actor `{actor}`")  # type: ignore[arg-type]
+
+
 @define_actor(
-    collective=True, columns=_shuffle_needs, emits=same_columns, predicates=passes_predicates
+    check=_check_shuffle, collective=True, columns=_shuffle_needs, emits=same_columns,
+    predicates=passes_predicates,
 )
 async def shuffle(
     ctx: Context,

@@ -432,6 +432,8 @@ def test_collective_bad_arguments() -> None:
 
     with pytest.raises(ValueError, match="keys must be a column name"):
         run(lambda c, i, o: actors.shuffle(c, i, o, []))
+    with pytest.raises(ValueError, match="keys must be a column name or a non-empty list of names, got 5"):
+        run(lambda c, i, o: actors.shuffle(c, i, o, 5))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown aggregation 'median'"):
         run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"v": "median"}))
     with pytest.raises(ValueError, match="output names \\['v_sum'\\] repeat"):
