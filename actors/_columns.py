@@ -120,10 +120,15 @@ def passes_columns(wanted: frozenset[str] | None, **_: object) -> frozenset[str]
 
 
 def needs_with(wanted: frozenset[str] | None, names: Iterable[str] | None) -> frozenset[str] | None:
-    """What is wanted and ``names`` (None: every column)."""
-    if wanted is None or names is None:
+    """What is wanted and ``names`` (None: every column). Names that are not a list of
+    column names (an actor's bad argument, which it reports when it runs) need every
+    column: a Network's passes read them before any actor checks them."""
+    if wanted is None or names is None or not isinstance(names, Iterable):
         return None
-    return wanted | frozenset(names)
+    listed = list(names)
+    if not all(isinstance(name, str) for name in listed):
+        return None
+    return wanted | frozenset(listed)
 
 
 # ------------------------------------------------------------------ predicate pushdown
@@ -147,8 +152,13 @@ def passes_predicates(
 def predicates_over(
     wanted: frozenset[Predicate], names: Iterable[str] | None
 ) -> frozenset[Predicate]:
-    """The predicates of ``wanted`` that read only ``names`` (None: every column)."""
+    """The predicates of ``wanted`` that read only ``names`` (None: every column); none
+    for names that are not a list of column names (an actor's bad argument, see
+    `needs_with`)."""
     if names is None:
         return wanted
-    allowed = frozenset(names)
+    listed = list(names) if isinstance(names, Iterable) else None
+    if listed is None or not all(isinstance(name, str) for name in listed):
+        return frozenset()
+    allowed = frozenset(listed)
     return frozenset(p for p in wanted if p.columns <= allowed)

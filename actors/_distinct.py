@@ -6,7 +6,7 @@ each chunk, exchanges the survivors by their keys and runs it again per partitio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from actors._columns import needs_with, predicates_over, same_columns
@@ -93,6 +93,11 @@ async def distinct(
     coll = Collective(ctx)
     if keep not in ("any", "first", "last"):
         raise ValueError(f"distinct: `keep` must be 'any', 'first' or 'last', got {keep!r}")
+    if subset is not None and not (
+        isinstance(subset, str)
+        or (isinstance(subset, Iterable) and all(isinstance(c, str) for c in subset))
+    ):
+        raise TypeError(f"distinct: `subset` must be a column name or a list of names, got {subset!r}")
     cols = None if subset is None else ([subset] if isinstance(subset, str) else list(subset))
     count = partition_count(num_partitions, coll, "distinct")
     ordered = keep != "any"

@@ -47,14 +47,8 @@ def _shuffle_needs(
     return needs_with(wanted, [keys] if isinstance(keys, str) else keys)
 
 
-def _check_shuffle(actor: str, *, keys: object, **_: object) -> None:
-    """The keys, as the node is made: the network's passes read them before it runs."""
-    key_list(keys, f"actor `{actor}`")  # type: ignore[arg-type]
-
-
 @define_actor(
-    check=_check_shuffle, collective=True, columns=_shuffle_needs, emits=same_columns,
-    predicates=passes_predicates,
+    collective=True, columns=_shuffle_needs, emits=same_columns, predicates=passes_predicates
 )
 async def shuffle(
     ctx: Context,

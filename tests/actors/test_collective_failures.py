@@ -432,8 +432,15 @@ def test_collective_bad_arguments() -> None:
 
     with pytest.raises(ValueError, match="keys must be a column name"):
         run(lambda c, i, o: actors.shuffle(c, i, o, []))
-    with pytest.raises(ValueError, match="keys must be a column name or a non-empty list of names, got 5"):
+    # a key that is not a list: named by the actor, not a TypeError of the network's passes
+    with pytest.raises(ValueError, match="shuffle: keys must be a column name or a non-empty list of names, got 5"):
         run(lambda c, i, o: actors.shuffle(c, i, o, 5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sort: keys must be a column name or a non-empty list of names, got 5"):
+        run(lambda c, i, o: actors.sort(c, i, o, 5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="top_k: keys must be a column name or a non-empty list of names, got 5"):
+        run(lambda c, i, o: actors.top_k(c, i, o, by=5, k=1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="distinct: `subset` must be a column name or a list of names, got 5"):
+        run(lambda c, i, o: actors.distinct(c, i, o, subset=5))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown aggregation 'median'"):
         run(lambda c, i, o: actors.groupby_agg(c, i, o, "k", {"v": "median"}))
     with pytest.raises(ValueError, match="output names \\['v_sum'\\] repeat"):
