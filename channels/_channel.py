@@ -52,7 +52,7 @@ from channels._message import (
 from channels._observer import _counter
 from channels._parking_lot import _FUTURE, ParkingLot, _abandon, _enter, _entries
 
-__all__ = ["Channel", "ChannelState", "ChannelStatistics"]
+__all__ = ["ByteTally", "Channel", "ChannelState", "ChannelStatistics"]
 
 T = TypeVar("T")
 
@@ -159,6 +159,7 @@ class Channel(Generic[T]):
         "_sent",
         "_state",
         "_stream",
+        "_tally",
     )
 
     def __init__(
@@ -198,6 +199,7 @@ class Channel(Generic[T]):
         self._peak_messages = 0
         self._peak_bytes = 0
         self._stream: Any = None  # what the payloads' __stream_check__ keeps
+        self._tally: ByteTally | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -410,6 +412,8 @@ class Channel(Generic[T]):
         rows = payload_rows(payload) if counted else 0
         buffer.append((msg, size, rows))
         self._bytes += size
+        if self._tally is not None:
+            self._tally.total += size
         self._sent += 1
         self._rows += rows
         if len(buffer) > self._peak_messages:
@@ -504,6 +508,8 @@ class Channel(Generic[T]):
                 return None
         msg, size, rows = buffer.popleft()
         self._bytes -= size
+        if self._tally is not None:
+            self._tally.total -= size
         self._received += 1
         if self._send_parked:
             self._send_waiters.unpark()
@@ -520,6 +526,17 @@ class Channel(Generic[T]):
     async def _iterate(self) -> typing.AsyncIterator[Message[T]]:
         while (msg := await self.recv(None)) is not None:
             yield msg
+
+    def count_bytes_into(self, tally: ByteTally) -> None:
+        """Low level (see `ByteTally.add`): count the buffered bytes in ``tally`` from now
+        on, with those buffered now, and no longer in the tally they were counted in."""
+        before = self._tally
+        if before is tally:
+            return
+        if before is not None:
+            before.total -= self._bytes
+        self._tally = tally
+        tally.total += self._bytes
 
     # ------------------------------------------------------------------ closing
     async def shutdown(self, ctx: object) -> None:
@@ -541,6 +558,8 @@ class Channel(Generic[T]):
         self._state = state
         self._cause = cause
         self._buffer.clear()
+        if self._tally is not None:
+            self._tally.total -= self._bytes
         self._bytes = 0
         self._recv_waiters.unpark_all()
         self._send_waiters.unpark_all()
@@ -568,6 +587,44 @@ class Channel(Generic[T]):
             await self.drain(None)
         else:
             self.abort(exc)
+
+
+class ByteTally:
+    """The bytes buffered now in every channel counted into it, kept as they move.
+
+    A runtime that bounds the memory of many channels reads one number
+    (``total``) instead of summing the channels at each check, whose number
+    grows with every network run on it. A channel counts into one tally at a
+    time: :meth:`add` moves it, with the bytes it buffers, from any other.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from channels import Channel, Message
+    >>> from channels.lowlevel import ByteTally
+    >>> class Payload:
+    ...     nbytes = 10
+    >>> tally, ch = ByteTally(), Channel()
+    >>> tally.add(ch)
+    >>> asyncio.run(ch.send(None, Message(0, Payload())))
+    >>> tally.total
+    10
+    """
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+        """Bytes of the messages buffered in the channels counted, now."""
+
+    def add(self, channel: Channel[Any]) -> None:
+        """Count ``channel``'s buffered bytes here from now on (no longer in another tally)."""
+        if not isinstance(channel, Channel):
+            raise TypeError(f"ByteTally.add: expected a Channel, got {type(channel).__name__}")
+        channel.count_bytes_into(self)
+
+    def __repr__(self) -> str:
+        return f"<ByteTally total={self.total}>"
 
 
 def _check_producers(count: object) -> None:

@@ -21,6 +21,9 @@ reaches into how they work, through public names only:
 - **Traffic.** :func:`observe` gives a task a :class:`TrafficCounter`, which
   every channel call of that task (and the tasks it starts) adds to;
   :func:`current_counter` reads it, also from another task's context.
+- **Memory.** A :class:`ByteTally` keeps the bytes buffered in the channels
+  counted into it as messages move, so a runtime's memory budget reads one
+  number however many channels it ever ran.
 - **Payloads.** :func:`payload_classes` is what ``send`` checks a declared
   payload type against, for a runtime that checks wiring before anything runs.
 - **Exports.** :func:`publish` shows the public names of a package under the
@@ -43,12 +46,14 @@ Examples
 (1, 0)
 """
 
+from channels._channel import ByteTally
 from channels._exports import export_lazily, import_lazily, publish
 from channels._message import payload_classes
 from channels._observer import TrafficCounter, current_counter, observe
 from channels._parking_lot import Parked, ParkingLot, ParkingLotStatistics
 
 __all__ = [
+    "ByteTally",
     "Parked",
     "ParkingLot",
     "ParkingLotStatistics",

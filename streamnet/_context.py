@@ -240,7 +240,7 @@ class Context:
     # ----------------------------------------------------------------- channels
     def _bytes_in_channels(self) -> int:
         """Bytes of the messages waiting in this Context's channels now (for its budget)."""
-        return sum(channel.buffered_bytes for channel in self.activity.channels)
+        return self.activity.buffered.total
 
     @overload
     def create_channel(
@@ -283,7 +283,7 @@ class Context:
             max_bytes=max_bytes,
             name=name,
         )
-        self.activity.channels.append(channel)
+        self.activity.track((channel,))
         return channel
 
     # ----------------------------------------------------------------- threads

@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from channels import Channel, ChannelStatistics
-from channels.lowlevel import TrafficCounter, current_counter
+from channels.lowlevel import ByteTally, TrafficCounter, current_counter
 from streamnet._typing import ActorState
 
 if TYPE_CHECKING:
@@ -226,6 +226,8 @@ class ContextActivity:
         The recorder of every actor run so far (`Context.statistics` reads them).
     channels
         Every channel made with the Context, or run in one of its networks.
+    buffered
+        The bytes buffered now in those channels, kept as messages move.
     runs
         Networks started so far: the number of the next run.
     exchanged
@@ -235,6 +237,8 @@ class ContextActivity:
     def __init__(self) -> None:
         self.recorders: list[ActorRecorder] = []
         self.channels: list[Channel[Any]] = []
+        self.buffered = ByteTally()
+        self._tracked: set[int] = set()
         self.runs = 0
         self.exchanged = 0
 
@@ -251,9 +255,13 @@ class ContextActivity:
         return run
 
     def track(self, channels: Iterable[Channel[Any]]) -> None:
-        """Keep ``channels`` (a network's) among the Context's, each once."""
-        known = {id(c) for c in self.channels}
-        self.channels.extend(c for c in channels if id(c) not in known)
+        """Keep ``channels`` (a network's, or one made with the Context) among the
+        Context's, each once, their buffered bytes counted in ``buffered``."""
+        for channel in channels:
+            if id(channel) not in self._tracked:  # kept in `channels`: its id is not reused
+                self._tracked.add(id(channel))
+                self.channels.append(channel)
+                self.buffered.add(channel)
 
 
 @dataclass(frozen=True, slots=True)

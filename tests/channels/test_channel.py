@@ -365,3 +365,29 @@ async def test_many_producers_and_consumers_lose_nothing() -> None:
     async with asyncio.timeout(10):
         await asyncio.gather(*(produce(k * 1000) for k in range(4)), consume(), consume())
     assert sorted(received) == sorted(k * 1000 + i for k in range(4) for i in range(250))
+
+
+async def test_a_byte_tally_keeps_the_bytes_buffered_in_its_channels() -> None:
+    from channels.lowlevel import ByteTally
+
+    tally, other = ByteTally(), ByteTally()
+    a: Channel[Sized] = Channel(capacity=4)
+    b: Channel[Sized] = Channel(capacity=4)
+    await a.send(None, Message(0, Sized(7)))  # buffered before it is counted: counted on add
+    tally.add(a)
+    tally.add(a)  # twice counts once
+    tally.add(b)
+    assert tally.total == 7
+    await a.send(None, Message(1, Sized(5)))
+    await b.send(None, Message(0, Sized(100)))
+    assert tally.total == 112
+    await a.recv(None)
+    assert tally.total == 105
+    other.add(b)  # moved, with what it holds
+    assert (tally.total, other.total) == (5, 100)
+    await b.shutdown(None)  # dropped messages leave the tally
+    assert other.total == 0
+    a.abort(RuntimeError("boom"))
+    assert tally.total == 0
+    with pytest.raises(TypeError, match="expected a Channel"):
+        tally.add("not a channel")  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from budgets import asking_for
 from waiting import until
 
 import actors
+from channels import Channel
 from streamnet import (
     ActorMemory,
     Context,
@@ -382,6 +383,15 @@ async def test_messages_waiting_in_channels_count_against_the_budget() -> None:
         assert ctx.memory.in_use == ctx.memory.statistics().in_channels == chunk.nbytes
         assert ctx.memory.available() == 100_000 - chunk.nbytes
         await ch.recv(ctx)
+        assert ctx.memory.in_use == 0
+        await ch.send(ctx, Message(1, chunk))
+        await ch.shutdown(ctx)  # what a channel drops leaves the budget
+        assert ctx.memory.in_use == 0
+        plain: Channel[TableChunk] = Channel(capacity=4)  # not made with the Context
+        await plain.send(ctx, Message(0, chunk))
+        ctx.activity.track([plain, plain])  # a network runs it: counted, with what it holds, once
+        assert ctx.memory.statistics().in_channels == chunk.nbytes
+        await plain.recv(ctx)
         assert ctx.memory.in_use == 0
 
 
