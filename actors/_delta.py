@@ -28,6 +28,7 @@ from streamnet import (
     Message,
     StorePath,
     TableChunk,
+    check_delta_target,
     commit_delta,
     current_actor,
     define_actor,
@@ -197,8 +198,9 @@ async def write_delta(
     commits them all in one transaction, with their partition values and the
     statistics readers prune by: a new version that adds them (``"append"``),
     or that replaces every file (``"overwrite"``); the table is created if it
-    does not exist (``"error"`` requires that). A failed run commits nothing and
-    deletes the files it wrote.
+    does not exist (``"error"`` requires that, and refuses a table that exists
+    before any file is written). A failed run commits nothing and deletes the
+    files it wrote.
 
     Returns
     -------
@@ -226,7 +228,16 @@ async def write_delta(
 
     async def begin(ctx: Context, coll: Collective) -> DeltaOutput:
         nonlocal output
-        token = (await coll.allgather("delta", uuid.uuid4().hex[:12] if coll.rank == 0 else None))[0]
+        refused = None  # mode="error" and the table exists: refused before a file is written
+        if coll.rank == 0 and mode == "error":
+            try:
+                await ctx.to_thread(check_delta_target, uri, mode, storage_options=storage_options)
+            except FileExistsError as exc:
+                refused = str(exc)
+        ours = (uuid.uuid4().hex[:12], refused) if coll.rank == 0 else None
+        token, refused = (await coll.allgather("delta", ours))[0]
+        if refused is not None:
+            raise FileExistsError(refused)
         output = DeltaOutput(root, uri, mode, partition_by or (), storage_options, token,
                              publisher=coll.rank == 0)  # fmt: skip
         on_success(output.publish, abort=output.abandon)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from streamnet.io._csv_split import CsvFormat, CsvPart, csv_shares
     from streamnet.io._delta import (
         DeltaFiles,
+        check_delta_target,
         commit_delta,
         delta_add_action,
         delta_storage_options,
@@ -57,6 +58,7 @@ __all__ = [
     "CsvFormat",
     "CsvPart",
     "DeltaFiles",
+    "check_delta_target",
     "commit_delta",
     "delta_add_action",
     "delta_storage_options",
@@ -88,7 +90,14 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(["CsvFormat", "CsvPart", "csv_shares"], "streamnet.io._csv_split"),
     **dict.fromkeys(
-        ["DeltaFiles", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"],
+        [
+            "DeltaFiles",
+            "check_delta_target",
+            "commit_delta",
+            "delta_add_action",
+            "delta_storage_options",
+            "plan_delta",
+        ],
         "streamnet.io._delta",
     ),
 }

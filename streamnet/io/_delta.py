@@ -34,7 +34,7 @@ else:  # loaded on first use: importing the package stays light
     pa = import_lazily("pyarrow")
     pq = import_lazily("pyarrow.parquet")
 
-__all__ = ["DeltaFiles", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"]
+__all__ = ["DeltaFiles", "check_delta_target", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"]
 
 _S3_KEYS = {
     "access_key": "AWS_ACCESS_KEY_ID",
@@ -314,6 +314,31 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def check_delta_target(
+    uri: str,
+    mode: Literal["append", "overwrite", "error"],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether the Delta table ``uri`` exists; a write with ``mode="error"`` checks it
+    before it writes a file, and `commit_delta` again when it commits.
+
+    Raises
+    ------
+    FileExistsError
+        ``mode="error"`` and the table exists.
+    """
+    deltalake = _deltalake()
+    options = delta_storage_options(uri, storage_options)
+    exists = bool(deltalake.DeltaTable.is_deltatable(uri, storage_options=options))
+    if exists and mode == "error":
+        raise FileExistsError(
+            f"the Delta table `{uri}` already exists; pass mode='append' or mode='overwrite', "
+            "got mode='error'"
+        )
+    return exists
+
+
 def commit_delta(
     uri: str,
     actions: Sequence[Mapping[str, Any]],
@@ -342,12 +367,7 @@ def commit_delta(
         })
         for action in actions
     ]  # fmt: skip
-    exists = deltalake.DeltaTable.is_deltatable(uri, storage_options=options)
-    if exists and mode == "error":
-        raise FileExistsError(
-            f"the Delta table `{uri}` already exists; pass mode='append' or mode='overwrite', "
-            "got mode='error'"
-        )
+    exists = check_delta_target(uri, mode, storage_options=storage_options)
     if exists:
         table = deltalake.DeltaTable(uri, storage_options=options)
         table.create_write_transaction(

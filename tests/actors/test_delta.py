@@ -116,6 +116,31 @@ def test_overwrite_replaces_the_rows(tmp_path: Path) -> None:
         _write(_events(1), table, mode="error")
 
 
+def test_mode_error_refuses_a_table_that_exists_before_a_file_is_written(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    _write(_events(100), table)
+    before = sorted(p.relative_to(table) for p in table.rglob("*"))
+    frame = _events(100)
+    sent = [0, 0]
+
+    async def write(ctx: Context) -> Any:
+        @define_actor
+        async def many_chunks(ctx: Context, ch_out: Any) -> None:
+            for seq in range(200):
+                await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(frame)))
+                sent[ctx.rank] += 1
+            await ch_out.drain(ctx)
+
+        ch = ctx.create_channel()
+        await Network(ctx, [many_chunks(ctx, ch), actors.write_delta(ctx, ch, table, mode="error")]).run_async()
+
+    with pytest.raises(FileExistsError, match="already exists; pass mode='append'"):
+        run(2, write)
+    assert max(sent) < 200  # refused at the start, not once the whole stream was written
+    assert deltalake.DeltaTable(table).version() == 0
+    assert sorted(p.relative_to(table) for p in table.rglob("*")) == before
+
+
 def test_a_failed_run_commits_nothing_and_leaves_no_file(tmp_path: Path) -> None:
     table = tmp_path / "t"
     _write(_events(100), table, partition_by=["cat"])
