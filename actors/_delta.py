@@ -200,7 +200,8 @@ async def write_delta(
     or that replaces every file (``"overwrite"``); the table is created if it
     does not exist (``"error"`` requires that, and refuses a table that exists
     before any file is written). A failed run commits nothing and deletes the
-    files it wrote.
+    files it wrote. Timestamps are stored as Polars' ``write_delta`` stores them
+    (`delta_schema`): in microseconds, and in UTC when they have a time zone.
 
     Returns
     -------
@@ -249,9 +250,23 @@ async def write_delta(
     def write(writer: ChunkWriter, chunk: TableChunk) -> None:
         writer.write(chunk)
 
-    def saw(chunk: TableChunk) -> None:  # the table's schema: the chunks', partitions included
+    stored: dict[int, tuple[ArrowSchema, ArrowSchema]] = {}  # a schema's id -> it, as stored
+
+    async def saw(chunk: TableChunk) -> TableChunk:
+        """The chunk as the table stores it (`delta_schema`); the first one's schema is the
+        table's (partition columns included)."""
+        schema = chunk.schema
+        known = stored.get(id(schema))
+        if known is None or known[0] is not schema:
+            known = stored[id(schema)] = (schema, delta_schema(schema))
+        if known[1] != schema:
+            target = known[1]
+            chunk = await ctx.to_thread(
+                lambda: backend.from_arrow(backend.to_arrow(chunk).cast(target, safe=False))
+            )
         if output is not None:
             output.saw(chunk)
+        return chunk
 
     return await write_stream(
         ctx, ch_in, root, "append", partitioned=False, suffix=".parquet",
@@ -259,6 +274,36 @@ async def write_delta(
         max_open_files=max_open_files, max_file_bytes=max_file_bytes, begin=begin,
         on_chunk=saw,
     )  # fmt: skip
+
+
+def delta_schema(schema: ArrowSchema) -> ArrowSchema:
+    """``schema`` with the types a Delta table stores, as Polars' ``write_delta`` writes
+    them: timestamps in microseconds (readers refuse nanoseconds unless the table asks
+    for a feature Polars does not read), those with a time zone in UTC (the same
+    instants: Delta has no other zone), in nested types too."""
+    import pyarrow as pa
+
+    def stored(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.timestamp("us", "UTC" if kind.tz is not None else None)
+        if pa.types.is_struct(kind):
+            return pa.struct([field.with_type(stored(field.type)) for field in kind])
+        if pa.types.is_large_list(kind):
+            return pa.large_list(kind.value_field.with_type(stored(kind.value_type)))
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(stored(kind.value_type)))
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(kind.value_field.with_type(stored(kind.value_type)), kind.list_size)
+        if pa.types.is_map(kind):
+            return pa.map_(
+                kind.key_field.with_type(stored(kind.key_type)),
+                kind.item_field.with_type(stored(kind.item_type)),
+            )
+        return kind
+
+    return pa.schema(
+        [field.with_type(stored(field.type)) for field in schema], metadata=schema.metadata
+    )
 
 
 class DeltaOutput:

@@ -106,14 +106,15 @@ async def write_stream(
     max_open_files: int = 64,
     max_file_bytes: int | None = None,
     begin: BeginOutput | None = None,
-    on_chunk: Callable[[TableChunk], None] | None = None,
+    on_chunk: Callable[[TableChunk], Awaitable[TableChunk]] | None = None,
 ) -> WriteReport:
     """Write the stream of ``ch_in`` to ``target`` atomically: one file, or a directory of
     one file per rank (several ranks) or per chunk (``partitioned``), named as
     `actors.write_parquet` says, each made by ``open_writer`` and filled by ``write``
     (by default, the writer's own `ChunkWriter.write`).
     With ``partition_by``, a hive-partitioned directory: see `PartitionedFiles`.
-    The output is published by the network's commit step once the run succeeded."""
+    The output is published by the network's commit step once the run succeeded.
+    ``on_chunk`` gives what is written of each chunk (a table format's types, say)."""
     if write is None:
         write = _write_chunk
     coll = Collective(ctx)
@@ -133,10 +134,10 @@ async def write_stream(
         # so every chunk fits the file the first one opened.
         while (msg := await ch_in.recv(ctx)) is not None:
             chunk = TableChunk.from_message(msg)
+            if on_chunk is not None:
+                chunk = await on_chunk(chunk)
             if schema is None:
                 schema = chunk.schema
-            if on_chunk is not None:
-                on_chunk(chunk)
             if partition_by:
                 if files_by_value is None:
                     files_by_value = PartitionedFiles(

@@ -116,6 +116,27 @@ def test_overwrite_replaces_the_rows(tmp_path: Path) -> None:
         _write(_events(1), table, mode="error")
 
 
+@pytest.mark.parametrize("partition_by", [None, ["t"]])
+def test_timestamps_are_stored_as_polars_stores_them(tmp_path: Path, partition_by: list[str] | None) -> None:
+    """Microseconds, and UTC for a zone (nested too): nanoseconds made a table Polars cannot
+    read, and another zone failed at the commit, once every file was written."""
+    moment = dt.datetime(2024, 3, 31, 0, 30, 0, 123456)  # Paris changes to summer time at 1:00 UTC
+    frame = pl.DataFrame({"t": [moment, moment + dt.timedelta(hours=1), None], "x": [1, 2, 3]})
+    frame = frame.with_columns(
+        pl.col("t").cast(pl.Datetime("ns")).alias("ns"),
+        pl.col("t").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.convert_time_zone("Europe/Paris"),
+        pl.struct(pl.col("t").dt.replace_time_zone("UTC").dt.convert_time_zone("Asia/Tokyo").alias("z")).alias("s"),
+        pl.concat_list(pl.col("t").dt.replace_time_zone("UTC")).alias("l"),
+    )
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    _write(frame, ours, chunk_rows=2, partition_by=partition_by)
+    frame.write_delta(str(theirs), delta_write_options={"partition_by": partition_by} if partition_by else None)
+    got, want = _read(ours)[0], pl.read_delta(str(theirs))
+    assert got.schema == want.select(got.columns).schema
+    assert_frame_equal(got.sort("x"), want.select(got.columns).sort("x"))
+    assert got.schema["t"] == pl.Datetime("us", "UTC") and got.schema["ns"] == pl.Datetime("us")
+
+
 def test_mode_error_refuses_a_table_that_exists_before_a_file_is_written(tmp_path: Path) -> None:
     table = tmp_path / "t"
     _write(_events(100), table)
