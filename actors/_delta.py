@@ -325,6 +325,7 @@ class DeltaOutput:
         self.staged: list[FilePath] = []
         self.actions: list[dict[str, Any]] = []
         self.everyone: list[FilePath] = []
+        self.made: list[Path] = []  # the key=value folders this write made, outermost first
         self.committed = False
 
     def saw(self, chunk: TableChunk) -> None:
@@ -338,7 +339,9 @@ class DeltaOutput:
     def stage(self, name: str | None = None) -> FilePath:
         assert name is not None
         path = self.root / name
-        if isinstance(path, Path):
+        if isinstance(path, Path) and isinstance(self.root, Path):
+            folders = [p for p in reversed(path.parents) if p.is_relative_to(self.root)]
+            self.made.extend(p for p in folders if p not in self.made and not p.exists())
             path.parent.mkdir(parents=True, exist_ok=True)
         self.staged.append(path)
         return path
@@ -391,3 +394,6 @@ class DeltaOutput:
                     path.filesystem.delete_file(path.path)
                 else:
                     path.unlink()
+        for folder in reversed(self.made):  # innermost first; one a peer still uses stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -3,6 +3,7 @@ compared with Polars (``pl.read_delta``) and the deltalake package reading the s
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from ranks import run
 from s3_server import S3Bucket, s3, s3_server
+from waiting import until
 
 import actors
 from streamnet import Context, FileReadError, Message, Network, define_actor
@@ -166,7 +168,9 @@ def test_a_failed_run_commits_nothing_and_leaves_no_file(tmp_path: Path) -> None
     table = tmp_path / "t"
     _write(_events(100), table, partition_by=["cat"])
     before = sorted(p.relative_to(table) for p in table.rglob("*"))
-    frame = _events(600, start=100)
+    frame = _events(600, start=100).with_columns(  # new partition values: folders of its own
+        pl.when(pl.col("id") % 2 == 0).then(pl.lit("new")).otherwise(pl.col("cat")).alias("cat")
+    )
 
     @define_actor
     async def fails_midway(ctx: Context, ch_out: Any) -> None:
@@ -175,12 +179,38 @@ def test_a_failed_run_commits_nothing_and_leaves_no_file(tmp_path: Path) -> None
                 raise RuntimeError("injected after three chunks")
             await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(frame.slice(seq * 100, 100))))
 
-    ctx = Context()
-    ch = ctx.create_channel()
-    with pytest.raises(RuntimeError, match="injected after three chunks"):
-        Network(ctx, [fails_midway(ctx, ch), actors.write_delta(ctx, ch, table, partition_by=["cat"])]).run()
+    for target in (table, tmp_path / "new" / "t"):  # a table there, and none
+        ctx = Context()
+        ch = ctx.create_channel()
+        with pytest.raises(RuntimeError, match="injected after three chunks"):
+            Network(ctx, [fails_midway(ctx, ch), actors.write_delta(ctx, ch, target, partition_by=["cat"])]).run()
     assert deltalake.DeltaTable(table).version() == 0
-    assert sorted(p.relative_to(table) for p in table.rglob("*")) == before
+    assert sorted(p.relative_to(table) for p in table.rglob("*")) == before  # no folder either
+    assert not (tmp_path / "new" / "t").exists()
+
+
+async def test_a_cancelled_write_leaves_no_folder_behind(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    frame = _events(300).with_columns(pl.format("new-{}", pl.col("cat")).alias("cat"))
+    sent = asyncio.Event()
+
+    @define_actor
+    async def then_waits(ctx: Context, ch_out: Any) -> None:
+        for seq in range(3):
+            await ch_out.send(ctx, Message(seq, ctx.backend.from_polars(frame.slice(seq * 100, 100))))
+        sent.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    ctx = Context()
+    ch = ctx.create_channel(capacity=1)
+    writer = actors.write_delta(ctx, ch, target, partition_by=["cat"])
+    run = asyncio.create_task(Network(ctx, [then_waits(ctx, ch), writer]).run_async())
+    await sent.wait()  # the writer has taken all but the last chunk: its folders are made
+    await until(lambda: len(list(target.glob("cat=*"))) == 3)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert not target.exists()
 
 
 def test_two_ranks_write_one_commit_and_read_their_shares(tmp_path: Path) -> None:
