@@ -8,7 +8,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from strategies import frames
@@ -38,6 +38,34 @@ def test_csv_with_explicit_schema_equals_polars(tmp_path_factory: pytest.TempPat
     out = _read(path, schema=schema, block_size=256)
     expected = pl.read_csv(path, schema={"i": pl.Int64, "f": pl.Float64, "s": pl.String})
     assert_frame_equal(out, expected, check_dtypes=False)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_csv_categoricals_and_zoned_timestamps_read_as_polars_reads_them(tmp_path: Path, nranks: int) -> None:
+    """pyarrow parses neither (dictionaries of int32 indices only; a zone wants an offset
+    in the text): they are read as text, then parsed by Polars, which reads text without
+    an offset as UTC."""
+    from streamnet import run_ranks
+
+    path = tmp_path / "t.csv"
+    rows = [f"2021-0{1 + i % 9}-0{1 + i % 7} 0{i % 10}:30:00,{'xy'[i % 2]},{i}" for i in range(300)]
+    path.write_text("t,s,n\n" + "\n".join(rows) + "\n,,300\n")
+    cases: list[dict[str, pl.DataType]] = [
+        {"t": pl.Datetime("us", "Europe/Amsterdam"), "s": pl.Categorical()},
+        {"t": pl.Datetime("ms", "UTC"), "s": pl.Enum(["x", "y"])},
+    ]
+    for overrides in cases:
+        query = pl.scan_csv(path, schema_overrides=overrides)
+        want = query.collect()
+
+        async def job(ctx: Context, query: pl.LazyFrame = query) -> pl.DataFrame:
+            return await actors.collect_query_async(ctx, query)
+
+        for got in run_ranks(nranks, job):
+            assert_frame_equal(got.sort("n"), want)
+        assert_frame_equal(_read(path, schema=want.schema, block_size=512).sort("n"), want)
+    with pytest.raises(FileReadError, match=r"as CSV: conversion from `str` to `enum` failed in column 's'"):
+        _read(path, schema={"t": pl.String, "s": pl.Enum(["x"]), "n": pl.Int64})
 
 
 def test_csv_inferred_schema_across_small_blocks(tmp_path: Path) -> None:
@@ -422,6 +450,10 @@ _CELLS = st.sampled_from(
 @given(
     st.lists(st.lists(_CELLS, min_size=3, max_size=3), min_size=1, max_size=30),
     st.sampled_from([64, 1 << 20]),
+)
+@example(  # a boolean column read as text (an integer column and `0x`): its error named
+    rows=[["true", "1", "1"], ["true", "1", "1"], ["0x10", "2020-01-01 10:00:00", "x"]],
+    block_size=64,
 )
 def test_csv_inferred_types_are_those_polars_infers(
     tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], block_size: int

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamnet._errors import FileReadError
+from streamnet._schema import empty_table, frame_of_arrow
 from streamnet._table_chunk import TableChunk
 from streamnet.backends._base import Backend
 from streamnet.backends._files import ChunkReader
@@ -56,8 +57,12 @@ class CpuCsvReader(ChunkReader):
         self._backend = backend  # whose chunks it makes
         self._part = part
         self._fmt = fmt
-        self._reader: Any = _open(part.path, schema, fmt)
-        self._schema: pa.Schema = self._reader.schema
+        self._parsed = _ParsedAfter(schema) if schema is not None else None
+        if self._parsed is not None and not self._parsed.columns:
+            self._parsed = None
+        read = self._parsed.read_schema if self._parsed is not None else schema
+        self._reader: Any = _open(part.path, read, fmt)
+        self._schema: pa.Schema = self._reader.schema  # what pyarrow reads
         self._opened = part.span is None  # a byte range is opened at the first `next`
         self._rows = 0
         self._held: pa.RecordBatch | None = None
@@ -66,7 +71,12 @@ class CpuCsvReader(ChunkReader):
 
     @property
     def schema(self) -> pa.Schema:
-        return self._schema
+        return self._parsed.schema if self._parsed is not None else self._schema
+
+    def _chunk(self, batch: pa.RecordBatch) -> TableChunk:
+        if self._parsed is not None:
+            return self._parsed.chunk(self._backend, batch, self._part)
+        return self._backend.from_arrow(batch)
 
     def next(self) -> TableChunk | None:
         if self._done:
@@ -92,7 +102,7 @@ class CpuCsvReader(ChunkReader):
                 continue
             held, self._held = self._held, batch
             if held is not None and held.num_rows > 0:
-                return self._backend.from_arrow(held)
+                return self._chunk(held)
         self.close()
         held, self._held = self._held, None
         if held is None:
@@ -101,11 +111,53 @@ class CpuCsvReader(ChunkReader):
             unclosed = _unclosed_quote(part, held)
             if unclosed is not None:
                 raise unclosed
-        return self._backend.from_arrow(held)
+        return self._chunk(held)
 
     def close(self) -> None:
         self._done = True
         self._reader = None
+
+
+class _ParsedAfter:
+    """The columns of a schema that pyarrow cannot parse from text as Polars does, read as
+    text and then parsed by Polars: a Categorical or an Enum (pyarrow makes dictionaries of
+    int32 indices only), and a timestamp in a time zone (Polars reads text without an
+    offset as UTC and shows it in the zone, where pyarrow wants an offset)."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.columns = [
+            field.name
+            for field in schema
+            if pa.types.is_dictionary(field.type)
+            or (pa.types.is_timestamp(field.type) and field.type.tz is not None)
+        ]
+        self.read_schema = pa.schema(
+            [field.with_type(pa.string()) if field.name in self.columns else field for field in schema]
+        )
+        self._types: Any = None  # the Polars types of the columns, once a chunk is made
+
+    def chunk(self, backend: Backend, batch: pa.RecordBatch, part: CsvPart) -> TableChunk:
+        import polars as pl
+
+        if self._types is None:
+            self._types = frame_of_arrow(empty_table(self.schema)).schema
+        frame = frame_of_arrow(pa.Table.from_batches([batch]))
+        exprs = []
+        for name in self.columns:
+            dtype = self._types[name]
+            if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+                text = pl.col(name).str.to_datetime(time_unit=dtype.time_unit, time_zone="UTC")
+                exprs.append(text.dt.convert_time_zone(dtype.time_zone))
+            else:
+                exprs.append(pl.col(name).cast(dtype))
+        try:
+            frame = frame.with_columns(exprs)
+        except pl.exceptions.PolarsError as exc:
+            raise FileReadError(
+                f"cannot read `{part.path}` as CSV: {str(exc).splitlines()[0]}"
+            ) from exc
+        return backend.from_polars(frame, schema=self.schema)
 
 
 def _read_options(
@@ -657,7 +709,7 @@ class _TextReader:
                         raise
                     raise pa.ArrowInvalid(  # as pyarrow's CSV reader says it: see _failure
                         f"In CSV column #{index}: CSV conversion error to {field.type}: "
-                        f"invalid value '{found['value']}'"
+                        f"invalid value '{found['value'] or found['bare']}'"
                     ) from exc
             columns.append(column)
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
@@ -722,8 +774,13 @@ def _refuse_hex(column: pa.Array, index: int, kind: pa.DataType) -> None:
         )
 
 
-# pyarrow's message for a text that does not convert to a type (`pyarrow.compute.cast`).
-_UNPARSED = re.compile(r"Failed to parse string: '(?P<value>.*)' as a scalar of type", re.DOTALL)
+# pyarrow's message for a text that does not convert to a type (`pyarrow.compute.cast`);
+# to a boolean, it does not quote the text.
+_UNPARSED = re.compile(
+    r"Failed to parse string: '(?P<value>.*)' as a scalar of type|"
+    r"^Failed to parse value: (?P<bare>.*)$",
+    re.DOTALL,
+)
 
 
 def _is_text(dtype: pa.DataType) -> bool:
