@@ -149,6 +149,14 @@ class ExprReader:
     def unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"{what} (Polars {pl.__version__}, plan version {self.version})")
 
+    def _view(self, n: int) -> Any:
+        """Expression node ``n``; one Polars shows no other engine (``sort_by(...).first()``
+        as a ``min_by``, say) is one the translator cannot read."""
+        try:
+            return self.visitor.view_expression(n)
+        except NotImplementedError as exc:
+            raise self.unsupported(f"an expression Polars shows other engines not: {exc}") from None
+
     # ------------------------------------------------------------------ plain expressions
     def expr(self, n: int) -> pl.Expr:
         """The expression of node ``n``."""
@@ -160,7 +168,7 @@ class ExprReader:
 
     def is_column(self, e: Any) -> str | None:
         """The column a named expression reads as it is, or None if it computes something."""
-        node = self.visitor.view_expression(e.node)
+        node = self._view(e.node)
         if kind(node) != "Column" or node.name in self.substitutes:
             return None
         return str(node.name)
@@ -169,7 +177,7 @@ class ExprReader:
         """A predicate without Polars' ``dynamic_pred`` hints (filters a top-k adds to prune
         its input as it learns its k-th value; they keep every row the result needs), or None
         if nothing else is left."""
-        node = self.visitor.view_expression(n)
+        node = self._view(n)
         if kind(node) == "Function" and variant(node.function_data[0]) == "dynamic_pred":
             return None
         if kind(node) == "BinaryExpr" and variant(node.op) in ("And", "LogicalAnd"):
@@ -198,7 +206,7 @@ class ExprReader:
         if how in ("std", "var") and node.options != 1:
             raise self.unsupported(f"aggregation `{how}` with ddof={node.options}")
         every_row = how == "count" and node.options is True  # count(include_nulls=True): len
-        inner = self.visitor.view_expression(arg)
+        inner = self._view(arg)
         if kind(inner) == "Filter":
             if every_row:  # the rows the filter keeps, nulls or not
                 value: pl.Expr = pl.when(self.expr(inner.by)).then(pl.lit(1, pl.UInt8))
@@ -214,11 +222,14 @@ class ExprReader:
                 return parts.aggregate(None, "len")
         if how in _NUMERIC_ONLY and not (dtype.is_numeric() or dtype == pl.Boolean):
             raise self.unsupported(f"aggregation `{how}` of a {dtype} column")
+        if dtype in (pl.Int128, pl.UInt128):  # as Polars widens a sum of counts (a `len`
+            # pushed into a concat's inputs): its input would be a column Arrow cannot hold
+            raise self.unsupported(f"aggregation `{how}` of a {dtype} column")
         return parts.aggregate(parts.input_column(value), how)
 
     # ------------------------------------------------------------------ the walk
     def _read(self, n: int, parts: AggregateParts | None) -> pl.Expr:
-        node = self.visitor.view_expression(n)
+        node = self._view(n)
         k = kind(node)
         sub: Callable[[int], pl.Expr] = lambda i: self._read(i, parts)  # noqa: E731
         if k == "Column":
@@ -284,7 +295,7 @@ class ExprReader:
         raise self.unsupported(f"aggregation `{how}`")
 
     def _raw_literal(self, n: int) -> Any:
-        node = self.visitor.view_expression(n)
+        node = self._view(n)
         if kind(node) != "Literal":
             raise self.unsupported(f"a `{kind(node)}` where a literal value is expected")
         return node.value
@@ -300,7 +311,7 @@ class ExprReader:
             if what in _BOOLEAN_UNARY and first is not None:
                 return _BOOLEAN_UNARY[what](first)
             if what == "IsIn" and first is not None:
-                values = self.visitor.view_expression(rest[0])
+                values = self._view(rest[0])
                 if kind(values) != "Literal":
                     raise self.unsupported("`is_in` of an expression")
                 nulls_equal = bool(options[0]) if options else False

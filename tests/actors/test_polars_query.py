@@ -256,6 +256,7 @@ def _side_by_side(*frames: pl.LazyFrame) -> pl.LazyFrame:
         ("median", lambda f: f.group_by("k").agg(pl.col("x").median()), "aggregation `median`"),
         ("nulls match", lambda f: f.join(OTHER.lazy(), on="k", nulls_equal=True), "null keys match"),
         ("horizontal concat", lambda f: _side_by_side(f.select("k"), f.select("i")), "horizontal"),
+        ("first by another column", lambda f: f.group_by("k").agg(pl.col("x").sort_by("i").first()), "Polars shows other engines not"),
     ],
 )  # fmt: skip
 def test_what_does_not_distribute_runs_on_rank_zero(
@@ -274,6 +275,19 @@ def test_what_does_not_distribute_runs_on_rank_zero(
     assert any(reason in line for line in fallbacks), fallbacks
     assert any(reason in record.getMessage() for record in caplog.records)
     assert not any("planned the query differently" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_the_length_of_a_concat_is_counted(nranks: int) -> None:
+    """Polars pushes a `len` into each input of a concat and sums the lengths as UInt128, a
+    type Arrow has not: the sum runs through Polars (it failed, the input of the sum a
+    column the user never made)."""
+    lf = pl.LazyFrame({"k": [1, 2, 3]})
+    for query in (
+        pl.concat([lf, lf]).select(pl.len()),
+        pl.concat([lf, lf.filter(pl.col("k") > 1)]).select(pl.len()),
+    ):
+        assert_frame_equal(_query(query, nranks)[0], query.collect())
 
 
 def _planned_apart() -> pl.LazyFrame:
