@@ -198,6 +198,9 @@ def _plan(
     names = files.schema.names
     if partitions is not None:  # a column the files hold too keeps its place (`_with_partitions`)
         names = [*names, *(name for name in partitions.names if name not in names)]
+    if files.reordered and columns is None:  # every file's columns in the first one's order
+        columns = list(names)
+        plan = Plan(dataclasses.replace(source, columns=tuple(columns)), plan.steps)
     filtered = referenced_columns([predicate]) if predicate is not None else set()
     check_columns(set(columns or []) | filtered, names, where="read_parquet")
     if wanted is not None:

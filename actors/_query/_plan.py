@@ -223,6 +223,14 @@ class _Reader:
                 raise self.exprs.unsupported(f"a {what} scan with `{name}`")
         if getattr(options, "deletion_files", None):
             raise self.exprs.unsupported(f"a {what} scan with deletion files")
+        for name, default in _SCAN_POLICIES.items():  # how files unlike the first are read
+            value = getattr(options, name, default)
+            if value != default:
+                raise self.exprs.unsupported(f"a {what} scan with `{name}` {value!r}")
+        casts = getattr(options, "cast_columns_policy", None) or {}
+        changed = sorted(k for k, v in casts.items() if v != _SCAN_CASTS.get(k, v))
+        if changed:
+            raise self.exprs.unsupported(f"a {what} scan that casts columns ({', '.join(changed)})")
         if ir.hive_parts is not None and self.version[0] >= 16:
             raise self.exprs.unsupported(f"a hive-partitioned {what} scan")
         paths = [p[len("file://"):] if p.startswith("file://") else p for p in ir.paths]
@@ -498,6 +506,27 @@ class _Reader:
             node.args = {"name": options[0], "offset": options[1]}
         else:
             raise self.exprs.unsupported(f"the map function `{name}`")
+
+
+_SCAN_POLICIES = {
+    "missing_columns_policy": "raise",
+    "extra_columns_policy": "raise",
+    "column_mapping": None,
+    "default_values": None,
+}
+"""A scan's options for files whose columns differ from the first file's, as Polars gives
+them by default; `read_parquet` reads files of the first one's columns only."""
+
+_SCAN_CASTS = {
+    "integer_upcast": False, "integer_to_float_cast": False, "float_upcast": False,
+    "float_downcast": False, "datetime_nanoseconds_downcast": False,
+    "datetime_microseconds_downcast": False, "datetime_milliseconds_upcast": False,
+    "datetime_microseconds_upcast": False, "datetime_convert_timezone": False,
+    "categorical_to_string": False, "missing_struct_fields": "raise",
+    "extra_struct_fields": "raise",
+}  # fmt: skip
+"""The casts of a file's columns to the scan's types, as Polars gives them by default (none;
+a column of nulls is read as the scan's type, which `read_parquet` does not meet)."""
 
 
 def _csv_names(path: str, delimiter: str, has_header: bool) -> list[str] | None:

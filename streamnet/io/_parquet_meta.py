@@ -87,14 +87,18 @@ class ParquetFiles:
     paths
         The files, in scan order.
     schema
-        Their Arrow schema.
+        Their Arrow schema (the first file's column order).
     metadata
         Each file's footer (``pyarrow.parquet.FileMetaData``), in the order of ``paths``.
+    reordered
+        Whether a file holds the columns in another order than the first (Polars reads
+        them by name): a scan then selects the columns of ``schema`` in its order.
     """
 
     paths: tuple[FilePath, ...]
     schema: pa.Schema
     metadata: tuple[Any, ...]
+    reordered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +241,8 @@ def decoded_bytes(column: Any, rows: int, kind: pa.DataType) -> int:
 
 
 def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
-    """Every file's footer, checked to have the schema of the first.
+    """Every file's footer, checked to have the schema of the first: the same columns of the
+    same types, in any order (as Polars reads them).
 
     The footers of objects of a store are read several at once (each is a
     request or two that waits on the store's latency).
@@ -252,11 +257,16 @@ def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
     schema: pa.Schema | None = None
     first: FilePath | None = None
     footers = []
+    reordered = False
     read = in_flight(_footer, paths, remote=any(isinstance(p, StorePath) for p in paths))
     for path, (metadata, file_schema) in zip(paths, read, strict=True):
         if schema is None:
             schema, first = file_schema, path
-        elif not file_schema.equals(schema):
+        elif file_schema.equals(schema):
+            pass
+        elif _same_columns(file_schema, schema):
+            reordered = True
+        else:
             raise SchemaError(
                 f"`{path}` does not have the schema of `{first}`:\n"
                 f"  `{path}`: {describe_schema(file_schema)}\n"
@@ -265,7 +275,16 @@ def read_parquet_footers(paths: Sequence[FilePath]) -> ParquetFiles:
         footers.append(metadata)
     if schema is None:
         raise FileNotFoundError("no files given")
-    return ParquetFiles(tuple(paths), schema, tuple(footers))
+    return ParquetFiles(tuple(paths), schema, tuple(footers), reordered)
+
+
+def _same_columns(schema: pa.Schema, other: pa.Schema) -> bool:
+    """Whether two schemas hold the same columns, of the same types, in another order."""
+    if len(schema) != len(other) or sorted(schema.names) != sorted(other.names):
+        return False
+    if len(set(schema.names)) != len(schema.names):
+        return False  # a name twice: no order by name
+    return all(field.type.equals(other.field(field.name).type) for field in schema)
 
 
 def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:

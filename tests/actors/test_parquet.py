@@ -158,6 +158,50 @@ def test_schema_mismatch_between_files_names_both(tmp_path: Path) -> None:
     assert "{a: String}" in str(info.value)  # Polars' type names, as every message uses
 
 
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_files_with_their_columns_in_another_order_read_as_polars_reads_them(
+    tmp_path: Path, nranks: int
+) -> None:
+    """Polars reads a file's columns by name; the scan gives the first file's order."""
+    from streamnet import run_ranks
+
+    pl.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]}).write_parquet(tmp_path / "0.parquet")
+    pl.DataFrame({"c": [2.5], "b": ["z"], "a": [3]}).write_parquet(tmp_path / "1.parquet")
+    hive = tmp_path / "hive"
+    for key, path in (("p", "0.parquet"), ("q", "1.parquet")):
+        (hive / f"k={key}").mkdir(parents=True)
+        (tmp_path / path).rename(hive / f"k={key}" / path)
+    want = pl.scan_parquet(hive).collect()
+    assert want.columns == ["a", "b", "c", "k"]
+
+    async def job(ctx: Context) -> list[pl.DataFrame]:
+        frames = []
+        for columns, filters in ((None, None), (["c", "a"], pl.col("a") > 1)):
+            ch = ctx.create_channel()
+            sink = actors.collect(ctx, ch, into="polars")
+            await Network(ctx, [actors.read_parquet(ctx, ch, hive, columns=columns, filters=filters), sink]).run_async()
+            frames.append(sink.result())
+        frames.append(await actors.collect_query_async(ctx, pl.scan_parquet(hive).filter(pl.col("c") > 1)))
+        return frames
+
+    ranks = run_ranks(nranks, job)  # a read_parquet gives each rank its share
+    everything, some = (pl.concat([frames[i] for frames in ranks]).sort("a") for i in (0, 1))
+    assert_frame_equal(everything, want)
+    assert_frame_equal(some, want.filter(pl.col("a") > 1).select("c", "a"))
+    for frames in ranks:  # a query gives every rank the whole answer
+        assert_frame_equal(frames[2].sort("a"), want.filter(pl.col("c") > 1))
+
+
+def test_a_query_of_files_unlike_the_first_runs_through_polars(tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).write_parquet(tmp_path / "0.parquet")
+    pl.DataFrame({"a": [3]}).write_parquet(tmp_path / "1.parquet")
+    for query in (
+        pl.scan_parquet(tmp_path / "*.parquet", missing_columns="insert"),
+        pl.scan_parquet(tmp_path / "*.parquet", missing_columns="insert", cast_options=pl.ScanCastOptions(integer_cast="upcast")),
+    ):
+        assert_frame_equal(actors.collect_query(query).sort("a"), query.collect().sort("a"))
+
+
 def test_missing_column_names_the_column_and_actor(sorted_file: Path) -> None:
     with pytest.raises(ColumnNotFoundError, match=r"actor `read_parquet#0`: column `zz` not found"):
         _scan(sorted_file, columns=["k", "zz"])
