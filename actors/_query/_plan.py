@@ -231,7 +231,7 @@ class _Reader:
         changed = sorted(k for k, v in casts.items() if v != _SCAN_CASTS.get(k, v))
         if changed:
             raise self.exprs.unsupported(f"a {what} scan that casts columns ({', '.join(changed)})")
-        if ir.hive_parts is not None and self.version[0] >= 16:
+        if ir.hive_parts is not None and not (isinstance(ir.hive_parts, list) and not ir.hive_parts):
             raise self.exprs.unsupported(f"a hive-partitioned {what} scan")
         paths = [p[len("file://"):] if p.startswith("file://") else p for p in ir.paths]
         if any("://" in p for p in paths):

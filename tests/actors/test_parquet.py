@@ -199,6 +199,10 @@ def test_a_query_of_files_unlike_the_first_runs_through_polars(tmp_path: Path) -
         pl.scan_parquet(tmp_path / "*.parquet", missing_columns="insert"),
         pl.scan_parquet(tmp_path / "*.parquet", missing_columns="insert", cast_options=pl.ScanCastOptions(integer_cast="upcast")),
     ):
+        if pl.__version__.startswith("1."):  # its plan does not tell how files unlike the first read
+            with pytest.raises(SchemaError, match=r"1.parquet` does not have the schema of `.*0.parquet`"):
+                actors.collect_query(query)
+            continue
         assert_frame_equal(actors.collect_query(query).sort("a"), query.collect().sort("a"))
 
 

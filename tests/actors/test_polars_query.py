@@ -256,7 +256,7 @@ def _side_by_side(*frames: pl.LazyFrame) -> pl.LazyFrame:
         ("median", lambda f: f.group_by("k").agg(pl.col("x").median()), "aggregation `median`"),
         ("nulls match", lambda f: f.join(OTHER.lazy(), on="k", nulls_equal=True), "null keys match"),
         ("horizontal concat", lambda f: _side_by_side(f.select("k"), f.select("i")), "horizontal"),
-        ("first by another column", lambda f: f.group_by("k").agg(pl.col("x").sort_by("i").first()), "Polars shows other engines not"),
+        ("first by another column", lambda f: f.group_by("k").agg(pl.col("x").sort_by("i").first()), "`GroupBy` (node 1)"),
     ],
 )  # fmt: skip
 def test_what_does_not_distribute_runs_on_rank_zero(
