@@ -41,18 +41,24 @@ def test_csv_with_explicit_schema_equals_polars(tmp_path_factory: pytest.TempPat
 
 
 @pytest.mark.parametrize("nranks", [1, 2])
-def test_csv_categoricals_and_zoned_timestamps_read_as_polars_reads_them(tmp_path: Path, nranks: int) -> None:
-    """pyarrow parses neither (dictionaries of int32 indices only; a zone wants an offset
-    in the text): they are read as text, then parsed by Polars, which reads text without
-    an offset as UTC."""
+def test_csv_typed_columns_parse_as_polars_parses_them(tmp_path: Path, nranks: int) -> None:
+    """Categoricals, Enums, timestamps, dates and decimals are read as text and parsed by
+    Polars: pyarrow refused dictionaries of uint32 indices, a zone without an offset in
+    the text, dates written `2020/01/02`, digits beyond a timestamp's unit or a decimal's
+    scale; Polars reads text without an offset as UTC, and rounds a decimal."""
     from streamnet import run_ranks
 
     path = tmp_path / "t.csv"
-    rows = [f"2021-0{1 + i % 9}-0{1 + i % 7} 0{i % 10}:30:00,{'xy'[i % 2]},{i}" for i in range(300)]
-    path.write_text("t,s,n\n" + "\n".join(rows) + "\n,,300\n")
+    rows = [
+        f"2021-0{1 + i % 9}-0{1 + i % 7} 0{i % 10}:30:00.123456789,{'xy'[i % 2]},{i},"
+        f"2020/0{1 + i % 9}/1{i % 10},{i}.{i % 1000:03d}"
+        for i in range(300)
+    ]
+    path.write_text("t,s,n,d,m\n" + "\n".join(rows) + "\n,,300,,\n")
     cases: list[dict[str, pl.DataType]] = [
-        {"t": pl.Datetime("us", "Europe/Amsterdam"), "s": pl.Categorical()},
-        {"t": pl.Datetime("ms", "UTC"), "s": pl.Enum(["x", "y"])},
+        {"t": pl.Datetime("us", "Europe/Amsterdam"), "s": pl.Categorical(), "d": pl.Date(), "m": pl.Decimal(10, 2)},
+        {"t": pl.Datetime("ms", "UTC"), "s": pl.Enum(["x", "y"]), "m": pl.Decimal(12, 4)},
+        {"t": pl.Datetime("ns")},
     ]
     for overrides in cases:
         query = pl.scan_csv(path, schema_overrides=overrides)
@@ -64,8 +70,27 @@ def test_csv_categoricals_and_zoned_timestamps_read_as_polars_reads_them(tmp_pat
         for got in run_ranks(nranks, job):
             assert_frame_equal(got.sort("n"), want)
         assert_frame_equal(_read(path, schema=want.schema, block_size=512).sort("n"), want)
-    with pytest.raises(FileReadError, match=r"as CSV: conversion from `str` to `enum` failed in column 's'"):
-        _read(path, schema={"t": pl.String, "s": pl.Enum(["x"]), "n": pl.Int64})
+    schema = {"t": pl.String(), "s": pl.Enum(["x"]), "n": pl.Int64(), "d": pl.String(), "m": pl.String()}
+    with pytest.raises(FileReadError, match=r"column `s` on line 3 holds a value that is not Enum"):
+        _read(path, schema=schema)
+    path.write_text("d\n2020-01-01\nJanuary\n")
+    with pytest.raises(FileReadError, match=r"column `d` on line 3 holds a value that is not Date.*got 'January'"):
+        _read(path, schema={"d": pl.Date()})
+
+
+@pytest.mark.parametrize("quoted_empty", [False, True])  # read by pyarrow, or as text
+def test_csv_booleans_are_true_and_false_in_any_case_as_in_polars(tmp_path: Path, quoted_empty: bool) -> None:
+    path = tmp_path / "t.csv"
+    empty = '""' if quoted_empty else ""
+    path.write_text(f"a,b\ntRuE,{empty}\nFALSE,2\n,3\nTrue,4\n")
+    for schema in ({"a": pl.Boolean(), "b": pl.Int64()}, None):
+        want = pl.read_csv(path, schema=schema)
+        assert_frame_equal(_read(path, schema=schema), want)
+    path.write_text(f"a,b\ntrue,{empty}\n1,2\n")  # pyarrow's `1` is no boolean in Polars
+    with pytest.raises(pl.exceptions.ComputeError):
+        pl.read_csv(path, schema={"a": pl.Boolean(), "b": pl.Int64()})
+    with pytest.raises(FileReadError, match=r"column `a` on line 3 holds a value that is not bool.*got '1'"):
+        _read(path, schema={"a": pl.Boolean(), "b": pl.Int64()})
 
 
 def test_csv_inferred_schema_across_small_blocks(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -66,6 +67,7 @@ class CpuCsvReader(ChunkReader):
         self._opened = part.span is None  # a byte range is opened at the first `next`
         self._rows = 0
         self._held: pa.RecordBatch | None = None
+        self._held_before = 0  # the rows of the part before the batch held
         self._done = False
         self._checked = False  # for hexadecimal integers (`_holds_hex`)
 
@@ -73,9 +75,9 @@ class CpuCsvReader(ChunkReader):
     def schema(self) -> pa.Schema:
         return self._parsed.schema if self._parsed is not None else self._schema
 
-    def _chunk(self, batch: pa.RecordBatch) -> TableChunk:
+    def _chunk(self, batch: pa.RecordBatch, rows_before: int) -> TableChunk:
         if self._parsed is not None:
-            return self._parsed.chunk(self._backend, batch, self._part)
+            return self._parsed.chunk(self._backend, batch, self._part, self._fmt, rows_before)
         return self._backend.from_arrow(batch)
 
     def next(self) -> TableChunk | None:
@@ -97,12 +99,14 @@ class CpuCsvReader(ChunkReader):
                 continue
             if batch is None:
                 break
+            before = self._rows
             self._rows += batch.num_rows
             if batch.num_rows == 0 and self._held is not None:
                 continue
             held, self._held = self._held, batch
+            held_before, self._held_before = self._held_before, before
             if held is not None and held.num_rows > 0:
-                return self._chunk(held)
+                return self._chunk(held, held_before)
         self.close()
         held, self._held = self._held, None
         if held is None:
@@ -111,7 +115,7 @@ class CpuCsvReader(ChunkReader):
             unclosed = _unclosed_quote(part, held)
             if unclosed is not None:
                 raise unclosed
-        return self._chunk(held)
+        return self._chunk(held, self._held_before)
 
     def close(self) -> None:
         self._done = True
@@ -119,45 +123,93 @@ class CpuCsvReader(ChunkReader):
 
 
 class _ParsedAfter:
-    """The columns of a schema that pyarrow cannot parse from text as Polars does, read as
+    """The columns of a schema whose text pyarrow does not parse as Polars does, read as
     text and then parsed by Polars: a Categorical or an Enum (pyarrow makes dictionaries of
-    int32 indices only), and a timestamp in a time zone (Polars reads text without an
-    offset as UTC and shows it in the zone, where pyarrow wants an offset)."""
+    int32 indices only), a timestamp (Polars reads more forms, such as ``2020/01/01``,
+    truncates digits beyond its unit, and reads text without an offset as UTC when it has
+    a zone, where pyarrow wants one), a date (more forms) and a decimal (Polars rounds
+    digits beyond the scale, where pyarrow refuses them)."""
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
-        self.columns = [
-            field.name
-            for field in schema
-            if pa.types.is_dictionary(field.type)
-            or (pa.types.is_timestamp(field.type) and field.type.tz is not None)
-        ]
+        self.columns = [field.name for field in schema if _parsed_by_polars(field.type)]
         self.read_schema = pa.schema(
             [field.with_type(pa.string()) if field.name in self.columns else field for field in schema]
         )
         self._types: Any = None  # the Polars types of the columns, once a chunk is made
 
-    def chunk(self, backend: Backend, batch: pa.RecordBatch, part: CsvPart) -> TableChunk:
+    def chunk(
+        self, backend: Backend, batch: pa.RecordBatch, part: CsvPart, fmt: CsvFormat, rows_before: int
+    ) -> TableChunk:
+        """``batch`` (of ``read_schema``, after ``rows_before`` rows of ``part``) parsed."""
         import polars as pl
 
         if self._types is None:
             self._types = frame_of_arrow(empty_table(self.schema)).schema
         frame = frame_of_arrow(pa.Table.from_batches([batch]))
-        exprs = []
-        for name in self.columns:
-            dtype = self._types[name]
-            if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-                text = pl.col(name).str.to_datetime(time_unit=dtype.time_unit, time_zone="UTC")
-                exprs.append(text.dt.convert_time_zone(dtype.time_zone))
-            else:
-                exprs.append(pl.col(name).cast(dtype))
+        parsed = {name: self._parse(name, strict=True) for name in self.columns}
         try:
-            frame = frame.with_columns(exprs)
+            frame = frame.with_columns(**parsed)
+            wrong = [  # a timestamp with an offset, read as a column of no zone: its UTC time
+                name for name in self.columns
+                if isinstance(self._types[name], pl.Datetime) and self._types[name].time_zone is None
+                and getattr(frame.schema[name], "time_zone", None) is not None
+            ]  # fmt: skip
+            if wrong:
+                frame = frame.with_columns(
+                    pl.col(wrong).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                )
         except pl.exceptions.PolarsError as exc:
-            raise FileReadError(
-                f"cannot read `{part.path}` as CSV: {str(exc).splitlines()[0]}"
-            ) from exc
+            raise self._failure(frame, part, fmt, rows_before, exc) from exc
         return backend.from_polars(frame, schema=self.schema)
+
+    def _parse(self, name: str, *, strict: bool) -> Any:
+        import polars as pl
+
+        dtype = self._types[name]
+        text = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            zone = dtype.time_zone
+            moment = text.str.to_datetime(
+                time_unit=dtype.time_unit, time_zone="UTC" if zone else None, strict=strict
+            )
+            return moment.dt.convert_time_zone(zone) if zone else moment
+        if isinstance(dtype, pl.Date):
+            return text.str.to_date(strict=strict)
+        if isinstance(dtype, pl.Decimal):
+            return text.str.strip_chars(" ").cast(dtype, strict=strict)
+        return text.cast(dtype, strict=strict)
+
+    def _failure(
+        self, frame: Any, part: CsvPart, fmt: CsvFormat, rows_before: int, exc: Exception
+    ) -> FileReadError:
+        """The error for the first value that does not parse, naming its column and line as
+        pyarrow's errors are named (`_failure`); Polars' own when none is found."""
+        for name in self.columns:
+            try:
+                lax = frame.select(self._parse(name, strict=False)).to_series()
+            except Exception:  # Polars cannot tell the values apart: its own error
+                continue
+            bad = frame[name].is_not_null() & lax.is_null()
+            if bad.any():
+                value = frame[name].filter(bad)[0]
+                index = self.schema.names.index(name)
+                kind = self._types[name]  # named as Polars names it
+                found = pa.ArrowInvalid(
+                    f"In CSV column #{index}: CSV conversion error to {kind}: invalid value '{value}'"
+                )
+                return _failure(part, found, fmt, names=self.schema.names, rows_before=rows_before)
+        return FileReadError(f"cannot read {part.describe()} as CSV: {str(exc).splitlines()[0]}")
+
+
+def _parsed_by_polars(kind: pa.DataType) -> bool:
+    """Whether `_ParsedAfter` parses a column of Arrow type ``kind``."""
+    return bool(
+        pa.types.is_dictionary(kind)
+        or pa.types.is_timestamp(kind)
+        or pa.types.is_date32(kind)
+        or pa.types.is_decimal(kind)
+    )
 
 
 def _read_options(
@@ -564,12 +616,22 @@ def _open_csv(source: Any, read: Any, parse: Any, schema: pa.Schema | None) -> A
             column_types=dict(zip(schema.names, schema.types, strict=True)) if schema else None,
             # Only an empty field is null, as in Polars: not pyarrow's "NA", "null", "NaN"...
             null_values=[""],
+            # `true` and `false` in any case, as in Polars: not pyarrow's `1` and `0`
+            true_values=_ANY_CASE["true"],
+            false_values=_ANY_CASE["false"],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
         ),
     )
     reader.schema.names  # noqa: B018 - names that are not text raise here, not downstream
     return reader
+
+
+_ANY_CASE = {
+    word: ["".join(letters) for letters in itertools.product(*((c, c.upper()) for c in word))]
+    for word in ("true", "false")
+}
+"""Each word in every mix of cases (``tRuE``): the texts Polars reads as a boolean."""
 
 
 def _stream(path: FilePath, fmt: CsvFormat) -> Any:
@@ -701,6 +763,9 @@ class _TextReader:
                 column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
                 if pa.types.is_integer(field.type):
                     _refuse_hex(column, index, field.type)
+                if pa.types.is_boolean(field.type):  # as `_open_csv` reads them
+                    columns.append(_booleans(column, index))
+                    continue
                 try:
                     column = pc.cast(column, field.type)
                 except pa.ArrowInvalid as exc:
@@ -713,6 +778,20 @@ class _TextReader:
                     ) from exc
             columns.append(column)
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+def _booleans(column: pa.Array, index: int) -> pa.Array:
+    """Text read as booleans as Polars reads them: ``true`` or ``false`` in any case."""
+    import pyarrow.compute as pc
+
+    lower = pc.utf8_lower(column)
+    wrong = pc.invert(pc.is_in(lower, pa.array(["true", "false"])))
+    if pc.any(pc.and_kleene(wrong, pc.is_valid(column))).as_py():
+        value = column.filter(pc.fill_null(wrong, False))[0].as_py()
+        raise pa.ArrowInvalid(  # as pyarrow's CSV reader says it: see _failure
+            f"In CSV column #{index}: CSV conversion error to bool: invalid value '{value}'"
+        )
+    return pc.equal(lower, "true")
 
 
 _HEX = r"^\s*[+-]?0[xX]"
