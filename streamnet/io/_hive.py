@@ -12,6 +12,7 @@ a predicate on them prunes whole folders before any of their files is opened.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,4 +213,6 @@ def _folder_value(name: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"  # as Polars writes it, and reads it back as a float
     return quote(str(value), safe=" ,;:+@")

@@ -266,6 +266,28 @@ def test_partition_by_on_s3_round_trips_and_a_failure_leaves_nothing(s3: S3Bucke
     assert s3.objects() == before
 
 
+@pytest.mark.parametrize("dtype", [pl.Float64, pl.Float32])
+def test_float_partition_keys_are_named_as_polars_names_them(tmp_path: Path, dtype: Any) -> None:
+    """``NaN`` (it was ``nan``: the column read back as text) and a Float32 by its own
+    shortest text (``0.1``, it was ``0.10000000149011612``)."""
+    frame = pl.DataFrame({"id": range(6), "f": [0.1, 2.5, float("nan"), float("inf"), -0.0, 1e20]})
+    frame = frame.with_columns(pl.col("f").cast(dtype))
+    _write(frame, tmp_path / "ours", partition_by=["f"])
+    frame.write_parquet(tmp_path / "theirs", partition_by="f")
+    folders = {p.name for p in (tmp_path / "ours").iterdir() if p.is_dir()}
+    assert folders == {p.name for p in (tmp_path / "theirs").iterdir()}
+    assert "f=NaN" in folders and "f=0.1" in folders
+    got, _ = _scan(tmp_path / "ours")  # keys typed from their text: Float64, NaN a float
+    assert_frame_equal(_sorted(got), _sorted(frame.with_columns(pl.col("f").cast(pl.Float64))))
+
+
+def test_a_binary_partition_key_is_refused(tmp_path: Path) -> None:
+    """Bytes have no text to name a folder by (they were named by their Python repr)."""
+    with pytest.raises(SchemaError, match="column `b` holds Binary values.*cast it to String"):
+        _write(pl.DataFrame({"b": [b"ab", b"cd"], "v": [1, 2]}), tmp_path / "o", partition_by=["b"])
+    assert not (tmp_path / "o").exists()
+
+
 def test_partition_by_every_column_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no column would be left to write"):
         _write(pl.DataFrame({"year": [1, 2]}), tmp_path / "o", partition_by=["year"])

@@ -143,5 +143,26 @@ def _split_by_values(
             "which cannot name a partition (a folder `key=value`); partition by columns of "
             f"simple types, got {names}"
         )
+    binary = [name for name in names if frame.schema[name] == pl.Binary]
+    if binary:
+        raise SchemaError(
+            f"split_by_values: column `{binary[0]}` holds Binary values, which have no text to "
+            f"name a partition (a folder `key=value`) by; cast it to String first, got {names}"
+        )
     pieces = frame.partition_by(names, maintain_order=True, include_key=False, as_dict=True)
-    return [(tuple(key), backend.from_polars(rows)) for key, rows in pieces.items()]
+    # a Float32 key as its own shortest text (0.1, not the 0.10000000149011612 of a float)
+    narrow = [i for i, name in enumerate(names) if frame.schema[name] == pl.Float32]
+    return [
+        (_float32s(key, narrow) if narrow else tuple(key), backend.from_polars(rows))
+        for key, rows in pieces.items()
+    ]
+
+
+def _float32s(key: tuple[object, ...], at: Sequence[int]) -> tuple[object, ...]:
+    """``key`` with its Float32 values (at ``at``) as the floats of their shortest text."""
+    import numpy as np
+
+    return tuple(
+        float(str(np.float32(v))) if i in at and v is not None else v  # type: ignore[arg-type]
+        for i, v in enumerate(key)
+    )
