@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actors._columns import predicates_over
 from actors._shuffle import partition_count
@@ -424,9 +424,16 @@ class _Groups:
         return self.kernel.finish_pieces(pieces)
 
 
+def _check_groupby(actor: str, *, keys: object, aggs: object, **_: Any) -> None:
+    """The keys and aggregations, as the node is made (the network's passes read them)."""
+    key_cols = _key_names(keys)
+    _check_names(key_cols, normalise_aggs(aggs))  # type: ignore[arg-type]
+
+
 @define_actor(
-    collective=True, aggregate=_partial_step, columns=_needs, emits=_emits, predicates=_predicates
-)
+    check=_check_groupby, collective=True, aggregate=_partial_step, columns=_needs,
+    emits=_emits, predicates=_predicates,
+)  # fmt: skip
 async def groupby_agg(
     ctx: Context,
     ch_in: Channel[TableChunk],

@@ -90,8 +90,17 @@ class Agg:
             )
         if isinstance(aggs, Mapping):
             for column, hows in aggs.items():
-                for how in [hows] if isinstance(hows, str) else hows:
-                    items.append(Agg(column, how))  # type: ignore[arg-type]
+                listed = [hows] if isinstance(hows, str) else hows
+                if (
+                    isinstance(hows, bytes) or not isinstance(hows, Iterable)
+                    or not all(isinstance(how, str) for how in listed)
+                ):  # fmt: skip
+                    raise TypeError(
+                        f"{where}: the aggregations of column {column!r} must be a name or a "
+                        f"list of names (such as 'sum' or ['sum', 'max']); got {hows!r}"
+                    )
+                for how in listed:
+                    items.append(Agg(column, how))  # type: ignore[arg-type]  # checked below
         else:
             for spec in aggs:
                 if isinstance(spec, Agg):

@@ -288,8 +288,9 @@ def test_groupby_agg_refuses_bad_specs_by_name() -> None:
         TypeError, match=r"column and name of aggregation 'sum' must be strings; got column 3"
     ):
         run("k", [(3, "sum")])
-    with pytest.raises(ValueError, match=r"unknown aggregation \['sum'\] for column `v`"):
-        run([], {"v": [["sum"]]})
+    for hows in ([["sum"]], 5, None, b"sum"):  # a column's aggregations are names
+        with pytest.raises(TypeError, match=r"aggregations of column 'v' must be a name or a list of names"):
+            run([], {"v": hows})
     with pytest.raises(ValueError, match="aggregation 'mean' needs a column"):
         run("k", [(None, "mean")])
 
