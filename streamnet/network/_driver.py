@@ -279,8 +279,23 @@ class NetworkDriver:
                     self._fail(node, exc)
                     raise
                 # Its consumers need no more: a normal end, like a closed pipe.
-            except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: its task was
-                state = "cancelled"  # destroyed unfinished; neither is the actor's failure
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    state = "cancelled"  # the network (or its caller) cancelled it
+                    raise
+                # Its own code let a CancelledError out (it awaited a task that was
+                # cancelled), no cancellation asked: ended early, a failure, not a success.
+                state = "failed"
+                failure = RuntimeError(
+                    f"actor `{node.name}` raised CancelledError, though it was not cancelled "
+                    "(it awaited a task or future that was cancelled?); its stream ended there"
+                )
+                failure.__cause__ = exc
+                self._fail(node, failure)
+                raise failure from exc
+            except GeneratorExit:  # its task was destroyed unfinished: not the actor's failure
+                state = "cancelled"
                 raise
             except BaseException as exc:
                 state = "failed"

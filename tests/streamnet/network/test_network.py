@@ -263,6 +263,31 @@ async def test_channel_broken_on_an_input_is_a_failure() -> None:
         ).run_async()
 
 
+async def test_a_cancelled_error_from_an_actors_own_code_is_a_failure() -> None:
+    """An actor that awaits a task someone cancelled gets CancelledError, though nobody
+    cancelled the actor: its stream ended there, so the run fails (it succeeded, with the
+    rows the actor never sent silently missing)."""
+
+    @define_actor
+    async def awaits_a_cancelled_task(ctx: Context, ch_in: Channel[Any], ch_out: Channel[Any]) -> None:
+        async for msg in ch_in:
+            if msg.sequence_number == 1:
+                helper = asyncio.ensure_future(asyncio.sleep(10))
+                helper.cancel()
+                await helper
+            await ch_out.send(ctx, msg)
+        await ch_out.drain(ctx)
+
+    ctx = Context()
+    a, b = ctx.create_channel(), ctx.create_channel()
+    out: list[Any] = []
+    node = awaits_a_cancelled_task(ctx, a, b)
+    with pytest.raises(RuntimeError, match="`awaits_a_cancelled_task#0` raised CancelledError, though it was not cancelled") as info:
+        await Network(ctx, [numbers(ctx, a, 5), node, collect(ctx, b, out)]).run_async()
+    assert isinstance(info.value.__cause__, asyncio.CancelledError)
+    assert node.state == "failed"
+
+
 async def test_a_second_failure_is_noted_on_the_first() -> None:
     blocked = asyncio.Event()
 
