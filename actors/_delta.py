@@ -33,6 +33,7 @@ from streamnet import (
     current_actor,
     define_actor,
     delta_add_action,
+    delta_schema,
     empty_table,
     frame_of_arrow,
     on_success,
@@ -274,36 +275,6 @@ async def write_delta(
         max_open_files=max_open_files, max_file_bytes=max_file_bytes, begin=begin,
         on_chunk=saw,
     )  # fmt: skip
-
-
-def delta_schema(schema: ArrowSchema) -> ArrowSchema:
-    """``schema`` with the types a Delta table stores, as Polars' ``write_delta`` writes
-    them: timestamps in microseconds (readers refuse nanoseconds unless the table asks
-    for a feature Polars does not read), those with a time zone in UTC (the same
-    instants: Delta has no other zone), in nested types too."""
-    import pyarrow as pa
-
-    def stored(kind: pa.DataType) -> pa.DataType:
-        if pa.types.is_timestamp(kind):
-            return pa.timestamp("us", "UTC" if kind.tz is not None else None)
-        if pa.types.is_struct(kind):
-            return pa.struct([field.with_type(stored(field.type)) for field in kind])
-        if pa.types.is_large_list(kind):
-            return pa.large_list(kind.value_field.with_type(stored(kind.value_type)))
-        if pa.types.is_list(kind):
-            return pa.list_(kind.value_field.with_type(stored(kind.value_type)))
-        if pa.types.is_fixed_size_list(kind):
-            return pa.list_(kind.value_field.with_type(stored(kind.value_type)), kind.list_size)
-        if pa.types.is_map(kind):
-            return pa.map_(
-                kind.key_field.with_type(stored(kind.key_type)),
-                kind.item_field.with_type(stored(kind.item_type)),
-            )
-        return kind
-
-    return pa.schema(
-        [field.with_type(stored(field.type)) for field in schema], metadata=schema.metadata
-    )
 
 
 class DeltaOutput:

@@ -199,6 +199,7 @@ if TYPE_CHECKING:
         commit_delta,
         csv_shares,
         delta_add_action,
+        delta_schema,
         delta_storage_options,
         plan_delta,
     )
@@ -376,6 +377,7 @@ __all__ = [
     "check_delta_target",
     "commit_delta",
     "delta_add_action",
+    "delta_schema",
     "delta_storage_options",
     "plan_delta",
     "FilePath",
@@ -423,6 +425,7 @@ _LAZY = {
             "commit_delta",
             "csv_shares",
             "delta_add_action",
+            "delta_schema",
             "delta_storage_options",
             "plan_delta",
         ],

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         check_delta_target,
         commit_delta,
         delta_add_action,
+        delta_schema,
         delta_storage_options,
         plan_delta,
     )
@@ -61,6 +62,7 @@ __all__ = [
     "check_delta_target",
     "commit_delta",
     "delta_add_action",
+    "delta_schema",
     "delta_storage_options",
     "plan_delta",
     "HivePartitions",
@@ -95,6 +97,7 @@ _LAZY = {
             "check_delta_target",
             "commit_delta",
             "delta_add_action",
+            "delta_schema",
             "delta_storage_options",
             "plan_delta",
         ],

@@ -34,7 +34,15 @@ else:  # loaded on first use: importing the package stays light
     pa = import_lazily("pyarrow")
     pq = import_lazily("pyarrow.parquet")
 
-__all__ = ["DeltaFiles", "check_delta_target", "commit_delta", "delta_add_action", "delta_storage_options", "plan_delta"]
+__all__ = [
+    "DeltaFiles",
+    "check_delta_target",
+    "commit_delta",
+    "delta_add_action",
+    "delta_schema",
+    "delta_storage_options",
+    "plan_delta",
+]
 
 _S3_KEYS = {
     "access_key": "AWS_ACCESS_KEY_ID",
@@ -312,6 +320,34 @@ def delta_add_action(path: FilePath, relative: str) -> dict[str, Any]:
 
 def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def delta_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the types a Delta table stores, as Polars' ``write_delta`` writes
+    them: timestamps in microseconds (readers refuse nanoseconds unless the table asks
+    for a feature Polars does not read), those with a time zone in UTC (the same
+    instants: Delta has no other zone), in nested types too."""
+    def stored(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.timestamp("us", "UTC" if kind.tz is not None else None)
+        if pa.types.is_struct(kind):
+            return pa.struct([field.with_type(stored(field.type)) for field in kind])
+        if pa.types.is_large_list(kind):
+            return pa.large_list(kind.value_field.with_type(stored(kind.value_type)))
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(stored(kind.value_type)))
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(kind.value_field.with_type(stored(kind.value_type)), kind.list_size)
+        if pa.types.is_map(kind):
+            return pa.map_(
+                kind.key_field.with_type(stored(kind.key_type)),
+                kind.item_field.with_type(stored(kind.item_type)),
+            )
+        return kind
+
+    return pa.schema(
+        [field.with_type(stored(field.type)) for field in schema], metadata=schema.metadata
+    )
 
 
 def check_delta_target(
