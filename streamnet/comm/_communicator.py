@@ -80,6 +80,13 @@ class Communicator(ABC):
     def abort(self, cause: BaseException) -> None:
         """Tell every rank that this one failed with ``cause``. Idempotent."""
 
+    def finish(self) -> None:
+        """This rank's job ended without failing: a peer that waits for a message from it
+        that it never sent fails (`NetworkMismatchError`) instead of waiting forever. What
+        it sent before is still received. The base class does nothing (a transport whose
+        launcher ends the job when a rank exits)."""
+        return None
+
     def use_host_buffers(self, allocate: Callable[[int], Any]) -> None:
         """Receive the frames of packed chunks into buffers made by ``allocate(nbytes)``
         (a Context gives its backend's `Backend.host_buffer`).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamnet._errors import NetworkMismatchError
 from streamnet.comm._communicator import Communicator, FailureRecord, Tag
 from streamnet.comm._tagged_inbox import TaggedInbox
 
@@ -31,6 +32,8 @@ class InProcessWorld:
         self._inbox = TaggedInbox()  # slots: (source, dest, tag)
         self.failures = FailureRecord()
         """Who aborted first, and why (every rank's communicator reads it)."""
+        self.finished: set[int] = set()
+        """The ranks whose job ended without failing (`Communicator.finish`)."""
 
     def communicator(self, rank: int) -> InProcessCommunicator:
         """The communicator of ``rank``."""
@@ -67,8 +70,25 @@ class InProcessWorld:
         ------
         RemoteRankError
             A rank aborted (also while it waited).
+        NetworkMismatchError
+            Rank ``source`` finished its job without sending it.
         """
-        return await self._inbox.get((source, dest, tag), self.failures.check)
+        def check() -> None:
+            self.failures.check()
+            if source in self.finished:  # only once what it sent was taken
+                raise NetworkMismatchError(
+                    f"rank {dest} waits for a message (tag {tag!r}) from rank {source}, whose "
+                    f"job already ended: the ranks ran different networks or collectives "
+                    f"(rank {source} returned without this step)"
+                )
+
+        return await self._inbox.get((source, dest, tag), check)
+
+    def finish(self, rank: int) -> None:
+        """Rank ``rank``'s job ended without failing: its peers' waits for what it never
+        sent raise `NetworkMismatchError`."""
+        self.finished.add(rank)
+        self._inbox.wake(lambda slot: slot[0] == rank)
 
     def abort(self, rank: int, cause: BaseException) -> None:
         """Rank ``rank`` failed with ``cause``: every rank's waits and later calls raise
@@ -104,6 +124,9 @@ class InProcessCommunicator(Communicator):
 
     def abort(self, cause: BaseException) -> None:
         self._world.abort(self._rank, cause)
+
+    def finish(self) -> None:
+        self._world.finish(self._rank)
 
     def _failure_record(self) -> FailureRecord:
         return self._world.failures

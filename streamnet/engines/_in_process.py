@@ -84,8 +84,10 @@ def first_failure(outcomes: list[Any]) -> BaseException | None:
 
 async def guarded(job: Callable[[Context], Awaitable[R]], ctx: Context) -> R:
     try:
-        return await job(ctx)
+        result = await job(ctx)
     except BaseException as exc:
         if not isinstance(exc, RemoteRankError):
             ctx.communicator.abort(exc)  # a failure outside any network still reaches the peers
         raise
+    ctx.communicator.finish()  # a peer still waiting for this rank fails, never hangs
+    return result

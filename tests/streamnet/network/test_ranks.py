@@ -67,3 +67,34 @@ async def test_ranks_of_one_backend_fingerprint_run() -> None:
 
     assert await asyncio.wait_for(run_ranks_async(2, job), 30) == [0, 1]
     assert sorted(started) == [0, 1]
+
+
+@pytest.mark.parametrize("before", [False, True])
+async def test_a_rank_whose_job_returned_fails_a_peer_that_waits_for_it(before: bool) -> None:
+    """Rank 1 returns (its job is done) while rank 0 runs a network with a collective: rank 0
+    fails naming rank 1, where it waited forever. With ``before``, both first ran one such
+    network together, whose messages all arrived: only the second one fails."""
+    import actors
+
+    frame = pl.DataFrame({"k": [1, 2, 3], "v": [1, 2, 3]})
+
+    async def shuffled(ctx: Context) -> int:
+        a, b = ctx.create_channel(), ctx.create_channel()
+        out = actors.collect(ctx, b, into="polars")
+        await Network(ctx, [actors.from_polars(ctx, a, frame), actors.shuffle(ctx, a, b, ["k"]), out]).run_async()
+        return int(out.result().height)
+
+    done: list[int] = []
+
+    async def job(ctx: Context) -> str:
+        if before:
+            done.append(await shuffled(ctx))
+        if ctx.rank == 1:
+            return "nothing more to do"
+        await shuffled(ctx)
+        return "ok"
+
+    with pytest.raises(NetworkMismatchError, match=r"from rank 1, whose job already ended") as info:
+        await asyncio.wait_for(run_ranks_async(2, job), 30)
+    assert any("on rank 0 of 2" in note for note in info.value.__notes__)
+    assert sum(done) == (2 * frame.height if before else 0)  # each row reached one rank
