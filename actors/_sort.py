@@ -394,18 +394,18 @@ async def top_k(
 
     order = SortOrder(tuple(keys), tuple(desc), tuple(last))
 
-    def best(chunk: TableChunk) -> TableChunk:
-        return ctx.backend.top_k(chunk, order, k)
+    def best(*chunks: TableChunk) -> TableChunk:  # in a kernel: the concat copies the rows
+        whole = chunks[0] if len(chunks) == 1 else ctx.backend.concat(list(chunks))
+        return ctx.backend.top_k(whole, order, k)
 
     kept: TableChunk | None = None
     schema = InputSchema(ch_in)
     async for _, chunk in inputs(ctx, ch_in, keys, where="top_k keys", schema=schema):
-        both = chunk if kept is None else ctx.backend.concat([kept, chunk])
-        kept = await ctx.to_thread(best, both)
+        kept = await ctx.to_thread(best, chunk) if kept is None else await ctx.to_thread(best, kept, chunk)
     await schema.agreed_schema(coll)
     everyone = await coll.allgather("top", kept)
     parts = [t for t in everyone if t is not None]
     if parts:
-        out = await ctx.to_thread(best, ctx.backend.concat(parts))
+        out = await ctx.to_thread(best, *parts)
         await ch_out.send(ctx, Message(0, out))
     await ch_out.drain(ctx)
