@@ -164,7 +164,14 @@ def _uri(source: PathLike) -> str:
     return text if "://" in text else str(Path(text).absolute())
 
 
-def _check_write(actor: str, *, mode: object, partition_by: object = None, **_: Any) -> None:
+def _check_write(
+    actor: str, *, target: object, mode: object, partition_by: object = None, **_: Any
+) -> None:
+    if not isinstance(target, str | os.PathLike):
+        raise TypeError(
+            f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
+            f"got {target!r}"
+        )
     if mode not in ("append", "overwrite", "error"):
         raise ValueError(
             f"actor `{actor}`: `mode` must be 'append', 'overwrite' or 'error', got {mode!r}"

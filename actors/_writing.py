@@ -69,6 +69,11 @@ def check_write(actor: str, *, ctx: Context, path: str | os.PathLike[str], parti
                 partition_by: Sequence[str] | None = None, **_: Any) -> None:  # fmt: skip
     """A writer's check as its node is made: its options, and a target it can write
     (`check_output`), so that a bad one fails before anything runs."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
+            f"got {path!r}"
+        )
     if not isinstance(partitioned, bool):
         raise TypeError(
             f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"

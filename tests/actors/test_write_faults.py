@@ -544,6 +544,13 @@ def test_mode_append_to_a_single_file_is_refused(tmp_path: Path) -> None:
         actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "x.parquet", mode="replace")  # type: ignore[arg-type]
 
 
+def test_a_target_that_is_no_path_is_refused_naming_the_writer() -> None:
+    ctx = Context()
+    for writer in (actors.write_parquet, actors.write_csv, actors.write_ndjson, actors.write_delta):
+        with pytest.raises(TypeError, match=r"actor `write_\w+#0`: the target must be a path or a URI.*got 5"):
+            writer(ctx, ctx.create_channel(), 5)  # type: ignore[arg-type]
+
+
 def test_failed_append_leaves_the_old_dataset_as_it_was(tmp_path: Path) -> None:
     target = tmp_path / "out"
     existing_target(target, True, 2)
