@@ -16,7 +16,7 @@ import polars as pl
 from actors._commit import output_actor
 from actors._parquet import ParquetScanReport, PathLike, _check_read, scan_files
 from actors._pushed import resolved_predicates
-from actors._writing import WriteReport, write_stream
+from actors._writing import WriteReport, check_target, write_stream
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -167,11 +167,7 @@ def _uri(source: PathLike) -> str:
 def _check_write(
     actor: str, *, target: object, mode: object, partition_by: object = None, **_: Any
 ) -> None:
-    if not isinstance(target, str | os.PathLike):
-        raise TypeError(
-            f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
-            f"got {target!r}"
-        )
+    check_target(actor, target)
     if mode not in ("append", "overwrite", "error"):
         raise ValueError(
             f"actor `{actor}`: `mode` must be 'append', 'overwrite' or 'error', got {mode!r}"

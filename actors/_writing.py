@@ -31,7 +31,7 @@ from streamnet import (
 if TYPE_CHECKING:
     from streamnet import ArrowSchema, FileSystem, StorageOptions
 
-__all__ = ["BeginOutput", "OpenWriter", "Output", "WriteReport", "check_write", "write_stream"]
+__all__ = ["BeginOutput", "OpenWriter", "Output", "WriteReport", "check_target", "check_write", "write_stream"]
 
 OpenWriter = Callable[[FilePath, "ArrowSchema"], ChunkWriter]
 """Opens one file of a format for chunks of a schema (it blocks: run in the thread pool)."""
@@ -63,17 +63,22 @@ class WriteReport:
     chunks: int
 
 
+def check_target(actor: str, target: object) -> None:
+    """A writer's target is a path or a URI, as its node is made."""
+    if not isinstance(target, str | os.PathLike):
+        raise TypeError(
+            f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
+            f"got {target!r}"
+        )
+
+
 def check_write(actor: str, *, ctx: Context, path: str | os.PathLike[str], partitioned: bool,
                 mode: object, filesystem: FileSystem | None = None,
                 storage_options: StorageOptions | None = None,
                 partition_by: Sequence[str] | None = None, **_: Any) -> None:  # fmt: skip
     """A writer's check as its node is made: its options, and a target it can write
     (`check_output`), so that a bad one fails before anything runs."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
-            f"got {path!r}"
-        )
+    check_target(actor, path)
     if not isinstance(partitioned, bool):
         raise TypeError(
             f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
