@@ -12,13 +12,17 @@ exception; their pending and later ``send``/``recv`` raise `RemoteRankError`,
 and their running networks fail with it.
 An uncaught exception in the job does the same (an excepthook), so a rank that
 dies outside any network does not leave its peers waiting; and MPI launchers
-end the whole job when one rank exits with an error. The hook prints the
+end the whole job when one rank exits with an error. A rank whose script ends
+tells its peers too: one still waiting for a message from it fails with
+`NetworkMismatchError` (the ranks ran different networks) instead of waiting
+for ever. The hook prints the
 traceback as Python does, each line headed by ``[rank N]``, in one write, so the
 tracebacks of ranks sharing a terminal do not interleave line by line.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -80,6 +84,9 @@ class MPICommunicator(Communicator):
     def abort(self, cause: BaseException) -> None:
         self._engine.abort(self._epoch, cause)
 
+    def finish(self) -> None:
+        self._engine.finish(self._epoch)
+
     def use_host_buffers(self, allocate: Callable[[int], Any]) -> None:
         self._engine.allocators[self._epoch] = allocate
 
@@ -116,6 +123,8 @@ def mpi_communicator() -> MPICommunicator:
             mpi = _mpi_module()
             _engine = Endpoint(mpi.COMM_WORLD.Dup(), mpi)
             _install_excepthook(_engine)
+            # Before mpi4py finalizes MPI (its own exit hook runs after Python's).
+            atexit.register(_engine.finish, None)
         return MPICommunicator(_engine, next(_engine.epochs))
 
 

@@ -15,6 +15,12 @@ them yet, so two ranks sending large tables to each other never wait on one anot
 
 Each communicator made in a process is an *epoch* of the endpoint: its messages
 and its failures never mix with another's.
+
+A rank whose job ended (its communicator's `finish`, or the process exiting)
+sends every peer a *finished* header after everything it sent. A peer receives
+the messages before it as usual; a receive that still waits on that rank after
+them raises `NetworkMismatchError` instead of waiting for ever (the ranks ran
+different networks).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from streamnet.comm._tagged_inbox import TaggedInbox, settle
 __all__ = ["Endpoint"]
 
 _HEADER, _DATA, _ABORT = 11, 12, 13
+_FINISHED = "finished"  # the key of a header saying its sender's job (or process) ended
 _PIECE = 1 << 30  # largest single MPI message: counts stay far below 2**31
 _LINGER = 0.5  # seconds the pump keeps polling after the last message moved
 _MAX_NAP = 1e-3  # seconds between polls, at most, while messages move or receivers wait
@@ -87,6 +94,9 @@ class Endpoint:
         self.abandoned: list[tuple[list[Any], list[Any]]] = []
         self.failures: dict[int, FailureRecord] = {}  # per epoch, made when first needed
         self.down: tuple[int, BaseException] | None = None  # a failure of every epoch
+        # Per peer: the epochs whose job it ended (None: its process ended, every epoch).
+        self.finished: dict[int, set[int | None]] = {}
+        self.finishing: set[int | None] = set()  # the epochs (None: all) this rank ended
         self.watchers: dict[asyncio.AbstractEventLoop, int] = {}  # networks awaiting aborts
         self.lock = threading.RLock()
         self.pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
@@ -143,6 +153,7 @@ class Endpoint:
         def before_waiting() -> None:
             self.raise_if_failed(key[0])
             self._check_epochs_agree(source, key)
+            self._check_still_running(source, key)
             self._ensure_pump(asyncio.get_running_loop())
 
         return await self.inbox.get((source, key), before_waiting)
@@ -167,23 +178,49 @@ class Endpoint:
                     "rank alone takes communicator=SingleCommunicator())"
                 )
 
+    def _check_still_running(self, source: int, key: tuple[int, Tag]) -> None:
+        """Raise if ``source`` ended the job of this epoch (or its process) and every
+        message it sent before was taken: what is waited for will never come."""
+        ended = self.finished.get(source)
+        if not ended or (None not in ended and key[0] not in ended):
+            return
+        what = "process exited" if None in ended else "job already ended"
+        raise NetworkMismatchError(
+            f"rank {self.rank} waits for a message (tag {key[1]!r}) from rank {source}, whose "
+            f"{what}: the ranks ran different networks or collectives (rank {source} went on "
+            "without this step)"
+        )
+
     def abort(self, epoch: int | None, cause: BaseException) -> None:
         """Fail ``epoch`` (None: every epoch, the process is going down) here and on every peer."""
         with self.lock:
             if self.failure(epoch) is not None:
                 return
-            blob = _pickled_failure(epoch, self.rank, cause)
-            requests = [
-                self.comm.Isend([blob, self.mpi.BYTE], peer, _ABORT)
-                for peer in range(self.nranks)
-                if peer != self.rank
-            ]
-            deadline = time.monotonic() + 2.0  # small messages go at once; never wait long
-            while not self.mpi.Request.Testall(requests) and time.monotonic() < deadline:
-                time.sleep(1e-3)
-            if not self.mpi.Request.Testall(requests):  # MPI still reads the blob
-                self.abandoned.append((requests, [blob]))
+            self._tell_peers(_pickled_failure(epoch, self.rank, cause), _ABORT)
             self._fail(epoch, (self.rank, cause))
+
+    def finish(self, epoch: int | None) -> None:
+        """This rank's job of ``epoch`` (None: the process, every epoch) ended without
+        failing: tell every peer, after everything sent before (see the module)."""
+        with self.lock:
+            if self.failure(epoch) is not None or {epoch, None} & self.finishing:
+                return  # a failed epoch told its peers already
+            self.finishing.add(epoch)
+            self._tell_peers(pickle.dumps(((_FINISHED, epoch), b"", []), protocol=5), _HEADER)
+
+    def _tell_peers(self, blob: bytes, mpi_tag: int) -> None:
+        """Send a small ``blob`` to every peer, waiting briefly (a process on its way out
+        may have no event loop left to wait on)."""
+        requests = [
+            self.comm.Isend([blob, self.mpi.BYTE], peer, mpi_tag)
+            for peer in range(self.nranks)
+            if peer != self.rank
+        ]
+        deadline = time.monotonic() + 2.0  # small messages go at once; never wait long
+        while not self.mpi.Request.Testall(requests) and time.monotonic() < deadline:
+            time.sleep(1e-3)
+        if not self.mpi.Request.Testall(requests):  # MPI still reads the blob
+            self.abandoned.append((requests, [blob]))
 
     def watch(self, epoch: int, callback: Callable[[RemoteRankError], None]) -> Callable[[], None]:
         """`Communicator.watch` for ``epoch``: the pump keeps polling for aborts meanwhile."""
@@ -283,7 +320,11 @@ class Endpoint:
         for source, queue in self.incoming.items():
             while queue and mpi.Request.Testall(queue[0].requests):
                 message = queue.popleft()
-                self._deliver(source, message.key, _wire.loads(message.header, message.buffers))
+                if message.key[0] == _FINISHED:  # after what the source sent before it
+                    self._peer_finished(source, message.key[1])
+                else:
+                    payload = _wire.loads(message.header, message.buffers)
+                    self._deliver(source, message.key, payload)
                 progressed = True
         if self.abandoned:
             self.abandoned = [a for a in self.abandoned if not mpi.Request.Testall(a[0])]
@@ -303,6 +344,12 @@ class Endpoint:
         self.inbox.put((source, key), payload)
         if _is_fingerprint(key[1]):  # wake whoever waits for it in another epoch, to raise
             self.inbox.wake(lambda s: s[0] == source and s[1][1] == key[1] and s[1] != key)
+
+    def _peer_finished(self, source: int, epoch: int | None) -> None:
+        """``source`` ended its job of ``epoch`` (None: its process): wake whoever waits
+        on it there, to raise."""
+        self.finished.setdefault(source, set()).add(epoch)
+        self.inbox.wake(lambda slot: slot[0] == source and epoch in (None, slot[1][0]))
 
     def _fail(self, epoch: int | None, failure: tuple[int, BaseException]) -> None:
         """Record ``failure`` in ``epoch`` (None: in every epoch), telling its watchers,

@@ -5,7 +5,8 @@ Installed with the ``ray`` extra. Tables travel in the wire format of
 which Ray places in its shared object store and the receiving rank reads without
 a copy. A send returns once the peer has the message, which bounds what is in
 flight. A rank that fails tells the others, whose networks fail with
-`RemoteRankError`.
+`RemoteRankError`; a rank whose job ended tells them too, and one still waiting
+for a message from it fails with `NetworkMismatchError`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from streamnet._errors import NetworkMismatchError
 from streamnet.comm import _wire
 from streamnet.comm._communicator import Communicator, FailureRecord, Tag, remote_error
 from streamnet.comm._tagged_inbox import TaggedInbox
 
 __all__ = ["RankEndpoint", "RayCommunicator", "failure_blob"]
+
+_ENDED = object()  # in a source's sequence: its job ended after the messages before it
 
 
 class RankEndpoint:
@@ -38,6 +42,7 @@ class RankEndpoint:
         self.early: dict[int, dict[int, tuple[Tag, Any]]] = {}  # arrived before their turn
         self.next_out: dict[int, int] = {}
         self.failures = FailureRecord()
+        self.finished: set[int] = set()  # the peers whose job ended (after all they sent)
 
     async def connect(self, peers: list[Any]) -> None:
         self.peers = peers
@@ -48,12 +53,23 @@ class RankEndpoint:
         """Take message ``seq`` from ``source``; messages may arrive out of order."""
         if self.failures.failed is not None:
             return
+        self._arrived(source, seq, (tag, _wire.loads(header, buffers)))
+
+    async def ended(self, source: int, seq: int) -> None:
+        """``source``'s job ended after its messages before ``seq``."""
+        self._arrived(source, seq, _ENDED)
+
+    def _arrived(self, source: int, seq: int, item: Any) -> None:
         early = self.early.setdefault(source, {})
-        early[seq] = (tag, _wire.loads(header, buffers))
+        early[seq] = item
         expected = self.next_in.get(source, 0)
         while expected in early:
-            tag, payload = early.pop(expected)
-            self.inbox.put((source, tag), payload)
+            item = early.pop(expected)
+            if item is _ENDED:
+                self.finished.add(source)
+                self.inbox.wake(lambda slot: slot[0] == source)
+            else:
+                self.inbox.put((source, item[0]), item[1])
             expected += 1
         self.next_in[source] = expected
 
@@ -67,6 +83,17 @@ class RankEndpoint:
 
     def raise_if_failed(self) -> None:
         self.failures.check()
+
+    def check_waiting(self, source: int, tag: Tag) -> None:
+        """Raise before a receiver waits on ``source`` if a rank failed, or if ``source``'s
+        job ended (what it sent before was taken already: nothing more will come)."""
+        self.failures.check()
+        if source in self.finished:
+            raise NetworkMismatchError(
+                f"rank {self.rank} waits for a message (tag {tag!r}) from rank {source}, whose "
+                f"job already ended: the ranks ran different networks or collectives (rank "
+                f"{source} returned without this step)"
+            )
 
 
 class RayCommunicator(Communicator):
@@ -108,7 +135,7 @@ class RayCommunicator(Communicator):
     async def recv(self, source: int, tag: Tag) -> Any:
         self._check_peer(source, "source")
         host = self._host
-        return await host.inbox.get((source, tag), host.raise_if_failed)
+        return await host.inbox.get((source, tag), lambda: host.check_waiting(source, tag))
 
     def abort(self, cause: BaseException) -> None:
         host = self._host
@@ -119,6 +146,16 @@ class RayCommunicator(Communicator):
         for peer, handle in enumerate(host.peers):
             if peer != host.rank:
                 handle.abort.remote(host.rank, blob)
+
+    def finish(self) -> None:
+        host = self._host
+        if host.failures.failed is not None:
+            return  # the peers were told of the failure
+        for peer, handle in enumerate(host.peers):
+            if peer != host.rank:
+                seq = host.next_out.get(peer, 0)
+                host.next_out[peer] = seq + 1
+                handle.ended.remote(host.rank, seq)
 
     def _failure_record(self) -> FailureRecord:
         return self._host.failures

@@ -87,6 +87,25 @@ def test_a_rank_dying_outright_ends_the_whole_job() -> None:
 
 
 @needs_mpi
+@pytest.mark.parametrize("mode", ["first", "second"])
+def test_a_rank_whose_script_ended_fails_a_peer_that_waits_for_it(mode: str) -> None:
+    """Rank 0's script ends while rank 1 runs a shuffle rank 0 never joins: rank 1 fails
+    naming rank 0, where it waited for ever. With ``second``, a shuffle both ran before
+    still gets every message."""
+    status, output, _ = run_job("-n", "2", str(JOBS / "ended.py"), mode, timeout=60)
+    assert status != 0, output[-3000:]
+    assert "rank 0 done" in output
+    assert (
+        "[rank 1] streamnet.NetworkMismatchError: rank 1 waits for a message "
+        f"(tag ('network', {int(mode == 'second')})) from rank 0, whose process exited"
+    ) in output, output[-3000:]
+    assert "finished without rank 0" not in output
+    if mode == "second":
+        for rank in (0, 1):
+            assert f"rank {rank}: first shuffle gave 10 rows" in output
+
+
+@needs_mpi
 @pytest.mark.timeout(450)
 @pytest.mark.parametrize("nranks", [2, 3])
 def test_the_collective_suite_passes_under_mpiexec(nranks: int) -> None:

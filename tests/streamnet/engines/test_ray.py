@@ -14,7 +14,15 @@ from polars.testing import assert_frame_equal
 
 import actors
 from actors.demo import build_network, lineitem
-from streamnet import Channel, Context, Network, RemoteRankError, define_actor, run_ranks
+from streamnet import (
+    Channel,
+    Context,
+    Network,
+    NetworkMismatchError,
+    RemoteRankError,
+    define_actor,
+    run_ranks,
+)
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -109,3 +117,21 @@ def test_a_ray_rank_whose_process_dies_does_not_hang_the_others() -> None:
 
     with pytest.raises(RuntimeError, match="the Ray actor of rank 0 died"):
         run_on_ray(2, job, timeout=120)
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_a_ray_rank_whose_job_returned_fails_a_peer_that_waits_for_it(before: bool) -> None:
+    """Rank 1 returns while rank 0 runs a shuffle: rank 0 fails naming rank 1, where it
+    waited until the timeout. With ``before``, a shuffle both ran first still completes."""
+    frame = pl.DataFrame({"k": range(10)})
+
+    async def job(ctx: Context) -> str:
+        if before:
+            await shuffled(ctx, frame)
+        if ctx.rank == 1:
+            return "nothing more to do"
+        await shuffled(ctx, frame)
+        return "ok"
+
+    with pytest.raises(NetworkMismatchError, match=r"from rank 1, whose job already ended"):
+        run_on_ray(2, job, timeout=60)
