@@ -16,7 +16,7 @@ import polars as pl
 from actors._commit import output_actor
 from actors._parquet import ParquetScanReport, PathLike, _check_read, scan_files
 from actors._pushed import resolved_predicates
-from actors._writing import WriteReport, check_target, write_stream
+from actors._writing import WriteReport, check_target, partition_columns, write_stream
 from streamnet import (
     Channel,
     ChannelBroken,
@@ -168,15 +168,22 @@ def _check_write(
     actor: str, *, target: object, mode: object, partition_by: object = None, **_: Any
 ) -> None:
     check_target(actor, target)
+    text = os.fspath(target)  # type: ignore[call-overload]
+    if "://" not in text and os.path.exists(text) and not os.path.isdir(text):
+        raise NotADirectoryError(
+            f"actor `{actor}`: `{text}` is a file, but a Delta table is a folder"
+        )
     if mode not in ("append", "overwrite", "error"):
         raise ValueError(
             f"actor `{actor}`: `mode` must be 'append', 'overwrite' or 'error', got {mode!r}"
         )
     if partition_by is not None and (
-        isinstance(partition_by, str) or not all(isinstance(c, str) for c in partition_by)  # type: ignore[attr-defined]
+        not isinstance(partition_by, str | Sequence)
+        or not all(isinstance(c, str) for c in partition_by)
     ):
         raise TypeError(
-            f"actor `{actor}`: `partition_by` must be a list of column names, got {partition_by!r}"
+            f"actor `{actor}`: `partition_by` must be a column name or a list of them, "
+            f"got {partition_by!r}"
         )
 
 
@@ -187,7 +194,7 @@ async def write_delta(
     target: PathLike,
     *,
     mode: DeltaMode = "append",
-    partition_by: Sequence[str] | None = None,
+    partition_by: str | Sequence[str] | None = None,
     compression: str = "zstd",
     max_open_files: int = 64,
     max_file_bytes: int | None = 512 << 20,
@@ -243,7 +250,7 @@ async def write_delta(
         token, refused = (await coll.allgather("delta", ours))[0]
         if refused is not None:
             raise FileExistsError(refused)
-        output = DeltaOutput(root, uri, mode, partition_by or (), storage_options, token,
+        output = DeltaOutput(root, uri, mode, partition_columns(partition_by), storage_options, token,
                              publisher=coll.rank == 0)  # fmt: skip
         on_success(output.publish, abort=output.abandon)
         return output
@@ -274,7 +281,7 @@ async def write_delta(
 
     return await write_stream(
         ctx, ch_in, root, "append", partitioned=False, suffix=".parquet",
-        open_writer=open_writer, write=write, partition_by=list(partition_by or ()),
+        open_writer=open_writer, write=write, partition_by=partition_columns(partition_by),
         max_open_files=max_open_files, max_file_bytes=max_file_bytes, begin=begin,
         on_chunk=saw,
     )  # fmt: skip

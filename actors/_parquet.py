@@ -31,7 +31,7 @@ from actors._pushed import (
     resolved_predicates,
 )
 from actors._typing import WriteMode
-from actors._writing import check_write, write_stream
+from actors._writing import check_write, partition_columns, write_stream
 from streamnet import (
     ActorNode,
     Backend,
@@ -868,7 +868,7 @@ async def write_parquet(
     mode: WriteMode = "error",
     compression: str = "zstd",
     row_group_rows: int | None = None,
-    partition_by: Sequence[str] | None = None,
+    partition_by: str | Sequence[str] | None = None,
     max_open_files: int = 64,
     max_file_bytes: int | None = 512 << 20,
     filesystem: FileSystem | None = None,
@@ -909,7 +909,7 @@ async def write_parquet(
     row_group_rows
         Largest row group; a chunk larger than this is split.
     partition_by
-        Columns whose values partition the output into a hive-partitioned
+        A column name, or several, whose values partition the output into a hive-partitioned
         directory ``path``: one folder per value, ``year=2024/country=FR/``
         (null as ``__HIVE_DEFAULT_PARTITION__``), holding files of the other
         columns, ``part-<n>.parquet`` (``part-r<rank>-<n>`` on several ranks), as
@@ -981,7 +981,7 @@ async def write_parquet(
         )
     written = await write_stream(
         ctx, ch_in, target, mode, partitioned=partitioned, suffix=".parquet",
-        open_writer=open_writer, write=write, partition_by=partition_by or (),
+        open_writer=open_writer, write=write, partition_by=partition_columns(partition_by),
         max_open_files=max_open_files, max_file_bytes=max_file_bytes,
     )  # fmt: skip
     return ParquetWriteReport(files=written.files, rows=written.rows, chunks=written.chunks)

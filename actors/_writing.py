@@ -64,18 +64,35 @@ class WriteReport:
 
 
 def check_target(actor: str, target: object) -> None:
-    """A writer's target is a path or a URI, as its node is made."""
+    """A writer's target is a path or a URI, as its node is made; a local one is not
+    under a file (where making its folder fails)."""
     if not isinstance(target, str | os.PathLike):
         raise TypeError(
             f"actor `{actor}`: the target must be a path or a URI (str or os.PathLike), "
             f"got {target!r}"
         )
+    text = os.fspath(target)
+    if isinstance(text, str) and "://" not in text:
+        above = os.path.dirname(os.path.abspath(text))
+        while not os.path.lexists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.lexists(above) and not os.path.isdir(above):
+            raise NotADirectoryError(
+                f"actor `{actor}`: cannot write `{text}`: `{above}` is a file, not a folder"
+            )
+
+
+def partition_columns(partition_by: str | Sequence[str] | None) -> list[str]:
+    """A writer's ``partition_by`` as a list: one column name or several, as in Polars."""
+    if partition_by is None:
+        return []
+    return [partition_by] if isinstance(partition_by, str) else list(partition_by)
 
 
 def check_write(actor: str, *, ctx: Context, path: str | os.PathLike[str], partitioned: bool,
                 mode: object, filesystem: FileSystem | None = None,
                 storage_options: StorageOptions | None = None,
-                partition_by: Sequence[str] | None = None, **_: Any) -> None:  # fmt: skip
+                partition_by: str | Sequence[str] | None = None, **_: Any) -> None:  # fmt: skip
     """A writer's check as its node is made: its options, and a target it can write
     (`check_output`), so that a bad one fails before anything runs."""
     check_target(actor, path)
@@ -84,12 +101,13 @@ def check_write(actor: str, *, ctx: Context, path: str | os.PathLike[str], parti
             f"actor `{actor}`: `partitioned` must be True or False, got {partitioned!r}"
         )
     if partition_by is not None and (
-        isinstance(partition_by, str)
+        isinstance(partition_by, bytes)
+        or not isinstance(partition_by, str | Sequence)
         or not partition_by
         or not all(isinstance(c, str) for c in partition_by)
     ):
         raise TypeError(
-            f"actor `{actor}`: `partition_by` must be a list of one or more column names, "
+            f"actor `{actor}`: `partition_by` must be a column name or a list of one or more, "
             f"got {partition_by!r}"
         )
     if partition_by and partitioned:

@@ -551,6 +551,34 @@ def test_a_target_that_is_no_path_is_refused_naming_the_writer() -> None:
             writer(ctx, ctx.create_channel(), 5)  # type: ignore[arg-type]
 
 
+def test_a_target_under_a_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """Making the target's folder would fail with a bare FileExistsError at run time."""
+    (tmp_path / "afile").write_text("x")
+    ctx = Context()
+    for writer in (actors.write_parquet, actors.write_csv, actors.write_ndjson, actors.write_delta):
+        with pytest.raises(
+            NotADirectoryError,
+            match=rf"actor `write_\w+#0`: cannot write .*: `{tmp_path / 'afile'}` is a file, not a folder",
+        ):
+            writer(ctx, ctx.create_channel(), tmp_path / "afile" / "deeper" / "out")
+    with pytest.raises(NotADirectoryError, match="is a file, but a Delta table is a folder"):
+        actors.write_delta(ctx, ctx.create_channel(), tmp_path / "afile")
+
+
+def test_partition_by_takes_one_column_name_as_polars_does(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"k": [1, 2, 1], "v": [1.0, 2.0, 3.0]})
+    ctx = Context()
+    ch = ctx.create_channel()
+    Network(
+        ctx, [actors.from_polars(ctx, ch, frame), actors.write_parquet(ctx, ch, tmp_path / "out", partition_by="k")]
+    ).run(progress=False)
+    back = pl.read_parquet(tmp_path / "out", hive_partitioning=True)
+    assert sorted(back.rows()) == sorted(frame.select("v", "k").rows())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_SUCCESS", "k=1", "k=2"]
+    with pytest.raises(TypeError, match=r"`partition_by` must be a column name or a list of one or more, got 5"):
+        actors.write_parquet(ctx, ctx.create_channel(), tmp_path / "o2", partition_by=5)  # type: ignore[arg-type]
+
+
 def test_failed_append_leaves_the_old_dataset_as_it_was(tmp_path: Path) -> None:
     target = tmp_path / "out"
     existing_target(target, True, 2)
